@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/signpost-health/signpost/mappings"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+// usageError is a mistake on the command line: exit status 2, as flag does.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
+}
+
+const usage = `Signpost — social prescribing referral gateway (FHIR R4)
+
+Usage:
+  signpost serve [-config FILE]        the FHIR API at /fhir, health endpoints
+  signpost mappings check FILE         validate a referral code table and summarise it
+  signpost version                     print the version
+
+Environment (wins over the file): SIGNPOST_CONFIG, SIGNPOST_LISTEN,
+SIGNPOST_REDIS_URL, SIGNPOST_PUBLIC_URL.
+`
+
+// run is the whole program: it parses the command line and runs one
+// subcommand until it finishes or ctx is cancelled.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageError{"no command given"}
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], getenv, stdout, stderr)
+	case "mappings":
+		if len(args) != 3 || args[1] != "check" {
+			return usageError{"usage: signpost mappings check FILE"}
+		}
+		return mappings.Check(args[2], stdout)
+	case "version":
+		fmt.Fprintln(stdout, "signpost", version)
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return usageError{fmt.Sprintf("unknown command %q", args[0])}
+	}
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("signpost "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return usageError{strings.TrimSpace(err.Error())}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/signpost-health/signpost/config"
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/httpapi"
+	"github.com/signpost-health/signpost/gateway/redisstore"
+	"github.com/signpost-health/signpost/mappings"
+)
+
+// shutdownBudget is how long in-flight requests get to finish on SIGTERM.
+const shutdownBudget = 10 * time.Second
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	configPath := fs.String("config", "", "configuration file (YAML); default $SIGNPOST_CONFIG, else built-in defaults")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, codes, err := loadConfig(*configPath, getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+
+	rdb, err := connectRedis(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+
+	store := redisstore.New(rdb, "signpost")
+	svc := gateway.NewService(gateway.Options{
+		Store:           store,
+		Codes:           codes,
+		Providers:       providers(cfg),
+		TriageUnmapped:  cfg.Unmapped == config.UnmappedTriage,
+		StrictNHSNumber: cfg.NHSNumber == config.NHSNumberStrict,
+		FHIRBase:        cfg.FHIRBase(),
+	})
+	caller := localCaller(cfg)
+	api := httpapi.New(httpapi.Options{
+		Service:      svc,
+		PublicURL:    cfg.PublicURL,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		Caller:       func(*http.Request) (gateway.Caller, error) { return caller, nil },
+		Capability:   httpapi.CapabilityInfo{Version: version, AuthMode: string(cfg.Auth.Mode)},
+		Logger:       log,
+	})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	fmt.Fprintf(stdout, "Signpost %s listening on http://%s (FHIR base %s)\n", version, ln.Addr(), cfg.FHIRBase())
+	log.Info("serving", "addr", ln.Addr().String(), "redis", cfg.RedisURLRedacted(), "codes", codes.Len(), "providers", len(cfg.Providers))
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	// Stop taking requests, let those in flight finish within the budget.
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// loadConfig reads the configuration and the code table it names, and
+// reports every problem of both at once.
+func loadConfig(path string, getenv func(string) string) (config.Config, *mappings.Table, error) {
+	cfg, err := config.Load(path, getenv)
+	if err != nil {
+		return cfg, nil, err
+	}
+	codes := mappings.Default()
+	if cfg.Mappings != "" {
+		if codes, err = mappings.LoadFile(cfg.Mappings); err != nil {
+			return cfg, nil, fmt.Errorf("referral code table: %w", err)
+		}
+	}
+	if err := cfg.Validate(mappings.IsCategory); err != nil {
+		return cfg, nil, err
+	}
+	if cfg.Auth.Mode != config.AuthNone {
+		return cfg, nil, errors.New("auth.mode smart is not available in this version of Signpost: " +
+			"set auth: {mode: none} with a loopback listen address (for example 127.0.0.1:8080)")
+	}
+	return cfg, codes, nil
+}
+
+// connectRedis makes the Redis client. An unreachable Redis does not stop
+// serve: it says so clearly, /readyz reports not ready, requests are
+// answered 503 with Retry-After, and service resumes when Redis answers.
+func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*redis.Client, error) {
+	opt, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis_url %s: %w", cfg.RedisURLRedacted(), err)
+	}
+	opt.DialTimeout = 2 * time.Second
+	opt.ReadTimeout = 3 * time.Second
+	opt.WriteTimeout = 3 * time.Second
+	rdb := redis.NewClient(opt)
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		log.Warn("Redis does not answer; serving 503 until it does. Start one with: redis-server --appendonly yes",
+			"redis", cfg.RedisURLRedacted())
+	}
+	return rdb, nil
+}
+
+func providers(cfg config.Config) []gateway.Provider {
+	out := make([]gateway.Provider, 0, len(cfg.Providers))
+	for _, p := range cfg.Providers {
+		out = append(out, gateway.Provider{ID: p.ID, Name: p.Name, Categories: p.Categories,
+			Organization: gateway.Identifier{System: p.Organization.System, Value: p.Organization.Value}})
+	}
+	return out
+}
+
+// localCaller is who calls when authentication is off (loopback only): the
+// one configured client, so its organisation is recorded as the referrer;
+// with several clients, nobody in particular.
+func localCaller(cfg config.Config) gateway.Caller {
+	if len(cfg.Clients) == 1 {
+		c := cfg.Clients[0]
+		return gateway.Caller{ClientID: c.ID, Organization: gateway.Identifier{System: c.Organization.System, Value: c.Organization.Value}}
+	}
+	return gateway.Caller{ClientID: "local"}
+}

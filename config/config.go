@@ -1,0 +1,297 @@
+// Package config turns Signpost's YAML file and environment into one typed
+// Config, so every other package can take settings as plain Go values and
+// never has to re-check them. Settings are layered defaults, then the file,
+// then environment overrides, and Validate reports every problem in one go
+// so an operator can fix a file in a single pass rather than one error per
+// restart.
+//
+// The package imports nothing else from the project (only the standard
+// library and yaml.v3): every other package may depend on it without a
+// cycle, and project knowledge it needs, such as which service categories
+// exist, is passed in by the caller.
+package config
+
+import (
+	"encoding/json"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// UnmappedPolicy decides what happens to a referral whose reason code has no
+// category in the mapping table: refusing it keeps the GP in the loop,
+// triaging it lets a link worker decide by hand.
+type UnmappedPolicy string
+
+const (
+	UnmappedReject UnmappedPolicy = "reject"
+	// UnmappedTriage routes unmapped referrals to the category TriageCategory.
+	UnmappedTriage UnmappedPolicy = "triage"
+)
+
+// TriageCategory is where UnmappedTriage sends referrals; it is named here so
+// the router and the validator agree on the spelling.
+const TriageCategory = "link-worker"
+
+// NHSNumberPolicy decides whether a failed NHS number check stops a referral.
+// Strict is the safe default; warn exists for test data from systems that
+// issue numbers which do not pass the modulus 11 check.
+type NHSNumberPolicy string
+
+const (
+	NHSNumberStrict NHSNumberPolicy = "strict"
+	NHSNumberWarn   NHSNumberPolicy = "warn"
+)
+
+// AuthMode selects how callers prove who they are. None exists only for
+// local development and demos, which is why Validate refuses it unless the
+// gateway listens on a loopback address.
+type AuthMode string
+
+const (
+	AuthSMART AuthMode = "smart"
+	AuthNone  AuthMode = "none"
+)
+
+// DeliveryKind says how a provider receives referrals, because voluntary
+// organisations range from those with their own FHIR server to those with
+// nothing but a web browser.
+type DeliveryKind string
+
+const (
+	// DeliveryWebhook posts a signed notification (Standard Webhooks) to URL.
+	DeliveryWebhook DeliveryKind = "webhook"
+	// DeliveryFHIR writes the referral to the provider's own FHIR server at URL.
+	DeliveryFHIR DeliveryKind = "fhir"
+	// DeliveryPortal leaves referrals in Signpost for the provider to collect,
+	// so there is nothing to call and no URL.
+	DeliveryPortal DeliveryKind = "portal"
+)
+
+// PayloadKind decides how much patient data leaves Signpost in a delivery.
+// Thin (the default) sends only identifiers, so the provider must fetch the
+// referral with its own credentials and the access is audited; full sends the
+// whole referral for providers that cannot call back.
+type PayloadKind string
+
+const (
+	PayloadThin PayloadKind = "thin"
+	PayloadFull PayloadKind = "full"
+)
+
+// Limits on MaxBodyBytes: below 1 KiB no real referral fits, above 64 MiB a
+// single request could exhaust memory.
+const (
+	MinBodyLimit     int64 = 1 << 10
+	MaxBodyLimit     int64 = 64 << 20
+	DefaultBodyLimit int64 = 1 << 20
+)
+
+// MaxRetryWait caps each delivery_retry wait: a referral held longer than
+// three days between attempts is better dead-lettered and looked at by a
+// person.
+const MaxRetryWait = 72 * time.Hour
+
+// Names of the environment variables Signpost reads. Deployment tools set
+// these rather than templating the file.
+const (
+	EnvConfig    = "SIGNPOST_CONFIG"
+	EnvListen    = "SIGNPOST_LISTEN"
+	EnvRedisURL  = "SIGNPOST_REDIS_URL"
+	EnvPublicURL = "SIGNPOST_PUBLIC_URL"
+)
+
+// Config is the whole of Signpost's configuration. Values produced by Load
+// have passed Validate (apart from category names, see Load), so users need
+// not check them again.
+type Config struct {
+	Listen    string
+	PublicURL string
+	RedisURL  string
+	// Mappings is the referral-code table to use instead of the embedded one;
+	// "" means the embedded table. Parse makes a relative path relative to the
+	// file's directory, so the file works whatever the working directory.
+	Mappings      string
+	Unmapped      UnmappedPolicy
+	NHSNumber     NHSNumberPolicy
+	Auth          Auth
+	MaxBodyBytes  int64
+	DeliveryRetry []time.Duration
+	OutboundAllow []netip.Prefix
+	Clients       []Client
+	Providers     []Provider
+	// Path is the file the configuration came from, "" if none; kept so
+	// messages can say which file to fix.
+	Path string
+
+	// Where values came from, so problems can name a line or a variable.
+	src *sources
+}
+
+// Auth holds gateway-wide authentication settings.
+type Auth struct {
+	Mode AuthMode
+}
+
+// Identifier is a FHIR identifier (system and value) naming an organisation,
+// so referrals can be matched to the ODS code GP systems already use.
+type Identifier struct {
+	System, Value string
+}
+
+// String gives the FHIR token form system|value used in search parameters.
+func (id Identifier) String() string { return id.System + "|" + id.Value }
+
+// ClientAuth holds what a caller needs to authenticate with SMART Backend
+// Services. JWKS is kept as raw JSON because the key handling code, not this
+// package, decides what a usable key is.
+type ClientAuth struct {
+	JWKS    json.RawMessage
+	JWKSURL string
+	Scopes  []string
+}
+
+// Notify is where status changes are written back to a GP system. The token
+// is named by environment variable, never stored, so the file can be
+// committed without secrets.
+type Notify struct {
+	FHIRBase, BearerTokenEnv string
+}
+
+// Client is a GP record system allowed to send referrals. Its ID doubles as
+// the client_id in SMART assertions.
+type Client struct {
+	ID, Name     string
+	Organization Identifier
+	Auth         ClientAuth
+	Notify       *Notify // nil when the system takes no write-back
+}
+
+// Delivery says how referrals reach a provider.
+type Delivery struct {
+	Kind DeliveryKind
+	URL  string
+	// Secret signs webhook deliveries (Standard Webhooks whsec_ form). It is
+	// never included in errors.
+	Secret  string
+	Payload PayloadKind
+}
+
+// Provider is a voluntary-sector organisation that receives referrals for
+// its categories. Providers also call the API (to update Tasks), so ID is
+// also their client_id and shares a namespace with Client IDs.
+type Provider struct {
+	ID, Name     string
+	Organization Identifier
+	Categories   []string
+	Auth         ClientAuth
+	Delivery     Delivery
+}
+
+// DefaultDeliveryRetry spreads attempts over roughly four days, long enough
+// to ride out a small charity's weekend outage before dead-lettering.
+func DefaultDeliveryRetry() []time.Duration {
+	return []time.Duration{
+		5 * time.Second, 5 * time.Minute, 30 * time.Minute,
+		2 * time.Hour, 5 * time.Hour, 10 * time.Hour,
+		14 * time.Hour, 20 * time.Hour, 24 * time.Hour,
+	}
+}
+
+// Default returns the settings used for anything the file and environment do
+// not set. They are safe rather than convenient: loopback addresses,
+// authentication on, unmapped referrals refused, strict NHS numbers.
+func Default() Config {
+	return Config{
+		Listen:        "127.0.0.1:8080",
+		PublicURL:     "http://127.0.0.1:8080",
+		RedisURL:      "redis://127.0.0.1:6379/0",
+		Unmapped:      UnmappedReject,
+		NHSNumber:     NHSNumberStrict,
+		Auth:          Auth{Mode: AuthSMART},
+		MaxBodyBytes:  DefaultBodyLimit,
+		DeliveryRetry: DefaultDeliveryRetry(),
+	}
+}
+
+// redactedPassword is what stands in for a password; it matches what
+// net/url uses so redacted URLs look the same everywhere.
+const redactedPassword = "xxxxx"
+
+// RedisURLRedacted returns the Redis URL safe for logs and error messages:
+// the password is masked. A URL that cannot be parsed is not shown at all,
+// since we cannot tell which part of it is secret.
+func (c Config) RedisURLRedacted() string {
+	return redactURL(c.RedisURL)
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL hidden)"
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), redactedPassword)
+		}
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", redactedPassword)
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// FHIRBase returns the base URL other systems use for Signpost's FHIR API,
+// built here so every component writes the same fullUrl and Location values.
+func (c Config) FHIRBase() string {
+	return strings.TrimRight(c.PublicURL, "/") + "/fhir"
+}
+
+// IsLoopbackListen reports whether only this machine can reach the listener,
+// which is the condition for running without authentication.
+func (c Config) IsLoopbackListen() bool {
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return false
+	}
+	return isLoopbackHost(host)
+}
+
+// isLoopbackHost accepts "localhost" and loopback IP literals. Other names
+// are refused even if they resolve to loopback today, because DNS can change
+// under a running service.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	return addr.Unmap().IsLoopback()
+}
+
+// ProviderByID finds a provider by id. The pointer refers to the Config's own
+// element, so it stays valid as long as the Config does.
+func (c Config) ProviderByID(id string) (*Provider, bool) {
+	for i := range c.Providers {
+		if c.Providers[i].ID == id {
+			return &c.Providers[i], true
+		}
+	}
+	return nil, false
+}
+
+// ClientByID finds a GP system by id, with the same pointer rules as
+// ProviderByID.
+func (c Config) ClientByID(id string) (*Client, bool) {
+	for i := range c.Clients {
+		if c.Clients[i].ID == id {
+			return &c.Clients[i], true
+		}
+	}
+	return nil, false
+}

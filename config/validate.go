@@ -1,0 +1,489 @@
+package config
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Error lists every problem found in a configuration, so an operator can fix
+// the whole file at once instead of meeting the problems one restart at a
+// time.
+type Error struct {
+	// File is the configuration file, "" when there was none.
+	File     string
+	Problems []FieldProblem
+}
+
+// FieldProblem is one problem: which setting and why it is wrong.
+type FieldProblem struct {
+	// Field is the setting's path in the file's own names, for example
+	// providers[1].delivery.url; "" when the problem is with the file as a
+	// whole (such as a YAML syntax error).
+	Field  string
+	Reason string
+	// Line is the line of the setting in the file, or of the nearest
+	// enclosing setting when it is missing; 0 when unknown.
+	Line int
+	// Env names the environment variable the value came from, if it did;
+	// then the file's line would point at the wrong place.
+	Env string
+}
+
+// String renders a problem the way Error lists it.
+func (p FieldProblem) String() string {
+	var b strings.Builder
+	if p.Field != "" {
+		b.WriteString(p.Field)
+		b.WriteString(": ")
+	} else if p.Line > 0 && p.Env == "" {
+		fmt.Fprintf(&b, "line %d: ", p.Line)
+	}
+	b.WriteString(p.Reason)
+	switch {
+	case p.Env != "":
+		fmt.Fprintf(&b, " (from %s)", p.Env)
+	case p.Line > 0 && p.Field != "":
+		fmt.Fprintf(&b, " (line %d)", p.Line)
+	}
+	return b.String()
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid configuration")
+	if e.File != "" {
+		b.WriteString(" in ")
+		b.WriteString(e.File)
+	}
+	b.WriteString(":")
+	for _, p := range e.Problems {
+		b.WriteString("\n  - ")
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+// sortProblems puts problems in file order. Ones with no line (from the
+// environment, or about the file as a whole) come first; ties keep the order
+// they were found in, which follows the file's documented layout.
+func sortProblems(ps []FieldProblem) []FieldProblem {
+	slices.SortStableFunc(ps, func(a, b FieldProblem) int { return a.Line - b.Line })
+	return ps
+}
+
+var (
+	reID       = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	reEnvName  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	reHostname = regexp.MustCompile(`^(?i:[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.(?i:[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?))*\.?$`)
+)
+
+const idRuleReason = "must be 1 to 63 lowercase letters, digits or hyphens, starting with a letter or digit"
+
+// validator collects problems. Fields that already failed while the file was
+// decoded are not judged again, so each mistake is reported once.
+type validator struct {
+	src      *sources
+	decoded  map[string]bool
+	problems []FieldProblem
+}
+
+func (v *validator) add(field, format string, args ...any) {
+	if v.decoded[field] {
+		return
+	}
+	p := FieldProblem{Field: field, Reason: fmt.Sprintf(format, args...)}
+	if v.src != nil {
+		if env, ok := v.src.env[field]; ok {
+			p.Env = env
+		} else {
+			p.Line = v.src.line(field)
+		}
+	}
+	v.problems = append(v.problems, p)
+}
+
+// Validate checks every rule and returns an *Error listing all problems, in
+// file order, or nil. Error messages never contain a webhook secret or the
+// Redis password, because they end up in logs.
+//
+// isCategory says whether a provider category exists; the category list
+// belongs to the mapping table, which this package does not know. A nil
+// isCategory skips only that check.
+func (c Config) Validate(isCategory func(string) bool) error {
+	v := &validator{src: c.src, decoded: map[string]bool{}}
+	if c.src != nil {
+		for _, p := range c.src.parse {
+			v.problems = append(v.problems, p)
+			if p.Field != "" {
+				v.decoded[p.Field] = true
+			}
+		}
+	}
+
+	listenOK := v.listen(c.Listen)
+	if reason := publicURLProblem(c.PublicURL); reason != "" {
+		v.add("public_url", "%s", reason)
+	}
+	if reason := redisURLProblem(c.RedisURL); reason != "" {
+		v.add("redis_url", "%s", reason)
+	}
+	switch c.Unmapped {
+	case UnmappedReject, UnmappedTriage:
+	default:
+		v.add("unmapped", "%q is not one of reject, triage", c.Unmapped)
+	}
+	switch c.NHSNumber {
+	case NHSNumberStrict, NHSNumberWarn:
+	default:
+		v.add("nhs_number", "%q is not one of strict, warn", c.NHSNumber)
+	}
+	switch c.Auth.Mode {
+	case AuthSMART:
+	case AuthNone:
+		// A malformed listen is reported already; guessing its host here
+		// would only add a confusing second problem.
+		if listenOK && !c.IsLoopbackListen() {
+			v.add("auth.mode", "\"none\" is only allowed when listen is a loopback address (127.0.0.1, ::1 or localhost): "+
+				"without authentication anyone who can reach the port could read referrals")
+		}
+	default:
+		v.add("auth.mode", "%q is not one of smart, none", c.Auth.Mode)
+	}
+	if c.MaxBodyBytes < MinBodyLimit || c.MaxBodyBytes > MaxBodyLimit {
+		v.add("max_body_bytes", "%d is outside %d..%d (1 KiB to 64 MiB)", c.MaxBodyBytes, MinBodyLimit, MaxBodyLimit)
+	}
+	if len(c.DeliveryRetry) == 0 {
+		v.add("delivery_retry", "must list at least one wait between delivery attempts")
+	}
+	for i, d := range c.DeliveryRetry {
+		field := fmt.Sprintf("delivery_retry[%d]", i)
+		switch {
+		case d <= 0:
+			v.add(field, "%s must be greater than zero", shortDuration(d))
+		case d > MaxRetryWait:
+			v.add(field, "%s is longer than the %s limit", shortDuration(d), shortDuration(MaxRetryWait))
+		}
+	}
+	for i, p := range c.OutboundAllow {
+		if !p.IsValid() {
+			v.add(fmt.Sprintf("outbound_allow[%d]", i), "is not a valid CIDR prefix")
+		}
+	}
+
+	// Ids and organisations must be unique across clients and providers
+	// together: providers sign in with their id as client_id, and an
+	// organisation must map back to exactly one party.
+	ids := map[string]string{}
+	orgs := map[Identifier]string{}
+	claim := func(prefix, id string, org Identifier) {
+		if id != "" {
+			if prev, dup := ids[id]; dup {
+				v.add(prefix+".id", "%q is already used by %s; ids must be unique across clients and providers", id, prev)
+			} else {
+				ids[id] = prefix
+			}
+		}
+		if org.System != "" && org.Value != "" {
+			if prev, dup := orgs[org]; dup {
+				v.add(prefix+".organization", "%s is already used by %s", org, prev)
+			} else {
+				orgs[org] = prefix
+			}
+		}
+	}
+
+	for i, cl := range c.Clients {
+		prefix := fmt.Sprintf("clients[%d]", i)
+		v.id(prefix, cl.ID)
+		v.organization(prefix, cl.Organization)
+		claim(prefix, cl.ID, cl.Organization)
+		v.clientAuth(prefix+".auth", cl.Auth)
+		if cl.Notify != nil {
+			v.notify(prefix+".notify", *cl.Notify)
+		}
+	}
+	for i, p := range c.Providers {
+		prefix := fmt.Sprintf("providers[%d]", i)
+		v.id(prefix, p.ID)
+		v.organization(prefix, p.Organization)
+		claim(prefix, p.ID, p.Organization)
+		v.categories(prefix, p.Categories, isCategory)
+		v.clientAuth(prefix+".auth", p.Auth)
+		v.delivery(prefix+".delivery", p.Delivery)
+	}
+
+	if len(v.problems) == 0 {
+		return nil
+	}
+	return &Error{File: c.Path, Problems: sortProblems(v.problems)}
+}
+
+// shortDuration writes 100h rather than 100h0m0s, as people write them.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if t, ok := strings.CutSuffix(s, "m0s"); ok {
+		s = t + "m"
+	}
+	if t, ok := strings.CutSuffix(s, "h0m"); ok {
+		s = t + "h"
+	}
+	return s
+}
+
+// listen reports whether the address splits into host and port, so other
+// checks can rely on its host.
+func (v *validator) listen(listen string) bool {
+	if listen == "" {
+		v.add("listen", "is required: host:port, such as 127.0.0.1:8080")
+		return false
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		v.add("listen", "%q must be host:port, such as 127.0.0.1:8080", listen)
+		return false
+	}
+	if host == "" {
+		v.add("listen", "%q has no host; name one explicitly (127.0.0.1 for this machine only, 0.0.0.0 for every interface) so the gateway is never exposed by accident", listen)
+	} else if _, err := netip.ParseAddr(host); err != nil && !reHostname.MatchString(host) {
+		v.add("listen", "host %q is neither an IP address nor a host name", host)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		v.add("listen", "port %q must be a number from 0 to 65535", port)
+	}
+	return true
+}
+
+func (v *validator) id(prefix, id string) {
+	switch {
+	case id == "":
+		v.add(prefix+".id", "is required")
+	case !reID.MatchString(id):
+		v.add(prefix+".id", "%q %s", id, idRuleReason)
+	}
+}
+
+func (v *validator) organization(prefix string, org Identifier) {
+	switch {
+	case org.System == "":
+		v.add(prefix+".organization.system", "is required, for example https://fhir.nhs.uk/Id/ods-organization-code")
+	case !isAbsoluteURI(org.System):
+		v.add(prefix+".organization.system", "%q must be an absolute URI, for example https://fhir.nhs.uk/Id/ods-organization-code", org.System)
+	}
+	if strings.TrimSpace(org.Value) == "" {
+		v.add(prefix+".organization.value", "is required (the organisation's code in that system)")
+	}
+}
+
+func isAbsoluteURI(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || strings.ContainsAny(s, " \t\r\n") {
+		return false
+	}
+	// "https:" alone parses as absolute but names nothing.
+	return u.Opaque != "" || u.Host != "" || u.Path != ""
+}
+
+func (v *validator) categories(prefix string, cats []string, isCategory func(string) bool) {
+	if len(cats) == 0 {
+		v.add(prefix+".categories", "must list at least one category, or the provider can never receive a referral")
+		return
+	}
+	seen := map[string]bool{}
+	for i, cat := range cats {
+		field := fmt.Sprintf("%s.categories[%d]", prefix, i)
+		switch {
+		case cat == "":
+			v.add(field, "must not be empty")
+		case seen[cat]:
+			v.add(field, "%q is listed twice", cat)
+		case isCategory != nil && !isCategory(cat):
+			v.add(field, "unknown category %q", cat)
+		}
+		seen[cat] = true
+	}
+}
+
+func (v *validator) clientAuth(prefix string, a ClientAuth) {
+	if len(a.JWKS) > 0 && a.JWKSURL != "" {
+		v.add(prefix+".jwks_url", "cannot be used together with jwks; give the keys inline or a URL to fetch them from, not both")
+	}
+	if len(a.JWKS) > 0 && !isJWKS(a.JWKS) {
+		v.add(prefix+".jwks", "must be a JSON object with a \"keys\" array of key objects")
+	}
+	if a.JWKSURL != "" {
+		if reason := jwksURLProblem(a.JWKSURL); reason != "" {
+			v.add(prefix+".jwks_url", "%s", reason)
+		}
+	}
+	for i, s := range a.Scopes {
+		field := fmt.Sprintf("%s.scopes[%d]", prefix, i)
+		switch {
+		case strings.TrimSpace(s) == "":
+			v.add(field, "must not be empty")
+		case strings.ContainsAny(s, " \t\r\n"):
+			v.add(field, "%q must be a single scope, without spaces", s)
+		}
+	}
+}
+
+func isJWKS(raw json.RawMessage) bool {
+	var set map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &set); err != nil || set == nil {
+		return false
+	}
+	var keys []json.RawMessage
+	if err := json.Unmarshal(set["keys"], &keys); err != nil || keys == nil {
+		return false
+	}
+	for _, k := range keys {
+		if !bytes.HasPrefix(bytes.TrimSpace(k), []byte("{")) {
+			return false
+		}
+	}
+	return true
+}
+
+func jwksURLProblem(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "must be an absolute https URL"
+	}
+	switch u.Scheme {
+	case "https":
+		return ""
+	case "http":
+		if isLoopbackHost(u.Hostname()) {
+			return ""
+		}
+		return "must use https (http only for loopback hosts): keys fetched over plain http could be replaced in transit"
+	}
+	return "must be an absolute https URL"
+}
+
+func (v *validator) notify(prefix string, n Notify) {
+	if reason := httpURLProblem(n.FHIRBase); reason != "" {
+		v.add(prefix+".fhir_base", "%s", reason)
+	}
+	if n.BearerTokenEnv != "" && !reEnvName.MatchString(n.BearerTokenEnv) {
+		v.add(prefix+".bearer_token_env", "%q is not an environment variable name (letters, digits and _, not starting with a digit)", n.BearerTokenEnv)
+	}
+}
+
+func (v *validator) delivery(prefix string, d Delivery) {
+	switch d.Kind {
+	case DeliveryWebhook, DeliveryFHIR:
+		if reason := httpURLProblem(d.URL); reason != "" {
+			v.add(prefix+".url", "%s (%s delivery sends to it)", reason, d.Kind)
+		}
+	case DeliveryPortal:
+		if d.URL != "" {
+			v.add(prefix+".url", "must be empty for portal delivery: portal providers collect referrals from Signpost, nothing is sent to them")
+		}
+	case "":
+		v.add(prefix+".kind", "is required: webhook, fhir or portal")
+	default:
+		v.add(prefix+".kind", "%q is not one of webhook, fhir, portal", d.Kind)
+	}
+	if d.Kind == DeliveryWebhook {
+		if reason := webhookSecretProblem(d.Secret); reason != "" {
+			v.add(prefix+".secret", "%s", reason)
+		}
+	}
+	switch d.Payload {
+	case PayloadThin, PayloadFull:
+	default:
+		v.add(prefix+".payload", "%q is not one of thin, full", d.Payload)
+	}
+}
+
+// webhookSecretProblem checks the Standard Webhooks secret form. The reasons
+// never quote the secret.
+func webhookSecretProblem(s string) string {
+	const form = "whsec_ followed by standard base64 of 24 to 64 random bytes"
+	if s == "" {
+		return "is required for webhook delivery: " + form
+	}
+	rest, ok := strings.CutPrefix(s, "whsec_")
+	if !ok {
+		return "must be " + form
+	}
+	b, err := base64.StdEncoding.DecodeString(rest)
+	if err != nil {
+		return "is not valid base64 after whsec_; it must be " + form
+	}
+	if len(b) < 24 || len(b) > 64 {
+		return fmt.Sprintf("holds %d bytes; it must be %s", len(b), form)
+	}
+	return ""
+}
+
+// URL reasons never quote the URL: it may carry a password or token.
+func httpURLProblem(raw string) string {
+	const want = "must be an absolute http(s) URL"
+	if raw == "" {
+		return want
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return want + "; this one does not parse"
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+		return want
+	}
+	return ""
+}
+
+func publicURLProblem(raw string) string {
+	if reason := httpURLProblem(raw); reason != "" {
+		return reason
+	}
+	u, _ := url.Parse(raw)
+	switch {
+	case u.User != nil:
+		return "must not contain a user name or password"
+	case u.RawQuery != "" || u.ForceQuery:
+		return "must not have a query (?...): resource URLs are built by appending to it"
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return "must not have a fragment (#...): resource URLs are built by appending to it"
+	}
+	return ""
+}
+
+func redisURLProblem(raw string) string {
+	const want = "must be a redis://, rediss:// or unix:// URL"
+	if raw == "" {
+		return "is required: " + want
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return want + "; this one does not parse"
+	}
+	switch u.Scheme {
+	case "redis", "rediss":
+		if u.Hostname() == "" {
+			return "needs a host, as in redis://127.0.0.1:6379/0"
+		}
+		if db := strings.TrimPrefix(u.Path, "/"); db != "" {
+			if _, err := strconv.ParseUint(db, 10, 16); err != nil {
+				return "the path after the host must be a database number, as in redis://127.0.0.1:6379/0"
+			}
+		}
+	case "unix":
+		if u.Path == "" {
+			return "needs a socket path, as in unix:///run/redis/redis.sock"
+		}
+	default:
+		return want
+	}
+	return ""
+}

@@ -1,0 +1,393 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
+	"github.com/signpost-health/signpost/fhir"
+)
+
+// Request is one create (POST) or update (PUT), on its own or as an entry
+// of a transaction Bundle.
+type Request struct {
+	Method      string // "POST" or "PUT"
+	Type        string
+	ID          string // PUT: the id in the URL
+	Body        []byte
+	IfNoneExist string
+	IfMatch     string
+	FullURL     string // transaction entries: Bundle.entry.fullUrl, often urn:uuid:
+	Expr        string // where the resource sits, e.g. "Bundle.entry[2].resource"; "" for a plain request
+
+	obj      *fhir.Object
+	id       string // the id this request writes, or the id of the existing resource it resolved to
+	existing *Resource
+}
+
+// plan is what one request (or transaction) will commit, built by reading
+// the current state. If another request changes that state before the
+// commit, the store refuses the commit and the plan is built again.
+type plan struct {
+	caller   Caller
+	now      time.Time
+	commit   Commit
+	ifMatch  map[int]bool               // writes whose expected version came from the client
+	pending  map[string]*pendingRequest // by "ServiceRequest/id": requests of this plan
+	claimed  map[string]bool            // ServiceRequests whose referral Task is a Task entry of this plan
+	outcomes []*Outcome
+}
+
+type pendingRequest struct {
+	sr      *models.ServiceRequest
+	subject []byte // raw ServiceRequest.subject
+	routed  *routing
+}
+
+type routing struct {
+	category string
+	provider *Provider
+}
+
+// maxAttempts bounds how often a plan is rebuilt after losing a race.
+const maxAttempts = 3
+
+// apply runs requests as one all-or-nothing change.
+func (s *Service) apply(ctx context.Context, caller Caller, reqs []*Request, transaction bool) ([]*Outcome, error) {
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		pl, err := s.prepare(ctx, caller, reqs)
+		if err != nil {
+			return nil, err
+		}
+		if len(pl.commit.Writes) == 0 {
+			return pl.outcomes, nil
+		}
+		res, err := s.store.Commit(ctx, &pl.commit)
+		if err != nil {
+			return nil, err
+		}
+		if res.OK() {
+			return pl.outcomes, nil
+		}
+		if st := res.Stale; st != nil && pl.ifMatch[st.Index] {
+			w := pl.commit.Writes[st.Index]
+			return nil, newError(KindPreconditionFailed, fhir.IssueConflict, "",
+				"version conflict: If-Match named version %d of %s but version %d is current; read it again and reapply the change",
+				w.Expect, w.Resource.Ref(), st.Current)
+		}
+		// Another request changed what this plan read; build it again.
+	}
+	return nil, newError(KindConflict, fhir.IssueConflict, "", "the resources changed concurrently while this request was applied; retry it")
+}
+
+// prepare validates every request and builds the plan. Nothing is written.
+func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request) (*plan, error) {
+	pl := &plan{caller: caller, now: s.now().UTC().Truncate(time.Millisecond), ifMatch: map[int]bool{},
+		pending: map[string]*pendingRequest{}, claimed: map[string]bool{}, outcomes: make([]*Outcome, len(reqs))}
+
+	// 1. Parse every body and resolve creates that repeat an earlier one.
+	for _, r := range reqs {
+		r.id, r.existing = "", nil
+		obj, err := s.parse(r.Body, r.Type)
+		if err != nil {
+			return nil, r.locate(err)
+		}
+		r.obj = obj
+		if err := s.resolveRepeat(ctx, caller, r); err != nil {
+			return nil, r.locate(err)
+		}
+	}
+	// 2. Give every new resource its id and resolve references between entries.
+	refs := map[string]string{}
+	for _, r := range reqs {
+		switch {
+		case r.existing != nil:
+			r.id = r.existing.ID
+		case r.Method == "PUT":
+			if err := checkID(r.ID); err != nil {
+				return nil, r.locate(err)
+			}
+			r.id = r.ID
+		default:
+			r.id = s.newID()
+		}
+		if r.FullURL != "" {
+			refs[r.FullURL] = r.Type + "/" + r.id
+		}
+	}
+	if len(refs) > 0 {
+		for _, r := range reqs {
+			if r.existing != nil {
+				continue
+			}
+			body, err := fhir.RewriteReferences(r.Body, refs)
+			if err != nil {
+				return nil, r.locate(err)
+			}
+			if &body[0] != &r.Body[0] {
+				if r.obj, err = s.parse(body, r.Type); err != nil {
+					return nil, r.locate(err)
+				}
+			}
+			if err := checkLocalReferences(r); err != nil {
+				return nil, r.locate(err)
+			}
+		}
+	}
+	// A Task entry for a ServiceRequest of the same transaction is that
+	// referral's Task: no second one is made for it.
+	for _, r := range reqs {
+		if r.Type == TypeTask && r.Method == "POST" && r.existing == nil {
+			if f, ok := r.obj.Object("focus"); ok {
+				if ref, ok := f.String("reference"); ok {
+					pl.claimed[s.localRef(ref)] = true
+				}
+			}
+		}
+	}
+	// 3. Validate and plan, people first, then requests, then Tasks, so that
+	// each finds what it refers to.
+	for _, typ := range []string{TypePatient, TypeServiceRequest, TypeTask} {
+		for i, r := range reqs {
+			if r.Type != typ {
+				continue
+			}
+			if r.existing != nil {
+				pl.outcomes[i] = &Outcome{Resource: r.existing}
+				continue
+			}
+			var out *Outcome
+			var err error
+			switch typ {
+			case TypePatient:
+				out, err = s.planPatient(ctx, pl, r)
+			case TypeServiceRequest:
+				out, err = s.planServiceRequest(ctx, pl, r)
+			case TypeTask:
+				out, err = s.planTask(ctx, pl, r)
+			}
+			if err != nil {
+				return nil, r.locate(err)
+			}
+			if r.Method == "POST" && r.IfNoneExist != "" {
+				// Re-checked inside the commit, so two concurrent conditional
+				// creates cannot both create.
+				q, _ := s.criteria(r.Type, r.IfNoneExist) // parsed without error in resolveRepeat
+				pl.commit.Criteria = append(pl.commit.Criteria, Criteria{Type: r.Type, Groups: q.Groups})
+			}
+			pl.outcomes[i] = out
+		}
+	}
+	return pl, nil
+}
+
+// parse runs the raw-JSON checks and checks the resource type.
+func (s *Service) parse(body []byte, typ string) (*fhir.Object, error) {
+	obj, err := fhir.ParseResource(body, fhir.ParseOptions{MaxDepth: s.maxDepth})
+	if err != nil {
+		var re *fhir.RawError
+		if errors.As(err, &re) {
+			is := fhir.Issue{Severity: fhir.SeverityError, Code: fhir.IssueStructure, Diagnostics: re.Message}
+			if re.Expression != "" {
+				is.Expression = []string{re.Expression}
+			}
+			if re.Kind == fhir.MissingResourceType || re.Kind == fhir.BadResourceType {
+				is.Code = fhir.IssueRequired
+			}
+			return nil, &Error{Kind: KindInvalid, Issues: []fhir.Issue{is}, Err: err}
+		}
+		return nil, &Error{Kind: KindInvalid, Err: err, Issues: []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueStructure, Diagnostics: "the body is not a valid FHIR JSON resource"}}}
+	}
+	if obj.ResourceType() != typ {
+		return nil, newError(KindInvalid, fhir.IssueInvalid, "resourceType",
+			"resourceType must be %q at this endpoint, found %q", typ, obj.ResourceType())
+	}
+	return obj, nil
+}
+
+// locate moves the issues of an entry's error under the entry's place in
+// the Bundle, so a client learns which entry was at fault.
+func (r *Request) locate(err error) error {
+	if r.Expr == "" {
+		return err
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	out := &Error{Kind: e.Kind, Err: e.Err, Issues: make([]fhir.Issue, len(e.Issues))}
+	for i, is := range e.Issues {
+		exprs := make([]string, 0, len(is.Expression)+1)
+		for _, x := range is.Expression {
+			switch {
+			case x == r.Type || x == "resourceType":
+				exprs = append(exprs, r.Expr)
+			case strings.HasPrefix(x, r.Type+"."):
+				exprs = append(exprs, r.Expr+strings.TrimPrefix(x, r.Type))
+			default:
+				exprs = append(exprs, x)
+			}
+		}
+		if len(exprs) == 0 {
+			exprs = append(exprs, r.Expr)
+		}
+		is.Expression = exprs
+		out.Issues[i] = is
+	}
+	return out
+}
+
+// checkLocalReferences refuses urn: references a transaction does not
+// resolve: they would dangle for ever once stored.
+func checkLocalReferences(r *Request) error {
+	for _, ref := range fhir.References(r.obj) {
+		if strings.HasPrefix(ref.Value, "urn:uuid:") || strings.HasPrefix(ref.Value, "urn:oid:") {
+			return newError(KindInvalid, fhir.IssueInvalid, ref.Expression,
+				"the reference is to no entry of this transaction: every urn: reference must match an entry's fullUrl")
+		}
+	}
+	return nil
+}
+
+// localRef turns an absolute reference to this server into a relative one.
+func (s *Service) localRef(ref string) string {
+	if s.base != "" {
+		if rest, ok := strings.CutPrefix(ref, s.base+"/"); ok {
+			return rest
+		}
+	}
+	return ref
+}
+
+// resolveRepeat answers a create that an earlier request already made: the
+// same business identifier of a referral from the same client, or an
+// If-None-Exist search that matches. The commit re-checks both atomically.
+func (s *Service) resolveRepeat(ctx context.Context, caller Caller, r *Request) error {
+	if r.Method != "POST" {
+		return nil
+	}
+	if r.IfNoneExist != "" {
+		q, err := s.criteria(r.Type, r.IfNoneExist)
+		if err != nil {
+			return err
+		}
+		ids, _, err := s.store.Search(ctx, &StoreQuery{Type: r.Type, Groups: q.Groups, Count: 2})
+		if err != nil {
+			return err
+		}
+		switch len(ids) {
+		case 0:
+		case 1:
+			return s.resolveTo(ctx, r, r.Type, ids[0])
+		default:
+			return newError(KindPreconditionFailed, fhir.IssueDuplicate, "", "If-None-Exist matches more than one %s; make the criteria more selective", r.Type)
+		}
+	}
+	if r.Type == TypeServiceRequest {
+		for _, id := range identifiersOf(r.obj) {
+			holder, err := s.store.Lookup(ctx, referralKey(caller, id))
+			if err != nil {
+				return err
+			}
+			if holder != "" {
+				typ, id, _ := strings.Cut(holder, "/")
+				return s.resolveTo(ctx, r, typ, id)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Service) resolveTo(ctx context.Context, r *Request, typ, id string) error {
+	res, err := s.store.Read(ctx, typ, id)
+	if err != nil {
+		return err
+	}
+	r.existing = res
+	return nil
+}
+
+// referralKey is the idempotency key of a referral: one client's business
+// identifier names one referral however often it is sent.
+func referralKey(caller Caller, id Identifier) string {
+	return "referral|" + caller.ClientID + "|" + id.System + "|" + id.Value
+}
+
+// referralTaskKey holds the one referral Task of a ServiceRequest.
+func referralTaskKey(srID string) string { return "referral-task|" + srID }
+
+// identifiersOf reads the identifiers of a raw resource that have both a
+// system and a value; only those can name a referral unambiguously.
+func identifiersOf(obj *fhir.Object) []Identifier {
+	raw, ok := obj.Member("identifier")
+	if !ok {
+		return nil
+	}
+	var ids []models.Identifier
+	if decodeView(raw, "identifier", &ids) != nil {
+		return nil
+	}
+	out := make([]Identifier, 0, len(ids))
+	for _, id := range ids {
+		if id.System != nil && id.Value != nil && *id.System != "" && *id.Value != "" {
+			out = append(out, Identifier{*id.System, *id.Value})
+		}
+	}
+	return out
+}
+
+// current reads the version an update replaces and checks If-Match against
+// it. It returns the expected version for the commit (0: create).
+func (s *Service) current(ctx context.Context, pl *plan, r *Request) (*Resource, int, error) {
+	cur, err := s.store.Read(ctx, r.Type, r.id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, 0, err
+	}
+	if errors.Is(err, ErrNotFound) {
+		cur = nil
+	}
+	if r.IfMatch == "" {
+		if cur == nil {
+			return nil, 0, nil
+		}
+		return cur, cur.Version, nil
+	}
+	want, err := parseIfMatch(r.IfMatch)
+	if err != nil {
+		return nil, 0, err
+	}
+	have := 0
+	if cur != nil {
+		have = cur.Version
+	}
+	if want != have {
+		return nil, 0, newError(KindPreconditionFailed, fhir.IssueConflict, "",
+			"version conflict: If-Match named version %d of %s/%s but version %d is current; read it again and reapply the change", want, r.Type, r.id, have)
+	}
+	return cur, want, nil
+}
+
+// checkBodyID enforces FHIR's rule for updates: the body's id is the URL's.
+func checkBodyID(r *Request) error {
+	id, ok := r.obj.String("id")
+	if !ok {
+		return newError(KindInvalid, fhir.IssueRequired, r.Type+".id", "an update must carry the resource's id, the same as in the URL")
+	}
+	if id != r.ID {
+		return newError(KindInvalid, fhir.IssueInvalid, r.Type+".id", "the resource's id differs from the id in the URL")
+	}
+	return nil
+}
+
+// addWrite adds a new version to the plan and returns its outcome.
+func (pl *plan) addWrite(r *Request, body []byte, version, expect int, fromIfMatch bool, terms []string, warnings []fhir.Issue) *Outcome {
+	res := &Resource{Type: r.Type, ID: r.id, Version: version, LastUpdated: pl.now, Body: body}
+	pl.commit.Writes = append(pl.commit.Writes, Write{Resource: res, Expect: expect, Terms: terms})
+	if fromIfMatch {
+		pl.ifMatch[len(pl.commit.Writes)-1] = true
+	}
+	return &Outcome{Resource: res, Created: version == 1, Warnings: warnings}
+}

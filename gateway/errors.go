@@ -1,0 +1,115 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/signpost-health/signpost/fhir"
+)
+
+// ErrorKind says how a failure should be answered. httpapi turns each kind
+// into one HTTP status in one table; nothing else in the domain knows HTTP.
+type ErrorKind int
+
+const (
+	KindInternal           ErrorKind = iota // a bug or an unexpected state: 500, details logged only
+	KindInvalid                             // the request is malformed or breaks a FHIR rule: 400
+	KindNotSupported                        // a valid FHIR request Signpost does not implement: 400/405
+	KindNotFound                            // 404
+	KindConflict                            // the change contradicts stored state: 409
+	KindDuplicate                           // a repeat of something already processed: 409
+	KindPreconditionFailed                  // If-Match or If-None-Exist did not hold: 412
+	KindTooLarge                            // 413
+	KindUnsupportedMedia                    // 415
+	KindUnprocessable                       // well-formed but against a business rule (unmapped code, no provider): 422
+	KindUnavailable                         // storage is unreachable; try again: 503
+)
+
+// Error is a failure the caller is told about. Issues say which element is at
+// fault and what was expected; Err is the internal cause, for the log only.
+type Error struct {
+	Kind   ErrorKind
+	Issues []fhir.Issue
+	Err    error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	for i, is := range e.Issues {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		if len(is.Expression) > 0 {
+			b.WriteString(strings.Join(is.Expression, ","))
+			b.WriteString(": ")
+		}
+		b.WriteString(is.Diagnostics)
+	}
+	if e.Err != nil {
+		if b.Len() > 0 {
+			b.WriteString(": ")
+		}
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// newError builds an Error with one issue. expr may be empty when the fault
+// is not one element (a whole body, a header).
+func newError(kind ErrorKind, code fhir.IssueType, expr, format string, args ...any) *Error {
+	is := fhir.Issue{Severity: fhir.SeverityError, Code: code, Diagnostics: fmt.Sprintf(format, args...)}
+	if expr != "" {
+		is.Expression = []string{expr}
+	}
+	return &Error{Kind: kind, Issues: []fhir.Issue{is}}
+}
+
+// Problems collects every problem found in a resource so that a caller
+// learns all of them from one request, not one per round trip.
+type Problems struct {
+	issues   []fhir.Issue
+	warnings []fhir.Issue
+}
+
+func (p *Problems) add(code fhir.IssueType, expr, format string, args ...any) {
+	p.issues = append(p.issues, fhir.Issue{Severity: fhir.SeverityError, Code: code, Expression: []string{expr}, Diagnostics: fmt.Sprintf(format, args...)})
+}
+
+func (p *Problems) warn(code fhir.IssueType, expr, format string, args ...any) {
+	p.warnings = append(p.warnings, fhir.Issue{Severity: fhir.SeverityWarning, Code: code, Expression: []string{expr}, Diagnostics: fmt.Sprintf(format, args...)})
+}
+
+func (p *Problems) ok() bool { return len(p.issues) == 0 }
+
+// err returns the collected problems as one Error of the given kind, or nil.
+func (p *Problems) err(kind ErrorKind) error {
+	if p.ok() {
+		return nil
+	}
+	return &Error{Kind: kind, Issues: p.issues}
+}
+
+// ErrUnavailable marks a storage failure that is worth retrying (Redis down,
+// a timeout). Stores wrap their transient errors with it.
+var ErrUnavailable = errors.New("storage unavailable")
+
+// ErrNotFound is what a Store returns for a resource or version it does not hold.
+var ErrNotFound = errors.New("not found")
+
+// AsError turns any error into an *Error a caller can be shown, keeping
+// internal causes out of the issues.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if errors.Is(err, ErrUnavailable) {
+		return &Error{Kind: KindUnavailable, Err: err, Issues: []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueTransient,
+			Diagnostics: "Signpost cannot reach its store right now; nothing was changed. Retry after the Retry-After interval."}}}
+	}
+	return &Error{Kind: KindInternal, Err: err, Issues: []fhir.Issue{{Severity: fhir.SeverityFatal, Code: fhir.IssueException,
+		Diagnostics: "internal error; nothing was changed"}}}
+}

@@ -1,0 +1,94 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/signpost-health/signpost/gateway"
+)
+
+// CapabilityInfo is what /fhir/metadata says of the deployment.
+type CapabilityInfo struct {
+	Version  string // Signpost's version
+	AuthMode string // "smart" or "none"
+}
+
+// capabilityStatement is built from the same tables the API runs on (the
+// routes here, gateway's search parameters), so it cannot promise more than
+// Signpost does.
+func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []byte {
+	type param struct {
+		Name          string `json:"name"`
+		Type          string `json:"type"`
+		Documentation string `json:"documentation,omitempty"`
+	}
+	type interaction struct {
+		Code string `json:"code"`
+	}
+	type resource struct {
+		Type              string        `json:"type"`
+		Profile           string        `json:"profile,omitempty"`
+		Interaction       []interaction `json:"interaction"`
+		Versioning        string        `json:"versioning"`
+		ReadHistory       bool          `json:"readHistory"`
+		UpdateCreate      bool          `json:"updateCreate"`
+		ConditionalCreate bool          `json:"conditionalCreate"`
+		ConditionalUpdate bool          `json:"conditionalUpdate"`
+		ConditionalDelete string        `json:"conditionalDelete"`
+		SearchInclude     []string      `json:"searchInclude,omitempty"`
+		SearchParam       []param       `json:"searchParam"`
+	}
+	res := func(typ, profile string, updateCreate bool, includes []string) resource {
+		r := resource{Type: typ, Profile: profile, Versioning: "versioned-update", ReadHistory: false, UpdateCreate: updateCreate,
+			ConditionalCreate: true, ConditionalDelete: "not-supported", SearchInclude: includes,
+			Interaction: []interaction{{"create"}, {"read"}, {"vread"}, {"update"}, {"search-type"}}}
+		params := gateway.SearchParams(typ)
+		names := make([]string, 0, len(params))
+		for n := range params {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		for _, n := range names {
+			r.SearchParam = append(r.SearchParam, param{Name: n, Type: params[n]})
+		}
+		r.SearchParam = append(r.SearchParam,
+			param{Name: "_lastUpdated", Type: "date", Documentation: "prefixes eq, gt, ge, lt, le, sa, eb; results are ordered by _lastUpdated"},
+			param{Name: "_count", Type: "number", Documentation: "page size, default 50, at most 500; paging links use _offset"},
+			param{Name: "_sort", Type: "special", Documentation: "_lastUpdated or -_lastUpdated"})
+		return r
+	}
+	security := map[string]any{"cors": false, "description": "No authentication: this deployment listens on loopback only."}
+	if info.AuthMode != "none" {
+		security = map[string]any{"cors": false, "description": "SMART Backend Services (client_credentials with private_key_jwt)."}
+	}
+	cs := map[string]any{
+		"resourceType": "CapabilityStatement",
+		"status":       "active",
+		"date":         now.UTC().Format(time.RFC3339),
+		"publisher":    "Signpost",
+		"kind":         "instance",
+		"software":     map[string]string{"name": "Signpost", "version": info.Version},
+		"implementation": map[string]string{
+			"description": "Signpost: social prescribing referral gateway",
+			"url":         fhirBase,
+		},
+		"fhirVersion": "4.0.1",
+		"format":      []string{"application/fhir+json", "json"},
+		"rest": []map[string]any{{
+			"mode":     "server",
+			"security": security,
+			"resource": []resource{
+				res(gateway.TypeServiceRequest, "http://hl7.org/fhir/StructureDefinition/ServiceRequest", false, nil),
+				res(gateway.TypeTask, "http://hl7.org/fhir/StructureDefinition/Task", false, []string{"Task:focus"}),
+				res(gateway.TypePatient, "http://hl7.org/fhir/StructureDefinition/Patient", true, nil),
+			},
+			"interaction": []interaction{{"transaction"}},
+		}},
+	}
+	b, err := json.Marshal(cs)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

@@ -1,0 +1,54 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/gateway"
+)
+
+// errorStatus is the one table that turns a domain error kind into an HTTP
+// status, the issue type used when an issue has none, and the BaRS error
+// code in issue.details. BaRS codes are given only where NHS England's
+// published examples show them; the others are left out rather than guessed.
+var errorStatus = map[gateway.ErrorKind]struct {
+	status int
+	issue  fhir.IssueType
+	bars   string
+}{
+	gateway.KindInvalid:            {http.StatusBadRequest, fhir.IssueInvalid, "REC_BAD_REQUEST"},
+	gateway.KindNotSupported:       {http.StatusBadRequest, fhir.IssueNotSupported, "REC_BAD_REQUEST"},
+	gateway.KindNotFound:           {http.StatusNotFound, fhir.IssueNotFound, "REC_NOT_FOUND"},
+	gateway.KindConflict:           {http.StatusConflict, fhir.IssueConflict, "REC_CONFLICT"},
+	gateway.KindDuplicate:          {http.StatusConflict, fhir.IssueDuplicate, "REC_CONFLICT"},
+	gateway.KindPreconditionFailed: {http.StatusPreconditionFailed, fhir.IssueConflict, ""},
+	gateway.KindTooLarge:           {http.StatusRequestEntityTooLarge, fhir.IssueTooLong, ""},
+	gateway.KindUnsupportedMedia:   {http.StatusUnsupportedMediaType, fhir.IssueNotSupported, ""},
+	gateway.KindUnprocessable:      {http.StatusUnprocessableEntity, fhir.IssueBusinessRule, "REC_UNPROCESSABLE_ENTITY"},
+	gateway.KindUnavailable:        {http.StatusServiceUnavailable, fhir.IssueTransient, "REC_SERVICE_UNAVAILABLE"},
+	gateway.KindInternal:           {http.StatusInternalServerError, fhir.IssueException, "REC_SERVER_ERROR"},
+}
+
+// retryAfterSeconds is what a client is asked to wait when storage is down:
+// long enough for Redis to restart or fail over, short enough that a GP
+// system's retry loop succeeds soon after.
+const retryAfterSeconds = "5"
+
+// outcomeFor renders an error as its HTTP status and OperationOutcome.
+func outcomeFor(e *gateway.Error) (int, []byte) {
+	row, ok := errorStatus[e.Kind]
+	if !ok {
+		row = errorStatus[gateway.KindInternal]
+	}
+	issues := make([]fhir.Issue, len(e.Issues))
+	for i, is := range e.Issues {
+		if is.Code == "" {
+			is.Code = row.issue
+		}
+		if is.DetailsCode == "" && is.Severity != fhir.SeverityWarning {
+			is.DetailsCode = row.bars
+		}
+		issues[i] = is
+	}
+	return row.status, fhir.OperationOutcome(issues...)
+}

@@ -1,0 +1,213 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/gateway"
+)
+
+func (a *API) who(c *gin.Context) (gateway.Caller, bool) {
+	if a.caller == nil {
+		return gateway.Caller{}, true
+	}
+	caller, err := a.caller(c.Request)
+	if err != nil {
+		a.fail(c, err)
+		return caller, false
+	}
+	return caller, true
+}
+
+func (a *API) create(c *gin.Context) {
+	caller, ok := a.who(c)
+	if !ok {
+		return
+	}
+	out, err := a.svc.Create(c.Request.Context(), caller, c.Param("type"), requestBody(c), c.GetHeader("If-None-Exist"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.writeOutcome(c, out)
+}
+
+func (a *API) update(c *gin.Context) {
+	caller, ok := a.who(c)
+	if !ok {
+		return
+	}
+	out, err := a.svc.Update(c.Request.Context(), caller, c.Param("type"), c.Param("id"), requestBody(c), c.GetHeader("If-Match"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.writeOutcome(c, out)
+}
+
+// writeOutcome answers a create or update: 201 when this request made the
+// resource, 200 when it updated one or repeated an earlier create; the body
+// is what the Prefer header asks for.
+func (a *API) writeOutcome(c *gin.Context, out *gateway.Outcome) {
+	r := out.Resource
+	status := http.StatusOK
+	if out.Created {
+		status = http.StatusCreated
+	}
+	a.versionHeaders(c, r)
+	c.Header("Location", a.fhirBase+"/"+r.Ref()+"/_history/"+r.VersionID())
+	switch prefer(c, "return") {
+	case "minimal":
+		c.Status(status)
+	case "OperationOutcome":
+		c.Data(status, fhirJSON, fhir.OperationOutcome(out.Warnings...))
+	default:
+		c.Data(status, fhirJSON, r.Body)
+	}
+}
+
+func (a *API) versionHeaders(c *gin.Context, r *gateway.Resource) {
+	c.Header("ETag", r.ETag())
+	c.Header("Last-Modified", r.LastUpdated.UTC().Format(http.TimeFormat))
+}
+
+func (a *API) read(c *gin.Context) {
+	caller, ok := a.who(c)
+	if !ok {
+		return
+	}
+	r, err := a.svc.Read(c.Request.Context(), caller, c.Param("type"), c.Param("id"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.writeResource(c, r)
+}
+
+func (a *API) vread(c *gin.Context) {
+	caller, ok := a.who(c)
+	if !ok {
+		return
+	}
+	r, err := a.svc.ReadVersion(c.Request.Context(), caller, c.Param("type"), c.Param("id"), c.Param("vid"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.writeResource(c, r)
+}
+
+func (a *API) writeResource(c *gin.Context, r *gateway.Resource) {
+	a.versionHeaders(c, r)
+	if inm := c.GetHeader("If-None-Match"); inm != "" && strings.TrimPrefix(inm, "W/") == strings.TrimPrefix(r.ETag(), "W/") {
+		c.Status(http.StatusNotModified)
+		return
+	}
+	c.Data(http.StatusOK, fhirJSON, r.Body)
+}
+
+func (a *API) search(c *gin.Context) {
+	a.runSearch(c, c.Request.URL.Query())
+}
+
+// searchPost is search by POST with form parameters, which keeps patient
+// identifiers out of URLs and so out of proxies' logs.
+func (a *API) searchPost(c *gin.Context) {
+	if mt := c.ContentType(); mt != "application/x-www-form-urlencoded" {
+		a.failWith(c, gateway.KindUnsupportedMedia, fhir.IssueNotSupported, "search by POST takes application/x-www-form-urlencoded parameters")
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, a.maxBody)
+	if err := c.Request.ParseForm(); err != nil {
+		a.failWith(c, gateway.KindInvalid, fhir.IssueInvalid, "the search parameters could not be read")
+		return
+	}
+	a.runSearch(c, c.Request.Form)
+}
+
+func (a *API) runSearch(c *gin.Context, params url.Values) {
+	caller, ok := a.who(c)
+	if !ok {
+		return
+	}
+	typ := c.Param("type")
+	res, err := a.svc.Search(c.Request.Context(), caller, typ, params, prefer(c, "handling") == "lenient")
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	b := fhir.Bundle{ID: gateway.NewID(), Type: "searchset", Timestamp: gateway.Instant(time.Now()), Total: res.Total}
+	link := func(rel, q string) {
+		if q != "" || rel == "self" {
+			b.Links = append(b.Links, fhir.BundleLink{Relation: rel, URL: a.fhirBase + "/" + typ + "?" + q})
+		}
+	}
+	link("self", res.Self)
+	link("next", res.Next)
+	link("previous", res.Previous)
+	for _, r := range res.Matches {
+		b.Entries = append(b.Entries, fhir.BundleEntry{FullURL: a.fhirBase + "/" + r.Ref(), Resource: r.Body, Search: "match"})
+	}
+	for _, r := range res.Included {
+		b.Entries = append(b.Entries, fhir.BundleEntry{FullURL: a.fhirBase + "/" + r.Ref(), Resource: r.Body, Search: "include"})
+	}
+	c.Data(http.StatusOK, fhirJSON, b.Marshal())
+}
+
+func (a *API) transaction(c *gin.Context) {
+	caller, ok := a.who(c)
+	if !ok {
+		return
+	}
+	outs, err := a.svc.Transaction(c.Request.Context(), caller, requestBody(c))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	minimal := prefer(c, "return") == "minimal"
+	b := fhir.Bundle{ID: gateway.NewID(), Type: "transaction-response", Timestamp: gateway.Instant(time.Now()), Total: -1}
+	for _, out := range outs {
+		r := out.Resource
+		status := "200 OK"
+		if out.Created {
+			status = "201 Created"
+		}
+		e := fhir.BundleEntry{FullURL: a.fhirBase + "/" + r.Ref(), Response: &fhir.EntryResponse{
+			Status: status, Location: r.Ref() + "/_history/" + r.VersionID(), ETag: r.ETag(), LastModified: gateway.Instant(r.LastUpdated)}}
+		if !minimal {
+			e.Resource = r.Body
+		}
+		if len(out.Warnings) > 0 {
+			e.Response.Outcome = fhir.OperationOutcome(out.Warnings...)
+		}
+		b.Entries = append(b.Entries, e)
+	}
+	c.Data(http.StatusOK, fhirJSON, b.Marshal())
+}
+
+func (a *API) capabilities(c *gin.Context) {
+	c.Data(http.StatusOK, fhirJSON, a.metadata)
+}
+
+func (a *API) healthz(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+// readyz reports whether Signpost can accept referrals: it can only when
+// Redis answers, since nothing is acknowledged before it is stored there.
+func (a *API) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), time.Second)
+	defer cancel()
+	if err := a.svc.Ping(ctx); err != nil {
+		c.Header("Retry-After", retryAfterSeconds)
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "reason": "Redis does not answer"})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}

@@ -1,0 +1,158 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/gateway"
+)
+
+const fhirJSON = "application/fhir+json; charset=utf-8"
+
+// fail answers a request with the OperationOutcome of an error. Internal
+// causes are logged, never sent.
+func (a *API) fail(c *gin.Context, err error) {
+	e := gateway.AsError(err)
+	status, body := outcomeFor(e)
+	if e.Kind == gateway.KindUnavailable {
+		c.Header("Retry-After", retryAfterSeconds)
+	}
+	if e.Kind == gateway.KindInternal || e.Kind == gateway.KindUnavailable {
+		// Causes come from Signpost and Redis, never from request bodies.
+		a.log.Error("request failed", "route", c.FullPath(), "status", status, "error", e.Err)
+	}
+	c.Data(status, fhirJSON, body)
+	c.Abort()
+}
+
+func (a *API) failWith(c *gin.Context, kind gateway.ErrorKind, code fhir.IssueType, format string, args ...any) {
+	a.fail(c, &gateway.Error{Kind: kind, Issues: []fhir.Issue{{Severity: fhir.SeverityError, Code: code, Diagnostics: fmt.Sprintf(format, args...)}}})
+}
+
+// recoverPanics turns a panic into a 500 OperationOutcome. The panic value
+// is not logged: it could hold request data.
+func (a *API) recoverPanics(c *gin.Context) {
+	defer func() {
+		if p := recover(); p != nil {
+			a.log.Error("panic while handling a request", "route", c.FullPath(), "panic_type", fmt.Sprintf("%T", p))
+			a.fail(c, errors.New("panic"))
+		}
+	}()
+	c.Next()
+}
+
+// accessLog logs one line a request: the route template, not the path or
+// query, because those can hold patient identifiers (identifier=...|NHS number).
+func (a *API) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	a.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "http request",
+		slog.String("method", c.Request.Method), slog.String("route", route),
+		slog.Int("status", c.Writer.Status()), slog.Duration("duration", time.Since(start)),
+		slog.String("request_id", c.Writer.Header().Get("X-Request-Id")))
+}
+
+// correlation echoes the BaRS correlation headers, and gives every request
+// an X-Request-Id so a caller can quote it when reporting a problem.
+func (a *API) correlation(c *gin.Context) {
+	rid := c.GetHeader("X-Request-Id")
+	if rid == "" || len(rid) > 128 {
+		rid = gateway.NewID()
+	}
+	c.Header("X-Request-Id", rid)
+	if cid := c.GetHeader("X-Correlation-Id"); cid != "" && len(cid) <= 128 {
+		c.Header("X-Correlation-Id", cid)
+	}
+	c.Next()
+}
+
+func (a *API) fhirHeaders(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.Next()
+}
+
+func (a *API) noRoute(c *gin.Context) {
+	a.failWith(c, gateway.KindNotFound, fhir.IssueNotFound, "no such endpoint; the FHIR API is at /fhir (see /fhir/metadata)")
+}
+
+func (a *API) noMethod(c *gin.Context) {
+	c.Header("Allow", c.Writer.Header().Get("Allow"))
+	a.fail(c, &gateway.Error{Kind: gateway.KindNotSupported, Issues: []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueNotSupported,
+		Diagnostics: "this interaction is not supported on this endpoint; see /fhir/metadata"}}})
+	c.Status(http.StatusMethodNotAllowed)
+}
+
+var knownTypes = map[string]bool{gateway.TypeServiceRequest: true, gateway.TypeTask: true, gateway.TypePatient: true}
+
+func (a *API) knownType(c *gin.Context) {
+	if !knownTypes[c.Param("type")] {
+		a.failWith(c, gateway.KindNotFound, fhir.IssueNotSupported, "Signpost serves ServiceRequest, Task and Patient resources")
+	}
+}
+
+// withBody checks the media type and encoding and reads the body within the
+// configured limit, before any handler sees it.
+func (a *API) withBody(c *gin.Context) {
+	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if err != nil || (mt != "application/fhir+json" && mt != "application/json") {
+		a.failWith(c, gateway.KindUnsupportedMedia, fhir.IssueNotSupported, "Content-Type must be application/fhir+json (or application/json)")
+		return
+	}
+	if enc := strings.TrimSpace(c.GetHeader("Content-Encoding")); enc != "" && !strings.EqualFold(enc, "identity") {
+		a.failWith(c, gateway.KindUnsupportedMedia, fhir.IssueNotSupported, "compressed request bodies are not accepted; send the body with no Content-Encoding")
+		return
+	}
+	if c.Request.ContentLength > a.maxBody {
+		a.tooLarge(c)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, a.maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			a.tooLarge(c)
+			return
+		}
+		a.failWith(c, gateway.KindInvalid, fhir.IssueStructure, "the request body could not be read")
+		return
+	}
+	c.Set(bodyKey, body)
+}
+
+const bodyKey = "signpost.body"
+
+func (a *API) tooLarge(c *gin.Context) {
+	a.failWith(c, gateway.KindTooLarge, fhir.IssueTooLong, "the request body is larger than the limit of %d bytes", a.maxBody)
+}
+
+func requestBody(c *gin.Context) []byte {
+	b, _ := c.Get(bodyKey)
+	body, _ := b.([]byte)
+	return body
+}
+
+// prefer reads one token of the Prefer header (RFC 7240), e.g. "return".
+func prefer(c *gin.Context, name string) string {
+	for _, h := range c.Request.Header.Values("Prefer") {
+		for _, part := range strings.Split(h, ",") {
+			k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if strings.EqualFold(strings.TrimSpace(k), name) {
+				return strings.Trim(strings.TrimSpace(v), `"`)
+			}
+		}
+	}
+	return ""
+}

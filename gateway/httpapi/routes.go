@@ -1,0 +1,84 @@
+// Package httpapi is Signpost's HTTP interface: the FHIR R4 REST API at
+// /fhir and the health endpoints, served with Gin. It turns requests into
+// calls on the domain (gateway) and domain errors into OperationOutcomes;
+// it holds no business rules of its own.
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/signpost-health/signpost/gateway"
+)
+
+// Options configure the API.
+type Options struct {
+	Service *gateway.Service
+	// PublicURL is the externally visible base of the server; the FHIR base
+	// is PublicURL + "/fhir".
+	PublicURL    string
+	MaxBodyBytes int64
+	// Caller identifies who makes a request. Authentication plugs in here.
+	Caller func(*http.Request) (gateway.Caller, error)
+	// Capability describes the deployment for /fhir/metadata.
+	Capability CapabilityInfo
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+// API holds the handlers.
+type API struct {
+	svc      *gateway.Service
+	fhirBase string
+	maxBody  int64
+	caller   func(*http.Request) (gateway.Caller, error)
+	metadata []byte
+	log      *slog.Logger
+}
+
+// New builds the HTTP handler. Every route is listed here.
+func New(o Options) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	a := &API{svc: o.Service, fhirBase: trimSlash(o.PublicURL) + "/fhir", maxBody: o.MaxBodyBytes, caller: o.Caller, log: o.Logger}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	if a.maxBody <= 0 {
+		a.maxBody = 1 << 20
+	}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	a.metadata = capabilityStatement(o.Capability, a.fhirBase, now())
+
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(a.recoverPanics, a.accessLog, a.correlation)
+	r.NoRoute(a.noRoute)
+	r.NoMethod(a.noMethod)
+
+	r.GET("/healthz", a.healthz)
+	r.GET("/readyz", a.readyz)
+
+	f := r.Group("/fhir", a.fhirHeaders)
+	f.GET("/metadata", a.capabilities)
+	f.POST("", a.withBody, a.transaction)
+	f.GET("/:type", a.knownType, a.search)
+	f.POST("/:type/_search", a.knownType, a.searchPost)
+	f.POST("/:type", a.knownType, a.withBody, a.create)
+	f.GET("/:type/:id", a.knownType, a.read)
+	f.PUT("/:type/:id", a.knownType, a.withBody, a.update)
+	f.GET("/:type/:id/_history/:vid", a.knownType, a.vread)
+	return r
+}
+
+func trimSlash(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '/' {
+		s = s[:len(s)-1]
+	}
+	return s
+}

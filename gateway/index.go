@@ -1,0 +1,103 @@
+package gateway
+
+import (
+	"strings"
+
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+)
+
+// Index terms are the strings a resource can be found by: "param=value".
+// They are computed here, in the domain, from the typed view of a version,
+// so the store needs to know nothing about FHIR search.
+
+func idTerm(id string) string { return "_id=" + id }
+
+// tokenTerms indexes a coding so that "system|code" and "code" both find it
+// (and "|code" finds a code with no system), as FHIR token search asks.
+func tokenTerms(terms []string, param string, system, code *string) []string {
+	if code == nil || *code == "" {
+		return terms
+	}
+	terms = append(terms, param+"="+*code)
+	if system != nil && *system != "" {
+		return append(terms, param+"="+*system+"|"+*code)
+	}
+	return append(terms, param+"=|"+*code)
+}
+
+func identifierTerms(terms []string, param string, ids []models.Identifier) []string {
+	for _, id := range ids {
+		terms = tokenTerms(terms, param, id.System, id.Value)
+	}
+	return terms
+}
+
+// referenceTerms indexes a reference by "Type/id" and by the bare id, and
+// its identifier under "param:identifier", so that a reference by business
+// identifier (an ODS code) can be searched as well.
+func referenceTerms(terms []string, param string, ref *models.Reference, base string) []string {
+	if ref == nil {
+		return terms
+	}
+	if ref.Reference != nil && *ref.Reference != "" {
+		v := *ref.Reference
+		if base != "" {
+			v = strings.TrimPrefix(v, base+"/")
+		}
+		terms = append(terms, param+"="+v)
+		if i := strings.LastIndexByte(v, '/'); i > 0 && !strings.Contains(v, "://") {
+			terms = append(terms, param+"="+v[i+1:])
+		}
+	}
+	if id := ref.Identifier; id != nil {
+		terms = tokenTerms(terms, param+":identifier", id.System, id.Value)
+	}
+	return terms
+}
+
+func serviceRequestTerms(id string, sr *models.ServiceRequest, base string) []string {
+	terms := []string{idTerm(id), "status=" + sr.Status.Code(), "intent=" + sr.Intent.Code()}
+	terms = identifierTerms(terms, "identifier", sr.Identifier)
+	terms = referenceTerms(terms, "subject", &sr.Subject, base)
+	terms = referenceTerms(terms, "requester", sr.Requester, base)
+	for i := range sr.Performer {
+		terms = referenceTerms(terms, "performer", &sr.Performer[i], base)
+	}
+	if sr.Code != nil {
+		for _, c := range sr.Code.Coding {
+			terms = tokenTerms(terms, "code", c.System, c.Code)
+		}
+	}
+	return dedupe(terms)
+}
+
+func taskTerms(id string, t *models.Task, base string) []string {
+	terms := []string{idTerm(id), "status=" + t.Status.Code()}
+	terms = identifierTerms(terms, "identifier", t.Identifier)
+	terms = referenceTerms(terms, "focus", t.Focus, base)
+	terms = referenceTerms(terms, "owner", t.Owner, base)
+	terms = referenceTerms(terms, "requester", t.Requester, base)
+	terms = referenceTerms(terms, "subject", t.For, base)
+	if t.Code != nil {
+		for _, c := range t.Code.Coding {
+			terms = tokenTerms(terms, "code", c.System, c.Code)
+		}
+	}
+	return dedupe(terms)
+}
+
+func patientTerms(id string, p *models.Patient) []string {
+	return dedupe(identifierTerms([]string{idTerm(id)}, "identifier", p.Identifier))
+}
+
+func dedupe(terms []string) []string {
+	seen := make(map[string]struct{}, len(terms))
+	out := terms[:0]
+	for _, t := range terms {
+		if _, ok := seen[t]; !ok {
+			seen[t] = struct{}{}
+			out = append(out, t)
+		}
+	}
+	return out
+}

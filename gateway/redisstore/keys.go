@@ -1,0 +1,39 @@
+package redisstore
+
+// Every key Signpost writes is built here. All of them share one hash tag,
+// the namespace in braces, so that each Lua script's keys sit in one slot
+// and the scripts run unchanged on Redis Cluster. The price is that one
+// Signpost deployment's data lives on one shard: Cluster gives it failover,
+// not sharding (see deploy/README.md).
+type keys struct {
+	ns string // "{signpost}"
+}
+
+func newKeys(namespace string) keys { return keys{ns: "{" + namespace + "}"} }
+
+// resource is a hash: "v" current version, "x" the index keys of the current
+// version (newline separated), and per version n: "n" the body, "tn" its
+// lastUpdated in Unix milliseconds.
+func (k keys) resource(typ, id string) string { return k.ns + ":r:" + typ + ":" + id }
+
+// term is a sorted set of the ids of a type's current versions that carry
+// an index term, scored by lastUpdated in Unix milliseconds.
+func (k keys) term(typ, term string) string { return k.ns + ":i:" + typ + ":" + term }
+
+// all is the sorted set of every id of a type, scored like term.
+func (k keys) all(typ string) string { return k.ns + ":a:" + typ }
+
+// unique is a string claimed once and for ever by its first holder.
+func (k keys) unique(key string) string { return k.ns + ":u:" + key }
+
+// commitDone marks a commit applied, so that a commit re-sent after a lost
+// reply is recognised rather than applied twice. It expires after a day.
+func (k keys) commitDone(token string) string { return k.ns + ":c:" + token }
+
+// queue is a stream of jobs.
+func (k keys) queue(name string) string { return k.ns + ":q:" + name }
+
+// temp is a scratch sorted set a search script builds and deletes.
+func (k keys) temp(token string, n int) string {
+	return k.ns + ":t:" + token + ":" + itoa(n)
+}

@@ -1,0 +1,331 @@
+// Package redisstore keeps Signpost's resources, search indexes, idempotency
+// keys and job queues in Redis. It implements gateway.Store.
+//
+// Every change is one Lua script (scripts/*.lua, documented like an API), so
+// a change is applied whole or not at all, and a job is queued in the same
+// step as the state change that caused it. It imports the domain (gateway)
+// and nothing else of Signpost.
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/signpost-health/signpost/gateway"
+)
+
+var (
+	//go:embed scripts/lib.lua
+	libLua string
+	//go:embed scripts/commit.lua
+	commitLua string
+	//go:embed scripts/search.lua
+	searchLua string
+	//go:embed scripts/read.lua
+	readLua string
+
+	commitScript = redis.NewScript(libLua + commitLua)
+	searchScript = redis.NewScript(libLua + searchLua)
+	readScript   = redis.NewScript(readLua)
+)
+
+// Store is the Redis implementation of gateway.Store.
+type Store struct {
+	rdb  redis.UniversalClient
+	keys keys
+}
+
+// New returns a Store over a connected client. namespace becomes the hash
+// tag of every key ("signpost" unless a deployment shares a Redis).
+func New(rdb redis.UniversalClient, namespace string) *Store {
+	if namespace == "" {
+		namespace = "signpost"
+	}
+	return &Store{rdb: rdb, keys: newKeys(namespace)}
+}
+
+// Client exposes the Redis client, for the workers that share it.
+func (s *Store) Client() redis.UniversalClient { return s.rdb }
+
+// QueueKey returns the stream key of a job queue.
+func (s *Store) QueueKey(name string) string { return s.keys.queue(name) }
+
+// Ping implements gateway.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	return classify(s.rdb.Ping(ctx).Err())
+}
+
+// keyList assigns KEYS positions (1-based, as Lua numbers them).
+type keyList struct {
+	keys []string
+	pos  map[string]int
+}
+
+func (l *keyList) add(k string) int {
+	if l.pos == nil {
+		l.pos = map[string]int{}
+	}
+	if i, ok := l.pos[k]; ok {
+		return i
+	}
+	l.keys = append(l.keys, k)
+	l.pos[k] = len(l.keys)
+	return len(l.keys)
+}
+
+type commitPlan struct {
+	Done     int            `json:"d"`
+	Unique   []planUnique   `json:"u"`
+	Criteria []planCriteria `json:"c"`
+	Writes   []planWrite    `json:"w"`
+	Jobs     []planJob      `json:"j"`
+}
+
+type planUnique struct {
+	Key   int    `json:"k"`
+	Value string `json:"v"`
+}
+
+type planCriteria struct {
+	Groups [][]int `json:"g"`
+	Temps  []int   `json:"t"`
+}
+
+type planWrite struct {
+	Key     int    `json:"k"`
+	ID      string `json:"id"`
+	Expect  int    `json:"e"`
+	Version int    `json:"v"`
+	Score   int64  `json:"s"`
+	Body    int    `json:"b"`
+	Terms   []int  `json:"x"`
+	All     int    `json:"a"`
+}
+
+type planJob struct {
+	Key    int      `json:"k"`
+	Fields []string `json:"f"`
+}
+
+// Commit implements gateway.Store with commit.lua.
+func (s *Store) Commit(ctx context.Context, c *gateway.Commit) (*gateway.CommitResult, error) {
+	token := randomToken()
+	var kl keyList
+	plan := commitPlan{Done: kl.add(s.keys.commitDone(token)),
+		Unique: []planUnique{}, Criteria: []planCriteria{}, Writes: []planWrite{}, Jobs: []planJob{}}
+	for _, u := range c.Unique {
+		plan.Unique = append(plan.Unique, planUnique{Key: kl.add(s.keys.unique(u.Key)), Value: u.Value})
+	}
+	for _, cr := range c.Criteria {
+		groups, temps := s.groups(&kl, cr.Type, cr.Groups, token+"c"+strconv.Itoa(len(plan.Criteria)))
+		plan.Criteria = append(plan.Criteria, planCriteria{Groups: groups, Temps: temps})
+	}
+	args := []any{nil}
+	for _, w := range c.Writes {
+		r := w.Resource
+		pw := planWrite{Key: kl.add(s.keys.resource(r.Type, r.ID)), ID: r.ID, Expect: w.Expect, Version: r.Version,
+			Score: r.LastUpdated.UnixMilli(), Body: len(args) + 1, Terms: make([]int, 0, len(w.Terms)), All: kl.add(s.keys.all(r.Type))}
+		for _, t := range w.Terms {
+			pw.Terms = append(pw.Terms, kl.add(s.keys.term(r.Type, t)))
+		}
+		args = append(args, r.Body)
+		plan.Writes = append(plan.Writes, pw)
+	}
+	for _, j := range c.Jobs {
+		plan.Jobs = append(plan.Jobs, planJob{Key: kl.add(s.keys.queue(j.Queue)), Fields: j.Fields})
+	}
+	planJSON, err := json.Marshal(plan)
+	if err != nil {
+		return nil, err
+	}
+	args[0] = planJSON
+	reply, err := commitScript.Run(ctx, s.rdb, kl.keys, args...).Slice()
+	if err != nil {
+		return nil, classify(err)
+	}
+	res := &gateway.CommitResult{}
+	switch reply[0] {
+	case "ok", "done":
+	case "held":
+		res.Held = &gateway.UniqueHit{Index: int(reply[1].(int64)), Holder: reply[2].(string)}
+	case "matched":
+		for _, id := range reply[1:] {
+			res.Matched = append(res.Matched, id.(string))
+		}
+	case "stale":
+		res.Stale = &gateway.StaleWrite{Index: int(reply[1].(int64)), Current: int(reply[2].(int64))}
+	default:
+		return nil, fmt.Errorf("commit.lua: unexpected reply %v", reply[0])
+	}
+	return res, nil
+}
+
+// groups turns index-term groups into KEYS positions and the scratch keys
+// the script needs to combine them.
+func (s *Store) groups(kl *keyList, typ string, groups [][]string, token string) ([][]int, []int) {
+	out := make([][]int, 0, len(groups))
+	var temps []int
+	for _, g := range groups {
+		idx := make([]int, 0, len(g))
+		for _, t := range g {
+			idx = append(idx, kl.add(s.keys.term(typ, t)))
+		}
+		out = append(out, idx)
+		if len(g) > 1 {
+			temps = append(temps, kl.add(s.keys.temp(token, len(temps))))
+		}
+	}
+	if len(out) > 1 {
+		temps = append(temps, kl.add(s.keys.temp(token, len(temps))))
+	}
+	if temps == nil {
+		temps = []int{}
+	}
+	return out, temps
+}
+
+// Search implements gateway.Store with search.lua.
+func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, int, error) {
+	var kl keyList
+	all := kl.add(s.keys.all(q.Type))
+	groups, temps := s.groups(&kl, q.Type, q.Groups, randomToken())
+	minScore, maxScore := "-inf", "+inf"
+	if !q.Since.IsZero() {
+		minScore = strconv.FormatInt(q.Since.UnixMilli(), 10)
+	}
+	if !q.Until.IsZero() {
+		maxScore = "(" + strconv.FormatInt(q.Until.UnixMilli(), 10)
+	}
+	arg, err := json.Marshal(map[string]any{"g": groups, "a": all, "t": temps, "min": minScore, "max": maxScore,
+		"o": q.Offset, "n": q.Count, "r": q.Descending})
+	if err != nil {
+		return nil, 0, err
+	}
+	reply, err := searchScript.Run(ctx, s.rdb, kl.keys, arg).Slice()
+	if err != nil {
+		return nil, 0, classify(err)
+	}
+	total := int(reply[0].(int64))
+	raw, _ := reply[1].([]any)
+	ids := make([]string, 0, len(raw))
+	for _, id := range raw {
+		ids = append(ids, id.(string))
+	}
+	return ids, total, nil
+}
+
+// Read implements gateway.Store.
+func (s *Store) Read(ctx context.Context, typ, id string) (*gateway.Resource, error) {
+	return s.readOne(ctx, typ, id, "")
+}
+
+// ReadVersion implements gateway.Store.
+func (s *Store) ReadVersion(ctx context.Context, typ, id string, version int) (*gateway.Resource, error) {
+	return s.readOne(ctx, typ, id, strconv.Itoa(version))
+}
+
+func (s *Store) readOne(ctx context.Context, typ, id, version string) (*gateway.Resource, error) {
+	got, err := s.read(ctx, []string{typ + "/" + id}, []any{version})
+	if err != nil {
+		return nil, err
+	}
+	if got[0] == nil {
+		return nil, gateway.ErrNotFound
+	}
+	return got[0], nil
+}
+
+// ReadMany implements gateway.Store.
+func (s *Store) ReadMany(ctx context.Context, refs []string) ([]*gateway.Resource, error) {
+	versions := make([]any, len(refs))
+	for i := range versions {
+		versions[i] = ""
+	}
+	got, err := s.read(ctx, refs, versions)
+	if err != nil {
+		return nil, err
+	}
+	out := got[:0]
+	for _, r := range got {
+		if r != nil {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) read(ctx context.Context, refs []string, versions []any) ([]*gateway.Resource, error) {
+	keys := make([]string, len(refs))
+	for i, ref := range refs {
+		typ, id, _ := strings.Cut(ref, "/")
+		keys[i] = s.keys.resource(typ, id)
+	}
+	reply, err := readScript.Run(ctx, s.rdb, keys, versions...).Slice()
+	if err != nil {
+		return nil, classify(err)
+	}
+	out := make([]*gateway.Resource, len(refs))
+	for i, item := range reply {
+		fields, ok := item.([]any)
+		if !ok {
+			continue
+		}
+		typ, id, _ := strings.Cut(refs[i], "/")
+		out[i] = &gateway.Resource{Type: typ, ID: id, Version: int(fields[0].(int64)),
+			LastUpdated: time.UnixMilli(fields[1].(int64)).UTC(), Body: []byte(fields[2].(string))}
+	}
+	return out, nil
+}
+
+// Lookup implements gateway.Store.
+func (s *Store) Lookup(ctx context.Context, key string) (string, error) {
+	v, err := s.rdb.Get(ctx, s.keys.unique(key)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return v, classify(err)
+}
+
+// classify marks the errors worth retrying as gateway.ErrUnavailable: the
+// network, timeouts, and a Redis that is loading, read-only or failing over.
+// Anything else (a script error) is a bug and stays as it is.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) && !isNetError(err) {
+		msg := rerr.Error()
+		for _, transient := range []string{"LOADING", "BUSY", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MISCONF"} {
+			if strings.HasPrefix(msg, transient) {
+				return fmt.Errorf("%w: %v", gateway.ErrUnavailable, err)
+			}
+		}
+		return err
+	}
+	return fmt.Errorf("%w: %v", gateway.ErrUnavailable, err)
+}
+
+func isNetError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, redis.ErrClosed)
+}
+
+func randomToken() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

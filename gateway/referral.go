@@ -1,0 +1,532 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
+	"github.com/signpost-health/signpost/fhir"
+)
+
+// Profiles and code systems of the Gravity SDOH Clinical Care IG that the
+// referral Task follows.
+const (
+	taskProfile      = "http://hl7.org/fhir/us/sdoh-clinicalcare/StructureDefinition/SDOHCC-TaskForReferralManagement"
+	taskCodeSystem   = "http://hl7.org/fhir/CodeSystem/task-code"
+	categorySystem   = "https://signpost.health/fhir/CodeSystem/social-prescribing-category"
+	categoryInputTxt = "Social prescribing category"
+)
+
+// CategorySystem is the code system of Signpost's social prescribing
+// categories, as written on referral Tasks.
+const CategorySystem = categorySystem
+
+// planPatient validates a Patient and plans its write. A PUT of a Patient
+// Signpost does not hold creates it under the client's id.
+func (s *Service) planPatient(ctx context.Context, pl *plan, r *Request) (*Outcome, error) {
+	var p Problems
+	checkCode(&p, r.obj, TypePatient, "gender", genders, false)
+	if err := p.err(KindInvalid); err != nil {
+		return nil, err
+	}
+	var pat models.Patient
+	if err := decodeView(r.obj.Bytes(), TypePatient, &pat); err != nil {
+		return nil, err
+	}
+	for i, id := range pat.Identifier {
+		s.checkNHSNumber(&p, id.System, id.Value, "Patient.identifier["+strconv.Itoa(i)+"].value")
+	}
+	if err := p.err(KindInvalid); err != nil {
+		return nil, err
+	}
+	version, expect, fromIfMatch := 1, 0, false
+	if r.Method == "PUT" {
+		if err := checkBodyID(r); err != nil {
+			return nil, err
+		}
+		cur, exp, err := s.current(ctx, pl, r)
+		if err != nil {
+			return nil, err
+		}
+		if cur != nil {
+			version, expect, fromIfMatch = cur.Version+1, exp, r.IfMatch != ""
+		}
+	}
+	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), Instant(pl.now))
+	return pl.addWrite(r, body, version, expect, fromIfMatch, patientTerms(r.id, &pat), p.warnings), nil
+}
+
+// planServiceRequest validates a referral and plans its write. An active
+// referral is categorised and routed, and its referral Task and delivery job
+// are planned with it, unless a Task entry of the same transaction is its
+// referral Task.
+func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) (*Outcome, error) {
+	var p Problems
+	status := checkCode(&p, r.obj, TypeServiceRequest, "status", requestStatuses, true)
+	checkCode(&p, r.obj, TypeServiceRequest, "intent", requestIntents, true)
+	checkCode(&p, r.obj, TypeServiceRequest, "priority", requestPriorities, false)
+	requireObject(&p, r.obj, TypeServiceRequest, "subject", "the person the referral is for")
+	requireObject(&p, r.obj, TypeServiceRequest, "code", "the referral's SNOMED CT code decides where it goes")
+	if err := p.err(KindInvalid); err != nil {
+		return nil, err
+	}
+	var sr models.ServiceRequest
+	if err := decodeView(r.obj.Bytes(), TypeServiceRequest, &sr); err != nil {
+		return nil, err
+	}
+	if id := sr.Subject.Identifier; id != nil {
+		s.checkNHSNumber(&p, id.System, id.Value, "ServiceRequest.subject.identifier.value")
+	}
+	if err := p.err(KindInvalid); err != nil {
+		return nil, err
+	}
+	if err := s.identifyPatient(ctx, pl, r.obj, &sr.Subject, p.ok()); err != nil {
+		return nil, err
+	}
+	if sr.Requester == nil && pl.caller.Organization.Value == "" {
+		return nil, newError(KindUnprocessable, fhir.IssueRequired, "ServiceRequest.requester",
+			"requester is required: the caller has no organisation Signpost could record as the referrer")
+	}
+
+	version, expect, fromIfMatch := 1, 0, false
+	needsTask := status == "active"
+	if r.Method == "PUT" {
+		if err := checkBodyID(r); err != nil {
+			return nil, err
+		}
+		cur, exp, err := s.current(ctx, pl, r)
+		if err != nil {
+			return nil, err
+		}
+		if cur == nil {
+			return nil, notFound(TypeServiceRequest, r.id)
+		}
+		version, expect, fromIfMatch = cur.Version+1, exp, r.IfMatch != ""
+		if needsTask {
+			holder, err := s.store.Lookup(ctx, referralTaskKey(r.id))
+			if err != nil {
+				return nil, err
+			}
+			needsTask = holder == ""
+		}
+	}
+	ref := TypeServiceRequest + "/" + r.id
+	subject, _ := r.obj.Member("subject")
+	pending := &pendingRequest{sr: &sr, subject: subject}
+	pl.pending[ref] = pending
+	if needsTask || pl.claimed[ref] {
+		if status != "active" {
+			return nil, newError(KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.status",
+				"a referral Task can only be made for an active ServiceRequest")
+		}
+		rt, err := s.route(&sr)
+		if err != nil {
+			return nil, err
+		}
+		pending.routed = rt
+	}
+	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), Instant(pl.now))
+	out := pl.addWrite(r, body, version, expect, fromIfMatch, serviceRequestTerms(r.id, &sr, s.base), p.warnings)
+	if r.Method == "POST" {
+		for _, id := range identifiersOf(r.obj) {
+			pl.commit.Unique = append(pl.commit.Unique, UniqueKey{Key: referralKey(pl.caller, id), Value: ref})
+		}
+	}
+	if needsTask && !pl.claimed[ref] {
+		s.planReferralTask(pl, r.id, &sr, subject, pending.routed)
+	}
+	return out, nil
+}
+
+// route decides the category and the provider of a referral.
+func (s *Service) route(sr *models.ServiceRequest) (*routing, error) {
+	category, err := categorise(s.codes, sr.Code, s.triage)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.router.Route(category, sr.Performer)
+	if err != nil {
+		return nil, err
+	}
+	return &routing{category: category, provider: p}, nil
+}
+
+// referralTask is the Task Signpost writes for a referral. It is built from
+// a struct because Signpost authors it; clients' resources never are.
+type referralTask struct {
+	ResourceType string            `json:"resourceType"`
+	ID           string            `json:"id"`
+	Meta         taskMeta          `json:"meta"`
+	Status       string            `json:"status"`
+	Intent       string            `json:"intent"`
+	Priority     string            `json:"priority,omitempty"`
+	Code         json.RawMessage   `json:"code"`
+	Focus        map[string]string `json:"focus"`
+	For          json.RawMessage   `json:"for"`
+	AuthoredOn   string            `json:"authoredOn"`
+	LastModified string            `json:"lastModified"`
+	Requester    any               `json:"requester"`
+	Owner        map[string]any    `json:"owner"`
+	Input        []categoryInput   `json:"input"`
+}
+
+type taskMeta struct {
+	VersionID   string   `json:"versionId"`
+	LastUpdated string   `json:"lastUpdated"`
+	Profile     []string `json:"profile"`
+}
+
+type categoryInput struct {
+	Type        map[string]string `json:"type"`
+	ValueCoding map[string]string `json:"valueCoding"`
+}
+
+var fulfillCode = json.RawMessage(`{"coding":[{"system":"` + taskCodeSystem + `","code":"fulfill","display":"Fulfill the focal request"}]}`)
+
+// planReferralTask plans the Task that tracks a referral's fulfilment, the
+// unique key that makes it the only one, and the delivery job: all in the
+// same commit as the referral, so none exists without the others.
+func (s *Service) planReferralTask(pl *plan, srID string, sr *models.ServiceRequest, subject []byte, rt *routing) {
+	taskID := s.newID()
+	t := referralTask{
+		ResourceType: TypeTask, ID: taskID,
+		Meta:   taskMeta{VersionID: "1", LastUpdated: Instant(pl.now), Profile: []string{taskProfile}},
+		Status: "requested", Intent: "order", Code: fulfillCode,
+		Focus:        map[string]string{"reference": TypeServiceRequest + "/" + srID},
+		For:          subject,
+		AuthoredOn:   Instant(pl.now),
+		LastModified: Instant(pl.now),
+		Requester:    s.requesterOf(pl, sr),
+		Owner:        rt.provider.reference(),
+		Input: []categoryInput{{
+			Type:        map[string]string{"text": categoryInputTxt},
+			ValueCoding: map[string]string{"system": categorySystem, "code": rt.category},
+		}},
+	}
+	if sr.Priority != nil {
+		t.Priority = sr.Priority.Code()
+	}
+	body, err := json.Marshal(t)
+	if err != nil {
+		panic(err) // only strings, maps and raw JSON already validated
+	}
+	var task models.Task
+	_ = json.Unmarshal(body, &task)
+	r := &Request{Type: TypeTask, id: taskID}
+	pl.addWrite(r, body, 1, 0, false, taskTerms(taskID, &task, s.base), nil)
+	s.planDelivery(pl, taskID, srID, rt)
+}
+
+// requesterOf is the referral Task's requester: the referral's own, or the
+// calling client's organisation.
+func (s *Service) requesterOf(pl *plan, sr *models.ServiceRequest) any {
+	if sr.Requester != nil {
+		return sr.Requester
+	}
+	return map[string]any{"identifier": map[string]string{"system": pl.caller.Organization.System, "value": pl.caller.Organization.Value}}
+}
+
+// planDelivery queues the delivery of a referral to its provider.
+func (s *Service) planDelivery(pl *plan, taskID, srID string, rt *routing) {
+	pl.commit.Unique = append(pl.commit.Unique, UniqueKey{Key: referralTaskKey(srID), Value: TypeTask + "/" + taskID})
+	pl.commit.Jobs = append(pl.commit.Jobs, Job{Queue: QueueDelivery, Fields: []string{
+		"event", "referral",
+		"task", taskID,
+		"service_request", srID,
+		"provider", rt.provider.ID,
+		"category", rt.category,
+		"accepted_at", strconv.FormatInt(pl.now.UnixMilli(), 10),
+	}})
+}
+
+// planTask validates a Task. A new Task is a client's own referral Task for
+// a ServiceRequest it sent: if that referral already has its Task, the
+// existing Task is the answer. An update must follow the Gravity status
+// machine.
+func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome, error) {
+	var p Problems
+	status := checkCode(&p, r.obj, TypeTask, "status", taskStatuses, true)
+	checkCode(&p, r.obj, TypeTask, "intent", taskIntents, true)
+	checkCode(&p, r.obj, TypeTask, "priority", requestPriorities, false)
+	if err := p.err(KindInvalid); err != nil {
+		return nil, err
+	}
+	var task models.Task
+	if err := decodeView(r.obj.Bytes(), TypeTask, &task); err != nil {
+		return nil, err
+	}
+	if r.Method == "PUT" {
+		return s.planTaskUpdate(ctx, pl, r, &task, status)
+	}
+	focus := ""
+	if task.Focus != nil && task.Focus.Reference != nil {
+		focus = s.localRef(*task.Focus.Reference)
+	}
+	srID, ok := strings.CutPrefix(focus, TypeServiceRequest+"/")
+	if !ok || checkID(srID) != nil {
+		return nil, newError(KindInvalid, fhir.IssueRequired, "Task.focus",
+			"a referral Task needs focus.reference to a ServiceRequest sent to Signpost (ServiceRequest/{id})")
+	}
+	pending := pl.pending[focus]
+	if pending == nil {
+		holder, err := s.store.Lookup(ctx, referralTaskKey(srID))
+		if err != nil {
+			return nil, err
+		}
+		if holder != "" {
+			// The referral already has its Task: that Task is the answer.
+			existing, err := s.store.Read(ctx, TypeTask, strings.TrimPrefix(holder, TypeTask+"/"))
+			if err != nil {
+				return nil, err
+			}
+			r.existing = existing
+			return &Outcome{Resource: existing}, nil
+		}
+		stored, err := s.store.Read(ctx, TypeServiceRequest, srID)
+		if errors.Is(err, ErrNotFound) {
+			return nil, newError(KindUnprocessable, fhir.IssueNotFound, "Task.focus", "the ServiceRequest the Task is for is not held by Signpost; send it first")
+		}
+		if err != nil {
+			return nil, err
+		}
+		var sr models.ServiceRequest
+		if err := decodeView(stored.Body, TypeServiceRequest, &sr); err != nil {
+			return nil, err
+		}
+		if sr.Status != models.RequestStatusActive {
+			return nil, newError(KindUnprocessable, fhir.IssueBusinessRule, "Task.focus",
+				"a referral Task can only be made for an active ServiceRequest")
+		}
+		subject, _ := json.Marshal(sr.Subject)
+		pending = &pendingRequest{sr: &sr, subject: subject}
+		if pending.routed, err = s.route(&sr); err != nil {
+			return nil, err
+		}
+	}
+	if status != "requested" {
+		p.add(fhir.IssueBusinessRule, "Task.status", "a new referral Task starts as requested; the provider moves it on")
+	}
+	if task.Intent != "order" {
+		p.add(fhir.IssueBusinessRule, "Task.intent", "a referral Task has intent order")
+	}
+	if !hasCoding(task.Code, taskCodeSystem, "fulfill") {
+		p.add(fhir.IssueRequired, "Task.code", "a referral Task has code %s#fulfill", taskCodeSystem)
+	}
+	rt := *pending.routed
+	if task.Owner != nil {
+		prov, ok := s.router.ProviderFor(task.Owner)
+		if !ok {
+			p.add(fhir.IssueBusinessRule, "Task.owner", "owner must name a configured provider (Organization/{provider id}, or its organisation identifier), or be left out for Signpost to route the referral")
+		} else {
+			rt.provider = prov
+		}
+	}
+	if task.For != nil && task.For.Reference != nil && pending.sr.Subject.Reference != nil && *task.For.Reference != *pending.sr.Subject.Reference {
+		p.add(fhir.IssueBusinessRule, "Task.for", "for must be the ServiceRequest's subject")
+	}
+	if err := p.err(KindUnprocessable); err != nil {
+		return nil, err
+	}
+	// Fill in what the referral Task needs and the client left to Signpost.
+	extra := map[string]any{}
+	if task.Owner == nil {
+		extra["owner"] = rt.provider.reference()
+	}
+	if task.For == nil {
+		extra["for"] = json.RawMessage(pending.subject)
+	}
+	if task.Requester == nil {
+		extra["requester"] = s.requesterOf(pl, pending.sr)
+	}
+	if task.AuthoredOn == nil {
+		extra["authoredOn"] = Instant(pl.now)
+	}
+	body := appendMembers(r.obj.WithServerFields(r.id, "1", Instant(pl.now)), extra)
+	var view models.Task
+	_ = json.Unmarshal(body, &view)
+	out := pl.addWrite(r, body, 1, 0, false, taskTerms(r.id, &view, s.base), nil)
+	s.planDelivery(pl, r.id, srID, &rt)
+	return out, nil
+}
+
+// planTaskUpdate checks a new version of a Task against the current one.
+func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task *models.Task, status string) (*Outcome, error) {
+	if err := checkBodyID(r); err != nil {
+		return nil, err
+	}
+	cur, expect, err := s.current(ctx, pl, r)
+	if err != nil {
+		return nil, err
+	}
+	if cur == nil {
+		return nil, notFound(TypeTask, r.id)
+	}
+	var old models.Task
+	if err := decodeView(cur.Body, TypeTask, &old); err != nil {
+		return nil, err
+	}
+	from := old.Status.Code()
+	if !TaskTransitionAllowed(from, status) {
+		return nil, newError(KindConflict, fhir.IssueBusinessRule, "Task.status",
+			"a referral Task cannot go from %s to %s", from, status)
+	}
+	var p Problems
+	if statusNeedsReason[status] && status != from && (task.StatusReason == nil || task.StatusReason.Text == nil || strings.TrimSpace(*task.StatusReason.Text) == "") {
+		p.add(fhir.IssueRequired, "Task.statusReason.text", "statusReason.text is required when a referral Task becomes %s, so the referrer learns why", status)
+	}
+	if refString(task.Focus) != refString(old.Focus) {
+		p.add(fhir.IssueBusinessRule, "Task.focus", "focus cannot change: a Task tracks one referral")
+	}
+	if refString(task.Owner) != refString(old.Owner) {
+		p.add(fhir.IssueBusinessRule, "Task.owner", "owner cannot be changed by an update")
+	}
+	if err := p.err(KindUnprocessable); err != nil {
+		return nil, err
+	}
+	body := r.obj.WithServerFields(r.id, strconv.Itoa(cur.Version+1), Instant(pl.now))
+	return pl.addWrite(r, body, cur.Version+1, expect, r.IfMatch != "", taskTerms(r.id, task, s.base), nil), nil
+}
+
+// identifyPatient checks that the person a referral is for can be
+// identified: by a reference to a Patient held (or sent in the same
+// transaction, or contained), or by an NHS number.
+func (s *Service) identifyPatient(ctx context.Context, pl *plan, obj *fhir.Object, subject *models.Reference, nhsOK bool) error {
+	if subject.Reference != nil {
+		ref := s.localRef(*subject.Reference)
+		switch {
+		case strings.HasPrefix(ref, "#"):
+			if containsPatient(obj, ref[1:]) {
+				return nil
+			}
+			return newError(KindInvalid, fhir.IssueInvalid, "ServiceRequest.subject.reference", "the reference names no contained Patient")
+		case strings.HasPrefix(ref, TypePatient+"/"):
+			id := strings.TrimPrefix(ref, TypePatient+"/")
+			if checkID(id) == nil {
+				if pl.planned(TypePatient, id) {
+					return nil
+				}
+				if _, err := s.store.Read(ctx, TypePatient, id); err == nil {
+					return nil
+				} else if !errors.Is(err, ErrNotFound) {
+					return err
+				}
+			}
+			if !hasNHSNumber(subject) {
+				return newError(KindUnprocessable, fhir.IssueNotFound, "ServiceRequest.subject.reference",
+					"the Patient referred to is not held by Signpost; PUT it first, send it in the same transaction, or give subject.identifier with the NHS number")
+			}
+		case strings.Contains(ref, "/") && !strings.Contains(ref, "://"):
+			return newError(KindInvalid, fhir.IssueInvalid, "ServiceRequest.subject.reference", "a social prescribing referral's subject must be a Patient")
+		}
+	}
+	if hasNHSNumber(subject) && nhsOK {
+		return nil
+	}
+	return newError(KindUnprocessable, fhir.IssueRequired, "ServiceRequest.subject",
+		"the patient cannot be identified: give subject.identifier with an NHS number (system %s), a Patient in the same transaction, or a reference to a Patient already held", fhir.NHSNumberSystem)
+}
+
+// planned reports whether this plan writes the resource.
+func (pl *plan) planned(typ, id string) bool {
+	for _, w := range pl.commit.Writes {
+		if w.Resource.Type == typ && w.Resource.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func hasNHSNumber(ref *models.Reference) bool {
+	return ref.Identifier != nil && ref.Identifier.System != nil && *ref.Identifier.System == fhir.NHSNumberSystem &&
+		ref.Identifier.Value != nil && *ref.Identifier.Value != ""
+}
+
+// checkNHSNumber applies the NHS number policy to one identifier.
+func (s *Service) checkNHSNumber(p *Problems, system, value *string, expr string) {
+	if system == nil || *system != fhir.NHSNumberSystem {
+		return
+	}
+	if value == nil || fhir.ValidNHSNumber(*value) {
+		return
+	}
+	const msg = "not a valid NHS number: expected 10 digits whose last is the Modulus 11 check digit of the first nine"
+	if s.strictNHS {
+		p.add(fhir.IssueValue, expr, msg)
+	} else {
+		p.warn(fhir.IssueValue, expr, msg)
+	}
+}
+
+func containsPatient(obj *fhir.Object, id string) bool {
+	raw, ok := obj.Member("contained")
+	if !ok {
+		return false
+	}
+	var contained []struct {
+		ResourceType string `json:"resourceType"`
+		ID           string `json:"id"`
+	}
+	if json.Unmarshal(raw, &contained) != nil {
+		return false
+	}
+	for _, c := range contained {
+		if c.ResourceType == TypePatient && c.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func hasCoding(cc *models.CodeableConcept, system, code string) bool {
+	if cc == nil {
+		return false
+	}
+	for _, c := range cc.Coding {
+		if c.System != nil && c.Code != nil && *c.System == system && *c.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+func refString(r *models.Reference) string {
+	if r == nil {
+		return ""
+	}
+	b, _ := json.Marshal(struct {
+		R *string            `json:"r"`
+		I *models.Identifier `json:"i"`
+	}{r.Reference, r.Identifier})
+	return string(b)
+}
+
+// appendMembers adds members to the end of a JSON object. The object's own
+// bytes are kept; the new members are ones it does not have.
+func appendMembers(obj []byte, members map[string]any) []byte {
+	if len(members) == 0 {
+		return obj
+	}
+	end := strings.LastIndexByte(string(obj), '}')
+	out := append([]byte{}, obj[:end]...)
+	keys := make([]string, 0, len(members))
+	for k := range members {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v, err := json.Marshal(members[k])
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, ',')
+		out = strconv.AppendQuote(out, k)
+		out = append(out, ':')
+		out = append(out, v...)
+	}
+	return append(out, '}')
+}

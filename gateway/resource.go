@@ -1,0 +1,49 @@
+package gateway
+
+import (
+	"strconv"
+	"time"
+)
+
+// The resource types Signpost stores.
+const (
+	TypeServiceRequest = "ServiceRequest"
+	TypeTask           = "Task"
+	TypePatient        = "Patient"
+)
+
+// Resource is one stored version of a resource. Body is the JSON as the
+// client sent it with the server's id, meta.versionId and meta.lastUpdated
+// set; it is served as it is, never re-serialised.
+type Resource struct {
+	Type        string
+	ID          string
+	Version     int
+	LastUpdated time.Time
+	Body        []byte
+}
+
+// Ref is the relative reference to the resource, "Type/id".
+func (r *Resource) Ref() string { return r.Type + "/" + r.ID }
+
+// VersionID is meta.versionId.
+func (r *Resource) VersionID() string { return strconv.Itoa(r.Version) }
+
+// ETag is the weak entity tag FHIR uses for versions.
+func (r *Resource) ETag() string { return `W/"` + strconv.Itoa(r.Version) + `"` }
+
+// Instant formats a time the way Signpost writes meta.lastUpdated: UTC with
+// milliseconds, the precision of the search index.
+func Instant(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
+// Identifier is a business identifier (system and value), as FHIR has it.
+type Identifier struct {
+	System, Value string
+}
+
+// Caller is the authenticated system making a request. ClientID is the
+// configured client (GP system) or provider id.
+type Caller struct {
+	ClientID     string
+	Organization Identifier
+}

@@ -1,0 +1,136 @@
+package gateway
+
+import (
+	"strings"
+
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
+	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/mappings"
+)
+
+// Provider is a voluntary and community sector organisation that receives
+// referrals for the categories it serves.
+type Provider struct {
+	ID           string
+	Name         string
+	Organization Identifier
+	Categories   []string
+}
+
+// Reference is the Task.owner Signpost writes for the provider: a literal
+// reference by id for searches, and the ODS identifier so systems that do
+// not know Signpost's ids can still tell who it is.
+func (p *Provider) reference() map[string]any {
+	return map[string]any{
+		"reference":  "Organization/" + p.ID,
+		"type":       "Organization",
+		"identifier": map[string]string{"system": p.Organization.System, "value": p.Organization.Value},
+		"display":    p.Name,
+	}
+}
+
+// Router chooses the provider of a referral. It is built once from the
+// configuration and only read afterwards, so it needs no locking.
+type Router struct {
+	providers  []*Provider
+	byCategory map[string][]*Provider
+	byOrg      map[Identifier]*Provider
+	byID       map[string]*Provider
+}
+
+// NewRouter indexes providers. For a category served by several providers
+// the first in configuration order is chosen, so routing is predictable and
+// an operator decides precedence by ordering the file.
+func NewRouter(providers []Provider) *Router {
+	r := &Router{byCategory: map[string][]*Provider{}, byOrg: map[Identifier]*Provider{}, byID: map[string]*Provider{}}
+	for i := range providers {
+		p := &providers[i]
+		r.providers = append(r.providers, p)
+		r.byOrg[p.Organization] = p
+		r.byID[p.ID] = p
+		for _, c := range p.Categories {
+			r.byCategory[c] = append(r.byCategory[c], p)
+		}
+	}
+	return r
+}
+
+// Provider returns a configured provider by id.
+func (r *Router) Provider(id string) (*Provider, bool) {
+	p, ok := r.byID[id]
+	return p, ok
+}
+
+// ProviderFor returns the provider a reference names, by
+// "Organization/<provider id>" or by its organisation identifier.
+func (r *Router) ProviderFor(ref *models.Reference) (*Provider, bool) {
+	if ref == nil {
+		return nil, false
+	}
+	if ref.Identifier != nil && ref.Identifier.System != nil && ref.Identifier.Value != nil {
+		if p, ok := r.byOrg[Identifier{*ref.Identifier.System, *ref.Identifier.Value}]; ok {
+			return p, true
+		}
+	}
+	if ref.Reference != nil {
+		if id, ok := strings.CutPrefix(*ref.Reference, "Organization/"); ok {
+			if p, ok := r.byID[id]; ok {
+				return p, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// Route picks the provider for a category. A performer naming a configured
+// provider wins over the category: the GP (or link worker) chose it. Other
+// performers (a practitioner, an organisation Signpost does not serve) do not
+// route and are kept in the stored request.
+func (r *Router) Route(category string, performers []models.Reference) (*Provider, error) {
+	for i := range performers {
+		if p, ok := r.ProviderFor(&performers[i]); ok {
+			return p, nil
+		}
+	}
+	if ps := r.byCategory[category]; len(ps) > 0 {
+		return ps[0], nil
+	}
+	return nil, newError(KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.code",
+		"no provider is configured for the social prescribing category %q (%s); add the category to a provider in the configuration or name a configured provider in ServiceRequest.performer",
+		category, mappings.CategoryLabel(category))
+}
+
+// Categorise finds the social prescribing category of a referral code: the
+// first coding the table knows wins. An unknown code is refused, or sent to
+// the link worker for triage, as the deployment chooses.
+func categorise(codes *mappings.Table, code *models.CodeableConcept, triage bool) (string, error) {
+	var tried []string
+	if code != nil {
+		for i, c := range code.Coding {
+			if c.System == nil || c.Code == nil {
+				continue
+			}
+			if *c.System == fhir.SNOMEDSystem {
+				if err := mappings.ValidSCTID(*c.Code); err != nil {
+					return "", newError(KindInvalid, fhir.IssueCodeInvalid, "ServiceRequest.code.coding["+itoa(i)+"].code",
+						"not a valid SNOMED CT identifier: %v", err)
+				}
+			}
+			if e, ok := codes.Lookup(*c.System, *c.Code); ok {
+				return e.Category, nil
+			}
+			tried = append(tried, *c.System+"|"+*c.Code)
+		}
+	}
+	if triage {
+		return mappings.TriageCategory, nil
+	}
+	if len(tried) == 0 {
+		return "", newError(KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.code.coding",
+			"the referral has no coding with both system and code; a SNOMED CT code (system http://snomed.info/sct) decides where it goes")
+	}
+	return "", newError(KindUnprocessable, fhir.IssueCodeInvalid, "ServiceRequest.code.coding",
+		"no social prescribing category for %s; add the code to the referral code table, or set unmapped: triage to send such referrals to a link worker",
+		strings.Join(tried, ", "))
+}

@@ -1,0 +1,393 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
+	"github.com/signpost-health/signpost/fhir"
+)
+
+type paramKind int
+
+const (
+	tokenParam paramKind = iota
+	referenceParam
+)
+
+// searchParam maps a FHIR search parameter onto the index terms of index.go.
+type searchParam struct {
+	index  string // prefix of the index terms
+	kind   paramKind
+	target string // reference parameters with one target type: bare ids are "Target/id"
+}
+
+// searchParams lists every search parameter Signpost supports, by resource
+// type. The CapabilityStatement is generated from this table, so it cannot
+// claim what search does not do.
+var searchParams = map[string]map[string]searchParam{
+	TypeServiceRequest: {
+		"_id":        {index: "_id"},
+		"identifier": {index: "identifier"},
+		"status":     {index: "status"},
+		"intent":     {index: "intent"},
+		"code":       {index: "code"},
+		"patient":    {index: "subject", kind: referenceParam, target: TypePatient},
+		"subject":    {index: "subject", kind: referenceParam},
+		"requester":  {index: "requester", kind: referenceParam},
+		"performer":  {index: "performer", kind: referenceParam},
+	},
+	TypeTask: {
+		"_id":        {index: "_id"},
+		"identifier": {index: "identifier"},
+		"status":     {index: "status"},
+		"code":       {index: "code"},
+		"focus":      {index: "focus", kind: referenceParam},
+		"owner":      {index: "owner", kind: referenceParam},
+		"requester":  {index: "requester", kind: referenceParam},
+		"patient":    {index: "subject", kind: referenceParam, target: TypePatient},
+		"subject":    {index: "subject", kind: referenceParam},
+	},
+	TypePatient: {
+		"_id":        {index: "_id"},
+		"identifier": {index: "identifier"},
+	},
+}
+
+// SearchParams returns the names of the search parameters of a type, sorted,
+// with whether each is a reference (for the CapabilityStatement).
+func SearchParams(typ string) map[string]string {
+	out := map[string]string{}
+	for name, p := range searchParams[typ] {
+		if p.kind == referenceParam {
+			out[name] = "reference"
+		} else {
+			out[name] = "token"
+		}
+	}
+	return out
+}
+
+// Paging limits. The default keeps a page small enough to be fast; the
+// maximum stops one request from reading an unbounded amount.
+const (
+	DefaultCount = 50
+	MaxCount     = 500
+)
+
+// Query is a parsed search.
+type Query struct {
+	StoreQuery
+	IncludeFocus bool
+	canonical    url.Values // the parameters that define the result, for paging links
+}
+
+// SearchResult is one page of a search.
+type SearchResult struct {
+	Matches  []*Resource
+	Included []*Resource
+	Total    int
+	// Self, Next and Previous are query strings for the paging links ("" when there is none).
+	Self, Next, Previous string
+}
+
+// Search runs a search. lenient ignores unknown parameters (Prefer:
+// handling=lenient); by default they are refused, because silently ignoring
+// a filter returns more than the caller asked for.
+func (s *Service) Search(ctx context.Context, caller Caller, typ string, params url.Values, lenient bool) (*SearchResult, error) {
+	q, err := s.parseSearch(typ, params, lenient)
+	if err != nil {
+		return nil, err
+	}
+	ids, total, err := s.store.Search(ctx, &q.StoreQuery)
+	if err != nil {
+		return nil, err
+	}
+	res := &SearchResult{Total: total}
+	if len(ids) > 0 {
+		refs := make([]string, len(ids))
+		for i, id := range ids {
+			refs[i] = typ + "/" + id
+		}
+		if res.Matches, err = s.store.ReadMany(ctx, refs); err != nil {
+			return nil, err
+		}
+	}
+	if q.IncludeFocus {
+		if res.Included, err = s.includeFocus(ctx, res.Matches); err != nil {
+			return nil, err
+		}
+	}
+	res.Self = pageQuery(q.canonical, q.Offset, q.Count)
+	if q.Count > 0 && q.Offset+q.Count < total {
+		res.Next = pageQuery(q.canonical, q.Offset+q.Count, q.Count)
+	}
+	if q.Offset > 0 && q.Count > 0 {
+		res.Previous = pageQuery(q.canonical, max(0, q.Offset-q.Count), q.Count)
+	}
+	return res, nil
+}
+
+// includeFocus reads the ServiceRequests the matched Tasks are for.
+func (s *Service) includeFocus(ctx context.Context, tasks []*Resource) ([]*Resource, error) {
+	var refs []string
+	for _, t := range tasks {
+		var view struct {
+			Focus *models.Reference `json:"focus"`
+		}
+		if json.Unmarshal(t.Body, &view) != nil || view.Focus == nil || view.Focus.Reference == nil {
+			continue
+		}
+		ref := s.localRef(*view.Focus.Reference)
+		if strings.HasPrefix(ref, TypeServiceRequest+"/") && !slices.Contains(refs, ref) {
+			refs = append(refs, ref)
+		}
+	}
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	return s.store.ReadMany(ctx, refs)
+}
+
+func pageQuery(canonical url.Values, offset, count int) string {
+	v := url.Values{}
+	for k, vs := range canonical {
+		v[k] = vs
+	}
+	v.Set("_count", strconv.Itoa(count))
+	if offset > 0 {
+		v.Set("_offset", strconv.Itoa(offset))
+	}
+	return v.Encode()
+}
+
+// criteria parses an If-None-Exist header: a search with filters only.
+func (s *Service) criteria(typ, header string) (*Query, error) {
+	params, err := url.ParseQuery(strings.TrimPrefix(header, "?"))
+	if err != nil {
+		return nil, newError(KindInvalid, fhir.IssueInvalid, "", "If-None-Exist must be a search query such as identifier=system|value")
+	}
+	q, err := s.parseSearch(typ, params, false)
+	if err != nil {
+		return nil, err
+	}
+	if len(q.Groups) == 0 || !q.Since.IsZero() || !q.Until.IsZero() || q.IncludeFocus {
+		return nil, newError(KindInvalid, fhir.IssueNotSupported, "", "If-None-Exist takes search filters (such as identifier=system|value), and at least one")
+	}
+	return q, nil
+}
+
+func badParam(name, format string, args ...any) error {
+	e := newError(KindInvalid, fhir.IssueNotSupported, "", format, args...)
+	e.Issues[0].Diagnostics = "search parameter " + strconv.Quote(name) + ": " + e.Issues[0].Diagnostics
+	return e
+}
+
+func (s *Service) parseSearch(typ string, params url.Values, lenient bool) (*Query, error) {
+	defs := searchParams[typ]
+	q := &Query{StoreQuery: StoreQuery{Type: typ, Count: DefaultCount}, canonical: url.Values{}}
+	names := make([]string, 0, len(params))
+	for k := range params {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		for _, value := range params[name] {
+			if err := s.parseParam(q, defs, typ, name, value, lenient); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return q, nil
+}
+
+func (s *Service) parseParam(q *Query, defs map[string]searchParam, typ, name, value string, lenient bool) error {
+	switch name {
+	case "_count":
+		n, err := strconv.Atoi(value)
+		if err != nil || n < 0 {
+			return badParam(name, "expected a whole number of entries per page, 0 to %d", MaxCount)
+		}
+		q.Count = min(n, MaxCount)
+		return nil
+	case "_offset":
+		n, err := strconv.Atoi(value)
+		if err != nil || n < 0 {
+			return badParam(name, "expected a whole number, 0 or more")
+		}
+		q.Offset = n
+		return nil
+	case "_sort":
+		switch value {
+		case "_lastUpdated":
+			q.Descending = false
+		case "-_lastUpdated":
+			q.Descending = true
+		default:
+			return badParam(name, "only _lastUpdated and -_lastUpdated are supported")
+		}
+		q.canonical.Add(name, value)
+		return nil
+	case "_include":
+		if typ == TypeTask && (value == "Task:focus" || value == "Task:focus:ServiceRequest") {
+			q.IncludeFocus = true
+			q.canonical.Add(name, value)
+			return nil
+		}
+		if lenient {
+			return nil
+		}
+		return badParam(name, "only Task:focus is supported")
+	case "_lastUpdated":
+		since, until, err := parseDateParam(value)
+		if err != nil {
+			return badParam(name, "%v", err)
+		}
+		if !since.IsZero() && since.After(q.Since) {
+			q.Since = since
+		}
+		if !until.IsZero() && (q.Until.IsZero() || until.Before(q.Until)) {
+			q.Until = until
+		}
+		q.canonical.Add(name, value)
+		return nil
+	case "_format", "_total", "_pretty":
+		return nil // representation hints: JSON is the only format and totals are always given
+	}
+	base, modifier, _ := strings.Cut(name, ":")
+	def, ok := defs[base]
+	if !ok || (modifier != "" && !(modifier == "identifier" && def.kind == referenceParam)) {
+		if lenient {
+			return nil
+		}
+		known := make([]string, 0, len(defs))
+		for k := range defs {
+			known = append(known, k)
+		}
+		slices.Sort(known)
+		return badParam(name, "not supported for %s; supported: %s, _lastUpdated, _count, _sort%s", typ, strings.Join(known, ", "),
+			map[bool]string{true: ", _include=Task:focus", false: ""}[typ == TypeTask])
+	}
+	if value == "" {
+		return badParam(name, "a value is required")
+	}
+	var group []string
+	for _, v := range splitValues(value) {
+		switch {
+		case modifier == "identifier":
+			group = append(group, def.index+":identifier="+v)
+		case def.kind == referenceParam:
+			v = s.localRef(v)
+			if def.target != "" && !strings.Contains(v, "/") {
+				v = def.target + "/" + v
+			}
+			group = append(group, def.index+"="+v)
+		default:
+			group = append(group, def.index+"="+v)
+		}
+	}
+	q.Groups = append(q.Groups, group)
+	q.canonical.Add(name, value)
+	return nil
+}
+
+// splitValues splits a search value on commas (OR), honouring "\," escapes.
+func splitValues(v string) []string {
+	if !strings.Contains(v, `\`) {
+		return strings.Split(v, ",")
+	}
+	var out []string
+	var cur strings.Builder
+	for i := 0; i < len(v); i++ {
+		switch {
+		case v[i] == '\\' && i+1 < len(v):
+			i++
+			cur.WriteByte(v[i])
+		case v[i] == ',':
+			out = append(out, cur.String())
+			cur.Reset()
+		default:
+			cur.WriteByte(v[i])
+		}
+	}
+	return append(out, cur.String())
+}
+
+// parseDateParam turns a FHIR date search value into [since, until): a date
+// stands for the whole interval its precision names, and the prefix says
+// which side of it matches.
+func parseDateParam(v string) (since, until time.Time, err error) {
+	prefix := "eq"
+	if len(v) > 2 && v[0] >= 'a' && v[0] <= 'z' {
+		prefix, v = v[:2], v[2:]
+	}
+	lo, hi, err := dateRange(v)
+	if err != nil {
+		return since, until, err
+	}
+	switch prefix {
+	case "eq":
+		return lo, hi, nil
+	case "gt", "sa":
+		return hi, until, nil
+	case "ge":
+		return lo, until, nil
+	case "lt", "eb":
+		return since, lo, nil
+	case "le":
+		return since, hi, nil
+	}
+	return since, until, strconv.ErrSyntax
+}
+
+func dateRange(v string) (lo, hi time.Time, err error) {
+	layouts := []struct {
+		layout string
+		step   func(time.Time) time.Time
+	}{
+		{"2006", func(t time.Time) time.Time { return t.AddDate(1, 0, 0) }},
+		{"2006-01", func(t time.Time) time.Time { return t.AddDate(0, 1, 0) }},
+		{"2006-01-02", func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }},
+		{"2006-01-02T15:04Z07:00", func(t time.Time) time.Time { return t.Add(time.Minute) }},
+		{"2006-01-02T15:04:05Z07:00", func(t time.Time) time.Time { return t.Add(time.Second) }},
+		{"2006-01-02T15:04", func(t time.Time) time.Time { return t.Add(time.Minute) }},
+		{"2006-01-02T15:04:05", func(t time.Time) time.Time { return t.Add(time.Second) }},
+	}
+	for _, l := range layouts {
+		if t, e := time.Parse(l.layout, v); e == nil {
+			return t, l.step(t), nil
+		}
+	}
+	// Fractions of a second: the interval is one unit of the last digit given.
+	if t, e := time.Parse(time.RFC3339Nano, v); e == nil {
+		digits := 0
+		if dot := strings.IndexByte(v, '.'); dot > 0 {
+			for _, c := range v[dot+1:] {
+				if c < '0' || c > '9' {
+					break
+				}
+				digits++
+			}
+		}
+		step := time.Second
+		for i := 0; i < digits && step > time.Nanosecond; i++ {
+			step /= 10
+		}
+		return t, t.Add(step), nil
+	}
+	return lo, hi, errDate
+}
+
+var errDate = dateError{}
+
+type dateError struct{}
+
+func (dateError) Error() string {
+	return "expected a FHIR date, dateTime or instant (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss[.sss]Z) after an optional prefix eq, gt, ge, lt, le, sa or eb"
+}

@@ -1,0 +1,188 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/mappings"
+)
+
+// Options are the Service's dependencies and policies, all given at start.
+type Options struct {
+	Store Store
+	Codes *mappings.Table
+	// Providers receive referrals; the order decides precedence within a category.
+	Providers []Provider
+	// TriageUnmapped sends referrals whose code is not in the table to the
+	// link-worker category instead of refusing them.
+	TriageUnmapped bool
+	// StrictNHSNumber refuses NHS numbers that fail Modulus 11; otherwise they
+	// are accepted with a warning (NHS England's own examples fail it).
+	StrictNHSNumber bool
+	// FHIRBase is the absolute URL of the FHIR API, used to recognise
+	// absolute references to Signpost's own resources.
+	FHIRBase string
+	// MaxDepth caps JSON nesting (default 64).
+	MaxDepth int
+	Now      func() time.Time
+	NewID    func() string
+}
+
+// Service is the referral gateway's domain logic: accept, read, update and
+// search the resources of a referral. It is safe for concurrent use.
+type Service struct {
+	store     Store
+	codes     *mappings.Table
+	router    *Router
+	triage    bool
+	strictNHS bool
+	base      string
+	maxDepth  int
+	now       func() time.Time
+	newID     func() string
+}
+
+// NewService wires a Service.
+func NewService(o Options) *Service {
+	s := &Service{store: o.Store, codes: o.Codes, router: NewRouter(o.Providers), triage: o.TriageUnmapped,
+		strictNHS: o.StrictNHSNumber, base: strings.TrimSuffix(o.FHIRBase, "/"), maxDepth: o.MaxDepth, now: o.Now, newID: o.NewID}
+	if s.codes == nil {
+		s.codes = mappings.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.newID == nil {
+		s.newID = NewID
+	}
+	if s.maxDepth == 0 {
+		s.maxDepth = 64
+	}
+	return s
+}
+
+// Router exposes the routing table (for the metadata and the web pages).
+func (s *Service) Router() *Router { return s.router }
+
+// NewID returns a random UUID (version 4), the form of every id Signpost
+// assigns: unguessable, so ids leak nothing about volumes or order.
+func NewID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:])
+}
+
+// Outcome is the result of one create or update.
+type Outcome struct {
+	Resource *Resource
+	// Created is true when this request made the resource (201), false when
+	// it updated one or found an identical earlier request (200).
+	Created bool
+	// Warnings are issues that did not stop the request (an NHS number
+	// failing its check under the warn policy).
+	Warnings []fhir.Issue
+}
+
+// Create stores a new resource. ifNoneExist is the raw If-None-Exist header
+// (a search query); a match returns the existing resource instead.
+func (s *Service) Create(ctx context.Context, caller Caller, typ string, body []byte, ifNoneExist string) (*Outcome, error) {
+	out, err := s.apply(ctx, caller, []*Request{{Method: "POST", Type: typ, Body: body, IfNoneExist: ifNoneExist}}, false)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// Update stores a new version of a resource. ifMatch is the raw If-Match
+// header ("" for none). A Patient that does not exist yet is created with the
+// client's id, as GP systems reference their own patient ids.
+func (s *Service) Update(ctx context.Context, caller Caller, typ, id string, body []byte, ifMatch string) (*Outcome, error) {
+	out, err := s.apply(ctx, caller, []*Request{{Method: "PUT", Type: typ, ID: id, Body: body, IfMatch: ifMatch}}, false)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// Read returns the current version of a resource.
+func (s *Service) Read(ctx context.Context, caller Caller, typ, id string) (*Resource, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	r, err := s.store.Read(ctx, typ, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, notFound(typ, id)
+	}
+	return r, err
+}
+
+// ReadVersion returns one version of a resource.
+func (s *Service) ReadVersion(ctx context.Context, caller Caller, typ, id, vid string) (*Resource, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	v, err := strconv.Atoi(vid)
+	if err != nil || v < 1 || strconv.Itoa(v) != vid {
+		return nil, newError(KindNotFound, fhir.IssueNotFound, "", "version ids are positive whole numbers")
+	}
+	r, err := s.store.ReadVersion(ctx, typ, id, v)
+	if errors.Is(err, ErrNotFound) {
+		return nil, newError(KindNotFound, fhir.IssueNotFound, "", "%s/%s has no version %d", typ, id, v)
+	}
+	return r, err
+}
+
+// Ping reports whether storage answers; /readyz uses it.
+func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
+
+func notFound(typ, id string) error {
+	return newError(KindNotFound, fhir.IssueNotFound, "", "%s/%s is not known", typ, id)
+}
+
+// checkID enforces the FHIR id syntax, [A-Za-z0-9\-\.]{1,64}.
+func checkID(id string) error {
+	if len(id) == 0 || len(id) > 64 {
+		return newError(KindInvalid, fhir.IssueValue, "", "a resource id is 1 to 64 characters")
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return newError(KindInvalid, fhir.IssueValue, "", "a resource id may hold only letters, digits, '-' and '.'")
+		}
+	}
+	return nil
+}
+
+// parseIfMatch reads a weak or strong ETag holding a version number.
+func parseIfMatch(h string) (int, error) {
+	v := strings.TrimSpace(h)
+	v = strings.TrimPrefix(v, "W/")
+	v = strings.Trim(v, `"`)
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, newError(KindInvalid, fhir.IssueValue, "", `If-Match must be an ETag such as W/"3" naming a version`)
+	}
+	return n, nil
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -1,0 +1,113 @@
+package gateway
+
+import (
+	"context"
+	"time"
+)
+
+// Store is what the domain needs from durable storage. The Redis
+// implementation lives in redisstore; every method either completes or
+// changes nothing.
+type Store interface {
+	// Commit applies a change set atomically: first every precondition is
+	// checked (unique keys, If-None-Exist criteria, expected versions), then,
+	// only if all hold, every write, unique key and job is stored. A failed
+	// precondition is reported in the result, not as an error.
+	Commit(ctx context.Context, c *Commit) (*CommitResult, error)
+	// Read returns the current version of a resource, or ErrNotFound.
+	Read(ctx context.Context, typ, id string) (*Resource, error)
+	// ReadVersion returns one version of a resource, or ErrNotFound.
+	ReadVersion(ctx context.Context, typ, id string, version int) (*Resource, error)
+	// ReadMany returns the current versions of the given "Type/id"
+	// references; those it does not hold are left out.
+	ReadMany(ctx context.Context, refs []string) ([]*Resource, error)
+	// Lookup returns the value held under a unique key ("" if none).
+	Lookup(ctx context.Context, key string) (string, error)
+	// Search returns one page of ids matching q, and how many match in all.
+	Search(ctx context.Context, q *StoreQuery) (ids []string, total int, err error)
+	// Ping reports whether the store answers.
+	Ping(ctx context.Context) error
+}
+
+// Commit is one atomic change set.
+type Commit struct {
+	Unique   []UniqueKey
+	Criteria []Criteria // conditional create: abort when any criteria matches
+	Writes   []Write
+	Jobs     []Job
+}
+
+// UniqueKey claims a key for a value, once and for ever: the idempotency
+// key of a referral (client + business identifier) or the one referral Task
+// of a ServiceRequest. If the key is already held the commit is aborted and
+// the holder is reported.
+type UniqueKey struct {
+	Key   string
+	Value string
+}
+
+// Criteria is a conditional create's search, in store terms.
+type Criteria struct {
+	Type   string
+	Groups [][]string // AND of ORs of index terms
+}
+
+// Write is one new version of a resource. ExpectVersion is the version the
+// resource must have now: 0 means it must not exist yet, AnyVersion skips the
+// check (used only where the caller asked for no concurrency control).
+type Write struct {
+	Resource *Resource
+	Expect   int
+	Terms    []string // search index terms of this version
+}
+
+// AnyVersion as Write.Expect accepts whatever version is current.
+const AnyVersion = -1
+
+// Job is a unit of work queued in the same atomic step as the change that
+// caused it, so that a crash can never leave one without the other.
+type Job struct {
+	Queue  string // e.g. QueueDelivery
+	Fields []string
+}
+
+// QueueDelivery carries referral deliveries to providers.
+const QueueDelivery = "delivery"
+
+// CommitResult says which precondition failed, if any.
+type CommitResult struct {
+	// Held is set when a unique key was already held.
+	Held *UniqueHit
+	// Matched lists up to two ids found by a conditional create's criteria.
+	Matched []string
+	// Stale is set when a write's expected version did not hold.
+	Stale *StaleWrite
+}
+
+// OK reports whether the commit was applied.
+func (r *CommitResult) OK() bool { return r.Held == nil && r.Matched == nil && r.Stale == nil }
+
+// UniqueHit names the unique key already held and its holder.
+type UniqueHit struct {
+	Index  int // into Commit.Unique
+	Holder string
+}
+
+// StaleWrite names the write whose version expectation failed.
+type StaleWrite struct {
+	Index   int // into Commit.Writes
+	Current int // the version held now (0: none)
+}
+
+// StoreQuery is a search in store terms: a conjunction of groups, each a
+// disjunction of index terms, over resources of one type, ordered by
+// lastUpdated.
+type StoreQuery struct {
+	Type       string
+	Groups     [][]string
+	Since      time.Time // inclusive lower bound of lastUpdated; zero: none
+	Until      time.Time // exclusive upper bound; zero: none
+	Offset     int
+	Count      int
+	Descending bool
+}

@@ -1,0 +1,147 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/signpost-health/signpost/fhir"
+)
+
+// Required bindings. The samply models cannot be trusted with these: a
+// missing status decodes as the first value of the enum, so every code is
+// checked on the raw JSON before anything is decoded.
+var (
+	requestStatuses   = set("draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown")
+	requestIntents    = set("proposal", "plan", "directive", "order", "original-order", "reflex-order", "filler-order", "instance-order", "option")
+	requestPriorities = set("routine", "urgent", "asap", "stat")
+	taskIntents       = set("unknown", "proposal", "plan", "order", "original-order", "reflex-order", "filler-order", "instance-order", "option")
+	genders           = set("male", "female", "other", "unknown")
+)
+
+// checkCode checks one element bound to a required value set.
+func checkCode(p *Problems, o *fhir.Object, typ, name string, allowed map[string]bool, required bool) string {
+	expr := typ + "." + name
+	raw, present := o.Member(name)
+	if !present {
+		if required {
+			p.add(fhir.IssueRequired, expr, "%s is required; expected one of: %s", name, codeList(allowed))
+		}
+		return ""
+	}
+	v, isString := o.String(name)
+	switch {
+	case !isString:
+		p.add(fhir.IssueStructure, expr, "%s must be a JSON string holding a code, found %s", name, jsonKind(raw))
+	case !allowed[v]:
+		p.add(fhir.IssueCodeInvalid, expr, "%s is not a code of its required value set; expected one of: %s", name, codeList(allowed))
+	default:
+		return v
+	}
+	return ""
+}
+
+// requireObject checks that an element is present and is a JSON object.
+func requireObject(p *Problems, o *fhir.Object, typ, name, why string) {
+	raw, present := o.Member(name)
+	switch {
+	case !present:
+		p.add(fhir.IssueRequired, typ+"."+name, "%s is required: %s", name, why)
+	case jsonKind(raw) != "an object":
+		p.add(fhir.IssueStructure, typ+"."+name, "%s must be a JSON object, found %s", name, jsonKind(raw))
+	}
+}
+
+func codeList(m map[string]bool) string {
+	// The value sets are small; a stable order makes messages testable.
+	order := []string{}
+	for _, group := range [][]string{
+		{"draft", "requested", "received", "accepted", "rejected", "ready", "cancelled", "in-progress", "on-hold", "failed", "completed", "entered-in-error"},
+		{"active", "revoked", "unknown"},
+		{"proposal", "plan", "directive", "order", "original-order", "reflex-order", "filler-order", "instance-order", "option"},
+		{"routine", "urgent", "asap", "stat"},
+		{"male", "female", "other"},
+	} {
+		for _, c := range group {
+			if m[c] && !contains(order, c) {
+				order = append(order, c)
+			}
+		}
+	}
+	return strings.Join(order, ", ")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func jsonKind(raw []byte) string {
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	default:
+		return "a number"
+	}
+}
+
+// decodeView decodes stored or validated bytes into a samply model, the
+// read-only typed view. Decoding errors name the Go field path, never a
+// value from the body.
+func decodeView(body []byte, typ string, v any) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		var te *json.UnmarshalTypeError
+		msg := "an element has the wrong JSON type for FHIR R4"
+		if errors.As(err, &te) && te.Field != "" {
+			msg = "element " + strconv.Quote(te.Field) + " must be " + goKindToJSON(te.Type.Kind().String()) + ", found a JSON " + te.Value
+		} else if strings.Contains(err.Error(), "unknown ") && strings.Contains(err.Error(), " code ") {
+			// A nested required binding the samply enums refused (for example
+			// Identifier.use). The message would quote the value; drop it.
+			msg = "an element holds a code outside its required value set (" + enumName(err.Error()) + ")"
+		}
+		return &Error{Kind: KindInvalid, Err: err, Issues: []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueStructure, Expression: []string{typ}, Diagnostics: msg}}}
+	}
+	return nil
+}
+
+func goKindToJSON(kind string) string {
+	switch kind {
+	case "string":
+		return "a JSON string"
+	case "bool":
+		return "a JSON boolean"
+	case "slice", "array":
+		return "a JSON array"
+	case "struct", "map", "ptr":
+		return "a JSON object"
+	default:
+		return "a JSON number"
+	}
+}
+
+// enumName extracts the enum type name from a samply error such as
+// "unknown IdentifierUse code `x`", leaving the value out.
+func enumName(msg string) string {
+	i := strings.Index(msg, "unknown ")
+	rest := msg[i+len("unknown "):]
+	if j := strings.Index(rest, " code"); j > 0 {
+		return rest[:j]
+	}
+	return "unknown value set"
+}
