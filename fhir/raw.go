@@ -260,7 +260,10 @@ func (p *rawParser) release() {
 	rawParserPool.Put(p)
 }
 
-// newIndex hands out a name index, reusing those of earlier parses.
+// newIndex hands out a name index, reusing those of earlier parses and of
+// objects already closed. Only the innermost open object can be adding
+// names, so the objects holding an index are always the oldest open ones
+// and a counter is enough to track them.
 func (p *rawParser) newIndex() map[uint64]int {
 	if p.nmaps < len(p.maps) {
 		m := p.maps[p.nmaps]
@@ -320,9 +323,7 @@ func (p *rawParser) parse(body []byte, maxDepth int) (*Object, *RawError) {
 				return p.finish(objStart, p1) // needs the top-level names
 			}
 			p.pop()
-			if rerr := p.afterValue(p1); rerr != nil {
-				return nil, rerr
-			}
+			p.afterValue(p1)
 		case f.obj && f.expectName:
 			if rerr := p.addName(f, rawSkipSep(body, p0), p1); rerr != nil {
 				return nil, rerr
@@ -344,9 +345,7 @@ func (p *rawParser) parse(body []byte, maxDepth int) (*Object, *RawError) {
 			if n == 1 {
 				f.valStart = rawSkipSep(body, p0)
 			}
-			if rerr := p.afterValue(p1); rerr != nil {
-				return nil, rerr
-			}
+			p.afterValue(p1)
 		}
 	}
 }
@@ -357,22 +356,25 @@ func (p *rawParser) pop() {
 	if f.obj {
 		p.names = p.names[:f.first]
 		p.arena = p.arena[:f.arenaMark]
-		f.index = nil
+		if f.index != nil {
+			f.index = nil
+			p.nmaps-- // indexes are taken and given back in stack order
+		}
 	}
 	p.frames = p.frames[:len(p.frames)-1]
 }
 
 // afterValue moves the innermost frame past a value that ended at end.
-func (p *rawParser) afterValue(end int) *RawError {
+func (p *rawParser) afterValue(end int) {
 	n := len(p.frames)
 	f := &p.frames[n-1]
 	if !f.obj {
 		f.idx++
-		return nil
+		return
 	}
 	f.expectName = true
 	if n != 1 {
-		return nil
+		return
 	}
 	m := &p.members[len(p.members)-1]
 	m.valStart, m.valEnd = f.valStart, end
@@ -381,7 +383,6 @@ func (p *rawParser) afterValue(end int) *RawError {
 			p.rootRaw = rt
 		}
 	}
-	return nil
 }
 
 // addName records a member name of frame f, rejecting exact duplicates and

@@ -621,6 +621,46 @@ func TestReferences(t *testing.T) {
 	}
 }
 
+// Objects with many members are checked through pooled indexes; these
+// bodies hold several such objects at once and one after another.
+func TestParseResourceBigObjects(t *testing.T) {
+	t.Parallel()
+	big := func(prefix string, n int, extra string) string {
+		var b strings.Builder
+		b.WriteString("{")
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			b.WriteString(`"` + prefix + strconv.Itoa(i) + `":` + strconv.Itoa(i))
+		}
+		b.WriteString(extra + "}")
+		return b.String()
+	}
+	var arr []string
+	for i := 0; i < 20; i++ {
+		arr = append(arr, big("e", 60, ""))
+	}
+	nested := big("o", 100, `,"inner":`+big("i", 100, "")+`,"after":1`)
+	ok := `{"resourceType":"Basic","list":[` + strings.Join(arr, ",") + `],"nested":` + nested + `}`
+	for i := 0; i < 3; i++ { // again, with indexes from the pool
+		if _, err := ParseResource([]byte(ok), ParseOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct{ body, expr string }{
+		{`{"resourceType":"Basic","list":[` + strings.Join(arr[:5], ",") + `,` + big("e", 60, `,"E59":1`) + `]}`, "Basic.list[5].E59"},
+		{`{"resourceType":"Basic","nested":` + big("o", 100, `,"inner":`+big("i", 100, "")+`,"O7":1`) + `}`, "Basic.nested.O7"},
+		{`{"resourceType":"Basic","nested":` + big("o", 100, `,"inner":`+big("i", 100, `,"I99":1`)) + `}`, "Basic.nested.inner.I99"},
+	} {
+		_, err := ParseResource([]byte(tt.body), ParseOptions{})
+		var re *RawError
+		if !errors.As(err, &re) || re.Kind != CaseVariantKey || re.Expression != tt.expr {
+			t.Errorf("got %v, want a case variant at %s", err, tt.expr)
+		}
+	}
+}
+
 func TestRawErrorKindString(t *testing.T) {
 	t.Parallel()
 	seen := map[string]bool{}

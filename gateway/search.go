@@ -343,10 +343,30 @@ func parseDateParam(v string) (since, until time.Time, err error) {
 	case "le":
 		return since, hi, nil
 	}
-	return since, until, strconv.ErrSyntax
+	return since, until, errDate
 }
 
 func dateRange(v string) (lo, hi time.Time, err error) {
+	// Fractions first: time.Parse accepts a fraction after the seconds even
+	// when the layout has none, which would widen the interval to a second.
+	if dot := strings.IndexByte(v, '.'); dot > 0 {
+		t, e := time.Parse(time.RFC3339Nano, v)
+		if e != nil {
+			return lo, hi, errDate
+		}
+		digits := 0
+		for _, c := range v[dot+1:] {
+			if c < '0' || c > '9' {
+				break
+			}
+			digits++
+		}
+		step := time.Second
+		for i := 0; i < digits && step > time.Nanosecond; i++ {
+			step /= 10
+		}
+		return t, t.Add(step), nil
+	}
 	layouts := []struct {
 		layout string
 		step   func(time.Time) time.Time
@@ -363,23 +383,6 @@ func dateRange(v string) (lo, hi time.Time, err error) {
 		if t, e := time.Parse(l.layout, v); e == nil {
 			return t, l.step(t), nil
 		}
-	}
-	// Fractions of a second: the interval is one unit of the last digit given.
-	if t, e := time.Parse(time.RFC3339Nano, v); e == nil {
-		digits := 0
-		if dot := strings.IndexByte(v, '.'); dot > 0 {
-			for _, c := range v[dot+1:] {
-				if c < '0' || c > '9' {
-					break
-				}
-				digits++
-			}
-		}
-		step := time.Second
-		for i := 0; i < digits && step > time.Nanosecond; i++ {
-			step /= 10
-		}
-		return t, t.Add(step), nil
 	}
 	return lo, hi, errDate
 }

@@ -1,0 +1,84 @@
+// Command floor is the yardstick of Signpost's performance harness: a bare
+// Gin handler that reads a referral body, decodes it with encoding/json and
+// writes it to Redis in one pipelined round trip (see benchkit.FloorHandler).
+// It listens on loopback only.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/signpost-health/signpost/bench/benchkit"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:8081", "loopback address to listen on")
+	redisURL := flag.String("redis", "", "redis:// URL of the Redis to write to (required; use a scratch Redis)")
+	maxBody := flag.Int64("max-body", 1<<20, "largest request body accepted, bytes (Signpost's default is 1 MiB)")
+	flag.Parse()
+	if err := run(*listen, *redisURL, *maxBody); err != nil {
+		fmt.Fprintln(os.Stderr, "floor:", err)
+		os.Exit(1)
+	}
+}
+
+func run(listen, redisURL string, maxBody int64) error {
+	if redisURL == "" {
+		return errors.New("-redis is required")
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("-listen %q: %w", listen, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("-listen %q: only loopback addresses are allowed", listen)
+	}
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return fmt.Errorf("-redis: %w", err)
+	}
+	// The same client settings as signpost serve.
+	opt.DialTimeout = 2 * time.Second
+	opt.ReadTimeout = 3 * time.Second
+	opt.WriteTimeout = 3 * time.Second
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	// The same server settings as signpost serve.
+	srv := &http.Server{
+		Handler:           benchkit.FloorHandler(rdb, maxBody),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	fmt.Printf("floor listening on http://%s\n", ln.Addr())
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}

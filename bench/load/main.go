@@ -1,0 +1,489 @@
+// Command load is the load generator of Signpost's performance harness. It
+// POSTs realistic referral bodies (benchkit.Bodies, each with its own
+// identifier) over c concurrent connections to a loopback URL, for a count
+// or a duration, and reports throughput and the latency distribution as a
+// table and as one JSON line.
+//
+//	load -url http://127.0.0.1:8080/fhir/ServiceRequest -c 64 -d 10s -warmup 2s
+//
+// With -summary FILE it instead reads the JSON lines of earlier runs
+// (labels "floor" and "signpost") and prints the comparison against the
+// harness's targets.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/signpost-health/signpost/bench/benchkit"
+)
+
+type config struct {
+	url       string
+	conns     int
+	n         int64
+	duration  time.Duration
+	warmup    time.Duration
+	timeout   time.Duration
+	label     string
+	jsonOut   string
+	latencies string
+}
+
+func main() {
+	var cfg config
+	flag.StringVar(&cfg.url, "url", "", "URL to POST referrals to, e.g. http://127.0.0.1:8080/fhir/ServiceRequest (loopback only)")
+	flag.IntVar(&cfg.conns, "c", 64, "concurrent connections (one request in flight on each)")
+	flag.Int64Var(&cfg.n, "n", 0, "total requests to measure (0: run for -d)")
+	flag.DurationVar(&cfg.duration, "d", 10*time.Second, "how long to measure, when -n is 0")
+	flag.DurationVar(&cfg.warmup, "warmup", 0, "load sent first and not measured")
+	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "per-request timeout (a timeout counts as an error)")
+	flag.StringVar(&cfg.label, "label", "", "name of the target in reports (default: the URL's host)")
+	flag.StringVar(&cfg.jsonOut, "json", "", "also append the JSON result line to this file")
+	flag.StringVar(&cfg.latencies, "latencies", "", "write every measured latency to this file (int64 ns, little endian), for -summary to pool rounds")
+	summary := flag.String("summary", "", "summarise the JSON lines in this file instead of sending load")
+	rssKiB := flag.Int64("rss-kib", 0, "with -summary: Signpost's peak RSS (VmHWM) in KiB")
+	flag.Parse()
+
+	var err error
+	if *summary != "" {
+		err = summarise(os.Stdout, *summary, *rssKiB)
+	} else {
+		err = load(cfg)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+}
+
+// checkTarget refuses anything but plain HTTP to this machine: the tool must
+// never be pointed at a shared or production service.
+func checkTarget(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("-url: %w", err)
+	}
+	if u.Scheme != "http" {
+		return nil, fmt.Errorf("-url %q: only http:// to a loopback address is allowed", raw)
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); !strings.EqualFold(host, "localhost") && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("-url %q: only loopback targets (127.0.0.0/8, ::1, localhost) are allowed", raw)
+	}
+	return u, nil
+}
+
+// Result is one run's measurements; it is also the JSON line.
+type Result struct {
+	Label         string   `json:"label"`
+	URL           string   `json:"url"`
+	Conns         int      `json:"conns"`
+	BodyBytes     int      `json:"body_bytes"`
+	Seconds       float64  `json:"seconds"`
+	Requests      int64    `json:"requests"`
+	Created       int64    `json:"created"`  // 201
+	Repeated      int64    `json:"repeated"` // 200: an identifier seen before
+	Errors        int64    `json:"errors"`   // non-2xx and transport errors
+	Throughput    float64  `json:"throughput_rps"`
+	Accepted      float64  `json:"accepted_rps"` // 201 per second
+	P50ms         float64  `json:"p50_ms"`
+	P90ms         float64  `json:"p90_ms"`
+	P99ms         float64  `json:"p99_ms"`
+	MaxMs         float64  `json:"max_ms"`
+	MeanMs        float64  `json:"mean_ms"`
+	ErrorSamples  []string `json:"error_samples,omitempty"`
+	LatenciesFile string   `json:"latencies_file,omitempty"`
+	Interrupted   bool     `json:"interrupted,omitempty"`
+}
+
+func load(cfg config) error {
+	u, err := checkTarget(cfg.url)
+	if err != nil {
+		return err
+	}
+	if cfg.conns < 1 || cfg.conns > 4096 {
+		return errors.New("-c must be 1 to 4096")
+	}
+	if cfg.n < 0 || (cfg.n == 0 && (cfg.duration <= 0 || cfg.duration > time.Hour)) {
+		return errors.New("give -n > 0, or -d between 0 and 1h")
+	}
+	if cfg.label == "" {
+		cfg.label = u.Host
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	tr := &http.Transport{
+		Proxy:               nil, // loopback: never through a proxy
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        cfg.conns,
+		MaxIdleConnsPerHost: cfg.conns,
+		MaxConnsPerHost:     cfg.conns,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}
+	defer tr.CloseIdleConnections()
+	g := &generator{
+		client: &http.Client{Transport: tr, Timeout: cfg.timeout},
+		url:    u.String(),
+		bodies: benchkit.NewBodies(sanitise(cfg.label)),
+		conns:  cfg.conns,
+	}
+	if cfg.warmup > 0 {
+		g.phase(ctx, 0, cfg.warmup)
+	}
+	p := g.phase(ctx, cfg.n, cfg.duration)
+
+	res := p.result(cfg.label, g.url, cfg.conns, g.bodies.Size(1))
+	res.Interrupted = ctx.Err() != nil
+	if cfg.latencies != "" {
+		if err := writeLatencies(cfg.latencies, p.lat); err != nil {
+			return err
+		}
+		res.LatenciesFile = cfg.latencies
+	}
+	line, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	printResult(os.Stdout, res)
+	fmt.Println(string(line))
+	if cfg.jsonOut != "" {
+		f, err := os.OpenFile(cfg.jsonOut, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		_, werr := f.Write(append(line, '\n'))
+		if err := f.Close(); werr == nil {
+			werr = err
+		}
+		if werr != nil {
+			return werr
+		}
+	}
+	if res.Interrupted {
+		return errors.New("interrupted; the figures above are partial")
+	}
+	return nil
+}
+
+func sanitise(label string) string {
+	var b strings.Builder
+	for _, r := range label {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
+			b.WriteRune(r)
+		}
+	}
+	if b.Len() == 0 {
+		return "run"
+	}
+	return b.String()
+}
+
+type generator struct {
+	client *http.Client
+	url    string
+	bodies *benchkit.Bodies
+	conns  int
+	seq    atomic.Uint64 // identifier numbers, unique across phases
+}
+
+// phaseStats are the measurements of one phase.
+type phaseStats struct {
+	elapsed                   time.Duration
+	created, repeated, errors int64
+	lat                       []time.Duration // of 2xx responses
+	samples                   []string
+}
+
+// phase sends load until n requests have been started (n > 0) or d has
+// passed, from conns goroutines each with one request in flight.
+func (g *generator) phase(ctx context.Context, n int64, d time.Duration) *phaseStats {
+	var (
+		started atomic.Int64
+		mu      sync.Mutex
+		total   phaseStats
+		wg      sync.WaitGroup
+	)
+	start := time.Now()
+	deadline := start.Add(d)
+	for w := 0; w < g.conns; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine phaseStats
+			mine.lat = make([]time.Duration, 0, 4096)
+			for ctx.Err() == nil {
+				if n > 0 {
+					if started.Add(1) > n {
+						break
+					}
+				} else if !time.Now().Before(deadline) {
+					break
+				}
+				status, lat, sample := g.one(ctx)
+				switch {
+				case status == http.StatusCreated:
+					mine.created++
+					mine.lat = append(mine.lat, lat)
+				case status >= 200 && status < 300:
+					mine.repeated++
+					mine.lat = append(mine.lat, lat)
+				default:
+					mine.errors++
+					if sample != "" && len(mine.samples) < 3 {
+						mine.samples = append(mine.samples, sample)
+					}
+				}
+			}
+			mu.Lock()
+			total.created += mine.created
+			total.repeated += mine.repeated
+			total.errors += mine.errors
+			total.lat = append(total.lat, mine.lat...)
+			for _, s := range mine.samples {
+				if len(total.samples) < 5 && !slices.Contains(total.samples, s) {
+					total.samples = append(total.samples, s)
+				}
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	total.elapsed = time.Since(start)
+	return &total
+}
+
+// one sends one referral. status is 0 for a transport error.
+func (g *generator) one(ctx context.Context) (status int, lat time.Duration, sample string) {
+	// A new buffer each time: the transport may still hold the last body.
+	body := g.bodies.Append(make([]byte, 0, 2048), g.seq.Add(1))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.url, bytes.NewReader(body))
+	if err != nil {
+		return 0, 0, err.Error()
+	}
+	req.Header.Set("Content-Type", "application/fhir+json")
+	req.Header.Set("Accept", "application/fhir+json")
+	t0 := time.Now()
+	res, err := g.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, 0, ""
+		}
+		return 0, 0, err.Error()
+	}
+	var head []byte
+	if res.StatusCode >= 300 {
+		head, _ = io.ReadAll(io.LimitReader(res.Body, 300))
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	lat = time.Since(t0)
+	if res.StatusCode >= 300 {
+		sample = fmt.Sprintf("HTTP %d: %s", res.StatusCode, bytes.TrimSpace(head))
+	}
+	return res.StatusCode, lat, sample
+}
+
+func (p *phaseStats) result(label, target string, conns, bodyBytes int) *Result {
+	r := &Result{Label: label, URL: target, Conns: conns, BodyBytes: bodyBytes,
+		Seconds: p.elapsed.Seconds(), Created: p.created, Repeated: p.repeated, Errors: p.errors,
+		ErrorSamples: p.samples}
+	r.Requests = p.created + p.repeated + p.errors
+	if r.Seconds > 0 {
+		r.Throughput = float64(p.created+p.repeated) / r.Seconds
+		r.Accepted = float64(p.created) / r.Seconds
+	}
+	r.P50ms, r.P90ms, r.P99ms, r.MaxMs, r.MeanMs = distribution(p.lat)
+	return r
+}
+
+// distribution sorts lat and returns nearest-rank percentiles, in ms.
+func distribution(lat []time.Duration) (p50, p90, p99, worst, mean float64) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	at := func(q float64) float64 {
+		i := int(q*float64(len(lat))+0.999999) - 1 // nearest rank
+		i = min(max(i, 0), len(lat)-1)
+		return ms(lat[i])
+	}
+	var sum time.Duration
+	for _, d := range lat {
+		sum += d
+	}
+	return at(0.50), at(0.90), at(0.99), ms(lat[len(lat)-1]), ms(sum / time.Duration(len(lat)))
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func printResult(w io.Writer, r *Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "target\t%s (%s)\n", r.Label, r.URL)
+	fmt.Fprintf(tw, "connections\t%d\n", r.Conns)
+	fmt.Fprintf(tw, "body\t%d bytes\n", r.BodyBytes)
+	fmt.Fprintf(tw, "measured\t%.2f s\n", r.Seconds)
+	fmt.Fprintf(tw, "requests\t%d\t201 created %d, 200 repeated %d, errors %d\n", r.Requests, r.Created, r.Repeated, r.Errors)
+	fmt.Fprintf(tw, "throughput\t%.0f req/s\taccepted (201) %.0f/s\n", r.Throughput, r.Accepted)
+	fmt.Fprintf(tw, "latency\tp50 %.2f ms\tp90 %.2f ms\tp99 %.2f ms\tmax %.2f ms\tmean %.2f ms\n", r.P50ms, r.P90ms, r.P99ms, r.MaxMs, r.MeanMs)
+	for _, s := range r.ErrorSamples {
+		fmt.Fprintf(tw, "error\t%s\n", s)
+	}
+	tw.Flush()
+}
+
+func writeLatencies(path string, lat []time.Duration) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	var b [8]byte
+	for _, d := range lat {
+		binary.LittleEndian.PutUint64(b[:], uint64(d))
+		w.Write(b[:])
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func readLatencies(path string) ([]time.Duration, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]time.Duration, 0, len(raw)/8)
+	for i := 0; i+8 <= len(raw); i += 8 {
+		out = append(out, time.Duration(binary.LittleEndian.Uint64(raw[i:])))
+	}
+	return out, nil
+}
+
+// Targets of the harness (see bench/README.md).
+const (
+	targetRatio = 0.60 // Signpost's accepted/s over the floor's
+	targetP99ms = 25.0
+	targetRSS   = 100 << 10 // KiB: 100 MiB
+)
+
+// summarise pools the rounds of each label and compares Signpost with the
+// floor.
+func summarise(w io.Writer, path string, rssKiB int64) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var rounds []*Result
+	for _, line := range bytes.Split(raw, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var r Result
+		if err := json.Unmarshal(line, &r); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		rounds = append(rounds, &r)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "Rounds, in the order run:")
+	fmt.Fprintln(tw, "round\ttarget\tseconds\taccepted/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\t200s\terrors\t")
+	for i, r := range rounds {
+		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t\n", i+1, r.Label, r.Seconds, r.Accepted, r.P50ms, r.P90ms, r.P99ms, r.MaxMs, r.Repeated, r.Errors)
+	}
+	tw.Flush()
+
+	pooled := map[string]*Result{}
+	for _, label := range []string{"floor", "signpost"} {
+		agg := &Result{Label: label}
+		var lat []time.Duration
+		for _, r := range rounds {
+			if r.Label != label {
+				continue
+			}
+			agg.Conns, agg.BodyBytes = r.Conns, r.BodyBytes
+			agg.Seconds += r.Seconds
+			agg.Requests += r.Requests
+			agg.Created += r.Created
+			agg.Repeated += r.Repeated
+			agg.Errors += r.Errors
+			if r.LatenciesFile != "" {
+				l, err := readLatencies(r.LatenciesFile)
+				if err != nil {
+					return err
+				}
+				lat = append(lat, l...)
+			}
+		}
+		if agg.Seconds == 0 {
+			return fmt.Errorf("%s: no rounds labelled %q", path, label)
+		}
+		agg.Throughput = float64(agg.Created+agg.Repeated) / agg.Seconds
+		agg.Accepted = float64(agg.Created) / agg.Seconds
+		agg.P50ms, agg.P90ms, agg.P99ms, agg.MaxMs, agg.MeanMs = distribution(lat)
+		pooled[label] = agg
+	}
+	floor, sp := pooled["floor"], pooled["signpost"]
+
+	fmt.Fprintln(w, "\nPooled over all rounds (latencies of every 2xx response):")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "target\tseconds\trequests\taccepted/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\t200s\terrors\t")
+	for _, r := range []*Result{floor, sp} {
+		fmt.Fprintf(tw, "%s\t%.1f\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t\n", r.Label, r.Seconds, r.Requests, r.Accepted, r.P50ms, r.P90ms, r.P99ms, r.MaxMs, r.Repeated, r.Errors)
+	}
+	tw.Flush()
+
+	ratio := 0.0
+	if floor.Accepted > 0 {
+		ratio = sp.Accepted / floor.Accepted
+	}
+	verdict := func(ok bool) string {
+		if ok {
+			return "PASS"
+		}
+		return "FAIL"
+	}
+	fmt.Fprintln(w, "\nAgainst the targets:")
+	fmt.Fprintf(w, "  throughput  signpost/floor = %.0f/%.0f = %.2f   (target >= %.2f)  %s\n", sp.Accepted, floor.Accepted, ratio, targetRatio, verdict(ratio >= targetRatio))
+	fmt.Fprintf(w, "  p99         signpost %.2f ms, floor %.2f ms   (target signpost < %.0f ms)  %s\n", sp.P99ms, floor.P99ms, targetP99ms, verdict(sp.P99ms < targetP99ms))
+	if rssKiB > 0 {
+		fmt.Fprintf(w, "  peak RSS    signpost %.1f MiB (VmHWM)   (target < %d MiB)  %s\n", float64(rssKiB)/1024, targetRSS>>10, verdict(rssKiB < targetRSS))
+	}
+	if floor.Errors+sp.Errors > 0 || floor.Repeated+sp.Repeated > 0 {
+		fmt.Fprintf(w, "  WARNING: %d errors and %d repeats (200) during measurement; the figures are suspect\n", floor.Errors+sp.Errors, floor.Repeated+sp.Repeated)
+	}
+	line, _ := json.Marshal(map[string]any{
+		"floor_accepted_rps": round1(floor.Accepted), "signpost_accepted_rps": round1(sp.Accepted), "ratio": round3(ratio),
+		"floor_p50_ms": floor.P50ms, "floor_p99_ms": floor.P99ms, "signpost_p50_ms": sp.P50ms, "signpost_p99_ms": sp.P99ms,
+		"signpost_peak_rss_kib": rssKiB, "errors": floor.Errors + sp.Errors, "conns": sp.Conns, "body_bytes": sp.BodyBytes,
+	})
+	fmt.Fprintf(w, "\n%s\n", line)
+	return nil
+}
+
+func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
+func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }

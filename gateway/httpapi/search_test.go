@@ -1,0 +1,136 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSearchParameters(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	// Three referrals: two walking (physical activity), one debt advice.
+	a := e.post("/ServiceRequest", referral("S-1", "390893007")).must(t, http.StatusCreated).json(t)
+	b := e.post("/ServiceRequest", referral("S-2", "390893007")).must(t, http.StatusCreated).json(t)
+	c := e.post("/ServiceRequest", referral("S-3", "710913009")).must(t, http.StatusCreated).json(t)
+	ids := func(r *response) []string {
+		var out []string
+		for _, m := range bundleEntries(t, r.must(t, http.StatusOK), "match") {
+			out = append(out, m["id"].(string))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		query string
+		want  []string
+	}{
+		{"ServiceRequest?_id=" + a["id"].(string), []string{a["id"].(string)}},
+		{"ServiceRequest?identifier=" + url.QueryEscape(gpIdentSystem+"|S-2"), []string{b["id"].(string)}},
+		{"ServiceRequest?identifier=S-2", []string{b["id"].(string)}},
+		{"ServiceRequest?code=710913009", []string{c["id"].(string)}},
+		{"ServiceRequest?code=" + url.QueryEscape("http://snomed.info/sct|390893007"), []string{a["id"].(string), b["id"].(string)}},
+		{"ServiceRequest?code=" + url.QueryEscape("http://other.example|390893007"), nil},
+		{"ServiceRequest?status=active&code=710913009,390893007", []string{a["id"].(string), b["id"].(string), c["id"].(string)}},
+		{"ServiceRequest?status=draft", nil},
+		{"ServiceRequest?requester:identifier=" + url.QueryEscape("https://fhir.nhs.uk/Id/ods-organization-code|A81001") + "&code=710913009", []string{c["id"].(string)}},
+		{"ServiceRequest?_sort=-_lastUpdated&code=390893007", []string{b["id"].(string), a["id"].(string)}},
+		{"Task?owner=Organization/advice&_include=Task:focus", nil}, // checked below
+		{"Task?status=requested&owner=walking", nil},                // bare id: filled below
+	} {
+		if strings.HasPrefix(tc.query, "Task") {
+			continue
+		}
+		got := ids(e.get("/" + tc.query))
+		if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("%s: got %v, want %v", tc.query, got, tc.want)
+		}
+	}
+	// Task by owner, with the ServiceRequest included.
+	res := e.get("/Task?owner=Organization/advice&_include=Task:focus").must(t, http.StatusOK)
+	matches, included := bundleEntries(t, res, "match"), bundleEntries(t, res, "include")
+	if len(matches) != 1 || len(included) != 1 || included[0]["id"] != c["id"] {
+		t.Errorf("owner search: %d matches, %d included: %s", len(matches), len(included), res.body)
+	}
+	if got := total(t, e.get("/Task?owner=walking&status=requested&code=fulfill")); got != 2 {
+		t.Errorf("Task?owner=walking: total %d, want 2", got)
+	}
+	if got := total(t, e.get("/Task?requester:identifier=A81001")); got != 3 {
+		t.Errorf("Task?requester:identifier: total %d, want 3", got)
+	}
+}
+
+func TestSearchPagingAndLastUpdated(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	before := time.Now().UTC().Add(-time.Second)
+	for i := 0; i < 7; i++ {
+		e.post("/ServiceRequest", referral(ident(i), "390893007")).must(t, http.StatusCreated)
+	}
+	// Page through three at a time, following next links.
+	seen := map[string]bool{}
+	next := e.base + "/ServiceRequest?_count=3"
+	pages := 0
+	for next != "" {
+		res := e.get(next).must(t, http.StatusOK)
+		var b struct {
+			Total int
+			Link  []struct{ Relation, URL string }
+			Entry []struct{ Resource struct{ ID string } }
+		}
+		if err := json.Unmarshal(res.body, &b); err != nil {
+			t.Fatal(err)
+		}
+		if b.Total != 7 {
+			t.Fatalf("total %d, want 7", b.Total)
+		}
+		for _, en := range b.Entry {
+			if seen[en.Resource.ID] {
+				t.Fatalf("%s on two pages", en.Resource.ID)
+			}
+			seen[en.Resource.ID] = true
+		}
+		next = ""
+		for _, l := range b.Link {
+			if l.Relation == "next" {
+				next = l.URL
+			}
+		}
+		if pages++; pages > 5 {
+			t.Fatal("paging does not end")
+		}
+	}
+	if len(seen) != 7 || pages != 3 {
+		t.Errorf("saw %d resources on %d pages, want 7 on 3", len(seen), pages)
+	}
+	ts := url.QueryEscape(before.Format(time.RFC3339))
+	if got := total(t, e.get("/ServiceRequest?_lastUpdated=gt"+ts)); got != 7 {
+		t.Errorf("_lastUpdated=gt(before): %d, want 7", got)
+	}
+	if got := total(t, e.get("/ServiceRequest?_lastUpdated=lt"+ts)); got != 0 {
+		t.Errorf("_lastUpdated=lt(before): %d, want 0", got)
+	}
+	if got := total(t, e.get("/ServiceRequest?_count=0")); got != 7 {
+		t.Errorf("_count=0 total %d", got)
+	}
+	// Polling: changes since a moment return only what changed after it.
+	mid := time.Now().UTC()
+	time.Sleep(2 * time.Millisecond) // lastUpdated has millisecond precision
+	e.post("/ServiceRequest", referral("late", "390893007")).must(t, http.StatusCreated)
+	if got := total(t, e.get("/Task?_lastUpdated=gt"+url.QueryEscape(mid.Format("2006-01-02T15:04:05.000Z")))); got != 1 {
+		t.Errorf("Task changes since mid: %d, want 1", got)
+	}
+	// Search by POST, parameters in the body.
+	req, _ := http.NewRequest(http.MethodPost, e.base+"/ServiceRequest/_search", strings.NewReader("identifier=late"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("POST _search: %d", res.StatusCode)
+	}
+}

@@ -1,0 +1,206 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/httpapi"
+	"github.com/signpost-health/signpost/gateway/redisstore"
+	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
+	"github.com/signpost-health/signpost/mappings"
+)
+
+// env is one Signpost over its own redis-server, reached through real HTTP.
+type env struct {
+	t      *testing.T
+	redis  *redistest.Server
+	srv    *httptest.Server
+	base   string // FHIR base URL
+	logs   *syncBuffer
+	client *http.Client
+}
+
+type options struct {
+	triage    bool
+	warnNHS   bool
+	maxBody   int64
+	codes     *mappings.Table
+	providers []gateway.Provider
+}
+
+// Synthetic test data: the NHS numbers are the documented test numbers, the
+// organisations are made up.
+const (
+	nhsNumber     = "9434765919"
+	nhsNumber2    = "9000000009"
+	badNHSNumber  = "3478526985"
+	practiceODS   = "A81001"
+	gpIdentSystem = "https://example-gp.nhs.uk/referral-id"
+)
+
+var testProviders = []gateway.Provider{
+	{ID: "walking", Name: "Walking for Health", Organization: gateway.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: "X1A2B"},
+		Categories: []string{"physical-activity", "healthy-lifestyle"}},
+	{ID: "advice", Name: "Money Advice", Organization: gateway.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: "X3C4D"},
+		Categories: []string{"money-debt-benefits", "housing", "physical-activity"}},
+	{ID: "link", Name: "Link Workers", Organization: gateway.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: "X5E6F"},
+		Categories: []string{"link-worker", "social-connection"}},
+}
+
+func setup(t *testing.T, opts ...func(*options)) *env {
+	t.Helper()
+	o := options{maxBody: 1 << 20, providers: testProviders}
+	for _, f := range opts {
+		f(&o)
+	}
+	r := redistest.Start(t)
+	e := &env{t: t, redis: r, logs: &syncBuffer{}, client: &http.Client{}}
+	log := slog.New(slog.NewJSONHandler(e.logs, nil))
+	mux := http.NewServeMux()
+	e.srv = httptest.NewServer(mux)
+	t.Cleanup(e.srv.Close)
+	e.base = e.srv.URL + "/fhir"
+	svc := gateway.NewService(gateway.Options{
+		Store:           redisstore.New(r.Client(), "signpost"),
+		Codes:           o.codes,
+		Providers:       o.providers,
+		TriageUnmapped:  o.triage,
+		StrictNHSNumber: !o.warnNHS,
+		FHIRBase:        e.base,
+	})
+	caller := gateway.Caller{ClientID: "practice-a", Organization: gateway.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: practiceODS}}
+	mux.Handle("/", httpapi.New(httpapi.Options{
+		Service: svc, PublicURL: e.srv.URL, MaxBodyBytes: o.maxBody, Logger: log,
+		Caller:     func(*http.Request) (gateway.Caller, error) { return caller, nil },
+		Capability: httpapi.CapabilityInfo{Version: "test", AuthMode: "none"},
+	}))
+	return e
+}
+
+// response is an HTTP response with its body read.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r *response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("response is not JSON (%v): %s", err, r.body)
+	}
+	return m
+}
+
+func (e *env) do(method, path string, body []byte, headers ...string) *response {
+	e.t.Helper()
+	url := path
+	if !strings.HasPrefix(path, "http") {
+		url = e.base + path
+	}
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/fhir+json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return &response{status: res.StatusCode, header: res.Header, body: b}
+}
+
+func (e *env) post(path string, body []byte, headers ...string) *response {
+	e.t.Helper()
+	return e.do(http.MethodPost, path, body, headers...)
+}
+
+func (e *env) get(path string, headers ...string) *response {
+	e.t.Helper()
+	return e.do(http.MethodGet, path, nil, headers...)
+}
+
+func (e *env) put(path string, body []byte, headers ...string) *response {
+	e.t.Helper()
+	return e.do(http.MethodPut, path, body, headers...)
+}
+
+// must fails the test unless the response has the wanted status.
+func (r *response) must(t *testing.T, status int) *response {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d; body: %s", r.status, status, r.body)
+	}
+	return r
+}
+
+// referral returns a valid active ServiceRequest for a synthetic patient,
+// identified by NHS number, with the given business identifier and code.
+func referral(ident, code string) []byte {
+	return []byte(`{"resourceType":"ServiceRequest",` +
+		`"identifier":[{"system":"` + gpIdentSystem + `","value":"` + ident + `"}],` +
+		`"status":"active","intent":"order","priority":"routine",` +
+		`"code":{"coding":[{"system":"http://snomed.info/sct","code":"` + code + `"}]},` +
+		`"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber + `"}},` +
+		`"requester":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"` + practiceODS + `"}},` +
+		`"authoredOn":"2026-11-20T09:30:00Z"}`)
+}
+
+// syncBuffer collects logs from concurrent handlers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// bundleEntries returns the resources of a Bundle's entries with the given
+// search mode ("" for all).
+func bundleEntries(t *testing.T, r *response, mode string) []map[string]any {
+	t.Helper()
+	var b struct {
+		Total int `json:"total"`
+		Entry []struct {
+			Resource map[string]any `json:"resource"`
+			Search   struct {
+				Mode string `json:"mode"`
+			} `json:"search"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(r.body, &b); err != nil {
+		t.Fatalf("not a Bundle: %v: %s", err, r.body)
+	}
+	var out []map[string]any
+	for _, e := range b.Entry {
+		if mode == "" || e.Search.Mode == mode {
+			out = append(out, e.Resource)
+		}
+	}
+	return out
+}
