@@ -19,7 +19,7 @@ var validFile = filepath.Join("testdata", "valid.yaml")
 
 func TestLoadFile(t *testing.T) {
 	t.Parallel()
-	cfg, err := config.Load(validFile, noEnv)
+	cfg, err := config.Load(validFile, noEnv, nil)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -167,7 +167,7 @@ func TestParseRejectsSecondDocument(t *testing.T) {
 func TestLoadUnknownKeyNamesLine(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join("testdata", "unknown_key.yaml")
-	_, err := config.Load(path, noEnv)
+	_, err := config.Load(path, noEnv, nil)
 	ps := problemsOf(t, err)
 	if len(ps) != 1 {
 		t.Fatalf("problems = %v", ps)
@@ -191,7 +191,7 @@ func TestLoadEnvOverridesFile(t *testing.T) {
 		"SIGNPOST_REDIS_URL":  "redis://:pw@redis.internal:6380/5",
 		"SIGNPOST_PUBLIC_URL": "https://signpost.nhs.example",
 	})
-	cfg, err := config.Load(validFile, env)
+	cfg, err := config.Load(validFile, env, nil)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -207,7 +207,7 @@ func TestLoadEnvOverridesFile(t *testing.T) {
 
 func TestLoadEnvOverridesDefaults(t *testing.T) {
 	t.Parallel()
-	cfg, err := config.Load("", envOf(map[string]string{"SIGNPOST_LISTEN": "127.0.0.1:0"}))
+	cfg, err := config.Load("", envOf(map[string]string{"SIGNPOST_LISTEN": "127.0.0.1:0"}), nil)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -218,7 +218,7 @@ func TestLoadEnvOverridesDefaults(t *testing.T) {
 
 func TestLoadEnvEmptyIgnored(t *testing.T) {
 	t.Parallel()
-	cfg, err := config.Load(validFile, envOf(map[string]string{"SIGNPOST_LISTEN": ""}))
+	cfg, err := config.Load(validFile, envOf(map[string]string{"SIGNPOST_LISTEN": ""}), nil)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -229,7 +229,7 @@ func TestLoadEnvEmptyIgnored(t *testing.T) {
 
 func TestLoadInvalidEnvReported(t *testing.T) {
 	t.Parallel()
-	_, err := config.Load(validFile, envOf(map[string]string{"SIGNPOST_REDIS_URL": "http://:secretpw@redis"}))
+	_, err := config.Load(validFile, envOf(map[string]string{"SIGNPOST_REDIS_URL": "http://:secretpw@redis"}), nil)
 	ps := problemsOf(t, err)
 	if len(ps) != 1 || ps[0].Field != "redis_url" || ps[0].Env != "SIGNPOST_REDIS_URL" {
 		t.Errorf("problems = %#v", ps)
@@ -241,7 +241,7 @@ func TestLoadInvalidEnvReported(t *testing.T) {
 
 func TestLoadUsesSIGNPOSTCONFIG(t *testing.T) {
 	t.Parallel()
-	cfg, err := config.Load("", envOf(map[string]string{"SIGNPOST_CONFIG": validFile}))
+	cfg, err := config.Load("", envOf(map[string]string{"SIGNPOST_CONFIG": validFile}), nil)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -253,7 +253,7 @@ func TestLoadUsesSIGNPOSTCONFIG(t *testing.T) {
 func TestLoadPathBeatsSIGNPOSTCONFIG(t *testing.T) {
 	t.Parallel()
 	missing := filepath.Join(t.TempDir(), "missing.yaml")
-	cfg, err := config.Load(validFile, envOf(map[string]string{"SIGNPOST_CONFIG": missing}))
+	cfg, err := config.Load(validFile, envOf(map[string]string{"SIGNPOST_CONFIG": missing}), nil)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -265,7 +265,7 @@ func TestLoadPathBeatsSIGNPOSTCONFIG(t *testing.T) {
 func TestLoadMissingFile(t *testing.T) {
 	t.Parallel()
 	missing := filepath.Join(t.TempDir(), "missing.yaml")
-	_, err := config.Load("", envOf(map[string]string{"SIGNPOST_CONFIG": missing}))
+	_, err := config.Load("", envOf(map[string]string{"SIGNPOST_CONFIG": missing}), nil)
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("err = %v, want not-exist", err)
 	}
@@ -279,7 +279,7 @@ func TestLoadDefaultsOnly(t *testing.T) {
 	for name, getenv := range map[string]func(string) string{"nil getenv": nil, "empty env": noEnv} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			cfg, err := config.Load("", getenv)
+			cfg, err := config.Load("", getenv, nil)
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
@@ -299,7 +299,7 @@ func TestLoadReportsEverything(t *testing.T) {
 	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := config.Load(path, noEnv)
+	_, err := config.Load(path, noEnv, nil)
 	ps := problemsOf(t, err)
 	if want := []string{"public_url", "delivery_retry[0]", "surprise"}; !slices.Equal(fieldsOf(ps), want) {
 		t.Errorf("fields = %q, want %q\n%v", fieldsOf(ps), want, err)

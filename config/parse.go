@@ -516,12 +516,10 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 // Load is how the server gets its configuration: defaults, then the file at
 // path (or at $SIGNPOST_CONFIG when path is ""; no file at all when both are
 // empty), then environment overrides, then Validate. getenv is usually
-// os.Getenv; nil means an empty environment.
-//
-// Load cannot check provider category names, because the mapping table that
-// defines them is itself chosen by the configuration. Callers should load the
-// table named by Mappings and then call Validate again with its lookup.
-func Load(path string, getenv func(string) string) (Config, error) {
+// os.Getenv; nil means an empty environment. isCategory is the closed set
+// of social prescribing categories (mappings.IsCategory); it is a parameter
+// because config imports nothing of the project. nil skips that one check.
+func Load(path string, getenv func(string) string, isCategory func(string) bool) (Config, error) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
@@ -543,7 +541,7 @@ func Load(path string, getenv func(string) string) (Config, error) {
 		}
 	}
 	cfg.ApplyEnv(getenv)
-	if err := cfg.Validate(nil); err != nil {
+	if err := cfg.Validate(isCategory); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil

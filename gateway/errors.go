@@ -15,7 +15,8 @@ type ErrorKind int
 const (
 	KindInternal           ErrorKind = iota // a bug or an unexpected state: 500, details logged only
 	KindInvalid                             // the request is malformed or breaks a FHIR rule: 400
-	KindNotSupported                        // a valid FHIR request Signpost does not implement: 400/405
+	KindNotSupported                        // a valid FHIR request Signpost does not implement: 400
+	KindMethodNotAllowed                    // the endpoint exists, but not with this method: 405
 	KindNotFound                            // 404
 	KindConflict                            // the change contradicts stored state: 409
 	KindDuplicate                           // a repeat of something already processed: 409

@@ -29,8 +29,8 @@ const (
 	bodyHead = `{"resourceType":"ServiceRequest",` +
 		`"meta":{"profile":["https://fhir.hl7.org.uk/StructureDefinition/UKCore-ServiceRequest"]},` +
 		`"text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>Social prescribing referral ` +
-		`to a physical activity programme (local walking group). The patient has agreed to be contacted by the provider ` +
-		`by telephone on weekday mornings and would prefer a group that meets within walking distance of home.</p></div>"},` +
+		`to a physical activity programme (local walking group). The patient has agreed to be contacted by ` +
+		`telephone on weekday mornings.</p></div>"},` +
 		`"extension":[{"url":"https://example-gp.nhs.uk/fhir/StructureDefinition/referral-source",` +
 		`"valueCodeableConcept":{"text":"Face-to-face GP consultation"}}],` +
 		`"identifier":[{"system":"` + IdentSystem + `","value":"`
@@ -45,10 +45,8 @@ const (
 		`"requester":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"` + PracticeODS + `"},` +
 		`"display":"Example Surgery"},` +
 		`"reasonCode":[{"text":"Low mood and social isolation; patient would like to become more active"}],` +
-		`"patientInstruction":"The walking group provider will telephone you within two weeks to arrange a first session. ` +
-		`Wear comfortable shoes and bring a bottle of water.",` +
-		`"note":[{"text":"Mobility is good; no cardiac history recorded. Synthetic test data generated for performance ` +
-		`testing only: no real patient is described by this referral."}]}`
+		`"patientInstruction":"The walking group will telephone you within two weeks to arrange a first session.",` +
+		`"note":[{"text":"Synthetic test data for performance testing: no real patient is described."}]}`
 )
 
 // Bodies makes request bodies whose identifier values are unique: a random

@@ -94,7 +94,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 // loadConfig reads the configuration and the code table it names, and
 // reports every problem of both at once.
 func loadConfig(path string, getenv func(string) string) (config.Config, *mappings.Table, error) {
-	cfg, err := config.Load(path, getenv)
+	cfg, err := config.Load(path, getenv, mappings.IsCategory)
 	if err != nil {
 		return cfg, nil, err
 	}
@@ -103,9 +103,6 @@ func loadConfig(path string, getenv func(string) string) (config.Config, *mappin
 		if codes, err = mappings.LoadFile(cfg.Mappings); err != nil {
 			return cfg, nil, fmt.Errorf("referral code table: %w", err)
 		}
-	}
-	if err := cfg.Validate(mappings.IsCategory); err != nil {
-		return cfg, nil, err
 	}
 	if cfg.Auth.Mode != config.AuthNone {
 		return cfg, nil, errors.New("auth.mode smart is not available in this version of Signpost: " +

@@ -89,10 +89,7 @@ func (a *API) noRoute(c *gin.Context) {
 }
 
 func (a *API) noMethod(c *gin.Context) {
-	c.Header("Allow", c.Writer.Header().Get("Allow"))
-	a.fail(c, &gateway.Error{Kind: gateway.KindNotSupported, Issues: []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueNotSupported,
-		Diagnostics: "this interaction is not supported on this endpoint; see /fhir/metadata"}}})
-	c.Status(http.StatusMethodNotAllowed)
+	a.failWith(c, gateway.KindMethodNotAllowed, fhir.IssueNotSupported, "this interaction is not supported on this endpoint; see /fhir/metadata")
 }
 
 var knownTypes = map[string]bool{gateway.TypeServiceRequest: true, gateway.TypeTask: true, gateway.TypePatient: true}

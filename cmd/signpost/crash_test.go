@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
+)
+
+// binary is signpost built once for the tests that run it as a process.
+var (
+	buildOnce sync.Once
+	binary    string
+	buildErr  error
+)
+
+func signpostBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "signpost-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binary = filepath.Join(dir, "signpost")
+		out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binary
+}
+
+// gatewayProcess is signpost serve running as a separate process, so a test
+// can kill it with SIGKILL as a crash would.
+type gatewayProcess struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	addr string
+	env  []string
+}
+
+func startGateway(t *testing.T, redisURL string) *gatewayProcess {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	addr := l.Addr().String()
+	l.Close()
+	cfg := writeFile(t, "signpost.yaml", testConfig)
+	g := &gatewayProcess{t: t, addr: addr, env: append(os.Environ(),
+		"SIGNPOST_CONFIG="+cfg, "SIGNPOST_LISTEN="+addr, "SIGNPOST_PUBLIC_URL=http://"+addr, "SIGNPOST_REDIS_URL="+redisURL)}
+	g.start()
+	t.Cleanup(g.kill)
+	return g
+}
+
+func (g *gatewayProcess) start() {
+	g.t.Helper()
+	g.cmd = exec.Command(signpostBinary(g.t), "serve")
+	g.cmd.Env = g.env
+	stdout, err := g.cmd.StdoutPipe()
+	must(g.t, err)
+	g.cmd.Stderr = io.Discard
+	must(g.t, g.cmd.Start())
+	lines := make(chan string, 10)
+	go scanLines(stdout, lines)
+	waitListening(g.t, lines)
+}
+
+func (g *gatewayProcess) kill() {
+	if g.cmd != nil && g.cmd.Process != nil {
+		_ = g.cmd.Process.Kill()
+		_ = g.cmd.Wait()
+		g.cmd = nil
+	}
+}
+
+// burst sends referrals with the given identifiers from 16 workers, retrying
+// each until it is acknowledged (2xx) or the deadline passes, as a GP
+// system's sender would. onAck is called after each first acknowledgement.
+func burst(t *testing.T, base func() string, idents []string, onAck func(n int64)) map[string]string {
+	t.Helper()
+	var acked atomic.Int64
+	var mu sync.Mutex
+	ids := map[string]string{}
+	work := make(chan string)
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(60 * time.Second)
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ident := range work {
+				for time.Now().Before(deadline) {
+					res, err := client.Post(base()+"/fhir/ServiceRequest", "application/fhir+json", strings.NewReader(referralJSON(ident, "390893007")))
+					if err != nil {
+						time.Sleep(20 * time.Millisecond)
+						continue
+					}
+					var sr struct{ ID string }
+					_ = json.NewDecoder(res.Body).Decode(&sr)
+					res.Body.Close()
+					if res.StatusCode == http.StatusCreated || res.StatusCode == http.StatusOK {
+						mu.Lock()
+						ids[ident] = sr.ID
+						mu.Unlock()
+						onAck(acked.Add(1))
+						break
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	for _, id := range idents {
+		work <- id
+	}
+	close(work)
+	wg.Wait()
+	return ids
+}
+
+func countAll(t *testing.T, base, query string) int {
+	t.Helper()
+	res, err := http.Get(base + "/fhir/" + query)
+	must(t, err)
+	defer res.Body.Close()
+	var b struct{ Total int }
+	must(t, json.NewDecoder(res.Body).Decode(&b))
+	return b.Total
+}
+
+// checkExactlyOnce verifies every identifier is one referral with one Task
+// and one delivery job, and that acknowledged ids were kept.
+func checkExactlyOnce(t *testing.T, base string, r *redistest.Server, idents []string, acked map[string]string) {
+	t.Helper()
+	if got := countAll(t, base, "ServiceRequest?_count=0"); got != len(idents) {
+		t.Errorf("%d ServiceRequests, want %d", got, len(idents))
+	}
+	if got := countAll(t, base, "Task?_count=0"); got != len(idents) {
+		t.Errorf("%d Tasks, want %d", got, len(idents))
+	}
+	n, err := r.Client().XLen(context.Background(), "{signpost}:q:delivery").Result()
+	must(t, err)
+	if int(n) != len(idents) {
+		t.Errorf("%d delivery jobs, want %d", n, len(idents))
+	}
+	for ident, id := range acked {
+		res, err := http.Get(base + "/fhir/ServiceRequest/" + id)
+		must(t, err)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("acknowledged referral %s (%s) is gone: %d", ident, id, res.StatusCode)
+		}
+	}
+}
+
+func TestGatewayKilledMidBurstLosesAndDuplicatesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills processes")
+	}
+	t.Parallel()
+	r := redistest.Start(t)
+	g := startGateway(t, r.URL())
+	base := "http://" + g.addr
+	idents := make([]string, 200)
+	for i := range idents {
+		idents[i] = "K-" + strconv.Itoa(i)
+	}
+	var once sync.Once
+	var mu sync.RWMutex
+	baseFn := func() string { mu.RLock(); defer mu.RUnlock(); return base }
+	acked := burst(t, baseFn, idents, func(n int64) {
+		if n == 60 {
+			once.Do(func() {
+				// Crash the gateway with requests in flight, then bring it back.
+				go func() { g.kill(); g.start() }()
+			})
+		}
+	})
+	if len(acked) != len(idents) {
+		t.Fatalf("only %d of %d referrals acknowledged", len(acked), len(idents))
+	}
+	// Senders re-send everything once more (they cannot know what landed).
+	again := burst(t, baseFn, idents, func(int64) {})
+	for ident, id := range acked {
+		if again[ident] != id {
+			t.Errorf("%s: re-sent referral got id %s, first %s", ident, again[ident], id)
+		}
+	}
+	checkExactlyOnce(t, base, r, idents, acked)
+}
+
+func TestRedisKilledMidBurstLosesNothingAcknowledged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills processes")
+	}
+	t.Parallel()
+	r := redistest.Start(t)
+	g := startGateway(t, r.URL())
+	base := "http://" + g.addr
+	idents := make([]string, 200)
+	for i := range idents {
+		idents[i] = "R-" + strconv.Itoa(i)
+	}
+	var once sync.Once
+	acked := burst(t, func() string { return base }, idents, func(n int64) {
+		if n == 60 {
+			once.Do(func() {
+				// Redis dies and comes back from its append-only file; the
+				// gateway answers 503 meanwhile and is not restarted.
+				go r.Restart()
+			})
+		}
+	})
+	if len(acked) != len(idents) {
+		t.Fatalf("only %d of %d referrals acknowledged", len(acked), len(idents))
+	}
+	checkExactlyOnce(t, base, r, idents, acked)
+}

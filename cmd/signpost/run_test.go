@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
+)
+
+// testConfig is a loopback configuration with one client and two providers.
+const testConfig = `listen: "127.0.0.1:0"
+public_url: "http://127.0.0.1:8080"
+auth: { mode: none }
+clients:
+  - id: practice-a
+    organization: { system: "https://fhir.nhs.uk/Id/ods-organization-code", value: "A81001" }
+providers:
+  - id: walking
+    name: "Walking for Health"
+    organization: { system: "https://fhir.nhs.uk/Id/ods-organization-code", value: "X1A2B" }
+    categories: [physical-activity]
+    delivery: { kind: portal }
+  - id: link
+    name: "Link Workers"
+    organization: { system: "https://fhir.nhs.uk/Id/ods-organization-code", value: "X5E6F" }
+    categories: [link-worker, money-debt-benefits]
+    delivery: { kind: portal }
+`
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// lineWriter hands each line written to it to a channel, so a test can wait
+// for "listening on" without sleeping.
+type lineWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	lines chan string
+}
+
+func newLineWriter() *lineWriter { return &lineWriter{lines: make(chan string, 100)} }
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	for {
+		line, err := w.buf.ReadString('\n')
+		if err != nil {
+			w.buf.WriteString(line)
+			return len(p), nil
+		}
+		select {
+		case w.lines <- line:
+		default:
+		}
+	}
+}
+
+var listening = regexp.MustCompile(`listening on (http://\S+)`)
+
+func waitListening(t *testing.T, lines <-chan string) string {
+	t.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case l := <-lines:
+			if m := listening.FindStringSubmatch(l); m != nil {
+				return m[1]
+			}
+		case <-timeout:
+			t.Fatal("signpost did not start listening")
+		}
+	}
+}
+
+func TestServeEndToEnd(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	cfg := writeFile(t, "signpost.yaml", testConfig)
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := newLineWriter(), &bytes.Buffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "-config", cfg}, env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()}), stdout, stderr)
+	}()
+	base := waitListening(t, stdout.lines)
+	res, err := http.Post(base+"/fhir/ServiceRequest", "application/fhir+json", strings.NewReader(referralJSON("E2E-1", "390893007")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/fhir/metadata"} {
+		res, err := http.Get(base + path)
+		if err != nil || res.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %v %v", path, err, res.StatusCode)
+		}
+		res.Body.Close()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve returned %v after shutdown", err)
+	}
+	if strings.Contains(stderr.String(), "9434765919") {
+		t.Error("the NHS number reached the log")
+	}
+}
+
+func TestBadConfigurationNamesEveryProblem(t *testing.T) {
+	t.Parallel()
+	cfg := writeFile(t, "bad.yaml", `listen: "0.0.0.0:8080"
+auth: { mode: none }
+unmapped: maybe
+providers:
+  - id: Bad_Id
+    organization: { system: "https://fhir.nhs.uk/Id/ods-organization-code", value: "X1" }
+    categories: [gardening]
+    delivery: { kind: webhook }
+`)
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"serve", "-config", cfg}, env(nil), &stdout, &stderr)
+	if err == nil {
+		t.Fatal("a bad configuration was accepted")
+	}
+	for _, want := range []string{"auth.mode", "unmapped", "providers[0].id", "gardening", "providers[0].delivery.url"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s:\n%v", want, err)
+		}
+	}
+	if exitCode(err) == 0 {
+		t.Error("exit code 0")
+	}
+}
+
+func TestEnvironmentOverridesFile(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	cfg := writeFile(t, "signpost.yaml", strings.Replace(testConfig, `redis_url`, `# redis_url`, 1)+`redis_url: "redis://127.0.0.1:1/0"`+"\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdout := newLineWriter()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve"}, env(map[string]string{"SIGNPOST_CONFIG": cfg, "SIGNPOST_REDIS_URL": r.URL()}), stdout, io.Discard)
+	}()
+	base := waitListening(t, stdout.lines)
+	res, err := http.Get(base + "/readyz")
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("readyz with SIGNPOST_REDIS_URL overriding the file: %v %v", err, res.StatusCode)
+	}
+	res.Body.Close()
+	cancel()
+	<-done
+}
+
+func TestMappingsCheck(t *testing.T) {
+	t.Parallel()
+	good := writeFile(t, "codes.csv", "system,code,display,category\nhttp://snomed.info/sct,390893007,Referral to physical activity program,physical-activity\n")
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"mappings", "check", good}, env(nil), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "physical") {
+		t.Errorf("summary: %s", out.String())
+	}
+	bad := writeFile(t, "bad.csv", "system,code,display,category\nhttp://snomed.info/sct,390893008,Typo,physical-activity\nhttp://snomed.info/sct,710911006,Housing,nowhere\n")
+	err := run(context.Background(), []string{"mappings", "check", bad}, env(nil), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "bad.csv:2") || !strings.Contains(err.Error(), "bad.csv:3") {
+		t.Errorf("want both bad lines named, got %v", err)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	t.Parallel()
+	if err := run(context.Background(), nil, env(nil), io.Discard, io.Discard); exitCode(err) != 2 {
+		t.Errorf("no command: %v", err)
+	}
+	if err := run(context.Background(), []string{"nonsense"}, env(nil), io.Discard, io.Discard); exitCode(err) != 2 {
+		t.Errorf("unknown command: %v", err)
+	}
+}
+
+func referralJSON(ident, code string) string {
+	return `{"resourceType":"ServiceRequest","identifier":[{"system":"https://example-gp.nhs.uk/referral-id","value":"` + ident + `"}],` +
+		`"status":"active","intent":"order","code":{"coding":[{"system":"http://snomed.info/sct","code":"` + code + `"}]},` +
+		`"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}},` +
+		`"requester":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"}}}`
+}
+
+// scanLines copies a reader's lines into a channel (for subprocess output).
+func scanLines(r io.Reader, lines chan<- string) {
+	s := bufio.NewScanner(r)
+	for s.Scan() {
+		select {
+		case lines <- s.Text() + "\n":
+		default:
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+var _ = fmt.Sprintf

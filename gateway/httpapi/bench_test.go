@@ -1,0 +1,191 @@
+package httpapi_test
+
+// Benchmarks of referral intake through real HTTP to a real redis-server
+// (appendonly yes, appendfsync everysec, as redistest starts it), next to the
+// "floor" of bench/benchkit doing the least such a service must do: read
+// the body, decode it with encoding/json, one pipelined Redis write.
+//
+//	go test ./gateway/httpapi -run '^$' -bench . -benchtime 3s
+//
+// The client runs in the same process, so allocs/op and CPU profiles include
+// the HTTP client's share as well as the server's; it is the same share for
+// Signpost and the floor. bench/README.md explains how to read the results.
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/signpost-health/signpost/bench/benchkit"
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/httpapi"
+	"github.com/signpost-health/signpost/gateway/redisstore"
+	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
+)
+
+// benchConns is the concurrency of the parallel benchmarks, as bench/run.sh
+// uses by default: 64 requests in flight whatever GOMAXPROCS is.
+const benchConns = 64
+
+// benchSignpost starts Signpost over its own redis-server, built as setup
+// does (setup takes a *testing.T), and returns the URL to POST referrals to.
+// Logs are formatted as in production and then discarded, so that a long
+// benchmark does not keep them in memory.
+func benchSignpost(b *testing.B) (string, *http.Client) {
+	b.Helper()
+	r := redistest.Start(b)
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	b.Cleanup(srv.Close)
+	svc := gateway.NewService(gateway.Options{
+		Store:           redisstore.New(r.Client(), "signpost"),
+		Providers:       testProviders,
+		StrictNHSNumber: true,
+		FHIRBase:        srv.URL + "/fhir",
+	})
+	caller := gateway.Caller{ClientID: "practice-a", Organization: gateway.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: practiceODS}}
+	mux.Handle("/", httpapi.New(httpapi.Options{
+		Service: svc, PublicURL: srv.URL, MaxBodyBytes: 1 << 20,
+		Logger:     slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Caller:     func(*http.Request) (gateway.Caller, error) { return caller, nil },
+		Capability: httpapi.CapabilityInfo{Version: "bench", AuthMode: "none"},
+	}))
+	return srv.URL + "/fhir/ServiceRequest", benchHTTPClient(b)
+}
+
+// benchFloorServer starts the floor over its own redis-server.
+func benchFloorServer(b *testing.B) (string, *http.Client) {
+	b.Helper()
+	r := redistest.Start(b)
+	srv := httptest.NewServer(benchkit.FloorHandler(r.Client(), 1<<20))
+	b.Cleanup(srv.Close)
+	return srv.URL + "/fhir/ServiceRequest", benchHTTPClient(b)
+}
+
+func benchHTTPClient(b *testing.B) *http.Client {
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+		MaxIdleConns:        benchConns,
+		MaxIdleConnsPerHost: benchConns,
+		MaxConnsPerHost:     benchConns,
+		DisableCompression:  true,
+	}
+	b.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// benchPost sends one referral and checks it was created (201): a 200 would
+// mean an identifier was reused and the benchmark measured repeats.
+func benchPost(client *http.Client, url string, body []byte) error {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/fhir+json")
+	res, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		head, _ := io.ReadAll(io.LimitReader(res.Body, 500))
+		return fmt.Errorf("status %d, want 201: %s", res.StatusCode, head)
+	}
+	_, err = io.Copy(io.Discard, res.Body)
+	return err
+}
+
+// benchSequential sends one referral at a time.
+func benchSequential(b *testing.B, url string, client *http.Client, label string) {
+	bodies := benchkit.NewBodies(label)
+	b.ReportAllocs()
+	b.SetBytes(int64(bodies.Size(1)))
+	var n uint64
+	for b.Loop() {
+		n++
+		if err := benchPost(client, url, bodies.Append(make([]byte, 0, 2048), n)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchParallel keeps benchConns referrals in flight and reports, besides
+// ns/op, the throughput and the p50/p99 latency of single requests.
+func benchParallel(b *testing.B, url string, client *http.Client, label string) {
+	bodies := benchkit.NewBodies(label)
+	var (
+		seq atomic.Uint64
+		mu  sync.Mutex
+		all []time.Duration
+	)
+	b.SetParallelism(max(1, (benchConns+runtime.GOMAXPROCS(0)-1)/runtime.GOMAXPROCS(0)))
+	b.ReportAllocs()
+	b.SetBytes(int64(bodies.Size(1)))
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		lat := make([]time.Duration, 0, 1024)
+		for pb.Next() {
+			body := bodies.Append(make([]byte, 0, 2048), seq.Add(1))
+			t0 := time.Now()
+			if err := benchPost(client, url, body); err != nil {
+				b.Error(err)
+				break
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		mu.Lock()
+		all = append(all, lat...)
+		mu.Unlock()
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if len(all) == 0 {
+		return
+	}
+	slices.Sort(all)
+	pct := func(q float64) float64 {
+		i := min(len(all)-1, max(0, int(q*float64(len(all))+0.999999)-1))
+		return float64(all[i].Microseconds()) / 1000
+	}
+	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "req/s")
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+}
+
+// BenchmarkCreateReferral is POST /fhir/ServiceRequest of an active ~1.5 KB
+// referral, one at a time, each with its own identifier.
+func BenchmarkCreateReferral(b *testing.B) {
+	url, client := benchSignpost(b)
+	benchSequential(b, url, client, "seq")
+}
+
+// BenchmarkCreateReferralParallel is the same with 64 requests in flight.
+func BenchmarkCreateReferralParallel(b *testing.B) {
+	url, client := benchSignpost(b)
+	benchParallel(b, url, client, "par")
+}
+
+// BenchmarkFloor is the floor's work for the same bodies, one at a time:
+// compare its ns/op with BenchmarkCreateReferral's from the same run.
+func BenchmarkFloor(b *testing.B) {
+	url, client := benchFloorServer(b)
+	benchSequential(b, url, client, "floorseq")
+}
+
+// BenchmarkFloorParallel is the floor with 64 requests in flight: compare
+// its req/s with BenchmarkCreateReferralParallel's from the same run.
+func BenchmarkFloorParallel(b *testing.B) {
+	url, client := benchFloorServer(b)
+	benchParallel(b, url, client, "floorpar")
+}

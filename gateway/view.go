@@ -1,0 +1,100 @@
+package gateway
+
+import (
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+)
+
+// TaskView is what Signpost reads from a referral Task: the parts that
+// decide delivery, progress and what the GP is told. It is read from the
+// stored bytes through the samply model, after the raw checks, so the
+// enum traps of the model (a missing status reads as draft) cannot reach it.
+type TaskView struct {
+	ID             string
+	Status         string
+	StatusReason   string // statusReason.text
+	BusinessStatus string // businessStatus.text, or its first code
+	Focus          string // focus.reference
+	For            string // for.reference
+	Owner          string // owner.reference
+	OwnerID        *Identifier
+	Outputs        []TaskOutput
+}
+
+// TaskOutput is one Task.output: what the provider did.
+type TaskOutput struct {
+	Type      Coding // output.type's first coding
+	Reference string // valueReference.reference
+	Concept   []Coding
+	Text      string // valueCodeableConcept.text or valueString
+}
+
+// Coding is a code with its system.
+type Coding struct {
+	System, Code, Display string
+}
+
+// ReadTask reads a Task's view from JSON that passed the raw checks.
+func ReadTask(body []byte) (*TaskView, error) {
+	var t models.Task
+	if err := decodeView(body, TypeTask, &t); err != nil {
+		return nil, err
+	}
+	v := &TaskView{Status: t.Status.Code(), Focus: ref(t.Focus), For: ref(t.For), Owner: ref(t.Owner)}
+	if t.Id != nil {
+		v.ID = *t.Id
+	}
+	if t.StatusReason != nil && t.StatusReason.Text != nil {
+		v.StatusReason = *t.StatusReason.Text
+	}
+	if bs := t.BusinessStatus; bs != nil {
+		if bs.Text != nil {
+			v.BusinessStatus = *bs.Text
+		} else if cs := codings(bs); len(cs) > 0 {
+			v.BusinessStatus = cs[0].Code
+		}
+	}
+	if t.Owner != nil && t.Owner.Identifier != nil && t.Owner.Identifier.System != nil && t.Owner.Identifier.Value != nil {
+		v.OwnerID = &Identifier{*t.Owner.Identifier.System, *t.Owner.Identifier.Value}
+	}
+	for _, o := range t.Output {
+		// The samply TaskOutput holds every value[x] by value, so an absent
+		// one is its zero value, not nil.
+		out := TaskOutput{Reference: ref(&o.ValueReference), Concept: codings(&o.ValueCodeableConcept), Text: o.ValueString}
+		if cs := codings(&o.Type); len(cs) > 0 {
+			out.Type = cs[0]
+		}
+		if o.ValueCodeableConcept.Text != nil {
+			out.Text = *o.ValueCodeableConcept.Text
+		}
+		v.Outputs = append(v.Outputs, out)
+	}
+	return v, nil
+}
+
+func ref(r *models.Reference) string {
+	if r == nil || r.Reference == nil {
+		return ""
+	}
+	return *r.Reference
+}
+
+func codings(cc *models.CodeableConcept) []Coding {
+	if cc == nil {
+		return nil
+	}
+	out := make([]Coding, 0, len(cc.Coding))
+	for _, c := range cc.Coding {
+		var k Coding
+		if c.System != nil {
+			k.System = *c.System
+		}
+		if c.Code != nil {
+			k.Code = *c.Code
+		}
+		if c.Display != nil {
+			k.Display = *c.Display
+		}
+		out = append(out, k)
+	}
+	return out
+}
