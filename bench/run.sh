@@ -92,7 +92,8 @@ mkdir -p "$tmp/redis"
 redis-server --bind 127.0.0.1 --port "$rport" --dir "$tmp/redis" \
   --appendonly yes --appendfsync everysec --save "" \
   --maxmemory-policy noeviction --daemonize no --logfile "$tmp/redis/redis.log" &
-pids+=("$!")
+rpid=$!
+pids+=("$rpid")
 rcli() { redis-cli -h 127.0.0.1 -p "$rport" "$@"; }
 for i in $(seq 1 100); do
   [[ $(rcli ping 2>/dev/null || true) == PONG ]] && break
@@ -114,6 +115,7 @@ pids+=("$fpid")
 wait_ready "http://127.0.0.1:$sport/readyz" "$spid" signpost "$tmp/signpost.log"
 wait_ready "http://127.0.0.1:$fport/readyz" "$fpid" floor "$tmp/floor.log"
 
+declare -A pid=([floor]=$fpid [signpost]=$spid)
 declare -A url=(
   [floor]="http://127.0.0.1:$fport/fhir/ServiceRequest"
   [signpost]="http://127.0.0.1:$sport/fhir/ServiceRequest"
@@ -127,9 +129,10 @@ for round in $(seq 1 "$ROUNDS"); do
     # other's data set or an AOF rewrite in progress.
     rcli flushall >/dev/null
     echo
-    echo "== round $round/$ROUNDS: $target, $CONNS connections, warm-up $WARMUP, measured $DURATION"
+    echo "== round $round/$ROUNDS: $target, $CONNS connections, warm-up $WARMUP, measured $DURATION (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     "$tmp/load" -url "${url[$target]}" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" \
-      -label "$target" -json "$results" -latencies "$tmp/latencies-$target-$round.bin" | grep -v '^{'
+      -label "$target" -json "$results" -latencies "$tmp/latencies-$target-$round.bin" \
+      -cpu-of "server=${pid[$target]},redis=$rpid" | grep -v '^{'
   done
 done
 
@@ -141,5 +144,6 @@ redis_peak=$(rcli info memory | awk -F: '/^used_memory_peak_human:/ {gsub("\r", 
 echo
 echo "== summary"
 echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo); $(go env GOVERSION); $(redis-server --version | awk '{print $3}')"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine shares its CPUs with the runs)"
 echo "signpost peak RSS (VmHWM) $((rss_kib / 1024)) MiB, RSS now $((rss_now / 1024)) MiB; floor peak RSS $((floor_rss / 1024)) MiB; redis peak memory $redis_peak"
 "$tmp/load" -summary "$results" -rss-kib "$rss_kib"

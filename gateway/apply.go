@@ -118,11 +118,11 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request) (
 			refs[r.FullURL] = r.Type + "/" + r.id
 		}
 	}
-	if len(refs) > 0 {
-		for _, r := range reqs {
-			if r.existing != nil {
-				continue
-			}
+	for _, r := range reqs {
+		if r.existing != nil {
+			continue
+		}
+		if len(refs) > 0 {
 			body, err := fhir.RewriteReferences(r.Body, refs)
 			if err != nil {
 				return nil, r.locate(err)
@@ -132,9 +132,9 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request) (
 					return nil, r.locate(err)
 				}
 			}
-			if err := checkLocalReferences(r); err != nil {
-				return nil, r.locate(err)
-			}
+		}
+		if err := checkLocalReferences(r); err != nil {
+			return nil, r.locate(err)
 		}
 	}
 	// A Task entry for a ServiceRequest of the same transaction is that
@@ -240,8 +240,8 @@ func (r *Request) locate(err error) error {
 	return out
 }
 
-// checkLocalReferences refuses urn: references a transaction does not
-// resolve: they would dangle for ever once stored.
+// checkLocalReferences refuses urn: references that no entry of the request
+// resolves (outside a transaction, none can): stored, they would dangle for ever.
 func checkLocalReferences(r *Request) error {
 	for _, ref := range fhir.References(r.obj) {
 		if strings.HasPrefix(ref.Value, "urn:uuid:") || strings.HasPrefix(ref.Value, "urn:oid:") {

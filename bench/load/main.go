@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,6 +48,7 @@ type config struct {
 	label     string
 	jsonOut   string
 	latencies string
+	cpuOf     string
 }
 
 func main() {
@@ -60,6 +62,7 @@ func main() {
 	flag.StringVar(&cfg.label, "label", "", "name of the target in reports (default: the URL's host)")
 	flag.StringVar(&cfg.jsonOut, "json", "", "also append the JSON result line to this file")
 	flag.StringVar(&cfg.latencies, "latencies", "", "write every measured latency to this file (int64 ns, little endian), for -summary to pool rounds")
+	flag.StringVar(&cfg.cpuOf, "cpu-of", "", "name=pid,... of local processes whose CPU time to measure over the measured phase, e.g. server=123,redis=456")
 	summary := flag.String("summary", "", "summarise the JSON lines in this file instead of sending load")
 	rssKiB := flag.Int64("rss-kib", 0, "with -summary: Signpost's peak RSS (VmHWM) in KiB")
 	flag.Parse()
@@ -113,7 +116,13 @@ type Result struct {
 	MeanMs        float64  `json:"mean_ms"`
 	ErrorSamples  []string `json:"error_samples,omitempty"`
 	LatenciesFile string   `json:"latencies_file,omitempty"`
-	Interrupted   bool     `json:"interrupted,omitempty"`
+	// CPUSeconds is the CPU time (user+system) over the measured phase of
+	// each -cpu-of process and of the load generator itself ("load").
+	CPUSeconds map[string]float64 `json:"cpu_s,omitempty"`
+	// MachineBusy is the fraction of all CPUs' time not idle over the
+	// measured phase, whoever used it.
+	MachineBusy float64 `json:"machine_busy,omitempty"`
+	Interrupted bool    `json:"interrupted,omitempty"`
 }
 
 func load(cfg config) error {
@@ -129,6 +138,10 @@ func load(cfg config) error {
 	}
 	if cfg.label == "" {
 		cfg.label = u.Host
+	}
+	watched, err := parseCPUOf(cfg.cpuOf)
+	if err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -153,9 +166,12 @@ func load(cfg config) error {
 	if cfg.warmup > 0 {
 		g.phase(ctx, 0, cfg.warmup)
 	}
+	before := sampleCPU(watched)
 	p := g.phase(ctx, cfg.n, cfg.duration)
+	after := sampleCPU(watched)
 
 	res := p.result(cfg.label, g.url, cfg.conns, g.bodies.Size(1))
+	res.CPUSeconds, res.MachineBusy = cpuDelta(before, after)
 	res.Interrupted = ctx.Err() != nil
 	if cfg.latencies != "" {
 		if err := writeLatencies(cfg.latencies, p.lat); err != nil {
@@ -348,6 +364,9 @@ func printResult(w io.Writer, r *Result) {
 	fmt.Fprintf(tw, "requests\t%d\t201 created %d, 200 repeated %d, errors %d\n", r.Requests, r.Created, r.Repeated, r.Errors)
 	fmt.Fprintf(tw, "throughput\t%.0f req/s\taccepted (201) %.0f/s\n", r.Throughput, r.Accepted)
 	fmt.Fprintf(tw, "latency\tp50 %.2f ms\tp90 %.2f ms\tp99 %.2f ms\tmax %.2f ms\tmean %.2f ms\n", r.P50ms, r.P90ms, r.P99ms, r.MaxMs, r.MeanMs)
+	if n := r.Created + r.Repeated; n > 0 && len(r.CPUSeconds) > 0 {
+		fmt.Fprintf(tw, "CPU per request\t%s\tmachine busy %.0f%%\n", cpuPerRequest(r.CPUSeconds, n), 100*r.MachineBusy)
+	}
 	for _, s := range r.ErrorSamples {
 		fmt.Fprintf(tw, "error\t%s\n", s)
 	}
@@ -431,6 +450,13 @@ func summarise(w io.Writer, path string, rssKiB int64) error {
 			agg.Created += r.Created
 			agg.Repeated += r.Repeated
 			agg.Errors += r.Errors
+			for k, v := range r.CPUSeconds {
+				if agg.CPUSeconds == nil {
+					agg.CPUSeconds = map[string]float64{}
+				}
+				agg.CPUSeconds[k] += v
+			}
+			agg.MachineBusy += r.MachineBusy * r.Seconds
 			if r.LatenciesFile != "" {
 				l, err := readLatencies(r.LatenciesFile)
 				if err != nil {
@@ -442,6 +468,7 @@ func summarise(w io.Writer, path string, rssKiB int64) error {
 		if agg.Seconds == 0 {
 			return fmt.Errorf("%s: no rounds labelled %q", path, label)
 		}
+		agg.MachineBusy /= agg.Seconds
 		agg.Throughput = float64(agg.Created+agg.Repeated) / agg.Seconds
 		agg.Accepted = float64(agg.Created) / agg.Seconds
 		agg.P50ms, agg.P90ms, agg.P99ms, agg.MaxMs, agg.MeanMs = distribution(lat)
@@ -456,6 +483,13 @@ func summarise(w io.Writer, path string, rssKiB int64) error {
 		fmt.Fprintf(tw, "%s\t%.1f\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t\n", r.Label, r.Seconds, r.Requests, r.Accepted, r.P50ms, r.P90ms, r.P99ms, r.MaxMs, r.Repeated, r.Errors)
 	}
 	tw.Flush()
+
+	if len(sp.CPUSeconds) > 0 {
+		fmt.Fprintln(w, "\nCPU time per 2xx response (user+system, over the measured phases):")
+		for _, r := range []*Result{floor, sp} {
+			fmt.Fprintf(w, "  %-9s %s   machine busy %.0f%%\n", r.Label, cpuPerRequest(r.CPUSeconds, r.Created+r.Repeated), 100*r.MachineBusy)
+		}
+	}
 
 	ratio := 0.0
 	if floor.Accepted > 0 {
@@ -487,3 +521,125 @@ func summarise(w io.Writer, path string, rssKiB int64) error {
 
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
 func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
+
+// CPU accounting from /proc: per-process utime+stime, and the machine's
+// idle time, so that a report says where the CPU went and how busy the
+// machine was with other work.
+
+const clockTicks = 100 // USER_HZ: /proc reports CPU time in 1/100 s on Linux
+
+type cpuSample struct {
+	procs     map[string]float64 // seconds
+	self      float64
+	busy, all float64 // machine, in ticks
+}
+
+func parseCPUOf(spec string) (map[string]int, error) {
+	out := map[string]int{}
+	if spec == "" {
+		return out, nil
+	}
+	for _, part := range strings.Split(spec, ",") {
+		name, pid, ok := strings.Cut(part, "=")
+		n, err := strconv.Atoi(pid)
+		if !ok || err != nil || n <= 0 || name == "" || name == "load" {
+			return nil, fmt.Errorf("-cpu-of %q: want name=pid,... (the name load is the generator itself)", spec)
+		}
+		if _, err := procCPU(n); err != nil {
+			return nil, fmt.Errorf("-cpu-of: %w", err)
+		}
+		out[name] = n
+	}
+	return out, nil
+}
+
+// procCPU is a process's user+system CPU time in seconds.
+func procCPU(pid int) (float64, error) {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name may hold spaces; the fields that matter follow its ')'.
+	i := bytes.LastIndexByte(raw, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(string(raw[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	utime, err1 := strconv.ParseFloat(f[11], 64) // field 14
+	stime, err2 := strconv.ParseFloat(f[12], 64) // field 15
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	return (utime + stime) / clockTicks, nil
+}
+
+func sampleCPU(watched map[string]int) cpuSample {
+	s := cpuSample{procs: map[string]float64{}}
+	for name, pid := range watched {
+		if v, err := procCPU(pid); err == nil {
+			s.procs[name] = v
+		}
+	}
+	if v, err := procCPU(os.Getpid()); err == nil {
+		s.self = v
+	}
+	if raw, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(raw), "\n")
+		f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+		for i := 1; i < len(f) && i <= 8; i++ {
+			v, _ := strconv.ParseFloat(f[i], 64)
+			s.all += v
+			if i != 4 && i != 5 { // idle, iowait
+				s.busy += v
+			}
+		}
+	}
+	return s
+}
+
+func cpuDelta(a, b cpuSample) (map[string]float64, float64) {
+	out := map[string]float64{"load": b.self - a.self}
+	for name, v := range b.procs {
+		if w, ok := a.procs[name]; ok {
+			out[name] = v - w
+		}
+	}
+	busy := 0.0
+	if b.all > a.all {
+		busy = (b.busy - a.busy) / (b.all - a.all)
+	}
+	return out, busy
+}
+
+// cpuPerRequest formats CPU microseconds per request, server first.
+func cpuPerRequest(cpu map[string]float64, n int64) string {
+	names := make([]string, 0, len(cpu))
+	for k := range cpu {
+		names = append(names, k)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		rank := func(s string) int {
+			switch s {
+			case "server":
+				return 0
+			case "redis":
+				return 1
+			case "load":
+				return 3
+			}
+			return 2
+		}
+		if d := rank(a) - rank(b); d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, 0, len(names))
+	for _, k := range names {
+		parts = append(parts, fmt.Sprintf("%s %.0f µs", k, cpu[k]*1e6/float64(n)))
+	}
+	return strings.Join(parts, ", ")
+}

@@ -7,6 +7,7 @@ package httpapi
 import (
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -29,6 +30,10 @@ type Options struct {
 	Now        func() time.Time
 }
 
+// releaseMode sets Gin's process-wide mode once: Gin keeps it in a global,
+// and setting it from every New would race between servers in one process.
+var releaseMode sync.Once
+
 // API holds the handlers.
 type API struct {
 	svc      *gateway.Service
@@ -41,7 +46,7 @@ type API struct {
 
 // New builds the HTTP handler. Every route is listed here.
 func New(o Options) http.Handler {
-	gin.SetMode(gin.ReleaseMode)
+	releaseMode.Do(func() { gin.SetMode(gin.ReleaseMode) })
 	a := &API{svc: o.Service, fhirBase: trimSlash(o.PublicURL) + "/fhir", maxBody: o.MaxBodyBytes, caller: o.Caller, log: o.Logger}
 	if a.log == nil {
 		a.log = slog.Default()

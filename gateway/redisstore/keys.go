@@ -27,7 +27,8 @@ func (k keys) all(typ string) string { return k.ns + ":a:" + typ }
 func (k keys) unique(key string) string { return k.ns + ":u:" + key }
 
 // commitDone marks a commit applied, so that a commit re-sent after a lost
-// reply is recognised rather than applied twice. It expires after a day.
+// reply is recognised rather than applied twice. It only has to outlive the
+// client's retries of one call, so it expires after ten minutes.
 func (k keys) commitDone(token string) string { return k.ns + ":c:" + token }
 
 // queue is a stream of jobs.

@@ -61,5 +61,5 @@ for _, w in ipairs(plan.w) do
 end
 for _, u in ipairs(plan.u) do redis.call('SET', KEYS[u.k], u.v) end
 for _, j in ipairs(plan.j) do redis.call('XADD', KEYS[j.k], '*', unpack(j.f)) end
-redis.call('SET', KEYS[plan.d], '1', 'EX', 86400)
+redis.call('SET', KEYS[plan.d], '1', 'EX', 600)
 return {'ok'}
