@@ -135,7 +135,11 @@ func writeEntry(buf *bytes.Buffer, e BundleEntry) {
 	buf.WriteByte('}')
 }
 
+// writeString writes a JSON string without HTML escaping, so that paging
+// links keep a readable "&" rather than "\u0026".
 func writeString(buf *bytes.Buffer, s string) {
-	b, _ := json.Marshal(s) // a string always marshals
-	buf.Write(b)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s)           // a string always encodes
+	buf.Truncate(buf.Len() - 1) // Encode ends with a newline
 }

@@ -458,7 +458,7 @@ func (s *Service) checkNHSNumber(p *Problems, system, value *string, expr string
 	if s.strictNHS {
 		p.add(fhir.IssueValue, expr, msg)
 	} else {
-		p.warn(fhir.IssueValue, expr, msg)
+		p.warn(fhir.IssueValue, expr, msg+"; accepted, as this deployment's NHS number policy is warn")
 	}
 }
 

@@ -97,7 +97,7 @@ func (r *Router) Route(category string, performers []models.Reference) (*Provide
 		return ps[0], nil
 	}
 	return nil, newError(KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.code",
-		"no provider is configured for the social prescribing category %q (%s); add the category to a provider in the configuration or name a configured provider in ServiceRequest.performer",
+		"no provider in this Signpost deployment takes referrals in the social prescribing category %q (%s); name a provider it serves in ServiceRequest.performer, or ask the deployment's operator to add the category to a provider",
 		category, mappings.CategoryLabel(category))
 }
 
@@ -130,7 +130,7 @@ func categorise(codes *mappings.Table, code *models.CodeableConcept, triage bool
 		return "", newError(KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.code.coding",
 			"the referral has no coding with both system and code; a SNOMED CT code (system http://snomed.info/sct) decides where it goes")
 	}
-	return "", newError(KindUnprocessable, fhir.IssueCodeInvalid, "ServiceRequest.code.coding",
-		"no social prescribing category for %s; add the code to the referral code table, or set unmapped: triage to send such referrals to a link worker",
+	return "", newError(KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.code.coding",
+		"this Signpost deployment does not route referrals coded %s: the code is not in its social prescribing code table; use a code from the table, or ask the deployment's operator to add the code (or to send unknown codes to a link worker)",
 		strings.Join(tried, ", "))
 }

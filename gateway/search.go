@@ -184,7 +184,16 @@ func (s *Service) criteria(typ, header string) (*Query, error) {
 }
 
 func badParam(name, format string, args ...any) error {
-	e := newError(KindInvalid, fhir.IssueNotSupported, "", format, args...)
+	return paramError(fhir.IssueNotSupported, name, format, args...)
+}
+
+// badValue is a supported parameter with a value that cannot be read.
+func badValue(name, format string, args ...any) error {
+	return paramError(fhir.IssueValue, name, format, args...)
+}
+
+func paramError(code fhir.IssueType, name, format string, args ...any) error {
+	e := newError(KindInvalid, code, "", format, args...)
 	e.Issues[0].Diagnostics = "search parameter " + strconv.Quote(name) + ": " + e.Issues[0].Diagnostics
 	return e
 }
@@ -212,14 +221,14 @@ func (s *Service) parseParam(q *Query, defs map[string]searchParam, typ, name, v
 	case "_count":
 		n, err := strconv.Atoi(value)
 		if err != nil || n < 0 {
-			return badParam(name, "expected a whole number of entries per page, 0 to %d", MaxCount)
+			return badValue(name, "expected a whole number of entries per page, 0 to %d", MaxCount)
 		}
 		q.Count = min(n, MaxCount)
 		return nil
 	case "_offset":
 		n, err := strconv.Atoi(value)
 		if err != nil || n < 0 {
-			return badParam(name, "expected a whole number, 0 or more")
+			return badValue(name, "expected a whole number, 0 or more")
 		}
 		q.Offset = n
 		return nil
@@ -247,7 +256,7 @@ func (s *Service) parseParam(q *Query, defs map[string]searchParam, typ, name, v
 	case "_lastUpdated":
 		since, until, err := parseDateParam(value)
 		if err != nil {
-			return badParam(name, "%v", err)
+			return badValue(name, "%v", err)
 		}
 		if !since.IsZero() && since.After(q.Since) {
 			q.Since = since
@@ -275,7 +284,7 @@ func (s *Service) parseParam(q *Query, defs map[string]searchParam, typ, name, v
 			map[bool]string{true: ", _include=Task:focus", false: ""}[typ == TypeTask])
 	}
 	if value == "" {
-		return badParam(name, "a value is required")
+		return badValue(name, "a value is required")
 	}
 	var group []string
 	for _, v := range splitValues(value) {

@@ -12,7 +12,7 @@ var taskTransitions = map[string][]string{
 }
 
 // taskStatuses is the R4 TaskStatus value set (a required binding).
-var taskStatuses = set("draft", "requested", "received", "accepted", "rejected", "ready", "cancelled",
+var taskStatuses = newValueSet("draft", "requested", "received", "accepted", "rejected", "ready", "cancelled",
 	"in-progress", "on-hold", "failed", "completed", "entered-in-error")
 
 // TaskTransitionAllowed reports whether a referral Task may move from one

@@ -13,20 +13,20 @@ import (
 // missing status decodes as the first value of the enum, so every code is
 // checked on the raw JSON before anything is decoded.
 var (
-	requestStatuses   = set("draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown")
-	requestIntents    = set("proposal", "plan", "directive", "order", "original-order", "reflex-order", "filler-order", "instance-order", "option")
-	requestPriorities = set("routine", "urgent", "asap", "stat")
-	taskIntents       = set("unknown", "proposal", "plan", "order", "original-order", "reflex-order", "filler-order", "instance-order", "option")
-	genders           = set("male", "female", "other", "unknown")
+	requestStatuses   = newValueSet("draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown")
+	requestIntents    = newValueSet("proposal", "plan", "directive", "order", "original-order", "reflex-order", "filler-order", "instance-order", "option")
+	requestPriorities = newValueSet("routine", "urgent", "asap", "stat")
+	taskIntents       = newValueSet("unknown", "proposal", "plan", "order", "original-order", "reflex-order", "filler-order", "instance-order", "option")
+	genders           = newValueSet("male", "female", "other", "unknown")
 )
 
 // checkCode checks one element bound to a required value set.
-func checkCode(p *Problems, o *fhir.Object, typ, name string, allowed map[string]bool, required bool) string {
+func checkCode(p *Problems, o *fhir.Object, typ, name string, allowed valueSet, required bool) string {
 	expr := typ + "." + name
 	raw, present := o.Member(name)
 	if !present {
 		if required {
-			p.add(fhir.IssueRequired, expr, "%s is required; expected one of: %s", name, codeList(allowed))
+			p.add(fhir.IssueRequired, expr, "%s is required; expected one of: %s", name, allowed.list)
 		}
 		return ""
 	}
@@ -34,8 +34,8 @@ func checkCode(p *Problems, o *fhir.Object, typ, name string, allowed map[string
 	switch {
 	case !isString:
 		p.add(fhir.IssueStructure, expr, "%s must be a JSON string holding a code, found %s", name, jsonKind(raw))
-	case !allowed[v]:
-		p.add(fhir.IssueCodeInvalid, expr, "%s is not a code of its required value set; expected one of: %s", name, codeList(allowed))
+	case !allowed.has[v]:
+		p.add(fhir.IssueCodeInvalid, expr, "%s is not a code of its required value set; expected one of: %s", name, allowed.list)
 	default:
 		return v
 	}
@@ -53,32 +53,15 @@ func requireObject(p *Problems, o *fhir.Object, typ, name, why string) {
 	}
 }
 
-func codeList(m map[string]bool) string {
-	// The value sets are small; a stable order makes messages testable.
-	order := []string{}
-	for _, group := range [][]string{
-		{"draft", "requested", "received", "accepted", "rejected", "ready", "cancelled", "in-progress", "on-hold", "failed", "completed", "entered-in-error"},
-		{"active", "revoked", "unknown"},
-		{"proposal", "plan", "directive", "order", "original-order", "reflex-order", "filler-order", "instance-order", "option"},
-		{"routine", "urgent", "asap", "stat"},
-		{"male", "female", "other"},
-	} {
-		for _, c := range group {
-			if m[c] && !contains(order, c) {
-				order = append(order, c)
-			}
-		}
-	}
-	return strings.Join(order, ", ")
+// valueSet is a required binding's codes, in the value set's own order so
+// that messages list them as the specification does.
+type valueSet struct {
+	has  map[string]bool
+	list string
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
+func newValueSet(codes ...string) valueSet {
+	return valueSet{has: set(codes...), list: strings.Join(codes, ", ")}
 }
 
 func jsonKind(raw []byte) string {

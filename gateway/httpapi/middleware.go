@@ -96,7 +96,7 @@ var knownTypes = map[string]bool{gateway.TypeServiceRequest: true, gateway.TypeT
 
 func (a *API) knownType(c *gin.Context) {
 	if !knownTypes[c.Param("type")] {
-		a.failWith(c, gateway.KindNotFound, fhir.IssueNotSupported, "Signpost serves ServiceRequest, Task and Patient resources")
+		a.failWith(c, gateway.KindNotFound, fhir.IssueNotSupported, "Signpost does not serve %q resources; it serves ServiceRequest, Task and Patient", c.Param("type"))
 	}
 }
 

@@ -567,7 +567,7 @@ func TestInvalidServiceRequestIsRejected(t *testing.T) {
 		},
 		{
 			name: "unmapped SNOMED CT code", body: referralWith("306238000"),
-			status: http.StatusUnprocessableEntity, issues: []issueWant{{code: "code-invalid", expr: "ServiceRequest.code.coding", diag: []string{"http://snomed.info/sct|306238000", "triage"}}},
+			status: http.StatusUnprocessableEntity, issues: []issueWant{{code: "business-rule", expr: "ServiceRequest.code.coding", diag: []string{"http://snomed.info/sct|306238000", "link worker"}}},
 			golden: "unmapped-code",
 		},
 		{
