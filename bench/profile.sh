@@ -33,12 +33,19 @@ echo
 echo "== CPU, flat (where the time is spent)"
 go tool pprof -top -nodecount "$NODES" "$out/httpapi.test" "$out/cpu.prof" 2>/dev/null
 echo
-echo "== CPU, cumulative, Signpost's own code"
-go tool pprof -top -cum -nodecount "$NODES" -focus 'signpost-health/signpost/(gateway|fhir|mappings)' \
+# Samples under Signpost's HTTP handler (the server side of each request,
+# without the in-process client, net/http's connection handling or GC).
+handler='signpost/gateway/httpapi\.\(\*API\)\.recoverPanics'
+echo "== CPU, cumulative, under Signpost's handler"
+go tool pprof -top -cum -nodecount "$NODES" -focus "$handler" \
   "$out/httpapi.test" "$out/cpu.prof" 2>/dev/null
 echo
-echo "== allocated bytes, cumulative, Signpost's own code"
-go tool pprof -top -cum -sample_index=alloc_space -nodecount "$NODES" -focus 'signpost-health/signpost/(gateway|fhir|mappings)' \
+echo "== allocated bytes, cumulative, under Signpost's handler"
+go tool pprof -top -cum -sample_index=alloc_space -nodecount "$NODES" -focus "$handler" \
   "$out/httpapi.test" "$out/mem.prof" 2>/dev/null
+echo
+echo "== where the handler's time goes, one level down"
+go tool pprof -peek 'gateway\.\(\*Service\)\.(apply|prepare|planServiceRequest|planReferralTask|resolveRepeat)$|redisstore\.\(\*Store\)\.Commit$' \
+  "$out/httpapi.test" "$out/cpu.prof" 2>/dev/null | sed -n '/^-----/,$p'
 echo
 echo "profiles kept in $out; browse with: go tool pprof -http=127.0.0.1:0 $out/httpapi.test $out/cpu.prof"

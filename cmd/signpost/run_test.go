@@ -177,6 +177,45 @@ func TestEnvironmentOverridesFile(t *testing.T) {
 	<-done
 }
 
+func TestRedisUnreachableAtStartIsExplained(t *testing.T) {
+	t.Parallel()
+	cfg := writeFile(t, "signpost.yaml", testConfig)
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := newLineWriter(), newLineWriter()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "-config", cfg}, env(map[string]string{"SIGNPOST_REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"}), stdout, stderr)
+	}()
+	base := waitListening(t, stdout.lines)
+	res, err := http.Get(base + "/readyz")
+	must(t, err)
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("readyz = %d with Redis down", res.StatusCode)
+	}
+	res, err = http.Post(base+"/fhir/ServiceRequest", "application/fhir+json", strings.NewReader(referralJSON("U-1", "390893007")))
+	must(t, err)
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" {
+		t.Errorf("POST with Redis down: %d, Retry-After %q", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	cancel()
+	<-done
+	stderr.mu.Lock()
+	defer stderr.mu.Unlock()
+	var all strings.Builder
+	for len(stderr.lines) > 0 {
+		all.WriteString(<-stderr.lines)
+	}
+	out := all.String()
+	if !strings.Contains(out, "redis://:xxxxx@127.0.0.1:1/0") || !strings.Contains(out, "redis-server --appendonly yes") {
+		t.Errorf("the message does not name the URL tried and how to start Redis:\n%s", out)
+	}
+	if strings.Contains(out, "hunter2") {
+		t.Error("the Redis password reached the output")
+	}
+}
+
 func TestMappingsCheck(t *testing.T) {
 	t.Parallel()
 	good := writeFile(t, "codes.csv", "system,code,display,category\nhttp://snomed.info/sct,390893007,Referral to physical activity program,physical-activity\n")

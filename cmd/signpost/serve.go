@@ -34,7 +34,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 
-	rdb, err := connectRedis(ctx, cfg, log)
+	rdb, err := connectRedis(ctx, cfg, log, stderr)
 	if err != nil {
 		return err
 	}
@@ -114,7 +114,7 @@ func loadConfig(path string, getenv func(string) string) (config.Config, *mappin
 // connectRedis makes the Redis client. An unreachable Redis does not stop
 // serve: it says so clearly, /readyz reports not ready, requests are
 // answered 503 with Retry-After, and service resumes when Redis answers.
-func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*redis.Client, error) {
+func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Writer) (*redis.Client, error) {
 	opt, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("redis_url %s: %w", cfg.RedisURLRedacted(), err)
@@ -126,10 +126,21 @@ func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*re
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
-		log.Warn("Redis does not answer; serving 503 until it does. Start one with: redis-server --appendonly yes",
-			"redis", cfg.RedisURLRedacted())
+		fmt.Fprintf(stderr, "signpost: Redis at %s does not answer (%v).\n"+
+			"  Start one with:  redis-server --appendonly yes --port %s\n"+
+			"  or point SIGNPOST_REDIS_URL at yours. Until it answers, /readyz reports not ready\n"+
+			"  and requests get 503 with Retry-After; Signpost carries on by itself once it does.\n",
+			cfg.RedisURLRedacted(), err, portOf(opt.Addr))
+		log.Warn("redis unreachable at start", "redis", cfg.RedisURLRedacted())
 	}
 	return rdb, nil
+}
+
+func portOf(addr string) string {
+	if _, port, err := net.SplitHostPort(addr); err == nil {
+		return port
+	}
+	return "6379"
 }
 
 func providers(cfg config.Config) []gateway.Provider {

@@ -120,7 +120,13 @@ type planJob struct {
 
 // Commit implements gateway.Store with commit.lua.
 func (s *Store) Commit(ctx context.Context, c *gateway.Commit) (*gateway.CommitResult, error) {
-	token := randomToken()
+	return s.commit(ctx, c, randomToken())
+}
+
+// commit runs commit.lua under a token that is the commit's idempotency
+// key: go-redis re-sends a command whose reply was lost, and the script
+// recognises the token instead of applying the change twice.
+func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*gateway.CommitResult, error) {
 	var kl keyList
 	plan := commitPlan{Done: kl.add(s.keys.commitDone(token)),
 		Unique: []planUnique{}, Criteria: []planCriteria{}, Writes: []planWrite{}, Jobs: []planJob{}}

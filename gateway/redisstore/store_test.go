@@ -1,0 +1,142 @@
+package redisstore
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
+)
+
+func newStore(t *testing.T) (*Store, *redistest.Server) {
+	t.Helper()
+	r := redistest.Start(t)
+	return New(r.Client(), "test"), r
+}
+
+func write(typ, id string, version, expect int, terms ...string) gateway.Write {
+	return gateway.Write{Resource: &gateway.Resource{Type: typ, ID: id, Version: version, LastUpdated: time.UnixMilli(1_700_000_000_000 + int64(version)),
+		Body: []byte(`{"resourceType":"` + typ + `","id":"` + id + `"}`)}, Expect: expect, Terms: terms}
+}
+
+// A commit re-sent after a lost reply (same token) is recognised, not
+// applied twice: no second job, no second version.
+func TestCommitResentIsAppliedOnce(t *testing.T) {
+	t.Parallel()
+	s, r := newStore(t)
+	ctx := context.Background()
+	c := &gateway.Commit{Writes: []gateway.Write{write("Task", "t1", 1, 0, "status=requested")},
+		Jobs: []gateway.Job{{Queue: gateway.QueueDelivery, Fields: []string{"task", "t1"}}}}
+	for i := 0; i < 2; i++ {
+		res, err := s.commit(ctx, c, "same-token")
+		if err != nil || !res.OK() {
+			t.Fatalf("attempt %d: %+v %v", i, res, err)
+		}
+	}
+	if n := r.Client().XLen(ctx, s.QueueKey(gateway.QueueDelivery)).Val(); n != 1 {
+		t.Errorf("%d jobs, want 1", n)
+	}
+	// A different token is a different commit: its precondition fails.
+	res, err := s.commit(ctx, c, "other-token")
+	if err != nil || res.Stale == nil || res.Stale.Current != 1 {
+		t.Errorf("re-applying under a new token: %+v %v", res, err)
+	}
+}
+
+// A failed precondition anywhere leaves everything as it was.
+func TestCommitIsAllOrNothing(t *testing.T) {
+	t.Parallel()
+	s, r := newStore(t)
+	ctx := context.Background()
+	first := &gateway.Commit{Unique: []gateway.UniqueKey{{Key: "k", Value: "ServiceRequest/a"}},
+		Writes: []gateway.Write{write("ServiceRequest", "a", 1, 0, "status=active")}}
+	if res, err := s.Commit(ctx, first); err != nil || !res.OK() {
+		t.Fatal(res, err)
+	}
+	before := r.Client().Keys(ctx, "*").Val()
+	for name, c := range map[string]*gateway.Commit{
+		"held unique key": {Unique: []gateway.UniqueKey{{Key: "fresh", Value: "x"}, {Key: "k", Value: "ServiceRequest/b"}},
+			Writes: []gateway.Write{write("ServiceRequest", "b", 1, 0, "status=active")},
+			Jobs:   []gateway.Job{{Queue: gateway.QueueDelivery, Fields: []string{"a", "b"}}}},
+		"stale second write": {Writes: []gateway.Write{write("ServiceRequest", "c", 1, 0, "status=active"), write("ServiceRequest", "a", 2, 5, "status=revoked")},
+			Jobs: []gateway.Job{{Queue: gateway.QueueDelivery, Fields: []string{"a", "b"}}}},
+		"criteria match": {Criteria: []gateway.Criteria{{Type: "ServiceRequest", Groups: [][]string{{"status=draft", "status=active"}}}},
+			Writes: []gateway.Write{write("ServiceRequest", "d", 1, 0, "status=active")}},
+	} {
+		res, err := s.Commit(ctx, c)
+		if err != nil || res.OK() {
+			t.Errorf("%s: applied (%+v, %v)", name, res, err)
+		}
+		after := r.Client().Keys(ctx, "*").Val()
+		// Only the commit markers of applied commits may differ; a refused commit writes none.
+		if len(after) != len(before) {
+			t.Errorf("%s: keys changed from %v to %v", name, before, after)
+		}
+	}
+	if res, _ := s.Commit(ctx, first); res.Held == nil || res.Held.Holder != "ServiceRequest/a" {
+		t.Errorf("held key not reported: %+v", res)
+	}
+}
+
+func TestSearchCombinesGroupsAndOrdersByLastUpdated(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	ctx := context.Background()
+	for i, w := range []gateway.Write{
+		write("Task", "a", 1, 0, "status=requested", "owner=p1"),
+		write("Task", "b", 2, 0, "status=accepted", "owner=p1"),
+		write("Task", "c", 3, 0, "status=requested", "owner=p2"),
+	} {
+		if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{w}}); err != nil || !res.OK() {
+			t.Fatal(i, res, err)
+		}
+	}
+	for _, tc := range []struct {
+		groups [][]string
+		desc   bool
+		want   string
+	}{
+		{nil, false, "a,b,c"},
+		{nil, true, "c,b,a"},
+		{[][]string{{"owner=p1"}}, false, "a,b"},
+		{[][]string{{"status=requested", "status=accepted"}, {"owner=p1"}}, false, "a,b"},
+		{[][]string{{"status=requested"}, {"owner=p2", "owner=p1"}}, false, "a,c"},
+		{[][]string{{"status=rejected"}}, false, ""},
+	} {
+		ids, total, err := s.Search(ctx, &gateway.StoreQuery{Type: "Task", Groups: tc.groups, Count: 10, Descending: tc.desc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := join(ids); got != tc.want || total != len(ids) {
+			t.Errorf("%v: got %s (total %d), want %s", tc.groups, got, total, tc.want)
+		}
+	}
+	// An update moves a resource between index sets.
+	if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{write("Task", "a", 4, 1, "status=accepted", "owner=p1")}}); err != nil || !res.OK() {
+		t.Fatal(res, err)
+	}
+	ids, _, _ := s.Search(ctx, &gateway.StoreQuery{Type: "Task", Groups: [][]string{{"status=requested"}}, Count: 10})
+	if join(ids) != "c" {
+		t.Errorf("after update: %v", ids)
+	}
+	// Scratch keys are gone after every search.
+	if keys := s.rdb.Keys(ctx, "{test}:t:*").Val(); len(keys) != 0 {
+		t.Errorf("scratch keys left: %v", keys)
+	}
+	old, err := s.ReadVersion(ctx, "Task", "a", 1)
+	if err != nil || old.Version != 1 {
+		t.Errorf("version 1 lost: %v %v", old, err)
+	}
+}
+
+func join(ids []string) string {
+	out := ""
+	for i, id := range ids {
+		if i > 0 {
+			out += ","
+		}
+		out += id
+	}
+	return out
+}
