@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -42,7 +43,7 @@ type plan struct {
 }
 
 type pendingRequest struct {
-	sr      *models.ServiceRequest
+	sr      *referralView
 	subject []byte // raw ServiceRequest.subject
 	routed  *routing
 }
@@ -58,7 +59,7 @@ const maxAttempts = 3
 // apply runs requests as one all-or-nothing change.
 func (s *Service) apply(ctx context.Context, caller Caller, reqs []*Request, transaction bool) ([]*Outcome, error) {
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
-		pl, err := s.prepare(ctx, caller, reqs)
+		pl, err := s.prepare(ctx, caller, reqs, attempt > 1)
 		if err != nil {
 			return nil, err
 		}
@@ -84,7 +85,11 @@ func (s *Service) apply(ctx context.Context, caller Caller, reqs []*Request, tra
 }
 
 // prepare validates every request and builds the plan. Nothing is written.
-func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request) (*plan, error) {
+// lookRepeats looks up idempotency keys before planning. The first attempt
+// does not: the commit checks them atomically anyway, and a held key sends
+// the request round again, this time looking. New referrals, the common
+// case, so cost one Redis round trip less.
+func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, lookRepeats bool) (*plan, error) {
 	pl := &plan{caller: caller, now: s.now().UTC().Truncate(time.Millisecond), ifMatch: map[int]bool{},
 		pending: map[string]*pendingRequest{}, claimed: map[string]bool{}, outcomes: make([]*Outcome, len(reqs))}
 
@@ -96,7 +101,7 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request) (
 			return nil, r.locate(err)
 		}
 		r.obj = obj
-		if err := s.resolveRepeat(ctx, caller, r); err != nil {
+		if err := s.resolveRepeat(ctx, caller, r, lookRepeats); err != nil {
 			return nil, r.locate(err)
 		}
 	}
@@ -240,9 +245,14 @@ func (r *Request) locate(err error) error {
 	return out
 }
 
+var urnPrefix = []byte(`"urn:`)
+
 // checkLocalReferences refuses urn: references that no entry of the request
 // resolves (outside a transaction, none can): stored, they would dangle for ever.
 func checkLocalReferences(r *Request) error {
+	if !bytes.Contains(r.obj.Bytes(), urnPrefix) {
+		return nil // the common case, without walking the resource
+	}
 	for _, ref := range fhir.References(r.obj) {
 		if strings.HasPrefix(ref.Value, "urn:uuid:") || strings.HasPrefix(ref.Value, "urn:oid:") {
 			return newError(KindInvalid, fhir.IssueInvalid, ref.Expression,
@@ -265,7 +275,7 @@ func (s *Service) localRef(ref string) string {
 // resolveRepeat answers a create that an earlier request already made: the
 // same business identifier of a referral from the same client, or an
 // If-None-Exist search that matches. The commit re-checks both atomically.
-func (s *Service) resolveRepeat(ctx context.Context, caller Caller, r *Request) error {
+func (s *Service) resolveRepeat(ctx context.Context, caller Caller, r *Request, lookKeys bool) error {
 	if r.Method != "POST" {
 		return nil
 	}
@@ -286,7 +296,7 @@ func (s *Service) resolveRepeat(ctx context.Context, caller Caller, r *Request) 
 			return newError(KindPreconditionFailed, fhir.IssueDuplicate, "", "If-None-Exist matches more than one %s; make the criteria more selective", r.Type)
 		}
 	}
-	if r.Type == TypeServiceRequest {
+	if r.Type == TypeServiceRequest && lookKeys {
 		for _, id := range identifiersOf(r.obj) {
 			holder, err := s.store.Lookup(ctx, referralKey(caller, id))
 			if err != nil {

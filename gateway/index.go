@@ -10,7 +10,12 @@ import (
 // They are computed here, in the domain, from the typed view of a version,
 // so the store needs to know nothing about FHIR search.
 
+// idTerm names a resource by id. It is never stored as an index set: the
+// store answers it from the type's set of all ids.
 func idTerm(id string) string { return "_id=" + id }
+
+// IDTermPrefix marks the terms a store answers from its set of all ids.
+const IDTermPrefix = "_id="
 
 // tokenTerms indexes a coding so that "system|code" and "code" both find it
 // (and "|code" finds a code with no system), as FHIR token search asks.
@@ -32,9 +37,10 @@ func identifierTerms(terms []string, param string, ids []models.Identifier) []st
 	return terms
 }
 
-// referenceTerms indexes a reference by "Type/id" and by the bare id, and
-// its identifier under "param:identifier", so that a reference by business
-// identifier (an ODS code) can be searched as well.
+// referenceTerms indexes a reference by "Type/id" (a search by bare id is
+// expanded to the parameter's target types instead, which keeps one index
+// term per reference), and its identifier under "param:identifier", so that
+// a reference by business identifier (an ODS code) can be searched as well.
 func referenceTerms(terms []string, param string, ref *models.Reference, base string) []string {
 	if ref == nil {
 		return terms
@@ -45,9 +51,6 @@ func referenceTerms(terms []string, param string, ref *models.Reference, base st
 			v = strings.TrimPrefix(v, base+"/")
 		}
 		terms = append(terms, param+"="+v)
-		if i := strings.LastIndexByte(v, '/'); i > 0 && !strings.Contains(v, "://") {
-			terms = append(terms, param+"="+v[i+1:])
-		}
 	}
 	if id := ref.Identifier; id != nil {
 		terms = tokenTerms(terms, param+":identifier", id.System, id.Value)
@@ -55,8 +58,8 @@ func referenceTerms(terms []string, param string, ref *models.Reference, base st
 	return terms
 }
 
-func serviceRequestTerms(id string, sr *models.ServiceRequest, base string) []string {
-	terms := []string{idTerm(id), "status=" + sr.Status.Code(), "intent=" + sr.Intent.Code()}
+func serviceRequestTerms(id string, sr *referralView, base string) []string {
+	terms := []string{"status=" + sr.Status}
 	terms = identifierTerms(terms, "identifier", sr.Identifier)
 	terms = referenceTerms(terms, "subject", &sr.Subject, base)
 	terms = referenceTerms(terms, "requester", sr.Requester, base)
@@ -72,22 +75,37 @@ func serviceRequestTerms(id string, sr *models.ServiceRequest, base string) []st
 }
 
 func taskTerms(id string, t *models.Task, base string) []string {
-	terms := []string{idTerm(id), "status=" + t.Status.Code()}
+	terms := []string{"status=" + t.Status.Code()}
 	terms = identifierTerms(terms, "identifier", t.Identifier)
 	terms = referenceTerms(terms, "focus", t.Focus, base)
-	terms = referenceTerms(terms, "owner", t.Owner, base)
+	if t.Owner != nil && t.Owner.Reference != nil {
+		// Only by reference: the owner is always a configured provider, so a
+		// search by its identifier is turned into its reference (search.go).
+		terms = append(terms, "owner="+*t.Owner.Reference)
+	}
 	terms = referenceTerms(terms, "requester", t.Requester, base)
 	terms = referenceTerms(terms, "subject", t.For, base)
-	if t.Code != nil {
-		for _, c := range t.Code.Coding {
-			terms = tokenTerms(terms, "code", c.System, c.Code)
-		}
+	// Task.code is not indexed: every referral Task is "fulfill" (checked on
+	// create and update), so a search by code filters nothing or finds nothing.
+	return dedupe(terms)
+}
+
+// referralTaskTerms are the terms of the referral Task Signpost writes,
+// computed from what built it rather than by decoding it again.
+func referralTaskTerms(taskID, srID string, sr *referralView, p *Provider, caller Caller, base string) []string {
+	terms := []string{"status=requested", "focus=" + TypeServiceRequest + "/" + srID, "owner=Organization/" + p.ID}
+	terms = referenceTerms(terms, "subject", &sr.Subject, base)
+	if sr.Requester != nil {
+		terms = referenceTerms(terms, "requester", sr.Requester, base)
+	} else {
+		o := caller.Organization
+		terms = append(terms, "requester:identifier="+o.Value, "requester:identifier="+o.System+"|"+o.Value)
 	}
 	return dedupe(terms)
 }
 
 func patientTerms(id string, p *models.Patient) []string {
-	return dedupe(identifierTerms([]string{idTerm(id)}, "identifier", p.Identifier))
+	return dedupe(identifierTerms(nil, "identifier", p.Identifier))
 }
 
 func dedupe(terms []string) []string {

@@ -75,8 +75,8 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 	if err := p.err(KindInvalid); err != nil {
 		return nil, err
 	}
-	var sr models.ServiceRequest
-	if err := decodeView(r.obj.Bytes(), TypeServiceRequest, &sr); err != nil {
+	sr, err := readReferral(r.obj)
+	if err != nil {
 		return nil, err
 	}
 	if id := sr.Subject.Identifier; id != nil {
@@ -117,34 +117,34 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 	}
 	ref := TypeServiceRequest + "/" + r.id
 	subject, _ := r.obj.Member("subject")
-	pending := &pendingRequest{sr: &sr, subject: subject}
+	pending := &pendingRequest{sr: sr, subject: subject}
 	pl.pending[ref] = pending
 	if needsTask || pl.claimed[ref] {
 		if status != "active" {
 			return nil, newError(KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.status",
 				"a referral Task can only be made for an active ServiceRequest")
 		}
-		rt, err := s.route(&sr)
+		rt, err := s.route(sr)
 		if err != nil {
 			return nil, err
 		}
 		pending.routed = rt
 	}
 	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), Instant(pl.now))
-	out := pl.addWrite(r, body, version, expect, fromIfMatch, serviceRequestTerms(r.id, &sr, s.base), p.warnings)
+	out := pl.addWrite(r, body, version, expect, fromIfMatch, serviceRequestTerms(r.id, sr, s.base), p.warnings)
 	if r.Method == "POST" {
 		for _, id := range identifiersOf(r.obj) {
 			pl.commit.Unique = append(pl.commit.Unique, UniqueKey{Key: referralKey(pl.caller, id), Value: ref})
 		}
 	}
 	if needsTask && !pl.claimed[ref] {
-		s.planReferralTask(pl, r.id, &sr, subject, pending.routed)
+		s.planReferralTask(pl, r.id, sr, subject, pending.routed)
 	}
 	return out, nil
 }
 
 // route decides the category and the provider of a referral.
-func (s *Service) route(sr *models.ServiceRequest) (*routing, error) {
+func (s *Service) route(sr *referralView) (*routing, error) {
 	category, err := categorise(s.codes, sr.Code, s.triage)
 	if err != nil {
 		return nil, err
@@ -191,7 +191,7 @@ var fulfillCode = json.RawMessage(`{"coding":[{"system":"` + taskCodeSystem + `"
 // planReferralTask plans the Task that tracks a referral's fulfilment, the
 // unique key that makes it the only one, and the delivery job: all in the
 // same commit as the referral, so none exists without the others.
-func (s *Service) planReferralTask(pl *plan, srID string, sr *models.ServiceRequest, subject []byte, rt *routing) {
+func (s *Service) planReferralTask(pl *plan, srID string, sr *referralView, subject []byte, rt *routing) {
 	taskID := s.newID()
 	t := referralTask{
 		ResourceType: TypeTask, ID: taskID,
@@ -208,23 +208,19 @@ func (s *Service) planReferralTask(pl *plan, srID string, sr *models.ServiceRequ
 			ValueCoding: map[string]string{"system": categorySystem, "code": rt.category},
 		}},
 	}
-	if sr.Priority != nil {
-		t.Priority = sr.Priority.Code()
-	}
+	t.Priority = sr.Priority
 	body, err := json.Marshal(t)
 	if err != nil {
 		panic(err) // only strings, maps and raw JSON already validated
 	}
-	var task models.Task
-	_ = json.Unmarshal(body, &task)
 	r := &Request{Type: TypeTask, id: taskID}
-	pl.addWrite(r, body, 1, 0, false, taskTerms(taskID, &task, s.base), nil)
+	pl.addWrite(r, body, 1, 0, false, referralTaskTerms(taskID, srID, sr, rt.provider, pl.caller, s.base), nil)
 	s.planDelivery(pl, taskID, srID, rt)
 }
 
 // requesterOf is the referral Task's requester: the referral's own, or the
 // calling client's organisation.
-func (s *Service) requesterOf(pl *plan, sr *models.ServiceRequest) any {
+func (s *Service) requesterOf(pl *plan, sr *referralView) any {
 	if sr.Requester != nil {
 		return sr.Requester
 	}
@@ -294,17 +290,21 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 		if err != nil {
 			return nil, err
 		}
-		var sr models.ServiceRequest
-		if err := decodeView(stored.Body, TypeServiceRequest, &sr); err != nil {
+		obj, err := fhir.ParseResource(stored.Body, fhir.ParseOptions{})
+		if err != nil {
 			return nil, err
 		}
-		if sr.Status != models.RequestStatusActive {
+		sr, err := readReferral(obj)
+		if err != nil {
+			return nil, err
+		}
+		if sr.Status != "active" {
 			return nil, newError(KindUnprocessable, fhir.IssueBusinessRule, "Task.focus",
 				"a referral Task can only be made for an active ServiceRequest")
 		}
 		subject, _ := json.Marshal(sr.Subject)
-		pending = &pendingRequest{sr: &sr, subject: subject}
-		if pending.routed, err = s.route(&sr); err != nil {
+		pending = &pendingRequest{sr: sr, subject: subject}
+		if pending.routed, err = s.route(sr); err != nil {
 			return nil, err
 		}
 	}
@@ -384,6 +384,9 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	}
 	if refString(task.Owner) != refString(old.Owner) {
 		p.add(fhir.IssueBusinessRule, "Task.owner", "owner cannot be changed by an update")
+	}
+	if !hasCoding(task.Code, taskCodeSystem, "fulfill") {
+		p.add(fhir.IssueBusinessRule, "Task.code", "a referral Task keeps code %s#fulfill", taskCodeSystem)
 	}
 	if err := p.err(KindUnprocessable); err != nil {
 		return nil, err

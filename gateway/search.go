@@ -23,10 +23,23 @@ const (
 
 // searchParam maps a FHIR search parameter onto the index terms of index.go.
 type searchParam struct {
-	index  string // prefix of the index terms
-	kind   paramKind
-	target string // reference parameters with one target type: bare ids are "Target/id"
+	index   string // prefix of the index terms
+	kind    paramKind
+	targets []string // reference parameters: the types a bare id may name
+	// always lists the values every resource of the type has (Task.code is
+	// always fulfill): searching for one filters nothing, and the parameter
+	// is not indexed.
+	always []string
 }
+
+// Target types of the reference parameters, from the R4 definitions.
+var (
+	toPatient   = []string{TypePatient}
+	toRequester = []string{"Practitioner", "PractitionerRole", "Organization", TypePatient, "RelatedPerson", "Device"}
+	toPerformer = []string{"Practitioner", "PractitionerRole", "Organization", "CareTeam", "HealthcareService", TypePatient, "Device", "RelatedPerson"}
+	toSubject   = []string{TypePatient, "Group", "Location", "Device"}
+	toFocus     = []string{TypeServiceRequest}
+)
 
 // searchParams lists every search parameter Signpost supports, by resource
 // type. The CapabilityStatement is generated from this table, so it cannot
@@ -36,29 +49,31 @@ var searchParams = map[string]map[string]searchParam{
 		"_id":        {index: "_id"},
 		"identifier": {index: "identifier"},
 		"status":     {index: "status"},
-		"intent":     {index: "intent"},
 		"code":       {index: "code"},
-		"patient":    {index: "subject", kind: referenceParam, target: TypePatient},
-		"subject":    {index: "subject", kind: referenceParam},
-		"requester":  {index: "requester", kind: referenceParam},
-		"performer":  {index: "performer", kind: referenceParam},
+		"patient":    {index: "subject", kind: referenceParam, targets: toPatient},
+		"subject":    {index: "subject", kind: referenceParam, targets: toSubject},
+		"requester":  {index: "requester", kind: referenceParam, targets: toRequester},
+		"performer":  {index: "performer", kind: referenceParam, targets: toPerformer},
 	},
 	TypeTask: {
 		"_id":        {index: "_id"},
 		"identifier": {index: "identifier"},
 		"status":     {index: "status"},
-		"code":       {index: "code"},
-		"focus":      {index: "focus", kind: referenceParam},
-		"owner":      {index: "owner", kind: referenceParam},
-		"requester":  {index: "requester", kind: referenceParam},
-		"patient":    {index: "subject", kind: referenceParam, target: TypePatient},
-		"subject":    {index: "subject", kind: referenceParam},
+		"code":       {index: "code", always: []string{"fulfill", taskCodeSystem + "|fulfill"}},
+		"focus":      {index: "focus", kind: referenceParam, targets: toFocus},
+		"owner":      {index: "owner", kind: referenceParam, targets: toPerformer},
+		"requester":  {index: "requester", kind: referenceParam, targets: toRequester},
+		"patient":    {index: "subject", kind: referenceParam, targets: toPatient},
+		"subject":    {index: "subject", kind: referenceParam, targets: toSubject},
 	},
 	TypePatient: {
 		"_id":        {index: "_id"},
 		"identifier": {index: "identifier"},
 	},
 }
+
+// matchNothing is an index term no resource has.
+const matchNothing = "_none"
 
 // SearchParams returns the names of the search parameters of a type, sorted,
 // with whether each is a reference (for the CapabilityStatement).
@@ -177,8 +192,8 @@ func (s *Service) criteria(typ, header string) (*Query, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(q.Groups) == 0 || !q.Since.IsZero() || !q.Until.IsZero() || q.IncludeFocus {
-		return nil, newError(KindInvalid, fhir.IssueNotSupported, "", "If-None-Exist takes search filters (such as identifier=system|value), and at least one")
+	if len(q.Groups) == 0 || !q.Since.IsZero() || !q.Until.IsZero() || q.IncludeFocus || params.Has("_id") {
+		return nil, newError(KindInvalid, fhir.IssueNotSupported, "", "If-None-Exist takes search filters other than _id (such as identifier=system|value), and at least one")
 	}
 	return q, nil
 }
@@ -288,15 +303,32 @@ func (s *Service) parseParam(q *Query, defs map[string]searchParam, typ, name, v
 	}
 	var group []string
 	for _, v := range splitValues(value) {
+		if slices.Contains(def.always, v) {
+			q.canonical.Add(name, value)
+			return nil // every resource matches
+		}
 		switch {
+		case modifier == "identifier" && def.index == "owner":
+			// Owners are configured providers, indexed by reference only.
+			for _, p := range s.router.providers {
+				if v == p.Organization.Value || v == p.Organization.System+"|"+p.Organization.Value {
+					group = append(group, "owner=Organization/"+p.ID)
+				}
+			}
+			if len(group) == 0 {
+				group = append(group, matchNothing)
+			}
 		case modifier == "identifier":
 			group = append(group, def.index+":identifier="+v)
 		case def.kind == referenceParam:
 			v = s.localRef(v)
-			if def.target != "" && !strings.Contains(v, "/") {
-				v = def.target + "/" + v
+			if strings.Contains(v, "/") {
+				group = append(group, def.index+"="+v)
+				break
 			}
-			group = append(group, def.index+"="+v)
+			for _, typ := range def.targets { // a bare id: any of the target types
+				group = append(group, def.index+"="+typ+"/"+v)
+			}
 		default:
 			group = append(group, def.index+"="+v)
 		}

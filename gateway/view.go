@@ -2,7 +2,46 @@ package gateway
 
 import (
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
+	"github.com/signpost-health/signpost/fhir"
 )
+
+// referralView is what Signpost reads from a ServiceRequest: the elements
+// that decide routing, idempotency and search. It is decoded once, after
+// the raw checks (which validated status, intent and priority, so they are
+// plain strings here), from samply types for the nested elements. Other
+// elements stay in the stored bytes and are never decoded.
+type referralView struct {
+	Identifier []models.Identifier     `json:"identifier"`
+	Status     string                  `json:"status"`
+	Intent     string                  `json:"intent"`
+	Priority   string                  `json:"priority"`
+	Code       *models.CodeableConcept `json:"code"`
+	Subject    models.Reference        `json:"subject"`
+	Requester  *models.Reference       `json:"requester"`
+	Performer  []models.Reference      `json:"performer"`
+}
+
+// readReferral decodes the referral view from the members of a parsed
+// resource, one member at a time: the rest of the body (narrative, notes,
+// extensions) is never scanned again.
+func readReferral(o *fhir.Object) (*referralView, error) {
+	v := &referralView{}
+	v.Status, _ = o.String("status")
+	v.Intent, _ = o.String("intent")
+	v.Priority, _ = o.String("priority")
+	for name, into := range map[string]any{
+		"identifier": &v.Identifier, "code": &v.Code, "subject": &v.Subject,
+		"requester": &v.Requester, "performer": &v.Performer,
+	} {
+		if raw, ok := o.Member(name); ok {
+			if err := decodeView(raw, TypeServiceRequest+"."+name, into); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return v, nil
+}
 
 // TaskView is what Signpost reads from a referral Task: the parts that
 // decide delivery, progress and what the GP is told. It is read from the

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/v9"
@@ -17,6 +18,10 @@ const (
 	floorResourcePrefix = "{floor}:r:"
 	floorStream         = "{floor}:q:intake"
 )
+
+// releaseMode sets Gin's process-wide mode once, as httpapi does: the
+// benchmarks run the floor and Signpost in one process.
+var releaseMode sync.Once
 
 // FloorHandler is the "floor" a referral intake cannot go below: Gin, the
 // same body limit as Signpost, a full encoding/json decode of the body into
@@ -29,7 +34,7 @@ func FloorHandler(rdb *redis.Client, maxBody int64) http.Handler {
 	if maxBody <= 0 {
 		maxBody = 1 << 20
 	}
-	gin.SetMode(gin.ReleaseMode)
+	releaseMode.Do(func() { gin.SetMode(gin.ReleaseMode) })
 	r := gin.New()
 	r.GET("/readyz", func(c *gin.Context) {
 		if err := rdb.Ping(c.Request.Context()).Err(); err != nil {

@@ -134,3 +134,34 @@ func TestSearchPagingAndLastUpdated(t *testing.T) {
 		t.Errorf("POST _search: %d", res.StatusCode)
 	}
 }
+
+func TestSearchAnsweredWithoutIndexes(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	a := e.post("/ServiceRequest", referral("N-1", "390893007")).must(t, http.StatusCreated).json(t)
+	e.post("/ServiceRequest", referral("N-2", "710913009")).must(t, http.StatusCreated)
+	aID := a["id"].(string)
+	for query, want := range map[string]int{
+		// _id from the set of all ids, alone, several, and with other filters.
+		"ServiceRequest?_id=" + aID:                             1,
+		"ServiceRequest?_id=" + aID + ",no-such-id":             1,
+		"ServiceRequest?_id=" + aID + "&status=active":          1,
+		"ServiceRequest?_id=" + aID + "&status=draft":           0,
+		"ServiceRequest?_id=" + aID + "&code=710913009,1234567": 0,
+		"ServiceRequest?_id=no-such-id":                         0,
+		// Task.code is always fulfill.
+		"Task?code=fulfill": 2,
+		"Task?code=" + url.QueryEscape("http://hl7.org/fhir/CodeSystem/task-code|fulfill") + "&owner=walking": 1,
+		"Task?code=review": 0,
+		// Owners are providers: their ODS code finds their Tasks.
+		"Task?owner:identifier=X3C4D": 1,
+		"Task?owner:identifier=" + url.QueryEscape("https://fhir.nhs.uk/Id/ods-organization-code|X1A2B"): 1,
+		"Task?owner:identifier=ZZZZZ":                        0,
+		"Task?owner:identifier=X3C4D,X1A2B&status=requested": 2,
+	} {
+		if got := total(t, e.get("/"+query)); got != want {
+			t.Errorf("%s: total %d, want %d", query, got, want)
+		}
+	}
+	e.post("/Patient", []byte(`{"resourceType":"Patient"}`), "If-None-Exist", "_id=x").must(t, http.StatusBadRequest)
+}

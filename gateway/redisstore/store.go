@@ -84,40 +84,6 @@ func (l *keyList) add(k string) int {
 	return len(l.keys)
 }
 
-type commitPlan struct {
-	Done     int            `json:"d"`
-	Unique   []planUnique   `json:"u"`
-	Criteria []planCriteria `json:"c"`
-	Writes   []planWrite    `json:"w"`
-	Jobs     []planJob      `json:"j"`
-}
-
-type planUnique struct {
-	Key   int    `json:"k"`
-	Value string `json:"v"`
-}
-
-type planCriteria struct {
-	Groups [][]int `json:"g"`
-	Temps  []int   `json:"t"`
-}
-
-type planWrite struct {
-	Key     int    `json:"k"`
-	ID      string `json:"id"`
-	Expect  int    `json:"e"`
-	Version int    `json:"v"`
-	Score   int64  `json:"s"`
-	Body    int    `json:"b"`
-	Terms   []int  `json:"x"`
-	All     int    `json:"a"`
-}
-
-type planJob struct {
-	Key    int      `json:"k"`
-	Fields []string `json:"f"`
-}
-
 // Commit implements gateway.Store with commit.lua.
 func (s *Store) Commit(ctx context.Context, c *gateway.Commit) (*gateway.CommitResult, error) {
 	return s.commit(ctx, c, randomToken())
@@ -128,34 +94,43 @@ func (s *Store) Commit(ctx context.Context, c *gateway.Commit) (*gateway.CommitR
 // recognises the token instead of applying the change twice.
 func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*gateway.CommitResult, error) {
 	var kl keyList
-	plan := commitPlan{Done: kl.add(s.keys.commitDone(token)),
-		Unique: []planUnique{}, Criteria: []planCriteria{}, Writes: []planWrite{}, Jobs: []planJob{}}
+	// The argument list commit.lua reads in order; see the script's header.
+	args := make([]any, 0, 8+6*len(c.Unique)+16*len(c.Writes)+16*len(c.Jobs))
+	args = append(args, kl.add(s.keys.commitDone(token)), len(c.Unique))
 	for _, u := range c.Unique {
-		plan.Unique = append(plan.Unique, planUnique{Key: kl.add(s.keys.unique(u.Key)), Value: u.Value})
+		args = append(args, kl.add(s.keys.unique(u.Key)), u.Value)
 	}
-	for _, cr := range c.Criteria {
-		groups, temps := s.groups(&kl, cr.Type, cr.Groups, token+"c"+strconv.Itoa(len(plan.Criteria)))
-		plan.Criteria = append(plan.Criteria, planCriteria{Groups: groups, Temps: temps})
+	args = append(args, len(c.Criteria))
+	for i, cr := range c.Criteria {
+		groups, temps := s.groups(&kl, cr.Type, cr.Groups, token+"c"+strconv.Itoa(i))
+		args = append(args, len(groups))
+		for _, g := range groups {
+			args = append(args, len(g))
+			for _, k := range g {
+				args = append(args, k)
+			}
+		}
+		args = append(args, len(temps))
+		for _, k := range temps {
+			args = append(args, k)
+		}
 	}
-	args := []any{nil}
+	args = append(args, len(c.Writes))
 	for _, w := range c.Writes {
 		r := w.Resource
-		pw := planWrite{Key: kl.add(s.keys.resource(r.Type, r.ID)), ID: r.ID, Expect: w.Expect, Version: r.Version,
-			Score: r.LastUpdated.UnixMilli(), Body: len(args) + 1, Terms: make([]int, 0, len(w.Terms)), All: kl.add(s.keys.all(r.Type))}
+		args = append(args, kl.add(s.keys.resource(r.Type, r.ID)), r.ID, w.Expect, r.Version,
+			r.LastUpdated.UnixMilli(), r.Body, kl.add(s.keys.all(r.Type)), len(w.Terms))
 		for _, t := range w.Terms {
-			pw.Terms = append(pw.Terms, kl.add(s.keys.term(r.Type, t)))
+			args = append(args, kl.add(s.keys.term(r.Type, t)))
 		}
-		args = append(args, r.Body)
-		plan.Writes = append(plan.Writes, pw)
 	}
+	args = append(args, len(c.Jobs))
 	for _, j := range c.Jobs {
-		plan.Jobs = append(plan.Jobs, planJob{Key: kl.add(s.keys.queue(j.Queue)), Fields: j.Fields})
+		args = append(args, kl.add(s.keys.queue(j.Queue)), len(j.Fields)/2)
+		for _, f := range j.Fields {
+			args = append(args, f)
+		}
 	}
-	planJSON, err := json.Marshal(plan)
-	if err != nil {
-		return nil, err
-	}
-	args[0] = planJSON
 	reply, err := commitScript.Run(ctx, s.rdb, kl.keys, args...).Slice()
 	if err != nil {
 		return nil, classify(err)
@@ -205,7 +180,35 @@ func (s *Store) groups(kl *keyList, typ string, groups [][]string, token string)
 func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, int, error) {
 	var kl keyList
 	all := kl.add(s.keys.all(q.Type))
-	groups, temps := s.groups(&kl, q.Type, q.Groups, randomToken())
+	token := randomToken()
+	// _id groups are answered from the all-set: each becomes a scratch set
+	// of the ids that exist, intersected like any other group.
+	var termGroups [][]string
+	type idGroup struct {
+		T   int      `json:"t"`
+		IDs []string `json:"ids"`
+	}
+	idGroups := []idGroup{}
+	for _, g := range q.Groups {
+		if !isIDGroup(g) {
+			termGroups = append(termGroups, g)
+			continue
+		}
+		ids := make([]string, len(g))
+		for i, t := range g {
+			ids[i] = strings.TrimPrefix(t, gateway.IDTermPrefix)
+		}
+		idGroups = append(idGroups, idGroup{T: kl.add(s.keys.temp(token+"id", len(idGroups))), IDs: ids})
+	}
+	groups, temps := s.groups(&kl, q.Type, termGroups, token)
+	for _, g := range idGroups {
+		groups = append(groups, []int{g.T}) // its scratch key is deleted by search.lua itself
+	}
+	if len(groups) > 1 && len(termGroups) <= 1 {
+		// s.groups adds the scratch key for intersecting only when it sees
+		// several groups itself.
+		temps = append(temps, kl.add(s.keys.temp(token, len(temps))))
+	}
 	minScore, maxScore := "-inf", "+inf"
 	if !q.Since.IsZero() {
 		minScore = strconv.FormatInt(q.Since.UnixMilli(), 10)
@@ -213,7 +216,7 @@ func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, in
 	if !q.Until.IsZero() {
 		maxScore = "(" + strconv.FormatInt(q.Until.UnixMilli(), 10)
 	}
-	arg, err := json.Marshal(map[string]any{"g": groups, "a": all, "t": temps, "min": minScore, "max": maxScore,
+	arg, err := json.Marshal(map[string]any{"g": groups, "a": all, "t": temps, "ids": idGroups, "min": minScore, "max": maxScore,
 		"o": q.Offset, "n": q.Count, "r": q.Descending})
 	if err != nil {
 		return nil, 0, err
@@ -229,6 +232,15 @@ func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, in
 		ids = append(ids, id.(string))
 	}
 	return ids, total, nil
+}
+
+func isIDGroup(g []string) bool {
+	for _, t := range g {
+		if !strings.HasPrefix(t, gateway.IDTermPrefix) {
+			return false
+		}
+	}
+	return len(g) > 0
 }
 
 // Read implements gateway.Store.

@@ -1,16 +1,17 @@
 -- commit.lua — apply one change set atomically, or nothing at all.
 --
--- KEYS: every key the change reads or writes; the plan names them by position.
--- ARGV[1]: the plan, JSON:
---   d  KEYS index of the commit's done-marker (see keys.commitDone)
---   u  unique keys  [{k = KEYS index, v = value}]   abort if KEYS[k] is held
---   c  criteria     [{g = groups of KEYS indices, t = scratch KEYS indices}]
---                   abort if any conditional create's search matches
---   w  writes       [{k = resource key, e = expected version (-1: any),
---                     v = new version, s = lastUpdated ms, b = ARGV index of
---                     the body, x = term KEYS indices, a = type's all-set}]
---   j  jobs         [{k = stream key, f = {field, value, ...}}]
--- ARGV[2..]: resource bodies.
+-- KEYS: every key the change reads or writes; ARGV names them by position.
+-- ARGV: a flat list read in order (flat, not JSON: decoding is a large
+-- share of a script this short):
+--   done                       KEYS index of the commit's done-marker
+--   nU, {key, value}*nU        unique keys: abort if KEYS[key] is held
+--   nC, {criteria}*nC          conditional creates: abort if any matches, where
+--                              criteria = nG, {n, key*n}*nG, nT, temp*nT
+--                              (groups of KEYS indices: OR within, AND across;
+--                              temp: scratch KEYS indices)
+--   nW, {write}*nW             write = key, id, expect (-1: any), version,
+--                              lastUpdated ms, body, all-set key, nX, term key*nX
+--   nJ, {job}*nJ               job = stream key, nF, field/value*nF
 --
 -- Returns one of
 --   {'ok'}                         applied now
@@ -18,48 +19,71 @@
 --   {'held', i, holder}            unique key i (0-based) is held by holder
 --   {'matched', id1 [, id2]}       a conditional create found these
 --   {'stale', i, current}          write i (0-based) expected another version
-local plan = cjson.decode(ARGV[1])
+local pos = 0
+local function nxt() pos = pos + 1; return ARGV[pos] end
+local function num() return tonumber(nxt()) end
 
-if redis.call('EXISTS', KEYS[plan.d]) == 1 then return {'done'} end
+local done = KEYS[num()]
+if redis.call('EXISTS', done) == 1 then return {'done'} end
+
+local uniques = {}
+for i = 1, num() do uniques[i] = {KEYS[num()], nxt()} end
+local criteria = {}
+for i = 1, num() do
+  local groups, temps = {}, {}
+  for g = 1, num() do
+    local group = {}
+    for k = 1, num() do group[k] = num() end
+    groups[g] = group
+  end
+  for t = 1, num() do temps[t] = num() end
+  criteria[i] = {groups, temps}
+end
+local writes = {}
+for i = 1, num() do
+  local w = {key = KEYS[num()], id = nxt(), expect = num(), version = nxt(), score = nxt(), body = nxt(), all = KEYS[num()], terms = {}}
+  for t = 1, num() do w.terms[t] = KEYS[num()] end
+  writes[i] = w
+end
+local jobs = {}
+for i = 1, num() do
+  local j = {key = KEYS[num()], fields = {}}
+  for f = 1, num() * 2 do j.fields[f] = nxt() end
+  jobs[i] = j
+end
 
 -- 1. Every precondition, before anything is written.
-for i, u in ipairs(plan.u) do
-  local holder = redis.call('GET', KEYS[u.k])
+for i, u in ipairs(uniques) do
+  local holder = redis.call('GET', u[1])
   if holder then return {'held', i - 1, holder} end
 end
-for _, c in ipairs(plan.c) do
-  local set = resolve(c.g, c.t)
+for _, c in ipairs(criteria) do
+  local set = resolve(c[1], c[2])
   local ids = redis.call('ZRANGE', set, 0, 1)
-  cleanup(c.t)
+  cleanup(c[2])
   if #ids > 0 then
     local out = {'matched'}
     for _, id in ipairs(ids) do out[#out + 1] = id end
     return out
   end
 end
-for i, w in ipairs(plan.w) do
-  local cur = tonumber(redis.call('HGET', KEYS[w.k], 'v') or '0')
-  if w.e ~= -1 and cur ~= w.e then return {'stale', i - 1, cur} end
+for i, w in ipairs(writes) do
+  local cur = tonumber(redis.call('HGET', w.key, 'v') or '0')
+  if w.expect ~= -1 and cur ~= w.expect then return {'stale', i - 1, cur} end
 end
 
--- 2. The writes: new version, re-indexed; old versions stay for history.
-for _, w in ipairs(plan.w) do
-  local key = KEYS[w.k]
-  local id = w.id
-  local old = redis.call('HGET', key, 'x')
+-- 2. The writes: a new version, re-indexed; old versions stay for vread.
+for _, w in ipairs(writes) do
+  local old = redis.call('HGET', w.key, 'x')
   if old then
-    for term in string.gmatch(old, '[^\n]+') do redis.call('ZREM', term, id) end
+    for term in string.gmatch(old, '[^\n]+') do redis.call('ZREM', term, w.id) end
   end
-  local terms = {}
-  for _, i in ipairs(w.x) do
-    redis.call('ZADD', KEYS[i], w.s, id)
-    terms[#terms + 1] = KEYS[i]
-  end
-  redis.call('ZADD', KEYS[w.a], w.s, id)
-  redis.call('HSET', key, 'v', w.v, 'x', table.concat(terms, '\n'),
-    tostring(w.v), ARGV[w.b], 't' .. w.v, w.s)
+  for _, term in ipairs(w.terms) do redis.call('ZADD', term, w.score, w.id) end
+  redis.call('ZADD', w.all, w.score, w.id)
+  redis.call('HSET', w.key, 'v', w.version, 'x', table.concat(w.terms, '\n'),
+    w.version, w.body, 't' .. w.version, w.score)
 end
-for _, u in ipairs(plan.u) do redis.call('SET', KEYS[u.k], u.v) end
-for _, j in ipairs(plan.j) do redis.call('XADD', KEYS[j.k], '*', unpack(j.f)) end
-redis.call('SET', KEYS[plan.d], '1', 'EX', 600)
+for _, u in ipairs(uniques) do redis.call('SET', u[1], u[2]) end
+for _, j in ipairs(jobs) do redis.call('XADD', j.key, '*', unpack(j.fields)) end
+redis.call('SET', done, '1', 'EX', 600)
 return {'ok'}

@@ -1,0 +1,216 @@
+package outbound
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"syscall"
+	"time"
+)
+
+// Defaults for the zero fields of Options.
+const (
+	DefaultTimeout          = 10 * time.Second
+	DefaultDialTimeout      = 3 * time.Second
+	DefaultMaxResponseBytes = 1 << 20
+	DefaultUserAgent        = "Signpost"
+)
+
+// Options configures NewClient. The zero value is usable: every zero or
+// negative field takes its default.
+type Options struct {
+	// Allow lists destinations allowed even though they are private,
+	// loopback or otherwise refused (config outbound_allow, for on-premises
+	// deployments and tests).
+	Allow []netip.Prefix
+	// Timeout bounds the whole request: connection, request, response
+	// headers and reading the body. Default 10s.
+	Timeout time.Duration
+	// DialTimeout bounds name resolution plus the TCP connect. Default 3s.
+	DialTimeout time.Duration
+	// MaxResponseBytes caps each response body read through the client
+	// (after transparent gzip decoding); reading past it fails with
+	// ErrResponseTooLarge. Default 1 MiB.
+	MaxResponseBytes int64
+	// UserAgent is sent when the request sets no User-Agent header.
+	// Default "Signpost".
+	UserAgent string
+}
+
+// ErrResponseTooLarge is returned (wrapped) by a response body read that
+// goes past Options.MaxResponseBytes.
+var ErrResponseTooLarge = errors.New("outbound: response body too large")
+
+// Transport limits. The idle pool is kept small per host: Signpost talks to
+// a modest number of providers and GP systems, each at a modest rate.
+const (
+	maxIdleConns           = 64
+	maxIdleConnsPerHost    = 8
+	maxConnsPerHost        = 64
+	idleConnTimeout        = 90 * time.Second
+	tlsHandshakeTimeout    = 5 * time.Second
+	expectContinueTimeout  = 1 * time.Second
+	maxResponseHeaderBytes = 64 << 10
+	tcpKeepAlive           = 30 * time.Second
+)
+
+// NewClient returns an HTTP client for outbound calls that enforces the
+// address rules on every connection it makes, follows no redirects, uses no
+// proxy, requires TLS 1.2 or later and caps response bodies. Its Transport
+// must not be replaced: the protection lives there. Clients are safe for
+// concurrent use and should be shared, one per purpose, so that connections
+// are pooled.
+func NewClient(o Options) *http.Client {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = DefaultDialTimeout
+	}
+	if o.MaxResponseBytes <= 0 {
+		o.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = DefaultUserAgent
+	}
+	allow := slices.Clone(o.Allow)
+
+	dialer := &net.Dialer{
+		Timeout:   o.DialTimeout,
+		KeepAlive: tcpKeepAlive,
+		// Runs after resolution, just before connect(2), for every
+		// address the dialer tries.
+		ControlContext: func(_ context.Context, network, address string, _ syscall.RawConn) error {
+			return checkDial(network, address, allow)
+		},
+	}
+	base := &http.Transport{
+		// Never from the environment: a proxy would make the connection
+		// on our behalf, beyond the reach of the address check.
+		Proxy:                  nil,
+		DialContext:            dialer.DialContext,
+		ForceAttemptHTTP2:      true,
+		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:    min(tlsHandshakeTimeout, o.Timeout),
+		ResponseHeaderTimeout:  o.Timeout,
+		ExpectContinueTimeout:  expectContinueTimeout,
+		IdleConnTimeout:        idleConnTimeout,
+		MaxIdleConns:           maxIdleConns,
+		MaxIdleConnsPerHost:    maxIdleConnsPerHost,
+		MaxConnsPerHost:        maxConnsPerHost,
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
+	}
+	return &http.Client{
+		Transport: &transport{base: base, maxBody: o.MaxResponseBytes, userAgent: o.UserAgent},
+		Timeout:   o.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// checkDial is the dialer's control hook: address is the resolved
+// "ip:port" about to be connected to.
+func checkDial(network, address string, allow []netip.Prefix) error {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return fmt.Errorf("%w: network %q", ErrForbiddenAddress, network)
+	}
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("%w: unparsable dial address", ErrForbiddenAddress)
+	}
+	return CheckAddr(ap.Addr(), allow)
+}
+
+// transport adds the default User-Agent and caps response bodies.
+type transport struct {
+	base      *http.Transport
+	maxBody   int64
+	userAgent string
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if _, set := req.Header["User-Agent"]; !set {
+		// A RoundTripper must not modify the caller's request.
+		r := req.Clone(req.Context())
+		if r.Header == nil {
+			r.Header = make(http.Header)
+		}
+		r.Header.Set("User-Agent", t.userAgent)
+		req = r
+	}
+	resp, err := t.base.RoundTrip(req)
+	if err != nil || resp.Body == nil || resp.StatusCode == http.StatusSwitchingProtocols {
+		return resp, err
+	}
+	resp.Body = &cappedBody{rc: resp.Body, left: t.maxBody, limit: t.maxBody}
+	return resp, nil
+}
+
+// CloseIdleConnections lets http.Client.CloseIdleConnections reach the
+// pool.
+func (t *transport) CloseIdleConnections() { t.base.CloseIdleConnections() }
+
+// cappedBody lets through at most limit bytes and fails the read that would
+// go past them, rather than silently truncating.
+type cappedBody struct {
+	rc    io.ReadCloser
+	left  int64
+	limit int64
+	err   error
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	// Ask for one byte more than is left, to tell "exactly at the cap"
+	// from "past it".
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.rc.Read(p)
+	if int64(n) <= b.left {
+		b.left -= int64(n)
+		if err != nil {
+			b.err = err
+		}
+		return n, err
+	}
+	n = int(b.left)
+	b.left = 0
+	b.err = fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, b.limit)
+	return n, b.err
+}
+
+func (b *cappedBody) Close() error { return b.rc.Close() }
+
+// Redact returns the error from a Client.Do (or Get, Post...) with the URL
+// of its *url.Error cut down to scheme, host and path, so that it can be
+// logged without the query string, which may carry identifiers. Call it
+// before wrapping the error further; errors that are not a *url.Error are
+// returned unchanged. The result still unwraps to the same cause, so
+// errors.Is(err, ErrForbiddenAddress) keeps working.
+func Redact(err error) error {
+	ue, ok := err.(*url.Error)
+	if !ok {
+		return err
+	}
+	short := "(unparsable URL)"
+	if u, perr := url.Parse(ue.URL); perr == nil {
+		short = (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+	}
+	return &url.Error{Op: ue.Op, URL: short, Err: ue.Err}
+}
