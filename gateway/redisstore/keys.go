@@ -26,11 +26,6 @@ func (k keys) all(typ string) string { return k.ns + ":a:" + typ }
 // unique is a string claimed once and for ever by its first holder.
 func (k keys) unique(key string) string { return k.ns + ":u:" + key }
 
-// commitDone marks a commit applied, so that a commit re-sent after a lost
-// reply is recognised rather than applied twice. It only has to outlive the
-// client's retries of one call, so it expires after ten minutes.
-func (k keys) commitDone(token string) string { return k.ns + ":c:" + token }
-
 // queue is a stream of jobs.
 func (k keys) queue(name string) string { return k.ns + ":q:" + name }
 

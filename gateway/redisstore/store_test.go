@@ -37,10 +37,12 @@ func TestCommitResentIsAppliedOnce(t *testing.T) {
 	if n := r.Client().XLen(ctx, s.QueueKey(gateway.QueueDelivery)).Val(); n != 1 {
 		t.Errorf("%d jobs, want 1", n)
 	}
-	// A different token is a different commit: its precondition fails.
-	res, err := s.commit(ctx, c, "other-token")
+	// The same change with other bytes is another commit: its precondition fails.
+	other := &gateway.Commit{Writes: []gateway.Write{write("Task", "t1", 1, 0, "status=accepted")}}
+	other.Writes[0].Resource.Body = []byte(`{"resourceType":"Task","id":"t1","status":"accepted"}`)
+	res, err := s.commit(ctx, other, "other-token")
 	if err != nil || res.Stale == nil || res.Stale.Current != 1 {
-		t.Errorf("re-applying under a new token: %+v %v", res, err)
+		t.Errorf("a different change to the same version: %+v %v", res, err)
 	}
 }
 

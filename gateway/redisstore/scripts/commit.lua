@@ -3,7 +3,6 @@
 -- KEYS: every key the change reads or writes; ARGV names them by position.
 -- ARGV: a flat list read in order (flat, not JSON: decoding is a large
 -- share of a script this short):
---   done                       KEYS index of the commit's done-marker
 --   nU, {key, value}*nU        unique keys: abort if KEYS[key] is held
 --   nC, {criteria}*nC          conditional creates: abort if any matches, where
 --                              criteria = nG, {n, key*n}*nG, nT, temp*nT
@@ -15,16 +14,16 @@
 --
 -- Returns one of
 --   {'ok'}                         applied now
---   {'done'}                       applied earlier (a re-sent commit)
+--   {'done'}                       applied earlier: a commit re-sent after its
+--                                  reply was lost finds its first write's new
+--                                  version already there with the same bytes
+--                                  (every commit writes; versions are never reused)
 --   {'held', i, holder}            unique key i (0-based) is held by holder
 --   {'matched', id1 [, id2]}       a conditional create found these
 --   {'stale', i, current}          write i (0-based) expected another version
 local pos = 0
 local function nxt() pos = pos + 1; return ARGV[pos] end
 local function num() return tonumber(nxt()) end
-
-local done = KEYS[num()]
-if redis.call('EXISTS', done) == 1 then return {'done'} end
 
 local uniques = {}
 for i = 1, num() do uniques[i] = {KEYS[num()], nxt()} end
@@ -69,14 +68,22 @@ for _, c in ipairs(criteria) do
 end
 for i, w in ipairs(writes) do
   local cur = tonumber(redis.call('HGET', w.key, 'v') or '0')
-  if w.expect ~= -1 and cur ~= w.expect then return {'stale', i - 1, cur} end
+  if w.expect ~= -1 and cur ~= w.expect then
+    if i == 1 and cur == tonumber(w.version) and redis.call('HGET', w.key, w.version) == w.body then
+      return {'done'}
+    end
+    return {'stale', i - 1, cur}
+  end
+  w.cur = cur
 end
 
 -- 2. The writes: a new version, re-indexed; old versions stay for vread.
 for _, w in ipairs(writes) do
-  local old = redis.call('HGET', w.key, 'x')
-  if old then
-    for term in string.gmatch(old, '[^\n]+') do redis.call('ZREM', term, w.id) end
+  if w.cur ~= 0 then
+    local old = redis.call('HGET', w.key, 'x')
+    if old then
+      for term in string.gmatch(old, '[^\n]+') do redis.call('ZREM', term, w.id) end
+    end
   end
   for _, term in ipairs(w.terms) do redis.call('ZADD', term, w.score, w.id) end
   redis.call('ZADD', w.all, w.score, w.id)
@@ -85,5 +92,4 @@ for _, w in ipairs(writes) do
 end
 for _, u in ipairs(uniques) do redis.call('SET', u[1], u[2]) end
 for _, j in ipairs(jobs) do redis.call('XADD', j.key, '*', unpack(j.fields)) end
-redis.call('SET', done, '1', 'EX', 600)
 return {'ok'}
