@@ -25,8 +25,9 @@ type Request struct {
 	Expr        string // where the resource sits, e.g. "Bundle.entry[2].resource"; "" for a plain request
 
 	obj      *fhir.Object
-	id       string // the id this request writes, or the id of the existing resource it resolved to
-	existing *Resource
+	id       string    // the id this request writes, or the id of the existing resource it resolved to
+	existing *Resource // an earlier identical create this request resolved to
+	current  *Resource // the version an update replaces
 }
 
 // plan is what one request (or transaction) will commit, built by reading
@@ -95,7 +96,10 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 
 	// 1. Parse every body and resolve creates that repeat an earlier one.
 	for _, r := range reqs {
-		r.id, r.existing = "", nil
+		r.id, r.existing, r.current = "", nil, nil
+		if err := mayWrite(caller, r); err != nil {
+			return nil, r.locate(err)
+		}
 		obj, err := s.parse(r.Body, r.Type)
 		if err != nil {
 			return nil, r.locate(err)
@@ -180,7 +184,7 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 			if r.Method == "POST" && r.IfNoneExist != "" {
 				// Re-checked inside the commit, so two concurrent conditional
 				// creates cannot both create.
-				q, _ := s.criteria(r.Type, r.IfNoneExist) // parsed without error in resolveRepeat
+				q, _ := s.criteria(caller, r.Type, r.IfNoneExist) // parsed without error in resolveRepeat
 				pl.commit.Criteria = append(pl.commit.Criteria, Criteria{Type: r.Type, Groups: q.Groups})
 			}
 			pl.outcomes[i] = out
@@ -280,7 +284,7 @@ func (s *Service) resolveRepeat(ctx context.Context, caller Caller, r *Request, 
 		return nil
 	}
 	if r.IfNoneExist != "" {
-		q, err := s.criteria(r.Type, r.IfNoneExist)
+		q, err := s.criteria(caller, r.Type, r.IfNoneExist)
 		if err != nil {
 			return err
 		}
@@ -312,7 +316,7 @@ func (s *Service) resolveRepeat(ctx context.Context, caller Caller, r *Request, 
 }
 
 func (s *Service) resolveTo(ctx context.Context, r *Request, typ, id string) error {
-	res, err := s.store.Read(ctx, typ, id)
+	res, err := s.store.Read(ctx, typ, id) // keys and criteria are scoped to the caller already
 	if err != nil {
 		return err
 	}
@@ -359,6 +363,18 @@ func (s *Service) current(ctx context.Context, pl *plan, r *Request) (*Resource,
 	if errors.Is(err, ErrNotFound) {
 		cur = nil
 	}
+	if cur != nil {
+		ok, err := s.visible(ctx, pl.caller, cur)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !ok {
+			// Someone else's: it does not exist for this caller, and its id
+			// cannot be taken either.
+			return nil, 0, notFound(r.Type, r.id)
+		}
+	}
+	r.current = cur
 	if r.IfMatch == "" {
 		if cur == nil {
 			return nil, 0, nil
@@ -392,9 +408,15 @@ func checkBodyID(r *Request) error {
 	return nil
 }
 
-// addWrite adds a new version to the plan and returns its outcome.
+// addWrite adds a new version to the plan and returns its outcome. A new
+// resource belongs to the caller; a new version to whoever owned the last.
 func (pl *plan) addWrite(r *Request, body []byte, version, expect int, fromIfMatch bool, terms []string, warnings []fhir.Issue) *Outcome {
-	res := &Resource{Type: r.Type, ID: r.id, Version: version, LastUpdated: pl.now, Body: body}
+	owner := pl.caller.ClientID
+	if r.current != nil {
+		owner = r.current.Owner
+	}
+	terms = append(terms, clientTerm(owner))
+	res := &Resource{Type: r.Type, ID: r.id, Version: version, LastUpdated: pl.now, Body: body, Owner: owner}
 	pl.commit.Writes = append(pl.commit.Writes, Write{Resource: res, Expect: expect, Terms: terms})
 	if fromIfMatch {
 		pl.ifMatch[len(pl.commit.Writes)-1] = true

@@ -95,6 +95,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 
 	version, expect, fromIfMatch := 1, 0, false
 	needsTask := status == "active"
+	var keep []string // index terms an update carries over
 	if r.Method == "PUT" {
 		if err := checkBodyID(r); err != nil {
 			return nil, err
@@ -107,12 +108,24 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 			return nil, notFound(TypeServiceRequest, r.id)
 		}
 		version, expect, fromIfMatch = cur.Version+1, exp, r.IfMatch != ""
-		if needsTask {
-			holder, err := s.store.Lookup(ctx, referralTaskKey(r.id))
+		holder, err := s.store.Lookup(ctx, referralTaskKey(r.id))
+		if err != nil {
+			return nil, err
+		}
+		if holder != "" {
+			needsTask = false
+			// The referral stays visible to the provider its Task was sent to.
+			task, err := s.store.Read(ctx, TypeTask, strings.TrimPrefix(holder, TypeTask+"/"))
 			if err != nil {
 				return nil, err
 			}
-			needsTask = holder == ""
+			view, err := ReadTask(task.Body)
+			if err != nil {
+				return nil, err
+			}
+			if id, ok := strings.CutPrefix(view.Owner, "Organization/"); ok {
+				keep = append(keep, providerTerm(id))
+			}
 		}
 	}
 	ref := TypeServiceRequest + "/" + r.id
@@ -131,7 +144,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 		pending.routed = rt
 	}
 	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), Instant(pl.now))
-	out := pl.addWrite(r, body, version, expect, fromIfMatch, serviceRequestTerms(r.id, sr, s.base), p.warnings)
+	out := pl.addWrite(r, body, version, expect, fromIfMatch, append(serviceRequestTerms(r.id, sr, s.base), keep...), p.warnings)
 	if r.Method == "POST" {
 		for _, id := range identifiersOf(r.obj) {
 			pl.commit.Unique = append(pl.commit.Unique, UniqueKey{Key: referralKey(pl.caller, id), Value: ref})
@@ -229,6 +242,12 @@ func (s *Service) requesterOf(pl *plan, sr *referralView) any {
 
 // planDelivery queues the delivery of a referral to its provider.
 func (s *Service) planDelivery(pl *plan, taskID, srID string, rt *routing) {
+	// The referral becomes visible to its provider with its Task.
+	for i := range pl.commit.Writes {
+		if w := &pl.commit.Writes[i]; w.Resource.Type == TypeServiceRequest && w.Resource.ID == srID {
+			w.Terms = append(w.Terms, providerTerm(rt.provider.ID))
+		}
+	}
 	pl.commit.Unique = append(pl.commit.Unique, UniqueKey{Key: referralTaskKey(srID), Value: TypeTask + "/" + taskID})
 	pl.commit.Jobs = append(pl.commit.Jobs, Job{Queue: QueueDelivery, Fields: []string{
 		"event", "referral",
@@ -270,6 +289,13 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 	}
 	pending := pl.pending[focus]
 	if pending == nil {
+		stored, err := s.readVisible(ctx, pl.caller, TypeServiceRequest, srID)
+		if errors.Is(err, ErrNotFound) {
+			return nil, newError(KindUnprocessable, fhir.IssueNotFound, "Task.focus", "the ServiceRequest the Task is for is not held by Signpost; send it first")
+		}
+		if err != nil {
+			return nil, err
+		}
 		holder, err := s.store.Lookup(ctx, referralTaskKey(srID))
 		if err != nil {
 			return nil, err
@@ -282,13 +308,6 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 			}
 			r.existing = existing
 			return &Outcome{Resource: existing}, nil
-		}
-		stored, err := s.store.Read(ctx, TypeServiceRequest, srID)
-		if errors.Is(err, ErrNotFound) {
-			return nil, newError(KindUnprocessable, fhir.IssueNotFound, "Task.focus", "the ServiceRequest the Task is for is not held by Signpost; send it first")
-		}
-		if err != nil {
-			return nil, err
 		}
 		obj, err := fhir.ParseResource(stored.Body, fhir.ParseOptions{})
 		if err != nil {
@@ -371,6 +390,9 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 		return nil, err
 	}
 	from := old.Status.Code()
+	if err := mayMoveTask(pl.caller, from, status); err != nil {
+		return nil, err
+	}
 	if !TaskTransitionAllowed(from, status) {
 		return nil, newError(KindConflict, fhir.IssueBusinessRule, "Task.status",
 			"a referral Task cannot go from %s to %s", from, status)
@@ -413,7 +435,7 @@ func (s *Service) identifyPatient(ctx context.Context, pl *plan, obj *fhir.Objec
 				if pl.planned(TypePatient, id) {
 					return nil
 				}
-				if _, err := s.store.Read(ctx, TypePatient, id); err == nil {
+				if _, err := s.readVisible(ctx, pl.caller, TypePatient, id); err == nil {
 					return nil
 				} else if !errors.Is(err, ErrNotFound) {
 					return err

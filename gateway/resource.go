@@ -21,6 +21,9 @@ type Resource struct {
 	Version     int
 	LastUpdated time.Time
 	Body        []byte
+	// Owner is the client that created the resource: the GP system whose
+	// referral it is. It never changes, and decides who may see it.
+	Owner string
 }
 
 // Ref is the relative reference to the resource, "Type/id".
@@ -41,9 +44,24 @@ type Identifier struct {
 	System, Value string
 }
 
-// Caller is the authenticated system making a request. ClientID is the
-// configured client (GP system) or provider id.
+// Caller is the system making a request, as authentication established it.
 type Caller struct {
+	// ClientID is the configured client (GP system) or provider id.
 	ClientID     string
+	Kind         CallerKind
 	Organization Identifier
 }
+
+// CallerKind says which side of a referral a caller is on, which decides
+// what it may see and which Task transitions it may make.
+type CallerKind int
+
+const (
+	// CallerOperator sees everything: a deployment without authentication
+	// (loopback only) or an operator's tool.
+	CallerOperator CallerKind = iota
+	// CallerGP is a GP record system: it sees the referrals it made.
+	CallerGP
+	// CallerProvider is a VCS provider: it sees the referrals it was sent.
+	CallerProvider
+)

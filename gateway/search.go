@@ -120,6 +120,9 @@ func (s *Service) Search(ctx context.Context, caller Caller, typ string, params 
 	if err != nil {
 		return nil, err
 	}
+	if scope := searchScope(caller, typ); scope != nil {
+		q.Groups = append(q.Groups, scope)
+	}
 	ids, total, err := s.store.Search(ctx, &q.StoreQuery)
 	if err != nil {
 		return nil, err
@@ -182,8 +185,9 @@ func pageQuery(canonical url.Values, offset, count int) string {
 	return v.Encode()
 }
 
-// criteria parses an If-None-Exist header: a search with filters only.
-func (s *Service) criteria(typ, header string) (*Query, error) {
+// criteria parses an If-None-Exist header: a search with filters only,
+// within what the caller may see (a match elsewhere must not show).
+func (s *Service) criteria(caller Caller, typ, header string) (*Query, error) {
 	params, err := url.ParseQuery(strings.TrimPrefix(header, "?"))
 	if err != nil {
 		return nil, newError(KindInvalid, fhir.IssueInvalid, "", "If-None-Exist must be a search query such as identifier=system|value")
@@ -194,6 +198,9 @@ func (s *Service) criteria(typ, header string) (*Query, error) {
 	}
 	if len(q.Groups) == 0 || !q.Since.IsZero() || !q.Until.IsZero() || q.IncludeFocus || params.Has("_id") {
 		return nil, newError(KindInvalid, fhir.IssueNotSupported, "", "If-None-Exist takes search filters other than _id (such as identifier=system|value), and at least one")
+	}
+	if scope := searchScope(caller, typ); scope != nil {
+		q.Groups = append(q.Groups, scope)
 	}
 	return q, nil
 }

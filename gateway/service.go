@@ -129,7 +129,7 @@ func (s *Service) Read(ctx context.Context, caller Caller, typ, id string) (*Res
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	r, err := s.store.Read(ctx, typ, id)
+	r, err := s.readVisible(ctx, caller, typ, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, notFound(typ, id)
 	}
@@ -146,6 +146,12 @@ func (s *Service) ReadVersion(ctx context.Context, caller Caller, typ, id, vid s
 		return nil, newError(KindNotFound, fhir.IssueNotFound, "", "version ids are positive whole numbers")
 	}
 	r, err := s.store.ReadVersion(ctx, typ, id, v)
+	if err == nil {
+		var ok bool
+		if ok, err = s.visible(ctx, caller, r); err == nil && !ok {
+			err = ErrNotFound
+		}
+	}
 	if errors.Is(err, ErrNotFound) {
 		return nil, newError(KindNotFound, fhir.IssueNotFound, "", "%s/%s has no version %d", typ, id, v)
 	}

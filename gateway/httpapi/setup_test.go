@@ -46,6 +46,18 @@ const (
 	gpIdentSystem = "https://example-gp.nhs.uk/referral-id"
 )
 
+// callerHeader picks the caller of a test request (authentication proper is
+// tested elsewhere); without it the caller is the operator, who sees all.
+const callerHeader = "X-Test-Caller"
+
+var testCallers = map[string]gateway.Caller{
+	"":           {ClientID: "practice-a", Kind: gateway.CallerOperator, Organization: gateway.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: practiceODS}},
+	"practice-a": {ClientID: "practice-a", Kind: gateway.CallerGP, Organization: gateway.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: practiceODS}},
+	"practice-b": {ClientID: "practice-b", Kind: gateway.CallerGP, Organization: gateway.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: "B82002"}},
+	"walking":    {ClientID: "walking", Kind: gateway.CallerProvider, Organization: gateway.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: "X1A2B"}},
+	"advice":     {ClientID: "advice", Kind: gateway.CallerProvider, Organization: gateway.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: "X3C4D"}},
+}
+
 var testProviders = []gateway.Provider{
 	{ID: "walking", Name: "Walking for Health", Organization: gateway.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: "X1A2B"},
 		Categories: []string{"physical-activity", "healthy-lifestyle"}},
@@ -76,10 +88,9 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 		StrictNHSNumber: !o.warnNHS,
 		FHIRBase:        e.base,
 	})
-	caller := gateway.Caller{ClientID: "practice-a", Organization: gateway.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: practiceODS}}
 	mux.Handle("/", httpapi.New(httpapi.Options{
 		Service: svc, PublicURL: e.srv.URL, MaxBodyBytes: o.maxBody, Logger: log,
-		Caller:     func(*http.Request) (gateway.Caller, error) { return caller, nil },
+		Caller:     func(r *http.Request) (gateway.Caller, error) { return testCallers[r.Header.Get(callerHeader)], nil },
 		Capability: httpapi.CapabilityInfo{Version: "test", AuthMode: "none"},
 	}))
 	return e

@@ -11,9 +11,9 @@ type keys struct {
 
 func newKeys(namespace string) keys { return keys{ns: "{" + namespace + "}"} }
 
-// resource is a hash: "v" current version, "x" the index keys of the current
-// version (newline separated), and per version n: "n" the body, "tn" its
-// lastUpdated in Unix milliseconds.
+// resource is a hash: "v" current version, "o" the client that owns it,
+// "x" the index keys of the current version (newline separated), and per
+// version n: "n" the body, "tn" its lastUpdated in Unix milliseconds.
 func (k keys) resource(typ, id string) string { return k.ns + ":r:" + typ + ":" + id }
 
 // term is a sorted set of the ids of a type's current versions that carry

@@ -118,7 +118,7 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 	args = append(args, len(c.Writes))
 	for _, w := range c.Writes {
 		r := w.Resource
-		args = append(args, kl.add(s.keys.resource(r.Type, r.ID)), r.ID, w.Expect, r.Version,
+		args = append(args, kl.add(s.keys.resource(r.Type, r.ID)), r.ID, r.Owner, w.Expect, r.Version,
 			r.LastUpdated.UnixMilli(), r.Body, kl.add(s.keys.all(r.Type)), len(w.Terms))
 		for _, t := range w.Terms {
 			args = append(args, kl.add(s.keys.term(r.Type, t)))
@@ -301,7 +301,7 @@ func (s *Store) read(ctx context.Context, refs []string, versions []any) ([]*gat
 		}
 		typ, id, _ := strings.Cut(refs[i], "/")
 		out[i] = &gateway.Resource{Type: typ, ID: id, Version: int(fields[0].(int64)),
-			LastUpdated: time.UnixMilli(fields[1].(int64)).UTC(), Body: []byte(fields[2].(string))}
+			LastUpdated: time.UnixMilli(fields[1].(int64)).UTC(), Body: []byte(fields[2].(string)), Owner: fields[3].(string)}
 	}
 	return out, nil
 }

@@ -8,7 +8,7 @@
 --                              criteria = nG, {n, key*n}*nG, nT, temp*nT
 --                              (groups of KEYS indices: OR within, AND across;
 --                              temp: scratch KEYS indices)
---   nW, {write}*nW             write = key, id, expect (-1: any), version,
+--   nW, {write}*nW             write = key, id, owner, expect (-1: any), version,
 --                              lastUpdated ms, body, all-set key, nX, term key*nX
 --   nJ, {job}*nJ               job = stream key, nF, field/value*nF
 --
@@ -40,7 +40,7 @@ for i = 1, num() do
 end
 local writes = {}
 for i = 1, num() do
-  local w = {key = KEYS[num()], id = nxt(), expect = num(), version = nxt(), score = nxt(), body = nxt(), all = KEYS[num()], terms = {}}
+  local w = {key = KEYS[num()], id = nxt(), owner = nxt(), expect = num(), version = nxt(), score = nxt(), body = nxt(), all = KEYS[num()], terms = {}}
   for t = 1, num() do w.terms[t] = KEYS[num()] end
   writes[i] = w
 end
@@ -87,7 +87,7 @@ for _, w in ipairs(writes) do
   end
   for _, term in ipairs(w.terms) do redis.call('ZADD', term, w.score, w.id) end
   redis.call('ZADD', w.all, w.score, w.id)
-  redis.call('HSET', w.key, 'v', w.version, 'x', table.concat(w.terms, '\n'),
+  redis.call('HSET', w.key, 'v', w.version, 'o', w.owner, 'x', table.concat(w.terms, '\n'),
     w.version, w.body, 't' .. w.version, w.score)
 end
 for _, u in ipairs(uniques) do redis.call('SET', u[1], u[2]) end

@@ -2,7 +2,7 @@
 --
 -- KEYS: resource hashes.
 -- ARGV[i]: the version wanted of KEYS[i]; "" for the current one.
--- Returns per key {version, lastUpdated ms, body}, or false when the
+-- Returns per key {version, lastUpdated ms, body, owner}, or false when the
 -- resource or version is not held.
 local out = {}
 for i, key in ipairs(KEYS) do
@@ -10,8 +10,8 @@ for i, key in ipairs(KEYS) do
   if v == '' then v = redis.call('HGET', key, 'v') end
   local got = false
   if v then
-    local r = redis.call('HMGET', key, v, 't' .. v)
-    if r[1] then got = {tonumber(v), tonumber(r[2]), r[1]} end
+    local r = redis.call('HMGET', key, v, 't' .. v, 'o')
+    if r[1] then got = {tonumber(v), tonumber(r[2]), r[1], r[3] or ''} end
   end
   out[i] = got
 end

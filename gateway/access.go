@@ -1,0 +1,112 @@
+package gateway
+
+import (
+	"context"
+
+	"github.com/signpost-health/signpost/fhir"
+)
+
+// Who may see and change what. A GP system sees the referrals it made and
+// what they carry (its Patients, their Tasks); a provider sees the Tasks it
+// owns and the ServiceRequests and Patients those Tasks point to. Anything
+// else does not exist for the caller: it is answered 404, never 403, and
+// searches and counts leave it out, so existence cannot leak (OWASP API1,
+// broken object-level authorisation).
+
+// clientTerm indexes every resource under the client that owns it.
+func clientTerm(clientID string) string { return "_client=" + clientID }
+
+// providerTerm indexes a referral under the provider it was routed to.
+func providerTerm(providerID string) string { return "_provider=" + providerID }
+
+// searchScope is the group every search of the caller is intersected with.
+func searchScope(c Caller, typ string) []string {
+	switch c.Kind {
+	case CallerGP:
+		return []string{clientTerm(c.ClientID)}
+	case CallerProvider:
+		switch typ {
+		case TypeTask:
+			return []string{"owner=Organization/" + c.ClientID}
+		case TypeServiceRequest:
+			return []string{providerTerm(c.ClientID)}
+		default:
+			// A provider reads a Patient by the reference on its Task.
+			return []string{matchNothing}
+		}
+	}
+	return nil
+}
+
+// visible reports whether the caller may see a resource.
+func (s *Service) visible(ctx context.Context, c Caller, r *Resource) (bool, error) {
+	switch c.Kind {
+	case CallerOperator:
+		return true, nil
+	case CallerGP:
+		return r.Owner == c.ClientID, nil
+	case CallerProvider:
+		owned := []string{"owner=Organization/" + c.ClientID}
+		var via []string
+		switch r.Type {
+		case TypeTask:
+			via = []string{idTerm(r.ID)}
+		case TypeServiceRequest:
+			via = []string{"focus=" + r.Ref()}
+		case TypePatient:
+			via = []string{"subject=" + r.Ref()}
+		default:
+			return false, nil
+		}
+		_, n, err := s.store.Search(ctx, &StoreQuery{Type: TypeTask, Groups: [][]string{via, owned}})
+		return n > 0, err
+	}
+	return false, nil
+}
+
+// readVisible reads a resource the caller may see, or reports it not found.
+func (s *Service) readVisible(ctx context.Context, c Caller, typ, id string) (*Resource, error) {
+	r, err := s.store.Read(ctx, typ, id)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := s.visible(ctx, c, r)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return r, nil
+}
+
+// mayWrite refuses the writes a caller's side of the referral does not
+// make: providers only update the Tasks they own.
+func mayWrite(c Caller, r *Request) error {
+	if c.Kind == CallerProvider && (r.Type != TypeTask || r.Method != "PUT") {
+		return newError(KindForbidden, fhir.IssueForbidden, "", "a provider may only update the referral Tasks it owns")
+	}
+	return nil
+}
+
+// Who sets which Task status (Gravity): the requester drafts, requests and
+// withdraws; the performer accepts, declines, works and finishes; either
+// may cancel.
+var (
+	requesterStatuses = set("draft", "requested", "cancelled", "entered-in-error")
+	performerStatuses = set("accepted", "rejected", "in-progress", "on-hold", "failed", "completed", "cancelled")
+)
+
+// mayMoveTask checks that the caller's side may set a Task status.
+func mayMoveTask(c Caller, from, to string) error {
+	if from == to {
+		return nil
+	}
+	switch {
+	case c.Kind == CallerGP && !requesterStatuses[to]:
+		return newError(KindForbidden, fhir.IssueForbidden, "Task.status", "the referrer may set a referral Task to draft, requested, cancelled or entered-in-error; %s is the provider's to set", to)
+	case c.Kind == CallerProvider && !performerStatuses[to]:
+		return newError(KindForbidden, fhir.IssueForbidden, "Task.status", "the provider may set a referral Task to accepted, rejected, in-progress, on-hold, failed, completed or cancelled; %s is the referrer's to set", to)
+	}
+	return nil
+}

@@ -1,0 +1,112 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// as sends requests as one caller.
+func as(who string) []string { return []string{callerHeader, who} }
+
+func with(h []string, more ...string) []string { return append(append([]string{}, h...), more...) }
+
+// A second practice and a second provider see nothing of a referral that is
+// not theirs: reads, version reads, searches, counts, includes, conditional
+// creates and references all behave as if it did not exist.
+func TestCrossTenantIsolation(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	a, b := as("practice-a"), as("practice-b")
+	walking, advice := as("walking"), as("advice")
+
+	e.put("/Patient/pa-1", []byte(`{"resourceType":"Patient","id":"pa-1","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhsNumber+`"}]}`), a...).must(t, http.StatusCreated)
+	body := strings.Replace(string(referral("T-1", "390893007")), `"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhsNumber+`"}}`, `"subject":{"reference":"Patient/pa-1"}`, 1)
+	sr := e.post("/ServiceRequest", []byte(body), a...).must(t, http.StatusCreated).json(t)
+	srID := sr["id"].(string)
+	task := bundleEntries(t, e.get("/Task?focus=ServiceRequest/"+srID, a...).must(t, http.StatusOK), "match")
+	if len(task) != 1 {
+		t.Fatalf("practice-a sees %d Tasks of its referral", len(task))
+	}
+	taskID := task[0]["id"].(string)
+
+	// The other practice and the other provider: 404 and empty.
+	for name, who := range map[string][]string{"practice-b": b, "advice": advice} {
+		for _, path := range []string{"/ServiceRequest/" + srID, "/ServiceRequest/" + srID + "/_history/1", "/Task/" + taskID, "/Task/" + taskID + "/_history/1", "/Patient/pa-1"} {
+			if res := e.get(path, who...); res.status != http.StatusNotFound {
+				t.Errorf("%s GET %s: %d, want 404", name, path, res.status)
+			}
+		}
+		for _, q := range []string{"/ServiceRequest", "/ServiceRequest?_id=" + srID, "/Task", "/Task?focus=ServiceRequest/" + srID + "&_include=Task:focus",
+			"/Task?owner=walking", "/Patient?identifier=" + nhsNumber, "/Task?_count=0"} {
+			res := e.get(q, who...).must(t, http.StatusOK)
+			if n := total(t, res); n != 0 || len(bundleEntries(t, res, "")) != 0 {
+				t.Errorf("%s %s: total %d, %d entries", name, q, n, len(bundleEntries(t, res, "")))
+			}
+		}
+	}
+	// Practice b's conditional create does not find practice a's Patient...
+	e.post("/Patient", []byte(`{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhsNumber+`"}]}`),
+		with(b, "If-None-Exist", "identifier="+nhsNumber)...).must(t, http.StatusCreated)
+	// ...cannot refer to it, take over its id, or claim its referral's Task.
+	e.post("/ServiceRequest", []byte(strings.Replace(body, `"value":"T-1"`, `"value":"T-B"`, 1)), b...).must(t, http.StatusUnprocessableEntity)
+	e.put("/Patient/pa-1", []byte(`{"resourceType":"Patient","id":"pa-1"}`), b...).must(t, http.StatusNotFound)
+	own := `{"resourceType":"Task","status":"requested","intent":"order","code":{"coding":[{"system":"http://hl7.org/fhir/CodeSystem/task-code","code":"fulfill"}]},"focus":{"reference":"ServiceRequest/` + srID + `"}}`
+	e.post("/Task", []byte(own), b...).must(t, http.StatusUnprocessableEntity)
+	// Practice b sending the same business identifier is its own referral.
+	e.post("/ServiceRequest", referral("T-1", "710913009"), b...).must(t, http.StatusCreated)
+
+	// The provider it was routed to sees the Task, the referral and the person.
+	if n := total(t, e.get("/Task", walking...)); n != 1 {
+		t.Errorf("walking sees %d Tasks, want 1", n)
+	}
+	res := e.get("/Task?status=requested&_include=Task:focus", walking...).must(t, http.StatusOK)
+	if len(bundleEntries(t, res, "include")) != 1 {
+		t.Errorf("walking's include: %s", res.body)
+	}
+	for _, path := range []string{"/ServiceRequest/" + srID, "/Patient/pa-1", "/Task/" + taskID} {
+		e.get(path, walking...).must(t, http.StatusOK)
+	}
+	if n := total(t, e.get("/ServiceRequest", walking...)); n != 1 {
+		t.Errorf("walking finds %d ServiceRequests, want 1", n)
+	}
+	// An update by the referrer keeps the referral visible to its provider.
+	cur := e.get("/ServiceRequest/"+srID, a...).json(t)
+	cur["priority"] = "urgent"
+	nb, _ := json.Marshal(cur)
+	e.put("/ServiceRequest/"+srID, nb, with(a, "If-Match", `W/"1"`)...).must(t, http.StatusOK)
+	e.get("/ServiceRequest/"+srID, walking...).must(t, http.StatusOK)
+	if n := total(t, e.get("/ServiceRequest", walking...)); n != 1 {
+		t.Errorf("after the referrer's update walking finds %d ServiceRequests", n)
+	}
+}
+
+// Each side makes only its own Task transitions, and providers write
+// nothing but their Tasks.
+func TestTaskTransitionsBySide(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	a, walking, advice := as("practice-a"), as("walking"), as("advice")
+	sr := e.post("/ServiceRequest", referral("W-1", "390893007"), a...).must(t, http.StatusCreated).json(t)
+	task := bundleEntries(t, e.get("/Task?focus=ServiceRequest/"+sr["id"].(string), a...), "match")[0]
+	id := task["id"].(string)
+	put := func(status string, who []string, version string, want int) {
+		t.Helper()
+		task["status"] = status
+		if status == "rejected" || status == "cancelled" {
+			task["statusReason"] = map[string]any{"text": "synthetic reason"}
+		}
+		b, _ := json.Marshal(task)
+		e.put("/Task/"+id, b, with(who, "If-Match", `W/"`+version+`"`)...).must(t, want)
+	}
+	put("accepted", a, "1", http.StatusForbidden)     // the referrer cannot accept
+	put("accepted", advice, "1", http.StatusNotFound) // not advice's Task
+	put("accepted", walking, "1", http.StatusOK)      // the provider accepts
+	put("in-progress", walking, "2", http.StatusOK)   // and starts
+	put("requested", walking, "3", http.StatusForbidden)
+	put("cancelled", a, "3", http.StatusOK) // either side may cancel
+	// Providers create nothing.
+	e.post("/ServiceRequest", referral("W-2", "390893007"), walking...).must(t, http.StatusForbidden)
+	e.put("/Patient/x1", []byte(`{"resourceType":"Patient","id":"x1"}`), walking...).must(t, http.StatusForbidden)
+}
