@@ -1,0 +1,430 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lestrrat-go/jwx/v3/jws"
+)
+
+// Form parameter values of a SMART Backend Services token request.
+const (
+	GrantTypeClientCredentials = "client_credentials"
+	ClientAssertionTypeJWT     = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+)
+
+// TokenResponse is the successful token endpoint response (RFC 6749 §5.1).
+type TokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int    `json:"expires_in"`
+	Scope       string `json:"scope"`
+}
+
+// tokenBytes is the entropy of an access token; tokens are its base64url
+// form (43 characters).
+const tokenBytes = 32
+
+var tokenLen = base64.RawURLEncoding.EncodedLen(tokenBytes)
+
+// tokenKey is the TokenStore key of an access token.
+func tokenKey(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// Token handles POST /auth/token: form is the request's
+// application/x-www-form-urlencoded body (only the body: never accept
+// these parameters from the query string). On failure the error is an
+// *OAuthError, or wraps ErrUnavailable when the replay cache or token store
+// failed (answer 503).
+func (s *Server) Token(ctx context.Context, form url.Values) (*TokenResponse, error) {
+	for _, p := range []string{"grant_type", "client_assertion_type", "client_assertion", "scope", "client_id"} {
+		if len(form[p]) > 1 {
+			return nil, invalidRequest("parameter %s appears more than once; send it once", p)
+		}
+	}
+	switch gt := form.Get("grant_type"); gt {
+	case GrantTypeClientCredentials:
+	case "":
+		return nil, invalidRequest("grant_type is missing; expected %q", GrantTypeClientCredentials)
+	default:
+		return nil, unsupportedGrantType("grant_type %s is not supported; expected %q", quote(gt), GrantTypeClientCredentials)
+	}
+	switch at := form.Get("client_assertion_type"); at {
+	case ClientAssertionTypeJWT:
+	case "":
+		return nil, invalidRequest("client_assertion_type is missing; expected %q", ClientAssertionTypeJWT)
+	default:
+		return nil, invalidRequest("client_assertion_type %s is not supported; expected %q", quote(at), ClientAssertionTypeJWT)
+	}
+	assertion := form.Get("client_assertion")
+	if assertion == "" {
+		return nil, invalidRequest("client_assertion is missing; expected a JWT signed with the client's private key")
+	}
+	if len(assertion) > MaxAssertionBytes {
+		return nil, invalidRequest("client_assertion is %d bytes; at most %d are accepted", len(assertion), MaxAssertionBytes)
+	}
+
+	// Everything that can be refused without a key, from the header and the
+	// (still unverified) claims.
+	a, oerr := parseAssertion(assertion)
+	if oerr != nil {
+		return nil, oerr
+	}
+	c, ok := s.clients[a.iss]
+	if !ok {
+		return nil, invalidClient("iss %s is not a registered client_id", quote(a.iss))
+	}
+	if id := form.Get("client_id"); id != "" && id != a.iss {
+		return nil, invalidClient("client_id parameter %s does not match the assertion's iss %s", quote(id), quote(a.iss))
+	}
+	if a.jkuSet {
+		switch {
+		case c.JWKSURL == "":
+			return nil, invalidClient("the JWS header has jku, but client %s registered its keys inline; remove jku", quote(c.ID))
+		case a.jku != c.JWKSURL:
+			return nil, invalidClient("the JWS header's jku %s is not the jwks_url registered for client %s; it must be exactly that URL or absent", quote(a.jku), quote(c.ID))
+		}
+	}
+
+	// The key, then the signature.
+	var key pubKey
+	if c.remote != nil {
+		k, err := s.remoteKey(ctx, c, a.kid, a.alg)
+		if err != nil {
+			return nil, err
+		}
+		key = k
+	} else {
+		k, kerr := selectKey(c.inline, a.kid, a.alg, fmt.Sprintf("the JWK Set registered for client %s", quote(c.ID)))
+		if kerr != nil {
+			return nil, invalidClient("%s", kerr.msg)
+		}
+		key = k
+	}
+	alg, _ := signatureAlg(a.alg)
+	if _, err := jws.Verify([]byte(assertion), jws.WithKey(alg, key.key), jws.WithCompact()); err != nil {
+		return nil, invalidClient("the signature does not verify with %s of client %s (alg %s); sign with the private key of a registered public key",
+			keyName(key), quote(c.ID), a.alg)
+	}
+
+	// The claims, now that they are known to come from the client.
+	now := s.now()
+	if oerr := s.checkClaims(a, now); oerr != nil {
+		return nil, oerr
+	}
+
+	// The scopes.
+	granted, oerr := grantScopes(form.Get("scope"), c)
+	if oerr != nil {
+		return nil, oerr
+	}
+
+	// Last, the only side effects: record the jti, then the token.
+	fresh, err := s.replay.Remember(ctx, c.ID, a.jti, a.exp.Add(ClockSkew))
+	if err != nil {
+		return nil, unavailable("replay cache", err)
+	}
+	if !fresh {
+		return nil, invalidGrant("jti already used: each client assertion must carry a new jti")
+	}
+	var raw [tokenBytes]byte
+	if _, err := io.ReadFull(rand.Reader, raw[:]); err != nil {
+		return nil, fmt.Errorf("auth: generating a token: %w", err)
+	}
+	token := base64.RawURLEncoding.EncodeToString(raw[:])
+	g := Grant{
+		ClientID:     c.ID,
+		Kind:         c.Kind,
+		Organization: c.Organization,
+		Scopes:       granted,
+		Expires:      now.Add(s.ttl),
+	}
+	if err := s.tokens.Save(ctx, tokenKey(token), g, s.ttl); err != nil {
+		return nil, unavailable("token store", err)
+	}
+	return &TokenResponse{
+		AccessToken: token,
+		TokenType:   "bearer",
+		ExpiresIn:   int(s.ttl / time.Second),
+		Scope:       strings.Join(granted, " "),
+	}, nil
+}
+
+func keyName(k pubKey) string {
+	if k.kid != "" {
+		return "key " + quote(k.kid)
+	}
+	return "the only key usable with that alg"
+}
+
+// grantScopes checks the requested scopes against the client's and returns
+// what is granted: the requested scopes (each once, in order), or all of the
+// client's scopes when none were requested.
+func grantScopes(requested string, c *client) ([]string, *OAuthError) {
+	fields := strings.Fields(requested)
+	if len(fields) == 0 {
+		return append([]string(nil), c.Scopes...), nil
+	}
+	var granted []string
+	seen := map[string]bool{}
+	for _, f := range fields {
+		if seen[f] {
+			continue
+		}
+		seen[f] = true
+		sc, err := ParseScope(f)
+		if err != nil {
+			return nil, invalidScope("%v", err)
+		}
+		if !coveredBy(sc, c.scopes) {
+			return nil, invalidScope("scope %s is not allowed for client %s; it may be granted: %s",
+				quote(f), quote(c.ID), strings.Join(c.Scopes, " "))
+		}
+		granted = append(granted, f)
+	}
+	return granted, nil
+}
+
+// assertion is what Token reads from a client assertion before and after
+// verifying it.
+type assertion struct {
+	alg, kid, jku string
+	jkuSet        bool
+	claims        map[string]json.RawMessage
+	iss, sub      string
+	jti           string
+	exp           time.Time
+}
+
+// parseAssertion reads the JWS header and the claims of a compact JWT and
+// refuses what needs no key to refuse: a disallowed alg (before anything
+// else), header parameters this server does not honour, and iss/sub that
+// cannot name a client.
+func parseAssertion(s string) (*assertion, *OAuthError) {
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 {
+		if len(parts) == 5 {
+			return nil, invalidClient("client_assertion is a JWE (5 parts); expected a JWS-signed JWT in compact form (3 parts)")
+		}
+		return nil, invalidClient("client_assertion is not a JWT in compact form; expected 3 base64url parts separated by dots, got %d", len(parts))
+	}
+	hb, err := b64(parts[0])
+	if err != nil {
+		return nil, invalidClient("the client_assertion header is not base64url: %v", err)
+	}
+	hdr, err := decodeObject(hb)
+	if err != nil {
+		return nil, invalidClient("the client_assertion header is not a JSON object: %v", err)
+	}
+	a := &assertion{}
+	rawAlg, ok := hdr["alg"]
+	if !ok {
+		return nil, invalidClient("the JWS header has no alg; expected one of RS384, ES384, RS512")
+	}
+	if err := json.Unmarshal(rawAlg, &a.alg); err != nil {
+		return nil, invalidClient("the JWS header's alg is not a string; expected one of RS384, ES384, RS512")
+	}
+	if _, ok := signatureAlg(a.alg); !ok {
+		switch {
+		case strings.EqualFold(a.alg, "none"):
+			return nil, invalidClient("alg %s (an unsigned JWT) is refused; sign with RS384, ES384 or RS512", quote(a.alg))
+		case strings.HasPrefix(strings.ToUpper(a.alg), "HS"):
+			return nil, invalidClient("alg %s is a shared-secret (HMAC) algorithm and is refused; sign with the private key of a registered key pair using RS384, ES384 or RS512", quote(a.alg))
+		default:
+			return nil, invalidClient("alg %s is not accepted; expected one of RS384, ES384, RS512", quote(a.alg))
+		}
+	}
+	for _, p := range []string{"crit", "b64"} {
+		if _, ok := hdr[p]; ok {
+			return nil, invalidClient("the JWS header has %q, which this server does not support; remove it", p)
+		}
+	}
+	if _, ok := hdr["jwk"]; ok {
+		return nil, invalidClient("the JWS header embeds a key (jwk); keys are taken only from the client's registered JWK Set, so remove it")
+	}
+	if raw, ok := hdr["kid"]; ok {
+		if err := json.Unmarshal(raw, &a.kid); err != nil || a.kid == "" {
+			return nil, invalidClient("the JWS header's kid is not a non-empty string")
+		}
+	}
+	if raw, ok := hdr["jku"]; ok {
+		a.jkuSet = true
+		if err := json.Unmarshal(raw, &a.jku); err != nil {
+			return nil, invalidClient("the JWS header's jku is not a string")
+		}
+	}
+	if parts[2] == "" {
+		return nil, invalidClient("client_assertion has no signature")
+	}
+
+	pb, err := b64(parts[1])
+	if err != nil {
+		return nil, invalidClient("the client_assertion payload is not base64url: %v", err)
+	}
+	a.claims, err = decodeObject(pb)
+	if err != nil {
+		return nil, invalidClient("the client_assertion payload is not a JSON object of claims: %v", err)
+	}
+	var oerr *OAuthError
+	if a.iss, oerr = stringClaim(a.claims, "iss"); oerr != nil {
+		return nil, oerr
+	}
+	if a.sub, oerr = stringClaim(a.claims, "sub"); oerr != nil {
+		return nil, oerr
+	}
+	if a.iss != a.sub {
+		return nil, invalidClient("iss %s and sub %s differ; both must be the client_id", quote(a.iss), quote(a.sub))
+	}
+	return a, nil
+}
+
+func b64(seg string) ([]byte, error) {
+	b, err := base64.RawURLEncoding.Strict().DecodeString(seg)
+	if err != nil {
+		return nil, errors.New("invalid base64url (unpadded) encoding")
+	}
+	return b, nil
+}
+
+// decodeObject decodes a JSON object into its raw members, refusing
+// invalid UTF-8, duplicate member names (which parsers resolve differently)
+// and trailing data.
+func decodeObject(b []byte) (map[string]json.RawMessage, error) {
+	if !utf8.Valid(b) {
+		return nil, errors.New("invalid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, errors.New("malformed JSON")
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, errors.New("expected a JSON object")
+	}
+	m := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, errors.New("malformed JSON")
+		}
+		name, _ := tok.(string)
+		if _, dup := m[name]; dup {
+			return nil, fmt.Errorf("member %s appears more than once", quote(name))
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, errors.New("malformed JSON")
+		}
+		m[name] = v
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, errors.New("malformed JSON")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the JSON object")
+	}
+	return m, nil
+}
+
+func stringClaim(claims map[string]json.RawMessage, name string) (string, *OAuthError) {
+	raw, ok := claims[name]
+	if !ok {
+		return "", invalidClient("the %s claim is missing; it must be the client_id", name)
+	}
+	var v string
+	if err := json.Unmarshal(raw, &v); err != nil || v == "" {
+		return "", invalidClient("the %s claim is not a non-empty string; it must be the client_id", name)
+	}
+	return v, nil
+}
+
+// numericDate reads an optional NumericDate claim (seconds since the epoch).
+func numericDate(claims map[string]json.RawMessage, name string) (time.Time, bool, *OAuthError) {
+	raw, ok := claims[name]
+	if !ok {
+		return time.Time{}, false, nil
+	}
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil || string(raw) == "null" || f < 0 || f > 1e11 || math.IsNaN(f) {
+		return time.Time{}, false, invalidClient("the %s claim is not a NumericDate (seconds since 1970-01-01T00:00:00Z as a JSON number)", name)
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), true, nil
+}
+
+// checkClaims checks the verified claims: aud, exp, nbf, iat and jti.
+func (s *Server) checkClaims(a *assertion, now time.Time) *OAuthError {
+	raw, ok := a.claims["aud"]
+	if !ok {
+		return invalidClient("the aud claim is missing; expected %q", s.tokenURL)
+	}
+	var aud string
+	var auds []string
+	switch {
+	case json.Unmarshal(raw, &aud) == nil:
+		if aud != s.tokenURL {
+			return invalidClient("aud %s is not this token endpoint; expected %q", quote(aud), s.tokenURL)
+		}
+	case json.Unmarshal(raw, &auds) == nil:
+		found := false
+		for _, x := range auds {
+			found = found || x == s.tokenURL
+		}
+		if !found {
+			return invalidClient("aud does not contain this token endpoint; expected %q", s.tokenURL)
+		}
+	default:
+		return invalidClient("the aud claim is neither a string nor an array of strings; expected %q", s.tokenURL)
+	}
+
+	exp, ok, oerr := numericDate(a.claims, "exp")
+	if oerr != nil {
+		return oerr
+	}
+	if !ok {
+		return invalidClient("the exp claim is missing; expected an expiry at most %s ahead", MaxAssertionLifetime)
+	}
+	if exp.Before(now.Add(-ClockSkew)) {
+		return invalidClient("the assertion expired at %s (server time %s, %s skew allowed)", exp.Format(time.RFC3339), now.UTC().Format(time.RFC3339), ClockSkew)
+	}
+	if exp.After(now.Add(MaxAssertionLifetime + ClockSkew)) {
+		return invalidClient("exp %s is more than %s ahead of server time %s; expected at most %s ahead",
+			exp.Format(time.RFC3339), MaxAssertionLifetime, now.UTC().Format(time.RFC3339), MaxAssertionLifetime)
+	}
+	a.exp = exp
+	for _, name := range []string{"nbf", "iat"} {
+		t, ok, oerr := numericDate(a.claims, name)
+		if oerr != nil {
+			return oerr
+		}
+		if ok && t.After(now.Add(ClockSkew)) {
+			return invalidClient("%s %s is in the future (server time %s, %s skew allowed)", name, t.Format(time.RFC3339), now.UTC().Format(time.RFC3339), ClockSkew)
+		}
+	}
+
+	raw, ok = a.claims["jti"]
+	if !ok {
+		return invalidClient("the jti claim is missing; expected a unique identifier for each assertion")
+	}
+	if err := json.Unmarshal(raw, &a.jti); err != nil || a.jti == "" {
+		return invalidClient("the jti claim is not a non-empty string")
+	}
+	if len(a.jti) > maxJTILen {
+		return invalidClient("the jti claim is longer than %d bytes", maxJTILen)
+	}
+	return nil
+}
