@@ -86,11 +86,12 @@ go build -o "$tmp/signpost" ./cmd/signpost
 go build -o "$tmp/floor" ./bench/floor
 go build -o "$tmp/load" ./bench/load
 
-echo "== starting a scratch redis-server (appendonly yes, appendfsync everysec)"
+FSYNC=${FSYNC:-everysec}
+echo "== starting a scratch redis-server (appendonly yes, appendfsync $FSYNC)"
 rport=$(free_port)
 mkdir -p "$tmp/redis"
 redis-server --bind 127.0.0.1 --port "$rport" --dir "$tmp/redis" \
-  --appendonly yes --appendfsync everysec --save "" \
+  --appendonly yes --appendfsync "$FSYNC" --save "" \
   --maxmemory-policy noeviction --daemonize no --logfile "$tmp/redis/redis.log" &
 rpid=$!
 pids+=("$rpid")

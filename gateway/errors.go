@@ -17,7 +17,8 @@ const (
 	KindInvalid                             // the request is malformed or breaks a FHIR rule: 400
 	KindNotSupported                        // a valid FHIR request Signpost does not implement: 400
 	KindMethodNotAllowed                    // the endpoint exists, but not with this method: 405
-	KindForbidden                           // the caller's role may not do this at all: 403
+	KindUnauthorized                        // no valid access token: 401
+	KindForbidden                           // the caller's role or scopes may not do this at all: 403
 	KindNotFound                            // 404
 	KindConflict                            // the change contradicts stored state: 409
 	KindDuplicate                           // a repeat of something already processed: 409

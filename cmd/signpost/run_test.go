@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
 )
@@ -269,3 +274,45 @@ func must(t *testing.T, err error) {
 }
 
 var _ = fmt.Sprintf
+
+func TestServeWithSMARTAuthentication(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	must(t, err)
+	pub, err := jwk.Import(&key.PublicKey)
+	must(t, err)
+	_ = pub.Set(jwk.KeyIDKey, "k1")
+	set, _ := json.Marshal(map[string]any{"keys": []jwk.Key{pub}})
+	smart := strings.NewReplacer("auth: { mode: none }", "auth: { mode: smart }",
+		`organization: { system: "https://fhir.nhs.uk/Id/ods-organization-code", value: "A81001" }`,
+		`organization: { system: "https://fhir.nhs.uk/Id/ods-organization-code", value: "A81001" }`+"\n    auth: { jwks: '"+string(set)+"', scopes: [system/ServiceRequest.cr] }",
+		"categories: [physical-activity]", "categories: [physical-activity]\n    auth: { jwks: '"+string(set)+"', scopes: [system/Task.rus] }",
+		"categories: [link-worker, money-debt-benefits]", "categories: [link-worker, money-debt-benefits]\n    auth: { jwks: '"+string(set)+"', scopes: [system/Task.rus] }",
+	).Replace(testConfig)
+	cfg := writeFile(t, "smart.yaml", smart)
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout := newLineWriter()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "-config", cfg}, env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()}), stdout, io.Discard)
+	}()
+	base := waitListening(t, stdout.lines)
+	for path, want := range map[string]int{"/.well-known/smart-configuration": 200, "/fhir/metadata": 200, "/fhir/ServiceRequest": 401} {
+		res, err := http.Get(base + path)
+		must(t, err)
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, res.StatusCode, want)
+		}
+	}
+	cancel()
+	must(t, <-done)
+
+	// A client with no keys cannot authenticate: serve says which, and stops.
+	noKeys := writeFile(t, "nokeys.yaml", strings.Replace(testConfig, "auth: { mode: none }", "auth: { mode: smart }", 1))
+	err = run(context.Background(), []string{"serve", "-config", noKeys}, env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()}), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "practice-a") {
+		t.Errorf("serve with keyless clients: %v", err)
+	}
+}

@@ -14,7 +14,9 @@ import (
 
 	"github.com/signpost-health/signpost/config"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/auth"
 	"github.com/signpost-health/signpost/gateway/httpapi"
+	"github.com/signpost-health/signpost/gateway/outbound"
 	"github.com/signpost-health/signpost/gateway/redisstore"
 	"github.com/signpost-health/signpost/mappings"
 )
@@ -49,11 +51,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		StrictNHSNumber: cfg.NHSNumber == config.NHSNumberStrict,
 		FHIRBase:        cfg.FHIRBase(),
 	})
+	authServer, err := newAuthServer(cfg, store)
+	if err != nil {
+		return err
+	}
 	caller := localCaller(cfg)
 	api := httpapi.New(httpapi.Options{
 		Service:      svc,
 		PublicURL:    cfg.PublicURL,
 		MaxBodyBytes: cfg.MaxBodyBytes,
+		Auth:         authServer,
 		Caller:       func(*http.Request) (gateway.Caller, error) { return caller, nil },
 		Capability:   httpapi.CapabilityInfo{Version: version, AuthMode: string(cfg.Auth.Mode)},
 		Logger:       log,
@@ -104,10 +111,6 @@ func loadConfig(path string, getenv func(string) string) (config.Config, *mappin
 			return cfg, nil, fmt.Errorf("referral code table: %w", err)
 		}
 	}
-	if cfg.Auth.Mode != config.AuthNone {
-		return cfg, nil, errors.New("auth.mode smart is not available in this version of Signpost: " +
-			"set auth: {mode: none} with a loopback listen address (for example 127.0.0.1:8080)")
-	}
 	return cfg, codes, nil
 }
 
@@ -152,13 +155,39 @@ func providers(cfg config.Config) []gateway.Provider {
 	return out
 }
 
-// localCaller is who calls when authentication is off (loopback only): the
-// one configured client, so its organisation is recorded as the referrer;
-// with several clients, nobody in particular.
+// localCaller is who calls when authentication is off (loopback only): an
+// operator who sees everything, recorded as the one configured client (so
+// its organisation is the referrer) or, with several, as nobody in particular.
 func localCaller(cfg config.Config) gateway.Caller {
 	if len(cfg.Clients) == 1 {
 		c := cfg.Clients[0]
-		return gateway.Caller{ClientID: c.ID, Organization: gateway.Identifier{System: c.Organization.System, Value: c.Organization.Value}}
+		return gateway.Caller{ClientID: c.ID, Kind: gateway.CallerOperator, Organization: gateway.Identifier{System: c.Organization.System, Value: c.Organization.Value}}
 	}
-	return gateway.Caller{ClientID: "local"}
+	return gateway.Caller{ClientID: "local", Kind: gateway.CallerOperator}
+}
+
+// newAuthServer builds SMART Backend Services authentication from the
+// clients (GP systems) and providers of the configuration; nil when
+// authentication is off. jwks_url key sets are fetched through the outbound
+// client, so a key URL cannot reach a private address unless allowed.
+func newAuthServer(cfg config.Config, store *redisstore.Store) (*auth.Server, error) {
+	if cfg.Auth.Mode != config.AuthSMART {
+		return nil, nil
+	}
+	var clients []auth.Client
+	for _, c := range cfg.Clients {
+		clients = append(clients, auth.Client{ID: c.ID, Kind: auth.KindGP, Organization: auth.Identifier(c.Organization),
+			JWKS: c.Auth.JWKS, JWKSURL: c.Auth.JWKSURL, Scopes: c.Auth.Scopes})
+	}
+	for _, p := range cfg.Providers {
+		clients = append(clients, auth.Client{ID: p.ID, Kind: auth.KindProvider, Organization: auth.Identifier(p.Organization),
+			JWKS: p.Auth.JWKS, JWKSURL: p.Auth.JWKSURL, Scopes: p.Auth.Scopes})
+	}
+	s, err := auth.New(auth.Options{Clients: clients, TokenURL: httpapi.TokenURL(cfg.PublicURL),
+		Replay: store.AuthStore(), Tokens: store.AuthStore(),
+		HTTPClient: outbound.NewClient(outbound.Options{Allow: cfg.OutboundAllow})})
+	if err != nil {
+		return nil, fmt.Errorf("authentication (auth.mode smart): %w", err)
+	}
+	return s, nil
 }

@@ -19,6 +19,7 @@ var errorStatus = map[gateway.ErrorKind]struct {
 	gateway.KindInvalid:            {http.StatusBadRequest, fhir.IssueInvalid, "REC_BAD_REQUEST"},
 	gateway.KindNotSupported:       {http.StatusBadRequest, fhir.IssueNotSupported, "REC_BAD_REQUEST"},
 	gateway.KindMethodNotAllowed:   {http.StatusMethodNotAllowed, fhir.IssueNotSupported, ""},
+	gateway.KindUnauthorized:       {http.StatusUnauthorized, fhir.IssueLogin, ""},
 	gateway.KindForbidden:          {http.StatusForbidden, fhir.IssueForbidden, ""},
 	gateway.KindNotFound:           {http.StatusNotFound, fhir.IssueNotFound, "REC_NOT_FOUND"},
 	gateway.KindConflict:           {http.StatusConflict, fhir.IssueConflict, "REC_CONFLICT"},

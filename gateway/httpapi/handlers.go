@@ -11,22 +11,22 @@ import (
 
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/auth"
 )
 
-func (a *API) who(c *gin.Context) (gateway.Caller, bool) {
-	if a.caller == nil {
-		return gateway.Caller{}, true
+// who returns the caller authenticate established, after checking the
+// token allows the interaction on the request's resource type.
+func (a *API) who(c *gin.Context, action auth.Action) (gateway.Caller, bool) {
+	if action != "" && !a.allow(c, c.Param("type"), action) {
+		return gateway.Caller{}, false
 	}
-	caller, err := a.caller(c.Request)
-	if err != nil {
-		a.fail(c, err)
-		return caller, false
-	}
+	v, _ := c.Get(callerKey)
+	caller, _ := v.(gateway.Caller)
 	return caller, true
 }
 
 func (a *API) create(c *gin.Context) {
-	caller, ok := a.who(c)
+	caller, ok := a.who(c, auth.ActionCreate)
 	if !ok {
 		return
 	}
@@ -39,7 +39,7 @@ func (a *API) create(c *gin.Context) {
 }
 
 func (a *API) update(c *gin.Context) {
-	caller, ok := a.who(c)
+	caller, ok := a.who(c, auth.ActionUpdate)
 	if !ok {
 		return
 	}
@@ -78,7 +78,7 @@ func (a *API) versionHeaders(c *gin.Context, r *gateway.Resource) {
 }
 
 func (a *API) read(c *gin.Context) {
-	caller, ok := a.who(c)
+	caller, ok := a.who(c, auth.ActionRead)
 	if !ok {
 		return
 	}
@@ -91,7 +91,7 @@ func (a *API) read(c *gin.Context) {
 }
 
 func (a *API) vread(c *gin.Context) {
-	caller, ok := a.who(c)
+	caller, ok := a.who(c, auth.ActionRead)
 	if !ok {
 		return
 	}
@@ -132,7 +132,7 @@ func (a *API) searchPost(c *gin.Context) {
 }
 
 func (a *API) runSearch(c *gin.Context, params url.Values) {
-	caller, ok := a.who(c)
+	caller, ok := a.who(c, auth.ActionSearch)
 	if !ok {
 		return
 	}
@@ -161,8 +161,8 @@ func (a *API) runSearch(c *gin.Context, params url.Values) {
 }
 
 func (a *API) transaction(c *gin.Context) {
-	caller, ok := a.who(c)
-	if !ok {
+	caller, ok := a.who(c, "")
+	if !ok || !a.allowTransaction(c, requestBody(c)) {
 		return
 	}
 	outs, err := a.svc.Transaction(c.Request.Context(), caller, requestBody(c))

@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/auth"
 )
 
 // Options configure the API.
@@ -22,7 +23,9 @@ type Options struct {
 	// is PublicURL + "/fhir".
 	PublicURL    string
 	MaxBodyBytes int64
-	// Caller identifies who makes a request. Authentication plugs in here.
+	// Auth authenticates callers by bearer token (auth.mode smart). When it
+	// is nil (auth.mode none, loopback only) Caller says who calls.
+	Auth   *auth.Server
 	Caller func(*http.Request) (gateway.Caller, error)
 	// Capability describes the deployment for /fhir/metadata.
 	Capability CapabilityInfo
@@ -41,13 +44,16 @@ type API struct {
 	maxBody  int64
 	caller   func(*http.Request) (gateway.Caller, error)
 	metadata []byte
+	auth     *auth.Server
+	tokenURL string
 	log      *slog.Logger
 }
 
 // New builds the HTTP handler. Every route is listed here.
 func New(o Options) http.Handler {
 	releaseMode.Do(func() { gin.SetMode(gin.ReleaseMode) })
-	a := &API{svc: o.Service, fhirBase: trimSlash(o.PublicURL) + "/fhir", maxBody: o.MaxBodyBytes, caller: o.Caller, log: o.Logger}
+	a := &API{svc: o.Service, fhirBase: trimSlash(o.PublicURL) + "/fhir", maxBody: o.MaxBodyBytes, caller: o.Caller, log: o.Logger,
+		auth: o.Auth, tokenURL: TokenURL(o.PublicURL)}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -68,9 +74,14 @@ func New(o Options) http.Handler {
 
 	r.GET("/healthz", a.healthz)
 	r.GET("/readyz", a.readyz)
+	if a.auth != nil {
+		r.GET("/.well-known/smart-configuration", a.smartConfiguration)
+		r.GET("/fhir/.well-known/smart-configuration", a.smartConfiguration)
+		r.POST("/auth/token", a.token)
+	}
 
-	f := r.Group("/fhir", a.fhirHeaders)
-	f.GET("/metadata", a.capabilities)
+	r.GET("/fhir/metadata", a.fhirHeaders, a.capabilities) // public, as FHIR and SMART discovery expect
+	f := r.Group("/fhir", a.fhirHeaders, a.authenticate)
 	f.POST("", a.withBody, a.transaction)
 	f.GET("/:type", a.knownType, a.search)
 	f.POST("/:type/_search", a.knownType, a.searchPost)
@@ -80,6 +91,10 @@ func New(o Options) http.Handler {
 	f.GET("/:type/:id/_history/:vid", a.knownType, a.vread)
 	return r
 }
+
+// TokenURL is the token endpoint for a public URL: the exact audience
+// client assertions must name.
+func TokenURL(publicURL string) string { return trimSlash(publicURL) + "/auth/token" }
 
 func trimSlash(s string) string {
 	for len(s) > 0 && s[len(s)-1] == '/' {

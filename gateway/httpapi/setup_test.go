@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/auth"
 	"github.com/signpost-health/signpost/gateway/httpapi"
 	"github.com/signpost-health/signpost/gateway/redisstore"
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
@@ -34,6 +35,7 @@ type options struct {
 	maxBody   int64
 	codes     *mappings.Table
 	providers []gateway.Provider
+	smart     []auth.Client // when set, callers authenticate with SMART tokens
 }
 
 // Synthetic test data: the NHS numbers are the documented test numbers, the
@@ -80,8 +82,18 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
 	e.base = e.srv.URL + "/fhir"
+	store := redisstore.New(r.Client(), "signpost")
+	var authServer *auth.Server
+	if o.smart != nil {
+		var err error
+		authServer, err = auth.New(auth.Options{Clients: o.smart, TokenURL: httpapi.TokenURL(e.srv.URL),
+			Replay: store.AuthStore(), Tokens: store.AuthStore()})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	svc := gateway.NewService(gateway.Options{
-		Store:           redisstore.New(r.Client(), "signpost"),
+		Store:           store,
 		Codes:           o.codes,
 		Providers:       o.providers,
 		TriageUnmapped:  o.triage,
@@ -89,7 +101,7 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 		FHIRBase:        e.base,
 	})
 	mux.Handle("/", httpapi.New(httpapi.Options{
-		Service: svc, PublicURL: e.srv.URL, MaxBodyBytes: o.maxBody, Logger: log,
+		Service: svc, PublicURL: e.srv.URL, MaxBodyBytes: o.maxBody, Logger: log, Auth: authServer,
 		Caller:     func(r *http.Request) (gateway.Caller, error) { return testCallers[r.Header.Get(callerHeader)], nil },
 		Capability: httpapi.CapabilityInfo{Version: "test", AuthMode: "none"},
 	}))

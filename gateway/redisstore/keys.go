@@ -26,6 +26,12 @@ func (k keys) all(typ string) string { return k.ns + ":a:" + typ }
 // unique is a string claimed once and for ever by its first holder.
 func (k keys) unique(key string) string { return k.ns + ":u:" + key }
 
+// jti remembers an accepted client assertion until it expires.
+func (k keys) jti(clientID, jti string) string { return k.ns + ":jti:" + clientID + ":" + jti }
+
+// token holds the grant of an access token, under the token's digest.
+func (k keys) token(digest string) string { return k.ns + ":tok:" + digest }
+
 // queue is a stream of jobs.
 func (k keys) queue(name string) string { return k.ns + ":q:" + name }
 

@@ -1,0 +1,138 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/auth"
+)
+
+const (
+	callerKey = "signpost.caller"
+	grantKey  = "signpost.grant"
+	// maxTokenForm bounds POST /auth/token: an assertion is at most 16 KiB.
+	maxTokenForm = 32 << 10
+)
+
+// smartConfiguration serves SMART discovery, at the server root and under
+// the FHIR base, where SMART clients look for it.
+func (a *API) smartConfiguration(c *gin.Context) {
+	c.Header("Cache-Control", "public, max-age=3600")
+	c.Data(http.StatusOK, "application/json", auth.SmartConfiguration(a.tokenURL))
+}
+
+// token is the OAuth token endpoint (client_credentials, private_key_jwt).
+func (a *API) token(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.Header("Pragma", "no-cache")
+	if mt := c.ContentType(); mt != "application/x-www-form-urlencoded" {
+		c.JSON(http.StatusBadRequest, gin.H{"error": auth.CodeInvalidRequest, "error_description": "the token request must be application/x-www-form-urlencoded"})
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxTokenForm)
+	if err := c.Request.ParseForm(); err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": auth.CodeInvalidRequest, "error_description": "the token request body could not be read (at most 32 KiB)"})
+		return
+	}
+	// Only the body: parameters in the URL end up in access logs.
+	res, err := a.auth.Token(c.Request.Context(), c.Request.PostForm)
+	var oe *auth.OAuthError
+	switch {
+	case err == nil:
+		c.JSON(http.StatusOK, res)
+	case errors.As(err, &oe):
+		body, _ := json.Marshal(oe)
+		c.Data(oe.Status, "application/json", body)
+	default:
+		a.log.Error("token endpoint: storage unavailable", "error", err)
+		c.Header("Retry-After", retryAfterSeconds)
+		c.JSON(http.StatusServiceUnavailable, gin.H{"error": "temporarily_unavailable", "error_description": "try again shortly"})
+	}
+}
+
+// authenticate establishes the caller of a FHIR request from its bearer
+// token. Without an auth server (auth.mode none, loopback only) the caller
+// comes from Options.Caller.
+func (a *API) authenticate(c *gin.Context) {
+	if a.auth == nil {
+		if a.caller != nil {
+			caller, err := a.caller(c.Request)
+			if err != nil {
+				a.fail(c, err)
+				return
+			}
+			c.Set(callerKey, caller)
+		}
+		return
+	}
+	g, err := a.auth.Authenticate(c.Request.Context(), c.GetHeader("Authorization"))
+	switch {
+	case err == nil:
+	case errors.Is(err, auth.ErrNoToken):
+		c.Header("WWW-Authenticate", `Bearer realm="signpost"`)
+		a.failWith(c, gateway.KindUnauthorized, fhir.IssueLogin, "an access token is required: get one from POST /auth/token (SMART Backend Services) and send it as Authorization: Bearer")
+		return
+	case errors.Is(err, auth.ErrBadToken):
+		c.Header("WWW-Authenticate", `Bearer realm="signpost", error="invalid_token"`)
+		a.failWith(c, gateway.KindUnauthorized, fhir.IssueLogin, "the access token is not valid or has expired; get a new one from POST /auth/token")
+		return
+	default:
+		a.fail(c, gateway.ErrUnavailable)
+		return
+	}
+	caller := gateway.Caller{ClientID: g.ClientID, Kind: gateway.CallerGP,
+		Organization: gateway.Identifier{System: g.Organization.System, Value: g.Organization.Value}}
+	if g.Kind == auth.KindProvider {
+		caller.Kind = gateway.CallerProvider
+	}
+	c.Set(callerKey, caller)
+	c.Set(grantKey, g)
+}
+
+// allow checks the token's scopes for one interaction on one type. The
+// answer is 403 because the caller knows its own scopes: it learns nothing
+// about any record from it.
+func (a *API) allow(c *gin.Context, typ string, action auth.Action) bool {
+	v, ok := c.Get(grantKey)
+	if !ok {
+		return true // no authentication configured
+	}
+	if v.(*auth.Grant).Allows(typ, action) {
+		return true
+	}
+	c.Header("WWW-Authenticate", `Bearer realm="signpost", error="insufficient_scope", scope="system/`+typ+`.`+string(action)+`"`)
+	a.failWith(c, gateway.KindForbidden, fhir.IssueForbidden, "the access token's scopes do not allow this: it needs system/%s.%s", typ, action)
+	return false
+}
+
+// allowTransaction checks the scopes for every entry of a transaction before
+// any of it is applied.
+func (a *API) allowTransaction(c *gin.Context, body []byte) bool {
+	if _, ok := c.Get(grantKey); !ok {
+		return true
+	}
+	var b struct {
+		Entry []struct {
+			Request struct{ Method, URL string } `json:"request"`
+		} `json:"entry"`
+	}
+	_ = json.Unmarshal(body, &b) // malformed bodies are refused by the service with a precise outcome
+	for _, e := range b.Entry {
+		typ, _, _ := strings.Cut(strings.TrimPrefix(e.Request.URL, "/"), "/")
+		typ, _, _ = strings.Cut(typ, "?")
+		action := auth.ActionCreate
+		if e.Request.Method == http.MethodPut {
+			action = auth.ActionUpdate
+		}
+		if !a.allow(c, typ, action) {
+			return false
+		}
+	}
+	return true
+}
