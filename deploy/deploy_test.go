@@ -67,7 +67,7 @@ func TestRedisSettingsKeepEverything(t *testing.T) {
 		k, v, _ := strings.Cut(line, " ")
 		got[k] = v
 	}
-	for k, want := range map[string]string{"appendonly": "yes", "appendfsync": "everysec", "maxmemory-policy": "noeviction"} {
+	for k, want := range map[string]string{"appendonly": "yes", "appendfsync": "always", "maxmemory-policy": "noeviction"} {
 		if got[k] != want {
 			t.Errorf("%s = %q, want %q", k, got[k], want)
 		}

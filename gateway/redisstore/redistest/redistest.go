@@ -1,7 +1,9 @@
 // Package redistest starts real redis-server processes for tests: each on a
 // free loopback port, in its own temporary directory, with the append-only
-// file on, so a test can kill Redis and restart it over the same data. The
-// machine's own Redis is never touched.
+// file on and fsynced before every reply (appendfsync always, as
+// deploy/redis.conf ships), so a test can kill Redis and restart it over the
+// same data and find everything it was told was stored. The machine's own
+// Redis is never touched.
 package redistest
 
 import (
@@ -60,7 +62,7 @@ func (s *Server) start() {
 	_, port, _ := net.SplitHostPort(s.Addr)
 	s.cmd = exec.Command("redis-server",
 		"--bind", "127.0.0.1", "--port", port, "--dir", s.dir,
-		"--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+		"--appendonly", "yes", "--appendfsync", "always", "--save", "",
 		"--maxmemory-policy", "noeviction", "--daemonize", "no",
 		"--logfile", filepath.Join(s.dir, "redis.log"))
 	if err := s.cmd.Start(); err != nil {
