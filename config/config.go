@@ -81,6 +81,14 @@ const (
 	PayloadFull PayloadKind = "full"
 )
 
+// RateLimit is how many requests each client (GP system or provider) may
+// make, counted across every gateway replica: PerSecond sustained, with
+// bursts of up to Burst. PerSecond 0 turns the limit off.
+type RateLimit struct {
+	PerSecond float64
+	Burst     int
+}
+
 // Limits on MaxBodyBytes: below 1 KiB no real referral fits, above 64 MiB a
 // single request could exhaust memory.
 const (
@@ -118,6 +126,7 @@ type Config struct {
 	NHSNumber     NHSNumberPolicy
 	Auth          Auth
 	MaxBodyBytes  int64
+	RateLimit     RateLimit
 	DeliveryRetry []time.Duration
 	OutboundAllow []netip.Prefix
 	Clients       []Client
@@ -212,6 +221,7 @@ func Default() Config {
 		NHSNumber:     NHSNumberStrict,
 		Auth:          Auth{Mode: AuthSMART},
 		MaxBodyBytes:  DefaultBodyLimit,
+		RateLimit:     RateLimit{PerSecond: 50, Burst: 100},
 		DeliveryRetry: DefaultDeliveryRetry(),
 	}
 }

@@ -317,3 +317,18 @@ func TestApplyEnvLeavesCopiesAlone(t *testing.T) {
 		t.Errorf("override recorded on a copy leaked to the original: %#v", ps[0])
 	}
 }
+
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Parse([]byte("rate_limit: { per_second: 5, burst: 10 }\n"), "rl.yaml")
+	if err != nil || cfg.RateLimit.PerSecond != 5 || cfg.RateLimit.Burst != 10 {
+		t.Fatalf("rate_limit: %+v %v", cfg.RateLimit, err)
+	}
+	if d := config.Default().RateLimit; d.PerSecond != 50 || d.Burst != 100 {
+		t.Errorf("default %+v", d)
+	}
+	cfg, _ = config.Parse([]byte("rate_limit: { per_second: -1, burst: 0 }\n"), "rl.yaml")
+	if err := cfg.Validate(nil); err == nil || !strings.Contains(err.Error(), "rate_limit") {
+		t.Errorf("negative rate accepted: %v", err)
+	}
+}

@@ -29,10 +29,16 @@ type fileConfig struct {
 	NHSNumber     string         `yaml:"nhs_number"`
 	Auth          fileAuth       `yaml:"auth"`
 	MaxBodyBytes  int64          `yaml:"max_body_bytes"`
+	RateLimit     *fileRateLimit `yaml:"rate_limit"`
 	DeliveryRetry []string       `yaml:"delivery_retry"`
 	OutboundAllow []string       `yaml:"outbound_allow"`
 	Clients       []fileClient   `yaml:"clients"`
 	Providers     []fileProvider `yaml:"providers"`
+}
+
+type fileRateLimit struct {
+	PerSecond float64 `yaml:"per_second"`
+	Burst     int     `yaml:"burst"`
 }
 
 type fileAuth struct {
@@ -354,6 +360,7 @@ func fileFrom(c Config) fileConfig {
 		NHSNumber:    string(c.NHSNumber),
 		Auth:         fileAuth{Mode: string(c.Auth.Mode)},
 		MaxBodyBytes: c.MaxBodyBytes,
+		RateLimit:    &fileRateLimit{PerSecond: c.RateLimit.PerSecond, Burst: c.RateLimit.Burst},
 	}
 	for _, d := range c.DeliveryRetry {
 		fc.DeliveryRetry = append(fc.DeliveryRetry, d.String())
@@ -382,6 +389,9 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 	cfg.NHSNumber = NHSNumberPolicy(fc.NHSNumber)
 	cfg.Auth = Auth{Mode: AuthMode(fc.Auth.Mode)}
 	cfg.MaxBodyBytes = fc.MaxBodyBytes
+	if fc.RateLimit != nil {
+		cfg.RateLimit = RateLimit{PerSecond: fc.RateLimit.PerSecond, Burst: fc.RateLimit.Burst}
+	}
 
 	cfg.DeliveryRetry = nil
 	if fc.DeliveryRetry != nil {

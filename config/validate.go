@@ -162,6 +162,9 @@ func (c Config) Validate(isCategory func(string) bool) error {
 	if c.MaxBodyBytes < MinBodyLimit || c.MaxBodyBytes > MaxBodyLimit {
 		v.add("max_body_bytes", "%d is outside %d..%d (1 KiB to 64 MiB)", c.MaxBodyBytes, MinBodyLimit, MaxBodyLimit)
 	}
+	if rl := c.RateLimit; rl.PerSecond < 0 || rl.PerSecond > 100000 || (rl.PerSecond > 0 && (rl.Burst < 1 || rl.Burst > 100000)) {
+		v.add("rate_limit", "per_second must be 0 (no limit) to 100000, and burst 1 to 100000 when there is a limit")
+	}
 	if len(c.DeliveryRetry) == 0 {
 		v.add("delivery_retry", "must list at least one wait between delivery attempts")
 	}

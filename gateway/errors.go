@@ -26,6 +26,7 @@ const (
 	KindTooLarge                            // 413
 	KindUnsupportedMedia                    // 415
 	KindUnprocessable                       // well-formed but against a business rule (unmapped code, no provider): 422
+	KindTooManyRequests                     // over the client's rate limit: 429
 	KindUnavailable                         // storage is unreachable; try again: 503
 )
 

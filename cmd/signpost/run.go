@@ -32,6 +32,7 @@ const usage = `Signpost — social prescribing referral gateway (FHIR R4)
 Usage:
   signpost serve [-config FILE]        the FHIR API at /fhir, health endpoints
   signpost mappings check FILE         validate a referral code table and summarise it
+  signpost audit tail [-n N] [-f]      print the latest AuditEvents (one JSON a line)
   signpost version                     print the version
 
 Environment (wins over the file): SIGNPOST_CONFIG, SIGNPOST_LISTEN,
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return runServe(ctx, args[1:], getenv, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, args[1:], getenv, stdout, stderr)
 	case "mappings":
 		if len(args) != 3 || args[1] != "check" {
 			return usageError{"usage: signpost mappings check FILE"}

@@ -316,3 +316,28 @@ func TestServeWithSMARTAuthentication(t *testing.T) {
 		t.Errorf("serve with keyless clients: %v", err)
 	}
 }
+
+func TestAuditTail(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	cfg := writeFile(t, "signpost.yaml", testConfig)
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout := newLineWriter()
+	getenv := env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()})
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve", "-config", cfg}, getenv, stdout, io.Discard) }()
+	base := waitListening(t, stdout.lines)
+	res, err := http.Post(base+"/fhir/ServiceRequest", "application/fhir+json", strings.NewReader(referralJSON("AT-1", "390893007")))
+	must(t, err)
+	res.Body.Close()
+	cancel()
+	must(t, <-done)
+	var out bytes.Buffer
+	must(t, run(context.Background(), []string{"audit", "tail", "-config", cfg, "-n", "5"}, getenv, &out, io.Discard))
+	if !strings.Contains(out.String(), `"resourceType":"AuditEvent"`) || !strings.Contains(out.String(), `"code":"create"`) {
+		t.Errorf("audit tail printed:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), "9434765919") {
+		t.Error("audit tail shows an NHS number")
+	}
+}

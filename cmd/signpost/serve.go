@@ -61,6 +61,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		PublicURL:    cfg.PublicURL,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Auth:         authServer,
+		Limiter:      limiter(cfg, store),
+		Auditor:      store,
 		Caller:       func(*http.Request) (gateway.Caller, error) { return caller, nil },
 		Capability:   httpapi.CapabilityInfo{Version: version, AuthMode: string(cfg.Auth.Mode)},
 		Logger:       log,
@@ -164,6 +166,14 @@ func localCaller(cfg config.Config) gateway.Caller {
 		return gateway.Caller{ClientID: c.ID, Kind: gateway.CallerOperator, Organization: gateway.Identifier{System: c.Organization.System, Value: c.Organization.Value}}
 	}
 	return gateway.Caller{ClientID: "local", Kind: gateway.CallerOperator}
+}
+
+// limiter is the per-client rate limit, or nil when it is turned off.
+func limiter(cfg config.Config, store *redisstore.Store) httpapi.Limiter {
+	if cfg.RateLimit.PerSecond <= 0 {
+		return nil
+	}
+	return store.Limiter(cfg.RateLimit.PerSecond, cfg.RateLimit.Burst)
 }
 
 // newAuthServer builds SMART Backend Services authentication from the

@@ -28,6 +28,7 @@ var errorStatus = map[gateway.ErrorKind]struct {
 	gateway.KindTooLarge:           {http.StatusRequestEntityTooLarge, fhir.IssueTooLong, ""},
 	gateway.KindUnsupportedMedia:   {http.StatusUnsupportedMediaType, fhir.IssueNotSupported, ""},
 	gateway.KindUnprocessable:      {http.StatusUnprocessableEntity, fhir.IssueBusinessRule, "REC_UNPROCESSABLE_ENTITY"},
+	gateway.KindTooManyRequests:    {http.StatusTooManyRequests, fhir.IssueThrottled, ""},
 	gateway.KindUnavailable:        {http.StatusServiceUnavailable, fhir.IssueTransient, "REC_SERVICE_UNAVAILABLE"},
 	gateway.KindInternal:           {http.StatusInternalServerError, fhir.IssueException, "REC_SERVER_ERROR"},
 }

@@ -56,6 +56,7 @@ func (a *API) update(c *gin.Context) {
 // is what the Prefer header asks for.
 func (a *API) writeOutcome(c *gin.Context, out *gateway.Outcome) {
 	r := out.Resource
+	audited(c, r.Ref())
 	status := http.StatusOK
 	if out.Created {
 		status = http.StatusCreated
@@ -104,6 +105,7 @@ func (a *API) vread(c *gin.Context) {
 }
 
 func (a *API) writeResource(c *gin.Context, r *gateway.Resource) {
+	audited(c, r.Ref()+"/_history/"+r.VersionID())
 	a.versionHeaders(c, r)
 	if inm := c.GetHeader("If-None-Match"); inm != "" && strings.TrimPrefix(inm, "W/") == strings.TrimPrefix(r.ETag(), "W/") {
 		c.Status(http.StatusNotModified)
@@ -174,6 +176,7 @@ func (a *API) transaction(c *gin.Context) {
 	b := fhir.Bundle{ID: gateway.NewID(), Type: "transaction-response", Timestamp: gateway.Instant(time.Now()), Total: -1}
 	for _, out := range outs {
 		r := out.Resource
+		audited(c, r.Ref())
 		status := "200 OK"
 		if out.Created {
 			status = "201 Created"
@@ -205,6 +208,7 @@ func (a *API) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), time.Second)
 	defer cancel()
 	if err := a.svc.Ping(ctx); err != nil {
+		a.log.Warn("not ready", "error", err)
 		c.Header("Retry-After", retryAfterSeconds)
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "reason": "Redis does not answer"})
 		return

@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,11 +52,19 @@ func (a *API) recoverPanics(c *gin.Context) {
 	c.Next()
 }
 
-// accessLog logs one line a request: the route template, not the path or
-// query, because those can hold patient identifiers (identifier=...|NHS number).
+// accessLog logs one line a request, and keeps its AuditEvent. The log has
+// the route template, not the path or query, because those can hold patient
+// identifiers (identifier=...|NHS number).
 func (a *API) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
+	if a.auditor != nil {
+		if ev := a.auditEvent(c, start); ev != nil {
+			if err := a.auditor.Audit(c.Request.Context(), ev); err != nil {
+				a.log.Error("audit event not kept", "route", c.FullPath(), "error", err)
+			}
+		}
+	}
 	route := c.FullPath()
 	if route == "" {
 		route = "unmatched"
@@ -77,6 +87,42 @@ func (a *API) correlation(c *gin.Context) {
 		c.Header("X-Correlation-Id", cid)
 	}
 	c.Next()
+}
+
+// Limiter counts requests against a per-key limit shared by every replica.
+type Limiter interface {
+	Allow(ctx context.Context, key string) (ok bool, retryAfter time.Duration, err error)
+}
+
+// limitByClient applies the rate limit to authenticated clients. Without
+// authentication (loopback only) there is no client to count.
+func (a *API) limitByClient(c *gin.Context) {
+	if v, ok := c.Get(callerKey); ok && v.(gateway.Caller).Kind != gateway.CallerOperator {
+		a.limit(c, "client:"+v.(gateway.Caller).ClientID)
+	}
+}
+
+// limitByAddress applies the rate limit to the token endpoint by address:
+// the caller is not known until its assertion is verified, which is the
+// costly part.
+func (a *API) limitByAddress(c *gin.Context) {
+	a.limit(c, "addr:"+c.ClientIP())
+}
+
+func (a *API) limit(c *gin.Context, key string) {
+	if a.limiter == nil {
+		return
+	}
+	ok, wait, err := a.limiter.Allow(c.Request.Context(), key)
+	if err != nil {
+		a.fail(c, gateway.ErrUnavailable)
+		return
+	}
+	if !ok {
+		secs := int(wait.Seconds() + 0.999)
+		c.Header("Retry-After", strconv.Itoa(max(secs, 1)))
+		a.failWith(c, gateway.KindTooManyRequests, fhir.IssueThrottled, "too many requests from this client; retry after %d s", max(secs, 1))
+	}
 }
 
 func (a *API) fhirHeaders(c *gin.Context) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+	"time"
 )
 
 // With Redis down a referral is refused with 503, Retry-After and a
@@ -30,7 +31,15 @@ func TestRedisDownThenBack(t *testing.T) {
 	e.get("/ServiceRequest/"+first["id"].(string)).must(t, http.StatusServiceUnavailable)
 
 	e.redis.Restart()
-	e.get("http://"+e.srv.Listener.Addr().String()+"/readyz").must(t, http.StatusOK)
+	// The Redis client backs off dialling after failures and retries about
+	// once a second, so service resumes on its own shortly after Redis does.
+	deadline := time.Now().Add(5 * time.Second)
+	for e.get("http://"+e.srv.Listener.Addr().String()+"/readyz").status != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("not ready 5 s after Redis came back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	e.get("/ServiceRequest/"+first["id"].(string)).must(t, http.StatusOK)
 	e.post("/ServiceRequest", referral("O-2", "390893007")).must(t, http.StatusCreated)
 	if got := total(t, e.get("/Task")); got != 2 {

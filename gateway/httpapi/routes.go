@@ -27,6 +27,10 @@ type Options struct {
 	// is nil (auth.mode none, loopback only) Caller says who calls.
 	Auth   *auth.Server
 	Caller func(*http.Request) (gateway.Caller, error)
+	// Limiter limits requests per client (nil: no limit).
+	Limiter Limiter
+	// Auditor receives an AuditEvent per interaction (nil: none kept).
+	Auditor Auditor
 	// Capability describes the deployment for /fhir/metadata.
 	Capability CapabilityInfo
 	Logger     *slog.Logger
@@ -46,6 +50,8 @@ type API struct {
 	metadata []byte
 	auth     *auth.Server
 	tokenURL string
+	limiter  Limiter
+	auditor  Auditor
 	log      *slog.Logger
 }
 
@@ -53,7 +59,7 @@ type API struct {
 func New(o Options) http.Handler {
 	releaseMode.Do(func() { gin.SetMode(gin.ReleaseMode) })
 	a := &API{svc: o.Service, fhirBase: trimSlash(o.PublicURL) + "/fhir", maxBody: o.MaxBodyBytes, caller: o.Caller, log: o.Logger,
-		auth: o.Auth, tokenURL: TokenURL(o.PublicURL)}
+		auth: o.Auth, tokenURL: TokenURL(o.PublicURL), limiter: o.Limiter, auditor: o.Auditor}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -68,6 +74,9 @@ func New(o Options) http.Handler {
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
+	// The client address is the connection's: X-Forwarded-For from anyone
+	// would let a caller choose the address its rate limit is counted by.
+	_ = r.SetTrustedProxies(nil)
 	r.Use(a.recoverPanics, a.accessLog, a.correlation)
 	r.NoRoute(a.noRoute)
 	r.NoMethod(a.noMethod)
@@ -77,11 +86,11 @@ func New(o Options) http.Handler {
 	if a.auth != nil {
 		r.GET("/.well-known/smart-configuration", a.smartConfiguration)
 		r.GET("/fhir/.well-known/smart-configuration", a.smartConfiguration)
-		r.POST("/auth/token", a.token)
+		r.POST("/auth/token", a.limitByAddress, a.token)
 	}
 
 	r.GET("/fhir/metadata", a.fhirHeaders, a.capabilities) // public, as FHIR and SMART discovery expect
-	f := r.Group("/fhir", a.fhirHeaders, a.authenticate)
+	f := r.Group("/fhir", a.fhirHeaders, a.authenticate, a.limitByClient)
 	f.POST("", a.withBody, a.transaction)
 	f.GET("/:type", a.knownType, a.search)
 	f.POST("/:type/_search", a.knownType, a.searchPost)

@@ -27,6 +27,7 @@ type env struct {
 	base   string // FHIR base URL
 	logs   *syncBuffer
 	client *http.Client
+	store  *redisstore.Store
 }
 
 type options struct {
@@ -36,6 +37,8 @@ type options struct {
 	codes     *mappings.Table
 	providers []gateway.Provider
 	smart     []auth.Client // when set, callers authenticate with SMART tokens
+	rate      float64       // requests per second per client; 0: no limit
+	burst     int
 }
 
 // Synthetic test data: the NHS numbers are the documented test numbers, the
@@ -77,12 +80,17 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 	}
 	r := redistest.Start(t)
 	e := &env{t: t, redis: r, logs: &syncBuffer{}, client: &http.Client{}}
+	e.store = redisstore.New(r.Client(), "signpost")
 	log := slog.New(slog.NewJSONHandler(e.logs, nil))
 	mux := http.NewServeMux()
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
 	e.base = e.srv.URL + "/fhir"
-	store := redisstore.New(r.Client(), "signpost")
+	store := e.store
+	var limiter httpapi.Limiter
+	if o.rate > 0 {
+		limiter = store.Limiter(o.rate, o.burst)
+	}
 	var authServer *auth.Server
 	if o.smart != nil {
 		var err error
@@ -101,7 +109,7 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 		FHIRBase:        e.base,
 	})
 	mux.Handle("/", httpapi.New(httpapi.Options{
-		Service: svc, PublicURL: e.srv.URL, MaxBodyBytes: o.maxBody, Logger: log, Auth: authServer,
+		Service: svc, PublicURL: e.srv.URL, MaxBodyBytes: o.maxBody, Logger: log, Auth: authServer, Limiter: limiter, Auditor: store,
 		Caller:     func(r *http.Request) (gateway.Caller, error) { return testCallers[r.Header.Get(callerHeader)], nil },
 		Capability: httpapi.CapabilityInfo{Version: "test", AuthMode: "none"},
 	}))

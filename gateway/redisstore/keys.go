@@ -32,6 +32,12 @@ func (k keys) jti(clientID, jti string) string { return k.ns + ":jti:" + clientI
 // token holds the grant of an access token, under the token's digest.
 func (k keys) token(digest string) string { return k.ns + ":tok:" + digest }
 
+// rate is a client's rate-limit state (ratelimit.lua).
+func (k keys) rate(key string) string { return k.ns + ":rl:" + key }
+
+// audit is the append-only stream of AuditEvents.
+func (k keys) audit() string { return k.ns + ":audit" }
+
 // queue is a stream of jobs.
 func (k keys) queue(name string) string { return k.ns + ":q:" + name }
 

@@ -1,0 +1,51 @@
+package redisstore
+
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Audit appends an AuditEvent to the audit stream. Signpost only ever
+// appends to it (no trimming, no deletes): an operator archives and trims it
+// (XTRIM) by their own retention rules.
+func (s *Store) Audit(ctx context.Context, event []byte) error {
+	return classify(s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.keys.audit(), Values: []any{"event", event}}).Err())
+}
+
+// AuditEntry is one kept AuditEvent with its stream id (its time and order).
+type AuditEntry struct {
+	ID    string
+	Event string
+}
+
+// AuditTail returns the last n AuditEvents, oldest first.
+func (s *Store) AuditTail(ctx context.Context, n int64) ([]AuditEntry, error) {
+	msgs, err := s.rdb.XRevRangeN(ctx, s.keys.audit(), "+", "-", n).Result()
+	if err != nil {
+		return nil, classify(err)
+	}
+	out := make([]AuditEntry, len(msgs))
+	for i, m := range msgs {
+		ev, _ := m.Values["event"].(string)
+		out[len(msgs)-1-i] = AuditEntry{ID: m.ID, Event: ev}
+	}
+	return out, nil
+}
+
+// AuditFollow waits for AuditEvents after the stream id after ("$": from
+// now) and returns them, blocking at most as long as ctx allows.
+func (s *Store) AuditFollow(ctx context.Context, after string) ([]AuditEntry, error) {
+	res, err := s.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{s.keys.audit(), after}, Block: 0, Count: 100}).Result()
+	if err != nil {
+		return nil, classify(err)
+	}
+	var out []AuditEntry
+	for _, st := range res {
+		for _, m := range st.Messages {
+			ev, _ := m.Values["event"].(string)
+			out = append(out, AuditEntry{ID: m.ID, Event: ev})
+		}
+	}
+	return out, nil
+}
