@@ -47,6 +47,7 @@ type pendingRequest struct {
 	sr      *referralView
 	subject []byte // raw ServiceRequest.subject
 	routed  *routing
+	task    string // "Task/id" when the referral already has its Task
 }
 
 type routing struct {
@@ -77,8 +78,8 @@ func (s *Service) apply(ctx context.Context, caller Caller, reqs []*Request, tra
 		if st := res.Stale; st != nil && pl.ifMatch[st.Index] {
 			w := pl.commit.Writes[st.Index]
 			return nil, newError(KindPreconditionFailed, fhir.IssueConflict, "",
-				"version conflict: If-Match named version %d of %s but version %d is current; read it again and reapply the change",
-				w.Expect, w.Resource.Ref(), st.Current)
+				"version conflict: If-Match named version %d of the %s but version %d is current; read it again and reapply the change",
+				w.Expect, w.Resource.Type, st.Current)
 		}
 		// Another request changed what this plan read; build it again.
 	}
@@ -190,7 +191,33 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 			pl.outcomes[i] = out
 		}
 	}
+	if err := pl.checkDistinct(); err != nil {
+		return nil, err
+	}
 	return pl, nil
+}
+
+// checkDistinct refuses a request that writes one resource twice or claims
+// one idempotency key twice (the same referral identifier in two entries,
+// two Tasks for one referral): the commit could apply only one of each.
+func (pl *plan) checkDistinct() error {
+	writes := make(map[string]bool, len(pl.commit.Writes))
+	for _, w := range pl.commit.Writes {
+		ref := w.Resource.Ref()
+		if writes[ref] {
+			return newError(KindInvalid, fhir.IssueInvalid, "Bundle.entry", "the transaction writes %s twice; each resource may appear once", w.Resource.Type)
+		}
+		writes[ref] = true
+	}
+	keys := make(map[string]bool, len(pl.commit.Unique))
+	for _, u := range pl.commit.Unique {
+		if keys[u.Key] {
+			return newError(KindInvalid, fhir.IssueDuplicate, "Bundle.entry",
+				"the transaction holds the same referral twice (one business identifier, or two Tasks for one ServiceRequest); each referral may appear once")
+		}
+		keys[u.Key] = true
+	}
+	return nil
 }
 
 // parse runs the raw-JSON checks and checks the resource type.
@@ -391,7 +418,7 @@ func (s *Service) current(ctx context.Context, pl *plan, r *Request) (*Resource,
 	}
 	if want != have {
 		return nil, 0, newError(KindPreconditionFailed, fhir.IssueConflict, "",
-			"version conflict: If-Match named version %d of %s/%s but version %d is current; read it again and reapply the change", want, r.Type, r.id, have)
+			"version conflict: If-Match named version %d of the %s but version %d is current; read it again and reapply the change", want, r.Type, have)
 	}
 	return cur, want, nil
 }

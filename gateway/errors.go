@@ -112,7 +112,7 @@ func AsError(err error) *Error {
 	}
 	if errors.Is(err, ErrUnavailable) {
 		return &Error{Kind: KindUnavailable, Err: err, Issues: []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueTransient,
-			Diagnostics: "Signpost cannot reach its store right now; nothing was changed. Retry after the Retry-After interval."}}}
+			Diagnostics: "Signpost cannot reach its store right now, so this request is not confirmed. Retry after the Retry-After interval: a referral sent again with the same identifier is recognised, never made twice."}}}
 	}
 	return &Error{Kind: KindInternal, Err: err, Issues: []fhir.Issue{{Severity: fhir.SeverityFatal, Code: fhir.IssueException,
 		Diagnostics: "internal error; nothing was changed"}}}

@@ -96,6 +96,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 	version, expect, fromIfMatch := 1, 0, false
 	needsTask := status == "active"
 	var keep []string // index terms an update carries over
+	taskHolder := ""  // the referral's Task, when it has one
 	if r.Method == "PUT" {
 		if err := checkBodyID(r); err != nil {
 			return nil, err
@@ -114,6 +115,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 		}
 		if holder != "" {
 			needsTask = false
+			taskHolder = holder
 			// The referral stays visible to the provider its Task was sent to.
 			task, err := s.store.Read(ctx, TypeTask, strings.TrimPrefix(holder, TypeTask+"/"))
 			if err != nil {
@@ -130,9 +132,9 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 	}
 	ref := TypeServiceRequest + "/" + r.id
 	subject, _ := r.obj.Member("subject")
-	pending := &pendingRequest{sr: sr, subject: subject}
+	pending := &pendingRequest{sr: sr, subject: subject, task: taskHolder}
 	pl.pending[ref] = pending
-	if needsTask || pl.claimed[ref] {
+	if needsTask || (pl.claimed[ref] && taskHolder == "") {
 		if status != "active" {
 			return nil, newError(KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.status",
 				"a referral Task can only be made for an active ServiceRequest")
@@ -288,6 +290,15 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 			"a referral Task needs focus.reference to a ServiceRequest sent to Signpost (ServiceRequest/{id})")
 	}
 	pending := pl.pending[focus]
+	if pending != nil && pending.task != "" {
+		// Updated in this transaction, but it already has its Task: that is the answer.
+		existing, err := s.store.Read(ctx, TypeTask, strings.TrimPrefix(pending.task, TypeTask+"/"))
+		if err != nil {
+			return nil, err
+		}
+		r.existing = existing
+		return &Outcome{Resource: existing}, nil
+	}
 	if pending == nil {
 		stored, err := s.readVisible(ctx, pl.caller, TypeServiceRequest, srID)
 		if errors.Is(err, ErrNotFound) {
@@ -352,10 +363,10 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 		return nil, err
 	}
 	// Fill in what the referral Task needs and the client left to Signpost.
-	extra := map[string]any{}
-	if task.Owner == nil {
-		extra["owner"] = rt.provider.reference()
-	}
+	// The owner is always written in Signpost's own form, whatever form the
+	// client named the provider in, so that it is indexed and visible to
+	// that provider, and to no one else.
+	extra := map[string]any{"owner": rt.provider.reference()}
 	if task.For == nil {
 		extra["for"] = json.RawMessage(pending.subject)
 	}
@@ -365,7 +376,7 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 	if task.AuthoredOn == nil {
 		extra["authoredOn"] = Instant(pl.now)
 	}
-	body := appendMembers(r.obj.WithServerFields(r.id, "1", Instant(pl.now)), extra)
+	body := appendMembers(withoutMember(r.obj.WithServerFields(r.id, "1", Instant(pl.now)), "owner"), extra)
 	var view models.Task
 	_ = json.Unmarshal(body, &view)
 	out := pl.addWrite(r, body, 1, 0, false, taskTerms(r.id, &view, s.base), nil)
@@ -404,8 +415,16 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	if refString(task.Focus) != refString(old.Focus) {
 		p.add(fhir.IssueBusinessRule, "Task.focus", "focus cannot change: a Task tracks one referral")
 	}
+	// Who the referral is for, who made it and who has it are fixed: they
+	// decide who may see the Task and what it points to.
 	if refString(task.Owner) != refString(old.Owner) {
 		p.add(fhir.IssueBusinessRule, "Task.owner", "owner cannot be changed by an update")
+	}
+	if refString(task.For) != refString(old.For) {
+		p.add(fhir.IssueBusinessRule, "Task.for", "for cannot change: a referral Task is for one person")
+	}
+	if refString(task.Requester) != refString(old.Requester) {
+		p.add(fhir.IssueBusinessRule, "Task.requester", "requester cannot change: it is who made the referral")
 	}
 	if !hasCoding(task.Code, taskCodeSystem, "fulfill") {
 		p.add(fhir.IssueBusinessRule, "Task.code", "a referral Task keeps code %s#fulfill", taskCodeSystem)
@@ -441,10 +460,11 @@ func (s *Service) identifyPatient(ctx context.Context, pl *plan, obj *fhir.Objec
 					return err
 				}
 			}
-			if !hasNHSNumber(subject) {
-				return newError(KindUnprocessable, fhir.IssueNotFound, "ServiceRequest.subject.reference",
-					"the Patient referred to is not held by Signpost; PUT it first, send it in the same transaction, or give subject.identifier with the NHS number")
-			}
+			// A reference must resolve to a Patient the caller may see: a
+			// referral pointing at someone else's Patient would show that
+			// Patient to the provider it is routed to.
+			return newError(KindUnprocessable, fhir.IssueNotFound, "ServiceRequest.subject.reference",
+				"the Patient referred to is not held by Signpost for this client; PUT it first, send it in the same transaction, or refer to the patient by subject.identifier with the NHS number alone")
 		case strings.Contains(ref, "/") && !strings.Contains(ref, "://"):
 			return newError(KindInvalid, fhir.IssueInvalid, "ServiceRequest.subject.reference", "a social prescribing referral's subject must be a Patient")
 		}
@@ -528,6 +548,28 @@ func refString(r *models.Reference) string {
 		I *models.Identifier `json:"i"`
 	}{r.Reference, r.Identifier})
 	return string(b)
+}
+
+// withoutMember drops one top-level member of a JSON object that passed the
+// raw checks, keeping every other member's bytes.
+func withoutMember(obj []byte, name string) []byte {
+	o, err := fhir.ParseResource(obj, fhir.ParseOptions{})
+	if err != nil || !o.Has(name) {
+		return obj
+	}
+	out := []byte{'{'}
+	for _, n := range o.Names() {
+		if n == name {
+			continue
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		key, _ := json.Marshal(n)
+		raw, _ := o.Member(n)
+		out = append(append(append(out, key...), ':'), raw...)
+	}
+	return append(out, '}')
 }
 
 // appendMembers adds members to the end of a JSON object. The object's own

@@ -89,11 +89,19 @@ func SearchParams(typ string) map[string]string {
 	return out
 }
 
-// Paging limits. The default keeps a page small enough to be fast; the
-// maximum stops one request from reading an unbounded amount.
+// Paging and size limits. The default keeps a page small enough to be fast;
+// the maxima stop one request from making Redis combine an unbounded number
+// of index sets (a search is one script, and Redis runs one at a time).
 const (
 	DefaultCount = 50
 	MaxCount     = 500
+	// MaxValues bounds the comma-separated values of one parameter.
+	MaxValues = 50
+	// MaxTerms bounds the index terms of one search, all parameters together
+	// (a bare reference id stands for one term per target type).
+	MaxTerms = 200
+	// MaxOffset bounds paging: past it, narrow the search (by _lastUpdated).
+	MaxOffset = 10000
 )
 
 // Query is a parsed search.
@@ -235,6 +243,13 @@ func (s *Service) parseSearch(typ string, params url.Values, lenient bool) (*Que
 			}
 		}
 	}
+	terms := 0
+	for _, g := range q.Groups {
+		terms += len(g)
+	}
+	if terms > MaxTerms {
+		return nil, newError(KindInvalid, fhir.IssueTooCostly, "", "the search is too broad to run: at most %d values in all (a bare reference id counts once per type it may name)", MaxTerms)
+	}
 	return q, nil
 }
 
@@ -249,8 +264,8 @@ func (s *Service) parseParam(q *Query, defs map[string]searchParam, typ, name, v
 		return nil
 	case "_offset":
 		n, err := strconv.Atoi(value)
-		if err != nil || n < 0 {
-			return badValue(name, "expected a whole number, 0 or more")
+		if err != nil || n < 0 || n > MaxOffset {
+			return badValue(name, "expected a whole number from 0 to %d; to go further, narrow the search with _lastUpdated", MaxOffset)
 		}
 		q.Offset = n
 		return nil
@@ -308,8 +323,12 @@ func (s *Service) parseParam(q *Query, defs map[string]searchParam, typ, name, v
 	if value == "" {
 		return badValue(name, "a value is required")
 	}
+	values := splitValues(value)
+	if len(values) > MaxValues {
+		return badValue(name, "at most %d comma-separated values", MaxValues)
+	}
 	var group []string
-	for _, v := range splitValues(value) {
+	for _, v := range values {
 		if slices.Contains(def.always, v) {
 			q.canonical.Add(name, value)
 			return nil // every resource matches

@@ -153,7 +153,7 @@ func (s *Service) ReadVersion(ctx context.Context, caller Caller, typ, id, vid s
 		}
 	}
 	if errors.Is(err, ErrNotFound) {
-		return nil, newError(KindNotFound, fhir.IssueNotFound, "", "%s/%s has no version %d", typ, id, v)
+		return nil, newError(KindNotFound, fhir.IssueNotFound, "", "no such version of a %s is known to this client", typ)
 	}
 	return r, err
 }
@@ -162,7 +162,9 @@ func (s *Service) ReadVersion(ctx context.Context, caller Caller, typ, id, vid s
 func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
 
 func notFound(typ, id string) error {
-	return newError(KindNotFound, fhir.IssueNotFound, "", "%s/%s is not known", typ, id)
+	// The id is left out: a client-chosen Patient id can be anything,
+	// an NHS number included.
+	return newError(KindNotFound, fhir.IssueNotFound, "", "no such %s is known to this client", typ)
 }
 
 // checkID enforces the FHIR id syntax, [A-Za-z0-9\-\.]{1,64}.

@@ -124,7 +124,9 @@ func (a *API) allowTransaction(c *gin.Context, body []byte) bool {
 	}
 	_ = json.Unmarshal(body, &b) // malformed bodies are refused by the service with a precise outcome
 	for _, e := range b.Entry {
-		typ, _, _ := strings.Cut(strings.TrimPrefix(e.Request.URL, "/"), "/")
+		// The service accepts entry URLs relative or absolute under this base.
+		path := strings.TrimPrefix(strings.TrimPrefix(e.Request.URL, a.fhirBase), "/")
+		typ, _, _ := strings.Cut(path, "/")
 		typ, _, _ = strings.Cut(typ, "?")
 		action := auth.ActionCreate
 		if e.Request.Method == http.MethodPut {

@@ -118,6 +118,9 @@ func (a *API) search(c *gin.Context) {
 	a.runSearch(c, c.Request.URL.Query())
 }
 
+// maxSearchForm bounds a search by POST: parameters, not documents.
+const maxSearchForm = 16 << 10
+
 // searchPost is search by POST with form parameters, which keeps patient
 // identifiers out of URLs and so out of proxies' logs.
 func (a *API) searchPost(c *gin.Context) {
@@ -125,7 +128,7 @@ func (a *API) searchPost(c *gin.Context) {
 		a.failWith(c, gateway.KindUnsupportedMedia, fhir.IssueNotSupported, "search by POST takes application/x-www-form-urlencoded parameters")
 		return
 	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, a.maxBody)
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxSearchForm)
 	if err := c.Request.ParseForm(); err != nil {
 		a.failWith(c, gateway.KindInvalid, fhir.IssueInvalid, "the search parameters could not be read")
 		return
@@ -136,6 +139,10 @@ func (a *API) searchPost(c *gin.Context) {
 func (a *API) runSearch(c *gin.Context, params url.Values) {
 	caller, ok := a.who(c, auth.ActionSearch)
 	if !ok {
+		return
+	}
+	// Included resources are read too: the token must allow reading them.
+	if params.Has("_include") && !a.allow(c, gateway.TypeServiceRequest, auth.ActionRead) {
 		return
 	}
 	typ := c.Param("type")

@@ -152,6 +152,15 @@ func TestSMARTBackendServicesEndToEnd(t *testing.T) {
 	e.post("", []byte(tx), bearer(gp)...).must(t, http.StatusForbidden)
 	e.post("/ServiceRequest", referral("S-2", "390893007"), bearer(prov)...).must(t, http.StatusForbidden)
 
+	// Entry URLs may be absolute under the FHIR base; the scope check reads them so.
+	pat := e.token(t, "practice-a", "system/Patient.c")
+	abs := `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"` + e.base + `/Patient"}}]}`
+	e.post("", []byte(abs), bearer(pat)...).must(t, http.StatusOK)
+	// _include reads ServiceRequests: a token that cannot read them cannot include them.
+	onlyTasks := e.token(t, "walking", "system/Task.rs")
+	e.get("/Task?_include=Task:focus", bearer(onlyTasks)...).must(t, http.StatusForbidden)
+	e.get("/Task", bearer(onlyTasks)...).must(t, http.StatusOK)
+
 	// Asking for a scope the client is not registered for is refused.
 	form := url.Values{"grant_type": {"client_credentials"}}
 	r2, err := http.Post(e.srv.URL+"/auth/token", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))

@@ -11,7 +11,8 @@ type keys struct {
 
 func newKeys(namespace string) keys { return keys{ns: "{" + namespace + "}"} }
 
-// resource is a hash: "v" current version, "o" the client that owns it,
+// resource is a hash: "v" current version, "c" the token of the commit that
+// wrote it (to recognise a re-sent commit), "o" the client that owns it,
 // "x" the index keys of the current version (newline separated), and per
 // version n: "n" the body, "tn" its lastUpdated in Unix milliseconds.
 func (k keys) resource(typ, id string) string { return k.ns + ":r:" + typ + ":" + id }

@@ -89,14 +89,14 @@ func (s *Store) Commit(ctx context.Context, c *gateway.Commit) (*gateway.CommitR
 	return s.commit(ctx, c, randomToken())
 }
 
-// commit runs commit.lua. token names its scratch keys. A commit that
-// go-redis re-sends after a lost reply is recognised by the script (its
-// first write is already there, byte for byte) and not applied twice.
+// commit runs commit.lua under a random token, the commit's identity: a
+// commit that go-redis re-sends after a lost reply is recognised by the
+// script (its token is on its first write) and not applied twice.
 func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*gateway.CommitResult, error) {
 	var kl keyList
 	// The argument list commit.lua reads in order; see the script's header.
 	args := make([]any, 0, 8+6*len(c.Unique)+16*len(c.Writes)+16*len(c.Jobs))
-	args = append(args, len(c.Unique))
+	args = append(args, token, len(c.Unique))
 	for _, u := range c.Unique {
 		args = append(args, kl.add(s.keys.unique(u.Key)), u.Value)
 	}

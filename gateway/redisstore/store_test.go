@@ -76,8 +76,21 @@ func TestCommitIsAllOrNothing(t *testing.T) {
 			t.Errorf("%s: keys changed from %v to %v", name, before, after)
 		}
 	}
-	if res, _ := s.Commit(ctx, first); res.Held == nil || res.Held.Holder != "ServiceRequest/a" {
+	// Another commit claiming the key learns who holds it...
+	other := &gateway.Commit{Unique: []gateway.UniqueKey{{Key: "k", Value: "ServiceRequest/e"}},
+		Writes: []gateway.Write{write("ServiceRequest", "e", 1, 0, "status=active")}}
+	if res, _ := s.Commit(ctx, other); res.Held == nil || res.Held.Holder != "ServiceRequest/a" {
 		t.Errorf("held key not reported: %+v", res)
+	}
+	// ...and so does the same change sent as a new commit (another token).
+	if res, _ := s.Commit(ctx, first); res.OK() {
+		t.Errorf("a second, identical commit was applied: %+v", res)
+	}
+	// A commit that claims a key twice is refused whole.
+	twice := &gateway.Commit{Unique: []gateway.UniqueKey{{Key: "x", Value: "1"}, {Key: "x", Value: "2"}},
+		Writes: []gateway.Write{write("ServiceRequest", "f", 1, 0)}}
+	if _, err := s.Commit(ctx, twice); err == nil {
+		t.Error("a commit claiming one key twice was applied")
 	}
 }
 

@@ -3,6 +3,7 @@
 -- KEYS: every key the change reads or writes; ARGV names them by position.
 -- ARGV: a flat list read in order (flat, not JSON: decoding is a large
 -- share of a script this short):
+--   token                      this commit's identity (random, per commit)
 --   nU, {key, value}*nU        unique keys: abort if KEYS[key] is held
 --   nC, {criteria}*nC          conditional creates: abort if any matches, where
 --                              criteria = nG, {n, key*n}*nG, nT, temp*nT
@@ -15,15 +16,18 @@
 -- Returns one of
 --   {'ok'}                         applied now
 --   {'done'}                       applied earlier: a commit re-sent after its
---                                  reply was lost finds its first write's new
---                                  version already there with the same bytes
---                                  (every commit writes; versions are never reused)
+--                                  reply was lost finds its own token on its
+--                                  first write (every commit writes)
+-- and an error reply for a commit that claims a key or writes a resource
+-- twice (the gateway refuses such requests before they get here).
 --   {'held', i, holder}            unique key i (0-based) is held by holder
 --   {'matched', id1 [, id2]}       a conditional create found these
 --   {'stale', i, current}          write i (0-based) expected another version
 local pos = 0
 local function nxt() pos = pos + 1; return ARGV[pos] end
 local function num() return tonumber(nxt()) end
+
+local token = nxt()
 
 local uniques = {}
 for i = 1, num() do uniques[i] = {KEYS[num()], nxt()} end
@@ -51,10 +55,26 @@ for i = 1, num() do
   jobs[i] = j
 end
 
+-- 0. A commit re-sent after its reply was lost (go-redis re-sends on a
+-- broken connection) finds its token on its first write: it was applied.
+-- This comes before the other checks, which it would now fail. Two separate
+-- commits never share a token, however alike their changes.
+if #writes > 0 and redis.call('HGET', writes[1].key, 'c') == token then
+  return {'done'}
+end
+
 -- 1. Every precondition, before anything is written.
+local claimed = {}
 for i, u in ipairs(uniques) do
+  if claimed[u[1]] then return redis.error_reply('commit claims one unique key twice') end
+  claimed[u[1]] = true
   local holder = redis.call('GET', u[1])
   if holder then return {'held', i - 1, holder} end
+end
+local written = {}
+for _, w in ipairs(writes) do
+  if written[w.key] then return redis.error_reply('commit writes one resource twice') end
+  written[w.key] = true
 end
 for _, c in ipairs(criteria) do
   local set = resolve(c[1], c[2])
@@ -68,12 +88,7 @@ for _, c in ipairs(criteria) do
 end
 for i, w in ipairs(writes) do
   local cur = tonumber(redis.call('HGET', w.key, 'v') or '0')
-  if w.expect ~= -1 and cur ~= w.expect then
-    if i == 1 and cur == tonumber(w.version) and redis.call('HGET', w.key, w.version) == w.body then
-      return {'done'}
-    end
-    return {'stale', i - 1, cur}
-  end
+  if w.expect ~= -1 and cur ~= w.expect then return {'stale', i - 1, cur} end
   w.cur = cur
 end
 
@@ -87,7 +102,7 @@ for _, w in ipairs(writes) do
   end
   for _, term in ipairs(w.terms) do redis.call('ZADD', term, w.score, w.id) end
   redis.call('ZADD', w.all, w.score, w.id)
-  redis.call('HSET', w.key, 'v', w.version, 'o', w.owner, 'x', table.concat(w.terms, '\n'),
+  redis.call('HSET', w.key, 'v', w.version, 'c', token, 'o', w.owner, 'x', table.concat(w.terms, '\n'),
     w.version, w.body, 't' .. w.version, w.score)
 end
 for _, u in ipairs(uniques) do redis.call('SET', u[1], u[2]) end

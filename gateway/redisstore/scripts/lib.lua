@@ -17,6 +17,9 @@ local function resolve(groups, temps)
       args[#args + 1] = 'AGGREGATE'
       args[#args + 1] = 'MAX'
       redis.call(unpack(args))
+      -- Scratch sets expire on their own, should the script fail before
+      -- cleanup(); nothing may be left behind under noeviction.
+      redis.call('PEXPIRE', KEYS[temps[t]], 60000)
       sources[#sources + 1] = KEYS[temps[t]]
       t = t + 1
     end
@@ -27,6 +30,7 @@ local function resolve(groups, temps)
   args[#args + 1] = 'AGGREGATE'
   args[#args + 1] = 'MAX'
   redis.call(unpack(args))
+  redis.call('PEXPIRE', KEYS[temps[t]], 60000)
   return KEYS[temps[t]]
 end
 

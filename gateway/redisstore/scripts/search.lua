@@ -15,6 +15,7 @@ for _, g in ipairs(q.ids) do
     local score = redis.call('ZSCORE', KEYS[q.a], id)
     if score then redis.call('ZADD', KEYS[g.t], score, id) end
   end
+  redis.call('PEXPIRE', KEYS[g.t], 60000) -- gone even if this script fails later
 end
 local set = KEYS[q.a]
 if #q.g > 0 then set = resolve(q.g, q.t) end
