@@ -128,6 +128,12 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 			if id, ok := strings.CutPrefix(view.Owner, "Organization/"); ok {
 				keep = append(keep, providerTerm(id))
 			}
+			// Revoking the referral cancels its Task, and the provider is told.
+			if (status == "revoked" || status == "entered-in-error") && TaskTransitionAllowed(view.Status, "cancelled") && view.Status != "cancelled" {
+				if err := s.planRevocation(pl, task, view); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	ref := TypeServiceRequest + "/" + r.id
@@ -251,14 +257,39 @@ func (s *Service) planDelivery(pl *plan, taskID, srID string, rt *routing) {
 		}
 	}
 	pl.commit.Unique = append(pl.commit.Unique, UniqueKey{Key: referralTaskKey(srID), Value: TypeTask + "/" + taskID})
-	pl.commit.Jobs = append(pl.commit.Jobs, Job{Queue: QueueDelivery, Fields: []string{
-		"event", "referral",
-		"task", taskID,
-		"service_request", srID,
-		"provider", rt.provider.ID,
-		"category", rt.category,
-		"accepted_at", strconv.FormatInt(pl.now.UnixMilli(), 10),
-	}})
+	pl.commit.Jobs = append(pl.commit.Jobs, deliveryJob(EventReferral, taskID, srID, rt, pl.now))
+}
+
+// planRevocation cancels the Task of a referral its referrer revoked.
+func (s *Service) planRevocation(pl *plan, task *Resource, view *TaskView) error {
+	c := s.taskChange(task, view, map[string]any{"status": "cancelled",
+		"statusReason": map[string]string{"text": "the referrer revoked the referral"}}, nil, nil)
+	pl.commit.Writes = append(pl.commit.Writes, c.Writes...)
+	pl.commit.Jobs = append(pl.commit.Jobs, c.Jobs...)
+	var old models.Task
+	if err := decodeView(task.Body, TypeTask, &old); err != nil {
+		return err
+	}
+	return s.planCancellation(pl, old, task.ID)
+}
+
+// planCancellation queues the delivery that tells a referral's provider the
+// referrer cancelled it.
+func (s *Service) planCancellation(pl *plan, task models.Task, taskID string) error {
+	providerID, ok := strings.CutPrefix(ref(task.Owner), "Organization/")
+	p, known := s.router.Provider(providerID)
+	if !ok || !known {
+		return nil // no provider holds it: nobody to tell
+	}
+	srID := strings.TrimPrefix(ref(task.Focus), TypeServiceRequest+"/")
+	category := ""
+	for _, in := range task.Input {
+		if in.ValueCoding.System != nil && *in.ValueCoding.System == categorySystem && in.ValueCoding.Code != nil {
+			category = *in.ValueCoding.Code
+		}
+	}
+	pl.commit.Jobs = append(pl.commit.Jobs, deliveryJob(EventCancelled, taskID, srID, &routing{category: category, provider: p}, pl.now))
+	return nil
 }
 
 // planTask validates a Task. A new Task is a client's own referral Task for
@@ -433,7 +464,16 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 		return nil, err
 	}
 	body := r.obj.WithServerFields(r.id, strconv.Itoa(cur.Version+1), Instant(pl.now))
-	return pl.addWrite(r, body, cur.Version+1, expect, r.IfMatch != "", taskTerms(r.id, task, s.base), nil), nil
+	out := pl.addWrite(r, body, cur.Version+1, expect, r.IfMatch != "", taskTerms(r.id, task, s.base), nil)
+	// Every change reaches the GP; a referrer's cancellation also reaches
+	// the provider, as a delivery of its own.
+	pl.commit.Jobs = append(pl.commit.Jobs, notifyJob(out.Resource, status))
+	if status == "cancelled" && from != "cancelled" && pl.caller.Kind != CallerProvider {
+		if err := s.planCancellation(pl, old, r.id); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // identifyPatient checks that the person a referral is for can be

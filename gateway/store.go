@@ -35,6 +35,22 @@ type Commit struct {
 	Criteria []Criteria // conditional create: abort when any criteria matches
 	Writes   []Write
 	Jobs     []Job
+	// Done acknowledges the job whose handling this commit records, in the
+	// same step, so a job is finished exactly when its outcome is stored.
+	Done *JobRef
+}
+
+// QueuedJob is one job read from a queue.
+type QueuedJob struct {
+	Queue  string
+	ID     string // the stream entry id
+	Fields map[string]string
+}
+
+// JobRef names one job taken from a queue.
+type JobRef struct {
+	Queue string
+	ID    string // the stream entry id
 }
 
 // UniqueKey claims a key for a value, once and for ever: the idempotency
@@ -71,8 +87,17 @@ type Job struct {
 	Fields []string
 }
 
-// QueueDelivery carries referral deliveries to providers.
-const QueueDelivery = "delivery"
+// The queues. Delivery carries referrals (and their cancellations) to
+// providers; notify carries Task changes back to GP systems; deadletter
+// holds deliveries that failed for good, for an operator to re-drive.
+const (
+	QueueDelivery   = "delivery"
+	QueueNotify     = "notify"
+	QueueDeadLetter = "deadletter"
+)
+
+// WorkerGroup is the consumer group every worker reads the queues in.
+const WorkerGroup = "workers"
 
 // CommitResult says which precondition failed, if any.
 type CommitResult struct {

@@ -39,6 +39,10 @@ func (k keys) rate(key string) string { return k.ns + ":rl:" + key }
 // audit is the append-only stream of AuditEvents.
 func (k keys) audit() string { return k.ns + ":audit" }
 
+// delayed is the sorted set of a queue's jobs put off until later (score:
+// due time in Unix milliseconds; member: the job's fields as JSON).
+func (k keys) delayed(queue string) string { return k.ns + ":d:" + queue }
+
 // queue is a stream of jobs.
 func (k keys) queue(name string) string { return k.ns + ":q:" + name }
 

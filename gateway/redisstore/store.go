@@ -131,6 +131,11 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 			args = append(args, f)
 		}
 	}
+	if d := c.Done; d != nil {
+		args = append(args, 1, kl.add(s.keys.queue(d.Queue)), gateway.WorkerGroup, d.ID)
+	} else {
+		args = append(args, 0)
+	}
 	reply, err := commitScript.Run(ctx, s.rdb, kl.keys, args...).Slice()
 	if err != nil {
 		return nil, classify(err)

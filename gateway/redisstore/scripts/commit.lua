@@ -12,6 +12,8 @@
 --   nW, {write}*nW             write = key, id, owner, expect (-1: any), version,
 --                              lastUpdated ms, body, all-set key, nX, term key*nX
 --   nJ, {job}*nJ               job = stream key, nF, field/value*nF
+--   nA, {ack}*nA               ack = stream key, group, entry id: the job this
+--                              commit finishes (XACK and XDEL, with the writes)
 --
 -- Returns one of
 --   {'ok'}                         applied now
@@ -54,6 +56,8 @@ for i = 1, num() do
   for f = 1, num() * 2 do j.fields[f] = nxt() end
   jobs[i] = j
 end
+local acks = {}
+for i = 1, num() do acks[i] = {KEYS[num()], nxt(), nxt()} end
 
 -- 0. A commit re-sent after its reply was lost (go-redis re-sends on a
 -- broken connection) finds its token on its first write: it was applied.
@@ -107,4 +111,8 @@ for _, w in ipairs(writes) do
 end
 for _, u in ipairs(uniques) do redis.call('SET', u[1], u[2]) end
 for _, j in ipairs(jobs) do redis.call('XADD', j.key, '*', unpack(j.fields)) end
+for _, a in ipairs(acks) do
+  redis.call('XACK', a[1], a[2], a[3])
+  redis.call('XDEL', a[1], a[3])
+end
 return {'ok'}

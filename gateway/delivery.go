@@ -1,0 +1,292 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
+	"github.com/signpost-health/signpost/fhir"
+)
+
+// Delivery events: a new referral for the provider, or the referrer's
+// cancellation of one it had.
+const (
+	EventReferral  = "referral"
+	EventCancelled = "cancelled"
+)
+
+// businessStatusSystem codes where a referral is in its journey between
+// Signpost and the provider (Task.businessStatus).
+const businessStatusSystem = "https://signpost.health/fhir/CodeSystem/referral-business-status"
+
+// Delivery is one job of the delivery queue.
+type Delivery struct {
+	Job              QueuedJob
+	Event            string
+	TaskID           string
+	ServiceRequestID string
+	ProviderID       string
+	Category         string
+	// Attempt counts the sends already made (0 for the first).
+	Attempt int
+	// ID is the webhook-id: the same for every attempt of this delivery, so
+	// a provider that receives it twice (after a crash) can tell.
+	ID string
+}
+
+// ReadDelivery reads a delivery job. A job that cannot be read is a bug or
+// tampering; the worker dead-letters it.
+func ReadDelivery(j QueuedJob) (*Delivery, error) {
+	f := j.Fields
+	d := &Delivery{Job: j, Event: f["event"], TaskID: f["task"], ServiceRequestID: f["service_request"],
+		ProviderID: f["provider"], Category: f["category"], ID: f["delivery_id"]}
+	if n, err := strconv.Atoi(f["attempt"]); err == nil {
+		d.Attempt = n
+	}
+	if d.ID == "" {
+		d.ID = deliveryID(d.TaskID, d.Event)
+	}
+	if (d.Event != EventReferral && d.Event != EventCancelled) || checkID(d.TaskID) != nil || d.ProviderID == "" {
+		return d, fmt.Errorf("delivery job %s is malformed", j.ID)
+	}
+	return d, nil
+}
+
+// deliveryID is stable for one Task and event: every attempt, and a
+// re-delivery after a crash, carries the same webhook-id.
+func deliveryID(taskID, event string) string { return "msg_" + taskID + "_" + event }
+
+// NextAttempt is the job's fields for its next attempt.
+func (d *Delivery) NextAttempt() map[string]string {
+	next := make(map[string]string, len(d.Job.Fields)+2)
+	for k, v := range d.Job.Fields {
+		next[k] = v
+	}
+	next["attempt"] = strconv.Itoa(d.Attempt + 1)
+	next["delivery_id"] = d.ID
+	return next
+}
+
+func deliveryJob(event, taskID, srID string, rt *routing, now time.Time) Job {
+	return Job{Queue: QueueDelivery, Fields: []string{
+		"event", event,
+		"task", taskID,
+		"service_request", srID,
+		"provider", rt.provider.ID,
+		"category", rt.category,
+		"delivery_id", deliveryID(taskID, event),
+		"attempt", "0",
+		"accepted_at", strconv.FormatInt(now.UnixMilli(), 10),
+	}}
+}
+
+// notifyJob tells the GP side that a Task changed (issue of the notify
+// workers): which Task, which version, and its status.
+func notifyJob(task *Resource, status string) Job {
+	return Job{Queue: QueueNotify, Fields: []string{
+		"event", "task-changed", "task", task.ID, "version", task.VersionID(), "status", status,
+		"at", strconv.FormatInt(task.LastUpdated.UnixMilli(), 10),
+	}}
+}
+
+// Message is the thin payload of a delivery (documented in docs/delivery.md):
+// what a provider needs to recognise the referral and fetch it, with its
+// own credentials, through an audited read.
+type Message struct {
+	Type     string         `json:"type"`
+	ID       string         `json:"id"`
+	Provider string         `json:"provider"`
+	Referral MessageDetails `json:"referral"`
+}
+
+// MessageDetails are the referral's references and routing facts.
+type MessageDetails struct {
+	Task           string `json:"task"`
+	ServiceRequest string `json:"serviceRequest"`
+	Category       string `json:"category"`
+	Priority       string `json:"priority,omitempty"`
+	Status         string `json:"status"`
+	AuthoredOn     string `json:"authoredOn,omitempty"`
+}
+
+// DeliveryBody builds what is sent: the thin JSON message, or with full a
+// FHIR Bundle (collection) of the Task, ServiceRequest and Patient.
+func (s *Service) DeliveryBody(ctx context.Context, d *Delivery, full bool) ([]byte, error) {
+	task, err := s.store.Read(ctx, TypeTask, d.TaskID)
+	if err != nil {
+		return nil, err
+	}
+	view, err := ReadTask(task.Body)
+	if err != nil {
+		return nil, err
+	}
+	if !full {
+		var t struct {
+			Priority   string `json:"priority"`
+			AuthoredOn string `json:"authoredOn"`
+		}
+		_ = json.Unmarshal(task.Body, &t)
+		typ := "referral.requested"
+		if d.Event == EventCancelled {
+			typ = "referral.cancelled"
+		}
+		return json.Marshal(Message{Type: typ, ID: d.ID, Provider: d.ProviderID, Referral: MessageDetails{
+			Task: s.base + "/" + task.Ref(), ServiceRequest: s.base + "/" + TypeServiceRequest + "/" + d.ServiceRequestID,
+			Category: d.Category, Priority: t.Priority, Status: view.Status, AuthoredOn: t.AuthoredOn}})
+	}
+	refs := []string{TypeServiceRequest + "/" + d.ServiceRequestID}
+	if p := s.localRef(view.For); strings.HasPrefix(p, TypePatient+"/") {
+		refs = append(refs, p)
+	}
+	more, err := s.store.ReadMany(ctx, refs)
+	if err != nil {
+		return nil, err
+	}
+	b := fhir.Bundle{ID: NewID(), Type: "collection", Timestamp: Instant(s.now()), Total: -1}
+	for _, r := range append([]*Resource{task}, more...) {
+		b.Entries = append(b.Entries, fhir.BundleEntry{FullURL: s.base + "/" + r.Ref(), Resource: r.Body})
+	}
+	return b.Marshal(), nil
+}
+
+// Delivered records that the provider has the referral: a new Task version
+// with businessStatus "delivered", the GP's notification, and the job's
+// acknowledgement, in one step.
+func (s *Service) Delivered(ctx context.Context, d *Delivery, providerName string) error {
+	return s.recordDelivery(ctx, d, func(view *TaskView) (map[string]any, []Job) {
+		status := map[string]any{"coding": []map[string]string{{"system": businessStatusSystem, "code": "delivered", "display": "Delivered to the provider"}},
+			"text": "delivered to " + providerName}
+		if d.Event == EventCancelled {
+			status = map[string]any{"coding": []map[string]string{{"system": businessStatusSystem, "code": "cancellation-delivered", "display": "Cancellation delivered to the provider"}},
+				"text": "cancellation delivered to " + providerName}
+		}
+		return map[string]any{"businessStatus": status}, nil
+	})
+}
+
+// DeadLetter records that a delivery failed for good: the job goes to the
+// dead-letter queue, and a referral Task that was still waiting becomes
+// failed with the reason, so the GP learns of it.
+func (s *Service) DeadLetter(ctx context.Context, d *Delivery, reason string) error {
+	return s.recordDelivery(ctx, d, func(view *TaskView) (map[string]any, []Job) {
+		fields := []string{}
+		for k, v := range d.Job.Fields {
+			fields = append(fields, k, v)
+		}
+		fields = append(fields, "reason", reason, "failed_at", strconv.FormatInt(s.now().UnixMilli(), 10))
+		dead := Job{Queue: QueueDeadLetter, Fields: fields}
+		change := map[string]any{"businessStatus": map[string]any{
+			"coding": []map[string]string{{"system": businessStatusSystem, "code": "undeliverable", "display": "Could not be delivered to the provider"}},
+			"text":   "could not be delivered: " + reason}}
+		if d.Event == EventReferral && TaskTransitionAllowed(view.Status, "failed") {
+			change["status"] = "failed"
+			change["statusReason"] = map[string]string{"text": "Signpost could not deliver the referral to the provider: " + reason}
+		}
+		return change, []Job{dead}
+	})
+}
+
+// recordDelivery writes a new version of the delivery's Task with the
+// members change returns, with the jobs, the GP notification and the
+// acknowledgement of the delivery job, retrying if the Task changed meanwhile.
+func (s *Service) recordDelivery(ctx context.Context, d *Delivery, change func(*TaskView) (map[string]any, []Job)) error {
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		cur, err := s.store.Read(ctx, TypeTask, d.TaskID)
+		if errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("delivery job %s: its Task is not held", d.Job.ID)
+		}
+		if err != nil {
+			return err
+		}
+		view, err := ReadTask(cur.Body)
+		if err != nil {
+			return err
+		}
+		members, jobs := change(view)
+		res, err := s.store.Commit(ctx, s.taskChange(cur, view, members, jobs, &JobRef{Queue: QueueDelivery, ID: d.Job.ID}))
+		if err != nil {
+			return err
+		}
+		if res.OK() {
+			return nil
+		}
+	}
+	return errors.New("the Task kept changing while a delivery was recorded")
+}
+
+// taskChange builds the commit of a system-made Task version: the members
+// given replace the current ones, lastModified is now, and the GP is told.
+func (s *Service) taskChange(cur *Resource, view *TaskView, members map[string]any, jobs []Job, done *JobRef) *Commit {
+	now := s.now().UTC().Truncate(time.Millisecond)
+	members["lastModified"] = Instant(now)
+	body := cur.Body
+	for name := range members {
+		body = withoutMember(body, name)
+	}
+	obj, err := fhir.ParseResource(appendMembers(body, members), fhir.ParseOptions{})
+	if err != nil {
+		panic(err) // built from stored bytes that passed the same checks
+	}
+	next := &Resource{Type: TypeTask, ID: cur.ID, Version: cur.Version + 1, LastUpdated: now, Owner: cur.Owner,
+		Body: obj.WithServerFields(cur.ID, strconv.Itoa(cur.Version+1), Instant(now))}
+	status := view.Status
+	if st, ok := members["status"].(string); ok {
+		status = st
+	}
+	var task models.Task
+	_ = json.Unmarshal(next.Body, &task) // passed the raw checks just above
+	terms := append(taskTerms(cur.ID, &task, s.base), clientTerm(cur.Owner))
+	return &Commit{Writes: []Write{{Resource: next, Expect: cur.Version, Terms: terms}},
+		Jobs: append(jobs, notifyJob(next, status)), Done: done}
+}
+
+// Redrive sends a dead letter again, as an operator asks after fixing its
+// cause: the job goes back on the delivery queue with its attempts reset
+// (and the same webhook-id), a Task that failed because of it is requested
+// again, and the dead letter is removed, in one step.
+func (s *Service) Redrive(ctx context.Context, dead QueuedJob) error {
+	d, err := ReadDelivery(dead)
+	if err != nil {
+		return err
+	}
+	fields := []string{}
+	for k, v := range dead.Fields {
+		if k == "reason" || k == "failed_at" || k == "attempt" {
+			continue
+		}
+		fields = append(fields, k, v)
+	}
+	job := Job{Queue: QueueDelivery, Fields: append(fields, "attempt", "0")}
+	ack := &JobRef{Queue: QueueDeadLetter, ID: dead.ID}
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		cur, err := s.store.Read(ctx, TypeTask, d.TaskID)
+		if err != nil {
+			return err
+		}
+		view, err := ReadTask(cur.Body)
+		if err != nil {
+			return err
+		}
+		members := map[string]any{"businessStatus": map[string]any{
+			"coding": []map[string]string{{"system": businessStatusSystem, "code": "redriven", "display": "Sent again by an operator"}},
+			"text":   "sent again by an operator after a failed delivery"}}
+		if view.Status == "failed" && d.Event == EventReferral {
+			members["status"] = "requested"
+			members["statusReason"] = map[string]string{"text": "delivery is being retried by an operator"}
+		}
+		res, err := s.store.Commit(ctx, s.taskChange(cur, view, members, []Job{job}, ack))
+		if err != nil {
+			return err
+		}
+		if res.OK() {
+			return nil
+		}
+	}
+	return errors.New("the Task kept changing while a dead letter was re-driven")
+}

@@ -1,0 +1,156 @@
+package redisstore
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/signpost-health/signpost/gateway"
+)
+
+var (
+	//go:embed scripts/later.lua
+	laterLua string
+	//go:embed scripts/promote.lua
+	promoteLua string
+
+	laterScript   = redis.NewScript(laterLua)
+	promoteScript = redis.NewScript(promoteLua)
+)
+
+// Queue is one job queue: a Redis stream read through the workers'
+// consumer group, and a sorted set of jobs put off until later.
+type Queue struct {
+	rdb     redis.UniversalClient
+	name    string
+	stream  string
+	delayed string
+}
+
+// Queue returns the named queue (gateway.QueueDelivery, ...).
+func (s *Store) Queue(name string) *Queue {
+	return &Queue{rdb: s.rdb, name: name, stream: s.keys.queue(name), delayed: s.keys.delayed(name)}
+}
+
+// Name is the queue's name.
+func (q *Queue) Name() string { return q.name }
+
+// Ensure creates the stream and the consumer group if they are missing.
+func (q *Queue) Ensure(ctx context.Context) error {
+	err := q.rdb.XGroupCreateMkStream(ctx, q.stream, gateway.WorkerGroup, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return classify(err)
+	}
+	return nil
+}
+
+// Read takes up to count new jobs for consumer, waiting up to block.
+func (q *Queue) Read(ctx context.Context, consumer string, count int, block time.Duration) ([]gateway.QueuedJob, error) {
+	res, err := q.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: gateway.WorkerGroup, Consumer: consumer,
+		Streams: []string{q.stream, ">"}, Count: int64(count), Block: block}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "NOGROUP") {
+			if err := q.Ensure(ctx); err != nil {
+				return nil, err
+			}
+			return nil, nil
+		}
+		return nil, classify(err)
+	}
+	var out []gateway.QueuedJob
+	for _, st := range res {
+		out = append(out, q.jobs(st.Messages)...)
+	}
+	return out, nil
+}
+
+// Reclaim takes over jobs another consumer has held for longer than
+// minIdle — a worker that crashed — so they are handled again.
+func (q *Queue) Reclaim(ctx context.Context, consumer string, minIdle time.Duration, count int) ([]gateway.QueuedJob, error) {
+	msgs, _, err := q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: q.stream, Group: gateway.WorkerGroup,
+		Consumer: consumer, MinIdle: minIdle, Start: "0-0", Count: int64(count)}).Result()
+	if err != nil {
+		return nil, classify(err)
+	}
+	return q.jobs(msgs), nil
+}
+
+func (q *Queue) jobs(msgs []redis.XMessage) []gateway.QueuedJob {
+	out := make([]gateway.QueuedJob, 0, len(msgs))
+	for _, m := range msgs {
+		j := gateway.QueuedJob{Queue: q.name, ID: m.ID, Fields: make(map[string]string, len(m.Values))}
+		for k, v := range m.Values {
+			j.Fields[k], _ = v.(string)
+		}
+		out = append(out, j)
+	}
+	return out
+}
+
+// Later puts a job off until due with new fields (its next attempt), and
+// finishes its current entry, in one step.
+func (q *Queue) Later(ctx context.Context, job gateway.QueuedJob, fields map[string]string, due time.Time) error {
+	member, err := json.Marshal(fields)
+	if err != nil {
+		return err
+	}
+	return classify(laterScript.Run(ctx, q.rdb, []string{q.delayed, q.stream},
+		due.UnixMilli(), member, gateway.WorkerGroup, job.ID).Err())
+}
+
+// Promote moves up to max jobs that are due by now back onto the stream.
+func (q *Queue) Promote(ctx context.Context, now time.Time, max int) (int, error) {
+	n, err := promoteScript.Run(ctx, q.rdb, []string{q.delayed, q.stream}, now.UnixMilli(), max).Int()
+	return n, classify(err)
+}
+
+// Add appends a job (used to re-drive a dead letter).
+func (q *Queue) Add(ctx context.Context, fields map[string]string) (string, error) {
+	id, err := q.rdb.XAdd(ctx, &redis.XAddArgs{Stream: q.stream, Values: fields}).Result()
+	return id, classify(err)
+}
+
+// List returns up to count jobs on the stream from the oldest.
+func (q *Queue) List(ctx context.Context, count int64) ([]gateway.QueuedJob, error) {
+	msgs, err := q.rdb.XRangeN(ctx, q.stream, "-", "+", count).Result()
+	if err != nil {
+		return nil, classify(err)
+	}
+	return q.jobs(msgs), nil
+}
+
+// Get returns one job by its entry id.
+func (q *Queue) Get(ctx context.Context, id string) (*gateway.QueuedJob, error) {
+	msgs, err := q.rdb.XRangeN(ctx, q.stream, id, id, 1).Result()
+	if err != nil {
+		return nil, classify(err)
+	}
+	if len(msgs) == 0 {
+		return nil, gateway.ErrNotFound
+	}
+	return &q.jobs(msgs)[0], nil
+}
+
+// Remove deletes one job (a dead letter that was re-driven).
+func (q *Queue) Remove(ctx context.Context, id string) error {
+	return classify(q.rdb.XDel(ctx, q.stream, id).Err())
+}
+
+// Depth reports how many jobs wait on the stream and in the delayed set.
+func (q *Queue) Depth(ctx context.Context) (stream, delayed int64, err error) {
+	pipe := q.rdb.Pipeline()
+	s := pipe.XLen(ctx, q.stream)
+	d := pipe.ZCard(ctx, q.delayed)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, 0, classify(err)
+	}
+	return s.Val(), d.Val(), nil
+}

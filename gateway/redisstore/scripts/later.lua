@@ -1,0 +1,14 @@
+-- later.lua — put a job off until a due time, and finish its current entry,
+-- in one step: a crash can leave the job due or pending, never neither.
+--
+-- KEYS[1]: the queue's set of delayed jobs (score: due time in ms)
+-- KEYS[2]: the queue's stream
+-- ARGV[1]: due time, Unix ms
+-- ARGV[2]: the job, JSON object of its fields (unique: it holds the job's
+--          delivery id and attempt)
+-- ARGV[3]: the consumer group; ARGV[4]: the entry id now being finished
+-- Returns 1.
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
+redis.call('XDEL', KEYS[2], ARGV[4])
+return 1
