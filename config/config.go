@@ -121,16 +121,19 @@ type Config struct {
 	// Mappings is the referral-code table to use instead of the embedded one;
 	// "" means the embedded table. Parse makes a relative path relative to the
 	// file's directory, so the file works whatever the working directory.
-	Mappings      string
-	Unmapped      UnmappedPolicy
-	NHSNumber     NHSNumberPolicy
-	Auth          Auth
-	MaxBodyBytes  int64
-	RateLimit     RateLimit
-	DeliveryRetry []time.Duration
-	OutboundAllow []netip.Prefix
-	Clients       []Client
-	Providers     []Provider
+	Mappings     string
+	Unmapped     UnmappedPolicy
+	NHSNumber    NHSNumberPolicy
+	Auth         Auth
+	MaxBodyBytes int64
+	RateLimit    RateLimit
+	// DeliveryTimeout bounds one send to a provider. A job held six times
+	// as long by a worker that stopped is taken over by another.
+	DeliveryTimeout time.Duration
+	DeliveryRetry   []time.Duration
+	OutboundAllow   []netip.Prefix
+	Clients         []Client
+	Providers       []Provider
 	// Path is the file the configuration came from, "" if none; kept so
 	// messages can say which file to fix.
 	Path string
@@ -214,15 +217,16 @@ func DefaultDeliveryRetry() []time.Duration {
 // authentication on, unmapped referrals refused, strict NHS numbers.
 func Default() Config {
 	return Config{
-		Listen:        "127.0.0.1:8080",
-		PublicURL:     "http://127.0.0.1:8080",
-		RedisURL:      "redis://127.0.0.1:6379/0",
-		Unmapped:      UnmappedReject,
-		NHSNumber:     NHSNumberStrict,
-		Auth:          Auth{Mode: AuthSMART},
-		MaxBodyBytes:  DefaultBodyLimit,
-		RateLimit:     RateLimit{PerSecond: 50, Burst: 100},
-		DeliveryRetry: DefaultDeliveryRetry(),
+		Listen:          "127.0.0.1:8080",
+		PublicURL:       "http://127.0.0.1:8080",
+		RedisURL:        "redis://127.0.0.1:6379/0",
+		Unmapped:        UnmappedReject,
+		NHSNumber:       NHSNumberStrict,
+		Auth:            Auth{Mode: AuthSMART},
+		MaxBodyBytes:    DefaultBodyLimit,
+		RateLimit:       RateLimit{PerSecond: 50, Burst: 100},
+		DeliveryTimeout: 10 * time.Second,
+		DeliveryRetry:   DefaultDeliveryRetry(),
 	}
 }
 

@@ -21,19 +21,20 @@ import (
 // (durations, CIDRs, free-form JWKS) that only becomes typed after checks
 // that must be reported as problems rather than abort the decode.
 type fileConfig struct {
-	Listen        string         `yaml:"listen"`
-	PublicURL     string         `yaml:"public_url"`
-	RedisURL      string         `yaml:"redis_url"`
-	Mappings      string         `yaml:"mappings"`
-	Unmapped      string         `yaml:"unmapped"`
-	NHSNumber     string         `yaml:"nhs_number"`
-	Auth          fileAuth       `yaml:"auth"`
-	MaxBodyBytes  int64          `yaml:"max_body_bytes"`
-	RateLimit     *fileRateLimit `yaml:"rate_limit"`
-	DeliveryRetry []string       `yaml:"delivery_retry"`
-	OutboundAllow []string       `yaml:"outbound_allow"`
-	Clients       []fileClient   `yaml:"clients"`
-	Providers     []fileProvider `yaml:"providers"`
+	Listen          string         `yaml:"listen"`
+	PublicURL       string         `yaml:"public_url"`
+	RedisURL        string         `yaml:"redis_url"`
+	Mappings        string         `yaml:"mappings"`
+	Unmapped        string         `yaml:"unmapped"`
+	NHSNumber       string         `yaml:"nhs_number"`
+	Auth            fileAuth       `yaml:"auth"`
+	MaxBodyBytes    int64          `yaml:"max_body_bytes"`
+	RateLimit       *fileRateLimit `yaml:"rate_limit"`
+	DeliveryTimeout string         `yaml:"delivery_timeout"`
+	DeliveryRetry   []string       `yaml:"delivery_retry"`
+	OutboundAllow   []string       `yaml:"outbound_allow"`
+	Clients         []fileClient   `yaml:"clients"`
+	Providers       []fileProvider `yaml:"providers"`
 }
 
 type fileRateLimit struct {
@@ -352,15 +353,16 @@ func syntaxProblem(err error) FieldProblem {
 // keep them after decoding.
 func fileFrom(c Config) fileConfig {
 	fc := fileConfig{
-		Listen:       c.Listen,
-		PublicURL:    c.PublicURL,
-		RedisURL:     c.RedisURL,
-		Mappings:     c.Mappings,
-		Unmapped:     string(c.Unmapped),
-		NHSNumber:    string(c.NHSNumber),
-		Auth:         fileAuth{Mode: string(c.Auth.Mode)},
-		MaxBodyBytes: c.MaxBodyBytes,
-		RateLimit:    &fileRateLimit{PerSecond: c.RateLimit.PerSecond, Burst: c.RateLimit.Burst},
+		Listen:          c.Listen,
+		PublicURL:       c.PublicURL,
+		RedisURL:        c.RedisURL,
+		Mappings:        c.Mappings,
+		Unmapped:        string(c.Unmapped),
+		NHSNumber:       string(c.NHSNumber),
+		Auth:            fileAuth{Mode: string(c.Auth.Mode)},
+		MaxBodyBytes:    c.MaxBodyBytes,
+		RateLimit:       &fileRateLimit{PerSecond: c.RateLimit.PerSecond, Burst: c.RateLimit.Burst},
+		DeliveryTimeout: c.DeliveryTimeout.String(),
 	}
 	for _, d := range c.DeliveryRetry {
 		fc.DeliveryRetry = append(fc.DeliveryRetry, d.String())
@@ -389,6 +391,11 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 	cfg.NHSNumber = NHSNumberPolicy(fc.NHSNumber)
 	cfg.Auth = Auth{Mode: AuthMode(fc.Auth.Mode)}
 	cfg.MaxBodyBytes = fc.MaxBodyBytes
+	if d, err := time.ParseDuration(fc.DeliveryTimeout); err == nil {
+		cfg.DeliveryTimeout = d
+	} else {
+		cfg.DeliveryTimeout = -1 // reported by Validate
+	}
 	if fc.RateLimit != nil {
 		cfg.RateLimit = RateLimit{PerSecond: fc.RateLimit.PerSecond, Burst: fc.RateLimit.Burst}
 	}

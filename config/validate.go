@@ -165,6 +165,9 @@ func (c Config) Validate(isCategory func(string) bool) error {
 	if rl := c.RateLimit; rl.PerSecond < 0 || rl.PerSecond > 100000 || (rl.PerSecond > 0 && (rl.Burst < 1 || rl.Burst > 100000)) {
 		v.add("rate_limit", "per_second must be 0 (no limit) to 100000, and burst 1 to 100000 when there is a limit")
 	}
+	if c.DeliveryTimeout < 100*time.Millisecond || c.DeliveryTimeout > 5*time.Minute {
+		v.add("delivery_timeout", "must be a duration from 100ms to 5m, such as \"10s\"")
+	}
 	if len(c.DeliveryRetry) == 0 {
 		v.add("delivery_retry", "must list at least one wait between delivery attempts")
 	}

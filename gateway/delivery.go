@@ -155,6 +155,26 @@ func (s *Service) DeliveryBody(ctx context.Context, d *Delivery, full bool) ([]b
 	return b.Marshal(), nil
 }
 
+// TaskForProvider is the referral Task as a provider's FHIR server gets it:
+// its references made absolute, so they resolve back to Signpost.
+func (s *Service) TaskForProvider(ctx context.Context, d *Delivery) ([]byte, error) {
+	task, err := s.store.Read(ctx, TypeTask, d.TaskID)
+	if err != nil {
+		return nil, err
+	}
+	view, err := ReadTask(task.Body)
+	if err != nil {
+		return nil, err
+	}
+	refs := map[string]string{}
+	for _, r := range []string{view.Focus, view.For, view.Owner} {
+		if r != "" && !strings.Contains(r, "://") && !strings.HasPrefix(r, "#") {
+			refs[r] = s.base + "/" + r
+		}
+	}
+	return fhir.RewriteReferences(task.Body, refs)
+}
+
 // Delivered records that the provider has the referral: a new Task version
 // with businessStatus "delivered", the GP's notification, and the job's
 // acknowledgement, in one step.
@@ -184,7 +204,10 @@ func (s *Service) DeadLetter(ctx context.Context, d *Delivery, reason string) er
 		change := map[string]any{"businessStatus": map[string]any{
 			"coding": []map[string]string{{"system": businessStatusSystem, "code": "undeliverable", "display": "Could not be delivered to the provider"}},
 			"text":   "could not be delivered: " + reason}}
-		if d.Event == EventReferral && TaskTransitionAllowed(view.Status, "failed") {
+		// Signpost itself fails a referral it could not deliver: only one
+		// still waiting for the provider (requested). Once the provider has
+		// it, a failed send changes nothing about the referral.
+		if d.Event == EventReferral && view.Status == "requested" {
 			change["status"] = "failed"
 			change["statusReason"] = map[string]string{"text": "Signpost could not deliver the referral to the provider: " + reason}
 		}

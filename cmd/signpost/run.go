@@ -30,7 +30,10 @@ func exitCode(err error) int {
 const usage = `Signpost — social prescribing referral gateway (FHIR R4)
 
 Usage:
-  signpost serve [-config FILE]        the FHIR API at /fhir, health endpoints
+  signpost serve [-config FILE]        the FHIR API at /fhir, health endpoints and delivery workers
+  signpost worker [-config FILE]       delivery workers only (scale apart from the API)
+  signpost dlq list                    deliveries that failed for good
+  signpost dlq replay ID...|-all       send dead letters again (and re-enable a 410 endpoint)
   signpost mappings check FILE         validate a referral code table and summarise it
   signpost audit tail [-n N] [-f]      print the latest AuditEvents (one JSON a line)
   signpost version                     print the version
@@ -49,6 +52,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return runServe(ctx, args[1:], getenv, stdout, stderr)
+	case "worker":
+		return runWorker(ctx, args[1:], getenv, stdout, stderr)
+	case "dlq":
+		return runDLQ(ctx, args[1:], getenv, stdout, stderr)
 	case "audit":
 		return runAudit(ctx, args[1:], getenv, stdout, stderr)
 	case "mappings":

@@ -27,6 +27,7 @@ import (
 const testConfig = `listen: "127.0.0.1:0"
 public_url: "http://127.0.0.1:8080"
 auth: { mode: none }
+delivery_timeout: "300ms"
 clients:
   - id: practice-a
     organization: { system: "https://fhir.nhs.uk/Id/ods-organization-code", value: "A81001" }

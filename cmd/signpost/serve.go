@@ -30,27 +30,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, codes, err := loadConfig(*configPath, getenv)
+	app, err := start(ctx, *configPath, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
-
-	rdb, err := connectRedis(ctx, cfg, log, stderr)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-
-	store := redisstore.New(rdb, "signpost")
-	svc := gateway.NewService(gateway.Options{
-		Store:           store,
-		Codes:           codes,
-		Providers:       providers(cfg),
-		TriageUnmapped:  cfg.Unmapped == config.UnmappedTriage,
-		StrictNHSNumber: cfg.NHSNumber == config.NHSNumberStrict,
-		FHIRBase:        cfg.FHIRBase(),
-	})
+	defer app.close()
+	cfg, store, svc, log := app.cfg, app.store, app.svc, app.log
+	codes := app.codes
 	authServer, err := newAuthServer(cfg, store)
 	if err != nil {
 		return err
@@ -68,6 +54,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Logger:       log,
 	})
 
+	w, err := newWorker(app)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
@@ -83,21 +73,68 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fmt.Fprintf(stdout, "Signpost %s listening on http://%s (FHIR base %s)\n", version, ln.Addr(), cfg.FHIRBase())
 	log.Info("serving", "addr", ln.Addr().String(), "redis", cfg.RedisURLRedacted(), "codes", codes.Len(), "providers", len(cfg.Providers))
 
+	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
+	workerDone := make(chan error, 1)
+	go func() { workerDone <- w.Run(workerCtx) }()
+
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
+		stopWorker()
+		<-workerDone
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
-	// Stop taking requests, let those in flight finish within the budget.
+	// Shut down in order: stop taking requests and let those in flight
+	// finish, then let the workers finish their sends, within the budget;
+	// what is left stays queued for the next start or another worker.
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shutdown: %w", err)
+	shutdownErr := srv.Shutdown(sctx)
+	stopWorker()
+	workerErr := <-workerDone
+	if shutdownErr != nil && !errors.Is(shutdownErr, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", shutdownErr)
 	}
-	return nil
+	return workerErr
+}
+
+// app is what serve, worker and the operator commands share.
+type app struct {
+	cfg   config.Config
+	codes *mappings.Table
+	rdb   *redis.Client
+	store *redisstore.Store
+	svc   *gateway.Service
+	log   *slog.Logger
+}
+
+func (a *app) close() { a.rdb.Close() }
+
+// start reads the configuration and connects Redis and the domain: the
+// common start of every command that runs Signpost.
+func start(ctx context.Context, configPath string, getenv func(string) string, stderr io.Writer) (*app, error) {
+	cfg, codes, err := loadConfig(configPath, getenv)
+	if err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	rdb, err := connectRedis(ctx, cfg, log, stderr)
+	if err != nil {
+		return nil, err
+	}
+	store := redisstore.New(rdb, "signpost")
+	svc := gateway.NewService(gateway.Options{
+		Store:           store,
+		Codes:           codes,
+		Providers:       providers(cfg),
+		TriageUnmapped:  cfg.Unmapped == config.UnmappedTriage,
+		StrictNHSNumber: cfg.NHSNumber == config.NHSNumberStrict,
+		FHIRBase:        cfg.FHIRBase(),
+	})
+	return &app{cfg: cfg, codes: codes, rdb: rdb, store: store, svc: svc, log: log}, nil
 }
 
 // loadConfig reads the configuration and the code table it names, and

@@ -43,6 +43,9 @@ func (k keys) audit() string { return k.ns + ":audit" }
 // due time in Unix milliseconds; member: the job's fields as JSON).
 func (k keys) delayed(queue string) string { return k.ns + ":d:" + queue }
 
+// disabled holds the providers whose endpoints answered 410 Gone.
+func (k keys) disabled() string { return k.ns + ":disabled" }
+
 // queue is a stream of jobs.
 func (k keys) queue(name string) string { return k.ns + ":q:" + name }
 

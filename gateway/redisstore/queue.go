@@ -154,3 +154,12 @@ func (q *Queue) Depth(ctx context.Context) (stream, delayed int64, err error) {
 	}
 	return s.Val(), d.Val(), nil
 }
+
+// Ack finishes a job without recording anything (a job that cannot be read).
+func (q *Queue) Ack(ctx context.Context, id string) error {
+	pipe := q.rdb.TxPipeline()
+	pipe.XAck(ctx, q.stream, gateway.WorkerGroup, id)
+	pipe.XDel(ctx, q.stream, id)
+	_, err := pipe.Exec(ctx)
+	return classify(err)
+}

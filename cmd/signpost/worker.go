@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/signpost-health/signpost/config"
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/outbound"
+	"github.com/signpost-health/signpost/gateway/webhook"
+	"github.com/signpost-health/signpost/gateway/worker"
+)
+
+// newWorker builds the delivery worker from the providers' delivery settings.
+func newWorker(a *app) (*worker.Worker, error) {
+	endpoints := map[string]worker.Endpoint{}
+	for _, p := range a.cfg.Providers {
+		ep := worker.Endpoint{Name: p.Name, Kind: string(p.Delivery.Kind), URL: p.Delivery.URL, Full: p.Delivery.Payload == config.PayloadFull}
+		if p.Delivery.Secret != "" {
+			secret, err := webhook.ParseSecret(p.Delivery.Secret)
+			if err != nil {
+				return nil, fmt.Errorf("providers %s: delivery.secret: %w", p.ID, err)
+			}
+			ep.Secrets = [][]byte{secret}
+		}
+		endpoints[p.ID] = ep
+	}
+	client := outbound.NewClient(outbound.Options{Allow: a.cfg.OutboundAllow, Timeout: a.cfg.DeliveryTimeout})
+	sender := webhook.NewSender(client, time.Now)
+	sender.Permanent = func(err error) bool { return errors.Is(err, outbound.ErrForbiddenAddress) }
+	host, _ := os.Hostname()
+	return worker.New(worker.Options{
+		Queue:       a.store.Queue(gateway.QueueDelivery),
+		Domain:      a.svc,
+		Switch:      a.store,
+		Sender:      sender,
+		Endpoints:   endpoints,
+		Retry:       a.cfg.DeliveryRetry,
+		Consumer:    fmt.Sprintf("%s-%d-%s", host, os.Getpid(), gateway.NewID()[:8]),
+		ReclaimIdle: 6 * a.cfg.DeliveryTimeout, // well above the slowest send
+		Log:         a.log,
+	}), nil
+}
+
+// runWorker is `signpost worker`: the delivery workers alone, to scale
+// apart from the API.
+func runWorker(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlags("worker", stderr)
+	configPath := fs.String("config", "", "configuration file (YAML); default $SIGNPOST_CONFIG")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	a, err := start(ctx, *configPath, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	w, err := newWorker(a)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Signpost %s worker delivering for %d providers\n", version, len(a.cfg.Providers))
+	return w.Run(ctx)
+}
+
+// runDLQ is `signpost dlq list` and `signpost dlq replay ID...|-all`.
+func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
+		return usageError{"usage: signpost dlq list | signpost dlq replay ID... | signpost dlq replay -all"}
+	}
+	fs := newFlags("dlq "+args[0], stderr)
+	configPath := fs.String("config", "", "configuration file (YAML); default $SIGNPOST_CONFIG")
+	all := fs.Bool("all", false, "replay: every dead letter")
+	if err := fs.Parse(args[1:]); err != nil {
+		return usageError{err.Error()}
+	}
+	a, err := start(ctx, *configPath, getenv, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	dlq := a.store.Queue(gateway.QueueDeadLetter)
+	entries, err := dlq.List(ctx, 10000)
+	if err != nil {
+		return err
+	}
+	if args[0] == "list" {
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tFAILED\tPROVIDER\tEVENT\tTASK\tREASON")
+		for _, e := range entries {
+			when := e.Fields["failed_at"]
+			if ms, err := parseMillis(when); err == nil {
+				when = ms.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, when, e.Fields["provider"], e.Fields["event"], e.Fields["task"], e.Fields["reason"])
+		}
+		tw.Flush()
+		fmt.Fprintf(stdout, "%d dead letters\n", len(entries))
+		return nil
+	}
+	want := map[string]bool{}
+	for _, id := range fs.Args() {
+		want[id] = true
+	}
+	if !*all && len(want) == 0 {
+		return usageError{"dlq replay: name the dead letters (IDs from dlq list) or give -all"}
+	}
+	replayed := 0
+	for _, e := range entries {
+		if !*all && !want[e.ID] {
+			continue
+		}
+		delete(want, e.ID)
+		// A provider whose endpoint was disabled (410) is enabled again:
+		// re-driving is the operator saying it is fixed.
+		if err := a.store.EnableEndpoint(ctx, e.Fields["provider"]); err != nil {
+			return err
+		}
+		if err := a.svc.Redrive(ctx, e); err != nil {
+			return fmt.Errorf("replaying %s: %w", e.ID, err)
+		}
+		replayed++
+		fmt.Fprintf(stdout, "replayed %s (task %s to %s)\n", e.ID, e.Fields["task"], e.Fields["provider"])
+	}
+	if len(want) > 0 {
+		missing := make([]string, 0, len(want))
+		for id := range want {
+			missing = append(missing, id)
+		}
+		return fmt.Errorf("no dead letter with id %s", strings.Join(missing, ", "))
+	}
+	fmt.Fprintf(stdout, "%d replayed\n", replayed)
+	return nil
+}
+
+func parseMillis(s string) (time.Time, error) {
+	var ms int64
+	if _, err := fmt.Sscan(s, &ms); err != nil {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(ms), nil
+}

@@ -1,0 +1,332 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/outbound"
+	"github.com/signpost-health/signpost/gateway/redisstore"
+	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
+	"github.com/signpost-health/signpost/gateway/webhook"
+	"github.com/signpost-health/signpost/gateway/worker"
+)
+
+var secret = []byte("synthetic-webhook-secret-of-32-bytes!!")
+
+// provider is a stub VCS provider endpoint: it checks every signature and
+// records each webhook-id it sees, answering with whatever respond says.
+type provider struct {
+	srv     *httptest.Server
+	mu      sync.Mutex
+	seen    map[string]int // webhook-id -> deliveries received
+	respond func(n int) int
+	hits    atomic.Int64
+	bodies  []string
+}
+
+func newProvider(t *testing.T, respond func(n int) int) *provider {
+	p := &provider{seen: map[string]int{}, respond: respond}
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		n := int(p.hits.Add(1))
+		if err := webhook.Verify(r.Header, body, [][]byte{secret}, time.Now(), 5*time.Minute); err != nil {
+			t.Errorf("provider got a badly signed delivery: %v", err)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		status := p.respond(n)
+		if status < 300 {
+			p.mu.Lock()
+			p.seen[r.Header.Get("webhook-id")]++
+			p.bodies = append(p.bodies, string(body))
+			p.mu.Unlock()
+		}
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *provider) delivered() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range p.seen {
+		out[k] = v
+	}
+	return out
+}
+
+type env struct {
+	t     *testing.T
+	redis *redistest.Server
+	store *redisstore.Store
+	svc   *gateway.Service
+}
+
+var providers = []gateway.Provider{
+	{ID: "walking", Name: "Walking for Health", Organization: gateway.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: "X1A2B"}, Categories: []string{"physical-activity"}},
+	{ID: "advice", Name: "Money Advice", Organization: gateway.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: "X3C4D"}, Categories: []string{"money-debt-benefits"}},
+}
+
+func setup(t *testing.T) *env {
+	r := redistest.Start(t)
+	store := redisstore.New(r.Client(), "signpost")
+	svc := gateway.NewService(gateway.Options{Store: store, Providers: providers, FHIRBase: "http://signpost.test/fhir"})
+	return &env{t: t, redis: r, store: store, svc: svc}
+}
+
+// startWorker runs a worker until the test ends (or stop is called).
+func (e *env) startWorker(endpoints map[string]worker.Endpoint, retry []time.Duration) (stop func()) {
+	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
+	w := worker.New(worker.Options{Queue: e.store.Queue(gateway.QueueDelivery), Domain: e.svc, Switch: e.store,
+		Sender: webhook.NewSender(client, time.Now), Endpoints: endpoints, Retry: retry,
+		Consumer: "test-" + gateway.NewID()[:8], ReclaimIdle: 500 * time.Millisecond, Grace: 2 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	e.t.Cleanup(stop)
+	return stop
+}
+
+func (e *env) refer(ident, code string) string {
+	e.t.Helper()
+	body := `{"resourceType":"ServiceRequest","identifier":[{"system":"https://example-gp.nhs.uk/id","value":"` + ident + `"}],` +
+		`"status":"active","intent":"order","code":{"coding":[{"system":"http://snomed.info/sct","code":"` + code + `"}]},` +
+		`"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}},` +
+		`"requester":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"}}}`
+	out, err := e.svc.Create(context.Background(), gateway.Caller{ClientID: "practice-a"}, "ServiceRequest", []byte(body), "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	res, _, err := e.store.Search(context.Background(), &gateway.StoreQuery{Type: "Task", Groups: [][]string{{"focus=ServiceRequest/" + out.Resource.ID}}, Count: 1})
+	if err != nil || len(res) != 1 {
+		e.t.Fatalf("no Task for the referral: %v", err)
+	}
+	return res[0]
+}
+
+func (e *env) task(id string) *gateway.TaskView {
+	e.t.Helper()
+	r, err := e.store.Read(context.Background(), "Task", id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	v, err := gateway.ReadTask(r.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return v
+}
+
+// eventually waits for cond, failing after a deadline. Deliveries are
+// asynchronous; the test waits on their visible effect, not on time.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func ms(n ...int) []time.Duration {
+	out := make([]time.Duration, len(n))
+	for i, v := range n {
+		out[i] = time.Duration(v) * time.Millisecond
+	}
+	return out
+}
+
+func TestDeliversSignedWithStableID(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	p := newProvider(t, func(int) int { return http.StatusNoContent })
+	e.startWorker(map[string]worker.Endpoint{"walking": {Name: "Walking", Kind: "webhook", URL: p.srv.URL, Secrets: [][]byte{secret}}}, ms(10, 20))
+	task := e.refer("D-1", "390893007")
+	eventually(t, "delivery", func() bool { return e.task(task).BusinessStatus == "delivered to Walking" })
+	got := p.delivered()
+	if got["msg_"+task+"_referral"] != 1 || len(got) != 1 {
+		t.Errorf("provider saw %v", got)
+	}
+	var msg gateway.Message
+	if err := json.Unmarshal([]byte(p.bodies[0]), &msg); err != nil || msg.Referral.Task != "http://signpost.test/fhir/Task/"+task || msg.Type != "referral.requested" {
+		t.Errorf("thin message %+v %v", msg, err)
+	}
+	if strings.Contains(p.bodies[0], "9434765919") {
+		t.Error("the thin message carries the NHS number")
+	}
+	if n, _ := e.redis.Client().XLen(context.Background(), "{signpost}:q:notify").Result(); n < 1 {
+		t.Error("no GP notification queued for the delivery")
+	}
+}
+
+func TestProviderDownThenBack(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	var up atomic.Bool
+	p := newProvider(t, func(int) int {
+		if up.Load() {
+			return http.StatusOK
+		}
+		return http.StatusServiceUnavailable
+	})
+	e.startWorker(map[string]worker.Endpoint{"walking": {Name: "Walking", Kind: "webhook", URL: p.srv.URL, Secrets: [][]byte{secret}}}, ms(50, 50, 50, 50, 50, 50, 50, 50, 50, 50))
+	task := e.refer("DB-1", "390893007")
+	eventually(t, "a few failed attempts", func() bool { return p.hits.Load() >= 3 })
+	up.Store(true)
+	eventually(t, "delivery once the provider is back", func() bool { return e.task(task).BusinessStatus == "delivered to Walking" })
+	if v := e.task(task); v.Status != "requested" {
+		t.Errorf("status %s after delivery", v.Status)
+	}
+}
+
+func TestFailsUntilLastAttemptThenDeadLetter(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	p := newProvider(t, func(int) int { return http.StatusInternalServerError })
+	e.startWorker(map[string]worker.Endpoint{"walking": {Name: "Walking", Kind: "webhook", URL: p.srv.URL, Secrets: [][]byte{secret}}}, ms(10, 10, 10))
+	task := e.refer("DL-1", "390893007")
+	eventually(t, "the Task to fail", func() bool { return e.task(task).Status == "failed" })
+	if n := p.hits.Load(); n != 4 {
+		t.Errorf("%d attempts, want 4 (the first and one per retry wait)", n)
+	}
+	v := e.task(task)
+	if !strings.Contains(v.StatusReason, "500") {
+		t.Errorf("statusReason %q does not say why", v.StatusReason)
+	}
+	dead, err := e.store.Queue(gateway.QueueDeadLetter).List(context.Background(), 10)
+	if err != nil || len(dead) != 1 || dead[0].Fields["task"] != task {
+		t.Fatalf("dead letters %v %v", dead, err)
+	}
+	// Re-driven by an operator: requested again, and delivered when the provider answers.
+	p.respond = func(int) int { return http.StatusOK }
+	if err := e.svc.Redrive(context.Background(), dead[0]); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "re-driven delivery", func() bool { return e.task(task).BusinessStatus == "delivered to Walking" })
+	if v := e.task(task); v.Status != "requested" {
+		t.Errorf("status after re-drive %s", v.Status)
+	}
+	if dead, _ := e.store.Queue(gateway.QueueDeadLetter).List(context.Background(), 10); len(dead) != 0 {
+		t.Errorf("dead letter not removed after re-drive")
+	}
+}
+
+func TestGoneDisablesTheEndpoint(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	p := newProvider(t, func(int) int { return http.StatusGone })
+	e.startWorker(map[string]worker.Endpoint{"walking": {Name: "Walking", Kind: "webhook", URL: p.srv.URL, Secrets: [][]byte{secret}}}, ms(10, 10, 10))
+	first := e.refer("G-1", "390893007")
+	eventually(t, "the first to fail", func() bool { return e.task(first).Status == "failed" })
+	second := e.refer("G-2", "390893007")
+	eventually(t, "the second to fail without a send", func() bool { return e.task(second).Status == "failed" })
+	if n := p.hits.Load(); n != 1 {
+		t.Errorf("%d sends to a gone endpoint, want 1", n)
+	}
+	if why, _ := e.store.EndpointDisabled(context.Background(), "walking"); why == "" {
+		t.Error("endpoint not disabled")
+	}
+}
+
+func TestSlowProviderDoesNotDelayOthers(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); slow.Close() })
+	fast := newProvider(t, func(int) int { return http.StatusOK })
+	e.startWorker(map[string]worker.Endpoint{
+		"walking": {Name: "Slow", Kind: "webhook", URL: slow.URL, Secrets: [][]byte{secret}},
+		"advice":  {Name: "Fast", Kind: "webhook", URL: fast.srv.URL, Secrets: [][]byte{secret}},
+	}, ms(1000))
+	for i := 0; i < 10; i++ {
+		e.refer(fmt.Sprintf("SL-%d", i), "390893007") // to the slow provider
+	}
+	var tasks []string
+	for i := 0; i < 5; i++ {
+		tasks = append(tasks, e.refer(fmt.Sprintf("FA-%d", i), "710913009")) // to the fast one
+	}
+	start := time.Now()
+	eventually(t, "the healthy provider's deliveries", func() bool {
+		for _, id := range tasks {
+			if e.task(id).BusinessStatus != "delivered to Fast" {
+				return false
+			}
+		}
+		return true
+	})
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Errorf("the healthy provider waited %v behind the slow one", took)
+	}
+}
+
+// A worker that stops (or dies) with deliveries in flight leaves them
+// pending; another worker reclaims them and sends them again under the
+// same webhook-id, so the provider can recognise a repeat.
+func TestWorkerStoppedMidDeliveryIsReclaimed(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	var block atomic.Bool
+	block.Store(true)
+	gate := make(chan struct{})
+	var seen sync.Map
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("webhook-id")
+		if block.Load() {
+			<-gate // the first worker's sends never complete
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		n, _ := seen.LoadOrStore(id, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(func() { srv.Close() })
+	ep := map[string]worker.Endpoint{"walking": {Name: "Walking", Kind: "webhook", URL: srv.URL, Secrets: [][]byte{secret}}}
+	var tasks []string
+	for i := 0; i < 6; i++ {
+		tasks = append(tasks, e.refer(fmt.Sprintf("RC-%d", i), "390893007"))
+	}
+	stopFirst := e.startWorker(ep, ms(5000))
+	time.Sleep(300 * time.Millisecond) // let it take the jobs
+	block.Store(false)
+	close(gate)
+	stopFirst() // its grace period ends with sends outstanding or failed: jobs stay pending or retry
+	e.startWorker(ep, ms(5000))
+	eventually(t, "every referral delivered by the second worker", func() bool {
+		for _, id := range tasks {
+			if e.task(id).BusinessStatus != "delivered to Walking" {
+				return false
+			}
+		}
+		return true
+	})
+	seen.Range(func(k, v any) bool {
+		if !strings.HasPrefix(k.(string), "msg_") {
+			t.Errorf("webhook-id %v", k)
+		}
+		return true
+	})
+}
