@@ -3,6 +3,7 @@ module github.com/signpost-health/signpost
 go 1.26.8
 
 require (
+	github.com/evanphx/json-patch/v5 v5.9.11
 	github.com/gin-gonic/gin v1.10.1
 	github.com/go-json-experiment/json v0.0.0-20250725192818-e39067aee2d2
 	github.com/lestrrat-go/jwx/v3 v3.3.0

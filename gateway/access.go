@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 
 	"github.com/signpost-health/signpost/fhir"
 )
@@ -30,6 +32,8 @@ func searchScope(c Caller, typ string) []string {
 			return []string{"owner=Organization/" + c.ClientID}
 		case TypeServiceRequest:
 			return []string{providerTerm(c.ClientID)}
+		case TypeProvenance:
+			return []string{"owner=Organization/" + c.ClientID}
 		default:
 			// A provider reads a Patient by the reference on its Task.
 			return []string{matchNothing}
@@ -55,6 +59,15 @@ func (s *Service) visible(ctx context.Context, c Caller, r *Resource) (bool, err
 			via = []string{"focus=" + r.Ref()}
 		case TypePatient:
 			via = []string{"subject=" + r.Ref()}
+		case TypeProvenance:
+			var p struct {
+				Target []struct{ Reference string } `json:"target"`
+			}
+			if json.Unmarshal(r.Body, &p) != nil || len(p.Target) == 0 {
+				return false, nil
+			}
+			task, _, _ := strings.Cut(strings.TrimPrefix(p.Target[0].Reference, TypeTask+"/"), "/")
+			via = []string{idTerm(task)}
 		default:
 			return false, nil
 		}
@@ -83,6 +96,9 @@ func (s *Service) readVisible(ctx context.Context, c Caller, typ, id string) (*R
 // mayWrite refuses the writes a caller's side of the referral does not
 // make: providers only update the Tasks they own.
 func mayWrite(c Caller, r *Request) error {
+	if r.Type == TypeProvenance {
+		return newError(KindMethodNotAllowed, fhir.IssueNotSupported, "", "Provenance is written by Signpost with each change; it can be read and searched, not written")
+	}
 	if c.Kind == CallerProvider && (r.Type != TypeTask || r.Method != "PUT") {
 		return newError(KindForbidden, fhir.IssueForbidden, "", "a provider may only update the referral Tasks it owns")
 	}

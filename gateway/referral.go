@@ -273,6 +273,42 @@ func (s *Service) planRevocation(pl *plan, task *Resource, view *TaskView) error
 	return s.planCancellation(pl, old, task.ID)
 }
 
+// planProvenance records who changed a Task, in the same commit: the
+// provider (by its organisation) or the referrer. It is visible to whoever
+// may see the Task.
+func (s *Service) planProvenance(pl *plan, task *Resource, owner string) {
+	who := map[string]any{"identifier": map[string]string{"system": pl.caller.Organization.System, "value": pl.caller.Organization.Value}}
+	role := "author"
+	if pl.caller.Kind == CallerProvider {
+		who["reference"] = "Organization/" + pl.caller.ClientID
+		if p, ok := s.router.Provider(pl.caller.ClientID); ok {
+			who["display"] = p.Name
+		}
+		role = "performer"
+	}
+	id := s.newID()
+	body, err := json.Marshal(map[string]any{
+		"resourceType": TypeProvenance, "id": id,
+		"meta":     map[string]string{"versionId": "1", "lastUpdated": Instant(pl.now)},
+		"target":   []map[string]string{{"reference": task.Ref() + "/_history/" + task.VersionID()}},
+		"recorded": Instant(pl.now),
+		"activity": map[string]any{"coding": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "UPDATE", "display": "revise"}}},
+		"agent": []map[string]any{{
+			"type": map[string]any{"coding": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": role}}},
+			"who":  who,
+		}},
+	})
+	if err != nil {
+		panic(err) // strings and maps only
+	}
+	prov := &Resource{Type: TypeProvenance, ID: id, Version: 1, LastUpdated: pl.now, Body: body, Owner: task.Owner}
+	terms := []string{"target=" + task.Ref(), clientTerm(task.Owner)}
+	if owner != "" {
+		terms = append(terms, "owner="+owner) // so the Task's provider finds it too
+	}
+	pl.commit.Writes = append(pl.commit.Writes, Write{Resource: prov, Expect: 0, Terms: terms})
+}
+
 // planCancellation queues the delivery that tells a referral's provider the
 // referrer cancelled it.
 func (s *Service) planCancellation(pl *plan, task models.Task, taskID string) error {
@@ -465,6 +501,7 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	}
 	body := r.obj.WithServerFields(r.id, strconv.Itoa(cur.Version+1), Instant(pl.now))
 	out := pl.addWrite(r, body, cur.Version+1, expect, r.IfMatch != "", taskTerms(r.id, task, s.base), nil)
+	s.planProvenance(pl, out.Resource, ref(old.Owner))
 	// Every change reaches the GP; a referrer's cancellation also reaches
 	// the provider, as a delivery of its own.
 	pl.commit.Jobs = append(pl.commit.Jobs, notifyJob(out.Resource, status))

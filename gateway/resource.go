@@ -10,6 +10,9 @@ const (
 	TypeServiceRequest = "ServiceRequest"
 	TypeTask           = "Task"
 	TypePatient        = "Patient"
+	// TypeProvenance records who made each change to a referral Task;
+	// Signpost writes them, clients read them.
+	TypeProvenance = "Provenance"
 )
 
 // Resource is one stored version of a resource. Body is the JSON as the

@@ -70,6 +70,10 @@ var searchParams = map[string]map[string]searchParam{
 		"_id":        {index: "_id"},
 		"identifier": {index: "identifier"},
 	},
+	TypeProvenance: {
+		"_id":    {index: "_id"},
+		"target": {index: "target", kind: referenceParam, targets: []string{TypeTask}},
+	},
 }
 
 // matchNothing is an index term no resource has.

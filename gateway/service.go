@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	jsonpatch "github.com/evanphx/json-patch/v5"
+
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/mappings"
 )
@@ -122,6 +124,44 @@ func (s *Service) Update(ctx context.Context, caller Caller, typ, id string, bod
 		return nil, err
 	}
 	return out[0], nil
+}
+
+// Patch applies a JSON Patch (RFC 6902) to the current version of a Task —
+// how a provider moves a referral on without sending the whole resource —
+// and stores the result exactly as an update would be: the same rules, the
+// same version checks, the same notifications.
+func (s *Service) Patch(ctx context.Context, caller Caller, typ, id string, patch []byte, ifMatch string) (*Outcome, error) {
+	if typ != TypeTask {
+		return nil, newError(KindMethodNotAllowed, fhir.IssueNotSupported, "", "PATCH is supported for Task only; update other resources with PUT")
+	}
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	ops, err := jsonpatch.DecodePatch(patch)
+	if err != nil {
+		return nil, newError(KindInvalid, fhir.IssueStructure, "", "the body is not a JSON Patch document (RFC 6902): an array of operations")
+	}
+	for i, op := range ops {
+		path, _ := op.Path()
+		if path == "/id" || path == "/meta" || strings.HasPrefix(path, "/meta/") || path == "/resourceType" || path == "" {
+			return nil, newError(KindInvalid, fhir.IssueInvalid, "", "operation %d changes %s, which the server manages", i, path)
+		}
+	}
+	cur, err := s.readVisible(ctx, caller, typ, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, notFound(typ, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	patched, err := ops.Apply(cur.Body)
+	if err != nil {
+		return nil, newError(KindUnprocessable, fhir.IssueProcessing, "", "the JSON Patch cannot be applied to the current version (a test failed, or a path does not exist)")
+	}
+	if ifMatch == "" {
+		ifMatch = cur.ETag() // the patch was applied to this version: nothing else may have come between
+	}
+	return s.Update(ctx, caller, typ, id, patched, ifMatch)
 }
 
 // Read returns the current version of a resource.

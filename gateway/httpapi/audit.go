@@ -38,6 +38,7 @@ var interactions = map[string]struct{ subtype, action, profile string }{
 	"GET /fhir/:type/:id":                       {"read", "R", "IHE.BasicAudit.Read"},
 	"GET /fhir/:type/:id/_history/:vid":         {"vread", "R", "IHE.BasicAudit.Read"},
 	"PUT /fhir/:type/:id":                       {"update", "U", "IHE.BasicAudit.Update"},
+	"PATCH /fhir/:type/:id":                     {"patch", "U", "IHE.BasicAudit.Update"},
 	"GET /fhir/:type":                           {"search-type", "E", "IHE.BasicAudit.Query"},
 	"POST /fhir/:type/_search":                  {"search-type", "E", "IHE.BasicAudit.Query"},
 	"POST /fhir":                                {"transaction", "E", ""},

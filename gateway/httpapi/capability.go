@@ -39,10 +39,15 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 		SearchInclude     []string      `json:"searchInclude,omitempty"`
 		SearchParam       []param       `json:"searchParam"`
 	}
-	res := func(typ, profile string, updateCreate bool, includes []string) resource {
+	res := func(typ, profile string, updateCreate bool, includes []string, interactions ...string) resource {
 		r := resource{Type: typ, Profile: profile, Versioning: "versioned-update", ReadHistory: false, UpdateCreate: updateCreate,
-			ConditionalCreate: true, ConditionalDelete: "not-supported", SearchInclude: includes,
-			Interaction: []interaction{{"create"}, {"read"}, {"vread"}, {"update"}, {"search-type"}}}
+			ConditionalCreate: true, ConditionalDelete: "not-supported", SearchInclude: includes}
+		if len(interactions) == 0 {
+			interactions = []string{"create", "read", "vread", "update", "search-type"}
+		}
+		for _, i := range interactions {
+			r.Interaction = append(r.Interaction, interaction{i})
+		}
 		params := gateway.SearchParams(typ)
 		names := make([]string, 0, len(params))
 		for n := range params {
@@ -80,8 +85,14 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 			"security": security,
 			"resource": []resource{
 				res(gateway.TypeServiceRequest, "http://hl7.org/fhir/StructureDefinition/ServiceRequest", false, nil),
-				res(gateway.TypeTask, "http://hl7.org/fhir/StructureDefinition/Task", false, []string{"Task:focus"}),
+				res(gateway.TypeTask, "http://hl7.org/fhir/StructureDefinition/Task", false, []string{"Task:focus"},
+					"create", "read", "vread", "update", "patch", "search-type"),
 				res(gateway.TypePatient, "http://hl7.org/fhir/StructureDefinition/Patient", true, nil),
+				func() resource {
+					r := res(gateway.TypeProvenance, "http://hl7.org/fhir/StructureDefinition/Provenance", false, nil, "read", "vread", "search-type")
+					r.ConditionalCreate = false
+					return r
+				}(),
 			},
 			"interaction": []interaction{{"transaction"}},
 		}},

@@ -89,7 +89,7 @@ func TestCapabilityStatementTellsTheTruth(t *testing.T) {
 		m := r.(map[string]any)
 		types[m["type"].(string)] = m
 	}
-	if len(types) != 3 || types["ServiceRequest"] == nil || types["Task"] == nil || types["Patient"] == nil {
+	if len(types) != 4 || types["ServiceRequest"] == nil || types["Task"] == nil || types["Patient"] == nil || types["Provenance"] == nil {
 		t.Fatalf("resource types: %v", types)
 	}
 	// Every search parameter it lists must be accepted by search.

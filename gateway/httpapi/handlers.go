@@ -51,6 +51,19 @@ func (a *API) update(c *gin.Context) {
 	a.writeOutcome(c, out)
 }
 
+func (a *API) patch(c *gin.Context) {
+	caller, ok := a.who(c, auth.ActionUpdate)
+	if !ok {
+		return
+	}
+	out, err := a.svc.Patch(c.Request.Context(), caller, c.Param("type"), c.Param("id"), requestBody(c), c.GetHeader("If-Match"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.writeOutcome(c, out)
+}
+
 // writeOutcome answers a create or update: 201 when this request made the
 // resource, 200 when it updated one or repeated an earlier create; the body
 // is what the Prefer header asks for.

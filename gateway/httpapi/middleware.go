@@ -138,11 +138,11 @@ func (a *API) noMethod(c *gin.Context) {
 	a.failWith(c, gateway.KindMethodNotAllowed, fhir.IssueNotSupported, "this interaction is not supported on this endpoint; see /fhir/metadata")
 }
 
-var knownTypes = map[string]bool{gateway.TypeServiceRequest: true, gateway.TypeTask: true, gateway.TypePatient: true}
+var knownTypes = map[string]bool{gateway.TypeServiceRequest: true, gateway.TypeTask: true, gateway.TypePatient: true, gateway.TypeProvenance: true}
 
 func (a *API) knownType(c *gin.Context) {
 	if !knownTypes[c.Param("type")] {
-		a.failWith(c, gateway.KindNotFound, fhir.IssueNotSupported, "Signpost does not serve %q resources; it serves ServiceRequest, Task and Patient", c.Param("type"))
+		a.failWith(c, gateway.KindNotFound, fhir.IssueNotSupported, "Signpost does not serve %q resources; it serves ServiceRequest, Task, Patient and Provenance", c.Param("type"))
 	}
 }
 
@@ -176,6 +176,16 @@ func (a *API) withBody(c *gin.Context) {
 }
 
 const bodyKey = "signpost.body"
+
+// withPatchBody reads a JSON Patch body (application/json-patch+json).
+func (a *API) withPatchBody(c *gin.Context) {
+	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/json-patch+json" {
+		a.failWith(c, gateway.KindUnsupportedMedia, fhir.IssueNotSupported, "PATCH takes a JSON Patch document: Content-Type application/json-patch+json")
+		return
+	}
+	c.Request.Header.Set("Content-Type", "application/json")
+	a.withBody(c)
+}
 
 func (a *API) tooLarge(c *gin.Context) {
 	a.failWith(c, gateway.KindTooLarge, fhir.IssueTooLong, "the request body is larger than the limit of %d bytes", a.maxBody)

@@ -97,6 +97,7 @@ func New(o Options) http.Handler {
 	f.POST("/:type", a.knownType, a.withBody, a.create)
 	f.GET("/:type/:id", a.knownType, a.read)
 	f.PUT("/:type/:id", a.knownType, a.withBody, a.update)
+	f.PATCH("/:type/:id", a.knownType, a.withPatchBody, a.patch)
 	f.GET("/:type/:id/_history/:vid", a.knownType, a.vread)
 	return r
 }

@@ -110,3 +110,44 @@ func TestTaskTransitionsBySide(t *testing.T) {
 	e.post("/ServiceRequest", referral("W-2", "390893007"), walking...).must(t, http.StatusForbidden)
 	e.put("/Patient/x1", []byte(`{"resourceType":"Patient","id":"x1"}`), walking...).must(t, http.StatusForbidden)
 }
+
+// A provider moves a referral on with JSON Patch; each change is a new Task
+// version with a Provenance naming the provider, which the referrer can read.
+func TestPatchTaskWithProvenance(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	a, walking := as("practice-a"), as("walking")
+	sr := e.post("/ServiceRequest", referral("PT-1", "390893007"), a...).must(t, http.StatusCreated).json(t)
+	task := bundleEntries(t, e.get("/Task?focus=ServiceRequest/"+sr["id"].(string), walking...), "match")[0]
+	id := task["id"].(string)
+	patch := func(ops string, headers ...string) *response {
+		return e.do(http.MethodPatch, "/Task/"+id, []byte(ops), append([]string{"Content-Type", "application/json-patch+json"}, headers...)...)
+	}
+	patch(`[{"op":"replace","path":"/status","value":"accepted"}]`, with(walking, "If-Match", `W/"1"`)...).must(t, http.StatusOK)
+	patch(`[{"op":"replace","path":"/status","value":"in-progress"}]`, walking...).must(t, http.StatusOK)
+	patch(`[{"op":"replace","path":"/status","value":"completed"}]`, with(walking, "If-Match", `W/"1"`)...).must(t, http.StatusPreconditionFailed)
+	patch(`[{"op":"replace","path":"/status","value":"rejected"}]`, walking...).must(t, http.StatusConflict) // in-progress -> rejected
+	patch(`[{"op":"replace","path":"/id","value":"other"}]`, walking...).must(t, http.StatusBadRequest)
+	patch(`[{"op":"test","path":"/status","value":"requested"}]`, walking...).must(t, http.StatusUnprocessableEntity)
+	e.do(http.MethodPatch, "/Task/"+id, []byte(`[]`), walking...).must(t, http.StatusUnsupportedMediaType)
+	done := `[{"op":"replace","path":"/status","value":"completed"},{"op":"add","path":"/output","value":[{"type":{"coding":[{"system":"http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes","code":"resulting-activity"}]},"valueCodeableConcept":{"text":"attended six walking sessions"}}]}]`
+	patch(done, walking...).must(t, http.StatusOK)
+	if v := e.get("/Task/"+id, a...).json(t); v["status"] != "completed" || v["meta"].(map[string]any)["versionId"] != "4" {
+		t.Errorf("after patches: %v %v", v["status"], v["meta"])
+	}
+	// Three changes, three Provenances naming the provider, visible to both sides.
+	for _, who := range [][]string{a, walking} {
+		provs := bundleEntries(t, e.get("/Provenance?target=Task/"+id, who...).must(t, http.StatusOK), "match")
+		if len(provs) != 3 {
+			t.Fatalf("%d Provenances, want 3", len(provs))
+		}
+		agent := provs[0]["agent"].([]any)[0].(map[string]any)["who"].(map[string]any)
+		if agent["reference"] != "Organization/walking" {
+			t.Errorf("Provenance agent %v", agent)
+		}
+	}
+	if n := total(t, e.get("/Provenance", as("advice")...)); n != 0 {
+		t.Errorf("another provider sees %d Provenances", n)
+	}
+	e.post("/Provenance", []byte(`{"resourceType":"Provenance"}`), a...).must(t, http.StatusMethodNotAllowed)
+}
