@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
+	"github.com/signpost-health/signpost/gateway/webhook"
 )
 
 // binary is signpost built once for the tests that run it as a process.
@@ -58,11 +60,16 @@ type gatewayProcess struct {
 
 func startGateway(t *testing.T, redisURL string) *gatewayProcess {
 	t.Helper()
+	return startGatewayWith(t, redisURL, testConfig)
+}
+
+func startGatewayWith(t *testing.T, redisURL, config string) *gatewayProcess {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
 	addr := l.Addr().String()
 	l.Close()
-	cfg := writeFile(t, "signpost.yaml", testConfig)
+	cfg := writeFile(t, "signpost.yaml", config)
 	g := &gatewayProcess{t: t, addr: addr, env: append(os.Environ(),
 		"SIGNPOST_CONFIG="+cfg, "SIGNPOST_LISTEN="+addr, "SIGNPOST_PUBLIC_URL=http://"+addr, "SIGNPOST_REDIS_URL="+redisURL)}
 	g.start()
@@ -261,4 +268,66 @@ func TestRedisKilledMidBurstLosesNothingAcknowledged(t *testing.T) {
 		t.Fatalf("only %d of %d referrals acknowledged", len(acked), len(idents))
 	}
 	checkExactlyOnce(t, base, r, idents, acked)
+}
+
+// The gateway is killed (SIGKILL) while it delivers referrals to a webhook
+// provider, then started again: every referral reaches the provider, and any
+// delivered twice carries the same webhook-id both times, so the provider
+// can recognise the repeat.
+func TestGatewayKilledMidDeliveryDeliversEverything(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills processes")
+	}
+	t.Parallel()
+	r := redistest.Start(t)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var hits atomic.Int64
+	secret := "whsec_" + "c3ludGhldGljLXNlY3JldC1mb3ItdGhlLWNyYXNoLXRlc3Q="
+	key, _ := webhook.ParseSecret(secret)
+	stub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		if err := webhook.Verify(req.Header, body, [][]byte{key}, time.Now(), 5*time.Minute); err != nil {
+			t.Errorf("badly signed delivery: %v", err)
+		}
+		hits.Add(1)
+		time.Sleep(5 * time.Millisecond) // deliveries in flight when the kill comes
+		mu.Lock()
+		seen[req.Header.Get("webhook-id")]++
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(stub.Close)
+	cfg := strings.NewReplacer("delivery: { kind: portal }\n  - id: link", "delivery: { kind: webhook, url: \""+stub.URL+"\", secret: \""+secret+"\" }\n  - id: link").Replace(testConfig) +
+		"outbound_allow: [\"127.0.0.0/8\"]\ndelivery_retry: [\"100ms\", \"200ms\", \"400ms\", \"800ms\"]\n"
+	g := startGatewayWith(t, r.URL(), cfg)
+	base := "http://" + g.addr
+	idents := make([]string, 100)
+	for i := range idents {
+		idents[i] = "W-" + strconv.Itoa(i)
+	}
+	acked := burst(t, func() string { return base }, idents, func(int64) {})
+	if len(acked) != len(idents) {
+		t.Fatalf("%d of %d acknowledged", len(acked), len(idents))
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for hits.Load() < 20 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	g.kill() // mid-delivery
+	g.start()
+	checkExactlyOnce(t, base, r, idents, acked)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != len(idents) {
+		t.Errorf("the provider received %d distinct deliveries, want %d", len(seen), len(idents))
+	}
+	dups := 0
+	for id, n := range seen {
+		if !strings.HasPrefix(id, "msg_") || !strings.HasSuffix(id, "_referral") {
+			t.Errorf("webhook-id %q", id)
+		}
+		dups += n - 1
+	}
+	t.Logf("%d deliveries, %d repeated after the kill (same webhook-id)", hits.Load(), dups)
 }
