@@ -187,8 +187,12 @@ type Delivery struct {
 	URL  string
 	// Secret signs webhook deliveries (Standard Webhooks whsec_ form). It is
 	// never included in errors.
-	Secret  string
-	Payload PayloadKind
+	Secret string
+	// RotatingSecrets are further secrets to sign with while a secret is
+	// being rotated: each message carries a signature per secret, so the
+	// provider may check with the old or the new one.
+	RotatingSecrets []string
+	Payload         PayloadKind
 }
 
 // Provider is a voluntary-sector organisation that receives referrals for

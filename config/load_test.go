@@ -66,7 +66,7 @@ func TestLoadFile(t *testing.T) {
 		t.Fatal("provider leeds-walking missing")
 	}
 	wantDelivery := config.Delivery{Kind: config.DeliveryFHIR, URL: "https://walking.example/fhir", Payload: config.PayloadFull}
-	if p.Delivery != wantDelivery || p.Auth.JWKSURL != "https://walking.example/jwks.json" || p.Auth.JWKS != nil {
+	if !reflect.DeepEqual(p.Delivery, wantDelivery) || p.Auth.JWKSURL != "https://walking.example/jwks.json" || p.Auth.JWKS != nil {
 		t.Errorf("provider = %+v", p)
 	}
 }
@@ -330,5 +330,26 @@ func TestRateLimit(t *testing.T) {
 	cfg, _ = config.Parse([]byte("rate_limit: { per_second: -1, burst: 0 }\n"), "rl.yaml")
 	if err := cfg.Validate(nil); err == nil || !strings.Contains(err.Error(), "rate_limit") {
 		t.Errorf("negative rate accepted: %v", err)
+	}
+}
+
+func TestRotatingSecrets(t *testing.T) {
+	t.Parallel()
+	yaml := `providers:
+  - id: p1
+    organization: { system: "https://fhir.nhs.uk/Id/ods-organization-code", value: "X1" }
+    categories: [food]
+    delivery: { kind: webhook, url: "https://p1.example/hook", secret: "whsec_MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIz", rotating_secrets: ["whsec_YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4", "nope"] }
+`
+	cfg, err := config.Parse([]byte(yaml), "rot.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Providers[0].Delivery.RotatingSecrets) != 2 {
+		t.Fatalf("rotating secrets %v", cfg.Providers[0].Delivery.RotatingSecrets)
+	}
+	err = cfg.Validate(func(string) bool { return true })
+	if err == nil || !strings.Contains(err.Error(), "rotating_secrets[1]") || strings.Contains(err.Error(), "nope") {
+		t.Errorf("bad rotating secret: %v", err)
 	}
 }

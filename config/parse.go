@@ -73,10 +73,11 @@ type fileClient struct {
 }
 
 type fileDelivery struct {
-	Kind    string `yaml:"kind"`
-	URL     string `yaml:"url"`
-	Secret  string `yaml:"secret"`
-	Payload string `yaml:"payload"`
+	Kind            string   `yaml:"kind"`
+	URL             string   `yaml:"url"`
+	Secret          string   `yaml:"secret"`
+	RotatingSecrets []string `yaml:"rotating_secrets"`
+	Payload         string   `yaml:"payload"`
 }
 
 type fileProvider struct {
@@ -463,10 +464,11 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 			Categories:   fp.Categories,
 			Auth:         fp.Auth.into(prefix+".auth", problem),
 			Delivery: Delivery{
-				Kind:    DeliveryKind(fp.Delivery.Kind),
-				URL:     fp.Delivery.URL,
-				Secret:  fp.Delivery.Secret,
-				Payload: payload,
+				Kind:            DeliveryKind(fp.Delivery.Kind),
+				URL:             fp.Delivery.URL,
+				Secret:          fp.Delivery.Secret,
+				RotatingSecrets: fp.Delivery.RotatingSecrets,
+				Payload:         payload,
 			},
 		})
 	}

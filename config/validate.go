@@ -405,6 +405,11 @@ func (v *validator) delivery(prefix string, d Delivery) {
 			v.add(prefix+".secret", "%s", reason)
 		}
 	}
+	for i, s := range d.RotatingSecrets {
+		if reason := webhookSecretProblem(s); reason != "" {
+			v.add(fmt.Sprintf("%s.rotating_secrets[%d]", prefix, i), "%s", reason)
+		}
+	}
 	switch d.Payload {
 	case PayloadThin, PayloadFull:
 	default:

@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -341,4 +343,68 @@ func TestAuditTail(t *testing.T) {
 	if strings.Contains(out.String(), "9434765919") {
 		t.Error("audit tail shows an NHS number")
 	}
+}
+
+func TestDeadLetterListAndReplay(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	var accept atomic.Bool
+	stub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if accept.Load() {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		w.WriteHeader(http.StatusBadRequest) // permanent: straight to the dead-letter queue
+	}))
+	t.Cleanup(stub.Close)
+	cfgText := strings.Replace(testConfig, "delivery: { kind: portal }\n  - id: link",
+		"delivery: { kind: webhook, url: \""+stub.URL+"\", secret: \"whsec_c3ludGhldGljLXNlY3JldC1mb3ItdGhlLWRscS10ZXN0\" }\n  - id: link", 1) +
+		"outbound_allow: [\"127.0.0.0/8\"]\n"
+	cfg := writeFile(t, "signpost.yaml", cfgText)
+	getenv := env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdout := newLineWriter()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve", "-config", cfg}, getenv, stdout, io.Discard) }()
+	base := waitListening(t, stdout.lines)
+	res, err := http.Post(base+"/fhir/ServiceRequest", "application/fhir+json", strings.NewReader(referralJSON("DLQ-1", "390893007")))
+	must(t, err)
+	res.Body.Close()
+
+	var list bytes.Buffer
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(list.String(), "1 dead letters") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no dead letter listed:\n%s", list.String())
+		}
+		list.Reset()
+		must(t, run(context.Background(), []string{"dlq", "list", "-config", cfg}, getenv, &list, io.Discard))
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(list.String(), "walking") || !strings.Contains(list.String(), "400") {
+		t.Errorf("dlq list:\n%s", list.String())
+	}
+	accept.Store(true)
+	var out bytes.Buffer
+	must(t, run(context.Background(), []string{"dlq", "replay", "-config", cfg, "-all"}, getenv, &out, io.Discard))
+	if !strings.Contains(out.String(), "1 replayed") {
+		t.Errorf("dlq replay: %s", out.String())
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		res, err := http.Get(base + "/fhir/Task")
+		must(t, err)
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if strings.Contains(string(body), `"delivered to Walking for Health"`) && strings.Contains(string(body), `"status":"requested"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not delivered after replay: %s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
 }

@@ -22,12 +22,15 @@ func newWorker(a *app) (*worker.Worker, error) {
 	endpoints := map[string]worker.Endpoint{}
 	for _, p := range a.cfg.Providers {
 		ep := worker.Endpoint{Name: p.Name, Kind: string(p.Delivery.Kind), URL: p.Delivery.URL, Full: p.Delivery.Payload == config.PayloadFull}
-		if p.Delivery.Secret != "" {
-			secret, err := webhook.ParseSecret(p.Delivery.Secret)
-			if err != nil {
-				return nil, fmt.Errorf("providers %s: delivery.secret: %w", p.ID, err)
+		for _, s := range append([]string{p.Delivery.Secret}, p.Delivery.RotatingSecrets...) {
+			if s == "" {
+				continue
 			}
-			ep.Secrets = [][]byte{secret}
+			secret, err := webhook.ParseSecret(s)
+			if err != nil {
+				return nil, fmt.Errorf("providers %s: delivery secrets: %w", p.ID, err)
+			}
+			ep.Secrets = append(ep.Secrets, secret)
 		}
 		endpoints[p.ID] = ep
 	}

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -150,4 +151,47 @@ func TestPatchTaskWithProvenance(t *testing.T) {
 		t.Errorf("another provider sees %d Provenances", n)
 	}
 	e.post("/Provenance", []byte(`{"resourceType":"Provenance"}`), a...).must(t, http.StatusMethodNotAllowed)
+}
+
+// A referrer's cancellation, or revocation of the referral, reaches the
+// provider as a delivery of its own.
+func TestCancellationIsDelivered(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	a := as("practice-a")
+	jobs := func(event string) int {
+		msgs, err := e.redis.Client().XRange(context.Background(), deliveryStream, "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, m := range msgs {
+			if m.Values["event"] == event {
+				n++
+			}
+		}
+		return n
+	}
+	sr := e.post("/ServiceRequest", referral("CX-1", "390893007"), a...).must(t, http.StatusCreated).json(t)
+	task := bundleEntries(t, e.get("/Task?focus=ServiceRequest/"+sr["id"].(string), a...), "match")[0]
+	task["status"] = "cancelled"
+	task["statusReason"] = map[string]any{"text": "the patient moved away"}
+	b, _ := json.Marshal(task)
+	e.put("/Task/"+task["id"].(string), b, with(a, "If-Match", `W/"1"`)...).must(t, http.StatusOK)
+	if n := jobs("cancelled"); n != 1 {
+		t.Errorf("%d cancellation deliveries after the Task was cancelled, want 1", n)
+	}
+
+	// Revoking the ServiceRequest cancels its Task and tells the provider.
+	sr2 := e.post("/ServiceRequest", referral("CX-2", "390893007"), a...).must(t, http.StatusCreated).json(t)
+	sr2["status"] = "revoked"
+	b, _ = json.Marshal(sr2)
+	e.put("/ServiceRequest/"+sr2["id"].(string), b, with(a, "If-Match", `W/"1"`)...).must(t, http.StatusOK)
+	t2 := bundleEntries(t, e.get("/Task?focus=ServiceRequest/"+sr2["id"].(string), a...), "match")[0]
+	if t2["status"] != "cancelled" {
+		t.Errorf("Task of a revoked referral is %v", t2["status"])
+	}
+	if n := jobs("cancelled"); n != 2 {
+		t.Errorf("%d cancellation deliveries, want 2", n)
+	}
 }

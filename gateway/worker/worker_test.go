@@ -330,3 +330,34 @@ func TestWorkerStoppedMidDeliveryIsReclaimed(t *testing.T) {
 		return true
 	})
 }
+
+func TestFHIRDeliveryPostsTheTaskWithAbsoluteReferences(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.URL.Path != "/fhir/Task" || r.Header.Get("Content-Type") != "application/fhir+json" {
+			t.Errorf("FHIR delivery to %s as %s", r.URL.Path, r.Header.Get("Content-Type"))
+		}
+		select {
+		case got <- string(body):
+		default:
+		}
+		w.WriteHeader(http.StatusCreated)
+	}))
+	t.Cleanup(srv.Close)
+	e.startWorker(map[string]worker.Endpoint{"walking": {Name: "Walking", Kind: "fhir", URL: srv.URL + "/fhir/"}}, ms(10))
+	task := e.refer("F-1", "390893007")
+	body := <-got
+	var posted struct {
+		ResourceType string
+		Focus        struct{ Reference string }
+		Owner        struct{ Reference string }
+	}
+	if err := json.Unmarshal([]byte(body), &posted); err != nil || posted.ResourceType != "Task" ||
+		!strings.HasPrefix(posted.Focus.Reference, "http://signpost.test/fhir/ServiceRequest/") || posted.Owner.Reference != "http://signpost.test/fhir/Organization/walking" {
+		t.Errorf("posted %s", body)
+	}
+	eventually(t, "delivered", func() bool { return e.task(task).BusinessStatus == "delivered to Walking" })
+}
