@@ -106,7 +106,7 @@ redis_url="redis://127.0.0.1:$rport/0"
 echo "== starting signpost and the floor"
 sport=$(free_port)
 SIGNPOST_LISTEN="127.0.0.1:$sport" SIGNPOST_PUBLIC_URL="http://127.0.0.1:$sport" SIGNPOST_REDIS_URL="$redis_url" \
-  "$tmp/signpost" serve -config config/example.yaml >"$tmp/signpost.out" 2>"$tmp/signpost.log" &
+  "$tmp/signpost" serve -workers=false -config config/example.yaml >"$tmp/signpost.out" 2>"$tmp/signpost.log" &
 spid=$!
 pids+=("$spid")
 fport=$(free_port)

@@ -43,7 +43,7 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	last := "$"
 	for _, e := range entries {
-		fmt.Fprintln(stdout, e.Event)
+		fmt.Fprintf(stdout, "%s\n", e.Record.Event(cfg.FHIRBase()))
 		last = e.ID
 	}
 	for *follow {
@@ -55,7 +55,7 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 		for _, e := range more {
-			fmt.Fprintln(stdout, e.Event)
+			fmt.Fprintf(stdout, "%s\n", e.Record.Event(cfg.FHIRBase()))
 			last = e.ID
 		}
 	}

@@ -34,8 +34,9 @@ func (e *env) audit(t *testing.T) ([]auditEvent, string) {
 	var all strings.Builder
 	out := make([]auditEvent, len(entries))
 	for i, en := range entries {
-		all.WriteString(en.Event + "\n")
-		if err := json.Unmarshal([]byte(en.Event), &out[i]); err != nil {
+		ev := en.Record.Event(e.base)
+		all.WriteString(string(ev) + "\n")
+		if err := json.Unmarshal(ev, &out[i]); err != nil {
 			t.Fatalf("audit event is not JSON: %v", err)
 		}
 	}

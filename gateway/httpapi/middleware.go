@@ -59,8 +59,8 @@ func (a *API) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
 	if a.auditor != nil {
-		if ev := a.auditEvent(c, start); ev != nil {
-			if err := a.auditor.Audit(c.Request.Context(), ev); err != nil {
+		if rec := a.auditRecord(c, start); rec != nil {
+			if err := a.auditor.Audit(c.Request.Context(), rec); err != nil {
 				a.log.Error("audit event not kept", "route", c.FullPath(), "error", err)
 			}
 		}

@@ -4,19 +4,29 @@ import (
 	"context"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/signpost-health/signpost/gateway"
 )
+
+func stringFields(v map[string]any) map[string]string {
+	out := make(map[string]string, len(v))
+	for k, x := range v {
+		out[k], _ = x.(string)
+	}
+	return out
+}
 
 // Audit appends an AuditEvent to the audit stream. Signpost only ever
 // appends to it (no trimming, no deletes): an operator archives and trims it
 // (XTRIM) by their own retention rules.
-func (s *Store) Audit(ctx context.Context, event []byte) error {
-	return classify(s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.keys.audit(), Values: []any{"event", event}}).Err())
+func (s *Store) Audit(ctx context.Context, r *gateway.AuditRecord) error {
+	return classify(s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.keys.audit(), Values: r.Fields()}).Err())
 }
 
-// AuditEntry is one kept AuditEvent with its stream id (its time and order).
+// AuditEntry is one kept audit record with its stream id (its time and order).
 type AuditEntry struct {
-	ID    string
-	Event string
+	ID     string
+	Record gateway.AuditRecord
 }
 
 // AuditTail returns the last n AuditEvents, oldest first.
@@ -27,8 +37,7 @@ func (s *Store) AuditTail(ctx context.Context, n int64) ([]AuditEntry, error) {
 	}
 	out := make([]AuditEntry, len(msgs))
 	for i, m := range msgs {
-		ev, _ := m.Values["event"].(string)
-		out[len(msgs)-1-i] = AuditEntry{ID: m.ID, Event: ev}
+		out[len(msgs)-1-i] = AuditEntry{ID: m.ID, Record: gateway.ReadAuditRecord(stringFields(m.Values))}
 	}
 	return out, nil
 }
@@ -43,8 +52,7 @@ func (s *Store) AuditFollow(ctx context.Context, after string) ([]AuditEntry, er
 	var out []AuditEntry
 	for _, st := range res {
 		for _, m := range st.Messages {
-			ev, _ := m.Values["event"].(string)
-			out = append(out, AuditEntry{ID: m.ID, Event: ev})
+			out = append(out, AuditEntry{ID: m.ID, Record: gateway.ReadAuditRecord(stringFields(m.Values))})
 		}
 	}
 	return out, nil

@@ -1,0 +1,107 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// AuditRecord is what is kept of one interaction: who, what, outcome and
+// when, and never patient details. It is stored as a few short fields
+// (Fields), because the trail grows with every request; the FHIR AuditEvent
+// is rendered from it when it is read (Event).
+type AuditRecord struct {
+	Recorded    time.Time
+	Interaction string // restful-interaction code: create, read, vread, update, patch, search-type, transaction, token
+	Action      string // C, R, U, D, E
+	Status      int    // HTTP status of the answer
+	Client      string // client id, or "" when unauthenticated
+	Org         Identifier
+	Address     string   // the caller's network address
+	What        []string // references touched
+	Query       string   // for searches: the type and the parameter names, never values
+}
+
+// Fields is the record as stream fields.
+func (r AuditRecord) Fields() []string {
+	return []string{
+		"t", strconv.FormatInt(r.Recorded.UnixMilli(), 10), "i", r.Interaction, "a", r.Action,
+		"s", strconv.Itoa(r.Status), "c", r.Client, "os", r.Org.System, "ov", r.Org.Value,
+		"ip", r.Address, "w", strings.Join(r.What, " "), "q", r.Query,
+	}
+}
+
+// ReadAuditRecord reads a record back from its stream fields.
+func ReadAuditRecord(f map[string]string) AuditRecord {
+	ms, _ := strconv.ParseInt(f["t"], 10, 64)
+	status, _ := strconv.Atoi(f["s"])
+	r := AuditRecord{Recorded: time.UnixMilli(ms).UTC(), Interaction: f["i"], Action: f["a"], Status: status, Client: f["c"],
+		Org: Identifier{f["os"], f["ov"]}, Address: f["ip"], Query: f["q"]}
+	if f["w"] != "" {
+		r.What = strings.Split(f["w"], " ")
+	}
+	return r
+}
+
+// balpProfiles are the IHE Basic Audit Log Pattern profiles by interaction.
+var balpProfiles = map[string]string{
+	"create": "IHE.BasicAudit.Create", "read": "IHE.BasicAudit.Read", "vread": "IHE.BasicAudit.Read",
+	"update": "IHE.BasicAudit.Update", "patch": "IHE.BasicAudit.Update", "search-type": "IHE.BasicAudit.Query",
+}
+
+// Event renders the record as a FHIR AuditEvent in the IHE BALP shape.
+// observer is the FHIR base of the Signpost that kept it.
+func (r AuditRecord) Event(observer string) []byte {
+	outcome := "0"
+	switch {
+	case r.Status >= 500:
+		outcome = "8"
+	case r.Status >= 400:
+		outcome = "4"
+	}
+	who := map[string]any{"display": r.Client}
+	if r.Client == "" {
+		who["display"] = "unauthenticated"
+	}
+	if r.Org.Value != "" {
+		who["identifier"] = map[string]string{"system": r.Org.System, "value": r.Org.Value}
+	}
+	entityType := map[string]string{"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"}
+	var entities []map[string]any
+	for _, ref := range r.What {
+		entities = append(entities, map[string]any{"what": map[string]string{"reference": ref}, "type": entityType})
+	}
+	if r.Query != "" {
+		entities = append(entities, map[string]any{"type": entityType, "description": r.Query})
+	}
+	ev := map[string]any{
+		"resourceType": "AuditEvent",
+		"type":         map[string]string{"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "Restful Operation"},
+		"subtype":      []map[string]string{{"system": "http://hl7.org/fhir/restful-interaction", "code": r.Interaction}},
+		"action":       r.Action,
+		"recorded":     Instant(r.Recorded),
+		"outcome":      outcome,
+		"outcomeDesc":  strconv.Itoa(r.Status) + " " + http.StatusText(r.Status),
+		"agent": []map[string]any{
+			{"type": map[string]any{"coding": []map[string]string{{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110153", "display": "Source Role ID"}}},
+				"who": who, "requestor": true, "network": map[string]string{"address": r.Address, "type": "2"}},
+			{"type": map[string]any{"coding": []map[string]string{{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110152", "display": "Destination Role ID"}}},
+				"who": map[string]string{"display": "Signpost"}, "requestor": false, "network": map[string]string{"address": observer, "type": "5"}},
+		},
+		"source": map[string]any{"observer": map[string]string{"display": "Signpost"},
+			"type": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}}},
+	}
+	if p := balpProfiles[r.Interaction]; p != "" {
+		ev["meta"] = map[string]any{"profile": []string{"https://profiles.ihe.net/ITI/BALP/StructureDefinition/" + p}}
+	}
+	if len(entities) > 0 {
+		ev["entity"] = entities
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		panic(err) // strings and maps only
+	}
+	return b
+}
