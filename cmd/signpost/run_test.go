@@ -408,3 +408,41 @@ func TestDeadLetterListAndReplay(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// serve -workers=false serves the API and leaves deliveries queued for a
+// signpost worker run apart.
+func TestServeWithoutWorkersLeavesDeliveriesQueued(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	cfg := writeFile(t, "signpost.yaml", testConfig)
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout := newLineWriter()
+	done := make(chan error, 1)
+	getenv := env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()})
+	go func() {
+		done <- run(ctx, []string{"serve", "-workers=false", "-config", cfg}, getenv, stdout, io.Discard)
+	}()
+	base := waitListening(t, stdout.lines)
+	res, err := http.Post(base+"/fhir/ServiceRequest", "application/fhir+json", strings.NewReader(referralJSON("NW-1", "390893007")))
+	must(t, err)
+	res.Body.Close()
+	time.Sleep(300 * time.Millisecond) // a worker, were one running, would have taken it by now
+	if n, _ := r.Client().XLen(context.Background(), "{signpost}:q:delivery").Result(); n != 1 {
+		t.Errorf("%d deliveries queued, want 1 left for a worker", n)
+	}
+	cancel()
+	must(t, <-done)
+	// A worker run apart delivers it (portal: recorded as available in Signpost).
+	wctx, wcancel := context.WithCancel(context.Background())
+	wdone := make(chan error, 1)
+	go func() { wdone <- run(wctx, []string{"worker", "-config", cfg}, getenv, io.Discard, io.Discard) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for n := int64(1); n != 0; n, _ = r.Client().XLen(context.Background(), "{signpost}:q:delivery").Result() {
+		if time.Now().After(deadline) {
+			t.Fatal("signpost worker did not take the delivery")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	wcancel()
+	must(t, <-wdone)
+}

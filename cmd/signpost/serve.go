@@ -27,6 +27,7 @@ const shutdownBudget = 10 * time.Second
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
 	configPath := fs.String("config", "", "configuration file (YAML); default $SIGNPOST_CONFIG, else built-in defaults")
+	withWorkers := fs.Bool("workers", true, "also run the delivery workers (false: the API alone, with signpost worker run apart)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -75,7 +76,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
 	workerDone := make(chan error, 1)
-	go func() { workerDone <- w.Run(workerCtx) }()
+	go func() {
+		if !*withWorkers {
+			<-workerCtx.Done()
+			workerDone <- nil
+			return
+		}
+		workerDone <- w.Run(workerCtx)
+	}()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
