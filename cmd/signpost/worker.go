@@ -37,18 +37,22 @@ func newWorker(a *app) (*worker.Worker, error) {
 	client := outbound.NewClient(outbound.Options{Allow: a.cfg.OutboundAllow, Timeout: a.cfg.DeliveryTimeout})
 	sender := webhook.NewSender(client, time.Now)
 	sender.Permanent = func(err error) bool { return errors.Is(err, outbound.ErrForbiddenAddress) }
-	host, _ := os.Hostname()
+	q := a.store.Queue(gateway.QueueDelivery)
 	return worker.New(worker.Options{
-		Queue:       a.store.Queue(gateway.QueueDelivery),
-		Domain:      a.svc,
-		Switch:      a.store,
-		Sender:      sender,
-		Endpoints:   endpoints,
-		Retry:       a.cfg.DeliveryRetry,
-		Consumer:    fmt.Sprintf("%s-%d-%s", host, os.Getpid(), gateway.NewID()[:8]),
+		Queue: q,
+		Handler: &worker.Deliveries{Queue: q, Domain: a.svc, Switch: a.store, Sender: sender,
+			Endpoints: endpoints, Retry: a.cfg.DeliveryRetry, Log: a.log},
+		Consumer:    consumerName(),
 		ReclaimIdle: 6 * a.cfg.DeliveryTimeout, // well above the slowest send
 		Log:         a.log,
 	}), nil
+}
+
+// consumerName names this process in the consumer groups: unique, so a
+// restarted process is a new consumer and its predecessor's jobs are reclaimed.
+func consumerName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), gateway.NewID()[:8])
 }
 
 // runWorker is `signpost worker`: the delivery workers alone, to scale

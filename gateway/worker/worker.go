@@ -15,7 +15,6 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
-	"strconv"
 	"sync"
 	"time"
 
@@ -61,19 +60,22 @@ type Endpoint struct {
 	Full    bool // webhook payload: a FHIR Bundle rather than the thin message
 }
 
+// Handler handles the jobs of one queue, in lanes: jobs of one lane (one
+// provider, one GP system) wait only for each other.
+type Handler interface {
+	Lanes() []string
+	Lane(job gateway.QueuedJob) string
+	Handle(ctx context.Context, job gateway.QueuedJob)
+}
+
 // Options configure a Worker.
 type Options struct {
-	Queue     Queue
-	Domain    Domain
-	Switch    Switch
-	Sender    Sender
-	Endpoints map[string]Endpoint // by provider id
-	// Retry lists the waits between attempts; after the last, a dead letter.
-	Retry []time.Duration
+	Queue   Queue
+	Handler Handler
 	// Consumer names this worker in the consumer group (unique per process).
 	Consumer string
-	// PerProvider bounds the sends in flight to one provider, so a slow or
-	// dead provider holds only its own lane, never the others.
+	// PerProvider bounds the jobs in flight in one lane, so a slow or dead
+	// endpoint holds only its own lane, never the others.
 	PerProvider int
 	// ReclaimIdle is how long a job may be held before another worker takes
 	// it over; longer than the slowest send.
@@ -127,7 +129,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	var lanes sync.WaitGroup
-	for id := range w.o.Endpoints {
+	for _, id := range w.o.Handler.Lanes() {
 		ch := make(chan gateway.QueuedJob, laneDepth)
 		w.lanes[id] = ch
 		for i := 0; i < w.o.PerProvider; i++ {
@@ -135,7 +137,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			go func() {
 				defer lanes.Done()
 				for job := range ch {
-					w.handle(work, job)
+					w.o.Handler.Handle(work, job)
 				}
 			}()
 		}
@@ -220,10 +222,10 @@ func (w *Worker) reclaim(ctx context.Context) {
 // (a slow provider) puts the job off a moment rather than stall reading.
 func (w *Worker) dispatch(ctx context.Context, job gateway.QueuedJob) {
 	w.mu.Lock()
-	ch, ok := w.lanes[job.Fields["provider"]]
+	ch, ok := w.lanes[w.o.Handler.Lane(job)]
 	w.mu.Unlock()
 	if !ok {
-		w.handle(ctx, job) // not a configured provider: dead-lettered there
+		w.o.Handler.Handle(ctx, job) // no lane (not configured): the handler says what becomes of it
 		return
 	}
 	select {
@@ -235,80 +237,9 @@ func (w *Worker) dispatch(ctx context.Context, job gateway.QueuedJob) {
 	}
 }
 
-// handle sends one job and records its outcome. An error recording it
-// leaves the job pending: it is reclaimed and sent again, with the same
-// webhook-id, which the provider uses to recognise a repeat.
-func (w *Worker) handle(ctx context.Context, job gateway.QueuedJob) {
-	d, err := gateway.ReadDelivery(job)
-	if err != nil {
-		w.o.Log.Error("unreadable delivery job dropped", "job", job.ID, "error", err)
-		_ = w.o.Queue.Ack(ctx, job.ID)
-		return
-	}
-	log := w.o.Log.With("task", d.TaskID, "provider", d.ProviderID, "event", d.Event, "attempt", d.Attempt+1, "delivery", d.ID)
-	ep, ok := w.o.Endpoints[d.ProviderID]
-	if !ok {
-		w.record(log, "dead letter", w.o.Domain.DeadLetter(ctx, d, "the provider is no longer in the configuration"))
-		return
-	}
-	if ep.Kind == "portal" {
-		// Nothing is pushed: the referral waits in Signpost for the provider.
-		w.record(log, "available in the portal", w.o.Domain.Delivered(ctx, d, ep.Name+" (in Signpost)"))
-		return
-	}
-	if why, err := w.o.Switch.EndpointDisabled(ctx, d.ProviderID); err != nil {
-		w.record(log, "endpoint check", err)
-		return
-	} else if why != "" {
-		w.record(log, "dead letter", w.o.Domain.DeadLetter(ctx, d, "the provider's endpoint is disabled: "+why))
-		return
-	}
-	msg := webhook.Message{ID: d.ID, URL: ep.URL, Secrets: ep.Secrets}
-	if ep.Kind == "fhir" {
-		msg.URL = trimSlash(ep.URL) + "/Task"
-		msg.ContentType = "application/fhir+json"
-		msg.Body, err = w.o.Domain.TaskForProvider(ctx, d)
-	} else {
-		msg.Body, err = w.o.Domain.DeliveryBody(ctx, d, ep.Full)
-		if ep.Full {
-			msg.ContentType = "application/fhir+json"
-		}
-	}
-	if err != nil {
-		w.record(log, "building the message", err)
-		return
-	}
-	res := w.o.Sender.Send(ctx, msg)
-	log = log.With("status", res.Status, "elapsed", res.Elapsed)
-	switch res.Outcome {
-	case webhook.Delivered:
-		w.record(log, "delivered", w.o.Domain.Delivered(ctx, d, ep.Name))
-	case webhook.Gone:
-		reason := "the provider's endpoint answered 410 Gone"
-		if err := w.o.Switch.DisableEndpoint(ctx, d.ProviderID, reason); err != nil {
-			w.record(log, "disabling the endpoint", err)
-			return
-		}
-		w.record(log, "dead letter (endpoint disabled)", w.o.Domain.DeadLetter(ctx, d, reason))
-	case webhook.Permanent:
-		w.record(log, "dead letter", w.o.Domain.DeadLetter(ctx, d, res.Reason))
-	default:
-		if d.Attempt >= len(w.o.Retry) {
-			w.record(log, "dead letter", w.o.Domain.DeadLetter(ctx, d, res.Reason+" ("+strconv.Itoa(d.Attempt+1)+" attempts)"))
-			return
-		}
-		wait := jitter(w.o.Retry[d.Attempt])
-		if res.RetryAfter > wait {
-			wait = res.RetryAfter
-		}
-		err := w.o.Queue.Later(ctx, job, d.NextAttempt(), w.o.Now().Add(wait))
-		w.record(log.With("reason", res.Reason, "retry_in", wait), "will retry", err)
-	}
-}
-
 // record logs an outcome, or the failure to store it. Logs carry ids and
 // statuses only, never a message body.
-func (w *Worker) record(log *slog.Logger, outcome string, err error) {
+func record(log *slog.Logger, outcome string, err error) {
 	if err != nil {
 		log.Error("delivery outcome not stored; the job stays pending", "outcome", outcome, "error", err)
 		return

@@ -90,8 +90,9 @@ func setup(t *testing.T) *env {
 // startWorker runs a worker until the test ends (or stop is called).
 func (e *env) startWorker(endpoints map[string]worker.Endpoint, retry []time.Duration) (stop func()) {
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
-	w := worker.New(worker.Options{Queue: e.store.Queue(gateway.QueueDelivery), Domain: e.svc, Switch: e.store,
-		Sender: webhook.NewSender(client, time.Now), Endpoints: endpoints, Retry: retry,
+	q := e.store.Queue(gateway.QueueDelivery)
+	w := worker.New(worker.Options{Queue: q, Handler: &worker.Deliveries{Queue: q, Domain: e.svc, Switch: e.store,
+		Sender: webhook.NewSender(client, time.Now), Endpoints: endpoints, Retry: retry},
 		Consumer: "test-" + gateway.NewID()[:8], ReclaimIdle: 500 * time.Millisecond, Grace: 2 * time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -1,0 +1,113 @@
+package worker
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/webhook"
+)
+
+// Deliveries sends referrals to providers: the Handler of the delivery queue.
+type Deliveries struct {
+	Queue     Queue
+	Domain    Domain
+	Switch    Switch
+	Sender    Sender
+	Endpoints map[string]Endpoint // by provider id
+	// Retry lists the waits between attempts; after the last, a dead letter.
+	Retry []time.Duration
+	Log   *slog.Logger
+	Now   func() time.Time
+}
+
+// Lanes are the providers.
+func (h *Deliveries) Lanes() []string {
+	out := make([]string, 0, len(h.Endpoints))
+	for id := range h.Endpoints {
+		out = append(out, id)
+	}
+	return out
+}
+
+// Lane is the job's provider.
+func (h *Deliveries) Lane(job gateway.QueuedJob) string { return job.Fields["provider"] }
+
+// handle sends one job and records its outcome. An error recording it
+// leaves the job pending: it is reclaimed and sent again, with the same
+// webhook-id, which the provider uses to recognise a repeat.
+func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
+	if h.Log == nil {
+		h.Log = slog.Default()
+	}
+	if h.Now == nil {
+		h.Now = time.Now
+	}
+	d, err := gateway.ReadDelivery(job)
+	if err != nil {
+		h.Log.Error("unreadable delivery job dropped", "job", job.ID, "error", err)
+		_ = h.Queue.Ack(ctx, job.ID)
+		return
+	}
+	log := h.Log.With("task", d.TaskID, "provider", d.ProviderID, "event", d.Event, "attempt", d.Attempt+1, "delivery", d.ID)
+	ep, ok := h.Endpoints[d.ProviderID]
+	if !ok {
+		record(log, "dead letter", h.Domain.DeadLetter(ctx, d, "the provider is no longer in the configuration"))
+		return
+	}
+	if ep.Kind == "portal" {
+		// Nothing is pushed: the referral waits in Signpost for the provider.
+		record(log, "available in the portal", h.Domain.Delivered(ctx, d, ep.Name+" (in Signpost)"))
+		return
+	}
+	if why, err := h.Switch.EndpointDisabled(ctx, d.ProviderID); err != nil {
+		record(log, "endpoint check", err)
+		return
+	} else if why != "" {
+		record(log, "dead letter", h.Domain.DeadLetter(ctx, d, "the provider's endpoint is disabled: "+why))
+		return
+	}
+	msg := webhook.Message{ID: d.ID, URL: ep.URL, Secrets: ep.Secrets}
+	if ep.Kind == "fhir" {
+		msg.URL = trimSlash(ep.URL) + "/Task"
+		msg.ContentType = "application/fhir+json"
+		msg.Body, err = h.Domain.TaskForProvider(ctx, d)
+	} else {
+		msg.Body, err = h.Domain.DeliveryBody(ctx, d, ep.Full)
+		if ep.Full {
+			msg.ContentType = "application/fhir+json"
+		}
+	}
+	if err != nil {
+		record(log, "building the message", err)
+		return
+	}
+	res := h.Sender.Send(ctx, msg)
+	log = log.With("status", res.Status, "elapsed", res.Elapsed)
+	switch res.Outcome {
+	case webhook.Delivered:
+		record(log, "delivered", h.Domain.Delivered(ctx, d, ep.Name))
+	case webhook.Gone:
+		reason := "the provider's endpoint answered 410 Gone"
+		if err := h.Switch.DisableEndpoint(ctx, d.ProviderID, reason); err != nil {
+			record(log, "disabling the endpoint", err)
+			return
+		}
+		record(log, "dead letter (endpoint disabled)", h.Domain.DeadLetter(ctx, d, reason))
+	case webhook.Permanent:
+		record(log, "dead letter", h.Domain.DeadLetter(ctx, d, res.Reason))
+	default:
+		if d.Attempt >= len(h.Retry) {
+			record(log, "dead letter", h.Domain.DeadLetter(ctx, d, res.Reason+" ("+strconv.Itoa(d.Attempt+1)+" attempts)"))
+			return
+		}
+		wait := jitter(h.Retry[d.Attempt])
+		if res.RetryAfter > wait {
+			wait = res.RetryAfter
+		}
+		err := h.Queue.Later(ctx, job, d.NextAttempt(), h.Now().Add(wait))
+		record(log.With("reason", res.Reason, "retry_in", wait), "will retry", err)
+	}
+}
