@@ -90,7 +90,7 @@ func deliveryJob(event, taskID, srID string, rt *routing, now time.Time) Job {
 // workers): which Task, which version, and its status.
 func notifyJob(task *Resource, status string) Job {
 	return Job{Queue: QueueNotify, Fields: []string{
-		"event", "task-changed", "task", task.ID, "version", task.VersionID(), "status", status,
+		"event", "task-changed", "task", task.ID, "version", task.VersionID(), "status", status, "client", task.Owner,
 		"at", strconv.FormatInt(task.LastUpdated.UnixMilli(), 10),
 	}}
 }

@@ -19,6 +19,8 @@ import (
 type Options struct {
 	Store Store
 	Codes *mappings.Table
+	// Outcomes codes the outcomes written back to GP records (default: the embedded table).
+	Outcomes *mappings.OutcomeTable
 	// Providers receive referrals; the order decides precedence within a category.
 	Providers []Provider
 	// TriageUnmapped sends referrals whose code is not in the table to the
@@ -41,6 +43,7 @@ type Options struct {
 type Service struct {
 	store     Store
 	codes     *mappings.Table
+	outcomes  *mappings.OutcomeTable
 	router    *Router
 	triage    bool
 	strictNHS bool
@@ -56,6 +59,10 @@ func NewService(o Options) *Service {
 		strictNHS: o.StrictNHSNumber, base: strings.TrimSuffix(o.FHIRBase, "/"), maxDepth: o.MaxDepth, now: o.Now, newID: o.NewID}
 	if s.codes == nil {
 		s.codes = mappings.Default()
+	}
+	s.outcomes = o.Outcomes
+	if s.outcomes == nil {
+		s.outcomes = mappings.DefaultOutcomes()
 	}
 	if s.now == nil {
 		s.now = time.Now

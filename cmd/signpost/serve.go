@@ -55,7 +55,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Logger:       log,
 	})
 
-	w, err := newWorker(app)
+	workers, err := newWorkers(app, getenv)
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			workerDone <- nil
 			return
 		}
-		workerDone <- w.Run(workerCtx)
+		workerDone <- runWorkers(workerCtx, workers)
 	}()
 
 	errc := make(chan error, 1)

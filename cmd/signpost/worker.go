@@ -12,6 +12,7 @@ import (
 
 	"github.com/signpost-health/signpost/config"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/notify"
 	"github.com/signpost-health/signpost/gateway/outbound"
 	"github.com/signpost-health/signpost/gateway/webhook"
 	"github.com/signpost-health/signpost/gateway/worker"
@@ -48,6 +49,57 @@ func newWorker(a *app) (*worker.Worker, error) {
 	}), nil
 }
 
+// newWorkers builds every worker a process runs: deliveries to providers
+// and write-backs to GP systems.
+func newWorkers(a *app, getenv func(string) string) ([]*worker.Worker, error) {
+	d, err := newWorker(a)
+	if err != nil {
+		return nil, err
+	}
+	return []*worker.Worker{d, newWriteBacks(a, getenv)}, nil
+}
+
+// runWorkers runs workers until ctx ends, and returns the first error.
+func runWorkers(ctx context.Context, workers []*worker.Worker) error {
+	errs := make(chan error, len(workers))
+	for _, w := range workers {
+		go func() { errs <- w.Run(ctx) }()
+	}
+	var first error
+	for range workers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// newWriteBacks builds the worker that writes Task changes back to the GP
+// systems that have a write-back target (clients[].notify).
+func newWriteBacks(a *app, getenv func(string) string) *worker.Worker {
+	client := outbound.NewClient(outbound.Options{Allow: a.cfg.OutboundAllow, Timeout: a.cfg.DeliveryTimeout})
+	targets := map[string]*notify.GPServer{}
+	for _, c := range a.cfg.Clients {
+		if c.Notify == nil || c.Notify.FHIRBase == "" {
+			continue
+		}
+		token := ""
+		if c.Notify.BearerTokenEnv != "" {
+			token = getenv(c.Notify.BearerTokenEnv)
+		}
+		targets[c.ID] = &notify.GPServer{Base: strings.TrimSuffix(c.Notify.FHIRBase, "/"), Token: token, Client: client}
+	}
+	q := a.store.Queue(gateway.QueueNotify)
+	return worker.New(worker.Options{
+		Queue: q,
+		Handler: &worker.WriteBacks{Queue: q, Domain: a.svc, State: a.store, Targets: targets,
+			Retry: a.cfg.DeliveryRetry, Log: a.log},
+		Consumer:    consumerName(),
+		ReclaimIdle: 6 * a.cfg.DeliveryTimeout,
+		Log:         a.log,
+	})
+}
+
 // consumerName names this process in the consumer groups: unique, so a
 // restarted process is a new consumer and its predecessor's jobs are reclaimed.
 func consumerName() string {
@@ -68,12 +120,12 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer a.close()
-	w, err := newWorker(a)
+	workers, err := newWorkers(a, getenv)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "Signpost %s worker delivering for %d providers\n", version, len(a.cfg.Providers))
-	return w.Run(ctx)
+	return runWorkers(ctx, workers)
 }
 
 // runDLQ is `signpost dlq list` and `signpost dlq replay ID...|-all`.

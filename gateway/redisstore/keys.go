@@ -46,6 +46,9 @@ func (k keys) delayed(queue string) string { return k.ns + ":d:" + queue }
 // disabled holds the providers whose endpoints answered 410 Gone.
 func (k keys) disabled() string { return k.ns + ":disabled" }
 
+// writeBack is a hash of what Signpost last wrote to one GP system, by Task.
+func (k keys) writeBack(client string) string { return k.ns + ":wb:" + client }
+
 // queue is a stream of jobs.
 func (k keys) queue(name string) string { return k.ns + ":q:" + name }
 

@@ -121,8 +121,17 @@ func New(o Options) *Worker {
 // taking jobs, let sends in flight finish within Grace, and leave the rest
 // pending for another worker to reclaim.
 func (w *Worker) Run(ctx context.Context) error {
-	if err := w.o.Queue.Ensure(ctx); err != nil {
-		return err
+	// Redis may not answer yet (serve starts anyway): keep trying, as the
+	// API does, until it does or the worker is stopped.
+	for {
+		err := w.o.Queue.Ensure(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		w.pause(ctx, "preparing the queue", err)
 	}
 	// Sends get their own context: cancelled only when the grace period
 	// after shutdown has run out.

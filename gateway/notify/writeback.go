@@ -1,0 +1,125 @@
+// Package notify carries referral status back to GP record systems. It
+// holds the HTTP side of write-back: the GP system's FHIR server as Signpost
+// sees it. It imports nothing of the project; the caller passes an
+// *http.Client made by gateway/outbound (refusing private addresses).
+package notify
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// GPServer is a GP system's FHIR server that takes write-backs.
+type GPServer struct {
+	Base   string // FHIR base, e.g. https://gp.example/fhir
+	Token  string // bearer token; "" for none
+	Client *http.Client
+}
+
+// Result says what became of a write and what to do about it.
+type Result struct {
+	Status int
+	ID     string // the id the GP server gave (from Location), on create
+	ETag   string // the version the GP server now holds
+	Retry  bool   // a transient failure: try again later
+	Reason string // for logs; names the status, never a body
+}
+
+// OK reports a 2xx answer.
+func (r Result) OK() bool { return r.Status >= 200 && r.Status < 300 }
+
+// Conflict reports a 412: the GP copy changed since Signpost last wrote it.
+func (r Result) Conflict() bool { return r.Status == http.StatusPreconditionFailed }
+
+// Create POSTs a resource and returns the id the server gave it.
+// ifNoneExist makes it a conditional create, so a create retried after a
+// lost answer finds the first rather than making a second.
+func (g *GPServer) Create(ctx context.Context, typ string, body []byte, ifNoneExist string) Result {
+	return g.do(ctx, http.MethodPost, g.Base+"/"+typ, body, "", ifNoneExist)
+}
+
+// Update PUTs a resource; ifMatch is the version Signpost last wrote.
+func (g *GPServer) Update(ctx context.Context, typ, id string, body []byte, ifMatch string) Result {
+	return g.do(ctx, http.MethodPut, g.Base+"/"+typ+"/"+id, body, ifMatch, "")
+}
+
+// Version reads the version the GP server holds of a resource.
+func (g *GPServer) Version(ctx context.Context, typ, id string) Result {
+	return g.do(ctx, http.MethodGet, g.Base+"/"+typ+"/"+id, nil, "", "")
+}
+
+func (g *GPServer) do(ctx context.Context, method, url string, body []byte, ifMatch, ifNoneExist string) Result {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return Result{Reason: "the GP server's address is not a URL"}
+	}
+	req.Header.Set("Accept", "application/fhir+json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/fhir+json")
+	}
+	if ifMatch != "" {
+		req.Header.Set("If-Match", ifMatch)
+	}
+	if ifNoneExist != "" {
+		req.Header.Set("If-None-Exist", ifNoneExist)
+	}
+	if g.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+g.Token)
+	}
+	res, err := g.Client.Do(req)
+	if err != nil {
+		var perm interface{ Permanent() bool }
+		if errors.As(err, &perm) && perm.Permanent() {
+			return Result{Reason: "the GP server's address is not allowed"}
+		}
+		if strings.Contains(err.Error(), "destination address not allowed") {
+			return Result{Reason: "the GP server's address is not allowed"}
+		}
+		return Result{Retry: true, Reason: "the GP server did not answer"}
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+	r := Result{Status: res.StatusCode, ETag: res.Header.Get("ETag"), Reason: fmt.Sprintf("the GP server answered %d %s", res.StatusCode, http.StatusText(res.StatusCode))}
+	if loc := res.Header.Get("Location"); loc != "" {
+		r.ID = idFromLocation(loc)
+	}
+	switch {
+	case r.OK(), r.Conflict():
+	case res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusRequestTimeout || res.StatusCode >= 500:
+		r.Retry = true
+	}
+	return r
+}
+
+// idFromLocation reads the id from a Location such as
+// https://gp.example/fhir/Task/123/_history/1.
+func idFromLocation(loc string) string {
+	parts := strings.Split(strings.TrimSuffix(loc, "/"), "/")
+	for i := len(parts) - 1; i > 0; i-- {
+		if parts[i-1] == "_history" || parts[i] == "_history" {
+			continue
+		}
+		if i >= 1 && (i+1 >= len(parts) || parts[i+1] == "_history") {
+			return parts[i]
+		}
+	}
+	return ""
+}
+
+// RetryAfter suggests a wait for a retried write (not used for 412s).
+func RetryAfter(attempt int, schedule []time.Duration) (time.Duration, bool) {
+	if attempt >= len(schedule) {
+		return 0, false
+	}
+	return schedule[attempt], true
+}

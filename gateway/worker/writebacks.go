@@ -1,0 +1,125 @@
+package worker
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/notify"
+)
+
+// WriteBackDomain is what write-back asks of the domain (gateway.Service).
+type WriteBackDomain interface {
+	WriteBack(ctx context.Context, taskID string) (*gateway.WriteBack, error)
+}
+
+// WriteBackStore keeps what was last written to each GP system.
+type WriteBackStore interface {
+	WriteBackState(ctx context.Context, client, taskID string) (gateway.WriteBackState, error)
+	SaveWriteBack(ctx context.Context, client, taskID string, st gateway.WriteBackState, job string) error
+}
+
+// WriteBacks writes each Task change back to the GP system whose referral it
+// is: the Handler of the notify queue for clients with a write-back target.
+// It always writes the Task's current version, so an older change arriving
+// late never overwrites a newer one.
+type WriteBacks struct {
+	Queue   Queue
+	Domain  WriteBackDomain
+	State   WriteBackStore
+	Targets map[string]*notify.GPServer // by client id
+	Retry   []time.Duration
+	Log     *slog.Logger
+	Now     func() time.Time
+}
+
+// Lanes are the GP systems: one failing never holds up another.
+func (h *WriteBacks) Lanes() []string {
+	out := make([]string, 0, len(h.Targets))
+	for id := range h.Targets {
+		out = append(out, id)
+	}
+	return out
+}
+
+// Lane is the client whose referral the Task is.
+func (h *WriteBacks) Lane(job gateway.QueuedJob) string { return job.Fields["client"] }
+
+// Handle writes one change back.
+func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
+	if h.Log == nil {
+		h.Log = slog.Default()
+	}
+	if h.Now == nil {
+		h.Now = time.Now
+	}
+	client, taskID := job.Fields["client"], job.Fields["task"]
+	log := h.Log.With("task", taskID, "client", client)
+	target, ok := h.Targets[client]
+	if !ok {
+		record(log, "no write-back for this client", h.Queue.Ack(ctx, job.ID))
+		return
+	}
+	st, err := h.State.WriteBackState(ctx, client, taskID)
+	if err != nil {
+		record(log, "reading write-back state", err)
+		return
+	}
+	wb, err := h.Domain.WriteBack(ctx, taskID)
+	if err != nil {
+		record(log, "reading the Task", err)
+		return
+	}
+	if wb.Task.Version <= st.Version {
+		record(log, "already written", h.State.SaveWriteBack(ctx, client, taskID, st, job.ID))
+		return
+	}
+	var res notify.Result
+	if st.GPID == "" {
+		res = target.Create(ctx, "Task", wb.TaskBody(""), wb.TaskQuery())
+		st.GPID = res.ID
+	} else {
+		res = target.Update(ctx, "Task", st.GPID, wb.TaskBody(st.GPID), st.GPETag)
+		if res.Conflict() {
+			// The GP copy changed since; Signpost holds the referral's
+			// status, so it writes again over the version there now.
+			if cur := target.Version(ctx, "Task", st.GPID); cur.OK() {
+				res = target.Update(ctx, "Task", st.GPID, wb.TaskBody(st.GPID), cur.ETag)
+			}
+		}
+	}
+	if !res.OK() || st.GPID == "" {
+		h.retry(ctx, log, job, res)
+		return
+	}
+	st.GPETag = res.ETag
+	if wb.Outcome != nil && st.Status != wb.Status {
+		if out := target.Create(ctx, "Observation", wb.Outcome, wb.OutcomeQuery); !out.OK() {
+			h.retry(ctx, log, job, out)
+			return
+		}
+	}
+	st.Version, st.Status = wb.Task.Version, wb.Status
+	record(log.With("version", st.Version, "status", st.Status), "written back", h.State.SaveWriteBack(ctx, client, taskID, st, job.ID))
+}
+
+// retry puts a failed write-back off, or after the last attempt gives up
+// on it (the next change of the Task writes its state again).
+func (h *WriteBacks) retry(ctx context.Context, log *slog.Logger, job gateway.QueuedJob, res notify.Result) {
+	attempt, _ := strconv.Atoi(job.Fields["attempt"])
+	log = log.With("attempt", attempt+1, "reason", res.Reason)
+	if !res.Retry || attempt >= len(h.Retry) {
+		log.Error("write-back abandoned", "status", res.Status)
+		record(log, "abandoned", h.Queue.Ack(ctx, job.ID))
+		return
+	}
+	next := make(map[string]string, len(job.Fields)+1)
+	for k, v := range job.Fields {
+		next[k] = v
+	}
+	next["attempt"] = strconv.Itoa(attempt + 1)
+	wait := jitter(h.Retry[attempt])
+	record(log.With("retry_in", wait), "will retry", h.Queue.Later(ctx, job, next, h.Now().Add(wait)))
+}

@@ -1,0 +1,202 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/notify"
+	"github.com/signpost-health/signpost/gateway/outbound"
+	"github.com/signpost-health/signpost/gateway/worker"
+)
+
+// gpServer is a GP record system's FHIR server as write-back sees it: it
+// checks If-Match on every update and honours If-None-Exist on creates.
+type gpServer struct {
+	srv      *httptest.Server
+	mu       sync.Mutex
+	version  int
+	task     map[string]any
+	statuses []string // every status written, in order
+	ifMatch  []string
+	obs      map[string]map[string]any // by identifier
+	badMatch int
+}
+
+func newGPServer(t *testing.T) *gpServer {
+	g := &gpServer{obs: map[string]map[string]any{}}
+	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		body, _ := io.ReadAll(r.Body)
+		var res map[string]any
+		_ = json.Unmarshal(body, &res)
+		etag := func() string { return `W/"` + strconv.Itoa(g.version) + `"` }
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/fhir/Task":
+			if g.task != nil && strings.Contains(r.Header.Get("If-None-Exist"), "signpost") {
+				w.Header().Set("ETag", etag())
+				w.WriteHeader(http.StatusOK)
+				return
+			}
+			g.version = 1
+			g.task = res
+			g.statuses = append(g.statuses, res["status"].(string))
+			w.Header().Set("Location", g.srv.URL+"/fhir/Task/gp-1/_history/1")
+			w.Header().Set("ETag", etag())
+			w.WriteHeader(http.StatusCreated)
+		case r.Method == http.MethodPut && r.URL.Path == "/fhir/Task/gp-1":
+			g.ifMatch = append(g.ifMatch, r.Header.Get("If-Match"))
+			if r.Header.Get("If-Match") != etag() {
+				g.badMatch++
+				w.WriteHeader(http.StatusPreconditionFailed)
+				return
+			}
+			if res["id"] != "gp-1" {
+				t.Errorf("PUT body id %v", res["id"])
+			}
+			g.version++
+			g.task = res
+			g.statuses = append(g.statuses, res["status"].(string))
+			w.Header().Set("ETag", etag())
+			w.WriteHeader(http.StatusOK)
+		case r.Method == http.MethodGet && r.URL.Path == "/fhir/Task/gp-1":
+			w.Header().Set("ETag", etag())
+			w.WriteHeader(http.StatusOK)
+		case r.Method == http.MethodPost && r.URL.Path == "/fhir/Observation":
+			key := r.Header.Get("If-None-Exist")
+			if _, dup := g.obs[key]; dup {
+				w.WriteHeader(http.StatusOK)
+				return
+			}
+			g.obs[key] = res
+			w.WriteHeader(http.StatusCreated)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	t.Cleanup(g.srv.Close)
+	return g
+}
+
+func (e *env) startWriteBacks(targets map[string]*notify.GPServer) {
+	q := e.store.Queue(gateway.QueueNotify)
+	w := worker.New(worker.Options{Queue: q, Handler: &worker.WriteBacks{Queue: q, Domain: e.svc, State: e.store, Targets: targets, Retry: ms(20, 20, 20)},
+		Consumer: "wb-" + gateway.NewID()[:8], ReclaimIdle: time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	e.t.Cleanup(func() { cancel(); <-done })
+}
+
+// move changes a Task's status as the provider would.
+func (e *env) move(taskID, status, reason string) {
+	e.t.Helper()
+	cur, err := e.store.Read(context.Background(), "Task", taskID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(cur.Body, &m)
+	m["status"] = status
+	if reason != "" {
+		m["statusReason"] = map[string]any{"text": reason}
+	}
+	b, _ := json.Marshal(m)
+	caller := gateway.Caller{ClientID: "walking", Kind: gateway.CallerProvider}
+	if _, err := e.svc.Update(context.Background(), caller, "Task", taskID, b, cur.ETag()); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func TestWriteBackFollowsTheTaskIntoTheGPRecord(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	gp := newGPServer(t)
+	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	e.startWriteBacks(map[string]*notify.GPServer{"practice-a": {Base: gp.srv.URL + "/fhir", Client: client}})
+	task := e.refer("WB-1", "390893007")
+	e.move(task, "accepted", "")
+	eventually(t, "the acceptance in the GP record", func() bool {
+		gp.mu.Lock()
+		defer gp.mu.Unlock()
+		return len(gp.statuses) > 0 && gp.statuses[len(gp.statuses)-1] == "accepted"
+	})
+	e.move(task, "in-progress", "")
+	e.move(task, "completed", "")
+	eventually(t, "completion in the GP record", func() bool {
+		gp.mu.Lock()
+		defer gp.mu.Unlock()
+		return len(gp.statuses) > 0 && gp.statuses[len(gp.statuses)-1] == "completed"
+	})
+	gp.mu.Lock()
+	defer gp.mu.Unlock()
+	// Never an older status after a newer one, and every update named the
+	// version Signpost last wrote.
+	order := map[string]int{"accepted": 1, "in-progress": 2, "completed": 3}
+	for i := 1; i < len(gp.statuses); i++ {
+		if order[gp.statuses[i]] < order[gp.statuses[i-1]] {
+			t.Errorf("GP record went back from %s to %s", gp.statuses[i-1], gp.statuses[i])
+		}
+	}
+	if gp.badMatch != 0 {
+		t.Errorf("%d updates with a stale If-Match: %v", gp.badMatch, gp.ifMatch)
+	}
+	// The acceptance is filed as a coded entry, once; completion has no
+	// verified code, so none is invented.
+	if len(gp.obs) != 1 {
+		t.Fatalf("%d outcome entries, want 1: %v", len(gp.obs), gp.obs)
+	}
+	for _, o := range gp.obs {
+		code := o["code"].(map[string]any)["coding"].([]any)[0].(map[string]any)
+		based := o["basedOn"].([]any)[0].(map[string]any)
+		if code["code"] != "871731000000106" || !strings.HasPrefix(based["reference"].(string), "http://signpost.test/fhir/ServiceRequest/") {
+			t.Errorf("outcome entry %v", o)
+		}
+	}
+	ids := gp.task["identifier"].([]any)
+	last := ids[len(ids)-1].(map[string]any)
+	if last["system"] != gateway.TaskIdentifierSystem || last["value"] != task {
+		t.Errorf("GP copy identifier %v", last)
+	}
+}
+
+// A GP endpoint that fails does not hold up another GP's write-backs.
+func TestFailingGPDoesNotBlockOthers(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	gp := newGPServer(t)
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
+	t.Cleanup(down.Close)
+	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	e.startWriteBacks(map[string]*notify.GPServer{
+		"practice-a": {Base: gp.srv.URL + "/fhir", Client: client},
+		"practice-b": {Base: down.URL + "/fhir", Client: client},
+	})
+	// practice-b's referrals fail to write back; practice-a's go through.
+	for i := 0; i < 5; i++ {
+		body := `{"resourceType":"ServiceRequest","identifier":[{"system":"https://b.example/id","value":"B-` + strconv.Itoa(i) + `"}],"status":"active","intent":"order","code":{"coding":[{"system":"http://snomed.info/sct","code":"390893007"}]},"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}},"requester":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"B82002"}}}`
+		out, err := e.svc.Create(context.Background(), gateway.Caller{ClientID: "practice-b"}, "ServiceRequest", []byte(body), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, _, _ := e.store.Search(context.Background(), &gateway.StoreQuery{Type: "Task", Groups: [][]string{{"focus=ServiceRequest/" + out.Resource.ID}}, Count: 1})
+		e.move(ids[0], "accepted", "")
+	}
+	task := e.refer("A-1", "390893007")
+	e.move(task, "accepted", "")
+	eventually(t, "practice-a's write-back", func() bool {
+		gp.mu.Lock()
+		defer gp.mu.Unlock()
+		return len(gp.statuses) > 0
+	})
+}

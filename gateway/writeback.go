@@ -1,0 +1,146 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+
+	"github.com/signpost-health/signpost/mappings"
+)
+
+// TaskIdentifierSystem names Signpost's Tasks on other servers: the GP's
+// copy of a referral Task carries it, so a repeated create is recognised.
+const TaskIdentifierSystem = "https://signpost.health/fhir/Id/task"
+
+// outcomeIdentifierSystem names the outcome entries Signpost files.
+const outcomeIdentifierSystem = "https://signpost.health/fhir/Id/outcome"
+
+// outcomeOf is the outcome a GP record codes for a Task status, if any.
+var outcomeOf = map[string]string{
+	"accepted":  mappings.OutcomeAccepted,
+	"rejected":  mappings.OutcomeDeclined,
+	"completed": mappings.OutcomeCompleted,
+}
+
+// WriteBackState is what Signpost last wrote to a GP system of one Task:
+// the Signpost version, the GP server's id and version of its copy, and the
+// status whose outcome entry was filed.
+type WriteBackState struct {
+	Version int    `json:"v"`
+	GPID    string `json:"id,omitempty"`
+	GPETag  string `json:"etag,omitempty"`
+	Status  string `json:"status,omitempty"`
+}
+
+// WriteBack is what a GP system's record should hold of a referral now.
+type WriteBack struct {
+	Task   *Resource // the current version in Signpost
+	Status string
+	// Outcome is a coded entry (an Observation) for statuses a GP record
+	// codes, when the outcome table has a code; nil otherwise.
+	Outcome []byte
+	// OutcomeQuery is the If-None-Exist that recognises the entry if it was
+	// filed already (a write retried after a lost answer).
+	OutcomeQuery string
+	base         string
+	view         *TaskView
+}
+
+// TaskQuery is the If-None-Exist that recognises the GP's copy of the Task.
+func (w *WriteBack) TaskQuery() string {
+	return "identifier=" + TaskIdentifierSystem + "|" + w.Task.ID
+}
+
+// WriteBack reads what the GP record should hold of a Task now. Always the
+// current version: a later status is never overwritten by an earlier one.
+func (s *Service) WriteBack(ctx context.Context, taskID string) (*WriteBack, error) {
+	task, err := s.store.Read(ctx, TypeTask, taskID)
+	if err != nil {
+		return nil, err
+	}
+	view, err := ReadTask(task.Body)
+	if err != nil {
+		return nil, err
+	}
+	wb := &WriteBack{Task: task, Status: view.Status, base: s.base, view: view}
+	outcome, coded := outcomeOf[view.Status]
+	if !coded {
+		return wb, nil
+	}
+	code, known := s.outcomes.Code(outcome)
+	if !known {
+		return wb, nil // no verified code: the Task carries the status, no code is invented
+	}
+	var sr struct {
+		Identifier []map[string]any `json:"identifier"`
+	}
+	if srID := strings.TrimPrefix(view.Focus, TypeServiceRequest+"/"); srID != view.Focus {
+		if r, err := s.store.Read(ctx, TypeServiceRequest, srID); err == nil {
+			_ = json.Unmarshal(r.Body, &sr)
+		}
+	}
+	basedOn := map[string]any{"reference": s.absolute(view.Focus)}
+	if len(sr.Identifier) > 0 {
+		basedOn["identifier"] = sr.Identifier[0] // the GP system's own referral id
+	}
+	obs := map[string]any{
+		"resourceType":      "Observation",
+		"identifier":        []map[string]string{{"system": outcomeIdentifierSystem, "value": task.ID + "-" + view.Status}},
+		"status":            "final",
+		"code":              map[string]any{"coding": []map[string]string{{"system": code.System, "code": code.Code, "display": code.Display}}},
+		"basedOn":           []map[string]any{basedOn},
+		"effectiveDateTime": Instant(task.LastUpdated),
+		"focus":             []map[string]string{{"reference": s.absolute(task.Ref())}},
+	}
+	var subject map[string]any
+	if json.Unmarshal(mustMember(task.Body, "for"), &subject) == nil && subject != nil {
+		if ref, ok := subject["reference"].(string); ok {
+			subject["reference"] = s.absolute(ref)
+		}
+		obs["subject"] = subject
+	}
+	if view.StatusReason != "" {
+		obs["note"] = []map[string]string{{"text": view.StatusReason}}
+	}
+	wb.Outcome, _ = json.Marshal(obs)
+	wb.OutcomeQuery = "identifier=" + outcomeIdentifierSystem + "|" + task.ID + "-" + view.Status
+	return wb, nil
+}
+
+// TaskBody is the Task as the GP server gets it: id gpID ("" to create),
+// no Signpost meta, references made absolute, and Signpost's identifier.
+func (w *WriteBack) TaskBody(gpID string) []byte {
+	var m map[string]any
+	_ = json.Unmarshal(w.Task.Body, &m) // stored bytes passed the raw checks
+	delete(m, "meta")
+	delete(m, "id")
+	if gpID != "" {
+		m["id"] = gpID
+	}
+	ids, _ := m["identifier"].([]any)
+	m["identifier"] = append(ids, map[string]string{"system": TaskIdentifierSystem, "value": w.Task.ID})
+	for _, name := range []string{"focus", "for", "owner"} {
+		if ref, ok := m[name].(map[string]any); ok {
+			if r, ok := ref["reference"].(string); ok {
+				ref["reference"] = absoluteRef(w.base, r)
+			}
+		}
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+func (s *Service) absolute(ref string) string { return absoluteRef(s.base, ref) }
+
+func absoluteRef(base, ref string) string {
+	if ref == "" || strings.Contains(ref, "://") || strings.HasPrefix(ref, "#") || strings.HasPrefix(ref, "urn:") {
+		return ref
+	}
+	return base + "/" + ref
+}
+
+func mustMember(body []byte, name string) []byte {
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(body, &m)
+	return m[name]
+}
