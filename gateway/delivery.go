@@ -232,12 +232,12 @@ func (s *Service) recordDelivery(ctx context.Context, d *Delivery, change func(*
 			return err
 		}
 		members, jobs := change(view)
-		res, err := s.store.Commit(ctx, s.taskChange(cur, view, members, jobs, &JobRef{Queue: QueueDelivery, ID: d.Job.ID}))
+		res, err := s.store.Commit(ctx, s.taskChange(cur, view, members, jobs, d.Job.Ref()))
 		if err != nil {
 			return err
 		}
-		if res.OK() {
-			return nil
+		if res.OK() || res.Lost {
+			return nil // recorded; or another worker took the job over and records it
 		}
 	}
 	return errors.New("the Task kept changing while a delivery was recorded")
@@ -269,6 +269,12 @@ func (s *Service) taskChange(cur *Resource, view *TaskView, members map[string]a
 		Jobs: append(jobs, notifyJob(next, status)), Done: done}
 }
 
+// Why a dead letter is not re-driven.
+var (
+	ErrMovedOn         = errors.New("the referral has moved on since the delivery failed")
+	ErrAlreadyRedriven = errors.New("the dead letter was re-driven already")
+)
+
 // Redrive sends a dead letter again, as an operator asks after fixing its
 // cause: the job goes back on the delivery queue with its attempts reset
 // (and the same webhook-id), a Task that failed because of it is requested
@@ -286,6 +292,8 @@ func (s *Service) Redrive(ctx context.Context, dead QueuedJob) error {
 		fields = append(fields, k, v)
 	}
 	job := Job{Queue: QueueDelivery, Fields: append(fields, "attempt", "0")}
+	// No consumer: the commit checks the dead letter still exists, so the
+	// same dead letter is re-driven once however often replay is asked.
 	ack := &JobRef{Queue: QueueDeadLetter, ID: dead.ID}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		cur, err := s.store.Read(ctx, TypeTask, d.TaskID)
@@ -296,16 +304,26 @@ func (s *Service) Redrive(ctx context.Context, dead QueuedJob) error {
 		if err != nil {
 			return err
 		}
+		// Only a failure Signpost recorded is undone: a Task the provider
+		// closed (failed, completed, rejected) or that was cancelled has
+		// moved on, and a referral is not sent to it again.
+		signpostFailed := view.Status == "failed" && view.BusinessStatusCode == "undeliverable"
+		if d.Event == EventReferral && view.Status != "requested" && !signpostFailed {
+			return fmt.Errorf("%w: the referral is %s", ErrMovedOn, view.Status)
+		}
 		members := map[string]any{"businessStatus": map[string]any{
 			"coding": []map[string]string{{"system": businessStatusSystem, "code": "redriven", "display": "Sent again by an operator"}},
 			"text":   "sent again by an operator after a failed delivery"}}
-		if view.Status == "failed" && d.Event == EventReferral {
+		if signpostFailed && d.Event == EventReferral {
 			members["status"] = "requested"
 			members["statusReason"] = map[string]string{"text": "delivery is being retried by an operator"}
 		}
 		res, err := s.store.Commit(ctx, s.taskChange(cur, view, members, []Job{job}, ack))
 		if err != nil {
 			return err
+		}
+		if res.Lost {
+			return ErrAlreadyRedriven
 		}
 		if res.OK() {
 			return nil

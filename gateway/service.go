@@ -148,10 +148,14 @@ func (s *Service) Patch(ctx context.Context, caller Caller, typ, id string, patc
 	if err != nil {
 		return nil, newError(KindInvalid, fhir.IssueStructure, "", "the body is not a JSON Patch document (RFC 6902): an array of operations")
 	}
+	if len(ops) > maxPatchOps {
+		return nil, newError(KindInvalid, fhir.IssueTooCostly, "", "a JSON Patch may have at most %d operations", maxPatchOps)
+	}
 	for i, op := range ops {
-		path, _ := op.Path()
-		if path == "/id" || path == "/meta" || strings.HasPrefix(path, "/meta/") || path == "/resourceType" || path == "" {
-			return nil, newError(KindInvalid, fhir.IssueInvalid, "", "operation %d changes %s, which the server manages", i, path)
+		for _, path := range patchPaths(op) {
+			if path == "/id" || path == "/meta" || strings.HasPrefix(path, "/meta/") || path == "/resourceType" || path == "" {
+				return nil, newError(KindInvalid, fhir.IssueInvalid, "", "operation %d touches %s, which the server manages", i, path)
+			}
 		}
 	}
 	cur, err := s.readVisible(ctx, caller, typ, id)
@@ -161,7 +165,11 @@ func (s *Service) Patch(ctx context.Context, caller Caller, typ, id string, patc
 	if err != nil {
 		return nil, err
 	}
-	patched, err := ops.Apply(cur.Body)
+	// Copies are bounded: a few doubling "copy" operations would otherwise
+	// grow the document without limit.
+	opts := jsonpatch.NewApplyOptions()
+	opts.AccumulatedCopySizeLimit = maxPatchCopy
+	patched, err := ops.ApplyWithOptions(cur.Body, opts)
 	if err != nil {
 		return nil, newError(KindUnprocessable, fhir.IssueProcessing, "", "the JSON Patch cannot be applied to the current version (a test failed, or a path does not exist)")
 	}
@@ -169,6 +177,22 @@ func (s *Service) Patch(ctx context.Context, caller Caller, typ, id string, patc
 		ifMatch = cur.ETag() // the patch was applied to this version: nothing else may have come between
 	}
 	return s.Update(ctx, caller, typ, id, patched, ifMatch)
+}
+
+// JSON Patch limits: a status change is one or two operations.
+const (
+	maxPatchOps  = 50
+	maxPatchCopy = 256 << 10
+)
+
+// patchPaths are the pointers an operation reads or writes.
+func patchPaths(op jsonpatch.Operation) []string {
+	path, _ := op.Path()
+	out := []string{path}
+	if from, err := op.From(); err == nil {
+		out = append(out, from)
+	}
+	return out
 }
 
 // Read returns the current version of a resource.

@@ -42,15 +42,20 @@ type Commit struct {
 
 // QueuedJob is one job read from a queue.
 type QueuedJob struct {
-	Queue  string
-	ID     string // the stream entry id
-	Fields map[string]string
+	Queue    string
+	ID       string // the stream entry id
+	Consumer string // the worker that read it
+	Fields   map[string]string
 }
 
-// JobRef names one job taken from a queue.
+// Ref names the job for finishing it.
+func (j QueuedJob) Ref() *JobRef { return &JobRef{Queue: j.Queue, ID: j.ID, Consumer: j.Consumer} }
+
+// JobRef names one job taken from a queue, and who holds it.
 type JobRef struct {
-	Queue string
-	ID    string // the stream entry id
+	Queue    string
+	ID       string // the stream entry id
+	Consumer string // the worker holding it; "" for an entry with no holder (a dead letter)
 }
 
 // UniqueKey claims a key for a value, once and for ever: the idempotency
@@ -107,10 +112,15 @@ type CommitResult struct {
 	Matched []string
 	// Stale is set when a write's expected version did not hold.
 	Stale *StaleWrite
+	// Lost is set when the job the commit would finish is no longer the
+	// caller's: another worker reclaimed it and records the outcome.
+	Lost bool
 }
 
 // OK reports whether the commit was applied.
-func (r *CommitResult) OK() bool { return r.Held == nil && r.Matched == nil && r.Stale == nil }
+func (r *CommitResult) OK() bool {
+	return r.Held == nil && r.Matched == nil && r.Stale == nil && !r.Lost
+}
 
 // UniqueHit names the unique key already held and its holder.
 type UniqueHit struct {

@@ -52,11 +52,13 @@ type TaskView struct {
 	Status         string
 	StatusReason   string // statusReason.text
 	BusinessStatus string // businessStatus.text, or its first code
-	Focus          string // focus.reference
-	For            string // for.reference
-	Owner          string // owner.reference
-	OwnerID        *Identifier
-	Outputs        []TaskOutput
+	// BusinessStatusCode is businessStatus's first code.
+	BusinessStatusCode string
+	Focus              string // focus.reference
+	For                string // for.reference
+	Owner              string // owner.reference
+	OwnerID            *Identifier
+	Outputs            []TaskOutput
 }
 
 // TaskOutput is one Task.output: what the provider did.
@@ -84,6 +86,9 @@ func ReadTask(body []byte) (*TaskView, error) {
 	}
 	if t.StatusReason != nil && t.StatusReason.Text != nil {
 		v.StatusReason = *t.StatusReason.Text
+	}
+	if cs := codings(t.BusinessStatus); len(cs) > 0 {
+		v.BusinessStatusCode = cs[0].Code
 	}
 	if bs := t.BusinessStatus; bs != nil {
 		if bs.Text != nil {

@@ -30,6 +30,7 @@ func exitCode(err error) int {
 const usage = `Signpost — social prescribing referral gateway (FHIR R4)
 
 Usage:
+  signpost demo                        the whole closed loop on this machine, with example systems
   signpost serve [-config FILE]        the FHIR API at /fhir, health endpoints and delivery workers
   signpost worker [-config FILE]       delivery workers only (scale apart from the API)
   signpost dlq list                    deliveries that failed for good
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return runServe(ctx, args[1:], getenv, stdout, stderr)
+	case "demo":
+		return runDemo(ctx, args[1:], getenv, stdout, stderr)
 	case "worker":
 		return runWorker(ctx, args[1:], getenv, stdout, stderr)
 	case "dlq":

@@ -446,3 +446,45 @@ func TestServeWithoutWorkersLeavesDeliveriesQueued(t *testing.T) {
 	wcancel()
 	must(t, <-wdone)
 }
+
+// signpost demo runs the whole loop, time-scaled, and its timeline shows
+// each step in order: sent, received, accepted, coded, completed, recorded.
+func TestDemoClosesTheLoop(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout := newLineWriter()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"demo", "-listen", "127.0.0.1:0", "-speed", "0.01"}, env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()}), stdout, io.Discard)
+	}()
+	want := []string{
+		"Signpost is serving at",
+		"sent referral",
+		"received the referral (signed webhook msg_",
+		"accepted the referral",
+		"GP record updated: the referral is accepted",
+		"GP record coded the outcome: SNOMED CT 871731000000106",
+		"completed the referral",
+		"GP record updated: the referral is completed",
+		"The loop is closed",
+	}
+	var got []string
+	timeout := time.After(30 * time.Second)
+	for len(want) > 0 {
+		select {
+		case line := <-stdout.lines:
+			got = append(got, line)
+			if strings.Contains(line, want[0]) {
+				want = want[1:]
+			}
+		case <-timeout:
+			t.Fatalf("the timeline stopped before %q:\n%s", want[0], strings.Join(got, ""))
+		}
+	}
+	cancel()
+	must(t, <-done)
+	if strings.Contains(strings.Join(got, ""), "9434765919") {
+		t.Error("the timeline shows the NHS number")
+	}
+}

@@ -36,6 +36,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer app.close()
+	return serveApp(ctx, app, *withWorkers, getenv, stdout, nil)
+}
+
+// serveApp serves the API (and the workers) of an assembled app until ctx
+// ends, then shuts down in order. ready, if given, is told the address.
+func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(string) string, stdout io.Writer, ready func(net.Addr)) error {
 	cfg, store, svc, log := app.cfg, app.store, app.svc, app.log
 	codes := app.codes
 	authServer, err := newAuthServer(cfg, store)
@@ -72,12 +78,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		MaxHeaderBytes:    64 << 10,
 	}
 	fmt.Fprintf(stdout, "Signpost %s listening on http://%s (FHIR base %s)\n", version, ln.Addr(), cfg.FHIRBase())
+	if ready != nil {
+		ready(ln.Addr())
+	}
 	log.Info("serving", "addr", ln.Addr().String(), "redis", cfg.RedisURLRedacted(), "codes", codes.Len(), "providers", len(cfg.Providers))
 
 	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
 	workerDone := make(chan error, 1)
 	go func() {
-		if !*withWorkers {
+		if !withWorkers {
 			<-workerCtx.Done()
 			workerDone <- nil
 			return
@@ -133,7 +142,13 @@ func start(ctx context.Context, configPath string, getenv func(string) string, s
 	if err != nil {
 		return nil, err
 	}
-	store := redisstore.New(rdb, "signpost")
+	return assemble(cfg, codes, rdb, "signpost", log), nil
+}
+
+// assemble wires the store and the domain over a connected Redis. namespace
+// is the hash tag of every key ("signpost"; the demo uses its own).
+func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, namespace string, log *slog.Logger) *app {
+	store := redisstore.New(rdb, namespace)
 	svc := gateway.NewService(gateway.Options{
 		Store:           store,
 		Codes:           codes,
@@ -142,7 +157,7 @@ func start(ctx context.Context, configPath string, getenv func(string) string, s
 		StrictNHSNumber: cfg.NHSNumber == config.NHSNumberStrict,
 		FHIRBase:        cfg.FHIRBase(),
 	})
-	return &app{cfg: cfg, codes: codes, rdb: rdb, store: store, svc: svc, log: log}, nil
+	return &app{cfg: cfg, codes: codes, rdb: rdb, store: store, svc: svc, log: log}
 }
 
 // loadConfig reads the configuration and the code table it names, and

@@ -145,7 +145,7 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	defer a.close()
 	dlq := a.store.Queue(gateway.QueueDeadLetter)
-	entries, err := dlq.List(ctx, 10000)
+	entries, err := dlq.List(ctx)
 	if err != nil {
 		return err
 	}
@@ -182,6 +182,10 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 			return err
 		}
 		if err := a.svc.Redrive(ctx, e); err != nil {
+			if errors.Is(err, gateway.ErrMovedOn) || errors.Is(err, gateway.ErrAlreadyRedriven) {
+				fmt.Fprintf(stdout, "not replayed %s: %v\n", e.ID, err)
+				continue
+			}
 			return fmt.Errorf("replaying %s: %w", e.ID, err)
 		}
 		replayed++

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,9 +19,15 @@ var (
 	laterLua string
 	//go:embed scripts/promote.lua
 	promoteLua string
+	//go:embed scripts/take.lua
+	takeLua string
+	//go:embed scripts/finish.lua
+	finishLua string
 
 	laterScript   = redis.NewScript(laterLua)
 	promoteScript = redis.NewScript(promoteLua)
+	takeScript    = redis.NewScript(takeLua)
+	finishScript  = redis.NewScript(finishLua)
 )
 
 // Queue is one job queue: a Redis stream read through the workers'
@@ -30,11 +37,12 @@ type Queue struct {
 	name    string
 	stream  string
 	delayed string
+	dead    string // the dead-letter stream
 }
 
 // Queue returns the named queue (gateway.QueueDelivery, ...).
 func (s *Store) Queue(name string) *Queue {
-	return &Queue{rdb: s.rdb, name: name, stream: s.keys.queue(name), delayed: s.keys.delayed(name)}
+	return &Queue{rdb: s.rdb, name: name, stream: s.keys.queue(name), delayed: s.keys.delayed(name), dead: s.keys.queue(gateway.QueueDeadLetter)}
 }
 
 // Name is the queue's name.
@@ -67,26 +75,38 @@ func (q *Queue) Read(ctx context.Context, consumer string, count int, block time
 	}
 	var out []gateway.QueuedJob
 	for _, st := range res {
-		out = append(out, q.jobs(st.Messages)...)
+		out = append(out, q.jobs(st.Messages, consumer)...)
 	}
 	return out, nil
 }
 
 // Reclaim takes over jobs another consumer has held for longer than
-// minIdle — a worker that crashed — so they are handled again.
-func (q *Queue) Reclaim(ctx context.Context, consumer string, minIdle time.Duration, count int) ([]gateway.QueuedJob, error) {
-	msgs, _, err := q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: q.stream, Group: gateway.WorkerGroup,
-		Consumer: consumer, MinIdle: minIdle, Start: "0-0", Count: int64(count)}).Result()
-	if err != nil {
-		return nil, classify(err)
+// minIdle — a worker that crashed — so they are handled again. start is
+// where the previous call stopped ("0-0" the first time); the next start is
+// returned, "0-0" once the whole pending list has been scanned.
+func (q *Queue) Reclaim(ctx context.Context, consumer string, minIdle time.Duration, count int, start string) ([]gateway.QueuedJob, string, error) {
+	if start == "" {
+		start = "0-0"
 	}
-	return q.jobs(msgs), nil
+	msgs, next, err := q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: q.stream, Group: gateway.WorkerGroup,
+		Consumer: consumer, MinIdle: minIdle, Start: start, Count: int64(count)}).Result()
+	if err != nil {
+		return nil, "0-0", classify(err)
+	}
+	return q.jobs(msgs, consumer), next, nil
 }
 
-func (q *Queue) jobs(msgs []redis.XMessage) []gateway.QueuedJob {
+// Take claims a job for handling if consumer still holds it, resetting its
+// idle time (take.lua).
+func (q *Queue) Take(ctx context.Context, job gateway.QueuedJob) (bool, error) {
+	n, err := takeScript.Run(ctx, q.rdb, []string{q.stream}, gateway.WorkerGroup, job.Consumer, job.ID).Int()
+	return n == 1, classify(err)
+}
+
+func (q *Queue) jobs(msgs []redis.XMessage, consumer string) []gateway.QueuedJob {
 	out := make([]gateway.QueuedJob, 0, len(msgs))
 	for _, m := range msgs {
-		j := gateway.QueuedJob{Queue: q.name, ID: m.ID, Fields: make(map[string]string, len(m.Values))}
+		j := gateway.QueuedJob{Queue: q.name, ID: m.ID, Consumer: consumer, Fields: make(map[string]string, len(m.Values))}
 		for k, v := range m.Values {
 			j.Fields[k], _ = v.(string)
 		}
@@ -103,7 +123,7 @@ func (q *Queue) Later(ctx context.Context, job gateway.QueuedJob, fields map[str
 		return err
 	}
 	return classify(laterScript.Run(ctx, q.rdb, []string{q.delayed, q.stream},
-		due.UnixMilli(), member, gateway.WorkerGroup, job.ID).Err())
+		due.UnixMilli(), member, gateway.WorkerGroup, job.ID, job.Consumer).Err())
 }
 
 // Promote moves up to max jobs that are due by now back onto the stream.
@@ -118,13 +138,21 @@ func (q *Queue) Add(ctx context.Context, fields map[string]string) (string, erro
 	return id, classify(err)
 }
 
-// List returns up to count jobs on the stream from the oldest.
-func (q *Queue) List(ctx context.Context, count int64) ([]gateway.QueuedJob, error) {
-	msgs, err := q.rdb.XRangeN(ctx, q.stream, "-", "+", count).Result()
-	if err != nil {
-		return nil, classify(err)
+// List returns every job on the stream, oldest first, reading it in pages.
+func (q *Queue) List(ctx context.Context) ([]gateway.QueuedJob, error) {
+	var out []gateway.QueuedJob
+	start := "-"
+	for {
+		msgs, err := q.rdb.XRangeN(ctx, q.stream, start, "+", 1000).Result()
+		if err != nil {
+			return nil, classify(err)
+		}
+		out = append(out, q.jobs(msgs, "")...)
+		if len(msgs) < 1000 {
+			return out, nil
+		}
+		start = "(" + msgs[len(msgs)-1].ID
 	}
-	return q.jobs(msgs), nil
 }
 
 // Get returns one job by its entry id.
@@ -136,7 +164,7 @@ func (q *Queue) Get(ctx context.Context, id string) (*gateway.QueuedJob, error) 
 	if len(msgs) == 0 {
 		return nil, gateway.ErrNotFound
 	}
-	return &q.jobs(msgs)[0], nil
+	return &q.jobs(msgs, "")[0], nil
 }
 
 // Remove deletes one job (a dead letter that was re-driven).
@@ -155,11 +183,24 @@ func (q *Queue) Depth(ctx context.Context) (stream, delayed int64, err error) {
 	return s.Val(), d.Val(), nil
 }
 
-// Ack finishes a job without recording anything (a job that cannot be read).
-func (q *Queue) Ack(ctx context.Context, id string) error {
+// Bury moves a job that cannot be handled to the dead-letter stream with the
+// reason, and finishes it, in one transaction.
+func (q *Queue) Bury(ctx context.Context, job gateway.QueuedJob, reason string) error {
+	fields := make(map[string]any, len(job.Fields)+2)
+	for k, v := range job.Fields {
+		fields[k] = v
+	}
+	fields["reason"], fields["failed_at"] = reason, strconv.FormatInt(time.Now().UnixMilli(), 10)
 	pipe := q.rdb.TxPipeline()
-	pipe.XAck(ctx, q.stream, gateway.WorkerGroup, id)
-	pipe.XDel(ctx, q.stream, id)
+	pipe.XAdd(ctx, &redis.XAddArgs{Stream: q.dead, Values: fields})
+	pipe.XAck(ctx, q.stream, gateway.WorkerGroup, job.ID)
+	pipe.XDel(ctx, q.stream, job.ID)
 	_, err := pipe.Exec(ctx)
 	return classify(err)
+}
+
+// Ack finishes a job without recording anything (nothing to do for it),
+// if its consumer still holds it (finish.lua).
+func (q *Queue) Ack(ctx context.Context, job gateway.QueuedJob) error {
+	return classify(finishScript.Run(ctx, q.rdb, []string{q.stream}, gateway.WorkerGroup, job.Consumer, job.ID).Err())
 }

@@ -132,7 +132,7 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 		}
 	}
 	if d := c.Done; d != nil {
-		args = append(args, 1, kl.add(s.keys.queue(d.Queue)), gateway.WorkerGroup, d.ID)
+		args = append(args, 1, kl.add(s.keys.queue(d.Queue)), gateway.WorkerGroup, d.ID, d.Consumer)
 	} else {
 		args = append(args, 0)
 	}
@@ -143,6 +143,8 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 	res := &gateway.CommitResult{}
 	switch reply[0] {
 	case "ok", "done":
+	case "lost":
+		res.Lost = true
 	case "held":
 		res.Held = &gateway.UniqueHit{Index: int(reply[1].(int64)), Holder: reply[2].(string)}
 	case "matched":

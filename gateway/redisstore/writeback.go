@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 
@@ -23,17 +24,19 @@ func (s *Store) WriteBackState(ctx context.Context, client, taskID string) (gate
 	return st, json.Unmarshal(b, &st)
 }
 
-// SaveWriteBack stores the state and finishes the notify job together.
-func (s *Store) SaveWriteBack(ctx context.Context, client, taskID string, st gateway.WriteBackState, job string) error {
+// SaveWriteBack stores the state and finishes the notify job together
+// (writeback.lua), if the job is still this consumer's.
+func (s *Store) SaveWriteBack(ctx context.Context, client, taskID string, st gateway.WriteBackState, job gateway.QueuedJob) error {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	stream := s.keys.queue(gateway.QueueNotify)
-	pipe := s.rdb.TxPipeline()
-	pipe.HSet(ctx, s.keys.writeBack(client), taskID, b)
-	pipe.XAck(ctx, stream, gateway.WorkerGroup, job)
-	pipe.XDel(ctx, stream, job)
-	_, err = pipe.Exec(ctx)
-	return classify(err)
+	return classify(writeBackScript.Run(ctx, s.rdb, []string{s.keys.writeBack(client), s.keys.queue(gateway.QueueNotify)},
+		taskID, b, gateway.WorkerGroup, job.Consumer, job.ID).Err())
 }
+
+var (
+	//go:embed scripts/writeback.lua
+	writeBackLua    string
+	writeBackScript = redis.NewScript(writeBackLua)
+)

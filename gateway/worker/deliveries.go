@@ -39,22 +39,28 @@ func (h *Deliveries) Lane(job gateway.QueuedJob) string { return job.Fields["pro
 // leaves the job pending: it is reclaimed and sent again, with the same
 // webhook-id, which the provider uses to recognise a repeat.
 func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
-	if h.Log == nil {
-		h.Log = slog.Default()
+	// Defaults without writing to h: Handle runs in every lane at once.
+	logger, now := h.Log, h.Now
+	if logger == nil {
+		logger = slog.Default()
 	}
-	if h.Now == nil {
-		h.Now = time.Now
+	if now == nil {
+		now = time.Now
 	}
 	d, err := gateway.ReadDelivery(job)
 	if err != nil {
-		h.Log.Error("unreadable delivery job dropped", "job", job.ID, "error", err)
-		_ = h.Queue.Ack(ctx, job.ID)
+		// Kept as it is for an operator to look at, never dropped.
+		logger.Error("unreadable delivery job dead-lettered", "job", job.ID, "error", err)
+		record(logger, "dead letter (unreadable)", h.Queue.Bury(ctx, job, err.Error()))
 		return
 	}
-	log := h.Log.With("task", d.TaskID, "provider", d.ProviderID, "event", d.Event, "attempt", d.Attempt+1, "delivery", d.ID)
+	log := logger.With("task", d.TaskID, "provider", d.ProviderID, "event", d.Event, "attempt", d.Attempt+1, "delivery", d.ID)
 	ep, ok := h.Endpoints[d.ProviderID]
 	if !ok {
-		record(log, "dead letter", h.Domain.DeadLetter(ctx, d, "the provider is no longer in the configuration"))
+		// Perhaps this worker's configuration is older than the job (a
+		// rolling deploy): retry on the schedule, so a worker that knows the
+		// provider can take it; only after the last attempt a dead letter.
+		h.retry(ctx, log, job, d, webhook.Result{Outcome: webhook.Retry, Reason: "the provider is not in this worker's configuration"}, now)
 		return
 	}
 	if ep.Kind == "portal" {
@@ -99,15 +105,21 @@ func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
 	case webhook.Permanent:
 		record(log, "dead letter", h.Domain.DeadLetter(ctx, d, res.Reason))
 	default:
-		if d.Attempt >= len(h.Retry) {
-			record(log, "dead letter", h.Domain.DeadLetter(ctx, d, res.Reason+" ("+strconv.Itoa(d.Attempt+1)+" attempts)"))
-			return
-		}
-		wait := jitter(h.Retry[d.Attempt])
-		if res.RetryAfter > wait {
-			wait = res.RetryAfter
-		}
-		err := h.Queue.Later(ctx, job, d.NextAttempt(), h.Now().Add(wait))
-		record(log.With("reason", res.Reason, "retry_in", wait), "will retry", err)
+		h.retry(ctx, log, job, d, res, now)
 	}
+}
+
+// retry puts a delivery off on the retry schedule, or after the last
+// attempt dead-letters it.
+func (h *Deliveries) retry(ctx context.Context, log *slog.Logger, job gateway.QueuedJob, d *gateway.Delivery, res webhook.Result, now func() time.Time) {
+	if d.Attempt >= len(h.Retry) {
+		record(log, "dead letter", h.Domain.DeadLetter(ctx, d, res.Reason+" ("+strconv.Itoa(d.Attempt+1)+" attempts)"))
+		return
+	}
+	wait := jitter(h.Retry[d.Attempt])
+	if res.RetryAfter > wait {
+		wait = res.RetryAfter
+	}
+	err := h.Queue.Later(ctx, job, d.NextAttempt(), now().Add(wait))
+	record(log.With("reason", res.Reason, "retry_in", wait), "will retry", err)
 }

@@ -26,10 +26,13 @@ import (
 type Queue interface {
 	Ensure(ctx context.Context) error
 	Read(ctx context.Context, consumer string, count int, block time.Duration) ([]gateway.QueuedJob, error)
-	Reclaim(ctx context.Context, consumer string, minIdle time.Duration, count int) ([]gateway.QueuedJob, error)
+	Reclaim(ctx context.Context, consumer string, minIdle time.Duration, count int, start string) ([]gateway.QueuedJob, string, error)
+	Take(ctx context.Context, job gateway.QueuedJob) (bool, error)
 	Later(ctx context.Context, job gateway.QueuedJob, fields map[string]string, due time.Time) error
 	Promote(ctx context.Context, now time.Time, max int) (int, error)
-	Ack(ctx context.Context, id string) error
+	Ack(ctx context.Context, job gateway.QueuedJob) error
+	// Bury moves a job that cannot be handled to the dead-letter queue as it is.
+	Bury(ctx context.Context, job gateway.QueuedJob, reason string) error
 }
 
 // Domain is what the worker asks of the domain (gateway.Service).
@@ -91,6 +94,9 @@ type Worker struct {
 	o     Options
 	lanes map[string]chan gateway.QueuedJob
 	mu    sync.Mutex
+	// queued holds the jobs in this worker's lanes or in hand, so a job it
+	// reclaims from itself while it still waits in a lane is not queued twice.
+	queued sync.Map
 }
 
 // laneDepth is how many jobs wait in one provider's lane before the worker
@@ -146,7 +152,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			go func() {
 				defer lanes.Done()
 				for job := range ch {
-					w.o.Handler.Handle(work, job)
+					w.take(work, job)
 				}
 			}()
 		}
@@ -207,18 +213,20 @@ func (w *Worker) promote(ctx context.Context) {
 func (w *Worker) reclaim(ctx context.Context) {
 	t := time.NewTicker(w.o.ReclaimIdle / 2)
 	defer t.Stop()
+	cursor := "0-0"
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			jobs, err := w.o.Queue.Reclaim(ctx, w.o.Consumer, w.o.ReclaimIdle, 100)
+			jobs, next, err := w.o.Queue.Reclaim(ctx, w.o.Consumer, w.o.ReclaimIdle, 100, cursor)
 			if err != nil {
 				if ctx.Err() == nil {
 					w.o.Log.Warn("reclaiming deliveries", "error", err)
 				}
 				continue
 			}
+			cursor = next // go on from here next time, so a long pending list is scanned through
 			for _, j := range jobs {
 				w.o.Log.Info("delivery reclaimed from a worker that stopped", "job", j.ID, "task", j.Fields["task"])
 				w.dispatch(ctx, j)
@@ -230,20 +238,41 @@ func (w *Worker) reclaim(ctx context.Context) {
 // dispatch hands a job to its provider's lane without waiting: a full lane
 // (a slow provider) puts the job off a moment rather than stall reading.
 func (w *Worker) dispatch(ctx context.Context, job gateway.QueuedJob) {
+	if _, already := w.queued.LoadOrStore(job.ID, true); already {
+		return // reclaimed from this worker while it still waits in a lane
+	}
 	w.mu.Lock()
 	ch, ok := w.lanes[w.o.Handler.Lane(job)]
 	w.mu.Unlock()
 	if !ok {
-		w.o.Handler.Handle(ctx, job) // no lane (not configured): the handler says what becomes of it
+		w.take(ctx, job) // no lane (not configured): the handler says what becomes of it
 		return
 	}
 	select {
 	case ch <- job:
 	default:
+		w.queued.Delete(job.ID)
 		if err := w.o.Queue.Later(ctx, job, job.Fields, w.o.Now().Add(time.Second)); err != nil {
 			w.o.Log.Warn("putting a delivery off", "job", job.ID, "error", err)
 		}
 	}
+}
+
+// take handles a job if this worker still holds it: while it waited in a
+// lane, another worker may have reclaimed it. Taking it also resets its
+// idle time, so it is not reclaimed while it is being handled.
+func (w *Worker) take(ctx context.Context, job gateway.QueuedJob) {
+	defer w.queued.Delete(job.ID)
+	ok, err := w.o.Queue.Take(ctx, job)
+	if err != nil {
+		w.o.Log.Warn("taking a job", "job", job.ID, "error", err)
+		return // still pending: handled after a reclaim
+	}
+	if !ok {
+		w.o.Log.Info("job handled by another worker", "job", job.ID)
+		return
+	}
+	w.o.Handler.Handle(ctx, job)
 }
 
 // record logs an outcome, or the failure to store it. Logs carry ids and

@@ -211,7 +211,7 @@ func TestFailsUntilLastAttemptThenDeadLetter(t *testing.T) {
 	if !strings.Contains(v.StatusReason, "500") {
 		t.Errorf("statusReason %q does not say why", v.StatusReason)
 	}
-	dead, err := e.store.Queue(gateway.QueueDeadLetter).List(context.Background(), 10)
+	dead, err := e.store.Queue(gateway.QueueDeadLetter).List(context.Background())
 	if err != nil || len(dead) != 1 || dead[0].Fields["task"] != task {
 		t.Fatalf("dead letters %v %v", dead, err)
 	}
@@ -224,7 +224,7 @@ func TestFailsUntilLastAttemptThenDeadLetter(t *testing.T) {
 	if v := e.task(task); v.Status != "requested" {
 		t.Errorf("status after re-drive %s", v.Status)
 	}
-	if dead, _ := e.store.Queue(gateway.QueueDeadLetter).List(context.Background(), 10); len(dead) != 0 {
+	if dead, _ := e.store.Queue(gateway.QueueDeadLetter).List(context.Background()); len(dead) != 0 {
 		t.Errorf("dead letter not removed after re-drive")
 	}
 }

@@ -18,7 +18,7 @@ type WriteBackDomain interface {
 // WriteBackStore keeps what was last written to each GP system.
 type WriteBackStore interface {
 	WriteBackState(ctx context.Context, client, taskID string) (gateway.WriteBackState, error)
-	SaveWriteBack(ctx context.Context, client, taskID string, st gateway.WriteBackState, job string) error
+	SaveWriteBack(ctx context.Context, client, taskID string, st gateway.WriteBackState, job gateway.QueuedJob) error
 }
 
 // WriteBacks writes each Task change back to the GP system whose referral it
@@ -49,17 +49,19 @@ func (h *WriteBacks) Lane(job gateway.QueuedJob) string { return job.Fields["cli
 
 // Handle writes one change back.
 func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
-	if h.Log == nil {
-		h.Log = slog.Default()
+	// Defaults without writing to h: Handle runs in every lane at once.
+	logger, now := h.Log, h.Now
+	if logger == nil {
+		logger = slog.Default()
 	}
-	if h.Now == nil {
-		h.Now = time.Now
+	if now == nil {
+		now = time.Now
 	}
 	client, taskID := job.Fields["client"], job.Fields["task"]
-	log := h.Log.With("task", taskID, "client", client)
+	log := logger.With("task", taskID, "client", client)
 	target, ok := h.Targets[client]
 	if !ok {
-		record(log, "no write-back for this client", h.Queue.Ack(ctx, job.ID))
+		record(log, "no write-back for this client", h.Queue.Ack(ctx, job))
 		return
 	}
 	st, err := h.State.WriteBackState(ctx, client, taskID)
@@ -73,7 +75,7 @@ func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
 		return
 	}
 	if wb.Task.Version <= st.Version {
-		record(log, "already written", h.State.SaveWriteBack(ctx, client, taskID, st, job.ID))
+		record(log, "already written", h.State.SaveWriteBack(ctx, client, taskID, st, job))
 		return
 	}
 	var res notify.Result
@@ -102,17 +104,21 @@ func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
 		}
 	}
 	st.Version, st.Status = wb.Task.Version, wb.Status
-	record(log.With("version", st.Version, "status", st.Status), "written back", h.State.SaveWriteBack(ctx, client, taskID, st, job.ID))
+	record(log.With("version", st.Version, "status", st.Status), "written back", h.State.SaveWriteBack(ctx, client, taskID, st, job))
 }
 
 // retry puts a failed write-back off, or after the last attempt gives up
 // on it (the next change of the Task writes its state again).
 func (h *WriteBacks) retry(ctx context.Context, log *slog.Logger, job gateway.QueuedJob, res notify.Result) {
+	now := h.Now
+	if now == nil {
+		now = time.Now
+	}
 	attempt, _ := strconv.Atoi(job.Fields["attempt"])
 	log = log.With("attempt", attempt+1, "reason", res.Reason)
 	if !res.Retry || attempt >= len(h.Retry) {
 		log.Error("write-back abandoned", "status", res.Status)
-		record(log, "abandoned", h.Queue.Ack(ctx, job.ID))
+		record(log, "abandoned", h.Queue.Ack(ctx, job))
 		return
 	}
 	next := make(map[string]string, len(job.Fields)+1)
@@ -121,5 +127,5 @@ func (h *WriteBacks) retry(ctx context.Context, log *slog.Logger, job gateway.Qu
 	}
 	next["attempt"] = strconv.Itoa(attempt + 1)
 	wait := jitter(h.Retry[attempt])
-	record(log.With("retry_in", wait), "will retry", h.Queue.Later(ctx, job, next, h.Now().Add(wait)))
+	record(log.With("retry_in", wait), "will retry", h.Queue.Later(ctx, job, next, now().Add(wait)))
 }

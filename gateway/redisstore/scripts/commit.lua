@@ -12,8 +12,11 @@
 --   nW, {write}*nW             write = key, id, owner, expect (-1: any), version,
 --                              lastUpdated ms, body, all-set key, nX, term key*nX
 --   nJ, {job}*nJ               job = stream key, nF, field/value*nF
---   nA, {ack}*nA               ack = stream key, group, entry id: the job this
---                              commit finishes (XACK and XDEL, with the writes)
+--   nA, {ack}*nA               ack = stream key, group, entry id, consumer: the
+--                              job this commit finishes (XACK and XDEL, with the
+--                              writes); with a consumer, only while that
+--                              consumer still holds it; without, only while the
+--                              entry exists (a dead letter re-driven once)
 --
 -- Returns one of
 --   {'ok'}                         applied now
@@ -25,6 +28,7 @@
 --   {'held', i, holder}            unique key i (0-based) is held by holder
 --   {'matched', id1 [, id2]}       a conditional create found these
 --   {'stale', i, current}          write i (0-based) expected another version
+--   {'lost'}                       the job is no longer the caller's to finish
 local pos = 0
 local function nxt() pos = pos + 1; return ARGV[pos] end
 local function num() return tonumber(nxt()) end
@@ -57,7 +61,7 @@ for i = 1, num() do
   jobs[i] = j
 end
 local acks = {}
-for i = 1, num() do acks[i] = {KEYS[num()], nxt(), nxt()} end
+for i = 1, num() do acks[i] = {KEYS[num()], nxt(), nxt(), nxt()} end
 
 -- 0. A commit re-sent after its reply was lost (go-redis re-sends on a
 -- broken connection) finds its token on its first write: it was applied.
@@ -68,6 +72,13 @@ if #writes > 0 and redis.call('HGET', writes[1].key, 'c') == token then
 end
 
 -- 1. Every precondition, before anything is written.
+for _, a in ipairs(acks) do
+  if a[4] ~= '' then
+    if #redis.call('XPENDING', a[1], a[2], a[3], a[3], 1, a[4]) == 0 then return {'lost'} end
+  elseif #redis.call('XRANGE', a[1], a[3], a[3]) == 0 then
+    return {'lost'}
+  end
+end
 local claimed = {}
 for i, u in ipairs(uniques) do
   if claimed[u[1]] then return redis.error_reply('commit claims one unique key twice') end

@@ -1,0 +1,405 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/signpost-health/signpost/config"
+	"github.com/signpost-health/signpost/gateway/webhook"
+	"github.com/signpost-health/signpost/mappings"
+)
+
+// runDemo is `signpost demo`: the whole closed loop on one machine, for a
+// newcomer. Signpost, an example provider that accepts and later completes
+// referrals, and an example GP record that receives every change; a few
+// example referrals; a timeline as it happens; then it keeps serving.
+func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "where Signpost listens (loopback)")
+	speed := fs.Float64("speed", 1, "pace of the example provider: 1 is the normal pace, 0.1 ten times faster")
+	dataDir := fs.String("data", defaultDemoData(), "where a local redis-server keeps the demo's data, if one has to be started")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	tl := newTimeline(stdout)
+	fmt.Fprintln(stdout, "Signpost demo: a GP refers, a provider receives and acts, the GP record learns of it.")
+
+	redisURL, stopRedis, err := demoRedis(ctx, getenv, *dataDir, tl)
+	if err != nil {
+		return err
+	}
+	defer stopRedis()
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return err
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+
+	gp, err := startGPRecord(tl)
+	if err != nil {
+		return err
+	}
+	defer gp.Close()
+	secret := demoSecret()
+	prov, err := startDemoProvider(tl, secret, *speed)
+	if err != nil {
+		return err
+	}
+	defer prov.Close()
+
+	addrPort, err := concreteAddr(*listen)
+	if err != nil {
+		return err
+	}
+	cfg := demoConfig(addrPort, "http://"+gp.Addr().String()+"/fhir", "http://"+prov.Addr().String()+"/referrals", secret)
+	if err := cfg.Validate(mappings.IsCategory); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	a := assemble(cfg, mappings.Default(), rdb, "signpost-demo", log)
+	ready := make(chan net.Addr, 1)
+	served := make(chan error, 1)
+	go func() { served <- serveApp(ctx, a, true, getenv, io.Discard, func(addr net.Addr) { ready <- addr }) }()
+	var addr net.Addr
+	select {
+	case addr = <-ready:
+	case err := <-served:
+		return err
+	}
+	base := "http://" + addr.String() + "/fhir"
+	tl.event("Signpost is serving at %s", base)
+
+	run := strconv.FormatInt(time.Now().Unix(), 36) // this run's referral identifiers
+	for _, r := range []struct{ ident, code, what string }{
+		{"DEMO-" + run + "-1", "390893007", "a walking group (physical activity)"},
+		{"DEMO-" + run + "-2", "710913009", "debt advice (money, debt and benefits)"},
+		{"DEMO-" + run + "-3", "41920009", "help with social needs (for a link worker)"},
+	} {
+		if err := sendDemoReferral(base, r.ident, r.code); err != nil {
+			return fmt.Errorf("sending an example referral: %w", err)
+		}
+		tl.event("GP (Example Surgery) sent referral %s: %s", r.ident, r.what)
+	}
+	select {
+	case <-prov.done:
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+		return <-served
+	}
+	if prov.failed.Load() {
+		tl.event("The provider could not update the referral through Signpost's API: the loop did not close.")
+	} else {
+		tl.event("The loop is closed: the GP record shows the referral completed, coded when a code is known.")
+	}
+	fmt.Fprintf(stdout, `
+Signpost keeps serving until Ctrl-C. Try:
+  curl -s '%[1]s/Task?_include=Task:focus'                      # every referral Task, with its referral
+  curl -s '%[1]s/Task?owner=Organization/citizens-advice-leeds' # the referral waiting in a provider's inbox
+  curl -s '%[1]s/Provenance'                                    # who changed what
+  curl -s '%[1]s/metadata'                                      # what the API supports
+`, base)
+	return <-served
+}
+
+// demoConfig is the demo's configuration: loopback, no authentication,
+// unknown codes to the link worker, one GP system and three providers.
+func demoConfig(listen, gpBase, providerURL, secret string) config.Config {
+	cfg := config.Default()
+	cfg.Listen = listen
+	cfg.PublicURL = "http://" + listen
+	cfg.Auth.Mode = config.AuthNone
+	cfg.Unmapped = config.UnmappedTriage
+	cfg.NHSNumber = config.NHSNumberStrict
+	cfg.RateLimit.PerSecond = 0
+	cfg.DeliveryTimeout = 5 * time.Second
+	cfg.DeliveryRetry = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second}
+	cfg.OutboundAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	ods := func(v string) config.Identifier {
+		return config.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: v}
+	}
+	cfg.Clients = []config.Client{{ID: "practice-a", Name: "Example Surgery", Organization: ods("A81001"),
+		Notify: &config.Notify{FHIRBase: gpBase}}}
+	cfg.Providers = []config.Provider{
+		{ID: "leeds-walking", Name: "Leeds Walking for Health", Organization: ods("X1A2B"), Categories: []string{"physical-activity", "healthy-lifestyle"},
+			Delivery: config.Delivery{Kind: config.DeliveryWebhook, URL: providerURL, Secret: secret, Payload: config.PayloadThin}},
+		{ID: "citizens-advice-leeds", Name: "Citizens Advice Leeds", Organization: ods("X3C4D"), Categories: []string{"money-debt-benefits", "housing", "legal-advice"},
+			Delivery: config.Delivery{Kind: config.DeliveryPortal, Payload: config.PayloadThin}},
+		{ID: "leeds-link-workers", Name: "Leeds Link Workers", Organization: ods("X5E6F"),
+			Categories: []string{"link-worker", "social-connection", "community-activities", "peer-support", "carers", "emotional-support", "mental-wellbeing", "food", "learning", "employment", "arts", "substance-use"},
+			Delivery:   config.Delivery{Kind: config.DeliveryPortal, Payload: config.PayloadThin}},
+	}
+	return cfg
+}
+
+// demoRedis finds a Redis for the demo: SIGNPOST_REDIS_URL or the default,
+// else a redis-server it starts itself, persistent under dir.
+func demoRedis(ctx context.Context, getenv func(string) string, dir string, tl *timeline) (string, func(), error) {
+	url := getenv("SIGNPOST_REDIS_URL")
+	if url == "" {
+		url = config.Default().RedisURL
+	}
+	if opt, err := redis.ParseURL(url); err == nil {
+		c := redis.NewClient(opt)
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := c.Ping(pctx).Err()
+		cancel()
+		c.Close()
+		if err == nil {
+			tl.event("Using the Redis at %s (the demo's keys are apart from Signpost's)", redactedURL(url))
+			return url, func() {}, nil
+		}
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", nil, errors.New("no Redis answers at " + redactedURL(url) + " and redis-server is not installed: install it (apt-get install redis-server) or set SIGNPOST_REDIS_URL")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--dir", dir, "--appendonly", "yes", "--appendfsync", "always",
+		"--save", "", "--maxmemory-policy", "noeviction", "--logfile", filepath.Join(dir, "redis.log"))
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	url = "redis://127.0.0.1:" + port + "/0"
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + port})
+	defer c.Close()
+	for i := 0; c.Ping(ctx).Err() != nil; i++ {
+		if i > 100 {
+			_ = cmd.Process.Kill()
+			return "", nil, errors.New("the local redis-server did not start; see " + filepath.Join(dir, "redis.log"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tl.event("Started a local redis-server at %s, keeping its data in %s", url, dir)
+	return url, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }, nil
+}
+
+func defaultDemoData() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "signpost-demo")
+	}
+	return filepath.Join(os.TempDir(), "signpost-demo")
+}
+
+func redactedURL(u string) string {
+	c := config.Default()
+	c.RedisURL = u
+	return c.RedisURLRedacted()
+}
+
+func demoSecret() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return "whsec_" + base64.StdEncoding.EncodeToString(b[:])
+}
+
+// sendDemoReferral sends an active referral for a synthetic patient (the
+// NHS number is a published test number).
+func sendDemoReferral(base, ident, code string) error {
+	body := `{"resourceType":"ServiceRequest","identifier":[{"system":"https://example-surgery.example/referral-id","value":"` + ident + `"}],` +
+		`"status":"active","intent":"order","priority":"routine","code":{"coding":[{"system":"http://snomed.info/sct","code":"` + code + `"}]},` +
+		`"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}},` +
+		`"requester":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"}}}`
+	res, err := http.Post(base+"/ServiceRequest", "application/fhir+json", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated && res.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", res.StatusCode)
+	}
+	return nil
+}
+
+// timeline prints what happens, with the time since the demo began.
+type timeline struct {
+	mu    sync.Mutex
+	w     io.Writer
+	start time.Time
+}
+
+func newTimeline(w io.Writer) *timeline { return &timeline{w: w, start: time.Now()} }
+
+func (t *timeline) event(format string, args ...any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fmt.Fprintf(t.w, "%8.3fs  %s\n", time.Since(t.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// startGPRecord is an example GP record system's FHIR endpoint: it takes
+// Signpost's write-backs (the referral Task, coded outcomes) and says so.
+func startGPRecord(tl *timeline) (*demoServer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	version := 0
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		var res struct {
+			ResourceType   string
+			Status         string
+			BusinessStatus struct{ Text string }
+			Code           struct {
+				Coding []struct{ Code, Display string }
+			}
+		}
+		_ = json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&res)
+		switch {
+		case r.URL.Path == "/fhir/Task" && r.Method == http.MethodPost, strings.HasPrefix(r.URL.Path, "/fhir/Task/") && r.Method == http.MethodPut:
+			version++
+			note := ""
+			if res.BusinessStatus.Text != "" {
+				note = " (" + res.BusinessStatus.Text + ")"
+			}
+			tl.event("GP record updated: the referral is %s%s", res.Status, note)
+			w.Header().Set("Location", "/fhir/Task/gp-copy/_history/"+strconv.Itoa(version))
+			w.Header().Set("ETag", `W/"`+strconv.Itoa(version)+`"`)
+			w.WriteHeader(http.StatusOK)
+		case strings.HasPrefix(r.URL.Path, "/fhir/Task/") && r.Method == http.MethodGet:
+			w.Header().Set("ETag", `W/"`+strconv.Itoa(version)+`"`)
+		case r.URL.Path == "/fhir/Observation":
+			if len(res.Code.Coding) > 0 {
+				tl.event("GP record coded the outcome: SNOMED CT %s |%s|", res.Code.Coding[0].Code, res.Code.Coding[0].Display)
+			}
+			w.WriteHeader(http.StatusCreated)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	return &demoServer{srv: srv, ln: ln}, nil
+}
+
+// demoServer is one of the demo's example systems on a loopback port.
+type demoServer struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+func (d *demoServer) Addr() net.Addr { return d.ln.Addr() }
+func (d *demoServer) Close() error   { return d.srv.Close() }
+
+// demoProvider is an example VCS provider: it checks each delivery's
+// signature, then, as its staff would, accepts the referral and later
+// completes it, through Signpost's API.
+type demoProvider struct {
+	*demoServer
+	done   chan struct{}
+	once   sync.Once
+	failed atomic.Bool // a step through Signpost's API did not succeed
+}
+
+func startDemoProvider(tl *timeline, secret string, speed float64) (*demoProvider, error) {
+	key, err := webhook.ParseSecret(secret)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &demoProvider{done: make(chan struct{})}
+	pace := func(d time.Duration) { time.Sleep(time.Duration(float64(d) * speed)) }
+	var seen sync.Map
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err := webhook.Verify(r.Header, body, [][]byte{key}, time.Now(), 5*time.Minute); err != nil {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+		if _, repeat := seen.LoadOrStore(r.Header.Get("webhook-id"), true); repeat {
+			return // the same delivery again: already in hand
+		}
+		var msg struct {
+			Type     string
+			Referral struct{ Task, Category string }
+		}
+		_ = json.Unmarshal(body, &msg)
+		tl.event("Leeds Walking for Health received the referral (signed webhook %s)", r.Header.Get("webhook-id"))
+		go func() {
+			pace(2 * time.Second)
+			if p.move(msg.Referral.Task, `[{"op":"replace","path":"/status","value":"accepted"}]`) {
+				tl.event("Leeds Walking for Health accepted the referral: the person agreed to join")
+			}
+			pace(2 * time.Second)
+			if p.move(msg.Referral.Task, `[{"op":"replace","path":"/status","value":"in-progress"}]`) {
+				tl.event("Leeds Walking for Health: first session attended")
+			}
+			pace(3 * time.Second)
+			if p.move(msg.Referral.Task, `[{"op":"replace","path":"/status","value":"completed"},`+
+				`{"op":"add","path":"/output","value":[{"type":{"coding":[{"system":"http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes","code":"resulting-activity"}]},"valueCodeableConcept":{"text":"attended six weekly walks"}}]}]`) {
+				tl.event("Leeds Walking for Health completed the referral: attended six weekly walks")
+			}
+			pace(time.Second)
+			p.once.Do(func() { close(p.done) })
+		}()
+	})}
+	p.demoServer = &demoServer{srv: srv, ln: ln}
+	go func() { _ = srv.Serve(ln) }()
+	return p, nil
+}
+
+// move applies a JSON Patch to a Task through Signpost's API.
+func (p *demoProvider) move(taskURL, patch string) bool {
+	req, _ := http.NewRequest(http.MethodPatch, taskURL, bytes.NewReader([]byte(patch)))
+	req.Header.Set("Content-Type", "application/json-patch+json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.failed.Store(true)
+		return false
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		p.failed.Store(true)
+		return false
+	}
+	return true
+}
+
+// concreteAddr turns a listen address with port 0 into one with a free port,
+// so the public URL the demo gives providers names a port that answers.
+func concreteAddr(listen string) (string, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil || port != "0" {
+		return listen, err
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
