@@ -177,8 +177,12 @@ func checkExactlyOnce(t *testing.T, base string, r *redistest.Server, idents []s
 	ctx := context.Background()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		queued, _ := r.Client().XLen(ctx, "{signpost}:q:delivery").Result()
-		delayed, _ := r.Client().ZCard(ctx, "{signpost}:d:delivery").Result()
+		// Read both in one transaction: a job moving from the delayed set
+		// back to the stream between two reads would look drained.
+		pipe := r.Client().TxPipeline()
+		q, d := pipe.XLen(ctx, "{signpost}:q:delivery"), pipe.ZCard(ctx, "{signpost}:d:delivery")
+		_, _ = pipe.Exec(ctx)
+		queued, delayed := q.Val(), d.Val()
 		if queued == 0 && delayed == 0 {
 			break
 		}
