@@ -176,6 +176,24 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 			continue
 		}
 		delete(want, e.ID)
+		if e.Fields["event"] == "task-changed" {
+			// A write-back: queued again as it was, for the GP system.
+			next := map[string]string{}
+			for k, v := range e.Fields {
+				if k != "reason" && k != "failed_at" && k != "attempt" {
+					next[k] = v
+				}
+			}
+			if _, err := a.store.Queue(gateway.QueueNotify).Add(ctx, next); err != nil {
+				return err
+			}
+			if err := dlq.Remove(ctx, e.ID); err != nil {
+				return err
+			}
+			replayed++
+			fmt.Fprintf(stdout, "replayed %s (write-back of task %s to %s)\n", e.ID, e.Fields["task"], e.Fields["client"])
+			continue
+		}
 		// A provider whose endpoint was disabled (410) is enabled again:
 		// re-driving is the operator saying it is fixed.
 		if err := a.store.EnableEndpoint(ctx, e.Fields["provider"]); err != nil {

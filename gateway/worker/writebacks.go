@@ -107,8 +107,9 @@ func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
 	record(log.With("version", st.Version, "status", st.Status), "written back", h.State.SaveWriteBack(ctx, client, taskID, st, job))
 }
 
-// retry puts a failed write-back off, or after the last attempt gives up
-// on it (the next change of the Task writes its state again).
+// retry puts a failed write-back off, or after the last attempt moves it
+// to the dead-letter queue (signpost dlq replay sends it again; the next
+// change of the Task writes its current state anyway).
 func (h *WriteBacks) retry(ctx context.Context, log *slog.Logger, job gateway.QueuedJob, res notify.Result) {
 	now := h.Now
 	if now == nil {
@@ -117,8 +118,7 @@ func (h *WriteBacks) retry(ctx context.Context, log *slog.Logger, job gateway.Qu
 	attempt, _ := strconv.Atoi(job.Fields["attempt"])
 	log = log.With("attempt", attempt+1, "reason", res.Reason)
 	if !res.Retry || attempt >= len(h.Retry) {
-		log.Error("write-back abandoned", "status", res.Status)
-		record(log, "abandoned", h.Queue.Ack(ctx, job))
+		record(log.With("status", res.Status), "dead letter", h.Queue.Bury(ctx, job, "write-back to the GP system failed: "+res.Reason))
 		return
 	}
 	next := make(map[string]string, len(job.Fields)+1)
