@@ -49,6 +49,11 @@ func (k keys) disabled() string { return k.ns + ":disabled" }
 // writeBack is a hash of what Signpost last wrote to one GP system, by Task.
 func (k keys) writeBack(client string) string { return k.ns + ":wb:" + client }
 
+// writeBackLock is the lease of one Task's write-back to one client.
+func (k keys) writeBackLock(client, taskID string) string {
+	return k.ns + ":wbl:" + client + ":" + taskID
+}
+
 // queue is a stream of jobs.
 func (k keys) queue(name string) string { return k.ns + ":q:" + name }
 

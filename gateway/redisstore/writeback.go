@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -34,6 +35,22 @@ func (s *Store) SaveWriteBack(ctx context.Context, client, taskID string, st gat
 	return classify(writeBackScript.Run(ctx, s.rdb, []string{s.keys.writeBack(client), s.keys.queue(gateway.QueueNotify)},
 		taskID, b, gateway.WorkerGroup, job.Consumer, job.ID).Err())
 }
+
+// LockWriteBack takes the lease of one Task's write-back to one client, so
+// two workers (or two lanes) never write the same Task at once: two writers
+// could put an older status after a newer one. The lease expires on its
+// own should the worker die.
+func (s *Store) LockWriteBack(ctx context.Context, client, taskID, token string, ttl time.Duration) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, s.keys.writeBackLock(client, taskID), token, ttl).Result()
+	return ok, classify(err)
+}
+
+// UnlockWriteBack gives the lease back, if it is still this token's.
+func (s *Store) UnlockWriteBack(ctx context.Context, client, taskID, token string) error {
+	return classify(unlockScript.Run(ctx, s.rdb, []string{s.keys.writeBackLock(client, taskID)}, token).Err())
+}
+
+var unlockScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
 
 var (
 	//go:embed scripts/writeback.lua

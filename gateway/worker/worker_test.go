@@ -269,8 +269,10 @@ func TestSlowProviderDoesNotDelayOthers(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		tasks = append(tasks, e.refer(fmt.Sprintf("FA-%d", i), "710913009")) // to the fast one
 	}
-	start := time.Now()
-	eventually(t, "the healthy provider's deliveries", func() bool {
+	// The slow provider never answers until the test ends, so every one of
+	// its sends is still hanging: the healthy provider's deliveries all
+	// completing meanwhile is the proof that it waits for nothing.
+	eventually(t, "the healthy provider's deliveries, with the slow one still hanging", func() bool {
 		for _, id := range tasks {
 			if e.task(id).BusinessStatus != "delivered to Fast" {
 				return false
@@ -278,9 +280,6 @@ func TestSlowProviderDoesNotDelayOthers(t *testing.T) {
 		}
 		return true
 	})
-	if took := time.Since(start); took > 1500*time.Millisecond {
-		t.Errorf("the healthy provider waited %v behind the slow one", took)
-	}
 }
 
 // A worker that stops (or dies) with deliveries in flight leaves them

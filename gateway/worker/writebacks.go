@@ -19,6 +19,8 @@ type WriteBackDomain interface {
 type WriteBackStore interface {
 	WriteBackState(ctx context.Context, client, taskID string) (gateway.WriteBackState, error)
 	SaveWriteBack(ctx context.Context, client, taskID string, st gateway.WriteBackState, job gateway.QueuedJob) error
+	LockWriteBack(ctx context.Context, client, taskID, token string, ttl time.Duration) (bool, error)
+	UnlockWriteBack(ctx context.Context, client, taskID, token string) error
 }
 
 // WriteBacks writes each Task change back to the GP system whose referral it
@@ -34,6 +36,10 @@ type WriteBacks struct {
 	Log     *slog.Logger
 	Now     func() time.Time
 }
+
+// writeBackLease bounds how long one Task's write-back may hold it: longer
+// than two requests to the GP server with their timeouts.
+const writeBackLease = time.Minute
 
 // Lanes are the GP systems: one failing never holds up another.
 func (h *WriteBacks) Lanes() []string {
@@ -64,6 +70,19 @@ func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
 		record(log, "no write-back for this client", h.Queue.Ack(ctx, job))
 		return
 	}
+	// One writer per Task: two would race, and an older status could land
+	// after a newer one. A Task already being written waits its turn.
+	token := gateway.NewID()
+	locked, err := h.State.LockWriteBack(ctx, client, taskID, token, writeBackLease)
+	if err != nil {
+		record(log, "taking the write-back lease", err)
+		return
+	}
+	if !locked {
+		record(log, "another write-back of this Task is under way; waiting", h.Queue.Later(ctx, job, job.Fields, now().Add(200*time.Millisecond)))
+		return
+	}
+	defer func() { _ = h.State.UnlockWriteBack(context.WithoutCancel(ctx), client, taskID, token) }()
 	st, err := h.State.WriteBackState(ctx, client, taskID)
 	if err != nil {
 		record(log, "reading write-back state", err)
