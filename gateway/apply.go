@@ -160,7 +160,7 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 	}
 	// 3. Validate and plan, people first, then requests, then Tasks, so that
 	// each finds what it refers to.
-	for _, typ := range []string{TypePatient, TypeServiceRequest, TypeTask} {
+	for _, typ := range []string{TypePatient, TypeServiceRequest, TypeTask, TypeSubscription} {
 		for i, r := range reqs {
 			if r.Type != typ {
 				continue
@@ -178,6 +178,8 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 				out, err = s.planServiceRequest(ctx, pl, r)
 			case TypeTask:
 				out, err = s.planTask(ctx, pl, r)
+			case TypeSubscription:
+				out, err = s.planSubscription(pl, r)
 			}
 			if err != nil {
 				return nil, r.locate(err)

@@ -86,13 +86,15 @@ func deliveryJob(event, taskID, srID string, rt *routing, now time.Time) Job {
 	}}
 }
 
-// notifyJob tells the GP side that a Task changed (issue of the notify
-// workers): which Task, which version, and its status.
-func notifyJob(task *Resource, status string) Job {
-	return Job{Queue: QueueNotify, Fields: []string{
+// notifyJobs tell the GP side that a Task changed: one job for write-back
+// into its record, one for its subscriptions. Which Task, which version,
+// its status, and whose referral it is.
+func notifyJobs(task *Resource, status string) []Job {
+	fields := []string{
 		"event", "task-changed", "task", task.ID, "version", task.VersionID(), "status", status, "client", task.Owner,
 		"at", strconv.FormatInt(task.LastUpdated.UnixMilli(), 10),
-	}}
+	}
+	return []Job{{Queue: QueueNotify, Fields: fields}, {Queue: QueueSubscription, Fields: fields}}
 }
 
 // Message is the thin payload of a delivery (documented in docs/delivery.md):
@@ -266,7 +268,7 @@ func (s *Service) taskChange(cur *Resource, view *TaskView, members map[string]a
 	_ = json.Unmarshal(next.Body, &task) // passed the raw checks just above
 	terms := append(taskTerms(cur.ID, &task, s.base), clientTerm(cur.Owner))
 	return &Commit{Writes: []Write{{Resource: next, Expect: cur.Version, Terms: terms}},
-		Jobs: append(jobs, notifyJob(next, status)), Done: done}
+		Jobs: append(jobs, notifyJobs(next, status)...), Done: done}
 }
 
 // Why a dead letter is not re-driven.

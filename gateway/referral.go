@@ -504,7 +504,7 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	s.planProvenance(pl, out.Resource, ref(old.Owner))
 	// Every change reaches the GP; a referrer's cancellation also reaches
 	// the provider, as a delivery of its own.
-	pl.commit.Jobs = append(pl.commit.Jobs, notifyJob(out.Resource, status))
+	pl.commit.Jobs = append(pl.commit.Jobs, notifyJobs(out.Resource, status)...)
 	if status == "cancelled" && from != "cancelled" && pl.caller.Kind != CallerProvider {
 		if err := s.planCancellation(pl, old, r.id); err != nil {
 			return nil, err

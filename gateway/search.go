@@ -70,6 +70,10 @@ var searchParams = map[string]map[string]searchParam{
 		"_id":        {index: "_id"},
 		"identifier": {index: "identifier"},
 	},
+	TypeSubscription: {
+		"_id":    {index: "_id"},
+		"status": {index: "status"},
+	},
 	TypeProvenance: {
 		"_id":    {index: "_id"},
 		"target": {index: "target", kind: referenceParam, targets: []string{TypeTask}},

@@ -27,6 +27,8 @@ type Store interface {
 	Search(ctx context.Context, q *StoreQuery) (ids []string, total int, err error)
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
+	// EventCount is how many events a subscription has had since it started.
+	EventCount(ctx context.Context, subscriptionID string) (int64, error)
 }
 
 // Commit is one atomic change set.
@@ -96,9 +98,10 @@ type Job struct {
 // providers; notify carries Task changes back to GP systems; deadletter
 // holds deliveries that failed for good, for an operator to re-drive.
 const (
-	QueueDelivery   = "delivery"
-	QueueNotify     = "notify"
-	QueueDeadLetter = "deadletter"
+	QueueDelivery     = "delivery"
+	QueueNotify       = "notify"
+	QueueSubscription = "subscription"
+	QueueDeadLetter   = "deadletter"
 )
 
 // WorkerGroup is the consumer group every worker reads the queues in.

@@ -56,7 +56,26 @@ func newWorkers(a *app, getenv func(string) string) ([]*worker.Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []*worker.Worker{d, newWriteBacks(a, getenv)}, nil
+	return []*worker.Worker{d, newWriteBacks(a, getenv), newSubscriptionWorker(a)}, nil
+}
+
+// newSubscriptionWorker notifies subscribers (R5 Backport rest-hooks).
+func newSubscriptionWorker(a *app) *worker.Worker {
+	clients := make([]string, 0, len(a.cfg.Clients))
+	for _, c := range a.cfg.Clients {
+		clients = append(clients, c.ID)
+	}
+	q := a.store.Queue(gateway.QueueSubscription)
+	return worker.New(worker.Options{
+		Queue: q,
+		Handler: &worker.Subscriptions{Queue: q, Domain: a.svc, Store: a.store, Clients: clients,
+			Client: outbound.NewClient(outbound.Options{Allow: a.cfg.OutboundAllow, Timeout: a.cfg.DeliveryTimeout}),
+			Retry:  a.cfg.DeliveryRetry, Log: a.log},
+		Consumer:    consumerName(),
+		ReclaimIdle: 6 * a.cfg.DeliveryTimeout,
+		Log:         a.log,
+		PerProvider: 1, // one sender per GP system's lane keeps each subscription's events in order
+	})
 }
 
 // runWorkers runs workers until ctx ends, and returns the first error.

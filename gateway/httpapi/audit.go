@@ -37,6 +37,8 @@ var interactions = map[string]struct{ subtype, action string }{
 	"PATCH /fhir/:type/:id":                     {"patch", "U"},
 	"GET /fhir/:type":                           {"search-type", "E"},
 	"POST /fhir/:type/_search":                  {"search-type", "E"},
+	"DELETE /fhir/:type/:id":                    {"delete", "D"},
+	"GET /fhir/:type/:id/$status":               {"operation", "E"},
 	"POST /fhir":                                {"transaction", "E"},
 	"POST /auth/token":                          {"token", "E"},
 	"GET /fhir/.well-known/smart-configuration": {},

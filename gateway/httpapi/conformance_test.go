@@ -89,7 +89,7 @@ func TestCapabilityStatementTellsTheTruth(t *testing.T) {
 		m := r.(map[string]any)
 		types[m["type"].(string)] = m
 	}
-	if len(types) != 4 || types["ServiceRequest"] == nil || types["Task"] == nil || types["Patient"] == nil || types["Provenance"] == nil {
+	if len(types) != 5 || types["ServiceRequest"] == nil || types["Task"] == nil || types["Patient"] == nil || types["Provenance"] == nil || types["Subscription"] == nil {
 		t.Fatalf("resource types: %v", types)
 	}
 	// Every search parameter it lists must be accepted by search.

@@ -214,6 +214,50 @@ func (a *API) transaction(c *gin.Context) {
 	c.Data(http.StatusOK, fhirJSON, b.Marshal())
 }
 
+// subscriptionStatus is GET /fhir/Subscription/{id}/$status.
+func (a *API) subscriptionStatus(c *gin.Context) {
+	if c.Param("type") != gateway.TypeSubscription {
+		a.failWith(c, gateway.KindNotFound, fhir.IssueNotSupported, "$status is an operation on Subscription")
+		return
+	}
+	caller, ok := a.who(c, auth.ActionRead)
+	if !ok {
+		return
+	}
+	body, err := a.svc.SubscriptionStatus(c.Request.Context(), caller, c.Param("id"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	audited(c, gateway.TypeSubscription+"/"+c.Param("id"))
+	c.Data(http.StatusOK, fhirJSON, body)
+}
+
+// endSubscription is DELETE /fhir/Subscription/{id}: the subscription is
+// ended (status off). Other resources are not deleted: a referral's history
+// is the record.
+func (a *API) endSubscription(c *gin.Context) {
+	if c.Param("type") != gateway.TypeSubscription {
+		allow := "GET, PUT"
+		if c.Param("type") == gateway.TypeTask {
+			allow = "GET, PUT, PATCH"
+		}
+		c.Header("Allow", allow)
+		a.failWith(c, gateway.KindMethodNotAllowed, fhir.IssueNotSupported, "only a Subscription can be deleted (ended); referrals are kept")
+		return
+	}
+	caller, ok := a.who(c, auth.ActionDelete)
+	if !ok {
+		return
+	}
+	if err := a.svc.EndSubscription(c.Request.Context(), caller, c.Param("id")); err != nil {
+		a.fail(c, err)
+		return
+	}
+	audited(c, gateway.TypeSubscription+"/"+c.Param("id"))
+	c.Status(http.StatusNoContent)
+}
+
 func (a *API) capabilities(c *gin.Context) {
 	c.Data(http.StatusOK, fhirJSON, a.metadata)
 }

@@ -138,11 +138,11 @@ func (a *API) noMethod(c *gin.Context) {
 	a.failWith(c, gateway.KindMethodNotAllowed, fhir.IssueNotSupported, "this interaction is not supported on this endpoint; see /fhir/metadata")
 }
 
-var knownTypes = map[string]bool{gateway.TypeServiceRequest: true, gateway.TypeTask: true, gateway.TypePatient: true, gateway.TypeProvenance: true}
+var knownTypes = map[string]bool{gateway.TypeServiceRequest: true, gateway.TypeTask: true, gateway.TypePatient: true, gateway.TypeProvenance: true, gateway.TypeSubscription: true}
 
 func (a *API) knownType(c *gin.Context) {
 	if !knownTypes[c.Param("type")] {
-		a.failWith(c, gateway.KindNotFound, fhir.IssueNotSupported, "Signpost does not serve %q resources; it serves ServiceRequest, Task, Patient and Provenance", c.Param("type"))
+		a.failWith(c, gateway.KindNotFound, fhir.IssueNotSupported, "Signpost does not serve %q resources; it serves ServiceRequest, Task, Patient, Provenance and Subscription", c.Param("type"))
 	}
 }
 

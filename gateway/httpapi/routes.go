@@ -99,6 +99,8 @@ func New(o Options) http.Handler {
 	f.PUT("/:type/:id", a.knownType, a.withBody, a.update)
 	f.PATCH("/:type/:id", a.knownType, a.withPatchBody, a.patch)
 	f.GET("/:type/:id/_history/:vid", a.knownType, a.vread)
+	f.GET("/:type/:id/$status", a.knownType, a.subscriptionStatus)
+	f.DELETE("/:type/:id", a.knownType, a.endSubscription)
 	return r
 }
 

@@ -123,3 +123,28 @@ func RetryAfter(attempt int, schedule []time.Duration) (time.Duration, bool) {
 	}
 	return schedule[attempt], true
 }
+
+// Notify POSTs a subscription notification (a Bundle) to a rest-hook
+// endpoint, with the subscriber's channel headers.
+func Notify(ctx context.Context, client *http.Client, endpoint string, headers map[string]string, body []byte) Result {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+	if err != nil {
+		return Result{Reason: "the endpoint is not a URL"}
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	req.Header.Set("Content-Type", "application/fhir+json")
+	res, err := client.Do(req)
+	if err != nil {
+		if strings.Contains(err.Error(), "destination address not allowed") {
+			return Result{Reason: "the endpoint's address is not allowed"}
+		}
+		return Result{Retry: true, Reason: "the endpoint did not answer"}
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+	r := Result{Status: res.StatusCode, Reason: fmt.Sprintf("the endpoint answered %d %s", res.StatusCode, http.StatusText(res.StatusCode))}
+	r.Retry = !r.OK() && (res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusRequestTimeout || res.StatusCode >= 500)
+	return r
+}

@@ -54,6 +54,15 @@ func (k keys) writeBackLock(client, taskID string) string {
 	return k.ns + ":wbl:" + client + ":" + taskID
 }
 
+// subCounter counts a subscription's events since it started (its event numbers).
+func (k keys) subCounter(id string) string { return k.ns + ":sn:" + id }
+
+// subEvents is the list of a subscription's events still to send, oldest first.
+func (k keys) subEvents(id string) string { return k.ns + ":se:" + id }
+
+// subLastSent is when Signpost last sent to a subscription (Unix ms), for heartbeats.
+func (k keys) subLastSent(id string) string { return k.ns + ":sl:" + id }
+
 // queue is a stream of jobs.
 func (k keys) queue(name string) string { return k.ns + ":q:" + name }
 

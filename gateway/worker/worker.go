@@ -71,6 +71,12 @@ type Handler interface {
 	Handle(ctx context.Context, job gateway.QueuedJob)
 }
 
+// Ticker is a Handler that also has work on a clock (heartbeats): Tick is
+// called about once a second.
+type Ticker interface {
+	Tick(ctx context.Context)
+}
+
 // Options configure a Worker.
 type Options struct {
 	Queue   Queue
@@ -157,8 +163,23 @@ func (w *Worker) Run(ctx context.Context) error {
 			}()
 		}
 	}
+	loopFuncs := []func(context.Context){w.read, w.promote, w.reclaim}
+	if t, ok := w.o.Handler.(Ticker); ok {
+		loopFuncs = append(loopFuncs, func(ctx context.Context) {
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+					t.Tick(ctx)
+				}
+			}
+		})
+	}
 	var loops sync.WaitGroup
-	for _, loop := range []func(context.Context){w.read, w.promote, w.reclaim} {
+	for _, loop := range loopFuncs {
 		loops.Add(1)
 		go func() { defer loops.Done(); loop(ctx) }()
 	}

@@ -1,0 +1,94 @@
+package redisstore
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/signpost-health/signpost/gateway"
+)
+
+var (
+	//go:embed scripts/fanout.lua
+	fanoutLua    string
+	fanoutScript = redis.NewScript(fanoutLua)
+)
+
+// subscriptionEvent is an event waiting to be sent, as kept in the list.
+type subscriptionEvent struct {
+	T    int64  `json:"t"`
+	Task string `json:"task"`
+	V    string `json:"v"`
+	N    int64  `json:"n"`
+}
+
+// Fanout numbers a Task change for each matching subscription, queues it,
+// and finishes the change's job, in one step (fanout.lua).
+func (s *Store) Fanout(ctx context.Context, job gateway.QueuedJob, subs []*gateway.SubscriptionView, client string, ev gateway.Event) error {
+	keys := []string{s.keys.queue(gateway.QueueSubscription)}
+	args := []any{gateway.WorkerGroup, job.Consumer, job.ID}
+	event, _ := json.Marshal(map[string]any{"t": ev.Timestamp.UnixMilli(), "task": ev.Task, "v": ev.Version})
+	args = append(args, string(event))
+	for _, sub := range subs {
+		keys = append(keys, s.keys.subCounter(sub.ID), s.keys.subEvents(sub.ID))
+		args = append(args, sub.ID, client)
+	}
+	return classify(fanoutScript.Run(ctx, s.rdb, keys, args...).Err())
+}
+
+// NextEvent returns the oldest event still to send to a subscription.
+func (s *Store) NextEvent(ctx context.Context, subID string) (*gateway.Event, error) {
+	b, err := s.rdb.LIndex(ctx, s.keys.subEvents(subID), 0).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, classify(err)
+	}
+	var e subscriptionEvent
+	if err := json.Unmarshal(b, &e); err != nil {
+		return nil, err
+	}
+	return &gateway.Event{Number: e.N, Timestamp: time.UnixMilli(e.T).UTC(), Task: e.Task, Version: e.V}, nil
+}
+
+// SentEvent removes the oldest event once it was sent (only if it is still
+// that event), and records when the subscription last heard from Signpost.
+func (s *Store) SentEvent(ctx context.Context, subID string, number int64) error {
+	head, err := s.NextEvent(ctx, subID)
+	if err != nil || head == nil || head.Number != number {
+		return err
+	}
+	pipe := s.rdb.TxPipeline()
+	pipe.LPop(ctx, s.keys.subEvents(subID))
+	pipe.Set(ctx, s.keys.subLastSent(subID), time.Now().UnixMilli(), 0)
+	_, err = pipe.Exec(ctx)
+	return classify(err)
+}
+
+// EventCount is how many events a subscription has had since it started.
+func (s *Store) EventCount(ctx context.Context, subID string) (int64, error) {
+	n, err := s.rdb.Get(ctx, s.keys.subCounter(subID)).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return n, classify(err)
+}
+
+// LastSent is when Signpost last sent anything to a subscription (zero: never).
+func (s *Store) LastSent(ctx context.Context, subID string) (time.Time, error) {
+	ms, err := s.rdb.Get(ctx, s.keys.subLastSent(subID)).Int64()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, nil
+	}
+	return time.UnixMilli(ms), classify(err)
+}
+
+// MarkSent records a send that carried no event (a handshake, a heartbeat).
+func (s *Store) MarkSent(ctx context.Context, subID string) error {
+	return classify(s.rdb.Set(ctx, s.keys.subLastSent(subID), time.Now().UnixMilli(), 0).Err())
+}

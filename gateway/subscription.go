@@ -1,0 +1,411 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/signpost-health/signpost/fhir"
+)
+
+// Subscriptions follow the R5 Backport IG on R4: a GP system subscribes to
+// the Gravity Task topic, filtered, with a rest-hook channel.
+const (
+	TypeSubscription = "Subscription"
+	TaskTopic        = "http://hl7.org/fhir/us/sdoh-clinicalcare/SubscriptionTopic/Task"
+	backport         = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
+	statusProfile    = backport + "backport-subscription-status-r4"
+)
+
+// Payload contents of a notification.
+const (
+	PayloadEmpty        = "empty"
+	PayloadIDOnly       = "id-only"
+	PayloadFullResource = "full-resource"
+)
+
+// SubscriptionView is what Signpost reads from a Subscription.
+type SubscriptionView struct {
+	ID        string
+	Status    string
+	Endpoint  string
+	Payload   string
+	Headers   map[string]string
+	Heartbeat time.Duration
+	Filters   []url.Values // each "Task?..." filter; all must match (AND)
+}
+
+type subscriptionJSON struct {
+	Status    string `json:"status"`
+	Criteria  string `json:"criteria"`
+	XCriteria *struct {
+		Extension []extension `json:"extension"`
+	} `json:"_criteria"`
+	Channel struct {
+		Extension []extension `json:"extension"`
+		Type      string      `json:"type"`
+		Endpoint  string      `json:"endpoint"`
+		Payload   string      `json:"payload"`
+		XPayload  *struct {
+			Extension []extension `json:"extension"`
+		} `json:"_payload"`
+		Header []string `json:"header"`
+	} `json:"channel"`
+}
+
+type extension struct {
+	URL              string  `json:"url"`
+	ValueString      *string `json:"valueString"`
+	ValueCode        *string `json:"valueCode"`
+	ValueUnsignedInt *int    `json:"valueUnsignedInt"`
+	ValuePositiveInt *int    `json:"valuePositiveInt"`
+}
+
+// subscriptionParams are the filters Signpost evaluates on Task changes.
+var subscriptionParams = map[string]bool{"requester": true, "status": true, "_id": true}
+
+// ReadSubscription reads and checks a Subscription, reporting every problem.
+func ReadSubscription(body []byte, id string) (*SubscriptionView, error) {
+	var s subscriptionJSON
+	if err := json.Unmarshal(body, &s); err != nil {
+		return nil, newError(KindInvalid, fhir.IssueStructure, "Subscription", "the Subscription has elements of the wrong JSON type")
+	}
+	var p Problems
+	v := &SubscriptionView{ID: id, Status: s.Status, Endpoint: s.Channel.Endpoint, Payload: PayloadIDOnly, Headers: map[string]string{}}
+	if s.Criteria != TaskTopic {
+		p.add(fhir.IssueNotSupported, "Subscription.criteria", "criteria must be the topic %s", TaskTopic)
+	}
+	if s.XCriteria != nil {
+		for i, e := range s.XCriteria.Extension {
+			if e.URL != backport+"backport-filter-criteria" || e.ValueString == nil {
+				continue
+			}
+			q, ok := strings.CutPrefix(*e.ValueString, "Task?")
+			f, err := url.ParseQuery(q)
+			if !ok || err != nil {
+				p.add(fhir.IssueInvalid, "Subscription.criteria.extension["+strconv.Itoa(i)+"]", "a filter is Task?name=value&...")
+				continue
+			}
+			for name := range f {
+				if !subscriptionParams[name] {
+					p.add(fhir.IssueNotSupported, "Subscription.criteria.extension["+strconv.Itoa(i)+"]", "filters may use requester, status and _id")
+				}
+			}
+			v.Filters = append(v.Filters, f)
+		}
+	}
+	if s.Channel.Type != "rest-hook" {
+		p.add(fhir.IssueNotSupported, "Subscription.channel.type", "channel.type must be rest-hook")
+	}
+	if u, err := url.Parse(s.Channel.Endpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		p.add(fhir.IssueInvalid, "Subscription.channel.endpoint", "channel.endpoint must be an absolute http(s) URL")
+	}
+	for _, e := range s.Channel.Extension {
+		if e.URL == backport+"backport-heartbeat-period" {
+			n := e.ValueUnsignedInt
+			if n == nil {
+				n = e.ValuePositiveInt
+			}
+			if n != nil && *n > 0 {
+				v.Heartbeat = time.Duration(*n) * time.Second
+			}
+		}
+	}
+	if s.Channel.XPayload != nil {
+		for _, e := range s.Channel.XPayload.Extension {
+			if e.URL == backport+"backport-payload-content" && e.ValueCode != nil {
+				v.Payload = *e.ValueCode
+			}
+		}
+	}
+	switch v.Payload {
+	case PayloadEmpty, PayloadIDOnly, PayloadFullResource:
+	default:
+		p.add(fhir.IssueCodeInvalid, "Subscription.channel.payload", "backport-payload-content must be empty, id-only or full-resource")
+	}
+	for i, h := range s.Channel.Header {
+		name, value, ok := strings.Cut(h, ":")
+		if !ok || strings.TrimSpace(name) == "" || strings.ContainsAny(h, "\r\n") {
+			p.add(fhir.IssueInvalid, "Subscription.channel.header["+strconv.Itoa(i)+"]", "a header is \"Name: value\"")
+			continue
+		}
+		v.Headers[strings.TrimSpace(name)] = strings.TrimSpace(value)
+	}
+	return v, p.err(KindInvalid)
+}
+
+// planSubscription stores a new Subscription as requested (its status is
+// the server's to set) and queues its handshake.
+func (s *Service) planSubscription(pl *plan, r *Request) (*Outcome, error) {
+	if r.Method != "POST" {
+		return nil, newError(KindMethodNotAllowed, fhir.IssueNotSupported, "", "a Subscription is created with POST and ended with DELETE")
+	}
+	if pl.caller.Kind == CallerProvider {
+		return nil, newError(KindForbidden, fhir.IssueForbidden, "", "subscriptions are for the GP systems that make referrals")
+	}
+	if _, err := ReadSubscription(r.obj.Bytes(), r.id); err != nil {
+		return nil, err
+	}
+	body := appendMembers(withoutMember(r.obj.WithServerFields(r.id, "1", Instant(pl.now)), "status"), map[string]any{"status": "requested"})
+	out := pl.addWrite(r, body, 1, 0, false, []string{"status=requested"}, nil)
+	pl.commit.Jobs = append(pl.commit.Jobs, Job{Queue: QueueSubscription, Fields: []string{
+		"event", "handshake", "subscription", r.id, "client", pl.caller.ClientID}})
+	return out, nil
+}
+
+// SubscriptionStatus is the $status operation: the subscription's status
+// and how many events it has had, so a subscriber can tell if it missed one.
+func (s *Service) SubscriptionStatus(ctx context.Context, caller Caller, id string) ([]byte, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	if _, err := s.readVisible(ctx, caller, TypeSubscription, id); errors.Is(err, ErrNotFound) {
+		return nil, notFound(TypeSubscription, id)
+	} else if err != nil {
+		return nil, err
+	}
+	sub, err := s.SubscriptionByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.store.EventCount(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	status, _ := json.Marshal(map[string]any{"resourceType": "Parameters", "meta": map[string]any{"profile": []string{statusProfile}},
+		"parameter": []map[string]any{
+			{"name": "subscription", "valueReference": map[string]string{"reference": s.base + "/" + TypeSubscription + "/" + id}},
+			{"name": "topic", "valueCanonical": TaskTopic},
+			{"name": "status", "valueCode": sub.Status},
+			{"name": "type", "valueCode": "query-status"},
+			{"name": "events-since-subscription-start", "valueString": strconv.FormatInt(n, 10)},
+		}})
+	b := fhir.Bundle{ID: NewID(), Type: "searchset", Timestamp: Instant(s.now()), Total: 1,
+		Entries: []fhir.BundleEntry{{FullURL: "urn:uuid:" + NewID(), Resource: status, Search: "match"}}}
+	return b.Marshal(), nil
+}
+
+// EndSubscription ends a subscription (DELETE): its status becomes off and
+// nothing more is sent to it.
+func (s *Service) EndSubscription(ctx context.Context, caller Caller, id string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	if _, err := s.readVisible(ctx, caller, TypeSubscription, id); errors.Is(err, ErrNotFound) {
+		return notFound(TypeSubscription, id)
+	} else if err != nil {
+		return err
+	}
+	return s.SetSubscriptionStatus(ctx, id, "off", "")
+}
+
+// Matches reports whether a Task change is one the subscription asked for.
+func (v *SubscriptionView) Matches(task *TaskView, requesterTerms []string) bool {
+	for _, f := range v.Filters {
+		for name, values := range f {
+			ok := false
+			for _, val := range strings.Split(strings.Join(values, ","), ",") {
+				switch name {
+				case "status":
+					ok = ok || task.Status == val
+				case "_id":
+					ok = ok || task.ID == val
+				case "requester":
+					for _, t := range requesterTerms {
+						ok = ok || t == "requester="+val || t == "requester:identifier="+val
+					}
+				}
+			}
+			if !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// SubscriptionByID reads a subscription, whoever's it is (for the workers).
+func (s *Service) SubscriptionByID(ctx context.Context, id string) (*SubscriptionView, error) {
+	r, err := s.store.Read(ctx, TypeSubscription, id)
+	if err != nil {
+		return nil, err
+	}
+	v, err := ReadSubscription(r.Body, id)
+	if err != nil {
+		return nil, err
+	}
+	var st struct {
+		Status string `json:"status"`
+	}
+	_ = json.Unmarshal(r.Body, &st)
+	v.Status = st.Status
+	return v, nil
+}
+
+// Subscribers lists the active subscriptions of a client.
+func (s *Service) Subscribers(ctx context.Context, client string) ([]*SubscriptionView, error) {
+	ids, _, err := s.store.Search(ctx, &StoreQuery{Type: TypeSubscription, Groups: [][]string{{"status=active"}, {clientTerm(client)}}, Count: MaxCount})
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	refs := make([]string, len(ids))
+	for i, id := range ids {
+		refs[i] = TypeSubscription + "/" + id
+	}
+	subs, err := s.store.ReadMany(ctx, refs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*SubscriptionView, 0, len(subs))
+	for _, r := range subs {
+		if v, err := ReadSubscription(r.Body, r.ID); err == nil {
+			v.Status = "active"
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// MatchingSubscriptions are the active subscriptions a Task change goes to:
+// those of the client whose referral it is, whose filters match.
+func (s *Service) MatchingSubscriptions(ctx context.Context, taskID string) (*Resource, []*SubscriptionView, error) {
+	task, err := s.store.Read(ctx, TypeTask, taskID)
+	if err != nil {
+		return nil, nil, err
+	}
+	view, err := ReadTask(task.Body)
+	if err != nil {
+		return nil, nil, err
+	}
+	view.ID = task.ID
+	var t struct {
+		Requester *refJSON `json:"requester"`
+	}
+	_ = json.Unmarshal(task.Body, &t)
+	var terms []string
+	if t.Requester != nil {
+		if t.Requester.Reference != "" {
+			terms = append(terms, "requester="+t.Requester.Reference)
+		}
+		if t.Requester.Identifier != nil {
+			terms = append(terms, "requester:identifier="+t.Requester.Identifier.Value, "requester:identifier="+t.Requester.Identifier.System+"|"+t.Requester.Identifier.Value)
+			terms = append(terms, "requester="+t.Requester.Identifier.Value)
+		}
+	}
+	subs, err := s.Subscribers(ctx, task.Owner)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []*SubscriptionView
+	for _, sub := range subs {
+		if sub.Matches(view, terms) {
+			out = append(out, sub)
+		}
+	}
+	return task, out, nil
+}
+
+type refJSON struct {
+	Reference  string `json:"reference"`
+	Identifier *struct {
+		System string `json:"system"`
+		Value  string `json:"value"`
+	} `json:"identifier"`
+}
+
+// Event is one notification event of a subscription.
+type Event struct {
+	Number    int64
+	Timestamp time.Time
+	Task      string // "Task/id"
+	Version   string
+}
+
+// NotificationBundle renders a notification (Bundle of type history) with
+// the subscription status first, per the Backport IG.
+func (s *Service) NotificationBundle(ctx context.Context, sub *SubscriptionView, kind string, since int64, events []Event) ([]byte, error) {
+	params := []map[string]any{
+		{"name": "subscription", "valueReference": map[string]string{"reference": s.base + "/" + TypeSubscription + "/" + sub.ID}},
+		{"name": "topic", "valueCanonical": TaskTopic},
+		{"name": "status", "valueCode": "active"},
+		{"name": "type", "valueCode": kind},
+		{"name": "events-since-subscription-start", "valueString": strconv.FormatInt(since, 10)},
+	}
+	for _, e := range events {
+		part := []map[string]any{
+			{"name": "event-number", "valueString": strconv.FormatInt(e.Number, 10)},
+			{"name": "timestamp", "valueInstant": Instant(e.Timestamp)},
+		}
+		if sub.Payload != PayloadEmpty {
+			part = append(part, map[string]any{"name": "focus", "valueReference": map[string]string{"reference": s.base + "/" + e.Task}})
+		}
+		params = append(params, map[string]any{"name": "notification-event", "part": part})
+	}
+	status, _ := json.Marshal(map[string]any{"resourceType": "Parameters", "meta": map[string]any{"profile": []string{statusProfile}}, "parameter": params})
+	b := fhir.Bundle{ID: NewID(), Type: "history", Timestamp: Instant(s.now()), Total: -1,
+		Entries: []fhir.BundleEntry{{FullURL: "urn:uuid:" + NewID(), Resource: status,
+			Response: &fhir.EntryResponse{Status: "200 OK"}}}}
+	for _, e := range events {
+		if sub.Payload == PayloadEmpty {
+			continue
+		}
+		entry := fhir.BundleEntry{FullURL: s.base + "/" + e.Task + "/_history/" + e.Version, Response: &fhir.EntryResponse{Status: "200 OK"}}
+		if sub.Payload == PayloadFullResource {
+			id := strings.TrimPrefix(e.Task, TypeTask+"/")
+			v, _ := strconv.Atoi(e.Version)
+			r, err := s.store.ReadVersion(ctx, TypeTask, id, v)
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				return nil, err
+			}
+			if r != nil {
+				entry.Resource = r.Body
+			}
+		}
+		b.Entries = append(b.Entries, entry)
+	}
+	return b.Marshal(), nil
+}
+
+// SetSubscriptionStatus records the outcome of a handshake: active, or
+// error with the reason.
+func (s *Service) SetSubscriptionStatus(ctx context.Context, id, status, reason string) error {
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		cur, err := s.store.Read(ctx, TypeSubscription, id)
+		if err != nil {
+			return err
+		}
+		var m map[string]any
+		_ = json.Unmarshal(cur.Body, &m)
+		if m["status"] == "off" {
+			return nil // deleted meanwhile
+		}
+		m["status"] = status
+		delete(m, "error")
+		if reason != "" {
+			m["error"] = reason
+		}
+		delete(m, "meta")
+		now := s.now().UTC().Truncate(time.Millisecond)
+		body, _ := json.Marshal(m)
+		obj, err := fhir.ParseResource(body, fhir.ParseOptions{})
+		if err != nil {
+			return err
+		}
+		next := &Resource{Type: TypeSubscription, ID: id, Version: cur.Version + 1, LastUpdated: now, Owner: cur.Owner,
+			Body: obj.WithServerFields(id, strconv.Itoa(cur.Version+1), Instant(now))}
+		res, err := s.store.Commit(ctx, &Commit{Writes: []Write{{Resource: next, Expect: cur.Version,
+			Terms: []string{"status=" + status, clientTerm(cur.Owner)}}}})
+		if err != nil {
+			return err
+		}
+		if res.OK() {
+			return nil
+		}
+	}
+	return fmt.Errorf("subscription %s kept changing", id)
+}

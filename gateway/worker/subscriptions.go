@@ -1,0 +1,211 @@
+package worker
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/notify"
+)
+
+// SubscriptionDomain is what the subscription worker asks of the domain.
+type SubscriptionDomain interface {
+	MatchingSubscriptions(ctx context.Context, taskID string) (*gateway.Resource, []*gateway.SubscriptionView, error)
+	SubscriptionByID(ctx context.Context, id string) (*gateway.SubscriptionView, error)
+	Subscribers(ctx context.Context, client string) ([]*gateway.SubscriptionView, error)
+	NotificationBundle(ctx context.Context, sub *gateway.SubscriptionView, kind string, since int64, events []gateway.Event) ([]byte, error)
+	SetSubscriptionStatus(ctx context.Context, id, status, reason string) error
+}
+
+// SubscriptionStore keeps subscriptions' event numbers and queues.
+type SubscriptionStore interface {
+	Fanout(ctx context.Context, job gateway.QueuedJob, subs []*gateway.SubscriptionView, client string, ev gateway.Event) error
+	NextEvent(ctx context.Context, subID string) (*gateway.Event, error)
+	SentEvent(ctx context.Context, subID string, number int64) error
+	EventCount(ctx context.Context, subID string) (int64, error)
+	LastSent(ctx context.Context, subID string) (time.Time, error)
+	MarkSent(ctx context.Context, subID string) error
+	LockWriteBack(ctx context.Context, client, taskID, token string, ttl time.Duration) (bool, error)
+	UnlockWriteBack(ctx context.Context, client, taskID, token string) error
+}
+
+// Subscriptions notifies subscribers (R5 Backport rest-hook): it numbers
+// each Task change for the subscriptions it matches, sends each
+// subscription its events one at a time and in order, shakes hands with new
+// subscriptions, and sends heartbeats. The Handler of the subscription queue.
+type Subscriptions struct {
+	Queue   Queue
+	Domain  SubscriptionDomain
+	Store   SubscriptionStore
+	Client  *http.Client
+	Clients []string // GP systems (lanes)
+	Retry   []time.Duration
+	Log     *slog.Logger
+}
+
+// Lanes are the GP systems.
+func (h *Subscriptions) Lanes() []string { return h.Clients }
+
+// Lane is the GP system the job is for.
+func (h *Subscriptions) Lane(job gateway.QueuedJob) string { return job.Fields["client"] }
+
+func (h *Subscriptions) log() *slog.Logger {
+	if h.Log == nil {
+		return slog.Default()
+	}
+	return h.Log
+}
+
+// Handle handles one job of the subscription queue.
+func (h *Subscriptions) Handle(ctx context.Context, job gateway.QueuedJob) {
+	log := h.log().With("job", job.ID, "event", job.Fields["event"])
+	switch job.Fields["event"] {
+	case "task-changed":
+		task, subs, err := h.Domain.MatchingSubscriptions(ctx, job.Fields["task"])
+		if err != nil {
+			record(log, "matching subscriptions", err)
+			return
+		}
+		at, _ := strconv.ParseInt(job.Fields["at"], 10, 64)
+		ev := gateway.Event{Timestamp: time.UnixMilli(at), Task: task.Ref(), Version: job.Fields["version"]}
+		record(log.With("subscriptions", len(subs)), "numbered for subscribers", h.Store.Fanout(ctx, job, subs, job.Fields["client"], ev))
+	case "handshake":
+		h.handshake(ctx, log, job)
+	case "send":
+		h.send(ctx, log, job)
+	default:
+		record(log, "unknown subscription job", h.Queue.Bury(ctx, job, "unknown subscription job"))
+	}
+}
+
+// handshake confirms a new subscription with its endpoint: active when the
+// endpoint answers 2xx, error (with the reason) when it does not.
+func (h *Subscriptions) handshake(ctx context.Context, log *slog.Logger, job gateway.QueuedJob) {
+	sub, err := h.Domain.SubscriptionByID(ctx, job.Fields["subscription"])
+	if err != nil {
+		record(log, "reading the subscription", err)
+		return
+	}
+	body, err := h.Domain.NotificationBundle(ctx, sub, "handshake", 0, nil)
+	if err != nil {
+		record(log, "building the handshake", err)
+		return
+	}
+	res := notify.Notify(ctx, h.Client, sub.Endpoint, sub.Headers, body)
+	status, reason := "active", ""
+	if !res.OK() {
+		status, reason = "error", "handshake failed: "+res.Reason
+	}
+	if err := h.Domain.SetSubscriptionStatus(ctx, sub.ID, status, reason); err != nil {
+		record(log, "recording the handshake", err)
+		return
+	}
+	_ = h.Store.MarkSent(ctx, sub.ID)
+	record(log.With("subscription", sub.ID, "status", status), "handshake", h.Queue.Ack(ctx, job))
+}
+
+// send delivers a subscription's waiting events, oldest first, one writer
+// per subscription, so a subscriber always receives them in order; a
+// subscriber that is down gets them all when it is back.
+func (h *Subscriptions) send(ctx context.Context, log *slog.Logger, job gateway.QueuedJob) {
+	id := job.Fields["subscription"]
+	token := gateway.NewID()
+	locked, err := h.Store.LockWriteBack(ctx, "subscription", id, token, writeBackLease)
+	if err != nil {
+		record(log, "taking the subscription lease", err)
+		return
+	}
+	if !locked {
+		// Another sender is draining this subscription; it sends this event too.
+		record(log, "another sender has it", h.Queue.Ack(ctx, job))
+		return
+	}
+	defer func() { _ = h.Store.UnlockWriteBack(context.WithoutCancel(ctx), "subscription", id, token) }()
+	sub, err := h.Domain.SubscriptionByID(ctx, id)
+	if err != nil {
+		record(log, "reading the subscription", err)
+		return
+	}
+	if sub.Status != "active" {
+		record(log.With("status", sub.Status), "not active: events kept", h.Queue.Ack(ctx, job))
+		return
+	}
+	for {
+		ev, err := h.Store.NextEvent(ctx, id)
+		if err != nil {
+			record(log, "reading events", err)
+			return
+		}
+		if ev == nil {
+			record(log, "sent", h.Queue.Ack(ctx, job))
+			return
+		}
+		since, _ := h.Store.EventCount(ctx, id)
+		body, err := h.Domain.NotificationBundle(ctx, sub, "event-notification", since, []gateway.Event{*ev})
+		if err != nil {
+			record(log, "building the notification", err)
+			return
+		}
+		res := notify.Notify(ctx, h.Client, sub.Endpoint, sub.Headers, body)
+		if !res.OK() {
+			h.retry(ctx, log.With("subscription", id, "event", ev.Number), job, sub, res)
+			return
+		}
+		if err := h.Store.SentEvent(ctx, id, ev.Number); err != nil {
+			record(log, "recording a sent event", err)
+			return
+		}
+	}
+}
+
+// retry tries the subscription again later; after the last attempt it is
+// put in error, keeping its events (they are sent if it is made active).
+func (h *Subscriptions) retry(ctx context.Context, log *slog.Logger, job gateway.QueuedJob, sub *gateway.SubscriptionView, res notify.Result) {
+	attempt, _ := strconv.Atoi(job.Fields["attempt"])
+	if attempt >= len(h.Retry) {
+		err := h.Domain.SetSubscriptionStatus(ctx, sub.ID, "error", "notifications failed: "+res.Reason)
+		if err == nil {
+			err = h.Queue.Ack(ctx, job)
+		}
+		record(log, "subscription put in error", err)
+		return
+	}
+	next := map[string]string{}
+	for k, v := range job.Fields {
+		next[k] = v
+	}
+	next["attempt"] = strconv.Itoa(attempt + 1)
+	wait := jitter(h.Retry[attempt])
+	record(log.With("reason", res.Reason, "retry_in", wait), "will retry", h.Queue.Later(ctx, job, next, time.Now().Add(wait)))
+}
+
+// Tick sends heartbeats to active subscriptions that asked for them and
+// have heard nothing for their period.
+func (h *Subscriptions) Tick(ctx context.Context) {
+	for _, client := range h.Clients {
+		subs, err := h.Domain.Subscribers(ctx, client)
+		if err != nil {
+			return
+		}
+		for _, sub := range subs {
+			if sub.Heartbeat <= 0 {
+				continue
+			}
+			last, err := h.Store.LastSent(ctx, sub.ID)
+			if err != nil || time.Since(last) < sub.Heartbeat {
+				continue
+			}
+			since, _ := h.Store.EventCount(ctx, sub.ID)
+			body, err := h.Domain.NotificationBundle(ctx, sub, "heartbeat", since, nil)
+			if err != nil {
+				continue
+			}
+			if res := notify.Notify(ctx, h.Client, sub.Endpoint, sub.Headers, body); res.OK() {
+				_ = h.Store.MarkSent(ctx, sub.ID)
+			}
+		}
+	}
+}

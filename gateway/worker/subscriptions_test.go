@@ -1,0 +1,247 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/outbound"
+	"github.com/signpost-health/signpost/gateway/worker"
+)
+
+// subscriber is a rest-hook endpoint that records every notification.
+type subscriber struct {
+	srv     *httptest.Server
+	mu      sync.Mutex
+	got     []notification
+	headers []http.Header
+	down    atomic.Bool
+}
+
+type notification struct {
+	Kind    string
+	Since   string
+	Numbers []int
+	Focus   []string
+	Entries int
+	Full    bool
+}
+
+func newSubscriber(t *testing.T) *subscriber {
+	s := &subscriber{}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		var b struct {
+			Type  string
+			Entry []struct {
+				Resource json.RawMessage
+			}
+		}
+		if err := json.Unmarshal(body, &b); err != nil || b.Type != "history" || len(b.Entry) == 0 {
+			t.Errorf("not a history Bundle: %s", body)
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		var params struct {
+			ResourceType string
+			Parameter    []struct {
+				Name           string
+				ValueCode      string
+				ValueString    string
+				ValueReference struct{ Reference string }
+				Part           []struct {
+					Name           string
+					ValueString    string
+					ValueReference struct{ Reference string }
+				}
+			}
+		}
+		_ = json.Unmarshal(b.Entry[0].Resource, &params)
+		n := notification{Entries: len(b.Entry)}
+		for _, p := range params.Parameter {
+			switch p.Name {
+			case "type":
+				n.Kind = p.ValueCode
+			case "events-since-subscription-start":
+				n.Since = p.ValueString
+			case "notification-event":
+				for _, part := range p.Part {
+					if part.Name == "event-number" {
+						num, _ := strconv.Atoi(part.ValueString)
+						n.Numbers = append(n.Numbers, num)
+					}
+					if part.Name == "focus" {
+						n.Focus = append(n.Focus, part.ValueReference.Reference)
+					}
+				}
+			}
+		}
+		for _, e := range b.Entry[1:] {
+			if len(e.Resource) > 0 {
+				n.Full = true
+			}
+		}
+		s.mu.Lock()
+		s.got = append(s.got, n)
+		s.headers = append(s.headers, r.Header.Clone())
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *subscriber) events() []notification {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []notification
+	for _, n := range s.got {
+		if n.Kind == "event-notification" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (e *env) startSubscriptions() (stop func()) {
+	q := e.store.Queue(gateway.QueueSubscription)
+	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
+	w := worker.New(worker.Options{Queue: q, PerProvider: 1, ReclaimIdle: time.Second, Consumer: "sub-" + gateway.NewID()[:8],
+		Handler: &worker.Subscriptions{Queue: q, Domain: e.svc, Store: e.store, Client: client, Clients: []string{"practice-a", "practice-b"}, Retry: ms(50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50)}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	e.t.Cleanup(stop)
+	return stop
+}
+
+func (e *env) subscribe(client, endpoint, payload string, filters ...string) string {
+	e.t.Helper()
+	var ext []string
+	for _, f := range filters {
+		ext = append(ext, `{"url":"http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-filter-criteria","valueString":"`+f+`"}`)
+	}
+	body := `{"resourceType":"Subscription","status":"requested","reason":"closed loop","criteria":"` + gateway.TaskTopic + `",` +
+		`"_criteria":{"extension":[` + strings.Join(ext, ",") + `]},` +
+		`"channel":{"type":"rest-hook","endpoint":"` + endpoint + `","payload":"application/fhir+json",` +
+		`"_payload":{"extension":[{"url":"http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content","valueCode":"` + payload + `"}]},` +
+		`"header":["X-Subscriber-Key: synthetic-key"]}}`
+	out, err := e.svc.Create(context.Background(), gateway.Caller{ClientID: client, Kind: gateway.CallerGP}, "Subscription", []byte(body), "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return out.Resource.ID
+}
+
+func (e *env) subStatus(id string) string {
+	v, err := e.svc.SubscriptionByID(context.Background(), id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return v.Status
+}
+
+func TestHandshake(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	s := newSubscriber(t)
+	e.startSubscriptions()
+	ok := e.subscribe("practice-a", s.srv.URL, gateway.PayloadIDOnly)
+	bad := e.subscribe("practice-a", "http://127.0.0.1:1/hook", gateway.PayloadIDOnly)
+	eventually(t, "the handshakes", func() bool { return e.subStatus(ok) == "active" && e.subStatus(bad) == "error" })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.got) != 1 || s.got[0].Kind != "handshake" || s.headers[0].Get("X-Subscriber-Key") != "synthetic-key" {
+		t.Errorf("subscriber got %+v", s.got)
+	}
+}
+
+func TestNotificationsInOrderAcrossRestartAndOutage(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	s := newSubscriber(t)
+	stop := e.startSubscriptions()
+	sub := e.subscribe("practice-a", s.srv.URL, gateway.PayloadIDOnly, "Task?requester=A81001")
+	eventually(t, "the handshake", func() bool { return e.subStatus(sub) == "active" })
+	task := e.refer("SUB-1", "390893007")
+	e.move(task, "accepted", "")
+	eventually(t, "the first event", func() bool { return len(s.events()) == 1 })
+
+	// The worker stops (a gateway restart); changes go on; a new worker
+	// numbers them on from where the last stopped.
+	stop()
+	e.move(task, "in-progress", "")
+	e.startSubscriptions()
+	eventually(t, "the second event", func() bool { return len(s.events()) == 2 })
+
+	// The subscriber is down for a while: events wait, then arrive in order.
+	s.down.Store(true)
+	e.move(task, "on-hold", "waiting for the new season")
+	e.move(task, "in-progress", "")
+	e.move(task, "completed", "")
+	time.Sleep(200 * time.Millisecond) // a few failed attempts
+	s.down.Store(false)
+	eventually(t, "every event after the outage", func() bool { return len(s.events()) == 5 })
+	for i, n := range s.events() {
+		if len(n.Numbers) != 1 || n.Numbers[0] != i+1 {
+			t.Errorf("notification %d carries event numbers %v, want [%d]", i, n.Numbers, i+1)
+		}
+		if since, _ := strconv.Atoi(n.Since); len(n.Numbers) == 1 && since < n.Numbers[0] {
+			t.Errorf("events-since-subscription-start %d is below the event's number %d", since, n.Numbers[0])
+		}
+		if len(n.Focus) != 1 || !strings.HasSuffix(n.Focus[0], "/Task/"+task) || n.Entries != 2 || n.Full {
+			t.Errorf("id-only notification %+v", n)
+		}
+	}
+}
+
+func TestPayloadsFiltersAndIsolation(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	full, empty, other, filtered := newSubscriber(t), newSubscriber(t), newSubscriber(t), newSubscriber(t)
+	e.startSubscriptions()
+	subs := []string{
+		e.subscribe("practice-a", full.srv.URL, gateway.PayloadFullResource),
+		e.subscribe("practice-a", empty.srv.URL, gateway.PayloadEmpty),
+		e.subscribe("practice-b", other.srv.URL, gateway.PayloadFullResource), // another practice
+		e.subscribe("practice-a", filtered.srv.URL, gateway.PayloadIDOnly, "Task?status=completed"),
+	}
+	eventually(t, "handshakes", func() bool {
+		for _, id := range subs {
+			if e.subStatus(id) != "active" {
+				return false
+			}
+		}
+		return true
+	})
+	task := e.refer("PAY-1", "390893007")
+	e.move(task, "accepted", "")
+	eventually(t, "full and empty notifications", func() bool { return len(full.events()) == 1 && len(empty.events()) == 1 })
+	if n := full.events()[0]; !n.Full || n.Entries != 2 {
+		t.Errorf("full-resource notification %+v", n)
+	}
+	if n := empty.events()[0]; n.Entries != 1 || len(n.Focus) != 0 {
+		t.Errorf("empty notification %+v", n)
+	}
+	e.move(task, "completed", "")
+	eventually(t, "the filtered subscription's one event", func() bool { return len(filtered.events()) == 1 })
+	if n := len(other.events()); n != 0 {
+		t.Errorf("another practice's subscriber got %d notifications", n)
+	}
+}
