@@ -195,3 +195,44 @@ func TestCancellationIsDelivered(t *testing.T) {
 		t.Errorf("%d cancellation deliveries, want 2", n)
 	}
 }
+
+func TestSubscriptionAPI(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	a, b, walking := as("practice-a"), as("practice-b"), as("walking")
+	sub := `{"resourceType":"Subscription","status":"active","reason":"closed loop","criteria":"http://hl7.org/fhir/us/sdoh-clinicalcare/SubscriptionTopic/Task",` +
+		`"_criteria":{"extension":[{"url":"http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-filter-criteria","valueString":"Task?requester=A81001"}]},` +
+		`"channel":{"type":"rest-hook","endpoint":"https://gp.example/notify","payload":"application/fhir+json"}}`
+	res := e.post("/Subscription", []byte(sub), a...).must(t, http.StatusCreated).json(t)
+	id := res["id"].(string)
+	if res["status"] != "requested" {
+		t.Errorf("a new Subscription is %v, want requested until its handshake", res["status"])
+	}
+	// Bad subscriptions: each problem named.
+	for name, body := range map[string]string{
+		"another topic":   strings.Replace(sub, "SubscriptionTopic/Task", "SubscriptionTopic/Other", 1),
+		"websocket":       strings.Replace(sub, `"rest-hook"`, `"websocket"`, 1),
+		"filter on owner": strings.Replace(sub, "Task?requester=A81001", "Task?owner=x", 1),
+		"relative hook":   strings.Replace(sub, "https://gp.example/notify", "/notify", 1),
+	} {
+		if r := e.post("/Subscription", []byte(body), a...); r.status != http.StatusBadRequest {
+			t.Errorf("%s: %d %s", name, r.status, r.body)
+		}
+	}
+	e.post("/Subscription", []byte(sub), walking...).must(t, http.StatusForbidden)
+	// Only its owner sees it.
+	e.get("/Subscription/"+id, b...).must(t, http.StatusNotFound)
+	e.get("/Subscription/"+id+"/$status", b...).must(t, http.StatusNotFound)
+	if n := total(t, e.get("/Subscription", b...)); n != 0 {
+		t.Errorf("practice-b sees %d subscriptions", n)
+	}
+	st := e.get("/Subscription/"+id+"/$status", a...).must(t, http.StatusOK)
+	if !strings.Contains(string(st.body), `"events-since-subscription-start","valueString":"0"`) {
+		t.Errorf("$status: %s", st.body)
+	}
+	e.do(http.MethodDelete, "/Subscription/"+id, nil, b...).must(t, http.StatusNotFound)
+	e.do(http.MethodDelete, "/Subscription/"+id, nil, a...).must(t, http.StatusNoContent)
+	if got := e.get("/Subscription/"+id, a...).json(t)["status"]; got != "off" {
+		t.Errorf("after DELETE the Subscription is %v", got)
+	}
+}

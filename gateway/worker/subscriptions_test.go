@@ -245,3 +245,27 @@ func TestPayloadsFiltersAndIsolation(t *testing.T) {
 		t.Errorf("another practice's subscriber got %d notifications", n)
 	}
 }
+
+func TestHeartbeats(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	s := newSubscriber(t)
+	e.startSubscriptions()
+	body := `{"resourceType":"Subscription","status":"requested","reason":"r","criteria":"` + gateway.TaskTopic + `",` +
+		`"channel":{"type":"rest-hook","endpoint":"` + s.srv.URL + `","payload":"application/fhir+json",` +
+		`"extension":[{"url":"http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-heartbeat-period","valueUnsignedInt":1}]}}`
+	if _, err := e.svc.Create(context.Background(), gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP}, "Subscription", []byte(body), ""); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "two heartbeats", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		n := 0
+		for _, g := range s.got {
+			if g.Kind == "heartbeat" {
+				n++
+			}
+		}
+		return n >= 2
+	})
+}

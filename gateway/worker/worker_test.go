@@ -69,7 +69,7 @@ func (p *provider) delivered() map[string]int {
 }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	redis *redistest.Server
 	store *redisstore.Store
 	svc   *gateway.Service
@@ -80,7 +80,7 @@ var providers = []gateway.Provider{
 	{ID: "advice", Name: "Money Advice", Organization: gateway.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: "X3C4D"}, Categories: []string{"money-debt-benefits"}},
 }
 
-func setup(t *testing.T) *env {
+func setup(t testing.TB) *env {
 	r := redistest.Start(t)
 	store := redisstore.New(r.Client(), "signpost")
 	svc := gateway.NewService(gateway.Options{Store: store, Providers: providers, FHIRBase: "http://signpost.test/fhir"})
@@ -135,7 +135,7 @@ func (e *env) task(id string) *gateway.TaskView {
 
 // eventually waits for cond, failing after a deadline. Deliveries are
 // asynchronous; the test waits on their visible effect, not on time.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {
