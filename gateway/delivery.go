@@ -120,11 +120,7 @@ type MessageDetails struct {
 // DeliveryBody builds what is sent: the thin JSON message, or with full a
 // FHIR Bundle (collection) of the Task, ServiceRequest and Patient.
 func (s *Service) DeliveryBody(ctx context.Context, d *Delivery, full bool) ([]byte, error) {
-	task, err := s.store.Read(ctx, TypeTask, d.TaskID)
-	if err != nil {
-		return nil, err
-	}
-	view, err := ReadTask(task.Body)
+	task, view, err := s.readTask(ctx, d.TaskID)
 	if err != nil {
 		return nil, err
 	}
@@ -160,11 +156,7 @@ func (s *Service) DeliveryBody(ctx context.Context, d *Delivery, full bool) ([]b
 // TaskForProvider is the referral Task as a provider's FHIR server gets it:
 // its references made absolute, so they resolve back to Signpost.
 func (s *Service) TaskForProvider(ctx context.Context, d *Delivery) ([]byte, error) {
-	task, err := s.store.Read(ctx, TypeTask, d.TaskID)
-	if err != nil {
-		return nil, err
-	}
-	view, err := ReadTask(task.Body)
+	task, view, err := s.readTask(ctx, d.TaskID)
 	if err != nil {
 		return nil, err
 	}
@@ -298,11 +290,7 @@ func (s *Service) Redrive(ctx context.Context, dead QueuedJob) error {
 	// same dead letter is re-driven once however often replay is asked.
 	ack := &JobRef{Queue: QueueDeadLetter, ID: dead.ID}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		cur, err := s.store.Read(ctx, TypeTask, d.TaskID)
-		if err != nil {
-			return err
-		}
-		view, err := ReadTask(cur.Body)
+		cur, view, err := s.readTask(ctx, d.TaskID)
 		if err != nil {
 			return err
 		}

@@ -274,11 +274,7 @@ func (s *Service) Subscribers(ctx context.Context, client string) ([]*Subscripti
 // MatchingSubscriptions are the active subscriptions a Task change goes to:
 // those of the client whose referral it is, whose filters match.
 func (s *Service) MatchingSubscriptions(ctx context.Context, taskID string) (*Resource, []*SubscriptionView, error) {
-	task, err := s.store.Read(ctx, TypeTask, taskID)
-	if err != nil {
-		return nil, nil, err
-	}
-	view, err := ReadTask(task.Body)
+	task, view, err := s.readTask(ctx, taskID)
 	if err != nil {
 		return nil, nil, err
 	}

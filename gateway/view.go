@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/signpost-health/signpost/fhir"
@@ -72,6 +74,20 @@ type TaskOutput struct {
 // Coding is a code with its system.
 type Coding struct {
 	System, Code, Display string
+}
+
+// readTask reads the current version of a Task and its view.
+func (s *Service) readTask(ctx context.Context, id string) (*Resource, *TaskView, error) {
+	task, err := s.store.Read(ctx, TypeTask, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	view, err := ReadTask(task.Body)
+	if err != nil {
+		return nil, nil, err
+	}
+	view.ID = task.ID
+	return task, view, nil
 }
 
 // ReadTask reads a Task's view from JSON that passed the raw checks.

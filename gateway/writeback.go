@@ -54,11 +54,7 @@ func (w *WriteBack) TaskQuery() string {
 // WriteBack reads what the GP record should hold of a Task now. Always the
 // current version: a later status is never overwritten by an earlier one.
 func (s *Service) WriteBack(ctx context.Context, taskID string) (*WriteBack, error) {
-	task, err := s.store.Read(ctx, TypeTask, taskID)
-	if err != nil {
-		return nil, err
-	}
-	view, err := ReadTask(task.Body)
+	task, view, err := s.readTask(ctx, taskID)
 	if err != nil {
 		return nil, err
 	}

@@ -173,11 +173,7 @@ func (h *Subscriptions) retry(ctx context.Context, log *slog.Logger, job gateway
 		record(log, "subscription put in error", err)
 		return
 	}
-	next := map[string]string{}
-	for k, v := range job.Fields {
-		next[k] = v
-	}
-	next["attempt"] = strconv.Itoa(attempt + 1)
+	next := nextAttempt(job)
 	wait := jitter(h.Retry[attempt])
 	record(log.With("reason", res.Reason, "retry_in", wait), "will retry", h.Queue.Later(ctx, job, next, time.Now().Add(wait)))
 }

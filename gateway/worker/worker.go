@@ -15,6 +15,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"time"
 
@@ -294,6 +295,17 @@ func (w *Worker) take(ctx context.Context, job gateway.QueuedJob) {
 		return
 	}
 	w.o.Handler.Handle(ctx, job)
+}
+
+// nextAttempt is a job's fields for its next attempt.
+func nextAttempt(job gateway.QueuedJob) map[string]string {
+	attempt, _ := strconv.Atoi(job.Fields["attempt"])
+	next := make(map[string]string, len(job.Fields)+1)
+	for k, v := range job.Fields {
+		next[k] = v
+	}
+	next["attempt"] = strconv.Itoa(attempt + 1)
+	return next
 }
 
 // record logs an outcome, or the failure to store it. Logs carry ids and

@@ -140,11 +140,7 @@ func (h *WriteBacks) retry(ctx context.Context, log *slog.Logger, job gateway.Qu
 		record(log.With("status", res.Status), "dead letter", h.Queue.Bury(ctx, job, "write-back to the GP system failed: "+res.Reason))
 		return
 	}
-	next := make(map[string]string, len(job.Fields)+1)
-	for k, v := range job.Fields {
-		next[k] = v
-	}
-	next["attempt"] = strconv.Itoa(attempt + 1)
+	next := nextAttempt(job)
 	wait := jitter(h.Retry[attempt])
 	record(log.With("retry_in", wait), "will retry", h.Queue.Later(ctx, job, next, now().Add(wait)))
 }
