@@ -13,7 +13,13 @@ type BundleEntry struct {
 	FullURL  string
 	Resource []byte // raw JSON; nil for entries with no resource (Prefer: return=minimal)
 	Search   string // "match" | "include" | "" (searchset entries)
+	Request  *EntryRequest
 	Response *EntryResponse
+}
+
+// EntryRequest is Bundle.entry.request (history and transaction Bundles).
+type EntryRequest struct {
+	Method, URL string
 }
 
 // EntryResponse is Bundle.entry.response in batch and transaction responses.
@@ -108,6 +114,14 @@ func writeEntry(buf *bytes.Buffer, e BundleEntry) {
 	if e.Search != "" {
 		buf.WriteString(sep + `"search":{"mode":`)
 		writeString(buf, e.Search)
+		buf.WriteByte('}')
+		sep = ","
+	}
+	if r := e.Request; r != nil {
+		buf.WriteString(sep + `"request":{"method":`)
+		writeString(buf, r.Method)
+		buf.WriteString(`,"url":`)
+		writeString(buf, r.URL)
 		buf.WriteByte('}')
 		sep = ","
 	}

@@ -130,7 +130,7 @@ func ReadSubscription(body []byte, id string) (*SubscriptionView, error) {
 	}
 	for i, h := range s.Channel.Header {
 		name, value, ok := strings.Cut(h, ":")
-		if !ok || strings.TrimSpace(name) == "" || strings.ContainsAny(h, "\r\n") {
+		if !ok || !headerToken(strings.TrimSpace(name)) || strings.ContainsAny(h, "\r\n") {
 			p.add(fhir.IssueInvalid, "Subscription.channel.header["+strconv.Itoa(i)+"]", "a header is \"Name: value\"")
 			continue
 		}
@@ -204,6 +204,19 @@ func (s *Service) EndSubscription(ctx context.Context, caller Caller, id string)
 	return s.SetSubscriptionStatus(ctx, id, "off", "")
 }
 
+// headerToken reports whether s is a valid HTTP header name (an RFC 9110 token).
+func headerToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", c)) {
+			return false
+		}
+	}
+	return true
+}
+
 // Matches reports whether a Task change is one the subscription asked for.
 func (v *SubscriptionView) Matches(task *TaskView, requesterTerms []string) bool {
 	for _, f := range v.Filters {
@@ -272,9 +285,14 @@ func (s *Service) Subscribers(ctx context.Context, client string) ([]*Subscripti
 }
 
 // MatchingSubscriptions are the active subscriptions a Task change goes to:
-// those of the client whose referral it is, whose filters match.
-func (s *Service) MatchingSubscriptions(ctx context.Context, taskID string) (*Resource, []*SubscriptionView, error) {
-	task, view, err := s.readTask(ctx, taskID)
+// those of the client whose referral it is, whose filters match the Task as
+// that change left it (the version given), not as it is now.
+func (s *Service) MatchingSubscriptions(ctx context.Context, taskID string, version int) (*Resource, []*SubscriptionView, error) {
+	task, err := s.store.ReadVersion(ctx, TypeTask, taskID, version)
+	if err != nil {
+		return nil, nil, err
+	}
+	view, err := ReadTask(task.Body)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -325,10 +343,14 @@ type Event struct {
 // NotificationBundle renders a notification (Bundle of type history) with
 // the subscription status first, per the Backport IG.
 func (s *Service) NotificationBundle(ctx context.Context, sub *SubscriptionView, kind string, since int64, events []Event) ([]byte, error) {
+	status := sub.Status
+	if status == "" {
+		status = "active"
+	}
 	params := []map[string]any{
 		{"name": "subscription", "valueReference": map[string]string{"reference": s.base + "/" + TypeSubscription + "/" + sub.ID}},
 		{"name": "topic", "valueCanonical": TaskTopic},
-		{"name": "status", "valueCode": "active"},
+		{"name": "status", "valueCode": status},
 		{"name": "type", "valueCode": kind},
 		{"name": "events-since-subscription-start", "valueString": strconv.FormatInt(since, 10)},
 	}
@@ -342,15 +364,19 @@ func (s *Service) NotificationBundle(ctx context.Context, sub *SubscriptionView,
 		}
 		params = append(params, map[string]any{"name": "notification-event", "part": part})
 	}
-	status, _ := json.Marshal(map[string]any{"resourceType": "Parameters", "meta": map[string]any{"profile": []string{statusProfile}}, "parameter": params})
+	statusParams, _ := json.Marshal(map[string]any{"resourceType": "Parameters", "meta": map[string]any{"profile": []string{statusProfile}}, "parameter": params})
+	// A history Bundle needs a request on every entry (R4 bdl-3): the
+	// status as from $status, each focus as the update that made it.
 	b := fhir.Bundle{ID: NewID(), Type: "history", Timestamp: Instant(s.now()), Total: -1,
-		Entries: []fhir.BundleEntry{{FullURL: "urn:uuid:" + NewID(), Resource: status,
+		Entries: []fhir.BundleEntry{{FullURL: "urn:uuid:" + NewID(), Resource: statusParams,
+			Request:  &fhir.EntryRequest{Method: "GET", URL: s.base + "/" + TypeSubscription + "/" + sub.ID + "/$status"},
 			Response: &fhir.EntryResponse{Status: "200 OK"}}}}
 	for _, e := range events {
 		if sub.Payload == PayloadEmpty {
 			continue
 		}
-		entry := fhir.BundleEntry{FullURL: s.base + "/" + e.Task + "/_history/" + e.Version, Response: &fhir.EntryResponse{Status: "200 OK"}}
+		entry := fhir.BundleEntry{FullURL: s.base + "/" + e.Task + "/_history/" + e.Version,
+			Request: &fhir.EntryRequest{Method: "PUT", URL: e.Task}, Response: &fhir.EntryResponse{Status: "200 OK"}}
 		if sub.Payload == PayloadFullResource {
 			id := strings.TrimPrefix(e.Task, TypeTask+"/")
 			v, _ := strconv.Atoi(e.Version)

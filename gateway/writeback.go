@@ -29,7 +29,8 @@ type WriteBackState struct {
 	Version int    `json:"v"`
 	GPID    string `json:"id,omitempty"`
 	GPETag  string `json:"etag,omitempty"`
-	Status  string `json:"status,omitempty"`
+	// Filed lists the statuses whose outcome entries were filed.
+	Filed []string `json:"filed,omitempty"`
 }
 
 // WriteBack is what a GP system's record should hold of a referral now.
@@ -51,10 +52,19 @@ func (w *WriteBack) TaskQuery() string {
 	return "identifier=" + TaskIdentifierSystem + "|" + w.Task.ID
 }
 
-// WriteBack reads what the GP record should hold of a Task now. Always the
-// current version: a later status is never overwritten by an earlier one.
-func (s *Service) WriteBack(ctx context.Context, taskID string) (*WriteBack, error) {
-	task, view, err := s.readTask(ctx, taskID)
+// WriteBack reads what the GP record should hold of a Task at a version
+// (0: the current one, which the Task copy always gets, so a later status
+// is never overwritten by an earlier one; a given version for the outcome
+// entry of the change that made it).
+func (s *Service) WriteBack(ctx context.Context, taskID string, version int) (*WriteBack, error) {
+	var task *Resource
+	var view *TaskView
+	var err error
+	if version == 0 {
+		task, view, err = s.readTask(ctx, taskID)
+	} else if task, err = s.store.ReadVersion(ctx, TypeTask, taskID, version); err == nil {
+		view, err = ReadTask(task.Body)
+	}
 	if err != nil {
 		return nil, err
 	}

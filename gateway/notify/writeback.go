@@ -1,18 +1,22 @@
-// Package notify carries referral status back to GP record systems. It
-// holds the HTTP side of write-back: the GP system's FHIR server as Signpost
-// sees it. It imports nothing of the project; the caller passes an
-// *http.Client made by gateway/outbound (refusing private addresses).
+// Package notify carries referral status back to GP record systems: the
+// HTTP side of write-back (the GP system's FHIR server as Signpost sees it)
+// and of subscription notifications. The caller passes an *http.Client made
+// by gateway/outbound (refusing private addresses); notify imports outbound
+// only to recognise that refusal.
 package notify
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/signpost-health/signpost/gateway/outbound"
 )
 
 // GPServer is a GP system's FHIR server that takes write-backs.
@@ -29,6 +33,7 @@ type Result struct {
 	ETag   string // the version the GP server now holds
 	Retry  bool   // a transient failure: try again later
 	Reason string // for logs; names the status, never a body
+	found  struct{ id, etag string }
 }
 
 // OK reports a 2xx answer.
@@ -47,6 +52,21 @@ func (g *GPServer) Create(ctx context.Context, typ string, body []byte, ifNoneEx
 // Update PUTs a resource; ifMatch is the version Signpost last wrote.
 func (g *GPServer) Update(ctx context.Context, typ, id string, body []byte, ifMatch string) Result {
 	return g.do(ctx, http.MethodPut, g.Base+"/"+typ+"/"+id, body, ifMatch, "")
+}
+
+// Find looks a resource up by a search (identifier=system|value) and
+// returns its id and version as Result.ID and Result.ETag: how a create
+// whose answer carried no Location, or was lost, finds what it made.
+func (g *GPServer) Find(ctx context.Context, typ, query string) Result {
+	r := g.do(ctx, http.MethodGet, g.Base+"/"+typ+"?"+query, nil, "", "")
+	if !r.OK() {
+		return r
+	}
+	r.ID, r.ETag = r.found.id, r.found.etag
+	if r.ID == "" {
+		r.Status, r.Reason = http.StatusNotFound, "the GP server found no copy"
+	}
+	return r
 }
 
 // Version reads the version the GP server holds of a resource.
@@ -78,18 +98,32 @@ func (g *GPServer) do(ctx context.Context, method, url string, body []byte, ifMa
 	}
 	res, err := g.Client.Do(req)
 	if err != nil {
-		var perm interface{ Permanent() bool }
-		if errors.As(err, &perm) && perm.Permanent() {
-			return Result{Reason: "the GP server's address is not allowed"}
-		}
-		if strings.Contains(err.Error(), "destination address not allowed") {
+		if errors.Is(err, outbound.ErrForbiddenAddress) {
 			return Result{Reason: "the GP server's address is not allowed"}
 		}
 		return Result{Retry: true, Reason: "the GP server did not answer"}
 	}
 	defer res.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+	respBody, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 	r := Result{Status: res.StatusCode, ETag: res.Header.Get("ETag"), Reason: fmt.Sprintf("the GP server answered %d %s", res.StatusCode, http.StatusText(res.StatusCode))}
+	if method == http.MethodGet {
+		var b struct {
+			Entry []struct {
+				Resource struct {
+					ID   string `json:"id"`
+					Meta struct {
+						VersionID string `json:"versionId"`
+					} `json:"meta"`
+				} `json:"resource"`
+			} `json:"entry"`
+		}
+		if json.Unmarshal(respBody, &b) == nil && len(b.Entry) > 0 {
+			r.found.id = b.Entry[0].Resource.ID
+			if v := b.Entry[0].Resource.Meta.VersionID; v != "" {
+				r.found.etag = `W/"` + v + `"`
+			}
+		}
+	}
 	if loc := res.Header.Get("Location"); loc != "" {
 		r.ID = idFromLocation(loc)
 	}
@@ -137,7 +171,7 @@ func Notify(ctx context.Context, client *http.Client, endpoint string, headers m
 	req.Header.Set("Content-Type", "application/fhir+json")
 	res, err := client.Do(req)
 	if err != nil {
-		if strings.Contains(err.Error(), "destination address not allowed") {
+		if errors.Is(err, outbound.ErrForbiddenAddress) {
 			return Result{Reason: "the endpoint's address is not allowed"}
 		}
 		return Result{Retry: true, Reason: "the endpoint did not answer"}

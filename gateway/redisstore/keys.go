@@ -63,6 +63,9 @@ func (k keys) subEvents(id string) string { return k.ns + ":se:" + id }
 // subLastSent is when Signpost last sent to a subscription (Unix ms), for heartbeats.
 func (k keys) subLastSent(id string) string { return k.ns + ":sl:" + id }
 
+// subNumbered is the hash of the last Task version numbered for subscribers.
+func (k keys) subNumbered() string { return k.ns + ":sv" }
+
 // queue is a stream of jobs.
 func (k keys) queue(name string) string { return k.ns + ":q:" + name }
 

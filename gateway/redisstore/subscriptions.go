@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -29,10 +30,10 @@ type subscriptionEvent struct {
 // Fanout numbers a Task change for each matching subscription, queues it,
 // and finishes the change's job, in one step (fanout.lua).
 func (s *Store) Fanout(ctx context.Context, job gateway.QueuedJob, subs []*gateway.SubscriptionView, client string, ev gateway.Event) error {
-	keys := []string{s.keys.queue(gateway.QueueSubscription)}
+	keys := []string{s.keys.queue(gateway.QueueSubscription), s.keys.subNumbered()}
 	args := []any{gateway.WorkerGroup, job.Consumer, job.ID}
 	event, _ := json.Marshal(map[string]any{"t": ev.Timestamp.UnixMilli(), "task": ev.Task, "v": ev.Version})
-	args = append(args, string(event))
+	args = append(args, string(event), ev.Task, ev.Version)
 	for _, sub := range subs {
 		keys = append(keys, s.keys.subCounter(sub.ID), s.keys.subEvents(sub.ID))
 		args = append(args, sub.ID, client)
@@ -56,19 +57,19 @@ func (s *Store) NextEvent(ctx context.Context, subID string) (*gateway.Event, er
 	return &gateway.Event{Number: e.N, Timestamp: time.UnixMilli(e.T).UTC(), Task: e.Task, Version: e.V}, nil
 }
 
-// SentEvent removes the oldest event once it was sent (only if it is still
-// that event), and records when the subscription last heard from Signpost.
+// SentEvent removes the oldest event once it was sent, only if it is still
+// that event (one step: a second sender cannot pop the next one unsent),
+// and records when the subscription last heard from Signpost.
 func (s *Store) SentEvent(ctx context.Context, subID string, number int64) error {
-	head, err := s.NextEvent(ctx, subID)
-	if err != nil || head == nil || head.Number != number {
-		return err
-	}
-	pipe := s.rdb.TxPipeline()
-	pipe.LPop(ctx, s.keys.subEvents(subID))
-	pipe.Set(ctx, s.keys.subLastSent(subID), time.Now().UnixMilli(), 0)
-	_, err = pipe.Exec(ctx)
-	return classify(err)
+	return classify(sentScript.Run(ctx, s.rdb, []string{s.keys.subEvents(subID), s.keys.subLastSent(subID)},
+		`"n":`+strconv.FormatInt(number, 10)+`}`, time.Now().UnixMilli()).Err())
 }
+
+var sentScript = redis.NewScript(`
+local head = redis.call('LINDEX', KEYS[1], 0)
+if head and string.sub(head, -#ARGV[1]) == ARGV[1] then redis.call('LPOP', KEYS[1]) end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1`)
 
 // EventCount is how many events a subscription has had since it started.
 func (s *Store) EventCount(ctx context.Context, subID string) (int64, error) {

@@ -25,6 +25,16 @@ func (s *Store) WriteBackState(ctx context.Context, client, taskID string) (gate
 	return st, json.Unmarshal(b, &st)
 }
 
+// SetWriteBackState stores the state alone (the GP copy's id, as soon as it
+// is known), leaving the job in hand.
+func (s *Store) SetWriteBackState(ctx context.Context, client, taskID string, st gateway.WriteBackState) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return classify(s.rdb.HSet(ctx, s.keys.writeBack(client), taskID, b).Err())
+}
+
 // SaveWriteBack stores the state and finishes the notify job together
 // (writeback.lua), if the job is still this consumer's.
 func (s *Store) SaveWriteBack(ctx context.Context, client, taskID string, st gateway.WriteBackState, job gateway.QueuedJob) error {
@@ -49,6 +59,14 @@ func (s *Store) LockWriteBack(ctx context.Context, client, taskID, token string,
 func (s *Store) UnlockWriteBack(ctx context.Context, client, taskID, token string) error {
 	return classify(unlockScript.Run(ctx, s.rdb, []string{s.keys.writeBackLock(client, taskID)}, token).Err())
 }
+
+// RenewLease extends a lease still held under token; false when it is lost.
+func (s *Store) RenewLease(ctx context.Context, client, taskID, token string, ttl time.Duration) (bool, error) {
+	n, err := renewScript.Run(ctx, s.rdb, []string{s.keys.writeBackLock(client, taskID)}, token, ttl.Milliseconds()).Int()
+	return n == 1, classify(err)
+}
+
+var renewScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`)
 
 var unlockScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
 

@@ -13,7 +13,7 @@ import (
 
 // SubscriptionDomain is what the subscription worker asks of the domain.
 type SubscriptionDomain interface {
-	MatchingSubscriptions(ctx context.Context, taskID string) (*gateway.Resource, []*gateway.SubscriptionView, error)
+	MatchingSubscriptions(ctx context.Context, taskID string, version int) (*gateway.Resource, []*gateway.SubscriptionView, error)
 	SubscriptionByID(ctx context.Context, id string) (*gateway.SubscriptionView, error)
 	Subscribers(ctx context.Context, client string) ([]*gateway.SubscriptionView, error)
 	NotificationBundle(ctx context.Context, sub *gateway.SubscriptionView, kind string, since int64, events []gateway.Event) ([]byte, error)
@@ -30,6 +30,7 @@ type SubscriptionStore interface {
 	MarkSent(ctx context.Context, subID string) error
 	LockWriteBack(ctx context.Context, client, taskID, token string, ttl time.Duration) (bool, error)
 	UnlockWriteBack(ctx context.Context, client, taskID, token string) error
+	RenewLease(ctx context.Context, client, taskID, token string, ttl time.Duration) (bool, error)
 }
 
 // Subscriptions notifies subscribers (R5 Backport rest-hook): it numbers
@@ -64,7 +65,8 @@ func (h *Subscriptions) Handle(ctx context.Context, job gateway.QueuedJob) {
 	log := h.log().With("job", job.ID, "event", job.Fields["event"])
 	switch job.Fields["event"] {
 	case "task-changed":
-		task, subs, err := h.Domain.MatchingSubscriptions(ctx, job.Fields["task"])
+		version, _ := strconv.Atoi(job.Fields["version"])
+		task, subs, err := h.Domain.MatchingSubscriptions(ctx, job.Fields["task"], version)
 		if err != nil {
 			record(log, "matching subscriptions", err)
 			return
@@ -119,8 +121,10 @@ func (h *Subscriptions) send(ctx context.Context, log *slog.Logger, job gateway.
 		return
 	}
 	if !locked {
-		// Another sender is draining this subscription; it sends this event too.
-		record(log, "another sender has it", h.Queue.Ack(ctx, job))
+		// Another sender is draining this subscription. It may be past the
+		// last event already, so this job waits its turn rather than
+		// trusting it: then nothing is ever left unsent in the list.
+		record(log, "another sender has it; waiting", h.Queue.Later(ctx, job, job.Fields, time.Now().Add(500*time.Millisecond)))
 		return
 	}
 	defer func() { _ = h.Store.UnlockWriteBack(context.WithoutCancel(ctx), "subscription", id, token) }()
@@ -134,6 +138,12 @@ func (h *Subscriptions) send(ctx context.Context, log *slog.Logger, job gateway.
 		return
 	}
 	for {
+		// The lease is renewed for each event, and a sender that lost it
+		// stops: two senders would repeat events, or skip one.
+		if ok, err := h.Store.RenewLease(ctx, "subscription", id, token, writeBackLease); err != nil || !ok {
+			record(log, "lease lost; the other sender goes on", err)
+			return
+		}
 		ev, err := h.Store.NextEvent(ctx, id)
 		if err != nil {
 			record(log, "reading events", err)
@@ -165,7 +175,7 @@ func (h *Subscriptions) send(ctx context.Context, log *slog.Logger, job gateway.
 // put in error, keeping its events (they are sent if it is made active).
 func (h *Subscriptions) retry(ctx context.Context, log *slog.Logger, job gateway.QueuedJob, sub *gateway.SubscriptionView, res notify.Result) {
 	attempt, _ := strconv.Atoi(job.Fields["attempt"])
-	if attempt >= len(h.Retry) {
+	if !res.Retry || attempt >= len(h.Retry) {
 		err := h.Domain.SetSubscriptionStatus(ctx, sub.ID, "error", "notifications failed: "+res.Reason)
 		if err == nil {
 			err = h.Queue.Ack(ctx, job)

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -12,13 +13,14 @@ import (
 
 // WriteBackDomain is what write-back asks of the domain (gateway.Service).
 type WriteBackDomain interface {
-	WriteBack(ctx context.Context, taskID string) (*gateway.WriteBack, error)
+	WriteBack(ctx context.Context, taskID string, version int) (*gateway.WriteBack, error)
 }
 
 // WriteBackStore keeps what was last written to each GP system.
 type WriteBackStore interface {
 	WriteBackState(ctx context.Context, client, taskID string) (gateway.WriteBackState, error)
 	SaveWriteBack(ctx context.Context, client, taskID string, st gateway.WriteBackState, job gateway.QueuedJob) error
+	SetWriteBackState(ctx context.Context, client, taskID string, st gateway.WriteBackState) error
 	LockWriteBack(ctx context.Context, client, taskID, token string, ttl time.Duration) (bool, error)
 	UnlockWriteBack(ctx context.Context, client, taskID, token string) error
 }
@@ -88,42 +90,61 @@ func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
 		record(log, "reading write-back state", err)
 		return
 	}
-	wb, err := h.Domain.WriteBack(ctx, taskID)
+	// 1. The GP's copy of the Task, always at its current version.
+	cur, err := h.Domain.WriteBack(ctx, taskID, 0)
 	if err != nil {
 		record(log, "reading the Task", err)
 		return
 	}
-	if wb.Task.Version <= st.Version {
-		record(log, "already written", h.State.SaveWriteBack(ctx, client, taskID, st, job))
-		return
-	}
-	var res notify.Result
-	if st.GPID == "" {
-		res = target.Create(ctx, "Task", wb.TaskBody(""), wb.TaskQuery())
-		st.GPID = res.ID
-	} else {
-		res = target.Update(ctx, "Task", st.GPID, wb.TaskBody(st.GPID), st.GPETag)
-		if res.Conflict() {
-			// The GP copy changed since; Signpost holds the referral's
-			// status, so it writes again over the version there now.
-			if cur := target.Version(ctx, "Task", st.GPID); cur.OK() {
-				res = target.Update(ctx, "Task", st.GPID, wb.TaskBody(st.GPID), cur.ETag)
+	if cur.Task.Version > st.Version {
+		var res notify.Result
+		if st.GPID == "" {
+			res = target.Create(ctx, "Task", cur.TaskBody(""), cur.TaskQuery())
+			if res.OK() && res.ID == "" {
+				// Made before (an answer lost), or made now without a
+				// Location: find it by Signpost's identifier.
+				res = target.Find(ctx, "Task", cur.TaskQuery())
 			}
+		} else {
+			res = target.Update(ctx, "Task", st.GPID, cur.TaskBody(st.GPID), st.GPETag)
+			if res.Conflict() {
+				// The GP copy changed since; Signpost holds the referral's
+				// status, so it writes again over the version there now.
+				if v := target.Version(ctx, "Task", st.GPID); v.OK() {
+					res = target.Update(ctx, "Task", st.GPID, cur.TaskBody(st.GPID), v.ETag)
+				}
+			}
+			res.ID = st.GPID
 		}
-	}
-	if !res.OK() || st.GPID == "" {
-		h.retry(ctx, log, job, res)
-		return
-	}
-	st.GPETag = res.ETag
-	if wb.Outcome != nil && st.Status != wb.Status {
-		if out := target.Create(ctx, "Observation", wb.Outcome, wb.OutcomeQuery); !out.OK() {
-			h.retry(ctx, log, job, out)
+		if !res.OK() || res.ID == "" {
+			h.retry(ctx, log, job, res)
+			return
+		}
+		st.GPID, st.GPETag, st.Version = res.ID, res.ETag, cur.Task.Version
+		// Kept at once: a later step failing must not forget the copy.
+		if err := h.State.SetWriteBackState(ctx, client, taskID, st); err != nil {
+			record(log, "recording the GP copy", err)
 			return
 		}
 	}
-	st.Version, st.Status = wb.Task.Version, wb.Status
-	record(log.With("version", st.Version, "status", st.Status), "written back", h.State.SaveWriteBack(ctx, client, taskID, st, job))
+	// 2. The outcome entry of this job's own change, from its own version,
+	// once per status: a status the Task passed through while the GP
+	// server was down is still coded.
+	if version, _ := strconv.Atoi(job.Fields["version"]); version > 0 && !slices.Contains(st.Filed, job.Fields["status"]) {
+		at, err := h.Domain.WriteBack(ctx, taskID, version)
+		if err != nil {
+			record(log, "reading the Task version", err)
+			return
+		}
+		if at.Outcome != nil {
+			if out := target.Create(ctx, "Observation", at.Outcome, at.OutcomeQuery); !out.OK() {
+				h.retry(ctx, log, job, out)
+				return
+			}
+			st.Filed = append(st.Filed, at.Status)
+		}
+	}
+	record(log.With("version", st.Version), "written back", h.State.SaveWriteBack(ctx, client, taskID, st, job))
 }
 
 // retry puts a failed write-back off, or after the last attempt moves it

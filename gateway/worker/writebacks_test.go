@@ -30,6 +30,11 @@ type gpServer struct {
 	ifMatch  []string
 	obs      map[string]map[string]any // by identifier
 	badMatch int
+	// Faults: answer creates without a Location, fail the first Observations,
+	// or be down altogether.
+	noLocation bool
+	obsFail    int
+	down       bool
 }
 
 func newGPServer(t *testing.T) *gpServer {
@@ -41,7 +46,18 @@ func newGPServer(t *testing.T) *gpServer {
 		var res map[string]any
 		_ = json.Unmarshal(body, &res)
 		etag := func() string { return `W/"` + strconv.Itoa(g.version) + `"` }
+		if g.down {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/fhir/Task" && strings.Contains(r.URL.RawQuery, "identifier="):
+			w.Header().Set("Content-Type", "application/fhir+json")
+			if g.task == nil {
+				_, _ = w.Write([]byte(`{"resourceType":"Bundle","type":"searchset","total":0}`))
+				return
+			}
+			_, _ = w.Write([]byte(`{"resourceType":"Bundle","type":"searchset","total":1,"entry":[{"resource":{"resourceType":"Task","id":"gp-1","meta":{"versionId":"` + strconv.Itoa(g.version) + `"}}}]}`))
 		case r.Method == http.MethodPost && r.URL.Path == "/fhir/Task":
 			if g.task != nil && strings.Contains(r.Header.Get("If-None-Exist"), "signpost") {
 				w.Header().Set("ETag", etag())
@@ -51,7 +67,9 @@ func newGPServer(t *testing.T) *gpServer {
 			g.version = 1
 			g.task = res
 			g.statuses = append(g.statuses, res["status"].(string))
-			w.Header().Set("Location", g.srv.URL+"/fhir/Task/gp-1/_history/1")
+			if !g.noLocation {
+				w.Header().Set("Location", g.srv.URL+"/fhir/Task/gp-1/_history/1")
+			}
 			w.Header().Set("ETag", etag())
 			w.WriteHeader(http.StatusCreated)
 		case r.Method == http.MethodPut && r.URL.Path == "/fhir/Task/gp-1":
@@ -73,6 +91,11 @@ func newGPServer(t *testing.T) *gpServer {
 			w.Header().Set("ETag", etag())
 			w.WriteHeader(http.StatusOK)
 		case r.Method == http.MethodPost && r.URL.Path == "/fhir/Observation":
+			if g.obsFail > 0 {
+				g.obsFail--
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
 			key := r.Header.Get("If-None-Exist")
 			if _, dup := g.obs[key]; dup {
 				w.WriteHeader(http.StatusOK)
@@ -198,5 +221,50 @@ func TestFailingGPDoesNotBlockOthers(t *testing.T) {
 		gp.mu.Lock()
 		defer gp.mu.Unlock()
 		return len(gp.statuses) > 0
+	})
+}
+
+// A create answered without a Location, and an outcome entry that fails at
+// first, do not stop the GP record from following the Task.
+func TestWriteBackRecoversAfterALostAnswer(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	gp := newGPServer(t)
+	gp.noLocation, gp.obsFail = true, 1
+	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	e.startWriteBacks(map[string]*notify.GPServer{"practice-a": {Base: gp.srv.URL + "/fhir", Client: client}})
+	task := e.refer("LOST-1", "390893007")
+	e.move(task, "accepted", "")
+	e.move(task, "in-progress", "")
+	e.move(task, "completed", "")
+	eventually(t, "completion in the GP record, and the acceptance coded", func() bool {
+		gp.mu.Lock()
+		defer gp.mu.Unlock()
+		return len(gp.statuses) > 0 && gp.statuses[len(gp.statuses)-1] == "completed" && len(gp.obs) == 1
+	})
+}
+
+// Statuses a Task passed through while the GP server was down are still
+// coded when it is back, though the copy jumps to the current status.
+func TestWriteBackCodesStatusesPassedThrough(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	gp := newGPServer(t)
+	gp.mu.Lock()
+	gp.down = true
+	gp.mu.Unlock()
+	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	e.startWriteBacks(map[string]*notify.GPServer{"practice-a": {Base: gp.srv.URL + "/fhir", Client: client}})
+	task := e.refer("PASS-1", "390893007")
+	e.move(task, "accepted", "")
+	e.move(task, "in-progress", "")
+	time.Sleep(100 * time.Millisecond) // some failed attempts while down
+	gp.mu.Lock()
+	gp.down = false
+	gp.mu.Unlock()
+	eventually(t, "the acceptance coded after the outage", func() bool {
+		gp.mu.Lock()
+		defer gp.mu.Unlock()
+		return len(gp.obs) == 1 && len(gp.statuses) > 0 && gp.statuses[len(gp.statuses)-1] == "in-progress"
 	})
 }

@@ -1,22 +1,31 @@
 -- fanout.lua — give a Task change to the subscriptions it matches: each
 -- gets the next event number of its own and the event at the end of its
 -- list, and a job to send it; the change's job is finished; all in one
--- step, so an event is numbered once and never skipped or repeated.
+-- step, so an event is numbered once and never skipped or repeated. A
+-- change older than one already numbered for the same Task (several
+-- workers, a retried job) is finished without an event, so subscribers
+-- never see a Task go back to an earlier version.
 --
--- KEYS[1]: the subscription queue stream. Then per subscription i:
---   KEYS[1+2i-1] its event counter, KEYS[1+2i] its list of events to send.
+-- KEYS[1]: the subscription queue stream; KEYS[2]: the hash of the last
+-- version numbered per Task. Then per subscription i:
+--   KEYS[2+2i-1] its event counter, KEYS[2+2i] its list of events to send.
 -- ARGV[1]: group; ARGV[2]: consumer; ARGV[3]: the change's entry id;
 -- ARGV[4]: the event (JSON without its number: {"t":..,"task":..,"v":..});
--- ARGV[5..]: per subscription, its id then its client.
+-- ARGV[5]: the Task id; ARGV[6]: the version;
+-- ARGV[7..]: per subscription, its id then its client.
 -- Returns 1, or 0 when the change's job is no longer this consumer's.
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
 if #p == 0 then return 0 end
-local n = (#KEYS - 1) / 2
-for i = 1, n do
-  local num = redis.call('INCR', KEYS[2 * i])
-  local ev = string.sub(ARGV[4], 1, -2) .. ',"n":' .. num .. '}'
-  redis.call('RPUSH', KEYS[2 * i + 1], ev)
-  redis.call('XADD', KEYS[1], '*', 'event', 'send', 'subscription', ARGV[3 + 2 * i], 'client', ARGV[4 + 2 * i])
+local last = tonumber(redis.call('HGET', KEYS[2], ARGV[5]) or '0')
+if tonumber(ARGV[6]) > last then
+  redis.call('HSET', KEYS[2], ARGV[5], ARGV[6])
+  local n = (#KEYS - 2) / 2
+  for i = 1, n do
+    local num = redis.call('INCR', KEYS[1 + 2 * i])
+    local ev = string.sub(ARGV[4], 1, -2) .. ',"n":' .. num .. '}'
+    redis.call('RPUSH', KEYS[2 + 2 * i], ev)
+    redis.call('XADD', KEYS[1], '*', 'event', 'send', 'subscription', ARGV[5 + 2 * i], 'client', ARGV[6 + 2 * i])
+  end
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
