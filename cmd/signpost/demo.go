@@ -372,21 +372,28 @@ func startDemoProvider(tl *timeline, secret string, speed float64) (*demoProvide
 	return p, nil
 }
 
-// move applies a JSON Patch to a Task through Signpost's API.
+// move applies a JSON Patch to a Task through Signpost's API. A 412 means
+// the Task changed between the provider's read and its patch (Signpost
+// recording the delivery, say): like any FHIR client, it tries again.
 func (p *demoProvider) move(taskURL, patch string) bool {
-	req, _ := http.NewRequest(http.MethodPatch, taskURL, bytes.NewReader([]byte(patch)))
-	req.Header.Set("Content-Type", "application/json-patch+json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		p.failed.Store(true)
-		return false
+	for attempt := 0; attempt < 5; attempt++ {
+		req, _ := http.NewRequest(http.MethodPatch, taskURL, bytes.NewReader([]byte(patch)))
+		req.Header.Set("Content-Type", "application/json-patch+json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			break
+		}
+		res.Body.Close()
+		switch res.StatusCode {
+		case http.StatusOK:
+			return true
+		case http.StatusPreconditionFailed:
+			continue
+		}
+		break
 	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		p.failed.Store(true)
-		return false
-	}
-	return true
+	p.failed.Store(true)
+	return false
 }
 
 // concreteAddr turns a listen address with port 0 into one with a free port,
