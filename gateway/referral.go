@@ -161,6 +161,9 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 	if needsTask && !pl.claimed[ref] {
 		s.planReferralTask(pl, r.id, sr, subject, pending.routed)
 	}
+	if pending.routed != nil {
+		out.Category = pending.routed.category
+	}
 	return out, nil
 }
 

@@ -110,6 +110,9 @@ type Outcome struct {
 	// Warnings are issues that did not stop the request (an NHS number
 	// failing its check under the warn policy).
 	Warnings []fhir.Issue
+	// Category is the social prescribing category a referral was routed
+	// to ("" when it was not routed), for the metrics.
+	Category string
 }
 
 // Create stores a new resource. ifNoneExist is the raw If-None-Exist header

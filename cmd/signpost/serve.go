@@ -18,6 +18,7 @@ import (
 	"github.com/signpost-health/signpost/gateway/httpapi"
 	"github.com/signpost-health/signpost/gateway/outbound"
 	"github.com/signpost-health/signpost/gateway/redisstore"
+	"github.com/signpost-health/signpost/gateway/telemetry"
 	"github.com/signpost-health/signpost/mappings"
 )
 
@@ -54,6 +55,7 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 		PublicURL:    cfg.PublicURL,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Auth:         authServer,
+		Metrics:      app.metrics,
 		Limiter:      limiter(cfg, store),
 		Auditor:      store,
 		Caller:       func(*http.Request) (gateway.Caller, error) { return caller, nil },
@@ -120,12 +122,13 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 
 // app is what serve, worker and the operator commands share.
 type app struct {
-	cfg   config.Config
-	codes *mappings.Table
-	rdb   *redis.Client
-	store *redisstore.Store
-	svc   *gateway.Service
-	log   *slog.Logger
+	metrics *telemetry.Metrics
+	cfg     config.Config
+	codes   *mappings.Table
+	rdb     *redis.Client
+	store   *redisstore.Store
+	svc     *gateway.Service
+	log     *slog.Logger
 }
 
 func (a *app) close() { a.rdb.Close() }
@@ -157,7 +160,23 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, names
 		StrictNHSNumber: cfg.NHSNumber == config.NHSNumberStrict,
 		FHIRBase:        cfg.FHIRBase(),
 	})
-	return &app{cfg: cfg, codes: codes, rdb: rdb, store: store, svc: svc, log: log}
+	metrics, err := telemetry.New()
+	if err != nil {
+		log.Error("metrics unavailable", "error", err) // Signpost runs on without them
+		metrics = nil
+	}
+	_ = metrics.ObserveQueues(func(ctx context.Context) ([]telemetry.QueueStats, error) {
+		var out []telemetry.QueueStats
+		for _, name := range []string{gateway.QueueDelivery, gateway.QueueNotify, gateway.QueueSubscription, gateway.QueueDeadLetter} {
+			w, d, p, oldest, err := store.Queue(name).Stats(ctx)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, telemetry.QueueStats{Queue: name, Waiting: w, Delayed: d, Pending: p, Oldest: oldest})
+		}
+		return out, nil
+	})
+	return &app{metrics: metrics, cfg: cfg, codes: codes, rdb: rdb, store: store, svc: svc, log: log}
 }
 
 // loadConfig reads the configuration and the code table it names, and

@@ -42,7 +42,7 @@ func newWorker(a *app) (*worker.Worker, error) {
 	return worker.New(worker.Options{
 		Queue: q,
 		Handler: &worker.Deliveries{Queue: q, Domain: a.svc, Switch: a.store, Sender: sender,
-			Endpoints: endpoints, Retry: a.cfg.DeliveryRetry, Log: a.log},
+			Endpoints: endpoints, Retry: a.cfg.DeliveryRetry, Log: a.log, Metrics: a.metrics},
 		Consumer:    consumerName(),
 		ReclaimIdle: 6 * a.cfg.DeliveryTimeout, // well above the slowest send
 		Log:         a.log,

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"net/http"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
 )
@@ -31,6 +33,21 @@ var errorStatus = map[gateway.ErrorKind]struct {
 	gateway.KindTooManyRequests:    {http.StatusTooManyRequests, fhir.IssueThrottled, ""},
 	gateway.KindUnavailable:        {http.StatusServiceUnavailable, fhir.IssueTransient, "REC_SERVICE_UNAVAILABLE"},
 	gateway.KindInternal:           {http.StatusInternalServerError, fhir.IssueException, "REC_SERVER_ERROR"},
+}
+
+// kindName names error kinds in metrics.
+var kindName = map[gateway.ErrorKind]string{
+	gateway.KindInternal: "internal", gateway.KindInvalid: "invalid", gateway.KindNotSupported: "not-supported",
+	gateway.KindMethodNotAllowed: "method-not-allowed", gateway.KindUnauthorized: "unauthorized", gateway.KindForbidden: "forbidden",
+	gateway.KindNotFound: "not-found", gateway.KindConflict: "conflict", gateway.KindDuplicate: "duplicate",
+	gateway.KindPreconditionFailed: "precondition-failed", gateway.KindTooLarge: "too-large", gateway.KindUnsupportedMedia: "unsupported-media",
+	gateway.KindUnprocessable: "unprocessable", gateway.KindTooManyRequests: "too-many-requests", gateway.KindUnavailable: "unavailable",
+}
+
+// isReferral reports whether a request creates a referral (the metrics
+// count referrals apart from other requests).
+func isReferral(c *gin.Context) bool {
+	return c.Request.Method == http.MethodPost && c.FullPath() == "/fhir/:type" && c.Param("type") == gateway.TypeServiceRequest
 }
 
 // retryAfterSeconds is what a client is asked to wait when storage is down:

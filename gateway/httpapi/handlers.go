@@ -35,6 +35,13 @@ func (a *API) create(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
+	if isReferral(c) {
+		result := "created"
+		if !out.Created {
+			result = "repeat"
+		}
+		a.metrics.Referral(c.Request.Context(), result, out.Category, "")
+	}
 	a.writeOutcome(c, out)
 }
 

@@ -25,6 +25,9 @@ const fhirJSON = "application/fhir+json; charset=utf-8"
 func (a *API) fail(c *gin.Context, err error) {
 	e := gateway.AsError(err)
 	status, body := outcomeFor(e)
+	if isReferral(c) {
+		a.metrics.Referral(c.Request.Context(), "refused", "", kindName[e.Kind])
+	}
 	if e.Kind == gateway.KindUnavailable {
 		c.Header("Retry-After", retryAfterSeconds)
 	}
@@ -69,6 +72,7 @@ func (a *API) accessLog(c *gin.Context) {
 	if route == "" {
 		route = "unmatched"
 	}
+	a.metrics.HTTPRequest(c.Request.Context(), route, c.Request.Method, c.Writer.Status(), time.Since(start))
 	a.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "http request",
 		slog.String("method", c.Request.Method), slog.String("route", route),
 		slog.Int("status", c.Writer.Status()), slog.Duration("duration", time.Since(start)),

@@ -14,6 +14,7 @@ import (
 
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/auth"
+	"github.com/signpost-health/signpost/gateway/telemetry"
 )
 
 // Options configure the API.
@@ -31,6 +32,8 @@ type Options struct {
 	Limiter Limiter
 	// Auditor receives an AuditEvent per interaction (nil: none kept).
 	Auditor Auditor
+	// Metrics records request and referral metrics and serves /metrics (nil: none).
+	Metrics *telemetry.Metrics
 	// Capability describes the deployment for /fhir/metadata.
 	Capability CapabilityInfo
 	Logger     *slog.Logger
@@ -52,6 +55,7 @@ type API struct {
 	tokenURL string
 	limiter  Limiter
 	auditor  Auditor
+	metrics  *telemetry.Metrics
 	log      *slog.Logger
 }
 
@@ -59,7 +63,7 @@ type API struct {
 func New(o Options) http.Handler {
 	releaseMode.Do(func() { gin.SetMode(gin.ReleaseMode) })
 	a := &API{svc: o.Service, fhirBase: trimSlash(o.PublicURL) + "/fhir", maxBody: o.MaxBodyBytes, caller: o.Caller, log: o.Logger,
-		auth: o.Auth, tokenURL: TokenURL(o.PublicURL), limiter: o.Limiter, auditor: o.Auditor}
+		auth: o.Auth, tokenURL: TokenURL(o.PublicURL), limiter: o.Limiter, auditor: o.Auditor, metrics: o.Metrics}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -83,6 +87,9 @@ func New(o Options) http.Handler {
 
 	r.GET("/healthz", a.healthz)
 	r.GET("/readyz", a.readyz)
+	if a.metrics != nil {
+		r.GET("/metrics", gin.WrapH(a.metrics.Handler()))
+	}
 	if a.auth != nil {
 		r.GET("/.well-known/smart-configuration", a.smartConfiguration)
 		r.GET("/fhir/.well-known/smart-configuration", a.smartConfiguration)

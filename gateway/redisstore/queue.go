@@ -204,3 +204,26 @@ func (q *Queue) Bury(ctx context.Context, job gateway.QueuedJob, reason string) 
 func (q *Queue) Ack(ctx context.Context, job gateway.QueuedJob) error {
 	return classify(finishScript.Run(ctx, q.rdb, []string{q.stream}, gateway.WorkerGroup, job.Consumer, job.ID).Err())
 }
+
+// Stats reads the queue's state for the metrics: jobs waiting on the
+// stream, put off, held by a worker, and the age of the oldest entry.
+func (q *Queue) Stats(ctx context.Context) (waiting, delayed, pending int64, oldest time.Duration, err error) {
+	pipe := q.rdb.Pipeline()
+	l := pipe.XLen(ctx, q.stream)
+	d := pipe.ZCard(ctx, q.delayed)
+	first := pipe.XRangeN(ctx, q.stream, "-", "+", 1)
+	p := pipe.XPending(ctx, q.stream, gateway.WorkerGroup)
+	_, _ = pipe.Exec(ctx) // a missing group or stream reads as zero
+	if l.Err() != nil && !errors.Is(l.Err(), redis.Nil) {
+		return 0, 0, 0, 0, classify(l.Err())
+	}
+	if msgs := first.Val(); len(msgs) > 0 {
+		if ms, err := strconv.ParseInt(strings.SplitN(msgs[0].ID, "-", 2)[0], 10, 64); err == nil {
+			oldest = time.Since(time.UnixMilli(ms))
+		}
+	}
+	if p.Err() == nil {
+		pending = p.Val().Count
+	}
+	return l.Val(), d.Val(), pending, oldest, nil
+}

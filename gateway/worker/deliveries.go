@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/telemetry"
 	"github.com/signpost-health/signpost/gateway/webhook"
 )
 
@@ -18,9 +19,10 @@ type Deliveries struct {
 	Sender    Sender
 	Endpoints map[string]Endpoint // by provider id
 	// Retry lists the waits between attempts; after the last, a dead letter.
-	Retry []time.Duration
-	Log   *slog.Logger
-	Now   func() time.Time
+	Retry   []time.Duration
+	Log     *slog.Logger
+	Now     func() time.Time
+	Metrics *telemetry.Metrics
 }
 
 // Lanes are the providers.
@@ -65,6 +67,7 @@ func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
 	}
 	if ep.Kind == "portal" {
 		// Nothing is pushed: the referral waits in Signpost for the provider.
+		h.Metrics.Job(ctx, gateway.QueueDelivery, "portal")
 		record(log, "available in the portal", h.Domain.Delivered(ctx, d, ep.Name+" (in Signpost)"))
 		return
 	}
@@ -94,6 +97,7 @@ func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
 	log = log.With("status", res.Status, "elapsed", res.Elapsed)
 	switch res.Outcome {
 	case webhook.Delivered:
+		h.Metrics.Job(ctx, gateway.QueueDelivery, "delivered")
 		record(log, "delivered", h.Domain.Delivered(ctx, d, ep.Name))
 	case webhook.Gone:
 		reason := "the provider's endpoint answered 410 Gone"
@@ -101,8 +105,10 @@ func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
 			record(log, "disabling the endpoint", err)
 			return
 		}
+		h.Metrics.Job(ctx, gateway.QueueDelivery, "gone")
 		record(log, "dead letter (endpoint disabled)", h.Domain.DeadLetter(ctx, d, reason))
 	case webhook.Permanent:
+		h.Metrics.Job(ctx, gateway.QueueDelivery, "dead-letter")
 		record(log, "dead letter", h.Domain.DeadLetter(ctx, d, res.Reason))
 	default:
 		h.retry(ctx, log, job, d, res, now)
@@ -113,9 +119,11 @@ func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
 // attempt dead-letters it.
 func (h *Deliveries) retry(ctx context.Context, log *slog.Logger, job gateway.QueuedJob, d *gateway.Delivery, res webhook.Result, now func() time.Time) {
 	if d.Attempt >= len(h.Retry) {
+		h.Metrics.Job(ctx, gateway.QueueDelivery, "dead-letter")
 		record(log, "dead letter", h.Domain.DeadLetter(ctx, d, res.Reason+" ("+strconv.Itoa(d.Attempt+1)+" attempts)"))
 		return
 	}
+	h.Metrics.Job(ctx, gateway.QueueDelivery, "retry")
 	wait := jitter(h.Retry[d.Attempt])
 	if res.RetryAfter > wait {
 		wait = res.RetryAfter
