@@ -114,6 +114,7 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 	shutdownErr := srv.Shutdown(sctx)
 	stopWorker()
 	workerErr := <-workerDone
+	_ = app.metrics.Shutdown(sctx) // last: telemetry of the shutdown itself
 	if shutdownErr != nil && !errors.Is(shutdownErr, http.ErrServerClosed) {
 		return fmt.Errorf("shutdown: %w", shutdownErr)
 	}
