@@ -103,6 +103,28 @@ func waitListening(t *testing.T, lines <-chan string) string {
 	}
 }
 
+// serving is a signpost command running in-process for a test.
+type serving struct {
+	base   string // http://host:port of the listener
+	stderr *lineWriter
+	stop   func() error // cancels the run and returns its error
+}
+
+// startSignpost runs signpost with args until stop, once it is listening.
+func startSignpost(t *testing.T, args []string, getenv func(string) string) *serving {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := newLineWriter(), newLineWriter()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, getenv, stdout, stderr) }()
+	s := &serving{base: waitListening(t, stdout.lines), stderr: stderr}
+	var once sync.Once
+	var err error
+	s.stop = func() error { once.Do(func() { cancel(); err = <-done }); return err }
+	t.Cleanup(func() { _ = s.stop() })
+	return s
+}
+
 func TestServeEndToEnd(t *testing.T) {
 	t.Parallel()
 	r := redistest.Start(t)
@@ -294,13 +316,8 @@ func TestServeWithSMARTAuthentication(t *testing.T) {
 		"categories: [link-worker, money-debt-benefits]", "categories: [link-worker, money-debt-benefits]\n    auth: { jwks: '"+string(set)+"', scopes: [system/Task.rus] }",
 	).Replace(testConfig)
 	cfg := writeFile(t, "smart.yaml", smart)
-	ctx, cancel := context.WithCancel(context.Background())
-	stdout := newLineWriter()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "-config", cfg}, env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()}), stdout, io.Discard)
-	}()
-	base := waitListening(t, stdout.lines)
+	srv := startSignpost(t, []string{"serve", "-config", cfg}, env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()}))
+	base := srv.base
 	for path, want := range map[string]int{"/.well-known/smart-configuration": 200, "/fhir/metadata": 200, "/fhir/ServiceRequest": 401} {
 		res, err := http.Get(base + path)
 		must(t, err)
@@ -309,8 +326,7 @@ func TestServeWithSMARTAuthentication(t *testing.T) {
 			t.Errorf("GET %s: %d, want %d", path, res.StatusCode, want)
 		}
 	}
-	cancel()
-	must(t, <-done)
+	must(t, srv.stop())
 
 	// A client with no keys cannot authenticate: serve says which, and stops.
 	noKeys := writeFile(t, "nokeys.yaml", strings.Replace(testConfig, "auth: { mode: none }", "auth: { mode: smart }", 1))
@@ -324,17 +340,13 @@ func TestAuditTail(t *testing.T) {
 	t.Parallel()
 	r := redistest.Start(t)
 	cfg := writeFile(t, "signpost.yaml", testConfig)
-	ctx, cancel := context.WithCancel(context.Background())
-	stdout := newLineWriter()
 	getenv := env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()})
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve", "-config", cfg}, getenv, stdout, io.Discard) }()
-	base := waitListening(t, stdout.lines)
+	srv := startSignpost(t, []string{"serve", "-config", cfg}, getenv)
+	base := srv.base
 	res, err := http.Post(base+"/fhir/ServiceRequest", "application/fhir+json", strings.NewReader(referralJSON("AT-1", "390893007")))
 	must(t, err)
 	res.Body.Close()
-	cancel()
-	must(t, <-done)
+	must(t, srv.stop())
 	var out bytes.Buffer
 	must(t, run(context.Background(), []string{"audit", "tail", "-config", cfg, "-n", "5"}, getenv, &out, io.Discard))
 	if !strings.Contains(out.String(), `"resourceType":"AuditEvent"`) || !strings.Contains(out.String(), `"code":"create"`) {
@@ -415,14 +427,9 @@ func TestServeWithoutWorkersLeavesDeliveriesQueued(t *testing.T) {
 	t.Parallel()
 	r := redistest.Start(t)
 	cfg := writeFile(t, "signpost.yaml", testConfig)
-	ctx, cancel := context.WithCancel(context.Background())
-	stdout := newLineWriter()
-	done := make(chan error, 1)
 	getenv := env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()})
-	go func() {
-		done <- run(ctx, []string{"serve", "-workers=false", "-config", cfg}, getenv, stdout, io.Discard)
-	}()
-	base := waitListening(t, stdout.lines)
+	srv := startSignpost(t, []string{"serve", "-workers=false", "-config", cfg}, getenv)
+	base := srv.base
 	res, err := http.Post(base+"/fhir/ServiceRequest", "application/fhir+json", strings.NewReader(referralJSON("NW-1", "390893007")))
 	must(t, err)
 	res.Body.Close()
@@ -430,8 +437,7 @@ func TestServeWithoutWorkersLeavesDeliveriesQueued(t *testing.T) {
 	if n, _ := r.Client().XLen(context.Background(), "{signpost}:q:delivery").Result(); n != 1 {
 		t.Errorf("%d deliveries queued, want 1 left for a worker", n)
 	}
-	cancel()
-	must(t, <-done)
+	must(t, srv.stop())
 	// A worker run apart delivers it (portal: recorded as available in Signpost).
 	wctx, wcancel := context.WithCancel(context.Background())
 	wdone := make(chan error, 1)
@@ -501,13 +507,8 @@ func TestMetrics(t *testing.T) {
 	t.Parallel()
 	r := redistest.Start(t)
 	cfg := writeFile(t, "signpost.yaml", testConfig)
-	ctx, cancel := context.WithCancel(context.Background())
-	stdout := newLineWriter()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "-config", cfg}, env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()}), stdout, io.Discard)
-	}()
-	base := waitListening(t, stdout.lines)
+	srv := startSignpost(t, []string{"serve", "-config", cfg}, env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()}))
+	base := srv.base
 	for _, body := range []string{referralJSON("M-1", "390893007"), `{"resourceType":"ServiceRequest"}`} {
 		res, err := http.Post(base+"/fhir/ServiceRequest", "application/fhir+json", strings.NewReader(body))
 		must(t, err)
@@ -533,6 +534,5 @@ func TestMetrics(t *testing.T) {
 	if strings.Contains(text, "9434765919") {
 		t.Error("/metrics shows an NHS number")
 	}
-	cancel()
-	must(t, <-done)
+	must(t, srv.stop())
 }
