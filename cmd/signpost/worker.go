@@ -74,7 +74,8 @@ func newSubscriptionWorker(a *app) *worker.Worker {
 		Consumer:    consumerName(),
 		ReclaimIdle: 6 * a.cfg.DeliveryTimeout,
 		Log:         a.log,
-		PerProvider: 1, // one sender per GP system's lane keeps each subscription's events in order
+		PerProvider: 1,    // one job at a time per GP system keeps each subscription's events in order,
+		LaneDepth:   4096, // so a burst of changes waits in the lane rather than a second out of it
 	})
 }
 

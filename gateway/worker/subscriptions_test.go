@@ -120,7 +120,7 @@ func (s *subscriber) events() []notification {
 func (e *env) startSubscriptions() (stop func()) {
 	q := e.store.Queue(gateway.QueueSubscription)
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
-	w := worker.New(worker.Options{Queue: q, PerProvider: 1, ReclaimIdle: time.Second, Consumer: "sub-" + gateway.NewID()[:8],
+	w := worker.New(worker.Options{Queue: q, PerProvider: 1, LaneDepth: 4096, ReclaimIdle: time.Second, Consumer: "sub-" + gateway.NewID()[:8],
 		Handler: &worker.Subscriptions{Queue: q, Domain: e.svc, Store: e.store, Client: client, Clients: []string{"practice-a", "practice-b"}, Retry: ms(50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50)}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -92,8 +92,12 @@ type Options struct {
 	ReclaimIdle time.Duration
 	// Grace is how long in-flight sends may finish at shutdown.
 	Grace time.Duration
-	Log   *slog.Logger
-	Now   func() time.Time
+	// LaneDepth is how many jobs may wait in one lane before new ones are
+	// put off for a second (default 64). A lane handled one job at a time,
+	// for order, wants a deeper one, so a burst waits in memory, not a second.
+	LaneDepth int
+	Log       *slog.Logger
+	Now       func() time.Time
 }
 
 // Worker runs deliveries until its context ends.
@@ -120,6 +124,9 @@ func New(o Options) *Worker {
 	}
 	if o.Grace <= 0 {
 		o.Grace = 10 * time.Second
+	}
+	if o.LaneDepth <= 0 {
+		o.LaneDepth = laneDepth
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -152,7 +159,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer stopWork()
 	var lanes sync.WaitGroup
 	for _, id := range w.o.Handler.Lanes() {
-		ch := make(chan gateway.QueuedJob, laneDepth)
+		ch := make(chan gateway.QueuedJob, w.o.LaneDepth)
 		w.lanes[id] = ch
 		for i := 0; i < w.o.PerProvider; i++ {
 			lanes.Add(1)
