@@ -96,10 +96,12 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		{"DEMO-" + run + "-2", "710913009", "debt advice (money, debt and benefits)"},
 		{"DEMO-" + run + "-3", "41920009", "help with social needs (for a link worker)"},
 	} {
+		// Said before sending: the provider may hear of it before the
+		// GP's own call returns.
+		tl.event("GP (Example Surgery) sends referral %s: %s", r.ident, r.what)
 		if err := sendDemoReferral(base, r.ident, r.code); err != nil {
 			return fmt.Errorf("sending an example referral: %w", err)
 		}
-		tl.event("GP (Example Surgery) sent referral %s: %s", r.ident, r.what)
 	}
 	select {
 	case <-prov.done:
@@ -111,7 +113,18 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if prov.failed.Load() {
 		tl.event("The provider could not update the referral through Signpost's API: the loop did not close.")
 	} else {
-		tl.event("The loop is closed: the GP record shows the referral completed, coded when a code is known.")
+		// The loop is closed when the GP record says so, not when the
+		// provider has finished: write-back is asynchronous.
+		select {
+		case <-gp.closed:
+			tl.event("The loop is closed: the GP record shows the referral completed, coded when a code is known.")
+		case <-time.After(demoWriteBackWait):
+			tl.event("The GP record has not shown the completed, coded referral within %s: the loop did not close.", demoWriteBackWait)
+		case err := <-served:
+			return err
+		case <-ctx.Done():
+			return <-served
+		}
 	}
 	fmt.Fprintf(stdout, `
 Signpost keeps serving until Ctrl-C. Try:
@@ -257,13 +270,26 @@ func (t *timeline) event(format string, args ...any) {
 
 // startGPRecord is an example GP record system's FHIR endpoint: it takes
 // Signpost's write-backs (the referral Task, coded outcomes) and says so.
-func startGPRecord(tl *timeline) (*demoServer, error) {
+func startGPRecord(tl *timeline) (*demoGPRecord, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	var mu sync.Mutex
 	version := 0
+	completed, coded := false, false
+	closed := make(chan struct{})
+	// seenClosed marks the loop closed once: a completed Task and a coded
+	// outcome, in either order.
+	seenClosed := func() {
+		if completed && coded {
+			select {
+			case <-closed:
+			default:
+				close(closed)
+			}
+		}
+	}
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -284,6 +310,8 @@ func startGPRecord(tl *timeline) (*demoServer, error) {
 				note = " (" + res.BusinessStatus.Text + ")"
 			}
 			tl.event("GP record updated: the referral is %s%s", res.Status, note)
+			completed = completed || res.Status == "completed"
+			seenClosed()
 			w.Header().Set("Location", "/fhir/Task/gp-copy/_history/"+strconv.Itoa(version))
 			w.Header().Set("ETag", `W/"`+strconv.Itoa(version)+`"`)
 			w.WriteHeader(http.StatusOK)
@@ -292,6 +320,8 @@ func startGPRecord(tl *timeline) (*demoServer, error) {
 		case r.URL.Path == "/fhir/Observation":
 			if len(res.Code.Coding) > 0 {
 				tl.event("GP record coded the outcome: SNOMED CT %s |%s|", res.Code.Coding[0].Code, res.Code.Coding[0].Display)
+				coded = true
+				seenClosed()
 			}
 			w.WriteHeader(http.StatusCreated)
 		default:
@@ -299,8 +329,19 @@ func startGPRecord(tl *timeline) (*demoServer, error) {
 		}
 	})}
 	go func() { _ = srv.Serve(ln) }()
-	return &demoServer{srv: srv, ln: ln}, nil
+	return &demoGPRecord{demoServer: demoServer{srv: srv, ln: ln}, closed: closed}, nil
 }
+
+// demoGPRecord is the example GP record; closed is closed when it shows
+// the completed referral and its coded outcome.
+type demoGPRecord struct {
+	demoServer
+	closed chan struct{}
+}
+
+// demoWriteBackWait is how long the demo waits for the GP record to show
+// the closed loop after the provider has finished.
+const demoWriteBackWait = 30 * time.Second
 
 // demoServer is one of the demo's example systems on a loopback port.
 type demoServer struct {

@@ -466,7 +466,9 @@ func TestDemoClosesTheLoop(t *testing.T) {
 	}()
 	// Read the timeline to its last line. Steps the provider prints after
 	// its own call returns may come after the GP record's line for the same
-	// change, so only orders that cause and effect guarantee are checked.
+	// change, and the GP copy of a Task shows its latest status (a status
+	// passed quickly may never be shown, though its outcome is still
+	// coded), so only orders that cause and effect guarantee are checked.
 	var got []string
 	timeout := time.After(30 * time.Second)
 	for len(got) == 0 || !strings.Contains(got[len(got)-1], "The loop is closed") {
@@ -489,11 +491,9 @@ func TestDemoClosesTheLoop(t *testing.T) {
 		t.Errorf("the timeline lacks %q:\n%s", phrase, strings.Join(got, ""))
 		return -1
 	}
-	serving, sent, received := at("Signpost is serving at"), at("sent referral"), at("received the referral (signed webhook msg_")
-	accepted, coded, completed := at("GP record updated: the referral is accepted"), at("GP record coded the outcome: SNOMED CT 871731000000106"), at("GP record updated: the referral is completed")
-	at("accepted the referral")
-	at("completed the referral")
-	if !(serving < sent && sent < received && received < accepted && received < coded && accepted < completed) {
+	serving, sent, received := at("Signpost is serving at"), at("sends referral"), at("received the referral (signed webhook msg_")
+	accepted, coded, completed := at("accepted the referral"), at("GP record coded the outcome: SNOMED CT 871731000000106"), at("GP record updated: the referral is completed")
+	if !(serving < sent && sent < received && received < accepted && accepted < coded && accepted < completed) {
 		t.Errorf("the timeline is out of causal order:\n%s", strings.Join(got, ""))
 	}
 	cancel()
