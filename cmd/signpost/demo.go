@@ -77,7 +77,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a := assemble(cfg, mappings.Default(), rdb, "signpost-demo", log)
+	a := assemble(cfg, mappings.Default(), rdb, "signpost-demo", log, getenv)
 	ready := make(chan net.Addr, 1)
 	served := make(chan error, 1)
 	go func() { served <- serveApp(ctx, a, true, getenv, io.Discard, func(addr net.Addr) { ready <- addr }) }()

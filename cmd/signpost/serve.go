@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/signpost-health/signpost/config"
@@ -130,9 +131,22 @@ type app struct {
 	store   *redisstore.Store
 	svc     *gateway.Service
 	log     *slog.Logger
+	// stopTracing flushes and stops tracing; nil where none was started.
+	stopTracing func(context.Context) error
 }
 
-func (a *app) close() { a.rdb.Close() }
+// close flushes the telemetry not yet exported and closes Redis.
+func (a *app) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = a.metrics.Shutdown(ctx) // serve has already; the worker has not
+	if a.stopTracing != nil {
+		if err := a.stopTracing(ctx); err != nil {
+			a.log.Warn("flushing traces", "error", err)
+		}
+	}
+	a.rdb.Close()
+}
 
 // start reads the configuration and connects Redis and the domain: the
 // common start of every command that runs Signpost.
@@ -141,17 +155,28 @@ func start(ctx context.Context, configPath string, getenv func(string) string, s
 	if err != nil {
 		return nil, err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	stopTracing, err := telemetry.StartTracing(ctx, getenv, "signpost", version)
+	if err != nil {
+		return nil, err
+	}
+	log := slog.New(telemetry.LogHandler(slog.NewJSONHandler(stderr, nil)))
 	rdb, err := connectRedis(ctx, cfg, log, stderr)
 	if err != nil {
 		return nil, err
 	}
-	return assemble(cfg, codes, rdb, "signpost", log), nil
+	a := assemble(cfg, codes, rdb, "signpost", log, getenv)
+	a.stopTracing = stopTracing
+	return a, nil
 }
 
 // assemble wires the store and the domain over a connected Redis. namespace
 // is the hash tag of every key ("signpost"; the demo uses its own).
-func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, namespace string, log *slog.Logger) *app {
+func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, namespace string, log *slog.Logger, getenv func(string) string) *app {
+	// Redis spans name the command, never its arguments: they hold
+	// resources and identifiers.
+	if err := redisotel.InstrumentTracing(rdb, redisotel.WithDBStatement(false), redisotel.WithCallerEnabled(false)); err != nil {
+		log.Error("redis tracing unavailable", "error", err)
+	}
 	store := redisstore.New(rdb, namespace)
 	svc := gateway.NewService(gateway.Options{
 		Store:           store,
@@ -161,7 +186,7 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, names
 		StrictNHSNumber: cfg.NHSNumber == config.NHSNumberStrict,
 		FHIRBase:        cfg.FHIRBase(),
 	})
-	metrics, err := telemetry.New()
+	metrics, err := telemetry.New(getenv)
 	if err != nil {
 		log.Error("metrics unavailable", "error", err) // Signpost runs on without them
 		metrics = nil

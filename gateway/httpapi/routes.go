@@ -5,6 +5,7 @@
 package httpapi
 
 import (
+	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -81,7 +82,15 @@ func New(o Options) http.Handler {
 	// The client address is the connection's: X-Forwarded-For from anyone
 	// would let a caller choose the address its rate limit is counted by.
 	_ = r.SetTrustedProxies(nil)
-	r.Use(a.recoverPanics, a.accessLog, a.correlation)
+	// Tracing first, so the access log and everything after it share the
+	// request's span. Probes and scrapes are not traced: they are not work.
+	r.Use(otelgin.Middleware("signpost", otelgin.WithGinFilter(func(c *gin.Context) bool {
+		switch c.FullPath() {
+		case "/healthz", "/readyz", "/metrics":
+			return false
+		}
+		return true
+	})), a.recoverPanics, a.accessLog, a.correlation)
 	r.NoRoute(a.noRoute)
 	r.NoMethod(a.noMethod)
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"io"
 	"net"
 	"net/http"
@@ -68,6 +69,13 @@ const (
 // concurrent use and should be shared, one per purpose, so that connections
 // are pooled.
 func NewClient(o Options) *http.Client {
+	c, _ := newClient(o)
+	return c
+}
+
+// newClient is NewClient, with the protecting transport inside the tracing
+// one (for tests to inspect).
+func newClient(o Options) (*http.Client, *transport) {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
@@ -107,13 +115,18 @@ func NewClient(o Options) *http.Client {
 		MaxConnsPerHost:        maxConnsPerHost,
 		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 	}
+	protect := &transport{base: base, maxBody: o.MaxResponseBytes, userAgent: o.UserAgent}
 	return &http.Client{
-		Transport: &transport{base: base, maxBody: o.MaxResponseBytes, userAgent: o.UserAgent},
-		Timeout:   o.Timeout,
+		// A client span per call, and the trace context in its headers so
+		// the provider or GP system can continue the trace. Span names are
+		// the method alone: a URL can hold identifiers.
+		Transport: otelhttp.NewTransport(protect,
+			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "HTTP " + r.Method })),
+		Timeout: o.Timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
-	}
+	}, protect
 }
 
 // checkDial is the dialer's control hook: address is the resolved

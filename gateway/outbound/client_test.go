@@ -302,8 +302,8 @@ func TestClientUserAgent(t *testing.T) {
 // tlsClient returns a client trusting srv's certificate.
 func tlsClient(t *testing.T, srv *httptest.Server) *http.Client {
 	t.Helper()
-	c := NewClient(Options{Allow: allowLoopback})
-	base := c.Transport.(*transport).base
+	c, tr := newClient(Options{Allow: allowLoopback})
+	base := tr.base
 	base.TLSClientConfig.RootCAs = srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
 	t.Cleanup(c.CloseIdleConnections)
 	return c
@@ -356,14 +356,13 @@ func TestClientTLS(t *testing.T) {
 
 func TestNewClientSettings(t *testing.T) {
 	t.Parallel()
-	c := NewClient(Options{})
+	c, tr := newClient(Options{})
 	if c.Timeout != DefaultTimeout {
 		t.Errorf("Timeout %s, want %s", c.Timeout, DefaultTimeout)
 	}
 	if c.CheckRedirect == nil || !errors.Is(c.CheckRedirect(nil, nil), http.ErrUseLastResponse) {
 		t.Errorf("CheckRedirect does not stop redirects")
 	}
-	tr := c.Transport.(*transport)
 	if tr.maxBody != DefaultMaxResponseBytes || tr.userAgent != DefaultUserAgent {
 		t.Errorf("defaults: maxBody %d, userAgent %q", tr.maxBody, tr.userAgent)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/telemetry"
 )
 
 var (
@@ -125,10 +126,16 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 		}
 	}
 	args = append(args, len(c.Jobs))
+	// Every job carries the trace of the change that made it, so the worker
+	// handling it continues that trace.
+	trace := telemetry.TraceFields(ctx)
 	for _, j := range c.Jobs {
-		args = append(args, kl.add(s.keys.queue(j.Queue)), len(j.Fields)/2)
+		args = append(args, kl.add(s.keys.queue(j.Queue)), len(j.Fields)/2+len(trace))
 		for _, f := range j.Fields {
 			args = append(args, f)
+		}
+		for k, v := range trace {
+			args = append(args, k, v)
 		}
 	}
 	if d := c.Done; d != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/telemetry"
 )
 
 var (
@@ -33,7 +34,8 @@ func (s *Store) Fanout(ctx context.Context, job gateway.QueuedJob, subs []*gatew
 	keys := []string{s.keys.queue(gateway.QueueSubscription), s.keys.subNumbered()}
 	args := []any{gateway.WorkerGroup, job.Consumer, job.ID}
 	event, _ := json.Marshal(map[string]any{"t": ev.Timestamp.UnixMilli(), "task": ev.Task, "v": ev.Version})
-	args = append(args, string(event), ev.Task, ev.Version)
+	// The send jobs continue the trace of the change (this worker's span).
+	args = append(args, string(event), ev.Task, ev.Version, telemetry.TraceFields(ctx)["traceparent"])
 	for _, sub := range subs {
 		keys = append(keys, s.keys.subCounter(sub.ID), s.keys.subEvents(sub.ID))
 		args = append(args, sub.ID, client)

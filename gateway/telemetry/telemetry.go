@@ -1,5 +1,6 @@
-// Package telemetry is Signpost's metrics: OpenTelemetry instruments,
-// exported for Prometheus at /metrics. Every method is safe on a nil
+// Package telemetry is Signpost's OpenTelemetry: metrics exported for
+// Prometheus at /metrics (and by OTLP when asked), traces by OTLP when
+// asked, and trace ids in logs. Every method is safe on a nil
 // *Metrics, so code built without metrics (tests, operator commands) needs
 // no special case. Metrics carry routes, statuses, categories and outcomes,
 // never anything about a patient.
@@ -7,12 +8,15 @@ package telemetry
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -28,14 +32,26 @@ type Metrics struct {
 	outcomes     metric.Int64Counter
 }
 
-// New makes the instruments and their Prometheus registry.
-func New() (*Metrics, error) {
+// New makes the instruments and their Prometheus registry, and, when the
+// standard OpenTelemetry environment asks for it (see MetricsEnabled), an
+// OTLP exporter pushing the same instruments every OTEL_METRIC_EXPORT_INTERVAL.
+func New(getenv func(string) string) (*Metrics, error) {
 	reg := prometheus.NewRegistry()
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
 	if err != nil {
 		return nil, err
 	}
-	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	opts := []sdkmetric.Option{sdkmetric.WithReader(exp)}
+	if on, err := MetricsEnabled(getenv); err != nil {
+		return nil, err
+	} else if on {
+		push, err := metricExporter(getenv)
+		if err != nil {
+			return nil, fmt.Errorf("OTLP metric exporter: %w", err)
+		}
+		opts = append(opts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(push)))
+	}
+	provider := sdkmetric.NewMeterProvider(opts...)
 	meter := provider.Meter("signpost")
 	m := &Metrics{registry: reg, provider: provider, meter: meter}
 	if m.httpDuration, err = meter.Float64Histogram("http.server.request.duration", metric.WithUnit("s"),
@@ -50,6 +66,38 @@ func New() (*Metrics, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// MetricsEnabled reports whether metrics are also pushed by OTLP: an OTLP
+// endpoint is set, or OTEL_METRICS_EXPORTER is otlp. /metrics serves them
+// for Prometheus either way.
+func MetricsEnabled(getenv func(string) string) (bool, error) {
+	if getenv("OTEL_SDK_DISABLED") == "true" {
+		return false, nil
+	}
+	switch exp := getenv("OTEL_METRICS_EXPORTER"); exp {
+	case "none", "prometheus":
+		return false, nil
+	case "otlp":
+		return true, nil
+	case "":
+		return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") != "", nil
+	default:
+		return false, fmt.Errorf("OTEL_METRICS_EXPORTER=%q: Signpost exports metrics by otlp or prometheus (or none)", exp)
+	}
+}
+
+// metricExporter is the OTLP metric exporter of the configured protocol.
+func metricExporter(getenv func(string) string) (sdkmetric.Exporter, error) {
+	ctx := context.Background() // the exporters connect lazily
+	switch p := otlpProtocol(getenv, "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"); p {
+	case "grpc":
+		return otlpmetricgrpc.New(ctx)
+	case "http/protobuf":
+		return otlpmetrichttp.New(ctx)
+	default:
+		return nil, fmt.Errorf("protocol %q: Signpost sends OTLP as http/protobuf or grpc", p)
+	}
 }
 
 // Handler serves the metrics in the Prometheus text format.

@@ -19,6 +19,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/webhook"
 )
@@ -301,8 +306,17 @@ func (w *Worker) take(ctx context.Context, job gateway.QueuedJob) {
 		w.o.Log.Info("job handled by another worker", "job", job.ID)
 		return
 	}
+	// The job continues the trace of the change that queued it.
+	ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(job.Fields))
+	ctx, span := tracer.Start(ctx, job.Queue+" process", trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("messaging.system", "redis"), attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.destination.name", job.Queue), attribute.String("messaging.message.id", job.ID),
+			attribute.String("signpost.attempt", job.Fields["attempt"])))
+	defer span.End()
 	w.o.Handler.Handle(ctx, job)
 }
+
+var tracer = otel.Tracer("github.com/signpost-health/signpost/gateway/worker")
 
 // nextAttempt is a job's fields for its next attempt.
 func nextAttempt(job gateway.QueuedJob) map[string]string {

@@ -11,8 +11,9 @@
 --   KEYS[2+2i-1] its event counter, KEYS[2+2i] its list of events to send.
 -- ARGV[1]: group; ARGV[2]: consumer; ARGV[3]: the change's entry id;
 -- ARGV[4]: the event (JSON without its number: {"t":..,"task":..,"v":..});
--- ARGV[5]: the Task id; ARGV[6]: the version;
--- ARGV[7..]: per subscription, its id then its client.
+-- ARGV[5]: the Task id; ARGV[6]: the version; ARGV[7]: the change's
+-- traceparent, carried into each send job ('' for none);
+-- ARGV[8..]: per subscription, its id then its client.
 -- Returns 1, or 0 when the change's job is no longer this consumer's.
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
 if #p == 0 then return 0 end
@@ -24,7 +25,12 @@ if tonumber(ARGV[6]) > last then
     local num = redis.call('INCR', KEYS[1 + 2 * i])
     local ev = string.sub(ARGV[4], 1, -2) .. ',"n":' .. num .. '}'
     redis.call('RPUSH', KEYS[2 + 2 * i], ev)
-    redis.call('XADD', KEYS[1], '*', 'event', 'send', 'subscription', ARGV[5 + 2 * i], 'client', ARGV[6 + 2 * i])
+    local fields = {'event', 'send', 'subscription', ARGV[6 + 2 * i], 'client', ARGV[7 + 2 * i]}
+    if ARGV[7] ~= '' then
+      fields[#fields + 1] = 'traceparent'
+      fields[#fields + 1] = ARGV[7]
+    end
+    redis.call('XADD', KEYS[1], '*', unpack(fields))
   end
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])

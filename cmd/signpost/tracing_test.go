@@ -1,0 +1,148 @@
+package main
+
+import (
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
+)
+
+// otlpCollector is an OTLP/HTTP receiver: it keeps every span sent.
+type otlpCollector struct {
+	mu    sync.Mutex
+	spans []*tracepb.Span
+}
+
+func (c *otlpCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	if r.URL.Path == "/v1/metrics" { // pushed too; not what this test reads
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		return
+	}
+	var req coltrace.ExportTraceServiceRequest
+	if r.URL.Path != "/v1/traces" || proto.Unmarshal(body, &req) != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	c.mu.Lock()
+	for _, rs := range req.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			c.spans = append(c.spans, ss.Spans...)
+		}
+	}
+	c.mu.Unlock()
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	out, _ := proto.Marshal(&coltrace.ExportTraceServiceResponse{})
+	_, _ = w.Write(out)
+}
+
+// TestOneTraceFromReferralToProvider follows a referral sent with a GP's
+// traceparent: the API's server span, the Redis calls, the delivery
+// worker's consumer span (its context carried in the stream entry) and
+// the webhook call are one trace, exported by OTLP, and the provider
+// receives the trace context. No span carries the patient or a URL path.
+func TestOneTraceFromReferralToProvider(t *testing.T) {
+	collector := &otlpCollector{}
+	otlp := httptest.NewServer(collector)
+	t.Cleanup(otlp.Close)
+	// The OTLP exporter reads the standard variables itself.
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.URL)
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+
+	received := make(chan string, 1)
+	stub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case received <- r.Header.Get("traceparent"):
+		default:
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(stub.Close)
+	r := redistest.Start(t)
+	cfg := writeFile(t, "signpost.yaml", strings.Replace(testConfig, "delivery: { kind: portal }\n  - id: link",
+		"delivery: { kind: webhook, url: \""+stub.URL+"\", secret: \"whsec_c3ludGhldGljLXNlY3JldC1mb3ItdGhlLXRyYWNlLXRlc3Q=\" }\n  - id: link", 1)+
+		"outbound_allow: [\"127.0.0.0/8\"]\n")
+	srv := startSignpost(t, []string{"serve", "-config", cfg}, env(map[string]string{
+		"SIGNPOST_REDIS_URL": r.URL(), "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.URL}))
+
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	req, _ := http.NewRequest(http.MethodPost, srv.base+"/fhir/ServiceRequest", strings.NewReader(referralJSON("TRACE-1", "390893007")))
+	req.Header.Set("Content-Type", "application/fhir+json")
+	req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	res, err := http.DefaultClient.Do(req)
+	must(t, err)
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	select {
+	case tp := <-received:
+		if !strings.HasPrefix(tp, "00-"+traceID+"-") {
+			t.Errorf("the provider got traceparent %q, not the GP's trace", tp)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the referral was not delivered")
+	}
+	must(t, srv.stop()) // flushes the spans
+
+	collector.mu.Lock()
+	defer collector.mu.Unlock()
+	kinds := map[string]bool{}
+	for _, s := range collector.spans {
+		inTrace := hex.EncodeToString(s.TraceId) == traceID
+		for _, kv := range s.Attributes {
+			v := kv.Value.GetStringValue()
+			if strings.Contains(v, "9434765919") || strings.Contains(s.Name, "9434765919") {
+				t.Errorf("span %q carries the NHS number in %s", s.Name, kv.Key)
+			}
+			switch kv.Key {
+			case "url.path", "url.full", "url.query", "db.statement", "db.query.text":
+				t.Errorf("span %q records %s", s.Name, kv.Key)
+			case "db.system", "db.system.name":
+				if inTrace {
+					kinds["redis"] = true
+				}
+			}
+		}
+		if !inTrace {
+			continue
+		}
+		switch {
+		case s.Kind == tracepb.Span_SPAN_KIND_SERVER && s.Name == "POST /fhir/:type":
+			kinds["api"] = true
+		case s.Kind == tracepb.Span_SPAN_KIND_CONSUMER && s.Name == "delivery process":
+			kinds["worker"] = true
+		case s.Kind == tracepb.Span_SPAN_KIND_CLIENT && s.Name == "HTTP POST":
+			kinds["webhook"] = true
+		}
+	}
+	for _, want := range []string{"api", "redis", "worker", "webhook"} {
+		if !kinds[want] {
+			var names []string
+			for _, s := range collector.spans {
+				names = append(names, s.Kind.String()+" "+s.Name+" "+hex.EncodeToString(s.TraceId))
+			}
+			t.Errorf("the GP's trace has no %s span; spans exported:\n%s", want, strings.Join(names, "\n"))
+		}
+	}
+	// The access log line of the request names the trace.
+	found := false
+	for len(srv.stderr.lines) > 0 {
+		if line := <-srv.stderr.lines; strings.Contains(line, `"trace_id":"`+traceID+`"`) && strings.Contains(line, "http request") {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no log line of the request carries its trace_id")
+	}
+}

@@ -1,0 +1,163 @@
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// TracingEnabled reports whether the standard OpenTelemetry environment
+// asks for traces: an OTLP endpoint is set, or OTEL_TRACES_EXPORTER is
+// otlp. Off by default; OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none
+// turn it off whatever else is set.
+func TracingEnabled(getenv func(string) string) (bool, error) {
+	if getenv("OTEL_SDK_DISABLED") == "true" {
+		return false, nil
+	}
+	switch exp := getenv("OTEL_TRACES_EXPORTER"); exp {
+	case "none":
+		return false, nil
+	case "otlp":
+		return true, nil
+	case "":
+		return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "", nil
+	default:
+		return false, fmt.Errorf("OTEL_TRACES_EXPORTER=%q: Signpost exports traces by otlp (or none)", exp)
+	}
+}
+
+// StartTracing installs the W3C trace-context propagator, so a caller's
+// traceparent is carried into the queues and on to providers even when
+// Signpost records nothing, and, when the environment asks for it, a
+// tracer provider exporting by OTLP/HTTP (endpoint, headers, protocol and
+// timeouts from the standard OTEL_EXPORTER_OTLP_* variables, the service
+// from OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES). The returned
+// function flushes and stops it.
+func StartTracing(ctx context.Context, getenv func(string) string, service, version string) (func(context.Context) error, error) {
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	on, err := TracingEnabled(getenv)
+	if err != nil || !on {
+		return func(context.Context) error { return nil }, err
+	}
+	exp, err := traceExporter(ctx, getenv)
+	if err != nil {
+		return nil, fmt.Errorf("OTLP trace exporter: %w", err)
+	}
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
+		semconv.ServiceVersion(version)))
+	if err != nil {
+		return nil, err
+	}
+	if getenv("OTEL_SERVICE_NAME") == "" {
+		res, _ = resource.Merge(resource.NewSchemaless(semconv.ServiceName(service)), res)
+	}
+	tp := NewTracerProvider(sdktrace.NewBatchSpanProcessor(RedactingExporter(exp)), res)
+	otel.SetTracerProvider(tp)
+	return tp.Shutdown, nil
+}
+
+// traceExporter is the OTLP exporter of the protocol the environment
+// names (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL):
+// http/protobuf, the specification's default, or grpc.
+func traceExporter(ctx context.Context, getenv func(string) string) (sdktrace.SpanExporter, error) {
+	switch p := otlpProtocol(getenv, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"); p {
+	case "grpc":
+		return otlptracegrpc.New(ctx)
+	case "http/protobuf":
+		return otlptracehttp.New(ctx)
+	default:
+		return nil, fmt.Errorf("protocol %q: Signpost sends OTLP as http/protobuf or grpc", p)
+	}
+}
+
+// otlpProtocol is the OTLP protocol for one signal: its own variable, else
+// the general one, else http/protobuf.
+func otlpProtocol(getenv func(string) string, signalVar string) string {
+	for _, v := range []string{getenv(signalVar), getenv("OTEL_EXPORTER_OTLP_PROTOCOL")} {
+		if v != "" {
+			return v
+		}
+	}
+	return "http/protobuf"
+}
+
+// NewTracerProvider is Signpost's tracer provider around a span processor.
+// A trace begins only at work: a request served or a queued job handled.
+// The workers' polling of Redis would otherwise start a trace of its own
+// every second; within a trace, the caller's sampling decision holds.
+func NewTracerProvider(p sdktrace.SpanProcessor, res *resource.Resource) *sdktrace.TracerProvider {
+	opts := []sdktrace.TracerProviderOption{
+		sdktrace.WithSpanProcessor(p),
+		sdktrace.WithSampler(sdktrace.ParentBased(workOnly{})),
+	}
+	if res != nil {
+		opts = append(opts, sdktrace.WithResource(res))
+	}
+	return sdktrace.NewTracerProvider(opts...)
+}
+
+// workOnly samples root spans that are work: server and consumer spans.
+type workOnly struct{}
+
+func (workOnly) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	decision := sdktrace.Drop
+	if p.Kind == trace.SpanKindServer || p.Kind == trace.SpanKindConsumer {
+		decision = sdktrace.RecordAndSample
+	}
+	return sdktrace.SamplingResult{Decision: decision, Tracestate: trace.SpanContextFromContext(p.ParentContext).TraceState()}
+}
+
+func (workOnly) Description() string { return "SignpostWorkOnly" }
+
+// redactedKeys are attributes the instrumentations record that can carry
+// patient data: a path holds a Patient id, a query an NHS number, a Redis
+// statement a whole resource. They are removed before any span leaves the
+// process, whatever instrumentation recorded them; the route template
+// (http.route) stays.
+var redactedKeys = []attribute.Key{
+	"url.full", "url.path", "url.query", "http.url", "http.target",
+	"db.statement", "db.query.text",
+}
+
+// RedactingExporter removes redactedKeys from every span it exports.
+func RedactingExporter(next sdktrace.SpanExporter) sdktrace.SpanExporter {
+	return redactingExporter{next}
+}
+
+type redactingExporter struct{ sdktrace.SpanExporter }
+
+func (e redactingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	out := make([]sdktrace.ReadOnlySpan, len(spans))
+	for i, s := range spans {
+		out[i] = redactedSpan{s}
+	}
+	return e.SpanExporter.ExportSpans(ctx, out)
+}
+
+type redactedSpan struct{ sdktrace.ReadOnlySpan }
+
+func (s redactedSpan) Attributes() []attribute.KeyValue {
+	attrs := s.ReadOnlySpan.Attributes()
+	return slices.DeleteFunc(slices.Clone(attrs), func(kv attribute.KeyValue) bool {
+		return slices.Contains(redactedKeys, kv.Key)
+	})
+}
+
+// TraceFields is ctx's trace context (traceparent, tracestate) as fields
+// for a queued job, so the worker that handles the job continues the
+// trace; empty without a span.
+func TraceFields(ctx context.Context) map[string]string {
+	carrier := propagation.MapCarrier{}
+	otel.GetTextMapPropagator().Inject(ctx, carrier)
+	return carrier
+}
