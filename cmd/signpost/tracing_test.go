@@ -48,9 +48,10 @@ func (c *otlpCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // TestOneTraceFromReferralToProvider follows a referral sent with a GP's
 // traceparent: the API's server span, the Redis calls, the delivery
-// worker's consumer span (its context carried in the stream entry) and
-// the webhook call are one trace, exported by OTLP, and the provider
-// receives the trace context. No span carries the patient or a URL path.
+// worker's consumer span (its context carried in the stream entry), the
+// webhook call, the subscription fan-out and the write-back to the GP
+// record are one trace, exported by OTLP, and the provider and the GP
+// record receive the trace context. No span carries the patient or a URL path.
 func TestOneTraceFromReferralToProvider(t *testing.T) {
 	collector := &otlpCollector{}
 	otlp := httptest.NewServer(collector)
@@ -68,8 +69,23 @@ func TestOneTraceFromReferralToProvider(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(stub.Close)
+	// The GP record: its copy of the Task is written back.
+	wroteBack := make(chan string, 1)
+	gp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/fhir/Task") {
+			select {
+			case wroteBack <- r.Header.Get("traceparent"):
+			default:
+			}
+		}
+		w.Header().Set("Location", "/fhir/Task/gp-1/_history/1")
+		w.Header().Set("ETag", `W/"1"`)
+		w.WriteHeader(http.StatusCreated)
+	}))
+	t.Cleanup(gp.Close)
 	r := redistest.Start(t)
-	cfg := writeFile(t, "signpost.yaml", strings.Replace(testConfig, "delivery: { kind: portal }\n  - id: link",
+	withGP := strings.Replace(testConfig, "value: \"A81001\" }\n", "value: \"A81001\" }\n    notify: { fhir_base: \""+gp.URL+"/fhir\" }\n", 1)
+	cfg := writeFile(t, "signpost.yaml", strings.Replace(withGP, "delivery: { kind: portal }\n  - id: link",
 		"delivery: { kind: webhook, url: \""+stub.URL+"\", secret: \"whsec_c3ludGhldGljLXNlY3JldC1mb3ItdGhlLXRyYWNlLXRlc3Q=\" }\n  - id: link", 1)+
 		"outbound_allow: [\"127.0.0.0/8\"]\n")
 	srv := startSignpost(t, []string{"serve", "-config", cfg}, env(map[string]string{
@@ -92,6 +108,14 @@ func TestOneTraceFromReferralToProvider(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the referral was not delivered")
+	}
+	select {
+	case tp := <-wroteBack:
+		if !strings.HasPrefix(tp, "00-"+traceID+"-") {
+			t.Errorf("the GP record got traceparent %q, not its own trace", tp)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the GP record was not written back")
 	}
 	must(t, srv.stop()) // flushes the spans
 
@@ -122,11 +146,15 @@ func TestOneTraceFromReferralToProvider(t *testing.T) {
 			kinds["api"] = true
 		case s.Kind == tracepb.Span_SPAN_KIND_CONSUMER && s.Name == "delivery process":
 			kinds["worker"] = true
+		case s.Kind == tracepb.Span_SPAN_KIND_CONSUMER && s.Name == "notify process":
+			kinds["write-back"] = true
+		case s.Kind == tracepb.Span_SPAN_KIND_CONSUMER && s.Name == "subscription process":
+			kinds["subscriptions"] = true
 		case s.Kind == tracepb.Span_SPAN_KIND_CLIENT && s.Name == "HTTP POST":
 			kinds["webhook"] = true
 		}
 	}
-	for _, want := range []string{"api", "redis", "worker", "webhook"} {
+	for _, want := range []string{"api", "redis", "worker", "webhook", "write-back", "subscriptions"} {
 		if !kinds[want] {
 			var names []string
 			for _, s := range collector.spans {
