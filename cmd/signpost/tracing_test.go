@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -117,6 +118,10 @@ func TestOneTraceFromReferralToProvider(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the GP record was not written back")
 	}
+	// The same loop in the metrics: attempts per delivery, and the lag
+	// from the Task's change to the GP record holding it.
+	waitMetrics(t, srv.base, [2]string{"signpost_delivery_attempts_count{", `outcome="delivered"`},
+		[2]string{"signpost_notification_lag_seconds_count{", `channel="write-back"`})
 	must(t, srv.stop()) // flushes the spans
 
 	collector.mu.Lock()
@@ -172,5 +177,33 @@ func TestOneTraceFromReferralToProvider(t *testing.T) {
 	}
 	if !found {
 		t.Error("no log line of the request carries its trace_id")
+	}
+}
+
+// waitMetrics polls /metrics until it shows every series named: a line
+// beginning with the metric, holding the label.
+func waitMetrics(t *testing.T, base string, series ...[2]string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := http.Get(base + "/metrics")
+		must(t, err)
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		missing := ""
+		for _, s := range series {
+			if !slices.ContainsFunc(strings.Split(string(b), "\n"), func(l string) bool {
+				return strings.HasPrefix(l, s[0]) && strings.Contains(l, s[1])
+			}) {
+				missing = s[0] + s[1]
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %s:\n%s", missing, b)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

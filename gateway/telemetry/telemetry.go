@@ -30,6 +30,8 @@ type Metrics struct {
 	httpDuration metric.Float64Histogram
 	referrals    metric.Int64Counter
 	outcomes     metric.Int64Counter
+	attempts     metric.Int64Histogram
+	lag          metric.Float64Histogram
 }
 
 // New makes the instruments and their Prometheus registry, and, when the
@@ -63,6 +65,15 @@ func New(getenv func(string) string) (*Metrics, error) {
 		return nil, err
 	}
 	if m.outcomes, err = meter.Int64Counter("signpost.jobs", metric.WithDescription("Queue jobs handled, by queue and outcome (delivered, retry, dead-letter, ...)")); err != nil {
+		return nil, err
+	}
+	if m.attempts, err = meter.Int64Histogram("signpost.delivery.attempts", metric.WithDescription("Attempts a delivery took, by how it ended (delivered, dead-letter)"),
+		metric.WithExplicitBucketBoundaries(1, 2, 3, 4, 5, 6, 8, 10)); err != nil {
+		return nil, err
+	}
+	if m.lag, err = meter.Float64Histogram("signpost.notification.lag", metric.WithUnit("s"),
+		metric.WithDescription("Time from a Task's change to the GP side holding it, by channel (write-back, rest-hook)"),
+		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -133,6 +144,25 @@ func (m *Metrics) Job(ctx context.Context, queue, outcome string) {
 		return
 	}
 	m.outcomes.Add(ctx, 1, metric.WithAttributes(attribute.String("queue", queue), attribute.String("outcome", outcome)))
+}
+
+// DeliveryAttempts records how many attempts a delivery took, once it
+// ended: delivered or dead-letter.
+func (m *Metrics) DeliveryAttempts(ctx context.Context, ended string, attempts int) {
+	if m == nil {
+		return
+	}
+	m.attempts.Record(ctx, int64(attempts), metric.WithAttributes(attribute.String("outcome", ended)))
+}
+
+// NotificationLag records how long after a Task changed the GP side held
+// the change, by channel: write-back (the GP record) or rest-hook (a
+// subscription).
+func (m *Metrics) NotificationLag(ctx context.Context, channel string, since time.Time) {
+	if m == nil || since.IsZero() {
+		return
+	}
+	m.lag.Record(ctx, time.Since(since).Seconds(), metric.WithAttributes(attribute.String("channel", channel)))
 }
 
 // QueueStats is a queue's state: jobs waiting, put off, held by a worker,

@@ -98,6 +98,7 @@ func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
 	switch res.Outcome {
 	case webhook.Delivered:
 		h.Metrics.Job(ctx, gateway.QueueDelivery, "delivered")
+		h.Metrics.DeliveryAttempts(ctx, "delivered", d.Attempt+1)
 		record(log, "delivered", h.Domain.Delivered(ctx, d, ep.Name))
 	case webhook.Gone:
 		reason := "the provider's endpoint answered 410 Gone"
@@ -109,6 +110,7 @@ func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
 		record(log, "dead letter (endpoint disabled)", h.Domain.DeadLetter(ctx, d, reason))
 	case webhook.Permanent:
 		h.Metrics.Job(ctx, gateway.QueueDelivery, "dead-letter")
+		h.Metrics.DeliveryAttempts(ctx, "dead-letter", d.Attempt+1)
 		record(log, "dead letter", h.Domain.DeadLetter(ctx, d, res.Reason))
 	default:
 		h.retry(ctx, log, job, d, res, now)
@@ -120,6 +122,7 @@ func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
 func (h *Deliveries) retry(ctx context.Context, log *slog.Logger, job gateway.QueuedJob, d *gateway.Delivery, res webhook.Result, now func() time.Time) {
 	if d.Attempt >= len(h.Retry) {
 		h.Metrics.Job(ctx, gateway.QueueDelivery, "dead-letter")
+		h.Metrics.DeliveryAttempts(ctx, "dead-letter", d.Attempt+1)
 		record(log, "dead letter", h.Domain.DeadLetter(ctx, d, res.Reason+" ("+strconv.Itoa(d.Attempt+1)+" attempts)"))
 		return
 	}

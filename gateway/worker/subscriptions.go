@@ -9,6 +9,7 @@ import (
 
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/notify"
+	"github.com/signpost-health/signpost/gateway/telemetry"
 )
 
 // SubscriptionDomain is what the subscription worker asks of the domain.
@@ -45,6 +46,7 @@ type Subscriptions struct {
 	Clients []string // GP systems (lanes)
 	Retry   []time.Duration
 	Log     *slog.Logger
+	Metrics *telemetry.Metrics // nil: none
 }
 
 // Lanes are the GP systems.
@@ -168,6 +170,7 @@ func (h *Subscriptions) send(ctx context.Context, log *slog.Logger, job gateway.
 			record(log, "recording a sent event", err)
 			return
 		}
+		h.Metrics.NotificationLag(ctx, "rest-hook", ev.Timestamp)
 	}
 }
 

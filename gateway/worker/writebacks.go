@@ -9,6 +9,7 @@ import (
 
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/notify"
+	"github.com/signpost-health/signpost/gateway/telemetry"
 )
 
 // WriteBackDomain is what write-back asks of the domain (gateway.Service).
@@ -37,6 +38,7 @@ type WriteBacks struct {
 	Retry   []time.Duration
 	Log     *slog.Logger
 	Now     func() time.Time
+	Metrics *telemetry.Metrics // nil: none
 }
 
 // writeBackLease bounds how long one Task's write-back may hold it: longer
@@ -144,7 +146,12 @@ func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
 			st.Filed = append(st.Filed, at.Status)
 		}
 	}
-	record(log.With("version", st.Version), "written back", h.State.SaveWriteBack(ctx, client, taskID, st, job))
+	err = h.State.SaveWriteBack(ctx, client, taskID, st, job)
+	if err == nil {
+		at, _ := strconv.ParseInt(job.Fields["at"], 10, 64)
+		h.Metrics.NotificationLag(ctx, "write-back", time.UnixMilli(at))
+	}
+	record(log.With("version", st.Version), "written back", err)
 }
 
 // retry puts a failed write-back off, or after the last attempt moves it
