@@ -25,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/signpost-health/signpost/config"
+	"github.com/signpost-health/signpost/gateway/telemetry"
 	"github.com/signpost-health/signpost/gateway/webhook"
 	"github.com/signpost-health/signpost/mappings"
 )
@@ -76,7 +77,16 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if err := cfg.Validate(mappings.IsCategory); err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	stopTracing, err := telemetry.StartTracing(ctx, getenv, "signpost-demo", version)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = stopTracing(sctx)
+	}()
+	log := slog.New(telemetry.LogHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	a := assemble(cfg, mappings.Default(), rdb, "signpost-demo", log, getenv)
 	ready := make(chan net.Addr, 1)
 	served := make(chan error, 1)

@@ -57,6 +57,7 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Auth:         authServer,
 		Metrics:      app.metrics,
+		Traced:       app.traced,
 		Limiter:      limiter(cfg, store),
 		Auditor:      store,
 		Caller:       func(*http.Request) (gateway.Caller, error) { return caller, nil },
@@ -131,6 +132,8 @@ type app struct {
 	store   *redisstore.Store
 	svc     *gateway.Service
 	log     *slog.Logger
+	// traced: spans are exported (the standard OTEL_* variables ask).
+	traced bool
 	// stopTracing flushes and stops tracing; nil where none was started.
 	stopTracing func(context.Context) error
 }
@@ -172,10 +175,14 @@ func start(ctx context.Context, configPath string, getenv func(string) string, s
 // assemble wires the store and the domain over a connected Redis. namespace
 // is the hash tag of every key ("signpost"; the demo uses its own).
 func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, namespace string, log *slog.Logger, getenv func(string) string) *app {
-	// Redis spans name the command, never its arguments: they hold
-	// resources and identifiers.
-	if err := redisotel.InstrumentTracing(rdb, redisotel.WithDBStatement(false), redisotel.WithCallerEnabled(false)); err != nil {
-		log.Error("redis tracing unavailable", "error", err)
+	// Instrumented only when traces are exported: the hooks cost CPU on
+	// every command. Redis spans name the command, never its arguments:
+	// they hold resources and identifiers.
+	traced, _ := telemetry.TracingEnabled(getenv) // a bad setting stopped start already
+	if traced {
+		if err := redisotel.InstrumentTracing(rdb, redisotel.WithDBStatement(false), redisotel.WithCallerEnabled(false)); err != nil {
+			log.Error("redis tracing unavailable", "error", err)
+		}
 	}
 	store := redisstore.New(rdb, namespace)
 	svc := gateway.NewService(gateway.Options{
@@ -202,7 +209,7 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, names
 		}
 		return out, nil
 	})
-	return &app{metrics: metrics, cfg: cfg, codes: codes, rdb: rdb, store: store, svc: svc, log: log}
+	return &app{traced: traced, metrics: metrics, cfg: cfg, codes: codes, rdb: rdb, store: store, svc: svc, log: log}
 }
 
 // loadConfig reads the configuration and the code table it names, and

@@ -35,6 +35,9 @@ type Options struct {
 	Auditor Auditor
 	// Metrics records request and referral metrics and serves /metrics (nil: none).
 	Metrics *telemetry.Metrics
+	// Traced gives each request a span (and continues a caller's
+	// traceparent). Off when tracing is off: it costs CPU on every request.
+	Traced bool
 	// Capability describes the deployment for /fhir/metadata.
 	Capability CapabilityInfo
 	Logger     *slog.Logger
@@ -84,13 +87,16 @@ func New(o Options) http.Handler {
 	_ = r.SetTrustedProxies(nil)
 	// Tracing first, so the access log and everything after it share the
 	// request's span. Probes and scrapes are not traced: they are not work.
-	r.Use(otelgin.Middleware("signpost", otelgin.WithGinFilter(func(c *gin.Context) bool {
-		switch c.FullPath() {
-		case "/healthz", "/readyz", "/metrics":
-			return false
-		}
-		return true
-	})), a.recoverPanics, a.accessLog, a.correlation)
+	if o.Traced {
+		r.Use(otelgin.Middleware("signpost", otelgin.WithGinFilter(func(c *gin.Context) bool {
+			switch c.FullPath() {
+			case "/healthz", "/readyz", "/metrics":
+				return false
+			}
+			return true
+		})))
+	}
+	r.Use(a.recoverPanics, a.accessLog, a.correlation)
 	r.NoRoute(a.noRoute)
 	r.NoMethod(a.noMethod)
 
