@@ -20,8 +20,9 @@ import (
 
 // otlpCollector is an OTLP/HTTP receiver: it keeps every span sent.
 type otlpCollector struct {
-	mu    sync.Mutex
-	spans []*tracepb.Span
+	mu       sync.Mutex
+	spans    []*tracepb.Span
+	services map[string]bool // service.name of every resource
 }
 
 func (c *otlpCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -37,6 +38,11 @@ func (c *otlpCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.mu.Lock()
 	for _, rs := range req.ResourceSpans {
+		for _, kv := range rs.GetResource().GetAttributes() {
+			if kv.Key == "service.name" {
+				c.services[kv.Value.GetStringValue()] = true
+			}
+		}
 		for _, ss := range rs.ScopeSpans {
 			c.spans = append(c.spans, ss.Spans...)
 		}
@@ -54,7 +60,7 @@ func (c *otlpCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // record are one trace, exported by OTLP, and the provider and the GP
 // record receive the trace context. No span carries the patient or a URL path.
 func TestOneTraceFromReferralToProvider(t *testing.T) {
-	collector := &otlpCollector{}
+	collector := &otlpCollector{services: map[string]bool{}}
 	otlp := httptest.NewServer(collector)
 	t.Cleanup(otlp.Close)
 	// The OTLP exporter reads the standard variables itself.
@@ -126,6 +132,9 @@ func TestOneTraceFromReferralToProvider(t *testing.T) {
 
 	collector.mu.Lock()
 	defer collector.mu.Unlock()
+	if !collector.services["signpost"] || len(collector.services) != 1 {
+		t.Errorf("spans came from services %v, want signpost alone", collector.services)
+	}
 	kinds := map[string]bool{}
 	for _, s := range collector.spans {
 		inTrace := hex.EncodeToString(s.TraceId) == traceID

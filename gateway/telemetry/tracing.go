@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -58,8 +59,10 @@ func StartTracing(ctx context.Context, getenv func(string) string, service, vers
 	if err != nil {
 		return nil, err
 	}
-	if getenv("OTEL_SERVICE_NAME") == "" {
-		res, _ = resource.Merge(resource.NewSchemaless(semconv.ServiceName(service)), res)
+	if getenv("OTEL_SERVICE_NAME") == "" && !strings.Contains(getenv("OTEL_RESOURCE_ATTRIBUTES"), "service.name=") {
+		// Merge's second resource wins: Signpost's name over the SDK's
+		// unknown_service default.
+		res, _ = resource.Merge(res, resource.NewSchemaless(semconv.ServiceName(service)))
 	}
 	tp := NewTracerProvider(sdktrace.NewBatchSpanProcessor(RedactingExporter(exp)), res)
 	otel.SetTracerProvider(tp)
