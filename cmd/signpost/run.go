@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/signpost-health/signpost/mappings"
@@ -37,6 +38,8 @@ Usage:
   signpost dlq replay ID...|-all       send dead letters again (and re-enable a 410 endpoint)
   signpost mappings check FILE         validate a referral code table and summarise it
   signpost audit tail [-n N] [-f]      print the latest AuditEvents (one JSON a line)
+  signpost users add PROVIDER_ID EMAIL a provider staff account (password on standard input)
+  signpost users disable EMAIL         stop an account signing in
   signpost version                     print the version
 
 Environment (wins over the file): SIGNPOST_CONFIG, SIGNPOST_LISTEN,
@@ -61,6 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDLQ(ctx, args[1:], getenv, stdout, stderr)
 	case "audit":
 		return runAudit(ctx, args[1:], getenv, stdout, stderr)
+	case "users":
+		return runUsers(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
 	case "mappings":
 		if len(args) != 3 || args[1] != "check" {
 			return usageError{"usage: signpost mappings check FILE"}

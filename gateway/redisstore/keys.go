@@ -73,3 +73,8 @@ func (k keys) queue(name string) string { return k.ns + ":q:" + name }
 func (k keys) temp(token string, n int) string {
 	return k.ns + ":t:" + token + ":" + itoa(n)
 }
+
+// user is a hash of one provider staff member's web sign-in: "provider",
+// "hash" (bcrypt), "disabled" ("1" once disabled), "created" (Unix ms).
+// The key holds the address in lower case: one account per address.
+func (k keys) user(email string) string { return k.ns + ":user:" + email }

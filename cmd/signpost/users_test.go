@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/redisstore"
+	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
+)
+
+func TestUsersAddAndDisable(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	cfg := writeFile(t, "signpost.yaml", testConfig)
+	getenv := env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()})
+	ctx := context.Background()
+	users := func(stdin string, args ...string) (string, error) {
+		var out bytes.Buffer
+		err := runUsers(ctx, append(args[:1:1], append([]string{"-config", cfg}, args[1:]...)...), getenv, strings.NewReader(stdin), &out, &bytes.Buffer{})
+		return out.String(), err
+	}
+	const password = "correct horse battery staple"
+	out, err := users(password+"\n", "add", "walking", "Sam.Staff@Example.org")
+	if err != nil || !strings.Contains(out, "sam.staff@example.org can sign in for walking") {
+		t.Fatalf("users add: %q, %v", out, err)
+	}
+
+	opt, _ := redis.ParseURL(r.URL())
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	store := redisstore.New(rdb, "signpost")
+	u, err := store.User(ctx, "sam.staff@example.org")
+	must(t, err)
+	if u.ProviderID != "walking" || u.Disabled || !strings.HasPrefix(u.PasswordHash, "$2") || strings.Contains(u.PasswordHash, "horse") {
+		t.Errorf("kept %+v; want a bcrypt hash for walking, enabled", u)
+	}
+	if !u.PasswordMatches(password) || u.PasswordMatches("correct horse battery stapler") {
+		t.Error("the kept hash does not check the password")
+	}
+
+	for _, c := range []struct {
+		stdin string
+		args  []string
+		want  string
+	}{
+		{password, []string{"add", "walking", "sam.staff@example.org"}, gateway.ErrUserExists.Error()},
+		{password, []string{"add", "no-such-provider", "alex@example.org"}, `no provider "no-such-provider"`},
+		{"short", []string{"add", "walking", "alex@example.org"}, "too short"},
+		{"", []string{"add", "walking", "alex@example.org"}, "no password on standard input"},
+		{password, []string{"add", "walking", "Alex <alex@example.org>"}, "not an email address"},
+		{"", []string{"disable", "nobody@example.org"}, gateway.ErrNoSuchUser.Error()},
+	} {
+		if _, err := users(c.stdin, c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("users %v: %v, want an error saying %q", c.args, err, c.want)
+		}
+	}
+	if _, err := store.User(ctx, "alex@example.org"); !errors.Is(err, gateway.ErrNoSuchUser) {
+		t.Errorf("a refused add kept an account: %v", err)
+	}
+
+	if out, err := users("", "disable", "SAM.STAFF@example.org"); err != nil || !strings.Contains(out, "can no longer sign in") {
+		t.Fatalf("users disable: %q, %v", out, err)
+	}
+	u, err = store.User(ctx, "sam.staff@example.org")
+	must(t, err)
+	if !u.Disabled {
+		t.Error("the account is still enabled")
+	}
+	if _, err := users("", "remove", "x"); !errors.As(err, new(usageError)) {
+		t.Errorf("an unknown users command: %v, want a usage error", err)
+	}
+}
