@@ -62,4 +62,3 @@ func (s *Store) User(ctx context.Context, email string) (*gateway.PortalUser, er
 	return &gateway.PortalUser{Email: email, ProviderID: h["provider"], PasswordHash: h["hash"],
 		Disabled: h["disabled"] == "1", Created: time.UnixMilli(created)}, nil
 }
-
