@@ -83,19 +83,7 @@ func New(getenv func(string) string) (*Metrics, error) {
 // endpoint is set, or OTEL_METRICS_EXPORTER is otlp. /metrics serves them
 // for Prometheus either way.
 func MetricsEnabled(getenv func(string) string) (bool, error) {
-	if getenv("OTEL_SDK_DISABLED") == "true" {
-		return false, nil
-	}
-	switch exp := getenv("OTEL_METRICS_EXPORTER"); exp {
-	case "none", "prometheus":
-		return false, nil
-	case "otlp":
-		return true, nil
-	case "":
-		return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") != "", nil
-	default:
-		return false, fmt.Errorf("OTEL_METRICS_EXPORTER=%q: Signpost exports metrics by otlp or prometheus (or none)", exp)
-	}
+	return otlpEnabled(getenv, "METRICS", "prometheus")
 }
 
 // metricExporter is the OTLP metric exporter of the configured protocol.

@@ -22,18 +22,27 @@ import (
 // otlp. Off by default; OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none
 // turn it off whatever else is set.
 func TracingEnabled(getenv func(string) string) (bool, error) {
+	return otlpEnabled(getenv, "TRACES")
+}
+
+// otlpEnabled reports whether one signal (TRACES, METRICS) is exported by
+// OTLP: OTEL_<signal>_EXPORTER is otlp or, unset, an OTLP endpoint (general
+// or the signal's own) is set. OTEL_SDK_DISABLED=true and the values in off
+// (none, and for metrics prometheus, served at /metrics anyway) turn it off.
+func otlpEnabled(getenv func(string) string, signal string, off ...string) (bool, error) {
 	if getenv("OTEL_SDK_DISABLED") == "true" {
 		return false, nil
 	}
-	switch exp := getenv("OTEL_TRACES_EXPORTER"); exp {
-	case "none":
+	exporter := "OTEL_" + signal + "_EXPORTER"
+	switch v := getenv(exporter); {
+	case v == "none" || slices.Contains(off, v):
 		return false, nil
-	case "otlp":
+	case v == "otlp":
 		return true, nil
-	case "":
-		return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "", nil
+	case v == "":
+		return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_"+signal+"_ENDPOINT") != "", nil
 	default:
-		return false, fmt.Errorf("OTEL_TRACES_EXPORTER=%q: Signpost exports traces by otlp (or none)", exp)
+		return false, fmt.Errorf("%s=%q: Signpost exports by otlp (or none)", exporter, v)
 	}
 }
 
