@@ -188,6 +188,10 @@ type Delivery struct {
 	// Secret signs webhook deliveries (Standard Webhooks whsec_ form). It is
 	// never included in errors.
 	Secret string
+	// SecretEnv names the environment variable holding Secret instead, so
+	// the file can be shared (a ConfigMap) while the secret stays in a
+	// Secret. Read by ApplyEnv.
+	SecretEnv string
 	// RotatingSecrets are further secrets to sign with while a secret is
 	// being rotated: each message carries a signature per secret, so the
 	// provider may check with the old or the new one.

@@ -353,3 +353,44 @@ func TestRotatingSecrets(t *testing.T) {
 		t.Errorf("bad rotating secret: %v", err)
 	}
 }
+
+func TestWebhookSecretFromEnvironment(t *testing.T) {
+	t.Parallel()
+	const good = "whsec_MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIz"
+	file := func(delivery string) string {
+		p := filepath.Join(t.TempDir(), "signpost.yaml")
+		text := "listen: \"127.0.0.1:8080\"\nauth: { mode: none }\nproviders:\n  - id: p1\n" +
+			"    organization: { system: \"https://fhir.nhs.uk/Id/ods-organization-code\", value: \"X1\" }\n" +
+			"    categories: [food]\n    delivery: " + delivery + "\n"
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	named := file(`{ kind: webhook, url: "https://p1.example/hook", secret_env: P1_WEBHOOK_SECRET }`)
+	cfg, err := config.Load(named, envOf(map[string]string{"P1_WEBHOOK_SECRET": good}), nil)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if got := cfg.Providers[0].Delivery.Secret; got != good {
+		t.Errorf("the secret was not read from P1_WEBHOOK_SECRET")
+	}
+	for _, c := range []struct {
+		name, path string
+		env        map[string]string
+		want       string
+	}{
+		{"variable not set", named, nil, "providers[0].delivery.secret_env: names P1_WEBHOOK_SECRET, which is not set"},
+		{"not a secret", named, map[string]string{"P1_WEBHOOK_SECRET": "whsec_not!base64"}, "the secret in P1_WEBHOOK_SECRET"},
+		{"both", file(`{ kind: webhook, url: "https://p1.example/hook", secret: "` + good + `", secret_env: P1_WEBHOOK_SECRET }`),
+			map[string]string{"P1_WEBHOOK_SECRET": good}, "give secret or secret_env, not both"},
+	} {
+		_, err := config.Load(c.path, envOf(c.env), nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+		if err != nil && (strings.Contains(err.Error(), "not!base64") || strings.Contains(err.Error(), good)) {
+			t.Errorf("%s: the error shows the secret: %v", c.name, err)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -76,6 +77,7 @@ type fileDelivery struct {
 	Kind            string   `yaml:"kind"`
 	URL             string   `yaml:"url"`
 	Secret          string   `yaml:"secret"`
+	SecretEnv       string   `yaml:"secret_env"`
 	RotatingSecrets []string `yaml:"rotating_secrets"`
 	Payload         string   `yaml:"payload"`
 }
@@ -453,6 +455,9 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 	cfg.Providers = nil
 	for i, fp := range fc.Providers {
 		prefix := fmt.Sprintf("providers[%d]", i)
+		if fp.Delivery.Secret != "" && fp.Delivery.SecretEnv != "" {
+			problem(prefix+".delivery.secret_env", "give secret or secret_env, not both")
+		}
 		payload := PayloadKind(fp.Delivery.Payload)
 		if payload == "" {
 			payload = PayloadThin
@@ -467,6 +472,7 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 				Kind:            DeliveryKind(fp.Delivery.Kind),
 				URL:             fp.Delivery.URL,
 				Secret:          fp.Delivery.Secret,
+				SecretEnv:       fp.Delivery.SecretEnv,
 				RotatingSecrets: fp.Delivery.RotatingSecrets,
 				Payload:         payload,
 			},
@@ -529,6 +535,14 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 		src := c.src.clone()
 		src.env[o.field] = o.name
 		c.src = src
+	}
+	// Webhook secrets named by variable. Providers is copied first: Configs
+	// copied by value share the slice.
+	c.Providers = slices.Clone(c.Providers)
+	for i := range c.Providers {
+		if d := &c.Providers[i].Delivery; d.SecretEnv != "" {
+			d.Secret = getenv(d.SecretEnv)
+		}
 	}
 }
 

@@ -401,7 +401,13 @@ func (v *validator) delivery(prefix string, d Delivery) {
 		v.add(prefix+".kind", "%q is not one of webhook, fhir, portal", d.Kind)
 	}
 	if d.Kind == DeliveryWebhook {
-		if reason := webhookSecretProblem(d.Secret); reason != "" {
+		switch reason := webhookSecretProblem(d.Secret); {
+		case reason == "":
+		case d.SecretEnv != "" && d.Secret == "":
+			v.add(prefix+".secret_env", "names %s, which is not set: it must hold the webhook secret (whsec_...)", d.SecretEnv)
+		case d.SecretEnv != "":
+			v.add(prefix+".secret_env", "the secret in %s: %s", d.SecretEnv, reason)
+		default:
 			v.add(prefix+".secret", "%s", reason)
 		}
 	}
