@@ -382,9 +382,13 @@ func identifiersOf(obj *fhir.Object) []Identifier {
 	return out
 }
 
-// current reads the version an update replaces and checks If-Match against
-// it. It returns the expected version for the commit (0: create).
+// current checks an update's body id against its URL, reads the version
+// it replaces and checks If-Match against it. It returns the expected
+// version for the commit (0: create).
 func (s *Service) current(ctx context.Context, pl *plan, r *Request) (*Resource, int, error) {
+	if err := checkBodyID(r); err != nil {
+		return nil, 0, err
+	}
 	cur, err := s.store.Read(ctx, r.Type, r.id)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, 0, err

@@ -46,9 +46,6 @@ func (s *Service) planPatient(ctx context.Context, pl *plan, r *Request) (*Outco
 	}
 	version, expect, fromIfMatch := 1, 0, false
 	if r.Method == "PUT" {
-		if err := checkBodyID(r); err != nil {
-			return nil, err
-		}
 		cur, exp, err := s.current(ctx, pl, r)
 		if err != nil {
 			return nil, err
@@ -98,9 +95,6 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 	var keep []string // index terms an update carries over
 	taskHolder := ""  // the referral's Task, when it has one
 	if r.Method == "PUT" {
-		if err := checkBodyID(r); err != nil {
-			return nil, err
-		}
 		cur, exp, err := s.current(ctx, pl, r)
 		if err != nil {
 			return nil, err
@@ -456,9 +450,6 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 
 // planTaskUpdate checks a new version of a Task against the current one.
 func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task *models.Task, status string) (*Outcome, error) {
-	if err := checkBodyID(r); err != nil {
-		return nil, err
-	}
 	cur, expect, err := s.current(ctx, pl, r)
 	if err != nil {
 		return nil, err
