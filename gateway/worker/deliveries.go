@@ -3,6 +3,8 @@ package worker
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -27,11 +29,7 @@ type Deliveries struct {
 
 // Lanes are the providers.
 func (h *Deliveries) Lanes() []string {
-	out := make([]string, 0, len(h.Endpoints))
-	for id := range h.Endpoints {
-		out = append(out, id)
-	}
-	return out
+	return slices.Collect(maps.Keys(h.Endpoints))
 }
 
 // Lane is the job's provider.
@@ -41,14 +39,7 @@ func (h *Deliveries) Lane(job gateway.QueuedJob) string { return job.Fields["pro
 // leaves the job pending: it is reclaimed and sent again, with the same
 // webhook-id, which the provider uses to recognise a repeat.
 func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
-	// Defaults without writing to h: Handle runs in every lane at once.
-	logger, now := h.Log, h.Now
-	if logger == nil {
-		logger = slog.Default()
-	}
-	if now == nil {
-		now = time.Now
-	}
+	logger, now := loggerOr(h.Log), clockOr(h.Now)
 	d, err := gateway.ReadDelivery(job)
 	if err != nil {
 		// Kept as it is for an operator to look at, never dropped.

@@ -56,10 +56,7 @@ func (h *Subscriptions) Lanes() []string { return h.Clients }
 func (h *Subscriptions) Lane(job gateway.QueuedJob) string { return job.Fields["client"] }
 
 func (h *Subscriptions) log() *slog.Logger {
-	if h.Log == nil {
-		return slog.Default()
-	}
-	return h.Log
+	return loggerOr(h.Log)
 }
 
 // Handle handles one job of the subscription queue.

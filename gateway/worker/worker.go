@@ -316,6 +316,23 @@ func (w *Worker) take(ctx context.Context, job gateway.QueuedJob) {
 	w.o.Handler.Handle(ctx, job)
 }
 
+// loggerOr and clockOr are a handler's logger and clock, or the defaults.
+// Handlers default them without writing to themselves: Handle runs in
+// every lane at once.
+func loggerOr(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.Default()
+	}
+	return l
+}
+
+func clockOr(now func() time.Time) func() time.Time {
+	if now == nil {
+		return time.Now
+	}
+	return now
+}
+
 var tracer = otel.Tracer("github.com/signpost-health/signpost/gateway/worker")
 
 // nextAttempt is a job's fields for its next attempt.

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -47,11 +48,7 @@ const writeBackLease = time.Minute
 
 // Lanes are the GP systems: one failing never holds up another.
 func (h *WriteBacks) Lanes() []string {
-	out := make([]string, 0, len(h.Targets))
-	for id := range h.Targets {
-		out = append(out, id)
-	}
-	return out
+	return slices.Collect(maps.Keys(h.Targets))
 }
 
 // Lane is the client whose referral the Task is.
@@ -59,14 +56,7 @@ func (h *WriteBacks) Lane(job gateway.QueuedJob) string { return job.Fields["cli
 
 // Handle writes one change back.
 func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
-	// Defaults without writing to h: Handle runs in every lane at once.
-	logger, now := h.Log, h.Now
-	if logger == nil {
-		logger = slog.Default()
-	}
-	if now == nil {
-		now = time.Now
-	}
+	logger, now := loggerOr(h.Log), clockOr(h.Now)
 	client, taskID := job.Fields["client"], job.Fields["task"]
 	log := logger.With("task", taskID, "client", client)
 	target, ok := h.Targets[client]
@@ -158,10 +148,7 @@ func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
 // to the dead-letter queue (signpost dlq replay sends it again; the next
 // change of the Task writes its current state anyway).
 func (h *WriteBacks) retry(ctx context.Context, log *slog.Logger, job gateway.QueuedJob, res notify.Result) {
-	now := h.Now
-	if now == nil {
-		now = time.Now
-	}
+	now := clockOr(h.Now)
 	attempt, _ := strconv.Atoi(job.Fields["attempt"])
 	log = log.With("attempt", attempt+1, "reason", res.Reason)
 	if !res.Retry || attempt >= len(h.Retry) {
