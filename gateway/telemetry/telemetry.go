@@ -47,7 +47,10 @@ func New(getenv func(string) string) (*Metrics, error) {
 	if on, err := MetricsEnabled(getenv); err != nil {
 		return nil, err
 	} else if on {
-		push, err := metricExporter(getenv)
+		ctx := context.Background() // the exporters connect lazily
+		push, err := otlpExporter(getenv, "METRICS",
+			func() (sdkmetric.Exporter, error) { return otlpmetrichttp.New(ctx) },
+			func() (sdkmetric.Exporter, error) { return otlpmetricgrpc.New(ctx) })
 		if err != nil {
 			return nil, fmt.Errorf("OTLP metric exporter: %w", err)
 		}
@@ -84,19 +87,6 @@ func New(getenv func(string) string) (*Metrics, error) {
 // for Prometheus either way.
 func MetricsEnabled(getenv func(string) string) (bool, error) {
 	return otlpEnabled(getenv, "METRICS", "prometheus")
-}
-
-// metricExporter is the OTLP metric exporter of the configured protocol.
-func metricExporter(getenv func(string) string) (sdkmetric.Exporter, error) {
-	ctx := context.Background() // the exporters connect lazily
-	switch p := otlpProtocol(getenv, "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"); p {
-	case "grpc":
-		return otlpmetricgrpc.New(ctx)
-	case "http/protobuf":
-		return otlpmetrichttp.New(ctx)
-	default:
-		return nil, fmt.Errorf("protocol %q: Signpost sends OTLP as http/protobuf or grpc", p)
-	}
 }
 
 // Handler serves the metrics in the Prometheus text format.

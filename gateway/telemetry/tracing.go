@@ -46,20 +46,22 @@ func otlpEnabled(getenv func(string) string, signal string, off ...string) (bool
 	}
 }
 
-// StartTracing installs the W3C trace-context propagator, so a caller's
-// traceparent is carried into the queues and on to providers even when
-// Signpost records nothing, and, when the environment asks for it, a
-// tracer provider exporting by OTLP/HTTP (endpoint, headers, protocol and
-// timeouts from the standard OTEL_EXPORTER_OTLP_* variables, the service
-// from OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES). The returned
-// function flushes and stops it.
+// StartTracing installs the W3C trace-context propagator and, when the
+// environment asks for it, a tracer provider exporting by OTLP (endpoint,
+// headers, protocol and timeouts from the standard OTEL_EXPORTER_OTLP_*
+// variables, the service from OTEL_SERVICE_NAME and
+// OTEL_RESOURCE_ATTRIBUTES). The returned function flushes and stops it.
+// Without it the request and Redis instrumentation is not installed
+// either, so a caller's traceparent goes no further than the request.
 func StartTracing(ctx context.Context, getenv func(string) string, service, version string) (func(context.Context) error, error) {
 	otel.SetTextMapPropagator(propagation.TraceContext{})
 	on, err := TracingEnabled(getenv)
 	if err != nil || !on {
 		return func(context.Context) error { return nil }, err
 	}
-	exp, err := traceExporter(ctx, getenv)
+	exp, err := otlpExporter(getenv, "TRACES",
+		func() (sdktrace.SpanExporter, error) { return otlptracehttp.New(ctx) },
+		func() (sdktrace.SpanExporter, error) { return otlptracegrpc.New(ctx) })
 	if err != nil {
 		return nil, fmt.Errorf("OTLP trace exporter: %w", err)
 	}
@@ -78,29 +80,24 @@ func StartTracing(ctx context.Context, getenv func(string) string, service, vers
 	return tp.Shutdown, nil
 }
 
-// traceExporter is the OTLP exporter of the protocol the environment
-// names (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL):
-// http/protobuf, the specification's default, or grpc.
-func traceExporter(ctx context.Context, getenv func(string) string) (sdktrace.SpanExporter, error) {
-	switch p := otlpProtocol(getenv, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"); p {
+// otlpExporter makes one signal's (TRACES, METRICS) OTLP exporter for the
+// protocol the environment names, OTEL_EXPORTER_OTLP_<signal>_PROTOCOL else
+// OTEL_EXPORTER_OTLP_PROTOCOL: http/protobuf, the specification's default,
+// or grpc. The exporters read their endpoint and headers themselves.
+func otlpExporter[E any](getenv func(string) string, signal string, overHTTP, overGRPC func() (E, error)) (E, error) {
+	p := getenv("OTEL_EXPORTER_OTLP_" + signal + "_PROTOCOL")
+	if p == "" {
+		p = getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+	}
+	switch p {
+	case "", "http/protobuf":
+		return overHTTP()
 	case "grpc":
-		return otlptracegrpc.New(ctx)
-	case "http/protobuf":
-		return otlptracehttp.New(ctx)
+		return overGRPC()
 	default:
-		return nil, fmt.Errorf("protocol %q: Signpost sends OTLP as http/protobuf or grpc", p)
+		var none E
+		return none, fmt.Errorf("protocol %q: Signpost sends OTLP as http/protobuf or grpc", p)
 	}
-}
-
-// otlpProtocol is the OTLP protocol for one signal: its own variable, else
-// the general one, else http/protobuf.
-func otlpProtocol(getenv func(string) string, signalVar string) string {
-	for _, v := range []string{getenv(signalVar), getenv("OTEL_EXPORTER_OTLP_PROTOCOL")} {
-		if v != "" {
-			return v
-		}
-	}
-	return "http/protobuf"
 }
 
 // NewTracerProvider is Signpost's tracer provider around a span processor.
