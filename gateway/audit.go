@@ -22,6 +22,9 @@ type AuditRecord struct {
 	Address     string   // the caller's network address
 	What        []string // references touched
 	Query       string   // for searches: the type and the parameter names, never values
+	// User is the person, for what was done in the web pages: the account's
+	// address ("" for a system's API call).
+	User string
 }
 
 // Fields is the record as stream fields.
@@ -29,7 +32,7 @@ func (r AuditRecord) Fields() []string {
 	return []string{
 		"t", strconv.FormatInt(r.Recorded.UnixMilli(), 10), "i", r.Interaction, "a", r.Action,
 		"s", strconv.Itoa(r.Status), "c", r.Client, "os", r.Org.System, "ov", r.Org.Value,
-		"ip", r.Address, "w", strings.Join(r.What, " "), "q", r.Query,
+		"ip", r.Address, "w", strings.Join(r.What, " "), "q", r.Query, "u", r.User,
 	}
 }
 
@@ -38,12 +41,16 @@ func ReadAuditRecord(f map[string]string) AuditRecord {
 	ms, _ := strconv.ParseInt(f["t"], 10, 64)
 	status, _ := strconv.Atoi(f["s"])
 	r := AuditRecord{Recorded: time.UnixMilli(ms).UTC(), Interaction: f["i"], Action: f["a"], Status: status, Client: f["c"],
-		Org: Identifier{f["os"], f["ov"]}, Address: f["ip"], Query: f["q"]}
+		Org: Identifier{f["os"], f["ov"]}, Address: f["ip"], Query: f["q"], User: f["u"]}
 	if f["w"] != "" {
 		r.What = strings.Split(f["w"], " ")
 	}
 	return r
 }
+
+// PortalUserSystem names the people who sign in to Signpost's pages, by
+// their account's address.
+const PortalUserSystem = "https://signpost.health/fhir/Id/portal-user"
 
 // balpProfiles are the IHE Basic Audit Log Pattern profiles by interaction.
 var balpProfiles = map[string]string{
@@ -92,6 +99,15 @@ func (r AuditRecord) Event(observer string) []byte {
 		},
 		"source": map[string]any{"observer": map[string]string{"display": "Signpost"},
 			"type": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}}},
+	}
+	if r.User != "" {
+		// A person acted through Signpost's pages: they are the requestor,
+		// the provider's organisation the system they acted for.
+		agents := ev["agent"].([]map[string]any)
+		agents[0]["requestor"] = false
+		ev["agent"] = append(agents, map[string]any{
+			"type": map[string]any{"coding": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type", "code": "humanuser", "display": "human user"}}},
+			"who":  map[string]any{"identifier": map[string]string{"system": PortalUserSystem, "value": r.User}}, "requestor": true})
 	}
 	if p := balpProfiles[r.Interaction]; p != "" {
 		ev["meta"] = map[string]any{"profile": []string{"https://profiles.ihe.net/ITI/BALP/StructureDefinition/" + p}}

@@ -18,6 +18,9 @@ type Store interface {
 	Read(ctx context.Context, typ, id string) (*Resource, error)
 	// ReadVersion returns one version of a resource, or ErrNotFound.
 	ReadVersion(ctx context.Context, typ, id string, version int) (*Resource, error)
+	// Histories returns every version of each resource, oldest first (an
+	// empty list for one not held): the journey of a referral Task.
+	Histories(ctx context.Context, typ string, ids []string) ([][]*Resource, error)
 	// ReadMany returns the current versions of the given "Type/id"
 	// references; those it does not hold are left out.
 	ReadMany(ctx context.Context, refs []string) ([]*Resource, error)

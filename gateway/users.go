@@ -11,16 +11,35 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// PortalUser is a member of a provider's staff who signs in to the web
-// inbox. Operators manage them (signpost users); they only ever see their
-// own provider's referrals.
+// PortalUser is a person who signs in to Signpost's web pages: a member of
+// a provider's staff, who works the referral inbox and only ever sees that
+// provider's referrals, or an operator (a link-worker lead or commissioner),
+// who sees the outcomes view: counts and times, never a person's details.
+// Operators of the deployment manage the accounts (signpost users).
 type PortalUser struct {
 	Email        string // lower case: the account's name
-	ProviderID   string
+	ProviderID   string // "" for an operator
 	PasswordHash string // bcrypt
 	Disabled     bool
 	Created      time.Time
 }
+
+// Operator reports whether the account is an operator's rather than a
+// provider's staff.
+func (u *PortalUser) Operator() bool { return u.ProviderID == "" }
+
+// WebSession is one signed-in browser. Only the digest of its cookie's
+// token is kept, so a copy of the store does not let anyone sign in.
+type WebSession struct {
+	Email      string
+	ProviderID string // the account's, read afresh with every request
+	// CSRF is the token every form of this session carries back.
+	CSRF    string
+	Created time.Time
+}
+
+// Operator reports whether the session is an operator's.
+func (s *WebSession) Operator() bool { return s.ProviderID == "" }
 
 var (
 	// ErrUserExists: an account with this address is already kept.
@@ -38,7 +57,8 @@ const (
 )
 
 // NewPortalUser checks an address and a password and makes the account,
-// the password kept only as its bcrypt hash.
+// the password kept only as its bcrypt hash. providerID "" makes an
+// operator's account.
 func NewPortalUser(email, providerID, password string, now time.Time) (PortalUser, error) {
 	addr, err := CanonicalEmail(email)
 	if err != nil {

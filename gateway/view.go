@@ -50,10 +50,12 @@ func readReferral(o *fhir.Object) (*referralView, error) {
 // stored bytes through the samply model, after the raw checks, so the
 // enum traps of the model (a missing status reads as draft) cannot reach it.
 type TaskView struct {
-	ID             string
-	Status         string
-	StatusReason   string // statusReason.text
-	BusinessStatus string // businessStatus.text, or its first code
+	ID           string
+	Status       string
+	StatusReason string // statusReason.text
+	// StatusReasonCode is statusReason's first code (a decline or end reason).
+	StatusReasonCode string
+	BusinessStatus   string // businessStatus.text, or its first code
 	// BusinessStatusCode is businessStatus's first code.
 	BusinessStatusCode string
 	Focus              string // focus.reference
@@ -102,6 +104,9 @@ func ReadTask(body []byte) (*TaskView, error) {
 	}
 	if t.StatusReason != nil && t.StatusReason.Text != nil {
 		v.StatusReason = *t.StatusReason.Text
+	}
+	if cs := codings(t.StatusReason); len(cs) > 0 {
+		v.StatusReasonCode = cs[0].Code
 	}
 	if cs := codings(t.BusinessStatus); len(cs) > 0 {
 		v.BusinessStatusCode = cs[0].Code

@@ -20,6 +20,7 @@ import (
 	"github.com/signpost-health/signpost/gateway/outbound"
 	"github.com/signpost-health/signpost/gateway/redisstore"
 	"github.com/signpost-health/signpost/gateway/telemetry"
+	"github.com/signpost-health/signpost/gateway/web"
 	"github.com/signpost-health/signpost/mappings"
 )
 
@@ -62,7 +63,9 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 		Auditor:      store,
 		Caller:       func(*http.Request) (gateway.Caller, error) { return caller, nil },
 		Capability:   httpapi.CapabilityInfo{Version: version, AuthMode: string(cfg.Auth.Mode)},
-		Logger:       log,
+		Pages: web.New(web.Options{Service: svc, Accounts: store, Auditor: store, PublicURL: cfg.PublicURL, Logger: log,
+			Limiter: store.Limiter(signInRate, signInBurst)}),
+		Logger: log,
 	})
 
 	workers, err := newWorkers(app, getenv)
@@ -281,6 +284,14 @@ func localCaller(cfg config.Config) gateway.Caller {
 }
 
 // limiter is the per-client rate limit, or nil when it is turned off.
+// Sign-in attempts to the web pages, per address and per account: ten at
+// once, then one every six seconds, which makes guessing a password of
+// twelve characters hopeless while a person who mistypes is not held up.
+const (
+	signInRate  = 1.0 / 6
+	signInBurst = 10
+)
+
 func limiter(cfg config.Config, store *redisstore.Store) httpapi.Limiter {
 	if cfg.RateLimit.PerSecond <= 0 {
 		return nil

@@ -14,20 +14,29 @@ import (
 
 // runUsers is `signpost users add PROVIDER_ID EMAIL` (the password read
 // from standard input, so it never appears in the process list or shell
-// history) and `signpost users disable EMAIL`: the accounts of provider
-// staff who use the web inbox.
+// history), `signpost users add -operator EMAIL` and `signpost users
+// disable EMAIL`: the accounts of provider staff who use the web inbox and
+// of operators (link-worker leads, commissioners) who use the outcomes view.
 func runUsers(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	const use = "usage: signpost users add [-config FILE] PROVIDER_ID EMAIL  (password on standard input)\n" +
+		"       signpost users add [-config FILE] -operator EMAIL\n" +
 		"       signpost users disable [-config FILE] EMAIL"
 	if len(args) == 0 || (args[0] != "add" && args[0] != "disable") {
 		return usageError{use}
 	}
 	fs := newFlags("users "+args[0], stderr)
 	configPath := fs.String("config", "", "configuration file (YAML); default $SIGNPOST_CONFIG")
+	operator := false
+	if args[0] == "add" {
+		fs.BoolVar(&operator, "operator", false, "an operator's account: the outcomes view, no provider's referrals")
+	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return usageError{err.Error()}
 	}
 	rest := fs.Args()
+	if operator {
+		rest = append([]string{""}, rest...) // no provider
+	}
 	if (args[0] == "add" && len(rest) != 2) || (args[0] == "disable" && len(rest) != 1) {
 		return usageError{use}
 	}
@@ -48,7 +57,7 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		return nil
 	}
 	providerID, email := rest[0], rest[1]
-	if !configuredProvider(a, providerID) {
+	if !operator && !configuredProvider(a, providerID) {
 		return fmt.Errorf("no provider %q in the configuration", providerID)
 	}
 	password, err := readPassword(stdin)
@@ -61,6 +70,10 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if err := a.store.AddUser(ctx, u); err != nil {
 		return err
+	}
+	if operator {
+		fmt.Fprintf(stdout, "%s can sign in to the outcomes view\n", u.Email)
+		return nil
 	}
 	fmt.Fprintf(stdout, "%s can sign in for %s\n", u.Email, providerID)
 	return nil

@@ -72,6 +72,15 @@ func TestUsersAddAndDisable(t *testing.T) {
 	if !u.Disabled {
 		t.Error("the account is still enabled")
 	}
+	if out, err := users(password, "add", "-operator", "lead@example.org"); err != nil || !strings.Contains(out, "outcomes view") {
+		t.Fatalf("users add -operator: %q, %v", out, err)
+	}
+	if u, err := store.User(ctx, "lead@example.org"); err != nil || !u.Operator() {
+		t.Errorf("kept %+v, %v; want an operator's account", u, err)
+	}
+	if _, err := users(password, "add", "-operator", "walking", "x@example.org"); !errors.As(err, new(usageError)) {
+		t.Errorf("an operator with a provider: %v, want a usage error", err)
+	}
 	if _, err := users("", "remove", "x"); !errors.As(err, new(usageError)) {
 		t.Errorf("an unknown users command: %v, want a usage error", err)
 	}

@@ -38,6 +38,9 @@ type Options struct {
 	// Traced gives each request a span (and continues a caller's
 	// traceparent). Off when tracing is off: it costs CPU on every request.
 	Traced bool
+	// Pages serves the web pages for people under /portal/ and /insights/
+	// (nil: none). They share this server's recovery, access log and tracing.
+	Pages http.Handler
 	// Capability describes the deployment for /fhir/metadata.
 	Capability CapabilityInfo
 	Logger     *slog.Logger
@@ -109,6 +112,12 @@ func New(o Options) http.Handler {
 		r.GET("/.well-known/smart-configuration", a.smartConfiguration)
 		r.GET("/fhir/.well-known/smart-configuration", a.smartConfiguration)
 		r.POST("/auth/token", a.limitByAddress, a.token)
+	}
+
+	if o.Pages != nil {
+		pages := gin.WrapH(o.Pages)
+		r.Any("/portal/*page", pages)
+		r.Any("/insights/*page", pages)
 	}
 
 	r.GET("/fhir/metadata", a.fhirHeaders, a.capabilities) // public, as FHIR and SMART discovery expect

@@ -78,3 +78,15 @@ func (k keys) temp(token string, n int) string {
 // "hash" (bcrypt), "disabled" ("1" once disabled), "created" (Unix ms).
 // The key holds the address in lower case: one account per address.
 func (k keys) user(email string) string { return k.ns + ":user:" + email }
+
+// session is a hash of one signed-in browser, under the digest of its
+// cookie's token: "email", "csrf", "created" (Unix ms). It expires when idle.
+func (k keys) session(digest string) string { return k.ns + ":sess:" + digest }
+
+// sessionPrefix is what session keys start with, for the script that ends
+// every session of an account (the keys share the hash tag, so one slot).
+func (k keys) sessionPrefix() string { return k.ns + ":sess:" }
+
+// userSessions is the set of an account's session digests, so disabling
+// the account ends every one of them at once.
+func (k keys) userSessions(email string) string { return k.ns + ":usess:" + email }

@@ -361,3 +361,33 @@ func randomToken() string {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// Histories implements gateway.Store. A resource's versions live in its one
+// hash, so each is read whole in one HGETALL; the reads are pipelined.
+func (s *Store) Histories(ctx context.Context, typ string, ids []string) ([][]*gateway.Resource, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGetAll(ctx, s.keys.resource(typ, id))
+	}
+	if len(ids) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, classify(err)
+		}
+	}
+	out := make([][]*gateway.Resource, len(ids))
+	for i, cmd := range cmds {
+		h := cmd.Val()
+		current, _ := strconv.Atoi(h["v"])
+		for v := 1; v <= current; v++ {
+			body, ok := h[strconv.Itoa(v)]
+			if !ok {
+				continue
+			}
+			ms, _ := strconv.ParseInt(h["t"+strconv.Itoa(v)], 10, 64)
+			out[i] = append(out[i], &gateway.Resource{Type: typ, ID: ids[i], Version: v,
+				LastUpdated: time.UnixMilli(ms).UTC(), Body: []byte(body), Owner: h["o"]})
+		}
+	}
+	return out, nil
+}

@@ -17,10 +17,16 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'provider', ARGV[1], 'hash', ARGV[2], 'created', ARGV[3], 'disabled', '0')
 return 1`)
 
-// disableUser marks an existing account disabled; it never creates one.
+// disableUser marks an existing account disabled and ends every session it
+// has, in one step; it never creates an account.
+// KEYS[1] the account, KEYS[2] its sessions set; ARGV[1] the session key prefix.
 var disableUser = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'disabled', '1')
+for _, digest in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  redis.call('DEL', ARGV[1] .. digest)
+end
+redis.call('DEL', KEYS[2])
 return 1`)
 
 // AddUser keeps a new provider staff account; gateway.ErrUserExists if the
@@ -36,10 +42,10 @@ func (s *Store) AddUser(ctx context.Context, u gateway.PortalUser) error {
 	return nil
 }
 
-// DisableUser stops an account signing in; gateway.ErrNoSuchUser if there
-// is none.
+// DisableUser stops an account signing in and signs it out everywhere;
+// gateway.ErrNoSuchUser if there is none.
 func (s *Store) DisableUser(ctx context.Context, email string) error {
-	n, err := disableUser.Run(ctx, s.rdb, []string{s.keys.user(email)}).Int()
+	n, err := disableUser.Run(ctx, s.rdb, []string{s.keys.user(email), s.keys.userSessions(email)}, s.keys.sessionPrefix()).Int()
 	if err != nil {
 		return classify(err)
 	}

@@ -1,0 +1,330 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/mappings"
+)
+
+// The inbox is what a provider's staff see of their referrals: who the
+// person is and how to reach them, why they were referred, by whom, and
+// where the referral stands. It is read under the provider's own Caller,
+// so it shows exactly what the API would show that provider and nothing
+// else.
+
+// InboxView picks the referrals a list shows, by where they stand.
+type InboxView string
+
+// The inbox lists.
+const (
+	InboxNew        InboxView = "new"
+	InboxInProgress InboxView = "in-progress"
+	InboxClosed     InboxView = "closed"
+)
+
+// inboxStatuses are the Task statuses of each list.
+var inboxStatuses = map[InboxView]string{
+	InboxNew:        "requested",
+	InboxInProgress: "accepted,in-progress,on-hold",
+	InboxClosed:     "completed,rejected,failed,cancelled,entered-in-error",
+}
+
+// InboxPageSize is how many referrals one inbox page lists.
+const InboxPageSize = 25
+
+// Person is what a provider needs to know to contact someone referred.
+type Person struct {
+	Name      string
+	NHSNumber string
+	BirthDate string
+	Phone     []string
+	Email     []string
+	Address   string
+}
+
+// ReferralSummary is one referral as the inbox lists it.
+type ReferralSummary struct {
+	TaskID         string
+	Version        int
+	Status         string
+	BusinessStatus string
+	StatusReason   string
+	Category       string
+	CategoryLabel  string
+	Reason         string // what the referral is for: its code's display or text
+	Practice       string // who referred: the requester's display or identifier
+	Sent           time.Time
+	LastUpdated    time.Time
+	Person         Person
+}
+
+// InboxPage is one page of a list.
+type InboxPage struct {
+	Referrals []ReferralSummary
+	Total     int
+	Offset    int
+	// Read lists every resource the page showed (for the audit of who saw
+	// whose details).
+	Read []string
+}
+
+// Inbox lists a provider's referrals in one list, most recently changed first.
+func (s *Service) Inbox(ctx context.Context, caller Caller, view InboxView, offset int) (*InboxPage, error) {
+	statuses, ok := inboxStatuses[view]
+	if !ok {
+		return nil, errors.New("unknown inbox list " + string(view))
+	}
+	params := url.Values{"status": {statuses}, "_sort": {"-_lastUpdated"},
+		"_count": {strconv.Itoa(InboxPageSize)}, "_offset": {strconv.Itoa(max(0, min(offset, MaxOffset)))}}
+	res, err := s.Search(ctx, caller, TypeTask, params, false)
+	if err != nil {
+		return nil, err
+	}
+	page := &InboxPage{Total: res.Total, Offset: offset}
+	for _, task := range res.Matches {
+		r, read, err := s.summarise(ctx, task)
+		if err != nil {
+			return nil, err
+		}
+		page.Referrals = append(page.Referrals, *r)
+		page.Read = append(page.Read, read...)
+	}
+	return page, nil
+}
+
+// ReferralDetail is one referral as its page shows it.
+type ReferralDetail struct {
+	ReferralSummary
+	Priority           string
+	Notes              []string // ServiceRequest.note texts
+	PatientInstruction string
+	Outcome            string // the completed Task's outcome text
+	History            []TaskChange
+	Actions            []Action
+	Read               []string
+}
+
+// TaskChange is one version of the Task: who moved it where, and when.
+type TaskChange struct {
+	Version        int
+	When           time.Time
+	Status         string
+	BusinessStatus string
+	StatusReason   string
+}
+
+// Referral reads one referral in full, under the caller's visibility
+// (ErrNotFound when the caller may not see it).
+func (s *Service) Referral(ctx context.Context, caller Caller, taskID string) (*ReferralDetail, error) {
+	if checkID(taskID) != nil {
+		return nil, ErrNotFound
+	}
+	task, err := s.readVisible(ctx, caller, TypeTask, taskID)
+	if err != nil {
+		return nil, err
+	}
+	sum, read, err := s.summarise(ctx, task)
+	if err != nil {
+		return nil, err
+	}
+	d := &ReferralDetail{ReferralSummary: *sum, Read: read, Actions: ActionsFor(sum.Status)}
+	view, err := ReadTask(task.Body)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range view.Outputs {
+		if o.Text != "" {
+			d.Outcome = o.Text
+		}
+	}
+	if sr := s.focusOf(ctx, task); sr != nil {
+		var r struct {
+			Priority string `json:"priority"`
+			Note     []struct {
+				Text string `json:"text"`
+			} `json:"note"`
+			PatientInstruction string `json:"patientInstruction"`
+		}
+		_ = json.Unmarshal(sr.Body, &r)
+		d.Priority, d.PatientInstruction = r.Priority, r.PatientInstruction
+		for _, n := range r.Note {
+			d.Notes = append(d.Notes, n.Text)
+		}
+	}
+	versions, err := s.store.Histories(ctx, TypeTask, []string{taskID})
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range versions[0] {
+		tv, err := ReadTask(v.Body)
+		if err != nil {
+			return nil, err
+		}
+		d.History = append(d.History, TaskChange{Version: v.Version, When: v.LastUpdated, Status: tv.Status,
+			BusinessStatus: tv.BusinessStatus, StatusReason: tv.StatusReason})
+	}
+	return d, nil
+}
+
+// summarise reads what the inbox shows of a Task: its referral and person.
+// The ServiceRequest and Patient are read without a visibility check: the
+// caller may see the Task, and a provider sees what its Tasks point to.
+func (s *Service) summarise(ctx context.Context, task *Resource) (*ReferralSummary, []string, error) {
+	view, err := ReadTask(task.Body)
+	if err != nil {
+		return nil, nil, err
+	}
+	var t struct {
+		AuthoredOn string `json:"authoredOn"`
+		Requester  struct {
+			Display    string `json:"display"`
+			Identifier struct {
+				Value string `json:"value"`
+			} `json:"identifier"`
+		} `json:"requester"`
+		For struct {
+			Identifier struct {
+				System, Value string
+			} `json:"identifier"`
+		} `json:"for"`
+		Input []struct {
+			ValueCoding struct {
+				System, Code string
+			} `json:"valueCoding"`
+		} `json:"input"`
+	}
+	_ = json.Unmarshal(task.Body, &t)
+	r := &ReferralSummary{TaskID: task.ID, Version: task.Version, Status: view.Status, BusinessStatus: view.BusinessStatus,
+		StatusReason: view.StatusReason, LastUpdated: task.LastUpdated, Practice: t.Requester.Display}
+	if r.Practice == "" {
+		r.Practice = t.Requester.Identifier.Value
+	}
+	r.Sent, _ = time.Parse(time.RFC3339Nano, t.AuthoredOn)
+	for _, in := range t.Input {
+		if in.ValueCoding.System == categorySystem {
+			r.Category = in.ValueCoding.Code
+			r.CategoryLabel = mappings.CategoryLabel(r.Category)
+		}
+	}
+	read := []string{task.Ref()}
+	if t.For.Identifier.System == fhir.NHSNumberSystem {
+		r.Person.NHSNumber = t.For.Identifier.Value
+	}
+	sr := s.focusOf(ctx, task)
+	if sr != nil {
+		read = append(read, sr.Ref())
+		var body struct {
+			Code struct {
+				Text   string `json:"text"`
+				Coding []struct {
+					Display string `json:"display"`
+				} `json:"coding"`
+			} `json:"code"`
+			Contained []json.RawMessage `json:"contained"`
+		}
+		_ = json.Unmarshal(sr.Body, &body)
+		r.Reason = body.Code.Text
+		if r.Reason == "" && len(body.Code.Coding) > 0 {
+			r.Reason = body.Code.Coding[0].Display
+		}
+		if id, ok := strings.CutPrefix(view.For, "#"); ok {
+			for _, c := range body.Contained {
+				var head struct{ ResourceType, ID string }
+				if json.Unmarshal(c, &head) == nil && head.ResourceType == TypePatient && head.ID == id {
+					readPerson(c, &r.Person)
+				}
+			}
+		}
+	}
+	if ref := s.localRef(view.For); strings.HasPrefix(ref, TypePatient+"/") {
+		got, err := s.store.ReadMany(ctx, []string{ref})
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(got) == 1 {
+			readPerson(got[0].Body, &r.Person)
+			read = append(read, ref)
+		}
+	}
+	return r, read, nil
+}
+
+// focusOf reads the ServiceRequest a Task is for (nil when not held).
+func (s *Service) focusOf(ctx context.Context, task *Resource) *Resource {
+	got, err := s.includeFocus(ctx, []*Resource{task})
+	if err != nil || len(got) == 0 {
+		return nil
+	}
+	return got[0]
+}
+
+// readPerson fills in what a Patient says about how to reach the person;
+// what is already known (an NHS number on the reference) is kept unless
+// the Patient says it too.
+func readPerson(body []byte, p *Person) {
+	var pt struct {
+		Identifier []struct{ System, Value string } `json:"identifier"`
+		Name       []struct {
+			Text   string   `json:"text"`
+			Given  []string `json:"given"`
+			Family string   `json:"family"`
+			Prefix []string `json:"prefix"`
+		} `json:"name"`
+		Telecom []struct {
+			System string `json:"system"`
+			Value  string `json:"value"`
+		} `json:"telecom"`
+		BirthDate string `json:"birthDate"`
+		Address   []struct {
+			Text       string   `json:"text"`
+			Line       []string `json:"line"`
+			City       string   `json:"city"`
+			PostalCode string   `json:"postalCode"`
+		} `json:"address"`
+	}
+	if json.Unmarshal(body, &pt) != nil {
+		return
+	}
+	for _, id := range pt.Identifier {
+		if id.System == fhir.NHSNumberSystem {
+			p.NHSNumber = id.Value
+		}
+	}
+	if len(pt.Name) > 0 {
+		n := pt.Name[0]
+		p.Name = n.Text
+		if p.Name == "" {
+			p.Name = strings.TrimSpace(strings.Join(append(append([]string{}, n.Given...), n.Family), " "))
+		}
+	}
+	for _, t := range pt.Telecom {
+		switch t.System {
+		case "phone", "sms":
+			p.Phone = append(p.Phone, t.Value)
+		case "email":
+			p.Email = append(p.Email, t.Value)
+		}
+	}
+	p.BirthDate = pt.BirthDate
+	if len(pt.Address) > 0 {
+		a := pt.Address[0]
+		p.Address = a.Text
+		if p.Address == "" {
+			parts := append(append([]string{}, a.Line...), a.City, a.PostalCode)
+			var kept []string
+			for _, s := range parts {
+				if s != "" {
+					kept = append(kept, s)
+				}
+			}
+			p.Address = strings.Join(kept, ", ")
+		}
+	}
+}

@@ -1,0 +1,459 @@
+package gateway
+
+import (
+	"cmp"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/signpost-health/signpost/mappings"
+)
+
+// Insights are what link workers and commissioners ask of referrals: how
+// many got where (the funnel), how fast, and why some were declined. They
+// are read from the versions of the referral Tasks, which already record
+// every step with its time, so nothing extra is written on the referral's
+// path and the figures cannot drift from the record.
+
+// Journey is one referral's path, read from its Task's versions.
+type Journey struct {
+	TaskID     string
+	Category   string
+	Practice   string // the requester's organisation identifier (or display)
+	ProviderID string
+	Sent       time.Time
+	// The first time each step was reached (zero: not reached).
+	Delivered, Accepted, FirstContact, Started, Ended time.Time
+	// End is how the referral ended: "" while it is open, or one of the
+	// End* values.
+	End           string
+	DeclineReason string // the code, when declined with a coded reason
+}
+
+// How a referral ended (and EndDidNotAttend).
+const (
+	EndCompleted = "completed"
+	EndDeclined  = "declined"
+	EndFailed    = "failed"
+	EndCancelled = "cancelled"
+)
+
+// journeyPage is how many Tasks are read per round trip.
+const journeyPage = 500
+
+// Journeys reads the paths of the referrals sent in [from, to).
+func (s *Service) Journeys(ctx context.Context, from, to time.Time) ([]Journey, error) {
+	var out []Journey
+	// A Task sent in the period was last changed at or after its start, so
+	// the index narrows the read to those; the sent time then decides.
+	q := &StoreQuery{Type: TypeTask, Since: from, Count: journeyPage}
+	for {
+		ids, total, err := s.store.Search(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		histories, err := s.store.Histories(ctx, TypeTask, ids)
+		if err != nil {
+			return nil, err
+		}
+		for i, versions := range histories {
+			j, ok := journeyOf(ids[i], versions)
+			if ok && !j.Sent.Before(from) && j.Sent.Before(to) {
+				out = append(out, j)
+			}
+		}
+		q.Offset += len(ids)
+		if len(ids) == 0 || q.Offset >= total {
+			return out, nil
+		}
+	}
+}
+
+// journeyOf reads a journey from a Task's versions, oldest first. A Task
+// entered in error is no referral and is left out (ok false).
+func journeyOf(id string, versions []*Resource) (Journey, bool) {
+	j := Journey{TaskID: id}
+	if len(versions) == 0 {
+		return j, false
+	}
+	var first struct {
+		AuthoredOn string `json:"authoredOn"`
+		Requester  struct {
+			Reference  string                 `json:"reference"`
+			Display    string                 `json:"display"`
+			Identifier struct{ Value string } `json:"identifier"`
+		} `json:"requester"`
+		Owner struct {
+			Reference string `json:"reference"`
+		} `json:"owner"`
+		Input []struct {
+			ValueCoding struct{ System, Code string } `json:"valueCoding"`
+		} `json:"input"`
+	}
+	_ = json.Unmarshal(versions[0].Body, &first)
+	j.Sent = versions[0].LastUpdated
+	if t, err := time.Parse(time.RFC3339Nano, first.AuthoredOn); err == nil {
+		j.Sent = t.UTC()
+	}
+	j.Practice = cmp.Or(first.Requester.Identifier.Value, first.Requester.Display, first.Requester.Reference)
+	j.ProviderID = strings.TrimPrefix(first.Owner.Reference, "Organization/")
+	for _, in := range first.Input {
+		if in.ValueCoding.System == categorySystem {
+			j.Category = in.ValueCoding.Code
+		}
+	}
+	reach := func(at *time.Time, when time.Time) {
+		if at.IsZero() {
+			*at = when
+		}
+	}
+	for _, v := range versions {
+		view, err := ReadTask(v.Body)
+		if err != nil {
+			continue
+		}
+		when := v.LastUpdated
+		switch view.Status {
+		case "entered-in-error":
+			return j, false
+		case "accepted", "in-progress", "on-hold", "completed", "rejected":
+			reach(&j.Delivered, when) // the provider acted on it, so it had it
+		}
+		switch view.Status {
+		case "accepted", "in-progress", "on-hold", "completed":
+			reach(&j.Accepted, when)
+		}
+		switch view.BusinessStatusCode {
+		case "delivered":
+			reach(&j.Delivered, when)
+		case BusinessContacted, BusinessFirstSession:
+			reach(&j.FirstContact, when)
+		}
+		if view.Status == "in-progress" {
+			reach(&j.Started, when)
+		}
+		if j.End == "" {
+			switch view.Status {
+			case "completed":
+				j.End = EndCompleted
+			case "rejected":
+				j.End, j.DeclineReason = EndDeclined, view.StatusReasonCode
+			case "failed":
+				j.End = EndFailed
+				if view.StatusReasonCode == EndDidNotAttend {
+					j.End = EndDidNotAttend
+				}
+			case "cancelled":
+				j.End = EndCancelled
+			}
+			if j.End != "" {
+				j.Ended = when
+			}
+		}
+	}
+	return j, true
+}
+
+// Funnel counts referrals by how far they got. The stages are cumulative
+// (an accepted referral was delivered); the endings are exclusive.
+type Funnel struct {
+	Sent, Delivered, Accepted, Started, Completed int
+	Declined, Failed, DidNotAttend, Cancelled     int
+}
+
+// Durations summarises how long a step took.
+type Durations struct {
+	N           int
+	Median, P90 time.Duration
+}
+
+// ReportRow is the funnel and timings of one group of referrals.
+type ReportRow struct {
+	Key, Label     string
+	Funnel         Funnel
+	ToAcceptance   Durations // from sent to accepted
+	ToFirstContact Durations // from sent to the first contact recorded
+}
+
+// ReasonCount is how many referrals were declined for one reason.
+type ReasonCount struct {
+	Code, Display string
+	Count         int
+}
+
+// Report is the outcomes of the referrals sent in a period.
+type Report struct {
+	From, To                           time.Time
+	Total                              ReportRow
+	ByCategory, ByPractice, ByProvider []ReportRow
+	DeclineReasons                     []ReasonCount
+}
+
+// Insights builds the report of the referrals sent in [from, to).
+func (s *Service) Insights(ctx context.Context, from, to time.Time) (*Report, error) {
+	journeys, err := s.Journeys(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	return BuildReport(journeys, from, to, s.providerName), nil
+}
+
+func (s *Service) providerName(id string) string {
+	if p, ok := s.router.Provider(id); ok {
+		return p.Name
+	}
+	return id
+}
+
+// BuildReport totals journeys into a report. providerName labels providers.
+func BuildReport(journeys []Journey, from, to time.Time, providerName func(string) string) *Report {
+	r := &Report{From: from, To: to, Total: row("all", "All referrals", journeys)}
+	r.ByCategory = rowsBy(journeys, func(j Journey) string { return j.Category }, mappings.CategoryLabel)
+	r.ByPractice = rowsBy(journeys, func(j Journey) string { return j.Practice }, func(k string) string { return k })
+	r.ByProvider = rowsBy(journeys, func(j Journey) string { return j.ProviderID }, providerName)
+	counts := map[string]int{}
+	for _, j := range journeys {
+		if j.End == EndDeclined {
+			counts[cmp.Or(j.DeclineReason, "unspecified")]++
+		}
+	}
+	for code, n := range counts {
+		display := "No coded reason"
+		if o, ok := optionNamed(DeclineReasons, code); ok {
+			display = o.Display
+		}
+		r.DeclineReasons = append(r.DeclineReasons, ReasonCount{code, display, n})
+	}
+	slices.SortFunc(r.DeclineReasons, func(a, b ReasonCount) int {
+		return cmp.Or(b.Count-a.Count, strings.Compare(a.Code, b.Code))
+	})
+	return r
+}
+
+func rowsBy(journeys []Journey, key func(Journey) string, label func(string) string) []ReportRow {
+	groups := map[string][]Journey{}
+	for _, j := range journeys {
+		groups[key(j)] = append(groups[key(j)], j)
+	}
+	out := make([]ReportRow, 0, len(groups))
+	for k, js := range groups {
+		out = append(out, row(k, label(k), js))
+	}
+	slices.SortFunc(out, func(a, b ReportRow) int {
+		return cmp.Or(b.Funnel.Sent-a.Funnel.Sent, strings.Compare(a.Key, b.Key))
+	})
+	return out
+}
+
+func row(key, label string, journeys []Journey) ReportRow {
+	r := ReportRow{Key: key, Label: label}
+	var toAccept, toContact []time.Duration
+	for _, j := range journeys {
+		f := &r.Funnel
+		f.Sent++
+		if !j.Delivered.IsZero() {
+			f.Delivered++
+		}
+		if !j.Accepted.IsZero() {
+			f.Accepted++
+			toAccept = append(toAccept, j.Accepted.Sub(j.Sent))
+		}
+		if !j.Started.IsZero() {
+			f.Started++
+		}
+		if !j.FirstContact.IsZero() {
+			toContact = append(toContact, j.FirstContact.Sub(j.Sent))
+		}
+		switch j.End {
+		case EndCompleted:
+			f.Completed++
+		case EndDeclined:
+			f.Declined++
+		case EndFailed:
+			f.Failed++
+		case EndDidNotAttend:
+			f.DidNotAttend++
+		case EndCancelled:
+			f.Cancelled++
+		}
+	}
+	r.ToAcceptance, r.ToFirstContact = summarise(toAccept), summarise(toContact)
+	return r
+}
+
+// summarise takes the median and 90th percentile by the nearest-rank
+// method: each is a time some referral actually took.
+func summarise(ds []time.Duration) Durations {
+	if len(ds) == 0 {
+		return Durations{}
+	}
+	slices.Sort(ds)
+	rank := func(p float64) time.Duration {
+		return ds[max(0, int(math.Ceil(p*float64(len(ds))))-1)]
+	}
+	return Durations{N: len(ds), Median: rank(0.5), P90: rank(0.9)}
+}
+
+// Stages are the funnel's columns in order, with their codes in the
+// MeasureReport and the CSV. Exit marks the endings other than completion.
+var Stages = []struct {
+	Code, Display string
+	Exit          bool
+	Count         func(Funnel) int
+}{
+	{"sent", "Sent", false, func(f Funnel) int { return f.Sent }},
+	{"delivered", "Delivered", false, func(f Funnel) int { return f.Delivered }},
+	{"accepted", "Accepted", false, func(f Funnel) int { return f.Accepted }},
+	{"started", "Started", false, func(f Funnel) int { return f.Started }},
+	{"completed", "Completed", false, func(f Funnel) int { return f.Completed }},
+	{"declined", "Declined", true, func(f Funnel) int { return f.Declined }},
+	{"failed", "Failed", true, func(f Funnel) int { return f.Failed }},
+	{"did-not-attend", "Did not attend", true, func(f Funnel) int { return f.DidNotAttend }},
+	{"cancelled", "Cancelled", true, func(f Funnel) int { return f.Cancelled }},
+}
+
+// WriteCSV writes the report as CSV: one row per group (all referrals, then
+// each category, practice and provider), a column per stage, and the
+// timings in hours.
+func (r *Report) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	head := []string{"period_start", "period_end", "group_by", "group", "label"}
+	for _, st := range Stages {
+		head = append(head, strings.ReplaceAll(st.Code, "-", "_"))
+	}
+	head = append(head, "accepted_n", "hours_to_acceptance_median", "hours_to_acceptance_p90",
+		"first_contact_n", "hours_to_first_contact_median", "hours_to_first_contact_p90")
+	if err := cw.Write(head); err != nil {
+		return err
+	}
+	for _, g := range r.groups() {
+		for _, row := range g.rows {
+			rec := []string{r.From.UTC().Format(time.DateOnly), r.To.UTC().Format(time.DateOnly), g.by, row.Key, csvSafe(row.Label)}
+			for _, st := range Stages {
+				rec = append(rec, strconv.Itoa(st.Count(row.Funnel)))
+			}
+			rec = append(rec, durationCells(row.ToAcceptance)...)
+			rec = append(rec, durationCells(row.ToFirstContact)...)
+			if err := cw.Write(rec); err != nil {
+				return err
+			}
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// csvSafe stops a spreadsheet reading a cell as a formula (CSV injection):
+// labels come from configuration and referrers' displays.
+func csvSafe(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+func durationCells(d Durations) []string {
+	if d.N == 0 {
+		return []string{"0", "", ""}
+	}
+	return []string{strconv.Itoa(d.N), Hours(d.Median), Hours(d.P90)}
+}
+
+// Hours formats a duration in hours to one decimal place.
+func Hours(d time.Duration) string { return strconv.FormatFloat(d.Hours(), 'f', 1, 64) }
+
+type reportGroup struct {
+	by   string
+	rows []ReportRow
+}
+
+func (r *Report) groups() []reportGroup {
+	return []reportGroup{{"all", []ReportRow{r.Total}}, {"category", r.ByCategory}, {"practice", r.ByPractice}, {"provider", r.ByProvider}}
+}
+
+// MeasureURL is the canonical of the measure the MeasureReport reports on.
+const MeasureURL = "https://signpost.health/fhir/Measure/social-prescribing-referral-outcomes"
+
+// StageSystem codes the MeasureReport's groups (the funnel's stages and timings).
+const StageSystem = "https://signpost.health/fhir/CodeSystem/referral-outcome-measure"
+
+// MeasureReport renders the report as a FHIR R4 MeasureReport (summary):
+// a group per stage whose initial population counts the referrals that
+// reached it, stratified by category, practice and provider; groups for
+// the timings with their score in hours; and the decline reasons as a
+// stratifier of the declined group. Evaluators can pool these across areas.
+func (r *Report) MeasureReport(id string, now time.Time) []byte {
+	type coding = map[string]string
+	concept := func(system, code, display string) map[string]any {
+		return map[string]any{"coding": []coding{{"system": system, "code": code, "display": display}}, "text": display}
+	}
+	population := func(n int) []map[string]any {
+		return []map[string]any{{"code": concept("http://terminology.hl7.org/CodeSystem/measure-population", "initial-population", "Initial Population"), "count": n}}
+	}
+	var groups []map[string]any
+	for _, st := range Stages {
+		g := map[string]any{"code": concept(StageSystem, st.Code, st.Display), "population": population(st.Count(r.Total.Funnel))}
+		var strat []map[string]any
+		for _, by := range r.groups()[1:] {
+			var strata []map[string]any
+			for _, row := range by.rows {
+				strata = append(strata, map[string]any{
+					"value":      map[string]any{"coding": []coding{{"code": row.Key}}, "text": row.Label},
+					"population": population(st.Count(row.Funnel))})
+			}
+			if len(strata) > 0 {
+				strat = append(strat, map[string]any{"code": []map[string]any{concept(StageSystem, by.by, "By "+by.by)}, "stratum": strata})
+			}
+		}
+		if st.Code == "declined" && len(r.DeclineReasons) > 0 {
+			var strata []map[string]any
+			for _, rc := range r.DeclineReasons {
+				strata = append(strata, map[string]any{
+					"value":      map[string]any{"coding": []coding{{"system": DeclineReasonSystem, "code": rc.Code, "display": rc.Display}}, "text": rc.Display},
+					"population": population(rc.Count)})
+			}
+			strat = append(strat, map[string]any{"code": []map[string]any{concept(StageSystem, "decline-reason", "By decline reason")}, "stratum": strata})
+		}
+		if len(strat) > 0 {
+			g["stratifier"] = strat
+		}
+		groups = append(groups, g)
+	}
+	for _, t := range []struct {
+		code, display string
+		d             Durations
+	}{
+		{"hours-to-acceptance-median", "Median hours from sent to accepted", r.Total.ToAcceptance},
+		{"hours-to-acceptance-p90", "90th percentile hours from sent to accepted", r.Total.ToAcceptance},
+		{"hours-to-first-contact-median", "Median hours from sent to first contact", r.Total.ToFirstContact},
+		{"hours-to-first-contact-p90", "90th percentile hours from sent to first contact", r.Total.ToFirstContact},
+	} {
+		g := map[string]any{"code": concept(StageSystem, t.code, t.display), "population": population(t.d.N)}
+		if t.d.N > 0 {
+			v := t.d.Median
+			if strings.HasSuffix(t.code, "p90") {
+				v = t.d.P90
+			}
+			hours, _ := strconv.ParseFloat(Hours(v), 64)
+			g["measureScore"] = map[string]any{"value": hours, "unit": "h", "system": "http://unitsofmeasure.org", "code": "h"}
+		}
+		groups = append(groups, g)
+	}
+	mr := map[string]any{
+		"resourceType": "MeasureReport", "id": id, "status": "complete", "type": "summary",
+		"measure": MeasureURL, "date": now.UTC().Format(time.RFC3339),
+		"period": map[string]string{"start": r.From.UTC().Format(time.RFC3339), "end": r.To.UTC().Add(-time.Millisecond).Format("2006-01-02T15:04:05.000Z07:00")},
+		"group":  groups,
+	}
+	b, err := json.MarshalIndent(mr, "", "  ")
+	if err != nil {
+		panic(err) // maps of strings and numbers
+	}
+	return b
+}

@@ -1,0 +1,234 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/signpost-health/signpost/fhir"
+)
+
+// Provider actions are the steps a VCS provider's staff take on a referral
+// in the web inbox. Each one is a new version of the referral Task, stored
+// through Update exactly as a PUT from the provider's own system would be:
+// the same Gravity transitions, the same side-of-the-referral rules, the
+// same If-Match check on the version the person was looking at, the same
+// Provenance and the same notifications to the GP. The loop closes the same
+// way whichever way a provider works.
+
+// Code systems of what providers record. They are Signpost's own: there are
+// no national codes for these steps, and STANDARDS forbids inventing SNOMED
+// CT codes. Each coding also carries its text, so a receiver that does not
+// know the system still reads what happened.
+const (
+	DeclineReasonSystem = "https://signpost.health/fhir/CodeSystem/referral-decline-reason"
+	EndReasonSystem     = "https://signpost.health/fhir/CodeSystem/referral-end-reason"
+	OutcomeSystem       = "https://signpost.health/fhir/CodeSystem/referral-outcome"
+	// resultingActivitySystem types Task.output on completion (Gravity).
+	resultingActivitySystem = "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes"
+)
+
+// CodeOption is one choice a provider picks from.
+type CodeOption struct{ Code, Display string }
+
+// DeclineReasons are why a provider declines a referral. They follow the
+// reasons VCS services report most: the person's choice, eligibility,
+// capacity, and not being able to reach them.
+var DeclineReasons = []CodeOption{
+	{"person-declined", "The person did not want the service"},
+	{"not-eligible", "The person is not eligible for the service"},
+	{"no-capacity", "The service has no capacity"},
+	{"unable-to-contact", "The person could not be contacted"},
+	{"not-suitable", "The service does not suit the person's needs"},
+	{"duplicate", "The person was already referred"},
+	{"other", "Another reason"},
+}
+
+// Outcomes are what came of a referral the provider completed.
+var Outcomes = []CodeOption{
+	{"goals-met", "The person met the goals agreed"},
+	{"goals-partly-met", "The person met some of the goals agreed"},
+	{"goals-not-met", "The person did not meet the goals agreed"},
+	{"signposted-on", "The person was signposted to another service"},
+	{"stopped-by-person", "The person chose to stop"},
+}
+
+// EndDidNotAttend is the end reason of a referral closed because the
+// person did not attend, and how the outcomes view names that ending. Gravity has no status for it: it is recorded as
+// status failed (the performer could not carry the task out) with this
+// coded reason, so the GP record reads "failed: did not attend" and the
+// outcomes view counts it apart from other failures.
+const EndDidNotAttend = "did-not-attend"
+
+// Business statuses the provider steps set (Task.businessStatus, in the
+// system Signpost's delivery steps use).
+const (
+	BusinessAccepted     = "accepted"
+	BusinessContacted    = "contacted"
+	BusinessFirstSession = "first-session-attended"
+	BusinessOnHold       = "on-hold"
+	BusinessResumed      = "resumed"
+	BusinessCompleted    = "completed"
+	BusinessDeclined     = "declined"
+	BusinessDidNotAttend = "did-not-attend"
+)
+
+// Action is one step a provider takes.
+type Action string
+
+// The provider actions, in the order the inbox offers them.
+const (
+	ActionAccept       Action = "accept"
+	ActionDecline      Action = "decline"
+	ActionContact      Action = "contact"
+	ActionFirstSession Action = "first-session"
+	ActionHold         Action = "hold"
+	ActionResume       Action = "resume"
+	ActionComplete     Action = "complete"
+	ActionDidNotAttend Action = "did-not-attend"
+)
+
+// actionSteps is, per action, the status it moves the Task to and the
+// business status it records. from lists the statuses it applies
+// to; the transition table still decides, as for any update.
+type actionStep struct {
+	status   string // "" leaves the status as it is
+	business string
+	display  string
+	from     []string
+}
+
+var actionSteps = map[Action]actionStep{
+	ActionAccept:       {"accepted", BusinessAccepted, "Accepted by the provider", []string{"requested"}},
+	ActionDecline:      {"rejected", BusinessDeclined, "Declined by the provider", []string{"requested"}},
+	ActionContact:      {"", BusinessContacted, "The provider contacted the person", []string{"requested", "accepted", "in-progress", "on-hold"}},
+	ActionFirstSession: {"in-progress", BusinessFirstSession, "The person attended a first session", []string{"accepted"}},
+	ActionHold:         {"on-hold", BusinessOnHold, "On hold", []string{"accepted", "in-progress"}},
+	ActionResume:       {"in-progress", BusinessResumed, "Resumed", []string{"on-hold"}},
+	ActionComplete:     {"completed", BusinessCompleted, "Completed", []string{"accepted", "in-progress", "on-hold"}},
+	ActionDidNotAttend: {"failed", BusinessDidNotAttend, "The person did not attend", []string{"accepted", "in-progress", "on-hold"}},
+}
+
+// ActionsFor lists the actions that apply to a Task in a status, in order.
+func ActionsFor(status string) []Action {
+	var out []Action
+	for _, a := range []Action{ActionAccept, ActionDecline, ActionContact, ActionFirstSession, ActionHold, ActionResume, ActionComplete, ActionDidNotAttend} {
+		for _, s := range actionSteps[a].from {
+			if s == status {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// Step is one action as a person asked for it.
+type Step struct {
+	Action Action
+	// Version is the Task version the person was looking at: the change is
+	// refused (412) if the Task has moved on since.
+	Version int
+	// Code is the decline reason or the outcome, from DeclineReasons or Outcomes.
+	Code string
+	// Text is the person's words: required to put a referral on hold, kept
+	// with the reason or outcome otherwise.
+	Text string
+}
+
+// ErrStepInvalid marks a step that is not well formed (an unknown action,
+// reason or outcome, or missing words): the person is told what to fix.
+var ErrStepInvalid = errors.New("invalid step")
+
+// Progress takes a provider's step on a referral Task: it writes the new
+// version with Update, under the caller's rules and If-Match on step.Version.
+func (s *Service) Progress(ctx context.Context, caller Caller, taskID string, step Step) (*Outcome, error) {
+	def, known := actionSteps[step.Action]
+	if !known {
+		return nil, fmt.Errorf("%w: unknown action %q", ErrStepInvalid, step.Action)
+	}
+	cur, err := s.readVisible(ctx, caller, TypeTask, taskID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, notFound(TypeTask, taskID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cur.Version != step.Version {
+		return nil, newError(KindPreconditionFailed, fhir.IssueConflict, "", "the referral changed (version %d) since version %d was shown", cur.Version, step.Version)
+	}
+	view, err := ReadTask(cur.Body)
+	if err != nil {
+		return nil, err
+	}
+	members, err := stepMembers(step, def)
+	if err != nil {
+		return nil, err
+	}
+	members["lastModified"] = Instant(s.now())
+	body := cur.Body
+	for name := range members {
+		body = withoutMember(body, name)
+	}
+	// statusReason belongs to the status that needed it: it goes when the
+	// Task moves on (resumed after a hold, say) unless this step sets one.
+	if _, set := members["statusReason"]; !set && def.status != "" && def.status != view.Status {
+		body = withoutMember(body, "statusReason")
+	}
+	body = appendMembers(body, members)
+	return s.Update(ctx, caller, TypeTask, taskID, body, `W/"`+strconv.Itoa(step.Version)+`"`)
+}
+
+// stepMembers are the Task members a step sets.
+func stepMembers(step Step, def actionStep) (map[string]any, error) {
+	m := map[string]any{
+		"businessStatus": map[string]any{"coding": []map[string]string{{"system": businessStatusSystem, "code": def.business, "display": def.display}}, "text": def.display},
+	}
+	if def.status != "" {
+		m["status"] = def.status
+	}
+	switch step.Action {
+	case ActionDecline:
+		reason, ok := optionNamed(DeclineReasons, step.Code)
+		if !ok {
+			return nil, fmt.Errorf("%w: choose a reason for declining", ErrStepInvalid)
+		}
+		m["statusReason"] = codedText(DeclineReasonSystem, reason, step.Text)
+	case ActionHold:
+		if step.Text == "" {
+			return nil, fmt.Errorf("%w: say why the referral is on hold", ErrStepInvalid)
+		}
+		m["statusReason"] = map[string]string{"text": step.Text}
+	case ActionDidNotAttend:
+		m["statusReason"] = codedText(EndReasonSystem, CodeOption{EndDidNotAttend, "The person did not attend"}, step.Text)
+	case ActionComplete:
+		outcome, ok := optionNamed(Outcomes, step.Code)
+		if !ok {
+			return nil, fmt.Errorf("%w: choose an outcome", ErrStepInvalid)
+		}
+		m["output"] = []map[string]any{{
+			"type":                 map[string]any{"coding": []map[string]string{{"system": resultingActivitySystem, "code": "resulting-activity", "display": "Resulting Activity"}}},
+			"valueCodeableConcept": codedText(OutcomeSystem, outcome, step.Text),
+		}}
+	}
+	return m, nil
+}
+
+// codedText is a CodeableConcept of one of Signpost's codes, its text the
+// display and the person's words, if any.
+func codedText(system string, o CodeOption, words string) map[string]any {
+	text := o.Display
+	if words != "" {
+		text += ": " + words
+	}
+	return map[string]any{"coding": []map[string]string{{"system": system, "code": o.Code, "display": o.Display}}, "text": text}
+}
+
+func optionNamed(opts []CodeOption, code string) (CodeOption, bool) {
+	for _, o := range opts {
+		if o.Code == code {
+			return o, true
+		}
+	}
+	return CodeOption{}, false
+}

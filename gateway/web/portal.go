@@ -1,0 +1,149 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/signpost-health/signpost/gateway"
+)
+
+// The provider inbox.
+
+// caller is the provider a staff member works for, as the domain knows
+// callers: the same Caller the provider's own system has on the API.
+func (p *Pages) caller(s *gateway.WebSession) gateway.Caller {
+	c := gateway.Caller{ClientID: s.ProviderID, Kind: gateway.CallerProvider}
+	if prov, ok := p.svc.Router().Provider(s.ProviderID); ok {
+		c.Organization = prov.Organization
+	}
+	return c
+}
+
+// lists are the inbox's tabs, in order.
+var lists = []struct {
+	View  gateway.InboxView
+	Label string
+}{
+	{gateway.InboxNew, "New"},
+	{gateway.InboxInProgress, "In progress"},
+	{gateway.InboxClosed, "Closed"},
+}
+
+func (p *Pages) inbox(w http.ResponseWriter, r *http.Request, s *gateway.WebSession) {
+	view := gateway.InboxView(r.URL.Query().Get("list"))
+	if view == "" {
+		view = gateway.InboxNew
+	}
+	known := false
+	for _, l := range lists {
+		known = known || l.View == view
+	}
+	if !known {
+		p.problem(w, r, s, http.StatusNotFound, "There is no such list.")
+		return
+	}
+	offset, _ := strconv.Atoi(r.URL.Query().Get("offset"))
+	list, err := p.svc.Inbox(r.Context(), p.caller(s), view, max(0, offset))
+	if err != nil {
+		p.failed(w, r, s, err)
+		return
+	}
+	// The list shows people's names and contact details: who saw them is
+	// recorded before they are shown, or they are not shown.
+	if err := p.audit(r, s, "search-type", "E", http.StatusOK, list.Read, "Task inbox "+string(view)); err != nil {
+		p.failed(w, r, s, err)
+		return
+	}
+	pg := page{Title: "Referrals", Session: s, List: view, Inbox: list}
+	if list.Offset+len(list.Referrals) < list.Total {
+		pg.Next = "?" + url.Values{"list": {string(view)}, "offset": {strconv.Itoa(list.Offset + gateway.InboxPageSize)}}.Encode()
+	}
+	if list.Offset > 0 {
+		pg.Previous = "?" + url.Values{"list": {string(view)}, "offset": {strconv.Itoa(max(0, list.Offset-gateway.InboxPageSize))}}.Encode()
+	}
+	p.render(w, r, http.StatusOK, "inbox", pg)
+}
+
+func (p *Pages) referral(w http.ResponseWriter, r *http.Request, s *gateway.WebSession) {
+	p.showReferral(w, r, s, http.StatusOK, doneMessages[r.URL.Query().Get("done")])
+}
+
+// showReferral renders one referral, with a message about the last action.
+func (p *Pages) showReferral(w http.ResponseWriter, r *http.Request, s *gateway.WebSession, status int, message string) {
+	id := r.PathValue("id")
+	d, err := p.svc.Referral(r.Context(), p.caller(s), id)
+	if err != nil {
+		if errors.Is(err, gateway.ErrNotFound) {
+			// Refused views are audited too: someone looking for referrals
+			// that are not theirs is worth knowing about.
+			_ = p.audit(r, s, "read", "R", http.StatusNotFound, []string{gateway.TypeTask + "/" + id}, "")
+		}
+		p.failed(w, r, s, err)
+		return
+	}
+	if err := p.audit(r, s, "read", "R", status, d.Read, ""); err != nil {
+		p.failed(w, r, s, err)
+		return
+	}
+	p.render(w, r, status, "referral", page{Title: "Referral", Session: s, Referral: d, Message: message,
+		DeclineReasons: gateway.DeclineReasons, Outcomes: gateway.Outcomes})
+}
+
+// doneMessages confirm an action after the redirect that follows it.
+var doneMessages = map[string]string{
+	string(gateway.ActionAccept):       "Accepted. The referrer has been told.",
+	string(gateway.ActionDecline):      "Declined. The referrer has been told, with your reason.",
+	string(gateway.ActionContact):      "Contact recorded.",
+	string(gateway.ActionFirstSession): "First session recorded.",
+	string(gateway.ActionHold):         "Put on hold. The referrer has been told why.",
+	string(gateway.ActionResume):       "Resumed.",
+	string(gateway.ActionComplete):     "Completed. The referrer has been told the outcome.",
+	string(gateway.ActionDidNotAttend): "Recorded that the person did not attend. The referrer has been told.",
+}
+
+// act takes a provider's step on a referral: the Task transition the API
+// would make, then back to the referral (post, redirect, get).
+func (p *Pages) act(w http.ResponseWriter, r *http.Request, s *gateway.WebSession) {
+	id := r.PathValue("id")
+	version, err := strconv.Atoi(r.PostForm.Get("version"))
+	if err != nil {
+		p.showReferral(w, r, s, http.StatusBadRequest, "The form did not say which version of the referral you were looking at. Reload the page and try again.")
+		return
+	}
+	step := gateway.Step{Action: gateway.Action(r.PostForm.Get("action")), Version: version,
+		Code: r.PostForm.Get("code"), Text: strings.TrimSpace(r.PostForm.Get("text"))}
+	_, err = p.svc.Progress(r.Context(), p.caller(s), id, step)
+	status := http.StatusOK
+	if err == nil {
+		// The change itself is audited like an API update, by the person.
+		_ = p.audit(r, s, "update", "U", status, []string{gateway.TypeTask + "/" + id}, "")
+		http.Redirect(w, r, "/portal/referrals/"+url.PathEscape(id)+"?done="+url.QueryEscape(string(step.Action)), http.StatusSeeOther)
+		return
+	}
+	e := gateway.AsError(err)
+	switch {
+	case errors.Is(err, gateway.ErrStepInvalid):
+		status = http.StatusUnprocessableEntity
+		_, why, _ := strings.Cut(err.Error(), ": ")
+		p.showReferral(w, r, s, status, "Nothing was changed: "+why+".")
+	case e.Kind == gateway.KindPreconditionFailed:
+		p.showReferral(w, r, s, http.StatusPreconditionFailed, "Nothing was changed: someone else changed this referral since you opened it. Here it is as it is now.")
+	case e.Kind == gateway.KindConflict, e.Kind == gateway.KindUnprocessable, e.Kind == gateway.KindForbidden:
+		p.showReferral(w, r, s, http.StatusConflict, "Nothing was changed: "+e.Error()+".")
+	default:
+		p.failed(w, r, s, err)
+	}
+}
+
+// audit keeps the record of what a person saw or did.
+func (p *Pages) audit(r *http.Request, s *gateway.WebSession, interaction, action string, status int, what []string, query string) error {
+	if p.auditor == nil {
+		return nil
+	}
+	c := p.caller(s)
+	return p.auditor.Audit(r.Context(), &gateway.AuditRecord{Recorded: p.now(), Interaction: interaction, Action: action, Status: status,
+		Client: c.ClientID, Org: c.Organization, Address: clientAddress(r), What: what, Query: query, User: s.Email})
+}

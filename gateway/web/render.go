@@ -1,0 +1,134 @@
+package web
+
+import (
+	"bytes"
+	"html/template"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/mappings"
+)
+
+// page is everything a template may show. One type for all pages keeps the
+// templates' contract in one place.
+type page struct {
+	Title   string
+	Session *gateway.WebSession
+	CSRF    string // the sign-in form's token; signed-in forms use Session.CSRF
+	Message string
+	Email   string
+
+	List           gateway.InboxView
+	Inbox          *gateway.InboxPage
+	Next, Previous string
+	Referral       *gateway.ReferralDetail
+	DeclineReasons []gateway.CodeOption
+	Outcomes       []gateway.CodeOption
+
+	Report          *gateway.Report
+	From, To, Query string
+	Funnel, Reasons chart
+}
+
+// Lists are the inbox's tabs, for the template.
+func (page) Lists() any { return lists }
+
+// Stages are the funnel's stages, for the tables.
+func (page) Stages() any { return gateway.Stages }
+
+var funcs = template.FuncMap{
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.In(london).Format("2 Jan 2006 15:04")
+	},
+	"day": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.In(london).Format("2 Jan 2006")
+	},
+	"iso":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"status":   statusLabel,
+	"action":   actionLabel,
+	"category": mappings.CategoryLabel,
+	"hours": func(d gateway.Durations) string {
+		if d.N == 0 {
+			return "–"
+		}
+		return gateway.Hours(d.Median) + " h"
+	},
+	"p90": func(d gateway.Durations) string {
+		if d.N == 0 {
+			return "–"
+		}
+		return gateway.Hours(d.P90) + " h"
+	},
+	"tel": func(s string) string { return strings.Map(telRune, s) },
+	"args": func(heading, key string, rows []gateway.ReportRow, p page) breakdown {
+		return breakdown{heading, key, rows, p}
+	},
+}
+
+// breakdown is one table of the outcomes view.
+type breakdown struct {
+	Heading, Key string
+	Rows         []gateway.ReportRow
+	Page         page
+}
+
+// telRune keeps the characters of a telephone number for a tel: link.
+func telRune(r rune) rune {
+	if r == '+' || (r >= '0' && r <= '9') {
+		return r
+	}
+	return -1
+}
+
+// statusLabels are Task statuses in words.
+var statusLabels = map[string]string{
+	"requested": "New", "accepted": "Accepted", "in-progress": "In progress", "on-hold": "On hold",
+	"completed": "Completed", "rejected": "Declined", "failed": "Closed: not carried out", "cancelled": "Cancelled",
+	"entered-in-error": "Entered in error", "draft": "Draft",
+}
+
+func statusLabel(s string) string {
+	if l, ok := statusLabels[s]; ok {
+		return l
+	}
+	return s
+}
+
+// actionLabels are the buttons of the actions.
+var actionLabels = map[gateway.Action]string{
+	gateway.ActionAccept: "Accept", gateway.ActionDecline: "Decline", gateway.ActionContact: "Record contact",
+	gateway.ActionFirstSession: "First session attended", gateway.ActionHold: "Put on hold", gateway.ActionResume: "Resume",
+	gateway.ActionComplete: "Complete", gateway.ActionDidNotAttend: "Did not attend",
+}
+
+func actionLabel(a gateway.Action) string { return actionLabels[a] }
+
+func parseTemplates() map[string]*template.Template {
+	out := map[string]*template.Template{}
+	for _, name := range []string{"sign-in", "inbox", "referral", "insights", "problem"} {
+		out[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+name+".html"))
+	}
+	return out
+}
+
+// render writes a page. It is rendered to a buffer first, so a template
+// failure is a clean 500 rather than half a page.
+func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name string, data page) {
+	var b bytes.Buffer
+	if err := p.pages[name].Execute(&b, data); err != nil {
+		p.log.ErrorContext(r.Context(), "rendering a page", "page", name, "error", err)
+		http.Error(w, "Something went wrong on Signpost's side.", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(b.Bytes())
+}

@@ -1,0 +1,253 @@
+package web
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/signpost-health/signpost/gateway"
+)
+
+// Signing in. A session is a random token in an HttpOnly, SameSite=Lax
+// cookie (Secure and __Host- on https); the store keeps only its SHA-256
+// digest, with the address and the session's CSRF token. Every request
+// reads the account afresh, so disabling it signs the person out at once.
+//
+// Forgery: every form carries the session's CSRF token and every POST is
+// refused without it (synchronizer token), and a POST whose Origin is
+// another site's is refused before that. The sign-in form, which has no
+// session yet, carries a token that must equal one in a short-lived cookie
+// (double submit), so another site cannot sign a browser in as someone else.
+
+// Who may use a page.
+type role int
+
+const (
+	anyone        role = iota // any signed-in person
+	providerStaff             // a provider's staff: the inbox
+	operators                 // an operator: the outcomes view
+)
+
+// signInCookie carries the sign-in form's token.
+const signInCookie = "signpost-sign-in"
+
+// signedIn wraps a page that needs a signed-in person of a role. Without a
+// session a GET is sent to sign in; a POST is refused. A POST must also
+// carry the session's CSRF token.
+func (p *Pages) signedIn(who role, next func(http.ResponseWriter, *http.Request, *gateway.WebSession)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && !p.sameOrigin(r) {
+			p.problem(w, r, nil, http.StatusForbidden, "This form was sent from another site, so it was refused.")
+			return
+		}
+		s, err := p.session(r)
+		if err != nil {
+			p.failed(w, r, nil, err)
+			return
+		}
+		if s == nil {
+			if r.Method != http.MethodGet {
+				p.problem(w, r, nil, http.StatusForbidden, "Your session has ended. Sign in again, then repeat what you were doing.")
+				return
+			}
+			http.Redirect(w, r, "/portal/sign-in", http.StatusSeeOther)
+			return
+		}
+		if (who == providerStaff && s.Operator()) || (who == operators && !s.Operator()) {
+			p.problem(w, r, s, http.StatusForbidden, "Your account cannot use this page.")
+			return
+		}
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+			if err := r.ParseForm(); err != nil {
+				p.problem(w, r, s, http.StatusBadRequest, "The form could not be read.")
+				return
+			}
+			if !sameToken(r.PostForm.Get("csrf"), s.CSRF) {
+				p.problem(w, r, s, http.StatusForbidden, "This form is out of date or did not come from Signpost, so it was refused. Go back, reload the page and try again.")
+				return
+			}
+		}
+		next(w, r, s)
+	}
+}
+
+// maxFormBytes bounds a form post: a note and a few fields.
+const maxFormBytes = 16 << 10
+
+// sameOrigin refuses a POST another site's page made. Browsers send Origin
+// on every cross-site POST; one without it is from a tool, and its CSRF
+// token still has to match.
+func (p *Pages) sameOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	if p.origin != "" && origin == p.origin {
+		return true
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return origin == scheme+"://"+r.Host
+}
+
+// session is the request's live session, or nil.
+func (p *Pages) session(r *http.Request) (*gateway.WebSession, error) {
+	c, err := r.Cookie(p.cookie)
+	if err != nil || len(c.Value) != tokenChars {
+		return nil, nil
+	}
+	s, err := p.accounts.Session(r.Context(), digest(c.Value), sessionIdle)
+	if err != nil || s == nil {
+		return nil, err
+	}
+	if p.now().Sub(s.Created) > sessionLongest {
+		return nil, p.accounts.EndSession(r.Context(), digest(c.Value), s.Email)
+	}
+	return s, nil
+}
+
+func (p *Pages) signInPage(w http.ResponseWriter, r *http.Request) {
+	p.showSignIn(w, r, http.StatusOK, "", "")
+}
+
+// showSignIn renders the sign-in form with a fresh form token.
+func (p *Pages) showSignIn(w http.ResponseWriter, r *http.Request, status int, email, message string) {
+	p.render(w, r, status, "sign-in", page{Title: "Sign in", CSRF: p.freshSignInToken(w), Email: email, Message: message})
+}
+
+// signInFailed is all a failed sign-in says: which part was wrong would
+// tell a guesser which addresses have accounts.
+const signInFailed = "That email address and password do not match an account that can sign in."
+
+func (p *Pages) signIn(w http.ResponseWriter, r *http.Request) {
+	if !p.sameOrigin(r) {
+		p.problem(w, r, nil, http.StatusForbidden, "This form was sent from another site, so it was refused.")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		p.problem(w, r, nil, http.StatusBadRequest, "The form could not be read.")
+		return
+	}
+	c, err := r.Cookie(signInCookie)
+	if err != nil || !sameToken(r.PostForm.Get("csrf"), c.Value) {
+		p.showSignIn(w, r, http.StatusForbidden, "", "The sign-in form was out of date. Please try again.")
+		return
+	}
+	email, password := strings.TrimSpace(r.PostForm.Get("email")), r.PostForm.Get("password")
+	addr, addrErr := gateway.CanonicalEmail(email)
+	if p.limiter != nil {
+		for _, key := range []string{"web-sign-in:" + clientAddress(r), "web-sign-in:" + addr} {
+			ok, wait, err := p.limiter.Allow(r.Context(), key)
+			if err != nil {
+				p.failed(w, r, nil, err)
+				return
+			}
+			if !ok {
+				w.Header().Set("Retry-After", strconv.Itoa(max(1, int(wait.Seconds()+0.5))))
+				p.showSignIn(w, r, http.StatusTooManyRequests, email, "Too many attempts to sign in. Wait a minute, then try again.")
+				return
+			}
+		}
+	}
+	var user *gateway.PortalUser
+	if addrErr == nil {
+		user, err = p.accounts.User(r.Context(), addr)
+		if err != nil && !errors.Is(err, gateway.ErrNoSuchUser) {
+			p.failed(w, r, nil, err)
+			return
+		}
+	}
+	// Compare a password even when there is no account, so the time taken
+	// does not tell whether an address has one.
+	hash := dummyUser()
+	if user != nil {
+		hash = *user
+	}
+	matches := hash.PasswordMatches(password)
+	if user == nil || user.Disabled || !matches {
+		p.showSignIn(w, r, http.StatusUnauthorized, email, signInFailed)
+		return
+	}
+	token := newToken()
+	sess := gateway.WebSession{Email: user.Email, ProviderID: user.ProviderID, CSRF: newToken(), Created: p.now()}
+	if err := p.accounts.StartSession(r.Context(), digest(token), sess, sessionIdle, sessionLongest); errors.Is(err, gateway.ErrNoSuchUser) {
+		p.showSignIn(w, r, http.StatusUnauthorized, email, signInFailed)
+		return
+	} else if err != nil {
+		p.failed(w, r, nil, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: p.cookie, Value: token, Path: "/", HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: signInCookie, Path: "/portal/sign-in", MaxAge: -1})
+	p.home(w, r, &sess)
+}
+
+func (p *Pages) signOut(w http.ResponseWriter, r *http.Request, s *gateway.WebSession) {
+	if c, err := r.Cookie(p.cookie); err == nil {
+		if err := p.accounts.EndSession(r.Context(), digest(c.Value), s.Email); err != nil {
+			p.failed(w, r, s, err)
+			return
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: p.cookie, Path: "/", MaxAge: -1, HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode})
+	p.render(w, r, http.StatusOK, "sign-in", page{Title: "Signed out", Message: "You have signed out.", CSRF: p.freshSignInToken(w)})
+}
+
+// freshSignInToken sets the sign-in form's cookie and returns its token.
+func (p *Pages) freshSignInToken(w http.ResponseWriter) string {
+	token := newToken()
+	http.SetCookie(w, &http.Cookie{Name: signInCookie, Value: token, Path: "/portal/sign-in", MaxAge: 3600,
+		HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteStrictMode})
+	return token
+}
+
+// dummyUser has a password hash nobody's password matches, compared when
+// an address has no account. It is made on first use: a bcrypt hash costs
+// a quarter of a second, which no other command should pay.
+var dummyUser = sync.OnceValue(func() gateway.PortalUser {
+	u, err := gateway.NewPortalUser("nobody@invalid.example", "", newToken()[:40], time.Time{})
+	if err != nil {
+		panic(err)
+	}
+	return u
+})
+
+// tokenChars is the length of a token: 32 random bytes, base64url.
+const tokenChars = 43
+
+func newToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func digest(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+func sameToken(got, want string) bool {
+	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+// clientAddress is the connection's address: a forwarded header from anyone
+// would let a guesser choose the address its attempts are counted by.
+func clientAddress(r *http.Request) string {
+	host := r.RemoteAddr
+	if i := strings.LastIndexByte(host, ':'); i > 0 {
+		host = host[:i]
+	}
+	return host
+}

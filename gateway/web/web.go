@@ -1,0 +1,177 @@
+// Package web is Signpost's pages for people: the referral inbox where a
+// VCS provider's staff see and move on their referrals (/portal/), and the
+// outcomes view for link workers and commissioners (/insights/). Pages are
+// rendered on the server with html/template and work without JavaScript.
+//
+// Every change a page makes is a call on the domain (gateway.Service)
+// under the provider's own Caller, so it follows exactly the rules, version
+// checks and notifications of the FHIR API. The package holds no business
+// rules; it must not import httpapi or redisstore.
+package web
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/signpost-health/signpost/gateway"
+)
+
+// Accounts keeps the people who sign in and their sessions.
+type Accounts interface {
+	User(ctx context.Context, email string) (*gateway.PortalUser, error)
+	StartSession(ctx context.Context, digest string, s gateway.WebSession, idle, longest time.Duration) error
+	// Session returns nil when the digest names no live session.
+	Session(ctx context.Context, digest string, idle time.Duration) (*gateway.WebSession, error)
+	EndSession(ctx context.Context, digest, email string) error
+}
+
+// Auditor keeps audit records (redisstore: an append-only stream).
+type Auditor interface {
+	Audit(ctx context.Context, r *gateway.AuditRecord) error
+}
+
+// Limiter limits attempts per key (redisstore: GCRA across replicas).
+type Limiter interface {
+	Allow(ctx context.Context, key string) (ok bool, retryAfter time.Duration, err error)
+}
+
+// Options configure the pages.
+type Options struct {
+	Service  *gateway.Service
+	Accounts Accounts
+	Auditor  Auditor
+	// Limiter slows password guessing: sign-in attempts are counted per
+	// address and per account (nil: no limit).
+	Limiter Limiter
+	// PublicURL is the externally visible base; https there makes the
+	// session cookie Secure and __Host- prefixed.
+	PublicURL string
+	Logger    *slog.Logger
+	Now       func() time.Time
+}
+
+// Session lifetimes: an idle browser is signed out after half an hour, any
+// browser after a working day.
+const (
+	sessionIdle    = 30 * time.Minute
+	sessionLongest = 12 * time.Hour
+)
+
+//go:embed templates/*.html
+var templateFiles embed.FS
+
+//go:embed static
+var staticFiles embed.FS
+
+// Pages serves the web pages.
+type Pages struct {
+	svc      *gateway.Service
+	accounts Accounts
+	auditor  Auditor
+	limiter  Limiter
+	secure   bool   // the public URL is https
+	origin   string // scheme://host of the public URL, for the Origin check
+	cookie   string // the session cookie's name
+	pages    map[string]*template.Template
+	log      *slog.Logger
+	now      func() time.Time
+	mux      *http.ServeMux
+}
+
+// New builds the pages. Every route is listed here.
+func New(o Options) *Pages {
+	p := &Pages{svc: o.Service, accounts: o.Accounts, auditor: o.Auditor, limiter: o.Limiter, log: o.Logger, now: o.Now}
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if u, err := url.Parse(o.PublicURL); err == nil && u.Host != "" {
+		p.secure = u.Scheme == "https"
+		p.origin = u.Scheme + "://" + u.Host
+	}
+	p.cookie = "signpost-session"
+	if p.secure {
+		// __Host-: the browser keeps it only if Secure, Path=/ and no
+		// Domain, so no other host or path can plant or read it.
+		p.cookie = "__Host-signpost-session"
+	}
+	p.pages = parseTemplates()
+
+	m := http.NewServeMux()
+	static, _ := fs.Sub(staticFiles, "static")
+	m.Handle("GET /portal/static/", http.StripPrefix("/portal/static/", http.FileServerFS(static)))
+	m.HandleFunc("GET /portal/sign-in", p.signInPage)
+	m.HandleFunc("POST /portal/sign-in", p.signIn)
+	m.HandleFunc("POST /portal/sign-out", p.signedIn(anyone, p.signOut))
+	m.HandleFunc("GET /portal/{$}", p.signedIn(anyone, p.home))
+	m.HandleFunc("GET /portal/referrals", p.signedIn(providerStaff, p.inbox))
+	m.HandleFunc("GET /portal/referrals/{id}", p.signedIn(providerStaff, p.referral))
+	m.HandleFunc("POST /portal/referrals/{id}", p.signedIn(providerStaff, p.act))
+	m.HandleFunc("GET /insights/{$}", p.signedIn(operators, p.insights))
+	m.HandleFunc("GET /insights/outcomes.csv", p.signedIn(operators, p.insightsCSV))
+	m.HandleFunc("GET /insights/MeasureReport", p.signedIn(operators, p.measureReport))
+	m.HandleFunc("/", p.notFound)
+	p.mux = m
+	return p
+}
+
+// ServeHTTP answers every page with the headers that keep it safe to show:
+// a Content-Security-Policy that allows only Signpost's own stylesheet and
+// forms (no scripts at all), no framing, no sniffing, and no caching of
+// pages that hold patient details.
+func (p *Pages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	if !strings.HasPrefix(r.URL.Path, "/portal/static/") {
+		h.Set("Cache-Control", "no-store")
+	}
+	if p.secure {
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+	}
+	p.mux.ServeHTTP(w, r)
+}
+
+func (p *Pages) home(w http.ResponseWriter, r *http.Request, s *gateway.WebSession) {
+	if s.Operator() {
+		http.Redirect(w, r, "/insights/", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/portal/referrals", http.StatusSeeOther)
+}
+
+func (p *Pages) notFound(w http.ResponseWriter, r *http.Request) {
+	p.problem(w, r, nil, http.StatusNotFound, "There is no such page.")
+}
+
+// problem shows a page that says what went wrong, in words for people.
+func (p *Pages) problem(w http.ResponseWriter, r *http.Request, s *gateway.WebSession, status int, message string) {
+	p.render(w, r, status, "problem", page{Title: http.StatusText(status), Session: s, Message: message})
+}
+
+// failed answers a domain error that has no better page of its own.
+func (p *Pages) failed(w http.ResponseWriter, r *http.Request, s *gateway.WebSession, err error) {
+	switch e := gateway.AsError(err); {
+	case errors.Is(err, gateway.ErrNotFound) || e.Kind == gateway.KindNotFound:
+		p.problem(w, r, s, http.StatusNotFound, "There is no such referral, or it is not one of yours.")
+	case e.Kind == gateway.KindUnavailable:
+		w.Header().Set("Retry-After", "5")
+		p.problem(w, r, s, http.StatusServiceUnavailable, "Signpost cannot reach its store just now. Nothing was changed; please try again in a moment.")
+	default:
+		p.log.ErrorContext(r.Context(), "web page failed", "path", r.URL.Path, "error", err)
+		p.problem(w, r, s, http.StatusInternalServerError, "Something went wrong on Signpost's side. Nothing was changed.")
+	}
+}
