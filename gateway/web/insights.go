@@ -114,10 +114,10 @@ type chart struct {
 }
 
 type bar struct {
-	Label, Value     string
-	LabelY, BarY     int
-	Width, ValueX    int
-	Exit             bool // an ending other than completion: drawn in another colour
+	Label, Value  string
+	LabelY, BarY  int
+	Width, ValueX int
+	Exit          bool // an ending other than completion: drawn in another colour
 }
 
 // Chart geometry, in SVG user units (the SVG scales to its box, 560 wide).

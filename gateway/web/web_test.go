@@ -1,0 +1,572 @@
+package web_test
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/httpapi"
+	"github.com/signpost-health/signpost/gateway/redisstore"
+	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
+	"github.com/signpost-health/signpost/gateway/web"
+)
+
+// Synthetic people and organisations only.
+const (
+	nhsNumber   = "9434765919"
+	practiceODS = "A81001"
+	password    = "correct horse battery staple"
+	odsSystem   = "https://fhir.nhs.uk/Id/ods-organization-code"
+)
+
+var providers = []gateway.Provider{
+	{ID: "walking", Name: "Walking for Health", Organization: gateway.Identifier{System: odsSystem, Value: "X1A2B"},
+		Categories: []string{"physical-activity"}},
+	{ID: "advice", Name: "Money Advice", Organization: gateway.Identifier{System: odsSystem, Value: "X3C4D"},
+		Categories: []string{"money-debt-benefits"}},
+}
+
+var practice = gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP, Organization: gateway.Identifier{System: odsSystem, Value: practiceODS}}
+
+// env is Signpost's pages and API over their own redis-server.
+type env struct {
+	t     *testing.T
+	redis *redistest.Server
+	store *redisstore.Store
+	svc   *gateway.Service
+	srv   *httptest.Server
+	now   time.Time
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	r := redistest.Start(t)
+	e := &env{t: t, redis: r, store: redisstore.New(r.Client(), "signpost")}
+	mux := http.NewServeMux()
+	e.srv = httptest.NewServer(mux)
+	t.Cleanup(e.srv.Close)
+	e.svc = gateway.NewService(gateway.Options{Store: e.store, Providers: providers, StrictNHSNumber: true, FHIRBase: e.srv.URL + "/fhir"})
+	mux.Handle("/", httpapi.New(httpapi.Options{
+		Service: e.svc, PublicURL: e.srv.URL, Auditor: e.store,
+		Caller: func(*http.Request) (gateway.Caller, error) { return practice, nil },
+		Pages: web.New(web.Options{Service: e.svc, Accounts: e.store, Auditor: e.store, PublicURL: e.srv.URL,
+			Limiter: e.store.Limiter(1.0/6, 10)}),
+	}))
+	return e
+}
+
+// user adds an account (providerID "" for an operator).
+func (e *env) user(providerID, email string) {
+	e.t.Helper()
+	u, err := gateway.NewPortalUser(email, providerID, password, time.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.store.AddUser(context.Background(), u); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// refer sends a referral from the practice for a synthetic person and
+// returns its Task id.
+func (e *env) refer(ident, code, name string) string {
+	e.t.Helper()
+	ctx := context.Background()
+	patientID := "pt-" + strings.ToLower(ident)
+	patient := `{"resourceType":"Patient","id":"` + patientID + `",` +
+		`"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber + `"}],` +
+		`"name":[{"text":` + quote(name) + `}],"telecom":[{"system":"phone","value":"0113 496 0000"}],"birthDate":"1950-01-01"}`
+	if _, err := e.svc.Update(ctx, practice, gateway.TypePatient, patientID, []byte(patient), ""); err != nil {
+		e.t.Fatal(err)
+	}
+	sr := `{"resourceType":"ServiceRequest","identifier":[{"system":"https://example-gp.nhs.uk/referral-id","value":"` + ident + `"}],` +
+		`"status":"active","intent":"order","code":{"coding":[{"system":"http://snomed.info/sct","code":"` + code + `","display":"Referral"}]},` +
+		`"subject":{"reference":"Patient/` + patientID + `"},"note":[{"text":"Prefers mornings"}],` +
+		`"requester":{"identifier":{"system":"` + odsSystem + `","value":"` + practiceODS + `"}}}`
+	out, err := e.svc.Create(ctx, practice, gateway.TypeServiceRequest, []byte(sr), "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	res, err := e.svc.Search(ctx, practice, gateway.TypeTask, url.Values{"focus": {"ServiceRequest/" + out.Resource.ID}}, false)
+	if err != nil || len(res.Matches) != 1 {
+		e.t.Fatalf("the referral's Task: %v", err)
+	}
+	return res.Matches[0].ID
+}
+
+func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// browser is one person's browser: a cookie jar, no redirects followed
+// (the tests look at them).
+type browser struct {
+	e      *env
+	client *http.Client
+	csrf   string // the last form token seen
+}
+
+func (e *env) browser() *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{e: e, client: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+type page struct {
+	status int
+	header http.Header
+	body   string
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func (b *browser) do(req *http.Request) page {
+	b.e.t.Helper()
+	res, err := b.client.Do(req)
+	if err != nil {
+		b.e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if m := csrfField.FindStringSubmatch(string(body)); m != nil {
+		b.csrf = m[1]
+	}
+	return page{res.StatusCode, res.Header, string(body)}
+}
+
+func (b *browser) get(path string) page {
+	req, _ := http.NewRequest(http.MethodGet, b.e.srv.URL+path, nil)
+	return b.do(req)
+}
+
+// post sends a form as the page's own would: with the last form token
+// unless the form names its own, and with the site's Origin.
+func (b *browser) post(path string, form url.Values) page {
+	if !form.Has("csrf") {
+		form.Set("csrf", b.csrf)
+	}
+	req, _ := http.NewRequest(http.MethodPost, b.e.srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", b.e.srv.URL)
+	return b.do(req)
+}
+
+func (b *browser) signIn(email string) page {
+	b.e.t.Helper()
+	b.get("/portal/sign-in")
+	return b.post("/portal/sign-in", url.Values{"email": {email}, "password": {password}})
+}
+
+func (e *env) task(id string) *gateway.TaskView {
+	e.t.Helper()
+	r, err := e.store.Read(context.Background(), gateway.TypeTask, id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	v, err := gateway.ReadTask(r.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return v
+}
+
+func (e *env) version(id string) int {
+	r, err := e.store.Read(context.Background(), gateway.TypeTask, id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r.Version
+}
+
+func TestSignInSetsASafeSessionCookie(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.user("walking", "sam@example.org")
+	b := e.browser()
+	if p := b.get("/portal/referrals"); p.status != http.StatusSeeOther || p.header.Get("Location") != "/portal/sign-in" {
+		t.Fatalf("signed out, the inbox answered %d to %q; want a redirect to sign in", p.status, p.header.Get("Location"))
+	}
+	p := b.signIn("Sam@Example.org")
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/portal/referrals" {
+		t.Fatalf("sign-in answered %d to %q", p.status, p.header.Get("Location"))
+	}
+	var cookie string
+	for _, c := range p.header.Values("Set-Cookie") {
+		if strings.HasPrefix(c, "signpost-session=") {
+			cookie = c
+		}
+	}
+	for _, want := range []string{"HttpOnly", "SameSite=Lax", "Path=/"} {
+		if !strings.Contains(cookie, want) {
+			t.Errorf("session cookie %q lacks %s", cookie, want)
+		}
+	}
+	// The store keeps the digest of the token, never the token.
+	token := strings.TrimPrefix(strings.SplitN(cookie, ";", 2)[0], "signpost-session=")
+	keys, _ := e.redis.Client().Keys(context.Background(), "*").Result()
+	for _, k := range keys {
+		if strings.Contains(k, token) {
+			t.Errorf("the session token is in key %s", k)
+		}
+	}
+	if p := b.get("/portal/referrals"); p.status != http.StatusOK || !strings.Contains(p.body, "Signed in as sam@example.org") {
+		t.Fatalf("signed in, the inbox answered %d", p.status)
+	}
+	// Headers that keep the page from being framed, scripted or cached.
+	p = b.get("/portal/referrals")
+	for h, want := range map[string]string{
+		"Content-Security-Policy": "frame-ancestors 'none'", "X-Frame-Options": "DENY",
+		"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
+	} {
+		if !strings.Contains(p.header.Get(h), want) {
+			t.Errorf("%s: %q, want %q", h, p.header.Get(h), want)
+		}
+	}
+	if csp := p.header.Get("Content-Security-Policy"); strings.Contains(csp, "script-src") || !strings.Contains(csp, "default-src 'none'") {
+		t.Errorf("CSP %q allows more than it should", csp)
+	}
+
+	// Wrong password, unknown address, disabled account: one message for all.
+	for _, c := range []struct{ email, password string }{{"sam@example.org", "wrong password here"}, {"nobody@example.org", password}} {
+		o := e.browser()
+		o.get("/portal/sign-in")
+		p := o.post("/portal/sign-in", url.Values{"email": {c.email}, "password": {c.password}})
+		if p.status != http.StatusUnauthorized || !strings.Contains(p.body, "do not match an account") {
+			t.Errorf("sign-in as %s: %d", c.email, p.status)
+		}
+	}
+
+	// Signing out ends the session on the server: the old cookie is dead.
+	old := b.client.Jar.Cookies(mustURL(e.srv.URL))
+	b.post("/portal/sign-out", url.Values{})
+	replay := e.browser()
+	replay.client.Jar.SetCookies(mustURL(e.srv.URL), old)
+	if p := replay.get("/portal/referrals"); p.status != http.StatusSeeOther {
+		t.Errorf("a signed-out session's cookie still opens the inbox: %d", p.status)
+	}
+}
+
+func mustURL(s string) *url.URL { u, _ := url.Parse(s); return u }
+
+func TestDisablingAnAccountEndsItsSessions(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.user("walking", "sam@example.org")
+	b := e.browser()
+	b.signIn("sam@example.org")
+	if p := b.get("/portal/referrals"); p.status != http.StatusOK {
+		t.Fatalf("inbox: %d", p.status)
+	}
+	if err := e.store.DisableUser(context.Background(), "sam@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	if p := b.get("/portal/referrals"); p.status != http.StatusSeeOther {
+		t.Errorf("a disabled account's session still opens the inbox: %d", p.status)
+	}
+	if p := e.browser().signIn("sam@example.org"); p.status != http.StatusUnauthorized {
+		t.Errorf("a disabled account signed in: %d", p.status)
+	}
+}
+
+func TestFormsWithoutTheirTokenAreRefused(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.user("walking", "sam@example.org")
+	task := e.refer("CSRF-1", "390893007", "Alex Example")
+	b := e.browser()
+	b.signIn("sam@example.org")
+	b.get("/portal/referrals/" + task)
+	accept := func(csrf, origin string) page {
+		form := url.Values{"action": {"accept"}, "version": {"1"}}
+		if csrf != "-" {
+			form.Set("csrf", csrf)
+		}
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/portal/referrals/"+task, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		return b.do(req)
+	}
+	for name, p := range map[string]page{
+		"no token":          accept("-", ""),
+		"a wrong token":     accept("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", ""),
+		"another origin":    accept(b.csrf, "https://attacker.example"),
+		"an empty token":    accept("", e.srv.URL),
+		"no token, same-or": accept("-", e.srv.URL),
+	} {
+		if p.status != http.StatusForbidden {
+			t.Errorf("a post with %s: %d, want 403", name, p.status)
+		}
+	}
+	if got := e.task(task).Status; got != "requested" {
+		t.Fatalf("a refused post changed the Task to %s", got)
+	}
+	// Sign-in has its own token: a sign-in form from elsewhere is refused.
+	o := e.browser()
+	if p := o.post("/portal/sign-in", url.Values{"email": {"sam@example.org"}, "password": {password}, "csrf": {"forged"}}); p.status != http.StatusForbidden {
+		t.Errorf("a sign-in without the form's cookie: %d, want 403", p.status)
+	}
+	// With its token the same post works.
+	if p := accept(b.csrf, e.srv.URL); p.status != http.StatusSeeOther {
+		t.Fatalf("the page's own form: %d %s", p.status, p.body)
+	}
+}
+
+func TestProviderActionsAreTaskTransitions(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.user("walking", "sam@example.org")
+	accepted := e.refer("ACT-1", "390893007", "Alex Example")
+	declined := e.refer("ACT-2", "390893007", "Jo Example")
+	b := e.browser()
+	b.signIn("sam@example.org")
+
+	act := func(task, action string, extra url.Values) page {
+		t.Helper()
+		b.get("/portal/referrals/" + task)
+		form := url.Values{"action": {action}, "version": {fmt.Sprint(e.version(task))}}
+		for k, v := range extra {
+			form[k] = v
+		}
+		return b.post("/portal/referrals/"+task, form)
+	}
+	notifications := func() int64 {
+		n, _ := e.redis.Client().XLen(context.Background(), "{signpost}:q:notify").Result()
+		return n
+	}
+	before := notifications()
+	if p := act(accepted, "accept", nil); p.status != http.StatusSeeOther {
+		t.Fatalf("accept: %d %s", p.status, p.body)
+	}
+	if v := e.task(accepted); v.Status != "accepted" || e.version(accepted) != 2 {
+		t.Errorf("after accept: %s v%d", v.Status, e.version(accepted))
+	}
+	act(accepted, "contact", nil)
+	act(accepted, "first-session", nil)
+	if p := act(accepted, "complete", url.Values{"code": {"goals-met"}, "text": {"Walks weekly now"}}); p.status != http.StatusSeeOther {
+		t.Fatalf("complete: %d", p.status)
+	}
+	v := e.task(accepted)
+	if v.Status != "completed" || len(v.Outputs) != 1 || v.Outputs[0].Concept[0].Code != "goals-met" || v.Outputs[0].Type.Code != "resulting-activity" {
+		t.Errorf("after complete: %+v", v)
+	}
+	if e.version(accepted) != 5 {
+		t.Errorf("accept, contact, first session, complete made version %d, want 5", e.version(accepted))
+	}
+
+	// Decline needs a coded reason; without one nothing changes.
+	if p := act(declined, "decline", nil); p.status != http.StatusUnprocessableEntity || !strings.Contains(p.body, "choose a reason") {
+		t.Errorf("decline without a reason: %d", p.status)
+	}
+	if p := act(declined, "decline", url.Values{"code": {"no-capacity"}}); p.status != http.StatusSeeOther {
+		t.Fatalf("decline: %d", p.status)
+	}
+	if v := e.task(declined); v.Status != "rejected" || v.StatusReasonCode != "no-capacity" || v.StatusReason == "" {
+		t.Errorf("after decline: %+v", v)
+	}
+	// Every change queued the GP's notification, as an API update does.
+	if got := notifications() - before; got != 5 {
+		t.Errorf("%d notifications queued for 5 changes", got)
+	}
+	// A step on a stale page changes nothing.
+	b.get("/portal/referrals/" + accepted)
+	if p := b.post("/portal/referrals/"+accepted, url.Values{"action": {"did-not-attend"}, "version": {"2"}}); p.status != http.StatusPreconditionFailed {
+		t.Errorf("a step on version 2 of version 5: %d", p.status)
+	}
+	// A step the status machine does not allow is refused by it.
+	if p := act(declined, "accept", nil); p.status != http.StatusConflict {
+		t.Errorf("accepting a declined referral: %d", p.status)
+	}
+	// Each change has a Provenance naming the Task version, as over the API.
+	prov, err := e.svc.Search(context.Background(), practice, gateway.TypeProvenance, url.Values{"target": {"Task/" + accepted}}, false)
+	if err != nil || prov.Total != 4 {
+		t.Errorf("Provenance of the accepted referral: %v, %v; want 4", prov, err)
+	}
+}
+
+func TestStaffSeeOnlyTheirProvidersReferrals(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.user("walking", "sam@example.org")
+	e.user("advice", "kim@example.org")
+	walking := e.refer("ISO-1", "390893007", "Alex Walker")
+	advice := e.refer("ISO-2", "710913009", "Jo Adviser")
+
+	kim := e.browser()
+	kim.signIn("kim@example.org")
+	list := kim.get("/portal/referrals")
+	if !strings.Contains(list.body, "Jo Adviser") || strings.Contains(list.body, "Alex Walker") {
+		t.Errorf("the advice inbox shows the wrong people:\n%s", list.body)
+	}
+	if p := kim.get("/portal/referrals/" + walking); p.status != http.StatusNotFound || strings.Contains(p.body, "Alex Walker") {
+		t.Errorf("another provider's referral: %d", p.status)
+	}
+	if p := kim.post("/portal/referrals/"+walking, url.Values{"action": {"accept"}, "version": {"1"}}); p.status != http.StatusNotFound {
+		t.Errorf("acting on another provider's referral: %d", p.status)
+	}
+	if e.task(walking).Status != "requested" {
+		t.Error("another provider's staff changed the referral")
+	}
+	if p := kim.get("/portal/referrals/" + advice); p.status != http.StatusOK || !strings.Contains(p.body, "Jo Adviser") {
+		t.Errorf("own referral: %d", p.status)
+	}
+	// Provider staff do not see the outcomes view.
+	if p := kim.get("/insights/"); p.status != http.StatusForbidden {
+		t.Errorf("provider staff opened the outcomes view: %d", p.status)
+	}
+}
+
+func TestPatientDetailsAreEscapedAndEveryViewAudited(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.user("walking", "sam@example.org")
+	task := e.refer("ESC-1", "390893007", `<script>alert(1)</script> Example`)
+	b := e.browser()
+	b.signIn("sam@example.org")
+	p := b.get("/portal/referrals/" + task)
+	if strings.Contains(p.body, "<script>") || !strings.Contains(p.body, "&lt;script&gt;") {
+		t.Errorf("the name was not escaped")
+	}
+	for _, want := range []string{"9434765919", "0113 496 0000", "Prefers mornings", "History"} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("the referral page lacks %q", want)
+		}
+	}
+	b.get("/portal/referrals?list=new")
+	entries, err := e.redis.Client().XRange(context.Background(), "{signpost}:audit", "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var views []gateway.AuditRecord
+	for _, en := range entries {
+		f := map[string]string{}
+		for k, v := range en.Values {
+			f[k] = fmt.Sprint(v)
+		}
+		if r := gateway.ReadAuditRecord(f); r.User == "sam@example.org" {
+			views = append(views, r)
+		}
+	}
+	if len(views) != 2 {
+		t.Fatalf("%d audit records of sam's views, want 2 (the referral, the list)", len(views))
+	}
+	for _, r := range views {
+		if r.Client != "walking" || !strings.Contains(strings.Join(r.What, " "), "Task/"+task) || !strings.Contains(strings.Join(r.What, " "), "Patient/") {
+			t.Errorf("audit record %+v does not name who saw which Task and Patient", r)
+		}
+		ev := string(r.Event(e.srv.URL + "/fhir"))
+		if !strings.Contains(ev, "humanuser") || strings.Contains(ev, "Example") || strings.Contains(ev, nhsNumber) {
+			t.Errorf("AuditEvent %s", ev)
+		}
+	}
+}
+
+func TestOutcomesViewCountsTheFunnel(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.user("walking", "sam@example.org")
+	e.user("", "lead@example.org")
+	done := e.refer("OUT-1", "390893007", "Alex Example")
+	no := e.refer("OUT-2", "390893007", "Jo Example")
+	dna := e.refer("OUT-3", "390893007", "Sam Example")
+	e.refer("OUT-4", "710913009", "Kim Example")
+	staff := gateway.Caller{ClientID: "walking", Kind: gateway.CallerProvider}
+	step := func(task string, s gateway.Step) {
+		t.Helper()
+		s.Version = e.version(task)
+		if _, err := e.svc.Progress(context.Background(), staff, task, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step(done, gateway.Step{Action: gateway.ActionAccept})
+	step(done, gateway.Step{Action: gateway.ActionContact})
+	step(done, gateway.Step{Action: gateway.ActionFirstSession})
+	step(done, gateway.Step{Action: gateway.ActionComplete, Code: "goals-met"})
+	step(no, gateway.Step{Action: gateway.ActionDecline, Code: "person-declined"})
+	step(dna, gateway.Step{Action: gateway.ActionAccept})
+	step(dna, gateway.Step{Action: gateway.ActionDidNotAttend})
+
+	lead := e.browser()
+	if p := lead.signIn("lead@example.org"); p.header.Get("Location") != "/insights/" {
+		t.Fatalf("an operator signed in to %q", p.header.Get("Location"))
+	}
+	p := lead.get("/insights/")
+	if p.status != http.StatusOK || !strings.Contains(p.body, "<svg") || strings.Contains(p.body, "Alex Example") {
+		t.Fatalf("outcomes view: %d", p.status)
+	}
+	if p := lead.get("/portal/referrals"); p.status != http.StatusForbidden {
+		t.Errorf("an operator opened a provider's inbox: %d", p.status)
+	}
+	csvPage := lead.get("/insights/outcomes.csv")
+	rows, err := csv.NewReader(strings.NewReader(csvPage.body)).ReadAll()
+	if err != nil || len(rows) < 2 {
+		t.Fatalf("CSV: %v\n%s", err, csvPage.body)
+	}
+	col := map[string]int{}
+	for i, h := range rows[0] {
+		col[h] = i
+	}
+	all := rows[1]
+	for name, want := range map[string]string{"sent": "4", "delivered": "3", "accepted": "2", "started": "1", "completed": "1",
+		"declined": "1", "did_not_attend": "1", "failed": "0", "accepted_n": "2", "first_contact_n": "1"} {
+		if all[col[name]] != want {
+			t.Errorf("CSV %s = %s, want %s", name, all[col[name]], want)
+		}
+	}
+	mr := lead.get("/insights/MeasureReport")
+	var report struct {
+		ResourceType string `json:"resourceType"`
+		Status, Type string
+		Group        []struct {
+			Code struct {
+				Coding []struct{ Code string }
+			}
+			Population []struct{ Count int }
+			Stratifier []struct {
+				Stratum []struct {
+					Value struct {
+						Coding []struct{ Code string }
+					}
+					Population []struct{ Count int }
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(mr.body), &report); err != nil || report.ResourceType != "MeasureReport" || report.Type != "summary" {
+		t.Fatalf("MeasureReport: %v %s", err, mr.body)
+	}
+	counts := map[string]int{}
+	for _, g := range report.Group {
+		counts[g.Code.Coding[0].Code] = g.Population[0].Count
+		if g.Code.Coding[0].Code == "declined" {
+			found := false
+			for _, s := range g.Stratifier {
+				for _, st := range s.Stratum {
+					found = found || (st.Value.Coding[0].Code == "person-declined" && st.Population[0].Count == 1)
+				}
+			}
+			if !found {
+				t.Error("the declined group has no person-declined stratum")
+			}
+		}
+	}
+	if counts["sent"] != 4 || counts["completed"] != 1 || counts["did-not-attend"] != 1 {
+		t.Errorf("MeasureReport counts %v", counts)
+	}
+	// A period before the referrals holds none of them.
+	if p := lead.get("/insights/outcomes.csv?from=2020-01-01&to=2020-01-31"); !strings.Contains(p.body, ",all,all,All referrals,0,") {
+		t.Errorf("an empty period:\n%s", p.body)
+	}
+	if p := lead.get("/insights/?from=yesterday"); p.status != http.StatusBadRequest {
+		t.Errorf("a bad date: %d", p.status)
+	}
+}
