@@ -26,6 +26,8 @@ type Journey struct {
 	TaskID     string
 	Category   string
 	Practice   string // the requester's organisation identifier (or display)
+	// PracticeName is the requester's display, when the referral gave one.
+	PracticeName string
 	ProviderID string
 	Sent       time.Time
 	// The first time each step was reached (zero: not reached).
@@ -102,6 +104,7 @@ func journeyOf(id string, versions []*Resource) (Journey, bool) {
 		j.Sent = t.UTC()
 	}
 	j.Practice = cmp.Or(first.Requester.Identifier.Value, first.Requester.Display, first.Requester.Reference)
+	j.PracticeName = first.Requester.Display
 	j.ProviderID = strings.TrimPrefix(first.Owner.Reference, "Organization/")
 	for _, in := range first.Input {
 		if in.ValueCoding.System == categorySystem {
@@ -215,7 +218,13 @@ func (s *Service) providerName(id string) string {
 func BuildReport(journeys []Journey, from, to time.Time, providerName func(string) string) *Report {
 	r := &Report{From: from, To: to, Total: row("all", "All referrals", journeys)}
 	r.ByCategory = rowsBy(journeys, func(j Journey) string { return j.Category }, mappings.CategoryLabel)
-	r.ByPractice = rowsBy(journeys, func(j Journey) string { return j.Practice }, func(k string) string { return k })
+	practices := map[string]string{}
+	for _, j := range journeys {
+		if j.PracticeName != "" && j.PracticeName != j.Practice {
+			practices[j.Practice] = j.PracticeName + " (" + j.Practice + ")"
+		}
+	}
+	r.ByPractice = rowsBy(journeys, func(j Journey) string { return j.Practice }, func(k string) string { return cmp.Or(practices[k], k) })
 	r.ByProvider = rowsBy(journeys, func(j Journey) string { return j.ProviderID }, providerName)
 	counts := map[string]int{}
 	for _, j := range journeys {

@@ -25,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/signpost-health/signpost/config"
+	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/telemetry"
 	"github.com/signpost-health/signpost/gateway/webhook"
 	"github.com/signpost-health/signpost/mappings"
@@ -100,7 +101,14 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	base := "http://" + addr.String() + "/fhir"
 	tl.event("Signpost is serving at %s", base)
 
-	run := strconv.FormatInt(time.Now().Unix(), 36) // this run's referral identifiers
+	run := strconv.FormatInt(time.Now().Unix(), 36) // this run's referral identifiers and accounts
+	webSignIn, err := demoAccounts(ctx, a, run)
+	if err != nil {
+		return fmt.Errorf("making the demo's web accounts: %w", err)
+	}
+	if err := sendDemoPatient(base, run); err != nil {
+		return fmt.Errorf("sending the example patient: %w", err)
+	}
 	for _, r := range []struct{ ident, code, what string }{
 		{"DEMO-" + run + "-1", "390893007", "a walking group (physical activity)"},
 		{"DEMO-" + run + "-2", "710913009", "debt advice (money, debt and benefits)"},
@@ -109,7 +117,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		// Said before sending: the provider may hear of it before the
 		// GP's own call returns.
 		tl.event("GP (Example Surgery) sends referral %s: %s", r.ident, r.what)
-		if err := sendDemoReferral(base, r.ident, r.code); err != nil {
+		if err := sendDemoReferral(base, r.ident, r.code, run); err != nil {
 			return fmt.Errorf("sending an example referral: %w", err)
 		}
 	}
@@ -142,7 +150,7 @@ Signpost keeps serving until Ctrl-C. Try:
   curl -s '%[1]s/Task?owner=Organization/citizens-advice-leeds' # the referral waiting in a provider's inbox
   curl -s '%[1]s/Provenance'                                    # who changed what
   curl -s '%[1]s/metadata'                                      # what the API supports
-`, base)
+%[2]s`, base, webSignIn)
 	return <-served
 }
 
@@ -247,10 +255,54 @@ func demoSecret() string {
 
 // sendDemoReferral sends an active referral for a synthetic patient (the
 // NHS number is a published test number).
-func sendDemoReferral(base, ident, code string) error {
+// demoAccounts makes this run's web accounts, each with a new random
+// password, and says how to sign in. The addresses carry the run's id: the
+// demo's data persists between runs, and an account is never overwritten.
+func demoAccounts(ctx context.Context, a *app, run string) (string, error) {
+	staff, lead := "advice-"+run+"@example.org", "lead-"+run+"@example.org"
+	password := demoSecret()[6:30]
+	for _, u := range [][2]string{{"citizens-advice-leeds", staff}, {"", lead}} {
+		user, err := gateway.NewPortalUser(u[1], u[0], password, time.Now())
+		if err != nil {
+			return "", err
+		}
+		if err := a.store.AddUser(ctx, user); err != nil {
+			return "", err
+		}
+	}
+	site := a.cfg.PublicURL
+	return fmt.Sprintf(`
+Web pages (the password is new with each demo run: %[4]s):
+  %[1]s/portal/    the referral inbox of Citizens Advice Leeds: sign in as %[2]s
+  %[1]s/insights/  the outcomes view for commissioners: sign in as %[3]s
+`, site, staff, lead, password), nil
+}
+
+// sendDemoPatient sends the synthetic person the demo refers, with a GP
+// system's own id, so providers see whom to contact.
+func sendDemoPatient(base, run string) error {
+	body := `{"resourceType":"Patient","id":"demo-` + run + `","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}],` +
+		`"name":[{"given":["Alex"],"family":"Example"}],"telecom":[{"system":"phone","value":"0113 496 0000"}],"birthDate":"1950-01-01"}`
+	req, err := http.NewRequest(http.MethodPut, base+"/Patient/demo-"+run, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/fhir+json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated && res.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", res.StatusCode)
+	}
+	return nil
+}
+
+func sendDemoReferral(base, ident, code, run string) error {
 	body := `{"resourceType":"ServiceRequest","identifier":[{"system":"https://example-surgery.example/referral-id","value":"` + ident + `"}],` +
 		`"status":"active","intent":"order","priority":"routine","code":{"coding":[{"system":"http://snomed.info/sct","code":"` + code + `"}]},` +
-		`"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}},` +
+		`"subject":{"reference":"Patient/demo-` + run + `"},` +
 		`"requester":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"}}}`
 	res, err := http.Post(base+"/ServiceRequest", "application/fhir+json", strings.NewReader(body))
 	if err != nil {

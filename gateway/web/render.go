@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"fmt"
 	"html/template"
 	"net/http"
 	"strings"
@@ -55,18 +56,8 @@ var funcs = template.FuncMap{
 	"status":   statusLabel,
 	"action":   actionLabel,
 	"category": mappings.CategoryLabel,
-	"hours": func(d gateway.Durations) string {
-		if d.N == 0 {
-			return "–"
-		}
-		return gateway.Hours(d.Median) + " h"
-	},
-	"p90": func(d gateway.Durations) string {
-		if d.N == 0 {
-			return "–"
-		}
-		return gateway.Hours(d.P90) + " h"
-	},
+	"median": func(d gateway.Durations) string { return humanDuration(d.N, d.Median) },
+	"p90":    func(d gateway.Durations) string { return humanDuration(d.N, d.P90) },
 	"tel": func(s string) string { return strings.Map(telRune, s) },
 	"args": func(heading, key string, rows []gateway.ReportRow, p page) breakdown {
 		return breakdown{heading, key, rows, p}
@@ -78,6 +69,21 @@ type breakdown struct {
 	Heading, Key string
 	Rows         []gateway.ReportRow
 	Page         page
+}
+
+// humanDuration says how long something took in the unit people would
+// use: minutes, hours or days ("–" when nothing was timed).
+func humanDuration(n int, d time.Duration) string {
+	switch {
+	case n == 0:
+		return "–"
+	case d < time.Hour:
+		return fmt.Sprintf("%d min", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%.1f hours", d.Hours())
+	default:
+		return fmt.Sprintf("%.1f days", d.Hours()/24)
+	}
 }
 
 // telRune keeps the characters of a telephone number for a tel: link.

@@ -1,0 +1,341 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
+)
+
+// The web pages in a real browser: headless Chromium driven over the
+// DevTools protocol, against `signpost serve` with its workers and a GP
+// record that receives the write-back. CI installs Debian's chromium; a
+// machine without it skips these tests, except under CI, where that fails.
+
+// browserAllocator starts headless Chromium for a test.
+func browserAllocator(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		if path, err = exec.LookPath("chromium-browser"); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatal("chromium is not installed; .ci/run installs it")
+			}
+			t.Skip("chromium is not installed (apt-get install chromium)")
+		}
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path),
+		chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 900),
+		// The machine's network is closed: nothing may try to reach Google.
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.Flag("no-first-run", true))
+	ctx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// newBrowser is one person's browser: its own profile, so its own cookies.
+func newBrowser(t *testing.T, alloc context.Context) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(cancel)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(cancelTimeout)
+	return ctx
+}
+
+// gpRecord is a GP system's FHIR server: it keeps every status Signpost
+// writes back to its copy of each Task.
+type gpRecord struct {
+	mu       sync.Mutex
+	statuses map[string][]string // Signpost Task id -> statuses written, in order
+}
+
+func (g *gpRecord) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	var task struct {
+		ResourceType string
+		Status       string
+		Identifier   []struct{ System, Value string }
+	}
+	if json.Unmarshal(body, &task) == nil && task.ResourceType == "Task" {
+		g.mu.Lock()
+		for _, id := range task.Identifier {
+			if id.System == "https://signpost.health/fhir/Id/task" {
+				g.statuses[id.Value] = append(g.statuses[id.Value], task.Status)
+			}
+		}
+		g.mu.Unlock()
+	}
+	w.Header().Set("Location", "/fhir/"+task.ResourceType+"/gp-copy/_history/1")
+	w.Header().Set("ETag", `W/"1"`)
+	w.WriteHeader(http.StatusCreated)
+}
+
+// waitFor waits until the GP record has been told a Task's status.
+func (g *gpRecord) waitFor(t *testing.T, taskID, status string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		g.mu.Lock()
+		got := slices.Contains(g.statuses[taskID], status)
+		g.mu.Unlock()
+		if got {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t.Errorf("the GP record was never told Task %s is %s; it was told %v", taskID, status, g.statuses[taskID])
+}
+
+// portalServer runs signpost serve with two portal providers, write-back to
+// a GP record, and staff accounts for both providers and an operator.
+func portalServer(t *testing.T) (*serving, *gpRecord) {
+	t.Helper()
+	gp := &gpRecord{statuses: map[string][]string{}}
+	gpServer := httptest.NewServer(gp)
+	t.Cleanup(gpServer.Close)
+	r := redistest.Start(t)
+	cfg := writeFile(t, "signpost.yaml", strings.Replace(testConfig, "value: \"A81001\" }\n",
+		"value: \"A81001\" }\n    notify: { fhir_base: \""+gpServer.URL+"/fhir\" }\n", 1)+"outbound_allow: [\"127.0.0.0/8\"]\n")
+	getenv := env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()})
+	for _, u := range [][]string{{"walking", "sam@example.org"}, {"link", "kim@example.org"}, {"-operator", "lead@example.org"}} {
+		var out bytes.Buffer
+		args := []string{"add", "-config", cfg, u[0], u[1]}
+		must(t, runUsers(context.Background(), args, getenv, strings.NewReader(browserPassword+"\n"), &out, io.Discard))
+	}
+	return startSignpost(t, []string{"serve", "-config", cfg}, getenv), gp
+}
+
+const browserPassword = "correct horse battery staple"
+
+// referPerson sends a referral for a synthetic person over the API and
+// returns its Task id.
+func referPerson(t *testing.T, base, ident, code, name, phone string) string {
+	t.Helper()
+	pid := "pt-" + strings.ToLower(ident)
+	patient := `{"resourceType":"Patient","id":"` + pid + `","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],` +
+		`"name":[{"text":"` + name + `"}],"telecom":[{"system":"phone","value":"` + phone + `"}],"birthDate":"1948-03-02"}`
+	put(t, base+"/fhir/Patient/"+pid, patient, http.StatusCreated)
+	sr := `{"resourceType":"ServiceRequest","identifier":[{"system":"https://example-gp.nhs.uk/referral-id","value":"` + ident + `"}],` +
+		`"status":"active","intent":"order","code":{"coding":[{"system":"http://snomed.info/sct","code":"` + code + `"}],"text":"` + codeText[code] + `"},` +
+		`"subject":{"reference":"Patient/` + pid + `"},"requester":{"display":"Leeds Road Surgery","identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"}},` +
+		`"note":[{"text":"Lives alone; happy to be phoned in the mornings."}]}`
+	res, err := http.Post(base+"/fhir/ServiceRequest", "application/fhir+json", strings.NewReader(sr))
+	must(t, err)
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("referral %s: %d", ident, res.StatusCode)
+	}
+	_, after, _ := strings.Cut(res.Header.Get("Location"), "/ServiceRequest/")
+	srID, _, _ := strings.Cut(after, "/")
+	var bundle struct {
+		Entry []struct {
+			Resource struct{ ID string }
+		}
+	}
+	getJSON(t, base+"/fhir/Task?focus=ServiceRequest/"+srID, &bundle)
+	if len(bundle.Entry) != 1 {
+		t.Fatalf("referral %s has %d Tasks", ident, len(bundle.Entry))
+	}
+	return bundle.Entry[0].Resource.ID
+}
+
+var codeText = map[string]string{
+	"390893007": "Referral to physical activity program",
+	"710913009": "Referral to financial service",
+	"308463006": "Refer to community day center",
+}
+
+func put(t *testing.T, url, body string, want int) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/fhir+json")
+	res, err := http.DefaultClient.Do(req)
+	must(t, err)
+	res.Body.Close()
+	if res.StatusCode != want {
+		t.Fatalf("PUT %s: %d", url, res.StatusCode)
+	}
+}
+
+func getJSON(t *testing.T, url string, into any) {
+	t.Helper()
+	res, err := http.Get(url)
+	must(t, err)
+	defer res.Body.Close()
+	must(t, json.NewDecoder(res.Body).Decode(into))
+}
+
+// taskState reads a Task's status and version over the API.
+func taskState(t *testing.T, base, id string) (string, string) {
+	t.Helper()
+	var task struct {
+		Status string
+		Meta   struct{ VersionID string }
+	}
+	getJSON(t, base+"/fhir/Task/"+id, &task)
+	return task.Status, task.Meta.VersionID
+}
+
+// signIn signs a browser in through the form, as a person would.
+func signIn(base, email string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.Navigate(base+"/portal/sign-in"),
+		chromedp.SendKeys(chromedp.CSS("#email"), email),
+		chromedp.SendKeys(chromedp.CSS("#password"), browserPassword),
+		chromedp.Submit(chromedp.CSS("#password")),
+	)
+}
+
+// actOn opens a referral and submits one of its action forms, after fill,
+// then waits for the page that answers.
+func actOn(base, taskID, action string, fill ...chromedp.Action[chromedp.Void]) chromedp.Action[chromedp.Void] {
+	steps := []chromedp.Action[chromedp.Void]{chromedp.Navigate(base + "/portal/referrals/" + taskID), chromedp.WaitVisible(chromedp.CSS("h1"))}
+	steps = append(steps, fill...)
+	return chromedp.Steps(append(steps,
+		chromedp.Click(chromedp.CSS(`form.action:has(input[name="action"][value="`+action+`"]) button`)),
+		chromedp.WaitVisible(chromedp.CSS(".message")))...)
+}
+
+// text reads an element's text.
+func text(t *testing.T, ctx context.Context, css string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(css)))
+	must(t, err)
+	return s
+}
+
+func TestBrowserInboxClosesTheLoop(t *testing.T) {
+	t.Parallel()
+	alloc := browserAllocator(t)
+	srv, gp := portalServer(t)
+	base := srv.base
+	acceptMe := referPerson(t, base, "WEB-1", "390893007", "Alex Morgan", "0113 496 0001")
+	declineMe := referPerson(t, base, "WEB-2", "390893007", "Jo Bennett", "0113 496 0002")
+	completeMe := referPerson(t, base, "WEB-3", "390893007", "Sam Patel", "0113 496 0003")
+	referPerson(t, base, "WEB-4", "390893007", "Chris Evans", "0113 496 0004")
+	referPerson(t, base, "WEB-5", "710913009", "Pat Lee", "0113 496 0005")
+
+	sam := newBrowser(t, alloc)
+	must(t, chromedp.Do(sam, signIn(base, "sam@example.org"), chromedp.WaitVisible(chromedp.CSS("table.referrals"))))
+	inbox := text(t, sam, "main")
+	for _, want := range []string{"Alex Morgan", "Jo Bennett", "Sam Patel", "0113 496 0001", "Referral to physical activity program", "Leeds Road Surgery"} {
+		if !strings.Contains(inbox, want) {
+			t.Errorf("the inbox lacks %q", want)
+		}
+	}
+	if strings.Contains(inbox, "Pat Lee") {
+		t.Error("the walking inbox shows another provider's referral")
+	}
+	screenshot(t, sam, "inbox.png")
+
+	// Accept one.
+	must(t, chromedp.Do(sam, actOn(base, acceptMe, "accept")))
+	if msg := text(t, sam, ".message"); !strings.Contains(msg, "Accepted") {
+		t.Errorf("after accept the page says %q", msg)
+	}
+	// Decline another, with a coded reason.
+	must(t, chromedp.Do(sam, actOn(base, declineMe, "decline",
+		chromedp.SetValue(chromedp.CSS("#decline-code"), "no-capacity"),
+		chromedp.SendKeys(chromedp.CSS("#decline-text"), "Group full until spring"))))
+	// Take a third through to completion with an outcome.
+	must(t, chromedp.Do(sam,
+		actOn(base, completeMe, "accept"),
+		actOn(base, completeMe, "contact"),
+		actOn(base, completeMe, "first-session"),
+		actOn(base, completeMe, "complete", chromedp.SetValue(chromedp.CSS("#complete-code"), "goals-met"))))
+	screenshotPage(t, sam, base+"/portal/referrals/"+acceptMe, "referral.png")
+
+	for _, c := range []struct{ id, status, version string }{
+		{acceptMe, "accepted", "3"}, {declineMe, "rejected", "3"}, {completeMe, "completed", "6"},
+	} {
+		// Version 1 is the referral, 2 its delivery to the portal; then one per action.
+		if status, version := taskState(t, base, c.id); status != c.status || version != c.version {
+			t.Errorf("Task %s is %s version %s; want %s version %s", c.id, status, version, c.status, c.version)
+		}
+		gp.waitFor(t, c.id, c.status)
+	}
+
+	// A form without its CSRF token is refused, and changes nothing.
+	must(t, chromedp.Do(sam,
+		chromedp.Navigate(base+"/portal/referrals/"+acceptMe),
+		chromedp.WaitVisible(chromedp.CSS("form.action")),
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('input[name="csrf"]').forEach(e => e.remove()), 1`))
+			return err
+		}),
+		chromedp.Click(chromedp.CSS(`form.action:has(input[name="action"][value="first-session"]) button`)),
+		chromedp.WaitVisible(chromedp.CSS(".message"))))
+	if refused := text(t, sam, ".message"); !strings.Contains(refused, "refused") {
+		t.Errorf("a form without its token: %q", refused)
+	}
+	if status, version := taskState(t, base, acceptMe); status != "accepted" || version != "3" {
+		t.Errorf("a refused form changed the Task: %s v%s", status, version)
+	}
+
+	// The other provider's staff see their own referral and not these.
+	kim := newBrowser(t, alloc)
+	must(t, chromedp.Do(kim, signIn(base, "kim@example.org"), chromedp.WaitVisible(chromedp.CSS("table.referrals"))))
+	kimInbox := text(t, kim, "main")
+	must(t, chromedp.Do(kim, chromedp.Navigate(base+"/portal/referrals/"+acceptMe), chromedp.WaitVisible(chromedp.CSS("h1"))))
+	notTheirs := text(t, kim, "main")
+	if !strings.Contains(kimInbox, "Pat Lee") || strings.Contains(kimInbox, "Alex Morgan") || strings.Contains(kimInbox, "Jo Bennett") {
+		t.Errorf("the link workers' inbox:\n%s", kimInbox)
+	}
+	if strings.Contains(notTheirs, "Alex Morgan") || !strings.Contains(notTheirs, "not one of yours") {
+		t.Errorf("another provider's referral opened:\n%s", notTheirs)
+	}
+
+	// The outcomes view counts what happened.
+	lead := newBrowser(t, alloc)
+	must(t, chromedp.Do(lead, signIn(base, "lead@example.org"), chromedp.WaitVisible(chromedp.CSS("figure.chart svg"))))
+	outcomes := text(t, lead, "main")
+	for _, want := range []string{"Referrals sent from", "How far referrals got", "Why referrals were declined", "Walking for Health"} {
+		if !strings.Contains(outcomes, want) {
+			t.Errorf("the outcomes view lacks %q", want)
+		}
+	}
+	if strings.Contains(outcomes, "Alex Morgan") || strings.Contains(outcomes, "9000000009") {
+		t.Error("the outcomes view shows a person")
+	}
+	screenshot(t, lead, "outcomes.png")
+}
+
+// screenshot saves the page as a PNG under $SIGNPOST_SCREENSHOTS, for the
+// README (set it to docs/screenshots to refresh them).
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("SIGNPOST_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(dir, name), png, 0o644))
+}
+
+func screenshotPage(t *testing.T, ctx context.Context, url, name string) {
+	t.Helper()
+	if os.Getenv("SIGNPOST_SCREENSHOTS") == "" {
+		return
+	}
+	must(t, chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("h1"))))
+	screenshot(t, ctx, name)
+}
