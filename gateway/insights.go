@@ -23,13 +23,13 @@ import (
 
 // Journey is one referral's path, read from its Task's versions.
 type Journey struct {
-	TaskID     string
-	Category   string
-	Practice   string // the requester's organisation identifier (or display)
+	TaskID   string
+	Category string
+	Practice string // the requester's organisation identifier (or display)
 	// PracticeName is the requester's display, when the referral gave one.
 	PracticeName string
-	ProviderID string
-	Sent       time.Time
+	ProviderID   string
+	Sent         time.Time
 	// The first time each step was reached (zero: not reached).
 	Delivered, Accepted, FirstContact, Started, Ended time.Time
 	// End is how the referral ended: "" while it is open, or one of the

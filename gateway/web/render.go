@@ -56,9 +56,9 @@ var funcs = template.FuncMap{
 	"status":   statusLabel,
 	"action":   actionLabel,
 	"category": mappings.CategoryLabel,
-	"median": func(d gateway.Durations) string { return humanDuration(d.N, d.Median) },
-	"p90":    func(d gateway.Durations) string { return humanDuration(d.N, d.P90) },
-	"tel": func(s string) string { return strings.Map(telRune, s) },
+	"median":   func(d gateway.Durations) string { return humanDuration(d.N, d.Median) },
+	"p90":      func(d gateway.Durations) string { return humanDuration(d.N, d.P90) },
+	"tel":      func(s string) string { return strings.Map(telRune, s) },
 	"args": func(heading, key string, rows []gateway.ReportRow, p page) breakdown {
 		return breakdown{heading, key, rows, p}
 	},
