@@ -246,8 +246,20 @@ func TestBrowserInboxClosesTheLoop(t *testing.T) {
 	}
 	screenshot(t, sam, "inbox.png")
 
-	// Accept one.
-	must(t, chromedp.Do(sam, actOn(base, acceptMe, "accept")))
+	checkAccessible(t, sam, "the inbox")
+
+	// Accept one, with the keyboard alone: Tab first reaches the skip
+	// link, and Enter on the focused button sends its form.
+	must(t, chromedp.Do(sam, chromedp.Navigate(base+"/portal/referrals/"+acceptMe), chromedp.WaitVisible(chromedp.CSS("h1")),
+		chromedp.KeyEvent("\t")))
+	if focused := evaluate[string](t, sam, `document.activeElement.textContent`); focused != "Skip to main content" {
+		t.Errorf("the first Tab reaches %q, not the skip link", focused)
+	}
+	checkAccessible(t, sam, "a new referral")
+	must(t, chromedp.Do(sam,
+		chromedp.Focus(chromedp.CSS(`form.action:has(input[name="action"][value="accept"]) button`)),
+		chromedp.KeyEvent("\r"),
+		chromedp.WaitVisible(chromedp.CSS(".message"))))
 	if msg := text(t, sam, ".message"); !strings.Contains(msg, "Accepted") {
 		t.Errorf("after accept the page says %q", msg)
 	}
@@ -262,6 +274,15 @@ func TestBrowserInboxClosesTheLoop(t *testing.T) {
 		actOn(base, completeMe, "first-session"),
 		actOn(base, completeMe, "complete", chromedp.SetValue(chromedp.CSS("#complete-code"), "goals-met"))))
 	screenshotPage(t, sam, base+"/portal/referrals/"+acceptMe, "referral.png")
+	checkAccessible(t, sam, "an accepted referral")
+
+	// On a phone the pages fit the screen: nothing scrolls sideways.
+	must(t, chromedp.Do(sam, chromedp.EmulateViewport(360, 740, chromedp.EmulateMobile),
+		chromedp.Navigate(base+"/portal/referrals?list=in-progress"), chromedp.WaitVisible(chromedp.CSS("h1"))))
+	checkAccessible(t, sam, "the inbox on a phone")
+	must(t, chromedp.Do(sam, chromedp.Navigate(base+"/portal/referrals/"+acceptMe), chromedp.WaitVisible(chromedp.CSS("h1"))))
+	checkAccessible(t, sam, "a referral on a phone")
+	must(t, chromedp.Do(sam, chromedp.EmulateReset()))
 
 	for _, c := range []struct{ id, status, version string }{
 		{acceptMe, "accepted", "3"}, {declineMe, "rejected", "3"}, {completeMe, "completed", "6"},
@@ -315,7 +336,45 @@ func TestBrowserInboxClosesTheLoop(t *testing.T) {
 	if strings.Contains(outcomes, "Alex Morgan") || strings.Contains(outcomes, "9000000009") {
 		t.Error("the outcomes view shows a person")
 	}
+	checkAccessible(t, lead, "the outcomes view")
 	screenshot(t, lead, "outcomes.png")
+}
+
+// evaluate runs JavaScript in the page through the DevTools protocol (the
+// pages' own policy allows no scripts).
+func evaluate[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	must(t, err)
+	return v
+}
+
+// checkAccessible checks what can be checked mechanically: every visible
+// control has a label, the page has one h1 and its headings skip no level,
+// images and charts have text, and nothing overflows the screen sideways.
+func checkAccessible(t *testing.T, ctx context.Context, what string) {
+	t.Helper()
+	problems := evaluate[[]string](t, ctx, `(() => {
+  const bad = [];
+  document.querySelectorAll('input:not([type=hidden]), select, textarea').forEach(el => {
+    if (!el.id || !document.querySelector('label[for="' + el.id + '"]')) bad.push('no label for ' + (el.name || el.tagName));
+  });
+  document.querySelectorAll('button').forEach(b => { if (!b.textContent.trim()) bad.push('a button with no text'); });
+  if (document.querySelectorAll('h1').length !== 1) bad.push(document.querySelectorAll('h1').length + ' h1 elements');
+  let last = 0;
+  document.querySelectorAll('h1, h2, h3, h4').forEach(h => {
+    const level = +h.tagName[1];
+    if (level > last + 1) bad.push('heading ' + h.tagName + ' after h' + last);
+    last = level;
+  });
+  document.querySelectorAll('svg').forEach(s => { if (s.getAttribute('role') !== 'img' || !s.querySelector('title')) bad.push('a chart with no text'); });
+  if (!document.documentElement.lang) bad.push('no lang');
+  if (document.documentElement.scrollWidth > document.documentElement.clientWidth + 1) bad.push('wider than the screen: ' + document.documentElement.scrollWidth + 'px in ' + document.documentElement.clientWidth + 'px');
+  return bad;
+})()`)
+	for _, p := range problems {
+		t.Errorf("%s: %s", what, p)
+	}
 }
 
 // screenshot saves the page as a PNG under $SIGNPOST_SCREENSHOTS, for the

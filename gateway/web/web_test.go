@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,13 +47,14 @@ type env struct {
 	store *redisstore.Store
 	svc   *gateway.Service
 	srv   *httptest.Server
-	now   time.Time
+	clock atomic.Int64 // the pages' clock, Unix ms
 }
 
 func setup(t *testing.T) *env {
 	t.Helper()
 	r := redistest.Start(t)
 	e := &env{t: t, redis: r, store: redisstore.New(r.Client(), "signpost")}
+	e.clock.Store(time.Now().UnixMilli())
 	mux := http.NewServeMux()
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
@@ -61,7 +63,7 @@ func setup(t *testing.T) *env {
 		Service: e.svc, PublicURL: e.srv.URL, Auditor: e.store,
 		Caller: func(*http.Request) (gateway.Caller, error) { return practice, nil },
 		Pages: web.New(web.Options{Service: e.svc, Accounts: e.store, Auditor: e.store, PublicURL: e.srv.URL,
-			Limiter: e.store.Limiter(1.0/6, 10)}),
+			Limiter: e.store.Limiter(1.0/6, 10), Now: func() time.Time { return time.UnixMilli(e.clock.Load()) }}),
 	}))
 	return e
 }
@@ -251,6 +253,43 @@ func TestSignInSetsASafeSessionCookie(t *testing.T) {
 	replay.client.Jar.SetCookies(mustURL(e.srv.URL), old)
 	if p := replay.get("/portal/referrals"); p.status != http.StatusSeeOther {
 		t.Errorf("a signed-out session's cookie still opens the inbox: %d", p.status)
+	}
+}
+
+func TestSessionsEndAfterAWorkingDay(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.user("walking", "sam@example.org")
+	b := e.browser()
+	b.signIn("sam@example.org")
+	e.clock.Add((11 * time.Hour).Milliseconds())
+	if p := b.get("/portal/referrals"); p.status != http.StatusOK {
+		t.Fatalf("after 11 hours: %d", p.status)
+	}
+	e.clock.Add((time.Hour + time.Minute).Milliseconds())
+	if p := b.get("/portal/referrals"); p.status != http.StatusSeeOther {
+		t.Errorf("a session past 12 hours still opens the inbox: %d", p.status)
+	}
+}
+
+func TestSignInIsRateLimited(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.user("walking", "sam@example.org")
+	guesser := e.browser()
+	statuses := map[int]int{}
+	for i := 0; i < 12; i++ {
+		guesser.get("/portal/sign-in")
+		statuses[guesser.post("/portal/sign-in", url.Values{"email": {"sam@example.org"}, "password": {fmt.Sprintf("guess number %d", i)}}).status]++
+	}
+	if statuses[http.StatusUnauthorized] != 10 || statuses[http.StatusTooManyRequests] != 2 {
+		t.Errorf("12 guesses answered %v; want 10 refusals, then 429s", statuses)
+	}
+	// The account is limited wherever the guesses come from, so the right
+	// password waits too; the limit is per address and account, not a lockout
+	// of everyone.
+	if p := e.browser().signIn("sam@example.org"); p.status != http.StatusTooManyRequests || p.header.Get("Retry-After") == "" {
+		t.Errorf("the guessed account from a fresh browser: %d", p.status)
 	}
 }
 
