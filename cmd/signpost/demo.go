@@ -283,20 +283,7 @@ Web pages (the password is new with each demo run: %[4]s):
 func sendDemoPatient(base, run string) error {
 	body := `{"resourceType":"Patient","id":"demo-` + run + `","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}],` +
 		`"name":[{"given":["Alex"],"family":"Example"}],"telecom":[{"system":"phone","value":"0113 496 0000"}],"birthDate":"1950-01-01"}`
-	req, err := http.NewRequest(http.MethodPut, base+"/Patient/demo-"+run, strings.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/fhir+json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusCreated && res.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d", res.StatusCode)
-	}
-	return nil
+	return sendDemoResource(http.MethodPut, base+"/Patient/demo-"+run, body)
 }
 
 func sendDemoReferral(base, ident, code, run string) error {
@@ -304,7 +291,17 @@ func sendDemoReferral(base, ident, code, run string) error {
 		`"status":"active","intent":"order","priority":"routine","code":{"coding":[{"system":"http://snomed.info/sct","code":"` + code + `"}]},` +
 		`"subject":{"reference":"Patient/demo-` + run + `"},` +
 		`"requester":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"}}}`
-	res, err := http.Post(base+"/ServiceRequest", "application/fhir+json", strings.NewReader(body))
+	return sendDemoResource(http.MethodPost, base+"/ServiceRequest", body)
+}
+
+// sendDemoResource sends one resource as the demo's GP system does.
+func sendDemoResource(method, url, body string) error {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/fhir+json")
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}

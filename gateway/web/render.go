@@ -59,9 +59,18 @@ var funcs = template.FuncMap{
 	"median":   func(d gateway.Durations) string { return humanDuration(d.N, d.Median) },
 	"p90":      func(d gateway.Durations) string { return humanDuration(d.N, d.P90) },
 	"tel":      func(s string) string { return strings.Map(telRune, s) },
+	"choice": func(action, label, prompt string, options []gateway.CodeOption) choice {
+		return choice{action, label, prompt, options}
+	},
 	"args": func(heading, key string, rows []gateway.ReportRow, p page) breakdown {
 		return breakdown{heading, key, rows, p}
 	},
+}
+
+// choice is a coded choice in an action's form.
+type choice struct {
+	Action, Label, Prompt string
+	Options               []gateway.CodeOption
 }
 
 // breakdown is one table of the outcomes view.
