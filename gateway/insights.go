@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	_ "time/tzdata" // report days are UK days on any machine
 
 	"github.com/signpost-health/signpost/mappings"
 )
@@ -55,6 +56,10 @@ func (s *Service) Journeys(ctx context.Context, from, to time.Time) ([]Journey, 
 	// A Task sent in the period was last changed at or after its start, so
 	// the index narrows the read to those; the sent time then decides.
 	q := &StoreQuery{Type: TypeTask, Since: from, Count: journeyPage}
+	// A Task changed during the read moves to the end of the order: it may
+	// be met twice, so each is counted once. (One that moves before the
+	// offset is met again, later: none is missed.)
+	seen := map[string]bool{}
 	for {
 		ids, total, err := s.store.Search(ctx, q)
 		if err != nil {
@@ -65,6 +70,10 @@ func (s *Service) Journeys(ctx context.Context, from, to time.Time) ([]Journey, 
 			return nil, err
 		}
 		for i, versions := range histories {
+			if seen[ids[i]] {
+				continue
+			}
+			seen[ids[i]] = true
 			j, ok := journeyOf(ids[i], versions)
 			if ok && !j.Sent.Before(from) && j.Sent.Before(to) {
 				out = append(out, j)
@@ -138,7 +147,10 @@ func journeyOf(id string, versions []*Resource) (Journey, bool) {
 		case BusinessContacted, BusinessFirstSession:
 			reach(&j.FirstContact, when)
 		}
-		if view.Status == "in-progress" {
+		// Started: a first session, or a completion without one recorded
+		// (the provider may complete straight from accepted), so the funnel
+		// stays cumulative: every completed referral was started.
+		if view.Status == "in-progress" || view.Status == "completed" {
 			reach(&j.Started, when)
 		}
 		if j.End == "" {
@@ -233,9 +245,11 @@ func BuildReport(journeys []Journey, from, to time.Time, providerName func(strin
 		}
 	}
 	for code, n := range counts {
-		display := "No coded reason"
+		display := "Reason coded " + code // another system's code
 		if o, ok := optionNamed(DeclineReasons, code); ok {
 			display = o.Display
+		} else if code == "unspecified" {
+			display = "No coded reason"
 		}
 		r.DeclineReasons = append(r.DeclineReasons, ReasonCount{code, display, n})
 	}
@@ -252,7 +266,7 @@ func rowsBy(journeys []Journey, key func(Journey) string, label func(string) str
 	}
 	out := make([]ReportRow, 0, len(groups))
 	for k, js := range groups {
-		out = append(out, row(k, label(k), js))
+		out = append(out, row(k, cmp.Or(label(k), k, "Unknown"), js))
 	}
 	slices.SortFunc(out, func(a, b ReportRow) int {
 		return cmp.Or(b.Funnel.Sent-a.Funnel.Sent, strings.Compare(a.Key, b.Key))
@@ -343,7 +357,7 @@ func (r *Report) WriteCSV(w io.Writer) error {
 	}
 	for _, g := range r.groups() {
 		for _, row := range g.rows {
-			rec := []string{r.From.UTC().Format(time.DateOnly), r.To.UTC().Format(time.DateOnly), g.by, row.Key, csvSafe(row.Label)}
+			rec := []string{r.FirstDay(), r.LastDay(), g.by, csvSafe(row.Key), csvSafe(row.Label)}
 			for _, st := range Stages {
 				rec = append(rec, strconv.Itoa(st.Count(row.Funnel)))
 			}
@@ -357,6 +371,21 @@ func (r *Report) WriteCSV(w io.Writer) error {
 	cw.Flush()
 	return cw.Error()
 }
+
+// ukTime is the zone a report's days are named in.
+var ukTime = func() *time.Location {
+	l, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		panic(err) // time/tzdata is embedded below
+	}
+	return l
+}()
+
+// FirstDay is the report's first day, as a UK date.
+func (r *Report) FirstDay() string { return r.From.In(ukTime).Format(time.DateOnly) }
+
+// LastDay is the report's last day (To is the instant after it), as a UK date.
+func (r *Report) LastDay() string { return r.To.Add(-time.Nanosecond).In(ukTime).Format(time.DateOnly) }
 
 // csvSafe stops a spreadsheet reading a cell as a formula (CSV injection):
 // labels come from configuration and referrers' displays.
@@ -412,9 +441,11 @@ func (r *Report) MeasureReport(id string, now time.Time) []byte {
 		for _, by := range r.groups()[1:] {
 			var strata []map[string]any
 			for _, row := range by.rows {
-				strata = append(strata, map[string]any{
-					"value":      map[string]any{"coding": []coding{{"code": row.Key}}, "text": row.Label},
-					"population": population(st.Count(row.Funnel))})
+				value := map[string]any{"text": cmp.Or(row.Label, row.Key, "Unknown")}
+				if row.Key != "" {
+					value["coding"] = []coding{{"code": row.Key}}
+				}
+				strata = append(strata, map[string]any{"value": value, "population": population(st.Count(row.Funnel))})
 			}
 			if len(strata) > 0 {
 				strat = append(strat, map[string]any{"code": []map[string]any{concept(StageSystem, by.by, "By "+by.by)}, "stratum": strata})
@@ -423,9 +454,11 @@ func (r *Report) MeasureReport(id string, now time.Time) []byte {
 		if st.Code == "declined" && len(r.DeclineReasons) > 0 {
 			var strata []map[string]any
 			for _, rc := range r.DeclineReasons {
-				strata = append(strata, map[string]any{
-					"value":      map[string]any{"coding": []coding{{"system": DeclineReasonSystem, "code": rc.Code, "display": rc.Display}}, "text": rc.Display},
-					"population": population(rc.Count)})
+				value := map[string]any{"text": rc.Display}
+				if _, known := optionNamed(DeclineReasons, rc.Code); known {
+					value["coding"] = []coding{{"system": DeclineReasonSystem, "code": rc.Code, "display": rc.Display}}
+				}
+				strata = append(strata, map[string]any{"value": value, "population": population(rc.Count)})
 			}
 			strat = append(strat, map[string]any{"code": []map[string]any{concept(StageSystem, "decline-reason", "By decline reason")}, "stratum": strata})
 		}

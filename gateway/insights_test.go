@@ -47,3 +47,37 @@ func TestCSVCellsCannotBeFormulas(t *testing.T) {
 		}
 	}
 }
+
+func TestReportEdgesFoundInReview(t *testing.T) {
+	london, _ := time.LoadLocation("Europe/London")
+	from := time.Date(2026, 6, 1, 0, 0, 0, 0, london)
+	sent := from.Add(9 * time.Hour)
+	// Completed straight from accepted: started all the same.
+	v1 := &Resource{Version: 1, LastUpdated: sent, Body: []byte(`{"resourceType":"Task","status":"requested","intent":"order","requester":{"identifier":{"value":"=HYPERLINK(\"x\")"}}}`)}
+	v2 := &Resource{Version: 2, LastUpdated: sent.Add(time.Hour), Body: []byte(`{"resourceType":"Task","status":"accepted","intent":"order"}`)}
+	v3 := &Resource{Version: 3, LastUpdated: sent.Add(2 * time.Hour), Body: []byte(`{"resourceType":"Task","status":"completed","intent":"order"}`)}
+	j, ok := journeyOf("t1", []*Resource{v1, v2, v3})
+	if !ok || j.Started.IsZero() || j.End != EndCompleted {
+		t.Fatalf("journey %+v", j)
+	}
+	r := BuildReport([]Journey{j}, from, from.AddDate(0, 1, 0), func(string) string { return "" })
+	if f := r.Total.Funnel; f.Started != 1 || f.Completed != 1 {
+		t.Errorf("funnel %+v: a completed referral was not counted as started", f)
+	}
+	var b strings.Builder
+	if err := r.WriteCSV(&b); err != nil {
+		t.Fatal(err)
+	}
+	csvText := b.String()
+	if !strings.Contains(csvText, "2026-06-01,2026-06-30,all") {
+		t.Errorf("a June period's days in the CSV:\n%s", csvText)
+	}
+	if strings.Contains(csvText, ",=HYPERLINK") || !strings.Contains(csvText, `'=HYPERLINK`) {
+		t.Errorf("a practice key reached the CSV as a formula:\n%s", csvText)
+	}
+	// No category: the MeasureReport says "Unknown", never an empty code.
+	mr := string(r.MeasureReport("x", time.Now()))
+	if strings.Contains(mr, `""`) || !strings.Contains(mr, "Unknown") {
+		t.Errorf("MeasureReport with an uncategorised referral:\n%s", mr)
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/signpost-health/signpost/fhir"
 )
@@ -136,6 +138,10 @@ type Step struct {
 	Text string
 }
 
+// MaxStepText bounds what a person writes with a step: it is kept in every
+// later version of the Task and sent to the GP.
+const MaxStepText = 1000
+
 // ErrStepInvalid marks a step that is not well formed (an unknown action,
 // reason or outcome, or missing words): the person is told what to fix.
 var ErrStepInvalid = errors.New("invalid step")
@@ -160,6 +166,14 @@ func (s *Service) Progress(ctx context.Context, caller Caller, taskID string, st
 	view, err := ReadTask(cur.Body)
 	if err != nil {
 		return nil, err
+	}
+	// An action applies only where the inbox offers it: the status machine
+	// alone would let a hand-made form record contact on a closed referral.
+	if !slices.Contains(def.from, view.Status) {
+		return nil, newError(KindConflict, fhir.IssueBusinessRule, "Task.status", "%s does not apply to a referral that is %s", step.Action, view.Status)
+	}
+	if utf8.RuneCountInString(step.Text) > MaxStepText {
+		return nil, fmt.Errorf("%w: keep what you write to %d characters", ErrStepInvalid, MaxStepText)
 	}
 	members, err := stepMembers(step, def)
 	if err != nil {

@@ -242,6 +242,10 @@ func notFound(typ, id string) error {
 }
 
 // checkID enforces the FHIR id syntax, [A-Za-z0-9\-\.]{1,64}.
+// ValidID reports whether id is a FHIR resource id (1 to 64 letters, digits,
+// '-' and '.').
+func ValidID(id string) bool { return checkID(id) == nil }
+
 func checkID(id string) error {
 	if len(id) == 0 || len(id) > 64 {
 		return newError(KindInvalid, fhir.IssueValue, "", "a resource id is 1 to 64 characters")

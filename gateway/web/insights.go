@@ -72,9 +72,8 @@ func (p *Pages) insights(w http.ResponseWriter, r *http.Request, s *gateway.WebS
 	if !ok {
 		return
 	}
-	query := "from=" + fromDay + "&to=" + toDay
 	p.render(w, r, http.StatusOK, "insights", page{Title: "Referral outcomes", Session: s, Report: rep, From: fromDay, To: toDay,
-		Query: query, Funnel: funnelChart(rep.Total.Funnel), Reasons: reasonsChart(rep.DeclineReasons)})
+		Funnel: funnelChart(rep.Total.Funnel), Reasons: reasonsChart(rep.DeclineReasons)})
 }
 
 func (p *Pages) insightsCSV(w http.ResponseWriter, r *http.Request, s *gateway.WebSession) {

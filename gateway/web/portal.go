@@ -76,7 +76,7 @@ func (p *Pages) showReferral(w http.ResponseWriter, r *http.Request, s *gateway.
 	id := r.PathValue("id")
 	d, err := p.svc.Referral(r.Context(), p.caller(s), id)
 	if err != nil {
-		if errors.Is(err, gateway.ErrNotFound) {
+		if errors.Is(err, gateway.ErrNotFound) && gateway.ValidID(id) {
 			// Refused views are audited too: someone looking for referrals
 			// that are not theirs is worth knowing about.
 			_ = p.audit(r, s, "read", "R", http.StatusNotFound, []string{gateway.TypeTask + "/" + id}, "")
@@ -116,23 +116,38 @@ func (p *Pages) act(w http.ResponseWriter, r *http.Request, s *gateway.WebSessio
 	step := gateway.Step{Action: gateway.Action(r.PostForm.Get("action")), Version: version,
 		Code: r.PostForm.Get("code"), Text: strings.TrimSpace(r.PostForm.Get("text"))}
 	_, err = p.svc.Progress(r.Context(), p.caller(s), id, step)
-	status := http.StatusOK
-	if err == nil {
-		// The change itself is audited like an API update, by the person.
-		_ = p.audit(r, s, "update", "U", status, []string{gateway.TypeTask + "/" + id}, "")
-		http.Redirect(w, r, "/portal/referrals/"+url.PathEscape(id)+"?done="+url.QueryEscape(string(step.Action)), http.StatusSeeOther)
-		return
-	}
+	status := http.StatusSeeOther
 	e := gateway.AsError(err)
 	switch {
+	case err == nil:
 	case errors.Is(err, gateway.ErrStepInvalid):
 		status = http.StatusUnprocessableEntity
+	case e.Kind == gateway.KindPreconditionFailed:
+		status = http.StatusPreconditionFailed
+	case e.Kind == gateway.KindConflict, e.Kind == gateway.KindUnprocessable, e.Kind == gateway.KindForbidden:
+		status = http.StatusConflict
+	case errors.Is(err, gateway.ErrNotFound) || e.Kind == gateway.KindNotFound:
+		status = http.StatusNotFound
+	default:
+		status = http.StatusInternalServerError
+	}
+	// Every attempt to change a referral is audited, made or refused (a
+	// post at another provider's referral is worth knowing about).
+	if gateway.ValidID(id) {
+		if aerr := p.audit(r, s, "update", "U", status, []string{gateway.TypeTask + "/" + id}, ""); aerr != nil {
+			p.log.WarnContext(r.Context(), "auditing a web action", "error", aerr)
+		}
+	}
+	switch status {
+	case http.StatusSeeOther:
+		http.Redirect(w, r, "/portal/referrals/"+url.PathEscape(id)+"?done="+url.QueryEscape(string(step.Action)), http.StatusSeeOther)
+	case http.StatusUnprocessableEntity:
 		_, why, _ := strings.Cut(err.Error(), ": ")
 		p.showReferral(w, r, s, status, "Nothing was changed: "+why+".")
-	case e.Kind == gateway.KindPreconditionFailed:
-		p.showReferral(w, r, s, http.StatusPreconditionFailed, "Nothing was changed: someone else changed this referral since you opened it. Here it is as it is now.")
-	case e.Kind == gateway.KindConflict, e.Kind == gateway.KindUnprocessable, e.Kind == gateway.KindForbidden:
-		p.showReferral(w, r, s, http.StatusConflict, "Nothing was changed: "+e.Error()+".")
+	case http.StatusPreconditionFailed:
+		p.showReferral(w, r, s, status, "Nothing was changed: someone else changed this referral since you opened it. Here it is as it is now.")
+	case http.StatusConflict:
+		p.showReferral(w, r, s, status, "Nothing was changed: "+e.Error()+".")
 	default:
 		p.failed(w, r, s, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/mail"
 	"strings"
 	"time"
 
@@ -29,7 +30,7 @@ type page struct {
 	Outcomes       []gateway.CodeOption
 
 	Report          *gateway.Report
-	From, To, Query string
+	From, To        string // the period's UK dates, inclusive
 	Funnel, Reasons chart
 }
 
@@ -59,6 +60,12 @@ var funcs = template.FuncMap{
 	"median":   func(d gateway.Durations) string { return humanDuration(d.N, d.Median) },
 	"p90":      func(d gateway.Durations) string { return humanDuration(d.N, d.P90) },
 	"tel":      func(s string) string { return strings.Map(telRune, s) },
+	// mailable is an address fit for a mailto: link: a bare address with
+	// nothing after it (no ?bcc= another recipient).
+	"mailable": func(s string) bool {
+		a, err := mail.ParseAddress(s)
+		return err == nil && a.Name == "" && a.Address == s && !strings.ContainsAny(s, "?&")
+	},
 	"choice": func(action, label, prompt string, options []gateway.CodeOption) choice {
 		return choice{action, label, prompt, options}
 	},

@@ -36,9 +36,6 @@ const (
 	operators                 // an operator: the outcomes view
 )
 
-// signInCookie carries the sign-in form's token.
-const signInCookie = "signpost-sign-in"
-
 // signedIn wraps a page that needs a signed-in person of a role. Without a
 // session a GET is sent to sign in; a POST is refused. A POST must also
 // carry the session's CSRF token.
@@ -140,7 +137,7 @@ func (p *Pages) signIn(w http.ResponseWriter, r *http.Request) {
 		p.problem(w, r, nil, http.StatusBadRequest, "The form could not be read.")
 		return
 	}
-	c, err := r.Cookie(signInCookie)
+	c, err := r.Cookie(p.signInCookie)
 	if err != nil || !sameToken(r.PostForm.Get("csrf"), c.Value) {
 		p.showSignIn(w, r, http.StatusForbidden, "", "The sign-in form was out of date. Please try again.")
 		return
@@ -148,7 +145,11 @@ func (p *Pages) signIn(w http.ResponseWriter, r *http.Request) {
 	email, password := strings.TrimSpace(r.PostForm.Get("email")), r.PostForm.Get("password")
 	addr, addrErr := gateway.CanonicalEmail(email)
 	if p.limiter != nil {
-		for _, key := range []string{"web-sign-in:" + clientAddress(r), "web-sign-in:" + addr} {
+		keys := []string{"web-sign-in:" + clientAddress(r)}
+		if addrErr == nil {
+			keys = append(keys, "web-sign-in-account:"+addr)
+		}
+		for _, key := range keys {
 			ok, wait, err := p.limiter.Allow(r.Context(), key)
 			if err != nil {
 				p.failed(w, r, nil, err)
@@ -190,7 +191,7 @@ func (p *Pages) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: p.cookie, Value: token, Path: "/", HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode})
-	http.SetCookie(w, &http.Cookie{Name: signInCookie, Path: "/portal/sign-in", MaxAge: -1})
+	http.SetCookie(w, &http.Cookie{Name: p.signInCookie, Path: p.signInPath, MaxAge: -1})
 	p.home(w, r, &sess)
 }
 
@@ -208,7 +209,7 @@ func (p *Pages) signOut(w http.ResponseWriter, r *http.Request, s *gateway.WebSe
 // freshSignInToken sets the sign-in form's cookie and returns its token.
 func (p *Pages) freshSignInToken(w http.ResponseWriter) string {
 	token := newToken()
-	http.SetCookie(w, &http.Cookie{Name: signInCookie, Value: token, Path: "/portal/sign-in", MaxAge: 3600,
+	http.SetCookie(w, &http.Cookie{Name: p.signInCookie, Value: token, Path: p.signInPath, MaxAge: 3600,
 		HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteStrictMode})
 	return token
 }

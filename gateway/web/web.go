@@ -80,10 +80,12 @@ type Pages struct {
 	secure   bool   // the public URL is https
 	origin   string // scheme://host of the public URL, for the Origin check
 	cookie   string // the session cookie's name
-	pages    map[string]*template.Template
-	log      *slog.Logger
-	now      func() time.Time
-	mux      *http.ServeMux
+	// signInCookie carries the sign-in form's token, on signInPath.
+	signInCookie, signInPath string
+	pages                    map[string]*template.Template
+	log                      *slog.Logger
+	now                      func() time.Time
+	mux                      *http.ServeMux
 }
 
 // New builds the pages. Every route is listed here.
@@ -99,11 +101,11 @@ func New(o Options) *Pages {
 		p.secure = u.Scheme == "https"
 		p.origin = u.Scheme + "://" + u.Host
 	}
-	p.cookie = "signpost-session"
+	p.cookie, p.signInCookie, p.signInPath = "signpost-session", "signpost-sign-in", "/portal/sign-in"
 	if p.secure {
 		// __Host-: the browser keeps it only if Secure, Path=/ and no
 		// Domain, so no other host or path can plant or read it.
-		p.cookie = "__Host-signpost-session"
+		p.cookie, p.signInCookie, p.signInPath = "__Host-signpost-session", "__Host-signpost-sign-in", "/"
 	}
 	p.pages = parseTemplates()
 

@@ -416,14 +416,24 @@ func TestProviderActionsAreTaskTransitions(t *testing.T) {
 	if got := notifications() - before; got != 5 {
 		t.Errorf("%d notifications queued for 5 changes", got)
 	}
+	before = notifications()
 	// A step on a stale page changes nothing.
 	b.get("/portal/referrals/" + accepted)
 	if p := b.post("/portal/referrals/"+accepted, url.Values{"action": {"did-not-attend"}, "version": {"2"}}); p.status != http.StatusPreconditionFailed {
 		t.Errorf("a step on version 2 of version 5: %d", p.status)
 	}
-	// A step the status machine does not allow is refused by it.
+	// A step the status machine does not allow is refused by it, and one
+	// the inbox does not offer for the status is refused too.
 	if p := act(declined, "accept", nil); p.status != http.StatusConflict {
 		t.Errorf("accepting a declined referral: %d", p.status)
+	}
+	if p := act(accepted, "contact", nil); p.status != http.StatusConflict || e.version(accepted) != 5 {
+		t.Errorf("recording contact on a completed referral: %d, version %d", p.status, e.version(accepted))
+	}
+	long := e.refer("ACT-3", "390893007", "Kim Example")
+	act(long, "accept", nil)
+	if p := act(long, "hold", url.Values{"text": {strings.Repeat("x", 1001)}}); p.status != http.StatusUnprocessableEntity {
+		t.Errorf("a 1,001-character hold reason: %d", p.status)
 	}
 	// Each change has a Provenance naming the Task version, as over the API.
 	prov, err := e.svc.Search(context.Background(), practice, gateway.TypeProvenance, url.Values{"target": {"Task/" + accepted}}, false)
@@ -455,12 +465,43 @@ func TestStaffSeeOnlyTheirProvidersReferrals(t *testing.T) {
 	if e.task(walking).Status != "requested" {
 		t.Error("another provider's staff changed the referral")
 	}
+	// The refused attempt is in the audit, with who made it.
+	entries, _ := e.redis.Client().XRange(context.Background(), "{signpost}:audit", "-", "+").Result()
+	audited := false
+	for _, en := range entries {
+		audited = audited || (en.Values["u"] == "kim@example.org" && en.Values["i"] == "update" && en.Values["s"] == "404" && en.Values["w"] == "Task/"+walking)
+	}
+	if !audited {
+		t.Error("a post at another provider's referral was not audited")
+	}
 	if p := kim.get("/portal/referrals/" + advice); p.status != http.StatusOK || !strings.Contains(p.body, "Jo Adviser") {
 		t.Errorf("own referral: %d", p.status)
 	}
 	// Provider staff do not see the outcomes view.
 	if p := kim.get("/insights/"); p.status != http.StatusForbidden {
 		t.Errorf("provider staff opened the outcomes view: %d", p.status)
+	}
+}
+
+func TestOnlyBareAddressesAreMailLinks(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.user("walking", "sam@example.org")
+	ctx := context.Background()
+	patient := `{"resourceType":"Patient","id":"pt-mail","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber + `"}],` +
+		`"name":[{"text":"Mo Example"}],"telecom":[{"system":"email","value":"mo@example.org?bcc=someone@attacker.example"},{"system":"email","value":"mo2@example.org"}]}`
+	if _, err := e.svc.Update(ctx, practice, gateway.TypePatient, "pt-mail", []byte(patient), ""); err != nil {
+		t.Fatal(err)
+	}
+	sr := `{"resourceType":"ServiceRequest","status":"active","intent":"order","code":{"coding":[{"system":"http://snomed.info/sct","code":"390893007"}]},"subject":{"reference":"Patient/pt-mail"}}`
+	if _, err := e.svc.Create(ctx, practice, gateway.TypeServiceRequest, []byte(sr), ""); err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser()
+	b.signIn("sam@example.org")
+	p := b.get("/portal/referrals")
+	if strings.Contains(p.body, "mailto:mo@example.org?") || strings.Contains(p.body, "mailto:mo@example.org%3f") || !strings.Contains(p.body, `href="mailto:mo2@example.org"`) {
+		t.Errorf("mail links:\n%s", p.body)
 	}
 }
 
@@ -600,6 +641,15 @@ func TestOutcomesViewCountsTheFunnel(t *testing.T) {
 	}
 	if counts["sent"] != 4 || counts["completed"] != 1 || counts["did-not-attend"] != 1 {
 		t.Errorf("MeasureReport counts %v", counts)
+	}
+	// The page's download links carry the period chosen on the page.
+	page := lead.get("/insights/?from=2020-01-01&to=2020-01-31")
+	link := regexp.MustCompile(`href="(/insights/outcomes\.csv[^"]*)"`).FindStringSubmatch(page.body)
+	if link == nil {
+		t.Fatal("no CSV link on the page")
+	}
+	if p := lead.get(strings.ReplaceAll(link[1], "&amp;", "&")); !strings.Contains(p.body, "2020-01-01,2020-01-31,all,all,All referrals,0,") {
+		t.Errorf("the CSV link %s gives another period:\n%s", link[1], p.body)
 	}
 	// A period before the referrals holds none of them.
 	if p := lead.get("/insights/outcomes.csv?from=2020-01-01&to=2020-01-31"); !strings.Contains(p.body, ",all,all,All referrals,0,") {
