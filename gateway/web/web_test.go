@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -42,7 +43,7 @@ var practice = gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP, Or
 
 // env is Signpost's pages and API over their own redis-server.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	redis *redistest.Server
 	store *redisstore.Store
 	svc   *gateway.Service
@@ -50,7 +51,7 @@ type env struct {
 	clock atomic.Int64 // the pages' clock, Unix ms
 }
 
-func setup(t *testing.T) *env {
+func setup(t testing.TB) *env {
 	t.Helper()
 	r := redistest.Start(t)
 	e := &env{t: t, redis: r, store: redisstore.New(r.Client(), "signpost")}
@@ -59,11 +60,14 @@ func setup(t *testing.T) *env {
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
 	e.svc = gateway.NewService(gateway.Options{Store: e.store, Providers: providers, StrictNHSNumber: true, FHIRBase: e.srv.URL + "/fhir"})
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	mux.Handle("/", httpapi.New(httpapi.Options{
-		Service: e.svc, PublicURL: e.srv.URL, Auditor: e.store,
+		Service: e.svc, PublicURL: e.srv.URL, Auditor: e.store, Logger: quiet,
 		Caller: func(*http.Request) (gateway.Caller, error) { return practice, nil },
 		Pages: web.New(web.Options{Service: e.svc, Accounts: e.store, Auditor: e.store, PublicURL: e.srv.URL,
-			Limiter: e.store.Limiter(1.0/6, 10), Now: func() time.Time { return time.UnixMilli(e.clock.Load()) }}),
+			// Ten attempts, then one an hour: slow enough that no test,
+			// however loaded the machine, sees one come back.
+			Limiter: e.store.Limiter(1.0/3600, 10), Logger: quiet, Now: func() time.Time { return time.UnixMilli(e.clock.Load()) }}),
 	}))
 	return e
 }
