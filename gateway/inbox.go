@@ -89,7 +89,7 @@ func (s *Service) Inbox(ctx context.Context, caller Caller, view InboxView, offs
 	}
 	page := &InboxPage{Total: res.Total, Offset: offset}
 	for _, task := range res.Matches {
-		r, read, err := s.summarise(ctx, task)
+		r, _, read, err := s.summarise(ctx, task)
 		if err != nil {
 			return nil, err
 		}
@@ -130,7 +130,7 @@ func (s *Service) Referral(ctx context.Context, caller Caller, taskID string) (*
 	if err != nil {
 		return nil, err
 	}
-	sum, read, err := s.summarise(ctx, task)
+	sum, sr, read, err := s.summarise(ctx, task)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +144,7 @@ func (s *Service) Referral(ctx context.Context, caller Caller, taskID string) (*
 			d.Outcome = o.Text
 		}
 	}
-	if sr := s.focusOf(ctx, task); sr != nil {
+	if sr != nil {
 		var r struct {
 			Priority string `json:"priority"`
 			Note     []struct {
@@ -173,13 +173,13 @@ func (s *Service) Referral(ctx context.Context, caller Caller, taskID string) (*
 	return d, nil
 }
 
-// summarise reads what the inbox shows of a Task: its referral and person.
-// The ServiceRequest and Patient are read without a visibility check: the
+// summarise reads what the inbox shows of a Task: its referral and person,
+// and returns the ServiceRequest it read (nil when not held). The ServiceRequest and Patient are read without a visibility check: the
 // caller may see the Task, and a provider sees what its Tasks point to.
-func (s *Service) summarise(ctx context.Context, task *Resource) (*ReferralSummary, []string, error) {
+func (s *Service) summarise(ctx context.Context, task *Resource) (*ReferralSummary, *Resource, []string, error) {
 	view, err := ReadTask(task.Body)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var t struct {
 		AuthoredOn string `json:"authoredOn"`
@@ -246,14 +246,14 @@ func (s *Service) summarise(ctx context.Context, task *Resource) (*ReferralSumma
 	if ref := s.localRef(view.For); strings.HasPrefix(ref, TypePatient+"/") {
 		got, err := s.store.ReadMany(ctx, []string{ref})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if len(got) == 1 {
 			readPerson(got[0].Body, &r.Person)
 			read = append(read, ref)
 		}
 	}
-	return r, read, nil
+	return r, sr, read, nil
 }
 
 // focusOf reads the ServiceRequest a Task is for (nil when not held).

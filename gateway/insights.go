@@ -144,7 +144,7 @@ func journeyOf(id string, versions []*Resource) (Journey, bool) {
 		case "accepted", "in-progress", "on-hold", "completed":
 			reach(&j.Accepted, when)
 		}
-		switch view.BusinessStatusCode {
+		switch firstCode(view.BusinessStatus.Coding) {
 		case "delivered":
 			reach(&j.Delivered, when)
 		case BusinessContacted, BusinessFirstSession:
@@ -161,10 +161,10 @@ func journeyOf(id string, versions []*Resource) (Journey, bool) {
 			case "completed":
 				j.End = EndCompleted
 			case "rejected":
-				j.End, j.DeclineReason = EndDeclined, view.StatusReasonCode
+				j.End, j.DeclineReason = EndDeclined, firstCode(view.StatusReason.Coding)
 			case "failed":
 				j.End = EndFailed
-				if view.StatusReasonCode == EndDidNotAttend {
+				if firstCode(view.StatusReason.Coding) == EndDidNotAttend {
 					j.End = EndDidNotAttend
 				}
 			case "cancelled":
@@ -180,29 +180,18 @@ func journeyOf(id string, versions []*Resource) (Journey, bool) {
 
 // journeyStep is what a journey reads of one Task version.
 type journeyStep struct {
-	Status         string
-	BusinessStatus struct {
+	Status                       string
+	BusinessStatus, StatusReason struct {
 		Coding []struct{ Code string }
 	}
-	StatusReason struct {
-		Coding []struct{ Code string }
-	}
-	// BusinessStatusCode and StatusReasonCode are the first codes, as on TaskView.
-	BusinessStatusCode, StatusReasonCode string `json:"-"`
 }
 
-func (j *journeyStep) UnmarshalJSON(b []byte) error {
-	type plain journeyStep
-	if err := json.Unmarshal(b, (*plain)(j)); err != nil {
-		return err
+// firstCode is a concept's first code, as TaskView reads it.
+func firstCode(cs []struct{ Code string }) string {
+	if len(cs) == 0 {
+		return ""
 	}
-	if len(j.BusinessStatus.Coding) > 0 {
-		j.BusinessStatusCode = j.BusinessStatus.Coding[0].Code
-	}
-	if len(j.StatusReason.Coding) > 0 {
-		j.StatusReasonCode = j.StatusReason.Coding[0].Code
-	}
-	return nil
+	return cs[0].Code
 }
 
 // Funnel counts referrals by how far they got. The stages are cumulative
@@ -402,8 +391,9 @@ func (r *Report) WriteCSV(w io.Writer) error {
 	return cw.Error()
 }
 
-// ukTime is the zone a report's days are named in.
-var ukTime = func() *time.Location {
+// UKTime is the zone people's dates are read and shown in: a report's
+// days, the dates chosen for a period, the times on the pages.
+var UKTime = func() *time.Location {
 	l, err := time.LoadLocation("Europe/London")
 	if err != nil {
 		panic(err) // time/tzdata is embedded below
@@ -412,10 +402,10 @@ var ukTime = func() *time.Location {
 }()
 
 // FirstDay is the report's first day, as a UK date.
-func (r *Report) FirstDay() string { return r.From.In(ukTime).Format(time.DateOnly) }
+func (r *Report) FirstDay() string { return r.From.In(UKTime).Format(time.DateOnly) }
 
 // LastDay is the report's last day (To is the instant after it), as a UK date.
-func (r *Report) LastDay() string { return r.To.Add(-time.Nanosecond).In(ukTime).Format(time.DateOnly) }
+func (r *Report) LastDay() string { return r.To.Add(-time.Nanosecond).In(UKTime).Format(time.DateOnly) }
 
 // csvSafe stops a spreadsheet reading a cell as a formula (CSV injection):
 // labels come from configuration and referrers' displays.

@@ -6,22 +6,11 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-	_ "time/tzdata" // the period is read in UK time on any machine
 
 	"github.com/signpost-health/signpost/gateway"
 )
 
 // The outcomes view: counts and times only, never a person's details.
-
-// london is the time zone periods are read in: the dates people choose are
-// UK dates.
-var london = func() *time.Location {
-	l, err := time.LoadLocation("Europe/London")
-	if err != nil {
-		panic(err) // embedded by time/tzdata
-	}
-	return l
-}()
 
 // defaultPeriodDays is the period shown when none is chosen.
 const defaultPeriodDays = 90
@@ -29,17 +18,17 @@ const defaultPeriodDays = 90
 // period reads the chosen dates (from and to inclusive, YYYY-MM-DD) as
 // [from, to) instants; the default is the last 90 days to today.
 func (p *Pages) period(r *http.Request) (from, to time.Time, fromDay, toDay string, err error) {
-	today := p.now().In(london)
-	toDate := time.Date(today.Year(), today.Month(), today.Day(), 0, 0, 0, 0, london)
+	today := p.now().In(gateway.UKTime)
+	toDate := time.Date(today.Year(), today.Month(), today.Day(), 0, 0, 0, 0, gateway.UKTime)
 	fromDate := toDate.AddDate(0, 0, -(defaultPeriodDays - 1))
 	q := r.URL.Query()
 	if v := q.Get("from"); v != "" {
-		if fromDate, err = time.ParseInLocation(time.DateOnly, v, london); err != nil {
+		if fromDate, err = time.ParseInLocation(time.DateOnly, v, gateway.UKTime); err != nil {
 			return from, to, "", "", fmt.Errorf("the start date %q is not a date like 2026-04-01", v)
 		}
 	}
 	if v := q.Get("to"); v != "" {
-		if toDate, err = time.ParseInLocation(time.DateOnly, v, london); err != nil {
+		if toDate, err = time.ParseInLocation(time.DateOnly, v, gateway.UKTime); err != nil {
 			return from, to, "", "", fmt.Errorf("the end date %q is not a date like 2026-06-30", v)
 		}
 	}

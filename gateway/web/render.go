@@ -45,13 +45,13 @@ var funcs = template.FuncMap{
 		if t.IsZero() {
 			return ""
 		}
-		return t.In(london).Format("2 Jan 2006 15:04")
+		return t.In(gateway.UKTime).Format("2 Jan 2006 15:04")
 	},
 	"day": func(t time.Time) string {
 		if t.IsZero() {
 			return ""
 		}
-		return t.In(london).Format("2 Jan 2006")
+		return t.In(gateway.UKTime).Format("2 Jan 2006")
 	},
 	"iso":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"status":   statusLabel,
