@@ -20,7 +20,13 @@ func stringFields(v map[string]any) map[string]string {
 // appends to it (no trimming, no deletes): an operator archives and trims it
 // (XTRIM) by their own retention rules.
 func (s *Store) Audit(ctx context.Context, r *gateway.AuditRecord) error {
-	return classify(s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.keys.audit(), Values: r.Fields()}).Err())
+	fields := r.Fields()
+	args := make([]any, 0, 3+len(fields))
+	args = append(args, "xadd", s.keys.audit(), "*")
+	for _, f := range fields {
+		args = append(args, f)
+	}
+	return classify(s.batch.do(ctx, redis.NewStringCmd(ctx, args...)))
 }
 
 // AuditEntry is one kept audit record with its stream id (its time and order).

@@ -43,8 +43,9 @@ var (
 
 // Store is the Redis implementation of gateway.Store.
 type Store struct {
-	rdb  redis.UniversalClient
-	keys keys
+	rdb   redis.UniversalClient
+	keys  keys
+	batch *batcher // commits and audit records, pipelined across requests
 }
 
 // New returns a Store over a connected client. namespace becomes the hash
@@ -53,7 +54,7 @@ func New(rdb redis.UniversalClient, namespace string) *Store {
 	if namespace == "" {
 		namespace = "signpost"
 	}
-	return &Store{rdb: rdb, keys: newKeys(namespace)}
+	return &Store{rdb: rdb, keys: newKeys(namespace), batch: &batcher{rdb: rdb}}
 }
 
 // Client exposes the Redis client, for the workers that share it.
@@ -143,7 +144,7 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 	} else {
 		args = append(args, 0)
 	}
-	reply, err := commitScript.Run(ctx, s.rdb, kl.keys, args...).Slice()
+	reply, err := s.runCommit(ctx, kl.keys, args)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -164,6 +165,27 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 		return nil, fmt.Errorf("commit.lua: unexpected reply %v", reply[0])
 	}
 	return res, nil
+}
+
+// runCommit runs commit.lua in the next pipeline (batch.go). A Redis that
+// has lost its script cache (a restart, SCRIPT FLUSH) answers NOSCRIPT
+// without running anything; the commit is then sent alone, loading the
+// script.
+func (s *Store) runCommit(ctx context.Context, keys []string, args []any) ([]any, error) {
+	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
+	cmdArgs = append(cmdArgs, "evalsha", commitScript.Hash(), len(keys))
+	for _, k := range keys {
+		cmdArgs = append(cmdArgs, k)
+	}
+	cmd := redis.NewCmd(ctx, append(cmdArgs, args...)...)
+	err := s.batch.do(ctx, cmd)
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
+		return commitScript.Run(ctx, s.rdb, keys, args...).Slice()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return cmd.Slice()
 }
 
 // groups turns index-term groups into KEYS positions and the scratch keys

@@ -1,0 +1,110 @@
+package redisstore
+
+import (
+	"context"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// batcher sends the writes of concurrent requests to Redis together, in
+// one pipeline: group commit. Each caller still waits for its own reply, so
+// nothing is answered before Redis has applied it, but under load one round
+// trip — one write and one read on each side, one wake-up of Redis's event
+// loop — carries many requests' commits and audit records instead of one.
+// The profile of intake showed those per-round-trip costs (system calls on
+// both sides, go-redis's per-command connection handling) as a large share
+// of the work once the commit itself was lean.
+//
+// At most maxFlushers pipelines are in flight at once. The first waiting
+// command starts a flusher; while it waits on Redis, later commands queue
+// and leave together with the next one. With no load a command goes out at
+// once, alone, as it would without the batcher.
+type batcher struct {
+	rdb redis.UniversalClient
+
+	mu       sync.Mutex
+	waiting  []*batched
+	flushers int
+}
+
+type batched struct {
+	ctx  context.Context
+	cmd  redis.Cmder
+	done chan struct{}
+}
+
+const (
+	// maxFlushers lets one batch be built and sent while another is in
+	// Redis; more would split the load into smaller batches for no gain on
+	// a Redis that runs commands on one thread.
+	maxFlushers = 2
+	// maxBatch bounds one pipeline, so a burst is not one huge reply.
+	maxBatch = 256
+)
+
+// do runs cmd in the next pipeline and waits for its reply. A caller whose
+// context ends first gets its error; if its command was already sent, it
+// may still apply, exactly as when a reply is lost on the way back (which
+// is why every write carries an idempotency key or a commit token).
+func (b *batcher) do(ctx context.Context, cmd redis.Cmder) error {
+	w := &batched{ctx: ctx, cmd: cmd, done: make(chan struct{})}
+	b.mu.Lock()
+	b.waiting = append(b.waiting, w)
+	if b.flushers < maxFlushers {
+		b.flushers++
+		go b.flush()
+	}
+	b.mu.Unlock()
+	select {
+	case <-w.done:
+		return cmd.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// flush sends what is waiting, then what queued meanwhile, until nothing is.
+func (b *batcher) flush() {
+	for {
+		b.mu.Lock()
+		n := min(len(b.waiting), maxBatch)
+		if n == 0 {
+			b.flushers--
+			b.mu.Unlock()
+			return
+		}
+		batch := make([]*batched, n)
+		copy(batch, b.waiting)
+		b.waiting = append(b.waiting[:0], b.waiting[n:]...)
+		b.mu.Unlock()
+		b.send(batch)
+	}
+}
+
+func (b *batcher) send(batch []*batched) {
+	// A command whose caller has gone is not sent at all.
+	live := batch[:0:0]
+	for _, w := range batch {
+		if err := w.ctx.Err(); err != nil {
+			w.cmd.SetErr(err)
+			close(w.done)
+			continue
+		}
+		live = append(live, w)
+	}
+	if len(live) == 0 {
+		return
+	}
+	// The pipeline is the callers' shared work, so it runs under none of
+	// their contexts (one caller going must not fail the others); the
+	// client's read and write timeouts bound it.
+	pipe := b.rdb.Pipeline()
+	for _, w := range live {
+		_ = pipe.Process(context.Background(), w.cmd)
+	}
+	_, _ = pipe.Exec(context.Background()) // each command keeps its own error
+	for _, w := range live {
+		close(w.done)
+	}
+}

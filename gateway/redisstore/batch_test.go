@@ -1,0 +1,102 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/signpost-health/signpost/gateway"
+)
+
+// Concurrent commits share pipelines, and each caller gets its own reply:
+// a held key is reported to the one commit that lost, never to another.
+func TestBatchedCommitsGetTheirOwnReplies(t *testing.T) {
+	t.Parallel()
+	s, r := newStore(t)
+	ctx := context.Background()
+	const n = 201 // 67 pairs of commits claiming one key, and 67 alone
+	results := make([]*gateway.CommitResult, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Every third commit claims the key of the one before it.
+			key := "k" + strconv.Itoa(i)
+			if i%3 == 2 {
+				key = "k" + strconv.Itoa(i-1)
+			}
+			c := &gateway.Commit{Unique: []gateway.UniqueKey{{Key: key, Value: "Task/t" + strconv.Itoa(i)}},
+				Writes: []gateway.Write{write("Task", "t"+strconv.Itoa(i), 1, 0, "status=requested")}}
+			results[i], errs[i] = s.Commit(ctx, c)
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("commit %d: %v", i, errs[i])
+		}
+	}
+	for i := 1; i < n; i += 3 {
+		a, b := results[i], results[i+1] // the two claims of one key
+		if a.OK() == b.OK() {
+			t.Fatalf("commits %d and %d: exactly one should hold k%d: %+v, %+v", i, i+1, i, a, b)
+		}
+		loser := a
+		if a.OK() {
+			loser = b
+		}
+		winner := "Task/t" + strconv.Itoa(i)
+		if !a.OK() {
+			winner = "Task/t" + strconv.Itoa(i+1)
+		}
+		if loser.Held == nil || loser.Held.Holder != winner {
+			t.Errorf("k%d: the losing commit was told %+v, want held by %s", i, loser.Held, winner)
+		}
+	}
+	if got := r.Client().ZCard(ctx, s.keys.all("Task")).Val(); got != n-n/3 {
+		t.Errorf("%d Tasks stored, want %d", got, n-n/3)
+	}
+}
+
+// A caller that has gone before its pipeline leaves is not sent at all.
+func TestBatchedCommandOfAGoneCallerIsNotSent(t *testing.T) {
+	t.Parallel()
+	s, r := newStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	cmd := redis.NewStatusCmd(ctx, "set", "gone", "1")
+	if err := s.batch.do(ctx, cmd); !errors.Is(err, context.Canceled) {
+		t.Fatalf("do with an ended context: %v, want context.Canceled", err)
+	}
+	// Let any flusher finish, then look.
+	if err := s.batch.do(context.Background(), redis.NewStatusCmd(context.Background(), "ping")); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Client().Exists(context.Background(), "gone").Val(); n != 0 {
+		t.Error("the command of a caller that had gone was sent")
+	}
+}
+
+// A Redis that has lost its scripts (restart, SCRIPT FLUSH) answers the
+// batched EVALSHA with NOSCRIPT; the commit is sent again with the script.
+func TestCommitAfterScriptFlush(t *testing.T) {
+	t.Parallel()
+	s, r := newStore(t)
+	ctx := context.Background()
+	if err := r.Client().ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{write("Task", "t1", 1, 0, "status=requested")}})
+	if err != nil || !res.OK() {
+		t.Fatalf("commit after SCRIPT FLUSH: %+v %v", res, err)
+	}
+	if v := r.Client().HGet(ctx, s.keys.resource("Task", "t1"), "v").Val(); v != "1" {
+		t.Errorf("version %q stored, want 1", v)
+	}
+}
