@@ -120,10 +120,13 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 	args = append(args, len(c.Writes))
 	for _, w := range c.Writes {
 		r := w.Resource
-		args = append(args, kl.add(s.keys.resource(r.Type, r.ID)), r.ID, r.Owner, w.Expect, r.Version,
-			r.LastUpdated.UnixMilli(), r.Body, kl.add(s.keys.all(r.Type)), len(w.Terms))
+		key, all := kl.add(s.keys.resource(r.Type, r.ID)), kl.add(s.keys.all(r.Type))
+		// A write's terms are one run of KEYS, named by where it starts (a
+		// key two writes share is listed twice).
+		first := len(kl.keys) + 1
+		args = append(args, key, r.ID, r.Owner, w.Expect, r.Version, r.LastUpdated.UnixMilli(), r.Body, all, first, len(w.Terms))
 		for _, t := range w.Terms {
-			args = append(args, kl.add(s.keys.term(r.Type, t)))
+			kl.keys = append(kl.keys, s.keys.term(r.Type, t))
 		}
 	}
 	args = append(args, len(c.Jobs))
