@@ -21,13 +21,22 @@ type Provider struct {
 // Reference is the Task.owner Signpost writes for the provider: a literal
 // reference by id for searches, and the ODS identifier so systems that do
 // not know Signpost's ids can still tell who it is.
-func (p *Provider) reference() map[string]any {
-	return map[string]any{
-		"reference":  "Organization/" + p.ID,
-		"type":       "Organization",
-		"identifier": map[string]string{"system": p.Organization.System, "value": p.Organization.Value},
-		"display":    p.Name,
-	}
+func (p *Provider) reference() providerReference {
+	r := providerReference{Display: p.Name, Reference: "Organization/" + p.ID, Type: "Organization"}
+	r.Identifier.System, r.Identifier.Value = p.Organization.System, p.Organization.Value
+	return r
+}
+
+// providerReference is a Reference to a provider's Organization. Its fields
+// are in the order encoding/json gave the map it replaced.
+type providerReference struct {
+	Display    string `json:"display"`
+	Identifier struct {
+		System string `json:"system"`
+		Value  string `json:"value"`
+	} `json:"identifier"`
+	Reference string `json:"reference"`
+	Type      string `json:"type"`
 }
 
 // Router chooses the provider of a referral. It is built once from the
