@@ -68,11 +68,15 @@ func (s *Service) apply(ctx context.Context, caller Caller, reqs []*Request, tra
 		if len(pl.commit.Writes) == 0 {
 			return pl.outcomes, nil
 		}
+		audit := pl.auditWith(ctx, reqs, transaction)
 		res, err := s.store.Commit(ctx, &pl.commit)
 		if err != nil {
 			return nil, err
 		}
 		if res.OK() {
+			if audit != nil {
+				audit.kept = true
+			}
 			return pl.outcomes, nil
 		}
 		if st := res.Stale; st != nil && pl.ifMatch[st.Index] {

@@ -43,6 +43,8 @@ type Commit struct {
 	// Done acknowledges the job whose handling this commit records, in the
 	// same step, so a job is finished exactly when its outcome is stored.
 	Done *JobRef
+	// Audit is appended to the audit trail with the change, when set.
+	Audit *AuditRecord
 }
 
 // QueuedJob is one job read from a queue.

@@ -44,6 +44,23 @@ var interactions = map[string]struct{ subtype, action string }{
 	"GET /fhir/.well-known/smart-configuration": {},
 }
 
+// pendingAudit hands the audit record of a create, update or patch to the
+// Service, which commits it with the change (gateway.PendingAudit); the
+// record is then not written again after the request.
+func (a *API) pendingAudit(c *gin.Context, start time.Time) *gateway.PendingAudit {
+	if a.auditor == nil {
+		return nil
+	}
+	it := interactions[c.Request.Method+" "+c.FullPath()]
+	if it.subtype != "create" && it.subtype != "update" && it.subtype != "patch" {
+		return nil
+	}
+	p := &gateway.PendingAudit{Status: outcomeStatus,
+		Record: gateway.AuditRecord{Recorded: start, Interaction: it.subtype, Action: it.action, Address: c.ClientIP()}}
+	c.Request = c.Request.WithContext(gateway.WithPendingAudit(c.Request.Context(), p))
+	return p
+}
+
 // auditRecord is what is kept of one interaction: who (client and
 // organisation), what (references; for a search, the type and the names of
 // its parameters, never their values, which can be NHS numbers), outcome and

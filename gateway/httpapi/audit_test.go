@@ -51,17 +51,23 @@ func TestAuditTrail(t *testing.T) {
 	a, b := as("practice-a"), as("practice-b")
 	sr := e.post("/ServiceRequest", referral("AU-1", "390893007"), a...).must(t, http.StatusCreated).json(t)
 	id := sr["id"].(string)
+	// A repeat writes nothing, and a refused referral nothing either: their
+	// records are kept apart from any change (the first create's went with it).
+	e.post("/ServiceRequest", referral("AU-1", "390893007"), a...).must(t, http.StatusOK)
+	e.post("/ServiceRequest", referral("AU-2", "1"), a...).must(t, http.StatusBadRequest)
 	e.get("/ServiceRequest/"+id, a...).must(t, http.StatusOK)
 	e.get("/ServiceRequest/"+id, b...).must(t, http.StatusNotFound) // denied: still audited
 	e.get("/ServiceRequest?identifier=https://fhir.nhs.uk/Id/nhs-number|"+nhsNumber+"&status=active", a...).must(t, http.StatusOK)
 	e.get("/metadata").must(t, http.StatusOK) // not an interaction with data
 
 	events, raw := e.audit(t)
-	if len(events) != 4 {
-		t.Fatalf("%d audit events, want 4:\n%s", len(events), raw)
+	if len(events) != 6 {
+		t.Fatalf("%d audit events, want 6:\n%s", len(events), raw)
 	}
 	want := []struct{ subtype, action, outcome, who, what string }{
 		{"create", "C", "0", "practice-a", "ServiceRequest/" + id + "/"},
+		{"create", "C", "0", "practice-a", "ServiceRequest/" + id + "/"},
+		{"create", "C", "4", "practice-a", ""},
 		{"read", "R", "0", "practice-a", "ServiceRequest/" + id + "/_history/1"},
 		{"read", "R", "4", "practice-b", "ServiceRequest/" + id},
 		{"search-type", "E", "0", "practice-a", ""},
@@ -75,7 +81,7 @@ func TestAuditTrail(t *testing.T) {
 			t.Errorf("event %d entity = %+v, want %s", i, ev.Entity, w.what)
 		}
 	}
-	if d := events[3].Entity[0].Description; d != "ServiceRequest search by identifier, status" {
+	if d := events[5].Entity[0].Description; d != "ServiceRequest search by identifier, status" {
 		t.Errorf("search description %q", d)
 	}
 	if strings.Contains(raw, nhsNumber) {

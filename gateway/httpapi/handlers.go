@@ -77,10 +77,7 @@ func (a *API) patch(c *gin.Context) {
 func (a *API) writeOutcome(c *gin.Context, out *gateway.Outcome) {
 	r := out.Resource
 	audited(c, r.Ref())
-	status := http.StatusOK
-	if out.Created {
-		status = http.StatusCreated
-	}
+	status := outcomeStatus(out)
 	a.versionHeaders(c, r)
 	c.Header("Location", a.fhirBase+"/"+r.Ref()+"/_history/"+r.VersionID())
 	switch prefer(c, "return") {
@@ -91,6 +88,15 @@ func (a *API) writeOutcome(c *gin.Context, out *gateway.Outcome) {
 	default:
 		c.Data(status, fhirJSON, r.Body)
 	}
+}
+
+// outcomeStatus is the status of a stored create or update (and what its
+// audit record says).
+func outcomeStatus(out *gateway.Outcome) int {
+	if out.Created {
+		return http.StatusCreated
+	}
+	return http.StatusOK
 }
 
 func (a *API) versionHeaders(c *gin.Context, r *gateway.Resource) {

@@ -129,7 +129,11 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 			kl.keys = append(kl.keys, s.keys.term(r.Type, t))
 		}
 	}
-	args = append(args, len(c.Jobs))
+	entries := len(c.Jobs)
+	if c.Audit != nil {
+		entries++
+	}
+	args = append(args, entries)
 	// Every job carries the trace of the change that made it, so the worker
 	// handling it continues that trace.
 	trace := telemetry.TraceFields(ctx)
@@ -140,6 +144,16 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 		}
 		for k, v := range trace {
 			args = append(args, k, v)
+		}
+	}
+	// The audit record is one more stream entry of the same step (the
+	// script writes stream entries alike), so the change is never stored
+	// without it.
+	if c.Audit != nil {
+		fields := c.Audit.Fields()
+		args = append(args, kl.add(s.keys.audit()), len(fields)/2)
+		for _, f := range fields {
+			args = append(args, f)
 		}
 	}
 	if d := c.Done; d != nil {

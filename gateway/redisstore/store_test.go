@@ -155,3 +155,30 @@ func join(ids []string) string {
 	}
 	return out
 }
+
+// A commit's audit record is kept with its change, and only with it: a
+// commit that is refused (here, a held key) leaves no record behind.
+func TestCommitKeepsItsAuditRecordWithTheChange(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	ctx := context.Background()
+	rec := &gateway.AuditRecord{Recorded: time.UnixMilli(1_700_000_000_000).UTC(), Interaction: "create", Action: "C", Status: 201,
+		Client: "practice-a", What: []string{"Task/t1"}}
+	c := &gateway.Commit{Unique: []gateway.UniqueKey{{Key: "k", Value: "Task/t1"}},
+		Writes: []gateway.Write{write("Task", "t1", 1, 0, "status=requested")}, Audit: rec}
+	if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
+		t.Fatalf("commit: %+v %v", res, err)
+	}
+	again := &gateway.Commit{Unique: []gateway.UniqueKey{{Key: "k", Value: "Task/t2"}},
+		Writes: []gateway.Write{write("Task", "t2", 1, 0, "status=requested")}, Audit: rec}
+	if res, err := s.Commit(ctx, again); err != nil || res.Held == nil {
+		t.Fatalf("a commit claiming a held key: %+v %v", res, err)
+	}
+	tail, err := s.AuditTail(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tail) != 1 || tail[0].Record.Client != "practice-a" || tail[0].Record.Status != 201 || tail[0].Record.What[0] != "Task/t1" {
+		t.Errorf("audit trail %+v, want the one committed record", tail)
+	}
+}

@@ -12,7 +12,8 @@
 --   nW, {write}*nW             write = key, id, owner, expect (-1: any), version,
 --                              lastUpdated ms, body, all-set key, first, nX: the
 --                              index terms are KEYS[first .. first+nX-1]
---   nJ, {job}*nJ               job = stream key, nF, field/value*nF
+--   nJ, {job}*nJ               job = stream key, nF, field/value*nF (a job, or
+--                              the change's audit record)
 --   nA, {ack}*nA               ack = stream key, group, entry id, consumer: the
 --                              job this commit finishes (XACK and XDEL, with the
 --                              writes); with a consumer, only while that
