@@ -175,6 +175,23 @@ func checkExactlyOnce(t *testing.T, base string, r *redistest.Server, idents []s
 		}
 	}
 	ctx := context.Background()
+	// Each stored referral has exactly one 201 create record in the audit
+	// trail, whatever the crash interrupted: it was committed with the
+	// referral, in the same step.
+	entries, err := r.Client().XRange(ctx, "{signpost}:audit", "-", "+").Result()
+	must(t, err)
+	created := map[string]int{}
+	for _, e := range entries {
+		if e.Values["i"] == "create" && e.Values["s"] == "201" {
+			w, _ := e.Values["w"].(string)
+			created[w]++
+		}
+	}
+	for ident, id := range acked {
+		if n := created["ServiceRequest/"+id]; n != 1 {
+			t.Errorf("referral %s (%s): %d create records in the audit trail, want 1", ident, id, n)
+		}
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		// Read both in one transaction: a job moving from the delayed set
