@@ -5,7 +5,13 @@ import (
 	"sync"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
+
+var tracer = otel.Tracer("github.com/signpost-health/signpost/gateway/redisstore")
 
 // batcher sends the writes of concurrent requests to Redis together, in
 // one pipeline: group commit. Each caller still waits for its own reply, so
@@ -47,7 +53,17 @@ const (
 // context ends first gets its error; if its command was already sent, it
 // may still apply, exactly as when a reply is lost on the way back (which
 // is why every write carries an idempotency key or a commit token).
-func (b *batcher) do(ctx context.Context, cmd redis.Cmder) error {
+func (b *batcher) do(ctx context.Context, cmd redis.Cmder) (err error) {
+	// The request's trace shows its own wait for Redis; the shared pipeline
+	// is traced (by the client's hooks) under the first caller in it.
+	ctx, span := tracer.Start(ctx, cmd.Name(), trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("db.system", "redis"), attribute.String("db.operation", cmd.Name())))
+	defer func() {
+		if err != nil && !redis.HasErrorPrefix(err, "NOSCRIPT") {
+			span.SetStatus(codes.Error, "redis command failed")
+		}
+		span.End()
+	}()
 	w := &batched{ctx: ctx, cmd: cmd, done: make(chan struct{})}
 	b.mu.Lock()
 	b.waiting = append(b.waiting, w)
@@ -84,7 +100,7 @@ func (b *batcher) flush() {
 
 func (b *batcher) send(batch []*batched) {
 	// A command whose caller has gone is not sent at all.
-	live := batch[:0:0]
+	live := make([]*batched, 0, len(batch))
 	for _, w := range batch {
 		if err := w.ctx.Err(); err != nil {
 			w.cmd.SetErr(err)
@@ -96,14 +112,15 @@ func (b *batcher) send(batch []*batched) {
 	if len(live) == 0 {
 		return
 	}
-	// The pipeline is the callers' shared work, so it runs under none of
-	// their contexts (one caller going must not fail the others); the
-	// client's read and write timeouts bound it.
+	// The pipeline is the callers' shared work, so no caller's going may
+	// cancel it (the client's read and write timeouts bound it); it keeps
+	// the first caller's values, so that its trace holds the pipeline.
+	ctx := context.WithoutCancel(live[0].ctx)
 	pipe := b.rdb.Pipeline()
 	for _, w := range live {
-		_ = pipe.Process(context.Background(), w.cmd)
+		_ = pipe.Process(ctx, w.cmd)
 	}
-	_, _ = pipe.Exec(context.Background()) // each command keeps its own error
+	_, _ = pipe.Exec(ctx) // each command keeps its own error
 	for _, w := range live {
 		close(w.done)
 	}

@@ -8,6 +8,10 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/signpost-health/signpost/gateway"
 )
@@ -99,4 +103,30 @@ func TestCommitAfterScriptFlush(t *testing.T) {
 	if v := r.Client().HGet(ctx, s.keys.resource("Task", "t1"), "v").Val(); v != "1" {
 		t.Errorf("version %q stored, want 1", v)
 	}
+}
+
+// A batched commit still shows in its request's trace: a client span under
+// the caller's span, however many requests shared the pipeline.
+func TestBatchedCommandIsTracedUnderItsCaller(t *testing.T) {
+	s, _ := newStore(t)
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(tp)
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+
+	ctx, parent := tp.Tracer("test").Start(context.Background(), "request")
+	if err := s.batch.do(ctx, redis.NewStatusCmd(ctx, "ping")); err != nil {
+		t.Fatal(err)
+	}
+	parent.End()
+	for _, sp := range rec.Ended() {
+		if sp.Name() == "ping" {
+			if sp.Parent().SpanID() != parent.SpanContext().SpanID() || sp.SpanKind() != trace.SpanKindClient {
+				t.Errorf("ping span: parent %v kind %v, want under the request, client", sp.Parent().SpanID(), sp.SpanKind())
+			}
+			return
+		}
+	}
+	t.Errorf("no span for the batched command among %d", len(rec.Ended()))
 }
