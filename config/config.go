@@ -132,7 +132,13 @@ type Config struct {
 	DeliveryTimeout time.Duration
 	DeliveryRetry   []time.Duration
 	OutboundAllow   []netip.Prefix
-	Clients         []Client
+	// TrustedProxies are the proxies (a TLS terminator, a load balancer)
+	// whose X-Forwarded-For is believed: a request from one of them is
+	// counted, limited and audited by the address it forwarded. From any
+	// other address the header is ignored, or a caller could choose the
+	// address its rate limit is counted by.
+	TrustedProxies []netip.Prefix
+	Clients        []Client
 	Providers       []Provider
 	// Path is the file the configuration came from, "" if none; kept so
 	// messages can say which file to fix.

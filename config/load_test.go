@@ -35,6 +35,9 @@ func TestLoadFile(t *testing.T) {
 	if !slices.Equal(cfg.OutboundAllow, wantAllow) {
 		t.Errorf("OutboundAllow = %v, want %v", cfg.OutboundAllow, wantAllow)
 	}
+	if want := []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}; !slices.Equal(cfg.TrustedProxies, want) {
+		t.Errorf("TrustedProxies = %v, want %v", cfg.TrustedProxies, want)
+	}
 	if cfg.NHSNumber != config.NHSNumberWarn || cfg.Unmapped != config.UnmappedReject ||
 		cfg.Auth.Mode != config.AuthSMART || cfg.MaxBodyBytes != 2048 {
 		t.Errorf("policies = %q %q %q %d", cfg.NHSNumber, cfg.Unmapped, cfg.Auth.Mode, cfg.MaxBodyBytes)

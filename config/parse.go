@@ -34,6 +34,7 @@ type fileConfig struct {
 	DeliveryTimeout string         `yaml:"delivery_timeout"`
 	DeliveryRetry   []string       `yaml:"delivery_retry"`
 	OutboundAllow   []string       `yaml:"outbound_allow"`
+	TrustedProxies  []string       `yaml:"trusted_proxies"`
 	Clients         []fileClient   `yaml:"clients"`
 	Providers       []fileProvider `yaml:"providers"`
 }
@@ -373,6 +374,9 @@ func fileFrom(c Config) fileConfig {
 	for _, p := range c.OutboundAllow {
 		fc.OutboundAllow = append(fc.OutboundAllow, p.String())
 	}
+	for _, p := range c.TrustedProxies {
+		fc.TrustedProxies = append(fc.TrustedProxies, p.String())
+	}
 	return fc
 }
 
@@ -417,24 +421,8 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 		cfg.DeliveryRetry[i] = d
 	}
 
-	cfg.OutboundAllow = nil
-	if fc.OutboundAllow != nil {
-		cfg.OutboundAllow = make([]netip.Prefix, len(fc.OutboundAllow))
-	}
-	for i, s := range fc.OutboundAllow {
-		field := fmt.Sprintf("outbound_allow[%d]", i)
-		s = strings.TrimSpace(s)
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			if a, aerr := netip.ParseAddr(s); aerr == nil {
-				problem(field, fmt.Sprintf("%q is an address, not a CIDR prefix; write %s/%d for just that address", s, s, a.BitLen()))
-			} else {
-				problem(field, fmt.Sprintf("%q is not a CIDR prefix such as \"10.0.0.0/8\"", s))
-			}
-			continue
-		}
-		cfg.OutboundAllow[i] = p.Masked()
-	}
+	cfg.OutboundAllow = prefixes("outbound_allow", fc.OutboundAllow, problem)
+	cfg.TrustedProxies = prefixes("trusted_proxies", fc.TrustedProxies, problem)
 
 	cfg.Clients = nil
 	for i, fcl := range fc.Clients {
@@ -578,4 +566,28 @@ func Load(path string, getenv func(string) string, isCategory func(string) bool)
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// prefixes reads a list of CIDR prefixes. One that does not parse is a
+// problem, left as the zero prefix at its index (Validate reports it too).
+func prefixes(name string, list []string, problem func(field, reason string)) []netip.Prefix {
+	if list == nil {
+		return nil
+	}
+	out := make([]netip.Prefix, len(list))
+	for i, s := range list {
+		field := fmt.Sprintf("%s[%d]", name, i)
+		s = strings.TrimSpace(s)
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			if a, aerr := netip.ParseAddr(s); aerr == nil {
+				problem(field, fmt.Sprintf("%q is an address, not a CIDR prefix; write %s/%d for just that address", s, s, a.BitLen()))
+			} else {
+				problem(field, fmt.Sprintf("%q is not a CIDR prefix such as \"10.0.0.0/8\"", s))
+			}
+			continue
+		}
+		out[i] = p.Masked()
+	}
+	return out
 }

@@ -185,6 +185,11 @@ func (c Config) Validate(isCategory func(string) bool) error {
 			v.add(fmt.Sprintf("outbound_allow[%d]", i), "is not a valid CIDR prefix")
 		}
 	}
+	for i, p := range c.TrustedProxies {
+		if !p.IsValid() {
+			v.add(fmt.Sprintf("trusted_proxies[%d]", i), "is not a valid CIDR prefix")
+		}
+	}
 
 	// Ids and organisations must be unique across clients and providers
 	// together: providers sign in with their id as client_id, and an

@@ -67,6 +67,7 @@ func TestValidateRejects(t *testing.T) {
 			c.DeliveryRetry = []time.Duration{time.Second, time.Minute, 73 * time.Hour}
 		}, "delivery_retry[2]", "73h is longer than the 72h limit"},
 		{"outbound_allow invalid", func(c *config.Config) { c.OutboundAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), {}} }, "outbound_allow[1]", "CIDR"},
+		{"trusted_proxies invalid", func(c *config.Config) { c.TrustedProxies = []netip.Prefix{{}} }, "trusted_proxies[0]", "CIDR"},
 
 		// ids
 		{"client id empty", func(c *config.Config) { c.Clients[0].ID = "" }, "clients[0].id", "is required"},
@@ -187,6 +188,7 @@ func TestParseRejects(t *testing.T) {
 		{"cidr out of range", "outbound_allow: [\"10.0.0.0/33\"]\n", "outbound_allow[0]", "not a CIDR prefix", 1},
 		{"cidr junk", "outbound_allow:\n  - 127.0.0.0/8\n  - private\n", "outbound_allow[1]", `"private" is not a CIDR prefix`, 3},
 		{"cidr bare address", "outbound_allow: [\"10.0.0.7\"]\n", "outbound_allow[0]", "write 10.0.0.7/32", 1},
+		{"trusted proxy bare address", "trusted_proxies: [\"10.0.0.7\"]\n", "trusted_proxies[0]", "write 10.0.0.7/32", 1},
 		{"max_body_bytes too large to store", "max_body_bytes: 99999999999999999999999\n", "max_body_bytes", "whole number", 1},
 		{"max_body_bytes text", "max_body_bytes: 1MiB\n", "max_body_bytes", "must be a whole number", 1},
 		{"listen as list", "listen:\n  - 127.0.0.1:8080\n", "listen", "must be a single value, not a list", 2},

@@ -65,7 +65,8 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 		Capability:   httpapi.CapabilityInfo{Version: version, AuthMode: string(cfg.Auth.Mode)},
 		Pages: web.New(web.Options{Service: svc, Accounts: store, Auditor: store, PublicURL: cfg.PublicURL, Logger: log,
 			Limiter: store.Limiter(signInRate, signInBurst)}),
-		Logger: log,
+		TrustedProxies: cfg.TrustedProxies,
+		Logger:         log,
 	})
 
 	workers, err := newWorkers(app, getenv)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -143,5 +144,36 @@ func TestNoPatientDataInLogsOrAudit(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.String(), `"route":"/fhir/:type"`) {
 		t.Error("the access log is empty: the check above proves nothing")
+	}
+}
+
+// Behind a configured proxy the audit names the address the proxy
+// forwarded; from anywhere else X-Forwarded-For is ignored, so a caller
+// cannot choose the address it is recorded (and rate limited) by.
+func TestAuditAddressBehindATrustedProxy(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		proxies []netip.Prefix
+		want    string
+	}{
+		{"trusted", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "203.0.113.7"},
+		{"not trusted", nil, "127.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := setup(t, func(o *options) { o.proxies = tc.proxies })
+			// The left entry is the caller's own claim; the proxy appended
+			// the address it saw, which is the one to believe.
+			e.post("/ServiceRequest", referral("PX-1", "390893007"), append(as("practice-a"), "X-Forwarded-For", "198.51.100.1, 203.0.113.7")...).must(t, http.StatusCreated)
+			e.get("/metadata", "X-Forwarded-For", "203.0.113.7").must(t, http.StatusOK)
+			entries, err := e.store.AuditTail(context.Background(), 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 1 || entries[0].Record.Address != tc.want {
+				t.Fatalf("audit %+v, want one record from %s", entries, tc.want)
+			}
+		})
 	}
 }

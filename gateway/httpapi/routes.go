@@ -5,17 +5,20 @@
 package httpapi
 
 import (
-	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/auth"
 	"github.com/signpost-health/signpost/gateway/telemetry"
+	"github.com/signpost-health/signpost/gateway/web"
 )
 
 // Options configure the API.
@@ -41,6 +44,9 @@ type Options struct {
 	// Pages serves the web pages for people under /portal/ and /insights/
 	// (nil: none). They share this server's recovery, access log and tracing.
 	Pages http.Handler
+	// TrustedProxies are the proxies whose X-Forwarded-For gives the
+	// caller's address (config trusted_proxies); none by default.
+	TrustedProxies []netip.Prefix
 	// Capability describes the deployment for /fhir/metadata.
 	Capability CapabilityInfo
 	Logger     *slog.Logger
@@ -85,9 +91,19 @@ func New(o Options) http.Handler {
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	// The client address is the connection's: X-Forwarded-For from anyone
-	// would let a caller choose the address its rate limit is counted by.
-	_ = r.SetTrustedProxies(nil)
+	// The client address is the connection's, unless the connection comes
+	// from a configured proxy: then it is the nearest address in its
+	// X-Forwarded-For that is not itself a trusted proxy. The header from
+	// anyone else would let a caller choose the address its rate limit and
+	// audit record are counted by.
+	r.RemoteIPHeaders = []string{"X-Forwarded-For"}
+	proxies := make([]string, len(o.TrustedProxies))
+	for i, p := range o.TrustedProxies {
+		proxies[i] = p.String()
+	}
+	// Valid prefixes (the configuration checks them) cannot fail here; if
+	// one did, Gin would trust no proxy, the safe side.
+	_ = r.SetTrustedProxies(proxies)
 	// Tracing first, so the access log and everything after it share the
 	// request's span. Probes and scrapes are not traced: they are not work.
 	if o.Traced {
@@ -115,7 +131,10 @@ func New(o Options) http.Handler {
 	}
 
 	if o.Pages != nil {
-		pages := gin.WrapH(o.Pages)
+		// The pages are plain net/http; they get the address Gin worked out.
+		pages := func(c *gin.Context) {
+			o.Pages.ServeHTTP(c.Writer, c.Request.WithContext(web.WithClientAddress(c.Request.Context(), c.ClientIP())))
+		}
 		r.Any("/portal/*page", pages)
 		r.Any("/insights/*page", pages)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +40,7 @@ type options struct {
 	smart     []auth.Client // when set, callers authenticate with SMART tokens
 	rate      float64       // requests per second per client; 0: no limit
 	burst     int
+	proxies   []netip.Prefix // trusted proxies
 }
 
 // Synthetic test data: the NHS numbers are the documented test numbers, the
@@ -110,8 +112,9 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 	})
 	mux.Handle("/", httpapi.New(httpapi.Options{
 		Service: svc, PublicURL: e.srv.URL, MaxBodyBytes: o.maxBody, Logger: log, Auth: authServer, Limiter: limiter, Auditor: store,
-		Caller:     func(r *http.Request) (gateway.Caller, error) { return testCallers[r.Header.Get(callerHeader)], nil },
-		Capability: httpapi.CapabilityInfo{Version: "test", AuthMode: "none"},
+		Caller:         func(r *http.Request) (gateway.Caller, error) { return testCallers[r.Header.Get(callerHeader)], nil },
+		Capability:     httpapi.CapabilityInfo{Version: "test", AuthMode: "none"},
+		TrustedProxies: o.proxies,
 	}))
 	return e
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -243,9 +244,23 @@ func sameToken(got, want string) bool {
 	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
-// clientAddress is the connection's address: a forwarded header from anyone
-// would let a guesser choose the address its attempts are counted by.
+type clientAddressKey struct{}
+
+// WithClientAddress tells the pages the caller's address, as the server in
+// front of them worked it out (the API server believes X-Forwarded-For from
+// configured proxies only).
+func WithClientAddress(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, clientAddressKey{}, addr)
+}
+
+// clientAddress is the address sign-in attempts are counted by and audit
+// records name: the one the server in front worked out, or else the
+// connection's. A forwarded header read here, from anyone, would let a
+// guesser choose the address its attempts are counted by.
 func clientAddress(r *http.Request) string {
+	if a, _ := r.Context().Value(clientAddressKey{}).(string); a != "" {
+		return a
+	}
 	host := r.RemoteAddr
 	if i := strings.LastIndexByte(host, ':'); i > 0 {
 		host = host[:i]

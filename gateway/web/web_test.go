@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -51,7 +52,7 @@ type env struct {
 	clock atomic.Int64 // the pages' clock, Unix ms
 }
 
-func setup(t testing.TB) *env {
+func setup(t testing.TB, opts ...func(*httpapi.Options)) *env {
 	t.Helper()
 	r := redistest.Start(t)
 	e := &env{t: t, redis: r, store: redisstore.New(r.Client(), "signpost")}
@@ -61,14 +62,18 @@ func setup(t testing.TB) *env {
 	t.Cleanup(e.srv.Close)
 	e.svc = gateway.NewService(gateway.Options{Store: e.store, Providers: providers, StrictNHSNumber: true, FHIRBase: e.srv.URL + "/fhir"})
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	mux.Handle("/", httpapi.New(httpapi.Options{
+	o := httpapi.Options{
 		Service: e.svc, PublicURL: e.srv.URL, Auditor: e.store, Logger: quiet,
 		Caller: func(*http.Request) (gateway.Caller, error) { return practice, nil },
 		Pages: web.New(web.Options{Service: e.svc, Accounts: e.store, Auditor: e.store, PublicURL: e.srv.URL,
 			// Ten attempts, then one an hour: slow enough that no test,
 			// however loaded the machine, sees one come back.
 			Limiter: e.store.Limiter(1.0/3600, 10), Logger: quiet, Now: func() time.Time { return time.UnixMilli(e.clock.Load()) }}),
-	}))
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	mux.Handle("/", httpapi.New(o))
 	return e
 }
 
@@ -119,6 +124,7 @@ type browser struct {
 	e      *env
 	client *http.Client
 	csrf   string // the last form token seen
+	from   string // X-Forwarded-For to send, as a proxy in front would
 }
 
 func (e *env) browser() *browser {
@@ -136,6 +142,9 @@ var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 func (b *browser) do(req *http.Request) page {
 	b.e.t.Helper()
+	if b.from != "" {
+		req.Header.Set("X-Forwarded-For", b.from)
+	}
 	res, err := b.client.Do(req)
 	if err != nil {
 		b.e.t.Fatal(err)
@@ -294,6 +303,29 @@ func TestSignInIsRateLimited(t *testing.T) {
 	// of everyone.
 	if p := e.browser().signIn("sam@example.org"); p.status != http.StatusTooManyRequests || p.header.Get("Retry-After") == "" {
 		t.Errorf("the guessed account from a fresh browser: %d", p.status)
+	}
+}
+
+// Behind a trusted proxy, attempts count against the address the proxy
+// forwarded, so one guesser does not lock everyone behind the proxy out.
+func TestSignInLimitIsPerForwardedAddressBehindATrustedProxy(t *testing.T) {
+	t.Parallel()
+	e := setup(t, func(o *httpapi.Options) { o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")} })
+	e.user("walking", "sam@example.org")
+	guesser := e.browser()
+	guesser.from = "203.0.113.7"
+	last := 0
+	for i := 0; i < 11; i++ { // a different account each time: only the address limit applies
+		guesser.get("/portal/sign-in")
+		last = guesser.post("/portal/sign-in", url.Values{"email": {fmt.Sprintf("nobody-%d@example.org", i)}, "password": {"guess"}}).status
+	}
+	if last != http.StatusTooManyRequests {
+		t.Fatalf("the 11th guess from one address: %d, want 429", last)
+	}
+	sam := e.browser()
+	sam.from = "198.51.100.20"
+	if p := sam.signIn("sam@example.org"); p.status != http.StatusSeeOther {
+		t.Errorf("another person behind the same proxy: %d, want signed in (303)", p.status)
 	}
 }
 
