@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -79,5 +80,46 @@ func TestReportEdgesFoundInReview(t *testing.T) {
 	mr := string(r.MeasureReport("x", time.Now()))
 	if strings.Contains(mr, `""`) || !strings.Contains(mr, "Unknown") {
 		t.Errorf("MeasureReport with an uncategorised referral:\n%s", mr)
+	}
+}
+
+// movingStore answers the outcomes read as Redis would when a Task changes
+// between two pages: the changed Task moves to the end of the order and is
+// met again on the next page.
+type movingStore struct {
+	Store // only Search and Histories are used
+	calls int
+}
+
+func (m *movingStore) Search(_ context.Context, q *StoreQuery) ([]string, int, error) {
+	m.calls++
+	if q.Offset == 0 {
+		return []string{"t1", "t2"}, 3, nil
+	}
+	return []string{"t2", "t3"}, 3, nil // t2 changed after the first page
+}
+
+func (m *movingStore) Histories(_ context.Context, _ string, ids []string) ([][]*Resource, error) {
+	out := make([][]*Resource, len(ids))
+	for i, id := range ids {
+		out[i] = []*Resource{{Type: TypeTask, ID: id, Version: 1, LastUpdated: time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC),
+			Body: []byte(`{"resourceType":"Task","id":"` + id + `","status":"requested","authoredOn":"2026-06-01T09:00:00Z"}`)}}
+	}
+	return out, nil
+}
+
+func TestJourneysCountATaskMovedMidReadOnce(t *testing.T) {
+	st := &movingStore{}
+	s := NewService(Options{Store: st})
+	js, err := s.Journeys(context.Background(), time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, j := range js {
+		ids = append(ids, j.TaskID)
+	}
+	if st.calls != 2 || strings.Join(ids, ",") != "t1,t2,t3" {
+		t.Errorf("journeys %v over %d pages, want t1,t2,t3 once each over 2", ids, st.calls)
 	}
 }

@@ -285,6 +285,52 @@ func TestSessionsEndAfterAWorkingDay(t *testing.T) {
 	}
 }
 
+// On https the cookies are Secure and __Host- prefixed (so no subdomain or
+// plain-http page can set them), and the pages ask for HSTS. The public URL
+// decides, as TLS usually ends at a proxy in front.
+func TestCookiesOnHTTPSAreSecureAndHostOnly(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.user("walking", "sam@example.org")
+	const public = "https://signpost.example"
+	pages := web.New(web.Options{Service: e.svc, Accounts: e.store, Auditor: e.store, PublicURL: public,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	serve := func(req *http.Request) *http.Response {
+		req.Host = "signpost.example"
+		rec := httptest.NewRecorder()
+		pages.ServeHTTP(rec, req)
+		return rec.Result()
+	}
+	checkCookie := func(res *http.Response, name string) *http.Cookie {
+		t.Helper()
+		for _, c := range res.Cookies() {
+			if c.Name == name {
+				if !c.Secure || !c.HttpOnly || c.Path != "/" || c.Domain != "" {
+					t.Errorf("cookie %s: Secure=%v HttpOnly=%v Path=%q Domain=%q; want Secure, HttpOnly, Path=/ and no Domain", name, c.Secure, c.HttpOnly, c.Path, c.Domain)
+				}
+				return c
+			}
+		}
+		t.Fatalf("no %s cookie among %v", name, res.Header.Values("Set-Cookie"))
+		return nil
+	}
+	form := serve(httptest.NewRequest(http.MethodGet, public+"/portal/sign-in", nil))
+	if hsts := form.Header.Get("Strict-Transport-Security"); !strings.Contains(hsts, "max-age=") {
+		t.Errorf("sign-in page on https without HSTS: %q", hsts)
+	}
+	signIn := checkCookie(form, "__Host-signpost-sign-in")
+	post := httptest.NewRequest(http.MethodPost, public+"/portal/sign-in", strings.NewReader(url.Values{
+		"email": {"sam@example.org"}, "password": {password}, "csrf": {signIn.Value}}.Encode()))
+	post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	post.Header.Set("Origin", public)
+	post.AddCookie(signIn)
+	res := serve(post)
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in on https: %d", res.StatusCode)
+	}
+	checkCookie(res, "__Host-signpost-session")
+}
+
 func TestSignInIsRateLimited(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
@@ -326,6 +372,22 @@ func TestSignInLimitIsPerForwardedAddressBehindATrustedProxy(t *testing.T) {
 	sam.from = "198.51.100.20"
 	if p := sam.signIn("sam@example.org"); p.status != http.StatusSeeOther {
 		t.Errorf("another person behind the same proxy: %d, want signed in (303)", p.status)
+	}
+}
+
+// Sign-in attempts whose email is not an address are limited by where they
+// come from only: they share no account key, so guesses of junk from many
+// places cannot throttle one another.
+func TestMalformedEmailsShareNoSignInLimit(t *testing.T) {
+	t.Parallel()
+	e := setup(t, func(o *httpapi.Options) { o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")} })
+	for i := 0; i < 12; i++ {
+		b := e.browser()
+		b.from = fmt.Sprintf("203.0.113.%d", i+1)
+		b.get("/portal/sign-in")
+		if st := b.post("/portal/sign-in", url.Values{"email": {"not an address"}, "password": {"guess"}}).status; st != http.StatusUnauthorized {
+			t.Fatalf("attempt %d from its own address: %d, want 401", i+1, st)
+		}
 	}
 }
 
