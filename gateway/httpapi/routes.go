@@ -11,9 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
-
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
 
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/auth"
@@ -101,9 +100,11 @@ func New(o Options) http.Handler {
 	for i, p := range o.TrustedProxies {
 		proxies[i] = p.String()
 	}
-	// Valid prefixes (the configuration checks them) cannot fail here; if
-	// one did, Gin would trust no proxy, the safe side.
-	_ = r.SetTrustedProxies(proxies)
+	if err := r.SetTrustedProxies(proxies); err != nil {
+		// Cannot happen with a checked configuration. Gin would keep the
+		// prefixes before the bad one; trust none instead.
+		_ = r.SetTrustedProxies(nil)
+	}
 	// Tracing first, so the access log and everything after it share the
 	// request's span. Probes and scrapes are not traced: they are not work.
 	if o.Traced {
