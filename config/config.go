@@ -139,7 +139,7 @@ type Config struct {
 	// address its rate limit is counted by.
 	TrustedProxies []netip.Prefix
 	Clients        []Client
-	Providers       []Provider
+	Providers      []Provider
 	// Path is the file the configuration came from, "" if none; kept so
 	// messages can say which file to fix.
 	Path string
