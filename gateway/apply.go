@@ -69,7 +69,7 @@ func (s *Service) apply(ctx context.Context, caller Caller, reqs []*Request, tra
 			return pl.outcomes, nil
 		}
 		audit := pl.auditWith(ctx, reqs, transaction)
-		res, err := s.store.Commit(ctx, &pl.commit)
+		res, err := s.commit(ctx, &pl.commit)
 		if err != nil {
 			return nil, err
 		}
@@ -191,8 +191,16 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 			if r.Method == "POST" && r.IfNoneExist != "" {
 				// Re-checked inside the commit, so two concurrent conditional
 				// creates cannot both create.
-				q, _ := s.criteria(caller, r.Type, r.IfNoneExist) // parsed without error in resolveRepeat
+				q, gen, err := s.criteria(ctx, caller, r.Type, r.IfNoneExist) // it parsed in resolveRepeat; the store may fail
+				if err != nil {
+					return nil, r.locate(err)
+				}
 				pl.commit.Criteria = append(pl.commit.Criteria, Criteria{Type: r.Type, Groups: q.Groups})
+				if gen >= 0 && pl.commit.SystemsSeen == nil {
+					// A system registered after this read could hide a
+					// match from the criteria: the commit checks none was.
+					pl.commit.SystemsSeen = &gen
+				}
 			}
 			pl.outcomes[i] = out
 		}
@@ -317,7 +325,7 @@ func (s *Service) resolveRepeat(ctx context.Context, caller Caller, r *Request, 
 		return nil
 	}
 	if r.IfNoneExist != "" {
-		q, err := s.criteria(caller, r.Type, r.IfNoneExist)
+		q, _, err := s.criteria(ctx, caller, r.Type, r.IfNoneExist)
 		if err != nil {
 			return err
 		}

@@ -226,7 +226,7 @@ func (s *Service) recordDelivery(ctx context.Context, d *Delivery, change func(*
 			return err
 		}
 		members, jobs := change(view)
-		res, err := s.store.Commit(ctx, s.taskChange(cur, view, members, jobs, d.Job.Ref()))
+		res, err := s.commit(ctx, s.taskChange(cur, view, members, jobs, d.Job.Ref()))
 		if err != nil {
 			return err
 		}
@@ -308,7 +308,7 @@ func (s *Service) Redrive(ctx context.Context, dead QueuedJob) error {
 			members["status"] = "requested"
 			members["statusReason"] = map[string]string{"text": "delivery is being retried by an operator"}
 		}
-		res, err := s.store.Commit(ctx, s.taskChange(cur, view, members, []Job{job}, ack))
+		res, err := s.commit(ctx, s.taskChange(cur, view, members, []Job{job}, ack))
 		if err != nil {
 			return err
 		}

@@ -30,6 +30,9 @@ type searchParam struct {
 	// always fulfill): searching for one filters nothing, and the parameter
 	// is not indexed.
 	always []string
+	// systems marks a token indexed under its system (tokenTerms): a value
+	// without one is searched in every system (tokens.go).
+	systems bool
 }
 
 // Target types of the reference parameters, from the R4 definitions.
@@ -47,9 +50,9 @@ var (
 var searchParams = map[string]map[string]searchParam{
 	TypeServiceRequest: {
 		"_id":        {index: "_id"},
-		"identifier": {index: "identifier"},
+		"identifier": {index: "identifier", systems: true},
 		"status":     {index: "status"},
-		"code":       {index: "code"},
+		"code":       {index: "code", systems: true},
 		"patient":    {index: "subject", kind: referenceParam, targets: toPatient},
 		"subject":    {index: "subject", kind: referenceParam, targets: toSubject},
 		"requester":  {index: "requester", kind: referenceParam, targets: toRequester},
@@ -57,9 +60,9 @@ var searchParams = map[string]map[string]searchParam{
 	},
 	TypeTask: {
 		"_id":        {index: "_id"},
-		"identifier": {index: "identifier"},
+		"identifier": {index: "identifier", systems: true},
 		"status":     {index: "status"},
-		"code":       {index: "code", always: []string{"fulfill", taskCodeSystem + "|fulfill"}},
+		"code":       {index: "code", always: []string{"fulfill", taskCodeSystem + "|fulfill"}, systems: true},
 		"focus":      {index: "focus", kind: referenceParam, targets: toFocus},
 		"owner":      {index: "owner", kind: referenceParam, targets: toPerformer},
 		"requester":  {index: "requester", kind: referenceParam, targets: toRequester},
@@ -68,7 +71,7 @@ var searchParams = map[string]map[string]searchParam{
 	},
 	TypePatient: {
 		"_id":        {index: "_id"},
-		"identifier": {index: "identifier"},
+		"identifier": {index: "identifier", systems: true},
 	},
 	TypeSubscription: {
 		"_id":    {index: "_id"},
@@ -134,6 +137,9 @@ type SearchResult struct {
 func (s *Service) Search(ctx context.Context, caller Caller, typ string, params url.Values, lenient bool) (*SearchResult, error) {
 	q, err := s.parseSearch(typ, params, lenient)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := s.expandTokens(ctx, typ, q.Groups); err != nil {
 		return nil, err
 	}
 	if scope := searchScope(caller, typ); scope != nil {
@@ -203,22 +209,28 @@ func pageQuery(canonical url.Values, offset, count int) string {
 
 // criteria parses an If-None-Exist header: a search with filters only,
 // within what the caller may see (a match elsewhere must not show).
-func (s *Service) criteria(caller Caller, typ, header string) (*Query, error) {
+// The registry generation its token terms were expanded with is returned too
+// (-1: none were), for the commit to re-check.
+func (s *Service) criteria(ctx context.Context, caller Caller, typ, header string) (*Query, int64, error) {
 	params, err := url.ParseQuery(strings.TrimPrefix(header, "?"))
 	if err != nil {
-		return nil, newError(KindInvalid, fhir.IssueInvalid, "", "If-None-Exist must be a search query such as identifier=system|value")
+		return nil, 0, newError(KindInvalid, fhir.IssueInvalid, "", "If-None-Exist must be a search query such as identifier=system|value")
 	}
 	q, err := s.parseSearch(typ, params, false)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if len(q.Groups) == 0 || !q.Since.IsZero() || !q.Until.IsZero() || q.IncludeFocus || params.Has("_id") {
-		return nil, newError(KindInvalid, fhir.IssueNotSupported, "", "If-None-Exist takes search filters other than _id (such as identifier=system|value), and at least one")
+		return nil, 0, newError(KindInvalid, fhir.IssueNotSupported, "", "If-None-Exist takes search filters other than _id (such as identifier=system|value), and at least one")
+	}
+	gen, err := s.expandTokens(ctx, typ, q.Groups)
+	if err != nil {
+		return nil, 0, err
 	}
 	if scope := searchScope(caller, typ); scope != nil {
 		q.Groups = append(q.Groups, scope)
 	}
-	return q, nil
+	return q, gen, nil
 }
 
 func badParam(name, format string, args ...any) error {
@@ -353,7 +365,7 @@ func (s *Service) parseParam(q *Query, defs map[string]searchParam, typ, name, v
 				group = append(group, matchNothing)
 			}
 		case modifier == "identifier":
-			group = append(group, def.index+":identifier="+v)
+			group = append(group, tokenTerm(def.index+":identifier", v))
 		case def.kind == referenceParam:
 			v = s.localRef(v)
 			if strings.Contains(v, "/") {
@@ -363,6 +375,8 @@ func (s *Service) parseParam(q *Query, defs map[string]searchParam, typ, name, v
 			for _, typ := range def.targets { // a bare id: any of the target types
 				group = append(group, def.index+"="+typ+"/"+v)
 			}
+		case def.systems:
+			group = append(group, tokenTerm(def.index, v))
 		default:
 			group = append(group, def.index+"="+v)
 		}
@@ -370,6 +384,15 @@ func (s *Service) parseParam(q *Query, defs map[string]searchParam, typ, name, v
 	q.Groups = append(q.Groups, group)
 	q.canonical.Add(name, value)
 	return nil
+}
+
+// tokenTerm is the term a token search value finds: "system|code" and
+// "|code" as given, a bare code in any system (expanded later).
+func tokenTerm(index, v string) string {
+	if strings.Contains(v, "|") {
+		return index + "=" + v
+	}
+	return anySystemTerm(index, v)
 }
 
 // splitValues splits a search value on commas (OR), honouring "\," escapes.

@@ -28,6 +28,10 @@ type Store interface {
 	Lookup(ctx context.Context, key string) (string, error)
 	// Search returns one page of ids matching q, and how many match in all.
 	Search(ctx context.Context, q *StoreQuery) (ids []string, total int, err error)
+	// TokenSystems returns every registered token system ("Type index
+	// system", from Commit.Systems) and the registry's generation, which
+	// grows whenever one is added.
+	TokenSystems(ctx context.Context) (systems []string, generation int64, err error)
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 	// EventCount is how many events a subscription has had since it started.
@@ -45,6 +49,14 @@ type Commit struct {
 	Done *JobRef
 	// Audit is appended to the audit trail with the change, when set.
 	Audit *AuditRecord
+	// Systems are the token systems the writes are indexed under (see
+	// TokenSystems), registered with the change so that a search for a code
+	// without its system finds every write made under any of them.
+	Systems []string
+	// SystemsSeen, when set, is the registry generation the commit's
+	// criteria were expanded with: a commit made after a new system was
+	// registered is refused (SystemsChanged) and planned again.
+	SystemsSeen *int64
 }
 
 // QueuedJob is one job read from a queue.
@@ -123,11 +135,13 @@ type CommitResult struct {
 	// Lost is set when the job the commit would finish is no longer the
 	// caller's: another worker reclaimed it and records the outcome.
 	Lost bool
+	// SystemsChanged is set when SystemsSeen no longer held.
+	SystemsChanged bool
 }
 
 // OK reports whether the commit was applied.
 func (r *CommitResult) OK() bool {
-	return r.Held == nil && r.Matched == nil && r.Stale == nil && !r.Lost
+	return r.Held == nil && r.Matched == nil && r.Stale == nil && !r.Lost && !r.SystemsChanged
 }
 
 // UniqueHit names the unique key already held and its holder.

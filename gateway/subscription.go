@@ -420,7 +420,7 @@ func (s *Service) SetSubscriptionStatus(ctx context.Context, id, status, reason 
 		}
 		next := &Resource{Type: TypeSubscription, ID: id, Version: cur.Version + 1, LastUpdated: now, Owner: cur.Owner,
 			Body: obj.WithServerFields(id, strconv.Itoa(cur.Version+1), Instant(now))}
-		res, err := s.store.Commit(ctx, &Commit{Writes: []Write{{Resource: next, Expect: cur.Version,
+		res, err := s.commit(ctx, &Commit{Writes: []Write{{Resource: next, Expect: cur.Version,
 			Terms: []string{"status=" + status, clientTerm(cur.Owner)}}}})
 		if err != nil {
 			return err

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/signpost-health/signpost/gateway"
 )
 
 func TestSearchParameters(t *testing.T) {
@@ -166,4 +169,44 @@ func TestSearchAnsweredWithoutIndexes(t *testing.T) {
 		}
 	}
 	e.post("/Patient", []byte(`{"resourceType":"Patient"}`), "If-None-Exist", "_id=x").must(t, http.StatusBadRequest)
+}
+
+// A token is indexed once, under its system; a search that names no system
+// finds it under every system registered for the parameter, with no system
+// at all, and as older versions indexed it (a bare entry).
+func TestTokenWithoutSystemIsFoundInEverySystem(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.post("/ServiceRequest", referral("T-1", "390893007")).must(t, http.StatusCreated)
+	other := strings.Replace(string(referral("T-1", "390893007")), gpIdentSystem, "https://other-gp.example/referral-id", 1)
+	e.post("/ServiceRequest", []byte(other)).must(t, http.StatusCreated)
+	noSystem := strings.Replace(string(referral("T-1", "390893007")), `"system":"`+gpIdentSystem+`",`, "", 1)
+	e.post("/ServiceRequest", []byte(noSystem)).must(t, http.StatusCreated)
+	// A ServiceRequest stored by an older Signpost, indexed with the bare
+	// value as well (written straight to the store, as it would have been).
+	legacy := &gateway.Resource{Type: gateway.TypeServiceRequest, ID: "legacy-1", Version: 1, LastUpdated: time.Now(),
+		Body: []byte(`{"resourceType":"ServiceRequest","id":"legacy-1","status":"active","intent":"order"}`)}
+	if res, err := e.store.Commit(context.Background(), &gateway.Commit{Writes: []gateway.Write{{Resource: legacy,
+		Terms: []string{"identifier=T-1", "identifier=" + gpIdentSystem + "|T-1"}}}}); err != nil || !res.OK() {
+		t.Fatalf("legacy write: %+v %v", res, err)
+	}
+	for _, tc := range []struct {
+		query string
+		want  int
+	}{
+		{"identifier=T-1", 4},
+		{"identifier=" + url.QueryEscape(gpIdentSystem+"|T-1"), 2}, // a and the legacy one
+		{"identifier=" + url.QueryEscape("|T-1"), 1},               // c: no system
+		{"identifier=T-2", 0},
+		{"subject:identifier=" + nhsNumber, 3},
+		{"code=390893007&identifier=T-1", 3},
+	} {
+		if got := total(t, e.get("/ServiceRequest?"+tc.query)); got != tc.want {
+			t.Errorf("%s: %d found, want %d", tc.query, got, tc.want)
+		}
+	}
+	// The one entry a referral has per token: no bare entries any more.
+	if n := e.redis.Client().Exists(context.Background(), "{signpost}:i:ServiceRequest:code=390893007").Val(); n != 0 {
+		t.Error("a bare code entry was written")
+	}
 }

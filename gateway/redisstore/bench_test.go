@@ -12,20 +12,21 @@ import (
 )
 
 // referralCommit is shaped like the commit of one accepted referral: a
-// ServiceRequest and its Task with their index terms, two unique keys and
-// the delivery job, with bodies of the size the intake benchmark sends.
+// ServiceRequest and its Task with their index terms (7 and 6) and token
+// systems, two unique keys and the delivery job, with bodies of the size
+// the intake benchmark sends.
 func referralCommit(i int) *gateway.Commit {
 	n := strconv.Itoa(i)
 	sr, task := "sr-"+n, "task-"+n
 	now := time.UnixMilli(1_800_000_000_000 + int64(i))
 	body := []byte(`{"resourceType":"ServiceRequest","id":"` + sr + `",` + strings.Repeat(`"x":"padding",`, 110) + `"status":"active"}`)
-	srTerms := []string{"status=active", "identifier=REF-" + n, "identifier=https://example-gp.nhs.uk/referral-id|REF-" + n,
-		"subject:identifier=9434765919", "subject:identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919",
-		"requester:identifier=A81001", "requester:identifier=https://fhir.nhs.uk/Id/ods-organization-code|A81001",
-		"code=390893007", "code=http://snomed.info/sct|390893007", "_client=practice-a", "_provider=leeds-walking"}
+	srTerms := []string{"status=active", "identifier=https://example-gp.nhs.uk/referral-id|REF-" + n,
+		"subject:identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919",
+		"requester:identifier=https://fhir.nhs.uk/Id/ods-organization-code|A81001",
+		"code=http://snomed.info/sct|390893007", "_client=practice-a", "_provider=leeds-walking"}
 	taskTerms := []string{"status=requested", "focus=ServiceRequest/" + sr, "owner=Organization/leeds-walking",
-		"subject:identifier=9434765919", "subject:identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919",
-		"requester:identifier=A81001", "requester:identifier=https://fhir.nhs.uk/Id/ods-organization-code|A81001", "_client=practice-a"}
+		"subject:identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919",
+		"requester:identifier=https://fhir.nhs.uk/Id/ods-organization-code|A81001", "_client=practice-a"}
 	return &gateway.Commit{
 		Unique: []gateway.UniqueKey{{Key: "referral|practice-a|https://example-gp.nhs.uk/referral-id|REF-" + n, Value: "ServiceRequest/" + sr},
 			{Key: "referral-task|" + sr, Value: "Task/" + task}},
@@ -34,6 +35,11 @@ func referralCommit(i int) *gateway.Commit {
 			{Resource: &gateway.Resource{Type: "Task", ID: task, Owner: "practice-a", Version: 1, LastUpdated: now, Body: body[:1000]}, Terms: taskTerms},
 		},
 		Jobs: []gateway.Job{{Queue: gateway.QueueDelivery, Fields: []string{"event", "referral", "task", task}}},
+		Systems: []string{"ServiceRequest identifier https://example-gp.nhs.uk/referral-id",
+			"ServiceRequest subject:identifier https://fhir.nhs.uk/Id/nhs-number",
+			"ServiceRequest requester:identifier https://fhir.nhs.uk/Id/ods-organization-code",
+			"ServiceRequest code http://snomed.info/sct", "Task subject:identifier https://fhir.nhs.uk/Id/nhs-number",
+			"Task requester:identifier https://fhir.nhs.uk/Id/ods-organization-code"},
 	}
 }
 

@@ -39,6 +39,10 @@ func (k keys) rate(key string) string { return k.ns + ":rl:" + key }
 // audit is the append-only stream of AuditEvents.
 func (k keys) audit() string { return k.ns + ":audit" }
 
+// systems is the hash of registered token systems (field "Type index
+// system", value "1"), with its generation in the field "#".
+func (k keys) systems() string { return k.ns + ":sys" }
+
 // delayed is the sorted set of a queue's jobs put off until later (score:
 // due time in Unix milliseconds; member: the job's fields as JSON).
 func (k keys) delayed(queue string) string { return k.ns + ":d:" + queue }

@@ -161,6 +161,14 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 	} else {
 		args = append(args, 0)
 	}
+	guard := ""
+	if c.SystemsSeen != nil {
+		guard = strconv.FormatInt(*c.SystemsSeen, 10)
+	}
+	args = append(args, kl.add(s.keys.systems()), guard, len(c.Systems))
+	for _, f := range c.Systems {
+		args = append(args, f)
+	}
 	reply, err := s.runCommit(ctx, kl.keys, args)
 	if err != nil {
 		return nil, classify(err)
@@ -178,6 +186,8 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 		}
 	case "stale":
 		res.Stale = &gateway.StaleWrite{Index: int(reply[1].(int64)), Current: int(reply[2].(int64))}
+	case "systems":
+		res.SystemsChanged = true
 	default:
 		return nil, fmt.Errorf("commit.lua: unexpected reply %v", reply[0])
 	}
@@ -204,6 +214,25 @@ func (s *Store) runCommit(ctx context.Context, keys []string, args []any) ([]any
 	}
 	return cmd.Slice()
 }
+
+// TokenSystems implements gateway.Store.
+func (s *Store) TokenSystems(ctx context.Context) ([]string, int64, error) {
+	m, err := s.rdb.HGetAll(ctx, s.keys.systems()).Result()
+	if err != nil {
+		return nil, 0, classify(err)
+	}
+	gen, _ := strconv.ParseInt(m[systemsGeneration], 10, 64)
+	out := make([]string, 0, len(m))
+	for f := range m {
+		if f != systemsGeneration {
+			out = append(out, f)
+		}
+	}
+	return out, gen, nil
+}
+
+// systemsGeneration is the field of the systems hash that counts additions.
+const systemsGeneration = "#"
 
 // groups turns index-term groups into KEYS positions and the scratch keys
 // the script needs to combine them.

@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -180,5 +182,53 @@ func TestCommitKeepsItsAuditRecordWithTheChange(t *testing.T) {
 	}
 	if len(tail) != 1 || tail[0].Record.Client != "practice-a" || tail[0].Record.Status != 201 || tail[0].Record.What[0] != "Task/t1" {
 		t.Errorf("audit trail %+v, want the one committed record", tail)
+	}
+}
+
+// The token systems a commit is indexed under are registered once; the
+// generation grows only when one is new; a commit whose criteria were
+// expanded with an older generation is refused and changes nothing.
+func TestTokenSystemsRegistryAndGuard(t *testing.T) {
+	t.Parallel()
+	s, r := newStore(t)
+	ctx := context.Background()
+	commit := func(id string, seen *int64, systems ...string) *gateway.CommitResult {
+		t.Helper()
+		res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{write("Task", id, 1, 0, "status=requested")},
+			Systems: systems, SystemsSeen: seen})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	generation := func() int64 {
+		t.Helper()
+		_, gen, err := s.TokenSystems(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return gen
+	}
+	if res := commit("t1", nil, "Task identifier https://a.example"); !res.OK() || generation() != 1 {
+		t.Fatalf("first system: %+v, generation %d", res, generation())
+	}
+	if res := commit("t2", nil, "Task identifier https://a.example"); !res.OK() || generation() != 1 {
+		t.Fatalf("a known system raised the generation: %+v, %d", res, generation())
+	}
+	stale := int64(0)
+	if res := commit("t3", &stale, "Task identifier https://b.example"); !res.SystemsChanged {
+		t.Fatalf("a commit planned at generation 0: %+v, want refused", res)
+	}
+	if r.Client().Exists(ctx, s.keys.resource("Task", "t3")).Val() != 0 || generation() != 1 {
+		t.Fatal("the refused commit changed something")
+	}
+	current := int64(1)
+	if res := commit("t3", &current, "Task identifier https://b.example"); !res.OK() || generation() != 2 {
+		t.Fatalf("a commit planned at the current generation: %+v, %d", res, generation())
+	}
+	systems, _, _ := s.TokenSystems(ctx)
+	slices.Sort(systems)
+	if strings.Join(systems, ",") != "Task identifier https://a.example,Task identifier https://b.example" {
+		t.Errorf("registered %v", systems)
 	}
 }

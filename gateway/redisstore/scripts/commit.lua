@@ -19,6 +19,13 @@
 --                              writes); with a consumer, only while that
 --                              consumer still holds it; without, only while the
 --                              entry exists (a dead letter re-driven once)
+--   systems key, guard, nS, field*nS
+--                              the registry of token systems (a hash); guard
+--                              '' or the generation (field '#') the commit's
+--                              criteria were expanded with; the fields
+--                              ("Type index system") the writes are indexed
+--                              under, added when new (and the generation
+--                              raised)
 --
 -- Returns one of
 --   {'ok'}                         applied now
@@ -31,6 +38,7 @@
 --   {'matched', id1 [, id2]}       a conditional create found these
 --   {'stale', i, current}          write i (0-based) expected another version
 --   {'lost'}                       the job is no longer the caller's to finish
+--   {'systems'}                    the registry's generation is not the guard
 -- The arguments are read by position, without helper closures and with one
 -- small table per write: reading them was a fifth of the script's cost.
 local a = ARGV
@@ -74,6 +82,8 @@ end
 p = p + 1
 local acks = {}
 for i = 1, tonumber(a[p]) do acks[i] = {KEYS[tonumber(a[p + 1])], a[p + 2], a[p + 3], a[p + 4]}; p = p + 4 end
+local systems, guard, nS = KEYS[tonumber(a[p + 1])], a[p + 2], tonumber(a[p + 3])
+local firstSystem = p + 4
 
 -- 0. A commit re-sent after its reply was lost (go-redis re-sends on a
 -- broken connection) finds its token on its first write: it was applied.
@@ -90,6 +100,9 @@ for _, a in ipairs(acks) do
   elseif #redis.call('XRANGE', a[1], a[3], a[3]) == 0 then
     return {'lost'}
   end
+end
+if guard ~= '' and tonumber(redis.call('HGET', systems, '#') or '0') ~= tonumber(guard) then
+  return {'systems'}
 end
 local claimed = {}
 for i, u in ipairs(uniques) do
@@ -133,6 +146,18 @@ for i, w in ipairs(writes) do
   redis.call('ZADD', w[8], score, id)
   redis.call('HSET', key, 'v', w[5], 'c', token, 'o', w[3], 'x', table.concat(KEYS, '\n', first, last),
     w[5], w[7], 't' .. w[5], score)
+end
+if nS > 0 then
+  -- One read in the usual case, where every system is known already.
+  local have = redis.call('HMGET', systems, unpack(a, firstSystem, firstSystem + nS - 1))
+  local add = {}
+  for i = 1, nS do
+    if not have[i] then add[#add + 1] = a[firstSystem + i - 1]; add[#add + 1] = '1' end
+  end
+  if #add > 0 then
+    redis.call('HSET', systems, unpack(add))
+    redis.call('HINCRBY', systems, '#', 1)
+  end
 end
 for _, u in ipairs(uniques) do redis.call('SET', u[1], u[2]) end
 for _, j in ipairs(jobs) do redis.call('XADD', j[1], '*', unpack(a, j[2], j[3])) end
