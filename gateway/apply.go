@@ -28,6 +28,11 @@ type Request struct {
 	id       string    // the id this request writes, or the id of the existing resource it resolved to
 	existing *Resource // an earlier identical create this request resolved to
 	current  *Resource // the version an update replaces
+	// ifNoneExist is the If-None-Exist search as resolveRepeat ran it, and
+	// the token-system generation it was expanded with (-1: none), for the
+	// commit to check again.
+	ifNoneExist *Query
+	systemsSeen int64
 }
 
 // plan is what one request (or transaction) will commit, built by reading
@@ -101,7 +106,7 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 
 	// 1. Parse every body and resolve creates that repeat an earlier one.
 	for _, r := range reqs {
-		r.id, r.existing, r.current = "", nil, nil
+		r.id, r.existing, r.current, r.ifNoneExist = "", nil, nil, nil
 		if err := mayWrite(caller, r); err != nil {
 			return nil, r.locate(err)
 		}
@@ -191,13 +196,10 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 			if r.Method == "POST" && r.IfNoneExist != "" {
 				// Re-checked inside the commit, so two concurrent conditional
 				// creates cannot both create.
-				q, gen, err := s.criteria(ctx, caller, r.Type, r.IfNoneExist) // it parsed in resolveRepeat; the store may fail
-				if err != nil {
-					return nil, r.locate(err)
-				}
-				pl.commit.Criteria = append(pl.commit.Criteria, Criteria{Type: r.Type, Groups: q.Groups})
-				if gen >= 0 && pl.commit.SystemsSeen == nil {
-					// A system registered after this read could hide a
+				// The search resolveRepeat ran, with the systems it read.
+				pl.commit.Criteria = append(pl.commit.Criteria, Criteria{Type: r.Type, Groups: r.ifNoneExist.Groups})
+				if gen := r.systemsSeen; gen >= 0 && pl.commit.SystemsSeen == nil {
+					// A system registered after that read could hide a
 					// match from the criteria: the commit checks none was.
 					pl.commit.SystemsSeen = &gen
 				}
@@ -325,10 +327,11 @@ func (s *Service) resolveRepeat(ctx context.Context, caller Caller, r *Request, 
 		return nil
 	}
 	if r.IfNoneExist != "" {
-		q, _, err := s.criteria(ctx, caller, r.Type, r.IfNoneExist)
+		q, gen, err := s.criteria(ctx, caller, r.Type, r.IfNoneExist)
 		if err != nil {
 			return err
 		}
+		r.ifNoneExist, r.systemsSeen = q, gen
 		ids, _, err := s.store.Search(ctx, &StoreQuery{Type: r.Type, Groups: q.Groups, Count: 2})
 		if err != nil {
 			return err
