@@ -11,7 +11,9 @@ import (
 // leave the system out ("code=390893007": that code in any system), so the
 // systems each token parameter has been indexed under are registered with
 // the writes (Commit.Systems), and such a search is expanded to one term per
-// registered system before it reaches the store.
+// registered system before it reaches the store. The store registers a
+// bounded number of systems per parameter and indexes a term in any system
+// beyond that under its bare code too, which the expansion always includes.
 
 // anySystem marks a parsed search term whose value named no system; expand
 // replaces it before the store sees it.

@@ -19,7 +19,11 @@ func (k keys) resource(typ, id string) string { return k.ns + ":r:" + typ + ":" 
 
 // term is a sorted set of the ids of a type's current versions that carry
 // an index term, scored by lastUpdated in Unix milliseconds.
-func (k keys) term(typ, term string) string { return k.ns + ":i:" + typ + ":" + term }
+func (k keys) term(typ, term string) string { return k.termPrefix() + typ + ":" + term }
+
+// termPrefix starts every term key (commit.lua builds the bare term of a
+// token system over the registry's cap from it).
+func (k keys) termPrefix() string { return k.ns + ":i:" }
 
 // all is the sorted set of every id of a type, scored like term.
 func (k keys) all(typ string) string { return k.ns + ":a:" + typ }
@@ -40,7 +44,8 @@ func (k keys) rate(key string) string { return k.ns + ":rl:" + key }
 func (k keys) audit() string { return k.ns + ":audit" }
 
 // systems is the hash of registered token systems (field "Type index
-// system", value "1"), with its generation in the field "#".
+// system", value "1"), with its generation in the field "#" and the number
+// of systems of each parameter in "#Type index".
 func (k keys) systems() string { return k.ns + ":sys" }
 
 // delayed is the sorted set of a queue's jobs put off until later (score:

@@ -46,7 +46,17 @@ type Store struct {
 	rdb   redis.UniversalClient
 	keys  keys
 	batch *batcher // commits and audit records, pipelined across requests
+	// maxSystems caps the token systems registered for one parameter.
+	maxSystems int
 }
+
+// MaxTokenSystems is how many systems one token parameter registers
+// ("Type index"). Real parameters have a handful (SNOMED CT, NHS number, ODS,
+// a referral-id system per GP system); the cap only stops made-up systems
+// from lengthening every search without a system. A term in a system over
+// the cap is indexed under its bare code as well, where such searches
+// always look, so it is still found.
+const MaxTokenSystems = 64
 
 // New returns a Store over a connected client. namespace becomes the hash
 // tag of every key ("signpost" unless a deployment shares a Redis).
@@ -54,7 +64,7 @@ func New(rdb redis.UniversalClient, namespace string) *Store {
 	if namespace == "" {
 		namespace = "signpost"
 	}
-	return &Store{rdb: rdb, keys: newKeys(namespace), batch: &batcher{rdb: rdb}}
+	return &Store{rdb: rdb, keys: newKeys(namespace), batch: &batcher{rdb: rdb}, maxSystems: MaxTokenSystems}
 }
 
 // Client exposes the Redis client, for the workers that share it.
@@ -165,7 +175,7 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 	if c.SystemsSeen != nil {
 		guard = strconv.FormatInt(*c.SystemsSeen, 10)
 	}
-	args = append(args, kl.add(s.keys.systems()), guard, len(c.Systems))
+	args = append(args, kl.add(s.keys.systems()), guard, s.maxSystems, s.keys.termPrefix(), len(c.Systems))
 	for _, f := range c.Systems {
 		args = append(args, f)
 	}
@@ -224,14 +234,15 @@ func (s *Store) TokenSystems(ctx context.Context) ([]string, int64, error) {
 	gen, _ := strconv.ParseInt(m[systemsGeneration], 10, 64)
 	out := make([]string, 0, len(m))
 	for f := range m {
-		if f != systemsGeneration {
+		if !strings.HasPrefix(f, systemsGeneration) { // the generation and the per-parameter counts
 			out = append(out, f)
 		}
 	}
 	return out, gen, nil
 }
 
-// systemsGeneration is the field of the systems hash that counts additions.
+// systemsGeneration is the field of the systems hash that counts additions;
+// "#Type index" counts one parameter's systems.
 const systemsGeneration = "#"
 
 // groups turns index-term groups into KEYS positions and the scratch keys

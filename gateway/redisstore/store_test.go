@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -230,5 +231,59 @@ func TestTokenSystemsRegistryAndGuard(t *testing.T) {
 	slices.Sort(systems)
 	if strings.Join(systems, ",") != "Task identifier https://a.example,Task identifier https://b.example" {
 		t.Errorf("registered %v", systems)
+	}
+}
+
+// A parameter registers at most maxSystems systems. A term in a system over
+// the cap is indexed under its system and under its bare code (which every
+// search without a system reads), and both entries go with the version
+// that carried them.
+func TestTokenSystemsOverTheCapAreIndexedBare(t *testing.T) {
+	t.Parallel()
+	s, r := newStore(t)
+	s.maxSystems = 2
+	ctx := context.Background()
+	members := func(term string) []string {
+		t.Helper()
+		ids, err := r.Client().ZRange(ctx, s.keys.term("Task", term), 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	for i, system := range []string{"https://a.example", "https://b.example", "https://c.example"} {
+		id := "t" + strconv.Itoa(i)
+		c := &gateway.Commit{Writes: []gateway.Write{write("Task", id, 1, 0, "status=requested", "identifier="+system+"|X")}}
+		c.Systems = []string{"Task identifier " + system}
+		if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
+			t.Fatalf("%s: %+v %v", system, res, err)
+		}
+	}
+	systems, gen, err := s.TokenSystems(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(systems)
+	if strings.Join(systems, ",") != "Task identifier https://a.example,Task identifier https://b.example" || gen != 2 {
+		t.Errorf("registered %v at generation %d, want a and b at 2", systems, gen)
+	}
+	if got := members("identifier=https://c.example|X"); !slices.Equal(got, []string{"t2"}) {
+		t.Errorf("under its system: %v", got)
+	}
+	if got := members("identifier=X"); !slices.Equal(got, []string{"t2"}) {
+		t.Errorf("bare: %v, want only the system over the cap", got)
+	}
+
+	// The next version carries another value: both entries of the old one go.
+	c := &gateway.Commit{Writes: []gateway.Write{write("Task", "t2", 2, 1, "status=requested", "identifier=https://c.example|Y")}}
+	c.Systems = []string{"Task identifier https://c.example"}
+	if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
+		t.Fatalf("update: %+v %v", res, err)
+	}
+	if old, bare := members("identifier=https://c.example|X"), members("identifier=X"); len(old) != 0 || len(bare) != 0 {
+		t.Errorf("the old version's entries stayed: %v, %v", old, bare)
+	}
+	if got := members("identifier=Y"); !slices.Equal(got, []string{"t2"}) {
+		t.Errorf("the new version's bare entry: %v", got)
 	}
 }

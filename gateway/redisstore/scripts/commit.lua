@@ -19,13 +19,18 @@
 --                              writes); with a consumer, only while that
 --                              consumer still holds it; without, only while the
 --                              entry exists (a dead letter re-driven once)
---   systems key, guard, nS, field*nS
+--   systems key, guard, cap, term prefix, nS, field*nS
 --                              the registry of token systems (a hash); guard
 --                              '' or the generation (field '#') the commit's
 --                              criteria were expanded with; the fields
 --                              ("Type index system") the writes are indexed
 --                              under, added when new (and the generation
---                              raised)
+--                              raised) while the parameter has fewer than
+--                              cap (counted in field '#Type index'). A
+--                              system beyond the cap is not registered: its
+--                              terms are also indexed bare (term prefix ..
+--                              'Type:index=code'), which a search without a
+--                              system always reads
 --
 -- Returns one of
 --   {'ok'}                         applied now
@@ -82,8 +87,9 @@ end
 p = p + 1
 local acks = {}
 for i = 1, tonumber(a[p]) do acks[i] = {KEYS[tonumber(a[p + 1])], a[p + 2], a[p + 3], a[p + 4]}; p = p + 4 end
-local systems, guard, nS = KEYS[tonumber(a[p + 1])], a[p + 2], tonumber(a[p + 3])
-local firstSystem = p + 4
+local systems, guard, cap, termPrefix, nS = KEYS[tonumber(a[p + 1])], a[p + 2], tonumber(a[p + 3]), a[p + 4],
+  tonumber(a[p + 5])
+local firstSystem = p + 6
 
 -- 0. A commit re-sent after its reply was lost (go-redis re-sends on a
 -- broken connection) finds its token on its first write: it was applied.
@@ -133,7 +139,34 @@ for i, w in ipairs(writes) do
   current[i] = cur
 end
 
--- 2. The writes: a new version, re-indexed; old versions stay for vread.
+-- 2. The token systems. One read in the usual case, where every system is
+-- known already. A parameter's systems are capped, so that values a client
+-- makes up cannot grow the list every search without a system expands to;
+-- the terms of a system over the cap are indexed bare as well (overflow
+-- lists their term-key prefixes), and bare entries are always searched.
+local overflow = {}
+if nS > 0 then
+  local have = redis.call('HMGET', systems, unpack(a, firstSystem, firstSystem + nS - 1))
+  local added = false
+  for i = 1, nS do
+    if not have[i] then
+      local field = a[firstSystem + i - 1]
+      local typ, index, system = string.match(field, '^(%S+) (%S+) (.*)$')
+      local count = '#' .. typ .. ' ' .. index
+      if tonumber(redis.call('HGET', systems, count) or '0') < cap then
+        redis.call('HSET', systems, field, '1')
+        redis.call('HINCRBY', systems, count, 1)
+        added = true
+      else
+        overflow[#overflow + 1] = {termPrefix .. typ .. ':' .. index .. '=' .. system .. '|',
+          termPrefix .. typ .. ':' .. index .. '='}
+      end
+    end
+  end
+  if added then redis.call('HINCRBY', systems, '#', 1) end
+end
+
+-- 3. The writes: a new version, re-indexed; old versions stay for vread.
 for i, w in ipairs(writes) do
   local key, id, score, first, last = w[1], w[2], w[6], w[9], w[9] + w[10] - 1
   if current[i] ~= 0 then
@@ -143,21 +176,19 @@ for i, w in ipairs(writes) do
     end
   end
   for k = first, last do redis.call('ZADD', KEYS[k], score, id) end
+  local terms = table.concat(KEYS, '\n', first, last)
+  for _, o in ipairs(overflow) do
+    for k = first, last do
+      local t = KEYS[k]
+      if string.sub(t, 1, #o[1]) == o[1] then
+        local bare = o[2] .. string.sub(t, #o[1] + 1)
+        redis.call('ZADD', bare, score, id)
+        terms = terms .. '\n' .. bare
+      end
+    end
+  end
   redis.call('ZADD', w[8], score, id)
-  redis.call('HSET', key, 'v', w[5], 'c', token, 'o', w[3], 'x', table.concat(KEYS, '\n', first, last),
-    w[5], w[7], 't' .. w[5], score)
-end
-if nS > 0 then
-  -- One read in the usual case, where every system is known already.
-  local have = redis.call('HMGET', systems, unpack(a, firstSystem, firstSystem + nS - 1))
-  local add = {}
-  for i = 1, nS do
-    if not have[i] then add[#add + 1] = a[firstSystem + i - 1]; add[#add + 1] = '1' end
-  end
-  if #add > 0 then
-    redis.call('HSET', systems, unpack(add))
-    redis.call('HINCRBY', systems, '#', 1)
-  end
+  redis.call('HSET', key, 'v', w[5], 'c', token, 'o', w[3], 'x', terms, w[5], w[7], 't' .. w[5], score)
 end
 for _, u in ipairs(uniques) do redis.call('SET', u[1], u[2]) end
 for _, j in ipairs(jobs) do redis.call('XADD', j[1], '*', unpack(a, j[2], j[3])) end
