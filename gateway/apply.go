@@ -388,6 +388,11 @@ func identifiersOf(obj *fhir.Object) []Identifier {
 	if decodeView(raw, "identifier", &ids) != nil {
 		return nil
 	}
+	return usableIdentifiers(ids)
+}
+
+// usableIdentifiers keeps the identifiers that have both a system and a value.
+func usableIdentifiers(ids []models.Identifier) []Identifier {
 	out := make([]Identifier, 0, len(ids))
 	for _, id := range ids {
 		if id.System != nil && id.Value != nil && *id.System != "" && *id.Value != "" {

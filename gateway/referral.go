@@ -148,7 +148,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), Instant(pl.now))
 	out := pl.addWrite(r, body, version, expect, fromIfMatch, append(serviceRequestTerms(r.id, sr, s.base), keep...), p.warnings)
 	if r.Method == "POST" {
-		for _, id := range identifiersOf(r.obj) {
+		for _, id := range usableIdentifiers(sr.Identifier) {
 			pl.commit.Unique = append(pl.commit.Unique, UniqueKey{Key: referralKey(pl.caller, id), Value: ref})
 		}
 	}

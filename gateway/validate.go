@@ -91,8 +91,12 @@ func decodeView(body []byte, typ string, v any) error {
 	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
 		msg := "an element has the wrong JSON type for FHIR R4"
-		if errors.As(err, &te) && te.Field != "" {
-			msg = "element " + strconv.Quote(te.Field) + " must be " + goKindToJSON(te.Type.Kind().String()) + ", found a JSON " + te.Value
+		if errors.As(err, &te) {
+			field := te.Field
+			if field == "" { // the member itself, not one inside it
+				field = typ[strings.LastIndexByte(typ, '.')+1:]
+			}
+			msg = "element " + strconv.Quote(field) + " must be " + goKindToJSON(te.Type.Kind().String()) + ", found a JSON " + te.Value
 		} else if strings.Contains(err.Error(), "unknown ") && strings.Contains(err.Error(), " code ") {
 			// A nested required binding the samply enums refused (for example
 			// Identifier.use). The message would quote the value; drop it.

@@ -32,12 +32,17 @@ func readReferral(o *fhir.Object) (*referralView, error) {
 	v.Status, _ = o.String("status")
 	v.Intent, _ = o.String("intent")
 	v.Priority, _ = o.String("priority")
-	for name, into := range map[string]any{
-		"identifier": &v.Identifier, "code": &v.Code, "subject": &v.Subject,
-		"requester": &v.Requester, "performer": &v.Performer,
+	// In document order, so that a body with two wrong members is always
+	// answered about the same one.
+	for _, m := range [...]struct {
+		name string
+		into any
+	}{
+		{"identifier", &v.Identifier}, {"code", &v.Code}, {"subject", &v.Subject},
+		{"requester", &v.Requester}, {"performer", &v.Performer},
 	} {
-		if raw, ok := o.Member(name); ok {
-			if err := decodeView(raw, TypeServiceRequest+"."+name, into); err != nil {
+		if raw, ok := o.Member(m.name); ok {
+			if err := decodeView(raw, TypeServiceRequest+"."+m.name, m.into); err != nil {
 				return nil, err
 			}
 		}
