@@ -32,8 +32,8 @@ func readReferral(o *fhir.Object) (*referralView, error) {
 	v.Status, _ = o.String("status")
 	v.Intent, _ = o.String("intent")
 	v.Priority, _ = o.String("priority")
-	// In document order, so that a body with two wrong members is always
-	// answered about the same one.
+	// In a fixed order (not a map's), so that a body with two wrong members
+	// is always answered about the same one.
 	for _, m := range [...]struct {
 		name string
 		into any

@@ -287,3 +287,58 @@ func TestTokenSystemsOverTheCapAreIndexedBare(t *testing.T) {
 		t.Errorf("the new version's bare entry: %v", got)
 	}
 }
+
+// A code holding '|' in a system over the cap gets no bare entry: bare, it
+// would be another system's code ("https://a.example|Z" under c.example
+// would read as Z under a.example).
+func TestTokenSystemOverTheCapCannotPoseAsAnotherSystem(t *testing.T) {
+	t.Parallel()
+	s, r := newStore(t)
+	s.maxSystems = 1
+	ctx := context.Background()
+	for i, term := range []string{"identifier=https://a.example|Z", "identifier=https://c.example|https://a.example|Z"} {
+		c := &gateway.Commit{Writes: []gateway.Write{write("Task", "t"+strconv.Itoa(i), 1, 0, term)}}
+		c.Systems = []string{"Task identifier " + strings.SplitN(strings.TrimPrefix(term, "identifier="), "|", 2)[0]}
+		if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
+			t.Fatalf("%s: %+v %v", term, res, err)
+		}
+	}
+	ids, err := r.Client().ZRange(ctx, s.keys.term("Task", "identifier=https://a.example|Z"), 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ids, []string{"t0"}) {
+		t.Errorf("Z under a.example finds %v, want only t0", ids)
+	}
+}
+
+// A registry written before systems were counted is counted the first time
+// a parameter meets a new system, so the cap holds there too.
+func TestTokenSystemCapCountsAnOlderRegistry(t *testing.T) {
+	t.Parallel()
+	s, r := newStore(t)
+	s.maxSystems = 2
+	ctx := context.Background()
+	if err := r.Client().HSet(ctx, s.keys.systems(), "Task identifier https://a.example", "1",
+		"Task identifier https://b.example", "1", "Task code http://snomed.info/sct", "1", "#", "2").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := &gateway.Commit{Writes: []gateway.Write{write("Task", "t1", 1, 0, "identifier=https://c.example|X")}}
+	c.Systems = []string{"Task identifier https://c.example"}
+	if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
+		t.Fatalf("%+v %v", res, err)
+	}
+	systems, gen, err := s.TokenSystems(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(systems, "Task identifier https://c.example") || gen != 2 {
+		t.Errorf("registered %v at generation %d: a third identifier system, over the cap of 2", systems, gen)
+	}
+	if n, _ := r.Client().HGet(ctx, s.keys.systems(), "#Task identifier").Int(); n != 2 {
+		t.Errorf("counted %d identifier systems, want 2", n)
+	}
+	if n, _ := r.Client().ZCard(ctx, s.keys.term("Task", "identifier=X")).Result(); n != 1 {
+		t.Errorf("bare entries: %d, want 1", n)
+	}
+}

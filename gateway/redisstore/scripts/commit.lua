@@ -29,8 +29,8 @@
 --                              cap (counted in field '#Type index'). A
 --                              system beyond the cap is not registered: its
 --                              terms are also indexed bare (term prefix ..
---                              'Type:index=code'), which a search without a
---                              system always reads
+--                              'Type:index=code', for a code without '|'),
+--                              which a search without a system always reads
 --
 -- Returns one of
 --   {'ok'}                         applied now
@@ -153,7 +153,17 @@ if nS > 0 then
       local field = a[firstSystem + i - 1]
       local typ, index, system = string.match(field, '^(%S+) (%S+) (.*)$')
       local count = '#' .. typ .. ' ' .. index
-      if tonumber(redis.call('HGET', systems, count) or '0') < cap then
+      local n = tonumber(redis.call('HGET', systems, count))
+      if not n then
+        -- A registry written before systems were counted: count them once.
+        n = 0
+        local prefix = typ .. ' ' .. index .. ' '
+        for _, f in ipairs(redis.call('HKEYS', systems)) do
+          if string.sub(f, 1, #prefix) == prefix then n = n + 1 end
+        end
+        redis.call('HSET', systems, count, n)
+      end
+      if n < cap then
         redis.call('HSET', systems, field, '1')
         redis.call('HINCRBY', systems, count, 1)
         added = true
@@ -180,8 +190,11 @@ for i, w in ipairs(writes) do
   for _, o in ipairs(overflow) do
     for k = first, last do
       local t = KEYS[k]
-      if string.sub(t, 1, #o[1]) == o[1] then
-        local bare = o[2] .. string.sub(t, #o[1] + 1)
+      local code = string.sub(t, #o[1] + 1)
+      -- A code holding '|' has no bare entry: bare, it would read as another
+      -- system's code, and a search value with a '|' never reads bare ones.
+      if string.sub(t, 1, #o[1]) == o[1] and not string.find(code, '|', 1, true) then
+        local bare = o[2] .. code
         redis.call('ZADD', bare, score, id)
         terms = terms .. '\n' .. bare
       end
