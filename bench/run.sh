@@ -21,65 +21,8 @@ KEEP=${KEEP:-0}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-for tool in go redis-server redis-cli curl; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "run.sh: $tool is required (redis-server and redis-cli: apt-get install redis-server)" >&2
-    exit 1
-  fi
-done
-
-tmp=$(mktemp -d -t signpost-bench.XXXXXX)
-pids=()
-
-cleanup() {
-  local status=$?
-  # Only the processes this script started, by their ids.
-  local pid
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [[ $KEEP == 1 ]]; then
-    echo "kept the scratch directory: $tmp"
-  else
-    rm -rf "$tmp"
-  fi
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-used_ports=" "
-# free_port prints a loopback port nothing listens on, below the usual
-# ephemeral range so that outgoing connections do not take it meanwhile.
-free_port() {
-  local p i
-  for i in $(seq 1 200); do
-    p=$(( (RANDOM * 32768 + RANDOM) % 12000 + 20000 ))
-    [[ $used_ports == *" $p "* ]] && continue
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      used_ports+="$p "
-      echo "$p"
-      return 0
-    fi
-  done
-  echo "run.sh: no free port found" >&2
-  return 1
-}
-
-# wait_ready URL PID NAME LOG: polls URL until it answers 200.
-wait_ready() {
-  local url=$1 pid=$2 name=$3 log=$4 i
-  for i in $(seq 1 100); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "run.sh: $name exited at start:" >&2
-      tail -n 20 "$log" >&2 || true
-      return 1
-    fi
-    if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "run.sh: $name did not become ready at $url" >&2
-  return 1
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 echo "== building into a scratch directory"
 go build -o "$tmp/signpost" ./cmd/signpost
@@ -87,21 +30,7 @@ go build -o "$tmp/floor" ./bench/floor
 go build -o "$tmp/load" ./bench/load
 
 FSYNC=${FSYNC:-everysec}
-echo "== starting a scratch redis-server (appendonly yes, appendfsync $FSYNC)"
-rport=$(free_port)
-mkdir -p "$tmp/redis"
-redis-server --bind 127.0.0.1 --port "$rport" --dir "$tmp/redis" \
-  --appendonly yes --appendfsync "$FSYNC" --save "" \
-  --maxmemory-policy noeviction --daemonize no --logfile "$tmp/redis/redis.log" &
-rpid=$!
-pids+=("$rpid")
-rcli() { redis-cli -h 127.0.0.1 -p "$rport" "$@"; }
-for i in $(seq 1 100); do
-  [[ $(rcli ping 2>/dev/null || true) == PONG ]] && break
-  if [[ $i == 100 ]]; then echo "run.sh: redis-server did not start" >&2; cat "$tmp/redis/redis.log" >&2; exit 1; fi
-  sleep 0.1
-done
-redis_url="redis://127.0.0.1:$rport/0"
+start_redis
 
 echo "== starting signpost and the floor"
 sport=$(free_port)

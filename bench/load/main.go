@@ -8,7 +8,8 @@
 //
 // With -summary FILE it instead reads the JSON lines of earlier runs
 // (labels "floor" and "signpost") and prints the comparison against the
-// harness's targets.
+// harness's targets; with -compare FILE it pools the runs of every label
+// and compares them with the first (bench/compare.sh).
 package main
 
 import (
@@ -64,13 +65,17 @@ func main() {
 	flag.StringVar(&cfg.latencies, "latencies", "", "write every measured latency to this file (int64 ns, little endian), for -summary to pool rounds")
 	flag.StringVar(&cfg.cpuOf, "cpu-of", "", "name=pid,... of local processes whose CPU time to measure over the measured phase, e.g. server=123,redis=456")
 	summary := flag.String("summary", "", "summarise the JSON lines in this file instead of sending load")
+	compareFile := flag.String("compare", "", "pool the JSON lines in this file by label and compare the labels, instead of sending load")
 	rssKiB := flag.Int64("rss-kib", 0, "with -summary: Signpost's peak RSS (VmHWM) in KiB")
 	flag.Parse()
 
 	var err error
-	if *summary != "" {
+	switch {
+	case *summary != "":
 		err = summarise(os.Stdout, *summary, *rssKiB)
-	} else {
+	case *compareFile != "":
+		err = compare(os.Stdout, *compareFile)
+	default:
 		err = load(cfg)
 	}
 	if err != nil {
@@ -413,83 +418,15 @@ const (
 // summarise pools the rounds of each label and compares Signpost with the
 // floor.
 func summarise(w io.Writer, path string, rssKiB int64) error {
-	raw, err := os.ReadFile(path)
+	rounds, err := readRounds(path)
 	if err != nil {
 		return err
 	}
-	var rounds []*Result
-	for _, line := range bytes.Split(raw, []byte("\n")) {
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		var r Result
-		if err := json.Unmarshal(line, &r); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		rounds = append(rounds, &r)
+	pooled, err := report(w, rounds, []string{"floor", "signpost"})
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "Rounds, in the order run:")
-	fmt.Fprintln(tw, "round\ttarget\tseconds\taccepted/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\t200s\terrors\t")
-	for i, r := range rounds {
-		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t\n", i+1, r.Label, r.Seconds, r.Accepted, r.P50ms, r.P90ms, r.P99ms, r.MaxMs, r.Repeated, r.Errors)
-	}
-	tw.Flush()
-
-	pooled := map[string]*Result{}
-	for _, label := range []string{"floor", "signpost"} {
-		agg := &Result{Label: label}
-		var lat []time.Duration
-		for _, r := range rounds {
-			if r.Label != label {
-				continue
-			}
-			agg.Conns, agg.BodyBytes = r.Conns, r.BodyBytes
-			agg.Seconds += r.Seconds
-			agg.Requests += r.Requests
-			agg.Created += r.Created
-			agg.Repeated += r.Repeated
-			agg.Errors += r.Errors
-			for k, v := range r.CPUSeconds {
-				if agg.CPUSeconds == nil {
-					agg.CPUSeconds = map[string]float64{}
-				}
-				agg.CPUSeconds[k] += v
-			}
-			agg.MachineBusy += r.MachineBusy * r.Seconds
-			if r.LatenciesFile != "" {
-				l, err := readLatencies(r.LatenciesFile)
-				if err != nil {
-					return err
-				}
-				lat = append(lat, l...)
-			}
-		}
-		if agg.Seconds == 0 {
-			return fmt.Errorf("%s: no rounds labelled %q", path, label)
-		}
-		agg.MachineBusy /= agg.Seconds
-		agg.Throughput = float64(agg.Created+agg.Repeated) / agg.Seconds
-		agg.Accepted = float64(agg.Created) / agg.Seconds
-		agg.P50ms, agg.P90ms, agg.P99ms, agg.MaxMs, agg.MeanMs = distribution(lat)
-		pooled[label] = agg
-	}
-	floor, sp := pooled["floor"], pooled["signpost"]
-
-	fmt.Fprintln(w, "\nPooled over all rounds (latencies of every 2xx response):")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\tseconds\trequests\taccepted/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\t200s\terrors\t")
-	for _, r := range []*Result{floor, sp} {
-		fmt.Fprintf(tw, "%s\t%.1f\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t\n", r.Label, r.Seconds, r.Requests, r.Accepted, r.P50ms, r.P90ms, r.P99ms, r.MaxMs, r.Repeated, r.Errors)
-	}
-	tw.Flush()
-
-	if len(sp.CPUSeconds) > 0 {
-		fmt.Fprintln(w, "\nCPU time per 2xx response (user+system, over the measured phases):")
-		for _, r := range []*Result{floor, sp} {
-			fmt.Fprintf(w, "  %-9s %s   machine busy %.0f%%\n", r.Label, cpuPerRequest(r.CPUSeconds, r.Created+r.Repeated), 100*r.MachineBusy)
-		}
-	}
+	floor, sp := pooled[0], pooled[1]
 
 	ratio := 0.0
 	if floor.Accepted > 0 {
@@ -517,6 +454,142 @@ func summarise(w io.Writer, path string, rssKiB int64) error {
 	})
 	fmt.Fprintf(w, "\n%s\n", line)
 	return nil
+}
+
+// compare pools the rounds of every label, in the order first run, and
+// gives each one's throughput relative to the first (bench/compare.sh).
+func compare(w io.Writer, path string) error {
+	rounds, err := readRounds(path)
+	if err != nil {
+		return err
+	}
+	var labels []string
+	for _, r := range rounds {
+		if !slices.Contains(labels, r.Label) {
+			labels = append(labels, r.Label)
+		}
+	}
+	pooled, err := report(w, rounds, labels)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	fmt.Fprintf(w, "\nAccepted/s relative to %s:\n", labels[0])
+	for _, r := range pooled {
+		ratio := 0.0
+		if pooled[0].Accepted > 0 {
+			ratio = r.Accepted / pooled[0].Accepted
+		}
+		fmt.Fprintf(w, "  %-20s %.3f\n", r.Label, ratio)
+	}
+	if errs := sumErrors(pooled); errs > 0 {
+		fmt.Fprintf(w, "  WARNING: %d errors during measurement; the figures are suspect\n", errs)
+	}
+	return nil
+}
+
+func sumErrors(rs []*Result) int64 {
+	var n int64
+	for _, r := range rs {
+		n += r.Errors
+	}
+	return n
+}
+
+// readRounds reads the JSON result lines of earlier runs.
+func readRounds(path string) ([]*Result, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var rounds []*Result
+	for _, line := range bytes.Split(raw, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var r Result
+		if err := json.Unmarshal(line, &r); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		rounds = append(rounds, &r)
+	}
+	return rounds, nil
+}
+
+// report prints the rounds in the order run, then each label's pooled
+// figures and CPU time per response, and returns the pooled results in the
+// order of labels.
+func report(w io.Writer, rounds []*Result, labels []string) ([]*Result, error) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "Rounds, in the order run:")
+	fmt.Fprintln(tw, "round\ttarget\tseconds\taccepted/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\t200s\terrors\t")
+	for i, r := range rounds {
+		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t\n", i+1, r.Label, r.Seconds, r.Accepted, r.P50ms, r.P90ms, r.P99ms, r.MaxMs, r.Repeated, r.Errors)
+	}
+	tw.Flush()
+
+	pooled := make([]*Result, 0, len(labels))
+	for _, label := range labels {
+		agg, err := pool(rounds, label)
+		if err != nil {
+			return nil, err
+		}
+		pooled = append(pooled, agg)
+	}
+	fmt.Fprintln(w, "\nPooled over all rounds (latencies of every 2xx response):")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "target\tseconds\trequests\taccepted/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\t200s\terrors\t")
+	for _, r := range pooled {
+		fmt.Fprintf(tw, "%s\t%.1f\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t\n", r.Label, r.Seconds, r.Requests, r.Accepted, r.P50ms, r.P90ms, r.P99ms, r.MaxMs, r.Repeated, r.Errors)
+	}
+	tw.Flush()
+
+	if len(pooled[len(pooled)-1].CPUSeconds) > 0 {
+		fmt.Fprintln(w, "\nCPU time per 2xx response (user+system, over the measured phases):")
+		for _, r := range pooled {
+			fmt.Fprintf(w, "  %-9s %s   machine busy %.0f%%\n", r.Label, cpuPerRequest(r.CPUSeconds, r.Created+r.Repeated), 100*r.MachineBusy)
+		}
+	}
+	return pooled, nil
+}
+
+// pool adds up the rounds labelled label: counts, CPU time and every
+// latency, so that the percentiles are over all of them.
+func pool(rounds []*Result, label string) (*Result, error) {
+	agg := &Result{Label: label}
+	var lat []time.Duration
+	for _, r := range rounds {
+		if r.Label != label {
+			continue
+		}
+		agg.Conns, agg.BodyBytes = r.Conns, r.BodyBytes
+		agg.Seconds += r.Seconds
+		agg.Requests += r.Requests
+		agg.Created += r.Created
+		agg.Repeated += r.Repeated
+		agg.Errors += r.Errors
+		for k, v := range r.CPUSeconds {
+			if agg.CPUSeconds == nil {
+				agg.CPUSeconds = map[string]float64{}
+			}
+			agg.CPUSeconds[k] += v
+		}
+		agg.MachineBusy += r.MachineBusy * r.Seconds
+		if r.LatenciesFile != "" {
+			l, err := readLatencies(r.LatenciesFile)
+			if err != nil {
+				return nil, err
+			}
+			lat = append(lat, l...)
+		}
+	}
+	if agg.Seconds == 0 {
+		return nil, fmt.Errorf("no rounds labelled %q", label)
+	}
+	agg.MachineBusy /= agg.Seconds
+	agg.Throughput = float64(agg.Created+agg.Repeated) / agg.Seconds
+	agg.Accepted = float64(agg.Created) / agg.Seconds
+	agg.P50ms, agg.P90ms, agg.P99ms, agg.MaxMs, agg.MeanMs = distribution(lat)
+	return agg, nil
 }
 
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// compare pools each label's rounds, in the order first run, with the
+// percentiles over every latency of every round, and gives each label's
+// throughput relative to the first.
+func TestComparePoolsRoundsByLabel(t *testing.T) {
+	dir := t.TempDir()
+	var lines []string
+	round := func(label string, created int64, latency time.Duration, n int) {
+		lat := make([]time.Duration, n)
+		for i := range lat {
+			lat[i] = latency
+		}
+		file := filepath.Join(dir, label+"-"+latency.String())
+		if err := writeLatencies(file, lat); err != nil {
+			t.Fatal(err)
+		}
+		line, _ := json.Marshal(&Result{Label: label, Seconds: 10, Requests: created, Created: created,
+			Accepted: float64(created) / 10, LatenciesFile: file})
+		lines = append(lines, string(line))
+	}
+	round("1-main", 40000, 10*time.Millisecond, 90)
+	round("2-.", 50000, 8*time.Millisecond, 90)
+	round("1-main", 60000, 30*time.Millisecond, 10)
+	round("2-.", 60000, 8*time.Millisecond, 10)
+	path := filepath.Join(dir, "results.jsonl")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := compare(&out, path); err != nil {
+		t.Fatal(err)
+	}
+	// The last section: one line per label, its accepted/s over the first's
+	// (100,000 and 110,000 referrals in 20 s each).
+	_, relative, ok := strings.Cut(out.String(), "Accepted/s relative to 1-main:\n")
+	if !ok {
+		t.Fatalf("no comparison in:\n%s", out.String())
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(relative), "\n") {
+		got = append(got, strings.Join(strings.Fields(line), " "))
+	}
+	if strings.Join(got, "; ") != "1-main 1.000; 2-. 1.100" {
+		t.Errorf("relative throughput %q, want 1-main 1.000; 2-. 1.100", got)
+	}
+	rounds, err := readRounds(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	main, err := pool(rounds, "1-main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 90 latencies of 10 ms and 10 of 30 ms: the 99th percentile is 30 ms,
+	// which no single round's own p99 averaged with the other's would give.
+	if main.P50ms != 10 || main.P99ms != 30 {
+		t.Errorf("pooled p50/p99 = %v/%v ms, want 10/30", main.P50ms, main.P99ms)
+	}
+	if _, err := pool(rounds, "3-other"); err == nil {
+		t.Error("pooling a label with no rounds did not fail")
+	}
+}
