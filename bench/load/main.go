@@ -481,18 +481,14 @@ func compare(w io.Writer, path string) error {
 		}
 		fmt.Fprintf(w, "  %-20s %.3f\n", r.Label, ratio)
 	}
-	if errs := sumErrors(pooled); errs > 0 {
+	var errs int64
+	for _, r := range pooled {
+		errs += r.Errors
+	}
+	if errs > 0 {
 		fmt.Fprintf(w, "  WARNING: %d errors during measurement; the figures are suspect\n", errs)
 	}
 	return nil
-}
-
-func sumErrors(rs []*Result) int64 {
-	var n int64
-	for _, r := range rs {
-		n += r.Errors
-	}
-	return n
 }
 
 // readRounds reads the JSON result lines of earlier runs.

@@ -50,13 +50,13 @@ type Store struct {
 	maxSystems int
 }
 
-// MaxTokenSystems is how many systems one token parameter registers
+// maxTokenSystems is how many systems one token parameter registers
 // ("Type index"). Real parameters have a handful (SNOMED CT, NHS number, ODS,
 // a referral-id system per GP system); the cap only stops made-up systems
 // from lengthening every search without a system. A term in a system over
 // the cap is indexed under its bare code as well, where such searches
 // always look, so it is still found.
-const MaxTokenSystems = 64
+const maxTokenSystems = 64
 
 // New returns a Store over a connected client. namespace becomes the hash
 // tag of every key ("signpost" unless a deployment shares a Redis).
@@ -64,7 +64,7 @@ func New(rdb redis.UniversalClient, namespace string) *Store {
 	if namespace == "" {
 		namespace = "signpost"
 	}
-	return &Store{rdb: rdb, keys: newKeys(namespace), batch: &batcher{rdb: rdb}, maxSystems: MaxTokenSystems}
+	return &Store{rdb: rdb, keys: newKeys(namespace), batch: &batcher{rdb: rdb}, maxSystems: maxTokenSystems}
 }
 
 // Client exposes the Redis client, for the workers that share it.

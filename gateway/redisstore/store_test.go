@@ -227,11 +227,41 @@ func TestTokenSystemsRegistryAndGuard(t *testing.T) {
 	if res := commit("t3", &current, "Task identifier https://b.example"); !res.OK() || generation() != 2 {
 		t.Fatalf("a commit planned at the current generation: %+v, %d", res, generation())
 	}
-	systems, _, _ := s.TokenSystems(ctx)
-	slices.Sort(systems)
-	if strings.Join(systems, ",") != "Task identifier https://a.example,Task identifier https://b.example" {
+	if systems, _ := registered(t, s); systems != "Task identifier https://a.example,Task identifier https://b.example" {
 		t.Errorf("registered %v", systems)
 	}
+}
+
+// commitIdentifier commits version of Task id with one identifier,
+// system|code, and its system listed as gateway.Service lists it.
+func commitIdentifier(t *testing.T, s *Store, id string, version, expect int, system, code string) {
+	t.Helper()
+	c := &gateway.Commit{Writes: []gateway.Write{write("Task", id, version, expect, "identifier="+system+"|"+code)},
+		Systems: []string{"Task identifier " + system}}
+	if res, err := s.Commit(context.Background(), c); err != nil || !res.OK() {
+		t.Fatalf("%s %s|%s: %+v %v", id, system, code, res, err)
+	}
+}
+
+// termMembers lists the Task ids indexed under term.
+func termMembers(t *testing.T, s *Store, r *redistest.Server, term string) []string {
+	t.Helper()
+	ids, err := r.Client().ZRange(context.Background(), s.keys.term("Task", term), 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// registered lists the registry's systems, sorted, and its generation.
+func registered(t *testing.T, s *Store) (string, int64) {
+	t.Helper()
+	systems, gen, err := s.TokenSystems(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(systems)
+	return strings.Join(systems, ","), gen
 }
 
 // A parameter registers at most maxSystems systems. A term in a system over
@@ -242,48 +272,25 @@ func TestTokenSystemsOverTheCapAreIndexedBare(t *testing.T) {
 	t.Parallel()
 	s, r := newStore(t)
 	s.maxSystems = 2
-	ctx := context.Background()
-	members := func(term string) []string {
-		t.Helper()
-		ids, err := r.Client().ZRange(ctx, s.keys.term("Task", term), 0, -1).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ids
-	}
 	for i, system := range []string{"https://a.example", "https://b.example", "https://c.example"} {
-		id := "t" + strconv.Itoa(i)
-		c := &gateway.Commit{Writes: []gateway.Write{write("Task", id, 1, 0, "status=requested", "identifier="+system+"|X")}}
-		c.Systems = []string{"Task identifier " + system}
-		if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
-			t.Fatalf("%s: %+v %v", system, res, err)
-		}
+		commitIdentifier(t, s, "t"+strconv.Itoa(i), 1, 0, system, "X")
 	}
-	systems, gen, err := s.TokenSystems(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(systems)
-	if strings.Join(systems, ",") != "Task identifier https://a.example,Task identifier https://b.example" || gen != 2 {
+	if systems, gen := registered(t, s); systems != "Task identifier https://a.example,Task identifier https://b.example" || gen != 2 {
 		t.Errorf("registered %v at generation %d, want a and b at 2", systems, gen)
 	}
-	if got := members("identifier=https://c.example|X"); !slices.Equal(got, []string{"t2"}) {
+	if got := termMembers(t, s, r, "identifier=https://c.example|X"); !slices.Equal(got, []string{"t2"}) {
 		t.Errorf("under its system: %v", got)
 	}
-	if got := members("identifier=X"); !slices.Equal(got, []string{"t2"}) {
+	if got := termMembers(t, s, r, "identifier=X"); !slices.Equal(got, []string{"t2"}) {
 		t.Errorf("bare: %v, want only the system over the cap", got)
 	}
 
 	// The next version carries another value: both entries of the old one go.
-	c := &gateway.Commit{Writes: []gateway.Write{write("Task", "t2", 2, 1, "status=requested", "identifier=https://c.example|Y")}}
-	c.Systems = []string{"Task identifier https://c.example"}
-	if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
-		t.Fatalf("update: %+v %v", res, err)
-	}
-	if old, bare := members("identifier=https://c.example|X"), members("identifier=X"); len(old) != 0 || len(bare) != 0 {
+	commitIdentifier(t, s, "t2", 2, 1, "https://c.example", "Y")
+	if old, bare := termMembers(t, s, r, "identifier=https://c.example|X"), termMembers(t, s, r, "identifier=X"); len(old) != 0 || len(bare) != 0 {
 		t.Errorf("the old version's entries stayed: %v, %v", old, bare)
 	}
-	if got := members("identifier=Y"); !slices.Equal(got, []string{"t2"}) {
+	if got := termMembers(t, s, r, "identifier=Y"); !slices.Equal(got, []string{"t2"}) {
 		t.Errorf("the new version's bare entry: %v", got)
 	}
 }
@@ -295,19 +302,9 @@ func TestTokenSystemOverTheCapCannotPoseAsAnotherSystem(t *testing.T) {
 	t.Parallel()
 	s, r := newStore(t)
 	s.maxSystems = 1
-	ctx := context.Background()
-	for i, term := range []string{"identifier=https://a.example|Z", "identifier=https://c.example|https://a.example|Z"} {
-		c := &gateway.Commit{Writes: []gateway.Write{write("Task", "t"+strconv.Itoa(i), 1, 0, term)}}
-		c.Systems = []string{"Task identifier " + strings.SplitN(strings.TrimPrefix(term, "identifier="), "|", 2)[0]}
-		if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
-			t.Fatalf("%s: %+v %v", term, res, err)
-		}
-	}
-	ids, err := r.Client().ZRange(ctx, s.keys.term("Task", "identifier=https://a.example|Z"), 0, -1).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(ids, []string{"t0"}) {
+	commitIdentifier(t, s, "t0", 1, 0, "https://a.example", "Z")
+	commitIdentifier(t, s, "t1", 1, 0, "https://c.example", "https://a.example|Z")
+	if ids := termMembers(t, s, r, "identifier=https://a.example|Z"); !slices.Equal(ids, []string{"t0"}) {
 		t.Errorf("Z under a.example finds %v, want only t0", ids)
 	}
 }
@@ -323,22 +320,14 @@ func TestTokenSystemCapCountsAnOlderRegistry(t *testing.T) {
 		"Task identifier https://b.example", "1", "Task code http://snomed.info/sct", "1", "#", "2").Err(); err != nil {
 		t.Fatal(err)
 	}
-	c := &gateway.Commit{Writes: []gateway.Write{write("Task", "t1", 1, 0, "identifier=https://c.example|X")}}
-	c.Systems = []string{"Task identifier https://c.example"}
-	if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
-		t.Fatalf("%+v %v", res, err)
-	}
-	systems, gen, err := s.TokenSystems(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if slices.Contains(systems, "Task identifier https://c.example") || gen != 2 {
+	commitIdentifier(t, s, "t1", 1, 0, "https://c.example", "X")
+	if systems, gen := registered(t, s); strings.Contains(systems, "https://c.example") || gen != 2 {
 		t.Errorf("registered %v at generation %d: a third identifier system, over the cap of 2", systems, gen)
 	}
 	if n, _ := r.Client().HGet(ctx, s.keys.systems(), "#Task identifier").Int(); n != 2 {
 		t.Errorf("counted %d identifier systems, want 2", n)
 	}
-	if n, _ := r.Client().ZCard(ctx, s.keys.term("Task", "identifier=X")).Result(); n != 1 {
-		t.Errorf("bare entries: %d, want 1", n)
+	if got := termMembers(t, s, r, "identifier=X"); len(got) != 1 {
+		t.Errorf("bare entries: %v, want 1", got)
 	}
 }
