@@ -23,11 +23,14 @@ var (
 	takeLua string
 	//go:embed scripts/finish.lua
 	finishLua string
+	//go:embed scripts/forget.lua
+	forgetLua string
 
 	laterScript   = redis.NewScript(laterLua)
 	promoteScript = redis.NewScript(promoteLua)
 	takeScript    = redis.NewScript(takeLua)
 	finishScript  = redis.NewScript(finishLua)
+	forgetScript  = redis.NewScript(forgetLua)
 )
 
 // Queue is one job queue: a Redis stream read through the workers'
@@ -94,6 +97,17 @@ func (q *Queue) Reclaim(ctx context.Context, consumer string, minIdle time.Durat
 		return nil, "0-0", classify(err)
 	}
 	return q.jobs(msgs, consumer), next, nil
+}
+
+// Forget removes the consumers of the workers' group that have gone: idle
+// for longer than idle with no job pending, other than self (forget.lua).
+// Every process joins the group under a name of its own, so without this
+// the group would keep a consumer for every process that ever ran. A
+// consumer removed while it still runs (a process stalled for longer than
+// idle) is added back by its next read, with nothing lost.
+func (q *Queue) Forget(ctx context.Context, self string, idle time.Duration) (int, error) {
+	n, err := forgetScript.Run(ctx, q.rdb, []string{q.stream}, gateway.WorkerGroup, idle.Milliseconds(), self).Int()
+	return n, classify(err)
 }
 
 // Take claims a job for handling if consumer still holds it, resetting its

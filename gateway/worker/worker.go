@@ -33,6 +33,9 @@ type Queue interface {
 	Ensure(ctx context.Context) error
 	Read(ctx context.Context, consumer string, count int, block time.Duration) ([]gateway.QueuedJob, error)
 	Reclaim(ctx context.Context, consumer string, minIdle time.Duration, count int, start string) ([]gateway.QueuedJob, string, error)
+	// Forget removes the consumers that have gone (idle past idle, nothing
+	// pending), other than self, and says how many.
+	Forget(ctx context.Context, self string, idle time.Duration) (int, error)
 	Take(ctx context.Context, job gateway.QueuedJob) (bool, error)
 	Later(ctx context.Context, job gateway.QueuedJob, fields map[string]string, due time.Time) error
 	Promote(ctx context.Context, now time.Time, max int) (int, error)
@@ -95,6 +98,10 @@ type Options struct {
 	// ReclaimIdle is how long a job may be held before another worker takes
 	// it over; longer than the slowest send.
 	ReclaimIdle time.Duration
+	// ForgetIdle is how long a consumer with nothing pending may be idle
+	// before it counts as gone and is removed from the group (default an
+	// hour; a running worker reads at least every second).
+	ForgetIdle time.Duration
 	// Grace is how long in-flight sends may finish at shutdown.
 	Grace time.Duration
 	// LaneDepth is how many jobs may wait in one lane before new ones are
@@ -126,6 +133,9 @@ func New(o Options) *Worker {
 	}
 	if o.ReclaimIdle <= 0 {
 		o.ReclaimIdle = time.Minute
+	}
+	if o.ForgetIdle <= 0 {
+		o.ForgetIdle = time.Hour
 	}
 	if o.Grace <= 0 {
 		o.Grace = 10 * time.Second
@@ -261,11 +271,28 @@ func (w *Worker) reclaim(ctx context.Context) {
 				continue
 			}
 			cursor = next // go on from here next time, so a long pending list is scanned through
+			if cursor == "0-0" {
+				w.forget(ctx) // a whole pass made: what was left behind is being handled
+			}
 			for _, j := range jobs {
 				w.o.Log.Info("delivery reclaimed from a worker that stopped", "job", j.ID, "task", j.Fields["task"])
 				w.dispatch(ctx, j)
 			}
 		}
+	}
+}
+
+// forget removes from the consumer group the workers that have gone once
+// nothing is pending for them (their jobs reclaimed). Every process joins
+// under a name of its own, so otherwise each restart would leave one behind
+// for good.
+func (w *Worker) forget(ctx context.Context) {
+	n, err := w.o.Queue.Forget(ctx, w.o.Consumer, w.o.ForgetIdle)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		w.o.Log.Warn("removing workers that have gone from the consumer group", "error", err)
+	case n > 0:
+		w.o.Log.Info("removed workers that have gone from the consumer group", "workers", n)
 	}
 }
 

@@ -93,7 +93,7 @@ func (e *env) startWorker(endpoints map[string]worker.Endpoint, retry []time.Dur
 	q := e.store.Queue(gateway.QueueDelivery)
 	w := worker.New(worker.Options{Queue: q, Handler: &worker.Deliveries{Queue: q, Domain: e.svc, Switch: e.store,
 		Sender: webhook.NewSender(client, time.Now), Endpoints: endpoints, Retry: retry},
-		Consumer: "test-" + gateway.NewID()[:8], ReclaimIdle: 500 * time.Millisecond, Grace: 2 * time.Second})
+		Consumer: "test-" + gateway.NewID()[:8], ReclaimIdle: 500 * time.Millisecond, ForgetIdle: time.Second, Grace: 2 * time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = w.Run(ctx); close(done) }()
@@ -328,6 +328,11 @@ func TestWorkerStoppedMidDeliveryIsReclaimed(t *testing.T) {
 			t.Errorf("webhook-id %v", k)
 		}
 		return true
+	})
+	// The stopped worker, its jobs taken over, is removed from the group.
+	eventually(t, "the stopped worker removed from the consumer group", func() bool {
+		consumers, err := e.redis.Client().XInfoConsumers(context.Background(), e.store.QueueKey(gateway.QueueDelivery), gateway.WorkerGroup).Result()
+		return err == nil && len(consumers) == 1
 	})
 }
 

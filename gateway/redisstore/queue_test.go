@@ -1,0 +1,75 @@
+package redisstore
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
+)
+
+// Only a consumer that has gone — idle past the limit, nothing pending — is
+// forgotten; one that still holds a job keeps it, however long it is idle.
+func TestForgetRemovesOnlyGoneConsumersWithNothingPending(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	s := New(r.Client(), "test")
+	ctx := context.Background()
+	q := s.Queue(gateway.QueueDelivery)
+	if err := q.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	read := func(consumer string) []gateway.QueuedJob {
+		t.Helper()
+		if _, err := q.Add(ctx, map[string]string{"event": "referral"}); err != nil {
+			t.Fatal(err)
+		}
+		jobs, err := q.Read(ctx, consumer, 1, 0)
+		if err != nil || len(jobs) != 1 {
+			t.Fatalf("read for %s: %v %v", consumer, jobs, err)
+		}
+		return jobs
+	}
+	held := read("gone-holding")[0]                          // stopped with a job in hand
+	if err := q.Ack(ctx, read("gone-idle")[0]); err != nil { // stopped with nothing in hand
+		t.Fatal(err)
+	}
+	if err := q.Ack(ctx, read("self")[0]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if err := q.Ack(ctx, read("live")[0]); err != nil { // read just now
+		t.Fatal(err)
+	}
+	n, err := q.Forget(ctx, "self", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("forgot %d consumers, want 1", n)
+	}
+	consumers := map[string]bool{}
+	infos, err := r.Client().XInfoConsumers(ctx, s.keys.queue(gateway.QueueDelivery), gateway.WorkerGroup).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range infos {
+		consumers[c.Name] = true
+	}
+	for name, want := range map[string]bool{"gone-holding": true, "gone-idle": false, "self": true, "live": true} {
+		if consumers[name] != want {
+			t.Errorf("consumer %s kept: %v, want %v", name, consumers[name], want)
+		}
+	}
+	pending, err := r.Client().XPendingExt(ctx, &redis.XPendingExtArgs{Stream: s.keys.queue(gateway.QueueDelivery),
+		Group: gateway.WorkerGroup, Start: "-", End: "+", Count: 10}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || pending[0].ID != held.ID || pending[0].Consumer != "gone-holding" {
+		t.Errorf("pending after forgetting: %+v, want only %s held by gone-holding", pending, held.ID)
+	}
+}
