@@ -72,6 +72,11 @@ func (k keys) subEvents(id string) string { return k.ns + ":se:" + id }
 // subLastSent is when Signpost last sent to a subscription (Unix ms), for heartbeats.
 func (k keys) subLastSent(id string) string { return k.ns + ":sl:" + id }
 
+// subHeartbeat is held for a heartbeat period by the process that sends a
+// subscription's heartbeat, so one is sent (or tried) per period, whatever
+// the number of processes.
+func (k keys) subHeartbeat(id string) string { return k.ns + ":sh:" + id }
+
 // subNumbered is the hash of the last Task version numbered for subscribers.
 func (k keys) subNumbered() string { return k.ns + ":sv" }
 

@@ -91,6 +91,13 @@ func (s *Store) LastSent(ctx context.Context, subID string) (time.Time, error) {
 	return time.UnixMilli(ms), classify(err)
 }
 
+// ClaimHeartbeat reports whether this caller is the one to send a
+// subscription's heartbeat now: the first to ask in a period.
+func (s *Store) ClaimHeartbeat(ctx context.Context, subID string, period time.Duration) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, s.keys.subHeartbeat(subID), "1", period).Result()
+	return ok, classify(err)
+}
+
 // MarkSent records a send that carried no event (a handshake, a heartbeat).
 func (s *Store) MarkSent(ctx context.Context, subID string) error {
 	return classify(s.rdb.Set(ctx, s.keys.subLastSent(subID), time.Now().UnixMilli(), 0).Err())

@@ -29,6 +29,7 @@ type SubscriptionStore interface {
 	EventCount(ctx context.Context, subID string) (int64, error)
 	LastSent(ctx context.Context, subID string) (time.Time, error)
 	MarkSent(ctx context.Context, subID string) error
+	ClaimHeartbeat(ctx context.Context, subID string, period time.Duration) (bool, error)
 	LockWriteBack(ctx context.Context, client, taskID, token string, ttl time.Duration) (bool, error)
 	UnlockWriteBack(ctx context.Context, client, taskID, token string) error
 	RenewLease(ctx context.Context, client, taskID, token string, ttl time.Duration) (bool, error)
@@ -189,7 +190,8 @@ func (h *Subscriptions) retry(ctx context.Context, log *slog.Logger, job gateway
 }
 
 // Tick sends heartbeats to active subscriptions that asked for them and
-// have heard nothing for their period.
+// have heard nothing for their period: at most one a period, from one
+// process, sent or not.
 func (h *Subscriptions) Tick(ctx context.Context) {
 	for _, client := range h.Clients {
 		subs, err := h.Domain.Subscribers(ctx, client)
@@ -202,6 +204,12 @@ func (h *Subscriptions) Tick(ctx context.Context) {
 			}
 			last, err := h.Store.LastSent(ctx, sub.ID)
 			if err != nil || time.Since(last) < sub.Heartbeat {
+				continue
+			}
+			// Every process ticks: one claims the period's heartbeat, so a
+			// subscriber gets one, and one attempt a period while it is down
+			// rather than one a second from each process.
+			if mine, err := h.Store.ClaimHeartbeat(ctx, sub.ID, sub.Heartbeat); err != nil || !mine {
 				continue
 			}
 			since, _ := h.Store.EventCount(ctx, sub.ID)

@@ -26,6 +26,7 @@ type subscriber struct {
 	got     []notification
 	headers []http.Header
 	down    atomic.Bool
+	calls   atomic.Int64 // every request, answered or refused
 }
 
 type notification struct {
@@ -40,6 +41,7 @@ type notification struct {
 func newSubscriber(t *testing.T) *subscriber {
 	s := &subscriber{}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.calls.Add(1)
 		if s.down.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
@@ -268,4 +270,63 @@ func TestHeartbeats(t *testing.T) {
 		}
 		return n >= 2
 	})
+}
+
+// Every process ticks about once a second; a subscriber still gets one
+// heartbeat a period, and one attempt a period while it is down, not one
+// a tick from each process.
+func TestHeartbeatOncePerPeriodAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	s := newSubscriber(t)
+	stop := e.startSubscriptions()
+	body := `{"resourceType":"Subscription","status":"requested","reason":"r","criteria":"` + gateway.TaskTopic + `",` +
+		`"channel":{"type":"rest-hook","endpoint":"` + s.srv.URL + `","payload":"application/fhir+json",` +
+		`"extension":[{"url":"http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-heartbeat-period","valueUnsignedInt":3600}]}}`
+	out, err := e.svc.Create(context.Background(), gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP}, "Subscription", []byte(body), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := out.Resource.ID
+	eventually(t, "the handshake", func() bool { return e.subStatus(id) == "active" })
+	stop()
+	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
+	process := func() *worker.Subscriptions {
+		q := e.store.Queue(gateway.QueueSubscription)
+		return &worker.Subscriptions{Queue: q, Domain: e.svc, Store: e.store, Client: client, Clients: []string{"practice-a"}}
+	}
+	// Two processes tick ten times each, together, with a heartbeat due
+	// (nothing sent for longer than the period).
+	tickTogether := func() {
+		lastSent := "{signpost}:sl:" + id
+		if err := e.redis.Client().Set(context.Background(), lastSent, time.Now().Add(-2*time.Hour).UnixMilli(), 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for _, p := range []*worker.Subscriptions{process(), process()} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 10 {
+					p.Tick(context.Background())
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	before := s.calls.Load()
+	tickTogether()
+	if n := s.calls.Load() - before; n != 1 {
+		t.Errorf("%d heartbeats sent in one period by two processes, want 1", n)
+	}
+	// The next period, the subscriber is down: one attempt, not twenty.
+	if err := e.redis.Client().Del(context.Background(), "{signpost}:sh:"+id).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s.down.Store(true)
+	before = s.calls.Load()
+	tickTogether()
+	if n := s.calls.Load() - before; n != 1 {
+		t.Errorf("%d heartbeats tried in one period at a subscriber that is down, want 1", n)
+	}
 }
