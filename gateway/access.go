@@ -96,9 +96,6 @@ func (s *Service) readVisible(ctx context.Context, c Caller, typ, id string) (*R
 // mayWrite refuses the writes a caller's side of the referral does not
 // make: providers only update the Tasks they own.
 func mayWrite(c Caller, r *Request) error {
-	if r.Type == TypeSubscription && r.Method == "PUT" {
-		return newError(KindMethodNotAllowed, fhir.IssueNotSupported, "", "a Subscription is created with POST and ended with DELETE; create a new one to change it")
-	}
 	if r.Type == TypeProvenance {
 		return newError(KindMethodNotAllowed, fhir.IssueNotSupported, "", "Provenance is written by Signpost with each change; it can be read and searched, not written")
 	}

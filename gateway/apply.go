@@ -188,7 +188,7 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 			case TypeTask:
 				out, err = s.planTask(ctx, pl, r)
 			case TypeSubscription:
-				out, err = s.planSubscription(pl, r)
+				out, err = s.planSubscription(ctx, pl, r)
 			}
 			if err != nil {
 				return nil, r.locate(err)

@@ -139,22 +139,51 @@ func ReadSubscription(body []byte, id string) (*SubscriptionView, error) {
 	return v, p.err(KindInvalid)
 }
 
-// planSubscription stores a new Subscription as requested (its status is
-// the server's to set) and queues its handshake.
-func (s *Service) planSubscription(pl *plan, r *Request) (*Outcome, error) {
-	if r.Method != "POST" {
-		return nil, newError(KindMethodNotAllowed, fhir.IssueNotSupported, "", "a Subscription is created with POST and ended with DELETE")
-	}
+// subscriptionStatuses is the required binding of Subscription.status.
+var subscriptionStatuses = newValueSet("requested", "active", "error", "off")
+
+// planSubscription stores a Subscription as requested (its status is the
+// server's to set) and queues its handshake. A new one is created with
+// POST; an update (PUT, the subscriber's own) is confirmed by a handshake
+// as a new one is, which is also how a subscription in error is made
+// active again: it keeps its event numbers, and the events that waited
+// while it was in error are sent once the handshake succeeds. An update
+// with status off ends it, as DELETE does.
+func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*Outcome, error) {
 	if pl.caller.Kind == CallerProvider {
 		return nil, newError(KindForbidden, fhir.IssueForbidden, "", "subscriptions are for the GP systems that make referrals")
 	}
 	if _, err := ReadSubscription(r.obj.Bytes(), r.id); err != nil {
 		return nil, err
 	}
-	body := appendMembers(withoutMember(r.obj.WithServerFields(r.id, "1", Instant(pl.now)), "status"), map[string]any{"status": "requested"})
-	out := pl.addWrite(r, body, 1, 0, false, []string{"status=requested"}, nil)
-	pl.commit.Jobs = append(pl.commit.Jobs, Job{Queue: QueueSubscription, Fields: []string{
-		"event", "handshake", "subscription", r.id, "client", pl.caller.ClientID}})
+	version, expect := 1, 0
+	status := "requested"
+	if r.Method == "PUT" {
+		var p Problems
+		asked := checkCode(&p, r.obj, TypeSubscription, "status", subscriptionStatuses, true)
+		if err := p.err(KindInvalid); err != nil {
+			return nil, err
+		}
+		cur, exp, err := s.current(ctx, pl, r)
+		if err != nil {
+			return nil, err
+		}
+		if cur == nil {
+			return nil, newError(KindNotFound, fhir.IssueNotFound, "",
+				"there is no Subscription %s to update; a Subscription is created with POST, which gives it its id", r.id)
+		}
+		version, expect = cur.Version+1, exp
+		if asked == "off" {
+			status = "off"
+		}
+	}
+	body := appendMembers(withoutMember(withoutMember(r.obj.WithServerFields(r.id, strconv.Itoa(version), Instant(pl.now)), "status"), "error"),
+		map[string]any{"status": status})
+	out := pl.addWrite(r, body, version, expect, r.IfMatch != "", []string{"status=" + status}, nil)
+	if status == "requested" {
+		pl.commit.Jobs = append(pl.commit.Jobs, Job{Queue: QueueSubscription, Fields: []string{
+			"event", "handshake", "subscription", r.id, "client", out.Resource.Owner}})
+	}
 	return out, nil
 }
 
@@ -420,8 +449,15 @@ func (s *Service) SetSubscriptionStatus(ctx context.Context, id, status, reason 
 		}
 		next := &Resource{Type: TypeSubscription, ID: id, Version: cur.Version + 1, LastUpdated: now, Owner: cur.Owner,
 			Body: obj.WithServerFields(id, strconv.Itoa(cur.Version+1), Instant(now))}
-		res, err := s.commit(ctx, &Commit{Writes: []Write{{Resource: next, Expect: cur.Version,
-			Terms: []string{"status=" + status, clientTerm(cur.Owner)}}}})
+		c := &Commit{Writes: []Write{{Resource: next, Expect: cur.Version,
+			Terms: []string{"status=" + status, clientTerm(cur.Owner)}}}}
+		if status == "active" {
+			// Events that waited while it was in error (or arrived during
+			// the handshake) go out now; with none, the job finds nothing.
+			c.Jobs = []Job{{Queue: QueueSubscription, Fields: []string{
+				"event", "send", "subscription", id, "client", cur.Owner}}}
+		}
+		res, err := s.commit(ctx, c)
 		if err != nil {
 			return err
 		}

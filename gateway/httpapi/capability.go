@@ -89,7 +89,7 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 					"create", "read", "vread", "update", "patch", "search-type"),
 				res(gateway.TypePatient, "http://hl7.org/fhir/StructureDefinition/Patient", true, nil),
 				func() resource {
-					r := res(gateway.TypeSubscription, "http://hl7.org/fhir/StructureDefinition/Subscription", false, nil, "create", "read", "vread", "delete", "search-type")
+					r := res(gateway.TypeSubscription, "http://hl7.org/fhir/StructureDefinition/Subscription", false, nil, "create", "read", "vread", "update", "delete", "search-type")
 					r.ConditionalCreate = false
 					return r
 				}(),

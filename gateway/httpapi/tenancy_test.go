@@ -230,6 +230,33 @@ func TestSubscriptionAPI(t *testing.T) {
 	if !strings.Contains(string(st.body), `"events-since-subscription-start","valueString":"0"`) {
 		t.Errorf("$status: %s", st.body)
 	}
+	// An update is its owner's, names an existing subscription, and is
+	// confirmed by a new handshake (status requested again).
+	withID := strings.Replace(sub, `{"resourceType":"Subscription",`, `{"resourceType":"Subscription","id":"`+id+`",`, 1)
+	moved := strings.Replace(withID, "https://gp.example/notify", "https://gp.example/notify-v2", 1)
+	e.put("/Subscription/"+id, []byte(moved), b...).must(t, http.StatusNotFound)
+	e.put("/Subscription/"+id, []byte(moved), walking...).must(t, http.StatusForbidden)
+	unknown := "0b8e3f4c-93b5-4d43-9a2b-6f0c1d2e3f40"
+	e.put("/Subscription/"+unknown, []byte(strings.Replace(moved, id, unknown, 1)), a...).must(t, http.StatusNotFound)
+	if r := e.put("/Subscription/"+id, []byte(strings.Replace(moved, `"status":"active"`, `"status":"paused"`, 1)), a...); r.status != http.StatusBadRequest ||
+		!strings.Contains(string(r.body), `"Subscription.status"`) {
+		t.Errorf("an update with status paused: %d %s", r.status, r.body)
+	}
+	if r := e.put("/Subscription/"+id, []byte(strings.Replace(moved, "SubscriptionTopic/Task", "SubscriptionTopic/Other", 1)), a...); r.status != http.StatusBadRequest {
+		t.Errorf("an update to another topic: %d %s", r.status, r.body)
+	}
+	e.put("/Subscription/"+id, []byte(moved), append([]string{"If-Match", `W/"7"`}, a...)...).must(t, http.StatusPreconditionFailed)
+	up := e.put("/Subscription/"+id, []byte(moved), append([]string{"If-Match", `W/"1"`}, a...)...).must(t, http.StatusOK).json(t)
+	if up["status"] != "requested" || up["meta"].(map[string]any)["versionId"] != "2" ||
+		up["channel"].(map[string]any)["endpoint"] != "https://gp.example/notify-v2" {
+		t.Errorf("after an update: status %v, meta %v, channel %v", up["status"], up["meta"], up["channel"])
+	}
+	// status off in an update ends it, as DELETE does.
+	other := e.post("/Subscription", []byte(sub), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+	off := strings.Replace(strings.Replace(sub, `"status":"active"`, `"status":"off"`, 1), `{"resourceType":"Subscription",`, `{"resourceType":"Subscription","id":"`+other+`",`, 1)
+	if got := e.put("/Subscription/"+other, []byte(off), a...).must(t, http.StatusOK).json(t)["status"]; got != "off" {
+		t.Errorf("after an update with status off the Subscription is %v", got)
+	}
 	e.do(http.MethodDelete, "/Subscription/"+id, nil, b...).must(t, http.StatusNotFound)
 	e.do(http.MethodDelete, "/Subscription/"+id, nil, a...).must(t, http.StatusNoContent)
 	if got := e.get("/Subscription/"+id, a...).json(t)["status"]; got != "off" {

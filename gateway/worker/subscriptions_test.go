@@ -330,3 +330,53 @@ func TestHeartbeatOncePerPeriodAcrossProcesses(t *testing.T) {
 		t.Errorf("%d heartbeats tried in one period at a subscriber that is down, want 1", n)
 	}
 }
+
+// A subscriber down past the retry schedule is put in error with its
+// events kept; an update makes it active again after a new handshake, and
+// the kept events arrive, numbered as before, followed by new ones.
+func TestSubscriptionInErrorIsMadeActiveAgainByUpdate(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	s := newSubscriber(t)
+	e.startSubscriptions()
+	sub := e.subscribe("practice-a", s.srv.URL, gateway.PayloadIDOnly)
+	eventually(t, "the handshake", func() bool { return e.subStatus(sub) == "active" })
+	task := e.refer("SUB-ERR-1", "390893007")
+	e.move(task, "accepted", "")
+	eventually(t, "the first event", func() bool { return len(s.events()) == 1 })
+
+	s.down.Store(true)
+	e.move(task, "in-progress", "")
+	eventually(t, "the subscription in error", func() bool { return e.subStatus(sub) == "error" })
+
+	s.down.Store(false)
+	cur, err := e.store.Read(context.Background(), "Subscription", sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller := gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP}
+	if _, err := e.svc.Update(context.Background(), caller, "Subscription", sub, cur.Body, ""); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "active again, and the kept event sent", func() bool {
+		return e.subStatus(sub) == "active" && len(s.events()) == 2
+	})
+	e.move(task, "completed", "")
+	eventually(t, "the next event", func() bool { return len(s.events()) == 3 })
+	for i, n := range s.events() {
+		if len(n.Numbers) != 1 || n.Numbers[0] != i+1 {
+			t.Errorf("notification %d carries event numbers %v, want [%d]", i, n.Numbers, i+1)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	handshakes := 0
+	for _, g := range s.got {
+		if g.Kind == "handshake" {
+			handshakes++
+		}
+	}
+	if handshakes != 2 {
+		t.Errorf("%d handshakes, want 2 (the subscription's and its update's)", handshakes)
+	}
+}
