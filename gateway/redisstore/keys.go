@@ -101,6 +101,10 @@ func (k keys) session(digest string) string { return k.ns + ":sess:" + digest }
 // every session of an account (the keys share the hash tag, so one slot).
 func (k keys) sessionPrefix() string { return k.ns + ":sess:" }
 
+// device names the account a browser signed in to, under the digest of
+// its device token; it expires.
+func (k keys) device(digest string) string { return k.ns + ":dev:" + digest }
+
 // userSessions is the set of an account's session digests, so disabling
 // the account ends every one of them at once.
 func (k keys) userSessions(email string) string { return k.ns + ":usess:" + email }

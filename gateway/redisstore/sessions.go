@@ -77,3 +77,18 @@ func (s *Store) EndSession(ctx context.Context, digest, email string) error {
 	_, err := pipe.Exec(ctx)
 	return classify(err)
 }
+
+// TrustDevice remembers, for ttl, that the browser holding a device token
+// (by its digest) signed in to an account.
+func (s *Store) TrustDevice(ctx context.Context, digest, email string, ttl time.Duration) error {
+	return classify(s.rdb.Set(ctx, s.keys.device(digest), email, ttl).Err())
+}
+
+// DeviceAccount is the account a device token's digest signed in to, or "".
+func (s *Store) DeviceAccount(ctx context.Context, digest string) (string, error) {
+	email, err := s.rdb.Get(ctx, s.keys.device(digest)).Result()
+	if err == redis.Nil {
+		return "", nil
+	}
+	return email, classify(err)
+}

@@ -145,10 +145,24 @@ func (p *Pages) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	email, password := strings.TrimSpace(r.PostForm.Get("email")), r.PostForm.Get("password")
 	addr, addrErr := gateway.CanonicalEmail(email)
+	device := ""
+	if addrErr == nil {
+		if device, err = p.trustedDevice(r, addr); err != nil {
+			p.failed(w, r, nil, err)
+			return
+		}
+	}
 	if p.limiter != nil {
-		keys := []string{"web-sign-in:" + clientAddress(r)}
-		if addrErr == nil {
-			keys = append(keys, "web-sign-in-account:"+addr)
+		// A browser that has signed in to this account before is limited
+		// on its own: guesses from elsewhere, which spend the account's
+		// and their address's allowance, cannot lock its owner out (the
+		// device cookies of OWASP's guidance on slowing online guessing).
+		keys := []string{"web-sign-in-device:" + device}
+		if device == "" {
+			keys = []string{"web-sign-in:" + clientAddress(r)}
+			if addrErr == nil {
+				keys = append(keys, "web-sign-in-account:"+addr)
+			}
 		}
 		for _, key := range keys {
 			ok, wait, err := p.limiter.Allow(r.Context(), key)
@@ -191,9 +205,37 @@ func (p *Pages) signIn(w http.ResponseWriter, r *http.Request) {
 		p.failed(w, r, nil, err)
 		return
 	}
+	if device == "" {
+		// Trust is best effort: without it the next sign-in is limited as
+		// a stranger's, nothing worse.
+		deviceToken := newToken()
+		if err := p.accounts.TrustDevice(r.Context(), digest(deviceToken), addr, deviceTrusted); err == nil {
+			http.SetCookie(w, &http.Cookie{Name: p.deviceCookie, Value: deviceToken, Path: p.signInPath, MaxAge: int(deviceTrusted.Seconds()),
+				HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteStrictMode})
+		}
+	}
 	http.SetCookie(w, &http.Cookie{Name: p.cookie, Value: token, Path: "/", HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode})
 	http.SetCookie(w, &http.Cookie{Name: p.signInCookie, Path: p.signInPath, MaxAge: -1})
 	p.home(w, r, &sess)
+}
+
+// deviceTrusted is how long a browser that signed in to an account keeps
+// its own sign-in allowance for that account.
+const deviceTrusted = 90 * 24 * time.Hour
+
+// trustedDevice returns the digest of the request's device token when it
+// marks a browser that has signed in to the account before, else "".
+func (p *Pages) trustedDevice(r *http.Request, account string) (string, error) {
+	c, err := r.Cookie(p.deviceCookie)
+	if err != nil || c.Value == "" {
+		return "", nil
+	}
+	d := digest(c.Value)
+	trusted, err := p.accounts.DeviceAccount(r.Context(), d)
+	if err != nil || trusted != account {
+		return "", err
+	}
+	return d, nil
 }
 
 func (p *Pages) signOut(w http.ResponseWriter, r *http.Request, s *gateway.WebSession) {

@@ -31,6 +31,11 @@ type Accounts interface {
 	// Session returns nil when the digest names no live session.
 	Session(ctx context.Context, digest string, idle time.Duration) (*gateway.WebSession, error)
 	EndSession(ctx context.Context, digest, email string) error
+	// TrustDevice remembers a browser that signed in to an account (by its
+	// device token's digest) for ttl; DeviceAccount names that account, or
+	// "" when the digest names none.
+	TrustDevice(ctx context.Context, digest, email string, ttl time.Duration) error
+	DeviceAccount(ctx context.Context, digest string) (string, error)
 }
 
 // Auditor keeps audit records (redisstore: an append-only stream).
@@ -49,7 +54,8 @@ type Options struct {
 	Accounts Accounts
 	Auditor  Auditor
 	// Limiter slows password guessing: sign-in attempts are counted per
-	// address and per account (nil: no limit).
+	// address and per account, or, from a browser that has signed in to the
+	// account before, per that browser (nil: no limit).
 	Limiter Limiter
 	// PublicURL is the externally visible base; https there makes the
 	// session cookie Secure and __Host- prefixed.
@@ -82,10 +88,12 @@ type Pages struct {
 	cookie   string // the session cookie's name
 	// signInCookie carries the sign-in form's token, on signInPath.
 	signInCookie, signInPath string
-	pages                    map[string]*template.Template
-	log                      *slog.Logger
-	now                      func() time.Time
-	mux                      *http.ServeMux
+	// deviceCookie marks a browser that has signed in before (on signInPath).
+	deviceCookie string
+	pages        map[string]*template.Template
+	log          *slog.Logger
+	now          func() time.Time
+	mux          *http.ServeMux
 }
 
 // New builds the pages. Every route is listed here.
@@ -101,11 +109,11 @@ func New(o Options) *Pages {
 		p.secure = u.Scheme == "https"
 		p.origin = u.Scheme + "://" + u.Host
 	}
-	p.cookie, p.signInCookie, p.signInPath = "signpost-session", "signpost-sign-in", "/portal/sign-in"
+	p.cookie, p.signInCookie, p.signInPath, p.deviceCookie = "signpost-session", "signpost-sign-in", "/portal/sign-in", "signpost-device"
 	if p.secure {
 		// __Host-: the browser keeps it only if Secure, Path=/ and no
 		// Domain, so no other host or path can plant or read it.
-		p.cookie, p.signInCookie, p.signInPath = "__Host-signpost-session", "__Host-signpost-sign-in", "/"
+		p.cookie, p.signInCookie, p.signInPath, p.deviceCookie = "__Host-signpost-session", "__Host-signpost-sign-in", "/", "__Host-signpost-device"
 	}
 	p.pages = parseTemplates()
 

@@ -345,10 +345,44 @@ func TestSignInIsRateLimited(t *testing.T) {
 		t.Errorf("12 guesses answered %v; want 10 refusals, then 429s", statuses)
 	}
 	// The account is limited wherever the guesses come from, so the right
-	// password waits too; the limit is per address and account, not a lockout
-	// of everyone.
+	// password from a browser it has not been used on waits too.
 	if p := e.browser().signIn("sam@example.org"); p.status != http.StatusTooManyRequests || p.header.Get("Retry-After") == "" {
 		t.Errorf("the guessed account from a fresh browser: %d", p.status)
+	}
+}
+
+// Guesses cannot lock a person out of their own browser: one that has
+// signed in to the account before keeps an allowance of its own.
+func TestGuessesDoNotLockOutABrowserThatSignedInBefore(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.user("walking", "sam@example.org")
+	sams := e.browser()
+	if p := sams.signIn("sam@example.org"); p.status != http.StatusSeeOther {
+		t.Fatalf("first sign-in: %d", p.status)
+	}
+	sams.post("/portal/sign-out", url.Values{})
+	guesser := e.browser() // same address as Sam: the address's allowance goes too
+	for i := 0; i < 12; i++ {
+		guesser.get("/portal/sign-in")
+		guesser.post("/portal/sign-in", url.Values{"email": {"sam@example.org"}, "password": {fmt.Sprintf("guess number %d", i)}})
+	}
+	if p := e.browser().signIn("sam@example.org"); p.status != http.StatusTooManyRequests {
+		t.Fatalf("the guessed account from a fresh browser: %d, want 429", p.status)
+	}
+	if p := sams.signIn("sam@example.org"); p.status != http.StatusSeeOther {
+		t.Errorf("Sam's own browser after the guesses: %d, want signed in (303)", p.status)
+	}
+	// Its allowance is its own, not a way round the limit: a device cookie
+	// for another account counts for nothing there.
+	e.user("walking", "alex@example.org")
+	sams.post("/portal/sign-out", url.Values{})
+	for i := 0; i < 10; i++ {
+		sams.get("/portal/sign-in")
+		sams.post("/portal/sign-in", url.Values{"email": {"alex@example.org"}, "password": {"guess"}})
+	}
+	if p := sams.signIn("alex@example.org"); p.status != http.StatusTooManyRequests {
+		t.Errorf("Sam's browser guessing another account: %d, want 429", p.status)
 	}
 }
 
