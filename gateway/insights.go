@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	jsonv2 "github.com/go-json-experiment/json"
 	"io"
 	"math"
 	"slices"
@@ -96,18 +97,23 @@ func journeyOf(id string, versions []*Resource) (Journey, bool) {
 	var first struct {
 		AuthoredOn string `json:"authoredOn"`
 		Requester  struct {
-			Reference  string                 `json:"reference"`
-			Display    string                 `json:"display"`
-			Identifier struct{ Value string } `json:"identifier"`
+			Reference  string `json:"reference"`
+			Display    string `json:"display"`
+			Identifier struct {
+				Value string `json:"value"`
+			} `json:"identifier"`
 		} `json:"requester"`
 		Owner struct {
 			Reference string `json:"reference"`
 		} `json:"owner"`
 		Input []struct {
-			ValueCoding struct{ System, Code string } `json:"valueCoding"`
+			ValueCoding struct {
+				System string `json:"system"`
+				Code   string `json:"code"`
+			} `json:"valueCoding"`
 		} `json:"input"`
 	}
-	_ = json.Unmarshal(versions[0].Body, &first)
+	_ = jsonv2.Unmarshal(versions[0].Body, &first)
 	j.Sent = versions[0].LastUpdated
 	if t, err := time.Parse(time.RFC3339Nano, first.AuthoredOn); err == nil {
 		j.Sent = t.UTC()
@@ -130,7 +136,7 @@ func journeyOf(id string, versions []*Resource) (Journey, bool) {
 		// fifths of the outcomes view's CPU. Every stored version passed the
 		// raw checks, so status is a valid code.
 		var view journeyStep
-		if json.Unmarshal(v.Body, &view) != nil {
+		if jsonv2.Unmarshal(v.Body, &view) != nil {
 			continue
 		}
 		when := v.LastUpdated
@@ -180,14 +186,22 @@ func journeyOf(id string, versions []*Resource) (Journey, bool) {
 
 // journeyStep is what a journey reads of one Task version.
 type journeyStep struct {
-	Status                       string
-	BusinessStatus, StatusReason struct {
-		Coding []struct{ Code string }
-	}
+	Status         string  `json:"status"`
+	BusinessStatus concept `json:"businessStatus"`
+	StatusReason   concept `json:"statusReason"`
+}
+
+// concept is a CodeableConcept's codes, as the journey reads them.
+type concept struct {
+	Coding []coded `json:"coding"`
+}
+
+type coded struct {
+	Code string `json:"code"`
 }
 
 // firstCode is a concept's first code, as TaskView reads it.
-func firstCode(cs []struct{ Code string }) string {
+func firstCode(cs []coded) string {
 	if len(cs) == 0 {
 		return ""
 	}
