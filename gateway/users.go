@@ -64,17 +64,24 @@ func NewPortalUser(email, providerID, password string, now time.Time) (PortalUse
 	if err != nil {
 		return PortalUser{}, err
 	}
-	switch {
-	case utf8.RuneCountInString(password) < MinPasswordLength:
-		return PortalUser{}, fmt.Errorf("the password is too short: at least %d characters", MinPasswordLength)
-	case len(password) > maxPasswordBytes:
-		return PortalUser{}, fmt.Errorf("the password is too long: at most %d bytes", maxPasswordBytes)
-	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), passwordCost)
+	hash, err := HashPassword(password)
 	if err != nil {
 		return PortalUser{}, err
 	}
-	return PortalUser{Email: addr, ProviderID: providerID, PasswordHash: string(hash), Created: now}, nil
+	return PortalUser{Email: addr, ProviderID: providerID, PasswordHash: hash, Created: now}, nil
+}
+
+// HashPassword checks a password against the rules and returns the bcrypt
+// hash an account keeps instead of it.
+func HashPassword(password string) (string, error) {
+	switch {
+	case utf8.RuneCountInString(password) < MinPasswordLength:
+		return "", fmt.Errorf("the password is too short: at least %d characters", MinPasswordLength)
+	case len(password) > maxPasswordBytes:
+		return "", fmt.Errorf("the password is too long: at most %d bytes", maxPasswordBytes)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), passwordCost)
+	return string(hash), err
 }
 
 // CanonicalEmail is an address as an account name: a bare address, in

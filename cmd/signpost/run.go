@@ -39,7 +39,9 @@ Usage:
   signpost mappings check FILE         validate a referral code table and summarise it
   signpost audit tail [-n N] [-f]      print the latest AuditEvents (one JSON a line)
   signpost users add PROVIDER_ID EMAIL a provider staff account (password on standard input)
+  signpost users password EMAIL        a new password (on standard input); signs the account out
   signpost users disable EMAIL         stop an account signing in
+  signpost users enable EMAIL          let a disabled account sign in again
   signpost version                     print the version
 
 Environment (wins over the file): SIGNPOST_CONFIG, SIGNPOST_LISTEN,

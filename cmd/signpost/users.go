@@ -20,8 +20,10 @@ import (
 func runUsers(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	const use = "usage: signpost users add [-config FILE] PROVIDER_ID EMAIL  (password on standard input)\n" +
 		"       signpost users add [-config FILE] -operator EMAIL\n" +
-		"       signpost users disable [-config FILE] EMAIL"
-	if len(args) == 0 || (args[0] != "add" && args[0] != "disable") {
+		"       signpost users password [-config FILE] EMAIL  (new password on standard input; signs the account out)\n" +
+		"       signpost users disable [-config FILE] EMAIL\n" +
+		"       signpost users enable [-config FILE] EMAIL"
+	if len(args) == 0 || (args[0] != "add" && args[0] != "disable" && args[0] != "enable" && args[0] != "password") {
 		return usageError{use}
 	}
 	fs := newFlags("users "+args[0], stderr)
@@ -37,25 +39,17 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 	if operator {
 		rest = append([]string{""}, rest...) // no provider
 	}
-	if (args[0] == "add" && len(rest) != 2) || (args[0] == "disable" && len(rest) != 1) {
+	if (args[0] == "add" && len(rest) != 2) || (args[0] != "add" && len(rest) != 1) {
 		return usageError{use}
+	}
+	if args[0] != "add" {
+		return changeAccount(ctx, args[0], rest[0], *configPath, getenv, stdin, stdout)
 	}
 	a, err := start(ctx, *configPath, getenv, io.Discard)
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	if args[0] == "disable" {
-		email, err := gateway.CanonicalEmail(rest[0])
-		if err != nil {
-			return err
-		}
-		if err := a.store.DisableUser(ctx, email); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s can no longer sign in\n", email)
-		return nil
-	}
 	providerID, email := rest[0], rest[1]
 	if !operator && !configuredProvider(a, providerID) {
 		return fmt.Errorf("no provider %q in the configuration", providerID)
@@ -76,6 +70,45 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		return nil
 	}
 	fmt.Fprintf(stdout, "%s can sign in for %s\n", u.Email, providerID)
+	return nil
+}
+
+// changeAccount disables, enables or sets the password of an account.
+func changeAccount(ctx context.Context, action, address, configPath string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+	email, err := gateway.CanonicalEmail(address)
+	if err != nil {
+		return err
+	}
+	hash := ""
+	if action == "password" {
+		// Read and checked before anything connects, so a refused password
+		// changes nothing.
+		password, err := readPassword(stdin)
+		if err != nil {
+			return err
+		}
+		if hash, err = gateway.HashPassword(password); err != nil {
+			return err
+		}
+	}
+	a, err := start(ctx, configPath, getenv, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	var done string
+	switch action {
+	case "disable":
+		err, done = a.store.DisableUser(ctx, email), "can no longer sign in"
+	case "enable":
+		err, done = a.store.EnableUser(ctx, email), "can sign in again"
+	case "password":
+		err, done = a.store.SetPassword(ctx, email, hash), "has a new password and is signed out everywhere"
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s %s\n", email, done)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -83,5 +84,73 @@ func TestUsersAddAndDisable(t *testing.T) {
 	}
 	if _, err := users("", "remove", "x"); !errors.As(err, new(usageError)) {
 		t.Errorf("an unknown users command: %v, want a usage error", err)
+	}
+}
+
+// A forgotten password is replaced by an operator, which signs the account
+// out everywhere; a disabled account can be let back in.
+func TestUsersPasswordAndEnable(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	cfg := writeFile(t, "signpost.yaml", testConfig)
+	getenv := env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()})
+	ctx := context.Background()
+	users := func(stdin string, args ...string) (string, error) {
+		var out bytes.Buffer
+		err := runUsers(ctx, append(args[:1:1], append([]string{"-config", cfg}, args[1:]...)...), getenv, strings.NewReader(stdin), &out, &bytes.Buffer{})
+		return out.String(), err
+	}
+	opt, _ := redis.ParseURL(r.URL())
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	store := redisstore.New(rdb, "signpost")
+	const old, replaced = "correct horse battery staple", "a new and longer passphrase"
+	if _, err := users(old, "add", "walking", "sam@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	session := gateway.WebSession{Email: "sam@example.org", ProviderID: "walking", CSRF: "synthetic-csrf", Created: time.Now()}
+	must(t, store.StartSession(ctx, "synthetic-session-digest", session, time.Hour, time.Hour))
+
+	for _, c := range []struct {
+		stdin string
+		args  []string
+		want  string
+	}{
+		{replaced, []string{"password", "nobody@example.org"}, gateway.ErrNoSuchUser.Error()},
+		{"short", []string{"password", "sam@example.org"}, "too short"},
+		{"", []string{"password", "sam@example.org"}, "no password on standard input"},
+		{"", []string{"enable", "nobody@example.org"}, gateway.ErrNoSuchUser.Error()},
+	} {
+		if out, err := users(c.stdin, c.args...); err == nil || !strings.Contains(err.Error(), c.want) || out != "" {
+			t.Errorf("users %v: %q, %v, want an error saying %q and nothing done", c.args, out, err, c.want)
+		}
+	}
+	if s, err := store.Session(ctx, "synthetic-session-digest", time.Hour); err != nil || s == nil {
+		t.Fatalf("a refused change ended the session: %v %v", s, err)
+	}
+
+	if out, err := users(replaced+"\n", "password", "Sam@Example.org"); err != nil || !strings.Contains(out, "sam@example.org has a new password") {
+		t.Fatalf("users password: %q, %v", out, err)
+	}
+	u, err := store.User(ctx, "sam@example.org")
+	must(t, err)
+	if !u.PasswordMatches(replaced) || u.PasswordMatches(old) || u.ProviderID != "walking" {
+		t.Errorf("after the change: new password %v, old password %v, provider %q", u.PasswordMatches(replaced), u.PasswordMatches(old), u.ProviderID)
+	}
+	if s, err := store.Session(ctx, "synthetic-session-digest", time.Hour); err != nil || s != nil {
+		t.Errorf("the session signed in with the old password is still live: %v %v", s, err)
+	}
+	if _, err := store.User(ctx, "nobody@example.org"); !errors.Is(err, gateway.ErrNoSuchUser) {
+		t.Errorf("a refused change made an account: %v", err)
+	}
+
+	if _, err := users("", "disable", "sam@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := users("", "enable", "sam@example.org"); err != nil || !strings.Contains(out, "sam@example.org can sign in again") {
+		t.Fatalf("users enable: %q, %v", out, err)
+	}
+	if u, err := store.User(ctx, "sam@example.org"); err != nil || u.Disabled {
+		t.Errorf("after enable: %+v, %v", u, err)
 	}
 }
