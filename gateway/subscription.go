@@ -146,9 +146,10 @@ var subscriptionStatuses = newValueSet("requested", "active", "error", "off")
 // server's to set) and queues its handshake. A new one is created with
 // POST; an update (PUT, the subscriber's own) is confirmed by a handshake
 // as a new one is, which is also how a subscription in error is made
-// active again: it keeps its event numbers, and the events that waited
-// while it was in error are sent once the handshake succeeds. An update
-// with status off ends it, as DELETE does.
+// active again: it keeps its event numbers, and the events it had not
+// received when it went into error are sent once the handshake succeeds
+// (changes made while it was in error were not numbered for it). An
+// update with status off ends it, as DELETE does.
 func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*Outcome, error) {
 	if pl.caller.Kind == CallerProvider {
 		return nil, newError(KindForbidden, fhir.IssueForbidden, "", "subscriptions are for the GP systems that make referrals")
