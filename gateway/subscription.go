@@ -183,7 +183,7 @@ func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*
 	out := pl.addWrite(r, body, version, expect, r.IfMatch != "", []string{"status=" + status}, nil)
 	if status == "requested" {
 		pl.commit.Jobs = append(pl.commit.Jobs, Job{Queue: QueueSubscription, Fields: []string{
-			"event", "handshake", "subscription", r.id, "client", out.Resource.Owner}})
+			"event", "handshake", "subscription", r.id, "client", out.Resource.Owner, "version", strconv.Itoa(version)}})
 	}
 	return out, nil
 }
@@ -231,7 +231,7 @@ func (s *Service) EndSubscription(ctx context.Context, caller Caller, id string)
 	} else if err != nil {
 		return err
 	}
-	return s.SetSubscriptionStatus(ctx, id, "off", "")
+	return s.SetSubscriptionStatus(ctx, id, "off", "", 0)
 }
 
 // headerToken reports whether s is a valid HTTP header name (an RFC 9110 token).
@@ -423,13 +423,19 @@ func (s *Service) NotificationBundle(ctx context.Context, sub *SubscriptionView,
 	return b.Marshal(), nil
 }
 
-// SetSubscriptionStatus records the outcome of a handshake: active, or
-// error with the reason.
-func (s *Service) SetSubscriptionStatus(ctx context.Context, id, status, reason string) error {
+// SetSubscriptionStatus records a subscription's new status (the outcome
+// of a handshake: active, or error with the reason; off when it is ended).
+// With version above 0 it applies only while that version is current: a
+// handshake confirms the endpoint of the version it was made for, and one
+// that an update overtook is left to the update's own handshake.
+func (s *Service) SetSubscriptionStatus(ctx context.Context, id, status, reason string, version int) error {
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		cur, err := s.store.Read(ctx, TypeSubscription, id)
 		if err != nil {
 			return err
+		}
+		if version > 0 && cur.Version != version {
+			return nil
 		}
 		var m map[string]any
 		_ = json.Unmarshal(cur.Body, &m)

@@ -18,7 +18,7 @@ type SubscriptionDomain interface {
 	SubscriptionByID(ctx context.Context, id string) (*gateway.SubscriptionView, error)
 	Subscribers(ctx context.Context, client string) ([]*gateway.SubscriptionView, error)
 	NotificationBundle(ctx context.Context, sub *gateway.SubscriptionView, kind string, since int64, events []gateway.Event) ([]byte, error)
-	SetSubscriptionStatus(ctx context.Context, id, status, reason string) error
+	SetSubscriptionStatus(ctx context.Context, id, status, reason string, version int) error
 }
 
 // SubscriptionStore keeps subscriptions' event numbers and queues.
@@ -101,7 +101,10 @@ func (h *Subscriptions) handshake(ctx context.Context, log *slog.Logger, job gat
 	if !res.OK() {
 		status, reason = "error", "handshake failed: "+res.Reason
 	}
-	if err := h.Domain.SetSubscriptionStatus(ctx, sub.ID, status, reason); err != nil {
+	// The version the handshake was queued for (none from older gateways):
+	// an update made while it ran has a handshake of its own.
+	version, _ := strconv.Atoi(job.Fields["version"])
+	if err := h.Domain.SetSubscriptionStatus(ctx, sub.ID, status, reason, version); err != nil {
 		record(log, "recording the handshake", err)
 		return
 	}
@@ -177,7 +180,7 @@ func (h *Subscriptions) send(ctx context.Context, log *slog.Logger, job gateway.
 func (h *Subscriptions) retry(ctx context.Context, log *slog.Logger, job gateway.QueuedJob, sub *gateway.SubscriptionView, res notify.Result) {
 	attempt, _ := strconv.Atoi(job.Fields["attempt"])
 	if !res.Retry || attempt >= len(h.Retry) {
-		err := h.Domain.SetSubscriptionStatus(ctx, sub.ID, "error", "notifications failed: "+res.Reason)
+		err := h.Domain.SetSubscriptionStatus(ctx, sub.ID, "error", "notifications failed: "+res.Reason, 0)
 		if err == nil {
 			err = h.Queue.Ack(ctx, job)
 		}

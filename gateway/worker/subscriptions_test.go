@@ -380,3 +380,52 @@ func TestSubscriptionInErrorIsMadeActiveAgainByUpdate(t *testing.T) {
 		t.Errorf("%d handshakes, want 2 (the subscription's and its update's)", handshakes)
 	}
 }
+
+// A handshake confirms the endpoint of the version it was made for: one
+// that an update overtook does not make the updated subscription active;
+// the update's own handshake decides.
+func TestOvertakenHandshakeDoesNotConfirmAnUpdate(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	gate := make(chan struct{})
+	var calls atomic.Int64
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		<-gate // the first handshake is still under way when the update comes
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(slow.Close)
+	t.Cleanup(func() { close(gate) })
+	down := newSubscriber(t)
+	down.down.Store(true)
+	e.startSubscriptions()
+	sub := e.subscribe("practice-a", slow.URL, gateway.PayloadIDOnly)
+	eventually(t, "the first handshake under way", func() bool { return calls.Load() == 1 })
+
+	cur, err := e.store.Read(context.Background(), "Subscription", sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := strings.Replace(string(cur.Body), slow.URL, down.srv.URL, 1)
+	caller := gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP}
+	if _, err := e.svc.Update(context.Background(), caller, "Subscription", sub, []byte(moved), ""); err != nil {
+		t.Fatal(err)
+	}
+	gate <- struct{}{} // the first handshake succeeds, for the endpoint no longer in use
+	eventually(t, "the update's handshake refused", func() bool { return e.subStatus(sub) == "error" })
+
+	histories, err := e.store.Histories(context.Background(), "Subscription", []string{sub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range histories[0] {
+		var s struct {
+			Status  string
+			Channel struct{ Endpoint string }
+		}
+		_ = json.Unmarshal(v.Body, &s)
+		if s.Status == "active" {
+			t.Errorf("version %d is active for %s, which never answered a handshake", v.Version, s.Channel.Endpoint)
+		}
+	}
+}
