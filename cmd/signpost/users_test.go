@@ -15,27 +15,33 @@ import (
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
 )
 
-func TestUsersAddAndDisable(t *testing.T) {
-	t.Parallel()
+// usersCLI runs `signpost users` against a redis-server of its own, and
+// returns the store it writes to, for the tests to look in.
+func usersCLI(t *testing.T) (users func(stdin string, args ...string) (string, error), store *redisstore.Store) {
 	r := redistest.Start(t)
 	cfg := writeFile(t, "signpost.yaml", testConfig)
 	getenv := env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()})
-	ctx := context.Background()
-	users := func(stdin string, args ...string) (string, error) {
+	users = func(stdin string, args ...string) (string, error) {
 		var out bytes.Buffer
-		err := runUsers(ctx, append(args[:1:1], append([]string{"-config", cfg}, args[1:]...)...), getenv, strings.NewReader(stdin), &out, &bytes.Buffer{})
+		err := runUsers(context.Background(), append(args[:1:1], append([]string{"-config", cfg}, args[1:]...)...), getenv, strings.NewReader(stdin), &out, &bytes.Buffer{})
 		return out.String(), err
 	}
+	opt, _ := redis.ParseURL(r.URL())
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	return users, redisstore.New(rdb, "signpost")
+}
+
+func TestUsersAddAndDisable(t *testing.T) {
+	t.Parallel()
+	users, store := usersCLI(t)
+	ctx := context.Background()
 	const password = "correct horse battery staple"
 	out, err := users(password+"\n", "add", "walking", "Sam.Staff@Example.org")
 	if err != nil || !strings.Contains(out, "sam.staff@example.org can sign in for walking") {
 		t.Fatalf("users add: %q, %v", out, err)
 	}
 
-	opt, _ := redis.ParseURL(r.URL())
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { rdb.Close() })
-	store := redisstore.New(rdb, "signpost")
 	u, err := store.User(ctx, "sam.staff@example.org")
 	must(t, err)
 	if u.ProviderID != "walking" || u.Disabled || !strings.HasPrefix(u.PasswordHash, "$2") || strings.Contains(u.PasswordHash, "horse") {
@@ -91,19 +97,8 @@ func TestUsersAddAndDisable(t *testing.T) {
 // out everywhere; a disabled account can be let back in.
 func TestUsersPasswordAndEnable(t *testing.T) {
 	t.Parallel()
-	r := redistest.Start(t)
-	cfg := writeFile(t, "signpost.yaml", testConfig)
-	getenv := env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()})
+	users, store := usersCLI(t)
 	ctx := context.Background()
-	users := func(stdin string, args ...string) (string, error) {
-		var out bytes.Buffer
-		err := runUsers(ctx, append(args[:1:1], append([]string{"-config", cfg}, args[1:]...)...), getenv, strings.NewReader(stdin), &out, &bytes.Buffer{})
-		return out.String(), err
-	}
-	opt, _ := redis.ParseURL(r.URL())
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { rdb.Close() })
-	store := redisstore.New(rdb, "signpost")
 	const old, replaced = "correct horse battery staple", "a new and longer passphrase"
 	if _, err := users(old, "add", "walking", "sam@example.org"); err != nil {
 		t.Fatal(err)

@@ -151,6 +151,20 @@ func (e *env) subscribe(client, endpoint, payload string, filters ...string) str
 	return out.Resource.ID
 }
 
+// subscribeWithHeartbeat subscribes practice-a with a heartbeat period
+// (seconds) and returns the subscription's id.
+func (e *env) subscribeWithHeartbeat(endpoint string, period int) string {
+	e.t.Helper()
+	body := `{"resourceType":"Subscription","status":"requested","reason":"r","criteria":"` + gateway.TaskTopic + `",` +
+		`"channel":{"type":"rest-hook","endpoint":"` + endpoint + `","payload":"application/fhir+json",` +
+		`"extension":[{"url":"http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-heartbeat-period","valueUnsignedInt":` + strconv.Itoa(period) + `}]}}`
+	out, err := e.svc.Create(context.Background(), gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP}, "Subscription", []byte(body), "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return out.Resource.ID
+}
+
 func (e *env) subStatus(id string) string {
 	v, err := e.svc.SubscriptionByID(context.Background(), id)
 	if err != nil {
@@ -253,12 +267,7 @@ func TestHeartbeats(t *testing.T) {
 	e := setup(t)
 	s := newSubscriber(t)
 	e.startSubscriptions()
-	body := `{"resourceType":"Subscription","status":"requested","reason":"r","criteria":"` + gateway.TaskTopic + `",` +
-		`"channel":{"type":"rest-hook","endpoint":"` + s.srv.URL + `","payload":"application/fhir+json",` +
-		`"extension":[{"url":"http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-heartbeat-period","valueUnsignedInt":1}]}}`
-	if _, err := e.svc.Create(context.Background(), gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP}, "Subscription", []byte(body), ""); err != nil {
-		t.Fatal(err)
-	}
+	e.subscribeWithHeartbeat(s.srv.URL, 1)
 	eventually(t, "two heartbeats", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -280,14 +289,7 @@ func TestHeartbeatOncePerPeriodAcrossProcesses(t *testing.T) {
 	e := setup(t)
 	s := newSubscriber(t)
 	stop := e.startSubscriptions()
-	body := `{"resourceType":"Subscription","status":"requested","reason":"r","criteria":"` + gateway.TaskTopic + `",` +
-		`"channel":{"type":"rest-hook","endpoint":"` + s.srv.URL + `","payload":"application/fhir+json",` +
-		`"extension":[{"url":"http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-heartbeat-period","valueUnsignedInt":3600}]}}`
-	out, err := e.svc.Create(context.Background(), gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP}, "Subscription", []byte(body), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := out.Resource.ID
+	id := e.subscribeWithHeartbeat(s.srv.URL, 3600)
 	eventually(t, "the handshake", func() bool { return e.subStatus(id) == "active" })
 	stop()
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
