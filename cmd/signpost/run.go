@@ -42,6 +42,7 @@ Usage:
   signpost users password EMAIL        a new password (on standard input); signs the account out
   signpost users disable EMAIL         stop an account signing in
   signpost users enable EMAIL          let a disabled account sign in again
+  signpost users list                  every account: address, provider, status
   signpost version                     print the version
 
 Environment (wins over the file): SIGNPOST_CONFIG, SIGNPOST_LISTEN,

@@ -7,23 +7,31 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/signpost-health/signpost/gateway"
 )
 
-// runUsers is `signpost users add PROVIDER_ID EMAIL` (the password read
-// from standard input, so it never appears in the process list or shell
-// history), `signpost users add -operator EMAIL` and `signpost users
-// disable EMAIL`: the accounts of provider staff who use the web inbox and
-// of operators (link-worker leads, commissioners) who use the outcomes view.
+// runUsers is `signpost users`: the accounts of provider staff who use the
+// web inbox and of operators (link-worker leads, commissioners) who use the
+// outcomes view. add and password read the password from standard input, so
+// it never appears in the process list or shell history; disable and
+// enable stop and restart an account; list shows every account for an
+// access review.
 func runUsers(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	const use = "usage: signpost users add [-config FILE] PROVIDER_ID EMAIL  (password on standard input)\n" +
 		"       signpost users add [-config FILE] -operator EMAIL\n" +
 		"       signpost users password [-config FILE] EMAIL  (new password on standard input; signs the account out)\n" +
 		"       signpost users disable [-config FILE] EMAIL\n" +
-		"       signpost users enable [-config FILE] EMAIL"
-	if len(args) == 0 || (args[0] != "add" && args[0] != "disable" && args[0] != "enable" && args[0] != "password") {
+		"       signpost users enable [-config FILE] EMAIL\n" +
+		"       signpost users list [-config FILE]"
+	if len(args) == 0 {
+		return usageError{use}
+	}
+	// What each command takes besides its flags.
+	operands, known := map[string]int{"add": 2, "list": 0, "password": 1, "disable": 1, "enable": 1}[args[0]]
+	if !known {
 		return usageError{use}
 	}
 	fs := newFlags("users "+args[0], stderr)
@@ -39,8 +47,11 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 	if operator {
 		rest = append([]string{""}, rest...) // no provider
 	}
-	if (args[0] == "add" && len(rest) != 2) || (args[0] != "add" && len(rest) != 1) {
+	if len(rest) != operands {
 		return usageError{use}
+	}
+	if args[0] == "list" {
+		return listAccounts(ctx, *configPath, getenv, stdout)
 	}
 	if args[0] != "add" {
 		return changeAccount(ctx, args[0], rest[0], *configPath, getenv, stdin, stdout)
@@ -71,6 +82,33 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	fmt.Fprintf(stdout, "%s can sign in for %s\n", u.Email, providerID)
 	return nil
+}
+
+// listAccounts prints every account, for an operator reviewing who can
+// sign in: address, provider (or operator), status and when it was made.
+func listAccounts(ctx context.Context, configPath string, getenv func(string) string, stdout io.Writer) error {
+	a, err := start(ctx, configPath, getenv, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	accounts, err := a.store.Accounts(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "EMAIL\tFOR\tSTATUS\tCREATED")
+	for _, u := range accounts {
+		role, status := u.ProviderID, "enabled"
+		if role == "" {
+			role = "operator (outcomes view)"
+		}
+		if u.Disabled {
+			status = "disabled"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Email, role, status, u.Created.UTC().Format(time.DateOnly))
+	}
+	return tw.Flush()
 }
 
 // changeAccount disables, enables or sets the password of an account.

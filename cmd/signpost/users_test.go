@@ -105,6 +105,7 @@ func TestUsersPasswordAndEnable(t *testing.T) {
 	}
 	session := gateway.WebSession{Email: "sam@example.org", ProviderID: "walking", CSRF: "synthetic-csrf", Created: time.Now()}
 	must(t, store.StartSession(ctx, "synthetic-session-digest", session, time.Hour, time.Hour))
+	must(t, store.TrustDevice(ctx, "synthetic-device-digest", "sam@example.org", time.Hour))
 
 	for _, c := range []struct {
 		stdin string
@@ -123,6 +124,9 @@ func TestUsersPasswordAndEnable(t *testing.T) {
 	if s, err := store.Session(ctx, "synthetic-session-digest", time.Hour); err != nil || s == nil {
 		t.Fatalf("a refused change ended the session: %v %v", s, err)
 	}
+	if acct, err := store.DeviceAccount(ctx, "synthetic-device-digest"); err != nil || acct != "sam@example.org" {
+		t.Fatalf("a refused change forgot the trusted browser: %q %v", acct, err)
+	}
 
 	if out, err := users(replaced+"\n", "password", "Sam@Example.org"); err != nil || !strings.Contains(out, "sam@example.org has a new password") {
 		t.Fatalf("users password: %q, %v", out, err)
@@ -134,6 +138,9 @@ func TestUsersPasswordAndEnable(t *testing.T) {
 	}
 	if s, err := store.Session(ctx, "synthetic-session-digest", time.Hour); err != nil || s != nil {
 		t.Errorf("the session signed in with the old password is still live: %v %v", s, err)
+	}
+	if acct, err := store.DeviceAccount(ctx, "synthetic-device-digest"); err != nil || acct != "" {
+		t.Errorf("the browser trusted under the old password is still trusted for %q: %v", acct, err)
 	}
 	if _, err := store.User(ctx, "nobody@example.org"); !errors.Is(err, gateway.ErrNoSuchUser) {
 		t.Errorf("a refused change made an account: %v", err)
@@ -147,5 +154,39 @@ func TestUsersPasswordAndEnable(t *testing.T) {
 	}
 	if u, err := store.User(ctx, "sam@example.org"); err != nil || u.Disabled {
 		t.Errorf("after enable: %+v, %v", u, err)
+	}
+}
+
+// An operator reviewing access sees every account, never a password hash.
+func TestUsersList(t *testing.T) {
+	t.Parallel()
+	users, _ := usersCLI(t)
+	const password = "correct horse battery staple"
+	for _, args := range [][]string{{"add", "walking", "sam@example.org"}, {"add", "-operator", "lead@example.org"}, {"disable", "sam@example.org"}} {
+		if _, err := users(password, args...); err != nil {
+			t.Fatal(args, err)
+		}
+	}
+	out, err := users("", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "EMAIL") {
+		t.Fatalf("users list:\n%s", out)
+	}
+	today := time.Now().UTC().Format(time.DateOnly)
+	for i, want := range [][]string{{"lead@example.org", "operator", "enabled", today}, {"sam@example.org", "walking", "disabled", today}} {
+		for _, w := range want {
+			if !strings.Contains(lines[i+1], w) {
+				t.Errorf("line %d %q lacks %q", i+1, lines[i+1], w)
+			}
+		}
+	}
+	if strings.Contains(out, "$2") {
+		t.Errorf("users list shows a password hash:\n%s", out)
+	}
+	if _, err := users("", "list", "extra"); !errors.As(err, new(usageError)) {
+		t.Errorf("users list with an argument: %v, want a usage error", err)
 	}
 }

@@ -103,7 +103,15 @@ func (k keys) sessionPrefix() string { return k.ns + ":sess:" }
 
 // device names the account a browser signed in to, under the digest of
 // its device token; it expires.
-func (k keys) device(digest string) string { return k.ns + ":dev:" + digest }
+func (k keys) device(digest string) string { return k.devicePrefix() + digest }
+
+// devicePrefix is what device keys start with, for the script that forgets
+// every device of an account.
+func (k keys) devicePrefix() string { return k.ns + ":dev:" }
+
+// userDevices is the set of an account's device digests, so a new password
+// or a disabled account forgets them all.
+func (k keys) userDevices(email string) string { return k.ns + ":udev:" + email }
 
 // userSessions is the set of an account's session digests, so disabling
 // the account ends every one of them at once.

@@ -81,7 +81,12 @@ func (s *Store) EndSession(ctx context.Context, digest, email string) error {
 // TrustDevice remembers, for ttl, that the browser holding a device token
 // (by its digest) signed in to an account.
 func (s *Store) TrustDevice(ctx context.Context, digest, email string, ttl time.Duration) error {
-	return classify(s.rdb.Set(ctx, s.keys.device(digest), email, ttl).Err())
+	pipe := s.rdb.TxPipeline()
+	pipe.Set(ctx, s.keys.device(digest), email, ttl)
+	pipe.SAdd(ctx, s.keys.userDevices(email), digest)
+	pipe.PExpire(ctx, s.keys.userDevices(email), ttl)
+	_, err := pipe.Exec(ctx)
+	return classify(err)
 }
 
 // DeviceAccount is the account a device token's digest signed in to, or "".

@@ -2,7 +2,10 @@ package redisstore
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -17,32 +20,36 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'provider', ARGV[1], 'hash', ARGV[2], 'created', ARGV[3], 'disabled', '0')
 return 1`)
 
-// changeUserScript sets fields of an existing account and, when told to, ends
-// every session it has, in one step; it never creates an account.
-// KEYS[1] the account, KEYS[2] its sessions set; ARGV[1] the session key
-// prefix, ARGV[2] '1' to end the sessions, ARGV[3..] field, value pairs.
+// changeUserScript sets fields of an existing account and, when told to,
+// ends every session it has and forgets every browser trusted for it, in
+// one step; it never creates an account.
+// KEYS[1] the account, KEYS[2] its sessions set, KEYS[3] its devices set;
+// ARGV[1] the session key prefix, ARGV[2] the device key prefix, ARGV[3]
+// '1' to sign the account out, ARGV[4..] field, value pairs.
 // Returns 1, or 0 for no account.
 var changeUserScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-if ARGV[2] == '1' then
-  for _, digest in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-    redis.call('DEL', ARGV[1] .. digest)
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+if ARGV[3] == '1' then
+  for i, prefix in ipairs({ARGV[1], ARGV[2]}) do
+    for _, digest in ipairs(redis.call('SMEMBERS', KEYS[1 + i])) do
+      redis.call('DEL', prefix .. digest)
+    end
+    redis.call('DEL', KEYS[1 + i])
   end
-  redis.call('DEL', KEYS[2])
 end
 return 1`)
 
 // changeUser runs changeUserScript; gateway.ErrNoSuchUser if there is no account.
-func (s *Store) changeUser(ctx context.Context, email string, endSessions bool, fields ...string) error {
-	args := []any{s.keys.sessionPrefix(), "0"}
-	if endSessions {
-		args[1] = "1"
+func (s *Store) changeUser(ctx context.Context, email string, signOut bool, fields ...string) error {
+	args := []any{s.keys.sessionPrefix(), s.keys.devicePrefix(), "0"}
+	if signOut {
+		args[2] = "1"
 	}
 	for _, f := range fields {
 		args = append(args, f)
 	}
-	n, err := changeUserScript.Run(ctx, s.rdb, []string{s.keys.user(email), s.keys.userSessions(email)}, args...).Int()
+	n, err := changeUserScript.Run(ctx, s.rdb, []string{s.keys.user(email), s.keys.userSessions(email), s.keys.userDevices(email)}, args...).Int()
 	if err != nil {
 		return classify(err)
 	}
@@ -65,8 +72,8 @@ func (s *Store) AddUser(ctx context.Context, u gateway.PortalUser) error {
 	return nil
 }
 
-// DisableUser stops an account signing in and signs it out everywhere;
-// gateway.ErrNoSuchUser if there is none.
+// DisableUser stops an account signing in, signs it out everywhere and
+// forgets the browsers trusted for it; gateway.ErrNoSuchUser if there is none.
 func (s *Store) DisableUser(ctx context.Context, email string) error {
 	return s.changeUser(ctx, email, true, "disabled", "1")
 }
@@ -77,9 +84,9 @@ func (s *Store) EnableUser(ctx context.Context, email string) error {
 	return s.changeUser(ctx, email, false, "disabled", "0")
 }
 
-// SetPassword gives an account a new password hash and signs it out
-// everywhere (whoever knew the old one is out too); gateway.ErrNoSuchUser
-// if there is none.
+// SetPassword gives an account a new password hash, signs it out
+// everywhere and forgets the browsers trusted for it (whoever knew the old
+// one is out too); gateway.ErrNoSuchUser if there is none.
 func (s *Store) SetPassword(ctx context.Context, email, hash string) error {
 	return s.changeUser(ctx, email, true, "hash", hash)
 }
@@ -90,10 +97,59 @@ func (s *Store) User(ctx context.Context, email string) (*gateway.PortalUser, er
 	if err != nil {
 		return nil, classify(err)
 	}
-	if len(h) == 0 || h["hash"] == "" {
+	u := portalUser(email, h)
+	if u == nil {
 		return nil, gateway.ErrNoSuchUser
+	}
+	return u, nil
+}
+
+// portalUser reads an account's hash; nil when it holds no account.
+func portalUser(email string, h map[string]string) *gateway.PortalUser {
+	if len(h) == 0 || h["hash"] == "" {
+		return nil
 	}
 	created, _ := strconv.ParseInt(h["created"], 10, 64)
 	return &gateway.PortalUser{Email: email, ProviderID: h["provider"], PasswordHash: h["hash"],
-		Disabled: h["disabled"] == "1", Created: time.UnixMilli(created)}, nil
+		Disabled: h["disabled"] == "1", Created: time.UnixMilli(created)}
+}
+
+// AccountSummary is one account as an operator reviews access: never its
+// password hash.
+type AccountSummary struct {
+	Email      string
+	ProviderID string // "" for an operator
+	Disabled   bool
+	Created    time.Time
+}
+
+// Accounts lists every account, by address. It walks the keyspace (SCAN),
+// which is fine for an operator's occasional review and needs no index
+// that accounts made by earlier versions would be missing from.
+func (s *Store) Accounts(ctx context.Context) ([]AccountSummary, error) {
+	prefix := s.keys.user("")
+	var emails []string
+	iter := s.rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		emails = append(emails, strings.TrimPrefix(iter.Val(), prefix))
+	}
+	if err := iter.Err(); err != nil {
+		return nil, classify(err)
+	}
+	slices.Sort(emails)
+	pipe := s.rdb.Pipeline()
+	hashes := make([]*redis.MapStringStringCmd, len(emails))
+	for i, e := range emails {
+		hashes[i] = pipe.HGetAll(ctx, s.keys.user(e))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, classify(err)
+	}
+	out := make([]AccountSummary, 0, len(emails))
+	for i, e := range emails {
+		if u := portalUser(e, hashes[i].Val()); u != nil {
+			out = append(out, AccountSummary{Email: u.Email, ProviderID: u.ProviderID, Disabled: u.Disabled, Created: u.Created})
+		}
+	}
+	return out, nil
 }
