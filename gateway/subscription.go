@@ -146,10 +146,9 @@ var subscriptionStatuses = newValueSet("requested", "active", "error", "off")
 // server's to set) and queues its handshake. A new one is created with
 // POST; an update (PUT, the subscriber's own) is confirmed by a handshake
 // as a new one is, which is also how a subscription in error is made
-// active again: it keeps its event numbers, and the events it had not
-// received when it went into error are sent once the handshake succeeds
-// (changes made while it was in error were not numbered for it). An
-// update with status off ends it, as DELETE does.
+// active again: it keeps its event numbers, and the events it has not
+// received (those made while it was in error included) are sent once the
+// handshake succeeds. An update with status off ends it, as DELETE does.
 func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*Outcome, error) {
 	if pl.caller.Kind == CallerProvider {
 		return nil, newError(KindForbidden, fhir.IssueForbidden, "", "subscriptions are for the GP systems that make referrals")
@@ -292,7 +291,16 @@ func (s *Service) SubscriptionByID(ctx context.Context, id string) (*Subscriptio
 
 // Subscribers lists the active subscriptions of a client.
 func (s *Service) Subscribers(ctx context.Context, client string) ([]*SubscriptionView, error) {
-	ids, _, err := s.store.Search(ctx, &StoreQuery{Type: TypeSubscription, Groups: [][]string{{"status=active"}, {clientTerm(client)}}, Count: MaxCount})
+	return s.subscriptionsOf(ctx, client, "active")
+}
+
+// subscriptionsOf lists a client's subscriptions in the given statuses.
+func (s *Service) subscriptionsOf(ctx context.Context, client string, statuses ...string) ([]*SubscriptionView, error) {
+	group := make([]string, len(statuses))
+	for i, st := range statuses {
+		group[i] = "status=" + st
+	}
+	ids, _, err := s.store.Search(ctx, &StoreQuery{Type: TypeSubscription, Groups: [][]string{group, {clientTerm(client)}}, Count: MaxCount})
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}
@@ -307,16 +315,23 @@ func (s *Service) Subscribers(ctx context.Context, client string) ([]*Subscripti
 	out := make([]*SubscriptionView, 0, len(subs))
 	for _, r := range subs {
 		if v, err := ReadSubscription(r.Body, r.ID); err == nil {
-			v.Status = "active"
+			var st struct {
+				Status string `json:"status"`
+			}
+			_ = json.Unmarshal(r.Body, &st)
+			v.Status = st.Status
 			out = append(out, v)
 		}
 	}
 	return out, nil
 }
 
-// MatchingSubscriptions are the active subscriptions a Task change goes to:
-// those of the client whose referral it is, whose filters match the Task as
-// that change left it (the version given), not as it is now.
+// MatchingSubscriptions are the subscriptions a Task change goes to: those
+// of the client whose referral it is, whose filters match the Task as that
+// change left it (the version given), not as it is now. Every subscription
+// not ended counts, not only the active ones: one awaiting its handshake,
+// or in error, keeps its events numbered and waiting, and is sent them
+// once it is active again.
 func (s *Service) MatchingSubscriptions(ctx context.Context, taskID string, version int) (*Resource, []*SubscriptionView, error) {
 	task, err := s.store.ReadVersion(ctx, TypeTask, taskID, version)
 	if err != nil {
@@ -341,7 +356,7 @@ func (s *Service) MatchingSubscriptions(ctx context.Context, taskID string, vers
 			terms = append(terms, "requester="+t.Requester.Identifier.Value)
 		}
 	}
-	subs, err := s.Subscribers(ctx, task.Owner)
+	subs, err := s.subscriptionsOf(ctx, task.Owner, "requested", "active", "error")
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -71,5 +73,53 @@ func TestForgetRemovesOnlyGoneConsumersWithNothingPending(t *testing.T) {
 	}
 	if len(pending) != 1 || pending[0].ID != held.ID || pending[0].Consumer != "gone-holding" {
 		t.Errorf("pending after forgetting: %+v, want only %s held by gone-holding", pending, held.ID)
+	}
+}
+
+// A subscription that takes no events keeps the newest ones, up to the cap;
+// the oldest go, and the numbers show the gap.
+func TestSubscriptionEventsAreCapped(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	s := New(r.Client(), "test")
+	s.maxEvents = 3
+	ctx := context.Background()
+	q := s.Queue(gateway.QueueSubscription)
+	if err := q.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sub := []*gateway.SubscriptionView{{ID: "sub-1"}}
+	for v := 1; v <= 5; v++ {
+		if _, err := q.Add(ctx, map[string]string{"event": "task-changed"}); err != nil {
+			t.Fatal(err)
+		}
+		jobs, err := q.Read(ctx, "worker", 1, 0)
+		if err != nil || len(jobs) != 1 {
+			t.Fatalf("reading the change: %v %v", jobs, err)
+		}
+		ev := gateway.Event{Timestamp: time.Now(), Task: "Task/t-1", Version: strconv.Itoa(v)}
+		if err := s.Fanout(ctx, jobs[0], sub, "practice-a", ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var numbers []int64
+	for {
+		ev, err := s.NextEvent(ctx, "sub-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev == nil {
+			break
+		}
+		numbers = append(numbers, ev.Number)
+		if err := s.SentEvent(ctx, "sub-1", ev.Number); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(numbers, []int64{3, 4, 5}) {
+		t.Errorf("events kept %v, want the newest three [3 4 5]", numbers)
+	}
+	if n, err := s.EventCount(ctx, "sub-1"); err != nil || n != 5 {
+		t.Errorf("events since the subscription started: %d %v, want 5", n, err)
 	}
 }

@@ -48,7 +48,15 @@ type Store struct {
 	batch *batcher // commits and audit records, pipelined across requests
 	// maxSystems caps the token systems registered for one parameter.
 	maxSystems int
+	// maxEvents caps the events waiting for one subscription.
+	maxEvents int
 }
+
+// maxSubscriptionEvents is how many events wait for one subscription that
+// is not taking them (down, in error, awaiting its handshake). Each is
+// about 100 bytes; a subscriber away for longer loses the oldest, and sees
+// the gap in the event numbers (then polls Task?_lastUpdated to catch up).
+const maxSubscriptionEvents = 10_000
 
 // maxTokenSystems is how many systems one token parameter registers
 // ("Type index"). Real parameters have a handful (SNOMED CT, NHS number, ODS,
@@ -64,7 +72,8 @@ func New(rdb redis.UniversalClient, namespace string) *Store {
 	if namespace == "" {
 		namespace = "signpost"
 	}
-	return &Store{rdb: rdb, keys: newKeys(namespace), batch: &batcher{rdb: rdb}, maxSystems: maxTokenSystems}
+	return &Store{rdb: rdb, keys: newKeys(namespace), batch: &batcher{rdb: rdb}, maxSystems: maxTokenSystems,
+		maxEvents: maxSubscriptionEvents}
 }
 
 // Client exposes the Redis client, for the workers that share it.

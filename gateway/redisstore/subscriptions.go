@@ -35,7 +35,7 @@ func (s *Store) Fanout(ctx context.Context, job gateway.QueuedJob, subs []*gatew
 	args := []any{gateway.WorkerGroup, job.Consumer, job.ID}
 	event, _ := json.Marshal(map[string]any{"t": ev.Timestamp.UnixMilli(), "task": ev.Task, "v": ev.Version})
 	// The send jobs continue the trace of the change (this worker's span).
-	args = append(args, string(event), ev.Task, ev.Version, telemetry.TraceFields(ctx)["traceparent"])
+	args = append(args, string(event), ev.Task, ev.Version, telemetry.TraceFields(ctx)["traceparent"], s.maxEvents)
 	for _, sub := range subs {
 		keys = append(keys, s.keys.subCounter(sub.ID), s.keys.subEvents(sub.ID))
 		args = append(args, sub.ID, client)

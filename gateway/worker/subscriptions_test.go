@@ -334,8 +334,9 @@ func TestHeartbeatOncePerPeriodAcrossProcesses(t *testing.T) {
 }
 
 // A subscriber down past the retry schedule is put in error with its
-// events kept; an update makes it active again after a new handshake, and
-// the kept events arrive, numbered as before, followed by new ones.
+// events kept, and changes while it is in error are numbered and kept too;
+// an update makes it active again after a new handshake, and the kept
+// events arrive, numbered as before, followed by new ones.
 func TestSubscriptionInErrorIsMadeActiveAgainByUpdate(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
@@ -350,6 +351,7 @@ func TestSubscriptionInErrorIsMadeActiveAgainByUpdate(t *testing.T) {
 	s.down.Store(true)
 	e.move(task, "in-progress", "")
 	eventually(t, "the subscription in error", func() bool { return e.subStatus(sub) == "error" })
+	e.move(task, "on-hold", "waiting for the new season") // while it is in error
 
 	s.down.Store(false)
 	cur, err := e.store.Read(context.Background(), "Subscription", sub)
@@ -360,11 +362,11 @@ func TestSubscriptionInErrorIsMadeActiveAgainByUpdate(t *testing.T) {
 	if _, err := e.svc.Update(context.Background(), caller, "Subscription", sub, cur.Body, ""); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "active again, and the kept event sent", func() bool {
-		return e.subStatus(sub) == "active" && len(s.events()) == 2
+	eventually(t, "active again, and the kept events sent", func() bool {
+		return e.subStatus(sub) == "active" && len(s.events()) == 3
 	})
-	e.move(task, "completed", "")
-	eventually(t, "the next event", func() bool { return len(s.events()) == 3 })
+	e.move(task, "in-progress", "")
+	eventually(t, "the next event", func() bool { return len(s.events()) == 4 })
 	for i, n := range s.events() {
 		if len(n.Numbers) != 1 || n.Numbers[0] != i+1 {
 			t.Errorf("notification %d carries event numbers %v, want [%d]", i, n.Numbers, i+1)

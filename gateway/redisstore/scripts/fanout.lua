@@ -13,7 +13,9 @@
 -- ARGV[4]: the event (JSON without its number: {"t":..,"task":..,"v":..});
 -- ARGV[5]: the Task id; ARGV[6]: the version; ARGV[7]: the change's
 -- traceparent, carried into each send job ('' for none);
--- ARGV[8..]: per subscription, its id then its client.
+-- ARGV[8]: the most events a subscription's list keeps (the oldest beyond
+-- it are dropped: a subscriber away that long sees the gap in the numbers);
+-- ARGV[9..]: per subscription, its id then its client.
 -- Returns 1, or 0 when the change's job is no longer this consumer's.
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
 if #p == 0 then return 0 end
@@ -24,8 +26,10 @@ if tonumber(ARGV[6]) > last then
   for i = 1, n do
     local num = redis.call('INCR', KEYS[1 + 2 * i])
     local ev = string.sub(ARGV[4], 1, -2) .. ',"n":' .. num .. '}'
-    redis.call('RPUSH', KEYS[2 + 2 * i], ev)
-    local fields = {'event', 'send', 'subscription', ARGV[6 + 2 * i], 'client', ARGV[7 + 2 * i]}
+    if redis.call('RPUSH', KEYS[2 + 2 * i], ev) > tonumber(ARGV[8]) then
+      redis.call('LPOP', KEYS[2 + 2 * i])
+    end
+    local fields = {'event', 'send', 'subscription', ARGV[7 + 2 * i], 'client', ARGV[8 + 2 * i]}
     if ARGV[7] ~= '' then
       fields[#fields + 1] = 'traceparent'
       fields[#fields + 1] = ARGV[7]
