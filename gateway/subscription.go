@@ -314,12 +314,7 @@ func (s *Service) subscriptionsOf(ctx context.Context, client string, statuses .
 	}
 	out := make([]*SubscriptionView, 0, len(subs))
 	for _, r := range subs {
-		if v, err := ReadSubscription(r.Body, r.ID); err == nil {
-			var st struct {
-				Status string `json:"status"`
-			}
-			_ = json.Unmarshal(r.Body, &st)
-			v.Status = st.Status
+		if v, err := ReadSubscription(r.Body, r.ID); err == nil { // with its stored status
 			out = append(out, v)
 		}
 	}
