@@ -277,16 +277,7 @@ func (s *Service) SubscriptionByID(ctx context.Context, id string) (*Subscriptio
 	if err != nil {
 		return nil, err
 	}
-	v, err := ReadSubscription(r.Body, id)
-	if err != nil {
-		return nil, err
-	}
-	var st struct {
-		Status string `json:"status"`
-	}
-	_ = json.Unmarshal(r.Body, &st)
-	v.Status = st.Status
-	return v, nil
+	return ReadSubscription(r.Body, id) // with its stored status
 }
 
 // Subscribers lists the active subscriptions of a client.

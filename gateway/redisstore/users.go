@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -136,13 +135,16 @@ func (s *Store) Accounts(ctx context.Context) ([]AccountSummary, error) {
 	if err := iter.Err(); err != nil {
 		return nil, classify(err)
 	}
+	if len(emails) == 0 {
+		return nil, nil
+	}
 	slices.Sort(emails)
 	pipe := s.rdb.Pipeline()
 	hashes := make([]*redis.MapStringStringCmd, len(emails))
 	for i, e := range emails {
 		hashes[i] = pipe.HGetAll(ctx, s.keys.user(e))
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	if _, err := pipe.Exec(ctx); err != nil { // HGETALL of no key is empty, not an error
 		return nil, classify(err)
 	}
 	out := make([]AccountSummary, 0, len(emails))
