@@ -66,6 +66,15 @@ const maxSubscriptionEvents = 10_000
 // always look, so it is still found.
 const maxTokenSystems = 64
 
+// maxRegistryFields is the largest registry of token systems commit.lua
+// reads whole (HKEYS) to count a parameter's systems the first time it
+// meets one it never counted: a registry written before the cap. Every
+// parameter Signpost indexes (about twenty), each at its cap with its
+// count, fits within it; a larger registry grew before the cap, and is not
+// read inside a commit, where reading it would hold Redis's one thread for
+// as long as it is long.
+const maxRegistryFields = 2048
+
 // New returns a Store over a connected client. namespace becomes the hash
 // tag of every key ("signpost" unless a deployment shares a Redis).
 func New(rdb redis.UniversalClient, namespace string) *Store {
@@ -184,7 +193,7 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 	if c.SystemsSeen != nil {
 		guard = strconv.FormatInt(*c.SystemsSeen, 10)
 	}
-	args = append(args, kl.add(s.keys.systems()), guard, s.maxSystems, s.keys.termPrefix(), len(c.Systems))
+	args = append(args, kl.add(s.keys.systems()), guard, s.maxSystems, s.keys.termPrefix(), maxRegistryFields, len(c.Systems))
 	for _, f := range c.Systems {
 		args = append(args, f)
 	}
