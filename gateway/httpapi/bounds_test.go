@@ -180,6 +180,6 @@ func TestSearchWithoutSystemsIsBoundedAfterExpansion(t *testing.T) {
 	if got := total(t, e.get("/ServiceRequest?code="+values(15))); got != 6 {
 		t.Errorf("15 values without a system: %d found, want 6", got)
 	}
-	r := e.get("/ServiceRequest?code=" + values(16)).must(t, http.StatusBadRequest)
+	r := e.get("/ServiceRequest?code="+values(16)).must(t, http.StatusBadRequest)
 	checkIssues(t, readOutcome(t, r), []issueWant{{code: "too-costly", diag: []string{"expected at most " + strconv.Itoa(gateway.MaxExpandedTerms), "system|code"}}}, r.body)
 }
