@@ -35,10 +35,10 @@ const (
 	MaxTokenSystemsPerRequest = 32
 	// MaxIndexTermsPerRequest bounds the index entries one request writes
 	// and looks up (a transaction's resources and its If-None-Exist
-	// searches together): at about 2.6 µs each (BENCHMARKS.md), some 10 ms
-	// of Redis at most. A transaction of 100 typical referrals writes about
-	// 1,500.
-	MaxIndexTermsPerRequest = 4096
+	// searches together). A transaction of 100 typical referrals writes
+	// about 1,500; at the bound, with every system over its cap (each entry
+	// written bare too), the commit is about 15 ms of Redis (BENCHMARKS.md).
+	MaxIndexTermsPerRequest = 2048
 )
 
 // indexedArrays are the repeating elements whose items become index
