@@ -273,3 +273,61 @@ func BenchmarkCommitHostile(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSearchOthersData searches as a GP system with 10 Tasks of its
+// own, by two statuses, in a store where other clients hold 200,000 Tasks
+// with those statuses, and reports the slowest script (SLOWLOG): what one
+// client's search costs everybody, as other clients' data grows.
+//
+//	go test ./gateway/redisstore -run '^$' -bench SearchOthersData -benchtime 20x
+func BenchmarkSearchOthersData(b *testing.B) {
+	r := redistest.Start(b)
+	s := New(r.Client(), "bench")
+	ctx := context.Background()
+	rdb := r.Client()
+	pipe := rdb.Pipeline()
+	for i := 0; i < 200_000; i++ {
+		id := "other-" + strconv.Itoa(i)
+		status := []string{"status=requested", "status=accepted"}[i%2]
+		pipe.ZAdd(ctx, s.keys.term("Task", status), redis.Z{Score: float64(i), Member: id})
+		pipe.ZAdd(ctx, s.keys.term("Task", "_client=practice-b"), redis.Z{Score: float64(i), Member: id})
+		if i%10_000 == 9_999 {
+			if _, err := pipe.Exec(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for i := 0; i < 10; i++ {
+		id := "own-" + strconv.Itoa(i)
+		pipe.ZAdd(ctx, s.keys.term("Task", "status=requested"), redis.Z{Score: float64(i), Member: id})
+		pipe.ZAdd(ctx, s.keys.term("Task", "_client=practice-a"), redis.Z{Score: float64(i), Member: id})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		b.Fatal(err)
+	}
+	q := &gateway.StoreQuery{Type: "Task", Groups: [][]string{{"status=requested", "status=accepted"}, {"_client=practice-a"}}, Count: 50}
+	if _, _, err := s.Search(ctx, q); err != nil { // loads the script
+		b.Fatal(err)
+	}
+	if err := rdb.ConfigSet(ctx, "slowlog-log-slower-than", "0").Err(); err != nil {
+		b.Fatal(err)
+	}
+	if err := rdb.SlowLogReset(ctx).Err(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ids, total, err := s.Search(ctx, q)
+		if err != nil || total != 10 || len(ids) != 10 {
+			b.Fatalf("%v %d %v", ids, total, err)
+		}
+	}
+	b.StopTimer()
+	var script int64
+	for _, e := range rdb.SlowLogGet(ctx, 128).Val() {
+		if len(e.Args) > 0 && strings.EqualFold(e.Args[0], "evalsha") {
+			script = max(script, e.Duration.Microseconds())
+		}
+	}
+	b.ReportMetric(float64(script), "slowest-script-µs")
+}

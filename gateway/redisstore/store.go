@@ -264,7 +264,8 @@ func (s *Store) TokenSystems(ctx context.Context) ([]string, int64, error) {
 const systemsGeneration = "#"
 
 // groups turns index-term groups into KEYS positions and the scratch keys
-// the script needs to combine them.
+// the script needs to combine them (lib.lua's resolve: one per union, one
+// for the intersection, and one for narrowing unions by a smaller set).
 func (s *Store) groups(kl *keyList, typ string, groups [][]string, token string) ([][]int, []int) {
 	out := make([][]int, 0, len(groups))
 	var temps []int
@@ -280,6 +281,9 @@ func (s *Store) groups(kl *keyList, typ string, groups [][]string, token string)
 	}
 	if len(out) > 1 {
 		temps = append(temps, kl.add(s.keys.temp(token, len(temps))))
+		if len(temps) > 1 {
+			temps = append(temps, kl.add(s.keys.temp(token, len(temps))))
+		}
 	}
 	if temps == nil {
 		temps = []int{}
@@ -316,9 +320,12 @@ func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, in
 		groups = append(groups, []int{g.T}) // its scratch key is deleted by search.lua itself
 	}
 	if len(groups) > 1 && len(termGroups) <= 1 {
-		// s.groups adds the scratch key for intersecting only when it sees
+		// s.groups adds the scratch keys for intersecting only when it sees
 		// several groups itself.
 		temps = append(temps, kl.add(s.keys.temp(token, len(temps))))
+		if len(temps) > 1 {
+			temps = append(temps, kl.add(s.keys.temp(token, len(temps))))
+		}
 	}
 	minScore, maxScore := "-inf", "+inf"
 	if !q.Since.IsZero() {
