@@ -115,6 +115,9 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 			return nil, r.locate(err)
 		}
 		r.obj = obj
+		if err := checkIndexedElements(r.Type, obj); err != nil {
+			return nil, r.locate(err)
+		}
 		if err := s.resolveRepeat(ctx, caller, r, lookRepeats); err != nil {
 			return nil, r.locate(err)
 		}
@@ -180,6 +183,7 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 			}
 			var out *Outcome
 			var err error
+			planned := len(pl.commit.Writes)
 			switch typ {
 			case TypePatient:
 				out, err = s.planPatient(ctx, pl, r)
@@ -189,6 +193,9 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 				out, err = s.planTask(ctx, pl, r)
 			case TypeSubscription:
 				out, err = s.planSubscription(ctx, pl, r)
+			}
+			if err == nil {
+				err = checkIndexBounds(typ, pl.commit.Writes[planned:])
 			}
 			if err != nil {
 				return nil, r.locate(err)
@@ -208,6 +215,9 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 		}
 	}
 	if err := pl.checkDistinct(); err != nil {
+		return nil, err
+	}
+	if err := pl.checkRequestBounds(); err != nil {
 		return nil, err
 	}
 	return pl, nil

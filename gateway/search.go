@@ -111,6 +111,10 @@ const (
 	// MaxTerms bounds the index terms of one search, all parameters together
 	// (a bare reference id stands for one term per target type).
 	MaxTerms = 200
+	// MaxExpandedTerms bounds the index sets one search combines once each
+	// value without a system is expanded to every system registered for its
+	// parameter (up to 66 sets a value; tokens.go).
+	MaxExpandedTerms = 1000
 	// MaxOffset bounds paging: past it, narrow the search (by _lastUpdated).
 	MaxOffset = 10000
 )

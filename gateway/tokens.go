@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"strings"
+
+	"github.com/signpost-health/signpost/fhir"
 )
 
 // Token search without a system. A code or identifier is indexed once, under
@@ -26,6 +28,7 @@ func anySystemTerm(index, value string) string { return anySystem + index + "=" 
 // reference term is "Type/id" and the others are plain codes.
 func tokenSystems(writes []Write) []string {
 	var out []string
+	seen := map[string]bool{} // not slices.Contains: a transaction may list many
 	for _, w := range writes {
 		for _, t := range w.Terms {
 			index, value, ok := strings.Cut(t, "=")
@@ -34,7 +37,8 @@ func tokenSystems(writes []Write) []string {
 			}
 			if system, _, ok := strings.Cut(value, "|"); ok && system != "" {
 				f := w.Resource.Type + " " + index + " " + system
-				if !slices.Contains(out, f) {
+				if !seen[f] {
+					seen[f] = true
 					out = append(out, f)
 				}
 			}
@@ -80,6 +84,15 @@ func (s *Service) expandTokens(ctx context.Context, typ string, groups [][]strin
 			}
 		}
 		groups[gi] = out
+	}
+	terms := 0
+	for _, g := range groups {
+		terms += len(g)
+	}
+	if terms > MaxExpandedTerms {
+		return 0, newError(KindInvalid, fhir.IssueTooCostly, "",
+			"the search is too broad to run: its values without a system stand for %d index entries, one per system each may be in; expected at most %d: give the system (system|code) or fewer values",
+			terms, MaxExpandedTerms)
 	}
 	return gen, nil
 }

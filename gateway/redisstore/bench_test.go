@@ -2,10 +2,13 @@ package redisstore
 
 import (
 	"context"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
@@ -120,4 +123,211 @@ func redisCPU(b *testing.B, r *redistest.Server) time.Duration {
 		}
 	}
 	return time.Duration(total * float64(time.Second))
+}
+
+// hostileCommit is referralCommit(i) with n more codings on the
+// ServiceRequest, each in a system of its own that no commit has used
+// before: the body a client controls, at the store.
+func hostileCommit(i, n int) *gateway.Commit {
+	c := referralCommit(i)
+	sr := &c.Writes[0]
+	for k := 0; k < n; k++ {
+		system := "https://made-up.example/" + strconv.Itoa(i) + "/" + strconv.Itoa(k)
+		sr.Terms = append(sr.Terms, "code="+system+"|C"+strconv.Itoa(k))
+		c.Systems = append(c.Systems, "ServiceRequest code "+system)
+	}
+	return c
+}
+
+// BenchmarkCommitHostile runs the commit of a normal referral and of
+// referrals with many codings in new systems, one after another, against a
+// registry whose "ServiceRequest code" parameter is already full (so every
+// new system overflows to bare entries, the costly path), then the largest
+// commit the gateway's request bounds allow (boundedCommit), and reports for
+// each the slowest script Redis ran (SLOWLOG, every command logged) and the
+// slowest answer another client had to a PING sent meanwhile. The gateway
+// now refuses a referral with more than 16 codings; the store is still
+// given 4,000, to compare with what a client could once send. The sizes are
+// set with SIGNPOST_HOSTILE_CODINGS (comma-separated; default 16,4000).
+// Compare the figures within one run only: the machine is noisy.
+//
+//	go test ./gateway/redisstore -run '^$' -bench CommitHostile -benchtime 3x
+func BenchmarkCommitHostile(b *testing.B) {
+	sizes := []int{0, 16, 4000}
+	if v := os.Getenv("SIGNPOST_HOSTILE_CODINGS"); v != "" {
+		sizes = []int{0}
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	r := redistest.Start(b)
+	s := New(r.Client(), "bench")
+	ctx := context.Background()
+	rdb := r.Client()
+	if err := rdb.ConfigSet(ctx, "appendfsync", "everysec").Err(); err != nil {
+		b.Fatal(err)
+	}
+	// Fill the parameter's registry up to its cap.
+	fill := referralCommit(-1)
+	for k := 0; k < s.maxSystems; k++ {
+		fill.Systems = append(fill.Systems, "ServiceRequest code https://registered.example/"+strconv.Itoa(k))
+	}
+	if res, err := s.Commit(ctx, fill); err != nil || !res.OK() {
+		b.Fatal(res, err)
+	}
+	if err := rdb.ConfigSet(ctx, "slowlog-log-slower-than", "0").Err(); err != nil {
+		b.Fatal(err)
+	}
+	if err := rdb.ConfigSet(ctx, "slowlog-max-len", "1024").Err(); err != nil {
+		b.Fatal(err)
+	}
+	next := 0
+	type shape struct {
+		name   string
+		commit func(i int) *gateway.Commit
+	}
+	var shapes []shape
+	for _, n := range sizes {
+		shapes = append(shapes, shape{"codings=" + strconv.Itoa(n), func(i int) *gateway.Commit { return hostileCommit(i, n) }})
+	}
+	// A transaction of 100 ordinary referrals, which Signpost always took.
+	shapes = append(shapes, shape{"100-referrals", func(i int) *gateway.Commit {
+		c := &gateway.Commit{}
+		for k := 0; k < gateway.MaxTransactionEntries; k++ {
+			r := referralCommit(i*1000 + k)
+			c.Unique = append(c.Unique, r.Unique...)
+			c.Writes = append(c.Writes, r.Writes...)
+			c.Jobs = append(c.Jobs, r.Jobs...)
+			c.Systems = r.Systems
+		}
+		return c
+	}})
+	// The largest commit the gateway's request bounds let through, with
+	// every system over the cap: a transaction's worth of writes.
+	shapes = append(shapes, shape{"request-bounds", boundedCommit})
+	for _, sh := range shapes {
+		b.Run(sh.name, func(b *testing.B) {
+			if err := rdb.SlowLogReset(ctx).Err(); err != nil {
+				b.Fatal(err)
+			}
+			// Another client, on its own connection, pings for as long as
+			// the commits run; its slowest answer is what everyone else
+			// waits while one script runs.
+			other := redis.NewClient(&redis.Options{Addr: r.Addr})
+			defer other.Close()
+			stop := make(chan struct{})
+			type pings struct {
+				worst time.Duration
+				busy  int
+			}
+			done := make(chan pings)
+			go func() {
+				var p pings
+				for {
+					select {
+					case <-stop:
+						done <- p
+						return
+					default:
+					}
+					start := time.Now()
+					if err := other.Ping(ctx).Err(); err != nil {
+						p.busy++ // BUSY: a script ran past busy-reply-threshold
+					}
+					p.worst = max(p.worst, time.Since(start))
+				}
+			}()
+			failed := 0
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				next++
+				// A commit whose script outlasts the client's read timeout
+				// fails here although Redis applies it: counted, not fatal,
+				// so the figures of such a run can still be read.
+				res, err := s.Commit(ctx, sh.commit(next))
+				if err != nil || !res.OK() {
+					failed++
+				}
+			}
+			b.StopTimer()
+			close(stop)
+			p := <-done
+			// A commit given up on may still be running: wait for Redis.
+			for rdb.Ping(ctx).Err() != nil {
+				time.Sleep(100 * time.Millisecond)
+			}
+			var script int64
+			for _, e := range rdb.SlowLogGet(ctx, 1024).Val() {
+				if len(e.Args) > 0 && strings.EqualFold(e.Args[0], "evalsha") {
+					script = max(script, e.Duration.Microseconds())
+				}
+			}
+			b.ReportMetric(float64(script), "slowest-script-µs")
+			b.ReportMetric(float64(p.worst.Microseconds()), "other-client-worst-µs")
+			b.ReportMetric(float64(p.busy), "other-client-errors")
+			b.ReportMetric(float64(failed), "failed-commits")
+		})
+	}
+}
+
+// BenchmarkSearchOthersData searches as a GP system with 10 Tasks of its
+// own, by two statuses, in a store where other clients hold 200,000 Tasks
+// with those statuses, and reports the slowest script (SLOWLOG): what one
+// client's search costs everybody, as other clients' data grows.
+//
+//	go test ./gateway/redisstore -run '^$' -bench SearchOthersData -benchtime 20x
+func BenchmarkSearchOthersData(b *testing.B) {
+	r := redistest.Start(b)
+	s := New(r.Client(), "bench")
+	ctx := context.Background()
+	rdb := r.Client()
+	pipe := rdb.Pipeline()
+	for i := 0; i < 200_000; i++ {
+		id := "other-" + strconv.Itoa(i)
+		status := []string{"status=requested", "status=accepted"}[i%2]
+		pipe.ZAdd(ctx, s.keys.term("Task", status), redis.Z{Score: float64(i), Member: id})
+		pipe.ZAdd(ctx, s.keys.term("Task", "_client=practice-b"), redis.Z{Score: float64(i), Member: id})
+		if i%10_000 == 9_999 {
+			if _, err := pipe.Exec(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for i := 0; i < 10; i++ {
+		id := "own-" + strconv.Itoa(i)
+		pipe.ZAdd(ctx, s.keys.term("Task", "status=requested"), redis.Z{Score: float64(i), Member: id})
+		pipe.ZAdd(ctx, s.keys.term("Task", "_client=practice-a"), redis.Z{Score: float64(i), Member: id})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		b.Fatal(err)
+	}
+	q := &gateway.StoreQuery{Type: "Task", Groups: [][]string{{"status=requested", "status=accepted"}, {"_client=practice-a"}}, Count: 50}
+	if _, _, err := s.Search(ctx, q); err != nil { // loads the script
+		b.Fatal(err)
+	}
+	if err := rdb.ConfigSet(ctx, "slowlog-log-slower-than", "0").Err(); err != nil {
+		b.Fatal(err)
+	}
+	if err := rdb.SlowLogReset(ctx).Err(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ids, total, err := s.Search(ctx, q)
+		if err != nil || total != 10 || len(ids) != 10 {
+			b.Fatalf("%v %d %v", ids, total, err)
+		}
+	}
+	b.StopTimer()
+	var script int64
+	for _, e := range rdb.SlowLogGet(ctx, 128).Val() {
+		if len(e.Args) > 0 && strings.EqualFold(e.Args[0], "evalsha") {
+			script = max(script, e.Duration.Microseconds())
+		}
+	}
+	b.ReportMetric(float64(script), "slowest-script-µs")
 }

@@ -66,6 +66,15 @@ const maxSubscriptionEvents = 10_000
 // always look, so it is still found.
 const maxTokenSystems = 64
 
+// maxRegistryFields is the largest registry of token systems commit.lua
+// reads whole (HKEYS) to count a parameter's systems the first time it
+// meets one it never counted: a registry written before the cap. Every
+// parameter Signpost indexes (about twenty), each at its cap with its
+// count, fits within it; a larger registry grew before the cap, and is not
+// read inside a commit, where reading it would hold Redis's one thread for
+// as long as it is long.
+const maxRegistryFields = 2048
+
 // New returns a Store over a connected client. namespace becomes the hash
 // tag of every key ("signpost" unless a deployment shares a Redis).
 func New(rdb redis.UniversalClient, namespace string) *Store {
@@ -184,7 +193,7 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 	if c.SystemsSeen != nil {
 		guard = strconv.FormatInt(*c.SystemsSeen, 10)
 	}
-	args = append(args, kl.add(s.keys.systems()), guard, s.maxSystems, s.keys.termPrefix(), len(c.Systems))
+	args = append(args, kl.add(s.keys.systems()), guard, s.maxSystems, s.keys.termPrefix(), maxRegistryFields, len(c.Systems))
 	for _, f := range c.Systems {
 		args = append(args, f)
 	}
@@ -255,7 +264,8 @@ func (s *Store) TokenSystems(ctx context.Context) ([]string, int64, error) {
 const systemsGeneration = "#"
 
 // groups turns index-term groups into KEYS positions and the scratch keys
-// the script needs to combine them.
+// the script needs to combine them (lib.lua's resolve: one per union, one
+// for the intersection, and one for narrowing unions by a smaller set).
 func (s *Store) groups(kl *keyList, typ string, groups [][]string, token string) ([][]int, []int) {
 	out := make([][]int, 0, len(groups))
 	var temps []int
@@ -271,6 +281,9 @@ func (s *Store) groups(kl *keyList, typ string, groups [][]string, token string)
 	}
 	if len(out) > 1 {
 		temps = append(temps, kl.add(s.keys.temp(token, len(temps))))
+		if len(temps) > 1 {
+			temps = append(temps, kl.add(s.keys.temp(token, len(temps))))
+		}
 	}
 	if temps == nil {
 		temps = []int{}
@@ -307,9 +320,12 @@ func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, in
 		groups = append(groups, []int{g.T}) // its scratch key is deleted by search.lua itself
 	}
 	if len(groups) > 1 && len(termGroups) <= 1 {
-		// s.groups adds the scratch key for intersecting only when it sees
+		// s.groups adds the scratch keys for intersecting only when it sees
 		// several groups itself.
 		temps = append(temps, kl.add(s.keys.temp(token, len(temps))))
+		if len(temps) > 1 {
+			temps = append(temps, kl.add(s.keys.temp(token, len(temps))))
+		}
 	}
 	minScore, maxScore := "-inf", "+inf"
 	if !q.Since.IsZero() {

@@ -19,7 +19,7 @@
 --                              writes); with a consumer, only while that
 --                              consumer still holds it; without, only while the
 --                              entry exists (a dead letter re-driven once)
---   systems key, guard, cap, term prefix, nS, field*nS
+--   systems key, guard, cap, term prefix, registry bound, nS, field*nS
 --                              the registry of token systems (a hash); guard
 --                              '' or the generation (field '#') the commit's
 --                              criteria were expanded with; the fields
@@ -30,7 +30,15 @@
 --                              system beyond the cap is not registered: its
 --                              terms are also indexed bare (term prefix ..
 --                              'Type:index=code', for a code without '|'),
---                              which a search without a system always reads
+--                              which a search without a system always reads;
+--                              registry bound: the most fields the script
+--                              reads to count a parameter's systems once
+--                              (a registry written before they were counted)
+--
+-- Every loop below runs over what the arguments list (writes, terms,
+-- systems, keys, criteria), which the gateway bounds per request; none runs
+-- over what Redis holds beyond that bound, so a client cannot make one
+-- commit hold Redis's one thread for longer than Signpost's limits allow.
 --
 -- Returns one of
 --   {'ok'}                         applied now
@@ -87,9 +95,9 @@ end
 p = p + 1
 local acks = {}
 for i = 1, tonumber(a[p]) do acks[i] = {KEYS[tonumber(a[p + 1])], a[p + 2], a[p + 3], a[p + 4]}; p = p + 4 end
-local systems, guard, cap, termPrefix, nS = KEYS[tonumber(a[p + 1])], a[p + 2], tonumber(a[p + 3]), a[p + 4],
-  tonumber(a[p + 5])
-local firstSystem = p + 6
+local systems, guard, cap, termPrefix, registryBound, nS = KEYS[tonumber(a[p + 1])], a[p + 2], tonumber(a[p + 3]),
+  a[p + 4], tonumber(a[p + 5]), tonumber(a[p + 6])
+local firstSystem = p + 7
 
 -- 0. A commit re-sent after its reply was lost (go-redis re-sends on a
 -- broken connection) finds its token on its first write: it was applied.
@@ -142,9 +150,12 @@ end
 -- 2. The token systems. One read in the usual case, where every system is
 -- known already. A parameter's systems are capped, so that values a client
 -- makes up cannot grow the list every search without a system expands to;
--- the terms of a system over the cap are indexed bare as well (overflow
--- lists their term-key prefixes), and bare entries are always searched.
-local overflow = {}
+-- the terms of a system over the cap are indexed bare as well, and bare
+-- entries are always searched. overflow maps the start of such a system's
+-- term keys ("…Type:index=system|") to the start of its bare ones
+-- ("…Type:index="), so that each term is looked up once, whatever the
+-- number of systems over the cap.
+local overflow, overflowing = {}, false
 if nS > 0 then
   local have = redis.call('HMGET', systems, unpack(a, firstSystem, firstSystem + nS - 1))
   local added = false
@@ -155,11 +166,17 @@ if nS > 0 then
       local count = '#' .. typ .. ' ' .. index
       local n = tonumber(redis.call('HGET', systems, count))
       if not n then
-        -- A registry written before systems were counted: count them once.
-        n = 0
-        local prefix = typ .. ' ' .. index .. ' '
-        for _, f in ipairs(redis.call('HKEYS', systems)) do
-          if string.sub(f, 1, #prefix) == prefix then n = n + 1 end
+        -- A registry written before systems were counted: count them once,
+        -- if it is no larger than the caps allow (HKEYS is as long as the
+        -- registry). A larger one grew before the caps: the parameter takes
+        -- no new system, and its new systems' terms are indexed bare.
+        n = cap
+        if redis.call('HLEN', systems) <= registryBound then
+          n = 0
+          local prefix = typ .. ' ' .. index .. ' '
+          for _, f in ipairs(redis.call('HKEYS', systems)) do
+            if string.sub(f, 1, #prefix) == prefix then n = n + 1 end
+          end
         end
         redis.call('HSET', systems, count, n)
       end
@@ -168,8 +185,8 @@ if nS > 0 then
         redis.call('HINCRBY', systems, count, 1)
         added = true
       else
-        overflow[#overflow + 1] = {termPrefix .. typ .. ':' .. index .. '=' .. system .. '|',
-          termPrefix .. typ .. ':' .. index .. '='}
+        overflow[termPrefix .. typ .. ':' .. index .. '=' .. system .. '|'] = termPrefix .. typ .. ':' .. index .. '='
+        overflowing = true
       end
     end
   end
@@ -177,6 +194,7 @@ if nS > 0 then
 end
 
 -- 3. The writes: a new version, re-indexed; old versions stay for vread.
+local afterPrefix = #termPrefix + 1
 for i, w in ipairs(writes) do
   local key, id, score, first, last = w[1], w[2], w[6], w[9], w[9] + w[10] - 1
   if current[i] ~= 0 then
@@ -187,18 +205,23 @@ for i, w in ipairs(writes) do
   end
   for k = first, last do redis.call('ZADD', KEYS[k], score, id) end
   local terms = table.concat(KEYS, '\n', first, last)
-  for _, o in ipairs(overflow) do
+  if overflowing then
+    local bares = {}
     for k = first, last do
       local t = KEYS[k]
-      local code = string.sub(t, #o[1] + 1)
+      -- The first '|' after the prefix ends the system: Type and index
+      -- hold none, and the gateway registers a system up to its first '|'.
+      local bar = string.find(t, '|', afterPrefix, true)
+      local bare = bar and overflow[string.sub(t, 1, bar)]
       -- A code holding '|' has no bare entry: bare, it would read as another
       -- system's code, and a search value with a '|' never reads bare ones.
-      if string.sub(t, 1, #o[1]) == o[1] and not string.find(code, '|', 1, true) then
-        local bare = o[2] .. code
+      if bare and not string.find(t, '|', bar + 1, true) then
+        bare = bare .. string.sub(t, bar + 1)
         redis.call('ZADD', bare, score, id)
-        terms = terms .. '\n' .. bare
+        bares[#bares + 1] = bare
       end
     end
+    if #bares > 0 then terms = terms .. '\n' .. table.concat(bares, '\n') end
   end
   redis.call('ZADD', w[8], score, id)
   redis.call('HSET', key, 'v', w[5], 'c', token, 'o', w[3], 'x', terms, w[5], w[7], 't' .. w[5], score)

@@ -2,25 +2,62 @@
 
 -- resolve combines index sets: each group is a list of KEYS indices whose
 -- sets are united (OR); the groups are intersected (AND). Scratch results go
--- to the KEYS listed in temps. Every member of every index set carries its
--- resource's lastUpdated as score, so AGGREGATE MAX keeps that score.
+-- to the KEYS listed in temps: one per group of several sets, then one for
+-- the intersection, then (when there are both) one more for the step below.
+-- Every member of every index set carries its resource's lastUpdated as
+-- score, so AGGREGATE MAX keeps that score.
+--
+-- A union costs as much as its sets hold, and those can be every client's
+-- resources (status=requested,accepted,...), while the result is within the
+-- smallest group of one set (for a GP system or a provider, the sets of its
+-- own resources). When that set is the smaller, each set of a union is
+-- intersected with it first, so the work follows it, not the other sets.
 -- Returns the name of the resulting set.
 local function resolve(groups, temps)
+  local unions = 0
+  for _, g in ipairs(groups) do
+    if #g > 1 then unions = unions + 1 end
+  end
+  local pivot, least
+  local scratch = temps[unions + 2]
+  if unions > 0 and #groups > 1 and scratch then
+    for _, g in ipairs(groups) do
+      if #g == 1 then
+        local n = redis.call('ZCARD', KEYS[g[1]])
+        if not least or n < least then pivot, least = KEYS[g[1]], n end
+      end
+    end
+  end
   local sources = {}
   local t = 1
   for _, g in ipairs(groups) do
     if #g == 1 then
       sources[#sources + 1] = KEYS[g[1]]
     else
-      local args = {'ZUNIONSTORE', KEYS[temps[t]], #g}
-      for _, i in ipairs(g) do args[#args + 1] = KEYS[i] end
-      args[#args + 1] = 'AGGREGATE'
-      args[#args + 1] = 'MAX'
-      redis.call(unpack(args))
+      local dest = KEYS[temps[t]]
+      local size = 0
+      if pivot then
+        for _, i in ipairs(g) do size = size + redis.call('ZCARD', KEYS[i]) end
+      end
+      if pivot and size > least then
+        redis.call('DEL', dest)
+        for _, i in ipairs(g) do
+          redis.call('ZINTERSTORE', KEYS[scratch], 2, KEYS[i], pivot, 'AGGREGATE', 'MAX')
+          redis.call('PEXPIRE', KEYS[scratch], 60000)
+          redis.call('ZUNIONSTORE', dest, 2, dest, KEYS[scratch], 'AGGREGATE', 'MAX')
+          redis.call('PEXPIRE', dest, 60000)
+        end
+      else
+        local args = {'ZUNIONSTORE', dest, #g}
+        for _, i in ipairs(g) do args[#args + 1] = KEYS[i] end
+        args[#args + 1] = 'AGGREGATE'
+        args[#args + 1] = 'MAX'
+        redis.call(unpack(args))
+      end
       -- Scratch sets expire on their own, should the script fail before
       -- cleanup(); nothing may be left behind under noeviction.
-      redis.call('PEXPIRE', KEYS[temps[t]], 60000)
-      sources[#sources + 1] = KEYS[temps[t]]
+      redis.call('PEXPIRE', dest, 60000)
+      sources[#sources + 1] = dest
       t = t + 1
     end
   end

@@ -1,0 +1,185 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/signpost-health/signpost/gateway"
+)
+
+// What one request may make Redis do is bounded before anything reaches it:
+// a commit is one script, and while it runs every other client and worker
+// waits. A referral with thousands of codings in made-up systems once held
+// Redis for seconds (every other caller got BUSY, and its own caller a 503
+// although the referral was stored).
+
+// codings is n codings, each in a system of its own when distinct is set
+// (else all SNOMED CT), after the referral's own code.
+func codings(n int, distinct bool) []any {
+	out := []any{map[string]any{"system": "http://snomed.info/sct", "code": "390893007"}}
+	for i := 1; i < n; i++ {
+		system := "http://snomed.info/sct"
+		if distinct {
+			system = "https://codes.example/made-up-" + strconv.Itoa(i)
+		}
+		out = append(out, map[string]any{"system": system, "code": "C" + strconv.Itoa(i)})
+	}
+	return out
+}
+
+// identifiers is n referral identifiers of the GP system.
+func identifiers(prefix string, n int) []any {
+	out := make([]any, n)
+	for i := range out {
+		out[i] = map[string]any{"system": gpIdentSystem, "value": prefix + "-" + strconv.Itoa(i)}
+	}
+	return out
+}
+
+// performers is n performers, the first a configured provider.
+func performers(n int) []any {
+	out := []any{map[string]any{"reference": "Organization/walking"}}
+	for i := 1; i < n; i++ {
+		out = append(out, map[string]any{"reference": "Organization/other-" + strconv.Itoa(i)})
+	}
+	return out
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func withCodings(n int, distinct bool) func(map[string]any) {
+	return func(m map[string]any) { m["code"] = map[string]any{"coding": codings(n, distinct)} }
+}
+
+// largestReferral is a referral with every indexed repeating element at its
+// bound, its identifiers named after ident.
+func largestReferral(ident string) []byte {
+	return referralWith("390893007", withField("identifier", identifiers(ident, gateway.MaxIdentifiers)),
+		withCodings(gateway.MaxCodings, false), withField("performer", performers(gateway.MaxPerformers)))
+}
+
+func TestIndexedElementsAreBounded(t *testing.T) {
+	t.Parallel()
+	tooCostly := func(expr string, diag ...string) issueWant {
+		return issueWant{code: "too-costly", expr: expr, diag: diag}
+	}
+	atMost := func(n int) string { return "expected at most " + strconv.Itoa(n) }
+	patient := string(patientWith(withField("identifier", identifiers("P", gateway.MaxIdentifiers+1))))
+	// Three referrals whose made-up code systems are few enough each, and
+	// too many together.
+	var spread [][3]string
+	for i := 0; i < 3; i++ {
+		body := referralWith("390893007", withField("identifier", identifiers("S"+strconv.Itoa(i), 1)), func(m map[string]any) {
+			cs := codings(12, true)
+			for _, c := range cs[1:] {
+				c := c.(map[string]any)
+				c["system"] = c["system"].(string) + "-" + strconv.Itoa(i)
+			}
+			m["code"] = map[string]any{"coding": cs}
+		})
+		spread = append(spread, [3]string{"", string(body), "ServiceRequest"})
+	}
+	// A transaction of 100 referrals at their bounds: each is allowed,
+	// together they are too many index entries for one step.
+	var largest [][3]string
+	for i := 0; i < gateway.MaxTransactionEntries; i++ {
+		largest = append(largest, [3]string{"", string(largestReferral("L" + strconv.Itoa(i))), "ServiceRequest"})
+	}
+	runRejectCases(t, []rejectCase{
+		{name: "thousands of codings in made-up systems", body: referralWith("390893007", withCodings(4000, true)),
+			status: http.StatusUnprocessableEntity,
+			issues: []issueWant{tooCostly("ServiceRequest.code.coding", "4000 items", atMost(gateway.MaxCodings))}},
+		{name: "one coding over", body: referralWith("390893007", withCodings(gateway.MaxCodings+1, false)),
+			status: http.StatusUnprocessableEntity,
+			issues: []issueWant{tooCostly("ServiceRequest.code.coding", atMost(gateway.MaxCodings))}},
+		{name: "identifiers and performers, both reported",
+			body: referralWith("390893007", withField("identifier", identifiers("R", gateway.MaxIdentifiers+1)),
+				withField("performer", performers(gateway.MaxPerformers+1))),
+			status: http.StatusUnprocessableEntity,
+			issues: []issueWant{tooCostly("ServiceRequest.identifier", atMost(gateway.MaxIdentifiers)),
+				tooCostly("ServiceRequest.performer", atMost(gateway.MaxPerformers))}},
+		{name: "too many distinct systems in one resource",
+			body:   referralWith("390893007", withCodings(gateway.MaxCodings, true)),
+			status: http.StatusUnprocessableEntity,
+			issues: []issueWant{tooCostly("ServiceRequest", "distinct systems", atMost(gateway.MaxTokenSystemsPerResource))}},
+		{name: "patient identifiers", path: "/Patient", body: []byte(patient), status: http.StatusUnprocessableEntity,
+			issues: []issueWant{tooCostly("Patient.identifier", atMost(gateway.MaxIdentifiers))}},
+		{name: "task identifiers", path: "/Task",
+			body: []byte(`{"resourceType":"Task","status":"requested","intent":"order","focus":{"reference":"ServiceRequest/x"},"identifier":` +
+				string(mustJSON(identifiers("T", gateway.MaxIdentifiers+1))) + `}`),
+			status: http.StatusUnprocessableEntity,
+			issues: []issueWant{tooCostly("Task.identifier", atMost(gateway.MaxIdentifiers))}},
+		{name: "an entry of a transaction", atBase: true,
+			body: txBundle([3]string{"", string(referral("B-1", "390893007")), "ServiceRequest"},
+				[3]string{"", string(referralWith("390893007", withCodings(100, false))), "ServiceRequest"}),
+			status: http.StatusUnprocessableEntity,
+			issues: []issueWant{tooCostly("Bundle.entry[1].resource.code.coding", atMost(gateway.MaxCodings))}},
+		{name: "systems across a transaction", atBase: true, body: txBundle(spread...),
+			status: http.StatusRequestEntityTooLarge,
+			issues: []issueWant{tooCostly("Bundle.entry", "distinct systems", atMost(gateway.MaxTokenSystemsPerRequest))}},
+		{name: "index entries across a transaction", atBase: true, body: txBundle(largest...),
+			status: http.StatusRequestEntityTooLarge,
+			issues: []issueWant{tooCostly("Bundle.entry", "index entries", atMost(gateway.MaxIndexTermsPerRequest))}},
+	})
+}
+
+// Real senders' referrals fit: every bound is generous, and a referral at
+// all of them at once is accepted, found by each of its values.
+func TestReferralAtTheBoundsIsAccepted(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.post("/ServiceRequest", largestReferral("MAX")).must(t, http.StatusCreated)
+	systems := referralWith("390893007", withField("identifier", identifiers("SYS", 1)),
+		withCodings(gateway.MaxTokenSystemsPerResource-3, true)) // + referral id, NHS number, ODS code
+	e.post("/ServiceRequest", systems).must(t, http.StatusCreated)
+	for _, q := range []string{"identifier=MAX-" + strconv.Itoa(gateway.MaxIdentifiers-1),
+		"code=C" + strconv.Itoa(gateway.MaxCodings-1), "performer=Organization/other-" + strconv.Itoa(gateway.MaxPerformers-1),
+		"code=" + url.QueryEscape("https://codes.example/made-up-12|C12")} {
+		if got := total(t, e.get("/ServiceRequest?"+q)); got != 1 {
+			t.Errorf("%s: %d found, want 1", q, got)
+		}
+	}
+}
+
+// A value without a system stands for one index set per system registered
+// for its parameter: past a bound, the search is refused, not run.
+func TestSearchWithoutSystemsIsBoundedAfterExpansion(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	// Fill the code parameter's registry (64 systems): referrals of 12 made-up
+	// systems each, with their own 4 (SNOMED CT, referral id, NHS number, ODS).
+	for i := 0; i < 6; i++ {
+		body := referralWith("390893007", withField("identifier", identifiers("F"+strconv.Itoa(i), 1)), func(m map[string]any) {
+			cs := codings(13, true)
+			for _, c := range cs[1:] {
+				c := c.(map[string]any)
+				c["system"] = c["system"].(string) + "-" + strconv.Itoa(i)
+			}
+			m["code"] = map[string]any{"coding": cs}
+		})
+		e.post("/ServiceRequest", body).must(t, http.StatusCreated)
+	}
+	values := func(n int) string {
+		v := make([]string, n)
+		for i := range v {
+			v[i] = "C" + strconv.Itoa(i+1)
+		}
+		return strings.Join(v, ",")
+	}
+	// 15 values stand for 15 × (64 + 2) = 990 sets; 16 for 1,056.
+	if got := total(t, e.get("/ServiceRequest?code="+values(15))); got != 6 {
+		t.Errorf("15 values without a system: %d found, want 6", got)
+	}
+	r := e.get("/ServiceRequest?code="+values(16)).must(t, http.StatusBadRequest)
+	checkIssues(t, readOutcome(t, r), []issueWant{{code: "too-costly", diag: []string{"expected at most " + strconv.Itoa(gateway.MaxExpandedTerms), "system|code"}}}, r.body)
+}
