@@ -13,7 +13,7 @@ import (
 // formats are R4's own regular expressions; dates are then checked against
 // the calendar (the expressions allow 31 February), and integers against
 // their 32-bit range.
-func (v *validator) primitive(n *node, p *primitive, path string) {
+func (v *validator) primitive(n *node, p *primitive, at *loc) {
 	var kind jsonKind
 	switch n.kind {
 	case '"':
@@ -23,44 +23,44 @@ func (v *validator) primitive(n *node, p *primitive, path string) {
 	case '0':
 		kind = jsonNumber
 	case 'n':
-		v.add(fhir.IssueStructure, path, "null is not allowed: leave the element out")
+		v.add(fhir.IssueStructure, at, "null is not allowed: leave the element out")
 		return
 	default:
-		v.add(fhir.IssueStructure, path, "expected %s (%s), found a JSON %s", p.json, p.name, kindName(n.kind))
+		v.add(fhir.IssueStructure, at, "expected %s (%s), found a JSON %s", p.json, p.name, kindName(n.kind))
 		return
 	}
 	if kind != p.json {
-		v.add(fhir.IssueStructure, path, "expected %s (%s), found %s", p.json, p.name, kindName(n.kind))
+		v.add(fhir.IssueStructure, at, "expected %s (%s), found %s", p.json, p.name, kindName(n.kind))
 		return
 	}
 	if kind == jsonBoolean {
 		return
 	}
 	if kind == jsonString && n.text == "" {
-		v.add(fhir.IssueValue, path, "an empty string is not allowed: leave the element out")
+		v.add(fhir.IssueValue, at, "an empty string is not allowed: leave the element out")
 		return
 	}
 	if p.name == "xhtml" {
-		v.xhtml(n.text, path)
+		v.xhtml(n.text, at)
 		return
 	}
 	if kind == jsonString && strings.TrimSpace(n.text) == "" {
-		v.add(fhir.IssueValue, path, "a value of only whitespace is not allowed")
+		v.add(fhir.IssueValue, at, "a value of only whitespace is not allowed")
 		return
 	}
 	if p.format != nil && !p.format.MatchString(n.text) {
-		v.add(fhir.IssueValue, path, "not a valid %s: %s", p.name, formatHint(p.name))
+		v.add(fhir.IssueValue, at, "not a valid %s: %s", p.name, formatHint(p.name))
 		return
 	}
 	switch p.name {
 	case "date", "dateTime", "instant":
 		if !realDate(n.text) {
-			v.add(fhir.IssueValue, path, "not a valid %s: the day does not exist in that month", p.name)
+			v.add(fhir.IssueValue, at, "not a valid %s: the day does not exist in that month", p.name)
 		}
 	case "integer", "positiveInt", "unsignedInt":
 		i, err := strconv.ParseInt(n.text, 10, 64)
 		if err != nil || i > math.MaxInt32 || i < math.MinInt32 {
-			v.add(fhir.IssueValue, path, "not a valid %s: outside the 32-bit range", p.name)
+			v.add(fhir.IssueValue, at, "not a valid %s: outside the 32-bit range", p.name)
 		}
 	}
 }
