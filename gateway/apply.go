@@ -23,6 +23,9 @@ type Request struct {
 	IfMatch     string
 	FullURL     string // transaction entries: Bundle.entry.fullUrl, often urn:uuid:
 	Expr        string // where the resource sits, e.g. "Bundle.entry[2].resource"; "" for a plain request
+	// inBundle marks an entry of a Bundle whose structure was checked
+	// whole, so the entry is not checked again.
+	inBundle bool
 
 	obj      *fhir.Object
 	id       string    // the id this request writes, or the id of the existing resource it resolved to
@@ -110,7 +113,11 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 		if err := mayWrite(caller, r); err != nil {
 			return nil, r.locate(err)
 		}
-		obj, err := s.parse(r.Body, r.Type)
+		parse := s.parse
+		if r.inBundle {
+			parse = s.parseRaw
+		}
+		obj, err := parse(r.Body, r.Type)
 		if err != nil {
 			return nil, r.locate(err)
 		}
@@ -147,7 +154,7 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 				return nil, r.locate(err)
 			}
 			if &body[0] != &r.Body[0] {
-				if r.obj, err = s.parse(body, r.Type); err != nil {
+				if r.obj, err = s.parseRaw(body, r.Type); err != nil { // only references changed
 					return nil, r.locate(err)
 				}
 			}
@@ -236,8 +243,27 @@ func (pl *plan) checkDistinct() error {
 	return nil
 }
 
-// parse runs the raw-JSON checks and checks the resource type.
+// parse runs the raw-JSON checks, checks the resource type, and checks the
+// resource against R4's structure.
 func (s *Service) parse(body []byte, typ string) (*fhir.Object, error) {
+	obj, err := s.parseRaw(body, typ)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkStructure(body, typ); err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Kind == KindInvalid {
+			return nil, withBindingProblems(e, obj, typ)
+		}
+		return nil, err
+	}
+	return obj, nil
+}
+
+// parseRaw runs the raw-JSON checks and checks the resource type, for a
+// body whose structure was checked already (a transaction entry, checked
+// with its Bundle; a body whose references were rewritten).
+func (s *Service) parseRaw(body []byte, typ string) (*fhir.Object, error) {
 	obj, err := fhir.ParseResource(body, fhir.ParseOptions{MaxDepth: s.maxDepth})
 	if err != nil {
 		var re *fhir.RawError

@@ -72,7 +72,7 @@ func (s *Service) Transaction(ctx context.Context, caller Caller, body []byte) (
 			seenURL[e.FullURL] = true
 		}
 		r := &Request{Method: e.Request.Method, Body: e.Resource, IfNoneExist: e.Request.IfNoneExist, IfMatch: e.Request.IfMatch,
-			FullURL: e.FullURL, Expr: at + ".resource"}
+			FullURL: e.FullURL, Expr: at + ".resource", inBundle: true}
 		path, _, _ := strings.Cut(strings.TrimPrefix(s.localRef(e.Request.URL), "/"), "?")
 		switch r.Method {
 		case "POST":
