@@ -327,10 +327,15 @@ func checkLocalReferences(r *Request) error {
 		return nil // the common case, without walking the resource
 	}
 	for _, ref := range fhir.References(r.obj) {
-		if strings.HasPrefix(ref.Value, "urn:uuid:") || strings.HasPrefix(ref.Value, "urn:oid:") {
-			return newError(KindInvalid, fhir.IssueInvalid, ref.Expression,
-				"the reference is to no entry of this transaction: every urn: reference must match an entry's fullUrl")
+		if !strings.HasPrefix(ref.Value, "urn:uuid:") && !strings.HasPrefix(ref.Value, "urn:oid:") {
+			continue
 		}
+		if r.Expr == "" {
+			return newError(KindInvalid, fhir.IssueInvalid, ref.Expression,
+				"a urn: reference can only name an entry of the same transaction Bundle; in a request of its own, refer to a resource Signpost holds as Type/id")
+		}
+		return newError(KindInvalid, fhir.IssueInvalid, ref.Expression,
+			"the reference is to no entry of this transaction: every urn: reference must match an entry's fullUrl")
 	}
 	return nil
 }
@@ -460,6 +465,13 @@ func (s *Service) current(ctx context.Context, pl *plan, r *Request) (*Resource,
 		}
 		return cur, cur.Version, nil
 	}
+	if r.anyVersion() {
+		if cur == nil {
+			return nil, 0, newError(KindPreconditionFailed, fhir.IssueConflict, "",
+				"If-Match: * asks that the %s exist, and it does not; leave If-Match out to create it", r.Type)
+		}
+		return cur, cur.Version, nil // any version: one that changes meanwhile sends the plan round again
+	}
 	want, err := parseIfMatch(r.IfMatch)
 	if err != nil {
 		return nil, 0, err
@@ -474,6 +486,14 @@ func (s *Service) current(ctx context.Context, pl *plan, r *Request) (*Resource,
 	}
 	return cur, want, nil
 }
+
+// anyVersion reports an If-Match of "*": the update applies to whatever
+// version is current, as long as the resource exists (RFC 9110).
+func (r *Request) anyVersion() bool { return strings.TrimSpace(r.IfMatch) == "*" }
+
+// pinsVersion reports whether the client named the version its update
+// replaces, so that a newer one is its conflict (412), not a race to retry.
+func (r *Request) pinsVersion() bool { return r.IfMatch != "" && !r.anyVersion() }
 
 // checkBodyID enforces FHIR's rule for updates: the body's id is the URL's.
 func checkBodyID(r *Request) error {
