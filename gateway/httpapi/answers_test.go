@@ -42,7 +42,7 @@ func TestByteOrderMarkIsTolerated(t *testing.T) {
 	e := setup(t)
 	body := append([]byte{0xEF, 0xBB, 0xBF}, referral("R-BOM", "390893007")...)
 	id := e.post("/ServiceRequest", body).must(t, http.StatusCreated).json(t)["id"].(string)
-	got := e.get("/ServiceRequest/" + id).must(t, http.StatusOK)
+	got := e.get("/ServiceRequest/"+id).must(t, http.StatusOK)
 	if !bytes.HasPrefix(got.body, []byte(`{`)) {
 		t.Errorf("stored with the mark: %q", got.body[:8])
 	}
