@@ -121,12 +121,16 @@ type Config struct {
 	// Mappings is the referral-code table to use instead of the embedded one;
 	// "" means the embedded table. Parse makes a relative path relative to the
 	// file's directory, so the file works whatever the working directory.
-	Mappings     string
-	Unmapped     UnmappedPolicy
-	NHSNumber    NHSNumberPolicy
-	Auth         Auth
-	MaxBodyBytes int64
-	RateLimit    RateLimit
+	Mappings  string
+	Unmapped  UnmappedPolicy
+	NHSNumber NHSNumberPolicy
+	// UnderstoodModifierExtensions are the modifierExtension urls this
+	// deployment's receivers understand. A resource carrying any other is
+	// refused: R4 forbids processing it as if the modifier were absent.
+	UnderstoodModifierExtensions []string
+	Auth                         Auth
+	MaxBodyBytes                 int64
+	RateLimit                    RateLimit
 	// DeliveryTimeout bounds one send to a provider. A job held six times
 	// as long by a worker that stopped is taken over by another.
 	DeliveryTimeout time.Duration
@@ -214,6 +218,16 @@ type Provider struct {
 	Categories   []string
 	Auth         ClientAuth
 	Delivery     Delivery
+}
+
+// DisplayName is the name people read for the provider: its name, or its id
+// when the file gives none, so that what Signpost writes about it (a
+// Task's owner, "delivered to …") is never empty.
+func (p Provider) DisplayName() string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return p.ID
 }
 
 // DefaultDeliveryRetry spreads attempts over roughly four days, long enough

@@ -28,6 +28,7 @@ type fileConfig struct {
 	Mappings        string         `yaml:"mappings"`
 	Unmapped        string         `yaml:"unmapped"`
 	NHSNumber       string         `yaml:"nhs_number"`
+	Understood      []string       `yaml:"understood_modifier_extensions"`
 	Auth            fileAuth       `yaml:"auth"`
 	MaxBodyBytes    int64          `yaml:"max_body_bytes"`
 	RateLimit       *fileRateLimit `yaml:"rate_limit"`
@@ -363,6 +364,7 @@ func fileFrom(c Config) fileConfig {
 		Mappings:        c.Mappings,
 		Unmapped:        string(c.Unmapped),
 		NHSNumber:       string(c.NHSNumber),
+		Understood:      c.UnderstoodModifierExtensions,
 		Auth:            fileAuth{Mode: string(c.Auth.Mode)},
 		MaxBodyBytes:    c.MaxBodyBytes,
 		RateLimit:       &fileRateLimit{PerSecond: c.RateLimit.PerSecond, Burst: c.RateLimit.Burst},
@@ -396,6 +398,7 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 	}
 	cfg.Unmapped = UnmappedPolicy(fc.Unmapped)
 	cfg.NHSNumber = NHSNumberPolicy(fc.NHSNumber)
+	cfg.UnderstoodModifierExtensions = fc.Understood
 	cfg.Auth = Auth{Mode: AuthMode(fc.Auth.Mode)}
 	cfg.MaxBodyBytes = fc.MaxBodyBytes
 	if d, err := time.ParseDuration(fc.DeliveryTimeout); err == nil {

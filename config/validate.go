@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Error lists every problem found in a configuration, so an operator can fix
@@ -146,6 +147,11 @@ func (c Config) Validate(isCategory func(string) bool) error {
 	case NHSNumberStrict, NHSNumberWarn:
 	default:
 		v.add("nhs_number", "%q is not one of strict, warn", c.NHSNumber)
+	}
+	for i, u := range c.UnderstoodModifierExtensions {
+		if parsed, err := url.Parse(u); err != nil || !parsed.IsAbs() || strings.ContainsFunc(u, unicode.IsSpace) {
+			v.add(fmt.Sprintf("understood_modifier_extensions[%d]", i), "%q is not an absolute URL (an extension's url)", u)
+		}
 	}
 	switch c.Auth.Mode {
 	case AuthSMART:

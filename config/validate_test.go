@@ -51,6 +51,7 @@ func TestValidateRejects(t *testing.T) {
 		// policies
 		{"unmapped", func(c *config.Config) { c.Unmapped = "ignore" }, "unmapped", `"ignore" is not one of reject, triage`},
 		{"nhs_number", func(c *config.Config) { c.NHSNumber = "lenient" }, "nhs_number", `"lenient" is not one of strict, warn`},
+		{"understood_modifier_extensions", func(c *config.Config) { c.UnderstoodModifierExtensions = []string{"do-not-contact"} }, "understood_modifier_extensions[0]", "absolute URL"},
 		{"auth.mode", func(c *config.Config) { c.Auth.Mode = "oauth" }, "auth.mode", `"oauth" is not one of smart, none`},
 		{"auth none on all interfaces", func(c *config.Config) { c.Listen = "0.0.0.0:8080" }, "auth.mode", "anyone who can reach the port could read referrals"},
 		{"auth none on a LAN address", func(c *config.Config) { c.Listen = "192.168.1.10:8080" }, "auth.mode", "loopback"},

@@ -23,6 +23,9 @@ type Request struct {
 	IfMatch     string
 	FullURL     string // transaction entries: Bundle.entry.fullUrl, often urn:uuid:
 	Expr        string // where the resource sits, e.g. "Bundle.entry[2].resource"; "" for a plain request
+	// inBundle marks an entry of a Bundle whose structure was checked
+	// whole, so the entry is not checked again.
+	inBundle bool
 
 	obj      *fhir.Object
 	id       string    // the id this request writes, or the id of the existing resource it resolved to
@@ -110,7 +113,11 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 		if err := mayWrite(caller, r); err != nil {
 			return nil, r.locate(err)
 		}
-		obj, err := s.parse(r.Body, r.Type)
+		parse := s.parse
+		if r.inBundle {
+			parse = s.parseRaw
+		}
+		obj, err := parse(r.Body, r.Type)
 		if err != nil {
 			return nil, r.locate(err)
 		}
@@ -150,7 +157,7 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 				return nil, r.locate(err)
 			}
 			if &body[0] != &r.Body[0] {
-				if r.obj, err = s.parse(body, r.Type); err != nil {
+				if r.obj, err = s.parseRaw(body, r.Type); err != nil { // only references changed
 					return nil, r.locate(err)
 				}
 			}
@@ -246,8 +253,27 @@ func (pl *plan) checkDistinct() error {
 	return nil
 }
 
-// parse runs the raw-JSON checks and checks the resource type.
+// parse runs the raw-JSON checks, checks the resource type, and checks the
+// resource against R4's structure.
 func (s *Service) parse(body []byte, typ string) (*fhir.Object, error) {
+	obj, err := s.parseRaw(body, typ)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkStructure(body, typ); err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Kind == KindInvalid {
+			return nil, withBindingProblems(e, obj, typ)
+		}
+		return nil, err
+	}
+	return obj, nil
+}
+
+// parseRaw runs the raw-JSON checks and checks the resource type, for a
+// body whose structure was checked already (a transaction entry, checked
+// with its Bundle; a body whose references were rewritten).
+func (s *Service) parseRaw(body []byte, typ string) (*fhir.Object, error) {
 	obj, err := fhir.ParseResource(body, fhir.ParseOptions{MaxDepth: s.maxDepth})
 	if err != nil {
 		var re *fhir.RawError
@@ -311,10 +337,15 @@ func checkLocalReferences(r *Request) error {
 		return nil // the common case, without walking the resource
 	}
 	for _, ref := range fhir.References(r.obj) {
-		if strings.HasPrefix(ref.Value, "urn:uuid:") || strings.HasPrefix(ref.Value, "urn:oid:") {
-			return newError(KindInvalid, fhir.IssueInvalid, ref.Expression,
-				"the reference is to no entry of this transaction: every urn: reference must match an entry's fullUrl")
+		if !strings.HasPrefix(ref.Value, "urn:uuid:") && !strings.HasPrefix(ref.Value, "urn:oid:") {
+			continue
 		}
+		if r.Expr == "" {
+			return newError(KindInvalid, fhir.IssueInvalid, ref.Expression,
+				"a urn: reference can only name an entry of the same transaction Bundle; in a request of its own, refer to a resource Signpost holds as Type/id")
+		}
+		return newError(KindInvalid, fhir.IssueInvalid, ref.Expression,
+			"the reference is to no entry of this transaction: every urn: reference must match an entry's fullUrl")
 	}
 	return nil
 }
@@ -444,6 +475,13 @@ func (s *Service) current(ctx context.Context, pl *plan, r *Request) (*Resource,
 		}
 		return cur, cur.Version, nil
 	}
+	if r.anyVersion() {
+		if cur == nil {
+			return nil, 0, newError(KindPreconditionFailed, fhir.IssueConflict, "",
+				"If-Match: * asks that the %s exist, and it does not; leave If-Match out to create it", r.Type)
+		}
+		return cur, cur.Version, nil // any version: one that changes meanwhile sends the plan round again
+	}
 	want, err := parseIfMatch(r.IfMatch)
 	if err != nil {
 		return nil, 0, err
@@ -458,6 +496,14 @@ func (s *Service) current(ctx context.Context, pl *plan, r *Request) (*Resource,
 	}
 	return cur, want, nil
 }
+
+// anyVersion reports an If-Match of "*": the update applies to whatever
+// version is current, as long as the resource exists (RFC 9110).
+func (r *Request) anyVersion() bool { return strings.TrimSpace(r.IfMatch) == "*" }
+
+// pinsVersion reports whether the client named the version its update
+// replaces, so that a newer one is its conflict (412), not a race to retry.
+func (r *Request) pinsVersion() bool { return r.IfMatch != "" && !r.anyVersion() }
 
 // checkBodyID enforces FHIR's rule for updates: the body's id is the URL's.
 func checkBodyID(r *Request) error {

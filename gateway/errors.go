@@ -28,6 +28,7 @@ const (
 	KindUnprocessable                       // well-formed but against a business rule (unmapped code, no provider): 422
 	KindTooManyRequests                     // over the client's rate limit: 429
 	KindUnavailable                         // storage is unreachable; try again: 503
+	KindNotAcceptable                       // the caller accepts no format Signpost serves: 406
 )
 
 // Error is a failure the caller is told about. Issues say which element is at

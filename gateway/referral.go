@@ -51,7 +51,7 @@ func (s *Service) planPatient(ctx context.Context, pl *plan, r *Request) (*Outco
 			return nil, err
 		}
 		if cur != nil {
-			version, expect, fromIfMatch = cur.Version+1, exp, r.IfMatch != ""
+			version, expect, fromIfMatch = cur.Version+1, exp, r.pinsVersion()
 		}
 	}
 	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), Instant(pl.now))
@@ -102,7 +102,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 		if cur == nil {
 			return nil, notFound(TypeServiceRequest, r.id)
 		}
-		version, expect, fromIfMatch = cur.Version+1, exp, r.IfMatch != ""
+		version, expect, fromIfMatch = cur.Version+1, exp, r.pinsVersion()
 		holder, err := s.store.Lookup(ctx, referralTaskKey(r.id))
 		if err != nil {
 			return nil, err
@@ -505,7 +505,7 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 		return nil, err
 	}
 	body := r.obj.WithServerFields(r.id, strconv.Itoa(cur.Version+1), Instant(pl.now))
-	out := pl.addWrite(r, body, cur.Version+1, expect, r.IfMatch != "", taskTerms(r.id, task, s.base), nil)
+	out := pl.addWrite(r, body, cur.Version+1, expect, r.pinsVersion(), taskTerms(r.id, task, s.base), nil)
 	s.planProvenance(pl, out.Resource, ref(old.Owner))
 	// Every change reaches the GP; a referrer's cancellation also reaches
 	// the provider, as a delivery of its own.

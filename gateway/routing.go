@@ -18,11 +18,22 @@ type Provider struct {
 	Categories   []string
 }
 
+// DisplayName is the name people read for the provider: its configured
+// name, or its id when the configuration gives none. It is never empty: an
+// empty display is invalid FHIR, and "delivered to " with nothing after it
+// tells the GP nothing.
+func (p *Provider) DisplayName() string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return p.ID
+}
+
 // Reference is the Task.owner Signpost writes for the provider: a literal
 // reference by id for searches, and the ODS identifier so systems that do
 // not know Signpost's ids can still tell who it is.
 func (p *Provider) reference() providerReference {
-	r := providerReference{Display: p.Name, Reference: "Organization/" + p.ID, Type: "Organization"}
+	r := providerReference{Display: p.DisplayName(), Reference: "Organization/" + p.ID, Type: "Organization"}
 	r.Identifier.System, r.Identifier.Value = p.Organization.System, p.Organization.Value
 	return r
 }

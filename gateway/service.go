@@ -34,8 +34,11 @@ type Options struct {
 	FHIRBase string
 	// MaxDepth caps JSON nesting (default 64).
 	MaxDepth int
-	Now      func() time.Time
-	NewID    func() string
+	// UnderstoodModifiers are the modifierExtension urls the deployment
+	// understands; a resource carrying another is refused.
+	UnderstoodModifiers []string
+	Now                 func() time.Time
+	NewID               func() string
 }
 
 // Service is the referral gateway's domain logic: accept, read, update and
@@ -49,8 +52,10 @@ type Service struct {
 	strictNHS bool
 	base      string
 	maxDepth  int
-	now       func() time.Time
-	newID     func() string
+	// understood holds the modifierExtension urls that may be processed.
+	understood map[string]bool
+	now        func() time.Time
+	newID      func() string
 }
 
 // NewService wires a Service.
@@ -72,6 +77,10 @@ func NewService(o Options) *Service {
 	}
 	if s.maxDepth == 0 {
 		s.maxDepth = 64
+	}
+	s.understood = make(map[string]bool, len(o.UnderstoodModifiers))
+	for _, u := range o.UnderstoodModifiers {
+		s.understood[u] = true
 	}
 	return s
 }

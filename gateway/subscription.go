@@ -179,7 +179,7 @@ func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*
 	}
 	body := appendMembers(withoutMember(withoutMember(r.obj.WithServerFields(r.id, strconv.Itoa(version), Instant(pl.now)), "status"), "error"),
 		map[string]any{"status": status})
-	out := pl.addWrite(r, body, version, expect, r.IfMatch != "", []string{"status=" + status}, nil)
+	out := pl.addWrite(r, body, version, expect, r.pinsVersion(), []string{"status=" + status}, nil)
 	if status == "requested" {
 		pl.commit.Jobs = append(pl.commit.Jobs, Job{Queue: QueueSubscription, Fields: []string{
 			"event", "handshake", "subscription", r.id, "client", out.Resource.Owner, "version", strconv.Itoa(version)}})

@@ -61,8 +61,12 @@ func (s *Service) Transaction(ctx context.Context, caller Caller, body []byte) (
 			p.add(fhir.IssueRequired, at+".request", "every transaction entry needs request.method and request.url")
 			continue
 		}
+		if m := e.Request.Method; m != "POST" && m != "PUT" {
+			p.add(fhir.IssueNotSupported, at+".request.method", "transaction entries may POST or PUT; other methods (GET, DELETE, PATCH, HEAD) are not supported in a transaction")
+			continue
+		}
 		if len(e.Resource) == 0 || e.Resource[0] != '{' {
-			p.add(fhir.IssueRequired, at+".resource", "POST and PUT entries carry a resource")
+			p.add(fhir.IssueRequired, at+".resource", "a %s entry carries the resource it writes", e.Request.Method)
 			continue
 		}
 		if e.FullURL != "" {
@@ -72,7 +76,7 @@ func (s *Service) Transaction(ctx context.Context, caller Caller, body []byte) (
 			seenURL[e.FullURL] = true
 		}
 		r := &Request{Method: e.Request.Method, Body: e.Resource, IfNoneExist: e.Request.IfNoneExist, IfMatch: e.Request.IfMatch,
-			FullURL: e.FullURL, Expr: at + ".resource"}
+			FullURL: e.FullURL, Expr: at + ".resource", inBundle: true}
 		path, _, _ := strings.Cut(strings.TrimPrefix(s.localRef(e.Request.URL), "/"), "?")
 		switch r.Method {
 		case "POST":

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -131,4 +132,65 @@ func enumName(msg string) string {
 		return rest[:j]
 	}
 	return "unknown value set"
+}
+
+// codeBinding is one coded element whose required value set Signpost
+// checks (the R4 structure says only that it is a code).
+type codeBinding struct {
+	name     string
+	allowed  valueSet
+	required bool
+}
+
+// codeBindings are the required bindings of each type Signpost accepts.
+var codeBindings = map[string][]codeBinding{
+	TypeServiceRequest: {{"status", requestStatuses, true}, {"intent", requestIntents, true}, {"priority", requestPriorities, false}},
+	TypeTask:           {{"status", taskStatuses, true}, {"intent", taskIntents, true}, {"priority", requestPriorities, false}},
+	TypePatient:        {{"gender", genders, false}},
+}
+
+// withBindingProblems adds to a structure error what the type's required
+// bindings find wrong, so a sender learns of every problem at once. Where
+// both speak of one element, the binding's word is kept: it lists the codes
+// expected.
+func withBindingProblems(err *Error, o *fhir.Object, typ string) *Error {
+	var p Problems
+	for _, b := range codeBindings[typ] {
+		checkCode(&p, o, typ, b.name, b.allowed, b.required)
+	}
+	if typ == "Bundle" {
+		// A transaction's entries, each under its place in the Bundle.
+		entries, _ := o.Objects("entry")
+		for i, e := range entries {
+			res, ok := e.Object("resource")
+			if !ok {
+				continue
+			}
+			rt := res.ResourceType()
+			var q Problems
+			for _, b := range codeBindings[rt] {
+				checkCode(&q, res, rt, b.name, b.allowed, b.required)
+			}
+			at := "Bundle.entry[" + strconv.Itoa(i) + "].resource"
+			for _, is := range q.issues {
+				for j, x := range is.Expression {
+					is.Expression[j] = at + strings.TrimPrefix(x, rt)
+				}
+				p.issues = append(p.issues, is)
+			}
+		}
+	}
+	out := &Error{Kind: err.Kind, Err: err.Err, Issues: append([]fhir.Issue{}, err.Issues...)}
+	for _, is := range p.issues {
+		replaced := false
+		for i, have := range out.Issues {
+			if slices.Equal(have.Expression, is.Expression) {
+				out.Issues[i], replaced = is, true
+			}
+		}
+		if !replaced {
+			out.Issues = append(out.Issues, is)
+		}
+	}
+	return out
 }

@@ -196,6 +196,8 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, names
 		TriageUnmapped:  cfg.Unmapped == config.UnmappedTriage,
 		StrictNHSNumber: cfg.NHSNumber == config.NHSNumberStrict,
 		FHIRBase:        cfg.FHIRBase(),
+		// Modifier extensions no receiver understands are refused at the door.
+		UnderstoodModifiers: cfg.UnderstoodModifierExtensions,
 	})
 	metrics, err := telemetry.New(getenv)
 	if err != nil {

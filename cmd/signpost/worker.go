@@ -22,7 +22,7 @@ import (
 func newWorker(a *app) (*worker.Worker, error) {
 	endpoints := map[string]worker.Endpoint{}
 	for _, p := range a.cfg.Providers {
-		ep := worker.Endpoint{Name: p.Name, Kind: string(p.Delivery.Kind), URL: p.Delivery.URL, Full: p.Delivery.Payload == config.PayloadFull}
+		ep := worker.Endpoint{Name: p.DisplayName(), Kind: string(p.Delivery.Kind), URL: p.Delivery.URL, Full: p.Delivery.Payload == config.PayloadFull}
 		for _, s := range append([]string{p.Delivery.Secret}, p.Delivery.RotatingSecrets...) {
 			if s == "" {
 				continue

@@ -80,8 +80,13 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 		},
 		"fhirVersion": "4.0.1",
 		"format":      []string{"application/fhir+json", "json"},
+		"patchFormat": []string{"application/json-patch+json"},
 		"rest": []map[string]any{{
-			"mode":     "server",
+			"mode": "server",
+			"documentation": "Every resource written (and every transaction entry) is checked against the R4 StructureDefinitions " +
+				"(element names, JSON types, cardinality, choice types, primitive formats, ext-1, dom-2 to dom-5, ref-1, txt-1, txt-2) " +
+				"and refused with every problem listed; required bindings of status, intent and priority are checked; " +
+				"a modifierExtension the deployment does not understand is refused.",
 			"security": security,
 			"resource": []resource{
 				res(gateway.TypeServiceRequest, "http://hl7.org/fhir/StructureDefinition/ServiceRequest", false, nil),

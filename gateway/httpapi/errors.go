@@ -33,6 +33,7 @@ var errorStatus = map[gateway.ErrorKind]struct {
 	gateway.KindTooManyRequests:    {http.StatusTooManyRequests, fhir.IssueThrottled, ""},
 	gateway.KindUnavailable:        {http.StatusServiceUnavailable, fhir.IssueTransient, "REC_SERVICE_UNAVAILABLE"},
 	gateway.KindInternal:           {http.StatusInternalServerError, fhir.IssueException, "REC_SERVER_ERROR"},
+	gateway.KindNotAcceptable:      {http.StatusNotAcceptable, fhir.IssueNotSupported, ""},
 }
 
 // kindName names error kinds in metrics.
@@ -42,6 +43,7 @@ var kindName = map[gateway.ErrorKind]string{
 	gateway.KindNotFound: "not-found", gateway.KindConflict: "conflict", gateway.KindDuplicate: "duplicate",
 	gateway.KindPreconditionFailed: "precondition-failed", gateway.KindTooLarge: "too-large", gateway.KindUnsupportedMedia: "unsupported-media",
 	gateway.KindUnprocessable: "unprocessable", gateway.KindTooManyRequests: "too-many-requests", gateway.KindUnavailable: "unavailable",
+	gateway.KindNotAcceptable: "not-acceptable",
 }
 
 // isReferral reports whether a request creates a referral (the metrics

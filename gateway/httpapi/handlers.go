@@ -109,6 +109,18 @@ func (a *API) read(c *gin.Context) {
 	if !ok {
 		return
 	}
+	// GET /fhir/Patient/_history (a type's history) and /fhir/Patient/$op
+	// share the read's path shape: say what they are, not that the "id" is bad.
+	switch id := c.Param("id"); {
+	case id == "_history":
+		a.failWith(c, gateway.KindNotSupported, fhir.IssueNotSupported,
+			"the history of a whole type is not supported; read one resource's versions at /fhir/{type}/{id}/_history/{vid}")
+		return
+	case strings.HasPrefix(id, "$") || strings.HasPrefix(id, "_"):
+		a.failWith(c, gateway.KindNotSupported, fhir.IssueNotSupported,
+			"this type-level interaction or operation is not supported; /fhir/metadata lists what is")
+		return
+	}
 	r, err := a.svc.Read(c.Request.Context(), caller, c.Param("type"), c.Param("id"))
 	if err != nil {
 		a.fail(c, err)

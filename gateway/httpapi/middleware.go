@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -132,7 +133,46 @@ func (a *API) limit(c *gin.Context, key string) {
 
 func (a *API) fhirHeaders(c *gin.Context) {
 	c.Header("Cache-Control", "no-store")
+	if !acceptsJSON(c.Request.Header.Values("Accept"), c.Query("_format")) {
+		a.failWith(c, gateway.KindNotAcceptable, fhir.IssueNotSupported,
+			"Signpost serves FHIR JSON only: ask for application/fhir+json (Accept or _format); XML and other formats are not served")
+		return
+	}
 	c.Next()
+}
+
+// acceptsJSON reports whether a caller takes FHIR JSON: an Accept header
+// with a JSON media type or a wildcard among its ranges (or none at all),
+// and a _format (FHIR's override of Accept) that is absent or JSON.
+func acceptsJSON(accept []string, format string) bool {
+	if format != "" {
+		switch strings.ToLower(strings.TrimSpace(format)) {
+		case "json", "application/json", "application/fhir+json":
+		default:
+			mt, _, err := mime.ParseMediaType(format)
+			if err != nil || (mt != "application/json" && mt != "application/fhir+json") {
+				return false
+			}
+		}
+	}
+	ranges := 0
+	for _, h := range accept {
+		for _, part := range strings.Split(h, ",") {
+			if strings.TrimSpace(part) == "" {
+				continue
+			}
+			ranges++
+			mt, params, err := mime.ParseMediaType(part)
+			if err != nil || params["q"] == "0" {
+				continue
+			}
+			switch mt {
+			case "application/fhir+json", "application/json", "application/*", "*/*":
+				return true
+			}
+		}
+	}
+	return ranges == 0
 }
 
 func (a *API) noRoute(c *gin.Context) {
@@ -177,8 +217,13 @@ func (a *API) withBody(c *gin.Context) {
 		a.failWith(c, gateway.KindInvalid, fhir.IssueStructure, "the request body could not be read")
 		return
 	}
+	// RFC 8259 lets a parser ignore a UTF-8 byte order mark, and some
+	// Windows systems send one; it is not part of the JSON text, nor stored.
+	body = bytes.TrimPrefix(body, utf8BOM)
 	c.Set(bodyKey, body)
 }
+
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
 const bodyKey = "signpost.body"
 

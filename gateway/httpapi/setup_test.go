@@ -41,6 +41,8 @@ type options struct {
 	rate      float64       // requests per second per client; 0: no limit
 	burst     int
 	proxies   []netip.Prefix // trusted proxies
+	// understood are the modifierExtension urls the deployment understands.
+	understood []string
 }
 
 // Synthetic test data: the NHS numbers are the documented test numbers, the
@@ -103,12 +105,13 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 		}
 	}
 	svc := gateway.NewService(gateway.Options{
-		Store:           store,
-		Codes:           o.codes,
-		Providers:       o.providers,
-		TriageUnmapped:  o.triage,
-		StrictNHSNumber: !o.warnNHS,
-		FHIRBase:        e.base,
+		Store:               store,
+		Codes:               o.codes,
+		Providers:           o.providers,
+		TriageUnmapped:      o.triage,
+		StrictNHSNumber:     !o.warnNHS,
+		FHIRBase:            e.base,
+		UnderstoodModifiers: o.understood,
 	})
 	mux.Handle("/", httpapi.New(httpapi.Options{
 		Service: svc, PublicURL: e.srv.URL, MaxBodyBytes: o.maxBody, Logger: log, Auth: authServer, Limiter: limiter, Auditor: store,

@@ -526,10 +526,10 @@ func TestInvalidServiceRequestIsRejected(t *testing.T) {
 			status: http.StatusBadRequest, issues: []issueWant{{code: "structure", expr: "ServiceRequest.status", diag: []string{"string"}}},
 		},
 		{
-			// The members are decoded in a fixed order, so the answer names
-			// the same one every time.
+			// Every structural problem is reported at once, in the order sent.
 			name: "two members of the wrong type", body: referralWith("390893007", withField("identifier", "REF-1"), withField("performer", "leeds-walking")),
-			status: http.StatusBadRequest, issues: []issueWant{{code: "structure", expr: "ServiceRequest.identifier", diag: []string{"array"}}},
+			status: http.StatusBadRequest, issues: []issueWant{{code: "structure", expr: "ServiceRequest.identifier", diag: []string{"array"}},
+				{code: "structure", expr: "ServiceRequest.performer", diag: []string{"array"}}},
 		},
 		{
 			name: "missing intent", body: referralWith("390893007", withoutField("intent")),

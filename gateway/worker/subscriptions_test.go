@@ -139,8 +139,12 @@ func (e *env) subscribe(client, endpoint, payload string, filters ...string) str
 	for _, f := range filters {
 		ext = append(ext, `{"url":"http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-filter-criteria","valueString":"`+f+`"}`)
 	}
+	criteria := "" // an empty extension array is not valid R4: no filters, no _criteria
+	if len(ext) > 0 {
+		criteria = `"_criteria":{"extension":[` + strings.Join(ext, ",") + `]},`
+	}
 	body := `{"resourceType":"Subscription","status":"requested","reason":"closed loop","criteria":"` + gateway.TaskTopic + `",` +
-		`"_criteria":{"extension":[` + strings.Join(ext, ",") + `]},` +
+		criteria +
 		`"channel":{"type":"rest-hook","endpoint":"` + endpoint + `","payload":"application/fhir+json",` +
 		`"_payload":{"extension":[{"url":"http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content","valueCode":"` + payload + `"}]},` +
 		`"header":["X-Subscriber-Key: synthetic-key"]}}`
