@@ -71,7 +71,21 @@ func (a *API) authenticate(c *gin.Context) {
 		}
 		return
 	}
-	g, err := a.auth.Authenticate(c.Request.Context(), c.GetHeader("Authorization"))
+	header := c.GetHeader("Authorization")
+	if header == "" {
+		// No credentials at all: counted by address before any work.
+		if a.limitByAddress(c); c.IsAborted() {
+			return
+		}
+	}
+	g, err := a.auth.Authenticate(c.Request.Context(), header)
+	if errors.Is(err, auth.ErrBadToken) || (errors.Is(err, auth.ErrNoToken) && header != "") {
+		// A refused token is counted by address too, once Redis has said
+		// it is not one: only a valid token gets past the address limit.
+		if a.limitByAddress(c); c.IsAborted() {
+			return
+		}
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, auth.ErrNoToken):
