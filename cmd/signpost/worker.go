@@ -144,6 +144,14 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
+	// The workers' own metrics (jobs, attempts, lag), on metrics_listen.
+	metricsSrv, err := serveMetrics(a.cfg, a.metrics, stdout, a.log)
+	if err != nil {
+		return err
+	}
+	if metricsSrv != nil {
+		defer metricsSrv.Close()
+	}
 	fmt.Fprintf(stdout, "Signpost %s worker delivering for %d providers\n", version, len(a.cfg.Providers))
 	return runWorkers(ctx, workers)
 }

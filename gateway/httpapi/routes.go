@@ -38,7 +38,8 @@ type Options struct {
 	AddressLimiter Limiter
 	// Auditor receives an AuditEvent per interaction (nil: none kept).
 	Auditor Auditor
-	// Metrics records request and referral metrics and serves /metrics (nil: none).
+	// Metrics records request and referral metrics (nil: none). They are
+	// served apart (metrics_listen), never on the API's listener.
 	Metrics *telemetry.Metrics
 	// Traced gives each request a span (and continues a caller's
 	// traceparent). Off when tracing is off: it costs CPU on every request.
@@ -127,9 +128,6 @@ func New(o Options) http.Handler {
 
 	r.GET("/healthz", a.healthz)
 	r.GET("/readyz", a.readyz)
-	if a.metrics != nil {
-		r.GET("/metrics", gin.WrapH(a.metrics.Handler()))
-	}
 	if a.auth != nil {
 		r.GET("/.well-known/smart-configuration", a.smartConfiguration)
 		r.GET("/fhir/.well-known/smart-configuration", a.smartConfiguration)

@@ -50,6 +50,8 @@ type Store struct {
 	maxSystems int
 	// maxEvents caps the events waiting for one subscription.
 	maxEvents int
+	// auditMax is about how many records the audit stream keeps (SetAuditMax).
+	auditMax int64
 }
 
 // maxSubscriptionEvents is how many events wait for one subscription that
@@ -73,7 +75,7 @@ func New(rdb redis.UniversalClient, namespace string) *Store {
 		namespace = "signpost"
 	}
 	return &Store{rdb: rdb, keys: newKeys(namespace), batch: &batcher{rdb: rdb}, maxSystems: maxTokenSystems,
-		maxEvents: maxSubscriptionEvents}
+		maxEvents: maxSubscriptionEvents, auditMax: DefaultAuditMaxEntries}
 }
 
 // Client exposes the Redis client, for the workers that share it.
