@@ -20,6 +20,11 @@ type Auditor interface {
 // auditWhatKey holds the references a handler touched, for the audit.
 const auditWhatKey = "signpost.audit.what"
 
+// auditClientKey holds the client a token request named (a registered
+// client id, or ""), for the token endpoint's record: there is no caller
+// until a token is issued.
+const auditClientKey = "signpost.audit.client"
+
 // unauditedKey marks a request answered 429 by the per-address limit: it
 // did nothing, and auditing each would let an anonymous flood fill Redis
 // with records of itself (the metrics count them by route and status).
@@ -82,6 +87,9 @@ func (a *API) auditRecord(c *gin.Context, start time.Time) *gateway.AuditRecord 
 	if v, ok := c.Get(callerKey); ok {
 		caller := v.(gateway.Caller)
 		r.Client, r.Org = caller.ClientID, caller.Organization
+	}
+	if id := c.GetString(auditClientKey); id != "" && r.Client == "" {
+		r.Client = id
 	}
 	if refs, ok := c.Get(auditWhatKey); ok {
 		r.What = refs.([]string)
