@@ -101,6 +101,21 @@ func ReadAuditRecord(f map[string]string) AuditRecord {
 	return r
 }
 
+// Interactions of people with Signpost's pages that are not FHIR
+// interactions: signing in (made, refused or locked out) and out. Their
+// AuditEvents are DICOM User Authentication events.
+const (
+	InteractionLogin  = "login"
+	InteractionLogout = "logout"
+)
+
+// userAuthentication is the AuditEvent type and subtypes of sign-in and
+// sign-out (DICOM, as IHE's audit profiles use them).
+var userAuthentication = map[string]map[string]string{
+	InteractionLogin:  {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110122", "display": "Login"},
+	InteractionLogout: {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110123", "display": "Logout"},
+}
+
 // PortalUserSystem names the people who sign in to Signpost's pages, by
 // their account's address.
 const PortalUserSystem = "https://signpost.health/fhir/Id/portal-user"
@@ -156,6 +171,10 @@ func (r AuditRecord) Event(observer string) []byte {
 		},
 		"source": map[string]any{"observer": map[string]string{"display": "Signpost"},
 			"type": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}}},
+	}
+	if sub, ok := userAuthentication[r.Interaction]; ok {
+		ev["type"] = map[string]string{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110114", "display": "User Authentication"}
+		ev["subtype"] = []map[string]string{sub}
 	}
 	if r.User != "" {
 		// A person acted through Signpost's pages: they are the requestor,
