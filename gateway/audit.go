@@ -116,6 +116,21 @@ var userAuthentication = map[string]map[string]string{
 	InteractionLogout: {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110123", "display": "Logout"},
 }
 
+// InteractionExport is Signpost's own disclosure of resources to another
+// system (a delivery to a provider, a write-back or a subscription
+// notification to a GP system): the AuditEvent is a DICOM Export event
+// with Signpost as the source and the recipient (Client, Org) as the
+// destination.
+const InteractionExport = "export"
+
+// Disclosure is the record of resources sent to recipient (a provider's or
+// GP system's id) through path (how, e.g. "delivery webhook"), kept once
+// the recipient has acknowledged them.
+func Disclosure(now time.Time, recipient string, org Identifier, path string, what []string) *AuditRecord {
+	return &AuditRecord{Recorded: now, Interaction: InteractionExport, Action: "R", Status: http.StatusOK,
+		Client: recipient, Org: org, What: what, Query: path}
+}
+
 // PortalUserSystem names the people who sign in to Signpost's pages, by
 // their account's address.
 const PortalUserSystem = "https://signpost.health/fhir/Id/portal-user"
@@ -171,6 +186,22 @@ func (r AuditRecord) Event(observer string) []byte {
 		},
 		"source": map[string]any{"observer": map[string]string{"display": "Signpost"},
 			"type": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}}},
+	}
+	if r.Interaction == InteractionExport {
+		// Signpost sent: it is the source and requestor, the recipient the
+		// destination (IHE's export of data to another party).
+		recipient := map[string]any{"display": r.Client}
+		if r.Org.Value != "" {
+			recipient["identifier"] = map[string]string{"system": r.Org.System, "value": r.Org.Value}
+		}
+		ev["type"] = map[string]string{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110106", "display": "Export"}
+		ev["subtype"] = []map[string]string{{"system": "https://signpost.health/fhir/CodeSystem/disclosure-path", "code": r.Query}}
+		ev["agent"] = []map[string]any{
+			{"type": map[string]any{"coding": []map[string]string{{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110153", "display": "Source Role ID"}}},
+				"who": map[string]string{"display": "Signpost"}, "requestor": true, "network": map[string]string{"address": observer, "type": "5"}},
+			{"type": map[string]any{"coding": []map[string]string{{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110152", "display": "Destination Role ID"}}},
+				"who": recipient, "requestor": false},
+		}
 	}
 	if sub, ok := userAuthentication[r.Interaction]; ok {
 		ev["type"] = map[string]string{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110114", "display": "User Authentication"}

@@ -121,8 +121,8 @@ func waitServing(t *testing.T, lines <-chan string) (base, metrics string) {
 type serving struct {
 	base    string // http://host:port of the listener
 	metrics string // http://host:port of the metrics listener, if any
-	stderr *lineWriter
-	stop   func() error // cancels the run and returns its error
+	stderr  *lineWriter
+	stop    func() error // cancels the run and returns its error
 }
 
 // startSignpost runs signpost with args until stop, once it is listening.
