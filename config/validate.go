@@ -174,7 +174,7 @@ func (c Config) Validate(isCategory func(string) bool) error {
 	if c.MetricsListen != "" {
 		if host, port, err := net.SplitHostPort(c.MetricsListen); err != nil || host == "" || port == "" {
 			v.add("metrics_listen", "%q must be host:port with an explicit host, such as 127.0.0.1:9090", c.MetricsListen)
-		} else if c.MetricsListen == c.Listen {
+		} else if c.MetricsListen == c.Listen && port != "0" { // port 0: each listener gets its own
 			v.add("metrics_listen", "must differ from listen: the metrics are served apart from the API")
 		}
 	}
