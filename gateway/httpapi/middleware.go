@@ -101,9 +101,14 @@ type Limiter interface {
 
 // limitByClient applies the rate limit to authenticated clients. Without
 // authentication (loopback only) there is no client to count.
+// Over it, the request is not audited either: it did nothing, and a
+// stolen token must not be able to flood the trail (which is trimmed by
+// count, so a flood would push older records out); the metrics count it.
 func (a *API) limitByClient(c *gin.Context) {
 	if v, ok := c.Get(callerKey); ok && v.(gateway.Caller).Kind != gateway.CallerOperator {
-		a.limit(c, a.limiter, "client:"+v.(gateway.Caller).ClientID, "this client")
+		if a.limit(c, a.limiter, "client:"+v.(gateway.Caller).ClientID, "this client"); c.IsAborted() {
+			c.Set(unauditedKey, true)
+		}
 	}
 }
 
