@@ -87,7 +87,34 @@ const (
 type RateLimit struct {
 	PerSecond float64
 	Burst     int
+	// PerAddress limits, per caller address, what callers not yet known may
+	// ask: token requests, and FHIR requests without a valid token (each is
+	// audited, so without a limit a stranger could fill Redis).
+	PerAddress AddressRate
 }
+
+// AddressRate is the per-address limit: PerSecond sustained with bursts
+// of up to Burst; PerSecond 0 turns it off.
+type AddressRate struct {
+	PerSecond float64
+	Burst     int
+}
+
+// Audit is how much of the audit trail Redis keeps.
+type Audit struct {
+	// MaxEntries is about how many records the audit stream keeps; the
+	// oldest beyond it are trimmed (archive them first with signpost
+	// audit tail if policy says to keep them longer).
+	MaxEntries int64
+}
+
+// Bounds of audit.max_entries: fewer would lose a day's trail of a small
+// deployment; more (at some 200 bytes each) would need hundreds of GiB.
+const (
+	MinAuditEntries     int64 = 1_000
+	MaxAuditEntries     int64 = 1_000_000_000
+	DefaultAuditEntries int64 = 1_000_000
+)
 
 // Limits on MaxBodyBytes: below 1 KiB no real referral fits, above 64 MiB a
 // single request could exhaust memory.
@@ -109,6 +136,8 @@ const (
 	EnvListen    = "SIGNPOST_LISTEN"
 	EnvRedisURL  = "SIGNPOST_REDIS_URL"
 	EnvPublicURL = "SIGNPOST_PUBLIC_URL"
+	// EnvMetricsListen sets metrics_listen.
+	EnvMetricsListen = "SIGNPOST_METRICS_LISTEN"
 )
 
 // Config is the whole of Signpost's configuration. Values produced by Load
@@ -131,6 +160,10 @@ type Config struct {
 	Auth                         Auth
 	MaxBodyBytes                 int64
 	RateLimit                    RateLimit
+	Audit                        Audit
+	// MetricsListen is the host:port serving /metrics, apart from the API
+	// so that the public listener never shows it; "" serves none.
+	MetricsListen string
 	// DeliveryTimeout bounds one send to a provider. A job held six times
 	// as long by a worker that stopped is taken over by another.
 	DeliveryTimeout time.Duration
@@ -252,7 +285,8 @@ func Default() Config {
 		NHSNumber:       NHSNumberStrict,
 		Auth:            Auth{Mode: AuthSMART},
 		MaxBodyBytes:    DefaultBodyLimit,
-		RateLimit:       RateLimit{PerSecond: 50, Burst: 100},
+		RateLimit:       RateLimit{PerSecond: 50, Burst: 100, PerAddress: AddressRate{PerSecond: 5, Burst: 50}},
+		Audit:           Audit{MaxEntries: DefaultAuditEntries},
 		DeliveryTimeout: 10 * time.Second,
 		DeliveryRetry:   DefaultDeliveryRetry(),
 	}

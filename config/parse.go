@@ -32,6 +32,8 @@ type fileConfig struct {
 	Auth            fileAuth       `yaml:"auth"`
 	MaxBodyBytes    int64          `yaml:"max_body_bytes"`
 	RateLimit       *fileRateLimit `yaml:"rate_limit"`
+	Audit           fileAudit      `yaml:"audit"`
+	MetricsListen   string         `yaml:"metrics_listen"`
 	DeliveryTimeout string         `yaml:"delivery_timeout"`
 	DeliveryRetry   []string       `yaml:"delivery_retry"`
 	OutboundAllow   []string       `yaml:"outbound_allow"`
@@ -41,8 +43,18 @@ type fileConfig struct {
 }
 
 type fileRateLimit struct {
+	PerSecond  float64          `yaml:"per_second"`
+	Burst      int              `yaml:"burst"`
+	PerAddress *fileAddressRate `yaml:"per_address"`
+}
+
+type fileAddressRate struct {
 	PerSecond float64 `yaml:"per_second"`
 	Burst     int     `yaml:"burst"`
+}
+
+type fileAudit struct {
+	MaxEntries int64 `yaml:"max_entries"`
 }
 
 type fileAuth struct {
@@ -358,16 +370,19 @@ func syntaxProblem(err error) FieldProblem {
 // keep them after decoding.
 func fileFrom(c Config) fileConfig {
 	fc := fileConfig{
-		Listen:          c.Listen,
-		PublicURL:       c.PublicURL,
-		RedisURL:        c.RedisURL,
-		Mappings:        c.Mappings,
-		Unmapped:        string(c.Unmapped),
-		NHSNumber:       string(c.NHSNumber),
-		Understood:      c.UnderstoodModifierExtensions,
-		Auth:            fileAuth{Mode: string(c.Auth.Mode)},
-		MaxBodyBytes:    c.MaxBodyBytes,
-		RateLimit:       &fileRateLimit{PerSecond: c.RateLimit.PerSecond, Burst: c.RateLimit.Burst},
+		Listen:       c.Listen,
+		PublicURL:    c.PublicURL,
+		RedisURL:     c.RedisURL,
+		Mappings:     c.Mappings,
+		Unmapped:     string(c.Unmapped),
+		NHSNumber:    string(c.NHSNumber),
+		Understood:   c.UnderstoodModifierExtensions,
+		Auth:         fileAuth{Mode: string(c.Auth.Mode)},
+		MaxBodyBytes: c.MaxBodyBytes,
+		RateLimit: &fileRateLimit{PerSecond: c.RateLimit.PerSecond, Burst: c.RateLimit.Burst,
+			PerAddress: &fileAddressRate{PerSecond: c.RateLimit.PerAddress.PerSecond, Burst: c.RateLimit.PerAddress.Burst}},
+		Audit:           fileAudit{MaxEntries: c.Audit.MaxEntries},
+		MetricsListen:   c.MetricsListen,
 		DeliveryTimeout: c.DeliveryTimeout.String(),
 	}
 	for _, d := range c.DeliveryRetry {
@@ -408,7 +423,12 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 	}
 	if fc.RateLimit != nil {
 		cfg.RateLimit = RateLimit{PerSecond: fc.RateLimit.PerSecond, Burst: fc.RateLimit.Burst}
+		if pa := fc.RateLimit.PerAddress; pa != nil {
+			cfg.RateLimit.PerAddress = AddressRate{PerSecond: pa.PerSecond, Burst: pa.Burst}
+		}
 	}
+	cfg.Audit = Audit{MaxEntries: fc.Audit.MaxEntries}
+	cfg.MetricsListen = fc.MetricsListen
 
 	cfg.DeliveryRetry = nil
 	if fc.DeliveryRetry != nil {
@@ -514,6 +534,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 		field, name string
 	}{
 		{&c.Listen, "listen", EnvListen},
+		{&c.MetricsListen, "metrics_listen", EnvMetricsListen},
 		{&c.RedisURL, "redis_url", EnvRedisURL},
 		{&c.PublicURL, "public_url", EnvPublicURL},
 	} {

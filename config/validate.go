@@ -171,6 +171,19 @@ func (c Config) Validate(isCategory func(string) bool) error {
 	if rl := c.RateLimit; rl.PerSecond < 0 || rl.PerSecond > 100000 || (rl.PerSecond > 0 && (rl.Burst < 1 || rl.Burst > 100000)) {
 		v.add("rate_limit", "per_second must be 0 (no limit) to 100000, and burst 1 to 100000 when there is a limit")
 	}
+	if rl := c.RateLimit.PerAddress; rl.PerSecond < 0 || rl.PerSecond > 100000 || (rl.PerSecond > 0 && (rl.Burst < 1 || rl.Burst > 100000)) {
+		v.add("rate_limit.per_address", "per_second must be 0 (no limit) to 100000, and burst 1 to 100000 when there is a limit")
+	}
+	if n := c.Audit.MaxEntries; n < MinAuditEntries || n > MaxAuditEntries {
+		v.add("audit.max_entries", "%d is outside %d..%d: the audit stream must be bounded, or a full Redis stops every referral", n, MinAuditEntries, MaxAuditEntries)
+	}
+	if c.MetricsListen != "" {
+		if host, port, err := net.SplitHostPort(c.MetricsListen); err != nil || host == "" || port == "" {
+			v.add("metrics_listen", "%q must be host:port with an explicit host, such as 127.0.0.1:9090", c.MetricsListen)
+		} else if c.MetricsListen == c.Listen && port != "0" { // port 0: each listener gets its own
+			v.add("metrics_listen", "must differ from listen: the metrics are served apart from the API")
+		}
+	}
 	if c.DeliveryTimeout < 100*time.Millisecond || c.DeliveryTimeout > 5*time.Minute {
 		v.add("delivery_timeout", "must be a duration from 100ms to 5m, such as \"10s\"")
 	}

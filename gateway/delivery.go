@@ -38,6 +38,9 @@ type Delivery struct {
 	// ID is the webhook-id: the same for every attempt of this delivery, so
 	// a provider that receives it twice (after a crash) can tell.
 	ID string
+	// Disclosed names the resources (with their versions) the message
+	// built for this delivery holds, for the record of the disclosure.
+	Disclosed []string
 }
 
 // ReadDelivery reads a delivery job. A job that cannot be read is a bug or
@@ -134,6 +137,8 @@ func (s *Service) DeliveryBody(ctx context.Context, d *Delivery, full bool) ([]b
 		if d.Event == EventCancelled {
 			typ = "referral.cancelled"
 		}
+		// The thin message names the referral (and its category), no more.
+		d.Disclosed = []string{task.Ref() + "/_history/" + task.VersionID(), TypeServiceRequest + "/" + d.ServiceRequestID}
 		return json.Marshal(Message{Type: typ, ID: d.ID, Provider: d.ProviderID, Referral: MessageDetails{
 			Task: s.base + "/" + task.Ref(), ServiceRequest: s.base + "/" + TypeServiceRequest + "/" + d.ServiceRequestID,
 			Category: d.Category, Priority: t.Priority, Status: view.Status, AuthoredOn: t.AuthoredOn}})
@@ -147,8 +152,10 @@ func (s *Service) DeliveryBody(ctx context.Context, d *Delivery, full bool) ([]b
 		return nil, err
 	}
 	b := fhir.Bundle{ID: NewID(), Type: "collection", Timestamp: Instant(s.now()), Total: -1}
+	d.Disclosed = nil
 	for _, r := range append([]*Resource{task}, more...) {
 		b.Entries = append(b.Entries, fhir.BundleEntry{FullURL: s.base + "/" + r.Ref(), Resource: r.Body})
+		d.Disclosed = append(d.Disclosed, r.Ref()+"/_history/"+r.VersionID())
 	}
 	return b.Marshal(), nil
 }
@@ -160,6 +167,7 @@ func (s *Service) TaskForProvider(ctx context.Context, d *Delivery) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
+	d.Disclosed = []string{task.Ref() + "/_history/" + task.VersionID()}
 	refs := map[string]string{}
 	for _, r := range []string{view.Focus, view.For, view.Owner} {
 		if r != "" && !strings.Contains(r, "://") && !strings.HasPrefix(r, "#") {

@@ -101,6 +101,11 @@ func (p *Problems) err(kind ErrorKind) error {
 // a timeout). Stores wrap their transient errors with it.
 var ErrUnavailable = errors.New("storage unavailable")
 
+// ErrStoreFull marks a write storage refused for want of memory (Redis at
+// maxmemory with noeviction). It is a kind of ErrUnavailable: nothing was
+// stored and the request can be retried once memory is freed or added.
+var ErrStoreFull = fmt.Errorf("%w: out of memory", ErrUnavailable)
+
 // ErrNotFound is what a Store returns for a resource or version it does not hold.
 var ErrNotFound = errors.New("not found")
 
@@ -110,6 +115,10 @@ func AsError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	if errors.Is(err, ErrStoreFull) {
+		return &Error{Kind: KindUnavailable, Err: err, Issues: []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueTransient,
+			Diagnostics: "Signpost's store is full and refusing writes, so this request was not stored. Retry after the Retry-After interval: a referral sent again with the same identifier is recognised, never made twice."}}}
 	}
 	if errors.Is(err, ErrUnavailable) {
 		return &Error{Kind: KindUnavailable, Err: err, Issues: []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueTransient,

@@ -32,7 +32,7 @@ type Store interface {
 	// system", from Commit.Systems) and the registry's generation, which
 	// grows whenever one is added.
 	TokenSystems(ctx context.Context) (systems []string, generation int64, err error)
-	// Ping reports whether the store answers.
+	// Ping reports whether the store answers and accepts writes.
 	Ping(ctx context.Context) error
 	// EventCount is how many events a subscription has had since it started.
 	EventCount(ctx context.Context, subscriptionID string) (int64, error)

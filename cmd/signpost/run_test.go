@@ -86,16 +86,30 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	}
 }
 
-var listening = regexp.MustCompile(`listening on (http://\S+)`)
+var (
+	listening      = regexp.MustCompile(`listening on (http://\S+)`)
+	metricsServing = regexp.MustCompile(`metrics on (http://\S+)/metrics`)
+)
 
 func waitListening(t *testing.T, lines <-chan string) string {
+	t.Helper()
+	base, _ := waitServing(t, lines)
+	return base
+}
+
+// waitServing waits for the API's listener, and returns its base and that
+// of the metrics listener, if one was announced before it.
+func waitServing(t *testing.T, lines <-chan string) (base, metrics string) {
 	t.Helper()
 	timeout := time.After(15 * time.Second)
 	for {
 		select {
 		case l := <-lines:
+			if m := metricsServing.FindStringSubmatch(l); m != nil {
+				metrics = m[1]
+			}
 			if m := listening.FindStringSubmatch(l); m != nil {
-				return m[1]
+				return m[1], metrics
 			}
 		case <-timeout:
 			t.Fatal("signpost did not start listening")
@@ -105,9 +119,10 @@ func waitListening(t *testing.T, lines <-chan string) string {
 
 // serving is a signpost command running in-process for a test.
 type serving struct {
-	base   string // http://host:port of the listener
-	stderr *lineWriter
-	stop   func() error // cancels the run and returns its error
+	base    string // http://host:port of the listener
+	metrics string // http://host:port of the metrics listener, if any
+	stderr  *lineWriter
+	stop    func() error // cancels the run and returns its error
 }
 
 // startSignpost runs signpost with args until stop, once it is listening.
@@ -117,7 +132,8 @@ func startSignpost(t *testing.T, args []string, getenv func(string) string) *ser
 	stdout, stderr := newLineWriter(), newLineWriter()
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, getenv, stdout, stderr) }()
-	s := &serving{base: waitListening(t, stdout.lines), stderr: stderr}
+	s := &serving{stderr: stderr}
+	s.base, s.metrics = waitServing(t, stdout.lines)
 	var once sync.Once
 	var err error
 	s.stop = func() error { once.Do(func() { cancel(); err = <-done }); return err }
@@ -510,15 +526,26 @@ func TestDemoClosesTheLoop(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	t.Parallel()
 	r := redistest.Start(t)
-	cfg := writeFile(t, "signpost.yaml", testConfig)
+	cfg := writeFile(t, "signpost.yaml", testConfig+"metrics_listen: \"127.0.0.1:0\"\n")
 	srv := startSignpost(t, []string{"serve", "-config", cfg}, env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()}))
 	base := srv.base
+	// Not on the API's listener: there anyone who reaches the API would
+	// see traffic by client and route.
+	res, err := http.Get(base + "/metrics")
+	must(t, err)
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /metrics on the API listener: %d, want 404", res.StatusCode)
+	}
+	if srv.metrics == "" {
+		t.Fatal("no metrics listener announced")
+	}
 	for _, body := range []string{referralJSON("M-1", "390893007"), `{"resourceType":"ServiceRequest"}`} {
 		res, err := http.Post(base+"/fhir/ServiceRequest", "application/fhir+json", strings.NewReader(body))
 		must(t, err)
 		res.Body.Close()
 	}
-	res, err := http.Get(base + "/metrics")
+	res, err = http.Get(srv.metrics + "/metrics")
 	must(t, err)
 	b, _ := io.ReadAll(res.Body)
 	res.Body.Close()
@@ -530,6 +557,7 @@ func TestMetrics(t *testing.T) {
 		`http_route="/fhir/:type"`,
 		`signpost_queue_depth{`,
 		`queue="delivery"`,
+		`signpost_audit_entries `,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -53,16 +53,17 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 	}
 	caller := localCaller(cfg)
 	api := httpapi.New(httpapi.Options{
-		Service:      svc,
-		PublicURL:    cfg.PublicURL,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		Auth:         authServer,
-		Metrics:      app.metrics,
-		Traced:       app.traced,
-		Limiter:      limiter(cfg, store),
-		Auditor:      store,
-		Caller:       func(*http.Request) (gateway.Caller, error) { return caller, nil },
-		Capability:   httpapi.CapabilityInfo{Version: version, AuthMode: string(cfg.Auth.Mode)},
+		Service:        svc,
+		PublicURL:      cfg.PublicURL,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		Auth:           authServer,
+		Metrics:        app.metrics,
+		Traced:         app.traced,
+		Limiter:        limiter(cfg, store),
+		AddressLimiter: addressLimiter(cfg, store),
+		Auditor:        store,
+		Caller:         func(*http.Request) (gateway.Caller, error) { return caller, nil },
+		Capability:     httpapi.CapabilityInfo{Version: version, AuthMode: string(cfg.Auth.Mode)},
 		Pages: web.New(web.Options{Service: svc, Accounts: store, Auditor: store, PublicURL: cfg.PublicURL, Logger: log,
 			Limiter: store.Limiter(signInRate, signInBurst)}),
 		TrustedProxies: cfg.TrustedProxies,
@@ -85,11 +86,20 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
+	metricsSrv, err := serveMetrics(cfg, app.metrics, stdout, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	fmt.Fprintf(stdout, "Signpost %s listening on http://%s (FHIR base %s)\n", version, ln.Addr(), cfg.FHIRBase())
 	if ready != nil {
 		ready(ln.Addr())
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "redis", cfg.RedisURLRedacted(), "codes", codes.Len(), "providers", len(cfg.Providers))
+
+	trimCtx, stopTrimming := context.WithCancel(ctx)
+	defer stopTrimming()
+	go keepAuditTrimmed(trimCtx, store, log)
 
 	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
 	workerDone := make(chan error, 1)
@@ -106,6 +116,9 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
+		if metricsSrv != nil {
+			metricsSrv.Close()
+		}
 		stopWorker()
 		<-workerDone
 		return fmt.Errorf("http server: %w", err)
@@ -118,6 +131,9 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
 	defer cancel()
 	shutdownErr := srv.Shutdown(sctx)
+	if metricsSrv != nil {
+		_ = metricsSrv.Shutdown(sctx)
+	}
 	stopWorker()
 	workerErr := <-workerDone
 	_ = app.metrics.Shutdown(sctx) // last: telemetry of the shutdown itself
@@ -189,6 +205,7 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, names
 		}
 	}
 	store := redisstore.New(rdb, namespace)
+	store.SetAuditMax(cfg.Audit.MaxEntries)
 	svc := gateway.NewService(gateway.Options{
 		Store:           store,
 		Codes:           codes,
@@ -215,6 +232,7 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, names
 		}
 		return out, nil
 	})
+	_ = metrics.ObserveAudit(store.AuditLength)
 	return &app{traced: traced, metrics: metrics, cfg: cfg, codes: codes, rdb: rdb, store: store, svc: svc, log: log}
 }
 
@@ -300,6 +318,61 @@ func limiter(cfg config.Config, store *redisstore.Store) httpapi.Limiter {
 		return nil
 	}
 	return store.Limiter(cfg.RateLimit.PerSecond, cfg.RateLimit.Burst)
+}
+
+// addressLimiter is the per-address limit of callers not yet known (token
+// requests, FHIR requests without a valid token), or nil when it is off.
+func addressLimiter(cfg config.Config, store *redisstore.Store) httpapi.Limiter {
+	if cfg.RateLimit.PerAddress.PerSecond <= 0 {
+		return nil
+	}
+	return store.Limiter(cfg.RateLimit.PerAddress.PerSecond, cfg.RateLimit.PerAddress.Burst)
+}
+
+// auditTrimEvery is how often the audit stream is trimmed to its
+// configured length, for the records writes append in their commit (those
+// appended alone are trimmed as they are added). Each trim drops at most
+// 10,000 records (XTRIM's default LIMIT for ~), so it is short however far
+// behind it is.
+const auditTrimEvery = 30 * time.Second
+
+// keepAuditTrimmed trims the audit stream on a timer until ctx ends.
+func keepAuditTrimmed(ctx context.Context, store *redisstore.Store, log *slog.Logger) {
+	t := time.NewTicker(auditTrimEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := store.TrimAudit(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("audit stream not trimmed", "error", err)
+			}
+		}
+	}
+}
+
+// serveMetrics serves /metrics on metrics_listen, apart from the API: the
+// metrics show traffic by client and route, and are for the operator's
+// scraper, not for whoever can reach the API. nil when none is configured.
+func serveMetrics(cfg config.Config, metrics *telemetry.Metrics, stdout io.Writer, log *slog.Logger) (*http.Server, error) {
+	if cfg.MetricsListen == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", cfg.MetricsListen)
+	if err != nil {
+		return nil, fmt.Errorf("metrics_listen on %s: %w", cfg.MetricsListen, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second, MaxHeaderBytes: 8 << 10}
+	fmt.Fprintf(stdout, "Signpost metrics on http://%s/metrics\n", ln.Addr())
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener stopped", "error", err)
+		}
+	}()
+	return srv, nil
 }
 
 // newAuthServer builds SMART Backend Services authentication from the

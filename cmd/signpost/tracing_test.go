@@ -94,7 +94,7 @@ func TestOneTraceFromReferralToProvider(t *testing.T) {
 	withGP := strings.Replace(testConfig, "value: \"A81001\" }\n", "value: \"A81001\" }\n    notify: { fhir_base: \""+gp.URL+"/fhir\" }\n", 1)
 	cfg := writeFile(t, "signpost.yaml", strings.Replace(withGP, "delivery: { kind: portal }\n  - id: link",
 		"delivery: { kind: webhook, url: \""+stub.URL+"\", secret: \"whsec_c3ludGhldGljLXNlY3JldC1mb3ItdGhlLXRyYWNlLXRlc3Q=\" }\n  - id: link", 1)+
-		"outbound_allow: [\"127.0.0.0/8\"]\n")
+		"outbound_allow: [\"127.0.0.0/8\"]\nmetrics_listen: \"127.0.0.1:0\"\n")
 	srv := startSignpost(t, []string{"serve", "-config", cfg}, env(map[string]string{
 		"SIGNPOST_REDIS_URL": r.URL(), "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.URL}))
 
@@ -126,7 +126,7 @@ func TestOneTraceFromReferralToProvider(t *testing.T) {
 	}
 	// The same loop in the metrics: attempts per delivery, and the lag
 	// from the Task's change to the GP record holding it.
-	waitMetrics(t, srv.base, [2]string{"signpost_delivery_attempts_count{", `outcome="delivered"`},
+	waitMetrics(t, srv.metrics, [2]string{"signpost_delivery_attempts_count{", `outcome="delivered"`},
 		[2]string{"signpost_notification_lag_seconds_count{", `channel="write-back"`})
 	must(t, srv.stop()) // flushes the spans
 

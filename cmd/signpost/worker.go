@@ -42,7 +42,7 @@ func newWorker(a *app) (*worker.Worker, error) {
 	return worker.New(worker.Options{
 		Queue: q,
 		Handler: &worker.Deliveries{Queue: q, Domain: a.svc, Switch: a.store, Sender: sender,
-			Endpoints: endpoints, Retry: a.cfg.DeliveryRetry, Log: a.log, Metrics: a.metrics},
+			Endpoints: endpoints, Retry: a.cfg.DeliveryRetry, Log: a.log, Metrics: a.metrics, Audit: a.store},
 		Consumer:    consumerName(),
 		ReclaimIdle: 6 * a.cfg.DeliveryTimeout, // well above the slowest send
 		Log:         a.log,
@@ -70,7 +70,7 @@ func newSubscriptionWorker(a *app) *worker.Worker {
 		Queue: q,
 		Handler: &worker.Subscriptions{Queue: q, Domain: a.svc, Store: a.store, Clients: clients,
 			Client: outbound.NewClient(outbound.Options{Allow: a.cfg.OutboundAllow, Timeout: a.cfg.DeliveryTimeout}),
-			Retry:  a.cfg.DeliveryRetry, Log: a.log, Metrics: a.metrics},
+			Retry:  a.cfg.DeliveryRetry, Log: a.log, Metrics: a.metrics, Audit: a.store},
 		Consumer:    consumerName(),
 		ReclaimIdle: 6 * a.cfg.DeliveryTimeout,
 		Log:         a.log,
@@ -113,7 +113,7 @@ func newWriteBacks(a *app, getenv func(string) string) *worker.Worker {
 	return worker.New(worker.Options{
 		Queue: q,
 		Handler: &worker.WriteBacks{Queue: q, Domain: a.svc, State: a.store, Targets: targets,
-			Retry: a.cfg.DeliveryRetry, Log: a.log, Metrics: a.metrics},
+			Retry: a.cfg.DeliveryRetry, Log: a.log, Metrics: a.metrics, Audit: a.store},
 		Consumer:    consumerName(),
 		ReclaimIdle: 6 * a.cfg.DeliveryTimeout,
 		Log:         a.log,
@@ -143,6 +143,14 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	workers, err := newWorkers(a, getenv)
 	if err != nil {
 		return err
+	}
+	// The workers' own metrics (jobs, attempts, lag), on metrics_listen.
+	metricsSrv, err := serveMetrics(a.cfg, a.metrics, stdout, a.log)
+	if err != nil {
+		return err
+	}
+	if metricsSrv != nil {
+		defer metricsSrv.Close()
 	}
 	fmt.Fprintf(stdout, "Signpost %s worker delivering for %d providers\n", version, len(a.cfg.Providers))
 	return runWorkers(ctx, workers)

@@ -27,6 +27,24 @@ type OAuthError struct {
 	Status      int
 	Code        string
 	Description string
+	// ClientID is the registered client the assertion names, once known
+	// (for the audit record; never sent).
+	ClientID string
+}
+
+// invalidClientAnswer is the one answer to every invalid_client, whatever
+// was wrong: an unauthenticated caller must not learn from the token
+// endpoint which client ids exist, which key ids they registered or how
+// (inline or by URL). The precise Description is for the server's log.
+const invalidClientAnswer = "client authentication failed: the client_assertion must be a JWT signed (RS384, ES384 or RS512) with a key registered for its client, with iss = sub = the client_id, aud = this token endpoint, exp at most 5 minutes ahead and a new jti"
+
+// Public is the error as a caller may be told it: every invalid_client
+// has the same status and text (Description holds the detail to log).
+func (e *OAuthError) Public() *OAuthError {
+	if e.Code != CodeInvalidClient {
+		return e
+	}
+	return &OAuthError{Status: http.StatusUnauthorized, Code: CodeInvalidClient, Description: invalidClientAnswer}
 }
 
 func (e *OAuthError) Error() string {

@@ -31,6 +31,8 @@ type TokenResponse struct {
 	TokenType   string `json:"token_type"`
 	ExpiresIn   int    `json:"expires_in"`
 	Scope       string `json:"scope"`
+	// ClientID is the client the token is for (for the audit record).
+	ClientID string `json:"-"`
 }
 
 // tokenBytes is the entropy of an access token; tokens are its base64url
@@ -51,52 +53,71 @@ func tokenKey(token string) string {
 // *OAuthError, or wraps ErrUnavailable when the replay cache or token store
 // failed (answer 503).
 func (s *Server) Token(ctx context.Context, form url.Values) (*TokenResponse, error) {
+	res, c, err := s.token(ctx, form)
+	if c == nil {
+		return res, err
+	}
+	// Who asked, for the audit record: the registered client the assertion
+	// names (verified or not; the outcome says which).
+	var oe *OAuthError
+	if errors.As(err, &oe) {
+		oe.ClientID = c.ID
+	}
+	if res != nil {
+		res.ClientID = c.ID
+	}
+	return res, err
+}
+
+// token is Token, also returning the registered client the assertion names
+// (nil until it is known).
+func (s *Server) token(ctx context.Context, form url.Values) (res *TokenResponse, c *client, err error) {
 	for _, p := range []string{"grant_type", "client_assertion_type", "client_assertion", "scope", "client_id"} {
 		if len(form[p]) > 1 {
-			return nil, invalidRequest("parameter %s appears more than once; send it once", p)
+			return nil, c, invalidRequest("parameter %s appears more than once; send it once", p)
 		}
 	}
 	switch gt := form.Get("grant_type"); gt {
 	case GrantTypeClientCredentials:
 	case "":
-		return nil, invalidRequest("grant_type is missing; expected %q", GrantTypeClientCredentials)
+		return nil, c, invalidRequest("grant_type is missing; expected %q", GrantTypeClientCredentials)
 	default:
-		return nil, unsupportedGrantType("grant_type %s is not supported; expected %q", quote(gt), GrantTypeClientCredentials)
+		return nil, c, unsupportedGrantType("grant_type %s is not supported; expected %q", quote(gt), GrantTypeClientCredentials)
 	}
 	switch at := form.Get("client_assertion_type"); at {
 	case ClientAssertionTypeJWT:
 	case "":
-		return nil, invalidRequest("client_assertion_type is missing; expected %q", ClientAssertionTypeJWT)
+		return nil, c, invalidRequest("client_assertion_type is missing; expected %q", ClientAssertionTypeJWT)
 	default:
-		return nil, invalidRequest("client_assertion_type %s is not supported; expected %q", quote(at), ClientAssertionTypeJWT)
+		return nil, c, invalidRequest("client_assertion_type %s is not supported; expected %q", quote(at), ClientAssertionTypeJWT)
 	}
 	assertion := form.Get("client_assertion")
 	if assertion == "" {
-		return nil, invalidRequest("client_assertion is missing; expected a JWT signed with the client's private key")
+		return nil, c, invalidRequest("client_assertion is missing; expected a JWT signed with the client's private key")
 	}
 	if len(assertion) > MaxAssertionBytes {
-		return nil, invalidRequest("client_assertion is %d bytes; at most %d are accepted", len(assertion), MaxAssertionBytes)
+		return nil, c, invalidRequest("client_assertion is %d bytes; at most %d are accepted", len(assertion), MaxAssertionBytes)
 	}
 
 	// Everything that can be refused without a key, from the header and the
 	// (still unverified) claims.
 	a, oerr := parseAssertion(assertion)
 	if oerr != nil {
-		return nil, oerr
+		return nil, c, oerr
 	}
 	c, ok := s.clients[a.iss]
 	if !ok {
-		return nil, invalidClient("iss %s is not a registered client_id", quote(a.iss))
+		return nil, c, invalidClient("iss %s is not a registered client_id", quote(a.iss))
 	}
 	if id := form.Get("client_id"); id != "" && id != a.iss {
-		return nil, invalidClient("client_id parameter %s does not match the assertion's iss %s", quote(id), quote(a.iss))
+		return nil, c, invalidClient("client_id parameter %s does not match the assertion's iss %s", quote(id), quote(a.iss))
 	}
 	if a.jkuSet {
 		switch {
 		case c.JWKSURL == "":
-			return nil, invalidClient("the JWS header has jku, but client %s registered its keys inline; remove jku", quote(c.ID))
+			return nil, c, invalidClient("the JWS header has jku, but client %s registered its keys inline; remove jku", quote(c.ID))
 		case a.jku != c.JWKSURL:
-			return nil, invalidClient("the JWS header's jku %s is not the jwks_url registered for client %s; it must be exactly that URL or absent", quote(a.jku), quote(c.ID))
+			return nil, c, invalidClient("the JWS header's jku %s is not the jwks_url registered for client %s; it must be exactly that URL or absent", quote(a.jku), quote(c.ID))
 		}
 	}
 
@@ -105,45 +126,45 @@ func (s *Server) Token(ctx context.Context, form url.Values) (*TokenResponse, er
 	if c.remote != nil {
 		k, err := s.remoteKey(ctx, c, a.kid, a.alg)
 		if err != nil {
-			return nil, err
+			return nil, c, err
 		}
 		key = k
 	} else {
 		k, kerr := selectKey(c.inline, a.kid, a.alg, fmt.Sprintf("the JWK Set registered for client %s", quote(c.ID)))
 		if kerr != nil {
-			return nil, invalidClient("%s", kerr.msg)
+			return nil, c, invalidClient("%s", kerr.msg)
 		}
 		key = k
 	}
 	alg, _ := signatureAlg(a.alg)
 	if _, err := jws.Verify([]byte(assertion), jws.WithKey(alg, key.key), jws.WithCompact()); err != nil {
-		return nil, invalidClient("the signature does not verify with %s of client %s (alg %s); sign with the private key of a registered public key",
+		return nil, c, invalidClient("the signature does not verify with %s of client %s (alg %s); sign with the private key of a registered public key",
 			keyName(key), quote(c.ID), a.alg)
 	}
 
 	// The claims, now that they are known to come from the client.
 	now := s.now()
 	if oerr := s.checkClaims(a, now); oerr != nil {
-		return nil, oerr
+		return nil, c, oerr
 	}
 
 	// The scopes.
 	granted, oerr := grantScopes(form.Get("scope"), c)
 	if oerr != nil {
-		return nil, oerr
+		return nil, c, oerr
 	}
 
 	// Last, the only side effects: record the jti, then the token.
 	fresh, err := s.replay.Remember(ctx, c.ID, a.jti, a.exp.Add(ClockSkew))
 	if err != nil {
-		return nil, unavailable("replay cache", err)
+		return nil, c, unavailable("replay cache", err)
 	}
 	if !fresh {
-		return nil, invalidGrant("jti already used: each client assertion must carry a new jti")
+		return nil, c, invalidGrant("jti already used: each client assertion must carry a new jti")
 	}
 	var raw [tokenBytes]byte
 	if _, err := io.ReadFull(rand.Reader, raw[:]); err != nil {
-		return nil, fmt.Errorf("auth: generating a token: %w", err)
+		return nil, c, fmt.Errorf("auth: generating a token: %w", err)
 	}
 	token := base64.RawURLEncoding.EncodeToString(raw[:])
 	g := Grant{
@@ -154,14 +175,14 @@ func (s *Server) Token(ctx context.Context, form url.Values) (*TokenResponse, er
 		Expires:      now.Add(s.ttl),
 	}
 	if err := s.tokens.Save(ctx, tokenKey(token), g, s.ttl); err != nil {
-		return nil, unavailable("token store", err)
+		return nil, c, unavailable("token store", err)
 	}
 	return &TokenResponse{
 		AccessToken: token,
 		TokenType:   "bearer",
 		ExpiresIn:   int(s.ttl / time.Second),
 		Scope:       strings.Join(granted, " "),
-	}, nil
+	}, c, nil
 }
 
 func keyName(k pubKey) string {

@@ -20,6 +20,16 @@ type Auditor interface {
 // auditWhatKey holds the references a handler touched, for the audit.
 const auditWhatKey = "signpost.audit.what"
 
+// auditClientKey holds the client a token request named (a registered
+// client id, or ""), for the token endpoint's record: there is no caller
+// until a token is issued.
+const auditClientKey = "signpost.audit.client"
+
+// unauditedKey marks a request answered 429 by the per-address limit: it
+// did nothing, and auditing each would let an anonymous flood fill Redis
+// with records of itself (the metrics count them by route and status).
+const unauditedKey = "signpost.audit.skip"
+
 // audited records what a request touched, for its AuditEvent.
 func audited(c *gin.Context, refs ...string) {
 	if v, ok := c.Get(auditWhatKey); ok {
@@ -70,10 +80,16 @@ func (a *API) auditRecord(c *gin.Context, start time.Time) *gateway.AuditRecord 
 	if !known || it.subtype == "" {
 		return nil // health, metadata and discovery are not interactions with data
 	}
+	if c.GetBool(unauditedKey) {
+		return nil
+	}
 	r := &gateway.AuditRecord{Recorded: start, Interaction: it.subtype, Action: it.action, Status: c.Writer.Status(), Address: c.ClientIP()}
 	if v, ok := c.Get(callerKey); ok {
 		caller := v.(gateway.Caller)
 		r.Client, r.Org = caller.ClientID, caller.Organization
+	}
+	if id := c.GetString(auditClientKey); id != "" && r.Client == "" {
+		r.Client = id
 	}
 	if refs, ok := c.Get(auditWhatKey); ok {
 		r.What = refs.([]string)
@@ -81,7 +97,9 @@ func (a *API) auditRecord(c *gin.Context, start time.Time) *gateway.AuditRecord 
 	if len(r.What) == 0 && c.Param("id") != "" {
 		r.What = []string{c.Param("type") + "/" + c.Param("id")} // what was asked for, found or not
 	}
-	if it.subtype == "search-type" {
+	if it.subtype == "search-type" && r.Client != "" {
+		// Parameter names only for a known caller: from anyone else they
+		// are whatever a stranger chose to write into the trail.
 		names := make([]string, 0, len(c.Request.URL.Query()))
 		for k := range c.Request.URL.Query() {
 			names = append(names, k)

@@ -116,6 +116,18 @@ func TestRateLimitPerClient(t *testing.T) {
 	}
 	// Another client is counted apart.
 	e.get("/ServiceRequest", as("practice-b")...).must(t, http.StatusOK)
+	// The refused requests did nothing and leave no record: a flood over
+	// the limit cannot push older records out of the trimmed trail.
+	events, raw := e.audit(t)
+	for _, ev := range events {
+		if ev.Outcome != "0" {
+			t.Errorf("a request refused by the rate limit was audited:\n%s", raw)
+			break
+		}
+	}
+	if len(events) != 6-statuses[http.StatusTooManyRequests]+1 {
+		t.Errorf("%d audit records, want one per request let through:\n%s", len(events), raw)
+	}
 }
 
 // Logs and the audit trail of a run of ordinary and failing requests hold

@@ -45,10 +45,18 @@ func (a *API) token(c *gin.Context) {
 	var oe *auth.OAuthError
 	switch {
 	case err == nil:
+		c.Set(auditClientKey, res.ClientID)
 		c.JSON(http.StatusOK, res)
 	case errors.As(err, &oe):
-		body, _ := json.Marshal(oe)
-		c.Data(oe.Status, "application/json", body)
+		c.Set(auditClientKey, oe.ClientID)
+		public := oe.Public()
+		if public != oe {
+			// The caller gets one answer for every invalid_client; what
+			// was wrong is for the operator (never the assertion itself).
+			a.log.Warn("token request refused", "client_id", oe.ClientID, "reason", oe.Description)
+		}
+		body, _ := json.Marshal(public)
+		c.Data(public.Status, "application/json", body)
 	default:
 		a.log.Error("token endpoint: storage unavailable", "error", err)
 		c.Header("Retry-After", retryAfterSeconds)
@@ -71,7 +79,21 @@ func (a *API) authenticate(c *gin.Context) {
 		}
 		return
 	}
-	g, err := a.auth.Authenticate(c.Request.Context(), c.GetHeader("Authorization"))
+	header := c.GetHeader("Authorization")
+	if header == "" {
+		// No credentials at all: counted by address before any work.
+		if a.limitByAddress(c); c.IsAborted() {
+			return
+		}
+	}
+	g, err := a.auth.Authenticate(c.Request.Context(), header)
+	if errors.Is(err, auth.ErrBadToken) || (errors.Is(err, auth.ErrNoToken) && header != "") {
+		// A refused token is counted by address too, once Redis has said
+		// it is not one: only a valid token gets past the address limit.
+		if a.limitByAddress(c); c.IsAborted() {
+			return
+		}
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, auth.ErrNoToken):

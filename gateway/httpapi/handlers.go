@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -198,6 +199,16 @@ func (a *API) runSearch(c *gin.Context, params url.Values) {
 	link("self", res.Self)
 	link("next", res.Next)
 	link("previous", res.Previous)
+	// The record of a search names what it disclosed, as a read's does
+	// (at most gateway.MaxAuditWhat references; the rest are counted).
+	refs := make([]string, 0, len(res.Matches)+len(res.Included))
+	for _, r := range res.Matches {
+		refs = append(refs, r.Ref()+"/_history/"+r.VersionID())
+	}
+	for _, r := range res.Included {
+		refs = append(refs, r.Ref()+"/_history/"+r.VersionID())
+	}
+	audited(c, refs...)
 	for _, r := range res.Matches {
 		b.Entries = append(b.Entries, fhir.BundleEntry{FullURL: a.fhirBase + "/" + r.Ref(), Resource: r.Body, Search: "match"})
 	}
@@ -292,14 +303,19 @@ func (a *API) healthz(c *gin.Context) {
 }
 
 // readyz reports whether Signpost can accept referrals: it can only when
-// Redis answers, since nothing is acknowledged before it is stored there.
+// Redis answers and takes writes, since nothing is acknowledged before it is
+// stored there.
 func (a *API) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), time.Second)
 	defer cancel()
 	if err := a.svc.Ping(ctx); err != nil {
 		a.log.Warn("not ready", "error", err)
 		c.Header("Retry-After", retryAfterSeconds)
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "reason": "Redis does not answer"})
+		reason := "Redis does not answer"
+		if errors.Is(err, gateway.ErrStoreFull) {
+			reason = "Redis is refusing writes: it is out of memory"
+		}
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "reason": reason})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})

@@ -102,32 +102,46 @@ type Limiter interface {
 
 // limitByClient applies the rate limit to authenticated clients. Without
 // authentication (loopback only) there is no client to count.
+// Over it, the request is not audited either: it did nothing, and a
+// stolen token must not be able to flood the trail (which is trimmed by
+// count, so a flood would push older records out); the metrics count it.
 func (a *API) limitByClient(c *gin.Context) {
 	if v, ok := c.Get(callerKey); ok && v.(gateway.Caller).Kind != gateway.CallerOperator {
-		a.limit(c, "client:"+v.(gateway.Caller).ClientID)
+		if a.limit(c, a.limiter, "client:"+v.(gateway.Caller).ClientID, "this client"); c.IsAborted() {
+			c.Set(unauditedKey, true)
+		}
 	}
 }
 
-// limitByAddress applies the rate limit to the token endpoint by address:
-// the caller is not known until its assertion is verified, which is the
-// costly part.
+// limitByAddress applies the per-address limit to what a caller not yet
+// known may make Signpost do: the token endpoint (the caller is not known
+// until its assertion is verified, which is the costly part) and FHIR
+// requests refused for want of a valid token, each of which is audited.
+// Over it, the request is answered 429 and not audited (unauditedKey), so
+// an anonymous flood costs Redis one small counter per address.
 func (a *API) limitByAddress(c *gin.Context) {
-	a.limit(c, "addr:"+c.ClientIP())
+	a.limit(c, a.addressLimiter, "addr:"+c.ClientIP(), "this address")
+	if c.IsAborted() {
+		c.Set(unauditedKey, true)
+	}
 }
 
-func (a *API) limit(c *gin.Context, key string) {
-	if a.limiter == nil {
+func (a *API) limit(c *gin.Context, l Limiter, key, who string) {
+	if l == nil {
 		return
 	}
-	ok, wait, err := a.limiter.Allow(c.Request.Context(), key)
+	ok, wait, err := l.Allow(c.Request.Context(), key)
 	if err != nil {
-		a.fail(c, gateway.ErrUnavailable)
+		if !errors.Is(err, gateway.ErrUnavailable) {
+			err = fmt.Errorf("%w: rate limit: %v", gateway.ErrUnavailable, err)
+		}
+		a.fail(c, err)
 		return
 	}
 	if !ok {
 		secs := int(wait.Seconds() + 0.999)
 		c.Header("Retry-After", strconv.Itoa(max(secs, 1)))
-		a.failWith(c, gateway.KindTooManyRequests, fhir.IssueThrottled, "too many requests from this client; retry after %d s", max(secs, 1))
+		a.failWith(c, gateway.KindTooManyRequests, fhir.IssueThrottled, "too many requests from %s; retry after %d s", who, max(secs, 1))
 	}
 }
 

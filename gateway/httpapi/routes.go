@@ -33,9 +33,13 @@ type Options struct {
 	Caller func(*http.Request) (gateway.Caller, error)
 	// Limiter limits requests per client (nil: no limit).
 	Limiter Limiter
+	// AddressLimiter limits, per address, token requests and FHIR requests
+	// without a valid token (nil: no limit).
+	AddressLimiter Limiter
 	// Auditor receives an AuditEvent per interaction (nil: none kept).
 	Auditor Auditor
-	// Metrics records request and referral metrics and serves /metrics (nil: none).
+	// Metrics records request and referral metrics (nil: none). They are
+	// served apart (metrics_listen), never on the API's listener.
 	Metrics *telemetry.Metrics
 	// Traced gives each request a span (and continues a caller's
 	// traceparent). Off when tracing is off: it costs CPU on every request.
@@ -66,16 +70,18 @@ type API struct {
 	auth     *auth.Server
 	tokenURL string
 	limiter  Limiter
-	auditor  Auditor
-	metrics  *telemetry.Metrics
-	log      *slog.Logger
+	// addressLimiter counts callers not yet known, by address.
+	addressLimiter Limiter
+	auditor        Auditor
+	metrics        *telemetry.Metrics
+	log            *slog.Logger
 }
 
 // New builds the HTTP handler. Every route is listed here.
 func New(o Options) http.Handler {
 	releaseMode.Do(func() { gin.SetMode(gin.ReleaseMode) })
 	a := &API{svc: o.Service, fhirBase: trimSlash(o.PublicURL) + "/fhir", maxBody: o.MaxBodyBytes, caller: o.Caller, log: o.Logger,
-		auth: o.Auth, tokenURL: TokenURL(o.PublicURL), limiter: o.Limiter, auditor: o.Auditor, metrics: o.Metrics}
+		auth: o.Auth, tokenURL: TokenURL(o.PublicURL), limiter: o.Limiter, addressLimiter: o.AddressLimiter, auditor: o.Auditor, metrics: o.Metrics}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -122,9 +128,6 @@ func New(o Options) http.Handler {
 
 	r.GET("/healthz", a.healthz)
 	r.GET("/readyz", a.readyz)
-	if a.metrics != nil {
-		r.GET("/metrics", gin.WrapH(a.metrics.Handler()))
-	}
 	if a.auth != nil {
 		r.GET("/.well-known/smart-configuration", a.smartConfiguration)
 		r.GET("/fhir/.well-known/smart-configuration", a.smartConfiguration)

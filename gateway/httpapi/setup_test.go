@@ -40,6 +40,8 @@ type options struct {
 	smart     []auth.Client // when set, callers authenticate with SMART tokens
 	rate      float64       // requests per second per client; 0: no limit
 	burst     int
+	addrRate  float64 // per address, for callers without a valid token; 0: no limit
+	addrBurst int
 	proxies   []netip.Prefix // trusted proxies
 	// understood are the modifierExtension urls the deployment understands.
 	understood []string
@@ -95,6 +97,10 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 	if o.rate > 0 {
 		limiter = store.Limiter(o.rate, o.burst)
 	}
+	var addressLimiter httpapi.Limiter
+	if o.addrRate > 0 {
+		addressLimiter = store.Limiter(o.addrRate, o.addrBurst)
+	}
 	var authServer *auth.Server
 	if o.smart != nil {
 		var err error
@@ -114,7 +120,7 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 		UnderstoodModifiers: o.understood,
 	})
 	mux.Handle("/", httpapi.New(httpapi.Options{
-		Service: svc, PublicURL: e.srv.URL, MaxBodyBytes: o.maxBody, Logger: log, Auth: authServer, Limiter: limiter, Auditor: store,
+		Service: svc, PublicURL: e.srv.URL, MaxBodyBytes: o.maxBody, Logger: log, Auth: authServer, Limiter: limiter, AddressLimiter: addressLimiter, Auditor: store,
 		Caller:         func(r *http.Request) (gateway.Caller, error) { return testCallers[r.Header.Get(callerHeader)], nil },
 		Capability:     httpapi.CapabilityInfo{Version: "test", AuthMode: "none"},
 		TrustedProxies: o.proxies,

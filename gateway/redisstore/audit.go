@@ -16,17 +16,47 @@ func stringFields(v map[string]any) map[string]string {
 	return out
 }
 
-// Audit appends an AuditEvent to the audit stream. Signpost only ever
-// appends to it (no trimming, no deletes): an operator archives and trims it
-// (XTRIM) by their own retention rules.
+// DefaultAuditMaxEntries is about how many audit records the stream keeps
+// unless configured (audit.max_entries): a record is some 200 bytes in
+// Redis, so about 200 MiB of trail. An operator who must keep more for
+// longer archives it (signpost audit tail) before it is trimmed.
+const DefaultAuditMaxEntries = 1_000_000
+
+// SetAuditMax sets about how many records the audit stream keeps. Call it
+// before the Store is used.
+func (s *Store) SetAuditMax(n int64) {
+	if n > 0 {
+		s.auditMax = n
+	}
+}
+
+// Audit appends an AuditEvent to the audit stream, trimming its oldest
+// records beyond the configured number in the same command. The trim is
+// approximate (MAXLEN ~): Redis drops whole nodes of the stream only, so
+// each append's share of it is small and bounded, and the stream keeps
+// between auditMax and a node's worth (100 records) more.
 func (s *Store) Audit(ctx context.Context, r *gateway.AuditRecord) error {
 	fields := r.Fields()
-	args := make([]any, 0, 3+len(fields))
-	args = append(args, "xadd", s.keys.audit(), "*")
+	args := make([]any, 0, 6+len(fields))
+	args = append(args, "xadd", s.keys.audit(), "maxlen", "~", s.auditMax, "*")
 	for _, f := range fields {
 		args = append(args, f)
 	}
 	return classify(s.batch.do(ctx, redis.NewStringCmd(ctx, args...)))
+}
+
+// TrimAudit trims the audit stream to about the configured number of
+// records. The records a write's commit appends (commit.lua) are not
+// trimmed as they are added; this, called on a timer, catches up with them.
+func (s *Store) TrimAudit(ctx context.Context) error {
+	return classify(s.rdb.XTrimMaxLenApprox(ctx, s.keys.audit(), s.auditMax, 0).Err())
+}
+
+// AuditLength is how many records the audit stream holds (its growth is a
+// metric).
+func (s *Store) AuditLength(ctx context.Context) (int64, error) {
+	n, err := s.rdb.XLen(ctx, s.keys.audit()).Result()
+	return n, classify(err)
 }
 
 // AuditEntry is one kept audit record with its stream id (its time and order).

@@ -40,6 +40,9 @@ func (k keys) token(digest string) string { return k.ns + ":tok:" + digest }
 // rate is a client's rate-limit state (ratelimit.lua).
 func (k keys) rate(key string) string { return k.ns + ":rl:" + key }
 
+// ready is the probe /readyz writes, to learn whether Redis takes writes.
+func (k keys) ready() string { return k.ns + ":ready" }
+
 // audit is the append-only stream of AuditEvents.
 func (k keys) audit() string { return k.ns + ":audit" }
 

@@ -50,6 +50,8 @@ type Store struct {
 	maxSystems int
 	// maxEvents caps the events waiting for one subscription.
 	maxEvents int
+	// auditMax is about how many records the audit stream keeps (SetAuditMax).
+	auditMax int64
 }
 
 // maxSubscriptionEvents is how many events wait for one subscription that
@@ -82,7 +84,7 @@ func New(rdb redis.UniversalClient, namespace string) *Store {
 		namespace = "signpost"
 	}
 	return &Store{rdb: rdb, keys: newKeys(namespace), batch: &batcher{rdb: rdb}, maxSystems: maxTokenSystems,
-		maxEvents: maxSubscriptionEvents}
+		maxEvents: maxSubscriptionEvents, auditMax: DefaultAuditMaxEntries}
 }
 
 // Client exposes the Redis client, for the workers that share it.
@@ -93,7 +95,13 @@ func (s *Store) QueueKey(name string) string { return s.keys.queue(name) }
 
 // Ping implements gateway.Store.
 func (s *Store) Ping(ctx context.Context) error {
-	return classify(s.rdb.Ping(ctx).Err())
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return classify(err)
+	}
+	// A Redis at maxmemory (noeviction) still answers PING but refuses
+	// every write, and so every referral: a small write with a short
+	// expiry finds out exactly, without reading maxmemory's accounting.
+	return classify(s.rdb.Set(ctx, s.keys.ready(), "1", 10*time.Second).Err())
 }
 
 // keyList assigns KEYS positions (1-based, as Lua numbers them).
@@ -443,6 +451,11 @@ func classify(err error) error {
 	var rerr redis.Error
 	if errors.As(err, &rerr) && !isNetError(err) {
 		msg := rerr.Error()
+		// A script's error carries the refused command's: OOM at its start,
+		// or after the script's own prefix.
+		if strings.HasPrefix(msg, "OOM ") || strings.Contains(msg, "OOM command not allowed") {
+			return fmt.Errorf("%w: %v", gateway.ErrStoreFull, err)
+		}
 		for _, transient := range []string{"LOADING", "BUSY", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MISCONF"} {
 			if strings.HasPrefix(msg, transient) {
 				return fmt.Errorf("%w: %v", gateway.ErrUnavailable, err)

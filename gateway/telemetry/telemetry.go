@@ -181,6 +181,27 @@ func (m *Metrics) ObserveQueues(read func(ctx context.Context) ([]QueueStats, er
 	return err
 }
 
+// ObserveAudit registers a gauge of the records the audit stream holds,
+// read on each scrape: its growth, and that its trimming keeps up.
+func (m *Metrics) ObserveAudit(read func(ctx context.Context) (int64, error)) error {
+	if m == nil {
+		return nil
+	}
+	entries, err := m.meter.Int64ObservableGauge("signpost.audit.entries", metric.WithDescription("Records the audit stream holds (trimmed to about audit.max_entries)"))
+	if err != nil {
+		return err
+	}
+	_, err = m.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		n, err := read(ctx)
+		if err != nil {
+			return nil // Redis down: no reading this time (readyz says so)
+		}
+		o.ObserveInt64(entries, n)
+		return nil
+	}, entries)
+	return err
+}
+
 // Shutdown flushes and stops the meter provider.
 func (m *Metrics) Shutdown(ctx context.Context) error {
 	if m == nil {

@@ -171,6 +171,7 @@ func (p *Pages) signIn(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			if !ok {
+				p.auditLockout(r, key, addr, addrErr == nil)
 				w.Header().Set("Retry-After", strconv.Itoa(max(1, int(wait.Seconds()+0.5))))
 				p.showSignIn(w, r, http.StatusTooManyRequests, email, "Too many attempts to sign in. Wait a minute, then try again.")
 				return
@@ -193,18 +194,21 @@ func (p *Pages) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	matches := hash.PasswordMatches(password)
 	if user == nil || user.Disabled || !matches {
+		p.auditSignIn(r, gateway.InteractionLogin, http.StatusUnauthorized, user)
 		p.showSignIn(w, r, http.StatusUnauthorized, email, signInFailed)
 		return
 	}
 	token := newToken()
 	sess := gateway.WebSession{Email: user.Email, ProviderID: user.ProviderID, CSRF: newToken(), Created: p.now()}
 	if err := p.accounts.StartSession(r.Context(), digest(token), sess, sessionIdle, sessionLongest); errors.Is(err, gateway.ErrNoSuchUser) {
+		p.auditSignIn(r, gateway.InteractionLogin, http.StatusUnauthorized, user)
 		p.showSignIn(w, r, http.StatusUnauthorized, email, signInFailed)
 		return
 	} else if err != nil {
 		p.failed(w, r, nil, err)
 		return
 	}
+	p.auditSignIn(r, gateway.InteractionLogin, http.StatusSeeOther, user)
 	if device == "" {
 		// Trust is best effort: without it the next sign-in is limited as
 		// a stranger's, nothing worse.
@@ -245,6 +249,7 @@ func (p *Pages) signOut(w http.ResponseWriter, r *http.Request, s *gateway.WebSe
 			return
 		}
 	}
+	p.auditSignIn(r, gateway.InteractionLogout, http.StatusOK, &gateway.PortalUser{Email: s.Email, ProviderID: s.ProviderID})
 	http.SetCookie(w, &http.Cookie{Name: p.cookie, Path: "/", MaxAge: -1, HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode})
 	p.render(w, r, http.StatusOK, "sign-in", page{Title: "Signed out", Message: "You have signed out.", CSRF: p.freshSignInToken(w)})
 }
@@ -308,4 +313,50 @@ func clientAddress(r *http.Request) string {
 		host = host[:i]
 	}
 	return host
+}
+
+// auditSignIn keeps the record of a sign-in (made or refused) or a
+// sign-out. It names the account — its address, personal data of staff,
+// which the trail already holds for every page they see — only when the
+// account exists: what was typed for an address with no account may be a
+// mistyped address or even a password, and is not kept. Never the
+// password. A record that cannot be kept is logged, and the person is not
+// held up by it.
+func (p *Pages) auditSignIn(r *http.Request, interaction string, status int, user *gateway.PortalUser) {
+	if p.auditor == nil {
+		return
+	}
+	rec := &gateway.AuditRecord{Recorded: p.now(), Interaction: interaction, Action: "E", Status: status, Address: clientAddress(r)}
+	if user != nil {
+		c := p.caller(&gateway.WebSession{Email: user.Email, ProviderID: user.ProviderID})
+		rec.Client, rec.Org, rec.User = c.ClientID, c.Organization, user.Email
+	}
+	if err := p.auditor.Audit(r.Context(), rec); err != nil {
+		p.log.WarnContext(r.Context(), "auditing a sign-in", "error", err)
+	}
+}
+
+// lockoutAuditKey prefixes the limiter key that bounds how often one
+// lockout is audited.
+const lockoutAuditKey = "web-lockout-audit:"
+
+// auditLockout keeps the record of a sign-in refused by the limits (an
+// address, an account or a browser over its allowance). Each is audited
+// at most as often as the limit lets an attempt through, so a guesser
+// hammering a locked account cannot flood the trail (and so push older
+// records out of it); the account is named only when it exists.
+func (p *Pages) auditLockout(r *http.Request, limitKey, addr string, addrOK bool) {
+	if p.auditor == nil {
+		return
+	}
+	if ok, _, err := p.limiter.Allow(r.Context(), lockoutAuditKey+limitKey); err != nil || !ok {
+		return
+	}
+	var user *gateway.PortalUser
+	if addrOK {
+		if u, err := p.accounts.User(r.Context(), addr); err == nil {
+			user = u
+		}
+	}
+	p.auditSignIn(r, gateway.InteractionLogin, http.StatusTooManyRequests, user)
 }

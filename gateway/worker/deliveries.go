@@ -25,6 +25,8 @@ type Deliveries struct {
 	Log     *slog.Logger
 	Now     func() time.Time
 	Metrics *telemetry.Metrics
+	// Audit keeps the record of each referral sent (nil: none).
+	Audit Auditor
 }
 
 // Lanes are the providers.
@@ -88,6 +90,14 @@ func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
 	log = log.With("status", res.Status, "elapsed", res.Elapsed)
 	switch res.Outcome {
 	case webhook.Delivered:
+		path := pathWebhook
+		switch {
+		case ep.Kind == "fhir":
+			path = pathFHIR
+		case ep.Full:
+			path = pathWebhookFull
+		}
+		disclosed(ctx, h.Audit, log, now, d.ProviderID, gateway.Identifier{}, path, d.Disclosed)
 		h.Metrics.Job(ctx, gateway.QueueDelivery, "delivered")
 		h.Metrics.DeliveryAttempts(ctx, "delivered", d.Attempt+1)
 		record(log, "delivered", h.Domain.Delivered(ctx, d, ep.Name))

@@ -48,6 +48,8 @@ type Subscriptions struct {
 	Retry   []time.Duration
 	Log     *slog.Logger
 	Metrics *telemetry.Metrics // nil: none
+	// Audit keeps the record of each notification sent (nil: none).
+	Audit Auditor
 }
 
 // Lanes are the GP systems.
@@ -167,6 +169,8 @@ func (h *Subscriptions) send(ctx context.Context, log *slog.Logger, job gateway.
 			h.retry(ctx, log.With("subscription", id, "event", ev.Number), job, sub, res)
 			return
 		}
+		disclosed(ctx, h.Audit, log, time.Now, job.Fields["client"], gateway.Identifier{}, pathRestHook+sub.Payload+" Subscription/"+id,
+			[]string{ev.Task + "/_history/" + ev.Version})
 		if err := h.Store.SentEvent(ctx, id, ev.Number); err != nil {
 			record(log, "recording a sent event", err)
 			return

@@ -346,6 +346,34 @@ func (w *Worker) take(ctx context.Context, job gateway.QueuedJob) {
 // loggerOr and clockOr are a handler's logger and clock, or the defaults.
 // Handlers default them without writing to themselves: Handle runs in
 // every lane at once.
+// Auditor keeps the record of each disclosure Signpost makes (redisstore:
+// the audit stream).
+type Auditor interface {
+	Audit(ctx context.Context, r *gateway.AuditRecord) error
+}
+
+// Paths of disclosure, named in the audit record of each.
+const (
+	pathWebhook     = "delivery webhook"
+	pathWebhookFull = "delivery webhook (full)"
+	pathFHIR        = "delivery fhir"
+	pathWriteBack   = "write-back"
+	pathRestHook    = "rest-hook "
+)
+
+// disclosed keeps the record of resources a recipient has acknowledged.
+// It is kept after the send, apart from the job's own bookkeeping: a
+// record that cannot be kept is logged (the send happened either way, and
+// sending again to keep it would disclose twice).
+func disclosed(ctx context.Context, a Auditor, log *slog.Logger, now func() time.Time, recipient string, org gateway.Identifier, path string, what []string) {
+	if a == nil || len(what) == 0 {
+		return
+	}
+	if err := a.Audit(ctx, gateway.Disclosure(now(), recipient, org, path, what)); err != nil {
+		log.Error("disclosure not audited", "path", path, "error", err)
+	}
+}
+
 func loggerOr(l *slog.Logger) *slog.Logger {
 	if l == nil {
 		return slog.Default()

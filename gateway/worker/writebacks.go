@@ -40,6 +40,8 @@ type WriteBacks struct {
 	Log     *slog.Logger
 	Now     func() time.Time
 	Metrics *telemetry.Metrics // nil: none
+	// Audit keeps the record of each Task written back (nil: none).
+	Audit Auditor
 }
 
 // writeBackLease bounds how long one Task's write-back may hold it: longer
@@ -112,6 +114,7 @@ func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
 			h.retry(ctx, log, job, res)
 			return
 		}
+		disclosed(ctx, h.Audit, log, now, client, gateway.Identifier{}, pathWriteBack, []string{cur.Task.Ref() + "/_history/" + cur.Task.VersionID()})
 		st.GPID, st.GPETag, st.Version = res.ID, res.ETag, cur.Task.Version
 		// Kept at once: a later step failing must not forget the copy.
 		if err := h.State.SetWriteBackState(ctx, client, taskID, st); err != nil {
@@ -133,6 +136,7 @@ func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
 				h.retry(ctx, log, job, out)
 				return
 			}
+			disclosed(ctx, h.Audit, log, now, client, gateway.Identifier{}, pathWriteBack+" (outcome Observation)", []string{at.Task.Ref() + "/_history/" + at.Task.VersionID()})
 			st.Filed = append(st.Filed, at.Status)
 		}
 	}
