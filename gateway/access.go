@@ -58,7 +58,7 @@ func (s *Service) visible(ctx context.Context, c Caller, r *Resource) (bool, err
 		case TypeServiceRequest:
 			via = []string{"focus=" + r.Ref()}
 		case TypePatient:
-			via = []string{"subject=" + r.Ref()}
+			return s.providerSeesPatient(ctx, c.ClientID, r)
 		case TypeProvenance:
 			var p struct {
 				Target []struct{ Reference string } `json:"target"`
@@ -75,6 +75,17 @@ func (s *Service) visible(ctx context.Context, c Caller, r *Resource) (bool, err
 		return n > 0, err
 	}
 	return false, nil
+}
+
+// providerSeesPatient is the one rule by which a provider sees a Patient,
+// whatever the path (API read, inbox, referral page, full webhook): a Task
+// the provider owns points at it, and that Task belongs to the client that
+// owns the Patient. The second half is what stops a GP system's Task from
+// showing another practice's Patient to a provider.
+func (s *Service) providerSeesPatient(ctx context.Context, providerID string, patient *Resource) (bool, error) {
+	_, n, err := s.store.Search(ctx, &StoreQuery{Type: TypeTask, Groups: [][]string{
+		{"subject=" + patient.Ref()}, {"owner=Organization/" + providerID}, {clientTerm(patient.Owner)}}})
+	return n > 0, err
 }
 
 // readVisible reads a resource the caller may see, or reports it not found.

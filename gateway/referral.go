@@ -431,8 +431,14 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 			rt.provider = prov
 		}
 	}
-	if task.For != nil && task.For.Reference != nil && pending.sr.Subject.Reference != nil && *task.For.Reference != *pending.sr.Subject.Reference {
-		p.add(fhir.IssueBusinessRule, "Task.for", "for must be the ServiceRequest's subject")
+	if task.For != nil {
+		same, err := s.sameSubject(ctx, pl, task.For, &pending.sr.Subject)
+		if err != nil {
+			return nil, err
+		}
+		if !same {
+			p.add(fhir.IssueBusinessRule, "Task.for", "for must be the ServiceRequest's subject: the same reference or identifier, or, when the referral names the patient by NHS number alone, a reference to a Patient this client holds with that NHS number")
+		}
 	}
 	if err := p.err(KindUnprocessable); err != nil {
 		return nil, err
@@ -518,6 +524,60 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	return out, nil
 }
 
+// sameSubject reports whether a client's referral Task is for the person
+// its referral is for. The check matters because a provider is shown the
+// Patient its Task points to: a Task naming any other Patient would show
+// that person to the provider. When the referral names the patient by NHS
+// number alone, the Task may point at a Patient the same client holds (or
+// sends in the same transaction) with that NHS number.
+func (s *Service) sameSubject(ctx context.Context, pl *plan, taskFor, subject *models.Reference) (bool, error) {
+	if refString(taskFor) == refString(subject) {
+		return true, nil
+	}
+	if id := taskFor.Identifier; id != nil && (subject.Identifier == nil || !sameIdentifier(id, subject.Identifier)) {
+		return false, nil
+	}
+	if taskFor.Reference == nil {
+		return true, nil // the subject's own identifier
+	}
+	ref := s.localRef(*taskFor.Reference)
+	if subject.Reference != nil {
+		return ref == s.localRef(*subject.Reference), nil
+	}
+	if !hasNHSNumber(subject) {
+		return false, nil
+	}
+	id, ok := strings.CutPrefix(ref, TypePatient+"/")
+	if !ok || checkID(id) != nil {
+		return false, nil
+	}
+	body := pl.plannedBody(TypePatient, id)
+	if body == nil {
+		p, err := s.readVisible(ctx, pl.caller, TypePatient, id)
+		if errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		body = p.Body
+	}
+	var pat struct {
+		Identifier []struct{ System, Value string } `json:"identifier"`
+	}
+	_ = json.Unmarshal(body, &pat) // passed the raw checks when it was planned or stored
+	for _, pid := range pat.Identifier {
+		if pid.System == fhir.NHSNumberSystem && pid.Value == *subject.Identifier.Value {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func sameIdentifier(a, b *models.Identifier) bool {
+	return a.System != nil && b.System != nil && a.Value != nil && b.Value != nil && *a.System == *b.System && *a.Value == *b.Value
+}
+
 // identifyPatient checks that the person a referral is for can be
 // identified: by a reference to a Patient held (or sent in the same
 // transaction, or contained), or by an NHS number.
@@ -559,13 +619,16 @@ func (s *Service) identifyPatient(ctx context.Context, pl *plan, obj *fhir.Objec
 }
 
 // planned reports whether this plan writes the resource.
-func (pl *plan) planned(typ, id string) bool {
+func (pl *plan) planned(typ, id string) bool { return pl.plannedBody(typ, id) != nil }
+
+// plannedBody is the body this plan writes for a resource, or nil.
+func (pl *plan) plannedBody(typ, id string) []byte {
 	for _, w := range pl.commit.Writes {
 		if w.Resource.Type == typ && w.Resource.ID == id {
-			return true
+			return w.Resource.Body
 		}
 	}
-	return false
+	return nil
 }
 
 func hasNHSNumber(ref *models.Reference) bool {
