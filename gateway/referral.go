@@ -85,6 +85,9 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 	if err := s.identifyPatient(ctx, pl, r.obj, &sr.Subject, p.ok()); err != nil {
 		return nil, err
 	}
+	if err := checkRequester(pl.caller, r.obj, sr.Requester, "ServiceRequest.requester"); err != nil {
+		return nil, err
+	}
 	if sr.Requester == nil && pl.caller.Organization.Value == "" {
 		return nil, newError(KindUnprocessable, fhir.IssueRequired, "ServiceRequest.requester",
 			"requester is required: the caller has no organisation Signpost could record as the referrer")
@@ -415,6 +418,9 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 	}
 	if status != "requested" {
 		p.add(fhir.IssueBusinessRule, "Task.status", "a new referral Task starts as requested; the provider moves it on")
+	}
+	if err := checkRequester(pl.caller, r.obj, task.Requester, "Task.requester"); err != nil {
+		return nil, err
 	}
 	if task.Intent != "order" {
 		p.add(fhir.IssueBusinessRule, "Task.intent", "a referral Task has intent order")
