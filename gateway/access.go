@@ -90,6 +90,13 @@ func (s *Service) providerSeesPatient(ctx context.Context, providerID string, pa
 
 // readVisible reads a resource the caller may see, or reports it not found.
 func (s *Service) readVisible(ctx context.Context, c Caller, typ, id string) (*Resource, error) {
+	if typ == TypePatient {
+		key, err := s.patientKey(ctx, c, id)
+		if err != nil {
+			return nil, err
+		}
+		id = key
+	}
 	r, err := s.store.Read(ctx, typ, id)
 	if err != nil {
 		return nil, err

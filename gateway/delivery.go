@@ -145,12 +145,12 @@ func (s *Service) DeliveryBody(ctx context.Context, d *Delivery, full bool) ([]b
 	// The Patient goes with it only if the provider may see it, as over the API.
 	if id, ok := strings.CutPrefix(s.localRef(view.For), TypePatient+"/"); ok {
 		provider := Caller{ClientID: d.ProviderID, Kind: CallerProvider}
-		p, err := s.readVisible(ctx, provider, TypePatient, id)
-		switch {
-		case err == nil:
-			more = append(more, p)
-		case !errors.Is(err, ErrNotFound):
+		p, err := s.patientOf(ctx, provider, task, id)
+		if err != nil {
 			return nil, err
+		}
+		if p != nil {
+			more = append(more, p)
 		}
 	}
 	b := fhir.Bundle{ID: NewID(), Type: "collection", Timestamp: Instant(s.now()), Total: -1}

@@ -246,8 +246,8 @@ func (s *Service) summarise(ctx context.Context, caller Caller, task *Resource) 
 		}
 	}
 	if ref := s.localRef(view.For); strings.HasPrefix(ref, TypePatient+"/") {
-		got, err := s.readVisible(ctx, caller, TypePatient, strings.TrimPrefix(ref, TypePatient+"/"))
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		got, err := s.patientOf(ctx, caller, task, strings.TrimPrefix(ref, TypePatient+"/"))
+		if err != nil {
 			return nil, nil, nil, err
 		}
 		if got != nil {

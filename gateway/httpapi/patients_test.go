@@ -120,8 +120,11 @@ func TestProviderSeesOnlyPatientsOfItsReferralsClient(t *testing.T) {
 	if r := e.get("/Patient/pat-b-2", walking...); r.status != http.StatusNotFound {
 		t.Errorf("the provider reads another client's Patient: %d %s", r.status, r.body)
 	}
-	// Patients cannot be included from Tasks (only Task:focus is).
-	e.get("/Task?_id="+taskID+"&_include=Task:patient", walking...).must(t, http.StatusBadRequest)
+	// _include: the Task comes, the Patient does not.
+	inc := e.get("/Task?_id="+taskID+"&_include=Task:patient", walking...).must(t, http.StatusOK)
+	if len(bundleEntries(t, inc, "match")) != 1 || len(bundleEntries(t, inc, "include")) != 0 {
+		t.Errorf("the provider's _include=Task:patient: %s", inc.body)
+	}
 	// The inbox list and the referral page.
 	provider := gateway.Caller{ClientID: "walking", Kind: gateway.CallerProvider}
 	page, err := e.svc.Inbox(context.Background(), provider, gateway.InboxNew, 0)
@@ -170,6 +173,10 @@ func TestProviderSeesOnlyPatientsOfItsReferralsClient(t *testing.T) {
 	ownSR := strings.Split(strings.TrimPrefix(tx.Entry[0].Response.Location, "ServiceRequest/"), "/")[0]
 	ownTaskID := strings.Split(strings.TrimPrefix(tx.Entry[1].Response.Location, "Task/"), "/")[0]
 	e.get("/Patient/pa-1", walking...).must(t, http.StatusOK)
+	inc = e.get("/Task?_id="+ownTaskID+"&_include=Task:patient", walking...).must(t, http.StatusOK)
+	if got := bundleEntries(t, inc, "include"); len(got) != 1 || got[0]["id"] != "pa-1" {
+		t.Errorf("the provider's _include=Task:patient of its own referral: %s", inc.body)
+	}
 	detail, err = e.svc.Referral(context.Background(), provider, ownTaskID)
 	if err != nil || detail.Person.Name != "Ann Testpatient" {
 		t.Errorf("the referral page of the client's own Patient: %v %+v", err, detail)
@@ -178,5 +185,77 @@ func TestProviderSeesOnlyPatientsOfItsReferralsClient(t *testing.T) {
 		ServiceRequestID: ownSR, ProviderID: "walking", ID: "msg_test"}, true)
 	if err != nil || !strings.Contains(string(full), "Ann Testpatient") {
 		t.Errorf("the full webhook of the client's own Patient: %v %s", err, full)
+	}
+}
+
+// Patient ids are each GP system's own: two practices both PUT Patient/1,
+// each reads, updates and refers to its own, and nothing answers
+// differently because the other holds the id. A provider with referrals
+// from both reads each Patient through its Task.
+func TestPatientIdsArePerClient(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	a, b, walking, advice := as("practice-a"), as("practice-b"), as("walking"), as("advice")
+	patient := func(nhs, name string) []byte {
+		return []byte(`{"resourceType":"Patient","id":"1","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhs + `"}],"name":[{"text":"` + name + `"}]}`)
+	}
+	e.put("/Patient/1", patient(nhsNumber, "Ann Testpatient"), a...).must(t, http.StatusCreated)
+	e.put("/Patient/1", patient(nhsNumber2, "Bea Testpatient"), b...).must(t, http.StatusCreated)
+	e.put("/Patient/1", patient(nhsNumber, "Ann B Testpatient"), with(a, "If-Match", `W/"1"`)...).must(t, http.StatusOK)
+	for who, want := range map[string]string{"practice-a": "Ann B Testpatient", "practice-b": "Bea Testpatient"} {
+		if got := e.get("/Patient/1", as(who)...).must(t, http.StatusOK); !strings.Contains(string(got.body), want) {
+			t.Errorf("%s reads %s", who, got.body)
+		}
+		if got := bundleEntries(t, e.get("/Patient?_id=1", as(who)...).must(t, http.StatusOK), "match"); len(got) != 1 || got[0]["name"].([]any)[0].(map[string]any)["text"] != want {
+			t.Errorf("%s searches Patient?_id=1: %v", who, got)
+		}
+	}
+	if got := e.get("/Patient/1/_history/1", b...).must(t, http.StatusOK); !strings.Contains(string(got.body), "Bea Testpatient") {
+		t.Errorf("practice b's vread: %s", got.body)
+	}
+	e.get("/Patient/1/_history/2", b...).must(t, http.StatusNotFound)
+
+	// Each practice's referral to Patient/1 is for its own Patient/1.
+	toPatient1 := func(ident, ods string) []byte {
+		sr := strings.Replace(string(referral(ident, "390893007")), `"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhsNumber+`"}}`, `"subject":{"reference":"Patient/1"}`, 1)
+		return []byte(strings.Replace(sr, `"value":"`+practiceODS+`"`, `"value":"`+ods+`"`, 1))
+	}
+	srA := e.post("/ServiceRequest", toPatient1("P1-A", practiceODS), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+	srB := e.post("/ServiceRequest", toPatient1("P1-B", "B82002"), b...).must(t, http.StatusCreated).json(t)["id"].(string)
+	taskOf := func(sr string) string {
+		return bundleEntries(t, e.get("/Task?focus=ServiceRequest/"+sr, walking...).must(t, http.StatusOK), "match")[0]["id"].(string)
+	}
+	taskA, taskB := taskOf(srA), taskOf(srB)
+
+	// The provider has both: "Patient/1" alone names two people, so it is
+	// refused without naming either; each Task leads to its own.
+	if r := e.get("/Patient/1", walking...); r.status != http.StatusConflict || strings.Contains(string(r.body), "Testpatient") {
+		t.Errorf("the provider reads an ambiguous Patient/1: %d %s", r.status, r.body)
+	}
+	e.get("/Patient/1", advice...).must(t, http.StatusNotFound)
+	provider := gateway.Caller{ClientID: "walking", Kind: gateway.CallerProvider}
+	for task, want := range map[string]string{taskA: "Ann B Testpatient", taskB: "Bea Testpatient"} {
+		inc := bundleEntries(t, e.get("/Task?_id="+task+"&_include=Task:patient", walking...).must(t, http.StatusOK), "include")
+		if len(inc) != 1 || inc[0]["name"].([]any)[0].(map[string]any)["text"] != want {
+			t.Errorf("Task %s includes %v, want %s", task, inc, want)
+		}
+		d, err := e.svc.Referral(context.Background(), provider, task)
+		if err != nil || d.Person.Name != want {
+			t.Errorf("the referral page of Task %s shows %+v (%v), want %s", task, d, err, want)
+		}
+	}
+	page, err := e.svc.Inbox(context.Background(), provider, gateway.InboxNew, 0)
+	if err != nil || len(page.Referrals) != 2 {
+		t.Fatalf("inbox: %v %+v", err, page)
+	}
+	for _, r := range page.Referrals {
+		if want := map[string]string{taskA: "Ann B Testpatient", taskB: "Bea Testpatient"}[r.TaskID]; r.Person.Name != want {
+			t.Errorf("the inbox shows %q for Task %s, want %q", r.Person.Name, r.TaskID, want)
+		}
+	}
+	full, err := e.svc.DeliveryBody(context.Background(), &gateway.Delivery{Event: gateway.EventReferral, TaskID: taskB,
+		ServiceRequestID: srB, ProviderID: "walking", ID: "msg_test"}, true)
+	if err != nil || !strings.Contains(string(full), "Bea Testpatient") || strings.Contains(string(full), "Ann B Testpatient") {
+		t.Errorf("practice b's full webhook: %v %s", err, full)
 	}
 }
