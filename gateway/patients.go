@@ -30,9 +30,13 @@ const patientScope = "|"
 // PatientKey is where a client's Patient is kept: the store's id for it.
 func PatientKey(owner, id string) string { return owner + patientScope + id }
 
-// patientIDTerm indexes a Patient under its FHIR id, which is not unique
+// IsPatientKey reports whether a store id is a PatientKey, as opposed to
+// a bare id a Patient was stored under before ids were scoped per client.
+func IsPatientKey(id string) bool { return strings.Contains(id, patientScope) }
+
+// PatientIDTerm indexes a Patient under its FHIR id, which is not unique
 // across clients (the store's set of all ids holds PatientKeys).
-func patientIDTerm(id string) string { return "id=" + id }
+func PatientIDTerm(id string) string { return "id=" + id }
 
 // maxPatientTasks bounds the Tasks read to find whose Patient a provider
 // names: enough for every referral of one person to one provider.
@@ -136,7 +140,7 @@ func (s *Service) patientKey(ctx context.Context, c Caller, id string) (string, 
 	if _, err := s.store.Read(ctx, TypePatient, own); err == nil || !isNotFound(err) {
 		return own, err
 	}
-	keys, _, err := s.store.Search(ctx, &StoreQuery{Type: TypePatient, Groups: [][]string{{patientIDTerm(id)}}, Count: 2})
+	keys, _, err := s.store.Search(ctx, &StoreQuery{Type: TypePatient, Groups: [][]string{{PatientIDTerm(id)}}, Count: 2})
 	switch {
 	case err != nil:
 		return "", err
