@@ -205,6 +205,12 @@ func (s *Service) summarise(ctx context.Context, caller Caller, task *Resource) 
 	_ = json.Unmarshal(task.Body, &t)
 	r := &ReferralSummary{TaskID: task.ID, Version: task.Version, Status: view.Status, BusinessStatus: view.BusinessStatus,
 		StatusReason: view.StatusReason, LastUpdated: task.LastUpdated, Practice: t.Requester.Display}
+	// The identifier is the one Signpost checked against the referring GP
+	// system (requester.go); the display is the sender's free text, so the
+	// identifier is shown beside it.
+	if id := t.Requester.Identifier.Value; id != "" && r.Practice != "" && r.Practice != id {
+		r.Practice += " (" + id + ")"
+	}
 	if r.Practice == "" {
 		r.Practice = t.Requester.Identifier.Value
 	}

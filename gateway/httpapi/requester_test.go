@@ -1,9 +1,12 @@
 package httpapi_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/signpost-health/signpost/gateway"
 )
 
 // A GP system refers in its own name: a requester naming another
@@ -45,6 +48,7 @@ func TestRequesterIsTheCallersOrganisation(t *testing.T) {
 	for name, requester := range map[string]string{
 		"its own ODS code":               own,
 		"its own, with a display":        `"requester":{"identifier":{` + ods + `,"value":"` + practiceODS + `"},"display":"Leeds Road Surgery"}`,
+		"its own, with another's name":   `"requester":{"identifier":{` + ods + `,"value":"` + practiceODS + `"},"display":"Practice B"}`,
 		"a PractitionerRole":             `"requester":{"reference":"PractitionerRole/dr-testdoctor","display":"Dr Test Doctor"}`,
 		"a contained Practitioner":       `"contained":[{"resourceType":"Practitioner","id":"gp","name":[{"family":"Testdoctor"}]}],"requester":{"reference":"#gp"}`,
 		"its own contained Organization": `"contained":[{"resourceType":"Organization","id":"org","identifier":[{` + ods + `,"value":"` + practiceODS + `"}]}],"requester":{"reference":"#org"}`,
@@ -52,6 +56,18 @@ func TestRequesterIsTheCallersOrganisation(t *testing.T) {
 		if res := send(requester, a); res.status != http.StatusCreated {
 			t.Errorf("%s: %d %s", name, res.status, res.body)
 		}
+	}
+	// The inbox shows the checked identifier beside the sender's display.
+	page, err := e.svc.Inbox(context.Background(), gateway.Caller{ClientID: "walking", Kind: gateway.CallerProvider}, gateway.InboxNew, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := map[string]bool{}
+	for _, r := range page.Referrals {
+		shown[r.Practice] = true
+	}
+	if shown["Practice B"] || !shown["Practice B ("+practiceODS+")"] || !shown["Leeds Road Surgery ("+practiceODS+")"] || !shown[practiceODS] {
+		t.Errorf("the inbox shows referrals from %v", shown)
 	}
 	// No requester: Signpost records the caller's organisation.
 	body := strings.Replace(string(referral("REQ-NONE", "390893007")), own+",", "", 1)
