@@ -540,21 +540,39 @@ func (s *Service) sameSubject(ctx context.Context, pl *plan, taskFor, subject *m
 	if refString(taskFor) == refString(subject) {
 		return true, nil
 	}
-	if id := taskFor.Identifier; id != nil && (subject.Identifier == nil || !sameIdentifier(id, subject.Identifier)) {
-		return false, nil
+	if taskFor.Reference != nil {
+		ref := s.localRef(*taskFor.Reference)
+		switch {
+		case subject.Reference != nil:
+			if ref != s.localRef(*subject.Reference) {
+				return false, nil
+			}
+		case hasNHSNumber(subject):
+			// The referral names the patient by NHS number alone.
+			holds, err := s.patientHolds(ctx, pl, ref, subject.Identifier)
+			if err != nil || !holds {
+				return false, err
+			}
+		default:
+			return false, nil
+		}
 	}
-	if taskFor.Reference == nil {
-		return true, nil // the subject's own identifier
+	if id := taskFor.Identifier; id != nil {
+		if subject.Identifier != nil || subject.Reference == nil {
+			return subject.Identifier != nil && sameIdentifier(id, subject.Identifier), nil
+		}
+		// The referral names its Patient by reference alone: the identifier
+		// must be one that Patient holds.
+		return s.patientHolds(ctx, pl, s.localRef(*subject.Reference), id)
 	}
-	ref := s.localRef(*taskFor.Reference)
-	if subject.Reference != nil {
-		return ref == s.localRef(*subject.Reference), nil
-	}
-	if !hasNHSNumber(subject) {
-		return false, nil
-	}
+	return true, nil
+}
+
+// patientHolds reports whether a reference names a Patient of the calling
+// client (sent in this request, or held) that carries the identifier.
+func (s *Service) patientHolds(ctx context.Context, pl *plan, ref string, want *models.Identifier) (bool, error) {
 	id, ok := strings.CutPrefix(ref, TypePatient+"/")
-	if !ok || checkID(id) != nil {
+	if !ok || checkID(id) != nil || want == nil || want.System == nil || want.Value == nil {
 		return false, nil
 	}
 	body := pl.plannedBody(TypePatient, id)
@@ -573,7 +591,7 @@ func (s *Service) sameSubject(ctx context.Context, pl *plan, taskFor, subject *m
 	}
 	_ = json.Unmarshal(body, &pat) // passed the raw checks when it was planned or stored
 	for _, pid := range pat.Identifier {
-		if pid.System == fhir.NHSNumberSystem && pid.Value == *subject.Identifier.Value {
+		if pid.System == *want.System && pid.Value == *want.Value {
 			return true, nil
 		}
 	}

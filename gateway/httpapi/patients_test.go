@@ -66,6 +66,15 @@ func TestOwnTaskIsForTheReferralsPatient(t *testing.T) {
 	same := strings.Replace(ownTask("urn:uuid:sr", ""), `"for":{"reference":""}`, `"for":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhsNumber+`"}}`, 1)
 	e.post("", transaction(entry("urn:uuid:sr", "ServiceRequest", string(referral("FOR-5", "390893007"))),
 		entry("urn:uuid:task", "Task", same)), a...).must(t, http.StatusOK)
+	// A referral to Patient/pa-own: its Task may add the NHS number that Patient holds, and no other.
+	toOwn := strings.Replace(string(referral("FOR-7", "390893007")), `"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhsNumber+`"}}`, `"subject":{"reference":"Patient/pa-own"}`, 1)
+	withNHS := func(nhs string) string {
+		return strings.Replace(ownTask("urn:uuid:sr", "Patient/pa-own"), `"for":{"reference":"Patient/pa-own"}`,
+			`"for":{"reference":"Patient/pa-own","identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhs+`"}}`, 1)
+	}
+	e.post("", transaction(entry("urn:uuid:sr", "ServiceRequest", toOwn), entry("urn:uuid:task", "Task", withNHS(nhsNumber))), a...).must(t, http.StatusOK)
+	toOwn = strings.Replace(toOwn, "FOR-7", "FOR-8", 1)
+	e.post("", transaction(entry("urn:uuid:sr", "ServiceRequest", toOwn), entry("urn:uuid:task", "Task", withNHS(nhsNumber2))), a...).must(t, http.StatusUnprocessableEntity)
 	other := strings.Replace(same, nhsNumber, nhsNumber2, 1)
 	e.post("", transaction(entry("urn:uuid:sr", "ServiceRequest", string(referral("FOR-6", "390893007"))),
 		entry("urn:uuid:task", "Task", other)), a...).must(t, http.StatusUnprocessableEntity)
