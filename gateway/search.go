@@ -171,7 +171,11 @@ func (s *Service) Search(ctx context.Context, caller Caller, typ string, params 
 	}
 	if q.IncludePatient {
 		for _, task := range res.Matches {
-			id, ok := strings.CutPrefix(s.localRef(refOf(task.Body, "for")), TypePatient+"/")
+			view, err := ReadTask(task.Body)
+			if err != nil {
+				return nil, err
+			}
+			id, ok := strings.CutPrefix(s.localRef(view.For), TypePatient+"/")
 			if !ok {
 				continue
 			}
@@ -516,17 +520,4 @@ type dateError struct{}
 
 func (dateError) Error() string {
 	return "expected a FHIR date, dateTime or instant (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss[.sss]Z) after an optional prefix eq, gt, ge, lt, le, sa or eb"
-}
-
-// refOf reads the reference of one member of a stored resource ("" if none).
-func refOf(body []byte, member string) string {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(body, &m) != nil {
-		return ""
-	}
-	var r struct {
-		Reference string `json:"reference"`
-	}
-	_ = json.Unmarshal(m[member], &r)
-	return r.Reference
 }
