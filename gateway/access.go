@@ -58,7 +58,7 @@ func (s *Service) visible(ctx context.Context, c Caller, r *Resource) (bool, err
 		case TypeServiceRequest:
 			via = []string{"focus=" + r.Ref()}
 		case TypePatient:
-			via = []string{"subject=" + r.Ref()}
+			return s.providerSeesPatient(ctx, c.ClientID, r)
 		case TypeProvenance:
 			var p struct {
 				Target []struct{ Reference string } `json:"target"`
@@ -77,8 +77,26 @@ func (s *Service) visible(ctx context.Context, c Caller, r *Resource) (bool, err
 	return false, nil
 }
 
+// providerSeesPatient is the one rule by which a provider sees a Patient,
+// whatever the path (API read, inbox, referral page, full webhook): a Task
+// the provider owns points at it, and that Task belongs to the client that
+// owns the Patient. The second half is what stops a GP system's Task from
+// showing another practice's Patient to a provider.
+func (s *Service) providerSeesPatient(ctx context.Context, providerID string, patient *Resource) (bool, error) {
+	_, n, err := s.store.Search(ctx, &StoreQuery{Type: TypeTask, Groups: [][]string{
+		{"subject=" + patient.Ref()}, {"owner=Organization/" + providerID}, {clientTerm(patient.Owner)}}})
+	return n > 0, err
+}
+
 // readVisible reads a resource the caller may see, or reports it not found.
 func (s *Service) readVisible(ctx context.Context, c Caller, typ, id string) (*Resource, error) {
+	if typ == TypePatient {
+		key, err := s.patientKey(ctx, c, id)
+		if err != nil {
+			return nil, err
+		}
+		id = key
+	}
 	r, err := s.store.Read(ctx, typ, id)
 	if err != nil {
 		return nil, err

@@ -450,7 +450,17 @@ func (s *Service) current(ctx context.Context, pl *plan, r *Request) (*Resource,
 	if err := checkBodyID(r); err != nil {
 		return nil, 0, err
 	}
-	cur, err := s.store.Read(ctx, r.Type, r.id)
+	key := r.id
+	if r.Type == TypePatient {
+		// The caller's own Patient: another client's of the same id is
+		// another Patient, and does not stop this one being created.
+		k, err := s.patientKey(ctx, pl.caller, r.id)
+		if err != nil {
+			return nil, 0, err
+		}
+		key = k
+	}
+	cur, err := s.store.Read(ctx, r.Type, key)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, 0, err
 	}

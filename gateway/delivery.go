@@ -143,13 +143,20 @@ func (s *Service) DeliveryBody(ctx context.Context, d *Delivery, full bool) ([]b
 			Task: s.base + "/" + task.Ref(), ServiceRequest: s.base + "/" + TypeServiceRequest + "/" + d.ServiceRequestID,
 			Category: d.Category, Priority: t.Priority, Status: view.Status, AuthoredOn: t.AuthoredOn}})
 	}
-	refs := []string{TypeServiceRequest + "/" + d.ServiceRequestID}
-	if p := s.localRef(view.For); strings.HasPrefix(p, TypePatient+"/") {
-		refs = append(refs, p)
-	}
-	more, err := s.store.ReadMany(ctx, refs)
+	more, err := s.store.ReadMany(ctx, []string{TypeServiceRequest + "/" + d.ServiceRequestID})
 	if err != nil {
 		return nil, err
+	}
+	// The Patient goes with it only if the provider may see it, as over the API.
+	if id, ok := strings.CutPrefix(s.localRef(view.For), TypePatient+"/"); ok {
+		provider := Caller{ClientID: d.ProviderID, Kind: CallerProvider}
+		p, err := s.patientOf(ctx, provider, task, id)
+		if err != nil {
+			return nil, err
+		}
+		if p != nil {
+			more = append(more, p)
+		}
 	}
 	b := fhir.Bundle{ID: NewID(), Type: "collection", Timestamp: Instant(s.now()), Total: -1}
 	d.Disclosed = nil

@@ -89,7 +89,7 @@ func (s *Service) Inbox(ctx context.Context, caller Caller, view InboxView, offs
 	}
 	page := &InboxPage{Total: res.Total, Offset: offset}
 	for _, task := range res.Matches {
-		r, _, read, err := s.summarise(ctx, task)
+		r, _, read, err := s.summarise(ctx, caller, task)
 		if err != nil {
 			return nil, err
 		}
@@ -130,7 +130,7 @@ func (s *Service) Referral(ctx context.Context, caller Caller, taskID string) (*
 	if err != nil {
 		return nil, err
 	}
-	sum, sr, read, err := s.summarise(ctx, task)
+	sum, sr, read, err := s.summarise(ctx, caller, task)
 	if err != nil {
 		return nil, err
 	}
@@ -174,9 +174,11 @@ func (s *Service) Referral(ctx context.Context, caller Caller, taskID string) (*
 }
 
 // summarise reads what the inbox shows of a Task: its referral and person,
-// and returns the ServiceRequest it read (nil when not held). The ServiceRequest and Patient are read without a visibility check: the
-// caller may see the Task, and a provider sees what its Tasks point to.
-func (s *Service) summarise(ctx context.Context, task *Resource) (*ReferralSummary, *Resource, []string, error) {
+// and returns the ServiceRequest it read (nil when not held). The
+// ServiceRequest is the Task's focus, fixed when the Task was made; the
+// Patient is shown only if the caller may see it (a Task may point at a
+// Patient of another client).
+func (s *Service) summarise(ctx context.Context, caller Caller, task *Resource) (*ReferralSummary, *Resource, []string, error) {
 	view, err := ReadTask(task.Body)
 	if err != nil {
 		return nil, nil, nil, err
@@ -203,6 +205,12 @@ func (s *Service) summarise(ctx context.Context, task *Resource) (*ReferralSumma
 	_ = json.Unmarshal(task.Body, &t)
 	r := &ReferralSummary{TaskID: task.ID, Version: task.Version, Status: view.Status, BusinessStatus: view.BusinessStatus,
 		StatusReason: view.StatusReason, LastUpdated: task.LastUpdated, Practice: t.Requester.Display}
+	// The identifier is the one Signpost checked against the referring GP
+	// system (requester.go); the display is the sender's free text, so the
+	// identifier is shown beside it.
+	if id := t.Requester.Identifier.Value; id != "" && r.Practice != "" && r.Practice != id {
+		r.Practice += " (" + id + ")"
+	}
 	if r.Practice == "" {
 		r.Practice = t.Requester.Identifier.Value
 	}
@@ -244,12 +252,12 @@ func (s *Service) summarise(ctx context.Context, task *Resource) (*ReferralSumma
 		}
 	}
 	if ref := s.localRef(view.For); strings.HasPrefix(ref, TypePatient+"/") {
-		got, err := s.store.ReadMany(ctx, []string{ref})
+		got, err := s.patientOf(ctx, caller, task, strings.TrimPrefix(ref, TypePatient+"/"))
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		if len(got) == 1 {
-			readPerson(got[0].Body, &r.Person)
+		if got != nil {
+			readPerson(got.Body, &r.Person)
 			read = append(read, ref)
 		}
 	}

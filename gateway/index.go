@@ -107,7 +107,7 @@ func referralTaskTerms(taskID, srID string, sr *referralView, p *Provider, calle
 }
 
 func patientTerms(id string, p *models.Patient) []string {
-	return dedupe(identifierTerms(nil, "identifier", p.Identifier))
+	return dedupe(identifierTerms([]string{PatientIDTerm(id)}, "identifier", p.Identifier))
 }
 
 func dedupe(terms []string) []string {

@@ -85,6 +85,9 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 	if err := s.identifyPatient(ctx, pl, r.obj, &sr.Subject, p.ok()); err != nil {
 		return nil, err
 	}
+	if err := checkRequester(pl.caller, r.obj, sr.Requester, "ServiceRequest.requester"); err != nil {
+		return nil, err
+	}
 	if sr.Requester == nil && pl.caller.Organization.Value == "" {
 		return nil, newError(KindUnprocessable, fhir.IssueRequired, "ServiceRequest.requester",
 			"requester is required: the caller has no organisation Signpost could record as the referrer")
@@ -416,6 +419,9 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 	if status != "requested" {
 		p.add(fhir.IssueBusinessRule, "Task.status", "a new referral Task starts as requested; the provider moves it on")
 	}
+	if err := checkRequester(pl.caller, r.obj, task.Requester, "Task.requester"); err != nil {
+		return nil, err
+	}
 	if task.Intent != "order" {
 		p.add(fhir.IssueBusinessRule, "Task.intent", "a referral Task has intent order")
 	}
@@ -431,8 +437,14 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 			rt.provider = prov
 		}
 	}
-	if task.For != nil && task.For.Reference != nil && pending.sr.Subject.Reference != nil && *task.For.Reference != *pending.sr.Subject.Reference {
-		p.add(fhir.IssueBusinessRule, "Task.for", "for must be the ServiceRequest's subject")
+	if task.For != nil {
+		same, err := s.sameSubject(ctx, pl, task.For, &pending.sr.Subject)
+		if err != nil {
+			return nil, err
+		}
+		if !same {
+			p.add(fhir.IssueBusinessRule, "Task.for", "for must be the ServiceRequest's subject: the same reference or identifier, or, when the referral names the patient by NHS number alone, a reference to a Patient this client holds with that NHS number")
+		}
 	}
 	if err := p.err(KindUnprocessable); err != nil {
 		return nil, err
@@ -518,6 +530,78 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	return out, nil
 }
 
+// sameSubject reports whether a client's referral Task is for the person
+// its referral is for. The check matters because a provider is shown the
+// Patient its Task points to: a Task naming any other Patient would show
+// that person to the provider. When the referral names the patient by NHS
+// number alone, the Task may point at a Patient the same client holds (or
+// sends in the same transaction) with that NHS number.
+func (s *Service) sameSubject(ctx context.Context, pl *plan, taskFor, subject *models.Reference) (bool, error) {
+	if refString(taskFor) == refString(subject) {
+		return true, nil
+	}
+	if taskFor.Reference != nil {
+		ref := s.localRef(*taskFor.Reference)
+		switch {
+		case subject.Reference != nil:
+			if ref != s.localRef(*subject.Reference) {
+				return false, nil
+			}
+		case hasNHSNumber(subject):
+			// The referral names the patient by NHS number alone.
+			holds, err := s.patientHolds(ctx, pl, ref, subject.Identifier)
+			if err != nil || !holds {
+				return false, err
+			}
+		default:
+			return false, nil
+		}
+	}
+	if id := taskFor.Identifier; id != nil {
+		if subject.Identifier != nil || subject.Reference == nil {
+			return subject.Identifier != nil && sameIdentifier(id, subject.Identifier), nil
+		}
+		// The referral names its Patient by reference alone: the identifier
+		// must be one that Patient holds.
+		return s.patientHolds(ctx, pl, s.localRef(*subject.Reference), id)
+	}
+	return true, nil
+}
+
+// patientHolds reports whether a reference names a Patient of the calling
+// client (sent in this request, or held) that carries the identifier.
+func (s *Service) patientHolds(ctx context.Context, pl *plan, ref string, want *models.Identifier) (bool, error) {
+	id, ok := strings.CutPrefix(ref, TypePatient+"/")
+	if !ok || checkID(id) != nil || want == nil || want.System == nil || want.Value == nil {
+		return false, nil
+	}
+	body := pl.plannedBody(TypePatient, id)
+	if body == nil {
+		p, err := s.readVisible(ctx, pl.caller, TypePatient, id)
+		if errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		body = p.Body
+	}
+	var pat struct {
+		Identifier []struct{ System, Value string } `json:"identifier"`
+	}
+	_ = json.Unmarshal(body, &pat) // passed the raw checks when it was planned or stored
+	for _, pid := range pat.Identifier {
+		if pid.System == *want.System && pid.Value == *want.Value {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func sameIdentifier(a, b *models.Identifier) bool {
+	return a.System != nil && b.System != nil && a.Value != nil && b.Value != nil && *a.System == *b.System && *a.Value == *b.Value
+}
+
 // identifyPatient checks that the person a referral is for can be
 // identified: by a reference to a Patient held (or sent in the same
 // transaction, or contained), or by an NHS number.
@@ -559,13 +643,16 @@ func (s *Service) identifyPatient(ctx context.Context, pl *plan, obj *fhir.Objec
 }
 
 // planned reports whether this plan writes the resource.
-func (pl *plan) planned(typ, id string) bool {
+func (pl *plan) planned(typ, id string) bool { return pl.plannedBody(typ, id) != nil }
+
+// plannedBody is the body this plan writes for a resource, or nil.
+func (pl *plan) plannedBody(typ, id string) []byte {
 	for _, w := range pl.commit.Writes {
 		if w.Resource.Type == typ && w.Resource.ID == id {
-			return true
+			return w.Resource.Body
 		}
 	}
-	return false
+	return nil
 }
 
 func hasNHSNumber(ref *models.Reference) bool {

@@ -70,7 +70,8 @@ var searchParams = map[string]map[string]searchParam{
 		"subject":    {index: "subject", kind: referenceParam, targets: toSubject},
 	},
 	TypePatient: {
-		"_id":        {index: "_id"},
+		// Patient ids are each client's own (patients.go): _id is indexed.
+		"_id":        {index: "id"},
 		"identifier": {index: "identifier", systems: true},
 	},
 	TypeSubscription: {
@@ -123,7 +124,11 @@ const (
 type Query struct {
 	StoreQuery
 	IncludeFocus bool
-	canonical    url.Values // the parameters that define the result, for paging links
+	// IncludePatient adds the Patients the matched Tasks are for, each read
+	// in the Patients of the Task's client: how a provider reads a Patient
+	// whose id two of its referring practices both use.
+	IncludePatient bool
+	canonical      url.Values // the parameters that define the result, for paging links
 }
 
 // SearchResult is one page of a search.
@@ -166,6 +171,25 @@ func (s *Service) Search(ctx context.Context, caller Caller, typ string, params 
 	if q.IncludeFocus {
 		if res.Included, err = s.includeFocus(ctx, res.Matches); err != nil {
 			return nil, err
+		}
+	}
+	if q.IncludePatient {
+		for _, task := range res.Matches {
+			view, err := ReadTask(task.Body)
+			if err != nil {
+				return nil, err
+			}
+			id, ok := strings.CutPrefix(s.localRef(view.For), TypePatient+"/")
+			if !ok {
+				continue
+			}
+			p, err := s.patientOf(ctx, caller, task, id)
+			if err != nil {
+				return nil, err
+			}
+			if p != nil && !slices.ContainsFunc(res.Included, func(r *Resource) bool { return r.Type == TypePatient && r.ID == p.ID && r.Owner == p.Owner }) {
+				res.Included = append(res.Included, p)
+			}
 		}
 	}
 	res.Self = pageQuery(q.canonical, q.Offset, q.Count)
@@ -224,7 +248,7 @@ func (s *Service) criteria(ctx context.Context, caller Caller, typ, header strin
 	if err != nil {
 		return nil, 0, err
 	}
-	if len(q.Groups) == 0 || !q.Since.IsZero() || !q.Until.IsZero() || q.IncludeFocus || params.Has("_id") {
+	if len(q.Groups) == 0 || !q.Since.IsZero() || !q.Until.IsZero() || q.IncludeFocus || q.IncludePatient || params.Has("_id") {
 		return nil, 0, newError(KindInvalid, fhir.IssueNotSupported, "", "If-None-Exist takes search filters other than _id (such as identifier=system|value), and at least one")
 	}
 	gen, err := s.expandTokens(ctx, typ, q.Groups)
@@ -310,10 +334,15 @@ func (s *Service) parseParam(q *Query, defs map[string]searchParam, typ, name, v
 			q.canonical.Add(name, value)
 			return nil
 		}
+		if typ == TypeTask && (value == "Task:patient" || value == "Task:patient:Patient") {
+			q.IncludePatient = true
+			q.canonical.Add(name, value)
+			return nil
+		}
 		if lenient {
 			return nil
 		}
-		return badParam(name, "only Task:focus is supported")
+		return badParam(name, "only Task:focus and Task:patient are supported")
 	case "_lastUpdated":
 		since, until, err := parseDateParam(value)
 		if err != nil {
@@ -342,7 +371,7 @@ func (s *Service) parseParam(q *Query, defs map[string]searchParam, typ, name, v
 		}
 		slices.Sort(known)
 		return badParam(name, "not supported for %s; supported: %s, _lastUpdated, _count, _sort%s", typ, strings.Join(known, ", "),
-			map[bool]string{true: ", _include=Task:focus", false: ""}[typ == TypeTask])
+			map[bool]string{true: ", _include=Task:focus, _include=Task:patient", false: ""}[typ == TypeTask])
 	}
 	if value == "" {
 		return badValue(name, "a value is required")

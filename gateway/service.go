@@ -60,7 +60,7 @@ type Service struct {
 
 // NewService wires a Service.
 func NewService(o Options) *Service {
-	s := &Service{store: o.Store, codes: o.Codes, router: NewRouter(o.Providers), triage: o.TriageUnmapped,
+	s := &Service{store: patientStore{o.Store}, codes: o.Codes, router: NewRouter(o.Providers), triage: o.TriageUnmapped,
 		strictNHS: o.StrictNHSNumber, base: strings.TrimSuffix(o.FHIRBase, "/"), maxDepth: o.MaxDepth, now: o.Now, newID: o.NewID}
 	if s.codes == nil {
 		s.codes = mappings.Default()
@@ -228,7 +228,14 @@ func (s *Service) ReadVersion(ctx context.Context, caller Caller, typ, id, vid s
 	if err != nil || v < 1 || strconv.Itoa(v) != vid {
 		return nil, newError(KindNotFound, fhir.IssueNotFound, "", "version ids are positive whole numbers")
 	}
-	r, err := s.store.ReadVersion(ctx, typ, id, v)
+	key := id
+	if typ == TypePatient {
+		key, err = s.patientKey(ctx, caller, id)
+	}
+	var r *Resource
+	if err == nil {
+		r, err = s.store.ReadVersion(ctx, typ, key, v)
+	}
 	if err == nil {
 		var ok bool
 		if ok, err = s.visible(ctx, caller, r); err == nil && !ok {

@@ -47,6 +47,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(string) string, stdout io.Writer, ready func(net.Addr)) error {
 	cfg, store, svc, log := app.cfg, app.store, app.svc, app.log
 	codes := app.codes
+	scopePatients(ctx, store, log)
 	authServer, err := newAuthServer(cfg, store)
 	if err != nil {
 		return err
@@ -400,3 +401,48 @@ func newAuthServer(cfg config.Config, store *redisstore.Store) (*auth.Server, er
 	}
 	return s, nil
 }
+
+// scopePatients moves Patients stored before Patient ids were each client's
+// own to their owners' keys (redisstore.ScopePatients: idempotent, one
+// Patient a step), before serving when Redis answers; otherwise it tries
+// again every few seconds until it has run. Only counts are logged: ids
+// are chosen by clients and may be anything, an NHS number included.
+func scopePatients(ctx context.Context, store *redisstore.Store, log *slog.Logger) {
+	run := func(first bool) bool {
+		moved, left, err := store.ScopePatients(ctx)
+		if err != nil {
+			if first {
+				log.Warn("patient id migration waits for Redis; it is tried again until it has run", "error", err)
+			}
+			return false
+		}
+		if moved > 0 || left > 0 {
+			log.Info("patient ids scoped per client", "moved", moved, "left_in_place", left)
+		}
+		if left > 0 {
+			log.Warn("some Patients stored before the upgrade were left under their old keys: their owner made a Patient of the same id since; see README, Who may do what", "count", left)
+		}
+		return true
+	}
+	if run(true) {
+		return
+	}
+	go func() {
+		tick := time.NewTicker(patientMigrationRetry)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if run(false) {
+					return
+				}
+			}
+		}
+	}()
+}
+
+// patientMigrationRetry is how often the Patient migration is tried while
+// Redis does not answer.
+const patientMigrationRetry = 3 * time.Second

@@ -140,6 +140,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer a.close()
+	scopePatients(ctx, a.store, a.log)
 	workers, err := newWorkers(a, getenv)
 	if err != nil {
 		return err

@@ -90,7 +90,7 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 			"security": security,
 			"resource": []resource{
 				res(gateway.TypeServiceRequest, "http://hl7.org/fhir/StructureDefinition/ServiceRequest", false, nil),
-				res(gateway.TypeTask, "http://hl7.org/fhir/StructureDefinition/Task", false, []string{"Task:focus"},
+				res(gateway.TypeTask, "http://hl7.org/fhir/StructureDefinition/Task", false, []string{"Task:focus", "Task:patient"},
 					"create", "read", "vread", "update", "patch", "search-type"),
 				res(gateway.TypePatient, "http://hl7.org/fhir/StructureDefinition/Patient", true, nil),
 				func() resource {

@@ -29,6 +29,7 @@ type env struct {
 	logs   *syncBuffer
 	client *http.Client
 	store  *redisstore.Store
+	svc    *gateway.Service
 }
 
 type options struct {
@@ -119,6 +120,7 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 		FHIRBase:            e.base,
 		UnderstoodModifiers: o.understood,
 	})
+	e.svc = svc
 	mux.Handle("/", httpapi.New(httpapi.Options{
 		Service: svc, PublicURL: e.srv.URL, MaxBodyBytes: o.maxBody, Logger: log, Auth: authServer, Limiter: limiter, AddressLimiter: addressLimiter, Auditor: store,
 		Caller:         func(r *http.Request) (gateway.Caller, error) { return testCallers[r.Header.Get(callerHeader)], nil },

@@ -50,13 +50,27 @@ func TestCrossTenantIsolation(t *testing.T) {
 	// Practice b's conditional create does not find practice a's Patient...
 	e.post("/Patient", []byte(`{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhsNumber+`"}]}`),
 		with(b, "If-None-Exist", "identifier="+nhsNumber)...).must(t, http.StatusCreated)
-	// ...cannot refer to it, take over its id, or claim its referral's Task.
-	e.post("/ServiceRequest", []byte(strings.Replace(body, `"value":"T-1"`, `"value":"T-B"`, 1)), b...).must(t, http.StatusUnprocessableEntity)
-	e.put("/Patient/pa-1", []byte(`{"resourceType":"Patient","id":"pa-1"}`), b...).must(t, http.StatusNotFound)
+	// ...cannot refer to it, take over its id, or claim its referral's Task
+	// (practice b's referrals name practice b as their requester).
+	asB := func(sr string) []byte {
+		return []byte(strings.Replace(sr, `"value":"`+practiceODS+`"`, `"value":"B82002"`, 1))
+	}
+	if res := e.post("/ServiceRequest", asB(strings.Replace(body, `"value":"T-1"`, `"value":"T-B"`, 1)), b...).must(t, http.StatusUnprocessableEntity); !strings.Contains(string(res.body), "ServiceRequest.subject.reference") {
+		t.Errorf("practice b's referral to practice a's Patient is refused for another reason: %s", res.body)
+	}
+	// Practice b's Patient/pa-1 is its own Patient: the id tells it nothing
+	// of practice a's (created as if the id were free, because for b it is).
+	e.put("/Patient/pa-1", []byte(`{"resourceType":"Patient","id":"pa-1"}`), b...).must(t, http.StatusCreated)
+	if got := e.get("/Patient/pa-1", b...).must(t, http.StatusOK); strings.Contains(string(got.body), nhsNumber) {
+		t.Errorf("practice b reads practice a's pa-1: %s", got.body)
+	}
+	if got := e.get("/Patient/pa-1", a...).must(t, http.StatusOK).json(t); got["meta"].(map[string]any)["versionId"] != "1" || got["identifier"] == nil {
+		t.Errorf("practice a's pa-1 changed: %v", got)
+	}
 	own := `{"resourceType":"Task","status":"requested","intent":"order","code":{"coding":[{"system":"http://hl7.org/fhir/CodeSystem/task-code","code":"fulfill"}]},"focus":{"reference":"ServiceRequest/` + srID + `"}}`
 	e.post("/Task", []byte(own), b...).must(t, http.StatusUnprocessableEntity)
 	// Practice b sending the same business identifier is its own referral.
-	e.post("/ServiceRequest", referral("T-1", "710913009"), b...).must(t, http.StatusCreated)
+	e.post("/ServiceRequest", asB(string(referral("T-1", "710913009"))), b...).must(t, http.StatusCreated)
 
 	// The provider it was routed to sees the Task, the referral and the person.
 	if n := total(t, e.get("/Task", walking...)); n != 1 {

@@ -83,6 +83,9 @@ func (k keys) subHeartbeat(id string) string { return k.ns + ":sh:" + id }
 // subNumbered is the hash of the last Task version numbered for subscribers.
 func (k keys) subNumbered() string { return k.ns + ":sv" }
 
+// migration marks a one-off change of the stored data as done.
+func (k keys) migration(name string) string { return k.ns + ":m:" + name }
+
 // queue is a stream of jobs.
 func (k keys) queue(name string) string { return k.ns + ":q:" + name }
 

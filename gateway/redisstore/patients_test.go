@@ -1,0 +1,98 @@
+package redisstore
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/signpost-health/signpost/gateway"
+)
+
+// Patients stored before Patient ids were each client's own are moved to
+// their owners' keys, with their versions and index entries: once moved,
+// each practice reads, vreads and searches its own. A run stopped part way
+// is finished by the next; a run after the last does nothing; a Patient
+// whose owner already holds one of the same id is left where it is, not lost.
+func TestScopePatientsMovesLegacyPatients(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	ctx := context.Background()
+	legacy := func(id, owner, nhs, name string, version int) {
+		t.Helper()
+		body := `{"resourceType":"Patient","id":"` + id + `","meta":{"versionId":"` + itoa(version) + `"},"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhs + `"}],"name":[{"text":"` + name + `"}]}`
+		// The store alone writes as before the scoping: under the bare id.
+		res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{{Resource: &gateway.Resource{Type: gateway.TypePatient, ID: id, Version: version,
+			LastUpdated: time.UnixMilli(1_700_000_000_000 + int64(version)), Body: []byte(body), Owner: owner}, Expect: version - 1,
+			Terms: []string{"identifier=https://fhir.nhs.uk/Id/nhs-number|" + nhs, "_client=" + owner}}}})
+		if err != nil || !res.OK() {
+			t.Fatalf("legacy write: %v %+v", err, res)
+		}
+	}
+	legacy("1", "practice-a", "9434765919", "Ann Testpatient", 1)
+	legacy("1", "practice-a", "9434765919", "Ann B Testpatient", 2)
+	legacy("2", "practice-b", "9000000009", "Bea Testpatient", 1)
+	legacy("3", "practice-a", "9000000009", "Cy Testpatient", 1)
+
+	// A run stopped after its first Patient.
+	if out, err := s.scopePatient(ctx, "1"); err != nil || out != "moved" {
+		t.Fatalf("first Patient: %q %v", out, err)
+	}
+	// Practice a made its own Patient/3 after the upgrade, before the move.
+	svc := gateway.NewService(gateway.Options{Store: s})
+	a := gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP}
+	b := gateway.Caller{ClientID: "practice-b", Kind: gateway.CallerGP}
+	if _, err := svc.Update(ctx, a, gateway.TypePatient, "3", []byte(`{"resourceType":"Patient","id":"3","name":[{"text":"Dee Testpatient"}]}`), ""); err != nil {
+		t.Fatal(err)
+	}
+	moved, left, err := s.ScopePatients(ctx)
+	if err != nil || moved != 1 || left != 1 {
+		t.Fatalf("the run after: moved %d, left %d, %v; want 1, 1", moved, left, err)
+	}
+	if n, _ := s.rdb.Exists(ctx, s.keys.resource(gateway.TypePatient, "3")).Result(); n != 1 {
+		t.Errorf("the legacy Patient whose id its owner reused is gone")
+	}
+
+	read := func(c gateway.Caller, id, want string) {
+		t.Helper()
+		r, err := svc.Read(ctx, c, gateway.TypePatient, id)
+		if err != nil || !strings.Contains(string(r.Body), want) || r.ID != id {
+			t.Errorf("%s reads Patient/%s: %v %+v", c.ClientID, id, err, r)
+		}
+	}
+	read(a, "1", "Ann B Testpatient")
+	read(b, "2", "Bea Testpatient")
+	if v, err := svc.ReadVersion(ctx, a, gateway.TypePatient, "1", "1"); err != nil || !strings.Contains(string(v.Body), `"Ann Testpatient"`) {
+		t.Errorf("vread of a moved Patient: %v %+v", err, v)
+	}
+	if _, err := svc.Read(ctx, b, gateway.TypePatient, "1"); err == nil {
+		t.Errorf("practice b reads practice a's Patient/1")
+	}
+	for _, q := range []url.Values{{"identifier": {"https://fhir.nhs.uk/Id/nhs-number|9434765919"}}, {"_id": {"1"}}} {
+		res, err := svc.Search(ctx, a, gateway.TypePatient, q, false)
+		if err != nil || res.Total != 1 || res.Matches[0].ID != "1" || !strings.Contains(string(res.Matches[0].Body), "Ann B") {
+			t.Errorf("search %v after the move: %v %+v", q, err, res)
+		}
+	}
+	// An update after the move keeps the index right.
+	if _, err := svc.Update(ctx, a, gateway.TypePatient, "1", []byte(`{"resourceType":"Patient","id":"1","name":[{"text":"Ann C Testpatient"}]}`), `W/"2"`); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := svc.Search(ctx, a, gateway.TypePatient, url.Values{"identifier": {"https://fhir.nhs.uk/Id/nhs-number|9434765919"}}, false); err != nil || res.Total != 0 {
+		t.Errorf("the old identifier still finds the updated Patient: %v %+v", err, res)
+	}
+
+	// Once the clash is resolved (here: the legacy Patient removed by hand),
+	// a run marks the store done; then runs do nothing.
+	s.rdb.Del(ctx, s.keys.resource(gateway.TypePatient, "3"))
+	if moved, left, err := s.ScopePatients(ctx); err != nil || moved != 0 || left != 0 {
+		t.Errorf("a run with nothing to move: %d %d %v", moved, left, err)
+	}
+	if done, _ := s.rdb.Get(ctx, s.keys.migration("patient-scope")).Result(); done != scopedPatientsDone {
+		t.Errorf("the store is not marked done: %q", done)
+	}
+	if n, _ := s.rdb.ZCard(ctx, s.keys.all(gateway.TypePatient)).Result(); n != 3 {
+		t.Errorf("%d Patients in the set of all, want 3", n)
+	}
+}
