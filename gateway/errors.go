@@ -29,6 +29,7 @@ const (
 	KindTooManyRequests                     // over the client's rate limit: 429
 	KindUnavailable                         // storage is unreachable; try again: 503
 	KindNotAcceptable                       // the caller accepts no format Signpost serves: 406
+	KindGone                                // what a link pointed to can no longer be had (an old paging link): 410
 )
 
 // Error is a failure the caller is told about. Issues say which element is at

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"slices"
 	"strconv"
@@ -154,9 +156,34 @@ func (s *Service) Search(ctx context.Context, caller Caller, typ string, params 
 	if scope := searchScope(caller, typ); scope != nil {
 		q.Groups = append(q.Groups, scope)
 	}
+	// Paging is by keyset, in the order the search had when its first page
+	// was read, unless the caller asked for an offset (the web inbox's
+	// numbered pages): a match that changes between pages then neither
+	// shifts others out of reach nor comes round again.
+	if q.Keyset == nil && q.Offset == 0 && q.Count > 0 {
+		q.Keyset = &Keyset{Snapshot: s.now().UTC().Truncate(time.Millisecond)}
+	}
+	if q.Keyset != nil && q.Offset > 0 {
+		return nil, badParam("_offset", "a page reached by its next link continues from where the last ended; _offset cannot be combined with it")
+	}
+	want := q.Count
+	if q.Keyset != nil {
+		q.Count++ // one more than the page, to know whether there is a next
+	}
 	ids, total, err := s.store.Search(ctx, &q.StoreQuery)
+	if errors.Is(err, ErrSnapshotStale) {
+		return nil, newError(KindGone, fhir.IssueNotFound, "",
+			"more matches changed since this search's first page than a paging link can follow (%d); run the search again from its first page", MaxChangedFollowed)
+	}
 	if err != nil {
 		return nil, err
+	}
+	more := false
+	if q.Keyset != nil {
+		q.Count = want
+		if len(ids) > want {
+			ids, more = ids[:want], true
+		}
 	}
 	res := &SearchResult{Total: total}
 	if len(ids) > 0 {
@@ -192,6 +219,16 @@ func (s *Service) Search(ctx context.Context, caller Caller, typ string, params 
 			}
 		}
 	}
+	if ks := q.Keyset; ks != nil {
+		res.Self = pageQuery(q.canonical, 0, q.Count)
+		if ks.After != nil {
+			res.Self = cursorQuery(q.canonical, q.Count, ks.Snapshot, ks.After)
+		}
+		if more {
+			res.Next = cursorQuery(q.canonical, q.Count, ks.Snapshot, &ks.Positions[want-1])
+		}
+		return res, nil
+	}
 	res.Self = pageQuery(q.canonical, q.Offset, q.Count)
 	if q.Count > 0 && q.Offset+q.Count < total {
 		res.Next = pageQuery(q.canonical, q.Offset+q.Count, q.Count)
@@ -221,6 +258,47 @@ func (s *Service) includeFocus(ctx context.Context, tasks []*Resource) ([]*Resou
 		return nil, nil
 	}
 	return s.store.ReadMany(ctx, refs)
+}
+
+// cursorParam carries a keyset page's position in its next link.
+const cursorParam = "_cursor"
+
+// MaxChangedFollowed is how many matches may change between a search's
+// first page and a later one before its paging link is refused (the store
+// places each where it stood; the bound keeps that cheap).
+const MaxChangedFollowed = 1000
+
+// pageCursor is what a next link carries: the search's snapshot and the
+// position of the last match returned. It holds store ids and times, no
+// patient data, and a forged one only starts the caller's own search
+// elsewhere.
+type pageCursor struct {
+	Snapshot int64  `json:"s"`
+	Score    int64  `json:"a"`
+	ID       string `json:"i"`
+}
+
+func cursorQuery(canonical url.Values, count int, snapshot time.Time, after *Position) string {
+	b, _ := json.Marshal(pageCursor{Snapshot: snapshot.UnixMilli(), Score: after.Score, ID: after.ID})
+	v := url.Values{}
+	for k, vs := range canonical {
+		v[k] = vs
+	}
+	v.Set("_count", strconv.Itoa(count))
+	v.Set(cursorParam, base64.RawURLEncoding.EncodeToString(b))
+	return v.Encode()
+}
+
+func decodeCursor(s string) (*Keyset, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(raw) > 512 {
+		return nil, errors.New("bad cursor")
+	}
+	var c pageCursor
+	if err := json.Unmarshal(raw, &c); err != nil || c.Snapshot <= 0 || c.ID == "" {
+		return nil, errors.New("bad cursor")
+	}
+	return &Keyset{Snapshot: time.UnixMilli(c.Snapshot).UTC(), After: &Position{Score: c.Score, ID: c.ID}}, nil
 }
 
 func pageQuery(canonical url.Values, offset, count int) string {
@@ -316,6 +394,13 @@ func (s *Service) parseParam(q *Query, defs map[string]searchParam, typ, name, v
 			return badValue(name, "expected a whole number from 0 to %d; to go further, narrow the search with _lastUpdated", MaxOffset)
 		}
 		q.Offset = n
+		return nil
+	case cursorParam:
+		ks, err := decodeCursor(value)
+		if err != nil {
+			return badValue(name, "not a paging cursor Signpost made: follow the next link of the page before")
+		}
+		q.Keyset = ks
 		return nil
 	case "_sort":
 		switch value {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -167,4 +168,28 @@ type StoreQuery struct {
 	Offset     int
 	Count      int
 	Descending bool
+	// Keyset pages the search in its order as it was at Snapshot, from
+	// after the position After (nil: from the start) instead of by Offset,
+	// so that no match is skipped or repeated while matches change.
+	Keyset *Keyset
 }
+
+// Keyset is where a page of a search starts: its snapshot and the
+// position of the last match already returned.
+type Keyset struct {
+	Snapshot time.Time
+	After    *Position
+	// Positions receives the position of each match of the page.
+	Positions []Position
+}
+
+// Position is a match's place in a search's order: the lastUpdated (ms) of
+// its version current at the snapshot, then its store id.
+type Position struct {
+	Score int64
+	ID    string
+}
+
+// ErrSnapshotStale is a keyset page whose snapshot is too old to keep:
+// too many matches changed since. The client starts the search again.
+var ErrSnapshotStale = errors.New("search snapshot too old")

@@ -59,7 +59,7 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 		}
 		r.SearchParam = append(r.SearchParam,
 			param{Name: "_lastUpdated", Type: "date", Documentation: "prefixes eq, gt, ge, lt, le, sa, eb; results are ordered by _lastUpdated"},
-			param{Name: "_count", Type: "number", Documentation: "page size, default 50, at most 500; paging links use _offset"},
+			param{Name: "_count", Type: "number", Documentation: "page size, default 50, at most 500; next links carry a cursor that keeps the order the search had at its first page, so no match is skipped or repeated while matches change"},
 			param{Name: "_sort", Type: "special", Documentation: "_lastUpdated or -_lastUpdated"})
 		return r
 	}

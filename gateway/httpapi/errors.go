@@ -34,6 +34,7 @@ var errorStatus = map[gateway.ErrorKind]struct {
 	gateway.KindUnavailable:        {http.StatusServiceUnavailable, fhir.IssueTransient, "REC_SERVICE_UNAVAILABLE"},
 	gateway.KindInternal:           {http.StatusInternalServerError, fhir.IssueException, "REC_SERVER_ERROR"},
 	gateway.KindNotAcceptable:      {http.StatusNotAcceptable, fhir.IssueNotSupported, ""},
+	gateway.KindGone:               {http.StatusGone, fhir.IssueNotFound, ""},
 }
 
 // kindName names error kinds in metrics.
@@ -43,7 +44,7 @@ var kindName = map[gateway.ErrorKind]string{
 	gateway.KindNotFound: "not-found", gateway.KindConflict: "conflict", gateway.KindDuplicate: "duplicate",
 	gateway.KindPreconditionFailed: "precondition-failed", gateway.KindTooLarge: "too-large", gateway.KindUnsupportedMedia: "unsupported-media",
 	gateway.KindUnprocessable: "unprocessable", gateway.KindTooManyRequests: "too-many-requests", gateway.KindUnavailable: "unavailable",
-	gateway.KindNotAcceptable: "not-acceptable",
+	gateway.KindNotAcceptable: "not-acceptable", gateway.KindGone: "gone",
 }
 
 // isReferral reports whether a request creates a referral (the metrics

@@ -342,8 +342,23 @@ func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, in
 	if !q.Until.IsZero() {
 		maxScore = "(" + strconv.FormatInt(q.Until.UnixMilli(), 10)
 	}
-	arg, err := json.Marshal(map[string]any{"g": groups, "a": all, "t": temps, "ids": idGroups, "min": minScore, "max": maxScore,
-		"o": q.Offset, "n": q.Count, "r": q.Descending})
+	args := map[string]any{"g": groups, "a": all, "t": temps, "ids": idGroups, "min": minScore, "max": maxScore,
+		"o": q.Offset, "n": q.Count, "r": q.Descending}
+	if ks := q.Keyset; ks != nil {
+		k := map[string]any{"s": strconv.FormatInt(ks.Snapshot.UnixMilli(), 10), "kp": s.keys.resource(q.Type, ""),
+			"c": gateway.MaxChangedFollowed, "vw": maxVersionsWalked}
+		if !q.Since.IsZero() {
+			k["lo"] = strconv.FormatInt(q.Since.UnixMilli(), 10)
+		}
+		if !q.Until.IsZero() {
+			k["hi"] = strconv.FormatInt(q.Until.UnixMilli(), 10)
+		}
+		if ks.After != nil {
+			k["as"], k["ai"] = strconv.FormatInt(ks.After.Score, 10), ks.After.ID
+		}
+		args["k"] = k
+	}
+	arg, err := json.Marshal(args)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -351,14 +366,35 @@ func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, in
 	if err != nil {
 		return nil, 0, classify(err)
 	}
+	if stale, _ := reply[0].(string); stale == "stale" {
+		return nil, 0, gateway.ErrSnapshotStale
+	}
 	total := int(reply[0].(int64))
 	raw, _ := reply[1].([]any)
 	ids := make([]string, 0, len(raw))
 	for _, id := range raw {
 		ids = append(ids, id.(string))
 	}
+	if q.Keyset != nil {
+		scores, _ := reply[2].([]any)
+		q.Keyset.Positions = make([]gateway.Position, len(ids))
+		for i := range ids {
+			n, err := strconv.ParseInt(scores[i].(string), 10, 64)
+			if err != nil {
+				return nil, 0, err
+			}
+			q.Keyset.Positions[i] = gateway.Position{Score: n, ID: ids[i]}
+		}
+	}
 	return ids, total, nil
 }
+
+// maxVersionsWalked bounds keyset paging's work for a match changed since
+// the search's snapshot: it is placed by walking back at most this many of
+// its versions (and at most gateway.MaxChangedFollowed such matches are
+// placed), so a page costs what Signpost allows however long a client keeps
+// a link. One changed more often than this since the snapshot is left out.
+const maxVersionsWalked = 50
 
 func isIDGroup(g []string) bool {
 	for _, t := range g {
