@@ -86,3 +86,30 @@ func nextLink(t *testing.T, res *response) string {
 	}
 	return ""
 }
+
+// Patients are kept under their practice's key: paging through them by
+// cursor reaches each once, and the next link names no other practice.
+func TestPagingThroughPatients(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	a := as("practice-a")
+	for _, id := range []string{"p1", "p2", "p3"} {
+		e.put("/Patient/"+id, []byte(`{"resourceType":"Patient","id":"`+id+`"}`), a...).must(t, http.StatusCreated)
+	}
+	e.put("/Patient/p1", []byte(`{"resourceType":"Patient","id":"p1"}`), as("practice-b")...).must(t, http.StatusCreated)
+	seen := map[string]int{}
+	next := "/Patient?_count=1"
+	for page := 0; next != ""; page++ {
+		res := e.get(next, a...).must(t, http.StatusOK)
+		for _, m := range bundleEntries(t, res, "match") {
+			seen[m["id"].(string)]++
+		}
+		next = nextLink(t, res)
+		if page > 4 {
+			t.Fatal("paging does not end")
+		}
+	}
+	if len(seen) != 3 || seen["p1"] != 1 || seen["p2"] != 1 || seen["p3"] != 1 {
+		t.Errorf("practice a paged through %v", seen)
+	}
+}
