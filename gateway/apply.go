@@ -204,6 +204,10 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 			if err == nil {
 				err = checkIndexBounds(typ, pl.commit.Writes[planned:])
 			}
+			if errors.Is(err, errUnchanged) {
+				pl.outcomes[i] = &Outcome{Resource: r.existing}
+				continue
+			}
 			if err != nil {
 				return nil, r.locate(err)
 			}
@@ -393,7 +397,10 @@ func (s *Service) resolveRepeat(ctx context.Context, caller Caller, r *Request, 
 			}
 			if holder != "" {
 				typ, id, _ := strings.Cut(holder, "/")
-				return s.resolveTo(ctx, r, typ, id)
+				if err := s.resolveTo(ctx, r, typ, id); err != nil {
+					return err
+				}
+				return repeatDiffers(r, r.existing, "a referral with this business identifier", false)
 			}
 		}
 	}
@@ -483,14 +490,14 @@ func (s *Service) current(ctx context.Context, pl *plan, r *Request) (*Resource,
 		if cur == nil {
 			return nil, 0, nil
 		}
-		return cur, cur.Version, nil
+		return cur, cur.Version, checkUnchanged(r, cur)
 	}
 	if r.anyVersion() {
 		if cur == nil {
 			return nil, 0, newError(KindPreconditionFailed, fhir.IssueConflict, "",
 				"If-Match: * asks that the %s exist, and it does not; leave If-Match out to create it", r.Type)
 		}
-		return cur, cur.Version, nil // any version: one that changes meanwhile sends the plan round again
+		return cur, cur.Version, checkUnchanged(r, cur) // any version: one that changes meanwhile sends the plan round again
 	}
 	want, err := parseIfMatch(r.IfMatch)
 	if err != nil {
@@ -504,7 +511,7 @@ func (s *Service) current(ctx context.Context, pl *plan, r *Request) (*Resource,
 		return nil, 0, newError(KindPreconditionFailed, fhir.IssueConflict, "",
 			"version conflict: If-Match named version %d of the %s but version %d is current; read it again and reapply the change", want, r.Type, have)
 	}
-	return cur, want, nil
+	return cur, want, checkUnchanged(r, cur)
 }
 
 // anyVersion reports an If-Match of "*": the update applies to whatever

@@ -52,6 +52,9 @@ func referenceTerms(terms []string, param string, ref *models.Reference, base st
 		if base != "" {
 			v = strings.TrimPrefix(v, base+"/")
 		}
+		// A versioned reference is found by its resource: a search by
+		// patient=Patient/x finds a referral for Patient/x/_history/2.
+		v, _, _ = strings.Cut(v, "/_history/")
 		terms = append(terms, param+"="+v)
 	}
 	if id := ref.Identifier; id != nil {

@@ -374,6 +374,9 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 		if err != nil {
 			return nil, err
 		}
+		if err := s.sameAsReferralTask(r, existing); err != nil {
+			return nil, err
+		}
 		r.existing = existing
 		return &Outcome{Resource: existing}, nil
 	}
@@ -390,9 +393,13 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 			return nil, err
 		}
 		if holder != "" {
-			// The referral already has its Task: that Task is the answer.
+			// The referral already has its Task: that Task is the answer, if
+			// this one says nothing else.
 			existing, err := s.store.Read(ctx, TypeTask, strings.TrimPrefix(holder, TypeTask+"/"))
 			if err != nil {
+				return nil, err
+			}
+			if err := s.sameAsReferralTask(r, existing); err != nil {
 				return nil, err
 			}
 			r.existing = existing
@@ -610,19 +617,22 @@ func (s *Service) identifyPatient(ctx context.Context, pl *plan, obj *fhir.Objec
 		ref := s.localRef(*subject.Reference)
 		switch {
 		case strings.HasPrefix(ref, "#"):
-			if containsPatient(obj, ref[1:]) {
-				return nil
+			if body := containedPatient(obj, ref[1:]); body != nil {
+				return sameNHSNumber(subject, body)
 			}
 			return newError(KindInvalid, fhir.IssueInvalid, "ServiceRequest.subject.reference", "the reference names no contained Patient")
 		case strings.HasPrefix(ref, TypePatient+"/"):
-			id := strings.TrimPrefix(ref, TypePatient+"/")
+			id, version := splitVersion(strings.TrimPrefix(ref, TypePatient+"/"))
 			if checkID(id) == nil {
-				if pl.planned(TypePatient, id) {
-					return nil
+				if body := pl.plannedBody(TypePatient, id); body != nil && version == 0 {
+					return sameNHSNumber(subject, body)
 				}
-				if _, err := s.readVisible(ctx, pl.caller, TypePatient, id); err == nil {
-					return nil
-				} else if !errors.Is(err, ErrNotFound) {
+				p, err := s.readVisible(ctx, pl.caller, TypePatient, id)
+				if err == nil && version <= p.Version {
+					// A versioned reference names a version held; the
+					// person is the same in every version.
+					return sameNHSNumber(subject, p.Body)
+				} else if err != nil && !errors.Is(err, ErrNotFound) {
 					return err
 				}
 			}
@@ -676,24 +686,62 @@ func (s *Service) checkNHSNumber(p *Problems, system, value *string, expr string
 	}
 }
 
-func containsPatient(obj *fhir.Object, id string) bool {
-	raw, ok := obj.Member("contained")
-	if !ok {
-		return false
-	}
-	var contained []struct {
-		ResourceType string `json:"resourceType"`
-		ID           string `json:"id"`
-	}
-	if json.Unmarshal(raw, &contained) != nil {
-		return false
-	}
+// containedPatient is the contained Patient of this id, or nil.
+func containedPatient(obj *fhir.Object, id string) []byte {
+	contained, _ := obj.Objects("contained")
 	for _, c := range contained {
-		if c.ResourceType == TypePatient && c.ID == id {
-			return true
+		if c.ResourceType() == TypePatient {
+			if cid, _ := c.String("id"); cid == id {
+				return c.Bytes()
+			}
 		}
 	}
-	return false
+	return nil
+}
+
+// splitVersion splits "id/_history/3" into the id and version 3 (0: the
+// reference names no version).
+func splitVersion(ref string) (string, int) {
+	id, vid, ok := strings.Cut(ref, "/_history/")
+	if !ok {
+		return ref, 0
+	}
+	n, err := strconv.Atoi(vid)
+	if err != nil || n < 1 {
+		return ref, 0 // not a version: the whole is checked as an id, and fails
+	}
+	return id, n
+}
+
+// sameNHSNumber refuses a referral whose subject names the person twice,
+// by a Patient and by an NHS number, and the two disagree: routing it would
+// send one person's referral with another's details (a clinical-safety
+// hazard). The answer says which elements disagree, never the numbers.
+func sameNHSNumber(subject *models.Reference, patient []byte) error {
+	if !hasNHSNumber(subject) {
+		return nil
+	}
+	held := nhsNumbersOf(patient)
+	if len(held) == 0 || slices.Contains(held, *subject.Identifier.Value) {
+		return nil
+	}
+	return newError(KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.subject.identifier.value",
+		"the NHS number in subject.identifier is not the NHS number of the Patient subject.reference names: they identify different people; correct whichever is wrong")
+}
+
+// nhsNumbersOf lists a Patient's NHS numbers.
+func nhsNumbersOf(patient []byte) []string {
+	var p struct {
+		Identifier []struct{ System, Value string } `json:"identifier"`
+	}
+	_ = json.Unmarshal(patient, &p) // passed the structure check when it was sent or stored
+	var out []string
+	for _, id := range p.Identifier {
+		if id.System == fhir.NHSNumberSystem && id.Value != "" {
+			out = append(out, id.Value)
+		}
+	}
+	return out
 }
 
 func hasCoding(cc *models.CodeableConcept, system, code string) bool {
@@ -765,4 +813,28 @@ func appendMembers(obj []byte, members map[string]any) []byte {
 		out = append(out, v...)
 	}
 	return append(out, '}')
+}
+
+// sameAsReferralTask refuses a client's own Task for a referral that has
+// its Task already when it says something the held Task does not: its
+// identifier, status, priority or narrative would otherwise be dropped. It
+// compares what the client sent; the owner is compared as the provider it
+// names, in whatever form.
+func (s *Service) sameAsReferralTask(r *Request, held *Resource) error {
+	// Every referral Task is code fulfill (checked before): however the
+	// client spells that coding, it says nothing new.
+	skip := []string{"owner", "code"}
+	if raw, ok := r.obj.Member("owner"); ok {
+		var owner models.Reference
+		heldView, err := ReadTask(held.Body)
+		if err != nil {
+			return err
+		}
+		if json.Unmarshal(raw, &owner) != nil {
+			skip = skip[1:]
+		} else if p, known := s.router.ProviderFor(&owner); !known || "Organization/"+p.ID != heldView.Owner {
+			skip = skip[1:]
+		}
+	}
+	return repeatDiffers(r, held, "this referral's Task", true, skip...)
 }
