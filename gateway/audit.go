@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -179,10 +180,10 @@ func (r AuditRecord) Event(observer string) []byte {
 		"outcome":      outcome,
 		"outcomeDesc":  strconv.Itoa(r.Status) + " " + http.StatusText(r.Status),
 		"agent": []map[string]any{
-			{"type": map[string]any{"coding": []map[string]string{{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110153", "display": "Source Role ID"}}},
-				"who": who, "requestor": true, "network": map[string]string{"address": r.Address, "type": "2"}},
-			{"type": map[string]any{"coding": []map[string]string{{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110152", "display": "Destination Role ID"}}},
-				"who": map[string]string{"display": "Signpost"}, "requestor": false, "network": map[string]string{"address": observer, "type": "5"}},
+			withNetwork(map[string]any{"type": map[string]any{"coding": []map[string]string{{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110153", "display": "Source Role ID"}}},
+				"who": who, "requestor": true}, r.Address, "2"),
+			withNetwork(map[string]any{"type": map[string]any{"coding": []map[string]string{{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110152", "display": "Destination Role ID"}}},
+				"who": map[string]string{"display": "Signpost"}, "requestor": false}, observer, "5"),
 		},
 		"source": map[string]any{"observer": map[string]string{"display": "Signpost"},
 			"type": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}}},
@@ -190,15 +191,18 @@ func (r AuditRecord) Event(observer string) []byte {
 	if r.Interaction == InteractionExport {
 		// Signpost sent: it is the source and requestor, the recipient the
 		// destination (IHE's export of data to another party).
-		recipient := map[string]any{"display": r.Client}
+		recipient := map[string]any{"display": cmp.Or(r.Client, "unknown recipient")}
 		if r.Org.Value != "" {
 			recipient["identifier"] = map[string]string{"system": r.Org.System, "value": r.Org.Value}
 		}
 		ev["type"] = map[string]string{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110106", "display": "Export"}
-		ev["subtype"] = []map[string]string{{"system": "https://signpost.health/fhir/CodeSystem/disclosure-path", "code": r.Query}}
+		delete(ev, "subtype")
+		if r.Query != "" {
+			ev["subtype"] = []map[string]string{{"system": "https://signpost.health/fhir/CodeSystem/disclosure-path", "code": r.Query}}
+		}
 		ev["agent"] = []map[string]any{
-			{"type": map[string]any{"coding": []map[string]string{{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110153", "display": "Source Role ID"}}},
-				"who": map[string]string{"display": "Signpost"}, "requestor": true, "network": map[string]string{"address": observer, "type": "5"}},
+			withNetwork(map[string]any{"type": map[string]any{"coding": []map[string]string{{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110153", "display": "Source Role ID"}}},
+				"who": map[string]string{"display": "Signpost"}, "requestor": true}, observer, "5"),
 			{"type": map[string]any{"coding": []map[string]string{{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110152", "display": "Destination Role ID"}}},
 				"who": recipient, "requestor": false},
 		}
@@ -227,6 +231,15 @@ func (r AuditRecord) Event(observer string) []byte {
 		panic(err) // strings and maps only
 	}
 	return b
+}
+
+// withNetwork adds an agent's network address, when it is known: an empty
+// address is not valid FHIR, and says nothing.
+func withNetwork(agent map[string]any, address, typ string) map[string]any {
+	if address != "" {
+		agent["network"] = map[string]string{"address": address, "type": typ}
+	}
+	return agent
 }
 
 // PendingAudit is the audit record of an API request that may change data,

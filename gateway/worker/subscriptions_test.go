@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signpost-health/signpost/fhir/structure"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/outbound"
 	"github.com/signpost-health/signpost/gateway/worker"
@@ -47,6 +48,7 @@ func newSubscriber(t *testing.T) *subscriber {
 			return
 		}
 		body, _ := io.ReadAll(r.Body)
+		mustBeR4(t, "a subscription notification", body)
 		var b struct {
 			Type  string
 			Entry []struct {
@@ -435,5 +437,14 @@ func TestOvertakenHandshakeDoesNotConfirmAnUpdate(t *testing.T) {
 		if s.Status == "active" {
 			t.Errorf("version %d is active for %s, which never answered a handshake", v.Version, s.Channel.Endpoint)
 		}
+	}
+}
+
+// mustBeR4 holds what Signpost sends a GP system to the R4 structure rules
+// intake holds senders to: the GP's strict parser must be able to read it.
+func mustBeR4(t *testing.T, what string, body []byte) {
+	t.Helper()
+	for _, is := range structure.Validate(body).Issues {
+		t.Errorf("%s is not valid R4: %s %v: %s", what, is.Code, is.Expression, is.Diagnostics)
 	}
 }

@@ -43,6 +43,9 @@ func newGPServer(t *testing.T) *gpServer {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		body, _ := io.ReadAll(r.Body)
+		if len(body) > 0 {
+			mustBeR4(t, "a write-back", body)
+		}
 		var res map[string]any
 		_ = json.Unmarshal(body, &res)
 		etag := func() string { return `W/"` + strconv.Itoa(g.version) + `"` }
