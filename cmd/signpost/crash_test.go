@@ -307,7 +307,13 @@ func TestGatewayKilledMidDeliveryDeliversEverything(t *testing.T) {
 	secret := "whsec_" + "c3ludGhldGljLXNlY3JldC1mb3ItdGhlLWNyYXNoLXRlc3Q="
 	key, _ := webhook.ParseSecret(secret)
 	stub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			// The gateway was killed while sending: the body is cut short
+			// (its Content-Length unmet), nothing was delivered, and it is
+			// sent again whole after the restart.
+			return
+		}
 		if err := webhook.Verify(req.Header, body, [][]byte{key}, time.Now(), 5*time.Minute); err != nil {
 			t.Errorf("badly signed delivery: %v", err)
 		}
