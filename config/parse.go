@@ -33,6 +33,7 @@ type fileConfig struct {
 	RateLimit       *fileRateLimit `yaml:"rate_limit"`
 	DeliveryTimeout string         `yaml:"delivery_timeout"`
 	DeliveryRetry   []string       `yaml:"delivery_retry"`
+	SubsPerClient   *int           `yaml:"subscriptions_per_client"`
 	OutboundAllow   []string       `yaml:"outbound_allow"`
 	TrustedProxies  []string       `yaml:"trusted_proxies"`
 	Clients         []fileClient   `yaml:"clients"`
@@ -367,6 +368,7 @@ func fileFrom(c Config) fileConfig {
 		MaxBodyBytes:    c.MaxBodyBytes,
 		RateLimit:       &fileRateLimit{PerSecond: c.RateLimit.PerSecond, Burst: c.RateLimit.Burst},
 		DeliveryTimeout: c.DeliveryTimeout.String(),
+		SubsPerClient:   &c.SubscriptionsPerClient,
 	}
 	for _, d := range c.DeliveryRetry {
 		fc.DeliveryRetry = append(fc.DeliveryRetry, d.String())
@@ -402,6 +404,9 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 		cfg.DeliveryTimeout = d
 	} else {
 		cfg.DeliveryTimeout = -1 // reported by Validate
+	}
+	if fc.SubsPerClient != nil {
+		cfg.SubscriptionsPerClient = *fc.SubsPerClient
 	}
 	if fc.RateLimit != nil {
 		cfg.RateLimit = RateLimit{PerSecond: fc.RateLimit.PerSecond, Burst: fc.RateLimit.Burst}

@@ -34,8 +34,11 @@ type Options struct {
 	FHIRBase string
 	// MaxDepth caps JSON nesting (default 64).
 	MaxDepth int
-	Now      func() time.Time
-	NewID    func() string
+	// MaxSubscriptions caps the subscriptions one client has that are not
+	// ended (default DefaultMaxSubscriptions).
+	MaxSubscriptions int
+	Now              func() time.Time
+	NewID            func() string
 }
 
 // Service is the referral gateway's domain logic: accept, read, update and
@@ -49,6 +52,7 @@ type Service struct {
 	strictNHS bool
 	base      string
 	maxDepth  int
+	maxSubs   int
 	now       func() time.Time
 	newID     func() string
 }
@@ -72,6 +76,10 @@ func NewService(o Options) *Service {
 	}
 	if s.maxDepth == 0 {
 		s.maxDepth = 64
+	}
+	s.maxSubs = o.MaxSubscriptions
+	if s.maxSubs <= 0 {
+		s.maxSubs = DefaultMaxSubscriptions
 	}
 	return s
 }

@@ -196,6 +196,8 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, names
 		TriageUnmapped:  cfg.Unmapped == config.UnmappedTriage,
 		StrictNHSNumber: cfg.NHSNumber == config.NHSNumberStrict,
 		FHIRBase:        cfg.FHIRBase(),
+
+		MaxSubscriptions: cfg.SubscriptionsPerClient,
 	})
 	metrics, err := telemetry.New(getenv)
 	if err != nil {

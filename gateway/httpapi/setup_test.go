@@ -41,6 +41,7 @@ type options struct {
 	rate      float64       // requests per second per client; 0: no limit
 	burst     int
 	proxies   []netip.Prefix // trusted proxies
+	maxSubs   int            // subscriptions per client; 0: the default
 }
 
 // Synthetic test data: the NHS numbers are the documented test numbers, the
@@ -109,6 +110,8 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 		TriageUnmapped:  o.triage,
 		StrictNHSNumber: !o.warnNHS,
 		FHIRBase:        e.base,
+
+		MaxSubscriptions: o.maxSubs,
 	})
 	mux.Handle("/", httpapi.New(httpapi.Options{
 		Service: svc, PublicURL: e.srv.URL, MaxBodyBytes: o.maxBody, Logger: log, Auth: authServer, Limiter: limiter, Auditor: store,
