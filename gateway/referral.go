@@ -617,17 +617,6 @@ func hasCoding(cc *models.CodeableConcept, system, code string) bool {
 	return false
 }
 
-func refString(r *models.Reference) string {
-	if r == nil {
-		return ""
-	}
-	b, _ := json.Marshal(struct {
-		R *string            `json:"r"`
-		I *models.Identifier `json:"i"`
-	}{r.Reference, r.Identifier})
-	return string(b)
-}
-
 // withoutMember drops one top-level member of a JSON object that passed the
 // raw checks, keeping every other member's bytes.
 func withoutMember(obj []byte, name string) []byte {
