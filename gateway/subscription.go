@@ -410,7 +410,7 @@ func (s *Service) MatchingSubscriptions(ctx context.Context, taskID string, vers
 			terms = append(terms, "requester="+t.Requester.Identifier.Value)
 		}
 	}
-	subs, err := s.subscriptionsOf(ctx, task.Owner, "requested", "active", "error")
+	subs, err := s.subscriptionsOf(ctx, task.Owner, liveSubscription...)
 	if err != nil {
 		return nil, nil, err
 	}
