@@ -168,7 +168,10 @@ type Config struct {
 	// as long by a worker that stopped is taken over by another.
 	DeliveryTimeout time.Duration
 	DeliveryRetry   []time.Duration
-	OutboundAllow   []netip.Prefix
+	// SubscriptionsPerClient caps the subscriptions one GP system has that
+	// are not ended: each is sent every change and its heartbeats.
+	SubscriptionsPerClient int
+	OutboundAllow          []netip.Prefix
 	// TrustedProxies are the proxies (a TLS terminator, a load balancer)
 	// whose X-Forwarded-For is believed: a request from one of them is
 	// counted, limited and audited by the address it forwarded. From any
@@ -289,8 +292,14 @@ func Default() Config {
 		Audit:           Audit{MaxEntries: DefaultAuditEntries},
 		DeliveryTimeout: 10 * time.Second,
 		DeliveryRetry:   DefaultDeliveryRetry(),
+
+		SubscriptionsPerClient: DefaultSubscriptionsPerClient,
 	}
 }
+
+// DefaultSubscriptionsPerClient is the default cap on a GP system's
+// subscriptions (a few per system is the use: one per endpoint or filter).
+const DefaultSubscriptionsPerClient = 20
 
 // redactedPassword is what stands in for a password; it matches what
 // net/url uses so redacted URLs look the same everywhere.

@@ -36,6 +36,7 @@ type fileConfig struct {
 	MetricsListen   string         `yaml:"metrics_listen"`
 	DeliveryTimeout string         `yaml:"delivery_timeout"`
 	DeliveryRetry   []string       `yaml:"delivery_retry"`
+	SubsPerClient   *int           `yaml:"subscriptions_per_client"`
 	OutboundAllow   []string       `yaml:"outbound_allow"`
 	TrustedProxies  []string       `yaml:"trusted_proxies"`
 	Clients         []fileClient   `yaml:"clients"`
@@ -384,6 +385,7 @@ func fileFrom(c Config) fileConfig {
 		Audit:           fileAudit{MaxEntries: c.Audit.MaxEntries},
 		MetricsListen:   c.MetricsListen,
 		DeliveryTimeout: c.DeliveryTimeout.String(),
+		SubsPerClient:   &c.SubscriptionsPerClient,
 	}
 	for _, d := range c.DeliveryRetry {
 		fc.DeliveryRetry = append(fc.DeliveryRetry, d.String())
@@ -420,6 +422,9 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 		cfg.DeliveryTimeout = d
 	} else {
 		cfg.DeliveryTimeout = -1 // reported by Validate
+	}
+	if fc.SubsPerClient != nil {
+		cfg.SubscriptionsPerClient = *fc.SubsPerClient
 	}
 	if fc.RateLimit != nil {
 		cfg.RateLimit = RateLimit{PerSecond: fc.RateLimit.PerSecond, Burst: fc.RateLimit.Burst}

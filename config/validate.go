@@ -187,6 +187,9 @@ func (c Config) Validate(isCategory func(string) bool) error {
 	if c.DeliveryTimeout < 100*time.Millisecond || c.DeliveryTimeout > 5*time.Minute {
 		v.add("delivery_timeout", "must be a duration from 100ms to 5m, such as \"10s\"")
 	}
+	if c.SubscriptionsPerClient < 1 || c.SubscriptionsPerClient > 1000 {
+		v.add("subscriptions_per_client", "%d is outside 1..1000", c.SubscriptionsPerClient)
+	}
 	if len(c.DeliveryRetry) == 0 {
 		v.add("delivery_retry", "must list at least one wait between delivery attempts")
 	}

@@ -35,6 +35,9 @@ type Delivery struct {
 	Category         string
 	// Attempt counts the sends already made (0 for the first).
 	Attempt int
+	// TimedOut counts the sends that ran out of time before the provider
+	// answered: each may have reached it, so none of them is a refusal.
+	TimedOut int
 	// ID is the webhook-id: the same for every attempt of this delivery, so
 	// a provider that receives it twice (after a crash) can tell.
 	ID string
@@ -51,6 +54,9 @@ func ReadDelivery(j QueuedJob) (*Delivery, error) {
 		ProviderID: f["provider"], Category: f["category"], ID: f["delivery_id"]}
 	if n, err := strconv.Atoi(f["attempt"]); err == nil {
 		d.Attempt = n
+	}
+	if n, err := strconv.Atoi(f[timedOutField]); err == nil {
+		d.TimedOut = n
 	}
 	if d.ID == "" {
 		d.ID = deliveryID(d.TaskID, d.Event)
@@ -73,8 +79,18 @@ func (d *Delivery) NextAttempt() map[string]string {
 	}
 	next["attempt"] = strconv.Itoa(d.Attempt + 1)
 	next["delivery_id"] = d.ID
+	next[timedOutField] = strconv.Itoa(d.TimedOut)
 	return next
 }
+
+// timedOutField is the delivery job's count of attempts that timed out.
+const timedOutField = "timed_out"
+
+// Unconfirmed reports whether the provider may have the delivery although
+// no attempt was acknowledged: at least one attempt timed out, and a
+// timeout is an unknown outcome (the receiver may have stored the message
+// and answered too late), not a refusal.
+func (d *Delivery) Unconfirmed() bool { return d.TimedOut > 0 }
 
 func deliveryJob(event, taskID, srID string, rt *routing, now time.Time) Job {
 	return Job{Queue: QueueDelivery, Fields: []string{
@@ -201,8 +217,17 @@ func (s *Service) Delivered(ctx context.Context, d *Delivery, providerName strin
 
 // DeadLetter records that a delivery failed for good: the job goes to the
 // dead-letter queue, and a referral Task that was still waiting becomes
-// failed with the reason, so the GP learns of it.
+// failed with the reason, so the GP learns of it. When an attempt timed
+// out the provider may have the referral (a receiver as slow as the
+// timeout stores it and answers late), so Signpost does not tell the GP it
+// could not be delivered: the Task stays requested, with business status
+// "delivery-unconfirmed", and the dead letter waits for an operator to
+// confirm with the provider or send it again (the same webhook-id, which
+// the provider deduplicates on).
 func (s *Service) DeadLetter(ctx context.Context, d *Delivery, reason string) error {
+	if d.Unconfirmed() {
+		return s.deadLetterUnconfirmed(ctx, d, reason)
+	}
 	return s.recordDelivery(ctx, d, func(view *TaskView) (map[string]any, []Job) {
 		fields := []string{}
 		for k, v := range d.Job.Fields {
@@ -221,6 +246,27 @@ func (s *Service) DeadLetter(ctx context.Context, d *Delivery, reason string) er
 			change["statusReason"] = map[string]string{"text": "Signpost could not deliver the referral to the provider: " + reason}
 		}
 		return change, []Job{dead}
+	})
+}
+
+// BusinessDeliveryUnconfirmed is the business status of a referral whose
+// delivery was never acknowledged but may have arrived (attempts timed out).
+const BusinessDeliveryUnconfirmed = "delivery-unconfirmed"
+
+// deadLetterUnconfirmed dead-letters a delivery whose outcome is unknown,
+// leaving the referral's status as it is.
+func (s *Service) deadLetterUnconfirmed(ctx context.Context, d *Delivery, reason string) error {
+	return s.recordDelivery(ctx, d, func(view *TaskView) (map[string]any, []Job) {
+		fields := []string{}
+		for k, v := range d.Job.Fields {
+			fields = append(fields, k, v)
+		}
+		fields = append(fields, "reason", "unconfirmed: "+reason, "failed_at", strconv.FormatInt(s.now().UnixMilli(), 10))
+		text := fmt.Sprintf("delivery not confirmed: %d of %d attempts timed out, so the provider may have the referral; last: %s", d.TimedOut, d.Attempt+1, reason)
+		change := map[string]any{"businessStatus": map[string]any{
+			"coding": []map[string]string{{"system": businessStatusSystem, "code": BusinessDeliveryUnconfirmed, "display": "Delivery not confirmed by the provider"}},
+			"text":   text}}
+		return change, []Job{{Queue: QueueDeadLetter, Fields: fields}}
 	})
 }
 
@@ -295,7 +341,7 @@ func (s *Service) Redrive(ctx context.Context, dead QueuedJob) error {
 	}
 	fields := []string{}
 	for k, v := range dead.Fields {
-		if k == "reason" || k == "failed_at" || k == "attempt" {
+		if k == "reason" || k == "failed_at" || k == "attempt" || k == timedOutField {
 			continue
 		}
 		fields = append(fields, k, v)

@@ -37,8 +37,11 @@ type Options struct {
 	// UnderstoodModifiers are the modifierExtension urls the deployment
 	// understands; a resource carrying another is refused.
 	UnderstoodModifiers []string
-	Now                 func() time.Time
-	NewID               func() string
+	// MaxSubscriptions caps the subscriptions one client has that are not
+	// ended (default DefaultMaxSubscriptions).
+	MaxSubscriptions int
+	Now              func() time.Time
+	NewID            func() string
 }
 
 // Service is the referral gateway's domain logic: accept, read, update and
@@ -54,6 +57,7 @@ type Service struct {
 	maxDepth  int
 	// understood holds the modifierExtension urls that may be processed.
 	understood map[string]bool
+	maxSubs    int
 	now        func() time.Time
 	newID      func() string
 }
@@ -81,6 +85,10 @@ func NewService(o Options) *Service {
 	s.understood = make(map[string]bool, len(o.UnderstoodModifiers))
 	for _, u := range o.UnderstoodModifiers {
 		s.understood[u] = true
+	}
+	s.maxSubs = o.MaxSubscriptions
+	if s.maxSubs <= 0 {
+		s.maxSubs = DefaultMaxSubscriptions
 	}
 	return s
 }

@@ -42,7 +42,7 @@ type Store interface {
 // Commit is one atomic change set.
 type Commit struct {
 	Unique   []UniqueKey
-	Criteria []Criteria // conditional create: abort when any criteria matches
+	Criteria []Criteria // conditional create: abort when any criteria matches (a cap: its Limit or more)
 	Writes   []Write
 	Jobs     []Job
 	// Done acknowledges the job whose handling this commit records, in the
@@ -87,10 +87,15 @@ type UniqueKey struct {
 	Value string
 }
 
-// Criteria is a conditional create's search, in store terms.
+// Criteria is a conditional create's search, in store terms, or a cap on
+// how many resources may match it.
 type Criteria struct {
 	Type   string
 	Groups [][]string // AND of ORs of index terms
+	// Limit, above 0, makes the criteria a cap: the commit is aborted
+	// (OverLimit) when Limit or more resources match already (before the
+	// commit's own writes). 0: a conditional create, aborted on any match.
+	Limit int
 }
 
 // Write is one new version of a resource. ExpectVersion is the version the
@@ -138,11 +143,13 @@ type CommitResult struct {
 	Lost bool
 	// SystemsChanged is set when SystemsSeen no longer held.
 	SystemsChanged bool
+	// OverLimit is set when a capping criteria matched its Limit or more.
+	OverLimit bool
 }
 
 // OK reports whether the commit was applied.
 func (r *CommitResult) OK() bool {
-	return r.Held == nil && r.Matched == nil && r.Stale == nil && !r.Lost && !r.SystemsChanged
+	return r.Held == nil && r.Matched == nil && r.Stale == nil && !r.Lost && !r.SystemsChanged && !r.OverLimit
 }
 
 // UniqueHit names the unique key already held and its holder.

@@ -129,15 +129,33 @@ func ReadSubscription(body []byte, id string) (*SubscriptionView, error) {
 		p.add(fhir.IssueCodeInvalid, "Subscription.channel.payload", "backport-payload-content must be empty, id-only or full-resource")
 	}
 	for i, h := range s.Channel.Header {
+		expr := "Subscription.channel.header[" + strconv.Itoa(i) + "]"
 		name, value, ok := strings.Cut(h, ":")
-		if !ok || !headerToken(strings.TrimSpace(name)) || strings.ContainsAny(h, "\r\n") {
-			p.add(fhir.IssueInvalid, "Subscription.channel.header["+strconv.Itoa(i)+"]", "a header is \"Name: value\"")
+		switch {
+		case !ok || !headerToken(strings.TrimSpace(name)):
+			p.add(fhir.IssueInvalid, expr, "a header is \"Name: value\", its name an HTTP token (letters, digits and !#$%%&'*+-.^_`|~)")
+			continue
+		case !headerValue(value):
+			// It is sent as an HTTP header with every notification: a NUL,
+			// CR or LF would end or split it.
+			p.add(fhir.IssueInvalid, expr, "a header's value may hold no control characters (NUL, CR, LF and the like; tab is allowed)")
 			continue
 		}
 		v.Headers[strings.TrimSpace(name)] = strings.TrimSpace(value)
 	}
 	return v, p.err(KindInvalid)
 }
+
+// DefaultMaxSubscriptions is how many subscriptions one GP system may have
+// that are not ended, unless configured otherwise. Each is sent every change
+// to the client's referrals and its heartbeats: a few per system (one per
+// endpoint, one per filter) is the use, and without a cap a client could
+// make every change fan out without bound.
+const DefaultMaxSubscriptions = 20
+
+// liveSubscription are the statuses of a subscription not ended: each is
+// numbered every event, and counts against the cap.
+var liveSubscription = []string{"requested", "active", "error"}
 
 // subscriptionStatuses is the required binding of Subscription.status.
 var subscriptionStatuses = newValueSet("requested", "active", "error", "off")
@@ -158,6 +176,7 @@ func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*
 	}
 	version, expect := 1, 0
 	status := "requested"
+	revived := false // an update of an ended subscription starts it again
 	if r.Method == "PUT" {
 		var p Problems
 		asked := checkCode(&p, r.obj, TypeSubscription, "status", subscriptionStatuses, true)
@@ -176,6 +195,16 @@ func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*
 		if asked == "off" {
 			status = "off"
 		}
+		var was struct {
+			Status string `json:"status"`
+		}
+		_ = json.Unmarshal(cur.Body, &was)
+		revived = was.Status == "off" && status != "off"
+	}
+	if r.Method == "POST" || revived {
+		if err := s.planSubscriptionCap(ctx, pl); err != nil {
+			return nil, err
+		}
 	}
 	body := appendMembers(withoutMember(withoutMember(r.obj.WithServerFields(r.id, strconv.Itoa(version), Instant(pl.now)), "status"), "error"),
 		map[string]any{"status": status})
@@ -185,6 +214,34 @@ func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*
 			"event", "handshake", "subscription", r.id, "client", out.Resource.Owner, "version", strconv.Itoa(version)}})
 	}
 	return out, nil
+}
+
+// planSubscriptionCap refuses a new subscription over the client's cap,
+// and makes the commit check the count again, in the same step as the
+// write, so that concurrent requests cannot each find room for one.
+func (s *Service) planSubscriptionCap(ctx context.Context, pl *plan) error {
+	group := make([]string, len(liveSubscription))
+	for i, st := range liveSubscription {
+		group[i] = "status=" + st
+	}
+	q := [][]string{group, {clientTerm(pl.caller.ClientID)}}
+	_, n, err := s.store.Search(ctx, &StoreQuery{Type: TypeSubscription, Groups: q, Count: 1})
+	if err != nil {
+		return err
+	}
+	// Others of this plan (a transaction) count too.
+	room := s.maxSubs
+	for _, c := range pl.commit.Criteria {
+		if c.Type == TypeSubscription && c.Limit > 0 {
+			room--
+		}
+	}
+	if n >= room {
+		return newError(KindUnprocessable, fhir.IssueBusinessRule, "Subscription",
+			"a GP system may have at most %d subscriptions that are not ended (requested, active or error); it has %d. End one (DELETE, or an update with status off) first", s.maxSubs, n)
+	}
+	pl.commit.Criteria = append(pl.commit.Criteria, Criteria{Type: TypeSubscription, Groups: q, Limit: room})
+	return nil
 }
 
 // SubscriptionStatus is the $status operation: the subscription's status
@@ -240,6 +297,17 @@ func headerToken(s string) bool {
 	}
 	for _, c := range s {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// headerValue reports whether s may be sent as an HTTP header value: no
+// control characters other than horizontal tab (RFC 9110 field-value).
+func headerValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
 			return false
 		}
 	}
@@ -342,7 +410,7 @@ func (s *Service) MatchingSubscriptions(ctx context.Context, taskID string, vers
 			terms = append(terms, "requester="+t.Requester.Identifier.Value)
 		}
 	}
-	subs, err := s.subscriptionsOf(ctx, task.Owner, "requested", "active", "error")
+	subs, err := s.subscriptionsOf(ctx, task.Owner, liveSubscription...)
 	if err != nil {
 		return nil, nil, err
 	}

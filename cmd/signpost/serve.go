@@ -216,6 +216,7 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, names
 		FHIRBase:        cfg.FHIRBase(),
 		// Modifier extensions no receiver understands are refused at the door.
 		UnderstoodModifiers: cfg.UnderstoodModifierExtensions,
+		MaxSubscriptions:    cfg.SubscriptionsPerClient,
 	})
 	metrics, err := telemetry.New(getenv)
 	if err != nil {

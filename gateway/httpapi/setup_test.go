@@ -46,6 +46,7 @@ type options struct {
 	proxies   []netip.Prefix // trusted proxies
 	// understood are the modifierExtension urls the deployment understands.
 	understood []string
+	maxSubs    int // subscriptions per client; 0: the default
 }
 
 // Synthetic test data: the NHS numbers are the documented test numbers, the
@@ -119,6 +120,7 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 		StrictNHSNumber:     !o.warnNHS,
 		FHIRBase:            e.base,
 		UnderstoodModifiers: o.understood,
+		MaxSubscriptions:    o.maxSubs,
 	})
 	e.svc = svc
 	mux.Handle("/", httpapi.New(httpapi.Options{

@@ -152,6 +152,7 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 		for _, k := range temps {
 			args = append(args, k)
 		}
+		args = append(args, cr.Limit)
 	}
 	args = append(args, len(c.Writes))
 	for _, w := range c.Writes {
@@ -224,6 +225,8 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 		res.Stale = &gateway.StaleWrite{Index: int(reply[1].(int64)), Current: int(reply[2].(int64))}
 	case "systems":
 		res.SystemsChanged = true
+	case "limit":
+		res.OverLimit = true
 	default:
 		return nil, fmt.Errorf("commit.lua: unexpected reply %v", reply[0])
 	}

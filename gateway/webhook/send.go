@@ -111,6 +111,10 @@ type Result struct {
 	Reason string
 	// Elapsed is the wall time of the attempt, body drain included.
 	Elapsed time.Duration
+	// TimedOut is set when the attempt ran out of time before an answer
+	// (a Retry outcome): the provider may have received and stored the
+	// message, so the attempt's outcome is unknown, not a refusal.
+	TimedOut bool
 }
 
 // Sender delivers messages. It is safe for concurrent use; do not change
@@ -169,7 +173,7 @@ func (s *Sender) send(ctx context.Context, m Message, start time.Time) Result {
 	resp, err := s.client.Do(req)
 	if err != nil {
 		outcome, reason := s.classifyError(ctx, err, req.URL, time.Since(start))
-		return Result{Outcome: outcome, Reason: reason}
+		return Result{Outcome: outcome, Reason: reason, TimedOut: outcome == Retry && timedOut(ctx, err)}
 	}
 	// Only the status matters. Read a little of the body so that a small
 	// answer leaves the connection reusable; bound the time it may take.
@@ -310,7 +314,6 @@ func (s *Sender) classifyError(ctx context.Context, err error, u *url.URL, elaps
 		return Permanent, "request refused: " + detail(err, u)
 	}
 	var (
-		netErr   net.Error
 		dnsErr   *net.DNSError
 		certErr  *tls.CertificateVerificationError
 		hostErr  x509.HostnameError
@@ -322,8 +325,7 @@ func (s *Sender) classifyError(ctx context.Context, err error, u *url.URL, elaps
 	switch {
 	case errors.Is(ctx.Err(), context.Canceled) || errors.Is(err, context.Canceled):
 		return Retry, "cancelled before the provider answered"
-	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) ||
-		(errors.As(err, &netErr) && netErr.Timeout()):
+	case timedOut(ctx, err):
 		return Retry, "timed out after " + s.budget(ctx, elapsed).String()
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return Retry, "connection refused"
@@ -362,6 +364,13 @@ func (s *Sender) classifyError(ctx context.Context, err error, u *url.URL, elaps
 		return Retry, "provider sent a malformed HTTP response"
 	}
 	return Retry, "request failed: " + detail(err, u)
+}
+
+// timedOut reports whether an attempt failed because its time ran out.
+func timedOut(ctx context.Context, err error) bool {
+	var netErr net.Error
+	return errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) ||
+		(errors.As(err, &netErr) && netErr.Timeout())
 }
 
 // budget is the time limit that expired, for "timed out after": the

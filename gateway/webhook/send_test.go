@@ -349,12 +349,14 @@ func TestSendNetworkFailures(t *testing.T) {
 		ctx     func() (context.Context, context.CancelFunc)
 		timeout time.Duration
 		reason  []string // any of
+		// timedOut: the provider may have the message (an unknown outcome)
+		timedOut bool
 	}{
 		{name: "connection refused", url: closedURL, reason: []string{"connection refused"}},
-		{name: "client timeout", url: hang.URL + "/?nhs=" + marker, timeout: 50 * time.Millisecond, reason: []string{"timed out after 50ms"}},
+		{name: "client timeout", url: hang.URL + "/?nhs=" + marker, timeout: 50 * time.Millisecond, reason: []string{"timed out after 50ms"}, timedOut: true},
 		{name: "context deadline", url: hang.URL, ctx: func() (context.Context, context.CancelFunc) {
 			return context.WithTimeout(context.Background(), 40*time.Millisecond)
-		}, reason: []string{"timed out after 40ms", "timed out after 39ms", "timed out after 38ms"}},
+		}, reason: []string{"timed out after 40ms", "timed out after 39ms", "timed out after 38ms"}, timedOut: true},
 		{name: "context cancelled", url: hang.URL, ctx: func() (context.Context, context.CancelFunc) {
 			return cancelled, func() {}
 		}, reason: []string{"cancelled before the provider answered"}},
@@ -378,6 +380,9 @@ func TestSendNetworkFailures(t *testing.T) {
 			res := NewSender(newClient(t, timeout), fixed(testNow)).Send(ctx, m)
 			if res.Outcome != Retry || res.Status != 0 || res.RetryAfter != 0 {
 				t.Errorf("Send = %+v, want retry with no status", res)
+			}
+			if res.TimedOut != tt.timedOut {
+				t.Errorf("TimedOut = %v, want %v", res.TimedOut, tt.timedOut)
 			}
 			ok := false
 			for _, r := range tt.reason {

@@ -87,6 +87,9 @@ func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
 		return
 	}
 	res := h.Sender.Send(ctx, msg)
+	if res.TimedOut {
+		d.TimedOut++ // carried to the next attempt, and decides what a dead letter says
+	}
 	log = log.With("status", res.Status, "elapsed", res.Elapsed)
 	switch res.Outcome {
 	case webhook.Delivered:

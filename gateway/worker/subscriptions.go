@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/signpost-health/signpost/gateway"
@@ -50,7 +51,19 @@ type Subscriptions struct {
 	Metrics *telemetry.Metrics // nil: none
 	// Audit keeps the record of each notification sent (nil: none).
 	Audit Auditor
+	// MaxHeartbeats bounds the heartbeats in flight at once (default
+	// DefaultMaxHeartbeats). Each is bounded by Client's timeout.
+	MaxHeartbeats int
+
+	beats    sync.WaitGroup
+	beatsMu  sync.Mutex
+	inFlight map[string]bool // subscriptions whose heartbeat is being sent
 }
+
+// DefaultMaxHeartbeats is how many heartbeats are sent at once: enough
+// that endpoints as slow as the timeout hold up no other subscription, few
+// enough that a tick cannot open a connection per subscription at once.
+const DefaultMaxHeartbeats = 16
 
 // Lanes are the GP systems.
 func (h *Subscriptions) Lanes() []string { return h.Clients }
@@ -198,7 +211,10 @@ func (h *Subscriptions) retry(ctx context.Context, log *slog.Logger, job gateway
 
 // Tick sends heartbeats to active subscriptions that asked for them and
 // have heard nothing for their period: at most one a period, from one
-// process, sent or not.
+// process, sent or not. Each is sent on its own, a bounded number at once,
+// and Tick does not wait for them: an endpoint as slow as the timeout holds
+// up its own heartbeat, never another subscription's, nor the next tick.
+// One still in flight, or over the bound, is left for a later tick.
 func (h *Subscriptions) Tick(ctx context.Context) {
 	for _, client := range h.Clients {
 		subs, err := h.Domain.Subscribers(ctx, client)
@@ -210,23 +226,62 @@ func (h *Subscriptions) Tick(ctx context.Context) {
 				continue
 			}
 			last, err := h.Store.LastSent(ctx, sub.ID)
-			if err != nil || time.Since(last) < sub.Heartbeat {
+			if err != nil || time.Since(last) < sub.Heartbeat || !h.startBeat(sub.ID) {
 				continue
 			}
-			// Every process ticks: one claims the period's heartbeat, so a
-			// subscriber gets one, and one attempt a period while it is down
-			// rather than one a second from each process.
-			if mine, err := h.Store.ClaimHeartbeat(ctx, sub.ID, sub.Heartbeat); err != nil || !mine {
-				continue
-			}
-			since, _ := h.Store.EventCount(ctx, sub.ID)
-			body, err := h.Domain.NotificationBundle(ctx, sub, "heartbeat", since, nil)
-			if err != nil {
-				continue
-			}
-			if res := notify.Notify(ctx, h.Client, sub.Endpoint, sub.Headers, body); res.OK() {
-				_ = h.Store.MarkSent(ctx, sub.ID)
-			}
+			h.beats.Add(1)
+			go func() {
+				defer h.beats.Done()
+				defer h.endBeat(sub.ID)
+				h.heartbeat(ctx, sub)
+			}()
 		}
+	}
+}
+
+// Wait returns when no heartbeat is in flight (each ends within the
+// client's timeout, or when Tick's context ends).
+func (h *Subscriptions) Wait() { h.beats.Wait() }
+
+// startBeat takes a place for a subscription's heartbeat, unless it has one
+// in flight already or every place is taken.
+func (h *Subscriptions) startBeat(id string) bool {
+	limit := h.MaxHeartbeats
+	if limit <= 0 {
+		limit = DefaultMaxHeartbeats
+	}
+	h.beatsMu.Lock()
+	defer h.beatsMu.Unlock()
+	if h.inFlight == nil {
+		h.inFlight = map[string]bool{}
+	}
+	if h.inFlight[id] || len(h.inFlight) >= limit {
+		return false
+	}
+	h.inFlight[id] = true
+	return true
+}
+
+func (h *Subscriptions) endBeat(id string) {
+	h.beatsMu.Lock()
+	defer h.beatsMu.Unlock()
+	delete(h.inFlight, id)
+}
+
+// heartbeat sends one subscription's heartbeat, if this process claims
+// the period's: every process ticks, and one claims it, so a subscriber
+// gets one, and one attempt a period while it is down rather than one a
+// second from each process.
+func (h *Subscriptions) heartbeat(ctx context.Context, sub *gateway.SubscriptionView) {
+	if mine, err := h.Store.ClaimHeartbeat(ctx, sub.ID, sub.Heartbeat); err != nil || !mine {
+		return
+	}
+	since, _ := h.Store.EventCount(ctx, sub.ID)
+	body, err := h.Domain.NotificationBundle(ctx, sub, "heartbeat", since, nil)
+	if err != nil {
+		return
+	}
+	if res := notify.Notify(ctx, h.Client, sub.Endpoint, sub.Headers, body); res.OK() {
+		_ = h.Store.MarkSent(ctx, sub.ID)
 	}
 }

@@ -318,6 +318,7 @@ func TestHeartbeatOncePerPeriodAcrossProcesses(t *testing.T) {
 				for range 10 {
 					p.Tick(context.Background())
 				}
+				p.Wait() // the heartbeats Tick started
 			}()
 		}
 		wg.Wait()

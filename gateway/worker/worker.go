@@ -81,9 +81,11 @@ type Handler interface {
 }
 
 // Ticker is a Handler that also has work on a clock (heartbeats): Tick is
-// called about once a second.
+// called about once a second, and may leave work running, which Wait waits
+// for at shutdown (after the context given to Tick has ended).
 type Ticker interface {
 	Tick(ctx context.Context)
+	Wait()
 }
 
 // Options configure a Worker.
@@ -208,6 +210,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	loops.Wait()
+	if t, ok := w.o.Handler.(Ticker); ok {
+		t.Wait()
+	}
 	w.mu.Lock()
 	for _, ch := range w.lanes {
 		close(ch)

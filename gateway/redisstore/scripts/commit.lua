@@ -6,9 +6,10 @@
 --   token                      this commit's identity (random, per commit)
 --   nU, {key, value}*nU        unique keys: abort if KEYS[key] is held
 --   nC, {criteria}*nC          conditional creates: abort if any matches, where
---                              criteria = nG, {n, key*n}*nG, nT, temp*nT
+--                              criteria = nG, {n, key*n}*nG, nT, temp*nT, limit
 --                              (groups of KEYS indices: OR within, AND across;
---                              temp: scratch KEYS indices)
+--                              temp: scratch KEYS indices); a limit above 0
+--                              makes it a cap: abort if limit or more match
 --   nW, {write}*nW             write = key, id, owner, expect (-1: any), version,
 --                              lastUpdated ms, body, all-set key, first, nX: the
 --                              index terms are KEYS[first .. first+nX-1]
@@ -50,6 +51,7 @@
 --   {'held', i, holder}            unique key i (0-based) is held by holder
 --   {'matched', id1 [, id2]}       a conditional create found these
 --   {'stale', i, current}          write i (0-based) expected another version
+--   {'limit', i}                   capping criteria i (0-based) matches its limit or more
 --   {'lost'}                       the job is no longer the caller's to finish
 --   {'systems'}                    the registry's generation is not the guard
 -- The arguments are read by position, without helper closures and with one
@@ -74,8 +76,8 @@ for i = 1, tonumber(a[p]) do
   end
   p = p + 1
   for t = 1, tonumber(a[p]) do temps[t] = tonumber(a[p + t]) end
-  p = p + #temps
-  criteria[i] = {groups, temps}
+  p = p + #temps + 1
+  criteria[i] = {groups, temps, tonumber(a[p])}
 end
 p = p + 1
 local writes = {}
@@ -130,11 +132,15 @@ for _, w in ipairs(writes) do
   if written[w[1]] then return redis.error_reply('commit writes one resource twice') end
   written[w[1]] = true
 end
-for _, c in ipairs(criteria) do
+for i, c in ipairs(criteria) do
   local set = resolve(c[1], c[2])
-  local ids = redis.call('ZRANGE', set, 0, 1)
+  -- At most limit ids (and two for a conditional create, to say whether
+  -- one or several match): the limit is ours, so this read is bounded.
+  local ids = redis.call('ZRANGE', set, 0, math.max(c[3] - 1, 1))
   cleanup(c[2])
-  if #ids > 0 then
+  if c[3] > 0 then
+    if #ids >= c[3] then return {'limit', i - 1} end
+  elseif #ids > 0 then
     local out = {'matched'}
     for _, id in ipairs(ids) do out[#out + 1] = id end
     return out

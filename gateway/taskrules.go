@@ -1,0 +1,212 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+
+	"github.com/signpost-health/signpost/fhir"
+)
+
+// Who may change which element of a referral Task. The status alone is not
+// enough: with the status unchanged, a GP system could otherwise write the
+// provider's business status or outcome (and move the outcomes view), and a
+// provider could rewrite when and how urgently the referral was made. Each
+// top-level element of an R4 Task belongs to one side, whatever the status
+// does; the table below is the one place that says which.
+
+// taskSide is who may change a Task element in an update.
+type taskSide int
+
+const (
+	// sideSignpost elements are set by Signpost or fixed when the referral
+	// was made: they decide who sees the Task and what it tracks, and no
+	// update changes them (the server-managed id and meta are replaced on
+	// every write, whatever is sent).
+	sideSignpost taskSide = iota
+	// sideRequester elements are the referrer's (the GP system's).
+	sideRequester
+	// sidePerformer elements are the provider's. Once the Task is terminal
+	// they are its outcome, and are not rewritten by anyone.
+	sidePerformer
+	// sideEither elements may be changed by either side.
+	sideEither
+	// sideWithStatus elements explain a status (statusReason): they change
+	// only with the status, by the side allowed to make that move.
+	sideWithStatus
+)
+
+// taskElement is one top-level element of an R4 Task.
+type taskElement struct {
+	side taskSide
+	// primitive elements may carry their extensions in "_name" (R4 JSON).
+	primitive bool
+}
+
+// taskElements lists every top-level element of the R4 Task resource
+// (hl7.org/fhir/R4/task.html) with its side. Which members are Task
+// elements at all is the structure check's to say (fhir/structure), before
+// this table is read.
+var taskElements = map[string]taskElement{
+	"resourceType":          {sideSignpost, false},
+	"id":                    {sideSignpost, false},
+	"meta":                  {sideSignpost, false},
+	"implicitRules":         {sideSignpost, true},
+	"language":              {sideEither, true},
+	"text":                  {sideEither, false},
+	"contained":             {sideSignpost, false}, // what for, requester and the rest may point into
+	"extension":             {sideEither, false},
+	"modifierExtension":     {sideSignpost, false}, // would change what the fixed elements mean
+	"identifier":            {sideSignpost, false},
+	"instantiatesCanonical": {sideSignpost, true},
+	"instantiatesUri":       {sideSignpost, true},
+	"basedOn":               {sideSignpost, false},
+	"groupIdentifier":       {sideSignpost, false},
+	"partOf":                {sideSignpost, false},
+	"status":                {sideEither, true}, // who sets which status: mayMoveTask
+	"statusReason":          {sideWithStatus, false},
+	"businessStatus":        {sidePerformer, false},
+	"intent":                {sideSignpost, true},
+	"priority":              {sideRequester, true},
+	"code":                  {sideSignpost, false},
+	"description":           {sideRequester, true},
+	"focus":                 {sideSignpost, false},
+	"for":                   {sideSignpost, false},
+	"encounter":             {sideSignpost, false},
+	"executionPeriod":       {sidePerformer, false},
+	"authoredOn":            {sideSignpost, true},
+	"lastModified":          {sidePerformer, true},
+	"requester":             {sideSignpost, false},
+	"performerType":         {sideRequester, false},
+	"owner":                 {sideSignpost, false},
+	"location":              {sideRequester, false},
+	"reasonCode":            {sideRequester, false},
+	"reasonReference":       {sideRequester, false},
+	"insurance":             {sideRequester, false},
+	"note":                  {sideEither, false},
+	"relevantHistory":       {sideSignpost, false}, // Signpost keeps the history as Provenance
+	"restriction":           {sideRequester, false},
+	"input":                 {sideSignpost, false}, // the social prescribing category Signpost routed on
+	"output":                {sidePerformer, false},
+}
+
+// elementOf is the element a top-level member belongs to: itself, or for
+// "_name" the primitive element whose extensions it holds.
+func elementOf(member string) (string, taskElement, bool) {
+	if el, ok := taskElements[member]; ok {
+		return member, el, true
+	}
+	if name, ok := cutUnderscore(member); ok {
+		if el, ok := taskElements[name]; ok && el.primitive {
+			return name, el, true
+		}
+	}
+	return "", taskElement{}, false
+}
+
+func cutUnderscore(s string) (string, bool) {
+	if len(s) > 1 && s[0] == '_' {
+		return s[1:], true
+	}
+	return "", false
+}
+
+// taskTerminal are the statuses a referral Task does not leave (other than
+// to entered-in-error, the referrer's correction).
+var taskTerminal = set("rejected", "completed", "failed", "cancelled", "entered-in-error")
+
+// changedTaskElements names the elements (in table order of the names sent
+// or held) whose value differs between the stored Task and the new one,
+// compared as canonical JSON, so that members a typed model would drop
+// (extensions, unknown members of a datatype) count too. An element's
+// "_name" extensions count as the element. id and meta are not compared:
+// Signpost replaces them on every write.
+func changedTaskElements(old, next *fhir.Object) []string {
+	var changed []string
+	seen := map[string]bool{"id": true, "meta": true, "resourceType": true}
+	for _, o := range []*fhir.Object{next, old} {
+		for _, member := range o.Names() {
+			name, _, ok := elementOf(member)
+			if !ok || seen[name] {
+				continue
+			}
+			seen[name] = true
+			if !sameMember(old, next, name) || !sameMember(old, next, "_"+name) {
+				changed = append(changed, name)
+			}
+		}
+	}
+	slices.Sort(changed)
+	return changed
+}
+
+// sameMember reports whether two objects hold the same value for a member
+// (or both lack it), compared as canonical JSON.
+func sameMember(a, b *fhir.Object, name string) bool {
+	x, okA := a.Member(name)
+	y, okB := b.Member(name)
+	if okA != okB {
+		return false
+	}
+	return !okA || bytes.Equal(canonicalJSON(x), canonicalJSON(y))
+}
+
+// canonicalJSON re-encodes a JSON value with object members sorted and
+// insignificant space removed. Numbers keep their text (FHIR decimals keep
+// their precision), and the value has passed the raw checks (no duplicate
+// members, valid UTF-8), so equal canonical forms mean equal values.
+func canonicalJSON(raw []byte) []byte {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var v any
+	if d.Decode(&v) != nil {
+		return raw
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return raw
+	}
+	return out
+}
+
+// checkTaskChange applies the side table to an update of a Task from
+// status from to status to, naming every element the caller may not
+// change at once. An element of the other side is 403; one nobody changes
+// (Signpost's, or the outcome of a terminal Task) is 422. Who sets which
+// status is mayMoveTask's, checked before.
+func checkTaskChange(c Caller, from, to string, changed []string) error {
+	var forbidden, fixed []fhir.Issue
+	issue := func(list *[]fhir.Issue, code fhir.IssueType, name, format string, args ...any) {
+		var p Problems
+		p.add(code, "Task."+name, format, args...)
+		*list = append(*list, p.issues...)
+	}
+	for _, name := range changed {
+		switch taskElements[name].side {
+		case sideSignpost:
+			issue(&fixed, fhir.IssueBusinessRule, name, "%s cannot be changed by an update: Signpost sets it, or it was fixed when the referral was made", name)
+		case sideRequester:
+			if c.Kind == CallerProvider {
+				issue(&forbidden, fhir.IssueForbidden, name, "%s is the referrer's to change, not the provider's", name)
+			}
+		case sidePerformer:
+			switch {
+			case c.Kind == CallerGP:
+				issue(&forbidden, fhir.IssueForbidden, name, "%s is the provider's to change, not the referrer's", name)
+			case taskTerminal[from]:
+				issue(&fixed, fhir.IssueBusinessRule, name, "%s cannot be changed once the referral Task is %s: it is the referral's outcome", name, from)
+			}
+		case sideWithStatus:
+			if from == to {
+				issue(&fixed, fhir.IssueBusinessRule, name, "%s changes only with the status it explains, by the side making that change", name)
+			}
+		}
+	}
+	switch {
+	case len(forbidden) > 0:
+		return &Error{Kind: KindForbidden, Issues: append(forbidden, fixed...)}
+	case len(fixed) > 0:
+		return &Error{Kind: KindUnprocessable, Issues: fixed}
+	}
+	return nil
+}

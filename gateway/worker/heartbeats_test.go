@@ -1,0 +1,129 @@
+package worker_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/outbound"
+	"github.com/signpost-health/signpost/gateway/worker"
+)
+
+// hangingSubscriber answers handshakes at once and holds every heartbeat
+// open until released (at the end of the test at the latest).
+type hangingSubscriber struct {
+	srv        *httptest.Server
+	release    chan struct{}
+	once       sync.Once
+	heartbeats atomic.Int64
+}
+
+func newHangingSubscriber(t *testing.T) *hangingSubscriber {
+	h := &hangingSubscriber{release: make(chan struct{})}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(body), `"valueCode":"heartbeat"`) {
+			h.heartbeats.Add(1)
+			select {
+			case <-h.release:
+			case <-r.Context().Done():
+			}
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(func() { h.let(); h.srv.Close() })
+	return h
+}
+
+func (h *hangingSubscriber) let() { h.once.Do(func() { close(h.release) }) }
+
+// activeHeartbeatSubscriptions subscribes practice-a at each endpoint with
+// a heartbeat due, and waits for every handshake.
+func (e *env) activeHeartbeatSubscriptions(endpoints ...string) {
+	e.t.Helper()
+	stop := e.startSubscriptions()
+	var ids []string
+	for _, ep := range endpoints {
+		ids = append(ids, e.subscribeWithHeartbeat(ep, 3600))
+	}
+	eventually(e.t, "the handshakes", func() bool {
+		for _, id := range ids {
+			if e.subStatus(id) != "active" {
+				return false
+			}
+		}
+		return true
+	})
+	stop()
+	for _, id := range ids {
+		if err := e.redis.Client().Set(context.Background(), "{signpost}:sl:"+id, time.Now().Add(-2*time.Hour).UnixMilli(), 0).Err(); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// heartbeatProcess is one process's subscription handler, with a timeout
+// far longer than the test, so that only the endpoints decide when a send ends.
+func (e *env) heartbeatProcess(max int) *worker.Subscriptions {
+	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 10 * time.Minute})
+	return &worker.Subscriptions{Queue: e.store.Queue(gateway.QueueSubscription), Domain: e.svc, Store: e.store, Client: client,
+		Clients: []string{"practice-a"}, MaxHeartbeats: max}
+}
+
+// An endpoint that holds its heartbeat open delays no other subscription's
+// heartbeat, nor the tick: the others arrive while it still hangs.
+func TestSlowHeartbeatEndpointDelaysNoOther(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	slow, fast := newHangingSubscriber(t), newSubscriber(t)
+	// Slow ones on both sides of the fast one, whichever order they are listed in.
+	e.activeHeartbeatSubscriptions(slow.srv.URL, fast.srv.URL, slow.srv.URL)
+	p := e.heartbeatProcess(0)
+	ticked := make(chan struct{})
+	go func() { p.Tick(context.Background()); close(ticked) }()
+	eventually(t, "the fast endpoint's heartbeat while the slow one hangs", func() bool {
+		fast.mu.Lock()
+		defer fast.mu.Unlock()
+		for _, n := range fast.got {
+			if n.Kind == "heartbeat" {
+				return true
+			}
+		}
+		return false
+	})
+	eventually(t, "both slow heartbeats in flight", func() bool { return slow.heartbeats.Load() == 2 })
+	<-ticked // Tick returned with the slow ones still in flight
+	slow.let()
+	p.Wait()
+}
+
+// At most MaxHeartbeats are in flight; the rest wait for a later tick, and
+// one still in flight is not sent again.
+func TestHeartbeatsInFlightAreBounded(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	slow := newHangingSubscriber(t)
+	e.activeHeartbeatSubscriptions(slow.srv.URL, slow.srv.URL, slow.srv.URL, slow.srv.URL)
+	p := e.heartbeatProcess(2)
+	ticked := make(chan struct{})
+	go func() {
+		p.Tick(context.Background())
+		p.Tick(context.Background()) // both places taken: nothing more starts
+		close(ticked)
+	}()
+	eventually(t, "two heartbeats in flight", func() bool { return slow.heartbeats.Load() == 2 })
+	<-ticked
+	slow.let()
+	p.Wait()
+	if n := slow.heartbeats.Load(); n != 2 {
+		t.Errorf("%d heartbeats sent with at most 2 in flight and both held open, want 2", n)
+	}
+}
