@@ -340,15 +340,25 @@ const auditTrimEvery = 30 * time.Second
 
 // keepAuditTrimmed trims the audit stream on a timer until ctx ends.
 func keepAuditTrimmed(ctx context.Context, store *redisstore.Store, log *slog.Logger) {
-	t := time.NewTicker(auditTrimEvery)
+	every(ctx, auditTrimEvery, func() bool {
+		if err := store.TrimAudit(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("audit stream not trimmed", "error", err)
+		}
+		return false
+	})
+}
+
+// every calls fn each period until ctx ends or fn reports it is done.
+func every(ctx context.Context, period time.Duration, fn func() (done bool)) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := store.TrimAudit(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("audit stream not trimmed", "error", err)
+			if fn() {
+				return
 			}
 		}
 	}
@@ -428,20 +438,7 @@ func scopePatients(ctx context.Context, store *redisstore.Store, log *slog.Logge
 	if run(true) {
 		return
 	}
-	go func() {
-		tick := time.NewTicker(patientMigrationRetry)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				if run(false) {
-					return
-				}
-			}
-		}
-	}()
+	go every(ctx, patientMigrationRetry, func() bool { return run(false) })
 }
 
 // patientMigrationRetry is how often the Patient migration is tried while
