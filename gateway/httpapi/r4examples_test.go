@@ -76,7 +76,7 @@ func TestOfficialR4ExamplesThroughTheAPI(t *testing.T) {
 		switch res.status {
 		case http.StatusCreated:
 			stored++
-			got := e.get("/" + head.ResourceType + "/" + res.json(t)["id"].(string)).must(t, http.StatusOK)
+			got := e.get("/"+head.ResourceType+"/"+res.json(t)["id"].(string)).must(t, http.StatusOK)
 			sameMembers(t, n, body, got.body)
 		case http.StatusUnprocessableEntity:
 			refused++
