@@ -1,6 +1,7 @@
 package structure
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -46,4 +47,28 @@ func BenchmarkValidateLargeExample(b *testing.B) {
 			b.Fatal("invalid")
 		}
 	}
+}
+
+// The fast checks answer what R4's regular expressions answer, for any
+// value: the expressions from the definitions stay the rule.
+func FuzzFastChecksMatchR4(f *testing.F) {
+	for _, s := range []string{"", " ", "a", "a b", "a  b", " a", "a ", "a\fb", "a\tb", "a\t\tb", "Patient/1", "x\u00a0y",
+		"urn:uuid:0d1b6f3e", strings.Repeat("a", 64), strings.Repeat("a", 65), "a.b-c", "a_b", "\n", "é"} {
+		f.Add(s)
+	}
+	defs, err := loaded()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for name, fast := range fastChecks {
+			p := defs.primitives[name]
+			if p == nil || p.format == nil {
+				t.Fatalf("%s has no R4 expression to be held to", name)
+			}
+			if got, want := fast(s), p.format.MatchString(s); got != want {
+				t.Errorf("%s %q: fast check %v, R4 expression %v", name, s, got, want)
+			}
+		}
+	})
 }

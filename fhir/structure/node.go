@@ -51,7 +51,8 @@ var errDepth = errors.New("nested too deeply")
 // data are errors.
 func decode(body []byte) (*node, error) {
 	dec := jsontext.NewDecoder(bytes.NewReader(body), jsontext.AllowDuplicateNames(false), jsontext.AllowInvalidUTF8(false))
-	n, err := readNode(dec, 0)
+	var a arena
+	n, err := a.readNode(dec, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +62,20 @@ func decode(body []byte) (*node, error) {
 	return n, nil
 }
 
-func readNode(dec *jsontext.Decoder, depth int) (*node, error) {
+// arena hands out nodes from blocks, one allocation for many: a referral
+// holds a hundred or so values.
+type arena struct{ free []node }
+
+func (a *arena) node() *node {
+	if len(a.free) == 0 {
+		a.free = make([]node, 64)
+	}
+	n := &a.free[0]
+	a.free = a.free[1:]
+	return n
+}
+
+func (a *arena) readNode(dec *jsontext.Decoder, depth int) (*node, error) {
 	if depth > maxDepth {
 		return nil, errDepth
 	}
@@ -69,7 +83,8 @@ func readNode(dec *jsontext.Decoder, depth int) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &node{kind: tok.Kind()}
+	n := a.node()
+	n.kind = tok.Kind()
 	switch n.kind {
 	case '{':
 		for dec.PeekKind() != '}' {
@@ -78,7 +93,7 @@ func readNode(dec *jsontext.Decoder, depth int) (*node, error) {
 				return nil, err
 			}
 			name := tok.String() // before the next read voids the token
-			v, err := readNode(dec, depth+1)
+			v, err := a.readNode(dec, depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -89,7 +104,7 @@ func readNode(dec *jsontext.Decoder, depth int) (*node, error) {
 		}
 	case '[':
 		for dec.PeekKind() != ']' {
-			v, err := readNode(dec, depth+1)
+			v, err := a.readNode(dec, depth+1)
 			if err != nil {
 				return nil, err
 			}

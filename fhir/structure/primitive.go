@@ -4,7 +4,6 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	"math"
 	"strconv"
-	"strings"
 
 	"github.com/signpost-health/signpost/fhir"
 )
@@ -44,11 +43,7 @@ func (v *validator) primitive(n *node, p *primitive, at *loc) {
 		v.xhtml(n.text, at)
 		return
 	}
-	if kind == jsonString && strings.TrimSpace(n.text) == "" {
-		v.add(fhir.IssueValue, at, "a value of only whitespace is not allowed")
-		return
-	}
-	if p.format != nil && !p.format.MatchString(n.text) {
+	if !p.matches(n.text) {
 		v.add(fhir.IssueValue, at, "not a valid %s: %s", p.name, formatHint(p.name))
 		return
 	}
