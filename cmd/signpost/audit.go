@@ -16,8 +16,13 @@ import (
 // runAudit is `signpost audit tail [-n N] [-f]`: the operator's view of the
 // audit trail, one AuditEvent (JSON) a line, oldest first.
 func runAudit(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	const use = "usage: signpost audit tail [-config FILE] [-n N] [-f]"
+	if len(args) == 1 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, use)
+		return nil
+	}
 	if len(args) == 0 || args[0] != "tail" {
-		return usageError{"usage: signpost audit tail [-config FILE] [-n N] [-f]"}
+		return usageError{use}
 	}
 	fs := newFlags("audit tail", stderr)
 	configPath := fs.String("config", "", "configuration file (YAML); default $SIGNPOST_CONFIG")

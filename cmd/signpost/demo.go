@@ -26,6 +26,7 @@ import (
 
 	"github.com/signpost-health/signpost/config"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/redisstore"
 	"github.com/signpost-health/signpost/gateway/telemetry"
 	"github.com/signpost-health/signpost/gateway/webhook"
 	"github.com/signpost-health/signpost/mappings"
@@ -88,6 +89,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		_ = stopTracing(sctx)
 	}()
 	log := slog.New(telemetry.LogHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	redisstore.RouteClientLogs(log)
 	a := assemble(cfg, mappings.Default(), rdb, "signpost-demo", log, getenv)
 	ready := make(chan net.Addr, 1)
 	served := make(chan error, 1)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/signpost-health/signpost/mappings"
@@ -43,15 +44,38 @@ Usage:
   signpost users disable EMAIL         stop an account signing in
   signpost users enable EMAIL          let a disabled account sign in again
   signpost users list                  every account: address, provider, status
-  signpost version                     print the version
+  signpost version | --version         print the build's version (its revision, when built from a git checkout)
+
+Every command takes -h for its usage.
 
 Environment (wins over the file): SIGNPOST_CONFIG, SIGNPOST_LISTEN,
 SIGNPOST_REDIS_URL, SIGNPOST_PUBLIC_URL.
 `
 
+// errHelpShown is a command asked for its usage (-h): the usage was
+// printed, and that is success (exit 0).
+var errHelpShown = errors.New("help shown")
+
+// isHelp reports an argument that asks for usage.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
+}
+
 // run is the whole program: it parses the command line and runs one
 // subcommand until it finishes or ctx is cancelled.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, getenv, stdout, stderr)
+	if errors.Is(err, errHelpShown) {
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return usageError{"no command given"}
@@ -70,12 +94,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "users":
 		return runUsers(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
 	case "mappings":
+		const use = "usage: signpost mappings check FILE   (validates a referral code table and summarises it)"
+		if len(args) > 1 && isHelp(args[len(args)-1]) {
+			fmt.Fprintln(stdout, use)
+			return nil
+		}
 		if len(args) != 3 || args[1] != "check" {
-			return usageError{"usage: signpost mappings check FILE"}
+			return usageError{use}
 		}
 		return mappings.Check(args[2], stdout)
-	case "version":
-		fmt.Fprintln(stdout, "signpost", version)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "signpost", buildVersion())
 		return nil
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
@@ -94,10 +123,60 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
-		return usageError{strings.TrimSpace(err.Error())}
+		return flagError(err)
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	return nil
+}
+
+// flagError is what a flag parsing error means: -h asked for the usage
+// (printed by the flag package), anything else is a usage mistake.
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return errHelpShown
+	}
+	return usageError{strings.TrimSpace(err.Error())}
+}
+
+// buildVersion is the build's version: the one set at link time, else the
+// module's (a tagged go install), else the version control revision Go
+// recorded in the binary (with -dirty when the tree had changes), else dev.
+func buildVersion() string {
+	if version != "dev" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, when string
+	dirty := false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			when = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return version
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	if when != "" {
+		rev += " (" + when + ")"
+	}
+	return rev
 }

@@ -184,6 +184,8 @@ func start(ctx context.Context, configPath string, getenv func(string) string, s
 		return nil, err
 	}
 	log := slog.New(telemetry.LogHandler(slog.NewJSONHandler(stderr, nil)))
+	// The Redis client's own lines go through the JSON log, thinned.
+	redisstore.RouteClientLogs(log)
 	rdb, err := connectRedis(ctx, cfg, log, stderr)
 	if err != nil {
 		return nil, err

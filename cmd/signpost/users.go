@@ -6,10 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/term"
+
+	"github.com/signpost-health/signpost/config"
 	"github.com/signpost-health/signpost/gateway"
 )
 
@@ -26,6 +30,10 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		"       signpost users disable [-config FILE] EMAIL\n" +
 		"       signpost users enable [-config FILE] EMAIL\n" +
 		"       signpost users list [-config FILE]"
+	if len(args) == 1 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, use)
+		return nil
+	}
 	if len(args) == 0 {
 		return usageError{use}
 	}
@@ -41,7 +49,7 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		fs.BoolVar(&operator, "operator", false, "an operator's account: the outcomes view, no provider's referrals")
 	}
 	if err := fs.Parse(args[1:]); err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	}
 	rest := fs.Args()
 	if operator {
@@ -54,7 +62,7 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		return listAccounts(ctx, *configPath, getenv, stdout)
 	}
 	if args[0] != "add" {
-		return changeAccount(ctx, args[0], rest[0], *configPath, getenv, stdin, stdout)
+		return changeAccount(ctx, args[0], rest[0], *configPath, getenv, stdin, stdout, stderr)
 	}
 	a, err := start(ctx, *configPath, getenv, io.Discard)
 	if err != nil {
@@ -63,9 +71,12 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 	defer a.close()
 	providerID, email := rest[0], rest[1]
 	if !operator && !configuredProvider(a, providerID) {
+		if *configPath == "" && getenv(config.EnvConfig) == "" {
+			return fmt.Errorf("no configuration given, so no provider is known: pass -config FILE (the file signpost serve runs with) or set %s", config.EnvConfig)
+		}
 		return fmt.Errorf("no provider %q in the configuration", providerID)
 	}
-	password, err := readPassword(stdin)
+	password, err := readPassword(stdin, stderr)
 	if err != nil {
 		return err
 	}
@@ -112,7 +123,7 @@ func listAccounts(ctx context.Context, configPath string, getenv func(string) st
 }
 
 // changeAccount disables, enables or sets the password of an account.
-func changeAccount(ctx context.Context, action, address, configPath string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+func changeAccount(ctx context.Context, action, address, configPath string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	email, err := gateway.CanonicalEmail(address)
 	if err != nil {
 		return err
@@ -121,7 +132,7 @@ func changeAccount(ctx context.Context, action, address, configPath string, gete
 	if action == "password" {
 		// Read and checked before anything connects, so a refused password
 		// changes nothing.
-		password, err := readPassword(stdin)
+		password, err := readPassword(stdin, stderr)
 		if err != nil {
 			return err
 		}
@@ -160,7 +171,30 @@ func configuredProvider(a *app, id string) bool {
 }
 
 // readPassword is the first line of standard input, without its line end.
-func readPassword(stdin io.Reader) (string, error) {
+func readPassword(stdin io.Reader, prompt io.Writer) (string, error) {
+	// At a terminal the password is asked for, twice, and not echoed;
+	// piped in, it is the first line.
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(prompt, "Password (12 characters to 72 bytes): ")
+		first, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(prompt)
+		if err != nil {
+			return "", fmt.Errorf("reading the password: %w", err)
+		}
+		fmt.Fprint(prompt, "The same password again: ")
+		again, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(prompt)
+		if err != nil {
+			return "", fmt.Errorf("reading the password: %w", err)
+		}
+		if string(first) != string(again) {
+			return "", errors.New("the two passwords differ; nothing was changed")
+		}
+		if len(first) == 0 {
+			return "", errors.New("no password given")
+		}
+		return string(first), nil
+	}
 	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", fmt.Errorf("reading the password from standard input: %w", err)

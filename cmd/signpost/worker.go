@@ -159,14 +159,19 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 
 // runDLQ is `signpost dlq list` and `signpost dlq replay ID...|-all`.
 func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	const use = "usage: signpost dlq list | signpost dlq replay ID... | signpost dlq replay -all"
+	if len(args) == 1 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, use)
+		return nil
+	}
 	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
-		return usageError{"usage: signpost dlq list | signpost dlq replay ID... | signpost dlq replay -all"}
+		return usageError{use}
 	}
 	fs := newFlags("dlq "+args[0], stderr)
 	configPath := fs.String("config", "", "configuration file (YAML); default $SIGNPOST_CONFIG")
 	all := fs.Bool("all", false, "replay: every dead letter")
 	if err := fs.Parse(args[1:]); err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	}
 	a, err := start(ctx, *configPath, getenv, io.Discard)
 	if err != nil {
