@@ -26,6 +26,8 @@ type Request struct {
 	// inBundle marks an entry of a Bundle whose structure was checked
 	// whole, so the entry is not checked again.
 	inBundle bool
+	// message is set for the entries of a message (ReceiveReferral).
+	message *messageContext
 
 	obj      *fhir.Object
 	id       string    // the id this request writes, or the id of the existing resource it resolved to
@@ -128,6 +130,9 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 		if err := s.resolveRepeat(ctx, caller, r, lookRepeats); err != nil {
 			return nil, r.locate(err)
 		}
+	}
+	if err := s.resolveMessageRepeat(ctx, caller, reqs, lookRepeats); err != nil {
+		return nil, err
 	}
 	// 2. Give every new resource its id and resolve references between entries.
 	refs := map[string]string{}
@@ -343,6 +348,9 @@ func checkLocalReferences(r *Request) error {
 	for _, ref := range fhir.References(r.obj) {
 		if !strings.HasPrefix(ref.Value, "urn:uuid:") && !strings.HasPrefix(ref.Value, "urn:oid:") {
 			continue
+		}
+		if r.isMessageEntry(ref.Value) {
+			continue // an entry of the same message, which travels with it
 		}
 		if r.Expr == "" {
 			return newError(KindInvalid, fhir.IssueInvalid, ref.Expression,
