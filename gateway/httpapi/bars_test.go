@@ -109,6 +109,18 @@ func TestBaRSExampleMessageIsReceivedAndRouted(t *testing.T) {
 	}
 	answer, sr, task := readBaRSAnswer(t, r)
 
+	// Audited in the commit that made the referral: the ServiceRequest and
+	// the Patient it wrote, and nothing of the patient's details.
+	events, raw := e.audit(t)
+	if len(events) != 1 || events[0].Subtype[0].Code != "operation" || events[0].Action != "C" || events[0].Outcome != "0" ||
+		len(events[0].Entity) != 2 || !strings.HasPrefix(events[0].Entity[0].What.Reference, "ServiceRequest/"+sr["id"].(string)) ||
+		!strings.HasPrefix(events[0].Entity[1].What.Reference, "Patient/") {
+		t.Errorf("want one audit event of the message naming its ServiceRequest and Patient; got\n%s", raw)
+	}
+	if strings.Contains(raw, badNHSNumber) || strings.Contains(raw, "Julie") {
+		t.Error("patient data reached the audit trail")
+	}
+
 	// Routed to the provider serving the destination, in its first category
 	// (the example's ServiceRequest has no code).
 	owner, _ := task["owner"].(map[string]any)
@@ -146,6 +158,9 @@ func TestBaRSExampleMessageIsReceivedAndRouted(t *testing.T) {
 	e.get("/Task/"+task["id"].(string), callerHeader, "walking").must(t, 200)
 	e.get("/"+ref, callerHeader, "practice-a").must(t, 200)
 	e.get("/Task/"+task["id"].(string), callerHeader, "advice").must(t, 404)
+	if logs := e.logs.String(); strings.Contains(logs, badNHSNumber) || strings.Contains(logs, "Julie") {
+		t.Error("patient data reached the log")
+	}
 }
 
 func TestBaRSStrictNHSNumberPolicy(t *testing.T) {
