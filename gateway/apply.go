@@ -408,7 +408,7 @@ func (s *Service) resolveRepeat(ctx context.Context, caller Caller, r *Request, 
 				if err := s.resolveTo(ctx, r, typ, id); err != nil {
 					return err
 				}
-				return repeatDiffers(r, r.existing, "a referral with this business identifier", false)
+				return repeatDiffers(r, r.existing, "a referral with this business identifier", false, r.messageSubject()...)
 			}
 		}
 	}

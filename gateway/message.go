@@ -200,8 +200,23 @@ func (s *Service) resolveMessageRepeat(ctx context.Context, caller Caller, reqs 
 		if err := s.resolveTo(ctx, r, TypePatient, key); err != nil {
 			return err
 		}
+		// The subject was compared as the stored Patient: this one must say the same.
+		if err := repeatDiffers(r, r.existing, "the Patient of the referral this message repeats", false); err != nil {
+			return r.locate(err)
+		}
 	}
 	return nil
+}
+
+// messageSubject names the element a repeated message's ServiceRequest may
+// differ in from the stored one: its subject, a reference to the message's
+// Patient entry that was rewritten to the stored Patient (resolveMessageRepeat
+// compares the Patients themselves).
+func (r *Request) messageSubject() []string {
+	if r.message == nil {
+		return nil
+	}
+	return []string{"subject"}
 }
 
 // resolveMessageKeys answers a message whose request id was used before
@@ -232,7 +247,7 @@ func (s *Service) resolveMessageKeys(ctx context.Context, caller Caller, r *Requ
 	}
 	// The subject was rewritten to the stored Patient; anything else that
 	// differs is a different referral under a reused message id.
-	return r.locate(repeatDiffers(r, r.existing, "the referral of the message with this id", false, "subject"))
+	return r.locate(repeatDiffers(r, r.existing, "the referral of the message with this id", false, r.messageSubject()...))
 }
 
 // messageRequester is the requester as checkRequester reads it: a

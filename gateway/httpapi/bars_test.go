@@ -88,7 +88,7 @@ func readBaRSAnswer(t *testing.T, r *response) (answer barsAnswer, sr, task map[
 	if header["resourceType"] != "MessageHeader" || sr["resourceType"] != "ServiceRequest" || task["resourceType"] != "Task" {
 		t.Fatalf("entries are not MessageHeader, ServiceRequest, Task: %s", r.body)
 	}
-	if resp, _ := header["response"].(map[string]any); resp["code"] != "ok" || resp["identifier"] != "86e3371d-1c15-4862-9552-d9560f8292ba" {
+	if resp, _ := header["response"].(map[string]any); resp["code"] != "ok" || resp["identifier"] == nil {
 		t.Errorf("MessageHeader.response = %v, want ok for the message received", header["response"])
 	}
 	return answer, sr, task
@@ -108,6 +108,9 @@ func TestBaRSExampleMessageIsReceivedAndRouted(t *testing.T) {
 		t.Errorf("X-Request-Id %q, X-Correlation-Id %q: not echoed", r.header.Get("X-Request-Id"), r.header.Get("X-Correlation-Id"))
 	}
 	answer, sr, task := readBaRSAnswer(t, r)
+	if !strings.Contains(string(answer.Entry[0].Resource), `"response":{"code":"ok","identifier":"86e3371d-1c15-4862-9552-d9560f8292ba"}`) {
+		t.Errorf("MessageHeader does not answer the example message (its Bundle.id): %s", answer.Entry[0].Resource)
+	}
 
 	// Audited in the commit that made the referral: the ServiceRequest and
 	// the Patient it wrote, and nothing of the patient's details.
@@ -324,4 +327,35 @@ func TestBaRSCapabilityStatementListsProcessMessage(t *testing.T) {
 		!strings.Contains(string(r.body), `"definition":"http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message"`) {
 		t.Errorf("CapabilityStatement lists no process-message operation: %s", r.body)
 	}
+}
+
+// A referral with a business identifier sent again in another message (a
+// new Bundle.id) is the referral it made, as over REST.
+func TestBaRSSameReferralInAnotherMessage(t *testing.T) {
+	e := setup(t, withBaRSService, withWarnNHS)
+	withIdentifier := func(bundleID string) []byte {
+		return barsMutant(t, func(b map[string]any, entries []any) {
+			b["id"] = bundleID
+			entryResource(entries, 1)["identifier"] = []any{map[string]any{"system": gpIdentSystem, "value": "BARS-1"}}
+		})
+	}
+	_, sr1, task1 := readBaRSAnswer(t, e.post("/$process-message", withIdentifier("86e3371d-1c15-4862-9552-d9560f8292ba"), callerHeader, "practice-a").must(t, 200))
+	_, sr2, task2 := readBaRSAnswer(t, e.post("/$process-message", withIdentifier("7a1c2e3f-4b5d-4e6f-8a9b-0c1d2e3f4a5b"), callerHeader, "practice-a").must(t, 200))
+	if sr1["id"] != sr2["id"] || task1["id"] != task2["id"] {
+		t.Errorf("one referral identifier made two referrals")
+	}
+	if n := len(bundleEntries(t, e.get("/Patient", callerHeader, "practice-a").must(t, 200), "match")); n != 1 {
+		t.Errorf("%d Patients, want 1", n)
+	}
+	// For another patient, it is not the same referral, and not dropped silently.
+	other := barsMutant(t, func(b map[string]any, entries []any) {
+		b["id"] = "1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e"
+		entryResource(entries, 1)["identifier"] = []any{map[string]any{"system": gpIdentSystem, "value": "BARS-1"}}
+		entryResource(entries, 5)["identifier"].([]any)[0].(map[string]any)["value"] = nhsNumber2
+	})
+	r := e.post("/$process-message", other, callerHeader, "practice-a").must(t, 409)
+	if is := readOutcome(t, r); is[0].Code != "conflict" || len(is[0].Expression) == 0 || is[0].Expression[0] != barsPatient {
+		t.Errorf("want a conflict at %s: %s", barsPatient, r.body)
+	}
+	noPatientData(t, r.body, nhsNumber2, "Julie")
 }
