@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/signpost-health/signpost/gateway"
@@ -358,4 +359,45 @@ func TestBaRSSameReferralInAnotherMessage(t *testing.T) {
 		t.Errorf("want a conflict at %s: %s", barsPatient, r.body)
 	}
 	noPatientData(t, r.body, nhsNumber2, "Julie")
+}
+
+// The same message sent concurrently (a sender's retries crossing) is one
+// referral with one Patient: the commit checks the message id atomically.
+func TestBaRSConcurrentRepeatsAreOneReferral(t *testing.T) {
+	e := setup(t, withBaRSService, withWarnNHS)
+	const n = 8
+	ids := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := e.post("/$process-message", barsExample(t), callerHeader, "practice-a")
+			if r.status != 200 {
+				t.Errorf("status %d: %s", r.status, r.body)
+				ids <- ""
+				return
+			}
+			var b barsAnswer
+			_ = json.Unmarshal(r.body, &b)
+			var sr map[string]any
+			_ = json.Unmarshal(b.Entry[1].Resource, &sr)
+			ids <- sr["id"].(string)
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	seen := map[string]bool{}
+	for id := range ids {
+		seen[id] = true
+	}
+	if len(seen) != 1 {
+		t.Errorf("%d referrals from one message sent %d times concurrently", len(seen), n)
+	}
+	if c := e.countServiceRequests(t); c != 1 {
+		t.Errorf("%d ServiceRequests, want 1", c)
+	}
+	if c := len(bundleEntries(t, e.get("/Patient", callerHeader, "practice-a").must(t, 200), "match")); c != 1 {
+		t.Errorf("%d Patients, want 1", c)
+	}
 }
