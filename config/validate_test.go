@@ -107,7 +107,9 @@ func TestValidateRejects(t *testing.T) {
 		// services (BaRS destination endpoints)
 		{"service without system", func(c *config.Config) { c.Providers[0].Services = []string{"111111111"} }, "providers[0].services[0]", "system|value"},
 		{"service with empty value", func(c *config.Config) { c.Providers[0].Services = []string{"http://fhir.nhs.uk/Id/dos-service-id|"} }, "providers[0].services[0]", "system|value"},
-		{"service with a space", func(c *config.Config) { c.Providers[0].Services = []string{"http://fhir.nhs.uk/Id/dos-service-id| 111111111"} }, "providers[0].services[0]", "without spaces"},
+		{"service with a space", func(c *config.Config) {
+			c.Providers[0].Services = []string{"http://fhir.nhs.uk/Id/dos-service-id| 111111111"}
+		}, "providers[0].services[0]", "without spaces"},
 		{"service of two providers", func(c *config.Config) {
 			c.Providers[0].Services = []string{"http://fhir.nhs.uk/Id/dos-service-id|111111111"}
 			c.Providers[2].Services = []string{"http://fhir.nhs.uk/Id/dos-service-id|222222222", "http://fhir.nhs.uk/Id/dos-service-id|111111111"}
