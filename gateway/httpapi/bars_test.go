@@ -401,3 +401,16 @@ func TestBaRSConcurrentRepeatsAreOneReferral(t *testing.T) {
 		t.Errorf("%d Patients, want 1", c)
 	}
 }
+
+// $process-message makes a referral: under SMART it needs the ServiceRequest
+// create scope, whatever else the token holds.
+func TestBaRSNeedsServiceRequestCreateScope(t *testing.T) {
+	e := setup(t, withBaRSService, withWarnNHS, func(o *options) { o.smart = smartClients(t) })
+	readOnly := e.token(t, "practice-a", "system/ServiceRequest.rs system/Task.rs system/Patient.cru")
+	r := e.post("/$process-message", barsExample(t), bearer(readOnly)...).must(t, 403)
+	if !strings.Contains(r.header.Get("WWW-Authenticate"), "insufficient_scope") {
+		t.Errorf("WWW-Authenticate = %q", r.header.Get("WWW-Authenticate"))
+	}
+	creates := e.token(t, "practice-a", "system/ServiceRequest.c")
+	e.post("/$process-message", barsExample(t), bearer(creates)...).must(t, 200)
+}
