@@ -252,8 +252,11 @@ type Provider struct {
 	ID, Name     string
 	Organization Identifier
 	Categories   []string
-	Auth         ClientAuth
-	Delivery     Delivery
+	// Services are the BaRS destination endpoints (system|value, e.g. a DoS
+	// service id) whose messages are routed to this provider.
+	Services []string
+	Auth     ClientAuth
+	Delivery Delivery
 }
 
 // DisplayName is the name people read for the provider: its name, or its id

@@ -110,6 +110,9 @@ func TestExampleParsesAndValidates(t *testing.T) {
 	if walk.Delivery.URL != "http://127.0.0.1:9001/referrals" || walk.Delivery.Payload != config.PayloadThin {
 		t.Errorf("leeds-walking delivery = %s %s", walk.Delivery.URL, walk.Delivery.Payload)
 	}
+	if !slices.Equal(walk.Services, []string{"http://fhir.nhs.uk/Id/dos-service-id|111111111"}) {
+		t.Errorf("leeds-walking services = %q, want the example's BaRS destination", walk.Services)
+	}
 	// Every category is used by some provider, so every referral can route.
 	used := map[string]bool{}
 	for _, p := range cfg.Providers {

@@ -102,6 +102,7 @@ type fileProvider struct {
 	Name         string         `yaml:"name"`
 	Organization fileIdentifier `yaml:"organization"`
 	Categories   []string       `yaml:"categories"`
+	Services     []string       `yaml:"services"`
 	Auth         fileClientAuth `yaml:"auth"`
 	Delivery     fileDelivery   `yaml:"delivery"`
 }
@@ -483,6 +484,7 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 			Name:         fp.Name,
 			Organization: Identifier(fp.Organization),
 			Categories:   fp.Categories,
+			Services:     fp.Services,
 			Auth:         fp.Auth.into(prefix+".auth", problem),
 			Delivery: Delivery{
 				Kind:            DeliveryKind(fp.Delivery.Kind),

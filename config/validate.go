@@ -245,12 +245,14 @@ func (c Config) Validate(isCategory func(string) bool) error {
 			v.notify(prefix+".notify", *cl.Notify)
 		}
 	}
+	services := map[string]string{} // BaRS destination endpoint -> the provider field naming it
 	for i, p := range c.Providers {
 		prefix := fmt.Sprintf("providers[%d]", i)
 		v.id(prefix, p.ID)
 		v.organization(prefix, p.Organization)
 		claim(prefix, p.ID, p.Organization)
 		v.categories(prefix, p.Categories, isCategory)
+		v.services(prefix, p.Services, services)
 		v.clientAuth(prefix+".auth", p.Auth)
 		v.delivery(prefix+".delivery", p.Delivery)
 	}
@@ -343,6 +345,25 @@ func (v *validator) categories(prefix string, cats []string, isCategory func(str
 			v.add(field, "unknown category %q", cat)
 		}
 		seen[cat] = true
+	}
+}
+
+// services checks a provider's BaRS destination endpoints: each a
+// system|value pair (as MessageHeader.destination.endpoint names a DoS
+// service), and each routed to one provider only, or a message for it
+// would go to whichever came first.
+func (v *validator) services(prefix string, services []string, taken map[string]string) {
+	for i, s := range services {
+		field := fmt.Sprintf("%s.services[%d]", prefix, i)
+		system, value, ok := strings.Cut(s, "|")
+		switch {
+		case !ok || system == "" || value == "" || strings.ContainsAny(s, " \t\r\n"):
+			v.add(field, "must be a BaRS destination endpoint system|value without spaces, e.g. http://fhir.nhs.uk/Id/dos-service-id|111111111")
+		case taken[s] != "":
+			v.add(field, "%q is already routed by %s", s, taken[s])
+		default:
+			taken[s] = field
+		}
 	}
 }
 

@@ -104,6 +104,17 @@ func TestValidateRejects(t *testing.T) {
 		{"empty category", func(c *config.Config) { c.Providers[1].Categories[0] = "" }, "providers[1].categories[0]", "must not be empty"},
 		{"category twice", func(c *config.Config) { c.Providers[1].Categories[2] = "housing" }, "providers[1].categories[2]", `"housing" is listed twice`},
 
+		// services (BaRS destination endpoints)
+		{"service without system", func(c *config.Config) { c.Providers[0].Services = []string{"111111111"} }, "providers[0].services[0]", "system|value"},
+		{"service with empty value", func(c *config.Config) { c.Providers[0].Services = []string{"http://fhir.nhs.uk/Id/dos-service-id|"} }, "providers[0].services[0]", "system|value"},
+		{"service with a space", func(c *config.Config) {
+			c.Providers[0].Services = []string{"http://fhir.nhs.uk/Id/dos-service-id| 111111111"}
+		}, "providers[0].services[0]", "without spaces"},
+		{"service of two providers", func(c *config.Config) {
+			c.Providers[0].Services = []string{"http://fhir.nhs.uk/Id/dos-service-id|111111111"}
+			c.Providers[2].Services = []string{"http://fhir.nhs.uk/Id/dos-service-id|222222222", "http://fhir.nhs.uk/Id/dos-service-id|111111111"}
+		}, "providers[2].services[1]", "already routed by providers[0].services[0]"},
+
 		// delivery
 		{"delivery kind missing", func(c *config.Config) { c.Providers[1].Delivery.Kind = "" }, "providers[1].delivery.kind", "is required"},
 		{"delivery kind unknown", func(c *config.Config) { c.Providers[1].Delivery.Kind = "email" }, "providers[1].delivery.kind", `"email" is not one of webhook, fhir, portal`},
@@ -223,6 +234,9 @@ func TestValidateAccepts(t *testing.T) {
 		mutate func(c *config.Config)
 	}{
 		{"example as is", func(c *config.Config) {}},
+		{"BaRS services", func(c *config.Config) {
+			c.Providers[0].Services = []string{"http://fhir.nhs.uk/Id/dos-service-id|111111111", "https://fhir.nhs.uk/Id/ods-organization-code|X1A2B"}
+		}},
 		{"port 0 for tests", func(c *config.Config) { c.Listen = "127.0.0.1:0" }},
 		{"auth none on ::1", func(c *config.Config) { c.Listen = "[::1]:8080" }},
 		{"auth none on localhost", func(c *config.Config) { c.Listen = "localhost:8080" }},

@@ -26,6 +26,8 @@ type Request struct {
 	// inBundle marks an entry of a Bundle whose structure was checked
 	// whole, so the entry is not checked again.
 	inBundle bool
+	// message is set for the entries of a message (ReceiveReferral).
+	message *messageContext
 
 	obj      *fhir.Object
 	id       string    // the id this request writes, or the id of the existing resource it resolved to
@@ -128,6 +130,9 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 		if err := s.resolveRepeat(ctx, caller, r, lookRepeats); err != nil {
 			return nil, r.locate(err)
 		}
+	}
+	if err := s.resolveMessageRepeat(ctx, caller, reqs, lookRepeats); err != nil {
+		return nil, err
 	}
 	// 2. Give every new resource its id and resolve references between entries.
 	refs := map[string]string{}
@@ -344,6 +349,9 @@ func checkLocalReferences(r *Request) error {
 		if !strings.HasPrefix(ref.Value, "urn:uuid:") && !strings.HasPrefix(ref.Value, "urn:oid:") {
 			continue
 		}
+		if r.isMessageEntry(ref.Value) {
+			continue // an entry of the same message, which travels with it
+		}
 		if r.Expr == "" {
 			return newError(KindInvalid, fhir.IssueInvalid, ref.Expression,
 				"a urn: reference can only name an entry of the same transaction Bundle; in a request of its own, refer to a resource Signpost holds as Type/id")
@@ -400,7 +408,7 @@ func (s *Service) resolveRepeat(ctx context.Context, caller Caller, r *Request, 
 				if err := s.resolveTo(ctx, r, typ, id); err != nil {
 					return err
 				}
-				return repeatDiffers(r, r.existing, "a referral with this business identifier", false)
+				return repeatDiffers(r, r.existing, "a referral with this business identifier", false, r.messageSubject()...)
 			}
 		}
 	}

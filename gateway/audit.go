@@ -273,12 +273,20 @@ func WithPendingAudit(ctx context.Context, p *PendingAudit) context.Context {
 // touched is only known entry by entry to the API).
 func (pl *plan) auditWith(ctx context.Context, reqs []*Request, transaction bool) *PendingAudit {
 	p, _ := ctx.Value(pendingAuditKey{}).(*PendingAudit)
-	if p == nil || transaction || len(reqs) != 1 || pl.outcomes[0] == nil || pl.outcomes[0].Resource == nil {
+	message := len(reqs) > 0 && reqs[0].message != nil
+	if p == nil || transaction || (len(reqs) != 1 && !message) || pl.outcomes[0] == nil || pl.outcomes[0].Resource == nil {
 		return nil
 	}
 	r := p.Record
 	r.Client, r.Org = pl.caller.ClientID, pl.caller.Organization
 	r.What = []string{pl.outcomes[0].Resource.Ref()}
+	if message { // a message writes its referral (first) and its Patient in one step
+		for _, out := range pl.outcomes[1:] {
+			if out != nil && out.Resource != nil {
+				r.What = append(r.What, out.Resource.Ref())
+			}
+		}
+	}
 	r.Status = p.Status(pl.outcomes[0])
 	pl.commit.Audit = &r
 	return p

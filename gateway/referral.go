@@ -68,7 +68,9 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 	checkCode(&p, r.obj, TypeServiceRequest, "intent", requestIntents, true)
 	checkCode(&p, r.obj, TypeServiceRequest, "priority", requestPriorities, false)
 	requireObject(&p, r.obj, TypeServiceRequest, "subject", "the person the referral is for")
-	requireObject(&p, r.obj, TypeServiceRequest, "code", "the referral's SNOMED CT code decides where it goes")
+	if r.message == nil { // a message's destination decides where it goes (messageContext.category)
+		requireObject(&p, r.obj, TypeServiceRequest, "code", "the referral's SNOMED CT code decides where it goes")
+	}
 	if err := p.err(KindInvalid); err != nil {
 		return nil, err
 	}
@@ -85,7 +87,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 	if err := s.identifyPatient(ctx, pl, r.obj, &sr.Subject, p.ok()); err != nil {
 		return nil, err
 	}
-	if err := checkRequester(pl.caller, r.obj, sr.Requester, "ServiceRequest.requester"); err != nil {
+	if err := checkRequester(pl.caller, r.obj, r.messageRequester(sr.Requester), "ServiceRequest.requester"); err != nil {
 		return nil, err
 	}
 	if sr.Requester == nil && pl.caller.Organization.Value == "" {
@@ -142,7 +144,11 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 			return nil, newError(KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.status",
 				"a referral Task can only be made for an active ServiceRequest")
 		}
-		rt, err := s.route(sr)
+		route := s.route
+		if r.message != nil {
+			route = func(sr *referralView) (*routing, error) { return r.message.category(s, sr) }
+		}
+		rt, err := route(sr)
 		if err != nil {
 			return nil, err
 		}
@@ -153,6 +159,12 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 	if r.Method == "POST" {
 		for _, id := range usableIdentifiers(sr.Identifier) {
 			pl.commit.Unique = append(pl.commit.Unique, UniqueKey{Key: referralKey(pl.caller, id), Value: ref})
+		}
+		if m := r.message; m != nil {
+			pl.commit.Unique = append(pl.commit.Unique, UniqueKey{Key: messageKey(pl.caller, m.referral.MessageID), Value: ref})
+			if m.referral.RequestID != "" {
+				pl.commit.Unique = append(pl.commit.Unique, UniqueKey{Key: messageRequestKey(pl.caller, m.referral.RequestID), Value: ref})
+			}
 		}
 	}
 	if needsTask && !pl.claimed[ref] {
@@ -253,9 +265,11 @@ func (s *Service) planReferralTask(pl *plan, srID string, sr *referralView, subj
 // requesterOf is the referral Task's requester: the referral's own, or the
 // calling client's organisation.
 func (s *Service) requesterOf(pl *plan, sr *referralView) any {
-	if sr.Requester != nil {
+	if sr.Requester != nil && (sr.Requester.Reference == nil || !strings.HasPrefix(*sr.Requester.Reference, "urn:")) {
 		return sr.Requester
 	}
+	// A requester naming an entry of the message it came in is not stored
+	// as a resource of its own yet: the Task names the caller's organisation.
 	return map[string]any{"identifier": map[string]string{"system": pl.caller.Organization.System, "value": pl.caller.Organization.Value}}
 }
 

@@ -16,6 +16,10 @@ type Provider struct {
 	Name         string
 	Organization Identifier
 	Categories   []string
+	// Services are the BaRS destination endpoints (MessageHeader.destination
+	// endpoint, e.g. a DoS service id "http://fhir.nhs.uk/Id/dos-service-id|111111111")
+	// whose messages go to this provider.
+	Services []string
 }
 
 // DisplayName is the name people read for the provider: its configured
@@ -57,13 +61,14 @@ type Router struct {
 	byCategory map[string][]*Provider
 	byOrg      map[Identifier]*Provider
 	byID       map[string]*Provider
+	byService  map[string]*Provider
 }
 
 // NewRouter indexes providers. For a category served by several providers
 // the first in configuration order is chosen, so routing is predictable and
 // an operator decides precedence by ordering the file.
 func NewRouter(providers []Provider) *Router {
-	r := &Router{byCategory: map[string][]*Provider{}, byOrg: map[Identifier]*Provider{}, byID: map[string]*Provider{}}
+	r := &Router{byCategory: map[string][]*Provider{}, byOrg: map[Identifier]*Provider{}, byID: map[string]*Provider{}, byService: map[string]*Provider{}}
 	for i := range providers {
 		p := &providers[i]
 		r.providers = append(r.providers, p)
@@ -72,8 +77,19 @@ func NewRouter(providers []Provider) *Router {
 		for _, c := range p.Categories {
 			r.byCategory[c] = append(r.byCategory[c], p)
 		}
+		for _, sv := range p.Services {
+			if _, taken := r.byService[sv]; !taken { // configuration refuses a service named twice
+				r.byService[sv] = p
+			}
+		}
 	}
 	return r
+}
+
+// ForService returns the provider serving a BaRS destination endpoint.
+func (r *Router) ForService(endpoint string) (*Provider, bool) {
+	p, ok := r.byService[endpoint]
+	return p, ok
 }
 
 // Provider returns a configured provider by id.

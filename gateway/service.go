@@ -296,3 +296,7 @@ func parseIfMatch(h string) (int, error) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// Understands reports whether the deployment understands a modifier
+// extension (understood_modifier_extensions).
+func (s *Service) Understands(url string) bool { return s.understood[url] }

@@ -568,3 +568,40 @@ func TestMetrics(t *testing.T) {
 	}
 	must(t, srv.stop())
 }
+
+// A provider's configured services route BaRS messages to it through serve.
+func TestServeRoutesBaRSMessagesByConfiguredService(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	conf := strings.Replace(testConfig, "    categories: [physical-activity]\n",
+		"    categories: [physical-activity]\n    services: [\"http://fhir.nhs.uk/Id/dos-service-id|111111111\"]\n", 1) + "nhs_number: warn\n"
+	cfg := writeFile(t, "signpost.yaml", conf)
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := newLineWriter(), &bytes.Buffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "-config", cfg}, env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()}), stdout, stderr)
+	}()
+	base := waitListening(t, stdout.lines)
+	msg, err := os.Open(filepath.Join("..", "..", "testdata", "conformance", "bars", "servicerequest-request-ValidationRequest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer msg.Close()
+	res, err := http.Post(base+"/fhir/$process-message", "application/fhir+json", msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), `"reference":"Organization/walking"`) {
+		t.Errorf("status %d, want 200 and a Task owned by walking: %s", res.StatusCode, body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve returned %v after shutdown", err)
+	}
+	if strings.Contains(stderr.String(), "3478526985") {
+		t.Error("the NHS number reached the log")
+	}
+}

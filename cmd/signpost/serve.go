@@ -291,7 +291,7 @@ func portOf(addr string) string {
 func providers(cfg config.Config) []gateway.Provider {
 	out := make([]gateway.Provider, 0, len(cfg.Providers))
 	for _, p := range cfg.Providers {
-		out = append(out, gateway.Provider{ID: p.ID, Name: p.Name, Categories: p.Categories,
+		out = append(out, gateway.Provider{ID: p.ID, Name: p.Name, Categories: p.Categories, Services: p.Services,
 			Organization: gateway.Identifier{System: p.Organization.System, Value: p.Organization.Value}})
 	}
 	return out

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -50,6 +51,7 @@ var interactions = map[string]struct{ subtype, action string }{
 	"DELETE /fhir/:type/:id":                    {"delete", "D"},
 	"GET /fhir/:type/:id/$status":               {"operation", "E"},
 	"POST /fhir":                                {"transaction", "E"},
+	"POST " + processMessageRoute:               {"operation", "C"},
 	"POST /auth/token":                          {"token", "E"},
 	"GET /fhir/.well-known/smart-configuration": {},
 }
@@ -62,10 +64,15 @@ func (a *API) pendingAudit(c *gin.Context, start time.Time) *gateway.PendingAudi
 		return nil
 	}
 	it := interactions[c.Request.Method+" "+c.FullPath()]
-	if it.subtype != "create" && it.subtype != "update" && it.subtype != "patch" {
+	status := outcomeStatus
+	switch {
+	case c.FullPath() == processMessageRoute:
+		// A message that makes a referral writes it, and is answered 200 (BaRS) whether new or repeated.
+		status = func(*gateway.Outcome) int { return http.StatusOK }
+	case it.subtype != "create" && it.subtype != "update" && it.subtype != "patch":
 		return nil
 	}
-	p := &gateway.PendingAudit{Status: outcomeStatus,
+	p := &gateway.PendingAudit{Status: status,
 		Record: gateway.AuditRecord{Recorded: start, Interaction: it.subtype, Action: it.action, Address: c.ClientIP()}}
 	c.Request = c.Request.WithContext(gateway.WithPendingAudit(c.Request.Context(), p))
 	return p

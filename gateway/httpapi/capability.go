@@ -105,6 +105,12 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 				}(),
 			},
 			"interaction": []interaction{{"transaction"}},
+			// NHS BaRS: a servicerequest-request (reason new) makes a referral.
+			"operation": []map[string]string{{
+				"name":          "process-message",
+				"definition":    "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message",
+				"documentation": "NHS Booking and Referral Standard messages: a servicerequest-request with reason new makes a referral, routed by MessageHeader.destination.endpoint to the provider serving it; other events and reasons are refused (422).",
+			}},
 		}},
 	}
 	b, err := json.Marshal(cs)

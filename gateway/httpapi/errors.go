@@ -50,7 +50,7 @@ var kindName = map[gateway.ErrorKind]string{
 // isReferral reports whether a request creates a referral (the metrics
 // count referrals apart from other requests).
 func isReferral(c *gin.Context) bool {
-	return c.Request.Method == http.MethodPost && c.FullPath() == "/fhir/:type" && c.Param("type") == gateway.TypeServiceRequest
+	return c.Request.Method == http.MethodPost && (c.FullPath() == "/fhir/:type" && c.Param("type") == gateway.TypeServiceRequest || c.FullPath() == processMessageRoute)
 }
 
 // retryAfterSeconds is what a client is asked to wait when storage is down:

@@ -81,15 +81,19 @@ func (a *API) accessLog(c *gin.Context) {
 		slog.String("request_id", c.Writer.Header().Get("X-Request-Id")))
 }
 
+// maxCorrelationID bounds the X-Request-Id and X-Correlation-Id echoed (and
+// kept as a BaRS idempotency key): longer ones are not the UUIDs BaRS sends.
+const maxCorrelationID = 128
+
 // correlation echoes the BaRS correlation headers, and gives every request
 // an X-Request-Id so a caller can quote it when reporting a problem.
 func (a *API) correlation(c *gin.Context) {
 	rid := c.GetHeader("X-Request-Id")
-	if rid == "" || len(rid) > 128 {
+	if rid == "" || len(rid) > maxCorrelationID {
 		rid = gateway.NewID()
 	}
 	c.Header("X-Request-Id", rid)
-	if cid := c.GetHeader("X-Correlation-Id"); cid != "" && len(cid) <= 128 {
+	if cid := c.GetHeader("X-Correlation-Id"); cid != "" && len(cid) <= maxCorrelationID {
 		c.Header("X-Correlation-Id", cid)
 	}
 	c.Next()

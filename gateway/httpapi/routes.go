@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -146,6 +147,7 @@ func New(o Options) http.Handler {
 	r.GET("/fhir/metadata", a.fhirHeaders, a.capabilities) // public, as FHIR and SMART discovery expect
 	f := r.Group("/fhir", a.fhirHeaders, a.authenticate, a.limitByClient)
 	f.POST("", a.withBody, a.transaction)
+	f.POST(strings.TrimPrefix(processMessageRoute, "/fhir"), a.withBody, a.processMessage)
 	f.GET("/:type", a.knownType, a.search)
 	f.POST("/:type/_search", a.knownType, a.searchPost)
 	f.POST("/:type", a.knownType, a.withBody, a.create)

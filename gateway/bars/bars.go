@@ -1,0 +1,193 @@
+// Package bars holds the rules of NHS England's Booking and Referral
+// Standard (BaRS) messages Signpost receives at POST /fhir/$process-message:
+// a Bundle of type message whose first entry is a MessageHeader naming the
+// event, the reason, the destination and the focus. It checks a message and
+// hands the domain (gateway) the referral it carries; it stores nothing.
+//
+// Only a servicerequest-request with reason new is taken so far: responses,
+// updates and cancellations are refused as not supported (422).
+package bars
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/fhir/structure"
+	"github.com/signpost-health/signpost/gateway"
+)
+
+// The BaRS code systems and codes a message is read by.
+const (
+	EventSystem  = "https://fhir.nhs.uk/CodeSystem/message-events-bars"
+	ReasonSystem = "https://fhir.nhs.uk/CodeSystem/message-reason-bars"
+
+	EventServiceRequest = "servicerequest-request"
+	ReasonNew           = "new"
+)
+
+// header is where the MessageHeader sits: BaRS, like FHIR messaging, puts
+// it first.
+const header = "Bundle.entry[0].resource"
+
+// Read checks a BaRS servicerequest-request message and returns the
+// referral it carries. understood says which modifierExtension urls the
+// deployment understands (a resource carrying any other is refused, as at
+// every other endpoint). requestID is the sender's X-Request-Id ("": none).
+//
+// Every broken rule is an OperationOutcome issue at its element; the BaRS
+// code (details.coding, http-error-codes) follows from the error kind:
+// 400 REC_BAD_REQUEST for a message that is not well formed, 422
+// REC_UNPROCESSABLE_ENTITY for one Signpost does not process.
+func Read(body []byte, requestID string, understood func(url string) bool) (*gateway.MessageReferral, error) {
+	obj, err := fhir.ParseResource(body, fhir.ParseOptions{})
+	if err != nil {
+		return nil, rawProblem(err)
+	}
+	if obj.ResourceType() != "Bundle" {
+		return nil, problem(gateway.KindInvalid, fhir.IssueInvalid, "Bundle", "a message is a Bundle of type message; found a %s", obj.ResourceType())
+	}
+	if typ, _ := obj.String("type"); typ != "message" {
+		return nil, problem(gateway.KindInvalid, fhir.IssueInvalid, "Bundle.type", "Bundle.type must be message at $process-message")
+	}
+	res := structure.ValidateAs(body, "Bundle")
+	if !res.Valid() {
+		return nil, &gateway.Error{Kind: gateway.KindInvalid, Issues: res.Issues}
+	}
+	var notUnderstood []fhir.Issue
+	for _, m := range res.Modifiers {
+		if !understood(m.URL) {
+			notUnderstood = append(notUnderstood, fhir.Issue{Severity: fhir.SeverityError, Code: fhir.IssueNotSupported, Expression: []string{m.Expression},
+				Diagnostics: "a modifier extension this deployment does not understand; a resource cannot be processed as if a modifier were absent"})
+		}
+	}
+	if len(notUnderstood) > 0 {
+		return nil, &gateway.Error{Kind: gateway.KindUnprocessable, Issues: notUnderstood}
+	}
+	id, _ := obj.String("id")
+	if id == "" {
+		return nil, problem(gateway.KindInvalid, fhir.IssueRequired, "Bundle.id", "Bundle.id is required: it is the message's identity, by which a message sent again is known")
+	}
+	entries, _ := obj.Objects("entry")
+	m := &gateway.MessageReferral{MessageID: id, RequestID: requestID, Entries: map[string]string{}}
+	byURL := map[string]int{}
+	resources := make([]*fhir.Object, len(entries))
+	for i, e := range entries {
+		at := "Bundle.entry[" + strconv.Itoa(i) + "]"
+		r, ok := e.Object("resource")
+		if !ok {
+			return nil, problem(gateway.KindInvalid, fhir.IssueRequired, at+".resource", "every entry of a message carries a resource")
+		}
+		resources[i] = r
+		url, _ := e.String("fullUrl")
+		if url == "" {
+			return nil, problem(gateway.KindInvalid, fhir.IssueRequired, at+".fullUrl", "every entry of a message needs a fullUrl: references between entries resolve by it")
+		}
+		if _, twice := byURL[url]; twice {
+			return nil, problem(gateway.KindInvalid, fhir.IssueInvalid, at+".fullUrl", "two entries have the same fullUrl")
+		}
+		byURL[url] = i
+		m.Entries[url] = r.ResourceType()
+	}
+	if len(resources) == 0 || resources[0].ResourceType() != "MessageHeader" {
+		return nil, problem(gateway.KindInvalid, fhir.IssueStructure, header, "the first entry of a message must be its MessageHeader")
+	}
+	mh := resources[0]
+	if err := checkHeader(mh); err != nil {
+		return nil, err
+	}
+	// The focus: the ServiceRequest the message is about, an entry of it.
+	focus, _ := mh.Objects("focus")
+	if len(focus) != 1 {
+		return nil, problem(gateway.KindInvalid, fhir.IssueInvalid, header+".focus",
+			"a servicerequest-request has exactly one focus, the ServiceRequest entry")
+	}
+	ref, _ := focus[0].String("reference")
+	i, ok := byURL[ref]
+	if !ok || resources[i].ResourceType() != gateway.TypeServiceRequest {
+		return nil, problem(gateway.KindInvalid, fhir.IssueInvalid, header+".focus[0].reference",
+			"the focus must be the fullUrl of the message's ServiceRequest entry")
+	}
+	m.ServiceRequest = entry(ref, i, resources[i])
+	// The Patient: the entry the ServiceRequest's subject names, if any.
+	if subject, ok := resources[i].Object("subject"); ok {
+		if ref, _ := subject.String("reference"); ref != "" {
+			if j, ok := byURL[ref]; ok && resources[j].ResourceType() == gateway.TypePatient {
+				p := entry(ref, j, resources[j])
+				m.Patient = &p
+			}
+		}
+	}
+	dests, _ := mh.Objects("destination")
+	for k, d := range dests {
+		if endpoint, _ := d.String("endpoint"); endpoint != "" {
+			m.Destinations = append(m.Destinations, gateway.MessageDestination{Endpoint: endpoint,
+				Expr: header + ".destination[" + strconv.Itoa(k) + "].endpoint"})
+		}
+	}
+	if len(m.Destinations) == 0 {
+		return nil, problem(gateway.KindInvalid, fhir.IssueRequired, header+".destination",
+			"a servicerequest-request names the service it is for in destination.endpoint")
+	}
+	return m, nil
+}
+
+// checkHeader checks the event and the reason.
+func checkHeader(mh *fhir.Object) error {
+	ev, ok := mh.Object("eventCoding")
+	if !ok {
+		// R4 requires event[x]; an eventUri cannot name a BaRS event.
+		return problem(gateway.KindInvalid, fhir.IssueRequired, header+".eventCoding",
+			"a BaRS message names its event in eventCoding (system %s)", EventSystem)
+	}
+	if system, _ := ev.String("system"); system != EventSystem {
+		return problem(gateway.KindInvalid, fhir.IssueValue, header+".eventCoding.system",
+			"the event of a BaRS message is coded in %s", EventSystem)
+	}
+	if code, _ := ev.String("code"); code != EventServiceRequest {
+		return problem(gateway.KindUnprocessable, fhir.IssueNotSupported, header+".eventCoding.code",
+			"Signpost processes the BaRS event %s (a referral) only", EventServiceRequest)
+	}
+	reason, ok := mh.Object("reason")
+	if !ok {
+		return problem(gateway.KindInvalid, fhir.IssueRequired, header+".reason",
+			"a servicerequest-request gives its reason (system %s): new, update or delete", ReasonSystem)
+	}
+	codings, _ := reason.Objects("coding")
+	for k, c := range codings {
+		system, _ := c.String("system")
+		if system != ReasonSystem {
+			continue
+		}
+		if code, _ := c.String("code"); code != ReasonNew {
+			return problem(gateway.KindUnprocessable, fhir.IssueNotSupported, header+".reason.coding["+strconv.Itoa(k)+"].code",
+				"Signpost takes new referrals (reason %s) only; updates and cancellations by message are not supported yet", ReasonNew)
+		}
+		return nil
+	}
+	return problem(gateway.KindInvalid, fhir.IssueRequired, header+".reason.coding",
+		"the reason must be coded in %s", ReasonSystem)
+}
+
+func entry(fullURL string, i int, r *fhir.Object) gateway.MessageEntry {
+	return gateway.MessageEntry{FullURL: fullURL, Expr: "Bundle.entry[" + strconv.Itoa(i) + "].resource", Body: r.Bytes()}
+}
+
+func problem(kind gateway.ErrorKind, code fhir.IssueType, expr, format string, args ...any) error {
+	is := fhir.Issue{Severity: fhir.SeverityError, Code: code, Diagnostics: fmt.Sprintf(format, args...), Expression: []string{expr}}
+	return &gateway.Error{Kind: kind, Issues: []fhir.Issue{is}}
+}
+
+// rawProblem reports a body that is not FHIR JSON at all.
+func rawProblem(err error) error {
+	is := fhir.Issue{Severity: fhir.SeverityError, Code: fhir.IssueStructure, Diagnostics: "the body is not a valid FHIR JSON resource"}
+	var re *fhir.RawError
+	if errors.As(err, &re) {
+		is.Diagnostics = re.Message
+		if re.Expression != "" {
+			is.Expression = []string{re.Expression}
+		}
+	}
+	return &gateway.Error{Kind: gateway.KindInvalid, Issues: []fhir.Issue{is}, Err: err}
+}

@@ -1,0 +1,85 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/auth"
+	"github.com/signpost-health/signpost/gateway/bars"
+)
+
+// processMessageRoute is the BaRS endpoint. Gin matches this literal
+// segment before the /fhir/:type parameter.
+const processMessageRoute = "/fhir/$process-message"
+
+// processMessage is POST /fhir/$process-message: a BaRS
+// servicerequest-request (reason new) from a GP system. It makes a referral
+// exactly as POST /fhir/ServiceRequest does, so it needs the same scope.
+func (a *API) processMessage(c *gin.Context) {
+	if !a.allow(c, gateway.TypeServiceRequest, auth.ActionCreate) {
+		return
+	}
+	caller, _ := a.who(c, "")
+	// Only the sender's own X-Request-Id is an idempotency key; one
+	// correlation made up when it sent none (or one too long) is not.
+	requestID := c.GetHeader("X-Request-Id")
+	if len(requestID) > maxCorrelationID {
+		requestID = ""
+	}
+	msg, err := bars.Read(requestBody(c), requestID, a.svc.Understands)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	got, err := a.svc.ReceiveReferral(c.Request.Context(), caller, msg)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	sr := got.ServiceRequest
+	result := "created"
+	if !sr.Created {
+		result = "repeat"
+	}
+	a.metrics.Referral(c.Request.Context(), result, sr.Category, "")
+	audited(c, sr.Resource.Ref(), got.Task.Ref())
+	a.versionHeaders(c, sr.Resource)
+	c.Data(http.StatusOK, fhirJSON, a.messageAnswer(msg, got))
+}
+
+// messageAnswer is the synchronous answer to a request message. The BaRS
+// API specification (NHSDigital/booking-and-referral-fhir-api,
+// specification/booking-and-referral.yaml, POST /$process-message,
+// response 200, example process_message/POST-success.json) answers 200
+// with a message Bundle of what was processed: here a MessageHeader whose
+// response names the message received (its Bundle.id) with code ok, the
+// stored ServiceRequest and its referral Task, and the warnings, if any.
+func (a *API) messageAnswer(msg *gateway.MessageReferral, got *gateway.ReceivedReferral) []byte {
+	sr := got.ServiceRequest.Resource
+	header := map[string]any{
+		"resourceType": "MessageHeader",
+		"id":           gateway.NewID(),
+		"eventCoding":  map[string]string{"system": bars.EventSystem, "code": bars.EventServiceRequest},
+		"source":       map[string]string{"endpoint": a.fhirBase + "/$process-message", "software": "Signpost"},
+		"response":     map[string]string{"identifier": msg.MessageID, "code": "ok"},
+		"focus":        []map[string]string{{"reference": sr.Ref()}},
+	}
+	hb, err := json.Marshal(header)
+	if err != nil {
+		panic(err) // strings and maps only
+	}
+	b := fhir.Bundle{ID: gateway.NewID(), Type: "message", Timestamp: gateway.Instant(time.Now()), Total: -1}
+	b.Entries = append(b.Entries,
+		fhir.BundleEntry{FullURL: "urn:uuid:" + gateway.NewID(), Resource: hb},
+		fhir.BundleEntry{FullURL: a.fhirBase + "/" + sr.Ref(), Resource: sr.Body},
+		fhir.BundleEntry{FullURL: a.fhirBase + "/" + got.Task.Ref(), Resource: got.Task.Body})
+	if w := got.Warnings; len(w) > 0 {
+		b.Entries = append(b.Entries, fhir.BundleEntry{FullURL: "urn:uuid:" + gateway.NewID(), Resource: fhir.OperationOutcome(w...)})
+	}
+	return b.Marshal()
+}

@@ -1,0 +1,265 @@
+package gateway
+
+import (
+	"context"
+	"strings"
+
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
+	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/mappings"
+)
+
+// MessageReferral is a referral received as a message (an NHS BaRS
+// servicerequest-request whose reason is new), already checked as a message
+// by gateway/bars. Its ServiceRequest and Patient go the same way as a
+// transaction's entries: one plan, one atomic commit with the referral
+// Task, the delivery job, the audit record and the idempotency keys.
+type MessageReferral struct {
+	// MessageID is the message's identity (Bundle.id): the same message
+	// received again is the referral it made, not a second one.
+	MessageID string
+	// RequestID is the sender's X-Request-Id ("" when it sent none): BaRS
+	// answers a request id used before with 409 duplicate.
+	RequestID string
+	// Destinations are MessageHeader.destination[].endpoint, in order, each
+	// with the FHIRPath of the element, for the answer when none is served.
+	Destinations []MessageDestination
+	// ServiceRequest is the message's focus; Patient, when present, the
+	// entry its subject names.
+	ServiceRequest MessageEntry
+	Patient        *MessageEntry
+	// Entries gives the resourceType of every entry by fullUrl. References
+	// to entries Signpost does not store yet (Encounter, Practitioner, …)
+	// stay as the sender wrote them: they name entries of the message.
+	Entries map[string]string
+}
+
+// MessageEntry is one entry of a message.
+type MessageEntry struct {
+	FullURL string
+	Expr    string // e.g. "Bundle.entry[1].resource"
+	Body    []byte
+}
+
+// MessageDestination is one MessageHeader.destination endpoint.
+type MessageDestination struct {
+	Endpoint string
+	Expr     string
+}
+
+// ReceivedReferral is what receiving a message made (or found, for a
+// repeat): the stored ServiceRequest and its referral Task.
+type ReceivedReferral struct {
+	ServiceRequest *Outcome
+	Task           *Resource
+	// Warnings are every entry's, each at its place in the message.
+	Warnings []fhir.Issue
+}
+
+// messageKey is the idempotency key of a message: one client's message id
+// names one referral however often the message is sent.
+func messageKey(caller Caller, id string) string {
+	return "message|" + caller.ClientID + "|" + id
+}
+
+// messageRequestKey holds an X-Request-Id a client used: each is processed once.
+func messageRequestKey(caller Caller, id string) string {
+	return "message-request|" + caller.ClientID + "|" + id
+}
+
+// ReceiveReferral stores the referral a message carries, routed to the
+// provider serving its destination.
+func (s *Service) ReceiveReferral(ctx context.Context, caller Caller, m *MessageReferral) (*ReceivedReferral, error) {
+	provider, err := s.destinationProvider(m.Destinations)
+	if err != nil {
+		return nil, err
+	}
+	ctxm := &messageContext{referral: m, provider: provider}
+	sr := &Request{Method: "POST", Type: TypeServiceRequest, Body: m.ServiceRequest.Body, FullURL: m.ServiceRequest.FullURL,
+		Expr: m.ServiceRequest.Expr, inBundle: true, message: ctxm}
+	reqs := []*Request{sr}
+	if p := m.Patient; p != nil {
+		reqs = append(reqs, &Request{Method: "POST", Type: TypePatient, Body: p.Body, FullURL: p.FullURL, Expr: p.Expr, inBundle: true, message: ctxm})
+	}
+	outs, err := s.apply(ctx, caller, reqs, false)
+	if err != nil {
+		return nil, err
+	}
+	out := outs[0]
+	holder, err := s.store.Lookup(ctx, referralTaskKey(out.Resource.ID))
+	if err != nil {
+		return nil, err
+	}
+	task, err := s.store.Read(ctx, TypeTask, strings.TrimPrefix(holder, TypeTask+"/"))
+	if err != nil {
+		return nil, err
+	}
+	got := &ReceivedReferral{ServiceRequest: out, Task: task}
+	for i, o := range outs {
+		if len(o.Warnings) > 0 {
+			located := reqs[i].locate(&Error{Kind: KindInvalid, Issues: o.Warnings}).(*Error)
+			got.Warnings = append(got.Warnings, located.Issues...)
+		}
+	}
+	return got, nil
+}
+
+// messageContext marks the requests made from one message.
+type messageContext struct {
+	referral *MessageReferral
+	provider *Provider
+}
+
+// destinationProvider is the provider serving the first destination that
+// names a configured service.
+func (s *Service) destinationProvider(ds []MessageDestination) (*Provider, error) {
+	for _, d := range ds {
+		if p, ok := s.router.ForService(d.Endpoint); ok {
+			return p, nil
+		}
+	}
+	expr := "MessageHeader.destination"
+	if len(ds) > 0 {
+		expr = ds[0].Expr
+	}
+	return nil, newError(KindUnprocessable, fhir.IssueNotSupported, expr,
+		"no provider in this Signpost deployment serves the message's destination endpoint; a destination must name a configured service (providers[].services)")
+}
+
+// isMessageEntry reports whether a reference names an entry of the message
+// a request came from.
+func (r *Request) isMessageEntry(ref string) bool {
+	return r.message != nil && r.message.referral.Entries[ref] != ""
+}
+
+// messageCategory is the category of a referral received as a message.
+// The sender chose the service (the destination), so the provider is
+// decided; a code, when the ServiceRequest has one, is categorised by the
+// code table as for any referral, and a referral with none (BaRS does not
+// require one) takes the provider's first category: what the provider is
+// configured for first.
+func (m *messageContext) category(s *Service, sr *referralView) (*routing, error) {
+	if sr.Code != nil && len(sr.Code.Coding) > 0 {
+		category, err := categorise(s.codes, sr.Code, s.triage)
+		if err != nil {
+			return nil, err
+		}
+		return &routing{category: category, provider: m.provider}, nil
+	}
+	category := mappings.TriageCategory
+	if len(m.provider.Categories) > 0 {
+		category = m.provider.Categories[0]
+	}
+	return &routing{category: category, provider: m.provider}, nil
+}
+
+// resolveMessageRepeat makes a message received again the referral it
+// made (lookKeys: as resolveRepeat, only once a commit found a key held): when its ServiceRequest resolved to the stored one, its Patient
+// entry is the Patient that referral is for, not a second Patient.
+func (s *Service) resolveMessageRepeat(ctx context.Context, caller Caller, reqs []*Request, lookKeys bool) error {
+	var held *Resource
+	for _, r := range reqs {
+		if r.message == nil || r.Type != TypeServiceRequest {
+			continue
+		}
+		if lookKeys {
+			if err := s.resolveMessageKeys(ctx, caller, r); err != nil {
+				return err
+			}
+		}
+		held = r.existing
+	}
+	if held == nil {
+		return nil
+	}
+	obj, err := s.parseRaw(held.Body, TypeServiceRequest)
+	if err != nil {
+		return err
+	}
+	view, err := readReferral(obj)
+	if err != nil {
+		return err
+	}
+	ref := ""
+	if view.Subject.Reference != nil {
+		ref = *view.Subject.Reference
+	}
+	for _, r := range reqs {
+		if r.message == nil || r.Type != TypePatient || r.existing != nil {
+			continue
+		}
+		id, ok := strings.CutPrefix(s.localRef(ref), TypePatient+"/")
+		if !ok {
+			continue // the referral was for an NHS number alone: the Patient entry is stored as sent
+		}
+		key, err := s.patientKey(ctx, caller, id)
+		if err != nil {
+			return err
+		}
+		if err := s.resolveTo(ctx, r, TypePatient, key); err != nil {
+			return err
+		}
+		// The subject was compared as the stored Patient: this one must say the same.
+		if err := repeatDiffers(r, r.existing, "the Patient of the referral this message repeats", false); err != nil {
+			return r.locate(err)
+		}
+	}
+	return nil
+}
+
+// messageSubject names the element a repeated message's ServiceRequest may
+// differ in from the stored one: its subject, a reference to the message's
+// Patient entry that was rewritten to the stored Patient (resolveMessageRepeat
+// compares the Patients themselves).
+func (r *Request) messageSubject() []string {
+	if r.message == nil {
+		return nil
+	}
+	return []string{"subject"}
+}
+
+// resolveMessageKeys answers a message whose request id was used before
+// (409 duplicate: BaRS senders do not retry it) and resolves a message
+// received before to the referral it made.
+func (s *Service) resolveMessageKeys(ctx context.Context, caller Caller, r *Request) error {
+	m := r.message.referral
+	if m.RequestID != "" {
+		holder, err := s.store.Lookup(ctx, messageRequestKey(caller, m.RequestID))
+		if err != nil {
+			return err
+		}
+		if holder != "" {
+			return newError(KindDuplicate, fhir.IssueDuplicate, "",
+				"this X-Request-Id was used by an earlier request, which was processed; a new request needs a new X-Request-Id")
+		}
+	}
+	if r.existing != nil {
+		return nil // its business identifier named a referral already
+	}
+	holder, err := s.store.Lookup(ctx, messageKey(caller, m.MessageID))
+	if err != nil || holder == "" {
+		return err
+	}
+	typ, id, _ := strings.Cut(holder, "/")
+	if err := s.resolveTo(ctx, r, typ, id); err != nil {
+		return err
+	}
+	// The subject was rewritten to the stored Patient; anything else that
+	// differs is a different referral under a reused message id.
+	return r.locate(repeatDiffers(r, r.existing, "the referral of the message with this id", false, r.messageSubject()...))
+}
+
+// messageRequester is the requester as checkRequester reads it: a
+// reference to an entry of the message is read as a reference to that
+// entry's resource type (a Practitioner or PractitionerRole of the sender
+// is accepted as in any referral; anything else is refused).
+func (r *Request) messageRequester(ref *models.Reference) *models.Reference {
+	if ref == nil || ref.Reference == nil || !r.isMessageEntry(*ref.Reference) {
+		return ref
+	}
+	typed := *ref
+	local := r.message.referral.Entries[*ref.Reference] + "/message-entry"
+	typed.Reference = &local
+	return &typed
+}
