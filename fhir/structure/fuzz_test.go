@@ -3,6 +3,8 @@ package structure
 import (
 	"strings"
 	"testing"
+
+	"github.com/signpost-health/signpost/bench/benchkit"
 )
 
 // The validator reads untrusted bodies: whatever it is given, it answers
@@ -71,4 +73,18 @@ func FuzzFastChecksMatchR4(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkValidateLoadBody is the referral the load generator sends (about
+// 1.5 KB, with narrative, extensions and a primitive extension): what
+// validation costs each referral in the intake figures.
+func BenchmarkValidateLoadBody(b *testing.B) {
+	body := benchkit.NewBodies("bench").Append(nil, 1)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if !Validate(body).Valid() {
+			b.Fatal("invalid")
+		}
+	}
 }
