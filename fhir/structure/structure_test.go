@@ -1,9 +1,6 @@
 package structure
 
 import (
-	"archive/tar"
-	"compress/gzip"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,37 +8,15 @@ import (
 	"testing"
 
 	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/fhir/structure/r4examples"
 )
 
-// examples reads the official R4 examples kept in testdata (a selection of
-// the npm package hl7.fhir.r4.examples 4.0.1, unmodified: the resources a
-// referral, a BaRS message or a closed loop carries, and Bundles).
+// examples are the official R4 examples (r4examples).
 func examples(t testing.TB) map[string][]byte {
 	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", "r4-examples.tar.gz"))
+	out, err := r4examples.All()
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][]byte{}
-	tr := tar.NewReader(zr)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[h.Name] = b
 	}
 	if len(out) < 200 {
 		t.Fatalf("only %d examples", len(out))

@@ -1,48 +1,26 @@
 package httpapi_test
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
-	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/fhir/structure/r4examples"
 )
 
-// officialExamples reads the official R4 examples kept for the structure
-// package's tests (hl7.fhir.r4.examples 4.0.1, unmodified), by file name.
+// officialExamples are the official R4 examples, by file name.
 func officialExamples(t *testing.T) map[string][]byte {
 	t.Helper()
-	f, err := os.Open(filepath.Join("..", "..", "fhir", "structure", "testdata", "r4-examples.tar.gz"))
+	out, err := r4examples.All()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][]byte{}
-	tr := tar.NewReader(zr)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(tr)
-		out[h.Name] = b
-	}
+	return out
 }
 
 // The official R4 Patient and ServiceRequest examples, sent as an
