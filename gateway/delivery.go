@@ -116,7 +116,7 @@ func notifyJobs(task *Resource, status string) []Job {
 	return []Job{{Queue: QueueNotify, Fields: fields}, {Queue: QueueSubscription, Fields: fields}}
 }
 
-// Message is the thin payload of a delivery (documented in docs/delivery.md):
+// Message is the thin payload of a delivery (documented in gateway/webhook/DELIVERY.md):
 // what a provider needs to recognise the referral and fetch it, with its
 // own credentials, through an audited read.
 type Message struct {

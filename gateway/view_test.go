@@ -8,11 +8,11 @@ import (
 	"github.com/signpost-health/signpost/fhir"
 )
 
-// The Gravity IG's own Task examples (testdata/conformance, unmodified) read
+// The Gravity IG's own Task examples (fhir/testdata/conformance, unmodified) read
 // correctly: status, focus, owner and the closed-loop output.
 func TestReadGravityTasks(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join("..", "testdata", "conformance", "gravity")
+	dir := filepath.Join("..", "fhir", "testdata", "conformance", "gravity")
 	for _, tc := range []struct {
 		file, status, focus, owner, outputType, outputRef string
 	}{

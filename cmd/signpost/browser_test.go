@@ -378,7 +378,7 @@ func checkAccessible(t *testing.T, ctx context.Context, what string) {
 }
 
 // screenshot saves the page as a PNG under $SIGNPOST_SCREENSHOTS, for the
-// README (set it to docs/screenshots to refresh them).
+// README (set it to gateway/web/screenshots to refresh them).
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	dir := os.Getenv("SIGNPOST_SCREENSHOTS")

@@ -8,7 +8,7 @@ import "runtime/debug"
 // Intake allocates a few tens of kilobytes a request and keeps almost none
 // of it, so at Go's default (GOGC=100) the collector ran often enough to be
 // a fifth of the server's CPU in the intake profile. GOGC=300 cut the
-// server's CPU per referral by about a tenth (bench/run.sh, same machine,
+// server's CPU per referral by about a tenth (deploy/bench/run.sh, same machine,
 // alternating runs). The soft memory limit keeps that from costing memory
 // when a burst grows the heap: as the heap nears it, the collector runs as
 // often as it must, well inside the 100 MB RSS budget.

@@ -583,7 +583,7 @@ func TestServeRoutesBaRSMessagesByConfiguredService(t *testing.T) {
 		done <- run(ctx, []string{"serve", "-config", cfg}, env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()}), stdout, stderr)
 	}()
 	base := waitListening(t, stdout.lines)
-	msg, err := os.Open(filepath.Join("..", "..", "testdata", "conformance", "bars", "servicerequest-request-ValidationRequest.json"))
+	msg, err := os.Open(filepath.Join("..", "..", "fhir", "testdata", "conformance", "bars", "servicerequest-request-ValidationRequest.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/signpost-health/signpost/bench/benchkit"
+	"github.com/signpost-health/signpost/cmd/load/benchkit"
 )
 
 // The validator reads untrusted bodies: whatever it is given, it answers

@@ -11,9 +11,9 @@ import (
 	"github.com/signpost-health/signpost/gateway"
 )
 
-// The published BaRS servicerequest-request (testdata/conformance/MANIFEST.md):
+// The published BaRS servicerequest-request (fhir/testdata/conformance/MANIFEST.md):
 // unmodified, sent as NHS England wrote it.
-var barsExamplePath = filepath.Join("..", "..", "testdata", "conformance", "bars", "servicerequest-request-ValidationRequest.json")
+var barsExamplePath = filepath.Join("..", "..", "fhir", "testdata", "conformance", "bars", "servicerequest-request-ValidationRequest.json")
 
 // barsService is the destination the published example names.
 const barsService = "http://fhir.nhs.uk/Id/dos-service-id|111111111"

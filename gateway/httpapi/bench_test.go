@@ -2,14 +2,14 @@ package httpapi_test
 
 // Benchmarks of referral intake through real HTTP to a real redis-server
 // (appendonly yes, appendfsync everysec, as redistest starts it), next to the
-// "floor" of bench/benchkit doing the least such a service must do: read
+// "floor" of cmd/load/benchkit doing the least such a service must do: read
 // the body, decode it with encoding/json, one pipelined Redis write.
 //
 //	go test ./gateway/httpapi -run '^$' -bench . -benchtime 3s
 //
 // The client runs in the same process, so allocs/op and CPU profiles include
 // the HTTP client's share as well as the server's; it is the same share for
-// Signpost and the floor. bench/README.md explains how to read the results.
+// Signpost and the floor. deploy/bench/README.md explains how to read the results.
 
 import (
 	"bytes"
@@ -26,14 +26,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signpost-health/signpost/bench/benchkit"
+	"github.com/signpost-health/signpost/cmd/load/benchkit"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/httpapi"
 	"github.com/signpost-health/signpost/gateway/redisstore"
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
 )
 
-// benchConns is the concurrency of the parallel benchmarks, as bench/run.sh
+// benchConns is the concurrency of the parallel benchmarks, as deploy/bench/run.sh
 // uses by default: 64 requests in flight whatever GOMAXPROCS is.
 const benchConns = 64
 

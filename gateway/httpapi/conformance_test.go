@@ -11,7 +11,7 @@ import (
 	"github.com/signpost-health/signpost/mappings"
 )
 
-// The Gravity IG's ServiceRequest examples (testdata/conformance, unmodified)
+// The Gravity IG's ServiceRequest examples (fhir/testdata/conformance, unmodified)
 // are accepted once a deployment adds their US SNOMED CT extension codes to
 // its code table, and the Patient they refer to is held.
 func TestGravityServiceRequestsAccepted(t *testing.T) {
@@ -35,7 +35,7 @@ func TestGravityServiceRequestsAccepted(t *testing.T) {
 	// The examples' subject, as a synthetic Patient under the id they use.
 	e.put("/Patient/pat-53234", []byte(`{"resourceType":"Patient","id":"pat-53234","name":[{"family":"Testpatient"}]}`)).must(t, http.StatusCreated)
 
-	dir := filepath.Join("..", "..", "testdata", "conformance", "gravity")
+	dir := filepath.Join("..", "..", "fhir", "testdata", "conformance", "gravity")
 	for _, tc := range []struct {
 		file      string
 		wantTasks int // only the active referral is routed

@@ -53,7 +53,7 @@ func BenchmarkCommitReferral(b *testing.B) {
 	r := redistest.Start(b)
 	s := New(r.Client(), "bench")
 	ctx := context.Background()
-	// As the intake target is set (bench/run.sh), not as shipped: with
+	// As the intake target is set (deploy/bench/run.sh), not as shipped: with
 	// "always" the fsync of every commit would swamp the script's own cost.
 	if err := r.Client().ConfigSet(ctx, "appendfsync", "everysec").Err(); err != nil {
 		b.Fatal(err)

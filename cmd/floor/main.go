@@ -18,7 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/signpost-health/signpost/bench/benchkit"
+	"github.com/signpost-health/signpost/cmd/load/benchkit"
 )
 
 func main() {

@@ -9,7 +9,7 @@
 // With -summary FILE it instead reads the JSON lines of earlier runs
 // (labels "floor" and "signpost") and prints the comparison against the
 // harness's targets; with -compare FILE it pools the runs of every label
-// and compares them with the first (bench/compare.sh).
+// and compares them with the first (deploy/bench/compare.sh).
 package main
 
 import (
@@ -36,7 +36,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/signpost-health/signpost/bench/benchkit"
+	"github.com/signpost-health/signpost/cmd/load/benchkit"
 )
 
 type config struct {
@@ -408,7 +408,7 @@ func readLatencies(path string) ([]time.Duration, error) {
 	return out, nil
 }
 
-// Targets of the harness (see bench/README.md).
+// Targets of the harness (see deploy/bench/README.md).
 const (
 	targetRatio = 0.60 // Signpost's accepted/s over the floor's
 	targetP99ms = 25.0
@@ -457,7 +457,7 @@ func summarise(w io.Writer, path string, rssKiB int64) error {
 }
 
 // compare pools the rounds of every label, in the order first run, and
-// gives each one's throughput relative to the first (bench/compare.sh).
+// gives each one's throughput relative to the first (deploy/bench/compare.sh).
 func compare(w io.Writer, path string) error {
 	rounds, err := readRounds(path)
 	if err != nil {

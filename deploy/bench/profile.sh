@@ -8,8 +8,8 @@
 # the same process, so its share (net/http client, the load side) appears in
 # the profile too; the floor benchmark shows what that share is.
 #
-#   bash bench/profile.sh                                  # Signpost, 64 in flight, 5 s
-#   BENCH=BenchmarkFloorParallel bash bench/profile.sh     # the floor, to compare
+#   bash deploy/bench/profile.sh                                  # Signpost, 64 in flight, 5 s
+#   BENCH=BenchmarkFloorParallel bash deploy/bench/profile.sh     # the floor, to compare
 #
 # Environment: BENCH (benchmark name, default BenchmarkCreateReferralParallel),
 # BENCHTIME (5s), NODES (rows of the tables, 30), OUT (directory for cpu.prof,
@@ -20,7 +20,7 @@ BENCH=${BENCH:-BenchmarkCreateReferralParallel}
 BENCHTIME=${BENCHTIME:-5s}
 NODES=${NODES:-30}
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 out=${OUT:-$(mktemp -d -t signpost-profile.XXXXXX)}
 mkdir -p "$out"

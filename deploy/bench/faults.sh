@@ -6,9 +6,9 @@
 # test's result and time, and the figures the tests log. What each test
 # breaks and checks: BENCHMARKS.md, "Fault suite".
 #
-#   bash bench/faults.sh            # about a minute
-#   COUNT=5 bash bench/faults.sh    # each test five times (flakiness)
-#   KEEP=1 bash bench/faults.sh     # keep the full log
+#   bash deploy/bench/faults.sh            # about a minute
+#   COUNT=5 bash deploy/bench/faults.sh    # each test five times (flakiness)
+#   KEEP=1 bash deploy/bench/faults.sh     # keep the full log
 #
 # The tests start their own redis-server processes on free loopback ports in
 # temporary directories, and the gateway tests build and run `signpost serve`
@@ -19,7 +19,7 @@ set -uo pipefail
 COUNT=${COUNT:-1}
 KEEP=${KEEP:-0}
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 
 for tool in go redis-server; do

@@ -1,5 +1,5 @@
 // Package benchkit holds what Signpost's performance harness shares between
-// the load generator (bench/load), the floor server (bench/floor) and the Go
+// the load generator (cmd/load), the floor server (cmd/floor) and the Go
 // benchmarks of gateway/httpapi: the referral body sent, and the floor's
 // handler. Everything here is synthetic test data.
 package benchkit

@@ -2,11 +2,11 @@
 # Compares the referral intake of Signpost builds: each revision named is
 # built, then the builds take turns under the same load against one scratch
 # redis-server, round after round, so that drift on a shared machine hits
-# them alike. See bench/README.md.
+# them alike. See deploy/bench/README.md.
 #
-#   bash bench/compare.sh main .              # main against the working tree
-#   bash bench/compare.sh HEAD HEAD           # the same build twice: how noisy the machine is
-#   ROUNDS=6 bash bench/compare.sh HEAD~1 HEAD
+#   bash deploy/bench/compare.sh main .              # main against the working tree
+#   bash deploy/bench/compare.sh HEAD HEAD           # the same build twice: how noisy the machine is
+#   ROUNDS=6 bash deploy/bench/compare.sh HEAD~1 HEAD
 #
 # A revision is anything git names (a commit, branch or tag), or "." for the
 # working tree as it is, uncommitted changes included. Each build is labelled
@@ -26,18 +26,18 @@ KEEP=${KEEP:-0}
 FSYNC=${FSYNC:-everysec}
 
 if [[ $# -lt 1 ]]; then
-  echo "usage: bash bench/compare.sh REVISION [REVISION ...]   (\".\" is the working tree)" >&2
+  echo "usage: bash deploy/bench/compare.sh REVISION [REVISION ...]   (\".\" is the working tree)" >&2
   exit 2
 fi
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 
-# shellcheck source=bench/lib.sh
-source bench/lib.sh
+# shellcheck source=deploy/bench/lib.sh
+source deploy/bench/lib.sh
 
 echo "== building into a scratch directory"
-go build -o "$tmp/load" ./bench/load
+go build -o "$tmp/load" ./cmd/load
 labels=()
 i=0
 for rev in "$@"; do

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Signpost's performance harness: referral intake (POST /fhir/ServiceRequest)
-# against a "floor" (bench/floor: Gin + encoding/json + one pipelined Redis
+# against a "floor" (cmd/floor: Gin + encoding/json + one pipelined Redis
 # write), both over the same scratch redis-server, alternating rounds so that
-# drift on a shared machine hits both alike. See bench/README.md.
+# drift on a shared machine hits both alike. See deploy/bench/README.md.
 #
-#   bash bench/run.sh                       # 2 rounds of 10 s each, 64 connections
-#   DURATION=20s CONNS=32 ROUNDS=3 bash bench/run.sh
+#   bash deploy/bench/run.sh                       # 2 rounds of 10 s each, 64 connections
+#   DURATION=20s CONNS=32 ROUNDS=3 bash deploy/bench/run.sh
 #
 # Environment: DURATION (measured time per run, default 10s), CONNS (64),
 # ROUNDS (2), WARMUP (unmeasured load before each run, 2s), KEEP=1 keeps the
@@ -18,16 +18,16 @@ ROUNDS=${ROUNDS:-2}
 WARMUP=${WARMUP:-2s}
 KEEP=${KEEP:-0}
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 
-# shellcheck source=bench/lib.sh
-source bench/lib.sh
+# shellcheck source=deploy/bench/lib.sh
+source deploy/bench/lib.sh
 
 echo "== building into a scratch directory"
 go build -o "$tmp/signpost" ./cmd/signpost
-go build -o "$tmp/floor" ./bench/floor
-go build -o "$tmp/load" ./bench/load
+go build -o "$tmp/floor" ./cmd/floor
+go build -o "$tmp/load" ./cmd/load
 
 FSYNC=${FSYNC:-everysec}
 start_redis
