@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	_ "embed"
 	"strconv"
 	"time"
 
@@ -10,36 +11,20 @@ import (
 	"github.com/signpost-health/signpost/gateway"
 )
 
-// startSession keeps a new session, only for an account that exists and is
-// not disabled at this moment (so a sign-in racing a disable cannot win).
-// KEYS[1] the account, KEYS[2] the session, KEYS[3] the account's sessions
-// set. ARGV[1] digest, ARGV[2] csrf, ARGV[3] created ms, ARGV[4] idle ms,
-// ARGV[5] the longest a session lives, ms, ARGV[6] the account's address.
-// Returns 1, or 0 for no account.
-var startSession = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'disabled') ~= '0' then return 0 end
-redis.call('HSET', KEYS[2], 'email', ARGV[6], 'csrf', ARGV[2], 'created', ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-redis.call('SADD', KEYS[3], ARGV[1])
-redis.call('PEXPIRE', KEYS[3], ARGV[5])
-return 1`)
+// startSession keeps a new session (scripts/session_start.lua).
+var (
+	//go:embed scripts/session_start.lua
+	startSessionLua string
+	startSession    = redis.NewScript(startSessionLua)
+)
 
-// touchSession reads a session and keeps it alive for another idle period;
-// a session whose account is gone or disabled is ended instead. The
-// account's key is built here from the session's address (it shares the
-// hash tag, so the slot): the cookie carries nothing but the token.
-// KEYS[1] the session. ARGV[1] idle ms, ARGV[2] the account key prefix.
-// Returns {csrf, created ms, email, provider}, or false.
-var touchSession = redis.NewScript(`
-local s = redis.call('HMGET', KEYS[1], 'csrf', 'created', 'email')
-if not s[1] then return false end
-local u = redis.call('HMGET', ARGV[2] .. s[3], 'disabled', 'provider')
-if u[1] ~= '0' then
-  redis.call('DEL', KEYS[1])
-  return false
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return {s[1], s[2], s[3], u[2] or ''}`)
+// touchSession reads a session and keeps it alive, or ends it when its
+// account is gone or disabled (scripts/session_touch.lua).
+var (
+	//go:embed scripts/session_touch.lua
+	touchSessionLua string
+	touchSession    = redis.NewScript(touchSessionLua)
+)
 
 // StartSession keeps a signed-in browser's session under its token's
 // digest; gateway.ErrNoSuchUser if the account is missing or disabled.

@@ -67,11 +67,13 @@ func (s *Store) SentEvent(ctx context.Context, subID string, number int64) error
 		`"n":`+strconv.FormatInt(number, 10)+`}`, time.Now().UnixMilli()).Err())
 }
 
-var sentScript = redis.NewScript(`
-local head = redis.call('LINDEX', KEYS[1], 0)
-if head and string.sub(head, -#ARGV[1]) == ARGV[1] then redis.call('LPOP', KEYS[1]) end
-redis.call('SET', KEYS[2], ARGV[2])
-return 1`)
+// sentScript pops a sent event only if it is still the oldest
+// (scripts/event_sent.lua).
+var (
+	//go:embed scripts/event_sent.lua
+	sentLua    string
+	sentScript = redis.NewScript(sentLua)
+)
 
 // EventCount is how many events a subscription has had since it started.
 func (s *Store) EventCount(ctx context.Context, subID string) (int64, error) {

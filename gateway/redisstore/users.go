@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	_ "embed"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,32 +13,20 @@ import (
 	"github.com/signpost-health/signpost/gateway"
 )
 
-// addUser creates an account only where none exists, in one step, so two
-// operators adding one address cannot overwrite each other.
-var addUser = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'provider', ARGV[1], 'hash', ARGV[2], 'created', ARGV[3], 'disabled', '0')
-return 1`)
+// addUser creates an account only where none exists (scripts/user_add.lua).
+var (
+	//go:embed scripts/user_add.lua
+	addUserLua string
+	addUser    = redis.NewScript(addUserLua)
+)
 
 // changeUserScript sets fields of an existing account and, when told to,
-// ends every session it has and forgets every browser trusted for it, in
-// one step; it never creates an account.
-// KEYS[1] the account, KEYS[2] its sessions set, KEYS[3] its devices set;
-// ARGV[1] the session key prefix, ARGV[2] the device key prefix, ARGV[3]
-// '1' to sign the account out, ARGV[4..] field, value pairs.
-// Returns 1, or 0 for no account.
-var changeUserScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-if ARGV[3] == '1' then
-  for i, prefix in ipairs({ARGV[1], ARGV[2]}) do
-    for _, digest in ipairs(redis.call('SMEMBERS', KEYS[1 + i])) do
-      redis.call('DEL', prefix .. digest)
-    end
-    redis.call('DEL', KEYS[1 + i])
-  end
-end
-return 1`)
+// signs it out everywhere, in one step (scripts/user_change.lua).
+var (
+	//go:embed scripts/user_change.lua
+	changeUserLua    string
+	changeUserScript = redis.NewScript(changeUserLua)
+)
 
 // changeUser runs changeUserScript; gateway.ErrNoSuchUser if there is no account.
 func (s *Store) changeUser(ctx context.Context, email string, signOut bool, fields ...string) error {

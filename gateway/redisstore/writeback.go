@@ -66,9 +66,16 @@ func (s *Store) RenewLease(ctx context.Context, client, taskID, token string, tt
 	return n == 1, classify(err)
 }
 
-var renewScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`)
-
-var unlockScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
+// The lease scripts act only while the caller still holds the lease
+// (scripts/lease_renew.lua, scripts/lease_release.lua).
+var (
+	//go:embed scripts/lease_renew.lua
+	renewLua    string
+	renewScript = redis.NewScript(renewLua)
+	//go:embed scripts/lease_release.lua
+	unlockLua    string
+	unlockScript = redis.NewScript(unlockLua)
+)
 
 var (
 	//go:embed scripts/writeback.lua
