@@ -771,6 +771,12 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	cfg := signpostConfigFrom(t, c, cmName, key)
 	_, listenPort := hostPort(t, cfg.Listen)
+	// Behind an Ingress every caller arrives from the controller: without
+	// trusted proxies all of them would share one sign-in and token
+	// allowance, and every audit record would name the controller.
+	if len(cfg.TrustedProxies) == 0 {
+		t.Error("the Kubernetes configuration trusts no proxy, though the API sits behind an Ingress")
+	}
 
 	t.Run("api", func(t *testing.T) {
 		if r := api.Spec.Replicas; r == nil || *r != 2 {
