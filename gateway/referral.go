@@ -305,12 +305,19 @@ func (s *Service) planRevocation(pl *plan, task *Resource, view *TaskView) error
 func (s *Service) planProvenance(pl *plan, task *Resource, owner string) {
 	who := map[string]any{"identifier": map[string]string{"system": pl.caller.Organization.System, "value": pl.caller.Organization.Value}}
 	role := "author"
-	if pl.caller.Kind == CallerProvider {
+	switch pl.caller.Kind {
+	case CallerProvider:
 		who["reference"] = "Organization/" + pl.caller.ClientID
 		if p, ok := s.router.Provider(pl.caller.ClientID); ok {
-			who["display"] = p.Name
+			who["display"] = p.DisplayName()
 		}
 		role = "performer"
+	case CallerOperator:
+		// Without authentication nobody is known: the change is not the
+		// referring practice's (whose organisation an operator's caller
+		// carries only to stand in for it as requester), so it is not
+		// recorded as theirs.
+		who = map[string]any{"display": "an operator of this Signpost (no authentication: who acted is not known)"}
 	}
 	id := s.newID()
 	body, err := json.Marshal(map[string]any{

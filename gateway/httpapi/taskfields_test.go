@@ -51,3 +51,23 @@ func TestTaskFieldsStayTrueWhenTheStatusChanges(t *testing.T) {
 		t.Errorf("the provider's businessStatus was replaced: %v", bs)
 	}
 }
+
+// A change made without authentication (an operator's, on a loopback
+// deployment) is not recorded as the referring practice's.
+func TestOperatorsChangeIsNotAttributedToThePractice(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	sr := e.post("/ServiceRequest", referral("R-PROV-OP", "390893007")).must(t, http.StatusCreated).json(t)
+	task := bundleEntries(t, e.get("/Task?focus=ServiceRequest/"+sr["id"].(string)), "match")[0]
+	task["status"] = "accepted"
+	b, _ := json.Marshal(task)
+	e.put("/Task/"+task["id"].(string), b, "If-Match", `W/"1"`).must(t, http.StatusOK)
+	provs := bundleEntries(t, e.get("/Provenance?target=Task/"+task["id"].(string)), "match")
+	if len(provs) != 1 {
+		t.Fatalf("%d Provenance", len(provs))
+	}
+	who := provs[0]["agent"].([]any)[0].(map[string]any)["who"].(map[string]any)
+	if id, ok := who["identifier"].(map[string]any); ok && id["value"] == practiceODS {
+		t.Errorf("an operator's change is recorded as the practice's: %v", who)
+	}
+}
