@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
@@ -304,12 +305,19 @@ func (s *Service) planRevocation(pl *plan, task *Resource, view *TaskView) error
 func (s *Service) planProvenance(pl *plan, task *Resource, owner string) {
 	who := map[string]any{"identifier": map[string]string{"system": pl.caller.Organization.System, "value": pl.caller.Organization.Value}}
 	role := "author"
-	if pl.caller.Kind == CallerProvider {
+	switch pl.caller.Kind {
+	case CallerProvider:
 		who["reference"] = "Organization/" + pl.caller.ClientID
 		if p, ok := s.router.Provider(pl.caller.ClientID); ok {
-			who["display"] = p.Name
+			who["display"] = p.DisplayName()
 		}
 		role = "performer"
+	case CallerOperator:
+		// Without authentication nobody is known: the change is not the
+		// referring practice's (whose organisation an operator's caller
+		// carries only to stand in for it as requester), so it is not
+		// recorded as theirs.
+		who = map[string]any{"display": "an operator of this Signpost (no authentication: who acted is not known)"}
 	}
 	id := s.newID()
 	body, err := json.Marshal(map[string]any{
@@ -520,7 +528,8 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	if err != nil {
 		return nil, err
 	}
-	if err := checkTaskChange(pl.caller, from, status, changedTaskElements(curObj, r.obj)); err != nil {
+	changed := changedTaskElements(curObj, r.obj)
+	if err := checkTaskChange(pl.caller, from, status, changed); err != nil {
 		return nil, err
 	}
 	var p Problems
@@ -530,7 +539,7 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	if err := p.err(KindUnprocessable); err != nil {
 		return nil, err
 	}
-	body := r.obj.WithServerFields(r.id, strconv.Itoa(cur.Version+1), Instant(pl.now))
+	body := keepTaskFieldsTrue(r.obj.WithServerFields(r.id, strconv.Itoa(cur.Version+1), Instant(pl.now)), from, status, changed, pl.now)
 	out := pl.addWrite(r, body, cur.Version+1, expect, r.pinsVersion(), taskTerms(r.id, task, s.base), nil)
 	s.planProvenance(pl, out.Resource, ref(old.Owner))
 	// Every change reaches the GP; a referrer's cancellation also reaches
@@ -846,4 +855,42 @@ func refString(r *models.Reference) string {
 		I *models.Identifier `json:"i"`
 	}{r.Reference, r.Identifier})
 	return string(b)
+}
+
+// statusBusiness is the business status Signpost records for a status a
+// change moved a Task to without saying one of its own.
+var statusBusiness = map[string]CodeOption{
+	"accepted":         {BusinessAccepted, "Accepted by the provider"},
+	"rejected":         {BusinessDeclined, "Declined by the provider"},
+	"in-progress":      {"in-progress", "In progress"},
+	"on-hold":          {BusinessOnHold, "On hold"},
+	"completed":        {BusinessCompleted, "Completed"},
+	"failed":           {"failed", "Could not be carried out"},
+	"cancelled":        {"cancelled", "Cancelled"},
+	"requested":        {"requested", "Requested"},
+	"entered-in-error": {"entered-in-error", "Entered in error"},
+}
+
+// keepTaskFieldsTrue keeps the fields that describe a Task's state true
+// when its status changes: lastModified becomes the change's time, and a
+// businessStatus the change left as it was (the last one, "delivered to
+// ...") is replaced by the one of the new status. What the caller set
+// itself is kept.
+func keepTaskFieldsTrue(body []byte, from, to string, changed []string, now time.Time) []byte {
+	if from == to {
+		return body
+	}
+	members := map[string]any{}
+	if !slices.Contains(changed, "lastModified") {
+		members["lastModified"] = Instant(now)
+	}
+	if !slices.Contains(changed, "businessStatus") {
+		if b, ok := statusBusiness[to]; ok {
+			members["businessStatus"] = map[string]any{"coding": []map[string]string{{"system": businessStatusSystem, "code": b.Code, "display": b.Display}}, "text": b.Display}
+		}
+	}
+	for name := range members {
+		body = withoutMember(body, name)
+	}
+	return appendMembers(body, members)
 }
