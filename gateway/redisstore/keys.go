@@ -37,7 +37,11 @@ func (k keys) jti(clientID, jti string) string { return k.ns + ":jti:" + clientI
 // token holds the grant of an access token, under the token's digest.
 func (k keys) token(digest string) string { return k.ns + ":tok:" + digest }
 
-// rate is a client's rate-limit state (ratelimit.lua).
+// rate is a client's rate-limit state, as redis_rate names it: the
+// library puts its own "rate:" before the name, so the key reads
+// "rate:{signpost}:rl:<key>". It keeps the hash tag (Cluster hashes the
+// first braces in a key, wherever they are) but is the one key that does
+// not begin with the namespace.
 func (k keys) rate(key string) string { return k.ns + ":rl:" + key }
 
 // ready is the probe /readyz writes, to learn whether Redis takes writes.

@@ -14,9 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -35,8 +34,9 @@ type Metrics struct {
 }
 
 // New makes the instruments and their Prometheus registry, and, when the
-// standard OpenTelemetry environment asks for it (see MetricsEnabled), an
-// OTLP exporter pushing the same instruments every OTEL_METRIC_EXPORT_INTERVAL.
+// standard OpenTelemetry environment asks for it (see MetricsEnabled), the
+// exporter autoexport builds from it (OTLP, or console) pushing the same
+// instruments every OTEL_METRIC_EXPORT_INTERVAL.
 func New(getenv func(string) string) (*Metrics, error) {
 	reg := prometheus.NewRegistry()
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
@@ -47,14 +47,13 @@ func New(getenv func(string) string) (*Metrics, error) {
 	if on, err := MetricsEnabled(getenv); err != nil {
 		return nil, err
 	} else if on {
-		ctx := context.Background() // the exporters connect lazily
-		push, err := otlpExporter(getenv, "METRICS",
-			func() (sdkmetric.Exporter, error) { return otlpmetrichttp.New(ctx) },
-			func() (sdkmetric.Exporter, error) { return otlpmetricgrpc.New(ctx) })
+		// autoexport's reader pushes every OTEL_METRIC_EXPORT_INTERVAL; the
+		// exporters connect lazily.
+		push, err := autoexport.NewMetricReader(context.Background())
 		if err != nil {
-			return nil, fmt.Errorf("OTLP metric exporter: %w", err)
+			return nil, fmt.Errorf("metric exporter: %w", err)
 		}
-		opts = append(opts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(push)))
+		opts = append(opts, sdkmetric.WithReader(push))
 	}
 	provider := sdkmetric.NewMeterProvider(opts...)
 	meter := provider.Meter("signpost")
@@ -82,11 +81,12 @@ func New(getenv func(string) string) (*Metrics, error) {
 	return m, nil
 }
 
-// MetricsEnabled reports whether metrics are also pushed by OTLP: an OTLP
-// endpoint is set, or OTEL_METRICS_EXPORTER is otlp. /metrics serves them
-// for Prometheus either way.
+// MetricsEnabled reports whether metrics are also pushed: an OTLP endpoint
+// is set, or OTEL_METRICS_EXPORTER is otlp (or console). /metrics serves
+// them for Prometheus either way, so OTEL_METRICS_EXPORTER=prometheus pushes
+// nothing (autoexport would open a second Prometheus server).
 func MetricsEnabled(getenv func(string) string) (bool, error) {
-	return otlpEnabled(getenv, "METRICS", "prometheus")
+	return exportEnabled(getenv, "METRICS", "prometheus")
 }
 
 // Handler serves the metrics in the Prometheus text format.

@@ -6,10 +6,9 @@ import (
 	"slices"
 	"strings"
 
+	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -19,38 +18,67 @@ import (
 
 // TracingEnabled reports whether the standard OpenTelemetry environment
 // asks for traces: an OTLP endpoint is set, or OTEL_TRACES_EXPORTER is
-// otlp. Off by default; OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none
-// turn it off whatever else is set.
+// otlp or console. Off by default; OTEL_SDK_DISABLED=true or
+// OTEL_TRACES_EXPORTER=none turn it off whatever else is set.
 func TracingEnabled(getenv func(string) string) (bool, error) {
-	return otlpEnabled(getenv, "TRACES")
+	return exportEnabled(getenv, "TRACES")
 }
 
-// otlpEnabled reports whether one signal (TRACES, METRICS) is exported by
-// OTLP: OTEL_<signal>_EXPORTER is otlp or, unset, an OTLP endpoint (general
-// or the signal's own) is set. OTEL_SDK_DISABLED=true and the values in off
-// (none, and for metrics prometheus, served at /metrics anyway) turn it off.
-func otlpEnabled(getenv func(string) string, signal string, off ...string) (bool, error) {
+// exporters are the values of OTEL_<signal>_EXPORTER that Signpost exports
+// by (autoexport builds them): otlp, and console (standard output) to try
+// things out.
+var exporters = []string{"otlp", "console"}
+
+// otlpProtocols are the OTLP protocols autoexport sends by: http/protobuf,
+// the specification's default, and grpc.
+var otlpProtocols = []string{"http/protobuf", "grpc"}
+
+// exportEnabled reports whether one signal (TRACES, METRICS) is exported:
+// OTEL_<signal>_EXPORTER is one of exporters or, unset, an OTLP endpoint
+// (general or the signal's own) is set. OTEL_SDK_DISABLED=true and the
+// values in off (none, and for metrics prometheus, served at /metrics
+// anyway) turn it off.
+//
+// The decision is Signpost's, not autoexport's: autoexport exports by OTLP
+// (to localhost) when nothing is set, where Signpost exports nothing. The
+// settings are checked here, read through getenv, so a bad one stops
+// Signpost at start with the variable named.
+func exportEnabled(getenv func(string) string, signal string, off ...string) (bool, error) {
 	if getenv("OTEL_SDK_DISABLED") == "true" {
 		return false, nil
 	}
 	exporter := "OTEL_" + signal + "_EXPORTER"
-	switch v := getenv(exporter); {
+	v := getenv(exporter)
+	switch {
 	case v == "none" || slices.Contains(off, v):
 		return false, nil
-	case v == "otlp":
-		return true, nil
 	case v == "":
-		return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_"+signal+"_ENDPOINT") != "", nil
-	default:
-		return false, fmt.Errorf("%s=%q: Signpost exports by otlp (or none)", exporter, v)
+		if getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && getenv("OTEL_EXPORTER_OTLP_"+signal+"_ENDPOINT") == "" {
+			return false, nil
+		}
+	case !slices.Contains(exporters, v):
+		return false, fmt.Errorf("%s=%q: Signpost exports by %s (or none)", exporter, v, strings.Join(exporters, ", "))
 	}
+	if v == "" || v == "otlp" {
+		// The signal's own protocol wins over the general one, as in autoexport.
+		for _, name := range []string{"OTEL_EXPORTER_OTLP_" + signal + "_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
+			if p := getenv(name); p != "" {
+				if !slices.Contains(otlpProtocols, p) {
+					return false, fmt.Errorf("%s=%q: Signpost sends OTLP as http/protobuf or grpc", name, p)
+				}
+				break
+			}
+		}
+	}
+	return true, nil
 }
 
 // StartTracing installs the W3C trace-context propagator and, when the
-// environment asks for it, a tracer provider exporting by OTLP (endpoint,
-// headers, protocol and timeouts from the standard OTEL_EXPORTER_OTLP_*
-// variables, the service from OTEL_SERVICE_NAME and
-// OTEL_RESOURCE_ATTRIBUTES). The returned function flushes and stops it.
+// environment asks for it, a tracer provider exporting spans by the
+// exporter autoexport builds from the standard variables
+// (OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_* for endpoint, headers,
+// protocol and timeouts), the service from OTEL_SERVICE_NAME and
+// OTEL_RESOURCE_ATTRIBUTES. The returned function flushes and stops it.
 // Without it the request and Redis instrumentation is not installed
 // either, so a caller's traceparent goes no further than the request.
 func StartTracing(ctx context.Context, getenv func(string) string, service, version string) (func(context.Context) error, error) {
@@ -59,11 +87,9 @@ func StartTracing(ctx context.Context, getenv func(string) string, service, vers
 	if err != nil || !on {
 		return func(context.Context) error { return nil }, err
 	}
-	exp, err := otlpExporter(getenv, "TRACES",
-		func() (sdktrace.SpanExporter, error) { return otlptracehttp.New(ctx) },
-		func() (sdktrace.SpanExporter, error) { return otlptracegrpc.New(ctx) })
+	exp, err := autoexport.NewSpanExporter(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("OTLP trace exporter: %w", err)
+		return nil, fmt.Errorf("trace exporter: %w", err)
 	}
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
 		semconv.ServiceVersion(version)))
@@ -78,26 +104,6 @@ func StartTracing(ctx context.Context, getenv func(string) string, service, vers
 	tp := NewTracerProvider(sdktrace.NewBatchSpanProcessor(RedactingExporter(exp)), res)
 	otel.SetTracerProvider(tp)
 	return tp.Shutdown, nil
-}
-
-// otlpExporter makes one signal's (TRACES, METRICS) OTLP exporter for the
-// protocol the environment names, OTEL_EXPORTER_OTLP_<signal>_PROTOCOL else
-// OTEL_EXPORTER_OTLP_PROTOCOL: http/protobuf, the specification's default,
-// or grpc. The exporters read their endpoint and headers themselves.
-func otlpExporter[E any](getenv func(string) string, signal string, overHTTP, overGRPC func() (E, error)) (E, error) {
-	p := getenv("OTEL_EXPORTER_OTLP_" + signal + "_PROTOCOL")
-	if p == "" {
-		p = getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
-	}
-	switch p {
-	case "", "http/protobuf":
-		return overHTTP()
-	case "grpc":
-		return overGRPC()
-	default:
-		var none E
-		return none, fmt.Errorf("protocol %q: Signpost sends OTLP as http/protobuf or grpc", p)
-	}
 }
 
 // NewTracerProvider is Signpost's tracer provider around a span processor.
