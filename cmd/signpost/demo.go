@@ -89,7 +89,8 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		_ = stopTracing(sctx)
 	}()
 	log := slog.New(telemetry.LogHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	redisstore.RouteClientLogs(log)
+	// The client's own lines stop when the demo returns.
+	defer redisstore.RouteClientLogs(log).Close()
 	a := assemble(cfg, mappings.Default(), rdb, "signpost-demo", log, getenv)
 	ready := make(chan net.Addr, 1)
 	served := make(chan error, 1)

@@ -157,6 +157,8 @@ type app struct {
 	traced bool
 	// stopTracing flushes and stops tracing; nil where none was started.
 	stopTracing func(context.Context) error
+	// clientLog carries the Redis client's own lines into log until close.
+	clientLog *redisstore.ClientLog
 }
 
 // close flushes the telemetry not yet exported and closes Redis.
@@ -170,6 +172,7 @@ func (a *app) close() {
 		}
 	}
 	a.rdb.Close()
+	a.clientLog.Close()
 }
 
 // start reads the configuration and connects Redis and the domain: the
@@ -185,13 +188,14 @@ func start(ctx context.Context, configPath string, getenv func(string) string, s
 	}
 	log := slog.New(telemetry.LogHandler(slog.NewJSONHandler(stderr, nil)))
 	// The Redis client's own lines go through the JSON log, thinned.
-	redisstore.RouteClientLogs(log)
+	clientLog := redisstore.RouteClientLogs(log)
 	rdb, err := connectRedis(ctx, cfg, log, stderr)
 	if err != nil {
+		clientLog.Close()
 		return nil, err
 	}
 	a := assemble(cfg, codes, rdb, "signpost", log, getenv)
-	a.stopTracing = stopTracing
+	a.stopTracing, a.clientLog = stopTracing, clientLog
 	return a, nil
 }
 

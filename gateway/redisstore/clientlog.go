@@ -24,6 +24,7 @@ type ClientLog struct {
 	mu     sync.Mutex
 	next   time.Time // when the next line may be written
 	folded int       // lines not written since the last one
+	closed bool      // Close was called: nothing more is written
 }
 
 // NewClientLog makes a ClientLog writing at most one line each period.
@@ -36,9 +37,24 @@ func NewClientLog(log *slog.Logger, period time.Duration, now func() time.Time) 
 
 // RouteClientLogs sends the Redis client's log lines, process-wide, to log
 // (at most one a minute). go-redis swaps its logger atomically, so this is
-// safe while clients run.
-func RouteClientLogs(log *slog.Logger) {
-	redis.SetLogger(NewClientLog(log, time.Minute, nil))
+// safe while clients run. Close the ClientLog when its program part stops:
+// a client's goroutines may still log after their program has returned,
+// into a writer nobody should write to any more.
+func RouteClientLogs(log *slog.Logger) *ClientLog {
+	c := NewClientLog(log, time.Minute, nil)
+	redis.SetLogger(c)
+	return c
+}
+
+// Close stops the ClientLog writing: when it returns, no line is being
+// written and none will be.
+func (c *ClientLog) Close() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
 }
 
 // maxClientLogLine bounds one line of the client's, as written.
@@ -46,16 +62,20 @@ const maxClientLogLine = 512
 
 // Printf is go-redis's logging interface.
 func (c *ClientLog) Printf(ctx context.Context, format string, v ...any) {
+	// The lock is held while writing, so that Close waits for a line being
+	// written to finish.
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	now := c.now()
+	if c.closed {
+		return
+	}
 	if now.Before(c.next) {
 		c.folded++
-		c.mu.Unlock()
 		return
 	}
 	folded := c.folded
 	c.folded, c.next = 0, now.Add(c.period)
-	c.mu.Unlock()
 	msg := fmt.Sprintf(format, v...)
 	if len(msg) > maxClientLogLine {
 		msg = msg[:maxClientLogLine] + "…"

@@ -39,3 +39,17 @@ func TestClientLogIsStructuredAndThinned(t *testing.T) {
 		t.Errorf("second line %s", lines[1])
 	}
 }
+
+// Once closed, a ClientLog writes nothing: a client's goroutines that log
+// after their program returned do not write into its output.
+func TestClientLogWritesNothingOnceClosed(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	l := redisstore.NewClientLog(slog.New(slog.NewJSONHandler(&buf, nil)), 0, nil)
+	l.Printf(context.Background(), "before")
+	l.Close()
+	l.Printf(context.Background(), "after")
+	if n := strings.Count(buf.String(), "\n"); n != 1 {
+		t.Errorf("%d lines, want the one before Close:\n%s", n, buf.String())
+	}
+}
