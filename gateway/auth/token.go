@@ -10,13 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/lestrrat-go/jwx/v3/jwt"
 )
 
 // Form parameter values of a SMART Backend Services token request.
@@ -137,14 +137,15 @@ func (s *Server) token(ctx context.Context, form url.Values) (res *TokenResponse
 		key = k
 	}
 	alg, _ := signatureAlg(a.alg)
-	if _, err := jws.Verify([]byte(assertion), jws.WithKey(alg, key.key), jws.WithCompact()); err != nil {
+	payload, err := jws.Verify([]byte(assertion), jws.WithKey(alg, key.key), jws.WithCompact())
+	if err != nil {
 		return nil, c, invalidClient("the signature does not verify with %s of client %s (alg %s); sign with the private key of a registered public key",
 			keyName(key), quote(c.ID), a.alg)
 	}
 
 	// The claims, now that they are known to come from the client.
 	now := s.now()
-	if oerr := s.checkClaims(a, now); oerr != nil {
+	if oerr := s.checkClaims(a, payload, now); oerr != nil {
 		return nil, c, oerr
 	}
 
@@ -373,77 +374,109 @@ func stringClaim(claims map[string]json.RawMessage, name string) (string, *OAuth
 	return v, nil
 }
 
-// numericDate reads an optional NumericDate claim (seconds since the epoch).
-func numericDate(claims map[string]json.RawMessage, name string) (time.Time, bool, *OAuthError) {
-	raw, ok := claims[name]
-	if !ok {
-		return time.Time{}, false, nil
+// claimsShape refuses, before the JWT library reads the claims, what the
+// library would accept or could not name: it takes a NumericDate written as
+// a string ("1700000000") where RFC 7519 §2 wants a JSON number, and its
+// decoding errors do not say which claim was wrong, which the client needs
+// to be told.
+func claimsShape(claims map[string]json.RawMessage, tokenURL string) *OAuthError {
+	if raw, ok := claims[jwt.AudienceKey]; ok {
+		var aud string
+		var auds []string
+		if json.Unmarshal(raw, &aud) != nil && json.Unmarshal(raw, &auds) != nil {
+			return invalidClient("the aud claim is neither a string nor an array of strings; expected %q", tokenURL)
+		}
 	}
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil || string(raw) == "null" || f < 0 || f > 1e11 || math.IsNaN(f) {
-		return time.Time{}, false, invalidClient("the %s claim is not a NumericDate (seconds since 1970-01-01T00:00:00Z as a JSON number)", name)
+	for _, name := range []string{jwt.ExpirationKey, jwt.NotBeforeKey, jwt.IssuedAtKey} {
+		raw, ok := claims[name]
+		if !ok {
+			continue
+		}
+		var f float64
+		if err := json.Unmarshal(raw, &f); err != nil || string(raw) == "null" || f < 0 || f > 1e11 {
+			return invalidClient("the %s claim is not a NumericDate (seconds since 1970-01-01T00:00:00Z as a JSON number)", name)
+		}
 	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), true, nil
+	if raw, ok := claims[jwt.JwtIDKey]; ok {
+		var jti string
+		if err := json.Unmarshal(raw, &jti); err != nil || jti == "" {
+			return invalidClient("the jti claim is not a non-empty string")
+		}
+	}
+	return nil
 }
 
-// checkClaims checks the verified claims: aud, exp, nbf, iat and jti.
-func (s *Server) checkClaims(a *assertion, now time.Time) *OAuthError {
-	raw, ok := a.claims["aud"]
-	if !ok {
-		return invalidClient("the aud claim is missing; expected %q", s.tokenURL)
-	}
-	var aud string
-	var auds []string
-	switch {
-	case json.Unmarshal(raw, &aud) == nil:
-		if aud != s.tokenURL {
-			return invalidClient("aud %s is not this token endpoint; expected %q", quote(aud), s.tokenURL)
-		}
-	case json.Unmarshal(raw, &auds) == nil:
-		found := false
-		for _, x := range auds {
-			found = found || x == s.tokenURL
-		}
-		if !found {
-			return invalidClient("aud does not contain this token endpoint; expected %q", s.tokenURL)
-		}
-	default:
-		return invalidClient("the aud claim is neither a string nor an array of strings; expected %q", s.tokenURL)
-	}
+// errTooFarAhead is the tooFarAhead validator's refusal.
+var errTooFarAhead = errors.New("exp too far ahead")
 
-	exp, ok, oerr := numericDate(a.claims, "exp")
-	if oerr != nil {
+// tooFarAhead refuses an exp more than MaxAssertionLifetime (plus skew)
+// ahead: SMART Backend Services' limit, which the library has no option for.
+func tooFarAhead(now time.Time) jwt.Validator {
+	return jwt.ValidatorFunc(func(_ context.Context, t jwt.Token) error {
+		if exp, ok := t.Expiration(); ok && exp.After(now.Add(MaxAssertionLifetime+ClockSkew)) {
+			return errTooFarAhead
+		}
+		return nil
+	})
+}
+
+// checkClaims checks the verified claims (payload, whose members are also
+// in a.claims) with the JWT library's validators: aud, exp, nbf, iat and jti.
+func (s *Server) checkClaims(a *assertion, payload []byte, now time.Time) *OAuthError {
+	if oerr := claimsShape(a.claims, s.tokenURL); oerr != nil {
 		return oerr
 	}
-	if !ok {
-		return invalidClient("the exp claim is missing; expected an expiry at most %s ahead", MaxAssertionLifetime)
+	tok := jwt.New()
+	if err := json.Unmarshal(payload, tok); err != nil {
+		// Not echoed: the library's text may quote claim values.
+		return invalidClient("the client_assertion claims are not valid JWT claims (RFC 7519 §4.1)")
 	}
-	if exp.Before(now.Add(-ClockSkew)) {
-		return invalidClient("the assertion expired at %s (server time %s, %s skew allowed)", exp.Format(time.RFC3339), now.UTC().Format(time.RFC3339), ClockSkew)
-	}
-	if exp.After(now.Add(MaxAssertionLifetime + ClockSkew)) {
+	err := jwt.Validate(tok,
+		jwt.WithClock(jwt.ClockFunc(func() time.Time { return now })),
+		jwt.WithAcceptableSkew(ClockSkew),
+		// Compare at the precision sent, not truncated to seconds.
+		jwt.WithTruncation(0),
+		jwt.WithRequiredClaim(jwt.AudienceKey),
+		jwt.WithRequiredClaim(jwt.ExpirationKey),
+		jwt.WithRequiredClaim(jwt.JwtIDKey),
+		jwt.WithAudience(s.tokenURL),
+		jwt.WithValidator(tooFarAhead(now)),
+	)
+	exp, _ := tok.Expiration()
+	serverTime := now.UTC().Format(time.RFC3339)
+	switch {
+	case err == nil:
+	case errors.Is(err, jwt.MissingRequiredClaimError()):
+		switch {
+		case !tok.Has(jwt.AudienceKey):
+			return invalidClient("the aud claim is missing; expected %q", s.tokenURL)
+		case !tok.Has(jwt.ExpirationKey):
+			return invalidClient("the exp claim is missing; expected an expiry at most %s ahead", MaxAssertionLifetime)
+		default:
+			return invalidClient("the jti claim is missing; expected a unique identifier for each assertion")
+		}
+	case errors.Is(err, jwt.InvalidAudienceError()):
+		if raw := a.claims[jwt.AudienceKey]; len(raw) > 0 && raw[0] == '[' {
+			return invalidClient("aud does not contain this token endpoint; expected %q", s.tokenURL)
+		}
+		aud, _ := tok.Audience()
+		return invalidClient("aud %s is not this token endpoint; expected %q", quote(strings.Join(aud, "")), s.tokenURL)
+	case errors.Is(err, jwt.TokenExpiredError()):
+		return invalidClient("the assertion expired at %s (server time %s, %s skew allowed)", exp.Format(time.RFC3339), serverTime, ClockSkew)
+	case errors.Is(err, errTooFarAhead):
 		return invalidClient("exp %s is more than %s ahead of server time %s; expected at most %s ahead",
-			exp.Format(time.RFC3339), MaxAssertionLifetime, now.UTC().Format(time.RFC3339), MaxAssertionLifetime)
+			exp.Format(time.RFC3339), MaxAssertionLifetime, serverTime, MaxAssertionLifetime)
+	case errors.Is(err, jwt.TokenNotYetValidError()):
+		nbf, _ := tok.NotBefore()
+		return invalidClient("nbf %s is in the future (server time %s, %s skew allowed)", nbf.Format(time.RFC3339), serverTime, ClockSkew)
+	case errors.Is(err, jwt.InvalidIssuedAtError()):
+		iat, _ := tok.IssuedAt()
+		return invalidClient("iat %s is in the future (server time %s, %s skew allowed)", iat.Format(time.RFC3339), serverTime, ClockSkew)
+	default:
+		return invalidClient("the client_assertion claims are not valid")
 	}
 	a.exp = exp
-	for _, name := range []string{"nbf", "iat"} {
-		t, ok, oerr := numericDate(a.claims, name)
-		if oerr != nil {
-			return oerr
-		}
-		if ok && t.After(now.Add(ClockSkew)) {
-			return invalidClient("%s %s is in the future (server time %s, %s skew allowed)", name, t.Format(time.RFC3339), now.UTC().Format(time.RFC3339), ClockSkew)
-		}
-	}
-
-	raw, ok = a.claims["jti"]
-	if !ok {
-		return invalidClient("the jti claim is missing; expected a unique identifier for each assertion")
-	}
-	if err := json.Unmarshal(raw, &a.jti); err != nil || a.jti == "" {
-		return invalidClient("the jti claim is not a non-empty string")
-	}
+	a.jti, _ = tok.JwtID()
 	if len(a.jti) > maxJTILen {
 		return invalidClient("the jti claim is longer than %d bytes", maxJTILen)
 	}

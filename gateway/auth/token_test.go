@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -310,6 +311,43 @@ func TestTokenClaimVariants(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestTokenClaimsStricterThanLibrary covers claims the JWT library would
+// accept (it reads a NumericDate from a string and keeps an empty jti) but
+// RFC 7519 and the replay check do not: each is refused, naming the claim.
+func TestTokenClaimsStricterThanLibrary(t *testing.T) {
+	f := newFixture(t)
+	now := f.clock.Now()
+	for _, tc := range []struct {
+		name string
+		mod  func(c map[string]any)
+		desc string
+	}{
+		{"exp a numeric string", func(c map[string]any) { c["exp"] = strconv.FormatInt(now.Add(time.Minute).Unix(), 10) }, "the exp claim is not a NumericDate"},
+		{"nbf a numeric string", func(c map[string]any) { c["nbf"] = strconv.FormatInt(now.Unix(), 10) }, "the nbf claim is not a NumericDate"},
+		{"iat a numeric string", func(c map[string]any) { c["iat"] = strconv.FormatInt(now.Unix(), 10) }, "the iat claim is not a NumericDate"},
+		{"exp negative", func(c map[string]any) { c["exp"] = -1 }, "the exp claim is not a NumericDate"},
+		{"empty jti", func(c map[string]any) { c["jti"] = "" }, "the jti claim is not a non-empty string"},
+		{"aud an array with a number", func(c map[string]any) { c["aud"] = []any{testTokenURL, 7} }, "neither a string"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := claimsFor("practice-a", now)
+			tc.mod(c)
+			a := sign(t, assertionSpec{alg: jwa.RS384(), key: rsaA, kid: "rsa-a", claims: c})
+			resp, err := f.srv.Token(context.Background(), form(a, ""))
+			if resp != nil {
+				t.Fatal("got a token")
+			}
+			oe := wantOAuth(t, err, CodeInvalidClient, 401)
+			if !strings.Contains(oe.Description, tc.desc) {
+				t.Errorf("description %q does not contain %q", oe.Description, tc.desc)
+			}
+		})
+	}
+	if len(f.tokens.m) != 0 || len(f.replay.seen) != 0 {
+		t.Errorf("a refused assertion stored a token or recorded a jti")
 	}
 }
 
