@@ -142,6 +142,7 @@ func New(o Options) http.Handler {
 		}
 		r.Any("/portal/*page", pages)
 		r.Any("/insights/*page", pages)
+		r.GET("/", pages) // a page for people who type the address
 	}
 
 	r.GET("/fhir/metadata", a.fhirHeaders, a.capabilities) // public, as FHIR and SMART discovery expect

@@ -135,7 +135,7 @@ func actionLabel(a gateway.Action) string { return actionLabels[a] }
 
 func parseTemplates() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"sign-in", "inbox", "referral", "insights", "problem"} {
+	for _, name := range []string{"welcome", "sign-in", "inbox", "referral", "insights", "problem"} {
 		out[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+name+".html"))
 	}
 	return out

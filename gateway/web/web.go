@@ -120,6 +120,7 @@ func New(o Options) *Pages {
 	m := http.NewServeMux()
 	static, _ := fs.Sub(staticFiles, "static")
 	m.Handle("GET /portal/static/", http.StripPrefix("/portal/static/", http.FileServerFS(static)))
+	m.HandleFunc("GET /{$}", p.welcome)
 	m.HandleFunc("GET /portal/sign-in", p.signInPage)
 	m.HandleFunc("POST /portal/sign-in", p.signIn)
 	m.HandleFunc("POST /portal/sign-out", p.signedIn(anyone, p.signOut))
@@ -153,6 +154,12 @@ func (p *Pages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Strict-Transport-Security", "max-age=31536000")
 	}
 	p.mux.ServeHTTP(w, r)
+}
+
+// welcome is the page at /: where a person who typed Signpost's address
+// goes from here (the FHIR API's own answers are JSON for systems).
+func (p *Pages) welcome(w http.ResponseWriter, r *http.Request) {
+	p.render(w, r, http.StatusOK, "welcome", page{Title: "Welcome"})
 }
 
 func (p *Pages) home(w http.ResponseWriter, r *http.Request, s *gateway.WebSession) {

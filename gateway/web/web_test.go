@@ -808,3 +808,27 @@ func TestOutcomesViewCountsTheFunnel(t *testing.T) {
 		t.Errorf("a bad date: %d", p.status)
 	}
 }
+
+// The address itself is a page for people, leading to the inbox, the
+// outcomes view and the API (it was a FHIR OperationOutcome).
+func TestWelcomePageLeadsOn(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	res, err := http.Get(e.srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	for _, link := range []string{`href="/portal/"`, `href="/insights/"`, `href="/fhir/metadata"`} {
+		if !strings.Contains(string(body), link) {
+			t.Errorf("the page has no %s", link)
+		}
+	}
+	if res.Header.Get("Content-Security-Policy") == "" {
+		t.Error("the page is served without the pages' security headers")
+	}
+}
