@@ -11,7 +11,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-var tracer = otel.Tracer("github.com/signpost-health/signpost/gateway/redisstore")
+// tracer is the store's tracer from the tracer provider installed now (not
+// kept: a tracer taken before any provider is installed stays tied to the
+// first one ever installed, even after it is shut down).
+func tracer() trace.Tracer {
+	return otel.Tracer("github.com/signpost-health/signpost/gateway/redisstore")
+}
 
 // batcher sends the writes of concurrent requests to Redis together, in
 // one pipeline: group commit. Each caller still waits for its own reply, so
@@ -56,7 +61,7 @@ const (
 func (b *batcher) do(ctx context.Context, cmd redis.Cmder) (err error) {
 	// The request's trace shows its own wait for Redis; the shared pipeline
 	// is traced (by the client's hooks) under the first caller in it.
-	ctx, span := tracer.Start(ctx, cmd.Name(), trace.WithSpanKind(trace.SpanKindClient),
+	ctx, span := tracer().Start(ctx, cmd.Name(), trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("db.system", "redis"), attribute.String("db.operation", cmd.Name())))
 	defer func() {
 		if err != nil && !redis.HasErrorPrefix(err, "NOSCRIPT") {

@@ -340,7 +340,7 @@ func (w *Worker) take(ctx context.Context, job gateway.QueuedJob) {
 	}
 	// The job continues the trace of the change that queued it.
 	ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(job.Fields))
-	ctx, span := tracer.Start(ctx, job.Queue+" process", trace.WithSpanKind(trace.SpanKindConsumer),
+	ctx, span := tracer().Start(ctx, job.Queue+" process", trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(attribute.String("messaging.system", "redis"), attribute.String("messaging.operation.type", "process"),
 			attribute.String("messaging.destination.name", job.Queue), attribute.String("messaging.message.id", job.ID),
 			attribute.String("signpost.attempt", job.Fields["attempt"])))
@@ -393,7 +393,14 @@ func clockOr(now func() time.Time) func() time.Time {
 	return now
 }
 
-var tracer = otel.Tracer("github.com/signpost-health/signpost/gateway/worker")
+// tracer is the worker's tracer from the tracer provider installed now. It
+// is not kept in a package variable: OpenTelemetry ties a tracer taken
+// before any provider is installed to the first one ever installed, so a
+// process that starts tracing again (a second serve in one test binary)
+// would send its spans to a provider already shut down.
+func tracer() trace.Tracer {
+	return otel.Tracer("github.com/signpost-health/signpost/gateway/worker")
+}
 
 // nextAttempt is a job's fields for its next attempt.
 func nextAttempt(job gateway.QueuedJob) map[string]string {
