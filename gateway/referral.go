@@ -31,7 +31,7 @@ const CategorySystem = categorySystem
 // Signpost does not hold creates it under the client's id.
 func (s *Service) planPatient(ctx context.Context, pl *plan, r *Request) (*Outcome, error) {
 	var p Problems
-	checkCode(&p, r.obj, TypePatient, "gender", genders, false)
+	checkBindings(&p, r.obj, TypePatient)
 	if err := p.err(KindInvalid); err != nil {
 		return nil, err
 	}
@@ -65,9 +65,7 @@ func (s *Service) planPatient(ctx context.Context, pl *plan, r *Request) (*Outco
 // referral Task.
 func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) (*Outcome, error) {
 	var p Problems
-	status := checkCode(&p, r.obj, TypeServiceRequest, "status", requestStatuses, true)
-	checkCode(&p, r.obj, TypeServiceRequest, "intent", requestIntents, true)
-	checkCode(&p, r.obj, TypeServiceRequest, "priority", requestPriorities, false)
+	status := checkBindings(&p, r.obj, TypeServiceRequest)["status"]
 	requireObject(&p, r.obj, TypeServiceRequest, "subject", "the person the referral is for")
 	if r.message == nil { // a message's destination decides where it goes (messageContext.category)
 		requireObject(&p, r.obj, TypeServiceRequest, "code", "the referral's SNOMED CT code decides where it goes")
@@ -367,9 +365,7 @@ func (s *Service) planCancellation(pl *plan, task models.Task, taskID string) er
 // machine.
 func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome, error) {
 	var p Problems
-	status := checkCode(&p, r.obj, TypeTask, "status", taskStatuses, true)
-	checkCode(&p, r.obj, TypeTask, "intent", taskIntents, true)
-	checkCode(&p, r.obj, TypeTask, "priority", requestPriorities, false)
+	status := checkBindings(&p, r.obj, TypeTask)["status"]
 	if err := p.err(KindInvalid); err != nil {
 		return nil, err
 	}

@@ -28,8 +28,8 @@ var serverMeta = []string{"versionId", "lastUpdated"}
 
 // differences lists the top-level elements in which a resource a client
 // sent differs from one held (by name, in order; never their values). The
-// resource's id and the meta Signpost sets are not content. only, when not
-// nil, limits the comparison to the elements the client sent.
+// resource's id and the meta Signpost sets are not content. onlySent limits
+// the comparison to the elements the client sent.
 func differences(sent, held []byte, onlySent bool) ([]string, error) {
 	a, err := contentOf(sent)
 	if err != nil {

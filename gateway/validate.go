@@ -142,11 +142,22 @@ type codeBinding struct {
 	required bool
 }
 
-// codeBindings are the required bindings of each type Signpost accepts.
+// codeBindings are the required bindings of each type Signpost accepts:
+// the one list both the plans and the structure errors check.
 var codeBindings = map[string][]codeBinding{
 	TypeServiceRequest: {{"status", requestStatuses, true}, {"intent", requestIntents, true}, {"priority", requestPriorities, false}},
 	TypeTask:           {{"status", taskStatuses, true}, {"intent", taskIntents, true}, {"priority", requestPriorities, false}},
 	TypePatient:        {{"gender", genders, false}},
+}
+
+// checkBindings checks a resource's required bindings and returns the
+// codes it holds, by element name ("" where missing or wrong).
+func checkBindings(p *Problems, o *fhir.Object, typ string) map[string]string {
+	codes := make(map[string]string, len(codeBindings[typ]))
+	for _, b := range codeBindings[typ] {
+		codes[b.name] = checkCode(p, o, typ, b.name, b.allowed, b.required)
+	}
+	return codes
 }
 
 // withBindingProblems adds to a structure error what the type's required
@@ -155,9 +166,7 @@ var codeBindings = map[string][]codeBinding{
 // expected.
 func withBindingProblems(err *Error, o *fhir.Object, typ string) *Error {
 	var p Problems
-	for _, b := range codeBindings[typ] {
-		checkCode(&p, o, typ, b.name, b.allowed, b.required)
-	}
+	checkBindings(&p, o, typ)
 	if typ == "Bundle" {
 		// A transaction's entries, each under its place in the Bundle.
 		entries, _ := o.Objects("entry")
@@ -168,9 +177,7 @@ func withBindingProblems(err *Error, o *fhir.Object, typ string) *Error {
 			}
 			rt := res.ResourceType()
 			var q Problems
-			for _, b := range codeBindings[rt] {
-				checkCode(&q, res, rt, b.name, b.allowed, b.required)
-			}
+			checkBindings(&q, res, rt)
 			at := "Bundle.entry[" + strconv.Itoa(i) + "].resource"
 			for _, is := range q.issues {
 				for j, x := range is.Expression {
