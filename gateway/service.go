@@ -297,6 +297,7 @@ func parseIfMatch(h string) (int, error) {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-// Understands reports whether the deployment understands a modifier
-// extension (understood_modifier_extensions).
-func (s *Service) Understands(url string) bool { return s.understood[url] }
+// ParseMessage checks a message Bundle as every resource is checked at the
+// door: the raw JSON, R4's structure (every entry, with the broken required
+// bindings beside) and the modifier extensions the deployment understands.
+func (s *Service) ParseMessage(body []byte) (*fhir.Object, error) { return s.parse(body, "Bundle") }

@@ -9,12 +9,10 @@
 package bars
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 
 	"github.com/signpost-health/signpost/fhir"
-	"github.com/signpost-health/signpost/fhir/structure"
 	"github.com/signpost-health/signpost/gateway"
 )
 
@@ -32,38 +30,18 @@ const (
 const header = "Bundle.entry[0].resource"
 
 // Read checks a BaRS servicerequest-request message and returns the
-// referral it carries. understood says which modifierExtension urls the
-// deployment understands (a resource carrying any other is refused, as at
-// every other endpoint). requestID is the sender's X-Request-Id ("": none).
+// referral it carries. The message has passed the checks every resource
+// gets at the door already (gateway.Service.ParseMessage: the raw JSON, R4's
+// structure entry by entry, modifier extensions); these are the rules of
+// the message. requestID is the sender's X-Request-Id ("": none).
 //
 // Every broken rule is an OperationOutcome issue at its element; the BaRS
 // code (details.coding, http-error-codes) follows from the error kind:
 // 400 REC_BAD_REQUEST for a message that is not well formed, 422
 // REC_UNPROCESSABLE_ENTITY for one Signpost does not process.
-func Read(body []byte, requestID string, understood func(url string) bool) (*gateway.MessageReferral, error) {
-	obj, err := fhir.ParseResource(body, fhir.ParseOptions{})
-	if err != nil {
-		return nil, rawProblem(err)
-	}
-	if obj.ResourceType() != "Bundle" {
-		return nil, problem(gateway.KindInvalid, fhir.IssueInvalid, "Bundle", "a message is a Bundle of type message; found a %s", obj.ResourceType())
-	}
+func Read(obj *fhir.Object, requestID string) (*gateway.MessageReferral, error) {
 	if typ, _ := obj.String("type"); typ != "message" {
 		return nil, problem(gateway.KindInvalid, fhir.IssueInvalid, "Bundle.type", "Bundle.type must be message at $process-message")
-	}
-	res := structure.ValidateAs(body, "Bundle")
-	if !res.Valid() {
-		return nil, &gateway.Error{Kind: gateway.KindInvalid, Issues: res.Issues}
-	}
-	var notUnderstood []fhir.Issue
-	for _, m := range res.Modifiers {
-		if !understood(m.URL) {
-			notUnderstood = append(notUnderstood, fhir.Issue{Severity: fhir.SeverityError, Code: fhir.IssueNotSupported, Expression: []string{m.Expression},
-				Diagnostics: "a modifier extension this deployment does not understand; a resource cannot be processed as if a modifier were absent"})
-		}
-	}
-	if len(notUnderstood) > 0 {
-		return nil, &gateway.Error{Kind: gateway.KindUnprocessable, Issues: notUnderstood}
 	}
 	id, _ := obj.String("id")
 	if id == "" {
@@ -177,17 +155,4 @@ func entry(fullURL string, i int, r *fhir.Object) gateway.MessageEntry {
 func problem(kind gateway.ErrorKind, code fhir.IssueType, expr, format string, args ...any) error {
 	is := fhir.Issue{Severity: fhir.SeverityError, Code: code, Diagnostics: fmt.Sprintf(format, args...), Expression: []string{expr}}
 	return &gateway.Error{Kind: kind, Issues: []fhir.Issue{is}}
-}
-
-// rawProblem reports a body that is not FHIR JSON at all.
-func rawProblem(err error) error {
-	is := fhir.Issue{Severity: fhir.SeverityError, Code: fhir.IssueStructure, Diagnostics: "the body is not a valid FHIR JSON resource"}
-	var re *fhir.RawError
-	if errors.As(err, &re) {
-		is.Diagnostics = re.Message
-		if re.Expression != "" {
-			is.Expression = []string{re.Expression}
-		}
-	}
-	return &gateway.Error{Kind: gateway.KindInvalid, Issues: []fhir.Issue{is}, Err: err}
 }

@@ -31,7 +31,12 @@ func (a *API) processMessage(c *gin.Context) {
 	if len(requestID) > maxCorrelationID {
 		requestID = ""
 	}
-	msg, err := bars.Read(requestBody(c), requestID, a.svc.Understands)
+	obj, err := a.svc.ParseMessage(requestBody(c))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	msg, err := bars.Read(obj, requestID)
 	if err != nil {
 		a.fail(c, err)
 		return
