@@ -605,16 +605,7 @@ func (s *Service) patientHolds(ctx context.Context, pl *plan, ref string, want *
 		}
 		body = p.Body
 	}
-	var pat struct {
-		Identifier []struct{ System, Value string } `json:"identifier"`
-	}
-	_ = json.Unmarshal(body, &pat) // passed the raw checks when it was planned or stored
-	for _, pid := range pat.Identifier {
-		if pid.System == *want.System && pid.Value == *want.Value {
-			return true, nil
-		}
-	}
-	return false, nil
+	return slices.Contains(identifiersIn(body), Identifier{*want.System, *want.Value}), nil
 }
 
 func sameIdentifier(a, b *models.Identifier) bool {
@@ -700,12 +691,18 @@ func (s *Service) checkNHSNumber(p *Problems, system, value *string, expr string
 
 // containedPatient is the contained Patient of this id, or nil.
 func containedPatient(obj *fhir.Object, id string) []byte {
+	if c := containedByID(obj, id); c != nil && c.ResourceType() == TypePatient {
+		return c.Bytes()
+	}
+	return nil
+}
+
+// containedByID is the contained resource of this id, or nil.
+func containedByID(obj *fhir.Object, id string) *fhir.Object {
 	contained, _ := obj.Objects("contained")
 	for _, c := range contained {
-		if c.ResourceType() == TypePatient {
-			if cid, _ := c.String("id"); cid == id {
-				return c.Bytes()
-			}
+		if cid, _ := c.String("id"); cid == id {
+			return c
 		}
 	}
 	return nil
@@ -743,17 +740,23 @@ func sameNHSNumber(subject *models.Reference, patient []byte) error {
 
 // nhsNumbersOf lists a Patient's NHS numbers.
 func nhsNumbersOf(patient []byte) []string {
-	var p struct {
-		Identifier []struct{ System, Value string } `json:"identifier"`
-	}
-	_ = json.Unmarshal(patient, &p) // passed the structure check when it was sent or stored
 	var out []string
-	for _, id := range p.Identifier {
+	for _, id := range identifiersIn(patient) {
 		if id.System == fhir.NHSNumberSystem && id.Value != "" {
 			out = append(out, id.Value)
 		}
 	}
 	return out
+}
+
+// identifiersIn reads a resource's identifiers from a body that passed the
+// checks at the door when it was sent or stored.
+func identifiersIn(body []byte) []Identifier {
+	var r struct {
+		Identifier []Identifier `json:"identifier"`
+	}
+	_ = json.Unmarshal(body, &r)
+	return r.Identifier
 }
 
 func hasCoding(cc *models.CodeableConcept, system, code string) bool {

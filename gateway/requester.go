@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"encoding/json"
 	"strings"
 
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
@@ -76,26 +75,9 @@ func checkRequester(c Caller, obj *fhir.Object, requester *models.Reference, exp
 
 // containedResource is the type and identifiers of a contained resource.
 func containedResource(obj *fhir.Object, id string) (string, []Identifier) {
-	raw, ok := obj.Member("contained")
-	if !ok {
+	c := containedByID(obj, id)
+	if c == nil {
 		return "", nil
 	}
-	var contained []struct {
-		ResourceType string                           `json:"resourceType"`
-		ID           string                           `json:"id"`
-		Identifier   []struct{ System, Value string } `json:"identifier"`
-	}
-	if json.Unmarshal(raw, &contained) != nil {
-		return "", nil
-	}
-	for _, c := range contained {
-		if c.ID == id {
-			ids := make([]Identifier, len(c.Identifier))
-			for i, x := range c.Identifier {
-				ids[i] = Identifier{x.System, x.Value}
-			}
-			return c.ResourceType, ids
-		}
-	}
-	return "", nil
+	return c.ResourceType(), identifiersIn(c.Bytes())
 }
