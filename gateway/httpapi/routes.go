@@ -113,11 +113,12 @@ func New(o Options) http.Handler {
 		_ = r.SetTrustedProxies(nil)
 	}
 	// Tracing first, so the access log and everything after it share the
-	// request's span. Probes and scrapes are not traced: they are not work.
+	// request's span. Probes are not traced: they are not work (/metrics is
+	// served apart, on metrics_listen).
 	if o.Traced {
 		r.Use(otelgin.Middleware("signpost", otelgin.WithGinFilter(func(c *gin.Context) bool {
 			switch c.FullPath() {
-			case "/healthz", "/readyz", "/metrics":
+			case "/healthz", "/readyz":
 				return false
 			}
 			return true

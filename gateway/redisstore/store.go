@@ -95,12 +95,10 @@ func (s *Store) QueueKey(name string) string { return s.keys.queue(name) }
 
 // Ping implements gateway.Store.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		return classify(err)
-	}
-	// A Redis at maxmemory (noeviction) still answers PING but refuses
-	// every write, and so every referral: a small write with a short
-	// expiry finds out exactly, without reading maxmemory's accounting.
+	// A small write with a short expiry, not a PING: a Redis at maxmemory
+	// (noeviction) still answers PING but refuses every write, and so every
+	// referral. One round trip finds out both whether Redis answers and
+	// whether it takes writes, without reading maxmemory's accounting.
 	return classify(s.rdb.Set(ctx, s.keys.ready(), "1", 10*time.Second).Err())
 }
 
@@ -274,6 +272,17 @@ func (s *Store) TokenSystems(ctx context.Context) ([]string, int64, error) {
 // "#Type index" counts one parameter's systems.
 const systemsGeneration = "#"
 
+// intersectionTemps adds the scratch keys lib.lua's resolve needs to
+// intersect groups: one for the intersection and, when there are unions
+// before it, one more for narrowing them by a smaller set.
+func (s *Store) intersectionTemps(kl *keyList, token string, temps []int) []int {
+	temps = append(temps, kl.add(s.keys.temp(token, len(temps))))
+	if len(temps) > 1 {
+		temps = append(temps, kl.add(s.keys.temp(token, len(temps))))
+	}
+	return temps
+}
+
 // groups turns index-term groups into KEYS positions and the scratch keys
 // the script needs to combine them (lib.lua's resolve: one per union, one
 // for the intersection, and one for narrowing unions by a smaller set).
@@ -291,10 +300,7 @@ func (s *Store) groups(kl *keyList, typ string, groups [][]string, token string)
 		}
 	}
 	if len(out) > 1 {
-		temps = append(temps, kl.add(s.keys.temp(token, len(temps))))
-		if len(temps) > 1 {
-			temps = append(temps, kl.add(s.keys.temp(token, len(temps))))
-		}
+		temps = s.intersectionTemps(kl, token, temps)
 	}
 	if temps == nil {
 		temps = []int{}
@@ -333,10 +339,7 @@ func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, in
 	if len(groups) > 1 && len(termGroups) <= 1 {
 		// s.groups adds the scratch keys for intersecting only when it sees
 		// several groups itself.
-		temps = append(temps, kl.add(s.keys.temp(token, len(temps))))
-		if len(temps) > 1 {
-			temps = append(temps, kl.add(s.keys.temp(token, len(temps))))
-		}
+		temps = s.intersectionTemps(&kl, token, temps)
 	}
 	minScore, maxScore := "-inf", "+inf"
 	if !q.Since.IsZero() {

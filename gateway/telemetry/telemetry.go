@@ -1,5 +1,5 @@
 // Package telemetry is Signpost's OpenTelemetry: metrics exported for
-// Prometheus at /metrics (and by OTLP when asked), traces by OTLP when
+// Prometheus at /metrics on metrics_listen (and by OTLP when asked), traces by OTLP when
 // asked, and trace ids in logs. Every method is safe on a nil
 // *Metrics, so code built without metrics (tests, operator commands) needs
 // no special case. Metrics carry routes, statuses, categories and outcomes,
@@ -82,9 +82,9 @@ func New(getenv func(string) string) (*Metrics, error) {
 }
 
 // MetricsEnabled reports whether metrics are also pushed: an OTLP endpoint
-// is set, or OTEL_METRICS_EXPORTER is otlp (or console). /metrics serves
-// them for Prometheus either way, so OTEL_METRICS_EXPORTER=prometheus pushes
-// nothing (autoexport would open a second Prometheus server).
+// is set, or OTEL_METRICS_EXPORTER is otlp (or console). Prometheus reads
+// them from /metrics on metrics_listen, so OTEL_METRICS_EXPORTER=prometheus
+// pushes nothing (autoexport would open a second Prometheus server).
 func MetricsEnabled(getenv func(string) string) (bool, error) {
 	return exportEnabled(getenv, "METRICS", "prometheus")
 }

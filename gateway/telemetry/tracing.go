@@ -36,8 +36,8 @@ var otlpProtocols = []string{"http/protobuf", "grpc"}
 // exportEnabled reports whether one signal (TRACES, METRICS) is exported:
 // OTEL_<signal>_EXPORTER is one of exporters or, unset, an OTLP endpoint
 // (general or the signal's own) is set. OTEL_SDK_DISABLED=true and the
-// values in off (none, and for metrics prometheus, served at /metrics
-// anyway) turn it off.
+// values in off (none, and for metrics prometheus, which Signpost serves
+// itself on metrics_listen) turn it off.
 //
 // The decision is Signpost's, not autoexport's: autoexport exports by OTLP
 // (to localhost) when nothing is set, where Signpost exports nothing. The

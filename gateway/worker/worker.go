@@ -348,9 +348,6 @@ func (w *Worker) take(ctx context.Context, job gateway.QueuedJob) {
 	w.o.Handler.Handle(ctx, job)
 }
 
-// loggerOr and clockOr are a handler's logger and clock, or the defaults.
-// Handlers default them without writing to themselves: Handle runs in
-// every lane at once.
 // Auditor keeps the record of each disclosure Signpost makes (redisstore:
 // the audit stream).
 type Auditor interface {
@@ -379,6 +376,9 @@ func disclosed(ctx context.Context, a Auditor, log *slog.Logger, now func() time
 	}
 }
 
+// loggerOr and clockOr are a handler's logger and clock, or the defaults.
+// Handlers default them without writing to themselves: Handle runs in
+// every lane at once.
 func loggerOr(l *slog.Logger) *slog.Logger {
 	if l == nil {
 		return slog.Default()
