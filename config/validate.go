@@ -168,12 +168,8 @@ func (c Config) Validate(isCategory func(string) bool) error {
 	if c.MaxBodyBytes < MinBodyLimit || c.MaxBodyBytes > MaxBodyLimit {
 		v.add("max_body_bytes", "%d is outside %d..%d (1 KiB to 64 MiB)", c.MaxBodyBytes, MinBodyLimit, MaxBodyLimit)
 	}
-	if rl := c.RateLimit; rl.PerSecond < 0 || rl.PerSecond > 100000 || (rl.PerSecond > 0 && (rl.Burst < 1 || rl.Burst > 100000)) {
-		v.add("rate_limit", "per_second must be 0 (no limit) to 100000, and burst 1 to 100000 when there is a limit")
-	}
-	if rl := c.RateLimit.PerAddress; rl.PerSecond < 0 || rl.PerSecond > 100000 || (rl.PerSecond > 0 && (rl.Burst < 1 || rl.Burst > 100000)) {
-		v.add("rate_limit.per_address", "per_second must be 0 (no limit) to 100000, and burst 1 to 100000 when there is a limit")
-	}
+	v.rate("rate_limit", c.RateLimit.PerSecond, c.RateLimit.Burst)
+	v.rate("rate_limit.per_address", c.RateLimit.PerAddress.PerSecond, c.RateLimit.PerAddress.Burst)
 	if n := c.Audit.MaxEntries; n < MinAuditEntries || n > MaxAuditEntries {
 		v.add("audit.max_entries", "%d is outside %d..%d: the audit stream must be bounded, or a full Redis stops every referral", n, MinAuditEntries, MaxAuditEntries)
 	}
@@ -551,4 +547,11 @@ func redisURLProblem(raw string) string {
 		return want
 	}
 	return ""
+}
+
+// rate checks a limit of perSecond sustained with bursts of burst.
+func (v *validator) rate(field string, perSecond float64, burst int) {
+	if perSecond < 0 || perSecond > 100000 || (perSecond > 0 && (burst < 1 || burst > 100000)) {
+		v.add(field, "per_second must be 0 (no limit) to 100000, and burst 1 to 100000 when there is a limit")
+	}
 }
