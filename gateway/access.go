@@ -15,23 +15,23 @@ import (
 // searches and counts leave it out, so existence cannot leak (OWASP API1,
 // broken object-level authorisation).
 
-// clientTerm indexes every resource under the client that owns it.
-func clientTerm(clientID string) string { return "_client=" + clientID }
+// ClientTerm indexes every resource under the client that owns it.
+func ClientTerm(clientID string) string { return "_client=" + clientID }
 
-// providerTerm indexes a referral under the provider it was routed to.
-func providerTerm(providerID string) string { return "_provider=" + providerID }
+// ProviderTerm indexes a referral under the provider it was routed to.
+func ProviderTerm(providerID string) string { return "_provider=" + providerID }
 
-// searchScope is the group every search of the caller is intersected with.
-func searchScope(c Caller, typ string) []string {
+// SearchScope is the group every search of the caller is intersected with.
+func SearchScope(c Caller, typ string) []string {
 	switch c.Kind {
 	case CallerGP:
-		return []string{clientTerm(c.ClientID)}
+		return []string{ClientTerm(c.ClientID)}
 	case CallerProvider:
 		switch typ {
 		case TypeTask:
 			return []string{"owner=Organization/" + c.ClientID}
 		case TypeServiceRequest:
-			return []string{providerTerm(c.ClientID)}
+			return []string{ProviderTerm(c.ClientID)}
 		case TypeProvenance:
 			return []string{"owner=Organization/" + c.ClientID}
 		default:
@@ -42,8 +42,8 @@ func searchScope(c Caller, typ string) []string {
 	return nil
 }
 
-// visible reports whether the caller may see a resource.
-func (s *Service) visible(ctx context.Context, c Caller, r *Resource) (bool, error) {
+// Visible reports whether the caller may see a resource.
+func (s *Service) Visible(ctx context.Context, c Caller, r *Resource) (bool, error) {
 	switch c.Kind {
 	case CallerOperator:
 		return true, nil
@@ -71,7 +71,7 @@ func (s *Service) visible(ctx context.Context, c Caller, r *Resource) (bool, err
 		default:
 			return false, nil
 		}
-		_, n, err := s.store.Search(ctx, &StoreQuery{Type: TypeTask, Groups: [][]string{via, owned}})
+		_, n, err := s.Store.Search(ctx, &StoreQuery{Type: TypeTask, Groups: [][]string{via, owned}})
 		return n > 0, err
 	}
 	return false, nil
@@ -83,25 +83,25 @@ func (s *Service) visible(ctx context.Context, c Caller, r *Resource) (bool, err
 // owns the Patient. The second half is what stops a GP system's Task from
 // showing another practice's Patient to a provider.
 func (s *Service) providerSeesPatient(ctx context.Context, providerID string, patient *Resource) (bool, error) {
-	_, n, err := s.store.Search(ctx, &StoreQuery{Type: TypeTask, Groups: [][]string{
-		{"subject=" + patient.Ref()}, {"owner=Organization/" + providerID}, {clientTerm(patient.Owner)}}})
+	_, n, err := s.Store.Search(ctx, &StoreQuery{Type: TypeTask, Groups: [][]string{
+		{"subject=" + patient.Ref()}, {"owner=Organization/" + providerID}, {ClientTerm(patient.Owner)}}})
 	return n > 0, err
 }
 
-// readVisible reads a resource the caller may see, or reports it not found.
-func (s *Service) readVisible(ctx context.Context, c Caller, typ, id string) (*Resource, error) {
+// ReadVisible reads a resource the caller may see, or reports it not found.
+func (s *Service) ReadVisible(ctx context.Context, c Caller, typ, id string) (*Resource, error) {
 	if typ == TypePatient {
-		key, err := s.patientKey(ctx, c, id)
+		key, err := s.PatientKeyFor(ctx, c, id)
 		if err != nil {
 			return nil, err
 		}
 		id = key
 	}
-	r, err := s.store.Read(ctx, typ, id)
+	r, err := s.Store.Read(ctx, typ, id)
 	if err != nil {
 		return nil, err
 	}
-	ok, err := s.visible(ctx, c, r)
+	ok, err := s.Visible(ctx, c, r)
 	if err != nil {
 		return nil, err
 	}
@@ -109,18 +109,6 @@ func (s *Service) readVisible(ctx context.Context, c Caller, typ, id string) (*R
 		return nil, ErrNotFound
 	}
 	return r, nil
-}
-
-// mayWrite refuses the writes a caller's side of the referral does not
-// make: providers only update the Tasks they own.
-func mayWrite(c Caller, r *Request) error {
-	if r.Type == TypeProvenance {
-		return newError(KindMethodNotAllowed, fhir.IssueNotSupported, "", "Provenance is written by Signpost with each change; it can be read and searched, not written")
-	}
-	if c.Kind == CallerProvider && (r.Type != TypeTask || r.Method != "PUT") {
-		return newError(KindForbidden, fhir.IssueForbidden, "", "a provider may only update the referral Tasks it owns")
-	}
-	return nil
 }
 
 // Who sets which Task status (Gravity): the requester drafts, requests and
@@ -131,16 +119,16 @@ var (
 	performerStatuses = set("accepted", "rejected", "in-progress", "on-hold", "failed", "completed", "cancelled")
 )
 
-// mayMoveTask checks that the caller's side may set a Task status.
-func mayMoveTask(c Caller, from, to string) error {
+// MayMoveTask checks that the caller's side may set a Task status.
+func MayMoveTask(c Caller, from, to string) error {
 	if from == to {
 		return nil
 	}
 	switch {
 	case c.Kind == CallerGP && !requesterStatuses[to]:
-		return newError(KindForbidden, fhir.IssueForbidden, "Task.status", "the referrer may set a referral Task to draft, requested, cancelled or entered-in-error; %s is the provider's to set", to)
+		return NewError(KindForbidden, fhir.IssueForbidden, "Task.status", "the referrer may set a referral Task to draft, requested, cancelled or entered-in-error; %s is the provider's to set", to)
 	case c.Kind == CallerProvider && !performerStatuses[to]:
-		return newError(KindForbidden, fhir.IssueForbidden, "Task.status", "the provider may set a referral Task to accepted, rejected, in-progress, on-hold, failed, completed or cancelled; %s is the referrer's to set", to)
+		return NewError(KindForbidden, fhir.IssueForbidden, "Task.status", "the provider may set a referral Task to accepted, rejected, in-progress, on-hold, failed, completed or cancelled; %s is the referrer's to set", to)
 	}
 	return nil
 }

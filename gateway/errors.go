@@ -63,9 +63,9 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// newError builds an Error with one issue. expr may be empty when the fault
+// NewError builds an Error with one issue. expr may be empty when the fault
 // is not one element (a whole body, a header).
-func newError(kind ErrorKind, code fhir.IssueType, expr, format string, args ...any) *Error {
+func NewError(kind ErrorKind, code fhir.IssueType, expr, format string, args ...any) *Error {
 	is := fhir.Issue{Severity: fhir.SeverityError, Code: code, Diagnostics: fmt.Sprintf(format, args...)}
 	if expr != "" {
 		is.Expression = []string{expr}
@@ -76,26 +76,26 @@ func newError(kind ErrorKind, code fhir.IssueType, expr, format string, args ...
 // Problems collects every problem found in a resource so that a caller
 // learns all of them from one request, not one per round trip.
 type Problems struct {
-	issues   []fhir.Issue
-	warnings []fhir.Issue
+	Issues   []fhir.Issue
+	Warnings []fhir.Issue
 }
 
-func (p *Problems) add(code fhir.IssueType, expr, format string, args ...any) {
-	p.issues = append(p.issues, fhir.Issue{Severity: fhir.SeverityError, Code: code, Expression: []string{expr}, Diagnostics: fmt.Sprintf(format, args...)})
+func (p *Problems) Add(code fhir.IssueType, expr, format string, args ...any) {
+	p.Issues = append(p.Issues, fhir.Issue{Severity: fhir.SeverityError, Code: code, Expression: []string{expr}, Diagnostics: fmt.Sprintf(format, args...)})
 }
 
-func (p *Problems) warn(code fhir.IssueType, expr, format string, args ...any) {
-	p.warnings = append(p.warnings, fhir.Issue{Severity: fhir.SeverityWarning, Code: code, Expression: []string{expr}, Diagnostics: fmt.Sprintf(format, args...)})
+func (p *Problems) Warn(code fhir.IssueType, expr, format string, args ...any) {
+	p.Warnings = append(p.Warnings, fhir.Issue{Severity: fhir.SeverityWarning, Code: code, Expression: []string{expr}, Diagnostics: fmt.Sprintf(format, args...)})
 }
 
-func (p *Problems) ok() bool { return len(p.issues) == 0 }
+func (p *Problems) OK() bool { return len(p.Issues) == 0 }
 
-// err returns the collected problems as one Error of the given kind, or nil.
-func (p *Problems) err(kind ErrorKind) error {
-	if p.ok() {
+// Err returns the collected problems as one Error of the given kind, or nil.
+func (p *Problems) Err(kind ErrorKind) error {
+	if p.OK() {
 		return nil
 	}
-	return &Error{Kind: kind, Issues: p.issues}
+	return &Error{Kind: kind, Issues: p.Issues}
 }
 
 // ErrUnavailable marks a storage failure that is worth retrying (Redis down,

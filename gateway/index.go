@@ -63,7 +63,7 @@ func referenceTerms(terms []string, param string, ref *models.Reference, base st
 	return terms
 }
 
-func serviceRequestTerms(id string, sr *referralView, base string) []string {
+func ServiceRequestTerms(id string, sr *ReferralView, base string) []string {
 	terms := []string{"status=" + sr.Status}
 	terms = identifierTerms(terms, "identifier", sr.Identifier)
 	terms = referenceTerms(terms, "subject", &sr.Subject, base)
@@ -79,7 +79,7 @@ func serviceRequestTerms(id string, sr *referralView, base string) []string {
 	return dedupe(terms)
 }
 
-func taskTerms(id string, t *models.Task, base string) []string {
+func TaskTerms(id string, t *models.Task, base string) []string {
 	terms := []string{"status=" + t.Status.Code()}
 	terms = identifierTerms(terms, "identifier", t.Identifier)
 	terms = referenceTerms(terms, "focus", t.Focus, base)
@@ -95,9 +95,9 @@ func taskTerms(id string, t *models.Task, base string) []string {
 	return dedupe(terms)
 }
 
-// referralTaskTerms are the terms of the referral Task Signpost writes,
+// ReferralTaskTerms are the terms of the referral Task Signpost writes,
 // computed from what built it rather than by decoding it again.
-func referralTaskTerms(taskID, srID string, sr *referralView, p *Provider, caller Caller, base string) []string {
+func ReferralTaskTerms(taskID, srID string, sr *ReferralView, p *Provider, caller Caller, base string) []string {
 	terms := []string{"status=requested", "focus=" + TypeServiceRequest + "/" + srID, "owner=Organization/" + p.ID}
 	terms = referenceTerms(terms, "subject", &sr.Subject, base)
 	if sr.Requester != nil {
@@ -109,7 +109,7 @@ func referralTaskTerms(taskID, srID string, sr *referralView, p *Provider, calle
 	return dedupe(terms)
 }
 
-func patientTerms(id string, p *models.Patient) []string {
+func PatientTerms(id string, p *models.Patient) []string {
 	return dedupe(identifierTerms([]string{PatientIDTerm(id)}, "identifier", p.Identifier))
 }
 

@@ -101,17 +101,17 @@ func withFHIRID(r *Resource) *Resource {
 	return r
 }
 
-// patientKey resolves the Patient id a caller names to the key it is kept
+// PatientKeyFor resolves the Patient id a caller names to the key it is kept
 // under. A GP system names its own Patients. A provider names the Patient
 // of a Task it owns, in the Task's client's Patients. An operator names its
 // own (the configured client it acts as), or else the one Patient anywhere
 // with that id. ErrNotFound when a provider has no Task for the id.
-func (s *Service) patientKey(ctx context.Context, c Caller, id string) (string, error) {
+func (s *Service) PatientKeyFor(ctx context.Context, c Caller, id string) (string, error) {
 	switch c.Kind {
 	case CallerGP:
 		return PatientKey(c.ClientID, id), nil
 	case CallerProvider:
-		ids, _, err := s.store.Search(ctx, &StoreQuery{Type: TypeTask, Count: maxPatientTasks,
+		ids, _, err := s.Store.Search(ctx, &StoreQuery{Type: TypeTask, Count: maxPatientTasks,
 			Groups: [][]string{{"subject=" + TypePatient + "/" + id}, {"owner=Organization/" + c.ClientID}}})
 		if err != nil || len(ids) == 0 {
 			return "", cmpErr(err, ErrNotFound)
@@ -120,7 +120,7 @@ func (s *Service) patientKey(ctx context.Context, c Caller, id string) (string, 
 		for i, t := range ids {
 			refs[i] = TypeTask + "/" + t
 		}
-		tasks, err := s.store.ReadMany(ctx, refs)
+		tasks, err := s.Store.ReadMany(ctx, refs)
 		if err != nil {
 			return "", err
 		}
@@ -137,10 +137,10 @@ func (s *Service) patientKey(ctx context.Context, c Caller, id string) (string, 
 		return PatientKey(owner, id), nil
 	}
 	own := PatientKey(c.ClientID, id)
-	if _, err := s.store.Read(ctx, TypePatient, own); err == nil || !isNotFound(err) {
+	if _, err := s.Store.Read(ctx, TypePatient, own); err == nil || !isNotFound(err) {
 		return own, err
 	}
-	keys, _, err := s.store.Search(ctx, &StoreQuery{Type: TypePatient, Groups: [][]string{{PatientIDTerm(id)}}, Count: 2})
+	keys, _, err := s.Store.Search(ctx, &StoreQuery{Type: TypePatient, Groups: [][]string{{PatientIDTerm(id)}}, Count: 2})
 	switch {
 	case err != nil:
 		return "", err
@@ -152,20 +152,20 @@ func (s *Service) patientKey(ctx context.Context, c Caller, id string) (string, 
 	return own, nil
 }
 
-// patientOf reads the Patient a Task points at (id: its FHIR id), among the
+// PatientOf reads the Patient a Task points at (id: its FHIR id), among the
 // Patients of the Task's client, if the caller may see it; nil otherwise.
-func (s *Service) patientOf(ctx context.Context, c Caller, task *Resource, id string) (*Resource, error) {
-	if checkID(id) != nil {
+func (s *Service) PatientOf(ctx context.Context, c Caller, task *Resource, id string) (*Resource, error) {
+	if CheckID(id) != nil {
 		return nil, nil
 	}
-	p, err := s.store.Read(ctx, TypePatient, PatientKey(task.Owner, id))
+	p, err := s.Store.Read(ctx, TypePatient, PatientKey(task.Owner, id))
 	if isNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	ok, err := s.visible(ctx, c, p)
+	ok, err := s.Visible(ctx, c, p)
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -173,7 +173,7 @@ func (s *Service) patientOf(ctx context.Context, c Caller, task *Resource, id st
 }
 
 func ambiguousPatient() error {
-	return newError(KindConflict, fhir.IssueConflict, "",
+	return NewError(KindConflict, fhir.IssueConflict, "",
 		"more than one Patient of your referrals has this id (they come from different GP systems); read each with its referral Task: Task?_id={task}&_include=Task:patient")
 }
 

@@ -34,17 +34,17 @@ func (p *Provider) DisplayName() string {
 }
 
 // Reference is the Task.owner Signpost writes for the provider: a literal
-// reference by id for searches, and the ODS identifier so systems that do
+// Reference by id for searches, and the ODS identifier so systems that do
 // not know Signpost's ids can still tell who it is.
-func (p *Provider) reference() providerReference {
-	r := providerReference{Display: p.DisplayName(), Reference: "Organization/" + p.ID, Type: "Organization"}
+func (p *Provider) Reference() ProviderReference {
+	r := ProviderReference{Display: p.DisplayName(), Reference: "Organization/" + p.ID, Type: "Organization"}
 	r.Identifier.System, r.Identifier.Value = p.Organization.System, p.Organization.Value
 	return r
 }
 
-// providerReference is a Reference to a provider's Organization. Its fields
+// ProviderReference is a Reference to a provider's Organization. Its fields
 // are in the order encoding/json gave the map it replaced.
-type providerReference struct {
+type ProviderReference struct {
 	Display    string `json:"display"`
 	Identifier struct {
 		System string `json:"system"`
@@ -132,7 +132,7 @@ func (r *Router) Route(category string, performers []models.Reference) (*Provide
 	if ps := r.byCategory[category]; len(ps) > 0 {
 		return ps[0], nil
 	}
-	return nil, newError(KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.code",
+	return nil, NewError(KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.code",
 		"no provider in this Signpost deployment takes referrals in the social prescribing category %q (%s); name a provider it serves in ServiceRequest.performer, or ask the deployment's operator to add the category to a provider",
 		category, mappings.CategoryLabel(category))
 }
@@ -140,7 +140,7 @@ func (r *Router) Route(category string, performers []models.Reference) (*Provide
 // Categorise finds the social prescribing category of a referral code: the
 // first coding the table knows wins. An unknown code is refused, or sent to
 // the link worker for triage, as the deployment chooses.
-func categorise(codes *mappings.Table, code *models.CodeableConcept, triage bool) (string, error) {
+func Categorise(codes *mappings.Table, code *models.CodeableConcept, triage bool) (string, error) {
 	var tried []string
 	if code != nil {
 		for i, c := range code.Coding {
@@ -149,7 +149,7 @@ func categorise(codes *mappings.Table, code *models.CodeableConcept, triage bool
 			}
 			if *c.System == fhir.SNOMEDSystem {
 				if err := mappings.ValidSCTID(*c.Code); err != nil {
-					return "", newError(KindInvalid, fhir.IssueCodeInvalid, "ServiceRequest.code.coding["+itoa(i)+"].code",
+					return "", NewError(KindInvalid, fhir.IssueCodeInvalid, "ServiceRequest.code.coding["+itoa(i)+"].code",
 						"not a valid SNOMED CT identifier: %v", err)
 				}
 			}
@@ -163,10 +163,10 @@ func categorise(codes *mappings.Table, code *models.CodeableConcept, triage bool
 		return mappings.TriageCategory, nil
 	}
 	if len(tried) == 0 {
-		return "", newError(KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.code.coding",
+		return "", NewError(KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.code.coding",
 			"the referral has no coding with both system and code; a SNOMED CT code (system http://snomed.info/sct) decides where it goes")
 	}
-	return "", newError(KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.code.coding",
+	return "", NewError(KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.code.coding",
 		"this Signpost deployment does not route referrals coded %s: the code is not in its social prescribing code table; use a code from the table, or ask the deployment's operator to add the code (or to send unknown codes to a link worker)",
 		strings.Join(tried, ", "))
 }

@@ -34,9 +34,9 @@ func TaskTransitionAllowed(from, to string) bool {
 	return false
 }
 
-// statusNeedsReason lists the statuses for which Gravity asks for
+// StatusNeedsReason lists the statuses for which Gravity asks for
 // statusReason.text, so the GP learns why.
-var statusNeedsReason = set("rejected", "cancelled", "on-hold", "failed")
+var StatusNeedsReason = set("rejected", "cancelled", "on-hold", "failed")
 
 func set(items ...string) map[string]bool {
 	m := make(map[string]bool, len(items))
@@ -45,3 +45,102 @@ func set(items ...string) map[string]bool {
 	}
 	return m
 }
+
+// Code systems of what providers record. They are Signpost's own: there are
+// no national codes for these steps, and STANDARDS forbids inventing SNOMED
+// CT codes. Each coding also carries its text, so a receiver that does not
+// know the system still reads what happened.
+const (
+	DeclineReasonSystem = "https://signpost.health/fhir/CodeSystem/referral-decline-reason"
+	EndReasonSystem     = "https://signpost.health/fhir/CodeSystem/referral-end-reason"
+	OutcomeSystem       = "https://signpost.health/fhir/CodeSystem/referral-outcome"
+	// ResultingActivitySystem types Task.output on completion (Gravity).
+	ResultingActivitySystem = "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes"
+)
+
+// CodeOption is one choice a provider picks from.
+type CodeOption struct{ Code, Display string }
+
+// DeclineReasons are why a provider declines a referral. They follow the
+// reasons VCS services report most: the person's choice, eligibility,
+// capacity, and not being able to reach them.
+var DeclineReasons = []CodeOption{
+	{"person-declined", "The person did not want the service"},
+	{"not-eligible", "The person is not eligible for the service"},
+	{"no-capacity", "The service has no capacity"},
+	{"unable-to-contact", "The person could not be contacted"},
+	{"not-suitable", "The service does not suit the person's needs"},
+	{"duplicate", "The person was already referred"},
+	{"other", "Another reason"},
+}
+
+// Outcomes are what came of a referral the provider completed.
+var Outcomes = []CodeOption{
+	{"goals-met", "The person met the goals agreed"},
+	{"goals-partly-met", "The person met some of the goals agreed"},
+	{"goals-not-met", "The person did not meet the goals agreed"},
+	{"signposted-on", "The person was signposted to another service"},
+	{"stopped-by-person", "The person chose to stop"},
+}
+
+// EndDidNotAttend is the end reason of a referral closed because the
+// person did not attend, and how the outcomes view names that ending. Gravity has no status for it: it is recorded as
+// status failed (the performer could not carry the task out) with this
+// coded reason, so the GP record reads "failed: did not attend" and the
+// outcomes view counts it apart from other failures.
+const EndDidNotAttend = "did-not-attend"
+
+// Business statuses the provider steps set (Task.businessStatus, in the
+// system Signpost's delivery steps use).
+const (
+	BusinessAccepted     = "accepted"
+	BusinessContacted    = "contacted"
+	BusinessFirstSession = "first-session-attended"
+	BusinessOnHold       = "on-hold"
+	BusinessResumed      = "resumed"
+	BusinessCompleted    = "completed"
+	BusinessDeclined     = "declined"
+	BusinessDidNotAttend = "did-not-attend"
+)
+
+func OptionNamed(opts []CodeOption, code string) (CodeOption, bool) {
+	for _, o := range opts {
+		if o.Code == code {
+			return o, true
+		}
+	}
+	return CodeOption{}, false
+}
+
+// Profiles and code systems of the Gravity SDOH Clinical Care IG that the
+// referral Task follows.
+const (
+	TaskProfile    = "http://hl7.org/fhir/us/sdoh-clinicalcare/StructureDefinition/SDOHCC-TaskForReferralManagement"
+	TaskCodeSystem = "http://hl7.org/fhir/CodeSystem/task-code"
+	// CategorySystem is the code system of Signpost's social prescribing
+	// categories, as written on referral Tasks.
+	CategorySystem    = "https://signpost.health/fhir/CodeSystem/social-prescribing-category"
+	CategoryInputText = "Social prescribing category"
+)
+
+// StatusBusiness is the business status Signpost records for a status a
+// change moved a Task to without saying one of its own.
+var StatusBusiness = map[string]CodeOption{
+	"accepted":         {BusinessAccepted, "Accepted by the provider"},
+	"rejected":         {BusinessDeclined, "Declined by the provider"},
+	"in-progress":      {"in-progress", "In progress"},
+	"on-hold":          {BusinessOnHold, "On hold"},
+	"completed":        {BusinessCompleted, "Completed"},
+	"failed":           {"failed", "Could not be carried out"},
+	"cancelled":        {"cancelled", "Cancelled"},
+	"requested":        {"requested", "Requested"},
+	"entered-in-error": {"entered-in-error", "Entered in error"},
+}
+
+// BusinessStatusSystem codes where a referral is in its journey between
+// Signpost and the provider (Task.businessStatus).
+const BusinessStatusSystem = "https://signpost.health/fhir/CodeSystem/referral-business-status"
+
+// TaskTerminal are the statuses a referral Task does not leave (other than
+// to entered-in-error, the referrer's correction).
+var TaskTerminal = set("rejected", "completed", "failed", "cancelled", "entered-in-error")

@@ -28,8 +28,8 @@ func (s *Service) checkStructure(body []byte, typ string) error {
 		if len(shown) > maxURLShown {
 			shown = shown[:maxURLShown] + "…"
 		}
-		p.add(fhir.IssueNotSupported, m.Expression,
+		p.Add(fhir.IssueNotSupported, m.Expression,
 			"the modifier extension %q is not understood by this deployment, and a resource cannot be processed as if a modifier were absent; the operator lists the ones it understands in understood_modifier_extensions", shown)
 	}
-	return p.err(KindUnprocessable)
+	return p.Err(KindUnprocessable)
 }

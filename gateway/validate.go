@@ -21,36 +21,36 @@ var (
 	genders           = newValueSet("male", "female", "other", "unknown")
 )
 
-// checkCode checks one element bound to a required value set.
-func checkCode(p *Problems, o *fhir.Object, typ, name string, allowed valueSet, required bool) string {
+// CheckCode checks one element bound to a required value set.
+func CheckCode(p *Problems, o *fhir.Object, typ, name string, allowed valueSet, required bool) string {
 	expr := typ + "." + name
 	raw, present := o.Member(name)
 	if !present {
 		if required {
-			p.add(fhir.IssueRequired, expr, "%s is required; expected one of: %s", name, allowed.list)
+			p.Add(fhir.IssueRequired, expr, "%s is required; expected one of: %s", name, allowed.list)
 		}
 		return ""
 	}
 	v, isString := o.String(name)
 	switch {
 	case !isString:
-		p.add(fhir.IssueStructure, expr, "%s must be a JSON string holding a code, found %s", name, jsonKind(raw))
+		p.Add(fhir.IssueStructure, expr, "%s must be a JSON string holding a code, found %s", name, jsonKind(raw))
 	case !allowed.has[v]:
-		p.add(fhir.IssueCodeInvalid, expr, "%s is not a code of its required value set; expected one of: %s", name, allowed.list)
+		p.Add(fhir.IssueCodeInvalid, expr, "%s is not a code of its required value set; expected one of: %s", name, allowed.list)
 	default:
 		return v
 	}
 	return ""
 }
 
-// requireObject checks that an element is present and is a JSON object.
-func requireObject(p *Problems, o *fhir.Object, typ, name, why string) {
+// RequireObject checks that an element is present and is a JSON object.
+func RequireObject(p *Problems, o *fhir.Object, typ, name, why string) {
 	raw, present := o.Member(name)
 	switch {
 	case !present:
-		p.add(fhir.IssueRequired, typ+"."+name, "%s is required: %s", name, why)
+		p.Add(fhir.IssueRequired, typ+"."+name, "%s is required: %s", name, why)
 	case jsonKind(raw) != "an object":
-		p.add(fhir.IssueStructure, typ+"."+name, "%s must be a JSON object, found %s", name, jsonKind(raw))
+		p.Add(fhir.IssueStructure, typ+"."+name, "%s must be a JSON object, found %s", name, jsonKind(raw))
 	}
 }
 
@@ -85,10 +85,10 @@ func jsonKind(raw []byte) string {
 	}
 }
 
-// decodeView decodes stored or validated bytes into a samply model, the
+// DecodeView decodes stored or validated bytes into a samply model, the
 // read-only typed view. Decoding errors name the Go field path, never a
 // value from the body.
-func decodeView(body []byte, typ string, v any) error {
+func DecodeView(body []byte, typ string, v any) error {
 	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
 		msg := "an element has the wrong JSON type for FHIR R4"
@@ -150,12 +150,12 @@ var codeBindings = map[string][]codeBinding{
 	TypePatient:        {{"gender", genders, false}},
 }
 
-// checkBindings checks a resource's required bindings and returns the
+// CheckBindings checks a resource's required bindings and returns the
 // codes it holds, by element name ("" where missing or wrong).
-func checkBindings(p *Problems, o *fhir.Object, typ string) map[string]string {
+func CheckBindings(p *Problems, o *fhir.Object, typ string) map[string]string {
 	codes := make(map[string]string, len(codeBindings[typ]))
 	for _, b := range codeBindings[typ] {
-		codes[b.name] = checkCode(p, o, typ, b.name, b.allowed, b.required)
+		codes[b.name] = CheckCode(p, o, typ, b.name, b.allowed, b.required)
 	}
 	return codes
 }
@@ -166,7 +166,7 @@ func checkBindings(p *Problems, o *fhir.Object, typ string) map[string]string {
 // expected.
 func withBindingProblems(err *Error, o *fhir.Object, typ string) *Error {
 	var p Problems
-	checkBindings(&p, o, typ)
+	CheckBindings(&p, o, typ)
 	if typ == "Bundle" {
 		// A transaction's entries, each under its place in the Bundle.
 		entries, _ := o.Objects("entry")
@@ -177,18 +177,18 @@ func withBindingProblems(err *Error, o *fhir.Object, typ string) *Error {
 			}
 			rt := res.ResourceType()
 			var q Problems
-			checkBindings(&q, res, rt)
+			CheckBindings(&q, res, rt)
 			at := "Bundle.entry[" + strconv.Itoa(i) + "].resource"
-			for _, is := range q.issues {
+			for _, is := range q.Issues {
 				for j, x := range is.Expression {
 					is.Expression[j] = at + strings.TrimPrefix(x, rt)
 				}
-				p.issues = append(p.issues, is)
+				p.Issues = append(p.Issues, is)
 			}
 		}
 	}
 	out := &Error{Kind: err.Kind, Err: err.Err, Issues: append([]fhir.Issue{}, err.Issues...)}
-	for _, is := range p.issues {
+	for _, is := range p.Issues {
 		replaced := false
 		for i, have := range out.Issues {
 			if slices.Equal(have.Expression, is.Expression) {

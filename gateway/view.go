@@ -1,19 +1,17 @@
 package gateway
 
 import (
-	"context"
-
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/signpost-health/signpost/fhir"
 )
 
-// referralView is what Signpost reads from a ServiceRequest: the elements
+// ReferralView is what Signpost reads from a ServiceRequest: the elements
 // that decide routing, idempotency and search. It is decoded once, after
 // the raw checks (which validated status, intent and priority, so they are
 // plain strings here), from samply types for the nested elements. Other
 // elements stay in the stored bytes and are never decoded.
-type referralView struct {
+type ReferralView struct {
 	Identifier []models.Identifier     `json:"identifier"`
 	Status     string                  `json:"status"`
 	Intent     string                  `json:"intent"`
@@ -24,11 +22,11 @@ type referralView struct {
 	Performer  []models.Reference      `json:"performer"`
 }
 
-// readReferral decodes the referral view from the members of a parsed
+// ReadReferral decodes the referral view from the members of a parsed
 // resource, one member at a time: the rest of the body (narrative, notes,
 // extensions) is never scanned again.
-func readReferral(o *fhir.Object) (*referralView, error) {
-	v := &referralView{}
+func ReadReferral(o *fhir.Object) (*ReferralView, error) {
+	v := &ReferralView{}
 	v.Status, _ = o.String("status")
 	v.Intent, _ = o.String("intent")
 	v.Priority, _ = o.String("priority")
@@ -42,7 +40,7 @@ func readReferral(o *fhir.Object) (*referralView, error) {
 		{"requester", &v.Requester}, {"performer", &v.Performer},
 	} {
 		if raw, ok := o.Member(m.name); ok {
-			if err := decodeView(raw, TypeServiceRequest+"."+m.name, m.into); err != nil {
+			if err := DecodeView(raw, TypeServiceRequest+"."+m.name, m.into); err != nil {
 				return nil, err
 			}
 		}
@@ -83,27 +81,13 @@ type Coding struct {
 	System, Code, Display string
 }
 
-// readTask reads the current version of a Task and its view.
-func (s *Service) readTask(ctx context.Context, id string) (*Resource, *TaskView, error) {
-	task, err := s.store.Read(ctx, TypeTask, id)
-	if err != nil {
-		return nil, nil, err
-	}
-	view, err := ReadTask(task.Body)
-	if err != nil {
-		return nil, nil, err
-	}
-	view.ID = task.ID
-	return task, view, nil
-}
-
-// ReadTask reads a Task's view from JSON that passed the raw checks.
-func ReadTask(body []byte) (*TaskView, error) {
+// ParseTask reads a Task's view from JSON that passed the raw checks.
+func ParseTask(body []byte) (*TaskView, error) {
 	var t models.Task
-	if err := decodeView(body, TypeTask, &t); err != nil {
+	if err := DecodeView(body, TypeTask, &t); err != nil {
 		return nil, err
 	}
-	v := &TaskView{Status: t.Status.Code(), Focus: ref(t.Focus), For: ref(t.For), Owner: ref(t.Owner)}
+	v := &TaskView{Status: t.Status.Code(), Focus: RefOf(t.Focus), For: RefOf(t.For), Owner: RefOf(t.Owner)}
 	if t.Id != nil {
 		v.ID = *t.Id
 	}
@@ -129,7 +113,7 @@ func ReadTask(body []byte) (*TaskView, error) {
 	for _, o := range t.Output {
 		// The samply TaskOutput holds every value[x] by value, so an absent
 		// one is its zero value, not nil.
-		out := TaskOutput{Reference: ref(&o.ValueReference), Concept: codings(&o.ValueCodeableConcept), Text: o.ValueString}
+		out := TaskOutput{Reference: RefOf(&o.ValueReference), Concept: codings(&o.ValueCodeableConcept), Text: o.ValueString}
 		if cs := codings(&o.Type); len(cs) > 0 {
 			out.Type = cs[0]
 		}
@@ -141,7 +125,7 @@ func ReadTask(body []byte) (*TaskView, error) {
 	return v, nil
 }
 
-func ref(r *models.Reference) string {
+func RefOf(r *models.Reference) string {
 	if r == nil || r.Reference == nil {
 		return ""
 	}

@@ -35,7 +35,7 @@ func TestReadGravityTasks(t *testing.T) {
 			if _, err := fhir.ParseResource(body, fhir.ParseOptions{}); err != nil {
 				t.Fatalf("raw checks refuse a published example: %v", err)
 			}
-			v, err := ReadTask(body)
+			v, err := ParseTask(body)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -202,7 +202,7 @@ func (e *env) task(id string) *gateway.TaskView {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	v, err := gateway.ReadTask(r.Body)
+	v, err := gateway.ParseTask(r.Body)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -11,17 +11,10 @@ import (
 	"strings"
 	"time"
 
-	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
-
 	"github.com/signpost-health/signpost/fhir"
 )
 
 type paramKind int
-
-const (
-	tokenParam paramKind = iota
-	referenceParam
-)
 
 // searchParam maps a FHIR search parameter onto the index terms of index.go.
 type searchParam struct {
@@ -36,15 +29,6 @@ type searchParam struct {
 	// without one is searched in every system (tokens.go).
 	systems bool
 }
-
-// Target types of the reference parameters, from the R4 definitions.
-var (
-	toPatient   = []string{TypePatient}
-	toRequester = []string{"Practitioner", "PractitionerRole", "Organization", TypePatient, "RelatedPerson", "Device"}
-	toPerformer = []string{"Practitioner", "PractitionerRole", "Organization", "CareTeam", "HealthcareService", TypePatient, "Device", "RelatedPerson"}
-	toSubject   = []string{TypePatient, "Group", "Location", "Device"}
-	toFocus     = []string{TypeServiceRequest}
-)
 
 // searchParams lists every search parameter Signpost supports, by resource
 // type. The CapabilityStatement is generated from this table, so it cannot
@@ -64,7 +48,7 @@ var searchParams = map[string]map[string]searchParam{
 		"_id":        {index: "_id"},
 		"identifier": {index: "identifier", systems: true},
 		"status":     {index: "status"},
-		"code":       {index: "code", always: []string{"fulfill", taskCodeSystem + "|fulfill"}, systems: true},
+		"code":       {index: "code", always: []string{"fulfill", TaskCodeSystem + "|fulfill"}, systems: true},
 		"focus":      {index: "focus", kind: referenceParam, targets: toFocus},
 		"owner":      {index: "owner", kind: referenceParam, targets: toPerformer},
 		"requester":  {index: "requester", kind: referenceParam, targets: toRequester},
@@ -130,216 +114,36 @@ type Query struct {
 	// in the Patients of the Task's client: how a provider reads a Patient
 	// whose id two of its referring practices both use.
 	IncludePatient bool
-	canonical      url.Values // the parameters that define the result, for paging links
+	Canonical      url.Values // the parameters that define the result, for paging links
 }
 
-// SearchResult is one page of a search.
-type SearchResult struct {
-	Matches  []*Resource
-	Included []*Resource
-	Total    int
-	// Self, Next and Previous are query strings for the paging links ("" when there is none).
-	Self, Next, Previous string
-}
-
-// Search runs a search. lenient ignores unknown parameters (Prefer:
-// handling=lenient); by default they are refused, because silently ignoring
-// a filter returns more than the caller asked for.
-func (s *Service) Search(ctx context.Context, caller Caller, typ string, params url.Values, lenient bool) (*SearchResult, error) {
-	q, err := s.parseSearch(typ, params, lenient)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.expandTokens(ctx, typ, q.Groups); err != nil {
-		return nil, err
-	}
-	if scope := searchScope(caller, typ); scope != nil {
-		q.Groups = append(q.Groups, scope)
-	}
-	// Paging is by keyset, in the order the search had when its first page
-	// was read, unless the caller asked for an offset (the web inbox's
-	// numbered pages): a match that changes between pages then neither
-	// shifts others out of reach nor comes round again.
-	if q.Keyset == nil && q.Offset == 0 && q.Count > 0 {
-		q.Keyset = &Keyset{Snapshot: s.now().UTC().Truncate(time.Millisecond)}
-	}
-	if q.Keyset != nil && q.Offset > 0 {
-		return nil, badParam("_offset", "a page reached by its next link continues from where the last ended; _offset cannot be combined with it")
-	}
-	want := q.Count
-	if q.Keyset != nil {
-		q.Count++ // one more than the page, to know whether there is a next
-	}
-	ids, total, err := s.store.Search(ctx, &q.StoreQuery)
-	if errors.Is(err, ErrSnapshotStale) {
-		return nil, newError(KindGone, fhir.IssueNotFound, "",
-			"more matches changed since this search's first page than a paging link can follow (%d); run the search again from its first page", MaxChangedFollowed)
-	}
-	if err != nil {
-		return nil, err
-	}
-	more := false
-	if q.Keyset != nil {
-		q.Count = want
-		if len(ids) > want {
-			ids, more = ids[:want], true
-		}
-	}
-	res := &SearchResult{Total: total}
-	if len(ids) > 0 {
-		refs := make([]string, len(ids))
-		for i, id := range ids {
-			refs[i] = typ + "/" + id
-		}
-		if res.Matches, err = s.store.ReadMany(ctx, refs); err != nil {
-			return nil, err
-		}
-	}
-	if q.IncludeFocus {
-		if res.Included, err = s.includeFocus(ctx, res.Matches); err != nil {
-			return nil, err
-		}
-	}
-	if q.IncludePatient {
-		for _, task := range res.Matches {
-			view, err := ReadTask(task.Body)
-			if err != nil {
-				return nil, err
-			}
-			id, ok := strings.CutPrefix(s.localRef(view.For), TypePatient+"/")
-			if !ok {
-				continue
-			}
-			p, err := s.patientOf(ctx, caller, task, id)
-			if err != nil {
-				return nil, err
-			}
-			if p != nil && !slices.ContainsFunc(res.Included, func(r *Resource) bool { return r.Type == TypePatient && r.ID == p.ID && r.Owner == p.Owner }) {
-				res.Included = append(res.Included, p)
-			}
-		}
-	}
-	if ks := q.Keyset; ks != nil {
-		res.Self = pageQuery(q.canonical, 0, q.Count)
-		if ks.After != nil {
-			res.Self = cursorQuery(q.canonical, q.Count, ks.Snapshot, ks.After)
-		}
-		if more {
-			res.Next = cursorQuery(q.canonical, q.Count, ks.Snapshot, &ks.Positions[want-1])
-		}
-		return res, nil
-	}
-	res.Self = pageQuery(q.canonical, q.Offset, q.Count)
-	if q.Count > 0 && q.Offset+q.Count < total {
-		res.Next = pageQuery(q.canonical, q.Offset+q.Count, q.Count)
-	}
-	if q.Offset > 0 && q.Count > 0 {
-		res.Previous = pageQuery(q.canonical, max(0, q.Offset-q.Count), q.Count)
-	}
-	return res, nil
-}
-
-// includeFocus reads the ServiceRequests the matched Tasks are for.
-func (s *Service) includeFocus(ctx context.Context, tasks []*Resource) ([]*Resource, error) {
-	var refs []string
-	for _, t := range tasks {
-		var view struct {
-			Focus *models.Reference `json:"focus"`
-		}
-		if json.Unmarshal(t.Body, &view) != nil || view.Focus == nil || view.Focus.Reference == nil {
-			continue
-		}
-		ref := s.localRef(*view.Focus.Reference)
-		if strings.HasPrefix(ref, TypeServiceRequest+"/") && !slices.Contains(refs, ref) {
-			refs = append(refs, ref)
-		}
-	}
-	if len(refs) == 0 {
-		return nil, nil
-	}
-	return s.store.ReadMany(ctx, refs)
-}
-
-// cursorParam carries a keyset page's position in its next link.
-const cursorParam = "_cursor"
-
-// MaxChangedFollowed is how many matches may change between a search's
-// first page and a later one before its paging link is refused (the store
-// places each where it stood; the bound keeps that cheap).
-const MaxChangedFollowed = 1000
-
-// pageCursor is what a next link carries: the search's snapshot and the
-// position of the last match returned. It holds store ids and times, no
-// patient data, and a forged one only starts the caller's own search
-// elsewhere.
-type pageCursor struct {
-	Snapshot int64  `json:"s"`
-	Score    int64  `json:"a"`
-	ID       string `json:"i"`
-}
-
-func cursorQuery(canonical url.Values, count int, snapshot time.Time, after *Position) string {
-	b, _ := json.Marshal(pageCursor{Snapshot: snapshot.UnixMilli(), Score: after.Score, ID: after.ID})
-	v := url.Values{}
-	for k, vs := range canonical {
-		v[k] = vs
-	}
-	v.Set("_count", strconv.Itoa(count))
-	v.Set(cursorParam, base64.RawURLEncoding.EncodeToString(b))
-	return v.Encode()
-}
-
-func decodeCursor(s string) (*Keyset, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(raw) > 512 {
-		return nil, errors.New("bad cursor")
-	}
-	var c pageCursor
-	if err := json.Unmarshal(raw, &c); err != nil || c.Snapshot <= 0 || c.ID == "" {
-		return nil, errors.New("bad cursor")
-	}
-	return &Keyset{Snapshot: time.UnixMilli(c.Snapshot).UTC(), After: &Position{Score: c.Score, ID: c.ID}}, nil
-}
-
-func pageQuery(canonical url.Values, offset, count int) string {
-	v := url.Values{}
-	for k, vs := range canonical {
-		v[k] = vs
-	}
-	v.Set("_count", strconv.Itoa(count))
-	if offset > 0 {
-		v.Set("_offset", strconv.Itoa(offset))
-	}
-	return v.Encode()
-}
-
-// criteria parses an If-None-Exist header: a search with filters only,
+// IfNoneExistQuery parses an If-None-Exist header: a search with filters only,
 // within what the caller may see (a match elsewhere must not show).
 // The registry generation its token terms were expanded with is returned too
 // (-1: none were), for the commit to re-check.
-func (s *Service) criteria(ctx context.Context, caller Caller, typ, header string) (*Query, int64, error) {
+func (s *Service) IfNoneExistQuery(ctx context.Context, caller Caller, typ, header string) (*Query, int64, error) {
 	params, err := url.ParseQuery(strings.TrimPrefix(header, "?"))
 	if err != nil {
-		return nil, 0, newError(KindInvalid, fhir.IssueInvalid, "", "If-None-Exist must be a search query such as identifier=system|value")
+		return nil, 0, NewError(KindInvalid, fhir.IssueInvalid, "", "If-None-Exist must be a search query such as identifier=system|value")
 	}
-	q, err := s.parseSearch(typ, params, false)
+	q, err := s.ParseSearch(typ, params, false)
 	if err != nil {
 		return nil, 0, err
 	}
 	if len(q.Groups) == 0 || !q.Since.IsZero() || !q.Until.IsZero() || q.IncludeFocus || q.IncludePatient || params.Has("_id") {
-		return nil, 0, newError(KindInvalid, fhir.IssueNotSupported, "", "If-None-Exist takes search filters other than _id (such as identifier=system|value), and at least one")
+		return nil, 0, NewError(KindInvalid, fhir.IssueNotSupported, "", "If-None-Exist takes search filters other than _id (such as identifier=system|value), and at least one")
 	}
-	gen, err := s.expandTokens(ctx, typ, q.Groups)
+	gen, err := s.ExpandTokens(ctx, typ, q.Groups)
 	if err != nil {
 		return nil, 0, err
 	}
-	if scope := searchScope(caller, typ); scope != nil {
+	if scope := SearchScope(caller, typ); scope != nil {
 		q.Groups = append(q.Groups, scope)
 	}
 	return q, gen, nil
 }
 
-func badParam(name, format string, args ...any) error {
+func BadParam(name, format string, args ...any) error {
 	return paramError(fhir.IssueNotSupported, name, format, args...)
 }
 
@@ -349,14 +153,14 @@ func badValue(name, format string, args ...any) error {
 }
 
 func paramError(code fhir.IssueType, name, format string, args ...any) error {
-	e := newError(KindInvalid, code, "", format, args...)
+	e := NewError(KindInvalid, code, "", format, args...)
 	e.Issues[0].Diagnostics = "search parameter " + strconv.Quote(name) + ": " + e.Issues[0].Diagnostics
 	return e
 }
 
-func (s *Service) parseSearch(typ string, params url.Values, lenient bool) (*Query, error) {
+func (s *Service) ParseSearch(typ string, params url.Values, lenient bool) (*Query, error) {
 	defs := searchParams[typ]
-	q := &Query{StoreQuery: StoreQuery{Type: typ, Count: DefaultCount}, canonical: url.Values{}}
+	q := &Query{StoreQuery: StoreQuery{Type: typ, Count: DefaultCount}, Canonical: url.Values{}}
 	names := make([]string, 0, len(params))
 	for k := range params {
 		names = append(names, k)
@@ -374,7 +178,7 @@ func (s *Service) parseSearch(typ string, params url.Values, lenient bool) (*Que
 		terms += len(g)
 	}
 	if terms > MaxTerms {
-		return nil, newError(KindInvalid, fhir.IssueTooCostly, "", "the search is too broad to run: at most %d values in all (a bare reference id counts once per type it may name)", MaxTerms)
+		return nil, NewError(KindInvalid, fhir.IssueTooCostly, "", "the search is too broad to run: at most %d values in all (a bare reference id counts once per type it may name)", MaxTerms)
 	}
 	return q, nil
 }
@@ -395,7 +199,7 @@ func (s *Service) parseParam(q *Query, defs map[string]searchParam, typ, name, v
 		}
 		q.Offset = n
 		return nil
-	case cursorParam:
+	case CursorParam:
 		ks, err := decodeCursor(value)
 		if err != nil {
 			return badValue(name, "not a paging cursor Signpost made: follow the next link of the page before")
@@ -409,25 +213,25 @@ func (s *Service) parseParam(q *Query, defs map[string]searchParam, typ, name, v
 		case "-_lastUpdated":
 			q.Descending = true
 		default:
-			return badParam(name, "only _lastUpdated and -_lastUpdated are supported")
+			return BadParam(name, "only _lastUpdated and -_lastUpdated are supported")
 		}
-		q.canonical.Add(name, value)
+		q.Canonical.Add(name, value)
 		return nil
 	case "_include":
 		if typ == TypeTask && (value == "Task:focus" || value == "Task:focus:ServiceRequest") {
 			q.IncludeFocus = true
-			q.canonical.Add(name, value)
+			q.Canonical.Add(name, value)
 			return nil
 		}
 		if typ == TypeTask && (value == "Task:patient" || value == "Task:patient:Patient") {
 			q.IncludePatient = true
-			q.canonical.Add(name, value)
+			q.Canonical.Add(name, value)
 			return nil
 		}
 		if lenient {
 			return nil
 		}
-		return badParam(name, "only Task:focus and Task:patient are supported")
+		return BadParam(name, "only Task:focus and Task:patient are supported")
 	case "_lastUpdated":
 		since, until, err := parseDateParam(value)
 		if err != nil {
@@ -439,7 +243,7 @@ func (s *Service) parseParam(q *Query, defs map[string]searchParam, typ, name, v
 		if !until.IsZero() && (q.Until.IsZero() || until.Before(q.Until)) {
 			q.Until = until
 		}
-		q.canonical.Add(name, value)
+		q.Canonical.Add(name, value)
 		return nil
 	case "_format", "_total", "_pretty":
 		return nil // representation hints: JSON is the only format and totals are always given
@@ -455,7 +259,7 @@ func (s *Service) parseParam(q *Query, defs map[string]searchParam, typ, name, v
 			known = append(known, k)
 		}
 		slices.Sort(known)
-		return badParam(name, "not supported for %s; supported: %s, _lastUpdated, _count, _sort%s", typ, strings.Join(known, ", "),
+		return BadParam(name, "not supported for %s; supported: %s, _lastUpdated, _count, _sort%s", typ, strings.Join(known, ", "),
 			map[bool]string{true: ", _include=Task:focus, _include=Task:patient", false: ""}[typ == TypeTask])
 	}
 	if value == "" {
@@ -468,7 +272,7 @@ func (s *Service) parseParam(q *Query, defs map[string]searchParam, typ, name, v
 	var group []string
 	for _, v := range values {
 		if slices.Contains(def.always, v) {
-			q.canonical.Add(name, value)
+			q.Canonical.Add(name, value)
 			return nil // every resource matches
 		}
 		switch {
@@ -485,7 +289,7 @@ func (s *Service) parseParam(q *Query, defs map[string]searchParam, typ, name, v
 		case modifier == "identifier":
 			group = append(group, tokenTerm(def.index+":identifier", v))
 		case def.kind == referenceParam:
-			v = s.localRef(v)
+			v = s.LocalRef(v)
 			if strings.Contains(v, "/") {
 				group = append(group, def.index+"="+v)
 				break
@@ -500,7 +304,7 @@ func (s *Service) parseParam(q *Query, defs map[string]searchParam, typ, name, v
 		}
 	}
 	q.Groups = append(q.Groups, group)
-	q.canonical.Add(name, value)
+	q.Canonical.Add(name, value)
 	return nil
 }
 
@@ -603,10 +407,89 @@ func dateRange(v string) (lo, hi time.Time, err error) {
 	return lo, hi, errDate
 }
 
-var errDate = dateError{}
+var errDate = DateError{}
 
-type dateError struct{}
+type DateError struct{}
 
-func (dateError) Error() string {
-	return "expected a FHIR date, dateTime or instant (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss[.sss]Z) after an optional prefix eq, gt, ge, lt, le, sa or eb"
+// ExpandTokens replaces every anySystem term of the groups with the terms
+// that find its value in any system: each registered system, no system,
+// and the bare term older versions of Signpost indexed. It returns the
+// registry generation it used, or -1 when there was nothing to expand.
+func (s *Service) ExpandTokens(ctx context.Context, typ string, groups [][]string) (int64, error) {
+	if !slices.ContainsFunc(groups, func(g []string) bool {
+		return slices.ContainsFunc(g, func(t string) bool { return strings.HasPrefix(t, anySystem) })
+	}) {
+		return -1, nil
+	}
+	registered, gen, err := s.Store.TokenSystems(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for gi, g := range groups {
+		var out []string
+		for _, t := range g {
+			if !strings.HasPrefix(t, anySystem) {
+				out = append(out, t)
+				continue
+			}
+			index, value, _ := strings.Cut(strings.TrimPrefix(t, anySystem), "=")
+			out = append(out, index+"=|"+value, index+"="+value)
+			prefix := typ + " " + index + " "
+			for _, f := range registered {
+				if system, ok := strings.CutPrefix(f, prefix); ok {
+					out = append(out, index+"="+system+"|"+value)
+				}
+			}
+		}
+		groups[gi] = out
+	}
+	terms := 0
+	for _, g := range groups {
+		terms += len(g)
+	}
+	if terms > MaxExpandedTerms {
+		return 0, NewError(KindInvalid, fhir.IssueTooCostly, "",
+			"the search is too broad to run: its values without a system stand for %d index entries, one per system each may be in; expected at most %d: give the system (system|code) or fewer values",
+			terms, MaxExpandedTerms)
+	}
+	return gen, nil
+}
+
+const (
+	tokenParam paramKind = iota
+	referenceParam
+)
+
+// Target types of the reference parameters, from the R4 definitions.
+var (
+	toPatient   = []string{TypePatient}
+	toRequester = []string{"Practitioner", "PractitionerRole", "Organization", TypePatient, "RelatedPerson", "Device"}
+	toPerformer = []string{"Practitioner", "PractitionerRole", "Organization", "CareTeam", "HealthcareService", TypePatient, "Device", "RelatedPerson"}
+	toSubject   = []string{TypePatient, "Group", "Location", "Device"}
+	toFocus     = []string{TypeServiceRequest}
+)
+
+// CursorParam carries a keyset page's position in its next link.
+const CursorParam = "_cursor"
+
+// PageCursor is what a next link carries: the search's snapshot and the
+// position of the last match returned. It holds store ids and times, no
+// patient data, and a forged one only starts the caller's own search
+// elsewhere.
+type PageCursor struct {
+	Snapshot int64  `json:"s"`
+	Score    int64  `json:"a"`
+	ID       string `json:"i"`
+}
+
+func decodeCursor(s string) (*Keyset, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(raw) > 512 {
+		return nil, errors.New("bad cursor")
+	}
+	var c PageCursor
+	if err := json.Unmarshal(raw, &c); err != nil || c.Snapshot <= 0 || c.ID == "" {
+		return nil, errors.New("bad cursor")
+	}
+	return &Keyset{Snapshot: time.UnixMilli(c.Snapshot).UTC(), After: &Position{Score: c.Score, ID: c.ID}}, nil
 }

@@ -61,19 +61,19 @@ func (s *Service) WriteBack(ctx context.Context, taskID string, version int) (*W
 	var view *TaskView
 	var err error
 	if version == 0 {
-		task, view, err = s.readTask(ctx, taskID)
-	} else if task, err = s.store.ReadVersion(ctx, TypeTask, taskID, version); err == nil {
-		view, err = ReadTask(task.Body)
+		task, view, err = s.ReadTask(ctx, taskID)
+	} else if task, err = s.Store.ReadVersion(ctx, TypeTask, taskID, version); err == nil {
+		view, err = ParseTask(task.Body)
 	}
 	if err != nil {
 		return nil, err
 	}
-	wb := &WriteBack{Task: task, Status: view.Status, base: s.base, view: view}
+	wb := &WriteBack{Task: task, Status: view.Status, base: s.Base, view: view}
 	outcome, coded := outcomeOf[view.Status]
 	if !coded {
 		return wb, nil
 	}
-	code, known := s.outcomes.Code(outcome)
+	code, known := s.OutcomeCodes.Code(outcome)
 	if !known {
 		return wb, nil // no verified code: the Task carries the status, no code is invented
 	}
@@ -81,11 +81,11 @@ func (s *Service) WriteBack(ctx context.Context, taskID string, version int) (*W
 		Identifier []map[string]any `json:"identifier"`
 	}
 	if srID := strings.TrimPrefix(view.Focus, TypeServiceRequest+"/"); srID != view.Focus {
-		if r, err := s.store.Read(ctx, TypeServiceRequest, srID); err == nil {
+		if r, err := s.Store.Read(ctx, TypeServiceRequest, srID); err == nil {
 			_ = json.Unmarshal(r.Body, &sr)
 		}
 	}
-	basedOn := map[string]any{"reference": s.absolute(view.Focus)}
+	basedOn := map[string]any{"reference": s.Absolute(view.Focus)}
 	if len(sr.Identifier) > 0 {
 		basedOn["identifier"] = sr.Identifier[0] // the GP system's own referral id
 	}
@@ -96,12 +96,12 @@ func (s *Service) WriteBack(ctx context.Context, taskID string, version int) (*W
 		"code":              map[string]any{"coding": []map[string]string{{"system": code.System, "code": code.Code, "display": code.Display}}},
 		"basedOn":           []map[string]any{basedOn},
 		"effectiveDateTime": Instant(task.LastUpdated),
-		"focus":             []map[string]string{{"reference": s.absolute(task.Ref())}},
+		"focus":             []map[string]string{{"reference": s.Absolute(task.Ref())}},
 	}
 	var subject map[string]any
-	if json.Unmarshal(mustMember(task.Body, "for"), &subject) == nil && subject != nil {
+	if json.Unmarshal(Member(task.Body, "for"), &subject) == nil && subject != nil {
 		if ref, ok := subject["reference"].(string); ok {
-			subject["reference"] = s.absolute(ref)
+			subject["reference"] = s.Absolute(ref)
 		}
 		obs["subject"] = subject
 	}
@@ -128,25 +128,10 @@ func (w *WriteBack) TaskBody(gpID string) []byte {
 	for _, name := range []string{"focus", "for", "owner"} {
 		if ref, ok := m[name].(map[string]any); ok {
 			if r, ok := ref["reference"].(string); ok {
-				ref["reference"] = absoluteRef(w.base, r)
+				ref["reference"] = AbsoluteRef(w.base, r)
 			}
 		}
 	}
 	b, _ := json.Marshal(m)
 	return b
-}
-
-func (s *Service) absolute(ref string) string { return absoluteRef(s.base, ref) }
-
-func absoluteRef(base, ref string) string {
-	if ref == "" || strings.Contains(ref, "://") || strings.HasPrefix(ref, "#") || strings.HasPrefix(ref, "urn:") {
-		return ref
-	}
-	return base + "/" + ref
-}
-
-func mustMember(body []byte, name string) []byte {
-	var m map[string]json.RawMessage
-	_ = json.Unmarshal(body, &m)
-	return m[name]
 }

@@ -33,7 +33,7 @@ func checkRequester(c Caller, obj *fhir.Object, requester *models.Reference, exp
 	own := c.Organization
 	const why = "the requester must be the calling GP system's own organisation (identifier %s|%s), or a Practitioner or PractitionerRole of it"
 	refuse := func(at string) error {
-		return newError(KindUnprocessable, fhir.IssueBusinessRule, at, why, own.System, own.Value)
+		return NewError(KindUnprocessable, fhir.IssueBusinessRule, at, why, own.System, own.Value)
 	}
 	if id := requester.Identifier; id != nil {
 		if id.System == nil || id.Value == nil || *id.System != own.System || *id.Value != own.Value {

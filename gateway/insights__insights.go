@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	jsonv2 "github.com/go-json-experiment/json"
 	"io"
 	"math"
 	"slices"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"time"
 	_ "time/tzdata" // report days are UK days on any machine
+
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/signpost-health/signpost/mappings"
 )
@@ -62,11 +63,11 @@ func (s *Service) Journeys(ctx context.Context, from, to time.Time) ([]Journey, 
 	// offset is met again, later: none is missed.)
 	seen := map[string]bool{}
 	for {
-		ids, total, err := s.store.Search(ctx, q)
+		ids, total, err := s.Store.Search(ctx, q)
 		if err != nil {
 			return nil, err
 		}
-		histories, err := s.store.Histories(ctx, TypeTask, ids)
+		histories, err := s.Store.Histories(ctx, TypeTask, ids)
 		if err != nil {
 			return nil, err
 		}
@@ -122,7 +123,7 @@ func journeyOf(id string, versions []*Resource) (Journey, bool) {
 	j.PracticeName = first.Requester.Display
 	j.ProviderID = strings.TrimPrefix(first.Owner.Reference, "Organization/")
 	for _, in := range first.Input {
-		if in.ValueCoding.System == categorySystem {
+		if in.ValueCoding.System == CategorySystem {
 			j.Category = in.ValueCoding.Code
 		}
 	}
@@ -253,7 +254,7 @@ func (s *Service) Insights(ctx context.Context, from, to time.Time) (*Report, er
 }
 
 func (s *Service) providerName(id string) string {
-	if p, ok := s.router.Provider(id); ok {
+	if p, ok := s.Router().Provider(id); ok {
 		return p.Name
 	}
 	return id
@@ -279,7 +280,7 @@ func BuildReport(journeys []Journey, from, to time.Time, providerName func(strin
 	}
 	for code, n := range counts {
 		display := "Reason coded " + code // another system's code
-		if o, ok := optionNamed(DeclineReasons, code); ok {
+		if o, ok := OptionNamed(DeclineReasons, code); ok {
 			display = o.Display
 		} else if code == "unspecified" {
 			display = "No coded reason"
@@ -489,7 +490,7 @@ func (r *Report) MeasureReport(id string, now time.Time) []byte {
 			var strata []map[string]any
 			for _, rc := range r.DeclineReasons {
 				value := map[string]any{"text": rc.Display}
-				if _, known := optionNamed(DeclineReasons, rc.Code); known {
+				if _, known := OptionNamed(DeclineReasons, rc.Code); known {
 					value["coding"] = []coding{{"system": DeclineReasonSystem, "code": rc.Code, "display": rc.Display}}
 				}
 				strata = append(strata, map[string]any{"value": value, "population": population(rc.Count)})

@@ -123,10 +123,10 @@ type TaskChange struct {
 // Referral reads one referral in full, under the caller's visibility
 // (ErrNotFound when the caller may not see it).
 func (s *Service) Referral(ctx context.Context, caller Caller, taskID string) (*ReferralDetail, error) {
-	if checkID(taskID) != nil {
+	if CheckID(taskID) != nil {
 		return nil, ErrNotFound
 	}
-	task, err := s.readVisible(ctx, caller, TypeTask, taskID)
+	task, err := s.ReadVisible(ctx, caller, TypeTask, taskID)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +135,7 @@ func (s *Service) Referral(ctx context.Context, caller Caller, taskID string) (*
 		return nil, err
 	}
 	d := &ReferralDetail{ReferralSummary: *sum, Read: read, Actions: ActionsFor(sum.Status)}
-	view, err := ReadTask(task.Body)
+	view, err := ParseTask(task.Body)
 	if err != nil {
 		return nil, err
 	}
@@ -158,12 +158,12 @@ func (s *Service) Referral(ctx context.Context, caller Caller, taskID string) (*
 			d.Notes = append(d.Notes, n.Text)
 		}
 	}
-	versions, err := s.store.Histories(ctx, TypeTask, []string{taskID})
+	versions, err := s.Store.Histories(ctx, TypeTask, []string{taskID})
 	if err != nil {
 		return nil, err
 	}
 	for _, v := range versions[0] {
-		tv, err := ReadTask(v.Body)
+		tv, err := ParseTask(v.Body)
 		if err != nil {
 			return nil, err
 		}
@@ -179,7 +179,7 @@ func (s *Service) Referral(ctx context.Context, caller Caller, taskID string) (*
 // Patient is shown only if the caller may see it (a Task may point at a
 // Patient of another client).
 func (s *Service) summarise(ctx context.Context, caller Caller, task *Resource) (*ReferralSummary, *Resource, []string, error) {
-	view, err := ReadTask(task.Body)
+	view, err := ParseTask(task.Body)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -216,7 +216,7 @@ func (s *Service) summarise(ctx context.Context, caller Caller, task *Resource) 
 	}
 	r.Sent, _ = time.Parse(time.RFC3339Nano, t.AuthoredOn)
 	for _, in := range t.Input {
-		if in.ValueCoding.System == categorySystem {
+		if in.ValueCoding.System == CategorySystem {
 			r.Category = in.ValueCoding.Code
 			r.CategoryLabel = mappings.CategoryLabel(r.Category)
 		}
@@ -251,8 +251,8 @@ func (s *Service) summarise(ctx context.Context, caller Caller, task *Resource) 
 			}
 		}
 	}
-	if ref := s.localRef(view.For); strings.HasPrefix(ref, TypePatient+"/") {
-		got, err := s.patientOf(ctx, caller, task, strings.TrimPrefix(ref, TypePatient+"/"))
+	if ref := s.LocalRef(view.For); strings.HasPrefix(ref, TypePatient+"/") {
+		got, err := s.PatientOf(ctx, caller, task, strings.TrimPrefix(ref, TypePatient+"/"))
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -14,35 +14,22 @@ import (
 	"github.com/signpost-health/signpost/fhir"
 )
 
-// Profiles and code systems of the Gravity SDOH Clinical Care IG that the
-// referral Task follows.
-const (
-	taskProfile      = "http://hl7.org/fhir/us/sdoh-clinicalcare/StructureDefinition/SDOHCC-TaskForReferralManagement"
-	taskCodeSystem   = "http://hl7.org/fhir/CodeSystem/task-code"
-	categorySystem   = "https://signpost.health/fhir/CodeSystem/social-prescribing-category"
-	categoryInputTxt = "Social prescribing category"
-)
-
-// CategorySystem is the code system of Signpost's social prescribing
-// categories, as written on referral Tasks.
-const CategorySystem = categorySystem
-
 // planPatient validates a Patient and plans its write. A PUT of a Patient
 // Signpost does not hold creates it under the client's id.
 func (s *Service) planPatient(ctx context.Context, pl *plan, r *Request) (*Outcome, error) {
 	var p Problems
-	checkBindings(&p, r.obj, TypePatient)
-	if err := p.err(KindInvalid); err != nil {
+	CheckBindings(&p, r.obj, TypePatient)
+	if err := p.Err(KindInvalid); err != nil {
 		return nil, err
 	}
 	var pat models.Patient
-	if err := decodeView(r.obj.Bytes(), TypePatient, &pat); err != nil {
+	if err := DecodeView(r.obj.Bytes(), TypePatient, &pat); err != nil {
 		return nil, err
 	}
 	for i, id := range pat.Identifier {
 		s.checkNHSNumber(&p, id.System, id.Value, "Patient.identifier["+strconv.Itoa(i)+"].value")
 	}
-	if err := p.err(KindInvalid); err != nil {
+	if err := p.Err(KindInvalid); err != nil {
 		return nil, err
 	}
 	version, expect, fromIfMatch := 1, 0, false
@@ -56,7 +43,7 @@ func (s *Service) planPatient(ctx context.Context, pl *plan, r *Request) (*Outco
 		}
 	}
 	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), Instant(pl.now))
-	return pl.addWrite(r, body, version, expect, fromIfMatch, patientTerms(r.id, &pat), p.warnings), nil
+	return pl.addWrite(r, body, version, expect, fromIfMatch, PatientTerms(r.id, &pat), p.Warnings), nil
 }
 
 // planServiceRequest validates a referral and plans its write. An active
@@ -65,32 +52,32 @@ func (s *Service) planPatient(ctx context.Context, pl *plan, r *Request) (*Outco
 // referral Task.
 func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) (*Outcome, error) {
 	var p Problems
-	status := checkBindings(&p, r.obj, TypeServiceRequest)["status"]
-	requireObject(&p, r.obj, TypeServiceRequest, "subject", "the person the referral is for")
+	status := CheckBindings(&p, r.obj, TypeServiceRequest)["status"]
+	RequireObject(&p, r.obj, TypeServiceRequest, "subject", "the person the referral is for")
 	if r.message == nil { // a message's destination decides where it goes (messageContext.category)
-		requireObject(&p, r.obj, TypeServiceRequest, "code", "the referral's SNOMED CT code decides where it goes")
+		RequireObject(&p, r.obj, TypeServiceRequest, "code", "the referral's SNOMED CT code decides where it goes")
 	}
-	if err := p.err(KindInvalid); err != nil {
+	if err := p.Err(KindInvalid); err != nil {
 		return nil, err
 	}
-	sr, err := readReferral(r.obj)
+	sr, err := ReadReferral(r.obj)
 	if err != nil {
 		return nil, err
 	}
 	if id := sr.Subject.Identifier; id != nil {
 		s.checkNHSNumber(&p, id.System, id.Value, "ServiceRequest.subject.identifier.value")
 	}
-	if err := p.err(KindInvalid); err != nil {
+	if err := p.Err(KindInvalid); err != nil {
 		return nil, err
 	}
-	if err := s.identifyPatient(ctx, pl, r.obj, &sr.Subject, p.ok()); err != nil {
+	if err := s.identifyPatient(ctx, pl, r.obj, &sr.Subject, p.OK()); err != nil {
 		return nil, err
 	}
 	if err := checkRequester(pl.caller, r.obj, r.messageRequester(sr.Requester), "ServiceRequest.requester"); err != nil {
 		return nil, err
 	}
 	if sr.Requester == nil && pl.caller.Organization.Value == "" {
-		return nil, newError(KindUnprocessable, fhir.IssueRequired, "ServiceRequest.requester",
+		return nil, NewError(KindUnprocessable, fhir.IssueRequired, "ServiceRequest.requester",
 			"requester is required: the caller has no organisation Signpost could record as the referrer")
 	}
 
@@ -104,10 +91,10 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 			return nil, err
 		}
 		if cur == nil {
-			return nil, notFound(TypeServiceRequest, r.id)
+			return nil, NotFound(TypeServiceRequest, r.id)
 		}
 		version, expect, fromIfMatch = cur.Version+1, exp, r.pinsVersion()
-		holder, err := s.store.Lookup(ctx, referralTaskKey(r.id))
+		holder, err := s.Store.Lookup(ctx, referralTaskKey(r.id))
 		if err != nil {
 			return nil, err
 		}
@@ -115,16 +102,16 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 			needsTask = false
 			taskHolder = holder
 			// The referral stays visible to the provider its Task was sent to.
-			task, err := s.store.Read(ctx, TypeTask, strings.TrimPrefix(holder, TypeTask+"/"))
+			task, err := s.Store.Read(ctx, TypeTask, strings.TrimPrefix(holder, TypeTask+"/"))
 			if err != nil {
 				return nil, err
 			}
-			view, err := ReadTask(task.Body)
+			view, err := ParseTask(task.Body)
 			if err != nil {
 				return nil, err
 			}
 			if id, ok := strings.CutPrefix(view.Owner, "Organization/"); ok {
-				keep = append(keep, providerTerm(id))
+				keep = append(keep, ProviderTerm(id))
 			}
 			// Revoking the referral cancels its Task, and the provider is told.
 			if (status == "revoked" || status == "entered-in-error") && TaskTransitionAllowed(view.Status, "cancelled") && view.Status != "cancelled" {
@@ -140,12 +127,12 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 	pl.pending[ref] = pending
 	if needsTask || (pl.claimed[ref] && taskHolder == "") {
 		if status != "active" {
-			return nil, newError(KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.status",
+			return nil, NewError(KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.status",
 				"a referral Task can only be made for an active ServiceRequest")
 		}
 		route := s.route
 		if r.message != nil {
-			route = func(sr *referralView) (*routing, error) { return r.message.category(s, sr) }
+			route = func(sr *ReferralView) (*Routing, error) { return r.message.category(s, sr) }
 		}
 		rt, err := route(sr)
 		if err != nil {
@@ -154,7 +141,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 		pending.routed = rt
 	}
 	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), Instant(pl.now))
-	out := pl.addWrite(r, body, version, expect, fromIfMatch, append(serviceRequestTerms(r.id, sr, s.base), keep...), p.warnings)
+	out := pl.addWrite(r, body, version, expect, fromIfMatch, append(ServiceRequestTerms(r.id, sr, s.Base), keep...), p.Warnings)
 	if r.Method == "POST" {
 		for _, id := range usableIdentifiers(sr.Identifier) {
 			pl.commit.Unique = append(pl.commit.Unique, UniqueKey{Key: referralKey(pl.caller, id), Value: ref})
@@ -170,22 +157,22 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 		s.planReferralTask(pl, r.id, sr, subject, pending.routed)
 	}
 	if pending.routed != nil {
-		out.Category = pending.routed.category
+		out.Category = pending.routed.Category
 	}
 	return out, nil
 }
 
 // route decides the category and the provider of a referral.
-func (s *Service) route(sr *referralView) (*routing, error) {
-	category, err := categorise(s.codes, sr.Code, s.triage)
+func (s *Service) route(sr *ReferralView) (*Routing, error) {
+	category, err := Categorise(s.Codes, sr.Code, s.TriageUnmapped)
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.router.Route(category, sr.Performer)
+	p, err := s.Router().Route(category, sr.Performer)
 	if err != nil {
 		return nil, err
 	}
-	return &routing{category: category, provider: p}, nil
+	return &Routing{Category: category, Provider: p}, nil
 }
 
 // referralTask is the Task Signpost writes for a referral. It is built from
@@ -203,7 +190,7 @@ type referralTask struct {
 	AuthoredOn   string            `json:"authoredOn"`
 	LastModified string            `json:"lastModified"`
 	Requester    any               `json:"requester"`
-	Owner        providerReference `json:"owner"`
+	Owner        ProviderReference `json:"owner"`
 	Input        []categoryInput   `json:"input"`
 }
 
@@ -230,40 +217,40 @@ type reference struct {
 	Reference string `json:"reference"`
 }
 
-var fulfillCode = json.RawMessage(`{"coding":[{"system":"` + taskCodeSystem + `","code":"fulfill","display":"Fulfill the focal request"}]}`)
+var fulfillCode = json.RawMessage(`{"coding":[{"system":"` + TaskCodeSystem + `","code":"fulfill","display":"Fulfill the focal request"}]}`)
 
 // planReferralTask plans the Task that tracks a referral's fulfilment, the
 // unique key that makes it the only one, and the delivery job: all in the
 // same commit as the referral, so none exists without the others.
-func (s *Service) planReferralTask(pl *plan, srID string, sr *referralView, subject []byte, rt *routing) {
-	taskID := s.newID()
+func (s *Service) planReferralTask(pl *plan, srID string, sr *ReferralView, subject []byte, rt *Routing) {
+	taskID := s.NewID()
 	t := referralTask{
 		ResourceType: TypeTask, ID: taskID,
-		Meta:   taskMeta{VersionID: "1", LastUpdated: Instant(pl.now), Profile: []string{taskProfile}},
+		Meta:   taskMeta{VersionID: "1", LastUpdated: Instant(pl.now), Profile: []string{TaskProfile}},
 		Status: "requested", Intent: "order", Code: fulfillCode,
 		Focus:        reference{TypeServiceRequest + "/" + srID},
 		For:          subject,
 		AuthoredOn:   Instant(pl.now),
 		LastModified: Instant(pl.now),
 		Requester:    s.requesterOf(pl, sr),
-		Owner:        rt.provider.reference(),
+		Owner:        rt.Provider.Reference(),
 		Input:        make([]categoryInput, 1),
 	}
-	t.Input[0].Type.Text = categoryInputTxt
-	t.Input[0].ValueCoding.Code, t.Input[0].ValueCoding.System = rt.category, categorySystem
+	t.Input[0].Type.Text = CategoryInputText
+	t.Input[0].ValueCoding.Code, t.Input[0].ValueCoding.System = rt.Category, CategorySystem
 	t.Priority = sr.Priority
 	body, err := json.Marshal(t)
 	if err != nil {
 		panic(err) // only strings, maps and raw JSON already validated
 	}
 	r := &Request{Type: TypeTask, id: taskID}
-	pl.addWrite(r, body, 1, 0, false, referralTaskTerms(taskID, srID, sr, rt.provider, pl.caller, s.base), nil)
+	pl.addWrite(r, body, 1, 0, false, ReferralTaskTerms(taskID, srID, sr, rt.Provider, pl.caller, s.Base), nil)
 	s.planDelivery(pl, taskID, srID, rt)
 }
 
 // requesterOf is the referral Task's requester: the referral's own, or the
 // calling client's organisation.
-func (s *Service) requesterOf(pl *plan, sr *referralView) any {
+func (s *Service) requesterOf(pl *plan, sr *ReferralView) any {
 	if sr.Requester != nil && (sr.Requester.Reference == nil || !strings.HasPrefix(*sr.Requester.Reference, "urn:")) {
 		return sr.Requester
 	}
@@ -273,25 +260,25 @@ func (s *Service) requesterOf(pl *plan, sr *referralView) any {
 }
 
 // planDelivery queues the delivery of a referral to its provider.
-func (s *Service) planDelivery(pl *plan, taskID, srID string, rt *routing) {
+func (s *Service) planDelivery(pl *plan, taskID, srID string, rt *Routing) {
 	// The referral becomes visible to its provider with its Task.
 	for i := range pl.commit.Writes {
 		if w := &pl.commit.Writes[i]; w.Resource.Type == TypeServiceRequest && w.Resource.ID == srID {
-			w.Terms = append(w.Terms, providerTerm(rt.provider.ID))
+			w.Terms = append(w.Terms, ProviderTerm(rt.Provider.ID))
 		}
 	}
 	pl.commit.Unique = append(pl.commit.Unique, UniqueKey{Key: referralTaskKey(srID), Value: TypeTask + "/" + taskID})
-	pl.commit.Jobs = append(pl.commit.Jobs, deliveryJob(EventReferral, taskID, srID, rt, pl.now))
+	pl.commit.Jobs = append(pl.commit.Jobs, DeliveryJob(EventReferral, taskID, srID, rt, pl.now))
 }
 
 // planRevocation cancels the Task of a referral its referrer revoked.
 func (s *Service) planRevocation(pl *plan, task *Resource, view *TaskView) error {
-	c := s.taskChange(task, view, map[string]any{"status": "cancelled",
+	c := s.TaskChange(task, view, map[string]any{"status": "cancelled",
 		"statusReason": map[string]string{"text": "the referrer revoked the referral"}}, nil, nil)
 	pl.commit.Writes = append(pl.commit.Writes, c.Writes...)
 	pl.commit.Jobs = append(pl.commit.Jobs, c.Jobs...)
 	var old models.Task
-	if err := decodeView(task.Body, TypeTask, &old); err != nil {
+	if err := DecodeView(task.Body, TypeTask, &old); err != nil {
 		return err
 	}
 	return s.planCancellation(pl, old, task.ID)
@@ -306,7 +293,7 @@ func (s *Service) planProvenance(pl *plan, task *Resource, owner string) {
 	switch pl.caller.Kind {
 	case CallerProvider:
 		who["reference"] = "Organization/" + pl.caller.ClientID
-		if p, ok := s.router.Provider(pl.caller.ClientID); ok {
+		if p, ok := s.Router().Provider(pl.caller.ClientID); ok {
 			who["display"] = p.DisplayName()
 		}
 		role = "performer"
@@ -317,7 +304,7 @@ func (s *Service) planProvenance(pl *plan, task *Resource, owner string) {
 		// recorded as theirs.
 		who = map[string]any{"display": "an operator of this Signpost (no authentication: who acted is not known)"}
 	}
-	id := s.newID()
+	id := s.NewID()
 	body, err := json.Marshal(map[string]any{
 		"resourceType": TypeProvenance, "id": id,
 		"meta":     map[string]string{"versionId": "1", "lastUpdated": Instant(pl.now)},
@@ -333,7 +320,7 @@ func (s *Service) planProvenance(pl *plan, task *Resource, owner string) {
 		panic(err) // strings and maps only
 	}
 	prov := &Resource{Type: TypeProvenance, ID: id, Version: 1, LastUpdated: pl.now, Body: body, Owner: task.Owner}
-	terms := []string{"target=" + task.Ref(), clientTerm(task.Owner)}
+	terms := []string{"target=" + task.Ref(), ClientTerm(task.Owner)}
 	if owner != "" {
 		terms = append(terms, "owner="+owner) // so the Task's provider finds it too
 	}
@@ -343,19 +330,19 @@ func (s *Service) planProvenance(pl *plan, task *Resource, owner string) {
 // planCancellation queues the delivery that tells a referral's provider the
 // referrer cancelled it.
 func (s *Service) planCancellation(pl *plan, task models.Task, taskID string) error {
-	providerID, ok := strings.CutPrefix(ref(task.Owner), "Organization/")
-	p, known := s.router.Provider(providerID)
+	providerID, ok := strings.CutPrefix(RefOf(task.Owner), "Organization/")
+	p, known := s.Router().Provider(providerID)
 	if !ok || !known {
 		return nil // no provider holds it: nobody to tell
 	}
-	srID := strings.TrimPrefix(ref(task.Focus), TypeServiceRequest+"/")
+	srID := strings.TrimPrefix(RefOf(task.Focus), TypeServiceRequest+"/")
 	category := ""
 	for _, in := range task.Input {
-		if in.ValueCoding.System != nil && *in.ValueCoding.System == categorySystem && in.ValueCoding.Code != nil {
+		if in.ValueCoding.System != nil && *in.ValueCoding.System == CategorySystem && in.ValueCoding.Code != nil {
 			category = *in.ValueCoding.Code
 		}
 	}
-	pl.commit.Jobs = append(pl.commit.Jobs, deliveryJob(EventCancelled, taskID, srID, &routing{category: category, provider: p}, pl.now))
+	pl.commit.Jobs = append(pl.commit.Jobs, DeliveryJob(EventCancelled, taskID, srID, &Routing{Category: category, Provider: p}, pl.now))
 	return nil
 }
 
@@ -365,12 +352,12 @@ func (s *Service) planCancellation(pl *plan, task models.Task, taskID string) er
 // machine.
 func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome, error) {
 	var p Problems
-	status := checkBindings(&p, r.obj, TypeTask)["status"]
-	if err := p.err(KindInvalid); err != nil {
+	status := CheckBindings(&p, r.obj, TypeTask)["status"]
+	if err := p.Err(KindInvalid); err != nil {
 		return nil, err
 	}
 	var task models.Task
-	if err := decodeView(r.obj.Bytes(), TypeTask, &task); err != nil {
+	if err := DecodeView(r.obj.Bytes(), TypeTask, &task); err != nil {
 		return nil, err
 	}
 	if r.Method == "PUT" {
@@ -378,17 +365,17 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 	}
 	focus := ""
 	if task.Focus != nil && task.Focus.Reference != nil {
-		focus = s.localRef(*task.Focus.Reference)
+		focus = s.LocalRef(*task.Focus.Reference)
 	}
 	srID, ok := strings.CutPrefix(focus, TypeServiceRequest+"/")
-	if !ok || checkID(srID) != nil {
-		return nil, newError(KindInvalid, fhir.IssueRequired, "Task.focus",
+	if !ok || CheckID(srID) != nil {
+		return nil, NewError(KindInvalid, fhir.IssueRequired, "Task.focus",
 			"a referral Task needs focus.reference to a ServiceRequest sent to Signpost (ServiceRequest/{id})")
 	}
 	pending := pl.pending[focus]
 	if pending != nil && pending.task != "" {
 		// Updated in this transaction, but it already has its Task: that is the answer.
-		existing, err := s.store.Read(ctx, TypeTask, strings.TrimPrefix(pending.task, TypeTask+"/"))
+		existing, err := s.Store.Read(ctx, TypeTask, strings.TrimPrefix(pending.task, TypeTask+"/"))
 		if err != nil {
 			return nil, err
 		}
@@ -399,21 +386,21 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 		return &Outcome{Resource: existing}, nil
 	}
 	if pending == nil {
-		stored, err := s.readVisible(ctx, pl.caller, TypeServiceRequest, srID)
+		stored, err := s.ReadVisible(ctx, pl.caller, TypeServiceRequest, srID)
 		if errors.Is(err, ErrNotFound) {
-			return nil, newError(KindUnprocessable, fhir.IssueNotFound, "Task.focus", "the ServiceRequest the Task is for is not held by Signpost; send it first")
+			return nil, NewError(KindUnprocessable, fhir.IssueNotFound, "Task.focus", "the ServiceRequest the Task is for is not held by Signpost; send it first")
 		}
 		if err != nil {
 			return nil, err
 		}
-		holder, err := s.store.Lookup(ctx, referralTaskKey(srID))
+		holder, err := s.Store.Lookup(ctx, referralTaskKey(srID))
 		if err != nil {
 			return nil, err
 		}
 		if holder != "" {
 			// The referral already has its Task: that Task is the answer, if
 			// this one says nothing else.
-			existing, err := s.store.Read(ctx, TypeTask, strings.TrimPrefix(holder, TypeTask+"/"))
+			existing, err := s.Store.Read(ctx, TypeTask, strings.TrimPrefix(holder, TypeTask+"/"))
 			if err != nil {
 				return nil, err
 			}
@@ -427,12 +414,12 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 		if err != nil {
 			return nil, err
 		}
-		sr, err := readReferral(obj)
+		sr, err := ReadReferral(obj)
 		if err != nil {
 			return nil, err
 		}
 		if sr.Status != "active" {
-			return nil, newError(KindUnprocessable, fhir.IssueBusinessRule, "Task.focus",
+			return nil, NewError(KindUnprocessable, fhir.IssueBusinessRule, "Task.focus",
 				"a referral Task can only be made for an active ServiceRequest")
 		}
 		subject, _ := json.Marshal(sr.Subject)
@@ -442,24 +429,24 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 		}
 	}
 	if status != "requested" {
-		p.add(fhir.IssueBusinessRule, "Task.status", "a new referral Task starts as requested; the provider moves it on")
+		p.Add(fhir.IssueBusinessRule, "Task.status", "a new referral Task starts as requested; the provider moves it on")
 	}
 	if err := checkRequester(pl.caller, r.obj, task.Requester, "Task.requester"); err != nil {
 		return nil, err
 	}
 	if task.Intent != "order" {
-		p.add(fhir.IssueBusinessRule, "Task.intent", "a referral Task has intent order")
+		p.Add(fhir.IssueBusinessRule, "Task.intent", "a referral Task has intent order")
 	}
-	if !hasCoding(task.Code, taskCodeSystem, "fulfill") {
-		p.add(fhir.IssueRequired, "Task.code", "a referral Task has code %s#fulfill", taskCodeSystem)
+	if !hasCoding(task.Code, TaskCodeSystem, "fulfill") {
+		p.Add(fhir.IssueRequired, "Task.code", "a referral Task has code %s#fulfill", TaskCodeSystem)
 	}
 	rt := *pending.routed
 	if task.Owner != nil {
-		prov, ok := s.router.ProviderFor(task.Owner)
+		prov, ok := s.Router().ProviderFor(task.Owner)
 		if !ok {
-			p.add(fhir.IssueBusinessRule, "Task.owner", "owner must name a configured provider (Organization/{provider id}, or its organisation identifier), or be left out for Signpost to route the referral")
+			p.Add(fhir.IssueBusinessRule, "Task.owner", "owner must name a configured provider (Organization/{provider id}, or its organisation identifier), or be left out for Signpost to route the referral")
 		} else {
-			rt.provider = prov
+			rt.Provider = prov
 		}
 	}
 	if task.For != nil {
@@ -468,17 +455,17 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 			return nil, err
 		}
 		if !same {
-			p.add(fhir.IssueBusinessRule, "Task.for", "for must be the ServiceRequest's subject: the same reference or identifier, or, when the referral names the patient by NHS number alone, a reference to a Patient this client holds with that NHS number")
+			p.Add(fhir.IssueBusinessRule, "Task.for", "for must be the ServiceRequest's subject: the same reference or identifier, or, when the referral names the patient by NHS number alone, a reference to a Patient this client holds with that NHS number")
 		}
 	}
-	if err := p.err(KindUnprocessable); err != nil {
+	if err := p.Err(KindUnprocessable); err != nil {
 		return nil, err
 	}
 	// Fill in what the referral Task needs and the client left to Signpost.
 	// The owner is always written in Signpost's own form, whatever form the
 	// client named the provider in, so that it is indexed and visible to
 	// that provider, and to no one else.
-	extra := map[string]any{"owner": rt.provider.reference()}
+	extra := map[string]any{"owner": rt.Provider.Reference()}
 	if task.For == nil {
 		extra["for"] = json.RawMessage(pending.subject)
 	}
@@ -488,10 +475,10 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 	if task.AuthoredOn == nil {
 		extra["authoredOn"] = Instant(pl.now)
 	}
-	body := appendMembers(withoutMember(r.obj.WithServerFields(r.id, "1", Instant(pl.now)), "owner"), extra)
+	body := AppendMembers(WithoutMember(r.obj.WithServerFields(r.id, "1", Instant(pl.now)), "owner"), extra)
 	var view models.Task
 	_ = json.Unmarshal(body, &view)
-	out := pl.addWrite(r, body, 1, 0, false, taskTerms(r.id, &view, s.base), nil)
+	out := pl.addWrite(r, body, 1, 0, false, TaskTerms(r.id, &view, s.Base), nil)
 	s.planDelivery(pl, r.id, srID, &rt)
 	return out, nil
 }
@@ -503,18 +490,18 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 		return nil, err
 	}
 	if cur == nil {
-		return nil, notFound(TypeTask, r.id)
+		return nil, NotFound(TypeTask, r.id)
 	}
 	var old models.Task
-	if err := decodeView(cur.Body, TypeTask, &old); err != nil {
+	if err := DecodeView(cur.Body, TypeTask, &old); err != nil {
 		return nil, err
 	}
 	from := old.Status.Code()
-	if err := mayMoveTask(pl.caller, from, status); err != nil {
+	if err := MayMoveTask(pl.caller, from, status); err != nil {
 		return nil, err
 	}
 	if !TaskTransitionAllowed(from, status) {
-		return nil, newError(KindConflict, fhir.IssueBusinessRule, "Task.status",
+		return nil, NewError(KindConflict, fhir.IssueBusinessRule, "Task.status",
 			"a referral Task cannot go from %s to %s", from, status)
 	}
 	// Each side changes only its own elements, whatever the status does;
@@ -529,18 +516,18 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 		return nil, err
 	}
 	var p Problems
-	if statusNeedsReason[status] && status != from && (task.StatusReason == nil || task.StatusReason.Text == nil || strings.TrimSpace(*task.StatusReason.Text) == "") {
-		p.add(fhir.IssueRequired, "Task.statusReason.text", "statusReason.text is required when a referral Task becomes %s, so the referrer learns why", status)
+	if StatusNeedsReason[status] && status != from && (task.StatusReason == nil || task.StatusReason.Text == nil || strings.TrimSpace(*task.StatusReason.Text) == "") {
+		p.Add(fhir.IssueRequired, "Task.statusReason.text", "statusReason.text is required when a referral Task becomes %s, so the referrer learns why", status)
 	}
-	if err := p.err(KindUnprocessable); err != nil {
+	if err := p.Err(KindUnprocessable); err != nil {
 		return nil, err
 	}
 	body := keepTaskFieldsTrue(r.obj.WithServerFields(r.id, strconv.Itoa(cur.Version+1), Instant(pl.now)), from, status, changed, pl.now)
-	out := pl.addWrite(r, body, cur.Version+1, expect, r.pinsVersion(), taskTerms(r.id, task, s.base), nil)
-	s.planProvenance(pl, out.Resource, ref(old.Owner))
+	out := pl.addWrite(r, body, cur.Version+1, expect, r.pinsVersion(), TaskTerms(r.id, task, s.Base), nil)
+	s.planProvenance(pl, out.Resource, RefOf(old.Owner))
 	// Every change reaches the GP; a referrer's cancellation also reaches
 	// the provider, as a delivery of its own.
-	pl.commit.Jobs = append(pl.commit.Jobs, notifyJobs(out.Resource, status)...)
+	pl.commit.Jobs = append(pl.commit.Jobs, NotifyJobs(out.Resource, status)...)
 	if status == "cancelled" && from != "cancelled" && pl.caller.Kind != CallerProvider {
 		if err := s.planCancellation(pl, old, r.id); err != nil {
 			return nil, err
@@ -560,10 +547,10 @@ func (s *Service) sameSubject(ctx context.Context, pl *plan, taskFor, subject *m
 		return true, nil
 	}
 	if taskFor.Reference != nil {
-		ref := s.localRef(*taskFor.Reference)
+		ref := s.LocalRef(*taskFor.Reference)
 		switch {
 		case subject.Reference != nil:
-			if ref != s.localRef(*subject.Reference) {
+			if ref != s.LocalRef(*subject.Reference) {
 				return false, nil
 			}
 		case hasNHSNumber(subject):
@@ -582,7 +569,7 @@ func (s *Service) sameSubject(ctx context.Context, pl *plan, taskFor, subject *m
 		}
 		// The referral names its Patient by reference alone: the identifier
 		// must be one that Patient holds.
-		return s.patientHolds(ctx, pl, s.localRef(*subject.Reference), id)
+		return s.patientHolds(ctx, pl, s.LocalRef(*subject.Reference), id)
 	}
 	return true, nil
 }
@@ -591,12 +578,12 @@ func (s *Service) sameSubject(ctx context.Context, pl *plan, taskFor, subject *m
 // client (sent in this request, or held) that carries the identifier.
 func (s *Service) patientHolds(ctx context.Context, pl *plan, ref string, want *models.Identifier) (bool, error) {
 	id, ok := strings.CutPrefix(ref, TypePatient+"/")
-	if !ok || checkID(id) != nil || want == nil || want.System == nil || want.Value == nil {
+	if !ok || CheckID(id) != nil || want == nil || want.System == nil || want.Value == nil {
 		return false, nil
 	}
 	body := pl.plannedBody(TypePatient, id)
 	if body == nil {
-		p, err := s.readVisible(ctx, pl.caller, TypePatient, id)
+		p, err := s.ReadVisible(ctx, pl.caller, TypePatient, id)
 		if errors.Is(err, ErrNotFound) {
 			return false, nil
 		}
@@ -617,20 +604,20 @@ func sameIdentifier(a, b *models.Identifier) bool {
 // transaction, or contained), or by an NHS number.
 func (s *Service) identifyPatient(ctx context.Context, pl *plan, obj *fhir.Object, subject *models.Reference, nhsOK bool) error {
 	if subject.Reference != nil {
-		ref := s.localRef(*subject.Reference)
+		ref := s.LocalRef(*subject.Reference)
 		switch {
 		case strings.HasPrefix(ref, "#"):
 			if body := containedPatient(obj, ref[1:]); body != nil {
 				return sameNHSNumber(subject, body)
 			}
-			return newError(KindInvalid, fhir.IssueInvalid, "ServiceRequest.subject.reference", "the reference names no contained Patient")
+			return NewError(KindInvalid, fhir.IssueInvalid, "ServiceRequest.subject.reference", "the reference names no contained Patient")
 		case strings.HasPrefix(ref, TypePatient+"/"):
 			id, version := splitVersion(strings.TrimPrefix(ref, TypePatient+"/"))
-			if checkID(id) == nil {
+			if CheckID(id) == nil {
 				if body := pl.plannedBody(TypePatient, id); body != nil && version == 0 {
 					return sameNHSNumber(subject, body)
 				}
-				p, err := s.readVisible(ctx, pl.caller, TypePatient, id)
+				p, err := s.ReadVisible(ctx, pl.caller, TypePatient, id)
 				if err == nil && version <= p.Version {
 					// A versioned reference names a version held; the
 					// person is the same in every version.
@@ -642,16 +629,16 @@ func (s *Service) identifyPatient(ctx context.Context, pl *plan, obj *fhir.Objec
 			// A reference must resolve to a Patient the caller may see: a
 			// referral pointing at someone else's Patient would show that
 			// Patient to the provider it is routed to.
-			return newError(KindUnprocessable, fhir.IssueNotFound, "ServiceRequest.subject.reference",
+			return NewError(KindUnprocessable, fhir.IssueNotFound, "ServiceRequest.subject.reference",
 				"the Patient referred to is not held by Signpost for this client; PUT it first, send it in the same transaction, or refer to the patient by subject.identifier with the NHS number alone")
 		case strings.Contains(ref, "/") && !strings.Contains(ref, "://"):
-			return newError(KindInvalid, fhir.IssueInvalid, "ServiceRequest.subject.reference", "a social prescribing referral's subject must be a Patient")
+			return NewError(KindInvalid, fhir.IssueInvalid, "ServiceRequest.subject.reference", "a social prescribing referral's subject must be a Patient")
 		}
 	}
 	if hasNHSNumber(subject) && nhsOK {
 		return nil
 	}
-	return newError(KindUnprocessable, fhir.IssueRequired, "ServiceRequest.subject",
+	return NewError(KindUnprocessable, fhir.IssueRequired, "ServiceRequest.subject",
 		"the patient cannot be identified: give subject.identifier with an NHS number (system %s), a Patient in the same transaction, or a reference to a Patient already held", fhir.NHSNumberSystem)
 }
 
@@ -682,10 +669,10 @@ func (s *Service) checkNHSNumber(p *Problems, system, value *string, expr string
 		return
 	}
 	const msg = "not a valid NHS number: expected 10 digits whose last is the Modulus 11 check digit of the first nine"
-	if s.strictNHS {
-		p.add(fhir.IssueValue, expr, msg)
+	if s.StrictNHS {
+		p.Add(fhir.IssueValue, expr, msg)
 	} else {
-		p.warn(fhir.IssueValue, expr, msg+"; accepted, as this deployment's NHS number policy is warn")
+		p.Warn(fhir.IssueValue, expr, msg+"; accepted, as this deployment's NHS number policy is warn")
 	}
 }
 
@@ -734,7 +721,7 @@ func sameNHSNumber(subject *models.Reference, patient []byte) error {
 	if len(held) == 0 || slices.Contains(held, *subject.Identifier.Value) {
 		return nil
 	}
-	return newError(KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.subject.identifier.value",
+	return NewError(KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.subject.identifier.value",
 		"the NHS number in subject.identifier is not the NHS number of the Patient subject.reference names: they identify different people; correct whichever is wrong")
 }
 
@@ -771,54 +758,6 @@ func hasCoding(cc *models.CodeableConcept, system, code string) bool {
 	return false
 }
 
-// withoutMember drops one top-level member of a JSON object that passed the
-// raw checks, keeping every other member's bytes.
-func withoutMember(obj []byte, name string) []byte {
-	o, err := fhir.ParseResource(obj, fhir.ParseOptions{})
-	if err != nil || !o.Has(name) {
-		return obj
-	}
-	out := []byte{'{'}
-	for _, n := range o.Names() {
-		if n == name {
-			continue
-		}
-		if len(out) > 1 {
-			out = append(out, ',')
-		}
-		key, _ := json.Marshal(n)
-		raw, _ := o.Member(n)
-		out = append(append(append(out, key...), ':'), raw...)
-	}
-	return append(out, '}')
-}
-
-// appendMembers adds members to the end of a JSON object. The object's own
-// bytes are kept; the new members are ones it does not have.
-func appendMembers(obj []byte, members map[string]any) []byte {
-	if len(members) == 0 {
-		return obj
-	}
-	end := strings.LastIndexByte(string(obj), '}')
-	out := append([]byte{}, obj[:end]...)
-	keys := make([]string, 0, len(members))
-	for k := range members {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		v, err := json.Marshal(members[k])
-		if err != nil {
-			panic(err)
-		}
-		out = append(out, ',')
-		out = strconv.AppendQuote(out, k)
-		out = append(out, ':')
-		out = append(out, v...)
-	}
-	return append(out, '}')
-}
-
 // sameAsReferralTask refuses a client's own Task for a referral that has
 // its Task already when it says something the held Task does not: its
 // identifier, status, priority or narrative would otherwise be dropped. It
@@ -830,13 +769,13 @@ func (s *Service) sameAsReferralTask(r *Request, held *Resource) error {
 	skip := []string{"owner", "code"}
 	if raw, ok := r.obj.Member("owner"); ok {
 		var owner models.Reference
-		heldView, err := ReadTask(held.Body)
+		heldView, err := ParseTask(held.Body)
 		if err != nil {
 			return err
 		}
 		if json.Unmarshal(raw, &owner) != nil {
 			skip = skip[1:]
-		} else if p, known := s.router.ProviderFor(&owner); !known || "Organization/"+p.ID != heldView.Owner {
+		} else if p, known := s.Router().ProviderFor(&owner); !known || "Organization/"+p.ID != heldView.Owner {
 			skip = skip[1:]
 		}
 	}
@@ -856,20 +795,6 @@ func refString(r *models.Reference) string {
 	return string(b)
 }
 
-// statusBusiness is the business status Signpost records for a status a
-// change moved a Task to without saying one of its own.
-var statusBusiness = map[string]CodeOption{
-	"accepted":         {BusinessAccepted, "Accepted by the provider"},
-	"rejected":         {BusinessDeclined, "Declined by the provider"},
-	"in-progress":      {"in-progress", "In progress"},
-	"on-hold":          {BusinessOnHold, "On hold"},
-	"completed":        {BusinessCompleted, "Completed"},
-	"failed":           {"failed", "Could not be carried out"},
-	"cancelled":        {"cancelled", "Cancelled"},
-	"requested":        {"requested", "Requested"},
-	"entered-in-error": {"entered-in-error", "Entered in error"},
-}
-
 // keepTaskFieldsTrue keeps the fields that describe a Task's state true
 // when its status changes: lastModified becomes the change's time, and a
 // businessStatus the change left as it was (the last one, "delivered to
@@ -884,12 +809,12 @@ func keepTaskFieldsTrue(body []byte, from, to string, changed []string, now time
 		members["lastModified"] = Instant(now)
 	}
 	if !slices.Contains(changed, "businessStatus") {
-		if b, ok := statusBusiness[to]; ok {
-			members["businessStatus"] = map[string]any{"coding": []map[string]string{{"system": businessStatusSystem, "code": b.Code, "display": b.Display}}, "text": b.Display}
+		if b, ok := StatusBusiness[to]; ok {
+			members["businessStatus"] = map[string]any{"coding": []map[string]string{{"system": BusinessStatusSystem, "code": b.Code, "display": b.Display}}, "text": b.Display}
 		}
 	}
 	for name := range members {
-		body = withoutMember(body, name)
+		body = WithoutMember(body, name)
 	}
-	return appendMembers(body, members)
+	return AppendMembers(body, members)
 }

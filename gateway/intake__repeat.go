@@ -105,7 +105,7 @@ func repeatDiffers(r *Request, held *Resource, what string, onlySent bool, skip 
 	if len(diff) == 0 {
 		return nil
 	}
-	return newError(KindConflict, fhir.IssueConflict, r.Type,
+	return NewError(KindConflict, fhir.IssueConflict, r.Type,
 		"%s is held already as %s, and this %s differs from it in %s; it was not applied. To change it, PUT %s with If-Match naming its current version",
 		what, held.Ref(), r.Type, strings.Join(diff, ", "), held.Ref())
 }

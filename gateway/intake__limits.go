@@ -71,11 +71,11 @@ func checkIndexedElements(typ string, obj *fhir.Object) error {
 		}
 		items, ok := o.Array(a.path[len(a.path)-1])
 		if ok && len(items) > a.max {
-			p.add(fhir.IssueTooCostly, typ+"."+strings.Join(a.path, "."), "%s has %d items; expected at most %d",
+			p.Add(fhir.IssueTooCostly, typ+"."+strings.Join(a.path, "."), "%s has %d items; expected at most %d",
 				strings.Join(a.path, "."), len(items), a.max)
 		}
 	}
-	return p.err(KindUnprocessable)
+	return p.Err(KindUnprocessable)
 }
 
 // checkIndexBounds checks the writes one request planned for one resource
@@ -84,12 +84,12 @@ func checkIndexedElements(typ string, obj *fhir.Object) error {
 func checkIndexBounds(typ string, writes []Write) error {
 	for _, w := range writes {
 		if n := len(w.Terms); n > MaxIndexTermsPerResource {
-			return newError(KindUnprocessable, fhir.IssueTooCostly, typ,
+			return NewError(KindUnprocessable, fhir.IssueTooCostly, typ,
 				"the %s would have %d search index entries; expected at most %d (fewer identifiers, codings or references)",
 				w.Resource.Type, n, MaxIndexTermsPerResource)
 		}
-		if n := len(tokenSystems([]Write{w})); n > MaxTokenSystemsPerResource {
-			return newError(KindUnprocessable, fhir.IssueTooCostly, typ,
+		if n := len(TokenSystems([]Write{w})); n > MaxTokenSystemsPerResource {
+			return NewError(KindUnprocessable, fhir.IssueTooCostly, typ,
 				"the identifiers and codings of the %s name %d distinct systems; expected at most %d",
 				w.Resource.Type, n, MaxTokenSystemsPerResource)
 		}
@@ -110,12 +110,12 @@ func (pl *plan) checkRequestBounds() error {
 		}
 	}
 	if terms > MaxIndexTermsPerRequest {
-		return newError(KindTooLarge, fhir.IssueTooCostly, "Bundle.entry",
+		return NewError(KindTooLarge, fhir.IssueTooCostly, "Bundle.entry",
 			"the request would write and search %d index entries; expected at most %d: send it as several transactions",
 			terms, MaxIndexTermsPerRequest)
 	}
-	if n := len(tokenSystems(pl.commit.Writes)); n > MaxTokenSystemsPerRequest {
-		return newError(KindTooLarge, fhir.IssueTooCostly, "Bundle.entry",
+	if n := len(TokenSystems(pl.commit.Writes)); n > MaxTokenSystemsPerRequest {
+		return NewError(KindTooLarge, fhir.IssueTooCostly, "Bundle.entry",
 			"the identifiers and codings of the request name %d distinct systems; expected at most %d: send it as several transactions",
 			n, MaxTokenSystemsPerRequest)
 	}

@@ -111,10 +111,6 @@ func cutUnderscore(s string) (string, bool) {
 	return "", false
 }
 
-// taskTerminal are the statuses a referral Task does not leave (other than
-// to entered-in-error, the referrer's correction).
-var taskTerminal = set("rejected", "completed", "failed", "cancelled", "entered-in-error")
-
 // changedTaskElements names the elements (in table order of the names sent
 // or held) whose value differs between the stored Task and the new one,
 // compared as canonical JSON, so that members a typed model would drop
@@ -178,8 +174,8 @@ func checkTaskChange(c Caller, from, to string, changed []string) error {
 	var forbidden, fixed []fhir.Issue
 	issue := func(list *[]fhir.Issue, code fhir.IssueType, name, format string, args ...any) {
 		var p Problems
-		p.add(code, "Task."+name, format, args...)
-		*list = append(*list, p.issues...)
+		p.Add(code, "Task."+name, format, args...)
+		*list = append(*list, p.Issues...)
 	}
 	for _, name := range changed {
 		switch taskElements[name].side {
@@ -193,7 +189,7 @@ func checkTaskChange(c Caller, from, to string, changed []string) error {
 			switch {
 			case c.Kind == CallerGP:
 				issue(&forbidden, fhir.IssueForbidden, name, "%s is the provider's to change, not the referrer's", name)
-			case taskTerminal[from]:
+			case TaskTerminal[from]:
 				issue(&fixed, fhir.IssueBusinessRule, name, "%s cannot be changed once the referral Task is %s: it is the referral's outcome", name, from)
 			}
 		case sideWithStatus:

@@ -17,7 +17,7 @@ const MaxTransactionEntries = 100
 // create (POST) or update (PUT) ServiceRequest, Task and Patient resources;
 // urn:uuid: references between entries are resolved to the ids assigned.
 func (s *Service) Transaction(ctx context.Context, caller Caller, body []byte) ([]*Outcome, error) {
-	obj, err := s.parse(body, "Bundle")
+	obj, err := s.Parse(body, "Bundle")
 	if err != nil {
 		return nil, err
 	}
@@ -25,13 +25,13 @@ func (s *Service) Transaction(ctx context.Context, caller Caller, body []byte) (
 	switch typ {
 	case "transaction":
 	case "":
-		return nil, newError(KindInvalid, fhir.IssueRequired, "Bundle.type", "Bundle.type is required; Signpost accepts transaction Bundles here")
+		return nil, NewError(KindInvalid, fhir.IssueRequired, "Bundle.type", "Bundle.type is required; Signpost accepts transaction Bundles here")
 	default:
-		return nil, newError(KindInvalid, fhir.IssueNotSupported, "Bundle.type", "only transaction Bundles are accepted at the FHIR base")
+		return nil, NewError(KindInvalid, fhir.IssueNotSupported, "Bundle.type", "only transaction Bundles are accepted at the FHIR base")
 	}
 	raw, ok := obj.Member("entry")
 	if !ok {
-		return nil, newError(KindInvalid, fhir.IssueRequired, "Bundle.entry", "a transaction needs at least one entry")
+		return nil, NewError(KindInvalid, fhir.IssueRequired, "Bundle.entry", "a transaction needs at least one entry")
 	}
 	var entries []struct {
 		FullURL  string          `json:"fullUrl"`
@@ -43,14 +43,14 @@ func (s *Service) Transaction(ctx context.Context, caller Caller, body []byte) (
 			IfMatch     string `json:"ifMatch"`
 		} `json:"request"`
 	}
-	if err := decodeView(raw, "Bundle.entry", &entries); err != nil {
+	if err := DecodeView(raw, "Bundle.entry", &entries); err != nil {
 		return nil, err
 	}
 	if len(entries) == 0 {
-		return nil, newError(KindInvalid, fhir.IssueRequired, "Bundle.entry", "a transaction needs at least one entry")
+		return nil, NewError(KindInvalid, fhir.IssueRequired, "Bundle.entry", "a transaction needs at least one entry")
 	}
 	if len(entries) > MaxTransactionEntries {
-		return nil, newError(KindTooLarge, fhir.IssueTooCostly, "Bundle.entry", "a transaction may have at most %d entries", MaxTransactionEntries)
+		return nil, NewError(KindTooLarge, fhir.IssueTooCostly, "Bundle.entry", "a transaction may have at most %d entries", MaxTransactionEntries)
 	}
 	var p Problems
 	reqs := make([]*Request, 0, len(entries))
@@ -58,46 +58,46 @@ func (s *Service) Transaction(ctx context.Context, caller Caller, body []byte) (
 	for i, e := range entries {
 		at := "Bundle.entry[" + strconv.Itoa(i) + "]"
 		if e.Request == nil {
-			p.add(fhir.IssueRequired, at+".request", "every transaction entry needs request.method and request.url")
+			p.Add(fhir.IssueRequired, at+".request", "every transaction entry needs request.method and request.url")
 			continue
 		}
 		if m := e.Request.Method; m != "POST" && m != "PUT" {
-			p.add(fhir.IssueNotSupported, at+".request.method", "transaction entries may POST or PUT; other methods (GET, DELETE, PATCH, HEAD) are not supported in a transaction")
+			p.Add(fhir.IssueNotSupported, at+".request.method", "transaction entries may POST or PUT; other methods (GET, DELETE, PATCH, HEAD) are not supported in a transaction")
 			continue
 		}
 		if len(e.Resource) == 0 || e.Resource[0] != '{' {
-			p.add(fhir.IssueRequired, at+".resource", "a %s entry carries the resource it writes", e.Request.Method)
+			p.Add(fhir.IssueRequired, at+".resource", "a %s entry carries the resource it writes", e.Request.Method)
 			continue
 		}
 		if e.FullURL != "" {
 			if seenURL[e.FullURL] {
-				p.add(fhir.IssueInvalid, at+".fullUrl", "two entries have the same fullUrl")
+				p.Add(fhir.IssueInvalid, at+".fullUrl", "two entries have the same fullUrl")
 			}
 			seenURL[e.FullURL] = true
 		}
 		r := &Request{Method: e.Request.Method, Body: e.Resource, IfNoneExist: e.Request.IfNoneExist, IfMatch: e.Request.IfMatch,
 			FullURL: e.FullURL, Expr: at + ".resource", inBundle: true}
-		path, _, _ := strings.Cut(strings.TrimPrefix(s.localRef(e.Request.URL), "/"), "?")
+		path, _, _ := strings.Cut(strings.TrimPrefix(s.LocalRef(e.Request.URL), "/"), "?")
 		switch r.Method {
 		case "POST":
 			r.Type = path
 		case "PUT":
 			r.Type, r.ID, _ = strings.Cut(path, "/")
 			if r.ID == "" {
-				p.add(fhir.IssueInvalid, at+".request.url", "a PUT entry's url is Type/id")
+				p.Add(fhir.IssueInvalid, at+".request.url", "a PUT entry's url is Type/id")
 				continue
 			}
 		default:
-			p.add(fhir.IssueNotSupported, at+".request.method", "transaction entries may POST or PUT; other methods are not supported")
+			p.Add(fhir.IssueNotSupported, at+".request.method", "transaction entries may POST or PUT; other methods are not supported")
 			continue
 		}
 		if r.Type != TypeServiceRequest && r.Type != TypeTask && r.Type != TypePatient {
-			p.add(fhir.IssueNotSupported, at+".request.url", "transactions may write ServiceRequest, Task and Patient resources")
+			p.Add(fhir.IssueNotSupported, at+".request.url", "transactions may write ServiceRequest, Task and Patient resources")
 			continue
 		}
 		reqs = append(reqs, r)
 	}
-	if err := p.err(KindInvalid); err != nil {
+	if err := p.Err(KindInvalid); err != nil {
 		return nil, err
 	}
 	return s.apply(ctx, caller, reqs, true)

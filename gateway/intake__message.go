@@ -87,11 +87,11 @@ func (s *Service) ReceiveReferral(ctx context.Context, caller Caller, m *Message
 		return nil, err
 	}
 	out := outs[0]
-	holder, err := s.store.Lookup(ctx, referralTaskKey(out.Resource.ID))
+	holder, err := s.Store.Lookup(ctx, referralTaskKey(out.Resource.ID))
 	if err != nil {
 		return nil, err
 	}
-	task, err := s.store.Read(ctx, TypeTask, strings.TrimPrefix(holder, TypeTask+"/"))
+	task, err := s.Store.Read(ctx, TypeTask, strings.TrimPrefix(holder, TypeTask+"/"))
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ type messageContext struct {
 // names a configured service.
 func (s *Service) destinationProvider(ds []MessageDestination) (*Provider, error) {
 	for _, d := range ds {
-		if p, ok := s.router.ForService(d.Endpoint); ok {
+		if p, ok := s.Router().ForService(d.Endpoint); ok {
 			return p, nil
 		}
 	}
@@ -123,7 +123,7 @@ func (s *Service) destinationProvider(ds []MessageDestination) (*Provider, error
 	if len(ds) > 0 {
 		expr = ds[0].Expr
 	}
-	return nil, newError(KindUnprocessable, fhir.IssueNotSupported, expr,
+	return nil, NewError(KindUnprocessable, fhir.IssueNotSupported, expr,
 		"no provider in this Signpost deployment serves the message's destination endpoint; a destination must name a configured service (providers[].services)")
 }
 
@@ -139,19 +139,19 @@ func (r *Request) isMessageEntry(ref string) bool {
 // code table as for any referral, and a referral with none (BaRS does not
 // require one) takes the provider's first category: what the provider is
 // configured for first.
-func (m *messageContext) category(s *Service, sr *referralView) (*routing, error) {
+func (m *messageContext) category(s *Service, sr *ReferralView) (*Routing, error) {
 	if sr.Code != nil && len(sr.Code.Coding) > 0 {
-		category, err := categorise(s.codes, sr.Code, s.triage)
+		category, err := Categorise(s.Codes, sr.Code, s.TriageUnmapped)
 		if err != nil {
 			return nil, err
 		}
-		return &routing{category: category, provider: m.provider}, nil
+		return &Routing{Category: category, Provider: m.provider}, nil
 	}
 	category := mappings.TriageCategory
 	if len(m.provider.Categories) > 0 {
 		category = m.provider.Categories[0]
 	}
-	return &routing{category: category, provider: m.provider}, nil
+	return &Routing{Category: category, Provider: m.provider}, nil
 }
 
 // resolveMessageRepeat makes a message received again the referral it
@@ -173,11 +173,11 @@ func (s *Service) resolveMessageRepeat(ctx context.Context, caller Caller, reqs 
 	if held == nil {
 		return nil
 	}
-	obj, err := s.parseRaw(held.Body, TypeServiceRequest)
+	obj, err := s.ParseRaw(held.Body, TypeServiceRequest)
 	if err != nil {
 		return err
 	}
-	view, err := readReferral(obj)
+	view, err := ReadReferral(obj)
 	if err != nil {
 		return err
 	}
@@ -189,11 +189,11 @@ func (s *Service) resolveMessageRepeat(ctx context.Context, caller Caller, reqs 
 		if r.message == nil || r.Type != TypePatient || r.existing != nil {
 			continue
 		}
-		id, ok := strings.CutPrefix(s.localRef(ref), TypePatient+"/")
+		id, ok := strings.CutPrefix(s.LocalRef(ref), TypePatient+"/")
 		if !ok {
 			continue // the referral was for an NHS number alone: the Patient entry is stored as sent
 		}
-		key, err := s.patientKey(ctx, caller, id)
+		key, err := s.PatientKeyFor(ctx, caller, id)
 		if err != nil {
 			return err
 		}
@@ -225,19 +225,19 @@ func (r *Request) messageSubject() []string {
 func (s *Service) resolveMessageKeys(ctx context.Context, caller Caller, r *Request) error {
 	m := r.message.referral
 	if m.RequestID != "" {
-		holder, err := s.store.Lookup(ctx, messageRequestKey(caller, m.RequestID))
+		holder, err := s.Store.Lookup(ctx, messageRequestKey(caller, m.RequestID))
 		if err != nil {
 			return err
 		}
 		if holder != "" {
-			return newError(KindDuplicate, fhir.IssueDuplicate, "",
+			return NewError(KindDuplicate, fhir.IssueDuplicate, "",
 				"this X-Request-Id was used by an earlier request, which was processed; a new request needs a new X-Request-Id")
 		}
 	}
 	if r.existing != nil {
 		return nil // its business identifier named a referral already
 	}
-	holder, err := s.store.Lookup(ctx, messageKey(caller, m.MessageID))
+	holder, err := s.Store.Lookup(ctx, messageKey(caller, m.MessageID))
 	if err != nil || holder == "" {
 		return err
 	}

@@ -54,23 +54,15 @@ type plan struct {
 }
 
 type pendingRequest struct {
-	sr      *referralView
+	sr      *ReferralView
 	subject []byte // raw ServiceRequest.subject
-	routed  *routing
+	routed  *Routing
 	task    string // "Task/id" when the referral already has its Task
 }
 
-type routing struct {
-	category string
-	provider *Provider
-}
-
-// maxAttempts bounds how often a plan is rebuilt after losing a race.
-const maxAttempts = 3
-
 // apply runs requests as one all-or-nothing change.
 func (s *Service) apply(ctx context.Context, caller Caller, reqs []*Request, transaction bool) ([]*Outcome, error) {
-	for attempt := 1; attempt <= maxAttempts; attempt++ {
+	for attempt := 1; attempt <= MaxAttempts; attempt++ {
 		pl, err := s.prepare(ctx, caller, reqs, attempt > 1)
 		if err != nil {
 			return nil, err
@@ -79,7 +71,7 @@ func (s *Service) apply(ctx context.Context, caller Caller, reqs []*Request, tra
 			return pl.outcomes, nil
 		}
 		audit := pl.auditWith(ctx, reqs, transaction)
-		res, err := s.commit(ctx, &pl.commit)
+		res, err := s.Commit(ctx, &pl.commit)
 		if err != nil {
 			return nil, err
 		}
@@ -91,13 +83,13 @@ func (s *Service) apply(ctx context.Context, caller Caller, reqs []*Request, tra
 		}
 		if st := res.Stale; st != nil && pl.ifMatch[st.Index] {
 			w := pl.commit.Writes[st.Index]
-			return nil, newError(KindPreconditionFailed, fhir.IssueConflict, "",
+			return nil, NewError(KindPreconditionFailed, fhir.IssueConflict, "",
 				"version conflict: If-Match named version %d of the %s but version %d is current; read it again and reapply the change",
 				w.Expect, w.Resource.Type, st.Current)
 		}
 		// Another request changed what this plan read; build it again.
 	}
-	return nil, newError(KindConflict, fhir.IssueConflict, "", "the resources changed concurrently while this request was applied; retry it")
+	return nil, NewError(KindConflict, fhir.IssueConflict, "", "the resources changed concurrently while this request was applied; retry it")
 }
 
 // prepare validates every request and builds the plan. Nothing is written.
@@ -106,7 +98,7 @@ func (s *Service) apply(ctx context.Context, caller Caller, reqs []*Request, tra
 // the request round again, this time looking. New referrals, the common
 // case, so cost one Redis round trip less.
 func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, lookRepeats bool) (*plan, error) {
-	pl := &plan{caller: caller, now: s.now().UTC().Truncate(time.Millisecond), ifMatch: map[int]bool{},
+	pl := &plan{caller: caller, now: s.Now().UTC().Truncate(time.Millisecond), ifMatch: map[int]bool{},
 		pending: map[string]*pendingRequest{}, claimed: map[string]bool{}, outcomes: make([]*Outcome, len(reqs))}
 
 	// 1. Parse every body and resolve creates that repeat an earlier one.
@@ -115,9 +107,9 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 		if err := mayWrite(caller, r); err != nil {
 			return nil, r.locate(err)
 		}
-		parse := s.parse
+		parse := s.Parse
 		if r.inBundle {
-			parse = s.parseRaw
+			parse = s.ParseRaw
 		}
 		obj, err := parse(r.Body, r.Type)
 		if err != nil {
@@ -141,12 +133,12 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 		case r.existing != nil:
 			r.id = r.existing.ID
 		case r.Method == "PUT":
-			if err := checkID(r.ID); err != nil {
+			if err := CheckID(r.ID); err != nil {
 				return nil, r.locate(err)
 			}
 			r.id = r.ID
 		default:
-			r.id = s.newID()
+			r.id = s.NewID()
 		}
 		if r.FullURL != "" {
 			refs[r.FullURL] = r.Type + "/" + r.id
@@ -162,7 +154,7 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 				return nil, r.locate(err)
 			}
 			if &body[0] != &r.Body[0] {
-				if r.obj, err = s.parseRaw(body, r.Type); err != nil { // only references changed
+				if r.obj, err = s.ParseRaw(body, r.Type); err != nil { // only references changed
 					return nil, r.locate(err)
 				}
 			}
@@ -177,7 +169,7 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 		if r.Type == TypeTask && r.Method == "POST" && r.existing == nil {
 			if f, ok := r.obj.Object("focus"); ok {
 				if ref, ok := f.String("reference"); ok {
-					pl.claimed[s.localRef(ref)] = true
+					pl.claimed[s.LocalRef(ref)] = true
 				}
 			}
 		}
@@ -247,62 +239,19 @@ func (pl *plan) checkDistinct() error {
 	for _, w := range pl.commit.Writes {
 		ref := w.Resource.Ref()
 		if writes[ref] {
-			return newError(KindInvalid, fhir.IssueInvalid, "Bundle.entry", "the transaction writes %s twice; each resource may appear once", w.Resource.Type)
+			return NewError(KindInvalid, fhir.IssueInvalid, "Bundle.entry", "the transaction writes %s twice; each resource may appear once", w.Resource.Type)
 		}
 		writes[ref] = true
 	}
 	keys := make(map[string]bool, len(pl.commit.Unique))
 	for _, u := range pl.commit.Unique {
 		if keys[u.Key] {
-			return newError(KindInvalid, fhir.IssueDuplicate, "Bundle.entry",
+			return NewError(KindInvalid, fhir.IssueDuplicate, "Bundle.entry",
 				"the transaction holds the same referral twice (one business identifier, or two Tasks for one ServiceRequest); each referral may appear once")
 		}
 		keys[u.Key] = true
 	}
 	return nil
-}
-
-// parse runs the raw-JSON checks, checks the resource type, and checks the
-// resource against R4's structure.
-func (s *Service) parse(body []byte, typ string) (*fhir.Object, error) {
-	obj, err := s.parseRaw(body, typ)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.checkStructure(body, typ); err != nil {
-		var e *Error
-		if errors.As(err, &e) && e.Kind == KindInvalid {
-			return nil, withBindingProblems(e, obj, typ)
-		}
-		return nil, err
-	}
-	return obj, nil
-}
-
-// parseRaw runs the raw-JSON checks and checks the resource type, for a
-// body whose structure was checked already (a transaction entry, checked
-// with its Bundle; a body whose references were rewritten).
-func (s *Service) parseRaw(body []byte, typ string) (*fhir.Object, error) {
-	obj, err := fhir.ParseResource(body, fhir.ParseOptions{MaxDepth: s.maxDepth})
-	if err != nil {
-		var re *fhir.RawError
-		if errors.As(err, &re) {
-			is := fhir.Issue{Severity: fhir.SeverityError, Code: fhir.IssueStructure, Diagnostics: re.Message}
-			if re.Expression != "" {
-				is.Expression = []string{re.Expression}
-			}
-			if re.Kind == fhir.MissingResourceType || re.Kind == fhir.BadResourceType {
-				is.Code = fhir.IssueRequired
-			}
-			return nil, &Error{Kind: KindInvalid, Issues: []fhir.Issue{is}, Err: err}
-		}
-		return nil, &Error{Kind: KindInvalid, Err: err, Issues: []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueStructure, Diagnostics: "the body is not a valid FHIR JSON resource"}}}
-	}
-	if obj.ResourceType() != typ {
-		return nil, newError(KindInvalid, fhir.IssueInvalid, "resourceType",
-			"resourceType must be %q at this endpoint, found %q", typ, obj.ResourceType())
-	}
-	return obj, nil
 }
 
 // locate moves the issues of an entry's error under the entry's place in
@@ -353,23 +302,13 @@ func checkLocalReferences(r *Request) error {
 			continue // an entry of the same message, which travels with it
 		}
 		if r.Expr == "" {
-			return newError(KindInvalid, fhir.IssueInvalid, ref.Expression,
+			return NewError(KindInvalid, fhir.IssueInvalid, ref.Expression,
 				"a urn: reference can only name an entry of the same transaction Bundle; in a request of its own, refer to a resource Signpost holds as Type/id")
 		}
-		return newError(KindInvalid, fhir.IssueInvalid, ref.Expression,
+		return NewError(KindInvalid, fhir.IssueInvalid, ref.Expression,
 			"the reference is to no entry of this transaction: every urn: reference must match an entry's fullUrl")
 	}
 	return nil
-}
-
-// localRef turns an absolute reference to this server into a relative one.
-func (s *Service) localRef(ref string) string {
-	if s.base != "" {
-		if rest, ok := strings.CutPrefix(ref, s.base+"/"); ok {
-			return rest
-		}
-	}
-	return ref
 }
 
 // resolveRepeat answers a create that an earlier request already made: the
@@ -380,12 +319,12 @@ func (s *Service) resolveRepeat(ctx context.Context, caller Caller, r *Request, 
 		return nil
 	}
 	if r.IfNoneExist != "" {
-		q, gen, err := s.criteria(ctx, caller, r.Type, r.IfNoneExist)
+		q, gen, err := s.IfNoneExistQuery(ctx, caller, r.Type, r.IfNoneExist)
 		if err != nil {
 			return err
 		}
 		r.ifNoneExist, r.systemsSeen = q, gen
-		ids, _, err := s.store.Search(ctx, &StoreQuery{Type: r.Type, Groups: q.Groups, Count: 2})
+		ids, _, err := s.Store.Search(ctx, &StoreQuery{Type: r.Type, Groups: q.Groups, Count: 2})
 		if err != nil {
 			return err
 		}
@@ -394,12 +333,12 @@ func (s *Service) resolveRepeat(ctx context.Context, caller Caller, r *Request, 
 		case 1:
 			return s.resolveTo(ctx, r, r.Type, ids[0])
 		default:
-			return newError(KindPreconditionFailed, fhir.IssueDuplicate, "", "If-None-Exist matches more than one %s; make the criteria more selective", r.Type)
+			return NewError(KindPreconditionFailed, fhir.IssueDuplicate, "", "If-None-Exist matches more than one %s; make the criteria more selective", r.Type)
 		}
 	}
 	if r.Type == TypeServiceRequest && lookKeys {
 		for _, id := range identifiersOf(r.obj) {
-			holder, err := s.store.Lookup(ctx, referralKey(caller, id))
+			holder, err := s.Store.Lookup(ctx, referralKey(caller, id))
 			if err != nil {
 				return err
 			}
@@ -416,7 +355,7 @@ func (s *Service) resolveRepeat(ctx context.Context, caller Caller, r *Request, 
 }
 
 func (s *Service) resolveTo(ctx context.Context, r *Request, typ, id string) error {
-	res, err := s.store.Read(ctx, typ, id) // keys and criteria are scoped to the caller already
+	res, err := s.Store.Read(ctx, typ, id) // keys and criteria are scoped to the caller already
 	if err != nil {
 		return err
 	}
@@ -441,7 +380,7 @@ func identifiersOf(obj *fhir.Object) []Identifier {
 		return nil
 	}
 	var ids []models.Identifier
-	if decodeView(raw, "identifier", &ids) != nil {
+	if DecodeView(raw, "identifier", &ids) != nil {
 		return nil
 	}
 	return usableIdentifiers(ids)
@@ -469,13 +408,13 @@ func (s *Service) current(ctx context.Context, pl *plan, r *Request) (*Resource,
 	if r.Type == TypePatient {
 		// The caller's own Patient: another client's of the same id is
 		// another Patient, and does not stop this one being created.
-		k, err := s.patientKey(ctx, pl.caller, r.id)
+		k, err := s.PatientKeyFor(ctx, pl.caller, r.id)
 		if err != nil {
 			return nil, 0, err
 		}
 		key = k
 	}
-	cur, err := s.store.Read(ctx, r.Type, key)
+	cur, err := s.Store.Read(ctx, r.Type, key)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, 0, err
 	}
@@ -483,14 +422,14 @@ func (s *Service) current(ctx context.Context, pl *plan, r *Request) (*Resource,
 		cur = nil
 	}
 	if cur != nil {
-		ok, err := s.visible(ctx, pl.caller, cur)
+		ok, err := s.Visible(ctx, pl.caller, cur)
 		if err != nil {
 			return nil, 0, err
 		}
 		if !ok {
 			// Someone else's: it does not exist for this caller, and its id
 			// cannot be taken either.
-			return nil, 0, notFound(r.Type, r.id)
+			return nil, 0, NotFound(r.Type, r.id)
 		}
 	}
 	r.current = cur
@@ -502,12 +441,12 @@ func (s *Service) current(ctx context.Context, pl *plan, r *Request) (*Resource,
 	}
 	if r.anyVersion() {
 		if cur == nil {
-			return nil, 0, newError(KindPreconditionFailed, fhir.IssueConflict, "",
+			return nil, 0, NewError(KindPreconditionFailed, fhir.IssueConflict, "",
 				"If-Match: * asks that the %s exist, and it does not; leave If-Match out to create it", r.Type)
 		}
 		return cur, cur.Version, checkUnchanged(r, cur) // any version: one that changes meanwhile sends the plan round again
 	}
-	want, err := parseIfMatch(r.IfMatch)
+	want, err := ParseIfMatch(r.IfMatch)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -516,7 +455,7 @@ func (s *Service) current(ctx context.Context, pl *plan, r *Request) (*Resource,
 		have = cur.Version
 	}
 	if want != have {
-		return nil, 0, newError(KindPreconditionFailed, fhir.IssueConflict, "",
+		return nil, 0, NewError(KindPreconditionFailed, fhir.IssueConflict, "",
 			"version conflict: If-Match named version %d of the %s but version %d is current; read it again and reapply the change", want, r.Type, have)
 	}
 	return cur, want, checkUnchanged(r, cur)
@@ -534,10 +473,10 @@ func (r *Request) pinsVersion() bool { return r.IfMatch != "" && !r.anyVersion()
 func checkBodyID(r *Request) error {
 	id, ok := r.obj.String("id")
 	if !ok {
-		return newError(KindInvalid, fhir.IssueRequired, r.Type+".id", "an update must carry the resource's id, the same as in the URL")
+		return NewError(KindInvalid, fhir.IssueRequired, r.Type+".id", "an update must carry the resource's id, the same as in the URL")
 	}
 	if id != r.ID {
-		return newError(KindInvalid, fhir.IssueInvalid, r.Type+".id", "the resource's id differs from the id in the URL")
+		return NewError(KindInvalid, fhir.IssueInvalid, r.Type+".id", "the resource's id differs from the id in the URL")
 	}
 	return nil
 }
@@ -549,11 +488,23 @@ func (pl *plan) addWrite(r *Request, body []byte, version, expect int, fromIfMat
 	if r.current != nil {
 		owner = r.current.Owner
 	}
-	terms = append(terms, clientTerm(owner))
+	terms = append(terms, ClientTerm(owner))
 	res := &Resource{Type: r.Type, ID: r.id, Version: version, LastUpdated: pl.now, Body: body, Owner: owner}
 	pl.commit.Writes = append(pl.commit.Writes, Write{Resource: res, Expect: expect, Terms: terms})
 	if fromIfMatch {
 		pl.ifMatch[len(pl.commit.Writes)-1] = true
 	}
 	return &Outcome{Resource: res, Created: version == 1, Warnings: warnings}
+}
+
+// mayWrite refuses the writes a caller's side of the referral does not
+// make: providers only update the Tasks they own.
+func mayWrite(c Caller, r *Request) error {
+	if r.Type == TypeProvenance {
+		return NewError(KindMethodNotAllowed, fhir.IssueNotSupported, "", "Provenance is written by Signpost with each change; it can be read and searched, not written")
+	}
+	if c.Kind == CallerProvider && (r.Type != TypeTask || r.Method != "PUT") {
+		return NewError(KindForbidden, fhir.IssueForbidden, "", "a provider may only update the referral Tasks it owns")
+	}
+	return nil
 }

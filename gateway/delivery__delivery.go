@@ -7,114 +7,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
-
-	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/signpost-health/signpost/fhir"
 )
-
-// Delivery events: a new referral for the provider, or the referrer's
-// cancellation of one it had.
-const (
-	EventReferral  = "referral"
-	EventCancelled = "cancelled"
-)
-
-// businessStatusSystem codes where a referral is in its journey between
-// Signpost and the provider (Task.businessStatus).
-const businessStatusSystem = "https://signpost.health/fhir/CodeSystem/referral-business-status"
-
-// Delivery is one job of the delivery queue.
-type Delivery struct {
-	Job              QueuedJob
-	Event            string
-	TaskID           string
-	ServiceRequestID string
-	ProviderID       string
-	Category         string
-	// Attempt counts the sends already made (0 for the first).
-	Attempt int
-	// TimedOut counts the sends that ran out of time before the provider
-	// answered: each may have reached it, so none of them is a refusal.
-	TimedOut int
-	// ID is the webhook-id: the same for every attempt of this delivery, so
-	// a provider that receives it twice (after a crash) can tell.
-	ID string
-	// Disclosed names the resources (with their versions) the message
-	// built for this delivery holds, for the record of the disclosure.
-	Disclosed []string
-}
-
-// ReadDelivery reads a delivery job. A job that cannot be read is a bug or
-// tampering; the worker dead-letters it.
-func ReadDelivery(j QueuedJob) (*Delivery, error) {
-	f := j.Fields
-	d := &Delivery{Job: j, Event: f["event"], TaskID: f["task"], ServiceRequestID: f["service_request"],
-		ProviderID: f["provider"], Category: f["category"], ID: f["delivery_id"]}
-	if n, err := strconv.Atoi(f["attempt"]); err == nil {
-		d.Attempt = n
-	}
-	if n, err := strconv.Atoi(f[timedOutField]); err == nil {
-		d.TimedOut = n
-	}
-	if d.ID == "" {
-		d.ID = deliveryID(d.TaskID, d.Event)
-	}
-	if (d.Event != EventReferral && d.Event != EventCancelled) || checkID(d.TaskID) != nil || d.ProviderID == "" {
-		return d, fmt.Errorf("delivery job %s is malformed", j.ID)
-	}
-	return d, nil
-}
-
-// deliveryID is stable for one Task and event: every attempt, and a
-// re-delivery after a crash, carries the same webhook-id.
-func deliveryID(taskID, event string) string { return "msg_" + taskID + "_" + event }
-
-// NextAttempt is the job's fields for its next attempt.
-func (d *Delivery) NextAttempt() map[string]string {
-	next := make(map[string]string, len(d.Job.Fields)+2)
-	for k, v := range d.Job.Fields {
-		next[k] = v
-	}
-	next["attempt"] = strconv.Itoa(d.Attempt + 1)
-	next["delivery_id"] = d.ID
-	next[timedOutField] = strconv.Itoa(d.TimedOut)
-	return next
-}
-
-// timedOutField is the delivery job's count of attempts that timed out.
-const timedOutField = "timed_out"
-
-// Unconfirmed reports whether the provider may have the delivery although
-// no attempt was acknowledged: at least one attempt timed out, and a
-// timeout is an unknown outcome (the receiver may have stored the message
-// and answered too late), not a refusal.
-func (d *Delivery) Unconfirmed() bool { return d.TimedOut > 0 }
-
-func deliveryJob(event, taskID, srID string, rt *routing, now time.Time) Job {
-	return Job{Queue: QueueDelivery, Fields: []string{
-		"event", event,
-		"task", taskID,
-		"service_request", srID,
-		"provider", rt.provider.ID,
-		"category", rt.category,
-		"delivery_id", deliveryID(taskID, event),
-		"attempt", "0",
-		"accepted_at", strconv.FormatInt(now.UnixMilli(), 10),
-	}}
-}
-
-// notifyJobs tell the GP side that a Task changed: one job for write-back
-// into its record, one for its subscriptions. Which Task, which version,
-// its status, and whose referral it is.
-func notifyJobs(task *Resource, status string) []Job {
-	fields := []string{
-		"event", "task-changed", "task", task.ID, "version", task.VersionID(), "status", status, "client", task.Owner,
-		"at", strconv.FormatInt(task.LastUpdated.UnixMilli(), 10),
-	}
-	return []Job{{Queue: QueueNotify, Fields: fields}, {Queue: QueueSubscription, Fields: fields}}
-}
 
 // Message is the thin payload of a delivery (documented in gateway/webhook/DELIVERY.md):
 // what a provider needs to recognise the referral and fetch it, with its
@@ -139,7 +34,7 @@ type MessageDetails struct {
 // DeliveryBody builds what is sent: the thin JSON message, or with full a
 // FHIR Bundle (collection) of the Task, ServiceRequest and Patient.
 func (s *Service) DeliveryBody(ctx context.Context, d *Delivery, full bool) ([]byte, error) {
-	task, view, err := s.readTask(ctx, d.TaskID)
+	task, view, err := s.ReadTask(ctx, d.TaskID)
 	if err != nil {
 		return nil, err
 	}
@@ -156,17 +51,17 @@ func (s *Service) DeliveryBody(ctx context.Context, d *Delivery, full bool) ([]b
 		// The thin message names the referral (and its category), no more.
 		d.Disclosed = []string{task.Ref() + "/_history/" + task.VersionID(), TypeServiceRequest + "/" + d.ServiceRequestID}
 		return json.Marshal(Message{Type: typ, ID: d.ID, Provider: d.ProviderID, Referral: MessageDetails{
-			Task: s.base + "/" + task.Ref(), ServiceRequest: s.base + "/" + TypeServiceRequest + "/" + d.ServiceRequestID,
+			Task: s.Base + "/" + task.Ref(), ServiceRequest: s.Base + "/" + TypeServiceRequest + "/" + d.ServiceRequestID,
 			Category: d.Category, Priority: t.Priority, Status: view.Status, AuthoredOn: t.AuthoredOn}})
 	}
-	more, err := s.store.ReadMany(ctx, []string{TypeServiceRequest + "/" + d.ServiceRequestID})
+	more, err := s.Store.ReadMany(ctx, []string{TypeServiceRequest + "/" + d.ServiceRequestID})
 	if err != nil {
 		return nil, err
 	}
 	// The Patient goes with it only if the provider may see it, as over the API.
-	if id, ok := strings.CutPrefix(s.localRef(view.For), TypePatient+"/"); ok {
+	if id, ok := strings.CutPrefix(s.LocalRef(view.For), TypePatient+"/"); ok {
 		provider := Caller{ClientID: d.ProviderID, Kind: CallerProvider}
-		p, err := s.patientOf(ctx, provider, task, id)
+		p, err := s.PatientOf(ctx, provider, task, id)
 		if err != nil {
 			return nil, err
 		}
@@ -174,10 +69,10 @@ func (s *Service) DeliveryBody(ctx context.Context, d *Delivery, full bool) ([]b
 			more = append(more, p)
 		}
 	}
-	b := fhir.Bundle{ID: NewID(), Type: "collection", Timestamp: Instant(s.now()), Total: -1}
+	b := fhir.Bundle{ID: NewID(), Type: "collection", Timestamp: Instant(s.Now()), Total: -1}
 	d.Disclosed = nil
 	for _, r := range append([]*Resource{task}, more...) {
-		b.Entries = append(b.Entries, fhir.BundleEntry{FullURL: s.base + "/" + r.Ref(), Resource: r.Body})
+		b.Entries = append(b.Entries, fhir.BundleEntry{FullURL: s.Base + "/" + r.Ref(), Resource: r.Body})
 		d.Disclosed = append(d.Disclosed, r.Ref()+"/_history/"+r.VersionID())
 	}
 	return b.Marshal(), nil
@@ -186,7 +81,7 @@ func (s *Service) DeliveryBody(ctx context.Context, d *Delivery, full bool) ([]b
 // TaskForProvider is the referral Task as a provider's FHIR server gets it:
 // its references made absolute, so they resolve back to Signpost.
 func (s *Service) TaskForProvider(ctx context.Context, d *Delivery) ([]byte, error) {
-	task, view, err := s.readTask(ctx, d.TaskID)
+	task, view, err := s.ReadTask(ctx, d.TaskID)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +89,7 @@ func (s *Service) TaskForProvider(ctx context.Context, d *Delivery) ([]byte, err
 	refs := map[string]string{}
 	for _, r := range []string{view.Focus, view.For, view.Owner} {
 		if r != "" && !strings.Contains(r, "://") && !strings.HasPrefix(r, "#") {
-			refs[r] = s.base + "/" + r
+			refs[r] = s.Base + "/" + r
 		}
 	}
 	return fhir.RewriteReferences(task.Body, refs)
@@ -205,10 +100,10 @@ func (s *Service) TaskForProvider(ctx context.Context, d *Delivery) ([]byte, err
 // acknowledgement, in one step.
 func (s *Service) Delivered(ctx context.Context, d *Delivery, providerName string) error {
 	return s.recordDelivery(ctx, d, func(view *TaskView) (map[string]any, []Job) {
-		status := map[string]any{"coding": []map[string]string{{"system": businessStatusSystem, "code": "delivered", "display": "Delivered to the provider"}},
+		status := map[string]any{"coding": []map[string]string{{"system": BusinessStatusSystem, "code": "delivered", "display": "Delivered to the provider"}},
 			"text": "delivered to " + providerName}
 		if d.Event == EventCancelled {
-			status = map[string]any{"coding": []map[string]string{{"system": businessStatusSystem, "code": "cancellation-delivered", "display": "Cancellation delivered to the provider"}},
+			status = map[string]any{"coding": []map[string]string{{"system": BusinessStatusSystem, "code": "cancellation-delivered", "display": "Cancellation delivered to the provider"}},
 				"text": "cancellation delivered to " + providerName}
 		}
 		return map[string]any{"businessStatus": status}, nil
@@ -233,10 +128,10 @@ func (s *Service) DeadLetter(ctx context.Context, d *Delivery, reason string) er
 		for k, v := range d.Job.Fields {
 			fields = append(fields, k, v)
 		}
-		fields = append(fields, "reason", reason, "failed_at", strconv.FormatInt(s.now().UnixMilli(), 10))
+		fields = append(fields, "reason", reason, "failed_at", strconv.FormatInt(s.Now().UnixMilli(), 10))
 		dead := Job{Queue: QueueDeadLetter, Fields: fields}
 		change := map[string]any{"businessStatus": map[string]any{
-			"coding": []map[string]string{{"system": businessStatusSystem, "code": "undeliverable", "display": "Could not be delivered to the provider"}},
+			"coding": []map[string]string{{"system": BusinessStatusSystem, "code": "undeliverable", "display": "Could not be delivered to the provider"}},
 			"text":   "could not be delivered: " + reason}}
 		// Signpost itself fails a referral it could not deliver: only one
 		// still waiting for the provider (requested). Once the provider has
@@ -261,10 +156,10 @@ func (s *Service) deadLetterUnconfirmed(ctx context.Context, d *Delivery, reason
 		for k, v := range d.Job.Fields {
 			fields = append(fields, k, v)
 		}
-		fields = append(fields, "reason", "unconfirmed: "+reason, "failed_at", strconv.FormatInt(s.now().UnixMilli(), 10))
+		fields = append(fields, "reason", "unconfirmed: "+reason, "failed_at", strconv.FormatInt(s.Now().UnixMilli(), 10))
 		text := fmt.Sprintf("delivery not confirmed: %d of %d attempts timed out, so the provider may have the referral; last: %s", d.TimedOut, d.Attempt+1, reason)
 		change := map[string]any{"businessStatus": map[string]any{
-			"coding": []map[string]string{{"system": businessStatusSystem, "code": BusinessDeliveryUnconfirmed, "display": "Delivery not confirmed by the provider"}},
+			"coding": []map[string]string{{"system": BusinessStatusSystem, "code": BusinessDeliveryUnconfirmed, "display": "Delivery not confirmed by the provider"}},
 			"text":   text}}
 		return change, []Job{{Queue: QueueDeadLetter, Fields: fields}}
 	})
@@ -274,20 +169,20 @@ func (s *Service) deadLetterUnconfirmed(ctx context.Context, d *Delivery, reason
 // members change returns, with the jobs, the GP notification and the
 // acknowledgement of the delivery job, retrying if the Task changed meanwhile.
 func (s *Service) recordDelivery(ctx context.Context, d *Delivery, change func(*TaskView) (map[string]any, []Job)) error {
-	for attempt := 0; attempt < maxAttempts; attempt++ {
-		cur, err := s.store.Read(ctx, TypeTask, d.TaskID)
+	for attempt := 0; attempt < MaxAttempts; attempt++ {
+		cur, err := s.Store.Read(ctx, TypeTask, d.TaskID)
 		if errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("delivery job %s: its Task is not held", d.Job.ID)
 		}
 		if err != nil {
 			return err
 		}
-		view, err := ReadTask(cur.Body)
+		view, err := ParseTask(cur.Body)
 		if err != nil {
 			return err
 		}
 		members, jobs := change(view)
-		res, err := s.commit(ctx, s.taskChange(cur, view, members, jobs, d.Job.Ref()))
+		res, err := s.Commit(ctx, s.TaskChange(cur, view, members, jobs, d.Job.Ref()))
 		if err != nil {
 			return err
 		}
@@ -296,32 +191,6 @@ func (s *Service) recordDelivery(ctx context.Context, d *Delivery, change func(*
 		}
 	}
 	return errors.New("the Task kept changing while a delivery was recorded")
-}
-
-// taskChange builds the commit of a system-made Task version: the members
-// given replace the current ones, lastModified is now, and the GP is told.
-func (s *Service) taskChange(cur *Resource, view *TaskView, members map[string]any, jobs []Job, done *JobRef) *Commit {
-	now := s.now().UTC().Truncate(time.Millisecond)
-	members["lastModified"] = Instant(now)
-	body := cur.Body
-	for name := range members {
-		body = withoutMember(body, name)
-	}
-	obj, err := fhir.ParseResource(appendMembers(body, members), fhir.ParseOptions{})
-	if err != nil {
-		panic(err) // built from stored bytes that passed the same checks
-	}
-	next := &Resource{Type: TypeTask, ID: cur.ID, Version: cur.Version + 1, LastUpdated: now, Owner: cur.Owner,
-		Body: obj.WithServerFields(cur.ID, strconv.Itoa(cur.Version+1), Instant(now))}
-	status := view.Status
-	if st, ok := members["status"].(string); ok {
-		status = st
-	}
-	var task models.Task
-	_ = json.Unmarshal(next.Body, &task) // passed the raw checks just above
-	terms := append(taskTerms(cur.ID, &task, s.base), clientTerm(cur.Owner))
-	return &Commit{Writes: []Write{{Resource: next, Expect: cur.Version, Terms: terms}},
-		Jobs: append(jobs, notifyJobs(next, status)...), Done: done}
 }
 
 // Why a dead letter is not re-driven.
@@ -341,7 +210,7 @@ func (s *Service) Redrive(ctx context.Context, dead QueuedJob) error {
 	}
 	fields := []string{}
 	for k, v := range dead.Fields {
-		if k == "reason" || k == "failed_at" || k == "attempt" || k == timedOutField {
+		if k == "reason" || k == "failed_at" || k == "attempt" || k == TimedOutField {
 			continue
 		}
 		fields = append(fields, k, v)
@@ -350,8 +219,8 @@ func (s *Service) Redrive(ctx context.Context, dead QueuedJob) error {
 	// No consumer: the commit checks the dead letter still exists, so the
 	// same dead letter is re-driven once however often replay is asked.
 	ack := &JobRef{Queue: QueueDeadLetter, ID: dead.ID}
-	for attempt := 0; attempt < maxAttempts; attempt++ {
-		cur, view, err := s.readTask(ctx, d.TaskID)
+	for attempt := 0; attempt < MaxAttempts; attempt++ {
+		cur, view, err := s.ReadTask(ctx, d.TaskID)
 		if err != nil {
 			return err
 		}
@@ -363,13 +232,13 @@ func (s *Service) Redrive(ctx context.Context, dead QueuedJob) error {
 			return fmt.Errorf("%w: the referral is %s", ErrMovedOn, view.Status)
 		}
 		members := map[string]any{"businessStatus": map[string]any{
-			"coding": []map[string]string{{"system": businessStatusSystem, "code": "redriven", "display": "Sent again by an operator"}},
+			"coding": []map[string]string{{"system": BusinessStatusSystem, "code": "redriven", "display": "Sent again by an operator"}},
 			"text":   "sent again by an operator after a failed delivery"}}
 		if signpostFailed && d.Event == EventReferral {
 			members["status"] = "requested"
 			members["statusReason"] = map[string]string{"text": "delivery is being retried by an operator"}
 		}
-		res, err := s.commit(ctx, s.taskChange(cur, view, members, []Job{job}, ack))
+		res, err := s.Commit(ctx, s.TaskChange(cur, view, members, []Job{job}, ack))
 		if err != nil {
 			return err
 		}

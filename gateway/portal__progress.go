@@ -19,63 +19,6 @@ import (
 // Provenance and the same notifications to the GP. The loop closes the same
 // way whichever way a provider works.
 
-// Code systems of what providers record. They are Signpost's own: there are
-// no national codes for these steps, and STANDARDS forbids inventing SNOMED
-// CT codes. Each coding also carries its text, so a receiver that does not
-// know the system still reads what happened.
-const (
-	DeclineReasonSystem = "https://signpost.health/fhir/CodeSystem/referral-decline-reason"
-	EndReasonSystem     = "https://signpost.health/fhir/CodeSystem/referral-end-reason"
-	OutcomeSystem       = "https://signpost.health/fhir/CodeSystem/referral-outcome"
-	// resultingActivitySystem types Task.output on completion (Gravity).
-	resultingActivitySystem = "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes"
-)
-
-// CodeOption is one choice a provider picks from.
-type CodeOption struct{ Code, Display string }
-
-// DeclineReasons are why a provider declines a referral. They follow the
-// reasons VCS services report most: the person's choice, eligibility,
-// capacity, and not being able to reach them.
-var DeclineReasons = []CodeOption{
-	{"person-declined", "The person did not want the service"},
-	{"not-eligible", "The person is not eligible for the service"},
-	{"no-capacity", "The service has no capacity"},
-	{"unable-to-contact", "The person could not be contacted"},
-	{"not-suitable", "The service does not suit the person's needs"},
-	{"duplicate", "The person was already referred"},
-	{"other", "Another reason"},
-}
-
-// Outcomes are what came of a referral the provider completed.
-var Outcomes = []CodeOption{
-	{"goals-met", "The person met the goals agreed"},
-	{"goals-partly-met", "The person met some of the goals agreed"},
-	{"goals-not-met", "The person did not meet the goals agreed"},
-	{"signposted-on", "The person was signposted to another service"},
-	{"stopped-by-person", "The person chose to stop"},
-}
-
-// EndDidNotAttend is the end reason of a referral closed because the
-// person did not attend, and how the outcomes view names that ending. Gravity has no status for it: it is recorded as
-// status failed (the performer could not carry the task out) with this
-// coded reason, so the GP record reads "failed: did not attend" and the
-// outcomes view counts it apart from other failures.
-const EndDidNotAttend = "did-not-attend"
-
-// Business statuses the provider steps set (Task.businessStatus, in the
-// system Signpost's delivery steps use).
-const (
-	BusinessAccepted     = "accepted"
-	BusinessContacted    = "contacted"
-	BusinessFirstSession = "first-session-attended"
-	BusinessOnHold       = "on-hold"
-	BusinessResumed      = "resumed"
-	BusinessCompleted    = "completed"
-	BusinessDeclined     = "declined"
-	BusinessDidNotAttend = "did-not-attend"
-)
-
 // Action is one step a provider takes.
 type Action string
 
@@ -153,24 +96,24 @@ func (s *Service) Progress(ctx context.Context, caller Caller, taskID string, st
 	if !known {
 		return nil, fmt.Errorf("%w: unknown action %q", ErrStepInvalid, step.Action)
 	}
-	cur, err := s.readVisible(ctx, caller, TypeTask, taskID)
+	cur, err := s.ReadVisible(ctx, caller, TypeTask, taskID)
 	if errors.Is(err, ErrNotFound) {
-		return nil, notFound(TypeTask, taskID)
+		return nil, NotFound(TypeTask, taskID)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if cur.Version != step.Version {
-		return nil, newError(KindPreconditionFailed, fhir.IssueConflict, "", "the referral changed (version %d) since version %d was shown", cur.Version, step.Version)
+		return nil, NewError(KindPreconditionFailed, fhir.IssueConflict, "", "the referral changed (version %d) since version %d was shown", cur.Version, step.Version)
 	}
-	view, err := ReadTask(cur.Body)
+	view, err := ParseTask(cur.Body)
 	if err != nil {
 		return nil, err
 	}
 	// An action applies only where the inbox offers it: the status machine
 	// alone would let a hand-made form record contact on a closed referral.
 	if !slices.Contains(def.from, view.Status) {
-		return nil, newError(KindConflict, fhir.IssueBusinessRule, "Task.status", "%s does not apply to a referral that is %s", step.Action, view.Status)
+		return nil, NewError(KindConflict, fhir.IssueBusinessRule, "Task.status", "%s does not apply to a referral that is %s", step.Action, view.Status)
 	}
 	if utf8.RuneCountInString(step.Text) > MaxStepText {
 		return nil, fmt.Errorf("%w: keep what you write to %d characters", ErrStepInvalid, MaxStepText)
@@ -179,31 +122,31 @@ func (s *Service) Progress(ctx context.Context, caller Caller, taskID string, st
 	if err != nil {
 		return nil, err
 	}
-	members["lastModified"] = Instant(s.now())
+	members["lastModified"] = Instant(s.Now())
 	body := cur.Body
 	for name := range members {
-		body = withoutMember(body, name)
+		body = WithoutMember(body, name)
 	}
 	// statusReason belongs to the status that needed it: it goes when the
 	// Task moves on (resumed after a hold, say) unless this step sets one.
 	if _, set := members["statusReason"]; !set && def.status != "" && def.status != view.Status {
-		body = withoutMember(body, "statusReason")
+		body = WithoutMember(body, "statusReason")
 	}
-	body = appendMembers(body, members)
+	body = AppendMembers(body, members)
 	return s.Update(ctx, caller, TypeTask, taskID, body, `W/"`+strconv.Itoa(step.Version)+`"`)
 }
 
 // stepMembers are the Task members a step sets.
 func stepMembers(step Step, def actionStep) (map[string]any, error) {
 	m := map[string]any{
-		"businessStatus": map[string]any{"coding": []map[string]string{{"system": businessStatusSystem, "code": def.business, "display": def.display}}, "text": def.display},
+		"businessStatus": map[string]any{"coding": []map[string]string{{"system": BusinessStatusSystem, "code": def.business, "display": def.display}}, "text": def.display},
 	}
 	if def.status != "" {
 		m["status"] = def.status
 	}
 	switch step.Action {
 	case ActionDecline:
-		reason, ok := optionNamed(DeclineReasons, step.Code)
+		reason, ok := OptionNamed(DeclineReasons, step.Code)
 		if !ok {
 			return nil, fmt.Errorf("%w: choose a reason for declining", ErrStepInvalid)
 		}
@@ -216,12 +159,12 @@ func stepMembers(step Step, def actionStep) (map[string]any, error) {
 	case ActionDidNotAttend:
 		m["statusReason"] = codedText(EndReasonSystem, CodeOption{EndDidNotAttend, "The person did not attend"}, step.Text)
 	case ActionComplete:
-		outcome, ok := optionNamed(Outcomes, step.Code)
+		outcome, ok := OptionNamed(Outcomes, step.Code)
 		if !ok {
 			return nil, fmt.Errorf("%w: choose an outcome", ErrStepInvalid)
 		}
 		m["output"] = []map[string]any{{
-			"type":                 map[string]any{"coding": []map[string]string{{"system": resultingActivitySystem, "code": "resulting-activity", "display": "Resulting Activity"}}},
+			"type":                 map[string]any{"coding": []map[string]string{{"system": ResultingActivitySystem, "code": "resulting-activity", "display": "Resulting Activity"}}},
 			"valueCodeableConcept": codedText(OutcomeSystem, outcome, step.Text),
 		}}
 	}
@@ -236,13 +179,4 @@ func codedText(system string, o CodeOption, words string) map[string]any {
 		text += ": " + words
 	}
 	return map[string]any{"coding": []map[string]string{{"system": system, "code": o.Code, "display": o.Display}}, "text": text}
-}
-
-func optionNamed(opts []CodeOption, code string) (CodeOption, bool) {
-	for _, o := range opts {
-		if o.Code == code {
-			return o, true
-		}
-	}
-	return CodeOption{}, false
 }

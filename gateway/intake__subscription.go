@@ -1,0 +1,93 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+
+	"github.com/signpost-health/signpost/fhir"
+)
+
+// planSubscription stores a Subscription as requested (its status is the
+// server's to set) and queues its handshake. A new one is created with
+// POST; an update (PUT, the subscriber's own) is confirmed by a handshake
+// as a new one is, which is also how a subscription in error is made
+// active again: it keeps its event numbers, and the events it has not
+// received (those made while it was in error included) are sent once the
+// handshake succeeds. An update with status off ends it, as DELETE does.
+func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*Outcome, error) {
+	if pl.caller.Kind == CallerProvider {
+		return nil, NewError(KindForbidden, fhir.IssueForbidden, "", "subscriptions are for the GP systems that make referrals")
+	}
+	if _, err := ReadSubscription(r.obj.Bytes(), r.id); err != nil {
+		return nil, err
+	}
+	version, expect := 1, 0
+	status := "requested"
+	revived := false // an update of an ended subscription starts it again
+	if r.Method == "PUT" {
+		var p Problems
+		asked := CheckCode(&p, r.obj, TypeSubscription, "status", SubscriptionStatuses, true)
+		if err := p.Err(KindInvalid); err != nil {
+			return nil, err
+		}
+		cur, exp, err := s.current(ctx, pl, r)
+		if err != nil {
+			return nil, err
+		}
+		if cur == nil {
+			return nil, NewError(KindNotFound, fhir.IssueNotFound, "",
+				"there is no Subscription %s to update; a Subscription is created with POST, which gives it its id", r.id)
+		}
+		version, expect = cur.Version+1, exp
+		if asked == "off" {
+			status = "off"
+		}
+		var was struct {
+			Status string `json:"status"`
+		}
+		_ = json.Unmarshal(cur.Body, &was)
+		revived = was.Status == "off" && status != "off"
+	}
+	if r.Method == "POST" || revived {
+		if err := s.planSubscriptionCap(ctx, pl); err != nil {
+			return nil, err
+		}
+	}
+	body := AppendMembers(WithoutMember(WithoutMember(r.obj.WithServerFields(r.id, strconv.Itoa(version), Instant(pl.now)), "status"), "error"),
+		map[string]any{"status": status})
+	out := pl.addWrite(r, body, version, expect, r.pinsVersion(), []string{"status=" + status}, nil)
+	if status == "requested" {
+		pl.commit.Jobs = append(pl.commit.Jobs, Job{Queue: QueueSubscription, Fields: []string{
+			"event", "handshake", "subscription", r.id, "client", out.Resource.Owner, "version", strconv.Itoa(version)}})
+	}
+	return out, nil
+}
+
+// planSubscriptionCap refuses a new subscription over the client's cap,
+// and makes the commit check the count again, in the same step as the
+// write, so that concurrent requests cannot each find room for one.
+func (s *Service) planSubscriptionCap(ctx context.Context, pl *plan) error {
+	group := make([]string, len(LiveSubscriptionStatuses))
+	for i, st := range LiveSubscriptionStatuses {
+		group[i] = "status=" + st
+	}
+	q := [][]string{group, {ClientTerm(pl.caller.ClientID)}}
+	_, n, err := s.Store.Search(ctx, &StoreQuery{Type: TypeSubscription, Groups: q, Count: 1})
+	if err != nil {
+		return err
+	}
+	// Others of this plan (a transaction) count too.
+	room := s.MaxSubscriptions
+	for _, c := range pl.commit.Criteria {
+		if c.Type == TypeSubscription && c.Limit > 0 {
+			room--
+		}
+	}
+	if n >= room {
+		return NewError(KindUnprocessable, fhir.IssueBusinessRule, "Subscription",
+			"a GP system may have at most %d subscriptions that are not ended (requested, active or error); it has %d. End one (DELETE, or an update with status off) first", s.MaxSubscriptions, n)
+	}
+	pl.commit.Criteria = append(pl.commit.Criteria, Criteria{Type: TypeSubscription, Groups: q, Limit: room})
+	return nil
+}

@@ -1,0 +1,378 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/mappings"
+)
+
+// Options are the Service's dependencies and policies, all given at start.
+type Options struct {
+	Store Store
+	Codes *mappings.Table
+	// Outcomes codes the outcomes written back to GP records (default: the embedded table).
+	Outcomes *mappings.OutcomeTable
+	// Providers receive referrals; the order decides precedence within a category.
+	Providers []Provider
+	// TriageUnmapped sends referrals whose code is not in the table to the
+	// link-worker category instead of refusing them.
+	TriageUnmapped bool
+	// StrictNHSNumber refuses NHS numbers that fail Modulus 11; otherwise they
+	// are accepted with a warning (NHS England's own examples fail it).
+	StrictNHSNumber bool
+	// FHIRBase is the absolute URL of the FHIR API, used to recognise
+	// absolute references to Signpost's own resources.
+	FHIRBase string
+	// MaxDepth caps JSON nesting (default 64).
+	MaxDepth int
+	// UnderstoodModifiers are the modifierExtension urls the deployment
+	// understands; a resource carrying another is refused.
+	UnderstoodModifiers []string
+	// MaxSubscriptions caps the subscriptions one client has that are not
+	// ended (default DefaultMaxSubscriptions).
+	MaxSubscriptions int
+	Now              func() time.Time
+	NewID            func() string
+}
+
+// Service is the referral gateway's domain logic: accept, read, update and
+// search the resources of a referral. It is safe for concurrent use.
+type Service struct {
+	Store          Store
+	Codes          *mappings.Table
+	OutcomeCodes   *mappings.OutcomeTable
+	router         *Router
+	TriageUnmapped bool
+	StrictNHS      bool
+	Base           string
+	maxDepth       int
+	// understood holds the modifierExtension urls that may be processed.
+	understood       map[string]bool
+	MaxSubscriptions int
+	Now              func() time.Time
+	NewID            func() string
+}
+
+// NewService wires a Service.
+func NewService(o Options) *Service {
+	s := &Service{Store: patientStore{o.Store}, Codes: o.Codes, router: NewRouter(o.Providers), TriageUnmapped: o.TriageUnmapped,
+		StrictNHS: o.StrictNHSNumber, Base: strings.TrimSuffix(o.FHIRBase, "/"), maxDepth: o.MaxDepth, Now: o.Now, NewID: o.NewID}
+	if s.Codes == nil {
+		s.Codes = mappings.Default()
+	}
+	s.OutcomeCodes = o.Outcomes
+	if s.OutcomeCodes == nil {
+		s.OutcomeCodes = mappings.DefaultOutcomes()
+	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	if s.NewID == nil {
+		s.NewID = NewID
+	}
+	if s.maxDepth == 0 {
+		s.maxDepth = 64
+	}
+	s.understood = make(map[string]bool, len(o.UnderstoodModifiers))
+	for _, u := range o.UnderstoodModifiers {
+		s.understood[u] = true
+	}
+	s.MaxSubscriptions = o.MaxSubscriptions
+	if s.MaxSubscriptions <= 0 {
+		s.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	return s
+}
+
+// Router exposes the routing table (for the metadata and the web pages).
+func (s *Service) Router() *Router { return s.router }
+
+// NewID returns a random UUID (version 4), the form of every id Signpost
+// assigns: unguessable, so ids leak nothing about volumes or order.
+func NewID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:])
+}
+
+// Outcome is the result of one create or update.
+type Outcome struct {
+	Resource *Resource
+	// Created is true when this request made the resource (201), false when
+	// it updated one or found an identical earlier request (200).
+	Created bool
+	// Warnings are issues that did not stop the request (an NHS number
+	// failing its check under the warn policy).
+	Warnings []fhir.Issue
+	// Category is the social prescribing category a referral was routed
+	// to ("" when it was not routed), for the metrics.
+	Category string
+}
+
+// Read returns the current version of a resource.
+func (s *Service) Read(ctx context.Context, caller Caller, typ, id string) (*Resource, error) {
+	if err := CheckID(id); err != nil {
+		return nil, err
+	}
+	r, err := s.ReadVisible(ctx, caller, typ, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, NotFound(typ, id)
+	}
+	return r, err
+}
+
+// ReadVersion returns one version of a resource.
+func (s *Service) ReadVersion(ctx context.Context, caller Caller, typ, id, vid string) (*Resource, error) {
+	if err := CheckID(id); err != nil {
+		return nil, err
+	}
+	v, err := strconv.Atoi(vid)
+	if err != nil || v < 1 || strconv.Itoa(v) != vid {
+		return nil, NewError(KindNotFound, fhir.IssueNotFound, "", "version ids are positive whole numbers")
+	}
+	key := id
+	if typ == TypePatient {
+		key, err = s.PatientKeyFor(ctx, caller, id)
+	}
+	var r *Resource
+	if err == nil {
+		r, err = s.Store.ReadVersion(ctx, typ, key, v)
+	}
+	if err == nil {
+		var ok bool
+		if ok, err = s.Visible(ctx, caller, r); err == nil && !ok {
+			err = ErrNotFound
+		}
+	}
+	if errors.Is(err, ErrNotFound) {
+		return nil, NewError(KindNotFound, fhir.IssueNotFound, "", "no such version of a %s is known to this client", typ)
+	}
+	return r, err
+}
+
+// Ping reports whether storage answers; /readyz uses it.
+func (s *Service) Ping(ctx context.Context) error { return s.Store.Ping(ctx) }
+
+func NotFound(typ, id string) error {
+	// The id is left out: a client-chosen Patient id can be anything,
+	// an NHS number included.
+	return NewError(KindNotFound, fhir.IssueNotFound, "", "no such %s is known to this client", typ)
+}
+
+// checkID enforces the FHIR id syntax, [A-Za-z0-9\-\.]{1,64}.
+// ValidID reports whether id is a FHIR resource id (1 to 64 letters, digits,
+// '-' and '.').
+func ValidID(id string) bool { return CheckID(id) == nil }
+
+func CheckID(id string) error {
+	if len(id) == 0 || len(id) > 64 {
+		return NewError(KindInvalid, fhir.IssueValue, "", "a resource id is 1 to 64 characters")
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return NewError(KindInvalid, fhir.IssueValue, "", "a resource id may hold only letters, digits, '-' and '.'")
+		}
+	}
+	return nil
+}
+
+// ParseIfMatch reads a weak or strong ETag holding a version number.
+func ParseIfMatch(h string) (int, error) {
+	v := strings.TrimSpace(h)
+	v = strings.TrimPrefix(v, "W/")
+	v = strings.Trim(v, `"`)
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, NewError(KindInvalid, fhir.IssueValue, "", `If-Match must be an ETag such as W/"3" naming a version`)
+	}
+	return n, nil
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// Commit stores a change with the token systems it is indexed under.
+func (s *Service) Commit(ctx context.Context, c *Commit) (*CommitResult, error) {
+	c.Systems = TokenSystems(c.Writes)
+	return s.Store.Commit(ctx, c)
+}
+
+// ReadTask reads the current version of a Task and its view.
+func (s *Service) ReadTask(ctx context.Context, id string) (*Resource, *TaskView, error) {
+	task, err := s.Store.Read(ctx, TypeTask, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	view, err := ParseTask(task.Body)
+	if err != nil {
+		return nil, nil, err
+	}
+	view.ID = task.ID
+	return task, view, nil
+}
+
+// TaskChange builds the commit of a system-made Task version: the members
+// given replace the current ones, lastModified is now, and the GP is told.
+func (s *Service) TaskChange(cur *Resource, view *TaskView, members map[string]any, jobs []Job, done *JobRef) *Commit {
+	now := s.Now().UTC().Truncate(time.Millisecond)
+	members["lastModified"] = Instant(now)
+	body := cur.Body
+	for name := range members {
+		body = WithoutMember(body, name)
+	}
+	obj, err := fhir.ParseResource(AppendMembers(body, members), fhir.ParseOptions{})
+	if err != nil {
+		panic(err) // built from stored bytes that passed the same checks
+	}
+	next := &Resource{Type: TypeTask, ID: cur.ID, Version: cur.Version + 1, LastUpdated: now, Owner: cur.Owner,
+		Body: obj.WithServerFields(cur.ID, strconv.Itoa(cur.Version+1), Instant(now))}
+	status := view.Status
+	if st, ok := members["status"].(string); ok {
+		status = st
+	}
+	var task models.Task
+	_ = json.Unmarshal(next.Body, &task) // passed the raw checks just above
+	terms := append(TaskTerms(cur.ID, &task, s.Base), ClientTerm(cur.Owner))
+	return &Commit{Writes: []Write{{Resource: next, Expect: cur.Version, Terms: terms}},
+		Jobs: append(jobs, NotifyJobs(next, status)...), Done: done}
+}
+
+// Parse runs the raw-JSON checks, checks the resource type, and checks the
+// resource against R4's structure.
+func (s *Service) Parse(body []byte, typ string) (*fhir.Object, error) {
+	obj, err := s.ParseRaw(body, typ)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkStructure(body, typ); err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Kind == KindInvalid {
+			return nil, withBindingProblems(e, obj, typ)
+		}
+		return nil, err
+	}
+	return obj, nil
+}
+
+// ParseRaw runs the raw-JSON checks and checks the resource type, for a
+// body whose structure was checked already (a transaction entry, checked
+// with its Bundle; a body whose references were rewritten).
+func (s *Service) ParseRaw(body []byte, typ string) (*fhir.Object, error) {
+	obj, err := fhir.ParseResource(body, fhir.ParseOptions{MaxDepth: s.maxDepth})
+	if err != nil {
+		var re *fhir.RawError
+		if errors.As(err, &re) {
+			is := fhir.Issue{Severity: fhir.SeverityError, Code: fhir.IssueStructure, Diagnostics: re.Message}
+			if re.Expression != "" {
+				is.Expression = []string{re.Expression}
+			}
+			if re.Kind == fhir.MissingResourceType || re.Kind == fhir.BadResourceType {
+				is.Code = fhir.IssueRequired
+			}
+			return nil, &Error{Kind: KindInvalid, Issues: []fhir.Issue{is}, Err: err}
+		}
+		return nil, &Error{Kind: KindInvalid, Err: err, Issues: []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueStructure, Diagnostics: "the body is not a valid FHIR JSON resource"}}}
+	}
+	if obj.ResourceType() != typ {
+		return nil, NewError(KindInvalid, fhir.IssueInvalid, "resourceType",
+			"resourceType must be %q at this endpoint, found %q", typ, obj.ResourceType())
+	}
+	return obj, nil
+}
+
+// LocalRef turns an absolute reference to this server into a relative one.
+func (s *Service) LocalRef(ref string) string {
+	if s.Base != "" {
+		if rest, ok := strings.CutPrefix(ref, s.Base+"/"); ok {
+			return rest
+		}
+	}
+	return ref
+}
+
+func (s *Service) Absolute(ref string) string { return AbsoluteRef(s.Base, ref) }
+
+func AbsoluteRef(base, ref string) string {
+	if ref == "" || strings.Contains(ref, "://") || strings.HasPrefix(ref, "#") || strings.HasPrefix(ref, "urn:") {
+		return ref
+	}
+	return base + "/" + ref
+}
+
+func Member(body []byte, name string) []byte {
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(body, &m)
+	return m[name]
+}
+
+// WithoutMember drops one top-level member of a JSON object that passed the
+// raw checks, keeping every other member's bytes.
+func WithoutMember(obj []byte, name string) []byte {
+	o, err := fhir.ParseResource(obj, fhir.ParseOptions{})
+	if err != nil || !o.Has(name) {
+		return obj
+	}
+	out := []byte{'{'}
+	for _, n := range o.Names() {
+		if n == name {
+			continue
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		key, _ := json.Marshal(n)
+		raw, _ := o.Member(n)
+		out = append(append(append(out, key...), ':'), raw...)
+	}
+	return append(out, '}')
+}
+
+// AppendMembers adds members to the end of a JSON object. The object's own
+// bytes are kept; the new members are ones it does not have.
+func AppendMembers(obj []byte, members map[string]any) []byte {
+	if len(members) == 0 {
+		return obj
+	}
+	end := strings.LastIndexByte(string(obj), '}')
+	out := append([]byte{}, obj[:end]...)
+	keys := make([]string, 0, len(members))
+	for k := range members {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v, err := json.Marshal(members[k])
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, ',')
+		out = strconv.AppendQuote(out, k)
+		out = append(out, ':')
+		out = append(out, v...)
+	}
+	return append(out, '}')
+}
