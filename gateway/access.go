@@ -43,7 +43,7 @@ func SearchScope(c Caller, typ string) []string {
 }
 
 // Visible reports whether the caller may see a resource.
-func (s *Service) Visible(ctx context.Context, c Caller, r *Resource) (bool, error) {
+func (s *Core) Visible(ctx context.Context, c Caller, r *Resource) (bool, error) {
 	switch c.Kind {
 	case CallerOperator:
 		return true, nil
@@ -82,14 +82,14 @@ func (s *Service) Visible(ctx context.Context, c Caller, r *Resource) (bool, err
 // the provider owns points at it, and that Task belongs to the client that
 // owns the Patient. The second half is what stops a GP system's Task from
 // showing another practice's Patient to a provider.
-func (s *Service) providerSeesPatient(ctx context.Context, providerID string, patient *Resource) (bool, error) {
+func (s *Core) providerSeesPatient(ctx context.Context, providerID string, patient *Resource) (bool, error) {
 	_, n, err := s.Store.Search(ctx, &StoreQuery{Type: TypeTask, Groups: [][]string{
 		{"subject=" + patient.Ref()}, {"owner=Organization/" + providerID}, {ClientTerm(patient.Owner)}}})
 	return n > 0, err
 }
 
 // ReadVisible reads a resource the caller may see, or reports it not found.
-func (s *Service) ReadVisible(ctx context.Context, c Caller, typ, id string) (*Resource, error) {
+func (s *Core) ReadVisible(ctx context.Context, c Caller, typ, id string) (*Resource, error) {
 	if typ == TypePatient {
 		key, err := s.PatientKeyFor(ctx, c, id)
 		if err != nil {

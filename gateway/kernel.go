@@ -45,9 +45,9 @@ type Options struct {
 	NewID            func() string
 }
 
-// Service is the referral gateway's domain logic: accept, read, update and
+// Core is the referral gateway's domain logic: accept, read, update and
 // search the resources of a referral. It is safe for concurrent use.
-type Service struct {
+type Core struct {
 	Store          Store
 	Codes          *mappings.Table
 	OutcomeCodes   *mappings.OutcomeTable
@@ -63,9 +63,9 @@ type Service struct {
 	NewID            func() string
 }
 
-// NewService wires a Service.
-func NewService(o Options) *Service {
-	s := &Service{Store: patientStore{o.Store}, Codes: o.Codes, router: NewRouter(o.Providers), TriageUnmapped: o.TriageUnmapped,
+// NewCore wires a Service.
+func NewCore(o Options) *Core {
+	s := &Core{Store: patientStore{o.Store}, Codes: o.Codes, router: NewRouter(o.Providers), TriageUnmapped: o.TriageUnmapped,
 		StrictNHS: o.StrictNHSNumber, Base: strings.TrimSuffix(o.FHIRBase, "/"), maxDepth: o.MaxDepth, Now: o.Now, NewID: o.NewID}
 	if s.Codes == nil {
 		s.Codes = mappings.Default()
@@ -95,7 +95,7 @@ func NewService(o Options) *Service {
 }
 
 // Router exposes the routing table (for the metadata and the web pages).
-func (s *Service) Router() *Router { return s.router }
+func (s *Core) Router() *Router { return s.router }
 
 // NewID returns a random UUID (version 4), the form of every id Signpost
 // assigns: unguessable, so ids leak nothing about volumes or order.
@@ -134,7 +134,7 @@ type Outcome struct {
 }
 
 // Read returns the current version of a resource.
-func (s *Service) Read(ctx context.Context, caller Caller, typ, id string) (*Resource, error) {
+func (s *Core) Read(ctx context.Context, caller Caller, typ, id string) (*Resource, error) {
 	if err := CheckID(id); err != nil {
 		return nil, err
 	}
@@ -146,7 +146,7 @@ func (s *Service) Read(ctx context.Context, caller Caller, typ, id string) (*Res
 }
 
 // ReadVersion returns one version of a resource.
-func (s *Service) ReadVersion(ctx context.Context, caller Caller, typ, id, vid string) (*Resource, error) {
+func (s *Core) ReadVersion(ctx context.Context, caller Caller, typ, id, vid string) (*Resource, error) {
 	if err := CheckID(id); err != nil {
 		return nil, err
 	}
@@ -175,7 +175,7 @@ func (s *Service) ReadVersion(ctx context.Context, caller Caller, typ, id, vid s
 }
 
 // Ping reports whether storage answers; /readyz uses it.
-func (s *Service) Ping(ctx context.Context) error { return s.Store.Ping(ctx) }
+func (s *Core) Ping(ctx context.Context) error { return s.Store.Ping(ctx) }
 
 func NotFound(typ, id string) error {
 	// The id is left out: a client-chosen Patient id can be anything,
@@ -216,13 +216,13 @@ func ParseIfMatch(h string) (int, error) {
 func itoa(i int) string { return strconv.Itoa(i) }
 
 // Commit stores a change with the token systems it is indexed under.
-func (s *Service) Commit(ctx context.Context, c *Commit) (*CommitResult, error) {
+func (s *Core) Commit(ctx context.Context, c *Commit) (*CommitResult, error) {
 	c.Systems = TokenSystems(c.Writes)
 	return s.Store.Commit(ctx, c)
 }
 
 // ReadTask reads the current version of a Task and its view.
-func (s *Service) ReadTask(ctx context.Context, id string) (*Resource, *TaskView, error) {
+func (s *Core) ReadTask(ctx context.Context, id string) (*Resource, *TaskView, error) {
 	task, err := s.Store.Read(ctx, TypeTask, id)
 	if err != nil {
 		return nil, nil, err
@@ -237,7 +237,7 @@ func (s *Service) ReadTask(ctx context.Context, id string) (*Resource, *TaskView
 
 // TaskChange builds the commit of a system-made Task version: the members
 // given replace the current ones, lastModified is now, and the GP is told.
-func (s *Service) TaskChange(cur *Resource, view *TaskView, members map[string]any, jobs []Job, done *JobRef) *Commit {
+func (s *Core) TaskChange(cur *Resource, view *TaskView, members map[string]any, jobs []Job, done *JobRef) *Commit {
 	now := s.Now().UTC().Truncate(time.Millisecond)
 	members["lastModified"] = Instant(now)
 	body := cur.Body
@@ -263,7 +263,7 @@ func (s *Service) TaskChange(cur *Resource, view *TaskView, members map[string]a
 
 // Parse runs the raw-JSON checks, checks the resource type, and checks the
 // resource against R4's structure.
-func (s *Service) Parse(body []byte, typ string) (*fhir.Object, error) {
+func (s *Core) Parse(body []byte, typ string) (*fhir.Object, error) {
 	obj, err := s.ParseRaw(body, typ)
 	if err != nil {
 		return nil, err
@@ -281,7 +281,7 @@ func (s *Service) Parse(body []byte, typ string) (*fhir.Object, error) {
 // ParseRaw runs the raw-JSON checks and checks the resource type, for a
 // body whose structure was checked already (a transaction entry, checked
 // with its Bundle; a body whose references were rewritten).
-func (s *Service) ParseRaw(body []byte, typ string) (*fhir.Object, error) {
+func (s *Core) ParseRaw(body []byte, typ string) (*fhir.Object, error) {
 	obj, err := fhir.ParseResource(body, fhir.ParseOptions{MaxDepth: s.maxDepth})
 	if err != nil {
 		var re *fhir.RawError
@@ -305,7 +305,7 @@ func (s *Service) ParseRaw(body []byte, typ string) (*fhir.Object, error) {
 }
 
 // LocalRef turns an absolute reference to this server into a relative one.
-func (s *Service) LocalRef(ref string) string {
+func (s *Core) LocalRef(ref string) string {
 	if s.Base != "" {
 		if rest, ok := strings.CutPrefix(ref, s.Base+"/"); ok {
 			return rest
@@ -314,7 +314,7 @@ func (s *Service) LocalRef(ref string) string {
 	return ref
 }
 
-func (s *Service) Absolute(ref string) string { return AbsoluteRef(s.Base, ref) }
+func (s *Core) Absolute(ref string) string { return AbsoluteRef(s.Base, ref) }
 
 func AbsoluteRef(base, ref string) string {
 	if ref == "" || strings.Contains(ref, "://") || strings.HasPrefix(ref, "#") || strings.HasPrefix(ref, "urn:") {
@@ -375,4 +375,34 @@ func AppendMembers(obj []byte, members map[string]any) []byte {
 		out = append(out, v...)
 	}
 	return append(out, '}')
+}
+
+// SearchResult is one page of a search.
+type SearchResult struct {
+	Matches  []*Resource
+	Included []*Resource
+	Total    int
+	// Self, Next and Previous are query strings for the paging links ("" when there is none).
+	Self, Next, Previous string
+}
+
+// FocusesOf reads the ServiceRequests the matched Tasks are for.
+func (s *Core) FocusesOf(ctx context.Context, tasks []*Resource) ([]*Resource, error) {
+	var refs []string
+	for _, t := range tasks {
+		var view struct {
+			Focus *models.Reference `json:"focus"`
+		}
+		if json.Unmarshal(t.Body, &view) != nil || view.Focus == nil || view.Focus.Reference == nil {
+			continue
+		}
+		ref := s.LocalRef(*view.Focus.Reference)
+		if strings.HasPrefix(ref, TypeServiceRequest+"/") && !slices.Contains(refs, ref) {
+			refs = append(refs, ref)
+		}
+	}
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	return s.Store.ReadMany(ctx, refs)
 }

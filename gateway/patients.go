@@ -106,7 +106,7 @@ func withFHIRID(r *Resource) *Resource {
 // of a Task it owns, in the Task's client's Patients. An operator names its
 // own (the configured client it acts as), or else the one Patient anywhere
 // with that id. ErrNotFound when a provider has no Task for the id.
-func (s *Service) PatientKeyFor(ctx context.Context, c Caller, id string) (string, error) {
+func (s *Core) PatientKeyFor(ctx context.Context, c Caller, id string) (string, error) {
 	switch c.Kind {
 	case CallerGP:
 		return PatientKey(c.ClientID, id), nil
@@ -154,7 +154,7 @@ func (s *Service) PatientKeyFor(ctx context.Context, c Caller, id string) (strin
 
 // PatientOf reads the Patient a Task points at (id: its FHIR id), among the
 // Patients of the Task's client, if the caller may see it; nil otherwise.
-func (s *Service) PatientOf(ctx context.Context, c Caller, task *Resource, id string) (*Resource, error) {
+func (s *Core) PatientOf(ctx context.Context, c Caller, task *Resource, id string) (*Resource, error) {
 	if CheckID(id) != nil {
 		return nil, nil
 	}

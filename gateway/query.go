@@ -121,7 +121,7 @@ type Query struct {
 // within what the caller may see (a match elsewhere must not show).
 // The registry generation its token terms were expanded with is returned too
 // (-1: none were), for the commit to re-check.
-func (s *Service) IfNoneExistQuery(ctx context.Context, caller Caller, typ, header string) (*Query, int64, error) {
+func (s *Core) IfNoneExistQuery(ctx context.Context, caller Caller, typ, header string) (*Query, int64, error) {
 	params, err := url.ParseQuery(strings.TrimPrefix(header, "?"))
 	if err != nil {
 		return nil, 0, NewError(KindInvalid, fhir.IssueInvalid, "", "If-None-Exist must be a search query such as identifier=system|value")
@@ -158,7 +158,7 @@ func paramError(code fhir.IssueType, name, format string, args ...any) error {
 	return e
 }
 
-func (s *Service) ParseSearch(typ string, params url.Values, lenient bool) (*Query, error) {
+func (s *Core) ParseSearch(typ string, params url.Values, lenient bool) (*Query, error) {
 	defs := searchParams[typ]
 	q := &Query{StoreQuery: StoreQuery{Type: typ, Count: DefaultCount}, Canonical: url.Values{}}
 	names := make([]string, 0, len(params))
@@ -183,7 +183,7 @@ func (s *Service) ParseSearch(typ string, params url.Values, lenient bool) (*Que
 	return q, nil
 }
 
-func (s *Service) parseParam(q *Query, defs map[string]searchParam, typ, name, value string, lenient bool) error {
+func (s *Core) parseParam(q *Query, defs map[string]searchParam, typ, name, value string, lenient bool) error {
 	switch name {
 	case "_count":
 		n, err := strconv.Atoi(value)
@@ -407,15 +407,15 @@ func dateRange(v string) (lo, hi time.Time, err error) {
 	return lo, hi, errDate
 }
 
-var errDate = DateError{}
+var errDate = dateError{}
 
-type DateError struct{}
+type dateError struct{}
 
 // ExpandTokens replaces every anySystem term of the groups with the terms
 // that find its value in any system: each registered system, no system,
 // and the bare term older versions of Signpost indexed. It returns the
 // registry generation it used, or -1 when there was nothing to expand.
-func (s *Service) ExpandTokens(ctx context.Context, typ string, groups [][]string) (int64, error) {
+func (s *Core) ExpandTokens(ctx context.Context, typ string, groups [][]string) (int64, error) {
 	if !slices.ContainsFunc(groups, func(g []string) bool {
 		return slices.ContainsFunc(g, func(t string) bool { return strings.HasPrefix(t, anySystem) })
 	}) {
@@ -492,4 +492,8 @@ func decodeCursor(s string) (*Keyset, error) {
 		return nil, errors.New("bad cursor")
 	}
 	return &Keyset{Snapshot: time.UnixMilli(c.Snapshot).UTC(), After: &Position{Score: c.Score, ID: c.ID}}, nil
+}
+
+func (dateError) Error() string {
+	return "expected a FHIR date, dateTime or instant (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss[.sss]Z) after an optional prefix eq, gt, ge, lt, le, sa or eb"
 }

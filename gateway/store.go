@@ -200,3 +200,27 @@ type Position struct {
 // ErrSnapshotStale is a keyset page whose snapshot is too old to keep:
 // too many matches changed since. The client starts the search again.
 var ErrSnapshotStale = errors.New("search snapshot too old")
+
+// Event is one notification event of a subscription.
+type Event struct {
+	Number    int64
+	Timestamp time.Time
+	Task      string // "Task/id"
+	Version   string
+}
+
+// WriteBackState is what Signpost last wrote to a GP system of one Task:
+// the Signpost version, the GP server's id and version of its copy, and the
+// status whose outcome entry was filed.
+type WriteBackState struct {
+	Version int    `json:"v"`
+	GPID    string `json:"id,omitempty"`
+	GPETag  string `json:"etag,omitempty"`
+	// Filed lists the statuses whose outcome entries were filed.
+	Filed []string `json:"filed,omitempty"`
+}
+
+// MaxChangedFollowed is how many matches may change between a search's
+// first page and a later one before its paging link is refused (the store
+// places each where it stood; the bound keeps that cheap).
+const MaxChangedFollowed = 1000

@@ -14,7 +14,7 @@ const maxURLShown = 200
 // must be able to read. Then it refuses modifier extensions the deployment
 // does not understand: R4 forbids processing a resource as if such a
 // modifier were absent (it may reverse what the resource means).
-func (s *Service) checkStructure(body []byte, typ string) error {
+func (s *Core) checkStructure(body []byte, typ string) error {
 	res := structure.ValidateAs(body, typ)
 	if !res.Valid() {
 		return &Error{Kind: KindInvalid, Issues: res.Issues}

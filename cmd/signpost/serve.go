@@ -20,6 +20,7 @@ import (
 	"github.com/signpost-health/signpost/gateway/outbound"
 	"github.com/signpost-health/signpost/gateway/redisstore"
 	"github.com/signpost-health/signpost/gateway/telemetry"
+	"github.com/signpost-health/signpost/gateway/usecases"
 	"github.com/signpost-health/signpost/gateway/web"
 	"github.com/signpost-health/signpost/mappings"
 )
@@ -45,7 +46,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 // serveApp serves the API (and the workers) of an assembled app until ctx
 // ends, then shuts down in order. ready, if given, is told the address.
 func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(string) string, stdout io.Writer, ready func(net.Addr)) error {
-	cfg, store, svc, log := app.cfg, app.store, app.svc, app.log
+	cfg, store, uc, log := app.cfg, app.store, app.uc, app.log
 	codes := app.codes
 	scopePatients(ctx, store, log)
 	authServer, err := newAuthServer(cfg, store)
@@ -54,7 +55,7 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 	}
 	caller := localCaller(cfg)
 	api := httpapi.New(httpapi.Options{
-		Service:        svc,
+		UseCases:       uc,
 		PublicURL:      cfg.PublicURL,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		Auth:           authServer,
@@ -65,7 +66,7 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 		Auditor:        store,
 		Caller:         func(*http.Request) (gateway.Caller, error) { return caller, nil },
 		Capability:     httpapi.CapabilityInfo{Version: version, AuthMode: string(cfg.Auth.Mode)},
-		Pages: web.New(web.Options{Service: svc, Accounts: store, Auditor: store, PublicURL: cfg.PublicURL, Logger: log,
+		Pages: web.New(web.Options{Portal: uc.Portal, Insights: uc.Insights, Accounts: store, Auditor: store, PublicURL: cfg.PublicURL, Logger: log,
 			Limiter: store.Limiter(signInRate, signInBurst)}),
 		TrustedProxies: cfg.TrustedProxies,
 		Logger:         log,
@@ -151,7 +152,7 @@ type app struct {
 	codes   *mappings.Table
 	rdb     *redis.Client
 	store   *redisstore.Store
-	svc     *gateway.Service
+	uc      *usecases.Set
 	log     *slog.Logger
 	// traced: spans are exported (the standard OTEL_* variables ask).
 	traced bool
@@ -213,7 +214,7 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, names
 	}
 	store := redisstore.New(rdb, namespace)
 	store.SetAuditMax(cfg.Audit.MaxEntries)
-	svc := gateway.NewService(gateway.Options{
+	uc := usecases.New(gateway.Options{
 		Store:           store,
 		Codes:           codes,
 		Providers:       providers(cfg),
@@ -241,7 +242,7 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, names
 		return out, nil
 	})
 	_ = metrics.ObserveAudit(store.AuditLength)
-	return &app{traced: traced, metrics: metrics, cfg: cfg, codes: codes, rdb: rdb, store: store, svc: svc, log: log}
+	return &app{traced: traced, metrics: metrics, cfg: cfg, codes: codes, rdb: rdb, store: store, uc: uc, log: log}
 }
 
 // loadConfig reads the configuration and the code table it names, and

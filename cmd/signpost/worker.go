@@ -12,6 +12,7 @@ import (
 
 	"github.com/signpost-health/signpost/config"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/delivery"
 	"github.com/signpost-health/signpost/gateway/notify"
 	"github.com/signpost-health/signpost/gateway/outbound"
 	"github.com/signpost-health/signpost/gateway/webhook"
@@ -41,7 +42,7 @@ func newWorker(a *app) (*worker.Worker, error) {
 	q := a.store.Queue(gateway.QueueDelivery)
 	return worker.New(worker.Options{
 		Queue: q,
-		Handler: &worker.Deliveries{Queue: q, Domain: a.svc, Switch: a.store, Sender: sender,
+		Handler: &worker.Deliveries{Queue: q, Domain: a.uc.Delivery, Switch: a.store, Sender: sender,
 			Endpoints: endpoints, Retry: a.cfg.DeliveryRetry, Log: a.log, Metrics: a.metrics, Audit: a.store},
 		Consumer:    consumerName(),
 		ReclaimIdle: 6 * a.cfg.DeliveryTimeout, // well above the slowest send
@@ -68,7 +69,7 @@ func newSubscriptionWorker(a *app) *worker.Worker {
 	q := a.store.Queue(gateway.QueueSubscription)
 	return worker.New(worker.Options{
 		Queue: q,
-		Handler: &worker.Subscriptions{Queue: q, Domain: a.svc, Store: a.store, Clients: clients,
+		Handler: &worker.Subscriptions{Queue: q, Domain: a.uc.Subscriptions, Store: a.store, Clients: clients,
 			Client: outbound.NewClient(outbound.Options{Allow: a.cfg.OutboundAllow, Timeout: a.cfg.DeliveryTimeout}),
 			Retry:  a.cfg.DeliveryRetry, Log: a.log, Metrics: a.metrics, Audit: a.store},
 		Consumer:    consumerName(),
@@ -112,7 +113,7 @@ func newWriteBacks(a *app, getenv func(string) string) *worker.Worker {
 	q := a.store.Queue(gateway.QueueNotify)
 	return worker.New(worker.Options{
 		Queue: q,
-		Handler: &worker.WriteBacks{Queue: q, Domain: a.svc, State: a.store, Targets: targets,
+		Handler: &worker.WriteBacks{Queue: q, Domain: a.uc.WriteBack, State: a.store, Targets: targets,
 			Retry: a.cfg.DeliveryRetry, Log: a.log, Metrics: a.metrics, Audit: a.store},
 		Consumer:    consumerName(),
 		ReclaimIdle: 6 * a.cfg.DeliveryTimeout,
@@ -233,8 +234,8 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 		if err := a.store.EnableEndpoint(ctx, e.Fields["provider"]); err != nil {
 			return err
 		}
-		if err := a.svc.Redrive(ctx, e); err != nil {
-			if errors.Is(err, gateway.ErrMovedOn) || errors.Is(err, gateway.ErrAlreadyRedriven) {
+		if err := a.uc.Delivery.Redrive(ctx, e); err != nil {
+			if errors.Is(err, delivery.ErrMovedOn) || errors.Is(err, delivery.ErrAlreadyRedriven) {
 				fmt.Fprintf(stdout, "not replayed %s: %v\n", e.ID, err)
 				continue
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/intake"
 )
 
 // The BaRS code systems and codes a message is read by.
@@ -39,7 +40,7 @@ const header = "Bundle.entry[0].resource"
 // code (details.coding, http-error-codes) follows from the error kind:
 // 400 REC_BAD_REQUEST for a message that is not well formed, 422
 // REC_UNPROCESSABLE_ENTITY for one Signpost does not process.
-func Read(obj *fhir.Object, requestID string) (*gateway.MessageReferral, error) {
+func Read(obj *fhir.Object, requestID string) (*intake.MessageReferral, error) {
 	if typ, _ := obj.String("type"); typ != "message" {
 		return nil, problem(gateway.KindInvalid, fhir.IssueInvalid, "Bundle.type", "Bundle.type must be message at $process-message")
 	}
@@ -48,7 +49,7 @@ func Read(obj *fhir.Object, requestID string) (*gateway.MessageReferral, error) 
 		return nil, problem(gateway.KindInvalid, fhir.IssueRequired, "Bundle.id", "Bundle.id is required: it is the message's identity, by which a message sent again is known")
 	}
 	entries, _ := obj.Objects("entry")
-	m := &gateway.MessageReferral{MessageID: id, RequestID: requestID, Entries: map[string]string{}}
+	m := &intake.MessageReferral{MessageID: id, RequestID: requestID, Entries: map[string]string{}}
 	byURL := map[string]int{}
 	resources := make([]*fhir.Object, len(entries))
 	for i, e := range entries {
@@ -100,7 +101,7 @@ func Read(obj *fhir.Object, requestID string) (*gateway.MessageReferral, error) 
 	dests, _ := mh.Objects("destination")
 	for k, d := range dests {
 		if endpoint, _ := d.String("endpoint"); endpoint != "" {
-			m.Destinations = append(m.Destinations, gateway.MessageDestination{Endpoint: endpoint,
+			m.Destinations = append(m.Destinations, intake.MessageDestination{Endpoint: endpoint,
 				Expr: header + ".destination[" + strconv.Itoa(k) + "].endpoint"})
 		}
 	}
@@ -148,8 +149,8 @@ func checkHeader(mh *fhir.Object) error {
 		"the reason must be coded in %s", ReasonSystem)
 }
 
-func entry(fullURL string, i int, r *fhir.Object) gateway.MessageEntry {
-	return gateway.MessageEntry{FullURL: fullURL, Expr: "Bundle.entry[" + strconv.Itoa(i) + "].resource", Body: r.Bytes()}
+func entry(fullURL string, i int, r *fhir.Object) intake.MessageEntry {
+	return intake.MessageEntry{FullURL: fullURL, Expr: "Bundle.entry[" + strconv.Itoa(i) + "].resource", Body: r.Bytes()}
 }
 
 func problem(kind gateway.ErrorKind, code fhir.IssueType, expr, format string, args ...any) error {

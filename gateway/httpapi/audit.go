@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/intake"
 )
 
 // Auditor keeps audit records where an operator can read them and nobody
@@ -57,9 +58,9 @@ var interactions = map[string]struct{ subtype, action string }{
 }
 
 // pendingAudit hands the audit record of a create, update or patch to the
-// Service, which commits it with the change (gateway.PendingAudit); the
+// Service, which commits it with the change (intake.PendingAudit); the
 // record is then not written again after the request.
-func (a *API) pendingAudit(c *gin.Context, start time.Time) *gateway.PendingAudit {
+func (a *API) pendingAudit(c *gin.Context, start time.Time) *intake.PendingAudit {
 	if a.auditor == nil {
 		return nil
 	}
@@ -72,9 +73,9 @@ func (a *API) pendingAudit(c *gin.Context, start time.Time) *gateway.PendingAudi
 	case it.subtype != "create" && it.subtype != "update" && it.subtype != "patch":
 		return nil
 	}
-	p := &gateway.PendingAudit{Status: status,
+	p := &intake.PendingAudit{Status: status,
 		Record: gateway.AuditRecord{Recorded: start, Interaction: it.subtype, Action: it.action, Address: c.ClientIP()}}
-	c.Request = c.Request.WithContext(gateway.WithPendingAudit(c.Request.Context(), p))
+	c.Request = c.Request.WithContext(intake.WithPendingAudit(c.Request.Context(), p))
 	return p
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/signpost-health/signpost/gateway/httpapi"
 	"github.com/signpost-health/signpost/gateway/redisstore"
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
+	"github.com/signpost-health/signpost/gateway/usecases"
 )
 
 // benchConns is the concurrency of the parallel benchmarks, as deploy/bench/run.sh
@@ -47,7 +48,7 @@ func benchSignpost(b *testing.B) (string, *http.Client) {
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
 	b.Cleanup(srv.Close)
-	svc := gateway.NewService(gateway.Options{
+	svc := usecases.New(gateway.Options{
 		Store:           redisstore.New(r.Client(), "signpost"),
 		Providers:       testProviders,
 		StrictNHSNumber: true,
@@ -55,7 +56,7 @@ func benchSignpost(b *testing.B) (string, *http.Client) {
 	})
 	caller := gateway.Caller{ClientID: "practice-a", Organization: gateway.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: practiceODS}}
 	mux.Handle("/", httpapi.New(httpapi.Options{
-		Service: svc, PublicURL: srv.URL, MaxBodyBytes: 1 << 20,
+		UseCases: svc, PublicURL: srv.URL, MaxBodyBytes: 1 << 20,
 		Logger:     slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		Caller:     func(*http.Request) (gateway.Caller, error) { return caller, nil },
 		Capability: httpapi.CapabilityInfo{Version: "bench", AuthMode: "none"},

@@ -31,7 +31,7 @@ func (a *API) create(c *gin.Context) {
 	if !ok {
 		return
 	}
-	out, err := a.svc.Create(c.Request.Context(), caller, c.Param("type"), requestBody(c), c.GetHeader("If-None-Exist"))
+	out, err := a.uc.Intake.Create(c.Request.Context(), caller, c.Param("type"), requestBody(c), c.GetHeader("If-None-Exist"))
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -51,7 +51,7 @@ func (a *API) update(c *gin.Context) {
 	if !ok {
 		return
 	}
-	out, err := a.svc.Update(c.Request.Context(), caller, c.Param("type"), c.Param("id"), requestBody(c), c.GetHeader("If-Match"))
+	out, err := a.uc.Intake.Update(c.Request.Context(), caller, c.Param("type"), c.Param("id"), requestBody(c), c.GetHeader("If-Match"))
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -64,7 +64,7 @@ func (a *API) patch(c *gin.Context) {
 	if !ok {
 		return
 	}
-	out, err := a.svc.Patch(c.Request.Context(), caller, c.Param("type"), c.Param("id"), requestBody(c), c.GetHeader("If-Match"))
+	out, err := a.uc.Intake.Patch(c.Request.Context(), caller, c.Param("type"), c.Param("id"), requestBody(c), c.GetHeader("If-Match"))
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -122,7 +122,7 @@ func (a *API) read(c *gin.Context) {
 			"this type-level interaction or operation is not supported; /fhir/metadata lists what is")
 		return
 	}
-	r, err := a.svc.Read(c.Request.Context(), caller, c.Param("type"), c.Param("id"))
+	r, err := a.uc.Core.Read(c.Request.Context(), caller, c.Param("type"), c.Param("id"))
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -135,7 +135,7 @@ func (a *API) vread(c *gin.Context) {
 	if !ok {
 		return
 	}
-	r, err := a.svc.ReadVersion(c.Request.Context(), caller, c.Param("type"), c.Param("id"), c.Param("vid"))
+	r, err := a.uc.Core.ReadVersion(c.Request.Context(), caller, c.Param("type"), c.Param("id"), c.Param("vid"))
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -185,7 +185,7 @@ func (a *API) runSearch(c *gin.Context, params url.Values) {
 		return
 	}
 	typ := c.Param("type")
-	res, err := a.svc.Search(c.Request.Context(), caller, typ, params, prefer(c, "handling") == "lenient")
+	res, err := a.uc.Search.Search(c.Request.Context(), caller, typ, params, prefer(c, "handling") == "lenient")
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -223,7 +223,7 @@ func (a *API) transaction(c *gin.Context) {
 	if !ok || !a.allowTransaction(c, requestBody(c)) {
 		return
 	}
-	outs, err := a.svc.Transaction(c.Request.Context(), caller, requestBody(c))
+	outs, err := a.uc.Intake.Transaction(c.Request.Context(), caller, requestBody(c))
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -260,7 +260,7 @@ func (a *API) subscriptionStatus(c *gin.Context) {
 	if !ok {
 		return
 	}
-	body, err := a.svc.SubscriptionStatus(c.Request.Context(), caller, c.Param("id"))
+	body, err := a.uc.Subscriptions.SubscriptionStatus(c.Request.Context(), caller, c.Param("id"))
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -286,7 +286,7 @@ func (a *API) endSubscription(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := a.svc.EndSubscription(c.Request.Context(), caller, c.Param("id")); err != nil {
+	if err := a.uc.Subscriptions.EndSubscription(c.Request.Context(), caller, c.Param("id")); err != nil {
 		a.fail(c, err)
 		return
 	}
@@ -308,7 +308,7 @@ func (a *API) healthz(c *gin.Context) {
 func (a *API) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), time.Second)
 	defer cancel()
-	if err := a.svc.Ping(ctx); err != nil {
+	if err := a.uc.Core.Ping(ctx); err != nil {
 		a.log.Warn("not ready", "error", err)
 		c.Header("Retry-After", retryAfterSeconds)
 		reason := "Redis does not answer"

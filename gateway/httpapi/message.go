@@ -11,6 +11,7 @@ import (
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/auth"
 	"github.com/signpost-health/signpost/gateway/bars"
+	"github.com/signpost-health/signpost/gateway/intake"
 )
 
 // processMessageRoute is the BaRS endpoint. Gin matches this literal
@@ -31,7 +32,7 @@ func (a *API) processMessage(c *gin.Context) {
 	if len(requestID) > maxCorrelationID {
 		requestID = ""
 	}
-	obj, err := a.svc.ParseMessage(requestBody(c))
+	obj, err := a.uc.Intake.ParseMessage(requestBody(c))
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -41,7 +42,7 @@ func (a *API) processMessage(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	got, err := a.svc.ReceiveReferral(c.Request.Context(), caller, msg)
+	got, err := a.uc.Intake.ReceiveReferral(c.Request.Context(), caller, msg)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -64,7 +65,7 @@ func (a *API) processMessage(c *gin.Context) {
 // with a message Bundle of what was processed: here a MessageHeader whose
 // response names the message received (its Bundle.id) with code ok, the
 // stored ServiceRequest and its referral Task, and the warnings, if any.
-func (a *API) messageAnswer(msg *gateway.MessageReferral, got *gateway.ReceivedReferral) []byte {
+func (a *API) messageAnswer(msg *intake.MessageReferral, got *intake.ReceivedReferral) []byte {
 	sr := got.ServiceRequest.Resource
 	header := map[string]any{
 		"resourceType": "MessageHeader",

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/portal"
 )
 
 // A synthetic patient of practice-b, with every detail the inbox shows.
@@ -136,7 +137,7 @@ func TestProviderSeesOnlyPatientsOfItsReferralsClient(t *testing.T) {
 	}
 	// The inbox list and the referral page.
 	provider := gateway.Caller{ClientID: "walking", Kind: gateway.CallerProvider}
-	page, err := e.svc.Inbox(context.Background(), provider, gateway.InboxNew, 0)
+	page, err := e.svc.Portal.Inbox(context.Background(), provider, portal.InboxNew, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func TestProviderSeesOnlyPatientsOfItsReferralsClient(t *testing.T) {
 			t.Errorf("the inbox read another client's Patient: %v", page.Read)
 		}
 	}
-	detail, err := e.svc.Referral(context.Background(), provider, taskID)
+	detail, err := e.svc.Portal.Referral(context.Background(), provider, taskID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +159,7 @@ func TestProviderSeesOnlyPatientsOfItsReferralsClient(t *testing.T) {
 		t.Errorf("the referral page shows another client's Patient: %+v", detail.Person)
 	}
 	// The full webhook body.
-	full, err := e.svc.DeliveryBody(context.Background(), &gateway.Delivery{Event: gateway.EventReferral, TaskID: taskID,
+	full, err := e.svc.Delivery.DeliveryBody(context.Background(), &gateway.Delivery{Event: gateway.EventReferral, TaskID: taskID,
 		ServiceRequestID: srID, ProviderID: "walking", ID: "msg_test"}, true)
 	if err != nil {
 		t.Fatal(err)
@@ -186,11 +187,11 @@ func TestProviderSeesOnlyPatientsOfItsReferralsClient(t *testing.T) {
 	if got := bundleEntries(t, inc, "include"); len(got) != 1 || got[0]["id"] != "pa-1" {
 		t.Errorf("the provider's _include=Task:patient of its own referral: %s", inc.body)
 	}
-	detail, err = e.svc.Referral(context.Background(), provider, ownTaskID)
+	detail, err = e.svc.Portal.Referral(context.Background(), provider, ownTaskID)
 	if err != nil || detail.Person.Name != "Ann Testpatient" {
 		t.Errorf("the referral page of the client's own Patient: %v %+v", err, detail)
 	}
-	full, err = e.svc.DeliveryBody(context.Background(), &gateway.Delivery{Event: gateway.EventReferral, TaskID: ownTaskID,
+	full, err = e.svc.Delivery.DeliveryBody(context.Background(), &gateway.Delivery{Event: gateway.EventReferral, TaskID: ownTaskID,
 		ServiceRequestID: ownSR, ProviderID: "walking", ID: "msg_test"}, true)
 	if err != nil || !strings.Contains(string(full), "Ann Testpatient") {
 		t.Errorf("the full webhook of the client's own Patient: %v %s", err, full)
@@ -248,12 +249,12 @@ func TestPatientIdsArePerClient(t *testing.T) {
 		if len(inc) != 1 || inc[0]["name"].([]any)[0].(map[string]any)["text"] != want {
 			t.Errorf("Task %s includes %v, want %s", task, inc, want)
 		}
-		d, err := e.svc.Referral(context.Background(), provider, task)
+		d, err := e.svc.Portal.Referral(context.Background(), provider, task)
 		if err != nil || d.Person.Name != want {
 			t.Errorf("the referral page of Task %s shows %+v (%v), want %s", task, d, err, want)
 		}
 	}
-	page, err := e.svc.Inbox(context.Background(), provider, gateway.InboxNew, 0)
+	page, err := e.svc.Portal.Inbox(context.Background(), provider, portal.InboxNew, 0)
 	if err != nil || len(page.Referrals) != 2 {
 		t.Fatalf("inbox: %v %+v", err, page)
 	}
@@ -262,7 +263,7 @@ func TestPatientIdsArePerClient(t *testing.T) {
 			t.Errorf("the inbox shows %q for Task %s, want %q", r.Person.Name, r.TaskID, want)
 		}
 	}
-	full, err := e.svc.DeliveryBody(context.Background(), &gateway.Delivery{Event: gateway.EventReferral, TaskID: taskB,
+	full, err := e.svc.Delivery.DeliveryBody(context.Background(), &gateway.Delivery{Event: gateway.EventReferral, TaskID: taskB,
 		ServiceRequestID: srB, ProviderID: "walking", ID: "msg_test"}, true)
 	if err != nil || !strings.Contains(string(full), "Bea Testpatient") || strings.Contains(string(full), "Ann B Testpatient") {
 		t.Errorf("practice b's full webhook: %v %s", err, full)

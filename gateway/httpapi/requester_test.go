@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/portal"
 )
 
 // A GP system refers in its own name: a requester naming another
@@ -58,7 +59,7 @@ func TestRequesterIsTheCallersOrganisation(t *testing.T) {
 		}
 	}
 	// The inbox shows the checked identifier beside the sender's display.
-	page, err := e.svc.Inbox(context.Background(), gateway.Caller{ClientID: "walking", Kind: gateway.CallerProvider}, gateway.InboxNew, 0)
+	page, err := e.svc.Portal.Inbox(context.Background(), gateway.Caller{ClientID: "walking", Kind: gateway.CallerProvider}, portal.InboxNew, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,12 +18,14 @@ import (
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/auth"
 	"github.com/signpost-health/signpost/gateway/telemetry"
+	"github.com/signpost-health/signpost/gateway/usecases"
 	"github.com/signpost-health/signpost/gateway/web"
 )
 
 // Options configure the API.
 type Options struct {
-	Service *gateway.Service
+	// UseCases are what the API calls.
+	UseCases *usecases.Set
 	// PublicURL is the externally visible base of the server; the FHIR base
 	// is PublicURL + "/fhir".
 	PublicURL    string
@@ -63,7 +65,7 @@ var releaseMode sync.Once
 
 // API holds the handlers.
 type API struct {
-	svc      *gateway.Service
+	uc       *usecases.Set
 	fhirBase string
 	maxBody  int64
 	caller   func(*http.Request) (gateway.Caller, error)
@@ -81,7 +83,7 @@ type API struct {
 // New builds the HTTP handler. Every route is listed here.
 func New(o Options) http.Handler {
 	releaseMode.Do(func() { gin.SetMode(gin.ReleaseMode) })
-	a := &API{svc: o.Service, fhirBase: trimSlash(o.PublicURL) + "/fhir", maxBody: o.MaxBodyBytes, caller: o.Caller, log: o.Logger,
+	a := &API{uc: o.UseCases, fhirBase: trimSlash(o.PublicURL) + "/fhir", maxBody: o.MaxBodyBytes, caller: o.Caller, log: o.Logger,
 		auth: o.Auth, tokenURL: TokenURL(o.PublicURL), limiter: o.Limiter, addressLimiter: o.AddressLimiter, auditor: o.Auditor, metrics: o.Metrics}
 	if a.log == nil {
 		a.log = slog.Default()

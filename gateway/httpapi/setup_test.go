@@ -17,6 +17,7 @@ import (
 	"github.com/signpost-health/signpost/gateway/httpapi"
 	"github.com/signpost-health/signpost/gateway/redisstore"
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
+	"github.com/signpost-health/signpost/gateway/usecases"
 	"github.com/signpost-health/signpost/mappings"
 )
 
@@ -29,7 +30,7 @@ type env struct {
 	logs   *syncBuffer
 	client *http.Client
 	store  *redisstore.Store
-	svc    *gateway.Service
+	svc    *usecases.Set
 }
 
 type options struct {
@@ -112,7 +113,7 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 			t.Fatal(err)
 		}
 	}
-	svc := gateway.NewService(gateway.Options{
+	svc := usecases.New(gateway.Options{
 		Store:               store,
 		Codes:               o.codes,
 		Providers:           o.providers,
@@ -124,7 +125,7 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 	})
 	e.svc = svc
 	mux.Handle("/", httpapi.New(httpapi.Options{
-		Service: svc, PublicURL: e.srv.URL, MaxBodyBytes: o.maxBody, Logger: log, Auth: authServer, Limiter: limiter, AddressLimiter: addressLimiter, Auditor: store,
+		UseCases: svc, PublicURL: e.srv.URL, MaxBodyBytes: o.maxBody, Logger: log, Auth: authServer, Limiter: limiter, AddressLimiter: addressLimiter, Auditor: store,
 		Caller:         func(r *http.Request) (gateway.Caller, error) { return testCallers[r.Header.Get(callerHeader)], nil },
 		Capability:     httpapi.CapabilityInfo{Version: "test", AuthMode: "none"},
 		TrustedProxies: o.proxies,

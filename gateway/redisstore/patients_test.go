@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/usecases"
 )
 
 // Patients stored before Patient ids were each client's own are moved to
@@ -40,10 +41,10 @@ func TestScopePatientsMovesLegacyPatients(t *testing.T) {
 		t.Fatalf("first Patient: %q %v", out, err)
 	}
 	// Practice a made its own Patient/3 after the upgrade, before the move.
-	svc := gateway.NewService(gateway.Options{Store: s})
+	svc := usecases.New(gateway.Options{Store: s})
 	a := gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP}
 	b := gateway.Caller{ClientID: "practice-b", Kind: gateway.CallerGP}
-	if _, err := svc.Update(ctx, a, gateway.TypePatient, "3", []byte(`{"resourceType":"Patient","id":"3","name":[{"text":"Dee Testpatient"}]}`), ""); err != nil {
+	if _, err := svc.Intake.Update(ctx, a, gateway.TypePatient, "3", []byte(`{"resourceType":"Patient","id":"3","name":[{"text":"Dee Testpatient"}]}`), ""); err != nil {
 		t.Fatal(err)
 	}
 	moved, left, err := s.ScopePatients(ctx)
@@ -56,30 +57,30 @@ func TestScopePatientsMovesLegacyPatients(t *testing.T) {
 
 	read := func(c gateway.Caller, id, want string) {
 		t.Helper()
-		r, err := svc.Read(ctx, c, gateway.TypePatient, id)
+		r, err := svc.Core.Read(ctx, c, gateway.TypePatient, id)
 		if err != nil || !strings.Contains(string(r.Body), want) || r.ID != id {
 			t.Errorf("%s reads Patient/%s: %v %+v", c.ClientID, id, err, r)
 		}
 	}
 	read(a, "1", "Ann B Testpatient")
 	read(b, "2", "Bea Testpatient")
-	if v, err := svc.ReadVersion(ctx, a, gateway.TypePatient, "1", "1"); err != nil || !strings.Contains(string(v.Body), `"Ann Testpatient"`) {
+	if v, err := svc.Core.ReadVersion(ctx, a, gateway.TypePatient, "1", "1"); err != nil || !strings.Contains(string(v.Body), `"Ann Testpatient"`) {
 		t.Errorf("vread of a moved Patient: %v %+v", err, v)
 	}
-	if _, err := svc.Read(ctx, b, gateway.TypePatient, "1"); err == nil {
+	if _, err := svc.Core.Read(ctx, b, gateway.TypePatient, "1"); err == nil {
 		t.Errorf("practice b reads practice a's Patient/1")
 	}
 	for _, q := range []url.Values{{"identifier": {"https://fhir.nhs.uk/Id/nhs-number|9434765919"}}, {"_id": {"1"}}} {
-		res, err := svc.Search(ctx, a, gateway.TypePatient, q, false)
+		res, err := svc.Search.Search(ctx, a, gateway.TypePatient, q, false)
 		if err != nil || res.Total != 1 || res.Matches[0].ID != "1" || !strings.Contains(string(res.Matches[0].Body), "Ann B") {
 			t.Errorf("search %v after the move: %v %+v", q, err, res)
 		}
 	}
 	// An update after the move keeps the index right.
-	if _, err := svc.Update(ctx, a, gateway.TypePatient, "1", []byte(`{"resourceType":"Patient","id":"1","name":[{"text":"Ann C Testpatient"}]}`), `W/"2"`); err != nil {
+	if _, err := svc.Intake.Update(ctx, a, gateway.TypePatient, "1", []byte(`{"resourceType":"Patient","id":"1","name":[{"text":"Ann C Testpatient"}]}`), `W/"2"`); err != nil {
 		t.Fatal(err)
 	}
-	if res, err := svc.Search(ctx, a, gateway.TypePatient, url.Values{"identifier": {"https://fhir.nhs.uk/Id/nhs-number|9434765919"}}, false); err != nil || res.Total != 0 {
+	if res, err := svc.Search.Search(ctx, a, gateway.TypePatient, url.Values{"identifier": {"https://fhir.nhs.uk/Id/nhs-number|9434765919"}}, false); err != nil || res.Total != 0 {
 		t.Errorf("the old identifier still finds the updated Patient: %v %+v", err, res)
 	}
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/intake"
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
 )
 
@@ -391,18 +392,18 @@ func TestTokenSystemCountNeverReadsALargeRegistry(t *testing.T) {
 func boundedCommit(token int) *gateway.Commit {
 	c := &gateway.Commit{}
 	n := strconv.Itoa(token)
-	writes := gateway.MaxTransactionEntries
-	per := gateway.MaxIndexTermsPerRequest / writes
+	writes := intake.MaxTransactionEntries
+	per := intake.MaxIndexTermsPerRequest / writes
 	for w := 0; w < writes; w++ {
 		id := "sr-" + n + "-" + strconv.Itoa(w)
 		var terms []string
 		for k := 0; k < per; k++ {
-			system := "https://made-up.example/" + n + "/" + strconv.Itoa((w*per+k)%gateway.MaxTokenSystemsPerRequest)
+			system := "https://made-up.example/" + n + "/" + strconv.Itoa((w*per+k)%intake.MaxTokenSystemsPerRequest)
 			terms = append(terms, "code="+system+"|C"+strconv.Itoa(k))
 		}
 		c.Writes = append(c.Writes, write("ServiceRequest", id, 1, 0, terms...))
 	}
-	for k := 0; k < gateway.MaxTokenSystemsPerRequest; k++ {
+	for k := 0; k < intake.MaxTokenSystemsPerRequest; k++ {
 		c.Systems = append(c.Systems, "ServiceRequest code https://made-up.example/"+n+"/"+strconv.Itoa(k))
 	}
 	return c
@@ -451,8 +452,8 @@ func TestCommitWorkIsLinearAtTheBounds(t *testing.T) {
 		}
 	}
 	// Every write's bare entry is there.
-	if n := r.Client().ZCard(ctx, s.keys.term("ServiceRequest", "code=C0")).Val(); n != 2*int64(gateway.MaxTransactionEntries) {
-		t.Errorf("bare entries of C0: %d, want %d", n, 2*gateway.MaxTransactionEntries)
+	if n := r.Client().ZCard(ctx, s.keys.term("ServiceRequest", "code=C0")).Val(); n != 2*int64(intake.MaxTransactionEntries) {
+		t.Errorf("bare entries of C0: %d, want %d", n, 2*intake.MaxTransactionEntries)
 	}
 }
 

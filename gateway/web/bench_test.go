@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/portal"
 )
 
 // BenchmarkOutcomesView times the outcomes view over 2,000 referrals, a
@@ -21,9 +22,9 @@ func BenchmarkOutcomesView(b *testing.B) {
 	for i := range 2000 {
 		task := e.refer(fmt.Sprintf("BENCH-%d", i), "390893007", "Bench Example")
 		if i%3 == 0 {
-			for v, s := range []gateway.Step{{Action: gateway.ActionAccept}, {Action: gateway.ActionComplete, Code: "goals-met"}} {
+			for v, s := range []portal.Step{{Action: portal.ActionAccept}, {Action: portal.ActionComplete, Code: "goals-met"}} {
 				s.Version = 1 + v
-				if _, err := e.svc.Progress(ctx, staff, task, s); err != nil {
+				if _, err := e.svc.Portal.Progress(ctx, staff, task, s); err != nil {
 					b.Fatal(err)
 				}
 			}

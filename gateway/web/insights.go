@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/insights"
 )
 
 // The outcomes view: counts and times only, never a person's details.
@@ -18,17 +19,17 @@ const defaultPeriodDays = 90
 // period reads the chosen dates (from and to inclusive, YYYY-MM-DD) as
 // [from, to) instants; the default is the last 90 days to today.
 func (p *Pages) period(r *http.Request) (from, to time.Time, fromDay, toDay string, err error) {
-	today := p.now().In(gateway.UKTime)
-	toDate := time.Date(today.Year(), today.Month(), today.Day(), 0, 0, 0, 0, gateway.UKTime)
+	today := p.now().In(insights.UKTime)
+	toDate := time.Date(today.Year(), today.Month(), today.Day(), 0, 0, 0, 0, insights.UKTime)
 	fromDate := toDate.AddDate(0, 0, -(defaultPeriodDays - 1))
 	q := r.URL.Query()
 	if v := q.Get("from"); v != "" {
-		if fromDate, err = time.ParseInLocation(time.DateOnly, v, gateway.UKTime); err != nil {
+		if fromDate, err = time.ParseInLocation(time.DateOnly, v, insights.UKTime); err != nil {
 			return from, to, "", "", fmt.Errorf("the start date %q is not a date like 2026-04-01", v)
 		}
 	}
 	if v := q.Get("to"); v != "" {
-		if toDate, err = time.ParseInLocation(time.DateOnly, v, gateway.UKTime); err != nil {
+		if toDate, err = time.ParseInLocation(time.DateOnly, v, insights.UKTime); err != nil {
 			return from, to, "", "", fmt.Errorf("the end date %q is not a date like 2026-06-30", v)
 		}
 	}
@@ -42,13 +43,13 @@ func (p *Pages) period(r *http.Request) (from, to time.Time, fromDay, toDay stri
 }
 
 // report reads the report of the chosen period, or answers the problem.
-func (p *Pages) report(w http.ResponseWriter, r *http.Request, s *gateway.WebSession) (*gateway.Report, string, string, bool) {
+func (p *Pages) report(w http.ResponseWriter, r *http.Request, s *gateway.WebSession) (*insights.Report, string, string, bool) {
 	from, to, fromDay, toDay, err := p.period(r)
 	if err != nil {
 		p.problem(w, r, s, http.StatusBadRequest, err.Error()+".")
 		return nil, "", "", false
 	}
-	rep, err := p.svc.Insights(r.Context(), from, to)
+	rep, err := p.outcomes.Insights(r.Context(), from, to)
 	if err != nil {
 		p.failed(w, r, s, err)
 		return nil, "", "", false
@@ -128,17 +129,17 @@ func layout(id, title string, labels []string, values []int, exits []bool) chart
 	return c
 }
 
-func funnelChart(f gateway.Funnel) chart {
+func funnelChart(f insights.Funnel) chart {
 	var labels []string
 	var values []int
 	var exits []bool
-	for _, st := range gateway.Stages {
+	for _, st := range insights.Stages {
 		labels, values, exits = append(labels, st.Display), append(values, st.Count(f)), append(exits, st.Exit)
 	}
 	return layout("funnel-chart", "How far referrals got", labels, values, exits)
 }
 
-func reasonsChart(reasons []gateway.ReasonCount) chart {
+func reasonsChart(reasons []insights.ReasonCount) chart {
 	var labels []string
 	var values []int
 	var exits []bool

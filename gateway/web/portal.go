@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/portal"
 )
 
 // The provider inbox.
@@ -16,7 +17,7 @@ import (
 // callers: the same Caller the provider's own system has on the API.
 func (p *Pages) caller(s *gateway.WebSession) gateway.Caller {
 	c := gateway.Caller{ClientID: s.ProviderID, Kind: gateway.CallerProvider}
-	if prov, ok := p.svc.Router().Provider(s.ProviderID); ok {
+	if prov, ok := p.portal.Router().Provider(s.ProviderID); ok {
 		c.Organization = prov.Organization
 	}
 	return c
@@ -24,18 +25,18 @@ func (p *Pages) caller(s *gateway.WebSession) gateway.Caller {
 
 // lists are the inbox's tabs, in order.
 var lists = []struct {
-	View  gateway.InboxView
+	View  portal.InboxView
 	Label string
 }{
-	{gateway.InboxNew, "New"},
-	{gateway.InboxInProgress, "In progress"},
-	{gateway.InboxClosed, "Closed"},
+	{portal.InboxNew, "New"},
+	{portal.InboxInProgress, "In progress"},
+	{portal.InboxClosed, "Closed"},
 }
 
 func (p *Pages) inbox(w http.ResponseWriter, r *http.Request, s *gateway.WebSession) {
-	view := gateway.InboxView(r.URL.Query().Get("list"))
+	view := portal.InboxView(r.URL.Query().Get("list"))
 	if view == "" {
-		view = gateway.InboxNew
+		view = portal.InboxNew
 	}
 	known := false
 	for _, l := range lists {
@@ -46,7 +47,7 @@ func (p *Pages) inbox(w http.ResponseWriter, r *http.Request, s *gateway.WebSess
 		return
 	}
 	offset, _ := strconv.Atoi(r.URL.Query().Get("offset"))
-	list, err := p.svc.Inbox(r.Context(), p.caller(s), view, max(0, offset))
+	list, err := p.portal.Inbox(r.Context(), p.caller(s), view, max(0, offset))
 	if err != nil {
 		p.failed(w, r, s, err)
 		return
@@ -59,10 +60,10 @@ func (p *Pages) inbox(w http.ResponseWriter, r *http.Request, s *gateway.WebSess
 	}
 	pg := page{Title: "Referrals", Session: s, List: view, Inbox: list}
 	if list.Offset+len(list.Referrals) < list.Total {
-		pg.Next = "?" + url.Values{"list": {string(view)}, "offset": {strconv.Itoa(list.Offset + gateway.InboxPageSize)}}.Encode()
+		pg.Next = "?" + url.Values{"list": {string(view)}, "offset": {strconv.Itoa(list.Offset + portal.InboxPageSize)}}.Encode()
 	}
 	if list.Offset > 0 {
-		pg.Previous = "?" + url.Values{"list": {string(view)}, "offset": {strconv.Itoa(max(0, list.Offset-gateway.InboxPageSize))}}.Encode()
+		pg.Previous = "?" + url.Values{"list": {string(view)}, "offset": {strconv.Itoa(max(0, list.Offset-portal.InboxPageSize))}}.Encode()
 	}
 	p.render(w, r, http.StatusOK, "inbox", pg)
 }
@@ -74,7 +75,7 @@ func (p *Pages) referral(w http.ResponseWriter, r *http.Request, s *gateway.WebS
 // showReferral renders one referral, with a message about the last action.
 func (p *Pages) showReferral(w http.ResponseWriter, r *http.Request, s *gateway.WebSession, status int, message string) {
 	id := r.PathValue("id")
-	d, err := p.svc.Referral(r.Context(), p.caller(s), id)
+	d, err := p.portal.Referral(r.Context(), p.caller(s), id)
 	if err != nil {
 		if errors.Is(err, gateway.ErrNotFound) && gateway.ValidID(id) {
 			// Refused views are audited too: someone looking for referrals
@@ -94,14 +95,14 @@ func (p *Pages) showReferral(w http.ResponseWriter, r *http.Request, s *gateway.
 
 // doneMessages confirm an action after the redirect that follows it.
 var doneMessages = map[string]string{
-	string(gateway.ActionAccept):       "Accepted. The referrer has been told.",
-	string(gateway.ActionDecline):      "Declined. The referrer has been told, with your reason.",
-	string(gateway.ActionContact):      "Contact recorded.",
-	string(gateway.ActionFirstSession): "First session recorded.",
-	string(gateway.ActionHold):         "Put on hold. The referrer has been told why.",
-	string(gateway.ActionResume):       "Resumed.",
-	string(gateway.ActionComplete):     "Completed. The referrer has been told the outcome.",
-	string(gateway.ActionDidNotAttend): "Recorded that the person did not attend. The referrer has been told.",
+	string(portal.ActionAccept):       "Accepted. The referrer has been told.",
+	string(portal.ActionDecline):      "Declined. The referrer has been told, with your reason.",
+	string(portal.ActionContact):      "Contact recorded.",
+	string(portal.ActionFirstSession): "First session recorded.",
+	string(portal.ActionHold):         "Put on hold. The referrer has been told why.",
+	string(portal.ActionResume):       "Resumed.",
+	string(portal.ActionComplete):     "Completed. The referrer has been told the outcome.",
+	string(portal.ActionDidNotAttend): "Recorded that the person did not attend. The referrer has been told.",
 }
 
 // act takes a provider's step on a referral: the Task transition the API
@@ -113,14 +114,14 @@ func (p *Pages) act(w http.ResponseWriter, r *http.Request, s *gateway.WebSessio
 		p.showReferral(w, r, s, http.StatusBadRequest, "The form did not say which version of the referral you were looking at. Reload the page and try again.")
 		return
 	}
-	step := gateway.Step{Action: gateway.Action(r.PostForm.Get("action")), Version: version,
+	step := portal.Step{Action: portal.Action(r.PostForm.Get("action")), Version: version,
 		Code: r.PostForm.Get("code"), Text: strings.TrimSpace(r.PostForm.Get("text"))}
-	_, err = p.svc.Progress(r.Context(), p.caller(s), id, step)
+	_, err = p.portal.Progress(r.Context(), p.caller(s), id, step)
 	status := http.StatusSeeOther
 	e := gateway.AsError(err)
 	switch {
 	case err == nil:
-	case errors.Is(err, gateway.ErrStepInvalid):
+	case errors.Is(err, portal.ErrStepInvalid):
 		status = http.StatusUnprocessableEntity
 	case e.Kind == gateway.KindPreconditionFailed:
 		status = http.StatusPreconditionFailed

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/insights"
+	"github.com/signpost-health/signpost/gateway/portal"
 	"github.com/signpost-health/signpost/mappings"
 )
 
@@ -22,14 +24,14 @@ type page struct {
 	Message string
 	Email   string
 
-	List           gateway.InboxView
-	Inbox          *gateway.InboxPage
+	List           portal.InboxView
+	Inbox          *portal.InboxPage
 	Next, Previous string
-	Referral       *gateway.ReferralDetail
+	Referral       *portal.ReferralDetail
 	DeclineReasons []gateway.CodeOption
 	Outcomes       []gateway.CodeOption
 
-	Report          *gateway.Report
+	Report          *insights.Report
 	From, To        string // the period's UK dates, inclusive
 	Funnel, Reasons chart
 }
@@ -38,27 +40,27 @@ type page struct {
 func (page) Lists() any { return lists }
 
 // Stages are the funnel's stages, for the tables.
-func (page) Stages() any { return gateway.Stages }
+func (page) Stages() any { return insights.Stages }
 
 var funcs = template.FuncMap{
 	"when": func(t time.Time) string {
 		if t.IsZero() {
 			return ""
 		}
-		return t.In(gateway.UKTime).Format("2 Jan 2006 15:04")
+		return t.In(insights.UKTime).Format("2 Jan 2006 15:04")
 	},
 	"day": func(t time.Time) string {
 		if t.IsZero() {
 			return ""
 		}
-		return t.In(gateway.UKTime).Format("2 Jan 2006")
+		return t.In(insights.UKTime).Format("2 Jan 2006")
 	},
 	"iso":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"status":   statusLabel,
 	"action":   actionLabel,
 	"category": mappings.CategoryLabel,
-	"median":   func(d gateway.Durations) string { return humanDuration(d.N, d.Median) },
-	"p90":      func(d gateway.Durations) string { return humanDuration(d.N, d.P90) },
+	"median":   func(d insights.Durations) string { return humanDuration(d.N, d.Median) },
+	"p90":      func(d insights.Durations) string { return humanDuration(d.N, d.P90) },
 	"tel":      func(s string) string { return strings.Map(telRune, s) },
 	// mailable is an address fit for a mailto: link: a bare address with
 	// nothing after it (no ?bcc= another recipient).
@@ -69,7 +71,7 @@ var funcs = template.FuncMap{
 	"choice": func(action, label, prompt string, options []gateway.CodeOption) choice {
 		return choice{action, label, prompt, options}
 	},
-	"args": func(heading, key string, rows []gateway.ReportRow, p page) breakdown {
+	"args": func(heading, key string, rows []insights.ReportRow, p page) breakdown {
 		return breakdown{heading, key, rows, p}
 	},
 }
@@ -83,7 +85,7 @@ type choice struct {
 // breakdown is one table of the outcomes view.
 type breakdown struct {
 	Heading, Key string
-	Rows         []gateway.ReportRow
+	Rows         []insights.ReportRow
 	Page         page
 }
 
@@ -125,13 +127,13 @@ func statusLabel(s string) string {
 }
 
 // actionLabels are the buttons of the actions.
-var actionLabels = map[gateway.Action]string{
-	gateway.ActionAccept: "Accept", gateway.ActionDecline: "Decline", gateway.ActionContact: "Record contact",
-	gateway.ActionFirstSession: "First session attended", gateway.ActionHold: "Put on hold", gateway.ActionResume: "Resume",
-	gateway.ActionComplete: "Complete", gateway.ActionDidNotAttend: "Did not attend",
+var actionLabels = map[portal.Action]string{
+	portal.ActionAccept: "Accept", portal.ActionDecline: "Decline", portal.ActionContact: "Record contact",
+	portal.ActionFirstSession: "First session attended", portal.ActionHold: "Put on hold", portal.ActionResume: "Resume",
+	portal.ActionComplete: "Complete", portal.ActionDidNotAttend: "Did not attend",
 }
 
-func actionLabel(a gateway.Action) string { return actionLabels[a] }
+func actionLabel(a portal.Action) string { return actionLabels[a] }
 
 func parseTemplates() map[string]*template.Template {
 	out := map[string]*template.Template{}

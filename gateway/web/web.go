@@ -3,7 +3,7 @@
 // outcomes view for link workers and commissioners (/insights/). Pages are
 // rendered on the server with html/template and work without JavaScript.
 //
-// Every change a page makes is a call on the domain (gateway.Service)
+// Every change a page makes is a call on a use case (gateway/portal)
 // under the provider's own Caller, so it follows exactly the rules, version
 // checks and notifications of the FHIR API. The package holds no business
 // rules; it must not import httpapi or redisstore.
@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/insights"
+	"github.com/signpost-health/signpost/gateway/portal"
 )
 
 // Accounts keeps the people who sign in and their sessions.
@@ -50,7 +52,9 @@ type Limiter interface {
 
 // Options configure the pages.
 type Options struct {
-	Service  *gateway.Service
+	// Portal is the inbox and the steps staff take; Insights the outcomes report.
+	Portal   *portal.Service
+	Insights *insights.Service
 	Accounts Accounts
 	Auditor  Auditor
 	// Limiter slows password guessing: sign-in attempts are counted per
@@ -79,7 +83,8 @@ var staticFiles embed.FS
 
 // Pages serves the web pages.
 type Pages struct {
-	svc      *gateway.Service
+	portal   *portal.Service
+	outcomes *insights.Service
 	accounts Accounts
 	auditor  Auditor
 	limiter  Limiter
@@ -98,7 +103,7 @@ type Pages struct {
 
 // New builds the pages. Every route is listed here.
 func New(o Options) *Pages {
-	p := &Pages{svc: o.Service, accounts: o.Accounts, auditor: o.Auditor, limiter: o.Limiter, log: o.Logger, now: o.Now}
+	p := &Pages{portal: o.Portal, outcomes: o.Insights, accounts: o.Accounts, auditor: o.Auditor, limiter: o.Limiter, log: o.Logger, now: o.Now}
 	if p.log == nil {
 		p.log = slog.Default()
 	}

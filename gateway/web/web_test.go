@@ -22,8 +22,10 @@ import (
 
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/httpapi"
+	"github.com/signpost-health/signpost/gateway/portal"
 	"github.com/signpost-health/signpost/gateway/redisstore"
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
+	"github.com/signpost-health/signpost/gateway/usecases"
 	"github.com/signpost-health/signpost/gateway/web"
 )
 
@@ -49,7 +51,7 @@ type env struct {
 	t     testing.TB
 	redis *redistest.Server
 	store *redisstore.Store
-	svc   *gateway.Service
+	svc   *usecases.Set
 	srv   *httptest.Server
 	clock atomic.Int64 // the pages' clock, Unix ms
 }
@@ -67,12 +69,12 @@ func setup(t testing.TB, opts ...func(*httpapi.Options)) *env {
 	mux := http.NewServeMux()
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
-	e.svc = gateway.NewService(gateway.Options{Store: e.store, Providers: providers, StrictNHSNumber: true, FHIRBase: e.srv.URL + "/fhir"})
+	e.svc = usecases.New(gateway.Options{Store: e.store, Providers: providers, StrictNHSNumber: true, FHIRBase: e.srv.URL + "/fhir"})
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	o := httpapi.Options{
-		Service: e.svc, PublicURL: e.srv.URL, Auditor: e.store, Logger: quiet,
+		UseCases: e.svc, PublicURL: e.srv.URL, Auditor: e.store, Logger: quiet,
 		Caller: func(*http.Request) (gateway.Caller, error) { return practice, nil },
-		Pages: web.New(web.Options{Service: e.svc, Accounts: e.store, Auditor: e.store, PublicURL: e.srv.URL,
+		Pages: web.New(web.Options{Portal: e.svc.Portal, Insights: e.svc.Insights, Accounts: e.store, Auditor: e.store, PublicURL: e.srv.URL,
 			// signInBurst attempts, then one an hour: slow enough that no
 			// test, however loaded the machine, sees one come back.
 			Limiter: e.store.Limiter(1.0/3600, signInBurst), Logger: quiet, Now: func() time.Time { return time.UnixMilli(e.clock.Load()) }}),
@@ -114,18 +116,18 @@ func (e *env) refer(ident, code, name string) string {
 	patient := `{"resourceType":"Patient","id":"` + patientID + `",` +
 		`"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber + `"}],` +
 		`"name":[{"text":` + quote(name) + `}],"telecom":[{"system":"phone","value":"0113 496 0000"}],"birthDate":"1950-01-01"}`
-	if _, err := e.svc.Update(ctx, practice, gateway.TypePatient, patientID, []byte(patient), ""); err != nil {
+	if _, err := e.svc.Intake.Update(ctx, practice, gateway.TypePatient, patientID, []byte(patient), ""); err != nil {
 		e.t.Fatal(err)
 	}
 	sr := `{"resourceType":"ServiceRequest","identifier":[{"system":"https://example-gp.nhs.uk/referral-id","value":"` + ident + `"}],` +
 		`"status":"active","intent":"order","code":{"coding":[{"system":"http://snomed.info/sct","code":"` + code + `","display":"Referral"}]},` +
 		`"subject":{"reference":"Patient/` + patientID + `"},"note":[{"text":"Prefers mornings"}],` +
 		`"requester":{"identifier":{"system":"` + odsSystem + `","value":"` + practiceODS + `"}}}`
-	out, err := e.svc.Create(ctx, practice, gateway.TypeServiceRequest, []byte(sr), "")
+	out, err := e.svc.Intake.Create(ctx, practice, gateway.TypeServiceRequest, []byte(sr), "")
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	res, err := e.svc.Search(ctx, practice, gateway.TypeTask, url.Values{"focus": {"ServiceRequest/" + out.Resource.ID}}, false)
+	res, err := e.svc.Search.Search(ctx, practice, gateway.TypeTask, url.Values{"focus": {"ServiceRequest/" + out.Resource.ID}}, false)
 	if err != nil || len(res.Matches) != 1 {
 		e.t.Fatalf("the referral's Task: %v", err)
 	}
@@ -309,7 +311,7 @@ func TestCookiesOnHTTPSAreSecureAndHostOnly(t *testing.T) {
 	e := setup(t)
 	e.user("walking", "sam@example.org")
 	const public = "https://signpost.example"
-	pages := web.New(web.Options{Service: e.svc, Accounts: e.store, Auditor: e.store, PublicURL: public,
+	pages := web.New(web.Options{Portal: e.svc.Portal, Insights: e.svc.Insights, Accounts: e.store, Auditor: e.store, PublicURL: public,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	serve := func(req *http.Request) *http.Response {
 		req.Host = "signpost.example"
@@ -584,7 +586,7 @@ func TestProviderActionsAreTaskTransitions(t *testing.T) {
 		t.Errorf("a 1,001-character hold reason: %d", p.status)
 	}
 	// Each change has a Provenance naming the Task version, as over the API.
-	prov, err := e.svc.Search(context.Background(), practice, gateway.TypeProvenance, url.Values{"target": {"Task/" + accepted}}, false)
+	prov, err := e.svc.Search.Search(context.Background(), practice, gateway.TypeProvenance, url.Values{"target": {"Task/" + accepted}}, false)
 	if err != nil || prov.Total != 4 {
 		t.Errorf("Provenance of the accepted referral: %v, %v; want 4", prov, err)
 	}
@@ -638,11 +640,11 @@ func TestOnlyBareAddressesAreMailLinks(t *testing.T) {
 	ctx := context.Background()
 	patient := `{"resourceType":"Patient","id":"pt-mail","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber + `"}],` +
 		`"name":[{"text":"Mo Example"}],"telecom":[{"system":"email","value":"mo@example.org?bcc=someone@attacker.example"},{"system":"email","value":"mo2@example.org"}]}`
-	if _, err := e.svc.Update(ctx, practice, gateway.TypePatient, "pt-mail", []byte(patient), ""); err != nil {
+	if _, err := e.svc.Intake.Update(ctx, practice, gateway.TypePatient, "pt-mail", []byte(patient), ""); err != nil {
 		t.Fatal(err)
 	}
 	sr := `{"resourceType":"ServiceRequest","status":"active","intent":"order","code":{"coding":[{"system":"http://snomed.info/sct","code":"390893007"}]},"subject":{"reference":"Patient/pt-mail"}}`
-	if _, err := e.svc.Create(ctx, practice, gateway.TypeServiceRequest, []byte(sr), ""); err != nil {
+	if _, err := e.svc.Intake.Create(ctx, practice, gateway.TypeServiceRequest, []byte(sr), ""); err != nil {
 		t.Fatal(err)
 	}
 	b := e.browser()
@@ -709,20 +711,20 @@ func TestOutcomesViewCountsTheFunnel(t *testing.T) {
 	dna := e.refer("OUT-3", "390893007", "Sam Example")
 	e.refer("OUT-4", "710913009", "Kim Example")
 	staff := gateway.Caller{ClientID: "walking", Kind: gateway.CallerProvider}
-	step := func(task string, s gateway.Step) {
+	step := func(task string, s portal.Step) {
 		t.Helper()
 		s.Version = e.version(task)
-		if _, err := e.svc.Progress(context.Background(), staff, task, s); err != nil {
+		if _, err := e.svc.Portal.Progress(context.Background(), staff, task, s); err != nil {
 			t.Fatal(err)
 		}
 	}
-	step(done, gateway.Step{Action: gateway.ActionAccept})
-	step(done, gateway.Step{Action: gateway.ActionContact})
-	step(done, gateway.Step{Action: gateway.ActionFirstSession})
-	step(done, gateway.Step{Action: gateway.ActionComplete, Code: "goals-met"})
-	step(no, gateway.Step{Action: gateway.ActionDecline, Code: "person-declined"})
-	step(dna, gateway.Step{Action: gateway.ActionAccept})
-	step(dna, gateway.Step{Action: gateway.ActionDidNotAttend})
+	step(done, portal.Step{Action: portal.ActionAccept})
+	step(done, portal.Step{Action: portal.ActionContact})
+	step(done, portal.Step{Action: portal.ActionFirstSession})
+	step(done, portal.Step{Action: portal.ActionComplete, Code: "goals-met"})
+	step(no, portal.Step{Action: portal.ActionDecline, Code: "person-declined"})
+	step(dna, portal.Step{Action: portal.ActionAccept})
+	step(dna, portal.Step{Action: portal.ActionDidNotAttend})
 
 	lead := e.browser()
 	if p := lead.signIn("lead@example.org"); p.header.Get("Location") != "/insights/" {

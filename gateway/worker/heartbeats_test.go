@@ -74,7 +74,7 @@ func (e *env) activeHeartbeatSubscriptions(endpoints ...string) {
 // far longer than the test, so that only the endpoints decide when a send ends.
 func (e *env) heartbeatProcess(max int) *worker.Subscriptions {
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 10 * time.Minute})
-	return &worker.Subscriptions{Queue: e.store.Queue(gateway.QueueSubscription), Domain: e.svc, Store: e.store, Client: client,
+	return &worker.Subscriptions{Queue: e.store.Queue(gateway.QueueSubscription), Domain: e.svc.Subscriptions, Store: e.store, Client: client,
 		Clients: []string{"practice-a"}, MaxHeartbeats: max}
 }
 

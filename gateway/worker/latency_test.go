@@ -17,6 +17,7 @@ import (
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/notify"
 	"github.com/signpost-health/signpost/gateway/outbound"
+	"github.com/signpost-health/signpost/gateway/writeback"
 )
 
 // BenchmarkStatusChangeToGP measures the time from a provider's status
@@ -39,7 +40,7 @@ func BenchmarkStatusChangeToGP(b *testing.B) {
 		_ = json.Unmarshal(body, &t)
 		if t.Status == "accepted" {
 			for _, id := range t.Identifier {
-				if id.System == gateway.TaskIdentifierSystem {
+				if id.System == writeback.TaskIdentifierSystem {
 					mu.Lock()
 					wbAt[id.Value] = now
 					mu.Unlock()

@@ -125,7 +125,7 @@ func (e *env) startSubscriptions() (stop func()) {
 	q := e.store.Queue(gateway.QueueSubscription)
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
 	w := worker.New(worker.Options{Queue: q, PerProvider: 1, LaneDepth: 4096, ReclaimIdle: time.Second, Consumer: "sub-" + gateway.NewID()[:8],
-		Handler: &worker.Subscriptions{Queue: q, Domain: e.svc, Store: e.store, Client: client, Clients: []string{"practice-a", "practice-b"}, Retry: ms(50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50)}})
+		Handler: &worker.Subscriptions{Queue: q, Domain: e.svc.Subscriptions, Store: e.store, Client: client, Clients: []string{"practice-a", "practice-b"}, Retry: ms(50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50)}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = w.Run(ctx); close(done) }()
@@ -150,7 +150,7 @@ func (e *env) subscribe(client, endpoint, payload string, filters ...string) str
 		`"channel":{"type":"rest-hook","endpoint":"` + endpoint + `","payload":"application/fhir+json",` +
 		`"_payload":{"extension":[{"url":"http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content","valueCode":"` + payload + `"}]},` +
 		`"header":["X-Subscriber-Key: synthetic-key"]}}`
-	out, err := e.svc.Create(context.Background(), gateway.Caller{ClientID: client, Kind: gateway.CallerGP}, "Subscription", []byte(body), "")
+	out, err := e.svc.Intake.Create(context.Background(), gateway.Caller{ClientID: client, Kind: gateway.CallerGP}, "Subscription", []byte(body), "")
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func (e *env) subscribeWithHeartbeat(endpoint string, period int) string {
 	body := `{"resourceType":"Subscription","status":"requested","reason":"r","criteria":"` + gateway.TaskTopic + `",` +
 		`"channel":{"type":"rest-hook","endpoint":"` + endpoint + `","payload":"application/fhir+json",` +
 		`"extension":[{"url":"http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-heartbeat-period","valueUnsignedInt":` + strconv.Itoa(period) + `}]}}`
-	out, err := e.svc.Create(context.Background(), gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP}, "Subscription", []byte(body), "")
+	out, err := e.svc.Intake.Create(context.Background(), gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP}, "Subscription", []byte(body), "")
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func (e *env) subscribeWithHeartbeat(endpoint string, period int) string {
 }
 
 func (e *env) subStatus(id string) string {
-	v, err := e.svc.SubscriptionByID(context.Background(), id)
+	v, err := e.svc.Subscriptions.SubscriptionByID(context.Background(), id)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -301,7 +301,7 @@ func TestHeartbeatOncePerPeriodAcrossProcesses(t *testing.T) {
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
 	process := func() *worker.Subscriptions {
 		q := e.store.Queue(gateway.QueueSubscription)
-		return &worker.Subscriptions{Queue: q, Domain: e.svc, Store: e.store, Client: client, Clients: []string{"practice-a"}}
+		return &worker.Subscriptions{Queue: q, Domain: e.svc.Subscriptions, Store: e.store, Client: client, Clients: []string{"practice-a"}}
 	}
 	// Two processes tick ten times each, together, with a heartbeat due
 	// (nothing sent for longer than the period).
@@ -366,7 +366,7 @@ func TestSubscriptionInErrorIsMadeActiveAgainByUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	caller := gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP}
-	if _, err := e.svc.Update(context.Background(), caller, "Subscription", sub, cur.Body, ""); err != nil {
+	if _, err := e.svc.Intake.Update(context.Background(), caller, "Subscription", sub, cur.Body, ""); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "active again, and the kept events sent", func() bool {
@@ -419,7 +419,7 @@ func TestOvertakenHandshakeDoesNotConfirmAnUpdate(t *testing.T) {
 	}
 	moved := strings.Replace(string(cur.Body), slow.URL, down.srv.URL, 1)
 	caller := gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP}
-	if _, err := e.svc.Update(context.Background(), caller, "Subscription", sub, []byte(moved), ""); err != nil {
+	if _, err := e.svc.Intake.Update(context.Background(), caller, "Subscription", sub, []byte(moved), ""); err != nil {
 		t.Fatal(err)
 	}
 	gate <- struct{}{} // the first handshake succeeds, for the endpoint no longer in use

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/delivery"
 	"github.com/signpost-health/signpost/gateway/outbound"
 	"github.com/signpost-health/signpost/gateway/webhook"
 	"github.com/signpost-health/signpost/gateway/worker"
@@ -41,7 +42,7 @@ func TestTimedOutDeliveryIsUnconfirmedNotFailed(t *testing.T) {
 	t.Cleanup(func() { close(release); slow.Close() })
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 100 * time.Millisecond})
 	q := e.store.Queue(gateway.QueueDelivery)
-	w := worker.New(worker.Options{Queue: q, Handler: &worker.Deliveries{Queue: q, Domain: e.svc, Switch: e.store,
+	w := worker.New(worker.Options{Queue: q, Handler: &worker.Deliveries{Queue: q, Domain: e.svc.Delivery, Switch: e.store,
 		Sender: webhook.NewSender(client, time.Now), Retry: ms(10, 10),
 		Endpoints: map[string]worker.Endpoint{"walking": {Name: "Slow", Kind: "webhook", URL: slow.URL, Secrets: [][]byte{secret}}}},
 		Consumer: "test-" + gateway.NewID()[:8], ReclaimIdle: time.Minute, Grace: time.Second})
@@ -57,9 +58,9 @@ func TestTimedOutDeliveryIsUnconfirmedNotFailed(t *testing.T) {
 		return len(dead) == 1
 	})
 	v := e.task(task)
-	if v.Status != "requested" || v.BusinessStatusCode != gateway.BusinessDeliveryUnconfirmed {
+	if v.Status != "requested" || v.BusinessStatusCode != delivery.BusinessDeliveryUnconfirmed {
 		t.Errorf("after attempts that all timed out the Task is %s / %s (%q), want requested / %s",
-			v.Status, v.BusinessStatusCode, v.BusinessStatus, gateway.BusinessDeliveryUnconfirmed)
+			v.Status, v.BusinessStatusCode, v.BusinessStatus, delivery.BusinessDeliveryUnconfirmed)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -67,7 +68,7 @@ func TestTimedOutDeliveryIsUnconfirmedNotFailed(t *testing.T) {
 		t.Errorf("webhook-ids received %v, want one id on all 3 attempts", ids)
 	}
 	// An operator can send it again: same id, the referral still requested.
-	if err := e.svc.Redrive(context.Background(), dead[0]); err != nil {
+	if err := e.svc.Delivery.Redrive(context.Background(), dead[0]); err != nil {
 		t.Errorf("re-driving an unconfirmed delivery: %v", err)
 	}
 }

@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/delivery"
 	"github.com/signpost-health/signpost/gateway/outbound"
 	"github.com/signpost-health/signpost/gateway/redisstore"
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
+	"github.com/signpost-health/signpost/gateway/usecases"
 	"github.com/signpost-health/signpost/gateway/webhook"
 	"github.com/signpost-health/signpost/gateway/worker"
 )
@@ -72,7 +74,7 @@ type env struct {
 	t     testing.TB
 	redis *redistest.Server
 	store *redisstore.Store
-	svc   *gateway.Service
+	svc   *usecases.Set
 }
 
 var providers = []gateway.Provider{
@@ -83,7 +85,7 @@ var providers = []gateway.Provider{
 func setup(t testing.TB) *env {
 	r := redistest.Start(t)
 	store := redisstore.New(r.Client(), "signpost")
-	svc := gateway.NewService(gateway.Options{Store: store, Providers: providers, FHIRBase: "http://signpost.test/fhir"})
+	svc := usecases.New(gateway.Options{Store: store, Providers: providers, FHIRBase: "http://signpost.test/fhir"})
 	return &env{t: t, redis: r, store: store, svc: svc}
 }
 
@@ -91,7 +93,7 @@ func setup(t testing.TB) *env {
 func (e *env) startWorker(endpoints map[string]worker.Endpoint, retry []time.Duration) (stop func()) {
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
 	q := e.store.Queue(gateway.QueueDelivery)
-	w := worker.New(worker.Options{Queue: q, Handler: &worker.Deliveries{Queue: q, Domain: e.svc, Switch: e.store,
+	w := worker.New(worker.Options{Queue: q, Handler: &worker.Deliveries{Queue: q, Domain: e.svc.Delivery, Switch: e.store,
 		Sender: webhook.NewSender(client, time.Now), Endpoints: endpoints, Retry: retry},
 		Consumer: "test-" + gateway.NewID()[:8], ReclaimIdle: 500 * time.Millisecond, ForgetIdle: time.Second, Grace: 2 * time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -109,7 +111,7 @@ func (e *env) refer(ident, code string) string {
 		`"status":"active","intent":"order","code":{"coding":[{"system":"http://snomed.info/sct","code":"` + code + `"}]},` +
 		`"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}},` +
 		`"requester":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"}}}`
-	out, err := e.svc.Create(context.Background(), gateway.Caller{ClientID: "practice-a"}, "ServiceRequest", []byte(body), "")
+	out, err := e.svc.Intake.Create(context.Background(), gateway.Caller{ClientID: "practice-a"}, "ServiceRequest", []byte(body), "")
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -165,7 +167,7 @@ func TestDeliversSignedWithStableID(t *testing.T) {
 	if got["msg_"+task+"_referral"] != 1 || len(got) != 1 {
 		t.Errorf("provider saw %v", got)
 	}
-	var msg gateway.Message
+	var msg delivery.Message
 	if err := json.Unmarshal([]byte(p.bodies[0]), &msg); err != nil || msg.Referral.Task != "http://signpost.test/fhir/Task/"+task || msg.Type != "referral.requested" {
 		t.Errorf("thin message %+v %v", msg, err)
 	}
@@ -217,7 +219,7 @@ func TestFailsUntilLastAttemptThenDeadLetter(t *testing.T) {
 	}
 	// Re-driven by an operator: requested again, and delivered when the provider answers.
 	p.respond = func(int) int { return http.StatusOK }
-	if err := e.svc.Redrive(context.Background(), dead[0]); err != nil {
+	if err := e.svc.Delivery.Redrive(context.Background(), dead[0]); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "re-driven delivery", func() bool { return e.task(task).BusinessStatus == "delivered to Walking" })

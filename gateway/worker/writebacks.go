@@ -11,11 +11,12 @@ import (
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/notify"
 	"github.com/signpost-health/signpost/gateway/telemetry"
+	"github.com/signpost-health/signpost/gateway/writeback"
 )
 
 // WriteBackDomain is what write-back asks of the domain (gateway.Service).
 type WriteBackDomain interface {
-	WriteBack(ctx context.Context, taskID string, version int) (*gateway.WriteBack, error)
+	WriteBack(ctx context.Context, taskID string, version int) (*writeback.WriteBack, error)
 }
 
 // WriteBackStore keeps what was last written to each GP system.

@@ -17,6 +17,7 @@ import (
 	"github.com/signpost-health/signpost/gateway/notify"
 	"github.com/signpost-health/signpost/gateway/outbound"
 	"github.com/signpost-health/signpost/gateway/worker"
+	"github.com/signpost-health/signpost/gateway/writeback"
 )
 
 // gpServer is a GP record system's FHIR server as write-back sees it: it
@@ -116,7 +117,7 @@ func newGPServer(t *testing.T) *gpServer {
 
 func (e *env) startWriteBacks(targets map[string]*notify.GPServer) {
 	q := e.store.Queue(gateway.QueueNotify)
-	w := worker.New(worker.Options{Queue: q, Handler: &worker.WriteBacks{Queue: q, Domain: e.svc, State: e.store, Targets: targets, Retry: ms(20, 20, 20)},
+	w := worker.New(worker.Options{Queue: q, Handler: &worker.WriteBacks{Queue: q, Domain: e.svc.WriteBack, State: e.store, Targets: targets, Retry: ms(20, 20, 20)},
 		Consumer: "wb-" + gateway.NewID()[:8], ReclaimIdle: time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -139,7 +140,7 @@ func (e *env) move(taskID, status, reason string) {
 	}
 	b, _ := json.Marshal(m)
 	caller := gateway.Caller{ClientID: "walking", Kind: gateway.CallerProvider}
-	if _, err := e.svc.Update(context.Background(), caller, "Task", taskID, b, cur.ETag()); err != nil {
+	if _, err := e.svc.Intake.Update(context.Background(), caller, "Task", taskID, b, cur.ETag()); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -191,7 +192,7 @@ func TestWriteBackFollowsTheTaskIntoTheGPRecord(t *testing.T) {
 	}
 	ids := gp.task["identifier"].([]any)
 	last := ids[len(ids)-1].(map[string]any)
-	if last["system"] != gateway.TaskIdentifierSystem || last["value"] != task {
+	if last["system"] != writeback.TaskIdentifierSystem || last["value"] != task {
 		t.Errorf("GP copy identifier %v", last)
 	}
 }
@@ -211,7 +212,7 @@ func TestFailingGPDoesNotBlockOthers(t *testing.T) {
 	// practice-b's referrals fail to write back; practice-a's go through.
 	for i := 0; i < 5; i++ {
 		body := `{"resourceType":"ServiceRequest","identifier":[{"system":"https://b.example/id","value":"B-` + strconv.Itoa(i) + `"}],"status":"active","intent":"order","code":{"coding":[{"system":"http://snomed.info/sct","code":"390893007"}]},"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}},"requester":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"B82002"}}}`
-		out, err := e.svc.Create(context.Background(), gateway.Caller{ClientID: "practice-b"}, "ServiceRequest", []byte(body), "")
+		out, err := e.svc.Intake.Create(context.Background(), gateway.Caller{ClientID: "practice-b"}, "ServiceRequest", []byte(body), "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package gateway
+package intake
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/mappings"
 )
 
@@ -51,36 +52,36 @@ type MessageDestination struct {
 // ReceivedReferral is what receiving a message made (or found, for a
 // repeat): the stored ServiceRequest and its referral Task.
 type ReceivedReferral struct {
-	ServiceRequest *Outcome
-	Task           *Resource
+	ServiceRequest *gateway.Outcome
+	Task           *gateway.Resource
 	// Warnings are every entry's, each at its place in the message.
 	Warnings []fhir.Issue
 }
 
 // messageKey is the idempotency key of a message: one client's message id
 // names one referral however often the message is sent.
-func messageKey(caller Caller, id string) string {
+func messageKey(caller gateway.Caller, id string) string {
 	return "message|" + caller.ClientID + "|" + id
 }
 
 // messageRequestKey holds an X-Request-Id a client used: each is processed once.
-func messageRequestKey(caller Caller, id string) string {
+func messageRequestKey(caller gateway.Caller, id string) string {
 	return "message-request|" + caller.ClientID + "|" + id
 }
 
 // ReceiveReferral stores the referral a message carries, routed to the
 // provider serving its destination.
-func (s *Service) ReceiveReferral(ctx context.Context, caller Caller, m *MessageReferral) (*ReceivedReferral, error) {
+func (s *Service) ReceiveReferral(ctx context.Context, caller gateway.Caller, m *MessageReferral) (*ReceivedReferral, error) {
 	provider, err := s.destinationProvider(m.Destinations)
 	if err != nil {
 		return nil, err
 	}
 	ctxm := &messageContext{referral: m, provider: provider}
-	sr := &Request{Method: "POST", Type: TypeServiceRequest, Body: m.ServiceRequest.Body, FullURL: m.ServiceRequest.FullURL,
+	sr := &Request{Method: "POST", Type: gateway.TypeServiceRequest, Body: m.ServiceRequest.Body, FullURL: m.ServiceRequest.FullURL,
 		Expr: m.ServiceRequest.Expr, inBundle: true, message: ctxm}
 	reqs := []*Request{sr}
 	if p := m.Patient; p != nil {
-		reqs = append(reqs, &Request{Method: "POST", Type: TypePatient, Body: p.Body, FullURL: p.FullURL, Expr: p.Expr, inBundle: true, message: ctxm})
+		reqs = append(reqs, &Request{Method: "POST", Type: gateway.TypePatient, Body: p.Body, FullURL: p.FullURL, Expr: p.Expr, inBundle: true, message: ctxm})
 	}
 	outs, err := s.apply(ctx, caller, reqs, false)
 	if err != nil {
@@ -91,14 +92,14 @@ func (s *Service) ReceiveReferral(ctx context.Context, caller Caller, m *Message
 	if err != nil {
 		return nil, err
 	}
-	task, err := s.Store.Read(ctx, TypeTask, strings.TrimPrefix(holder, TypeTask+"/"))
+	task, err := s.Store.Read(ctx, gateway.TypeTask, strings.TrimPrefix(holder, gateway.TypeTask+"/"))
 	if err != nil {
 		return nil, err
 	}
 	got := &ReceivedReferral{ServiceRequest: out, Task: task}
 	for i, o := range outs {
 		if len(o.Warnings) > 0 {
-			located := reqs[i].locate(&Error{Kind: KindInvalid, Issues: o.Warnings}).(*Error)
+			located := reqs[i].locate(&gateway.Error{Kind: gateway.KindInvalid, Issues: o.Warnings}).(*gateway.Error)
 			got.Warnings = append(got.Warnings, located.Issues...)
 		}
 	}
@@ -108,12 +109,12 @@ func (s *Service) ReceiveReferral(ctx context.Context, caller Caller, m *Message
 // messageContext marks the requests made from one message.
 type messageContext struct {
 	referral *MessageReferral
-	provider *Provider
+	provider *gateway.Provider
 }
 
 // destinationProvider is the provider serving the first destination that
 // names a configured service.
-func (s *Service) destinationProvider(ds []MessageDestination) (*Provider, error) {
+func (s *Service) destinationProvider(ds []MessageDestination) (*gateway.Provider, error) {
 	for _, d := range ds {
 		if p, ok := s.Router().ForService(d.Endpoint); ok {
 			return p, nil
@@ -123,7 +124,7 @@ func (s *Service) destinationProvider(ds []MessageDestination) (*Provider, error
 	if len(ds) > 0 {
 		expr = ds[0].Expr
 	}
-	return nil, NewError(KindUnprocessable, fhir.IssueNotSupported, expr,
+	return nil, gateway.NewError(gateway.KindUnprocessable, fhir.IssueNotSupported, expr,
 		"no provider in this Signpost deployment serves the message's destination endpoint; a destination must name a configured service (providers[].services)")
 }
 
@@ -139,28 +140,28 @@ func (r *Request) isMessageEntry(ref string) bool {
 // code table as for any referral, and a referral with none (BaRS does not
 // require one) takes the provider's first category: what the provider is
 // configured for first.
-func (m *messageContext) category(s *Service, sr *ReferralView) (*Routing, error) {
+func (m *messageContext) category(s *Service, sr *gateway.ReferralView) (*gateway.Routing, error) {
 	if sr.Code != nil && len(sr.Code.Coding) > 0 {
-		category, err := Categorise(s.Codes, sr.Code, s.TriageUnmapped)
+		category, err := gateway.Categorise(s.Codes, sr.Code, s.TriageUnmapped)
 		if err != nil {
 			return nil, err
 		}
-		return &Routing{Category: category, Provider: m.provider}, nil
+		return &gateway.Routing{Category: category, Provider: m.provider}, nil
 	}
 	category := mappings.TriageCategory
 	if len(m.provider.Categories) > 0 {
 		category = m.provider.Categories[0]
 	}
-	return &Routing{Category: category, Provider: m.provider}, nil
+	return &gateway.Routing{Category: category, Provider: m.provider}, nil
 }
 
 // resolveMessageRepeat makes a message received again the referral it
 // made (lookKeys: as resolveRepeat, only once a commit found a key held): when its ServiceRequest resolved to the stored one, its Patient
 // entry is the Patient that referral is for, not a second Patient.
-func (s *Service) resolveMessageRepeat(ctx context.Context, caller Caller, reqs []*Request, lookKeys bool) error {
-	var held *Resource
+func (s *Service) resolveMessageRepeat(ctx context.Context, caller gateway.Caller, reqs []*Request, lookKeys bool) error {
+	var held *gateway.Resource
 	for _, r := range reqs {
-		if r.message == nil || r.Type != TypeServiceRequest {
+		if r.message == nil || r.Type != gateway.TypeServiceRequest {
 			continue
 		}
 		if lookKeys {
@@ -173,11 +174,11 @@ func (s *Service) resolveMessageRepeat(ctx context.Context, caller Caller, reqs 
 	if held == nil {
 		return nil
 	}
-	obj, err := s.ParseRaw(held.Body, TypeServiceRequest)
+	obj, err := s.ParseRaw(held.Body, gateway.TypeServiceRequest)
 	if err != nil {
 		return err
 	}
-	view, err := ReadReferral(obj)
+	view, err := gateway.ReadReferral(obj)
 	if err != nil {
 		return err
 	}
@@ -186,10 +187,10 @@ func (s *Service) resolveMessageRepeat(ctx context.Context, caller Caller, reqs 
 		ref = *view.Subject.Reference
 	}
 	for _, r := range reqs {
-		if r.message == nil || r.Type != TypePatient || r.existing != nil {
+		if r.message == nil || r.Type != gateway.TypePatient || r.existing != nil {
 			continue
 		}
-		id, ok := strings.CutPrefix(s.LocalRef(ref), TypePatient+"/")
+		id, ok := strings.CutPrefix(s.LocalRef(ref), gateway.TypePatient+"/")
 		if !ok {
 			continue // the referral was for an NHS number alone: the Patient entry is stored as sent
 		}
@@ -197,7 +198,7 @@ func (s *Service) resolveMessageRepeat(ctx context.Context, caller Caller, reqs 
 		if err != nil {
 			return err
 		}
-		if err := s.resolveTo(ctx, r, TypePatient, key); err != nil {
+		if err := s.resolveTo(ctx, r, gateway.TypePatient, key); err != nil {
 			return err
 		}
 		// The subject was compared as the stored Patient: this one must say the same.
@@ -222,7 +223,7 @@ func (r *Request) messageSubject() []string {
 // resolveMessageKeys answers a message whose request id was used before
 // (409 duplicate: BaRS senders do not retry it) and resolves a message
 // received before to the referral it made.
-func (s *Service) resolveMessageKeys(ctx context.Context, caller Caller, r *Request) error {
+func (s *Service) resolveMessageKeys(ctx context.Context, caller gateway.Caller, r *Request) error {
 	m := r.message.referral
 	if m.RequestID != "" {
 		holder, err := s.Store.Lookup(ctx, messageRequestKey(caller, m.RequestID))
@@ -230,7 +231,7 @@ func (s *Service) resolveMessageKeys(ctx context.Context, caller Caller, r *Requ
 			return err
 		}
 		if holder != "" {
-			return NewError(KindDuplicate, fhir.IssueDuplicate, "",
+			return gateway.NewError(gateway.KindDuplicate, fhir.IssueDuplicate, "",
 				"this X-Request-Id was used by an earlier request, which was processed; a new request needs a new X-Request-Id")
 		}
 	}

@@ -1,4 +1,4 @@
-package gateway
+package subscriptions
 
 import (
 	"context"
@@ -10,16 +10,17 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/gateway"
 )
 
 // SubscriptionStatus is the $status operation: the subscription's status
 // and how many events it has had, so a subscriber can tell if it missed one.
-func (s *Service) SubscriptionStatus(ctx context.Context, caller Caller, id string) ([]byte, error) {
-	if err := CheckID(id); err != nil {
+func (s *Service) SubscriptionStatus(ctx context.Context, caller gateway.Caller, id string) ([]byte, error) {
+	if err := gateway.CheckID(id); err != nil {
 		return nil, err
 	}
-	if _, err := s.ReadVisible(ctx, caller, TypeSubscription, id); errors.Is(err, ErrNotFound) {
-		return nil, NotFound(TypeSubscription, id)
+	if _, err := s.ReadVisible(ctx, caller, gateway.TypeSubscription, id); errors.Is(err, gateway.ErrNotFound) {
+		return nil, gateway.NotFound(gateway.TypeSubscription, id)
 	} else if err != nil {
 		return nil, err
 	}
@@ -31,27 +32,27 @@ func (s *Service) SubscriptionStatus(ctx context.Context, caller Caller, id stri
 	if err != nil {
 		return nil, err
 	}
-	status, _ := json.Marshal(map[string]any{"resourceType": "Parameters", "meta": map[string]any{"profile": []string{SubscriptionStatusProfile}},
+	status, _ := json.Marshal(map[string]any{"resourceType": "Parameters", "meta": map[string]any{"profile": []string{gateway.SubscriptionStatusProfile}},
 		"parameter": []map[string]any{
-			{"name": "subscription", "valueReference": map[string]string{"reference": s.Base + "/" + TypeSubscription + "/" + id}},
-			{"name": "topic", "valueCanonical": TaskTopic},
+			{"name": "subscription", "valueReference": map[string]string{"reference": s.Base + "/" + gateway.TypeSubscription + "/" + id}},
+			{"name": "topic", "valueCanonical": gateway.TaskTopic},
 			{"name": "status", "valueCode": sub.Status},
 			{"name": "type", "valueCode": "query-status"},
 			{"name": "events-since-subscription-start", "valueString": strconv.FormatInt(n, 10)},
 		}})
-	b := fhir.Bundle{ID: NewID(), Type: "searchset", Timestamp: Instant(s.Now()), Total: 1,
-		Entries: []fhir.BundleEntry{{FullURL: "urn:uuid:" + NewID(), Resource: status, Search: "match"}}}
+	b := fhir.Bundle{ID: gateway.NewID(), Type: "searchset", Timestamp: gateway.Instant(s.Now()), Total: 1,
+		Entries: []fhir.BundleEntry{{FullURL: "urn:uuid:" + gateway.NewID(), Resource: status, Search: "match"}}}
 	return b.Marshal(), nil
 }
 
 // EndSubscription ends a subscription (DELETE): its status becomes off and
 // nothing more is sent to it.
-func (s *Service) EndSubscription(ctx context.Context, caller Caller, id string) error {
-	if err := CheckID(id); err != nil {
+func (s *Service) EndSubscription(ctx context.Context, caller gateway.Caller, id string) error {
+	if err := gateway.CheckID(id); err != nil {
 		return err
 	}
-	if _, err := s.ReadVisible(ctx, caller, TypeSubscription, id); errors.Is(err, ErrNotFound) {
-		return NotFound(TypeSubscription, id)
+	if _, err := s.ReadVisible(ctx, caller, gateway.TypeSubscription, id); errors.Is(err, gateway.ErrNotFound) {
+		return gateway.NotFound(gateway.TypeSubscription, id)
 	} else if err != nil {
 		return err
 	}
@@ -59,40 +60,40 @@ func (s *Service) EndSubscription(ctx context.Context, caller Caller, id string)
 }
 
 // SubscriptionByID reads a subscription, whoever's it is (for the workers).
-func (s *Service) SubscriptionByID(ctx context.Context, id string) (*SubscriptionView, error) {
-	r, err := s.Store.Read(ctx, TypeSubscription, id)
+func (s *Service) SubscriptionByID(ctx context.Context, id string) (*gateway.SubscriptionView, error) {
+	r, err := s.Store.Read(ctx, gateway.TypeSubscription, id)
 	if err != nil {
 		return nil, err
 	}
-	return ReadSubscription(r.Body, id) // with its stored status
+	return gateway.ReadSubscription(r.Body, id) // with its stored status
 }
 
 // Subscribers lists the active subscriptions of a client.
-func (s *Service) Subscribers(ctx context.Context, client string) ([]*SubscriptionView, error) {
+func (s *Service) Subscribers(ctx context.Context, client string) ([]*gateway.SubscriptionView, error) {
 	return s.subscriptionsOf(ctx, client, "active")
 }
 
 // subscriptionsOf lists a client's subscriptions in the given statuses.
-func (s *Service) subscriptionsOf(ctx context.Context, client string, statuses ...string) ([]*SubscriptionView, error) {
+func (s *Service) subscriptionsOf(ctx context.Context, client string, statuses ...string) ([]*gateway.SubscriptionView, error) {
 	group := make([]string, len(statuses))
 	for i, st := range statuses {
 		group[i] = "status=" + st
 	}
-	ids, _, err := s.Store.Search(ctx, &StoreQuery{Type: TypeSubscription, Groups: [][]string{group, {ClientTerm(client)}}, Count: MaxCount})
+	ids, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: gateway.TypeSubscription, Groups: [][]string{group, {gateway.ClientTerm(client)}}, Count: gateway.MaxCount})
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}
 	refs := make([]string, len(ids))
 	for i, id := range ids {
-		refs[i] = TypeSubscription + "/" + id
+		refs[i] = gateway.TypeSubscription + "/" + id
 	}
 	subs, err := s.Store.ReadMany(ctx, refs)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*SubscriptionView, 0, len(subs))
+	out := make([]*gateway.SubscriptionView, 0, len(subs))
 	for _, r := range subs {
-		if v, err := ReadSubscription(r.Body, r.ID); err == nil { // with its stored status
+		if v, err := gateway.ReadSubscription(r.Body, r.ID); err == nil { // with its stored status
 			out = append(out, v)
 		}
 	}
@@ -105,12 +106,12 @@ func (s *Service) subscriptionsOf(ctx context.Context, client string, statuses .
 // not ended counts, not only the active ones: one awaiting its handshake,
 // or in error, keeps its events numbered and waiting, and is sent them
 // once it is active again.
-func (s *Service) MatchingSubscriptions(ctx context.Context, taskID string, version int) (*Resource, []*SubscriptionView, error) {
-	task, err := s.Store.ReadVersion(ctx, TypeTask, taskID, version)
+func (s *Service) MatchingSubscriptions(ctx context.Context, taskID string, version int) (*gateway.Resource, []*gateway.SubscriptionView, error) {
+	task, err := s.Store.ReadVersion(ctx, gateway.TypeTask, taskID, version)
 	if err != nil {
 		return nil, nil, err
 	}
-	view, err := ParseTask(task.Body)
+	view, err := gateway.ParseTask(task.Body)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -129,11 +130,11 @@ func (s *Service) MatchingSubscriptions(ctx context.Context, taskID string, vers
 			terms = append(terms, "requester="+t.Requester.Identifier.Value)
 		}
 	}
-	subs, err := s.subscriptionsOf(ctx, task.Owner, LiveSubscriptionStatuses...)
+	subs, err := s.subscriptionsOf(ctx, task.Owner, gateway.LiveSubscriptionStatuses...)
 	if err != nil {
 		return nil, nil, err
 	}
-	var out []*SubscriptionView
+	var out []*gateway.SubscriptionView
 	for _, sub := range subs {
 		if sub.Matches(view, terms) {
 			out = append(out, sub)
@@ -150,24 +151,16 @@ type refJSON struct {
 	} `json:"identifier"`
 }
 
-// Event is one notification event of a subscription.
-type Event struct {
-	Number    int64
-	Timestamp time.Time
-	Task      string // "Task/id"
-	Version   string
-}
-
 // NotificationBundle renders a notification (Bundle of type history) with
 // the subscription status first, per the Backport IG.
-func (s *Service) NotificationBundle(ctx context.Context, sub *SubscriptionView, kind string, since int64, events []Event) ([]byte, error) {
+func (s *Service) NotificationBundle(ctx context.Context, sub *gateway.SubscriptionView, kind string, since int64, events []gateway.Event) ([]byte, error) {
 	status := sub.Status
 	if status == "" {
 		status = "active"
 	}
 	params := []map[string]any{
-		{"name": "subscription", "valueReference": map[string]string{"reference": s.Base + "/" + TypeSubscription + "/" + sub.ID}},
-		{"name": "topic", "valueCanonical": TaskTopic},
+		{"name": "subscription", "valueReference": map[string]string{"reference": s.Base + "/" + gateway.TypeSubscription + "/" + sub.ID}},
+		{"name": "topic", "valueCanonical": gateway.TaskTopic},
 		{"name": "status", "valueCode": status},
 		{"name": "type", "valueCode": kind},
 		{"name": "events-since-subscription-start", "valueString": strconv.FormatInt(since, 10)},
@@ -175,31 +168,31 @@ func (s *Service) NotificationBundle(ctx context.Context, sub *SubscriptionView,
 	for _, e := range events {
 		part := []map[string]any{
 			{"name": "event-number", "valueString": strconv.FormatInt(e.Number, 10)},
-			{"name": "timestamp", "valueInstant": Instant(e.Timestamp)},
+			{"name": "timestamp", "valueInstant": gateway.Instant(e.Timestamp)},
 		}
-		if sub.Payload != PayloadEmpty {
+		if sub.Payload != gateway.PayloadEmpty {
 			part = append(part, map[string]any{"name": "focus", "valueReference": map[string]string{"reference": s.Base + "/" + e.Task}})
 		}
 		params = append(params, map[string]any{"name": "notification-event", "part": part})
 	}
-	statusParams, _ := json.Marshal(map[string]any{"resourceType": "Parameters", "meta": map[string]any{"profile": []string{SubscriptionStatusProfile}}, "parameter": params})
+	statusParams, _ := json.Marshal(map[string]any{"resourceType": "Parameters", "meta": map[string]any{"profile": []string{gateway.SubscriptionStatusProfile}}, "parameter": params})
 	// A history Bundle needs a request on every entry (R4 bdl-3): the
 	// status as from $status, each focus as the update that made it.
-	b := fhir.Bundle{ID: NewID(), Type: "history", Timestamp: Instant(s.Now()), Total: -1,
-		Entries: []fhir.BundleEntry{{FullURL: "urn:uuid:" + NewID(), Resource: statusParams,
-			Request:  &fhir.EntryRequest{Method: "GET", URL: s.Base + "/" + TypeSubscription + "/" + sub.ID + "/$status"},
+	b := fhir.Bundle{ID: gateway.NewID(), Type: "history", Timestamp: gateway.Instant(s.Now()), Total: -1,
+		Entries: []fhir.BundleEntry{{FullURL: "urn:uuid:" + gateway.NewID(), Resource: statusParams,
+			Request:  &fhir.EntryRequest{Method: "GET", URL: s.Base + "/" + gateway.TypeSubscription + "/" + sub.ID + "/$status"},
 			Response: &fhir.EntryResponse{Status: "200 OK"}}}}
 	for _, e := range events {
-		if sub.Payload == PayloadEmpty {
+		if sub.Payload == gateway.PayloadEmpty {
 			continue
 		}
 		entry := fhir.BundleEntry{FullURL: s.Base + "/" + e.Task + "/_history/" + e.Version,
 			Request: &fhir.EntryRequest{Method: "PUT", URL: e.Task}, Response: &fhir.EntryResponse{Status: "200 OK"}}
-		if sub.Payload == PayloadFullResource {
-			id := strings.TrimPrefix(e.Task, TypeTask+"/")
+		if sub.Payload == gateway.PayloadFullResource {
+			id := strings.TrimPrefix(e.Task, gateway.TypeTask+"/")
 			v, _ := strconv.Atoi(e.Version)
-			r, err := s.Store.ReadVersion(ctx, TypeTask, id, v)
-			if err != nil && !errors.Is(err, ErrNotFound) {
+			r, err := s.Store.ReadVersion(ctx, gateway.TypeTask, id, v)
+			if err != nil && !errors.Is(err, gateway.ErrNotFound) {
 				return nil, err
 			}
 			if r != nil {
@@ -217,8 +210,8 @@ func (s *Service) NotificationBundle(ctx context.Context, sub *SubscriptionView,
 // handshake confirms the endpoint of the version it was made for, and one
 // that an update overtook is left to the update's own handshake.
 func (s *Service) SetSubscriptionStatus(ctx context.Context, id, status, reason string, version int) error {
-	for attempt := 0; attempt < MaxAttempts; attempt++ {
-		cur, err := s.Store.Read(ctx, TypeSubscription, id)
+	for attempt := 0; attempt < gateway.MaxAttempts; attempt++ {
+		cur, err := s.Store.Read(ctx, gateway.TypeSubscription, id)
 		if err != nil {
 			return err
 		}
@@ -242,14 +235,14 @@ func (s *Service) SetSubscriptionStatus(ctx context.Context, id, status, reason 
 		if err != nil {
 			return err
 		}
-		next := &Resource{Type: TypeSubscription, ID: id, Version: cur.Version + 1, LastUpdated: now, Owner: cur.Owner,
-			Body: obj.WithServerFields(id, strconv.Itoa(cur.Version+1), Instant(now))}
-		c := &Commit{Writes: []Write{{Resource: next, Expect: cur.Version,
-			Terms: []string{"status=" + status, ClientTerm(cur.Owner)}}}}
+		next := &gateway.Resource{Type: gateway.TypeSubscription, ID: id, Version: cur.Version + 1, LastUpdated: now, Owner: cur.Owner,
+			Body: obj.WithServerFields(id, strconv.Itoa(cur.Version+1), gateway.Instant(now))}
+		c := &gateway.Commit{Writes: []gateway.Write{{Resource: next, Expect: cur.Version,
+			Terms: []string{"status=" + status, gateway.ClientTerm(cur.Owner)}}}}
 		if status == "active" {
 			// Events that waited while it was in error (or arrived during
 			// the handshake) go out now; with none, the job finds nothing.
-			c.Jobs = []Job{{Queue: QueueSubscription, Fields: []string{
+			c.Jobs = []gateway.Job{{Queue: gateway.QueueSubscription, Fields: []string{
 				"event", "send", "subscription", id, "client", cur.Owner}}}
 		}
 		res, err := s.Commit(ctx, c)

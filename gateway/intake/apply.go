@@ -1,4 +1,4 @@
-package gateway
+package intake
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/gateway"
 )
 
 // Request is one create (POST) or update (PUT), on its own or as an entry
@@ -30,13 +31,13 @@ type Request struct {
 	message *messageContext
 
 	obj      *fhir.Object
-	id       string    // the id this request writes, or the id of the existing resource it resolved to
-	existing *Resource // an earlier identical create this request resolved to
-	current  *Resource // the version an update replaces
+	id       string            // the id this request writes, or the id of the existing resource it resolved to
+	existing *gateway.Resource // an earlier identical create this request resolved to
+	current  *gateway.Resource // the version an update replaces
 	// ifNoneExist is the If-None-Exist search as resolveRepeat ran it, and
 	// the token-system generation it was expanded with (-1: none), for the
 	// commit to check again.
-	ifNoneExist *Query
+	ifNoneExist *gateway.Query
 	systemsSeen int64
 }
 
@@ -44,25 +45,25 @@ type Request struct {
 // the current state. If another request changes that state before the
 // commit, the store refuses the commit and the plan is built again.
 type plan struct {
-	caller   Caller
+	caller   gateway.Caller
 	now      time.Time
-	commit   Commit
+	commit   gateway.Commit
 	ifMatch  map[int]bool               // writes whose expected version came from the client
 	pending  map[string]*pendingRequest // by "ServiceRequest/id": requests of this plan
 	claimed  map[string]bool            // ServiceRequests whose referral Task is a Task entry of this plan
-	outcomes []*Outcome
+	outcomes []*gateway.Outcome
 }
 
 type pendingRequest struct {
-	sr      *ReferralView
+	sr      *gateway.ReferralView
 	subject []byte // raw ServiceRequest.subject
-	routed  *Routing
+	routed  *gateway.Routing
 	task    string // "Task/id" when the referral already has its Task
 }
 
 // apply runs requests as one all-or-nothing change.
-func (s *Service) apply(ctx context.Context, caller Caller, reqs []*Request, transaction bool) ([]*Outcome, error) {
-	for attempt := 1; attempt <= MaxAttempts; attempt++ {
+func (s *Service) apply(ctx context.Context, caller gateway.Caller, reqs []*Request, transaction bool) ([]*gateway.Outcome, error) {
+	for attempt := 1; attempt <= gateway.MaxAttempts; attempt++ {
 		pl, err := s.prepare(ctx, caller, reqs, attempt > 1)
 		if err != nil {
 			return nil, err
@@ -83,13 +84,13 @@ func (s *Service) apply(ctx context.Context, caller Caller, reqs []*Request, tra
 		}
 		if st := res.Stale; st != nil && pl.ifMatch[st.Index] {
 			w := pl.commit.Writes[st.Index]
-			return nil, NewError(KindPreconditionFailed, fhir.IssueConflict, "",
+			return nil, gateway.NewError(gateway.KindPreconditionFailed, fhir.IssueConflict, "",
 				"version conflict: If-Match named version %d of the %s but version %d is current; read it again and reapply the change",
 				w.Expect, w.Resource.Type, st.Current)
 		}
 		// Another request changed what this plan read; build it again.
 	}
-	return nil, NewError(KindConflict, fhir.IssueConflict, "", "the resources changed concurrently while this request was applied; retry it")
+	return nil, gateway.NewError(gateway.KindConflict, fhir.IssueConflict, "", "the resources changed concurrently while this request was applied; retry it")
 }
 
 // prepare validates every request and builds the plan. Nothing is written.
@@ -97,9 +98,9 @@ func (s *Service) apply(ctx context.Context, caller Caller, reqs []*Request, tra
 // does not: the commit checks them atomically anyway, and a held key sends
 // the request round again, this time looking. New referrals, the common
 // case, so cost one Redis round trip less.
-func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, lookRepeats bool) (*plan, error) {
+func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Request, lookRepeats bool) (*plan, error) {
 	pl := &plan{caller: caller, now: s.Now().UTC().Truncate(time.Millisecond), ifMatch: map[int]bool{},
-		pending: map[string]*pendingRequest{}, claimed: map[string]bool{}, outcomes: make([]*Outcome, len(reqs))}
+		pending: map[string]*pendingRequest{}, claimed: map[string]bool{}, outcomes: make([]*gateway.Outcome, len(reqs))}
 
 	// 1. Parse every body and resolve creates that repeat an earlier one.
 	for _, r := range reqs {
@@ -133,7 +134,7 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 		case r.existing != nil:
 			r.id = r.existing.ID
 		case r.Method == "PUT":
-			if err := CheckID(r.ID); err != nil {
+			if err := gateway.CheckID(r.ID); err != nil {
 				return nil, r.locate(err)
 			}
 			r.id = r.ID
@@ -166,7 +167,7 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 	// A Task entry for a ServiceRequest of the same transaction is that
 	// referral's Task: no second one is made for it.
 	for _, r := range reqs {
-		if r.Type == TypeTask && r.Method == "POST" && r.existing == nil {
+		if r.Type == gateway.TypeTask && r.Method == "POST" && r.existing == nil {
 			if f, ok := r.obj.Object("focus"); ok {
 				if ref, ok := f.String("reference"); ok {
 					pl.claimed[s.LocalRef(ref)] = true
@@ -176,33 +177,33 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 	}
 	// 3. Validate and plan, people first, then requests, then Tasks, so that
 	// each finds what it refers to.
-	for _, typ := range []string{TypePatient, TypeServiceRequest, TypeTask, TypeSubscription} {
+	for _, typ := range []string{gateway.TypePatient, gateway.TypeServiceRequest, gateway.TypeTask, gateway.TypeSubscription} {
 		for i, r := range reqs {
 			if r.Type != typ {
 				continue
 			}
 			if r.existing != nil {
-				pl.outcomes[i] = &Outcome{Resource: r.existing}
+				pl.outcomes[i] = &gateway.Outcome{Resource: r.existing}
 				continue
 			}
-			var out *Outcome
+			var out *gateway.Outcome
 			var err error
 			planned := len(pl.commit.Writes)
 			switch typ {
-			case TypePatient:
+			case gateway.TypePatient:
 				out, err = s.planPatient(ctx, pl, r)
-			case TypeServiceRequest:
+			case gateway.TypeServiceRequest:
 				out, err = s.planServiceRequest(ctx, pl, r)
-			case TypeTask:
+			case gateway.TypeTask:
 				out, err = s.planTask(ctx, pl, r)
-			case TypeSubscription:
+			case gateway.TypeSubscription:
 				out, err = s.planSubscription(ctx, pl, r)
 			}
 			if err == nil {
 				err = checkIndexBounds(typ, pl.commit.Writes[planned:])
 			}
 			if errors.Is(err, errUnchanged) {
-				pl.outcomes[i] = &Outcome{Resource: r.existing}
+				pl.outcomes[i] = &gateway.Outcome{Resource: r.existing}
 				continue
 			}
 			if err != nil {
@@ -212,7 +213,7 @@ func (s *Service) prepare(ctx context.Context, caller Caller, reqs []*Request, l
 				// Re-checked inside the commit, so two concurrent conditional
 				// creates cannot both create.
 				// The search resolveRepeat ran, with the systems it read.
-				pl.commit.Criteria = append(pl.commit.Criteria, Criteria{Type: r.Type, Groups: r.ifNoneExist.Groups})
+				pl.commit.Criteria = append(pl.commit.Criteria, gateway.Criteria{Type: r.Type, Groups: r.ifNoneExist.Groups})
 				if gen := r.systemsSeen; gen >= 0 && pl.commit.SystemsSeen == nil {
 					// A system registered after that read could hide a
 					// match from the criteria: the commit checks none was.
@@ -239,14 +240,14 @@ func (pl *plan) checkDistinct() error {
 	for _, w := range pl.commit.Writes {
 		ref := w.Resource.Ref()
 		if writes[ref] {
-			return NewError(KindInvalid, fhir.IssueInvalid, "Bundle.entry", "the transaction writes %s twice; each resource may appear once", w.Resource.Type)
+			return gateway.NewError(gateway.KindInvalid, fhir.IssueInvalid, "Bundle.entry", "the transaction writes %s twice; each resource may appear once", w.Resource.Type)
 		}
 		writes[ref] = true
 	}
 	keys := make(map[string]bool, len(pl.commit.Unique))
 	for _, u := range pl.commit.Unique {
 		if keys[u.Key] {
-			return NewError(KindInvalid, fhir.IssueDuplicate, "Bundle.entry",
+			return gateway.NewError(gateway.KindInvalid, fhir.IssueDuplicate, "Bundle.entry",
 				"the transaction holds the same referral twice (one business identifier, or two Tasks for one ServiceRequest); each referral may appear once")
 		}
 		keys[u.Key] = true
@@ -260,11 +261,11 @@ func (r *Request) locate(err error) error {
 	if r.Expr == "" {
 		return err
 	}
-	var e *Error
+	var e *gateway.Error
 	if !errors.As(err, &e) {
 		return err
 	}
-	out := &Error{Kind: e.Kind, Err: e.Err, Issues: make([]fhir.Issue, len(e.Issues))}
+	out := &gateway.Error{Kind: e.Kind, Err: e.Err, Issues: make([]fhir.Issue, len(e.Issues))}
 	for i, is := range e.Issues {
 		exprs := make([]string, 0, len(is.Expression)+1)
 		for _, x := range is.Expression {
@@ -302,10 +303,10 @@ func checkLocalReferences(r *Request) error {
 			continue // an entry of the same message, which travels with it
 		}
 		if r.Expr == "" {
-			return NewError(KindInvalid, fhir.IssueInvalid, ref.Expression,
+			return gateway.NewError(gateway.KindInvalid, fhir.IssueInvalid, ref.Expression,
 				"a urn: reference can only name an entry of the same transaction Bundle; in a request of its own, refer to a resource Signpost holds as Type/id")
 		}
-		return NewError(KindInvalid, fhir.IssueInvalid, ref.Expression,
+		return gateway.NewError(gateway.KindInvalid, fhir.IssueInvalid, ref.Expression,
 			"the reference is to no entry of this transaction: every urn: reference must match an entry's fullUrl")
 	}
 	return nil
@@ -314,7 +315,7 @@ func checkLocalReferences(r *Request) error {
 // resolveRepeat answers a create that an earlier request already made: the
 // same business identifier of a referral from the same client, or an
 // If-None-Exist search that matches. The commit re-checks both atomically.
-func (s *Service) resolveRepeat(ctx context.Context, caller Caller, r *Request, lookKeys bool) error {
+func (s *Service) resolveRepeat(ctx context.Context, caller gateway.Caller, r *Request, lookKeys bool) error {
 	if r.Method != "POST" {
 		return nil
 	}
@@ -324,7 +325,7 @@ func (s *Service) resolveRepeat(ctx context.Context, caller Caller, r *Request, 
 			return err
 		}
 		r.ifNoneExist, r.systemsSeen = q, gen
-		ids, _, err := s.Store.Search(ctx, &StoreQuery{Type: r.Type, Groups: q.Groups, Count: 2})
+		ids, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: r.Type, Groups: q.Groups, Count: 2})
 		if err != nil {
 			return err
 		}
@@ -333,10 +334,10 @@ func (s *Service) resolveRepeat(ctx context.Context, caller Caller, r *Request, 
 		case 1:
 			return s.resolveTo(ctx, r, r.Type, ids[0])
 		default:
-			return NewError(KindPreconditionFailed, fhir.IssueDuplicate, "", "If-None-Exist matches more than one %s; make the criteria more selective", r.Type)
+			return gateway.NewError(gateway.KindPreconditionFailed, fhir.IssueDuplicate, "", "If-None-Exist matches more than one %s; make the criteria more selective", r.Type)
 		}
 	}
-	if r.Type == TypeServiceRequest && lookKeys {
+	if r.Type == gateway.TypeServiceRequest && lookKeys {
 		for _, id := range identifiersOf(r.obj) {
 			holder, err := s.Store.Lookup(ctx, referralKey(caller, id))
 			if err != nil {
@@ -365,7 +366,7 @@ func (s *Service) resolveTo(ctx context.Context, r *Request, typ, id string) err
 
 // referralKey is the idempotency key of a referral: one client's business
 // identifier names one referral however often it is sent.
-func referralKey(caller Caller, id Identifier) string {
+func referralKey(caller gateway.Caller, id gateway.Identifier) string {
 	return "referral|" + caller.ClientID + "|" + id.System + "|" + id.Value
 }
 
@@ -374,24 +375,24 @@ func referralTaskKey(srID string) string { return "referral-task|" + srID }
 
 // identifiersOf reads the identifiers of a raw resource that have both a
 // system and a value; only those can name a referral unambiguously.
-func identifiersOf(obj *fhir.Object) []Identifier {
+func identifiersOf(obj *fhir.Object) []gateway.Identifier {
 	raw, ok := obj.Member("identifier")
 	if !ok {
 		return nil
 	}
 	var ids []models.Identifier
-	if DecodeView(raw, "identifier", &ids) != nil {
+	if gateway.DecodeView(raw, "identifier", &ids) != nil {
 		return nil
 	}
 	return usableIdentifiers(ids)
 }
 
 // usableIdentifiers keeps the identifiers that have both a system and a value.
-func usableIdentifiers(ids []models.Identifier) []Identifier {
-	out := make([]Identifier, 0, len(ids))
+func usableIdentifiers(ids []models.Identifier) []gateway.Identifier {
+	out := make([]gateway.Identifier, 0, len(ids))
 	for _, id := range ids {
 		if id.System != nil && id.Value != nil && *id.System != "" && *id.Value != "" {
-			out = append(out, Identifier{*id.System, *id.Value})
+			out = append(out, gateway.Identifier{System: *id.System, Value: *id.Value})
 		}
 	}
 	return out
@@ -400,12 +401,12 @@ func usableIdentifiers(ids []models.Identifier) []Identifier {
 // current checks an update's body id against its URL, reads the version
 // it replaces and checks If-Match against it. It returns the expected
 // version for the commit (0: create).
-func (s *Service) current(ctx context.Context, pl *plan, r *Request) (*Resource, int, error) {
+func (s *Service) current(ctx context.Context, pl *plan, r *Request) (*gateway.Resource, int, error) {
 	if err := checkBodyID(r); err != nil {
 		return nil, 0, err
 	}
 	key := r.id
-	if r.Type == TypePatient {
+	if r.Type == gateway.TypePatient {
 		// The caller's own Patient: another client's of the same id is
 		// another Patient, and does not stop this one being created.
 		k, err := s.PatientKeyFor(ctx, pl.caller, r.id)
@@ -415,10 +416,10 @@ func (s *Service) current(ctx context.Context, pl *plan, r *Request) (*Resource,
 		key = k
 	}
 	cur, err := s.Store.Read(ctx, r.Type, key)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if err != nil && !errors.Is(err, gateway.ErrNotFound) {
 		return nil, 0, err
 	}
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, gateway.ErrNotFound) {
 		cur = nil
 	}
 	if cur != nil {
@@ -429,7 +430,7 @@ func (s *Service) current(ctx context.Context, pl *plan, r *Request) (*Resource,
 		if !ok {
 			// Someone else's: it does not exist for this caller, and its id
 			// cannot be taken either.
-			return nil, 0, NotFound(r.Type, r.id)
+			return nil, 0, gateway.NotFound(r.Type, r.id)
 		}
 	}
 	r.current = cur
@@ -441,12 +442,12 @@ func (s *Service) current(ctx context.Context, pl *plan, r *Request) (*Resource,
 	}
 	if r.anyVersion() {
 		if cur == nil {
-			return nil, 0, NewError(KindPreconditionFailed, fhir.IssueConflict, "",
+			return nil, 0, gateway.NewError(gateway.KindPreconditionFailed, fhir.IssueConflict, "",
 				"If-Match: * asks that the %s exist, and it does not; leave If-Match out to create it", r.Type)
 		}
 		return cur, cur.Version, checkUnchanged(r, cur) // any version: one that changes meanwhile sends the plan round again
 	}
-	want, err := ParseIfMatch(r.IfMatch)
+	want, err := gateway.ParseIfMatch(r.IfMatch)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -455,7 +456,7 @@ func (s *Service) current(ctx context.Context, pl *plan, r *Request) (*Resource,
 		have = cur.Version
 	}
 	if want != have {
-		return nil, 0, NewError(KindPreconditionFailed, fhir.IssueConflict, "",
+		return nil, 0, gateway.NewError(gateway.KindPreconditionFailed, fhir.IssueConflict, "",
 			"version conflict: If-Match named version %d of the %s but version %d is current; read it again and reapply the change", want, r.Type, have)
 	}
 	return cur, want, checkUnchanged(r, cur)
@@ -473,38 +474,38 @@ func (r *Request) pinsVersion() bool { return r.IfMatch != "" && !r.anyVersion()
 func checkBodyID(r *Request) error {
 	id, ok := r.obj.String("id")
 	if !ok {
-		return NewError(KindInvalid, fhir.IssueRequired, r.Type+".id", "an update must carry the resource's id, the same as in the URL")
+		return gateway.NewError(gateway.KindInvalid, fhir.IssueRequired, r.Type+".id", "an update must carry the resource's id, the same as in the URL")
 	}
 	if id != r.ID {
-		return NewError(KindInvalid, fhir.IssueInvalid, r.Type+".id", "the resource's id differs from the id in the URL")
+		return gateway.NewError(gateway.KindInvalid, fhir.IssueInvalid, r.Type+".id", "the resource's id differs from the id in the URL")
 	}
 	return nil
 }
 
 // addWrite adds a new version to the plan and returns its outcome. A new
 // resource belongs to the caller; a new version to whoever owned the last.
-func (pl *plan) addWrite(r *Request, body []byte, version, expect int, fromIfMatch bool, terms []string, warnings []fhir.Issue) *Outcome {
+func (pl *plan) addWrite(r *Request, body []byte, version, expect int, fromIfMatch bool, terms []string, warnings []fhir.Issue) *gateway.Outcome {
 	owner := pl.caller.ClientID
 	if r.current != nil {
 		owner = r.current.Owner
 	}
-	terms = append(terms, ClientTerm(owner))
-	res := &Resource{Type: r.Type, ID: r.id, Version: version, LastUpdated: pl.now, Body: body, Owner: owner}
-	pl.commit.Writes = append(pl.commit.Writes, Write{Resource: res, Expect: expect, Terms: terms})
+	terms = append(terms, gateway.ClientTerm(owner))
+	res := &gateway.Resource{Type: r.Type, ID: r.id, Version: version, LastUpdated: pl.now, Body: body, Owner: owner}
+	pl.commit.Writes = append(pl.commit.Writes, gateway.Write{Resource: res, Expect: expect, Terms: terms})
 	if fromIfMatch {
 		pl.ifMatch[len(pl.commit.Writes)-1] = true
 	}
-	return &Outcome{Resource: res, Created: version == 1, Warnings: warnings}
+	return &gateway.Outcome{Resource: res, Created: version == 1, Warnings: warnings}
 }
 
 // mayWrite refuses the writes a caller's side of the referral does not
 // make: providers only update the Tasks they own.
-func mayWrite(c Caller, r *Request) error {
-	if r.Type == TypeProvenance {
-		return NewError(KindMethodNotAllowed, fhir.IssueNotSupported, "", "Provenance is written by Signpost with each change; it can be read and searched, not written")
+func mayWrite(c gateway.Caller, r *Request) error {
+	if r.Type == gateway.TypeProvenance {
+		return gateway.NewError(gateway.KindMethodNotAllowed, fhir.IssueNotSupported, "", "Provenance is written by Signpost with each change; it can be read and searched, not written")
 	}
-	if c.Kind == CallerProvider && (r.Type != TypeTask || r.Method != "PUT") {
-		return NewError(KindForbidden, fhir.IssueForbidden, "", "a provider may only update the referral Tasks it owns")
+	if c.Kind == gateway.CallerProvider && (r.Type != gateway.TypeTask || r.Method != "PUT") {
+		return gateway.NewError(gateway.KindForbidden, fhir.IssueForbidden, "", "a provider may only update the referral Tasks it owns")
 	}
 	return nil
 }

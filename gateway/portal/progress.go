@@ -1,4 +1,4 @@
-package gateway
+package portal
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/gateway"
 )
 
 // Provider actions are the steps a VCS provider's staff take on a referral
@@ -45,14 +46,14 @@ type actionStep struct {
 }
 
 var actionSteps = map[Action]actionStep{
-	ActionAccept:       {"accepted", BusinessAccepted, "Accepted by the provider", []string{"requested"}},
-	ActionDecline:      {"rejected", BusinessDeclined, "Declined by the provider", []string{"requested"}},
-	ActionContact:      {"", BusinessContacted, "The provider contacted the person", []string{"requested", "accepted", "in-progress", "on-hold"}},
-	ActionFirstSession: {"in-progress", BusinessFirstSession, "The person attended a first session", []string{"accepted"}},
-	ActionHold:         {"on-hold", BusinessOnHold, "On hold", []string{"accepted", "in-progress"}},
-	ActionResume:       {"in-progress", BusinessResumed, "Resumed", []string{"on-hold"}},
-	ActionComplete:     {"completed", BusinessCompleted, "Completed", []string{"accepted", "in-progress", "on-hold"}},
-	ActionDidNotAttend: {"failed", BusinessDidNotAttend, "The person did not attend", []string{"accepted", "in-progress", "on-hold"}},
+	ActionAccept:       {"accepted", gateway.BusinessAccepted, "Accepted by the provider", []string{"requested"}},
+	ActionDecline:      {"rejected", gateway.BusinessDeclined, "Declined by the provider", []string{"requested"}},
+	ActionContact:      {"", gateway.BusinessContacted, "The provider contacted the person", []string{"requested", "accepted", "in-progress", "on-hold"}},
+	ActionFirstSession: {"in-progress", gateway.BusinessFirstSession, "The person attended a first session", []string{"accepted"}},
+	ActionHold:         {"on-hold", gateway.BusinessOnHold, "On hold", []string{"accepted", "in-progress"}},
+	ActionResume:       {"in-progress", gateway.BusinessResumed, "Resumed", []string{"on-hold"}},
+	ActionComplete:     {"completed", gateway.BusinessCompleted, "Completed", []string{"accepted", "in-progress", "on-hold"}},
+	ActionDidNotAttend: {"failed", gateway.BusinessDidNotAttend, "The person did not attend", []string{"accepted", "in-progress", "on-hold"}},
 }
 
 // ActionsFor lists the actions that apply to a Task in a status, in order.
@@ -91,29 +92,29 @@ var ErrStepInvalid = errors.New("invalid step")
 
 // Progress takes a provider's step on a referral Task: it writes the new
 // version with Update, under the caller's rules and If-Match on step.Version.
-func (s *Service) Progress(ctx context.Context, caller Caller, taskID string, step Step) (*Outcome, error) {
+func (s *Service) Progress(ctx context.Context, caller gateway.Caller, taskID string, step Step) (*gateway.Outcome, error) {
 	def, known := actionSteps[step.Action]
 	if !known {
 		return nil, fmt.Errorf("%w: unknown action %q", ErrStepInvalid, step.Action)
 	}
-	cur, err := s.ReadVisible(ctx, caller, TypeTask, taskID)
-	if errors.Is(err, ErrNotFound) {
-		return nil, NotFound(TypeTask, taskID)
+	cur, err := s.ReadVisible(ctx, caller, gateway.TypeTask, taskID)
+	if errors.Is(err, gateway.ErrNotFound) {
+		return nil, gateway.NotFound(gateway.TypeTask, taskID)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if cur.Version != step.Version {
-		return nil, NewError(KindPreconditionFailed, fhir.IssueConflict, "", "the referral changed (version %d) since version %d was shown", cur.Version, step.Version)
+		return nil, gateway.NewError(gateway.KindPreconditionFailed, fhir.IssueConflict, "", "the referral changed (version %d) since version %d was shown", cur.Version, step.Version)
 	}
-	view, err := ParseTask(cur.Body)
+	view, err := gateway.ParseTask(cur.Body)
 	if err != nil {
 		return nil, err
 	}
 	// An action applies only where the inbox offers it: the status machine
 	// alone would let a hand-made form record contact on a closed referral.
 	if !slices.Contains(def.from, view.Status) {
-		return nil, NewError(KindConflict, fhir.IssueBusinessRule, "Task.status", "%s does not apply to a referral that is %s", step.Action, view.Status)
+		return nil, gateway.NewError(gateway.KindConflict, fhir.IssueBusinessRule, "Task.status", "%s does not apply to a referral that is %s", step.Action, view.Status)
 	}
 	if utf8.RuneCountInString(step.Text) > MaxStepText {
 		return nil, fmt.Errorf("%w: keep what you write to %d characters", ErrStepInvalid, MaxStepText)
@@ -122,50 +123,50 @@ func (s *Service) Progress(ctx context.Context, caller Caller, taskID string, st
 	if err != nil {
 		return nil, err
 	}
-	members["lastModified"] = Instant(s.Now())
+	members["lastModified"] = gateway.Instant(s.Now())
 	body := cur.Body
 	for name := range members {
-		body = WithoutMember(body, name)
+		body = gateway.WithoutMember(body, name)
 	}
 	// statusReason belongs to the status that needed it: it goes when the
 	// Task moves on (resumed after a hold, say) unless this step sets one.
 	if _, set := members["statusReason"]; !set && def.status != "" && def.status != view.Status {
-		body = WithoutMember(body, "statusReason")
+		body = gateway.WithoutMember(body, "statusReason")
 	}
-	body = AppendMembers(body, members)
-	return s.Update(ctx, caller, TypeTask, taskID, body, `W/"`+strconv.Itoa(step.Version)+`"`)
+	body = gateway.AppendMembers(body, members)
+	return s.tasks.Update(ctx, caller, gateway.TypeTask, taskID, body, `W/"`+strconv.Itoa(step.Version)+`"`)
 }
 
 // stepMembers are the Task members a step sets.
 func stepMembers(step Step, def actionStep) (map[string]any, error) {
 	m := map[string]any{
-		"businessStatus": map[string]any{"coding": []map[string]string{{"system": BusinessStatusSystem, "code": def.business, "display": def.display}}, "text": def.display},
+		"businessStatus": map[string]any{"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": def.business, "display": def.display}}, "text": def.display},
 	}
 	if def.status != "" {
 		m["status"] = def.status
 	}
 	switch step.Action {
 	case ActionDecline:
-		reason, ok := OptionNamed(DeclineReasons, step.Code)
+		reason, ok := gateway.OptionNamed(gateway.DeclineReasons, step.Code)
 		if !ok {
 			return nil, fmt.Errorf("%w: choose a reason for declining", ErrStepInvalid)
 		}
-		m["statusReason"] = codedText(DeclineReasonSystem, reason, step.Text)
+		m["statusReason"] = codedText(gateway.DeclineReasonSystem, reason, step.Text)
 	case ActionHold:
 		if step.Text == "" {
 			return nil, fmt.Errorf("%w: say why the referral is on hold", ErrStepInvalid)
 		}
 		m["statusReason"] = map[string]string{"text": step.Text}
 	case ActionDidNotAttend:
-		m["statusReason"] = codedText(EndReasonSystem, CodeOption{EndDidNotAttend, "The person did not attend"}, step.Text)
+		m["statusReason"] = codedText(gateway.EndReasonSystem, gateway.CodeOption{Code: gateway.EndDidNotAttend, Display: "The person did not attend"}, step.Text)
 	case ActionComplete:
-		outcome, ok := OptionNamed(Outcomes, step.Code)
+		outcome, ok := gateway.OptionNamed(gateway.Outcomes, step.Code)
 		if !ok {
 			return nil, fmt.Errorf("%w: choose an outcome", ErrStepInvalid)
 		}
 		m["output"] = []map[string]any{{
-			"type":                 map[string]any{"coding": []map[string]string{{"system": ResultingActivitySystem, "code": "resulting-activity", "display": "Resulting Activity"}}},
-			"valueCodeableConcept": codedText(OutcomeSystem, outcome, step.Text),
+			"type":                 map[string]any{"coding": []map[string]string{{"system": gateway.ResultingActivitySystem, "code": "resulting-activity", "display": "Resulting Activity"}}},
+			"valueCodeableConcept": codedText(gateway.OutcomeSystem, outcome, step.Text),
 		}}
 	}
 	return m, nil
@@ -173,7 +174,7 @@ func stepMembers(step Step, def actionStep) (map[string]any, error) {
 
 // codedText is a CodeableConcept of one of Signpost's codes, its text the
 // display and the person's words, if any.
-func codedText(system string, o CodeOption, words string) map[string]any {
+func codedText(system string, o gateway.CodeOption, words string) map[string]any {
 	text := o.Display
 	if words != "" {
 		text += ": " + words

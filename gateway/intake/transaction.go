@@ -1,4 +1,4 @@
-package gateway
+package intake
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/gateway"
 )
 
 // MaxTransactionEntries bounds a transaction, which is committed as one
@@ -16,7 +17,7 @@ const MaxTransactionEntries = 100
 // Transaction applies a transaction Bundle all-or-nothing. Entries may
 // create (POST) or update (PUT) ServiceRequest, Task and Patient resources;
 // urn:uuid: references between entries are resolved to the ids assigned.
-func (s *Service) Transaction(ctx context.Context, caller Caller, body []byte) ([]*Outcome, error) {
+func (s *Service) Transaction(ctx context.Context, caller gateway.Caller, body []byte) ([]*gateway.Outcome, error) {
 	obj, err := s.Parse(body, "Bundle")
 	if err != nil {
 		return nil, err
@@ -25,13 +26,13 @@ func (s *Service) Transaction(ctx context.Context, caller Caller, body []byte) (
 	switch typ {
 	case "transaction":
 	case "":
-		return nil, NewError(KindInvalid, fhir.IssueRequired, "Bundle.type", "Bundle.type is required; Signpost accepts transaction Bundles here")
+		return nil, gateway.NewError(gateway.KindInvalid, fhir.IssueRequired, "Bundle.type", "Bundle.type is required; Signpost accepts transaction Bundles here")
 	default:
-		return nil, NewError(KindInvalid, fhir.IssueNotSupported, "Bundle.type", "only transaction Bundles are accepted at the FHIR base")
+		return nil, gateway.NewError(gateway.KindInvalid, fhir.IssueNotSupported, "Bundle.type", "only transaction Bundles are accepted at the FHIR base")
 	}
 	raw, ok := obj.Member("entry")
 	if !ok {
-		return nil, NewError(KindInvalid, fhir.IssueRequired, "Bundle.entry", "a transaction needs at least one entry")
+		return nil, gateway.NewError(gateway.KindInvalid, fhir.IssueRequired, "Bundle.entry", "a transaction needs at least one entry")
 	}
 	var entries []struct {
 		FullURL  string          `json:"fullUrl"`
@@ -43,16 +44,16 @@ func (s *Service) Transaction(ctx context.Context, caller Caller, body []byte) (
 			IfMatch     string `json:"ifMatch"`
 		} `json:"request"`
 	}
-	if err := DecodeView(raw, "Bundle.entry", &entries); err != nil {
+	if err := gateway.DecodeView(raw, "Bundle.entry", &entries); err != nil {
 		return nil, err
 	}
 	if len(entries) == 0 {
-		return nil, NewError(KindInvalid, fhir.IssueRequired, "Bundle.entry", "a transaction needs at least one entry")
+		return nil, gateway.NewError(gateway.KindInvalid, fhir.IssueRequired, "Bundle.entry", "a transaction needs at least one entry")
 	}
 	if len(entries) > MaxTransactionEntries {
-		return nil, NewError(KindTooLarge, fhir.IssueTooCostly, "Bundle.entry", "a transaction may have at most %d entries", MaxTransactionEntries)
+		return nil, gateway.NewError(gateway.KindTooLarge, fhir.IssueTooCostly, "Bundle.entry", "a transaction may have at most %d entries", MaxTransactionEntries)
 	}
-	var p Problems
+	var p gateway.Problems
 	reqs := make([]*Request, 0, len(entries))
 	seenURL := map[string]bool{}
 	for i, e := range entries {
@@ -91,13 +92,13 @@ func (s *Service) Transaction(ctx context.Context, caller Caller, body []byte) (
 			p.Add(fhir.IssueNotSupported, at+".request.method", "transaction entries may POST or PUT; other methods are not supported")
 			continue
 		}
-		if r.Type != TypeServiceRequest && r.Type != TypeTask && r.Type != TypePatient {
+		if r.Type != gateway.TypeServiceRequest && r.Type != gateway.TypeTask && r.Type != gateway.TypePatient {
 			p.Add(fhir.IssueNotSupported, at+".request.url", "transactions may write ServiceRequest, Task and Patient resources")
 			continue
 		}
 		reqs = append(reqs, r)
 	}
-	if err := p.Err(KindInvalid); err != nil {
+	if err := p.Err(gateway.KindInvalid); err != nil {
 		return nil, err
 	}
 	return s.apply(ctx, caller, reqs, true)

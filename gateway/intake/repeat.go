@@ -1,4 +1,4 @@
-package gateway
+package intake
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/gateway"
 )
 
 // Nothing a client sends is dropped without a word. A request that repeats
@@ -81,8 +82,8 @@ func contentOf(body []byte) (map[string]any, error) {
 // current version's. A Subscription's update is never a no-op: sending it
 // again is how its owner asks for a new handshake (and how one in error is
 // made active again), a change of state its body does not show.
-func checkUnchanged(r *Request, cur *Resource) error {
-	if cur == nil || r.Type == TypeSubscription {
+func checkUnchanged(r *Request, cur *gateway.Resource) error {
+	if cur == nil || r.Type == gateway.TypeSubscription {
 		return nil
 	}
 	diff, err := differences(r.obj.Bytes(), cur.Body, false)
@@ -96,7 +97,7 @@ func checkUnchanged(r *Request, cur *Resource) error {
 // repeatDiffers refuses a create that names a held resource (the same
 // referral identifier, a Task for a referral that has its Task) but says
 // something else: what it says would otherwise be dropped without a word.
-func repeatDiffers(r *Request, held *Resource, what string, onlySent bool, skip ...string) error {
+func repeatDiffers(r *Request, held *gateway.Resource, what string, onlySent bool, skip ...string) error {
 	diff, err := differences(r.obj.Bytes(), held.Body, onlySent)
 	if err != nil {
 		return err
@@ -105,7 +106,7 @@ func repeatDiffers(r *Request, held *Resource, what string, onlySent bool, skip 
 	if len(diff) == 0 {
 		return nil
 	}
-	return NewError(KindConflict, fhir.IssueConflict, r.Type,
+	return gateway.NewError(gateway.KindConflict, fhir.IssueConflict, r.Type,
 		"%s is held already as %s, and this %s differs from it in %s; it was not applied. To change it, PUT %s with If-Match naming its current version",
 		what, held.Ref(), r.Type, strings.Join(diff, ", "), held.Ref())
 }

@@ -1,4 +1,4 @@
-package gateway
+package intake
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/gateway"
 )
 
 // Who may change which element of a referral Task. The status alone is not
@@ -170,10 +171,10 @@ func canonicalJSON(raw []byte) []byte {
 // change at once. An element of the other side is 403; one nobody changes
 // (Signpost's, or the outcome of a terminal Task) is 422. Who sets which
 // status is mayMoveTask's, checked before.
-func checkTaskChange(c Caller, from, to string, changed []string) error {
+func checkTaskChange(c gateway.Caller, from, to string, changed []string) error {
 	var forbidden, fixed []fhir.Issue
 	issue := func(list *[]fhir.Issue, code fhir.IssueType, name, format string, args ...any) {
-		var p Problems
+		var p gateway.Problems
 		p.Add(code, "Task."+name, format, args...)
 		*list = append(*list, p.Issues...)
 	}
@@ -182,14 +183,14 @@ func checkTaskChange(c Caller, from, to string, changed []string) error {
 		case sideSignpost:
 			issue(&fixed, fhir.IssueBusinessRule, name, "%s cannot be changed by an update: Signpost sets it, or it was fixed when the referral was made", name)
 		case sideRequester:
-			if c.Kind == CallerProvider {
+			if c.Kind == gateway.CallerProvider {
 				issue(&forbidden, fhir.IssueForbidden, name, "%s is the referrer's to change, not the provider's", name)
 			}
 		case sidePerformer:
 			switch {
-			case c.Kind == CallerGP:
+			case c.Kind == gateway.CallerGP:
 				issue(&forbidden, fhir.IssueForbidden, name, "%s is the provider's to change, not the referrer's", name)
-			case TaskTerminal[from]:
+			case gateway.TaskTerminal[from]:
 				issue(&fixed, fhir.IssueBusinessRule, name, "%s cannot be changed once the referral Task is %s: it is the referral's outcome", name, from)
 			}
 		case sideWithStatus:
@@ -200,9 +201,9 @@ func checkTaskChange(c Caller, from, to string, changed []string) error {
 	}
 	switch {
 	case len(forbidden) > 0:
-		return &Error{Kind: KindForbidden, Issues: append(forbidden, fixed...)}
+		return &gateway.Error{Kind: gateway.KindForbidden, Issues: append(forbidden, fixed...)}
 	case len(fixed) > 0:
-		return &Error{Kind: KindUnprocessable, Issues: fixed}
+		return &gateway.Error{Kind: gateway.KindUnprocessable, Issues: fixed}
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package gateway
+package intake
 
 import (
 	"context"
@@ -12,24 +12,25 @@ import (
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/gateway"
 )
 
 // planPatient validates a Patient and plans its write. A PUT of a Patient
 // Signpost does not hold creates it under the client's id.
-func (s *Service) planPatient(ctx context.Context, pl *plan, r *Request) (*Outcome, error) {
-	var p Problems
-	CheckBindings(&p, r.obj, TypePatient)
-	if err := p.Err(KindInvalid); err != nil {
+func (s *Service) planPatient(ctx context.Context, pl *plan, r *Request) (*gateway.Outcome, error) {
+	var p gateway.Problems
+	gateway.CheckBindings(&p, r.obj, gateway.TypePatient)
+	if err := p.Err(gateway.KindInvalid); err != nil {
 		return nil, err
 	}
 	var pat models.Patient
-	if err := DecodeView(r.obj.Bytes(), TypePatient, &pat); err != nil {
+	if err := gateway.DecodeView(r.obj.Bytes(), gateway.TypePatient, &pat); err != nil {
 		return nil, err
 	}
 	for i, id := range pat.Identifier {
 		s.checkNHSNumber(&p, id.System, id.Value, "Patient.identifier["+strconv.Itoa(i)+"].value")
 	}
-	if err := p.Err(KindInvalid); err != nil {
+	if err := p.Err(gateway.KindInvalid); err != nil {
 		return nil, err
 	}
 	version, expect, fromIfMatch := 1, 0, false
@@ -42,32 +43,32 @@ func (s *Service) planPatient(ctx context.Context, pl *plan, r *Request) (*Outco
 			version, expect, fromIfMatch = cur.Version+1, exp, r.pinsVersion()
 		}
 	}
-	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), Instant(pl.now))
-	return pl.addWrite(r, body, version, expect, fromIfMatch, PatientTerms(r.id, &pat), p.Warnings), nil
+	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.now))
+	return pl.addWrite(r, body, version, expect, fromIfMatch, gateway.PatientTerms(r.id, &pat), p.Warnings), nil
 }
 
 // planServiceRequest validates a referral and plans its write. An active
 // referral is categorised and routed, and its referral Task and delivery job
 // are planned with it, unless a Task entry of the same transaction is its
 // referral Task.
-func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) (*Outcome, error) {
-	var p Problems
-	status := CheckBindings(&p, r.obj, TypeServiceRequest)["status"]
-	RequireObject(&p, r.obj, TypeServiceRequest, "subject", "the person the referral is for")
+func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) (*gateway.Outcome, error) {
+	var p gateway.Problems
+	status := gateway.CheckBindings(&p, r.obj, gateway.TypeServiceRequest)["status"]
+	gateway.RequireObject(&p, r.obj, gateway.TypeServiceRequest, "subject", "the person the referral is for")
 	if r.message == nil { // a message's destination decides where it goes (messageContext.category)
-		RequireObject(&p, r.obj, TypeServiceRequest, "code", "the referral's SNOMED CT code decides where it goes")
+		gateway.RequireObject(&p, r.obj, gateway.TypeServiceRequest, "code", "the referral's SNOMED CT code decides where it goes")
 	}
-	if err := p.Err(KindInvalid); err != nil {
+	if err := p.Err(gateway.KindInvalid); err != nil {
 		return nil, err
 	}
-	sr, err := ReadReferral(r.obj)
+	sr, err := gateway.ReadReferral(r.obj)
 	if err != nil {
 		return nil, err
 	}
 	if id := sr.Subject.Identifier; id != nil {
 		s.checkNHSNumber(&p, id.System, id.Value, "ServiceRequest.subject.identifier.value")
 	}
-	if err := p.Err(KindInvalid); err != nil {
+	if err := p.Err(gateway.KindInvalid); err != nil {
 		return nil, err
 	}
 	if err := s.identifyPatient(ctx, pl, r.obj, &sr.Subject, p.OK()); err != nil {
@@ -77,7 +78,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 		return nil, err
 	}
 	if sr.Requester == nil && pl.caller.Organization.Value == "" {
-		return nil, NewError(KindUnprocessable, fhir.IssueRequired, "ServiceRequest.requester",
+		return nil, gateway.NewError(gateway.KindUnprocessable, fhir.IssueRequired, "ServiceRequest.requester",
 			"requester is required: the caller has no organisation Signpost could record as the referrer")
 	}
 
@@ -91,7 +92,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 			return nil, err
 		}
 		if cur == nil {
-			return nil, NotFound(TypeServiceRequest, r.id)
+			return nil, gateway.NotFound(gateway.TypeServiceRequest, r.id)
 		}
 		version, expect, fromIfMatch = cur.Version+1, exp, r.pinsVersion()
 		holder, err := s.Store.Lookup(ctx, referralTaskKey(r.id))
@@ -102,37 +103,37 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 			needsTask = false
 			taskHolder = holder
 			// The referral stays visible to the provider its Task was sent to.
-			task, err := s.Store.Read(ctx, TypeTask, strings.TrimPrefix(holder, TypeTask+"/"))
+			task, err := s.Store.Read(ctx, gateway.TypeTask, strings.TrimPrefix(holder, gateway.TypeTask+"/"))
 			if err != nil {
 				return nil, err
 			}
-			view, err := ParseTask(task.Body)
+			view, err := gateway.ParseTask(task.Body)
 			if err != nil {
 				return nil, err
 			}
 			if id, ok := strings.CutPrefix(view.Owner, "Organization/"); ok {
-				keep = append(keep, ProviderTerm(id))
+				keep = append(keep, gateway.ProviderTerm(id))
 			}
 			// Revoking the referral cancels its Task, and the provider is told.
-			if (status == "revoked" || status == "entered-in-error") && TaskTransitionAllowed(view.Status, "cancelled") && view.Status != "cancelled" {
+			if (status == "revoked" || status == "entered-in-error") && gateway.TaskTransitionAllowed(view.Status, "cancelled") && view.Status != "cancelled" {
 				if err := s.planRevocation(pl, task, view); err != nil {
 					return nil, err
 				}
 			}
 		}
 	}
-	ref := TypeServiceRequest + "/" + r.id
+	ref := gateway.TypeServiceRequest + "/" + r.id
 	subject, _ := r.obj.Member("subject")
 	pending := &pendingRequest{sr: sr, subject: subject, task: taskHolder}
 	pl.pending[ref] = pending
 	if needsTask || (pl.claimed[ref] && taskHolder == "") {
 		if status != "active" {
-			return nil, NewError(KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.status",
+			return nil, gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.status",
 				"a referral Task can only be made for an active ServiceRequest")
 		}
 		route := s.route
 		if r.message != nil {
-			route = func(sr *ReferralView) (*Routing, error) { return r.message.category(s, sr) }
+			route = func(sr *gateway.ReferralView) (*gateway.Routing, error) { return r.message.category(s, sr) }
 		}
 		rt, err := route(sr)
 		if err != nil {
@@ -140,16 +141,16 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 		}
 		pending.routed = rt
 	}
-	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), Instant(pl.now))
-	out := pl.addWrite(r, body, version, expect, fromIfMatch, append(ServiceRequestTerms(r.id, sr, s.Base), keep...), p.Warnings)
+	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.now))
+	out := pl.addWrite(r, body, version, expect, fromIfMatch, append(gateway.ServiceRequestTerms(r.id, sr, s.Base), keep...), p.Warnings)
 	if r.Method == "POST" {
 		for _, id := range usableIdentifiers(sr.Identifier) {
-			pl.commit.Unique = append(pl.commit.Unique, UniqueKey{Key: referralKey(pl.caller, id), Value: ref})
+			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: referralKey(pl.caller, id), Value: ref})
 		}
 		if m := r.message; m != nil {
-			pl.commit.Unique = append(pl.commit.Unique, UniqueKey{Key: messageKey(pl.caller, m.referral.MessageID), Value: ref})
+			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: messageKey(pl.caller, m.referral.MessageID), Value: ref})
 			if m.referral.RequestID != "" {
-				pl.commit.Unique = append(pl.commit.Unique, UniqueKey{Key: messageRequestKey(pl.caller, m.referral.RequestID), Value: ref})
+				pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: messageRequestKey(pl.caller, m.referral.RequestID), Value: ref})
 			}
 		}
 	}
@@ -163,8 +164,8 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 }
 
 // route decides the category and the provider of a referral.
-func (s *Service) route(sr *ReferralView) (*Routing, error) {
-	category, err := Categorise(s.Codes, sr.Code, s.TriageUnmapped)
+func (s *Service) route(sr *gateway.ReferralView) (*gateway.Routing, error) {
+	category, err := gateway.Categorise(s.Codes, sr.Code, s.TriageUnmapped)
 	if err != nil {
 		return nil, err
 	}
@@ -172,26 +173,26 @@ func (s *Service) route(sr *ReferralView) (*Routing, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Routing{Category: category, Provider: p}, nil
+	return &gateway.Routing{Category: category, Provider: p}, nil
 }
 
 // referralTask is the Task Signpost writes for a referral. It is built from
 // a struct because Signpost authors it; clients' resources never are.
 type referralTask struct {
-	ResourceType string            `json:"resourceType"`
-	ID           string            `json:"id"`
-	Meta         taskMeta          `json:"meta"`
-	Status       string            `json:"status"`
-	Intent       string            `json:"intent"`
-	Priority     string            `json:"priority,omitempty"`
-	Code         json.RawMessage   `json:"code"`
-	Focus        reference         `json:"focus"`
-	For          json.RawMessage   `json:"for"`
-	AuthoredOn   string            `json:"authoredOn"`
-	LastModified string            `json:"lastModified"`
-	Requester    any               `json:"requester"`
-	Owner        ProviderReference `json:"owner"`
-	Input        []categoryInput   `json:"input"`
+	ResourceType string                    `json:"resourceType"`
+	ID           string                    `json:"id"`
+	Meta         taskMeta                  `json:"meta"`
+	Status       string                    `json:"status"`
+	Intent       string                    `json:"intent"`
+	Priority     string                    `json:"priority,omitempty"`
+	Code         json.RawMessage           `json:"code"`
+	Focus        reference                 `json:"focus"`
+	For          json.RawMessage           `json:"for"`
+	AuthoredOn   string                    `json:"authoredOn"`
+	LastModified string                    `json:"lastModified"`
+	Requester    any                       `json:"requester"`
+	Owner        gateway.ProviderReference `json:"owner"`
+	Input        []categoryInput           `json:"input"`
 }
 
 type taskMeta struct {
@@ -217,40 +218,40 @@ type reference struct {
 	Reference string `json:"reference"`
 }
 
-var fulfillCode = json.RawMessage(`{"coding":[{"system":"` + TaskCodeSystem + `","code":"fulfill","display":"Fulfill the focal request"}]}`)
+var fulfillCode = json.RawMessage(`{"coding":[{"system":"` + gateway.TaskCodeSystem + `","code":"fulfill","display":"Fulfill the focal request"}]}`)
 
 // planReferralTask plans the Task that tracks a referral's fulfilment, the
 // unique key that makes it the only one, and the delivery job: all in the
 // same commit as the referral, so none exists without the others.
-func (s *Service) planReferralTask(pl *plan, srID string, sr *ReferralView, subject []byte, rt *Routing) {
+func (s *Service) planReferralTask(pl *plan, srID string, sr *gateway.ReferralView, subject []byte, rt *gateway.Routing) {
 	taskID := s.NewID()
 	t := referralTask{
-		ResourceType: TypeTask, ID: taskID,
-		Meta:   taskMeta{VersionID: "1", LastUpdated: Instant(pl.now), Profile: []string{TaskProfile}},
+		ResourceType: gateway.TypeTask, ID: taskID,
+		Meta:   taskMeta{VersionID: "1", LastUpdated: gateway.Instant(pl.now), Profile: []string{gateway.TaskProfile}},
 		Status: "requested", Intent: "order", Code: fulfillCode,
-		Focus:        reference{TypeServiceRequest + "/" + srID},
+		Focus:        reference{gateway.TypeServiceRequest + "/" + srID},
 		For:          subject,
-		AuthoredOn:   Instant(pl.now),
-		LastModified: Instant(pl.now),
+		AuthoredOn:   gateway.Instant(pl.now),
+		LastModified: gateway.Instant(pl.now),
 		Requester:    s.requesterOf(pl, sr),
 		Owner:        rt.Provider.Reference(),
 		Input:        make([]categoryInput, 1),
 	}
-	t.Input[0].Type.Text = CategoryInputText
-	t.Input[0].ValueCoding.Code, t.Input[0].ValueCoding.System = rt.Category, CategorySystem
+	t.Input[0].Type.Text = gateway.CategoryInputText
+	t.Input[0].ValueCoding.Code, t.Input[0].ValueCoding.System = rt.Category, gateway.CategorySystem
 	t.Priority = sr.Priority
 	body, err := json.Marshal(t)
 	if err != nil {
 		panic(err) // only strings, maps and raw JSON already validated
 	}
-	r := &Request{Type: TypeTask, id: taskID}
-	pl.addWrite(r, body, 1, 0, false, ReferralTaskTerms(taskID, srID, sr, rt.Provider, pl.caller, s.Base), nil)
+	r := &Request{Type: gateway.TypeTask, id: taskID}
+	pl.addWrite(r, body, 1, 0, false, gateway.ReferralTaskTerms(taskID, srID, sr, rt.Provider, pl.caller, s.Base), nil)
 	s.planDelivery(pl, taskID, srID, rt)
 }
 
 // requesterOf is the referral Task's requester: the referral's own, or the
 // calling client's organisation.
-func (s *Service) requesterOf(pl *plan, sr *ReferralView) any {
+func (s *Service) requesterOf(pl *plan, sr *gateway.ReferralView) any {
 	if sr.Requester != nil && (sr.Requester.Reference == nil || !strings.HasPrefix(*sr.Requester.Reference, "urn:")) {
 		return sr.Requester
 	}
@@ -260,25 +261,25 @@ func (s *Service) requesterOf(pl *plan, sr *ReferralView) any {
 }
 
 // planDelivery queues the delivery of a referral to its provider.
-func (s *Service) planDelivery(pl *plan, taskID, srID string, rt *Routing) {
+func (s *Service) planDelivery(pl *plan, taskID, srID string, rt *gateway.Routing) {
 	// The referral becomes visible to its provider with its Task.
 	for i := range pl.commit.Writes {
-		if w := &pl.commit.Writes[i]; w.Resource.Type == TypeServiceRequest && w.Resource.ID == srID {
-			w.Terms = append(w.Terms, ProviderTerm(rt.Provider.ID))
+		if w := &pl.commit.Writes[i]; w.Resource.Type == gateway.TypeServiceRequest && w.Resource.ID == srID {
+			w.Terms = append(w.Terms, gateway.ProviderTerm(rt.Provider.ID))
 		}
 	}
-	pl.commit.Unique = append(pl.commit.Unique, UniqueKey{Key: referralTaskKey(srID), Value: TypeTask + "/" + taskID})
-	pl.commit.Jobs = append(pl.commit.Jobs, DeliveryJob(EventReferral, taskID, srID, rt, pl.now))
+	pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: referralTaskKey(srID), Value: gateway.TypeTask + "/" + taskID})
+	pl.commit.Jobs = append(pl.commit.Jobs, gateway.DeliveryJob(gateway.EventReferral, taskID, srID, rt, pl.now))
 }
 
 // planRevocation cancels the Task of a referral its referrer revoked.
-func (s *Service) planRevocation(pl *plan, task *Resource, view *TaskView) error {
+func (s *Service) planRevocation(pl *plan, task *gateway.Resource, view *gateway.TaskView) error {
 	c := s.TaskChange(task, view, map[string]any{"status": "cancelled",
 		"statusReason": map[string]string{"text": "the referrer revoked the referral"}}, nil, nil)
 	pl.commit.Writes = append(pl.commit.Writes, c.Writes...)
 	pl.commit.Jobs = append(pl.commit.Jobs, c.Jobs...)
 	var old models.Task
-	if err := DecodeView(task.Body, TypeTask, &old); err != nil {
+	if err := gateway.DecodeView(task.Body, gateway.TypeTask, &old); err != nil {
 		return err
 	}
 	return s.planCancellation(pl, old, task.ID)
@@ -287,17 +288,17 @@ func (s *Service) planRevocation(pl *plan, task *Resource, view *TaskView) error
 // planProvenance records who changed a Task, in the same commit: the
 // provider (by its organisation) or the referrer. It is visible to whoever
 // may see the Task.
-func (s *Service) planProvenance(pl *plan, task *Resource, owner string) {
+func (s *Service) planProvenance(pl *plan, task *gateway.Resource, owner string) {
 	who := map[string]any{"identifier": map[string]string{"system": pl.caller.Organization.System, "value": pl.caller.Organization.Value}}
 	role := "author"
 	switch pl.caller.Kind {
-	case CallerProvider:
+	case gateway.CallerProvider:
 		who["reference"] = "Organization/" + pl.caller.ClientID
 		if p, ok := s.Router().Provider(pl.caller.ClientID); ok {
 			who["display"] = p.DisplayName()
 		}
 		role = "performer"
-	case CallerOperator:
+	case gateway.CallerOperator:
 		// Without authentication nobody is known: the change is not the
 		// referring practice's (whose organisation an operator's caller
 		// carries only to stand in for it as requester), so it is not
@@ -306,10 +307,10 @@ func (s *Service) planProvenance(pl *plan, task *Resource, owner string) {
 	}
 	id := s.NewID()
 	body, err := json.Marshal(map[string]any{
-		"resourceType": TypeProvenance, "id": id,
-		"meta":     map[string]string{"versionId": "1", "lastUpdated": Instant(pl.now)},
+		"resourceType": gateway.TypeProvenance, "id": id,
+		"meta":     map[string]string{"versionId": "1", "lastUpdated": gateway.Instant(pl.now)},
 		"target":   []map[string]string{{"reference": task.Ref() + "/_history/" + task.VersionID()}},
-		"recorded": Instant(pl.now),
+		"recorded": gateway.Instant(pl.now),
 		"activity": map[string]any{"coding": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "UPDATE", "display": "revise"}}},
 		"agent": []map[string]any{{
 			"type": map[string]any{"coding": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": role}}},
@@ -319,30 +320,30 @@ func (s *Service) planProvenance(pl *plan, task *Resource, owner string) {
 	if err != nil {
 		panic(err) // strings and maps only
 	}
-	prov := &Resource{Type: TypeProvenance, ID: id, Version: 1, LastUpdated: pl.now, Body: body, Owner: task.Owner}
-	terms := []string{"target=" + task.Ref(), ClientTerm(task.Owner)}
+	prov := &gateway.Resource{Type: gateway.TypeProvenance, ID: id, Version: 1, LastUpdated: pl.now, Body: body, Owner: task.Owner}
+	terms := []string{"target=" + task.Ref(), gateway.ClientTerm(task.Owner)}
 	if owner != "" {
 		terms = append(terms, "owner="+owner) // so the Task's provider finds it too
 	}
-	pl.commit.Writes = append(pl.commit.Writes, Write{Resource: prov, Expect: 0, Terms: terms})
+	pl.commit.Writes = append(pl.commit.Writes, gateway.Write{Resource: prov, Expect: 0, Terms: terms})
 }
 
 // planCancellation queues the delivery that tells a referral's provider the
 // referrer cancelled it.
 func (s *Service) planCancellation(pl *plan, task models.Task, taskID string) error {
-	providerID, ok := strings.CutPrefix(RefOf(task.Owner), "Organization/")
+	providerID, ok := strings.CutPrefix(gateway.RefOf(task.Owner), "Organization/")
 	p, known := s.Router().Provider(providerID)
 	if !ok || !known {
 		return nil // no provider holds it: nobody to tell
 	}
-	srID := strings.TrimPrefix(RefOf(task.Focus), TypeServiceRequest+"/")
+	srID := strings.TrimPrefix(gateway.RefOf(task.Focus), gateway.TypeServiceRequest+"/")
 	category := ""
 	for _, in := range task.Input {
-		if in.ValueCoding.System != nil && *in.ValueCoding.System == CategorySystem && in.ValueCoding.Code != nil {
+		if in.ValueCoding.System != nil && *in.ValueCoding.System == gateway.CategorySystem && in.ValueCoding.Code != nil {
 			category = *in.ValueCoding.Code
 		}
 	}
-	pl.commit.Jobs = append(pl.commit.Jobs, DeliveryJob(EventCancelled, taskID, srID, &Routing{Category: category, Provider: p}, pl.now))
+	pl.commit.Jobs = append(pl.commit.Jobs, gateway.DeliveryJob(gateway.EventCancelled, taskID, srID, &gateway.Routing{Category: category, Provider: p}, pl.now))
 	return nil
 }
 
@@ -350,14 +351,14 @@ func (s *Service) planCancellation(pl *plan, task models.Task, taskID string) er
 // a ServiceRequest it sent: if that referral already has its Task, the
 // existing Task is the answer. An update must follow the Gravity status
 // machine.
-func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome, error) {
-	var p Problems
-	status := CheckBindings(&p, r.obj, TypeTask)["status"]
-	if err := p.Err(KindInvalid); err != nil {
+func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*gateway.Outcome, error) {
+	var p gateway.Problems
+	status := gateway.CheckBindings(&p, r.obj, gateway.TypeTask)["status"]
+	if err := p.Err(gateway.KindInvalid); err != nil {
 		return nil, err
 	}
 	var task models.Task
-	if err := DecodeView(r.obj.Bytes(), TypeTask, &task); err != nil {
+	if err := gateway.DecodeView(r.obj.Bytes(), gateway.TypeTask, &task); err != nil {
 		return nil, err
 	}
 	if r.Method == "PUT" {
@@ -367,15 +368,15 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 	if task.Focus != nil && task.Focus.Reference != nil {
 		focus = s.LocalRef(*task.Focus.Reference)
 	}
-	srID, ok := strings.CutPrefix(focus, TypeServiceRequest+"/")
-	if !ok || CheckID(srID) != nil {
-		return nil, NewError(KindInvalid, fhir.IssueRequired, "Task.focus",
+	srID, ok := strings.CutPrefix(focus, gateway.TypeServiceRequest+"/")
+	if !ok || gateway.CheckID(srID) != nil {
+		return nil, gateway.NewError(gateway.KindInvalid, fhir.IssueRequired, "Task.focus",
 			"a referral Task needs focus.reference to a ServiceRequest sent to Signpost (ServiceRequest/{id})")
 	}
 	pending := pl.pending[focus]
 	if pending != nil && pending.task != "" {
 		// Updated in this transaction, but it already has its Task: that is the answer.
-		existing, err := s.Store.Read(ctx, TypeTask, strings.TrimPrefix(pending.task, TypeTask+"/"))
+		existing, err := s.Store.Read(ctx, gateway.TypeTask, strings.TrimPrefix(pending.task, gateway.TypeTask+"/"))
 		if err != nil {
 			return nil, err
 		}
@@ -383,12 +384,12 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 			return nil, err
 		}
 		r.existing = existing
-		return &Outcome{Resource: existing}, nil
+		return &gateway.Outcome{Resource: existing}, nil
 	}
 	if pending == nil {
-		stored, err := s.ReadVisible(ctx, pl.caller, TypeServiceRequest, srID)
-		if errors.Is(err, ErrNotFound) {
-			return nil, NewError(KindUnprocessable, fhir.IssueNotFound, "Task.focus", "the ServiceRequest the Task is for is not held by Signpost; send it first")
+		stored, err := s.ReadVisible(ctx, pl.caller, gateway.TypeServiceRequest, srID)
+		if errors.Is(err, gateway.ErrNotFound) {
+			return nil, gateway.NewError(gateway.KindUnprocessable, fhir.IssueNotFound, "Task.focus", "the ServiceRequest the Task is for is not held by Signpost; send it first")
 		}
 		if err != nil {
 			return nil, err
@@ -400,7 +401,7 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 		if holder != "" {
 			// The referral already has its Task: that Task is the answer, if
 			// this one says nothing else.
-			existing, err := s.Store.Read(ctx, TypeTask, strings.TrimPrefix(holder, TypeTask+"/"))
+			existing, err := s.Store.Read(ctx, gateway.TypeTask, strings.TrimPrefix(holder, gateway.TypeTask+"/"))
 			if err != nil {
 				return nil, err
 			}
@@ -408,18 +409,18 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 				return nil, err
 			}
 			r.existing = existing
-			return &Outcome{Resource: existing}, nil
+			return &gateway.Outcome{Resource: existing}, nil
 		}
 		obj, err := fhir.ParseResource(stored.Body, fhir.ParseOptions{})
 		if err != nil {
 			return nil, err
 		}
-		sr, err := ReadReferral(obj)
+		sr, err := gateway.ReadReferral(obj)
 		if err != nil {
 			return nil, err
 		}
 		if sr.Status != "active" {
-			return nil, NewError(KindUnprocessable, fhir.IssueBusinessRule, "Task.focus",
+			return nil, gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "Task.focus",
 				"a referral Task can only be made for an active ServiceRequest")
 		}
 		subject, _ := json.Marshal(sr.Subject)
@@ -437,8 +438,8 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 	if task.Intent != "order" {
 		p.Add(fhir.IssueBusinessRule, "Task.intent", "a referral Task has intent order")
 	}
-	if !hasCoding(task.Code, TaskCodeSystem, "fulfill") {
-		p.Add(fhir.IssueRequired, "Task.code", "a referral Task has code %s#fulfill", TaskCodeSystem)
+	if !hasCoding(task.Code, gateway.TaskCodeSystem, "fulfill") {
+		p.Add(fhir.IssueRequired, "Task.code", "a referral Task has code %s#fulfill", gateway.TaskCodeSystem)
 	}
 	rt := *pending.routed
 	if task.Owner != nil {
@@ -458,7 +459,7 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 			p.Add(fhir.IssueBusinessRule, "Task.for", "for must be the ServiceRequest's subject: the same reference or identifier, or, when the referral names the patient by NHS number alone, a reference to a Patient this client holds with that NHS number")
 		}
 	}
-	if err := p.Err(KindUnprocessable); err != nil {
+	if err := p.Err(gateway.KindUnprocessable); err != nil {
 		return nil, err
 	}
 	// Fill in what the referral Task needs and the client left to Signpost.
@@ -473,35 +474,35 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*Outcome,
 		extra["requester"] = s.requesterOf(pl, pending.sr)
 	}
 	if task.AuthoredOn == nil {
-		extra["authoredOn"] = Instant(pl.now)
+		extra["authoredOn"] = gateway.Instant(pl.now)
 	}
-	body := AppendMembers(WithoutMember(r.obj.WithServerFields(r.id, "1", Instant(pl.now)), "owner"), extra)
+	body := gateway.AppendMembers(gateway.WithoutMember(r.obj.WithServerFields(r.id, "1", gateway.Instant(pl.now)), "owner"), extra)
 	var view models.Task
 	_ = json.Unmarshal(body, &view)
-	out := pl.addWrite(r, body, 1, 0, false, TaskTerms(r.id, &view, s.Base), nil)
+	out := pl.addWrite(r, body, 1, 0, false, gateway.TaskTerms(r.id, &view, s.Base), nil)
 	s.planDelivery(pl, r.id, srID, &rt)
 	return out, nil
 }
 
 // planTaskUpdate checks a new version of a Task against the current one.
-func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task *models.Task, status string) (*Outcome, error) {
+func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task *models.Task, status string) (*gateway.Outcome, error) {
 	cur, expect, err := s.current(ctx, pl, r)
 	if err != nil {
 		return nil, err
 	}
 	if cur == nil {
-		return nil, NotFound(TypeTask, r.id)
+		return nil, gateway.NotFound(gateway.TypeTask, r.id)
 	}
 	var old models.Task
-	if err := DecodeView(cur.Body, TypeTask, &old); err != nil {
+	if err := gateway.DecodeView(cur.Body, gateway.TypeTask, &old); err != nil {
 		return nil, err
 	}
 	from := old.Status.Code()
-	if err := MayMoveTask(pl.caller, from, status); err != nil {
+	if err := gateway.MayMoveTask(pl.caller, from, status); err != nil {
 		return nil, err
 	}
-	if !TaskTransitionAllowed(from, status) {
-		return nil, NewError(KindConflict, fhir.IssueBusinessRule, "Task.status",
+	if !gateway.TaskTransitionAllowed(from, status) {
+		return nil, gateway.NewError(gateway.KindConflict, fhir.IssueBusinessRule, "Task.status",
 			"a referral Task cannot go from %s to %s", from, status)
 	}
 	// Each side changes only its own elements, whatever the status does;
@@ -515,20 +516,20 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	if err := checkTaskChange(pl.caller, from, status, changed); err != nil {
 		return nil, err
 	}
-	var p Problems
-	if StatusNeedsReason[status] && status != from && (task.StatusReason == nil || task.StatusReason.Text == nil || strings.TrimSpace(*task.StatusReason.Text) == "") {
+	var p gateway.Problems
+	if gateway.StatusNeedsReason[status] && status != from && (task.StatusReason == nil || task.StatusReason.Text == nil || strings.TrimSpace(*task.StatusReason.Text) == "") {
 		p.Add(fhir.IssueRequired, "Task.statusReason.text", "statusReason.text is required when a referral Task becomes %s, so the referrer learns why", status)
 	}
-	if err := p.Err(KindUnprocessable); err != nil {
+	if err := p.Err(gateway.KindUnprocessable); err != nil {
 		return nil, err
 	}
-	body := keepTaskFieldsTrue(r.obj.WithServerFields(r.id, strconv.Itoa(cur.Version+1), Instant(pl.now)), from, status, changed, pl.now)
-	out := pl.addWrite(r, body, cur.Version+1, expect, r.pinsVersion(), TaskTerms(r.id, task, s.Base), nil)
-	s.planProvenance(pl, out.Resource, RefOf(old.Owner))
+	body := keepTaskFieldsTrue(r.obj.WithServerFields(r.id, strconv.Itoa(cur.Version+1), gateway.Instant(pl.now)), from, status, changed, pl.now)
+	out := pl.addWrite(r, body, cur.Version+1, expect, r.pinsVersion(), gateway.TaskTerms(r.id, task, s.Base), nil)
+	s.planProvenance(pl, out.Resource, gateway.RefOf(old.Owner))
 	// Every change reaches the GP; a referrer's cancellation also reaches
 	// the provider, as a delivery of its own.
-	pl.commit.Jobs = append(pl.commit.Jobs, NotifyJobs(out.Resource, status)...)
-	if status == "cancelled" && from != "cancelled" && pl.caller.Kind != CallerProvider {
+	pl.commit.Jobs = append(pl.commit.Jobs, gateway.NotifyJobs(out.Resource, status)...)
+	if status == "cancelled" && from != "cancelled" && pl.caller.Kind != gateway.CallerProvider {
 		if err := s.planCancellation(pl, old, r.id); err != nil {
 			return nil, err
 		}
@@ -577,14 +578,14 @@ func (s *Service) sameSubject(ctx context.Context, pl *plan, taskFor, subject *m
 // patientHolds reports whether a reference names a Patient of the calling
 // client (sent in this request, or held) that carries the identifier.
 func (s *Service) patientHolds(ctx context.Context, pl *plan, ref string, want *models.Identifier) (bool, error) {
-	id, ok := strings.CutPrefix(ref, TypePatient+"/")
-	if !ok || CheckID(id) != nil || want == nil || want.System == nil || want.Value == nil {
+	id, ok := strings.CutPrefix(ref, gateway.TypePatient+"/")
+	if !ok || gateway.CheckID(id) != nil || want == nil || want.System == nil || want.Value == nil {
 		return false, nil
 	}
-	body := pl.plannedBody(TypePatient, id)
+	body := pl.plannedBody(gateway.TypePatient, id)
 	if body == nil {
-		p, err := s.ReadVisible(ctx, pl.caller, TypePatient, id)
-		if errors.Is(err, ErrNotFound) {
+		p, err := s.ReadVisible(ctx, pl.caller, gateway.TypePatient, id)
+		if errors.Is(err, gateway.ErrNotFound) {
 			return false, nil
 		}
 		if err != nil {
@@ -592,7 +593,7 @@ func (s *Service) patientHolds(ctx context.Context, pl *plan, ref string, want *
 		}
 		body = p.Body
 	}
-	return slices.Contains(identifiersIn(body), Identifier{*want.System, *want.Value}), nil
+	return slices.Contains(identifiersIn(body), gateway.Identifier{System: *want.System, Value: *want.Value}), nil
 }
 
 func sameIdentifier(a, b *models.Identifier) bool {
@@ -610,35 +611,35 @@ func (s *Service) identifyPatient(ctx context.Context, pl *plan, obj *fhir.Objec
 			if body := containedPatient(obj, ref[1:]); body != nil {
 				return sameNHSNumber(subject, body)
 			}
-			return NewError(KindInvalid, fhir.IssueInvalid, "ServiceRequest.subject.reference", "the reference names no contained Patient")
-		case strings.HasPrefix(ref, TypePatient+"/"):
-			id, version := splitVersion(strings.TrimPrefix(ref, TypePatient+"/"))
-			if CheckID(id) == nil {
-				if body := pl.plannedBody(TypePatient, id); body != nil && version == 0 {
+			return gateway.NewError(gateway.KindInvalid, fhir.IssueInvalid, "ServiceRequest.subject.reference", "the reference names no contained Patient")
+		case strings.HasPrefix(ref, gateway.TypePatient+"/"):
+			id, version := splitVersion(strings.TrimPrefix(ref, gateway.TypePatient+"/"))
+			if gateway.CheckID(id) == nil {
+				if body := pl.plannedBody(gateway.TypePatient, id); body != nil && version == 0 {
 					return sameNHSNumber(subject, body)
 				}
-				p, err := s.ReadVisible(ctx, pl.caller, TypePatient, id)
+				p, err := s.ReadVisible(ctx, pl.caller, gateway.TypePatient, id)
 				if err == nil && version <= p.Version {
 					// A versioned reference names a version held; the
 					// person is the same in every version.
 					return sameNHSNumber(subject, p.Body)
-				} else if err != nil && !errors.Is(err, ErrNotFound) {
+				} else if err != nil && !errors.Is(err, gateway.ErrNotFound) {
 					return err
 				}
 			}
 			// A reference must resolve to a Patient the caller may see: a
 			// referral pointing at someone else's Patient would show that
 			// Patient to the provider it is routed to.
-			return NewError(KindUnprocessable, fhir.IssueNotFound, "ServiceRequest.subject.reference",
+			return gateway.NewError(gateway.KindUnprocessable, fhir.IssueNotFound, "ServiceRequest.subject.reference",
 				"the Patient referred to is not held by Signpost for this client; PUT it first, send it in the same transaction, or refer to the patient by subject.identifier with the NHS number alone")
 		case strings.Contains(ref, "/") && !strings.Contains(ref, "://"):
-			return NewError(KindInvalid, fhir.IssueInvalid, "ServiceRequest.subject.reference", "a social prescribing referral's subject must be a Patient")
+			return gateway.NewError(gateway.KindInvalid, fhir.IssueInvalid, "ServiceRequest.subject.reference", "a social prescribing referral's subject must be a Patient")
 		}
 	}
 	if hasNHSNumber(subject) && nhsOK {
 		return nil
 	}
-	return NewError(KindUnprocessable, fhir.IssueRequired, "ServiceRequest.subject",
+	return gateway.NewError(gateway.KindUnprocessable, fhir.IssueRequired, "ServiceRequest.subject",
 		"the patient cannot be identified: give subject.identifier with an NHS number (system %s), a Patient in the same transaction, or a reference to a Patient already held", fhir.NHSNumberSystem)
 }
 
@@ -661,7 +662,7 @@ func hasNHSNumber(ref *models.Reference) bool {
 }
 
 // checkNHSNumber applies the NHS number policy to one identifier.
-func (s *Service) checkNHSNumber(p *Problems, system, value *string, expr string) {
+func (s *Service) checkNHSNumber(p *gateway.Problems, system, value *string, expr string) {
 	if system == nil || *system != fhir.NHSNumberSystem {
 		return
 	}
@@ -678,7 +679,7 @@ func (s *Service) checkNHSNumber(p *Problems, system, value *string, expr string
 
 // containedPatient is the contained Patient of this id, or nil.
 func containedPatient(obj *fhir.Object, id string) []byte {
-	if c := containedByID(obj, id); c != nil && c.ResourceType() == TypePatient {
+	if c := containedByID(obj, id); c != nil && c.ResourceType() == gateway.TypePatient {
 		return c.Bytes()
 	}
 	return nil
@@ -721,7 +722,7 @@ func sameNHSNumber(subject *models.Reference, patient []byte) error {
 	if len(held) == 0 || slices.Contains(held, *subject.Identifier.Value) {
 		return nil
 	}
-	return NewError(KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.subject.identifier.value",
+	return gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.subject.identifier.value",
 		"the NHS number in subject.identifier is not the NHS number of the Patient subject.reference names: they identify different people; correct whichever is wrong")
 }
 
@@ -738,9 +739,9 @@ func nhsNumbersOf(patient []byte) []string {
 
 // identifiersIn reads a resource's identifiers from a body that passed the
 // checks at the door when it was sent or stored.
-func identifiersIn(body []byte) []Identifier {
+func identifiersIn(body []byte) []gateway.Identifier {
 	var r struct {
-		Identifier []Identifier `json:"identifier"`
+		Identifier []gateway.Identifier `json:"identifier"`
 	}
 	_ = json.Unmarshal(body, &r)
 	return r.Identifier
@@ -763,13 +764,13 @@ func hasCoding(cc *models.CodeableConcept, system, code string) bool {
 // identifier, status, priority or narrative would otherwise be dropped. It
 // compares what the client sent; the owner is compared as the provider it
 // names, in whatever form.
-func (s *Service) sameAsReferralTask(r *Request, held *Resource) error {
+func (s *Service) sameAsReferralTask(r *Request, held *gateway.Resource) error {
 	// Every referral Task is code fulfill (checked before): however the
 	// client spells that coding, it says nothing new.
 	skip := []string{"owner", "code"}
 	if raw, ok := r.obj.Member("owner"); ok {
 		var owner models.Reference
-		heldView, err := ParseTask(held.Body)
+		heldView, err := gateway.ParseTask(held.Body)
 		if err != nil {
 			return err
 		}
@@ -806,15 +807,15 @@ func keepTaskFieldsTrue(body []byte, from, to string, changed []string, now time
 	}
 	members := map[string]any{}
 	if !slices.Contains(changed, "lastModified") {
-		members["lastModified"] = Instant(now)
+		members["lastModified"] = gateway.Instant(now)
 	}
 	if !slices.Contains(changed, "businessStatus") {
-		if b, ok := StatusBusiness[to]; ok {
-			members["businessStatus"] = map[string]any{"coding": []map[string]string{{"system": BusinessStatusSystem, "code": b.Code, "display": b.Display}}, "text": b.Display}
+		if b, ok := gateway.StatusBusiness[to]; ok {
+			members["businessStatus"] = map[string]any{"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": b.Code, "display": b.Display}}, "text": b.Display}
 		}
 	}
 	for name := range members {
-		body = WithoutMember(body, name)
+		body = gateway.WithoutMember(body, name)
 	}
-	return AppendMembers(body, members)
+	return gateway.AppendMembers(body, members)
 }

@@ -1,4 +1,4 @@
-package gateway
+package portal
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/mappings"
 )
 
@@ -76,14 +77,14 @@ type InboxPage struct {
 }
 
 // Inbox lists a provider's referrals in one list, most recently changed first.
-func (s *Service) Inbox(ctx context.Context, caller Caller, view InboxView, offset int) (*InboxPage, error) {
+func (s *Service) Inbox(ctx context.Context, caller gateway.Caller, view InboxView, offset int) (*InboxPage, error) {
 	statuses, ok := inboxStatuses[view]
 	if !ok {
 		return nil, errors.New("unknown inbox list " + string(view))
 	}
 	params := url.Values{"status": {statuses}, "_sort": {"-_lastUpdated"},
-		"_count": {strconv.Itoa(InboxPageSize)}, "_offset": {strconv.Itoa(max(0, min(offset, MaxOffset)))}}
-	res, err := s.Search(ctx, caller, TypeTask, params, false)
+		"_count": {strconv.Itoa(InboxPageSize)}, "_offset": {strconv.Itoa(max(0, min(offset, gateway.MaxOffset)))}}
+	res, err := s.search.Search(ctx, caller, gateway.TypeTask, params, false)
 	if err != nil {
 		return nil, err
 	}
@@ -122,11 +123,11 @@ type TaskChange struct {
 
 // Referral reads one referral in full, under the caller's visibility
 // (ErrNotFound when the caller may not see it).
-func (s *Service) Referral(ctx context.Context, caller Caller, taskID string) (*ReferralDetail, error) {
-	if CheckID(taskID) != nil {
-		return nil, ErrNotFound
+func (s *Service) Referral(ctx context.Context, caller gateway.Caller, taskID string) (*ReferralDetail, error) {
+	if gateway.CheckID(taskID) != nil {
+		return nil, gateway.ErrNotFound
 	}
-	task, err := s.ReadVisible(ctx, caller, TypeTask, taskID)
+	task, err := s.ReadVisible(ctx, caller, gateway.TypeTask, taskID)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +136,7 @@ func (s *Service) Referral(ctx context.Context, caller Caller, taskID string) (*
 		return nil, err
 	}
 	d := &ReferralDetail{ReferralSummary: *sum, Read: read, Actions: ActionsFor(sum.Status)}
-	view, err := ParseTask(task.Body)
+	view, err := gateway.ParseTask(task.Body)
 	if err != nil {
 		return nil, err
 	}
@@ -158,12 +159,12 @@ func (s *Service) Referral(ctx context.Context, caller Caller, taskID string) (*
 			d.Notes = append(d.Notes, n.Text)
 		}
 	}
-	versions, err := s.Store.Histories(ctx, TypeTask, []string{taskID})
+	versions, err := s.Store.Histories(ctx, gateway.TypeTask, []string{taskID})
 	if err != nil {
 		return nil, err
 	}
 	for _, v := range versions[0] {
-		tv, err := ParseTask(v.Body)
+		tv, err := gateway.ParseTask(v.Body)
 		if err != nil {
 			return nil, err
 		}
@@ -178,8 +179,8 @@ func (s *Service) Referral(ctx context.Context, caller Caller, taskID string) (*
 // ServiceRequest is the Task's focus, fixed when the Task was made; the
 // Patient is shown only if the caller may see it (a Task may point at a
 // Patient of another client).
-func (s *Service) summarise(ctx context.Context, caller Caller, task *Resource) (*ReferralSummary, *Resource, []string, error) {
-	view, err := ParseTask(task.Body)
+func (s *Service) summarise(ctx context.Context, caller gateway.Caller, task *gateway.Resource) (*ReferralSummary, *gateway.Resource, []string, error) {
+	view, err := gateway.ParseTask(task.Body)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -216,7 +217,7 @@ func (s *Service) summarise(ctx context.Context, caller Caller, task *Resource) 
 	}
 	r.Sent, _ = time.Parse(time.RFC3339Nano, t.AuthoredOn)
 	for _, in := range t.Input {
-		if in.ValueCoding.System == CategorySystem {
+		if in.ValueCoding.System == gateway.CategorySystem {
 			r.Category = in.ValueCoding.Code
 			r.CategoryLabel = mappings.CategoryLabel(r.Category)
 		}
@@ -245,14 +246,14 @@ func (s *Service) summarise(ctx context.Context, caller Caller, task *Resource) 
 		if id, ok := strings.CutPrefix(view.For, "#"); ok {
 			for _, c := range body.Contained {
 				var head struct{ ResourceType, ID string }
-				if json.Unmarshal(c, &head) == nil && head.ResourceType == TypePatient && head.ID == id {
+				if json.Unmarshal(c, &head) == nil && head.ResourceType == gateway.TypePatient && head.ID == id {
 					readPerson(c, &r.Person)
 				}
 			}
 		}
 	}
-	if ref := s.LocalRef(view.For); strings.HasPrefix(ref, TypePatient+"/") {
-		got, err := s.PatientOf(ctx, caller, task, strings.TrimPrefix(ref, TypePatient+"/"))
+	if ref := s.LocalRef(view.For); strings.HasPrefix(ref, gateway.TypePatient+"/") {
+		got, err := s.PatientOf(ctx, caller, task, strings.TrimPrefix(ref, gateway.TypePatient+"/"))
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -265,8 +266,8 @@ func (s *Service) summarise(ctx context.Context, caller Caller, task *Resource) 
 }
 
 // focusOf reads the ServiceRequest a Task is for (nil when not held).
-func (s *Service) focusOf(ctx context.Context, task *Resource) *Resource {
-	got, err := s.includeFocus(ctx, []*Resource{task})
+func (s *Service) focusOf(ctx context.Context, task *gateway.Resource) *gateway.Resource {
+	got, err := s.FocusesOf(ctx, []*gateway.Resource{task})
 	if err != nil || len(got) == 0 {
 		return nil
 	}

@@ -1,9 +1,10 @@
-package gateway
+package intake
 
 import (
 	"strings"
 
 	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/gateway"
 )
 
 // How much one request may make the store do. A change is one script in
@@ -47,10 +48,10 @@ var indexedArrays = map[string][]struct {
 	path []string // member names from the resource down to the array
 	max  int
 }{
-	TypeServiceRequest: {{[]string{"identifier"}, MaxIdentifiers}, {[]string{"code", "coding"}, MaxCodings},
+	gateway.TypeServiceRequest: {{[]string{"identifier"}, MaxIdentifiers}, {[]string{"code", "coding"}, MaxCodings},
 		{[]string{"performer"}, MaxPerformers}},
-	TypeTask:    {{[]string{"identifier"}, MaxIdentifiers}},
-	TypePatient: {{[]string{"identifier"}, MaxIdentifiers}},
+	gateway.TypeTask:    {{[]string{"identifier"}, MaxIdentifiers}},
+	gateway.TypePatient: {{[]string{"identifier"}, MaxIdentifiers}},
 }
 
 // checkIndexedElements refuses a resource with more items in an indexed
@@ -58,7 +59,7 @@ var indexedArrays = map[string][]struct {
 // the raw JSON only, so it costs no decoding and runs before any read of
 // the store.
 func checkIndexedElements(typ string, obj *fhir.Object) error {
-	var p Problems
+	var p gateway.Problems
 	for _, a := range indexedArrays[typ] {
 		o, ok := obj, true
 		for _, name := range a.path[:len(a.path)-1] {
@@ -75,21 +76,21 @@ func checkIndexedElements(typ string, obj *fhir.Object) error {
 				strings.Join(a.path, "."), len(items), a.max)
 		}
 	}
-	return p.Err(KindUnprocessable)
+	return p.Err(gateway.KindUnprocessable)
 }
 
 // checkIndexBounds checks the writes one request planned for one resource
 // (a ServiceRequest's also includes its referral Task): the index entries
 // of each version, and the distinct token systems they name.
-func checkIndexBounds(typ string, writes []Write) error {
+func checkIndexBounds(typ string, writes []gateway.Write) error {
 	for _, w := range writes {
 		if n := len(w.Terms); n > MaxIndexTermsPerResource {
-			return NewError(KindUnprocessable, fhir.IssueTooCostly, typ,
+			return gateway.NewError(gateway.KindUnprocessable, fhir.IssueTooCostly, typ,
 				"the %s would have %d search index entries; expected at most %d (fewer identifiers, codings or references)",
 				w.Resource.Type, n, MaxIndexTermsPerResource)
 		}
-		if n := len(TokenSystems([]Write{w})); n > MaxTokenSystemsPerResource {
-			return NewError(KindUnprocessable, fhir.IssueTooCostly, typ,
+		if n := len(gateway.TokenSystems([]gateway.Write{w})); n > MaxTokenSystemsPerResource {
+			return gateway.NewError(gateway.KindUnprocessable, fhir.IssueTooCostly, typ,
 				"the identifiers and codings of the %s name %d distinct systems; expected at most %d",
 				w.Resource.Type, n, MaxTokenSystemsPerResource)
 		}
@@ -110,12 +111,12 @@ func (pl *plan) checkRequestBounds() error {
 		}
 	}
 	if terms > MaxIndexTermsPerRequest {
-		return NewError(KindTooLarge, fhir.IssueTooCostly, "Bundle.entry",
+		return gateway.NewError(gateway.KindTooLarge, fhir.IssueTooCostly, "Bundle.entry",
 			"the request would write and search %d index entries; expected at most %d: send it as several transactions",
 			terms, MaxIndexTermsPerRequest)
 	}
-	if n := len(TokenSystems(pl.commit.Writes)); n > MaxTokenSystemsPerRequest {
-		return NewError(KindTooLarge, fhir.IssueTooCostly, "Bundle.entry",
+	if n := len(gateway.TokenSystems(pl.commit.Writes)); n > MaxTokenSystemsPerRequest {
+		return gateway.NewError(gateway.KindTooLarge, fhir.IssueTooCostly, "Bundle.entry",
 			"the identifiers and codings of the request name %d distinct systems; expected at most %d: send it as several transactions",
 			n, MaxTokenSystemsPerRequest)
 	}

@@ -1,4 +1,4 @@
-package gateway
+package delivery
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/gateway"
 )
 
 // Message is the thin payload of a delivery (documented in gateway/webhook/DELIVERY.md):
@@ -33,7 +34,7 @@ type MessageDetails struct {
 
 // DeliveryBody builds what is sent: the thin JSON message, or with full a
 // FHIR Bundle (collection) of the Task, ServiceRequest and Patient.
-func (s *Service) DeliveryBody(ctx context.Context, d *Delivery, full bool) ([]byte, error) {
+func (s *Service) DeliveryBody(ctx context.Context, d *gateway.Delivery, full bool) ([]byte, error) {
 	task, view, err := s.ReadTask(ctx, d.TaskID)
 	if err != nil {
 		return nil, err
@@ -45,22 +46,22 @@ func (s *Service) DeliveryBody(ctx context.Context, d *Delivery, full bool) ([]b
 		}
 		_ = json.Unmarshal(task.Body, &t)
 		typ := "referral.requested"
-		if d.Event == EventCancelled {
+		if d.Event == gateway.EventCancelled {
 			typ = "referral.cancelled"
 		}
 		// The thin message names the referral (and its category), no more.
-		d.Disclosed = []string{task.Ref() + "/_history/" + task.VersionID(), TypeServiceRequest + "/" + d.ServiceRequestID}
+		d.Disclosed = []string{task.Ref() + "/_history/" + task.VersionID(), gateway.TypeServiceRequest + "/" + d.ServiceRequestID}
 		return json.Marshal(Message{Type: typ, ID: d.ID, Provider: d.ProviderID, Referral: MessageDetails{
-			Task: s.Base + "/" + task.Ref(), ServiceRequest: s.Base + "/" + TypeServiceRequest + "/" + d.ServiceRequestID,
+			Task: s.Base + "/" + task.Ref(), ServiceRequest: s.Base + "/" + gateway.TypeServiceRequest + "/" + d.ServiceRequestID,
 			Category: d.Category, Priority: t.Priority, Status: view.Status, AuthoredOn: t.AuthoredOn}})
 	}
-	more, err := s.Store.ReadMany(ctx, []string{TypeServiceRequest + "/" + d.ServiceRequestID})
+	more, err := s.Store.ReadMany(ctx, []string{gateway.TypeServiceRequest + "/" + d.ServiceRequestID})
 	if err != nil {
 		return nil, err
 	}
 	// The Patient goes with it only if the provider may see it, as over the API.
-	if id, ok := strings.CutPrefix(s.LocalRef(view.For), TypePatient+"/"); ok {
-		provider := Caller{ClientID: d.ProviderID, Kind: CallerProvider}
+	if id, ok := strings.CutPrefix(s.LocalRef(view.For), gateway.TypePatient+"/"); ok {
+		provider := gateway.Caller{ClientID: d.ProviderID, Kind: gateway.CallerProvider}
 		p, err := s.PatientOf(ctx, provider, task, id)
 		if err != nil {
 			return nil, err
@@ -69,9 +70,9 @@ func (s *Service) DeliveryBody(ctx context.Context, d *Delivery, full bool) ([]b
 			more = append(more, p)
 		}
 	}
-	b := fhir.Bundle{ID: NewID(), Type: "collection", Timestamp: Instant(s.Now()), Total: -1}
+	b := fhir.Bundle{ID: gateway.NewID(), Type: "collection", Timestamp: gateway.Instant(s.Now()), Total: -1}
 	d.Disclosed = nil
-	for _, r := range append([]*Resource{task}, more...) {
+	for _, r := range append([]*gateway.Resource{task}, more...) {
 		b.Entries = append(b.Entries, fhir.BundleEntry{FullURL: s.Base + "/" + r.Ref(), Resource: r.Body})
 		d.Disclosed = append(d.Disclosed, r.Ref()+"/_history/"+r.VersionID())
 	}
@@ -80,7 +81,7 @@ func (s *Service) DeliveryBody(ctx context.Context, d *Delivery, full bool) ([]b
 
 // TaskForProvider is the referral Task as a provider's FHIR server gets it:
 // its references made absolute, so they resolve back to Signpost.
-func (s *Service) TaskForProvider(ctx context.Context, d *Delivery) ([]byte, error) {
+func (s *Service) TaskForProvider(ctx context.Context, d *gateway.Delivery) ([]byte, error) {
 	task, view, err := s.ReadTask(ctx, d.TaskID)
 	if err != nil {
 		return nil, err
@@ -98,12 +99,12 @@ func (s *Service) TaskForProvider(ctx context.Context, d *Delivery) ([]byte, err
 // Delivered records that the provider has the referral: a new Task version
 // with businessStatus "delivered", the GP's notification, and the job's
 // acknowledgement, in one step.
-func (s *Service) Delivered(ctx context.Context, d *Delivery, providerName string) error {
-	return s.recordDelivery(ctx, d, func(view *TaskView) (map[string]any, []Job) {
-		status := map[string]any{"coding": []map[string]string{{"system": BusinessStatusSystem, "code": "delivered", "display": "Delivered to the provider"}},
+func (s *Service) Delivered(ctx context.Context, d *gateway.Delivery, providerName string) error {
+	return s.recordDelivery(ctx, d, func(view *gateway.TaskView) (map[string]any, []gateway.Job) {
+		status := map[string]any{"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": "delivered", "display": "Delivered to the provider"}},
 			"text": "delivered to " + providerName}
-		if d.Event == EventCancelled {
-			status = map[string]any{"coding": []map[string]string{{"system": BusinessStatusSystem, "code": "cancellation-delivered", "display": "Cancellation delivered to the provider"}},
+		if d.Event == gateway.EventCancelled {
+			status = map[string]any{"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": "cancellation-delivered", "display": "Cancellation delivered to the provider"}},
 				"text": "cancellation delivered to " + providerName}
 		}
 		return map[string]any{"businessStatus": status}, nil
@@ -119,28 +120,28 @@ func (s *Service) Delivered(ctx context.Context, d *Delivery, providerName strin
 // "delivery-unconfirmed", and the dead letter waits for an operator to
 // confirm with the provider or send it again (the same webhook-id, which
 // the provider deduplicates on).
-func (s *Service) DeadLetter(ctx context.Context, d *Delivery, reason string) error {
+func (s *Service) DeadLetter(ctx context.Context, d *gateway.Delivery, reason string) error {
 	if d.Unconfirmed() {
 		return s.deadLetterUnconfirmed(ctx, d, reason)
 	}
-	return s.recordDelivery(ctx, d, func(view *TaskView) (map[string]any, []Job) {
+	return s.recordDelivery(ctx, d, func(view *gateway.TaskView) (map[string]any, []gateway.Job) {
 		fields := []string{}
 		for k, v := range d.Job.Fields {
 			fields = append(fields, k, v)
 		}
 		fields = append(fields, "reason", reason, "failed_at", strconv.FormatInt(s.Now().UnixMilli(), 10))
-		dead := Job{Queue: QueueDeadLetter, Fields: fields}
+		dead := gateway.Job{Queue: gateway.QueueDeadLetter, Fields: fields}
 		change := map[string]any{"businessStatus": map[string]any{
-			"coding": []map[string]string{{"system": BusinessStatusSystem, "code": "undeliverable", "display": "Could not be delivered to the provider"}},
+			"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": "undeliverable", "display": "Could not be delivered to the provider"}},
 			"text":   "could not be delivered: " + reason}}
 		// Signpost itself fails a referral it could not deliver: only one
 		// still waiting for the provider (requested). Once the provider has
 		// it, a failed send changes nothing about the referral.
-		if d.Event == EventReferral && view.Status == "requested" {
+		if d.Event == gateway.EventReferral && view.Status == "requested" {
 			change["status"] = "failed"
 			change["statusReason"] = map[string]string{"text": "Signpost could not deliver the referral to the provider: " + reason}
 		}
-		return change, []Job{dead}
+		return change, []gateway.Job{dead}
 	})
 }
 
@@ -150,8 +151,8 @@ const BusinessDeliveryUnconfirmed = "delivery-unconfirmed"
 
 // deadLetterUnconfirmed dead-letters a delivery whose outcome is unknown,
 // leaving the referral's status as it is.
-func (s *Service) deadLetterUnconfirmed(ctx context.Context, d *Delivery, reason string) error {
-	return s.recordDelivery(ctx, d, func(view *TaskView) (map[string]any, []Job) {
+func (s *Service) deadLetterUnconfirmed(ctx context.Context, d *gateway.Delivery, reason string) error {
+	return s.recordDelivery(ctx, d, func(view *gateway.TaskView) (map[string]any, []gateway.Job) {
 		fields := []string{}
 		for k, v := range d.Job.Fields {
 			fields = append(fields, k, v)
@@ -159,25 +160,25 @@ func (s *Service) deadLetterUnconfirmed(ctx context.Context, d *Delivery, reason
 		fields = append(fields, "reason", "unconfirmed: "+reason, "failed_at", strconv.FormatInt(s.Now().UnixMilli(), 10))
 		text := fmt.Sprintf("delivery not confirmed: %d of %d attempts timed out, so the provider may have the referral; last: %s", d.TimedOut, d.Attempt+1, reason)
 		change := map[string]any{"businessStatus": map[string]any{
-			"coding": []map[string]string{{"system": BusinessStatusSystem, "code": BusinessDeliveryUnconfirmed, "display": "Delivery not confirmed by the provider"}},
+			"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": BusinessDeliveryUnconfirmed, "display": "Delivery not confirmed by the provider"}},
 			"text":   text}}
-		return change, []Job{{Queue: QueueDeadLetter, Fields: fields}}
+		return change, []gateway.Job{{Queue: gateway.QueueDeadLetter, Fields: fields}}
 	})
 }
 
 // recordDelivery writes a new version of the delivery's Task with the
 // members change returns, with the jobs, the GP notification and the
 // acknowledgement of the delivery job, retrying if the Task changed meanwhile.
-func (s *Service) recordDelivery(ctx context.Context, d *Delivery, change func(*TaskView) (map[string]any, []Job)) error {
-	for attempt := 0; attempt < MaxAttempts; attempt++ {
-		cur, err := s.Store.Read(ctx, TypeTask, d.TaskID)
-		if errors.Is(err, ErrNotFound) {
+func (s *Service) recordDelivery(ctx context.Context, d *gateway.Delivery, change func(*gateway.TaskView) (map[string]any, []gateway.Job)) error {
+	for attempt := 0; attempt < gateway.MaxAttempts; attempt++ {
+		cur, err := s.Store.Read(ctx, gateway.TypeTask, d.TaskID)
+		if errors.Is(err, gateway.ErrNotFound) {
 			return fmt.Errorf("delivery job %s: its Task is not held", d.Job.ID)
 		}
 		if err != nil {
 			return err
 		}
-		view, err := ParseTask(cur.Body)
+		view, err := gateway.ParseTask(cur.Body)
 		if err != nil {
 			return err
 		}
@@ -203,23 +204,23 @@ var (
 // cause: the job goes back on the delivery queue with its attempts reset
 // (and the same webhook-id), a Task that failed because of it is requested
 // again, and the dead letter is removed, in one step.
-func (s *Service) Redrive(ctx context.Context, dead QueuedJob) error {
-	d, err := ReadDelivery(dead)
+func (s *Service) Redrive(ctx context.Context, dead gateway.QueuedJob) error {
+	d, err := gateway.ReadDelivery(dead)
 	if err != nil {
 		return err
 	}
 	fields := []string{}
 	for k, v := range dead.Fields {
-		if k == "reason" || k == "failed_at" || k == "attempt" || k == TimedOutField {
+		if k == "reason" || k == "failed_at" || k == "attempt" || k == gateway.TimedOutField {
 			continue
 		}
 		fields = append(fields, k, v)
 	}
-	job := Job{Queue: QueueDelivery, Fields: append(fields, "attempt", "0")}
+	job := gateway.Job{Queue: gateway.QueueDelivery, Fields: append(fields, "attempt", "0")}
 	// No consumer: the commit checks the dead letter still exists, so the
 	// same dead letter is re-driven once however often replay is asked.
-	ack := &JobRef{Queue: QueueDeadLetter, ID: dead.ID}
-	for attempt := 0; attempt < MaxAttempts; attempt++ {
+	ack := &gateway.JobRef{Queue: gateway.QueueDeadLetter, ID: dead.ID}
+	for attempt := 0; attempt < gateway.MaxAttempts; attempt++ {
 		cur, view, err := s.ReadTask(ctx, d.TaskID)
 		if err != nil {
 			return err
@@ -228,17 +229,17 @@ func (s *Service) Redrive(ctx context.Context, dead QueuedJob) error {
 		// closed (failed, completed, rejected) or that was cancelled has
 		// moved on, and a referral is not sent to it again.
 		signpostFailed := view.Status == "failed" && view.BusinessStatusCode == "undeliverable"
-		if d.Event == EventReferral && view.Status != "requested" && !signpostFailed {
+		if d.Event == gateway.EventReferral && view.Status != "requested" && !signpostFailed {
 			return fmt.Errorf("%w: the referral is %s", ErrMovedOn, view.Status)
 		}
 		members := map[string]any{"businessStatus": map[string]any{
-			"coding": []map[string]string{{"system": BusinessStatusSystem, "code": "redriven", "display": "Sent again by an operator"}},
+			"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": "redriven", "display": "Sent again by an operator"}},
 			"text":   "sent again by an operator after a failed delivery"}}
-		if signpostFailed && d.Event == EventReferral {
+		if signpostFailed && d.Event == gateway.EventReferral {
 			members["status"] = "requested"
 			members["statusReason"] = map[string]string{"text": "delivery is being retried by an operator"}
 		}
-		res, err := s.Commit(ctx, s.TaskChange(cur, view, members, []Job{job}, ack))
+		res, err := s.Commit(ctx, s.TaskChange(cur, view, members, []gateway.Job{job}, ack))
 		if err != nil {
 			return err
 		}

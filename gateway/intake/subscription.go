@@ -1,4 +1,4 @@
-package gateway
+package intake
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/gateway"
 )
 
 // planSubscription stores a Subscription as requested (its status is the
@@ -15,20 +16,20 @@ import (
 // active again: it keeps its event numbers, and the events it has not
 // received (those made while it was in error included) are sent once the
 // handshake succeeds. An update with status off ends it, as DELETE does.
-func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*Outcome, error) {
-	if pl.caller.Kind == CallerProvider {
-		return nil, NewError(KindForbidden, fhir.IssueForbidden, "", "subscriptions are for the GP systems that make referrals")
+func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*gateway.Outcome, error) {
+	if pl.caller.Kind == gateway.CallerProvider {
+		return nil, gateway.NewError(gateway.KindForbidden, fhir.IssueForbidden, "", "subscriptions are for the GP systems that make referrals")
 	}
-	if _, err := ReadSubscription(r.obj.Bytes(), r.id); err != nil {
+	if _, err := gateway.ReadSubscription(r.obj.Bytes(), r.id); err != nil {
 		return nil, err
 	}
 	version, expect := 1, 0
 	status := "requested"
 	revived := false // an update of an ended subscription starts it again
 	if r.Method == "PUT" {
-		var p Problems
-		asked := CheckCode(&p, r.obj, TypeSubscription, "status", SubscriptionStatuses, true)
-		if err := p.Err(KindInvalid); err != nil {
+		var p gateway.Problems
+		asked := gateway.CheckCode(&p, r.obj, gateway.TypeSubscription, "status", gateway.SubscriptionStatuses, true)
+		if err := p.Err(gateway.KindInvalid); err != nil {
 			return nil, err
 		}
 		cur, exp, err := s.current(ctx, pl, r)
@@ -36,7 +37,7 @@ func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*
 			return nil, err
 		}
 		if cur == nil {
-			return nil, NewError(KindNotFound, fhir.IssueNotFound, "",
+			return nil, gateway.NewError(gateway.KindNotFound, fhir.IssueNotFound, "",
 				"there is no Subscription %s to update; a Subscription is created with POST, which gives it its id", r.id)
 		}
 		version, expect = cur.Version+1, exp
@@ -54,11 +55,11 @@ func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*
 			return nil, err
 		}
 	}
-	body := AppendMembers(WithoutMember(WithoutMember(r.obj.WithServerFields(r.id, strconv.Itoa(version), Instant(pl.now)), "status"), "error"),
+	body := gateway.AppendMembers(gateway.WithoutMember(gateway.WithoutMember(r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.now)), "status"), "error"),
 		map[string]any{"status": status})
 	out := pl.addWrite(r, body, version, expect, r.pinsVersion(), []string{"status=" + status}, nil)
 	if status == "requested" {
-		pl.commit.Jobs = append(pl.commit.Jobs, Job{Queue: QueueSubscription, Fields: []string{
+		pl.commit.Jobs = append(pl.commit.Jobs, gateway.Job{Queue: gateway.QueueSubscription, Fields: []string{
 			"event", "handshake", "subscription", r.id, "client", out.Resource.Owner, "version", strconv.Itoa(version)}})
 	}
 	return out, nil
@@ -68,26 +69,26 @@ func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*
 // and makes the commit check the count again, in the same step as the
 // write, so that concurrent requests cannot each find room for one.
 func (s *Service) planSubscriptionCap(ctx context.Context, pl *plan) error {
-	group := make([]string, len(LiveSubscriptionStatuses))
-	for i, st := range LiveSubscriptionStatuses {
+	group := make([]string, len(gateway.LiveSubscriptionStatuses))
+	for i, st := range gateway.LiveSubscriptionStatuses {
 		group[i] = "status=" + st
 	}
-	q := [][]string{group, {ClientTerm(pl.caller.ClientID)}}
-	_, n, err := s.Store.Search(ctx, &StoreQuery{Type: TypeSubscription, Groups: q, Count: 1})
+	q := [][]string{group, {gateway.ClientTerm(pl.caller.ClientID)}}
+	_, n, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: gateway.TypeSubscription, Groups: q, Count: 1})
 	if err != nil {
 		return err
 	}
 	// Others of this plan (a transaction) count too.
 	room := s.MaxSubscriptions
 	for _, c := range pl.commit.Criteria {
-		if c.Type == TypeSubscription && c.Limit > 0 {
+		if c.Type == gateway.TypeSubscription && c.Limit > 0 {
 			room--
 		}
 	}
 	if n >= room {
-		return NewError(KindUnprocessable, fhir.IssueBusinessRule, "Subscription",
+		return gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "Subscription",
 			"a GP system may have at most %d subscriptions that are not ended (requested, active or error); it has %d. End one (DELETE, or an update with status off) first", s.MaxSubscriptions, n)
 	}
-	pl.commit.Criteria = append(pl.commit.Criteria, Criteria{Type: TypeSubscription, Groups: q, Limit: room})
+	pl.commit.Criteria = append(pl.commit.Criteria, gateway.Criteria{Type: gateway.TypeSubscription, Groups: q, Limit: room})
 	return nil
 }

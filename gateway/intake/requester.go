@@ -1,4 +1,4 @@
-package gateway
+package intake
 
 import (
 	"strings"
@@ -6,6 +6,7 @@ import (
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/gateway"
 )
 
 // checkRequester refuses a referral (or a client's own referral Task) whose
@@ -26,14 +27,14 @@ import (
 // Anything else — another identifier, an Organization reference Signpost
 // cannot check against the caller, a Patient, RelatedPerson or Device — is a
 // 422. Operators (no authentication, loopback only) are not checked.
-func checkRequester(c Caller, obj *fhir.Object, requester *models.Reference, expr string) error {
-	if c.Kind != CallerGP || requester == nil {
+func checkRequester(c gateway.Caller, obj *fhir.Object, requester *models.Reference, expr string) error {
+	if c.Kind != gateway.CallerGP || requester == nil {
 		return nil
 	}
 	own := c.Organization
 	const why = "the requester must be the calling GP system's own organisation (identifier %s|%s), or a Practitioner or PractitionerRole of it"
 	refuse := func(at string) error {
-		return NewError(KindUnprocessable, fhir.IssueBusinessRule, at, why, own.System, own.Value)
+		return gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, at, why, own.System, own.Value)
 	}
 	if id := requester.Identifier; id != nil {
 		if id.System == nil || id.Value == nil || *id.System != own.System || *id.Value != own.Value {
@@ -74,7 +75,7 @@ func checkRequester(c Caller, obj *fhir.Object, requester *models.Reference, exp
 }
 
 // containedResource is the type and identifiers of a contained resource.
-func containedResource(obj *fhir.Object, id string) (string, []Identifier) {
+func containedResource(obj *fhir.Object, id string) (string, []gateway.Identifier) {
 	c := containedByID(obj, id)
 	if c == nil {
 		return "", nil

@@ -1,10 +1,12 @@
-package gateway
+package insights
 
 import (
 	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/signpost-health/signpost/gateway"
 )
 
 func TestReportTakesNearestRankPercentiles(t *testing.T) {
@@ -54,10 +56,10 @@ func TestReportEdgesFoundInReview(t *testing.T) {
 	from := time.Date(2026, 6, 1, 0, 0, 0, 0, london)
 	sent := from.Add(9 * time.Hour)
 	// Completed straight from accepted: started all the same.
-	v1 := &Resource{Version: 1, LastUpdated: sent, Body: []byte(`{"resourceType":"Task","status":"requested","intent":"order","requester":{"identifier":{"value":"=HYPERLINK(\"x\")"}}}`)}
-	v2 := &Resource{Version: 2, LastUpdated: sent.Add(time.Hour), Body: []byte(`{"resourceType":"Task","status":"accepted","intent":"order"}`)}
-	v3 := &Resource{Version: 3, LastUpdated: sent.Add(2 * time.Hour), Body: []byte(`{"resourceType":"Task","status":"completed","intent":"order"}`)}
-	j, ok := journeyOf("t1", []*Resource{v1, v2, v3})
+	v1 := &gateway.Resource{Version: 1, LastUpdated: sent, Body: []byte(`{"resourceType":"Task","status":"requested","intent":"order","requester":{"identifier":{"value":"=HYPERLINK(\"x\")"}}}`)}
+	v2 := &gateway.Resource{Version: 2, LastUpdated: sent.Add(time.Hour), Body: []byte(`{"resourceType":"Task","status":"accepted","intent":"order"}`)}
+	v3 := &gateway.Resource{Version: 3, LastUpdated: sent.Add(2 * time.Hour), Body: []byte(`{"resourceType":"Task","status":"completed","intent":"order"}`)}
+	j, ok := journeyOf("t1", []*gateway.Resource{v1, v2, v3})
 	if !ok || j.Started.IsZero() || j.End != EndCompleted {
 		t.Fatalf("journey %+v", j)
 	}
@@ -87,11 +89,11 @@ func TestReportEdgesFoundInReview(t *testing.T) {
 // between two pages: the changed Task moves to the end of the order and is
 // met again on the next page.
 type movingStore struct {
-	Store // only Search and Histories are used
-	calls int
+	gateway.Store // only Search and Histories are used
+	calls         int
 }
 
-func (m *movingStore) Search(_ context.Context, q *StoreQuery) ([]string, int, error) {
+func (m *movingStore) Search(_ context.Context, q *gateway.StoreQuery) ([]string, int, error) {
 	m.calls++
 	if q.Offset == 0 {
 		return []string{"t1", "t2"}, 3, nil
@@ -99,10 +101,10 @@ func (m *movingStore) Search(_ context.Context, q *StoreQuery) ([]string, int, e
 	return []string{"t2", "t3"}, 3, nil // t2 changed after the first page
 }
 
-func (m *movingStore) Histories(_ context.Context, _ string, ids []string) ([][]*Resource, error) {
-	out := make([][]*Resource, len(ids))
+func (m *movingStore) Histories(_ context.Context, _ string, ids []string) ([][]*gateway.Resource, error) {
+	out := make([][]*gateway.Resource, len(ids))
 	for i, id := range ids {
-		out[i] = []*Resource{{Type: TypeTask, ID: id, Version: 1, LastUpdated: time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC),
+		out[i] = []*gateway.Resource{{Type: gateway.TypeTask, ID: id, Version: 1, LastUpdated: time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC),
 			Body: []byte(`{"resourceType":"Task","id":"` + id + `","status":"requested","authoredOn":"2026-06-01T09:00:00Z"}`)}}
 	}
 	return out, nil
@@ -110,7 +112,7 @@ func (m *movingStore) Histories(_ context.Context, _ string, ids []string) ([][]
 
 func TestJourneysCountATaskMovedMidReadOnce(t *testing.T) {
 	st := &movingStore{}
-	s := NewService(Options{Store: st})
+	s := New(gateway.NewCore(gateway.Options{Store: st}))
 	js, err := s.Journeys(context.Background(), time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC))
 	if err != nil {
 		t.Fatal(err)

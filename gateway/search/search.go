@@ -1,4 +1,4 @@
-package gateway
+package search
 
 import (
 	"context"
@@ -11,24 +11,14 @@ import (
 	"strings"
 	"time"
 
-	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
-
 	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/gateway"
 )
-
-// SearchResult is one page of a search.
-type SearchResult struct {
-	Matches  []*Resource
-	Included []*Resource
-	Total    int
-	// Self, Next and Previous are query strings for the paging links ("" when there is none).
-	Self, Next, Previous string
-}
 
 // Search runs a search. lenient ignores unknown parameters (Prefer:
 // handling=lenient); by default they are refused, because silently ignoring
 // a filter returns more than the caller asked for.
-func (s *Service) Search(ctx context.Context, caller Caller, typ string, params url.Values, lenient bool) (*SearchResult, error) {
+func (s *Service) Search(ctx context.Context, caller gateway.Caller, typ string, params url.Values, lenient bool) (*gateway.SearchResult, error) {
 	q, err := s.ParseSearch(typ, params, lenient)
 	if err != nil {
 		return nil, err
@@ -36,7 +26,7 @@ func (s *Service) Search(ctx context.Context, caller Caller, typ string, params 
 	if _, err := s.ExpandTokens(ctx, typ, q.Groups); err != nil {
 		return nil, err
 	}
-	if scope := SearchScope(caller, typ); scope != nil {
+	if scope := gateway.SearchScope(caller, typ); scope != nil {
 		q.Groups = append(q.Groups, scope)
 	}
 	// Paging is by keyset, in the order the search had when its first page
@@ -44,19 +34,19 @@ func (s *Service) Search(ctx context.Context, caller Caller, typ string, params 
 	// numbered pages): a match that changes between pages then neither
 	// shifts others out of reach nor comes round again.
 	if q.Keyset == nil && q.Offset == 0 && q.Count > 0 {
-		q.Keyset = &Keyset{Snapshot: s.Now().UTC().Truncate(time.Millisecond)}
+		q.Keyset = &gateway.Keyset{Snapshot: s.Now().UTC().Truncate(time.Millisecond)}
 	}
 	if q.Keyset != nil && q.Offset > 0 {
-		return nil, BadParam("_offset", "a page reached by its next link continues from where the last ended; _offset cannot be combined with it")
+		return nil, gateway.BadParam("_offset", "a page reached by its next link continues from where the last ended; _offset cannot be combined with it")
 	}
 	want := q.Count
 	if q.Keyset != nil {
 		q.Count++ // one more than the page, to know whether there is a next
 	}
 	ids, total, err := s.Store.Search(ctx, &q.StoreQuery)
-	if errors.Is(err, ErrSnapshotStale) {
-		return nil, NewError(KindGone, fhir.IssueNotFound, "",
-			"more matches changed since this search's first page than a paging link can follow (%d); run the search again from its first page", MaxChangedFollowed)
+	if errors.Is(err, gateway.ErrSnapshotStale) {
+		return nil, gateway.NewError(gateway.KindGone, fhir.IssueNotFound, "",
+			"more matches changed since this search's first page than a paging link can follow (%d); run the search again from its first page", gateway.MaxChangedFollowed)
 	}
 	if err != nil {
 		return nil, err
@@ -68,7 +58,7 @@ func (s *Service) Search(ctx context.Context, caller Caller, typ string, params 
 			ids, more = ids[:want], true
 		}
 	}
-	res := &SearchResult{Total: total}
+	res := &gateway.SearchResult{Total: total}
 	if len(ids) > 0 {
 		refs := make([]string, len(ids))
 		for i, id := range ids {
@@ -79,17 +69,17 @@ func (s *Service) Search(ctx context.Context, caller Caller, typ string, params 
 		}
 	}
 	if q.IncludeFocus {
-		if res.Included, err = s.includeFocus(ctx, res.Matches); err != nil {
+		if res.Included, err = s.FocusesOf(ctx, res.Matches); err != nil {
 			return nil, err
 		}
 	}
 	if q.IncludePatient {
 		for _, task := range res.Matches {
-			view, err := ParseTask(task.Body)
+			view, err := gateway.ParseTask(task.Body)
 			if err != nil {
 				return nil, err
 			}
-			id, ok := strings.CutPrefix(s.LocalRef(view.For), TypePatient+"/")
+			id, ok := strings.CutPrefix(s.LocalRef(view.For), gateway.TypePatient+"/")
 			if !ok {
 				continue
 			}
@@ -97,7 +87,9 @@ func (s *Service) Search(ctx context.Context, caller Caller, typ string, params 
 			if err != nil {
 				return nil, err
 			}
-			if p != nil && !slices.ContainsFunc(res.Included, func(r *Resource) bool { return r.Type == TypePatient && r.ID == p.ID && r.Owner == p.Owner }) {
+			if p != nil && !slices.ContainsFunc(res.Included, func(r *gateway.Resource) bool {
+				return r.Type == gateway.TypePatient && r.ID == p.ID && r.Owner == p.Owner
+			}) {
 				res.Included = append(res.Included, p)
 			}
 		}
@@ -122,40 +114,14 @@ func (s *Service) Search(ctx context.Context, caller Caller, typ string, params 
 	return res, nil
 }
 
-// includeFocus reads the ServiceRequests the matched Tasks are for.
-func (s *Service) includeFocus(ctx context.Context, tasks []*Resource) ([]*Resource, error) {
-	var refs []string
-	for _, t := range tasks {
-		var view struct {
-			Focus *models.Reference `json:"focus"`
-		}
-		if json.Unmarshal(t.Body, &view) != nil || view.Focus == nil || view.Focus.Reference == nil {
-			continue
-		}
-		ref := s.LocalRef(*view.Focus.Reference)
-		if strings.HasPrefix(ref, TypeServiceRequest+"/") && !slices.Contains(refs, ref) {
-			refs = append(refs, ref)
-		}
-	}
-	if len(refs) == 0 {
-		return nil, nil
-	}
-	return s.Store.ReadMany(ctx, refs)
-}
-
-// MaxChangedFollowed is how many matches may change between a search's
-// first page and a later one before its paging link is refused (the store
-// places each where it stood; the bound keeps that cheap).
-const MaxChangedFollowed = 1000
-
-func cursorQuery(canonical url.Values, count int, snapshot time.Time, after *Position) string {
-	b, _ := json.Marshal(PageCursor{Snapshot: snapshot.UnixMilli(), Score: after.Score, ID: after.ID})
+func cursorQuery(canonical url.Values, count int, snapshot time.Time, after *gateway.Position) string {
+	b, _ := json.Marshal(gateway.PageCursor{Snapshot: snapshot.UnixMilli(), Score: after.Score, ID: after.ID})
 	v := url.Values{}
 	for k, vs := range canonical {
 		v[k] = vs
 	}
 	v.Set("_count", strconv.Itoa(count))
-	v.Set(CursorParam, base64.RawURLEncoding.EncodeToString(b))
+	v.Set(gateway.CursorParam, base64.RawURLEncoding.EncodeToString(b))
 	return v.Encode()
 }
 
@@ -169,8 +135,4 @@ func pageQuery(canonical url.Values, offset, count int) string {
 		v.Set("_offset", strconv.Itoa(offset))
 	}
 	return v.Encode()
-}
-
-func (DateError) Error() string {
-	return "expected a FHIR date, dateTime or instant (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss[.sss]Z) after an optional prefix eq, gt, ge, lt, le, sa or eb"
 }

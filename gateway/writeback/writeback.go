@@ -1,10 +1,11 @@
-package gateway
+package writeback
 
 import (
 	"context"
 	"encoding/json"
 	"strings"
 
+	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/mappings"
 )
 
@@ -22,20 +23,9 @@ var outcomeOf = map[string]string{
 	"completed": mappings.OutcomeCompleted,
 }
 
-// WriteBackState is what Signpost last wrote to a GP system of one Task:
-// the Signpost version, the GP server's id and version of its copy, and the
-// status whose outcome entry was filed.
-type WriteBackState struct {
-	Version int    `json:"v"`
-	GPID    string `json:"id,omitempty"`
-	GPETag  string `json:"etag,omitempty"`
-	// Filed lists the statuses whose outcome entries were filed.
-	Filed []string `json:"filed,omitempty"`
-}
-
 // WriteBack is what a GP system's record should hold of a referral now.
 type WriteBack struct {
-	Task   *Resource // the current version in Signpost
+	Task   *gateway.Resource // the current version in Signpost
 	Status string
 	// Outcome is a coded entry (an Observation) for statuses a GP record
 	// codes, when the outcome table has a code; nil otherwise.
@@ -44,7 +34,7 @@ type WriteBack struct {
 	// filed already (a write retried after a lost answer).
 	OutcomeQuery string
 	base         string
-	view         *TaskView
+	view         *gateway.TaskView
 }
 
 // TaskQuery is the If-None-Exist that recognises the GP's copy of the Task.
@@ -57,13 +47,13 @@ func (w *WriteBack) TaskQuery() string {
 // is never overwritten by an earlier one; a given version for the outcome
 // entry of the change that made it).
 func (s *Service) WriteBack(ctx context.Context, taskID string, version int) (*WriteBack, error) {
-	var task *Resource
-	var view *TaskView
+	var task *gateway.Resource
+	var view *gateway.TaskView
 	var err error
 	if version == 0 {
 		task, view, err = s.ReadTask(ctx, taskID)
-	} else if task, err = s.Store.ReadVersion(ctx, TypeTask, taskID, version); err == nil {
-		view, err = ParseTask(task.Body)
+	} else if task, err = s.Store.ReadVersion(ctx, gateway.TypeTask, taskID, version); err == nil {
+		view, err = gateway.ParseTask(task.Body)
 	}
 	if err != nil {
 		return nil, err
@@ -80,8 +70,8 @@ func (s *Service) WriteBack(ctx context.Context, taskID string, version int) (*W
 	var sr struct {
 		Identifier []map[string]any `json:"identifier"`
 	}
-	if srID := strings.TrimPrefix(view.Focus, TypeServiceRequest+"/"); srID != view.Focus {
-		if r, err := s.Store.Read(ctx, TypeServiceRequest, srID); err == nil {
+	if srID := strings.TrimPrefix(view.Focus, gateway.TypeServiceRequest+"/"); srID != view.Focus {
+		if r, err := s.Store.Read(ctx, gateway.TypeServiceRequest, srID); err == nil {
 			_ = json.Unmarshal(r.Body, &sr)
 		}
 	}
@@ -95,11 +85,11 @@ func (s *Service) WriteBack(ctx context.Context, taskID string, version int) (*W
 		"status":            "final",
 		"code":              map[string]any{"coding": []map[string]string{{"system": code.System, "code": code.Code, "display": code.Display}}},
 		"basedOn":           []map[string]any{basedOn},
-		"effectiveDateTime": Instant(task.LastUpdated),
+		"effectiveDateTime": gateway.Instant(task.LastUpdated),
 		"focus":             []map[string]string{{"reference": s.Absolute(task.Ref())}},
 	}
 	var subject map[string]any
-	if json.Unmarshal(Member(task.Body, "for"), &subject) == nil && subject != nil {
+	if json.Unmarshal(gateway.Member(task.Body, "for"), &subject) == nil && subject != nil {
 		if ref, ok := subject["reference"].(string); ok {
 			subject["reference"] = s.Absolute(ref)
 		}
@@ -128,7 +118,7 @@ func (w *WriteBack) TaskBody(gpID string) []byte {
 	for _, name := range []string{"focus", "for", "owner"} {
 		if ref, ok := m[name].(map[string]any); ok {
 			if r, ok := ref["reference"].(string); ok {
-				ref["reference"] = AbsoluteRef(w.base, r)
+				ref["reference"] = gateway.AbsoluteRef(w.base, r)
 			}
 		}
 	}

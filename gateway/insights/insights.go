@@ -1,4 +1,4 @@
-package gateway
+package insights
 
 import (
 	"cmp"
@@ -15,6 +15,7 @@ import (
 
 	jsonv2 "github.com/go-json-experiment/json"
 
+	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/mappings"
 )
 
@@ -57,7 +58,7 @@ func (s *Service) Journeys(ctx context.Context, from, to time.Time) ([]Journey, 
 	var out []Journey
 	// A Task sent in the period was last changed at or after its start, so
 	// the index narrows the read to those; the sent time then decides.
-	q := &StoreQuery{Type: TypeTask, Since: from, Count: journeyPage}
+	q := &gateway.StoreQuery{Type: gateway.TypeTask, Since: from, Count: journeyPage}
 	// A Task changed during the read moves to the end of the order: it may
 	// be met twice, so each is counted once. (One that moves before the
 	// offset is met again, later: none is missed.)
@@ -67,7 +68,7 @@ func (s *Service) Journeys(ctx context.Context, from, to time.Time) ([]Journey, 
 		if err != nil {
 			return nil, err
 		}
-		histories, err := s.Store.Histories(ctx, TypeTask, ids)
+		histories, err := s.Store.Histories(ctx, gateway.TypeTask, ids)
 		if err != nil {
 			return nil, err
 		}
@@ -90,7 +91,7 @@ func (s *Service) Journeys(ctx context.Context, from, to time.Time) ([]Journey, 
 
 // journeyOf reads a journey from a Task's versions, oldest first. A Task
 // entered in error is no referral and is left out (ok false).
-func journeyOf(id string, versions []*Resource) (Journey, bool) {
+func journeyOf(id string, versions []*gateway.Resource) (Journey, bool) {
 	j := Journey{TaskID: id}
 	if len(versions) == 0 {
 		return j, false
@@ -123,7 +124,7 @@ func journeyOf(id string, versions []*Resource) (Journey, bool) {
 	j.PracticeName = first.Requester.Display
 	j.ProviderID = strings.TrimPrefix(first.Owner.Reference, "Organization/")
 	for _, in := range first.Input {
-		if in.ValueCoding.System == CategorySystem {
+		if in.ValueCoding.System == gateway.CategorySystem {
 			j.Category = in.ValueCoding.Code
 		}
 	}
@@ -154,7 +155,7 @@ func journeyOf(id string, versions []*Resource) (Journey, bool) {
 		switch firstCode(view.BusinessStatus.Coding) {
 		case "delivered":
 			reach(&j.Delivered, when)
-		case BusinessContacted, BusinessFirstSession:
+		case gateway.BusinessContacted, gateway.BusinessFirstSession:
 			reach(&j.FirstContact, when)
 		}
 		// Started: a first session, or a completion without one recorded
@@ -171,8 +172,8 @@ func journeyOf(id string, versions []*Resource) (Journey, bool) {
 				j.End, j.DeclineReason = EndDeclined, firstCode(view.StatusReason.Coding)
 			case "failed":
 				j.End = EndFailed
-				if firstCode(view.StatusReason.Coding) == EndDidNotAttend {
-					j.End = EndDidNotAttend
+				if firstCode(view.StatusReason.Coding) == gateway.EndDidNotAttend {
+					j.End = gateway.EndDidNotAttend
 				}
 			case "cancelled":
 				j.End = EndCancelled
@@ -280,7 +281,7 @@ func BuildReport(journeys []Journey, from, to time.Time, providerName func(strin
 	}
 	for code, n := range counts {
 		display := "Reason coded " + code // another system's code
-		if o, ok := OptionNamed(DeclineReasons, code); ok {
+		if o, ok := gateway.OptionNamed(gateway.DeclineReasons, code); ok {
 			display = o.Display
 		} else if code == "unspecified" {
 			display = "No coded reason"
@@ -334,7 +335,7 @@ func row(key, label string, journeys []Journey) ReportRow {
 			f.Declined++
 		case EndFailed:
 			f.Failed++
-		case EndDidNotAttend:
+		case gateway.EndDidNotAttend:
 			f.DidNotAttend++
 		case EndCancelled:
 			f.Cancelled++
@@ -490,8 +491,8 @@ func (r *Report) MeasureReport(id string, now time.Time) []byte {
 			var strata []map[string]any
 			for _, rc := range r.DeclineReasons {
 				value := map[string]any{"text": rc.Display}
-				if _, known := OptionNamed(DeclineReasons, rc.Code); known {
-					value["coding"] = []coding{{"system": DeclineReasonSystem, "code": rc.Code, "display": rc.Display}}
+				if _, known := gateway.OptionNamed(gateway.DeclineReasons, rc.Code); known {
+					value["coding"] = []coding{{"system": gateway.DeclineReasonSystem, "code": rc.Code, "display": rc.Display}}
 				}
 				strata = append(strata, map[string]any{"value": value, "population": population(rc.Count)})
 			}

@@ -1,6 +1,10 @@
-package gateway
+package intake
 
-import "context"
+import (
+	"context"
+
+	"github.com/signpost-health/signpost/gateway"
+)
 
 // PendingAudit is the audit record of an API request that may change data,
 // handed to the Service so that a change and its record are committed in
@@ -9,10 +13,10 @@ import "context"
 // knows before the request runs (when, which interaction, from where); the
 // Service adds who and what when it commits.
 type PendingAudit struct {
-	Record AuditRecord
+	Record gateway.AuditRecord
 	// Status is the HTTP status the API answers a stored outcome with, so
 	// the record says exactly what the caller was told.
-	Status func(*Outcome) int
+	Status func(*gateway.Outcome) int
 	kept   bool
 }
 

@@ -1,4 +1,4 @@
-package gateway
+package intake
 
 import (
 	"context"
@@ -8,11 +8,12 @@ import (
 	jsonpatch "github.com/evanphx/json-patch/v5"
 
 	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/gateway"
 )
 
 // Create stores a new resource. ifNoneExist is the raw If-None-Exist header
 // (a search query); a match returns the existing resource instead.
-func (s *Service) Create(ctx context.Context, caller Caller, typ string, body []byte, ifNoneExist string) (*Outcome, error) {
+func (s *Service) Create(ctx context.Context, caller gateway.Caller, typ string, body []byte, ifNoneExist string) (*gateway.Outcome, error) {
 	out, err := s.apply(ctx, caller, []*Request{{Method: "POST", Type: typ, Body: body, IfNoneExist: ifNoneExist}}, false)
 	if err != nil {
 		return nil, err
@@ -23,7 +24,7 @@ func (s *Service) Create(ctx context.Context, caller Caller, typ string, body []
 // Update stores a new version of a resource. ifMatch is the raw If-Match
 // header ("" for none). A Patient that does not exist yet is created with the
 // client's id, as GP systems reference their own patient ids.
-func (s *Service) Update(ctx context.Context, caller Caller, typ, id string, body []byte, ifMatch string) (*Outcome, error) {
+func (s *Service) Update(ctx context.Context, caller gateway.Caller, typ, id string, body []byte, ifMatch string) (*gateway.Outcome, error) {
 	out, err := s.apply(ctx, caller, []*Request{{Method: "PUT", Type: typ, ID: id, Body: body, IfMatch: ifMatch}}, false)
 	if err != nil {
 		return nil, err
@@ -35,30 +36,30 @@ func (s *Service) Update(ctx context.Context, caller Caller, typ, id string, bod
 // how a provider moves a referral on without sending the whole resource —
 // and stores the result exactly as an update would be: the same rules, the
 // same version checks, the same notifications.
-func (s *Service) Patch(ctx context.Context, caller Caller, typ, id string, patch []byte, ifMatch string) (*Outcome, error) {
-	if typ != TypeTask {
-		return nil, NewError(KindMethodNotAllowed, fhir.IssueNotSupported, "", "PATCH is supported for Task only; update other resources with PUT")
+func (s *Service) Patch(ctx context.Context, caller gateway.Caller, typ, id string, patch []byte, ifMatch string) (*gateway.Outcome, error) {
+	if typ != gateway.TypeTask {
+		return nil, gateway.NewError(gateway.KindMethodNotAllowed, fhir.IssueNotSupported, "", "PATCH is supported for Task only; update other resources with PUT")
 	}
-	if err := CheckID(id); err != nil {
+	if err := gateway.CheckID(id); err != nil {
 		return nil, err
 	}
 	ops, err := jsonpatch.DecodePatch(patch)
 	if err != nil {
-		return nil, NewError(KindInvalid, fhir.IssueStructure, "", "the body is not a JSON Patch document (RFC 6902): an array of operations")
+		return nil, gateway.NewError(gateway.KindInvalid, fhir.IssueStructure, "", "the body is not a JSON Patch document (RFC 6902): an array of operations")
 	}
 	if len(ops) > maxPatchOps {
-		return nil, NewError(KindInvalid, fhir.IssueTooCostly, "", "a JSON Patch may have at most %d operations", maxPatchOps)
+		return nil, gateway.NewError(gateway.KindInvalid, fhir.IssueTooCostly, "", "a JSON Patch may have at most %d operations", maxPatchOps)
 	}
 	for i, op := range ops {
 		for _, path := range patchPaths(op) {
 			if path == "/id" || path == "/meta" || strings.HasPrefix(path, "/meta/") || path == "/resourceType" || path == "" {
-				return nil, NewError(KindInvalid, fhir.IssueInvalid, "", "operation %d touches %s, which the server manages", i, path)
+				return nil, gateway.NewError(gateway.KindInvalid, fhir.IssueInvalid, "", "operation %d touches %s, which the server manages", i, path)
 			}
 		}
 	}
 	cur, err := s.ReadVisible(ctx, caller, typ, id)
-	if errors.Is(err, ErrNotFound) {
-		return nil, NotFound(typ, id)
+	if errors.Is(err, gateway.ErrNotFound) {
+		return nil, gateway.NotFound(typ, id)
 	}
 	if err != nil {
 		return nil, err
@@ -69,7 +70,7 @@ func (s *Service) Patch(ctx context.Context, caller Caller, typ, id string, patc
 	opts.AccumulatedCopySizeLimit = maxPatchCopy
 	patched, err := ops.ApplyWithOptions(cur.Body, opts)
 	if err != nil {
-		return nil, NewError(KindUnprocessable, fhir.IssueProcessing, "", "the JSON Patch cannot be applied to the current version (a test failed, or a path does not exist)")
+		return nil, gateway.NewError(gateway.KindUnprocessable, fhir.IssueProcessing, "", "the JSON Patch cannot be applied to the current version (a test failed, or a path does not exist)")
 	}
 	if ifMatch == "" {
 		ifMatch = cur.ETag() // the patch was applied to this version: nothing else may have come between
