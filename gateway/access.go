@@ -29,14 +29,14 @@ func SearchScope(c Caller, typ string) []string {
 	case CallerProvider:
 		switch typ {
 		case TypeTask:
-			return []string{"owner=Organization/" + c.ClientID}
+			return []string{OwnerTerm(c.ClientID)}
 		case TypeServiceRequest:
 			return []string{ProviderTerm(c.ClientID)}
 		case TypeProvenance:
-			return []string{"owner=Organization/" + c.ClientID}
+			return []string{OwnerTerm(c.ClientID)}
 		default:
 			// A provider reads a Patient by the reference on its Task.
-			return []string{matchNothing}
+			return []string{MatchNothing}
 		}
 	}
 	return nil
@@ -50,7 +50,7 @@ func (s *Core) Visible(ctx context.Context, c Caller, r *Resource) (bool, error)
 	case CallerGP:
 		return r.Owner == c.ClientID, nil
 	case CallerProvider:
-		owned := []string{"owner=Organization/" + c.ClientID}
+		owned := []string{OwnerTerm(c.ClientID)}
 		var via []string
 		switch r.Type {
 		case TypeTask:
@@ -84,7 +84,7 @@ func (s *Core) Visible(ctx context.Context, c Caller, r *Resource) (bool, error)
 // showing another practice's Patient to a provider.
 func (s *Core) providerSeesPatient(ctx context.Context, providerID string, patient *Resource) (bool, error) {
 	_, n, err := s.Store.Search(ctx, &StoreQuery{Type: TypeTask, Groups: [][]string{
-		{"subject=" + patient.Ref()}, {"owner=Organization/" + providerID}, {ClientTerm(patient.Owner)}}})
+		{"subject=" + patient.Ref()}, {OwnerTerm(providerID)}, {ClientTerm(patient.Owner)}}})
 	return n > 0, err
 }
 

@@ -98,7 +98,7 @@ func TaskTerms(id string, t *models.Task, base string) []string {
 // ReferralTaskTerms are the terms of the referral Task Signpost writes,
 // computed from what built it rather than by decoding it again.
 func ReferralTaskTerms(taskID, srID string, sr *ReferralView, p *Provider, caller Caller, base string) []string {
-	terms := []string{"status=requested", "focus=" + TypeServiceRequest + "/" + srID, "owner=Organization/" + p.ID}
+	terms := []string{"status=requested", "focus=" + TypeServiceRequest + "/" + srID, OwnerTerm(p.ID)}
 	terms = referenceTerms(terms, "subject", &sr.Subject, base)
 	if sr.Requester != nil {
 		terms = referenceTerms(terms, "requester", sr.Requester, base)
@@ -124,3 +124,10 @@ func dedupe(terms []string) []string {
 	}
 	return out
 }
+
+// MatchNothing is an index term no resource has.
+const MatchNothing = "_none"
+
+// OwnerTerm finds the resources a provider owns (Task.owner): the tenancy
+// boundary between providers.
+func OwnerTerm(providerID string) string { return "owner=Organization/" + providerID }

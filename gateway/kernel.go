@@ -16,7 +16,7 @@ import (
 	"github.com/signpost-health/signpost/mappings"
 )
 
-// Options are the Service's dependencies and policies, all given at start.
+// Options are the core's dependencies and policies, all given at start.
 type Options struct {
 	Store Store
 	Codes *mappings.Table
@@ -45,8 +45,12 @@ type Options struct {
 	NewID            func() string
 }
 
-// Core is the referral gateway's domain logic: accept, read, update and
-// search the resources of a referral. It is safe for concurrent use.
+// Core is what every use case shares: the store as the domain sees it
+// (Patients scoped per client), the providers, the code tables and the
+// policies, and the kernel API over them — read a referral's resources
+// under the visibility rules (ReadVisible, PatientOf), read a Task
+// (ReadTask), and change it atomically (TaskChange, Commit). Its fields are
+// set by NewCore and only read after. It is safe for concurrent use.
 type Core struct {
 	Store          Store
 	Codes          *mappings.Table
@@ -55,18 +59,20 @@ type Core struct {
 	TriageUnmapped bool
 	StrictNHS      bool
 	Base           string
-	maxDepth       int
-	// understood holds the modifierExtension urls that may be processed.
-	understood       map[string]bool
-	MaxSubscriptions int
-	Now              func() time.Time
-	NewID            func() string
+	// MaxDepth caps JSON nesting; UnderstoodModifiers are the
+	// modifierExtension urls that may be processed (Options).
+	MaxDepth            int
+	UnderstoodModifiers []string
+	MaxSubscriptions    int
+	Now                 func() time.Time
+	NewID               func() string
 }
 
-// NewCore wires a Service.
+// NewCore makes a Core, with the defaults for what o leaves out.
 func NewCore(o Options) *Core {
 	s := &Core{Store: patientStore{o.Store}, Codes: o.Codes, router: NewRouter(o.Providers), TriageUnmapped: o.TriageUnmapped,
-		StrictNHS: o.StrictNHSNumber, Base: strings.TrimSuffix(o.FHIRBase, "/"), maxDepth: o.MaxDepth, Now: o.Now, NewID: o.NewID}
+		StrictNHS: o.StrictNHSNumber, Base: strings.TrimSuffix(o.FHIRBase, "/"), MaxDepth: o.MaxDepth,
+		UnderstoodModifiers: slices.Clone(o.UnderstoodModifiers), Now: o.Now, NewID: o.NewID}
 	if s.Codes == nil {
 		s.Codes = mappings.Default()
 	}
@@ -80,12 +86,8 @@ func NewCore(o Options) *Core {
 	if s.NewID == nil {
 		s.NewID = NewID
 	}
-	if s.maxDepth == 0 {
-		s.maxDepth = 64
-	}
-	s.understood = make(map[string]bool, len(o.UnderstoodModifiers))
-	for _, u := range o.UnderstoodModifiers {
-		s.understood[u] = true
+	if s.MaxDepth == 0 {
+		s.MaxDepth = 64
 	}
 	s.MaxSubscriptions = o.MaxSubscriptions
 	if s.MaxSubscriptions <= 0 {
@@ -259,49 +261,6 @@ func (s *Core) TaskChange(cur *Resource, view *TaskView, members map[string]any,
 	terms := append(TaskTerms(cur.ID, &task, s.Base), ClientTerm(cur.Owner))
 	return &Commit{Writes: []Write{{Resource: next, Expect: cur.Version, Terms: terms}},
 		Jobs: append(jobs, NotifyJobs(next, status)...), Done: done}
-}
-
-// Parse runs the raw-JSON checks, checks the resource type, and checks the
-// resource against R4's structure.
-func (s *Core) Parse(body []byte, typ string) (*fhir.Object, error) {
-	obj, err := s.ParseRaw(body, typ)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.checkStructure(body, typ); err != nil {
-		var e *Error
-		if errors.As(err, &e) && e.Kind == KindInvalid {
-			return nil, withBindingProblems(e, obj, typ)
-		}
-		return nil, err
-	}
-	return obj, nil
-}
-
-// ParseRaw runs the raw-JSON checks and checks the resource type, for a
-// body whose structure was checked already (a transaction entry, checked
-// with its Bundle; a body whose references were rewritten).
-func (s *Core) ParseRaw(body []byte, typ string) (*fhir.Object, error) {
-	obj, err := fhir.ParseResource(body, fhir.ParseOptions{MaxDepth: s.maxDepth})
-	if err != nil {
-		var re *fhir.RawError
-		if errors.As(err, &re) {
-			is := fhir.Issue{Severity: fhir.SeverityError, Code: fhir.IssueStructure, Diagnostics: re.Message}
-			if re.Expression != "" {
-				is.Expression = []string{re.Expression}
-			}
-			if re.Kind == fhir.MissingResourceType || re.Kind == fhir.BadResourceType {
-				is.Code = fhir.IssueRequired
-			}
-			return nil, &Error{Kind: KindInvalid, Issues: []fhir.Issue{is}, Err: err}
-		}
-		return nil, &Error{Kind: KindInvalid, Err: err, Issues: []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueStructure, Diagnostics: "the body is not a valid FHIR JSON resource"}}}
-	}
-	if obj.ResourceType() != typ {
-		return nil, NewError(KindInvalid, fhir.IssueInvalid, "resourceType",
-			"resourceType must be %q at this endpoint, found %q", typ, obj.ResourceType())
-	}
-	return obj, nil
 }
 
 // LocalRef turns an absolute reference to this server into a relative one.

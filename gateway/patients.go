@@ -112,7 +112,7 @@ func (s *Core) PatientKeyFor(ctx context.Context, c Caller, id string) (string, 
 		return PatientKey(c.ClientID, id), nil
 	case CallerProvider:
 		ids, _, err := s.Store.Search(ctx, &StoreQuery{Type: TypeTask, Count: maxPatientTasks,
-			Groups: [][]string{{"subject=" + TypePatient + "/" + id}, {"owner=Organization/" + c.ClientID}}})
+			Groups: [][]string{{"subject=" + TypePatient + "/" + id}, {OwnerTerm(c.ClientID)}}})
 		if err != nil || len(ids) == 0 {
 			return "", cmpErr(err, ErrNotFound)
 		}

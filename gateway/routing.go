@@ -170,3 +170,15 @@ func Categorise(codes *mappings.Table, code *models.CodeableConcept, triage bool
 		"this Signpost deployment does not route referrals coded %s: the code is not in its social prescribing code table; use a code from the table, or ask the deployment's operator to add the code (or to send unknown codes to a link worker)",
 		strings.Join(tried, ", "))
 }
+
+// ByOrganization lists the providers whose organisation identifier is v,
+// given as a value or as system|value.
+func (r *Router) ByOrganization(v string) []*Provider {
+	var out []*Provider
+	for _, p := range r.providers {
+		if v == p.Organization.Value || v == p.Organization.System+"|"+p.Organization.Value {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -11,8 +11,8 @@ var taskTransitions = map[string][]string{
 	"on-hold":     {"in-progress", "completed", "failed", "cancelled"},
 }
 
-// taskStatuses is the R4 TaskStatus value set (a required binding).
-var taskStatuses = newValueSet("draft", "requested", "received", "accepted", "rejected", "ready", "cancelled",
+// TaskStatuses is the R4 TaskStatus value set (a required binding).
+var TaskStatuses = NewValueSet("draft", "requested", "received", "accepted", "rejected", "ready", "cancelled",
 	"in-progress", "on-hold", "failed", "completed", "entered-in-error")
 
 // TaskTransitionAllowed reports whether a referral Task may move from one

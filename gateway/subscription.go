@@ -155,7 +155,7 @@ const DefaultMaxSubscriptions = 20
 var LiveSubscriptionStatuses = []string{"requested", "active", "error"}
 
 // SubscriptionStatuses is the required binding of Subscription.status.
-var SubscriptionStatuses = newValueSet("requested", "active", "error", "off")
+var SubscriptionStatuses = NewValueSet("requested", "active", "error", "off")
 
 // headerToken reports whether s is a valid HTTP header name (an RFC 9110 token).
 func headerToken(s string) bool {

@@ -13,11 +13,11 @@ import (
 // bounded number of systems per parameter and indexes a term in any system
 // beyond that under its bare code too, which the expansion always includes.
 
-// anySystem marks a parsed search term whose value named no system; expand
+// AnySystem marks a parsed search term whose value named no system; expand
 // replaces it before the store sees it.
-const anySystem = "\x00"
+const AnySystem = "\x00"
 
-func anySystemTerm(index, value string) string { return anySystem + index + "=" + value }
+func AnySystemTerm(index, value string) string { return AnySystem + index + "=" + value }
 
 // TokenSystems lists the registry fields ("Type index system") of the
 // writes' system-qualified token terms. Only token terms hold a "|": a

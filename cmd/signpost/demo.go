@@ -25,7 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/signpost-health/signpost/config"
-	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/account"
 	"github.com/signpost-health/signpost/gateway/redisstore"
 	"github.com/signpost-health/signpost/gateway/telemetry"
 	"github.com/signpost-health/signpost/gateway/webhook"
@@ -265,7 +265,7 @@ func demoAccounts(ctx context.Context, a *app, run string) (string, error) {
 	staff, lead := "advice-"+run+"@example.org", "lead-"+run+"@example.org"
 	password := demoSecret()[6:30]
 	for _, u := range [][2]string{{"citizens-advice-leeds", staff}, {"", lead}} {
-		user, err := gateway.NewPortalUser(u[1], u[0], password, time.Now())
+		user, err := account.NewPortalUser(u[1], u[0], password, time.Now())
 		if err != nil {
 			return "", err
 		}

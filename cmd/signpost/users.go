@@ -14,7 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/signpost-health/signpost/config"
-	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/account"
 )
 
 // runUsers is `signpost users`: the accounts of provider staff who use the
@@ -80,7 +80,7 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	u, err := gateway.NewPortalUser(email, providerID, password, time.Now())
+	u, err := account.NewPortalUser(email, providerID, password, time.Now())
 	if err != nil {
 		return err
 	}
@@ -124,7 +124,7 @@ func listAccounts(ctx context.Context, configPath string, getenv func(string) st
 
 // changeAccount disables, enables or sets the password of an account.
 func changeAccount(ctx context.Context, action, address, configPath string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	email, err := gateway.CanonicalEmail(address)
+	email, err := account.CanonicalEmail(address)
 	if err != nil {
 		return err
 	}
@@ -136,7 +136,7 @@ func changeAccount(ctx context.Context, action, address, configPath string, gete
 		if err != nil {
 			return err
 		}
-		if hash, err = gateway.HashPassword(password); err != nil {
+		if hash, err = account.HashPassword(password); err != nil {
 			return err
 		}
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/account"
 	"github.com/signpost-health/signpost/gateway/redisstore"
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
 )
@@ -56,18 +56,18 @@ func TestUsersAddAndDisable(t *testing.T) {
 		args  []string
 		want  string
 	}{
-		{password, []string{"add", "walking", "sam.staff@example.org"}, gateway.ErrUserExists.Error()},
+		{password, []string{"add", "walking", "sam.staff@example.org"}, account.ErrUserExists.Error()},
 		{password, []string{"add", "no-such-provider", "alex@example.org"}, `no provider "no-such-provider"`},
 		{"short", []string{"add", "walking", "alex@example.org"}, "too short"},
 		{"", []string{"add", "walking", "alex@example.org"}, "no password on standard input"},
 		{password, []string{"add", "walking", "Alex <alex@example.org>"}, "not an email address"},
-		{"", []string{"disable", "nobody@example.org"}, gateway.ErrNoSuchUser.Error()},
+		{"", []string{"disable", "nobody@example.org"}, account.ErrNoSuchUser.Error()},
 	} {
 		if _, err := users(c.stdin, c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("users %v: %v, want an error saying %q", c.args, err, c.want)
 		}
 	}
-	if _, err := store.User(ctx, "alex@example.org"); !errors.Is(err, gateway.ErrNoSuchUser) {
+	if _, err := store.User(ctx, "alex@example.org"); !errors.Is(err, account.ErrNoSuchUser) {
 		t.Errorf("a refused add kept an account: %v", err)
 	}
 
@@ -103,7 +103,7 @@ func TestUsersPasswordAndEnable(t *testing.T) {
 	if _, err := users(old, "add", "walking", "sam@example.org"); err != nil {
 		t.Fatal(err)
 	}
-	session := gateway.WebSession{Email: "sam@example.org", ProviderID: "walking", CSRF: "synthetic-csrf", Created: time.Now()}
+	session := account.WebSession{Email: "sam@example.org", ProviderID: "walking", CSRF: "synthetic-csrf", Created: time.Now()}
 	must(t, store.StartSession(ctx, "synthetic-session-digest", session, time.Hour, time.Hour))
 	must(t, store.TrustDevice(ctx, "synthetic-device-digest", "sam@example.org", time.Hour))
 
@@ -112,10 +112,10 @@ func TestUsersPasswordAndEnable(t *testing.T) {
 		args  []string
 		want  string
 	}{
-		{replaced, []string{"password", "nobody@example.org"}, gateway.ErrNoSuchUser.Error()},
+		{replaced, []string{"password", "nobody@example.org"}, account.ErrNoSuchUser.Error()},
 		{"short", []string{"password", "sam@example.org"}, "too short"},
 		{"", []string{"password", "sam@example.org"}, "no password on standard input"},
-		{"", []string{"enable", "nobody@example.org"}, gateway.ErrNoSuchUser.Error()},
+		{"", []string{"enable", "nobody@example.org"}, account.ErrNoSuchUser.Error()},
 	} {
 		if out, err := users(c.stdin, c.args...); err == nil || !strings.Contains(err.Error(), c.want) || out != "" {
 			t.Errorf("users %v: %q, %v, want an error saying %q and nothing done", c.args, out, err, c.want)
@@ -142,7 +142,7 @@ func TestUsersPasswordAndEnable(t *testing.T) {
 	if acct, err := store.DeviceAccount(ctx, "synthetic-device-digest"); err != nil || acct != "" {
 		t.Errorf("the browser trusted under the old password is still trusted for %q: %v", acct, err)
 	}
-	if _, err := store.User(ctx, "nobody@example.org"); !errors.Is(err, gateway.ErrNoSuchUser) {
+	if _, err := store.User(ctx, "nobody@example.org"); !errors.Is(err, account.ErrNoSuchUser) {
 		t.Errorf("a refused change made an account: %v", err)
 	}
 

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/intake"
+	"github.com/signpost-health/signpost/gateway/query"
 )
 
 // What one request may make Redis do is bounded before anything reaches it:
@@ -182,5 +182,5 @@ func TestSearchWithoutSystemsIsBoundedAfterExpansion(t *testing.T) {
 		t.Errorf("15 values without a system: %d found, want 6", got)
 	}
 	r := e.get("/ServiceRequest?code="+values(16)).must(t, http.StatusBadRequest)
-	checkIssues(t, readOutcome(t, r), []issueWant{{code: "too-costly", diag: []string{"expected at most " + strconv.Itoa(gateway.MaxExpandedTerms), "system|code"}}}, r.body)
+	checkIssues(t, readOutcome(t, r), []issueWant{{code: "too-costly", diag: []string{"expected at most " + strconv.Itoa(query.MaxExpandedTerms), "system|code"}}}, r.body)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/query"
 )
 
 // CapabilityInfo is what /fhir/metadata says of the deployment.
@@ -48,7 +49,7 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 		for _, i := range interactions {
 			r.Interaction = append(r.Interaction, interaction{i})
 		}
-		params := gateway.SearchParams(typ)
+		params := query.SearchParams(typ)
 		names := make([]string, 0, len(params))
 		for n := range params {
 			names = append(names, n)

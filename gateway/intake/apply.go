@@ -11,6 +11,8 @@ import (
 
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/conform"
+	"github.com/signpost-health/signpost/gateway/query"
 )
 
 // Request is one create (POST) or update (PUT), on its own or as an entry
@@ -37,7 +39,7 @@ type Request struct {
 	// ifNoneExist is the If-None-Exist search as resolveRepeat ran it, and
 	// the token-system generation it was expanded with (-1: none), for the
 	// commit to check again.
-	ifNoneExist *gateway.Query
+	ifNoneExist *query.Query
 	systemsSeen int64
 }
 
@@ -108,9 +110,9 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 		if err := mayWrite(caller, r); err != nil {
 			return nil, r.locate(err)
 		}
-		parse := s.Parse
+		parse := s.parser.Parse
 		if r.inBundle {
-			parse = s.ParseRaw
+			parse = s.parser.ParseRaw
 		}
 		obj, err := parse(r.Body, r.Type)
 		if err != nil {
@@ -155,7 +157,7 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 				return nil, r.locate(err)
 			}
 			if &body[0] != &r.Body[0] {
-				if r.obj, err = s.ParseRaw(body, r.Type); err != nil { // only references changed
+				if r.obj, err = s.parser.ParseRaw(body, r.Type); err != nil { // only references changed
 					return nil, r.locate(err)
 				}
 			}
@@ -202,7 +204,7 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 			if err == nil {
 				err = checkIndexBounds(typ, pl.commit.Writes[planned:])
 			}
-			if errors.Is(err, errUnchanged) {
+			if errors.Is(err, conform.ErrUnchanged) {
 				pl.outcomes[i] = &gateway.Outcome{Resource: r.existing}
 				continue
 			}
@@ -320,7 +322,7 @@ func (s *Service) resolveRepeat(ctx context.Context, caller gateway.Caller, r *R
 		return nil
 	}
 	if r.IfNoneExist != "" {
-		q, gen, err := s.IfNoneExistQuery(ctx, caller, r.Type, r.IfNoneExist)
+		q, gen, err := query.IfNoneExist(ctx, s.Core, caller, r.Type, r.IfNoneExist)
 		if err != nil {
 			return err
 		}

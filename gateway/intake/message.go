@@ -174,7 +174,7 @@ func (s *Service) resolveMessageRepeat(ctx context.Context, caller gateway.Calle
 	if held == nil {
 		return nil
 	}
-	obj, err := s.ParseRaw(held.Body, gateway.TypeServiceRequest)
+	obj, err := s.parser.ParseRaw(held.Body, gateway.TypeServiceRequest)
 	if err != nil {
 		return err
 	}
@@ -251,7 +251,7 @@ func (s *Service) resolveMessageKeys(ctx context.Context, caller gateway.Caller,
 	return r.locate(repeatDiffers(r, r.existing, "the referral of the message with this id", false, r.messageSubject()...))
 }
 
-// messageRequester is the requester as checkRequester reads it: a
+// messageRequester is the requester as conform.CheckRequester reads it: a
 // reference to an entry of the message is read as a reference to that
 // entry's resource type (a Practitioner or PractitionerRole of the sender
 // is accepted as in any referral; anything else is refused).

@@ -13,13 +13,14 @@ import (
 
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/conform"
 )
 
 // planPatient validates a Patient and plans its write. A PUT of a Patient
 // Signpost does not hold creates it under the client's id.
 func (s *Service) planPatient(ctx context.Context, pl *plan, r *Request) (*gateway.Outcome, error) {
 	var p gateway.Problems
-	gateway.CheckBindings(&p, r.obj, gateway.TypePatient)
+	conform.CheckBindings(&p, r.obj, gateway.TypePatient)
 	if err := p.Err(gateway.KindInvalid); err != nil {
 		return nil, err
 	}
@@ -53,10 +54,10 @@ func (s *Service) planPatient(ctx context.Context, pl *plan, r *Request) (*gatew
 // referral Task.
 func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) (*gateway.Outcome, error) {
 	var p gateway.Problems
-	status := gateway.CheckBindings(&p, r.obj, gateway.TypeServiceRequest)["status"]
-	gateway.RequireObject(&p, r.obj, gateway.TypeServiceRequest, "subject", "the person the referral is for")
+	status := conform.CheckBindings(&p, r.obj, gateway.TypeServiceRequest)["status"]
+	conform.RequireObject(&p, r.obj, gateway.TypeServiceRequest, "subject", "the person the referral is for")
 	if r.message == nil { // a message's destination decides where it goes (messageContext.category)
-		gateway.RequireObject(&p, r.obj, gateway.TypeServiceRequest, "code", "the referral's SNOMED CT code decides where it goes")
+		conform.RequireObject(&p, r.obj, gateway.TypeServiceRequest, "code", "the referral's SNOMED CT code decides where it goes")
 	}
 	if err := p.Err(gateway.KindInvalid); err != nil {
 		return nil, err
@@ -74,7 +75,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 	if err := s.identifyPatient(ctx, pl, r.obj, &sr.Subject, p.OK()); err != nil {
 		return nil, err
 	}
-	if err := checkRequester(pl.caller, r.obj, r.messageRequester(sr.Requester), "ServiceRequest.requester"); err != nil {
+	if err := conform.CheckRequester(pl.caller, r.obj, r.messageRequester(sr.Requester), "ServiceRequest.requester"); err != nil {
 		return nil, err
 	}
 	if sr.Requester == nil && pl.caller.Organization.Value == "" {
@@ -353,7 +354,7 @@ func (s *Service) planCancellation(pl *plan, task models.Task, taskID string) er
 // machine.
 func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*gateway.Outcome, error) {
 	var p gateway.Problems
-	status := gateway.CheckBindings(&p, r.obj, gateway.TypeTask)["status"]
+	status := conform.CheckBindings(&p, r.obj, gateway.TypeTask)["status"]
 	if err := p.Err(gateway.KindInvalid); err != nil {
 		return nil, err
 	}
@@ -432,7 +433,7 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*gateway.
 	if status != "requested" {
 		p.Add(fhir.IssueBusinessRule, "Task.status", "a new referral Task starts as requested; the provider moves it on")
 	}
-	if err := checkRequester(pl.caller, r.obj, task.Requester, "Task.requester"); err != nil {
+	if err := conform.CheckRequester(pl.caller, r.obj, task.Requester, "Task.requester"); err != nil {
 		return nil, err
 	}
 	if task.Intent != "order" {
@@ -512,8 +513,8 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	if err != nil {
 		return nil, err
 	}
-	changed := changedTaskElements(curObj, r.obj)
-	if err := checkTaskChange(pl.caller, from, status, changed); err != nil {
+	changed := conform.ChangedTaskElements(curObj, r.obj)
+	if err := conform.CheckTaskChange(pl.caller, from, status, changed); err != nil {
 		return nil, err
 	}
 	var p gateway.Problems
@@ -593,7 +594,7 @@ func (s *Service) patientHolds(ctx context.Context, pl *plan, ref string, want *
 		}
 		body = p.Body
 	}
-	return slices.Contains(identifiersIn(body), gateway.Identifier{System: *want.System, Value: *want.Value}), nil
+	return slices.Contains(conform.IdentifiersIn(body), gateway.Identifier{System: *want.System, Value: *want.Value}), nil
 }
 
 func sameIdentifier(a, b *models.Identifier) bool {
@@ -679,19 +680,8 @@ func (s *Service) checkNHSNumber(p *gateway.Problems, system, value *string, exp
 
 // containedPatient is the contained Patient of this id, or nil.
 func containedPatient(obj *fhir.Object, id string) []byte {
-	if c := containedByID(obj, id); c != nil && c.ResourceType() == gateway.TypePatient {
+	if c := conform.ContainedByID(obj, id); c != nil && c.ResourceType() == gateway.TypePatient {
 		return c.Bytes()
-	}
-	return nil
-}
-
-// containedByID is the contained resource of this id, or nil.
-func containedByID(obj *fhir.Object, id string) *fhir.Object {
-	contained, _ := obj.Objects("contained")
-	for _, c := range contained {
-		if cid, _ := c.String("id"); cid == id {
-			return c
-		}
 	}
 	return nil
 }
@@ -729,22 +719,12 @@ func sameNHSNumber(subject *models.Reference, patient []byte) error {
 // nhsNumbersOf lists a Patient's NHS numbers.
 func nhsNumbersOf(patient []byte) []string {
 	var out []string
-	for _, id := range identifiersIn(patient) {
+	for _, id := range conform.IdentifiersIn(patient) {
 		if id.System == fhir.NHSNumberSystem && id.Value != "" {
 			out = append(out, id.Value)
 		}
 	}
 	return out
-}
-
-// identifiersIn reads a resource's identifiers from a body that passed the
-// checks at the door when it was sent or stored.
-func identifiersIn(body []byte) []gateway.Identifier {
-	var r struct {
-		Identifier []gateway.Identifier `json:"identifier"`
-	}
-	_ = json.Unmarshal(body, &r)
-	return r.Identifier
 }
 
 func hasCoding(cc *models.CodeableConcept, system, code string) bool {

@@ -1,84 +1,15 @@
 package intake
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"reflect"
 	"slices"
 	"strings"
 
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/conform"
 )
 
-// Nothing a client sends is dropped without a word. A request that repeats
-// what is held — the same referral sent again, an update that changes
-// nothing — is answered with what is held, and changes nothing (no new
-// version, Provenance or notification). A "repeat" that differs from what
-// is held is not a repeat: it is refused (409) with what differs and how
-// to make the change, rather than answered as if it had been applied.
-
-// errUnchanged is an update whose content is what is held: the plan
-// answers with the held version and writes nothing for it.
-var errUnchanged = errors.New("update changes nothing")
-
-// serverMeta are the meta members Signpost sets on every version: they do
-// not count as content.
-var serverMeta = []string{"versionId", "lastUpdated"}
-
-// differences lists the top-level elements in which a resource a client
-// sent differs from one held (by name, in order; never their values). The
-// resource's id and the meta Signpost sets are not content. onlySent limits
-// the comparison to the elements the client sent.
-func differences(sent, held []byte, onlySent bool) ([]string, error) {
-	a, err := contentOf(sent)
-	if err != nil {
-		return nil, err
-	}
-	b, err := contentOf(held)
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for k, v := range a {
-		if !reflect.DeepEqual(v, b[k]) {
-			names = append(names, k)
-		}
-	}
-	if !onlySent {
-		for k := range b {
-			if _, ok := a[k]; !ok {
-				names = append(names, k)
-			}
-		}
-	}
-	slices.Sort(names)
-	return names, nil
-}
-
-// contentOf decodes a resource for comparison: numbers as written, without
-// its id and the meta Signpost sets.
-func contentOf(body []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		return nil, err
-	}
-	delete(m, "id")
-	if meta, ok := m["meta"].(map[string]any); ok {
-		for _, k := range serverMeta {
-			delete(meta, k)
-		}
-		if len(meta) == 0 {
-			delete(m, "meta")
-		}
-	}
-	return m, nil
-}
-
-// checkUnchanged reports errUnchanged for an update whose content is the
+// checkUnchanged reports conform.ErrUnchanged for an update whose content is the
 // current version's. A Subscription's update is never a no-op: sending it
 // again is how its owner asks for a new handshake (and how one in error is
 // made active again), a change of state its body does not show.
@@ -86,19 +17,19 @@ func checkUnchanged(r *Request, cur *gateway.Resource) error {
 	if cur == nil || r.Type == gateway.TypeSubscription {
 		return nil
 	}
-	diff, err := differences(r.obj.Bytes(), cur.Body, false)
+	diff, err := conform.Differences(r.obj.Bytes(), cur.Body, false)
 	if err != nil || len(diff) > 0 {
 		return nil
 	}
 	r.existing = cur
-	return errUnchanged
+	return conform.ErrUnchanged
 }
 
 // repeatDiffers refuses a create that names a held resource (the same
 // referral identifier, a Task for a referral that has its Task) but says
 // something else: what it says would otherwise be dropped without a word.
 func repeatDiffers(r *Request, held *gateway.Resource, what string, onlySent bool, skip ...string) error {
-	diff, err := differences(r.obj.Bytes(), held.Body, onlySent)
+	diff, err := conform.Differences(r.obj.Bytes(), held.Body, onlySent)
 	if err != nil {
 		return err
 	}

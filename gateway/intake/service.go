@@ -97,4 +97,6 @@ func patchPaths(op jsonpatch.Operation) []string {
 // ParseMessage checks a message Bundle as every resource is checked at the
 // door: the raw JSON, R4's structure (every entry, with the broken required
 // bindings beside) and the modifier extensions the deployment understands.
-func (s *Service) ParseMessage(body []byte) (*fhir.Object, error) { return s.Parse(body, "Bundle") }
+func (s *Service) ParseMessage(body []byte) (*fhir.Object, error) {
+	return s.parser.Parse(body, "Bundle")
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/conform"
 )
 
 // planSubscription stores a Subscription as requested (its status is the
@@ -28,7 +29,7 @@ func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*
 	revived := false // an update of an ended subscription starts it again
 	if r.Method == "PUT" {
 		var p gateway.Problems
-		asked := gateway.CheckCode(&p, r.obj, gateway.TypeSubscription, "status", gateway.SubscriptionStatuses, true)
+		asked := conform.CheckCode(&p, r.obj, gateway.TypeSubscription, "status", gateway.SubscriptionStatuses, true)
 		if err := p.Err(gateway.KindInvalid); err != nil {
 			return nil, err
 		}

@@ -18,7 +18,7 @@ const MaxTransactionEntries = 100
 // create (POST) or update (PUT) ServiceRequest, Task and Patient resources;
 // urn:uuid: references between entries are resolved to the ids assigned.
 func (s *Service) Transaction(ctx context.Context, caller gateway.Caller, body []byte) ([]*gateway.Outcome, error) {
-	obj, err := s.Parse(body, "Bundle")
+	obj, err := s.parser.Parse(body, "Bundle")
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/query"
 	"github.com/signpost-health/signpost/mappings"
 )
 
@@ -83,7 +84,7 @@ func (s *Service) Inbox(ctx context.Context, caller gateway.Caller, view InboxVi
 		return nil, errors.New("unknown inbox list " + string(view))
 	}
 	params := url.Values{"status": {statuses}, "_sort": {"-_lastUpdated"},
-		"_count": {strconv.Itoa(InboxPageSize)}, "_offset": {strconv.Itoa(max(0, min(offset, gateway.MaxOffset)))}}
+		"_count": {strconv.Itoa(InboxPageSize)}, "_offset": {strconv.Itoa(max(0, min(offset, query.MaxOffset)))}}
 	res, err := s.search.Search(ctx, caller, gateway.TypeTask, params, false)
 	if err != nil {
 		return nil, err

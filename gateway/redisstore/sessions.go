@@ -7,8 +7,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/account"
 )
 
 // startSession keeps a new session (scripts/session_start.lua).
@@ -27,22 +26,22 @@ var (
 )
 
 // StartSession keeps a signed-in browser's session under its token's
-// digest; gateway.ErrNoSuchUser if the account is missing or disabled.
-func (s *Store) StartSession(ctx context.Context, digest string, sess gateway.WebSession, idle, longest time.Duration) error {
+// digest; account.ErrNoSuchUser if the account is missing or disabled.
+func (s *Store) StartSession(ctx context.Context, digest string, sess account.WebSession, idle, longest time.Duration) error {
 	n, err := startSession.Run(ctx, s.rdb, []string{s.keys.user(sess.Email), s.keys.session(digest), s.keys.userSessions(sess.Email)},
 		digest, sess.CSRF, sess.Created.UnixMilli(), idle.Milliseconds(), longest.Milliseconds(), sess.Email).Int()
 	if err != nil {
 		return classify(err)
 	}
 	if n == 0 {
-		return gateway.ErrNoSuchUser
+		return account.ErrNoSuchUser
 	}
 	return nil
 }
 
 // Session reads the session of a token's digest and keeps it alive; nil
 // when there is none (expired, ended, or the account disabled).
-func (s *Store) Session(ctx context.Context, digest string, idle time.Duration) (*gateway.WebSession, error) {
+func (s *Store) Session(ctx context.Context, digest string, idle time.Duration) (*account.WebSession, error) {
 	reply, err := touchSession.Run(ctx, s.rdb, []string{s.keys.session(digest)}, idle.Milliseconds(), s.keys.user("")).StringSlice()
 	if err == redis.Nil {
 		return nil, nil
@@ -51,7 +50,7 @@ func (s *Store) Session(ctx context.Context, digest string, idle time.Duration) 
 		return nil, classify(err)
 	}
 	created, _ := strconv.ParseInt(reply[1], 10, 64)
-	return &gateway.WebSession{CSRF: reply[0], Created: time.UnixMilli(created), Email: reply[2], ProviderID: reply[3]}, nil
+	return &account.WebSession{CSRF: reply[0], Created: time.UnixMilli(created), Email: reply[2], ProviderID: reply[3]}, nil
 }
 
 // EndSession signs a browser out.

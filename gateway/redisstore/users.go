@@ -9,8 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/account"
 )
 
 // addUser creates an account only where none exists (scripts/user_add.lua).
@@ -28,7 +27,7 @@ var (
 	changeUserScript = redis.NewScript(changeUserLua)
 )
 
-// changeUser runs changeUserScript; gateway.ErrNoSuchUser if there is no account.
+// changeUser runs changeUserScript; account.ErrNoSuchUser if there is no account.
 func (s *Store) changeUser(ctx context.Context, email string, signOut bool, fields ...string) error {
 	args := []any{s.keys.sessionPrefix(), s.keys.devicePrefix(), "0"}
 	if signOut {
@@ -42,31 +41,31 @@ func (s *Store) changeUser(ctx context.Context, email string, signOut bool, fiel
 		return classify(err)
 	}
 	if n == 0 {
-		return gateway.ErrNoSuchUser
+		return account.ErrNoSuchUser
 	}
 	return nil
 }
 
-// AddUser keeps a new provider staff account; gateway.ErrUserExists if the
+// AddUser keeps a new provider staff account; account.ErrUserExists if the
 // address has one.
-func (s *Store) AddUser(ctx context.Context, u gateway.PortalUser) error {
+func (s *Store) AddUser(ctx context.Context, u account.PortalUser) error {
 	n, err := addUser.Run(ctx, s.rdb, []string{s.keys.user(u.Email)}, u.ProviderID, u.PasswordHash, u.Created.UnixMilli()).Int()
 	if err != nil {
 		return classify(err)
 	}
 	if n == 0 {
-		return gateway.ErrUserExists
+		return account.ErrUserExists
 	}
 	return nil
 }
 
 // DisableUser stops an account signing in, signs it out everywhere and
-// forgets the browsers trusted for it; gateway.ErrNoSuchUser if there is none.
+// forgets the browsers trusted for it; account.ErrNoSuchUser if there is none.
 func (s *Store) DisableUser(ctx context.Context, email string) error {
 	return s.changeUser(ctx, email, true, "disabled", "1")
 }
 
-// EnableUser lets a disabled account sign in again; gateway.ErrNoSuchUser
+// EnableUser lets a disabled account sign in again; account.ErrNoSuchUser
 // if there is none.
 func (s *Store) EnableUser(ctx context.Context, email string) error {
 	return s.changeUser(ctx, email, false, "disabled", "0")
@@ -74,31 +73,31 @@ func (s *Store) EnableUser(ctx context.Context, email string) error {
 
 // SetPassword gives an account a new password hash, signs it out
 // everywhere and forgets the browsers trusted for it (whoever knew the old
-// one is out too); gateway.ErrNoSuchUser if there is none.
+// one is out too); account.ErrNoSuchUser if there is none.
 func (s *Store) SetPassword(ctx context.Context, email, hash string) error {
 	return s.changeUser(ctx, email, true, "hash", hash)
 }
 
-// User reads an account; gateway.ErrNoSuchUser if there is none.
-func (s *Store) User(ctx context.Context, email string) (*gateway.PortalUser, error) {
+// User reads an account; account.ErrNoSuchUser if there is none.
+func (s *Store) User(ctx context.Context, email string) (*account.PortalUser, error) {
 	h, err := s.rdb.HGetAll(ctx, s.keys.user(email)).Result()
 	if err != nil {
 		return nil, classify(err)
 	}
 	u := portalUser(email, h)
 	if u == nil {
-		return nil, gateway.ErrNoSuchUser
+		return nil, account.ErrNoSuchUser
 	}
 	return u, nil
 }
 
 // portalUser reads an account's hash; nil when it holds no account.
-func portalUser(email string, h map[string]string) *gateway.PortalUser {
+func portalUser(email string, h map[string]string) *account.PortalUser {
 	if len(h) == 0 || h["hash"] == "" {
 		return nil
 	}
 	created, _ := strconv.ParseInt(h["created"], 10, 64)
-	return &gateway.PortalUser{Email: email, ProviderID: h["provider"], PasswordHash: h["hash"],
+	return &account.PortalUser{Email: email, ProviderID: h["provider"], PasswordHash: h["hash"],
 		Disabled: h["disabled"] == "1", Created: time.UnixMilli(created)}
 }
 

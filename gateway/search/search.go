@@ -13,17 +13,18 @@ import (
 
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/query"
 )
 
 // Search runs a search. lenient ignores unknown parameters (Prefer:
 // handling=lenient); by default they are refused, because silently ignoring
 // a filter returns more than the caller asked for.
 func (s *Service) Search(ctx context.Context, caller gateway.Caller, typ string, params url.Values, lenient bool) (*gateway.SearchResult, error) {
-	q, err := s.ParseSearch(typ, params, lenient)
+	q, err := query.Parse(s.Core, typ, params, lenient)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.ExpandTokens(ctx, typ, q.Groups); err != nil {
+	if _, err := query.ExpandTokens(ctx, s.Core, typ, q.Groups); err != nil {
 		return nil, err
 	}
 	if scope := gateway.SearchScope(caller, typ); scope != nil {
@@ -37,7 +38,7 @@ func (s *Service) Search(ctx context.Context, caller gateway.Caller, typ string,
 		q.Keyset = &gateway.Keyset{Snapshot: s.Now().UTC().Truncate(time.Millisecond)}
 	}
 	if q.Keyset != nil && q.Offset > 0 {
-		return nil, gateway.BadParam("_offset", "a page reached by its next link continues from where the last ended; _offset cannot be combined with it")
+		return nil, query.BadParam("_offset", "a page reached by its next link continues from where the last ended; _offset cannot be combined with it")
 	}
 	want := q.Count
 	if q.Keyset != nil {
@@ -115,13 +116,13 @@ func (s *Service) Search(ctx context.Context, caller gateway.Caller, typ string,
 }
 
 func cursorQuery(canonical url.Values, count int, snapshot time.Time, after *gateway.Position) string {
-	b, _ := json.Marshal(gateway.PageCursor{Snapshot: snapshot.UnixMilli(), Score: after.Score, ID: after.ID})
+	b, _ := json.Marshal(query.PageCursor{Snapshot: snapshot.UnixMilli(), Score: after.Score, ID: after.ID})
 	v := url.Values{}
 	for k, vs := range canonical {
 		v[k] = vs
 	}
 	v.Set("_count", strconv.Itoa(count))
-	v.Set(gateway.CursorParam, base64.RawURLEncoding.EncodeToString(b))
+	v.Set(query.CursorParam, base64.RawURLEncoding.EncodeToString(b))
 	return v.Encode()
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/query"
 )
 
 // SubscriptionStatus is the $status operation: the subscription's status
@@ -79,7 +80,7 @@ func (s *Service) subscriptionsOf(ctx context.Context, client string, statuses .
 	for i, st := range statuses {
 		group[i] = "status=" + st
 	}
-	ids, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: gateway.TypeSubscription, Groups: [][]string{group, {gateway.ClientTerm(client)}}, Count: gateway.MaxCount})
+	ids, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: gateway.TypeSubscription, Groups: [][]string{group, {gateway.ClientTerm(client)}}, Count: query.MaxCount})
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}

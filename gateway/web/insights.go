@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/account"
 	"github.com/signpost-health/signpost/gateway/insights"
 )
 
@@ -43,7 +43,7 @@ func (p *Pages) period(r *http.Request) (from, to time.Time, fromDay, toDay stri
 }
 
 // report reads the report of the chosen period, or answers the problem.
-func (p *Pages) report(w http.ResponseWriter, r *http.Request, s *gateway.WebSession) (*insights.Report, string, string, bool) {
+func (p *Pages) report(w http.ResponseWriter, r *http.Request, s *account.WebSession) (*insights.Report, string, string, bool) {
 	from, to, fromDay, toDay, err := p.period(r)
 	if err != nil {
 		p.problem(w, r, s, http.StatusBadRequest, err.Error()+".")
@@ -57,7 +57,7 @@ func (p *Pages) report(w http.ResponseWriter, r *http.Request, s *gateway.WebSes
 	return rep, fromDay, toDay, true
 }
 
-func (p *Pages) insights(w http.ResponseWriter, r *http.Request, s *gateway.WebSession) {
+func (p *Pages) insights(w http.ResponseWriter, r *http.Request, s *account.WebSession) {
 	rep, fromDay, toDay, ok := p.report(w, r, s)
 	if !ok {
 		return
@@ -66,7 +66,7 @@ func (p *Pages) insights(w http.ResponseWriter, r *http.Request, s *gateway.WebS
 		Funnel: funnelChart(rep.Total.Funnel), Reasons: reasonsChart(rep.DeclineReasons)})
 }
 
-func (p *Pages) insightsCSV(w http.ResponseWriter, r *http.Request, s *gateway.WebSession) {
+func (p *Pages) insightsCSV(w http.ResponseWriter, r *http.Request, s *account.WebSession) {
 	rep, fromDay, toDay, ok := p.report(w, r, s)
 	if !ok {
 		return
@@ -81,7 +81,7 @@ func (p *Pages) insightsCSV(w http.ResponseWriter, r *http.Request, s *gateway.W
 	_, _ = w.Write(b.Bytes())
 }
 
-func (p *Pages) measureReport(w http.ResponseWriter, r *http.Request, s *gateway.WebSession) {
+func (p *Pages) measureReport(w http.ResponseWriter, r *http.Request, s *account.WebSession) {
 	rep, fromDay, toDay, ok := p.report(w, r, s)
 	if !ok {
 		return

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/account"
 	"github.com/signpost-health/signpost/gateway/portal"
 )
 
@@ -15,7 +16,7 @@ import (
 
 // caller is the provider a staff member works for, as the domain knows
 // callers: the same Caller the provider's own system has on the API.
-func (p *Pages) caller(s *gateway.WebSession) gateway.Caller {
+func (p *Pages) caller(s *account.WebSession) gateway.Caller {
 	c := gateway.Caller{ClientID: s.ProviderID, Kind: gateway.CallerProvider}
 	if prov, ok := p.portal.Router().Provider(s.ProviderID); ok {
 		c.Organization = prov.Organization
@@ -33,7 +34,7 @@ var lists = []struct {
 	{portal.InboxClosed, "Closed"},
 }
 
-func (p *Pages) inbox(w http.ResponseWriter, r *http.Request, s *gateway.WebSession) {
+func (p *Pages) inbox(w http.ResponseWriter, r *http.Request, s *account.WebSession) {
 	view := portal.InboxView(r.URL.Query().Get("list"))
 	if view == "" {
 		view = portal.InboxNew
@@ -68,12 +69,12 @@ func (p *Pages) inbox(w http.ResponseWriter, r *http.Request, s *gateway.WebSess
 	p.render(w, r, http.StatusOK, "inbox", pg)
 }
 
-func (p *Pages) referral(w http.ResponseWriter, r *http.Request, s *gateway.WebSession) {
+func (p *Pages) referral(w http.ResponseWriter, r *http.Request, s *account.WebSession) {
 	p.showReferral(w, r, s, http.StatusOK, doneMessages[r.URL.Query().Get("done")])
 }
 
 // showReferral renders one referral, with a message about the last action.
-func (p *Pages) showReferral(w http.ResponseWriter, r *http.Request, s *gateway.WebSession, status int, message string) {
+func (p *Pages) showReferral(w http.ResponseWriter, r *http.Request, s *account.WebSession, status int, message string) {
 	id := r.PathValue("id")
 	d, err := p.portal.Referral(r.Context(), p.caller(s), id)
 	if err != nil {
@@ -107,7 +108,7 @@ var doneMessages = map[string]string{
 
 // act takes a provider's step on a referral: the Task transition the API
 // would make, then back to the referral (post, redirect, get).
-func (p *Pages) act(w http.ResponseWriter, r *http.Request, s *gateway.WebSession) {
+func (p *Pages) act(w http.ResponseWriter, r *http.Request, s *account.WebSession) {
 	id := r.PathValue("id")
 	version, err := strconv.Atoi(r.PostForm.Get("version"))
 	if err != nil {
@@ -155,7 +156,7 @@ func (p *Pages) act(w http.ResponseWriter, r *http.Request, s *gateway.WebSessio
 }
 
 // audit keeps the record of what a person saw or did.
-func (p *Pages) audit(r *http.Request, s *gateway.WebSession, interaction, action string, status int, what []string, query string) error {
+func (p *Pages) audit(r *http.Request, s *account.WebSession, interaction, action string, status int, what []string, query string) error {
 	if p.auditor == nil {
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/account"
 	"github.com/signpost-health/signpost/gateway/insights"
 	"github.com/signpost-health/signpost/gateway/portal"
 	"github.com/signpost-health/signpost/mappings"
@@ -19,7 +20,7 @@ import (
 // templates' contract in one place.
 type page struct {
 	Title   string
-	Session *gateway.WebSession
+	Session *account.WebSession
 	CSRF    string // the sign-in form's token; signed-in forms use Session.CSRF
 	Message string
 	Email   string

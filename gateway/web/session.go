@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/account"
 )
 
 // Signing in. A session is a random token in an HttpOnly, SameSite=Lax
@@ -40,7 +41,7 @@ const (
 // signedIn wraps a page that needs a signed-in person of a role. Without a
 // session a GET is sent to sign in; a POST is refused. A POST must also
 // carry the session's CSRF token.
-func (p *Pages) signedIn(who role, next func(http.ResponseWriter, *http.Request, *gateway.WebSession)) http.HandlerFunc {
+func (p *Pages) signedIn(who role, next func(http.ResponseWriter, *http.Request, *account.WebSession)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && !p.sameOrigin(r) {
 			p.problem(w, r, nil, http.StatusForbidden, "This form was sent from another site, so it was refused.")
@@ -100,7 +101,7 @@ func (p *Pages) sameOrigin(r *http.Request) bool {
 }
 
 // session is the request's live session, or nil.
-func (p *Pages) session(r *http.Request) (*gateway.WebSession, error) {
+func (p *Pages) session(r *http.Request) (*account.WebSession, error) {
 	c, err := r.Cookie(p.cookie)
 	if err != nil || len(c.Value) != tokenChars {
 		return nil, nil
@@ -144,7 +145,7 @@ func (p *Pages) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	email, password := strings.TrimSpace(r.PostForm.Get("email")), r.PostForm.Get("password")
-	addr, addrErr := gateway.CanonicalEmail(email)
+	addr, addrErr := account.CanonicalEmail(email)
 	device := ""
 	if addrErr == nil {
 		if device, err = p.trustedDevice(r, addr); err != nil {
@@ -178,10 +179,10 @@ func (p *Pages) signIn(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	var user *gateway.PortalUser
+	var user *account.PortalUser
 	if addrErr == nil {
 		user, err = p.accounts.User(r.Context(), addr)
-		if err != nil && !errors.Is(err, gateway.ErrNoSuchUser) {
+		if err != nil && !errors.Is(err, account.ErrNoSuchUser) {
 			p.failed(w, r, nil, err)
 			return
 		}
@@ -199,8 +200,8 @@ func (p *Pages) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := newToken()
-	sess := gateway.WebSession{Email: user.Email, ProviderID: user.ProviderID, CSRF: newToken(), Created: p.now()}
-	if err := p.accounts.StartSession(r.Context(), digest(token), sess, sessionIdle, sessionLongest); errors.Is(err, gateway.ErrNoSuchUser) {
+	sess := account.WebSession{Email: user.Email, ProviderID: user.ProviderID, CSRF: newToken(), Created: p.now()}
+	if err := p.accounts.StartSession(r.Context(), digest(token), sess, sessionIdle, sessionLongest); errors.Is(err, account.ErrNoSuchUser) {
 		p.auditSignIn(r, gateway.InteractionLogin, http.StatusUnauthorized, user)
 		p.showSignIn(w, r, http.StatusUnauthorized, email, signInFailed)
 		return
@@ -242,14 +243,14 @@ func (p *Pages) trustedDevice(r *http.Request, account string) (string, error) {
 	return d, nil
 }
 
-func (p *Pages) signOut(w http.ResponseWriter, r *http.Request, s *gateway.WebSession) {
+func (p *Pages) signOut(w http.ResponseWriter, r *http.Request, s *account.WebSession) {
 	if c, err := r.Cookie(p.cookie); err == nil {
 		if err := p.accounts.EndSession(r.Context(), digest(c.Value), s.Email); err != nil {
 			p.failed(w, r, s, err)
 			return
 		}
 	}
-	p.auditSignIn(r, gateway.InteractionLogout, http.StatusOK, &gateway.PortalUser{Email: s.Email, ProviderID: s.ProviderID})
+	p.auditSignIn(r, gateway.InteractionLogout, http.StatusOK, &account.PortalUser{Email: s.Email, ProviderID: s.ProviderID})
 	http.SetCookie(w, &http.Cookie{Name: p.cookie, Path: "/", MaxAge: -1, HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode})
 	p.render(w, r, http.StatusOK, "sign-in", page{Title: "Signed out", Message: "You have signed out.", CSRF: p.freshSignInToken(w)})
 }
@@ -265,8 +266,8 @@ func (p *Pages) freshSignInToken(w http.ResponseWriter) string {
 // dummyUser has a password hash nobody's password matches, compared when
 // an address has no account. It is made on first use: a bcrypt hash costs
 // a quarter of a second, which no other command should pay.
-var dummyUser = sync.OnceValue(func() gateway.PortalUser {
-	u, err := gateway.NewPortalUser("nobody@invalid.example", "", newToken()[:40], time.Time{})
+var dummyUser = sync.OnceValue(func() account.PortalUser {
+	u, err := account.NewPortalUser("nobody@invalid.example", "", newToken()[:40], time.Time{})
 	if err != nil {
 		panic(err)
 	}
@@ -322,13 +323,13 @@ func clientAddress(r *http.Request) string {
 // mistyped address or even a password, and is not kept. Never the
 // password. A record that cannot be kept is logged, and the person is not
 // held up by it.
-func (p *Pages) auditSignIn(r *http.Request, interaction string, status int, user *gateway.PortalUser) {
+func (p *Pages) auditSignIn(r *http.Request, interaction string, status int, user *account.PortalUser) {
 	if p.auditor == nil {
 		return
 	}
 	rec := &gateway.AuditRecord{Recorded: p.now(), Interaction: interaction, Action: "E", Status: status, Address: clientAddress(r)}
 	if user != nil {
-		c := p.caller(&gateway.WebSession{Email: user.Email, ProviderID: user.ProviderID})
+		c := p.caller(&account.WebSession{Email: user.Email, ProviderID: user.ProviderID})
 		rec.Client, rec.Org, rec.User = c.ClientID, c.Organization, user.Email
 	}
 	if err := p.auditor.Audit(r.Context(), rec); err != nil {
@@ -352,7 +353,7 @@ func (p *Pages) auditLockout(r *http.Request, limitKey, addr string, addrOK bool
 	if ok, _, err := p.limiter.Allow(r.Context(), lockoutAuditKey+limitKey); err != nil || !ok {
 		return
 	}
-	var user *gateway.PortalUser
+	var user *account.PortalUser
 	if addrOK {
 		if u, err := p.accounts.User(r.Context(), addr); err == nil {
 			user = u

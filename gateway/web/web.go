@@ -22,16 +22,17 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/account"
 	"github.com/signpost-health/signpost/gateway/insights"
 	"github.com/signpost-health/signpost/gateway/portal"
 )
 
 // Accounts keeps the people who sign in and their sessions.
 type Accounts interface {
-	User(ctx context.Context, email string) (*gateway.PortalUser, error)
-	StartSession(ctx context.Context, digest string, s gateway.WebSession, idle, longest time.Duration) error
+	User(ctx context.Context, email string) (*account.PortalUser, error)
+	StartSession(ctx context.Context, digest string, s account.WebSession, idle, longest time.Duration) error
 	// Session returns nil when the digest names no live session.
-	Session(ctx context.Context, digest string, idle time.Duration) (*gateway.WebSession, error)
+	Session(ctx context.Context, digest string, idle time.Duration) (*account.WebSession, error)
 	EndSession(ctx context.Context, digest, email string) error
 	// TrustDevice remembers a browser that signed in to an account (by its
 	// device token's digest) for ttl; DeviceAccount names that account, or
@@ -167,7 +168,7 @@ func (p *Pages) welcome(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, http.StatusOK, "welcome", page{Title: "Welcome"})
 }
 
-func (p *Pages) home(w http.ResponseWriter, r *http.Request, s *gateway.WebSession) {
+func (p *Pages) home(w http.ResponseWriter, r *http.Request, s *account.WebSession) {
 	if s.Operator() {
 		http.Redirect(w, r, "/insights/", http.StatusSeeOther)
 		return
@@ -180,12 +181,12 @@ func (p *Pages) notFound(w http.ResponseWriter, r *http.Request) {
 }
 
 // problem shows a page that says what went wrong, in words for people.
-func (p *Pages) problem(w http.ResponseWriter, r *http.Request, s *gateway.WebSession, status int, message string) {
+func (p *Pages) problem(w http.ResponseWriter, r *http.Request, s *account.WebSession, status int, message string) {
 	p.render(w, r, status, "problem", page{Title: http.StatusText(status), Session: s, Message: message})
 }
 
 // failed answers a domain error that has no better page of its own.
-func (p *Pages) failed(w http.ResponseWriter, r *http.Request, s *gateway.WebSession, err error) {
+func (p *Pages) failed(w http.ResponseWriter, r *http.Request, s *account.WebSession, err error) {
 	switch e := gateway.AsError(err); {
 	case errors.Is(err, gateway.ErrNotFound) || e.Kind == gateway.KindNotFound:
 		p.problem(w, r, s, http.StatusNotFound, "There is no such referral, or it is not one of yours.")

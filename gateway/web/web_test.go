@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/account"
 	"github.com/signpost-health/signpost/gateway/httpapi"
 	"github.com/signpost-health/signpost/gateway/portal"
 	"github.com/signpost-health/signpost/gateway/redisstore"
@@ -89,7 +90,7 @@ func setup(t testing.TB, opts ...func(*httpapi.Options)) *env {
 // user adds an account (providerID "" for an operator).
 func (e *env) user(providerID, email string) {
 	e.t.Helper()
-	addr, err := gateway.CanonicalEmail(email)
+	addr, err := account.CanonicalEmail(email)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func (e *env) user(providerID, email string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	u := gateway.PortalUser{Email: addr, ProviderID: providerID, PasswordHash: string(hash), Created: time.Now()}
+	u := account.PortalUser{Email: addr, ProviderID: providerID, PasswordHash: string(hash), Created: time.Now()}
 	if err := e.store.AddUser(context.Background(), u); err != nil {
 		e.t.Fatal(err)
 	}

@@ -1,12 +1,13 @@
-package intake
+package conform
 
 import (
+	"github.com/signpost-health/signpost/gateway"
+
 	"bytes"
 	"encoding/json"
 	"slices"
 
 	"github.com/signpost-health/signpost/fhir"
-	"github.com/signpost-health/signpost/gateway"
 )
 
 // Who may change which element of a referral Task. The status alone is not
@@ -112,13 +113,13 @@ func cutUnderscore(s string) (string, bool) {
 	return "", false
 }
 
-// changedTaskElements names the elements (in table order of the names sent
+// ChangedTaskElements names the elements (in table order of the names sent
 // or held) whose value differs between the stored Task and the new one,
 // compared as canonical JSON, so that members a typed model would drop
 // (extensions, unknown members of a datatype) count too. An element's
 // "_name" extensions count as the element. id and meta are not compared:
 // Signpost replaces them on every write.
-func changedTaskElements(old, next *fhir.Object) []string {
+func ChangedTaskElements(old, next *fhir.Object) []string {
 	var changed []string
 	seen := map[string]bool{"id": true, "meta": true, "resourceType": true}
 	for _, o := range []*fhir.Object{next, old} {
@@ -166,12 +167,12 @@ func canonicalJSON(raw []byte) []byte {
 	return out
 }
 
-// checkTaskChange applies the side table to an update of a Task from
+// CheckTaskChange applies the side table to an update of a Task from
 // status from to status to, naming every element the caller may not
 // change at once. An element of the other side is 403; one nobody changes
 // (Signpost's, or the outcome of a terminal Task) is 422. Who sets which
 // status is mayMoveTask's, checked before.
-func checkTaskChange(c gateway.Caller, from, to string, changed []string) error {
+func CheckTaskChange(c gateway.Caller, from, to string, changed []string) error {
 	var forbidden, fixed []fhir.Issue
 	issue := func(list *[]fhir.Issue, code fhir.IssueType, name, format string, args ...any) {
 		var p gateway.Problems

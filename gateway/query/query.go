@@ -1,6 +1,8 @@
-package gateway
+package query
 
 import (
+	"github.com/signpost-health/signpost/gateway"
+
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -34,7 +36,7 @@ type searchParam struct {
 // type. The CapabilityStatement is generated from this table, so it cannot
 // claim what search does not do.
 var searchParams = map[string]map[string]searchParam{
-	TypeServiceRequest: {
+	gateway.TypeServiceRequest: {
 		"_id":        {index: "_id"},
 		"identifier": {index: "identifier", systems: true},
 		"status":     {index: "status"},
@@ -44,34 +46,31 @@ var searchParams = map[string]map[string]searchParam{
 		"requester":  {index: "requester", kind: referenceParam, targets: toRequester},
 		"performer":  {index: "performer", kind: referenceParam, targets: toPerformer},
 	},
-	TypeTask: {
+	gateway.TypeTask: {
 		"_id":        {index: "_id"},
 		"identifier": {index: "identifier", systems: true},
 		"status":     {index: "status"},
-		"code":       {index: "code", always: []string{"fulfill", TaskCodeSystem + "|fulfill"}, systems: true},
+		"code":       {index: "code", always: []string{"fulfill", gateway.TaskCodeSystem + "|fulfill"}, systems: true},
 		"focus":      {index: "focus", kind: referenceParam, targets: toFocus},
 		"owner":      {index: "owner", kind: referenceParam, targets: toPerformer},
 		"requester":  {index: "requester", kind: referenceParam, targets: toRequester},
 		"patient":    {index: "subject", kind: referenceParam, targets: toPatient},
 		"subject":    {index: "subject", kind: referenceParam, targets: toSubject},
 	},
-	TypePatient: {
+	gateway.TypePatient: {
 		// Patient ids are each client's own (patients.go): _id is indexed.
 		"_id":        {index: "id"},
 		"identifier": {index: "identifier", systems: true},
 	},
-	TypeSubscription: {
+	gateway.TypeSubscription: {
 		"_id":    {index: "_id"},
 		"status": {index: "status"},
 	},
-	TypeProvenance: {
+	gateway.TypeProvenance: {
 		"_id":    {index: "_id"},
-		"target": {index: "target", kind: referenceParam, targets: []string{TypeTask}},
+		"target": {index: "target", kind: referenceParam, targets: []string{gateway.TypeTask}},
 	},
 }
-
-// matchNothing is an index term no resource has.
-const matchNothing = "_none"
 
 // SearchParams returns the names of the search parameters of a type, sorted,
 // with whether each is a reference (for the CapabilityStatement).
@@ -108,7 +107,7 @@ const (
 
 // Query is a parsed search.
 type Query struct {
-	StoreQuery
+	gateway.StoreQuery
 	IncludeFocus bool
 	// IncludePatient adds the Patients the matched Tasks are for, each read
 	// in the Patients of the Task's client: how a provider reads a Patient
@@ -121,23 +120,23 @@ type Query struct {
 // within what the caller may see (a match elsewhere must not show).
 // The registry generation its token terms were expanded with is returned too
 // (-1: none were), for the commit to re-check.
-func (s *Core) IfNoneExistQuery(ctx context.Context, caller Caller, typ, header string) (*Query, int64, error) {
+func IfNoneExist(ctx context.Context, s *gateway.Core, caller gateway.Caller, typ, header string) (*Query, int64, error) {
 	params, err := url.ParseQuery(strings.TrimPrefix(header, "?"))
 	if err != nil {
-		return nil, 0, NewError(KindInvalid, fhir.IssueInvalid, "", "If-None-Exist must be a search query such as identifier=system|value")
+		return nil, 0, gateway.NewError(gateway.KindInvalid, fhir.IssueInvalid, "", "If-None-Exist must be a search query such as identifier=system|value")
 	}
-	q, err := s.ParseSearch(typ, params, false)
+	q, err := Parse(s, typ, params, false)
 	if err != nil {
 		return nil, 0, err
 	}
 	if len(q.Groups) == 0 || !q.Since.IsZero() || !q.Until.IsZero() || q.IncludeFocus || q.IncludePatient || params.Has("_id") {
-		return nil, 0, NewError(KindInvalid, fhir.IssueNotSupported, "", "If-None-Exist takes search filters other than _id (such as identifier=system|value), and at least one")
+		return nil, 0, gateway.NewError(gateway.KindInvalid, fhir.IssueNotSupported, "", "If-None-Exist takes search filters other than _id (such as identifier=system|value), and at least one")
 	}
-	gen, err := s.ExpandTokens(ctx, typ, q.Groups)
+	gen, err := ExpandTokens(ctx, s, typ, q.Groups)
 	if err != nil {
 		return nil, 0, err
 	}
-	if scope := SearchScope(caller, typ); scope != nil {
+	if scope := gateway.SearchScope(caller, typ); scope != nil {
 		q.Groups = append(q.Groups, scope)
 	}
 	return q, gen, nil
@@ -153,14 +152,14 @@ func badValue(name, format string, args ...any) error {
 }
 
 func paramError(code fhir.IssueType, name, format string, args ...any) error {
-	e := NewError(KindInvalid, code, "", format, args...)
+	e := gateway.NewError(gateway.KindInvalid, code, "", format, args...)
 	e.Issues[0].Diagnostics = "search parameter " + strconv.Quote(name) + ": " + e.Issues[0].Diagnostics
 	return e
 }
 
-func (s *Core) ParseSearch(typ string, params url.Values, lenient bool) (*Query, error) {
+func Parse(s *gateway.Core, typ string, params url.Values, lenient bool) (*Query, error) {
 	defs := searchParams[typ]
-	q := &Query{StoreQuery: StoreQuery{Type: typ, Count: DefaultCount}, Canonical: url.Values{}}
+	q := &Query{StoreQuery: gateway.StoreQuery{Type: typ, Count: DefaultCount}, Canonical: url.Values{}}
 	names := make([]string, 0, len(params))
 	for k := range params {
 		names = append(names, k)
@@ -168,7 +167,7 @@ func (s *Core) ParseSearch(typ string, params url.Values, lenient bool) (*Query,
 	slices.Sort(names)
 	for _, name := range names {
 		for _, value := range params[name] {
-			if err := s.parseParam(q, defs, typ, name, value, lenient); err != nil {
+			if err := parseParam(s, q, defs, typ, name, value, lenient); err != nil {
 				return nil, err
 			}
 		}
@@ -178,12 +177,12 @@ func (s *Core) ParseSearch(typ string, params url.Values, lenient bool) (*Query,
 		terms += len(g)
 	}
 	if terms > MaxTerms {
-		return nil, NewError(KindInvalid, fhir.IssueTooCostly, "", "the search is too broad to run: at most %d values in all (a bare reference id counts once per type it may name)", MaxTerms)
+		return nil, gateway.NewError(gateway.KindInvalid, fhir.IssueTooCostly, "", "the search is too broad to run: at most %d values in all (a bare reference id counts once per type it may name)", MaxTerms)
 	}
 	return q, nil
 }
 
-func (s *Core) parseParam(q *Query, defs map[string]searchParam, typ, name, value string, lenient bool) error {
+func parseParam(s *gateway.Core, q *Query, defs map[string]searchParam, typ, name, value string, lenient bool) error {
 	switch name {
 	case "_count":
 		n, err := strconv.Atoi(value)
@@ -218,12 +217,12 @@ func (s *Core) parseParam(q *Query, defs map[string]searchParam, typ, name, valu
 		q.Canonical.Add(name, value)
 		return nil
 	case "_include":
-		if typ == TypeTask && (value == "Task:focus" || value == "Task:focus:ServiceRequest") {
+		if typ == gateway.TypeTask && (value == "Task:focus" || value == "Task:focus:ServiceRequest") {
 			q.IncludeFocus = true
 			q.Canonical.Add(name, value)
 			return nil
 		}
-		if typ == TypeTask && (value == "Task:patient" || value == "Task:patient:Patient") {
+		if typ == gateway.TypeTask && (value == "Task:patient" || value == "Task:patient:Patient") {
 			q.IncludePatient = true
 			q.Canonical.Add(name, value)
 			return nil
@@ -260,7 +259,7 @@ func (s *Core) parseParam(q *Query, defs map[string]searchParam, typ, name, valu
 		}
 		slices.Sort(known)
 		return BadParam(name, "not supported for %s; supported: %s, _lastUpdated, _count, _sort%s", typ, strings.Join(known, ", "),
-			map[bool]string{true: ", _include=Task:focus, _include=Task:patient", false: ""}[typ == TypeTask])
+			map[bool]string{true: ", _include=Task:focus, _include=Task:patient", false: ""}[typ == gateway.TypeTask])
 	}
 	if value == "" {
 		return badValue(name, "a value is required")
@@ -278,13 +277,11 @@ func (s *Core) parseParam(q *Query, defs map[string]searchParam, typ, name, valu
 		switch {
 		case modifier == "identifier" && def.index == "owner":
 			// Owners are configured providers, indexed by reference only.
-			for _, p := range s.router.providers {
-				if v == p.Organization.Value || v == p.Organization.System+"|"+p.Organization.Value {
-					group = append(group, "owner=Organization/"+p.ID)
-				}
+			for _, p := range s.Router().ByOrganization(v) {
+				group = append(group, gateway.OwnerTerm(p.ID))
 			}
 			if len(group) == 0 {
-				group = append(group, matchNothing)
+				group = append(group, gateway.MatchNothing)
 			}
 		case modifier == "identifier":
 			group = append(group, tokenTerm(def.index+":identifier", v))
@@ -314,7 +311,7 @@ func tokenTerm(index, v string) string {
 	if strings.Contains(v, "|") {
 		return index + "=" + v
 	}
-	return anySystemTerm(index, v)
+	return gateway.AnySystemTerm(index, v)
 }
 
 // splitValues splits a search value on commas (OR), honouring "\," escapes.
@@ -411,13 +408,13 @@ var errDate = dateError{}
 
 type dateError struct{}
 
-// ExpandTokens replaces every anySystem term of the groups with the terms
+// ExpandTokens replaces every AnySystem term of the groups with the terms
 // that find its value in any system: each registered system, no system,
 // and the bare term older versions of Signpost indexed. It returns the
 // registry generation it used, or -1 when there was nothing to expand.
-func (s *Core) ExpandTokens(ctx context.Context, typ string, groups [][]string) (int64, error) {
+func ExpandTokens(ctx context.Context, s *gateway.Core, typ string, groups [][]string) (int64, error) {
 	if !slices.ContainsFunc(groups, func(g []string) bool {
-		return slices.ContainsFunc(g, func(t string) bool { return strings.HasPrefix(t, anySystem) })
+		return slices.ContainsFunc(g, func(t string) bool { return strings.HasPrefix(t, gateway.AnySystem) })
 	}) {
 		return -1, nil
 	}
@@ -428,11 +425,11 @@ func (s *Core) ExpandTokens(ctx context.Context, typ string, groups [][]string) 
 	for gi, g := range groups {
 		var out []string
 		for _, t := range g {
-			if !strings.HasPrefix(t, anySystem) {
+			if !strings.HasPrefix(t, gateway.AnySystem) {
 				out = append(out, t)
 				continue
 			}
-			index, value, _ := strings.Cut(strings.TrimPrefix(t, anySystem), "=")
+			index, value, _ := strings.Cut(strings.TrimPrefix(t, gateway.AnySystem), "=")
 			out = append(out, index+"=|"+value, index+"="+value)
 			prefix := typ + " " + index + " "
 			for _, f := range registered {
@@ -448,7 +445,7 @@ func (s *Core) ExpandTokens(ctx context.Context, typ string, groups [][]string) 
 		terms += len(g)
 	}
 	if terms > MaxExpandedTerms {
-		return 0, NewError(KindInvalid, fhir.IssueTooCostly, "",
+		return 0, gateway.NewError(gateway.KindInvalid, fhir.IssueTooCostly, "",
 			"the search is too broad to run: its values without a system stand for %d index entries, one per system each may be in; expected at most %d: give the system (system|code) or fewer values",
 			terms, MaxExpandedTerms)
 	}
@@ -462,11 +459,11 @@ const (
 
 // Target types of the reference parameters, from the R4 definitions.
 var (
-	toPatient   = []string{TypePatient}
-	toRequester = []string{"Practitioner", "PractitionerRole", "Organization", TypePatient, "RelatedPerson", "Device"}
-	toPerformer = []string{"Practitioner", "PractitionerRole", "Organization", "CareTeam", "HealthcareService", TypePatient, "Device", "RelatedPerson"}
-	toSubject   = []string{TypePatient, "Group", "Location", "Device"}
-	toFocus     = []string{TypeServiceRequest}
+	toPatient   = []string{gateway.TypePatient}
+	toRequester = []string{"Practitioner", "PractitionerRole", "Organization", gateway.TypePatient, "RelatedPerson", "Device"}
+	toPerformer = []string{"Practitioner", "PractitionerRole", "Organization", "CareTeam", "HealthcareService", gateway.TypePatient, "Device", "RelatedPerson"}
+	toSubject   = []string{gateway.TypePatient, "Group", "Location", "Device"}
+	toFocus     = []string{gateway.TypeServiceRequest}
 )
 
 // CursorParam carries a keyset page's position in its next link.
@@ -482,7 +479,7 @@ type PageCursor struct {
 	ID       string `json:"i"`
 }
 
-func decodeCursor(s string) (*Keyset, error) {
+func decodeCursor(s string) (*gateway.Keyset, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil || len(raw) > 512 {
 		return nil, errors.New("bad cursor")
@@ -491,7 +488,7 @@ func decodeCursor(s string) (*Keyset, error) {
 	if err := json.Unmarshal(raw, &c); err != nil || c.Snapshot <= 0 || c.ID == "" {
 		return nil, errors.New("bad cursor")
 	}
-	return &Keyset{Snapshot: time.UnixMilli(c.Snapshot).UTC(), After: &Position{Score: c.Score, ID: c.ID}}, nil
+	return &gateway.Keyset{Snapshot: time.UnixMilli(c.Snapshot).UTC(), After: &gateway.Position{Score: c.Score, ID: c.ID}}, nil
 }
 
 func (dateError) Error() string {

@@ -1,15 +1,17 @@
-package intake
+package conform
 
 import (
+	"github.com/signpost-health/signpost/gateway"
+
+	"encoding/json"
 	"strings"
 
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/signpost-health/signpost/fhir"
-	"github.com/signpost-health/signpost/gateway"
 )
 
-// checkRequester refuses a referral (or a client's own referral Task) whose
+// CheckRequester refuses a referral (or a client's own referral Task) whose
 // requester names an organisation other than the calling GP system's: the
 // provider's inbox shows the requester as who the referral is from, so a
 // practice must not be able to send in another practice's name.
@@ -27,7 +29,7 @@ import (
 // Anything else — another identifier, an Organization reference Signpost
 // cannot check against the caller, a Patient, RelatedPerson or Device — is a
 // 422. Operators (no authentication, loopback only) are not checked.
-func checkRequester(c gateway.Caller, obj *fhir.Object, requester *models.Reference, expr string) error {
+func CheckRequester(c gateway.Caller, obj *fhir.Object, requester *models.Reference, expr string) error {
 	if c.Kind != gateway.CallerGP || requester == nil {
 		return nil
 	}
@@ -76,9 +78,30 @@ func checkRequester(c gateway.Caller, obj *fhir.Object, requester *models.Refere
 
 // containedResource is the type and identifiers of a contained resource.
 func containedResource(obj *fhir.Object, id string) (string, []gateway.Identifier) {
-	c := containedByID(obj, id)
+	c := ContainedByID(obj, id)
 	if c == nil {
 		return "", nil
 	}
-	return c.ResourceType(), identifiersIn(c.Bytes())
+	return c.ResourceType(), IdentifiersIn(c.Bytes())
+}
+
+// ContainedByID is the contained resource of this id, or nil.
+func ContainedByID(obj *fhir.Object, id string) *fhir.Object {
+	contained, _ := obj.Objects("contained")
+	for _, c := range contained {
+		if cid, _ := c.String("id"); cid == id {
+			return c
+		}
+	}
+	return nil
+}
+
+// IdentifiersIn reads a resource's identifiers from a body that passed the
+// checks at the door when it was sent or stored.
+func IdentifiersIn(body []byte) []gateway.Identifier {
+	var r struct {
+		Identifier []gateway.Identifier `json:"identifier"`
+	}
+	_ = json.Unmarshal(body, &r)
+	return r.Identifier
 }

@@ -1,6 +1,8 @@
-package gateway
+package conform
 
 import (
+	"github.com/signpost-health/signpost/gateway"
+
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/fhir/structure"
 )
@@ -14,12 +16,12 @@ const maxURLShown = 200
 // must be able to read. Then it refuses modifier extensions the deployment
 // does not understand: R4 forbids processing a resource as if such a
 // modifier were absent (it may reverse what the resource means).
-func (s *Core) checkStructure(body []byte, typ string) error {
+func (s *Parser) checkStructure(body []byte, typ string) error {
 	res := structure.ValidateAs(body, typ)
 	if !res.Valid() {
-		return &Error{Kind: KindInvalid, Issues: res.Issues}
+		return &gateway.Error{Kind: gateway.KindInvalid, Issues: res.Issues}
 	}
-	var p Problems
+	var p gateway.Problems
 	for _, m := range res.Modifiers {
 		if s.understood[m.URL] {
 			continue
@@ -31,5 +33,5 @@ func (s *Core) checkStructure(body []byte, typ string) error {
 		p.Add(fhir.IssueNotSupported, m.Expression,
 			"the modifier extension %q is not understood by this deployment, and a resource cannot be processed as if a modifier were absent; the operator lists the ones it understands in understood_modifier_extensions", shown)
 	}
-	return p.Err(KindUnprocessable)
+	return p.Err(gateway.KindUnprocessable)
 }
