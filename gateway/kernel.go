@@ -365,3 +365,10 @@ func (s *Core) FocusesOf(ctx context.Context, tasks []*Resource) ([]*Resource, e
 	}
 	return s.Store.ReadMany(ctx, refs)
 }
+
+// DefaultMaxSubscriptions is how many subscriptions one GP system may have
+// that are not ended, unless configured otherwise. Each is sent every change
+// to the client's referrals and its heartbeats: a few per system (one per
+// endpoint, one per filter) is the use, and without a cap a client could
+// make every change fan out without bound.
+const DefaultMaxSubscriptions = 20

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/signpost-health/signpost/config"
+	"github.com/signpost-health/signpost/gateway/auditevent"
 	"github.com/signpost-health/signpost/gateway/redisstore"
 	"github.com/signpost-health/signpost/mappings"
 )
@@ -48,7 +49,7 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	last := "$"
 	for _, e := range entries {
-		fmt.Fprintf(stdout, "%s\n", e.Record.Event(cfg.FHIRBase()))
+		fmt.Fprintf(stdout, "%s\n", auditevent.Render(e.Record, cfg.FHIRBase()))
 		last = e.ID
 	}
 	for *follow {
@@ -60,7 +61,7 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 		for _, e := range more {
-			fmt.Fprintf(stdout, "%s\n", e.Record.Event(cfg.FHIRBase()))
+			fmt.Fprintf(stdout, "%s\n", auditevent.Render(e.Record, cfg.FHIRBase()))
 			last = e.ID
 		}
 	}

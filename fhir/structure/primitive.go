@@ -1,9 +1,10 @@
 package structure
 
 import (
-	"github.com/go-json-experiment/json/jsontext"
 	"math"
 	"strconv"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/signpost-health/signpost/fhir"
 )

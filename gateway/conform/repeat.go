@@ -6,6 +6,8 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
 )
 
 // Nothing a client sends is dropped without a word. A request that repeats
@@ -72,4 +74,14 @@ func contentOf(body []byte) (map[string]any, error) {
 		}
 	}
 	return m, nil
+}
+
+// PatchPaths are the pointers an operation reads or writes.
+func PatchPaths(op jsonpatch.Operation) []string {
+	path, _ := op.Path()
+	out := []string{path}
+	if from, err := op.From(); err == nil {
+		out = append(out, from)
+	}
+	return out
 }

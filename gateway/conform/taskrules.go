@@ -1,6 +1,8 @@
 package conform
 
 import (
+	"time"
+
 	"github.com/signpost-health/signpost/gateway"
 
 	"bytes"
@@ -207,4 +209,28 @@ func CheckTaskChange(c gateway.Caller, from, to string, changed []string) error 
 		return &gateway.Error{Kind: gateway.KindUnprocessable, Issues: fixed}
 	}
 	return nil
+}
+
+// KeepTaskFieldsTrue keeps the fields that describe a Task's state true
+// when its status changes: lastModified becomes the change's time, and a
+// businessStatus the change left as it was (the last one, "delivered to
+// ...") is replaced by the one of the new status. What the caller set
+// itself is kept.
+func KeepTaskFieldsTrue(body []byte, from, to string, changed []string, now time.Time) []byte {
+	if from == to {
+		return body
+	}
+	members := map[string]any{}
+	if !slices.Contains(changed, "lastModified") {
+		members["lastModified"] = gateway.Instant(now)
+	}
+	if !slices.Contains(changed, "businessStatus") {
+		if b, ok := gateway.StatusBusiness[to]; ok {
+			members["businessStatus"] = map[string]any{"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": b.Code, "display": b.Display}}, "text": b.Display}
+		}
+	}
+	for name := range members {
+		body = gateway.WithoutMember(body, name)
+	}
+	return gateway.AppendMembers(body, members)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/auditevent"
 )
 
 // A stranger without a token is limited per address before any work, and
@@ -133,7 +134,7 @@ func TestAuditRecordBounded(t *testing.T) {
 	if len(back.What) != gateway.MaxAuditWhat || back.Unlisted != 300-gateway.MaxAuditWhat {
 		t.Errorf("%d listed, %d counted; want %d and %d", len(back.What), back.Unlisted, gateway.MaxAuditWhat, 300-gateway.MaxAuditWhat)
 	}
-	if !strings.Contains(string(back.Event("http://signpost.test/fhir")), "200 more resources, not listed") {
+	if !strings.Contains(string(auditevent.Render(back, "http://signpost.test/fhir")), "200 more resources, not listed") {
 		t.Error("the AuditEvent does not say how many were left out")
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/signpost-health/signpost/gateway/auditevent"
 )
 
 type auditEvent struct {
@@ -35,7 +37,7 @@ func (e *env) audit(t *testing.T) ([]auditEvent, string) {
 	var all strings.Builder
 	out := make([]auditEvent, len(entries))
 	for i, en := range entries {
-		ev := en.Record.Event(e.base)
+		ev := auditevent.Render(en.Record, e.base)
 		all.WriteString(string(ev) + "\n")
 		if err := json.Unmarshal(ev, &out[i]); err != nil {
 			t.Fatalf("audit event is not JSON: %v", err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/signpost-health/signpost/gateway/conform"
 	"github.com/signpost-health/signpost/gateway/intake"
 	"github.com/signpost-health/signpost/gateway/query"
 )
@@ -65,8 +66,8 @@ func withCodings(n int, distinct bool) func(map[string]any) {
 // largestReferral is a referral with every indexed repeating element at its
 // bound, its identifiers named after ident.
 func largestReferral(ident string) []byte {
-	return referralWith("390893007", withField("identifier", identifiers(ident, intake.MaxIdentifiers)),
-		withCodings(intake.MaxCodings, false), withField("performer", performers(intake.MaxPerformers)))
+	return referralWith("390893007", withField("identifier", identifiers(ident, conform.MaxIdentifiers)),
+		withCodings(conform.MaxCodings, false), withField("performer", performers(conform.MaxPerformers)))
 }
 
 func TestIndexedElementsAreBounded(t *testing.T) {
@@ -75,7 +76,7 @@ func TestIndexedElementsAreBounded(t *testing.T) {
 		return issueWant{code: "too-costly", expr: expr, diag: diag}
 	}
 	atMost := func(n int) string { return "expected at most " + strconv.Itoa(n) }
-	patient := string(patientWith(withField("identifier", identifiers("P", intake.MaxIdentifiers+1))))
+	patient := string(patientWith(withField("identifier", identifiers("P", conform.MaxIdentifiers+1))))
 	// Three referrals whose made-up code systems are few enough each, and
 	// too many together.
 	var spread [][3]string
@@ -99,38 +100,38 @@ func TestIndexedElementsAreBounded(t *testing.T) {
 	runRejectCases(t, []rejectCase{
 		{name: "thousands of codings in made-up systems", body: referralWith("390893007", withCodings(4000, true)),
 			status: http.StatusUnprocessableEntity,
-			issues: []issueWant{tooCostly("ServiceRequest.code.coding", "4000 items", atMost(intake.MaxCodings))}},
-		{name: "one coding over", body: referralWith("390893007", withCodings(intake.MaxCodings+1, false)),
+			issues: []issueWant{tooCostly("ServiceRequest.code.coding", "4000 items", atMost(conform.MaxCodings))}},
+		{name: "one coding over", body: referralWith("390893007", withCodings(conform.MaxCodings+1, false)),
 			status: http.StatusUnprocessableEntity,
-			issues: []issueWant{tooCostly("ServiceRequest.code.coding", atMost(intake.MaxCodings))}},
+			issues: []issueWant{tooCostly("ServiceRequest.code.coding", atMost(conform.MaxCodings))}},
 		{name: "identifiers and performers, both reported",
-			body: referralWith("390893007", withField("identifier", identifiers("R", intake.MaxIdentifiers+1)),
-				withField("performer", performers(intake.MaxPerformers+1))),
+			body: referralWith("390893007", withField("identifier", identifiers("R", conform.MaxIdentifiers+1)),
+				withField("performer", performers(conform.MaxPerformers+1))),
 			status: http.StatusUnprocessableEntity,
-			issues: []issueWant{tooCostly("ServiceRequest.identifier", atMost(intake.MaxIdentifiers)),
-				tooCostly("ServiceRequest.performer", atMost(intake.MaxPerformers))}},
+			issues: []issueWant{tooCostly("ServiceRequest.identifier", atMost(conform.MaxIdentifiers)),
+				tooCostly("ServiceRequest.performer", atMost(conform.MaxPerformers))}},
 		{name: "too many distinct systems in one resource",
-			body:   referralWith("390893007", withCodings(intake.MaxCodings, true)),
+			body:   referralWith("390893007", withCodings(conform.MaxCodings, true)),
 			status: http.StatusUnprocessableEntity,
-			issues: []issueWant{tooCostly("ServiceRequest", "distinct systems", atMost(intake.MaxTokenSystemsPerResource))}},
+			issues: []issueWant{tooCostly("ServiceRequest", "distinct systems", atMost(conform.MaxTokenSystemsPerResource))}},
 		{name: "patient identifiers", path: "/Patient", body: []byte(patient), status: http.StatusUnprocessableEntity,
-			issues: []issueWant{tooCostly("Patient.identifier", atMost(intake.MaxIdentifiers))}},
+			issues: []issueWant{tooCostly("Patient.identifier", atMost(conform.MaxIdentifiers))}},
 		{name: "task identifiers", path: "/Task",
 			body: []byte(`{"resourceType":"Task","status":"requested","intent":"order","focus":{"reference":"ServiceRequest/x"},"identifier":` +
-				string(mustJSON(identifiers("T", intake.MaxIdentifiers+1))) + `}`),
+				string(mustJSON(identifiers("T", conform.MaxIdentifiers+1))) + `}`),
 			status: http.StatusUnprocessableEntity,
-			issues: []issueWant{tooCostly("Task.identifier", atMost(intake.MaxIdentifiers))}},
+			issues: []issueWant{tooCostly("Task.identifier", atMost(conform.MaxIdentifiers))}},
 		{name: "an entry of a transaction", atBase: true,
 			body: txBundle([3]string{"", string(referral("B-1", "390893007")), "ServiceRequest"},
 				[3]string{"", string(referralWith("390893007", withCodings(100, false))), "ServiceRequest"}),
 			status: http.StatusUnprocessableEntity,
-			issues: []issueWant{tooCostly("Bundle.entry[1].resource.code.coding", atMost(intake.MaxCodings))}},
+			issues: []issueWant{tooCostly("Bundle.entry[1].resource.code.coding", atMost(conform.MaxCodings))}},
 		{name: "systems across a transaction", atBase: true, body: txBundle(spread...),
 			status: http.StatusRequestEntityTooLarge,
-			issues: []issueWant{tooCostly("Bundle.entry", "distinct systems", atMost(intake.MaxTokenSystemsPerRequest))}},
+			issues: []issueWant{tooCostly("Bundle.entry", "distinct systems", atMost(conform.MaxTokenSystemsPerRequest))}},
 		{name: "index entries across a transaction", atBase: true, body: txBundle(largest...),
 			status: http.StatusRequestEntityTooLarge,
-			issues: []issueWant{tooCostly("Bundle.entry", "index entries", atMost(intake.MaxIndexTermsPerRequest))}},
+			issues: []issueWant{tooCostly("Bundle.entry", "index entries", atMost(conform.MaxIndexTermsPerRequest))}},
 	})
 }
 
@@ -141,10 +142,10 @@ func TestReferralAtTheBoundsIsAccepted(t *testing.T) {
 	e := setup(t)
 	e.post("/ServiceRequest", largestReferral("MAX")).must(t, http.StatusCreated)
 	systems := referralWith("390893007", withField("identifier", identifiers("SYS", 1)),
-		withCodings(intake.MaxTokenSystemsPerResource-3, true)) // + referral id, NHS number, ODS code
+		withCodings(conform.MaxTokenSystemsPerResource-3, true)) // + referral id, NHS number, ODS code
 	e.post("/ServiceRequest", systems).must(t, http.StatusCreated)
-	for _, q := range []string{"identifier=MAX-" + strconv.Itoa(intake.MaxIdentifiers-1),
-		"code=C" + strconv.Itoa(intake.MaxCodings-1), "performer=Organization/other-" + strconv.Itoa(intake.MaxPerformers-1),
+	for _, q := range []string{"identifier=MAX-" + strconv.Itoa(conform.MaxIdentifiers-1),
+		"code=C" + strconv.Itoa(conform.MaxCodings-1), "performer=Organization/other-" + strconv.Itoa(conform.MaxPerformers-1),
 		"code=" + url.QueryEscape("https://codes.example/made-up-12|C12")} {
 		if got := total(t, e.get("/ServiceRequest?"+q)); got != 1 {
 			t.Errorf("%s: %d found, want 1", q, got)

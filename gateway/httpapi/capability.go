@@ -7,6 +7,7 @@ import (
 
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/query"
+	"github.com/signpost-health/signpost/gateway/topic"
 )
 
 // CapabilityInfo is what /fhir/metadata says of the deployment.
@@ -95,7 +96,7 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 					"create", "read", "vread", "update", "patch", "search-type"),
 				res(gateway.TypePatient, "http://hl7.org/fhir/StructureDefinition/Patient", true, nil),
 				func() resource {
-					r := res(gateway.TypeSubscription, "http://hl7.org/fhir/StructureDefinition/Subscription", false, nil, "create", "read", "vread", "update", "delete", "search-type")
+					r := res(topic.TypeSubscription, "http://hl7.org/fhir/StructureDefinition/Subscription", false, nil, "create", "read", "vread", "update", "delete", "search-type")
 					r.ConditionalCreate = false
 					return r
 				}(),

@@ -13,6 +13,7 @@ import (
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/auth"
+	"github.com/signpost-health/signpost/gateway/topic"
 )
 
 // who returns the caller authenticate established, after checking the
@@ -252,7 +253,7 @@ func (a *API) transaction(c *gin.Context) {
 
 // subscriptionStatus is GET /fhir/Subscription/{id}/$status.
 func (a *API) subscriptionStatus(c *gin.Context) {
-	if c.Param("type") != gateway.TypeSubscription {
+	if c.Param("type") != topic.TypeSubscription {
 		a.failWith(c, gateway.KindNotFound, fhir.IssueNotSupported, "$status is an operation on Subscription")
 		return
 	}
@@ -265,7 +266,7 @@ func (a *API) subscriptionStatus(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	audited(c, gateway.TypeSubscription+"/"+c.Param("id"))
+	audited(c, topic.TypeSubscription+"/"+c.Param("id"))
 	c.Data(http.StatusOK, fhirJSON, body)
 }
 
@@ -273,7 +274,7 @@ func (a *API) subscriptionStatus(c *gin.Context) {
 // ended (status off). Other resources are not deleted: a referral's history
 // is the record.
 func (a *API) endSubscription(c *gin.Context) {
-	if c.Param("type") != gateway.TypeSubscription {
+	if c.Param("type") != topic.TypeSubscription {
 		allow := "GET, PUT"
 		if c.Param("type") == gateway.TypeTask {
 			allow = "GET, PUT, PATCH"
@@ -290,7 +291,7 @@ func (a *API) endSubscription(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	audited(c, gateway.TypeSubscription+"/"+c.Param("id"))
+	audited(c, topic.TypeSubscription+"/"+c.Param("id"))
 	c.Status(http.StatusNoContent)
 }
 

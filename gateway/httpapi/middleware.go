@@ -17,6 +17,7 @@ import (
 
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/topic"
 )
 
 const fhirJSON = "application/fhir+json; charset=utf-8"
@@ -201,7 +202,7 @@ func (a *API) noMethod(c *gin.Context) {
 	a.failWith(c, gateway.KindMethodNotAllowed, fhir.IssueNotSupported, "this interaction is not supported on this endpoint; see /fhir/metadata")
 }
 
-var knownTypes = map[string]bool{gateway.TypeServiceRequest: true, gateway.TypeTask: true, gateway.TypePatient: true, gateway.TypeProvenance: true, gateway.TypeSubscription: true}
+var knownTypes = map[string]bool{gateway.TypeServiceRequest: true, gateway.TypeTask: true, gateway.TypePatient: true, gateway.TypeProvenance: true, topic.TypeSubscription: true}
 
 func (a *API) knownType(c *gin.Context) {
 	if !knownTypes[c.Param("type")] {

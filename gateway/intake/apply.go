@@ -7,12 +7,11 @@ import (
 	"strings"
 	"time"
 
-	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
-
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/conform"
 	"github.com/signpost-health/signpost/gateway/query"
+	"github.com/signpost-health/signpost/gateway/topic"
 )
 
 // Request is one create (POST) or update (PUT), on its own or as an entry
@@ -119,7 +118,7 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 			return nil, r.locate(err)
 		}
 		r.obj = obj
-		if err := checkIndexedElements(r.Type, obj); err != nil {
+		if err := conform.CheckIndexedElements(r.Type, obj); err != nil {
 			return nil, r.locate(err)
 		}
 		if err := s.resolveRepeat(ctx, caller, r, lookRepeats); err != nil {
@@ -179,7 +178,7 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 	}
 	// 3. Validate and plan, people first, then requests, then Tasks, so that
 	// each finds what it refers to.
-	for _, typ := range []string{gateway.TypePatient, gateway.TypeServiceRequest, gateway.TypeTask, gateway.TypeSubscription} {
+	for _, typ := range []string{gateway.TypePatient, gateway.TypeServiceRequest, gateway.TypeTask, topic.TypeSubscription} {
 		for i, r := range reqs {
 			if r.Type != typ {
 				continue
@@ -198,11 +197,11 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 				out, err = s.planServiceRequest(ctx, pl, r)
 			case gateway.TypeTask:
 				out, err = s.planTask(ctx, pl, r)
-			case gateway.TypeSubscription:
+			case topic.TypeSubscription:
 				out, err = s.planSubscription(ctx, pl, r)
 			}
 			if err == nil {
-				err = checkIndexBounds(typ, pl.commit.Writes[planned:])
+				err = conform.CheckIndexBounds(typ, pl.commit.Writes[planned:])
 			}
 			if errors.Is(err, conform.ErrUnchanged) {
 				pl.outcomes[i] = &gateway.Outcome{Resource: r.existing}
@@ -340,7 +339,7 @@ func (s *Service) resolveRepeat(ctx context.Context, caller gateway.Caller, r *R
 		}
 	}
 	if r.Type == gateway.TypeServiceRequest && lookKeys {
-		for _, id := range identifiersOf(r.obj) {
+		for _, id := range conform.IdentifiersOf(r.obj) {
 			holder, err := s.Store.Lookup(ctx, referralKey(caller, id))
 			if err != nil {
 				return err
@@ -374,31 +373,6 @@ func referralKey(caller gateway.Caller, id gateway.Identifier) string {
 
 // referralTaskKey holds the one referral Task of a ServiceRequest.
 func referralTaskKey(srID string) string { return "referral-task|" + srID }
-
-// identifiersOf reads the identifiers of a raw resource that have both a
-// system and a value; only those can name a referral unambiguously.
-func identifiersOf(obj *fhir.Object) []gateway.Identifier {
-	raw, ok := obj.Member("identifier")
-	if !ok {
-		return nil
-	}
-	var ids []models.Identifier
-	if gateway.DecodeView(raw, "identifier", &ids) != nil {
-		return nil
-	}
-	return usableIdentifiers(ids)
-}
-
-// usableIdentifiers keeps the identifiers that have both a system and a value.
-func usableIdentifiers(ids []models.Identifier) []gateway.Identifier {
-	out := make([]gateway.Identifier, 0, len(ids))
-	for _, id := range ids {
-		if id.System != nil && id.Value != nil && *id.System != "" && *id.Value != "" {
-			out = append(out, gateway.Identifier{System: *id.System, Value: *id.Value})
-		}
-	}
-	return out
-}
 
 // current checks an update's body id against its URL, reads the version
 // it replaces and checks If-Match against it. It returns the expected

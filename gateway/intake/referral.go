@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
@@ -145,7 +144,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.now))
 	out := pl.addWrite(r, body, version, expect, fromIfMatch, append(gateway.ServiceRequestTerms(r.id, sr, s.Base), keep...), p.Warnings)
 	if r.Method == "POST" {
-		for _, id := range usableIdentifiers(sr.Identifier) {
+		for _, id := range conform.UsableIdentifiers(sr.Identifier) {
 			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: referralKey(pl.caller, id), Value: ref})
 		}
 		if m := r.message; m != nil {
@@ -439,7 +438,7 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*gateway.
 	if task.Intent != "order" {
 		p.Add(fhir.IssueBusinessRule, "Task.intent", "a referral Task has intent order")
 	}
-	if !hasCoding(task.Code, gateway.TaskCodeSystem, "fulfill") {
+	if !conform.HasCoding(task.Code, gateway.TaskCodeSystem, "fulfill") {
 		p.Add(fhir.IssueRequired, "Task.code", "a referral Task has code %s#fulfill", gateway.TaskCodeSystem)
 	}
 	rt := *pending.routed
@@ -524,7 +523,7 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	if err := p.Err(gateway.KindUnprocessable); err != nil {
 		return nil, err
 	}
-	body := keepTaskFieldsTrue(r.obj.WithServerFields(r.id, strconv.Itoa(cur.Version+1), gateway.Instant(pl.now)), from, status, changed, pl.now)
+	body := conform.KeepTaskFieldsTrue(r.obj.WithServerFields(r.id, strconv.Itoa(cur.Version+1), gateway.Instant(pl.now)), from, status, changed, pl.now)
 	out := pl.addWrite(r, body, cur.Version+1, expect, r.pinsVersion(), gateway.TaskTerms(r.id, task, s.Base), nil)
 	s.planProvenance(pl, out.Resource, gateway.RefOf(old.Owner))
 	// Every change reaches the GP; a referrer's cancellation also reaches
@@ -545,7 +544,7 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 // number alone, the Task may point at a Patient the same client holds (or
 // sends in the same transaction) with that NHS number.
 func (s *Service) sameSubject(ctx context.Context, pl *plan, taskFor, subject *models.Reference) (bool, error) {
-	if refString(taskFor) == refString(subject) {
+	if conform.RefString(taskFor) == conform.RefString(subject) {
 		return true, nil
 	}
 	if taskFor.Reference != nil {
@@ -555,7 +554,7 @@ func (s *Service) sameSubject(ctx context.Context, pl *plan, taskFor, subject *m
 			if ref != s.LocalRef(*subject.Reference) {
 				return false, nil
 			}
-		case hasNHSNumber(subject):
+		case conform.HasNHSNumber(subject):
 			// The referral names the patient by NHS number alone.
 			holds, err := s.patientHolds(ctx, pl, ref, subject.Identifier)
 			if err != nil || !holds {
@@ -567,7 +566,7 @@ func (s *Service) sameSubject(ctx context.Context, pl *plan, taskFor, subject *m
 	}
 	if id := taskFor.Identifier; id != nil {
 		if subject.Identifier != nil || subject.Reference == nil {
-			return subject.Identifier != nil && sameIdentifier(id, subject.Identifier), nil
+			return subject.Identifier != nil && conform.SameIdentifier(id, subject.Identifier), nil
 		}
 		// The referral names its Patient by reference alone: the identifier
 		// must be one that Patient holds.
@@ -597,10 +596,6 @@ func (s *Service) patientHolds(ctx context.Context, pl *plan, ref string, want *
 	return slices.Contains(conform.IdentifiersIn(body), gateway.Identifier{System: *want.System, Value: *want.Value}), nil
 }
 
-func sameIdentifier(a, b *models.Identifier) bool {
-	return a.System != nil && b.System != nil && a.Value != nil && b.Value != nil && *a.System == *b.System && *a.Value == *b.Value
-}
-
 // identifyPatient checks that the person a referral is for can be
 // identified: by a reference to a Patient held (or sent in the same
 // transaction, or contained), or by an NHS number.
@@ -609,21 +604,21 @@ func (s *Service) identifyPatient(ctx context.Context, pl *plan, obj *fhir.Objec
 		ref := s.LocalRef(*subject.Reference)
 		switch {
 		case strings.HasPrefix(ref, "#"):
-			if body := containedPatient(obj, ref[1:]); body != nil {
-				return sameNHSNumber(subject, body)
+			if body := conform.ContainedPatient(obj, ref[1:]); body != nil {
+				return conform.SameNHSNumber(subject, body)
 			}
 			return gateway.NewError(gateway.KindInvalid, fhir.IssueInvalid, "ServiceRequest.subject.reference", "the reference names no contained Patient")
 		case strings.HasPrefix(ref, gateway.TypePatient+"/"):
-			id, version := splitVersion(strings.TrimPrefix(ref, gateway.TypePatient+"/"))
+			id, version := conform.SplitVersion(strings.TrimPrefix(ref, gateway.TypePatient+"/"))
 			if gateway.CheckID(id) == nil {
 				if body := pl.plannedBody(gateway.TypePatient, id); body != nil && version == 0 {
-					return sameNHSNumber(subject, body)
+					return conform.SameNHSNumber(subject, body)
 				}
 				p, err := s.ReadVisible(ctx, pl.caller, gateway.TypePatient, id)
 				if err == nil && version <= p.Version {
 					// A versioned reference names a version held; the
 					// person is the same in every version.
-					return sameNHSNumber(subject, p.Body)
+					return conform.SameNHSNumber(subject, p.Body)
 				} else if err != nil && !errors.Is(err, gateway.ErrNotFound) {
 					return err
 				}
@@ -637,7 +632,7 @@ func (s *Service) identifyPatient(ctx context.Context, pl *plan, obj *fhir.Objec
 			return gateway.NewError(gateway.KindInvalid, fhir.IssueInvalid, "ServiceRequest.subject.reference", "a social prescribing referral's subject must be a Patient")
 		}
 	}
-	if hasNHSNumber(subject) && nhsOK {
+	if conform.HasNHSNumber(subject) && nhsOK {
 		return nil
 	}
 	return gateway.NewError(gateway.KindUnprocessable, fhir.IssueRequired, "ServiceRequest.subject",
@@ -657,11 +652,6 @@ func (pl *plan) plannedBody(typ, id string) []byte {
 	return nil
 }
 
-func hasNHSNumber(ref *models.Reference) bool {
-	return ref.Identifier != nil && ref.Identifier.System != nil && *ref.Identifier.System == fhir.NHSNumberSystem &&
-		ref.Identifier.Value != nil && *ref.Identifier.Value != ""
-}
-
 // checkNHSNumber applies the NHS number policy to one identifier.
 func (s *Service) checkNHSNumber(p *gateway.Problems, system, value *string, expr string) {
 	if system == nil || *system != fhir.NHSNumberSystem {
@@ -676,67 +666,6 @@ func (s *Service) checkNHSNumber(p *gateway.Problems, system, value *string, exp
 	} else {
 		p.Warn(fhir.IssueValue, expr, msg+"; accepted, as this deployment's NHS number policy is warn")
 	}
-}
-
-// containedPatient is the contained Patient of this id, or nil.
-func containedPatient(obj *fhir.Object, id string) []byte {
-	if c := conform.ContainedByID(obj, id); c != nil && c.ResourceType() == gateway.TypePatient {
-		return c.Bytes()
-	}
-	return nil
-}
-
-// splitVersion splits "id/_history/3" into the id and version 3 (0: the
-// reference names no version).
-func splitVersion(ref string) (string, int) {
-	id, vid, ok := strings.Cut(ref, "/_history/")
-	if !ok {
-		return ref, 0
-	}
-	n, err := strconv.Atoi(vid)
-	if err != nil || n < 1 {
-		return ref, 0 // not a version: the whole is checked as an id, and fails
-	}
-	return id, n
-}
-
-// sameNHSNumber refuses a referral whose subject names the person twice,
-// by a Patient and by an NHS number, and the two disagree: routing it would
-// send one person's referral with another's details (a clinical-safety
-// hazard). The answer says which elements disagree, never the numbers.
-func sameNHSNumber(subject *models.Reference, patient []byte) error {
-	if !hasNHSNumber(subject) {
-		return nil
-	}
-	held := nhsNumbersOf(patient)
-	if len(held) == 0 || slices.Contains(held, *subject.Identifier.Value) {
-		return nil
-	}
-	return gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.subject.identifier.value",
-		"the NHS number in subject.identifier is not the NHS number of the Patient subject.reference names: they identify different people; correct whichever is wrong")
-}
-
-// nhsNumbersOf lists a Patient's NHS numbers.
-func nhsNumbersOf(patient []byte) []string {
-	var out []string
-	for _, id := range conform.IdentifiersIn(patient) {
-		if id.System == fhir.NHSNumberSystem && id.Value != "" {
-			out = append(out, id.Value)
-		}
-	}
-	return out
-}
-
-func hasCoding(cc *models.CodeableConcept, system, code string) bool {
-	if cc == nil {
-		return false
-	}
-	for _, c := range cc.Coding {
-		if c.System != nil && c.Code != nil && *c.System == system && *c.Code == code {
-			return true
-		}
-	}
-	return false
 }
 
 // sameAsReferralTask refuses a client's own Task for a referral that has
@@ -761,41 +690,4 @@ func (s *Service) sameAsReferralTask(r *Request, held *gateway.Resource) error {
 		}
 	}
 	return repeatDiffers(r, held, "this referral's Task", true, skip...)
-}
-
-// refString is a reference's literal and identifier, for comparing two
-// references as they were written.
-func refString(r *models.Reference) string {
-	if r == nil {
-		return ""
-	}
-	b, _ := json.Marshal(struct {
-		R *string            `json:"r"`
-		I *models.Identifier `json:"i"`
-	}{r.Reference, r.Identifier})
-	return string(b)
-}
-
-// keepTaskFieldsTrue keeps the fields that describe a Task's state true
-// when its status changes: lastModified becomes the change's time, and a
-// businessStatus the change left as it was (the last one, "delivered to
-// ...") is replaced by the one of the new status. What the caller set
-// itself is kept.
-func keepTaskFieldsTrue(body []byte, from, to string, changed []string, now time.Time) []byte {
-	if from == to {
-		return body
-	}
-	members := map[string]any{}
-	if !slices.Contains(changed, "lastModified") {
-		members["lastModified"] = gateway.Instant(now)
-	}
-	if !slices.Contains(changed, "businessStatus") {
-		if b, ok := gateway.StatusBusiness[to]; ok {
-			members["businessStatus"] = map[string]any{"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": b.Code, "display": b.Display}}, "text": b.Display}
-		}
-	}
-	for name := range members {
-		body = gateway.WithoutMember(body, name)
-	}
-	return gateway.AppendMembers(body, members)
 }

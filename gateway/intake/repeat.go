@@ -7,6 +7,7 @@ import (
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/conform"
+	"github.com/signpost-health/signpost/gateway/topic"
 )
 
 // checkUnchanged reports conform.ErrUnchanged for an update whose content is the
@@ -14,7 +15,7 @@ import (
 // again is how its owner asks for a new handshake (and how one in error is
 // made active again), a change of state its body does not show.
 func checkUnchanged(r *Request, cur *gateway.Resource) error {
-	if cur == nil || r.Type == gateway.TypeSubscription {
+	if cur == nil || r.Type == topic.TypeSubscription {
 		return nil
 	}
 	diff, err := conform.Differences(r.obj.Bytes(), cur.Body, false)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/conform"
 )
 
 // Create stores a new resource. ifNoneExist is the raw If-None-Exist header
@@ -51,7 +52,7 @@ func (s *Service) Patch(ctx context.Context, caller gateway.Caller, typ, id stri
 		return nil, gateway.NewError(gateway.KindInvalid, fhir.IssueTooCostly, "", "a JSON Patch may have at most %d operations", maxPatchOps)
 	}
 	for i, op := range ops {
-		for _, path := range patchPaths(op) {
+		for _, path := range conform.PatchPaths(op) {
 			if path == "/id" || path == "/meta" || strings.HasPrefix(path, "/meta/") || path == "/resourceType" || path == "" {
 				return nil, gateway.NewError(gateway.KindInvalid, fhir.IssueInvalid, "", "operation %d touches %s, which the server manages", i, path)
 			}
@@ -83,16 +84,6 @@ const (
 	maxPatchOps  = 50
 	maxPatchCopy = 256 << 10
 )
-
-// patchPaths are the pointers an operation reads or writes.
-func patchPaths(op jsonpatch.Operation) []string {
-	path, _ := op.Path()
-	out := []string{path}
-	if from, err := op.From(); err == nil {
-		out = append(out, from)
-	}
-	return out
-}
 
 // ParseMessage checks a message Bundle as every resource is checked at the
 // door: the raw JSON, R4's structure (every entry, with the broken required

@@ -8,6 +8,7 @@ import (
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/conform"
+	"github.com/signpost-health/signpost/gateway/topic"
 )
 
 // planSubscription stores a Subscription as requested (its status is the
@@ -21,7 +22,7 @@ func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*
 	if pl.caller.Kind == gateway.CallerProvider {
 		return nil, gateway.NewError(gateway.KindForbidden, fhir.IssueForbidden, "", "subscriptions are for the GP systems that make referrals")
 	}
-	if _, err := gateway.ReadSubscription(r.obj.Bytes(), r.id); err != nil {
+	if _, err := topic.ReadSubscription(r.obj.Bytes(), r.id); err != nil {
 		return nil, err
 	}
 	version, expect := 1, 0
@@ -29,7 +30,7 @@ func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*
 	revived := false // an update of an ended subscription starts it again
 	if r.Method == "PUT" {
 		var p gateway.Problems
-		asked := conform.CheckCode(&p, r.obj, gateway.TypeSubscription, "status", gateway.SubscriptionStatuses, true)
+		asked := conform.CheckCode(&p, r.obj, topic.TypeSubscription, "status", topic.SubscriptionStatuses, true)
 		if err := p.Err(gateway.KindInvalid); err != nil {
 			return nil, err
 		}
@@ -70,19 +71,19 @@ func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*
 // and makes the commit check the count again, in the same step as the
 // write, so that concurrent requests cannot each find room for one.
 func (s *Service) planSubscriptionCap(ctx context.Context, pl *plan) error {
-	group := make([]string, len(gateway.LiveSubscriptionStatuses))
-	for i, st := range gateway.LiveSubscriptionStatuses {
+	group := make([]string, len(topic.LiveSubscriptionStatuses))
+	for i, st := range topic.LiveSubscriptionStatuses {
 		group[i] = "status=" + st
 	}
 	q := [][]string{group, {gateway.ClientTerm(pl.caller.ClientID)}}
-	_, n, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: gateway.TypeSubscription, Groups: q, Count: 1})
+	_, n, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: topic.TypeSubscription, Groups: q, Count: 1})
 	if err != nil {
 		return err
 	}
 	// Others of this plan (a transaction) count too.
 	room := s.MaxSubscriptions
 	for _, c := range pl.commit.Criteria {
-		if c.Type == gateway.TypeSubscription && c.Limit > 0 {
+		if c.Type == topic.TypeSubscription && c.Limit > 0 {
 			room--
 		}
 	}
@@ -90,6 +91,6 @@ func (s *Service) planSubscriptionCap(ctx context.Context, pl *plan) error {
 		return gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "Subscription",
 			"a GP system may have at most %d subscriptions that are not ended (requested, active or error); it has %d. End one (DELETE, or an update with status off) first", s.MaxSubscriptions, n)
 	}
-	pl.commit.Criteria = append(pl.commit.Criteria, gateway.Criteria{Type: gateway.TypeSubscription, Groups: q, Limit: room})
+	pl.commit.Criteria = append(pl.commit.Criteria, gateway.Criteria{Type: topic.TypeSubscription, Groups: q, Limit: room})
 	return nil
 }

@@ -2,6 +2,7 @@ package query
 
 import (
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/topic"
 
 	"context"
 	"encoding/base64"
@@ -62,7 +63,7 @@ var searchParams = map[string]map[string]searchParam{
 		"_id":        {index: "id"},
 		"identifier": {index: "identifier", systems: true},
 	},
-	gateway.TypeSubscription: {
+	topic.TypeSubscription: {
 		"_id":    {index: "_id"},
 		"status": {index: "status"},
 	},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
+	"github.com/signpost-health/signpost/gateway/topic"
 )
 
 // Only a consumer that has gone — idle past the limit, nothing pending — is
@@ -88,7 +89,7 @@ func TestSubscriptionEventsAreCapped(t *testing.T) {
 	if err := q.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
-	sub := []*gateway.SubscriptionView{{ID: "sub-1"}}
+	sub := []*topic.SubscriptionView{{ID: "sub-1"}}
 	for v := 1; v <= 5; v++ {
 		if _, err := q.Add(ctx, map[string]string{"event": "task-changed"}); err != nil {
 			t.Fatal(err)

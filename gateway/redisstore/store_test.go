@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/conform"
 	"github.com/signpost-health/signpost/gateway/intake"
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
 )
@@ -393,17 +394,17 @@ func boundedCommit(token int) *gateway.Commit {
 	c := &gateway.Commit{}
 	n := strconv.Itoa(token)
 	writes := intake.MaxTransactionEntries
-	per := intake.MaxIndexTermsPerRequest / writes
+	per := conform.MaxIndexTermsPerRequest / writes
 	for w := 0; w < writes; w++ {
 		id := "sr-" + n + "-" + strconv.Itoa(w)
 		var terms []string
 		for k := 0; k < per; k++ {
-			system := "https://made-up.example/" + n + "/" + strconv.Itoa((w*per+k)%intake.MaxTokenSystemsPerRequest)
+			system := "https://made-up.example/" + n + "/" + strconv.Itoa((w*per+k)%conform.MaxTokenSystemsPerRequest)
 			terms = append(terms, "code="+system+"|C"+strconv.Itoa(k))
 		}
 		c.Writes = append(c.Writes, write("ServiceRequest", id, 1, 0, terms...))
 	}
-	for k := 0; k < intake.MaxTokenSystemsPerRequest; k++ {
+	for k := 0; k < conform.MaxTokenSystemsPerRequest; k++ {
 		c.Systems = append(c.Systems, "ServiceRequest code https://made-up.example/"+n+"/"+strconv.Itoa(k))
 	}
 	return c

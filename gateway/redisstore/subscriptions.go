@@ -12,6 +12,7 @@ import (
 
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/telemetry"
+	"github.com/signpost-health/signpost/gateway/topic"
 )
 
 var (
@@ -30,7 +31,7 @@ type subscriptionEvent struct {
 
 // Fanout numbers a Task change for each matching subscription, queues it,
 // and finishes the change's job, in one step (fanout.lua).
-func (s *Store) Fanout(ctx context.Context, job gateway.QueuedJob, subs []*gateway.SubscriptionView, client string, ev gateway.Event) error {
+func (s *Store) Fanout(ctx context.Context, job gateway.QueuedJob, subs []*topic.SubscriptionView, client string, ev gateway.Event) error {
 	keys := []string{s.keys.queue(gateway.QueueSubscription), s.keys.subNumbered()}
 	args := []any{gateway.WorkerGroup, job.Consumer, job.ID}
 	event, _ := json.Marshal(map[string]any{"t": ev.Timestamp.UnixMilli(), "task": ev.Task, "v": ev.Version})

@@ -12,6 +12,7 @@ import (
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/query"
+	"github.com/signpost-health/signpost/gateway/topic"
 )
 
 // SubscriptionStatus is the $status operation: the subscription's status
@@ -20,8 +21,8 @@ func (s *Service) SubscriptionStatus(ctx context.Context, caller gateway.Caller,
 	if err := gateway.CheckID(id); err != nil {
 		return nil, err
 	}
-	if _, err := s.ReadVisible(ctx, caller, gateway.TypeSubscription, id); errors.Is(err, gateway.ErrNotFound) {
-		return nil, gateway.NotFound(gateway.TypeSubscription, id)
+	if _, err := s.ReadVisible(ctx, caller, topic.TypeSubscription, id); errors.Is(err, gateway.ErrNotFound) {
+		return nil, gateway.NotFound(topic.TypeSubscription, id)
 	} else if err != nil {
 		return nil, err
 	}
@@ -33,10 +34,10 @@ func (s *Service) SubscriptionStatus(ctx context.Context, caller gateway.Caller,
 	if err != nil {
 		return nil, err
 	}
-	status, _ := json.Marshal(map[string]any{"resourceType": "Parameters", "meta": map[string]any{"profile": []string{gateway.SubscriptionStatusProfile}},
+	status, _ := json.Marshal(map[string]any{"resourceType": "Parameters", "meta": map[string]any{"profile": []string{topic.SubscriptionStatusProfile}},
 		"parameter": []map[string]any{
-			{"name": "subscription", "valueReference": map[string]string{"reference": s.Base + "/" + gateway.TypeSubscription + "/" + id}},
-			{"name": "topic", "valueCanonical": gateway.TaskTopic},
+			{"name": "subscription", "valueReference": map[string]string{"reference": s.Base + "/" + topic.TypeSubscription + "/" + id}},
+			{"name": "topic", "valueCanonical": topic.TaskTopic},
 			{"name": "status", "valueCode": sub.Status},
 			{"name": "type", "valueCode": "query-status"},
 			{"name": "events-since-subscription-start", "valueString": strconv.FormatInt(n, 10)},
@@ -52,8 +53,8 @@ func (s *Service) EndSubscription(ctx context.Context, caller gateway.Caller, id
 	if err := gateway.CheckID(id); err != nil {
 		return err
 	}
-	if _, err := s.ReadVisible(ctx, caller, gateway.TypeSubscription, id); errors.Is(err, gateway.ErrNotFound) {
-		return gateway.NotFound(gateway.TypeSubscription, id)
+	if _, err := s.ReadVisible(ctx, caller, topic.TypeSubscription, id); errors.Is(err, gateway.ErrNotFound) {
+		return gateway.NotFound(topic.TypeSubscription, id)
 	} else if err != nil {
 		return err
 	}
@@ -61,40 +62,40 @@ func (s *Service) EndSubscription(ctx context.Context, caller gateway.Caller, id
 }
 
 // SubscriptionByID reads a subscription, whoever's it is (for the workers).
-func (s *Service) SubscriptionByID(ctx context.Context, id string) (*gateway.SubscriptionView, error) {
-	r, err := s.Store.Read(ctx, gateway.TypeSubscription, id)
+func (s *Service) SubscriptionByID(ctx context.Context, id string) (*topic.SubscriptionView, error) {
+	r, err := s.Store.Read(ctx, topic.TypeSubscription, id)
 	if err != nil {
 		return nil, err
 	}
-	return gateway.ReadSubscription(r.Body, id) // with its stored status
+	return topic.ReadSubscription(r.Body, id) // with its stored status
 }
 
 // Subscribers lists the active subscriptions of a client.
-func (s *Service) Subscribers(ctx context.Context, client string) ([]*gateway.SubscriptionView, error) {
+func (s *Service) Subscribers(ctx context.Context, client string) ([]*topic.SubscriptionView, error) {
 	return s.subscriptionsOf(ctx, client, "active")
 }
 
 // subscriptionsOf lists a client's subscriptions in the given statuses.
-func (s *Service) subscriptionsOf(ctx context.Context, client string, statuses ...string) ([]*gateway.SubscriptionView, error) {
+func (s *Service) subscriptionsOf(ctx context.Context, client string, statuses ...string) ([]*topic.SubscriptionView, error) {
 	group := make([]string, len(statuses))
 	for i, st := range statuses {
 		group[i] = "status=" + st
 	}
-	ids, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: gateway.TypeSubscription, Groups: [][]string{group, {gateway.ClientTerm(client)}}, Count: query.MaxCount})
+	ids, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: topic.TypeSubscription, Groups: [][]string{group, {gateway.ClientTerm(client)}}, Count: query.MaxCount})
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}
 	refs := make([]string, len(ids))
 	for i, id := range ids {
-		refs[i] = gateway.TypeSubscription + "/" + id
+		refs[i] = topic.TypeSubscription + "/" + id
 	}
 	subs, err := s.Store.ReadMany(ctx, refs)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*gateway.SubscriptionView, 0, len(subs))
+	out := make([]*topic.SubscriptionView, 0, len(subs))
 	for _, r := range subs {
-		if v, err := gateway.ReadSubscription(r.Body, r.ID); err == nil { // with its stored status
+		if v, err := topic.ReadSubscription(r.Body, r.ID); err == nil { // with its stored status
 			out = append(out, v)
 		}
 	}
@@ -107,7 +108,7 @@ func (s *Service) subscriptionsOf(ctx context.Context, client string, statuses .
 // not ended counts, not only the active ones: one awaiting its handshake,
 // or in error, keeps its events numbered and waiting, and is sent them
 // once it is active again.
-func (s *Service) MatchingSubscriptions(ctx context.Context, taskID string, version int) (*gateway.Resource, []*gateway.SubscriptionView, error) {
+func (s *Service) MatchingSubscriptions(ctx context.Context, taskID string, version int) (*gateway.Resource, []*topic.SubscriptionView, error) {
 	task, err := s.Store.ReadVersion(ctx, gateway.TypeTask, taskID, version)
 	if err != nil {
 		return nil, nil, err
@@ -131,11 +132,11 @@ func (s *Service) MatchingSubscriptions(ctx context.Context, taskID string, vers
 			terms = append(terms, "requester="+t.Requester.Identifier.Value)
 		}
 	}
-	subs, err := s.subscriptionsOf(ctx, task.Owner, gateway.LiveSubscriptionStatuses...)
+	subs, err := s.subscriptionsOf(ctx, task.Owner, topic.LiveSubscriptionStatuses...)
 	if err != nil {
 		return nil, nil, err
 	}
-	var out []*gateway.SubscriptionView
+	var out []*topic.SubscriptionView
 	for _, sub := range subs {
 		if sub.Matches(view, terms) {
 			out = append(out, sub)
@@ -154,14 +155,14 @@ type refJSON struct {
 
 // NotificationBundle renders a notification (Bundle of type history) with
 // the subscription status first, per the Backport IG.
-func (s *Service) NotificationBundle(ctx context.Context, sub *gateway.SubscriptionView, kind string, since int64, events []gateway.Event) ([]byte, error) {
+func (s *Service) NotificationBundle(ctx context.Context, sub *topic.SubscriptionView, kind string, since int64, events []gateway.Event) ([]byte, error) {
 	status := sub.Status
 	if status == "" {
 		status = "active"
 	}
 	params := []map[string]any{
-		{"name": "subscription", "valueReference": map[string]string{"reference": s.Base + "/" + gateway.TypeSubscription + "/" + sub.ID}},
-		{"name": "topic", "valueCanonical": gateway.TaskTopic},
+		{"name": "subscription", "valueReference": map[string]string{"reference": s.Base + "/" + topic.TypeSubscription + "/" + sub.ID}},
+		{"name": "topic", "valueCanonical": topic.TaskTopic},
 		{"name": "status", "valueCode": status},
 		{"name": "type", "valueCode": kind},
 		{"name": "events-since-subscription-start", "valueString": strconv.FormatInt(since, 10)},
@@ -171,25 +172,25 @@ func (s *Service) NotificationBundle(ctx context.Context, sub *gateway.Subscript
 			{"name": "event-number", "valueString": strconv.FormatInt(e.Number, 10)},
 			{"name": "timestamp", "valueInstant": gateway.Instant(e.Timestamp)},
 		}
-		if sub.Payload != gateway.PayloadEmpty {
+		if sub.Payload != topic.PayloadEmpty {
 			part = append(part, map[string]any{"name": "focus", "valueReference": map[string]string{"reference": s.Base + "/" + e.Task}})
 		}
 		params = append(params, map[string]any{"name": "notification-event", "part": part})
 	}
-	statusParams, _ := json.Marshal(map[string]any{"resourceType": "Parameters", "meta": map[string]any{"profile": []string{gateway.SubscriptionStatusProfile}}, "parameter": params})
+	statusParams, _ := json.Marshal(map[string]any{"resourceType": "Parameters", "meta": map[string]any{"profile": []string{topic.SubscriptionStatusProfile}}, "parameter": params})
 	// A history Bundle needs a request on every entry (R4 bdl-3): the
 	// status as from $status, each focus as the update that made it.
 	b := fhir.Bundle{ID: gateway.NewID(), Type: "history", Timestamp: gateway.Instant(s.Now()), Total: -1,
 		Entries: []fhir.BundleEntry{{FullURL: "urn:uuid:" + gateway.NewID(), Resource: statusParams,
-			Request:  &fhir.EntryRequest{Method: "GET", URL: s.Base + "/" + gateway.TypeSubscription + "/" + sub.ID + "/$status"},
+			Request:  &fhir.EntryRequest{Method: "GET", URL: s.Base + "/" + topic.TypeSubscription + "/" + sub.ID + "/$status"},
 			Response: &fhir.EntryResponse{Status: "200 OK"}}}}
 	for _, e := range events {
-		if sub.Payload == gateway.PayloadEmpty {
+		if sub.Payload == topic.PayloadEmpty {
 			continue
 		}
 		entry := fhir.BundleEntry{FullURL: s.Base + "/" + e.Task + "/_history/" + e.Version,
 			Request: &fhir.EntryRequest{Method: "PUT", URL: e.Task}, Response: &fhir.EntryResponse{Status: "200 OK"}}
-		if sub.Payload == gateway.PayloadFullResource {
+		if sub.Payload == topic.PayloadFullResource {
 			id := strings.TrimPrefix(e.Task, gateway.TypeTask+"/")
 			v, _ := strconv.Atoi(e.Version)
 			r, err := s.Store.ReadVersion(ctx, gateway.TypeTask, id, v)
@@ -212,7 +213,7 @@ func (s *Service) NotificationBundle(ctx context.Context, sub *gateway.Subscript
 // that an update overtook is left to the update's own handshake.
 func (s *Service) SetSubscriptionStatus(ctx context.Context, id, status, reason string, version int) error {
 	for attempt := 0; attempt < gateway.MaxAttempts; attempt++ {
-		cur, err := s.Store.Read(ctx, gateway.TypeSubscription, id)
+		cur, err := s.Store.Read(ctx, topic.TypeSubscription, id)
 		if err != nil {
 			return err
 		}
@@ -236,7 +237,7 @@ func (s *Service) SetSubscriptionStatus(ctx context.Context, id, status, reason 
 		if err != nil {
 			return err
 		}
-		next := &gateway.Resource{Type: gateway.TypeSubscription, ID: id, Version: cur.Version + 1, LastUpdated: now, Owner: cur.Owner,
+		next := &gateway.Resource{Type: topic.TypeSubscription, ID: id, Version: cur.Version + 1, LastUpdated: now, Owner: cur.Owner,
 			Body: obj.WithServerFields(id, strconv.Itoa(cur.Version+1), gateway.Instant(now))}
 		c := &gateway.Commit{Writes: []gateway.Write{{Resource: next, Expect: cur.Version,
 			Terms: []string{"status=" + status, gateway.ClientTerm(cur.Owner)}}}}

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/signpost-health/signpost/gateway/auditevent"
 )
 
 // Signing in, failing to, being locked out and signing out are each
@@ -50,7 +52,7 @@ func TestSignInsAndSignOutsAudited(t *testing.T) {
 	for _, en := range entries {
 		r := en.Record
 		got = append(got, fmt.Sprintf("%s %d %s %s", r.Interaction, r.Status, r.User, r.Client))
-		raw.Write(r.Event(e.srv.URL + "/fhir"))
+		raw.Write(auditevent.Render(r, e.srv.URL+"/fhir"))
 	}
 	want := []string{
 		"login 401  ", // no such account: neither the address typed nor a client

@@ -22,6 +22,7 @@ import (
 
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/account"
+	"github.com/signpost-health/signpost/gateway/auditevent"
 	"github.com/signpost-health/signpost/gateway/httpapi"
 	"github.com/signpost-health/signpost/gateway/portal"
 	"github.com/signpost-health/signpost/gateway/redisstore"
@@ -695,7 +696,7 @@ func TestPatientDetailsAreEscapedAndEveryViewAudited(t *testing.T) {
 		if r.Client != "walking" || !strings.Contains(strings.Join(r.What, " "), "Task/"+task) || !strings.Contains(strings.Join(r.What, " "), "Patient/") {
 			t.Errorf("audit record %+v does not name who saw which Task and Patient", r)
 		}
-		ev := string(r.Event(e.srv.URL + "/fhir"))
+		ev := string(auditevent.Render(r, e.srv.URL+"/fhir"))
 		if !strings.Contains(ev, "humanuser") || strings.Contains(ev, "Example") || strings.Contains(ev, nhsNumber) {
 			t.Errorf("AuditEvent %s", ev)
 		}

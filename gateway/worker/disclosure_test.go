@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/auditevent"
 	"github.com/signpost-health/signpost/gateway/notify"
 	"github.com/signpost-health/signpost/gateway/outbound"
+	"github.com/signpost-health/signpost/gateway/topic"
 	"github.com/signpost-health/signpost/gateway/webhook"
 	"github.com/signpost-health/signpost/gateway/worker"
 )
@@ -31,7 +33,7 @@ func (e *env) disclosures() []string {
 		if r.Interaction != gateway.InteractionExport {
 			continue
 		}
-		ev := string(r.Event("http://signpost.test/fhir"))
+		ev := string(auditevent.Render(r, "http://signpost.test/fhir"))
 		if !strings.Contains(ev, `"code":"110106"`) || strings.Contains(ev, "9434765919") {
 			e.t.Errorf("disclosure AuditEvent %s", ev)
 		}
@@ -89,7 +91,7 @@ func TestWriteBackAndNotificationAuditedAsDisclosures(t *testing.T) {
 	sq := e.store.Queue(gateway.QueueSubscription)
 	run(t, worker.New(worker.Options{Queue: sq, PerProvider: 1, LaneDepth: 4096, ReclaimIdle: time.Second, Consumer: "sub-" + gateway.NewID()[:8],
 		Handler: &worker.Subscriptions{Queue: sq, Domain: e.svc.Subscriptions, Store: e.store, Client: client, Clients: []string{"practice-a"}, Retry: ms(50, 50, 50), Audit: e.store}}))
-	id := e.subscribe("practice-a", sub.srv.URL, gateway.PayloadFullResource)
+	id := e.subscribe("practice-a", sub.srv.URL, topic.PayloadFullResource)
 	eventually(t, "the handshake", func() bool { return e.subStatus(id) == "active" })
 	task := e.refer("DIS-2", "390893007")
 	e.move(task, "accepted", "")

@@ -17,6 +17,7 @@ import (
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/notify"
 	"github.com/signpost-health/signpost/gateway/outbound"
+	"github.com/signpost-health/signpost/gateway/topic"
 	"github.com/signpost-health/signpost/gateway/writeback"
 )
 
@@ -67,7 +68,7 @@ func BenchmarkStatusChangeToGP(b *testing.B) {
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	e.startWriteBacks(map[string]*notify.GPServer{"practice-a": {Base: gp.URL + "/fhir", Client: client}})
 	e.startSubscriptions()
-	sub := e.subscribe("practice-a", hook.URL, gateway.PayloadIDOnly, "Task?status=accepted")
+	sub := e.subscribe("practice-a", hook.URL, topic.PayloadIDOnly, "Task?status=accepted")
 	eventually(b, "the handshake", func() bool { return e.subStatus(sub) == "active" })
 
 	tasks := make([]string, b.N)

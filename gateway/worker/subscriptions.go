@@ -11,20 +11,21 @@ import (
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/notify"
 	"github.com/signpost-health/signpost/gateway/telemetry"
+	"github.com/signpost-health/signpost/gateway/topic"
 )
 
 // SubscriptionDomain is what the subscription worker asks of the domain.
 type SubscriptionDomain interface {
-	MatchingSubscriptions(ctx context.Context, taskID string, version int) (*gateway.Resource, []*gateway.SubscriptionView, error)
-	SubscriptionByID(ctx context.Context, id string) (*gateway.SubscriptionView, error)
-	Subscribers(ctx context.Context, client string) ([]*gateway.SubscriptionView, error)
-	NotificationBundle(ctx context.Context, sub *gateway.SubscriptionView, kind string, since int64, events []gateway.Event) ([]byte, error)
+	MatchingSubscriptions(ctx context.Context, taskID string, version int) (*gateway.Resource, []*topic.SubscriptionView, error)
+	SubscriptionByID(ctx context.Context, id string) (*topic.SubscriptionView, error)
+	Subscribers(ctx context.Context, client string) ([]*topic.SubscriptionView, error)
+	NotificationBundle(ctx context.Context, sub *topic.SubscriptionView, kind string, since int64, events []gateway.Event) ([]byte, error)
 	SetSubscriptionStatus(ctx context.Context, id, status, reason string, version int) error
 }
 
 // SubscriptionStore keeps subscriptions' event numbers and queues.
 type SubscriptionStore interface {
-	Fanout(ctx context.Context, job gateway.QueuedJob, subs []*gateway.SubscriptionView, client string, ev gateway.Event) error
+	Fanout(ctx context.Context, job gateway.QueuedJob, subs []*topic.SubscriptionView, client string, ev gateway.Event) error
 	NextEvent(ctx context.Context, subID string) (*gateway.Event, error)
 	SentEvent(ctx context.Context, subID string, number int64) error
 	EventCount(ctx context.Context, subID string) (int64, error)
@@ -194,7 +195,7 @@ func (h *Subscriptions) send(ctx context.Context, log *slog.Logger, job gateway.
 
 // retry tries the subscription again later; after the last attempt it is
 // put in error, keeping its events (they are sent if it is made active).
-func (h *Subscriptions) retry(ctx context.Context, log *slog.Logger, job gateway.QueuedJob, sub *gateway.SubscriptionView, res notify.Result) {
+func (h *Subscriptions) retry(ctx context.Context, log *slog.Logger, job gateway.QueuedJob, sub *topic.SubscriptionView, res notify.Result) {
 	attempt, _ := strconv.Atoi(job.Fields["attempt"])
 	if !res.Retry || attempt >= len(h.Retry) {
 		err := h.Domain.SetSubscriptionStatus(ctx, sub.ID, "error", "notifications failed: "+res.Reason, 0)
@@ -272,7 +273,7 @@ func (h *Subscriptions) endBeat(id string) {
 // the period's: every process ticks, and one claims it, so a subscriber
 // gets one, and one attempt a period while it is down rather than one a
 // second from each process.
-func (h *Subscriptions) heartbeat(ctx context.Context, sub *gateway.SubscriptionView) {
+func (h *Subscriptions) heartbeat(ctx context.Context, sub *topic.SubscriptionView) {
 	if mine, err := h.Store.ClaimHeartbeat(ctx, sub.ID, sub.Heartbeat); err != nil || !mine {
 		return
 	}

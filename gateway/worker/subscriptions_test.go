@@ -17,6 +17,7 @@ import (
 	"github.com/signpost-health/signpost/fhir/structure"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/outbound"
+	"github.com/signpost-health/signpost/gateway/topic"
 	"github.com/signpost-health/signpost/gateway/worker"
 )
 
@@ -145,7 +146,7 @@ func (e *env) subscribe(client, endpoint, payload string, filters ...string) str
 	if len(ext) > 0 {
 		criteria = `"_criteria":{"extension":[` + strings.Join(ext, ",") + `]},`
 	}
-	body := `{"resourceType":"Subscription","status":"requested","reason":"closed loop","criteria":"` + gateway.TaskTopic + `",` +
+	body := `{"resourceType":"Subscription","status":"requested","reason":"closed loop","criteria":"` + topic.TaskTopic + `",` +
 		criteria +
 		`"channel":{"type":"rest-hook","endpoint":"` + endpoint + `","payload":"application/fhir+json",` +
 		`"_payload":{"extension":[{"url":"http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content","valueCode":"` + payload + `"}]},` +
@@ -161,7 +162,7 @@ func (e *env) subscribe(client, endpoint, payload string, filters ...string) str
 // (seconds) and returns the subscription's id.
 func (e *env) subscribeWithHeartbeat(endpoint string, period int) string {
 	e.t.Helper()
-	body := `{"resourceType":"Subscription","status":"requested","reason":"r","criteria":"` + gateway.TaskTopic + `",` +
+	body := `{"resourceType":"Subscription","status":"requested","reason":"r","criteria":"` + topic.TaskTopic + `",` +
 		`"channel":{"type":"rest-hook","endpoint":"` + endpoint + `","payload":"application/fhir+json",` +
 		`"extension":[{"url":"http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-heartbeat-period","valueUnsignedInt":` + strconv.Itoa(period) + `}]}}`
 	out, err := e.svc.Intake.Create(context.Background(), gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP}, "Subscription", []byte(body), "")
@@ -184,8 +185,8 @@ func TestHandshake(t *testing.T) {
 	e := setup(t)
 	s := newSubscriber(t)
 	e.startSubscriptions()
-	ok := e.subscribe("practice-a", s.srv.URL, gateway.PayloadIDOnly)
-	bad := e.subscribe("practice-a", "http://127.0.0.1:1/hook", gateway.PayloadIDOnly)
+	ok := e.subscribe("practice-a", s.srv.URL, topic.PayloadIDOnly)
+	bad := e.subscribe("practice-a", "http://127.0.0.1:1/hook", topic.PayloadIDOnly)
 	eventually(t, "the handshakes", func() bool { return e.subStatus(ok) == "active" && e.subStatus(bad) == "error" })
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -199,7 +200,7 @@ func TestNotificationsInOrderAcrossRestartAndOutage(t *testing.T) {
 	e := setup(t)
 	s := newSubscriber(t)
 	stop := e.startSubscriptions()
-	sub := e.subscribe("practice-a", s.srv.URL, gateway.PayloadIDOnly, "Task?requester=A81001")
+	sub := e.subscribe("practice-a", s.srv.URL, topic.PayloadIDOnly, "Task?requester=A81001")
 	eventually(t, "the handshake", func() bool { return e.subStatus(sub) == "active" })
 	task := e.refer("SUB-1", "390893007")
 	e.move(task, "accepted", "")
@@ -239,10 +240,10 @@ func TestPayloadsFiltersAndIsolation(t *testing.T) {
 	full, empty, other, filtered := newSubscriber(t), newSubscriber(t), newSubscriber(t), newSubscriber(t)
 	e.startSubscriptions()
 	subs := []string{
-		e.subscribe("practice-a", full.srv.URL, gateway.PayloadFullResource),
-		e.subscribe("practice-a", empty.srv.URL, gateway.PayloadEmpty),
-		e.subscribe("practice-b", other.srv.URL, gateway.PayloadFullResource), // another practice
-		e.subscribe("practice-a", filtered.srv.URL, gateway.PayloadIDOnly, "Task?status=completed"),
+		e.subscribe("practice-a", full.srv.URL, topic.PayloadFullResource),
+		e.subscribe("practice-a", empty.srv.URL, topic.PayloadEmpty),
+		e.subscribe("practice-b", other.srv.URL, topic.PayloadFullResource), // another practice
+		e.subscribe("practice-a", filtered.srv.URL, topic.PayloadIDOnly, "Task?status=completed"),
 	}
 	eventually(t, "handshakes", func() bool {
 		for _, id := range subs {
@@ -349,7 +350,7 @@ func TestSubscriptionInErrorIsMadeActiveAgainByUpdate(t *testing.T) {
 	e := setup(t)
 	s := newSubscriber(t)
 	e.startSubscriptions()
-	sub := e.subscribe("practice-a", s.srv.URL, gateway.PayloadIDOnly)
+	sub := e.subscribe("practice-a", s.srv.URL, topic.PayloadIDOnly)
 	eventually(t, "the handshake", func() bool { return e.subStatus(sub) == "active" })
 	task := e.refer("SUB-ERR-1", "390893007")
 	e.move(task, "accepted", "")
@@ -410,7 +411,7 @@ func TestOvertakenHandshakeDoesNotConfirmAnUpdate(t *testing.T) {
 	down := newSubscriber(t)
 	down.down.Store(true)
 	e.startSubscriptions()
-	sub := e.subscribe("practice-a", slow.URL, gateway.PayloadIDOnly)
+	sub := e.subscribe("practice-a", slow.URL, topic.PayloadIDOnly)
 	eventually(t, "the first handshake under way", func() bool { return calls.Load() == 1 })
 
 	cur, err := e.store.Read(context.Background(), "Subscription", sub)

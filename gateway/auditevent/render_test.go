@@ -1,4 +1,4 @@
-package gateway_test
+package auditevent
 
 import (
 	"testing"
@@ -29,7 +29,7 @@ func TestAuditEventsAreValidR4(t *testing.T) {
 	}
 	for name, r := range records {
 		for _, observer := range []string{"https://signpost.example/fhir", ""} {
-			for _, is := range structure.Validate(r.Event(observer)).Issues {
+			for _, is := range structure.Validate(Render(r, observer)).Issues {
 				t.Errorf("%s (observer %q): %s %v: %s", name, observer, is.Code, is.Expression, is.Diagnostics)
 			}
 		}

@@ -1,6 +1,8 @@
-package gateway
+package topic
 
 import (
+	"github.com/signpost-health/signpost/gateway"
+
 	"encoding/json"
 	"net/url"
 	"strconv"
@@ -70,9 +72,9 @@ var subscriptionParams = map[string]bool{"requester": true, "status": true, "_id
 func ReadSubscription(body []byte, id string) (*SubscriptionView, error) {
 	var s subscriptionJSON
 	if err := json.Unmarshal(body, &s); err != nil {
-		return nil, NewError(KindInvalid, fhir.IssueStructure, "Subscription", "the Subscription has elements of the wrong JSON type")
+		return nil, gateway.NewError(gateway.KindInvalid, fhir.IssueStructure, "Subscription", "the Subscription has elements of the wrong JSON type")
 	}
-	var p Problems
+	var p gateway.Problems
 	v := &SubscriptionView{ID: id, Status: s.Status, Endpoint: s.Channel.Endpoint, Payload: PayloadIDOnly, Headers: map[string]string{}}
 	if s.Criteria != TaskTopic {
 		p.Add(fhir.IssueNotSupported, "Subscription.criteria", "criteria must be the topic %s", TaskTopic)
@@ -140,22 +142,15 @@ func ReadSubscription(body []byte, id string) (*SubscriptionView, error) {
 		}
 		v.Headers[strings.TrimSpace(name)] = strings.TrimSpace(value)
 	}
-	return v, p.Err(KindInvalid)
+	return v, p.Err(gateway.KindInvalid)
 }
-
-// DefaultMaxSubscriptions is how many subscriptions one GP system may have
-// that are not ended, unless configured otherwise. Each is sent every change
-// to the client's referrals and its heartbeats: a few per system (one per
-// endpoint, one per filter) is the use, and without a cap a client could
-// make every change fan out without bound.
-const DefaultMaxSubscriptions = 20
 
 // LiveSubscriptionStatuses are the statuses of a subscription not ended: each is
 // numbered every event, and counts against the cap.
 var LiveSubscriptionStatuses = []string{"requested", "active", "error"}
 
 // SubscriptionStatuses is the required binding of Subscription.status.
-var SubscriptionStatuses = NewValueSet("requested", "active", "error", "off")
+var SubscriptionStatuses = gateway.NewValueSet("requested", "active", "error", "off")
 
 // headerToken reports whether s is a valid HTTP header name (an RFC 9110 token).
 func headerToken(s string) bool {
@@ -182,7 +177,7 @@ func headerValue(s string) bool {
 }
 
 // Matches reports whether a Task change is one the subscription asked for.
-func (v *SubscriptionView) Matches(task *TaskView, requesterTerms []string) bool {
+func (v *SubscriptionView) Matches(task *gateway.TaskView, requesterTerms []string) bool {
 	for _, f := range v.Filters {
 		for name, values := range f {
 			ok := false
