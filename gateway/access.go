@@ -111,23 +111,17 @@ func (s *Core) ReadVisible(ctx context.Context, c Caller, typ, id string) (*Reso
 	return r, nil
 }
 
-// Who sets which Task status (Gravity): the requester drafts, requests and
-// withdraws; the performer accepts, declines, works and finishes; either
-// may cancel.
-var (
-	requesterStatuses = set("draft", "requested", "cancelled", "entered-in-error")
-	performerStatuses = set("accepted", "rejected", "in-progress", "on-hold", "failed", "completed", "cancelled")
-)
-
-// MayMoveTask checks that the caller's side may set a Task status.
-func MayMoveTask(c Caller, from, to string) error {
+// MayMoveTask checks that the caller's side may set a Task status
+// (Gravity: the requester drafts, requests and withdraws; the performer
+// accepts, declines, works and finishes; either may cancel).
+func MayMoveTask(c Caller, from, to TaskStatus) error {
 	if from == to {
 		return nil
 	}
 	switch {
-	case c.Kind == CallerGP && !requesterStatuses[to]:
+	case c.Kind == CallerGP && !to.SetByRequester():
 		return NewError(KindForbidden, fhir.IssueForbidden, "Task.status", "the referrer may set a referral Task to draft, requested, cancelled or entered-in-error; %s is the provider's to set", to)
-	case c.Kind == CallerProvider && !performerStatuses[to]:
+	case c.Kind == CallerProvider && !to.SetByPerformer():
 		return NewError(KindForbidden, fhir.IssueForbidden, "Task.status", "the provider may set a referral Task to accepted, rejected, in-progress, on-hold, failed, completed or cancelled; %s is the referrer's to set", to)
 	}
 	return nil

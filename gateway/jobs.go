@@ -6,11 +6,48 @@ import (
 	"time"
 )
 
+// A queued job is a few named string fields. Each type of job below is
+// written and read by one codec (its Job method and its Read function), so
+// a field's name is spelled once and a field that cannot be read is an
+// error, never a silent zero. The fields of a job carry ids, versions and
+// times only, never patient data.
+const (
+	fieldEvent          = "event"
+	fieldTask           = "task"
+	fieldServiceRequest = "service_request"
+	fieldProvider       = "provider"
+	fieldCategory       = "category"
+	fieldDeliveryID     = "delivery_id"
+	fieldAttempt        = "attempt"
+	fieldAcceptedAt     = "accepted_at"
+	fieldVersion        = "version"
+	fieldStatus         = "status"
+	fieldClient         = "client"
+	fieldAt             = "at"
+	fieldSubscription   = "subscription"
+	// TimedOutField is the delivery job's count of attempts that timed out.
+	TimedOutField = "timed_out"
+	// The dead-letter queue adds why and when a job failed for good.
+	fieldReason   = "reason"
+	fieldFailedAt = "failed_at"
+)
+
 // Delivery events: a new referral for the provider, or the referrer's
 // cancellation of one it had.
 const (
 	EventReferral  = "referral"
 	EventCancelled = "cancelled"
+)
+
+// Events of the notify and subscription queues.
+const (
+	// EventTaskChanged is a Task version the GP side must hear of.
+	EventTaskChanged = "task-changed"
+	// EventHandshake confirms a new or updated subscription with its endpoint.
+	EventHandshake = "handshake"
+	// EventSend sends a subscription's waiting events (the store's fan-out
+	// queues it).
+	EventSend = "send"
 )
 
 // Delivery is one job of the delivery queue.
@@ -38,13 +75,14 @@ type Delivery struct {
 // tampering; the worker dead-letters it.
 func ReadDelivery(j QueuedJob) (*Delivery, error) {
 	f := j.Fields
-	d := &Delivery{Job: j, Event: f["event"], TaskID: f["task"], ServiceRequestID: f["service_request"],
-		ProviderID: f["provider"], Category: f["category"], ID: f["delivery_id"]}
-	if n, err := strconv.Atoi(f["attempt"]); err == nil {
-		d.Attempt = n
+	d := &Delivery{Job: j, Event: f[fieldEvent], TaskID: f[fieldTask], ServiceRequestID: f[fieldServiceRequest],
+		ProviderID: f[fieldProvider], Category: f[fieldCategory], ID: f[fieldDeliveryID]}
+	var err error
+	if d.Attempt, err = Attempt(j); err != nil {
+		return d, err
 	}
-	if n, err := strconv.Atoi(f[TimedOutField]); err == nil {
-		d.TimedOut = n
+	if d.TimedOut, err = optionalInt(j, TimedOutField); err != nil {
+		return d, err
 	}
 	if d.ID == "" {
 		d.ID = deliveryID(d.TaskID, d.Event)
@@ -61,18 +99,11 @@ func deliveryID(taskID, event string) string { return "msg_" + taskID + "_" + ev
 
 // NextAttempt is the job's fields for its next attempt.
 func (d *Delivery) NextAttempt() map[string]string {
-	next := make(map[string]string, len(d.Job.Fields)+2)
-	for k, v := range d.Job.Fields {
-		next[k] = v
-	}
-	next["attempt"] = strconv.Itoa(d.Attempt + 1)
-	next["delivery_id"] = d.ID
+	next := NextAttempt(d.Job)
+	next[fieldDeliveryID] = d.ID
 	next[TimedOutField] = strconv.Itoa(d.TimedOut)
 	return next
 }
-
-// TimedOutField is the delivery job's count of attempts that timed out.
-const TimedOutField = "timed_out"
 
 // Unconfirmed reports whether the provider may have the delivery although
 // no attempt was acknowledged: at least one attempt timed out, and a
@@ -80,28 +111,204 @@ const TimedOutField = "timed_out"
 // and answered too late), not a refusal.
 func (d *Delivery) Unconfirmed() bool { return d.TimedOut > 0 }
 
+// DeadLetterJob is the delivery as a dead letter: its fields, with why and
+// when it failed for good.
+func (d *Delivery) DeadLetterJob(reason string, at time.Time) Job {
+	fields := make([]string, 0, 2*len(d.Job.Fields)+4)
+	for k, v := range d.Job.Fields {
+		fields = append(fields, k, v)
+	}
+	return Job{Queue: QueueDeadLetter, Fields: append(fields, fieldReason, reason, fieldFailedAt, strconv.FormatInt(at.UnixMilli(), 10))}
+}
+
+// DeliveryJob queues a referral (or its cancellation) for its provider.
 func DeliveryJob(event, taskID, srID string, rt *Routing, now time.Time) Job {
 	return Job{Queue: QueueDelivery, Fields: []string{
-		"event", event,
-		"task", taskID,
-		"service_request", srID,
-		"provider", rt.Provider.ID,
-		"category", rt.Category,
-		"delivery_id", deliveryID(taskID, event),
-		"attempt", "0",
-		"accepted_at", strconv.FormatInt(now.UnixMilli(), 10),
+		fieldEvent, event,
+		fieldTask, taskID,
+		fieldServiceRequest, srID,
+		fieldProvider, rt.Provider.ID,
+		fieldCategory, rt.Category,
+		fieldDeliveryID, deliveryID(taskID, event),
+		fieldAttempt, "0",
+		fieldAcceptedAt, strconv.FormatInt(now.UnixMilli(), 10),
 	}}
 }
 
+// TaskChanged is a job of the notify and subscription queues: a Task
+// version the GP side must hear of (written back into its record, sent to
+// its subscriptions).
+type TaskChanged struct {
+	TaskID  string
+	Version int
+	Status  TaskStatus
+	Client  string    // whose referral the Task is
+	At      time.Time // when the version was stored (zero: unknown)
+}
+
 // NotifyJobs tell the GP side that a Task changed: one job for write-back
-// into its record, one for its subscriptions. Which Task, which version,
-// its status, and whose referral it is.
-func NotifyJobs(task *Resource, status string) []Job {
-	fields := []string{
-		"event", "task-changed", "task", task.ID, "version", task.VersionID(), "status", status, "client", task.Owner,
-		"at", strconv.FormatInt(task.LastUpdated.UnixMilli(), 10),
-	}
+// into its record, one for its subscriptions.
+func NotifyJobs(task *Resource, status TaskStatus) []Job {
+	fields := TaskChanged{TaskID: task.ID, Version: task.Version, Status: status, Client: task.Owner, At: task.LastUpdated}.fields()
 	return []Job{{Queue: QueueNotify, Fields: fields}, {Queue: QueueSubscription, Fields: fields}}
+}
+
+func (c TaskChanged) fields() []string {
+	return []string{
+		fieldEvent, EventTaskChanged, fieldTask, c.TaskID, fieldVersion, strconv.Itoa(c.Version),
+		fieldStatus, string(c.Status), fieldClient, c.Client, fieldAt, strconv.FormatInt(c.At.UnixMilli(), 10),
+	}
+}
+
+// ReadTaskChanged reads a task-changed job.
+func ReadTaskChanged(j QueuedJob) (TaskChanged, error) {
+	f := j.Fields
+	c := TaskChanged{TaskID: f[fieldTask], Status: TaskStatus(f[fieldStatus]), Client: f[fieldClient]}
+	if f[fieldEvent] != EventTaskChanged || CheckID(c.TaskID) != nil || c.Client == "" {
+		return c, fmt.Errorf("task-changed job %s is malformed", j.ID)
+	}
+	// Version and time may be absent from jobs queued by older gateways
+	// (0: the current version; zero time: unknown), never unreadable.
+	var err error
+	if c.Version, err = optionalInt(j, fieldVersion); err != nil {
+		return c, err
+	}
+	ms, err := optionalInt(j, fieldAt)
+	if err != nil {
+		return c, err
+	}
+	if ms > 0 {
+		c.At = time.UnixMilli(int64(ms)).UTC()
+	}
+	return c, nil
+}
+
+// Handshake is a job of the subscription queue: confirm a subscription
+// with its endpoint.
+type Handshake struct {
+	SubscriptionID string
+	Client         string
+	// Version is the subscription version the handshake was queued for
+	// (0 from gateways older than versioned handshakes): an update made
+	// while it ran has a handshake of its own.
+	Version int
+}
+
+// Job is the handshake as a queued job.
+func (h Handshake) Job() Job {
+	return Job{Queue: QueueSubscription, Fields: []string{
+		fieldEvent, EventHandshake, fieldSubscription, h.SubscriptionID, fieldClient, h.Client, fieldVersion, strconv.Itoa(h.Version)}}
+}
+
+// ReadHandshake reads a handshake job.
+func ReadHandshake(j QueuedJob) (Handshake, error) {
+	h := Handshake{SubscriptionID: j.Fields[fieldSubscription], Client: j.Fields[fieldClient]}
+	if j.Fields[fieldEvent] != EventHandshake || CheckID(h.SubscriptionID) != nil {
+		return h, fmt.Errorf("handshake job %s is malformed", j.ID)
+	}
+	var err error
+	h.Version, err = optionalInt(j, fieldVersion)
+	return h, err
+}
+
+// SendJob queues the sending of a subscription's waiting events.
+func SendJob(subscriptionID, client string) Job {
+	return Job{Queue: QueueSubscription, Fields: []string{fieldEvent, EventSend, fieldSubscription, subscriptionID, fieldClient, client}}
+}
+
+// ReadSend reads a send job: the subscription whose events wait.
+func ReadSend(j QueuedJob) (subscriptionID string, err error) {
+	id := j.Fields[fieldSubscription]
+	if j.Fields[fieldEvent] != EventSend || CheckID(id) != nil {
+		return "", fmt.Errorf("send job %s is malformed", j.ID)
+	}
+	return id, nil
+}
+
+// JobEvent is the event of a job of any queue ("" when it has none).
+func JobEvent(j QueuedJob) string { return j.Fields[fieldEvent] }
+
+// JobLane is what a job's lane is keyed by: the provider of a delivery,
+// the client (GP system) of a notify or subscription job.
+func JobLane(j QueuedJob) string {
+	if j.Queue == QueueDelivery {
+		return j.Fields[fieldProvider]
+	}
+	return j.Fields[fieldClient]
+}
+
+// JobTask is the Task a job is about, for the logs ("" when none).
+func JobTask(j QueuedJob) string { return j.Fields[fieldTask] }
+
+// Attempt is how many times a job was tried already (0 for the first).
+func Attempt(j QueuedJob) (int, error) { return optionalInt(j, fieldAttempt) }
+
+// NextAttempt is the job's fields for its next attempt: the same fields
+// (trace context included) with the attempt counted.
+func NextAttempt(j QueuedJob) map[string]string {
+	attempt, _ := Attempt(j) // a job whose count cannot be read starts again from one
+	next := make(map[string]string, len(j.Fields)+1)
+	for k, v := range j.Fields {
+		next[k] = v
+	}
+	next[fieldAttempt] = strconv.Itoa(attempt + 1)
+	return next
+}
+
+// DeadLetter is a job of the dead-letter queue, as an operator reads it.
+type DeadLetter struct {
+	Job      QueuedJob
+	Event    string
+	TaskID   string
+	Provider string // a delivery's provider ("" for a write-back)
+	Client   string // a write-back's GP system ("" for a delivery)
+	Reason   string
+	FailedAt time.Time // zero when not recorded
+}
+
+// ReadDeadLetter reads a dead letter.
+func ReadDeadLetter(j QueuedJob) DeadLetter {
+	d := DeadLetter{Job: j, Event: j.Fields[fieldEvent], TaskID: j.Fields[fieldTask], Provider: j.Fields[fieldProvider],
+		Client: j.Fields[fieldClient], Reason: j.Fields[fieldReason]}
+	if ms, err := strconv.ParseInt(j.Fields[fieldFailedAt], 10, 64); err == nil {
+		d.FailedAt = time.UnixMilli(ms).UTC()
+	}
+	return d
+}
+
+// Replayed is a dead letter's fields as a job to run again: its own fields,
+// without what the dead-letter queue and earlier attempts added, from its
+// first attempt.
+func (d DeadLetter) Replayed() map[string]string {
+	fields := make(map[string]string, len(d.Job.Fields))
+	for k, v := range d.Job.Fields {
+		if k != fieldReason && k != fieldFailedAt && k != fieldAttempt && k != TimedOutField {
+			fields[k] = v
+		}
+	}
+	fields[fieldAttempt] = "0"
+	return fields
+}
+
+// requiredInt reads a whole-number field that must be there.
+func requiredInt(j QueuedJob, name string) (int, error) {
+	v, ok := j.Fields[name]
+	if !ok {
+		return 0, fmt.Errorf("job %s has no %s", j.ID, name)
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("job %s: %s is not a whole number", j.ID, name)
+	}
+	return n, nil
+}
+
+// optionalInt reads a whole-number field that may be absent (0).
+func optionalInt(j QueuedJob, name string) (int, error) {
+	if _, ok := j.Fields[name]; !ok {
+		return 0, nil
+	}
+	return requiredInt(j, name)
 }
 
 type Routing struct {

@@ -239,6 +239,7 @@ func (s *Core) ReadTask(ctx context.Context, id string) (*Resource, *TaskView, e
 
 // TaskChange builds the commit of a system-made Task version: the members
 // given replace the current ones, lastModified is now, and the GP is told.
+// A new status is given as members["status"], a TaskStatus.
 func (s *Core) TaskChange(cur *Resource, view *TaskView, members map[string]any, jobs []Job, done *JobRef) *Commit {
 	now := s.Now().UTC().Truncate(time.Millisecond)
 	members["lastModified"] = Instant(now)
@@ -253,7 +254,7 @@ func (s *Core) TaskChange(cur *Resource, view *TaskView, members map[string]any,
 	next := &Resource{Type: TypeTask, ID: cur.ID, Version: cur.Version + 1, LastUpdated: now, Owner: cur.Owner,
 		Body: obj.WithServerFields(cur.ID, strconv.Itoa(cur.Version+1), Instant(now))}
 	status := view.Status
-	if st, ok := members["status"].(string); ok {
+	if st, ok := members["status"].(TaskStatus); ok {
 		status = st
 	}
 	var task models.Task

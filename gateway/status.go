@@ -1,42 +1,95 @@
 package gateway
 
+import "slices"
+
+// TaskStatus is a referral Task's status: an R4 TaskStatus code (a
+// required binding). Every rule about statuses is a method here, so a rule
+// is spelled once and a status is never a bare string between layers.
+type TaskStatus string
+
+// The R4 TaskStatus codes.
+const (
+	TaskDraft          TaskStatus = "draft"
+	TaskRequested      TaskStatus = "requested"
+	TaskReceived       TaskStatus = "received"
+	TaskAccepted       TaskStatus = "accepted"
+	TaskRejected       TaskStatus = "rejected"
+	TaskReady          TaskStatus = "ready"
+	TaskCancelled      TaskStatus = "cancelled"
+	TaskInProgress     TaskStatus = "in-progress"
+	TaskOnHold         TaskStatus = "on-hold"
+	TaskFailed         TaskStatus = "failed"
+	TaskCompleted      TaskStatus = "completed"
+	TaskEnteredInError TaskStatus = "entered-in-error"
+)
+
 // The Gravity SDOH Clinical Care IG (STU3) allows every R4 TaskStatus except
 // "ready" and "received" on a referral Task, and this machine of transitions
 // between them.
-var taskTransitions = map[string][]string{
-	"draft":       {"requested"},
-	"requested":   {"accepted", "rejected", "cancelled"},
-	"accepted":    {"in-progress", "on-hold", "completed", "failed", "cancelled"},
-	"in-progress": {"on-hold", "completed", "failed", "cancelled"},
-	"on-hold":     {"in-progress", "completed", "failed", "cancelled"},
+var taskTransitions = map[TaskStatus][]TaskStatus{
+	TaskDraft:      {TaskRequested},
+	TaskRequested:  {TaskAccepted, TaskRejected, TaskCancelled},
+	TaskAccepted:   {TaskInProgress, TaskOnHold, TaskCompleted, TaskFailed, TaskCancelled},
+	TaskInProgress: {TaskOnHold, TaskCompleted, TaskFailed, TaskCancelled},
+	TaskOnHold:     {TaskInProgress, TaskCompleted, TaskFailed, TaskCancelled},
 }
 
 // TaskStatuses is the R4 TaskStatus value set (a required binding).
-var TaskStatuses = NewValueSet("draft", "requested", "received", "accepted", "rejected", "ready", "cancelled",
-	"in-progress", "on-hold", "failed", "completed", "entered-in-error")
+var TaskStatuses = NewValueSet(string(TaskDraft), string(TaskRequested), string(TaskReceived), string(TaskAccepted),
+	string(TaskRejected), string(TaskReady), string(TaskCancelled), string(TaskInProgress), string(TaskOnHold),
+	string(TaskFailed), string(TaskCompleted), string(TaskEnteredInError))
 
-// TaskTransitionAllowed reports whether a referral Task may move from one
-// status to another. Any status may become entered-in-error; terminal
-// statuses (rejected, completed, failed, cancelled, entered-in-error) go
-// nowhere else.
-func TaskTransitionAllowed(from, to string) bool {
-	if from == to {
+// CanMoveTo reports whether a referral Task may move from s to next. Any
+// status may become entered-in-error; terminal statuses go nowhere else.
+func (s TaskStatus) CanMoveTo(next TaskStatus) bool {
+	if s == next {
 		return true
 	}
-	if to == "entered-in-error" {
-		return from != "entered-in-error"
+	if next == TaskEnteredInError {
+		return s != TaskEnteredInError
 	}
-	for _, s := range taskTransitions[from] {
-		if s == to {
-			return true
-		}
+	return slices.Contains(taskTransitions[s], next)
+}
+
+// Terminal reports whether a referral Task in s is closed: it does not
+// leave s, other than to entered-in-error (the referrer's correction).
+func (s TaskStatus) Terminal() bool {
+	switch s {
+	case TaskRejected, TaskCompleted, TaskFailed, TaskCancelled, TaskEnteredInError:
+		return true
 	}
 	return false
 }
 
-// StatusNeedsReason lists the statuses for which Gravity asks for
-// statusReason.text, so the GP learns why.
-var StatusNeedsReason = set("rejected", "cancelled", "on-hold", "failed")
+// NeedsReason reports whether Gravity asks for statusReason.text with s,
+// so the GP learns why.
+func (s TaskStatus) NeedsReason() bool {
+	switch s {
+	case TaskRejected, TaskCancelled, TaskOnHold, TaskFailed:
+		return true
+	}
+	return false
+}
+
+// SetByRequester reports whether s is the referrer's to set (the GP
+// system's side); the others are the performer's (the provider's side).
+// Cancelled is both's: either side may end a referral.
+func (s TaskStatus) SetByRequester() bool {
+	switch s {
+	case TaskDraft, TaskRequested, TaskCancelled, TaskEnteredInError:
+		return true
+	}
+	return false
+}
+
+// SetByPerformer reports whether s is the provider's to set.
+func (s TaskStatus) SetByPerformer() bool {
+	switch s {
+	case TaskAccepted, TaskRejected, TaskInProgress, TaskOnHold, TaskFailed, TaskCompleted, TaskCancelled:
+		return true
+	}
+	return false
+}
 
 func set(items ...string) map[string]bool {
 	m := make(map[string]bool, len(items))
@@ -125,22 +178,18 @@ const (
 
 // StatusBusiness is the business status Signpost records for a status a
 // change moved a Task to without saying one of its own.
-var StatusBusiness = map[string]CodeOption{
-	"accepted":         {BusinessAccepted, "Accepted by the provider"},
-	"rejected":         {BusinessDeclined, "Declined by the provider"},
-	"in-progress":      {"in-progress", "In progress"},
-	"on-hold":          {BusinessOnHold, "On hold"},
-	"completed":        {BusinessCompleted, "Completed"},
-	"failed":           {"failed", "Could not be carried out"},
-	"cancelled":        {"cancelled", "Cancelled"},
-	"requested":        {"requested", "Requested"},
-	"entered-in-error": {"entered-in-error", "Entered in error"},
+var StatusBusiness = map[TaskStatus]CodeOption{
+	TaskAccepted:       {BusinessAccepted, "Accepted by the provider"},
+	TaskRejected:       {BusinessDeclined, "Declined by the provider"},
+	TaskInProgress:     {string(TaskInProgress), "In progress"},
+	TaskOnHold:         {BusinessOnHold, "On hold"},
+	TaskCompleted:      {BusinessCompleted, "Completed"},
+	TaskFailed:         {string(TaskFailed), "Could not be carried out"},
+	TaskCancelled:      {string(TaskCancelled), "Cancelled"},
+	TaskRequested:      {string(TaskRequested), "Requested"},
+	TaskEnteredInError: {string(TaskEnteredInError), "Entered in error"},
 }
 
 // BusinessStatusSystem codes where a referral is in its journey between
 // Signpost and the provider (Task.businessStatus).
 const BusinessStatusSystem = "https://signpost.health/fhir/CodeSystem/referral-business-status"
-
-// TaskTerminal are the statuses a referral Task does not leave (other than
-// to entered-in-error, the referrer's correction).
-var TaskTerminal = set("rejected", "completed", "failed", "cancelled", "entered-in-error")

@@ -217,7 +217,7 @@ type WriteBackState struct {
 	GPID    string `json:"id,omitempty"`
 	GPETag  string `json:"etag,omitempty"`
 	// Filed lists the statuses whose outcome entries were filed.
-	Filed []string `json:"filed,omitempty"`
+	Filed []TaskStatus `json:"filed,omitempty"`
 }
 
 // MaxChangedFollowed is how many matches may change between a search's

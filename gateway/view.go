@@ -54,7 +54,7 @@ func ReadReferral(o *fhir.Object) (*ReferralView, error) {
 // enum traps of the model (a missing status reads as draft) cannot reach it.
 type TaskView struct {
 	ID           string
-	Status       string
+	Status       TaskStatus
 	StatusReason string // statusReason.text
 	// StatusReasonCode is statusReason's first code (a decline or end reason).
 	StatusReasonCode string
@@ -87,7 +87,7 @@ func ParseTask(body []byte) (*TaskView, error) {
 	if err := DecodeView(body, TypeTask, &t); err != nil {
 		return nil, err
 	}
-	v := &TaskView{Status: t.Status.Code(), Focus: RefOf(t.Focus), For: RefOf(t.For), Owner: RefOf(t.Owner)}
+	v := &TaskView{Status: TaskStatus(t.Status.Code()), Focus: RefOf(t.Focus), For: RefOf(t.For), Owner: RefOf(t.Owner)}
 	if t.Id != nil {
 		v.ID = *t.Id
 	}

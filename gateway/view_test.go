@@ -39,7 +39,7 @@ func TestReadGravityTasks(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if v.Status != tc.status || v.Owner != tc.owner || (tc.focus != "" && v.Focus != tc.focus) || v.For != "Patient/pat-53234" {
+			if string(v.Status) != tc.status || v.Owner != tc.owner || (tc.focus != "" && v.Focus != tc.focus) || v.For != "Patient/pat-53234" {
 				t.Errorf("view = %+v", v)
 			}
 			if tc.outputType != "" {

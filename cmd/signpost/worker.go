@@ -188,11 +188,12 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tFAILED\tPROVIDER\tEVENT\tTASK\tREASON")
 		for _, e := range entries {
-			when := e.Fields["failed_at"]
-			if ms, err := parseMillis(when); err == nil {
-				when = ms.UTC().Format(time.RFC3339)
+			d := gateway.ReadDeadLetter(e)
+			when := ""
+			if !d.FailedAt.IsZero() {
+				when = d.FailedAt.Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, when, e.Fields["provider"], e.Fields["event"], e.Fields["task"], e.Fields["reason"])
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, when, d.Provider, d.Event, d.TaskID, d.Reason)
 		}
 		tw.Flush()
 		fmt.Fprintf(stdout, "%d dead letters\n", len(entries))
@@ -211,27 +212,22 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 			continue
 		}
 		delete(want, e.ID)
-		if e.Fields["event"] == "task-changed" {
+		d := gateway.ReadDeadLetter(e)
+		if d.Event == gateway.EventTaskChanged {
 			// A write-back: queued again as it was, for the GP system.
-			next := map[string]string{}
-			for k, v := range e.Fields {
-				if k != "reason" && k != "failed_at" && k != "attempt" {
-					next[k] = v
-				}
-			}
-			if _, err := a.store.Queue(gateway.QueueNotify).Add(ctx, next); err != nil {
+			if _, err := a.store.Queue(gateway.QueueNotify).Add(ctx, d.Replayed()); err != nil {
 				return err
 			}
 			if err := dlq.Remove(ctx, e.ID); err != nil {
 				return err
 			}
 			replayed++
-			fmt.Fprintf(stdout, "replayed %s (write-back of task %s to %s)\n", e.ID, e.Fields["task"], e.Fields["client"])
+			fmt.Fprintf(stdout, "replayed %s (write-back of task %s to %s)\n", e.ID, d.TaskID, d.Client)
 			continue
 		}
 		// A provider whose endpoint was disabled (410) is enabled again:
 		// re-driving is the operator saying it is fixed.
-		if err := a.store.EnableEndpoint(ctx, e.Fields["provider"]); err != nil {
+		if err := a.store.EnableEndpoint(ctx, d.Provider); err != nil {
 			return err
 		}
 		if err := a.uc.Delivery.Redrive(ctx, e); err != nil {
@@ -242,7 +238,7 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 			return fmt.Errorf("replaying %s: %w", e.ID, err)
 		}
 		replayed++
-		fmt.Fprintf(stdout, "replayed %s (task %s to %s)\n", e.ID, e.Fields["task"], e.Fields["provider"])
+		fmt.Fprintf(stdout, "replayed %s (task %s to %s)\n", e.ID, d.TaskID, d.Provider)
 	}
 	if len(want) > 0 {
 		missing := make([]string, 0, len(want))
@@ -253,12 +249,4 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	fmt.Fprintf(stdout, "%d replayed\n", replayed)
 	return nil
-}
-
-func parseMillis(s string) (time.Time, error) {
-	var ms int64
-	if _, err := fmt.Sscan(s, &ms); err != nil {
-		return time.Time{}, err
-	}
-	return time.UnixMilli(ms), nil
 }

@@ -174,7 +174,7 @@ func canonicalJSON(raw []byte) []byte {
 // change at once. An element of the other side is 403; one nobody changes
 // (Signpost's, or the outcome of a terminal Task) is 422. Who sets which
 // status is mayMoveTask's, checked before.
-func CheckTaskChange(c gateway.Caller, from, to string, changed []string) error {
+func CheckTaskChange(c gateway.Caller, from, to gateway.TaskStatus, changed []string) error {
 	var forbidden, fixed []fhir.Issue
 	issue := func(list *[]fhir.Issue, code fhir.IssueType, name, format string, args ...any) {
 		var p gateway.Problems
@@ -193,7 +193,7 @@ func CheckTaskChange(c gateway.Caller, from, to string, changed []string) error 
 			switch {
 			case c.Kind == gateway.CallerGP:
 				issue(&forbidden, fhir.IssueForbidden, name, "%s is the provider's to change, not the referrer's", name)
-			case gateway.TaskTerminal[from]:
+			case from.Terminal():
 				issue(&fixed, fhir.IssueBusinessRule, name, "%s cannot be changed once the referral Task is %s: it is the referral's outcome", name, from)
 			}
 		case sideWithStatus:
@@ -216,7 +216,7 @@ func CheckTaskChange(c gateway.Caller, from, to string, changed []string) error 
 // businessStatus the change left as it was (the last one, "delivered to
 // ...") is replaced by the one of the new status. What the caller set
 // itself is kept.
-func KeepTaskFieldsTrue(body []byte, from, to string, changed []string, now time.Time) []byte {
+func KeepTaskFieldsTrue(body []byte, from, to gateway.TaskStatus, changed []string, now time.Time) []byte {
 	if from == to {
 		return body
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/signpost-health/signpost/fhir"
@@ -53,7 +52,7 @@ func (s *Service) DeliveryBody(ctx context.Context, d *gateway.Delivery, full bo
 		d.Disclosed = []string{task.Ref() + "/_history/" + task.VersionID(), gateway.TypeServiceRequest + "/" + d.ServiceRequestID}
 		return json.Marshal(Message{Type: typ, ID: d.ID, Provider: d.ProviderID, Referral: MessageDetails{
 			Task: s.Base + "/" + task.Ref(), ServiceRequest: s.Base + "/" + gateway.TypeServiceRequest + "/" + d.ServiceRequestID,
-			Category: d.Category, Priority: t.Priority, Status: view.Status, AuthoredOn: t.AuthoredOn}})
+			Category: d.Category, Priority: t.Priority, Status: string(view.Status), AuthoredOn: t.AuthoredOn}})
 	}
 	more, err := s.Store.ReadMany(ctx, []string{gateway.TypeServiceRequest + "/" + d.ServiceRequestID})
 	if err != nil {
@@ -125,20 +124,15 @@ func (s *Service) DeadLetter(ctx context.Context, d *gateway.Delivery, reason st
 		return s.deadLetterUnconfirmed(ctx, d, reason)
 	}
 	return s.recordDelivery(ctx, d, func(view *gateway.TaskView) (map[string]any, []gateway.Job) {
-		fields := []string{}
-		for k, v := range d.Job.Fields {
-			fields = append(fields, k, v)
-		}
-		fields = append(fields, "reason", reason, "failed_at", strconv.FormatInt(s.Now().UnixMilli(), 10))
-		dead := gateway.Job{Queue: gateway.QueueDeadLetter, Fields: fields}
+		dead := d.DeadLetterJob(reason, s.Now())
 		change := map[string]any{"businessStatus": map[string]any{
 			"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": "undeliverable", "display": "Could not be delivered to the provider"}},
 			"text":   "could not be delivered: " + reason}}
 		// Signpost itself fails a referral it could not deliver: only one
 		// still waiting for the provider (requested). Once the provider has
 		// it, a failed send changes nothing about the referral.
-		if d.Event == gateway.EventReferral && view.Status == "requested" {
-			change["status"] = "failed"
+		if d.Event == gateway.EventReferral && view.Status == gateway.TaskRequested {
+			change["status"] = gateway.TaskFailed
 			change["statusReason"] = map[string]string{"text": "Signpost could not deliver the referral to the provider: " + reason}
 		}
 		return change, []gateway.Job{dead}
@@ -153,16 +147,11 @@ const BusinessDeliveryUnconfirmed = "delivery-unconfirmed"
 // leaving the referral's status as it is.
 func (s *Service) deadLetterUnconfirmed(ctx context.Context, d *gateway.Delivery, reason string) error {
 	return s.recordDelivery(ctx, d, func(view *gateway.TaskView) (map[string]any, []gateway.Job) {
-		fields := []string{}
-		for k, v := range d.Job.Fields {
-			fields = append(fields, k, v)
-		}
-		fields = append(fields, "reason", "unconfirmed: "+reason, "failed_at", strconv.FormatInt(s.Now().UnixMilli(), 10))
 		text := fmt.Sprintf("delivery not confirmed: %d of %d attempts timed out, so the provider may have the referral; last: %s", d.TimedOut, d.Attempt+1, reason)
 		change := map[string]any{"businessStatus": map[string]any{
 			"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": BusinessDeliveryUnconfirmed, "display": "Delivery not confirmed by the provider"}},
 			"text":   text}}
-		return change, []gateway.Job{{Queue: gateway.QueueDeadLetter, Fields: fields}}
+		return change, []gateway.Job{d.DeadLetterJob("unconfirmed: "+reason, s.Now())}
 	})
 }
 
@@ -209,14 +198,11 @@ func (s *Service) Redrive(ctx context.Context, dead gateway.QueuedJob) error {
 	if err != nil {
 		return err
 	}
-	fields := []string{}
-	for k, v := range dead.Fields {
-		if k == "reason" || k == "failed_at" || k == "attempt" || k == gateway.TimedOutField {
-			continue
-		}
+	var fields []string
+	for k, v := range gateway.ReadDeadLetter(dead).Replayed() {
 		fields = append(fields, k, v)
 	}
-	job := gateway.Job{Queue: gateway.QueueDelivery, Fields: append(fields, "attempt", "0")}
+	job := gateway.Job{Queue: gateway.QueueDelivery, Fields: fields}
 	// No consumer: the commit checks the dead letter still exists, so the
 	// same dead letter is re-driven once however often replay is asked.
 	ack := &gateway.JobRef{Queue: gateway.QueueDeadLetter, ID: dead.ID}
@@ -228,15 +214,15 @@ func (s *Service) Redrive(ctx context.Context, dead gateway.QueuedJob) error {
 		// Only a failure Signpost recorded is undone: a Task the provider
 		// closed (failed, completed, rejected) or that was cancelled has
 		// moved on, and a referral is not sent to it again.
-		signpostFailed := view.Status == "failed" && view.BusinessStatusCode == "undeliverable"
-		if d.Event == gateway.EventReferral && view.Status != "requested" && !signpostFailed {
+		signpostFailed := view.Status == gateway.TaskFailed && view.BusinessStatusCode == "undeliverable"
+		if d.Event == gateway.EventReferral && view.Status != gateway.TaskRequested && !signpostFailed {
 			return fmt.Errorf("%w: the referral is %s", ErrMovedOn, view.Status)
 		}
 		members := map[string]any{"businessStatus": map[string]any{
 			"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": "redriven", "display": "Sent again by an operator"}},
 			"text":   "sent again by an operator after a failed delivery"}}
 		if signpostFailed && d.Event == gateway.EventReferral {
-			members["status"] = "requested"
+			members["status"] = gateway.TaskRequested
 			members["statusReason"] = map[string]string{"text": "delivery is being retried by an operator"}
 		}
 		res, err := s.Commit(ctx, s.TaskChange(cur, view, members, []gateway.Job{job}, ack))

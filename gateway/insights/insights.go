@@ -143,13 +143,13 @@ func journeyOf(id string, versions []*gateway.Resource) (Journey, bool) {
 		}
 		when := v.LastUpdated
 		switch view.Status {
-		case "entered-in-error":
+		case gateway.TaskEnteredInError:
 			return j, false
-		case "accepted", "in-progress", "on-hold", "completed", "rejected":
+		case gateway.TaskAccepted, gateway.TaskInProgress, gateway.TaskOnHold, gateway.TaskCompleted, gateway.TaskRejected:
 			reach(&j.Delivered, when) // the provider acted on it, so it had it
 		}
 		switch view.Status {
-		case "accepted", "in-progress", "on-hold", "completed":
+		case gateway.TaskAccepted, gateway.TaskInProgress, gateway.TaskOnHold, gateway.TaskCompleted:
 			reach(&j.Accepted, when)
 		}
 		switch firstCode(view.BusinessStatus.Coding) {
@@ -161,21 +161,21 @@ func journeyOf(id string, versions []*gateway.Resource) (Journey, bool) {
 		// Started: a first session, or a completion without one recorded
 		// (the provider may complete straight from accepted), so the funnel
 		// stays cumulative: every completed referral was started.
-		if view.Status == "in-progress" || view.Status == "completed" {
+		if view.Status == gateway.TaskInProgress || view.Status == gateway.TaskCompleted {
 			reach(&j.Started, when)
 		}
 		if j.End == "" {
 			switch view.Status {
-			case "completed":
+			case gateway.TaskCompleted:
 				j.End = EndCompleted
-			case "rejected":
+			case gateway.TaskRejected:
 				j.End, j.DeclineReason = EndDeclined, firstCode(view.StatusReason.Coding)
-			case "failed":
+			case gateway.TaskFailed:
 				j.End = EndFailed
 				if firstCode(view.StatusReason.Coding) == gateway.EndDidNotAttend {
 					j.End = gateway.EndDidNotAttend
 				}
-			case "cancelled":
+			case gateway.TaskCancelled:
 				j.End = EndCancelled
 			}
 			if j.End != "" {
@@ -188,9 +188,9 @@ func journeyOf(id string, versions []*gateway.Resource) (Journey, bool) {
 
 // journeyStep is what a journey reads of one Task version.
 type journeyStep struct {
-	Status         string  `json:"status"`
-	BusinessStatus concept `json:"businessStatus"`
-	StatusReason   concept `json:"statusReason"`
+	Status         gateway.TaskStatus `json:"status"`
+	BusinessStatus concept            `json:"businessStatus"`
+	StatusReason   concept            `json:"statusReason"`
 }
 
 // concept is a CodeableConcept's codes, as the journey reads them.

@@ -115,7 +115,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 				keep = append(keep, gateway.ProviderTerm(id))
 			}
 			// Revoking the referral cancels its Task, and the provider is told.
-			if (status == "revoked" || status == "entered-in-error") && gateway.TaskTransitionAllowed(view.Status, "cancelled") && view.Status != "cancelled" {
+			if (status == "revoked" || status == "entered-in-error") && view.Status != gateway.TaskCancelled && view.Status.CanMoveTo(gateway.TaskCancelled) {
 				if err := s.planRevocation(pl, task, view); err != nil {
 					return nil, err
 				}
@@ -182,7 +182,7 @@ type referralTask struct {
 	ResourceType string                    `json:"resourceType"`
 	ID           string                    `json:"id"`
 	Meta         taskMeta                  `json:"meta"`
-	Status       string                    `json:"status"`
+	Status       gateway.TaskStatus        `json:"status"`
 	Intent       string                    `json:"intent"`
 	Priority     string                    `json:"priority,omitempty"`
 	Code         json.RawMessage           `json:"code"`
@@ -228,7 +228,7 @@ func (s *Service) planReferralTask(pl *plan, srID string, sr *gateway.ReferralVi
 	t := referralTask{
 		ResourceType: gateway.TypeTask, ID: taskID,
 		Meta:   taskMeta{VersionID: "1", LastUpdated: gateway.Instant(pl.now), Profile: []string{gateway.TaskProfile}},
-		Status: "requested", Intent: "order", Code: fulfillCode,
+		Status: gateway.TaskRequested, Intent: "order", Code: fulfillCode,
 		Focus:        reference{gateway.TypeServiceRequest + "/" + srID},
 		For:          subject,
 		AuthoredOn:   gateway.Instant(pl.now),
@@ -274,7 +274,7 @@ func (s *Service) planDelivery(pl *plan, taskID, srID string, rt *gateway.Routin
 
 // planRevocation cancels the Task of a referral its referrer revoked.
 func (s *Service) planRevocation(pl *plan, task *gateway.Resource, view *gateway.TaskView) error {
-	c := s.TaskChange(task, view, map[string]any{"status": "cancelled",
+	c := s.TaskChange(task, view, map[string]any{"status": gateway.TaskCancelled,
 		"statusReason": map[string]string{"text": "the referrer revoked the referral"}}, nil, nil)
 	pl.commit.Writes = append(pl.commit.Writes, c.Writes...)
 	pl.commit.Jobs = append(pl.commit.Jobs, c.Jobs...)
@@ -353,7 +353,7 @@ func (s *Service) planCancellation(pl *plan, task models.Task, taskID string) er
 // machine.
 func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*gateway.Outcome, error) {
 	var p gateway.Problems
-	status := conform.CheckBindings(&p, r.obj, gateway.TypeTask)["status"]
+	status := gateway.TaskStatus(conform.CheckBindings(&p, r.obj, gateway.TypeTask)["status"])
 	if err := p.Err(gateway.KindInvalid); err != nil {
 		return nil, err
 	}
@@ -429,7 +429,7 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*gateway.
 			return nil, err
 		}
 	}
-	if status != "requested" {
+	if status != gateway.TaskRequested {
 		p.Add(fhir.IssueBusinessRule, "Task.status", "a new referral Task starts as requested; the provider moves it on")
 	}
 	if err := conform.CheckRequester(pl.caller, r.obj, task.Requester, "Task.requester"); err != nil {
@@ -485,7 +485,7 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*gateway.
 }
 
 // planTaskUpdate checks a new version of a Task against the current one.
-func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task *models.Task, status string) (*gateway.Outcome, error) {
+func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task *models.Task, status gateway.TaskStatus) (*gateway.Outcome, error) {
 	cur, expect, err := s.current(ctx, pl, r)
 	if err != nil {
 		return nil, err
@@ -497,11 +497,11 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	if err := gateway.DecodeView(cur.Body, gateway.TypeTask, &old); err != nil {
 		return nil, err
 	}
-	from := old.Status.Code()
+	from := gateway.TaskStatus(old.Status.Code())
 	if err := gateway.MayMoveTask(pl.caller, from, status); err != nil {
 		return nil, err
 	}
-	if !gateway.TaskTransitionAllowed(from, status) {
+	if !from.CanMoveTo(status) {
 		return nil, gateway.NewError(gateway.KindConflict, fhir.IssueBusinessRule, "Task.status",
 			"a referral Task cannot go from %s to %s", from, status)
 	}
@@ -517,7 +517,7 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 		return nil, err
 	}
 	var p gateway.Problems
-	if gateway.StatusNeedsReason[status] && status != from && (task.StatusReason == nil || task.StatusReason.Text == nil || strings.TrimSpace(*task.StatusReason.Text) == "") {
+	if status.NeedsReason() && status != from && (task.StatusReason == nil || task.StatusReason.Text == nil || strings.TrimSpace(*task.StatusReason.Text) == "") {
 		p.Add(fhir.IssueRequired, "Task.statusReason.text", "statusReason.text is required when a referral Task becomes %s, so the referrer learns why", status)
 	}
 	if err := p.Err(gateway.KindUnprocessable); err != nil {
@@ -529,7 +529,7 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	// Every change reaches the GP; a referrer's cancellation also reaches
 	// the provider, as a delivery of its own.
 	pl.commit.Jobs = append(pl.commit.Jobs, gateway.NotifyJobs(out.Resource, status)...)
-	if status == "cancelled" && from != "cancelled" && pl.caller.Kind != gateway.CallerProvider {
+	if status == gateway.TaskCancelled && from != gateway.TaskCancelled && pl.caller.Kind != gateway.CallerProvider {
 		if err := s.planCancellation(pl, old, r.id); err != nil {
 			return nil, err
 		}

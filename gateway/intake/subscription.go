@@ -61,8 +61,7 @@ func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*
 		map[string]any{"status": status})
 	out := pl.addWrite(r, body, version, expect, r.pinsVersion(), []string{"status=" + status}, nil)
 	if status == "requested" {
-		pl.commit.Jobs = append(pl.commit.Jobs, gateway.Job{Queue: gateway.QueueSubscription, Fields: []string{
-			"event", "handshake", "subscription", r.id, "client", out.Resource.Owner, "version", strconv.Itoa(version)}})
+		pl.commit.Jobs = append(pl.commit.Jobs, gateway.Handshake{SubscriptionID: r.id, Client: out.Resource.Owner, Version: version}.Job())
 	}
 	return out, nil
 }

@@ -32,10 +32,10 @@ const (
 )
 
 // inboxStatuses are the Task statuses of each list.
-var inboxStatuses = map[InboxView]string{
-	InboxNew:        "requested",
-	InboxInProgress: "accepted,in-progress,on-hold",
-	InboxClosed:     "completed,rejected,failed,cancelled,entered-in-error",
+var inboxStatuses = map[InboxView][]gateway.TaskStatus{
+	InboxNew:        {gateway.TaskRequested},
+	InboxInProgress: {gateway.TaskAccepted, gateway.TaskInProgress, gateway.TaskOnHold},
+	InboxClosed:     {gateway.TaskCompleted, gateway.TaskRejected, gateway.TaskFailed, gateway.TaskCancelled, gateway.TaskEnteredInError},
 }
 
 // InboxPageSize is how many referrals one inbox page lists.
@@ -55,7 +55,7 @@ type Person struct {
 type ReferralSummary struct {
 	TaskID         string
 	Version        int
-	Status         string
+	Status         gateway.TaskStatus
 	BusinessStatus string
 	StatusReason   string
 	Category       string
@@ -83,7 +83,11 @@ func (s *Service) Inbox(ctx context.Context, caller gateway.Caller, view InboxVi
 	if !ok {
 		return nil, errors.New("unknown inbox list " + string(view))
 	}
-	params := url.Values{"status": {statuses}, "_sort": {"-_lastUpdated"},
+	codes := make([]string, len(statuses))
+	for i, st := range statuses {
+		codes[i] = string(st)
+	}
+	params := url.Values{"status": {strings.Join(codes, ",")}, "_sort": {"-_lastUpdated"},
 		"_count": {strconv.Itoa(InboxPageSize)}, "_offset": {strconv.Itoa(max(0, min(offset, query.MaxOffset)))}}
 	res, err := s.search.Search(ctx, caller, gateway.TypeTask, params, false)
 	if err != nil {
@@ -117,7 +121,7 @@ type ReferralDetail struct {
 type TaskChange struct {
 	Version        int
 	When           time.Time
-	Status         string
+	Status         gateway.TaskStatus
 	BusinessStatus string
 	StatusReason   string
 }

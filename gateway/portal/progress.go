@@ -39,25 +39,25 @@ const (
 // business status it records. from lists the statuses it applies
 // to; the transition table still decides, as for any update.
 type actionStep struct {
-	status   string // "" leaves the status as it is
+	status   gateway.TaskStatus // "" leaves the status as it is
 	business string
 	display  string
-	from     []string
+	from     []gateway.TaskStatus
 }
 
 var actionSteps = map[Action]actionStep{
-	ActionAccept:       {"accepted", gateway.BusinessAccepted, "Accepted by the provider", []string{"requested"}},
-	ActionDecline:      {"rejected", gateway.BusinessDeclined, "Declined by the provider", []string{"requested"}},
-	ActionContact:      {"", gateway.BusinessContacted, "The provider contacted the person", []string{"requested", "accepted", "in-progress", "on-hold"}},
-	ActionFirstSession: {"in-progress", gateway.BusinessFirstSession, "The person attended a first session", []string{"accepted"}},
-	ActionHold:         {"on-hold", gateway.BusinessOnHold, "On hold", []string{"accepted", "in-progress"}},
-	ActionResume:       {"in-progress", gateway.BusinessResumed, "Resumed", []string{"on-hold"}},
-	ActionComplete:     {"completed", gateway.BusinessCompleted, "Completed", []string{"accepted", "in-progress", "on-hold"}},
-	ActionDidNotAttend: {"failed", gateway.BusinessDidNotAttend, "The person did not attend", []string{"accepted", "in-progress", "on-hold"}},
+	ActionAccept:       {gateway.TaskAccepted, gateway.BusinessAccepted, "Accepted by the provider", []gateway.TaskStatus{gateway.TaskRequested}},
+	ActionDecline:      {gateway.TaskRejected, gateway.BusinessDeclined, "Declined by the provider", []gateway.TaskStatus{gateway.TaskRequested}},
+	ActionContact:      {"", gateway.BusinessContacted, "The provider contacted the person", []gateway.TaskStatus{gateway.TaskRequested, gateway.TaskAccepted, gateway.TaskInProgress, gateway.TaskOnHold}},
+	ActionFirstSession: {gateway.TaskInProgress, gateway.BusinessFirstSession, "The person attended a first session", []gateway.TaskStatus{gateway.TaskAccepted}},
+	ActionHold:         {gateway.TaskOnHold, gateway.BusinessOnHold, "On hold", []gateway.TaskStatus{gateway.TaskAccepted, gateway.TaskInProgress}},
+	ActionResume:       {gateway.TaskInProgress, gateway.BusinessResumed, "Resumed", []gateway.TaskStatus{gateway.TaskOnHold}},
+	ActionComplete:     {gateway.TaskCompleted, gateway.BusinessCompleted, "Completed", []gateway.TaskStatus{gateway.TaskAccepted, gateway.TaskInProgress, gateway.TaskOnHold}},
+	ActionDidNotAttend: {gateway.TaskFailed, gateway.BusinessDidNotAttend, "The person did not attend", []gateway.TaskStatus{gateway.TaskAccepted, gateway.TaskInProgress, gateway.TaskOnHold}},
 }
 
 // ActionsFor lists the actions that apply to a Task in a status, in order.
-func ActionsFor(status string) []Action {
+func ActionsFor(status gateway.TaskStatus) []Action {
 	var out []Action
 	for _, a := range []Action{ActionAccept, ActionDecline, ActionContact, ActionFirstSession, ActionHold, ActionResume, ActionComplete, ActionDidNotAttend} {
 		for _, s := range actionSteps[a].from {

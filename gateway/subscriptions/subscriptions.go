@@ -244,8 +244,7 @@ func (s *Service) SetSubscriptionStatus(ctx context.Context, id, status, reason 
 		if status == "active" {
 			// Events that waited while it was in error (or arrived during
 			// the handshake) go out now; with none, the job finds nothing.
-			c.Jobs = []gateway.Job{{Queue: gateway.QueueSubscription, Fields: []string{
-				"event", "send", "subscription", id, "client", cur.Owner}}}
+			c.Jobs = []gateway.Job{gateway.SendJob(id, cur.Owner)}
 		}
 		res, err := s.Commit(ctx, c)
 		if err != nil {

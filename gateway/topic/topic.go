@@ -184,7 +184,7 @@ func (v *SubscriptionView) Matches(task *gateway.TaskView, requesterTerms []stri
 			for _, val := range strings.Split(strings.Join(values, ","), ",") {
 				switch name {
 				case "status":
-					ok = ok || task.Status == val
+					ok = ok || string(task.Status) == val
 				case "_id":
 					ok = ok || task.ID == val
 				case "requester":

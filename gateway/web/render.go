@@ -114,17 +114,18 @@ func telRune(r rune) rune {
 }
 
 // statusLabels are Task statuses in words.
-var statusLabels = map[string]string{
-	"requested": "New", "accepted": "Accepted", "in-progress": "In progress", "on-hold": "On hold",
-	"completed": "Completed", "rejected": "Declined", "failed": "Closed: not carried out", "cancelled": "Cancelled",
-	"entered-in-error": "Entered in error", "draft": "Draft",
+var statusLabels = map[gateway.TaskStatus]string{
+	gateway.TaskRequested: "New", gateway.TaskAccepted: "Accepted", gateway.TaskInProgress: "In progress",
+	gateway.TaskOnHold: "On hold", gateway.TaskCompleted: "Completed", gateway.TaskRejected: "Declined",
+	gateway.TaskFailed: "Closed: not carried out", gateway.TaskCancelled: "Cancelled",
+	gateway.TaskEnteredInError: "Entered in error", gateway.TaskDraft: "Draft",
 }
 
-func statusLabel(s string) string {
+func statusLabel(s gateway.TaskStatus) string {
 	if l, ok := statusLabels[s]; ok {
 		return l
 	}
-	return s
+	return string(s)
 }
 
 // actionLabels are the buttons of the actions.

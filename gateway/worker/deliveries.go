@@ -35,7 +35,7 @@ func (h *Deliveries) Lanes() []string {
 }
 
 // Lane is the job's provider.
-func (h *Deliveries) Lane(job gateway.QueuedJob) string { return job.Fields["provider"] }
+func (h *Deliveries) Lane(job gateway.QueuedJob) string { return gateway.JobLane(job) }
 
 // handle sends one job and records its outcome. An error recording it
 // leaves the job pending: it is reclaimed and sent again, with the same

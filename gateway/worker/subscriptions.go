@@ -70,7 +70,7 @@ const DefaultMaxHeartbeats = 16
 func (h *Subscriptions) Lanes() []string { return h.Clients }
 
 // Lane is the GP system the job is for.
-func (h *Subscriptions) Lane(job gateway.QueuedJob) string { return job.Fields["client"] }
+func (h *Subscriptions) Lane(job gateway.QueuedJob) string { return gateway.JobLane(job) }
 
 func (h *Subscriptions) log() *slog.Logger {
 	return loggerOr(h.Log)
@@ -78,21 +78,24 @@ func (h *Subscriptions) log() *slog.Logger {
 
 // Handle handles one job of the subscription queue.
 func (h *Subscriptions) Handle(ctx context.Context, job gateway.QueuedJob) {
-	log := h.log().With("job", job.ID, "event", job.Fields["event"])
-	switch job.Fields["event"] {
-	case "task-changed":
-		version, _ := strconv.Atoi(job.Fields["version"])
-		task, subs, err := h.Domain.MatchingSubscriptions(ctx, job.Fields["task"], version)
+	log := h.log().With("job", job.ID, "event", gateway.JobEvent(job))
+	switch gateway.JobEvent(job) {
+	case gateway.EventTaskChanged:
+		changed, err := gateway.ReadTaskChanged(job)
+		if err != nil {
+			record(log, "unreadable subscription job", h.Queue.Bury(ctx, job, err.Error()))
+			return
+		}
+		task, subs, err := h.Domain.MatchingSubscriptions(ctx, changed.TaskID, changed.Version)
 		if err != nil {
 			record(log, "matching subscriptions", err)
 			return
 		}
-		at, _ := strconv.ParseInt(job.Fields["at"], 10, 64)
-		ev := gateway.Event{Timestamp: time.UnixMilli(at), Task: task.Ref(), Version: job.Fields["version"]}
-		record(log.With("subscriptions", len(subs)), "numbered for subscribers", h.Store.Fanout(ctx, job, subs, job.Fields["client"], ev))
-	case "handshake":
+		ev := gateway.Event{Timestamp: changed.At, Task: task.Ref(), Version: strconv.Itoa(changed.Version)}
+		record(log.With("subscriptions", len(subs)), "numbered for subscribers", h.Store.Fanout(ctx, job, subs, changed.Client, ev))
+	case gateway.EventHandshake:
 		h.handshake(ctx, log, job)
-	case "send":
+	case gateway.EventSend:
 		h.send(ctx, log, job)
 	default:
 		record(log, "unknown subscription job", h.Queue.Bury(ctx, job, "unknown subscription job"))
@@ -102,7 +105,12 @@ func (h *Subscriptions) Handle(ctx context.Context, job gateway.QueuedJob) {
 // handshake confirms a new subscription with its endpoint: active when the
 // endpoint answers 2xx, error (with the reason) when it does not.
 func (h *Subscriptions) handshake(ctx context.Context, log *slog.Logger, job gateway.QueuedJob) {
-	sub, err := h.Domain.SubscriptionByID(ctx, job.Fields["subscription"])
+	hs, err := gateway.ReadHandshake(job)
+	if err != nil {
+		record(log, "unreadable handshake job", h.Queue.Bury(ctx, job, err.Error()))
+		return
+	}
+	sub, err := h.Domain.SubscriptionByID(ctx, hs.SubscriptionID)
 	if err != nil {
 		record(log, "reading the subscription", err)
 		return
@@ -117,10 +125,9 @@ func (h *Subscriptions) handshake(ctx context.Context, log *slog.Logger, job gat
 	if !res.OK() {
 		status, reason = "error", "handshake failed: "+res.Reason
 	}
-	// The version the handshake was queued for (none from older gateways):
-	// an update made while it ran has a handshake of its own.
-	version, _ := strconv.Atoi(job.Fields["version"])
-	if err := h.Domain.SetSubscriptionStatus(ctx, sub.ID, status, reason, version); err != nil {
+	// The version the handshake was queued for: an update made while it
+	// ran has a handshake of its own.
+	if err := h.Domain.SetSubscriptionStatus(ctx, sub.ID, status, reason, hs.Version); err != nil {
 		record(log, "recording the handshake", err)
 		return
 	}
@@ -132,7 +139,11 @@ func (h *Subscriptions) handshake(ctx context.Context, log *slog.Logger, job gat
 // per subscription, so a subscriber always receives them in order; a
 // subscriber that is down gets them all when it is back.
 func (h *Subscriptions) send(ctx context.Context, log *slog.Logger, job gateway.QueuedJob) {
-	id := job.Fields["subscription"]
+	id, err := gateway.ReadSend(job)
+	if err != nil {
+		record(log, "unreadable send job", h.Queue.Bury(ctx, job, err.Error()))
+		return
+	}
 	token := gateway.NewID()
 	locked, err := h.Store.LockWriteBack(ctx, "subscription", id, token, writeBackLease)
 	if err != nil {
@@ -196,7 +207,7 @@ func (h *Subscriptions) send(ctx context.Context, log *slog.Logger, job gateway.
 // retry tries the subscription again later; after the last attempt it is
 // put in error, keeping its events (they are sent if it is made active).
 func (h *Subscriptions) retry(ctx context.Context, log *slog.Logger, job gateway.QueuedJob, sub *topic.SubscriptionView, res notify.Result) {
-	attempt, _ := strconv.Atoi(job.Fields["attempt"])
+	attempt, _ := gateway.Attempt(job) // unreadable: the first of the retries
 	if !res.Retry || attempt >= len(h.Retry) {
 		err := h.Domain.SetSubscriptionStatus(ctx, sub.ID, "error", "notifications failed: "+res.Reason, 0)
 		if err == nil {
@@ -205,7 +216,7 @@ func (h *Subscriptions) retry(ctx context.Context, log *slog.Logger, job gateway
 		record(log, "subscription put in error", err)
 		return
 	}
-	next := nextAttempt(job)
+	next := gateway.NextAttempt(job)
 	wait := jitter(h.Retry[attempt])
 	record(log.With("reason", res.Reason, "retry_in", wait), "will retry", h.Queue.Later(ctx, job, next, time.Now().Add(wait)))
 }

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
-	"strconv"
 	"sync"
 	"time"
 
@@ -280,7 +279,7 @@ func (w *Worker) reclaim(ctx context.Context) {
 				w.forget(ctx) // a whole pass made: what was left behind is being handled
 			}
 			for _, j := range jobs {
-				w.o.Log.Info("delivery reclaimed from a worker that stopped", "job", j.ID, "task", j.Fields["task"])
+				w.o.Log.Info("delivery reclaimed from a worker that stopped", "job", j.ID, "task", gateway.JobTask(j))
 				w.dispatch(ctx, j)
 			}
 		}
@@ -340,10 +339,11 @@ func (w *Worker) take(ctx context.Context, job gateway.QueuedJob) {
 	}
 	// The job continues the trace of the change that queued it.
 	ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(job.Fields))
+	attempt, _ := gateway.Attempt(job)
 	ctx, span := tracer().Start(ctx, job.Queue+" process", trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(attribute.String("messaging.system", "redis"), attribute.String("messaging.operation.type", "process"),
 			attribute.String("messaging.destination.name", job.Queue), attribute.String("messaging.message.id", job.ID),
-			attribute.String("signpost.attempt", job.Fields["attempt"])))
+			attribute.Int("signpost.attempt", attempt)))
 	defer span.End()
 	w.o.Handler.Handle(ctx, job)
 }
@@ -400,17 +400,6 @@ func clockOr(now func() time.Time) func() time.Time {
 // would send its spans to a provider already shut down.
 func tracer() trace.Tracer {
 	return otel.Tracer("github.com/signpost-health/signpost/gateway/worker")
-}
-
-// nextAttempt is a job's fields for its next attempt.
-func nextAttempt(job gateway.QueuedJob) map[string]string {
-	attempt, _ := strconv.Atoi(job.Fields["attempt"])
-	next := make(map[string]string, len(job.Fields)+1)
-	for k, v := range job.Fields {
-		next[k] = v
-	}
-	next["attempt"] = strconv.Itoa(attempt + 1)
-	return next
 }
 
 // record logs an outcome, or the failure to store it. Logs carry ids and

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/signpost-health/signpost/gateway"
@@ -55,12 +54,17 @@ func (h *WriteBacks) Lanes() []string {
 }
 
 // Lane is the client whose referral the Task is.
-func (h *WriteBacks) Lane(job gateway.QueuedJob) string { return job.Fields["client"] }
+func (h *WriteBacks) Lane(job gateway.QueuedJob) string { return gateway.JobLane(job) }
 
 // Handle writes one change back.
 func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
 	logger, now := loggerOr(h.Log), clockOr(h.Now)
-	client, taskID := job.Fields["client"], job.Fields["task"]
+	changed, err := gateway.ReadTaskChanged(job)
+	if err != nil {
+		record(logger.With("job", job.ID), "unreadable write-back job", h.Queue.Bury(ctx, job, err.Error()))
+		return
+	}
+	client, taskID := changed.Client, changed.TaskID
 	log := logger.With("task", taskID, "client", client)
 	target, ok := h.Targets[client]
 	if !ok {
@@ -126,8 +130,8 @@ func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
 	// 2. The outcome entry of this job's own change, from its own version,
 	// once per status: a status the Task passed through while the GP
 	// server was down is still coded.
-	if version, _ := strconv.Atoi(job.Fields["version"]); version > 0 && !slices.Contains(st.Filed, job.Fields["status"]) {
-		at, err := h.Domain.WriteBack(ctx, taskID, version)
+	if changed.Version > 0 && !slices.Contains(st.Filed, changed.Status) {
+		at, err := h.Domain.WriteBack(ctx, taskID, changed.Version)
 		if err != nil {
 			record(log, "reading the Task version", err)
 			return
@@ -142,9 +146,8 @@ func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
 		}
 	}
 	err = h.State.SaveWriteBack(ctx, client, taskID, st, job)
-	if err == nil {
-		at, _ := strconv.ParseInt(job.Fields["at"], 10, 64)
-		h.Metrics.NotificationLag(ctx, "write-back", time.UnixMilli(at))
+	if err == nil && !changed.At.IsZero() {
+		h.Metrics.NotificationLag(ctx, "write-back", changed.At)
 	}
 	record(log.With("version", st.Version), "written back", err)
 }
@@ -154,13 +157,13 @@ func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
 // change of the Task writes its current state anyway).
 func (h *WriteBacks) retry(ctx context.Context, log *slog.Logger, job gateway.QueuedJob, res notify.Result) {
 	now := clockOr(h.Now)
-	attempt, _ := strconv.Atoi(job.Fields["attempt"])
+	attempt, _ := gateway.Attempt(job) // unreadable: the first of the retries
 	log = log.With("attempt", attempt+1, "reason", res.Reason)
 	if !res.Retry || attempt >= len(h.Retry) {
 		record(log.With("status", res.Status), "dead letter", h.Queue.Bury(ctx, job, "write-back to the GP system failed: "+res.Reason))
 		return
 	}
-	next := nextAttempt(job)
+	next := gateway.NextAttempt(job)
 	wait := jitter(h.Retry[attempt])
 	record(log.With("retry_in", wait), "will retry", h.Queue.Later(ctx, job, next, now().Add(wait)))
 }

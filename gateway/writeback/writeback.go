@@ -17,16 +17,16 @@ const TaskIdentifierSystem = "https://signpost.health/fhir/Id/task"
 const outcomeIdentifierSystem = "https://signpost.health/fhir/Id/outcome"
 
 // outcomeOf is the outcome a GP record codes for a Task status, if any.
-var outcomeOf = map[string]string{
-	"accepted":  mappings.OutcomeAccepted,
-	"rejected":  mappings.OutcomeDeclined,
-	"completed": mappings.OutcomeCompleted,
+var outcomeOf = map[gateway.TaskStatus]string{
+	gateway.TaskAccepted:  mappings.OutcomeAccepted,
+	gateway.TaskRejected:  mappings.OutcomeDeclined,
+	gateway.TaskCompleted: mappings.OutcomeCompleted,
 }
 
 // WriteBack is what a GP system's record should hold of a referral now.
 type WriteBack struct {
 	Task   *gateway.Resource // the current version in Signpost
-	Status string
+	Status gateway.TaskStatus
 	// Outcome is a coded entry (an Observation) for statuses a GP record
 	// codes, when the outcome table has a code; nil otherwise.
 	Outcome []byte
@@ -81,7 +81,7 @@ func (s *Service) WriteBack(ctx context.Context, taskID string, version int) (*W
 	}
 	obs := map[string]any{
 		"resourceType":      "Observation",
-		"identifier":        []map[string]string{{"system": outcomeIdentifierSystem, "value": task.ID + "-" + view.Status}},
+		"identifier":        []map[string]string{{"system": outcomeIdentifierSystem, "value": task.ID + "-" + string(view.Status)}},
 		"status":            "final",
 		"code":              map[string]any{"coding": []map[string]string{{"system": code.System, "code": code.Code, "display": code.Display}}},
 		"basedOn":           []map[string]any{basedOn},
@@ -99,7 +99,7 @@ func (s *Service) WriteBack(ctx context.Context, taskID string, version int) (*W
 		obs["note"] = []map[string]string{{"text": view.StatusReason}}
 	}
 	wb.Outcome, _ = json.Marshal(obs)
-	wb.OutcomeQuery = "identifier=" + outcomeIdentifierSystem + "|" + task.ID + "-" + view.Status
+	wb.OutcomeQuery = "identifier=" + outcomeIdentifierSystem + "|" + task.ID + "-" + string(view.Status)
 	return wb, nil
 }
 
