@@ -125,3 +125,13 @@ func Disclosure(now time.Time, recipient string, org Identifier, path string, wh
 // PortalUserSystem names the people who sign in to Signpost's pages, by
 // their account's address.
 const PortalUserSystem = "https://signpost.health/fhir/Id/portal-user"
+
+// AuditIntent is the audit record of a request that may change data, as
+// its caller hands it to a use case, which commits it with the change. The
+// caller fills in what it knows before the request runs (when, which
+// interaction, from where) and the status it answers a request that made a
+// resource and one that did not; the use case adds who and what.
+type AuditIntent struct {
+	Record                     AuditRecord
+	StatusCreated, StatusOther int
+}

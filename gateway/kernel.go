@@ -133,6 +133,9 @@ type Outcome struct {
 	// Category is the social prescribing category a referral was routed
 	// to ("" when it was not routed), for the metrics.
 	Category string
+	// Audited is true when the request's audit record (AuditIntent) was
+	// committed with the change; otherwise its caller keeps the record.
+	Audited bool
 }
 
 // Read returns the current version of a resource.

@@ -10,7 +10,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/signpost-health/signpost/gateway"
-	"github.com/signpost-health/signpost/gateway/intake"
 )
 
 // Auditor keeps audit records where an operator can read them and nobody
@@ -57,27 +56,39 @@ var interactions = map[string]struct{ subtype, action string }{
 	"GET /fhir/.well-known/smart-configuration": {},
 }
 
-// pendingAudit hands the audit record of a create, update or patch to the
-// Service, which commits it with the change (intake.PendingAudit); the
-// record is then not written again after the request.
-func (a *API) pendingAudit(c *gin.Context, start time.Time) *intake.PendingAudit {
+// auditIntent is the audit record of a create, update, patch or message,
+// for the handler to hand to the use case, which commits it with the
+// change (nil when no trail is kept). The handler then says whether it was
+// committed (auditCommitted); when it was not (nothing was written, or the
+// request failed), accessLog keeps the record, as for any other interaction.
+func (a *API) auditIntent(c *gin.Context) *gateway.AuditIntent {
 	if a.auditor == nil {
 		return nil
 	}
 	it := interactions[c.Request.Method+" "+c.FullPath()]
-	status := outcomeStatus
-	switch {
-	case c.FullPath() == processMessageRoute:
+	intent := &gateway.AuditIntent{StatusCreated: http.StatusCreated, StatusOther: http.StatusOK,
+		Record: gateway.AuditRecord{Recorded: c.GetTime(auditStartKey), Interaction: it.subtype, Action: it.action, Address: c.ClientIP()}}
+	if c.FullPath() == processMessageRoute {
 		// A message that makes a referral writes it, and is answered 200 (BaRS) whether new or repeated.
-		status = func(*gateway.Outcome) int { return http.StatusOK }
-	case it.subtype != "create" && it.subtype != "update" && it.subtype != "patch":
-		return nil
+		intent.StatusCreated = http.StatusOK
 	}
-	p := &intake.PendingAudit{Status: status,
-		Record: gateway.AuditRecord{Recorded: start, Interaction: it.subtype, Action: it.action, Address: c.ClientIP()}}
-	c.Request = c.Request.WithContext(intake.WithPendingAudit(c.Request.Context(), p))
-	return p
+	return intent
 }
+
+// auditCommitted notes that the request's audit record was committed with
+// its change, so accessLog does not keep it again.
+func auditCommitted(c *gin.Context, out *gateway.Outcome) {
+	if out != nil && out.Audited {
+		c.Set(auditCommittedKey, true)
+	}
+}
+
+// auditStartKey holds when a request began, for its audit record.
+const auditStartKey = "signpost.audit.start"
+
+// auditCommittedKey marks a request whose audit record was committed with
+// its change.
+const auditCommittedKey = "signpost.audit.committed"
 
 // auditRecord is what is kept of one interaction: who (client and
 // organisation), what (references; for a search, the type and the names of

@@ -32,7 +32,7 @@ func (a *API) create(c *gin.Context) {
 	if !ok {
 		return
 	}
-	out, err := a.uc.Intake.Create(c.Request.Context(), caller, c.Param("type"), requestBody(c), c.GetHeader("If-None-Exist"))
+	out, err := a.uc.Intake.Create(c.Request.Context(), caller, c.Param("type"), requestBody(c), c.GetHeader("If-None-Exist"), a.auditIntent(c))
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -52,7 +52,7 @@ func (a *API) update(c *gin.Context) {
 	if !ok {
 		return
 	}
-	out, err := a.uc.Intake.Update(c.Request.Context(), caller, c.Param("type"), c.Param("id"), requestBody(c), c.GetHeader("If-Match"))
+	out, err := a.uc.Intake.Update(c.Request.Context(), caller, c.Param("type"), c.Param("id"), requestBody(c), c.GetHeader("If-Match"), a.auditIntent(c))
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -65,7 +65,7 @@ func (a *API) patch(c *gin.Context) {
 	if !ok {
 		return
 	}
-	out, err := a.uc.Intake.Patch(c.Request.Context(), caller, c.Param("type"), c.Param("id"), requestBody(c), c.GetHeader("If-Match"))
+	out, err := a.uc.Intake.Patch(c.Request.Context(), caller, c.Param("type"), c.Param("id"), requestBody(c), c.GetHeader("If-Match"), a.auditIntent(c))
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -79,6 +79,7 @@ func (a *API) patch(c *gin.Context) {
 func (a *API) writeOutcome(c *gin.Context, out *gateway.Outcome) {
 	r := out.Resource
 	audited(c, r.Ref())
+	auditCommitted(c, out)
 	status := outcomeStatus(out)
 	a.versionHeaders(c, r)
 	c.Header("Location", a.fhirBase+"/"+r.Ref()+"/_history/"+r.VersionID())

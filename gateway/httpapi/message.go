@@ -42,12 +42,13 @@ func (a *API) processMessage(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	got, err := a.uc.Intake.ReceiveReferral(c.Request.Context(), caller, msg)
+	got, err := a.uc.Intake.ReceiveReferral(c.Request.Context(), caller, msg, a.auditIntent(c))
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
 	sr := got.ServiceRequest
+	auditCommitted(c, sr)
 	result := "created"
 	if !sr.Created {
 		result = "repeat"

@@ -62,9 +62,9 @@ func (a *API) recoverPanics(c *gin.Context) {
 // identifiers (identifier=...|NHS number).
 func (a *API) accessLog(c *gin.Context) {
 	start := time.Now()
-	pending := a.pendingAudit(c, start)
+	c.Set(auditStartKey, start)
 	c.Next()
-	if a.auditor != nil && (pending == nil || !pending.Kept()) {
+	if a.auditor != nil && !c.GetBool(auditCommittedKey) {
 		if rec := a.auditRecord(c, start); rec != nil {
 			if err := a.auditor.Audit(c.Request.Context(), rec); err != nil {
 				a.log.Error("audit event not kept", "route", c.FullPath(), "error", err)

@@ -62,8 +62,10 @@ type pendingRequest struct {
 	task    string // "Task/id" when the referral already has its Task
 }
 
-// apply runs requests as one all-or-nothing change.
-func (s *Service) apply(ctx context.Context, caller gateway.Caller, reqs []*Request, transaction bool) ([]*gateway.Outcome, error) {
+// apply runs requests as one all-or-nothing change. audit, when given, is
+// committed with the change (a transaction passes none: what it touched is
+// known entry by entry only to the API, which keeps its record apart).
+func (s *Service) apply(ctx context.Context, caller gateway.Caller, reqs []*Request, audit *gateway.AuditIntent) ([]*gateway.Outcome, error) {
 	for attempt := 1; attempt <= gateway.MaxAttempts; attempt++ {
 		pl, err := s.prepare(ctx, caller, reqs, attempt > 1)
 		if err != nil {
@@ -72,14 +74,14 @@ func (s *Service) apply(ctx context.Context, caller gateway.Caller, reqs []*Requ
 		if len(pl.commit.Writes) == 0 {
 			return pl.outcomes, nil
 		}
-		audit := pl.auditWith(ctx, reqs, transaction)
+		pl.auditWith(reqs, audit)
 		res, err := s.Commit(ctx, &pl.commit)
 		if err != nil {
 			return nil, err
 		}
 		if res.OK() {
-			if audit != nil {
-				audit.kept = true
+			if pl.commit.Audit != nil {
+				pl.outcomes[0].Audited = true
 			}
 			return pl.outcomes, nil
 		}

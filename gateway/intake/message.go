@@ -71,7 +71,7 @@ func messageRequestKey(caller gateway.Caller, id string) string {
 
 // ReceiveReferral stores the referral a message carries, routed to the
 // provider serving its destination.
-func (s *Service) ReceiveReferral(ctx context.Context, caller gateway.Caller, m *MessageReferral) (*ReceivedReferral, error) {
+func (s *Service) ReceiveReferral(ctx context.Context, caller gateway.Caller, m *MessageReferral, audit *gateway.AuditIntent) (*ReceivedReferral, error) {
 	provider, err := s.destinationProvider(m.Destinations)
 	if err != nil {
 		return nil, err
@@ -83,7 +83,7 @@ func (s *Service) ReceiveReferral(ctx context.Context, caller gateway.Caller, m 
 	if p := m.Patient; p != nil {
 		reqs = append(reqs, &Request{Method: "POST", Type: gateway.TypePatient, Body: p.Body, FullURL: p.FullURL, Expr: p.Expr, inBundle: true, message: ctxm})
 	}
-	outs, err := s.apply(ctx, caller, reqs, false)
+	outs, err := s.apply(ctx, caller, reqs, audit)
 	if err != nil {
 		return nil, err
 	}

@@ -13,9 +13,11 @@ import (
 )
 
 // Create stores a new resource. ifNoneExist is the raw If-None-Exist header
-// (a search query); a match returns the existing resource instead.
-func (s *Service) Create(ctx context.Context, caller gateway.Caller, typ string, body []byte, ifNoneExist string) (*gateway.Outcome, error) {
-	out, err := s.apply(ctx, caller, []*Request{{Method: "POST", Type: typ, Body: body, IfNoneExist: ifNoneExist}}, false)
+// (a search query); a match returns the existing resource instead. audit,
+// when given, is the request's audit record, committed with the change
+// (Outcome.Audited says it was).
+func (s *Service) Create(ctx context.Context, caller gateway.Caller, typ string, body []byte, ifNoneExist string, audit *gateway.AuditIntent) (*gateway.Outcome, error) {
+	out, err := s.apply(ctx, caller, []*Request{{Method: "POST", Type: typ, Body: body, IfNoneExist: ifNoneExist}}, audit)
 	if err != nil {
 		return nil, err
 	}
@@ -25,8 +27,8 @@ func (s *Service) Create(ctx context.Context, caller gateway.Caller, typ string,
 // Update stores a new version of a resource. ifMatch is the raw If-Match
 // header ("" for none). A Patient that does not exist yet is created with the
 // client's id, as GP systems reference their own patient ids.
-func (s *Service) Update(ctx context.Context, caller gateway.Caller, typ, id string, body []byte, ifMatch string) (*gateway.Outcome, error) {
-	out, err := s.apply(ctx, caller, []*Request{{Method: "PUT", Type: typ, ID: id, Body: body, IfMatch: ifMatch}}, false)
+func (s *Service) Update(ctx context.Context, caller gateway.Caller, typ, id string, body []byte, ifMatch string, audit *gateway.AuditIntent) (*gateway.Outcome, error) {
+	out, err := s.apply(ctx, caller, []*Request{{Method: "PUT", Type: typ, ID: id, Body: body, IfMatch: ifMatch}}, audit)
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +39,7 @@ func (s *Service) Update(ctx context.Context, caller gateway.Caller, typ, id str
 // how a provider moves a referral on without sending the whole resource —
 // and stores the result exactly as an update would be: the same rules, the
 // same version checks, the same notifications.
-func (s *Service) Patch(ctx context.Context, caller gateway.Caller, typ, id string, patch []byte, ifMatch string) (*gateway.Outcome, error) {
+func (s *Service) Patch(ctx context.Context, caller gateway.Caller, typ, id string, patch []byte, ifMatch string, audit *gateway.AuditIntent) (*gateway.Outcome, error) {
 	if typ != gateway.TypeTask {
 		return nil, gateway.NewError(gateway.KindMethodNotAllowed, fhir.IssueNotSupported, "", "PATCH is supported for Task only; update other resources with PUT")
 	}
@@ -76,7 +78,7 @@ func (s *Service) Patch(ctx context.Context, caller gateway.Caller, typ, id stri
 	if ifMatch == "" {
 		ifMatch = cur.ETag() // the patch was applied to this version: nothing else may have come between
 	}
-	return s.Update(ctx, caller, typ, id, patched, ifMatch)
+	return s.Update(ctx, caller, typ, id, patched, ifMatch, audit)
 }
 
 // JSON Patch limits: a status change is one or two operations.

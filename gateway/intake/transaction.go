@@ -101,5 +101,5 @@ func (s *Service) Transaction(ctx context.Context, caller gateway.Caller, body [
 	if err := p.Err(gateway.KindInvalid); err != nil {
 		return nil, err
 	}
-	return s.apply(ctx, caller, reqs, true)
+	return s.apply(ctx, caller, reqs, nil)
 }

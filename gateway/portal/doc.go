@@ -26,7 +26,7 @@ type Searcher interface {
 // TaskWriter is the intake use case, as a step stores the Task's next
 // version: under every rule a PUT from the provider's own system follows.
 type TaskWriter interface {
-	Update(ctx context.Context, caller gateway.Caller, typ, id string, body []byte, ifMatch string) (*gateway.Outcome, error)
+	Update(ctx context.Context, caller gateway.Caller, typ, id string, body []byte, ifMatch string, audit *gateway.AuditIntent) (*gateway.Outcome, error)
 }
 
 // New returns the portal use case over the core, listing through search and

@@ -134,7 +134,7 @@ func (s *Service) Progress(ctx context.Context, caller gateway.Caller, taskID st
 		body = gateway.WithoutMember(body, "statusReason")
 	}
 	body = gateway.AppendMembers(body, members)
-	return s.tasks.Update(ctx, caller, gateway.TypeTask, taskID, body, `W/"`+strconv.Itoa(step.Version)+`"`)
+	return s.tasks.Update(ctx, caller, gateway.TypeTask, taskID, body, `W/"`+strconv.Itoa(step.Version)+`"`, nil)
 }
 
 // stepMembers are the Task members a step sets.

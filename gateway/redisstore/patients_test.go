@@ -44,7 +44,7 @@ func TestScopePatientsMovesLegacyPatients(t *testing.T) {
 	svc := usecases.New(gateway.Options{Store: s})
 	a := gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP}
 	b := gateway.Caller{ClientID: "practice-b", Kind: gateway.CallerGP}
-	if _, err := svc.Intake.Update(ctx, a, gateway.TypePatient, "3", []byte(`{"resourceType":"Patient","id":"3","name":[{"text":"Dee Testpatient"}]}`), ""); err != nil {
+	if _, err := svc.Intake.Update(ctx, a, gateway.TypePatient, "3", []byte(`{"resourceType":"Patient","id":"3","name":[{"text":"Dee Testpatient"}]}`), "", nil); err != nil {
 		t.Fatal(err)
 	}
 	moved, left, err := s.ScopePatients(ctx)
@@ -77,7 +77,7 @@ func TestScopePatientsMovesLegacyPatients(t *testing.T) {
 		}
 	}
 	// An update after the move keeps the index right.
-	if _, err := svc.Intake.Update(ctx, a, gateway.TypePatient, "1", []byte(`{"resourceType":"Patient","id":"1","name":[{"text":"Ann C Testpatient"}]}`), `W/"2"`); err != nil {
+	if _, err := svc.Intake.Update(ctx, a, gateway.TypePatient, "1", []byte(`{"resourceType":"Patient","id":"1","name":[{"text":"Ann C Testpatient"}]}`), `W/"2"`, nil); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := svc.Search.Search(ctx, a, gateway.TypePatient, url.Values{"identifier": {"https://fhir.nhs.uk/Id/nhs-number|9434765919"}}, false); err != nil || res.Total != 0 {

@@ -118,14 +118,14 @@ func (e *env) refer(ident, code, name string) string {
 	patient := `{"resourceType":"Patient","id":"` + patientID + `",` +
 		`"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber + `"}],` +
 		`"name":[{"text":` + quote(name) + `}],"telecom":[{"system":"phone","value":"0113 496 0000"}],"birthDate":"1950-01-01"}`
-	if _, err := e.svc.Intake.Update(ctx, practice, gateway.TypePatient, patientID, []byte(patient), ""); err != nil {
+	if _, err := e.svc.Intake.Update(ctx, practice, gateway.TypePatient, patientID, []byte(patient), "", nil); err != nil {
 		e.t.Fatal(err)
 	}
 	sr := `{"resourceType":"ServiceRequest","identifier":[{"system":"https://example-gp.nhs.uk/referral-id","value":"` + ident + `"}],` +
 		`"status":"active","intent":"order","code":{"coding":[{"system":"http://snomed.info/sct","code":"` + code + `","display":"Referral"}]},` +
 		`"subject":{"reference":"Patient/` + patientID + `"},"note":[{"text":"Prefers mornings"}],` +
 		`"requester":{"identifier":{"system":"` + odsSystem + `","value":"` + practiceODS + `"}}}`
-	out, err := e.svc.Intake.Create(ctx, practice, gateway.TypeServiceRequest, []byte(sr), "")
+	out, err := e.svc.Intake.Create(ctx, practice, gateway.TypeServiceRequest, []byte(sr), "", nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -642,11 +642,11 @@ func TestOnlyBareAddressesAreMailLinks(t *testing.T) {
 	ctx := context.Background()
 	patient := `{"resourceType":"Patient","id":"pt-mail","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber + `"}],` +
 		`"name":[{"text":"Mo Example"}],"telecom":[{"system":"email","value":"mo@example.org?bcc=someone@attacker.example"},{"system":"email","value":"mo2@example.org"}]}`
-	if _, err := e.svc.Intake.Update(ctx, practice, gateway.TypePatient, "pt-mail", []byte(patient), ""); err != nil {
+	if _, err := e.svc.Intake.Update(ctx, practice, gateway.TypePatient, "pt-mail", []byte(patient), "", nil); err != nil {
 		t.Fatal(err)
 	}
 	sr := `{"resourceType":"ServiceRequest","status":"active","intent":"order","code":{"coding":[{"system":"http://snomed.info/sct","code":"390893007"}]},"subject":{"reference":"Patient/pt-mail"}}`
-	if _, err := e.svc.Intake.Create(ctx, practice, gateway.TypeServiceRequest, []byte(sr), ""); err != nil {
+	if _, err := e.svc.Intake.Create(ctx, practice, gateway.TypeServiceRequest, []byte(sr), "", nil); err != nil {
 		t.Fatal(err)
 	}
 	b := e.browser()

@@ -151,7 +151,7 @@ func (e *env) subscribe(client, endpoint, payload string, filters ...string) str
 		`"channel":{"type":"rest-hook","endpoint":"` + endpoint + `","payload":"application/fhir+json",` +
 		`"_payload":{"extension":[{"url":"http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content","valueCode":"` + payload + `"}]},` +
 		`"header":["X-Subscriber-Key: synthetic-key"]}}`
-	out, err := e.svc.Intake.Create(context.Background(), gateway.Caller{ClientID: client, Kind: gateway.CallerGP}, "Subscription", []byte(body), "")
+	out, err := e.svc.Intake.Create(context.Background(), gateway.Caller{ClientID: client, Kind: gateway.CallerGP}, "Subscription", []byte(body), "", nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func (e *env) subscribeWithHeartbeat(endpoint string, period int) string {
 	body := `{"resourceType":"Subscription","status":"requested","reason":"r","criteria":"` + topic.TaskTopic + `",` +
 		`"channel":{"type":"rest-hook","endpoint":"` + endpoint + `","payload":"application/fhir+json",` +
 		`"extension":[{"url":"http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-heartbeat-period","valueUnsignedInt":` + strconv.Itoa(period) + `}]}}`
-	out, err := e.svc.Intake.Create(context.Background(), gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP}, "Subscription", []byte(body), "")
+	out, err := e.svc.Intake.Create(context.Background(), gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP}, "Subscription", []byte(body), "", nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -367,7 +367,7 @@ func TestSubscriptionInErrorIsMadeActiveAgainByUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	caller := gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP}
-	if _, err := e.svc.Intake.Update(context.Background(), caller, "Subscription", sub, cur.Body, ""); err != nil {
+	if _, err := e.svc.Intake.Update(context.Background(), caller, "Subscription", sub, cur.Body, "", nil); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "active again, and the kept events sent", func() bool {
@@ -420,7 +420,7 @@ func TestOvertakenHandshakeDoesNotConfirmAnUpdate(t *testing.T) {
 	}
 	moved := strings.Replace(string(cur.Body), slow.URL, down.srv.URL, 1)
 	caller := gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP}
-	if _, err := e.svc.Intake.Update(context.Background(), caller, "Subscription", sub, []byte(moved), ""); err != nil {
+	if _, err := e.svc.Intake.Update(context.Background(), caller, "Subscription", sub, []byte(moved), "", nil); err != nil {
 		t.Fatal(err)
 	}
 	gate <- struct{}{} // the first handshake succeeds, for the endpoint no longer in use

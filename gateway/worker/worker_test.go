@@ -111,7 +111,7 @@ func (e *env) refer(ident, code string) string {
 		`"status":"active","intent":"order","code":{"coding":[{"system":"http://snomed.info/sct","code":"` + code + `"}]},` +
 		`"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}},` +
 		`"requester":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"}}}`
-	out, err := e.svc.Intake.Create(context.Background(), gateway.Caller{ClientID: "practice-a"}, "ServiceRequest", []byte(body), "")
+	out, err := e.svc.Intake.Create(context.Background(), gateway.Caller{ClientID: "practice-a"}, "ServiceRequest", []byte(body), "", nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -140,7 +140,7 @@ func (e *env) move(taskID, status, reason string) {
 	}
 	b, _ := json.Marshal(m)
 	caller := gateway.Caller{ClientID: "walking", Kind: gateway.CallerProvider}
-	if _, err := e.svc.Intake.Update(context.Background(), caller, "Task", taskID, b, cur.ETag()); err != nil {
+	if _, err := e.svc.Intake.Update(context.Background(), caller, "Task", taskID, b, cur.ETag(), nil); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -212,7 +212,7 @@ func TestFailingGPDoesNotBlockOthers(t *testing.T) {
 	// practice-b's referrals fail to write back; practice-a's go through.
 	for i := 0; i < 5; i++ {
 		body := `{"resourceType":"ServiceRequest","identifier":[{"system":"https://b.example/id","value":"B-` + strconv.Itoa(i) + `"}],"status":"active","intent":"order","code":{"coding":[{"system":"http://snomed.info/sct","code":"390893007"}]},"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}},"requester":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"B82002"}}}`
-		out, err := e.svc.Intake.Create(context.Background(), gateway.Caller{ClientID: "practice-b"}, "ServiceRequest", []byte(body), "")
+		out, err := e.svc.Intake.Create(context.Background(), gateway.Caller{ClientID: "practice-b"}, "ServiceRequest", []byte(body), "", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
