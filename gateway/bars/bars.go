@@ -32,7 +32,7 @@ const header = "Bundle.entry[0].resource"
 
 // Read checks a BaRS servicerequest-request message and returns the
 // referral it carries. The message has passed the checks every resource
-// gets at the door already (gateway.Service.ParseMessage: the raw JSON, R4's
+// gets at the door already (intake.Service.ParseMessage: the raw JSON, R4's
 // structure entry by entry, modifier extensions); these are the rules of
 // the message. requestID is the sender's X-Request-Id ("": none).
 //

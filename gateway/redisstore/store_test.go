@@ -235,7 +235,7 @@ func TestTokenSystemsRegistryAndGuard(t *testing.T) {
 }
 
 // commitIdentifier commits version of Task id with one identifier,
-// system|code, and its system listed as gateway.Service lists it.
+// system|code, and its system listed as the core lists it (gateway.TokenSystems).
 func commitIdentifier(t *testing.T, s *Store, id string, version, expect int, system, code string) {
 	t.Helper()
 	c := &gateway.Commit{Writes: []gateway.Write{write("Task", id, version, expect, "identifier="+system+"|"+code)},

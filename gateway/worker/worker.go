@@ -43,7 +43,7 @@ type Queue interface {
 	Bury(ctx context.Context, job gateway.QueuedJob, reason string) error
 }
 
-// Domain is what the worker asks of the domain (gateway.Service).
+// Domain is what the worker asks of the delivery use case (gateway/delivery).
 type Domain interface {
 	DeliveryBody(ctx context.Context, d *gateway.Delivery, full bool) ([]byte, error)
 	TaskForProvider(ctx context.Context, d *gateway.Delivery) ([]byte, error)

@@ -13,7 +13,7 @@ import (
 	"github.com/signpost-health/signpost/gateway/writeback"
 )
 
-// WriteBackDomain is what write-back asks of the domain (gateway.Service).
+// WriteBackDomain is what write-back asks of the writeback use case.
 type WriteBackDomain interface {
 	WriteBack(ctx context.Context, taskID string, version int) (*writeback.WriteBack, error)
 }
