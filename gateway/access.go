@@ -15,12 +15,6 @@ import (
 // searches and counts leave it out, so existence cannot leak (OWASP API1,
 // broken object-level authorisation).
 
-// ClientTerm indexes every resource under the client that owns it.
-func ClientTerm(clientID string) string { return "_client=" + clientID }
-
-// ProviderTerm indexes a referral under the provider it was routed to.
-func ProviderTerm(providerID string) string { return "_provider=" + providerID }
-
 // SearchScope is the group every search of the caller is intersected with.
 func SearchScope(c Caller, typ string) []string {
 	switch c.Kind {
@@ -56,7 +50,7 @@ func (s *Core) Visible(ctx context.Context, c Caller, r *Resource) (bool, error)
 		case TypeTask:
 			via = []string{idTerm(r.ID)}
 		case TypeServiceRequest:
-			via = []string{"focus=" + r.Ref()}
+			via = []string{FocusTerm(r.Ref())}
 		case TypePatient:
 			return s.providerSeesPatient(ctx, c.ClientID, r)
 		case TypeProvenance:
@@ -84,7 +78,7 @@ func (s *Core) Visible(ctx context.Context, c Caller, r *Resource) (bool, error)
 // showing another practice's Patient to a provider.
 func (s *Core) providerSeesPatient(ctx context.Context, providerID string, patient *Resource) (bool, error) {
 	_, n, err := s.Store.Search(ctx, &StoreQuery{Type: TypeTask, Groups: [][]string{
-		{"subject=" + patient.Ref()}, {OwnerTerm(providerID)}, {ClientTerm(patient.Owner)}}})
+		{SubjectTerm(patient.Ref())}, {OwnerTerm(providerID)}, {ClientTerm(patient.Owner)}}})
 	return n > 0, err
 }
 

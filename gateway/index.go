@@ -8,11 +8,46 @@ import (
 
 // Index terms are the strings a resource can be found by: "param=value".
 // They are computed here, in the domain, from the typed view of a version,
-// so the store needs to know nothing about FHIR search.
+// so the store needs to know nothing about FHIR search. Every term is built
+// by a constructor of this file (Term and those named for what they find):
+// the tenancy boundary (ClientTerm, ProviderTerm, OwnerTerm) is spelled
+// nowhere else, in Go or in the store's scripts, which take terms as given.
+
+// Term is the index term of a search parameter and a value.
+func Term(param, value string) string { return param + "=" + value }
+
+// StatusTerm finds resources by status.
+func StatusTerm(code string) string { return Term("status", code) }
+
+// SubjectTerm finds resources whose subject is ref ("Type/id").
+func SubjectTerm(ref string) string { return Term("subject", ref) }
+
+// FocusTerm finds Tasks whose focus is ref.
+func FocusTerm(ref string) string { return Term("focus", ref) }
+
+// TargetTerm finds Provenances of ref.
+func TargetTerm(ref string) string { return Term("target", ref) }
+
+// RequesterTerm finds resources whose requester is ref (or an identifier value).
+func RequesterTerm(ref string) string { return Term("requester", ref) }
+
+// RequesterIdentifierTerm finds resources whose requester has the
+// identifier v (a value, or system|value).
+func RequesterIdentifierTerm(v string) string { return Term("requester:identifier", v) }
+
+// ClientTerm indexes every resource under the client that owns it.
+func ClientTerm(clientID string) string { return "_client=" + clientID }
+
+// ProviderTerm indexes a referral under the provider it was routed to.
+func ProviderTerm(providerID string) string { return "_provider=" + providerID }
+
+// PatientIDTerm indexes a Patient under its FHIR id, which is not unique
+// across clients (the store's set of all ids holds PatientKeys).
+func PatientIDTerm(id string) string { return "id=" + id }
 
 // idTerm names a resource by id. It is never stored as an index set: the
 // store answers it from the type's set of all ids.
-func idTerm(id string) string { return "_id=" + id }
+func idTerm(id string) string { return IDTermPrefix + id }
 
 // IDTermPrefix marks the terms a store answers from its set of all ids.
 const IDTermPrefix = "_id="
@@ -27,9 +62,9 @@ func tokenTerms(terms []string, param string, system, code *string) []string {
 		return terms
 	}
 	if system != nil && *system != "" {
-		return append(terms, param+"="+*system+"|"+*code)
+		return append(terms, Term(param, *system+"|"+*code))
 	}
-	return append(terms, param+"=|"+*code)
+	return append(terms, Term(param, "|"+*code))
 }
 
 func identifierTerms(terms []string, param string, ids []models.Identifier) []string {
@@ -55,7 +90,7 @@ func referenceTerms(terms []string, param string, ref *models.Reference, base st
 		// A versioned reference is found by its resource: a search by
 		// patient=Patient/x finds a referral for Patient/x/_history/2.
 		v, _, _ = strings.Cut(v, "/_history/")
-		terms = append(terms, param+"="+v)
+		terms = append(terms, Term(param, v))
 	}
 	if id := ref.Identifier; id != nil {
 		terms = tokenTerms(terms, param+":identifier", id.System, id.Value)
@@ -64,7 +99,7 @@ func referenceTerms(terms []string, param string, ref *models.Reference, base st
 }
 
 func ServiceRequestTerms(id string, sr *ReferralView, base string) []string {
-	terms := []string{"status=" + sr.Status}
+	terms := []string{StatusTerm(sr.Status)}
 	terms = identifierTerms(terms, "identifier", sr.Identifier)
 	terms = referenceTerms(terms, "subject", &sr.Subject, base)
 	terms = referenceTerms(terms, "requester", sr.Requester, base)
@@ -80,13 +115,13 @@ func ServiceRequestTerms(id string, sr *ReferralView, base string) []string {
 }
 
 func TaskTerms(id string, t *models.Task, base string) []string {
-	terms := []string{"status=" + t.Status.Code()}
+	terms := []string{StatusTerm(t.Status.Code())}
 	terms = identifierTerms(terms, "identifier", t.Identifier)
 	terms = referenceTerms(terms, "focus", t.Focus, base)
 	if t.Owner != nil && t.Owner.Reference != nil {
 		// Only by reference: the owner is always a configured provider, so a
 		// search by its identifier is turned into its reference (search.go).
-		terms = append(terms, "owner="+*t.Owner.Reference)
+		terms = append(terms, Term("owner", *t.Owner.Reference))
 	}
 	terms = referenceTerms(terms, "requester", t.Requester, base)
 	terms = referenceTerms(terms, "subject", t.For, base)
@@ -98,13 +133,13 @@ func TaskTerms(id string, t *models.Task, base string) []string {
 // ReferralTaskTerms are the terms of the referral Task Signpost writes,
 // computed from what built it rather than by decoding it again.
 func ReferralTaskTerms(taskID, srID string, sr *ReferralView, p *Provider, caller Caller, base string) []string {
-	terms := []string{"status=requested", "focus=" + TypeServiceRequest + "/" + srID, OwnerTerm(p.ID)}
+	terms := []string{StatusTerm(string(TaskRequested)), FocusTerm(TypeServiceRequest + "/" + srID), OwnerTerm(p.ID)}
 	terms = referenceTerms(terms, "subject", &sr.Subject, base)
 	if sr.Requester != nil {
 		terms = referenceTerms(terms, "requester", sr.Requester, base)
 	} else {
 		o := caller.Organization
-		terms = append(terms, "requester:identifier="+o.System+"|"+o.Value)
+		terms = append(terms, RequesterIdentifierTerm(o.System+"|"+o.Value))
 	}
 	return dedupe(terms)
 }
@@ -130,4 +165,4 @@ const MatchNothing = "_none"
 
 // OwnerTerm finds the resources a provider owns (Task.owner): the tenancy
 // boundary between providers.
-func OwnerTerm(providerID string) string { return "owner=Organization/" + providerID }
+func OwnerTerm(providerID string) string { return Term("owner", "Organization/"+providerID) }

@@ -34,10 +34,6 @@ func PatientKey(owner, id string) string { return owner + patientScope + id }
 // a bare id a Patient was stored under before ids were scoped per client.
 func IsPatientKey(id string) bool { return strings.Contains(id, patientScope) }
 
-// PatientIDTerm indexes a Patient under its FHIR id, which is not unique
-// across clients (the store's set of all ids holds PatientKeys).
-func PatientIDTerm(id string) string { return "id=" + id }
-
 // maxPatientTasks bounds the Tasks read to find whose Patient a provider
 // names: enough for every referral of one person to one provider.
 const maxPatientTasks = 50
@@ -112,7 +108,7 @@ func (s *Core) PatientKeyFor(ctx context.Context, c Caller, id string) (string, 
 		return PatientKey(c.ClientID, id), nil
 	case CallerProvider:
 		ids, _, err := s.Store.Search(ctx, &StoreQuery{Type: TypeTask, Count: maxPatientTasks,
-			Groups: [][]string{{"subject=" + TypePatient + "/" + id}, {OwnerTerm(c.ClientID)}}})
+			Groups: [][]string{{SubjectTerm(TypePatient + "/" + id)}, {OwnerTerm(c.ClientID)}}})
 		if err != nil || len(ids) == 0 {
 			return "", cmpErr(err, ErrNotFound)
 		}

@@ -17,7 +17,7 @@ import (
 // replaces it before the store sees it.
 const AnySystem = "\x00"
 
-func AnySystemTerm(index, value string) string { return AnySystem + index + "=" + value }
+func AnySystemTerm(index, value string) string { return AnySystem + Term(index, value) }
 
 // TokenSystems lists the registry fields ("Type index system") of the
 // writes' system-qualified token terms. Only token terms hold a "|": a

@@ -321,9 +321,9 @@ func (s *Service) planProvenance(pl *plan, task *gateway.Resource, owner string)
 		panic(err) // strings and maps only
 	}
 	prov := &gateway.Resource{Type: gateway.TypeProvenance, ID: id, Version: 1, LastUpdated: pl.now, Body: body, Owner: task.Owner}
-	terms := []string{"target=" + task.Ref(), gateway.ClientTerm(task.Owner)}
+	terms := []string{gateway.TargetTerm(task.Ref()), gateway.ClientTerm(task.Owner)}
 	if owner != "" {
-		terms = append(terms, "owner="+owner) // so the Task's provider finds it too
+		terms = append(terms, gateway.Term("owner", owner)) // so the Task's provider finds it too
 	}
 	pl.commit.Writes = append(pl.commit.Writes, gateway.Write{Resource: prov, Expect: 0, Terms: terms})
 }

@@ -59,7 +59,7 @@ func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*
 	}
 	body := gateway.AppendMembers(gateway.WithoutMember(gateway.WithoutMember(r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.now)), "status"), "error"),
 		map[string]any{"status": status})
-	out := pl.addWrite(r, body, version, expect, r.pinsVersion(), []string{"status=" + status}, nil)
+	out := pl.addWrite(r, body, version, expect, r.pinsVersion(), []string{gateway.StatusTerm(status)}, nil)
 	if status == "requested" {
 		pl.commit.Jobs = append(pl.commit.Jobs, gateway.Handshake{SubscriptionID: r.id, Client: out.Resource.Owner, Version: version}.Job())
 	}
@@ -72,7 +72,7 @@ func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*
 func (s *Service) planSubscriptionCap(ctx context.Context, pl *plan) error {
 	group := make([]string, len(topic.LiveSubscriptionStatuses))
 	for i, st := range topic.LiveSubscriptionStatuses {
-		group[i] = "status=" + st
+		group[i] = gateway.StatusTerm(st)
 	}
 	q := [][]string{group, {gateway.ClientTerm(pl.caller.ClientID)}}
 	_, n, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: topic.TypeSubscription, Groups: q, Count: 1})

@@ -289,16 +289,16 @@ func parseParam(s *gateway.Core, q *Query, defs map[string]searchParam, typ, nam
 		case def.kind == referenceParam:
 			v = s.LocalRef(v)
 			if strings.Contains(v, "/") {
-				group = append(group, def.index+"="+v)
+				group = append(group, gateway.Term(def.index, v))
 				break
 			}
 			for _, typ := range def.targets { // a bare id: any of the target types
-				group = append(group, def.index+"="+typ+"/"+v)
+				group = append(group, gateway.Term(def.index, typ+"/"+v))
 			}
 		case def.systems:
 			group = append(group, tokenTerm(def.index, v))
 		default:
-			group = append(group, def.index+"="+v)
+			group = append(group, gateway.Term(def.index, v))
 		}
 	}
 	q.Groups = append(q.Groups, group)
@@ -310,7 +310,7 @@ func parseParam(s *gateway.Core, q *Query, defs map[string]searchParam, typ, nam
 // "|code" as given, a bare code in any system (expanded later).
 func tokenTerm(index, v string) string {
 	if strings.Contains(v, "|") {
-		return index + "=" + v
+		return gateway.Term(index, v)
 	}
 	return gateway.AnySystemTerm(index, v)
 }
@@ -431,11 +431,11 @@ func ExpandTokens(ctx context.Context, s *gateway.Core, typ string, groups [][]s
 				continue
 			}
 			index, value, _ := strings.Cut(strings.TrimPrefix(t, gateway.AnySystem), "=")
-			out = append(out, index+"=|"+value, index+"="+value)
+			out = append(out, gateway.Term(index, "|"+value), gateway.Term(index, value))
 			prefix := typ + " " + index + " "
 			for _, f := range registered {
 				if system, ok := strings.CutPrefix(f, prefix); ok {
-					out = append(out, index+"="+system+"|"+value)
+					out = append(out, gateway.Term(index, system+"|"+value))
 				}
 			}
 		}

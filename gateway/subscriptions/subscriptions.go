@@ -79,7 +79,7 @@ func (s *Service) Subscribers(ctx context.Context, client string) ([]*topic.Subs
 func (s *Service) subscriptionsOf(ctx context.Context, client string, statuses ...string) ([]*topic.SubscriptionView, error) {
 	group := make([]string, len(statuses))
 	for i, st := range statuses {
-		group[i] = "status=" + st
+		group[i] = gateway.StatusTerm(st)
 	}
 	ids, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: topic.TypeSubscription, Groups: [][]string{group, {gateway.ClientTerm(client)}}, Count: query.MaxCount})
 	if err != nil || len(ids) == 0 {
@@ -125,11 +125,11 @@ func (s *Service) MatchingSubscriptions(ctx context.Context, taskID string, vers
 	var terms []string
 	if t.Requester != nil {
 		if t.Requester.Reference != "" {
-			terms = append(terms, "requester="+t.Requester.Reference)
+			terms = append(terms, gateway.RequesterTerm(t.Requester.Reference))
 		}
 		if t.Requester.Identifier != nil {
-			terms = append(terms, "requester:identifier="+t.Requester.Identifier.Value, "requester:identifier="+t.Requester.Identifier.System+"|"+t.Requester.Identifier.Value)
-			terms = append(terms, "requester="+t.Requester.Identifier.Value)
+			terms = append(terms, gateway.RequesterIdentifierTerm(t.Requester.Identifier.Value), gateway.RequesterIdentifierTerm(t.Requester.Identifier.System+"|"+t.Requester.Identifier.Value))
+			terms = append(terms, gateway.RequesterTerm(t.Requester.Identifier.Value))
 		}
 	}
 	subs, err := s.subscriptionsOf(ctx, task.Owner, topic.LiveSubscriptionStatuses...)
@@ -240,7 +240,7 @@ func (s *Service) SetSubscriptionStatus(ctx context.Context, id, status, reason 
 		next := &gateway.Resource{Type: topic.TypeSubscription, ID: id, Version: cur.Version + 1, LastUpdated: now, Owner: cur.Owner,
 			Body: obj.WithServerFields(id, strconv.Itoa(cur.Version+1), gateway.Instant(now))}
 		c := &gateway.Commit{Writes: []gateway.Write{{Resource: next, Expect: cur.Version,
-			Terms: []string{"status=" + status, gateway.ClientTerm(cur.Owner)}}}}
+			Terms: []string{gateway.StatusTerm(status), gateway.ClientTerm(cur.Owner)}}}}
 		if status == "active" {
 			// Events that waited while it was in error (or arrived during
 			// the handshake) go out now; with none, the job finds nothing.

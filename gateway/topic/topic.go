@@ -189,7 +189,7 @@ func (v *SubscriptionView) Matches(task *gateway.TaskView, requesterTerms []stri
 					ok = ok || task.ID == val
 				case "requester":
 					for _, t := range requesterTerms {
-						ok = ok || t == "requester="+val || t == "requester:identifier="+val
+						ok = ok || t == gateway.RequesterTerm(val) || t == gateway.RequesterIdentifierTerm(val)
 					}
 				}
 			}
