@@ -2,15 +2,13 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/mappings"
@@ -99,27 +97,10 @@ func NewCore(o Options) *Core {
 // Router exposes the routing table (for the metadata and the web pages).
 func (s *Core) Router() *Router { return s.router }
 
-// NewID returns a random UUID (version 4), the form of every id Signpost
-// assigns: unguessable, so ids leak nothing about volumes or order.
-func NewID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand does not fail on supported platforms
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	var out [36]byte
-	hex.Encode(out[0:8], b[0:4])
-	out[8] = '-'
-	hex.Encode(out[9:13], b[4:6])
-	out[13] = '-'
-	hex.Encode(out[14:18], b[6:8])
-	out[18] = '-'
-	hex.Encode(out[19:23], b[8:10])
-	out[23] = '-'
-	hex.Encode(out[24:], b[10:])
-	return string(out[:])
-}
+// NewID returns a random UUID (version 4, from crypto/rand), the form of
+// every id Signpost assigns: unguessable, so ids leak nothing about volumes
+// or order.
+func NewID() string { return uuid.NewString() }
 
 // Outcome is the result of one create or update.
 type Outcome struct {
@@ -136,47 +117,6 @@ type Outcome struct {
 	// Audited is true when the request's audit record (AuditIntent) was
 	// committed with the change; otherwise its caller keeps the record.
 	Audited bool
-}
-
-// Read returns the current version of a resource.
-func (s *Core) Read(ctx context.Context, caller Caller, typ, id string) (*Resource, error) {
-	if err := CheckID(id); err != nil {
-		return nil, err
-	}
-	r, err := s.ReadVisible(ctx, caller, typ, id)
-	if errors.Is(err, ErrNotFound) {
-		return nil, NotFound(typ, id)
-	}
-	return r, err
-}
-
-// ReadVersion returns one version of a resource.
-func (s *Core) ReadVersion(ctx context.Context, caller Caller, typ, id, vid string) (*Resource, error) {
-	if err := CheckID(id); err != nil {
-		return nil, err
-	}
-	v, err := strconv.Atoi(vid)
-	if err != nil || v < 1 || strconv.Itoa(v) != vid {
-		return nil, NewError(KindNotFound, fhir.IssueNotFound, "", "version ids are positive whole numbers")
-	}
-	key := id
-	if typ == TypePatient {
-		key, err = s.PatientKeyFor(ctx, caller, id)
-	}
-	var r *Resource
-	if err == nil {
-		r, err = s.Store.ReadVersion(ctx, typ, key, v)
-	}
-	if err == nil {
-		var ok bool
-		if ok, err = s.Visible(ctx, caller, r); err == nil && !ok {
-			err = ErrNotFound
-		}
-	}
-	if errors.Is(err, ErrNotFound) {
-		return nil, NewError(KindNotFound, fhir.IssueNotFound, "", "no such version of a %s is known to this client", typ)
-	}
-	return r, err
 }
 
 // Ping reports whether storage answers; /readyz uses it.
@@ -248,9 +188,9 @@ func (s *Core) TaskChange(cur *Resource, view *TaskView, members map[string]any,
 	members["lastModified"] = Instant(now)
 	body := cur.Body
 	for name := range members {
-		body = WithoutMember(body, name)
+		body = fhir.WithoutMember(body, name)
 	}
-	obj, err := fhir.ParseResource(AppendMembers(body, members), fhir.ParseOptions{})
+	obj, err := fhir.ParseResource(fhir.AppendMembers(body, members), fhir.ParseOptions{})
 	if err != nil {
 		panic(err) // built from stored bytes that passed the same checks
 	}
@@ -284,60 +224,6 @@ func AbsoluteRef(base, ref string) string {
 		return ref
 	}
 	return base + "/" + ref
-}
-
-func Member(body []byte, name string) []byte {
-	var m map[string]json.RawMessage
-	_ = json.Unmarshal(body, &m)
-	return m[name]
-}
-
-// WithoutMember drops one top-level member of a JSON object that passed the
-// raw checks, keeping every other member's bytes.
-func WithoutMember(obj []byte, name string) []byte {
-	o, err := fhir.ParseResource(obj, fhir.ParseOptions{})
-	if err != nil || !o.Has(name) {
-		return obj
-	}
-	out := []byte{'{'}
-	for _, n := range o.Names() {
-		if n == name {
-			continue
-		}
-		if len(out) > 1 {
-			out = append(out, ',')
-		}
-		key, _ := json.Marshal(n)
-		raw, _ := o.Member(n)
-		out = append(append(append(out, key...), ':'), raw...)
-	}
-	return append(out, '}')
-}
-
-// AppendMembers adds members to the end of a JSON object. The object's own
-// bytes are kept; the new members are ones it does not have.
-func AppendMembers(obj []byte, members map[string]any) []byte {
-	if len(members) == 0 {
-		return obj
-	}
-	end := strings.LastIndexByte(string(obj), '}')
-	out := append([]byte{}, obj[:end]...)
-	keys := make([]string, 0, len(members))
-	for k := range members {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		v, err := json.Marshal(members[k])
-		if err != nil {
-			panic(err)
-		}
-		out = append(out, ',')
-		out = strconv.AppendQuote(out, k)
-		out = append(out, ':')
-		out = append(out, v...)
-	}
-	return append(out, '}')
 }
 
 // SearchResult is one page of a search.

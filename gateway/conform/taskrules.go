@@ -230,7 +230,7 @@ func KeepTaskFieldsTrue(body []byte, from, to gateway.TaskStatus, changed []stri
 		}
 	}
 	for name := range members {
-		body = gateway.WithoutMember(body, name)
+		body = fhir.WithoutMember(body, name)
 	}
-	return gateway.AppendMembers(body, members)
+	return fhir.AppendMembers(body, members)
 }

@@ -124,7 +124,7 @@ func (a *API) read(c *gin.Context) {
 			"this type-level interaction or operation is not supported; /fhir/metadata lists what is")
 		return
 	}
-	r, err := a.uc.Core.Read(c.Request.Context(), caller, c.Param("type"), c.Param("id"))
+	r, err := a.uc.Search.Read(c.Request.Context(), caller, c.Param("type"), c.Param("id"))
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -137,7 +137,7 @@ func (a *API) vread(c *gin.Context) {
 	if !ok {
 		return
 	}
-	r, err := a.uc.Core.ReadVersion(c.Request.Context(), caller, c.Param("type"), c.Param("id"), c.Param("vid"))
+	r, err := a.uc.Search.ReadVersion(c.Request.Context(), caller, c.Param("type"), c.Param("id"), c.Param("vid"))
 	if err != nil {
 		a.fail(c, err)
 		return

@@ -476,7 +476,7 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*gateway.
 	if task.AuthoredOn == nil {
 		extra["authoredOn"] = gateway.Instant(pl.now)
 	}
-	body := gateway.AppendMembers(gateway.WithoutMember(r.obj.WithServerFields(r.id, "1", gateway.Instant(pl.now)), "owner"), extra)
+	body := fhir.AppendMembers(fhir.WithoutMember(r.obj.WithServerFields(r.id, "1", gateway.Instant(pl.now)), "owner"), extra)
 	var view models.Task
 	_ = json.Unmarshal(body, &view)
 	out := pl.addWrite(r, body, 1, 0, false, gateway.TaskTerms(r.id, &view, s.Base), nil)

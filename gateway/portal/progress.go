@@ -126,14 +126,14 @@ func (s *Service) Progress(ctx context.Context, caller gateway.Caller, taskID st
 	members["lastModified"] = gateway.Instant(s.Now())
 	body := cur.Body
 	for name := range members {
-		body = gateway.WithoutMember(body, name)
+		body = fhir.WithoutMember(body, name)
 	}
 	// statusReason belongs to the status that needed it: it goes when the
 	// Task moves on (resumed after a hold, say) unless this step sets one.
 	if _, set := members["statusReason"]; !set && def.status != "" && def.status != view.Status {
-		body = gateway.WithoutMember(body, "statusReason")
+		body = fhir.WithoutMember(body, "statusReason")
 	}
-	body = gateway.AppendMembers(body, members)
+	body = fhir.AppendMembers(body, members)
 	return s.tasks.Update(ctx, caller, gateway.TypeTask, taskID, body, `W/"`+strconv.Itoa(step.Version)+`"`, nil)
 }
 

@@ -57,17 +57,17 @@ func TestScopePatientsMovesLegacyPatients(t *testing.T) {
 
 	read := func(c gateway.Caller, id, want string) {
 		t.Helper()
-		r, err := svc.Core.Read(ctx, c, gateway.TypePatient, id)
+		r, err := svc.Search.Read(ctx, c, gateway.TypePatient, id)
 		if err != nil || !strings.Contains(string(r.Body), want) || r.ID != id {
 			t.Errorf("%s reads Patient/%s: %v %+v", c.ClientID, id, err, r)
 		}
 	}
 	read(a, "1", "Ann B Testpatient")
 	read(b, "2", "Bea Testpatient")
-	if v, err := svc.Core.ReadVersion(ctx, a, gateway.TypePatient, "1", "1"); err != nil || !strings.Contains(string(v.Body), `"Ann Testpatient"`) {
+	if v, err := svc.Search.ReadVersion(ctx, a, gateway.TypePatient, "1", "1"); err != nil || !strings.Contains(string(v.Body), `"Ann Testpatient"`) {
 		t.Errorf("vread of a moved Patient: %v %+v", err, v)
 	}
-	if _, err := svc.Core.Read(ctx, b, gateway.TypePatient, "1"); err == nil {
+	if _, err := svc.Search.Read(ctx, b, gateway.TypePatient, "1"); err == nil {
 		t.Errorf("practice b reads practice a's Patient/1")
 	}
 	for _, q := range []url.Values{{"identifier": {"https://fhir.nhs.uk/Id/nhs-number|9434765919"}}, {"_id": {"1"}}} {

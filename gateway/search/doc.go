@@ -1,4 +1,4 @@
-// Package search answers FHIR search: a parsed query (query.Query) run
+// Package search answers FHIR read, vread and search: a parsed query (query.Query) run
 // within what the caller may see, paged by offset or by keyset, with the
 // includes a referral's readers need.
 package search

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 
+	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/mappings"
 )
@@ -89,7 +90,7 @@ func (s *Service) WriteBack(ctx context.Context, taskID string, version int) (*W
 		"focus":             []map[string]string{{"reference": s.Absolute(task.Ref())}},
 	}
 	var subject map[string]any
-	if json.Unmarshal(gateway.Member(task.Body, "for"), &subject) == nil && subject != nil {
+	if json.Unmarshal(fhir.Member(task.Body, "for"), &subject) == nil && subject != nil {
 		if ref, ok := subject["reference"].(string); ok {
 			subject["reference"] = s.Absolute(ref)
 		}
