@@ -84,6 +84,10 @@ func (k keys) subLastSent(id string) string { return k.ns + ":sl:" + id }
 // the number of processes.
 func (k keys) subHeartbeat(id string) string { return k.ns + ":sh:" + id }
 
+// subSender is the lease of sending a subscription's events, held by the
+// one sender that drains its list (so its subscriber gets them in order).
+func (k keys) subSender(id string) string { return k.ns + ":ss:" + id }
+
 // subNumbered is the hash of the last Task version numbered for subscribers.
 func (k keys) subNumbered() string { return k.ns + ":sv" }
 

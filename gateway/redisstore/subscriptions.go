@@ -105,3 +105,23 @@ func (s *Store) ClaimHeartbeat(ctx context.Context, subID string, period time.Du
 func (s *Store) MarkSent(ctx context.Context, subID string) error {
 	return classify(s.rdb.Set(ctx, s.keys.subLastSent(subID), time.Now().UnixMilli(), 0).Err())
 }
+
+// LockSubscription takes the lease of sending one subscription's events,
+// so one sender at a time drains its list: two would repeat events, or
+// send them out of order. It expires on its own should the sender die.
+func (s *Store) LockSubscription(ctx context.Context, subID, token string, ttl time.Duration) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, s.keys.subSender(subID), token, ttl).Result()
+	return ok, classify(err)
+}
+
+// RenewSubscription extends the sending lease while it is still this
+// token's; false when it is lost (it expired, and another sender took it).
+func (s *Store) RenewSubscription(ctx context.Context, subID, token string, ttl time.Duration) (bool, error) {
+	n, err := renewScript.Run(ctx, s.rdb, []string{s.keys.subSender(subID)}, token, ttl.Milliseconds()).Int()
+	return n == 1, classify(err)
+}
+
+// UnlockSubscription gives the sending lease back, if it is still this token's.
+func (s *Store) UnlockSubscription(ctx context.Context, subID, token string) error {
+	return classify(unlockScript.Run(ctx, s.rdb, []string{s.keys.subSender(subID)}, token).Err())
+}

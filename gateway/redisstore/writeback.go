@@ -60,14 +60,9 @@ func (s *Store) UnlockWriteBack(ctx context.Context, client, taskID, token strin
 	return classify(unlockScript.Run(ctx, s.rdb, []string{s.keys.writeBackLock(client, taskID)}, token).Err())
 }
 
-// RenewLease extends a lease still held under token; false when it is lost.
-func (s *Store) RenewLease(ctx context.Context, client, taskID, token string, ttl time.Duration) (bool, error) {
-	n, err := renewScript.Run(ctx, s.rdb, []string{s.keys.writeBackLock(client, taskID)}, token, ttl.Milliseconds()).Int()
-	return n == 1, classify(err)
-}
-
 // The lease scripts act only while the caller still holds the lease
-// (scripts/lease_renew.lua, scripts/lease_release.lua).
+// (scripts/lease_renew.lua, scripts/lease_release.lua): the write-back
+// lease and the subscription lease (subscriptions.go) alike.
 var (
 	//go:embed scripts/lease_renew.lua
 	renewLua    string
