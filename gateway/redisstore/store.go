@@ -52,6 +52,26 @@ type Store struct {
 	maxEvents int
 	// auditMax is about how many records the audit stream keeps (SetAuditMax).
 	auditMax int64
+	// afterRead, when set (by tests), runs between the read that names a
+	// script's keys and the script, where another client may change them.
+	afterRead func()
+}
+
+// maxRereads is how many times an operation whose keys are known only from
+// a read (a session's account, an account's sessions) reads them and runs
+// its script, which checks they still hold; then it gives up with
+// ErrKeptChanging rather than loop for as long as others keep changing them.
+const maxRereads = 3
+
+// ErrKeptChanging is returned when the keys an operation read kept changing
+// before its script could run, maxRereads times in a row.
+var ErrKeptChanging = errors.New("redisstore: what the operation read kept changing before it could apply")
+
+// raced runs the test hook between a read and the script it names keys for.
+func (s *Store) raced() {
+	if s.afterRead != nil {
+		s.afterRead()
+	}
 }
 
 // maxSubscriptionEvents is how many events wait for one subscription that
