@@ -12,7 +12,6 @@ import (
 	"crypto/rand"
 	_ "embed"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -337,8 +336,8 @@ func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, in
 	// of the ids that exist, intersected like any other group.
 	var termGroups [][]string
 	type idGroup struct {
-		T   int      `json:"t"`
-		IDs []string `json:"ids"`
+		T   int // the scratch key's KEYS index
+		IDs []string
 	}
 	idGroups := []idGroup{}
 	for _, g := range q.Groups {
@@ -368,27 +367,43 @@ func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, in
 	if !q.Until.IsZero() {
 		maxScore = "(" + strconv.FormatInt(q.Until.UnixMilli(), 10)
 	}
-	args := map[string]any{"g": groups, "a": all, "t": temps, "ids": idGroups, "min": minScore, "max": maxScore,
-		"o": q.Offset, "n": q.Count, "r": q.Descending}
+	// The arguments in search.lua's order (see its header).
+	args := []any{all, minScore, maxScore, q.Offset, q.Count, flag(q.Descending), flag(q.Keyset != nil)}
 	if ks := q.Keyset; ks != nil {
-		k := map[string]any{"s": strconv.FormatInt(ks.Snapshot.UnixMilli(), 10), "kp": s.keys.resource(q.Type, ""),
-			"c": gateway.MaxChangedFollowed, "vw": maxVersionsWalked}
+		lo, hi, afterScore, afterID := "", "", "", ""
 		if !q.Since.IsZero() {
-			k["lo"] = strconv.FormatInt(q.Since.UnixMilli(), 10)
+			lo = strconv.FormatInt(q.Since.UnixMilli(), 10)
 		}
 		if !q.Until.IsZero() {
-			k["hi"] = strconv.FormatInt(q.Until.UnixMilli(), 10)
+			hi = strconv.FormatInt(q.Until.UnixMilli(), 10)
 		}
 		if ks.After != nil {
-			k["as"], k["ai"] = strconv.FormatInt(ks.After.Score, 10), ks.After.ID
+			afterScore, afterID = strconv.FormatInt(ks.After.Score, 10), ks.After.ID
 		}
-		args["k"] = k
+		args = append(args, ks.Snapshot.UnixMilli(), lo, hi, afterScore, afterID, s.keys.resource(q.Type, ""),
+			gateway.MaxChangedFollowed, maxVersionsWalked)
+	} else {
+		args = append(args, 0, "", "", "", "", "", 0, 0)
 	}
-	arg, err := json.Marshal(args)
-	if err != nil {
-		return nil, 0, err
+	args = append(args, len(groups))
+	for _, g := range groups {
+		args = append(args, len(g))
+		for _, k := range g {
+			args = append(args, k)
+		}
 	}
-	reply, err := searchScript.Run(ctx, s.rdb, kl.keys, arg).Slice()
+	args = append(args, len(temps))
+	for _, k := range temps {
+		args = append(args, k)
+	}
+	args = append(args, len(idGroups))
+	for _, g := range idGroups {
+		args = append(args, g.T, len(g.IDs))
+		for _, id := range g.IDs {
+			args = append(args, id)
+		}
+	}
+	reply, err := searchScript.Run(ctx, s.rdb, kl.keys, args...).Slice()
 	if err != nil {
 		return nil, 0, classify(err)
 	}
@@ -477,7 +492,7 @@ func (s *Store) read(ctx context.Context, refs []string, versions []any) ([]*gat
 		typ, id, _ := strings.Cut(ref, "/")
 		keys[i] = s.keys.resource(typ, id)
 	}
-	reply, err := readScript.Run(ctx, s.rdb, keys, versions...).Slice()
+	reply, err := readScript.Run(ctx, s.rdb, keys, append([]any{len(versions)}, versions...)...).Slice()
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -540,6 +555,14 @@ func randomToken() string {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// flag is a yes or no as the scripts take it: '1' or '0'.
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
 
 // Histories implements gateway.Store. A resource's versions live in its one
 // hash, so each is read whole in one HGETALL; the reads are pipelined.

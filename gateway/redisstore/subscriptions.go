@@ -5,7 +5,6 @@ import (
 	_ "embed"
 	"encoding/json"
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -21,7 +20,8 @@ var (
 	fanoutScript = redis.NewScript(fanoutLua)
 )
 
-// subscriptionEvent is an event waiting to be sent, as kept in the list.
+// subscriptionEvent is an event waiting to be sent, as kept in the list
+// (fanout.lua writes it).
 type subscriptionEvent struct {
 	T    int64  `json:"t"`
 	Task string `json:"task"`
@@ -33,13 +33,12 @@ type subscriptionEvent struct {
 // and finishes the change's job, in one step (fanout.lua).
 func (s *Store) Fanout(ctx context.Context, job gateway.QueuedJob, subs []*topic.SubscriptionView, client string, ev gateway.Event) error {
 	keys := []string{s.keys.queue(gateway.QueueSubscription), s.keys.subNumbered()}
-	args := []any{gateway.WorkerGroup, job.Consumer, job.ID}
-	event, _ := json.Marshal(map[string]any{"t": ev.Timestamp.UnixMilli(), "task": ev.Task, "v": ev.Version})
 	// The send jobs continue the trace of the change (this worker's span).
-	args = append(args, string(event), ev.Task, ev.Version, telemetry.TraceFields(ctx)["traceparent"], s.maxEvents)
+	args := []any{gateway.WorkerGroup, job.Consumer, job.ID, ev.Timestamp.UnixMilli(), ev.Task, ev.Version,
+		telemetry.TraceFields(ctx)["traceparent"], s.maxEvents, client, len(subs)}
 	for _, sub := range subs {
 		keys = append(keys, s.keys.subCounter(sub.ID), s.keys.subEvents(sub.ID))
-		args = append(args, sub.ID, client)
+		args = append(args, sub.ID)
 	}
 	return classify(fanoutScript.Run(ctx, s.rdb, keys, args...).Err())
 }
@@ -65,7 +64,7 @@ func (s *Store) NextEvent(ctx context.Context, subID string) (*gateway.Event, er
 // and records when the subscription last heard from Signpost.
 func (s *Store) SentEvent(ctx context.Context, subID string, number int64) error {
 	return classify(sentScript.Run(ctx, s.rdb, []string{s.keys.subEvents(subID), s.keys.subLastSent(subID)},
-		`"n":`+strconv.FormatInt(number, 10)+`}`, time.Now().UnixMilli()).Err())
+		number, time.Now().UnixMilli()).Err())
 }
 
 // sentScript pops a sent event only if it is still the oldest
