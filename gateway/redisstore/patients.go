@@ -2,18 +2,11 @@ package redisstore
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/signpost-health/signpost/gateway"
-)
-
-var (
-	//go:embed scripts/scopepatient.lua
-	scopePatientLua    string
-	scopePatientScript = redis.NewScript(scopePatientLua)
 )
 
 // scopedPatientsDone is the value of the migration's marker once every

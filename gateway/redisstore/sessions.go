@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,21 +9,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/signpost-health/signpost/gateway/account"
-)
-
-// startSession keeps a new session (scripts/session_start.lua).
-var (
-	//go:embed scripts/session_start.lua
-	startSessionLua string
-	startSession    = redis.NewScript(startSessionLua)
-)
-
-// touchSession reads a session and keeps it alive, or ends it when its
-// account is gone or disabled (scripts/session_touch.lua).
-var (
-	//go:embed scripts/session_touch.lua
-	touchSessionLua string
-	touchSession    = redis.NewScript(touchSessionLua)
 )
 
 // StartSession keeps a signed-in browser's session under its token's

@@ -10,7 +10,6 @@ package redisstore
 import (
 	"context"
 	"crypto/rand"
-	_ "embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -23,21 +22,6 @@ import (
 
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/telemetry"
-)
-
-var (
-	//go:embed scripts/lib.lua
-	libLua string
-	//go:embed scripts/commit.lua
-	commitLua string
-	//go:embed scripts/search.lua
-	searchLua string
-	//go:embed scripts/read.lua
-	readLua string
-
-	commitScript = redis.NewScript(libLua + commitLua)
-	searchScript = redis.NewScript(libLua + searchLua)
-	readScript   = redis.NewScript(readLua)
 )
 
 // Store is the Redis implementation of gateway.Store.
@@ -151,7 +135,12 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 	var kl keyList
 	// The argument list commit.lua reads in order; see the script's header.
 	args := make([]any, 0, 8+6*len(c.Unique)+16*len(c.Writes)+16*len(c.Jobs))
-	args = append(args, token, len(c.Unique))
+	guard := ""
+	if c.SystemsSeen != nil {
+		guard = strconv.FormatInt(*c.SystemsSeen, 10)
+	}
+	args = append(args, token, kl.add(s.keys.systems()), guard, s.maxSystems, s.keys.termPrefix(), maxRegistryFields)
+	args = append(args, len(c.Unique))
 	for _, u := range c.Unique {
 		args = append(args, kl.add(s.keys.unique(u.Key)), u.Value)
 	}
@@ -215,11 +204,7 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 	} else {
 		args = append(args, 0)
 	}
-	guard := ""
-	if c.SystemsSeen != nil {
-		guard = strconv.FormatInt(*c.SystemsSeen, 10)
-	}
-	args = append(args, kl.add(s.keys.systems()), guard, s.maxSystems, s.keys.termPrefix(), maxRegistryFields, len(c.Systems))
+	args = append(args, len(c.Systems))
 	for _, f := range c.Systems {
 		args = append(args, f)
 	}

@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"time"
@@ -12,12 +11,6 @@ import (
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/telemetry"
 	"github.com/signpost-health/signpost/gateway/topic"
-)
-
-var (
-	//go:embed scripts/fanout.lua
-	fanoutLua    string
-	fanoutScript = redis.NewScript(fanoutLua)
 )
 
 // subscriptionEvent is an event waiting to be sent, as kept in the list
@@ -66,14 +59,6 @@ func (s *Store) SentEvent(ctx context.Context, subID string, number int64) error
 	return classify(sentScript.Run(ctx, s.rdb, []string{s.keys.subEvents(subID), s.keys.subLastSent(subID)},
 		number, time.Now().UnixMilli()).Err())
 }
-
-// sentScript pops a sent event only if it is still the oldest
-// (scripts/event_sent.lua).
-var (
-	//go:embed scripts/event_sent.lua
-	sentLua    string
-	sentScript = redis.NewScript(sentLua)
-)
 
 // EventCount is how many events a subscription has had since it started.
 func (s *Store) EventCount(ctx context.Context, subID string) (int64, error) {

@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	_ "embed"
 	"fmt"
 	"slices"
 	"strconv"
@@ -11,21 +10,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/signpost-health/signpost/gateway/account"
-)
-
-// addUser creates an account only where none exists (scripts/user_add.lua).
-var (
-	//go:embed scripts/user_add.lua
-	addUserLua string
-	addUser    = redis.NewScript(addUserLua)
-)
-
-// changeUserScript sets fields of an existing account and, when told to,
-// signs it out everywhere, in one step (scripts/user_change.lua).
-var (
-	//go:embed scripts/user_change.lua
-	changeUserLua    string
-	changeUserScript = redis.NewScript(changeUserLua)
 )
 
 // changeUser runs changeUserScript; account.ErrNoSuchUser if there is no

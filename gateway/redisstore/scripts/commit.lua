@@ -1,9 +1,19 @@
 -- commit.lua — apply one change set atomically, or nothing at all.
 --
 -- KEYS: every key the change reads or writes; ARGV names them by position.
--- ARGV: a flat list read in order (flat, not JSON: decoding is a large
--- share of a script this short):
+-- ARGV (the convention in scripts.go: scalars, then counted groups; flat,
+-- not JSON: decoding is a large share of a script this short):
 --   token                      this commit's identity (random, per commit)
+--   systems, guard, cap, term prefix, registry bound
+--                              the registry of token systems (a hash; a
+--                              KEYS index); guard '' or the generation
+--                              (field '#') the commit's criteria were
+--                              expanded with; cap: the most systems a
+--                              parameter registers (counted in field
+--                              '#Type index'); the term prefix; registry
+--                              bound: the most fields the script reads to
+--                              count a parameter's systems once (a registry
+--                              written before they were counted)
 --   nU, {key, value}*nU        unique keys: abort if KEYS[key] is held
 --   nC, {criteria}*nC          conditional creates: abort if any matches, where
 --                              criteria = nG, {n, key*n}*nG, nT, temp*nT, limit
@@ -20,21 +30,14 @@
 --                              writes); with a consumer, only while that
 --                              consumer still holds it; without, only while the
 --                              entry exists (a dead letter re-driven once)
---   systems key, guard, cap, term prefix, registry bound, nS, field*nS
---                              the registry of token systems (a hash); guard
---                              '' or the generation (field '#') the commit's
---                              criteria were expanded with; the fields
---                              ("Type index system") the writes are indexed
---                              under, added when new (and the generation
---                              raised) while the parameter has fewer than
---                              cap (counted in field '#Type index'). A
---                              system beyond the cap is not registered: its
---                              terms are also indexed bare (term prefix ..
---                              'Type:index=code', for a code without '|'),
---                              which a search without a system always reads;
---                              registry bound: the most fields the script
---                              reads to count a parameter's systems once
---                              (a registry written before they were counted)
+--   nS, field*nS               the fields ("Type index system") the writes are
+--                              indexed under, added to the registry when new
+--                              (and the generation raised) while the
+--                              parameter has fewer than cap. A system beyond
+--                              the cap is not registered: its terms are also
+--                              indexed bare (term prefix .. 'Type:index=code',
+--                              for a code without '|'), which a search
+--                              without a system always reads
 --
 -- Every loop below runs over what the arguments list (writes, terms,
 -- systems, keys, criteria), which the gateway bounds per request; none runs
@@ -57,8 +60,9 @@
 -- The arguments are read by position, without helper closures and with one
 -- small table per write: reading them was a fifth of the script's cost.
 local a = ARGV
-local p = 2
 local token = a[1]
+local systems, guard, cap, termPrefix, registryBound = KEYS[tonumber(a[2])], a[3], tonumber(a[4]), a[5], tonumber(a[6])
+local p = 7
 
 local uniques = {}
 for i = 1, tonumber(a[p]) do uniques[i] = {KEYS[tonumber(a[p + 1])], a[p + 2]}; p = p + 2 end
@@ -97,9 +101,8 @@ end
 p = p + 1
 local acks = {}
 for i = 1, tonumber(a[p]) do acks[i] = {KEYS[tonumber(a[p + 1])], a[p + 2], a[p + 3], a[p + 4]}; p = p + 4 end
-local systems, guard, cap, termPrefix, registryBound, nS = KEYS[tonumber(a[p + 1])], a[p + 2], tonumber(a[p + 3]),
-  a[p + 4], tonumber(a[p + 5]), tonumber(a[p + 6])
-local firstSystem = p + 7
+local nS = tonumber(a[p + 1])
+local firstSystem = p + 2
 
 -- 0. A commit re-sent after its reply was lost (go-redis re-sends on a
 -- broken connection) finds its token on its first write: it was applied.
