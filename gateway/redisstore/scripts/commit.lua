@@ -1,6 +1,9 @@
 -- commit.lua — apply one change set atomically, or nothing at all.
 --
--- KEYS: every key the change reads or writes; ARGV names them by position.
+-- KEYS: every key the change reads or writes, ARGV naming them by position,
+-- but two kinds (the exceptions scripts.go names): a resource's previous
+-- index entries, removed under the keys its hash lists ('x'), and the bare
+-- entries of a token system over the cap, built from the term prefix.
 -- ARGV (the convention in scripts.go: scalars, then counted groups; flat,
 -- not JSON: decoding is a large share of a script this short):
 --   token                      this commit's identity (random, per commit)

@@ -1,8 +1,9 @@
 -- search.lua — one page of a search, and the number of matches.
 --
 -- KEYS: the type's all-set, index sets and scratch keys, named by position
--- in ARGV; and, with keyset paging, the resource hashes of the matches
--- changed since the snapshot are read under the prefix given (see below).
+-- in ARGV; but keyset paging reads the resource hashes of the matches
+-- changed since the snapshot under the prefix given, which only this script
+-- finds (the exception scripts.go names).
 -- ARGV (the convention in scripts.go: scalars, then counted groups):
 --   all            KEYS index of the type's all-set
 --   min, max       score bounds as ZRANGEBYSCORE takes them
