@@ -23,12 +23,12 @@ import (
 // Two scripts still touch keys they are not given, all within the
 // namespace's hash tag (so in the one slot, and Cluster runs them), each
 // named in its header: commit.lua removes a resource's previous index
-// entries under the keys its hash lists, and adds the bare entries of a
-// token system over the cap; search.lua's keyset paging reads the hashes
-// of the matches changed since the snapshot. Declaring the first would
-// cost every update a read before its commit, a round trip on Signpost's
-// busiest path that the pipelined commits (batch.go) exist to save; the
-// last are known only once the script has combined the index sets.
+// entries under the keys its hash lists ('x'); search.lua's keyset paging
+// reads the hashes of the matches changed since the snapshot. Declaring
+// the first would cost every update a read before its commit, a round trip
+// on Signpost's busiest path that the pipelined commits (batch.go) exist
+// to save; the second are known only once the script has combined the
+// index sets.
 //
 // Arguments. ARGV is fixed positional scalars first, in the order the
 // header lists them; then counted groups, each count immediately before

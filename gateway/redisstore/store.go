@@ -160,6 +160,12 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 		}
 		args = append(args, cr.Limit)
 	}
+	// The systems the writes are indexed under: a term of one of them has a
+	// bare entry too, used if its system is over the cap.
+	systems := make(map[string]bool, len(c.Systems))
+	for _, f := range c.Systems {
+		systems[f] = true
+	}
 	args = append(args, len(c.Writes))
 	for _, w := range c.Writes {
 		r := w.Resource
@@ -170,6 +176,13 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 		args = append(args, key, r.ID, r.Owner, w.Expect, r.Version, r.LastUpdated.UnixMilli(), r.Body, all, first, len(w.Terms))
 		for _, t := range w.Terms {
 			kl.keys = append(kl.keys, s.keys.term(r.Type, t))
+		}
+		for _, t := range w.Terms {
+			bare := 0
+			if field, code, ok := systemTerm(r.Type, t); ok && systems[field] {
+				bare = kl.add(s.keys.term(r.Type, code))
+			}
+			args = append(args, bare)
 		}
 	}
 	entries := len(c.Jobs)
@@ -270,6 +283,23 @@ func (s *Store) TokenSystems(ctx context.Context) ([]string, int64, error) {
 		}
 	}
 	return out, gen, nil
+}
+
+// systemTerm splits a token term ("index=system|code") into the registry
+// field of its system ("Type index system") and its bare term
+// ("index=code"); false for a term with no system, or whose code holds a
+// '|' (bare, it would read as another system's code). The system ends at
+// the first '|', as the gateway registers it.
+func systemTerm(typ, term string) (field, bare string, ok bool) {
+	bar := strings.IndexByte(term, '|')
+	if bar < 0 || strings.IndexByte(term[bar+1:], '|') >= 0 {
+		return "", "", false
+	}
+	eq := strings.IndexByte(term[:bar], '=')
+	if eq < 0 {
+		return "", "", false
+	}
+	return typ + " " + term[:eq] + " " + term[eq+1:bar], term[:eq+1] + term[bar+1:], true
 }
 
 // systemsGeneration is the field of the systems hash that counts additions;
