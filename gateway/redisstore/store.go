@@ -41,9 +41,10 @@ type Store struct {
 }
 
 // maxRereads is how many times an operation whose keys are known only from
-// a read (a session's account, an account's sessions) reads them and runs
-// its script, which checks they still hold; then it gives up with
-// ErrKeptChanging rather than loop for as long as others keep changing them.
+// a read (a session's account, an account's sessions, a legacy Patient's
+// owner and index sets) reads them and runs its script, which checks they
+// still hold; then it gives up with ErrKeptChanging rather than loop for as
+// long as others keep changing them.
 const maxRereads = 3
 
 // ErrKeptChanging is returned when the keys an operation read kept changing
