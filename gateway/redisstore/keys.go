@@ -84,6 +84,10 @@ func (k keys) subLastSent(id string) string { return k.ns + ":sl:" + id }
 // the number of processes.
 func (k keys) subHeartbeat(id string) string { return k.ns + ":sh:" + id }
 
+// subSender is the lease of sending a subscription's events, held by the
+// one sender that drains its list (so its subscriber gets them in order).
+func (k keys) subSender(id string) string { return k.ns + ":ss:" + id }
+
 // subNumbered is the hash of the last Task version numbered for subscribers.
 func (k keys) subNumbered() string { return k.ns + ":sv" }
 
@@ -107,17 +111,9 @@ func (k keys) user(email string) string { return k.ns + ":user:" + email }
 // cookie's token: "email", "csrf", "created" (Unix ms). It expires when idle.
 func (k keys) session(digest string) string { return k.ns + ":sess:" + digest }
 
-// sessionPrefix is what session keys start with, for the script that ends
-// every session of an account (the keys share the hash tag, so one slot).
-func (k keys) sessionPrefix() string { return k.ns + ":sess:" }
-
 // device names the account a browser signed in to, under the digest of
 // its device token; it expires.
-func (k keys) device(digest string) string { return k.devicePrefix() + digest }
-
-// devicePrefix is what device keys start with, for the script that forgets
-// every device of an account.
-func (k keys) devicePrefix() string { return k.ns + ":dev:" }
+func (k keys) device(digest string) string { return k.ns + ":dev:" + digest }
 
 // userDevices is the set of an account's device digests, so a new password
 // or a disabled account forgets them all.

@@ -2,18 +2,13 @@ package redisstore
 
 import (
 	"context"
-	_ "embed"
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/signpost-health/signpost/gateway"
-)
-
-var (
-	//go:embed scripts/scopepatient.lua
-	scopePatientLua    string
-	scopePatientScript = redis.NewScript(scopePatientLua)
 )
 
 // scopedPatientsDone is the value of the migration's marker once every
@@ -70,20 +65,30 @@ func (s *Store) ScopePatients(ctx context.Context) (moved, left int, err error) 
 	return moved, left, nil
 }
 
-// scopePatient moves one legacy Patient, reading its owner first (the
-// script checks it is still the one read, so the keys it was given hold).
+// scopePatient moves one legacy Patient, reading its owner and index keys
+// first (the script checks they are still the ones read, so the keys it was
+// given hold).
 func (s *Store) scopePatient(ctx context.Context, id string) (string, error) {
-	for attempt := 0; attempt < 3; attempt++ {
+	for attempt := 0; attempt < maxRereads; attempt++ {
 		old := s.keys.resource(gateway.TypePatient, id)
-		owner, err := s.rdb.HGet(ctx, old, "o").Result()
-		if errors.Is(err, redis.Nil) {
-			owner = "" // gone meanwhile: the script tidies the set of all
-		} else if err != nil {
+		got, err := s.rdb.HMGet(ctx, old, "o", "x").Result()
+		if err != nil {
 			return "", classify(err)
 		}
+		// A field that is not there reads as nil: the Patient is gone
+		// meanwhile (the script tidies the set of all), or has no terms.
+		owner, _ := got[0].(string)
+		x, _ := got[1].(string)
 		scoped := gateway.PatientKey(owner, id)
-		out, err := scopePatientScript.Run(ctx, s.rdb, []string{old, s.keys.resource(gateway.TypePatient, scoped),
-			s.keys.all(gateway.TypePatient), s.keys.term(gateway.TypePatient, gateway.PatientIDTerm(id))}, id, scoped, owner).Text()
+		keys := []string{old, s.keys.resource(gateway.TypePatient, scoped),
+			s.keys.all(gateway.TypePatient), s.keys.term(gateway.TypePatient, gateway.PatientIDTerm(id))}
+		for _, t := range strings.Split(x, "\n") {
+			if t != "" {
+				keys = append(keys, t)
+			}
+		}
+		s.raced()
+		out, err := scopePatientScript.Run(ctx, s.rdb, keys, id, scoped, owner, x, len(keys)-4).Text()
 		if err != nil {
 			return "", classify(err)
 		}
@@ -91,5 +96,5 @@ func (s *Store) scopePatient(ctx context.Context, id string) (string, error) {
 			return out, nil
 		}
 	}
-	return "", errors.New("a legacy Patient kept changing while it was moved")
+	return "", fmt.Errorf("moving a legacy Patient: %w", ErrKeptChanging)
 }

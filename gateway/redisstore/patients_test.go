@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"strings"
 	"testing"
@@ -95,5 +96,70 @@ func TestScopePatientsMovesLegacyPatients(t *testing.T) {
 	}
 	if n, _ := s.rdb.ZCard(ctx, s.keys.all(gateway.TypePatient)).Result(); n != 3 {
 		t.Errorf("%d Patients in the set of all, want 3", n)
+	}
+}
+
+// A legacy Patient updated between the read of its index keys and the move
+// is read again, and moved with the index keys it has then: none of its
+// new terms is left pointing at the legacy id. One that keeps changing is
+// left where it is, with an error.
+func TestScopePatientReadsAgainWhenItsTermsChange(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	ctx := context.Background()
+	write := func(nhs string, version int) {
+		t.Helper()
+		res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{{Resource: &gateway.Resource{Type: gateway.TypePatient, ID: "1", Version: version,
+			LastUpdated: time.UnixMilli(1_700_000_000_000 + int64(version)), Body: []byte(`{"resourceType":"Patient","id":"1"}`), Owner: "practice-a"},
+			Expect: version - 1, Terms: []string{"identifier=https://fhir.nhs.uk/Id/nhs-number|" + nhs, "_client=practice-a"}}}})
+		if err != nil || !res.OK() {
+			t.Fatalf("legacy write: %v %+v", err, res)
+		}
+	}
+	write("9434765919", 1)
+	version := 1
+	s.afterRead = func() {
+		if version == 1 {
+			version++
+			write("9000000009", version)
+		}
+	}
+	if out, err := s.scopePatient(ctx, "1"); err != nil || out != "moved" {
+		t.Fatalf("scopePatient = %q, %v", out, err)
+	}
+	if version != 2 {
+		t.Fatal("the race never ran")
+	}
+	scoped := gateway.PatientKey("practice-a", "1")
+	term := func(t string) string { return s.keys.term(gateway.TypePatient, t) }
+	for _, k := range []string{term("identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009"), term("_client=practice-a")} {
+		if got := s.rdb.ZRange(ctx, k, 0, -1).Val(); len(got) != 1 || got[0] != scoped {
+			t.Errorf("%s holds %v, want only %s", k, got, scoped)
+		}
+	}
+	if n := s.rdb.ZCard(ctx, term("identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919")).Val(); n != 0 {
+		t.Errorf("the old identifier's set holds %d, want 0", n)
+	}
+
+	// A second legacy Patient whose terms change on every read.
+	res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{{Resource: &gateway.Resource{Type: gateway.TypePatient, ID: "2", Version: 1,
+		LastUpdated: time.UnixMilli(1_700_000_000_000), Body: []byte(`{"resourceType":"Patient","id":"2"}`), Owner: "practice-a"},
+		Expect: 0, Terms: []string{"_client=practice-a"}}}})
+	if err != nil || !res.OK() {
+		t.Fatal(err, res)
+	}
+	reads := 0
+	s.afterRead = func() {
+		reads++
+		s.rdb.HSet(ctx, s.keys.resource(gateway.TypePatient, "2"), "x", term("_client=practice-a")+"\n"+term("n="+itoa(reads)))
+	}
+	if out, err := s.scopePatient(ctx, "2"); !errors.Is(err, ErrKeptChanging) {
+		t.Fatalf("scopePatient = %q, %v, want ErrKeptChanging", out, err)
+	}
+	if reads != maxRereads {
+		t.Errorf("%d reads, want %d", reads, maxRereads)
+	}
+	if s.rdb.Exists(ctx, s.keys.resource(gateway.TypePatient, "2")).Val() != 1 {
+		t.Error("a Patient that kept changing was moved anyway")
 	}
 }

@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -12,25 +11,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/signpost-health/signpost/gateway"
-)
-
-var (
-	//go:embed scripts/later.lua
-	laterLua string
-	//go:embed scripts/promote.lua
-	promoteLua string
-	//go:embed scripts/take.lua
-	takeLua string
-	//go:embed scripts/finish.lua
-	finishLua string
-	//go:embed scripts/forget.lua
-	forgetLua string
-
-	laterScript   = redis.NewScript(laterLua)
-	promoteScript = redis.NewScript(promoteLua)
-	takeScript    = redis.NewScript(takeLua)
-	finishScript  = redis.NewScript(finishLua)
-	forgetScript  = redis.NewScript(forgetLua)
 )
 
 // Queue is one job queue: a Redis stream read through the workers'

@@ -2,27 +2,13 @@ package redisstore
 
 import (
 	"context"
-	_ "embed"
+	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/signpost-health/signpost/gateway/account"
-)
-
-// startSession keeps a new session (scripts/session_start.lua).
-var (
-	//go:embed scripts/session_start.lua
-	startSessionLua string
-	startSession    = redis.NewScript(startSessionLua)
-)
-
-// touchSession reads a session and keeps it alive, or ends it when its
-// account is gone or disabled (scripts/session_touch.lua).
-var (
-	//go:embed scripts/session_touch.lua
-	touchSessionLua string
-	touchSession    = redis.NewScript(touchSessionLua)
 )
 
 // StartSession keeps a signed-in browser's session under its token's
@@ -40,17 +26,37 @@ func (s *Store) StartSession(ctx context.Context, digest string, sess account.We
 }
 
 // Session reads the session of a token's digest and keeps it alive; nil
-// when there is none (expired, ended, or the account disabled).
+// when there is none (expired, ended, or the account disabled). The session
+// names its account, so the address is read first and the script checks
+// the session still names it (session_touch.lua), reading again if not.
 func (s *Store) Session(ctx context.Context, digest string, idle time.Duration) (*account.WebSession, error) {
-	reply, err := touchSession.Run(ctx, s.rdb, []string{s.keys.session(digest)}, idle.Milliseconds(), s.keys.user("")).StringSlice()
-	if err == redis.Nil {
-		return nil, nil
+	key := s.keys.session(digest)
+	for attempt := 0; attempt < maxRereads; attempt++ {
+		email, err := s.rdb.HGet(ctx, key, "email").Result()
+		if errors.Is(err, redis.Nil) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, classify(err)
+		}
+		s.raced()
+		reply, err := touchSession.Run(ctx, s.rdb, []string{key, s.keys.user(email)}, idle.Milliseconds(), email).StringSlice()
+		if err != nil {
+			return nil, classify(err)
+		}
+		switch reply[0] {
+		case "ok":
+			created, _ := strconv.ParseInt(reply[2], 10, 64)
+			return &account.WebSession{CSRF: reply[1], Created: time.UnixMilli(created), Email: reply[3], ProviderID: reply[4]}, nil
+		case "none":
+			return nil, nil
+		case "changed":
+			continue
+		default:
+			return nil, fmt.Errorf("session_touch.lua: unexpected reply %v", reply[0])
+		}
 	}
-	if err != nil {
-		return nil, classify(err)
-	}
-	created, _ := strconv.ParseInt(reply[1], 10, 64)
-	return &account.WebSession{CSRF: reply[0], Created: time.UnixMilli(created), Email: reply[2], ProviderID: reply[3]}, nil
+	return nil, fmt.Errorf("reading a session: %w", ErrKeptChanging)
 }
 
 // EndSession signs a browser out.

@@ -10,9 +10,7 @@ package redisstore
 import (
 	"context"
 	"crypto/rand"
-	_ "embed"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -26,21 +24,6 @@ import (
 	"github.com/signpost-health/signpost/gateway/telemetry"
 )
 
-var (
-	//go:embed scripts/lib.lua
-	libLua string
-	//go:embed scripts/commit.lua
-	commitLua string
-	//go:embed scripts/search.lua
-	searchLua string
-	//go:embed scripts/read.lua
-	readLua string
-
-	commitScript = redis.NewScript(libLua + commitLua)
-	searchScript = redis.NewScript(libLua + searchLua)
-	readScript   = redis.NewScript(readLua)
-)
-
 // Store is the Redis implementation of gateway.Store.
 type Store struct {
 	rdb   redis.UniversalClient
@@ -52,6 +35,27 @@ type Store struct {
 	maxEvents int
 	// auditMax is about how many records the audit stream keeps (SetAuditMax).
 	auditMax int64
+	// afterRead, when set (by tests), runs between the read that names a
+	// script's keys and the script, where another client may change them.
+	afterRead func()
+}
+
+// maxRereads is how many times an operation whose keys are known only from
+// a read (a session's account, an account's sessions, a legacy Patient's
+// owner and index sets) reads them and runs its script, which checks they
+// still hold; then it gives up with ErrKeptChanging rather than loop for as
+// long as others keep changing them.
+const maxRereads = 3
+
+// ErrKeptChanging is returned when the keys an operation read kept changing
+// before its script could run, maxRereads times in a row.
+var ErrKeptChanging = errors.New("redisstore: what the operation read kept changing before it could apply")
+
+// raced runs the test hook between a read and the script it names keys for.
+func (s *Store) raced() {
+	if s.afterRead != nil {
+		s.afterRead()
+	}
 }
 
 // maxSubscriptionEvents is how many events wait for one subscription that
@@ -132,7 +136,12 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 	var kl keyList
 	// The argument list commit.lua reads in order; see the script's header.
 	args := make([]any, 0, 8+6*len(c.Unique)+16*len(c.Writes)+16*len(c.Jobs))
-	args = append(args, token, len(c.Unique))
+	guard := ""
+	if c.SystemsSeen != nil {
+		guard = strconv.FormatInt(*c.SystemsSeen, 10)
+	}
+	args = append(args, token, kl.add(s.keys.systems()), guard, s.maxSystems, s.keys.termPrefix(), maxRegistryFields)
+	args = append(args, len(c.Unique))
 	for _, u := range c.Unique {
 		args = append(args, kl.add(s.keys.unique(u.Key)), u.Value)
 	}
@@ -152,6 +161,12 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 		}
 		args = append(args, cr.Limit)
 	}
+	// The systems the writes are indexed under: a term of one of them has a
+	// bare entry too, used if its system is over the cap.
+	systems := make(map[string]bool, len(c.Systems))
+	for _, f := range c.Systems {
+		systems[f] = true
+	}
 	args = append(args, len(c.Writes))
 	for _, w := range c.Writes {
 		r := w.Resource
@@ -162,6 +177,13 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 		args = append(args, key, r.ID, r.Owner, w.Expect, r.Version, r.LastUpdated.UnixMilli(), r.Body, all, first, len(w.Terms))
 		for _, t := range w.Terms {
 			kl.keys = append(kl.keys, s.keys.term(r.Type, t))
+		}
+		for _, t := range w.Terms {
+			bare := 0
+			if field, code, ok := systemTerm(r.Type, t); ok && systems[field] {
+				bare = kl.add(s.keys.term(r.Type, code))
+			}
+			args = append(args, bare)
 		}
 	}
 	entries := len(c.Jobs)
@@ -196,11 +218,7 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 	} else {
 		args = append(args, 0)
 	}
-	guard := ""
-	if c.SystemsSeen != nil {
-		guard = strconv.FormatInt(*c.SystemsSeen, 10)
-	}
-	args = append(args, kl.add(s.keys.systems()), guard, s.maxSystems, s.keys.termPrefix(), maxRegistryFields, len(c.Systems))
+	args = append(args, len(c.Systems))
 	for _, f := range c.Systems {
 		args = append(args, f)
 	}
@@ -268,6 +286,23 @@ func (s *Store) TokenSystems(ctx context.Context) ([]string, int64, error) {
 	return out, gen, nil
 }
 
+// systemTerm splits a token term ("index=system|code") into the registry
+// field of its system ("Type index system") and its bare term
+// ("index=code"); false for a term with no system, or whose code holds a
+// '|' (bare, it would read as another system's code). The system ends at
+// the first '|', as the gateway registers it.
+func systemTerm(typ, term string) (field, bare string, ok bool) {
+	bar := strings.IndexByte(term, '|')
+	if bar < 0 || strings.IndexByte(term[bar+1:], '|') >= 0 {
+		return "", "", false
+	}
+	eq := strings.IndexByte(term[:bar], '=')
+	if eq < 0 {
+		return "", "", false
+	}
+	return typ + " " + term[:eq] + " " + term[eq+1:bar], term[:eq+1] + term[bar+1:], true
+}
+
 // systemsGeneration is the field of the systems hash that counts additions;
 // "#Type index" counts one parameter's systems.
 const systemsGeneration = "#"
@@ -317,8 +352,8 @@ func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, in
 	// of the ids that exist, intersected like any other group.
 	var termGroups [][]string
 	type idGroup struct {
-		T   int      `json:"t"`
-		IDs []string `json:"ids"`
+		T   int // the scratch key's KEYS index
+		IDs []string
 	}
 	idGroups := []idGroup{}
 	for _, g := range q.Groups {
@@ -348,27 +383,43 @@ func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, in
 	if !q.Until.IsZero() {
 		maxScore = "(" + strconv.FormatInt(q.Until.UnixMilli(), 10)
 	}
-	args := map[string]any{"g": groups, "a": all, "t": temps, "ids": idGroups, "min": minScore, "max": maxScore,
-		"o": q.Offset, "n": q.Count, "r": q.Descending}
+	// The arguments in search.lua's order (see its header).
+	args := []any{all, minScore, maxScore, q.Offset, q.Count, flag(q.Descending), flag(q.Keyset != nil)}
 	if ks := q.Keyset; ks != nil {
-		k := map[string]any{"s": strconv.FormatInt(ks.Snapshot.UnixMilli(), 10), "kp": s.keys.resource(q.Type, ""),
-			"c": gateway.MaxChangedFollowed, "vw": maxVersionsWalked}
+		lo, hi, afterScore, afterID := "", "", "", ""
 		if !q.Since.IsZero() {
-			k["lo"] = strconv.FormatInt(q.Since.UnixMilli(), 10)
+			lo = strconv.FormatInt(q.Since.UnixMilli(), 10)
 		}
 		if !q.Until.IsZero() {
-			k["hi"] = strconv.FormatInt(q.Until.UnixMilli(), 10)
+			hi = strconv.FormatInt(q.Until.UnixMilli(), 10)
 		}
 		if ks.After != nil {
-			k["as"], k["ai"] = strconv.FormatInt(ks.After.Score, 10), ks.After.ID
+			afterScore, afterID = strconv.FormatInt(ks.After.Score, 10), ks.After.ID
 		}
-		args["k"] = k
+		args = append(args, ks.Snapshot.UnixMilli(), lo, hi, afterScore, afterID, s.keys.resource(q.Type, ""),
+			gateway.MaxChangedFollowed, maxVersionsWalked)
+	} else {
+		args = append(args, 0, "", "", "", "", "", 0, 0)
 	}
-	arg, err := json.Marshal(args)
-	if err != nil {
-		return nil, 0, err
+	args = append(args, len(groups))
+	for _, g := range groups {
+		args = append(args, len(g))
+		for _, k := range g {
+			args = append(args, k)
+		}
 	}
-	reply, err := searchScript.Run(ctx, s.rdb, kl.keys, arg).Slice()
+	args = append(args, len(temps))
+	for _, k := range temps {
+		args = append(args, k)
+	}
+	args = append(args, len(idGroups))
+	for _, g := range idGroups {
+		args = append(args, g.T, len(g.IDs))
+		for _, id := range g.IDs {
+			args = append(args, id)
+		}
+	}
+	reply, err := searchScript.Run(ctx, s.rdb, kl.keys, args...).Slice()
 	if err != nil {
 		return nil, 0, classify(err)
 	}
@@ -457,7 +508,7 @@ func (s *Store) read(ctx context.Context, refs []string, versions []any) ([]*gat
 		typ, id, _ := strings.Cut(ref, "/")
 		keys[i] = s.keys.resource(typ, id)
 	}
-	reply, err := readScript.Run(ctx, s.rdb, keys, versions...).Slice()
+	reply, err := readScript.Run(ctx, s.rdb, keys, append([]any{len(versions)}, versions...)...).Slice()
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -520,6 +571,14 @@ func randomToken() string {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// flag is a yes or no as the scripts take it: '1' or '0'.
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
 
 // Histories implements gateway.Store. A resource's versions live in its one
 // hash, so each is read whole in one HGETALL; the reads are pipelined.

@@ -2,10 +2,8 @@ package redisstore
 
 import (
 	"context"
-	_ "embed"
 	"encoding/json"
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -15,13 +13,8 @@ import (
 	"github.com/signpost-health/signpost/gateway/topic"
 )
 
-var (
-	//go:embed scripts/fanout.lua
-	fanoutLua    string
-	fanoutScript = redis.NewScript(fanoutLua)
-)
-
-// subscriptionEvent is an event waiting to be sent, as kept in the list.
+// subscriptionEvent is an event waiting to be sent, as kept in the list
+// (fanout.lua writes it).
 type subscriptionEvent struct {
 	T    int64  `json:"t"`
 	Task string `json:"task"`
@@ -33,13 +26,12 @@ type subscriptionEvent struct {
 // and finishes the change's job, in one step (fanout.lua).
 func (s *Store) Fanout(ctx context.Context, job gateway.QueuedJob, subs []*topic.SubscriptionView, client string, ev gateway.Event) error {
 	keys := []string{s.keys.queue(gateway.QueueSubscription), s.keys.subNumbered()}
-	args := []any{gateway.WorkerGroup, job.Consumer, job.ID}
-	event, _ := json.Marshal(map[string]any{"t": ev.Timestamp.UnixMilli(), "task": ev.Task, "v": ev.Version})
 	// The send jobs continue the trace of the change (this worker's span).
-	args = append(args, string(event), ev.Task, ev.Version, telemetry.TraceFields(ctx)["traceparent"], s.maxEvents)
+	args := []any{gateway.WorkerGroup, job.Consumer, job.ID, ev.Timestamp.UnixMilli(), ev.Task, ev.Version,
+		telemetry.TraceFields(ctx)["traceparent"], s.maxEvents, client, len(subs)}
 	for _, sub := range subs {
 		keys = append(keys, s.keys.subCounter(sub.ID), s.keys.subEvents(sub.ID))
-		args = append(args, sub.ID, client)
+		args = append(args, sub.ID)
 	}
 	return classify(fanoutScript.Run(ctx, s.rdb, keys, args...).Err())
 }
@@ -65,16 +57,8 @@ func (s *Store) NextEvent(ctx context.Context, subID string) (*gateway.Event, er
 // and records when the subscription last heard from Signpost.
 func (s *Store) SentEvent(ctx context.Context, subID string, number int64) error {
 	return classify(sentScript.Run(ctx, s.rdb, []string{s.keys.subEvents(subID), s.keys.subLastSent(subID)},
-		`"n":`+strconv.FormatInt(number, 10)+`}`, time.Now().UnixMilli()).Err())
+		number, time.Now().UnixMilli()).Err())
 }
-
-// sentScript pops a sent event only if it is still the oldest
-// (scripts/event_sent.lua).
-var (
-	//go:embed scripts/event_sent.lua
-	sentLua    string
-	sentScript = redis.NewScript(sentLua)
-)
 
 // EventCount is how many events a subscription has had since it started.
 func (s *Store) EventCount(ctx context.Context, subID string) (int64, error) {
@@ -104,4 +88,24 @@ func (s *Store) ClaimHeartbeat(ctx context.Context, subID string, period time.Du
 // MarkSent records a send that carried no event (a handshake, a heartbeat).
 func (s *Store) MarkSent(ctx context.Context, subID string) error {
 	return classify(s.rdb.Set(ctx, s.keys.subLastSent(subID), time.Now().UnixMilli(), 0).Err())
+}
+
+// LockSubscription takes the lease of sending one subscription's events,
+// so one sender at a time drains its list: two would repeat events, or
+// send them out of order. It expires on its own should the sender die.
+func (s *Store) LockSubscription(ctx context.Context, subID, token string, ttl time.Duration) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, s.keys.subSender(subID), token, ttl).Result()
+	return ok, classify(err)
+}
+
+// RenewSubscription extends the sending lease while it is still this
+// token's; false when it is lost (it expired, and another sender took it).
+func (s *Store) RenewSubscription(ctx context.Context, subID, token string, ttl time.Duration) (bool, error) {
+	n, err := renewScript.Run(ctx, s.rdb, []string{s.keys.subSender(subID)}, token, ttl.Milliseconds()).Int()
+	return n == 1, classify(err)
+}
+
+// UnlockSubscription gives the sending lease back, if it is still this token's.
+func (s *Store) UnlockSubscription(ctx context.Context, subID, token string) error {
+	return classify(unlockScript.Run(ctx, s.rdb, []string{s.keys.subSender(subID)}, token).Err())
 }

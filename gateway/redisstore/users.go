@@ -2,7 +2,7 @@ package redisstore
 
 import (
 	"context"
-	_ "embed"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,38 +12,55 @@ import (
 	"github.com/signpost-health/signpost/gateway/account"
 )
 
-// addUser creates an account only where none exists (scripts/user_add.lua).
-var (
-	//go:embed scripts/user_add.lua
-	addUserLua string
-	addUser    = redis.NewScript(addUserLua)
-)
-
-// changeUserScript sets fields of an existing account and, when told to,
-// signs it out everywhere, in one step (scripts/user_change.lua).
-var (
-	//go:embed scripts/user_change.lua
-	changeUserLua    string
-	changeUserScript = redis.NewScript(changeUserLua)
-)
-
-// changeUser runs changeUserScript; account.ErrNoSuchUser if there is no account.
+// changeUser runs changeUserScript; account.ErrNoSuchUser if there is no
+// account. Signing out, it reads the account's sessions and devices first
+// and the script checks the sets still hold exactly those, reading again
+// if not (a sign-in may add one meanwhile).
 func (s *Store) changeUser(ctx context.Context, email string, signOut bool, fields ...string) error {
-	args := []any{s.keys.sessionPrefix(), s.keys.devicePrefix(), "0"}
-	if signOut {
-		args[2] = "1"
+	sessions, devices := s.keys.userSessions(email), s.keys.userDevices(email)
+	for attempt := 0; attempt < maxRereads; attempt++ {
+		keys := []string{s.keys.user(email), sessions, devices}
+		args := []any{"0", len(fields) / 2}
+		if signOut {
+			args[0] = "1"
+		}
+		for _, f := range fields {
+			args = append(args, f)
+		}
+		var sess, dev []string
+		if signOut {
+			pipe := s.rdb.Pipeline()
+			sc, dc := pipe.SMembers(ctx, sessions), pipe.SMembers(ctx, devices)
+			if _, err := pipe.Exec(ctx); err != nil {
+				return classify(err)
+			}
+			sess, dev = sc.Val(), dc.Val()
+		}
+		args = append(args, len(sess))
+		for _, d := range sess {
+			keys, args = append(keys, s.keys.session(d)), append(args, d)
+		}
+		args = append(args, len(dev))
+		for _, d := range dev {
+			keys, args = append(keys, s.keys.device(d)), append(args, d)
+		}
+		s.raced()
+		out, err := changeUserScript.Run(ctx, s.rdb, keys, args...).Text()
+		if err != nil {
+			return classify(err)
+		}
+		switch out {
+		case "ok":
+			return nil
+		case "absent":
+			return account.ErrNoSuchUser
+		case "changed":
+			continue
+		default:
+			return fmt.Errorf("user_change.lua: unexpected reply %v", out)
+		}
 	}
-	for _, f := range fields {
-		args = append(args, f)
-	}
-	n, err := changeUserScript.Run(ctx, s.rdb, []string{s.keys.user(email), s.keys.userSessions(email), s.keys.userDevices(email)}, args...).Int()
-	if err != nil {
-		return classify(err)
-	}
-	if n == 0 {
-		return account.ErrNoSuchUser
-	}
-	return nil
+	return fmt.Errorf("changing an account: %w", ErrKeptChanging)
 }
 
 // AddUser keeps a new provider staff account; account.ErrUserExists if the

@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"time"
@@ -59,26 +58,3 @@ func (s *Store) LockWriteBack(ctx context.Context, client, taskID, token string,
 func (s *Store) UnlockWriteBack(ctx context.Context, client, taskID, token string) error {
 	return classify(unlockScript.Run(ctx, s.rdb, []string{s.keys.writeBackLock(client, taskID)}, token).Err())
 }
-
-// RenewLease extends a lease still held under token; false when it is lost.
-func (s *Store) RenewLease(ctx context.Context, client, taskID, token string, ttl time.Duration) (bool, error) {
-	n, err := renewScript.Run(ctx, s.rdb, []string{s.keys.writeBackLock(client, taskID)}, token, ttl.Milliseconds()).Int()
-	return n == 1, classify(err)
-}
-
-// The lease scripts act only while the caller still holds the lease
-// (scripts/lease_renew.lua, scripts/lease_release.lua).
-var (
-	//go:embed scripts/lease_renew.lua
-	renewLua    string
-	renewScript = redis.NewScript(renewLua)
-	//go:embed scripts/lease_release.lua
-	unlockLua    string
-	unlockScript = redis.NewScript(unlockLua)
-)
-
-var (
-	//go:embed scripts/writeback.lua
-	writeBackLua    string
-	writeBackScript = redis.NewScript(writeBackLua)
-)

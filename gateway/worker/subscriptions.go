@@ -32,10 +32,17 @@ type SubscriptionStore interface {
 	LastSent(ctx context.Context, subID string) (time.Time, error)
 	MarkSent(ctx context.Context, subID string) error
 	ClaimHeartbeat(ctx context.Context, subID string, period time.Duration) (bool, error)
-	LockWriteBack(ctx context.Context, client, taskID, token string, ttl time.Duration) (bool, error)
-	UnlockWriteBack(ctx context.Context, client, taskID, token string) error
-	RenewLease(ctx context.Context, client, taskID, token string, ttl time.Duration) (bool, error)
+	// The lease of sending one subscription's events: one sender at a time.
+	LockSubscription(ctx context.Context, subID, token string, ttl time.Duration) (bool, error)
+	RenewSubscription(ctx context.Context, subID, token string, ttl time.Duration) (bool, error)
+	UnlockSubscription(ctx context.Context, subID, token string) error
 }
+
+// subscriptionLease bounds how long one sender holds a subscription
+// without renewing: it renews before each event, so this only needs to
+// outlast one send (bounded by Client's timeout); a sender that died frees
+// the subscription after it.
+const subscriptionLease = time.Minute
 
 // Subscriptions notifies subscribers (R5 Backport rest-hook): it numbers
 // each Task change for the subscriptions it matches, sends each
@@ -145,7 +152,7 @@ func (h *Subscriptions) send(ctx context.Context, log *slog.Logger, job gateway.
 		return
 	}
 	token := gateway.NewID()
-	locked, err := h.Store.LockWriteBack(ctx, "subscription", id, token, writeBackLease)
+	locked, err := h.Store.LockSubscription(ctx, id, token, subscriptionLease)
 	if err != nil {
 		record(log, "taking the subscription lease", err)
 		return
@@ -157,7 +164,7 @@ func (h *Subscriptions) send(ctx context.Context, log *slog.Logger, job gateway.
 		record(log, "another sender has it; waiting", h.Queue.Later(ctx, job, job.Fields, time.Now().Add(500*time.Millisecond)))
 		return
 	}
-	defer func() { _ = h.Store.UnlockWriteBack(context.WithoutCancel(ctx), "subscription", id, token) }()
+	defer func() { _ = h.Store.UnlockSubscription(context.WithoutCancel(ctx), id, token) }()
 	sub, err := h.Domain.SubscriptionByID(ctx, id)
 	if err != nil {
 		record(log, "reading the subscription", err)
@@ -170,7 +177,7 @@ func (h *Subscriptions) send(ctx context.Context, log *slog.Logger, job gateway.
 	for {
 		// The lease is renewed for each event, and a sender that lost it
 		// stops: two senders would repeat events, or skip one.
-		if ok, err := h.Store.RenewLease(ctx, "subscription", id, token, writeBackLease); err != nil || !ok {
+		if ok, err := h.Store.RenewSubscription(ctx, id, token, subscriptionLease); err != nil || !ok {
 			record(log, "lease lost; the other sender goes on", err)
 			return
 		}

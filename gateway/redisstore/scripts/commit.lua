@@ -1,9 +1,21 @@
 -- commit.lua — apply one change set atomically, or nothing at all.
 --
--- KEYS: every key the change reads or writes; ARGV names them by position.
--- ARGV: a flat list read in order (flat, not JSON: decoding is a large
--- share of a script this short):
+-- KEYS: every key the change reads or writes, ARGV naming them by position,
+-- but one kind (the exception scripts.go names): a resource's previous
+-- index entries, removed under the keys its hash lists ('x').
+-- ARGV (the convention in scripts.go: scalars, then counted groups; flat,
+-- not JSON: decoding is a large share of a script this short):
 --   token                      this commit's identity (random, per commit)
+--   systems, guard, cap, term prefix, registry bound
+--                              the registry of token systems (a hash; a
+--                              KEYS index); guard '' or the generation
+--                              (field '#') the commit's criteria were
+--                              expanded with; cap: the most systems a
+--                              parameter registers (counted in field
+--                              '#Type index'); the term prefix; registry
+--                              bound: the most fields the script reads to
+--                              count a parameter's systems once (a registry
+--                              written before they were counted)
 --   nU, {key, value}*nU        unique keys: abort if KEYS[key] is held
 --   nC, {criteria}*nC          conditional creates: abort if any matches, where
 --                              criteria = nG, {n, key*n}*nG, nT, temp*nT, limit
@@ -11,8 +23,11 @@
 --                              temp: scratch KEYS indices); a limit above 0
 --                              makes it a cap: abort if limit or more match
 --   nW, {write}*nW             write = key, id, owner, expect (-1: any), version,
---                              lastUpdated ms, body, all-set key, first, nX: the
---                              index terms are KEYS[first .. first+nX-1]
+--                              lastUpdated ms, body, all-set key, first, nX,
+--                              bare*nX: the index terms are KEYS[first ..
+--                              first+nX-1], and bare the KEYS index of each
+--                              term's bare entry, used if its system is
+--                              over the cap (0: it has none)
 --   nJ, {job}*nJ               job = stream key, nF, field/value*nF (a job, or
 --                              the change's audit record)
 --   nA, {ack}*nA               ack = stream key, group, entry id, consumer: the
@@ -20,21 +35,14 @@
 --                              writes); with a consumer, only while that
 --                              consumer still holds it; without, only while the
 --                              entry exists (a dead letter re-driven once)
---   systems key, guard, cap, term prefix, registry bound, nS, field*nS
---                              the registry of token systems (a hash); guard
---                              '' or the generation (field '#') the commit's
---                              criteria were expanded with; the fields
---                              ("Type index system") the writes are indexed
---                              under, added when new (and the generation
---                              raised) while the parameter has fewer than
---                              cap (counted in field '#Type index'). A
---                              system beyond the cap is not registered: its
---                              terms are also indexed bare (term prefix ..
---                              'Type:index=code', for a code without '|'),
---                              which a search without a system always reads;
---                              registry bound: the most fields the script
---                              reads to count a parameter's systems once
---                              (a registry written before they were counted)
+--   nS, field*nS               the fields ("Type index system") the writes are
+--                              indexed under, added to the registry when new
+--                              (and the generation raised) while the
+--                              parameter has fewer than cap. A system beyond
+--                              the cap is not registered: its terms are also
+--                              indexed bare ('Type:index=code', for a code
+--                              without '|': the writes' bare keys), which a
+--                              search without a system always reads
 --
 -- Every loop below runs over what the arguments list (writes, terms,
 -- systems, keys, criteria), which the gateway bounds per request; none runs
@@ -57,8 +65,9 @@
 -- The arguments are read by position, without helper closures and with one
 -- small table per write: reading them was a fifth of the script's cost.
 local a = ARGV
-local p = 2
 local token = a[1]
+local systems, guard, cap, termPrefix, registryBound = KEYS[tonumber(a[2])], a[3], tonumber(a[4]), a[5], tonumber(a[6])
+local p = 7
 
 local uniques = {}
 for i = 1, tonumber(a[p]) do uniques[i] = {KEYS[tonumber(a[p + 1])], a[p + 2]}; p = p + 2 end
@@ -82,10 +91,11 @@ end
 p = p + 1
 local writes = {}
 for i = 1, tonumber(a[p]) do
-  -- key, id, owner, expect, version, score, body, all, first term, term count
+  -- key, id, owner, expect, version, score, body, all, first term, term
+  -- count, where the bare keys' indices start in ARGV
   writes[i] = {KEYS[tonumber(a[p + 1])], a[p + 2], a[p + 3], tonumber(a[p + 4]), a[p + 5], a[p + 6], a[p + 7],
-    KEYS[tonumber(a[p + 8])], tonumber(a[p + 9]), tonumber(a[p + 10])}
-  p = p + 10
+    KEYS[tonumber(a[p + 8])], tonumber(a[p + 9]), tonumber(a[p + 10]), p + 11}
+  p = p + 10 + writes[i][10]
 end
 p = p + 1
 local jobs = {}
@@ -97,9 +107,8 @@ end
 p = p + 1
 local acks = {}
 for i = 1, tonumber(a[p]) do acks[i] = {KEYS[tonumber(a[p + 1])], a[p + 2], a[p + 3], a[p + 4]}; p = p + 4 end
-local systems, guard, cap, termPrefix, registryBound, nS = KEYS[tonumber(a[p + 1])], a[p + 2], tonumber(a[p + 3]),
-  a[p + 4], tonumber(a[p + 5]), tonumber(a[p + 6])
-local firstSystem = p + 7
+local nS = tonumber(a[p + 1])
+local firstSystem = p + 2
 
 -- 0. A commit re-sent after its reply was lost (go-redis re-sends on a
 -- broken connection) finds its token on its first write: it was applied.
@@ -157,10 +166,9 @@ end
 -- known already. A parameter's systems are capped, so that values a client
 -- makes up cannot grow the list every search without a system expands to;
 -- the terms of a system over the cap are indexed bare as well, and bare
--- entries are always searched. overflow maps the start of such a system's
--- term keys ("…Type:index=system|") to the start of its bare ones
--- ("…Type:index="), so that each term is looked up once, whatever the
--- number of systems over the cap.
+-- entries are always searched. overflow holds the start of such a
+-- system's term keys ("…Type:index=system|"), so that each term is looked
+-- up once, whatever the number of systems over the cap.
 local overflow, overflowing = {}, false
 if nS > 0 then
   local have = redis.call('HMGET', systems, unpack(a, firstSystem, firstSystem + nS - 1))
@@ -191,7 +199,7 @@ if nS > 0 then
         redis.call('HINCRBY', systems, count, 1)
         added = true
       else
-        overflow[termPrefix .. typ .. ':' .. index .. '=' .. system .. '|'] = termPrefix .. typ .. ':' .. index .. '='
+        overflow[termPrefix .. typ .. ':' .. index .. '=' .. system .. '|'] = true
         overflowing = true
       end
     end
@@ -218,11 +226,12 @@ for i, w in ipairs(writes) do
       -- The first '|' after the prefix ends the system: Type and index
       -- hold none, and the gateway registers a system up to its first '|'.
       local bar = string.find(t, '|', afterPrefix, true)
-      local bare = bar and overflow[string.sub(t, 1, bar)]
-      -- A code holding '|' has no bare entry: bare, it would read as another
-      -- system's code, and a search value with a '|' never reads bare ones.
-      if bare and not string.find(t, '|', bar + 1, true) then
-        bare = bare .. string.sub(t, bar + 1)
+      -- A code holding '|' has no bare entry (the gateway passes none):
+      -- bare, it would read as another system's code, and a search value
+      -- with a '|' never reads bare ones.
+      local b = tonumber(a[w[11] + k - first])
+      if bar and b > 0 and overflow[string.sub(t, 1, bar)] then
+        local bare = KEYS[b]
         redis.call('ZADD', bare, score, id)
         bares[#bares + 1] = bare
       end

@@ -3,12 +3,13 @@
 -- next one unsent), and record when the subscription last heard from
 -- Signpost.
 --
--- KEYS[1] the subscription's kept events (a list, oldest first),
+-- KEYS[1] the subscription's kept events (a list, oldest first, each
+-- ending in '"n":<number>}', as fanout.lua writes them),
 -- KEYS[2] when it was last sent to
--- ARGV[1] the end of the sent event's JSON ('"n":<number>}'),
--- ARGV[2] now (ms)
+-- ARGV[1] the sent event's number, ARGV[2] now (ms)
 -- Returns 1.
+local tail = '"n":' .. ARGV[1] .. '}'
 local head = redis.call('LINDEX', KEYS[1], 0)
-if head and string.sub(head, -#ARGV[1]) == ARGV[1] then redis.call('LPOP', KEYS[1]) end
+if head and string.sub(head, -#tail) == tail then redis.call('LPOP', KEYS[1]) end
 redis.call('SET', KEYS[2], ARGV[2])
 return 1

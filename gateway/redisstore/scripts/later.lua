@@ -4,7 +4,8 @@
 -- KEYS[1]: the queue's set of delayed jobs (score: due time in ms)
 -- KEYS[2]: the queue's stream
 -- ARGV[1]: due time, Unix ms
--- ARGV[2]: the job, JSON object of its fields (unique: it holds the job's
+-- ARGV[2]: the job, stored as it is (opaque here: a JSON object of its
+--          fields, which promote.lua reads; unique: it holds the job's
 --          delivery id and attempt)
 -- ARGV[3]: the consumer group; ARGV[4]: the entry id now being finished;
 -- ARGV[5]: the consumer that holds it

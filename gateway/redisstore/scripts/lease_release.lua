@@ -1,5 +1,6 @@
--- lease_release.lua — give a write-back lease back only while this holder
--- still holds it (one taken over meanwhile is another's).
+-- lease_release.lua — give a lease (a write-back's, a subscription
+-- sender's) back only while this holder still holds it (one taken over
+-- meanwhile is another's).
 --
 -- KEYS[1] the lease; ARGV[1] the holder's token
 -- Returns 1, or 0 when the lease was no longer this holder's.

@@ -1,5 +1,5 @@
--- lease_renew.lua — extend a write-back lease only while this holder still
--- holds it.
+-- lease_renew.lua — extend a lease (a write-back's, a subscription
+-- sender's) only while this holder still holds it.
 --
 -- KEYS[1] the lease; ARGV[1] the holder's token, ARGV[2] the new lifetime (ms)
 -- Returns 1, or 0 when the lease is lost.

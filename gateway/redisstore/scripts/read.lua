@@ -1,12 +1,13 @@
 -- read.lua — versions of resources, each in one consistent read.
 --
 -- KEYS: resource hashes.
--- ARGV[i]: the version wanted of KEYS[i]; "" for the current one.
+-- ARGV: n (as many as KEYS), version*n: the version wanted of KEYS[i], ''
+-- for the current one.
 -- Returns per key {version, lastUpdated ms, body, owner}, or false when the
 -- resource or version is not held.
 local out = {}
 for i, key in ipairs(KEYS) do
-  local v = ARGV[i]
+  local v = ARGV[1 + i]
   if v == '' then v = redis.call('HGET', key, 'v') end
   local got = false
   if v then

@@ -1,23 +1,37 @@
 -- search.lua — one page of a search, and the number of matches.
 --
--- KEYS: index sets and scratch keys, named by position in ARGV[1].
--- ARGV[1]: JSON {g = groups of KEYS indices (AND of ORs; empty: the whole
---   type), a = KEYS index of the type's all-set, t = scratch KEYS indices,
---   ids = [{t = scratch KEYS index, ids = [id, ...]}] groups of ids (_id),
---   each made into a set of those ids that exist (listed in g as a group of
---   that one key; not among t, which resolve() consumes in order),
---   min, max = score bounds as ZRANGEBYSCORE takes them,
---   o = offset, n = page size, r = true for newest first,
---   k = keyset paging, or absent for paging by offset:
---     {s = the snapshot (ms), lo, hi = the score bounds as numbers (lo
---      inclusive, hi exclusive; absent: none), as, ai = the position (score,
---      member) of the last match already returned (absent on a first page),
---      kp = the prefix of the resource hashes' keys (kp .. member),
---      c = the most matches that may have changed since the snapshot,
---      vw = the most versions walked back per changed match}}
+-- KEYS: the type's all-set, index sets and scratch keys, named by position
+-- in ARGV; but keyset paging reads the resource hashes of the matches
+-- changed since the snapshot under the prefix given, which only this script
+-- finds (the exception scripts.go names).
+-- ARGV (the convention in scripts.go: scalars, then counted groups):
+--   all            KEYS index of the type's all-set
+--   min, max       score bounds as ZRANGEBYSCORE takes them
+--   offset, n      the page: offset (paging by offset) and size
+--   desc           '1' for newest first
+--   keyset         '1' for keyset paging, '0' for paging by offset; then
+--                  (each '' or 0 when paging by offset):
+--   snapshot       the snapshot (ms)
+--   lo, hi         the score bounds as numbers (lo inclusive, hi exclusive;
+--                  '' for none)
+--   after score, after id
+--                  the position of the last match already returned ('' on a
+--                  first page)
+--   resource prefix
+--                  the prefix of the resource hashes' keys (prefix .. member)
+--   changed        the most matches that may have changed since the snapshot
+--   versions       the most versions walked back per changed match
+--   nG, {n, index*n}*nG
+--                  groups of KEYS indices (AND of ORs; none: the whole type)
+--   nT, temp*nT    scratch KEYS indices, consumed by resolve() in order
+--   nI, {temp, n, id*n}*nI
+--                  groups of ids (_id): each made into the scratch set temp
+--                  (a KEYS index, not among the temps above) of those ids
+--                  that exist, listed among the groups as a group of that
+--                  one key
 -- Returns {total, {member, ...}} by offset, and by keyset
--- {total, {member, ...}, {score, ...}}, or {'stale'} when more than c
--- matches changed since the snapshot (the client starts again).
+-- {total, {member, ...}, {score, ...}}, or {'stale'} when more than
+-- `changed` matches changed since the snapshot (the client starts again).
 --
 -- Keyset paging keeps a search's order as it was at its snapshot, the
 -- instant its first page was read: a page is the next n matches after the
@@ -27,44 +41,68 @@
 -- others moved, and none is returned twice because it moved. Matches not
 -- changed since are read straight from the index; changed ones (score
 -- beyond the snapshot) are few, and each is placed by its versions' times
--- ('t'..version in its hash), walked back at most vw versions.
-local q = cjson.decode(ARGV[1])
-for _, g in ipairs(q.ids) do
-  for _, id in ipairs(g.ids) do
-    local score = redis.call('ZSCORE', KEYS[q.a], id)
-    if score then redis.call('ZADD', KEYS[g.t], score, id) end
-  end
-  redis.call('PEXPIRE', KEYS[g.t], 60000) -- gone even if this script fails later
+-- ('t'..version in its hash), walked back at most `versions` versions.
+local a = ARGV
+local all = KEYS[tonumber(a[1])]
+local min, max = a[2], a[3]
+local offset, count = tonumber(a[4]), tonumber(a[5])
+local desc, keyset = a[6] == '1', a[7] == '1'
+local snapArg, loArg, hiArg, afterScore, afterID, resourcePrefix = a[8], a[9], a[10], a[11], a[12], a[13]
+local maxChanged, maxVersions = tonumber(a[14]), tonumber(a[15])
+local p = 16
+local groups = {}
+for g = 1, tonumber(a[p]) do
+  local group = {}
+  p = p + 1
+  for k = 1, tonumber(a[p]) do group[k] = tonumber(a[p + k]) end
+  p = p + #group
+  groups[g] = group
 end
-local set = KEYS[q.a]
-if #q.g > 0 then set = resolve(q.g, q.t) end
-local total = redis.call('ZCOUNT', set, q.min, q.max)
+p = p + 1
+local temps = {}
+for t = 1, tonumber(a[p]) do temps[t] = tonumber(a[p + t]) end
+p = p + #temps + 1
+local idSets = {}
+for i = 1, tonumber(a[p]) do
+  local n = tonumber(a[p + 2])
+  idSets[i] = {KEYS[tonumber(a[p + 1])], p + 3, p + 2 + n}
+  p = p + 2 + n
+end
+
+for _, g in ipairs(idSets) do
+  for i = g[2], g[3] do
+    local score = redis.call('ZSCORE', all, a[i])
+    if score then redis.call('ZADD', g[1], score, a[i]) end
+  end
+  redis.call('PEXPIRE', g[1], 60000) -- gone even if this script fails later
+end
+local set = all
+if #groups > 0 then set = resolve(groups, temps) end
+local total = redis.call('ZCOUNT', set, min, max)
 
 local function done(reply)
-  cleanup(q.t)
-  for _, g in ipairs(q.ids) do redis.call('DEL', KEYS[g.t]) end
+  cleanup(temps)
+  for _, g in ipairs(idSets) do redis.call('DEL', g[1]) end
   return reply
 end
 
-if not q.k then
+if not keyset then
   local ids = {}
-  if q.n > 0 and total > q.o then
-    if q.r then
-      ids = redis.call('ZREVRANGEBYSCORE', set, q.max, q.min, 'LIMIT', q.o, q.n)
+  if count > 0 and total > offset then
+    if desc then
+      ids = redis.call('ZREVRANGEBYSCORE', set, max, min, 'LIMIT', offset, count)
     else
-      ids = redis.call('ZRANGEBYSCORE', set, q.min, q.max, 'LIMIT', q.o, q.n)
+      ids = redis.call('ZRANGEBYSCORE', set, min, max, 'LIMIT', offset, count)
     end
   end
   return done({total, ids})
 end
 
-local k = q.k
-local snap = tonumber(k.s)
-local lo = k.lo and tonumber(k.lo) or -math.huge
-local hi = k.hi and tonumber(k.hi) or math.huge -- exclusive
-local hasAfter = k.as ~= nil
-local as, ai = tonumber(k.as or '0'), k.ai or ''
-local desc = q.r
+local snap = tonumber(snapArg)
+local lo = loArg ~= '' and tonumber(loArg) or -math.huge
+local hi = hiArg ~= '' and tonumber(hiArg) or math.huge -- exclusive
+local hasAfter = afterScore ~= ''
+local as, ai = tonumber(afterScore) or 0, afterID
 
 -- before reports whether (s1, m1) comes before (s2, m2) in the page order.
 local function before(s1, m1, s2, m2)
@@ -86,7 +124,7 @@ end
 
 -- 1. Matches not changed since the snapshot, straight from the index:
 -- those tied with the last one returned, then the next n beyond it.
-if q.n > 0 then
+if count > 0 then
   local top = math.min(snap, hi - 1) -- scores are whole ms
   local bottom = lo
   if hasAfter then
@@ -97,21 +135,21 @@ if q.n > 0 then
     local lower = bottom == -math.huge and '-inf' or num(bottom)
     local page
     if desc then
-      page = redis.call('ZREVRANGEBYSCORE', set, num(top), lower, 'WITHSCORES', 'LIMIT', 0, q.n)
+      page = redis.call('ZREVRANGEBYSCORE', set, num(top), lower, 'WITHSCORES', 'LIMIT', 0, count)
     else
-      page = redis.call('ZRANGEBYSCORE', set, lower, num(top), 'WITHSCORES', 'LIMIT', 0, q.n)
+      page = redis.call('ZRANGEBYSCORE', set, lower, num(top), 'WITHSCORES', 'LIMIT', 0, count)
     end
     for i = 1, #page, 2 do take(page[i], tonumber(page[i + 1])) end
   end
 end
 
 -- 2. Matches changed since the snapshot, each where it stood then.
-local changed = redis.call('ZRANGEBYSCORE', set, '(' .. num(snap), '+inf', 'LIMIT', 0, k.c + 1)
-if #changed > k.c then return done({'stale'}) end
+local changed = redis.call('ZRANGEBYSCORE', set, '(' .. num(snap), '+inf', 'LIMIT', 0, maxChanged + 1)
+if #changed > maxChanged then return done({'stale'}) end
 for _, m in ipairs(changed) do
-  local key = k.kp .. m
+  local key = resourcePrefix .. m
   local v = tonumber(redis.call('HGET', key, 'v') or '0')
-  for ver = v, math.max(1, v - k.vw + 1), -1 do
+  for ver = v, math.max(1, v - maxVersions + 1), -1 do
     local t = tonumber(redis.call('HGET', key, 't' .. ver))
     if t and t <= snap then
       take(m, t)
@@ -122,7 +160,7 @@ end
 
 table.sort(found, function(x, y) return before(x[1], x[2], y[1], y[2]) end)
 local ids, scores = {}, {}
-for i = 1, math.min(q.n, #found) do
+for i = 1, math.min(count, #found) do
   ids[i], scores[i] = found[i][2], num(found[i][1])
 end
 return done({total, ids, scores})

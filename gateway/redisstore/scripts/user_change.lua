@@ -2,22 +2,43 @@
 -- end every session it has and forget every browser trusted for it, in one
 -- step; it never creates an account.
 --
--- The sessions' and devices' keys are built from the digests the account's
--- sets hold (prefix .. digest, the same hash tag): they are only known here.
--- Their number is bounded by the sign-in limits.
+-- The sessions' and devices' keys are known only from the digests the
+-- account's sets hold: the caller reads the sets, then runs this with every
+-- key in KEYS and the digests it read in ARGV, and the script checks the
+-- sets still hold exactly those (a sign-in racing a disable would otherwise
+-- keep its session). The check costs one SCARD and one SISMEMBER per digest
+-- passed: the work follows the arguments, never what the sets have become.
 --
--- KEYS[1] the account, KEYS[2] its sessions set, KEYS[3] its devices set
--- ARGV[1] the session key prefix, ARGV[2] the device key prefix,
--- ARGV[3] '1' to sign the account out, ARGV[4..] field, value pairs
--- Returns 1, or 0 when there is no such account.
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-if ARGV[3] == '1' then
-  for i, prefix in ipairs({ARGV[1], ARGV[2]}) do
-    for _, digest in ipairs(redis.call('SMEMBERS', KEYS[1 + i])) do
-      redis.call('DEL', prefix .. digest)
+-- KEYS[1] the account, KEYS[2] its sessions set, KEYS[3] its devices set,
+-- KEYS[4 .. 3+nS] the sessions read, then KEYS[4+nS .. 3+nS+nD] the devices
+-- read (in the order of their digests below)
+-- ARGV: signOut ('1' to sign the account out, '0' not; with '0', nS and nD
+--       are 0), nF, {field, value}*nF, nS, {session digest}*nS,
+--       nD, {device digest}*nD
+-- Returns 'ok'; 'absent' when there is no such account; 'changed' when a
+-- set no longer holds exactly the digests read (nothing is written; the
+-- caller reads them again).
+local signOut = ARGV[1] == '1'
+local nF = tonumber(ARGV[2])
+local p = 3 + 2 * nF
+local sets = {}
+for i = 1, 2 do
+  local n = tonumber(ARGV[p])
+  sets[i] = {first = p + 1, n = n}
+  p = p + 1 + n
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'absent' end
+if signOut then
+  for i, set in ipairs(sets) do
+    if redis.call('SCARD', KEYS[1 + i]) ~= set.n then return 'changed' end
+    for a = set.first, set.first + set.n - 1 do
+      if redis.call('SISMEMBER', KEYS[1 + i], ARGV[a]) == 0 then return 'changed' end
     end
-    redis.call('DEL', KEYS[1 + i])
   end
 end
-return 1
+if nF > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 3, 2 + 2 * nF)) end
+if signOut then
+  for k = 4, 3 + sets[1].n + sets[2].n do redis.call('DEL', KEYS[k]) end
+  redis.call('DEL', KEYS[2], KEYS[3])
+end
+return 'ok'
