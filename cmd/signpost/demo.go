@@ -25,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/signpost-health/signpost/config"
+	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/account"
 	"github.com/signpost-health/signpost/gateway/redisstore"
 	"github.com/signpost-health/signpost/gateway/telemetry"
@@ -124,6 +125,13 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 			return fmt.Errorf("sending an example referral: %w", err)
 		}
 	}
+	// The same GP system speaks NHS BaRS too: one referral goes as a
+	// message Bundle to $process-message, routed by its destination.
+	tl.event("GP (Example Surgery) sends referral DEMO-%s-4 as an NHS BaRS message to the link workers' service", run)
+	if err := sendDemoBaRSReferral(base, run); err != nil {
+		return fmt.Errorf("sending the example BaRS message: %w", err)
+	}
+	tl.event("Signpost took the BaRS message: Leeds Link Workers will find it in their inbox")
 	select {
 	case <-prov.done:
 	case err := <-served:
@@ -180,12 +188,16 @@ func demoConfig(listen, gpBase, providerURL, secret string) config.Config {
 			Delivery: config.Delivery{Kind: config.DeliveryWebhook, URL: providerURL, Secret: secret, Payload: config.PayloadThin}},
 		{ID: "citizens-advice-leeds", Name: "Citizens Advice Leeds", Organization: ods("X3C4D"), Categories: []string{"money-debt-benefits", "housing", "legal-advice"},
 			Delivery: config.Delivery{Kind: config.DeliveryPortal, Payload: config.PayloadThin}},
-		{ID: "leeds-link-workers", Name: "Leeds Link Workers", Organization: ods("X5E6F"),
+		{ID: "leeds-link-workers", Name: "Leeds Link Workers", Organization: ods("X5E6F"), Services: []string{demoLinkWorkerService},
 			Categories: []string{"link-worker", "social-connection", "community-activities", "peer-support", "carers", "emotional-support", "mental-wellbeing", "food", "learning", "employment", "arts", "substance-use"},
 			Delivery:   config.Delivery{Kind: config.DeliveryPortal, Payload: config.PayloadThin}},
 	}
 	return cfg
 }
+
+// demoLinkWorkerService is the link workers' service as NHS systems address
+// it in a BaRS message (a synthetic Directory of Services id).
+const demoLinkWorkerService = "http://fhir.nhs.uk/Id/dos-service-id|1000000001"
 
 // demoRedis finds a Redis for the demo: SIGNPOST_REDIS_URL or the default,
 // else a redis-server it starts itself, persistent under dir.
@@ -295,6 +307,45 @@ func sendDemoReferral(base, ident, code, run string) error {
 		`"subject":{"reference":"Patient/demo-` + run + `"},` +
 		`"requester":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"}}}`
 	return sendDemoResource(http.MethodPost, base+"/ServiceRequest", body)
+}
+
+// sendDemoBaRSReferral sends a referral as a BaRS servicerequest-request
+// message: a MessageHeader naming the link workers' service, the
+// ServiceRequest (BaRS referrals carry no code: the service decides) and the
+// synthetic person it is for.
+func sendDemoBaRSReferral(base, run string) error {
+	sr, pt, org := "urn:uuid:"+gateway.NewID(), "urn:uuid:"+gateway.NewID(), "urn:uuid:"+gateway.NewID()
+	body := `{"resourceType":"Bundle","id":"` + gateway.NewID() + `","type":"message","timestamp":"` + gateway.Instant(time.Now()) + `","entry":[` +
+		`{"fullUrl":"urn:uuid:` + gateway.NewID() + `","resource":{"resourceType":"MessageHeader",` +
+		`"eventCoding":{"system":"https://fhir.nhs.uk/CodeSystem/message-events-bars","code":"servicerequest-request"},` +
+		`"destination":[{"endpoint":"` + demoLinkWorkerService + `"}],` +
+		`"sender":{"reference":"` + org + `"},"source":{"name":"Example Surgery","endpoint":"https://example-surgery.example/fhir"},` +
+		`"reason":{"coding":[{"system":"https://fhir.nhs.uk/CodeSystem/message-reason-bars","code":"new"}]},` +
+		`"focus":[{"reference":"` + sr + `"}]}},` +
+		`{"fullUrl":"` + sr + `","resource":{"resourceType":"ServiceRequest","identifier":[{"system":"https://example-surgery.example/referral-id","value":"DEMO-` + run + `-4"}],` +
+		`"status":"active","intent":"order","priority":"routine","subject":{"reference":"` + pt + `"},"authoredOn":"` + gateway.Instant(time.Now()) + `",` +
+		`"requester":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"}},` +
+		`"note":[{"text":"Lives alone since a bereavement; would like company"}]}},` +
+		`{"fullUrl":"` + pt + `","resource":{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765870"}],` +
+		`"name":[{"given":["Sam"],"family":"Sample"}],"telecom":[{"system":"phone","value":"0113 496 0001"}],"birthDate":"1948-05-05"}},` +
+		`{"fullUrl":"` + org + `","resource":{"resourceType":"Organization","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"}],"name":"Example Surgery"}}]}`
+	req, err := http.NewRequest(http.MethodPost, base+"/$process-message", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/fhir+json")
+	req.Header.Set("X-Request-Id", gateway.NewID())
+	req.Header.Set("X-Correlation-Id", gateway.NewID())
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	answer, _ := io.ReadAll(io.LimitReader(res.Body, 1<<16))
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d: %s", res.StatusCode, answer)
+	}
+	return nil
 }
 
 // sendDemoResource sends one resource as the demo's GP system does.
