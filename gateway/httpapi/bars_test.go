@@ -328,6 +328,24 @@ func TestBaRSCapabilityStatementListsProcessMessage(t *testing.T) {
 		!strings.Contains(string(r.body), `"definition":"http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message"`) {
 		t.Errorf("CapabilityStatement lists no process-message operation: %s", r.body)
 	}
+	var cs struct {
+		Messaging []struct {
+			Endpoint []struct {
+				Protocol struct{ Code string }
+				Address  string
+			}
+			SupportedMessage []struct{ Mode, Definition string }
+		}
+	}
+	if err := json.Unmarshal(r.body, &cs); err != nil {
+		t.Fatal(err)
+	}
+	if len(cs.Messaging) != 1 || len(cs.Messaging[0].Endpoint) != 1 || cs.Messaging[0].Endpoint[0].Protocol.Code != "http" ||
+		!strings.HasSuffix(cs.Messaging[0].Endpoint[0].Address, "/fhir") || len(cs.Messaging[0].SupportedMessage) != 1 ||
+		cs.Messaging[0].SupportedMessage[0].Mode != "receiver" ||
+		cs.Messaging[0].SupportedMessage[0].Definition != "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-referral" {
+		t.Errorf("CapabilityStatement.messaging = %+v, want the BaRS referral request received over HTTP at the FHIR base", cs.Messaging)
+	}
 }
 
 // A referral with a business identifier sent again in another message (a

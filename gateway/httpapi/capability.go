@@ -115,6 +115,18 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 			}},
 		}},
 	}
+	// Messaging: the BaRS referral request Signpost receives at
+	// $process-message, over HTTP at its FHIR base.
+	cs["messaging"] = []map[string]any{{
+		"endpoint": []map[string]any{{
+			"protocol": map[string]string{"system": "http://terminology.hl7.org/CodeSystem/message-transport", "code": "http"},
+			"address":  fhirBase,
+		}},
+		"documentation": "NHS Booking and Referral Standard: POST a servicerequest-request message Bundle to $process-message; the answer is a response message Bundle. Routing is by MessageHeader.destination.endpoint (a configured service identifier).",
+		"supportedMessage": []map[string]string{
+			{"mode": "receiver", "definition": "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-referral"},
+		},
+	}}
 	b, err := json.Marshal(cs)
 	if err != nil {
 		panic(err)
