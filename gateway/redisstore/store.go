@@ -148,18 +148,7 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 	args = append(args, len(c.Criteria))
 	for i, cr := range c.Criteria {
 		groups, temps := s.groups(&kl, cr.Type, cr.Groups, token+"c"+strconv.Itoa(i))
-		args = append(args, len(groups))
-		for _, g := range groups {
-			args = append(args, len(g))
-			for _, k := range g {
-				args = append(args, k)
-			}
-		}
-		args = append(args, len(temps))
-		for _, k := range temps {
-			args = append(args, k)
-		}
-		args = append(args, cr.Limit)
+		args = append(countedGroups(args, groups, temps), cr.Limit)
 	}
 	// The systems the writes are indexed under: a term of one of them has a
 	// bare entry too, used if its system is over the cap.
@@ -401,17 +390,7 @@ func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, in
 	} else {
 		args = append(args, 0, "", "", "", "", "", 0, 0)
 	}
-	args = append(args, len(groups))
-	for _, g := range groups {
-		args = append(args, len(g))
-		for _, k := range g {
-			args = append(args, k)
-		}
-	}
-	args = append(args, len(temps))
-	for _, k := range temps {
-		args = append(args, k)
-	}
+	args = countedGroups(args, groups, temps)
 	args = append(args, len(idGroups))
 	for _, g := range idGroups {
 		args = append(args, g.T, len(g.IDs))
@@ -608,4 +587,23 @@ func (s *Store) Histories(ctx context.Context, typ string, ids []string) ([][]*g
 		}
 	}
 	return out, nil
+}
+
+// countedGroups appends a search's index-set groups and its scratch keys,
+// each a position in KEYS, as the scripts take them (scripts.go): the
+// count of groups, each group as its count and its positions, then the
+// count of scratch keys and their positions.
+func countedGroups(args []any, groups [][]int, temps []int) []any {
+	args = append(args, len(groups))
+	for _, g := range groups {
+		args = append(args, len(g))
+		for _, k := range g {
+			args = append(args, k)
+		}
+	}
+	args = append(args, len(temps))
+	for _, k := range temps {
+		args = append(args, k)
+	}
+	return args
 }
