@@ -4,8 +4,14 @@
 // event, the reason, the destination and the focus. It checks a message and
 // hands the domain (gateway) the referral it carries; it stores nothing.
 //
-// Only a servicerequest-request with reason new is taken so far: responses,
-// updates and cancellations are refused as not supported (422).
+// A servicerequest-request is taken with each reason of the BaRS
+// message-reason CodeSystem: new makes a referral; update changes the
+// referral an earlier new message of the same sender made (a ServiceRequest
+// status of revoked cancels it, entered-in-error withdraws it); delete
+// withdraws it. The referral an update or delete is about is named as the
+// new message named it: by the ServiceRequest's business identifier or its
+// entry's fullUrl. Other events (responses, bookings) are refused as not
+// supported (422).
 package bars
 
 import (
@@ -24,7 +30,16 @@ const (
 
 	EventServiceRequest = "servicerequest-request"
 	ReasonNew           = "new"
+	ReasonUpdate        = "update"
+	ReasonDelete        = "delete"
 )
+
+// reasons maps the reason codes to what intake does with the message.
+var reasons = map[string]intake.MessageReason{
+	ReasonNew:    intake.MessageNew,
+	ReasonUpdate: intake.MessageUpdate,
+	ReasonDelete: intake.MessageDelete,
+}
 
 // header is where the MessageHeader sits: BaRS, like FHIR messaging, puts
 // it first.
@@ -73,9 +88,11 @@ func Read(obj *fhir.Object, requestID string) (*intake.MessageReferral, error) {
 		return nil, problem(gateway.KindInvalid, fhir.IssueStructure, header, "the first entry of a message must be its MessageHeader")
 	}
 	mh := resources[0]
-	if err := checkHeader(mh); err != nil {
+	reason, err := checkHeader(mh)
+	if err != nil {
 		return nil, err
 	}
+	m.Reason = reason
 	// The focus: the ServiceRequest the message is about, an entry of it.
 	focus, _ := mh.Objects("focus")
 	if len(focus) != 1 {
@@ -112,40 +129,42 @@ func Read(obj *fhir.Object, requestID string) (*intake.MessageReferral, error) {
 	return m, nil
 }
 
-// checkHeader checks the event and the reason.
-func checkHeader(mh *fhir.Object) error {
+// checkHeader checks the event and returns the reason.
+func checkHeader(mh *fhir.Object) (intake.MessageReason, error) {
 	ev, ok := mh.Object("eventCoding")
 	if !ok {
 		// R4 requires event[x]; an eventUri cannot name a BaRS event.
-		return problem(gateway.KindInvalid, fhir.IssueRequired, header+".eventCoding",
+		return 0, problem(gateway.KindInvalid, fhir.IssueRequired, header+".eventCoding",
 			"a BaRS message names its event in eventCoding (system %s)", EventSystem)
 	}
 	if system, _ := ev.String("system"); system != EventSystem {
-		return problem(gateway.KindInvalid, fhir.IssueValue, header+".eventCoding.system",
+		return 0, problem(gateway.KindInvalid, fhir.IssueValue, header+".eventCoding.system",
 			"the event of a BaRS message is coded in %s", EventSystem)
 	}
 	if code, _ := ev.String("code"); code != EventServiceRequest {
-		return problem(gateway.KindUnprocessable, fhir.IssueNotSupported, header+".eventCoding.code",
+		return 0, problem(gateway.KindUnprocessable, fhir.IssueNotSupported, header+".eventCoding.code",
 			"Signpost processes the BaRS event %s (a referral) only", EventServiceRequest)
 	}
-	reason, ok := mh.Object("reason")
+	rc, ok := mh.Object("reason")
 	if !ok {
-		return problem(gateway.KindInvalid, fhir.IssueRequired, header+".reason",
+		return 0, problem(gateway.KindInvalid, fhir.IssueRequired, header+".reason",
 			"a servicerequest-request gives its reason (system %s): new, update or delete", ReasonSystem)
 	}
-	codings, _ := reason.Objects("coding")
+	codings, _ := rc.Objects("coding")
 	for k, c := range codings {
 		system, _ := c.String("system")
 		if system != ReasonSystem {
 			continue
 		}
-		if code, _ := c.String("code"); code != ReasonNew {
-			return problem(gateway.KindUnprocessable, fhir.IssueNotSupported, header+".reason.coding["+strconv.Itoa(k)+"].code",
-				"Signpost takes new referrals (reason %s) only; updates and cancellations by message are not supported yet", ReasonNew)
+		code, _ := c.String("code")
+		reason, known := reasons[code]
+		if !known {
+			return 0, problem(gateway.KindUnprocessable, fhir.IssueNotSupported, header+".reason.coding["+strconv.Itoa(k)+"].code",
+				"a servicerequest-request's reason is %s, %s or %s", ReasonNew, ReasonUpdate, ReasonDelete)
 		}
-		return nil
+		return reason, nil
 	}
-	return problem(gateway.KindInvalid, fhir.IssueRequired, header+".reason.coding",
+	return 0, problem(gateway.KindInvalid, fhir.IssueRequired, header+".reason.coding",
 		"the reason must be coded in %s", ReasonSystem)
 }
 

@@ -267,8 +267,8 @@ func TestBaRSMutantsAreRefusedAtTheElement(t *testing.T) {
 		{"event in another system", func(_ map[string]any, entries []any) {
 			entryResource(entries, 0)["eventCoding"].(map[string]any)["system"] = "https://fhir.nhs.uk/CodeSystem/message-event-servicerequest"
 		}, 400, "value", "REC_BAD_REQUEST", barsHeader + ".eventCoding.system", false},
-		{"reason update", func(_ map[string]any, entries []any) {
-			entryResource(entries, 0)["reason"].(map[string]any)["coding"].([]any)[0].(map[string]any)["code"] = "update"
+		{"reason not BaRS's", func(_ map[string]any, entries []any) {
+			entryResource(entries, 0)["reason"].(map[string]any)["coding"].([]any)[0].(map[string]any)["code"] = "cancel"
 		}, 422, "not-supported", "REC_UNPROCESSABLE_ENTITY", barsHeader + ".reason.coding[0].code", false},
 		{"focus not resolving", func(_ map[string]any, entries []any) {
 			entryResource(entries, 0)["focus"].([]any)[0].(map[string]any)["reference"] = "urn:uuid:00000000-0000-4000-8000-000000000000"

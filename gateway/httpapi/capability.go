@@ -111,7 +111,7 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 			"operation": []map[string]string{{
 				"name":          "process-message",
 				"definition":    "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message",
-				"documentation": "NHS Booking and Referral Standard messages: a servicerequest-request with reason new makes a referral, routed by MessageHeader.destination.endpoint to the provider serving it; other events and reasons are refused (422).",
+				"documentation": "NHS Booking and Referral Standard messages: a servicerequest-request with reason new makes a referral, routed by MessageHeader.destination.endpoint to the provider serving it; reason update changes the referral the sender's new message made (ServiceRequest status revoked or entered-in-error cancels it), and delete withdraws it; other events are refused (422).",
 			}},
 		}},
 	}

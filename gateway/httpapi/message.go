@@ -19,8 +19,9 @@ import (
 const processMessageRoute = "/fhir/$process-message"
 
 // processMessage is POST /fhir/$process-message: a BaRS
-// servicerequest-request (reason new) from a GP system. It makes a referral
-// exactly as POST /fhir/ServiceRequest does, so it needs the same scope.
+// servicerequest-request from a GP system. A new one makes a referral
+// exactly as POST /fhir/ServiceRequest does, so it needs the same scope; an
+// update or delete changes the referral the same client's new message made.
 func (a *API) processMessage(c *gin.Context) {
 	if !a.allow(c, gateway.TypeServiceRequest, auth.ActionCreate) {
 		return
@@ -42,19 +43,29 @@ func (a *API) processMessage(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	got, err := a.uc.Intake.ReceiveReferral(c.Request.Context(), caller, msg, a.auditIntent(c))
+	audit := a.auditIntent(c)
+	if audit != nil && msg.Reason != intake.MessageNew {
+		audit.Record.Action = "U" // it changes the referral an earlier message made
+	}
+	got, err := a.uc.Intake.ReceiveReferral(c.Request.Context(), caller, msg, audit)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
 	sr := got.ServiceRequest
 	auditCommitted(c, sr)
-	result := "created"
-	if !sr.Created {
-		result = "repeat"
+	if msg.Reason == intake.MessageNew {
+		result := "created"
+		if !sr.Created {
+			result = "repeat"
+		}
+		a.metrics.Referral(c.Request.Context(), result, sr.Category, "")
 	}
-	a.metrics.Referral(c.Request.Context(), result, sr.Category, "")
-	audited(c, sr.Resource.Ref(), got.Task.Ref())
+	if got.Task != nil {
+		audited(c, sr.Resource.Ref(), got.Task.Ref())
+	} else {
+		audited(c, sr.Resource.Ref())
+	}
 	a.versionHeaders(c, sr.Resource)
 	c.Data(http.StatusOK, fhirJSON, a.messageAnswer(msg, got))
 }
@@ -65,7 +76,8 @@ func (a *API) processMessage(c *gin.Context) {
 // response 200, example process_message/POST-success.json) answers 200
 // with a message Bundle of what was processed: here a MessageHeader whose
 // response names the message received (its Bundle.id) with code ok, the
-// stored ServiceRequest and its referral Task, and the warnings, if any.
+// stored ServiceRequest and its referral Task (as they are after an update
+// or delete), and the warnings, if any.
 func (a *API) messageAnswer(msg *intake.MessageReferral, got *intake.ReceivedReferral) []byte {
 	sr := got.ServiceRequest.Resource
 	header := map[string]any{
@@ -83,8 +95,10 @@ func (a *API) messageAnswer(msg *intake.MessageReferral, got *intake.ReceivedRef
 	b := fhir.Bundle{ID: gateway.NewID(), Type: "message", Timestamp: gateway.Instant(time.Now()), Total: -1}
 	b.Entries = append(b.Entries,
 		fhir.BundleEntry{FullURL: "urn:uuid:" + gateway.NewID(), Resource: hb},
-		fhir.BundleEntry{FullURL: a.fhirBase + "/" + sr.Ref(), Resource: sr.Body},
-		fhir.BundleEntry{FullURL: a.fhirBase + "/" + got.Task.Ref(), Resource: got.Task.Body})
+		fhir.BundleEntry{FullURL: a.fhirBase + "/" + sr.Ref(), Resource: sr.Body})
+	if t := got.Task; t != nil {
+		b.Entries = append(b.Entries, fhir.BundleEntry{FullURL: a.fhirBase + "/" + t.Ref(), Resource: t.Body})
+	}
 	if w := got.Warnings; len(w) > 0 {
 		b.Entries = append(b.Entries, fhir.BundleEntry{FullURL: "urn:uuid:" + gateway.NewID(), Resource: fhir.OperationOutcome(w...)})
 	}

@@ -12,14 +12,18 @@ import (
 )
 
 // MessageReferral is a referral received as a message (an NHS BaRS
-// servicerequest-request whose reason is new), already checked as a message
-// by gateway/bars. Its ServiceRequest and Patient go the same way as a
-// transaction's entries: one plan, one atomic commit with the referral
-// Task, the delivery job, the audit record and the idempotency keys.
+// servicerequest-request), already checked as a message by gateway/bars.
+// A new one's ServiceRequest and Patient go the same way as a transaction's
+// entries: one plan, one atomic commit with the referral Task, the delivery
+// job, the audit record and the idempotency keys. An update or delete goes
+// the way a PUT of the referral's ServiceRequest goes.
 type MessageReferral struct {
 	// MessageID is the message's identity (Bundle.id): the same message
-	// received again is the referral it made, not a second one.
+	// received again is the referral it made (or the change it made), not a
+	// second one.
 	MessageID string
+	// Reason is what the message asks (MessageHeader.reason).
+	Reason MessageReason
 	// RequestID is the sender's X-Request-Id ("" when it sent none): BaRS
 	// answers a request id used before with 409 duplicate.
 	RequestID string
@@ -36,6 +40,21 @@ type MessageReferral struct {
 	Entries map[string]string
 }
 
+// MessageReason is what a request message asks of its referral.
+type MessageReason int
+
+const (
+	// MessageNew makes a referral.
+	MessageNew MessageReason = iota
+	// MessageUpdate changes the referral an earlier message made: its
+	// ServiceRequest replaces the stored one, as a PUT would; a status of
+	// revoked or entered-in-error cancels the referral.
+	MessageUpdate
+	// MessageDelete withdraws the referral an earlier message made: its
+	// ServiceRequest becomes entered-in-error, whatever else the message says.
+	MessageDelete
+)
+
 // MessageEntry is one entry of a message.
 type MessageEntry struct {
 	FullURL string
@@ -50,10 +69,13 @@ type MessageDestination struct {
 }
 
 // ReceivedReferral is what receiving a message made (or found, for a
-// repeat): the stored ServiceRequest and its referral Task.
+// repeat): the stored ServiceRequest and its referral Task (nil for a
+// referral that has none).
 type ReceivedReferral struct {
 	ServiceRequest *gateway.Outcome
 	Task           *gateway.Resource
+	// Changed is set when an update or delete stored a new version.
+	Changed bool
 	// Warnings are every entry's, each at its place in the message.
 	Warnings []fhir.Issue
 }
@@ -69,9 +91,21 @@ func messageRequestKey(caller gateway.Caller, id string) string {
 	return "message-request|" + caller.ClientID + "|" + id
 }
 
-// ReceiveReferral stores the referral a message carries, routed to the
-// provider serving its destination.
+// messageFocusKey names a referral by the fullUrl its new message gave
+// its ServiceRequest entry: a BaRS sender keeps that identity for the
+// ServiceRequest in the messages that update or withdraw it, and a
+// ServiceRequest need not carry a business identifier.
+func messageFocusKey(caller gateway.Caller, fullURL string) string {
+	return "message-focus|" + caller.ClientID + "|" + fullURL
+}
+
+// ReceiveReferral stores the referral a new message carries, routed to the
+// provider serving its destination, or applies an update or delete to the
+// referral an earlier message made.
 func (s *Service) ReceiveReferral(ctx context.Context, caller gateway.Caller, m *MessageReferral, audit *gateway.AuditIntent) (*ReceivedReferral, error) {
+	if m.Reason != MessageNew {
+		return s.receiveChange(ctx, caller, m, audit)
+	}
 	provider, err := s.destinationProvider(m.Destinations)
 	if err != nil {
 		return nil, err
@@ -88,11 +122,7 @@ func (s *Service) ReceiveReferral(ctx context.Context, caller gateway.Caller, m 
 		return nil, err
 	}
 	out := outs[0]
-	holder, err := s.Store.Lookup(ctx, referralTaskKey(out.Resource.ID))
-	if err != nil {
-		return nil, err
-	}
-	task, err := s.Store.Read(ctx, gateway.TypeTask, strings.TrimPrefix(holder, gateway.TypeTask+"/"))
+	task, err := s.referralTask(ctx, out.Resource.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +194,9 @@ func (s *Service) resolveMessageRepeat(ctx context.Context, caller gateway.Calle
 		if r.message == nil || r.Type != gateway.TypeServiceRequest {
 			continue
 		}
-		if lookKeys {
+		// An update or delete looks before planning: unchanged, it would
+		// plan no write, and no commit would find its keys held.
+		if lookKeys || r.Method == "PUT" {
 			if err := s.resolveMessageKeys(ctx, caller, r); err != nil {
 				return err
 			}
@@ -238,17 +270,33 @@ func (s *Service) resolveMessageKeys(ctx context.Context, caller gateway.Caller,
 	if r.existing != nil {
 		return nil // its business identifier named a referral already
 	}
+	what := "the referral of the message with this id"
 	holder, err := s.Store.Lookup(ctx, messageKey(caller, m.MessageID))
-	if err != nil || holder == "" {
+	if err != nil {
 		return err
 	}
-	typ, id, _ := strings.Cut(holder, "/")
-	if err := s.resolveTo(ctx, r, typ, id); err != nil {
+	if holder == "" && r.Method == "POST" {
+		// The same ServiceRequest (its entry's fullUrl) in another new
+		// message is the referral it made, as the same business identifier is.
+		what = "the referral of the message's ServiceRequest (its entry's fullUrl)"
+		if holder, err = s.Store.Lookup(ctx, messageFocusKey(caller, r.FullURL)); err != nil {
+			return err
+		}
+	}
+	if holder == "" {
+		return nil
+	}
+	held, err := s.heldMessageChange(ctx, holder)
+	if err != nil {
 		return err
+	}
+	r.existing = held
+	if r.Method == "PUT" {
+		what = "the change the message with this id made"
 	}
 	// The subject was rewritten to the stored Patient; anything else that
-	// differs is a different referral under a reused message id.
-	return r.locate(repeatDiffers(r, r.existing, "the referral of the message with this id", false, r.messageSubject()...))
+	// differs is a different referral (or change) under a reused message id.
+	return r.locate(repeatDiffers(r, r.existing, what, false, r.messageSubject()...))
 }
 
 // messageRequester is the requester as conform.CheckRequester reads it: a

@@ -132,7 +132,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 				"a referral Task can only be made for an active ServiceRequest")
 		}
 		route := s.route
-		if r.message != nil {
+		if r.message != nil && r.message.provider != nil { // an update or delete names no provider: routed as over REST
 			route = func(sr *gateway.ReferralView) (*gateway.Routing, error) { return r.message.category(s, sr) }
 		}
 		rt, err := route(sr)
@@ -148,10 +148,19 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: referralKey(pl.caller, id), Value: ref})
 		}
 		if m := r.message; m != nil {
-			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: messageKey(pl.caller, m.referral.MessageID), Value: ref})
-			if m.referral.RequestID != "" {
-				pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: messageRequestKey(pl.caller, m.referral.RequestID), Value: ref})
-			}
+			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: messageFocusKey(pl.caller, r.FullURL), Value: ref})
+		}
+	}
+	if m := r.message; m != nil {
+		// A message is processed once: its id names what it made (an update,
+		// the version it wrote, so that it is answered again as it was).
+		held := ref
+		if r.Method == "PUT" {
+			held = ref + "/_history/" + strconv.Itoa(version)
+		}
+		pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: messageKey(pl.caller, m.referral.MessageID), Value: held})
+		if m.referral.RequestID != "" {
+			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: messageRequestKey(pl.caller, m.referral.RequestID), Value: held})
 		}
 	}
 	if needsTask && !pl.claimed[ref] {

@@ -1,0 +1,207 @@
+package httpapi_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// The example's ServiceRequest entry, which an update names by its fullUrl.
+const barsServiceRequest = "Bundle.entry[1].resource"
+
+// barsChange is the published example as a later message about the same
+// referral: another Bundle.id, the reason given, its ServiceRequest changed by f.
+func barsChange(t *testing.T, bundleID, reason string, f func(sr map[string]any)) []byte {
+	t.Helper()
+	return barsMutant(t, func(b map[string]any, entries []any) {
+		b["id"] = bundleID
+		entryResource(entries, 0)["reason"].(map[string]any)["coding"].([]any)[0].(map[string]any)["code"] = reason
+		if f != nil {
+			f(entryResource(entries, 1))
+		}
+	})
+}
+
+// cancellations counts the deliveries queued that tell a provider a
+// referral was cancelled.
+func (e *env) cancellations(t *testing.T) int {
+	t.Helper()
+	msgs, err := e.redis.Client().XRange(context.Background(), deliveryStream, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range msgs {
+		if m.Values["event"] == "cancelled" {
+			n++
+		}
+	}
+	return n
+}
+
+// barsReferral sends the example as practice-a and returns its ServiceRequest and Task ids.
+func barsReferral(t *testing.T, e *env) (srID, taskID string) {
+	t.Helper()
+	_, sr, task := readBaRSAnswer(t, e.post("/$process-message", barsExample(t), as("practice-a")...).must(t, http.StatusOK))
+	return sr["id"].(string), task["id"].(string)
+}
+
+func TestBaRSUpdateRevokedCancelsReferral(t *testing.T) {
+	e := setup(t, withBaRSService, withWarnNHS)
+	a := as("practice-a")
+	srID, taskID := barsReferral(t, e)
+	const rid = "44444444-4444-4444-8444-444444444444"
+	revoke := barsChange(t, "2c0f5b8e-1d2a-4e3b-9c4d-5e6f7a8b9c0d", "update", func(sr map[string]any) { sr["status"] = "revoked" })
+	r := e.post("/$process-message", revoke, with(a, "X-Request-Id", rid)...).must(t, http.StatusOK)
+	answer, sr, task := readBaRSAnswer(t, r)
+	if sr["id"] != srID || sr["status"] != "revoked" || sr["meta"].(map[string]any)["versionId"] != "2" {
+		t.Errorf("answer's ServiceRequest is %v %v version %v; want %s revoked, version 2", sr["id"], sr["status"], sr["meta"], srID)
+	}
+	if task["id"] != taskID || task["status"] != "cancelled" {
+		t.Errorf("answer's Task is %v %v; want %s cancelled", task["id"], task["status"], taskID)
+	}
+	if !strings.Contains(string(answer.Entry[0].Resource), `"identifier":"2c0f5b8e-1d2a-4e3b-9c4d-5e6f7a8b9c0d"`) {
+		t.Errorf("MessageHeader does not answer the update message: %s", answer.Entry[0].Resource)
+	}
+	if got := e.get("/Task/"+taskID, a...).must(t, http.StatusOK).json(t); got["status"] != "cancelled" {
+		t.Errorf("stored Task is %v, want cancelled", got["status"])
+	}
+	// The provider is told, and can see the referral was revoked.
+	if n := e.cancellations(t); n != 1 {
+		t.Errorf("%d cancellation deliveries, want 1", n)
+	}
+	if got := e.get("/ServiceRequest/"+srID, as("walking")...).must(t, http.StatusOK).json(t); got["status"] != "revoked" {
+		t.Errorf("the provider reads the referral as %v, want revoked", got["status"])
+	}
+	// The subject is still the referral's stored Patient.
+	if subject, _ := sr["subject"].(map[string]any); !strings.HasPrefix(subject["reference"].(string), "Patient/") {
+		t.Errorf("subject = %v, want the stored Patient", subject)
+	}
+
+	// The same message again (a sender's retry) is answered as it was, and changes nothing.
+	_, again, againTask := readBaRSAnswer(t, e.post("/$process-message", revoke, a...).must(t, http.StatusOK))
+	if again["id"] != srID || again["meta"].(map[string]any)["versionId"] != "2" || againTask["status"] != "cancelled" {
+		t.Errorf("repeat answered with %v version %v, Task %v", again["id"], again["meta"], againTask["status"])
+	}
+	if got := e.get("/ServiceRequest/"+srID, a...).must(t, http.StatusOK).json(t); got["meta"].(map[string]any)["versionId"] != "2" {
+		t.Errorf("after a repeat the ServiceRequest is version %v, want 2", got["meta"])
+	}
+	if n := e.cancellations(t); n != 1 {
+		t.Errorf("%d cancellation deliveries after a repeat, want 1", n)
+	}
+	// Its X-Request-Id again is a duplicate.
+	r = e.post("/$process-message", revoke, with(a, "X-Request-Id", rid)...).must(t, http.StatusConflict)
+	if is := readOutcome(t, r); is[0].Code != "duplicate" {
+		t.Errorf("issue code %q, want duplicate", is[0].Code)
+	}
+	// The same message id saying something else is refused, not dropped.
+	other := barsChange(t, "2c0f5b8e-1d2a-4e3b-9c4d-5e6f7a8b9c0d", "update", func(sr map[string]any) { sr["status"] = "on-hold" })
+	e.post("/$process-message", other, a...).must(t, http.StatusConflict)
+}
+
+func TestBaRSUpdateChangesReferral(t *testing.T) {
+	e := setup(t, withBaRSService, withWarnNHS)
+	a := as("practice-a")
+	srID, taskID := barsReferral(t, e)
+	later := barsChange(t, "3d1a6c9f-2e3b-4f4c-8d5e-6f7a8b9c0d1e", "update", func(sr map[string]any) {
+		sr["occurrencePeriod"].(map[string]any)["end"] = "2021-11-26T16:00:00+00:00"
+	})
+	_, sr, task := readBaRSAnswer(t, e.post("/$process-message", later, a...).must(t, http.StatusOK))
+	if sr["id"] != srID || sr["meta"].(map[string]any)["versionId"] != "2" {
+		t.Errorf("answer's ServiceRequest is %v version %v; want %s version 2", sr["id"], sr["meta"], srID)
+	}
+	got := e.get("/ServiceRequest/"+srID, a...).must(t, http.StatusOK).json(t)
+	if end := got["occurrencePeriod"].(map[string]any)["end"]; end != "2021-11-26T16:00:00+00:00" || got["status"] != "active" {
+		t.Errorf("stored ServiceRequest: occurrencePeriod.end %v, status %v", end, got["status"])
+	}
+	if task["id"] != taskID || task["status"] != "requested" {
+		t.Errorf("Task %v is %v, want %s unchanged (requested)", task["id"], task["status"], taskID)
+	}
+	if n := e.cancellations(t); n != 0 {
+		t.Errorf("%d cancellation deliveries for an update, want 0", n)
+	}
+	if n := e.countServiceRequests(t); n != 1 {
+		t.Errorf("%d ServiceRequests, want 1", n)
+	}
+	// For another patient it is refused at the Patient entry, nothing changed.
+	otherPatient := barsMutant(t, func(b map[string]any, entries []any) {
+		b["id"] = "4e2b7d0a-3f4c-4a5d-9e6f-7a8b9c0d1e2f"
+		entryResource(entries, 0)["reason"].(map[string]any)["coding"].([]any)[0].(map[string]any)["code"] = "update"
+		entryResource(entries, 1)["status"] = "on-hold"
+		entryResource(entries, 5)["identifier"].([]any)[0].(map[string]any)["value"] = nhsNumber2
+	})
+	r := e.post("/$process-message", otherPatient, a...).must(t, http.StatusConflict)
+	if is := readOutcome(t, r); len(is[0].Expression) == 0 || is[0].Expression[0] != barsPatient+".identifier" {
+		t.Errorf("want a conflict at %s.identifier: %s", barsPatient, r.body)
+	}
+	noPatientData(t, r.body, nhsNumber2, "Julie")
+	if got := e.get("/ServiceRequest/"+srID, a...).must(t, http.StatusOK).json(t); got["status"] != "active" {
+		t.Errorf("a refused update changed the referral: %v", got["status"])
+	}
+}
+
+func TestBaRSDeleteWithdrawsReferral(t *testing.T) {
+	e := setup(t, withBaRSService, withWarnNHS)
+	a := as("practice-a")
+	srID, taskID := barsReferral(t, e)
+	_, sr, task := readBaRSAnswer(t, e.post("/$process-message", barsChange(t, "5f3c8e1b-4a5d-4b6e-8f7a-8b9c0d1e2f3a", "delete", nil), a...).must(t, http.StatusOK))
+	if sr["id"] != srID || sr["status"] != "entered-in-error" {
+		t.Errorf("answer's ServiceRequest is %v %v; want %s entered-in-error", sr["id"], sr["status"], srID)
+	}
+	if task["id"] != taskID || task["status"] != "cancelled" {
+		t.Errorf("answer's Task is %v %v; want %s cancelled", task["id"], task["status"], taskID)
+	}
+	if got := e.get("/ServiceRequest/"+srID, a...).must(t, http.StatusOK).json(t); got["status"] != "entered-in-error" {
+		t.Errorf("stored ServiceRequest is %v, want entered-in-error", got["status"])
+	}
+	if n := e.cancellations(t); n != 1 {
+		t.Errorf("%d cancellation deliveries, want 1", n)
+	}
+}
+
+func TestBaRSUpdateStatusEnteredInErrorWithdrawsReferral(t *testing.T) {
+	e := setup(t, withBaRSService, withWarnNHS)
+	a := as("practice-a")
+	srID, taskID := barsReferral(t, e)
+	withdraw := barsChange(t, "6a4d9f2c-5b6e-4c7f-9a8b-9c0d1e2f3a4b", "update", func(sr map[string]any) { sr["status"] = "entered-in-error" })
+	e.post("/$process-message", withdraw, a...).must(t, http.StatusOK)
+	if got := e.get("/ServiceRequest/"+srID, a...).must(t, http.StatusOK).json(t); got["status"] != "entered-in-error" {
+		t.Errorf("stored ServiceRequest is %v, want entered-in-error", got["status"])
+	}
+	if got := e.get("/Task/"+taskID, a...).must(t, http.StatusOK).json(t); got["status"] != "cancelled" {
+		t.Errorf("Task is %v, want cancelled", got["status"])
+	}
+}
+
+// An update or delete for a referral Signpost does not hold for the
+// sender — none, or another practice's — is refused and changes nothing.
+func TestBaRSChangeOfUnknownReferralIsRefused(t *testing.T) {
+	e := setup(t, withBaRSService, withWarnNHS)
+	revoke := barsChange(t, "7b5e0a3d-6c7f-4d8a-8b9c-0d1e2f3a4b5c", "update", func(sr map[string]any) { sr["status"] = "revoked" })
+	for _, body := range [][]byte{revoke, barsChange(t, "8c6f1b4e-7d8a-4e9b-9c0d-1e2f3a4b5c6d", "delete", nil)} {
+		r := e.post("/$process-message", body, as("practice-a")...).must(t, http.StatusNotFound)
+		is := readOutcome(t, r)
+		if len(is) != 1 || is[0].Code != "not-found" || len(is[0].Expression) != 1 || is[0].Expression[0] != barsServiceRequest ||
+			is[0].Details == nil || len(is[0].Details.Coding) == 0 || is[0].Details.Coding[0].Code != "REC_NOT_FOUND" {
+			t.Errorf("want one not-found issue, REC_NOT_FOUND, at %s; got %s", barsServiceRequest, r.body)
+		}
+	}
+	if n := e.countServiceRequests(t); n != 0 {
+		t.Errorf("%d ServiceRequests after refused updates, want 0", n)
+	}
+
+	// Another practice's referral is not found either, and stays as it was.
+	srID, taskID := barsReferral(t, e)
+	e.post("/$process-message", revoke, as("practice-b")...).must(t, http.StatusNotFound)
+	got := e.get("/ServiceRequest/"+srID, as("practice-a")...).must(t, http.StatusOK).json(t)
+	if got["status"] != "active" || got["meta"].(map[string]any)["versionId"] != "1" {
+		t.Errorf("another practice's update changed the referral: %v version %v", got["status"], got["meta"])
+	}
+	if task := e.get("/Task/"+taskID, as("practice-a")...).must(t, http.StatusOK).json(t); task["status"] != "requested" {
+		t.Errorf("Task is %v, want requested", task["status"])
+	}
+	if n := e.cancellations(t); n != 0 {
+		t.Errorf("%d cancellation deliveries, want 0", n)
+	}
+}

@@ -1,0 +1,189 @@
+package intake
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/conform"
+)
+
+// receiveChange applies an update or delete message to the referral the
+// same client's new message made. It is a PUT of that referral's
+// ServiceRequest (planServiceRequest): the same rules, and revoking or
+// withdrawing the referral cancels its Task and tells its provider and the
+// GP system through planRevocation, the path a REST update takes, so there
+// is one way a referral is cancelled.
+func (s *Service) receiveChange(ctx context.Context, caller gateway.Caller, m *MessageReferral, audit *gateway.AuditIntent) (*ReceivedReferral, error) {
+	sent, err := s.parser.ParseRaw(m.ServiceRequest.Body, gateway.TypeServiceRequest)
+	if err != nil {
+		return nil, err
+	}
+	srID, err := s.messageTarget(ctx, caller, m, sent)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := s.Store.Read(ctx, gateway.TypeServiceRequest, srID)
+	if err != nil {
+		return nil, err
+	}
+	body, err := s.changedServiceRequest(ctx, caller, m, sent, cur)
+	if err != nil {
+		return nil, err
+	}
+	r := &Request{Method: "PUT", Type: gateway.TypeServiceRequest, ID: srID, Body: body, Expr: m.ServiceRequest.Expr,
+		inBundle: true, message: &messageContext{referral: m}}
+	outs, err := s.apply(ctx, caller, []*Request{r}, audit)
+	if err != nil {
+		return nil, err
+	}
+	task, err := s.referralTask(ctx, srID)
+	if err != nil {
+		return nil, err
+	}
+	return &ReceivedReferral{ServiceRequest: outs[0], Task: task, Changed: outs[0].Resource.Version > cur.Version}, nil
+}
+
+// messageTarget is the id of the referral an update or delete is about:
+// the one the same client's new message made, named as that message named
+// it, by a business identifier of the ServiceRequest or by its entry's
+// fullUrl. Keys are the client's own, so another client's referral is not
+// found either, and nothing says it exists.
+func (s *Service) messageTarget(ctx context.Context, caller gateway.Caller, m *MessageReferral, sent *fhir.Object) (string, error) {
+	var keys []string
+	for _, id := range conform.IdentifiersOf(sent) {
+		keys = append(keys, referralKey(caller, id))
+	}
+	keys = append(keys, messageFocusKey(caller, m.ServiceRequest.FullURL))
+	for _, k := range keys {
+		holder, err := s.Store.Lookup(ctx, k)
+		if err != nil {
+			return "", err
+		}
+		if id, ok := strings.CutPrefix(holder, gateway.TypeServiceRequest+"/"); ok {
+			return id, nil
+		}
+	}
+	return "", gateway.NewError(gateway.KindNotFound, fhir.IssueNotFound, m.ServiceRequest.Expr,
+		"no referral this client sent has this ServiceRequest: an update or delete names the referral a new message made, by the same ServiceRequest.identifier or the same entry fullUrl; nothing was changed")
+}
+
+// changedServiceRequest is the new version an update or delete asks for.
+// A delete withdraws the referral as it stands (entered-in-error); an
+// update replaces it with the message's ServiceRequest, whose subject, a
+// reference to the message's Patient entry, names the referral's stored
+// patient, who does not change.
+func (s *Service) changedServiceRequest(ctx context.Context, caller gateway.Caller, m *MessageReferral, sent *fhir.Object, cur *gateway.Resource) ([]byte, error) {
+	if m.Reason == MessageDelete {
+		return setMembers(cur.Body, map[string]any{"status": "entered-in-error"})
+	}
+	set := map[string]any{"id": cur.ID}
+	if subject, ok := sent.Object("subject"); ok {
+		if ref, _ := subject.String("reference"); m.Patient != nil && ref == m.Patient.FullURL {
+			var stored struct {
+				Subject json.RawMessage `json:"subject"`
+			}
+			if err := json.Unmarshal(cur.Body, &stored); err != nil {
+				return nil, err
+			}
+			if err := s.samePatient(ctx, caller, m.Patient, stored.Subject); err != nil {
+				return nil, err
+			}
+			set["subject"] = stored.Subject
+		}
+	}
+	return setMembers(sent.Bytes(), set)
+}
+
+// samePatient refuses an update whose Patient entry has another NHS number
+// than the referral's Patient: a referral is for one person, and what the
+// message says would otherwise be dropped without a word.
+func (s *Service) samePatient(ctx context.Context, caller gateway.Caller, p *MessageEntry, storedSubject []byte) error {
+	var subject struct {
+		Reference string `json:"reference"`
+	}
+	_ = json.Unmarshal(storedSubject, &subject)
+	id, ok := strings.CutPrefix(s.LocalRef(subject.Reference), gateway.TypePatient+"/")
+	if !ok {
+		return nil // a referral by NHS number alone: ServiceRequest.subject is checked as in any update
+	}
+	key, err := s.PatientKeyFor(ctx, caller, id)
+	if err != nil {
+		return err
+	}
+	held, err := s.Store.Read(ctx, gateway.TypePatient, key)
+	if errors.Is(err, gateway.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	want, have := nhsNumbers(held.Body), nhsNumbers(p.Body)
+	if len(want) == 0 || len(have) == 0 {
+		return nil
+	}
+	for v := range have {
+		if want[v] {
+			return nil
+		}
+	}
+	return gateway.NewError(gateway.KindConflict, fhir.IssueConflict, p.Expr+".identifier",
+		"this Patient's NHS number is not that of the referral's patient; a referral's patient does not change: withdraw it (reason delete) and send a new referral")
+}
+
+func nhsNumbers(body []byte) map[string]bool {
+	out := map[string]bool{}
+	for _, id := range conform.IdentifiersIn(body) {
+		if id.System == fhir.NHSNumberSystem {
+			out[id.Value] = true
+		}
+	}
+	return out
+}
+
+// setMembers replaces (or adds) top-level members of a resource.
+func setMembers(body []byte, set map[string]any) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, err
+	}
+	for k, v := range set {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		m[k] = b
+	}
+	return json.Marshal(m)
+}
+
+// referralTask reads the referral Task of a ServiceRequest (nil: it has none).
+func (s *Service) referralTask(ctx context.Context, srID string) (*gateway.Resource, error) {
+	holder, err := s.Store.Lookup(ctx, referralTaskKey(srID))
+	if err != nil || holder == "" {
+		return nil, err
+	}
+	return s.Store.Read(ctx, gateway.TypeTask, strings.TrimPrefix(holder, gateway.TypeTask+"/"))
+}
+
+// heldMessageChange is the ServiceRequest version a message's key names:
+// "ServiceRequest/{id}" for the referral a new message made, or
+// "ServiceRequest/{id}/_history/{version}" for the version an update or
+// delete wrote, so that the same message sent again is answered as it was
+// the first time.
+func (s *Service) heldMessageChange(ctx context.Context, holder string) (*gateway.Resource, error) {
+	typ, rest, _ := strings.Cut(holder, "/")
+	id, version, versioned := strings.Cut(rest, "/_history/")
+	if !versioned {
+		return s.Store.Read(ctx, typ, id)
+	}
+	v, err := strconv.Atoi(version)
+	if err != nil {
+		return nil, err
+	}
+	return s.Store.ReadVersion(ctx, typ, id, v)
+}
