@@ -180,10 +180,12 @@ func (s *Core) ReadTask(ctx context.Context, id string) (*Resource, *TaskView, e
 	return task, view, nil
 }
 
-// TaskChange builds the commit of a system-made Task version: the members
-// given replace the current ones, lastModified is now, and the GP is told.
-// A new status is given as members["status"], a TaskStatus.
-func (s *Core) TaskChange(cur *Resource, view *TaskView, members map[string]any, jobs []Job, done *JobRef) *Commit {
+// TaskVersion builds the commit of a system-made Task version: the members
+// given replace the current ones and lastModified is now, with the jobs
+// given. A new status is given as members["status"], a TaskStatus; the
+// status the Task has after the change is returned. Use cases change a
+// Task through queue.TaskChange, which also tells the GP side.
+func (s *Core) TaskVersion(cur *Resource, view *TaskView, members map[string]any, jobs []Job, done *JobRef) (*Commit, TaskStatus) {
 	now := s.Now().UTC().Truncate(time.Millisecond)
 	members["lastModified"] = Instant(now)
 	body := cur.Body
@@ -203,8 +205,7 @@ func (s *Core) TaskChange(cur *Resource, view *TaskView, members map[string]any,
 	var task models.Task
 	_ = json.Unmarshal(next.Body, &task) // passed the raw checks just above
 	terms := append(TaskTerms(cur.ID, &task, s.Base), ClientTerm(cur.Owner))
-	return &Commit{Writes: []Write{{Resource: next, Expect: cur.Version, Terms: terms}},
-		Jobs: append(jobs, NotifyJobs(next, status)...), Done: done}
+	return &Commit{Writes: []Write{{Resource: next, Expect: cur.Version, Terms: terms}}, Jobs: jobs, Done: done}, status
 }
 
 // LocalRef turns an absolute reference to this server into a relative one.

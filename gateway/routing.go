@@ -182,3 +182,10 @@ func (r *Router) ByOrganization(v string) []*Provider {
 	}
 	return out
 }
+
+// Routing is where a referral goes: its social prescribing category and
+// the provider serving it.
+type Routing struct {
+	Category string
+	Provider *Provider
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/signpost-health/signpost/gateway/delivery"
 	"github.com/signpost-health/signpost/gateway/notify"
 	"github.com/signpost-health/signpost/gateway/outbound"
+	"github.com/signpost-health/signpost/gateway/queue"
 	"github.com/signpost-health/signpost/gateway/webhook"
 	"github.com/signpost-health/signpost/gateway/worker"
 )
@@ -188,7 +189,7 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tFAILED\tPROVIDER\tEVENT\tTASK\tREASON")
 		for _, e := range entries {
-			d := gateway.ReadDeadLetter(e)
+			d := queue.ReadDeadLetter(e)
 			when := ""
 			if !d.FailedAt.IsZero() {
 				when = d.FailedAt.Format(time.RFC3339)
@@ -212,8 +213,8 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 			continue
 		}
 		delete(want, e.ID)
-		d := gateway.ReadDeadLetter(e)
-		if d.Event == gateway.EventTaskChanged {
+		d := queue.ReadDeadLetter(e)
+		if d.Event == queue.EventTaskChanged {
 			// A write-back: queued again as it was, for the GP system.
 			if _, err := a.store.Queue(gateway.QueueNotify).Add(ctx, d.Replayed()); err != nil {
 				return err

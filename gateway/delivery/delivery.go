@@ -9,6 +9,7 @@ import (
 
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/queue"
 )
 
 // Message is the thin payload of a delivery (documented in gateway/webhook/DELIVERY.md):
@@ -33,7 +34,7 @@ type MessageDetails struct {
 
 // DeliveryBody builds what is sent: the thin JSON message, or with full a
 // FHIR Bundle (collection) of the Task, ServiceRequest and Patient.
-func (s *Service) DeliveryBody(ctx context.Context, d *gateway.Delivery, full bool) ([]byte, error) {
+func (s *Service) DeliveryBody(ctx context.Context, d *queue.Delivery, full bool) ([]byte, error) {
 	task, view, err := s.ReadTask(ctx, d.TaskID)
 	if err != nil {
 		return nil, err
@@ -45,7 +46,7 @@ func (s *Service) DeliveryBody(ctx context.Context, d *gateway.Delivery, full bo
 		}
 		_ = json.Unmarshal(task.Body, &t)
 		typ := "referral.requested"
-		if d.Event == gateway.EventCancelled {
+		if d.Event == queue.EventCancelled {
 			typ = "referral.cancelled"
 		}
 		// The thin message names the referral (and its category), no more.
@@ -80,7 +81,7 @@ func (s *Service) DeliveryBody(ctx context.Context, d *gateway.Delivery, full bo
 
 // TaskForProvider is the referral Task as a provider's FHIR server gets it:
 // its references made absolute, so they resolve back to Signpost.
-func (s *Service) TaskForProvider(ctx context.Context, d *gateway.Delivery) ([]byte, error) {
+func (s *Service) TaskForProvider(ctx context.Context, d *queue.Delivery) ([]byte, error) {
 	task, view, err := s.ReadTask(ctx, d.TaskID)
 	if err != nil {
 		return nil, err
@@ -98,11 +99,11 @@ func (s *Service) TaskForProvider(ctx context.Context, d *gateway.Delivery) ([]b
 // Delivered records that the provider has the referral: a new Task version
 // with businessStatus "delivered", the GP's notification, and the job's
 // acknowledgement, in one step.
-func (s *Service) Delivered(ctx context.Context, d *gateway.Delivery, providerName string) error {
+func (s *Service) Delivered(ctx context.Context, d *queue.Delivery, providerName string) error {
 	return s.recordDelivery(ctx, d, func(view *gateway.TaskView) (map[string]any, []gateway.Job) {
 		status := map[string]any{"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": "delivered", "display": "Delivered to the provider"}},
 			"text": "delivered to " + providerName}
-		if d.Event == gateway.EventCancelled {
+		if d.Event == queue.EventCancelled {
 			status = map[string]any{"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": "cancellation-delivered", "display": "Cancellation delivered to the provider"}},
 				"text": "cancellation delivered to " + providerName}
 		}
@@ -119,7 +120,7 @@ func (s *Service) Delivered(ctx context.Context, d *gateway.Delivery, providerNa
 // "delivery-unconfirmed", and the dead letter waits for an operator to
 // confirm with the provider or send it again (the same webhook-id, which
 // the provider deduplicates on).
-func (s *Service) DeadLetter(ctx context.Context, d *gateway.Delivery, reason string) error {
+func (s *Service) DeadLetter(ctx context.Context, d *queue.Delivery, reason string) error {
 	if d.Unconfirmed() {
 		return s.deadLetterUnconfirmed(ctx, d, reason)
 	}
@@ -131,7 +132,7 @@ func (s *Service) DeadLetter(ctx context.Context, d *gateway.Delivery, reason st
 		// Signpost itself fails a referral it could not deliver: only one
 		// still waiting for the provider (requested). Once the provider has
 		// it, a failed send changes nothing about the referral.
-		if d.Event == gateway.EventReferral && view.Status == gateway.TaskRequested {
+		if d.Event == queue.EventReferral && view.Status == gateway.TaskRequested {
 			change["status"] = gateway.TaskFailed
 			change["statusReason"] = map[string]string{"text": "Signpost could not deliver the referral to the provider: " + reason}
 		}
@@ -145,7 +146,7 @@ const BusinessDeliveryUnconfirmed = "delivery-unconfirmed"
 
 // deadLetterUnconfirmed dead-letters a delivery whose outcome is unknown,
 // leaving the referral's status as it is.
-func (s *Service) deadLetterUnconfirmed(ctx context.Context, d *gateway.Delivery, reason string) error {
+func (s *Service) deadLetterUnconfirmed(ctx context.Context, d *queue.Delivery, reason string) error {
 	return s.recordDelivery(ctx, d, func(view *gateway.TaskView) (map[string]any, []gateway.Job) {
 		text := fmt.Sprintf("delivery not confirmed: %d of %d attempts timed out, so the provider may have the referral; last: %s", d.TimedOut, d.Attempt+1, reason)
 		change := map[string]any{"businessStatus": map[string]any{
@@ -158,8 +159,8 @@ func (s *Service) deadLetterUnconfirmed(ctx context.Context, d *gateway.Delivery
 // recordDelivery writes a new version of the delivery's Task with the
 // members change returns, with the jobs, the GP notification and the
 // acknowledgement of the delivery job, retrying if the Task changed meanwhile.
-func (s *Service) recordDelivery(ctx context.Context, d *gateway.Delivery, change func(*gateway.TaskView) (map[string]any, []gateway.Job)) error {
-	for attempt := 0; attempt < gateway.MaxAttempts; attempt++ {
+func (s *Service) recordDelivery(ctx context.Context, d *queue.Delivery, change func(*gateway.TaskView) (map[string]any, []gateway.Job)) error {
+	for attempt := 0; attempt < queue.MaxAttempts; attempt++ {
 		cur, err := s.Store.Read(ctx, gateway.TypeTask, d.TaskID)
 		if errors.Is(err, gateway.ErrNotFound) {
 			return fmt.Errorf("delivery job %s: its Task is not held", d.Job.ID)
@@ -172,7 +173,7 @@ func (s *Service) recordDelivery(ctx context.Context, d *gateway.Delivery, chang
 			return err
 		}
 		members, jobs := change(view)
-		res, err := s.Commit(ctx, s.TaskChange(cur, view, members, jobs, d.Job.Ref()))
+		res, err := s.Commit(ctx, queue.TaskChange(s.Core, cur, view, members, jobs, d.Job.Ref()))
 		if err != nil {
 			return err
 		}
@@ -194,19 +195,19 @@ var (
 // (and the same webhook-id), a Task that failed because of it is requested
 // again, and the dead letter is removed, in one step.
 func (s *Service) Redrive(ctx context.Context, dead gateway.QueuedJob) error {
-	d, err := gateway.ReadDelivery(dead)
+	d, err := queue.ReadDelivery(dead)
 	if err != nil {
 		return err
 	}
 	var fields []string
-	for k, v := range gateway.ReadDeadLetter(dead).Replayed() {
+	for k, v := range queue.ReadDeadLetter(dead).Replayed() {
 		fields = append(fields, k, v)
 	}
 	job := gateway.Job{Queue: gateway.QueueDelivery, Fields: fields}
 	// No consumer: the commit checks the dead letter still exists, so the
 	// same dead letter is re-driven once however often replay is asked.
 	ack := &gateway.JobRef{Queue: gateway.QueueDeadLetter, ID: dead.ID}
-	for attempt := 0; attempt < gateway.MaxAttempts; attempt++ {
+	for attempt := 0; attempt < queue.MaxAttempts; attempt++ {
 		cur, view, err := s.ReadTask(ctx, d.TaskID)
 		if err != nil {
 			return err
@@ -215,17 +216,17 @@ func (s *Service) Redrive(ctx context.Context, dead gateway.QueuedJob) error {
 		// closed (failed, completed, rejected) or that was cancelled has
 		// moved on, and a referral is not sent to it again.
 		signpostFailed := view.Status == gateway.TaskFailed && view.BusinessStatusCode == "undeliverable"
-		if d.Event == gateway.EventReferral && view.Status != gateway.TaskRequested && !signpostFailed {
+		if d.Event == queue.EventReferral && view.Status != gateway.TaskRequested && !signpostFailed {
 			return fmt.Errorf("%w: the referral is %s", ErrMovedOn, view.Status)
 		}
 		members := map[string]any{"businessStatus": map[string]any{
 			"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": "redriven", "display": "Sent again by an operator"}},
 			"text":   "sent again by an operator after a failed delivery"}}
-		if signpostFailed && d.Event == gateway.EventReferral {
+		if signpostFailed && d.Event == queue.EventReferral {
 			members["status"] = gateway.TaskRequested
 			members["statusReason"] = map[string]string{"text": "delivery is being retried by an operator"}
 		}
-		res, err := s.Commit(ctx, s.TaskChange(cur, view, members, []gateway.Job{job}, ack))
+		res, err := s.Commit(ctx, queue.TaskChange(s.Core, cur, view, members, []gateway.Job{job}, ack))
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/portal"
+	"github.com/signpost-health/signpost/gateway/queue"
 )
 
 // A synthetic patient of practice-b, with every detail the inbox shows.
@@ -159,7 +160,7 @@ func TestProviderSeesOnlyPatientsOfItsReferralsClient(t *testing.T) {
 		t.Errorf("the referral page shows another client's Patient: %+v", detail.Person)
 	}
 	// The full webhook body.
-	full, err := e.svc.Delivery.DeliveryBody(context.Background(), &gateway.Delivery{Event: gateway.EventReferral, TaskID: taskID,
+	full, err := e.svc.Delivery.DeliveryBody(context.Background(), &queue.Delivery{Event: queue.EventReferral, TaskID: taskID,
 		ServiceRequestID: srID, ProviderID: "walking", ID: "msg_test"}, true)
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +192,7 @@ func TestProviderSeesOnlyPatientsOfItsReferralsClient(t *testing.T) {
 	if err != nil || detail.Person.Name != "Ann Testpatient" {
 		t.Errorf("the referral page of the client's own Patient: %v %+v", err, detail)
 	}
-	full, err = e.svc.Delivery.DeliveryBody(context.Background(), &gateway.Delivery{Event: gateway.EventReferral, TaskID: ownTaskID,
+	full, err = e.svc.Delivery.DeliveryBody(context.Background(), &queue.Delivery{Event: queue.EventReferral, TaskID: ownTaskID,
 		ServiceRequestID: ownSR, ProviderID: "walking", ID: "msg_test"}, true)
 	if err != nil || !strings.Contains(string(full), "Ann Testpatient") {
 		t.Errorf("the full webhook of the client's own Patient: %v %s", err, full)
@@ -263,7 +264,7 @@ func TestPatientIdsArePerClient(t *testing.T) {
 			t.Errorf("the inbox shows %q for Task %s, want %q", r.Person.Name, r.TaskID, want)
 		}
 	}
-	full, err := e.svc.Delivery.DeliveryBody(context.Background(), &gateway.Delivery{Event: gateway.EventReferral, TaskID: taskB,
+	full, err := e.svc.Delivery.DeliveryBody(context.Background(), &queue.Delivery{Event: queue.EventReferral, TaskID: taskB,
 		ServiceRequestID: srB, ProviderID: "walking", ID: "msg_test"}, true)
 	if err != nil || !strings.Contains(string(full), "Bea Testpatient") || strings.Contains(string(full), "Ann B Testpatient") {
 		t.Errorf("practice b's full webhook: %v %s", err, full)

@@ -11,6 +11,7 @@ import (
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/conform"
 	"github.com/signpost-health/signpost/gateway/query"
+	"github.com/signpost-health/signpost/gateway/queue"
 	"github.com/signpost-health/signpost/gateway/topic"
 )
 
@@ -66,7 +67,7 @@ type pendingRequest struct {
 // committed with the change (a transaction passes none: what it touched is
 // known entry by entry only to the API, which keeps its record apart).
 func (s *Service) apply(ctx context.Context, caller gateway.Caller, reqs []*Request, audit *gateway.AuditIntent) ([]*gateway.Outcome, error) {
-	for attempt := 1; attempt <= gateway.MaxAttempts; attempt++ {
+	for attempt := 1; attempt <= queue.MaxAttempts; attempt++ {
 		pl, err := s.prepare(ctx, caller, reqs, attempt > 1)
 		if err != nil {
 			return nil, err

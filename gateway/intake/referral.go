@@ -13,6 +13,7 @@ import (
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/conform"
+	"github.com/signpost-health/signpost/gateway/queue"
 )
 
 // planPatient validates a Patient and plans its write. A PUT of a Patient
@@ -278,12 +279,12 @@ func (s *Service) planDelivery(pl *plan, taskID, srID string, rt *gateway.Routin
 		}
 	}
 	pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: referralTaskKey(srID), Value: gateway.TypeTask + "/" + taskID})
-	pl.commit.Jobs = append(pl.commit.Jobs, gateway.DeliveryJob(gateway.EventReferral, taskID, srID, rt, pl.now))
+	pl.commit.Jobs = append(pl.commit.Jobs, queue.DeliveryJob(queue.EventReferral, taskID, srID, rt, pl.now))
 }
 
 // planRevocation cancels the Task of a referral its referrer revoked.
 func (s *Service) planRevocation(pl *plan, task *gateway.Resource, view *gateway.TaskView) error {
-	c := s.TaskChange(task, view, map[string]any{"status": gateway.TaskCancelled,
+	c := queue.TaskChange(s.Core, task, view, map[string]any{"status": gateway.TaskCancelled,
 		"statusReason": map[string]string{"text": "the referrer revoked the referral"}}, nil, nil)
 	pl.commit.Writes = append(pl.commit.Writes, c.Writes...)
 	pl.commit.Jobs = append(pl.commit.Jobs, c.Jobs...)
@@ -352,7 +353,7 @@ func (s *Service) planCancellation(pl *plan, task models.Task, taskID string) er
 			category = *in.ValueCoding.Code
 		}
 	}
-	pl.commit.Jobs = append(pl.commit.Jobs, gateway.DeliveryJob(gateway.EventCancelled, taskID, srID, &gateway.Routing{Category: category, Provider: p}, pl.now))
+	pl.commit.Jobs = append(pl.commit.Jobs, queue.DeliveryJob(queue.EventCancelled, taskID, srID, &gateway.Routing{Category: category, Provider: p}, pl.now))
 	return nil
 }
 
@@ -537,7 +538,7 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	s.planProvenance(pl, out.Resource, gateway.RefOf(old.Owner))
 	// Every change reaches the GP; a referrer's cancellation also reaches
 	// the provider, as a delivery of its own.
-	pl.commit.Jobs = append(pl.commit.Jobs, gateway.NotifyJobs(out.Resource, status)...)
+	pl.commit.Jobs = append(pl.commit.Jobs, queue.NotifyJobs(out.Resource, status)...)
 	if status == gateway.TaskCancelled && from != gateway.TaskCancelled && pl.caller.Kind != gateway.CallerProvider {
 		if err := s.planCancellation(pl, old, r.id); err != nil {
 			return nil, err

@@ -8,6 +8,7 @@ import (
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/conform"
+	"github.com/signpost-health/signpost/gateway/queue"
 	"github.com/signpost-health/signpost/gateway/topic"
 )
 
@@ -61,7 +62,7 @@ func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*
 		map[string]any{"status": status})
 	out := pl.addWrite(r, body, version, expect, r.pinsVersion(), []string{gateway.StatusTerm(status)}, nil)
 	if status == "requested" {
-		pl.commit.Jobs = append(pl.commit.Jobs, gateway.Handshake{SubscriptionID: r.id, Client: out.Resource.Owner, Version: version}.Job())
+		pl.commit.Jobs = append(pl.commit.Jobs, queue.Handshake{SubscriptionID: r.id, Client: out.Resource.Owner, Version: version}.Job())
 	}
 	return out, nil
 }

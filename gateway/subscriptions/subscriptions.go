@@ -12,6 +12,7 @@ import (
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/query"
+	"github.com/signpost-health/signpost/gateway/queue"
 	"github.com/signpost-health/signpost/gateway/topic"
 )
 
@@ -212,7 +213,7 @@ func (s *Service) NotificationBundle(ctx context.Context, sub *topic.Subscriptio
 // handshake confirms the endpoint of the version it was made for, and one
 // that an update overtook is left to the update's own handshake.
 func (s *Service) SetSubscriptionStatus(ctx context.Context, id, status, reason string, version int) error {
-	for attempt := 0; attempt < gateway.MaxAttempts; attempt++ {
+	for attempt := 0; attempt < queue.MaxAttempts; attempt++ {
 		cur, err := s.Store.Read(ctx, topic.TypeSubscription, id)
 		if err != nil {
 			return err
@@ -244,7 +245,7 @@ func (s *Service) SetSubscriptionStatus(ctx context.Context, id, status, reason 
 		if status == "active" {
 			// Events that waited while it was in error (or arrived during
 			// the handshake) go out now; with none, the job finds nothing.
-			c.Jobs = []gateway.Job{gateway.SendJob(id, cur.Owner)}
+			c.Jobs = []gateway.Job{queue.SendJob(id, cur.Owner)}
 		}
 		res, err := s.Commit(ctx, c)
 		if err != nil {

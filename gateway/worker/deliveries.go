@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/queue"
 	"github.com/signpost-health/signpost/gateway/telemetry"
 	"github.com/signpost-health/signpost/gateway/webhook"
 )
@@ -35,14 +36,14 @@ func (h *Deliveries) Lanes() []string {
 }
 
 // Lane is the job's provider.
-func (h *Deliveries) Lane(job gateway.QueuedJob) string { return gateway.JobLane(job) }
+func (h *Deliveries) Lane(job gateway.QueuedJob) string { return queue.JobLane(job) }
 
 // handle sends one job and records its outcome. An error recording it
 // leaves the job pending: it is reclaimed and sent again, with the same
 // webhook-id, which the provider uses to recognise a repeat.
 func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
 	logger, now := loggerOr(h.Log), clockOr(h.Now)
-	d, err := gateway.ReadDelivery(job)
+	d, err := queue.ReadDelivery(job)
 	if err != nil {
 		// Kept as it is for an operator to look at, never dropped.
 		logger.Error("unreadable delivery job dead-lettered", "job", job.ID, "error", err)
@@ -123,7 +124,7 @@ func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
 
 // retry puts a delivery off on the retry schedule, or after the last
 // attempt dead-letters it.
-func (h *Deliveries) retry(ctx context.Context, log *slog.Logger, job gateway.QueuedJob, d *gateway.Delivery, res webhook.Result, now func() time.Time) {
+func (h *Deliveries) retry(ctx context.Context, log *slog.Logger, job gateway.QueuedJob, d *queue.Delivery, res webhook.Result, now func() time.Time) {
 	if d.Attempt >= len(h.Retry) {
 		h.Metrics.Job(ctx, gateway.QueueDelivery, "dead-letter")
 		h.Metrics.DeliveryAttempts(ctx, "dead-letter", d.Attempt+1)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/notify"
+	"github.com/signpost-health/signpost/gateway/queue"
 	"github.com/signpost-health/signpost/gateway/telemetry"
 	"github.com/signpost-health/signpost/gateway/topic"
 )
@@ -77,7 +78,7 @@ const DefaultMaxHeartbeats = 16
 func (h *Subscriptions) Lanes() []string { return h.Clients }
 
 // Lane is the GP system the job is for.
-func (h *Subscriptions) Lane(job gateway.QueuedJob) string { return gateway.JobLane(job) }
+func (h *Subscriptions) Lane(job gateway.QueuedJob) string { return queue.JobLane(job) }
 
 func (h *Subscriptions) log() *slog.Logger {
 	return loggerOr(h.Log)
@@ -85,10 +86,10 @@ func (h *Subscriptions) log() *slog.Logger {
 
 // Handle handles one job of the subscription queue.
 func (h *Subscriptions) Handle(ctx context.Context, job gateway.QueuedJob) {
-	log := h.log().With("job", job.ID, "event", gateway.JobEvent(job))
-	switch gateway.JobEvent(job) {
-	case gateway.EventTaskChanged:
-		changed, err := gateway.ReadTaskChanged(job)
+	log := h.log().With("job", job.ID, "event", queue.JobEvent(job))
+	switch queue.JobEvent(job) {
+	case queue.EventTaskChanged:
+		changed, err := queue.ReadTaskChanged(job)
 		if err != nil {
 			record(log, "unreadable subscription job", h.Queue.Bury(ctx, job, err.Error()))
 			return
@@ -100,9 +101,9 @@ func (h *Subscriptions) Handle(ctx context.Context, job gateway.QueuedJob) {
 		}
 		ev := gateway.Event{Timestamp: changed.At, Task: task.Ref(), Version: strconv.Itoa(changed.Version)}
 		record(log.With("subscriptions", len(subs)), "numbered for subscribers", h.Store.Fanout(ctx, job, subs, changed.Client, ev))
-	case gateway.EventHandshake:
+	case queue.EventHandshake:
 		h.handshake(ctx, log, job)
-	case gateway.EventSend:
+	case queue.EventSend:
 		h.send(ctx, log, job)
 	default:
 		record(log, "unknown subscription job", h.Queue.Bury(ctx, job, "unknown subscription job"))
@@ -112,7 +113,7 @@ func (h *Subscriptions) Handle(ctx context.Context, job gateway.QueuedJob) {
 // handshake confirms a new subscription with its endpoint: active when the
 // endpoint answers 2xx, error (with the reason) when it does not.
 func (h *Subscriptions) handshake(ctx context.Context, log *slog.Logger, job gateway.QueuedJob) {
-	hs, err := gateway.ReadHandshake(job)
+	hs, err := queue.ReadHandshake(job)
 	if err != nil {
 		record(log, "unreadable handshake job", h.Queue.Bury(ctx, job, err.Error()))
 		return
@@ -146,7 +147,7 @@ func (h *Subscriptions) handshake(ctx context.Context, log *slog.Logger, job gat
 // per subscription, so a subscriber always receives them in order; a
 // subscriber that is down gets them all when it is back.
 func (h *Subscriptions) send(ctx context.Context, log *slog.Logger, job gateway.QueuedJob) {
-	id, err := gateway.ReadSend(job)
+	id, err := queue.ReadSend(job)
 	if err != nil {
 		record(log, "unreadable send job", h.Queue.Bury(ctx, job, err.Error()))
 		return
@@ -214,7 +215,7 @@ func (h *Subscriptions) send(ctx context.Context, log *slog.Logger, job gateway.
 // retry tries the subscription again later; after the last attempt it is
 // put in error, keeping its events (they are sent if it is made active).
 func (h *Subscriptions) retry(ctx context.Context, log *slog.Logger, job gateway.QueuedJob, sub *topic.SubscriptionView, res notify.Result) {
-	attempt, _ := gateway.Attempt(job) // unreadable: the first of the retries
+	attempt, _ := queue.Attempt(job) // unreadable: the first of the retries
 	if !res.Retry || attempt >= len(h.Retry) {
 		err := h.Domain.SetSubscriptionStatus(ctx, sub.ID, "error", "notifications failed: "+res.Reason, 0)
 		if err == nil {
@@ -223,7 +224,7 @@ func (h *Subscriptions) retry(ctx context.Context, log *slog.Logger, job gateway
 		record(log, "subscription put in error", err)
 		return
 	}
-	next := gateway.NextAttempt(job)
+	next := queue.NextAttempt(job)
 	wait := jitter(h.Retry[attempt])
 	record(log.With("reason", res.Reason, "retry_in", wait), "will retry", h.Queue.Later(ctx, job, next, time.Now().Add(wait)))
 }

@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/queue"
 	"github.com/signpost-health/signpost/gateway/webhook"
 )
 
@@ -45,10 +46,10 @@ type Queue interface {
 
 // Domain is what the worker asks of the delivery use case (gateway/delivery).
 type Domain interface {
-	DeliveryBody(ctx context.Context, d *gateway.Delivery, full bool) ([]byte, error)
-	TaskForProvider(ctx context.Context, d *gateway.Delivery) ([]byte, error)
-	Delivered(ctx context.Context, d *gateway.Delivery, providerName string) error
-	DeadLetter(ctx context.Context, d *gateway.Delivery, reason string) error
+	DeliveryBody(ctx context.Context, d *queue.Delivery, full bool) ([]byte, error)
+	TaskForProvider(ctx context.Context, d *queue.Delivery) ([]byte, error)
+	Delivered(ctx context.Context, d *queue.Delivery, providerName string) error
+	DeadLetter(ctx context.Context, d *queue.Delivery, reason string) error
 }
 
 // Switch remembers endpoints that answered 410 Gone, for every worker.
@@ -279,7 +280,7 @@ func (w *Worker) reclaim(ctx context.Context) {
 				w.forget(ctx) // a whole pass made: what was left behind is being handled
 			}
 			for _, j := range jobs {
-				w.o.Log.Info("delivery reclaimed from a worker that stopped", "job", j.ID, "task", gateway.JobTask(j))
+				w.o.Log.Info("delivery reclaimed from a worker that stopped", "job", j.ID, "task", queue.JobTask(j))
 				w.dispatch(ctx, j)
 			}
 		}
@@ -339,7 +340,7 @@ func (w *Worker) take(ctx context.Context, job gateway.QueuedJob) {
 	}
 	// The job continues the trace of the change that queued it.
 	ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(job.Fields))
-	attempt, _ := gateway.Attempt(job)
+	attempt, _ := queue.Attempt(job)
 	ctx, span := tracer().Start(ctx, job.Queue+" process", trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(attribute.String("messaging.system", "redis"), attribute.String("messaging.operation.type", "process"),
 			attribute.String("messaging.destination.name", job.Queue), attribute.String("messaging.message.id", job.ID),

@@ -9,6 +9,7 @@ import (
 
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/notify"
+	"github.com/signpost-health/signpost/gateway/queue"
 	"github.com/signpost-health/signpost/gateway/telemetry"
 	"github.com/signpost-health/signpost/gateway/writeback"
 )
@@ -54,12 +55,12 @@ func (h *WriteBacks) Lanes() []string {
 }
 
 // Lane is the client whose referral the Task is.
-func (h *WriteBacks) Lane(job gateway.QueuedJob) string { return gateway.JobLane(job) }
+func (h *WriteBacks) Lane(job gateway.QueuedJob) string { return queue.JobLane(job) }
 
 // Handle writes one change back.
 func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
 	logger, now := loggerOr(h.Log), clockOr(h.Now)
-	changed, err := gateway.ReadTaskChanged(job)
+	changed, err := queue.ReadTaskChanged(job)
 	if err != nil {
 		record(logger.With("job", job.ID), "unreadable write-back job", h.Queue.Bury(ctx, job, err.Error()))
 		return
@@ -157,13 +158,13 @@ func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
 // change of the Task writes its current state anyway).
 func (h *WriteBacks) retry(ctx context.Context, log *slog.Logger, job gateway.QueuedJob, res notify.Result) {
 	now := clockOr(h.Now)
-	attempt, _ := gateway.Attempt(job) // unreadable: the first of the retries
+	attempt, _ := queue.Attempt(job) // unreadable: the first of the retries
 	log = log.With("attempt", attempt+1, "reason", res.Reason)
 	if !res.Retry || attempt >= len(h.Retry) {
 		record(log.With("status", res.Status), "dead letter", h.Queue.Bury(ctx, job, "write-back to the GP system failed: "+res.Reason))
 		return
 	}
-	next := gateway.NextAttempt(job)
+	next := queue.NextAttempt(job)
 	wait := jitter(h.Retry[attempt])
 	record(log.With("retry_in", wait), "will retry", h.Queue.Later(ctx, job, next, now().Add(wait)))
 }

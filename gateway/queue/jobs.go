@@ -1,6 +1,8 @@
-package gateway
+package queue
 
 import (
+	"github.com/signpost-health/signpost/gateway"
+
 	"fmt"
 	"strconv"
 	"time"
@@ -52,7 +54,7 @@ const (
 
 // Delivery is one job of the delivery queue.
 type Delivery struct {
-	Job              QueuedJob
+	Job              gateway.QueuedJob
 	Event            string
 	TaskID           string
 	ServiceRequestID string
@@ -73,7 +75,7 @@ type Delivery struct {
 
 // ReadDelivery reads a delivery job. A job that cannot be read is a bug or
 // tampering; the worker dead-letters it.
-func ReadDelivery(j QueuedJob) (*Delivery, error) {
+func ReadDelivery(j gateway.QueuedJob) (*Delivery, error) {
 	f := j.Fields
 	d := &Delivery{Job: j, Event: f[fieldEvent], TaskID: f[fieldTask], ServiceRequestID: f[fieldServiceRequest],
 		ProviderID: f[fieldProvider], Category: f[fieldCategory], ID: f[fieldDeliveryID]}
@@ -87,7 +89,7 @@ func ReadDelivery(j QueuedJob) (*Delivery, error) {
 	if d.ID == "" {
 		d.ID = deliveryID(d.TaskID, d.Event)
 	}
-	if (d.Event != EventReferral && d.Event != EventCancelled) || CheckID(d.TaskID) != nil || d.ProviderID == "" {
+	if (d.Event != EventReferral && d.Event != EventCancelled) || gateway.CheckID(d.TaskID) != nil || d.ProviderID == "" {
 		return d, fmt.Errorf("delivery job %s is malformed", j.ID)
 	}
 	return d, nil
@@ -113,17 +115,17 @@ func (d *Delivery) Unconfirmed() bool { return d.TimedOut > 0 }
 
 // DeadLetterJob is the delivery as a dead letter: its fields, with why and
 // when it failed for good.
-func (d *Delivery) DeadLetterJob(reason string, at time.Time) Job {
+func (d *Delivery) DeadLetterJob(reason string, at time.Time) gateway.Job {
 	fields := make([]string, 0, 2*len(d.Job.Fields)+4)
 	for k, v := range d.Job.Fields {
 		fields = append(fields, k, v)
 	}
-	return Job{Queue: QueueDeadLetter, Fields: append(fields, fieldReason, reason, fieldFailedAt, strconv.FormatInt(at.UnixMilli(), 10))}
+	return gateway.Job{Queue: gateway.QueueDeadLetter, Fields: append(fields, fieldReason, reason, fieldFailedAt, strconv.FormatInt(at.UnixMilli(), 10))}
 }
 
 // DeliveryJob queues a referral (or its cancellation) for its provider.
-func DeliveryJob(event, taskID, srID string, rt *Routing, now time.Time) Job {
-	return Job{Queue: QueueDelivery, Fields: []string{
+func DeliveryJob(event, taskID, srID string, rt *gateway.Routing, now time.Time) gateway.Job {
+	return gateway.Job{Queue: gateway.QueueDelivery, Fields: []string{
 		fieldEvent, event,
 		fieldTask, taskID,
 		fieldServiceRequest, srID,
@@ -141,16 +143,16 @@ func DeliveryJob(event, taskID, srID string, rt *Routing, now time.Time) Job {
 type TaskChanged struct {
 	TaskID  string
 	Version int
-	Status  TaskStatus
+	Status  gateway.TaskStatus
 	Client  string    // whose referral the Task is
 	At      time.Time // when the version was stored (zero: unknown)
 }
 
 // NotifyJobs tell the GP side that a Task changed: one job for write-back
 // into its record, one for its subscriptions.
-func NotifyJobs(task *Resource, status TaskStatus) []Job {
+func NotifyJobs(task *gateway.Resource, status gateway.TaskStatus) []gateway.Job {
 	fields := TaskChanged{TaskID: task.ID, Version: task.Version, Status: status, Client: task.Owner, At: task.LastUpdated}.fields()
-	return []Job{{Queue: QueueNotify, Fields: fields}, {Queue: QueueSubscription, Fields: fields}}
+	return []gateway.Job{{Queue: gateway.QueueNotify, Fields: fields}, {Queue: gateway.QueueSubscription, Fields: fields}}
 }
 
 func (c TaskChanged) fields() []string {
@@ -161,10 +163,10 @@ func (c TaskChanged) fields() []string {
 }
 
 // ReadTaskChanged reads a task-changed job.
-func ReadTaskChanged(j QueuedJob) (TaskChanged, error) {
+func ReadTaskChanged(j gateway.QueuedJob) (TaskChanged, error) {
 	f := j.Fields
-	c := TaskChanged{TaskID: f[fieldTask], Status: TaskStatus(f[fieldStatus]), Client: f[fieldClient]}
-	if f[fieldEvent] != EventTaskChanged || CheckID(c.TaskID) != nil || c.Client == "" {
+	c := TaskChanged{TaskID: f[fieldTask], Status: gateway.TaskStatus(f[fieldStatus]), Client: f[fieldClient]}
+	if f[fieldEvent] != EventTaskChanged || gateway.CheckID(c.TaskID) != nil || c.Client == "" {
 		return c, fmt.Errorf("task-changed job %s is malformed", j.ID)
 	}
 	// Version and time may be absent from jobs queued by older gateways
@@ -195,15 +197,15 @@ type Handshake struct {
 }
 
 // Job is the handshake as a queued job.
-func (h Handshake) Job() Job {
-	return Job{Queue: QueueSubscription, Fields: []string{
+func (h Handshake) Job() gateway.Job {
+	return gateway.Job{Queue: gateway.QueueSubscription, Fields: []string{
 		fieldEvent, EventHandshake, fieldSubscription, h.SubscriptionID, fieldClient, h.Client, fieldVersion, strconv.Itoa(h.Version)}}
 }
 
 // ReadHandshake reads a handshake job.
-func ReadHandshake(j QueuedJob) (Handshake, error) {
+func ReadHandshake(j gateway.QueuedJob) (Handshake, error) {
 	h := Handshake{SubscriptionID: j.Fields[fieldSubscription], Client: j.Fields[fieldClient]}
-	if j.Fields[fieldEvent] != EventHandshake || CheckID(h.SubscriptionID) != nil {
+	if j.Fields[fieldEvent] != EventHandshake || gateway.CheckID(h.SubscriptionID) != nil {
 		return h, fmt.Errorf("handshake job %s is malformed", j.ID)
 	}
 	var err error
@@ -212,40 +214,40 @@ func ReadHandshake(j QueuedJob) (Handshake, error) {
 }
 
 // SendJob queues the sending of a subscription's waiting events.
-func SendJob(subscriptionID, client string) Job {
-	return Job{Queue: QueueSubscription, Fields: []string{fieldEvent, EventSend, fieldSubscription, subscriptionID, fieldClient, client}}
+func SendJob(subscriptionID, client string) gateway.Job {
+	return gateway.Job{Queue: gateway.QueueSubscription, Fields: []string{fieldEvent, EventSend, fieldSubscription, subscriptionID, fieldClient, client}}
 }
 
 // ReadSend reads a send job: the subscription whose events wait.
-func ReadSend(j QueuedJob) (subscriptionID string, err error) {
+func ReadSend(j gateway.QueuedJob) (subscriptionID string, err error) {
 	id := j.Fields[fieldSubscription]
-	if j.Fields[fieldEvent] != EventSend || CheckID(id) != nil {
+	if j.Fields[fieldEvent] != EventSend || gateway.CheckID(id) != nil {
 		return "", fmt.Errorf("send job %s is malformed", j.ID)
 	}
 	return id, nil
 }
 
 // JobEvent is the event of a job of any queue ("" when it has none).
-func JobEvent(j QueuedJob) string { return j.Fields[fieldEvent] }
+func JobEvent(j gateway.QueuedJob) string { return j.Fields[fieldEvent] }
 
 // JobLane is what a job's lane is keyed by: the provider of a delivery,
 // the client (GP system) of a notify or subscription job.
-func JobLane(j QueuedJob) string {
-	if j.Queue == QueueDelivery {
+func JobLane(j gateway.QueuedJob) string {
+	if j.Queue == gateway.QueueDelivery {
 		return j.Fields[fieldProvider]
 	}
 	return j.Fields[fieldClient]
 }
 
 // JobTask is the Task a job is about, for the logs ("" when none).
-func JobTask(j QueuedJob) string { return j.Fields[fieldTask] }
+func JobTask(j gateway.QueuedJob) string { return j.Fields[fieldTask] }
 
 // Attempt is how many times a job was tried already (0 for the first).
-func Attempt(j QueuedJob) (int, error) { return optionalInt(j, fieldAttempt) }
+func Attempt(j gateway.QueuedJob) (int, error) { return optionalInt(j, fieldAttempt) }
 
 // NextAttempt is the job's fields for its next attempt: the same fields
 // (trace context included) with the attempt counted.
-func NextAttempt(j QueuedJob) map[string]string {
+func NextAttempt(j gateway.QueuedJob) map[string]string {
 	attempt, _ := Attempt(j) // a job whose count cannot be read starts again from one
 	next := make(map[string]string, len(j.Fields)+1)
 	for k, v := range j.Fields {
@@ -257,7 +259,7 @@ func NextAttempt(j QueuedJob) map[string]string {
 
 // DeadLetter is a job of the dead-letter queue, as an operator reads it.
 type DeadLetter struct {
-	Job      QueuedJob
+	Job      gateway.QueuedJob
 	Event    string
 	TaskID   string
 	Provider string // a delivery's provider ("" for a write-back)
@@ -267,7 +269,7 @@ type DeadLetter struct {
 }
 
 // ReadDeadLetter reads a dead letter.
-func ReadDeadLetter(j QueuedJob) DeadLetter {
+func ReadDeadLetter(j gateway.QueuedJob) DeadLetter {
 	d := DeadLetter{Job: j, Event: j.Fields[fieldEvent], TaskID: j.Fields[fieldTask], Provider: j.Fields[fieldProvider],
 		Client: j.Fields[fieldClient], Reason: j.Fields[fieldReason]}
 	if ms, err := strconv.ParseInt(j.Fields[fieldFailedAt], 10, 64); err == nil {
@@ -291,7 +293,7 @@ func (d DeadLetter) Replayed() map[string]string {
 }
 
 // requiredInt reads a whole-number field that must be there.
-func requiredInt(j QueuedJob, name string) (int, error) {
+func requiredInt(j gateway.QueuedJob, name string) (int, error) {
 	v, ok := j.Fields[name]
 	if !ok {
 		return 0, fmt.Errorf("job %s has no %s", j.ID, name)
@@ -304,17 +306,21 @@ func requiredInt(j QueuedJob, name string) (int, error) {
 }
 
 // optionalInt reads a whole-number field that may be absent (0).
-func optionalInt(j QueuedJob, name string) (int, error) {
+func optionalInt(j gateway.QueuedJob, name string) (int, error) {
 	if _, ok := j.Fields[name]; !ok {
 		return 0, nil
 	}
 	return requiredInt(j, name)
 }
 
-type Routing struct {
-	Category string
-	Provider *Provider
-}
-
 // MaxAttempts bounds how often a plan is rebuilt after losing a race.
 const MaxAttempts = 3
+
+// TaskChange is a Task changed by Signpost itself (a delivery recorded, a
+// referral revoked): its new version with the jobs given, and the GP side
+// told of it, in one commit.
+func TaskChange(c *gateway.Core, cur *gateway.Resource, view *gateway.TaskView, members map[string]any, jobs []gateway.Job, done *gateway.JobRef) *gateway.Commit {
+	commit, status := c.TaskVersion(cur, view, members, jobs, done)
+	commit.Jobs = append(commit.Jobs, NotifyJobs(commit.Writes[0].Resource, status)...)
+	return commit
+}

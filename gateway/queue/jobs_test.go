@@ -1,27 +1,29 @@
-package gateway
+package queue
 
 import (
+	"github.com/signpost-health/signpost/gateway"
+
 	"strings"
 	"testing"
 	"time"
 )
 
 // queued is a job as a worker reads it back from its queue.
-func queued(j Job) QueuedJob {
+func queued(j gateway.Job) gateway.QueuedJob {
 	f := make(map[string]string, len(j.Fields)/2)
 	for i := 0; i+1 < len(j.Fields); i += 2 {
 		f[j.Fields[i]] = j.Fields[i+1]
 	}
-	return QueuedJob{Queue: j.Queue, ID: "1-0", Fields: f}
+	return gateway.QueuedJob{Queue: j.Queue, ID: "1-0", Fields: f}
 }
 
 func TestJobsReadBackWhatWasQueued(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 12, 2, 10, 0, 0, 123e6, time.UTC)
-	task := &Resource{Type: TypeTask, ID: "task-1", Version: 3, LastUpdated: at, Owner: "practice-a"}
-	for _, j := range NotifyJobs(task, TaskAccepted) {
+	task := &gateway.Resource{Type: gateway.TypeTask, ID: "task-1", Version: 3, LastUpdated: at, Owner: "practice-a"}
+	for _, j := range NotifyJobs(task, gateway.TaskAccepted) {
 		got, err := ReadTaskChanged(queued(j))
-		want := TaskChanged{TaskID: "task-1", Version: 3, Status: TaskAccepted, Client: "practice-a", At: at}
+		want := TaskChanged{TaskID: "task-1", Version: 3, Status: gateway.TaskAccepted, Client: "practice-a", At: at}
 		if err != nil || got != want {
 			t.Errorf("%s: read %+v, %v; want %+v", j.Queue, got, err, want)
 		}
@@ -36,7 +38,7 @@ func TestJobsReadBackWhatWasQueued(t *testing.T) {
 	if id, err := ReadSend(queued(SendJob("sub-1", "practice-a"))); err != nil || id != "sub-1" {
 		t.Errorf("send read %q, %v", id, err)
 	}
-	d, err := ReadDelivery(queued(DeliveryJob(EventReferral, "task-1", "sr-1", &Routing{Category: "loneliness", Provider: &Provider{ID: "walking"}}, at)))
+	d, err := ReadDelivery(queued(DeliveryJob(EventReferral, "task-1", "sr-1", &gateway.Routing{Category: "loneliness", Provider: &gateway.Provider{ID: "walking"}}, at)))
 	if err != nil || d.TaskID != "task-1" || d.ServiceRequestID != "sr-1" || d.ProviderID != "walking" || d.Attempt != 0 || d.ID != "msg_task-1_referral" {
 		t.Errorf("delivery read %+v, %v", d, err)
 	}
@@ -53,7 +55,7 @@ func TestJobsReadBackWhatWasQueued(t *testing.T) {
 // that says attempt "x" or version "-1" is a bug or tampering.
 func TestJobsRefuseUnreadableFields(t *testing.T) {
 	t.Parallel()
-	task := &Resource{Type: TypeTask, ID: "task-1", Version: 3, LastUpdated: time.Now(), Owner: "practice-a"}
+	task := &gateway.Resource{Type: gateway.TypeTask, ID: "task-1", Version: 3, LastUpdated: time.Now(), Owner: "practice-a"}
 	for name, spoil := range map[string]func(map[string]string){
 		"version not a number": func(f map[string]string) { f["version"] = "three" },
 		"negative version":     func(f map[string]string) { f["version"] = "-1" },
@@ -62,13 +64,13 @@ func TestJobsRefuseUnreadableFields(t *testing.T) {
 		"bad task id":          func(f map[string]string) { f["task"] = "../x" },
 		"another event":        func(f map[string]string) { f["event"] = EventHandshake },
 	} {
-		j := queued(NotifyJobs(task, TaskAccepted)[0])
+		j := queued(NotifyJobs(task, gateway.TaskAccepted)[0])
 		spoil(j.Fields)
 		if _, err := ReadTaskChanged(j); err == nil {
 			t.Errorf("%s: read without error", name)
 		}
 	}
-	j := queued(DeliveryJob(EventReferral, "task-1", "sr-1", &Routing{Provider: &Provider{ID: "walking"}}, time.Now()))
+	j := queued(DeliveryJob(EventReferral, "task-1", "sr-1", &gateway.Routing{Provider: &gateway.Provider{ID: "walking"}}, time.Now()))
 	j.Fields["attempt"] = "x"
 	if _, err := ReadDelivery(j); err == nil || !strings.Contains(err.Error(), "attempt") {
 		t.Errorf("a delivery with attempt x: %v, want an error naming attempt", err)
