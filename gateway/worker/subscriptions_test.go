@@ -125,7 +125,7 @@ func (s *subscriber) events() []notification {
 func (e *env) startSubscriptions() (stop func()) {
 	q := e.store.Queue(gateway.QueueSubscription)
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
-	w := worker.New(worker.Options{Queue: q, PerProvider: 1, LaneDepth: 4096, ReclaimIdle: time.Second, Consumer: "sub-" + gateway.NewID()[:8],
+	w := newQuickWorker(worker.Options{Queue: q, PerProvider: 1, LaneDepth: 4096, ReclaimIdle: time.Second, Consumer: "sub-" + gateway.NewID()[:8],
 		Handler: &worker.Subscriptions{Queue: q, Domain: e.svc.Subscriptions, Store: e.store, Client: client, Clients: []string{"practice-a", "practice-b"}, Retry: ms(50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50)}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -214,11 +214,12 @@ func TestNotificationsInOrderAcrossRestartAndOutage(t *testing.T) {
 	eventually(t, "the second event", func() bool { return len(s.events()) == 2 })
 
 	// The subscriber is down for a while: events wait, then arrive in order.
+	refusedFrom := s.calls.Load()
 	s.down.Store(true)
 	e.move(task, "on-hold", "waiting for the new season")
 	e.move(task, "in-progress", "")
 	e.move(task, "completed", "")
-	time.Sleep(200 * time.Millisecond) // a few failed attempts
+	eventually(t, "a few failed attempts", func() bool { return s.calls.Load()-refusedFrom >= 3 })
 	s.down.Store(false)
 	eventually(t, "every event after the outage", func() bool { return len(s.events()) == 5 })
 	for i, n := range s.events() {
