@@ -43,11 +43,27 @@ func TestForgetRemovesOnlyGoneConsumersWithNothingPending(t *testing.T) {
 	if err := q.Ack(ctx, read("self")[0]); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1100 * time.Millisecond)
+	// Gone means idle past the limit: wait until Redis counts the three
+	// idle for longer, then read as "live", well within it.
+	const limit = 250 * time.Millisecond
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		infos, err := r.Client().XInfoConsumers(ctx, s.keys.queue(gateway.QueueDelivery), gateway.WorkerGroup).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(infos) == 3 && !slices.ContainsFunc(infos, func(c redis.XInfoConsumer) bool { return c.Idle <= limit }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumers not idle past %s: %+v", limit, infos)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if err := q.Ack(ctx, read("live")[0]); err != nil { // read just now
 		t.Fatal(err)
 	}
-	n, err := q.Forget(ctx, "self", time.Second)
+	n, err := q.Forget(ctx, "self", limit)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -123,10 +124,16 @@ func (s *subscriber) events() []notification {
 }
 
 func (e *env) startSubscriptions() (stop func()) {
+	return e.startSubscriptionsRetrying(slices.Repeat(ms(50), 20))
+}
+
+// startSubscriptionsRetrying runs subscriptions with a retry schedule of
+// the test's own.
+func (e *env) startSubscriptionsRetrying(retry []time.Duration) (stop func()) {
 	q := e.store.Queue(gateway.QueueSubscription)
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
-	w := worker.New(worker.Options{Queue: q, PerProvider: 1, LaneDepth: 4096, ReclaimIdle: time.Second, Consumer: "sub-" + gateway.NewID()[:8],
-		Handler: &worker.Subscriptions{Queue: q, Domain: e.svc.Subscriptions, Store: e.store, Client: client, Clients: []string{"practice-a", "practice-b"}, Retry: ms(50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50)}})
+	w := newQuickWorker(worker.Options{Queue: q, PerProvider: 1, LaneDepth: 4096, ReclaimIdle: time.Second, Consumer: "sub-" + gateway.NewID()[:8],
+		Handler: &worker.Subscriptions{Queue: q, Domain: e.svc.Subscriptions, Store: e.store, Client: client, Clients: []string{"practice-a", "practice-b"}, Retry: retry}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = w.Run(ctx); close(done) }()
@@ -214,11 +221,12 @@ func TestNotificationsInOrderAcrossRestartAndOutage(t *testing.T) {
 	eventually(t, "the second event", func() bool { return len(s.events()) == 2 })
 
 	// The subscriber is down for a while: events wait, then arrive in order.
+	refusedFrom := s.calls.Load()
 	s.down.Store(true)
 	e.move(task, "on-hold", "waiting for the new season")
 	e.move(task, "in-progress", "")
 	e.move(task, "completed", "")
-	time.Sleep(200 * time.Millisecond) // a few failed attempts
+	eventually(t, "a few failed attempts", func() bool { return s.calls.Load()-refusedFrom >= 3 })
 	s.down.Store(false)
 	eventually(t, "every event after the outage", func() bool { return len(s.events()) == 5 })
 	for i, n := range s.events() {
@@ -349,7 +357,9 @@ func TestSubscriptionInErrorIsMadeActiveAgainByUpdate(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	s := newSubscriber(t)
-	e.startSubscriptions()
+	// The test waits for the retries to run out (the subscription in error):
+	// a short schedule, so that is soon.
+	e.startSubscriptionsRetrying(slices.Repeat(ms(5), 20))
 	sub := e.subscribe("practice-a", s.srv.URL, topic.PayloadIDOnly)
 	eventually(t, "the handshake", func() bool { return e.subStatus(sub) == "active" })
 	task := e.refer("SUB-ERR-1", "390893007")

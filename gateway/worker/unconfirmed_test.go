@@ -42,7 +42,7 @@ func TestTimedOutDeliveryIsUnconfirmedNotFailed(t *testing.T) {
 	t.Cleanup(func() { close(release); slow.Close() })
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 100 * time.Millisecond})
 	q := e.store.Queue(gateway.QueueDelivery)
-	w := worker.New(worker.Options{Queue: q, Handler: &worker.Deliveries{Queue: q, Domain: e.svc.Delivery, Switch: e.store,
+	w := newQuickWorker(worker.Options{Queue: q, Handler: &worker.Deliveries{Queue: q, Domain: e.svc.Delivery, Switch: e.store,
 		Sender: webhook.NewSender(client, time.Now), Retry: ms(10, 10),
 		Endpoints: map[string]worker.Endpoint{"walking": {Name: "Slow", Kind: "webhook", URL: slow.URL, Secrets: [][]byte{secret}}}},
 		Consumer: "test-" + gateway.NewID()[:8], ReclaimIdle: time.Minute, Grace: time.Second})

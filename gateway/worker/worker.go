@@ -81,7 +81,8 @@ type Handler interface {
 }
 
 // Ticker is a Handler that also has work on a clock (heartbeats): Tick is
-// called about once a second, and may leave work running, which Wait waits
+// called every Options.TickEvery (a second by default), and may leave work
+// running, which Wait waits
 // for at shutdown (after the context given to Tick has ended).
 type Ticker interface {
 	Tick(ctx context.Context)
@@ -102,7 +103,7 @@ type Options struct {
 	ReclaimIdle time.Duration
 	// ForgetIdle is how long a consumer with nothing pending may be idle
 	// before it counts as gone and is removed from the group (default an
-	// hour; a running worker reads at least every second).
+	// hour; a running worker reads at least every ReadBlock).
 	ForgetIdle time.Duration
 	// Grace is how long in-flight sends may finish at shutdown.
 	Grace time.Duration
@@ -110,8 +111,22 @@ type Options struct {
 	// put off for a second (default 64). A lane handled one job at a time,
 	// for order, wants a deeper one, so a burst waits in memory, not a second.
 	LaneDepth int
-	Log       *slog.Logger
-	Now       func() time.Time
+	// ReadBlock is how long one read of the queue waits for new jobs
+	// (default a second). A read under way is not cut short at shutdown,
+	// so it also bounds how long stopping waits for the read.
+	ReadBlock time.Duration
+	// PromoteEvery is how often retries that have come due are put back on
+	// the queue (default 200 ms): how late, at most, a retry is sent.
+	PromoteEvery time.Duration
+	// TickEvery is how often a Ticker handler's Tick is called (default a
+	// second).
+	TickEvery time.Duration
+	// ErrorPause is how long the worker waits after Redis fails before it
+	// tries again (default a second), so an outage is not met with a storm
+	// of retries.
+	ErrorPause time.Duration
+	Log        *slog.Logger
+	Now        func() time.Time
 }
 
 // Worker runs deliveries until its context ends.
@@ -144,6 +159,18 @@ func New(o Options) *Worker {
 	}
 	if o.LaneDepth <= 0 {
 		o.LaneDepth = laneDepth
+	}
+	if o.ReadBlock <= 0 {
+		o.ReadBlock = time.Second
+	}
+	if o.PromoteEvery <= 0 {
+		o.PromoteEvery = 200 * time.Millisecond
+	}
+	if o.TickEvery <= 0 {
+		o.TickEvery = time.Second
+	}
+	if o.ErrorPause <= 0 {
+		o.ErrorPause = time.Second
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -191,7 +218,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	loopFuncs := []func(context.Context){w.read, w.promote, w.reclaim}
 	if t, ok := w.o.Handler.(Ticker); ok {
 		loopFuncs = append(loopFuncs, func(ctx context.Context) {
-			tick := time.NewTicker(time.Second)
+			tick := time.NewTicker(w.o.TickEvery)
 			defer tick.Stop()
 			for {
 				select {
@@ -231,7 +258,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 func (w *Worker) read(ctx context.Context) {
 	for ctx.Err() == nil {
-		jobs, err := w.o.Queue.Read(ctx, w.o.Consumer, 32, time.Second)
+		jobs, err := w.o.Queue.Read(ctx, w.o.Consumer, 32, w.o.ReadBlock)
 		if err != nil {
 			w.pause(ctx, "reading the delivery queue", err)
 			continue
@@ -244,7 +271,7 @@ func (w *Worker) read(ctx context.Context) {
 
 // promote moves retries that are due back onto the queue.
 func (w *Worker) promote(ctx context.Context) {
-	t := time.NewTicker(200 * time.Millisecond)
+	t := time.NewTicker(w.o.PromoteEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -426,7 +453,7 @@ func (w *Worker) pause(ctx context.Context, what string, err error) {
 	w.o.Log.Warn(what, "error", err)
 	select {
 	case <-ctx.Done():
-	case <-time.After(time.Second):
+	case <-time.After(w.o.ErrorPause):
 	}
 }
 

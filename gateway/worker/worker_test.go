@@ -89,13 +89,29 @@ func setup(t testing.TB) *env {
 	return &env{t: t, redis: r, store: store, svc: svc}
 }
 
-// startWorker runs a worker until the test ends (or stop is called).
+// newQuickWorker is worker.New with the worker's clocks turned up: reads
+// that block only briefly (a read under way is not cut short, so every
+// stop would otherwise wait up to a second for one), retries promoted and
+// ticks made every few milliseconds. The tests then wait on the effects
+// they look for, not on the polling of a production worker.
+func newQuickWorker(o worker.Options) *worker.Worker {
+	o.ReadBlock = 50 * time.Millisecond
+	o.PromoteEvery = 5 * time.Millisecond
+	o.TickEvery = 50 * time.Millisecond
+	o.ErrorPause = 50 * time.Millisecond
+	return worker.New(o)
+}
+
+// startWorker runs a worker until the test ends (or stop is called). Its
+// grace period is short: a send still under way when a worker stops is one
+// a stub endpoint holds open on purpose, and the grace running out is what
+// leaves its job pending for another worker.
 func (e *env) startWorker(endpoints map[string]worker.Endpoint, retry []time.Duration) (stop func()) {
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
 	q := e.store.Queue(gateway.QueueDelivery)
-	w := worker.New(worker.Options{Queue: q, Handler: &worker.Deliveries{Queue: q, Domain: e.svc.Delivery, Switch: e.store,
+	w := newQuickWorker(worker.Options{Queue: q, Handler: &worker.Deliveries{Queue: q, Domain: e.svc.Delivery, Switch: e.store,
 		Sender: webhook.NewSender(client, time.Now), Endpoints: endpoints, Retry: retry},
-		Consumer: "test-" + gateway.NewID()[:8], ReclaimIdle: 500 * time.Millisecond, ForgetIdle: time.Second, Grace: 2 * time.Second})
+		Consumer: "test-" + gateway.NewID()[:8], ReclaimIdle: 500 * time.Millisecond, ForgetIdle: time.Second, Grace: 100 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = w.Run(ctx); close(done) }()
@@ -293,10 +309,15 @@ func TestWorkerStoppedMidDeliveryIsReclaimed(t *testing.T) {
 	var block atomic.Bool
 	block.Store(true)
 	gate := make(chan struct{})
+	var openGate sync.Once
+	var held sync.Map // webhook-ids of the sends the first worker made
+	var inFlight atomic.Int64
 	var seen sync.Map
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("webhook-id")
 		if block.Load() {
+			held.Store(id, true)
+			inFlight.Add(1)
 			<-gate // the first worker's sends never complete
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
@@ -305,17 +326,19 @@ func TestWorkerStoppedMidDeliveryIsReclaimed(t *testing.T) {
 		n.(*atomic.Int64).Add(1)
 		w.WriteHeader(http.StatusOK)
 	}))
-	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(func() { openGate.Do(func() { close(gate) }); srv.Close() })
 	ep := map[string]worker.Endpoint{"walking": {Name: "Walking", Kind: "webhook", URL: srv.URL, Secrets: [][]byte{secret}}}
 	var tasks []string
 	for i := 0; i < 6; i++ {
 		tasks = append(tasks, e.refer(fmt.Sprintf("RC-%d", i), "390893007"))
 	}
 	stopFirst := e.startWorker(ep, ms(5000))
-	time.Sleep(300 * time.Millisecond) // let it take the jobs
+	// Four sends in flight (the lane's width) and two jobs waiting behind
+	// them: all are this worker's when it stops.
+	eventually(t, "the first worker's sends under way", func() bool { return inFlight.Load() == 4 })
+	stopFirst() // its grace period runs out with the sends hanging: every job stays pending
 	block.Store(false)
-	close(gate)
-	stopFirst() // its grace period ends with sends outstanding or failed: jobs stay pending or retry
+	openGate.Do(func() { close(gate) })
 	e.startWorker(ep, ms(5000))
 	eventually(t, "every referral delivered by the second worker", func() bool {
 		for _, id := range tasks {
@@ -328,6 +351,12 @@ func TestWorkerStoppedMidDeliveryIsReclaimed(t *testing.T) {
 	seen.Range(func(k, v any) bool {
 		if !strings.HasPrefix(k.(string), "msg_") {
 			t.Errorf("webhook-id %v", k)
+		}
+		return true
+	})
+	held.Range(func(k, _ any) bool {
+		if _, ok := seen.Load(k); !ok {
+			t.Errorf("send %v cut off by the first worker's stop was not sent again under its webhook-id", k)
 		}
 		return true
 	})

@@ -36,6 +36,7 @@ type gpServer struct {
 	noLocation bool
 	obsFail    int
 	down       bool
+	refused    int // requests answered 503 while down
 }
 
 func newGPServer(t *testing.T) *gpServer {
@@ -51,6 +52,7 @@ func newGPServer(t *testing.T) *gpServer {
 		_ = json.Unmarshal(body, &res)
 		etag := func() string { return `W/"` + strconv.Itoa(g.version) + `"` }
 		if g.down {
+			g.refused++
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
@@ -116,8 +118,14 @@ func newGPServer(t *testing.T) *gpServer {
 }
 
 func (e *env) startWriteBacks(targets map[string]*notify.GPServer) {
+	e.startWriteBacksRetrying(targets, ms(20, 20, 20))
+}
+
+// startWriteBacksRetrying runs write-backs with a retry schedule of the
+// test's own, for a test that needs attempts to go on for a while.
+func (e *env) startWriteBacksRetrying(targets map[string]*notify.GPServer, retry []time.Duration) {
 	q := e.store.Queue(gateway.QueueNotify)
-	w := worker.New(worker.Options{Queue: q, Handler: &worker.WriteBacks{Queue: q, Domain: e.svc.WriteBack, State: e.store, Targets: targets, Retry: ms(20, 20, 20)},
+	w := newQuickWorker(worker.Options{Queue: q, Handler: &worker.WriteBacks{Queue: q, Domain: e.svc.WriteBack, State: e.store, Targets: targets, Retry: retry},
 		Consumer: "wb-" + gateway.NewID()[:8], ReclaimIdle: time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -258,11 +266,17 @@ func TestWriteBackCodesStatusesPassedThrough(t *testing.T) {
 	gp.down = true
 	gp.mu.Unlock()
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
-	e.startWriteBacks(map[string]*notify.GPServer{"practice-a": {Base: gp.srv.URL + "/fhir", Client: client}})
+	// Retries enough to outlast the outage, which ends once a retry too
+	// has been refused.
+	e.startWriteBacksRetrying(map[string]*notify.GPServer{"practice-a": {Base: gp.srv.URL + "/fhir", Client: client}}, ms(50, 50, 50, 50, 50, 50, 50, 50, 50, 50))
 	task := e.refer("PASS-1", "390893007")
 	e.move(task, "accepted", "")
 	e.move(task, "in-progress", "")
-	time.Sleep(100 * time.Millisecond) // some failed attempts while down
+	eventually(t, "failed attempts while down", func() bool {
+		gp.mu.Lock()
+		defer gp.mu.Unlock()
+		return gp.refused >= 2
+	})
 	gp.mu.Lock()
 	gp.down = false
 	gp.mu.Unlock()
