@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/mappings"
 )

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/signpost-health/signpost/gateway/conform"
-	"github.com/signpost-health/signpost/gateway/intake"
 	"github.com/signpost-health/signpost/gateway/query"
 )
 
@@ -94,7 +93,7 @@ func TestIndexedElementsAreBounded(t *testing.T) {
 	// A transaction of 100 referrals at their bounds: each is allowed,
 	// together they are too many index entries for one step.
 	var largest [][3]string
-	for i := 0; i < intake.MaxTransactionEntries; i++ {
+	for i := 0; i < conform.MaxTransactionEntries; i++ {
 		largest = append(largest, [3]string{"", string(largestReferral("L" + strconv.Itoa(i))), "ServiceRequest"})
 	}
 	runRejectCases(t, []rejectCase{

@@ -343,7 +343,7 @@ func (s *Service) resolveRepeat(ctx context.Context, caller gateway.Caller, r *R
 	}
 	if r.Type == gateway.TypeServiceRequest && lookKeys {
 		for _, id := range conform.IdentifiersOf(r.obj) {
-			holder, err := s.Store.Lookup(ctx, referralKey(caller, id))
+			holder, err := s.Store.Lookup(ctx, gateway.ReferralKey(caller, id))
 			if err != nil {
 				return err
 			}
@@ -367,15 +367,6 @@ func (s *Service) resolveTo(ctx context.Context, r *Request, typ, id string) err
 	r.existing = res
 	return nil
 }
-
-// referralKey is the idempotency key of a referral: one client's business
-// identifier names one referral however often it is sent.
-func referralKey(caller gateway.Caller, id gateway.Identifier) string {
-	return "referral|" + caller.ClientID + "|" + id.System + "|" + id.Value
-}
-
-// referralTaskKey holds the one referral Task of a ServiceRequest.
-func referralTaskKey(srID string) string { return "referral-task|" + srID }
 
 // current checks an update's body id against its URL, reads the version
 // it replaces and checks If-Match against it. It returns the expected

@@ -80,25 +80,6 @@ type ReceivedReferral struct {
 	Warnings []fhir.Issue
 }
 
-// messageKey is the idempotency key of a message: one client's message id
-// names one referral however often the message is sent.
-func messageKey(caller gateway.Caller, id string) string {
-	return "message|" + caller.ClientID + "|" + id
-}
-
-// messageRequestKey holds an X-Request-Id a client used: each is processed once.
-func messageRequestKey(caller gateway.Caller, id string) string {
-	return "message-request|" + caller.ClientID + "|" + id
-}
-
-// messageFocusKey names a referral by the fullUrl its new message gave
-// its ServiceRequest entry: a BaRS sender keeps that identity for the
-// ServiceRequest in the messages that update or withdraw it, and a
-// ServiceRequest need not carry a business identifier.
-func messageFocusKey(caller gateway.Caller, fullURL string) string {
-	return "message-focus|" + caller.ClientID + "|" + fullURL
-}
-
 // ReceiveReferral stores the referral a new message carries, routed to the
 // provider serving its destination, or applies an update or delete to the
 // referral an earlier message made.
@@ -258,7 +239,7 @@ func (r *Request) messageSubject() []string {
 func (s *Service) resolveMessageKeys(ctx context.Context, caller gateway.Caller, r *Request) error {
 	m := r.message.referral
 	if m.RequestID != "" {
-		holder, err := s.Store.Lookup(ctx, messageRequestKey(caller, m.RequestID))
+		holder, err := s.Store.Lookup(ctx, gateway.MessageRequestKey(caller, m.RequestID))
 		if err != nil {
 			return err
 		}
@@ -271,7 +252,7 @@ func (s *Service) resolveMessageKeys(ctx context.Context, caller gateway.Caller,
 		return nil // its business identifier named a referral already
 	}
 	what := "the referral of the message with this id"
-	holder, err := s.Store.Lookup(ctx, messageKey(caller, m.MessageID))
+	holder, err := s.Store.Lookup(ctx, gateway.MessageKey(caller, m.MessageID))
 	if err != nil {
 		return err
 	}
@@ -279,7 +260,7 @@ func (s *Service) resolveMessageKeys(ctx context.Context, caller gateway.Caller,
 		// The same ServiceRequest (its entry's fullUrl) in another new
 		// message is the referral it made, as the same business identifier is.
 		what = "the referral of the message's ServiceRequest (its entry's fullUrl)"
-		if holder, err = s.Store.Lookup(ctx, messageFocusKey(caller, r.FullURL)); err != nil {
+		if holder, err = s.Store.Lookup(ctx, gateway.MessageFocusKey(caller, r.FullURL)); err != nil {
 			return err
 		}
 	}

@@ -56,9 +56,9 @@ func (s *Service) receiveChange(ctx context.Context, caller gateway.Caller, m *M
 func (s *Service) messageTarget(ctx context.Context, caller gateway.Caller, m *MessageReferral, sent *fhir.Object) (string, error) {
 	var keys []string
 	for _, id := range conform.IdentifiersOf(sent) {
-		keys = append(keys, referralKey(caller, id))
+		keys = append(keys, gateway.ReferralKey(caller, id))
 	}
-	keys = append(keys, messageFocusKey(caller, m.ServiceRequest.FullURL))
+	keys = append(keys, gateway.MessageFocusKey(caller, m.ServiceRequest.FullURL))
 	for _, k := range keys {
 		holder, err := s.Store.Lookup(ctx, k)
 		if err != nil {
@@ -163,7 +163,7 @@ func setMembers(body []byte, set map[string]any) ([]byte, error) {
 
 // referralTask reads the referral Task of a ServiceRequest (nil: it has none).
 func (s *Service) referralTask(ctx context.Context, srID string) (*gateway.Resource, error) {
-	holder, err := s.Store.Lookup(ctx, referralTaskKey(srID))
+	holder, err := s.Store.Lookup(ctx, gateway.ReferralTaskKey(srID))
 	if err != nil || holder == "" {
 		return nil, err
 	}

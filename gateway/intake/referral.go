@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -29,7 +28,7 @@ func (s *Service) planPatient(ctx context.Context, pl *plan, r *Request) (*gatew
 		return nil, err
 	}
 	for i, id := range pat.Identifier {
-		s.checkNHSNumber(&p, id.System, id.Value, "Patient.identifier["+strconv.Itoa(i)+"].value")
+		conform.CheckNHSNumber(&p, s.StrictNHS, id.System, id.Value, "Patient.identifier["+strconv.Itoa(i)+"].value")
 	}
 	if err := p.Err(gateway.KindInvalid); err != nil {
 		return nil, err
@@ -67,12 +66,12 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 		return nil, err
 	}
 	if id := sr.Subject.Identifier; id != nil {
-		s.checkNHSNumber(&p, id.System, id.Value, "ServiceRequest.subject.identifier.value")
+		conform.CheckNHSNumber(&p, s.StrictNHS, id.System, id.Value, "ServiceRequest.subject.identifier.value")
 	}
 	if err := p.Err(gateway.KindInvalid); err != nil {
 		return nil, err
 	}
-	if err := s.identifyPatient(ctx, pl, r.obj, &sr.Subject, p.OK()); err != nil {
+	if err := conform.IdentifyPatient(ctx, s.Core, pl.caller, pl.plannedBody, r.obj, &sr.Subject, p.OK()); err != nil {
 		return nil, err
 	}
 	if err := conform.CheckRequester(pl.caller, r.obj, r.messageRequester(sr.Requester), "ServiceRequest.requester"); err != nil {
@@ -96,7 +95,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 			return nil, gateway.NotFound(gateway.TypeServiceRequest, r.id)
 		}
 		version, expect, fromIfMatch = cur.Version+1, exp, r.pinsVersion()
-		holder, err := s.Store.Lookup(ctx, referralTaskKey(r.id))
+		holder, err := s.Store.Lookup(ctx, gateway.ReferralTaskKey(r.id))
 		if err != nil {
 			return nil, err
 		}
@@ -146,10 +145,10 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 	out := pl.addWrite(r, body, version, expect, fromIfMatch, append(gateway.ServiceRequestTerms(r.id, sr, s.Base), keep...), p.Warnings)
 	if r.Method == "POST" {
 		for _, id := range conform.UsableIdentifiers(sr.Identifier) {
-			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: referralKey(pl.caller, id), Value: ref})
+			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.ReferralKey(pl.caller, id), Value: ref})
 		}
 		if m := r.message; m != nil {
-			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: messageFocusKey(pl.caller, r.FullURL), Value: ref})
+			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.MessageFocusKey(pl.caller, r.FullURL), Value: ref})
 		}
 	}
 	if m := r.message; m != nil {
@@ -159,9 +158,9 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 		if r.Method == "PUT" {
 			held = ref + "/_history/" + strconv.Itoa(version)
 		}
-		pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: messageKey(pl.caller, m.referral.MessageID), Value: held})
+		pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.MessageKey(pl.caller, m.referral.MessageID), Value: held})
 		if m.referral.RequestID != "" {
-			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: messageRequestKey(pl.caller, m.referral.RequestID), Value: held})
+			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.MessageRequestKey(pl.caller, m.referral.RequestID), Value: held})
 		}
 	}
 	if needsTask && !pl.claimed[ref] {
@@ -186,74 +185,12 @@ func (s *Service) route(sr *gateway.ReferralView) (*gateway.Routing, error) {
 	return &gateway.Routing{Category: category, Provider: p}, nil
 }
 
-// referralTask is the Task Signpost writes for a referral. It is built from
-// a struct because Signpost authors it; clients' resources never are.
-type referralTask struct {
-	ResourceType string                    `json:"resourceType"`
-	ID           string                    `json:"id"`
-	Meta         taskMeta                  `json:"meta"`
-	Status       gateway.TaskStatus        `json:"status"`
-	Intent       string                    `json:"intent"`
-	Priority     string                    `json:"priority,omitempty"`
-	Code         json.RawMessage           `json:"code"`
-	Focus        reference                 `json:"focus"`
-	For          json.RawMessage           `json:"for"`
-	AuthoredOn   string                    `json:"authoredOn"`
-	LastModified string                    `json:"lastModified"`
-	Requester    any                       `json:"requester"`
-	Owner        gateway.ProviderReference `json:"owner"`
-	Input        []categoryInput           `json:"input"`
-}
-
-type taskMeta struct {
-	VersionID   string   `json:"versionId"`
-	LastUpdated string   `json:"lastUpdated"`
-	Profile     []string `json:"profile"`
-}
-
-// The parts are structs, not maps, because encoding/json sorts a map's keys
-// on every call (a visible cost in the intake profile). Their fields are in
-// the order the maps' keys were, so the Task's bytes are the same.
-type categoryInput struct {
-	Type struct {
-		Text string `json:"text"`
-	} `json:"type"`
-	ValueCoding struct {
-		Code   string `json:"code"`
-		System string `json:"system"`
-	} `json:"valueCoding"`
-}
-
-type reference struct {
-	Reference string `json:"reference"`
-}
-
-var fulfillCode = json.RawMessage(`{"coding":[{"system":"` + gateway.TaskCodeSystem + `","code":"fulfill","display":"Fulfill the focal request"}]}`)
-
 // planReferralTask plans the Task that tracks a referral's fulfilment, the
 // unique key that makes it the only one, and the delivery job: all in the
 // same commit as the referral, so none exists without the others.
 func (s *Service) planReferralTask(pl *plan, srID string, sr *gateway.ReferralView, subject []byte, rt *gateway.Routing) {
 	taskID := s.NewID()
-	t := referralTask{
-		ResourceType: gateway.TypeTask, ID: taskID,
-		Meta:   taskMeta{VersionID: "1", LastUpdated: gateway.Instant(pl.now), Profile: []string{gateway.TaskProfile}},
-		Status: gateway.TaskRequested, Intent: "order", Code: fulfillCode,
-		Focus:        reference{gateway.TypeServiceRequest + "/" + srID},
-		For:          subject,
-		AuthoredOn:   gateway.Instant(pl.now),
-		LastModified: gateway.Instant(pl.now),
-		Requester:    s.requesterOf(pl, sr),
-		Owner:        rt.Provider.Reference(),
-		Input:        make([]categoryInput, 1),
-	}
-	t.Input[0].Type.Text = gateway.CategoryInputText
-	t.Input[0].ValueCoding.Code, t.Input[0].ValueCoding.System = rt.Category, gateway.CategorySystem
-	t.Priority = sr.Priority
-	body, err := json.Marshal(t)
-	if err != nil {
-		panic(err) // only strings, maps and raw JSON already validated
-	}
+	body := gateway.NewReferralTask(taskID, srID, subject, s.requesterOf(pl, sr), sr.Priority, rt, pl.now)
 	r := &Request{Type: gateway.TypeTask, id: taskID}
 	pl.addWrite(r, body, 1, 0, false, gateway.ReferralTaskTerms(taskID, srID, sr, rt.Provider, pl.caller, s.Base), nil)
 	s.planDelivery(pl, taskID, srID, rt)
@@ -278,7 +215,7 @@ func (s *Service) planDelivery(pl *plan, taskID, srID string, rt *gateway.Routin
 			w.Terms = append(w.Terms, gateway.ProviderTerm(rt.Provider.ID))
 		}
 	}
-	pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: referralTaskKey(srID), Value: gateway.TypeTask + "/" + taskID})
+	pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.ReferralTaskKey(srID), Value: gateway.TypeTask + "/" + taskID})
 	pl.commit.Jobs = append(pl.commit.Jobs, queue.DeliveryJob(queue.EventReferral, taskID, srID, rt, pl.now))
 }
 
@@ -404,7 +341,7 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*gateway.
 		if err != nil {
 			return nil, err
 		}
-		holder, err := s.Store.Lookup(ctx, referralTaskKey(srID))
+		holder, err := s.Store.Lookup(ctx, gateway.ReferralTaskKey(srID))
 		if err != nil {
 			return nil, err
 		}
@@ -461,7 +398,7 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*gateway.
 		}
 	}
 	if task.For != nil {
-		same, err := s.sameSubject(ctx, pl, task.For, &pending.sr.Subject)
+		same, err := conform.SameSubject(ctx, s.Core, pl.caller, pl.plannedBody, task.For, &pending.sr.Subject)
 		if err != nil {
 			return nil, err
 		}
@@ -547,108 +484,6 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	return out, nil
 }
 
-// sameSubject reports whether a client's referral Task is for the person
-// its referral is for. The check matters because a provider is shown the
-// Patient its Task points to: a Task naming any other Patient would show
-// that person to the provider. When the referral names the patient by NHS
-// number alone, the Task may point at a Patient the same client holds (or
-// sends in the same transaction) with that NHS number.
-func (s *Service) sameSubject(ctx context.Context, pl *plan, taskFor, subject *models.Reference) (bool, error) {
-	if conform.RefString(taskFor) == conform.RefString(subject) {
-		return true, nil
-	}
-	if taskFor.Reference != nil {
-		ref := s.LocalRef(*taskFor.Reference)
-		switch {
-		case subject.Reference != nil:
-			if ref != s.LocalRef(*subject.Reference) {
-				return false, nil
-			}
-		case conform.HasNHSNumber(subject):
-			// The referral names the patient by NHS number alone.
-			holds, err := s.patientHolds(ctx, pl, ref, subject.Identifier)
-			if err != nil || !holds {
-				return false, err
-			}
-		default:
-			return false, nil
-		}
-	}
-	if id := taskFor.Identifier; id != nil {
-		if subject.Identifier != nil || subject.Reference == nil {
-			return subject.Identifier != nil && conform.SameIdentifier(id, subject.Identifier), nil
-		}
-		// The referral names its Patient by reference alone: the identifier
-		// must be one that Patient holds.
-		return s.patientHolds(ctx, pl, s.LocalRef(*subject.Reference), id)
-	}
-	return true, nil
-}
-
-// patientHolds reports whether a reference names a Patient of the calling
-// client (sent in this request, or held) that carries the identifier.
-func (s *Service) patientHolds(ctx context.Context, pl *plan, ref string, want *models.Identifier) (bool, error) {
-	id, ok := strings.CutPrefix(ref, gateway.TypePatient+"/")
-	if !ok || gateway.CheckID(id) != nil || want == nil || want.System == nil || want.Value == nil {
-		return false, nil
-	}
-	body := pl.plannedBody(gateway.TypePatient, id)
-	if body == nil {
-		p, err := s.ReadVisible(ctx, pl.caller, gateway.TypePatient, id)
-		if errors.Is(err, gateway.ErrNotFound) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		body = p.Body
-	}
-	return slices.Contains(conform.IdentifiersIn(body), gateway.Identifier{System: *want.System, Value: *want.Value}), nil
-}
-
-// identifyPatient checks that the person a referral is for can be
-// identified: by a reference to a Patient held (or sent in the same
-// transaction, or contained), or by an NHS number.
-func (s *Service) identifyPatient(ctx context.Context, pl *plan, obj *fhir.Object, subject *models.Reference, nhsOK bool) error {
-	if subject.Reference != nil {
-		ref := s.LocalRef(*subject.Reference)
-		switch {
-		case strings.HasPrefix(ref, "#"):
-			if body := conform.ContainedPatient(obj, ref[1:]); body != nil {
-				return conform.SameNHSNumber(subject, body)
-			}
-			return gateway.NewError(gateway.KindInvalid, fhir.IssueInvalid, "ServiceRequest.subject.reference", "the reference names no contained Patient")
-		case strings.HasPrefix(ref, gateway.TypePatient+"/"):
-			id, version := conform.SplitVersion(strings.TrimPrefix(ref, gateway.TypePatient+"/"))
-			if gateway.CheckID(id) == nil {
-				if body := pl.plannedBody(gateway.TypePatient, id); body != nil && version == 0 {
-					return conform.SameNHSNumber(subject, body)
-				}
-				p, err := s.ReadVisible(ctx, pl.caller, gateway.TypePatient, id)
-				if err == nil && version <= p.Version {
-					// A versioned reference names a version held; the
-					// person is the same in every version.
-					return conform.SameNHSNumber(subject, p.Body)
-				} else if err != nil && !errors.Is(err, gateway.ErrNotFound) {
-					return err
-				}
-			}
-			// A reference must resolve to a Patient the caller may see: a
-			// referral pointing at someone else's Patient would show that
-			// Patient to the provider it is routed to.
-			return gateway.NewError(gateway.KindUnprocessable, fhir.IssueNotFound, "ServiceRequest.subject.reference",
-				"the Patient referred to is not held by Signpost for this client; PUT it first, send it in the same transaction, or refer to the patient by subject.identifier with the NHS number alone")
-		case strings.Contains(ref, "/") && !strings.Contains(ref, "://"):
-			return gateway.NewError(gateway.KindInvalid, fhir.IssueInvalid, "ServiceRequest.subject.reference", "a social prescribing referral's subject must be a Patient")
-		}
-	}
-	if conform.HasNHSNumber(subject) && nhsOK {
-		return nil
-	}
-	return gateway.NewError(gateway.KindUnprocessable, fhir.IssueRequired, "ServiceRequest.subject",
-		"the patient cannot be identified: give subject.identifier with an NHS number (system %s), a Patient in the same transaction, or a reference to a Patient already held", fhir.NHSNumberSystem)
-}
-
 // planned reports whether this plan writes the resource.
 func (pl *plan) planned(typ, id string) bool { return pl.plannedBody(typ, id) != nil }
 
@@ -660,22 +495,6 @@ func (pl *plan) plannedBody(typ, id string) []byte {
 		}
 	}
 	return nil
-}
-
-// checkNHSNumber applies the NHS number policy to one identifier.
-func (s *Service) checkNHSNumber(p *gateway.Problems, system, value *string, expr string) {
-	if system == nil || *system != fhir.NHSNumberSystem {
-		return
-	}
-	if value == nil || fhir.ValidNHSNumber(*value) {
-		return
-	}
-	const msg = "not a valid NHS number: expected 10 digits whose last is the Modulus 11 check digit of the first nine"
-	if s.StrictNHS {
-		p.Add(fhir.IssueValue, expr, msg)
-	} else {
-		p.Warn(fhir.IssueValue, expr, msg+"; accepted, as this deployment's NHS number policy is warn")
-	}
 }
 
 // sameAsReferralTask refuses a client's own Task for a referral that has

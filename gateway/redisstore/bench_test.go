@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/signpost-health/signpost/gateway"
-	"github.com/signpost-health/signpost/gateway/intake"
+	"github.com/signpost-health/signpost/gateway/conform"
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
 )
 
@@ -198,7 +198,7 @@ func BenchmarkCommitHostile(b *testing.B) {
 	// A transaction of 100 ordinary referrals, which Signpost always took.
 	shapes = append(shapes, shape{"100-referrals", func(i int) *gateway.Commit {
 		c := &gateway.Commit{}
-		for k := 0; k < intake.MaxTransactionEntries; k++ {
+		for k := 0; k < conform.MaxTransactionEntries; k++ {
 			r := referralCommit(i*1000 + k)
 			c.Unique = append(c.Unique, r.Unique...)
 			c.Writes = append(c.Writes, r.Writes...)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/conform"
-	"github.com/signpost-health/signpost/gateway/intake"
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
 )
 
@@ -393,7 +392,7 @@ func TestTokenSystemCountNeverReadsALargeRegistry(t *testing.T) {
 func boundedCommit(token int) *gateway.Commit {
 	c := &gateway.Commit{}
 	n := strconv.Itoa(token)
-	writes := intake.MaxTransactionEntries
+	writes := conform.MaxTransactionEntries
 	per := conform.MaxIndexTermsPerRequest / writes
 	for w := 0; w < writes; w++ {
 		id := "sr-" + n + "-" + strconv.Itoa(w)
@@ -453,8 +452,8 @@ func TestCommitWorkIsLinearAtTheBounds(t *testing.T) {
 		}
 	}
 	// Every write's bare entry is there.
-	if n := r.Client().ZCard(ctx, s.keys.term("ServiceRequest", "code=C0")).Val(); n != 2*int64(intake.MaxTransactionEntries) {
-		t.Errorf("bare entries of C0: %d, want %d", n, 2*intake.MaxTransactionEntries)
+	if n := r.Client().ZCard(ctx, s.keys.term("ServiceRequest", "code=C0")).Val(); n != 2*int64(conform.MaxTransactionEntries) {
+		t.Errorf("bare entries of C0: %d, want %d", n, 2*conform.MaxTransactionEntries)
 	}
 }
 

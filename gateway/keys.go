@@ -1,0 +1,33 @@
+package gateway
+
+// Idempotency keys: what makes a second request the first one again. Each
+// is claimed once, for ever, in the commit that makes what it names
+// (Commit.Unique), and every key is built here.
+
+// ReferralKey is the idempotency key of a referral: one client's business
+// identifier names one referral however often it is sent.
+func ReferralKey(caller Caller, id Identifier) string {
+	return "referral|" + caller.ClientID + "|" + id.System + "|" + id.Value
+}
+
+// ReferralTaskKey holds the one referral Task of a ServiceRequest.
+func ReferralTaskKey(srID string) string { return "referral-task|" + srID }
+
+// MessageKey is the idempotency key of a message: one client's message id
+// names one referral however often the message is sent.
+func MessageKey(caller Caller, id string) string {
+	return "message|" + caller.ClientID + "|" + id
+}
+
+// MessageRequestKey holds an X-Request-Id a client used: each is processed once.
+func MessageRequestKey(caller Caller, id string) string {
+	return "message-request|" + caller.ClientID + "|" + id
+}
+
+// MessageFocusKey names a referral by the fullUrl its new message gave
+// its ServiceRequest entry: a BaRS sender keeps that identity for the
+// ServiceRequest in the messages that update or withdraw it, and a
+// ServiceRequest need not carry a business identifier.
+func MessageFocusKey(caller Caller, fullURL string) string {
+	return "message-focus|" + caller.ClientID + "|" + fullURL
+}
