@@ -29,7 +29,7 @@ type searchParam struct {
 	// is not indexed.
 	always []string
 	// systems marks a token indexed under its system (tokenTerms): a value
-	// without one is searched in every system (tokens.go).
+	// without one is searched in every system (gateway/tokens.go).
 	systems bool
 }
 
@@ -100,7 +100,7 @@ const (
 	MaxTerms = 200
 	// MaxExpandedTerms bounds the index sets one search combines once each
 	// value without a system is expanded to every system registered for its
-	// parameter (up to 66 sets a value; tokens.go).
+	// parameter (up to 66 sets a value; gateway/tokens.go).
 	MaxExpandedTerms = 1000
 	// MaxOffset bounds paging: past it, narrow the search (by _lastUpdated).
 	MaxOffset = 10000
