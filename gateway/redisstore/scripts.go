@@ -20,16 +20,15 @@ import (
 // fails with ErrKeptChanging after that. Where a structure of the
 // arguments names a key, it names it by its 1-based position in KEYS.
 //
-// Two scripts still touch keys they are not given, all within the
-// namespace's hash tag (so in the one slot, and Cluster runs them), each
-// named in its header: commit.lua removes a resource's previous index
-// entries under the keys its hash lists ('x'); search.lua's keyset paging
-// reads the hashes of the matches changed since the snapshot. Declaring
-// the first would cost every update a read before its commit, a round trip
-// on Signpost's busiest path that the pipelined commits (batch.go) exist
-// to save; the second are known only once the script has combined the
-// index sets.
-//
+// commit.lua takes a resource's previous index entries this way: an update
+// (never a create, so a new referral's commit stays one round trip) reads
+// them first, and the script checks they are still the ones the resource
+// lists ('x'). One script still touches keys it is not given, all within
+// the namespace's hash tag (so in the one slot, and Cluster runs it), and
+// says so in its header: search.lua's keyset paging reads the hashes of the
+// matches changed since the snapshot, known only once the script has
+// combined the index sets.
+
 // Arguments. ARGV is fixed positional scalars first, in the order the
 // header lists them; then counted groups, each count immediately before
 // its group: n, item*n, where an item is a fixed run of scalars and, where

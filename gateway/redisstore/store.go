@@ -126,13 +126,68 @@ func (l *keyList) add(k string) int {
 
 // Commit implements gateway.Store with commit.lua.
 func (s *Store) Commit(ctx context.Context, c *gateway.Commit) (*gateway.CommitResult, error) {
-	return s.commit(ctx, c, randomToken())
+	token := randomToken()
+	for range maxRereads {
+		previous, err := s.previousTerms(ctx, c)
+		if err != nil {
+			return nil, classify(err)
+		}
+		s.raced()
+		res, err := s.commit(ctx, c, token, previous)
+		if !errors.Is(err, errChanged) {
+			return res, err
+		}
+	}
+	return nil, fmt.Errorf("committing a change: %w", ErrKeptChanging)
+}
+
+// errChanged is commit.lua's answer when a resource's index entries are no
+// longer those read for it: nothing was written, and the commit reads them
+// again.
+var errChanged = errors.New("redisstore: index entries changed since read")
+
+// previousTerms reads, for each write that may replace a version (an
+// update: Expect is not 0), the index entries its current version is
+// found under, which the new version's write removes: commit.lua takes
+// them in KEYS, like every key it touches, and checks they are still the
+// ones stored. A create (Expect 0) replaces nothing and costs no read, so
+// a new referral's commit stays one round trip.
+func (s *Store) previousTerms(ctx context.Context, c *gateway.Commit) ([][]string, error) {
+	var cmds []*redis.StringCmd
+	var at []int
+	for i, w := range c.Writes {
+		if w.Expect != 0 {
+			at = append(at, i)
+		}
+	}
+	if len(at) == 0 {
+		return nil, nil
+	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, i := range at {
+			r := c.Writes[i].Resource
+			cmds = append(cmds, p.HGet(ctx, s.keys.resource(r.Type, r.ID), "x"))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := make([][]string, len(c.Writes))
+	for k, i := range at {
+		if x := cmds[k].Val(); x != "" {
+			out[i] = strings.Split(x, "\n")
+		}
+	}
+	return out, nil
 }
 
 // commit runs commit.lua under a random token, the commit's identity: a
 // commit that go-redis re-sends after a lost reply is recognised by the
 // script (its token is on its first write) and not applied twice.
-func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*gateway.CommitResult, error) {
+// previous holds, per write, the index entries read for its current
+// version (nil: none).
+func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, previous [][]string) (*gateway.CommitResult, error) {
 	var kl keyList
 	// The argument list commit.lua reads in order; see the script's header.
 	args := make([]any, 0, 8+6*len(c.Unique)+16*len(c.Writes)+16*len(c.Jobs))
@@ -157,7 +212,7 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 		systems[f] = true
 	}
 	args = append(args, len(c.Writes))
-	for _, w := range c.Writes {
+	for i, w := range c.Writes {
 		r := w.Resource
 		key, all := kl.add(s.keys.resource(r.Type, r.ID)), kl.add(s.keys.all(r.Type))
 		// A write's terms are one run of KEYS, named by where it starts (a
@@ -174,6 +229,13 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 			}
 			args = append(args, bare)
 		}
+		// The current version's entries, one run of KEYS, to remove.
+		var old []string
+		if i < len(previous) {
+			old = previous[i]
+		}
+		args = append(args, len(kl.keys)+1, len(old))
+		kl.keys = append(kl.keys, old...)
 	}
 	entries := len(c.Jobs)
 	if c.Audit != nil {
@@ -232,6 +294,8 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string) (*g
 		res.SystemsChanged = true
 	case "limit":
 		res.OverLimit = true
+	case "changed":
+		return nil, errChanged
 	default:
 		return nil, fmt.Errorf("commit.lua: unexpected reply %v", reply[0])
 	}

@@ -1,8 +1,8 @@
 -- commit.lua — apply one change set atomically, or nothing at all.
 --
--- KEYS: every key the change reads or writes, ARGV naming them by position,
--- but one kind (the exception scripts.go names): a resource's previous
--- index entries, removed under the keys its hash lists ('x').
+-- KEYS: every key the change reads or writes, ARGV naming them by
+-- position; a resource's previous index entries (its hash lists them, 'x')
+-- are read by the gateway first and passed too, and checked here.
 -- ARGV (the convention in scripts.go: scalars, then counted groups; flat,
 -- not JSON: decoding is a large share of a script this short):
 --   token                      this commit's identity (random, per commit)
@@ -27,7 +27,10 @@
 --                              bare*nX: the index terms are KEYS[first ..
 --                              first+nX-1], and bare the KEYS index of each
 --                              term's bare entry, used if its system is
---                              over the cap (0: it has none)
+--                              over the cap (0: it has none), oldFirst, nOld:
+--                              KEYS[oldFirst .. oldFirst+nOld-1] are the
+--                              entries the current version is found under,
+--                              as read ('x'), removed by the write
 --   nJ, {job}*nJ               job = stream key, nF, field/value*nF (a job, or
 --                              the change's audit record)
 --   nA, {ack}*nA               ack = stream key, group, entry id, consumer: the
@@ -62,6 +65,8 @@
 --   {'limit', i}                   capping criteria i (0-based) matches its limit or more
 --   {'lost'}                       the job is no longer the caller's to finish
 --   {'systems'}                    the registry's generation is not the guard
+--   {'changed'}                    a resource's index entries are not those
+--                                  passed: nothing written; read them again
 -- The arguments are read by position, without helper closures and with one
 -- small table per write: reading them was a fifth of the script's cost.
 local a = ARGV
@@ -93,9 +98,10 @@ local writes = {}
 for i = 1, tonumber(a[p]) do
   -- key, id, owner, expect, version, score, body, all, first term, term
   -- count, where the bare keys' indices start in ARGV
+  local n = tonumber(a[p + 10])
   writes[i] = {KEYS[tonumber(a[p + 1])], a[p + 2], a[p + 3], tonumber(a[p + 4]), a[p + 5], a[p + 6], a[p + 7],
-    KEYS[tonumber(a[p + 8])], tonumber(a[p + 9]), tonumber(a[p + 10]), p + 11}
-  p = p + 10 + writes[i][10]
+    KEYS[tonumber(a[p + 8])], tonumber(a[p + 9]), n, p + 11, tonumber(a[p + 11 + n]), tonumber(a[p + 12 + n])}
+  p = p + 12 + n
 end
 p = p + 1
 local jobs = {}
@@ -160,6 +166,11 @@ for i, w in ipairs(writes) do
   local cur = tonumber(redis.call('HGET', w[1], 'v') or '0')
   if w[4] ~= -1 and cur ~= w[4] then return {'stale', i - 1, cur} end
   current[i] = cur
+  -- The entries the version being replaced is found under, as passed,
+  -- must be the ones it lists: the write removes them.
+  if cur ~= 0 and (redis.call('HGET', w[1], 'x') or '') ~= table.concat(KEYS, '\n', w[12], w[12] + w[13] - 1) then
+    return {'changed'}
+  end
 end
 
 -- 2. The token systems. One read in the usual case, where every system is
@@ -212,10 +223,7 @@ local afterPrefix = #termPrefix + 1
 for i, w in ipairs(writes) do
   local key, id, score, first, last = w[1], w[2], w[6], w[9], w[9] + w[10] - 1
   if current[i] ~= 0 then
-    local old = redis.call('HGET', key, 'x')
-    if old then
-      for term in string.gmatch(old, '[^\n]+') do redis.call('ZREM', term, id) end
-    end
+    for k = w[12], w[12] + w[13] - 1 do redis.call('ZREM', KEYS[k], id) end
   end
   for k = first, last do redis.call('ZADD', KEYS[k], score, id) end
   local terms = table.concat(KEYS, '\n', first, last)
