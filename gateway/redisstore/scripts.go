@@ -28,7 +28,7 @@ import (
 // says so in its header: search.lua's keyset paging reads the hashes of the
 // matches changed since the snapshot, known only once the script has
 // combined the index sets.
-
+//
 // Arguments. ARGV is fixed positional scalars first, in the order the
 // header lists them; then counted groups, each count immediately before
 // its group: n, item*n, where an item is a fixed run of scalars and, where
