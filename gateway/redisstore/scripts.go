@@ -23,11 +23,10 @@ import (
 // commit.lua takes a resource's previous index entries this way: an update
 // (never a create, so a new referral's commit stays one round trip) reads
 // them first, and the script checks they are still the ones the resource
-// lists ('x'). One script still touches keys it is not given, all within
-// the namespace's hash tag (so in the one slot, and Cluster runs it), and
-// says so in its header: search.lua's keyset paging reads the hashes of the
-// matches changed since the snapshot, known only once the script has
-// combined the index sets.
+// lists ('x'). search.lua's keyset paging needs the hashes of the matches
+// changed since the snapshot, which only the script finds once it has
+// combined the index sets: it names the ones it was not given ('need'),
+// and is run again with them, so a page with no such match is one run.
 //
 // Arguments. ARGV is fixed positional scalars first, in the order the
 // header lists them; then counted groups, each count immediately before

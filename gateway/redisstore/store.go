@@ -449,10 +449,9 @@ func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, in
 		if ks.After != nil {
 			afterScore, afterID = strconv.FormatInt(ks.After.Score, 10), ks.After.ID
 		}
-		args = append(args, ks.Snapshot.UnixMilli(), lo, hi, afterScore, afterID, s.keys.resource(q.Type, ""),
-			gateway.MaxChangedFollowed, maxVersionsWalked)
+		args = append(args, ks.Snapshot.UnixMilli(), lo, hi, afterScore, afterID, gateway.MaxChangedFollowed, maxVersionsWalked)
 	} else {
-		args = append(args, 0, "", "", "", "", "", 0, 0)
+		args = append(args, 0, "", "", "", "", 0, 0)
 	}
 	args = countedGroups(args, groups, temps)
 	args = append(args, len(idGroups))
@@ -462,28 +461,60 @@ func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, in
 			args = append(args, id)
 		}
 	}
-	reply, err := searchScript.Run(ctx, s.rdb, kl.keys, args...).Slice()
-	if err != nil {
-		return nil, 0, classify(err)
+	// Keyset paging places each match changed since the snapshot by its
+	// versions' times, in its hash. Which matches changed is known only
+	// once the script has combined the index sets, so the script names the
+	// ones it needs and is run again with their hashes in KEYS ('need');
+	// pages with no match changed since the snapshot, and first pages,
+	// take one run.
+	var known []string // members whose hashes are in KEYS, in order
+	var hashes []int   // their KEYS indices
+	for range maxRereads {
+		run := append(args[:len(args):len(args)], len(known))
+		for i, m := range known {
+			run = append(run, m, hashes[i])
+		}
+		reply, err := searchScript.Run(ctx, s.rdb, kl.keys, run...).Slice()
+		if err != nil {
+			return nil, 0, classify(err)
+		}
+		switch word, _ := reply[0].(string); word {
+		case "stale":
+			return nil, 0, gateway.ErrSnapshotStale
+		case "need":
+			for _, m := range reply[1:] {
+				member, _ := m.(string)
+				known = append(known, member)
+				hashes = append(hashes, kl.add(s.keys.resource(q.Type, member)))
+			}
+			s.raced()
+			continue
+		}
+		return searchPage(reply, q.Keyset)
 	}
-	if stale, _ := reply[0].(string); stale == "stale" {
-		return nil, 0, gateway.ErrSnapshotStale
-	}
+	// Matches kept changing between runs: as for too many changed, the
+	// client starts its search again from the first page.
+	return nil, 0, gateway.ErrSnapshotStale
+}
+
+// searchPage reads search.lua's page: the total, the ids, and, for keyset
+// paging, their positions (into ks).
+func searchPage(reply []any, ks *gateway.Keyset) ([]string, int, error) {
 	total := int(reply[0].(int64))
 	raw, _ := reply[1].([]any)
 	ids := make([]string, 0, len(raw))
 	for _, id := range raw {
 		ids = append(ids, id.(string))
 	}
-	if q.Keyset != nil {
+	if ks != nil {
 		scores, _ := reply[2].([]any)
-		q.Keyset.Positions = make([]gateway.Position, len(ids))
+		ks.Positions = make([]gateway.Position, len(ids))
 		for i := range ids {
 			n, err := strconv.ParseInt(scores[i].(string), 10, 64)
 			if err != nil {
 				return nil, 0, err
 			}
-			q.Keyset.Positions[i] = gateway.Position{Score: n, ID: ids[i]}
+			ks.Positions[i] = gateway.Position{Score: n, ID: ids[i]}
 		}
 	}
 	return ids, total, nil

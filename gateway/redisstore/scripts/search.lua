@@ -1,9 +1,10 @@
 -- search.lua — one page of a search, and the number of matches.
 --
--- KEYS: the type's all-set, index sets and scratch keys, named by position
--- in ARGV; but keyset paging reads the resource hashes of the matches
--- changed since the snapshot under the prefix given, which only this script
--- finds (the exception scripts.go names).
+-- KEYS: the type's all-set, index sets and scratch keys, and for keyset
+-- paging the hashes of matches changed since the snapshot, named by
+-- position in ARGV. Which matches changed only this script finds: it names
+-- those whose hashes it was not given ('need'), and the gateway runs it
+-- again with them.
 -- ARGV (the convention in scripts.go: scalars, then counted groups):
 --   all            KEYS index of the type's all-set
 --   min, max       score bounds as ZRANGEBYSCORE takes them
@@ -17,8 +18,6 @@
 --   after score, after id
 --                  the position of the last match already returned ('' on a
 --                  first page)
---   resource prefix
---                  the prefix of the resource hashes' keys (prefix .. member)
 --   changed        the most matches that may have changed since the snapshot
 --   versions       the most versions walked back per changed match
 --   nG, {n, index*n}*nG
@@ -29,9 +28,14 @@
 --                  (a KEYS index, not among the temps above) of those ids
 --                  that exist, listed among the groups as a group of that
 --                  one key
+--   nK, {member, hash}*nK
+--                  keyset paging: matches whose hashes are given, each with
+--                  the KEYS index of its hash
 -- Returns {total, {member, ...}} by offset, and by keyset
 -- {total, {member, ...}, {score, ...}}, or {'stale'} when more than
 -- `changed` matches changed since the snapshot (the client starts again).
+-- or {'need', member, ...}: matches changed since the snapshot whose hashes
+-- were not given (nothing else done; run again with them).
 --
 -- Keyset paging keeps a search's order as it was at its snapshot, the
 -- instant its first page was read: a page is the next n matches after the
@@ -47,9 +51,9 @@ local all = KEYS[tonumber(a[1])]
 local min, max = a[2], a[3]
 local offset, count = tonumber(a[4]), tonumber(a[5])
 local desc, keyset = a[6] == '1', a[7] == '1'
-local snapArg, loArg, hiArg, afterScore, afterID, resourcePrefix = a[8], a[9], a[10], a[11], a[12], a[13]
-local maxChanged, maxVersions = tonumber(a[14]), tonumber(a[15])
-local p = 16
+local snapArg, loArg, hiArg, afterScore, afterID = a[8], a[9], a[10], a[11], a[12]
+local maxChanged, maxVersions = tonumber(a[13]), tonumber(a[14])
+local p = 15
 local groups = {}
 for g = 1, tonumber(a[p]) do
   local group = {}
@@ -68,6 +72,9 @@ for i = 1, tonumber(a[p]) do
   idSets[i] = {KEYS[tonumber(a[p + 1])], p + 3, p + 2 + n}
   p = p + 2 + n
 end
+p = p + 1
+local hashOf = {}
+for i = 1, tonumber(a[p]) do hashOf[a[p + 2 * i - 1]] = KEYS[tonumber(a[p + 2 * i])] end
 
 for _, g in ipairs(idSets) do
   for i = g[2], g[3] do
@@ -146,8 +153,13 @@ end
 -- 2. Matches changed since the snapshot, each where it stood then.
 local changed = redis.call('ZRANGEBYSCORE', set, '(' .. num(snap), '+inf', 'LIMIT', 0, maxChanged + 1)
 if #changed > maxChanged then return done({'stale'}) end
+local need = {'need'}
 for _, m in ipairs(changed) do
-  local key = resourcePrefix .. m
+  if not hashOf[m] then need[#need + 1] = m end
+end
+if #need > 1 then return done(need) end
+for _, m in ipairs(changed) do
+  local key = hashOf[m]
   local v = tonumber(redis.call('HGET', key, 'v') or '0')
   for ver = v, math.max(1, v - maxVersions + 1), -1 do
     local t = tonumber(redis.call('HGET', key, 't' .. ver))
