@@ -38,7 +38,7 @@ func TestKeysetPagingNamesTheHashesItNeeds(t *testing.T) {
 	hook = func() {
 		runs++
 		if runs == 1 {
-			s.afterRead = nil // the move's own commit is not a search run
+			s.afterRead = nil                // the move's own commit is not a search run
 			move("t2", 2, 1_700_000_000_030) // changes between the two runs
 			s.afterRead = hook
 		}
