@@ -148,7 +148,8 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.ReferralKey(pl.caller, id), Value: ref})
 		}
 		if m := r.message; m != nil {
-			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.MessageFocusKey(pl.caller, r.FullURL), Value: ref})
+			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.MessageFocusKey(pl.caller, r.FullURL), Value: ref},
+				gateway.UniqueKey{Key: gateway.MessageOriginKey(r.id), Value: m.referral.MessageID})
 		}
 	}
 	if m := r.message; m != nil {
