@@ -154,17 +154,19 @@ type TaskChanged struct {
 	At      time.Time // when the version was stored (zero: unknown)
 }
 
-// NotifyJobs tell the GP side that a Task changed: one job for write-back
-// into its record, one for its subscriptions, and, for a status a BaRS
-// sender is answered with, one for that answer. The answer is queued for
+// NotifyJobs tell the GP side that a Task changed (from the status it had):
+// one job for write-back into its record, one for its subscriptions, and,
+// when the Task came to a status a BaRS sender is answered with, one for
+// that answer (a later change that keeps the status, a note or a business
+// status, is not answered again). The answer is queued for
 // every referral, as the commit changing a Task does not read how the
 // referral came in; the worker drops it at once for a referral that did not
 // come as a BaRS message or a client with no BaRS endpoint.
-func NotifyJobs(task *gateway.Resource, status gateway.TaskStatus) []gateway.Job {
+func NotifyJobs(task *gateway.Resource, from, status gateway.TaskStatus) []gateway.Job {
 	changed := TaskChanged{TaskID: task.ID, Version: task.Version, Status: status, Client: task.Owner, At: task.LastUpdated}
 	fields := changed.fields()
 	jobs := []gateway.Job{{Queue: gateway.QueueNotify, Fields: fields}, {Queue: gateway.QueueSubscription, Fields: fields}}
-	if Answered(status) {
+	if status != from && Answered(status) {
 		jobs = append(jobs, BarsResponse{TaskChanged: changed}.Job())
 	}
 	return jobs
@@ -399,6 +401,6 @@ const MaxAttempts = 3
 // told of it, in one commit.
 func TaskChange(c *gateway.Core, cur *gateway.Resource, view *gateway.TaskView, members map[string]any, jobs []gateway.Job, done *gateway.JobRef) *gateway.Commit {
 	commit, status := c.TaskVersion(cur, view, members, jobs, done)
-	commit.Jobs = append(commit.Jobs, NotifyJobs(commit.Writes[0].Resource, status)...)
+	commit.Jobs = append(commit.Jobs, NotifyJobs(commit.Writes[0].Resource, view.Status, status)...)
 	return commit
 }

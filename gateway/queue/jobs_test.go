@@ -21,7 +21,7 @@ func TestJobsReadBackWhatWasQueued(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 12, 2, 10, 0, 0, 123e6, time.UTC)
 	task := &gateway.Resource{Type: gateway.TypeTask, ID: "task-1", Version: 3, LastUpdated: at, Owner: "practice-a"}
-	for _, j := range NotifyJobs(task, gateway.TaskAccepted) {
+	for _, j := range NotifyJobs(task, gateway.TaskRequested, gateway.TaskAccepted) {
 		if JobEvent(queued(j)) == EventBarsResponse {
 			continue // read by its own codec, below
 		}
@@ -67,7 +67,7 @@ func TestJobsRefuseUnreadableFields(t *testing.T) {
 		"bad task id":          func(f map[string]string) { f["task"] = "../x" },
 		"another event":        func(f map[string]string) { f["event"] = EventHandshake },
 	} {
-		j := queued(NotifyJobs(task, gateway.TaskAccepted)[0])
+		j := queued(NotifyJobs(task, gateway.TaskRequested, gateway.TaskAccepted)[0])
 		spoil(j.Fields)
 		if _, err := ReadTaskChanged(j); err == nil {
 			t.Errorf("%s: read without error", name)
@@ -91,7 +91,7 @@ func TestBarsResponseJob(t *testing.T) {
 	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	task := &gateway.Resource{Type: gateway.TypeTask, ID: "task-1", Version: 3, LastUpdated: at, Owner: "practice-a"}
 	var found []gateway.QueuedJob
-	for _, j := range NotifyJobs(task, gateway.TaskRejected) {
+	for _, j := range NotifyJobs(task, gateway.TaskRequested, gateway.TaskRejected) {
 		if JobEvent(queued(j)) == EventBarsResponse {
 			found = append(found, queued(j))
 		}
@@ -118,14 +118,15 @@ func TestBarsResponseJob(t *testing.T) {
 	if other.MessageID() == got.MessageID() {
 		t.Error("two versions share a response id")
 	}
-	for _, s := range []gateway.TaskStatus{gateway.TaskInProgress, gateway.TaskOnHold} {
-		for _, j := range NotifyJobs(task, s) {
+	for _, c := range [][2]gateway.TaskStatus{{gateway.TaskAccepted, gateway.TaskInProgress}, {gateway.TaskInProgress, gateway.TaskOnHold},
+		{gateway.TaskAccepted, gateway.TaskAccepted}} { // the last: a note or business status, the status kept
+		for _, j := range NotifyJobs(task, c[0], c[1]) {
 			if JobEvent(queued(j)) == EventBarsResponse {
-				t.Errorf("%s queued a BaRS response", s)
+				t.Errorf("%s -> %s queued a BaRS response", c[0], c[1])
 			}
 		}
 	}
-	if _, err := ReadBarsResponse(queued(NotifyJobs(task, gateway.TaskAccepted)[0])); err == nil {
+	if _, err := ReadBarsResponse(queued(NotifyJobs(task, gateway.TaskRequested, gateway.TaskAccepted)[0])); err == nil {
 		t.Error("a task-changed job read as a bars-response")
 	}
 }
