@@ -225,6 +225,16 @@ type Client struct {
 	Organization Identifier
 	Auth         ClientAuth
 	Notify       *Notify // nil when the system takes no write-back
+	// Bars is where BaRS servicerequest-response messages go for the
+	// referrals this system sent as BaRS messages (nil: none are sent).
+	Bars *Bars
+}
+
+// Bars is a GP system's BaRS endpoint: the FHIR base whose $process-message
+// takes the answers to its referrals. The token is named by environment
+// variable, as for Notify, so the file holds no secret.
+type Bars struct {
+	Endpoint, BearerTokenEnv string
 }
 
 // Delivery says how referrals reach a provider.

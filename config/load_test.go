@@ -397,3 +397,26 @@ func TestWebhookSecretFromEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// TestParseClientBars reads a client's BaRS endpoint under the names the
+// design gives them, and leaves a client without one with none.
+func TestParseClientBars(t *testing.T) {
+	cfg, err := config.Parse([]byte(`clients:
+  - id: practice-a
+    bars: { endpoint: "https://gp-system.example/fhir", bearer_token_env: "GP_A_BARS_TOKEN" }
+  - id: practice-b
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Clients) != 2 {
+		t.Fatalf("clients = %d, want 2", len(cfg.Clients))
+	}
+	got := cfg.Clients[0].Bars
+	if got == nil || got.Endpoint != "https://gp-system.example/fhir" || got.BearerTokenEnv != "GP_A_BARS_TOKEN" {
+		t.Errorf("clients[0].bars = %+v", got)
+	}
+	if cfg.Clients[1].Bars != nil {
+		t.Errorf("clients[1].bars = %+v, want none", cfg.Clients[1].Bars)
+	}
+}

@@ -86,6 +86,12 @@ type fileClient struct {
 	Organization fileIdentifier `yaml:"organization"`
 	Auth         fileClientAuth `yaml:"auth"`
 	Notify       *fileNotify    `yaml:"notify"`
+	Bars         *fileBars      `yaml:"bars"`
+}
+
+type fileBars struct {
+	Endpoint       string `yaml:"endpoint"`
+	BearerTokenEnv string `yaml:"bearer_token_env"`
 }
 
 type fileDelivery struct {
@@ -465,6 +471,10 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 		if fcl.Notify != nil {
 			n := Notify(*fcl.Notify)
 			cl.Notify = &n
+		}
+		if fcl.Bars != nil {
+			b := Bars(*fcl.Bars)
+			cl.Bars = &b
 		}
 		cfg.Clients = append(cfg.Clients, cl)
 	}

@@ -240,6 +240,9 @@ func (c Config) Validate(isCategory func(string) bool) error {
 		if cl.Notify != nil {
 			v.notify(prefix+".notify", *cl.Notify)
 		}
+		if cl.Bars != nil {
+			v.bars(prefix+".bars", *cl.Bars)
+		}
 	}
 	services := map[string]string{} // BaRS destination endpoint -> the provider field naming it
 	for i, p := range c.Providers {
@@ -426,6 +429,17 @@ func (v *validator) notify(prefix string, n Notify) {
 	}
 	if n.BearerTokenEnv != "" && !reEnvName.MatchString(n.BearerTokenEnv) {
 		v.add(prefix+".bearer_token_env", "%q is not an environment variable name (letters, digits and _, not starting with a digit)", n.BearerTokenEnv)
+	}
+}
+
+// bars holds a BaRS endpoint to the write-back target's rules: both carry
+// referral status to the GP system, over the same outbound client.
+func (v *validator) bars(prefix string, b Bars) {
+	if reason := httpURLProblem(b.Endpoint); reason != "" {
+		v.add(prefix+".endpoint", "%s", reason)
+	}
+	if b.BearerTokenEnv != "" && !reEnvName.MatchString(b.BearerTokenEnv) {
+		v.add(prefix+".bearer_token_env", "%q is not an environment variable name (letters, digits and _, not starting with a digit)", b.BearerTokenEnv)
 	}
 }
 

@@ -141,6 +141,13 @@ func TestValidateRejects(t *testing.T) {
 			c.Clients[0].Notify = &config.Notify{FHIRBase: "https://gp.example/fhir", BearerTokenEnv: "1TOKEN"}
 		}, "clients[0].notify.bearer_token_env", "not an environment variable name"},
 
+		// bars
+		{"bars endpoint missing", func(c *config.Config) { c.Clients[0].Bars = &config.Bars{} }, "clients[0].bars.endpoint", "absolute http(s) URL"},
+		{"bars endpoint relative", func(c *config.Config) { c.Clients[0].Bars = &config.Bars{Endpoint: "gp.example/fhir"} }, "clients[0].bars.endpoint", "absolute http(s) URL"},
+		{"bars token env with hyphen", func(c *config.Config) {
+			c.Clients[0].Bars = &config.Bars{Endpoint: "https://gp.example/fhir", BearerTokenEnv: "GP-BARS"}
+		}, "clients[0].bars.bearer_token_env", "not an environment variable name"},
+
 		// client auth
 		{"jwks and jwks_url together", func(c *config.Config) {
 			c.Clients[0].Auth = config.ClientAuth{JWKS: json.RawMessage(`{"keys":[]}`), JWKSURL: "https://gp.example/jwks"}
@@ -259,6 +266,10 @@ func TestValidateAccepts(t *testing.T) {
 			c.Clients[0].Notify = &config.Notify{FHIRBase: "https://gp.example/fhir", BearerTokenEnv: "GP_A_TOKEN"}
 		}},
 		{"notify without token", func(c *config.Config) { c.Clients[0].Notify = &config.Notify{FHIRBase: "http://127.0.0.1:9002/fhir"} }},
+		{"bars", func(c *config.Config) {
+			c.Clients[0].Bars = &config.Bars{Endpoint: "https://gp.example/fhir", BearerTokenEnv: "GP_A_BARS_TOKEN"}
+		}},
+		{"bars on loopback without token", func(c *config.Config) { c.Clients[0].Bars = &config.Bars{Endpoint: "http://127.0.0.1:9004/fhir"} }},
 		{"inline jwks", func(c *config.Config) {
 			c.Clients[0].Auth = config.ClientAuth{JWKS: json.RawMessage(`{"keys":[{"kty":"EC"}]}`), Scopes: []string{"system/ServiceRequest.c"}}
 		}},

@@ -31,3 +31,9 @@ func MessageRequestKey(caller Caller, id string) string {
 func MessageFocusKey(caller Caller, fullURL string) string {
 	return "message-focus|" + caller.ClientID + "|" + fullURL
 }
+
+// MessageOriginKey holds the id (Bundle.id) of the BaRS message that made a
+// referral, by its ServiceRequest id: the servicerequest-response messages
+// answering it name that id (MessageHeader.response.identifier). Claimed in
+// the referral's own commit, so a referral never exists without it.
+func MessageOriginKey(srID string) string { return "message-origin|" + srID }

@@ -612,3 +612,108 @@ func TestServeRoutesBaRSMessagesByConfiguredService(t *testing.T) {
 		t.Error("the NHS number reached the log")
 	}
 }
+
+// serve answers a BaRS sender configured under clients[].bars: once the
+// referral its message made is accepted, the sender's endpoint receives the
+// servicerequest-response naming that message, with the token from the
+// environment variable the configuration names. Refused for good the first
+// time, it is a dead letter, and dlq replay sends the same message again.
+func TestServeAnswersBaRSSenderAtConfiguredEndpoint(t *testing.T) {
+	t.Parallel()
+	type call struct{ path, auth, requestID, body string }
+	got := make(chan call, 4)
+	var accept atomic.Bool
+	sender := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- call{r.URL.Path, r.Header.Get("Authorization"), r.Header.Get("X-Request-Id"), string(b)}
+		if !accept.Load() {
+			w.WriteHeader(http.StatusBadRequest) // permanent: straight to the dead-letter queue
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(sender.Close)
+	r := redistest.Start(t)
+	conf := strings.Replace(testConfig, "    categories: [physical-activity]\n",
+		"    categories: [physical-activity]\n    services: [\"http://fhir.nhs.uk/Id/dos-service-id|111111111\"]\n", 1)
+	conf = strings.Replace(conf, "value: \"A81001\" }\n", "value: \"A81001\" }\n    bars: { endpoint: \""+sender.URL+"/fhir\", bearer_token_env: \"GP_A_BARS_TOKEN\" }\n", 1)
+	cfg := writeFile(t, "signpost.yaml", conf+"nhs_number: warn\noutbound_allow: [\"127.0.0.0/8\"]\n")
+	getenv := env(map[string]string{"SIGNPOST_REDIS_URL": r.URL(), "GP_A_BARS_TOKEN": "synthetic-bars-token"})
+	srv := startSignpost(t, []string{"serve", "-config", cfg}, getenv)
+	msg, err := os.ReadFile(filepath.Join("..", "..", "fhir", "testdata", "conformance", "bars", "servicerequest-request-ValidationRequest.json"))
+	must(t, err)
+	res, err := http.Post(srv.base+"/fhir/$process-message", "application/fhir+json", bytes.NewReader(msg))
+	must(t, err)
+	var answer struct {
+		Entry []struct {
+			Resource struct {
+				ResourceType string `json:"resourceType"`
+				ID           string `json:"id"`
+			} `json:"resource"`
+		} `json:"entry"`
+	}
+	must(t, json.NewDecoder(res.Body).Decode(&answer))
+	res.Body.Close()
+	taskID := ""
+	for _, e := range answer.Entry {
+		if e.Resource.ResourceType == "Task" {
+			taskID = e.Resource.ID
+		}
+	}
+	if res.StatusCode != http.StatusOK || taskID == "" {
+		t.Fatalf("status %d, Task %q", res.StatusCode, taskID)
+	}
+	// The delivery worker records the delivery as a Task version of its
+	// own, so an accept may meet it (412) and is made again.
+	var body []byte
+	for range 10 {
+		req, _ := http.NewRequest(http.MethodPatch, srv.base+"/fhir/Task/"+taskID, strings.NewReader(`[{"op":"replace","path":"/status","value":"accepted"}]`))
+		req.Header.Set("Content-Type", "application/json-patch+json")
+		res, err = http.DefaultClient.Do(req)
+		must(t, err)
+		body, _ = io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusPreconditionFailed {
+			break
+		}
+	}
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("accepting: status %d: %s", res.StatusCode, body)
+	}
+	var first call
+	select {
+	case first = <-got:
+		if first.path != "/fhir/$process-message" || first.auth != "Bearer synthetic-bars-token" ||
+			!strings.Contains(first.body, `"response":{"code":"ok","identifier":"86e3371d-1c15-4862-9552-d9560f8292ba"}`) ||
+			!strings.Contains(first.body, `"code":"servicerequest-response"`) {
+			t.Errorf("the sender got %s with Authorization %q: %s", first.path, first.auth, first.body)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no BaRS response reached the sender")
+	}
+	var list bytes.Buffer
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(list.String(), "1 dead letters") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the refused response is not a dead letter:\n%s", list.String())
+		}
+		list.Reset()
+		must(t, run(context.Background(), []string{"dlq", "list", "-config", cfg}, getenv, &list, io.Discard))
+		time.Sleep(50 * time.Millisecond)
+	}
+	accept.Store(true)
+	var out bytes.Buffer
+	must(t, run(context.Background(), []string{"dlq", "replay", "-config", cfg, "-all"}, getenv, &out, io.Discard))
+	if !strings.Contains(out.String(), "BaRS response of task "+taskID) || !strings.Contains(out.String(), "1 replayed") {
+		t.Errorf("dlq replay: %s", out.String())
+	}
+	select {
+	case again := <-got:
+		if again.requestID == "" || again.requestID != first.requestID || again.body != first.body {
+			t.Errorf("the replayed response is not the same message: X-Request-Id %q then %q", first.requestID, again.requestID)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the replayed response did not reach the sender")
+	}
+	must(t, srv.stop())
+}

@@ -97,7 +97,8 @@ func runWorkers(ctx context.Context, workers []*worker.Worker) error {
 }
 
 // newWriteBacks builds the worker that writes Task changes back to the GP
-// systems that have a write-back target (clients[].notify).
+// systems that have a write-back target (clients[].notify), and answers
+// BaRS senders at their endpoint (clients[].bars).
 func newWriteBacks(a *app, getenv func(string) string) *worker.Worker {
 	client := outbound.NewClient(outbound.Options{Allow: a.cfg.OutboundAllow, Timeout: a.cfg.DeliveryTimeout})
 	targets := map[string]*notify.GPServer{}
@@ -111,11 +112,26 @@ func newWriteBacks(a *app, getenv func(string) string) *worker.Worker {
 		}
 		targets[c.ID] = &notify.GPServer{Base: strings.TrimSuffix(c.Notify.FHIRBase, "/"), Token: token, Client: client}
 	}
+	// BaRS responses share the notify queue (queued with each Task change)
+	// and the outbound client, so they are bound by outbound_allow too.
+	answers := map[string]*notify.BarsEndpoint{}
+	for _, c := range a.cfg.Clients {
+		if c.Bars == nil || c.Bars.Endpoint == "" {
+			continue
+		}
+		token := ""
+		if c.Bars.BearerTokenEnv != "" {
+			token = getenv(c.Bars.BearerTokenEnv)
+		}
+		answers[c.ID] = &notify.BarsEndpoint{Base: strings.TrimSuffix(c.Bars.Endpoint, "/"), Token: token, Client: client}
+	}
 	q := a.store.Queue(gateway.QueueNotify)
 	return worker.New(worker.Options{
 		Queue: q,
 		Handler: &worker.WriteBacks{Queue: q, Domain: a.uc.WriteBack, State: a.store, Targets: targets,
-			Retry: a.cfg.DeliveryRetry, Log: a.log, Metrics: a.metrics, Audit: a.store},
+			Retry: a.cfg.DeliveryRetry, Log: a.log, Metrics: a.metrics, Audit: a.store,
+			Answers: &worker.BarsResponses{Queue: q, Domain: a.uc.WriteBack, Targets: answers,
+				Retry: a.cfg.DeliveryRetry, Log: a.log, Audit: a.store}},
 		Consumer:    consumerName(),
 		ReclaimIdle: 6 * a.cfg.DeliveryTimeout,
 		Log:         a.log,
@@ -214,8 +230,9 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 		delete(want, e.ID)
 		d := queue.ReadDeadLetter(e)
-		if d.Event == queue.EventTaskChanged {
-			// A write-back: queued again as it was, for the GP system.
+		if d.Event == queue.EventTaskChanged || d.Event == queue.EventBarsResponse {
+			// A write-back or a BaRS response: queued again as it was, for
+			// the GP system (a response carries the same message id again).
 			if _, err := a.store.Queue(gateway.QueueNotify).Add(ctx, d.Replayed()); err != nil {
 				return err
 			}
@@ -223,7 +240,11 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 				return err
 			}
 			replayed++
-			fmt.Fprintf(stdout, "replayed %s (write-back of task %s to %s)\n", e.ID, d.TaskID, d.Client)
+			what := "write-back"
+			if d.Event == queue.EventBarsResponse {
+				what = "BaRS response"
+			}
+			fmt.Fprintf(stdout, "replayed %s (%s of task %s to %s)\n", e.ID, what, d.TaskID, d.Client)
 			continue
 		}
 		// A provider whose endpoint was disabled (410) is enabled again:

@@ -148,7 +148,8 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.ReferralKey(pl.caller, id), Value: ref})
 		}
 		if m := r.message; m != nil {
-			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.MessageFocusKey(pl.caller, r.FullURL), Value: ref})
+			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.MessageFocusKey(pl.caller, r.FullURL), Value: ref},
+				gateway.UniqueKey{Key: gateway.MessageOriginKey(r.id), Value: m.referral.MessageID})
 		}
 	}
 	if m := r.message; m != nil {
@@ -475,7 +476,7 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	s.planProvenance(pl, out.Resource, gateway.RefOf(old.Owner))
 	// Every change reaches the GP; a referrer's cancellation also reaches
 	// the provider, as a delivery of its own.
-	pl.commit.Jobs = append(pl.commit.Jobs, queue.NotifyJobs(out.Resource, status)...)
+	pl.commit.Jobs = append(pl.commit.Jobs, queue.NotifyJobs(out.Resource, from, status)...)
 	if status == gateway.TaskCancelled && from != gateway.TaskCancelled && pl.caller.Kind != gateway.CallerProvider {
 		if err := s.planCancellation(pl, old, r.id); err != nil {
 			return nil, err

@@ -182,3 +182,45 @@ func Notify(ctx context.Context, client *http.Client, endpoint string, headers m
 	r.Retry = !r.OK() && (res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusRequestTimeout || res.StatusCode >= 500)
 	return r
 }
+
+// BarsEndpoint is a GP system's BaRS receiver: where the
+// servicerequest-response messages answering its referrals go.
+type BarsEndpoint struct {
+	Base   string // FHIR base; messages go to {Base}/$process-message
+	Token  string // bearer token; "" for none
+	Client *http.Client
+}
+
+// ProcessMessage POSTs a BaRS message. requestID is X-Request-Id (stable
+// for one message, so the receiver recognises a resend), correlationID
+// X-Correlation-Id (ties the answer to the request it answers). A 408, 429
+// or 5xx, or no answer, is worth trying again; BaRS senders never retry a
+// 409 (the receiver has the message already), so a 409 counts as done.
+func (b *BarsEndpoint) ProcessMessage(ctx context.Context, requestID, correlationID string, body []byte) Result {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.Base+"/$process-message", bytes.NewReader(body))
+	if err != nil {
+		return Result{Reason: "the BaRS endpoint is not a URL"}
+	}
+	req.Header.Set("Content-Type", "application/fhir+json")
+	req.Header.Set("Accept", "application/fhir+json")
+	req.Header.Set("X-Request-Id", requestID)
+	req.Header.Set("X-Correlation-Id", correlationID)
+	if b.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+b.Token)
+	}
+	res, err := b.Client.Do(req)
+	if err != nil {
+		if errors.Is(err, outbound.ErrForbiddenAddress) {
+			return Result{Reason: "the BaRS endpoint's address is not allowed"}
+		}
+		return Result{Retry: true, Reason: "the BaRS endpoint did not answer"}
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+	r := Result{Status: res.StatusCode, Reason: fmt.Sprintf("the BaRS endpoint answered %d %s", res.StatusCode, http.StatusText(res.StatusCode))}
+	if res.StatusCode == http.StatusConflict {
+		r.Status = http.StatusOK // a duplicate: it holds this message already
+	}
+	r.Retry = !r.OK() && (res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusRequestTimeout || res.StatusCode >= 500)
+	return r
+}

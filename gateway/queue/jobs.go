@@ -1,6 +1,8 @@
 package queue
 
 import (
+	"github.com/google/uuid"
+
 	"github.com/signpost-health/signpost/gateway"
 
 	"fmt"
@@ -50,6 +52,10 @@ const (
 	// EventSend sends a subscription's waiting events (the store's fan-out
 	// queues it).
 	EventSend = "send"
+	// EventBarsResponse answers the sender of a BaRS referral: a Task
+	// version whose status the sender is told of in a
+	// servicerequest-response message (notify queue).
+	EventBarsResponse = "bars-response"
 )
 
 // Delivery is one job of the delivery queue.
@@ -148,11 +154,85 @@ type TaskChanged struct {
 	At      time.Time // when the version was stored (zero: unknown)
 }
 
-// NotifyJobs tell the GP side that a Task changed: one job for write-back
-// into its record, one for its subscriptions.
-func NotifyJobs(task *gateway.Resource, status gateway.TaskStatus) []gateway.Job {
-	fields := TaskChanged{TaskID: task.ID, Version: task.Version, Status: status, Client: task.Owner, At: task.LastUpdated}.fields()
-	return []gateway.Job{{Queue: gateway.QueueNotify, Fields: fields}, {Queue: gateway.QueueSubscription, Fields: fields}}
+// NotifyJobs tell the GP side that a Task changed (from the status it had):
+// one job for write-back into its record, one for its subscriptions, and,
+// when the Task came to a status a BaRS sender is answered with, one for
+// that answer (a later change that keeps the status, a note or a business
+// status, is not answered again). The answer is queued for
+// every referral, as the commit changing a Task does not read how the
+// referral came in; the worker drops it at once for a referral that did not
+// come as a BaRS message or a client with no BaRS endpoint.
+func NotifyJobs(task *gateway.Resource, from, status gateway.TaskStatus) []gateway.Job {
+	changed := TaskChanged{TaskID: task.ID, Version: task.Version, Status: status, Client: task.Owner, At: task.LastUpdated}
+	fields := changed.fields()
+	jobs := []gateway.Job{{Queue: gateway.QueueNotify, Fields: fields}, {Queue: gateway.QueueSubscription, Fields: fields}}
+	if status != from && Answered(status) {
+		jobs = append(jobs, BarsResponse{TaskChanged: changed}.Job())
+	}
+	return jobs
+}
+
+// answered are the statuses a BaRS sender hears of: the provider's
+// decision (accepted, rejected with its statusReason) and how the referral
+// ended (completed, failed, cancelled). The steps between (in-progress,
+// on-hold) are the provider's own work, as the write-back's outcome codes
+// also leave them out.
+var answered = map[gateway.TaskStatus]bool{
+	gateway.TaskAccepted: true, gateway.TaskRejected: true, gateway.TaskCompleted: true,
+	gateway.TaskFailed: true, gateway.TaskCancelled: true,
+}
+
+// Answered reports whether a Task status is answered to a BaRS sender.
+func Answered(s gateway.TaskStatus) bool { return answered[s] }
+
+// BarsResponse is a job of the notify queue: send the BaRS
+// servicerequest-response for one Task version to the referral's sender.
+type BarsResponse struct {
+	TaskChanged
+	// Attempt counts the sends already made (0 for the first).
+	Attempt int
+}
+
+// Job is the response as a queued job.
+func (b BarsResponse) Job() gateway.Job {
+	fields := b.TaskChanged.fields()
+	fields[1] = EventBarsResponse // fields() starts with the event
+	return gateway.Job{Queue: gateway.QueueNotify, Fields: append(fields, fieldAttempt, strconv.Itoa(b.Attempt))}
+}
+
+// MessageID is the response message's id (its Bundle.id and X-Request-Id):
+// the same for every attempt at one Task version, so a sender that gets it
+// twice (a resend after a crash or a lost answer) can tell it is one
+// message. A name-based UUID, as BaRS ids are UUIDs.
+func (b BarsResponse) MessageID() string {
+	return uuid.NewSHA1(barsNamespace, []byte(b.TaskID+"/"+strconv.Itoa(b.Version))).String()
+}
+
+// barsNamespace keeps Signpost's response ids apart from other name-based
+// UUIDs; fixed for ever, since changing it would change every id.
+var barsNamespace = uuid.MustParse("0f9d4c3e-6a51-5b8e-9d2c-5b1a7e3f4c21")
+
+// ReadBarsResponse reads a bars-response job.
+func ReadBarsResponse(j gateway.QueuedJob) (BarsResponse, error) {
+	if j.Fields[fieldEvent] != EventBarsResponse {
+		return BarsResponse{}, fmt.Errorf("bars-response job %s is malformed", j.ID)
+	}
+	f := make(map[string]string, len(j.Fields))
+	for k, v := range j.Fields {
+		f[k] = v
+	}
+	f[fieldEvent] = EventTaskChanged
+	changed, err := ReadTaskChanged(gateway.QueuedJob{Queue: j.Queue, ID: j.ID, Consumer: j.Consumer, Fields: f})
+	if err != nil {
+		return BarsResponse{}, fmt.Errorf("bars-response job %s is malformed", j.ID)
+	}
+	b := BarsResponse{TaskChanged: changed}
+	if b.Version == 0 {
+		// The answer is about one version: without it the id would not be stable.
+		return b, fmt.Errorf("bars-response job %s has no version", j.ID)
+	}
+	b.Attempt, err = Attempt(j)
+	return b, err
 }
 
 func (c TaskChanged) fields() []string {
@@ -321,6 +401,6 @@ const MaxAttempts = 3
 // told of it, in one commit.
 func TaskChange(c *gateway.Core, cur *gateway.Resource, view *gateway.TaskView, members map[string]any, jobs []gateway.Job, done *gateway.JobRef) *gateway.Commit {
 	commit, status := c.TaskVersion(cur, view, members, jobs, done)
-	commit.Jobs = append(commit.Jobs, NotifyJobs(commit.Writes[0].Resource, status)...)
+	commit.Jobs = append(commit.Jobs, NotifyJobs(commit.Writes[0].Resource, view.Status, status)...)
 	return commit
 }

@@ -21,7 +21,10 @@ func TestJobsReadBackWhatWasQueued(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 12, 2, 10, 0, 0, 123e6, time.UTC)
 	task := &gateway.Resource{Type: gateway.TypeTask, ID: "task-1", Version: 3, LastUpdated: at, Owner: "practice-a"}
-	for _, j := range NotifyJobs(task, gateway.TaskAccepted) {
+	for _, j := range NotifyJobs(task, gateway.TaskRequested, gateway.TaskAccepted) {
+		if JobEvent(queued(j)) == EventBarsResponse {
+			continue // read by its own codec, below
+		}
 		got, err := ReadTaskChanged(queued(j))
 		want := TaskChanged{TaskID: "task-1", Version: 3, Status: gateway.TaskAccepted, Client: "practice-a", At: at}
 		if err != nil || got != want {
@@ -64,7 +67,7 @@ func TestJobsRefuseUnreadableFields(t *testing.T) {
 		"bad task id":          func(f map[string]string) { f["task"] = "../x" },
 		"another event":        func(f map[string]string) { f["event"] = EventHandshake },
 	} {
-		j := queued(NotifyJobs(task, gateway.TaskAccepted)[0])
+		j := queued(NotifyJobs(task, gateway.TaskRequested, gateway.TaskAccepted)[0])
 		spoil(j.Fields)
 		if _, err := ReadTaskChanged(j); err == nil {
 			t.Errorf("%s: read without error", name)
@@ -77,5 +80,53 @@ func TestJobsRefuseUnreadableFields(t *testing.T) {
 	}
 	if _, err := ReadSend(queued(Handshake{SubscriptionID: "sub-1", Client: "c"}.Job())); err == nil {
 		t.Error("a handshake read as a send job")
+	}
+}
+
+// TestBarsResponseJob: an answered status queues the BaRS response with the
+// Task change, read back as queued, with an id that is the same for every
+// attempt at one version and differs between versions.
+func TestBarsResponseJob(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	task := &gateway.Resource{Type: gateway.TypeTask, ID: "task-1", Version: 3, LastUpdated: at, Owner: "practice-a"}
+	var found []gateway.QueuedJob
+	for _, j := range NotifyJobs(task, gateway.TaskRequested, gateway.TaskRejected) {
+		if JobEvent(queued(j)) == EventBarsResponse {
+			found = append(found, queued(j))
+		}
+	}
+	if len(found) != 1 || found[0].Queue != gateway.QueueNotify {
+		t.Fatalf("bars-response jobs = %+v, want one on the notify queue", found)
+	}
+	got, err := ReadBarsResponse(found[0])
+	want := TaskChanged{TaskID: "task-1", Version: 3, Status: gateway.TaskRejected, Client: "practice-a", At: at}
+	if err != nil || got.TaskChanged != want || got.Attempt != 0 {
+		t.Fatalf("read %+v, %v; want %+v", got, err, want)
+	}
+	if lane := JobLane(found[0]); lane != "practice-a" {
+		t.Errorf("lane %q, want the client", lane)
+	}
+	next := found[0]
+	next.Fields = NextAttempt(found[0])
+	again, err := ReadBarsResponse(next)
+	if err != nil || again.Attempt != 1 || again.MessageID() != got.MessageID() {
+		t.Errorf("second attempt %+v (id %s), %v; want attempt 1 and id %s", again, again.MessageID(), err, got.MessageID())
+	}
+	other := got
+	other.Version = 4
+	if other.MessageID() == got.MessageID() {
+		t.Error("two versions share a response id")
+	}
+	for _, c := range [][2]gateway.TaskStatus{{gateway.TaskAccepted, gateway.TaskInProgress}, {gateway.TaskInProgress, gateway.TaskOnHold},
+		{gateway.TaskAccepted, gateway.TaskAccepted}} { // the last: a note or business status, the status kept
+		for _, j := range NotifyJobs(task, c[0], c[1]) {
+			if JobEvent(queued(j)) == EventBarsResponse {
+				t.Errorf("%s -> %s queued a BaRS response", c[0], c[1])
+			}
+		}
+	}
+	if _, err := ReadBarsResponse(queued(NotifyJobs(task, gateway.TaskRequested, gateway.TaskAccepted)[0])); err == nil {
+		t.Error("a task-changed job read as a bars-response")
 	}
 }

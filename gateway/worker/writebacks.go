@@ -43,15 +43,27 @@ type WriteBacks struct {
 	Metrics *telemetry.Metrics // nil: none
 	// Audit keeps the record of each Task written back (nil: none).
 	Audit Auditor
+	// Answers sends the BaRS responses queued beside the write-backs (nil:
+	// none are sent, and their jobs are acknowledged as they come).
+	Answers *BarsResponses
 }
 
 // writeBackLease bounds how long one Task's write-back may hold it: longer
 // than two requests to the GP server with their timeouts.
 const writeBackLease = time.Minute
 
-// Lanes are the GP systems: one failing never holds up another.
+// Lanes are the GP systems with a write-back target or a BaRS endpoint:
+// one failing never holds up another.
 func (h *WriteBacks) Lanes() []string {
-	return slices.Collect(maps.Keys(h.Targets))
+	lanes := slices.Collect(maps.Keys(h.Targets))
+	if h.Answers != nil {
+		for client := range h.Answers.Targets {
+			if _, ok := h.Targets[client]; !ok {
+				lanes = append(lanes, client)
+			}
+		}
+	}
+	return lanes
 }
 
 // Lane is the client whose referral the Task is.
@@ -60,6 +72,14 @@ func (h *WriteBacks) Lane(job gateway.QueuedJob) string { return queue.JobLane(j
 // Handle writes one change back.
 func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
 	logger, now := loggerOr(h.Log), clockOr(h.Now)
+	if queue.JobEvent(job) == queue.EventBarsResponse {
+		if h.Answers == nil {
+			record(logger.With("job", job.ID), "no BaRS responses configured", h.Queue.Ack(ctx, job))
+			return
+		}
+		h.Answers.Handle(ctx, job)
+		return
+	}
 	changed, err := queue.ReadTaskChanged(job)
 	if err != nil {
 		record(logger.With("job", job.ID), "unreadable write-back job", h.Queue.Bury(ctx, job, err.Error()))
@@ -157,14 +177,5 @@ func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
 // to the dead-letter queue (signpost dlq replay sends it again; the next
 // change of the Task writes its current state anyway).
 func (h *WriteBacks) retry(ctx context.Context, log *slog.Logger, job gateway.QueuedJob, res notify.Result) {
-	now := clockOr(h.Now)
-	attempt, _ := queue.Attempt(job) // unreadable: the first of the retries
-	log = log.With("attempt", attempt+1, "reason", res.Reason)
-	if !res.Retry || attempt >= len(h.Retry) {
-		record(log.With("status", res.Status), "dead letter", h.Queue.Bury(ctx, job, "write-back to the GP system failed: "+res.Reason))
-		return
-	}
-	next := queue.NextAttempt(job)
-	wait := jitter(h.Retry[attempt])
-	record(log.With("retry_in", wait), "will retry", h.Queue.Later(ctx, job, next, now().Add(wait)))
+	retryOrBury(ctx, h.Queue, h.Retry, clockOr(h.Now), log, job, res, "write-back to the GP system failed: ")
 }
