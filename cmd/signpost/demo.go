@@ -317,10 +317,10 @@ func sendDemoBaRSReferral(base, run string) error {
 	sr, pt, org := "urn:uuid:"+gateway.NewID(), "urn:uuid:"+gateway.NewID(), "urn:uuid:"+gateway.NewID()
 	body := `{"resourceType":"Bundle","id":"` + gateway.NewID() + `","type":"message","timestamp":"` + gateway.Instant(time.Now()) + `","entry":[` +
 		`{"fullUrl":"urn:uuid:` + gateway.NewID() + `","resource":{"resourceType":"MessageHeader",` +
-		`"eventCoding":{"system":"https://fhir.nhs.uk/CodeSystem/message-events-bars","code":"servicerequest-request"},` +
+		`"eventCoding":{"system":"` + gateway.BaRSEventSystem + `","code":"` + gateway.BaRSServiceRequestRequest + `"},` +
 		`"destination":[{"endpoint":"` + demoLinkWorkerService + `"}],` +
 		`"sender":{"reference":"` + org + `"},"source":{"name":"Example Surgery","endpoint":"https://example-surgery.example/fhir"},` +
-		`"reason":{"coding":[{"system":"https://fhir.nhs.uk/CodeSystem/message-reason-bars","code":"new"}]},` +
+		`"reason":{"coding":[{"system":"` + gateway.BaRSReasonSystem + `","code":"new"}]},` +
 		`"focus":[{"reference":"` + sr + `"}]}},` +
 		`{"fullUrl":"` + sr + `","resource":{"resourceType":"ServiceRequest","identifier":[{"system":"https://example-surgery.example/referral-id","value":"DEMO-` + run + `-4"}],` +
 		`"status":"active","intent":"order","priority":"routine","subject":{"reference":"` + pt + `"},"authoredOn":"` + gateway.Instant(time.Now()) + `",` +

@@ -25,13 +25,9 @@ import (
 
 // The BaRS code systems and codes a message is read by.
 const (
-	EventSystem  = "https://fhir.nhs.uk/CodeSystem/message-events-bars"
-	ReasonSystem = "https://fhir.nhs.uk/CodeSystem/message-reason-bars"
-
-	EventServiceRequest = "servicerequest-request"
-	ReasonNew           = "new"
-	ReasonUpdate        = "update"
-	ReasonDelete        = "delete"
+	ReasonNew    = "new"
+	ReasonUpdate = "update"
+	ReasonDelete = "delete"
 )
 
 // reasons maps the reason codes to what intake does with the message.
@@ -135,25 +131,25 @@ func checkHeader(mh *fhir.Object) (intake.MessageReason, error) {
 	if !ok {
 		// R4 requires event[x]; an eventUri cannot name a BaRS event.
 		return 0, problem(gateway.KindInvalid, fhir.IssueRequired, header+".eventCoding",
-			"a BaRS message names its event in eventCoding (system %s)", EventSystem)
+			"a BaRS message names its event in eventCoding (system %s)", gateway.BaRSEventSystem)
 	}
-	if system, _ := ev.String("system"); system != EventSystem {
+	if system, _ := ev.String("system"); system != gateway.BaRSEventSystem {
 		return 0, problem(gateway.KindInvalid, fhir.IssueValue, header+".eventCoding.system",
-			"the event of a BaRS message is coded in %s", EventSystem)
+			"the event of a BaRS message is coded in %s", gateway.BaRSEventSystem)
 	}
-	if code, _ := ev.String("code"); code != EventServiceRequest {
+	if code, _ := ev.String("code"); code != gateway.BaRSServiceRequestRequest {
 		return 0, problem(gateway.KindUnprocessable, fhir.IssueNotSupported, header+".eventCoding.code",
-			"Signpost processes the BaRS event %s (a referral) only", EventServiceRequest)
+			"Signpost processes the BaRS event %s (a referral) only", gateway.BaRSServiceRequestRequest)
 	}
 	rc, ok := mh.Object("reason")
 	if !ok {
 		return 0, problem(gateway.KindInvalid, fhir.IssueRequired, header+".reason",
-			"a servicerequest-request gives its reason (system %s): new, update or delete", ReasonSystem)
+			"a servicerequest-request gives its reason (system %s): new, update or delete", gateway.BaRSReasonSystem)
 	}
 	codings, _ := rc.Objects("coding")
 	for k, c := range codings {
 		system, _ := c.String("system")
-		if system != ReasonSystem {
+		if system != gateway.BaRSReasonSystem {
 			continue
 		}
 		code, _ := c.String("code")
@@ -165,7 +161,7 @@ func checkHeader(mh *fhir.Object) (intake.MessageReason, error) {
 		return reason, nil
 	}
 	return 0, problem(gateway.KindInvalid, fhir.IssueRequired, header+".reason.coding",
-		"the reason must be coded in %s", ReasonSystem)
+		"the reason must be coded in %s", gateway.BaRSReasonSystem)
 }
 
 func entry(fullURL string, i int, r *fhir.Object) intake.MessageEntry {

@@ -83,7 +83,7 @@ func (a *API) messageAnswer(msg *intake.MessageReferral, got *intake.ReceivedRef
 	header := map[string]any{
 		"resourceType": "MessageHeader",
 		"id":           gateway.NewID(),
-		"eventCoding":  map[string]string{"system": bars.EventSystem, "code": bars.EventServiceRequest},
+		"eventCoding":  map[string]string{"system": gateway.BaRSEventSystem, "code": gateway.BaRSServiceRequestRequest},
 		"source":       map[string]string{"endpoint": a.fhirBase + "/$process-message", "software": "Signpost"},
 		"response":     map[string]string{"identifier": msg.MessageID, "code": "ok"},
 		"focus":        []map[string]string{{"reference": sr.Ref()}},

@@ -11,11 +11,8 @@ import (
 	"github.com/signpost-health/signpost/gateway/queue"
 )
 
-// The BaRS codes a response is written with (NHS England's BaRS message
-// events). gateway/bars reads requests by the same system.
+// What a response says of the request it answers.
 const (
-	barsEventSystem = "https://fhir.nhs.uk/CodeSystem/message-events-bars"
-	barsEventCode   = "servicerequest-response"
 	// barsResponseOK is MessageHeader.response.code (R4 response-code): the
 	// request message was processed. A declined referral is still a
 	// processed message, so it is ok too, with the decision (Task status
@@ -71,7 +68,7 @@ func (s *Service) BarsAnswer(ctx context.Context, job queue.BarsResponse, endpoi
 		"resourceType": "MessageHeader",
 		// Derived from the message id, so a resend is the same message throughout.
 		"id":          uuid.NewSHA1(uuid.NameSpaceURL, []byte(msgID+"/header")).String(),
-		"eventCoding": map[string]string{"system": barsEventSystem, "code": barsEventCode},
+		"eventCoding": map[string]string{"system": gateway.BaRSEventSystem, "code": gateway.BaRSServiceRequestResponse},
 		"destination": []map[string]string{{"endpoint": endpoint}},
 		"source":      map[string]string{"name": "Signpost", "endpoint": s.Base},
 		"response":    map[string]string{"identifier": requestID, "code": barsResponseOK},
