@@ -81,6 +81,16 @@ func newSubscriptionWorker(a *app) *worker.Worker {
 	})
 }
 
+// endpoint is a GP system's configured base, without a trailing slash, and
+// the bearer token its environment variable holds ("" when none is named).
+func endpoint(base, tokenEnv string, getenv func(string) string) (string, string) {
+	token := ""
+	if tokenEnv != "" {
+		token = getenv(tokenEnv)
+	}
+	return strings.TrimSuffix(base, "/"), token
+}
+
 // runWorkers runs workers until ctx ends, and returns the first error.
 func runWorkers(ctx context.Context, workers []*worker.Worker) error {
 	errs := make(chan error, len(workers))
@@ -103,27 +113,19 @@ func newWriteBacks(a *app, getenv func(string) string) *worker.Worker {
 	client := outbound.NewClient(outbound.Options{Allow: a.cfg.OutboundAllow, Timeout: a.cfg.DeliveryTimeout})
 	targets := map[string]*notify.GPServer{}
 	for _, c := range a.cfg.Clients {
-		if c.Notify == nil || c.Notify.FHIRBase == "" {
-			continue
+		if c.Notify != nil && c.Notify.FHIRBase != "" {
+			base, token := endpoint(c.Notify.FHIRBase, c.Notify.BearerTokenEnv, getenv)
+			targets[c.ID] = &notify.GPServer{Base: base, Token: token, Client: client}
 		}
-		token := ""
-		if c.Notify.BearerTokenEnv != "" {
-			token = getenv(c.Notify.BearerTokenEnv)
-		}
-		targets[c.ID] = &notify.GPServer{Base: strings.TrimSuffix(c.Notify.FHIRBase, "/"), Token: token, Client: client}
 	}
 	// BaRS responses share the notify queue (queued with each Task change)
 	// and the outbound client, so they are bound by outbound_allow too.
 	answers := map[string]*notify.BarsEndpoint{}
 	for _, c := range a.cfg.Clients {
-		if c.Bars == nil || c.Bars.Endpoint == "" {
-			continue
+		if c.Bars != nil && c.Bars.Endpoint != "" {
+			base, token := endpoint(c.Bars.Endpoint, c.Bars.BearerTokenEnv, getenv)
+			answers[c.ID] = &notify.BarsEndpoint{Base: base, Token: token, Client: client}
 		}
-		token := ""
-		if c.Bars.BearerTokenEnv != "" {
-			token = getenv(c.Bars.BearerTokenEnv)
-		}
-		answers[c.ID] = &notify.BarsEndpoint{Base: strings.TrimSuffix(c.Bars.Endpoint, "/"), Token: token, Client: client}
 	}
 	q := a.store.Queue(gateway.QueueNotify)
 	return worker.New(worker.Options{

@@ -324,15 +324,7 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*gateway.
 	pending := pl.pending[focus]
 	if pending != nil && pending.task != "" {
 		// Updated in this transaction, but it already has its Task: that is the answer.
-		existing, err := s.Store.Read(ctx, gateway.TypeTask, strings.TrimPrefix(pending.task, gateway.TypeTask+"/"))
-		if err != nil {
-			return nil, err
-		}
-		if err := s.sameAsReferralTask(r, existing); err != nil {
-			return nil, err
-		}
-		r.existing = existing
-		return &gateway.Outcome{Resource: existing}, nil
+		return s.existingReferralTask(ctx, r, pending.task)
 	}
 	if pending == nil {
 		stored, err := s.ReadVisible(ctx, pl.caller, gateway.TypeServiceRequest, srID)
@@ -349,15 +341,7 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*gateway.
 		if holder != "" {
 			// The referral already has its Task: that Task is the answer, if
 			// this one says nothing else.
-			existing, err := s.Store.Read(ctx, gateway.TypeTask, strings.TrimPrefix(holder, gateway.TypeTask+"/"))
-			if err != nil {
-				return nil, err
-			}
-			if err := s.sameAsReferralTask(r, existing); err != nil {
-				return nil, err
-			}
-			r.existing = existing
-			return &gateway.Outcome{Resource: existing}, nil
+			return s.existingReferralTask(ctx, r, holder)
 		}
 		obj, err := fhir.ParseResource(stored.Body, fhir.ParseOptions{})
 		if err != nil {
@@ -496,6 +480,20 @@ func (pl *plan) plannedBody(typ, id string) []byte {
 		}
 	}
 	return nil
+}
+
+// existingReferralTask answers a new Task for a referral that has its Task
+// (ref, "Task/id") with that Task, if the new one says nothing else.
+func (s *Service) existingReferralTask(ctx context.Context, r *Request, ref string) (*gateway.Outcome, error) {
+	existing, err := s.Store.Read(ctx, gateway.TypeTask, strings.TrimPrefix(ref, gateway.TypeTask+"/"))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.sameAsReferralTask(r, existing); err != nil {
+		return nil, err
+	}
+	r.existing = existing
+	return &gateway.Outcome{Resource: existing}, nil
 }
 
 // sameAsReferralTask refuses a client's own Task for a referral that has
