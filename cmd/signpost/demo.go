@@ -329,32 +329,21 @@ func sendDemoBaRSReferral(base, run string) error {
 		`{"fullUrl":"` + pt + `","resource":{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765870"}],` +
 		`"name":[{"given":["Sam"],"family":"Sample"}],"telecom":[{"system":"phone","value":"0113 496 0001"}],"birthDate":"1948-05-05"}},` +
 		`{"fullUrl":"` + org + `","resource":{"resourceType":"Organization","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"}],"name":"Example Surgery"}}]}`
-	req, err := http.NewRequest(http.MethodPost, base+"/$process-message", strings.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/fhir+json")
-	req.Header.Set("X-Request-Id", gateway.NewID())
-	req.Header.Set("X-Correlation-Id", gateway.NewID())
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	answer, _ := io.ReadAll(io.LimitReader(res.Body, 1<<16))
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d: %s", res.StatusCode, answer)
-	}
-	return nil
+	// BaRS asks each request for ids of its own, echoed in the answer.
+	return sendDemoResource(http.MethodPost, base+"/$process-message", body, "X-Request-Id", gateway.NewID(), "X-Correlation-Id", gateway.NewID())
 }
 
-// sendDemoResource sends one resource as the demo's GP system does.
-func sendDemoResource(method, url, body string) error {
+// sendDemoResource sends one resource (or message) as the demo's GP
+// system does, with the headers given as name, value pairs.
+func sendDemoResource(method, url, body string, headers ...string) error {
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/fhir+json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
