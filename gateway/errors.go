@@ -107,6 +107,11 @@ var ErrUnavailable = errors.New("storage unavailable")
 // stored and the request can be retried once memory is freed or added.
 var ErrStoreFull = fmt.Errorf("%w: out of memory", ErrUnavailable)
 
+// ErrContended marks a change a store gave up on because what it read to
+// make it kept changing under other writers: nothing was written, and the
+// request can be sent again.
+var ErrContended = errors.New("the data kept changing while the change was made")
+
 // ErrNotFound is what a Store returns for a resource or version it does not hold.
 var ErrNotFound = errors.New("not found")
 
@@ -120,6 +125,10 @@ func AsError(err error) *Error {
 	if errors.Is(err, ErrStoreFull) {
 		return &Error{Kind: KindUnavailable, Err: err, Issues: []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueTransient,
 			Diagnostics: "Signpost's store is full and refusing writes, so this request was not stored. Retry after the Retry-After interval: a referral sent again with the same identifier is recognised, never made twice."}}}
+	}
+	if errors.Is(err, ErrContended) {
+		return &Error{Kind: KindConflict, Err: err, Issues: []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueConflict,
+			Diagnostics: "the resources this request changes kept changing under other requests, so nothing was changed; send it again"}}}
 	}
 	if errors.Is(err, ErrUnavailable) {
 		return &Error{Kind: KindUnavailable, Err: err, Issues: []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueTransient,

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/signpost-health/signpost/gateway"
@@ -58,5 +59,14 @@ func TestCommitRereadsChangedIndexEntries(t *testing.T) {
 	}
 	if v := rdb.HGet(ctx, s.keys.resource("Task", "t1"), "v").Val(); v != "3" {
 		t.Errorf("version %s after a refused commit, want 3", v)
+	}
+}
+
+// Given up on, a commit is a conflict the caller may send again, never an
+// internal error.
+func TestKeptChangingIsAConflict(t *testing.T) {
+	t.Parallel()
+	if e := gateway.AsError(fmt.Errorf("committing a change: %w", ErrKeptChanging)); e.Kind != gateway.KindConflict {
+		t.Errorf("kind %v, want KindConflict", e.Kind)
 	}
 }

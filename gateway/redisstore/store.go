@@ -49,7 +49,8 @@ const maxRereads = 3
 
 // ErrKeptChanging is returned when the keys an operation read kept changing
 // before its script could run, maxRereads times in a row.
-var ErrKeptChanging = errors.New("redisstore: what the operation read kept changing before it could apply")
+// It is a kind of gateway.ErrContended: callers are told to send again.
+var ErrKeptChanging = fmt.Errorf("redisstore: what the operation read kept changing before it could apply: %w", gateway.ErrContended)
 
 // raced runs the test hook between a read and the script it names keys for.
 func (s *Store) raced() {
