@@ -165,4 +165,4 @@ const MatchNothing = "_none"
 
 // OwnerTerm finds the resources a provider owns (Task.owner): the tenancy
 // boundary between providers.
-func OwnerTerm(providerID string) string { return Term("owner", "Organization/"+providerID) }
+func OwnerTerm(providerID string) string { return Term("owner", TypeOrganization+"/"+providerID) }

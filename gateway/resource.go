@@ -13,6 +13,8 @@ const (
 	// TypeProvenance records who made each change to a referral Task;
 	// Signpost writes them, clients read them.
 	TypeProvenance = "Provenance"
+	// TypeOrganization is what a provider is, as a referral Task's owner.
+	TypeOrganization = "Organization"
 )
 
 // Resource is one stored version of a resource. Body is the JSON as the

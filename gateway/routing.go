@@ -37,7 +37,7 @@ func (p *Provider) DisplayName() string {
 // Reference by id for searches, and the ODS identifier so systems that do
 // not know Signpost's ids can still tell who it is.
 func (p *Provider) Reference() ProviderReference {
-	r := ProviderReference{Display: p.DisplayName(), Reference: "Organization/" + p.ID, Type: "Organization"}
+	r := ProviderReference{Display: p.DisplayName(), Reference: TypeOrganization + "/" + p.ID, Type: TypeOrganization}
 	r.Identifier.System, r.Identifier.Value = p.Organization.System, p.Organization.Value
 	return r
 }
@@ -110,7 +110,7 @@ func (r *Router) ProviderFor(ref *models.Reference) (*Provider, bool) {
 		}
 	}
 	if ref.Reference != nil {
-		if id, ok := strings.CutPrefix(*ref.Reference, "Organization/"); ok {
+		if id, ok := strings.CutPrefix(*ref.Reference, TypeOrganization+"/"); ok {
 			if p, ok := r.byID[id]; ok {
 				return p, true
 			}

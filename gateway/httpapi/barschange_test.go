@@ -205,3 +205,38 @@ func TestBaRSChangeOfUnknownReferralIsRefused(t *testing.T) {
 		t.Errorf("%d cancellation deliveries, want 0", n)
 	}
 }
+
+// An update addressed to another service than the one its referral went to
+// is refused, and changes nothing: the sender would be revoking a referral
+// it believes another provider holds.
+func TestBaRSChangeToAnotherServiceIsRefused(t *testing.T) {
+	const otherService = "http://fhir.nhs.uk/Id/dos-service-id|222222222"
+	e := setup(t, withWarnNHS, func(o *options) {
+		withBaRSService(o)
+		o.providers[1].Services = []string{otherService}
+	})
+	srID, taskID := barsReferral(t, e)
+	revoke := barsMutant(t, func(b map[string]any, entries []any) {
+		b["id"] = "9d7a2c5f-8e9b-4fa0-8d1e-2f3a4b5c6d7e"
+		header := entryResource(entries, 0)
+		header["reason"].(map[string]any)["coding"].([]any)[0].(map[string]any)["code"] = "update"
+		header["destination"].([]any)[0].(map[string]any)["endpoint"] = otherService
+		entryResource(entries, 1)["status"] = "revoked"
+	})
+	r := e.post("/$process-message", revoke, as("practice-a")...).must(t, http.StatusUnprocessableEntity)
+	is := readOutcome(t, r)
+	const at = "Bundle.entry[0].resource.destination[0].endpoint"
+	if len(is) != 1 || len(is[0].Expression) != 1 || is[0].Expression[0] != at ||
+		is[0].Details == nil || len(is[0].Details.Coding) == 0 || is[0].Details.Coding[0].Code != "REC_UNPROCESSABLE_ENTITY" {
+		t.Errorf("want one issue, REC_UNPROCESSABLE_ENTITY, at %s; got %s", at, r.body)
+	}
+	if got := e.get("/ServiceRequest/"+srID, as("practice-a")...).must(t, http.StatusOK).json(t); got["status"] != "active" {
+		t.Errorf("the referral is %v, want active", got["status"])
+	}
+	if task := e.get("/Task/"+taskID, as("practice-a")...).must(t, http.StatusOK).json(t); task["status"] != "requested" {
+		t.Errorf("Task is %v, want requested", task["status"])
+	}
+	if n := e.cancellations(t); n != 0 {
+		t.Errorf("%d cancellation deliveries, want 0", n)
+	}
+}

@@ -122,7 +122,7 @@ func journeyOf(id string, versions []*gateway.Resource) (Journey, bool) {
 	}
 	j.Practice = cmp.Or(first.Requester.Identifier.Value, first.Requester.Display, first.Requester.Reference)
 	j.PracticeName = first.Requester.Display
-	j.ProviderID = strings.TrimPrefix(first.Owner.Reference, "Organization/")
+	j.ProviderID = strings.TrimPrefix(first.Owner.Reference, gateway.TypeOrganization+"/")
 	for _, in := range first.Input {
 		if in.ValueCoding.System == gateway.CategorySystem {
 			j.Category = in.ValueCoding.Code

@@ -27,6 +27,9 @@ func (s *Service) receiveChange(ctx context.Context, caller gateway.Caller, m *M
 	if err != nil {
 		return nil, err
 	}
+	if err := s.sameService(ctx, m, srID); err != nil {
+		return nil, err
+	}
 	cur, err := s.Store.Read(ctx, gateway.TypeServiceRequest, srID)
 	if err != nil {
 		return nil, err
@@ -46,6 +49,31 @@ func (s *Service) receiveChange(ctx context.Context, caller gateway.Caller, m *M
 		return nil, err
 	}
 	return &ReceivedReferral{ServiceRequest: outs[0], Task: task, Changed: outs[0].Resource.Version > cur.Version}, nil
+}
+
+// sameService refuses an update or delete addressed to another service than
+// the one its referral was routed to: the sender would be changing a
+// referral it believes another provider holds, and the provider that has
+// it would learn of a change not meant for it. It says no more than that,
+// not which service has the referral.
+func (s *Service) sameService(ctx context.Context, m *MessageReferral, srID string) error {
+	provider, err := s.destinationProvider(m.Destinations)
+	if err != nil {
+		return err
+	}
+	task, err := s.referralTask(ctx, srID)
+	if err != nil || task == nil {
+		return err
+	}
+	view, err := gateway.ParseTask(task.Body)
+	if err != nil {
+		return err
+	}
+	if view.Owner != gateway.TypeOrganization+"/"+provider.ID {
+		return gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, m.Destinations[0].Expr,
+			"the referral was sent to another service than this destination; an update or delete is addressed to the service its referral was sent to; nothing was changed")
+	}
+	return nil
 }
 
 // messageTarget is the id of the referral an update or delete is about:

@@ -111,7 +111,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 			if err != nil {
 				return nil, err
 			}
-			if id, ok := strings.CutPrefix(view.Owner, "Organization/"); ok {
+			if id, ok := strings.CutPrefix(view.Owner, gateway.TypeOrganization+"/"); ok {
 				keep = append(keep, gateway.ProviderTerm(id))
 			}
 			// Revoking the referral cancels its Task, and the provider is told.
@@ -241,7 +241,7 @@ func (s *Service) planProvenance(pl *plan, task *gateway.Resource, owner string)
 	role := "author"
 	switch pl.caller.Kind {
 	case gateway.CallerProvider:
-		who["reference"] = "Organization/" + pl.caller.ClientID
+		who["reference"] = gateway.TypeOrganization + "/" + pl.caller.ClientID
 		if p, ok := s.Router().Provider(pl.caller.ClientID); ok {
 			who["display"] = p.DisplayName()
 		}
@@ -279,7 +279,7 @@ func (s *Service) planProvenance(pl *plan, task *gateway.Resource, owner string)
 // planCancellation queues the delivery that tells a referral's provider the
 // referrer cancelled it.
 func (s *Service) planCancellation(pl *plan, task models.Task, taskID string) error {
-	providerID, ok := strings.CutPrefix(gateway.RefOf(task.Owner), "Organization/")
+	providerID, ok := strings.CutPrefix(gateway.RefOf(task.Owner), gateway.TypeOrganization+"/")
 	p, known := s.Router().Provider(providerID)
 	if !ok || !known {
 		return nil // no provider holds it: nobody to tell
@@ -513,7 +513,7 @@ func (s *Service) sameAsReferralTask(r *Request, held *gateway.Resource) error {
 		}
 		if json.Unmarshal(raw, &owner) != nil {
 			skip = skip[1:]
-		} else if p, known := s.Router().ProviderFor(&owner); !known || "Organization/"+p.ID != heldView.Owner {
+		} else if p, known := s.Router().ProviderFor(&owner); !known || gateway.TypeOrganization+"/"+p.ID != heldView.Owner {
 			skip = skip[1:]
 		}
 	}
