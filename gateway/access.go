@@ -10,7 +10,8 @@ import (
 
 // Who may see and change what. A GP system sees the referrals it made and
 // what they carry (its Patients, their Tasks); a provider sees the Tasks it
-// owns and the ServiceRequests and Patients those Tasks point to. Anything
+// owns and the ServiceRequests and Patients those Tasks point to, and the
+// supporting resources those referrals came with. Anything
 // else does not exist for the caller: it is answered 404, never 403, and
 // searches and counts leave it out, so existence cannot leak (OWASP API1,
 // broken object-level authorisation).
@@ -63,7 +64,14 @@ func (s *Core) Visible(ctx context.Context, c Caller, r *Resource) (bool, error)
 			task, _, _ := strings.Cut(strings.TrimPrefix(p.Target[0].Reference, TypeTask+"/"), "/")
 			via = []string{idTerm(task)}
 		default:
-			return false, nil
+			if !IsSupporting(r.Type) {
+				return false, nil
+			}
+			referral, err := s.Store.Lookup(ctx, SupportingKey(r.Ref()))
+			if err != nil || referral == "" {
+				return false, err
+			}
+			via = []string{FocusTerm(referral)}
 		}
 		_, n, err := s.Store.Search(ctx, &StoreQuery{Type: TypeTask, Groups: [][]string{via, owned}})
 		return n > 0, err

@@ -103,6 +103,16 @@ func (s *Core) Router() *Router { return s.router }
 // or order.
 func NewID() string { return uuid.NewString() }
 
+// derivedIDs is the name space of DerivedID.
+var derivedIDs = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://signpost.health/id/derived"))
+
+// DerivedID is an id made from names (a name-based UUID, version 5): the
+// same names always give the same id, so a thing sent again is stored
+// under the id it was stored under the first time.
+func DerivedID(names ...string) string {
+	return uuid.NewSHA1(derivedIDs, []byte(strings.Join(names, "\x00"))).String()
+}
+
 // Outcome is the result of one create or update.
 type Outcome struct {
 	Resource *Resource

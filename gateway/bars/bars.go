@@ -16,10 +16,12 @@ package bars
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/conform"
 	"github.com/signpost-health/signpost/gateway/intake"
 )
 
@@ -36,6 +38,10 @@ var reasons = map[string]intake.MessageReason{
 	ReasonUpdate: intake.MessageUpdate,
 	ReasonDelete: intake.MessageDelete,
 }
+
+// MaxEntries bounds a message: all it carries is stored in one atomic
+// commit, as a transaction's entries are.
+const MaxEntries = conform.MaxTransactionEntries
 
 // header is where the MessageHeader sits: BaRS, like FHIR messaging, puts
 // it first.
@@ -60,9 +66,14 @@ func Read(obj *fhir.Object, requestID string) (*intake.MessageReferral, error) {
 		return nil, problem(gateway.KindInvalid, fhir.IssueRequired, "Bundle.id", "Bundle.id is required: it is the message's identity, by which a message sent again is known")
 	}
 	entries, _ := obj.Objects("entry")
+	if len(entries) > MaxEntries {
+		return nil, problem(gateway.KindTooLarge, fhir.IssueTooCostly, "Bundle.entry",
+			"a message may have at most %d entries; it is stored in one step", MaxEntries)
+	}
 	m := &intake.MessageReferral{MessageID: id, RequestID: requestID, Entries: map[string]string{}}
 	byURL := map[string]int{}
 	resources := make([]*fhir.Object, len(entries))
+	urls := make([]string, len(entries))
 	for i, e := range entries {
 		at := "Bundle.entry[" + strconv.Itoa(i) + "]"
 		r, ok := e.Object("resource")
@@ -77,7 +88,7 @@ func Read(obj *fhir.Object, requestID string) (*intake.MessageReferral, error) {
 		if _, twice := byURL[url]; twice {
 			return nil, problem(gateway.KindInvalid, fhir.IssueInvalid, at+".fullUrl", "two entries have the same fullUrl")
 		}
-		byURL[url] = i
+		byURL[url], urls[i] = i, url
 		m.Entries[url] = r.ResourceType()
 	}
 	if len(resources) == 0 || resources[0].ResourceType() != "MessageHeader" {
@@ -110,6 +121,13 @@ func Read(obj *fhir.Object, requestID string) (*intake.MessageReferral, error) {
 				m.Patient = &p
 			}
 		}
+	}
+	if m.Patient == nil && slices.ContainsFunc(resources, func(r *fhir.Object) bool { return r.ResourceType() == gateway.TypePatient }) {
+		return nil, problem(gateway.KindInvalid, fhir.IssueInvalid, "Bundle.entry",
+			"the message's Patient entry must be the one its ServiceRequest's subject names (by the entry's fullUrl)")
+	}
+	if err := checkEntries(mh, resources, urls, m); err != nil {
+		return nil, err
 	}
 	dests, _ := mh.Objects("destination")
 	for k, d := range dests {

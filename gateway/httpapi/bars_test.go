@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,13 +114,14 @@ func TestBaRSExampleMessageIsReceivedAndRouted(t *testing.T) {
 		t.Errorf("MessageHeader does not answer the example message (its Bundle.id): %s", answer.Entry[0].Resource)
 	}
 
-	// Audited in the commit that made the referral: the ServiceRequest and
-	// the Patient it wrote, and nothing of the patient's details.
+	// Audited in the commit that made the referral: the ServiceRequest, the
+	// Patient and the 16 other entries it wrote, and nothing of the
+	// patient's details.
 	events, raw := e.audit(t)
 	if len(events) != 1 || events[0].Subtype[0].Code != "operation" || events[0].Action != "C" || events[0].Outcome != "0" ||
-		len(events[0].Entity) != 2 || !strings.HasPrefix(events[0].Entity[0].What.Reference, "ServiceRequest/"+sr["id"].(string)) ||
-		!strings.HasPrefix(events[0].Entity[1].What.Reference, "Patient/") {
-		t.Errorf("want one audit event of the message naming its ServiceRequest and Patient; got\n%s", raw)
+		len(events[0].Entity) != 18 || !strings.HasPrefix(events[0].Entity[0].What.Reference, "ServiceRequest/"+sr["id"].(string)) ||
+		!strings.HasPrefix(events[0].Entity[1].What.Reference, "Patient/") || !strings.HasPrefix(events[0].Entity[17].What.Reference, "Consent/") {
+		t.Errorf("want one audit event of the message naming its ServiceRequest, Patient and every other entry; got\n%s", raw)
 	}
 	if strings.Contains(raw, badNHSNumber) || strings.Contains(raw, "Julie") {
 		t.Error("patient data reached the audit trail")
@@ -137,15 +139,15 @@ func TestBaRSExampleMessageIsReceivedAndRouted(t *testing.T) {
 	if task["status"] != "requested" {
 		t.Errorf("Task.status = %v, want requested", task["status"])
 	}
-	// The subject now names the stored Patient; the references to entries
-	// not stored yet are kept as sent.
+	// The subject names the stored Patient, and the encounter the stored
+	// Encounter (TestBaRSEveryEntryIsStoredAsReceived reads them all).
 	subject, _ := sr["subject"].(map[string]any)
 	ref, _ := subject["reference"].(string)
 	if !strings.HasPrefix(ref, "Patient/") {
 		t.Errorf("ServiceRequest.subject = %v, want the stored Patient", subject)
 	}
-	if enc, _ := sr["encounter"].(map[string]any); enc["reference"] != "urn:uuid:8c63d621-4d86-4f57-8699-e8e22d49935d" {
-		t.Errorf("ServiceRequest.encounter = %v, want the message's reference kept", enc)
+	if enc, _ := sr["encounter"].(map[string]any); !strings.HasPrefix(fmt.Sprint(enc["reference"]), "Encounter/") {
+		t.Errorf("ServiceRequest.encounter = %v, want the stored Encounter", enc)
 	}
 	// Under nhs_number: warn the example's NHS number (failing Modulus 11) is
 	// a warning at its place in the message.

@@ -39,7 +39,8 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 		ConditionalUpdate bool          `json:"conditionalUpdate"`
 		ConditionalDelete string        `json:"conditionalDelete"`
 		SearchInclude     []string      `json:"searchInclude,omitempty"`
-		SearchParam       []param       `json:"searchParam"`
+		SearchParam       []param       `json:"searchParam,omitempty"`
+		Documentation     string        `json:"documentation,omitempty"`
 	}
 	res := func(typ, profile string, updateCreate bool, includes []string, interactions ...string) resource {
 		r := resource{Type: typ, Profile: profile, Versioning: "versioned-update", ReadHistory: false, UpdateCreate: updateCreate,
@@ -64,6 +65,15 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 			param{Name: "_count", Type: "number", Documentation: "page size, default 50, at most 500; next links carry a cursor that keeps the order the search had at its first page, so no match is skipped or repeated while matches change"},
 			param{Name: "_sort", Type: "special", Documentation: "_lastUpdated or -_lastUpdated"})
 		return r
+	}
+	// What a BaRS message brings beside its referral: kept as received,
+	// read by id by whoever may see the referral.
+	var supporting []resource
+	for _, typ := range gateway.SupportingTypes() {
+		r := res(typ, "http://hl7.org/fhir/StructureDefinition/"+typ, false, nil, "read", "vread")
+		r.ConditionalCreate, r.SearchParam = false, nil // read by id only
+		r.Documentation = "Kept as a BaRS servicerequest-request brought it, its references to the message's other entries resolved to what was stored; readable by the referring client and by the provider its referral went to."
+		supporting = append(supporting, r)
 	}
 	security := map[string]any{"cors": false, "description": "No authentication: this deployment listens on loopback only."}
 	if info.AuthMode != "none" {
@@ -90,7 +100,7 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 				"and refused with every problem listed; required bindings of status, intent and priority are checked; " +
 				"a modifierExtension the deployment does not understand is refused.",
 			"security": security,
-			"resource": []resource{
+			"resource": append([]resource{
 				res(gateway.TypeServiceRequest, "http://hl7.org/fhir/StructureDefinition/ServiceRequest", false, nil),
 				res(gateway.TypeTask, "http://hl7.org/fhir/StructureDefinition/Task", false, []string{"Task:focus", "Task:patient"},
 					"create", "read", "vread", "update", "patch", "search-type"),
@@ -105,7 +115,7 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 					r.ConditionalCreate = false
 					return r
 				}(),
-			},
+			}, supporting...),
 			"interaction": []interaction{{"transaction"}},
 			// NHS BaRS: a servicerequest-request (reason new) makes a referral.
 			"operation": []map[string]string{{

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -89,12 +90,20 @@ func TestCapabilityStatementTellsTheTruth(t *testing.T) {
 		m := r.(map[string]any)
 		types[m["type"].(string)] = m
 	}
-	if len(types) != 5 || types["ServiceRequest"] == nil || types["Task"] == nil || types["Patient"] == nil || types["Provenance"] == nil || types["Subscription"] == nil {
+	if len(types) != 5+len(gateway.SupportingTypes()) || types["ServiceRequest"] == nil || types["Task"] == nil || types["Patient"] == nil || types["Provenance"] == nil || types["Subscription"] == nil {
 		t.Fatalf("resource types: %v", types)
+	}
+	// A message's supporting resources are read by id, and say so.
+	for _, typ := range gateway.SupportingTypes() {
+		r := types[typ]
+		if r == nil || fmt.Sprint(r["interaction"]) != "[map[code:read] map[code:vread]]" || r["searchParam"] != nil {
+			t.Errorf("%s: %v; want read and vread only", typ, r)
+		}
 	}
 	// Every search parameter it lists must be accepted by search.
 	for typ, r := range types {
-		for _, p := range r["searchParam"].([]any) {
+		params, _ := r["searchParam"].([]any)
+		for _, p := range params {
 			name := p.(map[string]any)["name"].(string)
 			value := "x"
 			switch name {

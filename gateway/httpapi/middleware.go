@@ -205,8 +205,22 @@ func (a *API) noMethod(c *gin.Context) {
 var knownTypes = map[string]bool{gateway.TypeServiceRequest: true, gateway.TypeTask: true, gateway.TypePatient: true, gateway.TypeProvenance: true, topic.TypeSubscription: true}
 
 func (a *API) knownType(c *gin.Context) {
-	if !knownTypes[c.Param("type")] {
-		a.failWith(c, gateway.KindNotFound, fhir.IssueNotSupported, "Signpost does not serve %q resources; it serves ServiceRequest, Task, Patient, Provenance and Subscription", c.Param("type"))
+	typ := c.Param("type")
+	switch {
+	case knownTypes[typ]:
+	case gateway.IsSupporting(typ):
+		a.failWith(c, gateway.KindMethodNotAllowed, fhir.IssueNotSupported,
+			"a %s is kept as a referral message brought it and is read by id (GET /fhir/%s/{id}), as its referral's references name it; it is not searched or written on its own", typ, typ)
+	default:
+		a.failWith(c, gateway.KindNotFound, fhir.IssueNotSupported, "Signpost does not serve %q resources; it serves ServiceRequest, Task, Patient, Provenance and Subscription, and reads the resources a BaRS message brought", typ)
+	}
+}
+
+// readableType lets reads by id through for the known types and for the
+// supporting resources messages bring (gateway.IsSupporting).
+func (a *API) readableType(c *gin.Context) {
+	if !gateway.IsSupporting(c.Param("type")) {
+		a.knownType(c)
 	}
 }
 

@@ -155,10 +155,10 @@ func New(o Options) http.Handler {
 	f.GET("/:type", a.knownType, a.search)
 	f.POST("/:type/_search", a.knownType, a.searchPost)
 	f.POST("/:type", a.knownType, a.withBody, a.create)
-	f.GET("/:type/:id", a.knownType, a.read)
+	f.GET("/:type/:id", a.readableType, a.read)
 	f.PUT("/:type/:id", a.knownType, a.withBody, a.update)
 	f.PATCH("/:type/:id", a.knownType, a.withPatchBody, a.patch)
-	f.GET("/:type/:id/_history/:vid", a.knownType, a.vread)
+	f.GET("/:type/:id/_history/:vid", a.readableType, a.vread)
 	f.GET("/:type/:id/$status", a.knownType, a.subscriptionStatus)
 	f.DELETE("/:type/:id", a.knownType, a.endSubscription)
 	return r

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"time"
 
@@ -131,6 +132,9 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 	if err := s.resolveMessageRepeat(ctx, caller, reqs, lookRepeats); err != nil {
 		return nil, err
 	}
+	if err := s.readSupporting(ctx, reqs, lookRepeats); err != nil {
+		return nil, err
+	}
 	// 2. Give every new resource its id and resolve references between entries.
 	refs := map[string]string{}
 	for _, r := range reqs {
@@ -142,11 +146,16 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 				return nil, r.locate(err)
 			}
 			r.id = r.ID
+		case r.isSupporting():
+			r.id = r.message.entryID(r.FullURL)
 		default:
 			r.id = s.NewID()
 		}
 		if r.FullURL != "" {
 			refs[r.FullURL] = r.Type + "/" + r.id
+		}
+		if r.message != nil {
+			maps.Copy(refs, r.message.resolved)
 		}
 	}
 	for _, r := range reqs {
@@ -226,6 +235,29 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 			}
 			pl.outcomes[i] = out
 		}
+	}
+	// 4. What a message carries beside the referral, stored under it.
+	for i, r := range reqs {
+		if !r.isSupporting() {
+			continue
+		}
+		if r.existing != nil {
+			pl.outcomes[i] = &gateway.Outcome{Resource: r.existing}
+			continue
+		}
+		planned := len(pl.commit.Writes)
+		out, err := s.planSupporting(ctx, pl, r)
+		if err == nil {
+			err = conform.CheckIndexBounds(r.Type, pl.commit.Writes[planned:])
+		}
+		if errors.Is(err, conform.ErrUnchanged) {
+			pl.outcomes[i] = &gateway.Outcome{Resource: r.existing}
+			continue
+		}
+		if err != nil {
+			return nil, r.locate(err)
+		}
+		pl.outcomes[i] = out
 	}
 	if err := pl.checkDistinct(); err != nil {
 		return nil, err

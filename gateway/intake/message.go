@@ -2,12 +2,14 @@ package intake
 
 import (
 	"context"
+	"strconv"
 	"strings"
 
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/conform"
 	"github.com/signpost-health/signpost/mappings"
 )
 
@@ -34,6 +36,10 @@ type MessageReferral struct {
 	// entry its subject names.
 	ServiceRequest MessageEntry
 	Patient        *MessageEntry
+	// Supporting are the other entries (Encounter, CarePlan, Consent,
+	// Practitioners, Organizations, …: gateway.IsSupporting), in message
+	// order, each stored as received beside the referral.
+	Supporting []MessageEntry
 	// Entries gives the resourceType of every entry by fullUrl. References
 	// to entries Signpost does not store yet (Encounter, Practitioner, …)
 	// stay as the sender wrote them: they name entries of the message.
@@ -91,13 +97,15 @@ func (s *Service) ReceiveReferral(ctx context.Context, caller gateway.Caller, m 
 	if err != nil {
 		return nil, err
 	}
-	ctxm := &messageContext{referral: m, provider: provider}
+	ctxm := &messageContext{referral: m, provider: provider, client: caller.ClientID}
 	sr := &Request{Method: "POST", Type: gateway.TypeServiceRequest, Body: m.ServiceRequest.Body, FullURL: m.ServiceRequest.FullURL,
 		Expr: m.ServiceRequest.Expr, inBundle: true, message: ctxm}
+	ctxm.focus = sr
 	reqs := []*Request{sr}
 	if p := m.Patient; p != nil {
 		reqs = append(reqs, &Request{Method: "POST", Type: gateway.TypePatient, Body: p.Body, FullURL: p.FullURL, Expr: p.Expr, inBundle: true, message: ctxm})
 	}
+	reqs = append(reqs, ctxm.supportingRequests()...)
 	outs, err := s.apply(ctx, caller, reqs, audit)
 	if err != nil {
 		return nil, err
@@ -121,6 +129,77 @@ func (s *Service) ReceiveReferral(ctx context.Context, caller gateway.Caller, m 
 type messageContext struct {
 	referral *MessageReferral
 	provider *gateway.Provider
+	// focus is the request of the message's ServiceRequest, whose id the
+	// supporting entries are stored under.
+	focus *Request
+	// client is the sender's client id, which entry ids are derived from.
+	client string
+	// resolved are entries stored before, which this message's other
+	// entries refer to by fullUrl (an update's Patient), by the reference
+	// they resolve to.
+	resolved map[string]string
+}
+
+// supportingRequests are the creates of the message's supporting entries.
+func (m *messageContext) supportingRequests() []*Request {
+	reqs := make([]*Request, 0, len(m.referral.Supporting))
+	for _, e := range m.referral.Supporting {
+		reqs = append(reqs, &Request{Method: "POST", Type: m.referral.Entries[e.FullURL], Body: e.Body, FullURL: e.FullURL,
+			Expr: e.Expr, inBundle: true, message: m})
+	}
+	return reqs
+}
+
+// entryID is the id a supporting entry is stored under, derived from the
+// sender and the entry's fullUrl: a BaRS sender keeps a resource's fullUrl
+// in the messages that repeat or update a referral, so the same entry
+// received again is the resource stored the first time (or its next
+// version), never a second copy.
+func (m *messageContext) entryID(fullURL string) string {
+	return gateway.DerivedID(m.client, fullURL)
+}
+
+// entryRefs are the references the supporting entries resolve to, by fullUrl.
+func (m *messageContext) entryRefs() map[string]string {
+	refs := make(map[string]string, len(m.referral.Supporting))
+	for _, e := range m.referral.Supporting {
+		refs[e.FullURL] = m.referral.Entries[e.FullURL] + "/" + m.entryID(e.FullURL)
+	}
+	return refs
+}
+
+// readSupporting reads the versions the supporting entries would replace:
+// when the message, or the referral it is about, was received before
+// (looking, an update, or a referral resolved to the one held). A new
+// message's first attempt does not look: its writes expect no resource,
+// and the commit refuses one that exists, sending the plan round again.
+func (s *Service) readSupporting(ctx context.Context, reqs []*Request, looking bool) error {
+	var refs []string
+	for _, r := range reqs {
+		if r.message != nil && r.Type == gateway.TypeServiceRequest && (r.Method == "PUT" || r.existing != nil) {
+			looking = true
+		}
+		if r.isSupporting() {
+			refs = append(refs, r.Type+"/"+r.message.entryID(r.FullURL))
+		}
+	}
+	if !looking || len(refs) == 0 {
+		return nil
+	}
+	held, err := s.Store.ReadMany(ctx, refs)
+	if err != nil {
+		return err
+	}
+	byRef := make(map[string]*gateway.Resource, len(held))
+	for _, h := range held {
+		byRef[h.Ref()] = h
+	}
+	for _, r := range reqs {
+		if r.isSupporting() {
+			r.current = byRef[r.Type+"/"+r.message.entryID(r.FullURL)]
+		}
+	}
+	return nil
 }
 
 // destinationProvider is the provider serving the first destination that
@@ -222,6 +301,7 @@ func (s *Service) resolveMessageRepeat(ctx context.Context, caller gateway.Calle
 	return nil
 }
 
+
 // messageSubject names the element a repeated message's ServiceRequest may
 // differ in from the stored one: its subject, a reference to the message's
 // Patient entry that was rewritten to the stored Patient (resolveMessageRepeat
@@ -292,4 +372,47 @@ func (r *Request) messageRequester(ref *models.Reference) *models.Reference {
 	local := r.message.referral.Entries[*ref.Reference] + "/message-entry"
 	typed.Reference = &local
 	return &typed
+}
+
+// isSupporting reports a supporting entry of a message (gateway.IsSupporting).
+func (r *Request) isSupporting() bool {
+	return r.message != nil && r.Type != gateway.TypePatient && gateway.IsSupporting(r.Type)
+}
+
+// planSupporting stores a supporting entry as it was received, its
+// references to other entries resolved, under the message's referral: a
+// provider sees it when it sees that referral (gateway.SupportingKey).
+//
+// An entry stored before (the same fullUrl from the same sender) is that
+// resource: unchanged, nothing is written; changed (an update message), it
+// gets a new version. One another referral came with is refused: the
+// sender reused a fullUrl, and this referral does not change that one's.
+func (s *Service) planSupporting(ctx context.Context, pl *plan, r *Request) (*gateway.Outcome, error) {
+	var p gateway.Problems
+	conform.CheckBindings(&p, r.obj, r.Type)
+	if err := p.Err(gateway.KindInvalid); err != nil {
+		return nil, err
+	}
+	referral := gateway.TypeServiceRequest + "/" + r.message.focus.id
+	version, expect := 1, 0
+	if cur := r.current; cur != nil {
+		held, err := s.Store.Lookup(ctx, gateway.SupportingKey(cur.Ref()))
+		if err != nil {
+			return nil, err
+		}
+		if held != referral {
+			return nil, gateway.NewError(gateway.KindConflict, fhir.IssueConflict, r.Type,
+				"this entry's fullUrl names a %s that came with another referral of this sender; an entry's fullUrl is the identity of its resource, so a new resource needs a new fullUrl; nothing was changed", r.Type)
+		}
+		if err := checkUnchanged(r, cur); err != nil {
+			return nil, err
+		}
+		version, expect = cur.Version+1, cur.Version
+	}
+	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.now))
+	out := pl.addWrite(r, body, version, expect, false, []string{gateway.ReferralTerm(referral)}, p.Warnings)
+	if version == 1 {
+		pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.SupportingKey(out.Resource.Ref()), Value: referral})
+	}
+	return out, nil
 }

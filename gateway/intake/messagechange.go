@@ -38,9 +38,26 @@ func (s *Service) receiveChange(ctx context.Context, caller gateway.Caller, m *M
 	if err != nil {
 		return nil, err
 	}
-	r := &Request{Method: "PUT", Type: gateway.TypeServiceRequest, ID: srID, Body: body, Expr: m.ServiceRequest.Expr,
-		inBundle: true, message: &messageContext{referral: m}}
-	outs, err := s.apply(ctx, caller, []*Request{r}, audit)
+	ctxm := &messageContext{referral: m, client: caller.ClientID}
+	r := &Request{Method: "PUT", Type: gateway.TypeServiceRequest, ID: srID, Body: body, FullURL: m.ServiceRequest.FullURL,
+		Expr: m.ServiceRequest.Expr, inBundle: true, message: ctxm}
+	ctxm.focus = r
+	if m.Patient != nil {
+		// The Patient entry is the referral's patient (samePatient): the
+		// other entries' references to it name the stored Patient.
+		if stored, err := s.parser.ParseRaw(cur.Body, gateway.TypeServiceRequest); err == nil {
+			if view, err := gateway.ReadReferral(stored); err == nil && view.Subject.Reference != nil {
+				ctxm.resolved = map[string]string{m.Patient.FullURL: *view.Subject.Reference}
+			}
+		}
+	}
+	reqs := []*Request{r}
+	if m.Reason == MessageUpdate {
+		// What an update carries is kept with the referral as a new
+		// message's is; a withdrawal's other entries say nothing Signpost keeps.
+		reqs = append(reqs, ctxm.supportingRequests()...)
+	}
+	outs, err := s.apply(ctx, caller, reqs, audit)
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,16 @@ func checkUnchanged(r *Request, cur *gateway.Resource) error {
 // referral identifier, a Task for a referral that has its Task) but says
 // something else: what it says would otherwise be dropped without a word.
 func repeatDiffers(r *Request, held *gateway.Resource, what string, onlySent bool, skip ...string) error {
-	diff, err := conform.Differences(r.obj.Bytes(), held.Body, onlySent)
+	sent := r.obj.Bytes()
+	if r.message != nil {
+		// Compared as it would be stored: its references to the message's
+		// supporting entries resolved.
+		var err error
+		if sent, err = fhir.RewriteReferences(sent, r.message.entryRefs()); err != nil {
+			return err
+		}
+	}
+	diff, err := conform.Differences(sent, held.Body, onlySent)
 	if err != nil {
 		return err
 	}
