@@ -301,7 +301,6 @@ func (s *Service) resolveMessageRepeat(ctx context.Context, caller gateway.Calle
 	return nil
 }
 
-
 // messageSubject names the element a repeated message's ServiceRequest may
 // differ in from the stored one: its subject, a reference to the message's
 // Patient entry that was rewritten to the stored Patient (resolveMessageRepeat
