@@ -103,7 +103,6 @@ func asSent(t *testing.T, body []byte, stored map[string]string) any {
 	return walk(v)
 }
 
-
 func TestBaRSEveryEntryIsStoredAsReceived(t *testing.T) {
 	e := setup(t, withBaRSService, withWarnNHS)
 	sent, stored := storedEntries(t, e)
