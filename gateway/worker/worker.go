@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/delivery"
 	"github.com/signpost-health/signpost/gateway/queue"
 	"github.com/signpost-health/signpost/gateway/webhook"
 )
@@ -48,6 +49,7 @@ type Queue interface {
 type Domain interface {
 	DeliveryBody(ctx context.Context, d *queue.Delivery, full bool) ([]byte, error)
 	TaskForProvider(ctx context.Context, d *queue.Delivery) ([]byte, error)
+	BarsRequest(ctx context.Context, d *queue.Delivery) (*delivery.BarsRequest, error)
 	Delivered(ctx context.Context, d *queue.Delivery, providerName string) error
 	DeadLetter(ctx context.Context, d *queue.Delivery, reason string) error
 }
@@ -66,10 +68,12 @@ type Sender interface {
 // Endpoint is how one provider receives referrals.
 type Endpoint struct {
 	Name    string
-	Kind    string // "webhook", "fhir" or "portal"
+	Kind    string // "webhook", "fhir", "bars" or "portal"
 	URL     string
 	Secrets [][]byte
 	Full    bool // webhook payload: a FHIR Bundle rather than the thin message
+	// Token is the bearer token a bars delivery sends ("" for none).
+	Token string
 }
 
 // Handler handles the jobs of one queue, in lanes: jobs of one lane (one
@@ -387,6 +391,7 @@ const (
 	pathWebhook     = "delivery webhook"
 	pathWebhookFull = "delivery webhook (full)"
 	pathFHIR        = "delivery fhir"
+	pathBars        = "delivery bars"
 	pathWriteBack   = "write-back"
 	pathRestHook    = "rest-hook "
 )
