@@ -82,7 +82,10 @@ func ReadResponse(obj *fhir.Object, requestID string) (*intake.MessageResponse, 
 		return nil, problem(gateway.KindInvalid, fhir.IssueValue, header+".eventCoding.system",
 			"the event of a BaRS message is coded in %s", gateway.BaRSEventSystem)
 	}
-	if code, _ := ev.String("code"); code != gateway.BaRSServiceRequestResponse {
+	if code, _ := ev.String("code"); code == gateway.BaRSServiceRequestRequest {
+		return nil, problem(gateway.KindForbidden, fhir.IssueForbidden, header+".eventCoding.code",
+			"a provider does not send referrals: it answers those Signpost sent it with %s", gateway.BaRSServiceRequestResponse)
+	} else if code != gateway.BaRSServiceRequestResponse {
 		return nil, problem(gateway.KindUnprocessable, fhir.IssueNotSupported, header+".eventCoding.code",
 			"a provider sends Signpost %s messages, answering the referrals Signpost sent it", gateway.BaRSServiceRequestResponse)
 	}
