@@ -103,7 +103,7 @@ func sentMessage(t *testing.T, c barsCall) (id string, entries []map[string]any,
 // taskStatus reads a Task as the operator.
 func (e *env) taskStatus(t *testing.T, taskID string) (status, business, version string) {
 	t.Helper()
-	task := e.get("/Task/" + taskID).must(t, http.StatusOK).json(t)
+	task := e.get("/Task/"+taskID).must(t, http.StatusOK).json(t)
 	bs, _ := task["businessStatus"].(map[string]any)
 	codings, _ := bs["coding"].([]any)
 	if len(codings) > 0 {
@@ -243,7 +243,7 @@ func TestBaRSProviderResponseMovesTheTask(t *testing.T) {
 		t.Errorf("the answer does not carry the accepted Task: %s", r.body)
 	}
 	// Provenance names the provider, as for its own PUT.
-	prov := e.get("/Provenance?target=Task/" + taskID).must(t, http.StatusOK)
+	prov := e.get("/Provenance?target=Task/"+taskID).must(t, http.StatusOK)
 	if !strings.Contains(string(prov.body), "X1A2B") {
 		t.Errorf("no Provenance by the provider: %s", prov.body)
 	}
@@ -315,7 +315,7 @@ func TestBaRSProviderResponseByEncounter(t *testing.T) {
 		},
 	})
 	e.post("/$process-message", msg, callerHeader, "walking").must(t, http.StatusOK)
-	task := e.get("/Task/" + taskID).must(t, http.StatusOK).json(t)
+	task := e.get("/Task/"+taskID).must(t, http.StatusOK).json(t)
 	if task["status"] != "rejected" || task["statusReason"].(map[string]any)["text"] != "outside the area the service covers" {
 		t.Errorf("Task %v (%v), want rejected with the Encounter's reason", task["status"], task["statusReason"])
 	}
