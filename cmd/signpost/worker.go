@@ -137,7 +137,7 @@ func newWriteBacks(a *app, getenv func(string) string) *worker.Worker {
 		Handler: &worker.WriteBacks{Queue: q, Domain: a.uc.WriteBack, State: a.store, Targets: targets,
 			Retry: a.cfg.DeliveryRetry, Log: a.log, Metrics: a.metrics, Audit: a.store,
 			Answers: &worker.BarsResponses{Queue: q, Domain: a.uc.WriteBack, Targets: answers,
-				Retry: a.cfg.DeliveryRetry, Log: a.log, Audit: a.store}},
+				Retry: a.cfg.DeliveryRetry, Log: a.log, Audit: a.store, Metrics: a.metrics}},
 		Consumer:    consumerName(),
 		ReclaimIdle: 6 * a.cfg.DeliveryTimeout,
 		Log:         a.log,
