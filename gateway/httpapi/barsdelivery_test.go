@@ -356,3 +356,30 @@ func TestBaRSCancellationReachesTheProvider(t *testing.T) {
 		return st == "cancelled" && b == "cancellation-delivered"
 	})
 }
+
+func TestBaRSProviderFatalErrorDeclinesWithItsReason(t *testing.T) {
+	e := setup(t, withBaRSService, withWarnNHS)
+	taskID, sent := deliveredReferral(t, e)
+	msg, _ := json.Marshal(map[string]any{
+		"resourceType": "Bundle", "id": "72b1a0f4-e3d2-4c18-9b07-b6a5f4e3d2c1", "type": "message", "timestamp": "2026-11-21T10:00:00Z",
+		"entry": []map[string]any{
+			{"fullUrl": "urn:uuid:83c2b1a0-f4e3-4d29-8c18-c7b6a5f4e3d2", "resource": map[string]any{
+				"resourceType": "MessageHeader",
+				"eventCoding":  map[string]string{"system": gateway.BaRSEventSystem, "code": "servicerequest-response"},
+				"source":       map[string]string{"endpoint": "https://provider.example/fhir"},
+				"response": map[string]any{"identifier": sent, "code": "fatal-error",
+					"details": map[string]string{"reference": "urn:uuid:94d3c2b1-a0f4-4e3a-9d29-d8c7b6a5f4e3"}},
+			}},
+			{"fullUrl": "urn:uuid:94d3c2b1-a0f4-4e3a-9d29-d8c7b6a5f4e3", "resource": map[string]any{
+				"resourceType": "OperationOutcome",
+				"issue":        []map[string]string{{"severity": "error", "code": "business-rule", "diagnostics": "the service is closed to new referrals"}},
+			}},
+		},
+	})
+	e.post("/$process-message", msg, callerHeader, "walking").must(t, http.StatusOK)
+	task := e.get("/Task/" + taskID).must(t, http.StatusOK).json(t)
+	reason, _ := task["statusReason"].(map[string]any)["text"].(string)
+	if task["status"] != "rejected" || !strings.Contains(reason, "the service is closed to new referrals") {
+		t.Errorf("Task %v (%q), want rejected with the OperationOutcome's words", task["status"], reason)
+	}
+}

@@ -6,8 +6,9 @@
 // pending, and another worker reclaims and sends them again under the same
 // webhook-id.
 //
-// It imports the domain and the webhook sender; Redis is behind the Queue
-// interface (redisstore implements it).
+// It imports the domain, the webhook sender and, for the message a BaRS
+// provider is sent, the delivery use case's type of it; Redis is behind the
+// Queue interface (redisstore implements it).
 package worker
 
 import (
