@@ -377,7 +377,7 @@ func TestBaRSProviderFatalErrorDeclinesWithItsReason(t *testing.T) {
 		},
 	})
 	e.post("/$process-message", msg, callerHeader, "walking").must(t, http.StatusOK)
-	task := e.get("/Task/" + taskID).must(t, http.StatusOK).json(t)
+	task := e.get("/Task/"+taskID).must(t, http.StatusOK).json(t)
 	reason, _ := task["statusReason"].(map[string]any)["text"].(string)
 	if task["status"] != "rejected" || !strings.Contains(reason, "the service is closed to new referrals") {
 		t.Errorf("Task %v (%q), want rejected with the OperationOutcome's words", task["status"], reason)
