@@ -65,6 +65,10 @@ const (
 	DeliveryWebhook DeliveryKind = "webhook"
 	// DeliveryFHIR writes the referral to the provider's own FHIR server at URL.
 	DeliveryFHIR DeliveryKind = "fhir"
+	// DeliveryBars sends the referral as an NHS BaRS servicerequest-request
+	// message to the provider's FHIR base ({URL}/$process-message), for
+	// providers whose systems speak the Booking and Referral Standard.
+	DeliveryBars DeliveryKind = "bars"
 	// DeliveryPortal leaves referrals in Signpost for the provider to collect,
 	// so there is nothing to call and no URL.
 	DeliveryPortal DeliveryKind = "portal"
@@ -253,6 +257,10 @@ type Delivery struct {
 	// provider may check with the old or the new one.
 	RotatingSecrets []string
 	Payload         PayloadKind
+	// BearerTokenEnv names the environment variable holding the bearer
+	// token a bars delivery sends (Authorization), so the file holds no
+	// secret; "" sends none.
+	BearerTokenEnv string
 }
 
 // Provider is a voluntary-sector organisation that receives referrals for

@@ -420,3 +420,20 @@ func TestParseClientBars(t *testing.T) {
 		t.Errorf("clients[1].bars = %+v, want none", cfg.Clients[1].Bars)
 	}
 }
+
+// TestParseProviderBarsDelivery reads a BaRS provider's delivery under the
+// names the design gives them.
+func TestParseProviderBarsDelivery(t *testing.T) {
+	cfg, err := config.Parse([]byte(`providers:
+  - id: leeds-walking
+    services: ["http://fhir.nhs.uk/Id/dos-service-id|111111111"]
+    delivery: { kind: bars, url: "https://provider.example/fhir", bearer_token_env: "PROVIDER_TOKEN" }
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config.Delivery{Kind: config.DeliveryBars, URL: "https://provider.example/fhir", BearerTokenEnv: "PROVIDER_TOKEN", Payload: config.PayloadThin}
+	if got := cfg.Providers[0].Delivery; !reflect.DeepEqual(got, want) {
+		t.Errorf("delivery = %+v, want %+v", got, want)
+	}
+}

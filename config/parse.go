@@ -101,6 +101,7 @@ type fileDelivery struct {
 	SecretEnv       string   `yaml:"secret_env"`
 	RotatingSecrets []string `yaml:"rotating_secrets"`
 	Payload         string   `yaml:"payload"`
+	BearerTokenEnv  string   `yaml:"bearer_token_env"`
 }
 
 type fileProvider struct {
@@ -503,6 +504,7 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 				SecretEnv:       fp.Delivery.SecretEnv,
 				RotatingSecrets: fp.Delivery.RotatingSecrets,
 				Payload:         payload,
+				BearerTokenEnv:  fp.Delivery.BearerTokenEnv,
 			},
 		})
 	}

@@ -254,6 +254,9 @@ func (c Config) Validate(isCategory func(string) bool) error {
 		v.services(prefix, p.Services, services)
 		v.clientAuth(prefix+".auth", p.Auth)
 		v.delivery(prefix+".delivery", p.Delivery)
+		if p.Delivery.Kind == DeliveryBars && len(p.Services) == 0 {
+			v.add(prefix+".services", "bars delivery needs at least one service: a BaRS message names the service it is for (MessageHeader.destination.endpoint), and Signpost sends the first")
+		}
 	}
 
 	if len(v.problems) == 0 {
@@ -449,14 +452,24 @@ func (v *validator) delivery(prefix string, d Delivery) {
 		if reason := httpURLProblem(d.URL); reason != "" {
 			v.add(prefix+".url", "%s (%s delivery sends to it)", reason, d.Kind)
 		}
+	case DeliveryBars:
+		if reason := httpURLProblem(d.URL); reason != "" {
+			v.add(prefix+".url", "%s (bars delivery POSTs each referral as a BaRS message to {url}/$process-message: give the provider's FHIR base)", reason)
+		}
 	case DeliveryPortal:
 		if d.URL != "" {
 			v.add(prefix+".url", "must be empty for portal delivery: portal providers collect referrals from Signpost, nothing is sent to them")
 		}
 	case "":
-		v.add(prefix+".kind", "is required: webhook, fhir or portal")
+		v.add(prefix+".kind", "is required: webhook, fhir, bars or portal")
 	default:
-		v.add(prefix+".kind", "%q is not one of webhook, fhir, portal", d.Kind)
+		v.add(prefix+".kind", "%q is not one of webhook, fhir, bars, portal", d.Kind)
+	}
+	if d.BearerTokenEnv != "" && d.Kind != DeliveryBars {
+		v.add(prefix+".bearer_token_env", "is read for bars delivery only")
+	}
+	if d.BearerTokenEnv != "" && !reEnvName.MatchString(d.BearerTokenEnv) {
+		v.add(prefix+".bearer_token_env", "%q is not an environment variable name (letters, digits and _, not starting with a digit)", d.BearerTokenEnv)
 	}
 	if d.Kind == DeliveryWebhook {
 		switch reason := webhookSecretProblem(d.Secret); {

@@ -117,11 +117,23 @@ func TestValidateRejects(t *testing.T) {
 
 		// delivery
 		{"delivery kind missing", func(c *config.Config) { c.Providers[1].Delivery.Kind = "" }, "providers[1].delivery.kind", "is required"},
-		{"delivery kind unknown", func(c *config.Config) { c.Providers[1].Delivery.Kind = "email" }, "providers[1].delivery.kind", `"email" is not one of webhook, fhir, portal`},
+		{"delivery kind unknown", func(c *config.Config) { c.Providers[1].Delivery.Kind = "email" }, "providers[1].delivery.kind", `"email" is not one of webhook, fhir, bars, portal`},
 		{"webhook without url", func(c *config.Config) { c.Providers[0].Delivery.URL = "" }, "providers[0].delivery.url", "must be an absolute http(s) URL"},
 		{"webhook relative url", func(c *config.Config) { c.Providers[0].Delivery.URL = "/referrals" }, "providers[0].delivery.url", "must be an absolute http(s) URL"},
 		{"webhook ftp url", func(c *config.Config) { c.Providers[0].Delivery.URL = "ftp://127.0.0.1/x" }, "providers[0].delivery.url", "must be an absolute http(s) URL"},
 		{"fhir without url", func(c *config.Config) { c.Providers[1].Delivery.Kind = config.DeliveryFHIR }, "providers[1].delivery.url", "must be an absolute http(s) URL"},
+		{"bars without url", func(c *config.Config) {
+			c.Providers[1].Delivery.Kind = config.DeliveryBars
+			c.Providers[1].Services = []string{"http://fhir.nhs.uk/Id/dos-service-id|222222222"}
+		}, "providers[1].delivery.url", "POSTs each referral as a BaRS message to {url}/$process-message"},
+		{"bars without services", func(c *config.Config) {
+			c.Providers[1].Delivery = config.Delivery{Kind: config.DeliveryBars, URL: "https://cab.example/fhir", Payload: config.PayloadThin}
+		}, "providers[1].services", "bars delivery needs at least one service"},
+		{"bars token env not a name", func(c *config.Config) {
+			c.Providers[1].Delivery = config.Delivery{Kind: config.DeliveryBars, URL: "https://cab.example/fhir", Payload: config.PayloadThin, BearerTokenEnv: "1 token"}
+			c.Providers[1].Services = []string{"http://fhir.nhs.uk/Id/dos-service-id|222222222"}
+		}, "providers[1].delivery.bearer_token_env", "is not an environment variable name"},
+		{"token env for a webhook", func(c *config.Config) { c.Providers[0].Delivery.BearerTokenEnv = "TOKEN" }, "providers[0].delivery.bearer_token_env", "bars delivery only"},
 		{"portal with url", func(c *config.Config) { c.Providers[1].Delivery.URL = "https://cab.example/hook" }, "providers[1].delivery.url", "must be empty for portal delivery"},
 		{"payload unknown", func(c *config.Config) { c.Providers[0].Delivery.Payload = "fat" }, "providers[0].delivery.payload", `"fat" is not one of thin, full`},
 		{"payload empty in code", func(c *config.Config) { c.Providers[1].Delivery.Payload = "" }, "providers[1].delivery.payload", "not one of thin, full"},

@@ -108,3 +108,25 @@ func OperationOutcome(issues ...Issue) []byte {
 	}
 	return b
 }
+
+// SaysDuplicate reports whether body is an OperationOutcome with an issue
+// of code duplicate: how an NHS BaRS receiver answers (409) a message whose
+// X-Request-Id it has processed already. Anything else, including a body
+// that is not JSON, is not.
+func SaysDuplicate(body []byte) bool {
+	var oo struct {
+		ResourceType string `json:"resourceType"`
+		Issue        []struct {
+			Code IssueType `json:"code"`
+		} `json:"issue"`
+	}
+	if json.Unmarshal(body, &oo) != nil || oo.ResourceType != "OperationOutcome" {
+		return false
+	}
+	for _, is := range oo.Issue {
+		if is.Code == IssueDuplicate {
+			return true
+		}
+	}
+	return false
+}

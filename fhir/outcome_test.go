@@ -403,3 +403,17 @@ func TestBundleEdges(t *testing.T) {
 		})
 	}
 }
+
+func TestSaysDuplicate(t *testing.T) {
+	for body, want := range map[string]bool{
+		string(fhir.OperationOutcome(fhir.Issue{Severity: fhir.SeverityError, Code: fhir.IssueDuplicate, Diagnostics: "seen"})): true,
+		`{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"conflict"}]}`:                                  false,
+		`{"resourceType":"Bundle","issue":[{"code":"duplicate"}]}`:                                                              false,
+		`not json`: false,
+		``:         false,
+	} {
+		if got := fhir.SaysDuplicate([]byte(body)); got != want {
+			t.Errorf("fhir.SaysDuplicate(%s) = %v, want %v", body, got, want)
+		}
+	}
+}

@@ -37,3 +37,11 @@ func MessageFocusKey(caller Caller, fullURL string) string {
 // answering it name that id (MessageHeader.response.identifier). Claimed in
 // the referral's own commit, so a referral never exists without it.
 func MessageOriginKey(srID string) string { return "message-origin|" + srID }
+
+// SentMessageKey holds the referral Task a BaRS message Signpost sent a
+// provider was about ("Task/{id}"), by the message's id (Bundle.id): the
+// provider's servicerequest-response names that id
+// (MessageHeader.response.identifier), and this key is how it finds the
+// Task. Claimed before the message is first sent, so an answer can never
+// arrive before it.
+func SentMessageKey(messageID string) string { return "sent-message|" + messageID }

@@ -20,11 +20,15 @@ import (
 	"github.com/signpost-health/signpost/gateway/worker"
 )
 
-// newWorker builds the delivery worker from the providers' delivery settings.
-func newWorker(a *app) (*worker.Worker, error) {
+// newWorker builds the delivery worker from the providers' delivery
+// settings; getenv reads a bars provider's bearer token.
+func newWorker(a *app, getenv func(string) string) (*worker.Worker, error) {
 	endpoints := map[string]worker.Endpoint{}
 	for _, p := range a.cfg.Providers {
 		ep := worker.Endpoint{Name: p.DisplayName(), Kind: string(p.Delivery.Kind), URL: p.Delivery.URL, Full: p.Delivery.Payload == config.PayloadFull}
+		if p.Delivery.Kind == config.DeliveryBars {
+			ep.URL, ep.Token = endpoint(p.Delivery.URL, p.Delivery.BearerTokenEnv, getenv)
+		}
 		for _, s := range append([]string{p.Delivery.Secret}, p.Delivery.RotatingSecrets...) {
 			if s == "" {
 				continue
@@ -54,7 +58,7 @@ func newWorker(a *app) (*worker.Worker, error) {
 // newWorkers builds every worker a process runs: deliveries to providers
 // and write-backs to GP systems.
 func newWorkers(a *app, getenv func(string) string) ([]*worker.Worker, error) {
-	d, err := newWorker(a)
+	d, err := newWorker(a, getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +137,7 @@ func newWriteBacks(a *app, getenv func(string) string) *worker.Worker {
 		Handler: &worker.WriteBacks{Queue: q, Domain: a.uc.WriteBack, State: a.store, Targets: targets,
 			Retry: a.cfg.DeliveryRetry, Log: a.log, Metrics: a.metrics, Audit: a.store,
 			Answers: &worker.BarsResponses{Queue: q, Domain: a.uc.WriteBack, Targets: answers,
-				Retry: a.cfg.DeliveryRetry, Log: a.log, Audit: a.store}},
+				Retry: a.cfg.DeliveryRetry, Log: a.log, Audit: a.store, Metrics: a.metrics}},
 		Consumer:    consumerName(),
 		ReclaimIdle: 6 * a.cfg.DeliveryTimeout,
 		Log:         a.log,

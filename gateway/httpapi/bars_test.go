@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -342,11 +343,11 @@ func TestBaRSCapabilityStatementListsProcessMessage(t *testing.T) {
 	if err := json.Unmarshal(r.body, &cs); err != nil {
 		t.Fatal(err)
 	}
+	const def = "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-"
+	want := []struct{ Mode, Definition string }{{"receiver", def + "request-referral"}, {"sender", def + "request-referral"}}
 	if len(cs.Messaging) != 1 || len(cs.Messaging[0].Endpoint) != 1 || cs.Messaging[0].Endpoint[0].Protocol.Code != "http" ||
-		!strings.HasSuffix(cs.Messaging[0].Endpoint[0].Address, "/fhir") || len(cs.Messaging[0].SupportedMessage) != 1 ||
-		cs.Messaging[0].SupportedMessage[0].Mode != "receiver" ||
-		cs.Messaging[0].SupportedMessage[0].Definition != "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-referral" {
-		t.Errorf("CapabilityStatement.messaging = %+v, want the BaRS referral request received over HTTP at the FHIR base", cs.Messaging)
+		!strings.HasSuffix(cs.Messaging[0].Endpoint[0].Address, "/fhir") || !slices.Equal(cs.Messaging[0].SupportedMessage, want) {
+		t.Errorf("CapabilityStatement.messaging = %+v, want the BaRS referral request, received and sent, over HTTP at the FHIR base", cs.Messaging)
 	}
 }
 

@@ -121,20 +121,25 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 			"operation": []map[string]string{{
 				"name":          "process-message",
 				"definition":    "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message",
-				"documentation": "NHS Booking and Referral Standard messages: a servicerequest-request with reason new makes a referral, routed by MessageHeader.destination.endpoint to the provider serving it; reason update changes the referral the sender's new message made (ServiceRequest status revoked or entered-in-error cancels it), and delete withdraws it; other events are refused (422).",
+				"documentation": "NHS Booking and Referral Standard messages: a servicerequest-request with reason new makes a referral, routed by MessageHeader.destination.endpoint to the provider serving it; reason update changes the referral the sender's new message made (ServiceRequest status revoked or entered-in-error cancels it), and delete withdraws it. From a provider, a servicerequest-response to a referral Signpost sent it (delivery kind bars; MessageHeader.response.identifier its Bundle.id) moves that referral's Task as the provider's own update would: a Task entry's status, statusReason, businessStatus and output, or the status of the Encounter in focus, or fatal-error as a decline. Other events are refused (422).",
 			}},
 		}},
 	}
-	// Messaging: the BaRS referral request Signpost receives at
-	// $process-message, over HTTP at its FHIR base.
+	// Messaging: the BaRS messages Signpost receives at $process-message,
+	// over HTTP at its FHIR base, and those it sends: the referral request
+	// to a provider whose delivery kind is bars, and the response to a GP
+	// system with a BaRS endpoint. supportedMessage names the request's
+	// published MessageDefinition; the responses, whose definitions BaRS
+	// publishes per application, are described in the documentation only.
 	cs["messaging"] = []map[string]any{{
 		"endpoint": []map[string]any{{
 			"protocol": map[string]string{"system": "http://terminology.hl7.org/CodeSystem/message-transport", "code": "http"},
 			"address":  fhirBase,
 		}},
-		"documentation": "NHS Booking and Referral Standard: POST a servicerequest-request message Bundle to $process-message; the answer is a response message Bundle. Routing is by MessageHeader.destination.endpoint (a configured service identifier).",
+		"documentation": "NHS Booking and Referral Standard: a GP system POSTs a servicerequest-request message Bundle to $process-message, routed by MessageHeader.destination.endpoint (a configured service identifier); the answer is a response message Bundle. Signpost sends the referral on as a servicerequest-request to a provider whose delivery kind is bars ({url}/$process-message), and takes that provider's servicerequest-response at $process-message; it answers a GP system with a BaRS endpoint with servicerequest-response messages.",
 		"supportedMessage": []map[string]string{
 			{"mode": "receiver", "definition": "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-referral"},
+			{"mode": "sender", "definition": "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-referral"},
 		},
 	}}
 	b, err := json.Marshal(cs)

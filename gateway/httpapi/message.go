@@ -23,16 +23,16 @@ const processMessageRoute = "/fhir/$process-message"
 // exactly as POST /fhir/ServiceRequest does, so it needs the same scope; an
 // update or delete changes the referral the same client's new message made.
 func (a *API) processMessage(c *gin.Context) {
+	caller, _ := a.who(c, "")
+	if caller.Kind == gateway.CallerProvider {
+		// A provider sends responses to the referrals Signpost sent it.
+		a.processResponse(c, caller)
+		return
+	}
 	if !a.allow(c, gateway.TypeServiceRequest, auth.ActionCreate) {
 		return
 	}
-	caller, _ := a.who(c, "")
-	// Only the sender's own X-Request-Id is an idempotency key; one
-	// correlation made up when it sent none (or one too long) is not.
-	requestID := c.GetHeader("X-Request-Id")
-	if len(requestID) > maxCorrelationID {
-		requestID = ""
-	}
+	requestID := senderRequestID(c)
 	obj, err := a.uc.Intake.ParseMessage(requestBody(c))
 	if err != nil {
 		a.fail(c, err)
@@ -103,4 +103,65 @@ func (a *API) messageAnswer(msg *intake.MessageReferral, got *intake.ReceivedRef
 		b.Entries = append(b.Entries, fhir.BundleEntry{FullURL: "urn:uuid:" + gateway.NewID(), Resource: fhir.OperationOutcome(w...)})
 	}
 	return b.Marshal()
+}
+
+// senderRequestID is the caller's X-Request-Id. Only the sender's own is an
+// idempotency key; one correlation made up when it sent none (or one too
+// long) is not.
+func senderRequestID(c *gin.Context) string {
+	requestID := c.GetHeader("X-Request-Id")
+	if len(requestID) > maxCorrelationID {
+		return ""
+	}
+	return requestID
+}
+
+// processResponse is POST /fhir/$process-message from a provider: a BaRS
+// servicerequest-response to a referral Signpost sent it (delivery kind
+// bars). It moves the referral Task as the provider's PUT of it would, so
+// it needs the same scope.
+func (a *API) processResponse(c *gin.Context, caller gateway.Caller) {
+	if !a.allow(c, gateway.TypeTask, auth.ActionUpdate) {
+		return
+	}
+	obj, err := a.uc.Intake.ParseMessage(requestBody(c))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	msg, err := bars.ReadResponse(obj, senderRequestID(c))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	audit := a.auditIntent(c)
+	if audit != nil {
+		audit.Record.Action = "U" // it changes the referral Task
+	}
+	out, err := a.uc.Intake.ReceiveResponse(c.Request.Context(), caller, msg, audit)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	auditCommitted(c, out)
+	task := out.Resource
+	audited(c, task.Ref())
+	a.versionHeaders(c, task)
+	header := map[string]any{
+		"resourceType": "MessageHeader",
+		"id":           gateway.NewID(),
+		"eventCoding":  map[string]string{"system": gateway.BaRSEventSystem, "code": gateway.BaRSServiceRequestResponse},
+		"source":       map[string]string{"endpoint": a.fhirBase + "/$process-message", "software": "Signpost"},
+		"response":     map[string]string{"identifier": msg.MessageID, "code": "ok"},
+		"focus":        []map[string]string{{"reference": a.fhirBase + "/" + task.Ref()}},
+	}
+	hb, err := json.Marshal(header)
+	if err != nil {
+		panic(err) // strings and maps only
+	}
+	b := fhir.Bundle{ID: gateway.NewID(), Type: "message", Timestamp: gateway.Instant(time.Now()), Total: -1}
+	b.Entries = append(b.Entries,
+		fhir.BundleEntry{FullURL: "urn:uuid:" + header["id"].(string), Resource: hb},
+		fhir.BundleEntry{FullURL: a.fhirBase + "/" + task.Ref(), Resource: task.Body})
+	c.Data(http.StatusOK, fhirJSON, b.Marshal())
 }

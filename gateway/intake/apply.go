@@ -32,6 +32,10 @@ type Request struct {
 	inBundle bool
 	// message is set for the entries of a message (ReceiveReferral).
 	message *messageContext
+	// claims are the idempotency keys of the message a request was made
+	// from (ReceiveResponse): the message id's first, then the
+	// X-Request-Id's. Each is claimed with the version the request writes.
+	claims []gateway.UniqueKey
 
 	obj      *fhir.Object
 	id       string            // the id this request writes, or the id of the existing resource it resolved to
@@ -127,6 +131,11 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 		}
 		if err := s.resolveRepeat(ctx, caller, r, lookRepeats); err != nil {
 			return nil, r.locate(err)
+		}
+		if len(r.claims) > 0 {
+			if err := s.resolveClaims(ctx, r); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := s.resolveMessageRepeat(ctx, caller, reqs, lookRepeats); err != nil {
@@ -234,6 +243,7 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 				}
 			}
 			pl.outcomes[i] = out
+			pl.claim(r, out)
 		}
 	}
 	// 4. What a message carries beside the referral, stored under it.

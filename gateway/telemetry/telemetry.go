@@ -29,6 +29,7 @@ type Metrics struct {
 	httpDuration metric.Float64Histogram
 	referrals    metric.Int64Counter
 	outcomes     metric.Int64Counter
+	barsAnswers  metric.Int64Counter
 	attempts     metric.Int64Histogram
 	lag          metric.Float64Histogram
 }
@@ -67,6 +68,9 @@ func New(getenv func(string) string) (*Metrics, error) {
 		return nil, err
 	}
 	if m.outcomes, err = meter.Int64Counter("signpost.jobs", metric.WithDescription("Queue jobs handled, by queue and outcome (delivered, retry, dead-letter, ...)")); err != nil {
+		return nil, err
+	}
+	if m.barsAnswers, err = meter.Int64Counter("signpost.bars.responses", metric.WithDescription("BaRS servicerequest-response messages to GP systems, by outcome (sent, retry, dead-letter)")); err != nil {
 		return nil, err
 	}
 	if m.attempts, err = meter.Int64Histogram("signpost.delivery.attempts", metric.WithDescription("Attempts a delivery took, by how it ended (delivered, dead-letter)"),
@@ -122,6 +126,16 @@ func (m *Metrics) Job(ctx context.Context, queue, outcome string) {
 		return
 	}
 	m.outcomes.Add(ctx, 1, metric.WithAttributes(attribute.String("queue", queue), attribute.String("outcome", outcome)))
+}
+
+// BarsResponse counts one attempt to answer a BaRS sender: sent, retry or
+// dead-letter. They share the notify queue with write-back, whose jobs are
+// not counted by outcome, so they have a count of their own.
+func (m *Metrics) BarsResponse(ctx context.Context, outcome string) {
+	if m == nil {
+		return
+	}
+	m.barsAnswers.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome)))
 }
 
 // DeliveryAttempts records how many attempts a delivery took, once it

@@ -60,6 +60,12 @@ type Message struct {
 	// webhook-signature, Content-Type or User-Agent, which Send sets after
 	// them.
 	Headers map[string]string
+	// Duplicate, when set, is asked about a 409 answer's body (up to
+	// MaxResponseRead): true means the receiver holds this message already,
+	// so the attempt counts as Delivered. NHS BaRS receivers answer a
+	// repeated X-Request-Id so (409, OperationOutcome code duplicate), and
+	// a retry after a lost answer must not end as a failure.
+	Duplicate func(body []byte) bool
 }
 
 // Outcome is what the caller should do after an attempt. The zero value is
@@ -178,12 +184,20 @@ func (s *Sender) send(ctx context.Context, m Message, start time.Time) Result {
 	// Only the status matters. Read a little of the body so that a small
 	// answer leaves the connection reusable; bound the time it may take.
 	stop := time.AfterFunc(drainTimeout, cancel)
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxResponseRead))
+	var kept bytes.Buffer
+	sink := io.Discard
+	if m.Duplicate != nil && resp.StatusCode == http.StatusConflict {
+		sink = &kept
+	}
+	_, _ = io.Copy(sink, io.LimitReader(resp.Body, MaxResponseRead))
 	stop.Stop()
 	_ = resp.Body.Close()
 
 	res := Result{Status: resp.StatusCode}
 	res.Outcome, res.Reason = classifyStatus(resp.StatusCode)
+	if sink == &kept && m.Duplicate(kept.Bytes()) {
+		res.Outcome, res.Reason = Delivered, res.Reason+" (duplicate: the receiver has this message already)"
+	}
 	if res.Outcome == Retry && retryAfterApplies(resp.StatusCode) {
 		res.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), s.now())
 	}

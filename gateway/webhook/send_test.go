@@ -674,3 +674,32 @@ func deadlineReasons(lo, hi int) []string {
 	}
 	return out
 }
+
+// TestSendDuplicate counts a 409 the message's Duplicate recognises as
+// delivered (a BaRS receiver that has the message already), and any other
+// 409 as the refusal it is.
+func TestSendDuplicate(t *testing.T) {
+	t.Parallel()
+	body := `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"duplicate"}]}`
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Request-Id") == "" {
+			t.Error("extra header not sent")
+		}
+		w.WriteHeader(http.StatusConflict)
+		_, _ = io.WriteString(w, body)
+	})
+	s := NewSender(newClient(t, time.Second), fixed(testNow))
+	dup := func(b []byte) bool { return strings.Contains(string(b), `"duplicate"`) }
+	m := Message{ID: "m1", URL: srv.URL, Body: []byte("{}"), Headers: map[string]string{"X-Request-Id": "r1"}, Duplicate: dup}
+	if res := s.Send(context.Background(), m); res.Outcome != Delivered || res.Status != http.StatusConflict {
+		t.Errorf("409 duplicate = %v %d (%s), want delivered", res.Outcome, res.Status, res.Reason)
+	}
+	m.Duplicate = func([]byte) bool { return false }
+	if res := s.Send(context.Background(), m); res.Outcome != Permanent {
+		t.Errorf("409 not a duplicate = %v, want permanent", res.Outcome)
+	}
+	m.Duplicate = nil
+	if res := s.Send(context.Background(), m); res.Outcome != Permanent {
+		t.Errorf("409 without Duplicate = %v, want permanent", res.Outcome)
+	}
+}

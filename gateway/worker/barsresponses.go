@@ -8,6 +8,7 @@ import (
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/notify"
 	"github.com/signpost-health/signpost/gateway/queue"
+	"github.com/signpost-health/signpost/gateway/telemetry"
 	"github.com/signpost-health/signpost/gateway/writeback"
 )
 
@@ -35,6 +36,8 @@ type BarsResponses struct {
 	Now     func() time.Time
 	// Audit keeps the record of each response sent (nil: none).
 	Audit Auditor
+	// Metrics counts the responses by outcome (nil: none).
+	Metrics *telemetry.Metrics
 }
 
 // Handle sends one response.
@@ -64,23 +67,26 @@ func (h *BarsResponses) Handle(ctx context.Context, job gateway.QueuedJob) {
 	// X-Correlation-Id is not kept, and this id ties the answer to it.
 	res := target.ProcessMessage(ctx, answer.MessageID, answer.RequestID, answer.Body)
 	if !res.OK() {
-		retryOrBury(ctx, h.Queue, h.Retry, now, log, job, res, "BaRS response to the sender failed: ")
+		h.Metrics.BarsResponse(ctx, retryOrBury(ctx, h.Queue, h.Retry, now, log, job, res, "BaRS response to the sender failed: "))
 		return
 	}
+	h.Metrics.BarsResponse(ctx, "sent")
 	disclosed(ctx, h.Audit, log, now, b.Client, gateway.Identifier{}, pathBarsResponse, answer.Disclosed)
 	record(log.With("message", answer.MessageID), "BaRS response sent", h.Queue.Ack(ctx, job))
 }
 
 // retryOrBury puts a failed send off, or after the last attempt (or an
 // answer not worth retrying) moves it to the dead-letter queue, from where
-// signpost dlq replay sends it again.
-func retryOrBury(ctx context.Context, q Queue, schedule []time.Duration, now func() time.Time, log *slog.Logger, job gateway.QueuedJob, res notify.Result, why string) {
+// signpost dlq replay sends it again. It says which: "retry" or
+// "dead-letter".
+func retryOrBury(ctx context.Context, q Queue, schedule []time.Duration, now func() time.Time, log *slog.Logger, job gateway.QueuedJob, res notify.Result, why string) string {
 	attempt, _ := queue.Attempt(job) // unreadable: the first of the retries
 	log = log.With("attempt", attempt+1, "reason", res.Reason)
 	if !res.Retry || attempt >= len(schedule) {
 		record(log.With("status", res.Status), "dead letter", q.Bury(ctx, job, why+res.Reason))
-		return
+		return "dead-letter"
 	}
 	wait := jitter(schedule[attempt])
 	record(log.With("retry_in", wait), "will retry", q.Later(ctx, job, queue.NextAttempt(job), now().Add(wait)))
+	return "retry"
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/queue"
 	"github.com/signpost-health/signpost/gateway/telemetry"
@@ -73,11 +74,14 @@ func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
 		return
 	}
 	msg := webhook.Message{ID: d.ID, URL: ep.URL, Secrets: ep.Secrets}
-	if ep.Kind == "fhir" {
+	switch ep.Kind {
+	case "fhir":
 		msg.URL = trimSlash(ep.URL) + "/Task"
 		msg.ContentType = "application/fhir+json"
 		msg.Body, err = h.Domain.TaskForProvider(ctx, d)
-	} else {
+	case "bars":
+		msg, err = h.barsMessage(ctx, d, ep)
+	default:
 		msg.Body, err = h.Domain.DeliveryBody(ctx, d, ep.Full)
 		if ep.Full {
 			msg.ContentType = "application/fhir+json"
@@ -98,6 +102,8 @@ func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
 		switch {
 		case ep.Kind == "fhir":
 			path = pathFHIR
+		case ep.Kind == "bars":
+			path = pathBars
 		case ep.Full:
 			path = pathWebhookFull
 		}
@@ -138,4 +144,22 @@ func (h *Deliveries) retry(ctx context.Context, log *slog.Logger, job gateway.Qu
 	}
 	err := h.Queue.Later(ctx, job, d.NextAttempt(), now().Add(wait))
 	record(log.With("reason", res.Reason, "retry_in", wait), "will retry", err)
+}
+
+// barsMessage is a delivery as an NHS BaRS servicerequest-request POSTed to
+// the provider's {url}/$process-message. X-Request-Id is the message id,
+// the same on every attempt, so a provider that has it already answers 409
+// duplicate, which counts as delivered; otherwise it is retried, given up
+// on and dead-lettered exactly as the other kinds are.
+func (h *Deliveries) barsMessage(ctx context.Context, d *queue.Delivery, ep Endpoint) (webhook.Message, error) {
+	req, err := h.Domain.BarsRequest(ctx, d)
+	if err != nil {
+		return webhook.Message{}, err
+	}
+	headers := map[string]string{"X-Request-Id": req.MessageID, "X-Correlation-Id": req.CorrelationID, "Accept": "application/fhir+json"}
+	if ep.Token != "" {
+		headers["Authorization"] = "Bearer " + ep.Token
+	}
+	return webhook.Message{ID: d.ID, URL: trimSlash(ep.URL) + "/$process-message", ContentType: "application/fhir+json",
+		Body: req.Body, Headers: headers, Duplicate: fhir.SaysDuplicate}, nil
 }

@@ -6,8 +6,9 @@
 // pending, and another worker reclaims and sends them again under the same
 // webhook-id.
 //
-// It imports the domain and the webhook sender; Redis is behind the Queue
-// interface (redisstore implements it).
+// It imports the domain, the webhook sender and, for the message a BaRS
+// provider is sent, the delivery use case's type of it; Redis is behind the
+// Queue interface (redisstore implements it).
 package worker
 
 import (
@@ -24,6 +25,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/delivery"
 	"github.com/signpost-health/signpost/gateway/queue"
 	"github.com/signpost-health/signpost/gateway/webhook"
 )
@@ -48,6 +50,7 @@ type Queue interface {
 type Domain interface {
 	DeliveryBody(ctx context.Context, d *queue.Delivery, full bool) ([]byte, error)
 	TaskForProvider(ctx context.Context, d *queue.Delivery) ([]byte, error)
+	BarsRequest(ctx context.Context, d *queue.Delivery) (*delivery.BarsRequest, error)
 	Delivered(ctx context.Context, d *queue.Delivery, providerName string) error
 	DeadLetter(ctx context.Context, d *queue.Delivery, reason string) error
 }
@@ -66,10 +69,12 @@ type Sender interface {
 // Endpoint is how one provider receives referrals.
 type Endpoint struct {
 	Name    string
-	Kind    string // "webhook", "fhir" or "portal"
+	Kind    string // "webhook", "fhir", "bars" or "portal"
 	URL     string
 	Secrets [][]byte
 	Full    bool // webhook payload: a FHIR Bundle rather than the thin message
+	// Token is the bearer token a bars delivery sends ("" for none).
+	Token string
 }
 
 // Handler handles the jobs of one queue, in lanes: jobs of one lane (one
@@ -387,6 +392,7 @@ const (
 	pathWebhook     = "delivery webhook"
 	pathWebhookFull = "delivery webhook (full)"
 	pathFHIR        = "delivery fhir"
+	pathBars        = "delivery bars"
 	pathWriteBack   = "write-back"
 	pathRestHook    = "rest-hook "
 )
