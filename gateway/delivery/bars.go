@@ -97,7 +97,7 @@ func (s *Service) BarsRequest(ctx context.Context, d *queue.Delivery) (*BarsRequ
 			d.Disclosed = append(d.Disclosed, p.Ref()+"/_history/"+p.VersionID())
 		}
 	}
-	more, err := s.supporting(ctx, srRef)
+	more, err := s.Supporting(ctx, srRef)
 	if err != nil {
 		return nil, err
 	}
@@ -138,16 +138,6 @@ func (s *Service) BarsRequest(ctx context.Context, d *queue.Delivery) (*BarsRequ
 		CorrelationID: uuid.NewSHA1(uuid.NameSpaceURL, []byte("signpost:bars-correlation:"+task.ID)).String()}, nil
 }
 
-// supporting are the resources that came with the referral in the GP's
-// BaRS message (Encounter, CarePlan, Flag, Observation, Organization,
-// Practitioner(Role), Location, HealthcareService, Consent, …), their
-// references to each other relative (Type/id).
-//
-// BARS-SUPPORTING: until the store keeps them (gateway.Core.Supporting),
-// a referral goes with its ServiceRequest and Patient only.
-func (s *Service) supporting(ctx context.Context, srRef string) ([]*gateway.Resource, error) {
-	return nil, nil
-}
 
 // claimSent ties a message id to its Task, once; claiming it again for the
 // same Task (a retry, a redrive) is no change.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -135,9 +136,27 @@ func TestBaRSDeliverySendsTheReferralAsAMessage(t *testing.T) {
 	for _, r := range entries {
 		types = append(types, r["resourceType"].(string))
 	}
-	// BARS-SUPPORTING: the supporting entries join these once the store keeps them.
-	if strings.Join(types, ",") != "MessageHeader,ServiceRequest,Patient" {
-		t.Fatalf("entries %v, want exactly MessageHeader, ServiceRequest, Patient", types)
+	// Then every other entry the GP's message carried, by type.
+	const want = "MessageHeader,ServiceRequest,Patient,CarePlan,Consent,Encounter,Flag,HealthcareService,Location,Observation," +
+		"Organization,Organization,Organization,Organization,Organization,Practitioner,Practitioner,PractitionerRole,PractitionerRole"
+	if strings.Join(types, ",") != want {
+		t.Fatalf("entries %v, want %s", types, want)
+	}
+	// References between entries resolve to entries of the message.
+	inMessage := map[string]bool{}
+	for _, u := range urls {
+		inMessage[u] = true
+	}
+	for i, r := range entries[1:] {
+		raw, _ := json.Marshal(r)
+		for _, m := range regexp.MustCompile(`"reference":"([A-Za-z]+/[^"/]+)"`).FindAllStringSubmatch(string(raw), -1) {
+			if strings.HasPrefix(m[1], "EpisodeOfCare/") {
+				continue // the GP's own reference to a resource its message did not carry
+			}
+			if !inMessage[e.base+"/"+m[1]] {
+				t.Errorf("entry %d (%s) refers to %s, which no entry of the message is", i+1, r["resourceType"], m[1])
+			}
+		}
 	}
 	header, sr, patient := entries[0], entries[1], entries[2]
 	if ev := header["eventCoding"].(map[string]any); ev["system"] != gateway.BaRSEventSystem || ev["code"] != "servicerequest-request" {

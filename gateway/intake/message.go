@@ -15,10 +15,11 @@ import (
 
 // MessageReferral is a referral received as a message (an NHS BaRS
 // servicerequest-request), already checked as a message by gateway/bars.
-// A new one's ServiceRequest and Patient go the same way as a transaction's
-// entries: one plan, one atomic commit with the referral Task, the delivery
-// job, the audit record and the idempotency keys. An update or delete goes
-// the way a PUT of the referral's ServiceRequest goes.
+// A new one's ServiceRequest, Patient and supporting entries go the same
+// way as a transaction's entries: one plan, one atomic commit with the
+// referral Task, the delivery job, the audit record and the idempotency
+// keys. An update or delete goes the way a PUT of the referral's
+// ServiceRequest goes (an update's supporting entries with it).
 type MessageReferral struct {
 	// MessageID is the message's identity (Bundle.id): the same message
 	// received again is the referral it made (or the change it made), not a
@@ -40,9 +41,7 @@ type MessageReferral struct {
 	// Practitioners, Organizations, …: gateway.IsSupporting), in message
 	// order, each stored as received beside the referral.
 	Supporting []MessageEntry
-	// Entries gives the resourceType of every entry by fullUrl. References
-	// to entries Signpost does not store yet (Encounter, Practitioner, …)
-	// stay as the sender wrote them: they name entries of the message.
+	// Entries gives the resourceType of every entry by fullUrl.
 	Entries map[string]string
 }
 
