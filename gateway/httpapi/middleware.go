@@ -210,7 +210,7 @@ func (a *API) knownType(c *gin.Context) {
 	case knownTypes[typ]:
 	case gateway.IsSupporting(typ):
 		a.failWith(c, gateway.KindMethodNotAllowed, fhir.IssueNotSupported,
-			"a %s is kept as a referral message brought it and is read by id (GET /fhir/%s/{id}), as its referral's references name it; it is not searched or written on its own", typ, typ)
+			"%s resources are kept as the referral messages that brought them and are read by id (GET /fhir/%s/{id}), as their referral's references name them; they are not searched or written on their own", typ, typ)
 	default:
 		a.failWith(c, gateway.KindNotFound, fhir.IssueNotSupported, "Signpost does not serve %q resources; it serves ServiceRequest, Task, Patient, Provenance and Subscription, and reads the resources a BaRS message brought", typ)
 	}

@@ -629,11 +629,11 @@ func TestBadRequestsOutsideTheBody(t *testing.T) {
 	t.Parallel()
 	runRejectCases(t, []rejectCase{
 		{
-			name: "POST unknown resource type", path: "/Observation", body: []byte(`{"resourceType":"Observation","status":"final"}`),
+			name: "POST unknown resource type", path: "/Appointment", body: []byte(`{"resourceType":"Appointment","status":"booked","participant":[{"status":"accepted"}]}`),
 			status: http.StatusNotFound, issues: []issueWant{{code: "not-supported", diag: []string{"ServiceRequest"}}},
 		},
 		{
-			name: "GET unknown resource type", method: http.MethodGet, path: "/Observation",
+			name: "GET unknown resource type", method: http.MethodGet, path: "/Appointment",
 			status: http.StatusNotFound, issues: []issueWant{{code: "not-supported"}},
 		},
 	})
