@@ -55,6 +55,9 @@ type Caller struct {
 	ClientID     string
 	Kind         CallerKind
 	Organization Identifier
+	// Person is the signed-in person acting for the client in Signpost's
+	// web pages (their account's address); "" for a system's API call.
+	Person string
 }
 
 // CallerKind says which side of a referral a caller is on, which decides

@@ -214,8 +214,9 @@ func CheckTaskChange(c gateway.Caller, from, to gateway.TaskStatus, changed []st
 // KeepTaskFieldsTrue keeps the fields that describe a Task's state true
 // when its status changes: lastModified becomes the change's time, and a
 // businessStatus the change left as it was (the last one, "delivered to
-// ...") is replaced by the one of the new status. What the caller set
-// itself is kept.
+// ...") is replaced by the one of the new status, and a statusReason it
+// left as it was (the reason for the old status) is dropped. What the
+// caller set itself is kept.
 func KeepTaskFieldsTrue(body []byte, from, to gateway.TaskStatus, changed []string, now time.Time) []byte {
 	if from == to {
 		return body
@@ -228,6 +229,10 @@ func KeepTaskFieldsTrue(body []byte, from, to gateway.TaskStatus, changed []stri
 		if b, ok := gateway.StatusBusiness[to]; ok {
 			members["businessStatus"] = map[string]any{"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": b.Code, "display": b.Display}}, "text": b.Display}
 		}
+	}
+	if !slices.Contains(changed, "statusReason") {
+		// The reason was the old status's: this one has none given.
+		body = fhir.WithoutMember(body, "statusReason")
 	}
 	for name := range members {
 		body = fhir.WithoutMember(body, name)

@@ -50,6 +50,30 @@ func TestTaskFieldsStayTrueWhenTheStatusChanges(t *testing.T) {
 	if bs := task["businessStatus"].(map[string]any); bs["text"] != "First session booked" || bs["coding"] != nil {
 		t.Errorf("the provider's businessStatus was replaced: %v", bs)
 	}
+
+	// A reason is the status's it was given for: on hold for a reason, then
+	// in progress again, the Task has no reason; and a status that needs one
+	// needs its own, not the one left from before.
+	task["status"] = "on-hold"
+	task["statusReason"] = map[string]any{"text": "Away for two weeks"}
+	task = put(task, `W/"4"`)
+	if task["statusReason"].(map[string]any)["text"] != "Away for two weeks" {
+		t.Fatalf("statusReason of on-hold: %v", task["statusReason"])
+	}
+	task["status"] = "in-progress"
+	task = put(task, `W/"5"`)
+	if task["statusReason"] != nil {
+		t.Errorf("statusReason %v kept from on-hold after returning to in-progress", task["statusReason"])
+	}
+	task["status"] = "on-hold"
+	task["statusReason"] = map[string]any{"text": "Unwell"}
+	task = put(task, `W/"6"`)
+	task["status"] = "failed"
+	b, _ := json.Marshal(task)
+	r := e.put("/Task/"+id, b, with(walking, "If-Match", `W/"7"`)...).must(t, http.StatusUnprocessableEntity)
+	if issues := readOutcome(t, r); len(issues) != 1 || issues[0].Expression[0] != "Task.statusReason.text" {
+		t.Errorf("failed with the on-hold reason left over: %s", r.body)
+	}
 }
 
 // A change made without authentication (an operator's, on a loopback

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -239,6 +240,7 @@ func (s *Service) planRevocation(pl *plan, task *gateway.Resource, view *gateway
 func (s *Service) planProvenance(pl *plan, task *gateway.Resource, owner string) {
 	who := map[string]any{"identifier": map[string]string{"system": pl.caller.Organization.System, "value": pl.caller.Organization.Value}}
 	role := "author"
+	agent := map[string]any{}
 	switch pl.caller.Kind {
 	case gateway.CallerProvider:
 		who["reference"] = gateway.TypeOrganization + "/" + pl.caller.ClientID
@@ -246,6 +248,11 @@ func (s *Service) planProvenance(pl *plan, task *gateway.Resource, owner string)
 			who["display"] = p.DisplayName()
 		}
 		role = "performer"
+		if pl.caller.Person != "" {
+			// A person in the web pages: they acted, for their organisation.
+			agent = map[string]any{"onBehalfOf": who}
+			who = map[string]any{"identifier": map[string]string{"system": gateway.PortalUserSystem, "value": pl.caller.Person}, "display": pl.caller.Person}
+		}
 	case gateway.CallerOperator:
 		// Without authentication nobody is known: the change is not the
 		// referring practice's (whose organisation an operator's caller
@@ -253,6 +260,8 @@ func (s *Service) planProvenance(pl *plan, task *gateway.Resource, owner string)
 		// recorded as theirs.
 		who = map[string]any{"display": "an operator of this Signpost (no authentication: who acted is not known)"}
 	}
+	agent["type"] = map[string]any{"coding": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": role}}}
+	agent["who"] = who
 	id := s.NewID()
 	body, err := json.Marshal(map[string]any{
 		"resourceType": gateway.TypeProvenance, "id": id,
@@ -260,10 +269,7 @@ func (s *Service) planProvenance(pl *plan, task *gateway.Resource, owner string)
 		"target":   []map[string]string{{"reference": task.Ref() + "/_history/" + task.VersionID()}},
 		"recorded": gateway.Instant(pl.now),
 		"activity": map[string]any{"coding": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "UPDATE", "display": "revise"}}},
-		"agent": []map[string]any{{
-			"type": map[string]any{"coding": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": role}}},
-			"who":  who,
-		}},
+		"agent":    []map[string]any{agent},
 	})
 	if err != nil {
 		panic(err) // strings and maps only
@@ -449,8 +455,9 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 		return nil, err
 	}
 	var p gateway.Problems
-	if status.NeedsReason() && status != from && (task.StatusReason == nil || task.StatusReason.Text == nil || strings.TrimSpace(*task.StatusReason.Text) == "") {
-		p.Add(fhir.IssueRequired, "Task.statusReason.text", "statusReason.text is required when a referral Task becomes %s, so the referrer learns why", status)
+	if status.NeedsReason() && status != from && (task.StatusReason == nil || task.StatusReason.Text == nil || strings.TrimSpace(*task.StatusReason.Text) == "" ||
+		!slices.Contains(changed, "statusReason")) {
+		p.Add(fhir.IssueRequired, "Task.statusReason.text", "statusReason.text is required when a referral Task becomes %s, so the referrer learns why; the reason the Task had for its earlier status does not say why it is %s now", status, status)
 	}
 	if err := p.Err(gateway.KindUnprocessable); err != nil {
 		return nil, err

@@ -17,7 +17,7 @@ import (
 // caller is the provider a staff member works for, as the domain knows
 // callers: the same Caller the provider's own system has on the API.
 func (p *Pages) caller(s *account.WebSession) gateway.Caller {
-	c := gateway.Caller{ClientID: s.ProviderID, Kind: gateway.CallerProvider}
+	c := gateway.Caller{ClientID: s.ProviderID, Kind: gateway.CallerProvider, Person: s.Email}
 	if prov, ok := p.portal.Router().Provider(s.ProviderID); ok {
 		c.Organization = prov.Organization
 	}

@@ -598,7 +598,23 @@ func TestProviderActionsAreTaskTransitions(t *testing.T) {
 	// Each change has a Provenance naming the Task version, as over the API.
 	prov, err := e.svc.Search.Search(context.Background(), practice, gateway.TypeProvenance, url.Values{"target": {"Task/" + accepted}}, false)
 	if err != nil || prov.Total != 4 {
-		t.Errorf("Provenance of the accepted referral: %v, %v; want 4", prov, err)
+		t.Fatalf("Provenance of the accepted referral: %v, %v; want 4", prov, err)
+	}
+	// Each names the person who acted, for their organisation.
+	for _, p := range prov.Matches {
+		var body struct {
+			Agent []struct {
+				Who struct {
+					Identifier struct{ System, Value string }
+				}
+				OnBehalfOf struct{ Reference string }
+			}
+		}
+		if err := json.Unmarshal(p.Body, &body); err != nil || len(body.Agent) != 1 ||
+			body.Agent[0].Who.Identifier.System != gateway.PortalUserSystem || body.Agent[0].Who.Identifier.Value != "sam@example.org" ||
+			body.Agent[0].OnBehalfOf.Reference != "Organization/walking" {
+			t.Errorf("Provenance does not name sam@example.org acting for Organization/walking: %s", p.Body)
+		}
 	}
 }
 
