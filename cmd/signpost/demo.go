@@ -27,6 +27,7 @@ import (
 	"github.com/signpost-health/signpost/config"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/account"
+	"github.com/signpost-health/signpost/gateway/httpapi"
 	"github.com/signpost-health/signpost/gateway/redisstore"
 	"github.com/signpost-health/signpost/gateway/telemetry"
 	"github.com/signpost-health/signpost/gateway/webhook"
@@ -181,10 +182,10 @@ func demoConfig(listen, gpBase, providerURL, secret string) config.Config {
 	ods := func(v string) config.Identifier {
 		return config.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: v}
 	}
-	cfg.Clients = []config.Client{{ID: "practice-a", Name: "Example Surgery", Organization: ods("A81001"),
+	cfg.Clients = []config.Client{{ID: demoGP, Name: "Example Surgery", Organization: ods("A81001"),
 		Notify: &config.Notify{FHIRBase: gpBase}}}
 	cfg.Providers = []config.Provider{
-		{ID: "leeds-walking", Name: "Leeds Walking for Health", Organization: ods("X1A2B"), Categories: []string{"physical-activity", "healthy-lifestyle"},
+		{ID: demoWalking, Name: "Leeds Walking for Health", Organization: ods("X1A2B"), Categories: []string{"physical-activity", "healthy-lifestyle"},
 			Delivery: config.Delivery{Kind: config.DeliveryWebhook, URL: providerURL, Secret: secret, Payload: config.PayloadThin}},
 		{ID: "citizens-advice-leeds", Name: "Citizens Advice Leeds", Organization: ods("X3C4D"), Categories: []string{"money-debt-benefits", "housing", "legal-advice"},
 			Delivery: config.Delivery{Kind: config.DeliveryPortal, Payload: config.PayloadThin}},
@@ -194,6 +195,13 @@ func demoConfig(listen, gpBase, providerURL, secret string) config.Config {
 	}
 	return cfg
 }
+
+// The demo's GP system and the provider that answers its webhooks, as
+// configured; each names itself on its calls (httpapi.LocalClientHeader).
+const (
+	demoGP      = "practice-a"
+	demoWalking = "leeds-walking"
+)
 
 // demoLinkWorkerService is the link workers' service as NHS systems address
 // it in a BaRS message (a synthetic Directory of Services id).
@@ -341,6 +349,7 @@ func sendDemoResource(method, url, body string, headers ...string) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/fhir+json")
+	req.Header.Set(httpapi.LocalClientHeader, demoGP) // acting as itself, so its view and records are its own
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
@@ -522,6 +531,7 @@ func (p *demoProvider) move(taskURL, patch string) bool {
 	for attempt := 0; attempt < 5; attempt++ {
 		req, _ := http.NewRequest(http.MethodPatch, taskURL, bytes.NewReader([]byte(patch)))
 		req.Header.Set("Content-Type", "application/json-patch+json")
+		req.Header.Set(httpapi.LocalClientHeader, demoWalking) // the provider acts as itself: Provenance names it
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			break

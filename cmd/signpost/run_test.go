@@ -22,6 +22,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
+	"github.com/signpost-health/signpost/gateway/httpapi"
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
 )
 
@@ -521,6 +522,33 @@ func TestDemoClosesTheLoop(t *testing.T) {
 	if sentBaRS, took := at("as an NHS BaRS message"), at("Signpost took the BaRS message"); !(serving < sentBaRS && sentBaRS < took) {
 		t.Errorf("the BaRS referral is missing or out of order:\n%s", strings.Join(got, ""))
 	}
+	// Who changed what: every step of the provider is recorded as the
+	// provider's (it names itself on its calls), none as the practice's or
+	// an unknown operator's.
+	base := strings.TrimSpace(got[serving][strings.Index(got[serving], "http://"):])
+	res, err := http.Get(base + "/Provenance?_count=100")
+	must(t, err)
+	var provs struct {
+		Entry []struct {
+			Resource struct {
+				Agent []struct {
+					Type struct{ Coding []struct{ Code string } }
+					Who  struct{ Reference, Display string }
+				}
+			}
+		}
+	}
+	must(t, json.NewDecoder(res.Body).Decode(&provs))
+	res.Body.Close()
+	if len(provs.Entry) < 3 {
+		t.Fatalf("%d Provenance records, want the provider's accept, start and complete at least", len(provs.Entry))
+	}
+	for _, e := range provs.Entry {
+		a := e.Resource.Agent[0]
+		if a.Who.Reference != "Organization/leeds-walking" || a.Type.Coding[0].Code != "performer" {
+			t.Errorf("a Provenance names %q (%s), not the provider Organization/leeds-walking as performer", a.Who.Reference, a.Who.Display)
+		}
+	}
 	cancel()
 	must(t, <-done)
 	for _, nhs := range []string{"9434765919", "9434765870"} {
@@ -716,4 +744,39 @@ func TestServeAnswersBaRSSenderAtConfiguredEndpoint(t *testing.T) {
 		t.Fatal("the replayed response did not reach the sender")
 	}
 	must(t, srv.stop())
+}
+
+// Without authentication a request may name the configured client or
+// provider it acts for: it then sees what that one sees, and nothing more.
+func TestLocalCallerNamesTheClientItActsFor(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	cfg := writeFile(t, "signpost.yaml", testConfig)
+	srv := startSignpost(t, []string{"serve", "-config", cfg}, env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()}))
+	res, err := http.Post(srv.base+"/fhir/ServiceRequest", "application/fhir+json", strings.NewReader(referralJSON("L-1", "390893007")))
+	must(t, err)
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("referral: %d", res.StatusCode)
+	}
+	total := func(as string) (int, int) {
+		req, _ := http.NewRequest(http.MethodGet, srv.base+"/fhir/Task", nil)
+		if as != "" {
+			req.Header.Set(httpapi.LocalClientHeader, as)
+		}
+		res, err := http.DefaultClient.Do(req)
+		must(t, err)
+		defer res.Body.Close()
+		var b struct{ Total int }
+		_ = json.NewDecoder(res.Body).Decode(&b)
+		return res.StatusCode, b.Total
+	}
+	for _, c := range []struct {
+		as            string
+		status, total int
+	}{{"", 200, 1}, {"practice-a", 200, 1}, {"walking", 200, 1}, {"link", 200, 0}, {"somebody", 401, 0}} {
+		if status, n := total(c.as); status != c.status || n != c.total {
+			t.Errorf("as %q: %d with %d Tasks, want %d with %d", c.as, status, n, c.status, c.total)
+		}
+	}
 }

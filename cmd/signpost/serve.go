@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/signpost-health/signpost/config"
+	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/auth"
 	"github.com/signpost-health/signpost/gateway/httpapi"
@@ -53,7 +54,6 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 	if err != nil {
 		return err
 	}
-	caller := localCaller(cfg)
 	api := httpapi.New(httpapi.Options{
 		UseCases:       uc,
 		PublicURL:      cfg.PublicURL,
@@ -64,7 +64,7 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 		Limiter:        limiter(cfg, store),
 		AddressLimiter: addressLimiter(cfg, store),
 		Auditor:        store,
-		Caller:         func(*http.Request) (gateway.Caller, error) { return caller, nil },
+		Caller:         localCaller(cfg),
 		Capability:     httpapi.CapabilityInfo{Version: version, AuthMode: string(cfg.Auth.Mode)},
 		Pages: web.New(web.Options{Portal: uc.Portal, Insights: uc.Insights, Accounts: store, Auditor: store, PublicURL: cfg.PublicURL, Logger: log,
 			Limiter: store.Limiter(signInRate, signInBurst)}),
@@ -302,15 +302,39 @@ func providers(cfg config.Config) []gateway.Provider {
 	return out
 }
 
-// localCaller is who calls when authentication is off (loopback only): an
-// operator who sees everything, recorded as the one configured client (so
-// its organisation is the referrer) or, with several, as nobody in particular.
-func localCaller(cfg config.Config) gateway.Caller {
+// localCaller says who calls when authentication is off (loopback only).
+// A request may name the configured client or provider it acts for
+// (httpapi.LocalClientHeader): it is then that client, with its view of the
+// data and its side's rules, and its changes are recorded as that client's —
+// how the demo's GP system and provider act as themselves. Without the
+// header it is an operator who sees everything, recorded as the one
+// configured client (so its organisation is the referrer) or, with several,
+// as nobody in particular.
+func localCaller(cfg config.Config) func(*http.Request) (gateway.Caller, error) {
+	operator := gateway.Caller{ClientID: "local", Kind: gateway.CallerOperator}
 	if len(cfg.Clients) == 1 {
 		c := cfg.Clients[0]
-		return gateway.Caller{ClientID: c.ID, Kind: gateway.CallerOperator, Organization: gateway.Identifier{System: c.Organization.System, Value: c.Organization.Value}}
+		operator = gateway.Caller{ClientID: c.ID, Kind: gateway.CallerOperator, Organization: gateway.Identifier{System: c.Organization.System, Value: c.Organization.Value}}
 	}
-	return gateway.Caller{ClientID: "local", Kind: gateway.CallerOperator}
+	named := map[string]gateway.Caller{}
+	for _, c := range cfg.Clients {
+		named[c.ID] = gateway.Caller{ClientID: c.ID, Kind: gateway.CallerGP, Organization: gateway.Identifier{System: c.Organization.System, Value: c.Organization.Value}}
+	}
+	for _, p := range cfg.Providers {
+		named[p.ID] = gateway.Caller{ClientID: p.ID, Kind: gateway.CallerProvider, Organization: gateway.Identifier{System: p.Organization.System, Value: p.Organization.Value}}
+	}
+	return func(r *http.Request) (gateway.Caller, error) {
+		id := r.Header.Get(httpapi.LocalClientHeader)
+		if id == "" {
+			return operator, nil
+		}
+		c, ok := named[id]
+		if !ok {
+			return gateway.Caller{}, gateway.NewError(gateway.KindUnauthorized, fhir.IssueLogin, "",
+				"%s names no configured client or provider; leave it out to act as the operator", httpapi.LocalClientHeader)
+		}
+		return c, nil
+	}
 }
 
 // limiter is the per-client rate limit, or nil when it is turned off.

@@ -164,6 +164,10 @@ func New(o Options) http.Handler {
 	return r
 }
 
+// LocalClientHeader names, when authentication is off (auth.mode none,
+// loopback only), the configured client or provider a request acts for.
+const LocalClientHeader = "X-Signpost-Client"
+
 // TokenURL is the token endpoint for a public URL: the exact audience
 // client assertions must name.
 func TokenURL(publicURL string) string { return trimSlash(publicURL) + "/auth/token" }
