@@ -138,7 +138,6 @@ func (s *Service) BarsRequest(ctx context.Context, d *queue.Delivery) (*BarsRequ
 		CorrelationID: uuid.NewSHA1(uuid.NameSpaceURL, []byte("signpost:bars-correlation:"+task.ID)).String()}, nil
 }
 
-
 // claimSent ties a message id to its Task, once; claiming it again for the
 // same Task (a retry, a redrive) is no change.
 func (s *Service) claimSent(ctx context.Context, msgID, taskRef string) error {
