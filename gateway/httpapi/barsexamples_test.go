@@ -32,8 +32,8 @@ var barsPublished = []struct {
 	// QuestionnaireResponses carry an extension whose url is a placeholder with
 	// a space in it ("...questionnaireresponse-reason <TBC>"), which no R4 uri
 	// may have. (Its event is coded in the pre-BaRS system
-	// message-event-servicerequest too, which the structural check does not
-	// reach.)
+	// message-event-servicerequest too; the answer does not say so, as a
+	// message that is not valid R4 is refused before its BaRS rules are read.)
 	{file: "servicerequest-request-ValidationRequest-2022-01.json", status: http.StatusBadRequest, refused: []issueAt{
 		{barsHeader + ".destination[0].endpoint", "endpoint is required"},
 		{"Bundle.entry[14].resource.extension[0].url", "not a valid uri"},
