@@ -10,31 +10,41 @@ import (
 
 // storedEntries sends the published example and returns, in message order,
 // the entries it carried (fullUrl and resource as sent) and where each was
-// stored, as the audit record of the message names them: the
-// ServiceRequest, the Patient, then every other entry in message order.
+// stored, as the audit record of the message names them.
 func storedEntries(t *testing.T, e *env) (sent []barsEntry, stored map[string]string) {
 	t.Helper()
 	e.post("/$process-message", barsExample(t), as("practice-a")...).must(t, http.StatusOK)
+	return auditedEntries(t, e, barsExample(t))
+}
+
+// auditedEntries reads the audit record of the one message e has taken,
+// message, and returns its entries but the MessageHeader, in message order,
+// and where each was stored. The record names the ServiceRequest, the
+// Patient, then every other entry in message order.
+func auditedEntries(t *testing.T, e *env, message []byte) (sent []barsEntry, stored map[string]string) {
+	t.Helper()
 	var msg struct {
 		Entry []barsEntry `json:"entry"`
 	}
-	if err := json.Unmarshal(barsExample(t), &msg); err != nil {
+	if err := json.Unmarshal(message, &msg); err != nil {
 		t.Fatal(err)
 	}
 	events, raw := e.audit(t)
 	if len(events) != 1 || len(events[0].Entity) != len(msg.Entry)-1 {
 		t.Fatalf("want one audit record naming the %d resources stored; got\n%s", len(msg.Entry)-1, raw)
 	}
-	// Message order: header (not stored), ServiceRequest, then the others;
-	// the audit names the Patient second.
-	order := []int{1}
-	for i := 2; i < len(msg.Entry); i++ {
-		if typeOf(msg.Entry[i].Resource) == "Patient" {
-			order = append([]int{1, i}, order[1:]...)
-		} else {
+	var order, rest []int
+	for i := 1; i < len(msg.Entry); i++ {
+		switch typeOf(msg.Entry[i].Resource) {
+		case "ServiceRequest":
+			order = append([]int{i}, order...)
+		case "Patient":
 			order = append(order, i)
+		default:
+			rest = append(rest, i)
 		}
 	}
+	order = append(order, rest...)
 	stored = map[string]string{}
 	for k, i := range order {
 		ref := events[0].Entity[k].What.Reference
