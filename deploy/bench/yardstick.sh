@@ -134,6 +134,8 @@ start_delivering() {
 }
 
 for rate in $HOOK_RATE $RATES; do
+  # F runs alone: the last delivering Signpost (and its backlog) is gone.
+  stop_delivering
   if [[ $rate != "$HOOK_RATE" ]]; then
     rcli flushall >/dev/null
     echo
