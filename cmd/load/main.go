@@ -479,12 +479,11 @@ func readLatencies(path string) ([]time.Duration, error) {
 	return out, nil
 }
 
-// Targets of the harness (see deploy/bench/README.md).
-const (
-	targetRatio = 0.60 // Signpost's accepted/s over the floor's
-	targetP99ms = 25.0
-	targetRSS   = 100 << 10 // KiB: 100 MiB
-)
+// targetRSS is the memory target (see deploy/bench/README.md). The
+// throughput and latency targets are issue 18's, checked by -yardstick;
+// run.sh's earlier ones (0.6 of the floor, a p99 under 25 ms at 64
+// connections) are withdrawn.
+const targetRSS = 100 << 10 // KiB: 100 MiB
 
 // summarise pools the rounds of each label and compares Signpost with the
 // floor.
@@ -509,9 +508,9 @@ func summarise(w io.Writer, path string, rssKiB int64) error {
 		}
 		return "FAIL"
 	}
-	fmt.Fprintln(w, "\nAgainst the targets:")
-	fmt.Fprintf(w, "  throughput  signpost/floor = %.0f/%.0f = %.2f   (target >= %.2f)  %s\n", sp.Accepted, floor.Accepted, ratio, targetRatio, verdict(ratio >= targetRatio))
-	fmt.Fprintf(w, "  p99         signpost %.2f ms, floor %.2f ms   (target signpost < %.0f ms)  %s\n", sp.P99ms, floor.P99ms, targetP99ms, verdict(sp.P99ms < targetP99ms))
+	fmt.Fprintln(w, "\nAgainst the floor (the targets are issue 18's: deploy/bench/yardstick.sh):")
+	fmt.Fprintf(w, "  throughput  signpost/floor = %.0f/%.0f = %.2f\n", sp.Accepted, floor.Accepted, ratio)
+	fmt.Fprintf(w, "  p99         signpost %.2f ms, floor %.2f ms\n", sp.P99ms, floor.P99ms)
 	if rssKiB > 0 {
 		fmt.Fprintf(w, "  peak RSS    signpost %.1f MiB (VmHWM)   (target < %d MiB)  %s\n", float64(rssKiB)/1024, targetRSS>>10, verdict(rssKiB < targetRSS))
 	}
