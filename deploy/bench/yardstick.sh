@@ -85,7 +85,7 @@ note_rss() { # note_rss PID: keeps the highest VmHWM of the Signpost processes
   local k
   k=$(awk '/^VmHWM:/ {print $2}' "/proc/$1/status")
   if ((k > peak_kib)); then peak_kib=$k; fi
-  echo "   signpost peak RSS so far: $((k / 1024)) MiB (this process)"
+  echo "   peak RSS (VmHWM) of this Signpost process: $((k / 1024)) MiB"
 }
 
 run_load() { # run_load LABEL PID URL ARGS...: one run, its JSON line appended to results
