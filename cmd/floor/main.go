@@ -1,7 +1,14 @@
-// Command floor is the yardstick of Signpost's performance harness: a bare
-// Gin handler that reads a referral body, decodes it with encoding/json and
-// writes it to Redis in one pipelined round trip (see benchkit.FloorHandler).
-// It listens on loopback only.
+// Command floor serves the yardsticks of Signpost's performance harness,
+// on loopback only:
+//
+//   - -mode floor (F, the default): a bare Gin handler that reads a referral
+//     body, decodes it with encoding/json and writes it to Redis in one
+//     pipelined round trip, SET and XADD (benchkit.FloorHandler);
+//   - -mode same (S, the same-work floor): Gin, a decode into the samply
+//     ServiceRequest model, and exactly the writes one referral's commit
+//     makes in Signpost (two bodies, two unique keys, 15 index entries, the
+//     delivery job and the audit record) in one MULTI/EXEC
+//     (benchkit.SameWorkHandler, whose comment maps them onto commit.lua).
 package main
 
 import (
@@ -25,16 +32,25 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:8081", "loopback address to listen on")
 	redisURL := flag.String("redis", "", "redis:// URL of the Redis to write to (required; use a scratch Redis)")
 	maxBody := flag.Int64("max-body", 1<<20, "largest request body accepted, bytes (Signpost's default is 1 MiB)")
+	mode := flag.String("mode", "floor", "floor (F: one body and one job) or same (S: a referral's whole write set)")
 	flag.Parse()
-	if err := run(*listen, *redisURL, *maxBody); err != nil {
+	if err := run(*listen, *redisURL, *maxBody, *mode); err != nil {
 		fmt.Fprintln(os.Stderr, "floor:", err)
 		os.Exit(1)
 	}
 }
 
-func run(listen, redisURL string, maxBody int64) error {
+func run(listen, redisURL string, maxBody int64, mode string) error {
 	if redisURL == "" {
 		return errors.New("-redis is required")
+	}
+	handler := benchkit.FloorHandler
+	switch mode {
+	case "floor":
+	case "same":
+		handler = benchkit.SameWorkHandler
+	default:
+		return fmt.Errorf("-mode %q: want floor or same", mode)
 	}
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
@@ -60,14 +76,14 @@ func run(listen, redisURL string, maxBody int64) error {
 	}
 	// The same server settings as signpost serve.
 	srv := &http.Server{
-		Handler:           benchkit.FloorHandler(rdb, maxBody),
+		Handler:           handler(rdb, maxBody),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
-	fmt.Printf("floor listening on http://%s\n", ln.Addr())
+	fmt.Printf("floor (-mode %s) listening on http://%s\n", mode, ln.Addr())
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -1,10 +1,20 @@
 // Command load is the load generator of Signpost's performance harness. It
 // POSTs realistic referral bodies (benchkit.Bodies, each with its own
-// identifier) over c concurrent connections to a loopback URL, for a count
-// or a duration, and reports throughput and the latency distribution as a
-// table and as one JSON line.
+// identifier) to a loopback URL and reports throughput and the latency
+// distribution as a table and as one JSON line. In a closed loop (the
+// default) it keeps one request in flight on each of c connections, for a
+// count or a duration; with -rate it starts requests on a fixed schedule
+// instead, whatever the replies, over at most c connections, and measures
+// each latency from the time the request was due (openloop.go).
 //
 //	load -url http://127.0.0.1:8080/fhir/ServiceRequest -c 64 -d 10s -warmup 2s
+//	load -url http://127.0.0.1:8080/fhir/ServiceRequest -rate 1000 -c 256 -d 10s -warmup 1s \
+//	     -webhook 127.0.0.1:9001 -drain 2s
+//
+// With -webhook it also serves a loopback webhook receiver for Signpost's
+// delivery workers, and reports how long each referral accepted in the
+// measured phase took from its POST to its webhook, and how many arrived
+// within -drain of the last reply.
 //
 // With -summary FILE it instead reads the JSON lines of earlier runs
 // (labels "floor" and "signpost") and prints the comparison against the
@@ -50,6 +60,9 @@ type config struct {
 	jsonOut   string
 	latencies string
 	cpuOf     string
+	rate      float64       // requests per second; 0: closed loop
+	webhook   string        // loopback address of the webhook receiver; "": none
+	drain     time.Duration // how long to wait for deliveries after the last reply
 }
 
 func main() {
@@ -64,6 +77,10 @@ func main() {
 	flag.StringVar(&cfg.jsonOut, "json", "", "also append the JSON result line to this file")
 	flag.StringVar(&cfg.latencies, "latencies", "", "write every measured latency to this file (int64 ns, little endian), for -summary to pool rounds")
 	flag.StringVar(&cfg.cpuOf, "cpu-of", "", "name=pid,... of local processes whose CPU time to measure over the measured phase, e.g. server=123,redis=456")
+	flag.Float64Var(&cfg.rate, "rate", 0, "fixed rate: start this many requests per second for -d, whatever the replies (open loop), over at most -c connections; latency counts from each request's due time")
+	flag.StringVar(&cfg.webhook, "webhook", "", "serve a webhook receiver on this loopback address (host:port) and report POST-to-webhook latency of the measured phase's referrals")
+	flag.DurationVar(&cfg.drain, "drain", 2*time.Second, "with -webhook: how long after the last reply to wait for deliveries")
+	yardstickFile := flag.String("yardstick", "", "summarise the JSON lines of deploy/bench/yardstick.sh in this file against issue 18's targets, instead of sending load")
 	summary := flag.String("summary", "", "summarise the JSON lines in this file instead of sending load")
 	compareFile := flag.String("compare", "", "pool the JSON lines in this file by label and compare the labels, instead of sending load")
 	rssKiB := flag.Int64("rss-kib", 0, "with -summary: Signpost's peak RSS (VmHWM) in KiB")
@@ -75,6 +92,8 @@ func main() {
 		err = summarise(os.Stdout, *summary, *rssKiB)
 	case *compareFile != "":
 		err = compare(os.Stdout, *compareFile)
+	case *yardstickFile != "":
+		err = yardstick(os.Stdout, *yardstickFile, *rssKiB)
 	default:
 		err = load(cfg)
 	}
@@ -128,6 +147,14 @@ type Result struct {
 	// measured phase, whoever used it.
 	MachineBusy float64 `json:"machine_busy,omitempty"`
 	Interrupted bool    `json:"interrupted,omitempty"`
+	// Mode is "rate" for a fixed-rate run (Rate requests per second), ""
+	// for a closed loop.
+	Mode string  `json:"mode,omitempty"`
+	Rate float64 `json:"rate,omitempty"`
+	// LateMaxMs is the most the generator fell behind its schedule when
+	// starting a request (fixed rate only; the latencies include it).
+	LateMaxMs float64        `json:"late_max_ms,omitempty"`
+	Webhook   *WebhookResult `json:"webhook,omitempty"`
 }
 
 func load(cfg config) error {
@@ -138,8 +165,24 @@ func load(cfg config) error {
 	if cfg.conns < 1 || cfg.conns > 4096 {
 		return errors.New("-c must be 1 to 4096")
 	}
-	if cfg.n < 0 || (cfg.n == 0 && (cfg.duration <= 0 || cfg.duration > time.Hour)) {
+	var sched, warm schedule
+	if cfg.rate > 0 {
+		if cfg.n != 0 {
+			return errors.New("-rate runs for -d; -n is for the closed loop")
+		}
+		if sched, err = newSchedule(cfg.rate, cfg.duration); err != nil {
+			return err
+		}
+		if cfg.warmup > 0 {
+			if warm, err = newSchedule(cfg.rate, cfg.warmup); err != nil {
+				return err
+			}
+		}
+	} else if cfg.n < 0 || (cfg.n == 0 && (cfg.duration <= 0 || cfg.duration > time.Hour)) {
 		return errors.New("give -n > 0, or -d between 0 and 1h")
+	}
+	if cfg.webhook != "" && cfg.rate == 0 {
+		return errors.New("-webhook needs -rate: deliveries are measured in the fixed-rate mode")
 	}
 	if cfg.label == "" {
 		cfg.label = u.Host
@@ -168,15 +211,40 @@ func load(cfg config) error {
 		bodies: benchkit.NewBodies(sanitise(cfg.label)),
 		conns:  cfg.conns,
 	}
-	if cfg.warmup > 0 {
-		g.phase(ctx, 0, cfg.warmup)
+	var recv *receiver
+	if cfg.webhook != "" {
+		if recv, err = startReceiver(cfg.webhook); err != nil {
+			return err
+		}
+		defer recv.close()
 	}
-	before := sampleCPU(watched)
-	p := g.phase(ctx, cfg.n, cfg.duration)
-	after := sampleCPU(watched)
+	var p *phaseStats
+	var before, after cpuSample
+	if cfg.rate > 0 {
+		if warm.n > 0 {
+			g.ratePhase(ctx, warm, false)
+		}
+		before = sampleCPU(watched)
+		p = g.ratePhase(ctx, sched, recv != nil)
+		after = sampleCPU(watched)
+	} else {
+		if cfg.warmup > 0 {
+			g.phase(ctx, 0, cfg.warmup)
+		}
+		before = sampleCPU(watched)
+		p = g.phase(ctx, cfg.n, cfg.duration)
+		after = sampleCPU(watched)
+	}
+	end := time.Now()
 
 	res := p.result(cfg.label, g.url, cfg.conns, g.bodies.Size(1))
 	res.CPUSeconds, res.MachineBusy = cpuDelta(before, after)
+	if cfg.rate > 0 {
+		res.Mode, res.Rate, res.LateMaxMs = "rate", cfg.rate, ms(p.lateMax)
+	}
+	if recv != nil && ctx.Err() == nil {
+		res.Webhook = awaitDeliveries(recv, p.sent, end, cfg.drain)
+	}
 	res.Interrupted = ctx.Err() != nil
 	if cfg.latencies != "" {
 		if err := writeLatencies(cfg.latencies, p.lat); err != nil {
@@ -236,6 +304,8 @@ type phaseStats struct {
 	created, repeated, errors int64
 	lat                       []time.Duration // of 2xx responses
 	samples                   []string
+	sent                      map[string]time.Time // fixed rate, tracked: accepted id → due time
+	lateMax                   time.Duration        // fixed rate: the worst start behind schedule
 }
 
 // phase sends load until n requests have been started (n > 0) or d has
@@ -263,20 +333,8 @@ func (g *generator) phase(ctx context.Context, n int64, d time.Duration) *phaseS
 				} else if !time.Now().Before(deadline) {
 					break
 				}
-				status, lat, sample := g.one(ctx)
-				switch {
-				case status == http.StatusCreated:
-					mine.created++
-					mine.lat = append(mine.lat, lat)
-				case status >= 200 && status < 300:
-					mine.repeated++
-					mine.lat = append(mine.lat, lat)
-				default:
-					mine.errors++
-					if sample != "" && len(mine.samples) < 3 {
-						mine.samples = append(mine.samples, sample)
-					}
-				}
+				status, lat, sample, _ := g.one(ctx, time.Time{})
+				mine.record(status, lat, sample)
 			}
 			mu.Lock()
 			total.created += mine.created
@@ -296,23 +354,28 @@ func (g *generator) phase(ctx context.Context, n int64, d time.Duration) *phaseS
 	return &total
 }
 
-// one sends one referral. status is 0 for a transport error.
-func (g *generator) one(ctx context.Context) (status int, lat time.Duration, sample string) {
+// one sends one referral. status is 0 for a transport error. The latency
+// is measured from due, or from just before the request is sent when due
+// is zero; id is the new resource's id, from the Location header.
+func (g *generator) one(ctx context.Context, due time.Time) (status int, lat time.Duration, sample, id string) {
 	// A new buffer each time: the transport may still hold the last body.
 	body := g.bodies.Append(make([]byte, 0, 2048), g.seq.Add(1))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.url, bytes.NewReader(body))
 	if err != nil {
-		return 0, 0, err.Error()
+		return 0, 0, err.Error(), ""
 	}
 	req.Header.Set("Content-Type", "application/fhir+json")
 	req.Header.Set("Accept", "application/fhir+json")
-	t0 := time.Now()
+	t0 := due
+	if t0.IsZero() {
+		t0 = time.Now()
+	}
 	res, err := g.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return 0, 0, ""
+			return 0, 0, "", ""
 		}
-		return 0, 0, err.Error()
+		return 0, 0, err.Error(), ""
 	}
 	var head []byte
 	if res.StatusCode >= 300 {
@@ -324,7 +387,7 @@ func (g *generator) one(ctx context.Context) (status int, lat time.Duration, sam
 	if res.StatusCode >= 300 {
 		sample = fmt.Sprintf("HTTP %d: %s", res.StatusCode, bytes.TrimSpace(head))
 	}
-	return res.StatusCode, lat, sample
+	return res.StatusCode, lat, sample, idFromLocation(res.Header.Get("Location"))
 }
 
 func (p *phaseStats) result(label, target string, conns, bodyBytes int) *Result {
@@ -363,7 +426,11 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func printResult(w io.Writer, r *Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "target\t%s (%s)\n", r.Label, r.URL)
-	fmt.Fprintf(tw, "connections\t%d\n", r.Conns)
+	if r.Mode == "rate" {
+		fmt.Fprintf(tw, "fixed rate\t%.0f/s\tover at most %d connections; latency from each request's due time; generator at most %.2f ms behind\n", r.Rate, r.Conns, r.LateMaxMs)
+	} else {
+		fmt.Fprintf(tw, "connections\t%d\n", r.Conns)
+	}
 	fmt.Fprintf(tw, "body\t%d bytes\n", r.BodyBytes)
 	fmt.Fprintf(tw, "measured\t%.2f s\n", r.Seconds)
 	fmt.Fprintf(tw, "requests\t%d\t201 created %d, 200 repeated %d, errors %d\n", r.Requests, r.Created, r.Repeated, r.Errors)
@@ -371,6 +438,10 @@ func printResult(w io.Writer, r *Result) {
 	fmt.Fprintf(tw, "latency\tp50 %.2f ms\tp90 %.2f ms\tp99 %.2f ms\tmax %.2f ms\tmean %.2f ms\n", r.P50ms, r.P90ms, r.P99ms, r.MaxMs, r.MeanMs)
 	if n := r.Created + r.Repeated; n > 0 && len(r.CPUSeconds) > 0 {
 		fmt.Fprintf(tw, "CPU per request\t%s\tmachine busy %.0f%%\n", cpuPerRequest(r.CPUSeconds, n), 100*r.MachineBusy)
+	}
+	if w := r.Webhook; w != nil {
+		fmt.Fprintf(tw, "webhook\tdelivered %d of %d within %.1f s of the last reply\tPOST→webhook p50 %.2f ms\tp99 %.2f ms\tmax %.2f ms\n", w.Delivered, w.Accepted, w.DrainSeconds, w.P50ms, w.P99ms, w.MaxMs)
+		fmt.Fprintf(tw, "\trepeats %d, warm-up's %d, unreadable %d\n", w.Duplicates, w.Other, w.Unreadable)
 	}
 	for _, s := range r.ErrorSamples {
 		fmt.Fprintf(tw, "error\t%s\n", s)
@@ -408,12 +479,11 @@ func readLatencies(path string) ([]time.Duration, error) {
 	return out, nil
 }
 
-// Targets of the harness (see deploy/bench/README.md).
-const (
-	targetRatio = 0.60 // Signpost's accepted/s over the floor's
-	targetP99ms = 25.0
-	targetRSS   = 100 << 10 // KiB: 100 MiB
-)
+// targetRSS is the memory target (see deploy/bench/README.md). The
+// throughput and latency targets are issue 18's, checked by -yardstick;
+// run.sh's earlier ones (0.6 of the floor, a p99 under 25 ms at 64
+// connections) are withdrawn.
+const targetRSS = 100 << 10 // KiB: 100 MiB
 
 // summarise pools the rounds of each label and compares Signpost with the
 // floor.
@@ -438,9 +508,9 @@ func summarise(w io.Writer, path string, rssKiB int64) error {
 		}
 		return "FAIL"
 	}
-	fmt.Fprintln(w, "\nAgainst the targets:")
-	fmt.Fprintf(w, "  throughput  signpost/floor = %.0f/%.0f = %.2f   (target >= %.2f)  %s\n", sp.Accepted, floor.Accepted, ratio, targetRatio, verdict(ratio >= targetRatio))
-	fmt.Fprintf(w, "  p99         signpost %.2f ms, floor %.2f ms   (target signpost < %.0f ms)  %s\n", sp.P99ms, floor.P99ms, targetP99ms, verdict(sp.P99ms < targetP99ms))
+	fmt.Fprintln(w, "\nAgainst the floor (the targets are issue 18's: deploy/bench/yardstick.sh):")
+	fmt.Fprintf(w, "  throughput  signpost/floor = %.0f/%.0f = %.2f\n", sp.Accepted, floor.Accepted, ratio)
+	fmt.Fprintf(w, "  p99         signpost %.2f ms, floor %.2f ms\n", sp.P99ms, floor.P99ms)
 	if rssKiB > 0 {
 		fmt.Fprintf(w, "  peak RSS    signpost %.1f MiB (VmHWM)   (target < %d MiB)  %s\n", float64(rssKiB)/1024, targetRSS>>10, verdict(rssKiB < targetRSS))
 	}

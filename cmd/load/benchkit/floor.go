@@ -34,28 +34,10 @@ func FloorHandler(rdb *redis.Client, maxBody int64) http.Handler {
 	if maxBody <= 0 {
 		maxBody = 1 << 20
 	}
-	releaseMode.Do(func() { gin.SetMode(gin.ReleaseMode) })
-	r := gin.New()
-	r.GET("/readyz", func(c *gin.Context) {
-		if err := rdb.Ping(c.Request.Context()).Err(); err != nil {
-			c.Status(http.StatusServiceUnavailable)
-			return
-		}
-		c.Status(http.StatusOK)
-	})
+	r := newGin(rdb)
 	r.POST("/fhir/:type", func(c *gin.Context) {
-		if c.Request.ContentLength > maxBody {
-			c.Status(http.StatusRequestEntityTooLarge)
-			return
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBody))
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				c.Status(http.StatusRequestEntityTooLarge)
-				return
-			}
-			c.Status(http.StatusBadRequest)
+		body, ok := readBody(c, maxBody)
+		if !ok {
 			return
 		}
 		var doc map[string]any
@@ -75,6 +57,41 @@ func FloorHandler(rdb *redis.Client, maxBody int64) http.Handler {
 		c.Data(http.StatusCreated, "application/fhir+json; charset=utf-8", body)
 	})
 	return r
+}
+
+// newGin is the Gin engine both yardsticks serve from, in release mode, with
+// GET /readyz answering whether Redis answers.
+func newGin(rdb *redis.Client) *gin.Engine {
+	releaseMode.Do(func() { gin.SetMode(gin.ReleaseMode) })
+	r := gin.New()
+	r.GET("/readyz", func(c *gin.Context) {
+		if err := rdb.Ping(c.Request.Context()).Err(); err != nil {
+			c.Status(http.StatusServiceUnavailable)
+			return
+		}
+		c.Status(http.StatusOK)
+	})
+	return r
+}
+
+// readBody reads a request body under Signpost's limit, answering 413 or
+// 400 itself when it cannot (ok false).
+func readBody(c *gin.Context, maxBody int64) (body []byte, ok bool) {
+	if c.Request.ContentLength > maxBody {
+		c.Status(http.StatusRequestEntityTooLarge)
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			c.Status(http.StatusRequestEntityTooLarge)
+			return nil, false
+		}
+		c.Status(http.StatusBadRequest)
+		return nil, false
+	}
+	return body, true
 }
 
 func newID() string {

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+)
+
+// The targets of issue 18 (deploy/bench/README.md), checked by -yardstick.
+const (
+	// Closed loop: Signpost's accepted/s over the same-work floor S's…
+	targetOfS = 0.80
+	// …and over F's no worse than when the issue was filed (0.38–0.40).
+	targetOfF = 0.38
+	// Fixed rate, workers delivering: Signpost's p99 at most 2 × F's + 1 ms.
+	targetP99Factor, targetP99PlusMs = 2.0, 1.0
+	// POST → provider webhook at 200/s: p99 at most 50 ms.
+	targetWebhookP99ms = 50.0
+	// A fixed-rate run whose generator fell further behind its schedule
+	// than this was descheduled by a busy machine: its tail is the
+	// machine's, and a latency verdict on it is marked suspect.
+	suspectLateMs = 10.0
+)
+
+// suspect qualifies a latency verdict when the generator fell behind in any
+// of the runs it compares.
+func suspect(verdict string, runs ...*Result) string {
+	worst := 0.0
+	for _, r := range runs {
+		if r != nil {
+			worst = max(worst, r.LateMaxMs)
+		}
+	}
+	if worst > suspectLateMs {
+		return fmt.Sprintf("%s (suspect: the generator fell %.0f ms behind)", verdict, worst)
+	}
+	return verdict
+}
+
+// Labels the yardstick run gives its targets.
+const (
+	labelF        = "F"
+	labelS        = "S"
+	labelSignpost = "signpost"
+)
+
+// yardstick prints the figures of one deploy/bench/yardstick.sh run (its
+// JSON lines in path) against issue 18's targets: closed-loop throughput of
+// F, S and Signpost; fixed-rate latency of F and Signpost at each rate, with
+// Signpost's deliveries; POST-to-webhook latency; CPU per referral; peak RSS.
+func yardstick(w io.Writer, path string, rssKiB int64) error {
+	rounds, err := readRounds(path)
+	if err != nil {
+		return err
+	}
+	closed := func(label string) func(*Result) bool {
+		return func(r *Result) bool { return r.Mode == "" && r.Label == label }
+	}
+	at := func(label string, rate float64) func(*Result) bool {
+		return func(r *Result) bool { return r.Mode == "rate" && r.Label == label && r.Rate == rate }
+	}
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT met"
+	}
+	out := map[string]any{}
+	var targets [][3]string // target, measured, verdict
+
+	// Closed loop.
+	fmt.Fprintln(w, "Closed loop (each connection sends its next request when the last is answered):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "target\tconns\tseconds\taccepted/s\tp50 ms\tp99 ms\tmax ms\terrors\tCPU µs per referral\tmachine busy\t")
+	pooled := map[string]*Result{}
+	for _, label := range []string{labelF, labelS, labelSignpost} {
+		r, err := poolWhere(rounds, label, closed(label))
+		if err != nil {
+			continue
+		}
+		pooled[label] = r
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%.0f%%\t\n", label, r.Conns, r.Seconds, r.Accepted, r.P50ms, r.P99ms, r.MaxMs,
+			r.Errors, cpuPerRequest(r.CPUSeconds, r.Created+r.Repeated), 100*r.MachineBusy)
+		out["closed_"+label+"_accepted_rps"] = round1(r.Accepted)
+		out["closed_"+label+"_p99_ms"] = r.P99ms
+	}
+	tw.Flush()
+	f, s, sp := pooled[labelF], pooled[labelS], pooled[labelSignpost]
+	if sp != nil && s != nil && s.Accepted > 0 {
+		ratio := sp.Accepted / s.Accepted
+		out["signpost_over_S"] = round3(ratio)
+		targets = append(targets, [3]string{fmt.Sprintf("closed loop: Signpost ≥ %.1f × S", targetOfS), fmt.Sprintf("%.2f × S", ratio), verdict(ratio >= targetOfS)})
+	}
+	if sp != nil && f != nil && f.Accepted > 0 {
+		ratio := sp.Accepted / f.Accepted
+		out["signpost_over_F"] = round3(ratio)
+		targets = append(targets, [3]string{fmt.Sprintf("closed loop: Signpost/F no worse than when filed (%.2f)", targetOfF), fmt.Sprintf("%.2f × F", ratio), verdict(ratio >= targetOfF)})
+	}
+	if s != nil && f != nil && f.Accepted > 0 {
+		out["S_over_F"] = round3(s.Accepted / f.Accepted)
+	}
+	fmt.Fprintln(w)
+	for _, pair := range [][2]*Result{{sp, s}, {sp, f}, {s, f}} {
+		if pair[0] != nil && pair[1] != nil && pair[1].Accepted > 0 {
+			fmt.Fprintf(w, "  %s / %s = %.2f\n", pair[0].Label, pair[1].Label, pair[0].Accepted/pair[1].Accepted)
+		}
+	}
+
+	// Fixed rate.
+	var rates []float64
+	for _, r := range rounds {
+		if r.Mode == "rate" && !slices.Contains(rates, r.Rate) {
+			rates = append(rates, r.Rate)
+		}
+	}
+	slices.Sort(rates)
+	fmt.Fprintln(w, "\nFixed rate (open loop; latency from each request's due time; Signpost's workers delivering to the loopback webhook receiver):")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "rate/s\ttarget\tseconds\taccepted/s\tp50 ms\tp99 ms\tmax ms\terrors\tbehind ms\tdelivered\tin\tPOST→webhook p50 / p99 / max ms\tCPU µs per referral\t")
+	for _, rate := range rates {
+		var fr, sr *Result
+		for _, label := range []string{labelF, labelSignpost} {
+			r, err := poolWhere(rounds, label, at(label, rate))
+			if err != nil {
+				continue
+			}
+			if label == labelF {
+				fr = r
+			} else {
+				sr = r
+			}
+			delivered, in, hook := "", "", ""
+			if wh := r.Webhook; wh != nil {
+				delivered = fmt.Sprintf("%d of %d", wh.Delivered, wh.Accepted)
+				in = fmt.Sprintf("%.0f s", wh.DrainSeconds)
+				hook = fmt.Sprintf("%.1f / %.1f / %.1f", wh.P50ms, wh.P99ms, wh.MaxMs)
+			}
+			fmt.Fprintf(tw, "%.0f\t%s\t%.1f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%.1f\t%s\t%s\t%s\t%s\t\n", rate, label, r.Seconds, r.Accepted, r.P50ms, r.P99ms, r.MaxMs,
+				r.Errors, r.LateMaxMs, delivered, in, hook, cpuPerRequest(r.CPUSeconds, r.Created+r.Repeated))
+			key := fmt.Sprintf("rate%.0f_%s_", rate, label)
+			out[key+"p50_ms"], out[key+"p99_ms"], out[key+"max_ms"], out[key+"errors"] = r.P50ms, r.P99ms, r.MaxMs, r.Errors
+			if wh := r.Webhook; wh != nil {
+				out[key+"delivered"], out[key+"accepted"], out[key+"webhook_p99_ms"] = wh.Delivered, wh.Accepted, wh.P99ms
+			}
+		}
+		if sr == nil {
+			continue
+		}
+		if fr != nil && (rate == 250 || rate == 1000) {
+			limit := targetP99Factor*fr.P99ms + targetP99PlusMs
+			targets = append(targets, [3]string{fmt.Sprintf("%.0f/s: Signpost p99 ≤ 2 × F's + 1 ms, no errors", rate),
+				fmt.Sprintf("%.2f ms against %.2f ms, %d errors", sr.P99ms, limit, sr.Errors), suspect(verdict(sr.P99ms <= limit && sr.Errors == 0), fr, sr)})
+		}
+		if wh := sr.Webhook; wh != nil && (rate == 250 || rate == 1000) {
+			targets = append(targets, [3]string{fmt.Sprintf("%.0f/s: every referral delivered within %.0f s of the run's end", rate, wh.DrainSeconds),
+				fmt.Sprintf("%d of %d", wh.Delivered, wh.Accepted), verdict(wh.Delivered == wh.Accepted && wh.Accepted > 0)})
+		}
+		if wh := sr.Webhook; wh != nil && rate == 200 {
+			targets = append(targets, [3]string{fmt.Sprintf("200/s: POST → webhook p99 ≤ %.0f ms", targetWebhookP99ms),
+				fmt.Sprintf("%.1f ms (%d of %d delivered)", wh.P99ms, wh.Delivered, wh.Accepted), suspect(verdict(wh.P99ms <= targetWebhookP99ms && wh.Delivered == wh.Accepted), sr)})
+		}
+	}
+	tw.Flush()
+
+	if rssKiB > 0 {
+		out["signpost_peak_rss_kib"] = rssKiB
+		targets = append(targets, [3]string{fmt.Sprintf("peak RSS < %d MiB", targetRSS>>10), fmt.Sprintf("%.1f MiB", float64(rssKiB)/1024), verdict(rssKiB < targetRSS)})
+	}
+	fmt.Fprintln(w, "\nAgainst issue 18's targets:")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, t := range targets {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", t[0], t[1], t[2])
+	}
+	tw.Flush()
+	var errs int64
+	for _, r := range rounds {
+		errs += r.Errors
+	}
+	if errs > 0 {
+		fmt.Fprintf(w, "  WARNING: %d errors in all; see the rounds above\n", errs)
+	}
+	line, _ := json.Marshal(out)
+	fmt.Fprintf(w, "\n%s\n", line)
+	return nil
+}
+
+// poolWhere pools the rounds that match as pool does, under label; the
+// webhook figures add up counts and keep the worst percentiles of the rounds.
+func poolWhere(rounds []*Result, label string, match func(*Result) bool) (*Result, error) {
+	var some []*Result
+	for _, r := range rounds {
+		if match(r) {
+			c := *r
+			c.Label = label
+			some = append(some, &c)
+		}
+	}
+	agg, err := pool(some, label)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range some {
+		agg.Mode, agg.Rate = r.Mode, r.Rate
+		agg.LateMaxMs = max(agg.LateMaxMs, r.LateMaxMs)
+		if wh := r.Webhook; wh != nil {
+			if agg.Webhook == nil {
+				agg.Webhook = &WebhookResult{DrainSeconds: wh.DrainSeconds}
+			}
+			a := agg.Webhook
+			a.Accepted += wh.Accepted
+			a.Delivered += wh.Delivered
+			a.Duplicates += wh.Duplicates
+			a.Other += wh.Other
+			a.Unreadable += wh.Unreadable
+			a.P50ms, a.P99ms, a.MaxMs = max(a.P50ms, wh.P50ms), max(a.P99ms, wh.P99ms), max(a.MaxMs, wh.MaxMs)
+		}
+	}
+	return agg, nil
+}

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Issue 18's measurements in one command, on one scratch redis-server:
+#
+#   1. closed loop, CONNS connections: the floor F (one body, one job), the
+#      same-work floor S (a referral's whole write set in one MULTI/EXEC) and
+#      Signpost's intake (serve -workers=false, as run.sh runs it);
+#   2. fixed rate (open loop) at each of RATES referrals/s: F, and Signpost
+#      with its delivery workers running, delivering to a webhook receiver
+#      that the load generator serves on loopback; POST-to-webhook latency,
+#      and how many referrals were delivered within DRAIN of the last reply;
+#   3. POST-to-webhook latency at HOOK_RATE referrals/s;
+#   4. server and Redis CPU per referral, Signpost's peak RSS;
+#
+# then prints them against the issue's targets (met / not met). See
+# deploy/bench/README.md.
+#
+#   bash deploy/bench/yardstick.sh                  # about 4 minutes
+#   DURATION=5s RATES="250 1000" bash deploy/bench/yardstick.sh
+#   KEEP=1 bash deploy/bench/yardstick.sh           # keep logs, results.jsonl, latencies
+#
+# Environment: DURATION (measured time of each phase, 10s), WARMUP (closed
+# loop, 2s), RATE_WARMUP (fixed rate, 1s), CONNS (closed loop, 64),
+# RATE_CONNS (the most connections the fixed-rate generator opens, 256),
+# RATES ("250 1000 2500"), HOOK_RATE (200), DRAIN (2s), ROUNDS (closed-loop
+# rounds, 1), FSYNC (everysec), KEEP (0).
+set -euo pipefail
+
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+RATE_WARMUP=${RATE_WARMUP:-1s}
+CONNS=${CONNS:-64}
+RATE_CONNS=${RATE_CONNS:-256}
+RATES=${RATES:-"250 1000 2500"}
+HOOK_RATE=${HOOK_RATE:-200}
+DRAIN=${DRAIN:-2s}
+ROUNDS=${ROUNDS:-1}
+FSYNC=${FSYNC:-everysec}
+KEEP=${KEEP:-0}
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+
+# shellcheck source=deploy/bench/lib.sh
+source deploy/bench/lib.sh
+
+echo "== building into a scratch directory"
+go build -o "$tmp/signpost" ./cmd/signpost
+go build -o "$tmp/floor" ./cmd/floor
+go build -o "$tmp/load" ./cmd/load
+
+start_redis
+
+echo "== starting F, S and Signpost's intake (-workers=false)"
+fport=$(free_port)
+"$tmp/floor" -mode floor -listen "127.0.0.1:$fport" -redis "$redis_url" >"$tmp/F.out" 2>"$tmp/F.log" &
+fpid=$!
+pids+=("$fpid")
+sport=$(free_port)
+"$tmp/floor" -mode same -listen "127.0.0.1:$sport" -redis "$redis_url" >"$tmp/S.out" 2>"$tmp/S.log" &
+spid=$!
+pids+=("$spid")
+iport=$(free_port)
+SIGNPOST_LISTEN="127.0.0.1:$iport" SIGNPOST_PUBLIC_URL="http://127.0.0.1:$iport" SIGNPOST_REDIS_URL="$redis_url" \
+  "$tmp/signpost" serve -workers=false -config config/example.yaml >"$tmp/signpost-intake.out" 2>"$tmp/signpost-intake.log" &
+ipid=$!
+pids+=("$ipid")
+wait_ready "http://127.0.0.1:$fport/readyz" "$fpid" F "$tmp/F.log"
+wait_ready "http://127.0.0.1:$sport/readyz" "$spid" S "$tmp/S.log"
+wait_ready "http://127.0.0.1:$iport/readyz" "$ipid" signpost "$tmp/signpost-intake.log"
+
+# The delivering Signpost's configuration: the example's, with the webhook
+# provider (leeds-walking, which the load generator's referrals route to)
+# pointed at the receiver the load generator serves during each run.
+wport=$(free_port)
+sed "s#url: \"http://127.0.0.1:9001/referrals\"#url: \"http://127.0.0.1:$wport/referrals\"#" config/example.yaml >"$tmp/signpost.yaml"
+if ! grep -q "127.0.0.1:$wport/referrals" "$tmp/signpost.yaml"; then
+  echo "$me: config/example.yaml no longer has the webhook URL this script points at the receiver" >&2
+  exit 1
+fi
+
+results="$tmp/results.jsonl"
+: >"$results"
+peak_kib=0
+note_rss() { # note_rss PID: keeps the highest VmHWM of the Signpost processes
+  local k
+  k=$(awk '/^VmHWM:/ {print $2}' "/proc/$1/status")
+  if ((k > peak_kib)); then peak_kib=$k; fi
+  echo "   peak RSS (VmHWM) of this Signpost process: $((k / 1024)) MiB"
+}
+
+run_load() { # run_load LABEL PID URL ARGS...: one run, its JSON line appended to results
+  local label=$1 pid=$2 url=$3 n
+  shift 3
+  n=$(wc -l <"$results")
+  "$tmp/load" -url "$url" -label "$label" -json "$results" -latencies "$tmp/latencies-$n.bin" \
+    -cpu-of "server=$pid,redis=$rpid" "$@" | grep -v '^{'
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  for target in F S signpost; do
+    case $target in
+      F) pid=$fpid port=$fport ;;
+      S) pid=$spid port=$sport ;;
+      signpost) pid=$ipid port=$iport ;;
+    esac
+    rcli flushall >/dev/null
+    echo
+    echo "== closed loop $round/$ROUNDS: $target, $CONNS connections, warm-up $WARMUP, measured $DURATION (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    run_load "$target" "$pid" "http://127.0.0.1:$port/fhir/ServiceRequest" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP"
+  done
+done
+note_rss "$ipid"
+
+# Each fixed-rate run of Signpost gets a new process on an emptied Redis, so
+# that no run inherits another's delivery backlog.
+dpid=
+stop_delivering() {
+  if [[ -n $dpid ]]; then
+    note_rss "$dpid"
+    kill "$dpid" 2>/dev/null || true
+    wait "$dpid" 2>/dev/null || true
+    dpid=
+  fi
+}
+start_delivering() {
+  stop_delivering
+  rcli flushall >/dev/null
+  dport=$(free_port)
+  SIGNPOST_LISTEN="127.0.0.1:$dport" SIGNPOST_PUBLIC_URL="http://127.0.0.1:$dport" SIGNPOST_REDIS_URL="$redis_url" \
+    "$tmp/signpost" serve -config "$tmp/signpost.yaml" >>"$tmp/signpost-delivering.out" 2>>"$tmp/signpost-delivering.log" &
+  dpid=$!
+  pids+=("$dpid")
+  wait_ready "http://127.0.0.1:$dport/readyz" "$dpid" "signpost (delivering)" "$tmp/signpost-delivering.log"
+}
+
+for rate in $HOOK_RATE $RATES; do
+  # F runs alone: the last delivering Signpost (and its backlog) is gone.
+  stop_delivering
+  if [[ $rate != "$HOOK_RATE" ]]; then
+    rcli flushall >/dev/null
+    echo
+    echo "== fixed rate: F at $rate/s, warm-up $RATE_WARMUP, measured $DURATION (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    run_load F "$fpid" "http://127.0.0.1:$fport/fhir/ServiceRequest" -rate "$rate" -c "$RATE_CONNS" -d "$DURATION" -warmup "$RATE_WARMUP"
+  fi
+  start_delivering
+  echo
+  echo "== fixed rate: Signpost at $rate/s with its workers delivering to the receiver, warm-up $RATE_WARMUP, measured $DURATION, then up to $DRAIN for deliveries (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  run_load signpost "$dpid" "http://127.0.0.1:$dport/fhir/ServiceRequest" -rate "$rate" -c "$RATE_CONNS" -d "$DURATION" -warmup "$RATE_WARMUP" \
+    -webhook "127.0.0.1:$wport" -drain "$DRAIN"
+done
+stop_delivering
+
+echo
+echo "== summary"
+echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo); $(go env GOVERSION); redis $(redis-server --version | awk '{print $3}' | sed 's/^v=//')"
+echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD 2>/dev/null || echo ' with uncommitted changes')"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine shares its CPUs with the runs)"
+echo "peak RSS (VmHWM): Signpost $((peak_kib / 1024)) MiB (the highest of its processes); F $(($(awk '/^VmHWM:/ {print $2}' "/proc/$fpid/status") / 1024)) MiB; S $(($(awk '/^VmHWM:/ {print $2}' "/proc/$spid/status") / 1024)) MiB"
+"$tmp/load" -yardstick "$results" -rss-kib "$peak_kib"
