@@ -80,7 +80,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if err := cfg.Validate(mappings.IsCategory); err != nil {
 		return err
 	}
-	stopTracing, err := telemetry.StartTracing(ctx, getenv, "signpost-demo", version)
+	stopTracing, err := telemetry.StartTracing(ctx, getenv, "signpost-demo", buildVersion())
 	if err != nil {
 		return err
 	}

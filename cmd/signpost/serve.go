@@ -65,7 +65,7 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 		AddressLimiter: addressLimiter(cfg, store),
 		Auditor:        store,
 		Caller:         func(*http.Request) (gateway.Caller, error) { return caller, nil },
-		Capability:     httpapi.CapabilityInfo{Version: version, AuthMode: string(cfg.Auth.Mode)},
+		Capability:     httpapi.CapabilityInfo{Version: buildVersion(), AuthMode: string(cfg.Auth.Mode)},
 		Pages: web.New(web.Options{Portal: uc.Portal, Insights: uc.Insights, Accounts: store, Auditor: store, PublicURL: cfg.PublicURL, Logger: log,
 			Limiter: store.Limiter(signInRate, signInBurst)}),
 		TrustedProxies: cfg.TrustedProxies,
@@ -93,7 +93,7 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 		ln.Close()
 		return err
 	}
-	fmt.Fprintf(stdout, "Signpost %s listening on http://%s (FHIR base %s)\n", version, ln.Addr(), cfg.FHIRBase())
+	fmt.Fprintf(stdout, "Signpost %s listening on http://%s (FHIR base %s)\n", buildVersion(), ln.Addr(), cfg.FHIRBase())
 	if ready != nil {
 		ready(ln.Addr())
 	}
@@ -183,7 +183,7 @@ func start(ctx context.Context, configPath string, getenv func(string) string, s
 	if err != nil {
 		return nil, err
 	}
-	stopTracing, err := telemetry.StartTracing(ctx, getenv, "signpost", version)
+	stopTracing, err := telemetry.StartTracing(ctx, getenv, "signpost", buildVersion())
 	if err != nil {
 		return nil, err
 	}

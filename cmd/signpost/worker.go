@@ -177,7 +177,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	if metricsSrv != nil {
 		defer metricsSrv.Close()
 	}
-	fmt.Fprintf(stdout, "Signpost %s worker delivering for %d providers\n", version, len(a.cfg.Providers))
+	fmt.Fprintf(stdout, "Signpost %s worker delivering for %d providers\n", buildVersion(), len(a.cfg.Providers))
 	return runWorkers(ctx, workers)
 }
 
