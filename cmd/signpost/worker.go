@@ -220,6 +220,9 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 		tw.Flush()
 		fmt.Fprintf(stdout, "%d dead letters\n", len(entries))
+		if len(entries) == 0 {
+			sayIfNoData(ctx, a, stderr)
+		}
 		return nil
 	}
 	want := map[string]bool{}
