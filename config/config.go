@@ -136,10 +136,12 @@ const MaxRetryWait = 72 * time.Hour
 // Names of the environment variables Signpost reads. Deployment tools set
 // these rather than templating the file.
 const (
-	EnvConfig    = "SIGNPOST_CONFIG"
-	EnvListen    = "SIGNPOST_LISTEN"
-	EnvRedisURL  = "SIGNPOST_REDIS_URL"
-	EnvPublicURL = "SIGNPOST_PUBLIC_URL"
+	EnvConfig   = "SIGNPOST_CONFIG"
+	EnvListen   = "SIGNPOST_LISTEN"
+	EnvRedisURL = "SIGNPOST_REDIS_URL"
+	// EnvRedisNamespace sets redis_namespace.
+	EnvRedisNamespace = "SIGNPOST_REDIS_NAMESPACE"
+	EnvPublicURL      = "SIGNPOST_PUBLIC_URL"
 	// EnvMetricsListen sets metrics_listen.
 	EnvMetricsListen = "SIGNPOST_METRICS_LISTEN"
 )
@@ -151,6 +153,10 @@ type Config struct {
 	Listen    string
 	PublicURL string
 	RedisURL  string
+	// RedisNamespace is the hash tag of every key Signpost keeps in Redis
+	// ("signpost": keys read {signpost}:…), so that deployments sharing a
+	// Redis (signpost demo beside a development server) keep apart.
+	RedisNamespace string
 	// Mappings is the referral-code table to use instead of the embedded one;
 	// "" means the embedded table. Parse makes a relative path relative to the
 	// file's directory, so the file works whatever the working directory.
@@ -305,6 +311,7 @@ func Default() Config {
 		Listen:          "127.0.0.1:8080",
 		PublicURL:       "http://127.0.0.1:8080",
 		RedisURL:        "redis://127.0.0.1:6379/0",
+		RedisNamespace:  DefaultRedisNamespace,
 		Unmapped:        UnmappedReject,
 		NHSNumber:       NHSNumberStrict,
 		Auth:            Auth{Mode: AuthSMART},
@@ -317,6 +324,10 @@ func Default() Config {
 		SubscriptionsPerClient: DefaultSubscriptionsPerClient,
 	}
 }
+
+// DefaultRedisNamespace is the namespace of Signpost's keys unless
+// redis_namespace says otherwise.
+const DefaultRedisNamespace = "signpost"
 
 // DefaultSubscriptionsPerClient is the default cap on a GP system's
 // subscriptions (a few per system is the use: one per endpoint or filter).

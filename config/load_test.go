@@ -190,16 +190,17 @@ func TestLoadUnknownKeyNamesLine(t *testing.T) {
 func TestLoadEnvOverridesFile(t *testing.T) {
 	t.Parallel()
 	env := envOf(map[string]string{
-		"SIGNPOST_LISTEN":     "127.0.0.1:9999",
-		"SIGNPOST_REDIS_URL":  "redis://:pw@redis.internal:6380/5",
-		"SIGNPOST_PUBLIC_URL": "https://signpost.nhs.example",
+		"SIGNPOST_LISTEN":          "127.0.0.1:9999",
+		"SIGNPOST_REDIS_URL":       "redis://:pw@redis.internal:6380/5",
+		"SIGNPOST_PUBLIC_URL":      "https://signpost.nhs.example",
+		"SIGNPOST_REDIS_NAMESPACE": "signpost-demo",
 	})
 	cfg, err := config.Load(validFile, env, nil)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
 	if cfg.Listen != "127.0.0.1:9999" || cfg.RedisURL != "redis://:pw@redis.internal:6380/5" ||
-		cfg.PublicURL != "https://signpost.nhs.example" {
+		cfg.PublicURL != "https://signpost.nhs.example" || cfg.RedisNamespace != "signpost-demo" {
 		t.Errorf("env did not win: listen %q redis %q public %q", cfg.Listen, cfg.RedisURLRedacted(), cfg.PublicURL)
 	}
 	// Everything the environment does not set still comes from the file.

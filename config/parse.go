@@ -25,6 +25,7 @@ type fileConfig struct {
 	Listen          string         `yaml:"listen"`
 	PublicURL       string         `yaml:"public_url"`
 	RedisURL        string         `yaml:"redis_url"`
+	RedisNamespace  string         `yaml:"redis_namespace"`
 	Mappings        string         `yaml:"mappings"`
 	Unmapped        string         `yaml:"unmapped"`
 	NHSNumber       string         `yaml:"nhs_number"`
@@ -379,15 +380,16 @@ func syntaxProblem(err error) FieldProblem {
 // keep them after decoding.
 func fileFrom(c Config) fileConfig {
 	fc := fileConfig{
-		Listen:       c.Listen,
-		PublicURL:    c.PublicURL,
-		RedisURL:     c.RedisURL,
-		Mappings:     c.Mappings,
-		Unmapped:     string(c.Unmapped),
-		NHSNumber:    string(c.NHSNumber),
-		Understood:   c.UnderstoodModifierExtensions,
-		Auth:         fileAuth{Mode: string(c.Auth.Mode)},
-		MaxBodyBytes: c.MaxBodyBytes,
+		Listen:         c.Listen,
+		PublicURL:      c.PublicURL,
+		RedisURL:       c.RedisURL,
+		RedisNamespace: c.RedisNamespace,
+		Mappings:       c.Mappings,
+		Unmapped:       string(c.Unmapped),
+		NHSNumber:      string(c.NHSNumber),
+		Understood:     c.UnderstoodModifierExtensions,
+		Auth:           fileAuth{Mode: string(c.Auth.Mode)},
+		MaxBodyBytes:   c.MaxBodyBytes,
 		RateLimit: &fileRateLimit{PerSecond: c.RateLimit.PerSecond, Burst: c.RateLimit.Burst,
 			PerAddress: &fileAddressRate{PerSecond: c.RateLimit.PerAddress.PerSecond, Burst: c.RateLimit.PerAddress.Burst}},
 		Audit:           fileAudit{MaxEntries: c.Audit.MaxEntries},
@@ -417,6 +419,7 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 	cfg.Listen = fc.Listen
 	cfg.PublicURL = fc.PublicURL
 	cfg.RedisURL = fc.RedisURL
+	cfg.RedisNamespace = fc.RedisNamespace
 	cfg.Mappings = fc.Mappings
 	if cfg.Mappings != "" && !filepath.IsAbs(cfg.Mappings) && cfg.Path != "" {
 		cfg.Mappings = filepath.Join(filepath.Dir(cfg.Path), cfg.Mappings)
@@ -555,6 +558,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 		{&c.Listen, "listen", EnvListen},
 		{&c.MetricsListen, "metrics_listen", EnvMetricsListen},
 		{&c.RedisURL, "redis_url", EnvRedisURL},
+		{&c.RedisNamespace, "redis_namespace", EnvRedisNamespace},
 		{&c.PublicURL, "public_url", EnvPublicURL},
 	} {
 		v := getenv(o.name)

@@ -138,6 +138,9 @@ func (c Config) Validate(isCategory func(string) bool) error {
 	if reason := redisURLProblem(c.RedisURL); reason != "" {
 		v.add("redis_url", "%s", reason)
 	}
+	if reason := redisNamespaceProblem(c.RedisNamespace); reason != "" {
+		v.add("redis_namespace", "%s", reason)
+	}
 	switch c.Unmapped {
 	case UnmappedReject, UnmappedTriage:
 	default:
@@ -581,4 +584,19 @@ func (v *validator) rate(field string, perSecond float64, burst int) {
 	if perSecond < 0 || perSecond > 100000 || (perSecond > 0 && (burst < 1 || burst > 100000)) {
 		v.add(field, "per_second must be 0 (no limit) to 100000, and burst 1 to 100000 when there is a limit")
 	}
+}
+
+// redisNamespaceProblem says why a namespace cannot be a key's hash tag:
+// braces would end the tag early, and a name of letters, digits, '.', '_'
+// and '-' reads plainly in redis-cli and in key patterns.
+func redisNamespaceProblem(ns string) string {
+	if ns == "" || len(ns) > 64 {
+		return "must be 1 to 64 characters"
+	}
+	for _, r := range ns {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Sprintf("%q may hold only letters, digits, '.', '_' and '-'", ns)
+		}
+	}
+	return ""
 }

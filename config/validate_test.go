@@ -44,6 +44,8 @@ func TestValidateRejects(t *testing.T) {
 		{"redis_url empty", func(c *config.Config) { c.RedisURL = "" }, "redis_url", "is required"},
 		{"redis_url http", func(c *config.Config) { c.RedisURL = "http://127.0.0.1:6379" }, "redis_url", "redis://, rediss:// or unix://"},
 		{"redis_url no host", func(c *config.Config) { c.RedisURL = "redis:///0" }, "redis_url", "needs a host"},
+		{"redis_namespace empty", func(c *config.Config) { c.RedisNamespace = "" }, "redis_namespace", "1 to 64"},
+		{"redis_namespace brace", func(c *config.Config) { c.RedisNamespace = "sign}post" }, "redis_namespace", "only letters"},
 		{"redis_url bad db", func(c *config.Config) { c.RedisURL = "redis://127.0.0.1:6379/zero" }, "redis_url", "database number"},
 		{"redis_url unix no path", func(c *config.Config) { c.RedisURL = "unix://" }, "redis_url", "socket path"},
 		{"redis_url unparseable", func(c *config.Config) { c.RedisURL = "redis://127.0.0.1:port/0" }, "redis_url", "does not parse"},

@@ -693,52 +693,66 @@ func readManifests(t *testing.T) *cluster {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no manifests in deploy/k8s: %v", err)
 	}
-	c := &cluster{byKind: map[string]map[string]manifest{}, workloads: map[string]workload{}}
+	c := newCluster()
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		for i := 1; ; i++ {
-			var n yaml.Node
-			err := dec.Decode(&n)
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatalf("%s, document %d: %v", f, i, err)
-			}
-			m := manifest{file: filepath.ToSlash(f), node: &n}
-			m.decode(t, &m)
-			if m.APIVersion == "" || m.Kind == "" || m.Metadata.Name == "" {
-				t.Errorf("%s, document %d: apiVersion, kind and metadata.name are required", f, i)
-				continue
-			}
-			switch {
-			case m.Kind == "Namespace":
-				if m.Metadata.Namespace != "" {
-					t.Errorf("%s: a Namespace has no namespace", m)
-				}
-			case m.Metadata.Namespace != "signpost":
-				t.Errorf("%s: namespace %q, want signpost", m, m.Metadata.Namespace)
-			}
-			if c.byKind[m.Kind] == nil {
-				c.byKind[m.Kind] = map[string]manifest{}
-			}
-			if prev, dup := c.byKind[m.Kind][m.Metadata.Name]; dup {
-				t.Errorf("%s is also in %s", m, prev.file)
-			}
-			c.byKind[m.Kind][m.Metadata.Name] = m
-			c.all = append(c.all, m)
-			if m.Kind == "Deployment" || m.Kind == "StatefulSet" {
-				var w workload
-				m.decode(t, &w)
-				c.workloads[m.Kind+"/"+m.Metadata.Name] = w
-			}
-		}
+		c.add(t, filepath.ToSlash(f), b)
 	}
 	return c
+}
+
+func newCluster() *cluster {
+	return &cluster{byKind: map[string]map[string]manifest{}, workloads: map[string]workload{}}
+}
+
+// add parses the objects of one file (or of helm template's output), each
+// in the namespace signpost.
+func (c *cluster) add(t *testing.T, f string, b []byte) {
+	t.Helper()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	for i := 1; ; i++ {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s, document %d: %v", f, i, err)
+		}
+		if len(n.Content) == 0 {
+			continue // a document of comments alone
+		}
+		m := manifest{file: f, node: &n}
+		m.decode(t, &m)
+		if m.APIVersion == "" || m.Kind == "" || m.Metadata.Name == "" {
+			t.Errorf("%s, document %d: apiVersion, kind and metadata.name are required", f, i)
+			continue
+		}
+		switch {
+		case m.Kind == "Namespace":
+			if m.Metadata.Namespace != "" {
+				t.Errorf("%s: a Namespace has no namespace", m)
+			}
+		case m.Metadata.Namespace != "signpost":
+			t.Errorf("%s: namespace %q, want signpost", m, m.Metadata.Namespace)
+		}
+		if c.byKind[m.Kind] == nil {
+			c.byKind[m.Kind] = map[string]manifest{}
+		}
+		if prev, dup := c.byKind[m.Kind][m.Metadata.Name]; dup {
+			t.Errorf("%s is also in %s", m, prev.file)
+		}
+		c.byKind[m.Kind][m.Metadata.Name] = m
+		c.all = append(c.all, m)
+		if m.Kind == "Deployment" || m.Kind == "StatefulSet" {
+			var w workload
+			m.decode(t, &w)
+			c.workloads[m.Kind+"/"+m.Metadata.Name] = w
+		}
+	}
 }
 
 func TestKubernetesManifests(t *testing.T) {

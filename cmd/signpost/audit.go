@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/redis/go-redis/v9"
+	"slices"
 
 	"github.com/signpost-health/signpost/config"
 	"github.com/signpost-health/signpost/gateway/auditevent"
-	"github.com/signpost-health/signpost/gateway/redisstore"
-	"github.com/signpost-health/signpost/mappings"
 )
 
 // runAudit is `signpost audit tail [-n N] [-f]`: the operator's view of the
@@ -32,20 +30,18 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*configPath, getenv, mappings.IsCategory)
+	a, err := start(ctx, *configPath, getenv, io.Discard)
 	if err != nil {
 		return err
 	}
-	opt, err := redis.ParseURL(cfg.RedisURL)
-	if err != nil {
-		return fmt.Errorf("redis_url %s: %w", cfg.RedisURLRedacted(), err)
-	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
-	store := redisstore.New(rdb, "signpost")
+	defer a.close()
+	cfg, store := a.cfg, a.store
 	entries, err := store.AuditTail(ctx, *n)
 	if err != nil {
 		return fmt.Errorf("reading the audit stream from %s: %w", cfg.RedisURLRedacted(), err)
+	}
+	if len(entries) == 0 {
+		sayIfNoData(ctx, a, stderr)
 	}
 	last := "$"
 	for _, e := range entries {
@@ -66,4 +62,29 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	return nil
+}
+
+// sayIfNoData says on stderr, for an operator's tool that found nothing,
+// when the Redis it reads holds no Signpost data under its namespace at
+// all, and which namespaces it does hold: otherwise a tool pointed at the
+// wrong Redis or namespace (signpost demo's, say) prints nothing, as if
+// there were nothing to print.
+func sayIfNoData(ctx context.Context, a *app, stderr io.Writer) {
+	found, err := a.store.Namespaces(ctx)
+	ns := a.store.Namespace()
+	if err != nil || slices.Contains(found, ns) {
+		return
+	}
+	fmt.Fprintf(stderr, "signpost: the Redis at %s holds no Signpost data under the namespace %q", a.cfg.RedisURLRedacted(), ns)
+	switch {
+	case len(found) == 1:
+		fmt.Fprintf(stderr, "; it holds the namespace %q: set %s=%s (or redis_namespace in the configuration) to read it.\n",
+			found[0], config.EnvRedisNamespace, found[0])
+	case len(found) > 1:
+		fmt.Fprintf(stderr, "; it holds the namespaces %q: set %s (or redis_namespace in the configuration) to read one.\n",
+			found, config.EnvRedisNamespace)
+	default:
+		fmt.Fprintf(stderr, ". Is it the Redis your Signpost uses? Name that one with -config FILE or %s; signpost demo prints how to reach its data.\n",
+			config.EnvRedisURL)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -74,5 +75,35 @@ func TestUsersAddWithoutConfigurationSaysSo(t *testing.T) {
 	err := run(context.Background(), []string{"users", "add", "walking", "sam@example.org"}, getenv, &out, &out)
 	if err == nil || !strings.Contains(err.Error(), "no configuration given") || !strings.Contains(err.Error(), "SIGNPOST_CONFIG") {
 		t.Errorf("users add without -config: %v", err)
+	}
+}
+
+// The version names what is known of the build, and dev only when nothing is.
+func TestDescribeBuild(t *testing.T) {
+	t.Parallel()
+	const rev = "7dae4dc4cb3de2d9f13850547e8527ed79ea5253"
+	vcs := func(modified string) []debug.BuildSetting {
+		return []debug.BuildSetting{{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: rev},
+			{Key: "vcs.time", Value: "2026-12-03T06:05:40Z"}, {Key: "vcs.modified", Value: modified}}
+	}
+	for _, c := range []struct {
+		name, linked string
+		info         *debug.BuildInfo
+		want         string
+	}{
+		{"nothing known", "dev", nil, "dev"},
+		{"go run", "dev", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, "dev"},
+		{"set at link time", "1.4.0", &debug.BuildInfo{Settings: vcs("false")}, "1.4.0"},
+		{"git checkout", "dev", &debug.BuildInfo{Main: debug.Module{Version: "v0.0.0-20261203060540-7dae4dc4cb3d"}, Settings: vcs("false")},
+			"7dae4dc4cb3d (2026-12-03T06:05:40Z)"},
+		{"uncommitted changes", "dev", &debug.BuildInfo{Main: debug.Module{Version: "v0.0.0-20261203060540-7dae4dc4cb3d+dirty"}, Settings: vcs("true")},
+			"7dae4dc4cb3d-dirty (2026-12-03T06:05:40Z)"},
+		{"tagged checkout", "", &debug.BuildInfo{Main: debug.Module{Version: "v1.2.0"}, Settings: vcs("false")},
+			"v1.2.0 7dae4dc4cb3d (2026-12-03T06:05:40Z)"},
+		{"go install @version", "dev", &debug.BuildInfo{Main: debug.Module{Version: "v1.2.0"}}, "v1.2.0"},
+	} {
+		if got := describeBuild(c.linked, c.info); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
 	}
 }

@@ -49,6 +49,12 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	tl := newTimeline(stdout)
 	fmt.Fprintln(stdout, "Signpost demo: a GP refers, a provider receives and acts, the GP record learns of it.")
 
+	// The Redis client's own lines go through the log from the first
+	// client on (demoRedis tries the default Redis), and stop when the demo
+	// returns.
+	log := slog.New(telemetry.LogHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	clientLog := redisstore.RouteClientLogs(log)
+	defer clientLog.Close()
 	redisURL, stopRedis, err := demoRedis(ctx, getenv, *dataDir, tl)
 	if err != nil {
 		return err
@@ -60,6 +66,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
+	clientLog.Watch(rdb)
 
 	gp, err := startGPRecord(tl)
 	if err != nil {
@@ -78,10 +85,11 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	cfg := demoConfig(addrPort, "http://"+gp.Addr().String()+"/fhir", "http://"+prov.Addr().String()+"/referrals", secret)
+	cfg.RedisURL = redisURL
 	if err := cfg.Validate(mappings.IsCategory); err != nil {
 		return err
 	}
-	stopTracing, err := telemetry.StartTracing(ctx, getenv, "signpost-demo", version)
+	stopTracing, err := telemetry.StartTracing(ctx, getenv, "signpost-demo", buildVersion())
 	if err != nil {
 		return err
 	}
@@ -90,10 +98,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		defer cancel()
 		_ = stopTracing(sctx)
 	}()
-	log := slog.New(telemetry.LogHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	// The client's own lines stop when the demo returns.
-	defer redisstore.RouteClientLogs(log).Close()
-	a := assemble(cfg, mappings.Default(), rdb, "signpost-demo", log, getenv)
+	a := assemble(cfg, mappings.Default(), rdb, log, getenv)
 	ready := make(chan net.Addr, 1)
 	served := make(chan error, 1)
 	go func() { served <- serveApp(ctx, a, true, getenv, io.Discard, func(addr net.Addr) { ready <- addr }) }()
@@ -162,7 +167,8 @@ Signpost keeps serving until Ctrl-C. Try:
   curl -s '%[1]s/Task?owner=Organization/citizens-advice-leeds' # the referral waiting in a provider's inbox
   curl -s '%[1]s/Provenance'                                    # who changed what
   curl -s '%[1]s/metadata'                                      # what the API supports
-%[2]s`, base, webSignIn)
+%[2]s
+%[3]s`, base, webSignIn, demoCLI(redisURL, getenv))
 	return <-served
 }
 
@@ -170,6 +176,7 @@ Signpost keeps serving until Ctrl-C. Try:
 // unknown codes to the link worker, one GP system and three providers.
 func demoConfig(listen, gpBase, providerURL, secret string) config.Config {
 	cfg := config.Default()
+	cfg.RedisNamespace = demoNamespace
 	cfg.Listen = listen
 	cfg.PublicURL = "http://" + listen
 	cfg.Auth.Mode = config.AuthNone
@@ -203,6 +210,33 @@ const (
 	demoWalking = "leeds-walking"
 )
 
+// demoNamespace keeps the demo's keys ({signpost-demo}:…) apart from a
+// Signpost server's on a Redis they share.
+const demoNamespace = "signpost-demo"
+
+// demoCLI tells how the CLI tools reach the demo's data: its namespace, and
+// its Redis when that is not the one they would use anyway. A Redis named
+// by SIGNPOST_REDIS_URL is not repeated (it may hold a password): the
+// variable already names it.
+func demoCLI(redisURL string, getenv func(string) string) string {
+	vars := config.EnvRedisNamespace + "=" + demoNamespace
+	note := ""
+	switch {
+	case redisURL == getenv(config.EnvRedisURL):
+		note = " (with " + config.EnvRedisURL + " as it is set for the demo)"
+	case redisURL != config.Default().RedisURL: // the demo's own redis-server
+		vars = config.EnvRedisURL + "=" + redisURL + " " + vars
+		note = " (while the demo runs: it stops that redis-server)"
+	}
+	return fmt.Sprintf(`The CLI tools reach the demo's data%[2]s with:
+  export %[1]s
+  signpost users list        # the demo's web accounts
+  signpost audit tail -n 5   # the latest audit records
+  signpost dlq list          # deliveries that failed for good
+(signpost is go run ./cmd/signpost in a checkout.)
+`, vars, note)
+}
+
 // demoLinkWorkerService is the link workers' service as NHS systems address
 // it in a BaRS message (a synthetic Directory of Services id).
 const demoLinkWorkerService = "http://fhir.nhs.uk/Id/dos-service-id|1000000001"
@@ -214,7 +248,10 @@ func demoRedis(ctx context.Context, getenv func(string) string, dir string, tl *
 	if url == "" {
 		url = config.Default().RedisURL
 	}
-	if opt, err := redis.ParseURL(url); err == nil {
+	// Whether anything listens is asked first without a Redis client: a
+	// client's failed dials are logged as an outage, and here they are
+	// only the demo finding it must start its own.
+	if opt, err := redis.ParseURL(url); err == nil && accepting(opt.Network, opt.Addr) {
 		c := redis.NewClient(opt)
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		err := c.Ping(pctx).Err()
@@ -246,7 +283,7 @@ func demoRedis(ctx context.Context, getenv func(string) string, dir string, tl *
 	url = "redis://127.0.0.1:" + port + "/0"
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + port})
 	defer c.Close()
-	for i := 0; c.Ping(ctx).Err() != nil; i++ {
+	for i := 0; !accepting("tcp", "127.0.0.1:"+port) || c.Ping(ctx).Err() != nil; i++ {
 		if i > 100 {
 			_ = cmd.Process.Kill()
 			return "", nil, errors.New("the local redis-server did not start; see " + filepath.Join(dir, "redis.log"))
@@ -255,6 +292,16 @@ func demoRedis(ctx context.Context, getenv func(string) string, dir string, tl *
 	}
 	tl.event("Started a local redis-server at %s, keeping its data in %s", url, dir)
 	return url, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }, nil
+}
+
+// accepting reports whether anything accepts connections at addr.
+func accepting(network, addr string) bool {
+	conn, err := net.DialTimeout(network, addr, time.Second)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }
 
 func defaultDemoData() string {

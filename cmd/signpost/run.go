@@ -49,7 +49,7 @@ Usage:
 Every command takes -h for its usage.
 
 Environment (wins over the file): SIGNPOST_CONFIG, SIGNPOST_LISTEN,
-SIGNPOST_REDIS_URL, SIGNPOST_PUBLIC_URL.
+SIGNPOST_REDIS_URL, SIGNPOST_REDIS_NAMESPACE, SIGNPOST_PUBLIC_URL.
 `
 
 // errHelpShown is a command asked for its usage (-h): the usage was
@@ -140,19 +140,27 @@ func flagError(err error) error {
 	return usageError{strings.TrimSpace(err.Error())}
 }
 
-// buildVersion is the build's version: the one set at link time, else the
-// module's (a tagged go install), else the version control revision Go
-// recorded in the binary (with -dirty when the tree had changes), else dev.
+// buildVersion is the build's version, as describeBuild reads it.
 func buildVersion() string {
-	if version != "dev" {
-		return version
+	info, _ := debug.ReadBuildInfo()
+	return describeBuild(version, info)
+}
+
+// describeBuild names a build: the version set at link time when one was
+// (deploy/build.sh VERSION), else the version control information Go
+// recorded in the binary (go build in a git checkout, -buildvcs on): the
+// revision, -dirty when the tree had uncommitted changes, and the commit's
+// time; a release's module version goes before it (go install
+// …/cmd/signpost@v1.2.3 records the version and no revision). Go also
+// records a pseudo-version made from the revision (v0.0.0-2026…-7dae4dc4cb3d),
+// which says nothing the revision does not, so it is left out. dev only
+// when nothing is known.
+func describeBuild(linked string, info *debug.BuildInfo) string {
+	if linked != "" && linked != "dev" {
+		return linked
 	}
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return version
-	}
-	if v := info.Main.Version; v != "" && v != "(devel)" {
-		return v
+	if info == nil {
+		return "dev"
 	}
 	var rev, when string
 	dirty := false
@@ -166,17 +174,33 @@ func buildVersion() string {
 			dirty = s.Value == "true"
 		}
 	}
+	release := strings.TrimSuffix(info.Main.Version, "+dirty")
+	if release == "(devel)" || (rev != "" && strings.HasSuffix(release, "-"+short(rev))) {
+		release = "" // none, or a pseudo-version made from the revision
+	}
 	if rev == "" {
-		return version
+		if release == "" {
+			return "dev"
+		}
+		return release
 	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
+	v := short(rev)
 	if dirty {
-		rev += "-dirty"
+		v += "-dirty"
 	}
 	if when != "" {
-		rev += " (" + when + ")"
+		v += " (" + when + ")"
+	}
+	if release != "" {
+		v = release + " " + v
+	}
+	return v
+}
+
+// short is a revision as git abbreviates it in pseudo-versions: 12 characters.
+func short(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
 	}
 	return rev
 }

@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/term"
 
 	"github.com/signpost-health/signpost/config"
 	"github.com/signpost-health/signpost/fhir"
@@ -65,7 +67,7 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 		AddressLimiter: addressLimiter(cfg, store),
 		Auditor:        store,
 		Caller:         localCaller(cfg),
-		Capability:     httpapi.CapabilityInfo{Version: version, AuthMode: string(cfg.Auth.Mode)},
+		Capability:     httpapi.CapabilityInfo{Version: buildVersion(), AuthMode: string(cfg.Auth.Mode)},
 		Pages: web.New(web.Options{Portal: uc.Portal, Insights: uc.Insights, Accounts: store, Auditor: store, PublicURL: cfg.PublicURL, Logger: log,
 			Limiter: store.Limiter(signInRate, signInBurst)}),
 		TrustedProxies: cfg.TrustedProxies,
@@ -93,7 +95,7 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 		ln.Close()
 		return err
 	}
-	fmt.Fprintf(stdout, "Signpost %s listening on http://%s (FHIR base %s)\n", version, ln.Addr(), cfg.FHIRBase())
+	fmt.Fprintf(stdout, "Signpost %s listening on http://%s (FHIR base %s)\n", buildVersion(), ln.Addr(), cfg.FHIRBase())
 	if ready != nil {
 		ready(ln.Addr())
 	}
@@ -183,26 +185,26 @@ func start(ctx context.Context, configPath string, getenv func(string) string, s
 	if err != nil {
 		return nil, err
 	}
-	stopTracing, err := telemetry.StartTracing(ctx, getenv, "signpost", version)
+	stopTracing, err := telemetry.StartTracing(ctx, getenv, "signpost", buildVersion())
 	if err != nil {
 		return nil, err
 	}
 	log := slog.New(telemetry.LogHandler(slog.NewJSONHandler(stderr, nil)))
 	// The Redis client's own lines go through the JSON log, thinned.
 	clientLog := redisstore.RouteClientLogs(log)
-	rdb, err := connectRedis(ctx, cfg, log, stderr)
+	rdb, err := connectRedis(ctx, cfg, log, clientLog, stderr)
 	if err != nil {
 		clientLog.Close()
 		return nil, err
 	}
-	a := assemble(cfg, codes, rdb, "signpost", log, getenv)
+	a := assemble(cfg, codes, rdb, log, getenv)
 	a.stopTracing, a.clientLog = stopTracing, clientLog
 	return a, nil
 }
 
-// assemble wires the store and the domain over a connected Redis. namespace
-// is the hash tag of every key ("signpost"; the demo uses its own).
-func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, namespace string, log *slog.Logger, getenv func(string) string) *app {
+// assemble wires the store and the domain over a connected Redis, its keys
+// under cfg.RedisNamespace.
+func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, log *slog.Logger, getenv func(string) string) *app {
 	// Instrumented only when traces are exported: the hooks cost CPU on
 	// every command. Redis spans name the command, never its arguments:
 	// they hold resources and identifiers.
@@ -212,7 +214,7 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, names
 			log.Error("redis tracing unavailable", "error", err)
 		}
 	}
-	store := redisstore.New(rdb, namespace)
+	store := redisstore.New(rdb, cfg.RedisNamespace)
 	store.SetAuditMax(cfg.Audit.MaxEntries)
 	uc := usecases.New(gateway.Options{
 		Store:           store,
@@ -261,10 +263,13 @@ func loadConfig(path string, getenv func(string) string) (config.Config, *mappin
 	return cfg, codes, nil
 }
 
-// connectRedis makes the Redis client. An unreachable Redis does not stop
-// serve: it says so clearly, /readyz reports not ready, requests are
-// answered 503 with Retry-After, and service resumes when Redis answers.
-func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Writer) (*redis.Client, error) {
+// connectRedis makes the Redis client, watched by clientLog. An unreachable
+// Redis does not stop serve: it says so clearly, /readyz reports not ready,
+// requests are answered 503 with Retry-After, and service resumes when Redis
+// answers. How to start one is said in plain words to a person at a
+// terminal; elsewhere (a container's log) stderr holds JSON lines only, and
+// the hint goes in the log line.
+func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger, clientLog *redisstore.ClientLog, stderr io.Writer) (*redis.Client, error) {
 	opt, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("redis_url %s: %w", cfg.RedisURLRedacted(), err)
@@ -273,17 +278,33 @@ func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger, stde
 	opt.ReadTimeout = 3 * time.Second
 	opt.WriteTimeout = 3 * time.Second
 	rdb := redis.NewClient(opt)
+	clientLog.Watch(rdb)
+	clientLog.SetHint(fmt.Sprintf("no Redis answers at %s: start one with: redis-server --appendonly yes --port %s, or point SIGNPOST_REDIS_URL at yours; "+
+		"until it answers, /readyz reports not ready and requests get 503 with Retry-After; Signpost carries on by itself once it does",
+		cfg.RedisURLRedacted(), portOf(opt.Addr)))
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
-		fmt.Fprintf(stderr, "signpost: Redis at %s does not answer (%v).\n"+
-			"  Start one with:  redis-server --appendonly yes --port %s\n"+
-			"  or point SIGNPOST_REDIS_URL at yours. Until it answers, /readyz reports not ready\n"+
-			"  and requests get 503 with Retry-After; Signpost carries on by itself once it does.\n",
-			cfg.RedisURLRedacted(), err, portOf(opt.Addr))
-		log.Warn("redis unreachable at start", "redis", cfg.RedisURLRedacted())
+		if isTerminal(stderr) {
+			fmt.Fprintf(stderr, "signpost: Redis at %s does not answer (%v).\n"+
+				"  Start one with:  redis-server --appendonly yes --port %s\n"+
+				"  or point SIGNPOST_REDIS_URL at yours. Until it answers, /readyz reports not ready\n"+
+				"  and requests get 503 with Retry-After; Signpost carries on by itself once it does.\n",
+				cfg.RedisURLRedacted(), err, portOf(opt.Addr))
+		}
+		if !clientLog.Down() {
+			// Reached but refused (a wrong password, say): no outage
+			// was logged.
+			log.Warn("redis does not answer at start", "redis", cfg.RedisURLRedacted(), "error", err.Error())
+		}
 	}
 	return rdb, nil
+}
+
+// isTerminal reports whether w is a terminal, where a person reads.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func portOf(addr string) string {

@@ -59,7 +59,7 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		return usageError{use}
 	}
 	if args[0] == "list" {
-		return listAccounts(ctx, *configPath, getenv, stdout)
+		return listAccounts(ctx, *configPath, getenv, stdout, stderr)
 	}
 	if args[0] != "add" {
 		return changeAccount(ctx, args[0], rest[0], *configPath, getenv, stdin, stdout, stderr)
@@ -97,7 +97,7 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 
 // listAccounts prints every account, for an operator reviewing who can
 // sign in: address, provider (or operator), status and when it was made.
-func listAccounts(ctx context.Context, configPath string, getenv func(string) string, stdout io.Writer) error {
+func listAccounts(ctx context.Context, configPath string, getenv func(string) string, stdout, stderr io.Writer) error {
 	a, err := start(ctx, configPath, getenv, io.Discard)
 	if err != nil {
 		return err
@@ -118,6 +118,9 @@ func listAccounts(ctx context.Context, configPath string, getenv func(string) st
 			status = "disabled"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Email, role, status, u.Created.UTC().Format(time.DateOnly))
+	}
+	if len(accounts) == 0 {
+		sayIfNoData(ctx, a, stderr)
 	}
 	return tw.Flush()
 }

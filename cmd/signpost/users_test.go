@@ -190,3 +190,55 @@ func TestUsersList(t *testing.T) {
 		t.Errorf("users list with an argument: %v, want a usage error", err)
 	}
 }
+
+// A CLI tool that finds no Signpost data where it is pointed says so on
+// stderr, and names the namespace that is there: the demo's keys are
+// apart from Signpost's, and the tools read them when told to.
+func TestCLIToolsSayWhenNoSignpostDataIsThere(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	ctx := context.Background()
+	tools := [][]string{{"users", "list"}, {"dlq", "list"}, {"audit", "tail"}}
+	runTool := func(args []string, vars map[string]string) (string, string) {
+		var out, errOut bytes.Buffer
+		vars["SIGNPOST_REDIS_URL"] = r.URL()
+		if err := run(ctx, args, env(vars), &out, &errOut); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, errOut.String())
+		}
+		return out.String(), errOut.String()
+	}
+	for _, args := range tools {
+		if _, stderr := runTool(args, map[string]string{}); !strings.Contains(stderr, "holds no Signpost data") || !strings.Contains(stderr, "Is it the Redis") {
+			t.Errorf("%v on an empty Redis: stderr %q", args, stderr)
+		}
+	}
+	// Data under the demo's namespace only.
+	demo := redisstore.New(r.Client(), demoNamespace)
+	u, err := account.NewPortalUser("lead@example.org", "", "correct horse battery staple", time.Now())
+	must(t, err)
+	must(t, demo.AddUser(ctx, u))
+	for _, args := range tools {
+		_, stderr := runTool(args, map[string]string{})
+		if !strings.Contains(stderr, `namespace "signpost-demo"`) || !strings.Contains(stderr, "SIGNPOST_REDIS_NAMESPACE=signpost-demo") {
+			t.Errorf("%v beside the demo's data: stderr %q", args, stderr)
+		}
+	}
+	out, stderr := runTool([]string{"users", "list"}, map[string]string{"SIGNPOST_REDIS_NAMESPACE": demoNamespace})
+	if !strings.Contains(out, "lead@example.org") || stderr != "" {
+		t.Errorf("users list in the demo's namespace: %q, stderr %q", out, stderr)
+	}
+}
+
+// The demo names its own redis-server, which the tools would not find by
+// themselves, and never repeats a URL given in the environment.
+func TestDemoSaysHowToolsReachItsData(t *testing.T) {
+	t.Parallel()
+	own := demoCLI("redis://127.0.0.1:41234/0", env(nil))
+	if !strings.Contains(own, "export SIGNPOST_REDIS_URL=redis://127.0.0.1:41234/0 SIGNPOST_REDIS_NAMESPACE=signpost-demo") {
+		t.Errorf("own redis-server:\n%s", own)
+	}
+	given := demoCLI("redis://:secret@redis.example:6379/0", env(map[string]string{"SIGNPOST_REDIS_URL": "redis://:secret@redis.example:6379/0"}))
+	if strings.Contains(given, "secret") || !strings.Contains(given, "export SIGNPOST_REDIS_NAMESPACE=signpost-demo\n") {
+		t.Errorf("a Redis from the environment:\n%s", given)
+	}
+}

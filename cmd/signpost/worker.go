@@ -177,7 +177,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	if metricsSrv != nil {
 		defer metricsSrv.Close()
 	}
-	fmt.Fprintf(stdout, "Signpost %s worker delivering for %d providers\n", version, len(a.cfg.Providers))
+	fmt.Fprintf(stdout, "Signpost %s worker delivering for %d providers\n", buildVersion(), len(a.cfg.Providers))
 	return runWorkers(ctx, workers)
 }
 
@@ -220,6 +220,9 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 		tw.Flush()
 		fmt.Fprintf(stdout, "%d dead letters\n", len(entries))
+		if len(entries) == 0 {
+			sayIfNoData(ctx, a, stderr)
+		}
 		return nil
 	}
 	want := map[string]bool{}
