@@ -39,6 +39,7 @@ func (s *Service) DeliveryBody(ctx context.Context, d *queue.Delivery, full bool
 	if err != nil {
 		return nil, err
 	}
+	d.Task = task
 	if !full {
 		var t struct {
 			Priority   string `json:"priority"`
@@ -86,6 +87,7 @@ func (s *Service) TaskForProvider(ctx context.Context, d *queue.Delivery) ([]byt
 	if err != nil {
 		return nil, err
 	}
+	d.Task = task
 	d.Disclosed = []string{task.Ref() + "/_history/" + task.VersionID()}
 	refs := map[string]string{}
 	for _, r := range []string{view.Focus, view.For, view.Owner} {
@@ -160,24 +162,37 @@ func (s *Service) deadLetterUnconfirmed(ctx context.Context, d *queue.Delivery, 
 // members change returns, with the jobs, the GP notification and the
 // acknowledgement of the delivery job, retrying if the Task changed meanwhile.
 func (s *Service) recordDelivery(ctx context.Context, d *queue.Delivery, change func(*gateway.TaskView) (map[string]any, []gateway.Job)) error {
+	cur := d.Task // the version the message was built from, if it was
 	for attempt := 0; attempt < queue.MaxAttempts; attempt++ {
-		cur, err := s.Store.Read(ctx, gateway.TypeTask, d.TaskID)
-		if errors.Is(err, gateway.ErrNotFound) {
-			return fmt.Errorf("delivery job %s: its Task is not held", d.Job.ID)
-		}
-		if err != nil {
-			return err
+		if cur == nil || attempt > 0 {
+			var err error
+			cur, err = s.Store.Read(ctx, gateway.TypeTask, d.TaskID)
+			if errors.Is(err, gateway.ErrNotFound) {
+				return fmt.Errorf("delivery job %s: its Task is not held", d.Job.ID)
+			}
+			if err != nil {
+				return err
+			}
 		}
 		view, err := gateway.ParseTask(cur.Body)
 		if err != nil {
 			return err
 		}
 		members, jobs := change(view)
-		res, err := s.Commit(ctx, queue.TaskChange(s.Core, cur, view, members, jobs, d.Job.Ref()))
+		c := queue.TaskChange(s.Core, cur, view, members, jobs, d.Job.Ref())
+		// What was sent is on record with its delivery. When another worker
+		// took the job over (Lost), the record is left in d.Disclosure for
+		// the caller to keep apart.
+		c.Audit = d.Disclosure
+		res, err := s.Commit(ctx, c)
 		if err != nil {
 			return err
 		}
-		if res.OK() || res.Lost {
+		if res.OK() {
+			d.Disclosure = nil // on record with the delivery
+			return nil
+		}
+		if res.Lost {
 			return nil // recorded; or another worker took the job over and records it
 		}
 	}

@@ -77,6 +77,13 @@ type Delivery struct {
 	// Disclosed names the resources (with their versions) the message
 	// built for this delivery holds, for the record of the disclosure.
 	Disclosed []string
+	// Task is the version of the referral Task the message was built from:
+	// recording the delivery starts from it rather than reading it again
+	// (a version changed meanwhile fails the commit, which reads afresh).
+	Task *gateway.Resource
+	// Disclosure, when set, is the audit record of the message sent,
+	// committed with the record of the delivery.
+	Disclosure *gateway.AuditRecord
 }
 
 // ReadDelivery reads a delivery job. A job that cannot be read is a bug or

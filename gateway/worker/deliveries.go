@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/signpost-health/signpost/fhir"
@@ -29,6 +30,34 @@ type Deliveries struct {
 	Metrics *telemetry.Metrics
 	// Audit keeps the record of each referral sent (nil: none).
 	Audit Auditor
+
+	switches sync.Map // provider id → switchState: what Switch said, lately
+}
+
+// switchState is what Switch said of a provider's endpoint, and until when
+// that is taken as still true.
+type switchState struct {
+	why   string
+	until time.Time
+}
+
+// switchFresh is how long what Switch says is taken as still true. Asking
+// it for every job costs a round trip per referral at intake's rate; an
+// endpoint another worker disabled is known here within this, and the few
+// sends made meanwhile meet its 410 themselves. Re-enabling by an operator
+// takes effect within it too.
+const switchFresh = time.Second
+
+// endpointDisabled is Switch.EndpointDisabled, remembered for switchFresh.
+func (h *Deliveries) endpointDisabled(ctx context.Context, providerID string, now time.Time) (string, error) {
+	if v, ok := h.switches.Load(providerID); ok && now.Before(v.(switchState).until) {
+		return v.(switchState).why, nil
+	}
+	why, err := h.Switch.EndpointDisabled(ctx, providerID)
+	if err == nil {
+		h.switches.Store(providerID, switchState{why: why, until: now.Add(switchFresh)})
+	}
+	return why, err
 }
 
 // Lanes are the providers.
@@ -66,7 +95,7 @@ func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
 		record(log, "available in the portal", h.Domain.Delivered(ctx, d, ep.Name+" (in Signpost)"))
 		return
 	}
-	if why, err := h.Switch.EndpointDisabled(ctx, d.ProviderID); err != nil {
+	if why, err := h.endpointDisabled(ctx, d.ProviderID, now()); err != nil {
 		record(log, "endpoint check", err)
 		return
 	} else if why != "" {
@@ -107,16 +136,25 @@ func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
 		case ep.Full:
 			path = pathWebhookFull
 		}
-		disclosed(ctx, h.Audit, log, now, d.ProviderID, gateway.Identifier{}, path, d.Disclosed)
+		if h.Audit != nil && len(d.Disclosed) > 0 {
+			d.Disclosure = gateway.Disclosure(now(), d.ProviderID, gateway.Identifier{}, path, d.Disclosed)
+		}
 		h.Metrics.Job(ctx, gateway.QueueDelivery, "delivered")
 		h.Metrics.DeliveryAttempts(ctx, "delivered", d.Attempt+1)
-		record(log, "delivered", h.Domain.Delivered(ctx, d, ep.Name))
+		err := h.Domain.Delivered(ctx, d, ep.Name) // records the disclosure with the delivery
+		if d.Disclosure != nil {
+			// Not committed with it (an error, or another worker records the
+			// delivery): what was sent is on record all the same.
+			disclosed(ctx, h.Audit, log, now, d.ProviderID, gateway.Identifier{}, path, d.Disclosed)
+		}
+		record(log, "delivered", err)
 	case webhook.Gone:
 		reason := "the provider's endpoint answered 410 Gone"
 		if err := h.Switch.DisableEndpoint(ctx, d.ProviderID, reason); err != nil {
 			record(log, "disabling the endpoint", err)
 			return
 		}
+		h.switches.Delete(d.ProviderID) // this worker knows at once
 		h.Metrics.Job(ctx, gateway.QueueDelivery, "gone")
 		record(log, "dead letter (endpoint disabled)", h.Domain.DeadLetter(ctx, d, reason))
 	case webhook.Permanent:

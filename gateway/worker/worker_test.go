@@ -111,7 +111,7 @@ func (e *env) startWorker(endpoints map[string]worker.Endpoint, retry []time.Dur
 	q := e.store.Queue(gateway.QueueDelivery)
 	w := newQuickWorker(worker.Options{Queue: q, Handler: &worker.Deliveries{Queue: q, Domain: e.svc.Delivery, Switch: e.store,
 		Sender: webhook.NewSender(client, time.Now), Endpoints: endpoints, Retry: retry},
-		Consumer: "test-" + gateway.NewID()[:8], ReclaimIdle: 500 * time.Millisecond, ForgetIdle: time.Second, Grace: 100 * time.Millisecond})
+		Consumer: "test-" + gateway.NewID()[:8], PerProvider: 4, ReclaimIdle: 500 * time.Millisecond, ForgetIdle: time.Second, Grace: 100 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = w.Run(ctx); close(done) }()
