@@ -218,6 +218,7 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, names
 		Store:           store,
 		Codes:           codes,
 		Providers:       providers(cfg),
+		Organizations:   cfg.OrganizationNames(),
 		TriageUnmapped:  cfg.Unmapped == config.UnmappedTriage,
 		StrictNHSNumber: cfg.NHSNumber == config.NHSNumberStrict,
 		FHIRBase:        cfg.FHIRBase(),
