@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -188,6 +189,10 @@ func (p *Pages) confirm(w http.ResponseWriter, r *http.Request, s *account.WebSe
 	}
 	if d.Version != step.Version {
 		p.showReferral(w, r, s, http.StatusPreconditionFailed, "Nothing was changed: someone else changed this referral since you opened it. Here it is as it is now.")
+		return
+	}
+	if !slices.Contains(d.Actions, step.Action) {
+		p.showReferral(w, r, s, http.StatusConflict, "Nothing was changed: that step does not apply to a referral that is "+strings.ToLower(statusLabel(d.Status))+".")
 		return
 	}
 	if err := p.audit(r, s, "read", "R", http.StatusOK, d.Read, ""); err != nil {

@@ -967,6 +967,11 @@ func TestClosingStepsAreConfirmed(t *testing.T) {
 	if p := b.post("/portal/referrals/"+other, url.Values{"action": {"decline"}, "version": {"1"}}); p.status != http.StatusUnprocessableEntity || strings.Contains(p.body, `name="confirm"`) {
 		t.Errorf("a decline without a reason: %d", p.status)
 	}
+	// A closing step that does not apply to the referral as it stands is
+	// refused, not confirmed (completing one not yet accepted).
+	if p := b.post("/portal/referrals/"+other, url.Values{"action": {"complete"}, "version": {"1"}, "code": {"goals-met"}}); p.status != http.StatusConflict || strings.Contains(p.body, `name="confirm"`) {
+		t.Errorf("completing a new referral: %d", p.status)
+	}
 	// Accepting is not closing: it acts at once.
 	if p := b.post("/portal/referrals/"+other, url.Values{"action": {"accept"}, "version": {"1"}}); p.status != http.StatusSeeOther {
 		t.Errorf("accept: %d", p.status)
