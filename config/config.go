@@ -188,8 +188,11 @@ type Config struct {
 	// other address the header is ignored, or a caller could choose the
 	// address its rate limit is counted by.
 	TrustedProxies []netip.Prefix
-	Clients        []Client
-	Providers      []Provider
+	// Organizations names the organisations people read about (referring
+	// practices above all), keyed by ODS code; see OrganizationNames.
+	Organizations []Organization
+	Clients       []Client
+	Providers     []Provider
 	// Path is the file the configuration came from, "" if none; kept so
 	// messages can say which file to fix.
 	Path string
@@ -291,6 +294,40 @@ func (p Provider) DisplayName() string {
 		return p.Name
 	}
 	return p.ID
+}
+
+// ODSSystem is the identifier system of NHS ODS organisation codes, the
+// key of the organisation directory.
+const ODSSystem = "https://fhir.nhs.uk/Id/ods-organization-code"
+
+// Organization is one entry of the organisation directory: the name people
+// read for an ODS code, so pages say "Example Surgery", not "A81001".
+type Organization struct {
+	ODS, Name string
+}
+
+// OrganizationNames is the organisation directory: ODS code to the name
+// people read. A client's or provider's own name wins for its own ODS
+// code, so a name is written once where the party is configured and the
+// directory only adds the organisations Signpost has no other setting for
+// (the practices behind a GP system, say).
+func (c Config) OrganizationNames() map[string]string {
+	out := make(map[string]string, len(c.Organizations)+len(c.Clients)+len(c.Providers))
+	for _, o := range c.Organizations {
+		out[o.ODS] = o.Name
+	}
+	own := func(name string, org Identifier) {
+		if name != "" && org.System == ODSSystem && org.Value != "" {
+			out[org.Value] = name
+		}
+	}
+	for _, cl := range c.Clients {
+		own(cl.Name, cl.Organization)
+	}
+	for _, p := range c.Providers {
+		own(p.Name, p.Organization)
+	}
+	return out
 }
 
 // DefaultDeliveryRetry spreads attempts over roughly four days, long enough

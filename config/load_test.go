@@ -438,3 +438,39 @@ func TestParseProviderBarsDelivery(t *testing.T) {
 		t.Errorf("delivery = %+v, want %+v", got, want)
 	}
 }
+
+// TestOrganizationNames reads the organisation directory under the name the
+// design gives it, and lets a client's or provider's own name win for its
+// own ODS code: a name is written once, where the party is configured.
+func TestOrganizationNames(t *testing.T) {
+	cfg, err := config.Parse([]byte(`organizations:
+  - { ods: "A81001", name: "  Example Surgery " }
+  - { ods: "B82005", name: "Park Lane Surgery" }
+  - { ods: "X1A2B", name: "Old name of the walking group" }
+clients:
+  - id: practice-c
+    name: "Hill Top Medical Centre"
+    organization: { system: "https://fhir.nhs.uk/Id/ods-organization-code", value: "C83003" }
+  - id: practice-d
+    organization: { system: "https://fhir.nhs.uk/Id/ods-organization-code", value: "B82005" }
+providers:
+  - id: walking
+    name: "Walking for Health"
+    organization: { system: "https://fhir.nhs.uk/Id/ods-organization-code", value: "X1A2B" }
+  - id: other-system
+    name: "Not an ODS code"
+    organization: { system: "https://example.org/org", value: "A81001" }
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"A81001": "Example Surgery",         // trimmed; another system's A81001 is not this one
+		"B82005": "Park Lane Surgery",       // a client without a name leaves the directory's
+		"C83003": "Hill Top Medical Centre", // a client's own name
+		"X1A2B":  "Walking for Health",      // the provider's own name wins
+	}
+	if got := cfg.OrganizationNames(); !reflect.DeepEqual(got, want) {
+		t.Errorf("OrganizationNames() = %v, want %v", got, want)
+	}
+}

@@ -22,26 +22,27 @@ import (
 // (durations, CIDRs, free-form JWKS) that only becomes typed after checks
 // that must be reported as problems rather than abort the decode.
 type fileConfig struct {
-	Listen          string         `yaml:"listen"`
-	PublicURL       string         `yaml:"public_url"`
-	RedisURL        string         `yaml:"redis_url"`
-	RedisNamespace  string         `yaml:"redis_namespace"`
-	Mappings        string         `yaml:"mappings"`
-	Unmapped        string         `yaml:"unmapped"`
-	NHSNumber       string         `yaml:"nhs_number"`
-	Understood      []string       `yaml:"understood_modifier_extensions"`
-	Auth            fileAuth       `yaml:"auth"`
-	MaxBodyBytes    int64          `yaml:"max_body_bytes"`
-	RateLimit       *fileRateLimit `yaml:"rate_limit"`
-	Audit           fileAudit      `yaml:"audit"`
-	MetricsListen   string         `yaml:"metrics_listen"`
-	DeliveryTimeout string         `yaml:"delivery_timeout"`
-	DeliveryRetry   []string       `yaml:"delivery_retry"`
-	SubsPerClient   *int           `yaml:"subscriptions_per_client"`
-	OutboundAllow   []string       `yaml:"outbound_allow"`
-	TrustedProxies  []string       `yaml:"trusted_proxies"`
-	Clients         []fileClient   `yaml:"clients"`
-	Providers       []fileProvider `yaml:"providers"`
+	Listen          string             `yaml:"listen"`
+	PublicURL       string             `yaml:"public_url"`
+	RedisURL        string             `yaml:"redis_url"`
+	RedisNamespace  string             `yaml:"redis_namespace"`
+	Mappings        string             `yaml:"mappings"`
+	Unmapped        string             `yaml:"unmapped"`
+	NHSNumber       string             `yaml:"nhs_number"`
+	Understood      []string           `yaml:"understood_modifier_extensions"`
+	Auth            fileAuth           `yaml:"auth"`
+	MaxBodyBytes    int64              `yaml:"max_body_bytes"`
+	RateLimit       *fileRateLimit     `yaml:"rate_limit"`
+	Audit           fileAudit          `yaml:"audit"`
+	MetricsListen   string             `yaml:"metrics_listen"`
+	DeliveryTimeout string             `yaml:"delivery_timeout"`
+	DeliveryRetry   []string           `yaml:"delivery_retry"`
+	SubsPerClient   *int               `yaml:"subscriptions_per_client"`
+	OutboundAllow   []string           `yaml:"outbound_allow"`
+	TrustedProxies  []string           `yaml:"trusted_proxies"`
+	Organizations   []fileOrganization `yaml:"organizations"`
+	Clients         []fileClient       `yaml:"clients"`
+	Providers       []fileProvider     `yaml:"providers"`
 }
 
 type fileRateLimit struct {
@@ -79,6 +80,11 @@ type fileClientAuth struct {
 type fileNotify struct {
 	FHIRBase       string `yaml:"fhir_base"`
 	BearerTokenEnv string `yaml:"bearer_token_env"`
+}
+
+type fileOrganization struct {
+	ODS  string `yaml:"ods"`
+	Name string `yaml:"name"`
 }
 
 type fileClient struct {
@@ -462,6 +468,11 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 
 	cfg.OutboundAllow = prefixes("outbound_allow", fc.OutboundAllow, problem)
 	cfg.TrustedProxies = prefixes("trusted_proxies", fc.TrustedProxies, problem)
+
+	cfg.Organizations = nil
+	for _, fo := range fc.Organizations {
+		cfg.Organizations = append(cfg.Organizations, Organization{ODS: strings.TrimSpace(fo.ODS), Name: strings.TrimSpace(fo.Name)})
+	}
 
 	cfg.Clients = nil
 	for i, fcl := range fc.Clients {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -212,6 +213,8 @@ func (c Config) Validate(isCategory func(string) bool) error {
 		}
 	}
 
+	v.organizations(c.Organizations)
+
 	// Ids and organisations must be unique across clients and providers
 	// together: providers sign in with their id as client_id, and an
 	// organisation must map back to exactly one party.
@@ -321,6 +324,44 @@ func (v *validator) organization(prefix string, org Identifier) {
 	}
 	if strings.TrimSpace(org.Value) == "" {
 		v.add(prefix+".organization.value", "is required (the organisation's code in that system)")
+	}
+}
+
+// reODS is the shape of an ODS organisation code: capital letters and
+// digits, three (an NHS trust) to ten characters (A81001 is a practice).
+var reODS = regexp.MustCompile(`^[A-Z0-9]{3,10}$`)
+
+// maxOrganizationName bounds a directory name: it is shown in table cells
+// and page headers.
+const maxOrganizationName = 200
+
+// organizations checks the organisation directory: each entry an ODS code
+// of the right shape and a name, no code listed twice (which name would
+// people read?).
+func (v *validator) organizations(orgs []Organization) {
+	seen := map[string]int{}
+	for i, o := range orgs {
+		prefix := fmt.Sprintf("organizations[%d]", i)
+		switch {
+		case o.ODS == "":
+			v.add(prefix+".ods", "is required (the organisation's ODS code, such as A81001)")
+		case !reODS.MatchString(o.ODS):
+			v.add(prefix+".ods", "%q is not an ODS code: 3 to 10 capital letters and digits, such as A81001", o.ODS)
+		default:
+			if prev, dup := seen[o.ODS]; dup {
+				v.add(prefix+".ods", "%q is already listed as organizations[%d] (%q); list each organisation once", o.ODS, prev, orgs[prev].Name)
+			} else {
+				seen[o.ODS] = i
+			}
+		}
+		switch {
+		case o.Name == "":
+			v.add(prefix+".name", "is required (the name people read for %s)", cmp.Or(o.ODS, "the organisation"))
+		case len(o.Name) > maxOrganizationName:
+			v.add(prefix+".name", "is longer than %d characters", maxOrganizationName)
+		case strings.ContainsFunc(o.Name, unicode.IsControl):
+			v.add(prefix+".name", "must not contain control characters (line breaks, tabs)")
+		}
 	}
 }
 

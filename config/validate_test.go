@@ -72,6 +72,23 @@ func TestValidateRejects(t *testing.T) {
 		{"outbound_allow invalid", func(c *config.Config) { c.OutboundAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), {}} }, "outbound_allow[1]", "CIDR"},
 		{"trusted_proxies invalid", func(c *config.Config) { c.TrustedProxies = []netip.Prefix{{}} }, "trusted_proxies[0]", "CIDR"},
 
+		// organizations
+		{"organization ods empty", func(c *config.Config) { c.Organizations = []config.Organization{{Name: "Example Surgery"}} }, "organizations[0].ods", "is required"},
+		{"organization ods lowercase", func(c *config.Config) {
+			c.Organizations = []config.Organization{{ODS: "a81001", Name: "Example Surgery"}}
+		}, "organizations[0].ods", `"a81001" is not an ODS code`},
+		{"organization ods too short", func(c *config.Config) { c.Organizations = []config.Organization{{ODS: "A8", Name: "Example Surgery"}} }, "organizations[0].ods", "3 to 10 capital letters and digits"},
+		{"organization ods with a system", func(c *config.Config) {
+			c.Organizations = []config.Organization{{ODS: "https://fhir.nhs.uk/Id/ods-organization-code|A81001", Name: "Example Surgery"}}
+		}, "organizations[0].ods", "is not an ODS code"},
+		{"organization listed twice", func(c *config.Config) {
+			c.Organizations = []config.Organization{{ODS: "A81001", Name: "Example Surgery"}, {ODS: "B82005", Name: "Park Lane Surgery"}, {ODS: "A81001", Name: "Example Surgery (old)"}}
+		}, "organizations[2].ods", `"A81001" is already listed as organizations[0] ("Example Surgery")`},
+		{"organization name empty", func(c *config.Config) { c.Organizations = []config.Organization{{ODS: "A81001"}} }, "organizations[0].name", "the name people read for A81001"},
+		{"organization name with a line break", func(c *config.Config) {
+			c.Organizations = []config.Organization{{ODS: "A81001", Name: "Example\nSurgery"}}
+		}, "organizations[0].name", "control characters"},
+
 		// ids
 		{"client id empty", func(c *config.Config) { c.Clients[0].ID = "" }, "clients[0].id", "is required"},
 		{"client id uppercase", func(c *config.Config) { c.Clients[0].ID = "Practice_A" }, "clients[0].id", "lowercase"},

@@ -23,6 +23,8 @@ type Options struct {
 	Outcomes *mappings.OutcomeTable
 	// Providers receive referrals; the order decides precedence within a category.
 	Providers []Provider
+	// Organizations names organisations by ODS code, for what people read.
+	Organizations map[string]string
 	// TriageUnmapped sends referrals whose code is not in the table to the
 	// link-worker category instead of refusing them.
 	TriageUnmapped bool
@@ -51,10 +53,13 @@ type Options struct {
 // (ReadTask), and change it atomically (TaskChange, Commit). Its fields are
 // set by NewCore and only read after. It is safe for concurrent use.
 type Core struct {
-	Store          Store
-	Codes          *mappings.Table
-	OutcomeCodes   *mappings.OutcomeTable
-	router         *Router
+	Store        Store
+	Codes        *mappings.Table
+	OutcomeCodes *mappings.OutcomeTable
+	router       *Router
+	// Organizations names organisations (referring practices, providers)
+	// by ODS code for the pages, the CSV and the MeasureReport.
+	Organizations  Directory
 	TriageUnmapped bool
 	StrictNHS      bool
 	Base           string
@@ -69,7 +74,7 @@ type Core struct {
 
 // NewCore makes a Core, with the defaults for what o leaves out.
 func NewCore(o Options) *Core {
-	s := &Core{Store: patientStore{o.Store}, Codes: o.Codes, router: NewRouter(o.Providers), TriageUnmapped: o.TriageUnmapped,
+	s := &Core{Store: patientStore{o.Store}, Codes: o.Codes, router: NewRouter(o.Providers), Organizations: cloneDirectory(o.Organizations), TriageUnmapped: o.TriageUnmapped,
 		StrictNHS: o.StrictNHSNumber, Base: strings.TrimSuffix(o.FHIRBase, "/"), MaxDepth: o.MaxDepth,
 		UnderstoodModifiers: slices.Clone(o.UnderstoodModifiers), Now: o.Now, NewID: o.NewID}
 	if s.Codes == nil {

@@ -10,14 +10,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
+	"github.com/signpost-health/signpost/gateway/portal"
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
 )
 
@@ -113,7 +117,8 @@ func portalServer(t *testing.T) (*serving, *gpRecord) {
 	t.Cleanup(gpServer.Close)
 	r := redistest.Start(t)
 	cfg := writeFile(t, "signpost.yaml", strings.Replace(testConfig, "value: \"A81001\" }\n",
-		"value: \"A81001\" }\n    notify: { fhir_base: \""+gpServer.URL+"/fhir\" }\n", 1)+"outbound_allow: [\"127.0.0.0/8\"]\n")
+		"value: \"A81001\" }\n    notify: { fhir_base: \""+gpServer.URL+"/fhir\" }\n", 1)+"outbound_allow: [\"127.0.0.0/8\"]\n"+
+		"organizations: [{ ods: \"A81001\", name: \"Example Surgery\" }]\n")
 	getenv := env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()})
 	for _, u := range [][]string{{"walking", "sam@example.org"}, {"link", "kim@example.org"}, {"-operator", "lead@example.org"}} {
 		var out bytes.Buffer
@@ -129,12 +134,19 @@ const browserPassword = "correct horse battery staple"
 // returns its Task id.
 func referPerson(t *testing.T, base, ident, code, name, phone string) string {
 	t.Helper()
+	return referFor(t, base, ident, code, codeText[code], name, phone)
+}
+
+// referFor sends a referral whose code the GP describes in words (code.text;
+// "" sends none, as GP systems often do).
+func referFor(t *testing.T, base, ident, code, words, name, phone string) string {
+	t.Helper()
 	pid := "pt-" + strings.ToLower(ident)
 	patient := `{"resourceType":"Patient","id":"` + pid + `","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],` +
 		`"name":[{"text":"` + name + `"}],"telecom":[{"system":"phone","value":"` + phone + `"}],"birthDate":"1948-03-02"}`
 	put(t, base+"/fhir/Patient/"+pid, patient, http.StatusCreated)
 	sr := `{"resourceType":"ServiceRequest","identifier":[{"system":"https://example-gp.nhs.uk/referral-id","value":"` + ident + `"}],` +
-		`"status":"active","intent":"order","code":{"coding":[{"system":"http://snomed.info/sct","code":"` + code + `"}],"text":"` + codeText[code] + `"},` +
+		`"status":"active","intent":"order","code":{"coding":[{"system":"http://snomed.info/sct","code":"` + code + `"}]` + reasonText(words) + `},` +
 		`"subject":{"reference":"Patient/` + pid + `"},"requester":{"display":"Leeds Road Surgery","identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"}},` +
 		`"note":[{"text":"Lives alone; happy to be phoned in the mornings."}]}`
 	res, err := http.Post(base+"/fhir/ServiceRequest", "application/fhir+json", strings.NewReader(sr))
@@ -155,6 +167,14 @@ func referPerson(t *testing.T, base, ident, code, name, phone string) string {
 		t.Fatalf("referral %s has %d Tasks", ident, len(bundle.Entry))
 	}
 	return bundle.Entry[0].Resource.ID
+}
+
+// reasonText is a code.text member of the GP's words; none for no words.
+func reasonText(words string) string {
+	if words == "" {
+		return ""
+	}
+	return `,"text":"` + words + `"`
 }
 
 var codeText = map[string]string{
@@ -205,13 +225,16 @@ func signIn(base, email string) chromedp.Action[chromedp.Void] {
 }
 
 // actOn opens a referral and submits one of its action forms, after fill,
+// confirms it on the page that asks when the step closes the referral,
 // then waits for the page that answers.
 func actOn(base, taskID, action string, fill ...chromedp.Action[chromedp.Void]) chromedp.Action[chromedp.Void] {
 	steps := []chromedp.Action[chromedp.Void]{chromedp.Navigate(base + "/portal/referrals/" + taskID), chromedp.WaitVisible(chromedp.CSS("h1"))}
 	steps = append(steps, fill...)
-	return chromedp.Steps(append(steps,
-		chromedp.Click(chromedp.CSS(`form.action:has(input[name="action"][value="`+action+`"]) button`)),
-		chromedp.WaitVisible(chromedp.CSS(".message")))...)
+	steps = append(steps, chromedp.Click(chromedp.CSS(`form.action:has(input[name="action"][value="`+action+`"]) button`)))
+	if portal.Action(action).Irreversible() {
+		steps = append(steps, chromedp.Click(chromedp.CSS(`form.confirm-form button`)))
+	}
+	return chromedp.Steps(append(steps, chromedp.WaitVisible(chromedp.CSS(".message")))...)
 }
 
 // text reads an element's text.
@@ -236,7 +259,7 @@ func TestBrowserInboxClosesTheLoop(t *testing.T) {
 	sam := newBrowser(t, alloc)
 	must(t, chromedp.Do(sam, signIn(base, "sam@example.org"), chromedp.WaitVisible(chromedp.CSS("table.referrals"))))
 	inbox := text(t, sam, "main")
-	for _, want := range []string{"Alex Morgan", "Jo Bennett", "Sam Patel", "0113 496 0001", "Referral to physical activity program", "Leeds Road Surgery"} {
+	for _, want := range []string{"Alex Morgan", "Jo Bennett", "Sam Patel", "0113 496 0001", "Referral to physical activity program", "Example Surgery (A81001)"} {
 		if !strings.Contains(inbox, want) {
 			t.Errorf("the inbox lacks %q", want)
 		}
@@ -397,4 +420,157 @@ func screenshotPage(t *testing.T, ctx context.Context, url, name string) {
 	}
 	must(t, chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("h1"))))
 	screenshot(t, ctx, name)
+}
+
+// withoutScripts switches off JavaScript in a browser's pages, as some
+// people and some organisations' browsers have it.
+func withoutScripts() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+		return err
+	})
+}
+
+// fitsTheScreen checks that nothing scrolls sideways: the page is no wider
+// than the screen, and no element reaches past its right edge.
+func fitsTheScreen(t *testing.T, ctx context.Context, what string) {
+	t.Helper()
+	wide := evaluate[[]string](t, ctx, `(() => {
+  const doc = document.scrollingElement, bad = [];
+  if (doc.scrollWidth > doc.clientWidth) bad.push('the page is ' + doc.scrollWidth + 'px wide in ' + doc.clientWidth + 'px');
+  document.querySelectorAll('main *').forEach(el => {
+    const r = el.getBoundingClientRect();
+    if (r.width > 0 && r.right > doc.clientWidth + 1) bad.push(el.tagName.toLowerCase() + (el.className ? '.' + el.className : '') + ' reaches ' + Math.round(r.right) + 'px');
+  });
+  return bad.slice(0, 5);
+})()`)
+	for _, w := range wide {
+		t.Errorf("%s at 360px: %s", what, w)
+	}
+}
+
+// TestBrowserConfirmsClosingStepsAndSaysNames: issue 19's pages in a real
+// browser. Closing a referral asks first, on a page that works with
+// JavaScript switched off and whose confirm button the keyboard reaches;
+// the pages name organisations, not codes; the outcomes view reads dates
+// in words and fits a 360px phone.
+func TestBrowserConfirmsClosingStepsAndSaysNames(t *testing.T) {
+	t.Parallel()
+	alloc := browserAllocator(t)
+	srv, gp := portalServer(t)
+	base := srv.base
+	declineMe := referPerson(t, base, "CONFIRM-1", "390893007", "Robin Hughes", "0113 496 0011")
+	dnaMe := referPerson(t, base, "CONFIRM-2", "390893007", "Morgan Ellis", "0113 496 0012")
+	referFor(t, base, "CONFIRM-3", "710913009", "", "Casey Doyle", "0113 496 0013") // sent without words: the code table's are shown
+
+	sam := newBrowser(t, alloc)
+	must(t, chromedp.Do(sam, withoutScripts(), signIn(base, "sam@example.org"), chromedp.WaitVisible(chromedp.CSS("table.referrals"))))
+	if js := evaluate[string](t, sam, `typeof document.body.onclick`); js == "" {
+		t.Fatal("no answer from the page")
+	}
+	if header := text(t, sam, "header.site"); !strings.Contains(header, "Walking for Health") || !strings.Contains(header, "sam@example.org") {
+		t.Errorf("the header does not name the organisation: %q", header)
+	}
+	if from := text(t, sam, `td[data-label="From"]`); from != "Example Surgery (A81001)" {
+		t.Errorf("From: %q", from)
+	}
+
+	// Decline: the first form asks, and nothing has changed yet.
+	must(t, chromedp.Do(sam, chromedp.Navigate(base+"/portal/referrals/"+declineMe), chromedp.WaitVisible(chromedp.CSS("h1")),
+		chromedp.SetValue(chromedp.CSS("#decline-code"), "no-capacity"),
+		chromedp.SendKeys(chromedp.CSS("#decline-text"), "Group full until spring"),
+		chromedp.Click(chromedp.CSS(`form.action:has(input[name="action"][value="decline"]) button`)),
+		chromedp.WaitVisible(chromedp.CSS("form.confirm-form"))))
+	if h1 := text(t, sam, "h1"); h1 != "Decline the referral for Robin Hughes?" {
+		t.Errorf("the confirmation asks %q", h1)
+	}
+	if status, version := taskState(t, base, declineMe); status != "requested" || version != "2" {
+		t.Errorf("before confirming the Task is %s v%s", status, version)
+	}
+	checkAccessible(t, sam, "the confirmation page")
+	screenshot(t, sam, "confirm.png")
+	// "No" goes back and changes nothing.
+	must(t, chromedp.Do(sam, chromedp.Click(chromedp.CSS(`form.confirm-form a`)), chromedp.WaitVisible(chromedp.CSS(`form.action`))))
+	if status, version := taskState(t, base, declineMe); status != "requested" || version != "2" {
+		t.Errorf("after going back the Task is %s v%s", status, version)
+	}
+	// Again, and confirm with the keyboard alone: Tab reaches the button.
+	must(t, chromedp.Do(sam,
+		chromedp.SetValue(chromedp.CSS("#decline-code"), "no-capacity"),
+		chromedp.Click(chromedp.CSS(`form.action:has(input[name="action"][value="decline"]) button`)),
+		chromedp.WaitVisible(chromedp.CSS("form.confirm-form"))))
+	reached := false
+	for range 12 {
+		must(t, chromedp.Do(sam, chromedp.KeyEvent("\t")))
+		if evaluate[bool](t, sam, `document.activeElement.matches('form.confirm-form button')`) {
+			reached = true
+			break
+		}
+	}
+	if !reached {
+		t.Fatal("Tab never reaches the confirm button")
+	}
+	must(t, chromedp.Do(sam, chromedp.KeyEvent("\r"), chromedp.WaitVisible(chromedp.CSS(".message"))))
+	if msg := text(t, sam, ".message"); !strings.Contains(msg, "Declined") {
+		t.Errorf("after confirming: %q", msg)
+	}
+	gp.waitFor(t, declineMe, "rejected")
+	// The history says who acted: the practice sent it, Signpost delivered
+	// it, the signed-in person declined it.
+	who := evaluate[[]string](t, sam, `[...document.querySelectorAll('table.history td[data-label="Who"]')].map(td => td.textContent)`)
+	if want := []string{"Example Surgery (A81001)", "Signpost", "sam@example.org, for Walking for Health (X1A2B)"}; !slices.Equal(who, want) {
+		t.Errorf("the history's Who: %q, want %q", who, want)
+	}
+
+	// Did not attend, on a phone: the confirmation fits and asks.
+	must(t, chromedp.Do(sam, actOn(base, dnaMe, "accept"), chromedp.EmulateViewport(360, 740, chromedp.EmulateMobile),
+		chromedp.Navigate(base+"/portal/referrals/"+dnaMe), chromedp.WaitVisible(chromedp.CSS("h1"))))
+	fitsTheScreen(t, sam, "a referral with its history")
+	must(t, chromedp.Do(sam, chromedp.Click(chromedp.CSS(`form.action:has(input[name="action"][value="did-not-attend"]) button`)),
+		chromedp.WaitVisible(chromedp.CSS("form.confirm-form"))))
+	fitsTheScreen(t, sam, "the confirmation page")
+	if status, _ := taskState(t, base, dnaMe); status != "accepted" {
+		t.Errorf("before confirming did-not-attend the Task is %s", status)
+	}
+	must(t, chromedp.Do(sam, chromedp.Click(chromedp.CSS(`form.confirm-form button`)), chromedp.WaitVisible(chromedp.CSS(".message")), chromedp.EmulateReset()))
+	if status, _ := taskState(t, base, dnaMe); status != "failed" {
+		t.Errorf("after confirming did-not-attend the Task is %s", status)
+	}
+
+	// The other provider's inbox: "Referred for" from the code table.
+	kim := newBrowser(t, alloc)
+	must(t, chromedp.Do(kim, signIn(base, "kim@example.org"), chromedp.WaitVisible(chromedp.CSS("table.referrals"))))
+	if reason := text(t, kim, `td[data-label="Referred for"]`); !strings.HasPrefix(reason, "Referral to financial service") {
+		t.Errorf("Referred for: %q", reason)
+	}
+
+	// The outcomes view: dates in words, a cumulative funnel said so,
+	// pictures with text, names not codes, and all of it on a phone.
+	lead := newBrowser(t, alloc)
+	must(t, chromedp.Do(lead, signIn(base, "lead@example.org"), chromedp.WaitVisible(chromedp.CSS("figure.chart svg"))))
+	outcomes := text(t, lead, "main")
+	for _, want := range []string{"or any later stage", "Referrals sent each", "How referrals ended", "Still open", "Example Surgery (A81001)"} {
+		if !strings.Contains(outcomes, want) {
+			t.Errorf("the outcomes view lacks %q", want)
+		}
+	}
+	if strings.Contains(outcomes, "UK dates") || regexp.MustCompile(`\d{4}-\d\d-\d\d`).MatchString(outcomes) {
+		t.Errorf("the outcomes view shows ISO dates:\n%s", outcomes)
+	}
+	if !regexp.MustCompile(`Referrals sent from \d{1,2} [A-Z][a-z]+ \d{4} to \d{1,2} [A-Z][a-z]+ \d{4}`).MatchString(outcomes) {
+		t.Errorf("the period is not in words:\n%s", outcomes)
+	}
+	charts := evaluate[[]string](t, lead, `[...document.querySelectorAll('svg')].map(s => s.querySelector('title').textContent + ' | ' + (s.querySelector('desc') || {}).textContent + ' | ' + s.querySelectorAll('text').length)`)
+	if len(charts) < 3 {
+		t.Errorf("charts: %q", charts)
+	}
+	for _, c := range charts {
+		if strings.Contains(c, "| undefined |") || strings.HasSuffix(c, "| 0") {
+			t.Errorf("a chart without a description or text labels: %q", c)
+		}
+	}
+	must(t, chromedp.Do(lead, chromedp.EmulateViewport(360, 740, chromedp.EmulateMobile), chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("figure.chart svg"))))
+	fitsTheScreen(t, lead, "the outcomes view")
+	checkAccessible(t, lead, "the outcomes view on a phone")
+	screenshot(t, lead, "outcomes-phone.png")
 }

@@ -189,6 +189,7 @@ func demoConfig(listen, gpBase, providerURL, secret string) config.Config {
 	ods := func(v string) config.Identifier {
 		return config.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: v}
 	}
+	cfg.Organizations = []config.Organization{{ODS: "A81001", Name: "Example Surgery"}} // the practice, as the pages name it
 	cfg.Clients = []config.Client{{ID: demoGP, Name: "Example Surgery", Organization: ods("A81001"),
 		Notify: &config.Notify{FHIRBase: gpBase}}}
 	cfg.Providers = []config.Provider{

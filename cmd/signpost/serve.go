@@ -220,6 +220,7 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, log *
 		Store:           store,
 		Codes:           codes,
 		Providers:       providers(cfg),
+		Organizations:   cfg.OrganizationNames(),
 		TriageUnmapped:  cfg.Unmapped == config.UnmappedTriage,
 		StrictNHSNumber: cfg.NHSNumber == config.NHSNumberStrict,
 		FHIRBase:        cfg.FHIRBase(),

@@ -160,9 +160,13 @@ func journeyOf(id string, versions []*gateway.Resource) (Journey, bool) {
 		}
 		// Started: a first session, or a completion without one recorded
 		// (the provider may complete straight from accepted), so the funnel
-		// stays cumulative: every completed referral was started.
+		// stays cumulative: every completed referral was started. A started
+		// referral was contacted too, recorded or not (the issue saw "0
+		// contacted" beside "5 started"): its first contact is then the
+		// start, the latest it can have been.
 		if view.Status == gateway.TaskInProgress || view.Status == gateway.TaskCompleted {
 			reach(&j.Started, when)
+			reach(&j.FirstContact, when)
 		}
 		if j.End == "" {
 			switch view.Status {
@@ -210,11 +214,19 @@ func firstCode(cs []coded) string {
 	return cs[0].Code
 }
 
-// Funnel counts referrals by how far they got. The stages are cumulative
-// (an accepted referral was delivered); the endings are exclusive.
+// Funnel counts referrals by how far they got. The stages are cumulative:
+// a referral that reached a later stage counts as having passed the
+// earlier ones (a completed referral was started, accepted and delivered,
+// whether or not each step was recorded). The endings are exclusive: each
+// referral ended one way, or is still open.
 type Funnel struct {
 	Sent, Delivered, Accepted, Started, Completed int
 	Declined, Failed, DidNotAttend, Cancelled     int
+}
+
+// Open counts the referrals that have not ended.
+func (f Funnel) Open() int {
+	return f.Sent - f.Completed - f.Declined - f.Failed - f.DidNotAttend - f.Cancelled
 }
 
 // Durations summarises how long a step took.
@@ -243,6 +255,18 @@ type Report struct {
 	Total                              ReportRow
 	ByCategory, ByPractice, ByProvider []ReportRow
 	DeclineReasons                     []ReasonCount
+	// OverTime counts the referrals sent in each day, week or month of the
+	// period (Interval says which), oldest first, empty ones included.
+	OverTime []Interval
+}
+
+// Interval is one day, week or month of a report's period: how many
+// referrals were sent in it. A week starts on Monday; the first and last
+// may be cut short by the period.
+type Interval struct {
+	Start, End time.Time // [Start, End), UK days
+	Unit       string    // "day", "week" or "month"
+	Sent       int
 }
 
 // Insights builds the report of the referrals sent in [from, to).
@@ -251,7 +275,7 @@ func (s *Service) Insights(ctx context.Context, from, to time.Time) (*Report, er
 	if err != nil {
 		return nil, err
 	}
-	return BuildReport(journeys, from, to, s.providerName), nil
+	return BuildReport(journeys, from, to, s.providerName, s.Organizations), nil
 }
 
 func (s *Service) providerName(id string) string {
@@ -261,13 +285,18 @@ func (s *Service) providerName(id string) string {
 	return id
 }
 
-// BuildReport totals journeys into a report. providerName labels providers.
-func BuildReport(journeys []Journey, from, to time.Time, providerName func(string) string) *Report {
-	r := &Report{From: from, To: to, Total: row("all", "All referrals", journeys)}
+// BuildReport totals journeys into a report. providerName labels providers;
+// the directory names practices by their ODS codes (else the name the
+// referral gave, else the code).
+func BuildReport(journeys []Journey, from, to time.Time, providerName func(string) string, directory gateway.Directory) *Report {
+	r := &Report{From: from, To: to, Total: row("all", "All referrals", journeys), OverTime: overTime(journeys, from, to)}
 	r.ByCategory = rowsBy(journeys, func(j Journey) string { return j.Category }, mappings.CategoryLabel)
 	practices := map[string]string{}
 	for _, j := range journeys {
-		if j.PracticeName != "" && j.PracticeName != j.Practice {
+		switch {
+		case directory.Name(j.Practice) != "":
+			practices[j.Practice] = directory.Label(j.Practice)
+		case j.PracticeName != "" && j.PracticeName != j.Practice:
 			practices[j.Practice] = j.PracticeName + " (" + j.Practice + ")"
 		}
 	}
@@ -292,6 +321,65 @@ func BuildReport(journeys []Journey, from, to time.Time, providerName func(strin
 		return cmp.Or(b.Count-a.Count, strings.Compare(a.Code, b.Code))
 	})
 	return r
+}
+
+// overTime counts the journeys sent in each interval of [from, to): days
+// for a period of up to 31 days, weeks up to 26 weeks, months beyond, so
+// a chart has a few dozen bars at most.
+func overTime(journeys []Journey, from, to time.Time) []Interval {
+	from, to = from.In(UKTime), to.In(UKTime)
+	days := int(math.Round(to.Sub(from).Hours() / 24))
+	unit, start := "day", from
+	switch {
+	case days <= 31:
+	case days <= 26*7:
+		unit = "week"
+		start = start.AddDate(0, 0, -((int(start.Weekday()) + 6) % 7)) // back to Monday
+	default:
+		unit = "month"
+		start = time.Date(start.Year(), start.Month(), 1, 0, 0, 0, 0, UKTime)
+	}
+	var out []Interval
+	for at := start; at.Before(to); {
+		next := at.AddDate(0, 0, 1)
+		switch unit {
+		case "week":
+			next = at.AddDate(0, 0, 7)
+		case "month":
+			next = at.AddDate(0, 1, 0)
+		}
+		out = append(out, Interval{Start: maxTime(at, from), End: minTime(next, to), Unit: unit})
+		at = next
+	}
+	for _, j := range journeys {
+		i, _ := slices.BinarySearchFunc(out, j.Sent, func(iv Interval, t time.Time) int {
+			switch {
+			case !t.Before(iv.End):
+				return -1
+			case t.Before(iv.Start):
+				return 1
+			}
+			return 0
+		})
+		if i < len(out) && !j.Sent.Before(out[i].Start) && j.Sent.Before(out[i].End) {
+			out[i].Sent++
+		}
+	}
+	return out
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 func rowsBy(journeys []Journey, key func(Journey) string, label func(string) string) []ReportRow {

@@ -60,7 +60,8 @@ type ReferralSummary struct {
 	StatusReason   string
 	Category       string
 	CategoryLabel  string
-	Reason         string // what the referral is for: its code's display or text
+	Reason         string // what the referral is for: the code table's display for its code, else its text or display
+	ReasonText     string // the referrer's own words for it (code.text), when they differ from Reason
 	Practice       string // who referred: the requester's display or identifier
 	Sent           time.Time
 	LastUpdated    time.Time
@@ -124,6 +125,10 @@ type TaskChange struct {
 	Status         gateway.TaskStatus
 	BusinessStatus string
 	StatusReason   string
+	// By says who made the change: the person signed in to the pages (and
+	// the organisation they act for), the organisation whose system called
+	// the API, or Signpost itself.
+	By string
 }
 
 // Referral reads one referral in full, under the caller's visibility
@@ -168,15 +173,105 @@ func (s *Service) Referral(ctx context.Context, caller gateway.Caller, taskID st
 	if err != nil {
 		return nil, err
 	}
+	actors, err := s.actors(ctx, task.Ref(), len(versions[0]))
+	if err != nil {
+		return nil, err
+	}
 	for _, v := range versions[0] {
 		tv, err := gateway.ParseTask(v.Body)
 		if err != nil {
 			return nil, err
 		}
+		by := actors[v.Version]
+		switch {
+		case by != "":
+		case v.Version == 1:
+			by = sum.Practice // the referral as it came: the referrer's
+		default:
+			by = "Signpost" // a change Signpost made itself (a delivery)
+		}
 		d.History = append(d.History, TaskChange{Version: v.Version, When: v.LastUpdated, Status: tv.Status,
-			BusinessStatus: tv.BusinessStatus, StatusReason: tv.StatusReason})
+			BusinessStatus: tv.BusinessStatus, StatusReason: tv.StatusReason, By: by})
 	}
 	return d, nil
+}
+
+// actors reads who made each version of a Task from the Provenance
+// recorded with it (in the same commit): version -> who, in words.
+func (s *Service) actors(ctx context.Context, taskRef string, versions int) (map[int]string, error) {
+	ids, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: gateway.TypeProvenance,
+		Groups: [][]string{{gateway.TargetTerm(taskRef)}}, Count: 2 * max(versions, 1)})
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	refs := make([]string, len(ids))
+	for i, id := range ids {
+		refs[i] = gateway.TypeProvenance + "/" + id
+	}
+	provs, err := s.Store.ReadMany(ctx, refs)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]string{}
+	for _, p := range provs {
+		if p == nil {
+			continue
+		}
+		var prov struct {
+			Target []struct {
+				Reference string `json:"reference"`
+			} `json:"target"`
+			Agent []struct {
+				Who        party `json:"who"`
+				OnBehalfOf party `json:"onBehalfOf"`
+			} `json:"agent"`
+		}
+		if json.Unmarshal(p.Body, &prov) != nil || len(prov.Agent) == 0 {
+			continue
+		}
+		for _, t := range prov.Target {
+			_, v, ok := strings.Cut(t.Reference, taskRef+"/_history/")
+			n, err := strconv.Atoi(v)
+			if !ok || err != nil {
+				continue
+			}
+			a := prov.Agent[0]
+			who := s.partyName(a.Who)
+			if org := s.partyName(a.OnBehalfOf); org != "" && who != "" {
+				who += ", for " + org
+			}
+			out[n] = who
+		}
+	}
+	return out, nil
+}
+
+// party is a Provenance agent's who or onBehalfOf.
+type party struct {
+	Display    string `json:"display"`
+	Reference  string `json:"reference"`
+	Identifier struct {
+		System string `json:"system"`
+		Value  string `json:"value"`
+	} `json:"identifier"`
+}
+
+// partyName says who a Provenance agent is in words: a person by their
+// account, an organisation by the directory's name for its ODS code, or
+// by the name the record gives it.
+func (s *Service) partyName(p party) string {
+	id := p.Identifier
+	switch {
+	case id.System == gateway.PortalUserSystem && id.Value != "":
+		return id.Value
+	case id.System == fhir.ODSSystem && s.Organizations.Name(id.Value) != "":
+		return s.Organizations.Label(id.Value)
+	case p.Display != "":
+		return p.Display
+	case id.Value != "":
+		return id.Value
+	}
+	return p.Reference
 }
 
 // summarise reads what the inbox shows of a Task: its referral and person,
@@ -194,7 +289,8 @@ func (s *Service) summarise(ctx context.Context, caller gateway.Caller, task *ga
 		Requester  struct {
 			Display    string `json:"display"`
 			Identifier struct {
-				Value string `json:"value"`
+				System string `json:"system"`
+				Value  string `json:"value"`
 			} `json:"identifier"`
 		} `json:"requester"`
 		For struct {
@@ -213,8 +309,11 @@ func (s *Service) summarise(ctx context.Context, caller gateway.Caller, task *ga
 		StatusReason: view.StatusReason, LastUpdated: task.LastUpdated, Practice: t.Requester.Display}
 	// The identifier is the one Signpost checked against the referring GP
 	// system (requester.go); the display is the sender's free text, so the
-	// identifier is shown beside it.
-	if id := t.Requester.Identifier.Value; id != "" && r.Practice != "" && r.Practice != id {
+	// identifier is shown beside it. The directory's name for an ODS code
+	// wins over the sender's words: it is the deployment's own.
+	if id := t.Requester.Identifier; id.Value != "" && (id.System == fhir.ODSSystem || id.System == "") && s.Organizations.Name(id.Value) != "" {
+		r.Practice = s.Organizations.Label(id.Value)
+	} else if id := t.Requester.Identifier.Value; id != "" && r.Practice != "" && r.Practice != id {
 		r.Practice += " (" + id + ")"
 	}
 	if r.Practice == "" {
@@ -238,15 +337,32 @@ func (s *Service) summarise(ctx context.Context, caller gateway.Caller, task *ga
 			Code struct {
 				Text   string `json:"text"`
 				Coding []struct {
+					System  string `json:"system"`
+					Code    string `json:"code"`
 					Display string `json:"display"`
 				} `json:"coding"`
 			} `json:"code"`
 			Contained []json.RawMessage `json:"contained"`
 		}
 		_ = json.Unmarshal(sr.Body, &body)
-		r.Reason = body.Code.Text
-		if r.Reason == "" && len(body.Code.Coding) > 0 {
-			r.Reason = body.Code.Coding[0].Display
+		// What the referral is for, in the words of the code table (the
+		// deployment's own, the ones that routed it); else the sender's.
+		for _, c := range body.Code.Coding {
+			if e, ok := s.Codes.Lookup(c.System, c.Code); ok && e.Display != "" && r.Reason == "" {
+				r.Reason = e.Display
+			}
+		}
+		if r.Reason == "" {
+			r.Reason = body.Code.Text
+		}
+		for _, c := range body.Code.Coding {
+			if r.Reason == "" {
+				r.Reason = c.Display
+			}
+		}
+		// The GP's own words are kept beside the table's when they say more.
+		if text := strings.TrimSpace(body.Code.Text); text != "" && !strings.EqualFold(text, r.Reason) {
+			r.ReasonText = text
 		}
 		if id, ok := strings.CutPrefix(view.For, "#"); ok {
 			for _, c := range body.Contained {

@@ -69,6 +69,18 @@ func ActionsFor(status gateway.TaskStatus) []Action {
 	return out
 }
 
+// Irreversible reports whether an action closes the referral: declining
+// it, completing it, recording that the person did not attend. Nothing
+// reopens a closed referral and the referrer is told at once, so the pages
+// ask the person to confirm these before anything changes.
+func (a Action) Irreversible() bool {
+	switch a {
+	case ActionDecline, ActionComplete, ActionDidNotAttend:
+		return true
+	}
+	return false
+}
+
 // Step is one action as a person asked for it.
 type Step struct {
 	Action Action
@@ -93,10 +105,10 @@ var ErrStepInvalid = errors.New("invalid step")
 // Progress takes a provider's step on a referral Task: it writes the new
 // version with Update, under the caller's rules and If-Match on step.Version.
 func (s *Service) Progress(ctx context.Context, caller gateway.Caller, taskID string, step Step) (*gateway.Outcome, error) {
-	def, known := actionSteps[step.Action]
-	if !known {
-		return nil, fmt.Errorf("%w: unknown action %q", ErrStepInvalid, step.Action)
+	if err := CheckStep(step); err != nil {
+		return nil, err
 	}
+	def := actionSteps[step.Action]
 	cur, err := s.ReadVisible(ctx, caller, gateway.TypeTask, taskID)
 	if errors.Is(err, gateway.ErrNotFound) {
 		return nil, gateway.NotFound(gateway.TypeTask, taskID)
@@ -116,9 +128,6 @@ func (s *Service) Progress(ctx context.Context, caller gateway.Caller, taskID st
 	if !slices.Contains(def.from, view.Status) {
 		return nil, gateway.NewError(gateway.KindConflict, fhir.IssueBusinessRule, "Task.status", "%s does not apply to a referral that is %s", step.Action, view.Status)
 	}
-	if utf8.RuneCountInString(step.Text) > MaxStepText {
-		return nil, fmt.Errorf("%w: keep what you write to %d characters", ErrStepInvalid, MaxStepText)
-	}
 	members, err := stepMembers(step, def)
 	if err != nil {
 		return nil, err
@@ -135,6 +144,22 @@ func (s *Service) Progress(ctx context.Context, caller gateway.Caller, taskID st
 	}
 	body = fhir.AppendMembers(body, members)
 	return s.tasks.Update(ctx, caller, gateway.TypeTask, taskID, body, `W/"`+strconv.Itoa(step.Version)+`"`, nil)
+}
+
+// CheckStep says what is wrong with a step as a person filled it in (an
+// unknown action, reason or outcome, missing or too many words), before
+// anything is read or changed: the pages check a step before asking the
+// person to confirm it, so they never confirm one that would be refused.
+func CheckStep(step Step) error {
+	def, known := actionSteps[step.Action]
+	if !known {
+		return fmt.Errorf("%w: unknown action %q", ErrStepInvalid, step.Action)
+	}
+	if utf8.RuneCountInString(step.Text) > MaxStepText {
+		return fmt.Errorf("%w: keep what you write to %d characters", ErrStepInvalid, MaxStepText)
+	}
+	_, err := stepMembers(step, def)
+	return err
 }
 
 // stepMembers are the Task members a step sets.

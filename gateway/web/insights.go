@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/signpost-health/signpost/gateway/account"
@@ -63,7 +64,17 @@ func (p *Pages) insights(w http.ResponseWriter, r *http.Request, s *account.WebS
 		return
 	}
 	p.render(w, r, http.StatusOK, "insights", page{Title: "Referral outcomes", Session: s, Report: rep, From: fromDay, To: toDay,
-		Funnel: funnelChart(rep.Total.Funnel), Reasons: reasonsChart(rep.DeclineReasons)})
+		FromText: longDay(rep.From), ToText: longDay(rep.To.Add(-time.Nanosecond)),
+		Funnel: funnelChart(rep.Total.Funnel), Endings: endingsChart(rep.Total.Funnel), Reasons: reasonsChart(rep.DeclineReasons),
+		OverTime: overTimeChart(rep.OverTime)})
+}
+
+// longDay is a date as people in the UK write it: 3 December 2026.
+func longDay(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.In(insights.UKTime).Format("2 January 2006")
 }
 
 func (p *Pages) insightsCSV(w http.ResponseWriter, r *http.Request, s *account.WebSession) {
@@ -94,10 +105,12 @@ func (p *Pages) measureReport(w http.ResponseWriter, r *http.Request, s *account
 
 // chart is a horizontal bar chart, laid out here and drawn as SVG by the
 // template: one row per bar, its label above it, its length in proportion
-// to the largest and its number after it.
+// to the largest and its number after it. Every bar carries its label and
+// number as text, so colour is never the only way to tell bars apart.
 type chart struct {
 	ID     string // names the chart's title for screen readers
 	Title  string
+	Desc   string // how to read it, for screen readers (and the caption)
 	Height int
 	Bars   []bar
 }
@@ -111,12 +124,13 @@ type bar struct {
 
 // Chart geometry, in SVG user units (the SVG scales to its box, 560 wide).
 const (
+	chartWidth  = 560
 	chartBarMax = 480
 	chartRow    = 42
 )
 
-func layout(id, title string, labels []string, values []int, exits []bool) chart {
-	c := chart{ID: id, Title: title, Height: len(values)*chartRow + 4}
+func layout(id, title, desc string, labels []string, values []int, exits []bool) chart {
+	c := chart{ID: id, Title: title, Desc: desc, Height: len(values)*chartRow + 4}
 	largest := 1
 	for _, v := range values {
 		largest = max(largest, v)
@@ -129,14 +143,37 @@ func layout(id, title string, labels []string, values []int, exits []bool) chart
 	return c
 }
 
+// funnelChart draws the stages a referral passes, cumulatively: each bar
+// counts the referrals that reached that stage or a later one.
 func funnelChart(f insights.Funnel) chart {
 	var labels []string
 	var values []int
 	var exits []bool
 	for _, st := range insights.Stages {
-		labels, values, exits = append(labels, st.Display), append(values, st.Count(f)), append(exits, st.Exit)
+		if !st.Exit {
+			labels, values, exits = append(labels, st.Display), append(values, st.Count(f)), append(exits, false)
+		}
 	}
-	return layout("funnel-chart", "How far referrals got", labels, values, exits)
+	return layout("funnel-chart", "How far referrals got",
+		"Each bar counts the referrals that reached that stage or a later one, so no bar is longer than the one above it.",
+		labels, values, exits)
+}
+
+// endingsChart draws how the referrals ended (or that they have not): each
+// referral is in exactly one bar.
+func endingsChart(f insights.Funnel) chart {
+	labels := []string{"Completed"}
+	values := []int{f.Completed}
+	exits := []bool{false}
+	for _, st := range insights.Stages {
+		if st.Exit {
+			labels, values, exits = append(labels, st.Display), append(values, st.Count(f)), append(exits, true)
+		}
+	}
+	labels, values, exits = append(labels, "Still open"), append(values, f.Open()), append(exits, false)
+	return layout("endings-chart", "How referrals ended",
+		"Each referral is counted once: how it ended, or still open. Endings other than completion are drawn in red and named in their labels.",
+		labels, values, exits)
 }
 
 func reasonsChart(reasons []insights.ReasonCount) chart {
@@ -146,5 +183,101 @@ func reasonsChart(reasons []insights.ReasonCount) chart {
 	for _, r := range reasons {
 		labels, values, exits = append(labels, r.Display), append(values, r.Count), append(exits, true)
 	}
-	return layout("reasons-chart", "Why referrals were declined", labels, values, exits)
+	return layout("reasons-chart", "Why referrals were declined", "Each bar counts the referrals declined for that reason.", labels, values, exits)
+}
+
+// columns is a column chart of referrals sent over time, laid out here and
+// drawn as SVG by the template: a column per day, week or month, the
+// largest count marked on the axis, dates under the first, middle and last
+// columns, and each column's number above it when there is room.
+type columns struct {
+	ID, Title, Desc string
+	Unit            string // "day", "week" or "month"
+	Cols            []column
+	Largest         string
+	AxisTop, AxisY  int // the y of the largest count's line and of the baseline
+	Height          int
+	ShowValues      bool
+}
+
+type column struct {
+	X, Y, Width, Height int
+	CentreX             int
+	Value               string
+	Label               *axisLabel // the date under the column, when it has one
+	Long                string     // the interval in words, for the table and the description
+}
+
+// axisLabel is a date under a column, anchored so the first and last stay
+// inside the chart.
+type axisLabel struct {
+	Text, Anchor string
+	LabelX       int
+}
+
+// Column chart geometry: a left margin for the axis, columns in between.
+const (
+	colLeft   = 36
+	colTop    = 20
+	colBottom = 170
+)
+
+func overTimeChart(ivs []insights.Interval) columns {
+	c := columns{ID: "over-time-chart", AxisTop: colTop, AxisY: colBottom, Height: colBottom + 28}
+	if len(ivs) == 0 {
+		return c
+	}
+	c.Unit = ivs[0].Unit
+	c.Title = "Referrals sent each " + c.Unit
+	largest := 0
+	for _, iv := range ivs {
+		largest = max(largest, iv.Sent)
+	}
+	c.Largest = strconv.Itoa(largest)
+	c.ShowValues = len(ivs) <= 16
+	step := (chartWidth - colLeft) / len(ivs)
+	width := max(2, step*3/4)
+	labelled := map[int]bool{0: true, len(ivs) / 2: true, len(ivs) - 1: true}
+	var parts []string
+	for i, iv := range ivs {
+		h := 0
+		if largest > 0 {
+			h = iv.Sent * (colBottom - colTop) / largest
+		}
+		col := column{X: colLeft + i*step + (step-width)/2, Width: width, Height: max(h, 1), Y: colBottom - max(h, 1),
+			Value: strconv.Itoa(iv.Sent), Long: intervalWords(iv)}
+		col.CentreX = col.X + width/2
+		if labelled[i] {
+			col.Label = &axisLabel{Text: shortInterval(iv), Anchor: "middle", LabelX: col.CentreX}
+			switch i {
+			case 0:
+				col.Label.Anchor, col.Label.LabelX = "start", col.X
+			case len(ivs) - 1:
+				col.Label.Anchor, col.Label.LabelX = "end", col.X+width
+			}
+		}
+		c.Cols = append(c.Cols, col)
+		parts = append(parts, col.Long+": "+col.Value)
+	}
+	c.Desc = "From " + intervalWords(ivs[0]) + " to " + intervalWords(ivs[len(ivs)-1]) + ". " + strings.Join(parts, "; ") + "."
+	return c
+}
+
+// intervalWords names an interval as people say it.
+func intervalWords(iv insights.Interval) string {
+	switch iv.Unit {
+	case "week":
+		return "week beginning " + longDay(iv.Start)
+	case "month":
+		return iv.Start.In(insights.UKTime).Format("January 2006")
+	}
+	return longDay(iv.Start)
+}
+
+// shortInterval is the date under a column: short enough to fit.
+func shortInterval(iv insights.Interval) string {
+	if iv.Unit == "month" {
+		return iv.Start.In(insights.UKTime).Format("Jan 2006")
+	}
+	return iv.Start.In(insights.UKTime).Format("2 Jan")
 }

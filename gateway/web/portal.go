@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -117,6 +118,12 @@ func (p *Pages) act(w http.ResponseWriter, r *http.Request, s *account.WebSessio
 	}
 	step := portal.Step{Action: portal.Action(r.PostForm.Get("action")), Version: version,
 		Code: r.PostForm.Get("code"), Text: strings.TrimSpace(r.PostForm.Get("text"))}
+	// A step that closes the referral is asked again, on a page of its
+	// own, before anything changes: a second form, so it needs no script.
+	if step.Action.Irreversible() && r.PostForm.Get("confirm") != "yes" {
+		p.confirm(w, r, s, step)
+		return
+	}
 	_, err = p.portal.Progress(r.Context(), p.caller(s), id, step)
 	status := http.StatusSeeOther
 	e := gateway.AsError(err)
@@ -153,6 +160,65 @@ func (p *Pages) act(w http.ResponseWriter, r *http.Request, s *account.WebSessio
 	default:
 		p.failed(w, r, s, err)
 	}
+}
+
+// confirmation is the second step of an action that closes a referral:
+// what is about to happen, in words, and the form that does it.
+type confirmation struct {
+	Step     portal.Step
+	Question string // the page's heading
+	Chosen   string // the reason or outcome chosen, in words
+	Yes      string // the confirming button
+}
+
+// confirm asks a person to confirm a step that closes a referral. Nothing
+// is changed: the step is checked as Progress would check it, and the
+// page carries it back in a form with confirm=yes. The referral is read
+// (and audited) as its page would be, so the page can name the person and
+// the referrer.
+func (p *Pages) confirm(w http.ResponseWriter, r *http.Request, s *account.WebSession, step portal.Step) {
+	if err := portal.CheckStep(step); err != nil {
+		_, why, _ := strings.Cut(err.Error(), ": ")
+		p.showReferral(w, r, s, http.StatusUnprocessableEntity, "Nothing was changed: "+why+".")
+		return
+	}
+	d, err := p.portal.Referral(r.Context(), p.caller(s), r.PathValue("id"))
+	if err != nil {
+		p.failed(w, r, s, err)
+		return
+	}
+	if d.Version != step.Version {
+		p.showReferral(w, r, s, http.StatusPreconditionFailed, "Nothing was changed: someone else changed this referral since you opened it. Here it is as it is now.")
+		return
+	}
+	if !slices.Contains(d.Actions, step.Action) {
+		p.showReferral(w, r, s, http.StatusConflict, "Nothing was changed: that step does not apply to a referral that is "+strings.ToLower(statusLabel(d.Status))+".")
+		return
+	}
+	if err := p.audit(r, s, "read", "R", http.StatusOK, d.Read, ""); err != nil {
+		p.failed(w, r, s, err)
+		return
+	}
+	who := d.Person.Name
+	if who == "" {
+		who = "this person"
+	}
+	c := &confirmation{Step: step}
+	switch step.Action {
+	case portal.ActionDecline:
+		c.Question, c.Yes = "Decline the referral for "+who+"?", "Yes, decline it"
+		if o, ok := gateway.OptionNamed(gateway.DeclineReasons, step.Code); ok {
+			c.Chosen = o.Display
+		}
+	case portal.ActionComplete:
+		c.Question, c.Yes = "Complete the referral for "+who+"?", "Yes, complete it"
+		if o, ok := gateway.OptionNamed(gateway.Outcomes, step.Code); ok {
+			c.Chosen = o.Display
+		}
+	case portal.ActionDidNotAttend:
+		c.Question, c.Yes = "Record that "+who+" did not attend?", "Yes, they did not attend"
+	}
+	p.render(w, r, http.StatusOK, "confirm", page{Title: "Confirm", Session: s, Referral: d, Confirm: c})
 }
 
 // audit keeps the record of what a person saw or did.

@@ -21,9 +21,11 @@ import (
 type page struct {
 	Title   string
 	Session *account.WebSession
-	CSRF    string // the sign-in form's token; signed-in forms use Session.CSRF
-	Message string
-	Email   string
+	// Organisation is who the signed-in person works for, for the header.
+	Organisation string
+	CSRF         string // the sign-in form's token; signed-in forms use Session.CSRF
+	Message      string
+	Email        string
 
 	List           portal.InboxView
 	Inbox          *portal.InboxPage
@@ -32,9 +34,14 @@ type page struct {
 	DeclineReasons []gateway.CodeOption
 	Outcomes       []gateway.CodeOption
 
-	Report          *insights.Report
-	From, To        string // the period's UK dates, inclusive
-	Funnel, Reasons chart
+	// Confirm is the step a confirmation page asks about.
+	Confirm *confirmation
+
+	Report                   *insights.Report
+	From, To                 string // the period's UK dates, inclusive (YYYY-MM-DD, for the form)
+	FromText, ToText         string // the same, as people read them (3 December 2026)
+	Funnel, Endings, Reasons chart
+	OverTime                 columns
 }
 
 // Lists are the inbox's tabs, for the template.
@@ -48,13 +55,13 @@ var funcs = template.FuncMap{
 		if t.IsZero() {
 			return ""
 		}
-		return t.In(insights.UKTime).Format("2 Jan 2006 15:04")
+		return t.In(insights.UKTime).Format("2 January 2006, 15:04")
 	},
 	"day": func(t time.Time) string {
 		if t.IsZero() {
 			return ""
 		}
-		return t.In(insights.UKTime).Format("2 Jan 2006")
+		return t.In(insights.UKTime).Format("2 January 2006")
 	},
 	"iso":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"status":   statusLabel,
@@ -139,7 +146,7 @@ func actionLabel(a portal.Action) string { return actionLabels[a] }
 
 func parseTemplates() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"welcome", "sign-in", "inbox", "referral", "insights", "problem"} {
+	for _, name := range []string{"welcome", "sign-in", "inbox", "referral", "confirm", "insights", "problem"} {
 		out[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+name+".html"))
 	}
 	return out
@@ -148,6 +155,9 @@ func parseTemplates() map[string]*template.Template {
 // render writes a page. It is rendered to a buffer first, so a template
 // failure is a clean 500 rather than half a page.
 func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name string, data page) {
+	if data.Session != nil && data.Organisation == "" {
+		data.Organisation = p.organisation(data.Session)
+	}
 	var b bytes.Buffer
 	if err := p.pages[name].Execute(&b, data); err != nil {
 		p.log.ErrorContext(r.Context(), "rendering a page", "page", name, "error", err)
@@ -157,4 +167,16 @@ func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name 
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(b.Bytes())
+}
+
+// organisation names the organisation a signed-in person works for: their
+// provider's name ("" for an operator, who works for none in particular).
+func (p *Pages) organisation(s *account.WebSession) string {
+	if s.Operator() || p.portal == nil {
+		return ""
+	}
+	if prov, ok := p.portal.Router().Provider(s.ProviderID); ok {
+		return prov.DisplayName()
+	}
+	return s.ProviderID
 }

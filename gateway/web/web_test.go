@@ -46,6 +46,10 @@ var providers = []gateway.Provider{
 		Categories: []string{"money-debt-benefits"}},
 }
 
+// directory names the practice and the providers, as config's
+// OrganizationNames would from the tests' configuration.
+var directory = map[string]string{practiceODS: "Example Surgery", "X1A2B": "Walking for Health", "X3C4D": "Money Advice"}
+
 var practice = gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP, Organization: gateway.Identifier{System: odsSystem, Value: practiceODS}}
 
 // env is Signpost's pages and API over their own redis-server.
@@ -71,7 +75,8 @@ func setup(t testing.TB, opts ...func(*httpapi.Options)) *env {
 	mux := http.NewServeMux()
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
-	e.svc = usecases.New(gateway.Options{Store: e.store, Providers: providers, StrictNHSNumber: true, FHIRBase: e.srv.URL + "/fhir"})
+	e.svc = usecases.New(gateway.Options{Store: e.store, Providers: providers, StrictNHSNumber: true, FHIRBase: e.srv.URL + "/fhir",
+		Organizations: directory})
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	o := httpapi.Options{
 		UseCases: e.svc, PublicURL: e.srv.URL, Auditor: e.store, Logger: quiet,
@@ -521,13 +526,28 @@ func TestProviderActionsAreTaskTransitions(t *testing.T) {
 	b := e.browser()
 	b.signIn("sam@example.org")
 
+	// act takes a step as the page's forms do: a step that closes the
+	// referral first answers a page asking to confirm it, which changes
+	// nothing, and then the confirming form.
 	act := func(task, action string, extra url.Values) page {
 		t.Helper()
 		b.get("/portal/referrals/" + task)
-		form := url.Values{"action": {action}, "version": {fmt.Sprint(e.version(task))}}
+		version := e.version(task)
+		form := url.Values{"action": {action}, "version": {fmt.Sprint(version)}}
 		for k, v := range extra {
 			form[k] = v
 		}
+		p := b.post("/portal/referrals/"+task, form)
+		if !portal.Action(action).Irreversible() || p.status != http.StatusOK {
+			return p
+		}
+		if !strings.Contains(p.body, `name="confirm" value="yes"`) || !strings.Contains(p.body, "cannot be undone") {
+			t.Fatalf("%s: a page that does not ask to confirm:\n%s", action, p.body)
+		}
+		if got := e.version(task); got != version {
+			t.Fatalf("%s: asking to confirm changed the Task (version %d to %d)", action, version, got)
+		}
+		form.Set("confirm", "yes")
 		return b.post("/portal/referrals/"+task, form)
 	}
 	// Task changes the GP hears of (the notify queue also carries the BaRS
@@ -858,5 +878,107 @@ func TestWelcomePageLeadsOn(t *testing.T) {
 	}
 	if res.Header.Get("Content-Security-Policy") == "" {
 		t.Error("the page is served without the pages' security headers")
+	}
+}
+
+// TestPagesSayNamesNotCodes: the inbox, the referral page and the header
+// name organisations as people know them (issue 19): "From" is the
+// directory's name with its ODS code, "Referred for" is the code table's
+// words for the referral's code (the referral sent no text), the header
+// names the organisation the person works for, and each history line says
+// who acted.
+func TestPagesSayNamesNotCodes(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.user("walking", "sam@example.org")
+	task := e.refer("NAME-1", "390893007", "Alex Example")
+	b := e.browser()
+	b.signIn("sam@example.org")
+	inbox := b.get("/portal/referrals")
+	for _, want := range []string{"Example Surgery (" + practiceODS + ")", "Referral to physical activity program", `<strong class="org">Walking for Health</strong>`} {
+		if !strings.Contains(inbox.body, want) {
+			t.Errorf("the inbox lacks %q", want)
+		}
+	}
+	if strings.Contains(inbox.body, `<td data-label="From">`+practiceODS+`</td>`) {
+		t.Error("the inbox's From is a bare ODS code")
+	}
+	b.post("/portal/referrals/"+task, url.Values{"action": {"accept"}, "version": {"1"}})
+	got := b.get("/portal/referrals/" + task)
+	for _, want := range []string{
+		`<td data-label="Who">Example Surgery (` + practiceODS + `)</td>`,           // the referral as it came
+		`<td data-label="Who">sam@example.org, for Walking for Health (X1A2B)</td>`, // the person who accepted it
+	} {
+		if !strings.Contains(got.body, want) {
+			t.Errorf("the history lacks %s:\n%s", want, got.body)
+		}
+	}
+}
+
+// TestClosingStepsAreConfirmed: declining, completing and "did not attend"
+// answer a page that asks to confirm, with a plain form (no script), and
+// change nothing until that form is sent; the others act at once.
+func TestClosingStepsAreConfirmed(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.user("walking", "sam@example.org")
+	task := e.refer("CONF-1", "390893007", "Jo Example")
+	b := e.browser()
+	b.signIn("sam@example.org")
+	b.get("/portal/referrals/" + task)
+	ask := b.post("/portal/referrals/"+task, url.Values{"action": {"decline"}, "version": {"1"}, "code": {"no-capacity"}, "text": {"Group full until spring"}})
+	if ask.status != http.StatusOK {
+		t.Fatalf("decline, unconfirmed: %d", ask.status)
+	}
+	for _, want := range []string{
+		"<h1>Decline the referral for Jo Example?</h1>", "cannot be undone", "Example Surgery (" + practiceODS + ") will be told",
+		`name="action" value="decline"`, `name="code" value="no-capacity"`, `name="text" value="Group full until spring"`,
+		`name="version" value="1"`, `name="confirm" value="yes"`, `<button type="submit" class="ends">Yes, decline it</button>`,
+		`<a href="/portal/referrals/` + task + `">No, go back without changing anything</a>`,
+	} {
+		if !strings.Contains(ask.body, want) {
+			t.Errorf("the confirmation page lacks %s", want)
+		}
+	}
+	if strings.Contains(ask.body, "<script") {
+		t.Error("the confirmation page has a script")
+	}
+	if v := e.task(task); v.Status != "requested" || e.version(task) != 1 {
+		t.Fatalf("asking to confirm changed the Task: %s v%d", v.Status, e.version(task))
+	}
+	// Going back changes nothing either; confirming declines.
+	if p := b.get("/portal/referrals/" + task); p.status != http.StatusOK || e.version(task) != 1 {
+		t.Fatalf("going back: %d, v%d", p.status, e.version(task))
+	}
+	form := url.Values{"action": {"decline"}, "version": {"1"}, "code": {"no-capacity"}, "text": {"Group full until spring"}, "confirm": {"yes"}}
+	if p := b.post("/portal/referrals/"+task, form); p.status != http.StatusSeeOther {
+		t.Fatalf("decline, confirmed: %d", p.status)
+	}
+	if v := e.task(task); v.Status != "rejected" || v.StatusReasonCode != "no-capacity" {
+		t.Errorf("after confirming: %+v", v)
+	}
+	// The same confirmation sent twice (a double click) changes nothing more.
+	if p := b.post("/portal/referrals/"+task, form); p.status == http.StatusSeeOther || e.version(task) != 2 {
+		t.Errorf("confirming again: %d, v%d", p.status, e.version(task))
+	}
+	// A step that would be refused is refused before it is confirmed.
+	other := e.refer("CONF-2", "390893007", "Sam Example")
+	b.get("/portal/referrals/" + other)
+	if p := b.post("/portal/referrals/"+other, url.Values{"action": {"decline"}, "version": {"1"}}); p.status != http.StatusUnprocessableEntity || strings.Contains(p.body, `name="confirm"`) {
+		t.Errorf("a decline without a reason: %d", p.status)
+	}
+	// A closing step that does not apply to the referral as it stands is
+	// refused, not confirmed (completing one not yet accepted).
+	if p := b.post("/portal/referrals/"+other, url.Values{"action": {"complete"}, "version": {"1"}, "code": {"goals-met"}}); p.status != http.StatusConflict || strings.Contains(p.body, `name="confirm"`) {
+		t.Errorf("completing a new referral: %d", p.status)
+	}
+	// Accepting is not closing: it acts at once.
+	if p := b.post("/portal/referrals/"+other, url.Values{"action": {"accept"}, "version": {"1"}}); p.status != http.StatusSeeOther {
+		t.Errorf("accept: %d", p.status)
+	}
+	b.get("/portal/referrals/" + other)
+	dna := b.post("/portal/referrals/"+other, url.Values{"action": {"did-not-attend"}, "version": {"2"}})
+	if dna.status != http.StatusOK || !strings.Contains(dna.body, "<h1>Record that Sam Example did not attend?</h1>") || e.version(other) != 2 {
+		t.Errorf("did not attend, unconfirmed: %d v%d", dna.status, e.version(other))
 	}
 }
