@@ -221,7 +221,10 @@ func (s *Core) TaskVersion(cur *Resource, view *TaskView, members map[string]any
 	var task models.Task
 	_ = json.Unmarshal(next.Body, &task) // passed the raw checks just above
 	terms := append(TaskTerms(cur.ID, &task, s.Base), ClientTerm(cur.Owner))
-	return &Commit{Writes: []Write{{Resource: next, Expect: cur.Version, Terms: terms}}, Jobs: jobs, Done: done}, status
+	// Signpost made this version: its Provenance says so, as every Task
+	// version's names who made it.
+	prov := s.ProvenanceWrite(next, view.Owner, signpostAgent, now)
+	return &Commit{Writes: []Write{{Resource: next, Expect: cur.Version, Terms: terms}, prov}, Jobs: jobs, Done: done}, status
 }
 
 // LocalRef turns an absolute reference to this server into a relative one.

@@ -540,8 +540,8 @@ func TestDemoClosesTheLoop(t *testing.T) {
 		t.Errorf("the BaRS referral is missing or out of order:\n%s", strings.Join(got, ""))
 	}
 	// Who changed what: every step of the provider is recorded as the
-	// provider's (it names itself on its calls), none as the practice's or
-	// an unknown operator's.
+	// provider's (it names itself on its calls), each delivery as
+	// Signpost's, none as the practice's or an unknown operator's.
 	base := strings.TrimSpace(got[serving][strings.Index(got[serving], "http://"):])
 	res, err := http.Get(base + "/Provenance?_count=100")
 	must(t, err)
@@ -557,14 +557,20 @@ func TestDemoClosesTheLoop(t *testing.T) {
 	}
 	must(t, json.NewDecoder(res.Body).Decode(&provs))
 	res.Body.Close()
-	if len(provs.Entry) < 3 {
-		t.Fatalf("%d Provenance records, want the provider's accept, start and complete at least", len(provs.Entry))
-	}
+	performed, bySignpost := 0, 0
 	for _, e := range provs.Entry {
 		a := e.Resource.Agent[0]
-		if a.Who.Reference != "Organization/leeds-walking" || a.Type.Coding[0].Code != "performer" {
-			t.Errorf("a Provenance names %q (%s), not the provider Organization/leeds-walking as performer", a.Who.Reference, a.Who.Display)
+		switch {
+		case a.Type.Coding[0].Code == "custodian" && a.Who.Display == "Signpost" && a.Who.Reference == "":
+			bySignpost++
+		case a.Type.Coding[0].Code == "performer" && a.Who.Reference == "Organization/leeds-walking":
+			performed++
+		default:
+			t.Errorf("a Provenance names %q (%s) as %s: neither the provider Organization/leeds-walking as performer nor Signpost", a.Who.Reference, a.Who.Display, a.Type.Coding[0].Code)
 		}
+	}
+	if performed < 3 || bySignpost < 1 {
+		t.Errorf("%d Provenance records of the provider and %d of Signpost; want its accept, start and complete, and the delivery", performed, bySignpost)
 	}
 
 	// The demo says how the CLI tools reach its data, and they do.

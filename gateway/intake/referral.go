@@ -260,26 +260,9 @@ func (s *Service) planProvenance(pl *plan, task *gateway.Resource, owner string)
 		// recorded as theirs.
 		who = map[string]any{"display": "an operator of this Signpost (no authentication: who acted is not known)"}
 	}
-	agent["type"] = map[string]any{"coding": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": role}}}
+	agent["type"] = gateway.ParticipantType(role)
 	agent["who"] = who
-	id := s.NewID()
-	body, err := json.Marshal(map[string]any{
-		"resourceType": gateway.TypeProvenance, "id": id,
-		"meta":     map[string]string{"versionId": "1", "lastUpdated": gateway.Instant(pl.now)},
-		"target":   []map[string]string{{"reference": task.Ref() + "/_history/" + task.VersionID()}},
-		"recorded": gateway.Instant(pl.now),
-		"activity": map[string]any{"coding": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "UPDATE", "display": "revise"}}},
-		"agent":    []map[string]any{agent},
-	})
-	if err != nil {
-		panic(err) // strings and maps only
-	}
-	prov := &gateway.Resource{Type: gateway.TypeProvenance, ID: id, Version: 1, LastUpdated: pl.now, Body: body, Owner: task.Owner}
-	terms := []string{gateway.TargetTerm(task.Ref()), gateway.ClientTerm(task.Owner)}
-	if owner != "" {
-		terms = append(terms, gateway.Term("owner", owner)) // so the Task's provider finds it too
-	}
-	pl.commit.Writes = append(pl.commit.Writes, gateway.Write{Resource: prov, Expect: 0, Terms: terms})
+	pl.commit.Writes = append(pl.commit.Writes, s.ProvenanceWrite(task, owner, agent, pl.now))
 }
 
 // planCancellation queues the delivery that tells a referral's provider the

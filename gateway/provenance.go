@@ -1,0 +1,41 @@
+package gateway
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// ProvenanceWrite is the record of who made a Task version, written in the
+// same commit as the version: agent says who (its who, type and, for a
+// person, onBehalfOf). The record belongs to the Task's client and is
+// indexed under the Task's provider (owner, "Organization/{id}") too, so
+// whoever may see the Task sees who changed it.
+func (s *Core) ProvenanceWrite(task *Resource, owner string, agent map[string]any, now time.Time) Write {
+	id := s.NewID()
+	body, err := json.Marshal(map[string]any{
+		"resourceType": TypeProvenance, "id": id,
+		"meta":     map[string]string{"versionId": "1", "lastUpdated": Instant(now)},
+		"target":   []map[string]string{{"reference": task.Ref() + "/_history/" + task.VersionID()}},
+		"recorded": Instant(now),
+		"activity": map[string]any{"coding": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "UPDATE", "display": "revise"}}},
+		"agent":    []map[string]any{agent},
+	})
+	if err != nil {
+		panic(err) // strings and maps only
+	}
+	prov := &Resource{Type: TypeProvenance, ID: id, Version: 1, LastUpdated: now, Body: body, Owner: task.Owner}
+	terms := []string{TargetTerm(task.Ref()), ClientTerm(task.Owner)}
+	if owner != "" {
+		terms = append(terms, Term("owner", owner))
+	}
+	return Write{Resource: prov, Expect: 0, Terms: terms}
+}
+
+// ParticipantType is a Provenance agent's type (provenance-participant-type).
+func ParticipantType(code string) map[string]any {
+	return map[string]any{"coding": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": code}}}
+}
+
+// signpostAgent is Signpost itself as the agent of what it does to a
+// Task on its own: recording a delivery, giving up on one.
+var signpostAgent = map[string]any{"type": ParticipantType("custodian"), "who": map[string]any{"display": "Signpost"}}
