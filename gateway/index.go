@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"strings"
 
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
@@ -128,6 +129,23 @@ func TaskTerms(id string, t *models.Task, base string) []string {
 	// Task.code is not indexed: every referral Task is "fulfill" (checked on
 	// create and update), so a search by code filters nothing or finds nothing.
 	return dedupe(terms)
+}
+
+// indexedTask is a Task with only the members its index terms come from
+// (TaskTerms), from JSON that passed the raw checks. Decoding only those
+// skips input and output, whose samply types hold every value[x] by value
+// and cost most of a whole Task's decode.
+func indexedTask(body []byte) *models.Task {
+	var m struct {
+		Status     models.TaskStatus   `json:"status"`
+		Identifier []models.Identifier `json:"identifier"`
+		Focus      *models.Reference   `json:"focus"`
+		Owner      *models.Reference   `json:"owner"`
+		Requester  *models.Reference   `json:"requester"`
+		For        *models.Reference   `json:"for"`
+	}
+	_ = json.Unmarshal(body, &m)
+	return &models.Task{Status: m.Status, Identifier: m.Identifier, Focus: m.Focus, Owner: m.Owner, Requester: m.Requester, For: m.For}
 }
 
 // ReferralTaskTerms are the terms of the referral Task Signpost writes,

@@ -204,11 +204,7 @@ func (s *Core) ReadTask(ctx context.Context, id string) (*Resource, *TaskView, e
 func (s *Core) TaskVersion(cur *Resource, view *TaskView, members map[string]any, jobs []Job, done *JobRef) (*Commit, TaskStatus) {
 	now := s.Now().UTC().Truncate(time.Millisecond)
 	members["lastModified"] = Instant(now)
-	body := cur.Body
-	for name := range members {
-		body = fhir.WithoutMember(body, name)
-	}
-	obj, err := fhir.ParseResource(fhir.AppendMembers(body, members), fhir.ParseOptions{})
+	obj, err := fhir.ParseResource(fhir.ReplaceMembers(cur.Body, members), fhir.ParseOptions{})
 	if err != nil {
 		panic(err) // built from stored bytes that passed the same checks
 	}
@@ -218,9 +214,7 @@ func (s *Core) TaskVersion(cur *Resource, view *TaskView, members map[string]any
 	if st, ok := members["status"].(TaskStatus); ok {
 		status = st
 	}
-	var task models.Task
-	_ = json.Unmarshal(next.Body, &task) // passed the raw checks just above
-	terms := append(TaskTerms(cur.ID, &task, s.Base), ClientTerm(cur.Owner))
+	terms := append(TaskTerms(cur.ID, indexedTask(next.Body), s.Base), ClientTerm(cur.Owner))
 	// Signpost made this version: its Provenance says so, as every Task
 	// version's names who made it.
 	prov := s.ProvenanceWrite(next, view.Owner, signpostAgent, now)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime/pprof"
 	"context"
 	"errors"
 	"fmt"
@@ -43,7 +44,32 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer app.close()
+	stopProfile, err := cpuProfile(getenv(envCPUProfile))
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	return serveApp(ctx, app, *withWorkers, getenv, stdout, nil)
+}
+
+// envCPUProfile names a file the whole serve process's CPU profile is
+// written to, from start to shutdown: for the benchmark harness, which
+// profiles intake and delivery together (deploy/bench). Unset: none.
+const envCPUProfile = "SIGNPOST_CPUPROFILE"
+
+func cpuProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", envCPUProfile, err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", envCPUProfile, err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // serveApp serves the API (and the workers) of an assembled app until ctx

@@ -234,8 +234,5 @@ func KeepTaskFieldsTrue(body []byte, from, to gateway.TaskStatus, changed []stri
 		// The reason was the old status's: this one has none given.
 		body = fhir.WithoutMember(body, "statusReason")
 	}
-	for name := range members {
-		body = fhir.WithoutMember(body, name)
-	}
-	return fhir.AppendMembers(body, members)
+	return fhir.ReplaceMembers(body, members)
 }

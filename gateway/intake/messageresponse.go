@@ -71,10 +71,7 @@ func (s *Service) ReceiveResponse(ctx context.Context, caller gateway.Caller, m 
 			for k, v := range m.Change {
 				members[k] = v
 			}
-			for name := range members {
-				body = fhir.WithoutMember(body, name)
-			}
-			body = fhir.AppendMembers(body, members)
+			body = fhir.ReplaceMembers(body, members)
 		}
 		r := &Request{Method: "PUT", Type: gateway.TypeTask, ID: id, Body: body, IfMatch: cur.ETag(), Expr: m.ChangeExpr, claims: claims}
 		outs, err := s.apply(ctx, caller, []*Request{r}, audit)

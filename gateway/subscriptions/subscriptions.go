@@ -109,14 +109,21 @@ func (s *Service) subscriptionsOf(ctx context.Context, client string, statuses .
 // not ended counts, not only the active ones: one awaiting its handshake,
 // or in error, keeps its events numbered and waiting, and is sent them
 // once it is active again.
-func (s *Service) MatchingSubscriptions(ctx context.Context, taskID string, version int) (*gateway.Resource, []*topic.SubscriptionView, error) {
+func (s *Service) MatchingSubscriptions(ctx context.Context, client, taskID string, version int) ([]*topic.SubscriptionView, error) {
+	// The client's live subscriptions first: most clients have none, and
+	// then the Task version need not be read and parsed at all (the profile
+	// of delivery at intake's rate showed that as a tenth of the process).
+	subs, err := s.subscriptionsOf(ctx, client, topic.LiveSubscriptionStatuses...)
+	if err != nil || len(subs) == 0 {
+		return nil, err
+	}
 	task, err := s.Store.ReadVersion(ctx, gateway.TypeTask, taskID, version)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	view, err := gateway.ParseTask(task.Body)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	view.ID = task.ID
 	var t struct {
@@ -133,17 +140,13 @@ func (s *Service) MatchingSubscriptions(ctx context.Context, taskID string, vers
 			terms = append(terms, gateway.RequesterTerm(t.Requester.Identifier.Value))
 		}
 	}
-	subs, err := s.subscriptionsOf(ctx, task.Owner, topic.LiveSubscriptionStatuses...)
-	if err != nil {
-		return nil, nil, err
-	}
 	var out []*topic.SubscriptionView
 	for _, sub := range subs {
 		if sub.Matches(view, terms) {
 			out = append(out, sub)
 		}
 	}
-	return task, out, nil
+	return out, nil
 }
 
 type refJSON struct {

@@ -17,7 +17,7 @@ import (
 
 // SubscriptionDomain is what the subscription worker asks of the domain.
 type SubscriptionDomain interface {
-	MatchingSubscriptions(ctx context.Context, taskID string, version int) (*gateway.Resource, []*topic.SubscriptionView, error)
+	MatchingSubscriptions(ctx context.Context, client, taskID string, version int) ([]*topic.SubscriptionView, error)
 	SubscriptionByID(ctx context.Context, id string) (*topic.SubscriptionView, error)
 	Subscribers(ctx context.Context, client string) ([]*topic.SubscriptionView, error)
 	NotificationBundle(ctx context.Context, sub *topic.SubscriptionView, kind string, since int64, events []gateway.Event) ([]byte, error)
@@ -94,12 +94,12 @@ func (h *Subscriptions) Handle(ctx context.Context, job gateway.QueuedJob) {
 			record(log, "unreadable subscription job", h.Queue.Bury(ctx, job, err.Error()))
 			return
 		}
-		task, subs, err := h.Domain.MatchingSubscriptions(ctx, changed.TaskID, changed.Version)
+		subs, err := h.Domain.MatchingSubscriptions(ctx, changed.Client, changed.TaskID, changed.Version)
 		if err != nil {
 			record(log, "matching subscriptions", err)
 			return
 		}
-		ev := gateway.Event{Timestamp: changed.At, Task: task.Ref(), Version: strconv.Itoa(changed.Version)}
+		ev := gateway.Event{Timestamp: changed.At, Task: gateway.TypeTask + "/" + changed.TaskID, Version: strconv.Itoa(changed.Version)}
 		record(log.With("subscriptions", len(subs)), "numbered for subscribers", h.Store.Fanout(ctx, job, subs, changed.Client, ev))
 	case queue.EventHandshake:
 		h.handshake(ctx, log, job)

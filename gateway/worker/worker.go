@@ -138,11 +138,17 @@ type Options struct {
 type Worker struct {
 	o     Options
 	lanes map[string]chan gateway.QueuedJob
+	// stuck holds, by lane, until when a full lane is not waited for.
+	stuck map[string]time.Time
 	mu    sync.Mutex
 	// queued holds the jobs in this worker's lanes or in hand, so a job it
 	// reclaims from itself while it still waits in a lane is not queued twice.
 	queued sync.Map
 }
+
+// laneWait is how long the reader waits for room in a full lane before it
+// puts the job off for a second.
+const laneWait = 100 * time.Millisecond
 
 // laneDepth is how many jobs wait in one provider's lane before the worker
 // puts new ones off briefly instead (which keeps reading for other lanes).
@@ -183,7 +189,7 @@ func New(o Options) *Worker {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Worker{o: o, lanes: map[string]chan gateway.QueuedJob{}}
+	return &Worker{o: o, lanes: map[string]chan gateway.QueuedJob{}, stuck: map[string]time.Time{}}
 }
 
 // Run reads and delivers until ctx ends, then shuts down in order: stop
@@ -339,8 +345,10 @@ func (w *Worker) dispatch(ctx context.Context, job gateway.QueuedJob) {
 	if _, already := w.queued.LoadOrStore(job.ID, w.o.Now()); already {
 		return // reclaimed from this worker while it still waits in a lane
 	}
+	lane := w.o.Handler.Lane(job)
 	w.mu.Lock()
-	ch, ok := w.lanes[w.o.Handler.Lane(job)]
+	ch, ok := w.lanes[lane]
+	stuck := w.o.Now().Before(w.stuck[lane])
 	w.mu.Unlock()
 	if !ok {
 		w.take(ctx, job) // no lane (not configured): the handler says what becomes of it
@@ -348,7 +356,27 @@ func (w *Worker) dispatch(ctx context.Context, job gateway.QueuedJob) {
 	}
 	select {
 	case ch <- job:
+		return
 	default:
+	}
+	// The lane is full. In a burst, waiting a little for room keeps the
+	// job's order and costs a round trip less than putting it off; a lane
+	// that stays full (a slow provider) is not waited for again for a
+	// second, so it holds up the reading of the other lanes once, briefly.
+	wait := laneWait
+	if stuck {
+		wait = 0
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case ch <- job:
+	case <-ctx.Done():
+		w.queued.Delete(job.ID) // still pending: reclaimed after a restart
+	case <-t.C:
+		w.mu.Lock()
+		w.stuck[lane] = w.o.Now().Add(time.Second)
+		w.mu.Unlock()
 		w.queued.Delete(job.ID)
 		if err := w.o.Queue.Later(ctx, job, job.Fields, w.o.Now().Add(time.Second)); err != nil {
 			w.o.Log.Warn("putting a delivery off", "job", job.ID, "error", err)
