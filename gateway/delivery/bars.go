@@ -53,7 +53,7 @@ func (s *Service) BarsRequest(ctx context.Context, d *queue.Delivery) (*BarsRequ
 	if err != nil {
 		return nil, err
 	}
-	d.Task = task
+	d.Task, d.TaskView = task, view
 	provider, ok := s.Router().Provider(d.ProviderID)
 	if !ok || len(provider.Services) == 0 {
 		// Configuration refuses a bars provider without a service; one

@@ -39,7 +39,7 @@ func (s *Service) DeliveryBody(ctx context.Context, d *queue.Delivery, full bool
 	if err != nil {
 		return nil, err
 	}
-	d.Task = task
+	d.Task, d.TaskView = task, view
 	if !full {
 		var t struct {
 			Priority   string `json:"priority"`
@@ -87,7 +87,7 @@ func (s *Service) TaskForProvider(ctx context.Context, d *queue.Delivery) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	d.Task = task
+	d.Task, d.TaskView = task, view
 	d.Disclosed = []string{task.Ref() + "/_history/" + task.VersionID()}
 	refs := map[string]string{}
 	for _, r := range []string{view.Focus, view.For, view.Owner} {
@@ -162,21 +162,17 @@ func (s *Service) deadLetterUnconfirmed(ctx context.Context, d *queue.Delivery, 
 // members change returns, with the jobs, the GP notification and the
 // acknowledgement of the delivery job, retrying if the Task changed meanwhile.
 func (s *Service) recordDelivery(ctx context.Context, d *queue.Delivery, change func(*gateway.TaskView) (map[string]any, []gateway.Job)) error {
-	cur := d.Task // the version the message was built from, if it was
+	cur, view := d.Task, d.TaskView // the version the message was built from, if it was
 	for attempt := 0; attempt < queue.MaxAttempts; attempt++ {
-		if cur == nil || attempt > 0 {
+		if cur == nil || view == nil || attempt > 0 {
 			var err error
-			cur, err = s.Store.Read(ctx, gateway.TypeTask, d.TaskID)
+			cur, view, err = s.ReadTask(ctx, d.TaskID)
 			if errors.Is(err, gateway.ErrNotFound) {
 				return fmt.Errorf("delivery job %s: its Task is not held", d.Job.ID)
 			}
 			if err != nil {
 				return err
 			}
-		}
-		view, err := gateway.ParseTask(cur.Body)
-		if err != nil {
-			return err
 		}
 		members, jobs := change(view)
 		c := queue.TaskChange(s.Core, cur, view, members, jobs, d.Job.Ref())

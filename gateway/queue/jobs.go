@@ -80,7 +80,8 @@ type Delivery struct {
 	// Task is the version of the referral Task the message was built from:
 	// recording the delivery starts from it rather than reading it again
 	// (a version changed meanwhile fails the commit, which reads afresh).
-	Task *gateway.Resource
+	Task     *gateway.Resource
+	TaskView *gateway.TaskView // Task's view, read with it
 	// Disclosure, when set, is the audit record of the message sent,
 	// committed with the record of the delivery.
 	Disclosure *gateway.AuditRecord
