@@ -1,7 +1,6 @@
 package main
 
 import (
-	"runtime/pprof"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/redis/go-redis/extra/redisotel/v9"
