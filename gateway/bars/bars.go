@@ -58,12 +58,9 @@ const header = "Bundle.entry[0].resource"
 // 400 REC_BAD_REQUEST for a message that is not well formed, 422
 // REC_UNPROCESSABLE_ENTITY for one Signpost does not process.
 func Read(obj *fhir.Object, requestID string) (*intake.MessageReferral, error) {
-	if typ, _ := obj.String("type"); typ != "message" {
-		return nil, problem(gateway.KindInvalid, fhir.IssueInvalid, "Bundle.type", "Bundle.type must be message at $process-message")
-	}
-	id, _ := obj.String("id")
-	if id == "" {
-		return nil, problem(gateway.KindInvalid, fhir.IssueRequired, "Bundle.id", "Bundle.id is required: it is the message's identity, by which a message sent again is known")
+	id, err := messageID(obj)
+	if err != nil {
+		return nil, err
 	}
 	entries, _ := obj.Objects("entry")
 	if len(entries) > MaxEntries {
@@ -141,6 +138,19 @@ func Read(obj *fhir.Object, requestID string) (*intake.MessageReferral, error) {
 			"a servicerequest-request names the service it is for in destination.endpoint")
 	}
 	return m, nil
+}
+
+// messageID checks that a Bundle is a message and returns its id
+// (Bundle.id), the identity by which a message sent again is known.
+func messageID(obj *fhir.Object) (string, error) {
+	if typ, _ := obj.String("type"); typ != "message" {
+		return "", problem(gateway.KindInvalid, fhir.IssueInvalid, "Bundle.type", "Bundle.type must be message at $process-message")
+	}
+	id, _ := obj.String("id")
+	if id == "" {
+		return "", problem(gateway.KindInvalid, fhir.IssueRequired, "Bundle.id", "Bundle.id is required: it is the message's identity, by which a message sent again is known")
+	}
+	return id, nil
 }
 
 // checkHeader checks the event and returns the reason.

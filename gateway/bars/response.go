@@ -53,12 +53,9 @@ var encounterStatus = map[string]gateway.TaskStatus{
 // Anything else (ok or transient-error with neither) moves nothing: the
 // response is acknowledged and the Task stays as it is.
 func ReadResponse(obj *fhir.Object, requestID string) (*intake.MessageResponse, error) {
-	if typ, _ := obj.String("type"); typ != "message" {
-		return nil, problem(gateway.KindInvalid, fhir.IssueInvalid, "Bundle.type", "Bundle.type must be message at $process-message")
-	}
-	id, _ := obj.String("id")
-	if id == "" {
-		return nil, problem(gateway.KindInvalid, fhir.IssueRequired, "Bundle.id", "Bundle.id is required: it is the message's identity, by which a message sent again is known")
+	id, err := messageID(obj)
+	if err != nil {
+		return nil, err
 	}
 	entries, _ := obj.Objects("entry")
 	resources := make([]*fhir.Object, 0, len(entries))

@@ -85,18 +85,15 @@ func (s *Service) BarsRequest(ctx context.Context, d *queue.Delivery) (*BarsRequ
 	}
 	entries := []entry{{s.Absolute(srRef), srBody}}
 	d.Disclosed = []string{srRef + "/_history/" + sr.VersionID()}
-	if id, ok := strings.CutPrefix(s.LocalRef(view.For), gateway.TypePatient+"/"); ok {
-		provider := gateway.Caller{ClientID: d.ProviderID, Kind: gateway.CallerProvider}
-		p, err := s.PatientOf(ctx, provider, task, id)
-		if err != nil {
-			return nil, err
-		}
-		if p != nil {
-			// Stored under a key scoped to its GP system; the referral names
-			// it by its FHIR id, and the fullUrl must match that name.
-			entries = append(entries, entry{s.Absolute(gateway.TypePatient + "/" + id), p.Body})
-			d.Disclosed = append(d.Disclosed, p.Ref()+"/_history/"+p.VersionID())
-		}
+	p, id, err := s.patientForProvider(ctx, d, task, view)
+	if err != nil {
+		return nil, err
+	}
+	if p != nil {
+		// Stored under a key scoped to its GP system; the referral names
+		// it by its FHIR id, and the fullUrl must match that name.
+		entries = append(entries, entry{s.Absolute(gateway.TypePatient + "/" + id), p.Body})
+		d.Disclosed = append(d.Disclosed, p.Ref()+"/_history/"+p.VersionID())
 	}
 	more, err := s.Supporting(ctx, srRef)
 	if err != nil {

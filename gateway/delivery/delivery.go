@@ -60,16 +60,12 @@ func (s *Service) DeliveryBody(ctx context.Context, d *queue.Delivery, full bool
 	if err != nil {
 		return nil, err
 	}
-	// The Patient goes with it only if the provider may see it, as over the API.
-	if id, ok := strings.CutPrefix(s.LocalRef(view.For), gateway.TypePatient+"/"); ok {
-		provider := gateway.Caller{ClientID: d.ProviderID, Kind: gateway.CallerProvider}
-		p, err := s.PatientOf(ctx, provider, task, id)
-		if err != nil {
-			return nil, err
-		}
-		if p != nil {
-			more = append(more, p)
-		}
+	p, _, err := s.patientForProvider(ctx, d, task, view)
+	if err != nil {
+		return nil, err
+	}
+	if p != nil {
+		more = append(more, p)
 	}
 	b := fhir.Bundle{ID: gateway.NewID(), Type: "collection", Timestamp: gateway.Instant(s.Now()), Total: -1}
 	d.Disclosed = nil
@@ -78,6 +74,18 @@ func (s *Service) DeliveryBody(ctx context.Context, d *queue.Delivery, full bool
 		d.Disclosed = append(d.Disclosed, r.Ref()+"/_history/"+r.VersionID())
 	}
 	return b.Marshal(), nil
+}
+
+// patientForProvider is the Patient a referral Task is for, when the
+// delivery's provider may see it (nil otherwise), as over the API, with the
+// FHIR id the referral names it by.
+func (s *Service) patientForProvider(ctx context.Context, d *queue.Delivery, task *gateway.Resource, view *gateway.TaskView) (*gateway.Resource, string, error) {
+	id, ok := strings.CutPrefix(s.LocalRef(view.For), gateway.TypePatient+"/")
+	if !ok {
+		return nil, "", nil
+	}
+	p, err := s.PatientOf(ctx, gateway.Caller{ClientID: d.ProviderID, Kind: gateway.CallerProvider}, task, id)
+	return p, id, err
 }
 
 // TaskForProvider is the referral Task as a provider's FHIR server gets it:
