@@ -648,6 +648,8 @@ func TestMetrics(t *testing.T) {
 		`signpost_queue_depth{`,
 		`queue="delivery"`,
 		`signpost_audit_entries `,
+		`signpost_redis_memory_used_bytes `,
+		`signpost_redis_memory_limit_bytes `,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -130,6 +130,7 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 	trimCtx, stopTrimming := context.WithCancel(ctx)
 	defer stopTrimming()
 	go keepAuditTrimmed(trimCtx, store, log)
+	go watchRedisMemory(trimCtx, store.Memory, log, memoryEvery)
 
 	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
 	workerDone := make(chan error, 1)
@@ -271,6 +272,10 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, log *
 		return out, nil
 	})
 	_ = metrics.ObserveAudit(store.AuditLength)
+	_ = metrics.ObserveRedisMemory(func(ctx context.Context) (int64, int64, error) {
+		m, err := store.Memory(ctx)
+		return m.Used, m.Max, err
+	})
 	return &app{traced: traced, metrics: metrics, cfg: cfg, codes: codes, rdb: rdb, store: store, uc: uc, log: log}
 }
 

@@ -178,6 +178,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 		defer metricsSrv.Close()
 	}
 	fmt.Fprintf(stdout, "Signpost %s worker delivering for %d providers\n", buildVersion(), len(a.cfg.Providers))
+	go watchRedisMemory(ctx, a.store.Memory, a.log, memoryEvery)
 	return runWorkers(ctx, workers)
 }
 

@@ -13,6 +13,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -252,4 +253,104 @@ func BenchmarkProcessMessage(b *testing.B) {
 		b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*9/10)].Microseconds())/1000, "p90-ms")
 		b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
 	}
+}
+
+// BenchmarkRedisMemoryOverALife reports the Redis memory (INFO
+// used_memory) one referral takes at each stage of its life: made (its
+// ServiceRequest, Task, index entries, keys, delivery job and audit
+// record), then each Task change a provider makes (accepted, in progress,
+// completed: a version, its Provenance, their index entries, the GP's
+// notification job and the audit record). b.N referrals go through each
+// stage together; the figures are bytes per referral.
+//
+//	go test ./gateway/httpapi -run '^$' -bench RedisMemoryOverALife -benchtime 2000x
+func BenchmarkRedisMemoryOverALife(b *testing.B) {
+	r := redistest.Start(b)
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	b.Cleanup(srv.Close)
+	svc := usecases.New(gateway.Options{Store: redisstore.New(r.Client(), "signpost"), Providers: testProviders, StrictNHSNumber: true, FHIRBase: srv.URL + "/fhir"})
+	callers := map[string]gateway.Caller{
+		"gp":       {ClientID: "practice-a", Kind: gateway.CallerGP, Organization: gateway.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: practiceODS}},
+		"provider": {ClientID: "walking", Kind: gateway.CallerProvider, Organization: gateway.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: "X1A2B"}},
+	}
+	mux.Handle("/", httpapi.New(httpapi.Options{
+		UseCases: svc, PublicURL: srv.URL, MaxBodyBytes: 1 << 20,
+		Logger:     slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Caller:     func(r *http.Request) (gateway.Caller, error) { return callers[r.Header.Get(callerHeader)], nil },
+		Capability: httpapi.CapabilityInfo{Version: "bench", AuthMode: "none"},
+	}))
+	client := benchHTTPClient(b)
+	ctx := b.Context()
+	used := func() int64 {
+		b.Helper()
+		if err := r.Client().Do(ctx, "MEMORY", "PURGE").Err(); err != nil {
+			b.Fatal(err)
+		}
+		m, err := redisstore.New(r.Client(), "signpost").Memory(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return m.Used
+	}
+	do := func(method, url, body, as string, want int) []byte {
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/fhir+json")
+		if method == http.MethodPatch {
+			req.Header.Set("Content-Type", "application/json-patch+json")
+		}
+		req.Header.Set(callerHeader, as)
+		res, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != want {
+			b.Fatalf("%s %s: %d %s", method, url, res.StatusCode, out)
+		}
+		return out
+	}
+	b.ReportAllocs()
+	n := 0
+	var tasks []string
+	start := used()
+	for b.Loop() {
+		n++
+		do(http.MethodPost, srv.URL+"/fhir/ServiceRequest", string(referral(fmt.Sprintf("MEM-%d", n), "390893007")), "gp", http.StatusCreated)
+	}
+	made := used()
+	// The Tasks, found as the provider would find them.
+	for page := srv.URL + "/fhir/Task?_count=500&owner=Organization/walking"; page != ""; {
+		var bundle struct {
+			Link  []struct{ Relation, URL string }
+			Entry []struct {
+				Resource struct{ ID string }
+			}
+		}
+		_ = json.Unmarshal(do(http.MethodGet, page, "", "provider", http.StatusOK), &bundle)
+		for _, e := range bundle.Entry {
+			tasks = append(tasks, e.Resource.ID)
+		}
+		page = ""
+		for _, l := range bundle.Link {
+			if l.Relation == "next" {
+				page = l.URL
+			}
+		}
+	}
+	report := func(unit string, before, after int64) {
+		b.ReportMetric(float64(after-before)/float64(n), unit)
+	}
+	report("B-made/referral", start, made)
+	before := made
+	for _, step := range []struct{ status, unit string }{{"accepted", "B-accepted/referral"}, {"in-progress", "B-in-progress/referral"}, {"completed", "B-completed/referral"}} {
+		for _, id := range tasks {
+			do(http.MethodPatch, srv.URL+"/fhir/Task/"+id, `[{"op":"replace","path":"/status","value":"`+step.status+`"}]`, "provider", http.StatusOK)
+		}
+		after := used()
+		report(step.unit, before, after)
+		before = after
+	}
+	report("B-life/referral", start, before)
 }

@@ -216,6 +216,35 @@ func (m *Metrics) ObserveAudit(read func(ctx context.Context) (int64, error)) er
 	return err
 }
 
+// ObserveRedisMemory reports Redis's memory at each collection: what it
+// uses and its limit (maxmemory, 0 for none), so an operator sees it near
+// before Redis refuses writes.
+func (m *Metrics) ObserveRedisMemory(read func(ctx context.Context) (used, max int64, err error)) error {
+	if m == nil {
+		return nil
+	}
+	used, err := m.meter.Int64ObservableGauge("signpost.redis.memory.used", metric.WithUnit("By"),
+		metric.WithDescription("Memory Redis uses (INFO used_memory)"))
+	if err != nil {
+		return err
+	}
+	limit, err := m.meter.Int64ObservableGauge("signpost.redis.memory.limit", metric.WithUnit("By"),
+		metric.WithDescription("Redis's maxmemory; 0 when none is set"))
+	if err != nil {
+		return err
+	}
+	_, err = m.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		u, l, err := read(ctx)
+		if err != nil {
+			return nil // Redis down: no reading this time (readyz says so)
+		}
+		o.ObserveInt64(used, u)
+		o.ObserveInt64(limit, l)
+		return nil
+	}, used, limit)
+	return err
+}
+
 // Shutdown flushes and stops the meter provider.
 func (m *Metrics) Shutdown(ctx context.Context) error {
 	if m == nil {

@@ -1,0 +1,58 @@
+package redisstore
+
+import (
+	"bufio"
+	"context"
+	"strconv"
+	"strings"
+)
+
+// Memory is what Redis says of its memory (INFO memory).
+type Memory struct {
+	// Used is used_memory: what Redis's allocator holds for data and
+	// overhead, in bytes.
+	Used int64
+	// Max is maxmemory: the limit Redis evicts or refuses writes at
+	// (Signpost's Redis must refuse: maxmemory-policy noeviction); 0 when
+	// none is set, which leaves the machine's memory as the limit.
+	Max int64
+}
+
+// Share is Used as a fraction of Max (0 when no limit is set).
+func (m Memory) Share() float64 {
+	if m.Max <= 0 {
+		return 0
+	}
+	return float64(m.Used) / float64(m.Max)
+}
+
+// Memory reads INFO memory.
+func (s *Store) Memory(ctx context.Context) (Memory, error) {
+	info, err := s.rdb.Info(ctx, "memory").Result()
+	if err != nil {
+		return Memory{}, classify(err)
+	}
+	return parseMemory(info), nil
+}
+
+func parseMemory(info string) Memory {
+	var m Memory
+	sc := bufio.NewScanner(strings.NewReader(info))
+	for sc.Scan() {
+		name, value, ok := strings.Cut(strings.TrimSpace(sc.Text()), ":")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(value, 10, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "used_memory":
+			m.Used = n
+		case "maxmemory":
+			m.Max = n
+		}
+	}
+	return m
+}
