@@ -157,6 +157,12 @@ type Config struct {
 	// ("signpost": keys read {signpost}:…), so that deployments sharing a
 	// Redis (signpost demo beside a development server) keep apart.
 	RedisNamespace string
+	// RedisWaitReplicas, above 0, is how many Redis replicas must have a
+	// change before Signpost acknowledges it (WAIT), within
+	// RedisWaitTimeout; otherwise the request is answered 503 and the
+	// caller retries. 0: acknowledged once the primary has it.
+	RedisWaitReplicas int
+	RedisWaitTimeout  time.Duration
 	// Mappings is the referral-code table to use instead of the embedded one;
 	// "" means the embedded table. Parse makes a relative path relative to the
 	// file's directory, so the file works whatever the working directory.
@@ -345,18 +351,19 @@ func DefaultDeliveryRetry() []time.Duration {
 // authentication on, unmapped referrals refused, strict NHS numbers.
 func Default() Config {
 	return Config{
-		Listen:          "127.0.0.1:8080",
-		PublicURL:       "http://127.0.0.1:8080",
-		RedisURL:        "redis://127.0.0.1:6379/0",
-		RedisNamespace:  DefaultRedisNamespace,
-		Unmapped:        UnmappedReject,
-		NHSNumber:       NHSNumberStrict,
-		Auth:            Auth{Mode: AuthSMART},
-		MaxBodyBytes:    DefaultBodyLimit,
-		RateLimit:       RateLimit{PerSecond: 50, Burst: 100, PerAddress: AddressRate{PerSecond: 5, Burst: 50}},
-		Audit:           Audit{MaxEntries: DefaultAuditEntries},
-		DeliveryTimeout: 10 * time.Second,
-		DeliveryRetry:   DefaultDeliveryRetry(),
+		Listen:           "127.0.0.1:8080",
+		PublicURL:        "http://127.0.0.1:8080",
+		RedisURL:         "redis://127.0.0.1:6379/0",
+		RedisNamespace:   DefaultRedisNamespace,
+		RedisWaitTimeout: time.Second,
+		Unmapped:         UnmappedReject,
+		NHSNumber:        NHSNumberStrict,
+		Auth:             Auth{Mode: AuthSMART},
+		MaxBodyBytes:     DefaultBodyLimit,
+		RateLimit:        RateLimit{PerSecond: 50, Burst: 100, PerAddress: AddressRate{PerSecond: 5, Burst: 50}},
+		Audit:            Audit{MaxEntries: DefaultAuditEntries},
+		DeliveryTimeout:  10 * time.Second,
+		DeliveryRetry:    DefaultDeliveryRetry(),
 
 		SubscriptionsPerClient: DefaultSubscriptionsPerClient,
 	}

@@ -22,27 +22,29 @@ import (
 // (durations, CIDRs, free-form JWKS) that only becomes typed after checks
 // that must be reported as problems rather than abort the decode.
 type fileConfig struct {
-	Listen          string             `yaml:"listen"`
-	PublicURL       string             `yaml:"public_url"`
-	RedisURL        string             `yaml:"redis_url"`
-	RedisNamespace  string             `yaml:"redis_namespace"`
-	Mappings        string             `yaml:"mappings"`
-	Unmapped        string             `yaml:"unmapped"`
-	NHSNumber       string             `yaml:"nhs_number"`
-	Understood      []string           `yaml:"understood_modifier_extensions"`
-	Auth            fileAuth           `yaml:"auth"`
-	MaxBodyBytes    int64              `yaml:"max_body_bytes"`
-	RateLimit       *fileRateLimit     `yaml:"rate_limit"`
-	Audit           fileAudit          `yaml:"audit"`
-	MetricsListen   string             `yaml:"metrics_listen"`
-	DeliveryTimeout string             `yaml:"delivery_timeout"`
-	DeliveryRetry   []string           `yaml:"delivery_retry"`
-	SubsPerClient   *int               `yaml:"subscriptions_per_client"`
-	OutboundAllow   []string           `yaml:"outbound_allow"`
-	TrustedProxies  []string           `yaml:"trusted_proxies"`
-	Organizations   []fileOrganization `yaml:"organizations"`
-	Clients         []fileClient       `yaml:"clients"`
-	Providers       []fileProvider     `yaml:"providers"`
+	Listen            string             `yaml:"listen"`
+	PublicURL         string             `yaml:"public_url"`
+	RedisURL          string             `yaml:"redis_url"`
+	RedisNamespace    string             `yaml:"redis_namespace"`
+	RedisWaitReplicas int                `yaml:"redis_wait_replicas"`
+	RedisWaitTimeout  string             `yaml:"redis_wait_timeout"`
+	Mappings          string             `yaml:"mappings"`
+	Unmapped          string             `yaml:"unmapped"`
+	NHSNumber         string             `yaml:"nhs_number"`
+	Understood        []string           `yaml:"understood_modifier_extensions"`
+	Auth              fileAuth           `yaml:"auth"`
+	MaxBodyBytes      int64              `yaml:"max_body_bytes"`
+	RateLimit         *fileRateLimit     `yaml:"rate_limit"`
+	Audit             fileAudit          `yaml:"audit"`
+	MetricsListen     string             `yaml:"metrics_listen"`
+	DeliveryTimeout   string             `yaml:"delivery_timeout"`
+	DeliveryRetry     []string           `yaml:"delivery_retry"`
+	SubsPerClient     *int               `yaml:"subscriptions_per_client"`
+	OutboundAllow     []string           `yaml:"outbound_allow"`
+	TrustedProxies    []string           `yaml:"trusted_proxies"`
+	Organizations     []fileOrganization `yaml:"organizations"`
+	Clients           []fileClient       `yaml:"clients"`
+	Providers         []fileProvider     `yaml:"providers"`
 }
 
 type fileRateLimit struct {
@@ -386,16 +388,18 @@ func syntaxProblem(err error) FieldProblem {
 // keep them after decoding.
 func fileFrom(c Config) fileConfig {
 	fc := fileConfig{
-		Listen:         c.Listen,
-		PublicURL:      c.PublicURL,
-		RedisURL:       c.RedisURL,
-		RedisNamespace: c.RedisNamespace,
-		Mappings:       c.Mappings,
-		Unmapped:       string(c.Unmapped),
-		NHSNumber:      string(c.NHSNumber),
-		Understood:     c.UnderstoodModifierExtensions,
-		Auth:           fileAuth{Mode: string(c.Auth.Mode)},
-		MaxBodyBytes:   c.MaxBodyBytes,
+		Listen:            c.Listen,
+		PublicURL:         c.PublicURL,
+		RedisURL:          c.RedisURL,
+		RedisNamespace:    c.RedisNamespace,
+		RedisWaitReplicas: c.RedisWaitReplicas,
+		RedisWaitTimeout:  c.RedisWaitTimeout.String(),
+		Mappings:          c.Mappings,
+		Unmapped:          string(c.Unmapped),
+		NHSNumber:         string(c.NHSNumber),
+		Understood:        c.UnderstoodModifierExtensions,
+		Auth:              fileAuth{Mode: string(c.Auth.Mode)},
+		MaxBodyBytes:      c.MaxBodyBytes,
 		RateLimit: &fileRateLimit{PerSecond: c.RateLimit.PerSecond, Burst: c.RateLimit.Burst,
 			PerAddress: &fileAddressRate{PerSecond: c.RateLimit.PerAddress.PerSecond, Burst: c.RateLimit.PerAddress.Burst}},
 		Audit:           fileAudit{MaxEntries: c.Audit.MaxEntries},
@@ -426,6 +430,12 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 	cfg.PublicURL = fc.PublicURL
 	cfg.RedisURL = fc.RedisURL
 	cfg.RedisNamespace = fc.RedisNamespace
+	cfg.RedisWaitReplicas = fc.RedisWaitReplicas
+	if d, err := time.ParseDuration(fc.RedisWaitTimeout); err == nil {
+		cfg.RedisWaitTimeout = d
+	} else {
+		cfg.RedisWaitTimeout = -1 // reported by Validate
+	}
 	cfg.Mappings = fc.Mappings
 	if cfg.Mappings != "" && !filepath.IsAbs(cfg.Mappings) && cfg.Path != "" {
 		cfg.Mappings = filepath.Join(filepath.Dir(cfg.Path), cfg.Mappings)

@@ -139,6 +139,12 @@ func (c Config) Validate(isCategory func(string) bool) error {
 	if reason := redisURLProblem(c.RedisURL); reason != "" {
 		v.add("redis_url", "%s", reason)
 	}
+	if c.RedisWaitReplicas < 0 || c.RedisWaitReplicas > 16 {
+		v.add("redis_wait_replicas", "must be 0 (acknowledge once the primary has a change) to 16 replicas")
+	}
+	if c.RedisWaitTimeout < 10*time.Millisecond || c.RedisWaitTimeout > 2*time.Second {
+		v.add("redis_wait_timeout", "must be a duration from 10ms to 2s (a request waits this long for its replicas, within the Redis client's 3 s read timeout)")
+	}
 	if reason := redisNamespaceProblem(c.RedisNamespace); reason != "" {
 		v.add("redis_namespace", "%s", reason)
 	}

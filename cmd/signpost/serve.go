@@ -242,6 +242,7 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, log *
 		}
 	}
 	store := redisstore.New(rdb, cfg.RedisNamespace)
+	store.WaitForReplicas(cfg.RedisWaitReplicas, cfg.RedisWaitTimeout)
 	store.SetAuditMax(cfg.Audit.MaxEntries)
 	uc := usecases.New(gateway.Options{
 		Store:           store,

@@ -2,13 +2,17 @@ package redisstore
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/signpost-health/signpost/gateway"
 )
 
 // tracer is the store's tracer from the tracer provider installed now (not
@@ -33,6 +37,11 @@ func tracer() trace.Tracer {
 // once, alone, as it would without the batcher.
 type batcher struct {
 	rdb redis.UniversalClient
+	// replicas, above 0, is how many replicas must have each batch before
+	// its callers are answered (WAIT, on the batch's own connection, so it
+	// covers exactly the batch's writes), within replicaWait.
+	replicas    int
+	replicaWait time.Duration
 
 	mu       sync.Mutex
 	waiting  []*batched
@@ -125,7 +134,25 @@ func (b *batcher) send(batch []*batched) {
 	for _, w := range live {
 		_ = pipe.Process(ctx, w.cmd)
 	}
+	var wait *redis.Cmd
+	if b.replicas > 0 {
+		wait = pipe.Do(ctx, "wait", b.replicas, b.replicaWait.Milliseconds())
+	}
 	_, _ = pipe.Exec(ctx) // each command keeps its own error
+	if wait != nil {
+		if got, err := wait.Int64(); err != nil || got < int64(b.replicas) {
+			// Applied on the primary but not yet on enough replicas: not
+			// acknowledged, so a failover now cannot lose what a caller was
+			// told is stored. The caller retries; its idempotency key makes
+			// the retry find what this batch wrote.
+			notYet := fmt.Errorf("%w: the change reached %d of the %d replicas redis_wait_replicas asks for within %s", gateway.ErrUnavailable, got, b.replicas, b.replicaWait)
+			for _, w := range live {
+				if w.cmd.Err() == nil {
+					w.cmd.SetErr(notYet)
+				}
+			}
+		}
+	}
 	for _, w := range live {
 		close(w.done)
 	}

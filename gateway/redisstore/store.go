@@ -303,10 +303,18 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 	return res, nil
 }
 
+// WaitForReplicas makes every commit and audit record wait, before its
+// caller is answered, until at least n replicas have it (Redis WAIT), for
+// at most within; one that does not get there in time is answered as
+// Redis unavailable (503), never as stored. 0 turns it off.
+func (s *Store) WaitForReplicas(n int, within time.Duration) {
+	s.batch.replicas, s.batch.replicaWait = n, within
+}
+
 // runCommit runs commit.lua in the next pipeline (batch.go). A Redis that
 // has lost its script cache (a restart, SCRIPT FLUSH) answers NOSCRIPT
-// without running anything; the commit is then sent alone, loading the
-// script.
+// without running anything; the script is then loaded and the commit sent
+// again.
 func (s *Store) runCommit(ctx context.Context, keys []string, args []any) ([]any, error) {
 	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
 	cmdArgs = append(cmdArgs, "evalsha", commitScript.Hash(), len(keys))
@@ -316,7 +324,13 @@ func (s *Store) runCommit(ctx context.Context, keys []string, args []any) ([]any
 	cmd := redis.NewCmd(ctx, append(cmdArgs, args...)...)
 	err := s.batch.do(ctx, cmd)
 	if redis.HasErrorPrefix(err, "NOSCRIPT") {
-		return commitScript.Run(ctx, s.rdb, keys, args...).Slice()
+		// Load it and send the commit again, in a batch like any other, so
+		// that redis_wait_replicas holds for it too.
+		if err := commitScript.Load(ctx, s.rdb).Err(); err != nil {
+			return nil, classify(err)
+		}
+		cmd = redis.NewCmd(ctx, append(cmdArgs, args...)...)
+		err = s.batch.do(ctx, cmd)
 	}
 	if err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,8 @@ type Server struct {
 	dir  string
 	cmd  *exec.Cmd
 	exit chan struct{}
+	// extra are more redis-server arguments (a replica's --replicaof).
+	extra []string
 }
 
 // Start runs a redis-server for the test and stops it at cleanup. The test
@@ -47,6 +50,34 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// StartReplica runs a redis-server replicating primary, and waits until
+// its link to the primary is up.
+func StartReplica(t testing.TB, primary *Server) *Server {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(primary.Addr)
+	// The primary sends its first full copy at once, not after the 5 s it
+	// waits by default for more replicas to join.
+	if err := primary.Client().ConfigSet(context.Background(), "repl-diskless-sync-delay", "0").Err(); err != nil {
+		t.Fatalf("configure the primary for a replica: %v", err)
+	}
+	s := &Server{t: t, dir: t.TempDir(), extra: []string{"--replicaof", host, port}}
+	s.Addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
+	s.start()
+	t.Cleanup(func() { s.Kill() })
+	c := s.Client()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, _ := c.Info(context.Background(), "replication").Result()
+		if strings.Contains(info, "master_link_status:up") {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica of %s did not connect within 10s:\n%s", primary.Addr, info)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // URL is the redis:// URL of the server.
 func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
 
@@ -60,11 +91,12 @@ func (s *Server) Client() *redis.Client {
 func (s *Server) start() {
 	s.t.Helper()
 	_, port, _ := net.SplitHostPort(s.Addr)
-	s.cmd = exec.Command("redis-server",
+	args := append([]string{
 		"--bind", "127.0.0.1", "--port", port, "--dir", s.dir,
 		"--appendonly", "yes", "--appendfsync", "always", "--save", "",
 		"--maxmemory-policy", "noeviction", "--daemonize", "no",
-		"--logfile", filepath.Join(s.dir, "redis.log"))
+		"--logfile", filepath.Join(s.dir, "redis.log")}, s.extra...)
+	s.cmd = exec.Command("redis-server", args...)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server: %v", err)
 	}
