@@ -40,7 +40,7 @@ func watchRedisMemory(ctx context.Context, read func(context.Context) (redisstor
 
 // memoryWatch remembers what was said, so each state is said once.
 type memoryWatch struct {
-	log              *slog.Logger
+	log             *slog.Logger
 	high, unlimited bool
 }
 
