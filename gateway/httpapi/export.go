@@ -94,7 +94,7 @@ func (a *API) exportKickoff(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	audited(c, "$export/"+id)
+	audited(c, exportRef(id))
 	c.Header("Content-Location", a.fhirBase+"/$export-status/"+id)
 	c.Status(http.StatusAccepted)
 }
@@ -113,7 +113,7 @@ func (a *API) exportStatus(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	audited(c, "$export/"+j.ID)
+	audited(c, exportRef(j.ID))
 	switch j.Status {
 	case export.StatusRunning:
 		c.Header("Retry-After", exportRetryAfter)
@@ -161,7 +161,7 @@ func (a *API) exportCancel(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	audited(c, "$export/"+c.Param("job"))
+	audited(c, exportRef(c.Param("job")))
 	c.Status(http.StatusAccepted)
 }
 
@@ -180,7 +180,7 @@ func (a *API) exportFile(c *gin.Context) {
 		return
 	}
 	defer f.Close()
-	audited(c, "$export/"+c.Param("job"))
+	audited(c, exportRef(c.Param("job")))
 	c.Header("Content-Type", "application/fhir+ndjson")
 	if st, err := f.Stat(); err == nil {
 		c.Header("Content-Length", strconv.FormatInt(st.Size(), 10))
@@ -190,6 +190,11 @@ func (a *API) exportFile(c *gin.Context) {
 		a.log.Warn("export file: the download ended early", "error", err)
 	}
 }
+
+// exportRef is what an audit record names for an export job: its status
+// URL, relative to the FHIR base (the job is no resource, but the trail
+// should say which export was started, polled or downloaded).
+func exportRef(id string) string { return "$export-status/" + id }
 
 // headerHas reports whether any of a header's comma-separated values is
 // want (parameters after ";" ignored, case-insensitive).
