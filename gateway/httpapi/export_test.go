@@ -214,6 +214,9 @@ func TestExportRefusals(t *testing.T) {
 	if !refused || !started {
 		t.Errorf("audit trail: refused kick-off kept %v, accepted kick-off kept %v", refused, started)
 	}
+	if md := e.get("/metadata").must(t, http.StatusOK); !strings.Contains(string(md.body), `"definition":"http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"`) {
+		t.Error("the CapabilityStatement does not list $export")
+	}
 	e.get("/$export-status/00000000000000000000000000000000").must(t, http.StatusNotFound)
 	e.get("/$export-status/not-a-job").must(t, http.StatusNotFound)
 	e.get("/$export-file/00000000000000000000000000000000/x.ndjson").must(t, http.StatusNotFound)
