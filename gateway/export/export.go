@@ -27,6 +27,9 @@ type JobStore interface {
 	// SaveJob stores a job's state under id; expires is when the sweep
 	// may remove it.
 	SaveJob(ctx context.Context, id string, state []byte, expires time.Time) error
+	// UpdateJob stores a job's state only if the job is held and was not
+	// changed while the update was made, and reports whether it stored it.
+	UpdateJob(ctx context.Context, id string, state []byte, expires time.Time) (bool, error)
 	// LoadJob returns a job's state, or gateway.ErrNotFound.
 	LoadJob(ctx context.Context, id string) ([]byte, error)
 	// DeleteJob forgets a job (no error if it is not held).
@@ -361,6 +364,10 @@ func (s *Service) run(ctx context.Context, j *Job) {
 	}
 	j.Finished = s.core.Now().UTC()
 	j.Progress = ""
+	if errors.Is(err, errGone) {
+		_ = os.RemoveAll(s.jobDir(j.ID))
+		return
+	}
 	if err != nil {
 		s.log.Error("export failed", "job", j.ID, "error", err)
 		j.Status, j.Failure, j.Output = StatusFailed, "the export failed before it finished; start it again", nil
@@ -368,17 +375,21 @@ func (s *Service) run(ctx context.Context, j *Job) {
 	} else {
 		j.Status = StatusDone
 	}
-	if err := s.save(context.WithoutCancel(ctx), j, j.Finished.Add(s.o.Keep)); err != nil {
+	if err := s.save(context.WithoutCancel(ctx), j, j.Finished.Add(s.o.Keep)); err != nil && !errors.Is(err, errGone) {
 		s.log.Error("export: recording the outcome failed", "job", j.ID, "error", err)
 	}
 }
 
+// errGone stops a runner whose job was cancelled or swept meanwhile.
+var errGone = errors.New("export job no longer held")
+
 // save stores the job's state unless it was cancelled meanwhile.
 func (s *Service) save(ctx context.Context, j *Job, expires time.Time) error {
-	if _, err := s.o.Jobs.LoadJob(ctx, j.ID); err != nil {
-		return err // gateway.ErrNotFound: cancelled
+	held, err := s.o.Jobs.UpdateJob(ctx, j.ID, encode(j), expires)
+	if err == nil && !held {
+		err = errGone
 	}
-	return s.o.Jobs.SaveJob(ctx, j.ID, encode(j), expires)
+	return err
 }
 
 func (s *Service) write(ctx context.Context, j *Job) error {

@@ -22,6 +22,34 @@ func (s *Store) SaveJob(ctx context.Context, id string, state []byte, expires ti
 	return classify(err)
 }
 
+// UpdateJob stores an export job's new state only if the job is still
+// held, and reports whether it was: a job cancelled (or swept) while it
+// ran is not brought back by its runner's next heartbeat.
+func (s *Store) UpdateJob(ctx context.Context, id string, state []byte, expires time.Time) (bool, error) {
+	key := s.keys.exportJob(id)
+	held := false
+	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		n, err := tx.Exists(ctx, key).Result()
+		if err != nil || n == 0 {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, key, state, 0)
+			p.ZAdd(ctx, s.keys.exportExpiry(), redis.Z{Score: float64(expires.UnixMilli()), Member: id})
+			return nil
+		})
+		held = err == nil
+		return err
+	}, key)
+	if errors.Is(err, redis.TxFailedErr) {
+		// Changed meanwhile: by a cancel (deleted) or a status request
+		// that found the job stale (marked failed). Either way it is no
+		// longer the runner's to write.
+		return false, nil
+	}
+	return held, classify(err)
+}
+
 // LoadJob returns an export job's state, or gateway.ErrNotFound.
 func (s *Store) LoadJob(ctx context.Context, id string) ([]byte, error) {
 	b, err := s.rdb.Get(ctx, s.keys.exportJob(id)).Bytes()
