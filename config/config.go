@@ -112,6 +112,27 @@ type Audit struct {
 	MaxEntries int64
 }
 
+// Export configures the Bulk Data export ($export).
+type Export struct {
+	// Dir is where the NDJSON files are written, one directory per export;
+	// "" is a directory under the operating system's temporary directory.
+	// With more than one replica serving the API it must be a volume every
+	// replica sees: any replica may be asked for a file. Parse makes a
+	// relative path relative to the file's directory.
+	Dir string
+	// Keep is how long a finished export and its files stay.
+	Keep time.Duration
+}
+
+// Bounds of export.keep: less than a minute gives a client no time to
+// download; more than 30 days keeps copies of patient data long after any
+// evaluation needs them.
+const (
+	MinExportKeep     = time.Minute
+	MaxExportKeep     = 30 * 24 * time.Hour
+	DefaultExportKeep = 24 * time.Hour
+)
+
 // Bounds of audit.max_entries: fewer would lose a day's trail of a small
 // deployment; more (at some 200 bytes each) would need hundreds of GiB.
 const (
@@ -177,6 +198,8 @@ type Config struct {
 	MaxBodyBytes                 int64
 	RateLimit                    RateLimit
 	Audit                        Audit
+	// Export is where the Bulk Data export writes its files, and for how long.
+	Export Export
 	// MetricsListen is the host:port serving /metrics, apart from the API
 	// so that the public listener never shows it; "" serves none.
 	MetricsListen string
@@ -362,6 +385,7 @@ func Default() Config {
 		MaxBodyBytes:     DefaultBodyLimit,
 		RateLimit:        RateLimit{PerSecond: 50, Burst: 100, PerAddress: AddressRate{PerSecond: 5, Burst: 50}},
 		Audit:            Audit{MaxEntries: DefaultAuditEntries},
+		Export:           Export{Keep: DefaultExportKeep},
 		DeliveryTimeout:  10 * time.Second,
 		DeliveryRetry:    DefaultDeliveryRetry(),
 

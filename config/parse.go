@@ -36,6 +36,7 @@ type fileConfig struct {
 	MaxBodyBytes      int64              `yaml:"max_body_bytes"`
 	RateLimit         *fileRateLimit     `yaml:"rate_limit"`
 	Audit             fileAudit          `yaml:"audit"`
+	Export            fileExport         `yaml:"export"`
 	MetricsListen     string             `yaml:"metrics_listen"`
 	DeliveryTimeout   string             `yaml:"delivery_timeout"`
 	DeliveryRetry     []string           `yaml:"delivery_retry"`
@@ -60,6 +61,11 @@ type fileAddressRate struct {
 
 type fileAudit struct {
 	MaxEntries int64 `yaml:"max_entries"`
+}
+
+type fileExport struct {
+	Dir  string `yaml:"dir"`
+	Keep string `yaml:"keep"`
 }
 
 type fileAuth struct {
@@ -403,6 +409,7 @@ func fileFrom(c Config) fileConfig {
 		RateLimit: &fileRateLimit{PerSecond: c.RateLimit.PerSecond, Burst: c.RateLimit.Burst,
 			PerAddress: &fileAddressRate{PerSecond: c.RateLimit.PerAddress.PerSecond, Burst: c.RateLimit.PerAddress.Burst}},
 		Audit:           fileAudit{MaxEntries: c.Audit.MaxEntries},
+		Export:          fileExport{Dir: c.Export.Dir, Keep: c.Export.Keep.String()},
 		MetricsListen:   c.MetricsListen,
 		DeliveryTimeout: c.DeliveryTimeout.String(),
 		SubsPerClient:   &c.SubscriptionsPerClient,
@@ -460,6 +467,15 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 		}
 	}
 	cfg.Audit = Audit{MaxEntries: fc.Audit.MaxEntries}
+	cfg.Export = Export{Dir: fc.Export.Dir}
+	if cfg.Export.Dir != "" && !filepath.IsAbs(cfg.Export.Dir) && cfg.Path != "" {
+		cfg.Export.Dir = filepath.Join(filepath.Dir(cfg.Path), cfg.Export.Dir)
+	}
+	if d, err := time.ParseDuration(strings.TrimSpace(fc.Export.Keep)); err == nil {
+		cfg.Export.Keep = d
+	} else {
+		problem("export.keep", fmt.Sprintf("%q is not a duration; write a number and a unit, such as \"24h\" (there is no day unit)", fc.Export.Keep))
+	}
 	cfg.MetricsListen = fc.MetricsListen
 
 	cfg.DeliveryRetry = nil

@@ -183,6 +183,12 @@ func (c Config) Validate(isCategory func(string) bool) error {
 	if n := c.Audit.MaxEntries; n < MinAuditEntries || n > MaxAuditEntries {
 		v.add("audit.max_entries", "%d is outside %d..%d: the audit stream must be bounded, or a full Redis stops every referral", n, MinAuditEntries, MaxAuditEntries)
 	}
+	if k := c.Export.Keep; !v.decoded["export.keep"] && (k < MinExportKeep || k > MaxExportKeep) {
+		v.add("export.keep", "%s is outside 1m..720h (30 days): finished exports are copies of patient data, kept only long enough to download", k)
+	}
+	if strings.ContainsRune(c.Export.Dir, 0) {
+		v.add("export.dir", "is not a usable path")
+	}
 	if c.MetricsListen != "" {
 		if host, port, err := net.SplitHostPort(c.MetricsListen); err != nil || host == "" || port == "" {
 			v.add("metrics_listen", "%q must be host:port with an explicit host, such as 127.0.0.1:9090", c.MetricsListen)

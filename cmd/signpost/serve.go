@@ -20,6 +20,7 @@ import (
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/auth"
+	"github.com/signpost-health/signpost/gateway/export"
 	"github.com/signpost-health/signpost/gateway/httpapi"
 	"github.com/signpost-health/signpost/gateway/outbound"
 	"github.com/signpost-health/signpost/gateway/redisstore"
@@ -165,6 +166,9 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 	if metricsSrv != nil {
 		_ = metricsSrv.Shutdown(sctx)
 	}
+	// Exports still running stop here: their heartbeat goes stale and a
+	// status request reports them failed, never complete.
+	uc.Export.Stop()
 	stopWorker()
 	workerErr := <-workerDone
 	_ = app.metrics.Shutdown(sctx) // last: telemetry of the shutdown itself
@@ -256,6 +260,7 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, log *
 		UnderstoodModifiers: cfg.UnderstoodModifierExtensions,
 		MaxSubscriptions:    cfg.SubscriptionsPerClient,
 	})
+	uc.Export = export.New(uc.Core, export.Options{Jobs: store, Dir: cfg.Export.Dir, Keep: cfg.Export.Keep, Logger: log})
 	metrics, err := telemetry.New(getenv)
 	if err != nil {
 		log.Error("metrics unavailable", "error", err) // Signpost runs on without them

@@ -53,6 +53,10 @@ var interactions = map[string]struct{ subtype, action string }{
 	"POST /fhir":                                {"transaction", "E"},
 	"POST " + processMessageRoute:               {"operation", "C"},
 	"POST /auth/token":                          {"token", "E"},
+	"GET " + exportRoute:                        {"operation", "E"},
+	"GET " + exportStatusRoute:                  {"operation", "R"},
+	"DELETE " + exportStatusRoute:               {"operation", "D"},
+	"GET " + exportFileRoute:                    {"operation", "R"},
 	"GET /fhir/.well-known/smart-configuration": {},
 }
 

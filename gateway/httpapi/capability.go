@@ -119,6 +119,13 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 			"interaction": []interaction{{"transaction"}},
 			// NHS BaRS: a servicerequest-request (reason new) makes a referral.
 			"operation": []map[string]string{{
+				"name":       "export",
+				"definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+				"documentation": "FHIR Bulk Data system-level export, for operators only (with SMART, a token that may read every type exported, such as system/*.rs): " +
+					"GET [base]/$export with Prefer: respond-async and Accept: application/fhir+json; _type (comma-separated: the types this server stores), _since (an instant; compared with meta.lastUpdated) " +
+					"and _outputFormat (NDJSON only). The answer is 202 with Content-Location; poll it (202 with X-Progress and Retry-After) for the manifest, then GET each file (application/fhir+ndjson) with the same token; " +
+					"DELETE the status URL to cancel. Finished exports and their files are kept for the configured time (export.keep). POST kick-off, _typeFilter, _elements and patient are not supported.",
+			}, {
 				"name":          "process-message",
 				"definition":    "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message",
 				"documentation": "NHS Booking and Referral Standard messages: a servicerequest-request with reason new makes a referral, routed by MessageHeader.destination.endpoint to the provider serving it; reason update changes the referral the sender's new message made (ServiceRequest status revoked or entered-in-error cancels it), and delete withdraws it. From a provider, a servicerequest-response to a referral Signpost sent it (delivery kind bars; MessageHeader.response.identifier its Bundle.id) moves that referral's Task as the provider's own update would: a Task entry's status, statusReason, businessStatus and output, or the status of the Encounter in focus, or fatal-error as a decline. Other events are refused (422).",

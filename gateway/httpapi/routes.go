@@ -161,6 +161,12 @@ func New(o Options) http.Handler {
 	f.GET("/:type/:id/_history/:vid", a.readableType, a.vread)
 	f.GET("/:type/:id/$status", a.knownType, a.subscriptionStatus)
 	f.DELETE("/:type/:id", a.knownType, a.endSubscription)
+	// Bulk Data export (system level). Files are NDJSON, so their route
+	// does not ask for FHIR JSON in Accept.
+	f.GET(strings.TrimPrefix(exportRoute, "/fhir"), a.exportKickoff)
+	f.GET(strings.TrimPrefix(exportStatusRoute, "/fhir"), a.exportStatus)
+	f.DELETE(strings.TrimPrefix(exportStatusRoute, "/fhir"), a.exportCancel)
+	r.GET(exportFileRoute, a.authenticate, a.limitByClient, a.exportFile)
 	return r
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/auth"
+	"github.com/signpost-health/signpost/gateway/export"
 	"github.com/signpost-health/signpost/gateway/httpapi"
 	"github.com/signpost-health/signpost/gateway/redisstore"
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
@@ -31,6 +32,8 @@ type env struct {
 	client *http.Client
 	store  *redisstore.Store
 	svc    *usecases.Set
+	// exportDir is where $export writes its files.
+	exportDir string
 }
 
 type options struct {
@@ -124,6 +127,9 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 		MaxSubscriptions:    o.maxSubs,
 	})
 	e.svc = svc
+	e.exportDir = t.TempDir()
+	svc.Export = export.New(svc.Core, export.Options{Jobs: store, Dir: e.exportDir, Logger: log, PageSize: 3})
+	t.Cleanup(svc.Export.Stop) // before the Redis server stops (cleanups run last first)
 	mux.Handle("/", httpapi.New(httpapi.Options{
 		UseCases: svc, PublicURL: e.srv.URL, MaxBodyBytes: o.maxBody, Logger: log, Auth: authServer, Limiter: limiter, AddressLimiter: addressLimiter, Auditor: store,
 		Caller:         func(r *http.Request) (gateway.Caller, error) { return testCallers[r.Header.Get(callerHeader)], nil },

@@ -91,6 +91,13 @@ func (k keys) subSender(id string) string { return k.ns + ":ss:" + id }
 // subNumbered is the hash of the last Task version numbered for subscribers.
 func (k keys) subNumbered() string { return k.ns + ":sv" }
 
+// exportJob is an export job's state (JSON, the export package's codec).
+func (k keys) exportJob(id string) string { return k.ns + ":x:" + id }
+
+// exportExpiry is the sorted set of export job ids, scored by when they may
+// be swept (Unix milliseconds).
+func (k keys) exportExpiry() string { return k.ns + ":xe" }
+
 // migration marks a one-off change of the stored data as done.
 func (k keys) migration(name string) string { return k.ns + ":m:" + name }
 

@@ -6,6 +6,7 @@ package usecases
 import (
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/delivery"
+	"github.com/signpost-health/signpost/gateway/export"
 	"github.com/signpost-health/signpost/gateway/insights"
 	"github.com/signpost-health/signpost/gateway/intake"
 	"github.com/signpost-health/signpost/gateway/portal"
@@ -26,6 +27,9 @@ type Set struct {
 	WriteBack     *writeback.Service
 	Insights      *insights.Service
 	Portal        *portal.Service
+	// Export is the Bulk Data export; nil until the caller sets it (it
+	// needs a directory and a job store beside the core).
+	Export *export.Service
 }
 
 // New wires the use cases over a core made from o. The portal lists through
