@@ -60,6 +60,9 @@ var (
 	//go:embed scripts/scopepatient.lua
 	scopePatientLua    string
 	scopePatientScript = redis.NewScript(scopePatientLua) // one legacy Patient to its owner's key
+	//go:embed scripts/remove.lua
+	removeLua    string
+	removeScript = redis.NewScript(removeLua) // one closed referral, whole (retention)
 
 	// The job queues (queue.go).
 	//go:embed scripts/later.lua

@@ -1,0 +1,347 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/signpost-health/signpost/gateway"
+)
+
+// Retention: removing a closed referral whole (remove.lua), finding which
+// Tasks the job queues still name, and trimming the audit stream by age.
+
+// MaxRemovedProvenances bounds the Provenances one referral's removal
+// takes: one is written per Task change, so a referral is far below it.
+// One above it is not removed (Removal.TooLarge), so that a removal's
+// script stays bounded: at most 2 + gateway.MaxSupporting +
+// MaxRemovedProvenances resources, each with its index entries (a few to
+// some tens), and a handful of unique keys.
+const MaxRemovedProvenances = 500
+
+// Removal is what removing one referral touches, as read: the script
+// removes it only if all of it is still as read.
+type Removal struct {
+	Task           *gateway.Resource
+	ServiceRequest *gateway.Resource // nil: the Task's ServiceRequest is gone already
+	// TooLarge: the referral holds more than one removal takes.
+	TooLarge bool
+
+	resources []removedResource
+	sets      []setCount
+	uniques   []string
+	fields    [][2]string
+}
+
+type removedResource struct {
+	typ, id string
+	version string
+	terms   []string
+}
+
+type setCount struct {
+	key  string
+	card int64
+}
+
+// Resources is how many resources the removal takes (every version of each).
+func (r *Removal) Resources() int { return len(r.resources) }
+
+// Keys are the keys the removal deletes whole (resources and unique keys),
+// for measuring the memory it frees.
+func (r *Removal) Keys(s *Store) []string {
+	out := make([]string, 0, len(r.resources)+len(r.uniques))
+	for _, x := range r.resources {
+		out = append(out, s.keys.resource(x.typ, x.id))
+	}
+	return append(out, r.uniques...)
+}
+
+// Outcomes of RemoveReferral.
+var (
+	// ErrRemovalChanged: the referral changed between the read and the
+	// removal; nothing was removed, and a later run looks at it again.
+	ErrRemovalChanged = errors.New("redisstore: the referral changed since it was read; not removed")
+)
+
+// ReadRemoval reads what removing the referral of Task taskID would touch.
+// It returns gateway.ErrNotFound when the Task is not held.
+//
+// Left in place (a later step): the Patient, which other referrals of the
+// same client may name; a message-focus key (it names the referral by the
+// fullUrl of the message's entry, which is not stored); the request-id
+// keys of messages and the keys of messages Signpost sent (their ids are
+// not stored with the referral). Each is a short string.
+func (s *Store) ReadRemoval(ctx context.Context, taskID string) (*Removal, error) {
+	task, err := s.Read(ctx, gateway.TypeTask, taskID)
+	if err != nil {
+		return nil, err
+	}
+	rm := &Removal{Task: task}
+	var t struct {
+		Focus struct {
+			Reference string `json:"reference"`
+		} `json:"focus"`
+	}
+	if err := json.Unmarshal(task.Body, &t); err != nil {
+		return nil, err
+	}
+	srID, _ := strings.CutPrefix(t.Focus.Reference, gateway.TypeServiceRequest+"/")
+	if srID != "" {
+		sr, err := s.Read(ctx, gateway.TypeServiceRequest, srID)
+		switch {
+		case err == nil:
+			rm.ServiceRequest = sr
+		case !errors.Is(err, gateway.ErrNotFound):
+			return nil, err
+		}
+	}
+	taskRef := task.Ref()
+	srRef := gateway.TypeServiceRequest + "/" + srID
+
+	// The members: Provenances of the Task (and of the ServiceRequest),
+	// supporting resources of the referral. Each set is read up to one more
+	// than the bound, to tell a referral over it.
+	type member struct {
+		typ string
+		set string
+		cmd *redis.StringSliceCmd
+		n   *redis.IntCmd
+	}
+	var members []member
+	add := func(typ, term string, limit int) {
+		members = append(members, member{typ: typ, set: s.keys.term(typ, term)})
+		_ = limit
+	}
+	add(gateway.TypeProvenance, gateway.TargetTerm(taskRef), MaxRemovedProvenances)
+	if srID != "" {
+		add(gateway.TypeProvenance, gateway.TargetTerm(srRef), MaxRemovedProvenances)
+		for _, typ := range gateway.SupportingTypes() {
+			add(typ, gateway.ReferralTerm(srRef), gateway.MaxSupporting)
+		}
+	}
+	limit := int64(MaxRemovedProvenances)
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range members {
+			members[i].cmd = p.ZRange(ctx, members[i].set, 0, limit)
+			members[i].n = p.ZCard(ctx, members[i].set)
+		}
+		return nil
+	}); err != nil {
+		return nil, classify(err)
+	}
+	refs := []removedResource{{typ: gateway.TypeTask, id: task.ID}}
+	if rm.ServiceRequest != nil {
+		refs = append(refs, removedResource{typ: gateway.TypeServiceRequest, id: srID})
+	}
+	total := 0
+	for _, m := range members {
+		if m.n.Val() > limit {
+			rm.TooLarge = true
+			return rm, nil
+		}
+		total += int(m.n.Val())
+		rm.sets = append(rm.sets, setCount{key: m.set, card: m.n.Val()})
+		for _, id := range m.cmd.Val() {
+			refs = append(refs, removedResource{typ: m.typ, id: id})
+		}
+	}
+	if total > MaxRemovedProvenances+gateway.MaxSupporting {
+		rm.TooLarge = true
+		return rm, nil
+	}
+
+	// Each resource's current version and index entries; the unique keys
+	// that may name the referral, read to keep only those that do.
+	uniques := []string{gateway.ReferralTaskKey(srID), gateway.MessageOriginKey(srID)}
+	if rm.ServiceRequest != nil {
+		var sr struct {
+			Identifier []gateway.Identifier `json:"identifier"`
+		}
+		_ = json.Unmarshal(rm.ServiceRequest.Body, &sr)
+		owner := gateway.Caller{ClientID: rm.ServiceRequest.Owner}
+		for _, id := range sr.Identifier {
+			uniques = append(uniques, gateway.ReferralKey(owner, id))
+		}
+	}
+	for _, r := range refs[2:] {
+		if gateway.IsSupporting(r.typ) {
+			uniques = append(uniques, gateway.SupportingKey(r.typ+"/"+r.id))
+		}
+	}
+	hashes := make([]*redis.SliceCmd, len(refs))
+	held := make([]*redis.StringCmd, len(uniques))
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, r := range refs {
+			hashes[i] = p.HMGet(ctx, s.keys.resource(r.typ, r.id), "v", "x")
+		}
+		for i, u := range uniques {
+			held[i] = p.Get(ctx, s.keys.unique(u))
+		}
+		return nil
+	}); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, classify(err)
+	}
+	for i, r := range refs {
+		v := hashes[i].Val()
+		if len(v) != 2 || v[0] == nil {
+			continue // gone meanwhile: its set's size tells the script
+		}
+		r.version, _ = v[0].(string)
+		if x, _ := v[1].(string); x != "" {
+			r.terms = strings.Split(x, "\n")
+		}
+		rm.resources = append(rm.resources, r)
+	}
+	for i, u := range uniques {
+		v := held[i].Val()
+		switch {
+		case v == "":
+		case strings.HasPrefix(u, "message-origin|"):
+			// The message that made the referral: its own key names it.
+			rm.uniques = append(rm.uniques, s.keys.unique(u))
+			if rm.ServiceRequest != nil {
+				key := gateway.MessageKey(gateway.Caller{ClientID: rm.ServiceRequest.Owner}, v)
+				if got, _ := s.rdb.Get(ctx, s.keys.unique(key)).Result(); got == srRef || strings.HasPrefix(got, srRef+"/") {
+					rm.uniques = append(rm.uniques, s.keys.unique(key))
+				}
+			}
+		case v == srRef || v == taskRef || strings.HasPrefix(v, srRef+"/"):
+			rm.uniques = append(rm.uniques, s.keys.unique(u))
+		}
+	}
+	rm.fields = [][2]string{{s.keys.subNumbered(), taskRef}, {s.keys.writeBack(task.Owner), task.ID}}
+	return rm, nil
+}
+
+// RemoveReferral removes what ReadRemoval read, in one step (remove.lua),
+// or nothing: ErrRemovalChanged when anything changed since the read.
+func (s *Store) RemoveReferral(ctx context.Context, rm *Removal) error {
+	if rm.TooLarge {
+		return errors.New("redisstore: referral too large to remove in one step")
+	}
+	var kl keyList
+	args := []any{len(rm.resources)}
+	for _, r := range rm.resources {
+		key := kl.add(s.keys.resource(r.typ, r.id))
+		all := kl.add(s.keys.all(r.typ))
+		first := 0
+		for i, t := range r.terms {
+			// Entries are listed as full keys; each gets a position of its
+			// own, in order, so the script can rebuild 'x' from KEYS.
+			kl.keys = append(kl.keys, t)
+			if i == 0 {
+				first = len(kl.keys)
+			}
+		}
+		args = append(args, key, r.id, r.version, all, first, len(r.terms))
+	}
+	args = append(args, len(rm.sets))
+	for _, c := range rm.sets {
+		args = append(args, kl.add(c.key), c.card)
+	}
+	args = append(args, len(rm.uniques))
+	for _, u := range rm.uniques {
+		args = append(args, kl.add(u))
+	}
+	args = append(args, len(rm.fields))
+	for _, f := range rm.fields {
+		args = append(args, kl.add(f[0]), f[1])
+	}
+	s.raced()
+	res, err := removeScript.Run(ctx, s.rdb, kl.keys, args...).StringSlice()
+	if err != nil {
+		return classify(err)
+	}
+	if len(res) == 0 || res[0] != "ok" {
+		return ErrRemovalChanged
+	}
+	return nil
+}
+
+// MemoryUsage sums Redis's MEMORY USAGE of the keys (an estimate: index
+// entries in shared sets are not counted).
+func (s *Store) MemoryUsage(ctx context.Context, keys []string) (int64, error) {
+	cmds := make([]*redis.IntCmd, len(keys))
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.MemoryUsage(ctx, k)
+		}
+		return nil
+	}); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, classify(err)
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
+	}
+	return n, nil
+}
+
+// MaxQueueScan bounds how many entries of each queue QueuedTasks reads.
+const MaxQueueScan = 100_000
+
+// ErrQueuesTooLong: a queue holds more than MaxQueueScan jobs, so which
+// Tasks it names is not known, and nothing should be removed for now.
+var ErrQueuesTooLong = errors.New("redisstore: a job queue is longer than retention reads; nothing removed this round")
+
+// QueuedTasks returns the ids of the Tasks any job still waiting names: in
+// the delivery, notify and subscription streams (a finished job is deleted
+// from its stream, so what a stream holds is unread or pending), their
+// delayed sets, and the dead letters. All are read in one MULTI, so a job
+// moving between a stream and its delayed set is seen in one of them.
+// Cost: O(jobs waiting), at most MaxQueueScan per queue, once per batch.
+func (s *Store) QueuedTasks(ctx context.Context) (map[string]bool, error) {
+	names := []string{gateway.QueueDelivery, gateway.QueueNotify, gateway.QueueSubscription}
+	var streams []*redis.XMessageSliceCmd
+	var delayed []*redis.StringSliceCmd
+	if _, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for _, n := range append(names, gateway.QueueDeadLetter) {
+			streams = append(streams, p.XRangeN(ctx, s.keys.queue(n), "-", "+", MaxQueueScan+1))
+		}
+		for _, n := range names {
+			delayed = append(delayed, p.ZRange(ctx, s.keys.delayed(n), 0, MaxQueueScan))
+		}
+		return nil
+	}); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, classify(err)
+	}
+	out := map[string]bool{}
+	for _, c := range streams {
+		if len(c.Val()) > MaxQueueScan {
+			return nil, ErrQueuesTooLong
+		}
+		for _, m := range c.Val() {
+			if t, ok := m.Values["task"].(string); ok {
+				out[strings.TrimPrefix(t, gateway.TypeTask+"/")] = true
+			}
+		}
+	}
+	for _, c := range delayed {
+		if len(c.Val()) > MaxQueueScan {
+			return nil, ErrQueuesTooLong
+		}
+		for _, m := range c.Val() {
+			var f map[string]any
+			if json.Unmarshal([]byte(m), &f) == nil {
+				if t, ok := f["task"].(string); ok {
+					out[strings.TrimPrefix(t, gateway.TypeTask+"/")] = true
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// TrimAuditBefore removes the audit records older than before (XTRIM
+// MINID, approximate: whole stream nodes only, so a few records just older
+// may stay until the next run).
+func (s *Store) TrimAuditBefore(ctx context.Context, before time.Time) (int64, error) {
+	n, err := s.rdb.XTrimMinIDApprox(ctx, s.keys.audit(), strconv.FormatInt(before.UnixMilli(), 10), 0).Result()
+	return n, classify(err)
+}
