@@ -1,0 +1,223 @@
+// Package retention removes referrals whose loop closed long ago, and
+// trims the audit trail by age (retention: in the configuration).
+//
+// A referral is removed when its Task is in a final status, its last
+// change is older than the period, no job of the delivery, notify or
+// subscription queues (nor a dead letter) still names its Task, and its
+// ServiceRequest carries no legal hold (HoldSystem|HoldCode in meta.tag).
+// Each is removed whole in one step of the store, which refuses if the
+// referral changed since it was read: it is then looked at again next run.
+package retention
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/redisstore"
+)
+
+// The legal hold: a ServiceRequest tagged with it (meta.tag, this system
+// and code) is never removed, whatever its age.
+const (
+	HoldSystem = "https://signpost.health/fhir/CodeSystem/hold"
+	HoldCode   = "legal-hold"
+)
+
+// BatchSize is how many candidates one batch looks at.
+const BatchSize = 100
+
+// Policy is the configured retention.
+type Policy struct {
+	ClosedAfter time.Duration // 0: referrals are kept for ever
+	AuditAfter  time.Duration // 0: the audit trail is trimmed by count only
+}
+
+// Report is what a run did (or, dry, would do).
+type Report struct {
+	Removed      int   // referrals removed (dry: that would be)
+	Bytes        int64 // Redis memory their keys held (MEMORY USAGE; an estimate)
+	Held         int   // kept for a legal hold
+	Queued       int   // kept: a job still names the Task
+	Changed      int   // changed while being removed: looked at again next run
+	TooLarge     int   // more than one removal takes
+	AuditTrimmed int64
+}
+
+// Runner applies the policy to one store.
+type Runner struct {
+	Store  *redisstore.Store
+	Policy Policy
+	Now    func() time.Time
+	// Pause is waited between batches, so intake is not disturbed.
+	Pause time.Duration
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// terminal are the final statuses of a referral Task.
+var terminal = []gateway.TaskStatus{gateway.TaskCompleted, gateway.TaskRejected, gateway.TaskCancelled,
+	gateway.TaskFailed, gateway.TaskEnteredInError}
+
+// Run removes (dry: counts) every referral the policy allows to go, in
+// batches of BatchSize, and trims the audit trail.
+func (r *Runner) Run(ctx context.Context, dry bool) (Report, error) {
+	var rep Report
+	if r.Policy.AuditAfter > 0 && !dry {
+		n, err := r.Store.TrimAuditBefore(ctx, r.now().Add(-r.Policy.AuditAfter))
+		if err != nil {
+			return rep, err
+		}
+		rep.AuditTrimmed = n
+	}
+	if r.Policy.ClosedAfter <= 0 {
+		return rep, nil
+	}
+	until := r.now().Add(-r.Policy.ClosedAfter)
+	for _, st := range terminal {
+		if !st.Terminal() {
+			continue
+		}
+		offset := 0 // a dry run, and the kept, move the page on
+		for {
+			ids, _, err := r.Store.Search(ctx, &gateway.StoreQuery{Type: gateway.TypeTask,
+				Groups: [][]string{{gateway.StatusTerm(string(st))}}, Until: until, Offset: offset, Count: BatchSize})
+			if err != nil {
+				return rep, err
+			}
+			if len(ids) == 0 {
+				break
+			}
+			kept, err := r.batch(ctx, ids, until, dry, &rep)
+			if err != nil {
+				return rep, err
+			}
+			offset += kept
+			if len(ids) < BatchSize {
+				break
+			}
+			if r.Pause > 0 {
+				select {
+				case <-ctx.Done():
+					return rep, ctx.Err()
+				case <-time.After(r.Pause):
+				}
+			}
+		}
+	}
+	return rep, nil
+}
+
+// batch handles one page of candidates; it returns how many stay (so the
+// next page starts after them).
+func (r *Runner) batch(ctx context.Context, ids []string, until time.Time, dry bool, rep *Report) (int, error) {
+	queued, err := r.Store.QueuedTasks(ctx)
+	if errors.Is(err, redisstore.ErrQueuesTooLong) {
+		return len(ids), nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	kept := 0
+	for _, id := range ids {
+		if queued[id] {
+			rep.Queued++
+			kept++
+			continue
+		}
+		rm, err := r.Store.ReadRemoval(ctx, id)
+		if errors.Is(err, gateway.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return kept, err
+		}
+		switch {
+		case !gateway.TaskStatus(status(rm.Task.Body)).Terminal() || !rm.Task.LastUpdated.Before(until):
+			rep.Changed++ // changed since the search
+			kept++
+			continue
+		case rm.ServiceRequest != nil && Held(rm.ServiceRequest.Body):
+			rep.Held++
+			kept++
+			continue
+		case rm.TooLarge:
+			rep.TooLarge++
+			kept++
+			continue
+		}
+		if dry {
+			n, err := r.Store.MemoryUsage(ctx, rm.Keys(r.Store))
+			if err != nil {
+				return kept, err
+			}
+			rep.Removed++
+			rep.Bytes += n
+			kept++
+			continue
+		}
+		n, _ := r.Store.MemoryUsage(ctx, rm.Keys(r.Store))
+		switch err := r.Store.RemoveReferral(ctx, rm); {
+		case errors.Is(err, redisstore.ErrRemovalChanged):
+			rep.Changed++
+			kept++
+		case err != nil:
+			return kept, err
+		default:
+			rep.Removed++
+			rep.Bytes += n
+		}
+	}
+	return kept, nil
+}
+
+func status(body []byte) string {
+	var t struct {
+		Status string `json:"status"`
+	}
+	_ = json.Unmarshal(body, &t)
+	return t.Status
+}
+
+// Held reports whether a ServiceRequest carries the legal hold.
+func Held(body []byte) bool {
+	var sr struct {
+		Meta struct {
+			Tag []struct {
+				System string `json:"system"`
+				Code   string `json:"code"`
+			} `json:"tag"`
+		} `json:"meta"`
+	}
+	_ = json.Unmarshal(body, &sr)
+	for _, t := range sr.Meta.Tag {
+		if t.System == HoldSystem && t.Code == HoldCode {
+			return true
+		}
+	}
+	return false
+}
+
+// Loop runs the policy every interval until ctx ends, logging through report.
+func (r *Runner) Loop(ctx context.Context, every time.Duration, report func(Report, error)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			rep, err := r.Run(ctx, false)
+			if report != nil {
+				report(rep, err)
+			}
+		}
+	}
+}
