@@ -1,0 +1,216 @@
+package retention_test
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/redisstore"
+	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
+	"github.com/signpost-health/signpost/gateway/retention"
+)
+
+var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+const period = 180 * 24 * time.Hour
+
+// referral stores a synthetic referral the way intake shapes it: a
+// ServiceRequest, its Task (created, then moved to status at changed), a
+// Provenance per Task version, a supporting Condition, and its unique keys.
+func referral(t *testing.T, s *redisstore.Store, n, status string, changed time.Time, hold bool, job bool) {
+	t.Helper()
+	ctx := context.Background()
+	sr, task, prov, cond := "sr-"+n, "task-"+n, "prov-"+n, "cond-"+n
+	made := changed.Add(-24 * time.Hour)
+	tag := ""
+	if hold {
+		tag = `"meta":{"tag":[{"system":"` + retention.HoldSystem + `","code":"` + retention.HoldCode + `"}]},`
+	}
+	srBody := `{"resourceType":"ServiceRequest","id":"` + sr + `",` + tag + `"identifier":[{"system":"https://example-gp.nhs.uk/referral-id","value":"REF-` + n + `"}],"status":"active"}`
+	taskBody := func(st string) []byte {
+		return []byte(`{"resourceType":"Task","id":"` + task + `","status":"` + st + `","focus":{"reference":"ServiceRequest/` + sr + `"}}`)
+	}
+	c := &gateway.Commit{
+		Unique: []gateway.UniqueKey{
+			{Key: gateway.ReferralKey(gateway.Caller{ClientID: "practice-a"}, gateway.Identifier{System: "https://example-gp.nhs.uk/referral-id", Value: "REF-" + n}), Value: "ServiceRequest/" + sr},
+			{Key: gateway.ReferralTaskKey(sr), Value: "Task/" + task},
+			{Key: gateway.MessageOriginKey(sr), Value: "msg-" + n},
+			{Key: gateway.MessageKey(gateway.Caller{ClientID: "practice-a"}, "msg-"+n), Value: "ServiceRequest/" + sr},
+			{Key: gateway.SupportingKey("Condition/" + cond), Value: "ServiceRequest/" + sr},
+		},
+		Writes: []gateway.Write{
+			{Resource: &gateway.Resource{Type: gateway.TypeServiceRequest, ID: sr, Owner: "practice-a", Version: 1, LastUpdated: made, Body: []byte(srBody)},
+				Terms: []string{"status=active", "identifier=https://example-gp.nhs.uk/referral-id|REF-" + n, gateway.ClientTerm("practice-a")}},
+			{Resource: &gateway.Resource{Type: gateway.TypeTask, ID: task, Owner: "practice-a", Version: 1, LastUpdated: made, Body: taskBody("requested")},
+				Terms: []string{gateway.StatusTerm("requested"), gateway.FocusTerm("ServiceRequest/" + sr), gateway.ClientTerm("practice-a")}},
+			{Resource: &gateway.Resource{Type: gateway.TypeProvenance, ID: prov + "-1", Owner: "practice-a", Version: 1, LastUpdated: made, Body: []byte(`{}`)},
+				Terms: []string{gateway.TargetTerm("Task/" + task), gateway.ClientTerm("practice-a")}},
+			{Resource: &gateway.Resource{Type: "Condition", ID: cond, Owner: "practice-a", Version: 1, LastUpdated: made, Body: []byte(`{}`)},
+				Terms: []string{gateway.ReferralTerm("ServiceRequest/" + sr)}},
+		},
+	}
+	if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
+		t.Fatalf("referral %s: %v %+v", n, err, res)
+	}
+	c = &gateway.Commit{Writes: []gateway.Write{
+		{Resource: &gateway.Resource{Type: gateway.TypeTask, ID: task, Owner: "practice-a", Version: 2, LastUpdated: changed, Body: taskBody(status)}, Expect: 1,
+			Terms: []string{gateway.StatusTerm(status), gateway.FocusTerm("ServiceRequest/" + sr), gateway.ClientTerm("practice-a")}},
+		{Resource: &gateway.Resource{Type: gateway.TypeProvenance, ID: prov + "-2", Owner: "practice-a", Version: 1, LastUpdated: changed, Body: []byte(`{}`)},
+			Terms: []string{gateway.TargetTerm("Task/" + task), gateway.ClientTerm("practice-a")}},
+	}}
+	if job {
+		c.Jobs = []gateway.Job{{Queue: gateway.QueueNotify, Fields: []string{"event", "changed", "task", task}}}
+	}
+	if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
+		t.Fatalf("referral %s change: %v %+v", n, err, res)
+	}
+}
+
+// scan lists the namespace's keys, and for each sorted set and hash its members.
+func scan(t *testing.T, rdb redis.UniversalClient) []string {
+	t.Helper()
+	ctx := context.Background()
+	var out []string
+	keys, err := rdb.Keys(ctx, "{test}*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		switch rdb.Type(ctx, k).Val() {
+		case "zset":
+			for _, m := range rdb.ZRange(ctx, k, 0, -1).Val() {
+				out = append(out, k+" "+m)
+			}
+		case "hash":
+			if strings.Contains(k, ":r:") {
+				out = append(out, k)
+				continue
+			}
+			for _, f := range rdb.HKeys(ctx, k).Val() {
+				out = append(out, k+" "+f)
+			}
+		default:
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestRetentionRemovesOnlyWhatThePolicyAllows(t *testing.T) {
+	r := redistest.Start(t)
+	s := redisstore.New(r.Client(), "test")
+	ctx := context.Background()
+	old := now.Add(-period - time.Hour)
+	referral(t, s, "keep-open", "in-progress", old, false, false)
+	referral(t, s, "keep-recent", "completed", now.Add(-time.Hour), false, false)
+	referral(t, s, "keep-held", "completed", old, true, false)
+	referral(t, s, "keep-queued", "cancelled", old, false, true)
+	before := scan(t, r.Client())
+	referral(t, s, "go", "completed", old, false, false)
+	withGoing := scan(t, r.Client())
+
+	run := &retention.Runner{Store: s, Policy: retention.Policy{ClosedAfter: period}, Now: func() time.Time { return now }}
+	dry, err := run.Run(ctx, true)
+	if err != nil || dry.Removed != 1 || dry.Bytes <= 0 {
+		t.Fatalf("dry run: %+v %v", dry, err)
+	}
+	if got := scan(t, r.Client()); !slices.Equal(got, withGoing) {
+		t.Fatalf("a dry run changed Redis")
+	}
+	rep, err := run.Run(ctx, false)
+	if err != nil || rep.Removed != 1 || rep.Held != 1 || rep.Queued != 1 {
+		t.Fatalf("run: %+v %v", rep, err)
+	}
+	after := scan(t, r.Client())
+	// Every key and entry the removed referral added is gone, except the
+	// term keys of its own terms that no other referral shares (empty
+	// sorted sets vanish with their last member) — so the state is the one
+	// before it was made, but for the registry of token systems.
+	if !slices.Equal(after, before) {
+		t.Errorf("left behind or lost:\n only after:  %v\n only before: %v", diff(after, before), diff(before, after))
+	}
+	for _, id := range []string{"keep-open", "keep-recent", "keep-held", "keep-queued"} {
+		if _, err := s.Read(ctx, gateway.TypeTask, "task-"+id); err != nil {
+			t.Errorf("%s: %v", id, err)
+		}
+	}
+	if again, err := run.Run(ctx, false); err != nil || again.Removed != 0 {
+		t.Errorf("second run: %+v %v", again, err)
+	}
+}
+
+func diff(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// A referral changed between the read and the removal is not removed.
+func TestRemovalRefusesAChangedReferral(t *testing.T) {
+	r := redistest.Start(t)
+	s := redisstore.New(r.Client(), "test")
+	ctx := context.Background()
+	referral(t, s, "1", "completed", now.Add(-period-time.Hour), false, false)
+	rm, err := s.ReadRemoval(ctx, "task-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another process adds a Provenance for it (a late change).
+	if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{{Resource: &gateway.Resource{Type: gateway.TypeProvenance, ID: "late",
+		Version: 1, LastUpdated: now, Body: []byte(`{}`)}, Terms: []string{gateway.TargetTerm("Task/task-1")}}}}); err != nil || !res.OK() {
+		t.Fatal(err)
+	}
+	if err := s.RemoveReferral(ctx, rm); err != redisstore.ErrRemovalChanged {
+		t.Fatalf("removal after a change: %v", err)
+	}
+	if _, err := s.Read(ctx, gateway.TypeTask, "task-1"); err != nil {
+		t.Errorf("the Task is gone: %v", err)
+	}
+	// A new Task version likewise.
+	rm, _ = s.ReadRemoval(ctx, "task-1")
+	if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{{Resource: &gateway.Resource{Type: gateway.TypeTask, ID: "task-1", Owner: "practice-a",
+		Version: 3, LastUpdated: now, Body: []byte(`{"status":"entered-in-error"}`)}, Expect: 2, Terms: []string{gateway.StatusTerm("entered-in-error")}}}}); err != nil || !res.OK() {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if err := s.RemoveReferral(ctx, rm); err != redisstore.ErrRemovalChanged {
+		t.Fatalf("removal after a new version: %v", err)
+	}
+}
+
+// The audit stream is trimmed by age when audit_after is set.
+func TestAuditTrimmedByAge(t *testing.T) {
+	r := redistest.Start(t)
+	s := redisstore.New(r.Client(), "test")
+	ctx := context.Background()
+	key := "{test}:audit"
+	oldMs := now.Add(-9 * 365 * 24 * time.Hour).UnixMilli()
+	for i := range 300 {
+		r.Client().XAdd(ctx, &redis.XAddArgs{Stream: key, ID: strconv.FormatInt(oldMs, 10) + "-" + strconv.Itoa(i+1), Values: []string{"a", "old"}})
+	}
+	for i := range 5 {
+		r.Client().XAdd(ctx, &redis.XAddArgs{Stream: key, ID: strconv.FormatInt(now.UnixMilli(), 10) + "-" + strconv.Itoa(i+1), Values: []string{"a", "new"}})
+	}
+	run := &retention.Runner{Store: s, Policy: retention.Policy{AuditAfter: 8 * 365 * 24 * time.Hour}, Now: func() time.Time { return now }}
+	rep, err := run.Run(ctx, false)
+	if err != nil || rep.AuditTrimmed < 200 {
+		t.Fatalf("%+v %v", rep, err)
+	}
+	if n := r.Client().XLen(ctx, key).Val(); n > 105 || n < 5 {
+		t.Errorf("%d records left", n)
+	}
+	last := r.Client().XRevRangeN(ctx, key, "+", "-", 5).Val()
+	if len(last) != 5 || last[4].Values["a"] != "new" {
+		t.Errorf("recent records lost: %v", last)
+	}
+}
