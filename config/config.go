@@ -112,6 +112,16 @@ type Audit struct {
 	MaxEntries int64
 }
 
+// Retention configures removing what is no longer needed (retention:).
+// 0 keeps for ever, the default.
+type Retention struct {
+	// ClosedAfter: a referral whose Task is final and whose last change
+	// is older than this is removed (at least a day).
+	ClosedAfter time.Duration
+	// AuditAfter: audit records older than this are trimmed (at least a year).
+	AuditAfter time.Duration
+}
+
 // Export configures the Bulk Data export ($export).
 type Export struct {
 	// Dir is where the NDJSON files are written, one directory per export;
@@ -200,6 +210,8 @@ type Config struct {
 	Audit                        Audit
 	// Export is where the Bulk Data export writes its files, and for how long.
 	Export Export
+	// Retention is how long closed referrals and audit records are kept.
+	Retention Retention
 	// MetricsListen is the host:port serving /metrics, apart from the API
 	// so that the public listener never shows it; "" serves none.
 	MetricsListen string

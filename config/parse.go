@@ -37,6 +37,7 @@ type fileConfig struct {
 	RateLimit         *fileRateLimit     `yaml:"rate_limit"`
 	Audit             fileAudit          `yaml:"audit"`
 	Export            fileExport         `yaml:"export"`
+	Retention         fileRetention      `yaml:"retention"`
 	MetricsListen     string             `yaml:"metrics_listen"`
 	DeliveryTimeout   string             `yaml:"delivery_timeout"`
 	DeliveryRetry     []string           `yaml:"delivery_retry"`
@@ -61,6 +62,35 @@ type fileAddressRate struct {
 
 type fileAudit struct {
 	MaxEntries int64 `yaml:"max_entries"`
+}
+
+type fileRetention struct {
+	ClosedAfter string `yaml:"closed_after"`
+	AuditAfter  string `yaml:"audit_after"`
+}
+
+// ParseRetentionDuration reads a period: a Go duration ("36h"), or a
+// whole number of days or years ("180d", "8y"; a year is 365 days); ""
+// is 0.
+func ParseRetentionDuration(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, nil
+	}
+	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "y": 365 * 24 * time.Hour} {
+		if n, ok := strings.CutSuffix(v, suffix); ok {
+			i, err := strconv.Atoi(n)
+			if err != nil || i < 0 {
+				return 0, fmt.Errorf("%q is not a whole number of %s", v, map[string]string{"d": "days", "y": "years"}[suffix])
+			}
+			return time.Duration(i) * unit, nil
+		}
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a period; write such as \"180d\", \"8y\" or \"36h\"", v)
+	}
+	return d, nil
 }
 
 type fileExport struct {
@@ -475,6 +505,16 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 		cfg.Export.Keep = d
 	} else {
 		problem("export.keep", fmt.Sprintf("%q is not a duration; write a number and a unit, such as \"24h\" (there is no day unit)", fc.Export.Keep))
+	}
+	if d, err := ParseRetentionDuration(fc.Retention.ClosedAfter); err == nil {
+		cfg.Retention.ClosedAfter = d
+	} else {
+		problem("retention.closed_after", err.Error())
+	}
+	if d, err := ParseRetentionDuration(fc.Retention.AuditAfter); err == nil {
+		cfg.Retention.AuditAfter = d
+	} else {
+		problem("retention.audit_after", err.Error())
 	}
 	cfg.MetricsListen = fc.MetricsListen
 

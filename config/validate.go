@@ -183,6 +183,12 @@ func (c Config) Validate(isCategory func(string) bool) error {
 	if n := c.Audit.MaxEntries; n < MinAuditEntries || n > MaxAuditEntries {
 		v.add("audit.max_entries", "%d is outside %d..%d: the audit stream must be bounded, or a full Redis stops every referral", n, MinAuditEntries, MaxAuditEntries)
 	}
+	if d := c.Retention.ClosedAfter; d != 0 && d < 24*time.Hour {
+		v.add("retention.closed_after", "%s is under a day: write 0 (keep for ever) or a period of at least 1d", d)
+	}
+	if d := c.Retention.AuditAfter; d != 0 && d < 365*24*time.Hour {
+		v.add("retention.audit_after", "%s is under a year: write 0 (trim by count only) or a period of at least 1y", d)
+	}
 	if k := c.Export.Keep; !v.decoded["export.keep"] && (k < MinExportKeep || k > MaxExportKeep) {
 		v.add("export.keep", "%s is outside 1m..720h (30 days): finished exports are copies of patient data, kept only long enough to download", k)
 	}
