@@ -39,6 +39,7 @@ Usage:
   signpost dlq replay ID...|-all       send dead letters again (and re-enable a 410 endpoint)
   signpost mappings check FILE         validate a referral code table and summarise it
   signpost audit tail [-n N] [-f]      print the latest AuditEvents (one JSON a line)
+  signpost retention [-dry-run]        remove (or count) closed referrals past retention.closed_after
   signpost users add PROVIDER_ID EMAIL a provider staff account (password on standard input)
   signpost users password EMAIL        a new password (on standard input); signs the account out
   signpost users disable EMAIL         stop an account signing in
@@ -89,6 +90,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return runWorker(ctx, args[1:], getenv, stdout, stderr)
 	case "dlq":
 		return runDLQ(ctx, args[1:], getenv, stdout, stderr)
+	case "retention":
+		return runRetention(ctx, args[1:], getenv, stdout, stderr)
 	case "audit":
 		return runAudit(ctx, args[1:], getenv, stdout, stderr)
 	case "users":

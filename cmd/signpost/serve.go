@@ -132,6 +132,7 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 	defer stopTrimming()
 	go keepAuditTrimmed(trimCtx, store, log)
 	go watchRedisMemory(trimCtx, store.Memory, log, memoryEvery)
+	go keepRetention(trimCtx, store, cfg.Retention, log)
 
 	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
 	workerDone := make(chan error, 1)

@@ -179,6 +179,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	fmt.Fprintf(stdout, "Signpost %s worker delivering for %d providers\n", buildVersion(), len(a.cfg.Providers))
 	go watchRedisMemory(ctx, a.store.Memory, a.log, memoryEvery)
+	go keepRetention(ctx, a.store, a.cfg.Retention, a.log)
 	return runWorkers(ctx, workers)
 }
 
