@@ -56,6 +56,9 @@ type Job struct {
 	Request string    `json:"request"`
 	Types   []string  `json:"types"`
 	Since   time.Time `json:"since,omitzero"`
+	// Deidentified: every resource was de-identified as it was written
+	// (the key is never part of the job).
+	Deidentified bool `json:"deidentified,omitempty"`
 	// TransactionTime is when the export's snapshot was taken: resources
 	// changed after it are left out (or exported as they are now, if they
 	// already were in the snapshot).
@@ -101,7 +104,11 @@ type Options struct {
 	// PageSize is how many resources are read from the store at once: the
 	// bound on what a running export holds in memory (default 200).
 	PageSize int
-	Logger   *slog.Logger
+	// PseudonymKey is the deployment's key for the de-identified export
+	// (see ParsePseudonymKey); nil refuses de-identified exports. It is
+	// never logged, stored with a job or written to a file.
+	PseudonymKey []byte
+	Logger       *slog.Logger
 }
 
 // DefaultKeep is how long a finished export stays when Options.Keep is 0.
@@ -160,6 +167,8 @@ type Request struct {
 	// Types are the resource types asked for (nil: every one of Types()).
 	Types []string
 	Since time.Time
+	// Deidentify asks for the de-identified variant (_deidentify=true).
+	Deidentify bool
 }
 
 // CheckTypes parses a _type value: a comma-separated list of types
@@ -195,13 +204,17 @@ func (s *Service) Start(ctx context.Context, caller gateway.Caller, req Request)
 		return "", gateway.NewError(gateway.KindForbidden, fhir.IssueForbidden, "",
 			"a system-level export holds every client's referrals: only an operator may start one")
 	}
+	if req.Deidentify && len(s.o.PseudonymKey) == 0 {
+		return "", gateway.NewError(gateway.KindUnprocessable, fhir.IssueNotSupported, "_deidentify",
+			"this deployment has no pseudonym key, so it cannot de-identify an export: its operator sets the key in the environment variable export.pseudonym_key_env names (SIGNPOST_PSEUDONYM_KEY unless changed), e.g. to the output of `openssl rand -base64 32`")
+	}
 	s.sweep(ctx)
 	types := req.Types
 	if len(types) == 0 {
 		types = Types()
 	}
 	now := s.core.Now().UTC()
-	j := &Job{ID: randomName(16), Client: caller.ClientID, Request: req.URL, Types: types, Since: req.Since,
+	j := &Job{ID: randomName(16), Client: caller.ClientID, Request: req.URL, Types: types, Since: req.Since, Deidentified: req.Deidentify,
 		TransactionTime: now.Truncate(time.Millisecond), Status: StatusRunning, Heartbeat: now}
 	dir := s.jobDir(j.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -436,6 +449,13 @@ func (s *Service) write(ctx context.Context, j *Job) error {
 func (s *Service) writeType(ctx context.Context, j *Job, typ string, w *bufio.Writer, count *int, beat func() error) error {
 	ks := &gateway.Keyset{Snapshot: j.TransactionTime}
 	var line bytes.Buffer
+	var deid *deidentifier
+	if j.Deidentified {
+		if len(s.o.PseudonymKey) == 0 {
+			return errors.New("a de-identified export, and no pseudonym key")
+		}
+		deid = &deidentifier{key: s.o.PseudonymKey}
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -460,7 +480,12 @@ func (s *Service) writeType(ctx context.Context, j *Job, typ string, w *bufio.Wr
 			// One resource a line: a body stored with line breaks (as a
 			// client may send it) is compacted, which changes no value.
 			body := r.Body
-			if bytes.ContainsAny(body, "\r\n") {
+			if deid != nil {
+				// Re-encoded compactly: no line break survives.
+				if body, err = deid.resource(body); err != nil {
+					return fmt.Errorf("de-identifying %s/%s: %w", typ, r.ID, err)
+				}
+			} else if bytes.ContainsAny(body, "\r\n") {
 				line.Reset()
 				if err := json.Compact(&line, body); err != nil {
 					return err

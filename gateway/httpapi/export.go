@@ -24,6 +24,10 @@ const (
 	exportFileRoute   = "/fhir/$export-file/:job/:file"
 )
 
+// deidentifiedExtension is the manifest extension saying an export was
+// de-identified (its files hold pseudonyms, not NHS numbers).
+const deidentifiedExtension = "https://signpost.health/fhir/StructureDefinition/deidentified"
+
 // exportRetryAfter is how long a client polling a running export is asked
 // to wait between requests, in seconds.
 const exportRetryAfter = "5"
@@ -66,8 +70,16 @@ func (a *API) exportKickoff(c *gin.Context) {
 				p.Add(fhir.IssueValue, "_since", "_since is a FHIR instant, such as 2026-01-31T09:00:00Z (date, time to the second and a time zone), given once")
 			}
 			req.Since = t
+		case "_deidentify":
+			switch {
+			case len(values) == 1 && values[0] == "true":
+				req.Deidentify = true
+			case len(values) == 1 && values[0] == "false":
+			default:
+				p.Add(fhir.IssueValue, "_deidentify", "_deidentify is true or false, given once")
+			}
 		default:
-			p.Add(fhir.IssueNotSupported, name, "%s is not supported by Signpost's export; it takes _type, _since and _outputFormat", name)
+			p.Add(fhir.IssueNotSupported, name, "%s is not supported by Signpost's export; it takes _type, _since, _outputFormat and _deidentify", name)
 		}
 	}
 	if err := p.Err(gateway.KindInvalid); err != nil {
@@ -139,7 +151,13 @@ func (a *API) exportStatus(c *gin.Context) {
 			RequiresAccessToken bool     `json:"requiresAccessToken"`
 			Output              []output `json:"output"`
 			Error               []output `json:"error"`
+			// Extension says a de-identified export is one (the Bulk
+			// Data manifest's extension object).
+			Extension map[string]any `json:"extension,omitempty"`
 		}{TransactionTime: gateway.Instant(j.TransactionTime), Request: j.Request, RequiresAccessToken: true, Output: []output{}, Error: []output{}}
+		if j.Deidentified {
+			m.Extension = map[string]any{deidentifiedExtension: true}
+		}
 		for _, o := range j.Output {
 			m.Output = append(m.Output, output{Type: o.Type, URL: a.fhirBase + "/$export-file/" + j.ID + "/" + o.File, Count: o.Count})
 		}
