@@ -132,7 +132,15 @@ type Export struct {
 	Dir string
 	// Keep is how long a finished export and its files stay.
 	Keep time.Duration
+	// PseudonymKeyEnv names the environment variable holding the key of
+	// the de-identified export's pseudonyms (the key itself is never in
+	// the file). Unset or empty variable: de-identified exports are refused.
+	PseudonymKeyEnv string
 }
+
+// DefaultPseudonymKeyEnv is the variable export.pseudonym_key_env names
+// unless set.
+const DefaultPseudonymKeyEnv = "SIGNPOST_PSEUDONYM_KEY"
 
 // Bounds of export.keep: less than a minute gives a client no time to
 // download; more than 30 days keeps copies of patient data long after any
@@ -397,7 +405,7 @@ func Default() Config {
 		MaxBodyBytes:     DefaultBodyLimit,
 		RateLimit:        RateLimit{PerSecond: 50, Burst: 100, PerAddress: AddressRate{PerSecond: 5, Burst: 50}},
 		Audit:            Audit{MaxEntries: DefaultAuditEntries},
-		Export:           Export{Keep: DefaultExportKeep},
+		Export:           Export{Keep: DefaultExportKeep, PseudonymKeyEnv: DefaultPseudonymKeyEnv},
 		DeliveryTimeout:  10 * time.Second,
 		DeliveryRetry:    DefaultDeliveryRetry(),
 

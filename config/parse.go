@@ -94,8 +94,9 @@ func ParseRetentionDuration(v string) (time.Duration, error) {
 }
 
 type fileExport struct {
-	Dir  string `yaml:"dir"`
-	Keep string `yaml:"keep"`
+	Dir             string `yaml:"dir"`
+	Keep            string `yaml:"keep"`
+	PseudonymKeyEnv string `yaml:"pseudonym_key_env"`
 }
 
 type fileAuth struct {
@@ -439,7 +440,7 @@ func fileFrom(c Config) fileConfig {
 		RateLimit: &fileRateLimit{PerSecond: c.RateLimit.PerSecond, Burst: c.RateLimit.Burst,
 			PerAddress: &fileAddressRate{PerSecond: c.RateLimit.PerAddress.PerSecond, Burst: c.RateLimit.PerAddress.Burst}},
 		Audit:           fileAudit{MaxEntries: c.Audit.MaxEntries},
-		Export:          fileExport{Dir: c.Export.Dir, Keep: c.Export.Keep.String()},
+		Export:          fileExport{Dir: c.Export.Dir, Keep: c.Export.Keep.String(), PseudonymKeyEnv: c.Export.PseudonymKeyEnv},
 		MetricsListen:   c.MetricsListen,
 		DeliveryTimeout: c.DeliveryTimeout.String(),
 		SubsPerClient:   &c.SubscriptionsPerClient,
@@ -497,7 +498,7 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 		}
 	}
 	cfg.Audit = Audit{MaxEntries: fc.Audit.MaxEntries}
-	cfg.Export = Export{Dir: fc.Export.Dir}
+	cfg.Export = Export{Dir: fc.Export.Dir, PseudonymKeyEnv: strings.TrimSpace(fc.Export.PseudonymKeyEnv)}
 	if cfg.Export.Dir != "" && !filepath.IsAbs(cfg.Export.Dir) && cfg.Path != "" {
 		cfg.Export.Dir = filepath.Join(filepath.Dir(cfg.Path), cfg.Export.Dir)
 	}

@@ -192,6 +192,9 @@ func (c Config) Validate(isCategory func(string) bool) error {
 	if k := c.Export.Keep; !v.decoded["export.keep"] && (k < MinExportKeep || k > MaxExportKeep) {
 		v.add("export.keep", "%s is outside 1m..720h (30 days): finished exports are copies of patient data, kept only long enough to download", k)
 	}
+	if !reEnvName.MatchString(c.Export.PseudonymKeyEnv) {
+		v.add("export.pseudonym_key_env", "%q is not an environment variable's name (letters, digits and _, not starting with a digit), such as %s", c.Export.PseudonymKeyEnv, DefaultPseudonymKeyEnv)
+	}
 	if strings.ContainsRune(c.Export.Dir, 0) {
 		v.add("export.dir", "is not a usable path")
 	}

@@ -217,6 +217,11 @@ func start(ctx context.Context, configPath string, getenv func(string) string, s
 	if err != nil {
 		return nil, err
 	}
+	// A key set but too short stops start (the message never holds it);
+	// no key only refuses de-identified exports.
+	if _, err := export.ParsePseudonymKey(getenv(cfg.Export.PseudonymKeyEnv)); err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.Export.PseudonymKeyEnv, err)
+	}
 	stopTracing, err := telemetry.StartTracing(ctx, getenv, "signpost", buildVersion())
 	if err != nil {
 		return nil, err
@@ -261,7 +266,8 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, log *
 		UnderstoodModifiers: cfg.UnderstoodModifierExtensions,
 		MaxSubscriptions:    cfg.SubscriptionsPerClient,
 	})
-	uc.Export = export.New(uc.Core, export.Options{Jobs: store, Dir: cfg.Export.Dir, Keep: cfg.Export.Keep, Logger: log})
+	pseudonymKey, _ := export.ParsePseudonymKey(getenv(cfg.Export.PseudonymKeyEnv)) // start checked it
+	uc.Export = export.New(uc.Core, export.Options{Jobs: store, Dir: cfg.Export.Dir, Keep: cfg.Export.Keep, PseudonymKey: pseudonymKey, Logger: log})
 	metrics, err := telemetry.New(getenv)
 	if err != nil {
 		log.Error("metrics unavailable", "error", err) // Signpost runs on without them
