@@ -139,6 +139,7 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 		// A resource, or a contained one: its own rules.
 		typ, root = rt, true
 	}
+	before := len(o)
 	for name, v := range o {
 		act, ok := rule(typ, root, name)
 		if ok {
@@ -175,7 +176,16 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 		o[name] = d.value(v, typ, name)
 	}
 	prune(o)
+	if before > 0 && len(o) == 0 {
+		// Everything in it was removed (a CodeableConcept of text only, a
+		// Reference by display only): it says so, and an element R4
+		// requires is still there.
+		o["extension"] = []any{map[string]any{"url": dataAbsentReason, "valueCode": "masked"}}
+	}
 }
+
+// dataAbsentReason is the R4 extension saying why an element has no value.
+const dataAbsentReason = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 
 func (d *deidentifier) value(v any, typ, field string) any {
 	switch x := v.(type) {
@@ -281,7 +291,7 @@ func prune(o map[string]any) {
 		case []any:
 			kept := x[:0]
 			for _, e := range x {
-				if m, ok := e.(map[string]any); ok && (len(m) == 0 || emptyExtension(name, m)) {
+				if m, ok := e.(map[string]any); ok && (len(m) == 0 || valueless(name, m)) {
 					continue
 				}
 				kept = append(kept, e)
@@ -295,8 +305,13 @@ func prune(o map[string]any) {
 	}
 }
 
-func emptyExtension(field string, m map[string]any) bool {
-	if field != "extension" && field != "modifierExtension" {
+// valueless reports whether m, held under field, is an element whose value
+// R4 requires and which de-identification removed (an extension or a
+// Task input or output whose valueString went): it goes whole.
+func valueless(field string, m map[string]any) bool {
+	switch field {
+	case "extension", "modifierExtension", "input", "output":
+	default:
 		return false
 	}
 	for k := range m {

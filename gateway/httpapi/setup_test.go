@@ -51,6 +51,8 @@ type options struct {
 	// understood are the modifierExtension urls the deployment understands.
 	understood []string
 	maxSubs    int // subscriptions per client; 0: the default
+	// pseudonymKey is the de-identified export's key; nil: none.
+	pseudonymKey []byte
 }
 
 // Synthetic test data: the NHS numbers are the documented test numbers, the
@@ -128,7 +130,7 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 	})
 	e.svc = svc
 	e.exportDir = t.TempDir()
-	svc.Export = export.New(svc.Core, export.Options{Jobs: store, Dir: e.exportDir, Logger: log, PageSize: 3})
+	svc.Export = export.New(svc.Core, export.Options{Jobs: store, Dir: e.exportDir, Logger: log, PageSize: 3, PseudonymKey: o.pseudonymKey})
 	t.Cleanup(svc.Export.Stop) // before the Redis server stops (cleanups run last first)
 	mux.Handle("/", httpapi.New(httpapi.Options{
 		UseCases: svc, PublicURL: e.srv.URL, MaxBodyBytes: o.maxBody, Logger: log, Auth: authServer, Limiter: limiter, AddressLimiter: addressLimiter, Auditor: store,
