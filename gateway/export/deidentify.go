@@ -33,16 +33,17 @@ const MinPseudonymKey = 32
 var ErrPseudonymKey = errors.New("the pseudonym key is shorter than 32 bytes: make one with `openssl rand -base64 32`")
 
 // ParsePseudonymKey turns the value of the pseudonym key's environment
-// variable into the key: standard base64 (as `openssl rand -base64 32`
-// prints it) is decoded; any other value is taken as its bytes. Either way
-// the key must be at least MinPseudonymKey bytes. "" is no key (nil, nil).
+// variable into the key: standard base64 of at least MinPseudonymKey bytes
+// (as `openssl rand -base64 32` prints) is decoded; any other value is
+// taken as its bytes, and must be at least MinPseudonymKey long. "" is no
+// key (nil, nil).
 func ParsePseudonymKey(v string) ([]byte, error) {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return nil, nil
 	}
 	key := []byte(v)
-	if b, err := base64.StdEncoding.DecodeString(v); err == nil {
+	if b, err := base64.StdEncoding.DecodeString(v); err == nil && len(b) >= MinPseudonymKey {
 		key = b
 	}
 	if len(key) < MinPseudonymKey {
