@@ -43,3 +43,28 @@ func TestExportKeepRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestExportPseudonymKeyEnv(t *testing.T) {
+	t.Parallel()
+	def, err := config.Parse([]byte("listen: \"127.0.0.1:8080\"\n"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.Export.PseudonymKeyEnv != "SIGNPOST_PSEUDONYM_KEY" {
+		t.Errorf("default pseudonym_key_env %q", def.Export.PseudonymKeyEnv)
+	}
+	cfg, err := config.Parse([]byte("export: { pseudonym_key_env: REGION_PSEUDONYM_KEY }\n"), "x.yaml")
+	if err != nil || cfg.Export.PseudonymKeyEnv != "REGION_PSEUDONYM_KEY" || cfg.Validate(nil) != nil {
+		t.Errorf("pseudonym_key_env: %+v %v", cfg.Export, err)
+	}
+	for _, bad := range []string{`"1KEY"`, `"MY-KEY"`, `""`} {
+		cfg, err := config.Parse([]byte("export: { pseudonym_key_env: "+bad+" }\n"), "x.yaml")
+		if err == nil {
+			err = cfg.Validate(nil)
+		}
+		ps := problemsOf(t, err)
+		if len(ps) != 1 || ps[0].Field != "export.pseudonym_key_env" {
+			t.Errorf("%s: problems %v", bad, ps)
+		}
+	}
+}
