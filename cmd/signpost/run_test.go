@@ -837,3 +837,17 @@ func TestLocalCallerNamesTheClientItActsFor(t *testing.T) {
 		}
 	}
 }
+
+// A pseudonym key set but too short stops serve, naming the variable and
+// never the key.
+func TestServeRefusesAShortPseudonymKey(t *testing.T) {
+	t.Parallel()
+	cfg := writeFile(t, "signpost.yaml", testConfig)
+	const short = "synthetic-short-key"
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"serve", "-config", cfg},
+		env(map[string]string{"SIGNPOST_REDIS_URL": "redis://127.0.0.1:1", "SIGNPOST_PSEUDONYM_KEY": short}), io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "SIGNPOST_PSEUDONYM_KEY") || strings.Contains(err.Error()+stderr.String(), short) {
+		t.Errorf("serve with a short key: %v", err)
+	}
+}
