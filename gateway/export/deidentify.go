@@ -91,7 +91,11 @@ var Rules = []Rule{
 	{"*", "comment", Remove, "free-text comments"},
 	{"*", "valueString", Remove, "free-text values (extensions, answers, observations)"},
 	{"*", "patientInstruction", Remove, "free-text instructions to the patient"},
+	{"*", "onsetString", Remove, "free-text onset (Condition, AllergyIntolerance)"},
+	{"*", "abatementString", Remove, "free-text abatement (Condition)"},
 	{"Task", "description", Remove, "free-text description of the Task"},
+	{"CarePlan", "description", Remove, "free-text description of the care plan"},
+	{"Consent", "sourceAttachment", Remove, "a scanned or attached consent form"},
 }
 
 // deidentifier rewrites resources with one deployment's key.
