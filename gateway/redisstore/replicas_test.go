@@ -18,7 +18,7 @@ func TestCommitWaitsForItsReplicas(t *testing.T) {
 	primary := redistest.Start(t)
 	replica := redistest.StartReplica(t, primary)
 	s := New(primary.Client(), "test")
-	s.WaitForReplicas(1, 300*time.Millisecond)
+	s.WaitForReplicas(1, 2*time.Second) // ample: a loaded CI machine is slow to acknowledge
 	ctx := context.Background()
 
 	res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{write("Task", "t1", 1, 0, "status=requested")}})
@@ -31,6 +31,7 @@ func TestCommitWaitsForItsReplicas(t *testing.T) {
 	}
 
 	replica.Kill()
+	s.WaitForReplicas(1, 200*time.Millisecond) // the wait that cannot be met, kept short
 	_, err = s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{write("Task", "t2", 1, 0, "status=requested")}})
 	if !errors.Is(err, gateway.ErrUnavailable) {
 		t.Fatalf("with no replica: %v, want unavailable", err)

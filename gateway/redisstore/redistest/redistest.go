@@ -64,11 +64,15 @@ func StartReplica(t testing.TB, primary *Server) *Server {
 	s.Addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
 	s.start()
 	t.Cleanup(func() { s.Kill() })
-	c := s.Client()
+	// Up on both sides: the replica's link, and the primary counting it
+	// online (WAIT counts only online replicas; one still loading the
+	// first copy is not).
+	c, pc := s.Client(), primary.Client()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		info, _ := c.Info(context.Background(), "replication").Result()
-		if strings.Contains(info, "master_link_status:up") {
+		pinfo, _ := pc.Info(context.Background(), "replication").Result()
+		if strings.Contains(info, "master_link_status:up") && strings.Contains(pinfo, "state=online") {
 			return s
 		}
 		if time.Now().After(deadline) {
