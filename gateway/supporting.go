@@ -10,8 +10,9 @@ import (
 // the practitioners and organisations it names, observations, flags,
 // consent. BaRS MessageDefinitions list them. Signpost stores each as it
 // was received (its references to other entries resolved to what was
-// stored) and serves it by id to whoever may see the referral; it never
-// searches, changes or routes by them.
+// stored) and serves it by id to whoever may see the referral; a later
+// message about the referral may bring a new version of one (by the same
+// fullUrl), but Signpost never searches or routes by them.
 var supportingTypes = []string{
 	"AllergyIntolerance", "CarePlan", "Condition", "Consent", "Encounter", "Flag", "HealthcareService",
 	"Location", "MedicationStatement", "Observation", TypeOrganization, "Practitioner", "PractitionerRole",
