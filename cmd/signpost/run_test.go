@@ -573,6 +573,9 @@ func TestDemoClosesTheLoop(t *testing.T) {
 		t.Errorf("%d Provenance records of the provider and %d of Signpost; want its accept, start and complete, and the delivery", performed, bySignpost)
 	}
 
+	// The README's "Try it", as written, against the demo.
+	tryReadme(t, base)
+
 	// The demo says how the CLI tools reach its data, and they do.
 	var export string
 	for !strings.Contains(got[len(got)-1], "signpost dlq list") {
@@ -849,5 +852,51 @@ func TestServeRefusesAShortPseudonymKey(t *testing.T) {
 		env(map[string]string{"SIGNPOST_REDIS_URL": "redis://127.0.0.1:1", "SIGNPOST_PSEUDONYM_KEY": short}), io.Discard, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "SIGNPOST_PSEUDONYM_KEY") || strings.Contains(err.Error()+stderr.String(), short) {
 		t.Errorf("serve with a short key: %v", err)
+	}
+}
+
+// tryReadme runs the README's "Try it" commands against a running Signpost
+// at base (its /fhir URL): the referral is created (201), the same again is
+// a 200 with the same id, and the provider's Task search finds it with its
+// referral included.
+func tryReadme(t *testing.T, base string) {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	must(t, err)
+	section := string(readme)
+	start := strings.Index(section, "## Try it")
+	if start < 0 {
+		t.Fatal("README has no Try it section")
+	}
+	section = section[start:]
+	section = section[:strings.Index(section[3:], "\n## ")+3]
+	body := section[strings.Index(section, "-d '")+4:]
+	body = body[:strings.Index(body, "'")]
+	m := regexp.MustCompile(`curl -s '(http://127\.0\.0\.1:8080/fhir/Task\?[^']+)'`).FindStringSubmatch(section)
+	if m == nil {
+		t.Fatal("README's Try it has no Task search")
+	}
+	search := strings.Replace(m[1], "http://127.0.0.1:8080/fhir", base, 1)
+	var ids []string
+	for _, want := range []int{http.StatusCreated, http.StatusOK} {
+		res, err := http.Post(base+"/ServiceRequest", "application/fhir+json", strings.NewReader(body))
+		must(t, err)
+		var sr struct{ ID string }
+		_ = json.NewDecoder(res.Body).Decode(&sr)
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Fatalf("README's referral: %d, want %d", res.StatusCode, want)
+		}
+		ids = append(ids, sr.ID)
+	}
+	if ids[0] == "" || ids[0] != ids[1] {
+		t.Errorf("README's referral sent twice: ids %q and %q, want the same", ids[0], ids[1])
+	}
+	res, err := http.Get(search)
+	must(t, err)
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(b), `"ServiceRequest/`+ids[0]+`"`) || !strings.Contains(string(b), `"R-0001"`) {
+		t.Errorf("README's Task search (%s) does not find the referral and include it: %d %.300s", search, res.StatusCode, b)
 	}
 }
