@@ -30,8 +30,9 @@ func IsSupporting(typ string) bool {
 func SupportingTypes() []string { return slices.Clone(supportingTypes) }
 
 // MaxSupporting bounds the supporting resources one referral keeps across
-// its messages: a message is bounded by its entries, and a referral's
-// supporting resources are read whole when it is sent on.
+// its messages: a message is bounded by its entries, but a sender could
+// otherwise grow a referral message by message, and a referral's
+// supporting resources are read whole when it is sent on or removed.
 const MaxSupporting = 100
 
 // SupportingKey holds the referral (its "ServiceRequest/id") a supporting
@@ -60,4 +61,17 @@ func (s *Core) Supporting(ctx context.Context, serviceRequestRef string) ([]*Res
 		return nil, nil
 	}
 	return s.Store.ReadMany(ctx, refs)
+}
+
+// SupportingCount is how many supporting resources a referral holds.
+func (s *Core) SupportingCount(ctx context.Context, serviceRequestRef string) (int, error) {
+	n := 0
+	for _, typ := range supportingTypes {
+		_, total, err := s.Store.Search(ctx, &StoreQuery{Type: typ, Groups: [][]string{{ReferralTerm(serviceRequestRef)}}, Count: 1})
+		if err != nil {
+			return 0, err
+		}
+		n += total
+	}
+	return n, nil
 }

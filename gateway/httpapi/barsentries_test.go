@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -292,4 +293,40 @@ func TestBaRSMessageEntriesFollowTheDefinition(t *testing.T) {
 		delete(entryResource(entries, 0), "definition")
 		drop("Consent")(b, entries)
 	}), as("practice-a")...).must(t, http.StatusOK)
+}
+
+// A referral keeps at most gateway.MaxSupporting resources beside its
+// ServiceRequest and Patient, however many update messages bring more.
+func TestBaRSReferralHoldsBoundedSupportingResources(t *testing.T) {
+	e := setup(t, withBaRSService, withWarnNHS)
+	observations := func(from, n int) []any {
+		var out []any
+		for i := from; i < from+n; i++ {
+			out = append(out, map[string]any{"fullUrl": fmt.Sprintf("urn:uuid:00000000-0000-4000-8000-%012d", i),
+				"resource": map[string]any{"resourceType": "Observation", "status": "final", "code": map[string]any{"text": "synthetic"}}})
+		}
+		return out
+	}
+	// The example's 16 and 80 more: 96, within the bound.
+	first := barsMutant(t, func(b map[string]any, entries []any) {
+		b["entry"] = append(entries, observations(0, 80)...)
+	})
+	e.post("/$process-message", first, as("practice-a")...).must(t, http.StatusOK)
+	// An update with the same entries again and five more: 101.
+	update := barsMutant(t, func(b map[string]any, entries []any) {
+		b["id"] = "7d4f5e6a-7b8c-4d9e-8f0a-1b2c3d4e5f6b"
+		entryResource(entries, 0)["reason"].(map[string]any)["coding"].([]any)[0].(map[string]any)["code"] = "update"
+		b["entry"] = append(append(entries, observations(0, 76)...), observations(80, 5)...)
+	})
+	r := e.post("/$process-message", update, as("practice-a")...).must(t, http.StatusUnprocessableEntity)
+	if issues := readOutcome(t, r); len(issues) != 1 || !strings.Contains(issues[0].Diagnostics, "101") {
+		t.Errorf("want one issue saying the referral would hold 101; got %s", r.body)
+	}
+	// Four more fit exactly.
+	fits := barsMutant(t, func(b map[string]any, entries []any) {
+		b["id"] = "8e5a6b7c-8d9e-4fa0-8b1c-2d3e4f5a6b7c"
+		entryResource(entries, 0)["reason"].(map[string]any)["coding"].([]any)[0].(map[string]any)["code"] = "update"
+		b["entry"] = append(entries, observations(80, 4)...)
+	})
+	e.post("/$process-message", fits, as("practice-a")...).must(t, http.StatusOK)
 }

@@ -55,6 +55,9 @@ func (s *Service) receiveChange(ctx context.Context, caller gateway.Caller, m *M
 	if m.Reason == MessageUpdate {
 		// What an update carries is kept with the referral as a new
 		// message's is; a withdrawal's other entries say nothing Signpost keeps.
+		if err := s.checkSupportingRoom(ctx, ctxm, srID); err != nil {
+			return nil, err
+		}
 		reqs = append(reqs, ctxm.supportingRequests()...)
 	}
 	outs, err := s.apply(ctx, caller, reqs, audit)
@@ -231,4 +234,32 @@ func (s *Service) heldMessageChange(ctx context.Context, holder string) (*gatewa
 		return nil, err
 	}
 	return s.Store.ReadVersion(ctx, typ, id, v)
+}
+
+// checkSupportingRoom refuses an update that would take its referral past
+// gateway.MaxSupporting supporting resources: each message is bounded, but
+// a sender must not grow one referral without end, message by message.
+// Entries stored before (the same fullUrl) are new versions, not new
+// resources.
+func (s *Service) checkSupportingRoom(ctx context.Context, m *messageContext, srID string) error {
+	if len(m.referral.Supporting) == 0 {
+		return nil
+	}
+	held, err := s.SupportingCount(ctx, gateway.TypeServiceRequest+"/"+srID)
+	if err != nil {
+		return err
+	}
+	refs := make([]string, 0, len(m.referral.Supporting))
+	for _, ref := range m.entryRefs() {
+		refs = append(refs, ref)
+	}
+	again, err := s.Store.ReadMany(ctx, refs)
+	if err != nil {
+		return err
+	}
+	if n := held + len(refs) - len(again); n > gateway.MaxSupporting {
+		return gateway.NewError(gateway.KindUnprocessable, fhir.IssueTooCostly, "Bundle.entry",
+			"the referral would hold %d resources beside its ServiceRequest and Patient; at most %d are kept for one referral, so nothing was changed", n, gateway.MaxSupporting)
+	}
+	return nil
 }
