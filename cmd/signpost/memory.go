@@ -22,20 +22,16 @@ const (
 // watchRedisMemory reads Redis's memory every memoryEvery until ctx ends,
 // logging a warning when it crosses memoryWarnShare of maxmemory (once per
 // crossing), and once at start when no maxmemory is set.
-func watchRedisMemory(ctx context.Context, read func(context.Context) (redisstore.Memory, error), log *slog.Logger, every time.Duration) {
+func watchRedisMemory(ctx context.Context, read func(context.Context) (redisstore.Memory, error), log *slog.Logger, period time.Duration) {
 	w := memoryWatch{log: log}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
+	look := func() bool {
 		if m, err := read(ctx); err == nil { // unreachable: /readyz and the client's own warning say so
 			w.see(ctx, m)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+		return false
 	}
+	look() // at start, then every period
+	every(ctx, period, look)
 }
 
 // memoryWatch remembers what was said, so each state is said once.

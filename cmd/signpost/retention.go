@@ -30,15 +30,17 @@ func keepRetention(ctx context.Context, store *redisstore.Store, cfg config.Rete
 	if cfg.ClosedAfter == 0 && cfg.AuditAfter == 0 {
 		return
 	}
-	retentionRunner(store, cfg).Loop(ctx, retentionEvery, func(r retention.Report, err error) {
-		if err != nil {
+	runner := retentionRunner(store, cfg)
+	every(ctx, retentionEvery, func() bool {
+		r, err := runner.Run(ctx, false)
+		switch {
+		case err != nil:
 			log.WarnContext(ctx, "retention run failed; the next one tries again", "err", err)
-			return
-		}
-		if r.Removed > 0 || r.AuditTrimmed > 0 {
+		case r.Removed > 0 || r.AuditTrimmed > 0:
 			log.InfoContext(ctx, "retention", "referrals_removed", r.Removed, "bytes", r.Bytes, "held", r.Held,
 				"queued", r.Queued, "changed", r.Changed, "audit_trimmed", r.AuditTrimmed)
 		}
+		return false
 	})
 }
 

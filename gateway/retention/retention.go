@@ -204,20 +204,3 @@ func Held(body []byte) bool {
 	}
 	return false
 }
-
-// Loop runs the policy every interval until ctx ends, logging through report.
-func (r *Runner) Loop(ctx context.Context, every time.Duration, report func(Report, error)) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			rep, err := r.Run(ctx, false)
-			if report != nil {
-				report(rep, err)
-			}
-		}
-	}
-}
