@@ -206,5 +206,5 @@ func statusOf(body []byte) string {
 
 // setStatus is a stored resource with another status.
 func setStatus(body []byte, status string) ([]byte, error) {
-	return fhir.AppendMembers(fhir.WithoutMember(body, "status"), map[string]any{"status": status}), nil
+	return fhir.ReplaceMembers(body, map[string]any{"status": status}), nil
 }

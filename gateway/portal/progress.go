@@ -133,16 +133,9 @@ func (s *Service) Progress(ctx context.Context, caller gateway.Caller, taskID st
 		return nil, err
 	}
 	members["lastModified"] = gateway.Instant(s.Now())
-	body := cur.Body
-	for name := range members {
-		body = fhir.WithoutMember(body, name)
-	}
-	// statusReason belongs to the status that needed it: it goes when the
-	// Task moves on (resumed after a hold, say) unless this step sets one.
-	if _, set := members["statusReason"]; !set && def.status != "" && def.status != view.Status {
-		body = fhir.WithoutMember(body, "statusReason")
-	}
-	body = fhir.AppendMembers(body, members)
+	// A statusReason left from the status the Task moves on from is dropped
+	// by the update itself (conform.KeepTaskFieldsTrue), as over the API.
+	body := fhir.ReplaceMembers(cur.Body, members)
 	return s.tasks.Update(ctx, caller, gateway.TypeTask, taskID, body, `W/"`+strconv.Itoa(step.Version)+`"`, nil)
 }
 

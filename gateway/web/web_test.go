@@ -615,6 +615,15 @@ func TestProviderActionsAreTaskTransitions(t *testing.T) {
 	if p := act(long, "hold", url.Values{"text": {strings.Repeat("x", 1001)}}); p.status != http.StatusUnprocessableEntity {
 		t.Errorf("a 1,001-character hold reason: %d", p.status)
 	}
+	// A hold's reason is the hold's: resuming leaves the Task without it.
+	act(long, "hold", url.Values{"text": {"Away for two weeks"}})
+	if v := e.task(long); v.Status != "on-hold" || v.StatusReason != "Away for two weeks" {
+		t.Fatalf("after hold: %s %q", v.Status, v.StatusReason)
+	}
+	act(long, "resume", nil)
+	if v := e.task(long); v.Status == "on-hold" || v.StatusReason != "" {
+		t.Errorf("after resume: %s with the hold's reason %q", v.Status, v.StatusReason)
+	}
 	// Each change has a Provenance naming the Task version, as over the API.
 	prov, err := e.svc.Search.Search(context.Background(), practice, gateway.TypeProvenance, url.Values{"target": {"Task/" + accepted}}, false)
 	if err != nil || prov.Total != 4 {
