@@ -37,6 +37,21 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// EventCount is how many events a subscription has had since it started.
 	EventCount(ctx context.Context, subscriptionID string) (int64, error)
+	// KeptJourneys returns the summaries retention kept of the referrals it
+	// removed that were sent in the UTC months [from, to) touches (the
+	// caller decides by each summary's own time).
+	KeptJourneys(ctx context.Context, from, to time.Time) ([][]byte, error)
+}
+
+// KeptJourney is what stays of a referral once retention has removed it:
+// the summary of its journey that the outcomes view counts (category,
+// practice, provider, when each step was reached, how it ended — no
+// patient data), kept under the month it was sent so that the figures
+// for a period do not change when its referrals go.
+type KeptJourney struct {
+	TaskID  string
+	Sent    time.Time
+	Summary []byte
 }
 
 // Commit is one atomic change set.

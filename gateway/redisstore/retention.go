@@ -31,6 +31,8 @@ type Removal struct {
 	ServiceRequest *gateway.Resource // nil: the Task's ServiceRequest is gone already
 	// TooLarge: the referral holds more than one removal takes.
 	TooLarge bool
+	// Keep, when set, is kept as the referral goes, in the same step.
+	Keep *gateway.KeptJourney
 
 	resources []removedResource
 	sets      []setCount
@@ -72,8 +74,8 @@ var (
 // ReadRemoval reads what removing the referral of Task taskID would touch.
 // It returns gateway.ErrNotFound when the Task is not held.
 //
-// Left in place (a later step): the Patient, which other referrals of the
-// same client may name; a message-focus key (it names the referral by the
+// The Patient goes too when no other referral names it
+// (readLastReferralsPatient). Left in place: a message-focus key (it names the referral by the
 // fullUrl of the message's entry, which is not stored); the request-id
 // keys of messages and the keys of messages Signpost sent (their ids are
 // not stored with the referral). Each is a short string.
@@ -216,7 +218,73 @@ func (s *Store) ReadRemoval(ctx context.Context, taskID string) (*Removal, error
 		}
 	}
 	rm.fields = [][2]string{{s.keys.subNumbered(), taskRef}, {s.keys.writeBack(task.Owner), task.ID}}
+	if err := s.readLastReferralsPatient(ctx, rm); err != nil {
+		return nil, err
+	}
 	return rm, nil
+}
+
+// readLastReferralsPatient adds the referral's Patient to the removal when
+// this referral is the last that names it: the ServiceRequest and Task
+// subject sets of its reference hold this referral's and nothing else
+// (the script checks they still do, so a referral made meanwhile for the
+// same Patient keeps it). The reference is read from the ServiceRequest's
+// own index entries, so it is the one searches use. Patient ids are each
+// client's own but the subject sets are not, so another client's referral
+// for a Patient of the same id keeps this one too: a Patient is kept when
+// in doubt, never removed while named.
+func (s *Store) readLastReferralsPatient(ctx context.Context, rm *Removal) error {
+	if rm.ServiceRequest == nil {
+		return nil
+	}
+	prefix := s.keys.term(gateway.TypeServiceRequest, gateway.SubjectTerm(gateway.TypePatient+"/"))
+	var patientID string
+	for _, r := range rm.resources {
+		if r.typ != gateway.TypeServiceRequest {
+			continue
+		}
+		for _, t := range r.terms {
+			if id, ok := strings.CutPrefix(t, prefix); ok && id != "" {
+				patientID = id
+			}
+		}
+	}
+	if patientID == "" {
+		return nil
+	}
+	ref := gateway.TypePatient + "/" + patientID
+	sets := []string{s.keys.term(gateway.TypeServiceRequest, gateway.SubjectTerm(ref)), s.keys.term(gateway.TypeTask, gateway.SubjectTerm(ref))}
+	key := gateway.PatientKey(rm.ServiceRequest.Owner, patientID)
+	var cards []*redis.IntCmd
+	var hash *redis.SliceCmd
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, set := range sets {
+			cards = append(cards, p.ZCard(ctx, set))
+		}
+		hash = p.HMGet(ctx, s.keys.resource(gateway.TypePatient, key), "v", "x")
+		return nil
+	}); err != nil {
+		return classify(err)
+	}
+	for _, c := range cards {
+		if c.Val() > 1 {
+			return nil // another referral names it
+		}
+	}
+	v := hash.Val()
+	if len(v) != 2 || v[0] == nil {
+		return nil // not held (or held under another client's key)
+	}
+	patient := removedResource{typ: gateway.TypePatient, id: key}
+	patient.version, _ = v[0].(string)
+	if x, _ := v[1].(string); x != "" {
+		patient.terms = strings.Split(x, "\n")
+	}
+	rm.resources = append(rm.resources, patient)
+	for i, set := range sets {
+		rm.sets = append(rm.sets, setCount{key: set, card: cards[i].Val()})
+	}
+	return nil
 }
 
 // RemoveReferral removes what ReadRemoval read, in one step (remove.lua),
@@ -253,6 +321,11 @@ func (s *Store) RemoveReferral(ctx context.Context, rm *Removal) error {
 	for _, f := range rm.fields {
 		args = append(args, kl.add(f[0]), f[1])
 	}
+	if k := rm.Keep; k != nil {
+		args = append(args, 1, kl.add(s.keys.keptJourneys(journeyMonth(k.Sent))), k.TaskID, k.Summary)
+	} else {
+		args = append(args, 0)
+	}
 	s.raced()
 	res, err := removeScript.Run(ctx, s.rdb, kl.keys, args...).StringSlice()
 	if err != nil {
@@ -262,6 +335,41 @@ func (s *Store) RemoveReferral(ctx context.Context, rm *Removal) error {
 		return ErrRemovalChanged
 	}
 	return nil
+}
+
+// journeyMonth names the month a kept journey is filed under.
+func journeyMonth(sent time.Time) string { return sent.UTC().Format("2006-01") }
+
+// keptJourneysScan is how many summaries one HSCAN step asks for.
+const keptJourneysScan = 1000
+
+// KeptJourneys implements gateway.Store: every summary filed under the
+// UTC months from's to to's, read in HSCAN steps so that no one command
+// holds Redis for a whole month's referrals.
+func (s *Store) KeptJourneys(ctx context.Context, from, to time.Time) ([][]byte, error) {
+	var out [][]byte
+	seen := map[string]bool{} // HSCAN may return a field twice
+	first := time.Date(from.UTC().Year(), from.UTC().Month(), 1, 0, 0, 0, 0, time.UTC)
+	for m := first; m.Before(to); m = m.AddDate(0, 1, 0) {
+		key := s.keys.keptJourneys(journeyMonth(m))
+		var cursor uint64
+		for {
+			kv, next, err := s.rdb.HScan(ctx, key, cursor, "", keptJourneysScan).Result()
+			if err != nil {
+				return nil, classify(err)
+			}
+			for i := 0; i+1 < len(kv); i += 2 {
+				if !seen[kv[i]] {
+					seen[kv[i]] = true
+					out = append(out, []byte(kv[i+1]))
+				}
+			}
+			if cursor = next; cursor == 0 {
+				break
+			}
+		}
+	}
+	return out, nil
 }
 
 // MemoryUsage sums Redis's MEMORY USAGE of the keys (an estimate: index
