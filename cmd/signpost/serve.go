@@ -267,7 +267,8 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, log *
 		MaxSubscriptions:    cfg.SubscriptionsPerClient,
 	})
 	pseudonymKey, _ := export.ParsePseudonymKey(getenv(cfg.Export.PseudonymKeyEnv)) // start checked it
-	uc.Export = export.New(uc.Core, export.Options{Jobs: store, Dir: cfg.Export.Dir, Keep: cfg.Export.Keep, PseudonymKey: pseudonymKey, Logger: log})
+	uc.Export = export.New(uc.Core, export.Options{Jobs: store, Dir: cfg.Export.Dir, Keep: cfg.Export.Keep, PseudonymKey: pseudonymKey,
+		PatientDates: export.PatientDates(cfg.Export.BirthDate), Logger: log})
 	metrics, err := telemetry.New(getenv)
 	if err != nil {
 		log.Error("metrics unavailable", "error", err) // Signpost runs on without them
@@ -500,6 +501,13 @@ func newAuthServer(cfg config.Config, store *redisstore.Store) (*auth.Server, er
 	for _, p := range cfg.Providers {
 		clients = append(clients, auth.Client{ID: p.ID, Kind: auth.KindProvider, Organization: auth.Identifier(p.Organization),
 			JWKS: p.Auth.JWKS, JWKSURL: p.Auth.JWKSURL, Scopes: p.Auth.Scopes})
+	}
+	for _, o := range cfg.Operators {
+		kind := auth.KindEvaluator
+		if o.Export == config.ExportFull {
+			kind = auth.KindExporter
+		}
+		clients = append(clients, auth.Client{ID: o.ID, Kind: kind, JWKS: o.Auth.JWKS, JWKSURL: o.Auth.JWKSURL, Scopes: o.Auth.Scopes})
 	}
 	s, err := auth.New(auth.Options{Clients: clients, TokenURL: httpapi.TokenURL(cfg.PublicURL),
 		Replay: store.AuthStore(), Tokens: store.AuthStore(),
