@@ -133,6 +133,7 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 	go keepAuditTrimmed(trimCtx, store, log)
 	go watchRedisMemory(trimCtx, store.Memory, log, memoryEvery)
 	go keepRetention(trimCtx, store, cfg.Retention, log)
+	go every(trimCtx, exportSweepEvery, func() bool { uc.Export.Sweep(trimCtx); return false })
 
 	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
 	workerDone := make(chan error, 1)
@@ -447,6 +448,9 @@ func keepAuditTrimmed(ctx context.Context, store *redisstore.Store, log *slog.Lo
 }
 
 // every calls fn each period until ctx ends or fn reports it is done.
+// exportSweepEvery is how often serve removes expired exports' files.
+const exportSweepEvery = time.Minute
+
 func every(ctx context.Context, period time.Duration, fn func() (done bool)) {
 	t := time.NewTicker(period)
 	defer t.Stop()

@@ -353,13 +353,28 @@ func (s *Service) jobDir(id string) string { return filepath.Join(s.o.Dir, id) }
 // swept, and one whose process died is, even if nobody polls it again.
 func (s *Service) runningExpiry(j *Job) time.Time { return j.Heartbeat.Add(staleAfter + s.o.Keep) }
 
-// sweep removes up to sweepBatch expired jobs and their files. Failing to
-// sweep never fails the request that triggered it.
-func (s *Service) sweep(ctx context.Context) {
+// Sweep removes what expired exports left (serve calls it on a timer, so
+// files go export.keep after the export finished even when nobody asks for
+// exports any more).
+func (s *Service) Sweep(ctx context.Context) {
+	for range maxSweepBatches {
+		if s.sweep(ctx) < sweepBatch {
+			return
+		}
+	}
+}
+
+// maxSweepBatches bounds one Sweep; the next timer takes the rest.
+const maxSweepBatches = 20
+
+// sweep removes up to sweepBatch expired jobs and their files, and says
+// how many it found. Failing to sweep never fails the request that
+// triggered it.
+func (s *Service) sweep(ctx context.Context) int {
 	ids, err := s.o.Jobs.ExpiredJobs(ctx, s.core.Now(), sweepBatch)
 	if err != nil {
 		s.log.Warn("export sweep: listing expired exports failed", "error", err)
-		return
+		return 0
 	}
 	for _, id := range ids {
 		if !validName(id) {
@@ -373,6 +388,7 @@ func (s *Service) sweep(ctx context.Context) {
 			s.log.Warn("export sweep: forgetting job failed", "job", id, "error", err)
 		}
 	}
+	return len(ids)
 }
 
 // run writes the job's files and records the outcome.
