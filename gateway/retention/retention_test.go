@@ -25,14 +25,14 @@ const period = 180 * 24 * time.Hour
 // referral stores a synthetic referral the way intake shapes it: a
 // ServiceRequest, its Task (created, then moved to status at changed), a
 // Provenance per Task version, a supporting Condition, and its unique keys.
-func referral(t *testing.T, s *redisstore.Store, n, status string, changed time.Time, hold bool, job bool) {
+func referral(t testing.TB, s *redisstore.Store, n, status string, changed time.Time, hold bool, job bool) {
 	t.Helper()
 	referralFor(t, s, "pat-"+n, n, status, changed, hold, job)
 }
 
 // referralFor stores a referral for the Patient patient (stored once, by
 // the first referral for it).
-func referralFor(t *testing.T, s *redisstore.Store, patient, n, status string, changed time.Time, hold bool, job bool) {
+func referralFor(t testing.TB, s *redisstore.Store, patient, n, status string, changed time.Time, hold bool, job bool) {
 	t.Helper()
 	ctx := context.Background()
 	subject := gateway.SubjectTerm("Patient/" + patient)
@@ -73,7 +73,8 @@ func referralFor(t *testing.T, s *redisstore.Store, patient, n, status string, c
 			Terms: []string{gateway.PatientIDTerm(patient), gateway.ClientTerm("practice-a")}})
 	}
 	if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
-		t.Fatalf("referral %s: %v %+v", n, err, res)
+		t.Errorf("referral %s: %v %+v", n, err, res)
+		return
 	}
 	c = &gateway.Commit{Writes: []gateway.Write{
 		{Resource: &gateway.Resource{Type: gateway.TypeTask, ID: task, Owner: "practice-a", Version: 2, LastUpdated: changed, Body: taskBody(status)}, Expect: 1,
@@ -85,7 +86,7 @@ func referralFor(t *testing.T, s *redisstore.Store, patient, n, status string, c
 		c.Jobs = []gateway.Job{{Queue: gateway.QueueNotify, Fields: []string{"event", "changed", "task", task}}}
 	}
 	if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
-		t.Fatalf("referral %s change: %v %+v", n, err, res)
+		t.Errorf("referral %s change: %v %+v", n, err, res)
 	}
 }
 
