@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"testing"
+	"time"
 
 	"github.com/signpost-health/signpost/fhir"
 )
@@ -21,5 +22,24 @@ func BenchmarkReadReferral(b *testing.B) {
 		if _, err := ReadReferral(o); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkNewReferralTask is the Task intake writes for every referral.
+func BenchmarkNewReferralTask(b *testing.B) {
+	subject := []byte(`{"reference":"Patient/pat-1","identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}}`)
+	o, err := fhir.ParseResource([]byte(`{"resourceType":"ServiceRequest","requester":{"reference":"Organization/A81001","identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"}}}`), fhir.ParseOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := ReadReferral(o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	requester := v.Requester
+	rt := &Routing{Category: "social-connection", Provider: &Provider{ID: "leeds-walking", Name: "Leeds Walking"}}
+	now := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
+	for b.Loop() {
+		NewReferralTask("task-1", "sr-1", subject, requester, "routine", rt, now)
 	}
 }
