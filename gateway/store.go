@@ -100,6 +100,12 @@ type JobRef struct {
 type UniqueKey struct {
 	Key   string
 	Value string
+	// Of, when set, is the resource ("Type/id") whose removal takes the key
+	// with it: the store files the key under it in the same commit, so
+	// retention can find keys whose names hold what is not stored (a
+	// message's id, a fullUrl, an X-Request-Id). Keys it can name from the
+	// referral itself need none.
+	Of string
 }
 
 // Criteria is a conditional create's search, in store terms, or a cap on

@@ -75,10 +75,9 @@ var (
 // It returns gateway.ErrNotFound when the Task is not held.
 //
 // The Patient goes too when no other referral names it
-// (readLastReferralsPatient). Left in place: a message-focus key (it names the referral by the
-// fullUrl of the message's entry, which is not stored); the request-id
-// keys of messages and the keys of messages Signpost sent (their ids are
-// not stored with the referral). Each is a short string.
+// (readLastReferralsPatient), and so do the keys filed under the referral
+// (readClaimedKeys). Keys claimed before they were filed (by an earlier
+// version of Signpost) stay: a short string each.
 func (s *Store) ReadRemoval(ctx context.Context, taskID string) (*Removal, error) {
 	task, err := s.Read(ctx, gateway.TypeTask, taskID)
 	if err != nil {
@@ -218,10 +217,61 @@ func (s *Store) ReadRemoval(ctx context.Context, taskID string) (*Removal, error
 		}
 	}
 	rm.fields = [][2]string{{s.keys.subNumbered(), taskRef}, {s.keys.writeBack(task.Owner), task.ID}}
+	if err := s.readClaimedKeys(ctx, rm, srRef, taskRef); err != nil {
+		return nil, err
+	}
 	if err := s.readLastReferralsPatient(ctx, rm); err != nil {
 		return nil, err
 	}
 	return rm, nil
+}
+
+// MaxClaimedKeys bounds the keys filed under one resource that a removal
+// takes (a few per message about the referral); a referral with more is
+// not removed (Removal.TooLarge), so the script stays bounded.
+const MaxClaimedKeys = 1000
+
+// readClaimedKeys adds the unique keys filed under the referral's
+// ServiceRequest and Task (gateway.UniqueKey.Of: message ids, fullUrls,
+// X-Request-Ids, the ids of messages Signpost sent) and the sets filing
+// them. Every key in them was claimed by a commit that wrote the referral,
+// so each goes with it; the script checks the sets' sizes, so a key filed
+// meanwhile stops the removal.
+func (s *Store) readClaimedKeys(ctx context.Context, rm *Removal, refs ...string) error {
+	sets := make([]string, len(refs))
+	members := make([]*redis.StringSliceCmd, len(refs))
+	cards := make([]*redis.IntCmd, len(refs))
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, ref := range refs {
+			sets[i] = s.keys.claimedFor(ref)
+			members[i] = p.ZRange(ctx, sets[i], 0, MaxClaimedKeys)
+			cards[i] = p.ZCard(ctx, sets[i])
+		}
+		return nil
+	}); err != nil {
+		return classify(err)
+	}
+	have := map[string]bool{}
+	for _, u := range rm.uniques {
+		have[u] = true
+	}
+	for i, set := range sets {
+		if cards[i].Val() > MaxClaimedKeys {
+			rm.TooLarge = true
+			return nil
+		}
+		if cards[i].Val() == 0 {
+			continue
+		}
+		rm.sets = append(rm.sets, setCount{key: set, card: cards[i].Val()})
+		for _, k := range append(members[i].Val(), set) {
+			if !have[k] {
+				have[k] = true
+				rm.uniques = append(rm.uniques, k)
+			}
+		}
+	}
+	return nil
 }
 
 // readLastReferralsPatient adds the referral's Patient to the removal when
