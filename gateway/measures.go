@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"context"
 	"slices"
+	"strings"
 	"strconv"
 	"time"
 
@@ -147,4 +149,25 @@ func (s *Core) TaskVersionBy(cur *Resource, view *TaskView, members map[string]a
 		Body: obj.WithServerFields(cur.ID, strconv.Itoa(cur.Version+1), Instant(now))}
 	terms := append(TaskTerms(cur.ID, indexedTask(next.Body), s.Base), ClientTerm(cur.Owner))
 	return []Write{{Resource: next, Expect: cur.Version, Terms: terms}, s.ProvenanceWrite(next, view.Owner, agent, now)}
+}
+
+// MeasureScores reads the Observations (current versions) a Task version
+// names among its outputs: the outcome measures' scores, which travel to
+// the GP side with the Task (full-resource notifications, write-back, BaRS
+// responses).
+func (s *Core) MeasureScores(ctx context.Context, task *Resource) ([]*Resource, error) {
+	view, err := ParseTask(task.Body)
+	if err != nil {
+		return nil, err
+	}
+	var refs []string
+	for _, o := range view.Outputs {
+		if o.Type.System == MeasureOutputSystem && o.Type.Code == MeasureScoreOutput && strings.HasPrefix(o.Reference, TypeObservation+"/") {
+			refs = append(refs, o.Reference)
+		}
+	}
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	return s.Store.ReadMany(ctx, refs)
 }

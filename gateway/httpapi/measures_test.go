@@ -283,3 +283,84 @@ func TestMeasureIsCorrectedAsANewVersion(t *testing.T) {
 		t.Errorf("corrected observation: %v", life)
 	}
 }
+
+// lifeSatisfaction finds ONS4 life satisfaction Observations in resources,
+// by measure point, checking each is valid R4.
+func lifeSatisfaction(t *testing.T, resources [][]byte) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	for _, b := range resources {
+		var o struct {
+			ResourceType string
+			Extension    []struct{ ValueCode string }
+			Code         struct{ Coding []struct{ Code string } }
+			ValueInteger float64
+			Subject      map[string]any
+			BasedOn      []struct{ Reference string }
+		}
+		if json.Unmarshal(b, &o) != nil || o.ResourceType != "Observation" || len(o.Code.Coding) == 0 || o.Code.Coding[0].Code != "ons4-life-satisfaction" {
+			continue
+		}
+		if res := structure.Validate(b); !res.Valid() {
+			t.Errorf("Observation sent is not valid R4: %v", res.Issues)
+		}
+		if o.Subject == nil || len(o.BasedOn) == 0 || !strings.HasPrefix(o.BasedOn[0].Reference, "http") {
+			t.Errorf("Observation sent without its patient or an absolute referral: %s", b)
+		}
+		out[o.Extension[0].ValueCode] = o.ValueInteger
+	}
+	return out
+}
+
+// The scores reach the GP system as the referral ends: written back into
+// its record, and in the BaRS response that tells it of the completion.
+func TestMeasuresReachTheGPByWriteBackAndBaRS(t *testing.T) {
+	e := setup(t, withBaRSService, withWarnNHS, askMeasures)
+	gp, sender := newGPRecord(t), newBarsSender(t, 0)
+	e.startNotifyWorker(gp, sender, "practice-a")
+	taskID := e.sendExample(t)
+	task := e.get("/Task/"+taskID, callerHeader, "walking").must(t, http.StatusOK).json(t)
+	srID := strings.TrimPrefix(task["focus"].(map[string]any)["reference"].(string), "ServiceRequest/")
+	e.providerMoves(t, taskID, "accepted", "")
+	e.post("/QuestionnaireResponse", ons4Response(srID, "first-contact", "3", "4", "5", "8"), callerHeader, "walking").must(t, http.StatusCreated)
+	e.providerMoves(t, taskID, "in-progress", "")
+	e.post("/QuestionnaireResponse", ons4Response(srID, "completion", "7", "7", "8", "3"), callerHeader, "walking").must(t, http.StatusCreated)
+	e.providerMoves(t, taskID, "completed", "")
+
+	eventually(t, "both scores in the GP record", func() bool {
+		g := gp
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		got := lifeSatisfaction(t, g.observations)
+		return got["first-contact"] == 3 && got["completion"] == 7
+	})
+	eventually(t, "the BaRS response of the completion with both scores", func() bool {
+		for _, c := range sender.received() {
+			var b struct {
+				Entry []struct{ Resource json.RawMessage } `json:"entry"`
+			}
+			_ = json.Unmarshal(c.body, &b)
+			var resources [][]byte
+			completed := false
+			for _, en := range b.Entry {
+				resources = append(resources, en.Resource)
+				var r struct{ ResourceType, Status string }
+				_ = json.Unmarshal(en.Resource, &r)
+				completed = completed || (r.ResourceType == "Task" && r.Status == "completed")
+			}
+			if got := lifeSatisfaction(t, resources); completed && got["first-contact"] == 3 && got["completion"] == 7 {
+				if res := structure.Validate(c.body); !res.Valid() {
+					t.Errorf("the response message is not valid R4: %v", res.Issues)
+				}
+				return true
+			}
+		}
+		return false
+	})
+	// Each score is filed once, however many changes the Task went through.
+	gp.mu.Lock()
+	defer gp.mu.Unlock()
+	if n := len(gp.observations); n > 8+1 { // 4 scores at 2 points, and the acceptance's outcome code
+		t.Errorf("%d Observations filed, want each score once", n)
+	}
+}

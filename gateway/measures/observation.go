@@ -47,6 +47,9 @@ func Observation(f ObservationFacts) []byte {
 		ValueInteger: f.Value,
 		DerivedFrom:  []ref{{Reference: f.ResponseRef}},
 	}
+	if f.Version > 1 {
+		o.Status = "amended" // a correction of a score recorded before
+	}
 	o.ReferenceRange = []referenceRange{{Low: quantity{Value: f.Score.Min}, High: quantity{Value: f.Score.Max},
 		Text: "from " + strconv.Itoa(f.Score.Min) + " to " + strconv.Itoa(f.Score.Max) + "; " + string(f.Score.Better) + " is better"}}
 	if f.Performer != nil {
