@@ -3,8 +3,8 @@ package gateway
 import (
 	"context"
 	"slices"
-	"strings"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/signpost-health/signpost/fhir"

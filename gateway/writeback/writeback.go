@@ -37,8 +37,8 @@ type WriteBack struct {
 	// Scores are the outcome measures' scores the Task names (Observations),
 	// as the GP record files them: each version once.
 	Scores []Score
-	base         string
-	view         *gateway.TaskView
+	base   string
+	view   *gateway.TaskView
 }
 
 // Score is one outcome measure's score as it is filed in a GP record.
