@@ -87,7 +87,7 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 	}
 	questionnaire := resource{Type: gateway.TypeQuestionnaire, Profile: "http://hl7.org/fhir/StructureDefinition/Questionnaire", Versioning: "versioned",
 		ConditionalDelete: "not-supported", Interaction: []interaction{{"read"}, {"vread"}, {"search-type"}},
-		SearchParam: []param{{Name: "_id", Type: "token"}, {Name: "url", Type: "uri", Documentation: "with |version, the version served"}, {Name: "name", Type: "string"}, {Name: "status", Type: "token"}},
+		SearchParam:   []param{{Name: "_id", Type: "token"}, {Name: "url", Type: "uri", Documentation: "with |version, the version served"}, {Name: "name", Type: "string"}, {Name: "status", Type: "token"}},
 		Documentation: "The deployment's outcome measures, served read-only (built in: ons4, the ONS personal well-being questions; ucla3, the three-item UCLA loneliness scale)."}
 	supporting = append(supporting, questionnaire)
 	security := map[string]any{"cors": false, "description": "No authentication: this deployment listens on loopback only."}

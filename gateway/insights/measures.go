@@ -186,7 +186,9 @@ func scoreChanges(journeys []Journey, infos map[string]scoreInfo) []ScoreChange 
 		}
 		out = append(out, *c)
 	}
-	slices.SortFunc(out, func(a, b ScoreChange) int { return cmp.Or(cmp.Compare(a.order, b.order), strings.Compare(a.Code, b.Code)) })
+	slices.SortFunc(out, func(a, b ScoreChange) int {
+		return cmp.Or(cmp.Compare(a.order, b.order), strings.Compare(a.Code, b.Code))
+	})
 	return out
 }
 
