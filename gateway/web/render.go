@@ -42,6 +42,7 @@ type page struct {
 	FromText, ToText         string // the same, as people read them (3 December 2026)
 	Funnel, Endings, Reasons chart
 	OverTime                 columns
+	Changes                  changes
 }
 
 // Lists are the inbox's tabs, for the template.
@@ -69,6 +70,8 @@ var funcs = template.FuncMap{
 	"category": mappings.CategoryLabel,
 	"median":   func(d insights.Durations) string { return humanDuration(d.N, d.Median) },
 	"p90":      func(d insights.Durations) string { return humanDuration(d.N, d.P90) },
+	"number":   insights.Number,
+	"signed":   insights.Signed,
 	"tel":      func(s string) string { return strings.Map(telRune, s) },
 	// mailable is an address fit for a mailto: link: a bare address with
 	// nothing after it (no ?bcc= another recipient).
