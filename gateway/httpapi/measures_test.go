@@ -364,3 +364,33 @@ func TestMeasuresReachTheGPByWriteBackAndBaRS(t *testing.T) {
 		t.Errorf("%d Observations filed, want each score once", n)
 	}
 }
+
+// The de-identified export carries the scores, so an evaluation can pair
+// them as the outcomes view does, without the patient's NHS number.
+func TestDeidentifiedExportCarriesTheMeasures(t *testing.T) {
+	e := setup(t, askMeasures, func(o *options) { o.pseudonymKey = keyA })
+	srID, taskID := acceptedReferral(t, e, "M-EXPORT")
+	e.post("/QuestionnaireResponse", ons4Response(srID, "first-contact", "3", "4", "5", "8"), callerHeader, "walking").must(t, http.StatusCreated)
+	e.providerMoves(t, taskID, "in-progress", "")
+	e.post("/QuestionnaireResponse", ons4Response(srID, "completion", "7", "7", "8", "3"), callerHeader, "walking").must(t, http.StatusCreated)
+	_, files := e.exportAll(t, "?_deidentify=true&_type=Task,Observation,QuestionnaireResponse")
+	got := map[string]float64{}
+	for _, o := range files["Observation"] {
+		b, _ := json.Marshal(o)
+		if strings.Contains(string(b), nhsNumber) {
+			t.Errorf("a de-identified Observation holds the NHS number: %s", b)
+		}
+		if o["code"].(map[string]any)["coding"].([]any)[0].(map[string]any)["code"] == "ons4-life-satisfaction" &&
+			o["focus"].([]any)[0].(map[string]any)["reference"] == "Task/"+taskID {
+			got[o["extension"].([]any)[0].(map[string]any)["valueCode"].(string)] = o["valueInteger"].(float64)
+		}
+	}
+	if got["first-contact"] != 3 || got["completion"] != 7 || len(files["QuestionnaireResponse"]) != 2 {
+		t.Errorf("exported life satisfaction %v, %d responses; want 3 then 7, 2 responses", got, len(files["QuestionnaireResponse"]))
+	}
+	for _, r := range files["QuestionnaireResponse"] {
+		if b, _ := json.Marshal(r); strings.Contains(string(b), nhsNumber) {
+			t.Errorf("a de-identified response holds the NHS number: %s", b)
+		}
+	}
+}
