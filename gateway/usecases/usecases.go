@@ -50,5 +50,6 @@ func New(o gateway.Options) *Set {
 		Measures:      measures.New(core),
 	}
 	a.Portal = portal.New(core, a.Search, a.Intake)
+	a.Portal.UseMeasures(a.Measures)
 	return a
 }

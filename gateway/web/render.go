@@ -43,6 +43,11 @@ type page struct {
 	Funnel, Endings, Reasons chart
 	OverTime                 columns
 	Changes                  changes
+
+	// Measures are the outcome measures of the referral shown; Measure is
+	// the form of one.
+	Measures []portal.MeasureDue
+	Measure  *measureForm
 }
 
 // Lists are the inbox's tabs, for the template.
@@ -71,6 +76,13 @@ var funcs = template.FuncMap{
 	"median":   func(d insights.Durations) string { return humanDuration(d.N, d.Median) },
 	"p90":      func(d insights.Durations) string { return humanDuration(d.N, d.P90) },
 	"number":   insights.Number,
+	// lowerFirst starts a phrase in lower case, to go mid-sentence.
+	"lowerFirst": func(s string) string {
+		if s == "" {
+			return s
+		}
+		return strings.ToLower(s[:1]) + s[1:]
+	},
 	"signed":   insights.Signed,
 	"tel":      func(s string) string { return strings.Map(telRune, s) },
 	// mailable is an address fit for a mailto: link: a bare address with
@@ -149,7 +161,7 @@ func actionLabel(a portal.Action) string { return actionLabels[a] }
 
 func parseTemplates() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"welcome", "sign-in", "inbox", "referral", "confirm", "insights", "problem"} {
+	for _, name := range []string{"welcome", "sign-in", "inbox", "referral", "confirm", "insights", "problem", "measure"} {
 		out[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+name+".html"))
 	}
 	return out
