@@ -83,8 +83,8 @@ var funcs = template.FuncMap{
 		}
 		return strings.ToLower(s[:1]) + s[1:]
 	},
-	"signed":   insights.Signed,
-	"tel":      func(s string) string { return strings.Map(telRune, s) },
+	"signed": insights.Signed,
+	"tel":    func(s string) string { return strings.Map(telRune, s) },
 	// mailable is an address fit for a mailto: link: a bare address with
 	// nothing after it (no ?bcc= another recipient).
 	"mailable": func(s string) bool {
