@@ -116,7 +116,11 @@ func (p *Pages) measureRefused(w http.ResponseWriter, r *http.Request, s *accoun
 		if gateway.ValidID(id) && r.Method == http.MethodPost {
 			_ = p.audit(r, s, "create", "C", http.StatusConflict, []string{gateway.TypeTask + "/" + id}, "")
 		}
-		p.showReferral(w, r, s, http.StatusConflict, "Nothing was recorded: that measure is not asked of this referral now, or it is recorded already.")
+		message := "That measure is recorded already, or is not asked of this referral now."
+		if r.Method == http.MethodPost {
+			message = "Nothing was recorded: that measure is recorded already, or is not asked of this referral now."
+		}
+		p.showReferral(w, r, s, http.StatusConflict, message)
 	default:
 		p.failed(w, r, s, err)
 	}
