@@ -296,11 +296,14 @@ type changes struct {
 }
 
 type changeRow struct {
-	Label, Text     string
-	LabelY, LineY   int
-	X, LowX, HighX  int
-	HasCI, Improved bool
-	TextY           int
+	Label, Text    string
+	LabelY, LineY  int
+	X, LowX, HighX int
+	HasCI          bool
+	// Class draws the dot: better, worse or no change (the words beside
+	// it say the same).
+	Class string
+	TextY int
 	// WhiskerTop and WhiskerBottom are the ends of the interval's caps.
 	WhiskerTop, WhiskerBottom int
 }
@@ -334,7 +337,7 @@ func changeChart(ms []insights.ScoreChange) changes {
 	for i, m := range shown {
 		text := changeWords(m)
 		r := changeRow{Label: m.Display, Text: text, LabelY: i*changeRowHeight + 14, LineY: i*changeRowHeight + 32, TextY: i*changeRowHeight + 54,
-			X: x(m.Change), HasCI: m.HasCI, Improved: m.Improved(), WhiskerTop: i*changeRowHeight + 26, WhiskerBottom: i*changeRowHeight + 38}
+			X: x(m.Change), HasCI: m.HasCI, Class: dotClass(m), WhiskerTop: i*changeRowHeight + 26, WhiskerBottom: i*changeRowHeight + 38}
 		if m.HasCI {
 			r.LowX, r.HighX = x(m.CILow), x(m.CIHigh)
 		}
@@ -345,6 +348,16 @@ func changeChart(ms []insights.ScoreChange) changes {
 	c.Desc = "Median change in each score from first contact to completion, among referrals with both, with its 95% confidence interval where there are enough pairs; the axis runs from -" +
 		c.Limit + " to +" + c.Limit + " with zero (no change) in the middle. " + strings.Join(parts, "; ") + "."
 	return c
+}
+
+func dotClass(m insights.ScoreChange) string {
+	switch {
+	case m.Change == 0:
+		return "dot-same"
+	case m.Improved():
+		return "bar"
+	}
+	return "bar-exit"
 }
 
 // changeWords says a score's change in words: the median change, its
