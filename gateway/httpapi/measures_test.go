@@ -258,6 +258,15 @@ func TestMeasurePairIsRecordedAsCodedObservations(t *testing.T) {
 	for _, o := range life {
 		e.get(fmt.Sprintf("/Observation/%s", o["id"]), callerHeader, "advice").must(t, http.StatusNotFound)
 	}
+	// Each recording is audited once, naming the response, its scores and
+	// the Task it changed; the answers themselves are not in the trail.
+	_, raw := e.audit(t)
+	if n := strings.Count(raw, `"QuestionnaireResponse/`+resp["id"].(string)); n < 2 { // the create, and the repeat
+		t.Errorf("the response is named in %d audit records, want the create's and the repeat's:\n%s", n, raw)
+	}
+	if !strings.Contains(raw, `"Observation/`) || strings.Contains(raw, "life-satisfaction") {
+		t.Errorf("the audit trail does not name the scores, or holds answers:\n%s", raw)
+	}
 	// Every version of the Task is recorded with who made it.
 	prov := bundleEntries(t, e.get("/Provenance?target=Task/"+taskID, callerHeader, "practice-a").must(t, http.StatusOK), "match")
 	if len(prov) < 7 {
