@@ -97,11 +97,14 @@ const (
 	ObservationCategorySurvey = "survey"
 )
 
-// MeasureKey holds the QuestionnaireResponse recorded for a referral
-// (ServiceRequest id) of a Questionnaire at a point: one each, so a
-// response sent again is recognised and a correction is an update of it.
-func MeasureKey(serviceRequestID, questionnaire string, at MeasurePoint) string {
-	return "measure|" + serviceRequestID + "|" + questionnaire + "|" + string(at)
+// MeasureResponseID is the id of the QuestionnaireResponse recorded for a
+// referral (ServiceRequest id) of a Questionnaire at a point: one each, so
+// a response sent again is recognised, a correction is an update of it, and
+// two recorded at once cannot both be stored (the second finds the id
+// taken). No key beside the resource is needed, so removing the referral
+// removes all of it.
+func MeasureResponseID(serviceRequestID, questionnaire string, at MeasurePoint) string {
+	return DerivedID("measure", serviceRequestID, questionnaire, string(at))
 }
 
 // AgentOf is the Provenance agent of a change a caller made: the provider

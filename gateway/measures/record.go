@@ -363,17 +363,13 @@ func (s *Service) plan(ctx context.Context, caller gateway.Caller, obj *fhir.Obj
 			"subject must be the referral's patient, as its Task's for names it (or be left out for Signpost to fill in)")
 	}
 	now := s.Now().UTC().Truncate(time.Millisecond)
-	key := gateway.MeasureKey(srID, q.ID, point)
-	held, err := s.Store.Lookup(ctx, key)
-	if err != nil {
+	// One response per referral, measure and point: its id says which, so
+	// the commit's "must not exist yet" is what keeps it one.
+	cur, err := s.Store.Read(ctx, qr, gateway.MeasureResponseID(srID, q.ID, point))
+	if errors.Is(err, gateway.ErrNotFound) {
+		cur = nil
+	} else if err != nil {
 		return nil, nil, err
-	}
-	var cur *gateway.Resource
-	if held != "" {
-		cur, err = s.Store.Read(ctx, qr, strings.TrimPrefix(held, qr+"/"))
-		if err != nil {
-			return nil, nil, err
-		}
 	}
 	switch {
 	case id == "" && cur != nil:
@@ -405,7 +401,7 @@ func (s *Service) plan(ctx context.Context, caller gateway.Caller, obj *fhir.Obj
 			}
 		}
 	} else {
-		id = gateway.DerivedID("measure", srID, q.ID, string(point))
+		id = gateway.MeasureResponseID(srID, q.ID, point)
 	}
 	if cur == nil {
 		n, err := s.SupportingCount(ctx, srRef)
@@ -436,7 +432,7 @@ func (s *Service) plan(ctx context.Context, caller gateway.Caller, obj *fhir.Obj
 	terms := []string{gateway.ReferralTerm(srRef), gateway.ClientTerm(task.Owner)}
 	c := &gateway.Commit{Writes: []gateway.Write{{Resource: resp, Expect: expect, Terms: terms}}}
 	if cur == nil {
-		c.Unique = append(c.Unique, gateway.UniqueKey{Key: key, Value: resp.Ref()}, gateway.UniqueKey{Key: gateway.SupportingKey(resp.Ref()), Value: srRef})
+		c.Unique = append(c.Unique, gateway.UniqueKey{Key: gateway.SupportingKey(resp.Ref()), Value: srRef})
 	}
 
 	effective := r.Authored

@@ -80,18 +80,14 @@ func (s *Service) MeasuresOf(ctx context.Context, caller gateway.Caller, taskID 
 				continue
 			}
 			due := MeasureDue{Questionnaire: q, Point: point}
-			held, err := s.Store.Lookup(ctx, gateway.MeasureKey(srID, id, point))
-			if err != nil {
-				return nil, err
-			}
-			if held != "" {
-				due.Recorded = true
-				if resp, err := s.Store.Read(ctx, gateway.TypeQuestionnaireResponse, strings.TrimPrefix(held, gateway.TypeQuestionnaireResponse+"/")); err == nil {
-					due.RecordedAt = resp.LastUpdated
-					due.Scores = scoresOf(q, resp.Body)
-				}
-			} else {
+			resp, err := s.Store.Read(ctx, gateway.TypeQuestionnaireResponse, gateway.MeasureResponseID(srID, id, point))
+			switch {
+			case err == nil:
+				due.Recorded, due.RecordedAt, due.Scores = true, resp.LastUpdated, scoresOf(q, resp.Body)
+			case errors.Is(err, gateway.ErrNotFound):
 				due.Open = slices.Contains(pointOpen[point], view.Status)
+			default:
+				return nil, err
 			}
 			out = append(out, due)
 		}
