@@ -1,11 +1,13 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/signpost-health/signpost/fhir/structure"
@@ -401,5 +403,44 @@ func TestDeidentifiedExportCarriesTheMeasures(t *testing.T) {
 		if b, _ := json.Marshal(r); strings.Contains(string(b), nhsNumber) {
 			t.Errorf("a de-identified response holds the NHS number: %s", b)
 		}
+	}
+}
+
+// Recordings at once: two measures for one referral both land in the Task
+// (neither output lost), and two different answers for one measure and
+// point are one response, the other refused.
+func TestConcurrentMeasuresLoseNothing(t *testing.T) {
+	e := setup(t, askMeasures)
+	srID, taskID := acceptedReferral(t, e, "M-RACE")
+	bodies := [][]byte{
+		ons4Response(srID, "first-contact", "3", "4", "5", "8"),
+		uclaResponse(srID, "first-contact", "often", "often", "some-of-the-time"),
+		ons4Response(srID, "first-contact", "9", "9", "9", "1"),
+	}
+	statuses := make([]int, len(bodies))
+	var wg sync.WaitGroup
+	for i, b := range bodies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodPost, e.base+"/QuestionnaireResponse", bytes.NewReader(b))
+			req.Header.Set("Content-Type", "application/fhir+json")
+			req.Header.Set(callerHeader, "walking")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			res.Body.Close()
+			statuses[i] = res.StatusCode
+		}()
+	}
+	wg.Wait()
+	if statuses[1] != http.StatusCreated || !(statuses[0] == http.StatusCreated && statuses[2] == http.StatusConflict || statuses[0] == http.StatusConflict && statuses[2] == http.StatusCreated) {
+		t.Fatalf("statuses %v; want UCLA created and one of the two ONS4 answers, the other 409", statuses)
+	}
+	obs := observationsOf(t, e, taskID, "walking")
+	if len(obs["ons4-life-satisfaction"]) != 1 || len(obs["ucla3-total"]) != 1 || len(obs) != 5 {
+		t.Errorf("the Task names %v; want each of the five scores once", obs)
 	}
 }
