@@ -187,7 +187,8 @@ func observationsOf(t *testing.T, e *env, taskID, caller string) map[string][]ma
 	task := e.get("/Task/"+taskID, callerHeader, caller).must(t, http.StatusOK).json(t)
 	out := map[string][]map[string]any{}
 	for _, o := range task["output"].([]any) {
-		ref, _ := o.(map[string]any)["valueReference"].(map[string]any)["reference"].(string)
+		vr, _ := o.(map[string]any)["valueReference"].(map[string]any)
+		ref, _ := vr["reference"].(string)
 		if !strings.HasPrefix(ref, "Observation/") {
 			continue
 		}
@@ -442,5 +443,23 @@ func TestConcurrentMeasuresLoseNothing(t *testing.T) {
 	obs := observationsOf(t, e, taskID, "walking")
 	if len(obs["ons4-life-satisfaction"]) != 1 || len(obs["ucla3-total"]) != 1 || len(obs) != 5 {
 		t.Errorf("the Task names %v; want each of the five scores once", obs)
+	}
+}
+
+// A provider's update that replaces Task.output with its outcome keeps the
+// measures the Task names: they are put back after its own.
+func TestTaskUpdateKeepsTheMeasures(t *testing.T) {
+	e := setup(t, askMeasures)
+	srID, taskID := acceptedReferral(t, e, "M-KEEP")
+	e.post("/QuestionnaireResponse", ons4Response(srID, "first-contact", "3", "4", "5", "8"), callerHeader, "walking").must(t, http.StatusCreated)
+	e.providerMoves(t, taskID, "in-progress", "")
+	patch := `[{"op":"replace","path":"/status","value":"completed"},{"op":"add","path":"/output","value":[{"type":{"coding":[{"system":"http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes","code":"resulting-activity"}]},"valueCodeableConcept":{"text":"walked"}}]}]`
+	done := e.do(http.MethodPatch, "/Task/"+taskID, []byte(patch), callerHeader, "walking", "Content-Type", "application/json-patch+json").must(t, http.StatusOK).json(t)
+	outs := done["output"].([]any)
+	if len(outs) != 6 || outs[0].(map[string]any)["valueCodeableConcept"] == nil {
+		t.Errorf("outputs after completion: %v; want the outcome, then the response and its four scores", outs)
+	}
+	if obs := observationsOf(t, e, taskID, "practice-a"); len(obs) != 4 {
+		t.Errorf("the GP reads %d scores through the Task, want 4", len(obs))
 	}
 }

@@ -422,6 +422,7 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 		return nil, err
 	}
 	body := conform.KeepTaskFieldsTrue(r.obj.WithServerFields(r.id, strconv.Itoa(cur.Version+1), gateway.Instant(pl.now)), from, status, changed, pl.now)
+	body = conform.KeepMeasureOutputs(cur.Body, body)
 	out := pl.addWrite(r, body, cur.Version+1, expect, r.pinsVersion(), gateway.TaskTerms(r.id, task, s.Base), nil)
 	s.planProvenance(pl, out.Resource, gateway.RefOf(old.Owner))
 	// Every change reaches the GP; a referrer's cancellation also reaches
