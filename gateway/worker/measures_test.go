@@ -83,4 +83,13 @@ func TestFullResourceNotificationCarriesTheScores(t *testing.T) {
 		}
 		return false
 	})
+	// What the notifications disclosed is recorded, the scores included.
+	eventually(t, "the record of a notification with the scores", func() bool {
+		for _, d := range e.disclosures() {
+			if strings.Contains(d, "rest-hook full-resource Subscription/"+sub) && strings.Contains(d, " Observation/") {
+				return true
+			}
+		}
+		return false
+	})
 }
