@@ -232,6 +232,14 @@ type Config struct {
 	Export Export
 	// Retention is how long closed referrals and audit records are kept.
 	Retention Retention
+	// Measures say which outcome measures (Questionnaire ids) providers
+	// ask, for which referrals, at which points; none: no measure is asked
+	// and none is recorded.
+	Measures []MeasureRule
+	// Questionnaires is a directory of the deployment's own measures
+	// (*.json Questionnaires and scores.csv) used instead of the built-in
+	// ones; "" means the built-in set. Relative to the file's directory.
+	Questionnaires string
 	// MetricsListen is the host:port serving /metrics, apart from the API
 	// so that the public listener never shows it; "" serves none.
 	MetricsListen string
@@ -264,6 +272,27 @@ type Config struct {
 
 	// Where values came from, so problems can name a line or a variable.
 	src *sources
+}
+
+// MeasurePoint is when in a referral a provider asks an outcome measure:
+// at first contact (the "before") and at completion (the "after").
+type MeasurePoint string
+
+const (
+	MeasureFirstContact MeasurePoint = "first-contact"
+	MeasureCompletion   MeasurePoint = "completion"
+)
+
+// AllCategories in a measure rule's categories matches every category.
+const AllCategories = "*"
+
+// MeasureRule asks the given Questionnaires at the given points of the
+// referrals of the given categories ("*": all) and providers (none: all).
+type MeasureRule struct {
+	Categories     []string
+	Providers      []string
+	Questionnaires []string
+	At             []MeasurePoint
 }
 
 // Auth holds gateway-wide authentication settings.

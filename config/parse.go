@@ -39,6 +39,8 @@ type fileConfig struct {
 	Audit             fileAudit          `yaml:"audit"`
 	Export            fileExport         `yaml:"export"`
 	Retention         fileRetention      `yaml:"retention"`
+	Measures          []fileMeasureRule  `yaml:"measures"`
+	Questionnaires    string             `yaml:"questionnaires"`
 	MetricsListen     string             `yaml:"metrics_listen"`
 	DeliveryTimeout   string             `yaml:"delivery_timeout"`
 	DeliveryRetry     []string           `yaml:"delivery_retry"`
@@ -71,6 +73,13 @@ type fileAddressRate struct {
 
 type fileAudit struct {
 	MaxEntries int64 `yaml:"max_entries"`
+}
+
+type fileMeasureRule struct {
+	Categories     []string `yaml:"categories"`
+	Providers      []string `yaml:"providers"`
+	Questionnaires []string `yaml:"questionnaires"`
+	At             []string `yaml:"at"`
 }
 
 type fileRetention struct {
@@ -453,6 +462,7 @@ func fileFrom(c Config) fileConfig {
 		Export: fileExport{Dir: c.Export.Dir, Keep: c.Export.Keep.String(), PseudonymKeyEnv: c.Export.PseudonymKeyEnv,
 			BirthDate: string(c.Export.BirthDate)},
 		MetricsListen:   c.MetricsListen,
+		Questionnaires:  c.Questionnaires,
 		DeliveryTimeout: c.DeliveryTimeout.String(),
 		SubsPerClient:   &c.SubscriptionsPerClient,
 	}
@@ -464,6 +474,13 @@ func fileFrom(c Config) fileConfig {
 	}
 	for _, p := range c.TrustedProxies {
 		fc.TrustedProxies = append(fc.TrustedProxies, p.String())
+	}
+	for _, m := range c.Measures {
+		fm := fileMeasureRule{Categories: m.Categories, Providers: m.Providers, Questionnaires: m.Questionnaires}
+		for _, at := range m.At {
+			fm.At = append(fm.At, string(at))
+		}
+		fc.Measures = append(fc.Measures, fm)
 	}
 	return fc
 }
@@ -528,6 +545,18 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 		cfg.Retention.AuditAfter = d
 	} else {
 		problem("retention.audit_after", err.Error())
+	}
+	cfg.Measures = nil
+	for _, fm := range fc.Measures {
+		rule := MeasureRule{Categories: fm.Categories, Providers: fm.Providers, Questionnaires: fm.Questionnaires}
+		for _, at := range fm.At {
+			rule.At = append(rule.At, MeasurePoint(strings.TrimSpace(at)))
+		}
+		cfg.Measures = append(cfg.Measures, rule)
+	}
+	cfg.Questionnaires = fc.Questionnaires
+	if cfg.Questionnaires != "" && !filepath.IsAbs(cfg.Questionnaires) && cfg.Path != "" {
+		cfg.Questionnaires = filepath.Join(filepath.Dir(cfg.Path), cfg.Questionnaires)
 	}
 	cfg.MetricsListen = fc.MetricsListen
 

@@ -94,9 +94,11 @@ const idRuleReason = "must be 1 to 63 lowercase letters, digits or hyphens, star
 // validator collects problems. Fields that already failed while the file was
 // decoded are not judged again, so each mistake is reported once.
 type validator struct {
-	src      *sources
-	decoded  map[string]bool
-	problems []FieldProblem
+	// isCategory is Validate's: nil skips the category checks.
+	isCategory func(string) bool
+	src        *sources
+	decoded    map[string]bool
+	problems   []FieldProblem
 }
 
 func (v *validator) add(field, format string, args ...any) {
@@ -122,7 +124,7 @@ func (v *validator) add(field, format string, args ...any) {
 // belongs to the mapping table, which this package does not know. A nil
 // isCategory skips only that check.
 func (c Config) Validate(isCategory func(string) bool) error {
-	v := &validator{src: c.src, decoded: map[string]bool{}}
+	v := &validator{src: c.src, decoded: map[string]bool{}, isCategory: isCategory}
 	if c.src != nil {
 		for _, p := range c.src.parse {
 			v.problems = append(v.problems, p)
@@ -302,6 +304,62 @@ func (c Config) Validate(isCategory func(string) bool) error {
 		}
 	}
 
+	v.measures(c)
+
+	if len(v.problems) == 0 {
+		return nil
+	}
+	return &Error{File: c.Path, Problems: sortProblems(v.problems)}
+}
+
+// measures checks the measure rules' shape: categories the table knows
+// (or "*"), configured providers, Questionnaire ids, and the points a
+// measure is asked at. Whether each Questionnaire exists is known only
+// once the measures are loaded (CheckQuestionnaires).
+func (v *validator) measures(c Config) {
+	for i, m := range c.Measures {
+		prefix := fmt.Sprintf("measures[%d]", i)
+		if len(m.Categories) == 0 {
+			v.add(prefix+".categories", "must list at least one category, or \"*\" for all")
+		}
+		for k, cat := range m.Categories {
+			if cat != AllCategories && v.isCategory != nil && !v.isCategory(cat) {
+				v.add(fmt.Sprintf("%s.categories[%d]", prefix, k), "%q is not a category of the code table (or \"*\" for all)", cat)
+			}
+		}
+		for k, id := range m.Providers {
+			if _, ok := c.ProviderByID(id); !ok {
+				v.add(fmt.Sprintf("%s.providers[%d]", prefix, k), "%q is not a configured provider's id", id)
+			}
+		}
+		if len(m.Questionnaires) == 0 {
+			v.add(prefix+".questionnaires", "must list at least one Questionnaire id, such as ons4 or ucla3")
+		}
+		if len(m.At) == 0 {
+			v.add(prefix+".at", "must list when the measures are asked: first-contact, completion or both")
+		}
+		for k, at := range m.At {
+			if at != MeasureFirstContact && at != MeasureCompletion {
+				v.add(fmt.Sprintf("%s.at[%d]", prefix, k), "%q is not one of first-contact, completion", at)
+			}
+		}
+	}
+	if strings.ContainsRune(c.Questionnaires, 0) {
+		v.add("questionnaires", "is not a usable path")
+	}
+}
+
+// CheckQuestionnaires reports the measure rules' Questionnaire ids that
+// the loaded measures do not hold, as Validate reports its problems.
+func (c Config) CheckQuestionnaires(known func(id string) bool) error {
+	v := &validator{src: c.src, decoded: map[string]bool{}}
+	for i, m := range c.Measures {
+		for k, id := range m.Questionnaires {
+			if !known(id) {
+				v.add(fmt.Sprintf("measures[%d].questionnaires[%d]", i, k), "%q is not a Questionnaire Signpost holds (the built-in ones are ons4 and ucla3; a deployment adds its own with questionnaires:)", id)
+			}
+		}
+	}
 	if len(v.problems) == 0 {
 		return nil
 	}

@@ -42,8 +42,13 @@ type Options struct {
 	// MaxSubscriptions caps the subscriptions one client has that are not
 	// ended (default DefaultMaxSubscriptions).
 	MaxSubscriptions int
-	Now              func() time.Time
-	NewID            func() string
+	// Measures are the outcome measures (Questionnaires) the deployment
+	// offers (default: the built-in ones); MeasureRules say which are asked
+	// of which referrals, and when (none: no measure is recorded).
+	Measures     *mappings.Measures
+	MeasureRules []MeasureRule
+	Now          func() time.Time
+	NewID        func() string
 }
 
 // Core is what every use case shares: the store as the domain sees it
@@ -68,6 +73,8 @@ type Core struct {
 	MaxDepth            int
 	UnderstoodModifiers []string
 	MaxSubscriptions    int
+	Measures            *mappings.Measures
+	MeasureRules        []MeasureRule
 	Now                 func() time.Time
 	NewID               func() string
 }
@@ -79,6 +86,10 @@ func NewCore(o Options) *Core {
 		UnderstoodModifiers: slices.Clone(o.UnderstoodModifiers), Now: o.Now, NewID: o.NewID}
 	if s.Codes == nil {
 		s.Codes = mappings.Default()
+	}
+	s.Measures, s.MeasureRules = o.Measures, slices.Clone(o.MeasureRules)
+	if s.Measures == nil {
+		s.Measures = mappings.DefaultMeasures()
 	}
 	s.OutcomeCodes = o.Outcomes
 	if s.OutcomeCodes == nil {

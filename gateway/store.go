@@ -239,6 +239,9 @@ type WriteBackState struct {
 	GPETag  string `json:"etag,omitempty"`
 	// Filed lists the statuses whose outcome entries were filed.
 	Filed []TaskStatus `json:"filed,omitempty"`
+	// Scores lists the outcome measures' scores filed, each an Observation
+	// version ("Observation/id/_history/v").
+	Scores []string `json:"scores,omitempty"`
 }
 
 // MaxChangedFollowed is how many matches may change between a search's

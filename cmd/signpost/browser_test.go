@@ -118,7 +118,8 @@ func portalServer(t *testing.T) (*serving, *gpRecord) {
 	r := redistest.Start(t)
 	cfg := writeFile(t, "signpost.yaml", strings.Replace(testConfig, "value: \"A81001\" }\n",
 		"value: \"A81001\" }\n    notify: { fhir_base: \""+gpServer.URL+"/fhir\" }\n", 1)+"outbound_allow: [\"127.0.0.0/8\"]\n"+
-		"organizations: [{ ods: \"A81001\", name: \"Example Surgery\" }]\n")
+		"organizations: [{ ods: \"A81001\", name: \"Example Surgery\" }]\n"+
+		"measures: [{ categories: [\"*\"], questionnaires: [ons4, ucla3], at: [first-contact, completion] }]\n")
 	getenv := env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()})
 	for _, u := range [][]string{{"walking", "sam@example.org"}, {"link", "kim@example.org"}, {"-operator", "lead@example.org"}} {
 		var out bytes.Buffer

@@ -152,7 +152,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		// provider has finished: write-back is asynchronous.
 		select {
 		case <-gp.closed:
-			tl.event("The loop is closed: the GP record shows the referral completed, coded when a code is known.")
+			tl.event("The loop is closed: the GP record shows the referral completed, coded when a code is known, and how the person's well-being and loneliness changed.")
 		case <-time.After(demoWriteBackWait):
 			tl.event("The GP record has not shown the completed, coded referral within %s: the loop did not close.", demoWriteBackWait)
 		case err := <-served:
@@ -190,6 +190,9 @@ func demoConfig(listen, gpBase, providerURL, secret string) config.Config {
 		return config.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: v}
 	}
 	cfg.Organizations = []config.Organization{{ODS: "A81001", Name: "Example Surgery"}} // the practice, as the pages name it
+	// Every provider asks ONS4 and the UCLA loneliness scale before and after.
+	cfg.Measures = []config.MeasureRule{{Categories: []string{config.AllCategories}, Questionnaires: []string{"ons4", "ucla3"},
+		At: []config.MeasurePoint{config.MeasureFirstContact, config.MeasureCompletion}}}
 	cfg.Clients = []config.Client{{ID: demoGP, Name: "Example Surgery", Organization: ods("A81001"),
 		Notify: &config.Notify{FHIRBase: gpBase}}}
 	cfg.Providers = []config.Provider{
@@ -436,12 +439,13 @@ func startGPRecord(tl *timeline) (*demoGPRecord, error) {
 	}
 	var mu sync.Mutex
 	version := 0
-	completed, coded := false, false
+	completed, coded, changed := false, false, false
+	scores := map[string]map[string]int{} // score display -> measure point -> value
 	closed := make(chan struct{})
-	// seenClosed marks the loop closed once: a completed Task and a coded
-	// outcome, in either order.
+	// seenClosed marks the loop closed once: a completed Task, a coded
+	// outcome and the change in an outcome measure, in any order.
 	seenClosed := func() {
-		if completed && coded {
+		if completed && coded && changed {
 			select {
 			case <-closed:
 			default:
@@ -457,8 +461,10 @@ func startGPRecord(tl *timeline) (*demoGPRecord, error) {
 			Status         string
 			BusinessStatus struct{ Text string }
 			Code           struct {
-				Coding []struct{ Code, Display string }
+				Coding []struct{ System, Code, Display string }
 			}
+			Extension    []struct{ URL, ValueCode string }
+			ValueInteger *int
 		}
 		_ = json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&res)
 		switch {
@@ -476,6 +482,27 @@ func startGPRecord(tl *timeline) (*demoGPRecord, error) {
 			w.WriteHeader(http.StatusOK)
 		case strings.HasPrefix(r.URL.Path, "/fhir/Task/") && r.Method == http.MethodGet:
 			w.Header().Set("ETag", `W/"`+strconv.Itoa(version)+`"`)
+		case r.URL.Path == "/fhir/Observation" && len(res.Code.Coding) > 0 && res.Code.Coding[0].System == mappings.MeasureCodeSystem && res.ValueInteger != nil:
+			// An outcome measure's score: once both points are filed, the
+			// GP record shows the change.
+			display, point := res.Code.Coding[0].Display, ""
+			for _, e := range res.Extension {
+				if e.URL == gateway.MeasurePointExtension {
+					point = e.ValueCode
+				}
+			}
+			if scores[display] == nil {
+				scores[display] = map[string]int{}
+			}
+			scores[display][point] = *res.ValueInteger
+			before, hasBefore := scores[display][string(gateway.MeasureFirstContact)]
+			after, hasAfter := scores[display][string(gateway.MeasureCompletion)]
+			if hasBefore && hasAfter && point == string(gateway.MeasureCompletion) {
+				tl.event("GP record shows %s %d → %d (first contact → completion)", display, before, after)
+				changed = true
+				seenClosed()
+			}
+			w.WriteHeader(http.StatusCreated)
 		case r.URL.Path == "/fhir/Observation":
 			if len(res.Code.Coding) > 0 {
 				tl.event("GP record coded the outcome: SNOMED CT %s |%s|", res.Code.Coding[0].Code, res.Code.Coding[0].Display)
@@ -554,13 +581,23 @@ func startDemoProvider(tl *timeline, secret string, speed float64) (*demoProvide
 			if p.move(msg.Referral.Task, `[{"op":"replace","path":"/status","value":"accepted"}]`) {
 				tl.event("Leeds Walking for Health accepted the referral: the person agreed to join")
 			}
+			// Before: the person answers ONS4 and the UCLA loneliness
+			// scale at first contact.
+			if p.measure(msg.Referral.Task, gateway.MeasureFirstContact, [4]int{3, 4, 4, 7}, [3]string{"often", "often", "some-of-the-time"}) {
+				tl.event("Leeds Walking for Health recorded ONS4 and UCLA loneliness at first contact: life satisfaction 3 of 10, loneliness 8 of 9")
+			}
 			pace(2 * time.Second)
 			if p.move(msg.Referral.Task, `[{"op":"replace","path":"/status","value":"in-progress"}]`) {
 				tl.event("Leeds Walking for Health: first session attended")
 			}
 			pace(3 * time.Second)
+			// After: the same questions at the last session.
+			if p.measure(msg.Referral.Task, gateway.MeasureCompletion, [4]int{7, 7, 8, 3}, [3]string{"hardly-ever", "some-of-the-time", "hardly-ever"}) {
+				tl.event("Leeds Walking for Health recorded ONS4 and UCLA loneliness at completion: life satisfaction 7 of 10, loneliness 4 of 9")
+			}
+			// The outcome is added beside the measures the Task names.
 			if p.move(msg.Referral.Task, `[{"op":"replace","path":"/status","value":"completed"},`+
-				`{"op":"add","path":"/output","value":[{"type":{"coding":[{"system":"http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes","code":"resulting-activity"}]},"valueCodeableConcept":{"text":"attended six weekly walks"}}]}]`) {
+				`{"op":"add","path":"/output/-","value":{"type":{"coding":[{"system":"http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes","code":"resulting-activity"}]},"valueCodeableConcept":{"text":"attended six weekly walks"}}}]`) {
 				tl.event("Leeds Walking for Health completed the referral: attended six weekly walks")
 			}
 			pace(time.Second)
@@ -595,6 +632,53 @@ func (p *demoProvider) move(taskURL, patch string) bool {
 	}
 	p.failed.Store(true)
 	return false
+}
+
+// measure records the person's ONS4 answers (life satisfaction,
+// worthwhile, happiness, anxiety) and UCLA loneliness answers (codes) at a
+// point, as QuestionnaireResponses through Signpost's API, for the referral
+// the Task (its URL) is about.
+func (p *demoProvider) measure(taskURL string, at gateway.MeasurePoint, ons4 [4]int, ucla [3]string) bool {
+	req, _ := http.NewRequest(http.MethodGet, taskURL, nil)
+	req.Header.Set(httpapi.LocalClientHeader, demoWalking)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.failed.Store(true)
+		return false
+	}
+	var task struct{ Focus struct{ Reference string } }
+	_ = json.NewDecoder(res.Body).Decode(&task)
+	res.Body.Close()
+	base, _, _ := strings.Cut(taskURL, "/Task/")
+	head := `{"resourceType":"QuestionnaireResponse","status":"completed","authored":"` + gateway.Instant(time.Now()) + `",` +
+		`"extension":[{"url":"` + gateway.MeasurePointExtension + `","valueCode":"` + string(at) + `"}],` +
+		`"basedOn":[{"reference":"` + task.Focus.Reference + `"}],`
+	var items []string
+	for i, link := range []string{"life-satisfaction", "worthwhile", "happiness", "anxiety"} {
+		items = append(items, `{"linkId":"`+link+`","answer":[{"valueInteger":`+strconv.Itoa(ons4[i])+`}]}`)
+	}
+	bodies := []string{head + `"questionnaire":"` + gateway.QuestionnaireBase + `ons4","item":[` + strings.Join(items, ",") + `]}`}
+	items = nil
+	for i, link := range []string{"lack-companionship", "left-out", "isolated"} {
+		items = append(items, `{"linkId":"`+link+`","answer":[{"valueCoding":{"system":"https://signpost.health/fhir/CodeSystem/ucla3-answer","code":"`+ucla[i]+`"}}]}`)
+	}
+	bodies = append(bodies, head+`"questionnaire":"`+gateway.QuestionnaireBase+`ucla3","item":[`+strings.Join(items, ",")+`]}`)
+	for _, body := range bodies {
+		req, _ := http.NewRequest(http.MethodPost, base+"/QuestionnaireResponse", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/fhir+json")
+		req.Header.Set(httpapi.LocalClientHeader, demoWalking)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			p.failed.Store(true)
+			return false
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusCreated && res.StatusCode != http.StatusOK {
+			p.failed.Store(true)
+			return false
+		}
+	}
+	return true
 }
 
 // concreteAddr turns a listen address with port 0 into one with a free port,

@@ -534,6 +534,14 @@ func TestDemoClosesTheLoop(t *testing.T) {
 	if !(serving < sent && sent < received && received < accepted && accepted < coded && accepted < completed) {
 		t.Errorf("the timeline is out of causal order:\n%s", strings.Join(got, ""))
 	}
+	// The outcome measures: recorded before and after, and the GP record
+	// shows the change (the provider says it recorded the second after its
+	// call returns, which may be after the GP record has it).
+	before, after, change := at("recorded ONS4 and UCLA loneliness at first contact"), at("recorded ONS4 and UCLA loneliness at completion"),
+		at("GP record shows ONS4 life satisfaction 3 → 7 (first contact → completion)")
+	if !(accepted < before && before < change && after > before) {
+		t.Errorf("the measures are missing or out of causal order:\n%s", strings.Join(got, ""))
+	}
 	// The BaRS sender beside the REST one: its message is taken (200) and
 	// routed by destination to the link workers.
 	if sentBaRS, took := at("as an NHS BaRS message"), at("Signpost took the BaRS message"); !(serving < sentBaRS && sentBaRS < took) {

@@ -252,6 +252,7 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, log *
 			log.Error("redis tracing unavailable", "error", err)
 		}
 	}
+	measures, _ := loadMeasures(cfg) // loadConfig checked them; nil falls back to the built-in set
 	store := redisstore.New(rdb, cfg.RedisNamespace)
 	store.WaitForReplicas(cfg.RedisWaitReplicas, cfg.RedisWaitTimeout)
 	store.SetAuditMax(cfg.Audit.MaxEntries)
@@ -266,6 +267,8 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, log *
 		// Modifier extensions no receiver understands are refused at the door.
 		UnderstoodModifiers: cfg.UnderstoodModifierExtensions,
 		MaxSubscriptions:    cfg.SubscriptionsPerClient,
+		Measures:            measures,
+		MeasureRules:        measureRules(cfg),
 	})
 	pseudonymKey, _ := export.ParsePseudonymKey(getenv(cfg.Export.PseudonymKeyEnv)) // start checked it
 	uc.Export = export.New(uc.Core, export.Options{Jobs: store, Dir: cfg.Export.Dir, Keep: cfg.Export.Keep, PseudonymKey: pseudonymKey,
@@ -307,7 +310,40 @@ func loadConfig(path string, getenv func(string) string) (config.Config, *mappin
 			return cfg, nil, fmt.Errorf("referral code table: %w", err)
 		}
 	}
+	measures, err := loadMeasures(cfg)
+	if err != nil {
+		return cfg, nil, err
+	}
+	if err := cfg.CheckQuestionnaires(measures.Has); err != nil {
+		return cfg, nil, err
+	}
 	return cfg, codes, nil
+}
+
+// loadMeasures reads the outcome measures the configuration names: its
+// questionnaires directory, or the built-in ones.
+func loadMeasures(cfg config.Config) (*mappings.Measures, error) {
+	if cfg.Questionnaires == "" {
+		return mappings.DefaultMeasures(), nil
+	}
+	m, err := mappings.LoadMeasuresDir(cfg.Questionnaires)
+	if err != nil {
+		return nil, fmt.Errorf("questionnaires: %w", err)
+	}
+	return m, nil
+}
+
+// measureRules are the configuration's measure rules as the domain has them.
+func measureRules(cfg config.Config) []gateway.MeasureRule {
+	out := make([]gateway.MeasureRule, 0, len(cfg.Measures))
+	for _, m := range cfg.Measures {
+		r := gateway.MeasureRule{Categories: m.Categories, Providers: m.Providers, Questionnaires: m.Questionnaires}
+		for _, at := range m.At {
+			r.At = append(r.At, gateway.MeasurePoint(at))
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // connectRedis makes the Redis client, watched by clientLog. An unreachable

@@ -236,3 +236,54 @@ func KeepTaskFieldsTrue(body []byte, from, to gateway.TaskStatus, changed []stri
 	}
 	return fhir.ReplaceMembers(body, members)
 }
+
+// KeepMeasureOutputs keeps the outcome measures a Task names: an update
+// whose output leaves out a response or score Signpost linked to the Task
+// (a provider replacing output with its outcome) has them put back after
+// its own. They are Signpost's record of what was measured, which the GP
+// side and the outcomes view read from the Task; a measure is corrected
+// through its QuestionnaireResponse, never by unlinking it.
+func KeepMeasureOutputs(cur, next []byte) []byte {
+	var curOut, nextOut []json.RawMessage
+	_ = json.Unmarshal(fhir.Member(cur, "output"), &curOut)
+	_ = json.Unmarshal(fhir.Member(next, "output"), &nextOut)
+	held := map[string]bool{}
+	for _, o := range nextOut {
+		if ref := measureOutput(o); ref != "" {
+			held[ref] = true
+		}
+	}
+	missing := false
+	for _, o := range curOut {
+		if ref := measureOutput(o); ref != "" && !held[ref] {
+			nextOut = append(nextOut, o)
+			missing = true
+		}
+	}
+	if !missing {
+		return next
+	}
+	return fhir.ReplaceMembers(next, map[string]any{"output": nextOut})
+}
+
+// measureOutput is the reference of a Task.output that links an outcome
+// measure (a response or a score), or "".
+func measureOutput(raw json.RawMessage) string {
+	var o struct {
+		Type struct {
+			Coding []struct{ System, Code string } `json:"coding"`
+		} `json:"type"`
+		ValueReference struct {
+			Reference string `json:"reference"`
+		} `json:"valueReference"`
+	}
+	if json.Unmarshal(raw, &o) != nil || len(o.Type.Coding) == 0 {
+		return ""
+	}
+	c := o.Type.Coding[0]
+	if (c.System == gateway.SDCTaskCodeSystem && c.Code == gateway.QuestionnaireResponseOutput) ||
+		(c.System == gateway.MeasureOutputSystem && c.Code == gateway.MeasureScoreOutput) {
+		return o.ValueReference.Reference
+	}
+	return ""
+}

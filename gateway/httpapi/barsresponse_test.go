@@ -69,6 +69,8 @@ type gpRecord struct {
 	srv      *httptest.Server
 	mu       sync.Mutex
 	statuses []string
+	// observations are the Observations filed, as received.
+	observations [][]byte
 }
 
 func newGPRecord(t *testing.T) *gpRecord {
@@ -77,7 +79,13 @@ func newGPRecord(t *testing.T) *gpRecord {
 		var res struct {
 			Status string `json:"status"`
 		}
-		_ = json.NewDecoder(r.Body).Decode(&res)
+		body, _ := io.ReadAll(r.Body)
+		_ = json.Unmarshal(body, &res)
+		if r.URL.Path == "/fhir/Observation" {
+			g.mu.Lock()
+			g.observations = append(g.observations, body)
+			g.mu.Unlock()
+		}
 		if r.URL.Path == "/fhir/Task" || r.URL.Path == "/fhir/Task/gp-1" {
 			g.mu.Lock()
 			g.statuses = append(g.statuses, res.Status)

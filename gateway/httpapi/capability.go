@@ -73,8 +73,23 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 		r := res(typ, "http://hl7.org/fhir/StructureDefinition/"+typ, false, nil, "read", "vread")
 		r.ConditionalCreate, r.SearchParam = false, nil // read by id only
 		r.Documentation = "Kept as a BaRS servicerequest-request brought it, its references to the message's other entries resolved to what was stored; readable by the referring client and by the provider its referral went to."
+		switch typ {
+		case gateway.TypeQuestionnaireResponse:
+			r = res(typ, "http://hl7.org/fhir/StructureDefinition/"+typ, false, nil, "create", "read", "vread", "update")
+			r.ConditionalCreate, r.SearchParam = false, nil
+			r.Documentation = "Outcome measures: the provider a referral went to records the person's answers (POST) at first contact and at completion (extension " + gateway.MeasurePointExtension +
+				" valueCode first-contact or completion), basedOn the referral's ServiceRequest, for a Questionnaire the deployment asks of that referral; checked against the Questionnaire (items, types, ranges, options, required answers; 422 naming each item at fault), " +
+				"scored into Observations and linked from the referral Task's output. The same response again is answered with the one stored; a correction is a PUT (If-Match) making a new version. Also kept as a BaRS message brought it. Read by id by the referring client and the provider."
+		case gateway.TypeObservation:
+			r.Documentation = "Outcome measures' scores (category survey, coded by the deployment's scores table; subject the patient, basedOn the referral, focus the referral Task, derivedFrom the QuestionnaireResponse), named in the referral Task's output, sent with the Task in full-resource notifications, write-back and BaRS responses; also kept as a BaRS message brought it. Read by id by the referring client and the provider."
+		}
 		supporting = append(supporting, r)
 	}
+	questionnaire := resource{Type: gateway.TypeQuestionnaire, Profile: "http://hl7.org/fhir/StructureDefinition/Questionnaire", Versioning: "versioned",
+		ConditionalDelete: "not-supported", Interaction: []interaction{{"read"}, {"vread"}, {"search-type"}},
+		SearchParam:   []param{{Name: "_id", Type: "token"}, {Name: "url", Type: "uri", Documentation: "with |version, the version served"}, {Name: "name", Type: "string"}, {Name: "status", Type: "token"}},
+		Documentation: "The deployment's outcome measures, served read-only (built in: ons4, the ONS personal well-being questions; ucla3, the three-item UCLA loneliness scale)."}
+	supporting = append(supporting, questionnaire)
 	security := map[string]any{"cors": false, "description": "No authentication: this deployment listens on loopback only."}
 	if info.AuthMode != "none" {
 		security = map[string]any{"cors": false, "description": "SMART Backend Services (client_credentials with private_key_jwt)."}

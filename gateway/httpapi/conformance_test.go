@@ -90,15 +90,24 @@ func TestCapabilityStatementTellsTheTruth(t *testing.T) {
 		m := r.(map[string]any)
 		types[m["type"].(string)] = m
 	}
-	if len(types) != 5+len(gateway.SupportingTypes()) || types["ServiceRequest"] == nil || types["Task"] == nil || types["Patient"] == nil || types["Provenance"] == nil || types["Subscription"] == nil {
+	if len(types) != 6+len(gateway.SupportingTypes()) || types["ServiceRequest"] == nil || types["Task"] == nil || types["Patient"] == nil || types["Provenance"] == nil || types["Subscription"] == nil ||
+		types["Questionnaire"] == nil {
 		t.Fatalf("resource types: %v", types)
 	}
-	// A message's supporting resources are read by id, and say so.
+	// A message's supporting resources are read by id, and say so; a
+	// provider also records (and corrects) outcome measures.
 	for _, typ := range gateway.SupportingTypes() {
 		r := types[typ]
-		if r == nil || fmt.Sprint(r["interaction"]) != "[map[code:read] map[code:vread]]" || r["searchParam"] != nil {
-			t.Errorf("%s: %v; want read and vread only", typ, r)
+		want := "[map[code:read] map[code:vread]]"
+		if typ == gateway.TypeQuestionnaireResponse {
+			want = "[map[code:create] map[code:read] map[code:vread] map[code:update]]"
 		}
+		if r == nil || fmt.Sprint(r["interaction"]) != want || r["searchParam"] != nil {
+			t.Errorf("%s: %v; want %s only", typ, r, want)
+		}
+	}
+	if q := types["Questionnaire"]; fmt.Sprint(q["interaction"]) != "[map[code:read] map[code:vread] map[code:search-type]]" {
+		t.Errorf("Questionnaire: %v; want read, vread and search only", q)
 	}
 	// Every search parameter it lists must be accepted by search.
 	for typ, r := range types {

@@ -32,6 +32,10 @@ func (a *API) create(c *gin.Context) {
 	if !ok {
 		return
 	}
+	if c.Param("type") == gateway.TypeQuestionnaireResponse {
+		a.recordMeasure(c, caller, "")
+		return
+	}
 	out, err := a.uc.Intake.Create(c.Request.Context(), caller, c.Param("type"), requestBody(c), c.GetHeader("If-None-Exist"), a.auditIntent(c))
 	if err != nil {
 		a.fail(c, err)
@@ -52,6 +56,10 @@ func (a *API) update(c *gin.Context) {
 	if !ok {
 		return
 	}
+	if c.Param("type") == gateway.TypeQuestionnaireResponse {
+		a.recordMeasure(c, caller, c.Param("id"))
+		return
+	}
 	out, err := a.uc.Intake.Update(c.Request.Context(), caller, c.Param("type"), c.Param("id"), requestBody(c), c.GetHeader("If-Match"), a.auditIntent(c))
 	if err != nil {
 		a.fail(c, err)
@@ -66,6 +74,23 @@ func (a *API) patch(c *gin.Context) {
 		return
 	}
 	out, err := a.uc.Intake.Patch(c.Request.Context(), caller, c.Param("type"), c.Param("id"), requestBody(c), c.GetHeader("If-Match"), a.auditIntent(c))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.writeOutcome(c, out)
+}
+
+// recordMeasure is a provider recording an outcome measure (POST
+// QuestionnaireResponse) or correcting one (PUT, id given).
+func (a *API) recordMeasure(c *gin.Context, caller gateway.Caller, id string) {
+	var out *gateway.Outcome
+	var err error
+	if id == "" {
+		out, err = a.uc.Measures.Record(c.Request.Context(), caller, requestBody(c), a.auditIntent(c))
+	} else {
+		out, err = a.uc.Measures.Correct(c.Request.Context(), caller, id, requestBody(c), c.GetHeader("If-Match"), a.auditIntent(c))
+	}
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -124,6 +149,15 @@ func (a *API) read(c *gin.Context) {
 			"this type-level interaction or operation is not supported; /fhir/metadata lists what is")
 		return
 	}
+	if c.Param("type") == gateway.TypeQuestionnaire {
+		r, err := a.uc.Measures.Questionnaire(c.Param("id"))
+		if err != nil {
+			a.fail(c, err)
+			return
+		}
+		a.writeResource(c, r)
+		return
+	}
 	r, err := a.uc.Search.Read(c.Request.Context(), caller, c.Param("type"), c.Param("id"))
 	if err != nil {
 		a.fail(c, err)
@@ -135,6 +169,18 @@ func (a *API) read(c *gin.Context) {
 func (a *API) vread(c *gin.Context) {
 	caller, ok := a.who(c, auth.ActionRead)
 	if !ok {
+		return
+	}
+	if c.Param("type") == gateway.TypeQuestionnaire {
+		r, err := a.uc.Measures.Questionnaire(c.Param("id"))
+		if err == nil && c.Param("vid") != r.VersionID() {
+			err = gateway.NotFound(gateway.TypeQuestionnaire, c.Param("id"))
+		}
+		if err != nil {
+			a.fail(c, err)
+			return
+		}
+		a.writeResource(c, r)
 		return
 	}
 	r, err := a.uc.Search.ReadVersion(c.Request.Context(), caller, c.Param("type"), c.Param("id"), c.Param("vid"))
@@ -187,7 +233,15 @@ func (a *API) runSearch(c *gin.Context, params url.Values) {
 		return
 	}
 	typ := c.Param("type")
-	res, err := a.uc.Search.Search(c.Request.Context(), caller, typ, params, prefer(c, "handling") == "lenient")
+	var res *gateway.SearchResult
+	var err error
+	if typ == gateway.TypeQuestionnaire {
+		var found []*gateway.Resource
+		found, err = a.uc.Measures.SearchQuestionnaires(params, prefer(c, "handling") == "lenient")
+		res = &gateway.SearchResult{Matches: found, Total: len(found), Self: params.Encode()}
+	} else {
+		res, err = a.uc.Search.Search(c.Request.Context(), caller, typ, params, prefer(c, "handling") == "lenient")
+	}
 	if err != nil {
 		a.fail(c, err)
 		return

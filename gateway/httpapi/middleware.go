@@ -208,18 +208,27 @@ func (a *API) knownType(c *gin.Context) {
 	typ := c.Param("type")
 	switch {
 	case knownTypes[typ]:
+	case typ == gateway.TypeQuestionnaire && c.Request.Method == http.MethodGet && c.Param("id") == "":
+		// searched; read by id through readableType
+	case typ == gateway.TypeQuestionnaire:
+		a.failWith(c, gateway.KindMethodNotAllowed, fhir.IssueNotSupported,
+			"Questionnaires are the deployment's outcome measures, served read-only (GET /fhir/Questionnaire, GET /fhir/Questionnaire/{id}); a deployment adds its own with the questionnaires setting")
+	case typ == gateway.TypeQuestionnaireResponse && (c.Request.Method == http.MethodPost && c.Param("id") == "" && !strings.HasSuffix(c.FullPath(), "/_search") ||
+		c.Request.Method == http.MethodPut):
+		// a provider records (POST) or corrects (PUT) an outcome measure
 	case gateway.IsSupporting(typ):
 		a.failWith(c, gateway.KindMethodNotAllowed, fhir.IssueNotSupported,
-			"%s resources are kept as the referral messages that brought them and are read by id (GET /fhir/%s/{id}), as their referral's references name them; they are not searched or written on their own", typ, typ)
+			"%s resources are kept as the referral messages that brought them (or, for outcome measures, as the provider recorded them) and are read by id (GET /fhir/%s/{id}), as their referral's references name them; they are not searched or written on their own", typ, typ)
 	default:
-		a.failWith(c, gateway.KindNotFound, fhir.IssueNotSupported, "Signpost does not serve %q resources; it serves ServiceRequest, Task, Patient, Provenance and Subscription, and reads the resources a BaRS message brought", typ)
+		a.failWith(c, gateway.KindNotFound, fhir.IssueNotSupported, "Signpost does not serve %q resources; it serves ServiceRequest, Task, Patient, Provenance, Subscription and Questionnaire, records QuestionnaireResponses, and reads the resources a BaRS message brought", typ)
 	}
 }
 
-// readableType lets reads by id through for the known types and for the
-// supporting resources messages bring (gateway.IsSupporting).
+// readableType lets reads by id through for the known types, the
+// Questionnaires and the supporting resources messages bring
+// (gateway.IsSupporting).
 func (a *API) readableType(c *gin.Context) {
-	if !gateway.IsSupporting(c.Param("type")) {
+	if typ := c.Param("type"); !gateway.IsSupporting(typ) && typ != gateway.TypeQuestionnaire {
 		a.knownType(c)
 	}
 }

@@ -53,6 +53,8 @@ type options struct {
 	maxSubs    int // subscriptions per client; 0: the default
 	// pseudonymKey is the de-identified export's key; nil: none.
 	pseudonymKey []byte
+	// measures are the outcome measures asked; none: none.
+	measures []gateway.MeasureRule
 }
 
 // Synthetic test data: the NHS numbers are the documented test numbers, the
@@ -127,6 +129,7 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 		FHIRBase:            e.base,
 		UnderstoodModifiers: o.understood,
 		MaxSubscriptions:    o.maxSubs,
+		MeasureRules:        o.measures,
 	})
 	e.svc = svc
 	e.exportDir = t.TempDir()

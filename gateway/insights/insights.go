@@ -40,6 +40,9 @@ type Journey struct {
 	// End* values.
 	End           string
 	DeclineReason string // the code, when declined with a coded reason
+	// Measures are the outcome measures' scores recorded for the referral,
+	// before (first contact) and after (completion), keyed system|code.
+	Measures map[string]MeasurePair
 }
 
 // How a referral ended (and EndDidNotAttend).
@@ -72,6 +75,8 @@ func (s *Service) Journeys(ctx context.Context, from, to time.Time) ([]Journey, 
 		if err != nil {
 			return nil, err
 		}
+		var page []*Journey
+		var latest []*gateway.Resource
 		for i, versions := range histories {
 			if seen[ids[i]] {
 				continue
@@ -79,8 +84,15 @@ func (s *Service) Journeys(ctx context.Context, from, to time.Time) ([]Journey, 
 			seen[ids[i]] = true
 			j, ok := journeyOf(ids[i], versions)
 			if ok && !j.Sent.Before(from) && j.Sent.Before(to) {
-				out = append(out, j)
+				page = append(page, &j)
+				latest = append(latest, versions[len(versions)-1])
 			}
+		}
+		if err := s.readMeasures(ctx, page, latest); err != nil {
+			return nil, err
+		}
+		for _, j := range page {
+			out = append(out, *j)
 		}
 		q.Offset += len(ids)
 		if len(ids) == 0 || q.Offset >= total {
@@ -319,6 +331,9 @@ type ReportRow struct {
 	Funnel         Funnel
 	ToAcceptance   Durations // from sent to accepted
 	ToFirstContact Durations // from sent to the first contact recorded
+	// Measures are how the outcome measures' scores changed, before to
+	// after, score by score (those recorded for the group's referrals).
+	Measures []ScoreChange
 }
 
 // ReasonCount is how many referrals were declined for one reason.
@@ -353,7 +368,7 @@ func (s *Service) Insights(ctx context.Context, from, to time.Time) (*Report, er
 	if err != nil {
 		return nil, err
 	}
-	return BuildReport(journeys, from, to, s.providerName, s.Organizations), nil
+	return BuildReportWith(journeys, from, to, s.providerName, s.Organizations, s.Measures), nil
 }
 
 func (s *Service) providerName(id string) string {
@@ -367,6 +382,17 @@ func (s *Service) providerName(id string) string {
 // the directory names practices by their ODS codes (else the name the
 // referral gave, else the code).
 func BuildReport(journeys []Journey, from, to time.Time, providerName func(string) string, directory gateway.Directory) *Report {
+	return BuildReportWith(journeys, from, to, providerName, directory, mappings.DefaultMeasures())
+}
+
+// BuildReportWith is BuildReport naming the scores of a deployment's own
+// measures.
+func BuildReportWith(journeys []Journey, from, to time.Time, providerName func(string) string, directory gateway.Directory, measures *mappings.Measures) *Report {
+	infos := scoreInfos(measures)
+	row := func(key, label string, js []Journey) ReportRow { return row(key, label, js, infos) }
+	rowsBy := func(js []Journey, key func(Journey) string, label func(string) string) []ReportRow {
+		return rowsBy(js, key, label, infos)
+	}
 	r := &Report{From: from, To: to, Total: row("all", "All referrals", journeys), OverTime: overTime(journeys, from, to)}
 	r.ByCategory = rowsBy(journeys, func(j Journey) string { return j.Category }, mappings.CategoryLabel)
 	practices := map[string]string{}
@@ -460,14 +486,14 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-func rowsBy(journeys []Journey, key func(Journey) string, label func(string) string) []ReportRow {
+func rowsBy(journeys []Journey, key func(Journey) string, label func(string) string, infos map[string]scoreInfo) []ReportRow {
 	groups := map[string][]Journey{}
 	for _, j := range journeys {
 		groups[key(j)] = append(groups[key(j)], j)
 	}
 	out := make([]ReportRow, 0, len(groups))
 	for k, js := range groups {
-		out = append(out, row(k, cmp.Or(label(k), k, "Unknown"), js))
+		out = append(out, row(k, cmp.Or(label(k), k, "Unknown"), js, infos))
 	}
 	slices.SortFunc(out, func(a, b ReportRow) int {
 		return cmp.Or(b.Funnel.Sent-a.Funnel.Sent, strings.Compare(a.Key, b.Key))
@@ -475,8 +501,8 @@ func rowsBy(journeys []Journey, key func(Journey) string, label func(string) str
 	return out
 }
 
-func row(key, label string, journeys []Journey) ReportRow {
-	r := ReportRow{Key: key, Label: label}
+func row(key, label string, journeys []Journey, infos map[string]scoreInfo) ReportRow {
+	r := ReportRow{Key: key, Label: label, Measures: scoreChanges(journeys, infos)}
 	var toAccept, toContact []time.Duration
 	for _, j := range journeys {
 		f := &r.Funnel
@@ -553,6 +579,12 @@ func (r *Report) WriteCSV(w io.Writer) error {
 	}
 	head = append(head, "accepted_n", "hours_to_acceptance_median", "hours_to_acceptance_p90",
 		"first_contact_n", "hours_to_first_contact_median", "hours_to_first_contact_p90")
+	// The outcome measures: per score recorded in the period, the pairs
+	// (before and after) and the median change with its 95% interval.
+	for _, sc := range r.Total.Measures {
+		c := strings.ReplaceAll(sc.Code, "-", "_")
+		head = append(head, c+"_pairs", c+"_before_median", c+"_after_median", c+"_change_median", c+"_change_ci95_low", c+"_change_ci95_high")
+	}
 	if err := cw.Write(head); err != nil {
 		return err
 	}
@@ -564,6 +596,9 @@ func (r *Report) WriteCSV(w io.Writer) error {
 			}
 			rec = append(rec, durationCells(row.ToAcceptance)...)
 			rec = append(rec, durationCells(row.ToFirstContact)...)
+			for _, sc := range r.Total.Measures {
+				rec = append(rec, measureCells(row.Measures, sc.Code)...)
+			}
 			if err := cw.Write(rec); err != nil {
 				return err
 			}
@@ -598,6 +633,22 @@ func csvSafe(s string) string {
 	return s
 }
 
+// measureCells are one score's columns for a row: empty figures where the
+// row has no pair (and no interval below 6 pairs).
+func measureCells(ms []ScoreChange, code string) []string {
+	for _, m := range ms {
+		if m.Code != code || m.Pairs == 0 {
+			continue
+		}
+		cells := []string{strconv.Itoa(m.Pairs), Number(m.Before), Number(m.After), Number(m.Change), "", ""}
+		if m.HasCI {
+			cells[4], cells[5] = Number(m.CILow), Number(m.CIHigh)
+		}
+		return cells
+	}
+	return []string{"0", "", "", "", "", ""}
+}
+
 func durationCells(d Durations) []string {
 	if d.N == 0 {
 		return []string{"0", "", ""}
@@ -615,6 +666,27 @@ type reportGroup struct {
 
 func (r *Report) groups() []reportGroup {
 	return []reportGroup{{"all", []ReportRow{r.Total}}, {"category", r.ByCategory}, {"practice", r.ByPractice}, {"provider", r.ByProvider}}
+}
+
+// ConfidenceIntervalExtension carries, on a MeasureReport group or stratum
+// of an outcome measure, the 95% confidence interval of its measureScore
+// (valueRange): R4's MeasureReport has no element for one.
+const ConfidenceIntervalExtension = "https://signpost.health/fhir/StructureDefinition/confidence-interval-95"
+
+// scoreGroup is a MeasureReport group (code given) or stratum (code nil)
+// of one score's change.
+func scoreGroup(code map[string]any, sc ScoreChange, population func(int) []map[string]any) map[string]any {
+	g := map[string]any{"population": population(sc.Pairs)}
+	if code != nil {
+		g["code"] = code
+	}
+	if sc.Pairs > 0 {
+		g["measureScore"] = map[string]any{"value": sc.Change}
+	}
+	if sc.HasCI {
+		g["extension"] = []map[string]any{{"url": ConfidenceIntervalExtension, "valueRange": map[string]any{"low": map[string]any{"value": sc.CILow}, "high": map[string]any{"value": sc.CIHigh}}}}
+	}
+	return g
 }
 
 // MeasureURL is the canonical of the measure the MeasureReport reports on.
@@ -686,6 +758,36 @@ func (r *Report) MeasureReport(id string, now time.Time) []byte {
 			}
 			hours, _ := strconv.ParseFloat(Hours(v), 64)
 			g["measureScore"] = map[string]any{"value": hours, "unit": "h", "system": "http://unitsofmeasure.org", "code": "h"}
+		}
+		groups = append(groups, g)
+	}
+	// The outcome measures: a group per score, its population the referrals
+	// with a pair, its score the median change (after minus before) with the
+	// 95% interval as an extension, stratified like the stages.
+	for _, sc := range r.Total.Measures {
+		g := scoreGroup(concept(mappings.MeasureCodeSystem, sc.Code, "Change in "+sc.Display+" (median, after minus before)"), sc, population)
+		var strat []map[string]any
+		for _, by := range r.groups()[1:] {
+			var strata []map[string]any
+			for _, row := range by.rows {
+				for _, m := range row.Measures {
+					if m.Code == sc.Code && m.Pairs > 0 {
+						value := map[string]any{"text": cmp.Or(row.Label, row.Key, "Unknown")}
+						if row.Key != "" {
+							value["coding"] = []coding{{"code": row.Key}}
+						}
+						stratum := scoreGroup(nil, m, population)
+						stratum["value"] = value
+						strata = append(strata, stratum)
+					}
+				}
+			}
+			if len(strata) > 0 {
+				strat = append(strat, map[string]any{"code": []map[string]any{concept(StageSystem, by.by, "By "+by.by)}, "stratum": strata})
+			}
+		}
+		if len(strat) > 0 {
+			g["stratifier"] = strat
 		}
 		groups = append(groups, g)
 	}

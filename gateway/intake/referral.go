@@ -238,31 +238,7 @@ func (s *Service) planRevocation(pl *plan, task *gateway.Resource, view *gateway
 // provider (by its organisation) or the referrer. It is visible to whoever
 // may see the Task.
 func (s *Service) planProvenance(pl *plan, task *gateway.Resource, owner string) {
-	who := map[string]any{"identifier": map[string]string{"system": pl.caller.Organization.System, "value": pl.caller.Organization.Value}}
-	role := "author"
-	agent := map[string]any{}
-	switch pl.caller.Kind {
-	case gateway.CallerProvider:
-		who["reference"] = gateway.TypeOrganization + "/" + pl.caller.ClientID
-		if p, ok := s.Router().Provider(pl.caller.ClientID); ok {
-			who["display"] = p.DisplayName()
-		}
-		role = "performer"
-		if pl.caller.Person != "" {
-			// A person in the web pages: they acted, for their organisation.
-			agent = map[string]any{"onBehalfOf": who}
-			who = map[string]any{"identifier": map[string]string{"system": gateway.PortalUserSystem, "value": pl.caller.Person}, "display": pl.caller.Person}
-		}
-	case gateway.CallerOperator:
-		// Without authentication nobody is known: the change is not the
-		// referring practice's (whose organisation an operator's caller
-		// carries only to stand in for it as requester), so it is not
-		// recorded as theirs.
-		who = map[string]any{"display": "an operator of this Signpost (no authentication: who acted is not known)"}
-	}
-	agent["type"] = gateway.ParticipantType(role)
-	agent["who"] = who
-	pl.commit.Writes = append(pl.commit.Writes, s.ProvenanceWrite(task, owner, agent, pl.now))
+	pl.commit.Writes = append(pl.commit.Writes, s.ProvenanceWrite(task, owner, s.AgentOf(pl.caller), pl.now))
 }
 
 // planCancellation queues the delivery that tells a referral's provider the
@@ -446,6 +422,7 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 		return nil, err
 	}
 	body := conform.KeepTaskFieldsTrue(r.obj.WithServerFields(r.id, strconv.Itoa(cur.Version+1), gateway.Instant(pl.now)), from, status, changed, pl.now)
+	body = conform.KeepMeasureOutputs(cur.Body, body)
 	out := pl.addWrite(r, body, cur.Version+1, expect, r.pinsVersion(), gateway.TaskTerms(r.id, task, s.Base), nil)
 	s.planProvenance(pl, out.Resource, gateway.RefOf(old.Owner))
 	// Every change reaches the GP; a referrer's cancellation also reaches

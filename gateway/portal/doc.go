@@ -15,6 +15,8 @@ type Service struct {
 	*gateway.Core
 	search Searcher
 	tasks  TaskWriter
+	// measures records outcome measures (UseMeasures); nil: none offered.
+	measures MeasureRecorder
 }
 
 // Searcher is the search use case, as the inbox lists a provider's

@@ -177,11 +177,24 @@ func (s *Service) Referral(ctx context.Context, caller gateway.Caller, taskID st
 	if err != nil {
 		return nil, err
 	}
+	responses := 0 // the outcome measures the Task named so far
 	for _, v := range versions[0] {
 		tv, err := gateway.ParseTask(v.Body)
 		if err != nil {
 			return nil, err
 		}
+		n := 0
+		for _, o := range tv.Outputs {
+			if o.Type.Code == gateway.QuestionnaireResponseOutput && o.Type.System == gateway.SDCTaskCodeSystem {
+				n++
+			}
+		}
+		if n > responses {
+			// A version that added an outcome measure says so, not the
+			// business status it kept.
+			tv.BusinessStatus, tv.StatusReason = "Outcome measure recorded", ""
+		}
+		responses = n
 		by := actors[v.Version]
 		switch {
 		case by != "":

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -132,6 +133,11 @@ func (s *Service) Progress(ctx context.Context, caller gateway.Caller, taskID st
 	if err != nil {
 		return nil, err
 	}
+	if out, ok := members["output"].([]map[string]any); ok {
+		// What the Task already records beside its outcome (the outcome
+		// measures' responses and scores) stays: the step adds the outcome.
+		members["output"] = keptOutputs(cur.Body, out)
+	}
 	members["lastModified"] = gateway.Instant(s.Now())
 	// A statusReason left from the status the Task moves on from is dropped
 	// by the update itself (conform.KeepTaskFieldsTrue), as over the API.
@@ -198,4 +204,26 @@ func codedText(system string, o gateway.CodeOption, words string) map[string]any
 		text += ": " + words
 	}
 	return map[string]any{"coding": []map[string]string{{"system": system, "code": o.Code, "display": o.Display}}, "text": text}
+}
+
+// keptOutputs are a Task's outputs other than a resulting activity,
+// followed by the step's own.
+func keptOutputs(task []byte, step []map[string]any) []any {
+	var cur []map[string]any
+	_ = json.Unmarshal(fhir.Member(task, "output"), &cur)
+	var out []any
+	for _, o := range cur {
+		if typ, _ := o["type"].(map[string]any); typ != nil {
+			if cs, _ := typ["coding"].([]any); len(cs) > 0 {
+				if c, _ := cs[0].(map[string]any); c != nil && c["code"] == "resulting-activity" {
+					continue
+				}
+			}
+		}
+		out = append(out, o)
+	}
+	for _, o := range step {
+		out = append(out, o)
+	}
+	return out
 }

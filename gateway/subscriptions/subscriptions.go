@@ -204,6 +204,21 @@ func (s *Service) NotificationBundle(ctx context.Context, sub *topic.Subscriptio
 			if r != nil {
 				entry.Resource = r.Body
 			}
+			b.Entries = append(b.Entries, entry)
+			if r != nil {
+				// The outcome measures' scores the Task names travel with it,
+				// so the GP record reads "life satisfaction 3 -> 7" without
+				// asking for each.
+				scores, err := s.MeasureScores(ctx, r)
+				if err != nil {
+					return nil, err
+				}
+				for _, o := range scores {
+					b.Entries = append(b.Entries, fhir.BundleEntry{FullURL: s.Base + "/" + o.Ref() + "/_history/" + o.VersionID(), Resource: o.Body,
+						Request: &fhir.EntryRequest{Method: "PUT", URL: o.Ref()}, Response: &fhir.EntryResponse{Status: "200 OK"}})
+				}
+			}
+			continue
 		}
 		b.Entries = append(b.Entries, entry)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/signpost-health/signpost/gateway/export"
 	"github.com/signpost-health/signpost/gateway/insights"
 	"github.com/signpost-health/signpost/gateway/intake"
+	"github.com/signpost-health/signpost/gateway/measures"
 	"github.com/signpost-health/signpost/gateway/portal"
 	"github.com/signpost-health/signpost/gateway/search"
 	"github.com/signpost-health/signpost/gateway/subscriptions"
@@ -27,6 +28,8 @@ type Set struct {
 	WriteBack     *writeback.Service
 	Insights      *insights.Service
 	Portal        *portal.Service
+	// Measures serves the outcome measures and records providers' answers.
+	Measures *measures.Service
 	// Export is the Bulk Data export; nil until the caller sets it (it
 	// needs a directory and a job store beside the core).
 	Export *export.Service
@@ -44,7 +47,9 @@ func New(o gateway.Options) *Set {
 		Subscriptions: subscriptions.New(core),
 		WriteBack:     writeback.New(core),
 		Insights:      insights.New(core),
+		Measures:      measures.New(core),
 	}
 	a.Portal = portal.New(core, a.Search, a.Intake)
+	a.Portal.UseMeasures(a.Measures)
 	return a
 }

@@ -66,7 +66,7 @@ func (p *Pages) insights(w http.ResponseWriter, r *http.Request, s *account.WebS
 	p.render(w, r, http.StatusOK, "insights", page{Title: "Referral outcomes", Session: s, Report: rep, From: fromDay, To: toDay,
 		FromText: longDay(rep.From), ToText: longDay(rep.To.Add(-time.Nanosecond)),
 		Funnel: funnelChart(rep.Total.Funnel), Endings: endingsChart(rep.Total.Funnel), Reasons: reasonsChart(rep.DeclineReasons),
-		OverTime: overTimeChart(rep.OverTime)})
+		OverTime: overTimeChart(rep.OverTime), Changes: changeChart(rep.Total.Measures)})
 }
 
 // longDay is a date as people in the UK write it: 3 December 2026.
@@ -280,4 +280,102 @@ func shortInterval(iv insights.Interval) string {
 		return iv.Start.In(insights.UKTime).Format("Jan 2006")
 	}
 	return iv.Start.In(insights.UKTime).Format("2 Jan")
+}
+
+// changes is the outcome measures' chart, laid out here and drawn as SVG
+// by the template: a row per score with pairs, its median change as a dot
+// on a line through zero and its 95% interval as a whisker, the figures
+// written beside it, so nothing is read from position or colour alone.
+type changes struct {
+	ID, Title, Desc string
+	Height          int
+	ZeroX           int
+	LeftX, RightX   int
+	Limit           string // the axis runs from -Limit to +Limit
+	Rows            []changeRow
+}
+
+type changeRow struct {
+	Label, Text    string
+	LabelY, LineY  int
+	X, LowX, HighX int
+	HasCI          bool
+	// Class draws the dot: better, worse or no change (the words beside
+	// it say the same).
+	Class string
+	TextY int
+	// WhiskerTop and WhiskerBottom are the ends of the interval's caps.
+	WhiskerTop, WhiskerBottom int
+}
+
+// Change chart geometry: the axis across the middle of the 560 units.
+const (
+	changeLeft      = 20
+	changeRight     = 540
+	changeRowHeight = 64
+)
+
+func changeChart(ms []insights.ScoreChange) changes {
+	c := changes{ID: "changes-chart", Title: "Change from first contact to completion", LeftX: changeLeft, RightX: changeRight,
+		ZeroX: (changeLeft + changeRight) / 2}
+	limit := 1.0
+	var shown []insights.ScoreChange
+	for _, m := range ms {
+		if m.Pairs == 0 {
+			continue
+		}
+		shown = append(shown, m)
+		limit = max(limit, abs(m.Change))
+		if m.HasCI {
+			limit = max(limit, abs(m.CILow), abs(m.CIHigh))
+		}
+	}
+	c.Limit = insights.Number(limit)
+	half := float64(changeRight-changeLeft) / 2
+	x := func(v float64) int { return c.ZeroX + int(v/limit*half) }
+	var parts []string
+	for i, m := range shown {
+		text := changeWords(m)
+		r := changeRow{Label: m.Display, Text: text, LabelY: i*changeRowHeight + 14, LineY: i*changeRowHeight + 32, TextY: i*changeRowHeight + 54,
+			X: x(m.Change), HasCI: m.HasCI, Class: dotClass(m), WhiskerTop: i*changeRowHeight + 26, WhiskerBottom: i*changeRowHeight + 38}
+		if m.HasCI {
+			r.LowX, r.HighX = x(m.CILow), x(m.CIHigh)
+		}
+		c.Rows = append(c.Rows, r)
+		parts = append(parts, m.Display+": "+text)
+	}
+	c.Height = len(c.Rows)*changeRowHeight + 4
+	c.Desc = "Median change in each score from first contact to completion, among referrals with both, with its 95% confidence interval where there are enough pairs; the axis runs from -" +
+		c.Limit + " to +" + c.Limit + " with zero (no change) in the middle. " + strings.Join(parts, "; ") + "."
+	return c
+}
+
+func dotClass(m insights.ScoreChange) string {
+	switch {
+	case m.Change == 0:
+		return "dot-same"
+	case m.Improved():
+		return "bar"
+	}
+	return "bar-exit"
+}
+
+// changeWords says a score's change in words: the median change, its
+// interval, how many pairs, and which way is better.
+func changeWords(m insights.ScoreChange) string {
+	s := "median change " + insights.Signed(m.Change)
+	if m.HasCI {
+		s += " (95% CI " + insights.Signed(m.CILow) + " to " + insights.Signed(m.CIHigh) + ")"
+	} else {
+		s += " (too few pairs for a 95% interval)"
+	}
+	s += ", " + strconv.Itoa(m.Pairs) + " pairs; " + string(m.Better) + " is better"
+	return s
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
 }

@@ -91,8 +91,13 @@ func (p *Pages) showReferral(w http.ResponseWriter, r *http.Request, s *account.
 		p.failed(w, r, s, err)
 		return
 	}
+	measures, err := p.portal.MeasuresOf(r.Context(), p.caller(s), id)
+	if err != nil {
+		p.failed(w, r, s, err)
+		return
+	}
 	p.render(w, r, status, "referral", page{Title: "Referral", Session: s, Referral: d, Message: message,
-		DeclineReasons: gateway.DeclineReasons, Outcomes: gateway.Outcomes})
+		DeclineReasons: gateway.DeclineReasons, Outcomes: gateway.Outcomes, Measures: measures})
 }
 
 // doneMessages confirm an action after the redirect that follows it.
@@ -105,6 +110,7 @@ var doneMessages = map[string]string{
 	string(portal.ActionResume):       "Resumed.",
 	string(portal.ActionComplete):     "Completed. The referrer has been told the outcome.",
 	string(portal.ActionDidNotAttend): "Recorded that the person did not attend. The referrer has been told.",
+	"measure":                         "Answers recorded. The scores are sent to the referrer's record with the referral.",
 }
 
 // act takes a provider's step on a referral: the Task transition the API

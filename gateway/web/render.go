@@ -42,6 +42,12 @@ type page struct {
 	FromText, ToText         string // the same, as people read them (3 December 2026)
 	Funnel, Endings, Reasons chart
 	OverTime                 columns
+	Changes                  changes
+
+	// Measures are the outcome measures of the referral shown; Measure is
+	// the form of one.
+	Measures []portal.MeasureDue
+	Measure  *measureForm
 }
 
 // Lists are the inbox's tabs, for the template.
@@ -69,7 +75,16 @@ var funcs = template.FuncMap{
 	"category": mappings.CategoryLabel,
 	"median":   func(d insights.Durations) string { return humanDuration(d.N, d.Median) },
 	"p90":      func(d insights.Durations) string { return humanDuration(d.N, d.P90) },
-	"tel":      func(s string) string { return strings.Map(telRune, s) },
+	"number":   insights.Number,
+	// lowerFirst starts a phrase in lower case, to go mid-sentence.
+	"lowerFirst": func(s string) string {
+		if s == "" {
+			return s
+		}
+		return strings.ToLower(s[:1]) + s[1:]
+	},
+	"signed": insights.Signed,
+	"tel":    func(s string) string { return strings.Map(telRune, s) },
 	// mailable is an address fit for a mailto: link: a bare address with
 	// nothing after it (no ?bcc= another recipient).
 	"mailable": func(s string) bool {
@@ -146,7 +161,7 @@ func actionLabel(a portal.Action) string { return actionLabels[a] }
 
 func parseTemplates() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"welcome", "sign-in", "inbox", "referral", "confirm", "insights", "problem"} {
+	for _, name := range []string{"welcome", "sign-in", "inbox", "referral", "confirm", "insights", "problem", "measure"} {
 		out[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+name+".html"))
 	}
 	return out

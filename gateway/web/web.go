@@ -134,6 +134,8 @@ func New(o Options) *Pages {
 	m.HandleFunc("GET /portal/referrals", p.signedIn(providerStaff, p.inbox))
 	m.HandleFunc("GET /portal/referrals/{id}", p.signedIn(providerStaff, p.referral))
 	m.HandleFunc("POST /portal/referrals/{id}", p.signedIn(providerStaff, p.act))
+	m.HandleFunc("GET /portal/referrals/{id}/measures/{questionnaire}/{point}", p.signedIn(providerStaff, p.measure))
+	m.HandleFunc("POST /portal/referrals/{id}/measures/{questionnaire}/{point}", p.signedIn(providerStaff, p.recordMeasure))
 	m.HandleFunc("GET /insights/{$}", p.signedIn(operators, p.insights))
 	m.HandleFunc("GET /insights/outcomes.csv", p.signedIn(operators, p.insightsCSV))
 	m.HandleFunc("GET /insights/MeasureReport", p.signedIn(operators, p.measureReport))

@@ -76,7 +76,7 @@ func setup(t testing.TB, opts ...func(*httpapi.Options)) *env {
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
 	e.svc = usecases.New(gateway.Options{Store: e.store, Providers: providers, StrictNHSNumber: true, FHIRBase: e.srv.URL + "/fhir",
-		Organizations: directory})
+		Organizations: directory, MeasureRules: []gateway.MeasureRule{{Categories: []string{"*"}, Questionnaires: []string{"ons4", "ucla3"}, At: gateway.MeasurePoints}}})
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	o := httpapi.Options{
 		UseCases: e.svc, PublicURL: e.srv.URL, Auditor: e.store, Logger: quiet,

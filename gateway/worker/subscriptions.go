@@ -2,9 +2,11 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -203,7 +205,7 @@ func (h *Subscriptions) send(ctx context.Context, log *slog.Logger, job gateway.
 			return
 		}
 		disclosed(ctx, h.Audit, log, time.Now, job.Fields["client"], gateway.Identifier{}, pathRestHook+sub.Payload+" Subscription/"+id,
-			[]string{ev.Task + "/_history/" + ev.Version})
+			append([]string{ev.Task + "/_history/" + ev.Version}, scoresSent(body)...))
 		if err := h.Store.SentEvent(ctx, id, ev.Number); err != nil {
 			record(log, "recording a sent event", err)
 			return
@@ -304,4 +306,23 @@ func (h *Subscriptions) heartbeat(ctx context.Context, sub *topic.SubscriptionVi
 	if res := notify.Notify(ctx, h.Client, sub.Endpoint, sub.Headers, body); res.OK() {
 		_ = h.Store.MarkSent(ctx, sub.ID)
 	}
+}
+
+// scoresSent names the outcome measures' Observations a notification
+// carried beside its Task (full-resource payloads), with their versions,
+// for the record of what was disclosed.
+func scoresSent(body []byte) []string {
+	var b struct {
+		Entry []struct {
+			FullURL string `json:"fullUrl"`
+		} `json:"entry"`
+	}
+	_ = json.Unmarshal(body, &b)
+	var out []string
+	for _, e := range b.Entry {
+		if i := strings.Index(e.FullURL, "/"+gateway.TypeObservation+"/"); i >= 0 {
+			out = append(out, e.FullURL[i+1:])
+		}
+	}
+	return out
 }

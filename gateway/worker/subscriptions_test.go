@@ -133,7 +133,7 @@ func (e *env) startSubscriptionsRetrying(retry []time.Duration) (stop func()) {
 	q := e.store.Queue(gateway.QueueSubscription)
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
 	w := newQuickWorker(worker.Options{Queue: q, PerProvider: 1, LaneDepth: 4096, ReclaimIdle: time.Second, Consumer: "sub-" + gateway.NewID()[:8],
-		Handler: &worker.Subscriptions{Queue: q, Domain: e.svc.Subscriptions, Store: e.store, Client: client, Clients: []string{"practice-a", "practice-b"}, Retry: retry}})
+		Handler: &worker.Subscriptions{Queue: q, Domain: e.svc.Subscriptions, Store: e.store, Client: client, Clients: []string{"practice-a", "practice-b"}, Retry: retry, Audit: e.store}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = w.Run(ctx); close(done) }()

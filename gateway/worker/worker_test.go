@@ -85,7 +85,8 @@ var providers = []gateway.Provider{
 func setup(t testing.TB) *env {
 	r := redistest.Start(t)
 	store := redisstore.New(r.Client(), "signpost")
-	svc := usecases.New(gateway.Options{Store: store, Providers: providers, FHIRBase: "http://signpost.test/fhir"})
+	svc := usecases.New(gateway.Options{Store: store, Providers: providers, FHIRBase: "http://signpost.test/fhir",
+		MeasureRules: []gateway.MeasureRule{{Categories: []string{"*"}, Questionnaires: []string{"ons4"}, At: gateway.MeasurePoints}}})
 	return &env{t: t, redis: r, store: store, svc: svc}
 }
 

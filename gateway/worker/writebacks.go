@@ -148,7 +148,23 @@ func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
 			return
 		}
 	}
-	// 2. The outcome entry of this job's own change, from its own version,
+	// 2. The outcome measures' scores the Task names, each version once.
+	for _, sc := range cur.Scores {
+		if slices.Contains(st.Scores, sc.Ref) {
+			continue
+		}
+		if out := target.Create(ctx, "Observation", sc.Body, sc.Query); !out.OK() {
+			h.retry(ctx, log, job, out)
+			return
+		}
+		disclosed(ctx, h.Audit, log, now, client, gateway.Identifier{}, pathWriteBack+" (outcome measure Observation)", []string{sc.Ref})
+		st.Scores = append(st.Scores, sc.Ref)
+		if err := h.State.SetWriteBackState(ctx, client, taskID, st); err != nil {
+			record(log, "recording a filed score", err)
+			return
+		}
+	}
+	// 3. The outcome entry of this job's own change, from its own version,
 	// once per status: a status the Task passed through while the GP
 	// server was down is still coded.
 	if changed.Version > 0 && !slices.Contains(st.Filed, changed.Status) {

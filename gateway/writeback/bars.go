@@ -85,12 +85,22 @@ func (s *Service) BarsAnswer(ctx context.Context, job queue.BarsResponse, endpoi
 			{"fullUrl": taskURL, "resource": s.absoluteRefs(task.Body, "focus", "for", "owner", "requester")},
 		},
 	}
+	disclosed := []string{sr.Ref() + "/_history/" + sr.VersionID(), task.Ref() + "/_history/" + task.VersionID()}
+	// The outcome measures' scores the Task names go with it.
+	scores, err := s.MeasureScores(ctx, task)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range scores {
+		bundle["entry"] = append(bundle["entry"].([]map[string]any), map[string]any{"fullUrl": s.Absolute(o.Ref()),
+			"resource": s.absoluteRefs(o.Body, "subject", "basedOn", "focus", "derivedFrom", "performer")})
+		disclosed = append(disclosed, o.Ref()+"/_history/"+o.VersionID())
+	}
 	body, err := json.Marshal(bundle)
 	if err != nil {
 		return nil, err
 	}
-	return &BarsAnswer{MessageID: msgID, RequestID: requestID, Body: body,
-		Disclosed: []string{sr.Ref() + "/_history/" + sr.VersionID(), task.Ref() + "/_history/" + task.VersionID()}}, nil
+	return &BarsAnswer{MessageID: msgID, RequestID: requestID, Body: body, Disclosed: disclosed}, nil
 }
 
 // absoluteRefs is a stored resource with the named references made
@@ -101,10 +111,18 @@ func (s *Service) absoluteRefs(body []byte, names ...string) json.RawMessage {
 	if json.Unmarshal(body, &m) != nil { // stored bytes passed the raw checks
 		return body
 	}
-	for _, name := range names {
-		if ref, ok := m[name].(map[string]any); ok {
+	absolute := func(v any) {
+		if ref, ok := v.(map[string]any); ok {
 			if r, ok := ref["reference"].(string); ok {
 				ref["reference"] = s.Absolute(r)
+			}
+		}
+	}
+	for _, name := range names {
+		absolute(m[name])
+		if list, ok := m[name].([]any); ok {
+			for _, item := range list {
+				absolute(item)
 			}
 		}
 	}

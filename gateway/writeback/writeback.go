@@ -34,8 +34,64 @@ type WriteBack struct {
 	// OutcomeQuery is the If-None-Exist that recognises the entry if it was
 	// filed already (a write retried after a lost answer).
 	OutcomeQuery string
-	base         string
-	view         *gateway.TaskView
+	// Scores are the outcome measures' scores the Task names (Observations),
+	// as the GP record files them: each version once.
+	Scores []Score
+	base   string
+	view   *gateway.TaskView
+}
+
+// Score is one outcome measure's score as it is filed in a GP record.
+type Score struct {
+	// Ref names the Observation version ("Observation/id/_history/v"):
+	// what the write-back state remembers as filed.
+	Ref  string
+	Body []byte
+	// Query recognises the entry if it was filed already.
+	Query string
+}
+
+// scoreIdentifierSystem names the scores Signpost files: an Observation
+// version each, so a correction (status amended) is filed beside the score
+// it corrects and a retried create finds the first.
+const scoreIdentifierSystem = "https://signpost.health/fhir/Id/measure-score"
+
+// scores are the Task's measure Observations as the GP server gets them:
+// no Signpost meta or id, references made absolute, Signpost's identifier.
+func (s *Service) scores(ctx context.Context, task *gateway.Resource) ([]Score, error) {
+	obs, err := s.MeasureScores(ctx, task)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Score, 0, len(obs))
+	for _, o := range obs {
+		var m map[string]any
+		if json.Unmarshal(o.Body, &m) != nil {
+			continue
+		}
+		delete(m, "meta")
+		delete(m, "id")
+		value := o.ID + "-" + o.VersionID()
+		m["identifier"] = []map[string]string{{"system": scoreIdentifierSystem, "value": value}}
+		if subject, ok := m["subject"].(map[string]any); ok {
+			if r, ok := subject["reference"].(string); ok {
+				subject["reference"] = s.Absolute(r)
+			}
+		}
+		for _, name := range []string{"basedOn", "focus", "derivedFrom", "performer"} {
+			list, _ := m[name].([]any)
+			for _, item := range list {
+				if ref, ok := item.(map[string]any); ok {
+					if r, ok := ref["reference"].(string); ok {
+						ref["reference"] = s.Absolute(r)
+					}
+				}
+			}
+		}
+		body, _ := json.Marshal(m)
+		out = append(out, Score{Ref: o.Ref() + "/_history/" + o.VersionID(), Body: body, Query: "identifier=" + scoreIdentifierSystem + "|" + value})
+	}
+	return out, nil
 }
 
 // TaskQuery is the If-None-Exist that recognises the GP's copy of the Task.
@@ -60,6 +116,11 @@ func (s *Service) WriteBack(ctx context.Context, taskID string, version int) (*W
 		return nil, err
 	}
 	wb := &WriteBack{Task: task, Status: view.Status, base: s.Base, view: view}
+	if version == 0 {
+		if wb.Scores, err = s.scores(ctx, task); err != nil {
+			return nil, err
+		}
+	}
 	outcome, coded := outcomeOf[view.Status]
 	if !coded {
 		return wb, nil
