@@ -112,6 +112,11 @@ func (s *Service) Journeys(ctx context.Context, from, to time.Time) ([]Journey, 
 			continue
 		}
 		seen[j.TaskID] = true
+		for key := range j.Measures { // as readMeasures reads them
+			if system, code, _ := strings.Cut(key, "|"); !s.knownScore(system, code) {
+				delete(j.Measures, key)
+			}
+		}
 		if !j.Sent.Before(from) && j.Sent.Before(to) {
 			out = append(out, j)
 		}
@@ -119,10 +124,21 @@ func (s *Service) Journeys(ctx context.Context, from, to time.Time) ([]Journey, 
 	return out, nil
 }
 
-// JourneyOf reads a journey from a Task's versions, oldest first; ok is
-// false for a Task entered in error, which is no referral.
-func JourneyOf(id string, versions []*gateway.Resource) (j Journey, ok bool) {
-	return journeyOf(id, versions)
+// Summarise is what retention keeps of a referral as it goes: its journey
+// read from its Task's versions (oldest first) with every score the latest
+// version names, for the outcomes view to count as before. ok is false for
+// a Task entered in error, which is no referral and is counted nowhere.
+func Summarise(ctx context.Context, store gateway.Store, id string, versions []*gateway.Resource) (keep *gateway.KeptJourney, ok bool, err error) {
+	j, ok := journeyOf(id, versions)
+	if !ok {
+		return nil, false, nil
+	}
+	everyScore := func(string, string) bool { return true } // the view picks its measures' when it reads them
+	if err := readScores(ctx, store, []*Journey{&j}, versions[len(versions)-1:], everyScore); err != nil {
+		return nil, false, err
+	}
+	s := j.Summary()
+	return &s, true, nil
 }
 
 // summary is a journey as retention keeps it: times in Unix nanoseconds
@@ -142,6 +158,16 @@ type summary struct {
 	Ended         int64  `json:"e,omitempty"`
 	End           string `json:"end,omitempty"`
 	DeclineReason string `json:"r,omitempty"`
+	// Scores are the outcome measures' scores, by "system|code".
+	Scores map[string]keptScore `json:"m,omitempty"`
+}
+
+// keptScore is one score's pair, as Summary keeps it.
+type keptScore struct {
+	Before    int  `json:"b,omitempty"`
+	After     int  `json:"a,omitempty"`
+	HasBefore bool `json:"hb,omitempty"`
+	HasAfter  bool `json:"ha,omitempty"`
 }
 
 // Summary is the journey as retention keeps it once the referral goes:
@@ -155,7 +181,8 @@ func (j Journey) Summary() gateway.KeptJourney {
 	}
 	b, err := json.Marshal(summary{TaskID: j.TaskID, Category: j.Category, Practice: j.Practice, PracticeName: j.PracticeName,
 		ProviderID: j.ProviderID, Sent: nanos(j.Sent), Delivered: nanos(j.Delivered), Accepted: nanos(j.Accepted),
-		FirstContact: nanos(j.FirstContact), Started: nanos(j.Started), Ended: nanos(j.Ended), End: j.End, DeclineReason: j.DeclineReason})
+		FirstContact: nanos(j.FirstContact), Started: nanos(j.Started), Ended: nanos(j.Ended), End: j.End, DeclineReason: j.DeclineReason,
+		Scores: keptScores(j.Measures)})
 	if err != nil {
 		panic(err) // strings and numbers
 	}
@@ -174,9 +201,27 @@ func ParseSummary(b []byte) (Journey, error) {
 		}
 		return time.Unix(0, n).UTC()
 	}
-	return Journey{TaskID: s.TaskID, Category: s.Category, Practice: s.Practice, PracticeName: s.PracticeName,
+	j := Journey{TaskID: s.TaskID, Category: s.Category, Practice: s.Practice, PracticeName: s.PracticeName,
 		ProviderID: s.ProviderID, Sent: at(s.Sent), Delivered: at(s.Delivered), Accepted: at(s.Accepted),
-		FirstContact: at(s.FirstContact), Started: at(s.Started), Ended: at(s.Ended), End: s.End, DeclineReason: s.DeclineReason}, nil
+		FirstContact: at(s.FirstContact), Started: at(s.Started), Ended: at(s.Ended), End: s.End, DeclineReason: s.DeclineReason}
+	for key, p := range s.Scores {
+		if j.Measures == nil {
+			j.Measures = map[string]MeasurePair{}
+		}
+		j.Measures[key] = MeasurePair(p)
+	}
+	return j, nil
+}
+
+func keptScores(m map[string]MeasurePair) map[string]keptScore {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]keptScore, len(m))
+	for key, p := range m {
+		out[key] = keptScore(p)
+	}
+	return out
 }
 
 // journeyOf reads a journey from a Task's versions, oldest first. A Task

@@ -66,8 +66,21 @@ type scoreInfo struct {
 }
 
 // readMeasures fills in the journeys' scores from the Observations their
-// Tasks' latest versions name (one read for the page).
+// Tasks' latest versions name (one read for the page): the scores of the
+// deployment's measures.
 func (s *Service) readMeasures(ctx context.Context, journeys []*Journey, latest []*gateway.Resource) error {
+	return readScores(ctx, s.Store, journeys, latest, s.knownScore)
+}
+
+// knownScore reports whether a score is one of the deployment's measures'.
+func (s *Service) knownScore(system, code string) bool {
+	_, _, known := s.Measures.ScoreByCode(system, code)
+	return known
+}
+
+// readScores fills in the journeys' scores from the Observations their
+// Tasks' latest versions name, those known says.
+func readScores(ctx context.Context, store gateway.Store, journeys []*Journey, latest []*gateway.Resource, known func(system, code string) bool) error {
 	var refs []string
 	byTask := map[string]*Journey{}
 	for i, j := range journeys {
@@ -85,7 +98,7 @@ func (s *Service) readMeasures(ctx context.Context, journeys []*Journey, latest 
 	if len(refs) == 0 {
 		return nil
 	}
-	obs, err := s.Store.ReadMany(ctx, refs)
+	obs, err := store.ReadMany(ctx, refs)
 	if err != nil {
 		return err
 	}
@@ -115,7 +128,7 @@ func (s *Service) readMeasures(ctx context.Context, journeys []*Journey, latest 
 		}
 		code := v.Code.Coding[0]
 		key := code.System + "|" + code.Code
-		if _, _, known := s.Measures.ScoreByCode(code.System, code.Code); !known {
+		if !known(code.System, code.Code) {
 			continue
 		}
 		if j.Measures == nil {

@@ -202,12 +202,8 @@ func (r *Runner) keep(ctx context.Context, rm *redisstore.Removal) (keep *gatewa
 	if len(versions) == 0 || versions[len(versions)-1].Version != rm.Task.Version {
 		return nil, false, nil
 	}
-	j, ok := insights.JourneyOf(rm.Task.ID, versions)
-	if !ok {
-		return nil, true, nil
-	}
-	s := j.Summary()
-	return &s, true, nil
+	keep, _, err = insights.Summarise(ctx, r.Store, rm.Task.ID, versions)
+	return keep, err == nil, err
 }
 
 func status(body []byte) string {

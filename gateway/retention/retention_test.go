@@ -176,6 +176,39 @@ func diff(a, b []string) []string {
 	return out
 }
 
+// scored records ONS4 life satisfaction for referral n (made by referral
+// with status, changed at changed): before and after as Observations the
+// referral holds, named by a third Task version's outputs, as a provider's
+// recordings leave them.
+func scored(t *testing.T, s *redisstore.Store, n, status string, changed time.Time, before, after int) {
+	t.Helper()
+	sr, task := "ServiceRequest/sr-"+n, "task-"+n
+	obs := func(point string, v int) gateway.Write {
+		id := "obs-" + n + "-" + point
+		return gateway.Write{Resource: &gateway.Resource{Type: "Observation", ID: id, Owner: "practice-a", Version: 1, LastUpdated: changed,
+			Body: []byte(`{"resourceType":"Observation","id":"` + id + `","status":"final","code":{"coding":[{"system":"https://signpost.health/fhir/CodeSystem/outcome-measure","code":"ons4-life-satisfaction"}]},` +
+				`"extension":[{"url":"` + gateway.MeasurePointExtension + `","valueCode":"` + point + `"}],"focus":[{"reference":"Task/` + task + `"}],"valueInteger":` + strconv.Itoa(v) + `}`)},
+			Terms: []string{gateway.ReferralTerm(sr)}}
+	}
+	output := func(point string) string {
+		return `{"type":{"coding":[{"system":"` + gateway.MeasureOutputSystem + `","code":"` + gateway.MeasureScoreOutput + `"}]},"valueReference":{"reference":"Observation/obs-` + n + `-` + point + `"}}`
+	}
+	cur, err := s.Read(context.Background(), gateway.TypeTask, task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := strings.TrimSuffix(string(cur.Body), "}") + `,"output":[` + output("first-contact") + `,` + output("completion") + `]}`
+	c := &gateway.Commit{
+		Unique: []gateway.UniqueKey{{Key: gateway.SupportingKey("Observation/obs-" + n + "-first-contact"), Value: sr}, {Key: gateway.SupportingKey("Observation/obs-" + n + "-completion"), Value: sr}},
+		Writes: []gateway.Write{obs("first-contact", before), obs("completion", after),
+			{Resource: &gateway.Resource{Type: gateway.TypeTask, ID: task, Owner: "practice-a", Version: cur.Version + 1, LastUpdated: changed, Body: []byte(body)}, Expect: cur.Version,
+				Terms: []string{gateway.StatusTerm(status), gateway.FocusTerm(sr), gateway.ClientTerm("practice-a"), gateway.SubjectTerm("Patient/pat-" + n)}}},
+	}
+	if res, err := s.Commit(context.Background(), c); err != nil || !res.OK() {
+		t.Fatalf("scores of %s: %v %+v", n, err, res)
+	}
+}
+
 // A Patient goes with the last referral that names it, and not before.
 func TestPatientGoesWithItsLastReferral(t *testing.T) {
 	r := redistest.Start(t)
@@ -281,6 +314,9 @@ func TestOutcomesUnchangedByRemoval(t *testing.T) {
 	for i, st := range []string{"completed", "rejected", "cancelled", "failed", "in-progress", "completed"} {
 		referral(t, s, "o"+strconv.Itoa(i), st, old.Add(-time.Duration(i)*time.Hour), false, false)
 	}
+	// Outcome measures, before and after, for two of the referrals removed.
+	scored(t, s, "o0", "completed", old, 3, 7)
+	scored(t, s, "o5", "completed", old.Add(-5*time.Hour), 4, 6)
 	referral(t, s, "recent", "completed", now.Add(-time.Hour), false, false)
 	view := insights.New(gateway.NewCore(gateway.Options{Store: s, Providers: []gateway.Provider{{ID: "leeds-walking", Name: "Leeds Walking"}}}))
 	from, to := old.Add(-30*24*time.Hour), now
@@ -297,8 +333,8 @@ func TestOutcomesUnchangedByRemoval(t *testing.T) {
 		return rep, csv.String(), string(rep.MeasureReport("m", now))
 	}
 	before, beforeCSV, beforeMR := report()
-	if before.Total.Funnel.Sent != 7 || before.Total.Funnel.Completed != 3 {
-		t.Fatalf("the report before removal: %+v", before.Total.Funnel)
+	if before.Total.Funnel.Sent != 7 || before.Total.Funnel.Completed != 3 || len(before.Total.Measures) != 1 || before.Total.Measures[0].Pairs != 2 {
+		t.Fatalf("the report before removal: %+v %+v", before.Total.Funnel, before.Total.Measures)
 	}
 	rep, err := (&retention.Runner{Store: s, Policy: retention.Policy{ClosedAfter: period}, Now: func() time.Time { return now }}).Run(ctx, false)
 	if err != nil || rep.Removed != 5 {
