@@ -230,4 +230,6 @@ func fields(text string) map[string]string {
 }
 
 // String is for failure messages.
-func (c *Cluster) String() string { return fmt.Sprintf("Redis Cluster at %s", strings.Join(c.Addrs(), ",")) }
+func (c *Cluster) String() string {
+	return fmt.Sprintf("Redis Cluster at %s", strings.Join(c.Addrs(), ","))
+}
