@@ -30,14 +30,15 @@ type env struct {
 	t *testing.T
 	// redis is the one Redis the test runs on (nil on a cluster); rdb is
 	// a client of whichever it runs on.
-	redis  *redistest.Server
-	rdb    redis.UniversalClient
-	srv    *httptest.Server
-	base   string // FHIR base URL
-	logs   *syncBuffer
-	client *http.Client
-	store  *redisstore.Store
-	svc    *usecases.Set
+	redis   *redistest.Server
+	cluster *redistest.Cluster
+	rdb     redis.UniversalClient
+	srv     *httptest.Server
+	base    string // FHIR base URL
+	logs    *syncBuffer
+	client  *http.Client
+	store   *redisstore.Store
+	svc     *usecases.Set
 	// exportDir is where $export writes its files.
 	exportDir string
 }
@@ -117,6 +118,7 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 	e := &env{t: t, logs: &syncBuffer{}, client: &http.Client{}}
 	if o.cluster {
 		c := redistest.StartCluster(t)
+		e.cluster = c
 		cc := redisstore.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()}, nil)
 		t.Cleanup(func() { cc.Close() })
 		e.rdb = cc
