@@ -16,7 +16,8 @@ import (
 // referral again after Retry-After. Every answer is a 201, a 200 for a
 // repeat of what was stored, or a 503 with Retry-After — never another
 // answer — and once the replica has taken over (and the old primary is
-// back, as its replica) every acknowledged referral is there, once.
+// back, as its replica) every acknowledged referral is there, once. A
+// reader reading acknowledged referrals all along gets each, or a 503.
 func TestFailoverLosesNothingAcknowledged(t *testing.T) {
 	t.Parallel()
 	e := setup(t, onCluster)
@@ -58,6 +59,36 @@ func TestFailoverLosesNothingAcknowledged(t *testing.T) {
 			}
 		})
 	}
+	// A reader reads back what was acknowledged, all along: a 200, or a
+	// 503 with Retry-After while the primary is away — never a 404.
+	var reads, readRefused atomic.Int64
+	wg.Go(func() {
+		for !stop.Load() {
+			mu.Lock()
+			var id string
+			for _, v := range acked {
+				id = v
+				break
+			}
+			mu.Unlock()
+			if id == "" {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			r := e.get("/ServiceRequest/" + id)
+			switch {
+			case r.status == http.StatusOK:
+				reads.Add(1)
+			case r.status == http.StatusServiceUnavailable && r.header.Get("Retry-After") != "":
+				readRefused.Add(1)
+				time.Sleep(50 * time.Millisecond)
+			default:
+				mu.Lock()
+				bad = append(bad, fmt.Sprintf("GET %s: %d %s", id, r.status, r.body))
+				mu.Unlock()
+			}
+		}
+	})
 	// Before the cluster and the server stop (cleanups run last first).
 	t.Cleanup(func() { stop.Store(true); wg.Wait() })
 	waitFor := func(what string, n int64) {
@@ -85,7 +116,7 @@ func TestFailoverLosesNothingAcknowledged(t *testing.T) {
 	if len(bad) > 0 {
 		t.Fatalf("%d answers neither acknowledged nor 503 with Retry-After, the first: %s", len(bad), bad[0])
 	}
-	t.Logf("%d referrals acknowledged, %d while the primary was down or after; %d answers 503", len(acked), int64(len(acked))-killedAt, refused.Load())
+	t.Logf("%d referrals acknowledged, %d while the primary was down or after; %d answers 503; %d reads, %d answered 503", len(acked), int64(len(acked))-killedAt, refused.Load(), reads.Load(), readRefused.Load())
 	ids := map[string]bool{}
 	for ident, id := range acked {
 		if ids[id] {
