@@ -53,6 +53,9 @@ func StartCluster(t testing.TB) *Cluster {
 			// loaded test machine may stall it), and a primary sends its
 			// first copy at once, not after waiting for more replicas.
 			"--cluster-replica-validity-factor", "0", "--repl-diskless-sync-delay", "0",
+			// The cluster bus on a free port of its own: by default it is
+			// the client port + 10000, which may be taken, or above 65535.
+			"--cluster-port", strconv.Itoa(freePort(t)),
 		}}
 		s.Addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
 		s.start()
