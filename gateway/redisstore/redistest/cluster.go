@@ -162,6 +162,20 @@ func (c *Cluster) WaitServing(within time.Duration) {
 	c.wait(within, false)
 }
 
+// WaitPromoted waits until replica, whose primary was lost, serves as a
+// primary in its place, and the cluster is serving (as WaitServing).
+func (c *Cluster) WaitPromoted(replica *Server, within time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for replica.info("replication")["role"] != "master" {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s was not promoted within %s", replica, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.wait(time.Until(deadline), false)
+}
+
 func (c *Cluster) wait(within time.Duration, caughtUp bool) {
 	c.t.Helper()
 	deadline := time.Now().Add(within)

@@ -28,7 +28,7 @@ func TestClusterStartsWholeAndFailsOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	primary.Kill()
-	c.WaitHealthy(20 * time.Second)
+	c.WaitPromoted(replica, 20*time.Second)
 	if now := c.PrimaryFor("{x}:a"); now != replica {
 		t.Fatalf("after the failover %s serves the slot, want the replica %s", now, replica)
 	}
