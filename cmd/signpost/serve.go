@@ -371,7 +371,10 @@ func connectCluster(ctx context.Context, cfg config.Config, log *slog.Logger, cl
 				"  not ready and requests get 503 with Retry-After; Signpost carries on by itself once it does.\n",
 				strings.Join(cfg.RedisCluster, ","), err)
 		}
-		log.Warn("redis cluster does not answer at start", "redis", cfg.RedisTarget(), "error", err.Error())
+		if !clientLog.Down() {
+			// Reached but refused: no outage was logged.
+			log.Warn("redis cluster does not answer at start", "redis", cfg.RedisTarget(), "error", err.Error())
+		}
 	}
 	return rdb
 }
