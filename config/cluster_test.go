@@ -69,7 +69,9 @@ func TestRedisClusterRejects(t *testing.T) {
 		{"both in the environment", "", map[string]string{"SIGNPOST_REDIS_URL": "redis://10.0.0.9:6379/0", "SIGNPOST_REDIS_CLUSTER": "10.0.0.5:6379"}, "redis_cluster", "instead of redis_url", "SIGNPOST_REDIS_CLUSTER"},
 		{"no port", "redis_cluster: [\"10.0.0.5:6379\", \"10.0.0.6\"]\n", nil, "redis_cluster[1]", "not a host:port", ""},
 		{"port 0", "redis_cluster: [\"10.0.0.5:0\"]\n", nil, "redis_cluster[0]", "not a host:port", ""},
-		{"a URL", "redis_cluster: [\"redis://10.0.0.5:6379\"]\n", nil, "redis_cluster[0]", "not a host:port", ""},
+		{"a URL", "redis_cluster: [\"redis://10.0.0.5:6379\"]\n", nil, "redis_cluster[0]", "give a node's host:port", ""},
+		{"a password", "redis_cluster: [\"redis://:hunter2@10.0.0.5:6379\"]\n", nil, "redis_cluster[0]", "holds credentials", ""},
+		{"a password in the environment", "", map[string]string{"SIGNPOST_REDIS_CLUSTER": "default:hunter2@10.0.0.5:6379"}, "redis_cluster[0]", "holds credentials", "SIGNPOST_REDIS_CLUSTER"},
 		{"twice", "redis_cluster: [\"10.0.0.5:6379\", \"10.0.0.5:6379\"]\n", nil, "redis_cluster[1]", "listed twice", ""},
 		{"bad in the environment", "", map[string]string{"SIGNPOST_REDIS_CLUSTER": "10.0.0.5:6379,,"}, "redis_cluster[1]", "not a host:port", "SIGNPOST_REDIS_CLUSTER"},
 	}
@@ -82,6 +84,9 @@ func TestRedisClusterRejects(t *testing.T) {
 			}
 			_, err := config.Load(path, envOf(tt.env), nil)
 			ps := problemsOf(t, err)
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("the error shows the password: %v", err)
+			}
 			for _, p := range ps {
 				if p.Field == tt.field && strings.Contains(p.Reason, tt.why) {
 					if p.Env != tt.fromEnv {

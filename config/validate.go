@@ -659,6 +659,9 @@ func (v *validator) redisCluster(c Config) {
 		host, port, err := net.SplitHostPort(addr)
 		n, perr := strconv.ParseUint(port, 10, 16)
 		switch {
+		case strings.Contains(addr, "@") || strings.Contains(addr, "://"):
+			// Never the entry itself: it may hold a password.
+			v.add(field, "is a URL or holds credentials; give a node's host:port, as in 10.0.0.5:6379 (a cluster with a password or TLS is not supported yet)")
 		case err != nil || host == "" || perr != nil || n == 0:
 			v.add(field, "%q is not a host:port, as in 10.0.0.5:6379", addr)
 		case seen[addr]:
