@@ -190,6 +190,9 @@ const (
 	EnvConfig   = "SIGNPOST_CONFIG"
 	EnvListen   = "SIGNPOST_LISTEN"
 	EnvRedisURL = "SIGNPOST_REDIS_URL"
+	// EnvRedisCluster sets redis_cluster: the nodes' host:port, separated
+	// by commas.
+	EnvRedisCluster = "SIGNPOST_REDIS_CLUSTER"
 	// EnvRedisNamespace sets redis_namespace.
 	EnvRedisNamespace = "SIGNPOST_REDIS_NAMESPACE"
 	EnvPublicURL      = "SIGNPOST_PUBLIC_URL"
@@ -204,6 +207,10 @@ type Config struct {
 	Listen    string
 	PublicURL string
 	RedisURL  string
+	// RedisCluster, when set, are the host:port of some nodes of a Redis
+	// Cluster (the client learns the rest from them), used instead of
+	// RedisURL, which is then not used at all.
+	RedisCluster []string
 	// RedisNamespace is the hash tag of every key Signpost keeps in Redis
 	// ("signpost": keys read {signpost}:…), so that deployments sharing a
 	// Redis (signpost demo beside a development server) keep apart.
@@ -495,6 +502,15 @@ const redactedPassword = "xxxxx"
 // since we cannot tell which part of it is secret.
 func (c Config) RedisURLRedacted() string {
 	return redactURL(c.RedisURL)
+}
+
+// RedisTarget says which Redis Signpost uses, safe for logs and error
+// messages: the cluster's nodes, or the URL with its password masked.
+func (c Config) RedisTarget() string {
+	if len(c.RedisCluster) > 0 {
+		return "Redis Cluster " + strings.Join(c.RedisCluster, ",")
+	}
+	return c.RedisURLRedacted()
 }
 
 func redactURL(raw string) string {

@@ -26,6 +26,7 @@ type fileConfig struct {
 	Listen            string             `yaml:"listen"`
 	PublicURL         string             `yaml:"public_url"`
 	RedisURL          string             `yaml:"redis_url"`
+	RedisCluster      []string           `yaml:"redis_cluster"`
 	RedisNamespace    string             `yaml:"redis_namespace"`
 	RedisWaitReplicas int                `yaml:"redis_wait_replicas"`
 	RedisWaitTimeout  string             `yaml:"redis_wait_timeout"`
@@ -447,6 +448,7 @@ func fileFrom(c Config) fileConfig {
 		Listen:            c.Listen,
 		PublicURL:         c.PublicURL,
 		RedisURL:          c.RedisURL,
+		RedisCluster:      c.RedisCluster,
 		RedisNamespace:    c.RedisNamespace,
 		RedisWaitReplicas: c.RedisWaitReplicas,
 		RedisWaitTimeout:  c.RedisWaitTimeout.String(),
@@ -495,6 +497,7 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 	cfg.Listen = fc.Listen
 	cfg.PublicURL = fc.PublicURL
 	cfg.RedisURL = fc.RedisURL
+	cfg.RedisCluster = fc.RedisCluster
 	cfg.RedisNamespace = fc.RedisNamespace
 	cfg.RedisWaitReplicas = fc.RedisWaitReplicas
 	if d, err := time.ParseDuration(fc.RedisWaitTimeout); err == nil {
@@ -696,6 +699,20 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 		src := c.src.clone()
 		src.env[o.field] = o.name
 		c.src = src
+	}
+	// Either Redis given by the environment wins over both in the file;
+	// both given by the environment is a problem Validate reports.
+	if v := getenv(EnvRedisCluster); v != "" {
+		c.RedisCluster = nil
+		src := c.src.clone()
+		for i, addr := range strings.Split(v, ",") {
+			c.RedisCluster = append(c.RedisCluster, strings.TrimSpace(addr))
+			src.env[fmt.Sprintf("redis_cluster[%d]", i)] = EnvRedisCluster
+		}
+		src.env["redis_cluster"] = EnvRedisCluster
+		c.src = src
+	} else if getenv(EnvRedisURL) != "" {
+		c.RedisCluster = nil
 	}
 	// Webhook secrets named by variable. Providers is copied first: Configs
 	// copied by value share the slice.

@@ -138,7 +138,9 @@ func (c Config) Validate(isCategory func(string) bool) error {
 	if reason := publicURLProblem(c.PublicURL); reason != "" {
 		v.add("public_url", "%s", reason)
 	}
-	if reason := redisURLProblem(c.RedisURL); reason != "" {
+	if len(c.RedisCluster) > 0 {
+		v.redisCluster(c)
+	} else if reason := redisURLProblem(c.RedisURL); reason != "" {
 		v.add("redis_url", "%s", reason)
 	}
 	if c.RedisWaitReplicas < 0 || c.RedisWaitReplicas > 16 {
@@ -713,6 +715,34 @@ func redisURLProblem(raw string) string {
 		return want
 	}
 	return ""
+}
+
+// redisCluster checks the nodes of redis_cluster, and that redis_url is not
+// given beside it from the same place (the environment overrides the file).
+func (v *validator) redisCluster(c Config) {
+	if c.src != nil {
+		_, clusterFromEnv := c.src.env["redis_cluster"]
+		_, urlFromEnv := c.src.env["redis_url"]
+		if urlFromEnv || (!clusterFromEnv && c.src.line("redis_url") > 0) {
+			v.add("redis_cluster", "is instead of redis_url: give one of them (redis_cluster for a Redis Cluster, redis_url for one Redis)")
+		}
+	}
+	seen := map[string]bool{}
+	for i, addr := range c.RedisCluster {
+		field := fmt.Sprintf("redis_cluster[%d]", i)
+		host, port, err := net.SplitHostPort(addr)
+		n, perr := strconv.ParseUint(port, 10, 16)
+		switch {
+		case strings.Contains(addr, "@") || strings.Contains(addr, "://"):
+			// Never the entry itself: it may hold a password.
+			v.add(field, "is a URL or holds credentials; give a node's host:port, as in 10.0.0.5:6379 (a cluster with a password or TLS is not supported yet)")
+		case err != nil || host == "" || perr != nil || n == 0:
+			v.add(field, "%q is not a host:port, as in 10.0.0.5:6379", addr)
+		case seen[addr]:
+			v.add(field, "%s is listed twice", addr)
+		}
+		seen[addr] = true
+	}
 }
 
 // rate checks a limit of perSecond sustained with bursts of burst.

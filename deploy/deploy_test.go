@@ -11,6 +11,7 @@ import (
 	"context"
 	"debug/elf"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net"
@@ -1233,4 +1234,126 @@ func envFromSecretHas(t *testing.T, c *cluster, ct container, key string) bool {
 		}
 	}
 	return false
+}
+
+// ---- compose on a Redis Cluster ----
+
+// The cluster stack: six nodes with the durability settings and cluster
+// mode, formed once into three primaries with a replica each before
+// Signpost starts, and a Signpost configuration naming every node and
+// acknowledging only what a replica has.
+func TestComposeClusterFile(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("compose-cluster.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c composeFile
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	var nodes []string
+	for i := range 6 {
+		name := fmt.Sprintf("redis-%d", i)
+		s, ok := c.Services[name]
+		if !ok {
+			t.Fatalf("no service %s", name)
+		}
+		nodes = append(nodes, name+":6379")
+		if src, ok := s.mount("/usr/local/etc/redis/redis.conf"); !ok || src != "./redis.conf" || !slices.Contains(s.Command, "/usr/local/etc/redis/redis.conf") {
+			t.Errorf("%s does not run with deploy/redis.conf", name)
+		}
+		if src, ok := s.mount("/data"); !ok || c.Volumes[src] == nil || src != name {
+			t.Errorf("%s: data not on a volume of its own: %v", name, s.Volumes)
+		}
+		if flagValue(s.Command, "--cluster-enabled") != "yes" || flagValue(s.Command, "--cluster-announce-hostname") != name ||
+			flagValue(s.Command, "--maxmemory") == "" || flagValue(s.Command, "--cluster-config-file") != "/data/nodes.conf" {
+			t.Errorf("%s: %v lacks cluster mode, its announced name, its nodes.conf on the volume, or maxmemory", name, s.Command)
+		}
+		if s.Healthcheck == nil || len(s.Ports) > 0 {
+			t.Errorf("%s: healthcheck %v, ports %v", name, s.Healthcheck, s.Ports)
+		}
+	}
+	init := c.Services["redis-cluster-init"]
+	script := strings.Join(init.Command, " ")
+	if !strings.Contains(script, "--cluster create") || !strings.Contains(script, "--cluster-replicas 1") || len(init.DependsOn) != 6 {
+		t.Errorf("redis-cluster-init does not form the cluster of the six nodes with a replica each: %s", script)
+	}
+	for _, name := range []string{"signpost-api", "signpost-worker"} {
+		s := c.Services[name]
+		if s.DependsOn["redis-cluster-init"].Condition != "service_completed_successfully" {
+			t.Errorf("%s does not wait for the cluster to be formed", name)
+		}
+		if src, ok := s.mount(flagValue(s.Command, "-config")); !ok || src != "./signpost-compose-cluster.yaml" {
+			t.Errorf("%s does not read signpost-compose-cluster.yaml", name)
+		}
+	}
+	cfg := loadNetworkedConfig(t, "signpost-compose-cluster.yaml")
+	if !slices.Equal(cfg.RedisCluster, nodes) || cfg.RedisWaitReplicas != 1 {
+		t.Errorf("signpost-compose-cluster.yaml: redis_cluster %v, redis_wait_replicas %d; want the six nodes and 1", cfg.RedisCluster, cfg.RedisWaitReplicas)
+	}
+}
+
+// The Kubernetes Redis Cluster (deploy/k8s/cluster): six nodes with
+// deploy/redis.conf's settings and cluster mode, their names announced, a
+// Service that lists them before they are ready, and a Job forming three
+// primaries with a replica each.
+func TestKubernetesRedisCluster(t *testing.T) {
+	t.Parallel()
+	const file = "k8s/cluster/20-redis-cluster.yaml"
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCluster()
+	c.add(t, file, b)
+
+	var cm struct{ Data map[string]string }
+	c.get(t, "ConfigMap", "redis-cluster-config").decode(t, &cm)
+	conf := redisDirectives(t, strings.NewReader(cm.Data["redis.conf"]))
+	for k, v := range readRedisConf(t) {
+		if conf[k] != v {
+			t.Errorf("%s: %s = %q, deploy/redis.conf has %q", file, k, conf[k], v)
+		}
+	}
+	if conf["cluster-enabled"] != "yes" || !strings.HasPrefix(conf["cluster-config-file"], "/data/") || conf["cluster-preferred-endpoint-type"] != "hostname" {
+		t.Errorf("%s: cluster settings %v", file, conf)
+	}
+
+	var svc struct {
+		Spec struct {
+			ClusterIP                string `yaml:"clusterIP"`
+			PublishNotReadyAddresses bool   `yaml:"publishNotReadyAddresses"`
+			Selector                 map[string]string
+		}
+	}
+	c.get(t, "Service", "redis-cluster").decode(t, &svc)
+	if svc.Spec.ClusterIP != "None" || !svc.Spec.PublishNotReadyAddresses {
+		t.Errorf("the redis-cluster Service must be headless and list pods before they are ready: %+v", svc.Spec)
+	}
+	w := c.workloads["StatefulSet/redis-cluster"]
+	if w.Spec.Replicas == nil || *w.Spec.Replicas != 6 || w.Spec.ServiceName != "redis-cluster" {
+		t.Fatalf("the StatefulSet: %d replicas under %q, want 6 under redis-cluster", deref(w.Spec.Replicas), w.Spec.ServiceName)
+	}
+	if !(labelSelector{MatchLabels: svc.Spec.Selector}).selects(w.Spec.Template.Metadata.Labels) {
+		t.Error("the Service does not select the nodes")
+	}
+	node := w.Spec.Template.Spec.Containers[0]
+	if !slices.Contains(node.Args, "/usr/local/etc/redis/redis.conf") || flagValue(node.Args, "--maxmemory") == "" ||
+		flagValue(node.Args, "--cluster-announce-hostname") != "$(POD_NAME).redis-cluster.signpost.svc" {
+		t.Errorf("a node runs %v: want the ConfigMap's redis.conf, maxmemory and its announced name", node.Args)
+	}
+	if node.port("cluster-bus") != 16379 || node.port("redis") != 6379 {
+		t.Error("a node does not open 6379 and the cluster bus 16379")
+	}
+	var job struct {
+		Spec struct {
+			Template struct{ Spec podSpec }
+		}
+	}
+	c.get(t, "Job", "redis-cluster-init").decode(t, &job)
+	script := strings.Join(job.Spec.Template.Spec.Containers[0].Args, " ")
+	if !strings.Contains(script, "--cluster create") || !strings.Contains(script, "--cluster-replicas 1") || !strings.Contains(script, "for i in 0 1 2 3 4 5") {
+		t.Errorf("the Job does not form the cluster of the six nodes with a replica each: %s", script)
+	}
 }

@@ -38,7 +38,7 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 	cfg, store := a.cfg, a.store
 	entries, err := store.AuditTail(ctx, *n)
 	if err != nil {
-		return fmt.Errorf("reading the audit stream from %s: %w", cfg.RedisURLRedacted(), err)
+		return fmt.Errorf("reading the audit stream from %s: %w", cfg.RedisTarget(), err)
 	}
 	if len(entries) == 0 {
 		sayIfNoData(ctx, a, stderr)
@@ -75,7 +75,7 @@ func sayIfNoData(ctx context.Context, a *app, stderr io.Writer) {
 	if err != nil || slices.Contains(found, ns) {
 		return
 	}
-	fmt.Fprintf(stderr, "signpost: the Redis at %s holds no Signpost data under the namespace %q", a.cfg.RedisURLRedacted(), ns)
+	fmt.Fprintf(stderr, "signpost: the Redis at %s holds no Signpost data under the namespace %q", a.cfg.RedisTarget(), ns)
 	switch {
 	case len(found) == 1:
 		fmt.Fprintf(stderr, "; it holds the namespace %q: set %s=%s (or redis_namespace in the configuration) to read it.\n",

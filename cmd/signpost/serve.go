@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/extra/redisotel/v9"
@@ -126,7 +127,7 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 	if ready != nil {
 		ready(ln.Addr())
 	}
-	log.Info("serving", "addr", ln.Addr().String(), "redis", cfg.RedisURLRedacted(), "codes", codes.Len(), "providers", len(cfg.Providers))
+	log.Info("serving", "addr", ln.Addr().String(), "redis", cfg.RedisTarget(), "codes", codes.Len(), "providers", len(cfg.Providers))
 
 	trimCtx, stopTrimming := context.WithCancel(ctx)
 	defer stopTrimming()
@@ -185,7 +186,7 @@ type app struct {
 	metrics *telemetry.Metrics
 	cfg     config.Config
 	codes   *mappings.Table
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	store   *redisstore.Store
 	uc      *usecases.Set
 	log     *slog.Logger
@@ -242,7 +243,7 @@ func start(ctx context.Context, configPath string, getenv func(string) string, s
 
 // assemble wires the store and the domain over a connected Redis, its keys
 // under cfg.RedisNamespace.
-func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, log *slog.Logger, getenv func(string) string) *app {
+func assemble(cfg config.Config, codes *mappings.Table, rdb redis.UniversalClient, log *slog.Logger, getenv func(string) string) *app {
 	// Instrumented only when traces are exported: the hooks cost CPU on
 	// every command. Redis spans name the command, never its arguments:
 	// they hold resources and identifiers.
@@ -352,7 +353,10 @@ func measureRules(cfg config.Config) []gateway.MeasureRule {
 // answers. How to start one is said in plain words to a person at a
 // terminal; elsewhere (a container's log) stderr holds JSON lines only, and
 // the hint goes in the log line.
-func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger, clientLog *redisstore.ClientLog, stderr io.Writer) (*redis.Client, error) {
+func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger, clientLog *redisstore.ClientLog, stderr io.Writer) (redis.UniversalClient, error) {
+	if len(cfg.RedisCluster) > 0 {
+		return connectCluster(ctx, cfg, log, clientLog, stderr), nil
+	}
 	opt, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("redis_url %s: %w", cfg.RedisURLRedacted(), err)
@@ -382,6 +386,35 @@ func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger, clie
 		}
 	}
 	return rdb, nil
+}
+
+// connectCluster makes the client of a Redis Cluster, which learns every
+// node from the ones redis_cluster lists, and follows failovers and slot
+// moves (redisstore.NewClusterClient). A cluster that does not answer at
+// start is handled as one Redis is: said clearly, and waited for.
+func connectCluster(ctx context.Context, cfg config.Config, log *slog.Logger, clientLog *redisstore.ClientLog, stderr io.Writer) redis.UniversalClient {
+	rdb := redisstore.NewClusterClient(&redis.ClusterOptions{
+		Addrs:       cfg.RedisCluster,
+		DialTimeout: 2 * time.Second, ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second,
+	}, func(node *redis.Client) { clientLog.Watch(node) })
+	clientLog.SetHint(fmt.Sprintf("no node of the Redis Cluster answers at %s: check the nodes, or point SIGNPOST_REDIS_CLUSTER at yours; "+
+		"until it answers, /readyz reports not ready and requests get 503 with Retry-After; Signpost carries on by itself once it does",
+		strings.Join(cfg.RedisCluster, ",")))
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		if isTerminal(stderr) {
+			fmt.Fprintf(stderr, "signpost: the Redis Cluster at %s does not answer (%v).\n"+
+				"  Check its nodes, or point SIGNPOST_REDIS_CLUSTER at yours. Until it answers, /readyz reports\n"+
+				"  not ready and requests get 503 with Retry-After; Signpost carries on by itself once it does.\n",
+				strings.Join(cfg.RedisCluster, ","), err)
+		}
+		if !clientLog.Down() {
+			// Reached but refused: no outage was logged.
+			log.Warn("redis cluster does not answer at start", "redis", cfg.RedisTarget(), "error", err.Error())
+		}
+	}
+	return rdb
 }
 
 // isTerminal reports whether w is a terminal, where a person reads.

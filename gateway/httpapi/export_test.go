@@ -97,7 +97,12 @@ func (e *env) exportAll(t *testing.T, query string, headers ...string) (manifest
 
 func TestExportEndToEnd(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	onEachRedis(t, testExportEndToEnd)
+}
+
+func testExportEndToEnd(t *testing.T, on func(*options)) {
+	t.Parallel()
+	e := setup(t, on)
 	// More referrals than a page (PageSize 3 in setup), so paging is crossed.
 	srs := map[string]bool{}
 	for _, ident := range []string{"EX-1", "EX-2", "EX-3", "EX-4", "EX-5"} {

@@ -14,7 +14,12 @@ const deliveryStream = "{signpost}:q:delivery"
 
 func TestRepeatedReferralIsOneReferral(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	onEachRedis(t, testRepeatedReferralIsOneReferral)
+}
+
+func testRepeatedReferralIsOneReferral(t *testing.T, on func(*options)) {
+	t.Parallel()
+	e := setup(t, on)
 	const n = 50
 	var wg sync.WaitGroup
 	statuses := make([]int, n)
@@ -53,7 +58,7 @@ func TestRepeatedReferralIsOneReferral(t *testing.T) {
 	if got := total(t, e.get("/Task")); got != 1 {
 		t.Errorf("%d Tasks stored, want 1", got)
 	}
-	if n, err := e.redis.Client().XLen(context.Background(), deliveryStream).Result(); err != nil || n != 1 {
+	if n, err := e.rdb.XLen(context.Background(), deliveryStream).Result(); err != nil || n != 1 {
 		t.Errorf("delivery jobs = %d (%v), want 1", n, err)
 	}
 	// The same identifier from the same client a day later: still the same referral.

@@ -13,10 +13,15 @@ import (
 // returned exactly once, in either direction.
 func TestPagingNeitherLosesNorRepeatsWhileTasksChange(t *testing.T) {
 	t.Parallel()
+	onEachRedis(t, testPagingNeitherLosesNorRepeatsWhileTasksChange)
+}
+
+func testPagingNeitherLosesNorRepeatsWhileTasksChange(t *testing.T, on func(*options)) {
+	t.Parallel()
 	for _, sort := range []string{"_lastUpdated", "-_lastUpdated"} {
 		t.Run(sort, func(t *testing.T) {
 			t.Parallel()
-			e := setup(t)
+			e := setup(t, on)
 			for i := range 12 {
 				e.post("/ServiceRequest", referral("R-PAGE-"+string(rune('a'+i)), "390893007")).must(t, http.StatusCreated)
 			}

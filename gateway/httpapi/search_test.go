@@ -69,7 +69,12 @@ func TestSearchParameters(t *testing.T) {
 
 func TestSearchPagingAndLastUpdated(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	onEachRedis(t, testSearchPagingAndLastUpdated)
+}
+
+func testSearchPagingAndLastUpdated(t *testing.T, on func(*options)) {
+	t.Parallel()
+	e := setup(t, on)
 	before := time.Now().UTC().Add(-time.Second)
 	for i := 0; i < 7; i++ {
 		e.post("/ServiceRequest", referral(ident(i), "390893007")).must(t, http.StatusCreated)

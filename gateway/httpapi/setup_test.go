@@ -11,6 +11,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/auth"
@@ -24,14 +27,18 @@ import (
 
 // env is one Signpost over its own redis-server, reached through real HTTP.
 type env struct {
-	t      *testing.T
-	redis  *redistest.Server
-	srv    *httptest.Server
-	base   string // FHIR base URL
-	logs   *syncBuffer
-	client *http.Client
-	store  *redisstore.Store
-	svc    *usecases.Set
+	t *testing.T
+	// redis is the one Redis the test runs on (nil on a cluster); rdb is
+	// a client of whichever it runs on.
+	redis   *redistest.Server
+	cluster *redistest.Cluster
+	rdb     redis.UniversalClient
+	srv     *httptest.Server
+	base    string // FHIR base URL
+	logs    *syncBuffer
+	client  *http.Client
+	store   *redisstore.Store
+	svc     *usecases.Set
 	// exportDir is where $export writes its files.
 	exportDir string
 }
@@ -55,6 +62,22 @@ type options struct {
 	pseudonymKey []byte
 	// measures are the outcome measures asked; none: none.
 	measures []gateway.MeasureRule
+	// cluster: run on a Redis Cluster (onCluster) rather than one Redis.
+	cluster bool
+}
+
+// onOneRedis and onCluster choose what a test's Signpost runs on: one
+// Redis, or a Redis Cluster of three primaries with a replica each, where
+// every change is acknowledged only once its replica has it (as a cluster
+// deployment runs with redis_wait_replicas: 1).
+func onOneRedis(*options)  {}
+func onCluster(o *options) { o.cluster = true }
+
+// onEachRedis runs a test on one Redis and on a Redis Cluster: the same
+// test, so that what holds on one holds on the other.
+func onEachRedis(t *testing.T, test func(t *testing.T, on func(*options))) {
+	t.Run("redis", func(t *testing.T) { test(t, onOneRedis) })
+	t.Run("cluster", func(t *testing.T) { test(t, onCluster) })
 }
 
 // Synthetic test data: the NHS numbers are the documented test numbers, the
@@ -94,9 +117,20 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 	for _, f := range opts {
 		f(&o)
 	}
-	r := redistest.Start(t)
-	e := &env{t: t, redis: r, logs: &syncBuffer{}, client: &http.Client{}}
-	e.store = redisstore.New(r.Client(), "signpost")
+	e := &env{t: t, logs: &syncBuffer{}, client: &http.Client{}}
+	if o.cluster {
+		c := redistest.StartCluster(t)
+		e.cluster = c
+		cc := redisstore.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()}, nil)
+		t.Cleanup(func() { cc.Close() })
+		e.rdb = cc
+		e.store = redisstore.New(cc, "signpost")
+		e.store.WaitForReplicas(1, 2*time.Second)
+	} else {
+		e.redis = redistest.Start(t)
+		e.rdb = e.redis.Client()
+		e.store = redisstore.New(e.rdb, "signpost")
+	}
 	log := slog.New(slog.NewJSONHandler(e.logs, nil))
 	mux := http.NewServeMux()
 	e.srv = httptest.NewServer(mux)

@@ -7,7 +7,12 @@ import (
 
 func TestCreateReferralMakesTask(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	onEachRedis(t, testCreateReferralMakesTask)
+}
+
+func testCreateReferralMakesTask(t *testing.T, on func(*options)) {
+	t.Parallel()
+	e := setup(t, on)
 	res := e.post("/ServiceRequest", referral("R-1", "390893007")).must(t, http.StatusCreated)
 	sr := res.json(t)
 	id := sr["id"].(string)

@@ -18,7 +18,12 @@ func with(h []string, more ...string) []string { return append(append([]string{}
 // creates and references all behave as if it did not exist.
 func TestCrossTenantIsolation(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	onEachRedis(t, testCrossTenantIsolation)
+}
+
+func testCrossTenantIsolation(t *testing.T, on func(*options)) {
+	t.Parallel()
+	e := setup(t, on)
 	a, b := as("practice-a"), as("practice-b")
 	walking, advice := as("walking"), as("advice")
 
@@ -171,10 +176,15 @@ func TestPatchTaskWithProvenance(t *testing.T) {
 // provider as a delivery of its own.
 func TestCancellationIsDelivered(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	onEachRedis(t, testCancellationIsDelivered)
+}
+
+func testCancellationIsDelivered(t *testing.T, on func(*options)) {
+	t.Parallel()
+	e := setup(t, on)
 	a := as("practice-a")
 	jobs := func(event string) int {
-		msgs, err := e.redis.Client().XRange(context.Background(), deliveryStream, "-", "+").Result()
+		msgs, err := e.rdb.XRange(context.Background(), deliveryStream, "-", "+").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +222,12 @@ func TestCancellationIsDelivered(t *testing.T) {
 
 func TestSubscriptionAPI(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	onEachRedis(t, testSubscriptionAPI)
+}
+
+func testSubscriptionAPI(t *testing.T, on func(*options)) {
+	t.Parallel()
+	e := setup(t, on)
 	a, b, walking := as("practice-a"), as("practice-b"), as("walking")
 	sub := `{"resourceType":"Subscription","status":"active","reason":"closed loop","criteria":"http://hl7.org/fhir/us/sdoh-clinicalcare/SubscriptionTopic/Task",` +
 		`"_criteria":{"extension":[{"url":"http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-filter-criteria","valueString":"Task?requester=A81001"}]},` +

@@ -130,7 +130,67 @@ func (b *batcher) send(batch []*batched) {
 	// cancel it (the client's read and write timeouts bound it); it keeps
 	// the first caller's values, so that its trace holds the pipeline.
 	ctx := context.WithoutCancel(live[0].ctx)
-	pipe := b.rdb.Pipeline()
+	if cc, ok := b.rdb.(*redis.ClusterClient); ok && b.replicas > 0 {
+		b.sendPerNode(ctx, cc, live)
+	} else {
+		b.sendPipeline(ctx, b.rdb, live)
+	}
+	for _, w := range live {
+		close(w.done)
+	}
+}
+
+// sendPerNode sends a batch to a Redis Cluster when changes must reach
+// replicas. WAIT counts the replicas that have the writes of its own
+// connection on its own node, and has no key a cluster client could route
+// it by (go-redis would send it to any node); so the batch is split by the
+// primary serving each command's slot, and each part is one pipeline, on
+// one connection to that primary, ending with its own WAIT. A command whose
+// slot has just moved is refused there (MOVED) without running, and its
+// caller is answered unavailable, to send again once the client has
+// reread the slots; so is every command of a part whose primary is lost.
+func (b *batcher) sendPerNode(ctx context.Context, cc *redis.ClusterClient, live []*batched) {
+	parts := map[*redis.Client][]*batched{}
+	for _, w := range live {
+		node, err := cc.MasterForKey(ctx, firstKey(w.cmd))
+		if err != nil {
+			w.cmd.SetErr(err)
+			continue
+		}
+		parts[node] = append(parts[node], w)
+	}
+	var sent sync.WaitGroup
+	for node, part := range parts {
+		sent.Go(func() { b.sendPipeline(ctx, node, part) })
+	}
+	sent.Wait()
+	for _, w := range live {
+		if nodeLost(w.cmd.Err()) {
+			cc.ReloadState(ctx)
+			return
+		}
+	}
+}
+
+// firstKey is the key a batched command (a script with keys, XADD) is
+// routed by.
+func firstKey(cmd redis.Cmder) string {
+	args := cmd.Args()
+	i := 1
+	if name := cmd.Name(); name == "evalsha" || name == "eval" {
+		i = 3
+	}
+	if i >= len(args) {
+		return ""
+	}
+	k, _ := args[i].(string)
+	return k
+}
+
+// sendPipeline sends commands in one pipeline of rdb, followed, when
+// changes must reach replicas, by WAIT.
+func (b *batcher) sendPipeline(ctx context.Context, rdb redis.Cmdable, live []*batched) {
+	pipe := rdb.Pipeline()
 	for _, w := range live {
 		_ = pipe.Process(ctx, w.cmd)
 	}
@@ -152,8 +212,5 @@ func (b *batcher) send(batch []*batched) {
 				}
 			}
 		}
-	}
-	for _, w := range live {
-		close(w.done)
 	}
 }

@@ -5,6 +5,9 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Memory is what Redis says of its memory (INFO memory).
@@ -26,13 +29,38 @@ func (m Memory) Share() float64 {
 	return float64(m.Used) / float64(m.Max)
 }
 
-// Memory reads INFO memory.
+// Memory reads INFO memory. On a Redis Cluster it is the fullest
+// primary's (the largest share of its maxmemory, or the most used where
+// none has a limit): the first to refuse writes refuses the referrals
+// whose keys it holds, so it is the one to watch.
 func (s *Store) Memory(ctx context.Context) (Memory, error) {
-	info, err := s.rdb.Info(ctx, "memory").Result()
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		info, err := s.rdb.Info(ctx, "memory").Result()
+		if err != nil {
+			return Memory{}, classify(err)
+		}
+		return parseMemory(info), nil
+	}
+	var mu sync.Mutex
+	var fullest Memory
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+		info, err := node.Info(ctx, "memory").Result()
+		if err != nil {
+			return err
+		}
+		m := parseMemory(info)
+		mu.Lock()
+		defer mu.Unlock()
+		if m.Share() > fullest.Share() || (m.Share() == fullest.Share() && m.Used > fullest.Used) {
+			fullest = m
+		}
+		return nil
+	})
 	if err != nil {
 		return Memory{}, classify(err)
 	}
-	return parseMemory(info), nil
+	return fullest, nil
 }
 
 func parseMemory(info string) Memory {

@@ -4,7 +4,20 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
 )
+
+// eachPrimary runs fn on the Redis itself, or on every primary of a Redis
+// Cluster at once: what walks the keyspace (SCAN) sees one node's keys
+// only.
+func eachPrimary(ctx context.Context, rdb redis.UniversalClient, fn func(context.Context, redis.Cmdable) error) error {
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error { return fn(ctx, node) })
+	}
+	return fn(ctx, rdb)
+}
 
 // scanBudget bounds how many keys Namespaces looks at: enough for any
 // Redis a person points a CLI tool at by mistake, and quick.
@@ -15,22 +28,31 @@ const scanBudget = 200_000
 // first scanBudget keys show; for an operator's tool that found nothing,
 // to say where Signpost's data is. Only the tags are read, never a value.
 func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
+	var mu sync.Mutex
 	seen := map[string]bool{}
-	var cursor uint64
-	for looked := 0; looked < scanBudget; {
-		keys, next, err := s.rdb.Scan(ctx, cursor, "*{*}*", 1000).Result()
-		if err != nil {
-			return nil, err
-		}
-		looked += 1000
-		for _, k := range keys {
-			if ns, ok := hashTag(k); ok {
-				seen[ns] = true
+	err := eachPrimary(ctx, s.rdb, func(ctx context.Context, node redis.Cmdable) error {
+		var cursor uint64
+		for looked := 0; looked < scanBudget; {
+			keys, next, err := node.Scan(ctx, cursor, "*{*}*", 1000).Result()
+			if err != nil {
+				return err
+			}
+			looked += 1000
+			mu.Lock()
+			for _, k := range keys {
+				if ns, ok := hashTag(k); ok {
+					seen[ns] = true
+				}
+			}
+			mu.Unlock()
+			if cursor = next; cursor == 0 {
+				break
 			}
 		}
-		if cursor = next; cursor == 0 {
-			break
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	out := make([]string, 0, len(seen))
 	for ns := range seen {

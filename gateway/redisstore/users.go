@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -132,12 +133,18 @@ type AccountSummary struct {
 // that accounts made by earlier versions would be missing from.
 func (s *Store) Accounts(ctx context.Context) ([]AccountSummary, error) {
 	prefix := s.keys.user("")
+	var mu sync.Mutex
 	var emails []string
-	iter := s.rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	for iter.Next(ctx) {
-		emails = append(emails, strings.TrimPrefix(iter.Val(), prefix))
-	}
-	if err := iter.Err(); err != nil {
+	err := eachPrimary(ctx, s.rdb, func(ctx context.Context, node redis.Cmdable) error {
+		iter := node.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			emails = append(emails, strings.TrimPrefix(iter.Val(), prefix))
+			mu.Unlock()
+		}
+		return iter.Err()
+	})
+	if err != nil {
 		return nil, classify(err)
 	}
 	if len(emails) == 0 {

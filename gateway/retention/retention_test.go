@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,7 +96,21 @@ func scan(t *testing.T, rdb redis.UniversalClient) []string {
 	t.Helper()
 	ctx := context.Background()
 	var out []string
-	keys, err := rdb.Keys(ctx, "{test}*").Result()
+	var keys []string
+	var mu sync.Mutex
+	each := func(ctx context.Context, node *redis.Client) error {
+		ks, err := node.Keys(ctx, "{test}*").Result()
+		mu.Lock()
+		keys = append(keys, ks...)
+		mu.Unlock()
+		return err
+	}
+	var err error
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, each)
+	} else {
+		err = each(ctx, rdb.(*redis.Client))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,32 +136,48 @@ func scan(t *testing.T, rdb redis.UniversalClient) []string {
 	return out
 }
 
+// redisOf starts what a test runs on: one Redis, or a Redis Cluster of
+// three primaries with a replica each.
+func redisOf(t *testing.T, cluster bool) redis.UniversalClient {
+	t.Helper()
+	if !cluster {
+		return redistest.Start(t).Client()
+	}
+	cc := redisstore.NewClusterClient(&redis.ClusterOptions{Addrs: redistest.StartCluster(t).Addrs()}, nil)
+	t.Cleanup(func() { cc.Close() })
+	return cc
+}
+
 func TestRetentionRemovesOnlyWhatThePolicyAllows(t *testing.T) {
-	r := redistest.Start(t)
-	s := redisstore.New(r.Client(), "test")
+	t.Run("redis", func(t *testing.T) { retentionRemovesOnlyWhatThePolicyAllows(t, redisOf(t, false)) })
+	t.Run("cluster", func(t *testing.T) { retentionRemovesOnlyWhatThePolicyAllows(t, redisOf(t, true)) })
+}
+
+func retentionRemovesOnlyWhatThePolicyAllows(t *testing.T, rdb redis.UniversalClient) {
+	s := redisstore.New(rdb, "test")
 	ctx := context.Background()
 	old := now.Add(-period - time.Hour)
 	referral(t, s, "keep-open", "in-progress", old, false, false)
 	referral(t, s, "keep-recent", "completed", now.Add(-time.Hour), false, false)
 	referral(t, s, "keep-held", "completed", old, true, false)
 	referral(t, s, "keep-queued", "cancelled", old, false, true)
-	before := scan(t, r.Client())
+	before := scan(t, rdb)
 	referral(t, s, "go", "completed", old, false, false)
-	withGoing := scan(t, r.Client())
+	withGoing := scan(t, rdb)
 
 	run := &retention.Runner{Store: s, Policy: retention.Policy{ClosedAfter: period}, Now: func() time.Time { return now }}
 	dry, err := run.Run(ctx, true)
 	if err != nil || dry.Removed != 1 || dry.Bytes <= 0 {
 		t.Fatalf("dry run: %+v %v", dry, err)
 	}
-	if got := scan(t, r.Client()); !slices.Equal(got, withGoing) {
+	if got := scan(t, rdb); !slices.Equal(got, withGoing) {
 		t.Fatalf("a dry run changed Redis")
 	}
 	rep, err := run.Run(ctx, false)
 	if err != nil || rep.Removed != 1 || rep.Held != 1 || rep.Queued != 1 {
 		t.Fatalf("run: %+v %v", rep, err)
 	}
-	after := scan(t, r.Client())
+	after := scan(t, rdb)
 	// Every key and entry the removed referral added is gone (empty sorted
 	// sets vanish with their last member) — so the state is the one before
 	// it was made — but for the summary of its journey the outcomes view

@@ -204,7 +204,12 @@ func TestHandshake(t *testing.T) {
 
 func TestNotificationsInOrderAcrossRestartAndOutage(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	onEachRedis(t, testNotificationsInOrderAcrossRestartAndOutage)
+}
+
+func testNotificationsInOrderAcrossRestartAndOutage(t *testing.T, on redisKind) {
+	t.Parallel()
+	e := setup(t, on)
 	s := newSubscriber(t)
 	stop := e.startSubscriptions()
 	sub := e.subscribe("practice-a", s.srv.URL, topic.PayloadIDOnly, "Task?requester=A81001")
@@ -244,7 +249,12 @@ func TestNotificationsInOrderAcrossRestartAndOutage(t *testing.T) {
 
 func TestPayloadsFiltersAndIsolation(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	onEachRedis(t, testPayloadsFiltersAndIsolation)
+}
+
+func testPayloadsFiltersAndIsolation(t *testing.T, on redisKind) {
+	t.Parallel()
+	e := setup(t, on)
 	full, empty, other, filtered := newSubscriber(t), newSubscriber(t), newSubscriber(t), newSubscriber(t)
 	e.startSubscriptions()
 	subs := []string{

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/delivery"
 	"github.com/signpost-health/signpost/gateway/outbound"
@@ -71,8 +73,11 @@ func (p *provider) delivered() map[string]int {
 }
 
 type env struct {
-	t     testing.TB
+	t testing.TB
+	// redis is the one Redis the test runs on (nil on a cluster); rdb is
+	// a client of whichever it runs on.
 	redis *redistest.Server
+	rdb   redis.UniversalClient
 	store *redisstore.Store
 	svc   *usecases.Set
 }
@@ -82,12 +87,41 @@ var providers = []gateway.Provider{
 	{ID: "advice", Name: "Money Advice", Organization: gateway.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: "X3C4D"}, Categories: []string{"money-debt-benefits"}},
 }
 
-func setup(t testing.TB) *env {
-	r := redistest.Start(t)
-	store := redisstore.New(r.Client(), "signpost")
-	svc := usecases.New(gateway.Options{Store: store, Providers: providers, FHIRBase: "http://signpost.test/fhir",
+// onOneRedis and onCluster choose what a test's Signpost runs on: one
+// Redis, or a Redis Cluster of three primaries with a replica each, where
+// every change is acknowledged only once its replica has it (as a cluster
+// deployment runs with redis_wait_replicas: 1).
+type redisKind bool
+
+const (
+	onOneRedis redisKind = false
+	onCluster  redisKind = true
+)
+
+// onEachRedis runs a test on one Redis and on a Redis Cluster: the same
+// test, so that what holds on one holds on the other.
+func onEachRedis(t *testing.T, test func(t *testing.T, on redisKind)) {
+	t.Run("redis", func(t *testing.T) { test(t, onOneRedis) })
+	t.Run("cluster", func(t *testing.T) { test(t, onCluster) })
+}
+
+func setup(t testing.TB, on ...redisKind) *env {
+	e := &env{t: t}
+	if len(on) > 0 && on[0] == onCluster {
+		c := redistest.StartCluster(t)
+		cc := redisstore.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()}, nil)
+		t.Cleanup(func() { cc.Close() })
+		e.rdb = cc
+		e.store = redisstore.New(cc, "signpost")
+		e.store.WaitForReplicas(1, 2*time.Second)
+	} else {
+		e.redis = redistest.Start(t)
+		e.rdb = e.redis.Client()
+		e.store = redisstore.New(e.rdb, "signpost")
+	}
+	e.svc = usecases.New(gateway.Options{Store: e.store, Providers: providers, FHIRBase: "http://signpost.test/fhir",
 		MeasureRules: []gateway.MeasureRule{{Categories: []string{"*"}, Questionnaires: []string{"ons4"}, At: gateway.MeasurePoints}}})
-	return &env{t: t, redis: r, store: store, svc: svc}
+	return e
 }
 
 // newQuickWorker is worker.New with the worker's clocks turned up: reads
@@ -175,7 +209,12 @@ func ms(n ...int) []time.Duration {
 
 func TestDeliversSignedWithStableID(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	onEachRedis(t, testDeliversSignedWithStableID)
+}
+
+func testDeliversSignedWithStableID(t *testing.T, on redisKind) {
+	t.Parallel()
+	e := setup(t, on)
 	p := newProvider(t, func(int) int { return http.StatusNoContent })
 	e.startWorker(map[string]worker.Endpoint{"walking": {Name: "Walking", Kind: "webhook", URL: p.srv.URL, Secrets: [][]byte{secret}}}, ms(10, 20))
 	task := e.refer("D-1", "390893007")
@@ -191,7 +230,7 @@ func TestDeliversSignedWithStableID(t *testing.T) {
 	if strings.Contains(p.bodies[0], "9434765919") {
 		t.Error("the thin message carries the NHS number")
 	}
-	if n, _ := e.redis.Client().XLen(context.Background(), "{signpost}:q:notify").Result(); n < 1 {
+	if n, _ := e.rdb.XLen(context.Background(), "{signpost}:q:notify").Result(); n < 1 {
 		t.Error("no GP notification queued for the delivery")
 	}
 }

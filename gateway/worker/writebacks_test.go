@@ -155,7 +155,12 @@ func (e *env) move(taskID, status, reason string) {
 
 func TestWriteBackFollowsTheTaskIntoTheGPRecord(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	onEachRedis(t, testWriteBackFollowsTheTaskIntoTheGPRecord)
+}
+
+func testWriteBackFollowsTheTaskIntoTheGPRecord(t *testing.T, on redisKind) {
+	t.Parallel()
+	e := setup(t, on)
 	gp := newGPServer(t)
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	e.startWriteBacks(map[string]*notify.GPServer{"practice-a": {Base: gp.srv.URL + "/fhir", Client: client}})

@@ -28,7 +28,8 @@ type Server struct {
 	dir  string
 	cmd  *exec.Cmd
 	exit chan struct{}
-	// extra are more redis-server arguments (a replica's --replicaof).
+	// extra are more redis-server arguments (a replica's --replicaof, a
+	// cluster node's --cluster-enabled).
 	extra []string
 }
 

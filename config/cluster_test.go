@@ -1,0 +1,101 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/signpost-health/signpost/config"
+)
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "signpost.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// redis_cluster is read from the file or from SIGNPOST_REDIS_CLUSTER
+// (which wins, as every variable does), and is instead of redis_url.
+func TestRedisCluster(t *testing.T) {
+	t.Parallel()
+	nodes := []string{"10.0.0.5:6379", "10.0.0.6:6379", "redis-2.internal:7000"}
+
+	cfg, err := config.Load(writeConfig(t, "redis_cluster: [\"10.0.0.5:6379\", \"10.0.0.6:6379\", \"redis-2.internal:7000\"]\n"), noEnv, nil)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if !slices.Equal(cfg.RedisCluster, nodes) || !strings.Contains(cfg.RedisTarget(), "10.0.0.6:6379") {
+		t.Errorf("from the file: %q (%s)", cfg.RedisCluster, cfg.RedisTarget())
+	}
+
+	// The variable wins over the file's redis_url, spaces after commas allowed.
+	env := envOf(map[string]string{"SIGNPOST_REDIS_CLUSTER": "10.0.0.5:6379, 10.0.0.6:6379,redis-2.internal:7000"})
+	cfg, err = config.Load(validFile, env, nil)
+	if err != nil {
+		t.Fatalf("SIGNPOST_REDIS_CLUSTER over a file with redis_url: %v", err)
+	}
+	if !slices.Equal(cfg.RedisCluster, nodes) {
+		t.Errorf("from the environment: %q", cfg.RedisCluster)
+	}
+
+	// SIGNPOST_REDIS_URL wins over the file's redis_cluster: one Redis.
+	cfg, err = config.Load(writeConfig(t, "redis_cluster: [\"10.0.0.5:6379\"]\n"), envOf(map[string]string{"SIGNPOST_REDIS_URL": "redis://10.0.0.9:6379/0"}), nil)
+	if err != nil || len(cfg.RedisCluster) != 0 || cfg.RedisURL != "redis://10.0.0.9:6379/0" {
+		t.Errorf("SIGNPOST_REDIS_URL over a file with redis_cluster: %q %q %v", cfg.RedisCluster, cfg.RedisURL, err)
+	}
+
+	// Without either, one Redis at the default URL, as before.
+	cfg, err = config.Load("", noEnv, nil)
+	if err != nil || len(cfg.RedisCluster) != 0 || cfg.RedisTarget() != cfg.RedisURLRedacted() {
+		t.Errorf("defaults: %q %v", cfg.RedisCluster, err)
+	}
+}
+
+func TestRedisClusterRejects(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		file       string
+		env        map[string]string
+		field, why string
+		fromEnv    string
+	}{
+		{"both in the file", "redis_url: \"redis://10.0.0.9:6379/0\"\nredis_cluster: [\"10.0.0.5:6379\"]\n", nil, "redis_cluster", "instead of redis_url", ""},
+		{"both in the environment", "", map[string]string{"SIGNPOST_REDIS_URL": "redis://10.0.0.9:6379/0", "SIGNPOST_REDIS_CLUSTER": "10.0.0.5:6379"}, "redis_cluster", "instead of redis_url", "SIGNPOST_REDIS_CLUSTER"},
+		{"no port", "redis_cluster: [\"10.0.0.5:6379\", \"10.0.0.6\"]\n", nil, "redis_cluster[1]", "not a host:port", ""},
+		{"port 0", "redis_cluster: [\"10.0.0.5:0\"]\n", nil, "redis_cluster[0]", "not a host:port", ""},
+		{"a URL", "redis_cluster: [\"redis://10.0.0.5:6379\"]\n", nil, "redis_cluster[0]", "give a node's host:port", ""},
+		{"a password", "redis_cluster: [\"redis://:hunter2@10.0.0.5:6379\"]\n", nil, "redis_cluster[0]", "holds credentials", ""},
+		{"a password in the environment", "", map[string]string{"SIGNPOST_REDIS_CLUSTER": "default:hunter2@10.0.0.5:6379"}, "redis_cluster[0]", "holds credentials", "SIGNPOST_REDIS_CLUSTER"},
+		{"twice", "redis_cluster: [\"10.0.0.5:6379\", \"10.0.0.5:6379\"]\n", nil, "redis_cluster[1]", "listed twice", ""},
+		{"bad in the environment", "", map[string]string{"SIGNPOST_REDIS_CLUSTER": "10.0.0.5:6379,,"}, "redis_cluster[1]", "not a host:port", "SIGNPOST_REDIS_CLUSTER"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := ""
+			if tt.file != "" {
+				path = writeConfig(t, tt.file)
+			}
+			_, err := config.Load(path, envOf(tt.env), nil)
+			ps := problemsOf(t, err)
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("the error shows the password: %v", err)
+			}
+			for _, p := range ps {
+				if p.Field == tt.field && strings.Contains(p.Reason, tt.why) {
+					if p.Env != tt.fromEnv {
+						t.Errorf("%s: named variable %q, want %q", p.Field, p.Env, tt.fromEnv)
+					}
+					return
+				}
+			}
+			t.Errorf("no problem %s %q in %#v", tt.field, tt.why, ps)
+		})
+	}
+}
