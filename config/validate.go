@@ -286,6 +286,8 @@ func (c Config) Validate(isCategory func(string) bool) error {
 		}
 	}
 
+	v.consent(c)
+
 	if len(v.problems) == 0 {
 		return nil
 	}
