@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"net"
 	"net/http"
 	"os"
@@ -234,6 +235,11 @@ func start(ctx context.Context, configPath string, getenv func(string) string, s
 		clientLog.Close()
 		return nil, err
 	}
+	if unchecked := cfg.UncheckedProviders(); len(unchecked) > 0 {
+		// Kept working as before consent was checked, but said at every start.
+		log.Warn("referrals go to these providers outside the NHS with no consent checked; set consent: (required or attested) for them or for the deployment",
+			"providers", strings.Join(unchecked, ","))
+	}
 	a := assemble(cfg, codes, rdb, log, getenv)
 	a.stopTracing, a.clientLog = stopTracing, clientLog
 	return a, nil
@@ -362,8 +368,13 @@ func portOf(addr string) string {
 func providers(cfg config.Config) []gateway.Provider {
 	out := make([]gateway.Provider, 0, len(cfg.Providers))
 	for _, p := range cfg.Providers {
-		out = append(out, gateway.Provider{ID: p.ID, Name: p.Name, Categories: p.Categories, Services: p.Services,
-			Organization: gateway.Identifier{System: p.Organization.System, Value: p.Organization.Value}})
+		gp := gateway.Provider{ID: p.ID, Name: p.Name, Categories: p.Categories, Services: p.Services,
+			Organization: gateway.Identifier{System: p.Organization.System, Value: p.Organization.Value},
+			Consent:      gateway.ConsentPolicy(cfg.ProviderConsent(p))}
+		if sp, ok := cfg.Profile(p.Share); ok && p.Share != "" {
+			gp.Share = gateway.NewShareProfile(sp.Name, sp.Elements)
+		}
+		out = append(out, gp)
 	}
 	return out
 }

@@ -65,6 +65,7 @@ func (s *Service) BarsRequest(ctx context.Context, d *queue.Delivery) (*BarsRequ
 	if err != nil {
 		return nil, err
 	}
+	sr = s.SharedWith(providerCaller(d), sr) // never nil: a ServiceRequest is always shared in part
 	srBody := sr.Body
 	reason := barsReasonNew
 	if d.Event == queue.EventCancelled {
@@ -99,6 +100,7 @@ func (s *Service) BarsRequest(ctx context.Context, d *queue.Delivery) (*BarsRequ
 	if err != nil {
 		return nil, err
 	}
+	more = s.SharedAll(providerCaller(d), more)
 	for _, r := range more {
 		entries = append(entries, entry{s.Absolute(r.Ref()), r.Body})
 		d.Disclosed = append(d.Disclosed, r.Ref()+"/_history/"+r.VersionID())

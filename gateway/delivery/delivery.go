@@ -60,6 +60,8 @@ func (s *Service) DeliveryBody(ctx context.Context, d *queue.Delivery, full bool
 	if err != nil {
 		return nil, err
 	}
+	// What the provider's share profile lets it see, as over the API.
+	task, more = s.SharedWith(providerCaller(d), task), s.SharedAll(providerCaller(d), more)
 	p, _, err := s.patientForProvider(ctx, d, task, view)
 	if err != nil {
 		return nil, err
@@ -76,6 +78,12 @@ func (s *Service) DeliveryBody(ctx context.Context, d *queue.Delivery, full bool
 	return b.Marshal(), nil
 }
 
+// providerCaller is the delivery's provider as a caller: what it is sent
+// is what it could read over the API.
+func providerCaller(d *queue.Delivery) gateway.Caller {
+	return gateway.Caller{ClientID: d.ProviderID, Kind: gateway.CallerProvider}
+}
+
 // patientForProvider is the Patient a referral Task is for, when the
 // delivery's provider may see it (nil otherwise), as over the API, with the
 // FHIR id the referral names it by.
@@ -84,7 +92,7 @@ func (s *Service) patientForProvider(ctx context.Context, d *queue.Delivery, tas
 	if !ok {
 		return nil, "", nil
 	}
-	p, err := s.PatientOf(ctx, gateway.Caller{ClientID: d.ProviderID, Kind: gateway.CallerProvider}, task, id)
+	p, err := s.PatientOf(ctx, providerCaller(d), task, id)
 	return p, id, err
 }
 
@@ -103,7 +111,7 @@ func (s *Service) TaskForProvider(ctx context.Context, d *queue.Delivery) ([]byt
 			refs[r] = s.Base + "/" + r
 		}
 	}
-	return fhir.RewriteReferences(task.Body, refs)
+	return fhir.RewriteReferences(s.SharedWith(providerCaller(d), task).Body, refs)
 }
 
 // Delivered records that the provider has the referral: a new Task version
