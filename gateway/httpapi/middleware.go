@@ -208,6 +208,10 @@ func (a *API) knownType(c *gin.Context) {
 	typ := c.Param("type")
 	switch {
 	case knownTypes[typ]:
+	case typ == "Consent" && (c.Request.Method == http.MethodPost && c.FullPath() == "/fhir/:type" ||
+		c.Request.Method == http.MethodPut && c.FullPath() == "/fhir/:type/:id"):
+		// A GP system records the patient's consent to share (or its
+		// withdrawal) on its own; read by id as the others, not searched.
 	case gateway.IsSupporting(typ):
 		a.failWith(c, gateway.KindMethodNotAllowed, fhir.IssueNotSupported,
 			"%s resources are kept as the referral messages that brought them and are read by id (GET /fhir/%s/{id}), as their referral's references name them; they are not searched or written on their own", typ, typ)
