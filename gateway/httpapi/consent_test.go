@@ -373,3 +373,114 @@ func TestConsentIsValidated(t *testing.T) {
 	e.post("/Consent", consentFor("walking", "active"), callerHeader, "walking").must(t, http.StatusForbidden)
 	e.get("/Consent?status=active", as("practice-a")...).must(t, http.StatusMethodNotAllowed)
 }
+
+// deliveries counts the delivery jobs queued for an event.
+func (e *env) deliveries(t *testing.T, event string) int {
+	t.Helper()
+	msgs, err := e.redis.Client().XRange(context.Background(), deliveryStream, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range msgs {
+		if m.Values["event"] == event {
+			n++
+		}
+	}
+	return n
+}
+
+// withConsentEntry sets the status of the example message's Consent entry.
+func withConsentEntry(entries []any, status string) {
+	for i := range entries {
+		if r := entryResource(entries, i); r["resourceType"] == "Consent" {
+			r["status"] = status
+		}
+	}
+}
+
+// A BaRS referral carries its Consent: an active one (naming no other
+// organisation) is consent for the provider the message is for; one not
+// yet active holds the referral until an update makes it so; an update
+// making it inactive withdraws the referral.
+func TestBaRSConsentEntryHoldsReleasesAndWithdraws(t *testing.T) {
+	t.Parallel()
+	required := func(o *options) {
+		withBaRSService(o)
+		o.providers[0].Consent = gateway.ConsentRequired
+	}
+	e := setup(t, required, withWarnNHS)
+	a := as("practice-a")
+	draft := barsMutant(t, func(b map[string]any, entries []any) { withConsentEntry(entries, "draft") })
+	_, sr, task := readBaRSAnswer(t, e.post("/$process-message", draft, a...).must(t, http.StatusOK))
+	taskID, srID := task["id"].(string), sr["id"].(string)
+	if task["status"] != "on-hold" || reasonCode(task) != gateway.ReasonAwaitingConsent {
+		t.Fatalf("Task %v reason %q, want on-hold awaiting-consent", task["status"], reasonCode(task))
+	}
+	if n := e.deliveries(t, "referral"); n != 0 {
+		t.Fatalf("%d deliveries queued for a held referral", n)
+	}
+	e.providerSeesNothing(t, "walking", taskID, srID)
+
+	active := barsMutant(t, func(b map[string]any, entries []any) {
+		b["id"] = "5a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"
+		entryResource(entries, 0)["reason"].(map[string]any)["coding"].([]any)[0].(map[string]any)["code"] = "update"
+		withConsentEntry(entries, "active")
+	})
+	e.post("/$process-message", active, a...).must(t, http.StatusOK)
+	if status, _, _ := e.taskStatus(t, taskID); status != "requested" || e.deliveries(t, "referral") != 1 {
+		t.Fatalf("after the Consent became active: Task %s, %d deliveries; want requested, 1", status, e.deliveries(t, "referral"))
+	}
+	e.get("/Task/"+taskID, callerHeader, "walking").must(t, http.StatusOK)
+
+	inactive := barsMutant(t, func(b map[string]any, entries []any) {
+		b["id"] = "6b2c3d4e-5f6a-4b7c-8d8e-9f0a1b2c3d4e"
+		entryResource(entries, 0)["reason"].(map[string]any)["coding"].([]any)[0].(map[string]any)["code"] = "update"
+		withConsentEntry(entries, "inactive")
+	})
+	e.post("/$process-message", inactive, a...).must(t, http.StatusOK)
+	got := e.referralTask(t, srID)
+	if got["status"] != "cancelled" || reasonCode(got) != gateway.ReasonConsentWithdrawn {
+		t.Errorf("after withdrawal: Task %v reason %q", got["status"], reasonCode(got))
+	}
+	if n := e.deliveries(t, "withdrawn"); n != 1 {
+		t.Errorf("%d deletion notices queued, want 1", n)
+	}
+	if n := e.deliveries(t, "referral"); n != 1 {
+		t.Errorf("%d referral deliveries, want still 1", n)
+	}
+	e.providerSeesNothing(t, "walking", taskID, srID)
+}
+
+// The BaRS contract of a withdrawal: a message with
+// reason delete naming the referral (its ServiceRequest revoked), with no
+// Patient and nothing else of the person.
+func TestBaRSWithdrawalTellsTheProviderToDelete(t *testing.T) {
+	t.Parallel()
+	required := func(o *options) {
+		withBaRSService(o)
+		o.providers[0].Consent = gateway.ConsentRequired
+	}
+	e := setup(t, required, withWarnNHS)
+	p := newBarsProvider(t, nil)
+	e.startBarsDelivery(p)
+	taskID := e.sendExample(t)
+	eventually(t, "the delivery", func() bool { _, b, _ := e.taskStatus(t, taskID); return b == "delivered" })
+	inactive := barsMutant(t, func(b map[string]any, entries []any) {
+		b["id"] = "7c3d4e5f-6a7b-4c8d-9e9f-0a1b2c3d4e5f"
+		entryResource(entries, 0)["reason"].(map[string]any)["coding"].([]any)[0].(map[string]any)["code"] = "update"
+		withConsentEntry(entries, "inactive")
+	})
+	e.post("/$process-message", inactive, as("practice-a")...).must(t, http.StatusOK)
+	eventually(t, "the delete message", func() bool { return len(p.received()) == 2 })
+	_, entries, _ := sentMessage(t, p.received()[1])
+	reason := entries[0]["reason"].(map[string]any)["coding"].([]any)[0].(map[string]any)["code"]
+	if reason != "delete" || len(entries) != 2 || entries[1]["resourceType"] != "ServiceRequest" || entries[1]["status"] != "revoked" {
+		t.Errorf("withdrawal message: reason %v, %d entries: %s", reason, len(entries), p.received()[1].body)
+	}
+	for _, s := range []string{"Julie", "1959-05-04", "LS10 4YU"} {
+		if strings.Contains(string(p.received()[1].body), s) {
+			t.Errorf("the delete message carries %q", s)
+		}
+	}
+}
