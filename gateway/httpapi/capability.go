@@ -72,7 +72,18 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 	for _, typ := range gateway.SupportingTypes() {
 		r := res(typ, "http://hl7.org/fhir/StructureDefinition/"+typ, false, nil, "read", "vread")
 		r.ConditionalCreate, r.SearchParam = false, nil // read by id only
-		r.Documentation = "Kept as a BaRS servicerequest-request brought it, its references to the message's other entries resolved to what was stored; readable by the referring client and by the provider its referral went to."
+		r.Documentation = "Kept as a BaRS servicerequest-request brought it, its references to the message's other entries resolved to what was stored; readable by the referring client and by the provider its referral went to (as its share profile allows)."
+		if typ == "Consent" {
+			// A GP system records the patient's consent to share, and its withdrawal, on its own too.
+			r = res(typ, "http://hl7.org/fhir/StructureDefinition/"+typ, false, nil, "create", "update", "read", "vread")
+			r.ConditionalCreate, r.SearchParam = false, nil
+			r.Documentation = "The patient's consent to share their details with a provider. A GP system creates or updates one (also as a transaction entry) for a patient " +
+				"(patient by reference or NHS number; status, scope and category required); one sent with a referral (BaRS message, transaction) is that referral's. " +
+				"An active Consent permits disclosure to the organisations its provision.actor names (one sent with a referral and naming none: to the referral's provider); " +
+				"provision.type deny refuses it. A referral whose provider needs consent (consent: required | attested) and has none is held (Task on-hold, statusReason " +
+				gateway.ConsentReasonSystem + "#awaiting-consent) and sent when one arrives; a Consent made inactive or rejected withdraws the referrals it covered " +
+				"(Task cancelled, #consent-withdrawn; the provider is told to delete them). Not searched."
+		}
 		supporting = append(supporting, r)
 	}
 	security := map[string]any{"cors": false, "description": "No authentication: this deployment listens on loopback only."}

@@ -93,11 +93,16 @@ func TestCapabilityStatementTellsTheTruth(t *testing.T) {
 	if len(types) != 5+len(gateway.SupportingTypes()) || types["ServiceRequest"] == nil || types["Task"] == nil || types["Patient"] == nil || types["Provenance"] == nil || types["Subscription"] == nil {
 		t.Fatalf("resource types: %v", types)
 	}
-	// A message's supporting resources are read by id, and say so.
+	// A message's supporting resources are read by id, and say so; a
+	// Consent a GP system also creates and updates on its own.
 	for _, typ := range gateway.SupportingTypes() {
 		r := types[typ]
-		if r == nil || fmt.Sprint(r["interaction"]) != "[map[code:read] map[code:vread]]" || r["searchParam"] != nil {
-			t.Errorf("%s: %v; want read and vread only", typ, r)
+		want := "[map[code:read] map[code:vread]]"
+		if typ == "Consent" {
+			want = "[map[code:create] map[code:update] map[code:read] map[code:vread]]"
+		}
+		if r == nil || fmt.Sprint(r["interaction"]) != want || r["searchParam"] != nil {
+			t.Errorf("%s: %v; want %s", typ, r, want)
 		}
 	}
 	// Every search parameter it lists must be accepted by search.
