@@ -21,6 +21,7 @@ import (
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/auth"
+	"github.com/signpost-health/signpost/gateway/disclosures"
 	"github.com/signpost-health/signpost/gateway/export"
 	"github.com/signpost-health/signpost/gateway/httpapi"
 	"github.com/signpost-health/signpost/gateway/outbound"
@@ -273,6 +274,7 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, log *
 		MaxSubscriptions:    cfg.SubscriptionsPerClient,
 	})
 	pseudonymKey, _ := export.ParsePseudonymKey(getenv(cfg.Export.PseudonymKeyEnv)) // start checked it
+	uc.Disclosures = disclosures.New(uc.Core, store)
 	uc.Export = export.New(uc.Core, export.Options{Jobs: store, Dir: cfg.Export.Dir, Keep: cfg.Export.Keep, PseudonymKey: pseudonymKey, Logger: log})
 	metrics, err := telemetry.New(getenv)
 	if err != nil {

@@ -122,6 +122,15 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 					return r
 				}(),
 				func() resource {
+					r := res("AuditEvent", "http://hl7.org/fhir/StructureDefinition/AuditEvent", false, nil, "search-type")
+					r.ConditionalCreate, r.Versioning = false, "no-version"
+					r.SearchParam = []param{{Name: "entity", Type: "reference",
+						Documentation: "required, and the only parameter: the referral, ServiceRequest/{id} or Task/{id}, of the calling GP system (an operator: any)"}}
+					r.Documentation = "A referral's disclosures, for its referrer: every record of a provider being sent (webhook, FHIR, BaRS, portal) or reading (API, inbox) the referral's resources, newest first, " +
+						"read from the audit trail back to the referral's creation (at most the newest 200,000 records: an OperationOutcome entry says when older ones were not read). Providers may not search it."
+					return r
+				}(),
+				func() resource {
 					r := res(gateway.TypeProvenance, "http://hl7.org/fhir/StructureDefinition/Provenance", false, nil, "read", "vread", "search-type")
 					r.ConditionalCreate = false
 					return r
