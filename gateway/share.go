@@ -286,3 +286,63 @@ func (s *Core) SharedAll(c Caller, rs []*Resource) []*Resource {
 	}
 	return out
 }
+
+// Restored is a provider's update of a resource it was shown cut (a Task
+// whose patient identifier its profile withholds), with what the cut left
+// out put back from the stored version: a provider cannot change what it
+// never saw, and sending back what it was shown changes nothing. The
+// SUBSETTED tag it was shown is not stored.
+func (s *Core) Restored(c Caller, stored *Resource, sent []byte) []byte {
+	cut := s.SharedWith(c, stored)
+	if cut == nil || cut == stored {
+		return sent
+	}
+	storedObj, err1 := fhir.ParseResource(stored.Body, fhir.ParseOptions{})
+	cutObj, err2 := fhir.ParseResource(cut.Body, fhir.ParseOptions{})
+	sentObj, err3 := fhir.ParseResource(sent, fhir.ParseOptions{})
+	if err1 != nil || err2 != nil || err3 != nil {
+		return sent
+	}
+	members := map[string]any{}
+	for _, name := range []string{"for", "subject"} {
+		shown, _ := cutObj.Member(name)
+		back, _ := sentObj.Member(name)
+		orig, ok := storedObj.Member(name)
+		if ok && sameJSON(shown, back) && !sameJSON(orig, back) {
+			members[name] = json.RawMessage(orig)
+		}
+	}
+	if raw, ok := sentObj.Member("meta"); ok {
+		var meta map[string]any
+		if json.Unmarshal(raw, &meta) == nil {
+			if tags, ok := meta["tag"].([]any); ok {
+				kept := slices.DeleteFunc(tags, func(t any) bool {
+					m, _ := t.(map[string]any)
+					return m["system"] == subsetted["system"] && m["code"] == subsetted["code"]
+				})
+				if len(kept) == 0 {
+					delete(meta, "tag")
+				} else {
+					meta["tag"] = kept
+				}
+				members["meta"] = meta
+			}
+		}
+	}
+	if len(members) == 0 {
+		return sent
+	}
+	return fhir.ReplaceMembers(sent, members)
+}
+
+// sameJSON reports whether two JSON values are equal as values.
+func sameJSON(a, b []byte) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return len(a) == len(b)
+	}
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return string(mustJSON(x)) == string(mustJSON(y))
+}

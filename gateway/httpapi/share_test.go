@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/signpost-health/signpost/fhir/structure"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/portal"
 	"github.com/signpost-health/signpost/gateway/worker"
 )
 
@@ -156,5 +158,39 @@ func checkR4(t *testing.T, what string, body []byte) {
 	t.Helper()
 	for _, is := range structure.Validate(body).Issues {
 		t.Errorf("%s is not valid R4: %s %v: %s", what, is.Code, is.Expression, is.Diagnostics)
+	}
+}
+
+// A provider shown a Task cut to its profile (the patient's NHS number
+// withheld from Task.for) moves it on by sending back what it was shown,
+// over the API or in the inbox: nothing it never saw changes, and the GP's
+// Task keeps the identifier and no SUBSETTED tag.
+func TestShareProfileProviderUpdatesWhatItWasShown(t *testing.T) {
+	t.Parallel()
+	ps := make([]gateway.Provider, len(testProviders))
+	copy(ps, testProviders)
+	ps[0].Share = gateway.NewShareProfile("minimal", []string{"name", "telecom", "reasonCode", "note"})
+	e := setup(t, withProviders(ps))
+	a := as("practice-a")
+	srID := e.post("/ServiceRequest", referral("SHARE-UPD-1", "390893007"), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+	taskID := e.referralTask(t, srID)["id"].(string)
+	shown := e.get("/Task/"+taskID, callerHeader, "walking").must(t, http.StatusOK)
+	if strings.Contains(string(shown.body), nhsNumber) || !strings.Contains(string(shown.body), "SUBSETTED") {
+		t.Fatalf("the provider's Task is not cut: %s", shown.body)
+	}
+	accepted := strings.Replace(string(shown.body), `"status":"requested"`, `"status":"accepted"`, 1)
+	e.put("/Task/"+taskID, []byte(accepted), callerHeader, "walking", "If-Match", shown.header.Get("ETag")).must(t, http.StatusOK)
+	gp := e.get("/Task/"+taskID, a...).must(t, http.StatusOK)
+	if !strings.Contains(string(gp.body), nhsNumber) || strings.Contains(string(gp.body), "SUBSETTED") || !strings.Contains(string(gp.body), `"status":"accepted"`) {
+		t.Errorf("the GP's Task after the provider's update: %s", gp.body)
+	}
+	// The inbox's step, from the cut Task, goes through too.
+	version := gp.json(t)["meta"].(map[string]any)["versionId"].(string)
+	v, _ := strconv.Atoi(version)
+	if _, err := e.svc.Portal.Progress(context.Background(), testCallers["walking"], taskID, portal.Step{Action: portal.ActionContact, Version: v}); err != nil {
+		t.Errorf("the inbox's step on a cut Task: %v", err)
+	}
+	if got := e.get("/Task/"+taskID, a...).must(t, http.StatusOK).body; !strings.Contains(string(got), nhsNumber) {
+		t.Errorf("the inbox's step lost the identifier: %s", got)
 	}
 }

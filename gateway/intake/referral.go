@@ -438,6 +438,18 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	if err != nil {
 		return nil, err
 	}
+	if pl.caller.Kind == gateway.CallerProvider {
+		// What the provider's share profile kept from it, sent back as it
+		// was shown, is what is stored (gateway/share.go).
+		if body := s.Restored(pl.caller, cur, r.obj.Bytes()); &body[0] != &r.obj.Bytes()[0] {
+			if r.obj, err = fhir.ParseResource(body, fhir.ParseOptions{}); err != nil {
+				return nil, err
+			}
+			if err := gateway.DecodeView(body, gateway.TypeTask, task); err != nil {
+				return nil, err
+			}
+		}
+	}
 	changed := conform.ChangedTaskElements(curObj, r.obj)
 	if err := conform.CheckTaskChange(pl.caller, from, status, changed); err != nil {
 		return nil, err
