@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -82,6 +83,10 @@ func WithheldOwnerTerm(ownerRef string) string { return Term("_withheld", ownerR
 
 // Withheld reports whether a Task's body carries the withheld tag.
 func Withheld(body []byte) bool {
+	// Most Tasks are not: the tag's system is not in their bytes at all.
+	if !bytes.Contains(body, []byte(DisclosureTagSystem)) {
+		return false
+	}
 	var t struct {
 		Meta struct {
 			Tag []struct{ System, Code string } `json:"tag"`

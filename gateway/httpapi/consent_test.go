@@ -371,6 +371,7 @@ func TestConsentIsValidated(t *testing.T) {
 		}
 	}
 	e.post("/Consent", consentFor("walking", "active"), callerHeader, "walking").must(t, http.StatusForbidden)
+	e.put("/Consent/not-made-yet", []byte(strings.Replace(string(consentFor("walking", "active")), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"not-made-yet",`, 1)), as("practice-a")...).must(t, http.StatusNotFound)
 	e.get("/Consent?status=active", as("practice-a")...).must(t, http.StatusMethodNotAllowed)
 }
 

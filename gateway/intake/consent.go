@@ -423,11 +423,13 @@ func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*g
 		if err != nil {
 			return nil, err
 		}
-		if cur != nil {
-			version, expect, fromIfMatch = cur.Version+1, exp, r.pinsVersion()
-			if referral, err = s.Store.Lookup(ctx, gateway.SupportingKey(cur.Ref())); err != nil {
-				return nil, err
-			}
+		if cur == nil {
+			// Consents are made by POST, with Signpost's id (no update-as-create).
+			return nil, gateway.NotFound(TypeConsent, r.id)
+		}
+		version, expect, fromIfMatch = cur.Version+1, exp, r.pinsVersion()
+		if referral, err = s.Store.Lookup(ctx, gateway.SupportingKey(cur.Ref())); err != nil {
+			return nil, err
 		}
 	}
 	terms := gateway.ConsentTerms(status, c.Patient, s.Base)
