@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -483,5 +484,59 @@ func TestBaRSWithdrawalTellsTheProviderToDelete(t *testing.T) {
 		if strings.Contains(string(p.received()[1].body), s) {
 			t.Errorf("the delete message carries %q", s)
 		}
+	}
+}
+
+// A referral and its consent sent at the same moment: whichever commits
+// second sees the other, so no referral stays held with its consent on
+// record (each decision's commit is refused and planned again if what it
+// read changed before it committed).
+func TestConsentAndReferralSentTogether(t *testing.T) {
+	t.Parallel()
+	e := setup(t, withProviders(consentProviders()))
+	a := as("practice-a")
+	const n = 12
+	for i := 0; i < n; i++ {
+		id := "race-" + strconv.Itoa(i)
+		e.put("/Patient/"+id, []byte(`{"resourceType":"Patient","id":"`+id+`","name":[{"text":"Race Person"}]}`), a...).must(t, http.StatusCreated)
+	}
+	var wg sync.WaitGroup
+	srIDs := make([]string, n)
+	for i := 0; i < n; i++ {
+		id := "race-" + strconv.Itoa(i)
+		body := strings.Replace(string(referral("RACE-"+strconv.Itoa(i), "390893007")),
+			`"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhsNumber+`"}}`, `"subject":{"reference":"Patient/`+id+`"}`, 1)
+		consent := strings.Replace(string(consentFor("walking", "active")),
+			`"patient":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhsNumber+`"}}`, `"patient":{"reference":"Patient/`+id+`"}`, 1)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			r := e.post("/ServiceRequest", []byte(body), a...)
+			if r.status == http.StatusCreated {
+				var sr struct{ ID string }
+				_ = json.Unmarshal(r.body, &sr)
+				srIDs[i] = sr.ID
+			} else {
+				t.Errorf("referral %d: %d %s", i, r.status, r.body)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if r := e.post("/Consent", []byte(consent), a...); r.status != http.StatusCreated {
+				t.Errorf("consent %d: %d %s", i, r.status, r.body)
+			}
+		}()
+	}
+	wg.Wait()
+	for i, srID := range srIDs {
+		if srID == "" {
+			continue
+		}
+		if task := e.referralTask(t, srID); task["status"] != "requested" {
+			t.Errorf("referral %d is %v with its consent on record", i, task["status"])
+		}
+	}
+	if n := e.deliveries(t, "referral"); n != len(srIDs) {
+		t.Errorf("%d deliveries queued for %d referrals", n, len(srIDs))
 	}
 }

@@ -83,7 +83,7 @@ func (s *Service) consentFor(ctx context.Context, pl *plan, p *gateway.Provider,
 	// A deployment that checks nothing reads nothing more for a new
 	// referral: only a refusal in the referral itself holds it.
 	if p.Consent != gateway.ConsentUnset || taskID == "" {
-		stored, err := s.storedConsents(ctx, srRef, sr.Owner, patientTerms, planned)
+		stored, err := s.storedConsents(ctx, pl, srRef, sr.Owner, patientTerms, planned)
 		if err != nil {
 			return 0, err
 		}
@@ -95,17 +95,19 @@ func (s *Service) consentFor(ctx context.Context, pl *plan, p *gateway.Provider,
 // storedConsents reads the Consents held for a referral: those that came
 // with it, and those its GP system holds for the patient (not those the
 // plan writes anew).
-func (s *Service) storedConsents(ctx context.Context, srRef, client string, patientTerms []string, planned map[string]bool) ([]*gateway.ConsentRecord, error) {
+func (s *Service) storedConsents(ctx context.Context, pl *plan, srRef, client string, patientTerms []string, planned map[string]bool) ([]*gateway.ConsentRecord, error) {
 	withReferral, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: TypeConsent, Groups: [][]string{{gateway.ReferralTerm(srRef)}}, Count: maxConsentReads})
 	if err != nil {
 		return nil, err
 	}
 	var forPatient []string
 	if len(patientTerms) > 0 {
-		if forPatient, _, err = s.Store.Search(ctx, &gateway.StoreQuery{Type: TypeConsent,
-			Groups: [][]string{{gateway.ClientTerm(client)}, patientTerms}, Count: maxConsentReads}); err != nil {
+		groups := [][]string{{gateway.ClientTerm(client)}, patientTerms}
+		var total int
+		if forPatient, total, err = s.Store.Search(ctx, &gateway.StoreQuery{Type: TypeConsent, Groups: groups, Count: maxConsentReads}); err != nil {
 			return nil, err
 		}
+		pl.consentsSeen(groups, total)
 	}
 	var refs []string
 	for _, id := range append(withReferral, forPatient...) {
@@ -200,10 +202,12 @@ func (s *Service) recheckReferrals(ctx context.Context, pl *plan) error {
 		if len(subject) == 0 {
 			continue
 		}
-		ids, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: gateway.TypeTask, Groups: [][]string{{gateway.ClientTerm(w.Resource.Owner)}, subject}, Count: maxConsentReads})
+		groups := [][]string{{gateway.ClientTerm(w.Resource.Owner)}, subject}
+		ids, total, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: gateway.TypeTask, Groups: groups, Count: maxConsentReads})
 		if err != nil {
 			return err
 		}
+		pl.seen(gateway.TypeTask, groups, total)
 		for _, id := range ids {
 			add(gateway.TypeTask + "/" + id)
 		}
@@ -375,6 +379,21 @@ func categoryOf(body []byte) string {
 		}
 	}
 	return ""
+}
+
+// consentsSeen is seen for the Consents held for a patient.
+func (pl *plan) consentsSeen(groups [][]string, total int) { pl.seen(TypeConsent, groups, total) }
+
+// seen makes the commit depend on what a consent decision read: were a
+// Consent for the patient, or a referral for them, stored between the read
+// and the commit (a referral and its consent sent at once), the commit is
+// refused and planned again with it, so neither is decided without the
+// other. Beyond maxConsentReads the count is not followed.
+func (pl *plan) seen(typ string, groups [][]string, total int) {
+	if total >= maxConsentReads {
+		return
+	}
+	pl.commit.Criteria = append(pl.commit.Criteria, gateway.Criteria{Type: typ, Groups: groups, Limit: total + 1})
 }
 
 // write is the plan's write of a resource, or nil.
