@@ -53,13 +53,6 @@ func NewShareProfile(name string, elements []string) *ShareProfile {
 	return p
 }
 
-// Elements are the profile's element names as a reader of the README sees
-// them: the Patient's, the ServiceRequest's, and the resource types shared
-// whole.
-func (p *ShareProfile) Elements() (patient, request, types []string) {
-	return slices.Clone(p.patient), slices.Clone(p.request), slices.Clone(p.types)
-}
-
 // subsetted is the tag R4 asks a server to put on a resource it returns
 // with elements left out (as _elements and _summary do).
 var subsetted = map[string]string{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED", "display": "subsetted"}
