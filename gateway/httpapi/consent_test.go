@@ -121,7 +121,8 @@ func (e *env) providerSeesNothing(t *testing.T, provider, taskID, srID string) {
 	t.Helper()
 	e.get("/Task/"+taskID, callerHeader, provider).must(t, http.StatusNotFound)
 	e.get("/ServiceRequest/"+srID, callerHeader, provider).must(t, http.StatusNotFound)
-	for _, q := range []string{"/Task?owner=Organization/" + provider, "/Task?_id=" + taskID, "/ServiceRequest?_id=" + srID, "/ServiceRequest"} {
+	for _, q := range []string{"/Task?owner=Organization/" + provider, "/Task?_id=" + taskID, "/ServiceRequest?_id=" + srID, "/ServiceRequest",
+		"/Provenance?target=Task/" + taskID, "/Provenance"} {
 		if got := bundleEntries(t, e.get(q, callerHeader, provider).must(t, http.StatusOK), ""); len(got) != 0 {
 			t.Errorf("%s finds %d resources for %s", q, len(got), provider)
 		}

@@ -302,6 +302,11 @@ func (s *Service) withdraw(ctx context.Context, pl *plan, task *gateway.Resource
 	c := queue.TaskChange(s.Core, &cur, view, members, []gateway.Job{job}, nil)
 	pl.commit.Writes = append(pl.commit.Writes, c.Writes...)
 	pl.commit.Jobs = append(pl.commit.Jobs, c.Jobs...)
+	hidden, err := s.HideProvenances(ctx, task, view.Owner, pl.now)
+	if err != nil {
+		return err
+	}
+	pl.commit.Writes = append(pl.commit.Writes, hidden...)
 	return s.indexUnderProvider(ctx, pl, sr, p, false)
 }
 
@@ -480,6 +485,13 @@ func (s *Service) planWithdrawal(ctx context.Context, pl *plan, task models.Task
 	}
 	rt := &gateway.Routing{Category: categoryOfTask(task), Provider: p}
 	pl.commit.Jobs = append(pl.commit.Jobs, queue.DeliveryJob(queue.EventWithdrawn, taskID, srID, rt, pl.now))
+	if cur := pl.write(gateway.TypeTask, taskID); cur != nil {
+		hidden, err := s.HideProvenances(ctx, cur.Resource, gateway.RefOf(task.Owner), pl.now)
+		if err != nil {
+			return err
+		}
+		pl.commit.Writes = append(pl.commit.Writes, hidden...)
+	}
 	return s.indexUnderProvider(ctx, pl, sr, p, false)
 }
 
