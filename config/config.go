@@ -136,7 +136,19 @@ type Export struct {
 	// the de-identified export's pseudonyms (the key itself is never in
 	// the file). Unset or empty variable: de-identified exports are refused.
 	PseudonymKeyEnv string
+	// BirthDate is how the de-identified export reduces a patient's dates
+	// of birth and death.
+	BirthDate BirthDateRule
 }
+
+// BirthDateRule is what the de-identified export keeps of a patient's dates
+// of birth and death.
+type BirthDateRule string
+
+const (
+	BirthDateYear   BirthDateRule = "year"   // the year only (the default)
+	BirthDateRemove BirthDateRule = "remove" // nothing
+)
 
 // DefaultPseudonymKeyEnv is the variable export.pseudonym_key_env names
 // unless set.
@@ -248,6 +260,10 @@ type Config struct {
 	// ShareProfiles are the named sets of elements providers may be limited
 	// to (providers[].share), in file order.
 	ShareProfiles []ShareProfile
+	// Operators are the SMART clients that take system-level Bulk Data
+	// exports: the deployment's own operators and the evaluators it
+	// serves. They may use $export and nothing else.
+	Operators []Operator
 	// Path is the file the configuration came from, "" if none; kept so
 	// messages can say which file to fix.
 	Path string
@@ -285,6 +301,26 @@ type ClientAuth struct {
 type Notify struct {
 	FHIRBase, BearerTokenEnv string
 }
+
+// Operator is a SMART client that may take system-level exports, and do
+// nothing else through the API: its token's scopes must also allow
+// reading each type exported (system/*.rs does).
+type Operator struct {
+	ID, Name string
+	Auth     ClientAuth
+	Export   ExportRight
+}
+
+// ExportRight says which exports an operator may take.
+type ExportRight string
+
+const (
+	// ExportDeidentified: only $export?_deidentify=true (the default), for
+	// evaluators, who need the journeys but no one's identity.
+	ExportDeidentified ExportRight = "deidentified"
+	// ExportFull: identified exports too, for the deployment's operator.
+	ExportFull ExportRight = "full"
+)
 
 // Client is a GP record system allowed to send referrals. Its ID doubles as
 // the client_id in SMART assertions.
@@ -421,7 +457,7 @@ func Default() Config {
 		MaxBodyBytes:     DefaultBodyLimit,
 		RateLimit:        RateLimit{PerSecond: 50, Burst: 100, PerAddress: AddressRate{PerSecond: 5, Burst: 50}},
 		Audit:            Audit{MaxEntries: DefaultAuditEntries},
-		Export:           Export{Keep: DefaultExportKeep, PseudonymKeyEnv: DefaultPseudonymKeyEnv},
+		Export:           Export{Keep: DefaultExportKeep, PseudonymKeyEnv: DefaultPseudonymKeyEnv, BirthDate: BirthDateYear},
 		DeliveryTimeout:  10 * time.Second,
 		DeliveryRetry:    DefaultDeliveryRetry(),
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +50,14 @@ type fileConfig struct {
 	Providers         []fileProvider     `yaml:"providers"`
 	Consent           string             `yaml:"consent"`
 	ShareProfiles     yaml.Node          `yaml:"share_profiles"`
+	Operators         []fileOperator     `yaml:"operators"`
+}
+
+type fileOperator struct {
+	ID     string         `yaml:"id"`
+	Name   string         `yaml:"name"`
+	Auth   fileClientAuth `yaml:"auth"`
+	Export string         `yaml:"export"`
 }
 
 type fileRateLimit struct {
@@ -99,6 +108,7 @@ type fileExport struct {
 	Dir             string `yaml:"dir"`
 	Keep            string `yaml:"keep"`
 	PseudonymKeyEnv string `yaml:"pseudonym_key_env"`
+	BirthDate       string `yaml:"birth_date"`
 }
 
 type fileAuth struct {
@@ -444,8 +454,9 @@ func fileFrom(c Config) fileConfig {
 		MaxBodyBytes:      c.MaxBodyBytes,
 		RateLimit: &fileRateLimit{PerSecond: c.RateLimit.PerSecond, Burst: c.RateLimit.Burst,
 			PerAddress: &fileAddressRate{PerSecond: c.RateLimit.PerAddress.PerSecond, Burst: c.RateLimit.PerAddress.Burst}},
-		Audit:           fileAudit{MaxEntries: c.Audit.MaxEntries},
-		Export:          fileExport{Dir: c.Export.Dir, Keep: c.Export.Keep.String(), PseudonymKeyEnv: c.Export.PseudonymKeyEnv},
+		Audit: fileAudit{MaxEntries: c.Audit.MaxEntries},
+		Export: fileExport{Dir: c.Export.Dir, Keep: c.Export.Keep.String(), PseudonymKeyEnv: c.Export.PseudonymKeyEnv,
+			BirthDate: string(c.Export.BirthDate)},
 		MetricsListen:   c.MetricsListen,
 		DeliveryTimeout: c.DeliveryTimeout.String(),
 		SubsPerClient:   &c.SubscriptionsPerClient,
@@ -503,7 +514,8 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 		}
 	}
 	cfg.Audit = Audit{MaxEntries: fc.Audit.MaxEntries}
-	cfg.Export = Export{Dir: fc.Export.Dir, PseudonymKeyEnv: strings.TrimSpace(fc.Export.PseudonymKeyEnv)}
+	cfg.Export = Export{Dir: fc.Export.Dir, PseudonymKeyEnv: strings.TrimSpace(fc.Export.PseudonymKeyEnv),
+		BirthDate: BirthDateRule(strings.TrimSpace(fc.Export.BirthDate))}
 	if cfg.Export.Dir != "" && !filepath.IsAbs(cfg.Export.Dir) && cfg.Path != "" {
 		cfg.Export.Dir = filepath.Join(filepath.Dir(cfg.Path), cfg.Export.Dir)
 	}
@@ -567,6 +579,13 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 			cl.Bars = &b
 		}
 		cfg.Clients = append(cfg.Clients, cl)
+	}
+
+	cfg.Operators = nil
+	for i, fo := range fc.Operators {
+		prefix := fmt.Sprintf("operators[%d]", i)
+		cfg.Operators = append(cfg.Operators, Operator{ID: fo.ID, Name: fo.Name, Auth: fo.Auth.into(prefix+".auth", problem),
+			Export: cmp.Or(ExportRight(fo.Export), ExportDeidentified)})
 	}
 
 	cfg.Providers = nil

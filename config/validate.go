@@ -192,6 +192,9 @@ func (c Config) Validate(isCategory func(string) bool) error {
 	if k := c.Export.Keep; !v.decoded["export.keep"] && (k < MinExportKeep || k > MaxExportKeep) {
 		v.add("export.keep", "%s is outside 1m..720h (30 days): finished exports are copies of patient data, kept only long enough to download", k)
 	}
+	if c.Export.BirthDate != BirthDateYear && c.Export.BirthDate != BirthDateRemove {
+		v.add("export.birth_date", "%q is not a rule for dates of birth; use %q (the year only, the default) or %q", c.Export.BirthDate, BirthDateYear, BirthDateRemove)
+	}
 	if !reEnvName.MatchString(c.Export.PseudonymKeyEnv) {
 		v.add("export.pseudonym_key_env", "%q is not an environment variable's name (letters, digits and _, not starting with a digit), such as %s", c.Export.PseudonymKeyEnv, DefaultPseudonymKeyEnv)
 	}
@@ -244,7 +247,7 @@ func (c Config) Validate(isCategory func(string) bool) error {
 	claim := func(prefix, id string, org Identifier) {
 		if id != "" {
 			if prev, dup := ids[id]; dup {
-				v.add(prefix+".id", "%q is already used by %s; ids must be unique across clients and providers", id, prev)
+				v.add(prefix+".id", "%q is already used by %s; ids must be unique across clients, providers and operators", id, prev)
 			} else {
 				ids[id] = prefix
 			}
@@ -283,6 +286,19 @@ func (c Config) Validate(isCategory func(string) bool) error {
 		v.delivery(prefix+".delivery", p.Delivery)
 		if p.Delivery.Kind == DeliveryBars && len(p.Services) == 0 {
 			v.add(prefix+".services", "bars delivery needs at least one service: a BaRS message names the service it is for (MessageHeader.destination.endpoint), and Signpost sends the first")
+		}
+	}
+
+	for i, o := range c.Operators {
+		prefix := fmt.Sprintf("operators[%d]", i)
+		v.id(prefix, o.ID)
+		claim(prefix, o.ID, Identifier{})
+		v.clientAuth(prefix+".auth", o.Auth)
+		if o.Export != ExportDeidentified && o.Export != ExportFull {
+			v.add(prefix+".export", "%q is not an export right; use %q (only de-identified exports, the default) or %q", o.Export, ExportDeidentified, ExportFull)
+		}
+		if c.Auth.Mode == AuthSMART && len(o.Auth.Scopes) == 0 {
+			v.add(prefix+".auth.scopes", "list the read scopes of what it exports, e.g. system/*.rs")
 		}
 	}
 

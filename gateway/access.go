@@ -33,6 +33,8 @@ func SearchScope(c Caller, typ string) []string {
 			// A provider reads a Patient by the reference on its Task.
 			return []string{MatchNothing}
 		}
+	case CallerExporter, CallerEvaluator:
+		return []string{MatchNothing} // they export; they do not search
 	}
 	return nil
 }
@@ -42,6 +44,8 @@ func (s *Core) Visible(ctx context.Context, c Caller, r *Resource) (bool, error)
 	switch c.Kind {
 	case CallerOperator:
 		return true, nil
+	case CallerExporter, CallerEvaluator:
+		return false, nil
 	case CallerGP:
 		return r.Owner == c.ClientID, nil
 	case CallerProvider:

@@ -72,4 +72,27 @@ const (
 	CallerGP
 	// CallerProvider is a VCS provider: it sees the referrals it was sent.
 	CallerProvider
+	// CallerExporter is an operator's system under SMART: it takes
+	// system-level exports, identified or de-identified, and reads nothing
+	// through the rest of the API.
+	CallerExporter
+	// CallerEvaluator is an evaluator's system: it takes de-identified
+	// exports only, and reads nothing else.
+	CallerEvaluator
 )
+
+// MayExport reports whether the caller may take system-level exports, and
+// whether only de-identified ones.
+func (c Caller) MayExport() (ok, deidentifiedOnly bool) {
+	switch c.Kind {
+	case CallerOperator, CallerExporter:
+		return true, false
+	case CallerEvaluator:
+		return true, true
+	}
+	return false, false
+}
+
+// ExportOnly reports whether the caller may use the export operation and
+// nothing else.
+func (c Caller) ExportOnly() bool { return c.Kind == CallerExporter || c.Kind == CallerEvaluator }

@@ -37,6 +37,21 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// EventCount is how many events a subscription has had since it started.
 	EventCount(ctx context.Context, subscriptionID string) (int64, error)
+	// KeptJourneys returns the summaries retention kept of the referrals it
+	// removed that were sent in the UTC months [from, to) touches (the
+	// caller decides by each summary's own time).
+	KeptJourneys(ctx context.Context, from, to time.Time) ([][]byte, error)
+}
+
+// KeptJourney is what stays of a referral once retention has removed it:
+// the summary of its journey that the outcomes view counts (category,
+// practice, provider, when each step was reached, how it ended — no
+// patient data), kept under the month it was sent so that the figures
+// for a period do not change when its referrals go.
+type KeptJourney struct {
+	TaskID  string
+	Sent    time.Time
+	Summary []byte
 }
 
 // Commit is one atomic change set.
@@ -85,6 +100,12 @@ type JobRef struct {
 type UniqueKey struct {
 	Key   string
 	Value string
+	// Of, when set, is the resource ("Type/id") whose removal takes the key
+	// with it: the store files the key under it in the same commit, so
+	// retention can find keys whose names hold what is not stored (a
+	// message's id, a fullUrl, an X-Request-Id). Keys it can name from the
+	// referral itself need none.
+	Of string
 }
 
 // Criteria is a conditional create's search, in store terms, or a cap on

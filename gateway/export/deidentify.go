@@ -98,9 +98,20 @@ var Rules = []Rule{
 	{"Consent", "sourceAttachment", Remove, "a scanned or attached consent form"},
 }
 
+// PatientDates says how a de-identified export reduces a patient's dates
+// of birth and death (the YearOnly rules): evaluations by age band need
+// the year, and a deployment whose evaluators need no age can drop it.
+type PatientDates string
+
+const (
+	DatesYear   PatientDates = "year"   // the year only (the default)
+	DatesRemove PatientDates = "remove" // the element goes
+)
+
 // deidentifier rewrites resources with one deployment's key.
 type deidentifier struct {
-	key []byte
+	key   []byte
+	dates PatientDates
 }
 
 // pseudonym is HMAC-SHA256(key, system "|" value) in lower-case base32 (no
@@ -153,6 +164,10 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 				delete(o, name)
 				continue
 			case YearOnly:
+				if d.dates == DatesRemove {
+					delete(o, name)
+					continue
+				}
 				if s, ok := v.(string); ok && len(s) >= 4 {
 					o[name] = s[:4]
 				}

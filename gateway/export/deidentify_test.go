@@ -68,6 +68,16 @@ func TestDeidentifyRules(t *testing.T) {
 			t.Errorf("%s lost: %s", kept, s)
 		}
 	}
+	// A deployment that keeps no year: the dates go, and it is still R4.
+	d.dates = DatesRemove
+	noDates, err := d.resource([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(noDates), "birthDate") || strings.Contains(string(noDates), "deceased") || !structure.Validate(noDates).Valid() {
+		t.Errorf("birth_date remove: %s", noDates)
+	}
+	d.dates = DatesYear
 	var r map[string]any
 	_ = json.Unmarshal(out, &r)
 	if ext := r["extension"].([]any); len(ext) != 1 {

@@ -108,6 +108,9 @@ type Options struct {
 	// (see ParsePseudonymKey); nil refuses de-identified exports. It is
 	// never logged, stored with a job or written to a file.
 	PseudonymKey []byte
+	// PatientDates is how dates of birth and death are reduced (default
+	// DatesYear).
+	PatientDates PatientDates
 	Logger       *slog.Logger
 }
 
@@ -200,9 +203,14 @@ func CheckTypes(values []string) ([]string, error) {
 // operator may export: a system-level export holds every client's
 // referrals.
 func (s *Service) Start(ctx context.Context, caller gateway.Caller, req Request) (string, error) {
-	if caller.Kind != gateway.CallerOperator {
+	may, deidentifiedOnly := caller.MayExport()
+	if !may {
 		return "", gateway.NewError(gateway.KindForbidden, fhir.IssueForbidden, "",
-			"a system-level export holds every client's referrals: only an operator may start one")
+			"a system-level export holds every client's referrals: only an operator or evaluator (operators: in the configuration) may start one")
+	}
+	if deidentifiedOnly && !req.Deidentify {
+		return "", gateway.NewError(gateway.KindForbidden, fhir.IssueForbidden, "_deidentify",
+			"this client may take de-identified exports only: send _deidentify=true (its operators[].export is deidentified)")
 	}
 	if req.Deidentify && len(s.o.PseudonymKey) == 0 {
 		return "", gateway.NewError(gateway.KindUnprocessable, fhir.IssueNotSupported, "_deidentify",
@@ -318,7 +326,7 @@ func (s *Service) File(ctx context.Context, caller gateway.Caller, id, name stri
 
 func (s *Service) job(ctx context.Context, caller gateway.Caller, id string) (*Job, error) {
 	notFound := gateway.NewError(gateway.KindNotFound, fhir.IssueNotFound, "", "no such export is known to this client (finished exports are kept for %s)", s.o.Keep)
-	if !validName(id) || caller.Kind != gateway.CallerOperator {
+	if may, _ := caller.MayExport(); !validName(id) || !may {
 		return nil, notFound
 	}
 	b, err := s.o.Jobs.LoadJob(ctx, id)
@@ -345,13 +353,28 @@ func (s *Service) jobDir(id string) string { return filepath.Join(s.o.Dir, id) }
 // swept, and one whose process died is, even if nobody polls it again.
 func (s *Service) runningExpiry(j *Job) time.Time { return j.Heartbeat.Add(staleAfter + s.o.Keep) }
 
-// sweep removes up to sweepBatch expired jobs and their files. Failing to
-// sweep never fails the request that triggered it.
-func (s *Service) sweep(ctx context.Context) {
+// Sweep removes what expired exports left (serve calls it on a timer, so
+// files go export.keep after the export finished even when nobody asks for
+// exports any more).
+func (s *Service) Sweep(ctx context.Context) {
+	for range maxSweepBatches {
+		if s.sweep(ctx) < sweepBatch {
+			return
+		}
+	}
+}
+
+// maxSweepBatches bounds one Sweep; the next timer takes the rest.
+const maxSweepBatches = 20
+
+// sweep removes up to sweepBatch expired jobs and their files, and says
+// how many it found. Failing to sweep never fails the request that
+// triggered it.
+func (s *Service) sweep(ctx context.Context) int {
 	ids, err := s.o.Jobs.ExpiredJobs(ctx, s.core.Now(), sweepBatch)
 	if err != nil {
 		s.log.Warn("export sweep: listing expired exports failed", "error", err)
-		return
+		return 0
 	}
 	for _, id := range ids {
 		if !validName(id) {
@@ -365,6 +388,7 @@ func (s *Service) sweep(ctx context.Context) {
 			s.log.Warn("export sweep: forgetting job failed", "job", id, "error", err)
 		}
 	}
+	return len(ids)
 }
 
 // run writes the job's files and records the outcome.
@@ -454,7 +478,7 @@ func (s *Service) writeType(ctx context.Context, j *Job, typ string, w *bufio.Wr
 		if len(s.o.PseudonymKey) == 0 {
 			return errors.New("a de-identified export, and no pseudonym key")
 		}
-		deid = &deidentifier{key: s.o.PseudonymKey}
+		deid = &deidentifier{key: s.o.PseudonymKey, dates: s.o.PatientDates}
 	}
 	for {
 		if err := ctx.Err(); err != nil {

@@ -121,6 +121,30 @@ func TestFinishedExportIsSwept(t *testing.T) {
 	}
 }
 
+// The timer's Sweep removes an expired export though no request comes.
+func TestSweepWithoutRequests(t *testing.T) {
+	t.Parallel()
+	s, store, clk, dir := setup(t)
+	ctx := context.Background()
+	id, err := s.Start(ctx, operator, Request{URL: "http://signpost.test/fhir/$export"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Wait()
+	s.Sweep(ctx)
+	if _, err := store.LoadJob(ctx, id); err != nil {
+		t.Fatalf("swept within keep: %v", err)
+	}
+	clk.add(61 * time.Minute)
+	s.Sweep(ctx)
+	if _, err := store.LoadJob(ctx, id); !errors.Is(err, gateway.ErrNotFound) {
+		t.Errorf("the expired job is still stored: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, id)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("its directory is still there: %v", err)
+	}
+}
+
 func TestOnlyOperatorsExport(t *testing.T) {
 	t.Parallel()
 	s, _, _, _ := setup(t)

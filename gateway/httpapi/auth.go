@@ -110,8 +110,13 @@ func (a *API) authenticate(c *gin.Context) {
 	}
 	caller := gateway.Caller{ClientID: g.ClientID, Kind: gateway.CallerGP,
 		Organization: gateway.Identifier{System: g.Organization.System, Value: g.Organization.Value}}
-	if g.Kind == auth.KindProvider {
+	switch g.Kind {
+	case auth.KindProvider:
 		caller.Kind = gateway.CallerProvider
+	case auth.KindExporter:
+		caller.Kind = gateway.CallerExporter
+	case auth.KindEvaluator:
+		caller.Kind = gateway.CallerEvaluator
 	}
 	c.Set(callerKey, caller)
 	c.Set(grantKey, g)

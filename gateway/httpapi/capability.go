@@ -141,9 +141,9 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 			"operation": []map[string]string{{
 				"name":       "export",
 				"definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
-				"documentation": "FHIR Bulk Data system-level export, for operators only (with SMART, a token that may read every type exported, such as system/*.rs): " +
+				"documentation": "FHIR Bulk Data system-level export, for operators and evaluators only (with SMART, a client configured under operators:, whose token may read every type exported, such as system/*.rs; an evaluator takes _deidentify=true exports only): " +
 					"GET [base]/$export with Prefer: respond-async and Accept: application/fhir+json; _type (comma-separated: the types this server stores), _since (an instant; compared with meta.lastUpdated) " +
-					"and _outputFormat (NDJSON only); _deidentify=true writes every resource de-identified (NHS numbers and other patient identifiers as keyed pseudonyms, names, contact details and free text removed, birth dates to the year; refused when the deployment has no pseudonym key). The answer is 202 with Content-Location; poll it (202 with X-Progress and Retry-After) for the manifest, then GET each file (application/fhir+ndjson) with the same token; " +
+					"and _outputFormat (NDJSON only); _deidentify=true writes every resource de-identified (NHS numbers and other patient identifiers as keyed pseudonyms, names, contact details and free text removed, birth dates to the year or removed, as the deployment configures; refused when the deployment has no pseudonym key). The answer is 202 with Content-Location; poll it (202 with X-Progress and Retry-After) for the manifest, then GET each file (application/fhir+ndjson) with the same token; " +
 					"DELETE the status URL to cancel. Finished exports and their files are kept for the configured time (export.keep). POST kick-off, _typeFilter, _elements and patient are not supported.",
 			}, {
 				"name":          "process-message",

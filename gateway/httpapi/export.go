@@ -111,6 +111,22 @@ func (a *API) exportKickoff(c *gin.Context) {
 	c.Status(http.StatusAccepted)
 }
 
+// exportOnlyExports keeps an operator's or evaluator's system (operators:
+// in the configuration) to the export operation: its token's scopes may
+// say system/*.rs, but it reads no record through any other route.
+func (a *API) exportOnlyExports(c *gin.Context) {
+	caller, ok := a.who(c, "")
+	if !ok || !caller.ExportOnly() {
+		return
+	}
+	switch c.FullPath() {
+	case exportRoute, exportStatusRoute, exportFileRoute:
+		return
+	}
+	a.failWith(c, gateway.KindForbidden, fhir.IssueForbidden,
+		"this client takes system-level exports ($export) and may use nothing else")
+}
+
 // exportStatus is GET /fhir/$export-status/{job}: 202 with X-Progress while
 // the export runs, the manifest when it is done, an OperationOutcome (500)
 // when it failed.

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/fhir/structure"
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/auth"
 )
 
 // kickoffHeaders are what the Bulk Data IG has a client send.
@@ -29,7 +31,8 @@ type manifest struct {
 		URL   string `json:"url"`
 		Count int    `json:"count"`
 	} `json:"output"`
-	Error []any `json:"error"`
+	Error     []any          `json:"error"`
+	Extension map[string]any `json:"extension"`
 }
 
 // exportAll drives an export as a Bulk Data client does: kick-off, polling
@@ -234,4 +237,43 @@ func TestExportNeedsSystemReadScopes(t *testing.T) {
 	}
 	// Even with scopes for its types: a GP system is not an operator.
 	e.get("/$export?_type=Task", append(bearer(tok), kickoffHeaders...)...).must(t, http.StatusForbidden)
+}
+
+// With SMART, the clients under operators: take exports and nothing else:
+// an evaluator de-identified exports only, the operator's system either;
+// neither reads a record through any other route, whatever its scopes.
+func TestOperatorsExportUnderSMART(t *testing.T) {
+	t.Parallel()
+	clients := append(smartClients(t),
+		auth.Client{ID: "evaluator", Kind: auth.KindEvaluator, JWKS: gpJWKS, Scopes: []string{"system/*.rs"}},
+		auth.Client{ID: "exporter", Kind: auth.KindExporter, JWKS: gpJWKS, Scopes: []string{"system/*.rs"}})
+	e := setup(t, func(o *options) { o.smart = clients; o.pseudonymKey = keyA })
+	gp := bearer(e.token(t, "practice-a", ""))
+	created := e.post("/ServiceRequest", referral("OPS-1", "390893007"), gp...).must(t, http.StatusCreated)
+	srID := created.header.Get("Location")
+
+	evaluator := bearer(e.token(t, "evaluator", ""))
+	e.get("/$export", append(append([]string{}, evaluator...), kickoffHeaders...)...).must(t, http.StatusForbidden)
+	m, files := e.exportAll(t, "?_deidentify=true", evaluator...)
+	if len(files[gateway.TypeServiceRequest]) != 1 || m.Extension == nil {
+		t.Errorf("the evaluator's de-identified export: %d referrals, manifest extension %v", len(files[gateway.TypeServiceRequest]), m.Extension)
+	}
+	exporter := bearer(e.token(t, "exporter", ""))
+	if _, files := e.exportAll(t, "?_type=ServiceRequest", exporter...); len(files[gateway.TypeServiceRequest]) != 1 {
+		t.Errorf("the operator's export holds %d referrals", len(files[gateway.TypeServiceRequest]))
+	}
+	// Another's export is unknown to each.
+	status := e.get("/$export?_deidentify=true", append(append([]string{}, evaluator...), kickoffHeaders...)...).must(t, http.StatusAccepted).header.Get("Content-Location")
+	e.get(status, exporter...).must(t, http.StatusNotFound)
+	e.get(status, gp...).must(t, http.StatusNotFound)
+
+	for _, who := range [][]string{evaluator, exporter} {
+		for _, path := range []string{"/ServiceRequest", "/Task", "/Patient", srID, "/Task?status=requested"} {
+			res := e.get(path, who...).must(t, http.StatusForbidden)
+			if !strings.Contains(string(res.body), "$export") {
+				t.Errorf("GET %s: %s", path, res.body)
+			}
+		}
+		e.post("/ServiceRequest", referral("OPS-2", "390893007"), who...).must(t, http.StatusForbidden)
+	}
 }

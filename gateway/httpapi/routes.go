@@ -149,7 +149,7 @@ func New(o Options) http.Handler {
 	}
 
 	r.GET("/fhir/metadata", a.fhirHeaders, a.capabilities) // public, as FHIR and SMART discovery expect
-	f := r.Group("/fhir", a.fhirHeaders, a.authenticate, a.limitByClient)
+	f := r.Group("/fhir", a.fhirHeaders, a.authenticate, a.limitByClient, a.exportOnlyExports)
 	f.POST("", a.withBody, a.transaction)
 	f.POST(strings.TrimPrefix(processMessageRoute, "/fhir"), a.withBody, a.processMessage)
 	f.GET("/AuditEvent", a.disclosures) // a referral's disclosures, for its referrer

@@ -84,9 +84,87 @@ func (s *Service) Journeys(ctx context.Context, from, to time.Time) ([]Journey, 
 		}
 		q.Offset += len(ids)
 		if len(ids) == 0 || q.Offset >= total {
-			return out, nil
+			break
 		}
 	}
+	// The referrals retention removed count as they did before: by the
+	// summary it kept of each. A referral read above and removed since is
+	// met again here; it is counted once.
+	kept, err := s.Store.KeptJourneys(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range kept {
+		j, err := ParseSummary(b)
+		if err != nil || seen[j.TaskID] {
+			continue
+		}
+		seen[j.TaskID] = true
+		if !j.Sent.Before(from) && j.Sent.Before(to) {
+			out = append(out, j)
+		}
+	}
+	return out, nil
+}
+
+// JourneyOf reads a journey from a Task's versions, oldest first; ok is
+// false for a Task entered in error, which is no referral.
+func JourneyOf(id string, versions []*gateway.Resource) (j Journey, ok bool) {
+	return journeyOf(id, versions)
+}
+
+// summary is a journey as retention keeps it: times in Unix nanoseconds
+// (0: not reached), so the figures read from it are those read from the
+// Task's versions to the nanosecond.
+type summary struct {
+	TaskID        string `json:"id"`
+	Category      string `json:"c,omitempty"`
+	Practice      string `json:"p,omitempty"`
+	PracticeName  string `json:"pn,omitempty"`
+	ProviderID    string `json:"o,omitempty"`
+	Sent          int64  `json:"s"`
+	Delivered     int64  `json:"d,omitempty"`
+	Accepted      int64  `json:"a,omitempty"`
+	FirstContact  int64  `json:"f,omitempty"`
+	Started       int64  `json:"b,omitempty"`
+	Ended         int64  `json:"e,omitempty"`
+	End           string `json:"end,omitempty"`
+	DeclineReason string `json:"r,omitempty"`
+}
+
+// Summary is the journey as retention keeps it once the referral goes:
+// what the outcomes view counts, and nothing of the patient.
+func (j Journey) Summary() gateway.KeptJourney {
+	nanos := func(t time.Time) int64 {
+		if t.IsZero() {
+			return 0
+		}
+		return t.UnixNano()
+	}
+	b, err := json.Marshal(summary{TaskID: j.TaskID, Category: j.Category, Practice: j.Practice, PracticeName: j.PracticeName,
+		ProviderID: j.ProviderID, Sent: nanos(j.Sent), Delivered: nanos(j.Delivered), Accepted: nanos(j.Accepted),
+		FirstContact: nanos(j.FirstContact), Started: nanos(j.Started), Ended: nanos(j.Ended), End: j.End, DeclineReason: j.DeclineReason})
+	if err != nil {
+		panic(err) // strings and numbers
+	}
+	return gateway.KeptJourney{TaskID: j.TaskID, Sent: j.Sent, Summary: b}
+}
+
+// ParseSummary reads a journey back from what Summary kept.
+func ParseSummary(b []byte) (Journey, error) {
+	var s summary
+	if err := json.Unmarshal(b, &s); err != nil {
+		return Journey{}, err
+	}
+	at := func(n int64) time.Time {
+		if n == 0 {
+			return time.Time{}
+		}
+		return time.Unix(0, n).UTC()
+	}
+	return Journey{TaskID: s.TaskID, Category: s.Category, Practice: s.Practice, PracticeName: s.PracticeName,
+		ProviderID: s.ProviderID, Sent: at(s.Sent), Delivered: at(s.Delivered), Accepted: at(s.Accepted),
+		FirstContact: at(s.FirstContact), Started: at(s.Started), Ended: at(s.Ended), End: s.End, DeclineReason: s.DeclineReason}, nil
 }
 
 // journeyOf reads a journey from a Task's versions, oldest first. A Task

@@ -110,6 +110,10 @@ func (m *movingStore) Histories(_ context.Context, _ string, ids []string) ([][]
 	return out, nil
 }
 
+func (m *movingStore) KeptJourneys(context.Context, time.Time, time.Time) ([][]byte, error) {
+	return nil, nil
+}
+
 func TestJourneysCountATaskMovedMidReadOnce(t *testing.T) {
 	st := &movingStore{}
 	s := New(gateway.NewCore(gateway.Options{Store: st}))

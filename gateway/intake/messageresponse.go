@@ -127,6 +127,6 @@ func (pl *plan) claim(r *Request, out *gateway.Outcome) {
 	}
 	held := out.Resource.Ref() + "/_history/" + strconv.Itoa(out.Resource.Version)
 	for _, c := range r.claims {
-		pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: c.Key, Value: held})
+		pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: c.Key, Value: held, Of: out.Resource.Ref()})
 	}
 }

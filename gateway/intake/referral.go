@@ -150,7 +150,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.ReferralKey(pl.caller, id), Value: ref})
 		}
 		if m := r.message; m != nil {
-			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.MessageFocusKey(pl.caller, r.FullURL), Value: ref},
+			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.MessageFocusKey(pl.caller, r.FullURL), Value: ref, Of: ref},
 				gateway.UniqueKey{Key: gateway.MessageOriginKey(r.id), Value: m.referral.MessageID})
 		}
 	}
@@ -161,9 +161,9 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 		if r.Method == "PUT" {
 			held = ref + "/_history/" + strconv.Itoa(version)
 		}
-		pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.MessageKey(pl.caller, m.referral.MessageID), Value: held})
+		pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.MessageKey(pl.caller, m.referral.MessageID), Value: held, Of: ref})
 		if m.referral.RequestID != "" {
-			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.MessageRequestKey(pl.caller, m.referral.RequestID), Value: held})
+			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.MessageRequestKey(pl.caller, m.referral.RequestID), Value: held, Of: ref})
 		}
 	}
 	if needsTask && !pl.claimed[ref] {

@@ -98,6 +98,15 @@ func (k keys) exportJob(id string) string { return k.ns + ":x:" + id }
 // be swept (Unix milliseconds).
 func (k keys) exportExpiry() string { return k.ns + ":xe" }
 
+// keptJourneys is the hash of the journey summaries retention kept of
+// the referrals sent in one UTC month ("2006-01"), by Task id.
+func (k keys) keptJourneys(month string) string { return k.ns + ":jr:" + month }
+
+// claimedFor is the sorted set (scores 0) of the unique keys, as Redis
+// keys, that a commit filed under a resource ("Type/id") because their
+// names cannot be built from it (gateway.UniqueKey.Of): they go when it goes.
+func (k keys) claimedFor(ref string) string { return k.ns + ":uk:" + ref }
+
 // migration marks a one-off change of the stored data as done.
 func (k keys) migration(name string) string { return k.ns + ":m:" + name }
 

@@ -31,6 +31,8 @@ type Removal struct {
 	ServiceRequest *gateway.Resource // nil: the Task's ServiceRequest is gone already
 	// TooLarge: the referral holds more than one removal takes.
 	TooLarge bool
+	// Keep, when set, is kept as the referral goes, in the same step.
+	Keep *gateway.KeptJourney
 
 	resources []removedResource
 	sets      []setCount
@@ -72,11 +74,10 @@ var (
 // ReadRemoval reads what removing the referral of Task taskID would touch.
 // It returns gateway.ErrNotFound when the Task is not held.
 //
-// Left in place (a later step): the Patient, which other referrals of the
-// same client may name; a message-focus key (it names the referral by the
-// fullUrl of the message's entry, which is not stored); the request-id
-// keys of messages and the keys of messages Signpost sent (their ids are
-// not stored with the referral). Each is a short string.
+// The Patient goes too when no other referral names it
+// (readLastReferralsPatient), and so do the keys filed under the referral
+// (readClaimedKeys). Keys claimed before they were filed (by an earlier
+// version of Signpost) stay: a short string each.
 func (s *Store) ReadRemoval(ctx context.Context, taskID string) (*Removal, error) {
 	task, err := s.Read(ctx, gateway.TypeTask, taskID)
 	if err != nil {
@@ -216,7 +217,124 @@ func (s *Store) ReadRemoval(ctx context.Context, taskID string) (*Removal, error
 		}
 	}
 	rm.fields = [][2]string{{s.keys.subNumbered(), taskRef}, {s.keys.writeBack(task.Owner), task.ID}}
+	if err := s.readClaimedKeys(ctx, rm, srRef, taskRef); err != nil {
+		return nil, err
+	}
+	if err := s.readLastReferralsPatient(ctx, rm); err != nil {
+		return nil, err
+	}
 	return rm, nil
+}
+
+// MaxClaimedKeys bounds the keys filed under one resource that a removal
+// takes (a few per message about the referral); a referral with more is
+// not removed (Removal.TooLarge), so the script stays bounded.
+const MaxClaimedKeys = 1000
+
+// readClaimedKeys adds the unique keys filed under the referral's
+// ServiceRequest and Task (gateway.UniqueKey.Of: message ids, fullUrls,
+// X-Request-Ids, the ids of messages Signpost sent) and the sets filing
+// them. Every key in them was claimed by a commit that wrote the referral,
+// so each goes with it; the script checks the sets' sizes, so a key filed
+// meanwhile stops the removal.
+func (s *Store) readClaimedKeys(ctx context.Context, rm *Removal, refs ...string) error {
+	sets := make([]string, len(refs))
+	members := make([]*redis.StringSliceCmd, len(refs))
+	cards := make([]*redis.IntCmd, len(refs))
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, ref := range refs {
+			sets[i] = s.keys.claimedFor(ref)
+			members[i] = p.ZRange(ctx, sets[i], 0, MaxClaimedKeys)
+			cards[i] = p.ZCard(ctx, sets[i])
+		}
+		return nil
+	}); err != nil {
+		return classify(err)
+	}
+	have := map[string]bool{}
+	for _, u := range rm.uniques {
+		have[u] = true
+	}
+	for i, set := range sets {
+		if cards[i].Val() > MaxClaimedKeys {
+			rm.TooLarge = true
+			return nil
+		}
+		if cards[i].Val() == 0 {
+			continue
+		}
+		rm.sets = append(rm.sets, setCount{key: set, card: cards[i].Val()})
+		for _, k := range append(members[i].Val(), set) {
+			if !have[k] {
+				have[k] = true
+				rm.uniques = append(rm.uniques, k)
+			}
+		}
+	}
+	return nil
+}
+
+// readLastReferralsPatient adds the referral's Patient to the removal when
+// this referral is the last that names it: the ServiceRequest and Task
+// subject sets of its reference hold this referral's and nothing else
+// (the script checks they still do, so a referral made meanwhile for the
+// same Patient keeps it). The reference is read from the ServiceRequest's
+// own index entries, so it is the one searches use. Patient ids are each
+// client's own but the subject sets are not, so another client's referral
+// for a Patient of the same id keeps this one too: a Patient is kept when
+// in doubt, never removed while named.
+func (s *Store) readLastReferralsPatient(ctx context.Context, rm *Removal) error {
+	if rm.ServiceRequest == nil {
+		return nil
+	}
+	prefix := s.keys.term(gateway.TypeServiceRequest, gateway.SubjectTerm(gateway.TypePatient+"/"))
+	var patientID string
+	for _, r := range rm.resources {
+		if r.typ != gateway.TypeServiceRequest {
+			continue
+		}
+		for _, t := range r.terms {
+			if id, ok := strings.CutPrefix(t, prefix); ok && id != "" {
+				patientID = id
+			}
+		}
+	}
+	if patientID == "" {
+		return nil
+	}
+	ref := gateway.TypePatient + "/" + patientID
+	sets := []string{s.keys.term(gateway.TypeServiceRequest, gateway.SubjectTerm(ref)), s.keys.term(gateway.TypeTask, gateway.SubjectTerm(ref))}
+	key := gateway.PatientKey(rm.ServiceRequest.Owner, patientID)
+	var cards []*redis.IntCmd
+	var hash *redis.SliceCmd
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, set := range sets {
+			cards = append(cards, p.ZCard(ctx, set))
+		}
+		hash = p.HMGet(ctx, s.keys.resource(gateway.TypePatient, key), "v", "x")
+		return nil
+	}); err != nil {
+		return classify(err)
+	}
+	for _, c := range cards {
+		if c.Val() > 1 {
+			return nil // another referral names it
+		}
+	}
+	v := hash.Val()
+	if len(v) != 2 || v[0] == nil {
+		return nil // not held (or held under another client's key)
+	}
+	patient := removedResource{typ: gateway.TypePatient, id: key}
+	patient.version, _ = v[0].(string)
+	if x, _ := v[1].(string); x != "" {
+		patient.terms = strings.Split(x, "\n")
+	}
+	rm.resources = append(rm.resources, patient)
+	for i, set := range sets {
+		rm.sets = append(rm.sets, setCount{key: set, card: cards[i].Val()})
+	}
+	return nil
 }
 
 // RemoveReferral removes what ReadRemoval read, in one step (remove.lua),
@@ -253,6 +371,11 @@ func (s *Store) RemoveReferral(ctx context.Context, rm *Removal) error {
 	for _, f := range rm.fields {
 		args = append(args, kl.add(f[0]), f[1])
 	}
+	if k := rm.Keep; k != nil {
+		args = append(args, 1, kl.add(s.keys.keptJourneys(journeyMonth(k.Sent))), k.TaskID, k.Summary)
+	} else {
+		args = append(args, 0)
+	}
 	s.raced()
 	res, err := removeScript.Run(ctx, s.rdb, kl.keys, args...).StringSlice()
 	if err != nil {
@@ -262,6 +385,41 @@ func (s *Store) RemoveReferral(ctx context.Context, rm *Removal) error {
 		return ErrRemovalChanged
 	}
 	return nil
+}
+
+// journeyMonth names the month a kept journey is filed under.
+func journeyMonth(sent time.Time) string { return sent.UTC().Format("2006-01") }
+
+// keptJourneysScan is how many summaries one HSCAN step asks for.
+const keptJourneysScan = 1000
+
+// KeptJourneys implements gateway.Store: every summary filed under the
+// UTC months from's to to's, read in HSCAN steps so that no one command
+// holds Redis for a whole month's referrals.
+func (s *Store) KeptJourneys(ctx context.Context, from, to time.Time) ([][]byte, error) {
+	var out [][]byte
+	seen := map[string]bool{} // HSCAN may return a field twice
+	first := time.Date(from.UTC().Year(), from.UTC().Month(), 1, 0, 0, 0, 0, time.UTC)
+	for m := first; m.Before(to); m = m.AddDate(0, 1, 0) {
+		key := s.keys.keptJourneys(journeyMonth(m))
+		var cursor uint64
+		for {
+			kv, next, err := s.rdb.HScan(ctx, key, cursor, "", keptJourneysScan).Result()
+			if err != nil {
+				return nil, classify(err)
+			}
+			for i := 0; i+1 < len(kv); i += 2 {
+				if !seen[kv[i]] {
+					seen[kv[i]] = true
+					out = append(out, []byte(kv[i+1]))
+				}
+			}
+			if cursor = next; cursor == 0 {
+				break
+			}
+		}
+	}
+	return out, nil
 }
 
 // MemoryUsage sums Redis's MEMORY USAGE of the keys (an estimate: index

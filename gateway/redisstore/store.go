@@ -199,7 +199,11 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 	args = append(args, token, kl.add(s.keys.systems()), guard, s.maxSystems, s.keys.termPrefix(), maxRegistryFields)
 	args = append(args, len(c.Unique))
 	for _, u := range c.Unique {
-		args = append(args, kl.add(s.keys.unique(u.Key)), u.Value)
+		of := 0
+		if u.Of != "" {
+			of = kl.add(s.keys.claimedFor(u.Of))
+		}
+		args = append(args, kl.add(s.keys.unique(u.Key)), u.Value, of)
 	}
 	args = append(args, len(c.Criteria))
 	for i, cr := range c.Criteria {

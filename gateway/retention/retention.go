@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/insights"
 	"github.com/signpost-health/signpost/gateway/redisstore"
 )
 
@@ -164,6 +165,16 @@ func (r *Runner) batch(ctx context.Context, ids []string, until time.Time, dry b
 			continue
 		}
 		n, _ := r.Store.MemoryUsage(ctx, rm.Keys(r.Store))
+		keep, current, err := r.keep(ctx, rm)
+		if err != nil {
+			return kept, err
+		}
+		if !current {
+			rep.Changed++ // a version came after the read
+			kept++
+			continue
+		}
+		rm.Keep = keep
 		switch err := r.Store.RemoveReferral(ctx, rm); {
 		case errors.Is(err, redisstore.ErrRemovalChanged):
 			rep.Changed++
@@ -176,6 +187,27 @@ func (r *Runner) batch(ctx context.Context, ids []string, until time.Time, dry b
 		}
 	}
 	return kept, nil
+}
+
+// keep is what stays of the referral: its journey's summary, read from
+// the Task's versions up to the one the removal read (current is false
+// when a later one came meanwhile: the removal would be refused anyway). A
+// Task entered in error is counted nowhere, so nothing of it is kept.
+func (r *Runner) keep(ctx context.Context, rm *redisstore.Removal) (keep *gateway.KeptJourney, current bool, err error) {
+	hs, err := r.Store.Histories(ctx, gateway.TypeTask, []string{rm.Task.ID})
+	if err != nil {
+		return nil, false, err
+	}
+	versions := hs[0]
+	if len(versions) == 0 || versions[len(versions)-1].Version != rm.Task.Version {
+		return nil, false, nil
+	}
+	j, ok := insights.JourneyOf(rm.Task.ID, versions)
+	if !ok {
+		return nil, true, nil
+	}
+	s := j.Summary()
+	return &s, true, nil
 }
 
 func status(body []byte) string {

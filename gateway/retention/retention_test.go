@@ -2,6 +2,7 @@ package retention_test
 
 import (
 	"context"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/insights"
 	"github.com/signpost-health/signpost/gateway/redisstore"
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
 	"github.com/signpost-health/signpost/gateway/retention"
@@ -23,9 +25,17 @@ const period = 180 * 24 * time.Hour
 // referral stores a synthetic referral the way intake shapes it: a
 // ServiceRequest, its Task (created, then moved to status at changed), a
 // Provenance per Task version, a supporting Condition, and its unique keys.
-func referral(t *testing.T, s *redisstore.Store, n, status string, changed time.Time, hold bool, job bool) {
+func referral(t testing.TB, s *redisstore.Store, n, status string, changed time.Time, hold bool, job bool) {
+	t.Helper()
+	referralFor(t, s, "pat-"+n, n, status, changed, hold, job)
+}
+
+// referralFor stores a referral for the Patient patient (stored once, by
+// the first referral for it).
+func referralFor(t testing.TB, s *redisstore.Store, patient, n, status string, changed time.Time, hold bool, job bool) {
 	t.Helper()
 	ctx := context.Background()
+	subject := gateway.SubjectTerm("Patient/" + patient)
 	sr, task, prov, cond := "sr-"+n, "task-"+n, "prov-"+n, "cond-"+n
 	made := changed.Add(-24 * time.Hour)
 	tag := ""
@@ -34,7 +44,9 @@ func referral(t *testing.T, s *redisstore.Store, n, status string, changed time.
 	}
 	srBody := `{"resourceType":"ServiceRequest","id":"` + sr + `",` + tag + `"identifier":[{"system":"https://example-gp.nhs.uk/referral-id","value":"REF-` + n + `"}],"status":"active"}`
 	taskBody := func(st string) []byte {
-		return []byte(`{"resourceType":"Task","id":"` + task + `","status":"` + st + `","focus":{"reference":"ServiceRequest/` + sr + `"}}`)
+		return []byte(`{"resourceType":"Task","id":"` + task + `","status":"` + st + `","focus":{"reference":"ServiceRequest/` + sr + `"},` +
+			`"authoredOn":"` + made.Format(time.RFC3339) + `","requester":{"identifier":{"value":"A81001"}},"owner":{"reference":"Organization/leeds-walking"},` +
+			`"input":[{"valueCoding":{"system":"` + gateway.CategorySystem + `","code":"physical-activity"}}]}`)
 	}
 	c := &gateway.Commit{
 		Unique: []gateway.UniqueKey{
@@ -46,21 +58,27 @@ func referral(t *testing.T, s *redisstore.Store, n, status string, changed time.
 		},
 		Writes: []gateway.Write{
 			{Resource: &gateway.Resource{Type: gateway.TypeServiceRequest, ID: sr, Owner: "practice-a", Version: 1, LastUpdated: made, Body: []byte(srBody)},
-				Terms: []string{"status=active", "identifier=https://example-gp.nhs.uk/referral-id|REF-" + n, gateway.ClientTerm("practice-a")}},
+				Terms: []string{"status=active", "identifier=https://example-gp.nhs.uk/referral-id|REF-" + n, gateway.ClientTerm("practice-a"), subject}},
 			{Resource: &gateway.Resource{Type: gateway.TypeTask, ID: task, Owner: "practice-a", Version: 1, LastUpdated: made, Body: taskBody("requested")},
-				Terms: []string{gateway.StatusTerm("requested"), gateway.FocusTerm("ServiceRequest/" + sr), gateway.ClientTerm("practice-a")}},
+				Terms: []string{gateway.StatusTerm("requested"), gateway.FocusTerm("ServiceRequest/" + sr), gateway.ClientTerm("practice-a"), subject}},
 			{Resource: &gateway.Resource{Type: gateway.TypeProvenance, ID: prov + "-1", Owner: "practice-a", Version: 1, LastUpdated: made, Body: []byte(`{}`)},
 				Terms: []string{gateway.TargetTerm("Task/" + task), gateway.ClientTerm("practice-a")}},
 			{Resource: &gateway.Resource{Type: "Condition", ID: cond, Owner: "practice-a", Version: 1, LastUpdated: made, Body: []byte(`{}`)},
 				Terms: []string{gateway.ReferralTerm("ServiceRequest/" + sr)}},
 		},
 	}
+	if _, err := s.Read(ctx, gateway.TypePatient, gateway.PatientKey("practice-a", patient)); err != nil {
+		c.Writes = append(c.Writes, gateway.Write{Resource: &gateway.Resource{Type: gateway.TypePatient, ID: gateway.PatientKey("practice-a", patient),
+			Owner: "practice-a", Version: 1, LastUpdated: made, Body: []byte(`{"resourceType":"Patient","id":"` + patient + `"}`)},
+			Terms: []string{gateway.PatientIDTerm(patient), gateway.ClientTerm("practice-a")}})
+	}
 	if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
-		t.Fatalf("referral %s: %v %+v", n, err, res)
+		t.Errorf("referral %s: %v %+v", n, err, res)
+		return
 	}
 	c = &gateway.Commit{Writes: []gateway.Write{
 		{Resource: &gateway.Resource{Type: gateway.TypeTask, ID: task, Owner: "practice-a", Version: 2, LastUpdated: changed, Body: taskBody(status)}, Expect: 1,
-			Terms: []string{gateway.StatusTerm(status), gateway.FocusTerm("ServiceRequest/" + sr), gateway.ClientTerm("practice-a")}},
+			Terms: []string{gateway.StatusTerm(status), gateway.FocusTerm("ServiceRequest/" + sr), gateway.ClientTerm("practice-a"), subject}},
 		{Resource: &gateway.Resource{Type: gateway.TypeProvenance, ID: prov + "-2", Owner: "practice-a", Version: 1, LastUpdated: changed, Body: []byte(`{}`)},
 			Terms: []string{gateway.TargetTerm("Task/" + task), gateway.ClientTerm("practice-a")}},
 	}}
@@ -68,7 +86,7 @@ func referral(t *testing.T, s *redisstore.Store, n, status string, changed time.
 		c.Jobs = []gateway.Job{{Queue: gateway.QueueNotify, Fields: []string{"event", "changed", "task", task}}}
 	}
 	if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
-		t.Fatalf("referral %s change: %v %+v", n, err, res)
+		t.Errorf("referral %s change: %v %+v", n, err, res)
 	}
 }
 
@@ -129,10 +147,12 @@ func TestRetentionRemovesOnlyWhatThePolicyAllows(t *testing.T) {
 		t.Fatalf("run: %+v %v", rep, err)
 	}
 	after := scan(t, r.Client())
-	// Every key and entry the removed referral added is gone, except the
-	// term keys of its own terms that no other referral shares (empty
-	// sorted sets vanish with their last member) — so the state is the one
-	// before it was made, but for the registry of token systems.
+	// Every key and entry the removed referral added is gone (empty sorted
+	// sets vanish with their last member) — so the state is the one before
+	// it was made — but for the summary of its journey the outcomes view
+	// counts, kept under the month it was sent.
+	before = append(before, "{test}:jr:"+old.Add(-24*time.Hour).Format("2006-01")+" task-go")
+	slices.Sort(before)
 	if !slices.Equal(after, before) {
 		t.Errorf("left behind or lost:\n only after:  %v\n only before: %v", diff(after, before), diff(before, after))
 	}
@@ -154,6 +174,41 @@ func diff(a, b []string) []string {
 		}
 	}
 	return out
+}
+
+// A Patient goes with the last referral that names it, and not before.
+func TestPatientGoesWithItsLastReferral(t *testing.T) {
+	r := redistest.Start(t)
+	s := redisstore.New(r.Client(), "test")
+	ctx := context.Background()
+	old := now.Add(-period - time.Hour)
+	referralFor(t, s, "shared", "first", "completed", old, false, false)
+	referralFor(t, s, "shared", "second", "in-progress", old, false, false)
+	patient := gateway.PatientKey("practice-a", "shared")
+	run := &retention.Runner{Store: s, Policy: retention.Policy{ClosedAfter: period}, Now: func() time.Time { return now }}
+	if rep, err := run.Run(ctx, false); err != nil || rep.Removed != 1 {
+		t.Fatalf("first run: %+v %v", rep, err)
+	}
+	if _, err := s.Read(ctx, gateway.TypePatient, patient); err != nil {
+		t.Fatalf("the Patient went while an open referral names it: %v", err)
+	}
+	// The second referral closes; with it the Patient goes.
+	if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{{Resource: &gateway.Resource{Type: gateway.TypeTask, ID: "task-second", Owner: "practice-a",
+		Version: 3, LastUpdated: old, Body: []byte(`{"resourceType":"Task","status":"completed","focus":{"reference":"ServiceRequest/sr-second"}}`)}, Expect: 2,
+		Terms: []string{gateway.StatusTerm("completed"), gateway.FocusTerm("ServiceRequest/sr-second"), gateway.ClientTerm("practice-a"), gateway.SubjectTerm("Patient/shared")}}}}); err != nil || !res.OK() {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if rep, err := run.Run(ctx, false); err != nil || rep.Removed != 1 {
+		t.Fatalf("second run: %+v %v", rep, err)
+	}
+	if _, err := s.Read(ctx, gateway.TypePatient, patient); err != gateway.ErrNotFound {
+		t.Errorf("the Patient stayed after its last referral went: %v", err)
+	}
+	for _, k := range scan(t, r.Client()) {
+		if !strings.HasPrefix(k, "{test}:jr:") && !strings.HasPrefix(k, "{test}:sys") {
+			t.Errorf("left behind: %s", k)
+		}
+	}
 }
 
 // A referral changed between the read and the removal is not removed.
@@ -212,5 +267,48 @@ func TestAuditTrimmedByAge(t *testing.T) {
 	last := r.Client().XRevRangeN(ctx, key, "+", "-", 5).Val()
 	if len(last) != 5 || last[4].Values["a"] != "new" {
 		t.Errorf("recent records lost: %v", last)
+	}
+}
+
+// The outcomes view counts a removed referral as it did before: its
+// report, CSV and MeasureReport for a period are the same before and
+// after retention removes the period's closed referrals.
+func TestOutcomesUnchangedByRemoval(t *testing.T) {
+	r := redistest.Start(t)
+	s := redisstore.New(r.Client(), "test")
+	ctx := context.Background()
+	old := now.Add(-period - time.Hour)
+	for i, st := range []string{"completed", "rejected", "cancelled", "failed", "in-progress", "completed"} {
+		referral(t, s, "o"+strconv.Itoa(i), st, old.Add(-time.Duration(i)*time.Hour), false, false)
+	}
+	referral(t, s, "recent", "completed", now.Add(-time.Hour), false, false)
+	view := insights.New(gateway.NewCore(gateway.Options{Store: s, Providers: []gateway.Provider{{ID: "leeds-walking", Name: "Leeds Walking"}}}))
+	from, to := old.Add(-30*24*time.Hour), now
+	report := func() (*insights.Report, string, string) {
+		t.Helper()
+		rep, err := view.Insights(ctx, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var csv strings.Builder
+		if err := rep.WriteCSV(&csv); err != nil {
+			t.Fatal(err)
+		}
+		return rep, csv.String(), string(rep.MeasureReport("m", now))
+	}
+	before, beforeCSV, beforeMR := report()
+	if before.Total.Funnel.Sent != 7 || before.Total.Funnel.Completed != 3 {
+		t.Fatalf("the report before removal: %+v", before.Total.Funnel)
+	}
+	rep, err := (&retention.Runner{Store: s, Policy: retention.Policy{ClosedAfter: period}, Now: func() time.Time { return now }}).Run(ctx, false)
+	if err != nil || rep.Removed != 5 {
+		t.Fatalf("run: %+v %v", rep, err)
+	}
+	after, afterCSV, afterMR := report()
+	if !reflect.DeepEqual(before, after) {
+		t.Errorf("the report changed:\n before %+v\n after  %+v", before.Total, after.Total)
+	}
+	if beforeCSV != afterCSV || beforeMR != afterMR {
+		t.Errorf("the CSV or the MeasureReport changed:\n%s\n%s", beforeCSV, afterCSV)
 	}
 }

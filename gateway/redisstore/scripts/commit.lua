@@ -16,7 +16,9 @@
 --                              bound: the most fields the script reads to
 --                              count a parameter's systems once (a registry
 --                              written before they were counted)
---   nU, {key, value}*nU        unique keys: abort if KEYS[key] is held
+--   nU, {key, value, of}*nU    unique keys: abort if KEYS[key] is held; of, when
+--                              not 0, is the KEYS index of the set the key is
+--                              filed in for retention (keys.claimedFor)
 --   nC, {criteria}*nC          conditional creates: abort if any matches, where
 --                              criteria = nG, {n, key*n}*nG, nT, temp*nT, limit
 --                              (groups of KEYS indices: OR within, AND across;
@@ -75,7 +77,7 @@ local systems, guard, cap, termPrefix, registryBound = KEYS[tonumber(a[2])], a[3
 local p = 7
 
 local uniques = {}
-for i = 1, tonumber(a[p]) do uniques[i] = {KEYS[tonumber(a[p + 1])], a[p + 2]}; p = p + 2 end
+for i = 1, tonumber(a[p]) do uniques[i] = {KEYS[tonumber(a[p + 1])], a[p + 2], tonumber(a[p + 3])}; p = p + 3 end
 p = p + 1
 local criteria = {}
 for i = 1, tonumber(a[p]) do
@@ -249,7 +251,10 @@ for i, w in ipairs(writes) do
   redis.call('ZADD', w[8], score, id)
   redis.call('HSET', key, 'v', w[5], 'c', token, 'o', w[3], 'x', terms, w[5], w[7], 't' .. w[5], score)
 end
-for _, u in ipairs(uniques) do redis.call('SET', u[1], u[2]) end
+for _, u in ipairs(uniques) do
+  redis.call('SET', u[1], u[2])
+  if u[3] > 0 then redis.call('ZADD', KEYS[u[3]], 0, u[1]) end
+end
 for _, j in ipairs(jobs) do redis.call('XADD', j[1], '*', unpack(a, j[2], j[3])) end
 for _, a in ipairs(acks) do
   redis.call('XACK', a[1], a[2], a[3])

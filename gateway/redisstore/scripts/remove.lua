@@ -22,6 +22,10 @@
 --   nU, key*nU            unique keys to delete
 --   nF, {key, field}*nF   fields of shared hashes to delete (a Task's last
 --                         subscription number, its write-back state)
+--   nK, {key, field, value}*nK
+--                         what stays of it (its journey's summary for the
+--                         outcomes view), set in the same step so that the
+--                         counts never lose a referral nor count it twice
 --
 -- Work: every loop runs over the arguments; their size is bounded by what
 -- one referral can hold (see Store.RemoveReferral), never by what Redis holds.
@@ -44,6 +48,9 @@ for i = 1, tonumber(a[p]) do uniques[i] = KEYS[tonumber(a[p + i])] end
 p = p + #uniques + 1
 local fields = {}
 for i = 1, tonumber(a[p]) do fields[i] = {KEYS[tonumber(a[p + 1])], a[p + 2]}; p = p + 2 end
+p = p + 1
+local kept = {}
+for i = 1, tonumber(a[p]) do kept[i] = {KEYS[tonumber(a[p + 1])], a[p + 2], a[p + 3]}; p = p + 3 end
 
 -- 1. Nothing changed since the read.
 for _, r in ipairs(res) do
@@ -65,4 +72,5 @@ for _, r in ipairs(res) do
 end
 for _, u in ipairs(uniques) do redis.call('DEL', u) end
 for _, f in ipairs(fields) do redis.call('HDEL', f[1], f[2]) end
+for _, k in ipairs(kept) do redis.call('HSET', k[1], k[2], k[3]) end
 return {'ok'}

@@ -1,0 +1,45 @@
+package gateway
+
+import (
+	"testing"
+	"time"
+
+	"github.com/signpost-health/signpost/fhir"
+)
+
+// BenchmarkReadReferral is the typed view intake reads of every referral.
+func BenchmarkReadReferral(b *testing.B) {
+	body := []byte(`{"resourceType":"ServiceRequest","identifier":[{"system":"https://example-gp.nhs.uk/referral-id","value":"REF-1"}],` +
+		`"status":"active","intent":"order","code":{"coding":[{"system":"http://snomed.info/sct","code":"871731000000106","display":"Referral to social prescribing service"}]},` +
+		`"subject":{"reference":"Patient/pat-1","identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"},"display":"Synthetic Patient"},` +
+		`"requester":{"reference":"Organization/A81001","identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"}},` +
+		`"performer":[{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"X1"}}],"authoredOn":"2026-06-01T09:00:00Z"}`)
+	o, err := fhir.ParseResource(body, fhir.ParseOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := ReadReferral(o); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNewReferralTask is the Task intake writes for every referral.
+func BenchmarkNewReferralTask(b *testing.B) {
+	subject := []byte(`{"reference":"Patient/pat-1","identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}}`)
+	o, err := fhir.ParseResource([]byte(`{"resourceType":"ServiceRequest","requester":{"reference":"Organization/A81001","identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"}}}`), fhir.ParseOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := ReadReferral(o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	requester := v.Requester
+	rt := &Routing{Category: "social-connection", Provider: &Provider{ID: "leeds-walking", Name: "Leeds Walking"}}
+	now := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
+	for b.Loop() {
+		NewReferralTask("task-1", "sr-1", subject, requester, "routine", rt, now)
+	}
+}
