@@ -424,6 +424,11 @@ func TestBaRSConsentEntryHoldsReleasesAndWithdraws(t *testing.T) {
 		t.Fatalf("%d deliveries queued for a held referral", n)
 	}
 	e.providerSeesNothing(t, "walking", taskID, srID)
+	patient := sr["subject"].(map[string]any)["reference"].(string)
+	encounter := sr["encounter"].(map[string]any)["reference"].(string)
+	for _, ref := range []string{patient, encounter} {
+		e.get("/"+ref, callerHeader, "walking").must(t, http.StatusNotFound)
+	}
 
 	active := barsMutant(t, func(b map[string]any, entries []any) {
 		b["id"] = "5a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"
@@ -435,6 +440,10 @@ func TestBaRSConsentEntryHoldsReleasesAndWithdraws(t *testing.T) {
 		t.Fatalf("after the Consent became active: Task %s, %d deliveries; want requested, 1", status, e.deliveries(t, "referral"))
 	}
 	e.get("/Task/"+taskID, callerHeader, "walking").must(t, http.StatusOK)
+	// What came with it the provider now sees too: the Patient, the Encounter.
+	for _, ref := range []string{patient, encounter} {
+		e.get("/"+ref, callerHeader, "walking").must(t, http.StatusOK)
+	}
 
 	inactive := barsMutant(t, func(b map[string]any, entries []any) {
 		b["id"] = "6b2c3d4e-5f6a-4b7c-8d8e-9f0a1b2c3d4e"
@@ -453,6 +462,9 @@ func TestBaRSConsentEntryHoldsReleasesAndWithdraws(t *testing.T) {
 		t.Errorf("%d referral deliveries, want still 1", n)
 	}
 	e.providerSeesNothing(t, "walking", taskID, srID)
+	for _, ref := range []string{patient, encounter} {
+		e.get("/"+ref, callerHeader, "walking").must(t, http.StatusNotFound)
+	}
 }
 
 // The BaRS contract of a withdrawal: a message with
