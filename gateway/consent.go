@@ -255,6 +255,9 @@ func DecideConsent(policy ConsentPolicy, p *Provider, consents []*ConsentRecord,
 // (ServiceRequest.orderDetail codings found in the consent table): refused
 // wins over given, "" when there is none.
 func Attestation(codes *mappings.ConsentTable, srBody []byte) string {
+	if !bytes.Contains(srBody, []byte(`"orderDetail"`)) {
+		return ""
+	}
 	var sr struct {
 		OrderDetail []struct {
 			Coding []struct{ System, Code string } `json:"coding"`

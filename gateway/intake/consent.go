@@ -1,6 +1,7 @@
 package intake
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"slices"
@@ -62,6 +63,11 @@ func (s *Service) planConsent(ctx context.Context, pl *plan) error {
 // plan's versions of either) and the referrer's attestation.
 func (s *Service) consentFor(ctx context.Context, pl *plan, p *gateway.Provider, sr *gateway.Resource, taskID string) (gateway.ConsentDecision, error) {
 	if p.Consent == gateway.ConsentNotRequired {
+		return gateway.ConsentPermits, nil
+	}
+	if p.Consent == gateway.ConsentUnset && taskID != "" && !pl.writesConsent() && !bytes.Contains(sr.Body, []byte(`"orderDetail"`)) {
+		// Nothing checked and nothing that could refuse: the common case
+		// of a deployment without a policy costs no decoding at all.
 		return gateway.ConsentPermits, nil
 	}
 	srRef := sr.Ref()
@@ -399,6 +405,11 @@ func (pl *plan) seen(typ string, groups [][]string, total int) {
 		return
 	}
 	pl.commit.Criteria = append(pl.commit.Criteria, gateway.Criteria{Type: typ, Groups: groups, Limit: total + 1})
+}
+
+// writesConsent reports whether the plan writes a Consent.
+func (pl *plan) writesConsent() bool {
+	return slices.ContainsFunc(pl.commit.Writes, func(w gateway.Write) bool { return w.Resource.Type == TypeConsent })
 }
 
 // write is the plan's write of a resource, or nil.
