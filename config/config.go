@@ -269,6 +269,12 @@ type Config struct {
 	Organizations []Organization
 	Clients       []Client
 	Providers     []Provider
+	// Consent is the deployment's consent policy, for providers that set
+	// none of their own (ConsentUnset: none is checked).
+	Consent ConsentPolicy
+	// ShareProfiles are the named sets of elements providers may be limited
+	// to (providers[].share), in file order.
+	ShareProfiles []ShareProfile
 	// Operators are the SMART clients that take system-level Bulk Data
 	// exports: the deployment's own operators and the evaluators it
 	// serves. They may use $export and nothing else.
@@ -405,6 +411,16 @@ type Provider struct {
 	Services []string
 	Auth     ClientAuth
 	Delivery Delivery
+	// NHS marks a provider inside the NHS (an NHS trust's service, a PCN's
+	// link workers): only such a provider may take referrals with no
+	// consent on record (consent: not-required), as direct care.
+	NHS bool
+	// Consent is the provider's own consent policy (ConsentUnset: the
+	// deployment's).
+	Consent ConsentPolicy
+	// Share names the share profile the provider is limited to; "" shares
+	// everything the GP sent.
+	Share string
 }
 
 // DisplayName is the name people read for the provider: its name, or its id

@@ -51,6 +51,8 @@ type fileConfig struct {
 	Organizations     []fileOrganization `yaml:"organizations"`
 	Clients           []fileClient       `yaml:"clients"`
 	Providers         []fileProvider     `yaml:"providers"`
+	Consent           string             `yaml:"consent"`
+	ShareProfiles     yaml.Node          `yaml:"share_profiles"`
 	Operators         []fileOperator     `yaml:"operators"`
 }
 
@@ -178,6 +180,9 @@ type fileProvider struct {
 	Services     []string       `yaml:"services"`
 	Auth         fileClientAuth `yaml:"auth"`
 	Delivery     fileDelivery   `yaml:"delivery"`
+	NHS          bool           `yaml:"nhs"`
+	Consent      string         `yaml:"consent"`
+	Share        string         `yaml:"share"`
 }
 
 // sources remembers where each value came from (a file line or an
@@ -580,6 +585,9 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 	cfg.OutboundAllow = prefixes("outbound_allow", fc.OutboundAllow, problem)
 	cfg.TrustedProxies = prefixes("trusted_proxies", fc.TrustedProxies, problem)
 
+	cfg.Consent = ConsentPolicy(strings.TrimSpace(fc.Consent))
+	cfg.ShareProfiles = shareProfiles(&fc.ShareProfiles, problem)
+
 	cfg.Organizations = nil
 	for _, fo := range fc.Organizations {
 		cfg.Organizations = append(cfg.Organizations, Organization{ODS: strings.TrimSpace(fo.ODS), Name: strings.TrimSpace(fo.Name)})
@@ -629,6 +637,9 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 			Categories:   fp.Categories,
 			Services:     fp.Services,
 			Auth:         fp.Auth.into(prefix+".auth", problem),
+			NHS:          fp.NHS,
+			Consent:      ConsentPolicy(strings.TrimSpace(fp.Consent)),
+			Share:        strings.TrimSpace(fp.Share),
 			Delivery: Delivery{
 				Kind:            DeliveryKind(fp.Delivery.Kind),
 				URL:             fp.Delivery.URL,
@@ -778,6 +789,33 @@ func prefixes(name string, list []string, problem func(field, reason string)) []
 			continue
 		}
 		out[i] = p.Masked()
+	}
+	return out
+}
+
+// shareProfiles reads share_profiles, a mapping of names to lists of
+// element names, keeping the file's order so problems are listed as the
+// file has them.
+func shareProfiles(n *yaml.Node, problem func(field, reason string)) []ShareProfile {
+	switch {
+	case n.Kind == 0, n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null":
+		return nil
+	case n.Kind != yaml.MappingNode:
+		problem("share_profiles", "must map profile names to lists of elements, such as minimal: [name, telecom, reasonCode]")
+		return nil
+	}
+	var out []ShareProfile
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		name := n.Content[i].Value
+		var elements []string
+		if err := n.Content[i+1].Decode(&elements); err != nil {
+			problem("share_profiles."+name, "must be a list of element names, such as [name, telecom, reasonCode]")
+			continue
+		}
+		for j := range elements {
+			elements[j] = strings.TrimSpace(elements[j])
+		}
+		out = append(out, ShareProfile{Name: name, Elements: elements})
 	}
 	return out
 }

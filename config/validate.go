@@ -306,6 +306,7 @@ func (c Config) Validate(isCategory func(string) bool) error {
 		}
 	}
 
+	v.consent(c)
 	v.measures(c)
 
 	if len(v.problems) == 0 {

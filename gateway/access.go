@@ -114,6 +114,10 @@ func (s *Core) ReadVisible(ctx context.Context, c Caller, typ, id string) (*Reso
 	if !ok {
 		return nil, ErrNotFound
 	}
+	// A provider sees what its share profile lets it (share.go).
+	if r = s.SharedWith(c, r); r == nil {
+		return nil, ErrNotFound
+	}
 	return r, nil
 }
 

@@ -99,6 +99,13 @@ func ReadAuditRecord(f map[string]string) AuditRecord {
 	return r
 }
 
+// AuditEntry is one kept audit record with its position in the trail (its
+// time and order).
+type AuditEntry struct {
+	ID     string
+	Record AuditRecord
+}
+
 // Interactions of people with Signpost's pages that are not FHIR
 // interactions: signing in (made, refused or locked out) and out. Their
 // AuditEvents are DICOM User Authentication events.

@@ -122,7 +122,13 @@ func TaskTerms(id string, t *models.Task, base string) []string {
 	if t.Owner != nil && t.Owner.Reference != nil {
 		// Only by reference: the owner is always a configured provider, so a
 		// search by its identifier is turned into its reference (search.go).
-		terms = append(terms, Term("owner", *t.Owner.Reference))
+		// A referral held for consent, or whose consent was withdrawn, is
+		// not its provider's to find (consent.go).
+		if taskWithheld(t) {
+			terms = append(terms, WithheldOwnerTerm(*t.Owner.Reference))
+		} else {
+			terms = append(terms, Term("owner", *t.Owner.Reference))
+		}
 	}
 	terms = referenceTerms(terms, "requester", t.Requester, base)
 	terms = referenceTerms(terms, "subject", t.For, base)
@@ -143,9 +149,10 @@ func indexedTask(body []byte) *models.Task {
 		Owner      *models.Reference   `json:"owner"`
 		Requester  *models.Reference   `json:"requester"`
 		For        *models.Reference   `json:"for"`
+		Meta       *models.Meta        `json:"meta"`
 	}
 	_ = json.Unmarshal(body, &m)
-	return &models.Task{Status: m.Status, Identifier: m.Identifier, Focus: m.Focus, Owner: m.Owner, Requester: m.Requester, For: m.For}
+	return &models.Task{Status: m.Status, Identifier: m.Identifier, Focus: m.Focus, Owner: m.Owner, Requester: m.Requester, For: m.For, Meta: m.Meta}
 }
 
 // ReferralTaskTerms are the terms of the referral Task Signpost writes,
@@ -184,3 +191,16 @@ const MatchNothing = "_none"
 // OwnerTerm finds the resources a provider owns (Task.owner): the tenancy
 // boundary between providers.
 func OwnerTerm(providerID string) string { return Term("owner", TypeOrganization+"/"+providerID) }
+
+// taskWithheld reports whether a Task's view carries the withheld tag.
+func taskWithheld(t *models.Task) bool {
+	if t.Meta == nil {
+		return false
+	}
+	for _, c := range t.Meta.Tag {
+		if c.System != nil && *c.System == DisclosureTagSystem && c.Code != nil && *c.Code == TagWithheld {
+			return true
+		}
+	}
+	return false
+}

@@ -21,6 +21,9 @@ type Options struct {
 	Codes *mappings.Table
 	// Outcomes codes the outcomes written back to GP records (default: the embedded table).
 	Outcomes *mappings.OutcomeTable
+	// ConsentCodes are the codes of a referrer's consent attestation
+	// (default: the embedded table).
+	ConsentCodes *mappings.ConsentTable
 	// Providers receive referrals; the order decides precedence within a category.
 	Providers []Provider
 	// Organizations names organisations by ODS code, for what people read.
@@ -61,6 +64,7 @@ type Core struct {
 	Store        Store
 	Codes        *mappings.Table
 	OutcomeCodes *mappings.OutcomeTable
+	ConsentCodes *mappings.ConsentTable
 	router       *Router
 	// Organizations names organisations (referring practices, providers)
 	// by ODS code for the pages, the CSV and the MeasureReport.
@@ -90,6 +94,10 @@ func NewCore(o Options) *Core {
 	s.Measures, s.MeasureRules = o.Measures, slices.Clone(o.MeasureRules)
 	if s.Measures == nil {
 		s.Measures = mappings.DefaultMeasures()
+	}
+	s.ConsentCodes = o.ConsentCodes
+	if s.ConsentCodes == nil {
+		s.ConsentCodes = mappings.DefaultConsent()
 	}
 	s.OutcomeCodes = o.Outcomes
 	if s.OutcomeCodes == nil {
@@ -228,7 +236,13 @@ func (s *Core) TaskVersion(cur *Resource, view *TaskView, members map[string]any
 	terms := append(TaskTerms(cur.ID, indexedTask(next.Body), s.Base), ClientTerm(cur.Owner))
 	// Signpost made this version: its Provenance says so, as every Task
 	// version's names who made it.
-	prov := s.ProvenanceWrite(next, view.Owner, signpostAgent, now)
+	// A Task withheld from its provider is not the provider's to find,
+	// nor are the Provenances of its versions.
+	provOwner := view.Owner
+	if Withheld(next.Body) {
+		provOwner = ""
+	}
+	prov := s.ProvenanceWrite(next, provOwner, signpostAgent, now)
 	return &Commit{Writes: []Write{{Resource: next, Expect: cur.Version, Terms: terms}, prov}, Jobs: jobs, Done: done}, status
 }
 

@@ -165,7 +165,7 @@ func (s *Core) PatientOf(ctx context.Context, c Caller, task *Resource, id strin
 	if err != nil || !ok {
 		return nil, err
 	}
-	return p, nil
+	return s.SharedWith(c, p), nil
 }
 
 func ambiguousPatient() error {

@@ -1,8 +1,12 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
+	"strconv"
 	"time"
+
+	"github.com/signpost-health/signpost/fhir"
 )
 
 // ProvenanceWrite is the record of who made a Task version, written in the
@@ -39,3 +43,37 @@ func ParticipantType(code string) map[string]any {
 // signpostAgent is Signpost itself as the agent of what it does to a
 // Task on its own: recording a delivery, giving up on one.
 var signpostAgent = map[string]any{"type": ParticipantType("custodian"), "who": map[string]any{"display": "Signpost"}}
+
+// maxHiddenProvenances bounds the Provenances a withdrawal re-indexes: one
+// per version of the Task, far fewer than this.
+const maxHiddenProvenances = 200
+
+// HideProvenances are the writes that take a Task's Provenances out of its
+// provider's sight (a referral withdrawn from it): each indexed again as
+// it is, without the provider's owner term. Their content is unchanged;
+// their version moves on.
+func (s *Core) HideProvenances(ctx context.Context, task *Resource, ownerRef string, now time.Time) ([]Write, error) {
+	ids, _, err := s.Store.Search(ctx, &StoreQuery{Type: TypeProvenance, Groups: [][]string{{TargetTerm(task.Ref())}, {Term("owner", ownerRef)}}, Count: maxHiddenProvenances})
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	refs := make([]string, len(ids))
+	for i, id := range ids {
+		refs[i] = TypeProvenance + "/" + id
+	}
+	held, err := s.Store.ReadMany(ctx, refs)
+	if err != nil {
+		return nil, err
+	}
+	writes := make([]Write, 0, len(held))
+	for _, p := range held {
+		obj, err := fhir.ParseResource(p.Body, fhir.ParseOptions{})
+		if err != nil {
+			return nil, err
+		}
+		next := &Resource{Type: TypeProvenance, ID: p.ID, Version: p.Version + 1, LastUpdated: now, Owner: p.Owner,
+			Body: obj.WithServerFields(p.ID, strconv.Itoa(p.Version+1), Instant(now))}
+		writes = append(writes, Write{Resource: next, Expect: p.Version, Terms: []string{TargetTerm(task.Ref()), ClientTerm(p.Owner)}})
+	}
+	return writes, nil
+}

@@ -20,6 +20,12 @@ type Provider struct {
 	// endpoint, e.g. a DoS service id "http://fhir.nhs.uk/Id/dos-service-id|111111111")
 	// whose messages go to this provider.
 	Services []string
+	// Consent is what must be on record before a referral's details are
+	// sent to the provider.
+	Consent ConsentPolicy
+	// Share, when set, limits what the provider sees of a referral
+	// (minimum necessary); nil: everything the GP sent.
+	Share *ShareProfile
 }
 
 // DisplayName is the name people read for the provider: its configured

@@ -119,6 +119,10 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if err := sendDemoPatient(base, run); err != nil {
 		return fmt.Errorf("sending the example patient: %w", err)
 	}
+	tl.event("GP (Example Surgery) records the patient's consent to share their details with Citizens Advice Leeds")
+	if err := sendDemoConsent(base, run); err != nil {
+		return fmt.Errorf("sending the example consent: %w", err)
+	}
 	for _, r := range []struct{ ident, code, what string }{
 		{"DEMO-" + run + "-1", "390893007", "a walking group (physical activity)"},
 		{"DEMO-" + run + "-2", "710913009", "debt advice (money, debt and benefits)"},
@@ -198,12 +202,15 @@ func demoConfig(listen, gpBase, providerURL, secret string) config.Config {
 	cfg.Providers = []config.Provider{
 		{ID: demoWalking, Name: "Leeds Walking for Health", Organization: ods("X1A2B"), Categories: []string{"physical-activity", "healthy-lifestyle"},
 			Delivery: config.Delivery{Kind: config.DeliveryWebhook, URL: providerURL, Secret: secret, Payload: config.PayloadThin}},
+		// A charity that takes referrals only with the patient's consent,
+		// and sees only what it needs to make contact.
 		{ID: "citizens-advice-leeds", Name: "Citizens Advice Leeds", Organization: ods("X3C4D"), Categories: []string{"money-debt-benefits", "housing", "legal-advice"},
-			Delivery: config.Delivery{Kind: config.DeliveryPortal, Payload: config.PayloadThin}},
+			Delivery: config.Delivery{Kind: config.DeliveryPortal, Payload: config.PayloadThin}, Consent: config.ConsentRequired, Share: "minimal"},
 		{ID: "leeds-link-workers", Name: "Leeds Link Workers", Organization: ods("X5E6F"), Services: []string{demoLinkWorkerService},
 			Categories: []string{"link-worker", "social-connection", "community-activities", "peer-support", "carers", "emotional-support", "mental-wellbeing", "food", "learning", "employment", "arts", "substance-use"},
-			Delivery:   config.Delivery{Kind: config.DeliveryPortal, Payload: config.PayloadThin}},
+			Delivery:   config.Delivery{Kind: config.DeliveryPortal, Payload: config.PayloadThin}, NHS: true, Consent: config.ConsentNotRequired},
 	}
+	cfg.ShareProfiles = []config.ShareProfile{{Name: "minimal", Elements: []string{"name", "telecom", "reasonCode", "note"}}}
 	return cfg
 }
 
@@ -358,6 +365,18 @@ func sendDemoPatient(base, run string) error {
 	body := `{"resourceType":"Patient","id":"demo-` + run + `","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}],` +
 		`"name":[{"given":["Alex"],"family":"Example"}],"telecom":[{"system":"phone","value":"0113 496 0000"}],"birthDate":"1950-01-01"}`
 	return sendDemoResource(http.MethodPut, base+"/Patient/demo-"+run, body)
+}
+
+// sendDemoConsent records the synthetic person's consent to share their
+// details with the debt advice charity, which takes referrals only so.
+func sendDemoConsent(base, run string) error {
+	body := `{"resourceType":"Consent","status":"active",` +
+		`"scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},` +
+		`"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"IDSCL","display":"information disclosure"}]}],` +
+		`"patient":{"reference":"Patient/demo-` + run + `"},"dateTime":"` + gateway.Instant(time.Now()) + `",` +
+		`"provision":{"type":"permit","actor":[{"role":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ParticipationType","code":"IRCP","display":"information recipient"}]},` +
+		`"reference":{"reference":"Organization/citizens-advice-leeds","display":"Citizens Advice Leeds"}}]}}`
+	return sendDemoResource(http.MethodPost, base+"/Consent", body)
 }
 
 func sendDemoReferral(base, ident, code, run string) error {

@@ -581,6 +581,18 @@ func TestDemoClosesTheLoop(t *testing.T) {
 		t.Errorf("%d Provenance records of the provider and %d of Signpost; want its accept, start and complete, and the delivery", performed, bySignpost)
 	}
 
+	// The debt advice charity takes referrals only with consent: the demo
+	// records it, so its referral is waiting in its inbox, not held.
+	var advice struct {
+		Entry []struct {
+			Resource struct{ Status string }
+		}
+	}
+	getJSON(t, base+"/Task?owner=Organization/citizens-advice-leeds", &advice)
+	if len(advice.Entry) != 1 || advice.Entry[0].Resource.Status != "requested" {
+		t.Errorf("the debt advice referral: %+v; want one, requested (sent with the consent the demo records)", advice.Entry)
+	}
+
 	// The README's "Try it", as written, against the demo.
 	tryReadme(t, base)
 

@@ -21,6 +21,7 @@ import (
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/auth"
+	"github.com/signpost-health/signpost/gateway/disclosures"
 	"github.com/signpost-health/signpost/gateway/export"
 	"github.com/signpost-health/signpost/gateway/httpapi"
 	"github.com/signpost-health/signpost/gateway/outbound"
@@ -236,6 +237,11 @@ func start(ctx context.Context, configPath string, getenv func(string) string, s
 		clientLog.Close()
 		return nil, err
 	}
+	if unchecked := cfg.UncheckedProviders(); len(unchecked) > 0 {
+		// Kept working as before consent was checked, but said at every start.
+		log.Warn("referrals go to these providers outside the NHS with no consent checked; set consent: (required or attested) for them or for the deployment",
+			"providers", strings.Join(unchecked, ","))
+	}
 	a := assemble(cfg, codes, rdb, log, getenv)
 	a.stopTracing, a.clientLog = stopTracing, clientLog
 	return a, nil
@@ -272,6 +278,7 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb redis.UniversalClien
 		MeasureRules:        measureRules(cfg),
 	})
 	pseudonymKey, _ := export.ParsePseudonymKey(getenv(cfg.Export.PseudonymKeyEnv)) // start checked it
+	uc.Disclosures = disclosures.New(uc.Core, store)
 	uc.Export = export.New(uc.Core, export.Options{Jobs: store, Dir: cfg.Export.Dir, Keep: cfg.Export.Keep, PseudonymKey: pseudonymKey,
 		PatientDates: export.PatientDates(cfg.Export.BirthDate), Logger: log})
 	metrics, err := telemetry.New(getenv)
@@ -433,8 +440,13 @@ func portOf(addr string) string {
 func providers(cfg config.Config) []gateway.Provider {
 	out := make([]gateway.Provider, 0, len(cfg.Providers))
 	for _, p := range cfg.Providers {
-		out = append(out, gateway.Provider{ID: p.ID, Name: p.Name, Categories: p.Categories, Services: p.Services,
-			Organization: gateway.Identifier{System: p.Organization.System, Value: p.Organization.Value}})
+		gp := gateway.Provider{ID: p.ID, Name: p.Name, Categories: p.Categories, Services: p.Services,
+			Organization: gateway.Identifier{System: p.Organization.System, Value: p.Organization.Value},
+			Consent:      gateway.ConsentPolicy(cfg.ProviderConsent(p))}
+		if sp, ok := cfg.Profile(p.Share); ok && p.Share != "" {
+			gp.Share = gateway.NewShareProfile(sp.Name, sp.Elements)
+		}
+		out = append(out, gp)
 	}
 	return out
 }

@@ -100,8 +100,8 @@ func ReadTransaction(obj *fhir.Object, localRef func(string) string) ([]Transact
 			p.Add(fhir.IssueNotSupported, at+".request.method", "transaction entries may POST or PUT; other methods are not supported")
 			continue
 		}
-		if r.Type != gateway.TypeServiceRequest && r.Type != gateway.TypeTask && r.Type != gateway.TypePatient {
-			p.Add(fhir.IssueNotSupported, at+".request.url", "transactions may write ServiceRequest, Task and Patient resources")
+		if r.Type != gateway.TypeServiceRequest && r.Type != gateway.TypeTask && r.Type != gateway.TypePatient && r.Type != "Consent" {
+			p.Add(fhir.IssueNotSupported, at+".request.url", "transactions may write ServiceRequest, Task, Patient and Consent resources")
 			continue
 		}
 		out = append(out, r)

@@ -19,6 +19,9 @@ import (
 const (
 	barsReasonNew    = "new"
 	barsReasonUpdate = "update"
+	// barsReasonDelete tells the provider the patient withdrew consent:
+	// it deletes what it holds of the referral.
+	barsReasonDelete = "delete"
 )
 
 // BarsRequest is the servicerequest-request message a provider whose
@@ -54,6 +57,9 @@ func (s *Service) BarsRequest(ctx context.Context, d *queue.Delivery) (*BarsRequ
 		return nil, err
 	}
 	d.Task, d.TaskView = task, view
+	if err := withheld(d, task); err != nil {
+		return nil, err
+	}
 	provider, ok := s.Router().Provider(d.ProviderID)
 	if !ok || len(provider.Services) == 0 {
 		// Configuration refuses a bars provider without a service; one
@@ -65,10 +71,14 @@ func (s *Service) BarsRequest(ctx context.Context, d *queue.Delivery) (*BarsRequ
 	if err != nil {
 		return nil, err
 	}
+	sr = s.SharedWith(providerCaller(d), sr) // never nil: a ServiceRequest is always shared in part
 	srBody := sr.Body
 	reason := barsReasonNew
-	if d.Event == queue.EventCancelled {
+	if d.Event == queue.EventCancelled || d.Event == queue.EventWithdrawn {
 		reason = barsReasonUpdate
+		if d.Event == queue.EventWithdrawn {
+			reason = barsReasonDelete
+		}
 		// A referral cancelled through its Task (REST) may still have an
 		// active ServiceRequest; BaRS cancels by revoking it, so that is what
 		// the provider is told.
@@ -85,19 +95,23 @@ func (s *Service) BarsRequest(ctx context.Context, d *queue.Delivery) (*BarsRequ
 	}
 	entries := []entry{{s.Absolute(srRef), srBody}}
 	d.Disclosed = []string{srRef + "/_history/" + sr.VersionID()}
-	p, id, err := s.patientForProvider(ctx, d, task, view)
-	if err != nil {
-		return nil, err
+	var p *gateway.Resource
+	var id string
+	var more []*gateway.Resource
+	if d.Event != queue.EventWithdrawn { // a delete names the referral only
+		if p, id, err = s.patientForProvider(ctx, d, task, view); err != nil {
+			return nil, err
+		}
+		if more, err = s.Supporting(ctx, srRef); err != nil {
+			return nil, err
+		}
+		more = s.SharedAll(providerCaller(d), more)
 	}
 	if p != nil {
 		// Stored under a key scoped to its GP system; the referral names
 		// it by its FHIR id, and the fullUrl must match that name.
 		entries = append(entries, entry{s.Absolute(gateway.TypePatient + "/" + id), p.Body})
 		d.Disclosed = append(d.Disclosed, p.Ref()+"/_history/"+p.VersionID())
-	}
-	more, err := s.Supporting(ctx, srRef)
-	if err != nil {
-		return nil, err
 	}
 	for _, r := range more {
 		entries = append(entries, entry{s.Absolute(r.Ref()), r.Body})

@@ -20,6 +20,23 @@ type Message struct {
 	ID       string         `json:"id"`
 	Provider string         `json:"provider"`
 	Referral MessageDetails `json:"referral"`
+	// Action is what the provider's system must do: "delete" when the
+	// patient withdrew consent (referral.withdrawn), or nothing.
+	Action string `json:"action,omitempty"`
+}
+
+// ErrWithheld is a referral's delivery found withheld from its provider
+// (held for consent, or withdrawn since it was queued): nothing is sent,
+// and the job is finished.
+var ErrWithheld = errors.New("the referral is withheld from the provider")
+
+// withheld reports a referral delivery whose Task is withheld: a referral
+// is never sent while it is held or after it was withdrawn.
+func withheld(d *queue.Delivery, task *gateway.Resource) error {
+	if d.Event == queue.EventReferral && gateway.Withheld(task.Body) {
+		return ErrWithheld
+	}
+	return nil
 }
 
 // MessageDetails are the referral's references and routing facts.
@@ -40,19 +57,27 @@ func (s *Service) DeliveryBody(ctx context.Context, d *queue.Delivery, full bool
 		return nil, err
 	}
 	d.Task, d.TaskView = task, view
-	if !full {
+	if err := withheld(d, task); err != nil {
+		return nil, err
+	}
+	// A withdrawal names the referral and says delete it: it carries
+	// nothing more of the patient, whatever the payload.
+	if !full || d.Event == queue.EventWithdrawn {
 		var t struct {
 			Priority   string `json:"priority"`
 			AuthoredOn string `json:"authoredOn"`
 		}
 		_ = json.Unmarshal(task.Body, &t)
-		typ := "referral.requested"
-		if d.Event == queue.EventCancelled {
+		typ, action := "referral.requested", ""
+		switch d.Event {
+		case queue.EventCancelled:
 			typ = "referral.cancelled"
+		case queue.EventWithdrawn:
+			typ, action = "referral.withdrawn", "delete"
 		}
 		// The thin message names the referral (and its category), no more.
 		d.Disclosed = []string{task.Ref() + "/_history/" + task.VersionID(), gateway.TypeServiceRequest + "/" + d.ServiceRequestID}
-		return json.Marshal(Message{Type: typ, ID: d.ID, Provider: d.ProviderID, Referral: MessageDetails{
+		return json.Marshal(Message{Type: typ, ID: d.ID, Provider: d.ProviderID, Action: action, Referral: MessageDetails{
 			Task: s.Base + "/" + task.Ref(), ServiceRequest: s.Base + "/" + gateway.TypeServiceRequest + "/" + d.ServiceRequestID,
 			Category: d.Category, Priority: t.Priority, Status: string(view.Status), AuthoredOn: t.AuthoredOn}})
 	}
@@ -60,6 +85,8 @@ func (s *Service) DeliveryBody(ctx context.Context, d *queue.Delivery, full bool
 	if err != nil {
 		return nil, err
 	}
+	// What the provider's share profile lets it see, as over the API.
+	task, more = s.SharedWith(providerCaller(d), task), s.SharedAll(providerCaller(d), more)
 	p, _, err := s.patientForProvider(ctx, d, task, view)
 	if err != nil {
 		return nil, err
@@ -76,6 +103,12 @@ func (s *Service) DeliveryBody(ctx context.Context, d *queue.Delivery, full bool
 	return b.Marshal(), nil
 }
 
+// providerCaller is the delivery's provider as a caller: what it is sent
+// is what it could read over the API.
+func providerCaller(d *queue.Delivery) gateway.Caller {
+	return gateway.Caller{ClientID: d.ProviderID, Kind: gateway.CallerProvider}
+}
+
 // patientForProvider is the Patient a referral Task is for, when the
 // delivery's provider may see it (nil otherwise), as over the API, with the
 // FHIR id the referral names it by.
@@ -84,7 +117,7 @@ func (s *Service) patientForProvider(ctx context.Context, d *queue.Delivery, tas
 	if !ok {
 		return nil, "", nil
 	}
-	p, err := s.PatientOf(ctx, gateway.Caller{ClientID: d.ProviderID, Kind: gateway.CallerProvider}, task, id)
+	p, err := s.PatientOf(ctx, providerCaller(d), task, id)
 	return p, id, err
 }
 
@@ -96,6 +129,9 @@ func (s *Service) TaskForProvider(ctx context.Context, d *queue.Delivery) ([]byt
 		return nil, err
 	}
 	d.Task, d.TaskView = task, view
+	if err := withheld(d, task); err != nil {
+		return nil, err
+	}
 	d.Disclosed = []string{task.Ref() + "/_history/" + task.VersionID()}
 	refs := map[string]string{}
 	for _, r := range []string{view.Focus, view.For, view.Owner} {
@@ -103,7 +139,7 @@ func (s *Service) TaskForProvider(ctx context.Context, d *queue.Delivery) ([]byt
 			refs[r] = s.Base + "/" + r
 		}
 	}
-	return fhir.RewriteReferences(task.Body, refs)
+	return fhir.RewriteReferences(s.SharedWith(providerCaller(d), task).Body, refs)
 }
 
 // Delivered records that the provider has the referral: a new Task version
@@ -113,9 +149,13 @@ func (s *Service) Delivered(ctx context.Context, d *queue.Delivery, providerName
 	return s.recordDelivery(ctx, d, func(view *gateway.TaskView) (map[string]any, []gateway.Job) {
 		status := map[string]any{"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": "delivered", "display": "Delivered to the provider"}},
 			"text": "delivered to " + providerName}
-		if d.Event == queue.EventCancelled {
+		switch d.Event {
+		case queue.EventCancelled:
 			status = map[string]any{"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": "cancellation-delivered", "display": "Cancellation delivered to the provider"}},
 				"text": "cancellation delivered to " + providerName}
+		case queue.EventWithdrawn:
+			status = map[string]any{"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": "withdrawal-delivered", "display": "Provider told to delete the referral"}},
+				"text": "consent withdrawn: " + providerName + " told to delete the referral"}
 		}
 		return map[string]any{"businessStatus": status}, nil
 	})
@@ -184,6 +224,12 @@ func (s *Service) recordDelivery(ctx context.Context, d *queue.Delivery, change 
 		}
 		members, jobs := change(view)
 		c := queue.TaskChange(s.Core, cur, view, members, jobs, d.Job.Ref())
+		if d.Event == queue.EventReferral && gateway.Withheld(cur.Body) {
+			// Withdrawn while it was being sent: the Task is the
+			// withdrawal's now, and says so; what was sent stays on record
+			// and the withdrawal's own delivery tells the provider to delete it.
+			c = &gateway.Commit{Done: d.Job.Ref()}
+		}
 		// What was sent is on record with its delivery. When another worker
 		// took the job over (Lost), the record is left in d.Disclosure for
 		// the caller to keep apart.

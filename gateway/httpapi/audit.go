@@ -47,6 +47,7 @@ var interactions = map[string]struct{ subtype, action string }{
 	"PUT /fhir/:type/:id":                       {"update", "U"},
 	"PATCH /fhir/:type/:id":                     {"patch", "U"},
 	"GET /fhir/:type":                           {"search-type", "E"},
+	"GET /fhir/AuditEvent":                      {"search-type", "E"},
 	"POST /fhir/:type/_search":                  {"search-type", "E"},
 	"DELETE /fhir/:type/:id":                    {"delete", "D"},
 	"GET /fhir/:type/:id/$status":               {"operation", "E"},

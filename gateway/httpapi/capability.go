@@ -72,7 +72,7 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 	for _, typ := range gateway.SupportingTypes() {
 		r := res(typ, "http://hl7.org/fhir/StructureDefinition/"+typ, false, nil, "read", "vread")
 		r.ConditionalCreate, r.SearchParam = false, nil // read by id only
-		r.Documentation = "Kept as a BaRS servicerequest-request brought it, its references to the message's other entries resolved to what was stored; readable by the referring client and by the provider its referral went to."
+		r.Documentation = "Kept as a BaRS servicerequest-request brought it, its references to the message's other entries resolved to what was stored; readable by the referring client and by the provider its referral went to (as its share profile allows)."
 		switch typ {
 		case gateway.TypeQuestionnaireResponse:
 			r = res(typ, "http://hl7.org/fhir/StructureDefinition/"+typ, false, nil, "create", "read", "vread", "update")
@@ -82,6 +82,16 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 				"scored into Observations and linked from the referral Task's output. The same response again is answered with the one stored; a correction is a PUT (If-Match) making a new version. Also kept as a BaRS message brought it. Read by id by the referring client and the provider."
 		case gateway.TypeObservation:
 			r.Documentation = "Outcome measures' scores (category survey, coded by the deployment's scores table; subject the patient, basedOn the referral, focus the referral Task, derivedFrom the QuestionnaireResponse), named in the referral Task's output, sent with the Task in full-resource notifications, write-back and BaRS responses; also kept as a BaRS message brought it. Read by id by the referring client and the provider."
+		case "Consent":
+			// A GP system records the patient's consent to share, and its withdrawal, on its own too.
+			r = res(typ, "http://hl7.org/fhir/StructureDefinition/"+typ, false, nil, "create", "update", "read", "vread")
+			r.ConditionalCreate, r.SearchParam = false, nil
+			r.Documentation = "The patient's consent to share their details with a provider. A GP system creates or updates one (also as a transaction entry) for a patient " +
+				"(patient by reference or NHS number; status, scope and category required); one sent with a referral (BaRS message, transaction) is that referral's. " +
+				"An active Consent permits disclosure to the organisations its provision.actor names (one sent with a referral and naming none: to the referral's provider); " +
+				"provision.type deny refuses it. A referral whose provider needs consent (consent: required | attested) and has none is held (Task on-hold, statusReason " +
+				gateway.ConsentReasonSystem + "#awaiting-consent) and sent when one arrives; a Consent made inactive or rejected withdraws the referrals it covered " +
+				"(Task cancelled, #consent-withdrawn; the provider is told to delete them). Not searched."
 		}
 		supporting = append(supporting, r)
 	}
@@ -123,6 +133,15 @@ func capabilityStatement(info CapabilityInfo, fhirBase string, now time.Time) []
 				func() resource {
 					r := res(topic.TypeSubscription, "http://hl7.org/fhir/StructureDefinition/Subscription", false, nil, "create", "read", "vread", "update", "delete", "search-type")
 					r.ConditionalCreate = false
+					return r
+				}(),
+				func() resource {
+					r := res("AuditEvent", "http://hl7.org/fhir/StructureDefinition/AuditEvent", false, nil, "search-type")
+					r.ConditionalCreate, r.Versioning = false, "no-version"
+					r.SearchParam = []param{{Name: "entity", Type: "reference",
+						Documentation: "required, and the only parameter: the referral, ServiceRequest/{id} or Task/{id}, of the calling GP system (an operator: any)"}}
+					r.Documentation = "A referral's disclosures, for its referrer: every record of a provider being sent (webhook, FHIR, BaRS, portal) or reading (API, inbox) the referral's resources, newest first, " +
+						"read from the audit trail back to the referral's creation (at most the newest 200,000 records: an OperationOutcome entry says when older ones were not read). Providers may not search it."
 					return r
 				}(),
 				func() resource {

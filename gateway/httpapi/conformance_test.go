@@ -90,17 +90,21 @@ func TestCapabilityStatementTellsTheTruth(t *testing.T) {
 		m := r.(map[string]any)
 		types[m["type"].(string)] = m
 	}
-	if len(types) != 6+len(gateway.SupportingTypes()) || types["ServiceRequest"] == nil || types["Task"] == nil || types["Patient"] == nil || types["Provenance"] == nil || types["Subscription"] == nil ||
+	if len(types) != 7+len(gateway.SupportingTypes()) || types["AuditEvent"] == nil || types["ServiceRequest"] == nil || types["Task"] == nil || types["Patient"] == nil || types["Provenance"] == nil || types["Subscription"] == nil ||
 		types["Questionnaire"] == nil {
 		t.Fatalf("resource types: %v", types)
 	}
 	// A message's supporting resources are read by id, and say so; a
-	// provider also records (and corrects) outcome measures.
+	// provider also records (and corrects) outcome measures, and a GP
+	// system creates and updates a Consent on its own.
 	for _, typ := range gateway.SupportingTypes() {
 		r := types[typ]
 		want := "[map[code:read] map[code:vread]]"
 		if typ == gateway.TypeQuestionnaireResponse {
 			want = "[map[code:create] map[code:read] map[code:vread] map[code:update]]"
+		}
+		if typ == "Consent" {
+			want = "[map[code:create] map[code:update] map[code:read] map[code:vread]]"
 		}
 		if r == nil || fmt.Sprint(r["interaction"]) != want || r["searchParam"] != nil {
 			t.Errorf("%s: %v; want %s only", typ, r, want)
@@ -122,6 +126,8 @@ func TestCapabilityStatementTellsTheTruth(t *testing.T) {
 				value = "5"
 			case "_sort":
 				value = "_lastUpdated"
+			case "entity":
+				continue // names one referral of the caller's: TestReferrerReadsTheDisclosures
 			}
 			if res := e.get("/" + typ + "?" + name + "=" + value); res.status != http.StatusOK {
 				t.Errorf("%s?%s listed in metadata but refused: %d %s", typ, name, res.status, res.body)

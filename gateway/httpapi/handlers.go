@@ -12,6 +12,7 @@ import (
 
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/auditevent"
 	"github.com/signpost-health/signpost/gateway/auth"
 	"github.com/signpost-health/signpost/gateway/topic"
 )
@@ -375,4 +376,49 @@ func (a *API) readyz(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+// disclosures answers GET /fhir/AuditEvent?entity={ServiceRequest|Task}/{id}:
+// a referring practice reads, for one of its referrals, every record of a
+// provider receiving or reading its resources, as AuditEvents, newest
+// first. The caller's token must allow reading the type it names.
+func (a *API) disclosures(c *gin.Context) {
+	params := c.Request.URL.Query()
+	for name := range params {
+		if name != "entity" {
+			a.failWith(c, gateway.KindInvalid, fhir.IssueNotSupported, "AuditEvent is searched by entity (the referral: ServiceRequest/{id} or Task/{id}) only; %q is not supported", name)
+			return
+		}
+	}
+	entity := strings.TrimPrefix(params.Get("entity"), a.fhirBase+"/")
+	typ, _, _ := strings.Cut(entity, "/")
+	if typ != gateway.TypeServiceRequest && typ != gateway.TypeTask {
+		a.failWith(c, gateway.KindInvalid, fhir.IssueRequired, "entity is required: the referral, ServiceRequest/{id} or Task/{id}")
+		return
+	}
+	if !a.allow(c, typ, auth.ActionRead) {
+		return
+	}
+	caller, _ := a.who(c, "")
+	if a.uc.Disclosures == nil {
+		a.failWith(c, gateway.KindNotFound, fhir.IssueNotSupported, "this deployment keeps no audit trail to read")
+		return
+	}
+	res, err := a.uc.Disclosures.ForReferral(c.Request.Context(), caller, entity)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	audited(c, entity)
+	b := fhir.Bundle{ID: gateway.NewID(), Type: "searchset", Timestamp: gateway.Instant(time.Now()), Total: len(res.Records)}
+	b.Links = append(b.Links, fhir.BundleLink{Relation: "self", URL: a.fhirBase + "/AuditEvent?entity=" + entity})
+	for _, r := range res.Records {
+		b.Entries = append(b.Entries, fhir.BundleEntry{FullURL: "urn:uuid:" + gateway.NewID(), Resource: auditevent.Render(r, a.fhirBase), Search: "match"})
+	}
+	if !res.Complete {
+		oo := fhir.OperationOutcome(fhir.Issue{Severity: fhir.SeverityWarning, Code: fhir.IssueTooCostly,
+			Diagnostics: "only the newest audit records were read; older disclosures of this referral may exist in the trail (signpost audit tail)"})
+		b.Entries = append(b.Entries, fhir.BundleEntry{FullURL: "urn:uuid:" + gateway.NewID(), Resource: oo, Search: "outcome"})
+	}
+	c.Data(http.StatusOK, fhirJSON, b.Marshal())
 }

@@ -216,6 +216,10 @@ func (a *API) knownType(c *gin.Context) {
 	case typ == gateway.TypeQuestionnaireResponse && (c.Request.Method == http.MethodPost && c.Param("id") == "" && !strings.HasSuffix(c.FullPath(), "/_search") ||
 		c.Request.Method == http.MethodPut):
 		// a provider records (POST) or corrects (PUT) an outcome measure
+	case typ == "Consent" && (c.Request.Method == http.MethodPost && c.FullPath() == "/fhir/:type" ||
+		c.Request.Method == http.MethodPut && c.FullPath() == "/fhir/:type/:id"):
+		// A GP system records the patient's consent to share (or its
+		// withdrawal) on its own; read by id as the others, not searched.
 	case gateway.IsSupporting(typ):
 		a.failWith(c, gateway.KindMethodNotAllowed, fhir.IssueNotSupported,
 			"%s resources are kept as the referral messages that brought them (or, for outcome measures, as the provider recorded them) and are read by id (GET /fhir/%s/{id}), as their referral's references name them; they are not searched or written on their own", typ, typ)

@@ -152,6 +152,7 @@ func New(o Options) http.Handler {
 	f := r.Group("/fhir", a.fhirHeaders, a.authenticate, a.limitByClient, a.exportOnlyExports)
 	f.POST("", a.withBody, a.transaction)
 	f.POST(strings.TrimPrefix(processMessageRoute, "/fhir"), a.withBody, a.processMessage)
+	f.GET("/AuditEvent", a.disclosures) // a referral's disclosures, for its referrer
 	f.GET("/:type", a.knownType, a.search)
 	f.POST("/:type/_search", a.knownType, a.searchPost)
 	f.POST("/:type", a.knownType, a.withBody, a.create)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/auth"
+	"github.com/signpost-health/signpost/gateway/disclosures"
 	"github.com/signpost-health/signpost/gateway/export"
 	"github.com/signpost-health/signpost/gateway/httpapi"
 	"github.com/signpost-health/signpost/gateway/redisstore"
@@ -167,6 +168,7 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 	})
 	e.svc = svc
 	e.exportDir = t.TempDir()
+	svc.Disclosures = disclosures.New(svc.Core, store)
 	svc.Export = export.New(svc.Core, export.Options{Jobs: store, Dir: e.exportDir, Logger: log, PageSize: 3, PseudonymKey: o.pseudonymKey})
 	t.Cleanup(svc.Export.Stop) // before the Redis server stops (cleanups run last first)
 	mux.Handle("/", httpapi.New(httpapi.Options{

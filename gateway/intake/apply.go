@@ -59,6 +59,9 @@ type plan struct {
 	pending  map[string]*pendingRequest // by "ServiceRequest/id": requests of this plan
 	claimed  map[string]bool            // ServiceRequests whose referral Task is a Task entry of this plan
 	outcomes []*gateway.Outcome
+	// referrals are the new referral Tasks the plan makes, whose consent
+	// is checked once everything is planned (planConsent).
+	referrals []plannedReferral
 }
 
 type pendingRequest struct {
@@ -199,9 +202,9 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 	}
 	// 3. Validate and plan, people first, then requests, then Tasks, so that
 	// each finds what it refers to.
-	for _, typ := range []string{gateway.TypePatient, gateway.TypeServiceRequest, gateway.TypeTask, topic.TypeSubscription} {
+	for _, typ := range []string{gateway.TypePatient, gateway.TypeServiceRequest, gateway.TypeTask, topic.TypeSubscription, TypeConsent} {
 		for i, r := range reqs {
-			if r.Type != typ {
+			if r.Type != typ || r.isSupporting() {
 				continue
 			}
 			if r.existing != nil {
@@ -220,6 +223,8 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 				out, err = s.planTask(ctx, pl, r)
 			case topic.TypeSubscription:
 				out, err = s.planSubscription(ctx, pl, r)
+			case TypeConsent:
+				out, err = s.planRestConsent(ctx, pl, r)
 			}
 			if err == nil {
 				err = conform.CheckIndexBounds(typ, pl.commit.Writes[planned:])
@@ -268,6 +273,10 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 			return nil, r.locate(err)
 		}
 		pl.outcomes[i] = out
+	}
+	// 5. Nothing goes to a provider without the consent it needs.
+	if err := s.planConsent(ctx, pl); err != nil {
+		return nil, err
 	}
 	if err := pl.checkDistinct(); err != nil {
 		return nil, err

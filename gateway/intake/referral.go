@@ -112,7 +112,8 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 			if err != nil {
 				return nil, err
 			}
-			if id, ok := strings.CutPrefix(view.Owner, gateway.TypeOrganization+"/"); ok {
+			// (not while it is withheld from the provider: consent.go).
+			if id, ok := strings.CutPrefix(view.Owner, gateway.TypeOrganization+"/"); ok && !gateway.Withheld(task.Body) {
 				keep = append(keep, gateway.ProviderTerm(id))
 			}
 			// Revoking the referral cancels its Task, and the provider is told.
@@ -219,6 +220,7 @@ func (s *Service) planDelivery(pl *plan, taskID, srID string, rt *gateway.Routin
 	}
 	pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.ReferralTaskKey(srID), Value: gateway.TypeTask + "/" + taskID})
 	pl.commit.Jobs = append(pl.commit.Jobs, queue.DeliveryJob(queue.EventReferral, taskID, srID, rt, pl.now))
+	pl.referrals = append(pl.referrals, plannedReferral{taskID: taskID, srID: srID, rt: rt})
 }
 
 // planRevocation cancels the Task of a referral its referrer revoked.
@@ -227,6 +229,9 @@ func (s *Service) planRevocation(pl *plan, task *gateway.Resource, view *gateway
 		"statusReason": map[string]string{"text": "the referrer revoked the referral"}}, nil, nil)
 	pl.commit.Writes = append(pl.commit.Writes, c.Writes...)
 	pl.commit.Jobs = append(pl.commit.Jobs, c.Jobs...)
+	if gateway.Withheld(task.Body) {
+		return nil // never sent, or withdrawn already: the provider has nothing to cancel
+	}
 	var old models.Task
 	if err := gateway.DecodeView(task.Body, gateway.TypeTask, &old); err != nil {
 		return err
@@ -409,6 +414,18 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	if err != nil {
 		return nil, err
 	}
+	if pl.caller.Kind == gateway.CallerProvider {
+		// What the provider's share profile kept from it, sent back as it
+		// was shown, is what is stored (gateway/share.go).
+		if body := s.Restored(pl.caller, cur, r.obj.Bytes()); &body[0] != &r.obj.Bytes()[0] {
+			if r.obj, err = fhir.ParseResource(body, fhir.ParseOptions{}); err != nil {
+				return nil, err
+			}
+			if err := gateway.DecodeView(body, gateway.TypeTask, task); err != nil {
+				return nil, err
+			}
+		}
+	}
 	changed := conform.ChangedTaskElements(curObj, r.obj)
 	if err := conform.CheckTaskChange(pl.caller, from, status, changed); err != nil {
 		return nil, err
@@ -423,12 +440,32 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	}
 	body := conform.KeepTaskFieldsTrue(r.obj.WithServerFields(r.id, strconv.Itoa(cur.Version+1), gateway.Instant(pl.now)), from, status, changed, pl.now)
 	body = conform.KeepMeasureOutputs(cur.Body, body)
+	// A referral withheld from its provider stays so whatever the update
+	// says (the tag is Signpost's); one the referrer cancels because the
+	// patient withdrew consent becomes so, and the provider is told to
+	// delete it rather than that it was cancelled.
+	wasWithheld := gateway.Withheld(cur.Body)
+	cancelled := status == gateway.TaskCancelled && from != gateway.TaskCancelled && pl.caller.Kind != gateway.CallerProvider
+	withdrawn := cancelled && !wasWithheld && s.citesWithdrawal(task)
+	if wasWithheld || withdrawn {
+		body = gateway.WithWithheld(body, true)
+		_ = json.Unmarshal(body, task) // the terms below index it apart from the provider
+	}
 	out := pl.addWrite(r, body, cur.Version+1, expect, r.pinsVersion(), gateway.TaskTerms(r.id, task, s.Base), nil)
-	s.planProvenance(pl, out.Resource, gateway.RefOf(old.Owner))
+	provOwner := gateway.RefOf(old.Owner)
+	if wasWithheld || withdrawn {
+		provOwner = ""
+	}
+	s.planProvenance(pl, out.Resource, provOwner)
 	// Every change reaches the GP; a referrer's cancellation also reaches
 	// the provider, as a delivery of its own.
 	pl.commit.Jobs = append(pl.commit.Jobs, queue.NotifyJobs(out.Resource, from, status)...)
-	if status == gateway.TaskCancelled && from != gateway.TaskCancelled && pl.caller.Kind != gateway.CallerProvider {
+	switch {
+	case withdrawn:
+		if err := s.planWithdrawal(ctx, pl, old, r.id); err != nil {
+			return nil, err
+		}
+	case cancelled && !wasWithheld:
 		if err := s.planCancellation(pl, old, r.id); err != nil {
 			return nil, err
 		}

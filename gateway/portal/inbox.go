@@ -343,7 +343,7 @@ func (s *Service) summarise(ctx context.Context, caller gateway.Caller, task *ga
 	if t.For.Identifier.System == fhir.NHSNumberSystem {
 		r.Person.NHSNumber = t.For.Identifier.Value
 	}
-	sr := s.focusOf(ctx, task)
+	sr := s.SharedWith(caller, s.focusOf(ctx, task))
 	if sr != nil {
 		read = append(read, sr.Ref())
 		var body struct {

@@ -41,6 +41,9 @@ const (
 const (
 	EventReferral  = "referral"
 	EventCancelled = "cancelled"
+	// EventWithdrawn tells a provider the patient withdrew consent: it must
+	// delete what it received of the referral.
+	EventWithdrawn = "withdrawn"
 )
 
 // Events of the notify and subscription queues.
@@ -103,7 +106,7 @@ func ReadDelivery(j gateway.QueuedJob) (*Delivery, error) {
 	if d.ID == "" {
 		d.ID = deliveryID(d.TaskID, d.Event)
 	}
-	if (d.Event != EventReferral && d.Event != EventCancelled) || gateway.CheckID(d.TaskID) != nil || d.ProviderID == "" {
+	if (d.Event != EventReferral && d.Event != EventCancelled && d.Event != EventWithdrawn) || gateway.CheckID(d.TaskID) != nil || d.ProviderID == "" {
 		return d, fmt.Errorf("delivery job %s is malformed", j.ID)
 	}
 	return d, nil
@@ -149,6 +152,23 @@ func DeliveryJob(event, taskID, srID string, rt *gateway.Routing, now time.Time)
 		fieldAttempt, "0",
 		fieldAcceptedAt, strconv.FormatInt(now.UnixMilli(), 10),
 	}}
+}
+
+// IsDeliveryOf reports whether a job delivers event for a Task.
+func IsDeliveryOf(j gateway.Job, taskID, event string) bool {
+	if j.Queue != gateway.QueueDelivery {
+		return false
+	}
+	var task, ev string
+	for i := 0; i+1 < len(j.Fields); i += 2 {
+		switch j.Fields[i] {
+		case fieldTask:
+			task = j.Fields[i+1]
+		case fieldEvent:
+			ev = j.Fields[i+1]
+		}
+	}
+	return task == taskID && ev == event
 }
 
 // TaskChanged is a job of the notify and subscription queues: a Task

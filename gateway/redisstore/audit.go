@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"strconv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -60,9 +62,20 @@ func (s *Store) AuditLength(ctx context.Context) (int64, error) {
 }
 
 // AuditEntry is one kept audit record with its stream id (its time and order).
-type AuditEntry struct {
-	ID     string
-	Record gateway.AuditRecord
+type AuditEntry = gateway.AuditEntry
+
+// AuditBefore returns up to n records older than the stream id before ("+"
+// for the newest; "(id" excludes id) and not older than since, newest first.
+func (s *Store) AuditBefore(ctx context.Context, before string, since time.Time, n int64) ([]gateway.AuditEntry, error) {
+	msgs, err := s.rdb.XRevRangeN(ctx, s.keys.audit(), before, strconv.FormatInt(since.UnixMilli(), 10), n).Result()
+	if err != nil {
+		return nil, classify(err)
+	}
+	out := make([]gateway.AuditEntry, len(msgs))
+	for i, m := range msgs {
+		out[i] = gateway.AuditEntry{ID: m.ID, Record: gateway.ReadAuditRecord(stringFields(m.Values))}
+	}
+	return out, nil
 }
 
 // AuditTail returns the last n AuditEvents, oldest first.

@@ -44,6 +44,11 @@ func (s *Service) ReadVersion(ctx context.Context, caller gateway.Caller, typ, i
 			err = gateway.ErrNotFound
 		}
 	}
+	if err == nil {
+		if r = s.SharedWith(caller, r); r == nil {
+			err = gateway.ErrNotFound
+		}
+	}
 	if errors.Is(err, gateway.ErrNotFound) {
 		return nil, gateway.NewError(gateway.KindNotFound, fhir.IssueNotFound, "", "no such version of a %s is known to this client", typ)
 	}

@@ -95,6 +95,8 @@ func (s *Service) Search(ctx context.Context, caller gateway.Caller, typ string,
 			}
 		}
 	}
+	// A provider sees what its share profile lets it (gateway/share.go).
+	res.Matches, res.Included = s.SharedAll(caller, res.Matches), s.SharedAll(caller, res.Included)
 	if ks := q.Keyset; ks != nil {
 		res.Self = pageQuery(q.Canonical, 0, q.Count)
 		if ks.After != nil {

@@ -6,6 +6,7 @@ package usecases
 import (
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/delivery"
+	"github.com/signpost-health/signpost/gateway/disclosures"
 	"github.com/signpost-health/signpost/gateway/export"
 	"github.com/signpost-health/signpost/gateway/insights"
 	"github.com/signpost-health/signpost/gateway/intake"
@@ -33,6 +34,9 @@ type Set struct {
 	// Export is the Bulk Data export; nil until the caller sets it (it
 	// needs a directory and a job store beside the core).
 	Export *export.Service
+	// Disclosures answers a referrer's "who saw this referral"; nil until
+	// the caller sets it (it reads the audit trail beside the core).
+	Disclosures *disclosures.Service
 }
 
 // New wires the use cases over a core made from o. The portal lists through

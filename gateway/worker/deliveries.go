@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"slices"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/delivery"
 	"github.com/signpost-health/signpost/gateway/queue"
 	"github.com/signpost-health/signpost/gateway/telemetry"
 	"github.com/signpost-health/signpost/gateway/webhook"
@@ -90,7 +92,8 @@ func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
 		return
 	}
 	if ep.Kind == "portal" {
-		// Nothing is pushed: the referral waits in Signpost for the provider.
+		// Nothing is pushed: the referral waits in Signpost for the provider
+		// (a withdrawn one has left its inbox already).
 		h.Metrics.Job(ctx, gateway.QueueDelivery, "portal")
 		record(log, "available in the portal", h.Domain.Delivered(ctx, d, ep.Name+" (in Signpost)"))
 		return
@@ -112,9 +115,15 @@ func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
 		msg, err = h.barsMessage(ctx, d, ep)
 	default:
 		msg.Body, err = h.Domain.DeliveryBody(ctx, d, ep.Full)
-		if ep.Full {
+		if ep.Full && d.Event != queue.EventWithdrawn { // a withdrawal is the thin message whatever the payload
 			msg.ContentType = "application/fhir+json"
 		}
+	}
+	if errors.Is(err, delivery.ErrWithheld) {
+		// Held for consent or withdrawn since it was queued: nothing goes.
+		h.Metrics.Job(ctx, gateway.QueueDelivery, "withheld")
+		record(log, "withheld from the provider", h.Queue.Ack(ctx, job))
+		return
 	}
 	if err != nil {
 		record(log, "building the message", err)

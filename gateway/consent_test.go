@@ -1,0 +1,131 @@
+package gateway_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
+	"github.com/signpost-health/signpost/config"
+	"github.com/signpost-health/signpost/fhir/structure"
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/mappings"
+)
+
+func ptr(s string) *string { return &s }
+
+func TestDecideConsent(t *testing.T) {
+	t.Parallel()
+	p := &gateway.Provider{ID: "walking", Organization: gateway.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: "X1A2B"}}
+	consent := func(status string, withReferral, deny bool, actor string) *gateway.ConsentRecord {
+		c := &gateway.ConsentRecord{Status: status, WithReferral: withReferral, Deny: deny}
+		if actor != "" {
+			c.Actors = append(c.Actors, refTo(actor))
+		}
+		return c
+	}
+	cases := []struct {
+		name        string
+		policy      gateway.ConsentPolicy
+		consents    []*gateway.ConsentRecord
+		attestation string
+		want        gateway.ConsentDecision
+	}{
+		{"required, none", gateway.ConsentRequired, nil, "", gateway.ConsentMissing},
+		{"required, attestation is not enough", gateway.ConsentRequired, nil, mappings.ConsentGiven, gateway.ConsentMissing},
+		{"required, with the referral", gateway.ConsentRequired, []*gateway.ConsentRecord{consent("active", true, false, "")}, "", gateway.ConsentPermits},
+		{"required, held for the patient naming the provider", gateway.ConsentRequired, []*gateway.ConsentRecord{consent("active", false, false, "Organization/walking")}, "", gateway.ConsentPermits},
+		{"required, by the provider's ODS code", gateway.ConsentRequired, []*gateway.ConsentRecord{consent("active", false, false, "ods:X1A2B")}, "", gateway.ConsentPermits},
+		{"required, naming no one, not with the referral", gateway.ConsentRequired, []*gateway.ConsentRecord{consent("active", false, false, "")}, "", gateway.ConsentMissing},
+		{"required, for another provider", gateway.ConsentRequired, []*gateway.ConsentRecord{consent("active", true, false, "Organization/advice")}, "", gateway.ConsentMissing},
+		{"required, draft", gateway.ConsentRequired, []*gateway.ConsentRecord{consent("draft", true, false, "")}, "", gateway.ConsentMissing},
+		{"required, inactive", gateway.ConsentRequired, []*gateway.ConsentRecord{consent("inactive", true, false, "")}, "", gateway.ConsentWithdrawnByPatient},
+		{"required, rejected", gateway.ConsentRequired, []*gateway.ConsentRecord{consent("rejected", false, false, "Organization/walking")}, "", gateway.ConsentWithdrawnByPatient},
+		{"required, one withdrawn and a newer active", gateway.ConsentRequired, []*gateway.ConsentRecord{consent("inactive", true, false, ""), consent("active", false, false, "Organization/walking")}, "", gateway.ConsentPermits},
+		{"required, deny wins", gateway.ConsentRequired, []*gateway.ConsentRecord{consent("active", true, false, ""), consent("active", false, true, "Organization/walking")}, "", gateway.ConsentRefusedByPatient},
+		{"attested, given", gateway.ConsentAttested, nil, mappings.ConsentGiven, gateway.ConsentPermits},
+		{"attested, refused", gateway.ConsentAttested, nil, mappings.ConsentRefused, gateway.ConsentRefusedByPatient},
+		{"attested, none", gateway.ConsentAttested, nil, "", gateway.ConsentMissing},
+		{"not-required", gateway.ConsentNotRequired, []*gateway.ConsentRecord{consent("inactive", true, false, "")}, mappings.ConsentRefused, gateway.ConsentPermits},
+		{"unset, nothing", gateway.ConsentUnset, nil, "", gateway.ConsentPermits},
+		{"unset, still honours a withdrawal", gateway.ConsentUnset, []*gateway.ConsentRecord{consent("inactive", true, false, "")}, "", gateway.ConsentWithdrawnByPatient},
+		{"unset, still honours a refusal", gateway.ConsentUnset, nil, mappings.ConsentRefused, gateway.ConsentRefusedByPatient},
+	}
+	for _, c := range cases {
+		if got := gateway.DecideConsent(c.policy, p, c.consents, c.attestation); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// A profile's element names are the configuration's: the supporting types
+// it may name are the ones a referral message brings.
+func TestShareableTypesAreTheSupportingTypes(t *testing.T) {
+	t.Parallel()
+	if !slices.Equal(config.ShareableTypes, gateway.SupportingTypes()) {
+		t.Errorf("config.ShareableTypes %v, gateway.SupportingTypes %v", config.ShareableTypes, gateway.SupportingTypes())
+	}
+}
+
+func TestShareProfileCut(t *testing.T) {
+	t.Parallel()
+	p := gateway.NewShareProfile("minimal", []string{"name", "telecom", "reasonCode", "note"})
+	patient := &gateway.Resource{Type: gateway.TypePatient, ID: "p", Body: []byte(`{"resourceType":"Patient","id":"p","meta":{"versionId":"1"},` +
+		`"text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">born 1961</div>"},"extension":[{"url":"http://example.org/x","valueString":"ethnicity"}],` +
+		`"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}],"name":[{"text":"Sam"}],"_gender":{"extension":[{"url":"http://example.org/y","valueString":"g"}]},"gender":"female",` +
+		`"birthDate":"1961-03-14","deceasedBoolean":false,"telecom":[{"system":"phone","value":"0113"}]}`)}
+	cut := p.Cut(patient)
+	for _, gone := range []string{"1961", "9434765919", "ethnicity", "female", "deceased", `"g"`} {
+		if strings.Contains(string(cut.Body), gone) {
+			t.Errorf("the cut Patient keeps %q: %s", gone, cut.Body)
+		}
+	}
+	for _, kept := range []string{`"name"`, `"telecom"`, `"id":"p"`, `"versionId":"1"`, "SUBSETTED"} {
+		if !strings.Contains(string(cut.Body), kept) {
+			t.Errorf("the cut Patient lost %s: %s", kept, cut.Body)
+		}
+	}
+	if string(patient.Body) == string(cut.Body) || !strings.Contains(string(patient.Body), "1961-03-14") {
+		t.Error("the stored Patient was changed")
+	}
+	sr := &gateway.Resource{Type: gateway.TypeServiceRequest, ID: "s", Body: []byte(`{"resourceType":"ServiceRequest","id":"s","contained":[{"resourceType":"Patient","id":"pt","birthDate":"1961-03-14","name":[{"text":"Sam"}]}],` +
+		`"identifier":[{"value":"R-1"}],"status":"active","intent":"order","code":{"text":"walking"},"subject":{"reference":"#pt"},` +
+		`"orderDetail":[{"text":"detail"}],"reasonCode":[{"text":"lonely"}],"note":[{"text":"on warfarin"}]}`)}
+	cutSR := p.Cut(sr)
+	for _, gone := range []string{"1961", "R-1", "detail"} {
+		if strings.Contains(string(cutSR.Body), gone) {
+			t.Errorf("the cut ServiceRequest keeps %q: %s", gone, cutSR.Body)
+		}
+	}
+	for _, kept := range []string{`"#pt"`, `"contained"`, "lonely", "warfarin", `"status":"active"`, `"intent":"order"`, `"code"`} {
+		if !strings.Contains(string(cutSR.Body), kept) {
+			t.Errorf("the cut ServiceRequest lost %s: %s", kept, cutSR.Body)
+		}
+	}
+	for _, r := range []*gateway.Resource{cut, cutSR} {
+		for _, is := range structure.Validate(r.Body).Issues {
+			t.Errorf("%s cut is not valid R4: %v %s", r.Type, is.Expression, is.Diagnostics)
+		}
+	}
+	byNHS := &gateway.Resource{Type: gateway.TypeTask, ID: "t", Body: []byte(`{"resourceType":"Task","id":"t","status":"requested","intent":"order","for":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}}}`)}
+	if got := p.Cut(byNHS); strings.Contains(string(got.Body), "9434765919") || !strings.Contains(string(got.Body), `"display"`) {
+		t.Errorf("the Task's patient identifier is kept: %s", got.Body)
+	}
+	if p.Cut(&gateway.Resource{Type: "Condition", ID: "c", Body: []byte(`{"resourceType":"Condition","id":"c","subject":{"reference":"Patient/p"}}`)}) != nil {
+		t.Error("a supporting resource the profile does not name is shared")
+	}
+	if withTypes := gateway.NewShareProfile("clinical", []string{"Condition"}); withTypes.Cut(&gateway.Resource{Type: "Condition", ID: "c", Body: []byte(`{}`)}) == nil {
+		t.Error("a supporting resource the profile names is withheld")
+	}
+}
+
+// refTo is a provision actor's reference: "ods:CODE" by ODS identifier.
+func refTo(s string) (r models.Reference) {
+	if code, ok := strings.CutPrefix(s, "ods:"); ok {
+		r.Identifier = &models.Identifier{System: ptr("https://fhir.nhs.uk/Id/ods-organization-code"), Value: ptr(code)}
+		return r
+	}
+	r.Reference = ptr(s)
+	return r
+}

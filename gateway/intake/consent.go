@@ -1,0 +1,516 @@
+package intake
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
+	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/queue"
+)
+
+// Consent is checked where a referral is accepted and wherever a Consent
+// arrives, in the same commit as what brought it: a new referral whose
+// provider needs consent that is not on record is stored held (its Task
+// on-hold with a coded reason, withheld from the provider, no delivery
+// queued) and the GP is told; a Consent that arrives later (POST or PUT
+// /fhir/Consent, a transaction entry, a BaRS message about the referral)
+// releases the referrals it permits — queued for delivery once, in the
+// commit that stores it — and one made inactive or rejected withdraws the
+// referrals it covered: their Tasks end, the provider no longer sees them,
+// and it is told to delete what it received.
+
+// plannedReferral is a new referral Task this plan makes and the delivery
+// it queues.
+type plannedReferral struct {
+	taskID, srID string
+	rt           *gateway.Routing
+}
+
+// maxConsentReads bounds the Consents and Tasks one check reads: a patient
+// with more is beyond what a GP system sends for one person.
+const maxConsentReads = 100
+
+// TypeConsent is the Consent resource type.
+const TypeConsent = "Consent"
+
+// planConsent applies the consent rules to what the plan makes and changes.
+func (s *Service) planConsent(ctx context.Context, pl *plan) error {
+	for _, nr := range pl.referrals {
+		sr := pl.write(gateway.TypeServiceRequest, nr.srID)
+		if sr == nil {
+			continue
+		}
+		decision, err := s.consentFor(ctx, pl, nr.rt.Provider, sr.Resource, nr.taskID)
+		if err != nil {
+			return err
+		}
+		if decision != gateway.ConsentPermits {
+			s.holdNew(pl, nr, decision)
+		}
+	}
+	return s.recheckReferrals(ctx, pl)
+}
+
+// consentFor decides whether a referral may go to p: its Consents (those
+// that came with it, those its GP system holds for the patient, with this
+// plan's versions of either) and the referrer's attestation.
+func (s *Service) consentFor(ctx context.Context, pl *plan, p *gateway.Provider, sr *gateway.Resource, taskID string) (gateway.ConsentDecision, error) {
+	if p.Consent == gateway.ConsentNotRequired {
+		return gateway.ConsentPermits, nil
+	}
+	if p.Consent == gateway.ConsentUnset && taskID != "" && !pl.writesConsent() && !bytes.Contains(sr.Body, []byte(`"orderDetail"`)) {
+		// Nothing checked and nothing that could refuse: the common case
+		// of a deployment without a policy costs no decoding at all.
+		return gateway.ConsentPermits, nil
+	}
+	srRef := sr.Ref()
+	subject := subjectOf(sr.Body)
+	patientTerms := gateway.PatientRefTerms("patient", subject, s.Base)
+	var records []*gateway.ConsentRecord
+	planned := map[string]bool{}
+	for _, w := range pl.commit.Writes {
+		if w.Resource.Type != TypeConsent {
+			continue
+		}
+		planned[w.Resource.Ref()] = true
+		withReferral := slices.Contains(w.Terms, gateway.ReferralTerm(srRef))
+		forPatient := w.Resource.Owner == sr.Owner && len(patientTerms) > 0 && slices.ContainsFunc(patientTerms, func(t string) bool { return slices.Contains(w.Terms, t) })
+		if withReferral || forPatient {
+			records = append(records, gateway.ReadConsent(w.Resource, withReferral))
+		}
+	}
+	// A deployment that checks nothing reads nothing more for a new
+	// referral: only a refusal in the referral itself holds it.
+	if p.Consent != gateway.ConsentUnset || taskID == "" {
+		stored, err := s.storedConsents(ctx, pl, srRef, sr.Owner, patientTerms, planned)
+		if err != nil {
+			return 0, err
+		}
+		records = append(records, stored...)
+	}
+	return gateway.DecideConsent(p.Consent, p, records, gateway.Attestation(s.ConsentCodes, sr.Body)), nil
+}
+
+// storedConsents reads the Consents held for a referral: those that came
+// with it, and those its GP system holds for the patient (not those the
+// plan writes anew).
+func (s *Service) storedConsents(ctx context.Context, pl *plan, srRef, client string, patientTerms []string, planned map[string]bool) ([]*gateway.ConsentRecord, error) {
+	withReferral, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: TypeConsent, Groups: [][]string{{gateway.ReferralTerm(srRef)}}, Count: maxConsentReads})
+	if err != nil {
+		return nil, err
+	}
+	var forPatient []string
+	if len(patientTerms) > 0 {
+		groups := [][]string{{gateway.ClientTerm(client)}, patientTerms}
+		var total int
+		if forPatient, total, err = s.Store.Search(ctx, &gateway.StoreQuery{Type: TypeConsent, Groups: groups, Count: maxConsentReads}); err != nil {
+			return nil, err
+		}
+		pl.consentsSeen(groups, total)
+	}
+	var refs []string
+	for _, id := range append(withReferral, forPatient...) {
+		if ref := TypeConsent + "/" + id; !planned[ref] && !slices.Contains(refs, ref) {
+			refs = append(refs, ref)
+		}
+	}
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	held, err := s.Store.ReadMany(ctx, refs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*gateway.ConsentRecord, 0, len(held))
+	for _, r := range held {
+		out = append(out, gateway.ReadConsent(r, slices.Contains(withReferral, r.ID)))
+	}
+	return out, nil
+}
+
+// holdNew stores a new referral held: its Task on-hold with the reason,
+// withheld from the provider, no delivery queued, the referral not indexed
+// under the provider, and the GP told.
+func (s *Service) holdNew(pl *plan, nr plannedReferral, decision gateway.ConsentDecision) {
+	code, text := holdReason(nr.rt.Provider, decision)
+	tw := pl.write(gateway.TypeTask, nr.taskID)
+	body := fhir.ReplaceMembers(tw.Resource.Body, map[string]any{"status": gateway.TaskOnHold, "statusReason": gateway.HoldReason(code, text),
+		"businessStatus": businessStatus(code, gateway.ReasonDisplay(code))})
+	tw.Resource.Body = gateway.WithWithheld(body, true)
+	owner := gateway.OwnerTerm(nr.rt.Provider.ID)
+	for i, t := range tw.Terms {
+		switch t {
+		case gateway.StatusTerm(string(gateway.TaskRequested)):
+			tw.Terms[i] = gateway.StatusTerm(string(gateway.TaskOnHold))
+		case owner:
+			tw.Terms[i] = gateway.WithheldOwnerTerm(gateway.TypeOrganization + "/" + nr.rt.Provider.ID)
+		}
+	}
+	pl.commit.Jobs = slices.DeleteFunc(pl.commit.Jobs, func(j gateway.Job) bool { return queue.IsDeliveryOf(j, nr.taskID, queue.EventReferral) })
+	if sr := pl.write(gateway.TypeServiceRequest, nr.srID); sr != nil {
+		sr.Terms = slices.DeleteFunc(sr.Terms, func(t string) bool { return t == gateway.ProviderTerm(nr.rt.Provider.ID) })
+	}
+	pl.commit.Jobs = append(pl.commit.Jobs, queue.NotifyJobs(tw.Resource, gateway.TaskRequested, gateway.TaskOnHold)...)
+}
+
+// holdReason is the reason code of a hold and the words the GP reads:
+// what is missing and how to send it.
+func holdReason(p *gateway.Provider, decision gateway.ConsentDecision) (string, string) {
+	if decision == gateway.ConsentRefusedByPatient || decision == gateway.ConsentWithdrawnByPatient {
+		return gateway.ReasonConsentRefused, "Signpost holds this referral: the patient has not consented to their details being shared with " +
+			p.DisplayName() + " (a Consent denies it, is no longer active, or the referral codes a refusal), so nothing has been sent. Send an active Consent if they now agree."
+	}
+	what := "a Consent (status active, scope patient-privacy) sent with the referral, or held for the patient naming " + p.DisplayName() + " in provision.actor"
+	if p.Consent == gateway.ConsentAttested {
+		what += ", or your coded attestation that consent was given (ServiceRequest.orderDetail)"
+	}
+	return gateway.ReasonAwaitingConsent, "Signpost holds this referral: " + p.DisplayName() + " receives referrals only with the patient's consent to share their details, and none is on record, so nothing has been sent. It goes as soon as consent arrives: " + what + "."
+}
+
+func businessStatus(code, display string) map[string]any {
+	return map[string]any{"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": code, "display": display}}, "text": display}
+}
+
+// recheckReferrals decides again for the referrals a Consent this plan
+// writes is about: held ones it permits are released, sent ones whose
+// consent it withdraws are withdrawn.
+func (s *Service) recheckReferrals(ctx context.Context, pl *plan) error {
+	var taskRefs []string
+	add := func(ref string) {
+		if ref != "" && !slices.Contains(taskRefs, ref) {
+			taskRefs = append(taskRefs, ref)
+		}
+	}
+	for _, w := range pl.commit.Writes {
+		if w.Resource.Type != TypeConsent {
+			continue
+		}
+		if srRef := referralOf(w.Terms); srRef != "" {
+			holder, err := s.Store.Lookup(ctx, gateway.ReferralTaskKey(strings.TrimPrefix(srRef, gateway.TypeServiceRequest+"/")))
+			if err != nil {
+				return err
+			}
+			add(holder)
+			continue
+		}
+		var c struct {
+			Patient *models.Reference `json:"patient"`
+		}
+		_ = json.Unmarshal(w.Resource.Body, &c)
+		subject := gateway.PatientRefTerms("subject", c.Patient, s.Base)
+		if len(subject) == 0 {
+			continue
+		}
+		groups := [][]string{{gateway.ClientTerm(w.Resource.Owner)}, subject}
+		ids, total, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: gateway.TypeTask, Groups: groups, Count: maxConsentReads})
+		if err != nil {
+			return err
+		}
+		pl.seen(gateway.TypeTask, groups, total)
+		for _, id := range ids {
+			add(gateway.TypeTask + "/" + id)
+		}
+	}
+	for _, ref := range taskRefs {
+		id := strings.TrimPrefix(ref, gateway.TypeTask+"/")
+		if pl.write(gateway.TypeTask, id) != nil {
+			continue // made or changed by this plan already
+		}
+		if err := s.recheck(ctx, pl, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// referralOf is the referral a supporting resource's terms file it under.
+func referralOf(terms []string) string {
+	prefix := gateway.ReferralTerm("")
+	for _, t := range terms {
+		if ref, ok := strings.CutPrefix(t, prefix); ok {
+			return ref
+		}
+	}
+	return ""
+}
+
+// recheck decides again for one referral Task.
+func (s *Service) recheck(ctx context.Context, pl *plan, taskID string) error {
+	task, view, err := s.ReadTask(ctx, taskID)
+	if err != nil {
+		return err
+	}
+	providerID, ok := strings.CutPrefix(view.Owner, gateway.TypeOrganization+"/")
+	p, known := s.Router().Provider(providerID)
+	if !ok || !known || p.Consent == gateway.ConsentNotRequired {
+		return nil
+	}
+	srID, ok := strings.CutPrefix(s.LocalRef(view.Focus), gateway.TypeServiceRequest+"/")
+	if !ok {
+		return nil
+	}
+	var sr *gateway.Resource
+	if w := pl.write(gateway.TypeServiceRequest, srID); w != nil {
+		sr = w.Resource
+	} else if sr, err = s.Store.Read(ctx, gateway.TypeServiceRequest, srID); err != nil {
+		return err
+	}
+	decision, err := s.consentFor(ctx, pl, p, sr, "")
+	if err != nil {
+		return err
+	}
+	withheld := gateway.Withheld(task.Body)
+	switch {
+	case withheld && view.Status == gateway.TaskOnHold && view.StatusReasonCode != gateway.ReasonConsentWithdrawn && decision == gateway.ConsentPermits:
+		return s.release(ctx, pl, task, view, sr, p)
+	case !withheld && (decision == gateway.ConsentWithdrawnByPatient || decision == gateway.ConsentRefusedByPatient):
+		return s.withdraw(ctx, pl, task, view, sr, p, "the patient withdrew consent to share their details with "+p.DisplayName()+
+			"; the provider has been told to delete what it received")
+	}
+	return nil
+}
+
+// release sends a held referral: its Task requested again, shown to the
+// provider, and its delivery queued, in this plan's commit.
+func (s *Service) release(ctx context.Context, pl *plan, task *gateway.Resource, view *gateway.TaskView, sr *gateway.Resource, p *gateway.Provider) error {
+	cur := *task
+	cur.Body = gateway.WithWithheld(fhir.WithoutMember(task.Body, "statusReason"), false)
+	rt := &gateway.Routing{Category: categoryOf(task.Body), Provider: p}
+	job := queue.DeliveryJob(queue.EventReferral, task.ID, sr.ID, rt, pl.now)
+	c := queue.TaskChange(s.Core, &cur, view, map[string]any{"status": gateway.TaskRequested,
+		"businessStatus": businessStatus("consent-received", "Consent received: sent to the provider")}, []gateway.Job{job}, nil)
+	pl.commit.Writes = append(pl.commit.Writes, c.Writes...)
+	pl.commit.Jobs = append(pl.commit.Jobs, c.Jobs...)
+	return s.indexUnderProvider(ctx, pl, sr, p, true)
+}
+
+// withdraw takes a referral back from its provider: its Task cancelled
+// (when it can still be) with the reason, withheld from the provider, and
+// a delivery queued that tells the provider's system to delete what it
+// received.
+func (s *Service) withdraw(ctx context.Context, pl *plan, task *gateway.Resource, view *gateway.TaskView, sr *gateway.Resource, p *gateway.Provider, text string) error {
+	cur := *task
+	cur.Body = gateway.WithWithheld(task.Body, true)
+	members := map[string]any{"businessStatus": businessStatus(gateway.ReasonConsentWithdrawn, gateway.ReasonDisplay(gateway.ReasonConsentWithdrawn))}
+	if view.Status.CanMoveTo(gateway.TaskCancelled) {
+		members["status"] = gateway.TaskCancelled
+		members["statusReason"] = gateway.HoldReason(gateway.ReasonConsentWithdrawn, text)
+	}
+	rt := &gateway.Routing{Category: categoryOf(task.Body), Provider: p}
+	job := queue.DeliveryJob(queue.EventWithdrawn, task.ID, sr.ID, rt, pl.now)
+	c := queue.TaskChange(s.Core, &cur, view, members, []gateway.Job{job}, nil)
+	pl.commit.Writes = append(pl.commit.Writes, c.Writes...)
+	pl.commit.Jobs = append(pl.commit.Jobs, c.Jobs...)
+	hidden, err := s.HideProvenances(ctx, task, view.Owner, pl.now)
+	if err != nil {
+		return err
+	}
+	pl.commit.Writes = append(pl.commit.Writes, hidden...)
+	return s.indexUnderProvider(ctx, pl, sr, p, false)
+}
+
+// indexUnderProvider makes a referral's ServiceRequest found (or no longer
+// found) by its provider's searches: in the plan's write of it, or by a
+// version of its own that changes nothing but its index.
+func (s *Service) indexUnderProvider(ctx context.Context, pl *plan, sr *gateway.Resource, p *gateway.Provider, on bool) error {
+	term := gateway.ProviderTerm(p.ID)
+	if w := pl.write(gateway.TypeServiceRequest, sr.ID); w != nil {
+		w.Terms = slices.DeleteFunc(w.Terms, func(t string) bool { return t == term })
+		if on {
+			w.Terms = append(w.Terms, term)
+		}
+		return nil
+	}
+	obj, err := fhir.ParseResource(sr.Body, fhir.ParseOptions{})
+	if err != nil {
+		return err
+	}
+	view, err := gateway.ReadReferral(obj)
+	if err != nil {
+		return err
+	}
+	next := &gateway.Resource{Type: gateway.TypeServiceRequest, ID: sr.ID, Version: sr.Version + 1, LastUpdated: pl.now, Owner: sr.Owner,
+		Body: obj.WithServerFields(sr.ID, strconv.Itoa(sr.Version+1), gateway.Instant(pl.now))}
+	terms := append(gateway.ServiceRequestTerms(sr.ID, view, s.Base), gateway.ClientTerm(sr.Owner))
+	if on {
+		terms = append(terms, term)
+	}
+	pl.commit.Writes = append(pl.commit.Writes, gateway.Write{Resource: next, Expect: sr.Version, Terms: terms})
+	return nil
+}
+
+// citesWithdrawal reports whether a referrer's cancellation of a Task says
+// the patient withdrew consent: its statusReason coded so (Signpost's
+// consent-withdrawn, or a refusal code of the consent table).
+func (s *Service) citesWithdrawal(task *models.Task) bool {
+	if task.StatusReason == nil {
+		return false
+	}
+	for _, c := range task.StatusReason.Coding {
+		if c.System == nil || c.Code == nil {
+			continue
+		}
+		if *c.System == gateway.ConsentReasonSystem && *c.Code == gateway.ReasonConsentWithdrawn {
+			return true
+		}
+		if s.ConsentCodes.Lookup(*c.System, *c.Code) == "refused" {
+			return true
+		}
+	}
+	return false
+}
+
+// subjectOf is a ServiceRequest's subject.
+func subjectOf(body []byte) *models.Reference {
+	var sr struct {
+		Subject *models.Reference `json:"subject"`
+	}
+	_ = json.Unmarshal(body, &sr)
+	return sr.Subject
+}
+
+// categoryOf is the social prescribing category a referral Task was routed on.
+func categoryOf(body []byte) string {
+	var t struct {
+		Input []struct {
+			ValueCoding struct{ System, Code string } `json:"valueCoding"`
+		} `json:"input"`
+	}
+	_ = json.Unmarshal(body, &t)
+	for _, in := range t.Input {
+		if in.ValueCoding.System == gateway.CategorySystem {
+			return in.ValueCoding.Code
+		}
+	}
+	return ""
+}
+
+// consentsSeen is seen for the Consents held for a patient.
+func (pl *plan) consentsSeen(groups [][]string, total int) { pl.seen(TypeConsent, groups, total) }
+
+// seen makes the commit depend on what a consent decision read: were a
+// Consent for the patient, or a referral for them, stored between the read
+// and the commit (a referral and its consent sent at once), the commit is
+// refused and planned again with it, so neither is decided without the
+// other. Beyond maxConsentReads the count is not followed.
+func (pl *plan) seen(typ string, groups [][]string, total int) {
+	if total >= maxConsentReads {
+		return
+	}
+	pl.commit.Criteria = append(pl.commit.Criteria, gateway.Criteria{Type: typ, Groups: groups, Limit: total + 1})
+}
+
+// writesConsent reports whether the plan writes a Consent.
+func (pl *plan) writesConsent() bool {
+	return slices.ContainsFunc(pl.commit.Writes, func(w gateway.Write) bool { return w.Resource.Type == TypeConsent })
+}
+
+// write is the plan's write of a resource, or nil.
+func (pl *plan) write(typ, id string) *gateway.Write {
+	for i := range pl.commit.Writes {
+		if w := &pl.commit.Writes[i]; w.Resource.Type == typ && w.Resource.ID == id {
+			return w
+		}
+	}
+	return nil
+}
+
+// planRestConsent validates a Consent a GP system sends on its own (POST
+// or PUT /fhir/Consent, or a transaction entry) and plans its write: held
+// for the patient it names, found by the referrals for that patient. A PUT
+// of a Consent that came with a referral message keeps it filed under that
+// referral, so a GP system can withdraw it.
+func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*gateway.Outcome, error) {
+	var p gateway.Problems
+	status, _ := r.obj.String("status")
+	switch status {
+	case "draft", "proposed", "active", "rejected", "inactive", "entered-in-error":
+	default:
+		p.Add(fhir.IssueRequired, "Consent.status", "status is required: one of draft, proposed, active, rejected, inactive, entered-in-error")
+	}
+	if _, ok := r.obj.Member("scope"); !ok {
+		p.Add(fhir.IssueRequired, "Consent.scope", "scope is required (R4): patient-privacy for consent to share the patient's details")
+	}
+	if _, ok := r.obj.Member("category"); !ok {
+		p.Add(fhir.IssueRequired, "Consent.category", "category is required (R4): at least one")
+	}
+	var c struct {
+		Patient *models.Reference `json:"patient"`
+	}
+	_ = json.Unmarshal(r.obj.Bytes(), &c)
+	if c.Patient == nil || (c.Patient.Reference == nil && c.Patient.Identifier == nil) {
+		p.Add(fhir.IssueRequired, "Consent.patient", "patient is required: the referrals it applies to are found by it (a reference to the Patient, or the NHS number as the referral names the patient)")
+	}
+	if err := p.Err(gateway.KindInvalid); err != nil {
+		return nil, err
+	}
+	version, expect, fromIfMatch := 1, 0, false
+	referral := ""
+	if r.Method == "PUT" {
+		cur, exp, err := s.current(ctx, pl, r)
+		if err != nil {
+			return nil, err
+		}
+		if cur == nil {
+			// Consents are made by POST, with Signpost's id (no update-as-create).
+			return nil, gateway.NotFound(TypeConsent, r.id)
+		}
+		version, expect, fromIfMatch = cur.Version+1, exp, r.pinsVersion()
+		if referral, err = s.Store.Lookup(ctx, gateway.SupportingKey(cur.Ref())); err != nil {
+			return nil, err
+		}
+	}
+	terms := gateway.ConsentTerms(status, c.Patient, s.Base)
+	if referral != "" {
+		terms = append(terms, gateway.ReferralTerm(referral))
+	}
+	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.now))
+	return pl.addWrite(r, body, version, expect, fromIfMatch, terms, p.Warnings), nil
+}
+
+// planWithdrawal is a referrer's cancellation citing withdrawn consent: the
+// provider is told to delete the referral, and its ServiceRequest is no
+// longer found by the provider.
+func (s *Service) planWithdrawal(ctx context.Context, pl *plan, task models.Task, taskID string) error {
+	providerID, ok := strings.CutPrefix(gateway.RefOf(task.Owner), gateway.TypeOrganization+"/")
+	p, known := s.Router().Provider(providerID)
+	if !ok || !known {
+		return nil
+	}
+	srID := strings.TrimPrefix(s.LocalRef(gateway.RefOf(task.Focus)), gateway.TypeServiceRequest+"/")
+	var sr *gateway.Resource
+	if w := pl.write(gateway.TypeServiceRequest, srID); w != nil {
+		sr = w.Resource
+	} else {
+		var err error
+		if sr, err = s.Store.Read(ctx, gateway.TypeServiceRequest, srID); err != nil {
+			return err
+		}
+	}
+	rt := &gateway.Routing{Category: categoryOfTask(task), Provider: p}
+	pl.commit.Jobs = append(pl.commit.Jobs, queue.DeliveryJob(queue.EventWithdrawn, taskID, srID, rt, pl.now))
+	if cur := pl.write(gateway.TypeTask, taskID); cur != nil {
+		hidden, err := s.HideProvenances(ctx, cur.Resource, gateway.RefOf(task.Owner), pl.now)
+		if err != nil {
+			return err
+		}
+		pl.commit.Writes = append(pl.commit.Writes, hidden...)
+	}
+	return s.indexUnderProvider(ctx, pl, sr, p, false)
+}
+
+func categoryOfTask(task models.Task) string {
+	for _, in := range task.Input {
+		if in.ValueCoding.System != nil && *in.ValueCoding.System == gateway.CategorySystem && in.ValueCoding.Code != nil {
+			return *in.ValueCoding.Code
+		}
+	}
+	return ""
+}
