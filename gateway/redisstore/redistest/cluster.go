@@ -46,19 +46,22 @@ func StartCluster(t testing.TB) *Cluster {
 	}
 	c := &Cluster{t: t}
 	for range 6 {
-		s := &Server{t: t, dir: t.TempDir(), extra: []string{
-			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", strconv.Itoa(clusterNodeTimeout),
-			// A replica takes over however long its link was down (a
-			// loaded test machine may stall it), and a primary sends its
-			// first copy at once, not after waiting for more replicas.
-			"--cluster-replica-validity-factor", "0", "--repl-diskless-sync-delay", "0",
-			// The cluster bus on a free port of its own: by default it is
-			// the client port + 10000, which may be taken, or above 65535.
-			"--cluster-port", strconv.Itoa(freePort(t)),
-		}}
-		s.Addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
-		s.start()
+		s := &Server{t: t}
+		s.startOnFreePorts(func() {
+			s.dir = t.TempDir() // no nodes.conf of an attempt that failed
+			s.extra = []string{
+				"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+				"--cluster-node-timeout", strconv.Itoa(clusterNodeTimeout),
+				// A replica takes over however long its link was down (a
+				// loaded test machine may stall it), and a primary sends its
+				// first copy at once, not after waiting for more replicas.
+				"--cluster-replica-validity-factor", "0", "--repl-diskless-sync-delay", "0",
+				// The cluster bus on a free port of its own: by default it is
+				// the client port + 10000, which may be taken, or above 65535.
+				"--cluster-port", strconv.Itoa(freePort(t)),
+			}
+			s.Addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
+		})
 		t.Cleanup(func() { s.Kill() })
 		c.Nodes = append(c.Nodes, s)
 	}

@@ -8,6 +8,7 @@ package redistest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -45,8 +46,7 @@ func Start(t testing.TB) *Server {
 		t.Skip("redis-server is not installed (apt-get install redis-server)")
 	}
 	s := &Server{t: t, dir: t.TempDir()}
-	s.Addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
-	s.start()
+	s.startOnFreePorts(func() { s.Addr = "127.0.0.1:" + strconv.Itoa(freePort(t)) })
 	t.Cleanup(func() { s.Kill() })
 	return s
 }
@@ -62,8 +62,7 @@ func StartReplica(t testing.TB, primary *Server) *Server {
 		t.Fatalf("configure the primary for a replica: %v", err)
 	}
 	s := &Server{t: t, dir: t.TempDir(), extra: []string{"--replicaof", host, port}}
-	s.Addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
-	s.start()
+	s.startOnFreePorts(func() { s.Addr = "127.0.0.1:" + strconv.Itoa(freePort(t)) })
 	t.Cleanup(func() { s.Kill() })
 	// Up on both sides: the replica's link, and the primary counting it
 	// online (WAIT counts only online replicas; one still loading the
@@ -95,6 +94,33 @@ func (s *Server) Client() *redis.Client {
 
 func (s *Server) start() {
 	s.t.Helper()
+	if log, err := s.launch(); err != nil {
+		s.t.Fatalf("%v: %s", err, log)
+	}
+}
+
+// startOnFreePorts starts a new server on ports ports chooses, choosing
+// again when one was taken meanwhile: a free port is found by listening on
+// it and letting go, and with many tests at once another process (a
+// client's outgoing connection, another test's server) may take it before
+// redis-server binds it.
+func (s *Server) startOnFreePorts(ports func()) {
+	s.t.Helper()
+	for attempt := 1; ; attempt++ {
+		ports()
+		log, err := s.launch()
+		if err == nil {
+			return
+		}
+		if !strings.Contains(log, "Address already in use") || attempt == 5 {
+			s.t.Fatalf("%v: %s", err, log)
+		}
+	}
+}
+
+// launch starts redis-server and waits until it answers; when it does not,
+// it returns why with the server's log.
+func (s *Server) launch() (log string, err error) {
 	_, port, _ := net.SplitHostPort(s.Addr)
 	args := append([]string{
 		"--bind", "127.0.0.1", "--port", port, "--dir", s.dir,
@@ -103,7 +129,7 @@ func (s *Server) start() {
 		"--logfile", filepath.Join(s.dir, "redis.log")}, s.extra...)
 	s.cmd = exec.Command("redis-server", args...)
 	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
+		return "", fmt.Errorf("start redis-server: %w", err)
 	}
 	s.exit = make(chan struct{})
 	go func(cmd *exec.Cmd, exit chan struct{}) { _ = cmd.Wait(); close(exit) }(s.cmd, s.exit)
@@ -115,16 +141,17 @@ func (s *Server) start() {
 		err := c.Ping(ctx).Err()
 		cancel()
 		if err == nil {
-			return
+			return "", nil
 		}
 		select {
 		case <-s.exit:
 			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
-			s.t.Fatalf("redis-server exited at start: %s", log)
+			s.cmd = nil
+			return string(log), errors.New("redis-server exited at start")
 		default:
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server did not answer within 10s: %v", err)
+			return "", fmt.Errorf("redis-server did not answer within 10s: %w", err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
