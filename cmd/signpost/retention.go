@@ -71,7 +71,7 @@ func runRetention(ctx context.Context, args []string, getenv func(string) string
 	if *dry {
 		verb = "would remove"
 	}
-	fmt.Fprintf(stdout, "%s %d referrals (about %d bytes of Redis memory); kept: %d on legal hold, %d with jobs waiting, %d changed meanwhile, %d too large\n",
+	fmt.Fprintf(stdout, "%s %d referrals (about %d bytes of Redis memory); kept: %d on legal hold, %d with jobs waiting, %d changed meanwhile, %d with more supporting resources than a removal takes\n",
 		verb, r.Removed, r.Bytes, r.Held, r.Queued, r.Changed, r.TooLarge)
 	if !*dry && r.AuditTrimmed > 0 {
 		fmt.Fprintf(stdout, "trimmed %d audit records\n", r.AuditTrimmed)

@@ -29,8 +29,14 @@ const MaxRemovedProvenances = 500
 type Removal struct {
 	Task           *gateway.Resource
 	ServiceRequest *gateway.Resource // nil: the Task's ServiceRequest is gone already
-	// TooLarge: the referral holds more than one removal takes.
+	// TooLarge: the referral holds more supporting resources than one
+	// removal takes (only a referral stored before they were capped).
 	TooLarge bool
+	// Step: the referral holds more Provenances or filed keys than one
+	// removal takes, so this removes a bounded share of them only (while
+	// the Task is still the version read); RemoveReferral then reads the
+	// referral again, until what is left goes in one removal.
+	Step bool
 	// Keep, when set, is kept as the referral goes, in the same step.
 	Keep *gateway.KeptJourney
 
@@ -38,6 +44,8 @@ type Removal struct {
 	sets      []setCount
 	uniques   []string
 	fields    [][2]string
+	guards    [][2]string // a step's: resource hash, the version it must still be at
+	members   [][2]string // a step's filed keys: the set filing it, the key
 }
 
 type removedResource struct {
@@ -140,21 +148,32 @@ func (s *Store) ReadRemoval(ctx context.Context, taskID string) (*Removal, error
 	if rm.ServiceRequest != nil {
 		refs = append(refs, removedResource{typ: gateway.TypeServiceRequest, id: srID})
 	}
-	total := 0
+	provenances := 0
 	for _, m := range members {
-		if m.n.Val() > limit {
+		if m.typ == gateway.TypeProvenance {
+			provenances += int(m.n.Val())
+		} else if m.n.Val() > gateway.MaxSupporting {
 			rm.TooLarge = true
 			return rm, nil
 		}
-		total += int(m.n.Val())
+	}
+	if provenances > MaxRemovedProvenances {
+		// A step: the first MaxRemovedProvenances of them.
+		var chunk []removedResource
+		for _, m := range members {
+			for _, id := range m.cmd.Val() {
+				if m.typ == gateway.TypeProvenance && len(chunk) < MaxRemovedProvenances {
+					chunk = append(chunk, removedResource{typ: m.typ, id: id})
+				}
+			}
+		}
+		return rm, s.readStep(ctx, rm, chunk, nil)
+	}
+	for _, m := range members {
 		rm.sets = append(rm.sets, setCount{key: m.set, card: m.n.Val()})
 		for _, id := range m.cmd.Val() {
 			refs = append(refs, removedResource{typ: m.typ, id: id})
 		}
-	}
-	if total > MaxRemovedProvenances+gateway.MaxSupporting {
-		rm.TooLarge = true
-		return rm, nil
 	}
 
 	// Each resource's current version and index entries; the unique keys
@@ -170,7 +189,7 @@ func (s *Store) ReadRemoval(ctx context.Context, taskID string) (*Removal, error
 			uniques = append(uniques, gateway.ReferralKey(owner, id))
 		}
 	}
-	for _, r := range refs[2:] {
+	for _, r := range refs {
 		if gateway.IsSupporting(r.typ) {
 			uniques = append(uniques, gateway.SupportingKey(r.typ+"/"+r.id))
 		}
@@ -188,17 +207,7 @@ func (s *Store) ReadRemoval(ctx context.Context, taskID string) (*Removal, error
 	}); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, classify(err)
 	}
-	for i, r := range refs {
-		v := hashes[i].Val()
-		if len(v) != 2 || v[0] == nil {
-			continue // gone meanwhile: its set's size tells the script
-		}
-		r.version, _ = v[0].(string)
-		if x, _ := v[1].(string); x != "" {
-			r.terms = strings.Split(x, "\n")
-		}
-		rm.resources = append(rm.resources, r)
-	}
+	rm.resources = readVersions(refs, hashes)
 	for i, u := range uniques {
 		v := held[i].Val()
 		switch {
@@ -224,6 +233,48 @@ func (s *Store) ReadRemoval(ctx context.Context, taskID string) (*Removal, error
 		return nil, err
 	}
 	return rm, nil
+}
+
+// readVersions fills in each resource's version and index entries from
+// its hash's 'v' and 'x', leaving out one gone meanwhile (the size of the
+// set that named it tells the script).
+func readVersions(refs []removedResource, hashes []*redis.SliceCmd) []removedResource {
+	var out []removedResource
+	for i, r := range refs {
+		v := hashes[i].Val()
+		if len(v) != 2 || v[0] == nil {
+			continue
+		}
+		r.version, _ = v[0].(string)
+		if x, _ := v[1].(string); x != "" {
+			r.terms = strings.Split(x, "\n")
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// readStep makes rm a step of a referral too large for one removal: the
+// resources given (each as it is now) and the filed keys given (set, key)
+// go, provided the Task is still the version read. Nothing else does: the
+// referral stays whole to its readers but for these.
+func (s *Store) readStep(ctx context.Context, rm *Removal, resources []removedResource, members [][2]string) error {
+	*rm = Removal{Task: rm.Task, ServiceRequest: rm.ServiceRequest, Step: true, members: members,
+		guards: [][2]string{{s.keys.resource(gateway.TypeTask, rm.Task.ID), strconv.Itoa(rm.Task.Version)}}}
+	if len(resources) == 0 {
+		return nil
+	}
+	hashes := make([]*redis.SliceCmd, len(resources))
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, r := range resources {
+			hashes[i] = p.HMGet(ctx, s.keys.resource(r.typ, r.id), "v", "x")
+		}
+		return nil
+	}); err != nil {
+		return classify(err)
+	}
+	rm.resources = readVersions(resources, hashes)
+	return nil
 }
 
 // MaxClaimedKeys bounds the keys filed under one resource that a removal
@@ -257,8 +308,12 @@ func (s *Store) readClaimedKeys(ctx context.Context, rm *Removal, refs ...string
 	}
 	for i, set := range sets {
 		if cards[i].Val() > MaxClaimedKeys {
-			rm.TooLarge = true
-			return nil
+			// A step: the first MaxClaimedKeys of them go.
+			var chunk [][2]string
+			for _, k := range members[i].Val()[:MaxClaimedKeys] {
+				chunk = append(chunk, [2]string{set, k})
+			}
+			return s.readStep(ctx, rm, nil, chunk)
 		}
 		if cards[i].Val() == 0 {
 			continue
@@ -341,7 +396,7 @@ func (s *Store) readLastReferralsPatient(ctx context.Context, rm *Removal) error
 // or nothing: ErrRemovalChanged when anything changed since the read.
 func (s *Store) RemoveReferral(ctx context.Context, rm *Removal) error {
 	if rm.TooLarge {
-		return errors.New("redisstore: referral too large to remove in one step")
+		return errors.New("redisstore: referral holds more supporting resources than a removal takes")
 	}
 	var kl keyList
 	args := []any{len(rm.resources)}
@@ -375,6 +430,14 @@ func (s *Store) RemoveReferral(ctx context.Context, rm *Removal) error {
 		args = append(args, 1, kl.add(s.keys.keptJourneys(journeyMonth(k.Sent))), k.TaskID, k.Summary)
 	} else {
 		args = append(args, 0)
+	}
+	args = append(args, len(rm.guards))
+	for _, g := range rm.guards {
+		args = append(args, kl.add(g[0]), g[1])
+	}
+	args = append(args, len(rm.members))
+	for _, m := range rm.members {
+		args = append(args, kl.add(m[0]), kl.add(m[1]))
 	}
 	s.raced()
 	res, err := removeScript.Run(ctx, s.rdb, kl.keys, args...).StringSlice()

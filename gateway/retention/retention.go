@@ -43,7 +43,8 @@ type Report struct {
 	Held         int   // kept for a legal hold
 	Queued       int   // kept: a job still names the Task
 	Changed      int   // changed while being removed: looked at again next run
-	TooLarge     int   // more than one removal takes
+	TooLarge     int   // more supporting resources than a removal takes
+	Steps        int   // bounded steps taken of referrals too large to go at once
 	AuditTrimmed int64
 }
 
@@ -140,6 +141,15 @@ func (r *Runner) batch(ctx context.Context, ids []string, until time.Time, dry b
 		if err != nil {
 			return kept, err
 		}
+		if rm.Step && !dry && r.eligible(rm, until) {
+			// Too large to go at once: bounded steps first, each while the
+			// Task is as read, then the rest in one removal.
+			if rm, err = r.steps(ctx, rm, rep); errors.Is(err, gateway.ErrNotFound) {
+				continue
+			} else if err != nil {
+				return kept, err
+			}
+		}
 		switch {
 		case !gateway.TaskStatus(status(rm.Task.Body)).Terminal() || !rm.Task.LastUpdated.Before(until):
 			rep.Changed++ // changed since the search
@@ -151,6 +161,10 @@ func (r *Runner) batch(ctx context.Context, ids []string, until time.Time, dry b
 			continue
 		case rm.TooLarge:
 			rep.TooLarge++
+			kept++
+			continue
+		case rm.Step && !dry:
+			rep.Changed++ // changed between steps, or more steps than one run takes: next run
 			kept++
 			continue
 		}
@@ -187,6 +201,48 @@ func (r *Runner) batch(ctx context.Context, ids []string, until time.Time, dry b
 		}
 	}
 	return kept, nil
+}
+
+// maxSteps bounds the steps one run takes of one referral: at most
+// MaxRemovedProvenances Provenances or MaxClaimedKeys keys each.
+const maxSteps = 50
+
+// eligible reports whether the removal read is of a referral the policy
+// lets go (closed before until, not held).
+func (r *Runner) eligible(rm *redisstore.Removal, until time.Time) bool {
+	return gateway.TaskStatus(status(rm.Task.Body)).Terminal() && rm.Task.LastUpdated.Before(until) &&
+		(rm.ServiceRequest == nil || !Held(rm.ServiceRequest.Body))
+}
+
+// steps removes a referral too large for one removal a bounded share at a
+// time, and returns the removal of what is left (still a Step if the
+// referral changed or maxSteps were not enough; a later run goes on).
+func (r *Runner) steps(ctx context.Context, rm *redisstore.Removal, rep *Report) (*redisstore.Removal, error) {
+	for range maxSteps {
+		if !rm.Step {
+			return rm, nil
+		}
+		switch err := r.Store.RemoveReferral(ctx, rm); {
+		case errors.Is(err, redisstore.ErrRemovalChanged):
+			return rm, nil
+		case err != nil:
+			return nil, err
+		}
+		rep.Steps++
+		next, err := r.Store.ReadRemoval(ctx, rm.Task.ID)
+		if err != nil {
+			return nil, err
+		}
+		rm = next
+		if r.Pause > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(r.Pause / 10):
+			}
+		}
+	}
+	return rm, nil
 }
 
 // keep is what stays of the referral: its journey's summary, read from

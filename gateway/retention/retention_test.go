@@ -379,3 +379,64 @@ func TestOutcomesUnchangedByRemoval(t *testing.T) {
 		t.Errorf("the CSV or the MeasureReport changed:\n%s\n%s", beforeCSV, afterCSV)
 	}
 }
+
+// swell gives referral n's Task provs more Provenances and keys more keys
+// filed under it, as a long life or a flood of changes and messages would.
+func swell(t *testing.T, s *redisstore.Store, n string, changed time.Time, provs, keys int) {
+	t.Helper()
+	task := "Task/task-" + n
+	for done := 0; done < provs || done < keys; done += 100 {
+		c := &gateway.Commit{}
+		for i := done; i < done+100; i++ {
+			if i < provs {
+				c.Writes = append(c.Writes, gateway.Write{Resource: &gateway.Resource{Type: gateway.TypeProvenance, ID: "prov-" + n + "-x" + strconv.Itoa(i),
+					Owner: "practice-a", Version: 1, LastUpdated: changed, Body: []byte(`{}`)}, Terms: []string{gateway.TargetTerm(task), gateway.ClientTerm("practice-a")}})
+			}
+			if i < keys {
+				c.Unique = append(c.Unique, gateway.UniqueKey{Key: "message-request|practice-a|" + n + "-" + strconv.Itoa(i), Value: task, Of: task})
+			}
+		}
+		if res, err := s.Commit(context.Background(), c); err != nil || !res.OK() {
+			t.Fatalf("swell %s: %v %+v", n, err, res)
+		}
+	}
+}
+
+// A referral with more Provenances and filed keys than one removal takes
+// goes in bounded steps, whole; a step is refused once the Task changes.
+func TestLargeReferralGoesInSteps(t *testing.T) {
+	r := redistest.Start(t)
+	s := redisstore.New(r.Client(), "test")
+	ctx := context.Background()
+	old := now.Add(-period - time.Hour)
+	referral(t, s, "big", "completed", old, false, false)
+	swell(t, s, "big", old, 2*redisstore.MaxRemovedProvenances+100, 2*redisstore.MaxClaimedKeys+100)
+
+	// A step read, then a change of the Task: the step removes nothing.
+	rm, err := s.ReadRemoval(ctx, "task-big")
+	if err != nil || !rm.Step {
+		t.Fatalf("read: %+v %v", rm, err)
+	}
+	if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{{Resource: &gateway.Resource{Type: gateway.TypeTask, ID: "task-big", Owner: "practice-a",
+		Version: 3, LastUpdated: old, Body: []byte(`{"resourceType":"Task","status":"completed","focus":{"reference":"ServiceRequest/sr-big"}}`)}, Expect: 2,
+		Terms: []string{gateway.StatusTerm("completed"), gateway.FocusTerm("ServiceRequest/sr-big"), gateway.ClientTerm("practice-a"), gateway.SubjectTerm("Patient/pat-big")}}}}); err != nil || !res.OK() {
+		t.Fatalf("%v %+v", err, res)
+	}
+	before := len(scan(t, r.Client()))
+	if err := s.RemoveReferral(ctx, rm); err != redisstore.ErrRemovalChanged {
+		t.Fatalf("a step after a change: %v", err)
+	}
+	if after := len(scan(t, r.Client())); after != before {
+		t.Fatalf("a refused step removed %d entries", before-after)
+	}
+
+	rep, err := (&retention.Runner{Store: s, Policy: retention.Policy{ClosedAfter: period}, Now: func() time.Time { return now }}).Run(ctx, false)
+	if err != nil || rep.Removed != 1 || rep.Steps < 4 || rep.TooLarge != 0 {
+		t.Fatalf("run: %+v %v", rep, err)
+	}
+	for _, k := range scan(t, r.Client()) {
+		if !strings.HasPrefix(k, "{test}:jr:") && !strings.HasPrefix(k, "{test}:sys") {
+			t.Errorf("left behind: %s", k)
+		}
+	}
+}

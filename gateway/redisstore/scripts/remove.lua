@@ -26,6 +26,11 @@
 --                         what stays of it (its journey's summary for the
 --                         outcomes view), set in the same step so that the
 --                         counts never lose a referral nor count it twice
+--   nG, {key, version}*nG resources that must still be at this version, and
+--                         are not removed (a step of a referral too large to
+--                         go at once: its Task)
+--   nM, {set, key}*nM     filed keys a step removes: KEYS[key] is deleted and
+--                         taken out of the set KEYS[set] filing it
 --
 -- Work: every loop runs over the arguments; their size is bounded by what
 -- one referral can hold (see Store.RemoveReferral), never by what Redis holds.
@@ -51,6 +56,12 @@ for i = 1, tonumber(a[p]) do fields[i] = {KEYS[tonumber(a[p + 1])], a[p + 2]}; p
 p = p + 1
 local kept = {}
 for i = 1, tonumber(a[p]) do kept[i] = {KEYS[tonumber(a[p + 1])], a[p + 2], a[p + 3]}; p = p + 3 end
+p = p + 1
+local guards = {}
+for i = 1, tonumber(a[p]) do guards[i] = {KEYS[tonumber(a[p + 1])], a[p + 2]}; p = p + 2 end
+p = p + 1
+local members = {}
+for i = 1, tonumber(a[p]) do members[i] = {KEYS[tonumber(a[p + 1])], KEYS[tonumber(a[p + 2])]}; p = p + 2 end
 
 -- 1. Nothing changed since the read.
 for _, r in ipairs(res) do
@@ -63,6 +74,9 @@ end
 for _, s in ipairs(sets) do
   if redis.call('ZCARD', s[1]) ~= s[2] then return {'changed'} end
 end
+for _, g in ipairs(guards) do
+  if redis.call('HGET', g[1], 'v') ~= g[2] then return {'changed'} end
+end
 
 -- 2. Everything of it goes.
 for _, r in ipairs(res) do
@@ -73,4 +87,8 @@ end
 for _, u in ipairs(uniques) do redis.call('DEL', u) end
 for _, f in ipairs(fields) do redis.call('HDEL', f[1], f[2]) end
 for _, k in ipairs(kept) do redis.call('HSET', k[1], k[2], k[3]) end
+for _, m in ipairs(members) do
+  redis.call('ZREM', m[1], m[2])
+  redis.call('DEL', m[2])
+end
 return {'ok'}
