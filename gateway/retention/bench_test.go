@@ -28,6 +28,7 @@ func BenchmarkIntakeLatencyWhileRetentionRuns(b *testing.B) {
 		rate   = 500                    // intake referrals per second
 		phase  = 2 * time.Second        // how long each phase runs
 		pause  = 200 * time.Millisecond // retention's pause between batches, as serve runs it
+		share  = 0.2                    // and its share of the time
 	)
 	r := redistest.Start(b)
 	s := redisstore.New(r.Client(), "test")
@@ -68,7 +69,7 @@ func BenchmarkIntakeLatencyWhileRetentionRuns(b *testing.B) {
 				referral(b, s, "old-"+strconv.Itoa(round)+"-"+strconv.Itoa(i), "completed", old, false, false)
 			}
 			quiet = append(quiet, measure("quiet-"+strconv.Itoa(round))...)
-			run := &retention.Runner{Store: s, Policy: retention.Policy{ClosedAfter: period}, Now: func() time.Time { return now }, Pause: pause}
+			run := &retention.Runner{Store: s, Policy: retention.Policy{ClosedAfter: period}, Now: func() time.Time { return now }, Pause: pause, Share: share}
 			ctx, stop := context.WithCancel(ctx)
 			done := make(chan retention.Report)
 			go func() { rep, _ := run.Run(ctx, false); done <- rep }()

@@ -55,6 +55,13 @@ type Runner struct {
 	Now    func() time.Time
 	// Pause is waited between batches, so intake is not disturbed.
 	Pause time.Duration
+	// Share, when above 0, is the most of the time retention works: after
+	// each referral it waits in proportion to the time that referral took
+	// (with 0.2, four times as long), so its reads and scripts come spread
+	// out rather than in a burst of a whole batch. 0: no waiting.
+	Share float64
+
+	last time.Time // when the referral being handled began (pace)
 }
 
 func (r *Runner) now() time.Time {
@@ -129,6 +136,9 @@ func (r *Runner) batch(ctx context.Context, ids []string, until time.Time, dry b
 	}
 	kept := 0
 	for _, id := range ids {
+		if err := r.pace(ctx, time.Now()); err != nil {
+			return kept, err
+		}
 		if queued[id] {
 			rep.Queued++
 			kept++
@@ -201,6 +211,24 @@ func (r *Runner) batch(ctx context.Context, ids []string, until time.Time, dry b
 		}
 	}
 	return kept, nil
+}
+
+// pace waits before the next referral, in proportion to the time since
+// the last one began (r.Share of the time working).
+func (r *Runner) pace(ctx context.Context, now time.Time) error {
+	last := r.last
+	r.last = now
+	if r.Share <= 0 || r.Share >= 1 || last.IsZero() {
+		return nil
+	}
+	wait := time.Duration(float64(now.Sub(last)) * (1 - r.Share) / r.Share)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(wait):
+	}
+	r.last = time.Now()
+	return nil
 }
 
 // maxSteps bounds the steps one run takes of one referral: at most
