@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -461,5 +462,71 @@ func TestTaskUpdateKeepsTheMeasures(t *testing.T) {
 	}
 	if obs := observationsOf(t, e, taskID, "practice-a"); len(obs) != 4 {
 		t.Errorf("the GP reads %d scores through the Task, want 4", len(obs))
+	}
+}
+
+// scoreOutput is a Task.output linking a score, as Signpost writes it.
+func scoreOutput(obsID string) string {
+	return `{"type":{"coding":[{"system":"` + gateway.MeasureOutputSystem + `","code":"` + gateway.MeasureScoreOutput + `"}]},"valueReference":{"reference":"Observation/` + obsID + `"}}`
+}
+
+// A provider cannot link a score (or a response) to a Task itself: an
+// output naming another referral's score would carry that patient's score
+// to this referral's GP. Signpost alone adds these outputs.
+func TestTaskUpdateCannotLinkAMeasure(t *testing.T) {
+	e := setup(t, askMeasures)
+	srA, taskA := acceptedReferral(t, e, "M-LINK-A")
+	e.post("/QuestionnaireResponse", ons4Response(srA, "first-contact", "1", "2", "3", "9"), callerHeader, "walking").must(t, http.StatusCreated)
+	obsA := observationsOf(t, e, taskA, "walking")["ons4-life-satisfaction"][0]["id"].(string)
+	_, taskB := acceptedReferral(t, e, "M-LINK-B")
+	_, _, before := e.taskStatus(t, taskB)
+	for name, out := range map[string]string{
+		"score":             scoreOutput(obsA),
+		"score, 2nd coding": strings.Replace(scoreOutput(obsA), `"coding":[`, `"coding":[{"system":"https://example.org/x","code":"y"},`, 1),
+		"response":          `{"type":{"coding":[{"system":"` + gateway.SDCTaskCodeSystem + `","code":"` + gateway.QuestionnaireResponseOutput + `"}]},"valueReference":{"reference":"QuestionnaireResponse/x"}}`,
+	} {
+		patch := `[{"op":"add","path":"/output","value":[` + out + `]},{"op":"replace","path":"/status","value":"in-progress"}]`
+		r := e.do(http.MethodPatch, "/Task/"+taskB, []byte(patch), callerHeader, "walking", "Content-Type", "application/json-patch+json")
+		if r.status != http.StatusUnprocessableEntity || !hasIssue(issuesOf(t, r), "Task.output[0]", "Signpost adds it") {
+			t.Errorf("%s: %d %s", name, r.status, r.body)
+		}
+	}
+	if _, _, after := e.taskStatus(t, taskB); after != before {
+		t.Errorf("the Task moved from version %s to %s", before, after)
+	}
+	// The outputs Signpost linked may be sent back as they are.
+	task := e.get("/Task/"+taskA, callerHeader, "walking").must(t, http.StatusOK)
+	e.put("/Task/"+taskA, task.body, callerHeader, "walking", "If-Match", task.header.Get("ETag")).must(t, http.StatusOK)
+}
+
+// The scores that travel with a Task to the GP side are this referral's
+// only, whatever its outputs name.
+func TestMeasureScoresAreTheReferralsOwn(t *testing.T) {
+	e := setup(t, askMeasures)
+	ctx := context.Background()
+	srA, taskA := acceptedReferral(t, e, "M-OWN-A")
+	e.post("/QuestionnaireResponse", ons4Response(srA, "first-contact", "1", "2", "3", "9"), callerHeader, "walking").must(t, http.StatusCreated)
+	obsA := observationsOf(t, e, taskA, "walking")["ons4-life-satisfaction"][0]["id"].(string)
+	srB, taskB := acceptedReferral(t, e, "M-OWN-B")
+	e.post("/QuestionnaireResponse", ons4Response(srB, "first-contact", "5", "5", "5", "5"), callerHeader, "walking").must(t, http.StatusCreated)
+	task, err := e.store.Read(ctx, gateway.TypeTask, taskB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A Task version whose outputs also name A's score (as one stored
+	// before outputs were checked could).
+	forged := *task
+	forged.Body = []byte(strings.Replace(string(task.Body), `"output":[`, `"output":[`+scoreOutput(obsA)+`,`, 1))
+	scores, err := e.svc.Core.MeasureScores(ctx, &forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(scores) != 4 {
+		t.Errorf("%d scores, want B's four", len(scores))
+	}
+	for _, o := range scores {
+		if o.ID == obsA || !strings.Contains(string(o.Body), `"Task/`+taskB+`"`) {
+			t.Errorf("a score of another referral travels with B's Task: %s", o.Body)
+		}
 	}
 }
