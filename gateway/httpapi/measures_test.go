@@ -530,3 +530,116 @@ func TestMeasureScoresAreTheReferralsOwn(t *testing.T) {
 		}
 	}
 }
+
+// withMember adds members (JSON text, ending in a comma) to a response
+// after its status.
+func withMember(body []byte, members string) []byte {
+	return []byte(strings.Replace(string(body), `"status":"completed",`, `"status":"completed",`+members, 1))
+}
+
+// A recording holds only what Signpost checks and needs; anything else is
+// refused by name (the sender learns it was not kept), and nothing is stored.
+func TestMeasureRecordingKeepsOnlyWhatItChecks(t *testing.T) {
+	e := setup(t, askMeasures)
+	srID, taskID := acceptedReferral(t, e, "M-KEPT")
+	_, _, before := e.taskStatus(t, taskID)
+	good := ons4Response(srID, "first-contact", "3", "4", "5", "6")
+	for _, c := range []struct {
+		name string
+		body []byte
+		expr string
+	}{
+		{"client number", withMember(good, `"identifier":{"system":"https://walking.example/client","value":"SYNTH-ANNA-1961"},`), "QuestionnaireResponse.identifier"},
+		{"who answered", withMember(good, `"source":{"display":"Anna Synthetic"},`), "QuestionnaireResponse.source"},
+		{"narrative", withMember(good, `"text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Anna</div>"},`), "QuestionnaireResponse.text"},
+		{"own extension", []byte(strings.Replace(string(good), `"extension":[`, `"extension":[{"url":"https://walking.example/x","valueHumanName":{"family":"Synthetic"}},`, 1)), "QuestionnaireResponse.extension[0]"},
+		{"meta tag", withMember(good, `"meta":{"tag":[{"system":"https://walking.example/t","code":"anna"}]},`), "QuestionnaireResponse.meta.tag"},
+		{"item text of its own", []byte(strings.Replace(string(good), `{"linkId":"worthwhile",`, `{"linkId":"worthwhile","text":"Anna said: fine",`, 1)), "QuestionnaireResponse.item[1].text"},
+		{"answer extension", []byte(strings.Replace(string(good), `"valueInteger":5`, `"valueInteger":5,"extension":[{"url":"https://walking.example/n","valueString":"Anna"}]`, 1)), "QuestionnaireResponse.item[2].answer[0].extension"},
+		{"option display of its own", uclaResponseDisplay(srID, "Anna"), "QuestionnaireResponse.item[0].answer[0].valueCoding.display"},
+		{"another organisation as author", withMember(good, `"author":{"reference":"Organization/advice"},`), "QuestionnaireResponse.author"},
+		{"another referral too", []byte(strings.Replace(string(good), `"basedOn":[`, `"basedOn":[{"reference":"ServiceRequest/`+srID+`"},`, 1)), "QuestionnaireResponse.basedOn"},
+		{"basedOn display", []byte(strings.Replace(string(good), `{"reference":"ServiceRequest/`+srID+`"}`, `{"reference":"ServiceRequest/`+srID+`","display":"Anna"}`, 1)), "QuestionnaireResponse.basedOn[0]"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := e.post("/QuestionnaireResponse", c.body, callerHeader, "walking")
+			if r.status != http.StatusUnprocessableEntity || !hasIssue(issuesOf(t, r), c.expr, "") {
+				t.Errorf("status %d, want 422 at %s: %s", r.status, c.expr, r.body)
+			}
+			if strings.Contains(string(r.body), "Anna") {
+				t.Errorf("the refusal quotes the client's text: %s", r.body)
+			}
+		})
+	}
+	if _, _, after := e.taskStatus(t, taskID); after != before {
+		t.Errorf("the Task moved from version %s to %s", before, after)
+	}
+	// The Questionnaire's own item text, the option's own display, and the
+	// provider as author (in any form naming it) are taken; the author is
+	// stored in Signpost's form.
+	withText := strings.Replace(string(good), `{"linkId":"life-satisfaction",`, `{"linkId":"life-satisfaction","text":"`+ons4Text(t, e, "life-satisfaction")+`",`, 1)
+	r := e.post("/QuestionnaireResponse", withMember([]byte(withText), `"author":{"reference":"Organization/walking"},`), callerHeader, "walking").must(t, http.StatusCreated).json(t)
+	if a := r["author"].(map[string]any); a["identifier"] == nil || a["reference"] != "Organization/walking" {
+		t.Errorf("author stored as %v, want the provider in Signpost's form", a)
+	}
+	e.post("/QuestionnaireResponse", uclaResponseDisplay(srID, ""), callerHeader, "walking").must(t, http.StatusCreated)
+}
+
+// uclaResponseDisplay is a UCLA3 response whose first answer carries a
+// display: the option's own when display is "".
+func uclaResponseDisplay(srID, display string) []byte {
+	if display == "" {
+		display = "Often"
+	}
+	return []byte(strings.Replace(string(uclaResponse(srID, "first-contact", "often", "often", "some-of-the-time")), `"code":"often"}`, `"code":"often","display":"`+display+`"}`, 1))
+}
+
+// ons4Text is the text of an ONS4 item as the served Questionnaire has it.
+func ons4Text(t *testing.T, e *env, linkID string) string {
+	t.Helper()
+	var q struct {
+		Item []struct{ LinkID, Text string }
+	}
+	if err := json.Unmarshal(e.get("/Questionnaire/ons4").must(t, http.StatusOK).body, &q); err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range q.Item {
+		if it.LinkID == linkID {
+			return it.Text
+		}
+	}
+	t.Fatalf("ONS4 has no item %s", linkID)
+	return ""
+}
+
+// Every line of a de-identified export of a referral with its measures is
+// free of the patient's NHS number and of a business identifier built from
+// their name: a referral's and a response's own identifiers are
+// pseudonymised, like the patient's.
+func TestDeidentifiedMeasuresExportHoldsNoIdentifiers(t *testing.T) {
+	e := setup(t, askMeasures, func(o *options) { o.pseudonymKey = keyA })
+	const ident = "SYNTH-ANNA-19610304"
+	srID, taskID := acceptedReferral(t, e, ident)
+	e.post("/QuestionnaireResponse", ons4Response(srID, "first-contact", "3", "4", "5", "8"), callerHeader, "walking").must(t, http.StatusCreated)
+	e.providerMoves(t, taskID, "in-progress", "")
+	e.post("/QuestionnaireResponse", uclaResponseDisplay(srID, ""), callerHeader, "walking").must(t, http.StatusCreated)
+	m, files := e.exportAll(t, "?_deidentify=true")
+	if len(files["QuestionnaireResponse"]) != 2 || len(files["ServiceRequest"]) != 1 {
+		t.Fatalf("exported %d responses, %d referrals", len(files["QuestionnaireResponse"]), len(files["ServiceRequest"]))
+	}
+	lines := 0
+	for _, o := range m.Output {
+		body := e.get(o.URL).must(t, http.StatusOK).body
+		for i, line := range bytes.Split(bytes.TrimSpace(body), []byte("\n")) {
+			lines++
+			for _, n := range []string{nhsNumber, ident, `"source"`} {
+				if bytes.Contains(line, []byte(n)) {
+					t.Errorf("%s line %d holds %q: %s", o.Type, i+1, n, line)
+				}
+			}
+		}
+	}
+	if lines < 6 {
+		t.Errorf("%d lines exported", lines)
+	}
+}

@@ -88,6 +88,11 @@ func (s *Service) apply(ctx context.Context, caller gateway.Caller, id string, b
 	if err != nil {
 		return nil, err
 	}
+	var kept gateway.Problems
+	checkKept(obj.Bytes(), q, &kept)
+	if err := kept.Err(gateway.KindUnprocessable); err != nil {
+		return nil, err
+	}
 	scores, err := score(q, &r)
 	if err != nil {
 		return nil, err
@@ -362,6 +367,10 @@ func (s *Service) plan(ctx context.Context, caller gateway.Caller, obj *fhir.Obj
 		return nil, nil, gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, qr+".subject",
 			"subject must be the referral's patient, as its Task's for names it (or be left out for Signpost to fill in)")
 	}
+	if len(r.Author) > 0 && !s.namesProvider(r.Author, provider) {
+		return nil, nil, gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, qr+".author",
+			"author is the provider recording the measure, which Signpost fills in; leave it out (or name this provider)")
+	}
 	now := s.Now().UTC().Truncate(time.Millisecond)
 	// One response per referral, measure and point: its id says which, so
 	// the commit's "must not exist yet" is what keeps it one.
@@ -421,13 +430,12 @@ func (s *Service) plan(ctx context.Context, caller gateway.Caller, obj *fhir.Obj
 		extra["subject"] = json.RawMessage(forRaw)
 	}
 	prov, _ := s.Router().Provider(provider)
-	if len(r.Author) == 0 && prov != nil {
+	if prov != nil {
+		// The author is the provider recording the measure, whatever form
+		// the client named it in: Signpost's to set.
 		extra["author"] = prov.Reference()
 	}
-	respBody := obj.WithServerFields(id, strconv.Itoa(version), gateway.Instant(now))
-	if len(extra) > 0 {
-		respBody = fhir.AppendMembers(respBody, extra)
-	}
+	respBody := fhir.ReplaceMembers(obj.WithServerFields(id, strconv.Itoa(version), gateway.Instant(now)), extra)
 	resp := &gateway.Resource{Type: qr, ID: id, Version: version, LastUpdated: now, Body: respBody, Owner: task.Owner}
 	terms := []string{gateway.ReferralTerm(srRef), gateway.ClientTerm(task.Owner)}
 	c := &gateway.Commit{Writes: []gateway.Write{{Resource: resp, Expect: expect, Terms: terms}}}
@@ -482,6 +490,27 @@ func (s *Service) plan(ctx context.Context, caller gateway.Caller, obj *fhir.Obj
 		c.Jobs = append(c.Jobs, queue.BarsResponse{TaskChanged: queue.TaskChanged{TaskID: next.ID, Version: next.Version, Status: view.Status, Client: next.Owner, At: next.LastUpdated}}.Job())
 	}
 	return c, &gateway.Outcome{Resource: resp, Created: cur == nil}, nil
+}
+
+// namesProvider reports whether an author Reference names the provider
+// (its id) the referral was sent to: by reference, or by its organisation
+// identifier.
+func (s *Service) namesProvider(raw json.RawMessage, provider string) bool {
+	var a struct {
+		Reference  string
+		Identifier struct{ System, Value string }
+	}
+	if json.Unmarshal(raw, &a) != nil {
+		return false
+	}
+	prov, ok := s.Router().Provider(provider)
+	if !ok {
+		return false
+	}
+	if a.Reference != "" {
+		return s.LocalRef(a.Reference) == gateway.TypeOrganization+"/"+prov.ID
+	}
+	return a.Identifier.Value != "" && a.Identifier.System == prov.Organization.System && a.Identifier.Value == prov.Organization.Value
 }
 
 // categoryOf is the category a referral Task was routed by (its input).
