@@ -643,3 +643,44 @@ func TestDeidentifiedMeasuresExportHoldsNoIdentifiers(t *testing.T) {
 		t.Errorf("%d lines exported", lines)
 	}
 }
+
+// A correction names the version it replaces, and one that changes nothing
+// makes no new version of the response, its scores or the Task.
+func TestMeasureCorrectionNeedsIfMatchAndChangesSomething(t *testing.T) {
+	e := setup(t, askMeasures)
+	srID, taskID := acceptedReferral(t, e, "M-NOOP")
+	first := e.post("/QuestionnaireResponse", ons4Response(srID, "first-contact", "3", "4", "5", "8"), callerHeader, "walking").must(t, http.StatusCreated).json(t)
+	id := first["id"].(string)
+	correction := func(answers ...string) []byte {
+		b := strings.Replace(string(ons4Response(srID, "first-contact", answers...)), `{"resourceType":"QuestionnaireResponse",`, `{"resourceType":"QuestionnaireResponse","id":"`+id+`",`, 1)
+		return []byte(strings.Replace(b, `"completed"`, `"amended"`, 1))
+	}
+	_, _, before := e.taskStatus(t, taskID)
+	provenances := len(bundleEntries(t, e.get("/Provenance?target=Task/"+taskID, callerHeader, "practice-a").must(t, http.StatusOK), "match"))
+
+	r := e.put("/QuestionnaireResponse/"+id, correction("2", "4", "5", "8"), callerHeader, "walking").must(t, http.StatusPreconditionRequired)
+	if !slices.ContainsFunc(issuesOf(t, r), func(s string) bool { return strings.Contains(s, "If-Match") }) {
+		t.Errorf("the refusal does not name If-Match: %s", r.body)
+	}
+	for i := 0; i < 3; i++ {
+		same := e.put("/QuestionnaireResponse/"+id, correction("3", "4", "5", "8"), callerHeader, "walking", "If-Match", `W/"1"`).must(t, http.StatusOK)
+		if same.header.Get("ETag") != `W/"1"` {
+			t.Errorf("an identical correction made version %s", same.header.Get("ETag"))
+		}
+	}
+	if _, _, after := e.taskStatus(t, taskID); after != before {
+		t.Errorf("the Task moved from version %s to %s", before, after)
+	}
+	if n := len(bundleEntries(t, e.get("/Provenance?target=Task/"+taskID, callerHeader, "practice-a").must(t, http.StatusOK), "match")); n != provenances {
+		t.Errorf("%d Provenances, %d before", n, provenances)
+	}
+	life := observationsOf(t, e, taskID, "practice-a")["ons4-life-satisfaction"]
+	if len(life) != 1 || life[0]["meta"].(map[string]any)["versionId"] != "1" {
+		t.Errorf("score after identical corrections: %v", life)
+	}
+	// A real correction still makes its versions.
+	e.put("/QuestionnaireResponse/"+id, correction("2", "4", "5", "8"), callerHeader, "walking", "If-Match", `W/"1"`).must(t, http.StatusOK)
+	if _, _, after := e.taskStatus(t, taskID); after == before {
+		t.Errorf("a correction did not version the Task")
+	}
+}

@@ -38,10 +38,17 @@ func (s *Service) Record(ctx context.Context, caller gateway.Caller, body []byte
 // Correct stores a new version of a recorded response (PUT
 // QuestionnaireResponse/{id}, If-Match the version corrected), and new
 // versions of the Observations scored from it. The measure, the point and
-// the referral stay as they were.
+// the referral stay as they were. If-Match is required (428 without): a
+// correction replaces answers someone recorded, so it says which it read.
+// A correction with the answers and time as stored changes nothing, and is
+// answered with the response stored.
 func (s *Service) Correct(ctx context.Context, caller gateway.Caller, id string, body []byte, ifMatch string, audit *gateway.AuditIntent) (*gateway.Outcome, error) {
 	if err := gateway.CheckID(id); err != nil {
 		return nil, err
+	}
+	if strings.TrimSpace(ifMatch) == "" {
+		return nil, gateway.NewError(gateway.KindPreconditionRequired, fhir.IssueRequired, "",
+			"a correction names the version it replaces: If-Match with the ETag of the QuestionnaireResponse as read (W/\"n\")")
 	}
 	return s.apply(ctx, caller, id, body, ifMatch, audit)
 }
@@ -409,6 +416,11 @@ func (s *Service) plan(ctx context.Context, caller gateway.Caller, obj *fhir.Obj
 					"version conflict: If-Match named version %d of the QuestionnaireResponse but version %d is current; read it again and reapply the change", want, cur.Version)
 			}
 		}
+		if sameAnswers(cur.Body, obj.Bytes()) && sameJSON(orNull(fhir.Member(cur.Body, "authored")), orNull(fhir.Member(obj.Bytes(), "authored"))) {
+			// Nothing to correct: no new version of the response, its
+			// scores or the Task (nor a Provenance saying it changed).
+			return nil, &gateway.Outcome{Resource: cur}, nil
+		}
 	} else {
 		id = gateway.MeasureResponseID(srID, q.ID, point)
 	}
@@ -545,6 +557,14 @@ func sameJSON(a, b []byte) bool {
 	ca, _ := json.Marshal(x)
 	cb, _ := json.Marshal(y)
 	return bytes.Equal(ca, cb)
+}
+
+// orNull is a member's JSON, or null when it is absent.
+func orNull(raw []byte) []byte {
+	if len(raw) == 0 {
+		return []byte("null")
+	}
+	return raw
 }
 
 // sameAnswers reports a response sent again: the same items and answers.
