@@ -79,9 +79,22 @@ func NewError(kind ErrorKind, code fhir.IssueType, expr, format string, args ...
 type Problems struct {
 	Issues   []fhir.Issue
 	Warnings []fhir.Issue
+	// Max, when set, bounds the issues listed (the last of them says the
+	// rest are not), as the structure check bounds its own
+	// (structure.MaxIssues): a body could otherwise make an answer many
+	// times its size.
+	Max int
 }
 
 func (p *Problems) Add(code fhir.IssueType, expr, format string, args ...any) {
+	switch {
+	case p.Max > 0 && len(p.Issues) >= p.Max:
+		return
+	case p.Max > 0 && len(p.Issues) == p.Max-1:
+		p.Issues = append(p.Issues, fhir.Issue{Severity: fhir.SeverityError, Code: fhir.IssueTooCostly,
+			Diagnostics: fmt.Sprintf("more than %d problems: the rest are not listed", p.Max-1)})
+		return
+	}
 	p.Issues = append(p.Issues, fhir.Issue{Severity: fhir.SeverityError, Code: code, Expression: []string{expr}, Diagnostics: fmt.Sprintf(format, args...)})
 }
 

@@ -135,7 +135,7 @@ func TestMeasureThatBreaksItsQuestionnaireIsRefused(t *testing.T) {
 		{"out of range", ons4Response(srID, "first-contact", "3", "11", "5", "6"), 422, "QuestionnaireResponse.item[1].answer[0].valueInteger", "outside 0 to 10"},
 		{"wrong type", ons4Response(srID, "first-contact", "3", "4", `"valueString":"five"`, "6"), 422, "QuestionnaireResponse.item[2].answer[0].valueString", "takes valueInteger"},
 		{"decimal for integer", ons4Response(srID, "first-contact", "3", "4", "5", `"valueDecimal":6.5`), 422, "QuestionnaireResponse.item[3].answer[0].valueDecimal", "takes valueInteger"},
-		{"unknown item", []byte(strings.Replace(string(ons4Response(srID, "first-contact", "3", "4", "5", "6")), `"linkId":"happiness"`, `"linkId":"mood"`, 1)), 422, "QuestionnaireResponse.item[2].linkId", `"mood"`},
+		{"unknown item", []byte(strings.Replace(string(ons4Response(srID, "first-contact", "3", "4", "5", "6")), `"linkId":"happiness"`, `"linkId":"mood"`, 1)), 422, "QuestionnaireResponse.item[2].linkId", "not an item of Questionnaire ons4"},
 		{"choice not an option", uclaResponse(srID, "first-contact", "often", "never", "often"), 422, "QuestionnaireResponse.item[1].answer[0].valueCoding", "not one of its options"},
 		{"no point", []byte(strings.Replace(string(ons4Response(srID, "first-contact", "3", "4", "5", "6")), gateway.MeasurePointExtension, "https://example.org/other", 1)), 422, "QuestionnaireResponse.extension", "first-contact or completion"},
 		{"unknown questionnaire", []byte(strings.Replace(string(ons4Response(srID, "first-contact", "3", "4", "5", "6")), "Questionnaire/ons4", "Questionnaire/phq9", 1)), 422, "QuestionnaireResponse.questionnaire", "ons4"},
@@ -682,5 +682,46 @@ func TestMeasureCorrectionNeedsIfMatchAndChangesSomething(t *testing.T) {
 	e.put("/QuestionnaireResponse/"+id, correction("2", "4", "5", "8"), callerHeader, "walking", "If-Match", `W/"1"`).must(t, http.StatusOK)
 	if _, _, after := e.taskStatus(t, taskID); after == before {
 		t.Errorf("a correction did not version the Task")
+	}
+}
+
+// A refusal costs less than the request: no more items than the
+// Questionnaire holds are read, the issues listed are bounded, and no
+// linkId the client made up is repeated back.
+func TestMeasureRefusalIsBounded(t *testing.T) {
+	e := setup(t, askMeasures)
+	srID, taskID := acceptedReferral(t, e, "M-BOUND")
+	_, _, before := e.taskStatus(t, taskID)
+	good := string(ons4Response(srID, "first-contact", "3", "4", "5", "6"))
+	many := func(item string, n int) []byte {
+		return []byte(strings.Replace(good, `"item":[`, `"item":[`+strings.Repeat(item+",", n), 1))
+	}
+	for _, c := range []struct {
+		name string
+		body []byte
+	}{
+		{"36,000 unknown items", many(`{"linkId":"secret-anna"}`, 36000)},
+		{"38,000 display items", many(`{"linkId":"instructions"}`, 38000)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := e.post("/QuestionnaireResponse", c.body, callerHeader, "walking").must(t, http.StatusUnprocessableEntity)
+			if len(r.body) > 2000 || !hasIssue(issuesOf(t, r), "QuestionnaireResponse.item", "were sent") {
+				t.Errorf("%d-byte answer to a %d-byte body: %.300s", len(r.body), len(c.body), r.body)
+			}
+		})
+	}
+	// Within the item bound: an unknown linkId is named by its position.
+	r := e.post("/QuestionnaireResponse", []byte(strings.Replace(good, `"linkId":"happiness"`, `"linkId":"secret-anna"`, 1)), callerHeader, "walking").must(t, http.StatusUnprocessableEntity)
+	if strings.Contains(string(r.body), "secret-anna") || !hasIssue(issuesOf(t, r), "QuestionnaireResponse.item[2].linkId", "not an item") {
+		t.Errorf("unknown linkId: %s", r.body)
+	}
+	// Many faults in one item's answers: at most structure.MaxIssues listed.
+	answers := strings.Repeat(`{"valueInteger":5,"extension":[{"url":"https://walking.example/x","valueCode":"y"}]},`, 5000)
+	r = e.post("/QuestionnaireResponse", []byte(strings.Replace(good, `"answer":[{"valueInteger":5}]`, `"answer":[`+strings.TrimSuffix(answers, ",")+`]`, 1)), callerHeader, "walking").must(t, http.StatusUnprocessableEntity)
+	if n := len(issuesOf(t, r)); n > structure.MaxIssues {
+		t.Errorf("%d issues listed, %d bytes", n, len(r.body))
+	}
+	if _, _, after := e.taskStatus(t, taskID); after != before {
+		t.Errorf("the Task moved from version %s to %s", before, after)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/fhir/structure"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/queue"
 	"github.com/signpost-health/signpost/mappings"
@@ -95,7 +96,13 @@ func (s *Service) apply(ctx context.Context, caller gateway.Caller, id string, b
 	if err != nil {
 		return nil, err
 	}
-	var kept gateway.Problems
+	if len(r.Item) > len(q.Items) {
+		// Each item of the Questionnaire is answered at most once: more is
+		// refused before any is read, whatever they hold.
+		return nil, gateway.NewError(gateway.KindUnprocessable, fhir.IssueTooCostly, qr+".item",
+			"%s has %d items, each listed at most once; %d were sent", q.ID, len(q.Items), len(r.Item))
+	}
+	kept := gateway.Problems{Max: structure.MaxIssues}
 	checkKept(obj.Bytes(), q, &kept)
 	if err := kept.Err(gateway.KindUnprocessable); err != nil {
 		return nil, err
@@ -196,14 +203,15 @@ type scored struct {
 // options, every required item answered — and reads the scores. Every
 // problem is reported at once, each at its item.
 func score(q *mappings.Questionnaire, r *response) ([]scored, error) {
-	var p gateway.Problems
+	p := gateway.Problems{Max: structure.MaxIssues}
 	values := map[string]int{}
 	for i, it := range r.Item {
 		at := fmt.Sprintf("%s.item[%d]", qr, i)
 		item, ok := q.Item(it.LinkID)
 		switch {
 		case !ok:
-			p.Add(fhir.IssueInvalid, at+".linkId", "item %q is not an item of Questionnaire %s", it.LinkID, q.ID)
+			// The client's linkId is not repeated back: the position names it.
+			p.Add(fhir.IssueInvalid, at+".linkId", "the linkId is not an item of Questionnaire %s (its items: %s)", q.ID, strings.Join(q.LinkIDs(), ", "))
 			continue
 		case len(it.Item) > 0:
 			p.Add(fhir.IssueNotSupported, at+".item", "item %q: nested items are not part of %s", it.LinkID, q.ID)
