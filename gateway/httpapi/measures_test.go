@@ -725,3 +725,40 @@ func TestMeasureRefusalIsBounded(t *testing.T) {
 		t.Errorf("the Task moved from version %s to %s", before, after)
 	}
 }
+
+// Each item of a measure is listed once, answered or not, text items too.
+func TestMeasureItemsAreListedOnce(t *testing.T) {
+	e := setup(t, askMeasures)
+	srID, _ := acceptedReferral(t, e, "M-ONCE")
+	good := string(ons4Response(srID, "first-contact", "3", "4", "5", "6"))
+	for name, body := range map[string]string{
+		"an unanswered copy first": strings.Replace(good, `"item":[`, `"item":[{"linkId":"life-satisfaction"},`, 1),
+		"answered twice":           strings.Replace(good, `"item":[`, `"item":[{"linkId":"anxiety","answer":[{"valueInteger":1}]},`, 1),
+		"a text item twice":        strings.Replace(string(ons4Response(srID, "first-contact", "3", "4", "5")), `"item":[`, `"item":[{"linkId":"instructions"},{"linkId":"instructions"},`, 1),
+	} {
+		r := e.post("/QuestionnaireResponse", []byte(body), callerHeader, "walking")
+		if r.status != http.StatusUnprocessableEntity || !slices.ContainsFunc(issuesOf(t, r), func(s string) bool { return strings.Contains(s, "listed twice") }) {
+			t.Errorf("%s: %d %s", name, r.status, r.body)
+		}
+	}
+	e.post("/QuestionnaireResponse", []byte(strings.Replace(good, `"item":[`, `"item":[{"linkId":"instructions"},`, 1)), callerHeader, "walking").must(t, http.StatusCreated)
+}
+
+// A recording sent again after the referral was cancelled is answered with
+// the response stored, as any repeat is; a new one is still refused.
+func TestMeasureRetriedAfterCancellationIsTheOneStored(t *testing.T) {
+	e := setup(t, askMeasures)
+	srID, taskID := acceptedReferral(t, e, "M-RETRY")
+	body := ons4Response(srID, "first-contact", "3", "4", "5", "6")
+	first := e.post("/QuestionnaireResponse", body, callerHeader, "walking").must(t, http.StatusCreated).json(t)
+	cancel := `[{"op":"replace","path":"/status","value":"cancelled"},{"op":"add","path":"/statusReason","value":{"text":"moved away"}}]`
+	e.do(http.MethodPatch, "/Task/"+taskID, []byte(cancel), callerHeader, "practice-a", "Content-Type", "application/json-patch+json").must(t, http.StatusOK)
+	again := e.post("/QuestionnaireResponse", body, callerHeader, "walking").must(t, http.StatusOK).json(t)
+	if again["id"] != first["id"] {
+		t.Errorf("the retry answered %v, want %v", again["id"], first["id"])
+	}
+	r := e.post("/QuestionnaireResponse", uclaResponse(srID, "first-contact", "often", "often", "often"), callerHeader, "walking").must(t, http.StatusUnprocessableEntity)
+	if !hasIssue(issuesOf(t, r), "QuestionnaireResponse.basedOn", "cancelled") {
+		t.Errorf("%s", r.body)
+	}
+}

@@ -205,20 +205,24 @@ type scored struct {
 func score(q *mappings.Questionnaire, r *response) ([]scored, error) {
 	p := gateway.Problems{Max: structure.MaxIssues}
 	values := map[string]int{}
+	listed := map[string]bool{}
 	for i, it := range r.Item {
 		at := fmt.Sprintf("%s.item[%d]", qr, i)
 		item, ok := q.Item(it.LinkID)
 		switch {
+		case ok && listed[it.LinkID]:
+			// No item of a measure repeats: each is listed once, answered
+			// or not, text items too.
+			p.Add(fhir.IssueInvalid, at+".linkId", "item %q is listed twice; each item of %s is listed once", it.LinkID, q.ID)
+			continue
 		case !ok:
 			// The client's linkId is not repeated back: the position names it.
 			p.Add(fhir.IssueInvalid, at+".linkId", "the linkId is not an item of Questionnaire %s (its items: %s)", q.ID, strings.Join(q.LinkIDs(), ", "))
 			continue
-		case len(it.Item) > 0:
-			p.Add(fhir.IssueNotSupported, at+".item", "item %q: nested items are not part of %s", it.LinkID, q.ID)
-			continue
 		}
-		if _, dup := values[it.LinkID]; dup {
-			p.Add(fhir.IssueInvalid, at+".linkId", "item %q is answered twice", it.LinkID)
+		listed[it.LinkID] = true
+		if len(it.Item) > 0 {
+			p.Add(fhir.IssueNotSupported, at+".item", "item %q: nested items are not part of %s", it.LinkID, q.ID)
 			continue
 		}
 		if item.Type == mappings.ItemDisplay {
@@ -362,6 +366,19 @@ func (s *Service) plan(ctx context.Context, caller gateway.Caller, obj *fhir.Obj
 	if err != nil {
 		return nil, nil, err
 	}
+	// One response per referral, measure and point: its id says which, so
+	// the commit's "must not exist yet" is what keeps it one. The same
+	// response sent again is answered with the one stored whatever the
+	// referral has become since (a retry after the Task was cancelled).
+	cur, err := s.Store.Read(ctx, qr, gateway.MeasureResponseID(srID, q.ID, point))
+	if errors.Is(err, gateway.ErrNotFound) {
+		cur = nil
+	} else if err != nil {
+		return nil, nil, err
+	}
+	if id == "" && cur != nil && sameAnswers(cur.Body, obj.Bytes()) {
+		return nil, &gateway.Outcome{Resource: cur}, nil // sent again: the one stored
+	}
 	if !slices.Contains(recordable, view.Status) {
 		return nil, nil, gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, qr+".basedOn",
 			"the referral is %s: measures are recorded for a referral the provider has accepted (accepted, in-progress, on-hold or completed)", view.Status)
@@ -387,19 +404,8 @@ func (s *Service) plan(ctx context.Context, caller gateway.Caller, obj *fhir.Obj
 			"author is the provider recording the measure, which Signpost fills in; leave it out (or name this provider)")
 	}
 	now := s.Now().UTC().Truncate(time.Millisecond)
-	// One response per referral, measure and point: its id says which, so
-	// the commit's "must not exist yet" is what keeps it one.
-	cur, err := s.Store.Read(ctx, qr, gateway.MeasureResponseID(srID, q.ID, point))
-	if errors.Is(err, gateway.ErrNotFound) {
-		cur = nil
-	} else if err != nil {
-		return nil, nil, err
-	}
 	switch {
 	case id == "" && cur != nil:
-		if sameAnswers(cur.Body, obj.Bytes()) {
-			return nil, &gateway.Outcome{Resource: cur}, nil // sent again: the one stored
-		}
 		return nil, nil, gateway.NewError(gateway.KindConflict, fhir.IssueDuplicate, qr,
 			"%s at %s is recorded for this referral already (%s); correct it with PUT and If-Match", q.ID, point, cur.Ref())
 	case id != "" && (cur == nil || cur.ID != id):
