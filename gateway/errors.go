@@ -13,23 +13,24 @@ import (
 type ErrorKind int
 
 const (
-	KindInternal           ErrorKind = iota // a bug or an unexpected state: 500, details logged only
-	KindInvalid                             // the request is malformed or breaks a FHIR rule: 400
-	KindNotSupported                        // a valid FHIR request Signpost does not implement: 400
-	KindMethodNotAllowed                    // the endpoint exists, but not with this method: 405
-	KindUnauthorized                        // no valid access token: 401
-	KindForbidden                           // the caller's role or scopes may not do this at all: 403
-	KindNotFound                            // 404
-	KindConflict                            // the change contradicts stored state: 409
-	KindDuplicate                           // a repeat of something already processed: 409
-	KindPreconditionFailed                  // If-Match or If-None-Exist did not hold: 412
-	KindTooLarge                            // 413
-	KindUnsupportedMedia                    // 415
-	KindUnprocessable                       // well-formed but against a business rule (unmapped code, no provider): 422
-	KindTooManyRequests                     // over the client's rate limit: 429
-	KindUnavailable                         // storage is unreachable; try again: 503
-	KindNotAcceptable                       // the caller accepts no format Signpost serves: 406
-	KindGone                                // what a link pointed to can no longer be had (an old paging link): 410
+	KindInternal             ErrorKind = iota // a bug or an unexpected state: 500, details logged only
+	KindInvalid                               // the request is malformed or breaks a FHIR rule: 400
+	KindNotSupported                          // a valid FHIR request Signpost does not implement: 400
+	KindMethodNotAllowed                      // the endpoint exists, but not with this method: 405
+	KindUnauthorized                          // no valid access token: 401
+	KindForbidden                             // the caller's role or scopes may not do this at all: 403
+	KindNotFound                              // 404
+	KindConflict                              // the change contradicts stored state: 409
+	KindDuplicate                             // a repeat of something already processed: 409
+	KindPreconditionFailed                    // If-Match or If-None-Exist did not hold: 412
+	KindTooLarge                              // 413
+	KindUnsupportedMedia                      // 415
+	KindUnprocessable                         // well-formed but against a business rule (unmapped code, no provider): 422
+	KindTooManyRequests                       // over the client's rate limit: 429
+	KindUnavailable                           // storage is unreachable; try again: 503
+	KindNotAcceptable                         // the caller accepts no format Signpost serves: 406
+	KindGone                                  // what a link pointed to can no longer be had (an old paging link): 410
+	KindPreconditionRequired                  // an update that must name the version it replaces (If-Match) did not: 428
 )
 
 // Error is a failure the caller is told about. Issues say which element is at
@@ -78,9 +79,22 @@ func NewError(kind ErrorKind, code fhir.IssueType, expr, format string, args ...
 type Problems struct {
 	Issues   []fhir.Issue
 	Warnings []fhir.Issue
+	// Max, when set, bounds the issues listed (the last of them says the
+	// rest are not), as the structure check bounds its own
+	// (structure.MaxIssues): a body could otherwise make an answer many
+	// times its size.
+	Max int
 }
 
 func (p *Problems) Add(code fhir.IssueType, expr, format string, args ...any) {
+	switch {
+	case p.Max > 0 && len(p.Issues) >= p.Max:
+		return
+	case p.Max > 0 && len(p.Issues) == p.Max-1:
+		p.Issues = append(p.Issues, fhir.Issue{Severity: fhir.SeverityError, Code: fhir.IssueTooCostly,
+			Diagnostics: fmt.Sprintf("more than %d problems: the rest are not listed", p.Max-1)})
+		return
+	}
 	p.Issues = append(p.Issues, fhir.Issue{Severity: fhir.SeverityError, Code: code, Expression: []string{expr}, Diagnostics: fmt.Sprintf(format, args...)})
 }
 

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
@@ -157,7 +158,10 @@ func (s *Core) TaskVersionBy(cur *Resource, view *TaskView, members map[string]a
 // MeasureScores reads the Observations (current versions) a Task version
 // names among its outputs: the outcome measures' scores, which travel to
 // the GP side with the Task (full-resource notifications, write-back, BaRS
-// responses).
+// responses). Only scores of this Task's referral are kept (their focus is
+// this Task and their basedOn its ServiceRequest): these pushes skip the
+// read checks a GP's own read of the Observation would pass, so an output
+// naming another referral's score must not carry it to this GP.
 func (s *Core) MeasureScores(ctx context.Context, task *Resource) ([]*Resource, error) {
 	view, err := ParseTask(task.Body)
 	if err != nil {
@@ -172,5 +176,30 @@ func (s *Core) MeasureScores(ctx context.Context, task *Resource) ([]*Resource, 
 	if len(refs) == 0 {
 		return nil, nil
 	}
-	return s.Store.ReadMany(ctx, refs)
+	read, err := s.Store.ReadMany(ctx, refs)
+	if err != nil {
+		return nil, err
+	}
+	referral := s.LocalRef(view.Focus)
+	out := read[:0]
+	for _, o := range read {
+		if s.scoreOf(o, task.Ref(), referral) {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// scoreOf reports whether an Observation is a score Signpost recorded for
+// this referral Task (taskRef) and its ServiceRequest (referral): one focus,
+// the Task, and one basedOn, the referral.
+func (s *Core) scoreOf(o *Resource, taskRef, referral string) bool {
+	var v struct {
+		Focus   []struct{ Reference string } `json:"focus"`
+		BasedOn []struct{ Reference string } `json:"basedOn"`
+	}
+	if o == nil || o.Type != TypeObservation || json.Unmarshal(o.Body, &v) != nil || len(v.Focus) != 1 || len(v.BasedOn) != 1 {
+		return false
+	}
+	return referral != "" && s.LocalRef(v.Focus[0].Reference) == taskRef && s.LocalRef(v.BasedOn[0].Reference) == referral
 }

@@ -105,6 +105,15 @@ func (q *Questionnaire) Item(linkID string) (*Item, bool) {
 	return nil, false
 }
 
+// LinkIDs are the linkIds of the items, in order.
+func (q *Questionnaire) LinkIDs() []string {
+	out := make([]string, len(q.Items))
+	for i := range q.Items {
+		out[i] = q.Items[i].LinkID
+	}
+	return out
+}
+
 // Option returns the option a coding names.
 func (it *Item) Option(system, code string) (Option, bool) {
 	for _, o := range it.Options {

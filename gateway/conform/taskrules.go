@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"slices"
+	"strconv"
 
 	"github.com/signpost-health/signpost/fhir"
 )
@@ -266,9 +267,45 @@ func KeepMeasureOutputs(cur, next []byte) []byte {
 	return fhir.ReplaceMembers(next, map[string]any{"output": nextOut})
 }
 
+// CheckMeasureOutputs refuses a Task.output that links an outcome measure
+// (a response or a score) unless the stored Task (cur, nil for a new Task)
+// already names it so: Signpost alone links them, when it records a
+// measure for this referral. An output a client added could name another
+// referral's score, which would then travel to this referral's GP.
+func CheckMeasureOutputs(cur, next []byte) error {
+	var curOut, nextOut []json.RawMessage
+	if cur != nil {
+		_ = json.Unmarshal(fhir.Member(cur, "output"), &curOut)
+	}
+	_ = json.Unmarshal(fhir.Member(next, "output"), &nextOut)
+	linked := map[string]bool{}
+	for _, o := range curOut {
+		if ref, code, ok := measureOutputLink(o); ok {
+			linked[code+" "+ref] = true
+		}
+	}
+	var p gateway.Problems
+	for i, o := range nextOut {
+		if ref, code, ok := measureOutputLink(o); ok && !linked[code+" "+ref] {
+			p.Add(fhir.IssueBusinessRule, "Task.output["+strconv.Itoa(i)+"]",
+				"an output typed %s links an outcome measure; Signpost adds it when the measure is recorded (POST QuestionnaireResponse), and an update may keep but not add one", code)
+		}
+	}
+	return p.Err(gateway.KindUnprocessable)
+}
+
 // measureOutput is the reference of a Task.output that links an outcome
 // measure (a response or a score), or "".
 func measureOutput(raw json.RawMessage) string {
+	ref, _, _ := measureOutputLink(raw)
+	return ref
+}
+
+// measureOutputLink reads a Task.output that links an outcome measure: its
+// reference and which link it is (the output code), and whether it is one.
+// Any of the type's codings counts, not just the first: a reader that
+// looks at another coding must not find a link this check missed.
+func measureOutputLink(raw json.RawMessage) (ref, code string, ok bool) {
 	var o struct {
 		Type struct {
 			Coding []struct{ System, Code string } `json:"coding"`
@@ -277,13 +314,14 @@ func measureOutput(raw json.RawMessage) string {
 			Reference string `json:"reference"`
 		} `json:"valueReference"`
 	}
-	if json.Unmarshal(raw, &o) != nil || len(o.Type.Coding) == 0 {
-		return ""
+	if json.Unmarshal(raw, &o) != nil {
+		return "", "", false
 	}
-	c := o.Type.Coding[0]
-	if (c.System == gateway.SDCTaskCodeSystem && c.Code == gateway.QuestionnaireResponseOutput) ||
-		(c.System == gateway.MeasureOutputSystem && c.Code == gateway.MeasureScoreOutput) {
-		return o.ValueReference.Reference
+	for _, c := range o.Type.Coding {
+		if (c.System == gateway.SDCTaskCodeSystem && c.Code == gateway.QuestionnaireResponseOutput) ||
+			(c.System == gateway.MeasureOutputSystem && c.Code == gateway.MeasureScoreOutput) {
+			return o.ValueReference.Reference, c.Code, true
+		}
 	}
-	return ""
+	return "", "", false
 }

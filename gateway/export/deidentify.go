@@ -64,13 +64,20 @@ const (
 )
 
 // Rule is one de-identification rule: the element named Element of a
-// resource of type Type ("*": of any resource, at any depth; otherwise at
-// the root of that type), and what is done to it.
+// resource of type Type ("*": of any resource, at any depth; AnyResource:
+// at the root of any resource; otherwise at the root of that type), and
+// what is done to it.
 type Rule struct {
 	Type, Element string
 	Action        Action
 	Why           string
 }
+
+// AnyResource as a Rule's Type is the root of a resource of any type.
+const AnyResource = "(resource)"
+
+// ODSSystem is the system of ODS organisation codes: public, and kept.
+const ODSSystem = "https://fhir.nhs.uk/Id/ods-organization-code"
 
 // Rules are the de-identification rules, as data. An element not named
 // here is kept as it is (codes, statuses, dates of the referral's life,
@@ -78,6 +85,8 @@ type Rule struct {
 var Rules = []Rule{
 	{"*", "identifier", Pseudonym, "an Identifier with the NHS number system, anywhere (e.g. ServiceRequest.subject, Task.for)"},
 	{"Patient", "identifier", Pseudonym, "every identifier of a Patient, whatever its system (the original system is not kept)"},
+	{AnyResource, "identifier", Pseudonym, "every identifier of a resource itself (a referral's or a response's business identifier may be a client number built from the person's name or date of birth), but an Organization's ODS code, which is public and says which practice or provider"},
+	{"*", "source", Remove, "who a resource came from: a QuestionnaireResponse's source is the person who answered, usually the patient"},
 	{"Patient", "name", Remove, "names"},
 	{"Patient", "telecom", Remove, "phone numbers, e-mail addresses"},
 	{"Patient", "address", OutwardPC, "only the postcode's outward code is kept (LS1 of LS1 4AP); lines, city and the rest go"},
@@ -90,6 +99,9 @@ var Rules = []Rule{
 	{"*", "note", Remove, "free-text notes"},
 	{"*", "comment", Remove, "free-text comments"},
 	{"*", "valueString", Remove, "free-text values (extensions, answers, observations)"},
+	{"*", "valueHumanName", Remove, "a name held in an extension or answer"},
+	{"*", "valueAddress", Remove, "an address held in an extension or answer"},
+	{"*", "valueContactPoint", Remove, "a phone number or e-mail address held in an extension or answer"},
 	{"*", "patientInstruction", Remove, "free-text instructions to the patient"},
 	{"*", "onsetString", Remove, "free-text onset (Condition, AllergyIntolerance)"},
 	{"*", "abatementString", Remove, "free-text abatement (Condition)"},
@@ -141,7 +153,7 @@ func (d *deidentifier) resource(body []byte) ([]byte, error) {
 // type typ, root saying whether the object is the resource itself.
 func rule(typ string, root bool, name string) (Action, bool) {
 	for _, r := range Rules {
-		if r.Element == name && (r.Type == "*" || (root && r.Type == typ)) {
+		if r.Element == name && (r.Type == "*" || (root && (r.Type == typ || r.Type == AnyResource))) {
 			return r.Action, true
 		}
 	}
@@ -185,11 +197,11 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 					continue
 				}
 			case Pseudonym:
-				all := root && typ == "Patient"
-				if !all && isReference(o) && pointsToPatient(o, field) {
-					all = true // the identifier of a Reference to a Patient names the patient
-				}
-				o[name] = d.identifiers(v, all)
+				// A resource's own identifiers all (AnyResource), and the
+				// identifier of a Reference to a Patient, which names the
+				// patient; elsewhere NHS numbers.
+				all := root || (isReference(o) && pointsToPatient(o, field))
+				o[name] = d.identifiers(v, all, root && typ == "Organization")
 				continue
 			}
 		}
@@ -220,12 +232,13 @@ func (d *deidentifier) value(v any, typ, field string) any {
 }
 
 // identifiers pseudonymises an Identifier or a list of them: those with the
-// NHS number system always, every one when all.
-func (d *deidentifier) identifiers(v any, all bool) any {
+// NHS number system always, every one when all, except an organisation's
+// ODS code (keepODS).
+func (d *deidentifier) identifiers(v any, all, keepODS bool) any {
 	one := func(id map[string]any) map[string]any {
 		system, _ := id["system"].(string)
 		value, _ := id["value"].(string)
-		if value == "" || (!all && system != NHSNumberSystem) {
+		if value == "" || (!all && system != NHSNumberSystem) || (keepODS && system == ODSSystem) {
 			return id
 		}
 		return map[string]any{"system": PseudonymSystem, "value": d.pseudonym(system, value)}

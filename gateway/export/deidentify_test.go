@@ -57,12 +57,15 @@ func TestDeidentifyRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(out)
-	for _, gone := range []string{"Synthetica", "1970-03-04", "2020-05-06", "4AP", "L-1", "Leeds\"", "only text"} {
+	for _, gone := range []string{"Synthetica", "1970-03-04", "2020-05-06", "4AP", "L-1", "Leeds\"", "only text", "REF-9"} {
 		if strings.Contains(s, gone) {
 			t.Errorf("%q kept: %s", gone, s)
 		}
 	}
-	for _, kept := range []string{`"birthDate":"1970"`, `"deceasedDateTime":"2020"`, `"postalCode":"LS1"`, `"REF-9"`,
+	// The referral's own identifier (a client's, which may be built from
+	// the person's name) is pseudonymised like a patient's: still joinable.
+	refPseudonym := d.pseudonym("https://example-gp.nhs.uk/referral-id", "REF-9")
+	for _, kept := range []string{`"birthDate":"1970"`, `"deceasedDateTime":"2020"`, `"postalCode":"LS1"`, refPseudonym,
 		`"display":"Walking for Health"`, `"display":"Lonely"`, `"valueCode":"x"`, `"masked"`, `"id":"sr-1"`, PseudonymSystem} {
 		if !strings.Contains(s, kept) {
 			t.Errorf("%s lost: %s", kept, s)
@@ -90,5 +93,37 @@ func TestDeidentifyRules(t *testing.T) {
 	if d.pseudonym(NHSNumberSystem, "9434765919") != d.pseudonym(NHSNumberSystem, "9434765919") ||
 		d.pseudonym(NHSNumberSystem, "9434765919") == d.pseudonym("https://example.org/local", "9434765919") {
 		t.Error("pseudonyms are not a function of system and value")
+	}
+}
+
+// The identifiers and source of a recorded measure, and any resource's own
+// identifiers, do not survive; an organisation's public ODS code does.
+func TestDeidentifyResourceIdentifiersAndSource(t *testing.T) {
+	t.Parallel()
+	d := &deidentifier{key: []byte(strings.Repeat("s", 32))}
+	for _, c := range []struct{ in, gone, kept string }{
+		{`{"resourceType":"QuestionnaireResponse","id":"qr","status":"completed",` +
+			`"identifier":{"system":"https://walking.example/client","value":"SYNTH-ANNA-1961"},` +
+			`"source":{"display":"Anna Synthetic, 1 Test Street"},"subject":{"reference":"Patient/p"},` +
+			`"extension":[{"url":"https://example.org/n","valueHumanName":{"family":"Synthetic"}},{"url":"https://example.org/a","valueAddress":{"line":["2 Test Road"]}},` +
+			`{"url":"https://example.org/t","valueContactPoint":{"system":"phone","value":"07700 900123"}}]}`, `SYNTH-ANNA|Test Street|"source"|Synthetic|Test Road|900123`, `"reference":"Patient/p"`},
+		{`{"resourceType":"Practitioner","id":"pr","identifier":[{"system":"https://fhir.hl7.org.uk/Id/gmc-number","value":"G1234567"}]}`, "G1234567", PseudonymSystem},
+		{`{"resourceType":"Organization","id":"o","identifier":[{"system":"` + ODSSystem + `","value":"Y12345"},{"system":"https://example.org/local","value":"LOCAL-1"}]}`, "LOCAL-1", `"Y12345"`},
+	} {
+		out, err := d.resource([]byte(c.in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, gone := range strings.Split(c.gone, "|") {
+			if strings.Contains(string(out), gone) {
+				t.Errorf("%q kept: %s", gone, out)
+			}
+		}
+		if !strings.Contains(string(out), c.kept) {
+			t.Errorf("%s lost: %s", c.kept, out)
+		}
+		if v := structure.Validate(out); !v.Valid() {
+			t.Errorf("not valid R4: %+v\n%s", v.Issues, out)
+		}
 	}
 }

@@ -18,23 +18,24 @@ var errorStatus = map[gateway.ErrorKind]struct {
 	issue  fhir.IssueType
 	bars   string
 }{
-	gateway.KindInvalid:            {http.StatusBadRequest, fhir.IssueInvalid, "REC_BAD_REQUEST"},
-	gateway.KindNotSupported:       {http.StatusBadRequest, fhir.IssueNotSupported, "REC_BAD_REQUEST"},
-	gateway.KindMethodNotAllowed:   {http.StatusMethodNotAllowed, fhir.IssueNotSupported, ""},
-	gateway.KindUnauthorized:       {http.StatusUnauthorized, fhir.IssueLogin, ""},
-	gateway.KindForbidden:          {http.StatusForbidden, fhir.IssueForbidden, ""},
-	gateway.KindNotFound:           {http.StatusNotFound, fhir.IssueNotFound, "REC_NOT_FOUND"},
-	gateway.KindConflict:           {http.StatusConflict, fhir.IssueConflict, "REC_CONFLICT"},
-	gateway.KindDuplicate:          {http.StatusConflict, fhir.IssueDuplicate, "REC_CONFLICT"},
-	gateway.KindPreconditionFailed: {http.StatusPreconditionFailed, fhir.IssueConflict, ""},
-	gateway.KindTooLarge:           {http.StatusRequestEntityTooLarge, fhir.IssueTooLong, ""},
-	gateway.KindUnsupportedMedia:   {http.StatusUnsupportedMediaType, fhir.IssueNotSupported, ""},
-	gateway.KindUnprocessable:      {http.StatusUnprocessableEntity, fhir.IssueBusinessRule, "REC_UNPROCESSABLE_ENTITY"},
-	gateway.KindTooManyRequests:    {http.StatusTooManyRequests, fhir.IssueThrottled, ""},
-	gateway.KindUnavailable:        {http.StatusServiceUnavailable, fhir.IssueTransient, "REC_SERVICE_UNAVAILABLE"},
-	gateway.KindInternal:           {http.StatusInternalServerError, fhir.IssueException, "REC_SERVER_ERROR"},
-	gateway.KindNotAcceptable:      {http.StatusNotAcceptable, fhir.IssueNotSupported, ""},
-	gateway.KindGone:               {http.StatusGone, fhir.IssueNotFound, ""},
+	gateway.KindInvalid:              {http.StatusBadRequest, fhir.IssueInvalid, "REC_BAD_REQUEST"},
+	gateway.KindNotSupported:         {http.StatusBadRequest, fhir.IssueNotSupported, "REC_BAD_REQUEST"},
+	gateway.KindMethodNotAllowed:     {http.StatusMethodNotAllowed, fhir.IssueNotSupported, ""},
+	gateway.KindUnauthorized:         {http.StatusUnauthorized, fhir.IssueLogin, ""},
+	gateway.KindForbidden:            {http.StatusForbidden, fhir.IssueForbidden, ""},
+	gateway.KindNotFound:             {http.StatusNotFound, fhir.IssueNotFound, "REC_NOT_FOUND"},
+	gateway.KindConflict:             {http.StatusConflict, fhir.IssueConflict, "REC_CONFLICT"},
+	gateway.KindDuplicate:            {http.StatusConflict, fhir.IssueDuplicate, "REC_CONFLICT"},
+	gateway.KindPreconditionFailed:   {http.StatusPreconditionFailed, fhir.IssueConflict, ""},
+	gateway.KindTooLarge:             {http.StatusRequestEntityTooLarge, fhir.IssueTooLong, ""},
+	gateway.KindUnsupportedMedia:     {http.StatusUnsupportedMediaType, fhir.IssueNotSupported, ""},
+	gateway.KindUnprocessable:        {http.StatusUnprocessableEntity, fhir.IssueBusinessRule, "REC_UNPROCESSABLE_ENTITY"},
+	gateway.KindTooManyRequests:      {http.StatusTooManyRequests, fhir.IssueThrottled, ""},
+	gateway.KindUnavailable:          {http.StatusServiceUnavailable, fhir.IssueTransient, "REC_SERVICE_UNAVAILABLE"},
+	gateway.KindInternal:             {http.StatusInternalServerError, fhir.IssueException, "REC_SERVER_ERROR"},
+	gateway.KindNotAcceptable:        {http.StatusNotAcceptable, fhir.IssueNotSupported, ""},
+	gateway.KindGone:                 {http.StatusGone, fhir.IssueNotFound, ""},
+	gateway.KindPreconditionRequired: {http.StatusPreconditionRequired, fhir.IssueRequired, ""},
 }
 
 // kindName names error kinds in metrics.
@@ -44,7 +45,7 @@ var kindName = map[gateway.ErrorKind]string{
 	gateway.KindNotFound: "not-found", gateway.KindConflict: "conflict", gateway.KindDuplicate: "duplicate",
 	gateway.KindPreconditionFailed: "precondition-failed", gateway.KindTooLarge: "too-large", gateway.KindUnsupportedMedia: "unsupported-media",
 	gateway.KindUnprocessable: "unprocessable", gateway.KindTooManyRequests: "too-many-requests", gateway.KindUnavailable: "unavailable",
-	gateway.KindNotAcceptable: "not-acceptable", gateway.KindGone: "gone",
+	gateway.KindNotAcceptable: "not-acceptable", gateway.KindGone: "gone", gateway.KindPreconditionRequired: "precondition-required",
 }
 
 // isReferral reports whether a request creates a referral (the metrics

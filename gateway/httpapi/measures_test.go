@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -134,7 +135,7 @@ func TestMeasureThatBreaksItsQuestionnaireIsRefused(t *testing.T) {
 		{"out of range", ons4Response(srID, "first-contact", "3", "11", "5", "6"), 422, "QuestionnaireResponse.item[1].answer[0].valueInteger", "outside 0 to 10"},
 		{"wrong type", ons4Response(srID, "first-contact", "3", "4", `"valueString":"five"`, "6"), 422, "QuestionnaireResponse.item[2].answer[0].valueString", "takes valueInteger"},
 		{"decimal for integer", ons4Response(srID, "first-contact", "3", "4", "5", `"valueDecimal":6.5`), 422, "QuestionnaireResponse.item[3].answer[0].valueDecimal", "takes valueInteger"},
-		{"unknown item", []byte(strings.Replace(string(ons4Response(srID, "first-contact", "3", "4", "5", "6")), `"linkId":"happiness"`, `"linkId":"mood"`, 1)), 422, "QuestionnaireResponse.item[2].linkId", `"mood"`},
+		{"unknown item", []byte(strings.Replace(string(ons4Response(srID, "first-contact", "3", "4", "5", "6")), `"linkId":"happiness"`, `"linkId":"mood"`, 1)), 422, "QuestionnaireResponse.item[2].linkId", "not an item of Questionnaire ons4"},
 		{"choice not an option", uclaResponse(srID, "first-contact", "often", "never", "often"), 422, "QuestionnaireResponse.item[1].answer[0].valueCoding", "not one of its options"},
 		{"no point", []byte(strings.Replace(string(ons4Response(srID, "first-contact", "3", "4", "5", "6")), gateway.MeasurePointExtension, "https://example.org/other", 1)), 422, "QuestionnaireResponse.extension", "first-contact or completion"},
 		{"unknown questionnaire", []byte(strings.Replace(string(ons4Response(srID, "first-contact", "3", "4", "5", "6")), "Questionnaire/ons4", "Questionnaire/phq9", 1)), 422, "QuestionnaireResponse.questionnaire", "ons4"},
@@ -461,5 +462,303 @@ func TestTaskUpdateKeepsTheMeasures(t *testing.T) {
 	}
 	if obs := observationsOf(t, e, taskID, "practice-a"); len(obs) != 4 {
 		t.Errorf("the GP reads %d scores through the Task, want 4", len(obs))
+	}
+}
+
+// scoreOutput is a Task.output linking a score, as Signpost writes it.
+func scoreOutput(obsID string) string {
+	return `{"type":{"coding":[{"system":"` + gateway.MeasureOutputSystem + `","code":"` + gateway.MeasureScoreOutput + `"}]},"valueReference":{"reference":"Observation/` + obsID + `"}}`
+}
+
+// A provider cannot link a score (or a response) to a Task itself: an
+// output naming another referral's score would carry that patient's score
+// to this referral's GP. Signpost alone adds these outputs.
+func TestTaskUpdateCannotLinkAMeasure(t *testing.T) {
+	e := setup(t, askMeasures)
+	srA, taskA := acceptedReferral(t, e, "M-LINK-A")
+	e.post("/QuestionnaireResponse", ons4Response(srA, "first-contact", "1", "2", "3", "9"), callerHeader, "walking").must(t, http.StatusCreated)
+	obsA := observationsOf(t, e, taskA, "walking")["ons4-life-satisfaction"][0]["id"].(string)
+	_, taskB := acceptedReferral(t, e, "M-LINK-B")
+	_, _, before := e.taskStatus(t, taskB)
+	for name, out := range map[string]string{
+		"score":             scoreOutput(obsA),
+		"score, 2nd coding": strings.Replace(scoreOutput(obsA), `"coding":[`, `"coding":[{"system":"https://example.org/x","code":"y"},`, 1),
+		"response":          `{"type":{"coding":[{"system":"` + gateway.SDCTaskCodeSystem + `","code":"` + gateway.QuestionnaireResponseOutput + `"}]},"valueReference":{"reference":"QuestionnaireResponse/x"}}`,
+	} {
+		patch := `[{"op":"add","path":"/output","value":[` + out + `]},{"op":"replace","path":"/status","value":"in-progress"}]`
+		r := e.do(http.MethodPatch, "/Task/"+taskB, []byte(patch), callerHeader, "walking", "Content-Type", "application/json-patch+json")
+		if r.status != http.StatusUnprocessableEntity || !hasIssue(issuesOf(t, r), "Task.output[0]", "Signpost adds it") {
+			t.Errorf("%s: %d %s", name, r.status, r.body)
+		}
+	}
+	if _, _, after := e.taskStatus(t, taskB); after != before {
+		t.Errorf("the Task moved from version %s to %s", before, after)
+	}
+	// The outputs Signpost linked may be sent back as they are.
+	task := e.get("/Task/"+taskA, callerHeader, "walking").must(t, http.StatusOK)
+	e.put("/Task/"+taskA, task.body, callerHeader, "walking", "If-Match", task.header.Get("ETag")).must(t, http.StatusOK)
+}
+
+// The scores that travel with a Task to the GP side are this referral's
+// only, whatever its outputs name.
+func TestMeasureScoresAreTheReferralsOwn(t *testing.T) {
+	e := setup(t, askMeasures)
+	ctx := context.Background()
+	srA, taskA := acceptedReferral(t, e, "M-OWN-A")
+	e.post("/QuestionnaireResponse", ons4Response(srA, "first-contact", "1", "2", "3", "9"), callerHeader, "walking").must(t, http.StatusCreated)
+	obsA := observationsOf(t, e, taskA, "walking")["ons4-life-satisfaction"][0]["id"].(string)
+	srB, taskB := acceptedReferral(t, e, "M-OWN-B")
+	e.post("/QuestionnaireResponse", ons4Response(srB, "first-contact", "5", "5", "5", "5"), callerHeader, "walking").must(t, http.StatusCreated)
+	task, err := e.store.Read(ctx, gateway.TypeTask, taskB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A Task version whose outputs also name A's score (as one stored
+	// before outputs were checked could).
+	forged := *task
+	forged.Body = []byte(strings.Replace(string(task.Body), `"output":[`, `"output":[`+scoreOutput(obsA)+`,`, 1))
+	scores, err := e.svc.Core.MeasureScores(ctx, &forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(scores) != 4 {
+		t.Errorf("%d scores, want B's four", len(scores))
+	}
+	for _, o := range scores {
+		if o.ID == obsA || !strings.Contains(string(o.Body), `"Task/`+taskB+`"`) {
+			t.Errorf("a score of another referral travels with B's Task: %s", o.Body)
+		}
+	}
+}
+
+// withMember adds members (JSON text, ending in a comma) to a response
+// after its status.
+func withMember(body []byte, members string) []byte {
+	return []byte(strings.Replace(string(body), `"status":"completed",`, `"status":"completed",`+members, 1))
+}
+
+// A recording holds only what Signpost checks and needs; anything else is
+// refused by name (the sender learns it was not kept), and nothing is stored.
+func TestMeasureRecordingKeepsOnlyWhatItChecks(t *testing.T) {
+	e := setup(t, askMeasures)
+	srID, taskID := acceptedReferral(t, e, "M-KEPT")
+	_, _, before := e.taskStatus(t, taskID)
+	good := ons4Response(srID, "first-contact", "3", "4", "5", "6")
+	for _, c := range []struct {
+		name string
+		body []byte
+		expr string
+	}{
+		{"client number", withMember(good, `"identifier":{"system":"https://walking.example/client","value":"SYNTH-ANNA-1961"},`), "QuestionnaireResponse.identifier"},
+		{"who answered", withMember(good, `"source":{"display":"Anna Synthetic"},`), "QuestionnaireResponse.source"},
+		{"narrative", withMember(good, `"text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Anna</div>"},`), "QuestionnaireResponse.text"},
+		{"own extension", []byte(strings.Replace(string(good), `"extension":[`, `"extension":[{"url":"https://walking.example/x","valueHumanName":{"family":"Synthetic"}},`, 1)), "QuestionnaireResponse.extension[0]"},
+		{"meta tag", withMember(good, `"meta":{"tag":[{"system":"https://walking.example/t","code":"anna"}]},`), "QuestionnaireResponse.meta.tag"},
+		{"item text of its own", []byte(strings.Replace(string(good), `{"linkId":"worthwhile",`, `{"linkId":"worthwhile","text":"Anna said: fine",`, 1)), "QuestionnaireResponse.item[1].text"},
+		{"answer extension", []byte(strings.Replace(string(good), `"valueInteger":5`, `"valueInteger":5,"extension":[{"url":"https://walking.example/n","valueString":"Anna"}]`, 1)), "QuestionnaireResponse.item[2].answer[0].extension"},
+		{"option display of its own", uclaResponseDisplay(srID, "Anna"), "QuestionnaireResponse.item[0].answer[0].valueCoding.display"},
+		{"another organisation as author", withMember(good, `"author":{"reference":"Organization/advice"},`), "QuestionnaireResponse.author"},
+		{"another referral too", []byte(strings.Replace(string(good), `"basedOn":[`, `"basedOn":[{"reference":"ServiceRequest/`+srID+`"},`, 1)), "QuestionnaireResponse.basedOn"},
+		{"basedOn display", []byte(strings.Replace(string(good), `{"reference":"ServiceRequest/`+srID+`"}`, `{"reference":"ServiceRequest/`+srID+`","display":"Anna"}`, 1)), "QuestionnaireResponse.basedOn[0]"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := e.post("/QuestionnaireResponse", c.body, callerHeader, "walking")
+			if r.status != http.StatusUnprocessableEntity || !hasIssue(issuesOf(t, r), c.expr, "") {
+				t.Errorf("status %d, want 422 at %s: %s", r.status, c.expr, r.body)
+			}
+			if strings.Contains(string(r.body), "Anna") {
+				t.Errorf("the refusal quotes the client's text: %s", r.body)
+			}
+		})
+	}
+	if _, _, after := e.taskStatus(t, taskID); after != before {
+		t.Errorf("the Task moved from version %s to %s", before, after)
+	}
+	// The Questionnaire's own item text, the option's own display, and the
+	// provider as author (in any form naming it) are taken; the author is
+	// stored in Signpost's form.
+	withText := strings.Replace(string(good), `{"linkId":"life-satisfaction",`, `{"linkId":"life-satisfaction","text":"`+ons4Text(t, e, "life-satisfaction")+`",`, 1)
+	r := e.post("/QuestionnaireResponse", withMember([]byte(withText), `"author":{"reference":"Organization/walking"},`), callerHeader, "walking").must(t, http.StatusCreated).json(t)
+	if a := r["author"].(map[string]any); a["identifier"] == nil || a["reference"] != "Organization/walking" {
+		t.Errorf("author stored as %v, want the provider in Signpost's form", a)
+	}
+	e.post("/QuestionnaireResponse", uclaResponseDisplay(srID, ""), callerHeader, "walking").must(t, http.StatusCreated)
+}
+
+// uclaResponseDisplay is a UCLA3 response whose first answer carries a
+// display: the option's own when display is "".
+func uclaResponseDisplay(srID, display string) []byte {
+	if display == "" {
+		display = "Often"
+	}
+	return []byte(strings.Replace(string(uclaResponse(srID, "first-contact", "often", "often", "some-of-the-time")), `"code":"often"}`, `"code":"often","display":"`+display+`"}`, 1))
+}
+
+// ons4Text is the text of an ONS4 item as the served Questionnaire has it.
+func ons4Text(t *testing.T, e *env, linkID string) string {
+	t.Helper()
+	var q struct {
+		Item []struct{ LinkID, Text string }
+	}
+	if err := json.Unmarshal(e.get("/Questionnaire/ons4").must(t, http.StatusOK).body, &q); err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range q.Item {
+		if it.LinkID == linkID {
+			return it.Text
+		}
+	}
+	t.Fatalf("ONS4 has no item %s", linkID)
+	return ""
+}
+
+// Every line of a de-identified export of a referral with its measures is
+// free of the patient's NHS number and of a business identifier built from
+// their name: a referral's and a response's own identifiers are
+// pseudonymised, like the patient's.
+func TestDeidentifiedMeasuresExportHoldsNoIdentifiers(t *testing.T) {
+	e := setup(t, askMeasures, func(o *options) { o.pseudonymKey = keyA })
+	const ident = "SYNTH-ANNA-19610304"
+	srID, taskID := acceptedReferral(t, e, ident)
+	e.post("/QuestionnaireResponse", ons4Response(srID, "first-contact", "3", "4", "5", "8"), callerHeader, "walking").must(t, http.StatusCreated)
+	e.providerMoves(t, taskID, "in-progress", "")
+	e.post("/QuestionnaireResponse", uclaResponseDisplay(srID, ""), callerHeader, "walking").must(t, http.StatusCreated)
+	m, files := e.exportAll(t, "?_deidentify=true")
+	if len(files["QuestionnaireResponse"]) != 2 || len(files["ServiceRequest"]) != 1 {
+		t.Fatalf("exported %d responses, %d referrals", len(files["QuestionnaireResponse"]), len(files["ServiceRequest"]))
+	}
+	lines := 0
+	for _, o := range m.Output {
+		body := e.get(o.URL).must(t, http.StatusOK).body
+		for i, line := range bytes.Split(bytes.TrimSpace(body), []byte("\n")) {
+			lines++
+			for _, n := range []string{nhsNumber, ident, `"source"`} {
+				if bytes.Contains(line, []byte(n)) {
+					t.Errorf("%s line %d holds %q: %s", o.Type, i+1, n, line)
+				}
+			}
+		}
+	}
+	if lines < 6 {
+		t.Errorf("%d lines exported", lines)
+	}
+}
+
+// A correction names the version it replaces, and one that changes nothing
+// makes no new version of the response, its scores or the Task.
+func TestMeasureCorrectionNeedsIfMatchAndChangesSomething(t *testing.T) {
+	e := setup(t, askMeasures)
+	srID, taskID := acceptedReferral(t, e, "M-NOOP")
+	first := e.post("/QuestionnaireResponse", ons4Response(srID, "first-contact", "3", "4", "5", "8"), callerHeader, "walking").must(t, http.StatusCreated).json(t)
+	id := first["id"].(string)
+	correction := func(answers ...string) []byte {
+		b := strings.Replace(string(ons4Response(srID, "first-contact", answers...)), `{"resourceType":"QuestionnaireResponse",`, `{"resourceType":"QuestionnaireResponse","id":"`+id+`",`, 1)
+		return []byte(strings.Replace(b, `"completed"`, `"amended"`, 1))
+	}
+	_, _, before := e.taskStatus(t, taskID)
+	provenances := len(bundleEntries(t, e.get("/Provenance?target=Task/"+taskID, callerHeader, "practice-a").must(t, http.StatusOK), "match"))
+
+	r := e.put("/QuestionnaireResponse/"+id, correction("2", "4", "5", "8"), callerHeader, "walking").must(t, http.StatusPreconditionRequired)
+	if !slices.ContainsFunc(issuesOf(t, r), func(s string) bool { return strings.Contains(s, "If-Match") }) {
+		t.Errorf("the refusal does not name If-Match: %s", r.body)
+	}
+	for i := 0; i < 3; i++ {
+		same := e.put("/QuestionnaireResponse/"+id, correction("3", "4", "5", "8"), callerHeader, "walking", "If-Match", `W/"1"`).must(t, http.StatusOK)
+		if same.header.Get("ETag") != `W/"1"` {
+			t.Errorf("an identical correction made version %s", same.header.Get("ETag"))
+		}
+	}
+	if _, _, after := e.taskStatus(t, taskID); after != before {
+		t.Errorf("the Task moved from version %s to %s", before, after)
+	}
+	if n := len(bundleEntries(t, e.get("/Provenance?target=Task/"+taskID, callerHeader, "practice-a").must(t, http.StatusOK), "match")); n != provenances {
+		t.Errorf("%d Provenances, %d before", n, provenances)
+	}
+	life := observationsOf(t, e, taskID, "practice-a")["ons4-life-satisfaction"]
+	if len(life) != 1 || life[0]["meta"].(map[string]any)["versionId"] != "1" {
+		t.Errorf("score after identical corrections: %v", life)
+	}
+	// A real correction still makes its versions.
+	e.put("/QuestionnaireResponse/"+id, correction("2", "4", "5", "8"), callerHeader, "walking", "If-Match", `W/"1"`).must(t, http.StatusOK)
+	if _, _, after := e.taskStatus(t, taskID); after == before {
+		t.Errorf("a correction did not version the Task")
+	}
+}
+
+// A refusal costs less than the request: no more items than the
+// Questionnaire holds are read, the issues listed are bounded, and no
+// linkId the client made up is repeated back.
+func TestMeasureRefusalIsBounded(t *testing.T) {
+	e := setup(t, askMeasures)
+	srID, taskID := acceptedReferral(t, e, "M-BOUND")
+	_, _, before := e.taskStatus(t, taskID)
+	good := string(ons4Response(srID, "first-contact", "3", "4", "5", "6"))
+	many := func(item string, n int) []byte {
+		return []byte(strings.Replace(good, `"item":[`, `"item":[`+strings.Repeat(item+",", n), 1))
+	}
+	for _, c := range []struct {
+		name string
+		body []byte
+	}{
+		{"36,000 unknown items", many(`{"linkId":"secret-anna"}`, 36000)},
+		{"38,000 display items", many(`{"linkId":"instructions"}`, 38000)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := e.post("/QuestionnaireResponse", c.body, callerHeader, "walking").must(t, http.StatusUnprocessableEntity)
+			if len(r.body) > 2000 || !hasIssue(issuesOf(t, r), "QuestionnaireResponse.item", "were sent") {
+				t.Errorf("%d-byte answer to a %d-byte body: %.300s", len(r.body), len(c.body), r.body)
+			}
+		})
+	}
+	// Within the item bound: an unknown linkId is named by its position.
+	r := e.post("/QuestionnaireResponse", []byte(strings.Replace(good, `"linkId":"happiness"`, `"linkId":"secret-anna"`, 1)), callerHeader, "walking").must(t, http.StatusUnprocessableEntity)
+	if strings.Contains(string(r.body), "secret-anna") || !hasIssue(issuesOf(t, r), "QuestionnaireResponse.item[2].linkId", "not an item") {
+		t.Errorf("unknown linkId: %s", r.body)
+	}
+	// Many faults in one item's answers: at most structure.MaxIssues listed.
+	answers := strings.Repeat(`{"valueInteger":5,"extension":[{"url":"https://walking.example/x","valueCode":"y"}]},`, 5000)
+	r = e.post("/QuestionnaireResponse", []byte(strings.Replace(good, `"answer":[{"valueInteger":5}]`, `"answer":[`+strings.TrimSuffix(answers, ",")+`]`, 1)), callerHeader, "walking").must(t, http.StatusUnprocessableEntity)
+	if n := len(issuesOf(t, r)); n > structure.MaxIssues {
+		t.Errorf("%d issues listed, %d bytes", n, len(r.body))
+	}
+	if _, _, after := e.taskStatus(t, taskID); after != before {
+		t.Errorf("the Task moved from version %s to %s", before, after)
+	}
+}
+
+// Each item of a measure is listed once, answered or not, text items too.
+func TestMeasureItemsAreListedOnce(t *testing.T) {
+	e := setup(t, askMeasures)
+	srID, _ := acceptedReferral(t, e, "M-ONCE")
+	good := string(ons4Response(srID, "first-contact", "3", "4", "5", "6"))
+	for name, body := range map[string]string{
+		"an unanswered copy first": strings.Replace(good, `"item":[`, `"item":[{"linkId":"life-satisfaction"},`, 1),
+		"answered twice":           strings.Replace(good, `"item":[`, `"item":[{"linkId":"anxiety","answer":[{"valueInteger":1}]},`, 1),
+		"a text item twice":        strings.Replace(string(ons4Response(srID, "first-contact", "3", "4", "5")), `"item":[`, `"item":[{"linkId":"instructions"},{"linkId":"instructions"},`, 1),
+	} {
+		r := e.post("/QuestionnaireResponse", []byte(body), callerHeader, "walking")
+		if r.status != http.StatusUnprocessableEntity || !slices.ContainsFunc(issuesOf(t, r), func(s string) bool { return strings.Contains(s, "listed twice") }) {
+			t.Errorf("%s: %d %s", name, r.status, r.body)
+		}
+	}
+	e.post("/QuestionnaireResponse", []byte(strings.Replace(good, `"item":[`, `"item":[{"linkId":"instructions"},`, 1)), callerHeader, "walking").must(t, http.StatusCreated)
+}
+
+// A recording sent again after the referral was cancelled is answered with
+// the response stored, as any repeat is; a new one is still refused.
+func TestMeasureRetriedAfterCancellationIsTheOneStored(t *testing.T) {
+	e := setup(t, askMeasures)
+	srID, taskID := acceptedReferral(t, e, "M-RETRY")
+	body := ons4Response(srID, "first-contact", "3", "4", "5", "6")
+	first := e.post("/QuestionnaireResponse", body, callerHeader, "walking").must(t, http.StatusCreated).json(t)
+	cancel := `[{"op":"replace","path":"/status","value":"cancelled"},{"op":"add","path":"/statusReason","value":{"text":"moved away"}}]`
+	e.do(http.MethodPatch, "/Task/"+taskID, []byte(cancel), callerHeader, "practice-a", "Content-Type", "application/json-patch+json").must(t, http.StatusOK)
+	again := e.post("/QuestionnaireResponse", body, callerHeader, "walking").must(t, http.StatusOK).json(t)
+	if again["id"] != first["id"] {
+		t.Errorf("the retry answered %v, want %v", again["id"], first["id"])
+	}
+	r := e.post("/QuestionnaireResponse", uclaResponse(srID, "first-contact", "often", "often", "often"), callerHeader, "walking").must(t, http.StatusUnprocessableEntity)
+	if !hasIssue(issuesOf(t, r), "QuestionnaireResponse.basedOn", "cancelled") {
+		t.Errorf("%s", r.body)
 	}
 }

@@ -282,6 +282,9 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*gateway.
 	if r.Method == "PUT" {
 		return s.planTaskUpdate(ctx, pl, r, &task, status)
 	}
+	if err := conform.CheckMeasureOutputs(nil, r.obj.Bytes()); err != nil {
+		return nil, err
+	}
 	focus := ""
 	if task.Focus != nil && task.Focus.Reference != nil {
 		focus = s.LocalRef(*task.Focus.Reference)
@@ -428,6 +431,9 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	}
 	changed := conform.ChangedTaskElements(curObj, r.obj)
 	if err := conform.CheckTaskChange(pl.caller, from, status, changed); err != nil {
+		return nil, err
+	}
+	if err := conform.CheckMeasureOutputs(cur.Body, r.obj.Bytes()); err != nil {
 		return nil, err
 	}
 	var p gateway.Problems

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/fhir/structure"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/queue"
 	"github.com/signpost-health/signpost/mappings"
@@ -38,10 +39,17 @@ func (s *Service) Record(ctx context.Context, caller gateway.Caller, body []byte
 // Correct stores a new version of a recorded response (PUT
 // QuestionnaireResponse/{id}, If-Match the version corrected), and new
 // versions of the Observations scored from it. The measure, the point and
-// the referral stay as they were.
+// the referral stay as they were. If-Match is required (428 without): a
+// correction replaces answers someone recorded, so it says which it read.
+// A correction with the answers and time as stored changes nothing, and is
+// answered with the response stored.
 func (s *Service) Correct(ctx context.Context, caller gateway.Caller, id string, body []byte, ifMatch string, audit *gateway.AuditIntent) (*gateway.Outcome, error) {
 	if err := gateway.CheckID(id); err != nil {
 		return nil, err
+	}
+	if strings.TrimSpace(ifMatch) == "" {
+		return nil, gateway.NewError(gateway.KindPreconditionRequired, fhir.IssueRequired, "",
+			"a correction names the version it replaces: If-Match with the ETag of the QuestionnaireResponse as read (W/\"n\")")
 	}
 	return s.apply(ctx, caller, id, body, ifMatch, audit)
 }
@@ -86,6 +94,17 @@ func (s *Service) apply(ctx context.Context, caller gateway.Caller, id string, b
 	}
 	q, point, srID, err := s.readHeader(&r, id != "")
 	if err != nil {
+		return nil, err
+	}
+	if len(r.Item) > len(q.Items) {
+		// Each item of the Questionnaire is answered at most once: more is
+		// refused before any is read, whatever they hold.
+		return nil, gateway.NewError(gateway.KindUnprocessable, fhir.IssueTooCostly, qr+".item",
+			"%s has %d items, each listed at most once; %d were sent", q.ID, len(q.Items), len(r.Item))
+	}
+	kept := gateway.Problems{Max: structure.MaxIssues}
+	checkKept(obj.Bytes(), q, &kept)
+	if err := kept.Err(gateway.KindUnprocessable); err != nil {
 		return nil, err
 	}
 	scores, err := score(q, &r)
@@ -184,21 +203,26 @@ type scored struct {
 // options, every required item answered — and reads the scores. Every
 // problem is reported at once, each at its item.
 func score(q *mappings.Questionnaire, r *response) ([]scored, error) {
-	var p gateway.Problems
+	p := gateway.Problems{Max: structure.MaxIssues}
 	values := map[string]int{}
+	listed := map[string]bool{}
 	for i, it := range r.Item {
 		at := fmt.Sprintf("%s.item[%d]", qr, i)
 		item, ok := q.Item(it.LinkID)
 		switch {
-		case !ok:
-			p.Add(fhir.IssueInvalid, at+".linkId", "item %q is not an item of Questionnaire %s", it.LinkID, q.ID)
+		case ok && listed[it.LinkID]:
+			// No item of a measure repeats: each is listed once, answered
+			// or not, text items too.
+			p.Add(fhir.IssueInvalid, at+".linkId", "item %q is listed twice; each item of %s is listed once", it.LinkID, q.ID)
 			continue
-		case len(it.Item) > 0:
-			p.Add(fhir.IssueNotSupported, at+".item", "item %q: nested items are not part of %s", it.LinkID, q.ID)
+		case !ok:
+			// The client's linkId is not repeated back: the position names it.
+			p.Add(fhir.IssueInvalid, at+".linkId", "the linkId is not an item of Questionnaire %s (its items: %s)", q.ID, strings.Join(q.LinkIDs(), ", "))
 			continue
 		}
-		if _, dup := values[it.LinkID]; dup {
-			p.Add(fhir.IssueInvalid, at+".linkId", "item %q is answered twice", it.LinkID)
+		listed[it.LinkID] = true
+		if len(it.Item) > 0 {
+			p.Add(fhir.IssueNotSupported, at+".item", "item %q: nested items are not part of %s", it.LinkID, q.ID)
 			continue
 		}
 		if item.Type == mappings.ItemDisplay {
@@ -342,6 +366,19 @@ func (s *Service) plan(ctx context.Context, caller gateway.Caller, obj *fhir.Obj
 	if err != nil {
 		return nil, nil, err
 	}
+	// One response per referral, measure and point: its id says which, so
+	// the commit's "must not exist yet" is what keeps it one. The same
+	// response sent again is answered with the one stored whatever the
+	// referral has become since (a retry after the Task was cancelled).
+	cur, err := s.Store.Read(ctx, qr, gateway.MeasureResponseID(srID, q.ID, point))
+	if errors.Is(err, gateway.ErrNotFound) {
+		cur = nil
+	} else if err != nil {
+		return nil, nil, err
+	}
+	if id == "" && cur != nil && sameAnswers(cur.Body, obj.Bytes()) {
+		return nil, &gateway.Outcome{Resource: cur}, nil // sent again: the one stored
+	}
 	if !slices.Contains(recordable, view.Status) {
 		return nil, nil, gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, qr+".basedOn",
 			"the referral is %s: measures are recorded for a referral the provider has accepted (accepted, in-progress, on-hold or completed)", view.Status)
@@ -362,20 +399,13 @@ func (s *Service) plan(ctx context.Context, caller gateway.Caller, obj *fhir.Obj
 		return nil, nil, gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, qr+".subject",
 			"subject must be the referral's patient, as its Task's for names it (or be left out for Signpost to fill in)")
 	}
-	now := s.Now().UTC().Truncate(time.Millisecond)
-	// One response per referral, measure and point: its id says which, so
-	// the commit's "must not exist yet" is what keeps it one.
-	cur, err := s.Store.Read(ctx, qr, gateway.MeasureResponseID(srID, q.ID, point))
-	if errors.Is(err, gateway.ErrNotFound) {
-		cur = nil
-	} else if err != nil {
-		return nil, nil, err
+	if len(r.Author) > 0 && !s.namesProvider(r.Author, provider) {
+		return nil, nil, gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, qr+".author",
+			"author is the provider recording the measure, which Signpost fills in; leave it out (or name this provider)")
 	}
+	now := s.Now().UTC().Truncate(time.Millisecond)
 	switch {
 	case id == "" && cur != nil:
-		if sameAnswers(cur.Body, obj.Bytes()) {
-			return nil, &gateway.Outcome{Resource: cur}, nil // sent again: the one stored
-		}
 		return nil, nil, gateway.NewError(gateway.KindConflict, fhir.IssueDuplicate, qr,
 			"%s at %s is recorded for this referral already (%s); correct it with PUT and If-Match", q.ID, point, cur.Ref())
 	case id != "" && (cur == nil || cur.ID != id):
@@ -400,6 +430,11 @@ func (s *Service) plan(ctx context.Context, caller gateway.Caller, obj *fhir.Obj
 					"version conflict: If-Match named version %d of the QuestionnaireResponse but version %d is current; read it again and reapply the change", want, cur.Version)
 			}
 		}
+		if sameAnswers(cur.Body, obj.Bytes()) && sameJSON(orNull(fhir.Member(cur.Body, "authored")), orNull(fhir.Member(obj.Bytes(), "authored"))) {
+			// Nothing to correct: no new version of the response, its
+			// scores or the Task (nor a Provenance saying it changed).
+			return nil, &gateway.Outcome{Resource: cur}, nil
+		}
 	} else {
 		id = gateway.MeasureResponseID(srID, q.ID, point)
 	}
@@ -421,13 +456,12 @@ func (s *Service) plan(ctx context.Context, caller gateway.Caller, obj *fhir.Obj
 		extra["subject"] = json.RawMessage(forRaw)
 	}
 	prov, _ := s.Router().Provider(provider)
-	if len(r.Author) == 0 && prov != nil {
+	if prov != nil {
+		// The author is the provider recording the measure, whatever form
+		// the client named it in: Signpost's to set.
 		extra["author"] = prov.Reference()
 	}
-	respBody := obj.WithServerFields(id, strconv.Itoa(version), gateway.Instant(now))
-	if len(extra) > 0 {
-		respBody = fhir.AppendMembers(respBody, extra)
-	}
+	respBody := fhir.ReplaceMembers(obj.WithServerFields(id, strconv.Itoa(version), gateway.Instant(now)), extra)
 	resp := &gateway.Resource{Type: qr, ID: id, Version: version, LastUpdated: now, Body: respBody, Owner: task.Owner}
 	terms := []string{gateway.ReferralTerm(srRef), gateway.ClientTerm(task.Owner)}
 	c := &gateway.Commit{Writes: []gateway.Write{{Resource: resp, Expect: expect, Terms: terms}}}
@@ -484,6 +518,27 @@ func (s *Service) plan(ctx context.Context, caller gateway.Caller, obj *fhir.Obj
 	return c, &gateway.Outcome{Resource: resp, Created: cur == nil}, nil
 }
 
+// namesProvider reports whether an author Reference names the provider
+// (its id) the referral was sent to: by reference, or by its organisation
+// identifier.
+func (s *Service) namesProvider(raw json.RawMessage, provider string) bool {
+	var a struct {
+		Reference  string
+		Identifier struct{ System, Value string }
+	}
+	if json.Unmarshal(raw, &a) != nil {
+		return false
+	}
+	prov, ok := s.Router().Provider(provider)
+	if !ok {
+		return false
+	}
+	if a.Reference != "" {
+		return s.LocalRef(a.Reference) == gateway.TypeOrganization+"/"+prov.ID
+	}
+	return a.Identifier.Value != "" && a.Identifier.System == prov.Organization.System && a.Identifier.Value == prov.Organization.Value
+}
+
 // categoryOf is the category a referral Task was routed by (its input).
 func categoryOf(task []byte) string {
 	var t struct {
@@ -516,6 +571,14 @@ func sameJSON(a, b []byte) bool {
 	ca, _ := json.Marshal(x)
 	cb, _ := json.Marshal(y)
 	return bytes.Equal(ca, cb)
+}
+
+// orNull is a member's JSON, or null when it is absent.
+func orNull(raw []byte) []byte {
+	if len(raw) == 0 {
+		return []byte("null")
+	}
+	return raw
 }
 
 // sameAnswers reports a response sent again: the same items and answers.
