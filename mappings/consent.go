@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 )
 
 // What a referrer's coded attestation says about the patient's consent to
@@ -31,22 +30,8 @@ type ConsentTable struct {
 //go:embed consent-codes.csv
 var embeddedConsent string
 
-var (
-	defaultConsentOnce sync.Once
-	defaultConsent     *ConsentTable
-)
-
 // DefaultConsent is the embedded consent attestation table.
-func DefaultConsent() *ConsentTable {
-	defaultConsentOnce.Do(func() {
-		t, err := LoadConsent(strings.NewReader(embeddedConsent), "consent-codes.csv")
-		if err != nil {
-			panic(err) // guarded by a test
-		}
-		defaultConsent = t
-	})
-	return defaultConsent
-}
+var DefaultConsent = embeddedTable(LoadConsent, embeddedConsent, "consent-codes.csv")
 
 // LoadConsent reads a consent attestation table, reporting every problem
 // with its line.

@@ -253,6 +253,19 @@ var defaultTable = sync.OnceValue(func() *Table {
 	return t
 })
 
+// embeddedTable is a table built into the binary, read on first use and
+// shared by every caller. A broken embedded table is a build defect, which
+// each table's test catches before release, so it panics.
+func embeddedTable[T any](load func(io.Reader, string) (T, error), data, name string) func() T {
+	return sync.OnceValue(func() T {
+		t, err := load(strings.NewReader(data), name)
+		if err != nil {
+			panic("mappings: embedded " + name + " is broken: " + err.Error())
+		}
+		return t
+	})
+}
+
 // Default returns the table built into the binary. It panics rather than
 // returning an error because a broken embedded table is a build defect,
 // which TestDefault catches before release; every caller shares one parsed

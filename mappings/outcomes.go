@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 )
 
 // The outcomes a GP record codes: the referral accepted by the person,
@@ -31,22 +30,8 @@ type OutcomeTable struct {
 //go:embed outcome-codes.csv
 var embeddedOutcomes string
 
-var (
-	defaultOutcomesOnce sync.Once
-	defaultOutcomes     *OutcomeTable
-)
-
 // DefaultOutcomes is the embedded outcome table.
-func DefaultOutcomes() *OutcomeTable {
-	defaultOutcomesOnce.Do(func() {
-		t, err := LoadOutcomes(strings.NewReader(embeddedOutcomes), "outcome-codes.csv")
-		if err != nil {
-			panic(err) // guarded by a test
-		}
-		defaultOutcomes = t
-	})
-	return defaultOutcomes
-}
+var DefaultOutcomes = embeddedTable(LoadOutcomes, embeddedOutcomes, "outcome-codes.csv")
 
 // LoadOutcomes reads an outcome table, reporting every problem with its line.
 func LoadOutcomes(r io.Reader, name string) (*OutcomeTable, error) {
