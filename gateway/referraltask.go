@@ -75,3 +75,20 @@ type reference struct {
 }
 
 var fulfillCode = json.RawMessage(`{"coding":[{"system":"` + TaskCodeSystem + `","code":"fulfill","display":"Fulfill the focal request"}]}`)
+
+// TaskCategory is the social prescribing category a referral Task was
+// routed by (its input coded in CategorySystem), or "".
+func TaskCategory(task []byte) string {
+	var t struct {
+		Input []struct {
+			ValueCoding struct{ System, Code string } `json:"valueCoding"`
+		} `json:"input"`
+	}
+	_ = json.Unmarshal(task, &t)
+	for _, in := range t.Input {
+		if in.ValueCoding.System == CategorySystem {
+			return in.ValueCoding.Code
+		}
+	}
+	return ""
+}

@@ -383,7 +383,7 @@ func (s *Service) plan(ctx context.Context, caller gateway.Caller, obj *fhir.Obj
 		return nil, nil, gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, qr+".basedOn",
 			"the referral is %s: measures are recorded for a referral the provider has accepted (accepted, in-progress, on-hold or completed)", view.Status)
 	}
-	category := categoryOf(task.Body)
+	category := gateway.TaskCategory(task.Body)
 	provider := strings.TrimPrefix(view.Owner, gateway.TypeOrganization+"/")
 	asked := s.MeasuresAsked(category, provider, point)
 	if !slices.Contains(asked, q.ID) {
@@ -539,21 +539,6 @@ func (s *Service) namesProvider(raw json.RawMessage, provider string) bool {
 	return a.Identifier.Value != "" && a.Identifier.System == prov.Organization.System && a.Identifier.Value == prov.Organization.Value
 }
 
-// categoryOf is the category a referral Task was routed by (its input).
-func categoryOf(task []byte) string {
-	var t struct {
-		Input []struct {
-			ValueCoding struct{ System, Code string } `json:"valueCoding"`
-		} `json:"input"`
-	}
-	_ = json.Unmarshal(task, &t)
-	for _, in := range t.Input {
-		if in.ValueCoding.System == gateway.CategorySystem {
-			return in.ValueCoding.Code
-		}
-	}
-	return ""
-}
 
 func output(system, code, display, ref string) map[string]any {
 	return map[string]any{

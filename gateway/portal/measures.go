@@ -70,7 +70,7 @@ func (s *Service) MeasuresOf(ctx context.Context, caller gateway.Caller, taskID 
 		return nil, err
 	}
 	srID := strings.TrimPrefix(view.Focus, gateway.TypeServiceRequest+"/")
-	category := taskCategory(task.Body)
+	category := gateway.TaskCategory(task.Body)
 	provider := strings.TrimPrefix(view.Owner, gateway.TypeOrganization+"/")
 	var out []MeasureDue
 	for _, point := range gateway.MeasurePoints {
@@ -239,18 +239,3 @@ func (s *Service) RecordMeasure(ctx context.Context, caller gateway.Caller, task
 	return s.measures.Record(ctx, caller, body, audit)
 }
 
-// taskCategory is the category a referral Task was routed by.
-func taskCategory(task []byte) string {
-	var t struct {
-		Input []struct {
-			ValueCoding struct{ System, Code string } `json:"valueCoding"`
-		} `json:"input"`
-	}
-	_ = json.Unmarshal(task, &t)
-	for _, in := range t.Input {
-		if in.ValueCoding.System == gateway.CategorySystem {
-			return in.ValueCoding.Code
-		}
-	}
-	return ""
-}
