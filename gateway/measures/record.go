@@ -539,7 +539,6 @@ func (s *Service) namesProvider(raw json.RawMessage, provider string) bool {
 	return a.Identifier.Value != "" && a.Identifier.System == prov.Organization.System && a.Identifier.Value == prov.Organization.Value
 }
 
-
 func output(system, code, display, ref string) map[string]any {
 	return map[string]any{
 		"type":           map[string]any{"coding": []map[string]string{{"system": system, "code": code, "display": display}}},

@@ -238,4 +238,3 @@ func (s *Service) RecordMeasure(ctx context.Context, caller gateway.Caller, task
 	}
 	return s.measures.Record(ctx, caller, body, audit)
 }
-
