@@ -289,6 +289,39 @@ func TestConsentWithdrawalRemovesTheReferral(t *testing.T) {
 	}
 }
 
+// A cancellation queued before the withdrawal landed (or still retrying
+// when it did) sends nothing: after a withdrawal the provider gets only
+// the delete notice, never the record again.
+func TestNothingButTheNoticeAfterWithdrawal(t *testing.T) {
+	t.Parallel()
+	e := setup(t, withProviders(consentProviders()))
+	consent := e.post("/Consent", consentFor("walking", "active"), as("practice-a")...).must(t, http.StatusCreated).json(t)
+	srID := e.post("/ServiceRequest", referral("CONSENT-W1", "390893007"), as("practice-a")...).must(t, http.StatusCreated).json(t)["id"].(string)
+	taskID := e.referralTask(t, srID)["id"].(string)
+	e.do(http.MethodPatch, "/Task/"+taskID, []byte(`[{"op":"replace","path":"/status","value":"cancelled"},{"op":"add","path":"/statusReason","value":{"text":"no longer needed"}}]`),
+		callerHeader, "practice-a", "Content-Type", "application/json-patch+json").must(t, http.StatusOK)
+	id := consent["id"].(string)
+	withdrawn := strings.Replace(string(consentFor("walking", "inactive")), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1)
+	e.put("/Consent/"+id, []byte(withdrawn), as("practice-a")...).must(t, http.StatusOK)
+	if n := e.deliveries(t, "cancelled"); n == 0 {
+		t.Fatal("no cancellation was queued; the test proves nothing")
+	}
+
+	rc := newReceiver(t)
+	e.startDeliveries(map[string]worker.Endpoint{"walking": {Name: "Walking for Health", Kind: "webhook", URL: rc.srv.URL, Secrets: webhookSecret, Full: true},
+		"advice": {Name: "Money Advice", Kind: "portal"}, "link": {Name: "Link Workers", Kind: "portal"}})
+	e.waitDeliveriesDrained(t)
+	got := rc.received()
+	for i, b := range got {
+		if strings.Contains(string(b), nhsNumber) || !strings.Contains(string(b), `"referral.withdrawn"`) {
+			t.Errorf("delivery %d after the withdrawal is not the bare delete notice: %.200s", i, b)
+		}
+	}
+	if len(got) != 1 {
+		t.Errorf("%d deliveries, want the delete notice only", len(got))
+	}
+}
+
 // A referrer's cancellation citing withdrawn consent is a withdrawal too;
 // and a held referral cancelled tells the provider nothing (it never had it).
 func TestCancellationCitingWithdrawnConsent(t *testing.T) {
