@@ -74,6 +74,7 @@ func (s *Service) ForReferral(ctx context.Context, c gateway.Caller, entity stri
 	if err != nil {
 		return nil, err
 	}
+	patients := &patientMatch{ref: refs.patient, key: refs.patientKey, resolved: map[string]bool{}}
 	res := &Result{Complete: true}
 	before, scanned := "+", 0
 	for {
@@ -82,8 +83,8 @@ func (s *Service) ForReferral(ctx context.Context, c gateway.Caller, entity stri
 			return nil, err
 		}
 		for _, e := range entries {
-			if s.disclosure(e.Record, refs) {
-				res.Records = append(res.Records, e.Record)
+			if r, ok := s.disclosure(ctx, e.Record, refs, patients); ok {
+				res.Records = append(res.Records, r)
 			}
 		}
 		scanned += len(entries)
@@ -98,9 +99,20 @@ func (s *Service) ForReferral(ctx context.Context, c gateway.Caller, entity stri
 	}
 }
 
+// referral is what a disclosure of one referral names: its own resources
+// (the Task, the ServiceRequest and the resources that came with it, whose
+// ids are its alone), and its Patient, whose FHIR id is only the practice's
+// own (gateway.PatientKey): another practice's Patient may have the same.
+type referral struct {
+	own []string
+	// patient is the Patient's reference as records name it, patientKey
+	// the key it is kept under.
+	patient, patientKey string
+}
+
 // referralRefs are the references a disclosure of the referral names,
 // and when the referral was made.
-func (s *Service) referralRefs(ctx context.Context, r *gateway.Resource) ([]string, time.Time, error) {
+func (s *Service) referralRefs(ctx context.Context, r *gateway.Resource) (referral, time.Time, error) {
 	var task, sr *gateway.Resource
 	var err error
 	switch r.Type {
@@ -108,35 +120,36 @@ func (s *Service) referralRefs(ctx context.Context, r *gateway.Resource) ([]stri
 		task = r
 		view, err := gateway.ParseTask(task.Body)
 		if err != nil {
-			return nil, time.Time{}, err
+			return referral{}, time.Time{}, err
 		}
 		if id, ok := strings.CutPrefix(s.LocalRef(view.Focus), gateway.TypeServiceRequest+"/"); ok {
 			if sr, err = s.Store.Read(ctx, gateway.TypeServiceRequest, id); err != nil {
-				return nil, time.Time{}, err
+				return referral{}, time.Time{}, err
 			}
 		}
 	default:
 		sr = r
 		holder, err := s.Store.Lookup(ctx, gateway.ReferralTaskKey(sr.ID))
 		if err != nil {
-			return nil, time.Time{}, err
+			return referral{}, time.Time{}, err
 		}
 		if holder != "" {
 			if task, err = s.Store.Read(ctx, gateway.TypeTask, strings.TrimPrefix(holder, gateway.TypeTask+"/")); err != nil {
-				return nil, time.Time{}, err
+				return referral{}, time.Time{}, err
 			}
 		}
 	}
 	var refs []string
+	var patient, patientKey string
 	since := time.Now()
 	if task != nil {
 		refs = append(refs, task.Ref())
 		view, err := gateway.ParseTask(task.Body)
 		if err != nil {
-			return nil, time.Time{}, err
+			return referral{}, time.Time{}, err
 		}
 		if p := s.LocalRef(view.For); strings.HasPrefix(p, gateway.TypePatient+"/") {
-			refs = append(refs, p)
+			patient, patientKey = p, gateway.PatientKey(task.Owner, strings.TrimPrefix(p, gateway.TypePatient+"/"))
 		}
 		if first, err := s.Store.ReadVersion(ctx, gateway.TypeTask, task.ID, 1); err == nil {
 			since = first.LastUpdated
@@ -146,7 +159,7 @@ func (s *Service) referralRefs(ctx context.Context, r *gateway.Resource) ([]stri
 		refs = append(refs, sr.Ref())
 		more, err := s.Supporting(ctx, sr.Ref())
 		if err != nil {
-			return nil, time.Time{}, err
+			return referral{}, time.Time{}, err
 		}
 		for _, m := range more {
 			refs = append(refs, m.Ref())
@@ -155,17 +168,85 @@ func (s *Service) referralRefs(ctx context.Context, r *gateway.Resource) ([]stri
 			since = first.LastUpdated
 		}
 	}
-	return refs, since.Add(-time.Second), err
+	return referral{own: refs, patient: patient, patientKey: patientKey}, since.Add(-time.Second), err
 }
 
-// disclosure reports whether a record is a provider's receipt or reading
-// of one of the referral's resources.
-func (s *Service) disclosure(r gateway.AuditRecord, refs []string) bool {
-	if _, ok := s.Router().Provider(r.Client); !ok || r.Status >= 400 {
-		return false
+// patientMatch decides whether a record naming the referral's Patient by
+// its FHIR id alone means this practice's Patient. Within a record that
+// also names the referral's own resources it does (a provider reads a
+// Patient through its Task). Standing alone it does when the provider that
+// read it resolves that id to this practice's Patient (a provider names a
+// Patient only through the Tasks it holds; gateway.Core.PatientKeyFor),
+// asked once per provider per question.
+type patientMatch struct {
+	ref, key string
+	resolved map[string]bool
+}
+
+func (s *Service) alone(ctx context.Context, m *patientMatch, provider string) bool {
+	if ok, seen := m.resolved[provider]; seen {
+		return ok
 	}
-	return slices.ContainsFunc(r.What, func(w string) bool {
-		base, _, _ := strings.Cut(w, "/_history/")
-		return slices.Contains(refs, base)
-	})
+	key, err := s.PatientKeyFor(ctx, gateway.Caller{ClientID: provider, Kind: gateway.CallerProvider}, strings.TrimPrefix(m.ref, gateway.TypePatient+"/"))
+	ok := err == nil && key == m.key
+	m.resolved[provider] = ok
+	return ok
+}
+
+// disclosure returns, for a record that is a provider's receipt or
+// reading of the referral's resources, the part of it that concerns this
+// referral: its references to the referral (others, which may be other
+// practices' referrals from the same search page, are only counted), and
+// the provider; not the network address it called from or the e-mail
+// address of the person who used its portal, which are the provider's
+// business, not the practice's.
+func (s *Service) disclosure(ctx context.Context, r gateway.AuditRecord, ref referral, patients *patientMatch) (gateway.AuditRecord, bool) {
+	provider, ok := s.Router().Provider(r.Client)
+	if !ok || r.Status >= 400 {
+		return r, false
+	}
+	base := func(w string) string { b, _, _ := strings.Cut(w, "/_history/"); return b }
+	var what []string
+	others, patientNamed := r.Unlisted, false
+	for _, w := range r.What {
+		switch b := base(w); {
+		case slices.Contains(ref.own, b):
+			what = append(what, w)
+		case ref.patient != "" && b == ref.patient:
+			patientNamed = true
+		default:
+			others++
+		}
+	}
+	if patientNamed {
+		if len(what) > 0 || s.alone(ctx, patients, r.Client) {
+			for _, w := range r.What {
+				if base(w) != ref.patient {
+					continue
+				}
+				if slices.Contains(what, w) {
+					others++ // another practice's Patient of the same id and version
+				} else {
+					what = append(what, w)
+				}
+			}
+		} else {
+			others++
+		}
+	}
+	if len(what) == 0 {
+		return r, false
+	}
+	r.What, r.Unlisted = what, others
+	r.Address = ""
+	if r.User != "" {
+		r.User = ""
+		if r.Query == "" {
+			r.Query = "portal"
+		}
+	}
+	if r.Org.Value == "" {
+		r.Org = provider.Organization
+	}
+	return r, true
 }
