@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -612,6 +613,22 @@ func TestBaRSWithdrawalTellsTheProviderToDelete(t *testing.T) {
 	for _, s := range []string{"Julie", "1959-05-04", "LS10 4YU"} {
 		if strings.Contains(string(p.received()[1].body), s) {
 			t.Errorf("the delete message carries %q", s)
+		}
+	}
+	// Of the referral it names only what identifies it: nothing of its
+	// content goes after consent was withdrawn.
+	if len(entries) == 2 {
+		for name := range entries[1] {
+			if !slices.Contains([]string{"resourceType", "id", "meta", "identifier", "status", "intent", "subject"}, name) {
+				t.Errorf("the delete message's ServiceRequest carries %s: %s", name, mustJSON(entries[1]))
+			}
+		}
+		if subject, _ := entries[1]["subject"].(map[string]any); len(subject) != 1 || subject["reference"] == nil {
+			t.Errorf("the delete message's subject %v, want its reference only", entries[1]["subject"])
+		}
+		_, first, _ := sentMessage(t, p.received()[0])
+		if entries[1]["id"] == nil || entries[1]["id"] != first[1]["id"] {
+			t.Errorf("the delete message does not name the referral it sent: %s", mustJSON(entries[1]))
 		}
 	}
 }
