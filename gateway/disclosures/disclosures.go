@@ -10,6 +10,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/signpost-health/signpost/fhir"
@@ -27,19 +28,30 @@ type Trail interface {
 type Service struct {
 	*gateway.Core
 	Trail Trail
+
+	mu sync.Mutex
+	// asking are the clients with a question being answered: one at a
+	// time each, so no client can keep Redis and a core busy with
+	// parallel scans of the trail.
+	asking map[string]bool
 }
 
 // New returns the use case over the core and the trail.
-func New(core *gateway.Core, trail Trail) *Service { return &Service{Core: core, Trail: trail} }
+func New(core *gateway.Core, trail Trail) *Service {
+	return &Service{Core: core, Trail: trail, asking: map[string]bool{}}
+}
 
 // MaxScanned bounds the audit records one question reads: the trail is
-// read from its newest record back to the referral's creation, and a
-// referral in a deployment busy enough to hold more since is answered with
-// what the newest records say, and says so (Result.Complete).
-const MaxScanned = 200_000
+// read from its newest record back to the referral's creation (the first
+// version of its Task or ServiceRequest), and a referral in a deployment
+// busy enough to hold more since is answered with what the newest records
+// say, and says so (Result.Complete). At this bound a question reads a few
+// megabytes from Redis.
+const MaxScanned = 20_000
 
-// page is how many records are read per round trip.
-const page = 2000
+// page is how many records are read per round trip: small enough that no
+// one reply is large, whatever the records hold.
+const page = 500
 
 // Result is a referral's disclosures, newest first.
 type Result struct {
@@ -63,6 +75,11 @@ func (s *Service) ForReferral(ctx context.Context, c gateway.Caller, entity stri
 		return nil, gateway.NewError(gateway.KindInvalid, fhir.IssueValue, "entity",
 			"entity names the referral: ServiceRequest/{id} or Task/{id}")
 	}
+	if !s.begin(c.ClientID) {
+		return nil, gateway.NewError(gateway.KindTooManyRequests, fhir.IssueThrottled, "",
+			"a question about disclosures from this client is being answered; ask again when it is")
+	}
+	defer s.end(c.ClientID)
 	r, err := s.ReadVisible(ctx, c, typ, id)
 	if errors.Is(err, gateway.ErrNotFound) {
 		return nil, gateway.NotFound(typ, id)
@@ -97,6 +114,22 @@ func (s *Service) ForReferral(ctx context.Context, c gateway.Caller, entity stri
 		}
 		before = "(" + entries[len(entries)-1].ID
 	}
+}
+
+func (s *Service) begin(client string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.asking[client] {
+		return false
+	}
+	s.asking[client] = true
+	return true
+}
+
+func (s *Service) end(client string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.asking, client)
 }
 
 // referral is what a disclosure of one referral names: its own resources

@@ -5,7 +5,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/signpost-health/signpost/gateway/disclosures"
 	"github.com/signpost-health/signpost/gateway/worker"
 )
 
@@ -100,5 +104,41 @@ func TestDisclosuresAreOnlyThisReferrals(t *testing.T) {
 	}
 	if strings.Contains(s, `"type":"2"}`) { // an agent's network address given as an IP address
 		t.Errorf("the provider's network address is shown to the practice: %s", s)
+	}
+}
+
+// A question reads a bounded part of the trail (disclosures.MaxScanned
+// records, 20,000), and says when it stopped before the referral's
+// creation.
+func TestDisclosuresReadABoundedPartOfTheTrail(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	a := as("practice-a")
+	srID := e.post("/ServiceRequest", referral("DISC-4", "390893007"), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+	ctx := context.Background()
+	rdb := e.redis.Client()
+	keys, err := rdb.Keys(ctx, "*audit*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("audit stream keys %v: %v", keys, err)
+	}
+	const written = 21_000
+	if disclosures.MaxScanned >= written {
+		t.Fatalf("MaxScanned %d: a question may read more than %d records", disclosures.MaxScanned, written)
+	}
+	for i := 0; i < written/1000; i++ {
+		p := rdb.Pipeline()
+		for j := 0; j < 1000; j++ {
+			p.XAdd(ctx, &redis.XAddArgs{Stream: keys[0], Values: []any{"t", time.Now().UnixMilli(), "i", "search-type", "a", "E", "s", "200", "c", "advice",
+				"w", "Task/0123456789abcdef0123456789abcdef/_history/1", "q", "Task?owner"}})
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	r := e.get("/AuditEvent?entity=ServiceRequest/"+srID, a...).must(t, http.StatusOK)
+	t.Logf("a question over %d records: %v", written, time.Since(start))
+	if !strings.Contains(string(r.body), `"too-costly"`) {
+		t.Errorf("no word that older records were not read: %.300s", r.body)
 	}
 }
