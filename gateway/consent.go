@@ -251,8 +251,10 @@ func fhirTimeBounds(v string, last bool) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// ReadConsent reads a stored Consent's record as it stands at now.
-func ReadConsent(r *Resource, withReferral bool, now time.Time) *ConsentRecord {
+// ReadConsent reads a stored Consent's record as it stands at now; base is
+// Signpost's FHIR base, which references to organisations may be made
+// absolute against.
+func ReadConsent(r *Resource, withReferral bool, now time.Time, base string) *ConsentRecord {
 	var c struct {
 		Status string `json:"status"`
 		Scope  struct {
@@ -280,6 +282,17 @@ func ReadConsent(r *Resource, withReferral bool, now time.Time) *ConsentRecord {
 	for _, a := range p.Actor {
 		rec.Actors = append(rec.Actors, a.Reference)
 	}
+	local := func(ref models.Reference) models.Reference {
+		if ref.Reference != nil && base != "" {
+			if rest, ok := strings.CutPrefix(*ref.Reference, base+"/"); ok {
+				ref.Reference = &rest
+			}
+		}
+		return ref
+	}
+	for i := range rec.Actors {
+		rec.Actors[i] = local(rec.Actors[i])
+	}
 	var nested func(ps []consentProvision, depth int)
 	nested = func(ps []consentProvision, depth int) {
 		if depth > maxProvisionDepth {
@@ -292,7 +305,7 @@ func ReadConsent(r *Resource, withReferral bool, now time.Time) *ConsentRecord {
 			}
 			rule := ConsentRule{Deny: n.Type == "deny"}
 			for _, a := range n.Actor {
-				rule.Actors = append(rule.Actors, a.Reference)
+				rule.Actors = append(rule.Actors, local(a.Reference))
 			}
 			rec.Exceptions = append(rec.Exceptions, rule)
 			nested(n.Provision, depth+1)
@@ -316,11 +329,11 @@ func (c *ConsentRecord) About(p *Provider) bool {
 // names reports whether actors name p.
 func names(actors []models.Reference, p *Provider) bool {
 	for _, a := range actors {
-		if a.Reference != nil {
-			ref := *a.Reference
-			if ref == TypeOrganization+"/"+p.ID || strings.HasSuffix(ref, "/"+TypeOrganization+"/"+p.ID) {
-				return true
-			}
+		// Literal references are read relative to Signpost's base (ReadConsent
+		// with base): an absolute URL elsewhere names another server's
+		// Organization, whatever its id.
+		if a.Reference != nil && *a.Reference == TypeOrganization+"/"+p.ID {
+			return true
 		}
 		if id := a.Identifier; id != nil && id.System != nil && id.Value != nil && p.Organization.Value != "" &&
 			*id.System == p.Organization.System && *id.Value == p.Organization.Value {

@@ -96,7 +96,7 @@ func TestReadConsent(t *testing.T) {
 	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
 	const privacy = `"scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]}`
 	read := func(body string) *gateway.ConsentRecord {
-		return gateway.ReadConsent(&gateway.Resource{Type: "Consent", ID: "c", Body: []byte(`{"resourceType":"Consent","status":"active",` + body + `}`)}, false, now)
+		return gateway.ReadConsent(&gateway.Resource{Type: "Consent", ID: "c", Body: []byte(`{"resourceType":"Consent","status":"active",` + body + `}`)}, false, now, "https://signpost.example/fhir")
 	}
 	for _, c := range []struct {
 		body                   string
@@ -121,6 +121,20 @@ func TestReadConsent(t *testing.T) {
 		if got.OtherScope != c.otherScope || got.NotInForce != c.notInForce || got.Deny != c.deny || len(got.Exceptions) != c.exceptions {
 			t.Errorf("%s: other scope %v, not in force %v, deny %v, %d exceptions; want %v %v %v %d", c.body,
 				got.OtherScope, got.NotInForce, got.Deny, len(got.Exceptions), c.otherScope, c.notInForce, c.deny, c.exceptions)
+		}
+	}
+
+	// An organisation is named relative to Signpost's base; an absolute URL
+	// on another server names another organisation, whatever its id.
+	p := &gateway.Provider{ID: "walking"}
+	for actor, want := range map[string]gateway.ConsentDecision{
+		"Organization/walking":                               gateway.ConsentPermits,
+		"https://signpost.example/fhir/Organization/walking": gateway.ConsentPermits,
+		"https://elsewhere.example/Organization/walking":     gateway.ConsentMissing,
+	} {
+		c := read(privacy + `,"provision":{"type":"permit","actor":[{"reference":{"reference":"` + actor + `"}}]}`)
+		if got := gateway.DecideConsent(gateway.ConsentRequired, p, []*gateway.ConsentRecord{c}, ""); got != want {
+			t.Errorf("a Consent naming %s: %v, want %v", actor, got, want)
 		}
 	}
 }

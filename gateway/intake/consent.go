@@ -83,7 +83,7 @@ func (s *Service) consentFor(ctx context.Context, pl *plan, p *gateway.Provider,
 		withReferral := slices.Contains(w.Terms, gateway.ReferralTerm(srRef)) && s.forSamePatient(w.Resource.Body, patientTerms)
 		forPatient := w.Resource.Owner == sr.Owner && len(patientTerms) > 0 && slices.ContainsFunc(patientTerms, func(t string) bool { return slices.Contains(w.Terms, t) })
 		if withReferral || forPatient {
-			records = append(records, gateway.ReadConsent(w.Resource, withReferral, pl.now))
+			records = append(records, gateway.ReadConsent(w.Resource, withReferral, pl.now, s.Base))
 		}
 	}
 	// A deployment that checks nothing reads nothing more for a new
@@ -135,7 +135,7 @@ func (s *Service) storedConsents(ctx context.Context, pl *plan, srRef, client st
 		if came && !sameSubject && !slices.Contains(forPatient, r.ID) {
 			continue // came with the referral, but is another patient's
 		}
-		out = append(out, gateway.ReadConsent(r, came && sameSubject, pl.now))
+		out = append(out, gateway.ReadConsent(r, came && sameSubject, pl.now, s.Base))
 	}
 	return out, nil
 }
