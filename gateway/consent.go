@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"time"
 
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
@@ -151,44 +152,188 @@ type ConsentRecord struct {
 	// transaction or message): one that names no actor is consent for that
 	// referral, to the provider it is sent to.
 	WithReferral bool
+	// OtherScope marks a Consent that is not a privacy consent (scope
+	// patient-privacy): it says nothing about sharing the patient's details.
+	OtherScope bool
+	// NotInForce marks a Consent that does not apply now: its provision's
+	// period has not begun or has ended, it was given in the future, or its
+	// provision's actions do not include disclosure.
+	NotInForce bool
+	// Exceptions are the nested provisions in force (provision.provision,
+	// at any depth, outermost first): each permits or denies for the
+	// organisations it names, or for everyone the Consent is about when it
+	// names none.
+	Exceptions []ConsentRule
 }
 
-// ReadConsent reads a stored Consent's record.
-func ReadConsent(r *Resource, withReferral bool) *ConsentRecord {
+// ConsentRule is a nested provision of a Consent.
+type ConsentRule struct {
+	Deny   bool
+	Actors []models.Reference
+}
+
+// Consent codes Signpost reads (R4 terminology).
+const (
+	ConsentScopeSystem  = "http://terminology.hl7.org/CodeSystem/consentscope"
+	ConsentScopePrivacy = "patient-privacy"
+	consentActionSystem = "http://terminology.hl7.org/CodeSystem/consentaction"
+	// maxProvisionDepth bounds how deep nested provisions are read: a
+	// Consent is client input.
+	maxProvisionDepth = 8
+)
+
+// consentProvision is R4's Consent.provision, as much of it as Signpost
+// reads.
+type consentProvision struct {
+	Type   string `json:"type"`
+	Period *struct {
+		Start string `json:"start"`
+		End   string `json:"end"`
+	} `json:"period"`
+	Actor []struct {
+		Reference models.Reference `json:"reference"`
+	} `json:"actor"`
+	Action []struct {
+		Coding []struct{ System, Code string } `json:"coding"`
+	} `json:"action"`
+	Provision []consentProvision `json:"provision"`
+}
+
+// inForce reports whether a provision applies at now: its period covers
+// it, and it is about disclosure (no action named, or "disclose").
+func (p *consentProvision) inForce(now time.Time) bool {
+	if p.Period != nil {
+		if start, ok := fhirTimeBounds(p.Period.Start, false); ok && now.Before(start) {
+			return false
+		}
+		if end, ok := fhirTimeBounds(p.Period.End, true); ok && now.After(end) {
+			return false
+		}
+	}
+	if len(p.Action) == 0 {
+		return true
+	}
+	return slices.ContainsFunc(p.Action, func(a struct {
+		Coding []struct{ System, Code string } `json:"coding"`
+	}) bool {
+		return slices.ContainsFunc(a.Coding, func(c struct{ System, Code string }) bool {
+			return c.System == consentActionSystem && c.Code == "disclose"
+		})
+	})
+}
+
+// fhirTimeBounds reads an R4 date or dateTime (YYYY, YYYY-MM, YYYY-MM-DD,
+// or a full dateTime) as the first instant it covers, or with last the
+// last. ok is false for "" or what does not parse.
+func fhirTimeBounds(v string, last bool) (time.Time, bool) {
+	if v == "" {
+		return time.Time{}, false
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, true
+	}
+	for _, l := range []struct {
+		layout string
+		step   func(time.Time) time.Time
+	}{
+		{"2006-01-02", func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }},
+		{"2006-01", func(t time.Time) time.Time { return t.AddDate(0, 1, 0) }},
+		{"2006", func(t time.Time) time.Time { return t.AddDate(1, 0, 0) }},
+	} {
+		if t, err := time.Parse(l.layout, v); err == nil {
+			if last {
+				// A date is a local day: allow for the furthest time zone.
+				return l.step(t).Add(14 * time.Hour), true
+			}
+			return t.Add(-14 * time.Hour), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// ReadConsent reads a stored Consent's record as it stands at now; base is
+// Signpost's FHIR base, which references to organisations may be made
+// absolute against.
+func ReadConsent(r *Resource, withReferral bool, now time.Time, base string) *ConsentRecord {
 	var c struct {
-		Status    string `json:"status"`
-		Provision *struct {
-			Type  string `json:"type"`
-			Actor []struct {
-				Reference models.Reference `json:"reference"`
-			} `json:"actor"`
-		} `json:"provision"`
+		Status string `json:"status"`
+		Scope  struct {
+			Coding []struct{ System, Code string } `json:"coding"`
+		} `json:"scope"`
+		DateTime  string            `json:"dateTime"`
+		Provision *consentProvision `json:"provision"`
 	}
 	_ = json.Unmarshal(r.Body, &c)
 	rec := &ConsentRecord{Ref: r.Ref(), Status: c.Status, WithReferral: withReferral}
-	if p := c.Provision; p != nil {
-		rec.Deny = p.Type == "deny"
-		for _, a := range p.Actor {
-			rec.Actors = append(rec.Actors, a.Reference)
+	rec.OtherScope = !slices.ContainsFunc(c.Scope.Coding, func(cd struct{ System, Code string }) bool {
+		return cd.System == ConsentScopeSystem && cd.Code == ConsentScopePrivacy
+	})
+	if given, ok := fhirTimeBounds(c.DateTime, false); ok && given.After(now) {
+		rec.NotInForce = true
+	}
+	p := c.Provision
+	if p == nil {
+		// No provision: the Consent is an agreement (R4: a provision's type
+		// is a permit or a deny of what the policy says), so it permits.
+		return rec
+	}
+	rec.Deny = p.Type == "deny"
+	rec.NotInForce = rec.NotInForce || !p.inForce(now)
+	for _, a := range p.Actor {
+		rec.Actors = append(rec.Actors, a.Reference)
+	}
+	local := func(ref models.Reference) models.Reference {
+		if ref.Reference != nil && base != "" {
+			if rest, ok := strings.CutPrefix(*ref.Reference, base+"/"); ok {
+				ref.Reference = &rest
+			}
+		}
+		return ref
+	}
+	for i := range rec.Actors {
+		rec.Actors[i] = local(rec.Actors[i])
+	}
+	var nested func(ps []consentProvision, depth int)
+	nested = func(ps []consentProvision, depth int) {
+		if depth > maxProvisionDepth {
+			return
+		}
+		for i := range ps {
+			n := &ps[i]
+			if n.Type != "deny" && n.Type != "permit" || !n.inForce(now) {
+				continue
+			}
+			rule := ConsentRule{Deny: n.Type == "deny"}
+			for _, a := range n.Actor {
+				rule.Actors = append(rule.Actors, local(a.Reference))
+			}
+			rec.Exceptions = append(rec.Exceptions, rule)
+			nested(n.Provision, depth+1)
 		}
 	}
+	nested(p.Provision, 1)
 	return rec
 }
 
 // About reports whether the Consent is about disclosure to p: it names p
 // among its provision's actors (by reference Organization/{provider id} or
-// by the provider's ODS identifier), or, naming none, it came with the
-// referral being sent to p.
+// by the provider's ODS identifier), or, naming none, it refuses (a
+// refusal to share with anyone) or came with the referral being sent to p.
 func (c *ConsentRecord) About(p *Provider) bool {
 	if len(c.Actors) == 0 {
-		return c.WithReferral
+		return c.Deny || c.WithReferral
 	}
-	for _, a := range c.Actors {
-		if a.Reference != nil {
-			ref := *a.Reference
-			if ref == TypeOrganization+"/"+p.ID || strings.HasSuffix(ref, "/"+TypeOrganization+"/"+p.ID) {
-				return true
-			}
+	return names(c.Actors, p)
+}
+
+// names reports whether actors name p.
+func names(actors []models.Reference, p *Provider) bool {
+	for _, a := range actors {
+		// Literal references are read relative to Signpost's base (ReadConsent
+		// with base): an absolute URL elsewhere names another server's
+		// Organization, whatever its id.
+		if a.Reference != nil && *a.Reference == TypeOrganization+"/"+p.ID {
+			return true
 		}
 		if id := a.Identifier; id != nil && id.System != nil && id.Value != nil && p.Organization.Value != "" &&
 			*id.System == p.Organization.System && *id.Value == p.Organization.Value {
@@ -196,6 +341,19 @@ func (c *ConsentRecord) About(p *Provider) bool {
 		}
 	}
 	return false
+}
+
+// denies reports, for an active Consent in force, whether it applies to p
+// and then whether it denies: its provision, then each nested provision
+// that names p (or names no one, applying as its parent does) in turn.
+func (c *ConsentRecord) denies(p *Provider) (applies, deny bool) {
+	applies, deny = c.About(p), c.Deny
+	for _, r := range c.Exceptions {
+		if len(r.Actors) == 0 && applies || names(r.Actors, p) {
+			applies, deny = true, r.Deny
+		}
+	}
+	return applies, deny
 }
 
 // ConsentDecision is whether a referral may go to a provider.
@@ -209,7 +367,7 @@ const (
 	// ConsentRefusedByPatient: a Consent denies it, or the referrer attests a refusal.
 	ConsentRefusedByPatient
 	// ConsentWithdrawnByPatient: the consent about this provider is no
-	// longer active (inactive, rejected) and none other is.
+	// longer active (inactive, rejected, entered in error) and none other is.
 	ConsentWithdrawnByPatient
 )
 
@@ -222,16 +380,26 @@ func DecideConsent(policy ConsentPolicy, p *Provider, consents []*ConsentRecord,
 	}
 	permit, deny, stopped := false, false, false
 	for _, c := range consents {
-		if !c.About(p) {
-			continue
+		if c.OtherScope {
+			continue // not about sharing the patient's details
 		}
-		switch {
-		case c.Status == "active" && c.Deny:
-			deny = true
-		case c.Status == "active":
-			permit = true
-		case c.Status == "inactive" || c.Status == "rejected":
-			stopped = true
+		switch c.Status {
+		case "active":
+			if c.NotInForce {
+				continue
+			}
+			if applies, d := c.denies(p); applies && d {
+				deny = true
+			} else if applies {
+				permit = true
+			}
+		case "inactive", "rejected", "entered-in-error":
+			// Entered in error: the consent a referral may have gone out
+			// under was never given, which stops it as a withdrawal does.
+			// A refusal made inactive stops nothing.
+			if !c.Deny && c.About(p) {
+				stopped = true
+			}
 		}
 	}
 	switch {

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
@@ -51,10 +52,89 @@ func TestDecideConsent(t *testing.T) {
 		{"unset, nothing", gateway.ConsentUnset, nil, "", gateway.ConsentPermits},
 		{"unset, still honours a withdrawal", gateway.ConsentUnset, []*gateway.ConsentRecord{consent("inactive", true, false, "")}, "", gateway.ConsentWithdrawnByPatient},
 		{"unset, still honours a refusal", gateway.ConsentUnset, nil, mappings.ConsentRefused, gateway.ConsentRefusedByPatient},
+		{"required, a refusal naming no one refuses for everyone", gateway.ConsentRequired, []*gateway.ConsentRecord{consent("active", false, true, ""), consent("active", false, false, "Organization/walking")}, "", gateway.ConsentRefusedByPatient},
+		{"unset, a refusal naming no one", gateway.ConsentUnset, []*gateway.ConsentRecord{consent("active", false, true, "")}, "", gateway.ConsentRefusedByPatient},
+		{"required, entered in error", gateway.ConsentRequired, []*gateway.ConsentRecord{consent("entered-in-error", false, false, "Organization/walking")}, "", gateway.ConsentWithdrawnByPatient},
+		{"unset, a refusal made inactive withdraws nothing", gateway.ConsentUnset, []*gateway.ConsentRecord{consent("inactive", false, true, "")}, "", gateway.ConsentPermits},
+		{"required, not a privacy consent", gateway.ConsentRequired, []*gateway.ConsentRecord{func() *gateway.ConsentRecord {
+			c := consent("active", false, false, "Organization/walking")
+			c.OtherScope = true
+			return c
+		}()}, "", gateway.ConsentMissing},
+		{"required, not in force", gateway.ConsentRequired, []*gateway.ConsentRecord{func() *gateway.ConsentRecord {
+			c := consent("active", false, false, "Organization/walking")
+			c.NotInForce = true
+			return c
+		}()}, "", gateway.ConsentMissing},
+		{"required, a permit with a nested deny for the provider", gateway.ConsentRequired, []*gateway.ConsentRecord{func() *gateway.ConsentRecord {
+			c := consent("active", true, false, "")
+			c.Exceptions = []gateway.ConsentRule{{Deny: true, Actors: []models.Reference{refTo("Organization/walking")}}}
+			return c
+		}()}, "", gateway.ConsentRefusedByPatient},
+		{"required, a nested deny for another provider", gateway.ConsentRequired, []*gateway.ConsentRecord{func() *gateway.ConsentRecord {
+			c := consent("active", true, false, "")
+			c.Exceptions = []gateway.ConsentRule{{Deny: true, Actors: []models.Reference{refTo("Organization/advice")}}}
+			return c
+		}()}, "", gateway.ConsentPermits},
+		{"required, a refusal with a nested permit for the provider", gateway.ConsentRequired, []*gateway.ConsentRecord{func() *gateway.ConsentRecord {
+			c := consent("active", false, true, "")
+			c.Exceptions = []gateway.ConsentRule{{Actors: []models.Reference{refTo("Organization/walking")}}}
+			return c
+		}()}, "", gateway.ConsentPermits},
 	}
 	for _, c := range cases {
 		if got := gateway.DecideConsent(c.policy, p, c.consents, c.attestation); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// What a Consent says is read as it stands now: its scope, its period and
+// date, the actions it covers, and its nested provisions.
+func TestReadConsent(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	const privacy = `"scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]}`
+	read := func(body string) *gateway.ConsentRecord {
+		return gateway.ReadConsent(&gateway.Resource{Type: "Consent", ID: "c", Body: []byte(`{"resourceType":"Consent","status":"active",` + body + `}`)}, false, now, "https://signpost.example/fhir")
+	}
+	for _, c := range []struct {
+		body                   string
+		otherScope, notInForce bool
+		deny                   bool
+		exceptions             int
+	}{
+		{privacy, false, false, false, 0},
+		{`"scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"adr"}]}`, true, false, false, 0},
+		{`"scope":{"text":"patient-privacy"}`, true, false, false, 0},
+		{privacy + `,"provision":{"type":"permit","period":{"start":"2019-01-01","end":"2020-01-01"}}`, false, true, false, 0},
+		{privacy + `,"provision":{"type":"permit","period":{"start":"2027-01-01"}}`, false, true, false, 0},
+		{privacy + `,"provision":{"type":"permit","period":{"start":"2026-12-03","end":"2026-12-03"}}`, false, false, false, 0},
+		{privacy + `,"dateTime":"2027-06-01"`, false, true, false, 0},
+		{privacy + `,"dateTime":"2026-12-03T09:00:00Z","provision":{"type":"deny"}`, false, false, true, 0},
+		{privacy + `,"provision":{"type":"permit","action":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentaction","code":"collect"}]}]}`, false, true, false, 0},
+		{privacy + `,"provision":{"type":"permit","action":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentaction","code":"disclose"}]}]}`, false, false, false, 0},
+		{privacy + `,"provision":{"type":"permit","provision":[{"type":"deny","actor":[{"reference":{"reference":"Organization/walking"}}]},` +
+			`{"type":"deny","period":{"end":"2020-01-01"}},{"type":"permit","provision":[{"type":"deny"}]}]}`, false, false, false, 3},
+	} {
+		got := read(c.body)
+		if got.OtherScope != c.otherScope || got.NotInForce != c.notInForce || got.Deny != c.deny || len(got.Exceptions) != c.exceptions {
+			t.Errorf("%s: other scope %v, not in force %v, deny %v, %d exceptions; want %v %v %v %d", c.body,
+				got.OtherScope, got.NotInForce, got.Deny, len(got.Exceptions), c.otherScope, c.notInForce, c.deny, c.exceptions)
+		}
+	}
+
+	// An organisation is named relative to Signpost's base; an absolute URL
+	// on another server names another organisation, whatever its id.
+	p := &gateway.Provider{ID: "walking"}
+	for actor, want := range map[string]gateway.ConsentDecision{
+		"Organization/walking":                               gateway.ConsentPermits,
+		"https://signpost.example/fhir/Organization/walking": gateway.ConsentPermits,
+		"https://elsewhere.example/Organization/walking":     gateway.ConsentMissing,
+	} {
+		c := read(privacy + `,"provision":{"type":"permit","actor":[{"reference":{"reference":"` + actor + `"}}]}`)
+		if got := gateway.DecideConsent(gateway.ConsentRequired, p, []*gateway.ConsentRecord{c}, ""); got != want {
+			t.Errorf("a Consent naming %s: %v, want %v", actor, got, want)
 		}
 	}
 }

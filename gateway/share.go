@@ -57,9 +57,9 @@ func NewShareProfile(name string, elements []string) *ShareProfile {
 // with elements left out (as _elements and _summary do).
 var subsetted = map[string]string{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED", "display": "subsetted"}
 
-// withheldPatient stands in for a patient reference whose identifier the
-// profile withholds and that has no literal reference to keep.
-var withheldPatient = map[string]string{"display": "the patient (identifier withheld by the provider's share profile)"}
+// withheldPatient stands in for a patient reference whose identifier and
+// name the profile withholds and that has no literal reference to keep.
+var withheldPatient = map[string]string{"display": "the patient (details withheld by the provider's share profile)"}
 
 // Cut is the resource as the profile lets a provider see it: nil when the
 // profile shares none of it (a supporting resource whose type it does not
@@ -73,13 +73,13 @@ func (p *ShareProfile) Cut(r *Resource) *Resource {
 		keep = p.request
 	case TypeTask:
 		// Signpost's own tracking of the referral, shared whole, but for the
-		// patient's identifier when the profile withholds it.
+		// patient's identifier and name when the profile withholds them.
 		return p.cutPatientRefs(r, "for")
 	default:
 		if IsSupporting(r.Type) && !slices.Contains(p.types, r.Type) {
 			return nil
 		}
-		return r
+		return p.cutPatientRefs(r, "subject", "patient")
 	}
 	var members map[string]json.RawMessage
 	if json.Unmarshal(r.Body, &members) != nil {
@@ -92,15 +92,14 @@ func (p *ShareProfile) Cut(r *Resource) *Resource {
 			cut = true
 		}
 	}
-	if !cut {
-		return p.cutPatientRefs(r, "subject")
-	}
-	// References into contained resources must still resolve (dom-3).
 	if c, ok := members["contained"]; ok {
 		delete(members, "contained")
-		if strings.Contains(string(mustJSON(members)), `"#`) {
-			members["contained"] = p.cutContained(c)
+		if p.cutContained(c, members) {
+			cut = true
 		}
+	}
+	if !cut {
+		return p.cutPatientRefs(r, "subject")
 	}
 	members["meta"] = tagSubsetted(members["meta"])
 	out := *r
@@ -111,30 +110,131 @@ func (p *ShareProfile) Cut(r *Resource) *Resource {
 	return &out
 }
 
-// cutContained cuts the Patients a resource contains as the profile cuts
-// a Patient of its own (a referral may carry its patient inline).
-func (p *ShareProfile) cutContained(raw json.RawMessage) json.RawMessage {
+// withheldContained stands in for a reference to a contained resource the
+// profile does not share.
+var withheldContained = map[string]string{"display": "withheld by the provider's share profile"}
+
+// cutContained puts back into members (the resource's members the profile
+// keeps) the contained resources they still reference (dom-3: none is
+// kept that nothing references), each as the profile lets the provider
+// see it: a Patient cut as a Patient is, a supporting resource only if its
+// type is shared (a reference to one that is not becomes a display saying
+// so), and in every one the patient's identifier and name as the profile
+// decides. It reports whether anything was left out.
+func (p *ShareProfile) cutContained(raw json.RawMessage, members map[string]json.RawMessage) bool {
 	var list []json.RawMessage
 	if json.Unmarshal(raw, &list) != nil {
-		return raw
+		members["contained"] = raw
+		return false
 	}
-	for i, c := range list {
-		var head struct{ ResourceType string }
-		if json.Unmarshal(c, &head) != nil || head.ResourceType != TypePatient {
+	cut := false
+	kept := map[string]json.RawMessage{}
+	var withheld []string
+	for _, c := range list {
+		var head struct{ ResourceType, ID string }
+		if json.Unmarshal(c, &head) != nil {
 			continue
 		}
-		var members map[string]json.RawMessage
-		if json.Unmarshal(c, &members) != nil {
+		r := &Resource{Type: head.ResourceType, ID: head.ID, Body: c}
+		var shown *Resource
+		switch {
+		case head.ResourceType == TypePatient:
+			shown = p.cutPatient(r)
+		case IsSupporting(head.ResourceType) && !slices.Contains(p.types, head.ResourceType):
+			withheld = append(withheld, "#"+head.ID)
+		default:
+			shown = p.cutPatientRefs(r, "subject", "patient")
+		}
+		if shown == nil {
+			cut = true
 			continue
 		}
-		for name := range members {
-			if !p.shares(TypePatient, name, p.patient) {
-				delete(members, name)
+		if string(shown.Body) != string(c) {
+			cut = true
+		}
+		kept["#"+head.ID] = shown.Body
+	}
+	if len(withheld) > 0 {
+		for name, v := range members {
+			members[name] = replaceLocalRefs(v, withheld)
+		}
+		for ref, body := range kept {
+			kept[ref] = replaceLocalRefs(body, withheld)
+		}
+	}
+	// Kept: what the shared members reference, and what that references
+	// in turn (a contained Condition's subject "#p").
+	reached := string(mustJSON(members))
+	in := map[string]bool{}
+	for grew := true; grew; {
+		grew = false
+		for ref, body := range kept {
+			if !in[ref] && strings.Contains(reached, `"`+ref+`"`) {
+				in[ref], grew = true, true
+				reached += string(body)
 			}
 		}
-		list[i] = orderedJSON(c, members)
 	}
-	return mustJSON(list)
+	var out []json.RawMessage
+	for _, c := range list {
+		var head struct{ ID string }
+		_ = json.Unmarshal(c, &head)
+		if body, ok := kept["#"+head.ID]; ok && in["#"+head.ID] {
+			out = append(out, body)
+		} else if ok {
+			cut = true // nothing shared references it any longer
+		}
+	}
+	if len(out) > 0 {
+		members["contained"] = mustJSON(out)
+	}
+	return cut
+}
+
+// cutPatient is a Patient's members cut to the profile's.
+func (p *ShareProfile) cutPatient(r *Resource) *Resource {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(r.Body, &members) != nil {
+		return nil
+	}
+	for name := range members {
+		if !p.shares(TypePatient, name, p.patient) {
+			delete(members, name)
+		}
+	}
+	out := *r
+	out.Body = orderedJSON(r.Body, members)
+	return &out
+}
+
+// replaceLocalRefs replaces, anywhere in v, a Reference to one of the
+// contained resources named by refs with withheldContained.
+func replaceLocalRefs(v json.RawMessage, refs []string) json.RawMessage {
+	if !strings.Contains(string(v), `"#`) {
+		return v
+	}
+	var x any
+	if json.Unmarshal(v, &x) != nil {
+		return v
+	}
+	var walk func(any) any
+	walk = func(x any) any {
+		switch t := x.(type) {
+		case map[string]any:
+			if ref, ok := t["reference"].(string); ok && slices.Contains(refs, ref) {
+				return withheldContained
+			}
+			for k, e := range t {
+				t[k] = walk(e)
+			}
+		case []any:
+			for i, e := range t {
+				t[i] = walk(e)
+			}
+		}
+		return x
+	}
+	return mustJSON(walk(x))
 }
 
 // shares reports whether a member of a resource is kept: always-kept
@@ -156,33 +256,55 @@ func (p *ShareProfile) shares(typ, member string, keep []string) bool {
 	return false
 }
 
-// cutPatientRefs drops the identifier of a reference to the patient
-// (ServiceRequest.subject, Task.for) when the profile withholds the
-// Patient's identifiers: an NHS number in a reference discloses as much as
-// one in the Patient.
-func (p *ShareProfile) cutPatientRefs(r *Resource, member string) *Resource {
-	if slices.Contains(p.patient, "identifier") {
+// cutPatientRefs drops, from the references to the patient (members:
+// ServiceRequest.subject, Task.for, a supporting resource's subject or
+// patient), the identifier when the profile withholds the Patient's
+// identifiers, and the display when it withholds the Patient's name: an
+// NHS number or a name in a reference discloses as much as one in the
+// Patient.
+func (p *ShareProfile) cutPatientRefs(r *Resource, members ...string) *Resource {
+	dropIdentifier := !slices.Contains(p.patient, "identifier")
+	dropDisplay := !slices.Contains(p.patient, "name")
+	if !dropIdentifier && !dropDisplay {
 		return r
 	}
 	obj, err := fhir.ParseResource(r.Body, fhir.ParseOptions{})
 	if err != nil {
 		return r
 	}
-	raw, ok := obj.Member(member)
-	if !ok {
-		return r
+	replace := map[string]any{}
+	for _, member := range members {
+		raw, ok := obj.Member(member)
+		if !ok {
+			continue
+		}
+		var ref map[string]any
+		if json.Unmarshal(raw, &ref) != nil {
+			continue
+		}
+		changed := false
+		if dropIdentifier && ref["identifier"] != nil {
+			delete(ref, "identifier")
+			changed = true
+		}
+		if dropDisplay && ref["display"] != nil {
+			delete(ref, "display")
+			changed = true
+		}
+		if !changed {
+			continue
+		}
+		var v any = ref
+		if ref["reference"] == nil && ref["identifier"] == nil {
+			v = withheldPatient
+		}
+		replace[member] = v
 	}
-	var ref map[string]any
-	if json.Unmarshal(raw, &ref) != nil || ref["identifier"] == nil {
+	if len(replace) == 0 {
 		return r
-	}
-	delete(ref, "identifier")
-	var v any = ref
-	if ref["reference"] == nil {
-		v = withheldPatient
 	}
 	out := *r
-	out.Body = fhir.ReplaceMembers(r.Body, map[string]any{member: v})
+	out.Body = fhir.ReplaceMembers(r.Body, replace)
 	if obj, err := fhir.ParseResource(out.Body, fhir.ParseOptions{}); err == nil {
 		meta, _ := obj.Member("meta")
 		out.Body = fhir.ReplaceMembers(out.Body, map[string]any{"meta": tagSubsetted(meta)})

@@ -88,6 +88,9 @@ func (s *Service) BarsRequest(ctx context.Context, d *queue.Delivery) (*BarsRequ
 			}
 		}
 	}
+	if d.Event == queue.EventWithdrawn {
+		srBody = deleteNotice(srBody)
+	}
 	msgID := BarsMessageID(d)
 	type entry struct {
 		fullURL string
@@ -207,6 +210,52 @@ func senderOf(requester json.RawMessage, absolute func(string) string) map[strin
 		return nil
 	}
 	return r
+}
+
+// deleteNoticeMembers are what a delete message keeps of the ServiceRequest:
+// what names the referral (its id, the GP's identifier for it), that it is
+// revoked, and R4's required intent and subject. The provider is being told
+// to delete the referral after consent was withdrawn; it is sent nothing
+// more of it.
+var deleteNoticeMembers = []string{"resourceType", "id", "meta", "identifier", "status", "intent", "subject"}
+
+// deleteNotice is the ServiceRequest (revoked, cut to the provider's share
+// profile) as a delete message carries it: its deleteNoticeMembers, its
+// meta only its profiles, its subject only the reference to the patient
+// (or, with none, what of the patient's identifier the profile shares).
+func deleteNotice(sr []byte) []byte {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(sr, &members) != nil {
+		return sr // stored bytes passed the raw checks; never here
+	}
+	var meta struct {
+		Profile []string `json:"profile"`
+	}
+	_ = json.Unmarshal(members["meta"], &meta)
+	delete(members, "meta")
+	if len(meta.Profile) > 0 {
+		members["meta"], _ = json.Marshal(map[string]any{"profile": meta.Profile})
+	}
+	var subject map[string]json.RawMessage
+	if json.Unmarshal(members["subject"], &subject) == nil {
+		kept := map[string]json.RawMessage{}
+		if ref, ok := subject["reference"]; ok {
+			kept["reference"] = ref
+		} else if id, ok := subject["identifier"]; ok {
+			kept["identifier"] = id
+		} else {
+			kept["display"] = json.RawMessage(`"the patient"`)
+		}
+		members["subject"], _ = json.Marshal(kept)
+	}
+	out := []byte(`{"resourceType":"ServiceRequest"`)
+	for _, name := range deleteNoticeMembers[1:] {
+		if v, ok := members[name]; ok {
+			k, _ := json.Marshal(name)
+			out = append(append(append(append(out, ','), k...), ':'), v...)
+		}
+	}
+	return append(out, '}')
 }
 
 // statusOf is a stored resource's status.

@@ -30,13 +30,19 @@ type Message struct {
 // and the job is finished.
 var ErrWithheld = errors.New("the referral is withheld from the provider")
 
-// withheld reports a referral delivery whose Task is withheld: a referral
-// is never sent while it is held or after it was withdrawn.
+// withheld reports a delivery whose Task is withheld: while a referral is
+// held for consent, or after it was withdrawn, nothing of it goes to the
+// provider (not the referral, nor a cancellation queued or retrying before
+// the withdrawal landed) except the withdrawal's own delete notice.
 func withheld(d *queue.Delivery, task *gateway.Resource) error {
-	if d.Event == queue.EventReferral && gateway.Withheld(task.Body) {
+	if blocked(d, task) {
 		return ErrWithheld
 	}
 	return nil
+}
+
+func blocked(d *queue.Delivery, task *gateway.Resource) bool {
+	return d.Event != queue.EventWithdrawn && gateway.Withheld(task.Body)
 }
 
 // MessageDetails are the referral's references and routing facts.
@@ -224,7 +230,7 @@ func (s *Service) recordDelivery(ctx context.Context, d *queue.Delivery, change 
 		}
 		members, jobs := change(view)
 		c := queue.TaskChange(s.Core, cur, view, members, jobs, d.Job.Ref())
-		if d.Event == queue.EventReferral && gateway.Withheld(cur.Body) {
+		if blocked(d, cur) {
 			// Withdrawn while it was being sent: the Task is the
 			// withdrawal's now, and says so; what was sent stays on record
 			// and the withdrawal's own delivery tells the provider to delete it.

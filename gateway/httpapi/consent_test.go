@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -289,6 +290,122 @@ func TestConsentWithdrawalRemovesTheReferral(t *testing.T) {
 	}
 }
 
+// A cancellation queued before the withdrawal landed (or still retrying
+// when it did) sends nothing: after a withdrawal the provider gets only
+// the delete notice, never the record again.
+func TestNothingButTheNoticeAfterWithdrawal(t *testing.T) {
+	t.Parallel()
+	e := setup(t, withProviders(consentProviders()))
+	consent := e.post("/Consent", consentFor("walking", "active"), as("practice-a")...).must(t, http.StatusCreated).json(t)
+	srID := e.post("/ServiceRequest", referral("CONSENT-W1", "390893007"), as("practice-a")...).must(t, http.StatusCreated).json(t)["id"].(string)
+	taskID := e.referralTask(t, srID)["id"].(string)
+	e.do(http.MethodPatch, "/Task/"+taskID, []byte(`[{"op":"replace","path":"/status","value":"cancelled"},{"op":"add","path":"/statusReason","value":{"text":"no longer needed"}}]`),
+		callerHeader, "practice-a", "Content-Type", "application/json-patch+json").must(t, http.StatusOK)
+	id := consent["id"].(string)
+	withdrawn := strings.Replace(string(consentFor("walking", "inactive")), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1)
+	e.put("/Consent/"+id, []byte(withdrawn), as("practice-a")...).must(t, http.StatusOK)
+	if n := e.deliveries(t, "cancelled"); n == 0 {
+		t.Fatal("no cancellation was queued; the test proves nothing")
+	}
+
+	rc := newReceiver(t)
+	e.startDeliveries(map[string]worker.Endpoint{"walking": {Name: "Walking for Health", Kind: "webhook", URL: rc.srv.URL, Secrets: webhookSecret, Full: true},
+		"advice": {Name: "Money Advice", Kind: "portal"}, "link": {Name: "Link Workers", Kind: "portal"}})
+	e.waitDeliveriesDrained(t)
+	got := rc.received()
+	for i, b := range got {
+		if strings.Contains(string(b), nhsNumber) || !strings.Contains(string(b), `"referral.withdrawn"`) {
+			t.Errorf("delivery %d after the withdrawal is not the bare delete notice: %.200s", i, b)
+		}
+	}
+	if len(got) != 1 {
+		t.Errorf("%d deliveries, want the delete notice only", len(got))
+	}
+}
+
+// withConsentID gives a Consent body the id it is PUT to.
+func withConsentID(body []byte, id string) []byte {
+	return []byte(strings.Replace(string(body), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1))
+}
+
+// A Consent releases a held referral only if it is a privacy consent in
+// force now: one whose period has ended, or of another scope, leaves it
+// held; a refusal naming no one refuses for every provider, whatever an
+// older permit says.
+func TestConsentMustBeInForceAndAboutPrivacy(t *testing.T) {
+	t.Parallel()
+	e := setup(t, withProviders(consentProviders()))
+	a := as("practice-a")
+	srID := e.post("/ServiceRequest", referral("CONSENT-F1", "390893007"), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+	permit := `"provision":{"type":"permit"`
+	for name, body := range map[string]string{
+		"expired":     strings.Replace(string(consentFor("walking", "active")), permit, permit+`,"period":{"start":"2019-01-01","end":"2020-01-01"}`, 1),
+		"other scope": strings.Replace(string(consentFor("walking", "active")), "patient-privacy", "adr", 1),
+		"given later": strings.Replace(string(consentFor("walking", "active")), `"dateTime":"2026-11-20"`, `"dateTime":"2999-01-01"`, 1),
+	} {
+		e.post("/Consent", []byte(body), a...).must(t, http.StatusCreated)
+		if got := e.referralTask(t, srID); got["status"] != "on-hold" {
+			t.Errorf("%s Consent: Task %v, want still on-hold", name, got["status"])
+		}
+	}
+
+	e2 := setup(t, withProviders(consentProviders()))
+	blanket := strings.Replace(string(consentFor("walking", "active")), `"provision":{"type":"permit","actor":[{"role":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ParticipationType","code":"IRCP"}]},"reference":{"reference":"Organization/walking"}}]}`, `"provision":{"type":"deny"}`, 1)
+	if !strings.Contains(blanket, `"type":"deny"`) {
+		t.Fatal("the refusal was not made")
+	}
+	e2.post("/Consent", consentFor("walking", "active"), a...).must(t, http.StatusCreated)
+	e2.post("/Consent", []byte(blanket), a...).must(t, http.StatusCreated)
+	srID = e2.post("/ServiceRequest", referral("CONSENT-F2", "390893007"), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+	if got := e2.referralTask(t, srID); got["status"] != "on-hold" || reasonCode(got) != gateway.ReasonConsentRefused {
+		t.Errorf("a refusal naming no one: Task %v reason %q, want on-hold consent-refused", got["status"], reasonCode(got))
+	}
+}
+
+// The Consent a referral went out under, found entered in error, was never
+// given: the referral is withdrawn as if it had been withdrawn.
+func TestConsentEnteredInErrorWithdraws(t *testing.T) {
+	t.Parallel()
+	e := setup(t, withProviders(consentProviders()))
+	a := as("practice-a")
+	c := e.post("/Consent", consentFor("walking", "active"), a...).must(t, http.StatusCreated).json(t)
+	srID := e.post("/ServiceRequest", referral("CONSENT-E1", "390893007"), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+	taskID := e.referralTask(t, srID)["id"].(string)
+	e.get("/Task/"+taskID, callerHeader, "walking").must(t, http.StatusOK)
+	id := c["id"].(string)
+	e.put("/Consent/"+id, withConsentID(consentFor("walking", "entered-in-error"), id), a...).must(t, http.StatusOK)
+	task := e.referralTask(t, srID)
+	if task["status"] != "cancelled" || reasonCode(task) != gateway.ReasonConsentWithdrawn {
+		t.Errorf("Task %v reason %q; want cancelled consent-withdrawn", task["status"], reasonCode(task))
+	}
+	e.providerSeesNothing(t, "walking", taskID, srID)
+	if n := e.deliveries(t, "withdrawn"); n != 1 {
+		t.Errorf("%d delete notices queued, want 1", n)
+	}
+}
+
+// A Consent that comes with a BaRS referral counts for it only if it is
+// the referred patient's.
+func TestBaRSConsentEntryForAnotherPatient(t *testing.T) {
+	t.Parallel()
+	required := func(o *options) {
+		withBaRSService(o)
+		o.providers[0].Consent = gateway.ConsentRequired
+	}
+	e := setup(t, required, withWarnNHS)
+	msg := barsMutant(t, func(b map[string]any, entries []any) {
+		for i := range entries {
+			if r := entryResource(entries, i); r["resourceType"] == "Consent" {
+				r["patient"] = map[string]any{"identifier": map[string]any{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9000000009"}}
+			}
+		}
+	})
+	_, _, task := readBaRSAnswer(t, e.post("/$process-message", msg, as("practice-a")...).must(t, http.StatusOK))
+	if task["status"] != "on-hold" || reasonCode(task) != gateway.ReasonAwaitingConsent {
+		t.Errorf("Task %v reason %q, want on-hold awaiting-consent", task["status"], reasonCode(task))
+	}
+}
+
 // A referrer's cancellation citing withdrawn consent is a withdrawal too;
 // and a held referral cancelled tells the provider nothing (it never had it).
 func TestCancellationCitingWithdrawnConsent(t *testing.T) {
@@ -496,6 +613,22 @@ func TestBaRSWithdrawalTellsTheProviderToDelete(t *testing.T) {
 	for _, s := range []string{"Julie", "1959-05-04", "LS10 4YU"} {
 		if strings.Contains(string(p.received()[1].body), s) {
 			t.Errorf("the delete message carries %q", s)
+		}
+	}
+	// Of the referral it names only what identifies it: nothing of its
+	// content goes after consent was withdrawn.
+	if len(entries) == 2 {
+		for name := range entries[1] {
+			if !slices.Contains([]string{"resourceType", "id", "meta", "identifier", "status", "intent", "subject"}, name) {
+				t.Errorf("the delete message's ServiceRequest carries %s: %s", name, mustJSON(entries[1]))
+			}
+		}
+		if subject, _ := entries[1]["subject"].(map[string]any); len(subject) != 1 || subject["reference"] == nil {
+			t.Errorf("the delete message's subject %v, want its reference only", entries[1]["subject"])
+		}
+		_, first, _ := sentMessage(t, p.received()[0])
+		if entries[1]["id"] == nil || entries[1]["id"] != first[1]["id"] {
+			t.Errorf("the delete message does not name the referral it sent: %s", mustJSON(entries[1]))
 		}
 	}
 }

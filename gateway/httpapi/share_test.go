@@ -194,3 +194,33 @@ func TestShareProfileProviderUpdatesWhatItWasShown(t *testing.T) {
 		t.Errorf("the inbox's step lost the identifier: %s", got)
 	}
 }
+
+// A profile that withholds the patient's name withholds it from the
+// references too: a referral naming its patient in subject.display is read
+// by the provider (ServiceRequest, and the Task's for) without it.
+func TestShareProfileWithholdsTheNameInReferences(t *testing.T) {
+	t.Parallel()
+	ps := make([]gateway.Provider, len(testProviders))
+	copy(ps, testProviders)
+	ps[0].Share = gateway.NewShareProfile("nonames", []string{"telecom", "reasonCode"})
+	e := setup(t, withProviders(ps))
+	a := as("practice-a")
+	e.put("/Patient/pat-share", []byte(sharePatient), a...).must(t, http.StatusCreated)
+	body := strings.Replace(string(shareReferral("SHARE-N", "390893007")), `"subject":{"reference":"Patient/pat-share"}`,
+		`"subject":{"reference":"Patient/pat-share","display":"Sam Sharename"}`, 1)
+	srID := e.post("/ServiceRequest", []byte(body), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+	task := e.referralTask(t, srID)
+	if !strings.Contains(string(mustJSON(task)), "Sharename") {
+		t.Fatalf("the Task does not name the patient; the test proves nothing: %s", mustJSON(task))
+	}
+	for _, path := range []string{"/ServiceRequest/" + srID, "/Task/" + task["id"].(string)} {
+		r := e.get(path, callerHeader, "walking").must(t, http.StatusOK)
+		checkR4(t, path, r.body)
+		if strings.Contains(string(r.body), "Sharename") {
+			t.Errorf("%s shows the name the profile withholds: %s", path, r.body)
+		}
+	}
+	if !strings.Contains(string(e.get("/ServiceRequest/"+srID, a...).must(t, http.StatusOK).body), "Sharename") {
+		t.Error("the GP's own ServiceRequest lost its subject's display")
+	}
+}

@@ -80,10 +80,10 @@ func (s *Service) consentFor(ctx context.Context, pl *plan, p *gateway.Provider,
 			continue
 		}
 		planned[w.Resource.Ref()] = true
-		withReferral := slices.Contains(w.Terms, gateway.ReferralTerm(srRef))
+		withReferral := slices.Contains(w.Terms, gateway.ReferralTerm(srRef)) && s.forSamePatient(w.Resource.Body, patientTerms)
 		forPatient := w.Resource.Owner == sr.Owner && len(patientTerms) > 0 && slices.ContainsFunc(patientTerms, func(t string) bool { return slices.Contains(w.Terms, t) })
 		if withReferral || forPatient {
-			records = append(records, gateway.ReadConsent(w.Resource, withReferral))
+			records = append(records, gateway.ReadConsent(w.Resource, withReferral, pl.now, s.Base))
 		}
 	}
 	// A deployment that checks nothing reads nothing more for a new
@@ -130,9 +130,28 @@ func (s *Service) storedConsents(ctx context.Context, pl *plan, srRef, client st
 	}
 	out := make([]*gateway.ConsentRecord, 0, len(held))
 	for _, r := range held {
-		out = append(out, gateway.ReadConsent(r, slices.Contains(withReferral, r.ID)))
+		came := slices.Contains(withReferral, r.ID)
+		sameSubject := s.forSamePatient(r.Body, patientTerms)
+		if came && !sameSubject && !slices.Contains(forPatient, r.ID) {
+			continue // came with the referral, but is another patient's
+		}
+		out = append(out, gateway.ReadConsent(r, came && sameSubject, pl.now, s.Base))
 	}
 	return out, nil
+}
+
+// forSamePatient reports whether a Consent's patient is the referral's
+// (patientTerms: its subject's), by the same reference or the same
+// identifier: a Consent that comes with a referral counts for it only if
+// it is the referred patient's.
+func (s *Service) forSamePatient(consent []byte, patientTerms []string) bool {
+	var c struct {
+		Patient *models.Reference `json:"patient"`
+	}
+	if json.Unmarshal(consent, &c) != nil || c.Patient == nil {
+		return false
+	}
+	return slices.ContainsFunc(gateway.PatientRefTerms("patient", c.Patient, s.Base), func(t string) bool { return slices.Contains(patientTerms, t) })
 }
 
 // holdNew stores a new referral held: its Task on-hold with the reason,
