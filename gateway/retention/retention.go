@@ -60,8 +60,6 @@ type Runner struct {
 	// (with 0.2, four times as long), so its reads and scripts come spread
 	// out rather than in a burst of a whole batch. 0: no waiting.
 	Share float64
-
-	last time.Time // when the referral being handled began (pace)
 }
 
 func (r *Runner) now() time.Time {
@@ -135,10 +133,14 @@ func (r *Runner) batch(ctx context.Context, ids []string, until time.Time, dry b
 		return 0, err
 	}
 	kept := 0
-	for _, id := range ids {
-		if err := r.pace(ctx, time.Now()); err != nil {
-			return kept, err
+	var began time.Time // when the previous referral's handling began
+	for i, id := range ids {
+		if i > 0 {
+			if err := r.pace(ctx, time.Since(began)); err != nil {
+				return kept, err
+			}
 		}
+		began = time.Now()
 		if queued[id] {
 			rep.Queued++
 			kept++
@@ -213,22 +215,28 @@ func (r *Runner) batch(ctx context.Context, ids []string, until time.Time, dry b
 	return kept, nil
 }
 
-// pace waits before the next referral, in proportion to the time since
-// the last one began (r.Share of the time working).
-func (r *Runner) pace(ctx context.Context, now time.Time) error {
-	last := r.last
-	r.last = now
-	if r.Share <= 0 || r.Share >= 1 || last.IsZero() {
+// pace waits after a referral whose handling took took (WaitAfter).
+func (r *Runner) pace(ctx context.Context, took time.Duration) error {
+	wait := r.WaitAfter(took)
+	if wait <= 0 {
 		return nil
 	}
-	wait := time.Duration(float64(now.Sub(last)) * (1 - r.Share) / r.Share)
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(wait):
+		return nil
 	}
-	r.last = time.Now()
-	return nil
+}
+
+// WaitAfter is how long retention waits after a referral whose handling
+// took took, so that it works r.Share of the time: it depends on that
+// referral alone, never on the time since an earlier run.
+func (r *Runner) WaitAfter(took time.Duration) time.Duration {
+	if r.Share <= 0 || r.Share >= 1 {
+		return 0
+	}
+	return time.Duration(float64(took) * (1 - r.Share) / r.Share)
 }
 
 // maxSteps bounds the steps one run takes of one referral: at most

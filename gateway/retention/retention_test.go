@@ -440,3 +440,16 @@ func TestLargeReferralGoesInSteps(t *testing.T) {
 		}
 	}
 }
+
+// Pacing works a share of the time: with 0.2 it waits four times what the
+// referral took; with none it does not wait.
+func TestPacing(t *testing.T) {
+	for _, c := range []struct {
+		share      float64
+		took, want time.Duration
+	}{{0.2, 10 * time.Millisecond, 40 * time.Millisecond}, {0.5, 10 * time.Millisecond, 10 * time.Millisecond}, {0, time.Second, 0}, {1, time.Second, 0}} {
+		if got := (&retention.Runner{Share: c.share}).WaitAfter(c.took); got != c.want {
+			t.Errorf("share %v after %s: wait %s, want %s", c.share, c.took, got, c.want)
+		}
+	}
+}
