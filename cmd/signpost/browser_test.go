@@ -150,6 +150,13 @@ func referFor(t *testing.T, base, ident, code, words, name, phone string) string
 		`"status":"active","intent":"order","code":{"coding":[{"system":"http://snomed.info/sct","code":"` + code + `"}]` + reasonText(words) + `},` +
 		`"subject":{"reference":"Patient/` + pid + `"},"requester":{"display":"Leeds Road Surgery","identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"}},` +
 		`"note":[{"text":"Lives alone; happy to be phoned in the mornings."}]}`
+	return postReferral(t, base, ident, sr)
+}
+
+// postReferral POSTs a ServiceRequest body and returns the id of the Task
+// the referral was given (as the operator sees it).
+func postReferral(t *testing.T, base, ident, sr string) string {
+	t.Helper()
 	res, err := http.Post(base+"/fhir/ServiceRequest", "application/fhir+json", strings.NewReader(sr))
 	must(t, err)
 	res.Body.Close()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -78,17 +77,7 @@ func TestRedisClusterUnreachableAtStartIsExplained(t *testing.T) {
 	if !strings.Contains(out, "127.0.0.1:1,127.0.0.1:2") || !strings.Contains(out, "SIGNPOST_REDIS_CLUSTER") {
 		t.Errorf("the log does not name the nodes tried and what to do:\n%s", out)
 	}
-	warnings := 0
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		var l struct{ Level, Msg string }
-		if err := json.Unmarshal([]byte(line), &l); err != nil {
-			t.Errorf("not a JSON line: %q", line)
-		}
-		if l.Level == "WARN" && strings.Contains(l.Msg, "redis") {
-			warnings++
-		}
-	}
-	if warnings != 1 {
+	if warnings := redisWarnings(t, out); warnings != 1 {
 		t.Errorf("%d warnings about Redis for one outage, want 1:\n%s", warnings, out)
 	}
 }

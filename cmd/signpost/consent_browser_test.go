@@ -80,24 +80,7 @@ func referralFor(t *testing.T, base, ident, pid string) string {
 		`"status":"active","intent":"order","code":{"coding":[{"system":"http://snomed.info/sct","code":"390893007"}]},` +
 		`"subject":{"reference":"Patient/` + pid + `"},"requester":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"}},` +
 		`"note":[{"text":"Referred because she lives alone"}]}`
-	res, err := http.Post(base+"/fhir/ServiceRequest", "application/fhir+json", strings.NewReader(sr))
-	must(t, err)
-	res.Body.Close()
-	if res.StatusCode != http.StatusCreated {
-		t.Fatalf("referral %s: %d", ident, res.StatusCode)
-	}
-	_, after, _ := strings.Cut(res.Header.Get("Location"), "/ServiceRequest/")
-	srID, _, _ := strings.Cut(after, "/")
-	var bundle struct {
-		Entry []struct {
-			Resource struct{ ID string }
-		}
-	}
-	getJSON(t, base+"/fhir/Task?focus=ServiceRequest/"+srID, &bundle)
-	if len(bundle.Entry) != 1 {
-		t.Fatalf("referral %s has %d Tasks", ident, len(bundle.Entry))
-	}
-	return bundle.Entry[0].Resource.ID
+	return postReferral(t, base, ident, sr)
 }
 
 func post(t *testing.T, url, body string) {

@@ -262,17 +262,7 @@ func TestRedisUnreachableAtStartIsExplained(t *testing.T) {
 	}
 	// Not at a terminal (a container's log): JSON lines only, the Redis
 	// client's own among them, and one warning for the whole outage.
-	warnings := 0
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		var l struct{ Level, Msg string }
-		if err := json.Unmarshal([]byte(line), &l); err != nil {
-			t.Errorf("not a JSON line: %q", line)
-		}
-		if l.Level == "WARN" && strings.Contains(l.Msg, "redis") {
-			warnings++
-		}
-	}
-	if warnings != 1 {
+	if warnings := redisWarnings(t, out); warnings != 1 {
 		t.Errorf("%d warnings about Redis for one outage, want 1:\n%s", warnings, out)
 	}
 	if strings.Contains(out, "hunter2") {
@@ -919,4 +909,21 @@ func tryReadme(t *testing.T, base string) {
 	if res.StatusCode != http.StatusOK || !strings.Contains(string(b), `"ServiceRequest/`+ids[0]+`"`) || !strings.Contains(string(b), `"R-0001"`) {
 		t.Errorf("README's Task search (%s) does not find the referral and include it: %d %.300s", search, res.StatusCode, b)
 	}
+}
+
+// redisWarnings checks that out is JSON log lines only and counts the
+// warnings about Redis among them.
+func redisWarnings(t *testing.T, out string) int {
+	t.Helper()
+	warnings := 0
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var l struct{ Level, Msg string }
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Errorf("not a JSON line: %q", line)
+		}
+		if l.Level == "WARN" && strings.Contains(l.Msg, "redis") {
+			warnings++
+		}
+	}
+	return warnings
 }

@@ -91,11 +91,7 @@ func TestFinishedExportIsSwept(t *testing.T) {
 	t.Parallel()
 	s, store, clk, dir := setup(t)
 	ctx := context.Background()
-	id, err := s.Start(ctx, operator, Request{URL: "http://signpost.test/fhir/$export"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Wait()
+	id := exportNothing(t, s)
 	j, err := s.Status(ctx, operator, id)
 	if err != nil || j.Status != StatusDone || len(j.Output) != 0 {
 		t.Fatalf("an export of nothing: %+v %v", j, err)
@@ -113,12 +109,7 @@ func TestFinishedExportIsSwept(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Wait()
-	if _, err := store.LoadJob(ctx, id); !errors.Is(err, gateway.ErrNotFound) {
-		t.Errorf("the finished job is still stored: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, id)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("its directory is still there: %v", err)
-	}
+	swept(t, store, dir, id)
 }
 
 // The timer's Sweep removes an expired export though no request comes.
@@ -126,19 +117,33 @@ func TestSweepWithoutRequests(t *testing.T) {
 	t.Parallel()
 	s, store, clk, dir := setup(t)
 	ctx := context.Background()
-	id, err := s.Start(ctx, operator, Request{URL: "http://signpost.test/fhir/$export"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Wait()
+	id := exportNothing(t, s)
 	s.Sweep(ctx)
 	if _, err := store.LoadJob(ctx, id); err != nil {
 		t.Fatalf("swept within keep: %v", err)
 	}
 	clk.add(61 * time.Minute)
 	s.Sweep(ctx)
-	if _, err := store.LoadJob(ctx, id); !errors.Is(err, gateway.ErrNotFound) {
-		t.Errorf("the expired job is still stored: %v", err)
+	swept(t, store, dir, id)
+}
+
+// exportNothing starts an export of an empty store as the operator and
+// waits for it to finish.
+func exportNothing(t *testing.T, s *Service) string {
+	t.Helper()
+	id, err := s.Start(context.Background(), operator, Request{URL: "http://signpost.test/fhir/$export"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Wait()
+	return id
+}
+
+// swept checks that job id and its files are gone.
+func swept(t *testing.T, store *redisstore.Store, dir, id string) {
+	t.Helper()
+	if _, err := store.LoadJob(context.Background(), id); !errors.Is(err, gateway.ErrNotFound) {
+		t.Errorf("the job is still stored: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, id)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("its directory is still there: %v", err)
