@@ -123,15 +123,14 @@ func (s *Store) ReadRemoval(ctx context.Context, taskID string) (*Removal, error
 		n   *redis.IntCmd
 	}
 	var members []member
-	add := func(typ, term string, limit int) {
+	add := func(typ, term string) {
 		members = append(members, member{typ: typ, set: s.keys.term(typ, term)})
-		_ = limit
 	}
-	add(gateway.TypeProvenance, gateway.TargetTerm(taskRef), MaxRemovedProvenances)
+	add(gateway.TypeProvenance, gateway.TargetTerm(taskRef))
 	if srID != "" {
-		add(gateway.TypeProvenance, gateway.TargetTerm(srRef), MaxRemovedProvenances)
+		add(gateway.TypeProvenance, gateway.TargetTerm(srRef))
 		for _, typ := range gateway.SupportingTypes() {
-			add(typ, gateway.ReferralTerm(srRef), gateway.MaxSupporting)
+			add(typ, gateway.ReferralTerm(srRef))
 		}
 	}
 	limit := int64(MaxRemovedProvenances)

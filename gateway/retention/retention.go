@@ -153,15 +153,6 @@ func (r *Runner) batch(ctx context.Context, ids []string, until time.Time, dry b
 		if err != nil {
 			return kept, err
 		}
-		if rm.Step && !dry && r.eligible(rm, until) {
-			// Too large to go at once: bounded steps first, each while the
-			// Task is as read, then the rest in one removal.
-			if rm, err = r.steps(ctx, rm, rep); errors.Is(err, gateway.ErrNotFound) {
-				continue
-			} else if err != nil {
-				return kept, err
-			}
-		}
 		switch {
 		case !gateway.TaskStatus(status(rm.Task.Body)).Terminal() || !rm.Task.LastUpdated.Before(until):
 			rep.Changed++ // changed since the search
@@ -175,10 +166,20 @@ func (r *Runner) batch(ctx context.Context, ids []string, until time.Time, dry b
 			rep.TooLarge++
 			kept++
 			continue
-		case rm.Step && !dry:
-			rep.Changed++ // changed between steps, or more steps than one run takes: next run
-			kept++
-			continue
+		}
+		if rm.Step && !dry {
+			// Too large to go at once: bounded steps first, each while the
+			// Task is as read, then the rest in one removal.
+			if rm, err = r.steps(ctx, rm, rep); errors.Is(err, gateway.ErrNotFound) {
+				continue
+			} else if err != nil {
+				return kept, err
+			}
+			if rm.Step {
+				rep.Changed++ // changed between steps, or more steps than one run takes: next run
+				kept++
+				continue
+			}
 		}
 		if dry {
 			n, err := r.Store.MemoryUsage(ctx, rm.Keys(r.Store))
@@ -242,13 +243,6 @@ func (r *Runner) WaitAfter(took time.Duration) time.Duration {
 // maxSteps bounds the steps one run takes of one referral: at most
 // MaxRemovedProvenances Provenances or MaxClaimedKeys keys each.
 const maxSteps = 50
-
-// eligible reports whether the removal read is of a referral the policy
-// lets go (closed before until, not held).
-func (r *Runner) eligible(rm *redisstore.Removal, until time.Time) bool {
-	return gateway.TaskStatus(status(rm.Task.Body)).Terminal() && rm.Task.LastUpdated.Before(until) &&
-		(rm.ServiceRequest == nil || !Held(rm.ServiceRequest.Body))
-}
 
 // steps removes a referral too large for one removal a bounded share at a
 // time, and returns the removal of what is left (still a Step if the
