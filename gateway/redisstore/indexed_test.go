@@ -34,7 +34,6 @@ func (h *hgetCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 	}
 }
 
-
 // A Task read and then changed (a delivery recorded) is committed without
 // reading its index entries again: Read brought them. Entries that changed
 // since the read are found out by the script and read again, so the index
