@@ -4,6 +4,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/topic"
 
 	"fmt"
 	"strconv"
@@ -184,7 +185,8 @@ type TaskChanged struct {
 
 // NotifyJobs tell the GP side that a Task changed (from the status it had):
 // one job for write-back into its record (for a client that takes
-// write-back, c.WritesBack), one for its subscriptions, and,
+// write-back, c.WritesBack), one for its subscriptions (for a client
+// that has one when the change is stored), and,
 // when the Task came to a status a BaRS sender is answered with, one for
 // that answer (a later change that keeps the status, a note or a business
 // status, is not answered again). The answer is queued for
@@ -198,7 +200,8 @@ func NotifyJobs(c *gateway.Core, task *gateway.Resource, from, status gateway.Ta
 	if c.WritesBack(task.Owner) {
 		jobs = append(jobs, gateway.Job{Queue: gateway.QueueNotify, Fields: fields})
 	}
-	jobs = append(jobs, gateway.Job{Queue: gateway.QueueSubscription, Fields: fields})
+	jobs = append(jobs, gateway.Job{Queue: gateway.QueueSubscription, Fields: fields,
+		OnlyIfAny: &gateway.IndexTerm{Type: topic.TypeSubscription, Term: gateway.ClientTerm(task.Owner)}})
 	if status != from && Answered(status) {
 		jobs = append(jobs, BarsResponse{TaskChanged: changed}.Job())
 	}

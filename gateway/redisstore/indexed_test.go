@@ -106,3 +106,52 @@ func TestIndexedMemoryBounded(t *testing.T) {
 		t.Error("an entry was used twice")
 	}
 }
+
+// A job given OnlyIfAny is queued only while some resource carries the
+// term, decided in the commit itself.
+func TestJobOnlyIfAny(t *testing.T) {
+	t.Parallel()
+	s, r := newStore(t)
+	rdb := r.Client()
+	ctx := context.Background()
+	job := gateway.Job{Queue: gateway.QueueSubscription, Fields: []string{"event", "task-changed"},
+		OnlyIfAny: &gateway.IndexTerm{Type: "Subscription", Term: "_client=practice-a"}}
+	commit := func(id string) {
+		t.Helper()
+		if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{write("Task", id, 1, 0, "status=requested")}, Jobs: []gateway.Job{job}}); err != nil || !res.OK() {
+			t.Fatalf("commit: %+v %v", res, err)
+		}
+	}
+	commit("t1")
+	if n := rdb.XLen(ctx, s.keys.queue(gateway.QueueSubscription)).Val(); n != 0 {
+		t.Errorf("with no resource under the term, %d jobs queued, want none", n)
+	}
+	if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{write("Subscription", "s1", 1, 0, "_client=practice-a")}}); err != nil || !res.OK() {
+		t.Fatalf("subscription: %+v %v", res, err)
+	}
+	commit("t2")
+	if n := rdb.XLen(ctx, s.keys.queue(gateway.QueueSubscription)).Val(); n != 1 {
+		t.Errorf("with a resource under the term, %d jobs queued, want 1", n)
+	}
+}
+
+func TestSameSlot(t *testing.T) {
+	t.Parallel()
+	if got := keySlot("123456789"); got != 12739 { // CRC16/XMODEM's check value 0x31C3, mod 16384
+		t.Errorf("keySlot(123456789) = %d, want 12739", got)
+	}
+	for _, c := range []struct {
+		a, b string
+		same bool
+	}{
+		{"{signpost}:q:subscription", "{signpost}:i:Subscription:_client=a", true},
+		{"{user1000}.following", "{user1000}.followers", true},
+		{"foo{}{bar}", "foo{}{bar}x", false}, // an empty tag: the whole key is hashed
+		{"foo{{bar}}zap", "{bar", true},      // the tag is "{bar"
+		{"{signpost:0.a}:q:delivery", "{signpost}:i:Subscription:_client=a", false},
+	} {
+		if got := sameSlot(c.a, c.b); got != c.same {
+			t.Errorf("sameSlot(%q, %q) = %v, want %v", c.a, c.b, got, c.same)
+		}
+	}
+}

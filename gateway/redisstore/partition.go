@@ -1,6 +1,9 @@
 package redisstore
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // partitions is how many partitions the partitioned key layout will spread
 // referrals over (deploy/README.md, "Partitioned keys: the design"). It is
@@ -58,4 +61,19 @@ func keySlot(tag string) int {
 		}
 	}
 	return int(crc) % clusterSlots
+}
+
+// sameSlot reports whether two keys hash to one Redis Cluster slot, so one
+// script may touch both: by their hash tags (the first "{...}" that is not
+// empty, as Redis Cluster reads them), or the whole key where there is none.
+func sameSlot(a, b string) bool { return keySlot(clusterHashed(a)) == keySlot(clusterHashed(b)) }
+
+// clusterHashed is the part of a key Redis Cluster hashes to its slot.
+func clusterHashed(key string) string {
+	if open := strings.IndexByte(key, '{'); open >= 0 {
+		if end := strings.IndexByte(key[open+1:], '}'); end > 0 {
+			return key[open+1 : open+1+end]
+		}
+	}
+	return key
 }

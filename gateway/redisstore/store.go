@@ -274,7 +274,16 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 	// handling it continues that trace.
 	trace := telemetry.TraceFields(ctx)
 	for _, j := range c.Jobs {
-		args = append(args, kl.add(s.keys.queue(j.Queue)), len(j.Fields)/2+len(trace))
+		stream := s.keys.queue(j.Queue)
+		onlyIf := 0
+		if t := j.OnlyIfAny; t != nil {
+			// Decided in the script only where its key shares the
+			// stream's slot (always on one Redis); elsewhere queued.
+			if key := s.keys.term(t.Type, t.Term); sameSlot(key, stream) {
+				onlyIf = kl.add(key)
+			}
+		}
+		args = append(args, kl.add(stream), onlyIf, len(j.Fields)/2+len(trace))
 		for _, f := range j.Fields {
 			args = append(args, f)
 		}
@@ -287,7 +296,7 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 	// without it.
 	if c.Audit != nil {
 		fields := c.Audit.Fields()
-		args = append(args, kl.add(s.keys.audit()), len(fields)/2)
+		args = append(args, kl.add(s.keys.audit()), 0, len(fields)/2)
 		for _, f := range fields {
 			args = append(args, f)
 		}
