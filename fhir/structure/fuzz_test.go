@@ -1,8 +1,11 @@
 package structure
 
 import (
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/signpost-health/signpost/fhir"
 
 	"github.com/signpost-health/signpost/cmd/load/benchkit"
 )
@@ -22,6 +25,28 @@ func FuzzValidate(f *testing.F) {
 		}
 		if len(a.Issues) != len(b.Issues) || len(a.Modifiers) != len(b.Modifiers) {
 			t.Fatalf("two answers for one body")
+		}
+	})
+}
+
+// ValidateChecked skips only what fhir.ParseResource refused already: for
+// every body that check accepts, it answers as ValidateAs does.
+func FuzzValidateChecked(f *testing.F) {
+	f.Add([]byte(referral))
+	f.Add([]byte(patient))
+	for _, m := range mutants {
+		f.Add(m.body)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		o, err := fhir.ParseResource(body, fhir.ParseOptions{})
+		if err != nil {
+			return // never reaches ValidateChecked
+		}
+		a, b := ValidateAs(body, o.ResourceType()), ValidateChecked(body, o.ResourceType())
+		if !slices.EqualFunc(a.Issues, b.Issues, func(x, y fhir.Issue) bool {
+			return x.Code == y.Code && x.Diagnostics == y.Diagnostics && slices.Equal(x.Expression, y.Expression)
+		}) || !slices.Equal(a.Modifiers, b.Modifiers) {
+			t.Fatalf("ValidateAs %v, ValidateChecked %v", a.Issues, b.Issues)
 		}
 	})
 }
