@@ -32,6 +32,12 @@ type Server struct {
 	// extra are more redis-server arguments (a replica's --replicaof, a
 	// cluster node's --cluster-enabled).
 	extra []string
+	// password, when set, is asked of every client (requirepass) and given
+	// to a primary by its replica (masterauth).
+	password string
+	// ca, when set, makes the server speak TLS only, with a certificate
+	// ca signed.
+	ca *testCA
 }
 
 // Start runs a redis-server for the test and stops it at cleanup. The test
@@ -87,9 +93,19 @@ func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
 
 // Client returns a client for the server, closed at cleanup.
 func (s *Server) Client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	c := redis.NewClient(s.options())
 	s.t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// options are a client's options for the server, with its password and
+// TLS when it has them.
+func (s *Server) options() *redis.Options {
+	o := &redis.Options{Addr: s.Addr, Password: s.password}
+	if s.ca != nil {
+		o.TLSConfig = s.ca.clientTLS()
+	}
+	return o
 }
 
 func (s *Server) start() {
@@ -122,18 +138,28 @@ func (s *Server) startOnFreePorts(ports func()) {
 // it returns why with the server's log.
 func (s *Server) launch() (log string, err error) {
 	_, port, _ := net.SplitHostPort(s.Addr)
-	args := append([]string{
-		"--bind", "127.0.0.1", "--port", port, "--dir", s.dir,
+	listen := []string{"--port", port}
+	if s.ca != nil {
+		listen = s.ca.serverArgs(port)
+	}
+	if s.password != "" {
+		listen = append(listen, "--requirepass", s.password, "--masterauth", s.password)
+	}
+	args := append(append([]string{"--bind", "127.0.0.1"}, listen...),
+		"--dir", s.dir,
 		"--appendonly", "yes", "--appendfsync", "always", "--save", "",
 		"--maxmemory-policy", "noeviction", "--daemonize", "no",
-		"--logfile", filepath.Join(s.dir, "redis.log")}, s.extra...)
+		"--logfile", filepath.Join(s.dir, "redis.log"))
+	args = append(args, s.extra...)
 	s.cmd = exec.Command("redis-server", args...)
 	if err := s.cmd.Start(); err != nil {
 		return "", fmt.Errorf("start redis-server: %w", err)
 	}
 	s.exit = make(chan struct{})
 	go func(cmd *exec.Cmd, exit chan struct{}) { _ = cmd.Wait(); close(exit) }(s.cmd, s.exit)
-	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+	o := s.options()
+	o.MaxRetries = -1
+	c := redis.NewClient(o)
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
