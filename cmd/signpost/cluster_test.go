@@ -81,3 +81,77 @@ func TestRedisClusterUnreachableAtStartIsExplained(t *testing.T) {
 		t.Errorf("%d warnings about Redis for one outage, want 1:\n%s", warnings, out)
 	}
 }
+
+// serve runs over a Redis Cluster that asks for a password and speaks TLS
+// only, as a managed one does: with SIGNPOST_REDIS_PASSWORD, redis_tls and
+// the cluster's CA in redis_tls_ca, a referral is accepted and read back;
+// without the password /readyz is not ready and the log says which
+// variable to set, never showing a password.
+func TestServeOnRedisClusterWithPasswordAndTLS(t *testing.T) {
+	t.Parallel()
+	const password = "synthetic-cluster-pass"
+	c := redistest.StartCluster(t, redistest.ClusterPassword(password), redistest.ClusterTLS())
+	cfg := writeFile(t, "signpost.yaml", testConfig+"redis_tls: true\nredis_tls_ca: "+c.CAFile+"\n")
+	nodes := strings.Join(c.Addrs(), ",")
+
+	s := startSignpost(t, []string{"serve", "-config", cfg}, env(map[string]string{"SIGNPOST_REDIS_CLUSTER": nodes, "SIGNPOST_REDIS_PASSWORD": password}))
+	res, err := http.Post(s.base+"/fhir/ServiceRequest", "application/fhir+json", strings.NewReader(referralJSON("CLUSTER-TLS-1", "390893007")))
+	must(t, err)
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("create on the cluster with a password and TLS: %d", res.StatusCode)
+	}
+	for _, path := range []string{"/readyz", strings.TrimPrefix(res.Header.Get("Location"), "http://127.0.0.1:8080")} {
+		res, err := http.Get(s.base + path)
+		must(t, err)
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d %s", path, res.StatusCode, body)
+		}
+	}
+	if err := s.stop(); err != nil {
+		t.Fatalf("serve returned %v after shutdown", err)
+	}
+
+	for _, tt := range []struct {
+		name     string
+		password string
+		hint     string
+	}{
+		{"no password", "", "SIGNPOST_REDIS_PASSWORD"},
+		{"a wrong password", "wrong-synthetic-pass", "SIGNPOST_REDIS_PASSWORD"},
+	} {
+		vars := map[string]string{"SIGNPOST_REDIS_CLUSTER": nodes}
+		if tt.password != "" {
+			vars["SIGNPOST_REDIS_PASSWORD"] = tt.password
+		}
+		s := startSignpost(t, []string{"serve", "-config", cfg}, env(vars))
+		res, err := http.Get(s.base + "/readyz")
+		must(t, err)
+		res.Body.Close()
+		if res.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("%s: readyz = %d", tt.name, res.StatusCode)
+		}
+		res, err = http.Post(s.base+"/fhir/ServiceRequest", "application/fhir+json", strings.NewReader(referralJSON("CLUSTER-TLS-2", "390893007")))
+		must(t, err)
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		// Refused credentials are an outage to the sender, which retries.
+		if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" {
+			t.Errorf("%s: POST %d, Retry-After %q; want 503 with Retry-After", tt.name, res.StatusCode, res.Header.Get("Retry-After"))
+		}
+		_ = s.stop()
+		var all strings.Builder
+		for len(s.stderr.lines) > 0 {
+			all.WriteString(<-s.stderr.lines)
+		}
+		out := all.String() + string(body)
+		if !strings.Contains(out, tt.hint) {
+			t.Errorf("%s: the log does not say to set %s:\n%s", tt.name, tt.hint, out)
+		}
+		if strings.Contains(out, password) || strings.Contains(out, "wrong-synthetic-pass") {
+			t.Errorf("%s: a password shows:\n%s", tt.name, out)
+		}
+	}
+}
