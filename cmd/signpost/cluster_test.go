@@ -155,3 +155,29 @@ func TestServeOnRedisClusterWithPasswordAndTLS(t *testing.T) {
 		}
 	}
 }
+
+// One Redis speaking TLS with a certificate from a private CA: a rediss://
+// redis_url and the CA in redis_tls_ca, and serve stores a referral;
+// without redis_tls_ca the certificate is not trusted and /readyz is not
+// ready.
+func TestServeOnRedisWithPrivateCA(t *testing.T) {
+	t.Parallel()
+	r := redistest.StartTLS(t)
+	withCA := writeFile(t, "signpost.yaml", testConfig+"redis_tls_ca: "+r.CAFile()+"\n")
+	s := startSignpost(t, []string{"serve", "-config", withCA}, env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()}))
+	res, err := http.Post(s.base+"/fhir/ServiceRequest", "application/fhir+json", strings.NewReader(referralJSON("TLS-1", "390893007")))
+	must(t, err)
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Errorf("create over rediss:// with redis_tls_ca: %d", res.StatusCode)
+	}
+	_ = s.stop()
+
+	s = startSignpost(t, []string{"serve", "-config", writeFile(t, "signpost.yaml", testConfig)}, env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()}))
+	res, err = http.Get(s.base + "/readyz")
+	must(t, err)
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("readyz = %d over rediss:// without the CA, want 503", res.StatusCode)
+	}
+}

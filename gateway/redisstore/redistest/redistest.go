@@ -57,6 +57,32 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// StartTLS is Start with the server speaking TLS only, with a certificate
+// for 127.0.0.1 signed by a certificate authority made for the test (its
+// PEM file is CAFile). URL is then a rediss:// URL.
+func StartTLS(t testing.TB) *Server {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("redis-server is not installed: %v", err)
+		}
+		t.Skip("redis-server is not installed (apt-get install redis-server)")
+	}
+	s := &Server{t: t, dir: t.TempDir(), ca: newTestCA(t)}
+	s.startOnFreePorts(func() { s.Addr = "127.0.0.1:" + strconv.Itoa(freePort(t)) })
+	t.Cleanup(func() { s.Kill() })
+	return s
+}
+
+// CAFile is the PEM file of the certificate authority that signed the
+// server's certificate ("" when it speaks plain TCP).
+func (s *Server) CAFile() string {
+	if s.ca == nil {
+		return ""
+	}
+	return s.ca.CAFile
+}
+
 // StartReplica runs a redis-server replicating primary, and waits until
 // its link to the primary is up.
 func StartReplica(t testing.TB, primary *Server) *Server {
@@ -88,8 +114,13 @@ func StartReplica(t testing.TB, primary *Server) *Server {
 	}
 }
 
-// URL is the redis:// URL of the server.
-func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
+// URL is the redis:// URL of the server (rediss:// for StartTLS).
+func (s *Server) URL() string {
+	if s.ca != nil {
+		return "rediss://" + s.Addr + "/0"
+	}
+	return "redis://" + s.Addr + "/0"
+}
 
 // Client returns a client for the server, closed at cleanup.
 func (s *Server) Client() *redis.Client {
