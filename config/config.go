@@ -394,6 +394,10 @@ type Client struct {
 	Bars *Bars
 }
 
+// WritesBack reports whether Task changes are written back into this
+// system's record: it has a write-back target.
+func (c Client) WritesBack() bool { return c.Notify != nil && c.Notify.FHIRBase != "" }
+
 // Bars is a GP system's BaRS endpoint: the FHIR base whose $process-message
 // takes the answers to its referrals. The token is named by environment
 // variable, as for Notify, so the file holds no secret.
@@ -465,6 +469,18 @@ const ODSSystem = "https://fhir.nhs.uk/Id/ods-organization-code"
 // read for an ODS code, so pages say "Example Surgery", not "A81001".
 type Organization struct {
 	ODS, Name string
+}
+
+// WriteBackClients are the GP systems whose Task changes are written back
+// into their record: those with a write-back target (clients[].notify).
+func (c Config) WriteBackClients() []string {
+	out := []string{}
+	for _, cl := range c.Clients {
+		if cl.WritesBack() {
+			out = append(out, cl.ID)
+		}
+	}
+	return out
 }
 
 // OrganizationNames is the organisation directory: ODS code to the name

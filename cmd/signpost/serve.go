@@ -277,6 +277,7 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb redis.UniversalClien
 		MaxSubscriptions:    cfg.SubscriptionsPerClient,
 		Measures:            measures,
 		MeasureRules:        measureRules(cfg),
+		WriteBackClients:    cfg.WriteBackClients(),
 	})
 	pseudonymKey, _ := export.ParsePseudonymKey(getenv(cfg.Export.PseudonymKeyEnv)) // start checked it
 	uc.Disclosures = disclosures.New(uc.Core, store)

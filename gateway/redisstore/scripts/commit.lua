@@ -225,7 +225,14 @@ local afterPrefix = #termPrefix + 1
 for i, w in ipairs(writes) do
   local key, id, score, first, last = w[1], w[2], w[6], w[9], w[9] + w[10] - 1
   if current[i] ~= 0 then
-    for k = w[12], w[12] + w[13] - 1 do redis.call('ZREM', KEYS[k], id) end
+    -- An entry the new version keeps is moved by its ZADD below (a new
+    -- score); only the entries it drops are removed. Most changes (a
+    -- delivery recorded, a business status) keep every entry.
+    local kept = {}
+    for k = first, last do kept[KEYS[k]] = true end
+    for k = w[12], w[12] + w[13] - 1 do
+      if not kept[KEYS[k]] then redis.call('ZREM', KEYS[k], id) end
+    end
   end
   for k = first, last do redis.call('ZADD', KEYS[k], score, id) end
   local terms = table.concat(KEYS, '\n', first, last)
