@@ -766,7 +766,7 @@ func (v *validator) redisSecurity(c Config) {
 			v.add("redis_tls", "is for redis_cluster; one Redis speaks TLS with a rediss:// redis_url, as in rediss://10.0.0.5:6380/0")
 		}
 	}
-	if c.RedisUsername != "" && c.RedisPassword == "" {
+	if cluster && c.RedisUsername != "" && c.RedisPassword == "" {
 		v.add("redis_username", "needs %s as well: the password of that Redis user", EnvRedisPassword)
 	}
 	tls := c.RedisTLS && cluster || !cluster && strings.HasPrefix(c.RedisURL, "rediss://")

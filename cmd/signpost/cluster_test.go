@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -179,5 +181,19 @@ func TestServeOnRedisWithPrivateCA(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("readyz = %d over rediss:// without the CA, want 503", res.StatusCode)
+	}
+}
+
+// A redis_tls_ca that cannot be read, or holds no certificate, stops serve
+// at once, naming the setting: it is not taken for an outage to wait out.
+func TestRedisTLSCAUnreadableStopsServe(t *testing.T) {
+	t.Parallel()
+	notPEM := writeFile(t, "ca.pem", "not a certificate\n")
+	for _, ca := range []string{filepath.Join(t.TempDir(), "missing.pem"), notPEM} {
+		cfg := writeFile(t, "signpost.yaml", testConfig+"redis_tls: true\nredis_tls_ca: "+ca+"\n")
+		err := run(context.Background(), []string{"serve", "-config", cfg}, env(map[string]string{"SIGNPOST_REDIS_CLUSTER": "127.0.0.1:1"}), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "redis_tls_ca") {
+			t.Errorf("serve with redis_tls_ca %s: %v, want an error naming redis_tls_ca", filepath.Base(ca), err)
+		}
 	}
 }

@@ -370,15 +370,16 @@ func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger, clie
 	if err != nil {
 		return nil, fmt.Errorf("redis_url %s: %w", cfg.RedisURLRedacted(), err)
 	}
-	if opt.TLSConfig != nil { // rediss://
-		// The URL's own server name (its host) unless the file names one;
-		// a private CA's certificates from redis_tls_ca.
-		name := cfg.RedisTLSServerName
-		if name == "" {
-			name = opt.TLSConfig.ServerName
-		}
-		if opt.TLSConfig, err = redisstore.TLSConfig(cfg.RedisTLSCA, name); err != nil {
+	if opt.TLSConfig != nil && (cfg.RedisTLSCA != "" || cfg.RedisTLSServerName != "") { // rediss://
+		// A private CA, or another name to check, on top of what the URL
+		// sets (its host as the server name, its own query options).
+		own, err := redisstore.TLSConfig(cfg.RedisTLSCA, cfg.RedisTLSServerName)
+		if err != nil {
 			return nil, fmt.Errorf("redis_tls_ca %s: %w", cfg.RedisTLSCA, err)
+		}
+		opt.TLSConfig.RootCAs = own.RootCAs
+		if own.ServerName != "" {
+			opt.TLSConfig.ServerName = own.ServerName
 		}
 	}
 	opt.DialTimeout = 2 * time.Second
