@@ -43,3 +43,34 @@ func BenchmarkNewReferralTask(b *testing.B) {
 		NewReferralTask("task-1", "sr-1", subject, requester, "routine", rt, now)
 	}
 }
+
+// BenchmarkTaskVersion is the Task change every delivery records (its
+// business status), built from the Task intake wrote.
+func BenchmarkTaskVersion(b *testing.B) {
+	subject := []byte(`{"reference":"Patient/pat-1","identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}}`)
+	o, err := fhir.ParseResource([]byte(`{"resourceType":"ServiceRequest","requester":{"reference":"Organization/A81001","identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"}}}`), fhir.ParseOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := ReadReferral(o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rt := &Routing{Category: "social-connection", Provider: &Provider{ID: "leeds-walking", Name: "Leeds Walking"}}
+	now := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
+	body := NewReferralTask("task-1", "sr-1", subject, v.Requester, "routine", rt, now)
+	o, err = fhir.ParseResource(body, fhir.ParseOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cur := &Resource{Type: TypeTask, ID: "task-1", Version: 1, LastUpdated: now, Owner: "practice-a", Body: o.WithServerFields("task-1", "1", Instant(now))}
+	view, err := ParseTask(cur.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := NewCore(Options{Now: func() time.Time { return now.Add(time.Second) }})
+	for b.Loop() {
+		members := map[string]any{"businessStatus": map[string]any{"text": "delivered to Leeds Walking"}}
+		c.TaskVersion(cur, view, members, nil, nil)
+	}
+}

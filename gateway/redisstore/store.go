@@ -38,6 +38,9 @@ type Store struct {
 	// afterRead, when set (by tests), runs between the read that names a
 	// script's keys and the script, where another client may change them.
 	afterRead func()
+	// indexed remembers the index entries of versions read by Read, for
+	// the commit that replaces them.
+	indexed indexedMemory
 }
 
 // maxRereads is how many times an operation whose keys are known only from
@@ -164,8 +167,23 @@ func (s *Store) previousTerms(ctx context.Context, c *gateway.Commit) ([][]strin
 	if len(at) == 0 {
 		return nil, nil
 	}
+	out := make([][]string, len(c.Writes))
+	// The entries of a version this process just read need no read: a
+	// write expecting that version replaces it.
+	unknown := at[:0:0]
+	for _, i := range at {
+		w := c.Writes[i]
+		if x, ok := s.indexed.take(s.keys.resource(w.Resource.Type, w.Resource.ID), w.Expect); ok {
+			out[i] = splitEntries(x)
+		} else {
+			unknown = append(unknown, i)
+		}
+	}
+	if len(unknown) == 0 {
+		return out, nil
+	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, i := range at {
+		for _, i := range unknown {
 			r := c.Writes[i].Resource
 			cmds = append(cmds, p.HGet(ctx, s.keys.resource(r.Type, r.ID), "x"))
 		}
@@ -174,13 +192,18 @@ func (s *Store) previousTerms(ctx context.Context, c *gateway.Commit) ([][]strin
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
-	out := make([][]string, len(c.Writes))
-	for k, i := range at {
-		if x := cmds[k].Val(); x != "" {
-			out[i] = strings.Split(x, "\n")
-		}
+	for k, i := range unknown {
+		out[i] = splitEntries(cmds[k].Val())
 	}
 	return out, nil
+}
+
+// splitEntries splits a hash's "x" into its index keys (none for "").
+func splitEntries(x string) []string {
+	if x == "" {
+		return nil
+	}
+	return strings.Split(x, "\n")
 }
 
 // commit runs commit.lua under a random token, the commit's identity: a
@@ -601,7 +624,15 @@ func (s *Store) read(ctx context.Context, refs []string, versions []any) ([]*gat
 		typ, id, _ := strings.Cut(ref, "/")
 		keys[i] = s.keys.resource(typ, id)
 	}
-	reply, err := readScript.Run(ctx, s.rdb, keys, append([]any{len(versions)}, versions...)...).Slice()
+	// The index entries of a current version are read with it when only
+	// one resource is read (a Task about to change), for the commit
+	// replacing it (s.indexed); a page of resources needs none.
+	withEntries := "0"
+	if len(refs) == 1 && versions[0] == "" {
+		withEntries = "1"
+	}
+	args := append(append(make([]any, 0, len(versions)+2), len(versions)), versions...)
+	reply, err := readScript.Run(ctx, s.rdb, keys, append(args, withEntries)...).Slice()
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -614,6 +645,9 @@ func (s *Store) read(ctx context.Context, refs []string, versions []any) ([]*gat
 		typ, id, _ := strings.Cut(refs[i], "/")
 		out[i] = &gateway.Resource{Type: typ, ID: id, Version: int(fields[0].(int64)),
 			LastUpdated: time.UnixMilli(fields[1].(int64)).UTC(), Body: []byte(fields[2].(string)), Owner: fields[3].(string)}
+		if len(fields) > 4 {
+			s.indexed.remember(keys[i], out[i].Version, fields[4].(string))
+		}
 	}
 	return out, nil
 }
