@@ -671,8 +671,11 @@ func (s *Store) Lookup(ctx context.Context, key string) (string, error) {
 }
 
 // classify marks the errors worth retrying as gateway.ErrUnavailable: the
-// network, timeouts, and a Redis that is loading, read-only or failing over.
-// Anything else (a script error) is a bug and stays as it is.
+// network, timeouts, a Redis that is loading, read-only or failing over,
+// and one that refuses Signpost's password (NOAUTH, WRONGPASS: while a
+// managed Redis's password is rotated, or until an operator sets the right
+// one, nothing was changed and the caller's retry will do). Anything else
+// (a script error) is a bug and stays as it is.
 func classify(err error) error {
 	if err == nil {
 		return nil
@@ -685,7 +688,7 @@ func classify(err error) error {
 		if strings.HasPrefix(msg, "OOM ") || strings.Contains(msg, "OOM command not allowed") {
 			return fmt.Errorf("%w: %v", gateway.ErrStoreFull, err)
 		}
-		for _, transient := range []string{"LOADING", "BUSY", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MISCONF", "MOVED", "ASK"} {
+		for _, transient := range []string{"LOADING", "BUSY", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MISCONF", "MOVED", "ASK", "NOAUTH", "WRONGPASS"} {
 			if strings.HasPrefix(msg, transient) {
 				return fmt.Errorf("%w: %v", gateway.ErrUnavailable, err)
 			}
