@@ -13,11 +13,7 @@ import (
 // The validator reads untrusted bodies: whatever it is given, it answers
 // without panicking, within MaxIssues, and the same way twice.
 func FuzzValidate(f *testing.F) {
-	f.Add([]byte(referral))
-	f.Add([]byte(patient))
-	for _, m := range mutants {
-		f.Add(m.body)
-	}
+	addSeeds(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		a, b := Validate(body), Validate(body)
 		if len(a.Issues) > MaxIssues {
@@ -32,11 +28,7 @@ func FuzzValidate(f *testing.F) {
 // ValidateChecked skips only what fhir.ParseResource refused already: for
 // every body that check accepts, it answers as ValidateAs does.
 func FuzzValidateChecked(f *testing.F) {
-	f.Add([]byte(referral))
-	f.Add([]byte(patient))
-	for _, m := range mutants {
-		f.Add(m.body)
-	}
+	addSeeds(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		o, err := fhir.ParseResource(body, fhir.ParseOptions{})
 		if err != nil {
@@ -49,6 +41,15 @@ func FuzzValidateChecked(f *testing.F) {
 			t.Fatalf("ValidateAs %v, ValidateChecked %v", a.Issues, b.Issues)
 		}
 	})
+}
+
+// addSeeds starts a fuzz target from the valid resources and the mutants.
+func addSeeds(f *testing.F) {
+	f.Add([]byte(referral))
+	f.Add([]byte(patient))
+	for _, m := range mutants {
+		f.Add(m.body)
+	}
 }
 
 // BenchmarkValidateReferral is the cost per referral at the door.
