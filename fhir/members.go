@@ -91,6 +91,12 @@ func AppendMembers(obj []byte, members map[string]any) []byte {
 	}
 	end := bytes.LastIndexByte(obj, '}')
 	out := append([]byte{}, obj[:end]...)
+	return append(appendMarshalled(out, members), '}')
+}
+
+// appendMarshalled appends members, sorted by name, each after a comma
+// (none before the first when out ends with the object's opening brace).
+func appendMarshalled(out []byte, members map[string]any) []byte {
 	keys := make([]string, 0, len(members))
 	for k := range members {
 		keys = append(keys, k)
@@ -101,10 +107,32 @@ func AppendMembers(obj []byte, members map[string]any) []byte {
 		if err != nil {
 			panic(err)
 		}
-		out = append(out, ',')
+		if len(out) > 0 && out[len(out)-1] != '{' {
+			out = append(out, ',')
+		}
 		out = strconv.AppendQuote(out, k)
 		out = append(out, ':')
 		out = append(out, v...)
 	}
-	return append(out, '}')
+	return out
+}
+
+// Revised is the object with members replaced (ReplaceMembers) and then
+// the server's fields set (WithServerFields), in one pass: the members
+// given replace the object's own of those names and come after the rest,
+// sorted by name. A Task version Signpost writes (a delivery recorded) was
+// built by ReplaceMembers and parsed again for WithServerFields: about a
+// tenth of a delivery's CPU in the worker's profile. Members naming a
+// server field (resourceType, id, meta) are merged as the two steps would.
+func (o *Object) Revised(members map[string]any, id, versionID, lastUpdated string) ([]byte, error) {
+	for k := range members {
+		if rawIsServerName(k, rawServerTop) {
+			again, err := ParseResource(ReplaceMembers(o.raw, members), ParseOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return again.WithServerFields(id, versionID, lastUpdated), nil
+		}
+	}
+	return o.withServerFields(id, versionID, lastUpdated, members), nil
 }

@@ -27,3 +27,39 @@ func TestReplaceMembers(t *testing.T) {
 		t.Errorf("appending: %s", got)
 	}
 }
+
+// Revised gives the bytes that ReplaceMembers and then WithServerFields
+// give, in one pass: for members the object has and has not, with and
+// without a meta of its own, and members naming meta (merged as the two
+// steps merge it).
+func TestRevisedIsReplaceThenServerFields(t *testing.T) {
+	t.Parallel()
+	bodies := []string{
+		`{"resourceType":"Task","id":"t1","meta":{"versionId":"1","lastUpdated":"2026-01-01T00:00:00Z","tag":[{"code":"x"}]},"status":"requested","intent":"order","businessStatus":{"text":"old"},"focus":{"reference":"ServiceRequest/s1"}}`,
+		`{"resourceType":"Task","status":"requested","intent":"order"}`,
+		`{"resourceType":"Task","id":"t2","intent":"order","_status":{"extension":[{"url":"http://example.org/x","valueString":"y"}]},"status":"accepted","lastModified":"2026-01-01T00:00:00Z"}`,
+	}
+	memberSets := []map[string]any{
+		{"businessStatus": map[string]any{"text": "delivered to Leeds Walking"}, "lastModified": "2026-06-01T09:00:00.000Z"},
+		{"status": "completed", "statusReason": map[string]string{"text": "done & dusted <ok>"}, "lastModified": "2026-06-01T09:00:00.000Z"},
+		{"zzz": []int{1, 2}},
+		{"meta": map[string]any{"tag": []map[string]string{{"code": "new"}}}},
+	}
+	for _, body := range bodies {
+		o, err := ParseResource([]byte(body), ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, members := range memberSets {
+			again, err := ParseResource(ReplaceMembers([]byte(body), members), ParseOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := again.WithServerFields("t9", "3", "2026-06-01T09:00:00.000Z")
+			got, err := o.Revised(members, "t9", "3", "2026-06-01T09:00:00.000Z")
+			if err != nil || string(got) != string(want) {
+				t.Errorf("%s with %v:\n got %s (%v)\nwant %s", body, members, got, err, want)
+			}
+		}
+	}
+}

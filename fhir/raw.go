@@ -888,10 +888,17 @@ func rawIsServerName[T ~string | ~[]byte](name T, set []string) bool {
 // extended. An empty argument leaves that member out; a meta left with no
 // members is left out, as FHIR forbids empty objects.
 func (o *Object) WithServerFields(id, versionID, lastUpdated string) []byte {
+	return o.withServerFields(id, versionID, lastUpdated, nil)
+}
+
+// withServerFields is WithServerFields with the object's members of the
+// names in replaced left out, and replaced's members (sorted by name, each
+// marshalled as AppendMembers does) after the rest.
+func (o *Object) withServerFields(id, versionID, lastUpdated string, replaced map[string]any) []byte {
 	if o == nil {
 		return nil
 	}
-	out := make([]byte, 0, len(o.raw)+len(id)+len(versionID)+len(lastUpdated)+64)
+	out := make([]byte, 0, len(o.raw)+len(id)+len(versionID)+len(lastUpdated)+64+128*len(replaced))
 	out = append(out, '{')
 	if m := o.member(rawResourceType); m != nil {
 		out = append(out, `"resourceType":`...)
@@ -939,12 +946,15 @@ func (o *Object) WithServerFields(id, versionID, lastUpdated string) []byte {
 		if rawIsServerName(m.name, rawServerTop) {
 			continue
 		}
+		if _, ok := replaced[m.name]; ok {
+			continue
+		}
 		out = rawAppendSep(out, 1)
 		out = append(out, m.rawName...)
 		out = append(out, ':')
 		out = append(out, m.value...)
 	}
-	return append(out, '}')
+	return append(appendMarshalled(out, replaced), '}')
 }
 
 // rawAppendSep appends a comma unless nothing follows the opening brace at

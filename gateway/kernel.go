@@ -239,13 +239,7 @@ func (s *Core) ReadTask(ctx context.Context, id string) (*Resource, *TaskView, e
 // Task through queue.TaskChange, which also tells the GP side.
 func (s *Core) TaskVersion(cur *Resource, view *TaskView, members map[string]any, jobs []Job, done *JobRef) (*Commit, TaskStatus) {
 	now := s.Now().UTC().Truncate(time.Millisecond)
-	members["lastModified"] = Instant(now)
-	obj, err := fhir.ParseResource(fhir.ReplaceMembers(cur.Body, members), fhir.ParseOptions{})
-	if err != nil {
-		panic(err) // built from stored bytes that passed the same checks
-	}
-	next := &Resource{Type: TypeTask, ID: cur.ID, Version: cur.Version + 1, LastUpdated: now, Owner: cur.Owner,
-		Body: obj.WithServerFields(cur.ID, strconv.Itoa(cur.Version+1), Instant(now))}
+	next := nextTaskVersion(cur, members, now)
 	status := view.Status
 	if st, ok := members["status"].(TaskStatus); ok {
 		status = st
@@ -261,6 +255,21 @@ func (s *Core) TaskVersion(cur *Resource, view *TaskView, members map[string]any
 	}
 	prov := s.ProvenanceWrite(next, provOwner, signpostAgent, now)
 	return &Commit{Writes: []Write{{Resource: next, Expect: cur.Version, Terms: terms}, prov}, Jobs: jobs, Done: done}, status
+}
+
+// nextTaskVersion is a Task's next version: the members given replace the
+// current ones, lastModified and the server's fields are now's.
+func nextTaskVersion(cur *Resource, members map[string]any, now time.Time) *Resource {
+	members["lastModified"] = Instant(now)
+	obj, err := fhir.ParseResource(cur.Body, fhir.ParseOptions{})
+	if err != nil {
+		panic(err) // stored bytes that passed the same checks
+	}
+	body, err := obj.Revised(members, cur.ID, strconv.Itoa(cur.Version+1), Instant(now))
+	if err != nil {
+		panic(err)
+	}
+	return &Resource{Type: TypeTask, ID: cur.ID, Version: cur.Version + 1, LastUpdated: now, Owner: cur.Owner, Body: body}
 }
 
 // LocalRef turns an absolute reference to this server into a relative one.

@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/signpost-health/signpost/fhir"
 )
 
 // Outcome measures: what a provider asks a person at first contact (the
@@ -144,13 +142,7 @@ func (s *Core) AgentOf(c Caller) map[string]any {
 // recorded): the members given replace the current ones, lastModified is
 // now, and the Provenance names agent. The status stays as it is.
 func (s *Core) TaskVersionBy(cur *Resource, view *TaskView, members map[string]any, agent map[string]any, now time.Time) []Write {
-	members["lastModified"] = Instant(now)
-	obj, err := fhir.ParseResource(fhir.ReplaceMembers(cur.Body, members), fhir.ParseOptions{})
-	if err != nil {
-		panic(err) // built from stored bytes that passed the same checks
-	}
-	next := &Resource{Type: TypeTask, ID: cur.ID, Version: cur.Version + 1, LastUpdated: now, Owner: cur.Owner,
-		Body: obj.WithServerFields(cur.ID, strconv.Itoa(cur.Version+1), Instant(now))}
+	next := nextTaskVersion(cur, members, now)
 	terms := append(TaskTerms(cur.ID, indexedTask(next.Body), s.Base), ClientTerm(cur.Owner))
 	return []Write{{Resource: next, Expect: cur.Version, Terms: terms}, s.ProvenanceWrite(next, view.Owner, agent, now)}
 }
