@@ -43,6 +43,24 @@ type Store interface {
 	KeptJourneys(ctx context.Context, from, to time.Time) ([][]byte, error)
 }
 
+// Placer is a store that spreads referrals over partitions (redisstore
+// on a Redis Cluster). A referral's resources live together in one
+// partition, so that its commit stays atomic, and their ids carry it, so
+// that a read by id goes straight to it: the ids of a new referral's
+// resources, and of whatever is made later beside them (its Task's
+// Provenances, its outcome measures), start with the partition's prefix.
+// A store that is not a Placer, or does not spread, gives "" and ids stay
+// as they were.
+type Placer interface {
+	// Place returns the id prefix of a new referral placed by key: its
+	// client and business identifier (ReferralKey), so a repeat is placed
+	// where the first one was; "" for a referral without one: anywhere.
+	Place(key string) string
+	// PlaceOf returns the id prefix of what is made beside the resource
+	// with store id id.
+	PlaceOf(id string) string
+}
+
 // KeptJourney is what stays of a referral once retention has removed it:
 // the summary of its journey that the outcomes view counts (category,
 // practice, provider, when each step was reached, how it ended — no
