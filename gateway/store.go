@@ -95,18 +95,25 @@ type Commit struct {
 
 // QueuedJob is one job read from a queue.
 type QueuedJob struct {
-	Queue    string
+	Queue string
+	// Place is the store's partition of the queue the job was read from
+	// (Placer), "" for a store that does not spread: the job is finished
+	// there, by a commit in that partition.
+	Place    string
 	ID       string // the stream entry id
 	Consumer string // the worker that read it
 	Fields   map[string]string
 }
 
 // Ref names the job for finishing it.
-func (j QueuedJob) Ref() *JobRef { return &JobRef{Queue: j.Queue, ID: j.ID, Consumer: j.Consumer} }
+func (j QueuedJob) Ref() *JobRef {
+	return &JobRef{Queue: j.Queue, Place: j.Place, ID: j.ID, Consumer: j.Consumer}
+}
 
 // JobRef names one job taken from a queue, and who holds it.
 type JobRef struct {
 	Queue    string
+	Place    string // the partition of its queue (QueuedJob.Place)
 	ID       string // the stream entry id
 	Consumer string // the worker holding it; "" for an entry with no holder (a dead letter)
 }

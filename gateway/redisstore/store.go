@@ -800,6 +800,15 @@ func (s *Store) commitPartition(c *gateway.Commit) (partition, error) {
 		}
 		part, set = p, true
 	}
+	if d := c.Done; d != nil {
+		// The job is finished in its queue's partition, which is its
+		// referral's: the commit that queued it was there.
+		p := partitionOfID(d.Place + "x")
+		if set && p != part {
+			return legacy, fmt.Errorf("%w: the job it finishes is in partition %d, its writes in %d", ErrSpansPartitions, p, part)
+		}
+		part, set = p, true
+	}
 	for _, u := range c.Unique {
 		if u.Of == "" {
 			continue
