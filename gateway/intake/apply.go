@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -111,8 +112,9 @@ func (s *Service) apply(ctx context.Context, caller gateway.Caller, reqs []*Requ
 // a create resolved to the resource held); else where the business
 // identifier of its first new referral places it (for a BaRS referral
 // without one, its fullUrl), so that a repeat goes where the first one
-// went and meets its idempotency keys there; else anywhere. "" when the
-// store does not spread.
+// went and meets its idempotency keys there; else where the criteria of
+// its conditional create place it, so that creates racing with the same
+// criteria meet; else anywhere. "" when the store does not spread.
 func (s *Service) placeChange(caller gateway.Caller, reqs []*Request) string {
 	if !s.Spreads() {
 		return ""
@@ -146,7 +148,28 @@ func (s *Service) placeChange(caller gateway.Caller, reqs []*Request) string {
 			return s.Place(key)
 		}
 	}
+	for _, r := range reqs {
+		if r.ifNoneExist != nil {
+			// Conditional creates with the same criteria meet in one
+			// partition, where the commit checks them atomically.
+			return s.Place(criteriaKey(r.Type, r.ifNoneExist.Groups))
+		}
+	}
 	return s.Place("")
+}
+
+// criteriaKey names a conditional create's criteria whatever the order of
+// its parameters and values: the type, then its groups of index terms,
+// each sorted, in sorted order.
+func criteriaKey(typ string, groups [][]string) string {
+	parts := make([]string, len(groups))
+	for i, g := range groups {
+		g = slices.Clone(g)
+		slices.Sort(g)
+		parts[i] = strings.Join(g, "\x00")
+	}
+	slices.Sort(parts)
+	return "if-none-exist|" + typ + "|" + strings.Join(parts, "\x01")
 }
 
 // prepare validates every request and builds the plan. Nothing is written.

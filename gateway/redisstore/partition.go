@@ -231,3 +231,34 @@ func (s *Store) heldInLegacy(ctx context.Context, c *gateway.Commit) (*gateway.C
 	}
 	return nil, nil
 }
+
+// partitionGuard is the registry guard of a commit in partition p whose
+// criteria were expanded with the token systems at generation seen
+// (TokenSystems: the sum of every partition's). No one partition's script
+// can check the sum, so it is checked here, with p's own generation read
+// in the same step: if the sum is still seen, no system was added
+// anywhere since the expansion, and the script then checks that p's (the
+// only registry its criteria search) is still what was read. changed: the
+// sum moved on, and the commit is planned again.
+func (s *Store) partitionGuard(ctx context.Context, p partition, seen int64) (guard string, changed bool, err error) {
+	parts := s.partitionsInUse()
+	cmds := make([]*redis.StringCmd, len(parts))
+	_, err = s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, part := range parts {
+			cmds[i] = pipe.HGet(ctx, s.in(part).systems(), systemsGeneration)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return "", false, classify(err)
+	}
+	var sum, own int64
+	for i, c := range cmds {
+		g, _ := strconv.ParseInt(c.Val(), 10, 64)
+		sum += g
+		if parts[i] == p {
+			own = g
+		}
+	}
+	return strconv.FormatInt(own, 10), sum != seen, nil
+}

@@ -215,3 +215,42 @@ func existing(rdb redis.UniversalClient, keys ...string) int {
 	}
 	return n
 }
+
+// A spreading store keeps a registry of token systems per partition: the
+// systems read are every partition's, and a conditional create expanded
+// with them is refused (planned again) once a system is added in any
+// partition, as with one registry.
+func TestSpreadStoreGuardsConditionalCreatesByEveryRegistry(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	s.SpreadReferrals()
+	ctx := context.Background()
+	register := func(id, system string) {
+		w := write("Patient", id, 1, 0, "identifier="+system+"|1")
+		if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{w}, Systems: []string{"Patient identifier " + system}}); err != nil || !res.OK() {
+			t.Fatalf("commit registering %s: %+v %v", system, res, err)
+		}
+	}
+	register(idPrefix(5)+"a", "https://a.example")
+	register(idPrefix(9)+"b", "https://b.example")
+	systems, gen, err := s.TokenSystems(ctx)
+	if err != nil || len(systems) != 2 || gen != 2 {
+		t.Fatalf("systems %v generation %d (%v), want both, 2", systems, gen, err)
+	}
+	conditional := func(id string) *gateway.CommitResult {
+		c := &gateway.Commit{Writes: []gateway.Write{write("Patient", id, 1, 0)}, SystemsSeen: &gen,
+			Criteria: []gateway.Criteria{{Type: "Patient", Groups: [][]string{{"identifier=https://a.example|2", "identifier=https://b.example|2"}}}}}
+		res, err := s.Commit(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := conditional(idPrefix(5) + "c"); !res.OK() {
+		t.Errorf("a conditional create with the systems current: %+v", res)
+	}
+	register(idPrefix(12)+"d", "https://c.example") // another partition's registry grows
+	if res := conditional(idPrefix(5) + "e"); !res.SystemsChanged {
+		t.Errorf("a conditional create expanded before a system was added elsewhere: %+v", res)
+	}
+}

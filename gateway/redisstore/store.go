@@ -210,13 +210,14 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 	// The argument list commit.lua reads in order; see the script's header.
 	args := make([]any, 0, 8+6*len(c.Unique)+16*len(c.Writes)+16*len(c.Jobs))
 	guard := ""
-	// A store that spreads referrals has a registry per partition, and the
-	// generation a commit's criteria were expanded with is all of theirs
-	// (TokenSystems), which no one partition's script can check: there the
-	// guard is not kept, and criteria that need it are not atomic (see
-	// deploy/README.md, "Conditional create").
-	if c.SystemsSeen != nil && !s.spread {
+	if c.SystemsSeen != nil {
 		guard = strconv.FormatInt(*c.SystemsSeen, 10)
+		if s.spread {
+			var changed bool
+			if guard, changed, err = s.partitionGuard(ctx, part, *c.SystemsSeen); err != nil || changed {
+				return &gateway.CommitResult{SystemsChanged: changed}, err
+			}
+		}
 	}
 	args = append(args, token, kl.add(k.systems()), guard, s.maxSystems, k.termPrefix(), maxRegistryFields)
 	args = append(args, len(c.Unique))
