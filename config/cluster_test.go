@@ -74,6 +74,13 @@ func TestRedisClusterRejects(t *testing.T) {
 		{"a password in the environment", "", map[string]string{"SIGNPOST_REDIS_CLUSTER": "default:hunter2@10.0.0.5:6379"}, "redis_cluster[0]", "holds credentials", "SIGNPOST_REDIS_CLUSTER"},
 		{"twice", "redis_cluster: [\"10.0.0.5:6379\", \"10.0.0.5:6379\"]\n", nil, "redis_cluster[1]", "listed twice", ""},
 		{"bad in the environment", "", map[string]string{"SIGNPOST_REDIS_CLUSTER": "10.0.0.5:6379,,"}, "redis_cluster[1]", "not a host:port", "SIGNPOST_REDIS_CLUSTER"},
+		{"a password for one Redis", "", map[string]string{"SIGNPOST_REDIS_PASSWORD": "hunter2"}, "redis_password", "redis://:PASSWORD@", "SIGNPOST_REDIS_PASSWORD"},
+		{"a user without a password", "", map[string]string{"SIGNPOST_REDIS_CLUSTER": "10.0.0.5:6379", "SIGNPOST_REDIS_USERNAME": "signpost"}, "redis_username", "needs SIGNPOST_REDIS_PASSWORD", "SIGNPOST_REDIS_USERNAME"},
+		{"TLS for one Redis", "redis_tls: true\n", nil, "redis_tls", "rediss://", ""},
+		{"a CA without TLS", "redis_cluster: [\"10.0.0.5:6379\"]\nredis_tls_ca: ca.pem\n", nil, "redis_tls_ca", "only with TLS", ""},
+		{"a CA for one Redis without TLS", "redis_url: \"redis://10.0.0.5:6379/0\"\nredis_tls_ca: ca.pem\n", nil, "redis_tls_ca", "only with TLS", ""},
+		{"a server name without TLS", "redis_cluster: [\"10.0.0.5:6379\"]\nredis_tls_server_name: redis.example.net\n", nil, "redis_tls_server_name", "only with TLS", ""},
+		{"a server name that is not one", "redis_cluster: [\"10.0.0.5:6379\"]\nredis_tls: true\nredis_tls_server_name: \"redis.example.net:6380\"\n", nil, "redis_tls_server_name", "not a host name", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,5 +104,33 @@ func TestRedisClusterRejects(t *testing.T) {
 			}
 			t.Errorf("no problem %s %q in %#v", tt.field, tt.why, ps)
 		})
+	}
+}
+
+// A Redis Cluster's password and user come from the environment only, its
+// TLS from the file; a relative CA file is next to the file; the password
+// shows nowhere.
+func TestRedisClusterPasswordAndTLS(t *testing.T) {
+	t.Parallel()
+	path := writeConfig(t, "redis_cluster: [\"10.0.0.5:6379\"]\nredis_tls: true\nredis_tls_ca: certs/ca.pem\nredis_tls_server_name: redis.example.net\n")
+	env := envOf(map[string]string{"SIGNPOST_REDIS_USERNAME": "signpost", "SIGNPOST_REDIS_PASSWORD": "hunter2"})
+	cfg, err := config.Load(path, env, nil)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if cfg.RedisUsername != "signpost" || cfg.RedisPassword != "hunter2" || !cfg.RedisTLS || cfg.RedisTLSServerName != "redis.example.net" {
+		t.Errorf("user %q, TLS %v, server name %q", cfg.RedisUsername, cfg.RedisTLS, cfg.RedisTLSServerName)
+	}
+	if want := filepath.Join(filepath.Dir(path), "certs", "ca.pem"); cfg.RedisTLSCA != want {
+		t.Errorf("redis_tls_ca %q, want %q (beside the file)", cfg.RedisTLSCA, want)
+	}
+	if target := cfg.RedisTarget(); strings.Contains(target, "hunter2") || !strings.Contains(target, "TLS") {
+		t.Errorf("RedisTarget %q: shows the password, or not that it is TLS", target)
+	}
+
+	// One Redis keeps its TLS in the URL, with a private CA if need be.
+	cfg, err = config.Load(writeConfig(t, "redis_url: \"rediss://:hunter2@10.0.0.5:6380/0\"\nredis_tls_ca: /etc/signpost/ca.pem\n"), noEnv, nil)
+	if err != nil || cfg.RedisTLSCA != "/etc/signpost/ca.pem" {
+		t.Errorf("rediss:// with redis_tls_ca: %q %v", cfg.RedisTLSCA, err)
 	}
 }

@@ -193,6 +193,12 @@ const (
 	// EnvRedisCluster sets redis_cluster: the nodes' host:port, separated
 	// by commas.
 	EnvRedisCluster = "SIGNPOST_REDIS_CLUSTER"
+	// EnvRedisUsername and EnvRedisPassword are what redis_cluster's nodes
+	// ask of a client (AUTH, or an ACL user's name and password). They are
+	// read from the environment only: a secret belongs in a secret store,
+	// not in a file a ConfigMap holds.
+	EnvRedisUsername = "SIGNPOST_REDIS_USERNAME"
+	EnvRedisPassword = "SIGNPOST_REDIS_PASSWORD"
 	// EnvRedisNamespace sets redis_namespace.
 	EnvRedisNamespace = "SIGNPOST_REDIS_NAMESPACE"
 	EnvPublicURL      = "SIGNPOST_PUBLIC_URL"
@@ -211,6 +217,24 @@ type Config struct {
 	// Cluster (the client learns the rest from them), used instead of
 	// RedisURL, which is then not used at all.
 	RedisCluster []string
+	// RedisUsername and RedisPassword authenticate to RedisCluster's nodes
+	// (from EnvRedisUsername and EnvRedisPassword only; one Redis takes
+	// them in RedisURL). RedisPassword is never shown: RedisTarget and
+	// every message leave it out.
+	RedisUsername, RedisPassword string
+	// RedisTLS makes the client speak TLS to every node of RedisCluster
+	// (one Redis says so with a rediss:// RedisURL).
+	RedisTLS bool
+	// RedisTLSCA is a PEM file of the certificate authorities that sign
+	// Redis's certificates, trusted instead of the system's (a private
+	// CA); "" trusts the system's. For RedisCluster with RedisTLS, or a
+	// rediss:// RedisURL.
+	RedisTLSCA string
+	// RedisTLSServerName is the name every node's certificate must hold,
+	// when nodes are reached by addresses the certificate does not name
+	// (a cluster announcing its nodes' IP addresses); "" checks each
+	// node's certificate against the host it is reached at.
+	RedisTLSServerName string
 	// RedisNamespace is the hash tag of every key Signpost keeps in Redis
 	// ("signpost": keys read {signpost}:…), so that deployments sharing a
 	// Redis (signpost demo beside a development server) keep apart.
@@ -370,6 +394,10 @@ type Client struct {
 	Bars *Bars
 }
 
+// WritesBack reports whether Task changes are written back into this
+// system's record: it has a write-back target.
+func (c Client) WritesBack() bool { return c.Notify != nil && c.Notify.FHIRBase != "" }
+
 // Bars is a GP system's BaRS endpoint: the FHIR base whose $process-message
 // takes the answers to its referrals. The token is named by environment
 // variable, as for Notify, so the file holds no secret.
@@ -441,6 +469,18 @@ const ODSSystem = "https://fhir.nhs.uk/Id/ods-organization-code"
 // read for an ODS code, so pages say "Example Surgery", not "A81001".
 type Organization struct {
 	ODS, Name string
+}
+
+// WriteBackClients are the GP systems whose Task changes are written back
+// into their record: those with a write-back target (clients[].notify).
+func (c Config) WriteBackClients() []string {
+	out := []string{}
+	for _, cl := range c.Clients {
+		if cl.WritesBack() {
+			out = append(out, cl.ID)
+		}
+	}
+	return out
 }
 
 // OrganizationNames is the organisation directory: ODS code to the name
@@ -524,7 +564,11 @@ func (c Config) RedisURLRedacted() string {
 // messages: the cluster's nodes, or the URL with its password masked.
 func (c Config) RedisTarget() string {
 	if len(c.RedisCluster) > 0 {
-		return "Redis Cluster " + strings.Join(c.RedisCluster, ",")
+		target := "Redis Cluster " + strings.Join(c.RedisCluster, ",")
+		if c.RedisTLS {
+			target += " (TLS)"
+		}
+		return target
 	}
 	return c.RedisURLRedacted()
 }

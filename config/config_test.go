@@ -267,3 +267,21 @@ func TestErrorFormat(t *testing.T) {
 		t.Errorf("Error() with file = %q", got)
 	}
 }
+
+// Only systems with a write-back target are written back to: the rest of
+// their Task changes queue no write-back job.
+func TestWriteBackClients(t *testing.T) {
+	t.Parallel()
+	cfg := parseExample(t)
+	if got := cfg.WriteBackClients(); len(got) != 0 {
+		t.Errorf("example (no notify): write-back clients %v, want none", got)
+	}
+	cfg.Clients[0].Notify = &config.Notify{FHIRBase: "https://gp-system.example/fhir"}
+	if got := cfg.WriteBackClients(); len(got) != 1 || got[0] != cfg.Clients[0].ID {
+		t.Errorf("with notify: write-back clients %v, want [%s]", got, cfg.Clients[0].ID)
+	}
+	cfg.Clients[0].Notify = &config.Notify{}
+	if got := cfg.WriteBackClients(); len(got) != 0 {
+		t.Errorf("notify without fhir_base: write-back clients %v, want none", got)
+	}
+}

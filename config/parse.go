@@ -27,6 +27,9 @@ type fileConfig struct {
 	PublicURL         string             `yaml:"public_url"`
 	RedisURL          string             `yaml:"redis_url"`
 	RedisCluster      []string           `yaml:"redis_cluster"`
+	RedisTLS          bool               `yaml:"redis_tls"`
+	RedisTLSCA        string             `yaml:"redis_tls_ca"`
+	RedisTLSName      string             `yaml:"redis_tls_server_name"`
 	RedisNamespace    string             `yaml:"redis_namespace"`
 	RedisWaitReplicas int                `yaml:"redis_wait_replicas"`
 	RedisWaitTimeout  string             `yaml:"redis_wait_timeout"`
@@ -454,6 +457,9 @@ func fileFrom(c Config) fileConfig {
 		PublicURL:         c.PublicURL,
 		RedisURL:          c.RedisURL,
 		RedisCluster:      c.RedisCluster,
+		RedisTLS:          c.RedisTLS,
+		RedisTLSCA:        c.RedisTLSCA,
+		RedisTLSName:      c.RedisTLSServerName,
 		RedisNamespace:    c.RedisNamespace,
 		RedisWaitReplicas: c.RedisWaitReplicas,
 		RedisWaitTimeout:  c.RedisWaitTimeout.String(),
@@ -503,6 +509,12 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 	cfg.PublicURL = fc.PublicURL
 	cfg.RedisURL = fc.RedisURL
 	cfg.RedisCluster = fc.RedisCluster
+	cfg.RedisTLS = fc.RedisTLS
+	cfg.RedisTLSCA = fc.RedisTLSCA
+	if cfg.RedisTLSCA != "" && !filepath.IsAbs(cfg.RedisTLSCA) && cfg.Path != "" {
+		cfg.RedisTLSCA = filepath.Join(filepath.Dir(cfg.Path), cfg.RedisTLSCA)
+	}
+	cfg.RedisTLSServerName = fc.RedisTLSName
 	cfg.RedisNamespace = fc.RedisNamespace
 	cfg.RedisWaitReplicas = fc.RedisWaitReplicas
 	if d, err := time.ParseDuration(fc.RedisWaitTimeout); err == nil {
@@ -698,6 +710,8 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 		{&c.Listen, "listen", EnvListen},
 		{&c.MetricsListen, "metrics_listen", EnvMetricsListen},
 		{&c.RedisURL, "redis_url", EnvRedisURL},
+		{&c.RedisUsername, "redis_username", EnvRedisUsername},
+		{&c.RedisPassword, "redis_password", EnvRedisPassword},
 		{&c.RedisNamespace, "redis_namespace", EnvRedisNamespace},
 		{&c.PublicURL, "public_url", EnvPublicURL},
 	} {

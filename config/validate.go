@@ -143,6 +143,7 @@ func (c Config) Validate(isCategory func(string) bool) error {
 	} else if reason := redisURLProblem(c.RedisURL); reason != "" {
 		v.add("redis_url", "%s", reason)
 	}
+	v.redisSecurity(c)
 	if c.RedisWaitReplicas < 0 || c.RedisWaitReplicas > 16 {
 		v.add("redis_wait_replicas", "must be 0 (acknowledge once the primary has a change) to 16 replicas")
 	}
@@ -736,13 +737,50 @@ func (v *validator) redisCluster(c Config) {
 		switch {
 		case strings.Contains(addr, "@") || strings.Contains(addr, "://"):
 			// Never the entry itself: it may hold a password.
-			v.add(field, "is a URL or holds credentials; give a node's host:port, as in 10.0.0.5:6379 (a cluster with a password or TLS is not supported yet)")
+			v.add(field, "is a URL or holds credentials; give a node's host:port, as in 10.0.0.5:6379 (a password goes in %s, TLS in redis_tls)", EnvRedisPassword)
 		case err != nil || host == "" || perr != nil || n == 0:
 			v.add(field, "%q is not a host:port, as in 10.0.0.5:6379", addr)
 		case seen[addr]:
 			v.add(field, "%s is listed twice", addr)
 		}
 		seen[addr] = true
+	}
+}
+
+// redisSecurity checks the password and TLS settings: each applies to the
+// Redis in use, and none is silently ignored.
+func (v *validator) redisSecurity(c Config) {
+	cluster := len(c.RedisCluster) > 0
+	if !cluster {
+		// One Redis takes its credentials and TLS in redis_url, as it
+		// always has; a second place for them would leave it unclear
+		// which wins.
+		if c.RedisUsername != "" || c.RedisPassword != "" {
+			field := "redis_password"
+			if c.RedisPassword == "" {
+				field = "redis_username"
+			}
+			v.add(field, "is for redis_cluster; one Redis takes its password in redis_url, as in redis://:PASSWORD@10.0.0.5:6379/0")
+		}
+		if c.RedisTLS {
+			v.add("redis_tls", "is for redis_cluster; one Redis speaks TLS with a rediss:// redis_url, as in rediss://10.0.0.5:6380/0")
+		}
+	}
+	if cluster && c.RedisUsername != "" && c.RedisPassword == "" {
+		v.add("redis_username", "needs %s as well: the password of that Redis user", EnvRedisPassword)
+	}
+	tls := c.RedisTLS && cluster || !cluster && strings.HasPrefix(c.RedisURL, "rediss://")
+	for _, o := range []struct {
+		field string
+		set   bool
+	}{{"redis_tls_ca", c.RedisTLSCA != ""}, {"redis_tls_server_name", c.RedisTLSServerName != ""}} {
+		// Not said again when redis_tls was just refused beside one Redis.
+		if o.set && !tls && (cluster || !c.RedisTLS) {
+			v.add(o.field, "applies only with TLS: redis_tls: true beside redis_cluster, or a rediss:// redis_url")
+		}
+	}
+	if n := c.RedisTLSServerName; n != "" && (strings.ContainsAny(n, " /:@") || len(n) > 253) {
+		v.add("redis_tls_server_name", "%q is not a host name, as in redis.example.net", n)
 	}
 }
 

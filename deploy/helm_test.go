@@ -126,7 +126,7 @@ func TestHelmChartRenders(t *testing.T) {
 	if out, err := exec.Command(helm, "lint", "--strict", chart).CombinedOutput(); err != nil {
 		t.Fatalf("helm lint: %v\n%s", err, out)
 	}
-	for _, set := range []string{"", "ingress.enabled=true,api.autoscaling.enabled=true", "configInSecret=true,secrets.existingSecret=signpost-env-from-store"} {
+	for _, set := range []string{"", "ingress.enabled=true,api.autoscaling.enabled=true", "configInSecret=true,secrets.existingSecret=signpost-env-from-store", "redisCA.secretName=signpost-redis-ca"} {
 		t.Run("set "+set, func(t *testing.T) {
 			args := []string{"template", "signpost", chart, "--namespace", "signpost"}
 			if set != "" {
@@ -142,6 +142,9 @@ func TestHelmChartRenders(t *testing.T) {
 				// Made outside the chart; stands in for the real one here.
 				c.add(t, "existing", []byte("apiVersion: v1\nkind: Secret\nmetadata: {name: signpost-env-from-store, namespace: signpost}\n"))
 			}
+			if set == "redisCA.secretName=signpost-redis-ca" {
+				c.add(t, "existing", []byte("apiVersion: v1\nkind: Secret\nmetadata: {name: signpost-redis-ca, namespace: signpost}\n"))
+			}
 			for name, w := range c.workloads {
 				checkWorkload(t, c, name, w)
 			}
@@ -152,6 +155,18 @@ func TestHelmChartRenders(t *testing.T) {
 			apiC, workerC := api.Spec.Template.Spec.Containers[0], worker.Spec.Template.Spec.Containers[0]
 			if apiC.Args[0] != "serve" || !slices.Contains(apiC.Args, "-workers=false") || workerC.Args[0] != "worker" {
 				t.Errorf("args %v and %v, want serve -workers=false and worker", apiC.Args, workerC.Args)
+			}
+			if set == "redisCA.secretName=signpost-redis-ca" {
+				// The CA that config.redis_tls_ca names, in both.
+				for _, ct := range []container{apiC, workerC} {
+					mounted := false
+					for _, m := range ct.VolumeMounts {
+						mounted = mounted || m.MountPath == "/etc/signpost-redis-ca" && m.ReadOnly
+					}
+					if !mounted {
+						t.Errorf("%v does not mount redisCA at /etc/signpost-redis-ca, read-only", ct.Args)
+					}
+				}
 			}
 			if apiC.ReadinessProbe == nil || apiC.ReadinessProbe.HTTPGet == nil || apiC.ReadinessProbe.HTTPGet.Path != "/readyz" {
 				t.Error("the API has no /readyz readiness probe")

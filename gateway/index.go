@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"encoding/json"
 	"strings"
 
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
@@ -151,7 +150,9 @@ func indexedTask(body []byte) *models.Task {
 		For        *models.Reference   `json:"for"`
 		Meta       *models.Meta        `json:"meta"`
 	}
-	_ = json.Unmarshal(body, &m)
+	// A body Signpost built from a stored version: it decodes (with v2,
+	// as the views do, in a third of encoding/json's time).
+	_ = DecodeView(body, TypeTask, &m)
 	return &models.Task{Status: m.Status, Identifier: m.Identifier, Focus: m.Focus, Owner: m.Owner, Requester: m.Requester, For: m.For, Meta: m.Meta}
 }
 

@@ -50,8 +50,13 @@ type Options struct {
 	// of which referrals, and when (none: no measure is recorded).
 	Measures     *mappings.Measures
 	MeasureRules []MeasureRule
-	Now          func() time.Time
-	NewID        func() string
+	// WriteBackClients are the GP systems whose Task changes are written
+	// back into their record. Only their changes queue a write-back job:
+	// at intake's rate a job the worker can only drop costs as much as one
+	// it sends. nil queues every client's, for the worker to sort out.
+	WriteBackClients []string
+	Now              func() time.Time
+	NewID            func() string
 }
 
 // Core is what every use case shares: the store as the domain sees it
@@ -79,8 +84,10 @@ type Core struct {
 	MaxSubscriptions    int
 	Measures            *mappings.Measures
 	MeasureRules        []MeasureRule
-	Now                 func() time.Time
-	NewID               func() string
+	// writesBack holds Options.WriteBackClients (nil: every client).
+	writesBack map[string]bool
+	Now        func() time.Time
+	NewID      func() string
 	// placer is the store as a Placer; nil when it does not place.
 	placer Placer
 }
@@ -115,12 +122,22 @@ func NewCore(o Options) *Core {
 	if s.MaxDepth == 0 {
 		s.MaxDepth = 64
 	}
+	if o.WriteBackClients != nil {
+		s.writesBack = make(map[string]bool, len(o.WriteBackClients))
+		for _, c := range o.WriteBackClients {
+			s.writesBack[c] = true
+		}
+	}
 	s.MaxSubscriptions = o.MaxSubscriptions
 	if s.MaxSubscriptions <= 0 {
 		s.MaxSubscriptions = DefaultMaxSubscriptions
 	}
 	return s
 }
+
+// WritesBack reports whether a client's Task changes are written back into
+// its record (Options.WriteBackClients).
+func (s *Core) WritesBack(client string) bool { return s.writesBack == nil || s.writesBack[client] }
 
 // Router exposes the routing table (for the metadata and the web pages).
 func (s *Core) Router() *Router { return s.router }

@@ -161,6 +161,19 @@ const AnyVersion = -1
 type Job struct {
 	Queue  string // e.g. QueueDelivery
 	Fields []string
+	// OnlyIfAny, when set, queues the job only if some resource carries
+	// that index term when the commit applies: a Task change's job for the
+	// client's subscriptions, only when the client has a subscription.
+	// Decided in the commit's atomic step, so a subscription stored before
+	// the change is always seen, and a job its worker could only drop (most
+	// GP systems have no subscription) is never queued. A store that cannot
+	// decide it in that step queues the job.
+	OnlyIfAny *IndexTerm
+}
+
+// IndexTerm is one index term of one resource type.
+type IndexTerm struct {
+	Type, Term string
 }
 
 // The queues. Delivery carries referrals (and their cancellations) to

@@ -66,6 +66,8 @@ type TaskView struct {
 	Owner              string // owner.reference
 	OwnerID            *Identifier
 	Outputs            []TaskOutput
+	Priority           string // the priority code
+	AuthoredOn         string
 }
 
 // TaskOutput is one Task.output: what the provider did.
@@ -95,6 +97,8 @@ func ParseTask(body []byte) (*TaskView, error) {
 		For            *models.Reference       `json:"for"`
 		Owner          *models.Reference       `json:"owner"`
 		Output         []models.TaskOutput     `json:"output"`
+		Priority       *string                 `json:"priority"`
+		AuthoredOn     *string                 `json:"authoredOn"`
 	}
 	if err := DecodeView(body, TypeTask, &t); err != nil {
 		return nil, err
@@ -102,6 +106,12 @@ func ParseTask(body []byte) (*TaskView, error) {
 	v := &TaskView{Status: TaskStatus(t.Status.Code()), Focus: RefOf(t.Focus), For: RefOf(t.For), Owner: RefOf(t.Owner)}
 	if t.Id != nil {
 		v.ID = *t.Id
+	}
+	if t.Priority != nil {
+		v.Priority = *t.Priority
+	}
+	if t.AuthoredOn != nil {
+		v.AuthoredOn = *t.AuthoredOn
 	}
 	if t.StatusReason != nil && t.StatusReason.Text != nil {
 		v.StatusReason = *t.StatusReason.Text

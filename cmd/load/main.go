@@ -14,7 +14,12 @@
 // With -webhook it also serves a loopback webhook receiver for Signpost's
 // delivery workers, and reports how long each referral accepted in the
 // measured phase took from its POST to its webhook, and how many arrived
-// within -drain of the last reply.
+// within -drain of the last reply. With -receive N it sends nothing: it
+// serves the receiver until N referrals have been delivered, and reports
+// how fast they came (drain.go), the capacity of workers draining a queue
+// filled beforehand:
+//
+//	load -receive 20000 -webhook 127.0.0.1:9001 -d 2m -cpu-of redis=456
 //
 // With -summary FILE it instead reads the JSON lines of earlier runs
 // (labels "floor" and "signpost") and prints the comparison against the
@@ -84,6 +89,7 @@ func main() {
 	summary := flag.String("summary", "", "summarise the JSON lines in this file instead of sending load")
 	compareFile := flag.String("compare", "", "pool the JSON lines in this file by label and compare the labels, instead of sending load")
 	rssKiB := flag.Int64("rss-kib", 0, "with -summary: Signpost's peak RSS (VmHWM) in KiB")
+	receive := flag.Int64("receive", 0, "serve the -webhook receiver until this many referrals have been delivered (at most -d), instead of sending load, and report how fast they came: workers draining a queue filled beforehand")
 	flag.Parse()
 
 	var err error
@@ -94,6 +100,8 @@ func main() {
 		err = compare(os.Stdout, *compareFile)
 	case *yardstickFile != "":
 		err = yardstick(os.Stdout, *yardstickFile, *rssKiB)
+	case *receive != 0:
+		err = drainFor(cfg, *receive)
 	default:
 		err = load(cfg)
 	}
@@ -259,22 +267,27 @@ func load(cfg config) error {
 	printResult(os.Stdout, res)
 	fmt.Println(string(line))
 	if cfg.jsonOut != "" {
-		f, err := os.OpenFile(cfg.jsonOut, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
+		if err := appendLine(cfg.jsonOut, line); err != nil {
 			return err
-		}
-		_, werr := f.Write(append(line, '\n'))
-		if err := f.Close(); werr == nil {
-			werr = err
-		}
-		if werr != nil {
-			return werr
 		}
 	}
 	if res.Interrupted {
 		return errors.New("interrupted; the figures above are partial")
 	}
 	return nil
+}
+
+// appendLine appends one JSON line to a results file.
+func appendLine(path string, line []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(append(line, '\n'))
+	if err := f.Close(); werr == nil {
+		werr = err
+	}
+	return werr
 }
 
 func sanitise(label string) string {

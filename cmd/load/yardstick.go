@@ -48,7 +48,8 @@ const (
 
 // yardstick prints the figures of one deploy/bench/yardstick.sh run (its
 // JSON lines in path) against issue 18's targets: closed-loop throughput of
-// F, S and Signpost; fixed-rate latency of F and Signpost at each rate, with
+// F, S and Signpost; how fast a worker drains what that closed loop queued;
+// fixed-rate latency of F and Signpost at each rate, with
 // Signpost's deliveries; POST-to-webhook latency; CPU per referral; peak RSS.
 func yardstick(w io.Writer, path string, rssKiB int64) error {
 	rounds, err := readRounds(path)
@@ -105,6 +106,24 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 	for _, pair := range [][2]*Result{{sp, s}, {sp, f}, {s, f}} {
 		if pair[0] != nil && pair[1] != nil && pair[1].Accepted > 0 {
 			fmt.Fprintf(w, "  %s / %s = %.2f\n", pair[0].Label, pair[1].Label, pair[0].Accepted/pair[1].Accepted)
+		}
+	}
+
+	// Delivery capacity: a worker draining what the closed loop queued.
+	for _, r := range rounds {
+		if r.Mode != "drain" || r.Label != labelSignpost {
+			continue
+		}
+		fmt.Fprintf(w, "\nDelivery capacity (a worker process draining what Signpost's closed loop queued, nothing else running):\n")
+		fmt.Fprintf(w, "  %d of %d delivered in %.1f s: %.0f/s; CPU µs per delivery: %s; machine busy %.0f%%\n",
+			r.Created, r.Requests, r.Seconds, r.Throughput, cpuPerRequest(r.CPUSeconds, r.Created), 100*r.MachineBusy)
+		out["drain_signpost_rps"] = round1(r.Throughput)
+		if sp != nil && sp.Accepted > 0 {
+			ratio := r.Throughput / sp.Accepted
+			fmt.Fprintf(w, "  drained / intake's closed-loop rate = %.2f\n", ratio)
+			out["drain_over_intake"] = round3(ratio)
+			targets = append(targets, [3]string{"delivery drains at least intake's sustained (closed-loop) rate",
+				fmt.Sprintf("%.0f/s against %.0f/s", r.Throughput, sp.Accepted), verdict(r.Throughput >= sp.Accepted && r.Created == r.Requests)})
 		}
 	}
 

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -79,5 +81,119 @@ func TestRedisClusterUnreachableAtStartIsExplained(t *testing.T) {
 	}
 	if warnings := redisWarnings(t, out); warnings != 1 {
 		t.Errorf("%d warnings about Redis for one outage, want 1:\n%s", warnings, out)
+	}
+}
+
+// serve runs over a Redis Cluster that asks for a password and speaks TLS
+// only, as a managed one does: with SIGNPOST_REDIS_PASSWORD, redis_tls and
+// the cluster's CA in redis_tls_ca, a referral is accepted and read back;
+// without the password /readyz is not ready and the log says which
+// variable to set, never showing a password.
+func TestServeOnRedisClusterWithPasswordAndTLS(t *testing.T) {
+	t.Parallel()
+	const password = "synthetic-cluster-pass"
+	c := redistest.StartCluster(t, redistest.ClusterPassword(password), redistest.ClusterTLS())
+	cfg := writeFile(t, "signpost.yaml", testConfig+"redis_tls: true\nredis_tls_ca: "+c.CAFile+"\n")
+	nodes := strings.Join(c.Addrs(), ",")
+
+	s := startSignpost(t, []string{"serve", "-config", cfg}, env(map[string]string{"SIGNPOST_REDIS_CLUSTER": nodes, "SIGNPOST_REDIS_PASSWORD": password}))
+	res, err := http.Post(s.base+"/fhir/ServiceRequest", "application/fhir+json", strings.NewReader(referralJSON("CLUSTER-TLS-1", "390893007")))
+	must(t, err)
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("create on the cluster with a password and TLS: %d", res.StatusCode)
+	}
+	for _, path := range []string{"/readyz", strings.TrimPrefix(res.Header.Get("Location"), "http://127.0.0.1:8080")} {
+		res, err := http.Get(s.base + path)
+		must(t, err)
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d %s", path, res.StatusCode, body)
+		}
+	}
+	if err := s.stop(); err != nil {
+		t.Fatalf("serve returned %v after shutdown", err)
+	}
+
+	for _, tt := range []struct {
+		name     string
+		password string
+		hint     string
+	}{
+		{"no password", "", "SIGNPOST_REDIS_PASSWORD"},
+		{"a wrong password", "wrong-synthetic-pass", "SIGNPOST_REDIS_PASSWORD"},
+	} {
+		vars := map[string]string{"SIGNPOST_REDIS_CLUSTER": nodes}
+		if tt.password != "" {
+			vars["SIGNPOST_REDIS_PASSWORD"] = tt.password
+		}
+		s := startSignpost(t, []string{"serve", "-config", cfg}, env(vars))
+		res, err := http.Get(s.base + "/readyz")
+		must(t, err)
+		res.Body.Close()
+		if res.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("%s: readyz = %d", tt.name, res.StatusCode)
+		}
+		res, err = http.Post(s.base+"/fhir/ServiceRequest", "application/fhir+json", strings.NewReader(referralJSON("CLUSTER-TLS-2", "390893007")))
+		must(t, err)
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		// Refused credentials are an outage to the sender, which retries.
+		if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" {
+			t.Errorf("%s: POST %d, Retry-After %q; want 503 with Retry-After", tt.name, res.StatusCode, res.Header.Get("Retry-After"))
+		}
+		_ = s.stop()
+		var all strings.Builder
+		for len(s.stderr.lines) > 0 {
+			all.WriteString(<-s.stderr.lines)
+		}
+		out := all.String() + string(body)
+		if !strings.Contains(out, tt.hint) {
+			t.Errorf("%s: the log does not say to set %s:\n%s", tt.name, tt.hint, out)
+		}
+		if strings.Contains(out, password) || strings.Contains(out, "wrong-synthetic-pass") {
+			t.Errorf("%s: a password shows:\n%s", tt.name, out)
+		}
+	}
+}
+
+// One Redis speaking TLS with a certificate from a private CA: a rediss://
+// redis_url and the CA in redis_tls_ca, and serve stores a referral;
+// without redis_tls_ca the certificate is not trusted and /readyz is not
+// ready.
+func TestServeOnRedisWithPrivateCA(t *testing.T) {
+	t.Parallel()
+	r := redistest.StartTLS(t)
+	withCA := writeFile(t, "signpost.yaml", testConfig+"redis_tls_ca: "+r.CAFile()+"\n")
+	s := startSignpost(t, []string{"serve", "-config", withCA}, env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()}))
+	res, err := http.Post(s.base+"/fhir/ServiceRequest", "application/fhir+json", strings.NewReader(referralJSON("TLS-1", "390893007")))
+	must(t, err)
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Errorf("create over rediss:// with redis_tls_ca: %d", res.StatusCode)
+	}
+	_ = s.stop()
+
+	s = startSignpost(t, []string{"serve", "-config", writeFile(t, "signpost.yaml", testConfig)}, env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()}))
+	res, err = http.Get(s.base + "/readyz")
+	must(t, err)
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("readyz = %d over rediss:// without the CA, want 503", res.StatusCode)
+	}
+}
+
+// A redis_tls_ca that cannot be read, or holds no certificate, stops serve
+// at once, naming the setting: it is not taken for an outage to wait out.
+func TestRedisTLSCAUnreadableStopsServe(t *testing.T) {
+	t.Parallel()
+	notPEM := writeFile(t, "ca.pem", "not a certificate\n")
+	for _, ca := range []string{filepath.Join(t.TempDir(), "missing.pem"), notPEM} {
+		cfg := writeFile(t, "signpost.yaml", testConfig+"redis_tls: true\nredis_tls_ca: "+ca+"\n")
+		err := run(context.Background(), []string{"serve", "-config", cfg}, env(map[string]string{"SIGNPOST_REDIS_CLUSTER": "127.0.0.1:1"}), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "redis_tls_ca") {
+			t.Errorf("serve with redis_tls_ca %s: %v, want an error naming redis_tls_ca", filepath.Base(ca), err)
+		}
 	}
 }

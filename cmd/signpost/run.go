@@ -50,7 +50,9 @@ Usage:
 Every command takes -h for its usage.
 
 Environment (wins over the file): SIGNPOST_CONFIG, SIGNPOST_LISTEN,
-SIGNPOST_REDIS_URL, SIGNPOST_REDIS_NAMESPACE, SIGNPOST_PUBLIC_URL.
+SIGNPOST_REDIS_URL, SIGNPOST_REDIS_CLUSTER (a Redis Cluster's nodes; its
+password in SIGNPOST_REDIS_PASSWORD, user in SIGNPOST_REDIS_USERNAME),
+SIGNPOST_REDIS_NAMESPACE, SIGNPOST_PUBLIC_URL.
 `
 
 // errHelpShown is a command asked for its usage (-h): the usage was

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -276,6 +277,7 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb redis.UniversalClien
 		MaxSubscriptions:    cfg.SubscriptionsPerClient,
 		Measures:            measures,
 		MeasureRules:        measureRules(cfg),
+		WriteBackClients:    cfg.WriteBackClients(),
 	})
 	pseudonymKey, _ := export.ParsePseudonymKey(getenv(cfg.Export.PseudonymKeyEnv)) // start checked it
 	uc.Disclosures = disclosures.New(uc.Core, store)
@@ -362,11 +364,23 @@ func measureRules(cfg config.Config) []gateway.MeasureRule {
 // the hint goes in the log line.
 func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger, clientLog *redisstore.ClientLog, stderr io.Writer) (redis.UniversalClient, error) {
 	if len(cfg.RedisCluster) > 0 {
-		return connectCluster(ctx, cfg, log, clientLog, stderr), nil
+		return connectCluster(ctx, cfg, log, clientLog, stderr)
 	}
 	opt, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("redis_url %s: %w", cfg.RedisURLRedacted(), err)
+	}
+	if opt.TLSConfig != nil && (cfg.RedisTLSCA != "" || cfg.RedisTLSServerName != "") { // rediss://
+		// A private CA, or another name to check, on top of what the URL
+		// sets (its host as the server name, its own query options).
+		own, err := redisstore.TLSConfig(cfg.RedisTLSCA, cfg.RedisTLSServerName)
+		if err != nil {
+			return nil, fmt.Errorf("redis_tls_ca %s: %w", cfg.RedisTLSCA, err)
+		}
+		opt.TLSConfig.RootCAs = own.RootCAs
+		if own.ServerName != "" {
+			opt.TLSConfig.ServerName = own.ServerName
+		}
 	}
 	opt.DialTimeout = 2 * time.Second
 	opt.ReadTimeout = 3 * time.Second
@@ -399,11 +413,19 @@ func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger, clie
 // node from the ones redis_cluster lists, and follows failovers and slot
 // moves (redisstore.NewClusterClient). A cluster that does not answer at
 // start is handled as one Redis is: said clearly, and waited for.
-func connectCluster(ctx context.Context, cfg config.Config, log *slog.Logger, clientLog *redisstore.ClientLog, stderr io.Writer) redis.UniversalClient {
-	rdb := redisstore.NewClusterClient(&redis.ClusterOptions{
-		Addrs:       cfg.RedisCluster,
+func connectCluster(ctx context.Context, cfg config.Config, log *slog.Logger, clientLog *redisstore.ClientLog, stderr io.Writer) (redis.UniversalClient, error) {
+	opt := &redis.ClusterOptions{
+		Addrs:    cfg.RedisCluster,
+		Username: cfg.RedisUsername, Password: cfg.RedisPassword,
 		DialTimeout: 2 * time.Second, ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second,
-	}, func(node *redis.Client) { clientLog.Watch(node) })
+	}
+	if cfg.RedisTLS {
+		var err error
+		if opt.TLSConfig, err = redisstore.TLSConfig(cfg.RedisTLSCA, cfg.RedisTLSServerName); err != nil {
+			return nil, fmt.Errorf("redis_tls_ca %s: %w", cfg.RedisTLSCA, err)
+		}
+	}
+	rdb := redisstore.NewClusterClient(opt, func(node *redis.Client) { clientLog.Watch(node) })
 	clientLog.SetHint(fmt.Sprintf("no node of the Redis Cluster answers at %s: check the nodes, or point SIGNPOST_REDIS_CLUSTER at yours; "+
 		"until it answers, /readyz reports not ready and requests get 503 with Retry-After; Signpost carries on by itself once it does",
 		strings.Join(cfg.RedisCluster, ",")))
@@ -412,16 +434,31 @@ func connectCluster(ctx context.Context, cfg config.Config, log *slog.Logger, cl
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		if isTerminal(stderr) {
 			fmt.Fprintf(stderr, "signpost: the Redis Cluster at %s does not answer (%v).\n"+
-				"  Check its nodes, or point SIGNPOST_REDIS_CLUSTER at yours. Until it answers, /readyz reports\n"+
+				"  %s Until it answers, /readyz reports\n"+
 				"  not ready and requests get 503 with Retry-After; Signpost carries on by itself once it does.\n",
-				strings.Join(cfg.RedisCluster, ","), err)
+				strings.Join(cfg.RedisCluster, ","), err, clusterRefusal(err))
 		}
 		if !clientLog.Down() {
 			// Reached but refused: no outage was logged.
-			log.Warn("redis cluster does not answer at start", "redis", cfg.RedisTarget(), "error", err.Error())
+			log.Warn("redis cluster does not answer at start", "redis", cfg.RedisTarget(), "error", err.Error(), "hint", clusterRefusal(err))
 		}
 	}
-	return rdb
+	return rdb, nil
+}
+
+// clusterRefusal says what to check when the cluster does not answer at
+// start: the credentials it refused, the certificate Signpost did not
+// trust, or else the nodes. Redis's and crypto/tls's errors name neither
+// password, so they are shown as they are.
+func clusterRefusal(err error) string {
+	var untrusted *tls.CertificateVerificationError
+	switch {
+	case redis.HasErrorPrefix(err, "NOAUTH") || redis.HasErrorPrefix(err, "WRONGPASS"):
+		return "The cluster refuses Signpost's credentials: set " + config.EnvRedisPassword + " (and " + config.EnvRedisUsername + " for a user of its own) to the cluster's."
+	case errors.As(err, &untrusted):
+		return "Signpost does not trust the nodes' certificate: give the CA that signed it in redis_tls_ca, or the name it holds in redis_tls_server_name."
+	}
+	return "Check its nodes, or point " + config.EnvRedisCluster + " at yours."
 }
 
 // isTerminal reports whether w is a terminal, where a person reads.

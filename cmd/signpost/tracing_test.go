@@ -56,8 +56,8 @@ func (c *otlpCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // TestOneTraceFromReferralToProvider follows a referral sent with a GP's
 // traceparent: the API's server span, the Redis calls, the delivery
 // worker's consumer span (its context carried in the stream entry), the
-// webhook call, the subscription fan-out and the write-back to the GP
-// record are one trace, exported by OTLP, and the provider and the GP
+// webhook call, the subscription fan-out (the GP system has subscribed)
+// and the write-back to the GP record are one trace, exported by OTLP, and the provider and the GP
 // record receive the trace context. No span carries the patient or a URL path.
 func TestOneTraceFromReferralToProvider(t *testing.T) {
 	collector := &otlpCollector{services: map[string]bool{}}
@@ -97,6 +97,18 @@ func TestOneTraceFromReferralToProvider(t *testing.T) {
 		"outbound_allow: [\"127.0.0.0/8\"]\nmetrics_listen: \"127.0.0.1:0\"\n")
 	srv := startSignpost(t, []string{"serve", "-config", cfg}, env(map[string]string{
 		"SIGNPOST_REDIS_URL": r.URL(), "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.URL}))
+
+	// The GP system subscribes to its Tasks (to its own record server), so
+	// the referral's Task changes have subscribers to be fanned out to: a
+	// client with none queues no subscription job at all.
+	sub := `{"resourceType":"Subscription","status":"requested","reason":"closed loop","criteria":"http://hl7.org/fhir/us/sdoh-clinicalcare/SubscriptionTopic/Task",` +
+		`"channel":{"type":"rest-hook","endpoint":"` + gp.URL + `/hook","payload":"application/fhir+json"}}`
+	subRes, err := http.Post(srv.base+"/fhir/Subscription", "application/fhir+json", strings.NewReader(sub))
+	must(t, err)
+	subRes.Body.Close()
+	if subRes.StatusCode != http.StatusCreated {
+		t.Fatalf("subscribing: status %d", subRes.StatusCode)
+	}
 
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	req, _ := http.NewRequest(http.MethodPost, srv.base+"/fhir/ServiceRequest", strings.NewReader(referralJSON("TRACE-1", "390893007")))

@@ -118,7 +118,7 @@ func newWriteBacks(a *app, getenv func(string) string) *worker.Worker {
 	client := outbound.NewClient(outbound.Options{Allow: a.cfg.OutboundAllow, Timeout: a.cfg.DeliveryTimeout})
 	targets := map[string]*notify.GPServer{}
 	for _, c := range a.cfg.Clients {
-		if c.Notify != nil && c.Notify.FHIRBase != "" {
+		if c.WritesBack() {
 			base, token := endpoint(c.Notify.FHIRBase, c.Notify.BearerTokenEnv, getenv)
 			targets[c.ID] = &notify.GPServer{Base: base, Token: token, Client: client}
 		}

@@ -1,8 +1,11 @@
 package structure
 
 import (
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/signpost-health/signpost/fhir"
 
 	"github.com/signpost-health/signpost/cmd/load/benchkit"
 )
@@ -10,11 +13,7 @@ import (
 // The validator reads untrusted bodies: whatever it is given, it answers
 // without panicking, within MaxIssues, and the same way twice.
 func FuzzValidate(f *testing.F) {
-	f.Add([]byte(referral))
-	f.Add([]byte(patient))
-	for _, m := range mutants {
-		f.Add(m.body)
-	}
+	addSeeds(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		a, b := Validate(body), Validate(body)
 		if len(a.Issues) > MaxIssues {
@@ -24,6 +23,33 @@ func FuzzValidate(f *testing.F) {
 			t.Fatalf("two answers for one body")
 		}
 	})
+}
+
+// ValidateChecked skips only what fhir.ParseResource refused already: for
+// every body that check accepts, it answers as ValidateAs does.
+func FuzzValidateChecked(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		o, err := fhir.ParseResource(body, fhir.ParseOptions{})
+		if err != nil {
+			return // never reaches ValidateChecked
+		}
+		a, b := ValidateAs(body, o.ResourceType()), ValidateChecked(body, o.ResourceType())
+		if !slices.EqualFunc(a.Issues, b.Issues, func(x, y fhir.Issue) bool {
+			return x.Code == y.Code && x.Diagnostics == y.Diagnostics && slices.Equal(x.Expression, y.Expression)
+		}) || !slices.Equal(a.Modifiers, b.Modifiers) {
+			t.Fatalf("ValidateAs %v, ValidateChecked %v", a.Issues, b.Issues)
+		}
+	})
+}
+
+// addSeeds starts a fuzz target from the valid resources and the mutants.
+func addSeeds(f *testing.F) {
+	f.Add([]byte(referral))
+	f.Add([]byte(patient))
+	for _, m := range mutants {
+		f.Add(m.body)
+	}
 }
 
 // BenchmarkValidateReferral is the cost per referral at the door.

@@ -48,9 +48,10 @@ const maxDepth = 100
 var errDepth = errors.New("nested too deeply")
 
 // decode reads one JSON value; duplicate names, invalid UTF-8 and trailing
-// data are errors.
-func decode(body []byte) (*node, error) {
-	dec := jsontext.NewDecoder(bytes.NewBuffer(body), jsontext.AllowDuplicateNames(false), jsontext.AllowInvalidUTF8(false))
+// data are errors, except that a body already checked for the first two
+// (checked: fhir.ParseResource accepted it) is not checked for them again.
+func decode(body []byte, checked bool) (*node, error) {
+	dec := jsontext.NewDecoder(bytes.NewBuffer(body), jsontext.AllowDuplicateNames(checked), jsontext.AllowInvalidUTF8(checked))
 	// A bytes.Buffer is read in place (jsontext copies any other reader
 	// into a buffer of its own), and strings and numbers are cut from one
 	// copy of the body rather than copied one by one: a referral holds a

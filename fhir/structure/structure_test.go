@@ -82,7 +82,7 @@ func TestProjectExamplesAreValid(t *testing.T) {
 }
 
 func resourceTypeOf(body []byte) string {
-	root, err := decode(body)
+	root, err := decode(body, false)
 	if err != nil {
 		return ""
 	}

@@ -15,9 +15,10 @@ const maxURLShown = 200
 // Signpost stores and forwards, providers' and GP systems' strict parsers
 // must be able to read. Then it refuses modifier extensions the deployment
 // does not understand: R4 forbids processing a resource as if such a
-// modifier were absent (it may reverse what the resource means).
+// modifier were absent (it may reverse what the resource means). The body
+// has passed the raw checks (ParseRaw).
 func (s *Parser) checkStructure(body []byte, typ string) error {
-	res := structure.ValidateAs(body, typ)
+	res := structure.ValidateChecked(body, typ)
 	if !res.Valid() {
 		return &gateway.Error{Kind: gateway.KindInvalid, Issues: res.Issues}
 	}

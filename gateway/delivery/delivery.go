@@ -69,11 +69,6 @@ func (s *Service) DeliveryBody(ctx context.Context, d *queue.Delivery, full bool
 	// A withdrawal names the referral and says delete it: it carries
 	// nothing more of the patient, whatever the payload.
 	if !full || d.Event == queue.EventWithdrawn {
-		var t struct {
-			Priority   string `json:"priority"`
-			AuthoredOn string `json:"authoredOn"`
-		}
-		_ = json.Unmarshal(task.Body, &t)
 		typ, action := "referral.requested", ""
 		switch d.Event {
 		case queue.EventCancelled:
@@ -85,7 +80,7 @@ func (s *Service) DeliveryBody(ctx context.Context, d *queue.Delivery, full bool
 		d.Disclosed = []string{task.Ref() + "/_history/" + task.VersionID(), gateway.TypeServiceRequest + "/" + d.ServiceRequestID}
 		return json.Marshal(Message{Type: typ, ID: d.ID, Provider: d.ProviderID, Action: action, Referral: MessageDetails{
 			Task: s.Base + "/" + task.Ref(), ServiceRequest: s.Base + "/" + gateway.TypeServiceRequest + "/" + d.ServiceRequestID,
-			Category: d.Category, Priority: t.Priority, Status: string(view.Status), AuthoredOn: t.AuthoredOn}})
+			Category: d.Category, Priority: view.Priority, Status: string(view.Status), AuthoredOn: view.AuthoredOn}})
 	}
 	more, err := s.Store.ReadMany(ctx, []string{gateway.TypeServiceRequest + "/" + d.ServiceRequestID})
 	if err != nil {

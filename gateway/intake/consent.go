@@ -176,7 +176,7 @@ func (s *Service) holdNew(pl *plan, nr plannedReferral, decision gateway.Consent
 	if sr := pl.write(gateway.TypeServiceRequest, nr.srID); sr != nil {
 		sr.Terms = slices.DeleteFunc(sr.Terms, func(t string) bool { return t == gateway.ProviderTerm(nr.rt.Provider.ID) })
 	}
-	pl.commit.Jobs = append(pl.commit.Jobs, queue.NotifyJobs(tw.Resource, gateway.TaskRequested, gateway.TaskOnHold)...)
+	pl.commit.Jobs = append(pl.commit.Jobs, queue.NotifyJobs(s.Core, tw.Resource, gateway.TaskRequested, gateway.TaskOnHold)...)
 }
 
 // holdReason is the reason code of a hold and the words the GP reads:

@@ -465,7 +465,7 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	s.planProvenance(pl, out.Resource, provOwner)
 	// Every change reaches the GP; a referrer's cancellation also reaches
 	// the provider, as a delivery of its own.
-	pl.commit.Jobs = append(pl.commit.Jobs, queue.NotifyJobs(out.Resource, from, status)...)
+	pl.commit.Jobs = append(pl.commit.Jobs, queue.NotifyJobs(s.Core, out.Resource, from, status)...)
 	switch {
 	case withdrawn:
 		if err := s.planWithdrawal(ctx, pl, old, r.id); err != nil {

@@ -509,7 +509,7 @@ func (s *Service) plan(ctx context.Context, caller gateway.Caller, obj *fhir.Obj
 	taskWrites := s.TaskVersionBy(task, view, members, s.AgentOf(caller), now)
 	c.Writes = append(c.Writes, taskWrites...)
 	next := taskWrites[0].Resource
-	c.Jobs = queue.NotifyJobs(next, view.Status, view.Status)
+	c.Jobs = queue.NotifyJobs(s.Core, next, view.Status, view.Status)
 	if queue.Answered(view.Status) {
 		// A BaRS sender hears of the measure too, with the Task as it
 		// stands (NotifyJobs answers only a change of status).

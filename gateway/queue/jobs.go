@@ -4,6 +4,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/topic"
 
 	"fmt"
 	"strconv"
@@ -183,17 +184,24 @@ type TaskChanged struct {
 }
 
 // NotifyJobs tell the GP side that a Task changed (from the status it had):
-// one job for write-back into its record, one for its subscriptions, and,
+// one job for write-back into its record (for a client that takes
+// write-back, c.WritesBack), one for its subscriptions (for a client
+// that has one when the change is stored), and,
 // when the Task came to a status a BaRS sender is answered with, one for
 // that answer (a later change that keeps the status, a note or a business
 // status, is not answered again). The answer is queued for
 // every referral, as the commit changing a Task does not read how the
 // referral came in; the worker drops it at once for a referral that did not
 // come as a BaRS message or a client with no BaRS endpoint.
-func NotifyJobs(task *gateway.Resource, from, status gateway.TaskStatus) []gateway.Job {
+func NotifyJobs(c *gateway.Core, task *gateway.Resource, from, status gateway.TaskStatus) []gateway.Job {
 	changed := TaskChanged{TaskID: task.ID, Version: task.Version, Status: status, Client: task.Owner, At: task.LastUpdated}
 	fields := changed.fields()
-	jobs := []gateway.Job{{Queue: gateway.QueueNotify, Fields: fields}, {Queue: gateway.QueueSubscription, Fields: fields}}
+	jobs := make([]gateway.Job, 0, 3)
+	if c.WritesBack(task.Owner) {
+		jobs = append(jobs, gateway.Job{Queue: gateway.QueueNotify, Fields: fields})
+	}
+	jobs = append(jobs, gateway.Job{Queue: gateway.QueueSubscription, Fields: fields,
+		OnlyIfAny: &gateway.IndexTerm{Type: topic.TypeSubscription, Term: gateway.ClientTerm(task.Owner)}})
 	if status != from && Answered(status) {
 		jobs = append(jobs, BarsResponse{TaskChanged: changed}.Job())
 	}
@@ -429,6 +437,6 @@ const MaxAttempts = 3
 // told of it, in one commit.
 func TaskChange(c *gateway.Core, cur *gateway.Resource, view *gateway.TaskView, members map[string]any, jobs []gateway.Job, done *gateway.JobRef) *gateway.Commit {
 	commit, status := c.TaskVersion(cur, view, members, jobs, done)
-	commit.Jobs = append(commit.Jobs, NotifyJobs(commit.Writes[0].Resource, view.Status, status)...)
+	commit.Jobs = append(commit.Jobs, NotifyJobs(c, commit.Writes[0].Resource, view.Status, status)...)
 	return commit
 }

@@ -21,7 +21,7 @@ func TestJobsReadBackWhatWasQueued(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 12, 2, 10, 0, 0, 123e6, time.UTC)
 	task := &gateway.Resource{Type: gateway.TypeTask, ID: "task-1", Version: 3, LastUpdated: at, Owner: "practice-a"}
-	for _, j := range NotifyJobs(task, gateway.TaskRequested, gateway.TaskAccepted) {
+	for _, j := range NotifyJobs(gateway.NewCore(gateway.Options{}), task, gateway.TaskRequested, gateway.TaskAccepted) {
 		if JobEvent(queued(j)) == EventBarsResponse {
 			continue // read by its own codec, below
 		}
@@ -54,6 +54,28 @@ func TestJobsReadBackWhatWasQueued(t *testing.T) {
 	}
 }
 
+// A Task change queues a write-back only for a client that takes
+// write-back; its subscriptions' job and a BaRS answer are queued for
+// every client, whose subscriptions and BaRS referrals are not known here.
+func TestNotifyJobsWriteBackOnlyForClientsThatTakeIt(t *testing.T) {
+	t.Parallel()
+	core := gateway.NewCore(gateway.Options{WriteBackClients: []string{"practice-a"}})
+	queues := func(owner string) []string {
+		task := &gateway.Resource{Type: gateway.TypeTask, ID: "task-1", Version: 2, Owner: owner}
+		var out []string
+		for _, j := range NotifyJobs(core, task, gateway.TaskRequested, gateway.TaskAccepted) {
+			out = append(out, j.Queue+" "+JobEvent(queued(j)))
+		}
+		return out
+	}
+	if got, want := strings.Join(queues("practice-a"), ", "), "notify task-changed, subscription task-changed, notify bars-response"; got != want {
+		t.Errorf("client with write-back: jobs %s, want %s", got, want)
+	}
+	if got, want := strings.Join(queues("practice-b"), ", "), "subscription task-changed, notify bars-response"; got != want {
+		t.Errorf("client without write-back: jobs %s, want %s", got, want)
+	}
+}
+
 // A field that cannot be read is an error, never a silent zero: a job
 // that says attempt "x" or version "-1" is a bug or tampering.
 func TestJobsRefuseUnreadableFields(t *testing.T) {
@@ -67,7 +89,7 @@ func TestJobsRefuseUnreadableFields(t *testing.T) {
 		"bad task id":          func(f map[string]string) { f["task"] = "../x" },
 		"another event":        func(f map[string]string) { f["event"] = EventHandshake },
 	} {
-		j := queued(NotifyJobs(task, gateway.TaskRequested, gateway.TaskAccepted)[0])
+		j := queued(NotifyJobs(gateway.NewCore(gateway.Options{}), task, gateway.TaskRequested, gateway.TaskAccepted)[0])
 		spoil(j.Fields)
 		if _, err := ReadTaskChanged(j); err == nil {
 			t.Errorf("%s: read without error", name)
@@ -91,7 +113,7 @@ func TestBarsResponseJob(t *testing.T) {
 	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	task := &gateway.Resource{Type: gateway.TypeTask, ID: "task-1", Version: 3, LastUpdated: at, Owner: "practice-a"}
 	var found []gateway.QueuedJob
-	for _, j := range NotifyJobs(task, gateway.TaskRequested, gateway.TaskRejected) {
+	for _, j := range NotifyJobs(gateway.NewCore(gateway.Options{}), task, gateway.TaskRequested, gateway.TaskRejected) {
 		if JobEvent(queued(j)) == EventBarsResponse {
 			found = append(found, queued(j))
 		}
@@ -120,13 +142,13 @@ func TestBarsResponseJob(t *testing.T) {
 	}
 	for _, c := range [][2]gateway.TaskStatus{{gateway.TaskAccepted, gateway.TaskInProgress}, {gateway.TaskInProgress, gateway.TaskOnHold},
 		{gateway.TaskAccepted, gateway.TaskAccepted}} { // the last: a note or business status, the status kept
-		for _, j := range NotifyJobs(task, c[0], c[1]) {
+		for _, j := range NotifyJobs(gateway.NewCore(gateway.Options{}), task, c[0], c[1]) {
 			if JobEvent(queued(j)) == EventBarsResponse {
 				t.Errorf("%s -> %s queued a BaRS response", c[0], c[1])
 			}
 		}
 	}
-	if _, err := ReadBarsResponse(queued(NotifyJobs(task, gateway.TaskRequested, gateway.TaskAccepted)[0])); err == nil {
+	if _, err := ReadBarsResponse(queued(NotifyJobs(gateway.NewCore(gateway.Options{}), task, gateway.TaskRequested, gateway.TaskAccepted)[0])); err == nil {
 		t.Error("a task-changed job read as a bars-response")
 	}
 }

@@ -409,3 +409,56 @@ func BenchmarkPartitionCostOnOneRedis(b *testing.B) {
 	b.ReportMetric(float64(many.searchCPU)/float64(one.searchCPU), "search-redis-ratio")
 	b.ReportMetric(float64(many.searchWall)/float64(one.searchWall), "search-wall-ratio")
 }
+
+// taskChangeCommit is shaped like the commit recording a delivery: the
+// referral's Task (of referralCommit(i)) at its next version with the same
+// index terms, a Provenance of it, and the audit record of what was sent.
+func taskChangeCommit(i int) *gateway.Commit {
+	ref := referralCommit(i)
+	task := *ref.Writes[1].Resource
+	task.Version, task.LastUpdated = 2, task.LastUpdated.Add(time.Second)
+	prov := &gateway.Resource{Type: "Provenance", ID: "prov-" + strconv.Itoa(i), Owner: "practice-a", Version: 1, LastUpdated: task.LastUpdated,
+		Body: task.Body[:600]}
+	return &gateway.Commit{
+		Writes: []gateway.Write{{Resource: &task, Expect: 1, Terms: ref.Writes[1].Terms},
+			{Resource: prov, Terms: []string{"target=Task/" + task.ID, "_client=practice-a"}}},
+		Audit: &gateway.AuditRecord{Recorded: task.LastUpdated, Interaction: "export", Action: "R", Status: 200, Client: "leeds-walking", What: []string{"Task/" + task.ID + "/_history/1"}},
+	}
+}
+
+// BenchmarkCommitTaskChange commits, one after another, the Task change
+// each delivery records, over as many referrals, and reports Redis's CPU
+// per commit as BenchmarkCommitReferral does, to compare the two in one run:
+// go test ./gateway/redisstore -run '^$' -bench 'Commit(Referral|TaskChange)$'
+func BenchmarkCommitTaskChange(b *testing.B) {
+	r := redistest.Start(b)
+	s := New(r.Client(), "bench")
+	ctx := context.Background()
+	if err := r.Client().ConfigSet(ctx, "appendfsync", "everysec").Err(); err != nil {
+		b.Fatal(err)
+	}
+	for i := -1; i < b.N; i++ {
+		if res, err := s.Commit(ctx, referralCommit(i)); err != nil || !res.OK() {
+			b.Fatalf("%+v %v", res, err)
+		}
+	}
+	if _, err := s.Commit(ctx, taskChangeCommit(-1)); err != nil { // loads the script's path
+		b.Fatal(err)
+	}
+	if err := r.Client().ConfigResetStat(ctx).Err(); err != nil {
+		b.Fatal(err)
+	}
+	before := redisCPU(b, r)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res, err := s.Commit(ctx, taskChangeCommit(i))
+		if err != nil || !res.OK() {
+			b.Fatalf("%+v %v", res, err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64((redisCPU(b, r)-before).Microseconds())/float64(b.N), "redis-µs/op")
+	script, commands := commandTimes(b, r)
+	b.ReportMetric(script/float64(b.N), "script-µs/op")
+	b.ReportMetric(commands/float64(b.N), "commands-µs/op")
+}

@@ -2,7 +2,10 @@ package redisstore
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,5 +61,64 @@ func TestWholeRedisReadsOnACluster(t *testing.T) {
 	}
 	if m, err := s.Memory(ctx); err != nil || m.Used <= 0 {
 		t.Errorf("Memory = %+v %v", m, err)
+	}
+}
+
+// On a Redis Cluster that asks for a password and speaks TLS only (as a
+// managed one does), the store commits and reads with the password and
+// the cluster's CA; without the password, with a wrong one, without the CA
+// or when the certificate does not name the server, it fails as an outage
+// does, saying why, and never with the password in the message.
+func TestClusterWithPasswordAndTLS(t *testing.T) {
+	t.Parallel()
+	const password = "synthetic-cluster-pass"
+	c := redistest.StartCluster(t, redistest.ClusterPassword(password), redistest.ClusterTLS())
+	ctx := context.Background()
+	tlsWith := func(caFile, serverName string) *tls.Config {
+		t.Helper()
+		cfg, err := TLSConfig(caFile, serverName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	store := func(o *redis.ClusterOptions) *Store {
+		o.Addrs, o.MaxRetries = c.Addrs(), -1
+		cc := NewClusterClient(o, nil)
+		t.Cleanup(func() { cc.Close() })
+		return New(cc, "signpost")
+	}
+
+	s := store(&redis.ClusterOptions{Password: password, TLSConfig: tlsWith(c.CAFile, "")})
+	if _, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{write("Task", "t1", 1, 0, "status=requested")}}); err != nil {
+		t.Fatalf("commit with the password and the CA: %v", err)
+	}
+	if r, err := s.Read(ctx, "Task", "t1"); err != nil || r.Version != 1 {
+		t.Fatalf("read with the password and the CA: %+v %v", r, err)
+	}
+
+	for _, tt := range []struct {
+		name string
+		opt  *redis.ClusterOptions
+		why  string
+	}{
+		{"no password", &redis.ClusterOptions{TLSConfig: tlsWith(c.CAFile, "")}, "NOAUTH"},
+		{"a wrong password", &redis.ClusterOptions{Password: "wrong-synthetic-pass", TLSConfig: tlsWith(c.CAFile, "")}, "WRONGPASS"},
+		{"the system's CAs", &redis.ClusterOptions{Password: password, TLSConfig: tlsWith("", "")}, "certificate"},
+		{"another server name", &redis.ClusterOptions{Password: password, TLSConfig: tlsWith(c.CAFile, "redis.example.net")}, "redis.example.net"},
+		{"no TLS", &redis.ClusterOptions{Password: password}, ""},
+	} {
+		_, err := store(tt.opt).Read(ctx, "Task", "t1")
+		t.Logf("%s: %v", tt.name, err)
+		switch {
+		case err == nil:
+			t.Errorf("%s: read succeeded", tt.name)
+		case !errors.Is(err, gateway.ErrUnavailable):
+			t.Errorf("%s: %v is not an outage (answered 503, retried by the sender)", tt.name, err)
+		case !strings.Contains(err.Error(), tt.why):
+			t.Errorf("%s: %v, want it to say %q", tt.name, err, tt.why)
+		case strings.Contains(err.Error(), "synthetic-cluster-pass") || strings.Contains(err.Error(), "wrong-synthetic-pass"):
+			t.Errorf("%s: the error shows a password: %v", tt.name, err)
+		}
 	}
 }

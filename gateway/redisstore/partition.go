@@ -262,3 +262,18 @@ func (s *Store) partitionGuard(ctx context.Context, p partition, seen int64) (gu
 	}
 	return strconv.FormatInt(own, 10), sum != seen, nil
 }
+
+// sameSlot reports whether two keys hash to one Redis Cluster slot, so one
+// script may touch both: by their hash tags (the first "{...}" that is not
+// empty, as Redis Cluster reads them), or the whole key where there is none.
+func sameSlot(a, b string) bool { return keySlot(clusterHashed(a)) == keySlot(clusterHashed(b)) }
+
+// clusterHashed is the part of a key Redis Cluster hashes to its slot.
+func clusterHashed(key string) string {
+	if open := strings.IndexByte(key, '{'); open >= 0 {
+		if end := strings.IndexByte(key[open+1:], '}'); end > 0 {
+			return key[open+1 : open+1+end]
+		}
+	}
+	return key
+}

@@ -47,6 +47,9 @@ type Store struct {
 	// afterRead, when set (by tests), runs between the read that names a
 	// script's keys and the script, where another client may change them.
 	afterRead func()
+	// indexed remembers the index entries of versions read by Read, for
+	// the commit that replaces them.
+	indexed indexedMemory
 }
 
 // maxRereads is how many times an operation whose keys are known only from
@@ -176,8 +179,23 @@ func (s *Store) previousTerms(ctx context.Context, c *gateway.Commit) ([][]strin
 	if len(at) == 0 {
 		return nil, nil
 	}
+	out := make([][]string, len(c.Writes))
+	// The entries of a version this process just read need no read: a
+	// write expecting that version replaces it.
+	unknown := at[:0:0]
+	for _, i := range at {
+		w := c.Writes[i]
+		if x, ok := s.indexed.take(s.in(s.partitionOf(w.Resource.ID)).resource(w.Resource.Type, w.Resource.ID), w.Expect); ok {
+			out[i] = splitEntries(x)
+		} else {
+			unknown = append(unknown, i)
+		}
+	}
+	if len(unknown) == 0 {
+		return out, nil
+	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, i := range at {
+		for _, i := range unknown {
 			r := c.Writes[i].Resource
 			cmds = append(cmds, p.HGet(ctx, s.in(s.partitionOf(r.ID)).resource(r.Type, r.ID), "x"))
 		}
@@ -186,13 +204,18 @@ func (s *Store) previousTerms(ctx context.Context, c *gateway.Commit) ([][]strin
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
-	out := make([][]string, len(c.Writes))
-	for k, i := range at {
-		if x := cmds[k].Val(); x != "" {
-			out[i] = strings.Split(x, "\n")
-		}
+	for k, i := range unknown {
+		out[i] = splitEntries(cmds[k].Val())
 	}
 	return out, nil
+}
+
+// splitEntries splits a hash's "x" into its index keys (none for "").
+func splitEntries(x string) []string {
+	if x == "" {
+		return nil
+	}
+	return strings.Split(x, "\n")
 }
 
 // commit runs commit.lua under a random token, the commit's identity: a
@@ -274,7 +297,17 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 	// handling it continues that trace.
 	trace := telemetry.TraceFields(ctx)
 	for _, j := range c.Jobs {
-		args = append(args, kl.add(k.queue(j.Queue)), len(j.Fields)/2+len(trace))
+		stream := k.queue(j.Queue)
+		onlyIf := 0
+		if t := j.OnlyIfAny; t != nil {
+			// Decided in the script only where its key shares the
+			// stream's slot (always on one Redis, and in the commit's
+			// partition); elsewhere queued.
+			if key := k.term(t.Type, t.Term); sameSlot(key, stream) {
+				onlyIf = kl.add(key)
+			}
+		}
+		args = append(args, kl.add(stream), onlyIf, len(j.Fields)/2+len(trace))
 		for _, f := range j.Fields {
 			args = append(args, f)
 		}
@@ -287,7 +320,7 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 	// without it.
 	if c.Audit != nil {
 		fields := c.Audit.Fields()
-		args = append(args, kl.add(k.audit()), len(fields)/2)
+		args = append(args, kl.add(k.audit()), 0, len(fields)/2)
 		for _, f := range fields {
 			args = append(args, f)
 		}
@@ -705,13 +738,23 @@ func (s *Store) read(ctx context.Context, refs []string, versions []any) ([]*gat
 		r.keys = append(r.keys, s.in(p).resource(typ, id))
 		r.args = append(r.args, versions[i])
 	}
+	// The index entries of a current version are read with it when only
+	// one resource is read (a Task about to change), for the commit
+	// replacing it (s.indexed); a page of resources needs none.
+	withEntries := "0"
+	if len(refs) == 1 && versions[0] == "" {
+		withEntries = "1"
+	}
+	for _, r := range runs {
+		r.args[0] = len(r.keys)
+		r.args = append(r.args, withEntries)
+	}
 	out := make([]*gateway.Resource, len(refs))
 	if len(runs) == 0 {
 		return out, nil
 	}
 	if len(runs) == 1 { // the usual case: no pipeline to set up
 		r := runs[0]
-		r.args[0] = len(r.keys)
 		r.cmd = readScript.Run(ctx, s.rdb, r.keys, r.args...)
 	} else {
 		// Scripts in a pipeline are sent as EVALSHA; a Redis without the
@@ -720,7 +763,6 @@ func (s *Store) read(ctx context.Context, refs []string, versions []any) ([]*gat
 		for attempt := 0; ; attempt++ {
 			pipe := s.rdb.Pipeline()
 			for _, r := range runs {
-				r.args[0] = len(r.keys)
 				r.cmd = readScript.EvalSha(ctx, pipe, r.keys, r.args...)
 			}
 			_, err := pipe.Exec(ctx)
@@ -747,6 +789,9 @@ func (s *Store) read(ctx context.Context, refs []string, versions []any) ([]*gat
 			typ, id, _ := strings.Cut(refs[i], "/")
 			out[i] = &gateway.Resource{Type: typ, ID: id, Version: int(fields[0].(int64)),
 				LastUpdated: time.UnixMilli(fields[1].(int64)).UTC(), Body: []byte(fields[2].(string)), Owner: fields[3].(string)}
+			if len(fields) > 4 {
+				s.indexed.remember(r.keys[k], out[i].Version, fields[4].(string))
+			}
 		}
 	}
 	return out, nil
@@ -828,8 +873,11 @@ func (s *Store) commitPartition(c *gateway.Commit) (partition, error) {
 var ErrSpansPartitions = errors.New("redisstore: a commit's resources are in more than one partition")
 
 // classify marks the errors worth retrying as gateway.ErrUnavailable: the
-// network, timeouts, and a Redis that is loading, read-only or failing over.
-// Anything else (a script error) is a bug and stays as it is.
+// network, timeouts, a Redis that is loading, read-only or failing over,
+// and one that refuses Signpost's password (NOAUTH, WRONGPASS: while a
+// managed Redis's password is rotated, or until an operator sets the right
+// one, nothing was changed and the caller's retry will do). Anything else
+// (a script error) is a bug and stays as it is.
 func classify(err error) error {
 	if err == nil {
 		return nil
@@ -842,7 +890,7 @@ func classify(err error) error {
 		if strings.HasPrefix(msg, "OOM ") || strings.Contains(msg, "OOM command not allowed") {
 			return fmt.Errorf("%w: %v", gateway.ErrStoreFull, err)
 		}
-		for _, transient := range []string{"LOADING", "BUSY", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MISCONF", "MOVED", "ASK"} {
+		for _, transient := range []string{"LOADING", "BUSY", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MISCONF", "MOVED", "ASK", "NOAUTH", "WRONGPASS"} {
 			if strings.HasPrefix(msg, transient) {
 				return fmt.Errorf("%w: %v", gateway.ErrUnavailable, err)
 			}

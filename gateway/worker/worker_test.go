@@ -230,6 +230,18 @@ func testDeliversSignedWithStableID(t *testing.T, on redisKind) {
 	if strings.Contains(p.bodies[0], "9434765919") {
 		t.Error("the thin message carries the NHS number")
 	}
+	// The message's priority and authoredOn are the Task's that was sent.
+	sent, err := e.store.ReadVersion(context.Background(), "Task", task, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want struct{ Priority, AuthoredOn string }
+	if err := json.Unmarshal(sent.Body, &want); err != nil || want.AuthoredOn == "" {
+		t.Fatalf("the Task sent has no authoredOn (%v): %s", err, sent.Body)
+	}
+	if msg.Referral.Priority != want.Priority || msg.Referral.AuthoredOn != want.AuthoredOn {
+		t.Errorf("thin message priority %q, authoredOn %q; the Task's are %q, %q", msg.Referral.Priority, msg.Referral.AuthoredOn, want.Priority, want.AuthoredOn)
+	}
 	if n, _ := e.rdb.XLen(context.Background(), "{signpost}:q:notify").Result(); n < 1 {
 		t.Error("no GP notification queued for the delivery")
 	}

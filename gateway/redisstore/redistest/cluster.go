@@ -22,6 +22,32 @@ import (
 type Cluster struct {
 	t     testing.TB
 	Nodes []*Server
+	// Password is what every node asks of its clients ("" when none:
+	// ClusterPassword).
+	Password string
+	// CAFile is the PEM file of the certificate authority that signed the
+	// nodes' certificates ("" when the nodes speak plain TCP: ClusterTLS).
+	CAFile string
+	ca     *testCA
+}
+
+// ClusterOption changes how StartCluster sets up the nodes.
+type ClusterOption func(*Cluster)
+
+// ClusterPassword makes every node ask for password (requirepass) and give
+// it to its primary (masterauth), as a managed Redis Cluster does.
+func ClusterPassword(password string) ClusterOption {
+	return func(c *Cluster) { c.Password = password }
+}
+
+// ClusterTLS makes every node speak TLS only, to clients, to its replica
+// and on the cluster bus, with a certificate for 127.0.0.1 signed by a
+// certificate authority made for the test (its PEM in Cluster.CAFile).
+func ClusterTLS() ClusterOption {
+	return func(c *Cluster) {
+		c.ca = newTestCA(c.t)
+		c.CAFile = c.ca.CAFile
+	}
 }
 
 // clusterNodeTimeout is how long a primary may be silent before the others
@@ -34,7 +60,7 @@ const clusterNodeTimeout = 1000
 // serves every slot, and every replica is in sync with its primary, so a
 // test never meets a cluster still forming. Like Start, it skips (or,
 // under CI, fails) when redis-server or redis-cli is not installed.
-func StartCluster(t testing.TB) *Cluster {
+func StartCluster(t testing.TB, opts ...ClusterOption) *Cluster {
 	t.Helper()
 	for _, tool := range []string{"redis-server", "redis-cli"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -45,8 +71,11 @@ func StartCluster(t testing.TB) *Cluster {
 		}
 	}
 	c := &Cluster{t: t}
+	for _, o := range opts {
+		o(c)
+	}
 	for range 6 {
-		s := &Server{t: t}
+		s := &Server{t: t, password: c.Password, ca: c.ca}
 		s.startOnFreePorts(func() {
 			s.dir = t.TempDir() // no nodes.conf of an attempt that failed
 			s.extra = []string{
@@ -68,6 +97,12 @@ func StartCluster(t testing.TB) *Cluster {
 	// redis-cli makes the first three primaries and gives each a replica.
 	args := append([]string{"--cluster", "create"}, c.Addrs()...)
 	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
+	if c.Password != "" {
+		args = append(args, "-a", c.Password, "--no-auth-warning")
+	}
+	if c.ca != nil {
+		args = append(args, "--tls", "--cacert", c.ca.CAFile)
+	}
 	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
@@ -90,7 +125,11 @@ func (c *Cluster) Addrs() []string {
 // Signpost's own client (redisstore.NewClusterClient) also rereads on the
 // first connection error.
 func (c *Cluster) Client() *redis.ClusterClient {
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs(), ClusterStateReloadInterval: 500 * time.Millisecond})
+	o := &redis.ClusterOptions{Addrs: c.Addrs(), ClusterStateReloadInterval: 500 * time.Millisecond, Password: c.Password}
+	if c.ca != nil {
+		o.TLSConfig = c.ca.clientTLS()
+	}
+	cc := redis.NewClusterClient(o)
 	c.t.Cleanup(func() { cc.Close() })
 	return cc
 }
@@ -116,7 +155,7 @@ func (c *Cluster) PrimaryFor(key string) *Server {
 	c.t.Helper()
 	ctx := context.Background()
 	for _, s := range c.Primaries() {
-		cl := redis.NewClient(&redis.Options{Addr: s.Addr})
+		cl := redis.NewClient(s.options())
 		slot, err := cl.ClusterKeySlot(ctx, key).Result()
 		slots, serr := cl.ClusterSlots(ctx).Result()
 		cl.Close()
@@ -233,7 +272,9 @@ func (c *Cluster) unhealthy(caughtUp bool) string {
 }
 
 func (s *Server) info(section string) map[string]string {
-	cl := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+	o := s.options()
+	o.MaxRetries = -1
+	cl := redis.NewClient(o)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -242,7 +283,9 @@ func (s *Server) info(section string) map[string]string {
 }
 
 func (s *Server) clusterInfo() map[string]string {
-	cl := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+	o := s.options()
+	o.MaxRetries = -1
+	cl := redis.NewClient(o)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

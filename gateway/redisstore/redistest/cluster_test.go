@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
 )
 
@@ -46,5 +47,29 @@ func TestClusterStartsWholeAndFailsOver(t *testing.T) {
 			t.Fatalf("the client still fails 5s after the failover: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A cluster started with a password and TLS answers only a client that
+// gives the password and trusts the test's CA, on every node, replicas
+// included (they replicate over TLS with the password).
+func TestClusterWithPasswordAndTLS(t *testing.T) {
+	t.Parallel()
+	c := redistest.StartCluster(t, redistest.ClusterPassword("synthetic-cluster-pass"), redistest.ClusterTLS())
+	ctx := context.Background()
+	cc := c.Client()
+	if err := cc.Set(ctx, "{x}:a", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cc.Wait(ctx, 1, 2*time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if c.CAFile == "" || len(c.Primaries()) != 3 {
+		t.Fatalf("CAFile %q, %d primaries; want a CA file and 3", c.CAFile, len(c.Primaries()))
+	}
+	plain := redis.NewClient(&redis.Options{Addr: c.Nodes[0].Addr, MaxRetries: -1})
+	defer plain.Close()
+	if err := plain.Ping(ctx).Err(); err == nil {
+		t.Error("a node answered a client without TLS or password")
 	}
 }

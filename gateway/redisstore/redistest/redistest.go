@@ -32,6 +32,12 @@ type Server struct {
 	// extra are more redis-server arguments (a replica's --replicaof, a
 	// cluster node's --cluster-enabled).
 	extra []string
+	// password, when set, is asked of every client (requirepass) and given
+	// to a primary by its replica (masterauth).
+	password string
+	// ca, when set, makes the server speak TLS only, with a certificate
+	// ca signed.
+	ca *testCA
 }
 
 // Start runs a redis-server for the test and stops it at cleanup. The test
@@ -49,6 +55,32 @@ func Start(t testing.TB) *Server {
 	s.startOnFreePorts(func() { s.Addr = "127.0.0.1:" + strconv.Itoa(freePort(t)) })
 	t.Cleanup(func() { s.Kill() })
 	return s
+}
+
+// StartTLS is Start with the server speaking TLS only, with a certificate
+// for 127.0.0.1 signed by a certificate authority made for the test (its
+// PEM file is CAFile). URL is then a rediss:// URL.
+func StartTLS(t testing.TB) *Server {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("redis-server is not installed: %v", err)
+		}
+		t.Skip("redis-server is not installed (apt-get install redis-server)")
+	}
+	s := &Server{t: t, dir: t.TempDir(), ca: newTestCA(t)}
+	s.startOnFreePorts(func() { s.Addr = "127.0.0.1:" + strconv.Itoa(freePort(t)) })
+	t.Cleanup(func() { s.Kill() })
+	return s
+}
+
+// CAFile is the PEM file of the certificate authority that signed the
+// server's certificate ("" when it speaks plain TCP).
+func (s *Server) CAFile() string {
+	if s.ca == nil {
+		return ""
+	}
+	return s.ca.CAFile
 }
 
 // StartReplica runs a redis-server replicating primary, and waits until
@@ -82,14 +114,29 @@ func StartReplica(t testing.TB, primary *Server) *Server {
 	}
 }
 
-// URL is the redis:// URL of the server.
-func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
+// URL is the redis:// URL of the server (rediss:// for StartTLS).
+func (s *Server) URL() string {
+	if s.ca != nil {
+		return "rediss://" + s.Addr + "/0"
+	}
+	return "redis://" + s.Addr + "/0"
+}
 
 // Client returns a client for the server, closed at cleanup.
 func (s *Server) Client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	c := redis.NewClient(s.options())
 	s.t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// options are a client's options for the server, with its password and
+// TLS when it has them.
+func (s *Server) options() *redis.Options {
+	o := &redis.Options{Addr: s.Addr, Password: s.password}
+	if s.ca != nil {
+		o.TLSConfig = s.ca.clientTLS()
+	}
+	return o
 }
 
 func (s *Server) start() {
@@ -122,18 +169,28 @@ func (s *Server) startOnFreePorts(ports func()) {
 // it returns why with the server's log.
 func (s *Server) launch() (log string, err error) {
 	_, port, _ := net.SplitHostPort(s.Addr)
-	args := append([]string{
-		"--bind", "127.0.0.1", "--port", port, "--dir", s.dir,
+	listen := []string{"--port", port}
+	if s.ca != nil {
+		listen = s.ca.serverArgs(port)
+	}
+	if s.password != "" {
+		listen = append(listen, "--requirepass", s.password, "--masterauth", s.password)
+	}
+	args := append(append([]string{"--bind", "127.0.0.1"}, listen...),
+		"--dir", s.dir,
 		"--appendonly", "yes", "--appendfsync", "always", "--save", "",
 		"--maxmemory-policy", "noeviction", "--daemonize", "no",
-		"--logfile", filepath.Join(s.dir, "redis.log")}, s.extra...)
+		"--logfile", filepath.Join(s.dir, "redis.log"))
+	args = append(args, s.extra...)
 	s.cmd = exec.Command("redis-server", args...)
 	if err := s.cmd.Start(); err != nil {
 		return "", fmt.Errorf("start redis-server: %w", err)
 	}
 	s.exit = make(chan struct{})
 	go func(cmd *exec.Cmd, exit chan struct{}) { _ = cmd.Wait(); close(exit) }(s.cmd, s.exit)
-	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+	o := s.options()
+	o.MaxRetries = -1
+	c := redis.NewClient(o)
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -33,8 +33,11 @@
 --                              KEYS[oldFirst .. oldFirst+nOld-1] are the
 --                              entries the current version is found under,
 --                              as read ('x'), removed by the write
---   nJ, {job}*nJ               job = stream key, nF, field/value*nF (a job, or
---                              the change's audit record)
+--   nJ, {job}*nJ               job = stream key, onlyIf, nF, field/value*nF (a
+--                              job, or the change's audit record); onlyIf,
+--                              when not 0, is the KEYS index of an index set:
+--                              the job is queued only if that set is not
+--                              empty
 --   nA, {ack}*nA               ack = stream key, group, entry id, consumer: the
 --                              job this commit finishes (XACK and XDEL, with the
 --                              writes); with a consumer, only while that
@@ -108,9 +111,9 @@ end
 p = p + 1
 local jobs = {}
 for i = 1, tonumber(a[p]) do
-  local n = tonumber(a[p + 2]) * 2
-  jobs[i] = {KEYS[tonumber(a[p + 1])], p + 3, p + 2 + n}
-  p = p + 2 + n
+  local n = tonumber(a[p + 3]) * 2
+  jobs[i] = {KEYS[tonumber(a[p + 1])], p + 4, p + 3 + n, tonumber(a[p + 2])}
+  p = p + 3 + n
 end
 p = p + 1
 local acks = {}
@@ -225,7 +228,14 @@ local afterPrefix = #termPrefix + 1
 for i, w in ipairs(writes) do
   local key, id, score, first, last = w[1], w[2], w[6], w[9], w[9] + w[10] - 1
   if current[i] ~= 0 then
-    for k = w[12], w[12] + w[13] - 1 do redis.call('ZREM', KEYS[k], id) end
+    -- An entry the new version keeps is moved by its ZADD below (a new
+    -- score); only the entries it drops are removed. Most changes (a
+    -- delivery recorded, a business status) keep every entry.
+    local kept = {}
+    for k = first, last do kept[KEYS[k]] = true end
+    for k = w[12], w[12] + w[13] - 1 do
+      if not kept[KEYS[k]] then redis.call('ZREM', KEYS[k], id) end
+    end
   end
   for k = first, last do redis.call('ZADD', KEYS[k], score, id) end
   local terms = table.concat(KEYS, '\n', first, last)
@@ -255,7 +265,11 @@ for _, u in ipairs(uniques) do
   redis.call('SET', u[1], u[2])
   if u[3] > 0 then redis.call('ZADD', KEYS[u[3]], 0, u[1]) end
 end
-for _, j in ipairs(jobs) do redis.call('XADD', j[1], '*', unpack(a, j[2], j[3])) end
+for _, j in ipairs(jobs) do
+  if j[4] == 0 or redis.call('EXISTS', KEYS[j[4]]) == 1 then
+    redis.call('XADD', j[1], '*', unpack(a, j[2], j[3]))
+  end
+end
 for _, a in ipairs(acks) do
   redis.call('XACK', a[1], a[2], a[3])
   redis.call('XDEL', a[1], a[3])

@@ -18,16 +18,20 @@ local function resolve(groups, temps)
   for _, g in ipairs(groups) do
     if #g > 1 then unions = unions + 1 end
   end
+  -- A group of one set that is empty empties the intersection: that set
+  -- is the (empty) result, and no union is built. Searches that find
+  -- nothing are common on the workers' path (a client's subscriptions,
+  -- when it has none), and this makes them a few ZCARDs.
   local pivot, least
-  local scratch = temps[unions + 2]
-  if unions > 0 and #groups > 1 and scratch then
-    for _, g in ipairs(groups) do
-      if #g == 1 then
-        local n = redis.call('ZCARD', KEYS[g[1]])
-        if not least or n < least then pivot, least = KEYS[g[1]], n end
-      end
+  for _, g in ipairs(groups) do
+    if #g == 1 then
+      local n = redis.call('ZCARD', KEYS[g[1]])
+      if n == 0 then return KEYS[g[1]] end
+      if not least or n < least then pivot, least = KEYS[g[1]], n end
     end
   end
+  local scratch = temps[unions + 2]
+  if not (unions > 0 and #groups > 1 and scratch) then pivot = nil end
   local sources = {}
   local t = 1
   for _, g in ipairs(groups) do

@@ -2,17 +2,24 @@
 --
 -- KEYS: resource hashes.
 -- ARGV: n (as many as KEYS), version*n: the version wanted of KEYS[i], ''
--- for the current one.
--- Returns per key {version, lastUpdated ms, body, owner}, or false when the
--- resource or version is not held.
+-- for the current one; then '1' to have the index entries of a current
+-- version too, '0' (or nothing) not.
+-- Returns per key {version, lastUpdated ms, body, owner[, index entries]},
+-- or false when the resource or version is not held.
 local out = {}
+local n = tonumber(ARGV[1])
+local withEntries = ARGV[n + 2] == '1'
 for i, key in ipairs(KEYS) do
   local v = ARGV[1 + i]
-  if v == '' then v = redis.call('HGET', key, 'v') end
+  local current = v == ''
+  if current then v = redis.call('HGET', key, 'v') end
   local got = false
   if v then
-    local r = redis.call('HMGET', key, v, 't' .. v, 'o')
-    if r[1] then got = {tonumber(v), tonumber(r[2]), r[1], r[3] or ''} end
+    local r = redis.call('HMGET', key, v, 't' .. v, 'o', 'x')
+    if r[1] then
+      got = {tonumber(v), tonumber(r[2]), r[1], r[3] or ''}
+      if current and withEntries then got[5] = r[4] or '' end
+    end
   end
   out[i] = got
 end

@@ -101,6 +101,11 @@ spec:
           readOnly: true
         - name: tmp
           mountPath: /tmp
+        {{- if $root.Values.redisCA.secretName }}
+        - name: redis-ca
+          mountPath: /etc/signpost-redis-ca
+          readOnly: true
+        {{- end }}
   volumes:
     - name: config
       {{- if $root.Values.configInSecret }}
@@ -113,6 +118,11 @@ spec:
     - name: tmp
       emptyDir:
         sizeLimit: 64Mi
+    {{- if $root.Values.redisCA.secretName }}
+    - name: redis-ca
+      secret:
+        secretName: {{ $root.Values.redisCA.secretName }}
+    {{- end }}
   {{- with $root.Values.nodeSelector }}
   nodeSelector:
     {{- toYaml . | nindent 4 }}
