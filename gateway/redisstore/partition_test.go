@@ -254,3 +254,26 @@ func TestSpreadStoreGuardsConditionalCreatesByEveryRegistry(t *testing.T) {
 		t.Errorf("a conditional create expanded before a system was added elsewhere: %+v", res)
 	}
 }
+
+// A job queued only if some resource carries a term (a Task change's job
+// for its client's subscriptions) is always queued by a spreading store:
+// the resources may be in any partition, and the commit sees its own only.
+func TestSpreadStoreQueuesJobsWhoseTermMayBeElsewhere(t *testing.T) {
+	t.Parallel()
+	s, r := newStore(t)
+	s.SpreadReferrals()
+	ctx := context.Background()
+	sub := write("Subscription", idPrefix(9)+"s", 1, 0, "_client=gp")
+	if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{sub}}); err != nil || !res.OK() {
+		t.Fatalf("subscription: %+v %v", res, err)
+	}
+	c := &gateway.Commit{Writes: []gateway.Write{write("Task", idPrefix(5)+"t", 1, 0)},
+		Jobs: []gateway.Job{{Queue: gateway.QueueSubscription, Fields: []string{"task", idPrefix(5) + "t"},
+			OnlyIfAny: &gateway.IndexTerm{Type: "Subscription", Term: "_client=gp"}}}}
+	if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
+		t.Fatalf("task: %+v %v", res, err)
+	}
+	if n := r.Client().XLen(ctx, s.parts[5].queue(gateway.QueueSubscription)).Val(); n != 1 {
+		t.Errorf("%d subscription jobs queued in the Task's partition, want 1", n)
+	}
+}

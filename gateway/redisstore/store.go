@@ -299,10 +299,12 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 	for _, j := range c.Jobs {
 		stream := k.queue(j.Queue)
 		onlyIf := 0
-		if t := j.OnlyIfAny; t != nil {
+		if t := j.OnlyIfAny; t != nil && !s.spread {
 			// Decided in the script only where its key shares the
-			// stream's slot (always on one Redis, and in the commit's
-			// partition); elsewhere queued.
+			// stream's slot (always on one Redis); elsewhere queued. A
+			// store that spreads always queues it: the resources carrying
+			// the term (a client's subscriptions) may be in any partition,
+			// and the commit's sees only its own.
 			if key := k.term(t.Type, t.Term); sameSlot(key, stream) {
 				onlyIf = kl.add(key)
 			}
