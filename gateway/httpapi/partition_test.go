@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -85,4 +86,63 @@ func TestReferralsMadeBeforeSpreadingStillWork(t *testing.T) {
 	e.put("/Task/"+taskID, b, with(walking, "If-Match", `W/"1"`)...).must(t, http.StatusOK)
 	e.get("/Task/"+taskID+"/_history/2", walking...).must(t, http.StatusOK)
 	e.get("/ServiceRequest/"+id, as("practice-a")...).must(t, http.StatusOK)
+}
+
+// Paging keeps its guarantees when the store spreads referrals over
+// partitions: a search visits every partition and merges them, and Tasks
+// changed between pages are still returned exactly once.
+func TestPagingAcrossPartitionsNeitherLosesNorRepeats(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, on func(*options)) {
+		testPagingNeitherLosesNorRepeatsWhileTasksChange(t, func(o *options) { on(o); spread(o) })
+	})
+}
+
+// Each GP system sees its own referrals only, in every partition: its
+// searches page through exactly its own, and another's referral read by
+// id is not found.
+func TestSpreadReferralsStayWithTheirClient(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, on func(*options)) {
+		e := setup(t, on, spread)
+		own := map[string]map[string]bool{"practice-a": {}, "practice-b": {}}
+		for i := range 24 {
+			client := []string{"practice-a", "practice-b"}[i%2]
+			body := referral("R-ISO-"+strconv.Itoa(i), "390893007")
+			body = []byte(strings.Replace(string(body), practiceODS, testCallers[client].Organization.Value, 1))
+			sr := e.post("/ServiceRequest", body, as(client)...).must(t, http.StatusCreated).json(t)
+			own[client][sr["id"].(string)] = true
+		}
+		places := map[string]bool{}
+		for client, ids := range own {
+			seen := map[string]int{}
+			next := "/ServiceRequest?_count=5"
+			for page := 0; next != ""; page++ {
+				res := e.get(next, as(client)...).must(t, http.StatusOK)
+				for _, m := range bundleEntries(t, res, "match") {
+					seen[m["id"].(string)]++
+				}
+				next = nextLink(t, res)
+				if page > 5 {
+					t.Fatal("paging does not end")
+				}
+			}
+			for id, n := range seen {
+				if !ids[id] || n != 1 {
+					t.Errorf("%s's search returned %s %d times (its own: %v)", client, id, n, ids[id])
+				}
+			}
+			if len(seen) != len(ids) {
+				t.Errorf("%s's search returned %d of its %d referrals", client, len(seen), len(ids))
+			}
+			for id := range ids {
+				places[id[:4]] = true
+				other := map[string]string{"practice-a": "practice-b", "practice-b": "practice-a"}[client]
+				e.get("/ServiceRequest/"+id, as(other)...).must(t, http.StatusNotFound)
+			}
+		}
+		if len(places) < 4 {
+			t.Errorf("24 referrals fell in %d partitions", len(places))
+		}
+	})
 }
