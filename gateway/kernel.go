@@ -88,6 +88,8 @@ type Core struct {
 	writesBack map[string]bool
 	Now        func() time.Time
 	NewID      func() string
+	// placer is the store as a Placer; nil when it does not place.
+	placer Placer
 }
 
 // NewCore makes a Core, with the defaults for what o leaves out.
@@ -116,6 +118,7 @@ func NewCore(o Options) *Core {
 	if s.NewID == nil {
 		s.NewID = NewID
 	}
+	s.placer, _ = o.Store.(Placer)
 	if s.MaxDepth == 0 {
 		s.MaxDepth = 64
 	}
@@ -143,6 +146,34 @@ func (s *Core) Router() *Router { return s.router }
 // every id Signpost assigns: unguessable, so ids leak nothing about volumes
 // or order.
 func NewID() string { return uuid.NewString() }
+
+// Place is the id prefix of a new referral placed by key (Placer): ""
+// unless the store spreads referrals over partitions.
+func (s *Core) Place(key string) string {
+	if s.placer == nil {
+		return ""
+	}
+	return s.placer.Place(key)
+}
+
+// Spreads reports whether the store spreads referrals over partitions.
+func (s *Core) Spreads() bool { return s.Place("") != "" }
+
+// NewIDAt returns a new id in the place a prefix from Place names.
+func (s *Core) NewIDAt(place string) string { return place + s.NewID() }
+
+// NewIDBeside returns a new id in the place of the resource whose store id
+// is id (its Task's, for a Provenance): a change writes them in one commit.
+func (s *Core) NewIDBeside(id string) string { return s.PlaceOf(id) + s.NewID() }
+
+// PlaceOf is the id prefix of the place of the resource whose store id is
+// id ("" unless the store spreads referrals).
+func (s *Core) PlaceOf(id string) string {
+	if s.placer == nil {
+		return ""
+	}
+	return s.placer.PlaceOf(id)
+}
 
 // derivedIDs is the name space of DerivedID.
 var derivedIDs = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://signpost.health/id/derived"))

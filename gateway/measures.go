@@ -106,6 +106,13 @@ func MeasureResponseID(serviceRequestID, questionnaire string, at MeasurePoint) 
 	return DerivedID("measure", serviceRequestID, questionnaire, string(at))
 }
 
+// MeasureResponseIDOf is MeasureResponseID in the referral's place
+// (Placer): the response is written in one commit with its referral's
+// Task, so in its partition.
+func (s *Core) MeasureResponseIDOf(serviceRequestID, questionnaire string, at MeasurePoint) string {
+	return s.PlaceOf(serviceRequestID) + MeasureResponseID(serviceRequestID, questionnaire, at)
+}
+
 // AgentOf is the Provenance agent of a change a caller made: the provider
 // (by its organisation) or the referrer, and for a person signed in to the
 // web pages, that person on behalf of their organisation.

@@ -15,7 +15,7 @@ import (
 // indexed under the Task's provider (owner, "Organization/{id}") too, so
 // whoever may see the Task sees who changed it.
 func (s *Core) ProvenanceWrite(task *Resource, owner string, agent map[string]any, now time.Time) Write {
-	id := s.NewID()
+	id := s.NewIDBeside(task.ID) // written in the Task's commit, so in its place
 	body, err := json.Marshal(map[string]any{
 		"resourceType": TypeProvenance, "id": id,
 		"meta":     map[string]string{"versionId": "1", "lastUpdated": Instant(now)},

@@ -43,6 +43,24 @@ type Store interface {
 	KeptJourneys(ctx context.Context, from, to time.Time) ([][]byte, error)
 }
 
+// Placer is a store that spreads referrals over partitions (redisstore
+// on a Redis Cluster). A referral's resources live together in one
+// partition, so that its commit stays atomic, and their ids carry it, so
+// that a read by id goes straight to it: the ids of a new referral's
+// resources, and of whatever is made later beside them (its Task's
+// Provenances, its outcome measures), start with the partition's prefix.
+// A store that is not a Placer, or does not spread, gives "" and ids stay
+// as they were.
+type Placer interface {
+	// Place returns the id prefix of a new referral placed by key: its
+	// client and business identifier (ReferralKey), so a repeat is placed
+	// where the first one was; "" for a referral without one: anywhere.
+	Place(key string) string
+	// PlaceOf returns the id prefix of what is made beside the resource
+	// with store id id.
+	PlaceOf(id string) string
+}
+
 // KeptJourney is what stays of a referral once retention has removed it:
 // the summary of its journey that the outcomes view counts (category,
 // practice, provider, when each step was reached, how it ended — no
@@ -77,18 +95,25 @@ type Commit struct {
 
 // QueuedJob is one job read from a queue.
 type QueuedJob struct {
-	Queue    string
+	Queue string
+	// Place is the store's partition of the queue the job was read from
+	// (Placer), "" for a store that does not spread: the job is finished
+	// there, by a commit in that partition.
+	Place    string
 	ID       string // the stream entry id
 	Consumer string // the worker that read it
 	Fields   map[string]string
 }
 
 // Ref names the job for finishing it.
-func (j QueuedJob) Ref() *JobRef { return &JobRef{Queue: j.Queue, ID: j.ID, Consumer: j.Consumer} }
+func (j QueuedJob) Ref() *JobRef {
+	return &JobRef{Queue: j.Queue, Place: j.Place, ID: j.ID, Consumer: j.Consumer}
+}
 
 // JobRef names one job taken from a queue, and who holds it.
 type JobRef struct {
 	Queue    string
+	Place    string // the partition of its queue (QueuedJob.Place)
 	ID       string // the stream entry id
 	Consumer string // the worker holding it; "" for an entry with no holder (a dead letter)
 }

@@ -291,7 +291,7 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb redis.UniversalClien
 	_ = metrics.ObserveQueues(func(ctx context.Context) ([]telemetry.QueueStats, error) {
 		var out []telemetry.QueueStats
 		for _, name := range []string{gateway.QueueDelivery, gateway.QueueNotify, gateway.QueueSubscription, gateway.QueueDeadLetter} {
-			w, d, p, oldest, err := store.Queue(name).Stats(ctx)
+			w, d, p, oldest, err := store.Queues(name).Stats(ctx)
 			if err != nil {
 				return nil, err
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/signpost-health/signpost/gateway/notify"
 	"github.com/signpost-health/signpost/gateway/outbound"
 	"github.com/signpost-health/signpost/gateway/queue"
+	"github.com/signpost-health/signpost/gateway/redisstore"
 	"github.com/signpost-health/signpost/gateway/webhook"
 	"github.com/signpost-health/signpost/gateway/worker"
 )
@@ -44,7 +45,7 @@ func newWorker(a *app, getenv func(string) string) (*worker.Worker, error) {
 	client := outbound.NewClient(outbound.Options{Allow: a.cfg.OutboundAllow, Timeout: a.cfg.DeliveryTimeout})
 	sender := webhook.NewSender(client, time.Now)
 	sender.Permanent = func(err error) bool { return errors.Is(err, outbound.ErrForbiddenAddress) }
-	q := a.store.Queue(gateway.QueueDelivery)
+	q := a.store.Queues(gateway.QueueDelivery)
 	return worker.New(worker.Options{
 		Queue: q,
 		Handler: &worker.Deliveries{Queue: q, Domain: a.uc.Delivery, Switch: a.store, Sender: sender,
@@ -71,7 +72,7 @@ func newSubscriptionWorker(a *app) *worker.Worker {
 	for _, c := range a.cfg.Clients {
 		clients = append(clients, c.ID)
 	}
-	q := a.store.Queue(gateway.QueueSubscription)
+	q := a.store.Queues(gateway.QueueSubscription)
 	return worker.New(worker.Options{
 		Queue: q,
 		Handler: &worker.Subscriptions{Queue: q, Domain: a.uc.Subscriptions, Store: a.store, Clients: clients,
@@ -131,7 +132,7 @@ func newWriteBacks(a *app, getenv func(string) string) *worker.Worker {
 			answers[c.ID] = &notify.BarsEndpoint{Base: base, Token: token, Client: client}
 		}
 	}
-	q := a.store.Queue(gateway.QueueNotify)
+	q := a.store.Queues(gateway.QueueNotify)
 	return worker.New(worker.Options{
 		Queue: q,
 		Handler: &worker.WriteBacks{Queue: q, Domain: a.uc.WriteBack, State: a.store, Targets: targets,
@@ -204,7 +205,7 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	defer a.close()
-	dlq := a.store.Queue(gateway.QueueDeadLetter)
+	dlq := a.store.Queues(gateway.QueueDeadLetter)
 	entries, err := dlq.List(ctx)
 	if err != nil {
 		return err
@@ -218,7 +219,7 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 			if !d.FailedAt.IsZero() {
 				when = d.FailedAt.Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, when, d.Provider, d.Event, d.TaskID, d.Reason)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", redisstore.JobName(e), when, d.Provider, d.Event, d.TaskID, d.Reason)
 		}
 		tw.Flush()
 		fmt.Fprintf(stdout, "%d dead letters\n", len(entries))
@@ -236,18 +237,19 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	replayed := 0
 	for _, e := range entries {
-		if !*all && !want[e.ID] {
+		name := redisstore.JobName(e) // the entry id, after its partition's prefix when the store spreads
+		if !*all && !want[name] {
 			continue
 		}
-		delete(want, e.ID)
+		delete(want, name)
 		d := queue.ReadDeadLetter(e)
 		if d.Event == queue.EventTaskChanged || d.Event == queue.EventBarsResponse {
 			// A write-back or a BaRS response: queued again as it was, for
 			// the GP system (a response carries the same message id again).
-			if _, err := a.store.Queue(gateway.QueueNotify).Add(ctx, d.Replayed()); err != nil {
+			if _, err := a.store.Queues(gateway.QueueNotify).Add(ctx, e.Place, d.Replayed()); err != nil {
 				return err
 			}
-			if err := dlq.Remove(ctx, e.ID); err != nil {
+			if err := dlq.Remove(ctx, e); err != nil {
 				return err
 			}
 			replayed++
@@ -255,7 +257,7 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 			if d.Event == queue.EventBarsResponse {
 				what = "BaRS response"
 			}
-			fmt.Fprintf(stdout, "replayed %s (%s of task %s to %s)\n", e.ID, what, d.TaskID, d.Client)
+			fmt.Fprintf(stdout, "replayed %s (%s of task %s to %s)\n", name, what, d.TaskID, d.Client)
 			continue
 		}
 		// A provider whose endpoint was disabled (410) is enabled again:
@@ -265,13 +267,13 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 		if err := a.uc.Delivery.Redrive(ctx, e); err != nil {
 			if errors.Is(err, delivery.ErrMovedOn) || errors.Is(err, delivery.ErrAlreadyRedriven) {
-				fmt.Fprintf(stdout, "not replayed %s: %v\n", e.ID, err)
+				fmt.Fprintf(stdout, "not replayed %s: %v\n", name, err)
 				continue
 			}
-			return fmt.Errorf("replaying %s: %w", e.ID, err)
+			return fmt.Errorf("replaying %s: %w", name, err)
 		}
 		replayed++
-		fmt.Fprintf(stdout, "replayed %s (task %s to %s)\n", e.ID, d.TaskID, d.Provider)
+		fmt.Fprintf(stdout, "replayed %s (task %s to %s)\n", name, d.TaskID, d.Provider)
 	}
 	if len(want) > 0 {
 		missing := make([]string, 0, len(want))

@@ -272,7 +272,7 @@ func (s *Service) Redrive(ctx context.Context, dead gateway.QueuedJob) error {
 	job := gateway.Job{Queue: gateway.QueueDelivery, Fields: fields}
 	// No consumer: the commit checks the dead letter still exists, so the
 	// same dead letter is re-driven once however often replay is asked.
-	ack := &gateway.JobRef{Queue: gateway.QueueDeadLetter, ID: dead.ID}
+	ack := &gateway.JobRef{Queue: gateway.QueueDeadLetter, Place: dead.Place, ID: dead.ID}
 	for attempt := 0; attempt < queue.MaxAttempts; attempt++ {
 		cur, view, err := s.ReadTask(ctx, d.TaskID)
 		if err != nil {

@@ -26,14 +26,25 @@ import (
 //
 //	go test ./gateway/httpapi -run '^$' -bench ClusterBalance -benchtime 10000x
 //
-// Balance is what partitioned keys are for; while every key shares one
-// hash tag, one primary holds them all (reported, not asserted).
+// It runs twice: "one tag", every key under one hash tag as a store that
+// does not spread keeps them (one primary holds them all: reported, not
+// asserted), and "spread", a store that spreads referrals over its
+// partitions (SpreadReferrals), where each primary must hold within ±20 %
+// of a third of the keys and of the commands, or the benchmark fails.
 func BenchmarkClusterBalance(b *testing.B) {
+	b.Run("one tag", func(b *testing.B) { clusterBalance(b, false) })
+	b.Run("spread", func(b *testing.B) { clusterBalance(b, true) })
+}
+
+func clusterBalance(b *testing.B, spread bool) {
 	c := redistest.StartCluster(b)
 	cc := redisstore.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()}, nil)
 	b.Cleanup(func() { cc.Close() })
 	store := redisstore.New(cc, "signpost")
 	store.WaitForReplicas(1, 2*time.Second)
+	if spread {
+		store.SpreadReferrals()
+	}
 	svc := usecases.New(gateway.Options{Store: store, Providers: testProviders, StrictNHSNumber: true, FHIRBase: "http://signpost.test/fhir"})
 	ctx := context.Background()
 	primaries := c.Primaries()
@@ -101,6 +112,14 @@ func BenchmarkClusterBalance(b *testing.B) {
 	b.ReportMetric(maxKeys, "max-key-share")
 	b.ReportMetric(maxCalls, "max-command-share")
 	b.ReportMetric(float64(totalKeys)/float64(b.N), "keys/referral")
+	if spread && b.N >= 1000 { // fewer referrals fall unevenly by chance alone
+		for i, p := range primaries {
+			ks, cs := float64(keys[i])/float64(totalKeys), float64(commits[i].calls)/float64(totalCalls)
+			if ks < 0.8/3 || ks > 1.2/3 || cs < 0.8/3 || cs > 1.2/3 {
+				b.Errorf("primary %s holds %.1f%% of the keys and took %.1f%% of the commands: not within ±20%% of a third", p.Addr, 100*ks, 100*cs)
+			}
+		}
+	}
 }
 
 // primaryStats is what INFO commandstats says of one primary.

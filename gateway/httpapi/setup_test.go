@@ -65,6 +65,8 @@ type options struct {
 	measures []gateway.MeasureRule
 	// cluster: run on a Redis Cluster (onCluster) rather than one Redis.
 	cluster bool
+	// spread: the store spreads referrals over its partitions (spread).
+	spread bool
 }
 
 // onOneRedis and onCluster choose what a test's Signpost runs on: one
@@ -73,6 +75,10 @@ type options struct {
 // deployment runs with redis_wait_replicas: 1).
 func onOneRedis(*options)  {}
 func onCluster(o *options) { o.cluster = true }
+
+// spread makes the store spread referrals over its partitions
+// (redisstore.Store.SpreadReferrals).
+func spread(o *options) { o.spread = true }
 
 // onEachRedis runs a test on one Redis and on a Redis Cluster: the same
 // test, so that what holds on one holds on the other.
@@ -131,6 +137,9 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 		e.redis = redistest.Start(t)
 		e.rdb = e.redis.Client()
 		e.store = redisstore.New(e.rdb, "signpost")
+	}
+	if o.spread {
+		e.store.SpreadReferrals()
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, nil))
 	mux := http.NewServeMux()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,6 +106,72 @@ func (s *Service) apply(ctx context.Context, caller gateway.Caller, reqs []*Requ
 	return nil, gateway.NewError(gateway.KindConflict, fhir.IssueConflict, "", "the resources changed concurrently while this request was applied; retry it")
 }
 
+// placeChange decides where a change's new resources go when the store
+// spreads referrals over partitions (gateway.Placer), so that its commit
+// is one partition's: beside the first resource it changes (an update, or
+// a create resolved to the resource held); else where the business
+// identifier of its first new referral places it (for a BaRS referral
+// without one, its fullUrl), so that a repeat goes where the first one
+// went and meets its idempotency keys there; else where the criteria of
+// its conditional create place it, so that creates racing with the same
+// criteria meet; else anywhere. "" when the store does not spread.
+func (s *Service) placeChange(caller gateway.Caller, reqs []*Request) string {
+	if !s.Spreads() {
+		return ""
+	}
+	for _, r := range reqs {
+		switch {
+		case r.existing != nil:
+			return s.PlaceOf(r.existing.ID)
+		case r.Method == "PUT" && r.ID != "":
+			return s.PlaceOf(r.ID)
+		}
+	}
+	for _, r := range reqs {
+		if r.Type != gateway.TypeServiceRequest || r.Method != "POST" || r.obj == nil {
+			continue
+		}
+		// The smallest of its keys, so that a repeat listing the same
+		// identifiers in another order is placed alike.
+		key := ""
+		for _, id := range conform.IdentifiersOf(r.obj) {
+			if k := gateway.ReferralKey(caller, id); key == "" || k < key {
+				key = k
+			}
+		}
+		if key == "" && r.message != nil {
+			// A BaRS referral without an identifier is known again by its
+			// fullUrl, which the messages about it keep.
+			key = gateway.MessageFocusKey(caller, r.FullURL)
+		}
+		if key != "" {
+			return s.Place(key)
+		}
+	}
+	for _, r := range reqs {
+		if r.ifNoneExist != nil {
+			// Conditional creates with the same criteria meet in one
+			// partition, where the commit checks them atomically.
+			return s.Place(criteriaKey(r.Type, r.ifNoneExist.Groups))
+		}
+	}
+	return s.Place("")
+}
+
+// criteriaKey names a conditional create's criteria whatever the order of
+// its parameters and values: the type, then its groups of index terms,
+// each sorted, in sorted order.
+func criteriaKey(typ string, groups [][]string) string {
+	parts := make([]string, len(groups))
+	for i, g := range groups {
+		g = slices.Clone(g)
+		slices.Sort(g)
+		parts[i] = strings.Join(g, "\x00")
+	}
+	slices.Sort(parts)
+	return "if-none-exist|" + typ + "|" + strings.Join(parts, "\x01")
+}
+
 // prepare validates every request and builds the plan. Nothing is written.
 // lookRepeats looks up idempotency keys before planning. The first attempt
 // does not: the commit checks them atomically anyway, and a held key sends
@@ -144,6 +211,12 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 	if err := s.resolveMessageRepeat(ctx, caller, reqs, lookRepeats); err != nil {
 		return nil, err
 	}
+	place := s.placeChange(caller, reqs)
+	for _, r := range reqs {
+		if r.message != nil {
+			r.message.place = place
+		}
+	}
 	if err := s.readSupporting(ctx, reqs, lookRepeats); err != nil {
 		return nil, err
 	}
@@ -161,7 +234,7 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 		case r.isSupporting():
 			r.id = r.message.entryID(r.FullURL)
 		default:
-			r.id = s.NewID()
+			r.id = s.NewIDAt(place)
 		}
 		if r.FullURL != "" {
 			refs[r.FullURL] = r.Type + "/" + r.id

@@ -96,7 +96,7 @@ func (s *Service) ReceiveReferral(ctx context.Context, caller gateway.Caller, m 
 	if err != nil {
 		return nil, err
 	}
-	ctxm := &messageContext{referral: m, provider: provider, client: caller.ClientID}
+	ctxm := &messageContext{referral: m, provider: provider, client: caller.ClientID, placeOf: s.PlaceOf}
 	sr := &Request{Method: "POST", Type: gateway.TypeServiceRequest, Body: m.ServiceRequest.Body, FullURL: m.ServiceRequest.FullURL,
 		Expr: m.ServiceRequest.Expr, inBundle: true, message: ctxm}
 	ctxm.focus = sr
@@ -133,6 +133,12 @@ type messageContext struct {
 	focus *Request
 	// client is the sender's client id, which entry ids are derived from.
 	client string
+	// place is the id prefix of the message's change (Core.Place), which
+	// entry ids carry: "" unless the store spreads referrals. placeOf
+	// finds the place of a held referral (Core.PlaceOf): a message that
+	// repeats one has its entries beside it.
+	place   string
+	placeOf func(id string) string
 	// resolved are entries stored before, which this message's other
 	// entries refer to by fullUrl (an update's Patient), by the reference
 	// they resolve to.
@@ -155,7 +161,7 @@ func (m *messageContext) supportingRequests() []*Request {
 // received again is the resource stored the first time (or its next
 // version), never a second copy.
 func (m *messageContext) entryID(fullURL string) string {
-	return gateway.DerivedID(m.client, fullURL)
+	return m.place + gateway.DerivedID(m.client, fullURL)
 }
 
 // entryRefs are the references the supporting entries resolve to, by fullUrl.

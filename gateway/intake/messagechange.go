@@ -38,7 +38,7 @@ func (s *Service) receiveChange(ctx context.Context, caller gateway.Caller, m *M
 	if err != nil {
 		return nil, err
 	}
-	ctxm := &messageContext{referral: m, client: caller.ClientID}
+	ctxm := &messageContext{referral: m, client: caller.ClientID, placeOf: s.PlaceOf, place: s.PlaceOf(srID)}
 	r := &Request{Method: "PUT", Type: gateway.TypeServiceRequest, ID: srID, Body: body, FullURL: m.ServiceRequest.FullURL,
 		Expr: m.ServiceRequest.Expr, inBundle: true, message: ctxm}
 	ctxm.focus = r

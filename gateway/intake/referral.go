@@ -192,7 +192,7 @@ func (s *Service) route(sr *gateway.ReferralView) (*gateway.Routing, error) {
 // unique key that makes it the only one, and the delivery job: all in the
 // same commit as the referral, so none exists without the others.
 func (s *Service) planReferralTask(pl *plan, srID string, sr *gateway.ReferralView, subject []byte, rt *gateway.Routing) {
-	taskID := s.NewID()
+	taskID := s.NewIDBeside(srID) // one commit with its referral, so in its place
 	body := gateway.NewReferralTask(taskID, srID, subject, s.requesterOf(pl, sr), sr.Priority, rt, pl.now)
 	r := &Request{Type: gateway.TypeTask, id: taskID}
 	pl.addWrite(r, body, 1, 0, false, gateway.ReferralTaskTerms(taskID, srID, sr, rt.Provider, pl.caller, s.Base), nil)

@@ -31,7 +31,10 @@ func checkUnchanged(r *Request, cur *gateway.Resource) error {
 // something else: what it says would otherwise be dropped without a word.
 func repeatDiffers(r *Request, held *gateway.Resource, what string, onlySent bool, skip ...string) error {
 	sent := r.obj.Bytes()
-	if r.message != nil {
+	if m := r.message; m != nil {
+		if r == m.focus && m.placeOf != nil {
+			m.place = m.placeOf(held.ID) // its entries are beside the referral held
+		}
 		// Compared as it would be stored: its references to the message's
 		// supporting entries resolved.
 		var err error

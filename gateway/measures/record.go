@@ -370,7 +370,7 @@ func (s *Service) plan(ctx context.Context, caller gateway.Caller, obj *fhir.Obj
 	// the commit's "must not exist yet" is what keeps it one. The same
 	// response sent again is answered with the one stored whatever the
 	// referral has become since (a retry after the Task was cancelled).
-	cur, err := s.Store.Read(ctx, qr, gateway.MeasureResponseID(srID, q.ID, point))
+	cur, err := s.Store.Read(ctx, qr, s.MeasureResponseIDOf(srID, q.ID, point))
 	if errors.Is(err, gateway.ErrNotFound) {
 		cur = nil
 	} else if err != nil {
@@ -436,7 +436,7 @@ func (s *Service) plan(ctx context.Context, caller gateway.Caller, obj *fhir.Obj
 			return nil, &gateway.Outcome{Resource: cur}, nil
 		}
 	} else {
-		id = gateway.MeasureResponseID(srID, q.ID, point)
+		id = s.MeasureResponseIDOf(srID, q.ID, point)
 	}
 	if cur == nil {
 		n, err := s.SupportingCount(ctx, srRef)
@@ -475,7 +475,7 @@ func (s *Service) plan(ctx context.Context, caller gateway.Caller, obj *fhir.Obj
 	}
 	var outputs []any
 	for _, sc := range scores {
-		obsID := gateway.DerivedID("measure-score", id, sc.score.ID)
+		obsID := s.PlaceOf(id) + gateway.DerivedID("measure-score", id, sc.score.ID) // beside its response
 		obsVersion, obsExpect := 1, 0
 		if cur != nil {
 			old, err := s.Store.Read(ctx, gateway.TypeObservation, obsID)

@@ -80,7 +80,7 @@ func (s *Service) MeasuresOf(ctx context.Context, caller gateway.Caller, taskID 
 				continue
 			}
 			due := MeasureDue{Questionnaire: q, Point: point}
-			resp, err := s.Store.Read(ctx, gateway.TypeQuestionnaireResponse, gateway.MeasureResponseID(srID, id, point))
+			resp, err := s.Store.Read(ctx, gateway.TypeQuestionnaireResponse, s.MeasureResponseIDOf(srID, id, point))
 			switch {
 			case err == nil:
 				due.Recorded, due.RecordedAt, due.Scores = true, resp.LastUpdated, scoresOf(q, resp.Body)

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"time"
 
@@ -51,12 +52,23 @@ func (s *Store) Audit(ctx context.Context, r *gateway.AuditRecord) error {
 // records. The records a write's commit appends (commit.lua) are not
 // trimmed as they are added; this, called on a timer, catches up with them.
 func (s *Store) TrimAudit(ctx context.Context) error {
+	if s.spread {
+		return s.trimAuditEverywhere(ctx)
+	}
 	return classify(s.rdb.XTrimMaxLenApprox(ctx, s.keys.audit(), s.auditMax, 0).Err())
 }
 
 // AuditLength is how many records the audit stream holds (its growth is a
 // metric).
 func (s *Store) AuditLength(ctx context.Context) (int64, error) {
+	if s.spread {
+		lengths, _, err := s.auditLengths(ctx)
+		var total int64
+		for _, l := range lengths {
+			total += l
+		}
+		return total, err
+	}
 	n, err := s.rdb.XLen(ctx, s.keys.audit()).Result()
 	return n, classify(err)
 }
@@ -67,6 +79,9 @@ type AuditEntry = gateway.AuditEntry
 // AuditBefore returns up to n records older than the stream id before ("+"
 // for the newest; "(id" excludes id) and not older than since, newest first.
 func (s *Store) AuditBefore(ctx context.Context, before string, since time.Time, n int64) ([]gateway.AuditEntry, error) {
+	if s.spread {
+		return s.auditBeforeEverywhere(ctx, before, since, n)
+	}
 	msgs, err := s.rdb.XRevRangeN(ctx, s.keys.audit(), before, strconv.FormatInt(since.UnixMilli(), 10), n).Result()
 	if err != nil {
 		return nil, classify(err)
@@ -80,6 +95,11 @@ func (s *Store) AuditBefore(ctx context.Context, before string, since time.Time,
 
 // AuditTail returns the last n AuditEvents, oldest first.
 func (s *Store) AuditTail(ctx context.Context, n int64) ([]AuditEntry, error) {
+	if s.spread {
+		out, err := s.auditBeforeEverywhere(ctx, "+", time.UnixMilli(0), n)
+		slices.Reverse(out)
+		return out, err
+	}
 	msgs, err := s.rdb.XRevRangeN(ctx, s.keys.audit(), "+", "-", n).Result()
 	if err != nil {
 		return nil, classify(err)
@@ -94,6 +114,9 @@ func (s *Store) AuditTail(ctx context.Context, n int64) ([]AuditEntry, error) {
 // AuditFollow waits for AuditEvents after the stream id after ("$": from
 // now) and returns them, blocking at most as long as ctx allows.
 func (s *Store) AuditFollow(ctx context.Context, after string) ([]AuditEntry, error) {
+	if s.spread {
+		return s.auditFollowEverywhere(ctx, after)
+	}
 	res, err := s.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{s.keys.audit(), after}, Block: 0, Count: 100}).Result()
 	if err != nil {
 		return nil, classify(err)

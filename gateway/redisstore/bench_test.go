@@ -333,6 +333,83 @@ func BenchmarkSearchOthersData(b *testing.B) {
 	b.ReportMetric(float64(script), "slowest-script-µs")
 }
 
+// BenchmarkPartitionCostOnOneRedis measures, in one run on one Redis, what
+// spreading referrals over partitions costs where it buys nothing: the
+// same referrals committed and the same searches run by a store that
+// keeps one partition and by one that spreads over 16 (and legacy, 17
+// visited by a search). It reports Redis's CPU per commit and per search
+// (INFO cpu) and the wall time per search, for each, and their ratios.
+//
+//	go test ./gateway/redisstore -run '^$' -bench PartitionCostOnOneRedis -benchtime 2x
+func BenchmarkPartitionCostOnOneRedis(b *testing.B) {
+	const referrals, searches = 2000, 500
+	r := redistest.Start(b)
+	ctx := context.Background()
+	type cost struct{ commitCPU, searchCPU, searchWall time.Duration }
+	measure := func(s *Store) cost {
+		var c cost
+		before := redisCPU(b, r)
+		for i := range referrals {
+			cm := referralCommit(i)
+			if s.Spread() {
+				place := idPrefix(placeReferral(cm.Unique[0].Key))
+				for _, w := range cm.Writes {
+					w.Resource.ID = place + w.Resource.ID
+				}
+				cm.Unique[0].Value = "ServiceRequest/" + cm.Writes[0].Resource.ID
+				cm.Unique[1] = gateway.UniqueKey{Key: "referral-task|" + cm.Writes[0].Resource.ID, Value: "Task/" + cm.Writes[1].Resource.ID}
+			}
+			if res, err := s.Commit(ctx, cm); err != nil || !res.OK() {
+				b.Fatalf("commit %d: %+v %v", i, res, err)
+			}
+		}
+		c.commitCPU = (redisCPU(b, r) - before) / referrals
+		q := func() *gateway.StoreQuery {
+			return &gateway.StoreQuery{Type: "Task", Groups: [][]string{{"status=requested"}, {"_client=practice-a"}}, Count: 20,
+				Descending: true, Keyset: &gateway.Keyset{Snapshot: time.UnixMilli(1_900_000_000_000)}}
+		}
+		if _, _, err := s.Search(ctx, q()); err != nil { // loads the script
+			b.Fatal(err)
+		}
+		before, start := redisCPU(b, r), time.Now()
+		for range searches {
+			ids, total, err := s.Search(ctx, q())
+			if err != nil || total != referrals || len(ids) != 20 {
+				b.Fatalf("search: %d ids of %d, %v", len(ids), total, err)
+			}
+		}
+		c.searchWall = time.Since(start) / searches
+		c.searchCPU = (redisCPU(b, r) - before) / searches
+		return c
+	}
+	var one, many cost // summed over the runs
+	for i := range b.N {
+		// Each run in its own namespaces, the two measured in turn first,
+		// so that neither gains from being measured on an emptier Redis.
+		n := strconv.Itoa(i)
+		spread := New(r.Client(), "spread"+n)
+		spread.SpreadReferrals()
+		var o, m cost
+		if i%2 == 0 {
+			o, m = measure(New(r.Client(), "one"+n)), measure(spread)
+		} else {
+			m, o = measure(spread), measure(New(r.Client(), "one"+n))
+		}
+		one.commitCPU, one.searchCPU, one.searchWall = one.commitCPU+o.commitCPU, one.searchCPU+o.searchCPU, one.searchWall+o.searchWall
+		many.commitCPU, many.searchCPU, many.searchWall = many.commitCPU+m.commitCPU, many.searchCPU+m.searchCPU, many.searchWall+m.searchWall
+	}
+	us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 / float64(b.N) }
+	b.ReportMetric(us(one.commitCPU), "one-commit-redis-µs")
+	b.ReportMetric(us(many.commitCPU), "spread-commit-redis-µs")
+	b.ReportMetric(us(one.searchCPU), "one-search-redis-µs")
+	b.ReportMetric(us(many.searchCPU), "spread-search-redis-µs")
+	b.ReportMetric(us(one.searchWall), "one-search-wall-µs")
+	b.ReportMetric(us(many.searchWall), "spread-search-wall-µs")
+	b.ReportMetric(float64(many.commitCPU)/float64(one.commitCPU), "commit-ratio")
+	b.ReportMetric(float64(many.searchCPU)/float64(one.searchCPU), "search-redis-ratio")
+	b.ReportMetric(float64(many.searchWall)/float64(one.searchWall), "search-wall-ratio")
+}
+
 // taskChangeCommit is shaped like the commit recording a delivery: the
 // referral's Task (of referralCommit(i)) at its next version with the same
 // index terms, a Provenance of it, and the audit record of what was sent.

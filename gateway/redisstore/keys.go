@@ -1,15 +1,28 @@
 package redisstore
 
-// Every key Signpost writes is built here. All of them share one hash tag,
-// the namespace in braces, so that each Lua script's keys sit in one slot
-// and the scripts run unchanged on Redis Cluster. The price is that one
-// Signpost deployment's data lives on one shard: Cluster gives it failover,
-// not sharding (see deploy/README.md).
+// Every key Signpost writes is built here. The keys of one partition
+// (partition.go) share one hash tag, so that each Lua script's keys sit in
+// one slot and the scripts run unchanged on Redis Cluster: the plain
+// namespace in braces ("{signpost}") for the legacy partition and for
+// everything no commit touches (tokens, rate limits, accounts, export
+// jobs, subscriptions' own counters), and a partition's tag
+// ("{signpost:7.x}") for each numbered partition. A keys value is one
+// partition's (or the unpartitioned keys'): the same methods build either.
 type keys struct {
-	ns string // "{signpost}"
+	ns string // "{signpost}", or a partition's tag in braces
 }
 
 func newKeys(namespace string) keys { return keys{ns: "{" + namespace + "}"} }
+
+// partitionKeys are the keys of each numbered partition of a namespace,
+// in partition order.
+func partitionKeys(namespace string) [partitions]keys {
+	var out [partitions]keys
+	for n, tag := range partitionTags(namespace) {
+		out[n] = keys{ns: "{" + tag + "}"}
+	}
+	return out
+}
 
 // resource is a hash: "v" current version, "c" the token of the commit that
 // wrote it (to recognise a re-sent commit), "o" the client that owns it,

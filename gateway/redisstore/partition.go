@@ -1,8 +1,16 @@
 package redisstore
 
 import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"hash/fnv"
 	"strconv"
 	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/signpost-health/signpost/gateway"
 )
 
 // partitions is how many partitions the partitioned key layout will spread
@@ -61,6 +69,198 @@ func keySlot(tag string) int {
 		}
 	}
 	return int(crc) % clusterSlots
+}
+
+// partition is where a referral's keys live: one of the layout's
+// numbered partitions (0 to partitions-1), each its own hash tag, or
+// legacy, the plain namespace tag every key had before keys were
+// partitioned. Legacy is read, searched, updated and drained like the
+// others, so data written before partitions keeps working unchanged and
+// with its ids, but a store that spreads referrals gives it nothing new.
+type partition int
+
+// legacy is the partition of the plain namespace tag ("{signpost}").
+const legacy partition = -1
+
+// idPrefix starts the id of every resource made in partition p
+// ("p07-"): a FHIR id may hold letters, digits, '-' and '.', and a UUID
+// (every id made before partitions, and every id a store that does not
+// spread makes) never starts with 'p', so the prefix cannot be mistaken.
+// Four characters and a UUID's 36 stay well within FHIR's 64.
+func idPrefix(p partition) string {
+	if p == legacy {
+		return ""
+	}
+	return "p" + string(rune('0'+p/10)) + string(rune('0'+p%10)) + "-"
+}
+
+// partitionOfID is the partition an id was made in: the one its prefix
+// names, or legacy for an id without one.
+func partitionOfID(id string) partition {
+	if len(id) < 5 || id[0] != 'p' || id[3] != '-' {
+		return legacy
+	}
+	hi, lo := id[1], id[2]
+	if hi < '0' || hi > '9' || lo < '0' || lo > '9' {
+		return legacy
+	}
+	if n := int(hi-'0')*10 + int(lo-'0'); n < partitions {
+		return partition(n)
+	}
+	return legacy
+}
+
+// placeReferral is the partition a new referral goes to, decided by its
+// placing key (the client and the referral's business identifier, as
+// gateway.Placer describes): the same key always gives the same
+// partition, so a repeat finds the idempotency keys of the first. A
+// referral with no key goes anywhere: nothing but its If-None-Exist can
+// repeat it.
+func placeReferral(key string) partition {
+	if key == "" {
+		var b [1]byte
+		_, _ = rand.Read(b[:])
+		return partition(int(b[0]) % partitions)
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return partition(h.Sum32() % partitions)
+}
+
+// SpreadReferrals makes the store give new referrals to the numbered
+// partitions, so that a Redis Cluster spreads them over its primaries.
+// Without it (the default) every key stays in the legacy partition, as it
+// was before partitions: ids carry no prefix and nothing is routed. Call it
+// before the store is used; a deployment's data keeps the layout it was
+// written in.
+func (s *Store) SpreadReferrals() { s.spread = true }
+
+// Spread reports whether the store gives new referrals to the numbered
+// partitions (SpreadReferrals).
+func (s *Store) Spread() bool { return s.spread }
+
+// in returns the keys of partition p.
+func (s *Store) in(p partition) keys {
+	if p == legacy {
+		return s.keys
+	}
+	return s.parts[p]
+}
+
+// partitionOf is the partition of the resource a store id names: its
+// prefix's, or legacy. A Patient's store id is its owner and its id
+// (gateway.PatientKey); the id decides. A store that does not spread
+// keeps everything in legacy, whatever an id looks like (a client may
+// choose an id such as "p07-x" for a Patient or an update-as-create).
+func (s *Store) partitionOf(id string) partition {
+	if !s.spread {
+		return legacy
+	}
+	if i := strings.LastIndexByte(id, '|'); i >= 0 {
+		id = id[i+1:]
+	}
+	return partitionOfID(id)
+}
+
+// partitionOfRef is partitionOf for a "Type/id" reference.
+func (s *Store) partitionOfRef(ref string) partition {
+	_, id, _ := strings.Cut(ref, "/")
+	return s.partitionOf(id)
+}
+
+// partitionsInUse lists the partitions that may hold data: legacy, and
+// every numbered one when the store spreads.
+func (s *Store) partitionsInUse() []partition {
+	out := []partition{legacy}
+	if s.spread {
+		for n := range partitions {
+			out = append(out, partition(n))
+		}
+	}
+	return out
+}
+
+// Place implements gateway.Placer: the prefix of the ids of a new
+// referral placed by key ("" when the store does not spread).
+func (s *Store) Place(key string) string {
+	if !s.spread {
+		return ""
+	}
+	return idPrefix(placeReferral(key))
+}
+
+// PlaceOf implements gateway.Placer: the prefix of ids made beside id.
+func (s *Store) PlaceOf(id string) string { return idPrefix(s.partitionOf(id)) }
+
+// heldInLegacy checks, for a commit in a numbered partition, the unique
+// keys it claims against the legacy partition, where the referrals made
+// before the store spread keep theirs: a repeat of one of them is placed
+// by its key in a numbered partition, whose commit cannot see them. The
+// check is a read before the commit, not part of it; it is enough because
+// legacy takes no new referrals, so a key a new referral claims is not
+// claimed there meanwhile. A store whose legacy partition held no
+// referral when it started spreading skips it.
+func (s *Store) heldInLegacy(ctx context.Context, c *gateway.Commit) (*gateway.CommitResult, error) {
+	if !s.spread || len(c.Unique) == 0 || len(c.Writes) == 0 {
+		return nil, nil
+	}
+	if p, err := s.commitPartition(c); err != nil || p == legacy {
+		return nil, nil // commit reports a commit that spans partitions
+	}
+	s.legacyOnce.Do(func() {
+		n, err := s.rdb.Exists(ctx, s.keys.all(gateway.TypeServiceRequest)).Result()
+		s.legacyHeld = err != nil || n > 0 // unknown: keep checking
+	})
+	if !s.legacyHeld {
+		return nil, nil
+	}
+	cmds := make([]*redis.StringCmd, len(c.Unique))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, u := range c.Unique {
+			cmds[i] = p.Get(ctx, s.keys.unique(u.Key))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, classify(err)
+	}
+	for i, cmd := range cmds {
+		if v := cmd.Val(); v != "" {
+			return &gateway.CommitResult{Held: &gateway.UniqueHit{Index: i, Holder: v}}, nil
+		}
+	}
+	return nil, nil
+}
+
+// partitionGuard is the registry guard of a commit in partition p whose
+// criteria were expanded with the token systems at generation seen
+// (TokenSystems: the sum of every partition's). No one partition's script
+// can check the sum, so it is checked here, with p's own generation read
+// in the same step: if the sum is still seen, no system was added
+// anywhere since the expansion, and the script then checks that p's (the
+// only registry its criteria search) is still what was read. changed: the
+// sum moved on, and the commit is planned again.
+func (s *Store) partitionGuard(ctx context.Context, p partition, seen int64) (guard string, changed bool, err error) {
+	parts := s.partitionsInUse()
+	cmds := make([]*redis.StringCmd, len(parts))
+	_, err = s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, part := range parts {
+			cmds[i] = pipe.HGet(ctx, s.in(part).systems(), systemsGeneration)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return "", false, classify(err)
+	}
+	var sum, own int64
+	for i, c := range cmds {
+		g, _ := strconv.ParseInt(c.Val(), 10, 64)
+		sum += g
+		if parts[i] == p {
+			own = g
+		}
+	}
+	return strconv.FormatInt(own, 10), sum != seen, nil
 }
 
 // sameSlot reports whether two keys hash to one Redis Cluster slot, so one

@@ -2,8 +2,14 @@ package redisstore
 
 import (
 	"context"
+	"errors"
+	"regexp"
+	"strconv"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
 )
 
@@ -38,4 +44,236 @@ func TestPartitionTagsSpreadEvenlyOverPrimaries(t *testing.T) {
 		}
 	}
 	t.Logf("partitions per primary: %v", held)
+}
+
+// An id made in a partition names it, and no other id does: a UUID, an
+// id with a prefix out of range or malformed, is legacy.
+func TestPartitionOfIDReadsTheIDsPrefix(t *testing.T) {
+	t.Parallel()
+	for n := range partitions {
+		id := idPrefix(partition(n)) + "0f8fad5b-d9cb-469f-a165-70867728950e"
+		if got := partitionOfID(id); got != partition(n) {
+			t.Errorf("%s: partition %d, want %d", id, got, n)
+		}
+		if !idPattern.MatchString(id) {
+			t.Errorf("%s is not a FHIR id", id)
+		}
+	}
+	for _, id := range []string{"0f8fad5b-d9cb-469f-a165-70867728950e", "p16-x", "p99-x", "p7-x", "pa7-x", "p07x", "p07-", "P07-x", "1001", ""} {
+		if got := partitionOfID(id); got != legacy {
+			t.Errorf("%q: partition %d, want legacy", id, got)
+		}
+	}
+	if idPrefix(legacy) != "" {
+		t.Errorf("legacy ids carry a prefix %q", idPrefix(legacy))
+	}
+}
+
+// idPattern is a FHIR id: 1 to 64 of letters, digits, '-' and '.'.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-\.]{1,64}$`)
+
+// A referral's key always places it in the same partition (a repeat finds
+// the first), keys spread over every partition, and no key places one in
+// legacy.
+func TestPlaceReferralIsStableAndSpreads(t *testing.T) {
+	t.Parallel()
+	used := map[partition]int{}
+	for i := range 1600 {
+		key := "referral|gp-" + strconv.Itoa(i%50) + "|https://example.org/ref|" + strconv.Itoa(i)
+		p := placeReferral(key)
+		if p != placeReferral(key) {
+			t.Fatalf("%s placed in two partitions", key)
+		}
+		used[p]++
+	}
+	for n := range partitions {
+		if c := used[partition(n)]; c < 50 || c > 150 { // 100 expected
+			t.Errorf("partition %d got %d of 1600 keys", n, c)
+		}
+	}
+	for range 100 {
+		if p := placeReferral(""); p < 0 || p >= partitions {
+			t.Fatalf("a referral without a key placed in %d", p)
+		}
+	}
+}
+
+// A store that spreads routes every read and write by the id's prefix:
+// a resource made in partition 7 is kept under partition 7's tag, read,
+// read by version, read with others of other partitions, and updated
+// there; a legacy id (made before partitions) is kept, read and updated
+// under the plain tag as before; a unique key claimed in a partition is
+// found by Lookup, and a commit whose resources span partitions is refused
+// whole.
+func TestSpreadStoreRoutesByIDPrefix(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		s.SpreadReferrals()
+		ctx := context.Background()
+		in7, in3, old := idPrefix(7)+"a", idPrefix(3)+"b", "0f8fad5b-d9cb-469f-a165-70867728950e"
+		for _, c := range []*gateway.Commit{
+			{Writes: []gateway.Write{write("ServiceRequest", in7, 1, 0, "status=active")},
+				Unique: []gateway.UniqueKey{{Key: "referral|gp|sys|1", Value: "ServiceRequest/" + in7}}},
+			{Writes: []gateway.Write{write("Task", in3, 1, 0, "status=requested")}},
+			{Writes: []gateway.Write{write("Task", old, 1, 0, "status=requested")}},
+		} {
+			if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
+				t.Fatalf("commit %s: %+v %v", c.Writes[0].Resource.ID, res, err)
+			}
+		}
+		if n := existing(rdb, s.parts[7].resource("ServiceRequest", in7), s.parts[3].resource("Task", in3), s.keys.resource("Task", old)); n != 3 {
+			t.Fatalf("%d of the 3 resources under their partitions' tags", n)
+		}
+		if n := existing(rdb, s.keys.resource("ServiceRequest", in7), s.keys.unique("referral|gp|sys|1")); n != 0 {
+			t.Errorf("%d keys of partition 7's referral under the legacy tag", n)
+		}
+		// Updates, each in its own partition.
+		for _, w := range []gateway.Write{write("ServiceRequest", in7, 2, 1, "status=revoked"), write("Task", old, 2, 1, "status=accepted")} {
+			if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{w}}); err != nil || !res.OK() {
+				t.Fatalf("update %s: %+v %v", w.Resource.ID, res, err)
+			}
+		}
+		if r, err := s.Read(ctx, "ServiceRequest", in7); err != nil || r.Version != 2 {
+			t.Errorf("read %s: %+v %v", in7, r, err)
+		}
+		if r, err := s.ReadVersion(ctx, "ServiceRequest", in7, 1); err != nil || r.Version != 1 {
+			t.Errorf("vread %s/1: %+v %v", in7, r, err)
+		}
+		if r, err := s.Read(ctx, "Task", old); err != nil || r.Version != 2 {
+			t.Errorf("read legacy %s: %+v %v", old, r, err)
+		}
+		got, err := s.ReadMany(ctx, []string{"Task/" + in3, "ServiceRequest/" + in7, "Task/" + old, "Task/" + idPrefix(9) + "none"})
+		if err != nil || len(got) != 3 || got[0].ID != in3 || got[1].ID != in7 || got[2].ID != old {
+			t.Errorf("read many across partitions: %v %v", got, err)
+		}
+		hist, err := s.Histories(ctx, "ServiceRequest", []string{in7})
+		if err != nil || len(hist[0]) != 2 {
+			t.Errorf("history of %s: %v %v", in7, hist, err)
+		}
+		if v, err := s.Lookup(ctx, "referral|gp|sys|1"); err != nil || v != "ServiceRequest/"+in7 {
+			t.Errorf("lookup of a key claimed in partition 7: %q %v", v, err)
+		}
+		// A repeat committed again meets its key where the first put it.
+		again := &gateway.Commit{Writes: []gateway.Write{write("ServiceRequest", idPrefix(7)+"c", 1, 0, "status=active")},
+			Unique: []gateway.UniqueKey{{Key: "referral|gp|sys|1", Value: "ServiceRequest/" + idPrefix(7) + "c"}}}
+		if res, err := s.Commit(ctx, again); err != nil || res.Held == nil || res.Held.Holder != "ServiceRequest/"+in7 {
+			t.Errorf("a repeat in the same partition: %+v %v", res, err)
+		}
+		span := &gateway.Commit{Writes: []gateway.Write{write("Task", idPrefix(1)+"d", 1, 0), write("Task", idPrefix(2)+"e", 1, 0)}}
+		if _, err := s.Commit(ctx, span); !errors.Is(err, ErrSpansPartitions) {
+			t.Errorf("a commit spanning partitions: %v", err)
+		}
+		if _, err := s.Read(ctx, "Task", idPrefix(1)+"d"); !errors.Is(err, gateway.ErrNotFound) {
+			t.Errorf("a refused commit wrote: %v", err)
+		}
+	})
+}
+
+// A store that does not spread (the default, and a single Redis) keeps
+// everything under the plain tag, whatever an id looks like: ids a client
+// chose ("p07-x" for an update-as-create) are stored as before, and the
+// store places nothing.
+func TestStoreThatDoesNotSpreadKeepsOneTag(t *testing.T) {
+	t.Parallel()
+	s, r := newStore(t)
+	ctx := context.Background()
+	id := idPrefix(7) + "x"
+	if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{write("Task", id, 1, 0), write("Task", idPrefix(2)+"y", 1, 0)}}); err != nil || !res.OK() {
+		t.Fatalf("commit: %+v %v", res, err)
+	}
+	if n := r.Client().Exists(ctx, s.keys.resource("Task", id)).Val(); n != 1 {
+		t.Errorf("%s is not under the plain tag", id)
+	}
+	if s.Place("referral|gp|sys|1") != "" || s.PlaceOf(id) != "" {
+		t.Errorf("a store that does not spread places ids")
+	}
+}
+
+// onEachRedis runs a store test on one Redis and on a Redis Cluster (where
+// a script whose keys span slots fails, so routing mistakes show).
+func onEachRedis(t *testing.T, test func(t *testing.T, s *Store, rdb redis.UniversalClient)) {
+	t.Run("one Redis", func(t *testing.T) {
+		t.Parallel()
+		s, r := newStore(t)
+		test(t, s, r.Client())
+	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		c := redistest.StartCluster(t)
+		cc := NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()}, nil)
+		t.Cleanup(func() { cc.Close() })
+		test(t, New(cc, "test"), cc)
+	})
+}
+
+// existing counts the keys that exist, one EXISTS each (on a cluster one
+// EXISTS cannot name keys of several slots).
+func existing(rdb redis.UniversalClient, keys ...string) int {
+	n := 0
+	for _, k := range keys {
+		n += int(rdb.Exists(context.Background(), k).Val())
+	}
+	return n
+}
+
+// A spreading store keeps a registry of token systems per partition: the
+// systems read are every partition's, and a conditional create expanded
+// with them is refused (planned again) once a system is added in any
+// partition, as with one registry.
+func TestSpreadStoreGuardsConditionalCreatesByEveryRegistry(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	s.SpreadReferrals()
+	ctx := context.Background()
+	register := func(id, system string) {
+		w := write("Patient", id, 1, 0, "identifier="+system+"|1")
+		if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{w}, Systems: []string{"Patient identifier " + system}}); err != nil || !res.OK() {
+			t.Fatalf("commit registering %s: %+v %v", system, res, err)
+		}
+	}
+	register(idPrefix(5)+"a", "https://a.example")
+	register(idPrefix(9)+"b", "https://b.example")
+	systems, gen, err := s.TokenSystems(ctx)
+	if err != nil || len(systems) != 2 || gen != 2 {
+		t.Fatalf("systems %v generation %d (%v), want both, 2", systems, gen, err)
+	}
+	conditional := func(id string) *gateway.CommitResult {
+		c := &gateway.Commit{Writes: []gateway.Write{write("Patient", id, 1, 0)}, SystemsSeen: &gen,
+			Criteria: []gateway.Criteria{{Type: "Patient", Groups: [][]string{{"identifier=https://a.example|2", "identifier=https://b.example|2"}}}}}
+		res, err := s.Commit(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := conditional(idPrefix(5) + "c"); !res.OK() {
+		t.Errorf("a conditional create with the systems current: %+v", res)
+	}
+	register(idPrefix(12)+"d", "https://c.example") // another partition's registry grows
+	if res := conditional(idPrefix(5) + "e"); !res.SystemsChanged {
+		t.Errorf("a conditional create expanded before a system was added elsewhere: %+v", res)
+	}
+}
+
+// A job queued only if some resource carries a term (a Task change's job
+// for its client's subscriptions) is always queued by a spreading store:
+// the resources may be in any partition, and the commit sees its own only.
+func TestSpreadStoreQueuesJobsWhoseTermMayBeElsewhere(t *testing.T) {
+	t.Parallel()
+	s, r := newStore(t)
+	s.SpreadReferrals()
+	ctx := context.Background()
+	sub := write("Subscription", idPrefix(9)+"s", 1, 0, "_client=gp")
+	if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{sub}}); err != nil || !res.OK() {
+		t.Fatalf("subscription: %+v %v", res, err)
+	}
+	c := &gateway.Commit{Writes: []gateway.Write{write("Task", idPrefix(5)+"t", 1, 0)},
+		Jobs: []gateway.Job{{Queue: gateway.QueueSubscription, Fields: []string{"task", idPrefix(5) + "t"},
+			OnlyIfAny: &gateway.IndexTerm{Type: "Subscription", Term: "_client=gp"}}}}
+	if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
+		t.Fatalf("task: %+v %v", res, err)
+	}
+	if n := r.Client().XLen(ctx, s.parts[5].queue(gateway.QueueSubscription)).Val(); n != 1 {
+		t.Errorf("%d subscription jobs queued in the Task's partition, want 1", n)
+	}
 }

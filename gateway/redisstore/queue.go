@@ -18,14 +18,21 @@ import (
 type Queue struct {
 	rdb     redis.UniversalClient
 	name    string
+	place   string // the id prefix of its partition ("" for legacy), which its jobs carry
 	stream  string
 	delayed string
 	dead    string // the dead-letter stream
 }
 
-// Queue returns the named queue (gateway.QueueDelivery, ...).
-func (s *Store) Queue(name string) *Queue {
-	return &Queue{rdb: s.rdb, name: name, stream: s.keys.queue(name), delayed: s.keys.delayed(name), dead: s.keys.queue(gateway.QueueDeadLetter)}
+// Queue returns the named queue (gateway.QueueDelivery, ...) of the legacy
+// partition: every job of a store that does not spread (Queues: of one
+// that does).
+func (s *Store) Queue(name string) *Queue { return s.queueIn(legacy, name) }
+
+// queueIn returns the named queue of partition p, with its own dead letters.
+func (s *Store) queueIn(p partition, name string) *Queue {
+	k := s.in(p)
+	return &Queue{rdb: s.rdb, name: name, place: idPrefix(p), stream: k.queue(name), delayed: k.delayed(name), dead: k.queue(gateway.QueueDeadLetter)}
 }
 
 // Name is the queue's name.
@@ -100,7 +107,7 @@ func (q *Queue) Take(ctx context.Context, job gateway.QueuedJob) (bool, error) {
 func (q *Queue) jobs(msgs []redis.XMessage, consumer string) []gateway.QueuedJob {
 	out := make([]gateway.QueuedJob, 0, len(msgs))
 	for _, m := range msgs {
-		j := gateway.QueuedJob{Queue: q.name, ID: m.ID, Consumer: consumer, Fields: make(map[string]string, len(m.Values))}
+		j := gateway.QueuedJob{Queue: q.name, Place: q.place, ID: m.ID, Consumer: consumer, Fields: make(map[string]string, len(m.Values))}
 		for k, v := range m.Values {
 			j.Fields[k], _ = v.(string)
 		}

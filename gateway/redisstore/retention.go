@@ -562,6 +562,14 @@ func (s *Store) QueuedTasks(ctx context.Context) (map[string]bool, error) {
 // MINID, approximate: whole stream nodes only, so a few records just older
 // may stay until the next run).
 func (s *Store) TrimAuditBefore(ctx context.Context, before time.Time) (int64, error) {
-	n, err := s.rdb.XTrimMinIDApprox(ctx, s.keys.audit(), strconv.FormatInt(before.UnixMilli(), 10), 0).Result()
-	return n, classify(err)
+	var total int64
+	keys, _ := s.auditStreams() // every partition's, when the store spreads
+	for _, k := range keys {
+		n, err := s.rdb.XTrimMinIDApprox(ctx, k, strconv.FormatInt(before.UnixMilli(), 10), 0).Result()
+		if err != nil {
+			return total, classify(err)
+		}
+		total += n
+	}
+	return total, nil
 }

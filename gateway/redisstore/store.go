@@ -16,6 +16,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -26,9 +27,17 @@ import (
 
 // Store is the Redis implementation of gateway.Store.
 type Store struct {
-	rdb   redis.UniversalClient
-	keys  keys
-	batch *batcher // commits and audit records, pipelined across requests
+	rdb  redis.UniversalClient
+	keys keys // the unpartitioned keys, and the legacy partition's
+	// parts are the numbered partitions' keys, used when spread is set
+	// (SpreadReferrals): new referrals then go to them, never to legacy.
+	parts  [partitions]keys
+	spread bool
+	// legacyHeld: the legacy partition held referrals when first looked
+	// at (heldInLegacy).
+	legacyOnce sync.Once
+	legacyHeld bool
+	batch      *batcher // commits and audit records, pipelined across requests
 	// maxSystems caps the token systems registered for one parameter.
 	maxSystems int
 	// maxEvents caps the events waiting for one subscription.
@@ -91,7 +100,7 @@ func New(rdb redis.UniversalClient, namespace string) *Store {
 	if namespace == "" {
 		namespace = "signpost"
 	}
-	return &Store{rdb: rdb, keys: newKeys(namespace), batch: &batcher{rdb: rdb}, maxSystems: maxTokenSystems,
+	return &Store{rdb: rdb, keys: newKeys(namespace), parts: partitionKeys(namespace), batch: &batcher{rdb: rdb}, maxSystems: maxTokenSystems,
 		maxEvents: maxSubscriptionEvents, auditMax: DefaultAuditMaxEntries}
 }
 
@@ -130,6 +139,9 @@ func (l *keyList) add(k string) int {
 
 // Commit implements gateway.Store with commit.lua.
 func (s *Store) Commit(ctx context.Context, c *gateway.Commit) (*gateway.CommitResult, error) {
+	if held, err := s.heldInLegacy(ctx, c); held != nil || err != nil {
+		return held, err
+	}
 	token := randomToken()
 	for range maxRereads {
 		previous, err := s.previousTerms(ctx, c)
@@ -173,7 +185,7 @@ func (s *Store) previousTerms(ctx context.Context, c *gateway.Commit) ([][]strin
 	unknown := at[:0:0]
 	for _, i := range at {
 		w := c.Writes[i]
-		if x, ok := s.indexed.take(s.keys.resource(w.Resource.Type, w.Resource.ID), w.Expect); ok {
+		if x, ok := s.indexed.take(s.in(s.partitionOf(w.Resource.ID)).resource(w.Resource.Type, w.Resource.ID), w.Expect); ok {
 			out[i] = splitEntries(x)
 		} else {
 			unknown = append(unknown, i)
@@ -185,7 +197,7 @@ func (s *Store) previousTerms(ctx context.Context, c *gateway.Commit) ([][]strin
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, i := range unknown {
 			r := c.Writes[i].Resource
-			cmds = append(cmds, p.HGet(ctx, s.keys.resource(r.Type, r.ID), "x"))
+			cmds = append(cmds, p.HGet(ctx, s.in(s.partitionOf(r.ID)).resource(r.Type, r.ID), "x"))
 		}
 		return nil
 	})
@@ -212,25 +224,36 @@ func splitEntries(x string) []string {
 // previous holds, per write, the index entries read for its current
 // version (nil: none).
 func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, previous [][]string) (*gateway.CommitResult, error) {
+	part, err := s.commitPartition(c)
+	if err != nil {
+		return nil, err
+	}
+	k := s.in(part)
 	var kl keyList
 	// The argument list commit.lua reads in order; see the script's header.
 	args := make([]any, 0, 8+6*len(c.Unique)+16*len(c.Writes)+16*len(c.Jobs))
 	guard := ""
 	if c.SystemsSeen != nil {
 		guard = strconv.FormatInt(*c.SystemsSeen, 10)
+		if s.spread {
+			var changed bool
+			if guard, changed, err = s.partitionGuard(ctx, part, *c.SystemsSeen); err != nil || changed {
+				return &gateway.CommitResult{SystemsChanged: changed}, err
+			}
+		}
 	}
-	args = append(args, token, kl.add(s.keys.systems()), guard, s.maxSystems, s.keys.termPrefix(), maxRegistryFields)
+	args = append(args, token, kl.add(k.systems()), guard, s.maxSystems, k.termPrefix(), maxRegistryFields)
 	args = append(args, len(c.Unique))
 	for _, u := range c.Unique {
 		of := 0
 		if u.Of != "" {
-			of = kl.add(s.keys.claimedFor(u.Of))
+			of = kl.add(k.claimedFor(u.Of))
 		}
-		args = append(args, kl.add(s.keys.unique(u.Key)), u.Value, of)
+		args = append(args, kl.add(k.unique(u.Key)), u.Value, of)
 	}
 	args = append(args, len(c.Criteria))
 	for i, cr := range c.Criteria {
-		groups, temps := s.groups(&kl, cr.Type, cr.Groups, token+"c"+strconv.Itoa(i))
+		groups, temps := groupKeys(k, &kl, cr.Type, cr.Groups, token+"c"+strconv.Itoa(i))
 		args = append(countedGroups(args, groups, temps), cr.Limit)
 	}
 	// The systems the writes are indexed under: a term of one of them has a
@@ -242,18 +265,18 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 	args = append(args, len(c.Writes))
 	for i, w := range c.Writes {
 		r := w.Resource
-		key, all := kl.add(s.keys.resource(r.Type, r.ID)), kl.add(s.keys.all(r.Type))
+		key, all := kl.add(k.resource(r.Type, r.ID)), kl.add(k.all(r.Type))
 		// A write's terms are one run of KEYS, named by where it starts (a
 		// key two writes share is listed twice).
 		first := len(kl.keys) + 1
 		args = append(args, key, r.ID, r.Owner, w.Expect, r.Version, r.LastUpdated.UnixMilli(), r.Body, all, first, len(w.Terms))
 		for _, t := range w.Terms {
-			kl.keys = append(kl.keys, s.keys.term(r.Type, t))
+			kl.keys = append(kl.keys, k.term(r.Type, t))
 		}
 		for _, t := range w.Terms {
 			bare := 0
 			if field, code, ok := systemTerm(r.Type, t); ok && systems[field] {
-				bare = kl.add(s.keys.term(r.Type, code))
+				bare = kl.add(k.term(r.Type, code))
 			}
 			args = append(args, bare)
 		}
@@ -274,12 +297,15 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 	// handling it continues that trace.
 	trace := telemetry.TraceFields(ctx)
 	for _, j := range c.Jobs {
-		stream := s.keys.queue(j.Queue)
+		stream := k.queue(j.Queue)
 		onlyIf := 0
-		if t := j.OnlyIfAny; t != nil {
+		if t := j.OnlyIfAny; t != nil && !s.spread {
 			// Decided in the script only where its key shares the
-			// stream's slot (always on one Redis); elsewhere queued.
-			if key := s.keys.term(t.Type, t.Term); sameSlot(key, stream) {
+			// stream's slot (always on one Redis); elsewhere queued. A
+			// store that spreads always queues it: the resources carrying
+			// the term (a client's subscriptions) may be in any partition,
+			// and the commit's sees only its own.
+			if key := k.term(t.Type, t.Term); sameSlot(key, stream) {
 				onlyIf = kl.add(key)
 			}
 		}
@@ -287,8 +313,8 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 		for _, f := range j.Fields {
 			args = append(args, f)
 		}
-		for k, v := range trace {
-			args = append(args, k, v)
+		for name, v := range trace {
+			args = append(args, name, v)
 		}
 	}
 	// The audit record is one more stream entry of the same step (the
@@ -296,13 +322,13 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 	// without it.
 	if c.Audit != nil {
 		fields := c.Audit.Fields()
-		args = append(args, kl.add(s.keys.audit()), 0, len(fields)/2)
+		args = append(args, kl.add(k.audit()), 0, len(fields)/2)
 		for _, f := range fields {
 			args = append(args, f)
 		}
 	}
 	if d := c.Done; d != nil {
-		args = append(args, 1, kl.add(s.keys.queue(d.Queue)), gateway.WorkerGroup, d.ID, d.Consumer)
+		args = append(args, 1, kl.add(k.queue(d.Queue)), gateway.WorkerGroup, d.ID, d.Consumer)
 	} else {
 		args = append(args, 0)
 	}
@@ -374,18 +400,38 @@ func (s *Store) runCommit(ctx context.Context, keys []string, args []any) ([]any
 	return cmd.Slice()
 }
 
-// TokenSystems implements gateway.Store.
+// TokenSystems implements gateway.Store. A store that spreads referrals
+// has a registry in each partition (a commit registers the systems of its
+// writes in its own): the systems are all of theirs, the generation the
+// sum of theirs, which grows whenever any of them does.
 func (s *Store) TokenSystems(ctx context.Context) ([]string, int64, error) {
-	m, err := s.rdb.HGetAll(ctx, s.keys.systems()).Result()
+	parts := s.partitionsInUse()
+	cmds := make([]*redis.MapStringStringCmd, len(parts))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, part := range parts {
+			cmds[i] = p.HGetAll(ctx, s.in(part).systems())
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, 0, classify(err)
 	}
-	gen, _ := strconv.ParseInt(m[systemsGeneration], 10, 64)
-	out := make([]string, 0, len(m))
-	for f := range m {
-		if !strings.HasPrefix(f, systemsGeneration) { // the generation and the per-parameter counts
-			out = append(out, f)
+	var gen int64
+	seen := map[string]bool{}
+	var out []string
+	for _, c := range cmds {
+		m := c.Val()
+		g, _ := strconv.ParseInt(m[systemsGeneration], 10, 64)
+		gen += g
+		for f := range m {
+			if !strings.HasPrefix(f, systemsGeneration) && !seen[f] { // the generation and the per-parameter counts
+				seen[f] = true
+				out = append(out, f)
+			}
 		}
+	}
+	if out == nil {
+		out = []string{}
 	}
 	return out, gen, nil
 }
@@ -414,32 +460,33 @@ const systemsGeneration = "#"
 // intersectionTemps adds the scratch keys lib.lua's resolve needs to
 // intersect groups: one for the intersection and, when there are unions
 // before it, one more for narrowing them by a smaller set.
-func (s *Store) intersectionTemps(kl *keyList, token string, temps []int) []int {
-	temps = append(temps, kl.add(s.keys.temp(token, len(temps))))
+func intersectionTemps(k keys, kl *keyList, token string, temps []int) []int {
+	temps = append(temps, kl.add(k.temp(token, len(temps))))
 	if len(temps) > 1 {
-		temps = append(temps, kl.add(s.keys.temp(token, len(temps))))
+		temps = append(temps, kl.add(k.temp(token, len(temps))))
 	}
 	return temps
 }
 
-// groups turns index-term groups into KEYS positions and the scratch keys
-// the script needs to combine them (lib.lua's resolve: one per union, one
-// for the intersection, and one for narrowing unions by a smaller set).
-func (s *Store) groups(kl *keyList, typ string, groups [][]string, token string) ([][]int, []int) {
+// groupKeys turns index-term groups into KEYS positions, in partition k,
+// and the scratch keys the script needs to combine them (lib.lua's
+// resolve: one per union, one for the intersection, and one for narrowing
+// unions by a smaller set).
+func groupKeys(k keys, kl *keyList, typ string, groups [][]string, token string) ([][]int, []int) {
 	out := make([][]int, 0, len(groups))
 	var temps []int
 	for _, g := range groups {
 		idx := make([]int, 0, len(g))
 		for _, t := range g {
-			idx = append(idx, kl.add(s.keys.term(typ, t)))
+			idx = append(idx, kl.add(k.term(typ, t)))
 		}
 		out = append(out, idx)
 		if len(g) > 1 {
-			temps = append(temps, kl.add(s.keys.temp(token, len(temps))))
+			temps = append(temps, kl.add(k.temp(token, len(temps))))
 		}
 	}
 	if len(out) > 1 {
-		temps = s.intersectionTemps(kl, token, temps)
+		temps = intersectionTemps(k, kl, token, temps)
 	}
 	if temps == nil {
 		temps = []int{}
@@ -447,10 +494,83 @@ func (s *Store) groups(kl *keyList, typ string, groups [][]string, token string)
 	return out, temps
 }
 
-// Search implements gateway.Store with search.lua.
+// Search implements gateway.Store with search.lua. A store that spreads
+// referrals runs it in every partition (search.go); otherwise once.
 func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, int, error) {
-	var kl keyList
-	all := kl.add(s.keys.all(q.Type))
+	if s.spread {
+		return s.searchEverywhere(ctx, q)
+	}
+	run := s.searchRun(s.keys, q, q.Offset, q.Count)
+	for range maxRereads {
+		reply, err := searchScript.Run(ctx, s.rdb, run.kl.keys, run.argv()...).Slice()
+		if err != nil {
+			return nil, 0, classify(err)
+		}
+		if again, err := run.answered(reply); err != nil || !again {
+			if err != nil {
+				return nil, 0, err
+			}
+			return searchPage(run.reply, q.Keyset)
+		}
+		s.raced()
+	}
+	// Matches kept changing between runs: as for too many changed, the
+	// client starts its search again from the first page.
+	return nil, 0, gateway.ErrSnapshotStale
+}
+
+// searchRun is search.lua's run in one partition: its keys and arguments,
+// the hashes of the matches changed since the snapshot that it asked for
+// so far, and its answer.
+type searchRun struct {
+	k    keys
+	kl   keyList
+	args []any
+	// Keyset paging places each match changed since the snapshot by its
+	// versions' times, in its hash. Which matches changed is known only
+	// once the script has combined the index sets, so the script names the
+	// ones it needs and is run again with their hashes in KEYS ('need');
+	// pages with no match changed since the snapshot, and first pages,
+	// take one run.
+	typ    string
+	known  []string // members whose hashes are in KEYS, in order
+	hashes []int    // their KEYS indices
+	reply  []any    // the page, once answered
+}
+
+// argv is the run's arguments with the hashes known so far.
+func (r *searchRun) argv() []any {
+	run := append(r.args[:len(r.args):len(r.args)], len(r.known))
+	for i, m := range r.known {
+		run = append(run, m, r.hashes[i])
+	}
+	return run
+}
+
+// answered takes the script's reply: true when it named hashes it needs
+// (run it again), ErrSnapshotStale when too many matches changed.
+func (r *searchRun) answered(reply []any) (bool, error) {
+	switch word, _ := reply[0].(string); word {
+	case "stale":
+		return false, gateway.ErrSnapshotStale
+	case "need":
+		for _, m := range reply[1:] {
+			member, _ := m.(string)
+			r.known = append(r.known, member)
+			r.hashes = append(r.hashes, r.kl.add(r.k.resource(r.typ, member)))
+		}
+		return true, nil
+	}
+	r.reply = reply
+	return false, nil
+}
+
+// searchRun prepares search.lua's run of q in the partition whose keys
+// are k, for the page at offset of count matches (paging by offset).
+func (s *Store) searchRun(k keys, q *gateway.StoreQuery, offset, count int) *searchRun {
+	r := &searchRun{k: k, typ: q.Type}
+	kl := &r.kl
+	all := kl.add(k.all(q.Type))
 	token := randomToken()
 	// _id groups are answered from the all-set: each becomes a scratch set
 	// of the ids that exist, intersected like any other group.
@@ -469,16 +589,16 @@ func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, in
 		for i, t := range g {
 			ids[i] = strings.TrimPrefix(t, gateway.IDTermPrefix)
 		}
-		idGroups = append(idGroups, idGroup{T: kl.add(s.keys.temp(token+"id", len(idGroups))), IDs: ids})
+		idGroups = append(idGroups, idGroup{T: kl.add(k.temp(token+"id", len(idGroups))), IDs: ids})
 	}
-	groups, temps := s.groups(&kl, q.Type, termGroups, token)
+	groups, temps := groupKeys(k, kl, q.Type, termGroups, token)
 	for _, g := range idGroups {
 		groups = append(groups, []int{g.T}) // its scratch key is deleted by search.lua itself
 	}
 	if len(groups) > 1 && len(termGroups) <= 1 {
-		// s.groups adds the scratch keys for intersecting only when it sees
-		// several groups itself.
-		temps = s.intersectionTemps(&kl, token, temps)
+		// groupKeys adds the scratch keys for intersecting only when it
+		// sees several groups itself.
+		temps = intersectionTemps(k, kl, token, temps)
 	}
 	minScore, maxScore := "-inf", "+inf"
 	if !q.Since.IsZero() {
@@ -488,7 +608,7 @@ func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, in
 		maxScore = "(" + strconv.FormatInt(q.Until.UnixMilli(), 10)
 	}
 	// The arguments in search.lua's order (see its header).
-	args := []any{all, minScore, maxScore, q.Offset, q.Count, flag(q.Descending), flag(q.Keyset != nil)}
+	args := []any{all, minScore, maxScore, offset, count, flag(q.Descending), flag(q.Keyset != nil)}
 	if ks := q.Keyset; ks != nil {
 		lo, hi, afterScore, afterID := "", "", "", ""
 		if !q.Since.IsZero() {
@@ -512,40 +632,8 @@ func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, in
 			args = append(args, id)
 		}
 	}
-	// Keyset paging places each match changed since the snapshot by its
-	// versions' times, in its hash. Which matches changed is known only
-	// once the script has combined the index sets, so the script names the
-	// ones it needs and is run again with their hashes in KEYS ('need');
-	// pages with no match changed since the snapshot, and first pages,
-	// take one run.
-	var known []string // members whose hashes are in KEYS, in order
-	var hashes []int   // their KEYS indices
-	for range maxRereads {
-		run := append(args[:len(args):len(args)], len(known))
-		for i, m := range known {
-			run = append(run, m, hashes[i])
-		}
-		reply, err := searchScript.Run(ctx, s.rdb, kl.keys, run...).Slice()
-		if err != nil {
-			return nil, 0, classify(err)
-		}
-		switch word, _ := reply[0].(string); word {
-		case "stale":
-			return nil, 0, gateway.ErrSnapshotStale
-		case "need":
-			for _, m := range reply[1:] {
-				member, _ := m.(string)
-				known = append(known, member)
-				hashes = append(hashes, kl.add(s.keys.resource(q.Type, member)))
-			}
-			s.raced()
-			continue
-		}
-		return searchPage(reply, q.Keyset)
-	}
-	// Matches kept changing between runs: as for too many changed, the
-	// client starts its search again from the first page.
-	return nil, 0, gateway.ErrSnapshotStale
+	r.args = args
+	return r
 }
 
 // searchPage reads search.lua's page: the total, the ids, and, for keyset
@@ -627,11 +715,30 @@ func (s *Store) ReadMany(ctx context.Context, refs []string) ([]*gateway.Resourc
 	return out, nil
 }
 
+// read reads refs with read.lua, one run per partition they are in (a
+// script's keys must share a slot), pipelined: each run still reads its
+// resources consistently, as one read did before partitions.
 func (s *Store) read(ctx context.Context, refs []string, versions []any) ([]*gateway.Resource, error) {
-	keys := make([]string, len(refs))
+	type run struct {
+		at   []int // indices into refs
+		keys []string
+		args []any
+		cmd  *redis.Cmd
+	}
+	var runs []*run
+	byPartition := map[partition]*run{}
 	for i, ref := range refs {
 		typ, id, _ := strings.Cut(ref, "/")
-		keys[i] = s.keys.resource(typ, id)
+		p := s.partitionOf(id)
+		r := byPartition[p]
+		if r == nil {
+			r = &run{args: []any{0}}
+			byPartition[p] = r
+			runs = append(runs, r)
+		}
+		r.at = append(r.at, i)
+		r.keys = append(r.keys, s.in(p).resource(typ, id))
+		r.args = append(r.args, versions[i])
 	}
 	// The index entries of a current version are read with it when only
 	// one resource is read (a Task about to change), for the commit
@@ -640,35 +747,132 @@ func (s *Store) read(ctx context.Context, refs []string, versions []any) ([]*gat
 	if len(refs) == 1 && versions[0] == "" {
 		withEntries = "1"
 	}
-	args := append(append(make([]any, 0, len(versions)+2), len(versions)), versions...)
-	reply, err := readScript.Run(ctx, s.rdb, keys, append(args, withEntries)...).Slice()
-	if err != nil {
-		return nil, classify(err)
+	for _, r := range runs {
+		r.args[0] = len(r.keys)
+		r.args = append(r.args, withEntries)
 	}
 	out := make([]*gateway.Resource, len(refs))
-	for i, item := range reply {
-		fields, ok := item.([]any)
-		if !ok {
-			continue
+	if len(runs) == 0 {
+		return out, nil
+	}
+	if len(runs) == 1 { // the usual case: no pipeline to set up
+		r := runs[0]
+		r.cmd = readScript.Run(ctx, s.rdb, r.keys, r.args...)
+	} else {
+		// Scripts in a pipeline are sent as EVALSHA; a Redis without the
+		// script loaded (a restart) answers NOSCRIPT, and the read is
+		// tried once more after loading it.
+		for attempt := 0; ; attempt++ {
+			pipe := s.rdb.Pipeline()
+			for _, r := range runs {
+				r.cmd = readScript.EvalSha(ctx, pipe, r.keys, r.args...)
+			}
+			_, err := pipe.Exec(ctx)
+			if attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
+				if err := readScript.Load(ctx, s.rdb).Err(); err != nil { // on a cluster, on every primary
+					return nil, classify(err)
+				}
+				continue
+			}
+			break
 		}
-		typ, id, _ := strings.Cut(refs[i], "/")
-		out[i] = &gateway.Resource{Type: typ, ID: id, Version: int(fields[0].(int64)),
-			LastUpdated: time.UnixMilli(fields[1].(int64)).UTC(), Body: []byte(fields[2].(string)), Owner: fields[3].(string)}
-		if len(fields) > 4 {
-			s.indexed.remember(keys[i], out[i].Version, fields[4].(string))
+	}
+	for _, r := range runs {
+		reply, err := r.cmd.Slice()
+		if err != nil {
+			return nil, classify(err)
+		}
+		for k, item := range reply {
+			fields, ok := item.([]any)
+			if !ok {
+				continue
+			}
+			i := r.at[k]
+			typ, id, _ := strings.Cut(refs[i], "/")
+			out[i] = &gateway.Resource{Type: typ, ID: id, Version: int(fields[0].(int64)),
+				LastUpdated: time.UnixMilli(fields[1].(int64)).UTC(), Body: []byte(fields[2].(string)), Owner: fields[3].(string)}
+			if len(fields) > 4 {
+				s.indexed.remember(r.keys[k], out[i].Version, fields[4].(string))
+			}
 		}
 	}
 	return out, nil
 }
 
-// Lookup implements gateway.Store.
+// Lookup implements gateway.Store. A unique key is claimed in the
+// partition of the referral that claims it; a store that spreads looks in
+// every partition (one pipelined GET each), legacy first, and a repeat
+// finds it where its first commit put it.
 func (s *Store) Lookup(ctx context.Context, key string) (string, error) {
-	v, err := s.rdb.Get(ctx, s.keys.unique(key)).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", nil
+	if !s.spread {
+		v, err := s.rdb.Get(ctx, s.keys.unique(key)).Result()
+		if errors.Is(err, redis.Nil) {
+			return "", nil
+		}
+		return v, classify(err)
 	}
-	return v, classify(err)
+	parts := s.partitionsInUse()
+	cmds := make([]*redis.StringCmd, len(parts))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, part := range parts {
+			cmds[i] = p.Get(ctx, s.in(part).unique(key))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return "", classify(err)
+	}
+	for _, c := range cmds {
+		if v := c.Val(); v != "" {
+			return v, nil
+		}
+	}
+	return "", nil
 }
+
+// commitPartition is the partition a commit's keys are in: that of its
+// writes' resources, or, for a commit that writes none, of the resource
+// its first unique key is filed under (legacy if none). A commit whose
+// resources are in different partitions cannot be one script in one slot:
+// it is refused, changing nothing (the gateway places a change's new
+// resources beside the ones it changes, so it never asks for one).
+func (s *Store) commitPartition(c *gateway.Commit) (partition, error) {
+	if !s.spread {
+		return legacy, nil
+	}
+	part, set := legacy, false
+	for _, w := range c.Writes {
+		p := s.partitionOf(w.Resource.ID)
+		if set && p != part {
+			return legacy, fmt.Errorf("%w: %s/%s is in partition %d, the commit's other writes in %d", ErrSpansPartitions, w.Resource.Type, w.Resource.ID, p, part)
+		}
+		part, set = p, true
+	}
+	if d := c.Done; d != nil {
+		// The job is finished in its queue's partition, which is its
+		// referral's: the commit that queued it was there.
+		p := partitionOfID(d.Place + "x")
+		if set && p != part {
+			return legacy, fmt.Errorf("%w: the job it finishes is in partition %d, its writes in %d", ErrSpansPartitions, p, part)
+		}
+		part, set = p, true
+	}
+	for _, u := range c.Unique {
+		if u.Of == "" {
+			continue
+		}
+		p := s.partitionOfRef(u.Of)
+		if set && p != part {
+			return legacy, fmt.Errorf("%w: a unique key is filed under %s, in partition %d, the commit is in %d", ErrSpansPartitions, u.Of, p, part)
+		}
+		part, set = p, true
+	}
+	return part, nil
+}
+
+// ErrSpansPartitions is a commit whose resources are in more than one
+// partition: it cannot be applied atomically, and nothing was written.
+var ErrSpansPartitions = errors.New("redisstore: a commit's resources are in more than one partition")
 
 // classify marks the errors worth retrying as gateway.ErrUnavailable: the
 // network, timeouts, a Redis that is loading, read-only or failing over,
@@ -725,7 +929,7 @@ func (s *Store) Histories(ctx context.Context, typ string, ids []string) ([][]*g
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = pipe.HGetAll(ctx, s.keys.resource(typ, id))
+		cmds[i] = pipe.HGetAll(ctx, s.in(s.partitionOf(id)).resource(typ, id))
 	}
 	if len(ids) > 0 {
 		if _, err := pipe.Exec(ctx); err != nil {

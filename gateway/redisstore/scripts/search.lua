@@ -31,8 +31,8 @@
 --   nK, {member, hash}*nK
 --                  keyset paging: matches whose hashes are given, each with
 --                  the KEYS index of its hash
--- Returns {total, {member, ...}} by offset, and by keyset
--- {total, {member, ...}, {score, ...}}, or {'stale'} when more than
+-- Returns {total, {member, ...}, {score, ...}} (the scores let a search
+-- of several partitions merge their pages in order), or {'stale'} when more than
 -- `changed` matches changed since the snapshot (the client starts again).
 -- or {'need', member, ...}: matches changed since the snapshot whose hashes
 -- were not given (nothing else done; run again with them).
@@ -94,15 +94,17 @@ local function done(reply)
 end
 
 if not keyset then
-  local ids = {}
+  local ids, scores = {}, {}
   if count > 0 and total > offset then
+    local page
     if desc then
-      ids = redis.call('ZREVRANGEBYSCORE', set, max, min, 'LIMIT', offset, count)
+      page = redis.call('ZREVRANGEBYSCORE', set, max, min, 'WITHSCORES', 'LIMIT', offset, count)
     else
-      ids = redis.call('ZRANGEBYSCORE', set, min, max, 'LIMIT', offset, count)
+      page = redis.call('ZRANGEBYSCORE', set, min, max, 'WITHSCORES', 'LIMIT', offset, count)
     end
+    for i = 1, #page, 2 do ids[#ids + 1], scores[#scores + 1] = page[i], page[i + 1] end
   end
-  return done({total, ids})
+  return done({total, ids, scores})
 end
 
 local snap = tonumber(snapArg)

@@ -1,0 +1,148 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/signpost-health/signpost/gateway"
+)
+
+// partitionedID is an id a store that spreads referrals makes: the
+// partition's prefix, then a UUID.
+var partitionedID = regexp.MustCompile(`^p(0[0-9]|1[0-5])-[0-9a-f-]{36}$`)
+
+// On a store that spreads referrals, a new referral's resources carry one
+// partition in their ids (its Task and the Provenance of a change made
+// beside its ServiceRequest), a repeat is answered with the referral held
+// (its idempotency key found where the first put it), and reads, vreads
+// and updates by id reach it.
+func TestSpreadReferralsCarryTheirPartition(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, on func(*options)) {
+		e := setup(t, on, spread)
+		sr := e.post("/ServiceRequest", referral("R-PART-1", "390893007")).must(t, http.StatusCreated).json(t)
+		id := sr["id"].(string)
+		if !partitionedID.MatchString(id) {
+			t.Fatalf("a spread store's referral has id %q", id)
+		}
+		place := id[:4]
+		again := e.post("/ServiceRequest", referral("R-PART-1", "390893007")).must(t, http.StatusOK).json(t)
+		if again["id"] != id {
+			t.Errorf("the repeat was answered with %v, not %s", again["id"], id)
+		}
+		taskRef, err := e.store.Lookup(context.Background(), gateway.ReferralTaskKey(id))
+		if err != nil || !strings.HasPrefix(taskRef, "Task/"+place) {
+			t.Fatalf("the referral's Task %q (%v) is not in its partition %s", taskRef, err, place)
+		}
+		taskID := strings.TrimPrefix(taskRef, "Task/")
+		walking := as("walking")
+		task := e.get("/Task/"+taskID, walking...).must(t, http.StatusOK).json(t)
+		task["status"] = "accepted"
+		b, _ := json.Marshal(task)
+		e.put("/Task/"+taskID, b, with(walking, "If-Match", `W/"1"`)...).must(t, http.StatusOK)
+		if got := e.get("/Task/"+taskID+"/_history/2", walking...).must(t, http.StatusOK).json(t); got["status"] != "accepted" {
+			t.Errorf("vread of the updated Task: %v", got["status"])
+		}
+		e.get("/Task/"+taskID+"/_history/1", walking...).must(t, http.StatusOK)
+		e.get("/ServiceRequest/"+id, as("practice-a")...).must(t, http.StatusOK)
+		// Another referral, by its own identifier, is placed by it.
+		other := e.post("/ServiceRequest", referral("R-PART-2", "390893007")).must(t, http.StatusCreated).json(t)
+		if !partitionedID.MatchString(other["id"].(string)) {
+			t.Errorf("the second referral's id %q", other["id"])
+		}
+	})
+}
+
+// Referrals made before the store spread keep their ids and their place:
+// once it spreads they are still read, updated and recognised when sent
+// again (answered with the referral held, not made twice).
+func TestReferralsMadeBeforeSpreadingStillWork(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	sr := e.post("/ServiceRequest", referral("R-LEGACY", "390893007")).must(t, http.StatusCreated).json(t)
+	id := sr["id"].(string)
+	if partitionedID.MatchString(id) {
+		t.Fatalf("a store that does not spread made a partitioned id %q", id)
+	}
+	taskRef, err := e.store.Lookup(context.Background(), gateway.ReferralTaskKey(id))
+	if err != nil || taskRef == "" {
+		t.Fatalf("the referral's Task: %q %v", taskRef, err)
+	}
+	e.store.SpreadReferrals() // as a deployment that starts spreading
+	again := e.post("/ServiceRequest", referral("R-LEGACY", "390893007")).must(t, http.StatusOK).json(t)
+	if again["id"] != id {
+		t.Errorf("the repeat of a referral made before spreading was answered with %v, not %s", again["id"], id)
+	}
+	taskID := strings.TrimPrefix(taskRef, "Task/")
+	walking := as("walking")
+	task := e.get("/Task/"+taskID, walking...).must(t, http.StatusOK).json(t)
+	task["status"] = "accepted"
+	b, _ := json.Marshal(task)
+	e.put("/Task/"+taskID, b, with(walking, "If-Match", `W/"1"`)...).must(t, http.StatusOK)
+	e.get("/Task/"+taskID+"/_history/2", walking...).must(t, http.StatusOK)
+	e.get("/ServiceRequest/"+id, as("practice-a")...).must(t, http.StatusOK)
+}
+
+// Paging keeps its guarantees when the store spreads referrals over
+// partitions: a search visits every partition and merges them, and Tasks
+// changed between pages are still returned exactly once.
+func TestPagingAcrossPartitionsNeitherLosesNorRepeats(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, on func(*options)) {
+		testPagingNeitherLosesNorRepeatsWhileTasksChange(t, func(o *options) { on(o); spread(o) })
+	})
+}
+
+// Each GP system sees its own referrals only, in every partition: its
+// searches page through exactly its own, and another's referral read by
+// id is not found.
+func TestSpreadReferralsStayWithTheirClient(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, on func(*options)) {
+		e := setup(t, on, spread)
+		own := map[string]map[string]bool{"practice-a": {}, "practice-b": {}}
+		for i := range 24 {
+			client := []string{"practice-a", "practice-b"}[i%2]
+			body := referral("R-ISO-"+strconv.Itoa(i), "390893007")
+			body = []byte(strings.Replace(string(body), practiceODS, testCallers[client].Organization.Value, 1))
+			sr := e.post("/ServiceRequest", body, as(client)...).must(t, http.StatusCreated).json(t)
+			own[client][sr["id"].(string)] = true
+		}
+		places := map[string]bool{}
+		for client, ids := range own {
+			seen := map[string]int{}
+			next := "/ServiceRequest?_count=5"
+			for page := 0; next != ""; page++ {
+				res := e.get(next, as(client)...).must(t, http.StatusOK)
+				for _, m := range bundleEntries(t, res, "match") {
+					seen[m["id"].(string)]++
+				}
+				next = nextLink(t, res)
+				if page > 5 {
+					t.Fatal("paging does not end")
+				}
+			}
+			for id, n := range seen {
+				if !ids[id] || n != 1 {
+					t.Errorf("%s's search returned %s %d times (its own: %v)", client, id, n, ids[id])
+				}
+			}
+			if len(seen) != len(ids) {
+				t.Errorf("%s's search returned %d of its %d referrals", client, len(seen), len(ids))
+			}
+			for id := range ids {
+				places[id[:4]] = true
+				other := map[string]string{"practice-a": "practice-b", "practice-b": "practice-a"}[client]
+				e.get("/ServiceRequest/"+id, as(other)...).must(t, http.StatusNotFound)
+			}
+		}
+		if len(places) < 4 {
+			t.Errorf("24 referrals fell in %d partitions", len(places))
+		}
+	})
+}
