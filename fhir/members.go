@@ -107,7 +107,7 @@ func appendMarshalled(out []byte, members map[string]any) []byte {
 		if err != nil {
 			panic(err)
 		}
-		if len(out) > 0 && out[len(out)-1] != '{' {
+		if last := bytes.TrimRight(out, " \t\r\n"); len(last) > 0 && last[len(last)-1] != '{' {
 			out = append(out, ',')
 		}
 		out = strconv.AppendQuote(out, k)

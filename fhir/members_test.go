@@ -31,7 +31,9 @@ func TestReplaceMembers(t *testing.T) {
 // Revised gives the bytes that ReplaceMembers and then WithServerFields
 // give, in one pass: for members the object has and has not, with and
 // without a meta of its own, and members naming meta (merged as the two
-// steps merge it).
+// steps merge it). One difference, in the bytes only: a member name sent
+// with escapes keeps them, where ReplaceMembers wrote it anew (the same
+// JSON either way; Signpost's own Tasks have none).
 func TestRevisedIsReplaceThenServerFields(t *testing.T) {
 	t.Parallel()
 	bodies := []string{
@@ -60,6 +62,35 @@ func TestRevisedIsReplaceThenServerFields(t *testing.T) {
 			if err != nil || string(got) != string(want) {
 				t.Errorf("%s with %v:\n got %s (%v)\nwant %s", body, members, got, err, want)
 			}
+		}
+	}
+}
+
+func TestRevisedKeepsEscapedNamesAsSent(t *testing.T) {
+	t.Parallel()
+	body := `{"resourceType":"Task","n\u006fte":[{"text":"x"}],"status":"requested"}`
+	o, err := ParseResource([]byte(body), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := o.Revised(map[string]any{"status": "accepted"}, "t1", "2", "2026-06-01T09:00:00.000Z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b map[string]any
+	again, _ := ParseResource(ReplaceMembers([]byte(body), map[string]any{"status": "accepted"}), ParseOptions{})
+	if json.Unmarshal(got, &a) != nil || json.Unmarshal(again.WithServerFields("t1", "2", "2026-06-01T09:00:00.000Z"), &b) != nil || !reflect.DeepEqual(a, b) {
+		t.Errorf("Revised %s is not the same JSON as the two steps' %v", got, b)
+	}
+}
+
+func TestAppendMembersToAnEmptyObject(t *testing.T) {
+	t.Parallel()
+	for _, obj := range []string{`{}`, `{ }`, "{\n}"} {
+		got := AppendMembers([]byte(obj), map[string]any{"a": 1})
+		var m map[string]any
+		if err := json.Unmarshal(got, &m); err != nil || m["a"] != float64(1) {
+			t.Errorf("AppendMembers(%q) = %s (%v)", obj, got, err)
 		}
 	}
 }

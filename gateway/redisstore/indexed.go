@@ -11,13 +11,15 @@ import "sync"
 // source, so a remembered entry that is out of date costs a re-read
 // (errChanged), never a wrong index.
 //
-// An entry is used once (the commit takes it out) and the memory is
-// bounded: when full, an arbitrary entry makes room (reads never followed
-// by a change, such as a GET, are the ones that stay, and go first on
-// average).
+// An entry is used once (the commit takes it out), only Read remembers
+// (not ReadMany or ReadVersion), and the memory is bounded in bytes as well
+// as in entries: a resource's entries grow with what a client put in it
+// (long identifiers), so entries over indexedEntryMax are not remembered
+// at all, and when the memory is full an arbitrary entry makes room.
 type indexedMemory struct {
-	mu sync.Mutex
-	m  map[string]indexedAt
+	mu    sync.Mutex
+	m     map[string]indexedAt
+	bytes int // the entries' lengths, summed
 }
 
 // indexedAt is the index entries of one version of a resource.
@@ -26,23 +28,35 @@ type indexedAt struct {
 	entries string // as stored: keys separated by newlines
 }
 
-// indexedMemoryCap bounds the entries kept: a Task's are about half a
-// kilobyte, so about half a megabyte in all.
-const indexedMemoryCap = 1024
+// The bounds: a referral Task's entries are about half a kilobyte.
+const (
+	indexedMemoryCap = 1024      // entries
+	indexedBytesCap  = 512 << 10 // bytes of entries in all
+	indexedEntryMax  = 4 << 10   // bytes of one resource's entries
+)
 
 func (im *indexedMemory) remember(key string, version int, entries string) {
+	if len(entries) > indexedEntryMax {
+		return
+	}
 	im.mu.Lock()
 	defer im.mu.Unlock()
 	if im.m == nil {
 		im.m = make(map[string]indexedAt)
 	}
-	if _, ok := im.m[key]; !ok && len(im.m) >= indexedMemoryCap {
-		for k := range im.m {
-			delete(im.m, k)
+	if old, ok := im.m[key]; ok {
+		im.bytes -= len(old.entries)
+		delete(im.m, key)
+	}
+	for k, e := range im.m {
+		if len(im.m) < indexedMemoryCap && im.bytes+len(entries) <= indexedBytesCap {
 			break
 		}
+		im.bytes -= len(e.entries)
+		delete(im.m, k)
 	}
 	im.m[key] = indexedAt{version: version, entries: entries}
+	im.bytes += len(entries)
 }
 
 // take returns and forgets the entries remembered for a resource's
@@ -55,5 +69,6 @@ func (im *indexedMemory) take(key string, version int) (string, bool) {
 		return "", false
 	}
 	delete(im.m, key)
+	im.bytes -= len(e.entries)
 	return e.entries, e.version == version
 }

@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -153,5 +155,81 @@ func TestSameSlot(t *testing.T) {
 		if got := sameSlot(c.a, c.b); got != c.same {
 			t.Errorf("sameSlot(%q, %q) = %v, want %v", c.a, c.b, got, c.same)
 		}
+	}
+}
+
+// The memory is bounded in bytes too, and a resource whose entries are
+// large (long identifiers a client chose) is not remembered at all: reads
+// of such resources must not grow the process.
+func TestIndexedMemoryBoundedInBytes(t *testing.T) {
+	t.Parallel()
+	var im indexedMemory
+	big := strings.Repeat("k", indexedEntryMax+1)
+	im.remember("big", 1, big)
+	if _, ok := im.take("big", 1); ok {
+		t.Error("an entry over indexedEntryMax was remembered")
+	}
+	fits := strings.Repeat("k", indexedEntryMax)
+	for i := range 4 * indexedBytesCap / indexedEntryMax {
+		im.remember("r"+strconv.Itoa(i), 1, fits)
+		if im.bytes > indexedBytesCap {
+			t.Fatalf("%d bytes remembered, over %d", im.bytes, indexedBytesCap)
+		}
+	}
+	sum := 0
+	for _, e := range im.m {
+		sum += len(e.entries)
+	}
+	if sum != im.bytes {
+		t.Errorf("bytes counted %d, held %d", im.bytes, sum)
+	}
+}
+
+// Only Read remembers: a page of resources (ReadMany) does not.
+func TestReadManyRemembersNothing(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	ctx := context.Background()
+	if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{write("Task", "t1", 1, 0, "status=requested")}}); err != nil || !res.OK() {
+		t.Fatalf("create: %+v %v", res, err)
+	}
+	if _, err := s.ReadMany(ctx, []string{"Task/t1"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.indexed.m); n != 0 {
+		t.Errorf("ReadMany remembered %d entries", n)
+	}
+	if _, err := s.Read(ctx, "Task", "t1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.indexed.m); n != 1 {
+		t.Errorf("Read remembered %d entries, want 1", n)
+	}
+}
+
+// A term holding a newline (an identifier's value may) is one index key,
+// removed when the resource no longer carries it: the hash's list of keys
+// is newline-separated.
+func TestTermWithANewlineIsOneKey(t *testing.T) {
+	t.Parallel()
+	s, r := newStore(t)
+	rdb := r.Client()
+	ctx := context.Background()
+	if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{write("Patient", "p1", 1, 0, "identifier=mrn|a\nb", "_client=a")}}); err != nil || !res.OK() {
+		t.Fatalf("create: %+v %v", res, err)
+	}
+	ids, _, err := s.Search(ctx, &gateway.StoreQuery{Type: "Patient", Groups: [][]string{{"identifier=mrn|a\nb"}}, Count: 10})
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("search for the value with a newline: %v %v", ids, err)
+	}
+	if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{write("Patient", "p1", 2, 1, "identifier=mrn|c", "_client=a")}}); err != nil || !res.OK() {
+		t.Fatalf("update: %+v %v", res, err)
+	}
+	ids, _, err = s.Search(ctx, &gateway.StoreQuery{Type: "Patient", Groups: [][]string{{"identifier=mrn|a\nb"}}, Count: 10})
+	if err != nil || len(ids) != 0 {
+		t.Errorf("the old value still finds the Patient: %v %v", ids, err)
+	}
+	if n := rdb.ZCard(ctx, s.keys.term("Patient", "identifier=mrn|a\nb")).Val(); n != 0 {
+		t.Errorf("the old index set holds %d", n)
 	}
 }

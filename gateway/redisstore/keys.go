@@ -1,5 +1,7 @@
 package redisstore
 
+import "strings"
+
 // Every key Signpost writes is built here. The keys of one partition
 // (partition.go) share one hash tag, so that each Lua script's keys sit in
 // one slot and the scripts run unchanged on Redis Cluster: the plain
@@ -32,7 +34,18 @@ func (k keys) resource(typ, id string) string { return k.ns + ":r:" + typ + ":" 
 
 // term is a sorted set of the ids of a type's current versions that carry
 // an index term, scored by lastUpdated in Unix milliseconds.
-func (k keys) term(typ, term string) string { return k.termPrefix() + typ + ":" + term }
+//
+// A resource's hash lists its index keys separated by newlines ("x"), so a
+// newline in a term (an identifier's value may hold one) is written as the
+// six characters \u000a: unescaped, the key would be read back as two, the
+// real one never removed, and on a cluster the second half (no hash tag)
+// would make every change of the resource fail as cross-slot.
+func (k keys) term(typ, term string) string {
+	if strings.IndexByte(term, '\n') >= 0 {
+		term = strings.ReplaceAll(term, "\n", `\u000a`)
+	}
+	return k.termPrefix() + typ + ":" + term
+}
 
 // termPrefix starts every term key (commit.lua builds the bare term of a
 // token system over the registry's cap from it).

@@ -686,7 +686,7 @@ func (s *Store) ReadVersion(ctx context.Context, typ, id string, version int) (*
 }
 
 func (s *Store) readOne(ctx context.Context, typ, id, version string) (*gateway.Resource, error) {
-	got, err := s.read(ctx, []string{typ + "/" + id}, []any{version})
+	got, err := s.read(ctx, []string{typ + "/" + id}, []any{version}, version == "")
 	if err != nil {
 		return nil, err
 	}
@@ -702,7 +702,7 @@ func (s *Store) ReadMany(ctx context.Context, refs []string) ([]*gateway.Resourc
 	for i := range versions {
 		versions[i] = ""
 	}
-	got, err := s.read(ctx, refs, versions)
+	got, err := s.read(ctx, refs, versions, false)
 	if err != nil {
 		return nil, err
 	}
@@ -717,8 +717,11 @@ func (s *Store) ReadMany(ctx context.Context, refs []string) ([]*gateway.Resourc
 
 // read reads refs with read.lua, one run per partition they are in (a
 // script's keys must share a slot), pipelined: each run still reads its
-// resources consistently, as one read did before partitions.
-func (s *Store) read(ctx context.Context, refs []string, versions []any) ([]*gateway.Resource, error) {
+// resources consistently, as one read did before partitions. withEntries
+// reads the index entries of current versions too, remembered for the
+// commit replacing them (s.indexed): Read's, a resource about to change
+// (a Task a delivery records), not a page of resources.
+func (s *Store) read(ctx context.Context, refs []string, versions []any, withEntries bool) ([]*gateway.Resource, error) {
 	type run struct {
 		at   []int // indices into refs
 		keys []string
@@ -740,16 +743,13 @@ func (s *Store) read(ctx context.Context, refs []string, versions []any) ([]*gat
 		r.keys = append(r.keys, s.in(p).resource(typ, id))
 		r.args = append(r.args, versions[i])
 	}
-	// The index entries of a current version are read with it when only
-	// one resource is read (a Task about to change), for the commit
-	// replacing it (s.indexed); a page of resources needs none.
-	withEntries := "0"
-	if len(refs) == 1 && versions[0] == "" {
-		withEntries = "1"
+	flag := "0"
+	if withEntries {
+		flag = "1"
 	}
 	for _, r := range runs {
 		r.args[0] = len(r.keys)
-		r.args = append(r.args, withEntries)
+		r.args = append(r.args, flag)
 	}
 	out := make([]*gateway.Resource, len(refs))
 	if len(runs) == 0 {

@@ -15,10 +15,12 @@ for i, key in ipairs(KEYS) do
   if current then v = redis.call('HGET', key, 'v') end
   local got = false
   if v then
-    local r = redis.call('HMGET', key, v, 't' .. v, 'o', 'x')
-    if r[1] then
-      got = {tonumber(v), tonumber(r[2]), r[1], r[3] or ''}
-      if current and withEntries then got[5] = r[4] or '' end
+    if current and withEntries then
+      local r = redis.call('HMGET', key, v, 't' .. v, 'o', 'x')
+      if r[1] then got = {tonumber(v), tonumber(r[2]), r[1], r[3] or '', r[4] or ''} end
+    else
+      local r = redis.call('HMGET', key, v, 't' .. v, 'o')
+      if r[1] then got = {tonumber(v), tonumber(r[2]), r[1], r[3] or ''} end
     end
   end
   out[i] = got
