@@ -14,12 +14,7 @@ import (
 // -receive serves the receiver until the deliveries expected have come,
 // and reports them: a repeat is counted apart, never as a delivery.
 func TestDrainReportsDeliveries(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	out := filepath.Join(t.TempDir(), "results.jsonl")
 	done := make(chan error, 1)
 	go func() {
@@ -60,14 +55,20 @@ func TestDrainReportsDeliveries(t *testing.T) {
 
 // Fewer deliveries than expected within -d is an error, with what came.
 func TestDrainShortIsAnError(t *testing.T) {
+	addr := freeAddr(t)
+	err := drainFor(config{webhook: addr, duration: 200 * time.Millisecond, label: "signpost"}, 2)
+	if err == nil || !strings.Contains(err.Error(), "only 0 of 2") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// freeAddr is a loopback address nothing listens on (just now).
+func freeAddr(t *testing.T) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	err = drainFor(config{webhook: addr, duration: 200 * time.Millisecond, label: "signpost"}, 2)
-	if err == nil || !strings.Contains(err.Error(), "only 0 of 2") {
-		t.Errorf("err = %v", err)
-	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -40,11 +40,7 @@ func TestSpreadReferralsCarryTheirPartition(t *testing.T) {
 			t.Fatalf("the referral's Task %q (%v) is not in its partition %s", taskRef, err, place)
 		}
 		taskID := strings.TrimPrefix(taskRef, "Task/")
-		walking := as("walking")
-		task := e.get("/Task/"+taskID, walking...).must(t, http.StatusOK).json(t)
-		task["status"] = "accepted"
-		b, _ := json.Marshal(task)
-		e.put("/Task/"+taskID, b, with(walking, "If-Match", `W/"1"`)...).must(t, http.StatusOK)
+		walking := acceptAsWalking(t, e, taskID)
 		if got := e.get("/Task/"+taskID+"/_history/2", walking...).must(t, http.StatusOK).json(t); got["status"] != "accepted" {
 			t.Errorf("vread of the updated Task: %v", got["status"])
 		}
@@ -79,11 +75,7 @@ func TestReferralsMadeBeforeSpreadingStillWork(t *testing.T) {
 		t.Errorf("the repeat of a referral made before spreading was answered with %v, not %s", again["id"], id)
 	}
 	taskID := strings.TrimPrefix(taskRef, "Task/")
-	walking := as("walking")
-	task := e.get("/Task/"+taskID, walking...).must(t, http.StatusOK).json(t)
-	task["status"] = "accepted"
-	b, _ := json.Marshal(task)
-	e.put("/Task/"+taskID, b, with(walking, "If-Match", `W/"1"`)...).must(t, http.StatusOK)
+	walking := acceptAsWalking(t, e, taskID)
 	e.get("/Task/"+taskID+"/_history/2", walking...).must(t, http.StatusOK)
 	e.get("/ServiceRequest/"+id, as("practice-a")...).must(t, http.StatusOK)
 }
@@ -145,4 +137,16 @@ func TestSpreadReferralsStayWithTheirClient(t *testing.T) {
 			t.Errorf("24 referrals fell in %d partitions", len(places))
 		}
 	})
+}
+
+// acceptAsWalking has the walking provider accept a referral's Task (its
+// version 1, read and PUT back accepted), and returns its caller headers.
+func acceptAsWalking(t *testing.T, e *env, taskID string) []string {
+	t.Helper()
+	walking := as("walking")
+	task := e.get("/Task/"+taskID, walking...).must(t, http.StatusOK).json(t)
+	task["status"] = "accepted"
+	b, _ := json.Marshal(task)
+	e.put("/Task/"+taskID, b, with(walking, "If-Match", `W/"1"`)...).must(t, http.StatusOK)
+	return walking
 }

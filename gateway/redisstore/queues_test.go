@@ -11,6 +11,18 @@ import (
 	"github.com/signpost-health/signpost/gateway"
 )
 
+// spreadingDeliveries makes s spread referrals and returns its delivery
+// queues, their streams and groups made.
+func spreadingDeliveries(ctx context.Context, t *testing.T, s *Store) *Queues {
+	t.Helper()
+	s.SpreadReferrals()
+	qs := s.Queues(gateway.QueueDelivery)
+	if err := qs.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return qs
+}
+
 // A worker reading a spreading store's queue is handed every partition's
 // jobs in turn: a partition with a long backlog does not hold back the
 // few jobs of the others (each has its own reader), and each job says the
@@ -18,13 +30,9 @@ import (
 func TestQueuesReadEveryPartitionFairly(t *testing.T) {
 	t.Parallel()
 	onEachRedis(t, func(t *testing.T, s *Store, _ redis.UniversalClient) {
-		s.SpreadReferrals()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		qs := s.Queues(gateway.QueueDelivery)
-		if err := qs.Ensure(ctx); err != nil {
-			t.Fatal(err)
-		}
+		qs := spreadingDeliveries(ctx, t, s)
 		busy := s.queueIn(3, gateway.QueueDelivery)
 		for i := range 300 {
 			if _, err := busy.Add(ctx, map[string]string{"task": idPrefix(3) + "busy" + strconv.Itoa(i)}); err != nil {
@@ -75,13 +83,9 @@ func TestQueuesReadEveryPartitionFairly(t *testing.T) {
 func TestQueuesFinishJobsInTheirPartition(t *testing.T) {
 	t.Parallel()
 	onEachRedis(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
-		s.SpreadReferrals()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		qs := s.Queues(gateway.QueueDelivery)
-		if err := qs.Ensure(ctx); err != nil {
-			t.Fatal(err)
-		}
+		qs := spreadingDeliveries(ctx, t, s)
 		for _, p := range []partition{5, 11} {
 			for i := range 3 {
 				if _, err := s.queueIn(p, gateway.QueueDelivery).Add(ctx, map[string]string{"task": idPrefix(p) + "t" + strconv.Itoa(i)}); err != nil {
