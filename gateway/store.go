@@ -61,6 +61,11 @@ type Placer interface {
 	PlaceOf(id string) string
 }
 
+// SubscriptionsKey places every Subscription of a client (Placer.Place):
+// all of them in one place, so that the cap on how many a client holds is
+// counted in the one atomic step that stores a new one.
+func SubscriptionsKey(clientID string) string { return "subscriptions|" + clientID }
+
 // KeptJourney is what stays of a referral once retention has removed it:
 // the summary of its journey that the outcomes view counts (category,
 // practice, provider, when each step was reached, how it ended — no

@@ -43,8 +43,22 @@ func TestSubscriptionHeadersAreHTTPHeaders(t *testing.T) {
 // it asks for at once; ending one makes room for another.
 func TestSubscriptionsPerClientAreCapped(t *testing.T) {
 	t.Parallel()
+	testSubscriptionsPerClientAreCapped(t)
+}
+
+// A store that spreads referrals over partitions places all of a client's
+// subscriptions in one partition, chosen by the client, so that its cap is
+// still checked in the one atomic step that stores a new one.
+func TestSpreadSubscriptionsPerClientAreCapped(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, on func(*options)) {
+		testSubscriptionsPerClientAreCapped(t, on, spread)
+	})
+}
+
+func testSubscriptionsPerClientAreCapped(t *testing.T, opts ...func(*options)) {
 	const limit = 3
-	e := setup(t, func(o *options) { o.maxSubs = limit })
+	e := setup(t, append(opts, func(o *options) { o.maxSubs = limit })...)
 	a, b := as("practice-a"), as("practice-b")
 	body := []byte(strings.Replace(hookSubscription, ",HEADER", "", 1))
 
@@ -85,4 +99,57 @@ func TestSubscriptionsPerClientAreCapped(t *testing.T) {
 	// An ended one is not started again over the cap.
 	withID := strings.Replace(string(body), `{"resourceType":"Subscription",`, `{"resourceType":"Subscription","id":"`+id+`",`, 1)
 	e.put("/Subscription/"+id, []byte(withID), a...).mustName(t, http.StatusUnprocessableEntity, "Subscription")
+}
+
+// A client's subscriptions made before the store spread stay where they
+// are (legacy): once it spreads, its new ones all go to one partition and
+// are counted with the old ones against the cap, however many are asked
+// for at once; each is read by its id.
+func TestSubscriptionsMadeBeforeSpreadingCountTowardsTheCap(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, on func(*options)) {
+		const limit = 3
+		e := setup(t, on, func(o *options) { o.maxSubs = limit })
+		a := as("practice-a")
+		body := []byte(strings.Replace(hookSubscription, ",HEADER", "", 1))
+		var ids []string
+		for range 2 {
+			ids = append(ids, e.post("/Subscription", body, a...).must(t, http.StatusCreated).json(t)["id"].(string))
+		}
+		e.store.SpreadReferrals() // as a deployment that starts spreading
+
+		var wg sync.WaitGroup
+		created := make(chan string, 16)
+		for range 16 {
+			wg.Go(func() {
+				if r := e.post("/Subscription", body, a...); r.status == http.StatusCreated {
+					created <- r.json(t)["id"].(string)
+				}
+			})
+		}
+		wg.Wait()
+		close(created)
+		var made []string
+		for id := range created {
+			made = append(made, id)
+		}
+		if len(made) != 1 {
+			t.Fatalf("%d subscriptions created by 16 concurrent requests beside 2 made before spreading, want 1 (the cap is %d)", len(made), limit)
+		}
+		if !partitionedID.MatchString(made[0]) {
+			t.Errorf("a spreading store's subscription has id %q", made[0])
+		}
+		for _, id := range append(ids, made...) {
+			e.get("/Subscription/"+id, a...).must(t, http.StatusOK)
+		}
+		if n := total(t, e.get("/Subscription", a...)); n != limit {
+			t.Errorf("%d subscriptions held, want %d", n, limit)
+		}
+		// The new ones share one partition, the client's.
+		next := e.post("/Subscription", body, as("practice-b")...).must(t, http.StatusCreated).json(t)["id"].(string)
+		again := e.post("/Subscription", body, as("practice-b")...).must(t, http.StatusCreated).json(t)["id"].(string)
+		if next[:4] != again[:4] {
+			t.Errorf("one client's subscriptions in two partitions: %s and %s", next, again)
+		}
+	})
 }

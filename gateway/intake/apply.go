@@ -112,7 +112,9 @@ func (s *Service) apply(ctx context.Context, caller gateway.Caller, reqs []*Requ
 // a create resolved to the resource held); else where the business
 // identifier of its first new referral places it (for a BaRS referral
 // without one, its fullUrl), so that a repeat goes where the first one
-// went and meets its idempotency keys there; else where the criteria of
+// went and meets its idempotency keys there; else, for a new Subscription,
+// where its client's others are, so that its commit counts them all
+// against the cap; else where the criteria of
 // its conditional create place it, so that creates racing with the same
 // criteria meet; else anywhere. "" when the store does not spread.
 func (s *Service) placeChange(caller gateway.Caller, reqs []*Request) string {
@@ -146,6 +148,13 @@ func (s *Service) placeChange(caller gateway.Caller, reqs []*Request) string {
 		}
 		if key != "" {
 			return s.Place(key)
+		}
+	}
+	for _, r := range reqs {
+		if r.Type == topic.TypeSubscription && r.Method == "POST" {
+			// planSubscriptionCap's criteria count the client's
+			// subscriptions in the commit's partition only.
+			return s.Place(gateway.SubscriptionsKey(caller.ClientID))
 		}
 	}
 	for _, r := range reqs {

@@ -263,6 +263,51 @@ func (s *Store) partitionGuard(ctx context.Context, p partition, seen int64) (gu
 	return strconv.FormatInt(own, 10), sum != seen, nil
 }
 
+// capsLeft is the limit each of a commit's criteria is checked against in
+// partition p, whose script counts only p's matches: a cap (Limit) less
+// the matches every other partition holds, counted just before the commit
+// (one pipelined search.lua run each, for its total only); a conditional
+// create's 0 as it is. over: some cap is reached already. The count is not
+// part of the commit's step: a match stored elsewhere between the two is
+// not counted. What is capped is placed so that this does not matter (a
+// client's subscriptions all go to its one partition, so the others hold
+// only those made before the store spread, and legacy takes no new ones).
+func (s *Store) capsLeft(ctx context.Context, p partition, criteria []gateway.Criteria) (limits []int, over bool, err error) {
+	limits = make([]int, len(criteria))
+	var runs []*searchRun
+	var of []int // the criteria of each run
+	for i, cr := range criteria {
+		limits[i] = cr.Limit
+		if cr.Limit <= 0 || !s.spread {
+			continue
+		}
+		for _, other := range s.partitionsInUse() {
+			if other != p {
+				runs = append(runs, s.searchRun(s.in(other), &gateway.StoreQuery{Type: cr.Type, Groups: cr.Groups}, 0, 0))
+				of = append(of, i)
+			}
+		}
+	}
+	if len(runs) == 0 {
+		return limits, false, nil
+	}
+	cmds, err := s.searchPipelined(ctx, runs)
+	if err != nil {
+		return nil, false, err
+	}
+	for k, cmd := range cmds {
+		reply, err := cmd.Slice()
+		if err != nil {
+			return nil, false, classify(err)
+		}
+		n, _ := reply[0].(int64)
+		if limits[of[k]] -= int(n); limits[of[k]] <= 0 {
+			over = true
+		}
+	}
+	return limits, over, nil
+}
+
 // sameSlot reports whether two keys hash to one Redis Cluster slot, so one
 // script may touch both: by their hash tags (the first "{...}" that is not
 // empty, as Redis Cluster reads them), or the whole key where there is none.

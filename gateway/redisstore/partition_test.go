@@ -277,3 +277,41 @@ func TestSpreadStoreQueuesJobsWhoseTermMayBeElsewhere(t *testing.T) {
 		t.Errorf("%d subscription jobs queued in the Task's partition, want 1", n)
 	}
 }
+
+// A spreading store checks a cap (a criteria's Limit) against the matches
+// of every partition: its commit's script counts its own, and those held
+// elsewhere (a client's subscriptions made before the store spread, in
+// legacy) are counted just before and lowered from the limit.
+func TestSpreadStoreCountsCapsInEveryPartition(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, testSpreadStoreCountsCapsInEveryPartition)
+}
+
+func testSpreadStoreCountsCapsInEveryPartition(t *testing.T, s *Store, _ redis.UniversalClient) {
+	ctx := context.Background()
+	commit := func(id string) *gateway.CommitResult {
+		t.Helper()
+		c := &gateway.Commit{Writes: []gateway.Write{write("Subscription", id, 1, 0, "client=a")},
+			Criteria: []gateway.Criteria{{Type: "Subscription", Groups: [][]string{{"client=a"}}, Limit: 3}}}
+		res, err := s.Commit(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := commit("old"); !res.OK() { // before the store spreads: legacy
+		t.Fatalf("the first of three: %+v", res)
+	}
+	s.SpreadReferrals()
+	for _, id := range []string{idPrefix(4) + "b", idPrefix(4) + "c"} {
+		if res := commit(id); !res.OK() {
+			t.Fatalf("%s, within the cap: %+v", id, res)
+		}
+	}
+	if res := commit(idPrefix(4) + "d"); !res.OverLimit {
+		t.Errorf("a fourth, with one of the three in legacy: %+v, want over the limit", res)
+	}
+	if res := commit(idPrefix(9) + "e"); !res.OverLimit {
+		t.Errorf("a fourth in another partition: %+v, want over the limit", res)
+	}
+}

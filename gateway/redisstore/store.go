@@ -251,10 +251,14 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 		}
 		args = append(args, kl.add(k.unique(u.Key)), u.Value, of)
 	}
+	limits, over, err := s.capsLeft(ctx, part, c.Criteria)
+	if err != nil || over {
+		return &gateway.CommitResult{OverLimit: over}, err
+	}
 	args = append(args, len(c.Criteria))
 	for i, cr := range c.Criteria {
 		groups, temps := groupKeys(k, &kl, cr.Type, cr.Groups, token+"c"+strconv.Itoa(i))
-		args = append(countedGroups(args, groups, temps), cr.Limit)
+		args = append(countedGroups(args, groups, temps), limits[i])
 	}
 	// The systems the writes are indexed under: a term of one of them has a
 	// bare entry too, used if its system is over the cap.
