@@ -308,6 +308,56 @@ func (s *Store) capsLeft(ctx context.Context, p partition, criteria []gateway.Cr
 	return limits, over, nil
 }
 
+// registerShared registers the token systems of a commit in a numbered
+// partition in the registry every partition shares (legacy's, the one a
+// store that does not spread has), with register.lua, before the commit:
+// each partition's commit registers its systems in its own registry too,
+// where a conditional create's guard looks (partitionGuard), but it is the
+// shared one that counts a parameter's systems against the cap, once for
+// all partitions, so the systems a search without one expands to stay
+// within the cap in all. It returns the fields the commit registers in
+// its partition (those the shared registry holds) and those it refused
+// (over the cap: the commit indexes their terms bare, as a system over
+// its partition's cap). Systems known to be there already cost no round
+// trip.
+//
+// The registration is not part of the commit's step: a commit refused
+// afterwards (a key held, a version stale) leaves its new system
+// registered with nothing indexed under it, which costs a search one more
+// term until the cap is reached, and nothing more.
+func (s *Store) registerShared(ctx context.Context, fields []string) (register, refused []string, err error) {
+	var ask []any
+	for _, f := range fields {
+		if _, ok := s.shared.Load(f); !ok {
+			ask = append(ask, f)
+		}
+	}
+	if len(ask) == 0 {
+		return fields, nil, nil
+	}
+	args := append([]any{s.maxSystems, maxRegistryFields, len(ask)}, ask...)
+	flags, err := registerScript.Run(ctx, s.rdb, []string{s.keys.systems()}, args...).Int64Slice()
+	if err != nil {
+		return nil, nil, classify(err)
+	}
+	out := make(map[string]bool, len(ask))
+	for i, f := range ask {
+		if flags[i] == 1 {
+			s.shared.Store(f, true)
+		} else {
+			out[f.(string)] = true
+		}
+	}
+	for _, f := range fields {
+		if out[f] {
+			refused = append(refused, f)
+		} else {
+			register = append(register, f)
+		}
+	}
+	return register, refused, nil
+}
+
 // sameSlot reports whether two keys hash to one Redis Cluster slot, so one
 // script may touch both: by their hash tags (the first "{...}" that is not
 // empty, as Redis Cluster reads them), or the whole key where there is none.

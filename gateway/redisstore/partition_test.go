@@ -5,6 +5,8 @@ import (
 	"errors"
 	"regexp"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -233,9 +235,11 @@ func TestSpreadStoreGuardsConditionalCreatesByEveryRegistry(t *testing.T) {
 	}
 	register(idPrefix(5)+"a", "https://a.example")
 	register(idPrefix(9)+"b", "https://b.example")
+	// Each new system raises two generations: the shared registry's
+	// (registerShared) and its partition's.
 	systems, gen, err := s.TokenSystems(ctx)
-	if err != nil || len(systems) != 2 || gen != 2 {
-		t.Fatalf("systems %v generation %d (%v), want both, 2", systems, gen, err)
+	if err != nil || len(systems) != 2 || gen != 4 {
+		t.Fatalf("systems %v generation %d (%v), want both, 4", systems, gen, err)
 	}
 	conditional := func(id string) *gateway.CommitResult {
 		c := &gateway.Commit{Writes: []gateway.Write{write("Patient", id, 1, 0)}, SystemsSeen: &gen,
@@ -313,5 +317,50 @@ func testSpreadStoreCountsCapsInEveryPartition(t *testing.T, s *Store, _ redis.U
 	}
 	if res := commit(idPrefix(9) + "e"); !res.OverLimit {
 		t.Errorf("a fourth in another partition: %+v, want over the limit", res)
+	}
+}
+
+// The cap of token systems per parameter holds across partitions: a
+// system is registered, before a commit in a numbered partition indexes
+// anything under it, in the registry every partition shares (legacy's),
+// one atomic step for all of them; its partition's registry then lists it
+// too. The systems over the cap are indexed bare, in whatever partition,
+// so a search without a system still finds every resource.
+func TestSpreadStoreCapsTokenSystemsAcrossPartitions(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, testSpreadStoreCapsTokenSystemsAcrossPartitions)
+}
+
+func testSpreadStoreCapsTokenSystemsAcrossPartitions(t *testing.T, s *Store, _ redis.UniversalClient) {
+	ctx := context.Background()
+	s.SpreadReferrals()
+	s.maxSystems = 2
+	var wg sync.WaitGroup
+	for n := range partitions {
+		wg.Go(func() {
+			id, system := idPrefix(partition(n))+"t", "https://"+strconv.Itoa(n)+".example"
+			c := &gateway.Commit{Writes: []gateway.Write{write("Task", id, 1, 0, "identifier="+system+"|X")},
+				Systems: []string{"Task identifier " + system}}
+			if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
+				t.Errorf("%s: %+v %v", id, res, err)
+			}
+		})
+	}
+	wg.Wait()
+	systems, _, err := s.TokenSystems(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(systems) != 2 {
+		t.Fatalf("%d systems registered in all by %d partitions' commits: %v; want the cap, 2", len(systems), partitions, systems)
+	}
+	// A search for X without its system, as the query expands it: no
+	// system, bare, and each registered system.
+	group := []string{"identifier=|X", "identifier=X"}
+	for _, f := range systems {
+		group = append(group, "identifier="+strings.TrimPrefix(f, "Task identifier ")+"|X")
+	}
+	if _, total, err := s.Search(ctx, &gateway.StoreQuery{Type: "Task", Groups: [][]string{group}, Count: 1}); err != nil || total != partitions {
+		t.Errorf("a search without a system finds %d of %d (%v)", total, partitions, err)
 	}
 }

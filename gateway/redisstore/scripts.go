@@ -46,11 +46,14 @@ import (
 // script hold Redis's one thread for longer than our limits allow.
 var (
 	//go:embed scripts/lib.lua
-	libLua string // resolve and cleanup, prepended to the scripts that search
+	libLua string // resolve, cleanup and register, prepended to the scripts that search or register
 
 	//go:embed scripts/commit.lua
 	commitLua    string
 	commitScript = redis.NewScript(libLua + commitLua) // a change set, whole or not at all
+	//go:embed scripts/register.lua
+	registerLua    string
+	registerScript = redis.NewScript(libLua + registerLua) // token systems in the registry all partitions share
 	//go:embed scripts/search.lua
 	searchLua    string
 	searchScript = redis.NewScript(libLua + searchLua) // one page of a search

@@ -50,6 +50,10 @@ type Store struct {
 	// indexed remembers the index entries of versions read by Read, for
 	// the commit that replaces them.
 	indexed indexedMemory
+	// shared remembers the token systems known to be in the registry every
+	// partition shares (registerShared): a registry never loses one, and
+	// it holds at most maxSystems of each parameter.
+	shared sync.Map
 }
 
 // maxRereads is how many times an operation whose keys are known only from
@@ -242,6 +246,14 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 			}
 		}
 	}
+	register, refused := c.Systems, []string(nil)
+	if part != legacy && len(c.Systems) > 0 {
+		// After the guard: what this adds is for the commit's own writes,
+		// which its criteria do not look for.
+		if register, refused, err = s.registerShared(ctx, c.Systems); err != nil {
+			return nil, err
+		}
+	}
 	args = append(args, token, kl.add(k.systems()), guard, s.maxSystems, k.termPrefix(), maxRegistryFields)
 	args = append(args, len(c.Unique))
 	for _, u := range c.Unique {
@@ -336,8 +348,12 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 	} else {
 		args = append(args, 0)
 	}
-	args = append(args, len(c.Systems))
-	for _, f := range c.Systems {
+	args = append(args, len(register))
+	for _, f := range register {
+		args = append(args, f)
+	}
+	args = append(args, len(refused))
+	for _, f := range refused {
 		args = append(args, f)
 	}
 	reply, err := s.runCommit(ctx, kl.keys, args)

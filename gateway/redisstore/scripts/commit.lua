@@ -51,6 +51,10 @@
 --                              indexed bare ('Type:index=code', for a code
 --                              without '|': the writes' bare keys), which a
 --                              search without a system always reads
+--   nO, field*nO               fields the registry every partition shares
+--                              refused (register.lua: over the cap counted
+--                              across partitions): indexed bare like a
+--                              system over the cap, and not registered
 --
 -- Every loop below runs over what the arguments list (writes, terms,
 -- systems, keys, criteria), which the gateway bounds per request; none runs
@@ -120,6 +124,8 @@ local acks = {}
 for i = 1, tonumber(a[p]) do acks[i] = {KEYS[tonumber(a[p + 1])], a[p + 2], a[p + 3], a[p + 4]}; p = p + 4 end
 local nS = tonumber(a[p + 1])
 local firstSystem = p + 2
+local nO = tonumber(a[firstSystem + nS])
+local firstRefused = firstSystem + nS + 1
 
 -- 0. A commit re-sent after its reply was lost (go-redis re-sends on a
 -- broken connection) finds its token on its first write: it was applied.
@@ -186,37 +192,23 @@ end
 -- system's term keys ("…Type:index=system|"), so that each term is looked
 -- up once, whatever the number of systems over the cap.
 local overflow, overflowing = {}, false
+local function overflows(field)
+  local typ, index, system = string.match(field, '^(%S+) (%S+) (.*)$')
+  overflow[termPrefix .. typ .. ':' .. index .. '=' .. system .. '|'] = true
+  overflowing = true
+end
+for i = 1, nO do overflows(a[firstRefused + i - 1]) end
 if nS > 0 then
   local have = redis.call('HMGET', systems, unpack(a, firstSystem, firstSystem + nS - 1))
   local added = false
   for i = 1, nS do
     if not have[i] then
       local field = a[firstSystem + i - 1]
-      local typ, index, system = string.match(field, '^(%S+) (%S+) (.*)$')
-      local count = '#' .. typ .. ' ' .. index
-      local n = tonumber(redis.call('HGET', systems, count))
-      if not n then
-        -- A registry written before systems were counted: count them once,
-        -- if it is no larger than the caps allow (HKEYS is as long as the
-        -- registry). A larger one grew before the caps: the parameter takes
-        -- no new system, and its new systems' terms are indexed bare.
-        n = cap
-        if redis.call('HLEN', systems) <= registryBound then
-          n = 0
-          local prefix = typ .. ' ' .. index .. ' '
-          for _, f in ipairs(redis.call('HKEYS', systems)) do
-            if string.sub(f, 1, #prefix) == prefix then n = n + 1 end
-          end
-        end
-        redis.call('HSET', systems, count, n)
-      end
-      if n < cap then
-        redis.call('HSET', systems, field, '1')
-        redis.call('HINCRBY', systems, count, 1)
+      local typ, index = string.match(field, '^(%S+) (%S+) ')
+      if register(systems, typ, index, field, cap, registryBound) then
         added = true
       else
-        overflow[termPrefix .. typ .. ':' .. index .. '=' .. system .. '|'] = true
-        overflowing = true
+        overflows(field)
       end
     end
   end

@@ -1,4 +1,5 @@
--- lib.lua — shared by the scripts that search (prepended to them at load).
+-- lib.lua — shared by the scripts that search or register token systems
+-- (prepended to them at load).
 
 -- resolve combines index sets: each group is a list of KEYS indices whose
 -- sets are united (OR); the groups are intersected (AND). Scratch results go
@@ -77,4 +78,32 @@ end
 
 local function cleanup(temps)
   for _, i in ipairs(temps) do redis.call('DEL', KEYS[i]) end
+end
+
+-- register adds field ("Type index system") to the registry hash systems
+-- (commit.lua's own, register.lua's shared one: the cap counted one way),
+-- unless the parameter ("Type index") has cap systems already, counted in its field '#Type index'.
+-- Returns true when it added it. A registry written before systems were
+-- counted has the parameter counted once here, by reading its fields, if
+-- it holds no more than bound (HKEYS is as long as the registry); a larger
+-- one grew before the caps, and the parameter takes no new system. The
+-- caller raises the generation ('#') once for all it adds.
+local function register(systems, typ, index, field, cap, bound)
+  local count = '#' .. typ .. ' ' .. index
+  local n = tonumber(redis.call('HGET', systems, count))
+  if not n then
+    n = cap
+    if redis.call('HLEN', systems) <= bound then
+      n = 0
+      local prefix = typ .. ' ' .. index .. ' '
+      for _, f in ipairs(redis.call('HKEYS', systems)) do
+        if string.sub(f, 1, #prefix) == prefix then n = n + 1 end
+      end
+    end
+    redis.call('HSET', systems, count, n)
+  end
+  if n >= cap then return false end
+  redis.call('HSET', systems, field, '1')
+  redis.call('HINCRBY', systems, count, 1)
+  return true
 end
