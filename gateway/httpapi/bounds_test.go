@@ -156,7 +156,21 @@ func TestReferralAtTheBoundsIsAccepted(t *testing.T) {
 // for its parameter: past a bound, the search is refused, not run.
 func TestSearchWithoutSystemsIsBoundedAfterExpansion(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	testSearchWithoutSystemsIsBoundedAfterExpansion(t)
+}
+
+// On a store that spreads referrals, the cap of systems per parameter is
+// counted across its partitions: a search expands to no more systems than
+// with one registry, wherever the referrals that brought them went.
+func TestSpreadSearchWithoutSystemsIsBoundedAfterExpansion(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, on func(*options)) {
+		testSearchWithoutSystemsIsBoundedAfterExpansion(t, on, spread)
+	})
+}
+
+func testSearchWithoutSystemsIsBoundedAfterExpansion(t *testing.T, opts ...func(*options)) {
+	e := setup(t, opts...)
 	// Fill the code parameter's registry (64 systems): referrals of 12 made-up
 	// systems each, with their own 4 (SNOMED CT, referral id, NHS number, ODS).
 	for i := 0; i < 6; i++ {
