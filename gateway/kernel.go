@@ -175,6 +175,15 @@ func (s *Core) PlaceOf(id string) string {
 	return s.placer.PlaceOf(id)
 }
 
+// PlacePatient is the id prefix of what is written with the Patient whose
+// store id is key ("" unless the store spreads referrals).
+func (s *Core) PlacePatient(ctx context.Context, key string) (string, error) {
+	if s.placer == nil {
+		return "", nil
+	}
+	return s.placer.PlacePatient(ctx, key)
+}
+
 // derivedIDs is the name space of DerivedID.
 var derivedIDs = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://signpost.health/id/derived"))
 

@@ -59,6 +59,11 @@ type Placer interface {
 	// PlaceOf returns the id prefix of what is made beside the resource
 	// with store id id.
 	PlaceOf(id string) string
+	// PlacePatient returns the id prefix of what is written with the
+	// Patient whose store id is key (PatientKey): a Patient whose GP
+	// system chose its id is placed by its key, so a referral for it can
+	// be written beside it, atomically, and its repeats land there too.
+	PlacePatient(ctx context.Context, key string) (string, error)
 }
 
 // SubscriptionsKey places every Subscription of a client (Placer.Place):

@@ -150,3 +150,97 @@ func acceptAsWalking(t *testing.T, e *env, taskID string) []string {
 	e.put("/Task/"+taskID, b, with(walking, "If-Match", `W/"1"`)...).must(t, http.StatusOK)
 	return walking
 }
+
+// testPatient is a GP system's Patient with its own id, and a referral for
+// it, by reference, with business identifier ident.
+func testPatient(id string) []byte {
+	return []byte(`{"resourceType":"Patient","id":"` + id + `","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber + `"}],"name":[{"text":"Ann Testpatient"}]}`)
+}
+
+func referralFor(ident, patientID string) []byte {
+	return []byte(strings.Replace(string(referral(ident, "390893007")), `"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhsNumber+`"}}`,
+		`"subject":{"reference":"Patient/`+patientID+`"}`, 1))
+}
+
+// patientWithReferral is a transaction writing a Patient (PUT, the id its
+// GP system chose) and a referral for it.
+func patientWithReferral(patientID, ident string) []byte {
+	return transaction(`{"resource":`+string(testPatient(patientID))+`,"request":{"method":"PUT","url":"Patient/`+patientID+`"}}`,
+		entry("urn:uuid:sr", "ServiceRequest", string(referralFor(ident, patientID))))
+}
+
+// transactionID is the id of the resource of type typ a transaction's
+// response names.
+func transactionID(t *testing.T, r *response, typ string) string {
+	t.Helper()
+	for _, en := range r.json(t)["entry"].([]any) {
+		loc := en.(map[string]any)["response"].(map[string]any)["location"].(string)
+		if rest, ok := strings.CutPrefix(loc, typ+"/"); ok {
+			return strings.Split(rest, "/")[0]
+		}
+	}
+	t.Fatalf("no %s in %s", typ, r.body)
+	return ""
+}
+
+// On a store that spreads referrals, a Patient whose id its GP system
+// chose is placed by its key (owner and id), and a referral for it beside
+// it: a transaction writing both is one partition's, and the referral sent
+// again alone is answered as the repeat it is, not made twice.
+func TestSpreadPatientsAndTheirReferralsArePlacedTogether(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, on func(*options)) {
+		e := setup(t, on, spread)
+		a := as("practice-a")
+		place, err := e.store.PlacePatient(context.Background(), gateway.PatientKey("practice-a", "pat-1"))
+		if err != nil || place == "" {
+			t.Fatalf("the Patient's place: %q %v", place, err)
+		}
+		// A referral first, so the store has looked at legacy and found no
+		// referral there (heldInLegacy then never looks again).
+		e.post("/ServiceRequest", referral("R-FIRST", "390893007"), a...).must(t, http.StatusCreated)
+		r := e.post("", patientWithReferral("pat-1", "R-PAT-1"), a...).must(t, http.StatusOK)
+		srID := transactionID(t, r, "ServiceRequest")
+		if !strings.HasPrefix(srID, place) || !partitionedID.MatchString(srID) {
+			t.Errorf("the referral written with its Patient has id %s, want it beside the Patient (%s)", srID, place)
+		}
+		again := e.post("/ServiceRequest", referralFor("R-PAT-1", "pat-1"), a...).must(t, http.StatusOK).json(t)
+		if again["id"] != srID {
+			t.Errorf("the referral sent again alone was answered with %v, not %s", again["id"], srID)
+		}
+		if n := total(t, e.get("/ServiceRequest?identifier="+gpIdentSystem+"|R-PAT-1", a...)); n != 1 {
+			t.Errorf("%d referrals with its identifier, want 1", n)
+		}
+		e.get("/Patient/pat-1", a...).must(t, http.StatusOK)
+		e.put("/Patient/pat-1", testPatient("pat-1"), with(a, "If-Match", `W/"1"`)...).must(t, http.StatusOK)
+		e.get("/Patient/pat-1/_history/1", a...).must(t, http.StatusOK)
+		// Another practice's Patient of the same id is another Patient.
+		e.put("/Patient/pat-1", testPatient("pat-1"), as("practice-b")...).must(t, http.StatusCreated)
+		e.get("/Patient/pat-1/_history/2", as("practice-b")...).must(t, http.StatusNotFound)
+	})
+}
+
+// Patients stored before the store spread stay where they were: read,
+// updated and written with a new referral in one transaction as before
+// (the referral then beside them, in legacy).
+func TestPatientsMadeBeforeSpreadingStillWork(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, on func(*options)) {
+		e := setup(t, on)
+		a := as("practice-a")
+		e.put("/Patient/old", testPatient("old"), a...).must(t, http.StatusCreated)
+		e.store.SpreadReferrals() // as a deployment that starts spreading
+		e.get("/Patient/old", a...).must(t, http.StatusOK)
+		e.put("/Patient/old", testPatient("old"), with(a, "If-Match", `W/"1"`)...).must(t, http.StatusOK)
+		e.get("/Patient/old/_history/1", a...).must(t, http.StatusOK)
+		r := e.post("", patientWithReferral("old", "R-OLD-1"), a...).must(t, http.StatusOK)
+		srID := transactionID(t, r, "ServiceRequest")
+		if partitionedID.MatchString(srID) {
+			t.Errorf("a referral written with a Patient stored before spreading has id %s, want it beside the Patient, in legacy", srID)
+		}
+		e.get("/ServiceRequest/"+srID, a...).must(t, http.StatusOK)
+		// A new one goes to its place.
+		e.put("/Patient/new", testPatient("new"), a...).must(t, http.StatusCreated)
+		e.get("/Patient/new", a...).must(t, http.StatusOK)
+	})
+}

@@ -109,24 +109,42 @@ func (s *Service) apply(ctx context.Context, caller gateway.Caller, reqs []*Requ
 // placeChange decides where a change's new resources go when the store
 // spreads referrals over partitions (gateway.Placer), so that its commit
 // is one partition's: beside the first resource it changes (an update, or
-// a create resolved to the resource held); else where the business
-// identifier of its first new referral places it (for a BaRS referral
+// a create resolved to the resource held; a Patient's place is its key's,
+// PlacePatient); else beside the Patient its first new referral's subject
+// names, so that a referral sent with its Patient and later alone lands
+// alike; else where the business identifier of its first new referral
+// places it (for a BaRS referral
 // without one, its fullUrl), so that a repeat goes where the first one
 // went and meets its idempotency keys there; else, for a new Subscription,
 // where its client's others are, so that its commit counts them all
 // against the cap; else where the criteria of
 // its conditional create place it, so that creates racing with the same
 // criteria meet; else anywhere. "" when the store does not spread.
-func (s *Service) placeChange(caller gateway.Caller, reqs []*Request) string {
+func (s *Service) placeChange(ctx context.Context, caller gateway.Caller, reqs []*Request) (string, error) {
 	if !s.Spreads() {
-		return ""
+		return "", nil
 	}
 	for _, r := range reqs {
 		switch {
+		case r.existing != nil && r.existing.Type == gateway.TypePatient:
+			return s.PlacePatient(ctx, gateway.PatientKey(r.existing.Owner, r.existing.ID))
 		case r.existing != nil:
-			return s.PlaceOf(r.existing.ID)
+			return s.PlaceOf(r.existing.ID), nil
+		case r.Method == "PUT" && r.ID != "" && r.Type == gateway.TypePatient:
+			return s.placeBesidePatient(ctx, caller, r.ID)
 		case r.Method == "PUT" && r.ID != "":
-			return s.PlaceOf(r.ID)
+			return s.PlaceOf(r.ID), nil
+		}
+	}
+	for _, r := range reqs {
+		if r.Type != gateway.TypeServiceRequest || r.Method != "POST" || r.obj == nil {
+			continue
+		}
+		if subject, ok := r.obj.Object("subject"); ok {
+			ref, _ := subject.String("reference")
+			if id, ok := strings.CutPrefix(s.LocalRef(ref), gateway.TypePatient+"/"); ok && gateway.CheckID(id) == nil {
+				return s.placeBesidePatient(ctx, caller, id)
+			}
 		}
 	}
 	for _, r := range reqs {
@@ -147,24 +165,33 @@ func (s *Service) placeChange(caller gateway.Caller, reqs []*Request) string {
 			key = gateway.MessageFocusKey(caller, r.FullURL)
 		}
 		if key != "" {
-			return s.Place(key)
+			return s.Place(key), nil
 		}
 	}
 	for _, r := range reqs {
 		if r.Type == topic.TypeSubscription && r.Method == "POST" {
 			// planSubscriptionCap's criteria count the client's
 			// subscriptions in the commit's partition only.
-			return s.Place(gateway.SubscriptionsKey(caller.ClientID))
+			return s.Place(gateway.SubscriptionsKey(caller.ClientID)), nil
 		}
 	}
 	for _, r := range reqs {
 		if r.ifNoneExist != nil {
 			// Conditional creates with the same criteria meet in one
 			// partition, where the commit checks them atomically.
-			return s.Place(criteriaKey(r.Type, r.ifNoneExist.Groups))
+			return s.Place(criteriaKey(r.Type, r.ifNoneExist.Groups)), nil
 		}
 	}
-	return s.Place("")
+	return s.Place(""), nil
+}
+
+// placeBesidePatient is the place of the caller's Patient with FHIR id id.
+func (s *Service) placeBesidePatient(ctx context.Context, caller gateway.Caller, id string) (string, error) {
+	key, err := s.PatientKeyFor(ctx, caller, id)
+	if err != nil {
+		return "", err
+	}
+	return s.PlacePatient(ctx, key)
 }
 
 // criteriaKey names a conditional create's criteria whatever the order of
@@ -220,7 +247,10 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 	if err := s.resolveMessageRepeat(ctx, caller, reqs, lookRepeats); err != nil {
 		return nil, err
 	}
-	place := s.placeChange(caller, reqs)
+	place, err := s.placeChange(ctx, caller, reqs)
+	if err != nil {
+		return nil, err
+	}
 	for _, r := range reqs {
 		if r.message != nil {
 			r.message.place = place

@@ -31,7 +31,7 @@ func TestCommitRereadsChangedIndexEntries(t *testing.T) {
 		}
 		raced = true
 		if res, err := s.commit(ctx, &gateway.Commit{Writes: []gateway.Write{write("Task", "t1", 2, 1, "status=accepted")}}, randomToken(),
-			[][]string{{s.keys.term("Task", "status=requested")}}); err != nil || !res.OK() {
+			[][]string{{s.keys.term("Task", "status=requested")}}, nil); err != nil || !res.OK() {
 			t.Errorf("the racing update: %+v %v", res, err)
 		}
 	}

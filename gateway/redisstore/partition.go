@@ -149,17 +149,104 @@ func (s *Store) in(p partition) keys {
 
 // partitionOf is the partition of the resource a store id names: its
 // prefix's, or legacy. A Patient's store id is its owner and its id
-// (gateway.PatientKey); the id decides. A store that does not spread
-// keeps everything in legacy, whatever an id looks like (a client may
-// choose an id such as "p07-x" for a Patient or an update-as-create).
+// (gateway.PatientKey): an id with a prefix (one Signpost made, for a
+// BaRS message's Patient, beside its referral) decides; one without (its
+// GP system chose it) is placed by the key (patientPlace), unless it was
+// stored before the store spread, which partitionOf cannot know: the
+// callers that touch such a Patient look in legacy too (read, Histories)
+// or ask it first (legacyPatients). A store that does not spread keeps
+// everything in legacy, whatever an id looks like (a client may choose an
+// id such as "p07-x" for a Patient or an update-as-create).
 func (s *Store) partitionOf(id string) partition {
 	if !s.spread {
 		return legacy
 	}
 	if i := strings.LastIndexByte(id, '|'); i >= 0 {
-		id = id[i+1:]
+		if p := partitionOfID(id[i+1:]); p != legacy {
+			return p
+		}
+		return patientPlace(id)
 	}
 	return partitionOfID(id)
+}
+
+// patientPlace is the numbered partition of a Patient whose id its GP
+// system chose, by its key (owner and id): every process places it alike,
+// and a referral written with it is placed beside it (PlacePatient).
+func patientPlace(key string) partition { return placeReferral("patient|" + key) }
+
+// mayBeInLegacy reports whether a store id names a Patient placed by its
+// key (patientPlace) that may have been stored in legacy before the store
+// spread: such a Patient is read in both.
+func (s *Store) mayBeInLegacy(id string) bool {
+	i := strings.LastIndexByte(id, '|')
+	return s.spread && i >= 0 && partitionOfID(id[i+1:]) == legacy
+}
+
+// legacyPatients returns, of the Patients a commit writes (their store
+// ids), those held in legacy: stored before the store spread, they are
+// changed where they are. Legacy takes no new Patient once the store
+// spreads (one not held there is placed by its key), so one absent now
+// stays absent, and a store whose legacy held no Patient when first
+// looked at never asks again.
+func (s *Store) legacyPatients(ctx context.Context, c *gateway.Commit) (map[string]bool, error) {
+	var ids []string
+	for _, w := range c.Writes {
+		if w.Resource.Type == gateway.TypePatient && s.mayBeInLegacy(w.Resource.ID) {
+			ids = append(ids, w.Resource.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	s.legacyPatientsOnce.Do(func() {
+		n, err := s.rdb.Exists(ctx, s.keys.all(gateway.TypePatient)).Result()
+		s.legacyPatientsHeld = err != nil || n > 0 // unknown: keep asking
+	})
+	if !s.legacyPatientsHeld {
+		return nil, nil
+	}
+	cmds := make([]*redis.IntCmd, len(ids))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.Exists(ctx, s.keys.resource(gateway.TypePatient, id))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, classify(err)
+	}
+	held := map[string]bool{}
+	for i, cmd := range cmds {
+		if cmd.Val() > 0 {
+			held[ids[i]] = true
+		}
+	}
+	return held, nil
+}
+
+// writtenIn is the partition a commit writes the resource with store id
+// id in: legacy for a Patient held there (old, from legacyPatients), else
+// partitionOf's.
+func (s *Store) writtenIn(id string, old map[string]bool) partition {
+	if old[id] {
+		return legacy
+	}
+	return s.partitionOf(id)
+}
+
+// PlacePatient implements gateway.Placer: the id prefix of what is
+// written with the Patient whose store id is key: legacy's ("") for one
+// stored there before the store spread, else its place.
+func (s *Store) PlacePatient(ctx context.Context, key string) (string, error) {
+	if !s.spread {
+		return "", nil
+	}
+	held, err := s.legacyPatients(ctx, &gateway.Commit{Writes: []gateway.Write{{Resource: &gateway.Resource{Type: gateway.TypePatient, ID: key}}}})
+	if err != nil || held[key] {
+		return "", err
+	}
+	return idPrefix(s.partitionOf(key)), nil
 }
 
 // partitionOfRef is partitionOf for a "Type/id" reference.
@@ -200,11 +287,11 @@ func (s *Store) PlaceOf(id string) string { return idPrefix(s.partitionOf(id)) }
 // legacy takes no new referrals, so a key a new referral claims is not
 // claimed there meanwhile. A store whose legacy partition held no
 // referral when it started spreading skips it.
-func (s *Store) heldInLegacy(ctx context.Context, c *gateway.Commit) (*gateway.CommitResult, error) {
+func (s *Store) heldInLegacy(ctx context.Context, c *gateway.Commit, old map[string]bool) (*gateway.CommitResult, error) {
 	if !s.spread || len(c.Unique) == 0 || len(c.Writes) == 0 {
 		return nil, nil
 	}
-	if p, err := s.commitPartition(c); err != nil || p == legacy {
+	if p, err := s.commitPartition(c, old); err != nil || p == legacy {
 		return nil, nil // commit reports a commit that spans partitions
 	}
 	s.legacyOnce.Do(func() {

@@ -364,3 +364,60 @@ func testSpreadStoreCapsTokenSystemsAcrossPartitions(t *testing.T, s *Store, _ r
 		t.Errorf("a search without a system finds %d of %d (%v)", total, partitions, err)
 	}
 }
+
+// A spreading store places a Patient whose id its GP system chose by its
+// key (owner and id), and what is written with it beside it; a Patient
+// stored before the store spread stays in legacy, where it is read,
+// changed and listed in its history as before.
+func TestSpreadStorePlacesPatientsByTheirKey(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, testSpreadStorePlacesPatientsByTheirKey)
+}
+
+func testSpreadStorePlacesPatientsByTheirKey(t *testing.T, s *Store, rdb redis.UniversalClient) {
+	ctx := context.Background()
+	commit := func(writes ...gateway.Write) {
+		t.Helper()
+		if res, err := s.Commit(ctx, &gateway.Commit{Writes: writes}); err != nil || !res.OK() {
+			t.Fatalf("commit: %+v %v", res, err)
+		}
+	}
+	oldKey, newKey := gateway.PatientKey("a", "old"), gateway.PatientKey("a", "new")
+	commit(write("Patient", oldKey, 1, 0)) // before the store spreads: legacy
+	s.SpreadReferrals()
+	place := patientPlace(newKey)
+	if got, err := s.PlacePatient(ctx, newKey); err != nil || got != idPrefix(place) {
+		t.Errorf("PlacePatient(new) = %q %v, want %q", got, err, idPrefix(place))
+	}
+	if got, err := s.PlacePatient(ctx, oldKey); err != nil || got != "" {
+		t.Errorf("PlacePatient(old) = %q %v, want legacy's", got, err)
+	}
+	// A new Patient and a referral beside it: one commit, in its place.
+	commit(write("Patient", newKey, 1, 0), write("ServiceRequest", idPrefix(place)+"sr", 1, 0))
+	if existing(rdb, s.in(place).resource("Patient", newKey)) != 1 || existing(rdb, s.keys.resource("Patient", newKey)) != 0 {
+		t.Errorf("the new Patient is not in partition %d alone", place)
+	}
+	// The old one is changed where it is.
+	commit(write("Patient", oldKey, 2, 1))
+	if n, _ := rdb.HGet(ctx, s.keys.resource("Patient", oldKey), "v").Int(); n != 2 {
+		t.Errorf("the legacy Patient is at version %d, want 2", n)
+	}
+	if existing(rdb, s.in(patientPlace(oldKey)).resource("Patient", oldKey)) != 0 {
+		t.Error("a Patient stored before spreading was written in its place too")
+	}
+	for _, key := range []string{oldKey, newKey} {
+		if _, err := s.Read(ctx, "Patient", key); err != nil {
+			t.Errorf("read %s: %v", key, err)
+		}
+		if _, err := s.ReadVersion(ctx, "Patient", key, 1); err != nil {
+			t.Errorf("read %s version 1: %v", key, err)
+		}
+	}
+	if got, err := s.ReadMany(ctx, []string{"Patient/" + oldKey, "Patient/" + newKey, "Patient/a|none"}); err != nil || len(got) != 2 {
+		t.Errorf("ReadMany: %d read (%v), want 2", len(got), err)
+	}
+	h, err := s.Histories(ctx, "Patient", []string{oldKey, newKey})
+	if err != nil || len(h[0]) != 2 || len(h[1]) != 1 {
+		t.Errorf("histories: %v (%v), want 2 versions and 1", h, err)
+	}
+}

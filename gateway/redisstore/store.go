@@ -37,7 +37,11 @@ type Store struct {
 	// at (heldInLegacy).
 	legacyOnce sync.Once
 	legacyHeld bool
-	batch      *batcher // commits and audit records, pipelined across requests
+	// legacyPatientsHeld: the legacy partition held Patients when first
+	// looked at (legacyPatients).
+	legacyPatientsOnce sync.Once
+	legacyPatientsHeld bool
+	batch              *batcher // commits and audit records, pipelined across requests
 	// maxSystems caps the token systems registered for one parameter.
 	maxSystems int
 	// maxEvents caps the events waiting for one subscription.
@@ -143,17 +147,21 @@ func (l *keyList) add(k string) int {
 
 // Commit implements gateway.Store with commit.lua.
 func (s *Store) Commit(ctx context.Context, c *gateway.Commit) (*gateway.CommitResult, error) {
-	if held, err := s.heldInLegacy(ctx, c); held != nil || err != nil {
+	old, err := s.legacyPatients(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if held, err := s.heldInLegacy(ctx, c, old); held != nil || err != nil {
 		return held, err
 	}
 	token := randomToken()
 	for range maxRereads {
-		previous, err := s.previousTerms(ctx, c)
+		previous, err := s.previousTerms(ctx, c, old)
 		if err != nil {
 			return nil, classify(err)
 		}
 		s.raced()
-		res, err := s.commit(ctx, c, token, previous)
+		res, err := s.commit(ctx, c, token, previous, old)
 		if !errors.Is(err, errChanged) {
 			return res, err
 		}
@@ -172,7 +180,7 @@ var errChanged = errors.New("redisstore: index entries changed since read")
 // them in KEYS, like every key it touches, and checks they are still the
 // ones stored. A create (Expect 0) replaces nothing and costs no read, so
 // a new referral's commit stays one round trip.
-func (s *Store) previousTerms(ctx context.Context, c *gateway.Commit) ([][]string, error) {
+func (s *Store) previousTerms(ctx context.Context, c *gateway.Commit, old map[string]bool) ([][]string, error) {
 	var cmds []*redis.StringCmd
 	var at []int
 	for i, w := range c.Writes {
@@ -189,7 +197,7 @@ func (s *Store) previousTerms(ctx context.Context, c *gateway.Commit) ([][]strin
 	unknown := at[:0:0]
 	for _, i := range at {
 		w := c.Writes[i]
-		if x, ok := s.indexed.take(s.in(s.partitionOf(w.Resource.ID)).resource(w.Resource.Type, w.Resource.ID), w.Expect); ok {
+		if x, ok := s.indexed.take(s.in(s.writtenIn(w.Resource.ID, old)).resource(w.Resource.Type, w.Resource.ID), w.Expect); ok {
 			out[i] = splitEntries(x)
 		} else {
 			unknown = append(unknown, i)
@@ -201,7 +209,7 @@ func (s *Store) previousTerms(ctx context.Context, c *gateway.Commit) ([][]strin
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, i := range unknown {
 			r := c.Writes[i].Resource
-			cmds = append(cmds, p.HGet(ctx, s.in(s.partitionOf(r.ID)).resource(r.Type, r.ID), "x"))
+			cmds = append(cmds, p.HGet(ctx, s.in(s.writtenIn(r.ID, old)).resource(r.Type, r.ID), "x"))
 		}
 		return nil
 	})
@@ -226,9 +234,10 @@ func splitEntries(x string) []string {
 // commit that go-redis re-sends after a lost reply is recognised by the
 // script (its token is on its first write) and not applied twice.
 // previous holds, per write, the index entries read for its current
-// version (nil: none).
-func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, previous [][]string) (*gateway.CommitResult, error) {
-	part, err := s.commitPartition(c)
+// version (nil: none); old the Patients it writes that are held in legacy
+// (legacyPatients).
+func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, previous [][]string, old map[string]bool) (*gateway.CommitResult, error) {
+	part, err := s.commitPartition(c, old)
 	if err != nil {
 		return nil, err
 	}
@@ -747,9 +756,13 @@ func (s *Store) read(ctx context.Context, refs []string, versions []any, withEnt
 		keys []string
 		args []any
 		cmd  *redis.Cmd
+		// fallback: the run reads legacy for Patients placed elsewhere
+		// (mayBeInLegacy), taken only where their place holds nothing.
+		fallback bool
 	}
 	var runs []*run
 	byPartition := map[partition]*run{}
+	var fallback *run
 	for i, ref := range refs {
 		typ, id, _ := strings.Cut(ref, "/")
 		p := s.partitionOf(id)
@@ -762,6 +775,17 @@ func (s *Store) read(ctx context.Context, refs []string, versions []any, withEnt
 		r.at = append(r.at, i)
 		r.keys = append(r.keys, s.in(p).resource(typ, id))
 		r.args = append(r.args, versions[i])
+		if typ == gateway.TypePatient && s.mayBeInLegacy(id) {
+			if fallback == nil {
+				fallback = &run{args: []any{0}, fallback: true}
+			}
+			fallback.at = append(fallback.at, i)
+			fallback.keys = append(fallback.keys, s.keys.resource(typ, id))
+			fallback.args = append(fallback.args, versions[i])
+		}
+	}
+	if fallback != nil {
+		runs = append(runs, fallback) // last, so its answers come after their places'
 	}
 	flag := "0"
 	if withEntries {
@@ -804,7 +828,7 @@ func (s *Store) read(ctx context.Context, refs []string, versions []any, withEnt
 		}
 		for k, item := range reply {
 			fields, ok := item.([]any)
-			if !ok {
+			if !ok || (r.fallback && out[r.at[k]] != nil) {
 				continue
 			}
 			i := r.at[k]
@@ -855,14 +879,15 @@ func (s *Store) Lookup(ctx context.Context, key string) (string, error) {
 // its first unique key is filed under (legacy if none). A commit whose
 // resources are in different partitions cannot be one script in one slot:
 // it is refused, changing nothing (the gateway places a change's new
-// resources beside the ones it changes, so it never asks for one).
-func (s *Store) commitPartition(c *gateway.Commit) (partition, error) {
+// resources beside the ones it changes, so it never asks for one). old
+// are the Patients it writes held in legacy (legacyPatients).
+func (s *Store) commitPartition(c *gateway.Commit, old map[string]bool) (partition, error) {
 	if !s.spread {
 		return legacy, nil
 	}
 	part, set := legacy, false
 	for _, w := range c.Writes {
-		p := s.partitionOf(w.Resource.ID)
+		p := s.writtenIn(w.Resource.ID, old)
 		if set && p != part {
 			return legacy, fmt.Errorf("%w: %s/%s is in partition %d, the commit's other writes in %d", ErrSpansPartitions, w.Resource.Type, w.Resource.ID, p, part)
 		}
@@ -948,8 +973,14 @@ func flag(b bool) string {
 func (s *Store) Histories(ctx context.Context, typ string, ids []string) ([][]*gateway.Resource, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	// A Patient placed by its key may have been stored in legacy before
+	// the store spread: read there too, taken where its place holds none.
+	olds := make([]*redis.MapStringStringCmd, len(ids))
 	for i, id := range ids {
 		cmds[i] = pipe.HGetAll(ctx, s.in(s.partitionOf(id)).resource(typ, id))
+		if typ == gateway.TypePatient && s.mayBeInLegacy(id) {
+			olds[i] = pipe.HGetAll(ctx, s.keys.resource(typ, id))
+		}
 	}
 	if len(ids) > 0 {
 		if _, err := pipe.Exec(ctx); err != nil {
@@ -959,6 +990,9 @@ func (s *Store) Histories(ctx context.Context, typ string, ids []string) ([][]*g
 	out := make([][]*gateway.Resource, len(ids))
 	for i, cmd := range cmds {
 		h := cmd.Val()
+		if len(h) == 0 && olds[i] != nil {
+			h = olds[i].Val()
+		}
 		current, _ := strconv.Atoi(h["v"])
 		for v := 1; v <= current; v++ {
 			body, ok := h[strconv.Itoa(v)]

@@ -33,7 +33,7 @@ func TestCommitResentIsAppliedOnce(t *testing.T) {
 	c := &gateway.Commit{Writes: []gateway.Write{write("Task", "t1", 1, 0, "status=requested")},
 		Jobs: []gateway.Job{{Queue: gateway.QueueDelivery, Fields: []string{"task", "t1"}}}}
 	for i := 0; i < 2; i++ {
-		res, err := s.commit(ctx, c, "same-token", nil)
+		res, err := s.commit(ctx, c, "same-token", nil, nil)
 		if err != nil || !res.OK() {
 			t.Fatalf("attempt %d: %+v %v", i, res, err)
 		}
@@ -44,7 +44,7 @@ func TestCommitResentIsAppliedOnce(t *testing.T) {
 	// The same change with other bytes is another commit: its precondition fails.
 	other := &gateway.Commit{Writes: []gateway.Write{write("Task", "t1", 1, 0, "status=accepted")}}
 	other.Writes[0].Resource.Body = []byte(`{"resourceType":"Task","id":"t1","status":"accepted"}`)
-	res, err := s.commit(ctx, other, "other-token", nil)
+	res, err := s.commit(ctx, other, "other-token", nil, nil)
 	if err != nil || res.Stale == nil || res.Stale.Current != 1 {
 		t.Errorf("a different change to the same version: %+v %v", res, err)
 	}
