@@ -208,6 +208,10 @@ func TestSpreadPatientsAndTheirReferralsArePlacedTogether(t *testing.T) {
 		if again["id"] != srID {
 			t.Errorf("the referral sent again alone was answered with %v, not %s", again["id"], srID)
 		}
+		// Sent again naming another Patient, it is placed beside that one,
+		// and still found to be a repeat (that differs: refused).
+		e.put("/Patient/pat-2", testPatient("pat-2"), a...).must(t, http.StatusCreated)
+		e.post("/ServiceRequest", referralFor("R-PAT-1", "pat-2"), a...).must(t, http.StatusConflict)
 		if n := total(t, e.get("/ServiceRequest?identifier="+gpIdentSystem+"|R-PAT-1", a...)); n != 1 {
 			t.Errorf("%d referrals with its identifier, want 1", n)
 		}

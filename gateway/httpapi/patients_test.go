@@ -39,7 +39,18 @@ func entry(fullURL, typ, resource string) string {
 // so no provider is ever shown a person who was not referred to it.
 func TestOwnTaskIsForTheReferralsPatient(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	testOwnTaskIsForTheReferralsPatient(t)
+}
+
+// TestOwnTaskIsForTheReferralsPatient, on a store that spreads referrals (Patients placed by
+// their key, referrals beside them), on one Redis and on a cluster.
+func TestSpreadOwnTaskIsForTheReferralsPatient(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, on func(*options)) { testOwnTaskIsForTheReferralsPatient(t, on, spread) })
+}
+
+func testOwnTaskIsForTheReferralsPatient(t *testing.T, opts ...func(*options)) {
+	e := setup(t, opts...)
 	a, b := as("practice-a"), as("practice-b")
 	e.put("/Patient/pat-b-2", []byte(patientB2), b...).must(t, http.StatusCreated)
 
@@ -105,7 +116,18 @@ func TestOwnTaskIsForTheReferralsPatient(t *testing.T) {
 // referral page, full webhook body.
 func TestProviderSeesOnlyPatientsOfItsReferralsClient(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	testProviderSeesOnlyPatientsOfItsReferralsClient(t)
+}
+
+// TestProviderSeesOnlyPatientsOfItsReferralsClient, on a store that spreads referrals (Patients placed by
+// their key, referrals beside them), on one Redis and on a cluster.
+func TestSpreadProviderSeesOnlyPatientsOfItsReferralsClient(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, on func(*options)) { testProviderSeesOnlyPatientsOfItsReferralsClient(t, on, spread) })
+}
+
+func testProviderSeesOnlyPatientsOfItsReferralsClient(t *testing.T, opts ...func(*options)) {
+	e := setup(t, opts...)
 	a, b, walking := as("practice-a"), as("practice-b"), as("walking")
 	e.put("/Patient/pat-b-2", []byte(patientB2), b...).must(t, http.StatusCreated)
 	sr := e.post("/ServiceRequest", referral("LEAK-1", "390893007"), a...).must(t, http.StatusCreated).json(t)
@@ -205,7 +227,18 @@ func TestProviderSeesOnlyPatientsOfItsReferralsClient(t *testing.T) {
 // from both reads each Patient through its Task.
 func TestPatientIdsArePerClient(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	testPatientIdsArePerClient(t)
+}
+
+// TestPatientIdsArePerClient, on a store that spreads referrals (Patients placed by
+// their key, referrals beside them), on one Redis and on a cluster.
+func TestSpreadPatientIdsArePerClient(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, on func(*options)) { testPatientIdsArePerClient(t, on, spread) })
+}
+
+func testPatientIdsArePerClient(t *testing.T, opts ...func(*options)) {
+	e := setup(t, opts...)
 	a, b, walking, advice := as("practice-a"), as("practice-b"), as("walking"), as("advice")
 	patient := func(nhs, name string) []byte {
 		return []byte(`{"resourceType":"Patient","id":"1","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhs + `"}],"name":[{"text":"` + name + `"}]}`)

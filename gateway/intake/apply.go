@@ -137,14 +137,8 @@ func (s *Service) placeChange(ctx context.Context, caller gateway.Caller, reqs [
 		}
 	}
 	for _, r := range reqs {
-		if r.Type != gateway.TypeServiceRequest || r.Method != "POST" || r.obj == nil {
-			continue
-		}
-		if subject, ok := r.obj.Object("subject"); ok {
-			ref, _ := subject.String("reference")
-			if id, ok := strings.CutPrefix(s.LocalRef(ref), gateway.TypePatient+"/"); ok && gateway.CheckID(id) == nil {
-				return s.placeBesidePatient(ctx, caller, id)
-			}
+		if id, ok := s.subjectPatient(r); ok {
+			return s.placeBesidePatient(ctx, caller, id)
 		}
 	}
 	for _, r := range reqs {
@@ -183,6 +177,21 @@ func (s *Service) placeChange(ctx context.Context, caller gateway.Caller, reqs [
 		}
 	}
 	return s.Place(""), nil
+}
+
+// subjectPatient is the FHIR id of the Patient a new referral's subject
+// names by reference: a referral placed beside it (placeChange).
+func (s *Service) subjectPatient(r *Request) (string, bool) {
+	if r.Type != gateway.TypeServiceRequest || r.Method != "POST" || r.obj == nil {
+		return "", false
+	}
+	subject, ok := r.obj.Object("subject")
+	if !ok {
+		return "", false
+	}
+	ref, _ := subject.String("reference")
+	id, ok := strings.CutPrefix(s.LocalRef(ref), gateway.TypePatient+"/")
+	return id, ok && gateway.CheckID(id) == nil
 }
 
 // placeBesidePatient is the place of the caller's Patient with FHIR id id.
@@ -235,7 +244,12 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 		if err := conform.CheckIndexedElements(r.Type, obj); err != nil {
 			return nil, r.locate(err)
 		}
-		if err := s.resolveRepeat(ctx, caller, r, lookRepeats); err != nil {
+		// A referral placed beside its Patient may repeat one placed
+		// elsewhere (by its identifier, or beside another Patient: a
+		// repeat naming another subject), whose keys its commit cannot
+		// see: it looks for them first, in every partition.
+		_, besidePatient := s.subjectPatient(r)
+		if err := s.resolveRepeat(ctx, caller, r, lookRepeats || (besidePatient && s.Spreads())); err != nil {
 			return nil, r.locate(err)
 		}
 		if len(r.claims) > 0 {
