@@ -237,3 +237,36 @@ func TestSpreadStoreWritesBackInTheTasksPartition(t *testing.T) {
 		}
 	})
 }
+
+// A notify job finished in a partition other than its Task's (none is
+// queued so today: a safeguard) is recorded in two steps, each one slot,
+// the state first: on a cluster it is not refused as cross-slot, and the
+// state and the finished job are both there.
+func TestWriteBackOfAJobElsewhereIsTwoSteps(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		s.SpreadReferrals()
+		ctx := context.Background()
+		taskID := idPrefix(5) + "task-1"
+		q := s.queueIn(2, gateway.QueueNotify)
+		if err := q.Ensure(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := q.Add(ctx, map[string]string{"task": taskID}); err != nil {
+			t.Fatal(err)
+		}
+		jobs, err := q.Read(ctx, "worker-1", 1, 0)
+		if err != nil || len(jobs) != 1 {
+			t.Fatalf("reading the notify job: %v, %v", jobs, err)
+		}
+		if err := s.SaveWriteBack(ctx, "gp-a", taskID, gateway.WriteBackState{Version: 4}, jobs[0]); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := s.WriteBackState(ctx, "gp-a", taskID); err != nil || st.Version != 4 {
+			t.Errorf("state read back %+v, %v", st, err)
+		}
+		if n := rdb.XLen(ctx, q.stream).Val(); n != 0 {
+			t.Errorf("%d notify jobs left, want the job finished", n)
+		}
+	})
+}
