@@ -255,6 +255,10 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 			}
 		}
 	}
+	limits, over, err := s.capsLeft(ctx, part, c.Criteria)
+	if err != nil || over {
+		return &gateway.CommitResult{OverLimit: over}, err
+	}
 	register, refused := c.Systems, []string(nil)
 	if part != legacy && len(c.Systems) > 0 {
 		// After the guard: what this adds is for the commit's own writes,
@@ -271,10 +275,6 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 			of = kl.add(k.claimedFor(u.Of))
 		}
 		args = append(args, kl.add(k.unique(u.Key)), u.Value, of)
-	}
-	limits, over, err := s.capsLeft(ctx, part, c.Criteria)
-	if err != nil || over {
-		return &gateway.CommitResult{OverLimit: over}, err
 	}
 	args = append(args, len(c.Criteria))
 	for i, cr := range c.Criteria {
