@@ -3,7 +3,9 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -126,6 +128,100 @@ func TestSpreadRemovalFinishesAfterACrash(t *testing.T) {
 		}
 		if n := existing(rdb, s.keys.term(gateway.TypePatient, gateway.PatientIDTerm("pat")), s.keys.all(gateway.TypePatient)); n != 0 {
 			t.Errorf("the Patient's index entries stayed (%d sets)", n)
+		}
+	})
+}
+
+// A spreading store's QueuedTasks sees the jobs of every partition: on a
+// stream (unread or pending), put off, or a dead letter.
+func TestQueuedTasksSeesEveryPartition(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		qs := spreadingDeliveries(ctx, t, s)
+		task := func(p partition, n string) string { return idPrefix(p) + "task-" + n }
+		if _, err := s.queueIn(legacy, gateway.QueueNotify).Add(ctx, map[string]string{"task": "Task/legacy-task"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.queueIn(3, gateway.QueueDelivery).Add(ctx, map[string]string{"task": task(3, "waiting")}); err != nil {
+			t.Fatal(err)
+		}
+		// Read (pending), then put off, then buried, each in its partition.
+		for _, p := range []partition{7, 9, 12} {
+			if _, err := s.queueIn(p, gateway.QueueDelivery).Add(ctx, map[string]string{"task": task(p, "read")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var read []gateway.QueuedJob
+		for len(read) < 4 {
+			jobs, err := qs.Read(ctx, "w1", 10, 100*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			read = append(read, jobs...)
+		}
+		for _, j := range read {
+			switch j.Place {
+			case idPrefix(9):
+				if err := qs.Later(ctx, j, j.Fields, time.Now().Add(time.Hour)); err != nil {
+					t.Fatal(err)
+				}
+			case idPrefix(12):
+				if err := qs.Bury(ctx, j, "gone"); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		got, err := s.QueuedTasks(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"legacy-task", task(3, "waiting"), task(7, "read"), task(9, "read"), task(12, "read")} {
+			if !got[want] {
+				t.Errorf("QueuedTasks does not name %s: %v", want, got)
+			}
+		}
+	})
+}
+
+// Kept journeys are filed in their referral's partition and read from
+// every partition, month by month and each month's by Task id, whatever
+// partition holds them.
+func TestKeptJourneysAreReadFromEveryPartition(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		s.SpreadReferrals()
+		ctx := context.Background()
+		may, june := time.Date(2026, 5, 10, 0, 0, 0, 0, time.UTC), time.Date(2026, 6, 2, 0, 0, 0, 0, time.UTC)
+		for _, j := range []struct {
+			p    partition
+			n    string
+			sent time.Time
+		}{{14, "b", may}, {legacy, "c", may}, {2, "z", may}, {2, "a", june}, {9, "a", may}} {
+			task := spreadReferral(t, s, rdb, j.p, j.n)
+			rm, err := s.ReadRemoval(ctx, task)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rm.Keep = &gateway.KeptJourney{TaskID: task, Sent: j.sent, Summary: []byte(task)}
+			if err := s.RemoveReferral(ctx, rm); err != nil {
+				t.Fatal(err)
+			}
+			if !rdb.HExists(ctx, s.in(j.p).keptJourneys(journeyMonth(j.sent)), task).Val() {
+				t.Errorf("%s's journey is not kept in its partition", task)
+			}
+		}
+		got, err := s.KeptJourneys(ctx, may, june.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var order []string
+		for _, b := range got {
+			order = append(order, string(b))
+		}
+		want := []string{"p02-task-z", "p09-task-a", "p14-task-b", "task-c", "p02-task-a"} // May's by Task id, then June's
+		if !slices.Equal(order, want) {
+			t.Errorf("kept journeys %v, want %v", order, want)
 		}
 	})
 }
