@@ -471,12 +471,13 @@ func outcomesUnchangedByRemoval(t *testing.T, rdb redis.UniversalClient, spread 
 // filed under it, as a long life or a flood of changes and messages would.
 func swell(t *testing.T, s *redisstore.Store, n string, changed time.Time, provs, keys int) {
 	t.Helper()
-	task := "Task/task-" + n
+	place, rest := placed(n)
+	task := "Task/" + place + "task-" + rest
 	for done := 0; done < provs || done < keys; done += 100 {
 		c := &gateway.Commit{}
 		for i := done; i < done+100; i++ {
 			if i < provs {
-				c.Writes = append(c.Writes, gateway.Write{Resource: &gateway.Resource{Type: gateway.TypeProvenance, ID: "prov-" + n + "-x" + strconv.Itoa(i),
+				c.Writes = append(c.Writes, gateway.Write{Resource: &gateway.Resource{Type: gateway.TypeProvenance, ID: place + "prov-" + rest + "-x" + strconv.Itoa(i),
 					Owner: "practice-a", Version: 1, LastUpdated: changed, Body: []byte(`{}`)}, Terms: []string{gateway.TargetTerm(task), gateway.ClientTerm("practice-a")}})
 			}
 			if i < keys {
@@ -492,28 +493,42 @@ func swell(t *testing.T, s *redisstore.Store, n string, changed time.Time, provs
 // A referral with more Provenances and filed keys than one removal takes
 // goes in bounded steps, whole; a step is refused once the Task changes.
 func TestLargeReferralGoesInSteps(t *testing.T) {
-	r := redistest.Start(t)
-	s := redisstore.New(r.Client(), "test")
+	largeReferralGoesInSteps(t, redisOf(t, false), "")
+}
+
+// The same on a store that spreads referrals: the steps and the last
+// removal in the referral's partition, its Patient after them in legacy.
+func TestSpreadLargeReferralGoesInSteps(t *testing.T) {
+	t.Run("redis", func(t *testing.T) { largeReferralGoesInSteps(t, redisOf(t, false), "p07-") })
+	t.Run("cluster", func(t *testing.T) { largeReferralGoesInSteps(t, redisOf(t, true), "p07-") })
+}
+
+func largeReferralGoesInSteps(t *testing.T, rdb redis.UniversalClient, place string) {
+	s := redisstore.New(rdb, "test")
+	if place != "" {
+		s.SpreadReferrals()
+	}
 	ctx := context.Background()
 	old := now.Add(-period - time.Hour)
-	referral(t, s, "big", "completed", old, false, false)
-	swell(t, s, "big", old, 2*redisstore.MaxRemovedProvenances+100, 2*redisstore.MaxClaimedKeys+100)
+	referral(t, s, place+"big", "completed", old, false, false)
+	swell(t, s, place+"big", old, 2*redisstore.MaxRemovedProvenances+100, 2*redisstore.MaxClaimedKeys+100)
 
 	// A step read, then a change of the Task: the step removes nothing.
-	rm, err := s.ReadRemoval(ctx, "task-big")
+	task, sr := place+"task-big", place+"sr-big"
+	rm, err := s.ReadRemoval(ctx, task)
 	if err != nil || !rm.Step {
 		t.Fatalf("read: %+v %v", rm, err)
 	}
-	if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{{Resource: &gateway.Resource{Type: gateway.TypeTask, ID: "task-big", Owner: "practice-a",
-		Version: 3, LastUpdated: old, Body: []byte(`{"resourceType":"Task","status":"completed","focus":{"reference":"ServiceRequest/sr-big"}}`)}, Expect: 2,
-		Terms: []string{gateway.StatusTerm("completed"), gateway.FocusTerm("ServiceRequest/sr-big"), gateway.ClientTerm("practice-a"), gateway.SubjectTerm("Patient/pat-big")}}}}); err != nil || !res.OK() {
+	if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{{Resource: &gateway.Resource{Type: gateway.TypeTask, ID: task, Owner: "practice-a",
+		Version: 3, LastUpdated: old, Body: []byte(`{"resourceType":"Task","status":"completed","focus":{"reference":"ServiceRequest/` + sr + `"}}`)}, Expect: 2,
+		Terms: []string{gateway.StatusTerm("completed"), gateway.FocusTerm("ServiceRequest/" + sr), gateway.ClientTerm("practice-a"), gateway.SubjectTerm("Patient/pat-" + place + "big")}}}}); err != nil || !res.OK() {
 		t.Fatalf("%v %+v", err, res)
 	}
-	before := len(scan(t, r.Client()))
+	before := len(scan(t, rdb))
 	if err := s.RemoveReferral(ctx, rm); err != redisstore.ErrRemovalChanged {
 		t.Fatalf("a step after a change: %v", err)
 	}
-	if after := len(scan(t, r.Client())); after != before {
+	if after := len(scan(t, rdb)); after != before {
 		t.Fatalf("a refused step removed %d entries", before-after)
 	}
 
@@ -521,8 +536,8 @@ func TestLargeReferralGoesInSteps(t *testing.T) {
 	if err != nil || rep.Removed != 1 || rep.Steps < 4 || rep.TooLarge != 0 {
 		t.Fatalf("run: %+v %v", rep, err)
 	}
-	for _, k := range scan(t, r.Client()) {
-		if !strings.HasPrefix(k, "{test}:jr:") && !strings.HasPrefix(k, "{test}:sys") {
+	for _, k := range scan(t, rdb) {
+		if !strings.Contains(k, ":jr:") && !strings.Contains(k, ":sys") {
 			t.Errorf("left behind: %s", k)
 		}
 	}
