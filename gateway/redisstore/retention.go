@@ -576,7 +576,9 @@ func (s *Store) KeptJourneys(ctx context.Context, from, to time.Time) ([][]byte,
 }
 
 // MemoryUsage sums Redis's MEMORY USAGE of the keys (an estimate: index
-// entries in shared sets are not counted).
+// entries in shared sets are not counted), in one pipeline, which a
+// cluster client sends to each key's primary: Removal.Keys names each in
+// its partition.
 func (s *Store) MemoryUsage(ctx context.Context, keys []string) (int64, error) {
 	cmds := make([]*redis.IntCmd, len(keys))
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
