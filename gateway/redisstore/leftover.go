@@ -137,36 +137,33 @@ func (r *patientRead) namedOutside(place partition) (outside, inside int64) {
 // readLeftover fills in, for a store that spreads referrals, what of the
 // referral goes after it: its Task's fields outside its partition (those
 // inside go in its step), and its Patient when held. Nothing is recorded
-// when neither is there.
+// when neither may be there (the fields are not read: one may be written
+// between the read and the removal).
 func (s *Store) readLeftover(ctx context.Context, rm *Removal) error {
 	lo := &leftover{Task: rm.Task.ID, Owner: rm.Task.Owner}
-	var outside [][2]string
+	record := false
 	for _, f := range s.taskFields(rm.Task.ID, rm.Task.Owner) {
 		if s.partitionOfKey(f[0]) == rm.place {
 			rm.fields = append(rm.fields, f)
 		} else {
-			outside = append(outside, f)
+			record = true
 		}
 	}
 	patientID := rm.patientID(s.in(rm.place))
-	var exists []*redis.BoolCmd
+	if patientID == "" {
+		if record {
+			rm.leftover = lo
+		}
+		return nil
+	}
 	var patient *patientRead
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, f := range outside {
-			exists = append(exists, p.HExists(ctx, f[0], f[1]))
-		}
-		if patientID != "" {
-			patient = s.readPatient(ctx, p, gateway.PatientKey(rm.ServiceRequest.Owner, patientID))
-		}
+		patient = s.readPatient(ctx, p, gateway.PatientKey(rm.ServiceRequest.Owner, patientID))
 		return nil
 	}); err != nil && !errors.Is(err, redis.Nil) {
 		return classify(err)
 	}
-	record := false
-	for _, e := range exists {
-		record = record || e.Val()
-	}
-	if patient != nil && patient.held() {
+	if patient.held() {
 		record = true
 		lo.Patient = patient.resource.id
 		// Expected to go with it when only this referral names it.
