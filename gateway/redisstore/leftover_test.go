@@ -47,7 +47,8 @@ func spreadReferral(t *testing.T, s *Store, rdb redis.UniversalClient, place par
 // partition), then its Patient and its Task's fields (in legacy). A crash
 // after either step leaves the removal recorded, and the next run
 // (FinishRemovals) finishes it; run again, it finds nothing more to do.
-// The Patient goes only once no referral in any partition names it.
+// The Patient goes only once no referral in any partition names it, also
+// one made between the crash and the next run.
 func TestSpreadRemovalFinishesAfterACrash(t *testing.T) {
 	t.Parallel()
 	onEachRedis(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
@@ -101,9 +102,31 @@ func TestSpreadRemovalFinishesAfterACrash(t *testing.T) {
 			t.Fatalf("the Patient went while a referral in another partition names it: %v", err)
 		}
 
-		// The second, its last referral: a crash after the legacy step
-		// (the Patient gone), before the record is deleted.
+		// The second, its last referral: a crash after its step, then a
+		// new referral for the Patient before the next run, which keeps it.
 		rm, err = s.ReadRemoval(ctx, second)
+		if err != nil || rm.leftover == nil || rm.patientHash == "" {
+			t.Fatalf("read: %+v %v (the Patient's last referral)", rm, err)
+		}
+		crashAfter(1)
+		if err := s.RemoveReferral(ctx, rm); err == nil {
+			t.Fatal("the crash was not reported")
+		}
+		s.afterRemovalStep = nil
+		third := spreadReferral(t, s, rdb, 2, "c")
+		if n, err := s.FinishRemovals(ctx); err != nil || n != 1 {
+			t.Fatalf("FinishRemovals: %d %v", n, err)
+		}
+		if _, err := s.Read(ctx, gateway.TypePatient, patientKey); err != nil {
+			t.Fatalf("the Patient went while a referral made after the crash names it: %v", err)
+		}
+		if recorded(11) != 0 || fields(second) != 0 {
+			t.Errorf("finished: %d recorded, %d fields left", recorded(11), fields(second))
+		}
+
+		// The third, now its last: a crash after the legacy step (the
+		// Patient gone), before the record is deleted.
+		rm, err = s.ReadRemoval(ctx, third)
 		if err != nil || rm.leftover == nil || rm.patientHash == "" {
 			t.Fatalf("read: %+v %v (the Patient's last referral)", rm, err)
 		}
@@ -115,7 +138,7 @@ func TestSpreadRemovalFinishesAfterACrash(t *testing.T) {
 		if _, err := s.Read(ctx, gateway.TypePatient, patientKey); !errors.Is(err, gateway.ErrNotFound) {
 			t.Errorf("the Patient is still there after its last referral's legacy step: %v", err)
 		}
-		if recorded(11) != 1 {
+		if recorded(2) != 1 {
 			t.Fatalf("the record went before its last step")
 		}
 		for range 2 { // again, and again: nothing more
@@ -123,8 +146,8 @@ func TestSpreadRemovalFinishesAfterACrash(t *testing.T) {
 				t.Fatalf("FinishRemovals: %d %v", n, err)
 			}
 		}
-		if recorded(11) != 0 || fields(second) != 0 {
-			t.Errorf("finished: %d recorded, %d fields left", recorded(11), fields(second))
+		if recorded(2) != 0 || fields(third) != 0 {
+			t.Errorf("finished: %d recorded, %d fields left", recorded(2), fields(third))
 		}
 		if n := existing(rdb, s.keys.term(gateway.TypePatient, gateway.PatientIDTerm("pat")), s.keys.all(gateway.TypePatient)); n != 0 {
 			t.Errorf("the Patient's index entries stayed (%d sets)", n)

@@ -7,6 +7,10 @@
 // ServiceRequest carries no legal hold (HoldSystem|HoldCode in meta.tag).
 // Each is removed whole in one step of the store, which refuses if the
 // referral changed since it was read: it is then looked at again next run.
+// On a store that spreads referrals, what of it lies outside its
+// partition (its Patient, its Task's fields in shared hashes) goes in
+// steps after it; a run first finishes what a crash left between those
+// steps (redisstore.Store.FinishRemovals).
 package retention
 
 import (
