@@ -268,11 +268,13 @@ func (k keys) removed(typ, id string) removedResource {
 }
 
 // taskFields are the fields kept of a Task in shared hashes, by hash key
-// and field: the last version of it numbered for subscribers, and what
-// Signpost last wrote back of it to its owner's GP system. They go with
-// the Task.
+// and field: the last version of it numbered for subscribers (under the
+// plain tag, with the numbering: Fanout), and what Signpost last wrote
+// back of it to its owner's GP system (in the Task's partition:
+// writeBackOf). They go with the Task: in its removal's step those in its
+// partition, the others after it (leftover).
 func (s *Store) taskFields(taskID, owner string) [][2]string {
-	return [][2]string{{s.keys.subNumbered(), gateway.TypeTask + "/" + taskID}, {s.keys.writeBack(owner), taskID}}
+	return [][2]string{{s.keys.subNumbered(), gateway.TypeTask + "/" + taskID}, {s.writeBackOf(owner, taskID), taskID}}
 }
 
 // readVersions fills in each resource's version and index entries from
