@@ -37,9 +37,12 @@ func spreadReferral(t *testing.T, s *Store, rdb redis.UniversalClient, place par
 	if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
 		t.Fatalf("referral: %+v %v", res, err)
 	}
-	for _, f := range s.taskFields(task, "gp") {
-		rdb.HSet(ctx, f[0], f[1], "1")
+	// What a write-back and a subscriber's notification leave, as they
+	// leave it.
+	if err := s.SetWriteBackState(ctx, "gp", task, gateway.WriteBackState{}); err != nil {
+		t.Fatal(err)
 	}
+	rdb.HSet(ctx, s.keys.subNumbered(), "Task/"+task, "1")
 	return task
 }
 
@@ -70,7 +73,7 @@ func TestSpreadRemovalFinishesAfterACrash(t *testing.T) {
 		// its partition (its write-back state) and those outside (its
 		// last numbered version, under the plain tag).
 		fields := func(task string) (inside, outside int) {
-			for _, f := range s.taskFields(task, "gp") {
+			for _, f := range [][2]string{{s.writeBackOf("gp", task), task}, {s.keys.subNumbered(), "Task/" + task}} {
 				switch {
 				case !rdb.HExists(ctx, f[0], f[1]).Val():
 				case s.partitionOfKey(f[0]) == s.partitionOf(task):
