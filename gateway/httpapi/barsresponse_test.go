@@ -110,7 +110,7 @@ func (g *gpRecord) written() []string {
 // to it for barsClient, through the outbound client (loopback allowed).
 func (e *env) startNotifyWorker(gp *gpRecord, bars *barsSender, barsClient string) {
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
-	q := e.store.Queue(gateway.QueueNotify)
+	q := e.store.Queues(gateway.QueueNotify)
 	answers := map[string]*notify.BarsEndpoint{}
 	if bars != nil {
 		answers[barsClient] = &notify.BarsEndpoint{Base: bars.srv.URL + "/fhir", Token: "bars-token", Client: client}
@@ -288,12 +288,12 @@ func TestBaRSResponseOnlyForBaRSReferralsOfClientsWithAnEndpoint(t *testing.T) {
 // delayed or in hand: every write-back and response was dealt with.
 func (e *env) waitNotifyDrained(t *testing.T) {
 	t.Helper()
-	q := e.store.Queue(gateway.QueueNotify)
+	q := e.store.Queues(gateway.QueueNotify)
 	eventually(t, "the notify queue to drain", func() bool {
 		waiting, delayed, pending, _, err := q.Stats(context.Background())
 		return err == nil && waiting+delayed+pending == 0
 	})
-	dead, err := e.store.Queue(gateway.QueueDeadLetter).List(context.Background())
+	dead, err := e.store.Queues(gateway.QueueDeadLetter).List(context.Background())
 	if err != nil || len(dead) != 0 {
 		t.Errorf("dead letters %d, %v; want none", len(dead), err)
 	}

@@ -59,7 +59,7 @@ func TestSpreadReferralsCarryTheirPartition(t *testing.T) {
 // again (answered with the referral held, not made twice).
 func TestReferralsMadeBeforeSpreadingStillWork(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	e := setup(t, unspread)
 	sr := e.post("/ServiceRequest", referral("R-LEGACY", "390893007")).must(t, http.StatusCreated).json(t)
 	id := sr["id"].(string)
 	if partitionedID.MatchString(id) {

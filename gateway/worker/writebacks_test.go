@@ -124,7 +124,7 @@ func (e *env) startWriteBacks(targets map[string]*notify.GPServer) {
 // startWriteBacksRetrying runs write-backs with a retry schedule of the
 // test's own, for a test that needs attempts to go on for a while.
 func (e *env) startWriteBacksRetrying(targets map[string]*notify.GPServer, retry []time.Duration) {
-	q := e.store.Queue(gateway.QueueNotify)
+	q := e.store.Queues(gateway.QueueNotify)
 	w := newQuickWorker(worker.Options{Queue: q, Handler: &worker.WriteBacks{Queue: q, Domain: e.svc.WriteBack, State: e.store, Targets: targets, Retry: retry},
 		Consumer: "wb-" + gateway.NewID()[:8], ReclaimIdle: time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
