@@ -136,13 +136,12 @@ func TestRedisClusterPasswordAndTLS(t *testing.T) {
 }
 
 // A Redis Cluster spreads referrals over the store's partitions, so that
-// its primaries share them; one Redis, the default, does not, nor does a
-// cluster's file overridden by SIGNPOST_REDIS_URL.
+// its primaries share them (once config.SpreadOnRedisCluster is on); one
+// Redis, the default, never does, nor does a cluster's file overridden by
+// SIGNPOST_REDIS_URL.
 func TestRedisClusterSpreadsReferrals(t *testing.T) {
 	t.Parallel()
-	if !config.SpreadOnRedisCluster {
-		t.Skip("spreading on a Redis Cluster is switched off (config.SpreadOnRedisCluster)")
-	}
+	cluster := config.SpreadOnRedisCluster
 	clusterFile := writeConfig(t, "redis_cluster: [\"10.0.0.5:6379\", \"10.0.0.6:6379\"]\n")
 	for _, tt := range []struct {
 		name   string
@@ -150,8 +149,8 @@ func TestRedisClusterSpreadsReferrals(t *testing.T) {
 		env    map[string]string
 		spread bool
 	}{
-		{"redis_cluster in the file", clusterFile, nil, true},
-		{"SIGNPOST_REDIS_CLUSTER", validFile, map[string]string{"SIGNPOST_REDIS_CLUSTER": "10.0.0.5:6379,10.0.0.6:6379"}, true},
+		{"redis_cluster in the file", clusterFile, nil, cluster},
+		{"SIGNPOST_REDIS_CLUSTER", validFile, map[string]string{"SIGNPOST_REDIS_CLUSTER": "10.0.0.5:6379,10.0.0.6:6379"}, cluster},
 		{"the default Redis", "", nil, false},
 		{"redis_url in the file", validFile, nil, false},
 		{"SIGNPOST_REDIS_URL over a file's redis_cluster", clusterFile, map[string]string{"SIGNPOST_REDIS_URL": "redis://10.0.0.9:6379/0"}, false},
