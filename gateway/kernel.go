@@ -284,7 +284,7 @@ func (s *Core) TaskVersion(cur *Resource, view *TaskView, members map[string]any
 	if Withheld(next.Body) {
 		provOwner = ""
 	}
-	prov := s.ProvenanceWrite(next, provOwner, signpostAgent, now)
+	prov := s.provenanceWrite(next, provOwner, signpostAgent, now)
 	return &Commit{Writes: []Write{{Resource: next, Expect: cur.Version, Terms: terms}, prov}, Jobs: jobs, Done: done}, status
 }
 

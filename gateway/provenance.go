@@ -15,17 +15,24 @@ import (
 // indexed under the Task's provider (owner, "Organization/{id}") too, so
 // whoever may see the Task sees who changed it.
 func (s *Core) ProvenanceWrite(task *Resource, owner string, agent map[string]any, now time.Time) Write {
+	return s.provenanceWrite(task, owner, agent, now)
+}
+
+// provenanceWrite is ProvenanceWrite with the agent as a map or as JSON
+// encoded once (signpostAgent: every delivery records one).
+func (s *Core) provenanceWrite(task *Resource, owner string, agent any, now time.Time) Write {
 	id := s.NewIDBeside(task.ID) // written in the Task's commit, so in its place
-	body, err := json.Marshal(map[string]any{
-		"resourceType": TypeProvenance, "id": id,
-		"meta":     map[string]string{"versionId": "1", "lastUpdated": Instant(now)},
-		"target":   []map[string]string{{"reference": task.Ref() + "/_history/" + task.VersionID()}},
-		"recorded": Instant(now),
-		"activity": map[string]any{"coding": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "UPDATE", "display": "revise"}}},
-		"agent":    []map[string]any{agent},
+	at := Instant(now)
+	body, err := json.Marshal(provenanceBody{
+		ResourceType: TypeProvenance, ID: id,
+		Meta:     provenanceMeta{VersionID: "1", LastUpdated: at},
+		Target:   [1]provenanceTarget{{Reference: task.Ref() + "/_history/" + task.VersionID()}},
+		Recorded: at,
+		Activity: reviseActivity,
+		Agent:    [1]any{agent},
 	})
 	if err != nil {
-		panic(err) // strings and maps only
+		panic(err) // strings, maps of strings and JSON encoded here
 	}
 	prov := &Resource{Type: TypeProvenance, ID: id, Version: 1, LastUpdated: now, Body: body, Owner: task.Owner}
 	terms := []string{TargetTerm(task.Ref()), ClientTerm(task.Owner)}
@@ -41,8 +48,33 @@ func ParticipantType(code string) map[string]any {
 }
 
 // signpostAgent is Signpost itself as the agent of what it does to a
-// Task on its own: recording a delivery, giving up on one.
-var signpostAgent = map[string]any{"type": ParticipantType("custodian"), "who": map[string]any{"display": "Signpost"}}
+// Task on its own: recording a delivery, giving up on one. Encoded once.
+var signpostAgent = mustJSON(map[string]any{"type": ParticipantType("custodian"), "who": map[string]any{"display": "Signpost"}})
+
+// provenanceBody is a Provenance as ProvenanceWrite makes it: a struct
+// rather than maps, so that encoding it (once per Task version) sorts
+// nothing and allocates little.
+type provenanceBody struct {
+	ResourceType string              `json:"resourceType"`
+	ID           string              `json:"id"`
+	Meta         provenanceMeta      `json:"meta"`
+	Target       [1]provenanceTarget `json:"target"`
+	Recorded     string              `json:"recorded"`
+	Activity     json.RawMessage     `json:"activity"`
+	Agent        [1]any              `json:"agent"`
+}
+
+type provenanceMeta struct {
+	VersionID   string `json:"versionId"`
+	LastUpdated string `json:"lastUpdated"`
+}
+
+type provenanceTarget struct {
+	Reference string `json:"reference"`
+}
+
+// reviseActivity is every Provenance's activity: the Task was revised.
+var reviseActivity = mustJSON(map[string]any{"coding": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "UPDATE", "display": "revise"}}})
 
 // maxHiddenProvenances bounds the Provenances a withdrawal re-indexes: one
 // per version of the Task, far fewer than this.

@@ -61,6 +61,7 @@ func drainFor(cfg config, n int64) error {
 	recv.mu.Lock()
 	res.Errors = recv.duplicates + recv.unreadable
 	recv.mu.Unlock()
+	res.Connections = recv.conns.Load()
 	if !first.IsZero() {
 		res.Seconds = end.Sub(first).Seconds()
 		res.CPUSeconds, res.MachineBusy = cpuDelta(before, after)
@@ -73,7 +74,7 @@ func drainFor(cfg config, n int64) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("drained          %d of %d deliveries in %.2f s (from the first): %.0f/s; duplicates or unreadable %d\n", res.Created, n, res.Seconds, res.Throughput, res.Errors)
+	fmt.Printf("drained          %d of %d deliveries in %.2f s (from the first): %.0f/s; duplicates or unreadable %d; connections opened %d\n", res.Created, n, res.Seconds, res.Throughput, res.Errors, res.Connections)
 	if res.CPUSeconds != nil {
 		fmt.Printf("CPU per delivery %s                machine busy %.0f%%\n", cpuPerRequest(res.CPUSeconds, res.Created), 100*res.MachineBusy)
 	}

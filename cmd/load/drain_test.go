@@ -51,6 +51,10 @@ func TestDrainReportsDeliveries(t *testing.T) {
 	if r.Mode != "drain" || r.Label != "signpost" || r.Requests != 3 || r.Created != 3 || r.Errors != 1 || r.Seconds <= 0 || r.Throughput <= 0 {
 		t.Errorf("result %+v", r)
 	}
+	// One client, keeping its connection: a pool that churns would show.
+	if r.Connections != 1 {
+		t.Errorf("%d connections counted, want the one the client kept", r.Connections)
+	}
 }
 
 // Fewer deliveries than expected within -d is an error, with what came.

@@ -163,6 +163,9 @@ type Result struct {
 	// starting a request (fixed rate only; the latencies include it).
 	LateMaxMs float64        `json:"late_max_ms,omitempty"`
 	Webhook   *WebhookResult `json:"webhook,omitempty"`
+	// Connections is, for a drain, how many connections the workers
+	// opened to the receiver.
+	Connections int64 `json:"connections,omitempty"`
 }
 
 func load(cfg config) error {

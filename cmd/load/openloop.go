@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -135,6 +136,11 @@ type receiver struct {
 	got        map[string]time.Time
 	duplicates int64 // messages for a referral already received
 	unreadable int64 // messages without a ServiceRequest reference
+
+	// conns counts the connections the workers opened to the receiver: a
+	// provider pays for each (a TLS handshake, on the real network), so a
+	// pool that keeps too few idle shows here as churn.
+	conns atomic.Int64
 }
 
 func startReceiver(addr string) (*receiver, error) {
@@ -150,7 +156,12 @@ func startReceiver(addr string) (*receiver, error) {
 		return nil, fmt.Errorf("-webhook: %w", err)
 	}
 	r := &receiver{ln: ln, got: map[string]time.Time{}}
-	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute,
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				r.conns.Add(1)
+			}
+		}}
 	go func() { _ = r.srv.Serve(ln) }()
 	return r, nil
 }
@@ -203,15 +214,16 @@ func (r *receiver) close() {
 // WebhookResult is what the receiver saw of the referrals accepted in the
 // measured phase.
 type WebhookResult struct {
-	Accepted     int     `json:"accepted"`   // referrals accepted (201) in the measured phase
-	Delivered    int     `json:"delivered"`  // of them, received by the end of the drain
-	DrainSeconds float64 `json:"drain_s"`    // how long after the last reply the receiver waited at most
-	P50ms        float64 `json:"p50_ms"`     // POST due → webhook received, of those delivered
-	P99ms        float64 `json:"p99_ms"`     //
-	MaxMs        float64 `json:"max_ms"`     //
-	Duplicates   int64   `json:"duplicates"` // repeated messages for one referral
-	Other        int     `json:"other"`      // messages for referrals not of this phase (the warm-up's)
-	Unreadable   int64   `json:"unreadable"` // messages with no ServiceRequest reference
+	Accepted     int     `json:"accepted"`    // referrals accepted (201) in the measured phase
+	Delivered    int     `json:"delivered"`   // of them, received by the end of the drain
+	DrainSeconds float64 `json:"drain_s"`     // how long after the last reply the receiver waited at most
+	P50ms        float64 `json:"p50_ms"`      // POST due → webhook received, of those delivered
+	P99ms        float64 `json:"p99_ms"`      //
+	MaxMs        float64 `json:"max_ms"`      //
+	Duplicates   int64   `json:"duplicates"`  // repeated messages for one referral
+	Other        int     `json:"other"`       // messages for referrals not of this phase (the warm-up's)
+	Unreadable   int64   `json:"unreadable"`  // messages with no ServiceRequest reference
+	Connections  int64   `json:"connections"` // connections the workers opened to the receiver
 	// AllAfterMs is how long after the last reply the last delivery came,
 	// when every referral was delivered within the drain.
 	AllAfterMs *float64 `json:"all_after_ms,omitempty"`
@@ -261,7 +273,7 @@ func awaitDeliveries(r *receiver, sent map[string]time.Time, end time.Time, drai
 	}
 	got := r.received()
 	lat, other, last := joinDeliveries(sent, got, deadline)
-	w := &WebhookResult{Accepted: len(sent), Delivered: len(lat), DrainSeconds: drain.Seconds(), Other: other}
+	w := &WebhookResult{Accepted: len(sent), Delivered: len(lat), DrainSeconds: drain.Seconds(), Other: other, Connections: r.conns.Load()}
 	w.P50ms, _, w.P99ms, w.MaxMs, _ = distribution(lat)
 	if w.Delivered == w.Accepted && w.Accepted > 0 {
 		after := ms(max(last.Sub(end), 0))

@@ -115,8 +115,8 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 			continue
 		}
 		fmt.Fprintf(w, "\nDelivery capacity (a worker process draining what Signpost's closed loop queued, nothing else running):\n")
-		fmt.Fprintf(w, "  %d of %d delivered in %.1f s: %.0f/s; CPU µs per delivery: %s; machine busy %.0f%%\n",
-			r.Created, r.Requests, r.Seconds, r.Throughput, cpuPerRequest(r.CPUSeconds, r.Created), 100*r.MachineBusy)
+		fmt.Fprintf(w, "  %d of %d delivered in %.1f s: %.0f/s; CPU µs per delivery: %s; machine busy %.0f%%; connections opened %d\n",
+			r.Created, r.Requests, r.Seconds, r.Throughput, cpuPerRequest(r.CPUSeconds, r.Created), 100*r.MachineBusy, r.Connections)
 		out["drain_signpost_rps"] = round1(r.Throughput)
 		if sp != nil && sp.Accepted > 0 {
 			ratio := r.Throughput / sp.Accepted
@@ -154,7 +154,7 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 			if wh := r.Webhook; wh != nil {
 				delivered = fmt.Sprintf("%d of %d", wh.Delivered, wh.Accepted)
 				in = fmt.Sprintf("%.0f s", wh.DrainSeconds)
-				hook = fmt.Sprintf("%.1f / %.1f / %.1f", wh.P50ms, wh.P99ms, wh.MaxMs)
+				hook = fmt.Sprintf("%.1f / %.1f / %.1f (%d connections)", wh.P50ms, wh.P99ms, wh.MaxMs, wh.Connections)
 			}
 			fmt.Fprintf(tw, "%.0f\t%s\t%.1f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%.1f\t%s\t%s\t%s\t%s\t\n", rate, label, r.Seconds, r.Accepted, r.P50ms, r.P99ms, r.MaxMs,
 				r.Errors, r.LateMaxMs, delivered, in, hook, cpuPerRequest(r.CPUSeconds, r.Created+r.Repeated))

@@ -110,7 +110,7 @@ func (g *gpRecord) written() []string {
 // to it for barsClient, through the outbound client (loopback allowed).
 func (e *env) startNotifyWorker(gp *gpRecord, bars *barsSender, barsClient string) {
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
-	q := e.store.Queues(gateway.QueueNotify)
+	q := e.store.Queues(gateway.QueueNotify) // every partition's, as cmd/signpost reads them
 	answers := map[string]*notify.BarsEndpoint{}
 	if bars != nil {
 		answers[barsClient] = &notify.BarsEndpoint{Base: bars.srv.URL + "/fhir", Token: "bars-token", Client: client}
@@ -147,7 +147,11 @@ func (e *env) sendExample(t *testing.T) string {
 	r := e.post("/$process-message", barsExample(t), callerHeader, "practice-a",
 		"X-Request-Id", gateway.NewID(), "X-Correlation-Id", gateway.NewID()).must(t, http.StatusOK)
 	_, _, task := readBaRSAnswer(t, r)
-	return task["id"].(string)
+	id := task["id"].(string)
+	if e.store.Spread() && e.store.PlaceOf(id) == "" {
+		t.Fatalf("a spreading store made the referral's Task %q outside its partitions", id)
+	}
+	return id
 }
 
 // providerMoves changes the Task's status as the walking provider, through
@@ -184,7 +188,11 @@ func responseMessage(t *testing.T, c barsCall) (bundle map[string]any, header, s
 }
 
 func TestBaRSResponseAnswersTheSenderWhenTheProviderAccepts(t *testing.T) {
-	e := setup(t, withBaRSService, withWarnNHS)
+	onOneRedisAndSpreadOnCluster(t, testBaRSResponseAnswersTheSenderWhenTheProviderAccepts)
+}
+
+func testBaRSResponseAnswersTheSenderWhenTheProviderAccepts(t *testing.T, on ...func(*options)) {
+	e := setup(t, append([]func(*options){withBaRSService, withWarnNHS}, on...)...)
 	gp, sender := newGPRecord(t), newBarsSender(t, 0)
 	e.startNotifyWorker(gp, sender, "practice-a")
 	taskID := e.sendExample(t)
@@ -215,7 +223,8 @@ func TestBaRSResponseAnswersTheSenderWhenTheProviderAccepts(t *testing.T) {
 	if task["id"] != taskID || task["status"] != "accepted" {
 		t.Errorf("the Task entry is %v at %v, want %s accepted", task["id"], task["status"], taskID)
 	}
-	// Write-back still happens for the same referral.
+	// Write-back still happens for the same referral, and each job is
+	// finished once: none is left to be taken over and sent again.
 	eventually(t, "the write-back of the accepted Task", func() bool {
 		for _, s := range gp.written() {
 			if s == "accepted" {
@@ -224,6 +233,10 @@ func TestBaRSResponseAnswersTheSenderWhenTheProviderAccepts(t *testing.T) {
 		}
 		return false
 	})
+	e.waitNotifyDrained(t)
+	if n := len(sender.received()); n != 1 {
+		t.Errorf("%d BaRS responses sent, want 1", n)
+	}
 }
 
 func TestBaRSResponseResentAfterFailureIsTheSameMessage(t *testing.T) {

@@ -328,7 +328,11 @@ func lifeSatisfaction(t *testing.T, resources [][]byte) map[string]float64 {
 // The scores reach the GP system as the referral ends: written back into
 // its record, and in the BaRS response that tells it of the completion.
 func TestMeasuresReachTheGPByWriteBackAndBaRS(t *testing.T) {
-	e := setup(t, withBaRSService, withWarnNHS, askMeasures)
+	onOneRedisAndSpreadOnCluster(t, testMeasuresReachTheGPByWriteBackAndBaRS)
+}
+
+func testMeasuresReachTheGPByWriteBackAndBaRS(t *testing.T, on ...func(*options)) {
+	e := setup(t, append([]func(*options){withBaRSService, withWarnNHS, askMeasures}, on...)...)
 	gp, sender := newGPRecord(t), newBarsSender(t, 0)
 	e.startNotifyWorker(gp, sender, "practice-a")
 	taskID := e.sendExample(t)
@@ -371,6 +375,7 @@ func TestMeasuresReachTheGPByWriteBackAndBaRS(t *testing.T) {
 		return false
 	})
 	// Each score is filed once, however many changes the Task went through.
+	e.waitNotifyDrained(t)
 	gp.mu.Lock()
 	defer gp.mu.Unlock()
 	if n := len(gp.observations); n > 8+1 { // 4 scores at 2 points, and the acceptance's outcome code

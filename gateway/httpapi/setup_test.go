@@ -93,6 +93,16 @@ func spread(o *options) { o.spread = true }
 // does not spread, or one that starts spreading later.
 func unspread(o *options) { o.unspread = true }
 
+// onOneRedisAndSpreadOnCluster runs a test on one Redis with a store that
+// does not spread (as every deployment runs today), and on a Redis Cluster
+// with a store that spreads referrals over its partitions (as
+// redis_cluster will): a change's jobs are then in its referral's
+// partition, on another primary than what is kept under the plain tag.
+func onOneRedisAndSpreadOnCluster(t *testing.T, test func(t *testing.T, on ...func(*options))) {
+	t.Run("redis", func(t *testing.T) { test(t, onOneRedis) })
+	t.Run("spread cluster", func(t *testing.T) { test(t, spread, onCluster) })
+}
+
 // onEachRedis runs a test on one Redis and on a Redis Cluster: the same
 // test, so that what holds on one holds on the other.
 func onEachRedis(t *testing.T, test func(t *testing.T, on func(*options))) {

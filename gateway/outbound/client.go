@@ -44,17 +44,24 @@ type Options struct {
 	// UserAgent is sent when the request sets no User-Agent header.
 	// Default "Signpost".
 	UserAgent string
+	// IdlePerHost is how many connections to one host are kept open
+	// between calls. Set it to the calls a caller has in flight to one host
+	// at most: with fewer, every burst closes the surplus and the next
+	// opens new ones (a TCP and TLS handshake each, on both sides). Default
+	// 8.
+	IdlePerHost int
 }
 
 // ErrResponseTooLarge is returned (wrapped) by a response body read that
 // goes past Options.MaxResponseBytes.
 var ErrResponseTooLarge = errors.New("outbound: response body too large")
 
-// Transport limits. The idle pool is kept small per host: Signpost talks to
-// a modest number of providers and GP systems, each at a modest rate.
+// Transport limits. The idle pool is kept small per host unless a caller
+// says otherwise (Options.IdlePerHost): Signpost talks to a modest number
+// of providers and GP systems.
 const (
 	maxIdleConns           = 64
-	maxIdleConnsPerHost    = 8
+	defaultIdlePerHost     = 8
 	maxConnsPerHost        = 64
 	idleConnTimeout        = 90 * time.Second
 	tlsHandshakeTimeout    = 5 * time.Second
@@ -89,6 +96,9 @@ func newClient(o Options) (*http.Client, *transport) {
 	if o.UserAgent == "" {
 		o.UserAgent = DefaultUserAgent
 	}
+	if o.IdlePerHost <= 0 {
+		o.IdlePerHost = defaultIdlePerHost
+	}
 	allow := slices.Clone(o.Allow)
 
 	dialer := &net.Dialer{
@@ -112,7 +122,7 @@ func newClient(o Options) (*http.Client, *transport) {
 		ExpectContinueTimeout:  expectContinueTimeout,
 		IdleConnTimeout:        idleConnTimeout,
 		MaxIdleConns:           maxIdleConns,
-		MaxIdleConnsPerHost:    maxIdleConnsPerHost,
+		MaxIdleConnsPerHost:    o.IdlePerHost,
 		MaxConnsPerHost:        maxConnsPerHost,
 		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 	}

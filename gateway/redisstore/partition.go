@@ -110,6 +110,17 @@ func partitionOfID(id string) partition {
 	return legacy
 }
 
+// partitionOfPlace is the partition whose id prefix is place (what a
+// queued job carries, gateway.QueuedJob.Place): legacy for "".
+func partitionOfPlace(place string) partition {
+	for n := range partitions {
+		if idPrefix(partition(n)) == place {
+			return partition(n)
+		}
+	}
+	return legacy
+}
+
 // placeReferral is the partition a new referral goes to, decided by its
 // placing key (the client and the referral's business identifier, as
 // gateway.Placer describes): the same key always gives the same

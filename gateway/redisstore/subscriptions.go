@@ -22,12 +22,46 @@ type subscriptionEvent struct {
 	N    int64  `json:"n"`
 }
 
-// Fanout numbers a Task change for each matching subscription, queues it,
-// and finishes the change's job, in one step (fanout.lua).
+// Fanout numbers a Task change for each matching subscription, queues a
+// job to send each its event, and finishes the change's job.
+//
+// What the numbering writes lives under the plain tag, whatever the Task's
+// partition: each subscription's counter and list (a subscription hears of
+// Tasks in every partition, and its numbers are one sequence), the send
+// jobs (on the legacy partition's subscription stream, which every worker
+// reads), and the last version numbered per Task (subNumbered) beside
+// them, so that one script checks and moves it with the numbering: a
+// (Task, version) is numbered once, however often it is given. The
+// change's job is in its Task's partition.
+//
+// When those are one slot (a store that does not spread, or a Task made
+// before it spread), one script numbers and finishes the job, only while
+// the job is still this consumer's: one round trip, as ever. Otherwise it
+// is two steps, each in one slot: number, then finish the job. A crash
+// between them leaves the job pending; it is retried (reclaimed), and the
+// retry numbers nothing, since its version is numbered, and finishes it.
 func (s *Store) Fanout(ctx context.Context, job gateway.QueuedJob, subs []*topic.SubscriptionView, client string, ev gateway.Event) error {
+	changes := s.queueIn(partitionOfPlace(job.Place), gateway.QueueSubscription)
+	if changes.stream == s.keys.queue(gateway.QueueSubscription) {
+		return s.number(ctx, &job, subs, client, ev)
+	}
+	if err := s.number(ctx, nil, subs, client, ev); err != nil {
+		return err
+	}
+	return changes.Ack(ctx, job)
+}
+
+// number runs fanout.lua: it numbers a Task change for subs, and, given
+// the change's job (on the legacy partition's stream), finishes it in the
+// same step.
+func (s *Store) number(ctx context.Context, job *gateway.QueuedJob, subs []*topic.SubscriptionView, client string, ev gateway.Event) error {
+	consumer, entry := "", ""
+	if job != nil {
+		consumer, entry = job.Consumer, job.ID
+	}
 	keys := []string{s.keys.queue(gateway.QueueSubscription), s.keys.subNumbered()}
 	// The send jobs continue the trace of the change (this worker's span).
-	args := []any{gateway.WorkerGroup, job.Consumer, job.ID, ev.Timestamp.UnixMilli(), ev.Task, ev.Version,
+	args := []any{gateway.WorkerGroup, consumer, entry, ev.Timestamp.UnixMilli(), ev.Task, ev.Version,
 		telemetry.TraceFields(ctx)["traceparent"], s.maxEvents, client, len(subs)}
 	for _, sub := range subs {
 		keys = append(keys, s.keys.subCounter(sub.ID), s.keys.subEvents(sub.ID))

@@ -130,7 +130,7 @@ func (e *env) startSubscriptions() (stop func()) {
 // startSubscriptionsRetrying runs subscriptions with a retry schedule of
 // the test's own.
 func (e *env) startSubscriptionsRetrying(retry []time.Duration) (stop func()) {
-	q := e.store.Queues(gateway.QueueSubscription)
+	q := e.store.Queues(gateway.QueueSubscription) // every partition's, as cmd/signpost reads them
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
 	w := newQuickWorker(worker.Options{Queue: q, PerProvider: 1, LaneDepth: 4096, ReclaimIdle: time.Second, Consumer: "sub-" + gateway.NewID()[:8],
 		Handler: &worker.Subscriptions{Queue: q, Domain: e.svc.Subscriptions, Store: e.store, Client: client, Clients: []string{"practice-a", "practice-b"}, Retry: retry, Audit: e.store}})
@@ -204,7 +204,7 @@ func TestHandshake(t *testing.T) {
 
 func TestNotificationsInOrderAcrossRestartAndOutage(t *testing.T) {
 	t.Parallel()
-	onEachRedis(t, testNotificationsInOrderAcrossRestartAndOutage)
+	onEachRedisSpreadToo(t, testNotificationsInOrderAcrossRestartAndOutage)
 }
 
 func testNotificationsInOrderAcrossRestartAndOutage(t *testing.T, on redisKind) {
@@ -249,7 +249,7 @@ func testNotificationsInOrderAcrossRestartAndOutage(t *testing.T, on redisKind) 
 
 func TestPayloadsFiltersAndIsolation(t *testing.T) {
 	t.Parallel()
-	onEachRedis(t, testPayloadsFiltersAndIsolation)
+	onEachRedisSpreadToo(t, testPayloadsFiltersAndIsolation)
 }
 
 func testPayloadsFiltersAndIsolation(t *testing.T, on redisKind) {

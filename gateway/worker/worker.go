@@ -101,7 +101,8 @@ type Options struct {
 	// Consumer names this worker in the consumer group (unique per process).
 	Consumer string
 	// PerProvider bounds the jobs in flight in one lane, so a slow or dead
-	// endpoint holds only its own lane, never the others.
+	// endpoint holds only its own lane, never the others. Default
+	// DefaultPerProvider.
 	PerProvider int
 	// ReclaimIdle is how long a job may be held before another worker takes
 	// it over; longer than the slowest send.
@@ -154,10 +155,16 @@ const laneWait = 100 * time.Millisecond
 // puts new ones off briefly instead (which keeps reading for other lanes).
 const laneDepth = 64
 
+// DefaultPerProvider is how many jobs of one lane a worker has in flight
+// when Options.PerProvider is not set. An HTTP client sending a lane's jobs
+// should keep as many connections idle per host (outbound.Options.IdlePerHost),
+// or it closes and reopens connections under load.
+const DefaultPerProvider = 16
+
 // New makes a Worker, filling in defaults.
 func New(o Options) *Worker {
 	if o.PerProvider <= 0 {
-		o.PerProvider = 16
+		o.PerProvider = DefaultPerProvider
 	}
 	if o.ReclaimIdle <= 0 {
 		o.ReclaimIdle = time.Minute

@@ -80,6 +80,8 @@ type env struct {
 	rdb   redis.UniversalClient
 	store *redisstore.Store
 	svc   *usecases.Set
+	// spread: the store spreads referrals over its partitions.
+	spread bool
 }
 
 var providers = []gateway.Provider{
@@ -90,13 +92,17 @@ var providers = []gateway.Provider{
 // onOneRedis and onCluster choose what a test's Signpost runs on: one
 // Redis, or a Redis Cluster of three primaries with a replica each, where
 // every change is acknowledged only once its replica has it (as a cluster
-// deployment runs with redis_wait_replicas: 1).
-type redisKind bool
+// deployment runs with redis_wait_replicas: 1). spreading adds a store
+// that spreads referrals over its partitions (redisstore.Store.SpreadReferrals).
+type redisKind struct{ cluster, spread bool }
 
-const (
-	onOneRedis redisKind = false
-	onCluster  redisKind = true
+var (
+	onOneRedis = redisKind{}
+	onCluster  = redisKind{cluster: true}
 )
+
+// spreading is the same Redis with a store that spreads referrals.
+func (k redisKind) spreading() redisKind { k.spread = true; return k }
 
 // onEachRedis runs a test on one Redis and on a Redis Cluster: the same
 // test, so that what holds on one holds on the other.
@@ -105,9 +111,18 @@ func onEachRedis(t *testing.T, test func(t *testing.T, on redisKind)) {
 	t.Run("cluster", func(t *testing.T) { test(t, onCluster) })
 }
 
+// onEachRedisSpreadToo runs a test as onEachRedis does, and again with a
+// store that spreads referrals, on one Redis and on a cluster: where a
+// change's jobs are queued in its referral's partition.
+func onEachRedisSpreadToo(t *testing.T, test func(t *testing.T, on redisKind)) {
+	onEachRedis(t, test)
+	t.Run("spread redis", func(t *testing.T) { test(t, onOneRedis.spreading()) })
+	t.Run("spread cluster", func(t *testing.T) { test(t, onCluster.spreading()) })
+}
+
 func setup(t testing.TB, on ...redisKind) *env {
 	e := &env{t: t}
-	if len(on) > 0 && on[0] == onCluster || redistest.ClusterForced() {
+	if len(on) > 0 && on[0].cluster || redistest.ClusterForced() {
 		c := redistest.StartCluster(t)
 		cc := redisstore.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()}, nil)
 		t.Cleanup(func() { cc.Close() })
@@ -119,8 +134,9 @@ func setup(t testing.TB, on ...redisKind) *env {
 		e.rdb = e.redis.Client()
 		e.store = redisstore.New(e.rdb, "signpost")
 	}
-	if redistest.SpreadForced() {
-		e.store.SpreadReferrals() // as a cluster deployment runs (SIGNPOST_TEST_SPREAD)
+	if len(on) > 0 && on[0].spread || redistest.SpreadForced() { // SIGNPOST_TEST_SPREAD: as a cluster deployment runs
+		e.store.SpreadReferrals()
+		e.spread = true
 	}
 	e.svc = usecases.New(gateway.Options{Store: e.store, Providers: providers, FHIRBase: "http://signpost.test/fhir",
 		MeasureRules: []gateway.MeasureRule{{Categories: []string{"*"}, Questionnaires: []string{"ons4"}, At: gateway.MeasurePoints}}})
@@ -172,6 +188,9 @@ func (e *env) refer(ident, code string) string {
 	res, _, err := e.store.Search(context.Background(), &gateway.StoreQuery{Type: "Task", Groups: [][]string{{"focus=ServiceRequest/" + out.Resource.ID}}, Count: 1})
 	if err != nil || len(res) != 1 {
 		e.t.Fatalf("no Task for the referral: %v", err)
+	}
+	if e.spread && e.store.PlaceOf(res[0]) == "" {
+		e.t.Fatalf("a spreading store made the referral's Task %q outside its partitions", res[0])
 	}
 	return res[0]
 }

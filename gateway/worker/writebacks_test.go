@@ -124,7 +124,7 @@ func (e *env) startWriteBacks(targets map[string]*notify.GPServer) {
 // startWriteBacksRetrying runs write-backs with a retry schedule of the
 // test's own, for a test that needs attempts to go on for a while.
 func (e *env) startWriteBacksRetrying(targets map[string]*notify.GPServer, retry []time.Duration) {
-	q := e.store.Queues(gateway.QueueNotify)
+	q := e.store.Queues(gateway.QueueNotify) // every partition's, as cmd/signpost reads them
 	w := newQuickWorker(worker.Options{Queue: q, Handler: &worker.WriteBacks{Queue: q, Domain: e.svc.WriteBack, State: e.store, Targets: targets, Retry: retry},
 		Consumer: "wb-" + gateway.NewID()[:8], ReclaimIdle: time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -155,7 +155,7 @@ func (e *env) move(taskID, status, reason string) {
 
 func TestWriteBackFollowsTheTaskIntoTheGPRecord(t *testing.T) {
 	t.Parallel()
-	onEachRedis(t, testWriteBackFollowsTheTaskIntoTheGPRecord)
+	onEachRedisSpreadToo(t, testWriteBackFollowsTheTaskIntoTheGPRecord)
 }
 
 func testWriteBackFollowsTheTaskIntoTheGPRecord(t *testing.T, on redisKind) {
@@ -177,6 +177,12 @@ func testWriteBackFollowsTheTaskIntoTheGPRecord(t *testing.T, on redisKind) {
 		gp.mu.Lock()
 		defer gp.mu.Unlock()
 		return len(gp.statuses) > 0 && gp.statuses[len(gp.statuses)-1] == "completed"
+	})
+	// Every change's job is finished once written back: none is left to be
+	// taken over and written again.
+	eventually(t, "every write-back job finished", func() bool {
+		waiting, delayed, pending, _, err := e.store.Queues(gateway.QueueNotify).Stats(context.Background())
+		return err == nil && waiting+delayed+pending == 0
 	})
 	gp.mu.Lock()
 	defer gp.mu.Unlock()

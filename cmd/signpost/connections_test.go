@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
+	"github.com/signpost-health/signpost/gateway/worker"
+)
+
+// A worker draining a backlog to one provider keeps its connections open
+// between deliveries: a lane has worker.DefaultPerProvider deliveries in
+// flight, so it needs no more connections than that, however many
+// referrals it delivers. (With the outbound client's default idle pool, 8
+// per host, about one delivery in five opened a connection.)
+func TestDeliveriesReuseTheirConnections(t *testing.T) {
+	t.Parallel()
+	const referrals = 240
+	r := redistest.Start(t)
+	var opened, received atomic.Int64
+	stub := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, _ = io.Copy(io.Discard, req.Body)
+		time.Sleep(2 * time.Millisecond) // a provider's own work, so that deliveries overlap
+		received.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	stub.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	stub.Start()
+	t.Cleanup(stub.Close)
+	cfgText := strings.Replace(testConfig, "delivery: { kind: portal }\n  - id: link",
+		"delivery: { kind: webhook, url: \""+stub.URL+"\", secret: \"whsec_c3ludGhldGljLXNlY3JldC1mb3ItdGhlLWNvbm4tdGVzdA==\" }\n  - id: link", 1) +
+		"outbound_allow: [\"127.0.0.0/8\"]\n"
+	if !strings.Contains(cfgText, stub.URL) {
+		t.Fatal("the test configuration no longer has the provider this test points at its stub")
+	}
+	cfg := writeFile(t, "signpost.yaml", cfgText)
+	getenv := env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()})
+
+	// The backlog first, so that the worker starts with every lane full.
+	srv := startSignpost(t, []string{"serve", "-workers=false", "-config", cfg}, getenv)
+	var wg sync.WaitGroup
+	errs := make(chan error, referrals)
+	for i := range referrals {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := http.Post(srv.base+"/fhir/ServiceRequest", "application/fhir+json",
+				strings.NewReader(referralJSON(fmt.Sprintf("CONN-%d", i), "390893007")))
+			if err != nil {
+				errs <- err
+				return
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusCreated {
+				errs <- fmt.Errorf("POST: %s", res.Status)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	must(t, srv.stop())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"worker", "-config", cfg}, getenv, io.Discard, io.Discard) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for received.Load() < referrals {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d delivered", received.Load(), referrals)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	must(t, <-done)
+	// A few over the lane's width are allowed: a delivery finding no idle
+	// connection starts a dial, and if another's connection comes back
+	// first it takes that one and the dialled one joins the pool as well.
+	// Without the pool sized to the lane, 240 deliveries opened about 90.
+	if n, most := opened.Load(), int64(worker.DefaultPerProvider+worker.DefaultPerProvider/4); n > most {
+		t.Errorf("%d deliveries opened %d connections, want at most %d (the %d deliveries a lane has in flight, and a few dials overtaken)",
+			referrals, n, most, worker.DefaultPerProvider)
+	}
+}
