@@ -49,8 +49,10 @@ func TestProvenanceOfATaskVersion(t *testing.T) {
 			Meta         struct{ VersionID, LastUpdated string }
 			Target       []struct{ Reference string }
 			Recorded     string
-			Activity     struct{ Coding []struct{ System, Code string } }
-			Agent        []struct {
+			Activity     struct {
+				Coding []struct{ System, Code string }
+			}
+			Agent []struct {
 				Type struct{ Coding []struct{ Code string } }
 				Who  json.RawMessage
 			}

@@ -79,6 +79,9 @@ func runRetention(ctx context.Context, args []string, getenv func(string) string
 	}
 	fmt.Fprintf(stdout, "%s %d referrals (about %d bytes of Redis memory); kept: %d on legal hold, %d with jobs waiting, %d changed meanwhile, %d with more supporting resources than a removal takes\n",
 		verb, r.Removed, r.Bytes, r.Held, r.Queued, r.Changed, r.TooLarge)
+	if r.Finished > 0 {
+		fmt.Fprintf(stdout, "finished %d removals an earlier run left half done\n", r.Finished)
+	}
 	if !*dry && r.AuditTrimmed > 0 {
 		fmt.Fprintf(stdout, "trimmed %d audit records\n", r.AuditTrimmed)
 	}

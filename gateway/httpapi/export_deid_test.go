@@ -41,9 +41,9 @@ func deidReferral(ident string) []byte {
 
 // deidEnv is a Signpost with key, holding the synthetic patient and two
 // referrals for them.
-func deidEnv(t *testing.T, key []byte) *env {
+func deidEnv(t *testing.T, key []byte, opts ...func(*options)) *env {
 	t.Helper()
-	e := setup(t, func(o *options) { o.pseudonymKey = key })
+	e := setup(t, append(opts, func(o *options) { o.pseudonymKey = key })...)
 	e.put("/Patient/pat-deid-1", []byte(deidPatient), as("practice-a")...).must(t, http.StatusCreated)
 	for _, ident := range []string{"DEID-1", "DEID-2"} {
 		e.post("/ServiceRequest", deidReferral(ident)).must(t, http.StatusCreated)
@@ -80,7 +80,18 @@ func pseudonymsOf(t *testing.T, files map[string][]map[string]any) (patient stri
 
 func TestDeidentifiedExport(t *testing.T) {
 	t.Parallel()
-	e := deidEnv(t, keyA)
+	testDeidentifiedExport(t)
+}
+
+// The same on a store that spreads referrals: the Patient in legacy, its
+// referrals in their partitions, the same pseudonym in every one.
+func TestSpreadDeidentifiedExport(t *testing.T) {
+	t.Parallel()
+	testDeidentifiedExport(t, spread)
+}
+
+func testDeidentifiedExport(t *testing.T, opts ...func(*options)) {
+	e := deidEnv(t, keyA, opts...)
 	m, files := e.exportAll(t, "?_deidentify=true")
 	if len(files["Patient"]) != 1 || len(files["ServiceRequest"]) != 2 || len(files["Task"]) != 2 {
 		t.Fatalf("exported %d Patients, %d ServiceRequests, %d Tasks", len(files["Patient"]), len(files["ServiceRequest"]), len(files["Task"]))
@@ -141,7 +152,7 @@ func TestDeidentifiedExport(t *testing.T) {
 		t.Errorf("second export: pseudonym %s, first %s", p2, patient)
 	}
 	// Another deployment's key: unrelated pseudonyms for the same person.
-	other := deidEnv(t, keyB)
+	other := deidEnv(t, keyB, opts...)
 	_, theirs := other.exportAll(t, "?_deidentify=true&_type=Patient")
 	if p3, _ := pseudonymsOf(t, theirs); p3 == patient || p3 == "" {
 		t.Errorf("another key gave pseudonym %q, this key's %q", p3, patient)

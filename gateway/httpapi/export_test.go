@@ -100,6 +100,15 @@ func TestExportEndToEnd(t *testing.T) {
 	onEachRedis(t, testExportEndToEnd)
 }
 
+// On a store that spreads referrals, the export reads every partition:
+// each type's file holds every partition's resources, pages crossing them.
+func TestSpreadExportEndToEnd(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, on func(*options)) {
+		testExportEndToEnd(t, func(o *options) { on(o); spread(o) })
+	})
+}
+
 func testExportEndToEnd(t *testing.T, on func(*options)) {
 	t.Parallel()
 	e := setup(t, on)
@@ -108,6 +117,15 @@ func testExportEndToEnd(t *testing.T, on func(*options)) {
 	for _, ident := range []string{"EX-1", "EX-2", "EX-3", "EX-4", "EX-5"} {
 		sr := e.post("/ServiceRequest", referral(ident, "390893007")).must(t, http.StatusCreated).json(t)
 		srs[sr["id"].(string)] = true
+	}
+	if e.store.Spread() {
+		places := map[string]bool{}
+		for id := range srs {
+			places[id[:4]] = true
+		}
+		if len(places) < 2 {
+			t.Fatalf("the referrals fell in %d partitions: the export would cross none", len(places))
+		}
 	}
 	m, files := e.exportAll(t, "")
 	if got := files["ServiceRequest"]; len(got) != len(srs) {

@@ -386,7 +386,18 @@ func testMeasuresReachTheGPByWriteBackAndBaRS(t *testing.T, on ...func(*options)
 // The de-identified export carries the scores, so an evaluation can pair
 // them as the outcomes view does, without the patient's NHS number.
 func TestDeidentifiedExportCarriesTheMeasures(t *testing.T) {
-	e := setup(t, askMeasures, func(o *options) { o.pseudonymKey = keyA })
+	testDeidentifiedExportCarriesTheMeasures(t)
+}
+
+// The same on a store that spreads referrals (one Redis and a cluster):
+// the scores are made in the referral's partition, and exported from it.
+func TestSpreadDeidentifiedExportCarriesTheMeasures(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, on func(*options)) { testDeidentifiedExportCarriesTheMeasures(t, on, spread) })
+}
+
+func testDeidentifiedExportCarriesTheMeasures(t *testing.T, opts ...func(*options)) {
+	e := setup(t, append(opts, askMeasures, func(o *options) { o.pseudonymKey = keyA })...)
 	srID, taskID := acceptedReferral(t, e, "M-EXPORT")
 	e.post("/QuestionnaireResponse", ons4Response(srID, "first-contact", "3", "4", "5", "8"), callerHeader, "walking").must(t, http.StatusCreated)
 	e.providerMoves(t, taskID, "in-progress", "")

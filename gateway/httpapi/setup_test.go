@@ -214,33 +214,6 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 	return e
 }
 
-// keys lists the keys matching pattern wherever the test's Signpost keeps
-// them: on its one Redis, or on every primary of its cluster.
-func (e *env) keys(t *testing.T, pattern string) []string {
-	t.Helper()
-	ctx := context.Background()
-	if e.cluster == nil {
-		keys, err := e.rdb.Keys(ctx, pattern).Result()
-		if err != nil {
-			t.Fatalf("KEYS %s: %v", pattern, err)
-		}
-		return keys
-	}
-	var mu sync.Mutex
-	var all []string
-	err := e.rdb.(*redis.ClusterClient).ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-		keys, err := node.Keys(ctx, pattern).Result()
-		mu.Lock()
-		defer mu.Unlock()
-		all = append(all, keys...)
-		return err
-	})
-	if err != nil {
-		t.Fatalf("KEYS %s on the cluster: %v", pattern, err)
-	}
-	return all
-}
-
 // queued lists the jobs on a queue's streams in every partition the store
 // uses (redisstore.Store.Queues, what the workers read), so that a test
 // counts the same jobs whether the store spreads referrals or not.

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -75,6 +76,34 @@ func TestAuditTrailIsReadOverEveryPartition(t *testing.T) {
 		}
 		if !slices.Equal(followed, want[2:]) {
 			t.Errorf("followed after %s:\n got %v\nwant %v", want[1], followed, want[2:])
+		}
+	})
+}
+
+// Trimming by age (retention's audit_after) trims every partition's
+// stream: the records older than the cut go from each, the newer stay.
+func TestAuditTrimmedByAgeInEveryPartition(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		s.SpreadReferrals()
+		ctx := context.Background()
+		cut := time.UnixMilli(2_000_000)
+		for _, p := range []partition{legacy, 4, 13} {
+			for i := range 300 { // more than a stream node, so XTRIM's approximation removes some
+				rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.in(p).audit(), ID: "1000000-" + strconv.Itoa(i+1), Values: []string{"a", "old"}})
+			}
+			rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.in(p).audit(), ID: "3000000-1", Values: []string{"a", "new"}})
+		}
+		if n, err := s.TrimAuditBefore(ctx, cut); err != nil || n < 3*200 {
+			t.Fatalf("trimmed %d (%v), want most of the old records of every stream", n, err)
+		}
+		for _, p := range []partition{legacy, 4, 13} {
+			if n := rdb.XLen(ctx, s.in(p).audit()).Val(); n > 101 {
+				t.Errorf("partition %d kept %d records", p, n)
+			}
+			if last := rdb.XRevRangeN(ctx, s.in(p).audit(), "+", "-", 1).Val(); len(last) != 1 || last[0].Values["a"] != "new" {
+				t.Errorf("partition %d lost its new record: %v", p, last)
+			}
 		}
 	})
 }

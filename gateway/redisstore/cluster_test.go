@@ -122,3 +122,43 @@ func TestClusterWithPasswordAndTLS(t *testing.T) {
 		}
 	}
 }
+
+// On a Redis Cluster, Memory is the fullest primary's (its used memory and
+// its own limit), not a sum over primaries: the memory gauge and the 80 %
+// warning are for the first primary to refuse writes, which refuses the
+// referrals of every partition it holds while the others still have room.
+// A spreading store's keys are on every primary; what one holds is what
+// its partitions hold.
+func TestMemoryOnAClusterIsTheFullestPrimarys(t *testing.T) {
+	t.Parallel()
+	c := redistest.StartCluster(t)
+	cc := NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()}, nil)
+	t.Cleanup(func() { cc.Close() })
+	ctx := context.Background()
+	s := New(cc, "test")
+	s.SpreadReferrals()
+	for _, p := range c.Primaries() {
+		if err := p.Client().ConfigSet(ctx, "maxmemory", "64mb").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Four megabytes in one partition, so on one primary.
+	full := s.parts[6].resource("Task", idPrefix(6)+"big")
+	if err := cc.Set(ctx, full, strings.Repeat("x", 4<<20), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]int64{}
+	var sum int64
+	for _, p := range c.Primaries() {
+		used[p.Addr] = parseMemory(p.Client().Info(ctx, "memory").Val()).Used
+		sum += used[p.Addr]
+	}
+	m, err := s.Memory(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fullest := used[c.PrimaryFor(full).Addr]
+	if m.Max != 64<<20 || m.Used < 4<<20 || m.Used >= sum || m.Used < fullest-(1<<20) || m.Used > fullest+(1<<20) {
+		t.Errorf("Memory = %+v; want the fullest primary's (used %d of 64 MiB; all of them %d)", m, fullest, sum)
+	}
+}

@@ -128,6 +128,12 @@ func (k keys) exportExpiry() string { return k.ns + ":xe" }
 // the referrals sent in one UTC month ("2006-01"), by Task id.
 func (k keys) keptJourneys(month string) string { return k.ns + ":jr:" + month }
 
+// leftovers is the hash, by Task id, of what the removals of referrals in
+// this partition left to remove elsewhere or after looking at every
+// partition (a removal's leftover, as JSON): written in the step that
+// removes the referral, deleted once what it names is gone (retention.go).
+func (k keys) leftovers() string { return k.ns + ":left" }
+
 // claimedFor is the sorted set (scores 0) of the unique keys, as Redis
 // keys, that a commit filed under a resource ("Type/id") because their
 // names cannot be built from it (gateway.UniqueKey.Of): they go when it goes.

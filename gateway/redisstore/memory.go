@@ -33,6 +33,14 @@ func (m Memory) Share() float64 {
 // primary's (the largest share of its maxmemory, or the most used where
 // none has a limit): the first to refuse writes refuses the referrals
 // whose keys it holds, so it is the one to watch.
+//
+// Not a sum over primaries, although a store that spreads referrals keeps
+// them on every primary: what reads it are the memory gauges
+// (signpost_redis_memory_used_bytes and _limit_bytes, one pair) and the
+// warning at 80 % of the limit, and a sum (used over summed limits) would
+// stay low while one primary refuses writes for every partition it holds.
+// How much a cluster holds in all is the sum of its primaries' INFO; how
+// much a referral takes is measured on one Redis (BENCHMARKS.md).
 func (s *Store) Memory(ctx context.Context) (Memory, error) {
 	cc, ok := s.rdb.(*redis.ClusterClient)
 	if !ok {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,16 +42,26 @@ type Removal struct {
 	// Keep, when set, is kept as the referral goes, in the same step.
 	Keep *gateway.KeptJourney
 
+	place     partition // the referral's: its Task's (and so all of its resources')
 	resources []removedResource
 	sets      []setCount
 	uniques   []string
 	fields    [][2]string
 	guards    [][2]string // a step's: resource hash, the version it must still be at
 	members   [][2]string // a step's filed keys: the set filing it, the key
+	// leftover is what goes after the referral, in steps of their own
+	// (a store that spreads referrals); nil: nothing.
+	leftover *leftover
+	// patientHash is the leftover's Patient's hash when this referral
+	// alone names it as read, so it is expected to go too (what Keys
+	// counts); "": none.
+	patientHash string
 }
 
 type removedResource struct {
 	typ, id string
+	hash    string // its hash's key, in its partition
+	all     string // its type's all-ids set, in the same partition
 	version string
 	terms   []string
 }
@@ -62,12 +74,16 @@ type setCount struct {
 // Resources is how many resources the removal takes (every version of each).
 func (r *Removal) Resources() int { return len(r.resources) }
 
-// Keys are the keys the removal deletes whole (resources and unique keys),
-// for measuring the memory it frees.
-func (r *Removal) Keys(s *Store) []string {
-	out := make([]string, 0, len(r.resources)+len(r.uniques))
+// Keys are the keys the removal deletes whole (resources and unique keys,
+// in the referral's partition, and the Patient going after it), for
+// measuring the memory it frees.
+func (r *Removal) Keys() []string {
+	out := make([]string, 0, len(r.resources)+len(r.uniques)+1)
 	for _, x := range r.resources {
-		out = append(out, s.keys.resource(x.typ, x.id))
+		out = append(out, x.hash)
+	}
+	if r.patientHash != "" {
+		out = append(out, r.patientHash)
 	}
 	return append(out, r.uniques...)
 }
@@ -86,12 +102,21 @@ var (
 // (readLastReferralsPatient), and so do the keys filed under the referral
 // (readClaimedKeys). Keys claimed before they were filed (by an earlier
 // version of Signpost) stay: a short string each.
+//
+// Every key of the referral is in its partition, the one its Task's id
+// names: the Task is made beside its ServiceRequest (gateway.Core.NewIDBeside),
+// and so are its Provenances, supporting resources and the unique keys its
+// commits claimed. On a store that spreads referrals, what may lie
+// elsewhere (the Patient, which other partitions' referrals may name too,
+// and the Task's fields in shared hashes outside the partition) goes
+// after it in steps of their own (leftover).
 func (s *Store) ReadRemoval(ctx context.Context, taskID string) (*Removal, error) {
 	task, err := s.Read(ctx, gateway.TypeTask, taskID)
 	if err != nil {
 		return nil, err
 	}
-	rm := &Removal{Task: task}
+	rm := &Removal{Task: task, place: s.partitionOf(task.ID)}
+	k := s.in(rm.place)
 	var t struct {
 		Focus struct {
 			Reference string `json:"reference"`
@@ -124,7 +149,7 @@ func (s *Store) ReadRemoval(ctx context.Context, taskID string) (*Removal, error
 	}
 	var members []member
 	add := func(typ, term string) {
-		members = append(members, member{typ: typ, set: s.keys.term(typ, term)})
+		members = append(members, member{typ: typ, set: k.term(typ, term)})
 	}
 	add(gateway.TypeProvenance, gateway.TargetTerm(taskRef))
 	if srID != "" {
@@ -143,9 +168,9 @@ func (s *Store) ReadRemoval(ctx context.Context, taskID string) (*Removal, error
 	}); err != nil {
 		return nil, classify(err)
 	}
-	refs := []removedResource{{typ: gateway.TypeTask, id: task.ID}}
+	refs := []removedResource{k.removed(gateway.TypeTask, task.ID)}
 	if rm.ServiceRequest != nil {
-		refs = append(refs, removedResource{typ: gateway.TypeServiceRequest, id: srID})
+		refs = append(refs, k.removed(gateway.TypeServiceRequest, srID))
 	}
 	provenances := 0
 	for _, m := range members {
@@ -162,7 +187,7 @@ func (s *Store) ReadRemoval(ctx context.Context, taskID string) (*Removal, error
 		for _, m := range members {
 			for _, id := range m.cmd.Val() {
 				if m.typ == gateway.TypeProvenance && len(chunk) < MaxRemovedProvenances {
-					chunk = append(chunk, removedResource{typ: m.typ, id: id})
+					chunk = append(chunk, k.removed(m.typ, id))
 				}
 			}
 		}
@@ -171,7 +196,7 @@ func (s *Store) ReadRemoval(ctx context.Context, taskID string) (*Removal, error
 	for _, m := range members {
 		rm.sets = append(rm.sets, setCount{key: m.set, card: m.n.Val()})
 		for _, id := range m.cmd.Val() {
-			refs = append(refs, removedResource{typ: m.typ, id: id})
+			refs = append(refs, k.removed(m.typ, id))
 		}
 	}
 
@@ -197,10 +222,10 @@ func (s *Store) ReadRemoval(ctx context.Context, taskID string) (*Removal, error
 	held := make([]*redis.StringCmd, len(uniques))
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, r := range refs {
-			hashes[i] = p.HMGet(ctx, s.keys.resource(r.typ, r.id), "v", "x")
+			hashes[i] = p.HMGet(ctx, r.hash, "v", "x")
 		}
 		for i, u := range uniques {
-			held[i] = p.Get(ctx, s.keys.unique(u))
+			held[i] = p.Get(ctx, k.unique(u))
 		}
 		return nil
 	}); err != nil && !errors.Is(err, redis.Nil) {
@@ -213,25 +238,43 @@ func (s *Store) ReadRemoval(ctx context.Context, taskID string) (*Removal, error
 		case v == "":
 		case strings.HasPrefix(u, "message-origin|"):
 			// The message that made the referral: its own key names it.
-			rm.uniques = append(rm.uniques, s.keys.unique(u))
+			rm.uniques = append(rm.uniques, k.unique(u))
 			if rm.ServiceRequest != nil {
 				key := gateway.MessageKey(gateway.Caller{ClientID: rm.ServiceRequest.Owner}, v)
-				if got, _ := s.rdb.Get(ctx, s.keys.unique(key)).Result(); got == srRef || strings.HasPrefix(got, srRef+"/") {
-					rm.uniques = append(rm.uniques, s.keys.unique(key))
+				if got, _ := s.rdb.Get(ctx, k.unique(key)).Result(); got == srRef || strings.HasPrefix(got, srRef+"/") {
+					rm.uniques = append(rm.uniques, k.unique(key))
 				}
 			}
 		case v == srRef || v == taskRef || strings.HasPrefix(v, srRef+"/"):
-			rm.uniques = append(rm.uniques, s.keys.unique(u))
+			rm.uniques = append(rm.uniques, k.unique(u))
 		}
 	}
-	rm.fields = [][2]string{{s.keys.subNumbered(), taskRef}, {s.keys.writeBack(task.Owner), task.ID}}
 	if err := s.readClaimedKeys(ctx, rm, srRef, taskRef); err != nil {
 		return nil, err
 	}
-	if err := s.readLastReferralsPatient(ctx, rm); err != nil {
-		return nil, err
+	if !s.spread {
+		// One partition holds everything: the Patient and the Task's
+		// fields go in the referral's one step, as ever.
+		rm.fields = s.taskFields(task.ID, task.Owner)
+		return rm, s.readLastReferralsPatient(ctx, rm)
 	}
-	return rm, nil
+	return rm, s.readLeftover(ctx, rm)
+}
+
+// removed is a resource of partition k that a removal takes, before its
+// version and index entries are read.
+func (k keys) removed(typ, id string) removedResource {
+	return removedResource{typ: typ, id: id, hash: k.resource(typ, id), all: k.all(typ)}
+}
+
+// taskFields are the fields kept of a Task in shared hashes, by hash key
+// and field: the last version of it numbered for subscribers (under the
+// plain tag, with the numbering: Fanout), and what Signpost last wrote
+// back of it to its owner's GP system (in the Task's partition:
+// writeBackOf). They go with the Task: in its removal's step those in its
+// partition, the others after it (leftover).
+func (s *Store) taskFields(taskID, owner string) [][2]string {
+	return [][2]string{{s.keys.subNumbered(), gateway.TypeTask + "/" + taskID}, {s.writeBackOf(owner, taskID), taskID}}
 }
 
 // readVersions fills in each resource's version and index entries from
@@ -258,15 +301,15 @@ func readVersions(refs []removedResource, hashes []*redis.SliceCmd) []removedRes
 // go, provided the Task is still the version read. Nothing else does: the
 // referral stays whole to its readers but for these.
 func (s *Store) readStep(ctx context.Context, rm *Removal, resources []removedResource, members [][2]string) error {
-	*rm = Removal{Task: rm.Task, ServiceRequest: rm.ServiceRequest, Step: true, members: members,
-		guards: [][2]string{{s.keys.resource(gateway.TypeTask, rm.Task.ID), strconv.Itoa(rm.Task.Version)}}}
+	*rm = Removal{Task: rm.Task, ServiceRequest: rm.ServiceRequest, Step: true, members: members, place: rm.place,
+		guards: [][2]string{{s.in(rm.place).resource(gateway.TypeTask, rm.Task.ID), strconv.Itoa(rm.Task.Version)}}}
 	if len(resources) == 0 {
 		return nil
 	}
 	hashes := make([]*redis.SliceCmd, len(resources))
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, r := range resources {
-			hashes[i] = p.HMGet(ctx, s.keys.resource(r.typ, r.id), "v", "x")
+			hashes[i] = p.HMGet(ctx, r.hash, "v", "x")
 		}
 		return nil
 	}); err != nil {
@@ -293,7 +336,7 @@ func (s *Store) readClaimedKeys(ctx context.Context, rm *Removal, refs ...string
 	cards := make([]*redis.IntCmd, len(refs))
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, ref := range refs {
-			sets[i] = s.keys.claimedFor(ref)
+			sets[i] = s.in(rm.place).claimedFor(ref)
 			members[i] = p.ZRange(ctx, sets[i], 0, MaxClaimedKeys)
 			cards[i] = p.ZCard(ctx, sets[i])
 		}
@@ -338,21 +381,7 @@ func (s *Store) readClaimedKeys(ctx context.Context, rm *Removal, refs ...string
 // for a Patient of the same id keeps this one too: a Patient is kept when
 // in doubt, never removed while named.
 func (s *Store) readLastReferralsPatient(ctx context.Context, rm *Removal) error {
-	if rm.ServiceRequest == nil {
-		return nil
-	}
-	prefix := s.keys.term(gateway.TypeServiceRequest, gateway.SubjectTerm(gateway.TypePatient+"/"))
-	var patientID string
-	for _, r := range rm.resources {
-		if r.typ != gateway.TypeServiceRequest {
-			continue
-		}
-		for _, t := range r.terms {
-			if id, ok := strings.CutPrefix(t, prefix); ok && id != "" {
-				patientID = id
-			}
-		}
-	}
+	patientID := rm.patientID(s.keys)
 	if patientID == "" {
 		return nil
 	}
@@ -379,7 +408,7 @@ func (s *Store) readLastReferralsPatient(ctx context.Context, rm *Removal) error
 	if len(v) != 2 || v[0] == nil {
 		return nil // not held (or held under another client's key)
 	}
-	patient := removedResource{typ: gateway.TypePatient, id: key}
+	patient := s.keys.removed(gateway.TypePatient, key)
 	patient.version, _ = v[0].(string)
 	if x, _ := v[1].(string); x != "" {
 		patient.terms = strings.Split(x, "\n")
@@ -391,17 +420,68 @@ func (s *Store) readLastReferralsPatient(ctx context.Context, rm *Removal) error
 	return nil
 }
 
+// patientID is the id of the Patient the referral's ServiceRequest names
+// (read from its own index entries, in partition k: the reference searches
+// use), or "".
+func (rm *Removal) patientID(k keys) string {
+	if rm.ServiceRequest == nil {
+		return ""
+	}
+	prefix := k.term(gateway.TypeServiceRequest, gateway.SubjectTerm(gateway.TypePatient+"/"))
+	var patientID string
+	for _, r := range rm.resources {
+		if r.typ != gateway.TypeServiceRequest {
+			continue
+		}
+		for _, t := range r.terms {
+			if id, ok := strings.CutPrefix(t, prefix); ok && id != "" {
+				patientID = id
+			}
+		}
+	}
+	return patientID
+}
+
 // RemoveReferral removes what ReadRemoval read, in one step (remove.lua),
 // or nothing: ErrRemovalChanged when anything changed since the read.
+//
+// On a store that spreads referrals, the step also records the removal's
+// leftover in the referral's partition, and the leftover then goes in
+// steps of its own (finishRemoval). An error after the referral went
+// leaves the leftover recorded, for FinishRemovals to take.
 func (s *Store) RemoveReferral(ctx context.Context, rm *Removal) error {
 	if rm.TooLarge {
 		return errors.New("redisstore: referral holds more supporting resources than a removal takes")
 	}
+	var kept [][3]string
+	k := s.in(rm.place)
+	if j := rm.Keep; j != nil {
+		kept = append(kept, [3]string{k.keptJourneys(journeyMonth(j.Sent)), j.TaskID, string(j.Summary)})
+	}
+	if lo := rm.leftover; lo != nil && !rm.Step {
+		kept = append(kept, [3]string{k.leftovers(), rm.Task.ID, string(lo.encode())})
+	}
+	removed, err := s.runRemoval(ctx, rm, kept)
+	if err != nil || !removed {
+		return err
+	}
+	if err := s.step(); err != nil {
+		return err
+	}
+	if rm.leftover == nil || rm.Step {
+		return nil
+	}
+	return s.finishRemoval(ctx, rm.place, *rm.leftover)
+}
+
+// runRemoval runs remove.lua on what rm names, with kept set in the same
+// step ({hash, field, value}); ErrRemovalChanged when it was refused.
+func (s *Store) runRemoval(ctx context.Context, rm *Removal, kept [][3]string) (bool, error) {
 	var kl keyList
 	args := []any{len(rm.resources)}
 	for _, r := range rm.resources {
-		key := kl.add(s.keys.resource(r.typ, r.id))
-		all := kl.add(s.keys.all(r.typ))
+		key := kl.add(r.hash)
+		all := kl.add(r.all)
 		first := 0
 		for i, t := range r.terms {
 			// Entries are listed as full keys; each gets a position of its
@@ -425,10 +505,9 @@ func (s *Store) RemoveReferral(ctx context.Context, rm *Removal) error {
 	for _, f := range rm.fields {
 		args = append(args, kl.add(f[0]), f[1])
 	}
-	if k := rm.Keep; k != nil {
-		args = append(args, 1, kl.add(s.keys.keptJourneys(journeyMonth(k.Sent))), k.TaskID, k.Summary)
-	} else {
-		args = append(args, 0)
+	args = append(args, len(kept))
+	for _, k := range kept {
+		args = append(args, kl.add(k[0]), k[1], k[2])
 	}
 	args = append(args, len(rm.guards))
 	for _, g := range rm.guards {
@@ -441,10 +520,19 @@ func (s *Store) RemoveReferral(ctx context.Context, rm *Removal) error {
 	s.raced()
 	res, err := removeScript.Run(ctx, s.rdb, kl.keys, args...).StringSlice()
 	if err != nil {
-		return classify(err)
+		return false, classify(err)
 	}
 	if len(res) == 0 || res[0] != "ok" {
-		return ErrRemovalChanged
+		return false, ErrRemovalChanged
+	}
+	return true, nil
+}
+
+// step runs the test hook after each step of a removal (a crash there
+// leaves what a crash would).
+func (s *Store) step() error {
+	if s.afterRemovalStep != nil {
+		return s.afterRemovalStep()
 	}
 	return nil
 }
@@ -457,35 +545,42 @@ const keptJourneysScan = 1000
 
 // KeptJourneys implements gateway.Store: every summary filed under the
 // UTC months from's to to's, read in HSCAN steps so that no one command
-// holds Redis for a whole month's referrals.
+// holds Redis for a whole month's referrals. A summary is filed in its
+// referral's partition, so each month is read in every partition in use;
+// the summaries come month by month, each month's by Task id, whatever
+// the partitions and the order HSCAN met them in.
 func (s *Store) KeptJourneys(ctx context.Context, from, to time.Time) ([][]byte, error) {
 	var out [][]byte
-	seen := map[string]bool{} // HSCAN may return a field twice
 	first := time.Date(from.UTC().Year(), from.UTC().Month(), 1, 0, 0, 0, 0, time.UTC)
 	for m := first; m.Before(to); m = m.AddDate(0, 1, 0) {
-		key := s.keys.keptJourneys(journeyMonth(m))
-		var cursor uint64
-		for {
-			kv, next, err := s.rdb.HScan(ctx, key, cursor, "", keptJourneysScan).Result()
-			if err != nil {
-				return nil, classify(err)
-			}
-			for i := 0; i+1 < len(kv); i += 2 {
-				if !seen[kv[i]] {
-					seen[kv[i]] = true
-					out = append(out, []byte(kv[i+1]))
+		month := map[string]string{} // by Task id (HSCAN may return a field twice)
+		for _, p := range s.partitionsInUse() {
+			key := s.in(p).keptJourneys(journeyMonth(m))
+			var cursor uint64
+			for {
+				kv, next, err := s.rdb.HScan(ctx, key, cursor, "", keptJourneysScan).Result()
+				if err != nil {
+					return nil, classify(err)
+				}
+				for i := 0; i+1 < len(kv); i += 2 {
+					month[kv[i]] = kv[i+1]
+				}
+				if cursor = next; cursor == 0 {
+					break
 				}
 			}
-			if cursor = next; cursor == 0 {
-				break
-			}
+		}
+		for _, id := range slices.Sorted(maps.Keys(month)) {
+			out = append(out, []byte(month[id]))
 		}
 	}
 	return out, nil
 }
 
 // MemoryUsage sums Redis's MEMORY USAGE of the keys (an estimate: index
-// entries in shared sets are not counted).
+// entries in shared sets are not counted), in one pipeline, which a
+// cluster client sends to each key's primary: Removal.Keys names each in
+// its partition.
 func (s *Store) MemoryUsage(ctx context.Context, keys []string) (int64, error) {
 	cmds := make([]*redis.IntCmd, len(keys))
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -513,23 +608,32 @@ var ErrQueuesTooLong = errors.New("redisstore: a job queue is longer than retent
 // QueuedTasks returns the ids of the Tasks any job still waiting names: in
 // the delivery, notify and subscription streams (a finished job is deleted
 // from its stream, so what a stream holds is unread or pending), their
-// delayed sets, and the dead letters. All are read in one MULTI, so a job
-// moving between a stream and its delayed set is seen in one of them.
-// Cost: O(jobs waiting), at most MaxQueueScan per queue, once per batch.
+// delayed sets, and the dead letters, of every partition (Queues: a job
+// is queued in its referral's partition). Each partition's are read in
+// one MULTI, so a job moving between a stream and its delayed set (or
+// its dead letters: always within its partition) is seen in one of them.
+// Cost: O(jobs waiting), at most MaxQueueScan per queue and partition,
+// once per batch.
 func (s *Store) QueuedTasks(ctx context.Context) (map[string]bool, error) {
 	names := []string{gateway.QueueDelivery, gateway.QueueNotify, gateway.QueueSubscription}
+	byName := make([][]*Queue, len(names))
+	for i, n := range names {
+		byName[i] = s.Queues(n).Partitions()
+	}
 	var streams []*redis.XMessageSliceCmd
 	var delayed []*redis.StringSliceCmd
-	if _, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for _, n := range append(names, gateway.QueueDeadLetter) {
-			streams = append(streams, p.XRangeN(ctx, s.keys.queue(n), "-", "+", MaxQueueScan+1))
+	for part := range byName[0] { // one MULTI a partition: its keys share a slot
+		if _, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			for i := range names {
+				q := byName[i][part]
+				streams = append(streams, p.XRangeN(ctx, q.stream, "-", "+", MaxQueueScan+1))
+				delayed = append(delayed, p.ZRange(ctx, q.delayed, 0, MaxQueueScan))
+			}
+			streams = append(streams, p.XRangeN(ctx, byName[0][part].dead, "-", "+", MaxQueueScan+1))
+			return nil
+		}); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, classify(err)
 		}
-		for _, n := range names {
-			delayed = append(delayed, p.ZRange(ctx, s.keys.delayed(n), 0, MaxQueueScan))
-		}
-		return nil
-	}); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, classify(err)
 	}
 	out := map[string]bool{}
 	for _, c := range streams {

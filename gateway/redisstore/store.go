@@ -47,6 +47,9 @@ type Store struct {
 	// afterRead, when set (by tests), runs between the read that names a
 	// script's keys and the script, where another client may change them.
 	afterRead func()
+	// afterRemovalStep, when set (by tests), runs after each step of a
+	// referral's removal; an error stops the removal there, as a crash would.
+	afterRemovalStep func() error
 	// indexed remembers the index entries of versions read by Read, for
 	// the commit that replaces them.
 	indexed indexedMemory

@@ -7,6 +7,10 @@
 // ServiceRequest carries no legal hold (HoldSystem|HoldCode in meta.tag).
 // Each is removed whole in one step of the store, which refuses if the
 // referral changed since it was read: it is then looked at again next run.
+// On a store that spreads referrals, what of it lies outside its
+// partition (its Patient, its Task's fields in shared hashes) goes in
+// steps after it; a run first finishes what a crash left between those
+// steps (redisstore.Store.FinishRemovals).
 package retention
 
 import (
@@ -45,6 +49,7 @@ type Report struct {
 	Changed      int   // changed while being removed: looked at again next run
 	TooLarge     int   // more supporting resources than a removal takes
 	Steps        int   // bounded steps taken of referrals too large to go at once
+	Finished     int   // removals an earlier run left half done (a crash between steps), finished
 	AuditTrimmed int64
 }
 
@@ -86,6 +91,13 @@ func (r *Runner) Run(ctx context.Context, dry bool) (Report, error) {
 	}
 	if r.Policy.ClosedAfter <= 0 {
 		return rep, nil
+	}
+	if !dry {
+		n, err := r.Store.FinishRemovals(ctx)
+		rep.Finished = n
+		if err != nil {
+			return rep, err
+		}
 	}
 	until := r.now().Add(-r.Policy.ClosedAfter)
 	for _, st := range terminal {
@@ -182,7 +194,7 @@ func (r *Runner) batch(ctx context.Context, ids []string, until time.Time, dry b
 			}
 		}
 		if dry {
-			n, err := r.Store.MemoryUsage(ctx, rm.Keys(r.Store))
+			n, err := r.Store.MemoryUsage(ctx, rm.Keys())
 			if err != nil {
 				return kept, err
 			}
@@ -191,7 +203,7 @@ func (r *Runner) batch(ctx context.Context, ids []string, until time.Time, dry b
 			kept++
 			continue
 		}
-		n, _ := r.Store.MemoryUsage(ctx, rm.Keys(r.Store))
+		n, _ := r.Store.MemoryUsage(ctx, rm.Keys())
 		keep, current, err := r.keep(ctx, rm)
 		if err != nil {
 			return kept, err

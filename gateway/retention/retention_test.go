@@ -2,6 +2,7 @@ package retention_test
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"slices"
 	"strconv"
@@ -32,12 +33,17 @@ func referral(t testing.TB, s *redisstore.Store, n, status string, changed time.
 }
 
 // referralFor stores a referral for the Patient patient (stored once, by
-// the first referral for it).
+// the first referral for it). An n starting with a partition's prefix
+// ("p05-go") places the referral's resources in that partition (their ids
+// start with it: "p05-sr-go"); its Patient is then stored on its own, in
+// legacy, as a store that spreads referrals keeps Patients.
 func referralFor(t testing.TB, s *redisstore.Store, patient, n, status string, changed time.Time, hold bool, job bool) {
 	t.Helper()
 	ctx := context.Background()
 	subject := gateway.SubjectTerm("Patient/" + patient)
-	sr, task, prov, cond := "sr-"+n, "task-"+n, "prov-"+n, "cond-"+n
+	place, n := placed(n)
+	sr, task, prov, cond := place+"sr-"+n, place+"task-"+n, place+"prov-"+n, place+"cond-"+n
+	n = place + n
 	made := changed.Add(-24 * time.Hour)
 	tag := ""
 	if hold {
@@ -69,9 +75,14 @@ func referralFor(t testing.TB, s *redisstore.Store, patient, n, status string, c
 		},
 	}
 	if _, err := s.Read(ctx, gateway.TypePatient, gateway.PatientKey("practice-a", patient)); err != nil {
-		c.Writes = append(c.Writes, gateway.Write{Resource: &gateway.Resource{Type: gateway.TypePatient, ID: gateway.PatientKey("practice-a", patient),
+		w := gateway.Write{Resource: &gateway.Resource{Type: gateway.TypePatient, ID: gateway.PatientKey("practice-a", patient),
 			Owner: "practice-a", Version: 1, LastUpdated: made, Body: []byte(`{"resourceType":"Patient","id":"` + patient + `"}`)},
-			Terms: []string{gateway.PatientIDTerm(patient), gateway.ClientTerm("practice-a")}})
+			Terms: []string{gateway.PatientIDTerm(patient), gateway.ClientTerm("practice-a")}}
+		if place == "" {
+			c.Writes = append(c.Writes, w)
+		} else if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{w}}); err != nil || !res.OK() {
+			t.Errorf("patient of %s: %v %+v", n, err, res)
+		}
 	}
 	if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
 		t.Errorf("referral %s: %v %+v", n, err, res)
@@ -91,6 +102,14 @@ func referralFor(t testing.TB, s *redisstore.Store, patient, n, status string, c
 	}
 }
 
+// placed splits n into its partition's prefix ("p05-") and the rest.
+func placed(n string) (place, rest string) {
+	if len(n) > 4 && n[0] == 'p' && n[3] == '-' {
+		return n[:4], n[4:]
+	}
+	return "", n
+}
+
 // scan lists the namespace's keys, and for each sorted set and hash its members.
 func scan(t *testing.T, rdb redis.UniversalClient) []string {
 	t.Helper()
@@ -99,7 +118,7 @@ func scan(t *testing.T, rdb redis.UniversalClient) []string {
 	var keys []string
 	var mu sync.Mutex
 	each := func(ctx context.Context, node *redis.Client) error {
-		ks, err := node.Keys(ctx, "{test}*").Result()
+		ks, err := node.Keys(ctx, "{test[:}]*").Result() // legacy and the partitions
 		mu.Lock()
 		keys = append(keys, ks...)
 		mu.Unlock()
@@ -149,21 +168,37 @@ func redisOf(t *testing.T, cluster bool) redis.UniversalClient {
 }
 
 func TestRetentionRemovesOnlyWhatThePolicyAllows(t *testing.T) {
-	t.Run("redis", func(t *testing.T) { retentionRemovesOnlyWhatThePolicyAllows(t, redisOf(t, false)) })
-	t.Run("cluster", func(t *testing.T) { retentionRemovesOnlyWhatThePolicyAllows(t, redisOf(t, true)) })
+	t.Run("redis", func(t *testing.T) { retentionRemovesOnlyWhatThePolicyAllows(t, redisOf(t, false), false) })
+	t.Run("cluster", func(t *testing.T) { retentionRemovesOnlyWhatThePolicyAllows(t, redisOf(t, true), false) })
 }
 
-func retentionRemovesOnlyWhatThePolicyAllows(t *testing.T, rdb redis.UniversalClient) {
+// The same on a store that spreads referrals: each referral in its own
+// partition, its Patient in legacy (gone with it, in a step of its own),
+// its queued job in its partition's queue, its journey kept there.
+func TestSpreadRetentionRemovesOnlyWhatThePolicyAllows(t *testing.T) {
+	t.Run("redis", func(t *testing.T) { retentionRemovesOnlyWhatThePolicyAllows(t, redisOf(t, false), true) })
+	t.Run("cluster", func(t *testing.T) { retentionRemovesOnlyWhatThePolicyAllows(t, redisOf(t, true), true) })
+}
+
+func retentionRemovesOnlyWhatThePolicyAllows(t *testing.T, rdb redis.UniversalClient, spread bool) {
 	s := redisstore.New(rdb, "test")
+	in := func(place, n string) string { return n }
+	if spread {
+		s.SpreadReferrals()
+		in = func(place, n string) string { return place + n }
+	}
 	ctx := context.Background()
 	old := now.Add(-period - time.Hour)
-	referral(t, s, "keep-open", "in-progress", old, false, false)
-	referral(t, s, "keep-recent", "completed", now.Add(-time.Hour), false, false)
-	referral(t, s, "keep-held", "completed", old, true, false)
-	referral(t, s, "keep-queued", "cancelled", old, false, true)
+	referral(t, s, in("p01-", "keep-open"), "in-progress", old, false, false)
+	referral(t, s, in("p02-", "keep-recent"), "completed", now.Add(-time.Hour), false, false)
+	referral(t, s, in("p03-", "keep-held"), "completed", old, true, false)
+	referral(t, s, in("p04-", "keep-queued"), "cancelled", old, false, true)
 	before := scan(t, rdb)
-	referral(t, s, "go", "completed", old, false, false)
+	referral(t, s, in("p05-", "go"), "completed", old, false, false)
 	withGoing := scan(t, rdb)
+	if spread && !slices.Contains(withGoing, "{test}:r:Patient:practice-a|pat-p05-go") {
+		t.Fatalf("the Patient is not in legacy")
+	}
 
 	run := &retention.Runner{Store: s, Policy: retention.Policy{ClosedAfter: period}, Now: func() time.Time { return now }}
 	dry, err := run.Run(ctx, true)
@@ -182,13 +217,23 @@ func retentionRemovesOnlyWhatThePolicyAllows(t *testing.T, rdb redis.UniversalCl
 	// sets vanish with their last member) — so the state is the one before
 	// it was made — but for the summary of its journey the outcomes view
 	// counts, kept under the month it was sent.
-	before = append(before, "{test}:jr:"+old.Add(-24*time.Hour).Format("2006-01")+" task-go")
+	going := in("p05-", "task-go")
+	tag := "{test}"
+	for _, k := range withGoing {
+		if t, ok := strings.CutSuffix(k, ":r:Task:"+going); ok {
+			tag = t // the referral's partition
+		}
+	}
+	if spread == (tag == "{test}") {
+		t.Fatalf("the referral's partition is %s", tag)
+	}
+	before = append(before, tag+":jr:"+old.Add(-24*time.Hour).Format("2006-01")+" "+going)
 	slices.Sort(before)
 	if !slices.Equal(after, before) {
 		t.Errorf("left behind or lost:\n only after:  %v\n only before: %v", diff(after, before), diff(before, after))
 	}
-	for _, id := range []string{"keep-open", "keep-recent", "keep-held", "keep-queued"} {
-		if _, err := s.Read(ctx, gateway.TypeTask, "task-"+id); err != nil {
+	for i, id := range []string{"keep-open", "keep-recent", "keep-held", "keep-queued"} {
+		if _, err := s.Read(ctx, gateway.TypeTask, in("p0"+strconv.Itoa(i+1)+"-", "task-"+id)); err != nil {
 			t.Errorf("%s: %v", id, err)
 		}
 	}
@@ -213,16 +258,17 @@ func diff(a, b []string) []string {
 // recordings leave them.
 func scored(t *testing.T, s *redisstore.Store, n, status string, changed time.Time, before, after int) {
 	t.Helper()
-	sr, task := "ServiceRequest/sr-"+n, "task-"+n
+	place, rest := placed(n)
+	sr, task := "ServiceRequest/"+place+"sr-"+rest, place+"task-"+rest
 	obs := func(point string, v int) gateway.Write {
-		id := "obs-" + n + "-" + point
+		id := place + "obs-" + rest + "-" + point
 		return gateway.Write{Resource: &gateway.Resource{Type: "Observation", ID: id, Owner: "practice-a", Version: 1, LastUpdated: changed,
 			Body: []byte(`{"resourceType":"Observation","id":"` + id + `","status":"final","code":{"coding":[{"system":"https://signpost.health/fhir/CodeSystem/outcome-measure","code":"ons4-life-satisfaction"}]},` +
 				`"extension":[{"url":"` + gateway.MeasurePointExtension + `","valueCode":"` + point + `"}],"focus":[{"reference":"Task/` + task + `"}],"valueInteger":` + strconv.Itoa(v) + `}`)},
 			Terms: []string{gateway.ReferralTerm(sr)}}
 	}
 	output := func(point string) string {
-		return `{"type":{"coding":[{"system":"` + gateway.MeasureOutputSystem + `","code":"` + gateway.MeasureScoreOutput + `"}]},"valueReference":{"reference":"Observation/obs-` + n + `-` + point + `"}}`
+		return `{"type":{"coding":[{"system":"` + gateway.MeasureOutputSystem + `","code":"` + gateway.MeasureScoreOutput + `"}]},"valueReference":{"reference":"Observation/` + place + `obs-` + rest + `-` + point + `"}}`
 	}
 	cur, err := s.Read(context.Background(), gateway.TypeTask, task)
 	if err != nil {
@@ -230,7 +276,7 @@ func scored(t *testing.T, s *redisstore.Store, n, status string, changed time.Ti
 	}
 	body := strings.TrimSuffix(string(cur.Body), "}") + `,"output":[` + output("first-contact") + `,` + output("completion") + `]}`
 	c := &gateway.Commit{
-		Unique: []gateway.UniqueKey{{Key: gateway.SupportingKey("Observation/obs-" + n + "-first-contact"), Value: sr}, {Key: gateway.SupportingKey("Observation/obs-" + n + "-completion"), Value: sr}},
+		Unique: []gateway.UniqueKey{{Key: gateway.SupportingKey("Observation/" + place + "obs-" + rest + "-first-contact"), Value: sr}, {Key: gateway.SupportingKey("Observation/" + place + "obs-" + rest + "-completion"), Value: sr}},
 		Writes: []gateway.Write{obs("first-contact", before), obs("completion", after),
 			{Resource: &gateway.Resource{Type: gateway.TypeTask, ID: task, Owner: "practice-a", Version: cur.Version + 1, LastUpdated: changed, Body: []byte(body)}, Expect: cur.Version,
 				Terms: []string{gateway.StatusTerm(status), gateway.FocusTerm(sr), gateway.ClientTerm("practice-a"), gateway.SubjectTerm("Patient/pat-" + n)}}},
@@ -242,12 +288,26 @@ func scored(t *testing.T, s *redisstore.Store, n, status string, changed time.Ti
 
 // A Patient goes with the last referral that names it, and not before.
 func TestPatientGoesWithItsLastReferral(t *testing.T) {
-	r := redistest.Start(t)
-	s := redisstore.New(r.Client(), "test")
+	patientGoesWithItsLastReferral(t, redisOf(t, false), "", "")
+}
+
+// The same on a store that spreads referrals, with the referrals in two
+// partitions and the Patient in legacy: whether it goes is decided by
+// every partition's referrals.
+func TestSpreadPatientGoesWithItsLastReferral(t *testing.T) {
+	t.Run("redis", func(t *testing.T) { patientGoesWithItsLastReferral(t, redisOf(t, false), "p03-", "p11-") })
+	t.Run("cluster", func(t *testing.T) { patientGoesWithItsLastReferral(t, redisOf(t, true), "p03-", "p11-") })
+}
+
+func patientGoesWithItsLastReferral(t *testing.T, rdb redis.UniversalClient, firstPlace, secondPlace string) {
+	s := redisstore.New(rdb, "test")
+	if firstPlace != "" {
+		s.SpreadReferrals()
+	}
 	ctx := context.Background()
 	old := now.Add(-period - time.Hour)
-	referralFor(t, s, "shared", "first", "completed", old, false, false)
-	referralFor(t, s, "shared", "second", "in-progress", old, false, false)
+	referralFor(t, s, "shared", firstPlace+"first", "completed", old, false, false)
+	referralFor(t, s, "shared", secondPlace+"second", "in-progress", old, false, false)
 	patient := gateway.PatientKey("practice-a", "shared")
 	run := &retention.Runner{Store: s, Policy: retention.Policy{ClosedAfter: period}, Now: func() time.Time { return now }}
 	if rep, err := run.Run(ctx, false); err != nil || rep.Removed != 1 {
@@ -257,9 +317,10 @@ func TestPatientGoesWithItsLastReferral(t *testing.T) {
 		t.Fatalf("the Patient went while an open referral names it: %v", err)
 	}
 	// The second referral closes; with it the Patient goes.
-	if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{{Resource: &gateway.Resource{Type: gateway.TypeTask, ID: "task-second", Owner: "practice-a",
-		Version: 3, LastUpdated: old, Body: []byte(`{"resourceType":"Task","status":"completed","focus":{"reference":"ServiceRequest/sr-second"}}`)}, Expect: 2,
-		Terms: []string{gateway.StatusTerm("completed"), gateway.FocusTerm("ServiceRequest/sr-second"), gateway.ClientTerm("practice-a"), gateway.SubjectTerm("Patient/shared")}}}}); err != nil || !res.OK() {
+	task, sr := secondPlace+"task-second", secondPlace+"sr-second"
+	if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{{Resource: &gateway.Resource{Type: gateway.TypeTask, ID: task, Owner: "practice-a",
+		Version: 3, LastUpdated: old, Body: []byte(`{"resourceType":"Task","status":"completed","focus":{"reference":"ServiceRequest/` + sr + `"}}`)}, Expect: 2,
+		Terms: []string{gateway.StatusTerm("completed"), gateway.FocusTerm("ServiceRequest/" + sr), gateway.ClientTerm("practice-a"), gateway.SubjectTerm("Patient/shared")}}}}); err != nil || !res.OK() {
 		t.Fatalf("%v %+v", err, res)
 	}
 	if rep, err := run.Run(ctx, false); err != nil || rep.Removed != 1 {
@@ -268,8 +329,8 @@ func TestPatientGoesWithItsLastReferral(t *testing.T) {
 	if _, err := s.Read(ctx, gateway.TypePatient, patient); err != gateway.ErrNotFound {
 		t.Errorf("the Patient stayed after its last referral went: %v", err)
 	}
-	for _, k := range scan(t, r.Client()) {
-		if !strings.HasPrefix(k, "{test}:jr:") && !strings.HasPrefix(k, "{test}:sys") {
+	for _, k := range scan(t, rdb) {
+		if !strings.Contains(k, ":jr:") && !strings.Contains(k, ":sys") {
 			t.Errorf("left behind: %s", k)
 		}
 	}
@@ -338,17 +399,38 @@ func TestAuditTrimmedByAge(t *testing.T) {
 // report, CSV and MeasureReport for a period are the same before and
 // after retention removes the period's closed referrals.
 func TestOutcomesUnchangedByRemoval(t *testing.T) {
-	r := redistest.Start(t)
-	s := redisstore.New(r.Client(), "test")
+	outcomesUnchangedByRemoval(t, redisOf(t, false), false)
+}
+
+// The same on a store that spreads referrals: the journeys kept in each
+// referral's partition (and one in legacy, made before spreading) are all
+// counted.
+func TestSpreadOutcomesUnchangedByRemoval(t *testing.T) {
+	t.Run("redis", func(t *testing.T) { outcomesUnchangedByRemoval(t, redisOf(t, false), true) })
+	t.Run("cluster", func(t *testing.T) { outcomesUnchangedByRemoval(t, redisOf(t, true), true) })
+}
+
+func outcomesUnchangedByRemoval(t *testing.T, rdb redis.UniversalClient, spread bool) {
+	s := redisstore.New(rdb, "test")
+	place := func(i int) string { return "" }
+	if spread {
+		s.SpreadReferrals()
+		place = func(i int) string { // legacy first, then every third partition
+			if i == 0 {
+				return ""
+			}
+			return fmt.Sprintf("p%02d-", 3*i)
+		}
+	}
 	ctx := context.Background()
 	old := now.Add(-period - time.Hour)
 	for i, st := range []string{"completed", "rejected", "cancelled", "failed", "in-progress", "completed"} {
-		referral(t, s, "o"+strconv.Itoa(i), st, old.Add(-time.Duration(i)*time.Hour), false, false)
+		referral(t, s, place(i)+"o"+strconv.Itoa(i), st, old.Add(-time.Duration(i)*time.Hour), false, false)
 	}
 	// Outcome measures, before and after, for two of the referrals removed.
-	scored(t, s, "o0", "completed", old, 3, 7)
-	scored(t, s, "o5", "completed", old.Add(-5*time.Hour), 4, 6)
-	referral(t, s, "recent", "completed", now.Add(-time.Hour), false, false)
+	scored(t, s, place(0)+"o0", "completed", old, 3, 7)
+	scored(t, s, place(5)+"o5", "completed", old.Add(-5*time.Hour), 4, 6)
+	referral(t, s, place(1)+"recent", "completed", now.Add(-time.Hour), false, false)
 	view := insights.New(gateway.NewCore(gateway.Options{Store: s, Providers: []gateway.Provider{{ID: "leeds-walking", Name: "Leeds Walking"}}}))
 	from, to := old.Add(-30*24*time.Hour), now
 	report := func() (*insights.Report, string, string) {
@@ -371,6 +453,11 @@ func TestOutcomesUnchangedByRemoval(t *testing.T) {
 	if err != nil || rep.Removed != 5 {
 		t.Fatalf("run: %+v %v", rep, err)
 	}
+	for _, i := range []int{0, 1, 2, 3, 5} {
+		if _, err := s.Read(ctx, gateway.TypeTask, place(i)+"task-o"+strconv.Itoa(i)); err != gateway.ErrNotFound {
+			t.Errorf("referral o%d was not removed: %v", i, err)
+		}
+	}
 	after, afterCSV, afterMR := report()
 	if !reflect.DeepEqual(before, after) {
 		t.Errorf("the report changed:\n before %+v\n after  %+v", before.Total, after.Total)
@@ -384,12 +471,13 @@ func TestOutcomesUnchangedByRemoval(t *testing.T) {
 // filed under it, as a long life or a flood of changes and messages would.
 func swell(t *testing.T, s *redisstore.Store, n string, changed time.Time, provs, keys int) {
 	t.Helper()
-	task := "Task/task-" + n
+	place, rest := placed(n)
+	task := "Task/" + place + "task-" + rest
 	for done := 0; done < provs || done < keys; done += 100 {
 		c := &gateway.Commit{}
 		for i := done; i < done+100; i++ {
 			if i < provs {
-				c.Writes = append(c.Writes, gateway.Write{Resource: &gateway.Resource{Type: gateway.TypeProvenance, ID: "prov-" + n + "-x" + strconv.Itoa(i),
+				c.Writes = append(c.Writes, gateway.Write{Resource: &gateway.Resource{Type: gateway.TypeProvenance, ID: place + "prov-" + rest + "-x" + strconv.Itoa(i),
 					Owner: "practice-a", Version: 1, LastUpdated: changed, Body: []byte(`{}`)}, Terms: []string{gateway.TargetTerm(task), gateway.ClientTerm("practice-a")}})
 			}
 			if i < keys {
@@ -405,28 +493,42 @@ func swell(t *testing.T, s *redisstore.Store, n string, changed time.Time, provs
 // A referral with more Provenances and filed keys than one removal takes
 // goes in bounded steps, whole; a step is refused once the Task changes.
 func TestLargeReferralGoesInSteps(t *testing.T) {
-	r := redistest.Start(t)
-	s := redisstore.New(r.Client(), "test")
+	largeReferralGoesInSteps(t, redisOf(t, false), "")
+}
+
+// The same on a store that spreads referrals: the steps and the last
+// removal in the referral's partition, its Patient after them in legacy.
+func TestSpreadLargeReferralGoesInSteps(t *testing.T) {
+	t.Run("redis", func(t *testing.T) { largeReferralGoesInSteps(t, redisOf(t, false), "p07-") })
+	t.Run("cluster", func(t *testing.T) { largeReferralGoesInSteps(t, redisOf(t, true), "p07-") })
+}
+
+func largeReferralGoesInSteps(t *testing.T, rdb redis.UniversalClient, place string) {
+	s := redisstore.New(rdb, "test")
+	if place != "" {
+		s.SpreadReferrals()
+	}
 	ctx := context.Background()
 	old := now.Add(-period - time.Hour)
-	referral(t, s, "big", "completed", old, false, false)
-	swell(t, s, "big", old, 2*redisstore.MaxRemovedProvenances+100, 2*redisstore.MaxClaimedKeys+100)
+	referral(t, s, place+"big", "completed", old, false, false)
+	swell(t, s, place+"big", old, 2*redisstore.MaxRemovedProvenances+100, 2*redisstore.MaxClaimedKeys+100)
 
 	// A step read, then a change of the Task: the step removes nothing.
-	rm, err := s.ReadRemoval(ctx, "task-big")
+	task, sr := place+"task-big", place+"sr-big"
+	rm, err := s.ReadRemoval(ctx, task)
 	if err != nil || !rm.Step {
 		t.Fatalf("read: %+v %v", rm, err)
 	}
-	if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{{Resource: &gateway.Resource{Type: gateway.TypeTask, ID: "task-big", Owner: "practice-a",
-		Version: 3, LastUpdated: old, Body: []byte(`{"resourceType":"Task","status":"completed","focus":{"reference":"ServiceRequest/sr-big"}}`)}, Expect: 2,
-		Terms: []string{gateway.StatusTerm("completed"), gateway.FocusTerm("ServiceRequest/sr-big"), gateway.ClientTerm("practice-a"), gateway.SubjectTerm("Patient/pat-big")}}}}); err != nil || !res.OK() {
+	if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{{Resource: &gateway.Resource{Type: gateway.TypeTask, ID: task, Owner: "practice-a",
+		Version: 3, LastUpdated: old, Body: []byte(`{"resourceType":"Task","status":"completed","focus":{"reference":"ServiceRequest/` + sr + `"}}`)}, Expect: 2,
+		Terms: []string{gateway.StatusTerm("completed"), gateway.FocusTerm("ServiceRequest/" + sr), gateway.ClientTerm("practice-a"), gateway.SubjectTerm("Patient/pat-" + place + "big")}}}}); err != nil || !res.OK() {
 		t.Fatalf("%v %+v", err, res)
 	}
-	before := len(scan(t, r.Client()))
+	before := len(scan(t, rdb))
 	if err := s.RemoveReferral(ctx, rm); err != redisstore.ErrRemovalChanged {
 		t.Fatalf("a step after a change: %v", err)
 	}
-	if after := len(scan(t, r.Client())); after != before {
+	if after := len(scan(t, rdb)); after != before {
 		t.Fatalf("a refused step removed %d entries", before-after)
 	}
 
@@ -434,8 +536,8 @@ func TestLargeReferralGoesInSteps(t *testing.T) {
 	if err != nil || rep.Removed != 1 || rep.Steps < 4 || rep.TooLarge != 0 {
 		t.Fatalf("run: %+v %v", rep, err)
 	}
-	for _, k := range scan(t, r.Client()) {
-		if !strings.HasPrefix(k, "{test}:jr:") && !strings.HasPrefix(k, "{test}:sys") {
+	for _, k := range scan(t, rdb) {
+		if !strings.Contains(k, ":jr:") && !strings.Contains(k, ":sys") {
 			t.Errorf("left behind: %s", k)
 		}
 	}
