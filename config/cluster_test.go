@@ -134,3 +134,33 @@ func TestRedisClusterPasswordAndTLS(t *testing.T) {
 		t.Errorf("rediss:// with redis_tls_ca: %q %v", cfg.RedisTLSCA, err)
 	}
 }
+
+// A Redis Cluster spreads referrals over the store's partitions, so that
+// its primaries share them (once config.SpreadOnRedisCluster is on); one
+// Redis, the default, never does, nor does a cluster's file overridden by
+// SIGNPOST_REDIS_URL.
+func TestRedisClusterSpreadsReferrals(t *testing.T) {
+	t.Parallel()
+	cluster := config.SpreadOnRedisCluster
+	clusterFile := writeConfig(t, "redis_cluster: [\"10.0.0.5:6379\", \"10.0.0.6:6379\"]\n")
+	for _, tt := range []struct {
+		name   string
+		file   string
+		env    map[string]string
+		spread bool
+	}{
+		{"redis_cluster in the file", clusterFile, nil, cluster},
+		{"SIGNPOST_REDIS_CLUSTER", validFile, map[string]string{"SIGNPOST_REDIS_CLUSTER": "10.0.0.5:6379,10.0.0.6:6379"}, cluster},
+		{"the default Redis", "", nil, false},
+		{"redis_url in the file", validFile, nil, false},
+		{"SIGNPOST_REDIS_URL over a file's redis_cluster", clusterFile, map[string]string{"SIGNPOST_REDIS_URL": "redis://10.0.0.9:6379/0"}, false},
+	} {
+		cfg, err := config.Load(tt.file, envOf(tt.env), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if got := cfg.SpreadReferrals(); got != tt.spread {
+			t.Errorf("%s: SpreadReferrals() = %v, want %v", tt.name, got, tt.spread)
+		}
+	}
+}

@@ -553,6 +553,26 @@ const DefaultSubscriptionsPerClient = 20
 // net/url uses so redacted URLs look the same everywhere.
 const redactedPassword = "xxxxx"
 
+// SpreadOnRedisCluster is the switch of issue 21's last step: whether a
+// Redis Cluster deployment spreads new referrals over the store's
+// partitions, so that its primaries share the data and the commands
+// (redisstore.Store.SpreadReferrals). Off, a cluster keeps every key in
+// one slot, as before partitions. It is one constant so that the code
+// around it can be merged before everything a spreading store needs is,
+// and the switch turned on last.
+const SpreadOnRedisCluster = false
+
+// SpreadReferrals reports whether Signpost spreads new referrals over the
+// store's partitions: on a Redis Cluster (SpreadOnRedisCluster), never on
+// one Redis, where a single thread serves every partition, so spreading
+// buys nothing and a search would visit every partition instead of one
+// (deploy/README.md, "Partitioned keys"). Data written before keeps its
+// place either way: a cluster that starts spreading still reads, updates
+// and drains what it held.
+func (c Config) SpreadReferrals() bool {
+	return SpreadOnRedisCluster && len(c.RedisCluster) > 0
+}
+
 // RedisURLRedacted returns the Redis URL safe for logs and error messages:
 // the password is masked. A URL that cannot be parsed is not shown at all,
 // since we cannot tell which part of it is secret.

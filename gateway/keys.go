@@ -32,6 +32,17 @@ func MessageFocusKey(caller Caller, fullURL string) string {
 	return "message-focus|" + caller.ClientID + "|" + fullURL
 }
 
+// MessageEntryKey names the resource a sender's message entry made
+// ("Type/id") by the entry's fullUrl, which a BaRS sender keeps for that
+// resource in later messages. The entry's id is derived from the same
+// names, but on a store that spreads referrals it also carries its
+// referral's partition, so another referral's message reusing the fullUrl
+// (placed elsewhere) derives another id: this key, claimed beside the
+// entry, is how such a reuse is still found.
+func MessageEntryKey(caller Caller, fullURL string) string {
+	return "message-entry|" + caller.ClientID + "|" + fullURL
+}
+
 // MessageOriginKey holds the id (Bundle.id) of the BaRS message that made a
 // referral, by its ServiceRequest id: the servicerequest-response messages
 // answering it name that id (MessageHeader.response.identifier). Claimed in

@@ -6,9 +6,12 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/signpost-health/signpost/config"
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
 )
 
@@ -30,6 +33,11 @@ func TestServeOnRedisCluster(t *testing.T) {
 		t.Fatalf("create on the cluster: %d", res.StatusCode)
 	}
 	loc := res.Header.Get("Location")
+	// A cluster spreads referrals over the store's partitions (once
+	// config.SpreadOnRedisCluster is on): the id carries its partition.
+	if id := referralID(loc); partitionedID.MatchString(id) != config.SpreadOnRedisCluster {
+		t.Errorf("a referral made on a Redis Cluster has id %q; spreading switched on: %v", id, config.SpreadOnRedisCluster)
+	}
 	for _, path := range []string{"/readyz", strings.TrimPrefix(loc, "http://127.0.0.1:8080"), "/fhir/Task?focus=" + strings.TrimPrefix(strings.Split(loc, "/_history")[0], "http://127.0.0.1:8080/fhir/")} {
 		res, err := http.Get(s.base + path)
 		if err != nil {
@@ -44,9 +52,35 @@ func TestServeOnRedisCluster(t *testing.T) {
 			t.Errorf("the referral's Task is not found on the cluster: %s", body)
 		}
 	}
+	// serve's workers read the referral's partition: its delivery (to the
+	// portal) is recorded on its Task.
+	taskSearch := s.base + "/fhir/Task?focus=ServiceRequest/" + referralID(loc)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		res, err := http.Get(taskSearch)
+		must(t, err)
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if strings.Contains(string(body), "delivered to Walking for Health") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the delivery was not recorded on the referral's Task: %s", body)
+		}
+	}
 	if err := s.stop(); err != nil {
 		t.Fatalf("serve returned %v after shutdown", err)
 	}
+}
+
+// partitionedID is the id of a resource a spreading store made: its
+// partition's prefix, then a UUID.
+var partitionedID = regexp.MustCompile(`^p(0[0-9]|1[0-5])-[0-9a-f-]{36}$`)
+
+// referralID is the id in a Location (…/ServiceRequest/{id}/_history/1).
+func referralID(location string) string {
+	_, after, _ := strings.Cut(location, "/ServiceRequest/")
+	id, _, _ := strings.Cut(after, "/")
+	return id
 }
 
 // A Redis Cluster none of whose nodes answers at start is handled as one

@@ -161,6 +161,10 @@ func TestServeEndToEnd(t *testing.T) {
 	if res.StatusCode != http.StatusCreated {
 		t.Fatalf("status %d", res.StatusCode)
 	}
+	// One Redis keeps every referral in one partition: ids carry none.
+	if id := referralID(res.Header.Get("Location")); id == "" || partitionedID.MatchString(id) {
+		t.Errorf("a referral made on one Redis has id %q", id)
+	}
 	for _, path := range []string{"/healthz", "/readyz", "/fhir/metadata"} {
 		res, err := http.Get(base + path)
 		if err != nil || res.StatusCode != http.StatusOK {

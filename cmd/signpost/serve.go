@@ -262,6 +262,9 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb redis.UniversalClien
 	}
 	measures, _ := loadMeasures(cfg) // loadConfig checked them; nil falls back to the built-in set
 	store := redisstore.New(rdb, cfg.RedisNamespace)
+	if cfg.SpreadReferrals() {
+		store.SpreadReferrals() // a cluster's primaries share the referrals
+	}
 	store.WaitForReplicas(cfg.RedisWaitReplicas, cfg.RedisWaitTimeout)
 	store.SetAuditMax(cfg.Audit.MaxEntries)
 	uc := usecases.New(gateway.Options{

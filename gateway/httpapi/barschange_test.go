@@ -1,10 +1,11 @@
 package httpapi_test
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/signpost-health/signpost/gateway"
 )
 
 // The example's ServiceRequest entry, which an update names by its fullUrl.
@@ -27,17 +28,7 @@ func barsChange(t *testing.T, bundleID, reason string, f func(sr map[string]any)
 // referral was cancelled.
 func (e *env) cancellations(t *testing.T) int {
 	t.Helper()
-	msgs, err := e.redis.Client().XRange(context.Background(), deliveryStream, "-", "+").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, m := range msgs {
-		if m.Values["event"] == "cancelled" {
-			n++
-		}
-	}
-	return n
+	return e.queuedFor(t, gateway.QueueDelivery, "cancelled")
 }
 
 // barsReferral sends the example as practice-a and returns its ServiceRequest and Task ids.

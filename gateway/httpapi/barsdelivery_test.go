@@ -61,7 +61,7 @@ func (p *barsProvider) received() []barsCall {
 // walking provider's delivery kind bars, to p.
 func (e *env) startBarsDelivery(p *barsProvider) {
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
-	q := e.store.Queue(gateway.QueueDelivery)
+	q := e.store.Queues(gateway.QueueDelivery)
 	eps := map[string]worker.Endpoint{"walking": {Name: "Walking for Health", Kind: "bars", URL: p.srv.URL + "/fhir/", Token: "provider-token"}}
 	for _, id := range []string{"advice", "link"} {
 		eps[id] = worker.Endpoint{Name: id, Kind: "portal"}

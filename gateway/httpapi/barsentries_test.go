@@ -209,7 +209,21 @@ func TestBaRSUpdateStoresNewVersionsOfItsEntries(t *testing.T) {
 }
 
 func TestBaRSEntryOfAnotherReferralIsNotChanged(t *testing.T) {
-	e := setup(t, withBaRSService, withWarnNHS)
+	testBaRSEntryOfAnotherReferralIsNotChanged(t)
+}
+
+// On a store that spreads referrals the other referral is placed in its
+// own partition, and its entries' ids carry that partition: the reused
+// fullUrl is still found, as the same sender's entry of another referral,
+// and refused.
+func TestBaRSEntryOfAnotherReferralIsNotChangedAcrossPartitions(t *testing.T) {
+	onEachRedis(t, func(t *testing.T, on func(*options)) {
+		testBaRSEntryOfAnotherReferralIsNotChanged(t, on, spread)
+	})
+}
+
+func testBaRSEntryOfAnotherReferralIsNotChanged(t *testing.T, opts ...func(*options)) {
+	e := setup(t, append([]func(*options){withBaRSService, withWarnNHS}, opts...)...)
 	_, stored := storedEntries(t, e)
 	// Another referral (another message, ServiceRequest and identifier) whose
 	// entries reuse the first referral's fullUrls: the first of them (entry 2) is refused.

@@ -52,7 +52,7 @@ func (rc *receiver) received() [][]byte {
 // the endpoints given (the other test providers work in the portal).
 func (e *env) startDeliveries(eps map[string]worker.Endpoint) {
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
-	q := e.store.Queue(gateway.QueueDelivery)
+	q := e.store.Queues(gateway.QueueDelivery)
 	w := worker.New(worker.Options{Queue: q,
 		Handler: &worker.Deliveries{Queue: q, Domain: e.svc.Delivery, Switch: e.store, Sender: webhook.NewSender(client, time.Now),
 			Endpoints: eps, Retry: []time.Duration{20 * time.Millisecond}, Audit: e.store},
@@ -207,12 +207,10 @@ func TestConsentRequiredHoldsThenDeliversOnce(t *testing.T) {
 // waitDeliveriesDrained waits until the delivery queue holds nothing.
 func (e *env) waitDeliveriesDrained(t *testing.T) {
 	t.Helper()
+	q := e.store.Queues(gateway.QueueDelivery)
 	eventually(t, "the delivery queue to drain", func() bool {
-		groups, err := e.redis.Client().XInfoGroups(context.Background(), "{signpost}:q:"+gateway.QueueDelivery).Result()
-		if err != nil || len(groups) == 0 {
-			return false
-		}
-		return groups[0].Pending == 0 && groups[0].Lag == 0
+		waiting, delayed, pending, _, err := q.Stats(context.Background())
+		return err == nil && waiting+delayed+pending == 0
 	})
 }
 
@@ -497,17 +495,7 @@ func TestConsentIsValidated(t *testing.T) {
 // deliveries counts the delivery jobs queued for an event.
 func (e *env) deliveries(t *testing.T, event string) int {
 	t.Helper()
-	msgs, err := e.redis.Client().XRange(context.Background(), deliveryStream, "-", "+").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, m := range msgs {
-		if m.Values["event"] == event {
-			n++
-		}
-	}
-	return n
+	return e.queuedFor(t, gateway.QueueDelivery, event)
 }
 
 // withConsentEntry sets the status of the example message's Consent entry.

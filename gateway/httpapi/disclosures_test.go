@@ -116,10 +116,10 @@ func TestDisclosuresReadABoundedPartOfTheTrail(t *testing.T) {
 	a := as("practice-a")
 	srID := e.post("/ServiceRequest", referral("DISC-4", "390893007"), a...).must(t, http.StatusCreated).json(t)["id"].(string)
 	ctx := context.Background()
-	rdb := e.redis.Client()
-	keys, err := rdb.Keys(ctx, "*audit*").Result()
-	if err != nil || len(keys) != 1 {
-		t.Fatalf("audit stream keys %v: %v", keys, err)
+	rdb := e.rdb
+	keys := e.keys(t, "*audit*")
+	if len(keys) != 1 {
+		t.Fatalf("audit stream keys %v", keys)
 	}
 	const written = 21_000
 	if disclosures.MaxScanned >= written {

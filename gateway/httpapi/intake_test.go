@@ -1,16 +1,15 @@
 package httpapi_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
-)
 
-const deliveryStream = "{signpost}:q:delivery"
+	"github.com/signpost-health/signpost/gateway"
+)
 
 func TestRepeatedReferralIsOneReferral(t *testing.T) {
 	t.Parallel()
@@ -58,8 +57,8 @@ func testRepeatedReferralIsOneReferral(t *testing.T, on func(*options)) {
 	if got := total(t, e.get("/Task")); got != 1 {
 		t.Errorf("%d Tasks stored, want 1", got)
 	}
-	if n, err := e.rdb.XLen(context.Background(), deliveryStream).Result(); err != nil || n != 1 {
-		t.Errorf("delivery jobs = %d (%v), want 1", n, err)
+	if n := len(e.queued(t, gateway.QueueDelivery)); n != 1 {
+		t.Errorf("delivery jobs = %d, want 1", n)
 	}
 	// The same identifier from the same client a day later: still the same referral.
 	e.post("/ServiceRequest", referral("R-SAME", "390893007")).must(t, http.StatusOK)

@@ -15,7 +15,7 @@ import (
 // is stored.
 func TestRedisOutOfMemory(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	e := setup(t, onOneRedis) // it fills its Redis
 	ready := "http://" + e.srv.Listener.Addr().String() + "/readyz"
 	e.get(ready).must(t, http.StatusOK)
 	rdb := e.redis.Client()

@@ -12,7 +12,7 @@ import (
 // comes back (from its append-only file) service resumes without a restart.
 func TestRedisDownThenBack(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	e := setup(t, onOneRedis) // it stops its Redis
 	first := e.post("/ServiceRequest", referral("O-1", "390893007")).must(t, http.StatusCreated).json(t)
 
 	e.redis.Kill()

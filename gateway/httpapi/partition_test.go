@@ -59,7 +59,7 @@ func TestSpreadReferralsCarryTheirPartition(t *testing.T) {
 // again (answered with the referral held, not made twice).
 func TestReferralsMadeBeforeSpreadingStillWork(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	e := setup(t, unspread)
 	sr := e.post("/ServiceRequest", referral("R-LEGACY", "390893007")).must(t, http.StatusCreated).json(t)
 	id := sr["id"].(string)
 	if partitionedID.MatchString(id) {
@@ -230,7 +230,7 @@ func TestSpreadPatientsAndTheirReferralsArePlacedTogether(t *testing.T) {
 func TestPatientsMadeBeforeSpreadingStillWork(t *testing.T) {
 	t.Parallel()
 	onEachRedis(t, func(t *testing.T, on func(*options)) {
-		e := setup(t, on)
+		e := setup(t, on, unspread)
 		a := as("practice-a")
 		e.put("/Patient/old", testPatient("old"), a...).must(t, http.StatusCreated)
 		e.store.SpreadReferrals() // as a deployment that starts spreading

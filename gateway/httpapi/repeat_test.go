@@ -1,11 +1,12 @@
 package httpapi_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/signpost-health/signpost/gateway"
 )
 
 // A "repeat" that says something else is not applied silently: the same
@@ -58,7 +59,7 @@ func TestUpdateThatChangesNothingWritesNothing(t *testing.T) {
 	b, _ := json.Marshal(task)
 	e.put("/Task/"+id, b, with(walking, "If-Match", `W/"1"`)...).must(t, http.StatusOK)
 	cur := e.get("/Task/"+id, walking...).must(t, http.StatusOK)
-	notify := func() int64 { return e.redis.Client().XLen(context.Background(), "{signpost}:q:notify").Val() }
+	notify := func() int { return len(e.queued(t, gateway.QueueNotify)) }
 	before, provs := notify(), total(t, e.get("/Provenance?target=Task/"+id))
 
 	again := e.put("/Task/"+id, cur.body, with(walking, "If-Match", `W/"2"`)...).must(t, http.StatusOK)

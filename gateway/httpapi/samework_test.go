@@ -27,8 +27,9 @@ func TestSameWorkFloorWritesWhatACommitWrites(t *testing.T) {
 	ctx := context.Background()
 
 	// Signpost: the second referral of a fresh store (the first registers
-	// the token systems, which only a new system's first referral does).
-	e := setup(t)
+	// the token systems, which only a new system's first referral does), on
+	// one Redis, which never spreads referrals (S keeps one tag).
+	e := setup(t, unspread, onOneRedis)
 	sp := e.redis.Client()
 	post := func(url string, n uint64, header ...string) {
 		t.Helper()

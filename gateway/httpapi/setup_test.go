@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -63,22 +64,34 @@ type options struct {
 	pseudonymKey []byte
 	// measures are the outcome measures asked; none: none.
 	measures []gateway.MeasureRule
-	// cluster: run on a Redis Cluster (onCluster) rather than one Redis.
-	cluster bool
-	// spread: the store spreads referrals over its partitions (spread).
-	spread bool
+	// cluster: run on a Redis Cluster (onCluster) rather than one Redis;
+	// oneRedis: on one Redis even when the run asks for clusters
+	// (onOneRedis).
+	cluster, oneRedis bool
+	// spread: the store spreads referrals over its partitions (spread);
+	// unspread: it does not, even when the run forces spreading
+	// (redistest.EnvSpread), for the tests whose subject is such a store.
+	spread, unspread bool
 }
 
 // onOneRedis and onCluster choose what a test's Signpost runs on: one
 // Redis, or a Redis Cluster of three primaries with a replica each, where
 // every change is acknowledged only once its replica has it (as a cluster
-// deployment runs with redis_wait_replicas: 1).
-func onOneRedis(*options)  {}
-func onCluster(o *options) { o.cluster = true }
+// deployment runs with redis_wait_replicas: 1). A test that chooses
+// neither runs on one Redis, or on a cluster when the run asks for one
+// (SIGNPOST_TEST_SPREAD=cluster); one that stops, fills or measures its
+// Redis itself says onOneRedis.
+func onOneRedis(o *options) { o.oneRedis = true }
+func onCluster(o *options)  { o.cluster = true }
 
 // spread makes the store spread referrals over its partitions
 // (redisstore.Store.SpreadReferrals).
 func spread(o *options) { o.spread = true }
+
+// unspread keeps every key in the legacy partition even in a run that
+// forces spreading (SIGNPOST_TEST_SPREAD): for a test about a store that
+// does not spread, or one that starts spreading later.
+func unspread(o *options) { o.unspread = true }
 
 // onOneRedisAndSpreadOnCluster runs a test on one Redis with a store that
 // does not spread (as every deployment runs today), and on a Redis Cluster
@@ -134,6 +147,8 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 	for _, f := range opts {
 		f(&o)
 	}
+	o.spread = (o.spread || redistest.SpreadForced()) && !o.unspread
+	o.cluster = o.cluster || redistest.ClusterForced() && !o.oneRedis
 	e := &env{t: t, logs: &syncBuffer{}, client: &http.Client{}}
 	if o.cluster {
 		c := redistest.StartCluster(t)
@@ -197,6 +212,31 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 		TrustedProxies: o.proxies,
 	}))
 	return e
+}
+
+// queued lists the jobs on a queue's streams in every partition the store
+// uses (redisstore.Store.Queues, what the workers read), so that a test
+// counts the same jobs whether the store spreads referrals or not.
+func (e *env) queued(t *testing.T, queue string) []gateway.QueuedJob {
+	t.Helper()
+	jobs, err := e.store.Queues(queue).List(context.Background())
+	if err != nil {
+		t.Fatalf("the %s queue: %v", queue, err)
+	}
+	return jobs
+}
+
+// queuedFor counts the jobs on a queue for one event (a delivery job's
+// "event": new, cancelled, ...).
+func (e *env) queuedFor(t *testing.T, queue, event string) int {
+	t.Helper()
+	n := 0
+	for _, j := range e.queued(t, queue) {
+		if j.Fields["event"] == event {
+			n++
+		}
+	}
+	return n
 }
 
 // response is an HTTP response with its body read.

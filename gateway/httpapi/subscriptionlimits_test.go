@@ -109,7 +109,7 @@ func TestSubscriptionsMadeBeforeSpreadingCountTowardsTheCap(t *testing.T) {
 	t.Parallel()
 	onEachRedis(t, func(t *testing.T, on func(*options)) {
 		const limit = 3
-		e := setup(t, on, func(o *options) { o.maxSubs = limit })
+		e := setup(t, on, unspread, func(o *options) { o.maxSubs = limit })
 		a := as("practice-a")
 		body := []byte(strings.Replace(hookSubscription, ",HEADER", "", 1))
 		var ids []string

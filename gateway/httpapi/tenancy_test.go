@@ -1,11 +1,12 @@
 package httpapi_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/signpost-health/signpost/gateway"
 )
 
 // as sends requests as one caller.
@@ -183,19 +184,7 @@ func testCancellationIsDelivered(t *testing.T, on func(*options)) {
 	t.Parallel()
 	e := setup(t, on)
 	a := as("practice-a")
-	jobs := func(event string) int {
-		msgs, err := e.rdb.XRange(context.Background(), deliveryStream, "-", "+").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for _, m := range msgs {
-			if m.Values["event"] == event {
-				n++
-			}
-		}
-		return n
-	}
+	jobs := func(event string) int { return e.queuedFor(t, gateway.QueueDelivery, event) }
 	sr := e.post("/ServiceRequest", referral("CX-1", "390893007"), a...).must(t, http.StatusCreated).json(t)
 	task := bundleEntries(t, e.get("/Task?focus=ServiceRequest/"+sr["id"].(string), a...), "match")[0]
 	task["status"] = "cancelled"

@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"io"
@@ -238,10 +237,7 @@ func noPatientData(t *testing.T, body []byte, extra ...string) {
 // recorded), and that is all it may leave behind.
 func storeKeys(t *testing.T, e *env) []string {
 	t.Helper()
-	keys, err := e.redis.Client().Keys(context.Background(), "*").Result()
-	if err != nil {
-		t.Fatalf("list Redis keys: %v", err)
-	}
+	keys := e.keys(t, "*")
 	keys = slices.DeleteFunc(keys, func(k string) bool { return k == "{signpost}:audit" })
 	slices.Sort(keys)
 	return keys

@@ -398,6 +398,8 @@ func (s *Service) planSupporting(ctx context.Context, pl *plan, r *Request) (*ga
 		return nil, err
 	}
 	referral := gateway.TypeServiceRequest + "/" + r.message.focus.id
+	reused := gateway.NewError(gateway.KindConflict, fhir.IssueConflict, r.Type,
+		"this entry's fullUrl names a %s that came with another referral of this sender; an entry's fullUrl is the identity of its resource, so a new resource needs a new fullUrl; nothing was changed", r.Type)
 	version, expect := 1, 0
 	if cur := r.current; cur != nil {
 		held, err := s.Store.Lookup(ctx, gateway.SupportingKey(cur.Ref()))
@@ -405,18 +407,30 @@ func (s *Service) planSupporting(ctx context.Context, pl *plan, r *Request) (*ga
 			return nil, err
 		}
 		if held != referral {
-			return nil, gateway.NewError(gateway.KindConflict, fhir.IssueConflict, r.Type,
-				"this entry's fullUrl names a %s that came with another referral of this sender; an entry's fullUrl is the identity of its resource, so a new resource needs a new fullUrl; nothing was changed", r.Type)
+			return nil, reused
 		}
 		if err := checkUnchanged(r, cur); err != nil {
 			return nil, err
 		}
 		version, expect = cur.Version+1, cur.Version
+	} else if s.Spreads() {
+		// Another referral's entry of this fullUrl is in that referral's
+		// partition, under an id this one does not derive.
+		held, err := s.Store.Lookup(ctx, gateway.MessageEntryKey(pl.caller, r.FullURL))
+		if err != nil {
+			return nil, err
+		}
+		if held != "" && held != r.Type+"/"+r.id {
+			return nil, reused
+		}
 	}
 	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.now))
 	out := pl.addWrite(r, body, version, expect, false, []string{gateway.ReferralTerm(referral)}, p.Warnings)
 	if version == 1 {
 		pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.SupportingKey(out.Resource.Ref()), Value: referral})
+		if s.Spreads() {
+			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.MessageEntryKey(pl.caller, r.FullURL), Value: out.Resource.Ref(), Of: referral})
+		}
 	}
 	return out, nil
 }

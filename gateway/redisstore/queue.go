@@ -38,6 +38,10 @@ func (s *Store) queueIn(p partition, name string) *Queue {
 // Name is the queue's name.
 func (q *Queue) Name() string { return q.name }
 
+// Key is the key of the queue's stream, for what reads the stream itself
+// (XINFO, in a test or an operator's look at the consumer group).
+func (q *Queue) Key() string { return q.stream }
+
 // Ensure creates the stream and the consumer group if they are missing.
 func (q *Queue) Ensure(ctx context.Context) error {
 	err := q.rdb.XGroupCreateMkStream(ctx, q.stream, gateway.WorkerGroup, "0").Err()

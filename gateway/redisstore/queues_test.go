@@ -163,3 +163,47 @@ func TestQueuesFinishJobsInTheirPartition(t *testing.T) {
 		}
 	})
 }
+
+// One call of Reclaim (one tick of a worker's reclaim) walks every
+// partition while little is pending: a job a stopped worker left in the
+// last partition is taken over by the first call, not the seventeenth.
+func TestQueuesReclaimEveryPartitionInOneCall(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, s *Store, _ redis.UniversalClient) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		qs := spreadingDeliveries(ctx, t, s)
+		last := s.queueIn(partitions-1, gateway.QueueDelivery)
+		if _, err := last.Add(ctx, map[string]string{"task": idPrefix(partitions-1) + "left"}); err != nil {
+			t.Fatal(err)
+		}
+		if held, err := last.Read(ctx, "stopped", 10, time.Millisecond); err != nil || len(held) != 1 {
+			t.Fatalf("the stopped worker's read: %v %v", held, err)
+		}
+		got, next, err := qs.Reclaim(ctx, "w2", 0, 100, "0-0")
+		if err != nil || len(got) != 1 || got[0].Fields["task"] != idPrefix(partitions-1)+"left" || got[0].Place != idPrefix(partitions-1) {
+			t.Fatalf("the first call took over %+v (%v), want the job left in the last partition", got, err)
+		}
+		if next != "0-0" {
+			t.Errorf("the first call stopped at %q, not after a whole pass", next)
+		}
+		// A count reached stops the walk where it is, to go on next call.
+		for _, p := range []partition{2, 9} {
+			q := s.queueIn(p, gateway.QueueDelivery)
+			if _, err := q.Add(ctx, map[string]string{"task": idPrefix(p) + "left"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := q.Read(ctx, "stopped", 10, time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+		}
+		first, next, err := qs.Reclaim(ctx, "w2", 0, 1, "0-0")
+		if err != nil || len(first) != 1 || first[0].Place != idPrefix(2) || next == "0-0" {
+			t.Fatalf("with count 1: %+v, next %q (%v)", first, next, err)
+		}
+		second, next, err := qs.Reclaim(ctx, "w2", 0, 1, next)
+		if err != nil || len(second) != 1 || second[0].Place != idPrefix(9) {
+			t.Fatalf("the next call: %+v, next %q (%v)", second, next, err)
+		}
+	})
+}

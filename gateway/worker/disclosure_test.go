@@ -63,7 +63,7 @@ func TestDeliveryIsAuditedAsADisclosure(t *testing.T) {
 		return http.StatusNoContent
 	})
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
-	q := e.store.Queue(gateway.QueueDelivery)
+	q := e.store.Queues(gateway.QueueDelivery)
 	run(t, newQuickWorker(worker.Options{Queue: q, Handler: &worker.Deliveries{Queue: q, Domain: e.svc.Delivery, Switch: e.store, Audit: e.store,
 		Sender: webhook.NewSender(client, time.Now), Retry: ms(10, 10),
 		Endpoints: map[string]worker.Endpoint{"walking": {Name: "Walking", Kind: "webhook", URL: p.srv.URL, Secrets: [][]byte{secret}, Full: true}}},
@@ -84,11 +84,11 @@ func TestWriteBackAndNotificationAuditedAsDisclosures(t *testing.T) {
 	gp := newGPServer(t)
 	sub := newSubscriber(t)
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
-	nq := e.store.Queue(gateway.QueueNotify)
+	nq := e.store.Queues(gateway.QueueNotify)
 	run(t, newQuickWorker(worker.Options{Queue: nq, Consumer: "wb-" + gateway.NewID()[:8], ReclaimIdle: time.Second,
 		Handler: &worker.WriteBacks{Queue: nq, Domain: e.svc.WriteBack, State: e.store, Retry: ms(20, 20, 20), Audit: e.store,
 			Targets: map[string]*notify.GPServer{"practice-a": {Base: gp.srv.URL + "/fhir", Client: client}}}}))
-	sq := e.store.Queue(gateway.QueueSubscription)
+	sq := e.store.Queues(gateway.QueueSubscription)
 	run(t, newQuickWorker(worker.Options{Queue: sq, PerProvider: 1, LaneDepth: 4096, ReclaimIdle: time.Second, Consumer: "sub-" + gateway.NewID()[:8],
 		Handler: &worker.Subscriptions{Queue: sq, Domain: e.svc.Subscriptions, Store: e.store, Client: client, Clients: []string{"practice-a"}, Retry: ms(50, 50, 50), Audit: e.store}}))
 	id := e.subscribe("practice-a", sub.srv.URL, topic.PayloadFullResource)

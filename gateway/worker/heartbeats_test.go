@@ -64,7 +64,7 @@ func (e *env) activeHeartbeatSubscriptions(endpoints ...string) {
 	})
 	stop()
 	for _, id := range ids {
-		if err := e.redis.Client().Set(context.Background(), "{signpost}:sl:"+id, time.Now().Add(-2*time.Hour).UnixMilli(), 0).Err(); err != nil {
+		if err := e.rdb.Set(context.Background(), "{signpost}:sl:"+id, time.Now().Add(-2*time.Hour).UnixMilli(), 0).Err(); err != nil {
 			e.t.Fatal(err)
 		}
 	}
@@ -74,7 +74,7 @@ func (e *env) activeHeartbeatSubscriptions(endpoints ...string) {
 // far longer than the test, so that only the endpoints decide when a send ends.
 func (e *env) heartbeatProcess(max int) *worker.Subscriptions {
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 10 * time.Minute})
-	return &worker.Subscriptions{Queue: e.store.Queue(gateway.QueueSubscription), Domain: e.svc.Subscriptions, Store: e.store, Client: client,
+	return &worker.Subscriptions{Queue: e.store.Queues(gateway.QueueSubscription), Domain: e.svc.Subscriptions, Store: e.store, Client: client,
 		Clients: []string{"practice-a"}, MaxHeartbeats: max}
 }
 

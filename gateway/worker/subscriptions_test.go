@@ -319,14 +319,14 @@ func TestHeartbeatOncePerPeriodAcrossProcesses(t *testing.T) {
 	stop()
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
 	process := func() *worker.Subscriptions {
-		q := e.store.Queue(gateway.QueueSubscription)
+		q := e.store.Queues(gateway.QueueSubscription)
 		return &worker.Subscriptions{Queue: q, Domain: e.svc.Subscriptions, Store: e.store, Client: client, Clients: []string{"practice-a"}}
 	}
 	// Two processes tick ten times each, together, with a heartbeat due
 	// (nothing sent for longer than the period).
 	tickTogether := func() {
 		lastSent := "{signpost}:sl:" + id
-		if err := e.redis.Client().Set(context.Background(), lastSent, time.Now().Add(-2*time.Hour).UnixMilli(), 0).Err(); err != nil {
+		if err := e.rdb.Set(context.Background(), lastSent, time.Now().Add(-2*time.Hour).UnixMilli(), 0).Err(); err != nil {
 			t.Fatal(err)
 		}
 		var wg sync.WaitGroup
@@ -348,7 +348,7 @@ func TestHeartbeatOncePerPeriodAcrossProcesses(t *testing.T) {
 		t.Errorf("%d heartbeats sent in one period by two processes, want 1", n)
 	}
 	// The next period, the subscriber is down: one attempt, not twenty.
-	if err := e.redis.Client().Del(context.Background(), "{signpost}:sh:"+id).Err(); err != nil {
+	if err := e.rdb.Del(context.Background(), "{signpost}:sh:"+id).Err(); err != nil {
 		t.Fatal(err)
 	}
 	s.down.Store(true)

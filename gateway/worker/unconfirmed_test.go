@@ -41,7 +41,7 @@ func TestTimedOutDeliveryIsUnconfirmedNotFailed(t *testing.T) {
 	}))
 	t.Cleanup(func() { close(release); slow.Close() })
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 100 * time.Millisecond})
-	q := e.store.Queue(gateway.QueueDelivery)
+	q := e.store.Queues(gateway.QueueDelivery)
 	w := newQuickWorker(worker.Options{Queue: q, Handler: &worker.Deliveries{Queue: q, Domain: e.svc.Delivery, Switch: e.store,
 		Sender: webhook.NewSender(client, time.Now), Retry: ms(10, 10),
 		Endpoints: map[string]worker.Endpoint{"walking": {Name: "Slow", Kind: "webhook", URL: slow.URL, Secrets: [][]byte{secret}}}},
@@ -54,7 +54,7 @@ func TestTimedOutDeliveryIsUnconfirmedNotFailed(t *testing.T) {
 	task := e.refer("TO-1", "390893007")
 	var dead []gateway.QueuedJob
 	eventually(t, "the dead letter", func() bool {
-		dead, _ = e.store.Queue(gateway.QueueDeadLetter).List(context.Background())
+		dead, _ = e.store.Queues(gateway.QueueDeadLetter).List(context.Background())
 		return len(dead) == 1
 	})
 	v := e.task(task)

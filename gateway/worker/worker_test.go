@@ -122,7 +122,7 @@ func onEachRedisSpreadToo(t *testing.T, test func(t *testing.T, on redisKind)) {
 
 func setup(t testing.TB, on ...redisKind) *env {
 	e := &env{t: t}
-	if len(on) > 0 && on[0].cluster {
+	if len(on) > 0 && on[0].cluster || redistest.ClusterForced() {
 		c := redistest.StartCluster(t)
 		cc := redisstore.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()}, nil)
 		t.Cleanup(func() { cc.Close() })
@@ -134,7 +134,7 @@ func setup(t testing.TB, on ...redisKind) *env {
 		e.rdb = e.redis.Client()
 		e.store = redisstore.New(e.rdb, "signpost")
 	}
-	if len(on) > 0 && on[0].spread {
+	if len(on) > 0 && on[0].spread || redistest.SpreadForced() { // SIGNPOST_TEST_SPREAD: as a cluster deployment runs
 		e.store.SpreadReferrals()
 		e.spread = true
 	}
@@ -162,7 +162,7 @@ func newQuickWorker(o worker.Options) *worker.Worker {
 // leaves its job pending for another worker.
 func (e *env) startWorker(endpoints map[string]worker.Endpoint, retry []time.Duration) (stop func()) {
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
-	q := e.store.Queue(gateway.QueueDelivery)
+	q := e.store.Queues(gateway.QueueDelivery)
 	w := newQuickWorker(worker.Options{Queue: q, Handler: &worker.Deliveries{Queue: q, Domain: e.svc.Delivery, Switch: e.store,
 		Sender: webhook.NewSender(client, time.Now), Endpoints: endpoints, Retry: retry},
 		Consumer: "test-" + gateway.NewID()[:8], PerProvider: 4, ReclaimIdle: 500 * time.Millisecond, ForgetIdle: time.Second, Grace: 100 * time.Millisecond})
@@ -264,7 +264,7 @@ func testDeliversSignedWithStableID(t *testing.T, on redisKind) {
 	if msg.Referral.Priority != want.Priority || msg.Referral.AuthoredOn != want.AuthoredOn {
 		t.Errorf("thin message priority %q, authoredOn %q; the Task's are %q, %q", msg.Referral.Priority, msg.Referral.AuthoredOn, want.Priority, want.AuthoredOn)
 	}
-	if n, _ := e.rdb.XLen(context.Background(), "{signpost}:q:notify").Result(); n < 1 {
+	if notes, _ := e.store.Queues(gateway.QueueNotify).List(context.Background()); len(notes) < 1 {
 		t.Error("no GP notification queued for the delivery")
 	}
 }
@@ -303,7 +303,7 @@ func TestFailsUntilLastAttemptThenDeadLetter(t *testing.T) {
 	if !strings.Contains(v.StatusReason, "500") {
 		t.Errorf("statusReason %q does not say why", v.StatusReason)
 	}
-	dead, err := e.store.Queue(gateway.QueueDeadLetter).List(context.Background())
+	dead, err := e.store.Queues(gateway.QueueDeadLetter).List(context.Background())
 	if err != nil || len(dead) != 1 || dead[0].Fields["task"] != task {
 		t.Fatalf("dead letters %v %v", dead, err)
 	}
@@ -316,7 +316,7 @@ func TestFailsUntilLastAttemptThenDeadLetter(t *testing.T) {
 	if v := e.task(task); v.Status != "requested" {
 		t.Errorf("status after re-drive %s", v.Status)
 	}
-	if dead, _ := e.store.Queue(gateway.QueueDeadLetter).List(context.Background()); len(dead) != 0 {
+	if dead, _ := e.store.Queues(gateway.QueueDeadLetter).List(context.Background()); len(dead) != 0 {
 		t.Errorf("dead letter not removed after re-drive")
 	}
 }
@@ -434,10 +434,20 @@ func TestWorkerStoppedMidDeliveryIsReclaimed(t *testing.T) {
 		}
 		return true
 	})
-	// The stopped worker, its jobs taken over, is removed from the group.
+	// The stopped worker, its jobs taken over, is removed from the group of
+	// every partition's stream: one worker is left in them all.
 	eventually(t, "the stopped worker removed from the consumer group", func() bool {
-		consumers, err := e.redis.Client().XInfoConsumers(context.Background(), e.store.QueueKey(gateway.QueueDelivery), gateway.WorkerGroup).Result()
-		return err == nil && len(consumers) == 1
+		workers := map[string]bool{}
+		for _, q := range e.store.Queues(gateway.QueueDelivery).Partitions() {
+			consumers, err := e.rdb.XInfoConsumers(context.Background(), q.Key(), gateway.WorkerGroup).Result()
+			if err != nil {
+				return false
+			}
+			for _, c := range consumers {
+				workers[c.Name] = true
+			}
+		}
+		return len(workers) == 1
 	})
 }
 
