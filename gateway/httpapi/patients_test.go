@@ -328,7 +328,7 @@ func TestSpreadRepeatNamingItsPatientAnotherWayIsFound(t *testing.T) {
 			if !strings.Contains(string(again.body), first["id"].(string)) {
 				t.Errorf("%s sent again by NHS number: the refusal does not name the referral held: %s", ident, again.body)
 			}
-			res := e.get("/ServiceRequest?identifier=" + gpIdentSystem + "|" + ident).must(t, http.StatusOK)
+			res := e.get("/ServiceRequest?identifier="+gpIdentSystem+"|"+ident).must(t, http.StatusOK)
 			if n := len(bundleEntries(t, res, "match")); n != 1 {
 				t.Errorf("%s: %d referrals with one identifier, want 1", ident, n)
 			}
