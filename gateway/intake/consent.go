@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
@@ -242,8 +243,49 @@ func (s *Service) recheckReferrals(ctx context.Context, pl *plan) error {
 		if pl.write(gateway.TypeTask, id) != nil {
 			continue // made or changed by this plan already
 		}
+		if s.Spreads() && s.PlaceOf(id) != pl.place {
+			// Its commit cannot be this one (one partition each): it is
+			// decided again once the Consent is stored.
+			pl.elsewhere = append(pl.elsewhere, id)
+			continue
+		}
 		if err := s.recheck(ctx, pl, id); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// recheckElsewhere decides again, once the Consents of a plan are stored,
+// for the referrals they are about that a spreading store holds in other
+// partitions (plan.elsewhere): each in a commit of its own partition,
+// planned again if the Task changed meanwhile, before the request is
+// answered, so a withdrawal is in force when the Consent is acknowledged.
+// A crash between the Consent's commit and these leaves the referral as
+// it was, the GP system unanswered: its retry stores the Consent again
+// and decides again, and a referral already released or withdrawn is
+// left alone (recheck changes only what the decision contradicts).
+func (s *Service) recheckElsewhere(ctx context.Context, caller gateway.Caller, taskIDs []string) error {
+	for _, id := range taskIDs {
+		done := false
+		for attempt := 1; attempt <= queue.MaxAttempts && !done; attempt++ {
+			pl := &plan{caller: caller, now: s.Now().UTC().Truncate(time.Millisecond), ifMatch: map[int]bool{},
+				pending: map[string]*pendingRequest{}, claimed: map[string]bool{}, place: s.PlaceOf(id)}
+			if err := s.recheck(ctx, pl, id); err != nil {
+				return err
+			}
+			if len(pl.commit.Writes) == 0 {
+				done = true // nothing to change: released or withdrawn already, or not concerned
+				break
+			}
+			res, err := s.Commit(ctx, &pl.commit)
+			if err != nil {
+				return err
+			}
+			done = res.OK()
+		}
+		if !done {
+			return gateway.NewError(gateway.KindConflict, fhir.IssueConflict, "", "the Consent is stored, but a referral it is about changed concurrently while it was decided again; send the Consent again")
 		}
 	}
 	return nil
