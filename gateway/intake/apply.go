@@ -66,11 +66,17 @@ type plan struct {
 	// place is the id prefix of the partition the plan's new resources go
 	// to (placeChange; "" for a store that does not spread).
 	place string
-	// elsewhere are the referral Tasks a Consent of this plan is about
-	// that a spreading store holds in another partition than the plan's:
-	// they are decided again after its commit, each in a commit of its
-	// own partition (recheckElsewhere).
-	elsewhere []string
+	// recheckAfter are, for a spreading store, the referral Tasks decided
+	// again after the plan's commit, each in a commit of its own partition
+	// (recheckAfterCommit): those a Consent of this plan is about held in
+	// another partition than the plan's, and the new referrals it holds
+	// awaiting consent.
+	recheckAfter []string
+	// patientsAfter are the searches for the Tasks of the patients the
+	// plan's Consents name, run again after its commit (a spreading
+	// store): a referral committed in another partition meanwhile is
+	// decided again then.
+	patientsAfter [][][]string
 }
 
 type pendingRequest struct {
@@ -98,7 +104,7 @@ func (s *Service) apply(ctx context.Context, caller gateway.Caller, reqs []*Requ
 			return nil, err
 		}
 		if res.OK() {
-			if err := s.recheckElsewhere(ctx, caller, pl.elsewhere); err != nil {
+			if err := s.recheckAfterCommit(ctx, pl); err != nil {
 				return nil, err
 			}
 			if pl.commit.Audit != nil {
