@@ -183,7 +183,7 @@ func TestYardstickVerdicts(t *testing.T) {
 	add(Result{Label: "S", Created: 40000, Conns: 64}, 20*time.Millisecond)
 	add(Result{Label: "signpost", Created: 30000, Conns: 64}, 30*time.Millisecond)
 	add(Result{Label: "signpost", Mode: "rate", Rate: 200, Created: 2000,
-		Webhook: &WebhookResult{Accepted: 2000, Delivered: 2000, DrainSeconds: 2, P99ms: 20}}, 2*time.Millisecond)
+		Webhook: &WebhookResult{Accepted: 2000, Delivered: 2000, DrainSeconds: 2, P99ms: 20, Connections: 16}}, 2*time.Millisecond)
 	add(Result{Label: "F", Mode: "rate", Rate: 250, Created: 2500}, 2*time.Millisecond)
 	add(Result{Label: "signpost", Mode: "rate", Rate: 250, Created: 2500,
 		Webhook: &WebhookResult{Accepted: 2500, Delivered: 2500, DrainSeconds: 2}}, 5*time.Millisecond)
@@ -197,6 +197,10 @@ func TestYardstickVerdicts(t *testing.T) {
 	var out strings.Builder
 	if err := yardstick(&out, path, 80<<10); err != nil {
 		t.Fatal(err)
+	}
+	// The connections the workers opened show beside the webhook latency.
+	if !strings.Contains(out.String(), "0.0 / 20.0 / 0.0 (16 connections)") {
+		t.Errorf("no connection count in the fixed-rate table:\n%s", out.String())
 	}
 	_, verdicts, ok := strings.Cut(out.String(), "Against issue 18's targets:\n")
 	if !ok {

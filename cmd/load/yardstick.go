@@ -233,6 +233,7 @@ func poolWhere(rounds []*Result, label string, match func(*Result) bool) (*Resul
 			a.Duplicates += wh.Duplicates
 			a.Other += wh.Other
 			a.Unreadable += wh.Unreadable
+			a.Connections += wh.Connections
 			a.P50ms, a.P99ms, a.MaxMs = max(a.P50ms, wh.P50ms), max(a.P99ms, wh.P99ms), max(a.MaxMs, wh.MaxMs)
 		}
 	}

@@ -435,15 +435,18 @@ func connectCluster(ctx context.Context, cfg config.Config, log *slog.Logger, cl
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
+		hint, specific := clusterRefusal(err)
 		if isTerminal(stderr) {
 			fmt.Fprintf(stderr, "signpost: the Redis Cluster at %s does not answer (%v).\n"+
 				"  %s Until it answers, /readyz reports\n"+
 				"  not ready and requests get 503 with Retry-After; Signpost carries on by itself once it does.\n",
-				strings.Join(cfg.RedisCluster, ","), err, clusterRefusal(err))
+				strings.Join(cfg.RedisCluster, ","), err, hint)
 		}
-		if !clientLog.Down() {
-			// Reached but refused: no outage was logged.
-			log.Warn("redis cluster does not answer at start", "redis", cfg.RedisTarget(), "error", err.Error(), "hint", clusterRefusal(err))
+		// Reached but refused, no outage was logged; or refused for its
+		// credentials or certificate, which the outage's warning (if the
+		// client logged one) does not name.
+		if !clientLog.Down() || specific {
+			log.Warn("redis cluster does not answer at start", "redis", cfg.RedisTarget(), "error", err.Error(), "hint", hint)
 		}
 	}
 	return rdb, nil
@@ -451,17 +454,18 @@ func connectCluster(ctx context.Context, cfg config.Config, log *slog.Logger, cl
 
 // clusterRefusal says what to check when the cluster does not answer at
 // start: the credentials it refused, the certificate Signpost did not
-// trust, or else the nodes. Redis's and crypto/tls's errors name neither
-// password, so they are shown as they are.
-func clusterRefusal(err error) string {
+// trust (specific: the client's own outage warning names neither), or
+// else the nodes. Redis's and crypto/tls's errors name no password, so
+// they are shown as they are.
+func clusterRefusal(err error) (hint string, specific bool) {
 	var untrusted *tls.CertificateVerificationError
 	switch {
 	case redis.HasErrorPrefix(err, "NOAUTH") || redis.HasErrorPrefix(err, "WRONGPASS"):
-		return "The cluster refuses Signpost's credentials: set " + config.EnvRedisPassword + " (and " + config.EnvRedisUsername + " for a user of its own) to the cluster's."
+		return "The cluster refuses Signpost's credentials: set " + config.EnvRedisPassword + " (and " + config.EnvRedisUsername + " for a user of its own) to the cluster's.", true
 	case errors.As(err, &untrusted):
-		return "Signpost does not trust the nodes' certificate: give the CA that signed it in redis_tls_ca, or the name it holds in redis_tls_server_name."
+		return "Signpost does not trust the nodes' certificate: give the CA that signed it in redis_tls_ca, or the name it holds in redis_tls_server_name.", true
 	}
-	return "Check its nodes, or point " + config.EnvRedisCluster + " at yours."
+	return "Check its nodes, or point " + config.EnvRedisCluster + " at yours.", false
 }
 
 // isTerminal reports whether w is a terminal, where a person reads.

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -302,4 +303,35 @@ func testPatientIdsArePerClient(t *testing.T, opts ...func(*options)) {
 	if err != nil || !strings.Contains(string(full), "Bea Testpatient") || strings.Contains(string(full), "Ann B Testpatient") {
 		t.Errorf("practice b's full webhook: %v %s", err, full)
 	}
+}
+
+// On a store that spreads referrals, a referral sent again is found
+// however it names its patient: first beside its Patient (a reference,
+// placed with the Patient), then by NHS number alone (placed by its
+// identifier), so in another partition, whose commit cannot see the first
+// one's idempotency keys. As on one Redis, the second differs in subject
+// and is refused (409), never made twice; on one Redis and on a cluster.
+func TestSpreadRepeatNamingItsPatientAnotherWayIsFound(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, on func(*options)) {
+		e := setup(t, on, spread)
+		a := as("practice-a")
+		e.put("/Patient/pat-a-9", []byte(`{"resourceType":"Patient","id":"pat-a-9","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhsNumber+`"}]}`), a...).
+			must(t, http.StatusCreated)
+		for i := range 8 { // several identifiers, so that some place apart from their Patient
+			ident := fmt.Sprintf("REPEAT-SUBJECT-%d", i)
+			byRef := strings.Replace(string(referral(ident, "390893007")),
+				`"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhsNumber+`"}}`,
+				`"subject":{"reference":"Patient/pat-a-9"}`, 1)
+			first := e.post("/ServiceRequest", []byte(byRef), a...).must(t, http.StatusCreated).json(t)
+			again := e.post("/ServiceRequest", referral(ident, "390893007"), a...).must(t, http.StatusConflict)
+			if !strings.Contains(string(again.body), first["id"].(string)) {
+				t.Errorf("%s sent again by NHS number: the refusal does not name the referral held: %s", ident, again.body)
+			}
+			res := e.get("/ServiceRequest?identifier=" + gpIdentSystem + "|" + ident).must(t, http.StatusOK)
+			if n := len(bundleEntries(t, res, "match")); n != 1 {
+				t.Errorf("%s: %d referrals with one identifier, want 1", ident, n)
+			}
+		}
+	})
 }

@@ -284,12 +284,13 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 		if err := conform.CheckIndexedElements(r.Type, obj); err != nil {
 			return nil, r.locate(err)
 		}
-		// A referral placed beside its Patient may repeat one placed
-		// elsewhere (by its identifier, or beside another Patient: a
-		// repeat naming another subject), whose keys its commit cannot
-		// see: it looks for them first, in every partition.
-		_, besidePatient := s.subjectPatient(r)
-		if err := s.resolveRepeat(ctx, caller, r, lookRepeats || (besidePatient && s.Spreads())); err != nil {
+		// On a store that spreads referrals, a create may repeat one
+		// placed elsewhere, whose keys its commit cannot see: a referral
+		// named beside its Patient once and by NHS number alone again (or
+		// beside another Patient), or one put in legacy beside a resource
+		// held there. It looks for them first, in every partition (one
+		// pipelined read); on one Redis the commit's own check suffices.
+		if err := s.resolveRepeat(ctx, caller, r, lookRepeats || s.Spreads()); err != nil {
 			return nil, r.locate(err)
 		}
 		if len(r.claims) > 0 {
