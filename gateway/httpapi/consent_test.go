@@ -144,64 +144,66 @@ func (e *env) providerSeesNothing(t *testing.T, provider, taskID, srID string) {
 // it, once.
 func TestConsentRequiredHoldsThenDeliversOnce(t *testing.T) {
 	t.Parallel()
-	e := setup(t, withProviders(consentProviders()))
-	rc := newReceiver(t)
-	e.startDeliveries(map[string]worker.Endpoint{"walking": {Name: "Walking for Health", Kind: "webhook", URL: rc.srv.URL, Secrets: webhookSecret},
-		"advice": {Name: "Money Advice", Kind: "portal"}, "link": {Name: "Link Workers", Kind: "portal"}})
-	gp := newGPRecord(t)
-	e.startNotifyWorker(gp, nil, "")
+	onOneRedisAndSpreadOnCluster(t, func(t *testing.T, on ...func(*options)) {
+		e := setup(t, append(on, withProviders(consentProviders()))...)
+		rc := newReceiver(t)
+		e.startDeliveries(map[string]worker.Endpoint{"walking": {Name: "Walking for Health", Kind: "webhook", URL: rc.srv.URL, Secrets: webhookSecret},
+			"advice": {Name: "Money Advice", Kind: "portal"}, "link": {Name: "Link Workers", Kind: "portal"}})
+		gp := newGPRecord(t)
+		e.startNotifyWorker(gp, nil, "")
 
-	sr := e.post("/ServiceRequest", referral("CONSENT-1", "390893007"), as("practice-a")...).must(t, http.StatusCreated).json(t)
-	srID := sr["id"].(string)
-	task := e.referralTask(t, srID)
-	taskID := task["id"].(string)
-	if task["status"] != "on-hold" || reasonCode(task) != gateway.ReasonAwaitingConsent {
-		t.Fatalf("Task %v, reason %q; want on-hold awaiting-consent", task["status"], reasonCode(task))
-	}
-	if text := task["statusReason"].(map[string]any)["text"].(string); !strings.Contains(text, "Walking for Health") || !strings.Contains(text, "Consent") {
-		t.Errorf("the GP is not told what is missing: %q", text)
-	}
-	for _, is := range structure.Validate(mustJSON(task)).Issues {
-		t.Errorf("held Task is not valid R4: %v %s", is.Expression, is.Diagnostics)
-	}
-	// The GP's record learns of the hold.
-	eventually(t, "the GP record hearing of the hold", func() bool { return strings.Contains(strings.Join(gp.written(), ","), "on-hold") })
-	e.providerSeesNothing(t, "walking", taskID, srID)
-	if n := len(rc.received()); n != 0 {
-		t.Fatalf("%d deliveries of a held referral", n)
-	}
+		sr := e.post("/ServiceRequest", referral("CONSENT-1", "390893007"), as("practice-a")...).must(t, http.StatusCreated).json(t)
+		srID := sr["id"].(string)
+		task := e.referralTask(t, srID)
+		taskID := task["id"].(string)
+		if task["status"] != "on-hold" || reasonCode(task) != gateway.ReasonAwaitingConsent {
+			t.Fatalf("Task %v, reason %q; want on-hold awaiting-consent", task["status"], reasonCode(task))
+		}
+		if text := task["statusReason"].(map[string]any)["text"].(string); !strings.Contains(text, "Walking for Health") || !strings.Contains(text, "Consent") {
+			t.Errorf("the GP is not told what is missing: %q", text)
+		}
+		for _, is := range structure.Validate(mustJSON(task)).Issues {
+			t.Errorf("held Task is not valid R4: %v %s", is.Expression, is.Diagnostics)
+		}
+		// The GP's record learns of the hold.
+		eventually(t, "the GP record hearing of the hold", func() bool { return strings.Contains(strings.Join(gp.written(), ","), "on-hold") })
+		e.providerSeesNothing(t, "walking", taskID, srID)
+		if n := len(rc.received()); n != 0 {
+			t.Fatalf("%d deliveries of a held referral", n)
+		}
 
-	// Consent for another organisation releases nothing.
-	e.post("/Consent", consentFor("advice", "active"), as("practice-a")...).must(t, http.StatusCreated)
-	if got := e.referralTask(t, srID); got["status"] != "on-hold" {
-		t.Fatalf("a Consent for another provider released the referral: %v", got["status"])
-	}
+		// Consent for another organisation releases nothing.
+		e.post("/Consent", consentFor("advice", "active"), as("practice-a")...).must(t, http.StatusCreated)
+		if got := e.referralTask(t, srID); got["status"] != "on-hold" {
+			t.Fatalf("a Consent for another provider released the referral: %v", got["status"])
+		}
 
-	consent := e.post("/Consent", consentFor("walking", "active"), as("practice-a")...).must(t, http.StatusCreated).json(t)
-	eventually(t, "the delivery after consent", func() bool { return len(rc.received()) == 1 })
-	eventually(t, "the Task recording it", func() bool { _, b, _ := e.taskStatus(t, taskID); return b == "delivered" })
-	if got := e.referralTask(t, srID); got["status"] != "requested" || got["statusReason"] != nil || gateway.Withheld(mustJSON(got)) {
-		t.Errorf("released Task: status %v, statusReason %v", got["status"], got["statusReason"])
-	}
-	var msg struct{ Type, Action string }
-	_ = json.Unmarshal(rc.received()[0], &msg)
-	if msg.Type != "referral.requested" || msg.Action != "" {
-		t.Errorf("delivered %s/%s", msg.Type, msg.Action)
-	}
-	e.get("/Task/"+taskID, callerHeader, "walking").must(t, http.StatusOK)
-	e.get("/ServiceRequest/"+srID, callerHeader, "walking").must(t, http.StatusOK)
-	if got := bundleEntries(t, e.get("/ServiceRequest", callerHeader, "walking").must(t, http.StatusOK), ""); len(got) != 1 {
-		t.Errorf("the provider's ServiceRequest search finds %d, want the released referral", len(got))
-	}
+		consent := e.post("/Consent", consentFor("walking", "active"), as("practice-a")...).must(t, http.StatusCreated).json(t)
+		eventually(t, "the delivery after consent", func() bool { return len(rc.received()) == 1 })
+		eventually(t, "the Task recording it", func() bool { _, b, _ := e.taskStatus(t, taskID); return b == "delivered" })
+		if got := e.referralTask(t, srID); got["status"] != "requested" || got["statusReason"] != nil || gateway.Withheld(mustJSON(got)) {
+			t.Errorf("released Task: status %v, statusReason %v", got["status"], got["statusReason"])
+		}
+		var msg struct{ Type, Action string }
+		_ = json.Unmarshal(rc.received()[0], &msg)
+		if msg.Type != "referral.requested" || msg.Action != "" {
+			t.Errorf("delivered %s/%s", msg.Type, msg.Action)
+		}
+		e.get("/Task/"+taskID, callerHeader, "walking").must(t, http.StatusOK)
+		e.get("/ServiceRequest/"+srID, callerHeader, "walking").must(t, http.StatusOK)
+		if got := bundleEntries(t, e.get("/ServiceRequest", callerHeader, "walking").must(t, http.StatusOK), ""); len(got) != 1 {
+			t.Errorf("the provider's ServiceRequest search finds %d, want the released referral", len(got))
+		}
 
-	// The same Consent again, and a second one, send nothing more.
-	id := consent["id"].(string)
-	e.put("/Consent/"+id, []byte(strings.Replace(string(consentFor("walking", "active")), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1)), as("practice-a")...).must(t, http.StatusOK)
-	e.post("/Consent", consentFor("walking", "active"), as("practice-a")...).must(t, http.StatusCreated)
-	e.waitDeliveriesDrained(t)
-	if n := len(rc.received()); n != 1 {
-		t.Errorf("%d deliveries, want exactly 1", n)
-	}
+		// The same Consent again, and a second one, send nothing more.
+		id := consent["id"].(string)
+		e.put("/Consent/"+id, []byte(strings.Replace(string(consentFor("walking", "active")), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1)), as("practice-a")...).must(t, http.StatusOK)
+		e.post("/Consent", consentFor("walking", "active"), as("practice-a")...).must(t, http.StatusCreated)
+		e.waitDeliveriesDrained(t)
+		if n := len(rc.received()); n != 1 {
+			t.Errorf("%d deliveries, want exactly 1", n)
+		}
+	})
 }
 
 // waitDeliveriesDrained waits until the delivery queue holds nothing.
@@ -219,73 +221,75 @@ func (e *env) waitDeliveriesDrained(t *testing.T) {
 // to delete it, and is on record.
 func TestConsentWithdrawalRemovesTheReferral(t *testing.T) {
 	t.Parallel()
-	e := setup(t, withProviders(consentProviders()))
-	rc := newReceiver(t)
-	e.startDeliveries(map[string]worker.Endpoint{"walking": {Name: "Walking for Health", Kind: "webhook", URL: rc.srv.URL, Secrets: webhookSecret},
-		"advice": {Name: "Money Advice", Kind: "portal"}, "link": {Name: "Link Workers", Kind: "portal"}})
+	onOneRedisAndSpreadOnCluster(t, func(t *testing.T, on ...func(*options)) {
+		e := setup(t, append(on, withProviders(consentProviders()))...)
+		rc := newReceiver(t)
+		e.startDeliveries(map[string]worker.Endpoint{"walking": {Name: "Walking for Health", Kind: "webhook", URL: rc.srv.URL, Secrets: webhookSecret},
+			"advice": {Name: "Money Advice", Kind: "portal"}, "link": {Name: "Link Workers", Kind: "portal"}})
 
-	consent := e.post("/Consent", consentFor("walking", "active"), as("practice-a")...).must(t, http.StatusCreated).json(t)
-	sr := e.post("/ServiceRequest", referral("CONSENT-2", "390893007"), as("practice-a")...).must(t, http.StatusCreated).json(t)
-	srID := sr["id"].(string)
-	taskID := e.referralTask(t, srID)["id"].(string)
-	eventually(t, "the delivery", func() bool { return len(rc.received()) == 1 })
-	eventually(t, "the Task recording it", func() bool { _, b, _ := e.taskStatus(t, taskID); return b == "delivered" })
-	e.providerMoves(t, taskID, "accepted", "")
+		consent := e.post("/Consent", consentFor("walking", "active"), as("practice-a")...).must(t, http.StatusCreated).json(t)
+		sr := e.post("/ServiceRequest", referral("CONSENT-2", "390893007"), as("practice-a")...).must(t, http.StatusCreated).json(t)
+		srID := sr["id"].(string)
+		taskID := e.referralTask(t, srID)["id"].(string)
+		eventually(t, "the delivery", func() bool { return len(rc.received()) == 1 })
+		eventually(t, "the Task recording it", func() bool { _, b, _ := e.taskStatus(t, taskID); return b == "delivered" })
+		e.providerMoves(t, taskID, "accepted", "")
 
-	id := consent["id"].(string)
-	withdrawn := strings.Replace(string(consentFor("walking", "inactive")), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1)
-	e.put("/Consent/"+id, []byte(withdrawn), as("practice-a")...).must(t, http.StatusOK)
+		id := consent["id"].(string)
+		withdrawn := strings.Replace(string(consentFor("walking", "inactive")), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1)
+		e.put("/Consent/"+id, []byte(withdrawn), as("practice-a")...).must(t, http.StatusOK)
 
-	task := e.referralTask(t, srID)
-	if task["status"] != "cancelled" || reasonCode(task) != gateway.ReasonConsentWithdrawn {
-		t.Errorf("Task %v, reason %q; want cancelled consent-withdrawn", task["status"], reasonCode(task))
-	}
-	e.providerSeesNothing(t, "walking", taskID, srID)
-	e.do(http.MethodPatch, "/Task/"+taskID, []byte(`[{"op":"replace","path":"/status","value":"in-progress"}]`),
-		callerHeader, "walking", "Content-Type", "application/json-patch+json").must(t, http.StatusNotFound)
-
-	eventually(t, "the deletion notice", func() bool { return len(rc.received()) == 2 })
-	notice := rc.received()[1]
-	var msg struct {
-		Type, Action string
-		Referral     struct{ Task string }
-	}
-	if err := json.Unmarshal(notice, &msg); err != nil || msg.Type != "referral.withdrawn" || msg.Action != "delete" || !strings.HasSuffix(msg.Referral.Task, "/Task/"+taskID) {
-		t.Errorf("deletion notice %s", notice)
-	}
-	if strings.Contains(string(notice), nhsNumber) {
-		t.Errorf("the deletion notice carries the NHS number: %s", notice)
-	}
-	eventually(t, "the Task recording the notice", func() bool { _, b, _ := e.taskStatus(t, taskID); return b == "withdrawal-delivered" })
-
-	// On record: the withdrawal (the Consent's update) and the notice sent.
-	events, all := e.audit(t)
-	update, notified := false, false
-	for _, ev := range events {
-		sub := ""
-		if len(ev.Subtype) > 0 {
-			sub = ev.Subtype[0].Code
+		task := e.referralTask(t, srID)
+		if task["status"] != "cancelled" || reasonCode(task) != gateway.ReasonConsentWithdrawn {
+			t.Errorf("Task %v, reason %q; want cancelled consent-withdrawn", task["status"], reasonCode(task))
 		}
-		to := false
-		for _, a := range ev.Agent {
-			to = to || a.Who.Display == "walking"
+		e.providerSeesNothing(t, "walking", taskID, srID)
+		e.do(http.MethodPatch, "/Task/"+taskID, []byte(`[{"op":"replace","path":"/status","value":"in-progress"}]`),
+			callerHeader, "walking", "Content-Type", "application/json-patch+json").must(t, http.StatusNotFound)
+
+		eventually(t, "the deletion notice", func() bool { return len(rc.received()) == 2 })
+		notice := rc.received()[1]
+		var msg struct {
+			Type, Action string
+			Referral     struct{ Task string }
 		}
-		for _, en := range ev.Entity {
-			if sub == "update" && strings.HasPrefix(en.What.Reference, "Consent/"+id) {
-				update = true
+		if err := json.Unmarshal(notice, &msg); err != nil || msg.Type != "referral.withdrawn" || msg.Action != "delete" || !strings.HasSuffix(msg.Referral.Task, "/Task/"+taskID) {
+			t.Errorf("deletion notice %s", notice)
+		}
+		if strings.Contains(string(notice), nhsNumber) {
+			t.Errorf("the deletion notice carries the NHS number: %s", notice)
+		}
+		eventually(t, "the Task recording the notice", func() bool { _, b, _ := e.taskStatus(t, taskID); return b == "withdrawal-delivered" })
+
+		// On record: the withdrawal (the Consent's update) and the notice sent.
+		events, all := e.audit(t)
+		update, notified := false, false
+		for _, ev := range events {
+			sub := ""
+			if len(ev.Subtype) > 0 {
+				sub = ev.Subtype[0].Code
 			}
-			if strings.HasPrefix(en.What.Reference, "Task/"+taskID) && to && ev.Action == "R" && sub != "read" && sub != "search-type" {
-				notified = true
+			to := false
+			for _, a := range ev.Agent {
+				to = to || a.Who.Display == "walking"
+			}
+			for _, en := range ev.Entity {
+				if sub == "update" && strings.HasPrefix(en.What.Reference, "Consent/"+id) {
+					update = true
+				}
+				if strings.HasPrefix(en.What.Reference, "Task/"+taskID) && to && ev.Action == "R" && sub != "read" && sub != "search-type" {
+					notified = true
+				}
 			}
 		}
-	}
-	if !update || !notified {
-		t.Errorf("audit: withdrawal %v, notice %v:\n%s", update, notified, all)
-	}
-	e.waitDeliveriesDrained(t)
-	if n := len(rc.received()); n != 2 {
-		t.Errorf("%d deliveries, want the referral and its deletion notice", n)
-	}
+		if !update || !notified {
+			t.Errorf("audit: withdrawal %v, notice %v:\n%s", update, notified, all)
+		}
+		e.waitDeliveriesDrained(t)
+		if n := len(rc.received()); n != 2 {
+			t.Errorf("%d deliveries, want the referral and its deletion notice", n)
+		}
+	})
 }
 
 // A cancellation queued before the withdrawal landed (or still retrying
@@ -293,32 +297,34 @@ func TestConsentWithdrawalRemovesTheReferral(t *testing.T) {
 // the delete notice, never the record again.
 func TestNothingButTheNoticeAfterWithdrawal(t *testing.T) {
 	t.Parallel()
-	e := setup(t, withProviders(consentProviders()))
-	consent := e.post("/Consent", consentFor("walking", "active"), as("practice-a")...).must(t, http.StatusCreated).json(t)
-	srID := e.post("/ServiceRequest", referral("CONSENT-W1", "390893007"), as("practice-a")...).must(t, http.StatusCreated).json(t)["id"].(string)
-	taskID := e.referralTask(t, srID)["id"].(string)
-	e.do(http.MethodPatch, "/Task/"+taskID, []byte(`[{"op":"replace","path":"/status","value":"cancelled"},{"op":"add","path":"/statusReason","value":{"text":"no longer needed"}}]`),
-		callerHeader, "practice-a", "Content-Type", "application/json-patch+json").must(t, http.StatusOK)
-	id := consent["id"].(string)
-	withdrawn := strings.Replace(string(consentFor("walking", "inactive")), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1)
-	e.put("/Consent/"+id, []byte(withdrawn), as("practice-a")...).must(t, http.StatusOK)
-	if n := e.deliveries(t, "cancelled"); n == 0 {
-		t.Fatal("no cancellation was queued; the test proves nothing")
-	}
-
-	rc := newReceiver(t)
-	e.startDeliveries(map[string]worker.Endpoint{"walking": {Name: "Walking for Health", Kind: "webhook", URL: rc.srv.URL, Secrets: webhookSecret, Full: true},
-		"advice": {Name: "Money Advice", Kind: "portal"}, "link": {Name: "Link Workers", Kind: "portal"}})
-	e.waitDeliveriesDrained(t)
-	got := rc.received()
-	for i, b := range got {
-		if strings.Contains(string(b), nhsNumber) || !strings.Contains(string(b), `"referral.withdrawn"`) {
-			t.Errorf("delivery %d after the withdrawal is not the bare delete notice: %.200s", i, b)
+	onOneRedisAndSpreadOnCluster(t, func(t *testing.T, on ...func(*options)) {
+		e := setup(t, append(on, withProviders(consentProviders()))...)
+		consent := e.post("/Consent", consentFor("walking", "active"), as("practice-a")...).must(t, http.StatusCreated).json(t)
+		srID := e.post("/ServiceRequest", referral("CONSENT-W1", "390893007"), as("practice-a")...).must(t, http.StatusCreated).json(t)["id"].(string)
+		taskID := e.referralTask(t, srID)["id"].(string)
+		e.do(http.MethodPatch, "/Task/"+taskID, []byte(`[{"op":"replace","path":"/status","value":"cancelled"},{"op":"add","path":"/statusReason","value":{"text":"no longer needed"}}]`),
+			callerHeader, "practice-a", "Content-Type", "application/json-patch+json").must(t, http.StatusOK)
+		id := consent["id"].(string)
+		withdrawn := strings.Replace(string(consentFor("walking", "inactive")), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1)
+		e.put("/Consent/"+id, []byte(withdrawn), as("practice-a")...).must(t, http.StatusOK)
+		if n := e.deliveries(t, "cancelled"); n == 0 {
+			t.Fatal("no cancellation was queued; the test proves nothing")
 		}
-	}
-	if len(got) != 1 {
-		t.Errorf("%d deliveries, want the delete notice only", len(got))
-	}
+
+		rc := newReceiver(t)
+		e.startDeliveries(map[string]worker.Endpoint{"walking": {Name: "Walking for Health", Kind: "webhook", URL: rc.srv.URL, Secrets: webhookSecret, Full: true},
+			"advice": {Name: "Money Advice", Kind: "portal"}, "link": {Name: "Link Workers", Kind: "portal"}})
+		e.waitDeliveriesDrained(t)
+		got := rc.received()
+		for i, b := range got {
+			if strings.Contains(string(b), nhsNumber) || !strings.Contains(string(b), `"referral.withdrawn"`) {
+				t.Errorf("delivery %d after the withdrawal is not the bare delete notice: %.200s", i, b)
+			}
+		}
+		if len(got) != 1 {
+			t.Errorf("%d deliveries, want the delete notice only", len(got))
+		}
+	})
 }
 
 // withConsentID gives a Consent body the id it is PUT to.
@@ -364,22 +370,24 @@ func TestConsentMustBeInForceAndAboutPrivacy(t *testing.T) {
 // given: the referral is withdrawn as if it had been withdrawn.
 func TestConsentEnteredInErrorWithdraws(t *testing.T) {
 	t.Parallel()
-	e := setup(t, withProviders(consentProviders()))
-	a := as("practice-a")
-	c := e.post("/Consent", consentFor("walking", "active"), a...).must(t, http.StatusCreated).json(t)
-	srID := e.post("/ServiceRequest", referral("CONSENT-E1", "390893007"), a...).must(t, http.StatusCreated).json(t)["id"].(string)
-	taskID := e.referralTask(t, srID)["id"].(string)
-	e.get("/Task/"+taskID, callerHeader, "walking").must(t, http.StatusOK)
-	id := c["id"].(string)
-	e.put("/Consent/"+id, withConsentID(consentFor("walking", "entered-in-error"), id), a...).must(t, http.StatusOK)
-	task := e.referralTask(t, srID)
-	if task["status"] != "cancelled" || reasonCode(task) != gateway.ReasonConsentWithdrawn {
-		t.Errorf("Task %v reason %q; want cancelled consent-withdrawn", task["status"], reasonCode(task))
-	}
-	e.providerSeesNothing(t, "walking", taskID, srID)
-	if n := e.deliveries(t, "withdrawn"); n != 1 {
-		t.Errorf("%d delete notices queued, want 1", n)
-	}
+	onOneRedisAndSpreadOnCluster(t, func(t *testing.T, on ...func(*options)) {
+		e := setup(t, append(on, withProviders(consentProviders()))...)
+		a := as("practice-a")
+		c := e.post("/Consent", consentFor("walking", "active"), a...).must(t, http.StatusCreated).json(t)
+		srID := e.post("/ServiceRequest", referral("CONSENT-E1", "390893007"), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+		taskID := e.referralTask(t, srID)["id"].(string)
+		e.get("/Task/"+taskID, callerHeader, "walking").must(t, http.StatusOK)
+		id := c["id"].(string)
+		e.put("/Consent/"+id, withConsentID(consentFor("walking", "entered-in-error"), id), a...).must(t, http.StatusOK)
+		task := e.referralTask(t, srID)
+		if task["status"] != "cancelled" || reasonCode(task) != gateway.ReasonConsentWithdrawn {
+			t.Errorf("Task %v reason %q; want cancelled consent-withdrawn", task["status"], reasonCode(task))
+		}
+		e.providerSeesNothing(t, "walking", taskID, srID)
+		if n := e.deliveries(t, "withdrawn"); n != 1 {
+			t.Errorf("%d delete notices queued, want 1", n)
+		}
+	})
 }
 
 // A Consent that comes with a BaRS referral counts for it only if it is
@@ -627,21 +635,43 @@ func TestBaRSWithdrawalTellsTheProviderToDelete(t *testing.T) {
 // read changed before it committed).
 func TestConsentAndReferralSentTogether(t *testing.T) {
 	t.Parallel()
-	e := setup(t, withProviders(consentProviders()))
+	onOneRedisAndSpreadOnCluster(t, func(t *testing.T, on ...func(*options)) {
+		e := setup(t, append(on, withProviders(consentProviders()))...)
+		const n = 12
+		for i := 0; i < n; i++ {
+			id := "race-" + strconv.Itoa(i)
+			e.put("/Patient/"+id, []byte(`{"resourceType":"Patient","id":"`+id+`","name":[{"text":"Race Person"}]}`), as("practice-a")...).must(t, http.StatusCreated)
+		}
+		sendTogether(t, e, n, func(i int) string { return `{"reference":"Patient/race-` + strconv.Itoa(i) + `"}` })
+	})
+}
+
+// The same with the patient named by NHS number, as GP systems name them:
+// a store that spreads places such a referral by its identifier and the
+// Consent anywhere, so the two commit in different partitions, and each
+// looks for the other again once committed.
+func TestConsentAndReferralSentTogetherByNHSNumber(t *testing.T) {
+	t.Parallel()
+	onOneRedisAndSpreadOnCluster(t, func(t *testing.T, on ...func(*options)) {
+		e := setup(t, append(on, withProviders(consentProviders()))...)
+		sendTogether(t, e, 12, func(i int) string {
+			return `{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + syntheticNHSNumber(i) + `"}}`
+		})
+	})
+}
+
+// sendTogether sends n referrals and their n Consents at once, the ith
+// pair naming its patient as patient(i) gives (a FHIR Reference), and
+// checks that no referral stays held with its consent on record.
+func sendTogether(t *testing.T, e *env, n int, patient func(int) string) {
+	t.Helper()
 	a := as("practice-a")
-	const n = 12
-	for i := 0; i < n; i++ {
-		id := "race-" + strconv.Itoa(i)
-		e.put("/Patient/"+id, []byte(`{"resourceType":"Patient","id":"`+id+`","name":[{"text":"Race Person"}]}`), a...).must(t, http.StatusCreated)
-	}
+	byNHSNumber := `{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber + `"}}`
 	var wg sync.WaitGroup
 	srIDs := make([]string, n)
 	for i := 0; i < n; i++ {
-		id := "race-" + strconv.Itoa(i)
-		body := strings.Replace(string(referral("RACE-"+strconv.Itoa(i), "390893007")),
-			`"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhsNumber+`"}}`, `"subject":{"reference":"Patient/`+id+`"}`, 1)
-		consent := strings.Replace(string(consentFor("walking", "active")),
-			`"patient":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhsNumber+`"}}`, `"patient":{"reference":"Patient/`+id+`"}`, 1)
+		body := strings.Replace(string(referral("RACE-"+strconv.Itoa(i), "390893007")), `"subject":`+byNHSNumber, `"subject":`+patient(i), 1)
+		consent := strings.Replace(string(consentFor("walking", "active")), `"patient":`+byNHSNumber, `"patient":`+patient(i), 1)
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
@@ -670,7 +700,51 @@ func TestConsentAndReferralSentTogether(t *testing.T) {
 			t.Errorf("referral %d is %v with its consent on record", i, task["status"])
 		}
 	}
-	if n := e.deliveries(t, "referral"); n != len(srIDs) {
-		t.Errorf("%d deliveries queued for %d referrals", n, len(srIDs))
+	if got := e.deliveries(t, "referral"); got != len(srIDs) {
+		t.Errorf("%d deliveries queued for %d referrals", got, len(srIDs))
+	}
+}
+
+// syntheticNHSNumber is the ith of a run of NHS numbers with a valid check
+// digit (modulus 11) in the 999 range, which is never issued.
+func syntheticNHSNumber(i int) string {
+	for n := 999000000 + 10*i; ; n++ {
+		digits := strconv.Itoa(n)
+		sum := 0
+		for k, d := range digits {
+			sum += int(d-'0') * (10 - k)
+		}
+		check := 11 - sum%11
+		if check == 11 {
+			check = 0
+		}
+		if check != 10 {
+			return digits + strconv.Itoa(check)
+		}
+	}
+}
+
+// A store that spreads places a Consent naming a Patient beside it, where
+// that Patient's referrals are, so the commit that releases or withdraws
+// them is one partition's and needs no second step.
+func TestConsentPlacedBesideItsPatient(t *testing.T) {
+	t.Parallel()
+	e := setup(t, spread, withProviders(consentProviders()))
+	a := as("practice-a")
+	for i := range 3 {
+		id := "beside-" + strconv.Itoa(i)
+		e.put("/Patient/"+id, []byte(`{"resourceType":"Patient","id":"`+id+`","name":[{"text":"Placed Person"}]}`), a...).must(t, http.StatusCreated)
+		patient := `{"reference":"Patient/` + id + `"}`
+		byNHSNumber := `{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber + `"}}`
+		body := strings.Replace(string(referral("BESIDE-"+strconv.Itoa(i), "390893007")), `"subject":`+byNHSNumber, `"subject":`+patient, 1)
+		srID := e.post("/ServiceRequest", []byte(body), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+		consent := strings.Replace(string(consentFor("walking", "active")), `"patient":`+byNHSNumber, `"patient":`+patient, 1)
+		consentID := e.post("/Consent", []byte(consent), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+		if !partitionedID.MatchString(srID) || consentID[:4] != srID[:4] {
+			t.Errorf("the Consent %s is not beside its Patient's referral %s", consentID, srID)
+		}
+		if task := e.referralTask(t, srID); task["status"] != "requested" {
+			t.Errorf("referral %d is %v with its consent on record", i, task["status"])
+		}
 	}
 }

@@ -63,6 +63,20 @@ type plan struct {
 	// referrals are the new referral Tasks the plan makes, whose consent
 	// is checked once everything is planned (planConsent).
 	referrals []plannedReferral
+	// place is the id prefix of the partition the plan's new resources go
+	// to (placeChange; "" for a store that does not spread).
+	place string
+	// recheckAfter are, for a spreading store, the referral Tasks decided
+	// again after the plan's commit, each in a commit of its own partition
+	// (recheckAfterCommit): those a Consent of this plan is about held in
+	// another partition than the plan's, and the new referrals it holds
+	// awaiting consent.
+	recheckAfter []string
+	// patientsAfter are the searches for the Tasks of the patients the
+	// plan's Consents name, run again after its commit (a spreading
+	// store): a referral committed in another partition meanwhile is
+	// decided again then.
+	patientsAfter [][][]string
 }
 
 type pendingRequest struct {
@@ -90,6 +104,9 @@ func (s *Service) apply(ctx context.Context, caller gateway.Caller, reqs []*Requ
 			return nil, err
 		}
 		if res.OK() {
+			if err := s.recheckAfterCommit(ctx, pl); err != nil {
+				return nil, err
+			}
 			if pl.commit.Audit != nil {
 				pl.outcomes[0].Audited = true
 			}
@@ -140,6 +157,12 @@ func (s *Service) placeChange(ctx context.Context, caller gateway.Caller, reqs [
 		if id, ok := s.subjectPatient(r); ok {
 			return s.placeBesidePatient(ctx, caller, id)
 		}
+		if id, ok := s.consentPatient(r); ok {
+			// Beside the referrals for the same Patient, so that the
+			// commit releasing or withdrawing them is one partition's and
+			// a referral and its Consent sent at once see each other.
+			return s.placeBesidePatient(ctx, caller, id)
+		}
 	}
 	for _, r := range reqs {
 		if r.Type != gateway.TypeServiceRequest || r.Method != "POST" || r.obj == nil {
@@ -185,12 +208,29 @@ func (s *Service) subjectPatient(r *Request) (string, bool) {
 	if r.Type != gateway.TypeServiceRequest || r.Method != "POST" || r.obj == nil {
 		return "", false
 	}
-	subject, ok := r.obj.Object("subject")
+	return s.patientNamed(r.obj, "subject")
+}
+
+// consentPatient is the FHIR id of the Patient a new Consent a GP system
+// sends on its own names by reference: a Consent placed beside it, where
+// that Patient's referrals are (placeChange). A message's Consent is
+// placed beside its referral, as every entry of the message.
+func (s *Service) consentPatient(r *Request) (string, bool) {
+	if r.Type != TypeConsent || r.Method != "POST" || r.message != nil || r.obj == nil {
+		return "", false
+	}
+	return s.patientNamed(r.obj, "patient")
+}
+
+// patientNamed is the FHIR id of the local Patient a resource's reference
+// element names.
+func (s *Service) patientNamed(obj *fhir.Object, element string) (string, bool) {
+	ref, ok := obj.Object(element)
 	if !ok {
 		return "", false
 	}
-	ref, _ := subject.String("reference")
-	id, ok := strings.CutPrefix(s.LocalRef(ref), gateway.TypePatient+"/")
+	target, _ := ref.String("reference")
+	id, ok := strings.CutPrefix(s.LocalRef(target), gateway.TypePatient+"/")
 	return id, ok && gateway.CheckID(id) == nil
 }
 
@@ -266,6 +306,7 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 	if err != nil {
 		return nil, err
 	}
+	pl.place = place
 	for _, r := range reqs {
 		if r.message != nil {
 			r.message.place = place

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
@@ -53,6 +54,13 @@ func (s *Service) planConsent(ctx context.Context, pl *plan) error {
 		}
 		if decision != gateway.ConsentPermits {
 			s.holdNew(pl, nr, decision)
+			if s.Spreads() {
+				// A Consent for the patient committed in another partition
+				// since consentFor read them is not seen by this commit;
+				// its own check after its commit may not see this referral
+				// either. Deciding again after this commit closes the gap.
+				pl.recheckAfter = append(pl.recheckAfter, nr.taskID)
+			}
 		}
 	}
 	return s.recheckReferrals(ctx, pl)
@@ -233,6 +241,9 @@ func (s *Service) recheckReferrals(ctx context.Context, pl *plan) error {
 			return err
 		}
 		pl.seen(gateway.TypeTask, groups, total)
+		if s.Spreads() {
+			pl.patientsAfter = append(pl.patientsAfter, groups)
+		}
 		for _, id := range ids {
 			add(gateway.TypeTask + "/" + id)
 		}
@@ -242,8 +253,69 @@ func (s *Service) recheckReferrals(ctx context.Context, pl *plan) error {
 		if pl.write(gateway.TypeTask, id) != nil {
 			continue // made or changed by this plan already
 		}
+		if s.Spreads() && s.PlaceOf(id) != pl.place {
+			// Its commit cannot be this one (one partition each): it is
+			// decided again once the Consent is stored.
+			pl.recheckAfter = append(pl.recheckAfter, id)
+			continue
+		}
 		if err := s.recheck(ctx, pl, id); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// recheckAfterCommit decides again, once a spreading store holds what a
+// plan committed, for the referrals its commit could not decide
+// atomically, each in a commit of its own partition (planned again if
+// the Task changed meanwhile), before the request is answered, so that a
+// withdrawal is in force when the Consent is acknowledged:
+//   - those its Consents are about in other partitions (plan.recheckAfter);
+//   - those of the same patients committed in other partitions since the
+//     plan searched for them (plan.patientsAfter, searched again now);
+//   - the new referrals it holds awaiting consent (plan.recheckAfter).
+//
+// A referral and its Consent sent at once in different partitions thus
+// meet: whichever commits second finds the other in this step. A crash
+// before this step leaves the referrals as they were and the GP system
+// unanswered: its retry stores the Consent again and decides again; a
+// referral already released or withdrawn is left alone (recheck changes
+// only what the decision contradicts).
+func (s *Service) recheckAfterCommit(ctx context.Context, pl *plan) error {
+	taskIDs := slices.Clone(pl.recheckAfter)
+	for _, groups := range pl.patientsAfter {
+		ids, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: gateway.TypeTask, Groups: groups, Count: maxConsentReads})
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			// Those in the plan's partition its commit decided atomically.
+			if s.PlaceOf(id) != pl.place && !slices.Contains(taskIDs, id) {
+				taskIDs = append(taskIDs, id)
+			}
+		}
+	}
+	for _, id := range taskIDs {
+		done := false
+		for attempt := 1; attempt <= queue.MaxAttempts && !done; attempt++ {
+			again := &plan{caller: pl.caller, now: s.Now().UTC().Truncate(time.Millisecond), ifMatch: map[int]bool{},
+				pending: map[string]*pendingRequest{}, claimed: map[string]bool{}, place: s.PlaceOf(id)}
+			if err := s.recheck(ctx, again, id); err != nil {
+				return err
+			}
+			if len(again.commit.Writes) == 0 {
+				done = true // nothing to change: released or withdrawn already, or not concerned
+				break
+			}
+			res, err := s.Commit(ctx, &again.commit)
+			if err != nil {
+				return err
+			}
+			done = res.OK()
+		}
+		if !done {
+			return gateway.NewError(gateway.KindConflict, fhir.IssueConflict, "", "stored, but a referral it concerns changed concurrently while its consent was decided again; send it again")
 		}
 	}
 	return nil
