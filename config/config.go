@@ -560,7 +560,7 @@ const redactedPassword = "xxxxx"
 // one slot, as before partitions. It is one constant so that the code
 // around it can be merged before everything a spreading store needs is,
 // and the switch turned on last.
-const SpreadOnRedisCluster = false
+const SpreadOnRedisCluster = true
 
 // SpreadReferrals reports whether Signpost spreads new referrals over the
 // store's partitions: on a Redis Cluster (SpreadOnRedisCluster), never on
