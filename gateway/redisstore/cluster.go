@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -19,6 +20,16 @@ import (
 // the first sign of a lost node (reloadOnLoss).
 const clusterReload = 2 * time.Second
 
+// workerReaders is the most connections one process's workers hold in
+// blocking stream reads on a spreading store: a reader per partition,
+// legacy too, for each queue the workers read (delivery, notify,
+// subscription). Each holds its connection for the whole of its wait, and
+// on a cluster one node can serve a third of them or more, so every
+// node's pool gets room for all of them on top of go-redis's default (10
+// a CPU). Without it, 18 waiting readers left a 20-connection pool two
+// for everything else, and /readyz timed out waiting for one.
+const workerReaders = (partitions + 1) * 3
+
 // NewClusterClient returns a client of a Redis Cluster set up for failover:
 // it rereads the cluster's slots every clusterReload and as soon as a
 // command meets a lost node or a cluster that is failing over, so that
@@ -29,6 +40,9 @@ const clusterReload = 2 * time.Second
 func NewClusterClient(opt *redis.ClusterOptions, watch func(*redis.Client)) *redis.ClusterClient {
 	if opt.ClusterStateReloadInterval == 0 {
 		opt.ClusterStateReloadInterval = clusterReload
+	}
+	if opt.PoolSize == 0 {
+		opt.PoolSize = 10*runtime.GOMAXPROCS(0) + workerReaders
 	}
 	if watch != nil {
 		opt.NewClient = func(o *redis.Options) *redis.Client {

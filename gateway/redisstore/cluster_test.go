@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -160,5 +161,23 @@ func TestMemoryOnAClusterIsTheFullestPrimarys(t *testing.T) {
 	fullest := used[c.PrimaryFor(full).Addr]
 	if m.Max != 64<<20 || m.Used < 4<<20 || m.Used >= sum || m.Used < fullest-(1<<20) || m.Used > fullest+(1<<20) {
 		t.Errorf("Memory = %+v; want the fullest primary's (used %d of 64 MiB; all of them %d)", m, fullest, sum)
+	}
+}
+
+// A cluster client's pool per node has room for every blocking reader a
+// process's workers run on a spreading store (one per partition and queue,
+// legacy too) besides go-redis's default, so requests never wait behind
+// them for a connection; a size the operator set is kept.
+func TestClusterClientHasRoomForTheWorkersReaders(t *testing.T) {
+	cc := NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}}, nil)
+	defer cc.Close()
+	readers := (len(partitionTags("signpost")) + 1) * len([]string{gateway.QueueDelivery, gateway.QueueNotify, gateway.QueueSubscription})
+	if got, want := cc.Options().PoolSize, 10*runtime.GOMAXPROCS(0)+readers; got < want {
+		t.Errorf("pool size %d per node, want at least %d (%d blocking readers)", got, want, readers)
+	}
+	set := NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}, PoolSize: 7}, nil)
+	defer set.Close()
+	if got := set.Options().PoolSize; got != 7 {
+		t.Errorf("pool size %d, want the 7 set", got)
 	}
 }
