@@ -335,3 +335,42 @@ func TestSpreadRepeatNamingItsPatientAnotherWayIsFound(t *testing.T) {
 		}
 	})
 }
+
+// On a store that spreads referrals, a transaction whose entries are kept
+// apart (Patients, each placed by its own key) cannot be written in one
+// atomic step: it is refused whole with a 422 saying what to do, never a
+// 500, and the Patients' ids (a GP system's choice) appear in no log
+// line. Some pairs of Patients land together; the loop finds ones that
+// do not. On one Redis and on a cluster.
+func TestSpreadTransactionKeptApartIsRefusedWhole(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, on func(*options)) {
+		e := setup(t, on, spread)
+		a := as("practice-a")
+		put := func(id string) string {
+			return `{"resource":{"resourceType":"Patient","id":"` + id + `"},"request":{"method":"PUT","url":"Patient/` + id + `"}}`
+		}
+		refused := 0
+		for i := range 8 {
+			first, second := fmt.Sprintf("apart-a%d", i), fmt.Sprintf("apart-b%d", i)
+			res := e.post("", transaction(put(first), put(second)), a...)
+			switch res.status {
+			case http.StatusOK:
+				continue // placed together
+			case http.StatusUnprocessableEntity:
+				refused++
+			default:
+				t.Fatalf("transaction of two Patients: %d %s", res.status, res.body)
+			}
+			for _, id := range []string{first, second} {
+				e.get("/Patient/"+id, a...).must(t, http.StatusNotFound)
+				if strings.Contains(e.logs.String(), id) {
+					t.Errorf("the log names Patient %s", id)
+				}
+			}
+		}
+		if refused == 0 {
+			t.Error("no pair of Patients was placed apart: the test proves nothing")
+		}
+	})
+}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/telemetry"
 )
@@ -892,7 +893,9 @@ func (s *Store) commitPartition(c *gateway.Commit, old map[string]bool) (partiti
 	for _, w := range c.Writes {
 		p := s.writtenIn(w.Resource.ID, old)
 		if set && p != part {
-			return legacy, fmt.Errorf("%w: %s/%s is in partition %d, the commit's other writes in %d", ErrSpansPartitions, w.Resource.Type, w.Resource.ID, p, part)
+			// The resource's type only: an id can be a GP system's choice
+			// (a Patient's, an NHS number even), and this text is logged.
+			return legacy, fmt.Errorf("%w: a %s is in partition %d, the commit's other writes in %d", ErrSpansPartitions, w.Resource.Type, p, part)
 		}
 		part, set = p, true
 	}
@@ -911,7 +914,7 @@ func (s *Store) commitPartition(c *gateway.Commit, old map[string]bool) (partiti
 		}
 		p := s.partitionOfRef(u.Of)
 		if set && p != part {
-			return legacy, fmt.Errorf("%w: a unique key is filed under %s, in partition %d, the commit is in %d", ErrSpansPartitions, u.Of, p, part)
+			return legacy, fmt.Errorf("%w: a unique key is filed in partition %d, the commit is in %d", ErrSpansPartitions, p, part)
 		}
 		part, set = p, true
 	}
@@ -919,8 +922,11 @@ func (s *Store) commitPartition(c *gateway.Commit, old map[string]bool) (partiti
 }
 
 // ErrSpansPartitions is a commit whose resources are in more than one
-// partition: it cannot be applied atomically, and nothing was written.
-var ErrSpansPartitions = errors.New("redisstore: a commit's resources are in more than one partition")
+// partition: it cannot be applied atomically, and nothing was written. A
+// transaction whose entries are kept apart (two Patients, each placed by
+// its own key) meets it: the answer is 422 with what to do, not a 500.
+var ErrSpansPartitions = gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "",
+	"the resources this transaction writes are kept in different parts of this deployment's store, so they cannot be written in one atomic step; nothing was written. Send them in separate requests (a Patient with its own referrals, each referral with its own resources)")
 
 // classify marks the errors worth retrying as gateway.ErrUnavailable: the
 // network, timeouts, a Redis that is loading, read-only or failing over,
