@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -746,5 +747,57 @@ func TestConsentPlacedBesideItsPatient(t *testing.T) {
 		if task := e.referralTask(t, srID); task["status"] != "requested" {
 			t.Errorf("referral %d is %v with its consent on record", i, task["status"])
 		}
+	}
+}
+
+// On a store that spreads referrals, a withdrawal's effect on a referral in
+// another partition is decided after the Consent's commit, before the
+// answer. If that step did not happen (the process stopped between the
+// two; here the Task is out of reach while the Consent is stored), the GP
+// system's retry of the same PUT finds the Consent stored as sent and
+// still withdraws the referral: a withdrawal acknowledged again is always
+// in force.
+func TestSpreadConsentSentAgainFinishesItsWithdrawal(t *testing.T) {
+	t.Parallel()
+	e := setup(t, spread, withProviders(consentProviders()))
+	rc := newReceiver(t)
+	e.startDeliveries(map[string]worker.Endpoint{"walking": {Name: "Walking for Health", Kind: "webhook", URL: rc.srv.URL, Secrets: webhookSecret},
+		"advice": {Name: "Money Advice", Kind: "portal"}, "link": {Name: "Link Workers", Kind: "portal"}})
+	consent := e.post("/Consent", consentFor("walking", "active"), as("practice-a")...).must(t, http.StatusCreated).json(t)
+	id := consent["id"].(string)
+	var srID, taskID string
+	for i := 0; i < 16 && (taskID == "" || taskID[:4] == id[:4]); i++ { // a referral in another partition than its Consent
+		sr := e.post("/ServiceRequest", referral(fmt.Sprintf("CONSENT-AGAIN-%d", i), "390893007"), as("practice-a")...).must(t, http.StatusCreated).json(t)
+		srID = sr["id"].(string)
+		taskID = e.referralTask(t, srID)["id"].(string)
+	}
+	if taskID[:4] == id[:4] {
+		t.Fatal("no referral was placed apart from its Consent")
+	}
+	eventually(t, "the Task recording its delivery", func() bool { _, b, _ := e.taskStatus(t, taskID); return b == "delivered" })
+
+	// The first sending stores the withdrawal but cannot reach the Task.
+	ctx := context.Background()
+	taskKey := e.keys(t, "{signpost:*}:r:Task:"+taskID)
+	if len(taskKey) != 1 {
+		t.Fatalf("the Task's key: %v", taskKey)
+	}
+	if err := e.rdb.Rename(ctx, taskKey[0], taskKey[0]+":away").Err(); err != nil {
+		t.Fatal(err)
+	}
+	withdrawn := strings.Replace(string(consentFor("walking", "inactive")), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1)
+	e.put("/Consent/"+id, []byte(withdrawn), as("practice-a")...).must(t, http.StatusOK)
+	if err := e.rdb.Rename(ctx, taskKey[0]+":away", taskKey[0]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if task := e.referralTask(t, srID); task["status"] == "cancelled" {
+		t.Fatal("the test did not stop the first sending's withdrawal")
+	}
+
+	// Sent again, unchanged: the withdrawal takes effect.
+	e.put("/Consent/"+id, []byte(withdrawn), as("practice-a")...).must(t, http.StatusOK)
+	task := e.referralTask(t, srID)
+	if task["status"] != "cancelled" || reasonCode(task) != gateway.ReasonConsentWithdrawn {
+		t.Errorf("Task %v, reason %q after the Consent was sent again; want cancelled consent-withdrawn", task["status"], reasonCode(task))
 	}
 }

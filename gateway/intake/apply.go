@@ -77,6 +77,12 @@ type plan struct {
 	// store): a referral committed in another partition meanwhile is
 	// decided again then.
 	patientsAfter [][][]string
+	// unchangedConsents are, for a spreading store, the Consents this plan
+	// found stored as sent (a PUT or a message sent again): nothing of
+	// theirs is written, but what they decide about referrals in other
+	// partitions is decided again, since the first attempt may have
+	// stopped between its commit and those (recheckAfterCommit).
+	unchangedConsents []*gateway.Resource
 }
 
 type pendingRequest struct {
@@ -96,6 +102,11 @@ func (s *Service) apply(ctx context.Context, caller gateway.Caller, reqs []*Requ
 			return nil, err
 		}
 		if len(pl.commit.Writes) == 0 {
+			// Nothing to write; a Consent sent again still decides, in
+			// other partitions, what its first sending may not have.
+			if err := s.recheckAfterCommit(ctx, pl); err != nil {
+				return nil, err
+			}
 			return pl.outcomes, nil
 		}
 		pl.auditWith(reqs, audit)
@@ -377,6 +388,7 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 			}
 			if r.existing != nil {
 				pl.outcomes[i] = &gateway.Outcome{Resource: r.existing}
+				pl.keptConsent(s, r.existing)
 				continue
 			}
 			var out *gateway.Outcome
@@ -399,6 +411,7 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 			}
 			if errors.Is(err, conform.ErrUnchanged) {
 				pl.outcomes[i] = &gateway.Outcome{Resource: r.existing}
+				pl.keptConsent(s, r.existing)
 				continue
 			}
 			if err != nil {
@@ -426,6 +439,7 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 		}
 		if r.existing != nil {
 			pl.outcomes[i] = &gateway.Outcome{Resource: r.existing}
+			pl.keptConsent(s, r.existing)
 			continue
 		}
 		planned := len(pl.commit.Writes)
@@ -435,6 +449,7 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 		}
 		if errors.Is(err, conform.ErrUnchanged) {
 			pl.outcomes[i] = &gateway.Outcome{Resource: r.existing}
+			pl.keptConsent(s, r.existing)
 			continue
 		}
 		if err != nil {
@@ -697,4 +712,12 @@ func mayWrite(c gateway.Caller, r *Request) error {
 		return gateway.NewError(gateway.KindForbidden, fhir.IssueForbidden, "", "a provider may only update the referral Tasks it owns")
 	}
 	return nil
+}
+
+// keptConsent notes a Consent found stored as sent, on a spreading store
+// (plan.unchangedConsents).
+func (pl *plan) keptConsent(s *Service, r *gateway.Resource) {
+	if r != nil && r.Type == TypeConsent && s.Spreads() {
+		pl.unchangedConsents = append(pl.unchangedConsents, r)
+	}
 }

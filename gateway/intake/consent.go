@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -215,10 +216,18 @@ func (s *Service) recheckReferrals(ctx context.Context, pl *plan) error {
 			taskRefs = append(taskRefs, ref)
 		}
 	}
+	consents := make([]gateway.Write, 0, len(pl.unchangedConsents))
 	for _, w := range pl.commit.Writes {
-		if w.Resource.Type != TypeConsent {
-			continue
+		if w.Resource.Type == TypeConsent {
+			consents = append(consents, w)
 		}
+	}
+	// One stored as sent is decided again by its patient: what of it
+	// names a referral was decided with that referral, in its partition.
+	for _, r := range pl.unchangedConsents {
+		consents = append(consents, gateway.Write{Resource: r})
+	}
+	for _, w := range consents {
 		if srRef := referralOf(w.Terms); srRef != "" {
 			holder, err := s.Store.Lookup(ctx, gateway.ReferralTaskKey(strings.TrimPrefix(srRef, gateway.TypeServiceRequest+"/")))
 			if err != nil {
@@ -301,7 +310,10 @@ func (s *Service) recheckAfterCommit(ctx context.Context, pl *plan) error {
 		for attempt := 1; attempt <= queue.MaxAttempts && !done; attempt++ {
 			again := &plan{caller: pl.caller, now: s.Now().UTC().Truncate(time.Millisecond), ifMatch: map[int]bool{},
 				pending: map[string]*pendingRequest{}, claimed: map[string]bool{}, place: s.PlaceOf(id)}
-			if err := s.recheck(ctx, again, id); err != nil {
+			if err := s.recheck(ctx, again, id); errors.Is(err, gateway.ErrNotFound) {
+				done = true // removed meanwhile (retention): nothing to decide
+				break
+			} else if err != nil {
 				return err
 			}
 			if len(again.commit.Writes) == 0 {
