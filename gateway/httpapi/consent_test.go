@@ -801,3 +801,28 @@ func TestSpreadConsentSentAgainFinishesItsWithdrawal(t *testing.T) {
 		t.Errorf("Task %v, reason %q after the Consent was sent again; want cancelled consent-withdrawn", task["status"], reasonCode(task))
 	}
 }
+
+// On a store that spreads referrals, the referrals a request's Consents
+// decide again in other partitions are each a commit of their own, after
+// the request's: a request whose Consents concern more than one patient's
+// check reads (100) is refused whole before anything is written.
+func TestSpreadConsentsConcerningTooManyReferralsAreRefused(t *testing.T) {
+	t.Parallel()
+	e := setup(t, spread, withProviders(consentProviders()))
+	a := as("practice-a")
+	for _, nhs := range []string{nhsNumber, nhsNumber2} {
+		for i := range 60 {
+			body := strings.Replace(string(referral(fmt.Sprintf("MANY-%s-%d", nhs, i), "390893007")), nhsNumber, nhs, 1)
+			e.post("/ServiceRequest", []byte(body), a...).must(t, http.StatusCreated)
+		}
+	}
+	second := strings.Replace(string(consentFor("walking", "active")), nhsNumber, nhsNumber2, 1)
+	res := e.post("", transaction(entry("urn:uuid:c1", "Consent", string(consentFor("walking", "active"))), entry("urn:uuid:c2", "Consent", second)), a...)
+	res.must(t, http.StatusUnprocessableEntity)
+	if !strings.Contains(string(res.body), "separate requests") {
+		t.Errorf("the refusal does not say what to do: %s", res.body)
+	}
+	if ks := e.keys(t, "*:r:Consent:*"); len(ks) != 0 {
+		t.Errorf("%d Consents stored by a refused request", len(ks))
+	}
+}

@@ -250,8 +250,8 @@ func (s *Service) recheckReferrals(ctx context.Context, pl *plan) error {
 			return err
 		}
 		pl.seen(gateway.TypeTask, groups, total)
-		if s.Spreads() {
-			pl.patientsAfter = append(pl.patientsAfter, groups)
+		if s.Spreads() && !slices.ContainsFunc(pl.patientsAfter, func(g [][]string) bool { return sameGroups(g, groups) }) {
+			pl.patientsAfter = append(pl.patientsAfter, groups) // once a patient
 		}
 		for _, id := range ids {
 			add(gateway.TypeTask + "/" + id)
@@ -271,6 +271,15 @@ func (s *Service) recheckReferrals(ctx context.Context, pl *plan) error {
 		if err := s.recheck(ctx, pl, id); err != nil {
 			return err
 		}
+	}
+	// Each decided after the commit is a commit of its own, outside the
+	// bounds a request's one commit is held to: refused before anything
+	// is written when a request's Consents concern more than one patient's
+	// check may read.
+	if len(pl.recheckAfter) > maxConsentReads {
+		return gateway.NewError(gateway.KindUnprocessable, fhir.IssueTooCostly, "",
+			"the Consents of this request concern %d referrals kept elsewhere in this deployment's store, more than the %d one request may decide again; nothing was written: send the Consents in separate requests",
+			len(pl.recheckAfter), maxConsentReads)
 	}
 	return nil
 }
@@ -293,6 +302,11 @@ func (s *Service) recheckReferrals(ctx context.Context, pl *plan) error {
 // only what the decision contradicts).
 func (s *Service) recheckAfterCommit(ctx context.Context, pl *plan) error {
 	taskIDs := slices.Clone(pl.recheckAfter)
+	// What the searches add are referrals committed since the plan read
+	// (few); they are bounded like the plan's own, and any beyond stay as
+	// they are: held ones stay held, and each new one is decided by its
+	// own commit and the check after it.
+	most := len(taskIDs) + maxConsentReads
 	for _, groups := range pl.patientsAfter {
 		ids, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: gateway.TypeTask, Groups: groups, Count: maxConsentReads})
 		if err != nil {
@@ -300,7 +314,7 @@ func (s *Service) recheckAfterCommit(ctx context.Context, pl *plan) error {
 		}
 		for _, id := range ids {
 			// Those in the plan's partition its commit decided atomically.
-			if s.PlaceOf(id) != pl.place && !slices.Contains(taskIDs, id) {
+			if s.PlaceOf(id) != pl.place && !slices.Contains(taskIDs, id) && len(taskIDs) < most {
 				taskIDs = append(taskIDs, id)
 			}
 		}
@@ -616,4 +630,9 @@ func categoryOfTask(task models.Task) string {
 		}
 	}
 	return ""
+}
+
+// sameGroups reports whether two searches' groups are the same terms.
+func sameGroups(a, b [][]string) bool {
+	return slices.EqualFunc(a, b, func(x, y []string) bool { return slices.Equal(x, y) })
 }
