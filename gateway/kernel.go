@@ -157,7 +157,7 @@ func (s *Core) Place(key string) string {
 }
 
 // Spreads reports whether the store spreads referrals over partitions.
-func (s *Core) Spreads() bool { return s.Place("") != "" }
+func (s *Core) Spreads() bool { return s.placer != nil && s.placer.Spread() }
 
 // NewIDAt returns a new id in the place a prefix from Place names.
 func (s *Core) NewIDAt(place string) string { return place + s.NewID() }
@@ -293,7 +293,7 @@ func (s *Core) TaskVersion(cur *Resource, view *TaskView, members map[string]any
 	if Withheld(next.Body) {
 		provOwner = ""
 	}
-	prov := s.provenanceWrite(next, provOwner, signpostAgent, now)
+	prov := s.ProvenanceWrite(next, provOwner, signpostAgent, now)
 	return &Commit{Writes: []Write{{Resource: next, Expect: cur.Version, Terms: terms}, prov}, Jobs: jobs, Done: done}, status
 }
 

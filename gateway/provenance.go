@@ -14,13 +14,9 @@ import (
 // person, onBehalfOf). The record belongs to the Task's client and is
 // indexed under the Task's provider (owner, "Organization/{id}") too, so
 // whoever may see the Task sees who changed it.
-func (s *Core) ProvenanceWrite(task *Resource, owner string, agent map[string]any, now time.Time) Write {
-	return s.provenanceWrite(task, owner, agent, now)
-}
-
-// provenanceWrite is ProvenanceWrite with the agent as a map or as JSON
-// encoded once (signpostAgent: every delivery records one).
-func (s *Core) provenanceWrite(task *Resource, owner string, agent any, now time.Time) Write {
+// The agent is a map (AgentOf) or JSON encoded once (signpostAgent: every
+// delivery records one).
+func (s *Core) ProvenanceWrite(task *Resource, owner string, agent any, now time.Time) Write {
 	id := s.NewIDBeside(task.ID) // written in the Task's commit, so in its place
 	at := Instant(now)
 	body, err := json.Marshal(provenanceBody{

@@ -64,6 +64,9 @@ type Placer interface {
 	// system chose its id is placed by its key, so a referral for it can
 	// be written beside it, atomically, and its repeats land there too.
 	PlacePatient(ctx context.Context, key string) (string, error)
+	// Spread reports whether new referrals are spread over places at all
+	// (false: every prefix above is "").
+	Spread() bool
 }
 
 // SubscriptionsKey places every Subscription of a client (Placer.Place):
@@ -195,6 +198,10 @@ const (
 	QueueSubscription = "subscription"
 	QueueDeadLetter   = "deadletter"
 )
+
+// WorkerQueues are the queues workers read (the dead letters wait for an
+// operator instead).
+var WorkerQueues = [...]string{QueueDelivery, QueueNotify, QueueSubscription}
 
 // WorkerGroup is the consumer group every worker reads the queues in.
 const WorkerGroup = "workers"

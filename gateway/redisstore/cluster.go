@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/signpost-health/signpost/gateway"
 )
 
 // clusterReload is how often a cluster client rereads which node serves
@@ -22,13 +24,13 @@ const clusterReload = 2 * time.Second
 
 // workerReaders is the most connections one process's workers hold in
 // blocking stream reads on a spreading store: a reader per partition,
-// legacy too, for each queue the workers read (delivery, notify,
-// subscription). Each holds its connection for the whole of its wait, and
+// legacy too, for each queue the workers read (gateway.WorkerQueues).
+// Each holds its connection for the whole of its wait, and
 // on a cluster one node can serve a third of them or more, so every
 // node's pool gets room for all of them on top of go-redis's default (10
 // a CPU). Without it, 18 waiting readers left a 20-connection pool two
 // for everything else, and /readyz timed out waiting for one.
-const workerReaders = (partitions + 1) * 3
+const workerReaders = (partitions + 1) * len(gateway.WorkerQueues)
 
 // NewClusterClient returns a client of a Redis Cluster set up for failover:
 // it rereads the cluster's slots every clusterReload and as soon as a

@@ -171,7 +171,7 @@ func TestMemoryOnAClusterIsTheFullestPrimarys(t *testing.T) {
 func TestClusterClientHasRoomForTheWorkersReaders(t *testing.T) {
 	cc := NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}}, nil)
 	defer cc.Close()
-	readers := (len(partitionTags("signpost")) + 1) * len([]string{gateway.QueueDelivery, gateway.QueueNotify, gateway.QueueSubscription})
+	readers := (len(partitionTags("signpost")) + 1) * len(gateway.WorkerQueues)
 	if got, want := cc.Options().PoolSize, 10*runtime.GOMAXPROCS(0)+readers; got < want {
 		t.Errorf("pool size %d per node, want at least %d (%d blocking readers)", got, want, readers)
 	}

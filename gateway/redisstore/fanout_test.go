@@ -211,18 +211,8 @@ func TestSpreadStoreWritesBackInTheTasksPartition(t *testing.T) {
 		ctx := context.Background()
 		for _, p := range []partition{legacy, 3, 12} {
 			taskID := idPrefix(p) + "task-1"
-			q := s.queueIn(p, gateway.QueueNotify)
-			if err := q.Ensure(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := q.Add(ctx, map[string]string{"task": taskID}); err != nil {
-				t.Fatal(err)
-			}
-			jobs, err := q.Read(ctx, "worker-1", 1, 0)
-			if err != nil || len(jobs) != 1 {
-				t.Fatalf("reading the notify job: %v, %v", jobs, err)
-			}
-			if err := s.SaveWriteBack(ctx, "gp-a", taskID, gateway.WriteBackState{GPID: "gp-1", Version: 3}, jobs[0]); err != nil {
+			q, job := takenNotifyJob(t, s, p, taskID)
+			if err := s.SaveWriteBack(ctx, "gp-a", taskID, gateway.WriteBackState{GPID: "gp-1", Version: 3}, job); err != nil {
 				t.Fatalf("partition %d: %v", p, err)
 			}
 			if st, err := s.WriteBackState(ctx, "gp-a", taskID); err != nil || st.GPID != "gp-1" || st.Version != 3 {
@@ -248,18 +238,8 @@ func TestWriteBackOfAJobElsewhereIsTwoSteps(t *testing.T) {
 		s.SpreadReferrals()
 		ctx := context.Background()
 		taskID := idPrefix(5) + "task-1"
-		q := s.queueIn(2, gateway.QueueNotify)
-		if err := q.Ensure(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := q.Add(ctx, map[string]string{"task": taskID}); err != nil {
-			t.Fatal(err)
-		}
-		jobs, err := q.Read(ctx, "worker-1", 1, 0)
-		if err != nil || len(jobs) != 1 {
-			t.Fatalf("reading the notify job: %v, %v", jobs, err)
-		}
-		if err := s.SaveWriteBack(ctx, "gp-a", taskID, gateway.WriteBackState{Version: 4}, jobs[0]); err != nil {
+		q, job := takenNotifyJob(t, s, 2, taskID)
+		if err := s.SaveWriteBack(ctx, "gp-a", taskID, gateway.WriteBackState{Version: 4}, job); err != nil {
 			t.Fatal(err)
 		}
 		if st, err := s.WriteBackState(ctx, "gp-a", taskID); err != nil || st.Version != 4 {
@@ -269,4 +249,23 @@ func TestWriteBackOfAJobElsewhereIsTwoSteps(t *testing.T) {
 			t.Errorf("%d notify jobs left, want the job finished", n)
 		}
 	})
+}
+
+// takenNotifyJob queues a notify job for a Task in partition p's queue and
+// takes it, as worker-1.
+func takenNotifyJob(t *testing.T, s *Store, p partition, taskID string) (*Queue, gateway.QueuedJob) {
+	t.Helper()
+	ctx := context.Background()
+	q := s.queueIn(p, gateway.QueueNotify)
+	if err := q.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Add(ctx, map[string]string{"task": taskID}); err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := q.Read(ctx, "worker-1", 1, 0)
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("reading the notify job: %v, %v", jobs, err)
+	}
+	return q, jobs[0]
 }

@@ -615,7 +615,7 @@ var ErrQueuesTooLong = errors.New("redisstore: a job queue is longer than retent
 // Cost: O(jobs waiting), at most MaxQueueScan per queue and partition,
 // once per batch.
 func (s *Store) QueuedTasks(ctx context.Context) (map[string]bool, error) {
-	names := []string{gateway.QueueDelivery, gateway.QueueNotify, gateway.QueueSubscription}
+	names := gateway.WorkerQueues[:]
 	byName := make([][]*Queue, len(names))
 	for i, n := range names {
 		byName[i] = s.Queues(n).Partitions()
