@@ -118,6 +118,12 @@ type QueuedJob struct {
 	Fields   map[string]string
 }
 
+// Name names the job among every partition's: stream entry ids are unique
+// only within one stream, so two partitions can hand out the same id in the
+// same millisecond. It is the partition's prefix and the entry id, as
+// `signpost dlq` lists dead letters.
+func (j QueuedJob) Name() string { return j.Place + j.ID }
+
 // Ref names the job for finishing it.
 func (j QueuedJob) Ref() *JobRef {
 	return &JobRef{Queue: j.Queue, Place: j.Place, ID: j.ID, Consumer: j.Consumer}

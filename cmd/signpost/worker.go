@@ -16,7 +16,6 @@ import (
 	"github.com/signpost-health/signpost/gateway/notify"
 	"github.com/signpost-health/signpost/gateway/outbound"
 	"github.com/signpost-health/signpost/gateway/queue"
-	"github.com/signpost-health/signpost/gateway/redisstore"
 	"github.com/signpost-health/signpost/gateway/webhook"
 	"github.com/signpost-health/signpost/gateway/worker"
 )
@@ -227,7 +226,7 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 			if !d.FailedAt.IsZero() {
 				when = d.FailedAt.Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", redisstore.JobName(e), when, d.Provider, d.Event, d.TaskID, d.Reason)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name(), when, d.Provider, d.Event, d.TaskID, d.Reason)
 		}
 		tw.Flush()
 		fmt.Fprintf(stdout, "%d dead letters\n", len(entries))
@@ -245,7 +244,7 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	replayed := 0
 	for _, e := range entries {
-		name := redisstore.JobName(e) // the entry id, after its partition's prefix when the store spreads
+		name := e.Name() // the entry id, after its partition's prefix when the store spreads
 		if !*all && !want[name] {
 			continue
 		}

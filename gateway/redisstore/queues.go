@@ -251,8 +251,3 @@ func (qs *Queues) Add(ctx context.Context, place string, fields map[string]strin
 func (qs *Queues) Remove(ctx context.Context, job gateway.QueuedJob) error {
 	return qs.of(job).Remove(ctx, job.ID)
 }
-
-// JobName names a job among every partition's (stream entry ids are
-// unique only within one stream): its partition's prefix and its entry id,
-// as `signpost dlq` lists dead letters.
-func JobName(job gateway.QueuedJob) string { return job.Place + job.ID }

@@ -134,7 +134,7 @@ func TestQueuesFinishJobsInTheirPartition(t *testing.T) {
 			t.Errorf("partition 5's stream holds %d jobs, want 2: t0 promoted, t2 held", l)
 		}
 		dead, err := s.Queues(gateway.QueueDeadLetter).List(ctx)
-		if err != nil || len(dead) != 1 || dead[0].Place != in11 || JobName(dead[0]) != in11+dead[0].ID || dead[0].Fields["reason"] != "gone for good" {
+		if err != nil || len(dead) != 1 || dead[0].Place != in11 || dead[0].Name() != in11+dead[0].ID || dead[0].Fields["reason"] != "gone for good" {
 			t.Errorf("dead letters: %+v %v", dead, err)
 		}
 		// Reclaim: another worker takes over what w1 holds, partition by

@@ -45,7 +45,7 @@ func (h *BarsResponses) Handle(ctx context.Context, job gateway.QueuedJob) {
 	logger, now := loggerOr(h.Log), clockOr(h.Now)
 	b, err := queue.ReadBarsResponse(job)
 	if err != nil {
-		record(logger.With("job", job.ID), "unreadable BaRS response job", h.Queue.Bury(ctx, job, err.Error()))
+		record(logger.With("job", job.Name()), "unreadable BaRS response job", h.Queue.Bury(ctx, job, err.Error()))
 		return
 	}
 	log := logger.With("task", b.TaskID, "client", b.Client, "version", b.Version)

@@ -78,7 +78,7 @@ func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
 	d, err := queue.ReadDelivery(job)
 	if err != nil {
 		// Kept as it is for an operator to look at, never dropped.
-		logger.Error("unreadable delivery job dead-lettered", "job", job.ID, "error", err)
+		logger.Error("unreadable delivery job dead-lettered", "job", job.Name(), "error", err)
 		record(logger, "dead letter (unreadable)", h.Queue.Bury(ctx, job, err.Error()))
 		return
 	}

@@ -88,7 +88,7 @@ func (h *Subscriptions) log() *slog.Logger {
 
 // Handle handles one job of the subscription queue.
 func (h *Subscriptions) Handle(ctx context.Context, job gateway.QueuedJob) {
-	log := h.log().With("job", job.ID, "event", queue.JobEvent(job))
+	log := h.log().With("job", job.Name(), "event", queue.JobEvent(job))
 	switch queue.JobEvent(job) {
 	case queue.EventTaskChanged:
 		changed, err := queue.ReadTaskChanged(job)

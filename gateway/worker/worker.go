@@ -325,7 +325,7 @@ func (w *Worker) reclaim(ctx context.Context) {
 				w.forget(ctx) // a whole pass made: what was left behind is being handled
 			}
 			for _, j := range jobs {
-				w.o.Log.Info("delivery reclaimed from a worker that stopped", "job", j.ID, "task", queue.JobTask(j))
+				w.o.Log.Info("delivery reclaimed from a worker that stopped", "job", j.Name(), "task", queue.JobTask(j))
 				w.dispatch(ctx, j)
 			}
 		}
@@ -349,7 +349,7 @@ func (w *Worker) forget(ctx context.Context) {
 // dispatch hands a job to its provider's lane without waiting: a full lane
 // (a slow provider) puts the job off a moment rather than stall reading.
 func (w *Worker) dispatch(ctx context.Context, job gateway.QueuedJob) {
-	if _, already := w.queued.LoadOrStore(job.ID, w.o.Now()); already {
+	if _, already := w.queued.LoadOrStore(job.Name(), w.o.Now()); already {
 		return // reclaimed from this worker while it still waits in a lane
 	}
 	lane := w.o.Handler.Lane(job)
@@ -379,14 +379,14 @@ func (w *Worker) dispatch(ctx context.Context, job gateway.QueuedJob) {
 	select {
 	case ch <- job:
 	case <-ctx.Done():
-		w.queued.Delete(job.ID) // still pending: reclaimed after a restart
+		w.queued.Delete(job.Name()) // still pending: reclaimed after a restart
 	case <-t.C:
 		w.mu.Lock()
 		w.stuck[lane] = w.o.Now().Add(time.Second)
 		w.mu.Unlock()
-		w.queued.Delete(job.ID)
+		w.queued.Delete(job.Name())
 		if err := w.o.Queue.Later(ctx, job, job.Fields, w.o.Now().Add(time.Second)); err != nil {
-			w.o.Log.Warn("putting a delivery off", "job", job.ID, "error", err)
+			w.o.Log.Warn("putting a delivery off", "job", job.Name(), "error", err)
 		}
 	}
 }
@@ -395,16 +395,16 @@ func (w *Worker) dispatch(ctx context.Context, job gateway.QueuedJob) {
 // lane, another worker may have reclaimed it. Taking it also resets its
 // idle time, so it is not reclaimed while it is being handled.
 func (w *Worker) take(ctx context.Context, job gateway.QueuedJob) {
-	defer w.queued.Delete(job.ID)
-	read, _ := w.queued.Load(job.ID)
+	defer w.queued.Delete(job.Name())
+	read, _ := w.queued.Load(job.Name())
 	if since, ok := read.(time.Time); !ok || w.o.Now().Sub(since) >= w.o.ReclaimIdle/4 {
 		ok, err := w.o.Queue.Take(ctx, job)
 		if err != nil {
-			w.o.Log.Warn("taking a job", "job", job.ID, "error", err)
+			w.o.Log.Warn("taking a job", "job", job.Name(), "error", err)
 			return // still pending: handled after a reclaim
 		}
 		if !ok {
-			w.o.Log.Info("job handled by another worker", "job", job.ID)
+			w.o.Log.Info("job handled by another worker", "job", job.Name())
 			return
 		}
 	}

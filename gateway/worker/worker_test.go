@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -480,4 +481,79 @@ func TestFHIRDeliveryPostsTheTaskWithAbsoluteReferences(t *testing.T) {
 		t.Errorf("posted %s", body)
 	}
 	eventually(t, "delivered", func() bool { return e.task(task).BusinessStatus == "delivered to Walking" })
+}
+
+// Stream entry ids are unique only within one stream: a store that
+// spreads referrals has a stream per partition, and two of them can hand
+// out the same id in the same millisecond. The worker tells such jobs
+// apart by their partition too, so neither waits for a reclaim.
+func TestJobsWithOneEntryIDInTwoPartitionsAreBothHandled(t *testing.T) {
+	t.Parallel()
+	q := &oneReadQueue{jobs: []gateway.QueuedJob{
+		{Queue: gateway.QueueDelivery, Place: "p03-", ID: "1796316686496-0", Fields: map[string]string{"lane": "a"}},
+		{Queue: gateway.QueueDelivery, Place: "p04-", ID: "1796316686496-0", Fields: map[string]string{"lane": "a"}},
+	}}
+	h := &recordingHandler{}
+	w := worker.New(worker.Options{Queue: q, Handler: h, Consumer: "w1", ReadBlock: 10 * time.Millisecond, ReclaimIdle: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	eventually(t, "both jobs handled", func() bool { return len(h.handled()) == 2 })
+	cancel()
+	<-done
+	if got := h.handled(); got[0] == got[1] {
+		t.Errorf("handled %v, want each partition's job once", got)
+	}
+}
+
+// oneReadQueue hands out its jobs on the first read, then nothing.
+type oneReadQueue struct {
+	mu   sync.Mutex
+	jobs []gateway.QueuedJob
+}
+
+func (q *oneReadQueue) Ensure(context.Context) error { return nil }
+func (q *oneReadQueue) Read(ctx context.Context, _ string, _ int, block time.Duration) ([]gateway.QueuedJob, error) {
+	q.mu.Lock()
+	jobs := q.jobs
+	q.jobs = nil
+	q.mu.Unlock()
+	if len(jobs) == 0 {
+		select {
+		case <-ctx.Done():
+		case <-time.After(block):
+		}
+	}
+	return jobs, nil
+}
+func (q *oneReadQueue) Reclaim(context.Context, string, time.Duration, int, string) ([]gateway.QueuedJob, string, error) {
+	return nil, "0-0", nil
+}
+func (q *oneReadQueue) Forget(context.Context, string, time.Duration) (int, error) { return 0, nil }
+func (q *oneReadQueue) Take(context.Context, gateway.QueuedJob) (bool, error)      { return true, nil }
+func (q *oneReadQueue) Promote(context.Context, time.Time, int) (int, error)       { return 0, nil }
+func (q *oneReadQueue) Ack(context.Context, gateway.QueuedJob) error               { return nil }
+func (q *oneReadQueue) Bury(context.Context, gateway.QueuedJob, string) error      { return nil }
+func (q *oneReadQueue) Later(context.Context, gateway.QueuedJob, map[string]string, time.Time) error {
+	return nil
+}
+
+// recordingHandler handles every job of lane "a" by noting its name.
+type recordingHandler struct {
+	mu   sync.Mutex
+	jobs []string
+}
+
+func (h *recordingHandler) Lanes() []string                   { return []string{"a"} }
+func (h *recordingHandler) Lane(job gateway.QueuedJob) string { return job.Fields["lane"] }
+func (h *recordingHandler) Handle(_ context.Context, job gateway.QueuedJob) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.jobs = append(h.jobs, job.Name())
+}
+
+func (h *recordingHandler) handled() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.jobs)
 }

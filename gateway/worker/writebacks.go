@@ -74,7 +74,7 @@ func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
 	logger, now := loggerOr(h.Log), clockOr(h.Now)
 	if queue.JobEvent(job) == queue.EventBarsResponse {
 		if h.Answers == nil {
-			record(logger.With("job", job.ID), "no BaRS responses configured", h.Queue.Ack(ctx, job))
+			record(logger.With("job", job.Name()), "no BaRS responses configured", h.Queue.Ack(ctx, job))
 			return
 		}
 		h.Answers.Handle(ctx, job)
@@ -82,7 +82,7 @@ func (h *WriteBacks) Handle(ctx context.Context, job gateway.QueuedJob) {
 	}
 	changed, err := queue.ReadTaskChanged(job)
 	if err != nil {
-		record(logger.With("job", job.ID), "unreadable write-back job", h.Queue.Bury(ctx, job, err.Error()))
+		record(logger.With("job", job.Name()), "unreadable write-back job", h.Queue.Bury(ctx, job, err.Error()))
 		return
 	}
 	client, taskID := changed.Client, changed.TaskID
