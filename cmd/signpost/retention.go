@@ -39,6 +39,11 @@ func keepRetention(ctx context.Context, store *redisstore.Store, cfg config.Rete
 	runner := retentionRunner(store, cfg)
 	every(ctx, retentionEvery, func() bool {
 		r, err := runner.Run(ctx, false)
+		if r.SetAside > 0 {
+			// A count only: the records name Patients.
+			log.WarnContext(ctx, "retention set aside removals it cannot finish; look at each partition's leftovers set aside (HGETALL <tag>:left:aside)",
+				"set_aside", r.SetAside)
+		}
 		switch {
 		case err != nil:
 			log.WarnContext(ctx, "retention run failed; the next one tries again", "err", err)
@@ -81,6 +86,9 @@ func runRetention(ctx context.Context, args []string, getenv func(string) string
 		verb, r.Removed, r.Bytes, r.Held, r.Queued, r.Changed, r.TooLarge)
 	if r.Finished > 0 {
 		fmt.Fprintf(stdout, "finished %d removals an earlier run left half done\n", r.Finished)
+	}
+	if r.SetAside > 0 {
+		fmt.Fprintf(stdout, "set aside %d removals an earlier run left half done that cannot be finished (each partition's <tag>:left:aside)\n", r.SetAside)
 	}
 	if !*dry && r.AuditTrimmed > 0 {
 		fmt.Fprintf(stdout, "trimmed %d audit records\n", r.AuditTrimmed)

@@ -134,6 +134,13 @@ func (k keys) keptJourneys(month string) string { return k.ns + ":jr:" + month }
 // removes the referral, deleted once what it names is gone (retention.go).
 func (k keys) leftovers() string { return k.ns + ":left" }
 
+// leftoversAside is the hash, by Task id, of the leftovers FinishRemovals
+// could not finish and will not try again (one it cannot decode, or one
+// whose step Redis refuses whatever the state): moved here as recorded,
+// so the others and the retention run go on, for an operator to look at
+// (HGETALL) and, once mended, move back to leftovers.
+func (k keys) leftoversAside() string { return k.ns + ":left:aside" }
+
 // claimedFor is the sorted set (scores 0) of the unique keys, as Redis
 // keys, that a commit filed under a resource ("Type/id") because their
 // names cannot be built from it (gateway.UniqueKey.Of): they go when it goes.

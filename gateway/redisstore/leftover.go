@@ -58,13 +58,17 @@ func (lo leftover) encode() []byte {
 	return b
 }
 
+// errUndecodable is a leftover's record that is not one: no run can
+// finish it (FinishRemovals sets it aside).
+var errUndecodable = errors.New("redisstore: a removal's leftover record cannot be decoded")
+
 func decodeLeftover(b []byte) (leftover, error) {
 	var lo leftover
-	err := json.Unmarshal(b, &lo)
-	if err == nil && lo.Task == "" {
-		err = errors.New("redisstore: a removal's leftover names no Task")
+	if err := json.Unmarshal(b, &lo); err != nil || lo.Task == "" {
+		// The record's text is not quoted: it names a Patient.
+		return lo, errUndecodable
 	}
-	return lo, err
+	return lo, nil
 }
 
 // partitionOfKey is the partition a key built by keys is in (by its hash
@@ -275,15 +279,29 @@ func (s *Store) finishRemoval(ctx context.Context, place partition, lo leftover)
 // leftoversScan is how many recorded leftovers one HSCAN step asks for.
 const leftoversScan = 100
 
+// RemovalsFinished is what FinishRemovals did.
+type RemovalsFinished struct {
+	// Finished counts the leftovers removed (their records deleted).
+	Finished int
+	// SetAside counts the records that cannot be finished, moved to their
+	// partition's leftoversAside for an operator (setAside).
+	SetAside int
+}
+
 // FinishRemovals finishes the removals a crash (or an outage) left half
-// done: every leftover recorded in any partition (finishRemoval). It
-// returns how many it finished; one whose Patient keeps changing stays
-// recorded for the next call. A store that does not spread records none.
-func (s *Store) FinishRemovals(ctx context.Context) (int, error) {
+// done: every leftover recorded in any partition (finishRemoval). One
+// whose Patient keeps changing stays recorded for the next call. One
+// that cannot be finished, however often it is tried (a record it cannot
+// decode, a step Redis refuses for good: unmendable), is set aside and
+// the others are finished: otherwise that one record would stop every
+// retention run from then on. An outage (gateway.ErrUnavailable, the
+// context) stops the call: nothing is set aside for it, and the next run
+// takes the records again. A store that does not spread records none.
+func (s *Store) FinishRemovals(ctx context.Context) (RemovalsFinished, error) {
+	var done RemovalsFinished
 	if !s.spread {
-		return 0, nil
+		return done, nil
 	}
-	done := 0
 	seen := map[string]bool{} // HSCAN may return a field twice
 	for _, p := range s.partitionsInUse() {
 		key := s.in(p).leftovers()
@@ -299,15 +317,20 @@ func (s *Store) FinishRemovals(ctx context.Context) (int, error) {
 				}
 				seen[key+" "+kv[i]] = true
 				lo, err := decodeLeftover([]byte(kv[i+1]))
-				if err != nil {
-					return done, err
+				if err == nil {
+					err = s.finishRemoval(ctx, p, lo)
 				}
-				switch err := s.finishRemoval(ctx, p, lo); {
+				switch {
+				case err == nil:
+					done.Finished++
 				case errors.Is(err, ErrKeptChanging):
-				case err != nil:
-					return done, err
+				case errors.Is(err, errUndecodable) || unmendable(err):
+					if err := s.setAside(ctx, p, kv[i], kv[i+1]); err != nil {
+						return done, err
+					}
+					done.SetAside++
 				default:
-					done++
+					return done, err
 				}
 			}
 			if cursor = next; cursor == 0 {
@@ -316,4 +339,28 @@ func (s *Store) FinishRemovals(ctx context.Context) (int, error) {
 		}
 	}
 	return done, nil
+}
+
+// unmendable reports a leftover's step that Redis itself refused (a key
+// of another type where the record names a hash, a script's error): the
+// same record would be refused again on every run. An outage, a full
+// store or a failover (classify: gateway.ErrUnavailable) is not: it
+// passes, and the record is tried again.
+func unmendable(err error) bool {
+	var refused redis.Error
+	return errors.As(err, &refused) && !errors.Is(err, gateway.ErrUnavailable)
+}
+
+// setAside moves the record of Task task's leftover, as read (value),
+// from partition p's leftovers to its leftoversAside, in one MULTI (both
+// keys are in p's slot). The record names a Patient: it is kept, never
+// logged.
+func (s *Store) setAside(ctx context.Context, p partition, task, value string) error {
+	k := s.in(p)
+	_, err := s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.HSet(ctx, k.leftoversAside(), task, value)
+		pipe.HDel(ctx, k.leftovers(), task)
+		return nil
+	})
+	return classify(err)
 }

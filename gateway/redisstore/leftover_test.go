@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -106,7 +107,7 @@ func TestSpreadRemovalFinishesAfterACrash(t *testing.T) {
 		if in, out := fields(first); recorded(5) != 1 || in != 0 || out != 1 {
 			t.Fatalf("after the crash: %d recorded, fields %d in its partition and %d outside; want the removal recorded, the one outside still there", recorded(5), in, out)
 		}
-		if n, err := s.FinishRemovals(ctx); err != nil || n != 1 {
+		if n, err := s.FinishRemovals(ctx); err != nil || n.Finished != 1 || n.SetAside != 0 {
 			t.Fatalf("FinishRemovals: %d %v", n, err)
 		}
 		if in, out := fields(first); recorded(5) != 0 || in+out != 0 {
@@ -128,7 +129,7 @@ func TestSpreadRemovalFinishesAfterACrash(t *testing.T) {
 		}
 		s.afterRemovalStep = nil
 		third := spreadReferral(t, s, rdb, 2, "c")
-		if n, err := s.FinishRemovals(ctx); err != nil || n != 1 {
+		if n, err := s.FinishRemovals(ctx); err != nil || n.Finished != 1 || n.SetAside != 0 {
 			t.Fatalf("FinishRemovals: %d %v", n, err)
 		}
 		if _, err := s.Read(ctx, gateway.TypePatient, patientKey); err != nil {
@@ -156,7 +157,7 @@ func TestSpreadRemovalFinishesAfterACrash(t *testing.T) {
 			t.Fatalf("the record went before its last step")
 		}
 		for range 2 { // again, and again: nothing more
-			if n, err := s.FinishRemovals(ctx); err != nil || n > 1 {
+			if n, err := s.FinishRemovals(ctx); err != nil || n.Finished > 1 || n.SetAside != 0 {
 				t.Fatalf("FinishRemovals: %d %v", n, err)
 			}
 		}
@@ -165,6 +166,75 @@ func TestSpreadRemovalFinishesAfterACrash(t *testing.T) {
 		}
 		if n := existing(rdb, s.keys.term(gateway.TypePatient, gateway.PatientIDTerm("pat")), s.keys.all(gateway.TypePatient)); n != 0 {
 			t.Errorf("the Patient's index entries stayed (%d sets)", n)
+		}
+	})
+}
+
+// A leftover's record that can never be finished (one that cannot be
+// decoded, one whose step Redis refuses whatever the state) is set aside,
+// as recorded, where an operator can look at it, and the others are
+// finished: before, the first such record stopped FinishRemovals, and so
+// every retention run after it. An outage still stops the call and
+// leaves the record for the next.
+func TestSpreadLeftoverThatCannotBeFinishedIsSetAside(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		s.SpreadReferrals()
+		ctx := context.Background()
+		// Two removals a crash left half done, each recorded in its
+		// referral's partition.
+		for _, r := range []struct {
+			p partition
+			n string
+		}{{5, "a"}, {11, "b"}} {
+			rm, err := s.ReadRemoval(ctx, spreadReferral(t, s, rdb, r.p, r.n))
+			if err != nil || rm.leftover == nil {
+				t.Fatalf("read: %+v %v", rm, err)
+			}
+			s.afterRemovalStep = func() error { return errors.New("crash") }
+			if err := s.RemoveReferral(ctx, rm); err == nil {
+				t.Fatal("the crash was not reported")
+			}
+			s.afterRemovalStep = nil
+		}
+		recorded := func(p partition) int64 { return rdb.HLen(ctx, s.in(p).leftovers()).Val() }
+		// An outage stops the call: nothing is set aside for it.
+		s.afterRemovalStep = func() error { return fmt.Errorf("%w: lost", gateway.ErrUnavailable) }
+		if _, err := s.FinishRemovals(ctx); !errors.Is(err, gateway.ErrUnavailable) {
+			t.Fatalf("FinishRemovals during an outage: %v", err)
+		}
+		s.afterRemovalStep = nil
+		for _, p := range []partition{5, 11} {
+			if aside := rdb.HLen(ctx, s.in(p).leftoversAside()).Val(); aside != 0 || recorded(p) != 1 {
+				t.Errorf("partition %d after an outage: %d set aside, %d recorded; want it recorded, for the next run", p, aside, recorded(p))
+			}
+		}
+		// One record that is not one, and one naming a Patient whose hash
+		// is another type of key: Redis refuses its step every time.
+		undecodable := "{not a leftover"
+		rdb.HSet(ctx, s.in(3).leftovers(), "p03-task-bad", undecodable)
+		broken := gateway.PatientKey("gp", "broken")
+		rdb.Set(ctx, s.in(s.partitionOf(broken)).resource(gateway.TypePatient, broken), "not a hash", 0)
+		refused := string(leftover{Task: "p07-task-refused", Owner: "gp", Patient: broken}.encode())
+		rdb.HSet(ctx, s.in(7).leftovers(), "p07-task-refused", refused)
+
+
+		got, err := s.FinishRemovals(ctx)
+		if err != nil || got.Finished != 2 || got.SetAside != 2 {
+			t.Fatalf("FinishRemovals = %+v, %v; want the two removals finished and the two records set aside", got, err)
+		}
+		for _, p := range []partition{3, 5, 7, 11} {
+			if n := recorded(p); n != 0 {
+				t.Errorf("partition %d still records %d leftovers", p, n)
+			}
+		}
+		for p, want := range map[partition][2]string{3: {"p03-task-bad", undecodable}, 7: {"p07-task-refused", refused}} {
+			if v := rdb.HGet(ctx, s.in(p).leftoversAside(), want[0]).Val(); v != want[1] {
+				t.Errorf("partition %d set aside %q, want the record as it was (%q)", p, v, want[1])
+			}
+		}
+		if got, err := s.FinishRemovals(ctx); err != nil || got != (RemovalsFinished{}) {
+			t.Errorf("FinishRemovals again = %+v, %v; want nothing to do", got, err)
 		}
 	})
 }

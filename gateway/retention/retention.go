@@ -10,7 +10,8 @@
 // On a store that spreads referrals, what of it lies outside its
 // partition (its Patient, its Task's fields in shared hashes) goes in
 // steps after it; a run first finishes what a crash left between those
-// steps (redisstore.Store.FinishRemovals).
+// steps (redisstore.Store.FinishRemovals), setting aside, for an
+// operator, any it can never finish rather than stopping there.
 package retention
 
 import (
@@ -50,6 +51,7 @@ type Report struct {
 	TooLarge     int   // more supporting resources than a removal takes
 	Steps        int   // bounded steps taken of referrals too large to go at once
 	Finished     int   // removals an earlier run left half done (a crash between steps), finished
+	SetAside     int   // such removals that cannot be finished (an undecodable record, a step Redis refuses): set aside for an operator, the run goes on
 	AuditTrimmed int64
 }
 
@@ -93,8 +95,8 @@ func (r *Runner) Run(ctx context.Context, dry bool) (Report, error) {
 		return rep, nil
 	}
 	if !dry {
-		n, err := r.Store.FinishRemovals(ctx)
-		rep.Finished = n
+		done, err := r.Store.FinishRemovals(ctx)
+		rep.Finished, rep.SetAside = done.Finished, done.SetAside
 		if err != nil {
 			return rep, err
 		}

@@ -247,6 +247,45 @@ func retentionRemovesOnlyWhatThePolicyAllows(t *testing.T, rdb redis.UniversalCl
 	}
 }
 
+// A removal's leftover that no run can finish (here a record that cannot
+// be decoded) is set aside and counted, and the run goes on to remove
+// what the policy allows: before, it stopped every run from then on.
+func TestSpreadRetentionGoesOnPastALeftoverItCannotFinish(t *testing.T) {
+	t.Run("redis", func(t *testing.T) { retentionGoesOnPastALeftoverItCannotFinish(t, redisOf(t, false)) })
+	t.Run("cluster", func(t *testing.T) { retentionGoesOnPastALeftoverItCannotFinish(t, redisOf(t, true)) })
+}
+
+func retentionGoesOnPastALeftoverItCannotFinish(t *testing.T, rdb redis.UniversalClient) {
+	s := redisstore.New(rdb, "test")
+	s.SpreadReferrals()
+	ctx := context.Background()
+	old := now.Add(-period - time.Hour)
+	referral(t, s, "p05-go", "completed", old, false, false)
+	tag := ""
+	for _, k := range scan(t, rdb) {
+		if t, ok := strings.CutSuffix(k, ":r:Task:p05-task-go"); ok {
+			tag = t
+		}
+	}
+	if tag == "" {
+		t.Fatal("the referral's partition is not found")
+	}
+	if err := rdb.HSet(ctx, tag+":left", "p05-task-bad", "{not a leftover").Err(); err != nil {
+		t.Fatal(err)
+	}
+	run := &retention.Runner{Store: s, Policy: retention.Policy{ClosedAfter: period}, Now: func() time.Time { return now }}
+	rep, err := run.Run(ctx, false)
+	if err != nil || rep.Removed != 1 || rep.SetAside != 1 {
+		t.Fatalf("run: %+v %v; want the referral removed and the record set aside", rep, err)
+	}
+	if v := rdb.HGet(ctx, tag+":left:aside", "p05-task-bad").Val(); v != "{not a leftover" {
+		t.Errorf("set aside: %q", v)
+	}
+	if again, err := run.Run(ctx, false); err != nil || again.SetAside != 0 {
+		t.Errorf("second run: %+v %v", again, err)
+	}
+}
+
 func diff(a, b []string) []string {
 	var out []string
 	for _, x := range a {
