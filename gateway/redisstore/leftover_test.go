@@ -218,7 +218,6 @@ func TestSpreadLeftoverThatCannotBeFinishedIsSetAside(t *testing.T) {
 		refused := string(leftover{Task: "p07-task-refused", Owner: "gp", Patient: broken}.encode())
 		rdb.HSet(ctx, s.in(7).leftovers(), "p07-task-refused", refused)
 
-
 		got, err := s.FinishRemovals(ctx)
 		if err != nil || got.Finished != 2 || got.SetAside != 2 {
 			t.Fatalf("FinishRemovals = %+v, %v; want the two removals finished and the two records set aside", got, err)
