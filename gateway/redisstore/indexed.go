@@ -72,3 +72,12 @@ func (im *indexedMemory) take(key string, version int) (string, bool) {
 	im.bytes -= len(e.entries)
 	return e.entries, e.version == version
 }
+
+// holds reports whether the memory has entries of a resource's key: a
+// version of it was read there (and not yet replaced by this process).
+func (im *indexedMemory) holds(key string) bool {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	_, ok := im.m[key]
+	return ok
+}

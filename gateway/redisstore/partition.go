@@ -7,6 +7,8 @@ import (
 	"hash/fnv"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -194,27 +196,76 @@ func (s *Store) mayBeInLegacy(id string) bool {
 	return s.spread && i >= 0 && partitionOfID(id[i+1:]) == legacy
 }
 
+// legacyNoneFor is how long a process takes "legacy holds none" (of
+// referrals, of Patients) as still true before it asks again. During a
+// rolling switch to spreading, processes that do not spread yet still
+// write to legacy after a spreading one found it empty, so "none" is not
+// kept for good; "some" is (legacy empties only as retention removes what
+// it holds, over months).
+const legacyNoneFor = time.Second
+
+// legacyHolding is whether the legacy partition holds any resource of a
+// type (its set of all exists), asked at most once per legacyNoneFor while
+// it holds none, and never again once it holds some.
+type legacyHolding struct {
+	mu    sync.Mutex
+	some  bool
+	asked time.Time // when it last held none
+}
+
+// holds asks, or answers from what it last asked; an answer it cannot get
+// is "some", so the caller checks each key, this time.
+func (l *legacyHolding) holds(ctx context.Context, rdb redis.UniversalClient, all string) bool {
+	l.mu.Lock()
+	some, fresh := l.some, time.Since(l.asked) < legacyNoneFor
+	l.mu.Unlock()
+	if some || fresh {
+		return some
+	}
+	n, err := rdb.Exists(ctx, all).Result()
+	if err != nil {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n > 0 {
+		l.some = true
+	} else {
+		l.asked = time.Now()
+	}
+	return n > 0
+}
+
 // legacyPatients returns, of the Patients a commit writes (their store
-// ids), those held in legacy: stored before the store spread, they are
-// changed where they are. Legacy takes no new Patient once the store
-// spreads (one not held there is placed by its key), so one absent now
-// stays absent, and a store whose legacy held no Patient when first
-// looked at never asks again.
+// ids), those held in legacy: stored before the store spread, or by a
+// process that does not spread yet during a rolling switch to spreading,
+// they are changed where they are. While legacy holds no Patient
+// (legacyPatientsHeld) only some are looked for: an update (Expect) of one
+// this process did not just read in its place, and one it just read in
+// legacy (Read remembers where it found each version, s.indexed). So a
+// Patient such a process stored in legacy after this one found legacy
+// empty is still updated there, not refused as stale in its place (nor
+// written there a second time). What is left is a create racing with that
+// process's create of the same Patient, within legacyNoneFor, as two
+// creates race on one Redis.
 func (s *Store) legacyPatients(ctx context.Context, c *gateway.Commit) (map[string]bool, error) {
 	var ids []string
+	some, asked := false, false
 	for _, w := range c.Writes {
-		if w.Resource.Type == gateway.TypePatient && s.mayBeInLegacy(w.Resource.ID) {
-			ids = append(ids, w.Resource.ID)
+		id := w.Resource.ID
+		if w.Resource.Type != gateway.TypePatient || !s.mayBeInLegacy(id) {
+			continue
+		}
+		if !asked {
+			some, asked = s.legacyPatientsHeld.holds(ctx, s.rdb, s.keys.all(gateway.TypePatient)), true
+		}
+		readThere := s.indexed.holds(s.keys.resource(gateway.TypePatient, id))
+		readInPlace := s.indexed.holds(s.in(s.partitionOf(id)).resource(gateway.TypePatient, id))
+		if some || readThere || (w.Expect != 0 && !readInPlace) {
+			ids = append(ids, id)
 		}
 	}
 	if len(ids) == 0 {
-		return nil, nil
-	}
-	s.legacyPatientsOnce.Do(func() {
-		n, err := s.rdb.Exists(ctx, s.keys.all(gateway.TypePatient)).Result()
-		s.legacyPatientsHeld = err != nil || n > 0 // unknown: keep asking
-	})
-	if !s.legacyPatientsHeld {
 		return nil, nil
 	}
 	cmds := make([]*redis.IntCmd, len(ids))
@@ -295,9 +346,11 @@ func (s *Store) PlaceOf(id string) string { return idPrefix(s.partitionOf(id)) }
 // before the store spread keep theirs: a repeat of one of them is placed
 // by its key in a numbered partition, whose commit cannot see them. The
 // check is a read before the commit, not part of it; it is enough because
-// legacy takes no new referrals, so a key a new referral claims is not
-// claimed there meanwhile. A store whose legacy partition held no
-// referral when it started spreading skips it.
+// legacy takes no new referrals from a spreading store, so a key a new
+// referral claims is not claimed there meanwhile. It is skipped while
+// legacy holds no referral (legacyReferralsHeld: asked again after
+// legacyNoneFor, so one made there by a process that does not spread yet,
+// during a rolling switch, is found within that).
 func (s *Store) heldInLegacy(ctx context.Context, c *gateway.Commit, old map[string]bool) (*gateway.CommitResult, error) {
 	if !s.spread || len(c.Unique) == 0 || len(c.Writes) == 0 {
 		return nil, nil
@@ -305,11 +358,7 @@ func (s *Store) heldInLegacy(ctx context.Context, c *gateway.Commit, old map[str
 	if p, err := s.commitPartition(c, old); err != nil || p == legacy {
 		return nil, nil // commit reports a commit that spans partitions
 	}
-	s.legacyOnce.Do(func() {
-		n, err := s.rdb.Exists(ctx, s.keys.all(gateway.TypeServiceRequest)).Result()
-		s.legacyHeld = err != nil || n > 0 // unknown: keep checking
-	})
-	if !s.legacyHeld {
+	if !s.legacyReferralsHeld.holds(ctx, s.rdb, s.keys.all(gateway.TypeServiceRequest)) {
 		return nil, nil
 	}
 	cmds := make([]*redis.StringCmd, len(c.Unique))

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -420,4 +421,75 @@ func testSpreadStorePlacesPatientsByTheirKey(t *testing.T, s *Store, rdb redis.U
 	if err != nil || len(h[0]) != 2 || len(h[1]) != 1 {
 		t.Errorf("histories: %v (%v), want 2 versions and 1", h, err)
 	}
+}
+
+// During a rolling switch to spreading, a process that does not spread
+// yet still stores Patients in legacy after a spreading one found legacy
+// holding none. The spreading store still finds such a Patient there:
+// what is written with it is placed there and its updates, read first (as
+// intake reads) or not, change it there. Before, the spreading store kept
+// its first "none" for good and refused every update of that Patient as
+// stale (looking for it in its place).
+func TestSpreadStoreFindsAPatientStoredInLegacyAfterItLooked(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		s.SpreadReferrals()
+		commit := func(st *Store, w gateway.Write) {
+			t.Helper()
+			if res, err := st.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{w}}); err != nil || !res.OK() {
+				t.Fatalf("commit of version %d: %+v %v", w.Resource.Version, res, err)
+			}
+		}
+		commit(s, write("Patient", gateway.PatientKey("a", "first"), 1, 0)) // legacy holds none
+		late := gateway.PatientKey("a", "late")
+		commit(New(rdb, strings.Trim(s.keys.ns, "{}")), write("Patient", late, 1, 0)) // a process not spreading yet
+
+		if r, err := s.Read(ctx, "Patient", late); err != nil || r.Version != 1 {
+			t.Fatalf("read: %+v %v", r, err)
+		}
+		if got, err := s.PlacePatient(ctx, late); err != nil || got != "" {
+			t.Errorf("PlacePatient = %q %v, want legacy's, where the Patient is", got, err)
+		}
+		commit(s, write("Patient", late, 2, 1)) // read first
+		commit(s, write("Patient", late, 3, 2)) // not
+		if n, _ := rdb.HGet(ctx, s.keys.resource("Patient", late), "v").Int(); n != 3 {
+			t.Errorf("the Patient in legacy is at version %d, want 3", n)
+		}
+		if existing(rdb, s.in(patientPlace(late)).resource("Patient", late)) != 0 {
+			t.Error("a second copy of the Patient was written in its place")
+		}
+	})
+}
+
+// The same for referrals: one made in legacy by a process that does not
+// spread yet, after a spreading store found legacy holding none, is
+// found by its idempotency keys once legacyNoneFor has passed (before:
+// never, and its repeat was made a second time in a numbered partition).
+func TestSpreadStoreFindsAReferralMadeInLegacyAfterItLooked(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		s.SpreadReferrals()
+		referral := func(st *Store, id, key string) *gateway.CommitResult {
+			t.Helper()
+			res, err := st.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{write("ServiceRequest", id, 1, 0)},
+				Unique: []gateway.UniqueKey{{Key: key, Value: "ServiceRequest/" + id}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		}
+		if res := referral(s, idPrefix(1)+"sr-first", "referral|gp|first"); !res.OK() { // legacy holds none
+			t.Fatalf("first: %+v", res)
+		}
+		if res := referral(New(rdb, strings.Trim(s.keys.ns, "{}")), "sr-late", "referral|gp|late"); !res.OK() {
+			t.Fatalf("made in legacy: %+v", res)
+		}
+		time.Sleep(legacyNoneFor + 100*time.Millisecond)
+		res := referral(s, idPrefix(3)+"sr-repeat", "referral|gp|late")
+		if res.Held == nil || res.Held.Holder != "ServiceRequest/sr-late" {
+			t.Errorf("the repeat of a referral made in legacy: %+v, want it held by that referral", res)
+		}
+	})
 }

@@ -34,15 +34,13 @@ type Store struct {
 	// (SpreadReferrals): new referrals then go to them, never to legacy.
 	parts  [partitions]keys
 	spread bool
-	// legacyHeld: the legacy partition held referrals when first looked
-	// at (heldInLegacy).
-	legacyOnce sync.Once
-	legacyHeld bool
-	// legacyPatientsHeld: the legacy partition held Patients when first
-	// looked at (legacyPatients).
-	legacyPatientsOnce sync.Once
-	legacyPatientsHeld bool
-	batch              *batcher // commits and audit records, pipelined across requests
+	// legacyReferralsHeld: whether the legacy partition holds referrals
+	// (heldInLegacy).
+	legacyReferralsHeld legacyHolding
+	// legacyPatientsHeld: whether it holds Patients (legacyPatients).
+	legacyPatientsHeld legacyHolding
+	// batch pipelines commits and audit records across requests.
+	batch *batcher
 	// maxSystems caps the token systems registered for one parameter.
 	maxSystems int
 	// maxEvents caps the events waiting for one subscription.
