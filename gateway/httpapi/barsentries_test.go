@@ -209,7 +209,7 @@ func TestBaRSUpdateStoresNewVersionsOfItsEntries(t *testing.T) {
 }
 
 func TestBaRSEntryOfAnotherReferralIsNotChanged(t *testing.T) {
-	testBaRSEntryOfAnotherReferralIsNotChanged(t)
+	testBaRSEntryOfAnotherReferralIsNotChanged(t, nil)
 }
 
 // On a store that spreads referrals the other referral is placed in its
@@ -218,13 +218,30 @@ func TestBaRSEntryOfAnotherReferralIsNotChanged(t *testing.T) {
 // and refused.
 func TestBaRSEntryOfAnotherReferralIsNotChangedAcrossPartitions(t *testing.T) {
 	onEachRedis(t, func(t *testing.T, on func(*options)) {
-		testBaRSEntryOfAnotherReferralIsNotChanged(t, on, spread)
+		testBaRSEntryOfAnotherReferralIsNotChanged(t, nil, on, spread)
 	})
 }
 
-func testBaRSEntryOfAnotherReferralIsNotChanged(t *testing.T, opts ...func(*options)) {
+// The other referral's entries were stored before the store spread (in
+// legacy, under ids without a partition, and with no entry identity,
+// gateway.MessageEntryKey, claimed: a store that does not spread claims
+// none): once it spreads, the reused fullUrl is still refused, as on one
+// Redis. Before, the message was taken.
+func TestBaRSEntryOfAReferralMadeBeforeSpreadingIsNotChanged(t *testing.T) {
+	onEachRedis(t, func(t *testing.T, on func(*options)) {
+		testBaRSEntryOfAnotherReferralIsNotChanged(t, func(e *env) { e.store.SpreadReferrals() }, on, unspread)
+	})
+}
+
+// testBaRSEntryOfAnotherReferralIsNotChanged stores a referral's message,
+// runs then (if given), and sends another referral's message reusing its
+// entries' fullUrls.
+func testBaRSEntryOfAnotherReferralIsNotChanged(t *testing.T, then func(*env), opts ...func(*options)) {
 	e := setup(t, append([]func(*options){withBaRSService, withWarnNHS}, opts...)...)
 	_, stored := storedEntries(t, e)
+	if then != nil {
+		then(e)
+	}
 	// Another referral (another message, ServiceRequest and identifier) whose
 	// entries reuse the first referral's fullUrls: the first of them (entry 2) is refused.
 	other := barsMutant(t, func(b map[string]any, entries []any) {

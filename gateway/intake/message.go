@@ -161,7 +161,13 @@ func (m *messageContext) supportingRequests() []*Request {
 // received again is the resource stored the first time (or its next
 // version), never a second copy.
 func (m *messageContext) entryID(fullURL string) string {
-	return m.place + gateway.DerivedID(m.client, fullURL)
+	return m.place + m.entryIDBeforeSpreading(fullURL)
+}
+
+// entryIDBeforeSpreading is the id the entry had, in legacy, if a store
+// that did not spread referrals stored it: the same names, no partition.
+func (m *messageContext) entryIDBeforeSpreading(fullURL string) string {
+	return gateway.DerivedID(m.client, fullURL)
 }
 
 // entryRefs are the references the supporting entries resolve to, by fullUrl.
@@ -422,6 +428,19 @@ func (s *Service) planSupporting(ctx context.Context, pl *plan, r *Request) (*ga
 		}
 		if held != "" && held != r.Type+"/"+r.id {
 			return nil, reused
+		}
+		if held == "" && r.message.place != "" {
+			// One made before the store spread has no such key (a store
+			// that does not spread claims none): it is in legacy, under
+			// the id derived without a partition, filed under its referral.
+			before := r.Type + "/" + r.message.entryIDBeforeSpreading(r.FullURL)
+			owner, err := s.Store.Lookup(ctx, gateway.SupportingKey(before))
+			if err != nil {
+				return nil, err
+			}
+			if owner != "" && owner != referral {
+				return nil, reused
+			}
 		}
 	}
 	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.now))
