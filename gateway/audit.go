@@ -28,7 +28,18 @@ type AuditRecord struct {
 	// Unlisted counts the references touched beyond the MaxAuditWhat kept
 	// in What (a large search page, a long transaction).
 	Unlisted int
+	// Note says what Status alone does not: AuditStoredNote for a request
+	// answered with an error after its change was stored. Signpost's own
+	// words, never the request's.
+	Note string
 }
+
+// AuditStoredNote is the Note of a request whose change was stored (What
+// names what it stored) but which was answered with an error: what has to
+// follow the commit before the answer (the referrals its Consents concern
+// in other partitions, decided again) did not finish, and is left to the
+// request's retry (StoredError).
+const AuditStoredNote = "the change was stored; deciding again the referrals it concerns elsewhere did not finish and is left to the request's retry"
 
 // Bounds of one audit record. Much of a record comes from the caller (the
 // path's type and id, parameter names, a client id it claims), and the
@@ -46,7 +57,7 @@ const (
 func (r AuditRecord) Bounded() AuditRecord {
 	r.Interaction, r.Action, r.Client = truncate(r.Interaction), truncate(r.Action), truncate(r.Client)
 	r.Org = Identifier{truncate(r.Org.System), truncate(r.Org.Value)}
-	r.Address, r.Query, r.User = truncate(r.Address), truncate(r.Query), truncate(r.User)
+	r.Address, r.Query, r.User, r.Note = truncate(r.Address), truncate(r.Query), truncate(r.User), truncate(r.Note)
 	if len(r.What) > MaxAuditWhat {
 		r.Unlisted += len(r.What) - MaxAuditWhat
 		r.What = r.What[:MaxAuditWhat]
@@ -83,6 +94,9 @@ func (r AuditRecord) Fields() []string {
 	if r.Unlisted > 0 {
 		f = append(f, "wn", strconv.Itoa(r.Unlisted))
 	}
+	if r.Note != "" {
+		f = append(f, "n", r.Note)
+	}
 	return f
 }
 
@@ -92,7 +106,7 @@ func ReadAuditRecord(f map[string]string) AuditRecord {
 	status, _ := strconv.Atoi(f["s"])
 	unlisted, _ := strconv.Atoi(f["wn"])
 	r := AuditRecord{Unlisted: unlisted, Recorded: time.UnixMilli(ms).UTC(), Interaction: f["i"], Action: f["a"], Status: status, Client: f["c"],
-		Org: Identifier{f["os"], f["ov"]}, Address: f["ip"], Query: f["q"], User: f["u"]}
+		Org: Identifier{f["os"], f["ov"]}, Address: f["ip"], Query: f["q"], User: f["u"], Note: f["n"]}
 	if f["w"] != "" {
 		r.What = strings.Split(f["w"], " ")
 	}

@@ -112,6 +112,23 @@ func (p *Problems) Err(kind ErrorKind) error {
 	return &Error{Kind: kind, Issues: p.Issues}
 }
 
+// StoredError is a failure after the request's change was stored: what
+// has to follow its commit before the answer (a Consent's referrals in
+// other partitions decided again) did not finish, and the request sent
+// again finishes it. Stored names what the commit stored ("Type/id"), for
+// the request's audit record (AuditStoredNote), which must not read as if
+// nothing was stored.
+type StoredError struct {
+	Err    error
+	Stored []string
+}
+
+func (e *StoredError) Error() string {
+	return "the change was stored, but what follows it did not finish: " + e.Err.Error()
+}
+
+func (e *StoredError) Unwrap() error { return e.Err }
+
 // ErrUnavailable marks a storage failure that is worth retrying (Redis down,
 // a timeout). Stores wrap their transient errors with it.
 var ErrUnavailable = errors.New("storage unavailable")
@@ -147,6 +164,11 @@ func AsError(err error) *Error {
 	if errors.Is(err, ErrUnavailable) {
 		return &Error{Kind: KindUnavailable, Err: err, Issues: []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueTransient,
 			Diagnostics: "Signpost cannot reach its store right now, so this request is not confirmed. Retry after the Retry-After interval: a referral sent again with the same identifier is recognised, never made twice."}}}
+	}
+	var stored *StoredError
+	if errors.As(err, &stored) {
+		return &Error{Kind: KindInternal, Err: err, Issues: []fhir.Issue{{Severity: fhir.SeverityFatal, Code: fhir.IssueException,
+			Diagnostics: "internal error after the change was stored: what has to follow it did not finish; send the request again to finish it"}}}
 	}
 	return &Error{Kind: KindInternal, Err: err, Issues: []fhir.Issue{{Severity: fhir.SeverityFatal, Code: fhir.IssueException,
 		Diagnostics: "internal error; nothing was changed"}}}

@@ -58,7 +58,7 @@ func Render(r gateway.AuditRecord, observer string) []byte {
 		"action":       r.Action,
 		"recorded":     gateway.Instant(r.Recorded),
 		"outcome":      outcome,
-		"outcomeDesc":  strconv.Itoa(r.Status) + " " + http.StatusText(r.Status),
+		"outcomeDesc":  outcomeDesc(r),
 		"agent": []map[string]any{
 			withNetwork(map[string]any{"type": map[string]any{"coding": []map[string]string{{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110153", "display": "Source Role ID"}}},
 				"who": who, "requestor": true}, r.Address, "2"),
@@ -120,4 +120,14 @@ func withNetwork(agent map[string]any, address, typ string) map[string]any {
 		agent["network"] = map[string]string{"address": address, "type": typ}
 	}
 	return agent
+}
+
+// outcomeDesc is the answer's status, and the record's note when it has
+// one (a change stored although the answer is an error).
+func outcomeDesc(r gateway.AuditRecord) string {
+	desc := strconv.Itoa(r.Status) + " " + http.StatusText(r.Status)
+	if r.Note != "" {
+		desc += "; " + r.Note
+	}
+	return desc
 }

@@ -88,6 +88,10 @@ func auditCommitted(c *gin.Context, out *gateway.Outcome) {
 	}
 }
 
+// auditNoteKey holds the note of a request's audit record
+// (gateway.AuditRecord.Note).
+const auditNoteKey = "signpost.audit.note"
+
 // auditStartKey holds when a request began, for its audit record.
 const auditStartKey = "signpost.audit.start"
 
@@ -107,7 +111,8 @@ func (a *API) auditRecord(c *gin.Context, start time.Time) *gateway.AuditRecord 
 	if c.GetBool(unauditedKey) {
 		return nil
 	}
-	r := &gateway.AuditRecord{Recorded: start, Interaction: it.subtype, Action: it.action, Status: c.Writer.Status(), Address: c.ClientIP()}
+	r := &gateway.AuditRecord{Recorded: start, Interaction: it.subtype, Action: it.action, Status: c.Writer.Status(), Address: c.ClientIP(),
+		Note: c.GetString(auditNoteKey)}
 	if v, ok := c.Get(callerKey); ok {
 		caller := v.(gateway.Caller)
 		r.Client, r.Org = caller.ClientID, caller.Organization

@@ -12,9 +12,10 @@ import (
 )
 
 type auditEvent struct {
-	Subtype []struct{ Code string }
-	Action  string
-	Outcome string
+	Subtype     []struct{ Code string }
+	Action      string
+	Outcome     string
+	OutcomeDesc string
 	Agent   []struct {
 		Who struct {
 			Display    string

@@ -802,6 +802,76 @@ func TestSpreadConsentSentAgainFinishesItsWithdrawal(t *testing.T) {
 	}
 }
 
+// When deciding again a referral in another partition fails after a
+// Consent's commit, the request is answered with the error (its retry
+// finishes it, TestSpreadConsentSentAgainFinishesItsWithdrawal), but its
+// audit record says the change was stored and what was left to the
+// retry, naming the Consent stored; no record of it reads as a failure
+// that changed nothing (before: "500 Internal Server Error", naming
+// nothing stored).
+func TestSpreadConsentStoredButNotDecidedEverywhereIsAuditedAsStored(t *testing.T) {
+	t.Parallel()
+	e := setup(t, spread, withProviders(consentProviders()))
+	a := as("practice-a")
+	consent := e.post("/Consent", consentFor("walking", "active"), a...).must(t, http.StatusCreated).json(t)
+	id := consent["id"].(string)
+	var taskID string
+	for i := 0; i < 16 && (taskID == "" || taskID[:4] == id[:4]); i++ { // a referral in another partition than its Consent
+		sr := e.post("/ServiceRequest", referral(fmt.Sprintf("CONSENT-AUDIT-%d", i), "390893007"), a...).must(t, http.StatusCreated).json(t)
+		taskID = e.referralTask(t, sr["id"].(string))["id"].(string)
+	}
+	if taskID[:4] == id[:4] {
+		t.Fatal("no referral was placed apart from its Consent")
+	}
+	// The referral's Task cannot be read after the Consent's commit: its
+	// key holds something else (Redis refuses the read).
+	ctx := context.Background()
+	taskKey := e.keys(t, "{signpost:*}:r:Task:"+taskID)
+	if len(taskKey) != 1 {
+		t.Fatalf("the Task's key: %v", taskKey)
+	}
+	if err := e.rdb.Rename(ctx, taskKey[0], taskKey[0]+":away").Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.rdb.Set(ctx, taskKey[0], "not a Task", 0)
+	withdrawn := strings.Replace(string(consentFor("walking", "inactive")), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1)
+	r := e.put("/Consent/"+id, []byte(withdrawn), a...).must(t, http.StatusInternalServerError)
+	if !strings.Contains(string(r.body), "stored") {
+		t.Errorf("the answer does not say the change was stored: %s", r.body)
+	}
+	e.rdb.Del(ctx, taskKey[0])
+	if err := e.rdb.Rename(ctx, taskKey[0]+":away", taskKey[0]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.get("/Consent/"+id, a...).must(t, http.StatusOK).json(t); got["status"] != "inactive" {
+		t.Fatalf("the Consent was not stored: %v", got["status"])
+	}
+
+	events, raw := e.audit(t)
+	failed := 0
+	for _, ev := range events {
+		if ev.Subtype[0].Code != "update" || ev.Outcome == "0" {
+			continue
+		}
+		failed++
+		names := slices.ContainsFunc(ev.Entity, func(en struct {
+			What        struct{ Reference string }
+			Description string
+		}) bool {
+			return en.What.Reference == "Consent/"+id
+		})
+		if !strings.Contains(ev.OutcomeDesc, gateway.AuditStoredNote) || !names {
+			t.Errorf("the update's record reads as a failure: %q, naming the Consent %v", ev.OutcomeDesc, names)
+		}
+	}
+	if failed != 1 {
+		t.Errorf("%d records of the update's answer, want 1:\n%s", failed, raw)
+	}
+	if strings.Contains(raw, nhsNumber) {
+		t.Error("the audit trail holds the patient's NHS number")
+	}
+}
+
 // On a store that spreads referrals, the referrals a request's Consents
 // decide again in other partitions are each a commit of their own, after
 // the request's: a request whose Consents concern more than one patient's

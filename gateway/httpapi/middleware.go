@@ -27,6 +27,12 @@ const fhirJSON = "application/fhir+json; charset=utf-8"
 func (a *API) fail(c *gin.Context, err error) {
 	e := gateway.AsError(err)
 	status, body := outcomeFor(e)
+	var stored *gateway.StoredError
+	if errors.As(err, &stored) {
+		// The audit record says what was stored, not only the error.
+		audited(c, stored.Stored...)
+		c.Set(auditNoteKey, gateway.AuditStoredNote)
+	}
 	if isReferral(c) {
 		a.metrics.Referral(c.Request.Context(), "refused", "", kindName[e.Kind])
 	}

@@ -116,7 +116,9 @@ func (s *Service) apply(ctx context.Context, caller gateway.Caller, reqs []*Requ
 		}
 		if res.OK() {
 			if err := s.recheckAfterCommit(ctx, pl); err != nil {
-				return nil, err
+				// Its change is stored: its audit says so (the record
+				// committed with it, if any, says only that).
+				return nil, &gateway.StoredError{Err: err, Stored: pl.stored()}
 			}
 			if pl.commit.Audit != nil {
 				pl.outcomes[0].Audited = true
@@ -720,4 +722,16 @@ func (pl *plan) keptConsent(s *Service, r *gateway.Resource) {
 	if r != nil && r.Type == TypeConsent && s.Spreads() {
 		pl.unchangedConsents = append(pl.unchangedConsents, r)
 	}
+}
+
+// stored names what the plan's commit stored ("Type/id"): its outcomes'
+// resources.
+func (pl *plan) stored() []string {
+	var refs []string
+	for _, out := range pl.outcomes {
+		if out != nil && out.Resource != nil {
+			refs = append(refs, out.Resource.Ref())
+		}
+	}
+	return refs
 }
