@@ -16,7 +16,7 @@ type auditEvent struct {
 	Action      string
 	Outcome     string
 	OutcomeDesc string
-	Agent   []struct {
+	Agent       []struct {
 		Who struct {
 			Display    string
 			Identifier struct{ Value string }
