@@ -272,7 +272,7 @@ func TestMovingOneRedisToAClusterKeepsEverything(t *testing.T) {
 	taskID := strings.TrimPrefix(taskRef, "Task/")
 
 	c := redistest.StartCluster(t)
-	if out, err := exec.Command("redis-cli", "--cluster", "import", c.Addrs()[0], "--cluster-from", one.redis.Addr, "--cluster-copy", "--cluster-replace").CombinedOutput(); err != nil {
+	if out, err := exec.Command("redis-cli", "--cluster", "import", c.Addrs()[0], "--cluster-from", one.redis.Addr, "--cluster-copy").CombinedOutput(); err != nil {
 		t.Fatalf("redis-cli --cluster import: %v\n%s", err, out)
 	}
 	moved := setup(t, onto(c), spread)
