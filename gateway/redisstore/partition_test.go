@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -169,6 +171,61 @@ func TestSpreadStoreRoutesByIDPrefix(t *testing.T) {
 			t.Errorf("a refused commit wrote: %v", err)
 		}
 	})
+}
+
+// LookupMany reads several unique keys in one round trip: on a store that
+// spreads, each in every partition, legacy's (claimed before the store
+// spread) found as a numbered partition's; a key not held reads "", and a
+// key named twice is read once and answered twice.
+func TestLookupManyReadsEveryKeyInOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, s *Store, _ redis.UniversalClient) {
+		ctx := context.Background()
+		claim := func(key, id string) {
+			t.Helper()
+			c := &gateway.Commit{Writes: []gateway.Write{write("ServiceRequest", id, 1, 0)},
+				Unique: []gateway.UniqueKey{{Key: key, Value: "ServiceRequest/" + id}}}
+			if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
+				t.Fatalf("claiming %s: %+v %v", key, res, err)
+			}
+		}
+		claim("referral|gp|sys|old", "old")
+		s.SpreadReferrals()
+		claim("referral|gp|sys|7", idPrefix(7)+"a")
+		claim("referral|gp|sys|3", idPrefix(3)+"b")
+		trips := &roundTrips{}
+		s.rdb.AddHook(trips) // the store's own client
+		keys := []string{"referral|gp|sys|7", "referral|gp|sys|none", "referral|gp|sys|old", "referral|gp|sys|7", "referral|gp|sys|3"}
+		got, err := s.LookupMany(ctx, keys)
+		want := []string{"ServiceRequest/" + idPrefix(7) + "a", "", "ServiceRequest/old", "ServiceRequest/" + idPrefix(7) + "a", "ServiceRequest/" + idPrefix(3) + "b"}
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("LookupMany(%v) = %q, %v; want %q", keys, got, err, want)
+		}
+		if n := trips.n.Load(); n != 1 {
+			t.Errorf("LookupMany of %d keys took %d round trips, want 1", len(keys), n)
+		}
+		if got, err := s.LookupMany(ctx, nil); err != nil || len(got) != 0 || trips.n.Load() != 1 {
+			t.Errorf("LookupMany of no key: %q %v, %d round trips in all", got, err, trips.n.Load())
+		}
+	})
+}
+
+// roundTrips counts the calls a client makes: one a command sent alone,
+// one a pipeline, however many commands it holds.
+type roundTrips struct{ n atomic.Int64 }
+
+func (c *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (c *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmds)
+	}
 }
 
 // A store that does not spread (the default, and a single Redis) keeps
