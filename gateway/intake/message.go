@@ -421,26 +421,24 @@ func (s *Service) planSupporting(ctx context.Context, pl *plan, r *Request) (*ga
 		version, expect = cur.Version+1, cur.Version
 	} else if s.Spreads() {
 		// Another referral's entry of this fullUrl is in that referral's
-		// partition, under an id this one does not derive.
-		held, err := s.Store.Lookup(ctx, gateway.MessageEntryKey(pl.caller, r.FullURL))
+		// partition, under an id this one does not derive: found by its
+		// identity, claimed beside it. One made before the store spread
+		// has none (a store that does not spread claims none): it is in
+		// legacy, under the id derived without a partition, filed under
+		// its referral; looked for in the same round trip.
+		keys := []string{gateway.MessageEntryKey(pl.caller, r.FullURL)}
+		if r.message.place != "" {
+			keys = append(keys, gateway.SupportingKey(r.Type+"/"+r.message.entryIDBeforeSpreading(r.FullURL)))
+		}
+		held, err := s.Store.LookupMany(ctx, keys)
 		if err != nil {
 			return nil, err
 		}
-		if held != "" && held != r.Type+"/"+r.id {
+		switch {
+		case held[0] != "" && held[0] != r.Type+"/"+r.id:
 			return nil, reused
-		}
-		if held == "" && r.message.place != "" {
-			// One made before the store spread has no such key (a store
-			// that does not spread claims none): it is in legacy, under
-			// the id derived without a partition, filed under its referral.
-			before := r.Type + "/" + r.message.entryIDBeforeSpreading(r.FullURL)
-			owner, err := s.Store.Lookup(ctx, gateway.SupportingKey(before))
-			if err != nil {
-				return nil, err
-			}
-			if owner != "" && owner != referral {
-				return nil, reused
-			}
+		case held[0] == "" && len(held) > 1 && held[1] != "" && held[1] != referral:
+			return nil, reused
 		}
 	}
 	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.now))
