@@ -263,6 +263,10 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 	if err != nil || over {
 		return &gateway.CommitResult{OverLimit: over}, err
 	}
+	unchanged, moved, err := s.unchangedElsewhere(ctx, part, c.Unchanged)
+	if err != nil || moved {
+		return &gateway.CommitResult{ReadChanged: moved}, err
+	}
 	register, refused := c.Systems, []string(nil)
 	if part != legacy && len(c.Systems) > 0 {
 		// After the guard: what this adds is for the commit's own writes,
@@ -369,6 +373,10 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 	for _, f := range refused {
 		args = append(args, f)
 	}
+	args = append(args, len(unchanged))
+	for _, r := range unchanged {
+		args = append(args, kl.add(k.resource(r.Type, r.ID)), r.Version)
+	}
 	reply, err := s.runCommit(ctx, kl.keys, args)
 	if err != nil {
 		return nil, classify(err)
@@ -390,6 +398,8 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 		res.SystemsChanged = true
 	case "limit":
 		res.OverLimit = true
+	case "read":
+		res.ReadChanged = true
 	case "changed":
 		return nil, errChanged
 	default:
