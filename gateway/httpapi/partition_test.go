@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/queue"
+	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
 )
 
 // partitionedID is an id a store that spreads referrals makes: the
@@ -247,4 +251,56 @@ func TestPatientsMadeBeforeSpreadingStillWork(t *testing.T) {
 		e.put("/Patient/new", testPatient("new"), a...).must(t, http.StatusCreated)
 		e.get("/Patient/new", a...).must(t, http.StatusOK)
 	})
+}
+
+// A deployment moving from one Redis to a cluster copies its keys across
+// with redis-cli (deploy/README.md, "Moving one Redis to a cluster"): every
+// key of one Redis is under the one `{signpost}` tag, so all of them land
+// in one slot, the legacy partition, and keep working there while new
+// referrals spread. The referral, its Task, its GP system's Patient and the
+// delivery still queued for it are all found, changed and recognised.
+func TestMovingOneRedisToAClusterKeepsEverything(t *testing.T) {
+	t.Parallel()
+	one := setup(t, unspread, onOneRedis)
+	one.put("/Patient/gp-pat-move", testPatient("gp-pat-move"), as("practice-a")...).must(t, http.StatusCreated)
+	sr := one.post("/ServiceRequest", referral("R-MOVE-1", "390893007")).must(t, http.StatusCreated).json(t)
+	id := sr["id"].(string)
+	taskRef, err := one.store.Lookup(context.Background(), gateway.ReferralTaskKey(id))
+	if err != nil || taskRef == "" {
+		t.Fatalf("the referral's Task: %q %v", taskRef, err)
+	}
+	taskID := strings.TrimPrefix(taskRef, "Task/")
+
+	c := redistest.StartCluster(t)
+	if out, err := exec.Command("redis-cli", "--cluster", "import", c.Addrs()[0], "--cluster-from", one.redis.Addr, "--cluster-copy").CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster import: %v\n%s", err, out)
+	}
+	moved := setup(t, onto(c), spread)
+
+	moved.get("/ServiceRequest/"+id, as("practice-a")...).must(t, http.StatusOK)
+	if again := moved.post("/ServiceRequest", referral("R-MOVE-1", "390893007")).must(t, http.StatusOK).json(t); again["id"] != id {
+		t.Errorf("the repeat of a referral made on one Redis was answered with %v, not %s", again["id"], id)
+	}
+	found := bundleEntries(t, moved.get("/ServiceRequest?identifier="+gpIdentSystem+"|R-MOVE-1", as("practice-a")...).must(t, http.StatusOK), "match")
+	if len(found) != 1 || found[0]["id"] != id {
+		t.Errorf("a search by its identifier found %v, want the referral %s", found, id)
+	}
+	walking := acceptAsWalking(t, moved, taskID)
+	moved.get("/Task/"+taskID+"/_history/2", walking...).must(t, http.StatusOK)
+	patient := moved.get("/Patient/gp-pat-move", as("practice-a")...).must(t, http.StatusOK).json(t)
+	patient["name"] = []map[string]any{{"text": "Ann Moved"}}
+	b, _ := json.Marshal(patient)
+	moved.put("/Patient/gp-pat-move", b, with(as("practice-a"), "If-Match", `W/"1"`)...).must(t, http.StatusOK)
+
+	// The delivery queued on one Redis is read by the cluster's workers.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	jobs, err := moved.store.Queues(gateway.QueueDelivery).Read(ctx, "moved-worker", 10, 2*time.Second)
+	if err != nil || len(jobs) != 1 || queue.JobTask(jobs[0]) != taskID {
+		t.Errorf("the delivery queued before the move: %d jobs read (%v), want the one for Task %s", len(jobs), err, taskID)
+	}
+	// New referrals spread.
+	if other := moved.post("/ServiceRequest", referral("R-MOVE-2", "390893007")).must(t, http.StatusCreated).json(t); !partitionedID.MatchString(other["id"].(string)) {
+		t.Errorf("a new referral on the cluster has id %q, not a partition's", other["id"])
+	}
 }

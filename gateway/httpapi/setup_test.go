@@ -68,6 +68,9 @@ type options struct {
 	// oneRedis: on one Redis even when the run asks for clusters
 	// (onOneRedis).
 	cluster, oneRedis bool
+	// onto: run on this cluster, already started (onto), rather than a
+	// new one.
+	onto *redistest.Cluster
 	// spread: the store spreads referrals over its partitions (spread);
 	// unspread: it does not, even when the run forces spreading
 	// (redistest.EnvSpread), for the tests whose subject is such a store.
@@ -134,6 +137,12 @@ func (s hookedStore) Commit(ctx context.Context, c *gateway.Commit) (*gateway.Co
 // Redis itself says onOneRedis.
 func onOneRedis(o *options) { o.oneRedis = true }
 func onCluster(o *options)  { o.cluster = true }
+
+// onto runs a test's Signpost on a cluster the test started (and filled)
+// itself.
+func onto(c *redistest.Cluster) func(*options) {
+	return func(o *options) { o.cluster, o.onto = true, c }
+}
 
 // spread makes the store spread referrals over its partitions
 // (redisstore.Store.SpreadReferrals).
@@ -202,7 +211,10 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 	o.cluster = o.cluster || redistest.ClusterForced() && !o.oneRedis
 	e := &env{t: t, logs: &syncBuffer{}, client: &http.Client{}}
 	if o.cluster {
-		c := redistest.StartCluster(t)
+		c := o.onto
+		if c == nil {
+			c = redistest.StartCluster(t)
+		}
 		e.cluster = c
 		cc := redisstore.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()}, nil)
 		t.Cleanup(func() { cc.Close() })
