@@ -57,7 +57,7 @@ const byNHSNumber = `{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number"
 // Redis, and on a store that spreads referrals with the Consent beside
 // the referral (both beside their Patient: the commit's own step checks
 // it) or apart from it (named by NHS number: the store reads its version
-// just before the commit).
+// just before the commit), also on a Redis Cluster.
 func TestConsentWithdrawnWhileAReferralIsPlannedHoldsIt(t *testing.T) {
 	t.Parallel()
 	for _, run := range []struct {
@@ -71,6 +71,7 @@ func TestConsentWithdrawnWhileAReferralIsPlannedHoldsIt(t *testing.T) {
 		{"redis", []func(*options){onOneRedis, unspread}, byNHSNumber, false},
 		{"spread beside", []func(*options){onOneRedis, spread}, `{"reference":"Patient/race-1"}`, false},
 		{"spread apart", []func(*options){onOneRedis, spread}, byNHSNumber, true},
+		{"spread cluster apart", []func(*options){onCluster, spread}, byNHSNumber, true},
 	} {
 		t.Run(run.name, func(t *testing.T) {
 			t.Parallel()
