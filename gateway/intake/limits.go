@@ -26,7 +26,7 @@ func (pl *plan) checkRequestBounds() error {
 	}
 	if n := len(pl.commit.Unchanged); n > maxDecidedOn {
 		return gateway.NewError(gateway.KindTooLarge, fhir.IssueTooCostly, "Bundle.entry",
-			"the consent of the request's referrals rests on %d stored Consents; expected at most %d: send it as several transactions",
+			"the consent decisions of the request read %d stored Consents; expected at most %d: send it as several transactions",
 			n, maxDecidedOn)
 	}
 	if n := len(gateway.TokenSystems(pl.commit.Writes)); n > conform.MaxTokenSystemsPerRequest {

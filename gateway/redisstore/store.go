@@ -263,10 +263,6 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 	if err != nil || over {
 		return &gateway.CommitResult{OverLimit: over}, err
 	}
-	unchanged, moved, err := s.unchangedElsewhere(ctx, part, c.Unchanged)
-	if err != nil || moved {
-		return &gateway.CommitResult{ReadChanged: moved}, err
-	}
 	register, refused := c.Systems, []string(nil)
 	if part != legacy && len(c.Systems) > 0 {
 		// After the guard: what this adds is for the commit's own writes,
@@ -372,6 +368,12 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 	args = append(args, len(refused))
 	for _, f := range refused {
 		args = append(args, f)
+	}
+	// Last before the script: what another partition holds is read as
+	// close to the commit as this process can.
+	unchanged, moved, err := s.unchangedElsewhere(ctx, part, c.Unchanged)
+	if err != nil || moved {
+		return &gateway.CommitResult{ReadChanged: moved}, err
 	}
 	args = append(args, len(unchanged))
 	for _, r := range unchanged {
