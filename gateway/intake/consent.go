@@ -537,11 +537,14 @@ func categoryOf(body []byte) string {
 // again and decides on the withdrawal. Counting the patient's Consents
 // (consentsSeen) finds one added, not one changed.
 func (pl *plan) decidedOn(r *gateway.Resource) {
-	for _, u := range pl.commit.Unchanged {
-		if u.Type == r.Type && u.ID == r.ID {
-			return
-		}
+	ref := r.Ref()
+	if pl.decided[ref] {
+		return // read for another referral of the same patient
 	}
+	if pl.decided == nil {
+		pl.decided = map[string]bool{}
+	}
+	pl.decided[ref] = true
 	pl.commit.Unchanged = append(pl.commit.Unchanged, gateway.ReadVersion{Type: r.Type, ID: r.ID, Version: r.Version})
 }
 
