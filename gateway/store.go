@@ -27,6 +27,10 @@ type Store interface {
 	ReadMany(ctx context.Context, refs []string) ([]*Resource, error)
 	// Lookup returns the value held under a unique key ("" if none).
 	Lookup(ctx context.Context, key string) (string, error)
+	// LookupMany returns the values held under unique keys, in their order
+	// ("" for a key not held), in one round trip: a request's idempotency
+	// keys, all its entries' together, cost one wait however many they are.
+	LookupMany(ctx context.Context, keys []string) ([]string, error)
 	// Search returns one page of ids matching q, and how many match in all.
 	Search(ctx context.Context, q *StoreQuery) (ids []string, total int, err error)
 	// TokenSystems returns every registered token system ("Type index

@@ -185,8 +185,8 @@ func (s *Service) placeChange(ctx context.Context, caller gateway.Caller, reqs [
 		// The smallest of its keys, so that a repeat listing the same
 		// identifiers in another order is placed alike.
 		key := ""
-		for _, id := range conform.IdentifiersOf(r.obj) {
-			if k := gateway.ReferralKey(caller, id); key == "" || k < key {
+		for _, k := range referralKeys(caller, r) {
+			if key == "" || k < key {
 				key = k
 			}
 		}
@@ -280,31 +280,27 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 	pl := &plan{caller: caller, now: s.Now().UTC().Truncate(time.Millisecond), ifMatch: map[int]bool{},
 		pending: map[string]*pendingRequest{}, claimed: map[string]bool{}, outcomes: make([]*gateway.Outcome, len(reqs))}
 
-	// 1. Parse every body and resolve creates that repeat an earlier one.
-	for _, r := range reqs {
-		r.id, r.existing, r.current, r.ifNoneExist = "", nil, nil, nil
-		if err := mayWrite(caller, r); err != nil {
-			return nil, r.locate(err)
+	// 1. Parse every body and resolve creates that repeat an earlier one:
+	// every body up to the first refused, then each of those in order, so
+	// that an entry's refusal comes before a later one's, as if each were
+	// parsed and resolved in turn, while their idempotency keys are looked
+	// up together (repeatKeys).
+	parsed, refused := len(reqs), error(nil)
+	for i, r := range reqs {
+		if err := s.parse(caller, r); err != nil {
+			parsed, refused = i, r.locate(err)
+			break
 		}
-		parse := s.parser.Parse
-		if r.inBundle {
-			parse = s.parser.ParseRaw
-		}
-		obj, err := parse(r.Body, r.Type)
-		if err != nil {
-			return nil, r.locate(err)
-		}
-		r.obj = obj
-		if err := conform.CheckIndexedElements(r.Type, obj); err != nil {
-			return nil, r.locate(err)
-		}
-		// On a store that spreads referrals, a create may repeat one
-		// placed elsewhere, whose keys its commit cannot see: a referral
-		// named beside its Patient once and by NHS number alone again (or
-		// beside another Patient), or one put in legacy beside a resource
-		// held there. It looks for them first, in every partition (one
-		// pipelined read); on one Redis the commit's own check suffices.
-		if err := s.resolveRepeat(ctx, caller, r, lookRepeats || s.Spreads()); err != nil {
+	}
+	// On a store that spreads referrals, a create may repeat one
+	// placed elsewhere, whose keys its commit cannot see: a referral
+	// named beside its Patient once and by NHS number alone again (or
+	// beside another Patient), or one put in legacy beside a resource
+	// held there. It looks for them first, in every partition; on one
+	// Redis the commit's own check suffices.
+	keys := &repeatKeys{look: lookRepeats || s.Spreads(), reqs: reqs[:parsed]}
+	for _, r := range reqs[:parsed] {
+		if err := s.resolveRepeat(ctx, caller, r, keys); err != nil {
 			return nil, r.locate(err)
 		}
 		if len(r.claims) > 0 {
@@ -312,6 +308,9 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 				return nil, err
 			}
 		}
+	}
+	if refused != nil {
+		return nil, refused
 	}
 	if err := s.resolveMessageRepeat(ctx, caller, reqs, lookRepeats); err != nil {
 		return nil, err
@@ -553,10 +552,88 @@ func checkLocalReferences(r *Request) error {
 	return nil
 }
 
+// parse checks that the caller may make a request, parses its body and
+// checks its indexed elements' bounds, forgetting what an earlier attempt
+// at the plan resolved.
+func (s *Service) parse(caller gateway.Caller, r *Request) error {
+	r.id, r.existing, r.current, r.ifNoneExist = "", nil, nil, nil
+	if err := mayWrite(caller, r); err != nil {
+		return err
+	}
+	parse := s.parser.Parse
+	if r.inBundle {
+		parse = s.parser.ParseRaw
+	}
+	obj, err := parse(r.Body, r.Type)
+	if err != nil {
+		return err
+	}
+	r.obj = obj
+	return conform.CheckIndexedElements(r.Type, obj)
+}
+
+// repeatKeys are the idempotency keys of a request's new referrals, read
+// before planning (look: every attempt on a store that spreads, the
+// attempts after the first on one Redis), all entries' in one round trip
+// (Store.LookupMany), at the first referral that needs them. Read one
+// identifier at a time, a transaction of 100 referrals cost hundreds of
+// round trips before its plan.
+type repeatKeys struct {
+	look bool
+	reqs []*Request // the parsed requests
+	// held is what each key holds ("" none), nil until read.
+	held map[string]string
+}
+
+// holders returns what each of r's keys holds, in their order, reading the
+// keys of r and of every request after it, the first time.
+func (k *repeatKeys) holders(ctx context.Context, store gateway.Store, caller gateway.Caller, r *Request) ([]string, error) {
+	mine := referralKeys(caller, r)
+	if len(mine) == 0 {
+		return nil, nil
+	}
+	if k.held == nil {
+		// Those before r either need none or were answered otherwise.
+		var keys []string
+		for _, later := range k.reqs[slices.Index(k.reqs, r):] {
+			keys = append(keys, referralKeys(caller, later)...)
+		}
+		values, err := store.LookupMany(ctx, keys)
+		if err != nil {
+			return nil, err
+		}
+		k.held = make(map[string]string, len(keys))
+		for i, key := range keys {
+			k.held[key] = values[i]
+		}
+	}
+	out := make([]string, len(mine))
+	for i, key := range mine {
+		out[i] = k.held[key]
+	}
+	return out, nil
+}
+
+// referralKeys are the idempotency keys of a new referral
+// (gateway.ReferralKey), one per business identifier, in its order; none
+// for another request.
+func referralKeys(caller gateway.Caller, r *Request) []string {
+	if r.Method != "POST" || r.Type != gateway.TypeServiceRequest || r.obj == nil {
+		return nil
+	}
+	ids := conform.IdentifiersOf(r.obj)
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = gateway.ReferralKey(caller, id)
+	}
+	return keys
+}
+
 // resolveRepeat answers a create that an earlier request already made: the
-// same business identifier of a referral from the same client, or an
-// If-None-Exist search that matches. The commit re-checks both atomically.
-func (s *Service) resolveRepeat(ctx context.Context, caller gateway.Caller, r *Request, lookKeys bool) error {
+// same business identifier of a referral from the same client (its first
+// identifier held, when keys.look), or an If-None-Exist search that
+// matches. The commit re-checks both atomically.
+func (s *Service) resolveRepeat(ctx context.Context, caller gateway.Caller, r *Request, keys *repeatKeys) error {
 	if r.Method != "POST" {
 		return nil
 	}
@@ -578,19 +655,20 @@ func (s *Service) resolveRepeat(ctx context.Context, caller gateway.Caller, r *R
 			return gateway.NewError(gateway.KindPreconditionFailed, fhir.IssueDuplicate, "", "If-None-Exist matches more than one %s; make the criteria more selective", r.Type)
 		}
 	}
-	if r.Type == gateway.TypeServiceRequest && lookKeys {
-		for _, id := range conform.IdentifiersOf(r.obj) {
-			holder, err := s.Store.Lookup(ctx, gateway.ReferralKey(caller, id))
-			if err != nil {
+	if !keys.look {
+		return nil
+	}
+	holders, err := keys.holders(ctx, s.Store, caller, r)
+	if err != nil {
+		return err
+	}
+	for _, holder := range holders {
+		if holder != "" {
+			typ, id, _ := strings.Cut(holder, "/")
+			if err := s.resolveTo(ctx, r, typ, id); err != nil {
 				return err
 			}
-			if holder != "" {
-				typ, id, _ := strings.Cut(holder, "/")
-				if err := s.resolveTo(ctx, r, typ, id); err != nil {
-					return err
-				}
-				return repeatDiffers(r, r.existing, "a referral with this business identifier", false, r.messageSubject()...)
-			}
+			return repeatDiffers(r, r.existing, "a referral with this business identifier", false, r.messageSubject()...)
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -364,46 +365,106 @@ func (s *Store) partitionGuard(ctx context.Context, p partition, seen int64) (gu
 // capsLeft is the limit each of a commit's criteria is checked against in
 // partition p, whose script counts only p's matches: a cap (Limit) less
 // the matches every other partition holds, counted just before the commit
-// (one pipelined search.lua run each, for its total only); a conditional
-// create's 0 as it is. over: some cap is reached already. The count is not
-// part of the commit's step: a match stored elsewhere between the two is
-// not counted. What is capped is placed so that this does not matter (a
-// client's subscriptions all go to its one partition, so the others hold
-// only those made before the store spread, and legacy takes no new ones).
+// (count.lua, one run in each other partition, in one pipeline); a
+// conditional create's 0 as it is. over: some cap is reached already. The
+// count is not part of the commit's step: a match stored elsewhere between
+// the two is not counted. What is capped is placed so that this does not
+// matter (a client's subscriptions all go to its one partition, so the
+// others hold only those made before the store spread, and legacy takes no
+// new ones).
+//
+// Caps with the same criteria are counted once and each lowered by the
+// count: a transaction making many Subscriptions carries the client's cap
+// once for each (each with one less room), and one of many referrals for
+// one patient a Consent count for each. Counted one search each, a full
+// transaction cost a hundred searches of every partition before its commit.
 func (s *Store) capsLeft(ctx context.Context, p partition, criteria []gateway.Criteria) (limits []int, over bool, err error) {
 	limits = make([]int, len(criteria))
-	var runs []*searchRun
-	var of []int // the criteria of each run
+	var caps []gateway.Criteria // the distinct criteria capped
+	of := make([]int, len(criteria))
+	at := map[string]int{}
 	for i, cr := range criteria {
-		limits[i] = cr.Limit
+		limits[i], of[i] = cr.Limit, -1
 		if cr.Limit <= 0 || !s.spread {
 			continue
 		}
-		for _, other := range s.partitionsInUse() {
-			if other != p {
-				runs = append(runs, s.searchRun(s.in(other), &gateway.StoreQuery{Type: cr.Type, Groups: cr.Groups}, 0, 0))
-				of = append(of, i)
-			}
+		key := criteriaKey(cr)
+		n, ok := at[key]
+		if !ok {
+			n = len(caps)
+			at[key] = n
+			caps = append(caps, cr)
 		}
+		of[i] = n
 	}
-	if len(runs) == 0 {
+	if len(caps) == 0 {
 		return limits, false, nil
 	}
-	cmds, err := s.searchPipelined(ctx, runs)
+	var keys [][]string
+	var args [][]any
+	for _, other := range s.partitionsInUse() {
+		if other != p {
+			k, a := countRun(s.in(other), caps)
+			keys, args = append(keys, k), append(args, a)
+		}
+	}
+	cmds, err := s.scriptPipelined(ctx, countScript, keys, args)
 	if err != nil {
 		return nil, false, err
 	}
-	for k, cmd := range cmds {
-		reply, err := cmd.Slice()
+	elsewhere := make([]int, len(caps))
+	for _, cmd := range cmds {
+		counts, err := cmd.Int64Slice()
 		if err != nil {
 			return nil, false, classify(err)
 		}
-		n, _ := reply[0].(int64)
-		if limits[of[k]] -= int(n); limits[of[k]] <= 0 {
-			over = true
+		if len(counts) != len(caps) {
+			return nil, false, errCountReply
+		}
+		for n, c := range counts {
+			elsewhere[n] += int(c)
+		}
+	}
+	for i := range criteria {
+		if of[i] >= 0 {
+			if limits[i] -= elsewhere[of[i]]; limits[i] <= 0 {
+				over = true
+			}
 		}
 	}
 	return limits, over, nil
+}
+
+// errCountReply is count.lua answering for another number of criteria
+// than it was given: a script out of step with its caller.
+var errCountReply = errors.New("redisstore: count.lua answered another number of counts than criteria")
+
+// criteriaKey names criteria whatever the order of their groups and of
+// the terms in each (an AND of ORs): the type, then the groups, each
+// sorted, in sorted order.
+func criteriaKey(cr gateway.Criteria) string {
+	groups := make([]string, len(cr.Groups))
+	for i, g := range cr.Groups {
+		g = slices.Clone(g)
+		slices.Sort(g)
+		groups[i] = strings.Join(g, "\x00")
+	}
+	slices.Sort(groups)
+	return cr.Type + "\x01" + strings.Join(groups, "\x01")
+}
+
+// countRun is count.lua's KEYS and ARGV for counting each of criteria in
+// the partition whose keys are k.
+func countRun(k keys, criteria []gateway.Criteria) ([]string, []any) {
+	var kl keyList
+	token := randomToken()
+	args := []any{len(criteria)}
+	for i, cr := range criteria {
+		args = append(args, kl.add(k.all(cr.Type)))
+		groups, temps := groupKeys(k, &kl, cr.Type, cr.Groups, token+"c"+strconv.Itoa(i))
+		args = countedGroups(args, groups, temps)
+	}
+	return kl.keys, args
 }
 
 // unchangedElsewhere checks, for a commit in partition p, the resources

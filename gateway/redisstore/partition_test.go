@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -171,6 +173,61 @@ func TestSpreadStoreRoutesByIDPrefix(t *testing.T) {
 	})
 }
 
+// LookupMany reads several unique keys in one round trip: on a store that
+// spreads, each in every partition, legacy's (claimed before the store
+// spread) found as a numbered partition's; a key not held reads "", and a
+// key named twice is read once and answered twice.
+func TestLookupManyReadsEveryKeyInOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, s *Store, _ redis.UniversalClient) {
+		ctx := context.Background()
+		claim := func(key, id string) {
+			t.Helper()
+			c := &gateway.Commit{Writes: []gateway.Write{write("ServiceRequest", id, 1, 0)},
+				Unique: []gateway.UniqueKey{{Key: key, Value: "ServiceRequest/" + id}}}
+			if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
+				t.Fatalf("claiming %s: %+v %v", key, res, err)
+			}
+		}
+		claim("referral|gp|sys|old", "old")
+		s.SpreadReferrals()
+		claim("referral|gp|sys|7", idPrefix(7)+"a")
+		claim("referral|gp|sys|3", idPrefix(3)+"b")
+		trips := &roundTrips{}
+		s.rdb.AddHook(trips) // the store's own client
+		keys := []string{"referral|gp|sys|7", "referral|gp|sys|none", "referral|gp|sys|old", "referral|gp|sys|7", "referral|gp|sys|3"}
+		got, err := s.LookupMany(ctx, keys)
+		want := []string{"ServiceRequest/" + idPrefix(7) + "a", "", "ServiceRequest/old", "ServiceRequest/" + idPrefix(7) + "a", "ServiceRequest/" + idPrefix(3) + "b"}
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("LookupMany(%v) = %q, %v; want %q", keys, got, err, want)
+		}
+		if n := trips.n.Load(); n != 1 {
+			t.Errorf("LookupMany of %d keys took %d round trips, want 1", len(keys), n)
+		}
+		if got, err := s.LookupMany(ctx, nil); err != nil || len(got) != 0 || trips.n.Load() != 1 {
+			t.Errorf("LookupMany of no key: %q %v, %d round trips in all", got, err, trips.n.Load())
+		}
+	})
+}
+
+// roundTrips counts the calls a client makes: one a command sent alone,
+// one a pipeline, however many commands it holds.
+type roundTrips struct{ n atomic.Int64 }
+
+func (c *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (c *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
 // A store that does not spread (the default, and a single Redis) keeps
 // everything under the plain tag, whatever an id looks like: ids a client
 // chose ("p07-x" for an update-as-create) are stored as before, and the
@@ -317,6 +374,85 @@ func testSpreadStoreCountsCapsInEveryPartition(t *testing.T, s *Store, _ redis.U
 	}
 	if res := commit(idPrefix(9) + "e"); !res.OverLimit {
 		t.Errorf("a fourth in another partition: %+v, want over the limit", res)
+	}
+}
+
+// A spreading store counts a commit's caps in the other partitions once
+// each: identical criteria (the same type and groups, in any order, as a
+// transaction making many Subscriptions carries its client's cap once for
+// each) are counted once and each lowered by the count, and all of them
+// are counted in one script run a partition. Before, a run each criteria
+// and partition: here 62 caps, 992 runs for 16.
+func TestSpreadStoreCountsEachCapOnce(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, s *Store, _ redis.UniversalClient) {
+		ctx := context.Background()
+		subscription := func(id string, terms ...string) {
+			t.Helper()
+			if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{write("Subscription", id, 1, 0, terms...)}}); err != nil || !res.OK() {
+				t.Fatalf("%s: %+v %v", id, res, err)
+			}
+		}
+		subscription("old-a", "client=a", "status=active") // before the store spreads: legacy
+		subscription("old-b", "client=b", "status=active")
+		s.SpreadReferrals()
+		subscription(idPrefix(9)+"a", "client=a", "status=requested")
+		subscription(idPrefix(4)+"a", "client=a", "status=active") // the commit's own partition: its script counts it
+		var criteria []gateway.Criteria
+		var want []int
+		for i := range 30 {
+			criteria = append(criteria,
+				gateway.Criteria{Type: "Subscription", Groups: [][]string{{"status=active", "status=requested"}, {"client=a"}}, Limit: 40 - i},
+				gateway.Criteria{Type: "Subscription", Groups: [][]string{{"client=a"}, {"status=requested", "status=active"}}, Limit: 40 - i})
+			want = append(want, 38-i, 38-i)
+		}
+		criteria = append(criteria,
+			gateway.Criteria{Type: "Subscription", Groups: [][]string{{"client=b"}}, Limit: 3},
+			gateway.Criteria{Type: "Subscription", Groups: [][]string{{"client=b"}, {"status=off"}}, Limit: 1},
+			gateway.Criteria{Type: "Subscription", Groups: [][]string{{"client=a"}}}) // a conditional create's: not a cap
+		want = append(want, 2, 1, 0)
+		if _, _, err := s.capsLeft(ctx, 4, criteria); err != nil { // the scripts loaded
+			t.Fatal(err)
+		}
+		runs := &scriptRuns{}
+		s.rdb.AddHook(runs) // the store's own client
+		limits, over, err := s.capsLeft(ctx, 4, criteria)
+		if err != nil || over || !slices.Equal(limits, want) {
+			t.Errorf("caps left %v, over %v, %v; want %v, not over", limits, over, err, want)
+		}
+		if n := runs.n.Load(); n != partitions {
+			t.Errorf("%d script runs counted the caps in the %d other partitions, want one each", n, partitions)
+		}
+		limits, over, err = s.capsLeft(ctx, 4, []gateway.Criteria{{Type: "Subscription", Groups: [][]string{{"client=a"}}, Limit: 3}, {Type: "Subscription", Groups: [][]string{{"client=a"}}, Limit: 2}})
+		if err != nil || !over || !slices.Equal(limits, []int{1, 0}) {
+			t.Errorf("a cap the other partitions reach: %v, over %v, %v; want [1 0], over", limits, over, err)
+		}
+	})
+}
+
+// scriptRuns counts the scripts a client runs (EVAL, EVALSHA), pipelined
+// or not.
+type scriptRuns struct{ n atomic.Int64 }
+
+func runsScript(cmd redis.Cmder) bool { return cmd.Name() == "evalsha" || cmd.Name() == "eval" }
+
+func (c *scriptRuns) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *scriptRuns) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if runsScript(cmd) {
+			c.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (c *scriptRuns) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			if runsScript(cmd) {
+				c.n.Add(1)
+			}
+		}
+		return next(ctx, cmds)
 	}
 }
 

@@ -57,6 +57,9 @@ var (
 	//go:embed scripts/search.lua
 	searchLua    string
 	searchScript = redis.NewScript(libLua + searchLua) // one page of a search
+	//go:embed scripts/count.lua
+	countLua    string
+	countScript = redis.NewScript(libLua + countLua) // the matches of several criteria (a spreading store's caps)
 	//go:embed scripts/read.lua
 	readLua    string
 	readScript = redis.NewScript(readLua) // resource versions, each read consistently

@@ -70,20 +70,31 @@ func (s *Store) searchEverywhere(ctx context.Context, q *gateway.StoreQuery) ([]
 	return mergePages(runs, q)
 }
 
-// searchPipelined sends the runs in one pipeline. A Redis without the
-// script loaded (restarted) answers NOSCRIPT; the script is then loaded
-// (on every primary) and the runs sent once more: a search writes nothing
-// that outlives it, so running one again is harmless.
+// searchPipelined sends the runs in one pipeline (scriptPipelined).
 func (s *Store) searchPipelined(ctx context.Context, runs []*searchRun) ([]*redis.Cmd, error) {
+	keys, args := make([][]string, len(runs)), make([][]any, len(runs))
+	for i, r := range runs {
+		keys[i], args[i] = r.kl.keys, r.argv()
+	}
+	return s.scriptPipelined(ctx, searchScript, keys, args)
+}
+
+// scriptPipelined runs a script that writes nothing that outlives it
+// (search.lua, count.lua) once per keys[i] and args[i], in one pipeline,
+// which a cluster client splits per primary. A Redis without the script
+// loaded (restarted) answers NOSCRIPT; the script is then loaded (on every
+// primary) and the runs sent once more, which is harmless for such a
+// script.
+func (s *Store) scriptPipelined(ctx context.Context, script *redis.Script, keys [][]string, args [][]any) ([]*redis.Cmd, error) {
 	for attempt := 0; ; attempt++ {
-		cmds := make([]*redis.Cmd, len(runs))
+		cmds := make([]*redis.Cmd, len(keys))
 		pipe := s.rdb.Pipeline()
-		for i, r := range runs {
-			cmds[i] = searchScript.EvalSha(ctx, pipe, r.kl.keys, r.argv()...)
+		for i := range keys {
+			cmds[i] = script.EvalSha(ctx, pipe, keys[i], args[i]...)
 		}
 		_, err := pipe.Exec(ctx)
 		if attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			if err := searchScript.Load(ctx, s.rdb).Err(); err != nil {
+			if err := script.Load(ctx, s.rdb).Err(); err != nil {
 				return nil, classify(err)
 			}
 			continue

@@ -859,10 +859,7 @@ func (s *Store) read(ctx context.Context, refs []string, versions []any, withEnt
 	return out, nil
 }
 
-// Lookup implements gateway.Store. A unique key is claimed in the
-// partition of the referral that claims it; a store that spreads looks in
-// every partition (one pipelined GET each), legacy first, and a repeat
-// finds it where its first commit put it.
+// Lookup implements gateway.Store (LookupMany of one key).
 func (s *Store) Lookup(ctx context.Context, key string) (string, error) {
 	if !s.spread {
 		v, err := s.rdb.Get(ctx, s.keys.unique(key)).Result()
@@ -871,23 +868,58 @@ func (s *Store) Lookup(ctx context.Context, key string) (string, error) {
 		}
 		return v, classify(err)
 	}
+	held, err := s.LookupMany(ctx, []string{key})
+	if err != nil {
+		return "", err
+	}
+	return held[0], nil
+}
+
+// LookupMany implements gateway.Store: one pipeline of GETs. A unique key
+// is claimed in the partition of the referral that claims it; a store
+// that spreads looks for each in every partition (a GET each), legacy
+// first, and a repeat finds it where its first commit put it. A key named
+// twice is read once. The pipeline is as long as the keys a request may
+// carry allow (conform's bounds: a transaction's entries, each with its
+// identifiers), 17 GETs a key on a spreading store: small reads, which a
+// cluster client splits per primary and sends in parallel.
+func (s *Store) LookupMany(ctx context.Context, keys []string) ([]string, error) {
+	out := make([]string, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
 	parts := s.partitionsInUse()
-	cmds := make([]*redis.StringCmd, len(parts))
+	at := make(map[string]int, len(keys)) // each distinct key's first GET
+	var cmds []*redis.StringCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, part := range parts {
-			cmds[i] = p.Get(ctx, s.in(part).unique(key))
+		for _, key := range keys {
+			if _, ok := at[key]; ok {
+				continue
+			}
+			at[key] = len(cmds)
+			for _, part := range parts {
+				cmds = append(cmds, p.Get(ctx, s.in(part).unique(key)))
+			}
 		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return "", classify(err)
+		return nil, classify(err)
 	}
-	for _, c := range cmds {
-		if v := c.Val(); v != "" {
-			return v, nil
+	for _, c := range cmds { // the pipeline reports its first error only, perhaps a miss
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, classify(err)
 		}
 	}
-	return "", nil
+	for i, key := range keys {
+		for _, c := range cmds[at[key] : at[key]+len(parts)] {
+			if v := c.Val(); v != "" {
+				out[i] = v
+				break
+			}
+		}
+	}
+	return out, nil
 }
 
 // commitPartition is the partition a commit's keys are in: that of its
