@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/signpost-health/signpost/gateway"
@@ -26,15 +27,15 @@ func writesReferral(c *gateway.Commit) bool {
 // Consents' versions out of the referral's commit, as if the store's read
 // of them had landed just before the withdrawal. It returns whether the
 // withdrawal was made.
-func (e *env) withdrawBeforeTheReferralCommits(t *testing.T, h *commitHook, id string, patient string, strip bool) func() bool {
+func (e *env) withdrawBeforeTheReferralCommits(t *testing.T, h *commitHook, id, patient string, strip bool) func() bool {
 	withdrawn := strings.Replace(string(consentFor("walking", "inactive")), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1)
 	withdrawn = strings.Replace(withdrawn, `"patient":`+byNHSNumber, `"patient":`+patient, 1)
-	done := false
+	var done atomic.Bool // set on the server's goroutine, read on the test's
 	h.set(func(c *gateway.Commit) bool {
-		if done || !writesReferral(c) {
+		if done.Load() || !writesReferral(c) {
 			return false
 		}
-		done = true
+		done.Store(true)
 		if r := e.put("/Consent/"+id, []byte(withdrawn), as("practice-a")...); r.status != http.StatusOK {
 			t.Errorf("the withdrawal: %d %s", r.status, r.body)
 		}
@@ -43,7 +44,7 @@ func (e *env) withdrawBeforeTheReferralCommits(t *testing.T, h *commitHook, id s
 		}
 		return true
 	})
-	return func() bool { return done }
+	return done.Load
 }
 
 const byNHSNumber = `{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber + `"}}`
