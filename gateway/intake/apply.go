@@ -83,6 +83,9 @@ type plan struct {
 	// partitions is decided again, since the first attempt may have
 	// stopped between its commit and those (recheckAfterCommit).
 	unchangedConsents []*gateway.Resource
+	// decided are the resources already in commit.Unchanged (decidedOn),
+	// by "Type/id".
+	decided map[string]bool
 }
 
 type pendingRequest struct {
