@@ -244,18 +244,26 @@ func (s *Service) recheckReferrals(ctx context.Context, pl *plan) error {
 		consents = append(consents, gateway.Write{Resource: r})
 	}
 	for _, w := range consents {
-		if srRef := referralOf(w.Terms); srRef != "" {
+		// Decided again wherever it is filed, for every referral it can
+		// decide: under its referral (a message's), under its patient (one
+		// a GP system sends on its own; a message's an update filed so
+		// before messageConsentTerms), or both.
+		var c struct {
+			Patient *models.Reference `json:"patient"`
+		}
+		_ = json.Unmarshal(w.Resource.Body, &c)
+		srRef := referralOf(w.Terms)
+		if srRef != "" {
 			holder, err := s.Store.Lookup(ctx, gateway.ReferralTaskKey(strings.TrimPrefix(srRef, gateway.TypeServiceRequest+"/")))
 			if err != nil {
 				return err
 			}
 			add(holder)
-			continue
+			forPatient := gateway.PatientRefTerms("patient", c.Patient, s.Base)
+			if !slices.ContainsFunc(forPatient, func(t string) bool { return slices.Contains(w.Terms, t) }) {
+				continue
+			}
 		}
-		var c struct {
-			Patient *models.Reference `json:"patient"`
-		}
-		_ = json.Unmarshal(w.Resource.Body, &c)
 		subject := gateway.PatientRefTerms("subject", c.Patient, s.Base)
 		if len(subject) == 0 {
 			continue
@@ -582,7 +590,8 @@ func (pl *plan) write(typ, id string) *gateway.Write {
 // or PUT /fhir/Consent, or a transaction entry) and plans its write: held
 // for the patient it names, found by the referrals for that patient. A PUT
 // of a Consent that came with a referral message keeps it filed under that
-// referral, so a GP system can withdraw it.
+// referral, about which it is (messageConsentTerms), so a GP system can
+// withdraw it there and nothing else is sent on it.
 func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*gateway.Outcome, error) {
 	var p gateway.Problems
 	status, _ := r.obj.String("status")
@@ -608,7 +617,8 @@ func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*g
 		return nil, err
 	}
 	version, expect, fromIfMatch := 1, 0, false
-	referral := ""
+	var referral string
+	var terms []string
 	if r.Method == "PUT" {
 		cur, exp, err := s.current(ctx, pl, r)
 		if err != nil {
@@ -622,13 +632,50 @@ func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*g
 		if referral, err = s.Store.Lookup(ctx, gateway.SupportingKey(cur.Ref())); err != nil {
 			return nil, err
 		}
+		if referral != "" {
+			if terms, err = s.messageConsentTerms(ctx, cur, referral, r.obj.Bytes()); err != nil {
+				return nil, err
+			}
+		}
 	}
-	terms := gateway.ConsentTerms(status, c.Patient, s.Base)
-	if referral != "" {
-		terms = append(terms, gateway.ReferralTerm(referral))
+	if referral == "" {
+		terms = gateway.ConsentTerms(status, c.Patient, s.Base)
 	}
 	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.now))
 	return pl.addWrite(r, body, version, expect, fromIfMatch, terms, p.Warnings), nil
+}
+
+// messageConsentTerms index a new version of a Consent that came with a
+// referral message (referral: its ServiceRequest), whether a GP system
+// sends it (PUT) or an update message does: under that referral, about
+// which it is. Filed under its patient too, a Consent would count for the
+// patient's other referrals, whose sending would then rest on a Consent
+// updated and withdrawn as that referral's. A PUT before this rule filed
+// it so: one still filed under its patient (cur, as stored) stays so, so
+// that its withdrawal decides again for the referrals that may have gone
+// out on it (recheckReferrals decides wherever a Consent is filed). One
+// search, bounded by what one referral holds.
+func (s *Service) messageConsentTerms(ctx context.Context, cur *gateway.Resource, referral string, body []byte) ([]string, error) {
+	terms := []string{gateway.ReferralTerm(referral)}
+	var stored struct {
+		Patient *models.Reference `json:"patient"`
+	}
+	_ = json.Unmarshal(cur.Body, &stored)
+	patientTerms := gateway.PatientRefTerms("patient", stored.Patient, s.Base)
+	if len(patientTerms) == 0 {
+		return terms, nil
+	}
+	groups := [][]string{terms, {gateway.ClientTerm(cur.Owner)}, patientTerms}
+	ids, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: TypeConsent, Groups: groups, Count: gateway.MaxSupporting})
+	if err != nil || !slices.Contains(ids, cur.ID) {
+		return terms, err
+	}
+	var next struct {
+		Status  string            `json:"status"`
+		Patient *models.Reference `json:"patient"`
+	}
+	_ = json.Unmarshal(body, &next)
+	return append(terms, gateway.ConsentTerms(next.Status, next.Patient, s.Base)...), nil
 }
 
 // planWithdrawal is a referrer's cancellation citing withdrawn consent: the

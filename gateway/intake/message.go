@@ -441,8 +441,16 @@ func (s *Service) planSupporting(ctx context.Context, pl *plan, r *Request) (*ga
 			return nil, reused
 		}
 	}
+	terms := []string{gateway.ReferralTerm(referral)}
+	if r.Type == TypeConsent && r.current != nil {
+		// Its update is indexed as a GP system's PUT of it would be.
+		var err error
+		if terms, err = s.messageConsentTerms(ctx, r.current, referral, r.obj.Bytes()); err != nil {
+			return nil, err
+		}
+	}
 	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.now))
-	out := pl.addWrite(r, body, version, expect, false, []string{gateway.ReferralTerm(referral)}, p.Warnings)
+	out := pl.addWrite(r, body, version, expect, false, terms, p.Warnings)
 	if version == 1 {
 		pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.SupportingKey(out.Resource.Ref()), Value: referral})
 		if s.Spreads() {
