@@ -191,13 +191,28 @@ func TestBaRSMessageReadsItsKeysInOneRoundTrip(t *testing.T) {
 			messageKeys := newKeyReads("message|", "message-request|")
 			targetKeys := newKeyReads("referral|", "message-focus|")
 			filedKeys := newKeyReads("supporting|")
-			for _, h := range []redis.Hook{entryKeys, messageKeys, targetKeys, filedKeys} {
+			repeatKeys := newKeyReads("message|", "message-request|", "message-focus|")
+			for _, h := range []redis.Hook{entryKeys, messageKeys, targetKeys, filedKeys, repeatKeys} {
 				e.rdb.AddHook(h)
 			}
 			a := as("practice-a")
 			var srID string
 			if n := entryKeys.during(func() { srID, _ = barsReferral(t, e) }); n != c.entries {
 				t.Errorf("the new message read its entries' keys in %d round trips, want %d", n, c.entries)
+			}
+			// The same referral in another message (its ServiceRequest's
+			// fullUrl), under a new X-Request-Id: its commit finds the
+			// fullUrl's key held, and the second attempt reads the
+			// message's keys.
+			again := barsMutant(t, func(b map[string]any, _ []any) { b["id"] = "8d4e5f6a-7b8c-4d9e-8f0a-1b2c3d4e5f6a" })
+			var answer *response
+			if n := repeatKeys.during(func() {
+				answer = e.post("/$process-message", again, with(a, "X-Request-Id", "77777777-7777-4777-8777-777777777777")...)
+			}); n != 1 {
+				t.Errorf("the message sent again read its X-Request-Id, message id and fullUrl keys in %d round trips, want 1", n)
+			}
+			if _, sr, _ := readBaRSAnswer(t, answer.must(t, http.StatusOK)); sr["id"] != srID {
+				t.Errorf("the message sent again answered ServiceRequest %v, want %s", sr["id"], srID)
 			}
 			// An update naming its referral by two identifiers the referral
 			// does not have yet, and by its entry's fullUrl.
