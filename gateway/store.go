@@ -108,6 +108,20 @@ type Commit struct {
 	// criteria were expanded with: a commit made after a new system was
 	// registered is refused (SystemsChanged) and planned again.
 	SystemsSeen *int64
+	// Unchanged are the resources the change was decided on without
+	// writing them (the Consents a referral's delivery rests on), each at
+	// the version read: a commit made after one of them changed is
+	// refused (ReadChanged) and planned again, so that nothing is decided
+	// on a version no longer current.
+	Unchanged []ReadVersion
+}
+
+// ReadVersion is one version of a resource a change was decided on
+// (Commit.Unchanged). ID is the store's id: a Patient's is its PatientKey,
+// which the domain's reads do not give back (only Consents are named so).
+type ReadVersion struct {
+	Type, ID string
+	Version  int
 }
 
 // QueuedJob is one job read from a queue.
@@ -231,11 +245,14 @@ type CommitResult struct {
 	SystemsChanged bool
 	// OverLimit is set when a capping criteria matched its Limit or more.
 	OverLimit bool
+	// ReadChanged is set when a resource of Commit.Unchanged is no longer
+	// at the version read (or no longer held).
+	ReadChanged bool
 }
 
 // OK reports whether the commit was applied.
 func (r *CommitResult) OK() bool {
-	return r.Held == nil && r.Matched == nil && r.Stale == nil && !r.Lost && !r.SystemsChanged && !r.OverLimit
+	return r.Held == nil && r.Matched == nil && r.Stale == nil && !r.Lost && !r.SystemsChanged && !r.OverLimit && !r.ReadChanged
 }
 
 // UniqueHit names the unique key already held and its holder.

@@ -75,6 +75,57 @@ type options struct {
 	// unspread: it does not, even when the run forces spreading
 	// (redistest.EnvSpread), for the tests whose subject is such a store.
 	spread, unspread bool
+	// hook, when set, runs between a change's planning and its commit
+	// (hookedStore).
+	hook *commitHook
+}
+
+// withCommitHook makes the use cases commit through h, so that a test can
+// land a request between another's planning and its commit, where only a
+// race would put it otherwise.
+func withCommitHook(h *commitHook) func(*options) {
+	return func(o *options) { o.hook = h }
+}
+
+// commitHook holds a test's step to run just before a commit reaches the
+// store. The step says whether it was for that commit: once it was, it is
+// dropped, so the commits it makes itself and those after go as usual.
+type commitHook struct {
+	mu     sync.Mutex
+	before func(c *gateway.Commit) bool
+}
+
+// set arms the hook with step.
+func (h *commitHook) set(step func(c *gateway.Commit) bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.before = step
+}
+
+// fire runs the armed step on c, without the lock: the step may send
+// requests whose commits come back through the hook.
+func (h *commitHook) fire(c *gateway.Commit) {
+	h.mu.Lock()
+	step := h.before
+	h.mu.Unlock()
+	if step == nil || !step(c) {
+		return
+	}
+	h.mu.Lock()
+	h.before = nil
+	h.mu.Unlock()
+}
+
+// hookedStore is the store with a commitHook before each commit; all else
+// (the Placer, the queues) is the store's own.
+type hookedStore struct {
+	*redisstore.Store
+	hook *commitHook
+}
+
+func (s hookedStore) Commit(ctx context.Context, c *gateway.Commit) (*gateway.CommitResult, error) {
+	s.hook.fire(c)
+	return s.Store.Commit(ctx, c)
 }
 
 // onOneRedis and onCluster choose what a test's Signpost runs on: one
@@ -201,8 +252,12 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 			t.Fatal(err)
 		}
 	}
+	var core gateway.Store = store
+	if o.hook != nil {
+		core = hookedStore{Store: store, hook: o.hook}
+	}
 	svc := usecases.New(gateway.Options{
-		Store:               store,
+		Store:               core,
 		Codes:               o.codes,
 		Providers:           o.providers,
 		TriageUnmapped:      o.triage,

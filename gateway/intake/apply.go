@@ -86,6 +86,9 @@ type plan struct {
 	// lookups are the unique keys its entries look up as they are
 	// planned, read in one round trip (plannedLookups).
 	lookups *lookAhead
+	// decided are the resources already in commit.Unchanged (decidedOn),
+	// by "Type/id".
+	decided map[string]bool
 }
 
 type pendingRequest struct {

@@ -49,7 +49,7 @@ func (s *Service) planConsent(ctx context.Context, pl *plan) error {
 		if sr == nil {
 			continue
 		}
-		decision, err := s.consentFor(ctx, pl, nr.rt.Provider, sr.Resource, nr.taskID)
+		decision, elsewhere, err := s.consentFor(ctx, pl, nr.rt.Provider, sr.Resource, nr.taskID)
 		if err != nil {
 			return err
 		}
@@ -62,6 +62,12 @@ func (s *Service) planConsent(ctx context.Context, pl *plan) error {
 				// either. Deciding again after this commit closes the gap.
 				pl.recheckAfter = append(pl.recheckAfter, nr.taskID)
 			}
+		} else if elsewhere {
+			// Sent on a Consent another partition holds, whose version
+			// the store reads just before this commit, not in its step:
+			// one withdrawn in between, whose own check after its commit
+			// ran before this commit, is found by deciding again after it.
+			pl.recheckAfter = append(pl.recheckAfter, nr.taskID)
 		}
 	}
 	return s.recheckReferrals(ctx, pl)
@@ -69,15 +75,19 @@ func (s *Service) planConsent(ctx context.Context, pl *plan) error {
 
 // consentFor decides whether a referral may go to p: its Consents (those
 // that came with it, those its GP system holds for the patient, with this
-// plan's versions of either) and the referrer's attestation.
-func (s *Service) consentFor(ctx context.Context, pl *plan, p *gateway.Provider, sr *gateway.Resource, taskID string) (gateway.ConsentDecision, error) {
+// plan's versions of either) and the referrer's attestation. The plan's
+// commit is refused if a stored Consent it read changes before it
+// (plan.decidedOn); elsewhere: one of them is held in another partition
+// than the plan's, where the commit's step cannot read it (a spreading
+// store).
+func (s *Service) consentFor(ctx context.Context, pl *plan, p *gateway.Provider, sr *gateway.Resource, taskID string) (decision gateway.ConsentDecision, elsewhere bool, err error) {
 	if p.Consent == gateway.ConsentNotRequired {
-		return gateway.ConsentPermits, nil
+		return gateway.ConsentPermits, false, nil
 	}
 	if p.Consent == gateway.ConsentUnset && taskID != "" && !pl.writesConsent() && !bytes.Contains(sr.Body, []byte(`"orderDetail"`)) {
 		// Nothing checked and nothing that could refuse: the common case
 		// of a deployment without a policy costs no decoding at all.
-		return gateway.ConsentPermits, nil
+		return gateway.ConsentPermits, false, nil
 	}
 	srRef := sr.Ref()
 	subject := subjectOf(sr.Body)
@@ -98,29 +108,31 @@ func (s *Service) consentFor(ctx context.Context, pl *plan, p *gateway.Provider,
 	// A deployment that checks nothing reads nothing more for a new
 	// referral: only a refusal in the referral itself holds it.
 	if p.Consent != gateway.ConsentUnset || taskID == "" {
-		stored, err := s.storedConsents(ctx, pl, srRef, sr.Owner, patientTerms, planned)
+		stored, held, err := s.storedConsents(ctx, pl, srRef, sr.Owner, patientTerms, planned)
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		records = append(records, stored...)
+		elsewhere = s.Spreads() && slices.ContainsFunc(held, func(r *gateway.Resource) bool { return s.PlaceOf(r.ID) != pl.place })
 	}
-	return gateway.DecideConsent(p.Consent, p, records, gateway.Attestation(s.ConsentCodes, sr.Body)), nil
+	return gateway.DecideConsent(p.Consent, p, records, gateway.Attestation(s.ConsentCodes, sr.Body)), elsewhere, nil
 }
 
 // storedConsents reads the Consents held for a referral: those that came
 // with it, and those its GP system holds for the patient (not those the
-// plan writes anew).
-func (s *Service) storedConsents(ctx context.Context, pl *plan, srRef, client string, patientTerms []string, planned map[string]bool) ([]*gateway.ConsentRecord, error) {
+// plan writes anew), as records, and the resources read, each of which
+// the plan's commit now expects unchanged (plan.decidedOn).
+func (s *Service) storedConsents(ctx context.Context, pl *plan, srRef, client string, patientTerms []string, planned map[string]bool) ([]*gateway.ConsentRecord, []*gateway.Resource, error) {
 	withReferral, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: TypeConsent, Groups: [][]string{{gateway.ReferralTerm(srRef)}}, Count: maxConsentReads})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var forPatient []string
 	if len(patientTerms) > 0 {
 		groups := [][]string{{gateway.ClientTerm(client)}, patientTerms}
 		var total int
 		if forPatient, total, err = s.Store.Search(ctx, &gateway.StoreQuery{Type: TypeConsent, Groups: groups, Count: maxConsentReads}); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		pl.consentsSeen(groups, total)
 	}
@@ -131,14 +143,18 @@ func (s *Service) storedConsents(ctx context.Context, pl *plan, srRef, client st
 		}
 	}
 	if len(refs) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	held, err := s.Store.ReadMany(ctx, refs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]*gateway.ConsentRecord, 0, len(held))
 	for _, r := range held {
+		// Whatever it decides, it was read: a withdrawal (or a consent)
+		// stored since must send the plan round again, not be overtaken
+		// by a commit queuing or holding the referral on this version.
+		pl.decidedOn(r)
 		came := slices.Contains(withReferral, r.ID)
 		sameSubject := s.forSamePatient(r.Body, patientTerms)
 		if came && !sameSubject && !slices.Contains(forPatient, r.ID) {
@@ -146,7 +162,7 @@ func (s *Service) storedConsents(ctx context.Context, pl *plan, srRef, client st
 		}
 		out = append(out, gateway.ReadConsent(r, came && sameSubject, pl.now, s.Base))
 	}
-	return out, nil
+	return out, held, nil
 }
 
 // forSamePatient reports whether a Consent's patient is the referral's
@@ -388,13 +404,19 @@ func (s *Service) recheck(ctx context.Context, pl *plan, taskID string) error {
 	} else if sr, err = s.Store.Read(ctx, gateway.TypeServiceRequest, srID); err != nil {
 		return err
 	}
-	decision, err := s.consentFor(ctx, pl, p, sr, "")
+	decision, elsewhere, err := s.consentFor(ctx, pl, p, sr, "")
 	if err != nil {
 		return err
 	}
 	withheld := gateway.Withheld(task.Body)
 	switch {
 	case withheld && view.Status == gateway.TaskOnHold && view.StatusReasonCode != gateway.ReasonConsentWithdrawn && decision == gateway.ConsentPermits:
+		if elsewhere && !slices.Contains(pl.recheckAfter, taskID) {
+			// Released on a Consent another partition holds: decided
+			// again after the commit, as a new referral sent on one is
+			// (planConsent).
+			pl.recheckAfter = append(pl.recheckAfter, taskID)
+		}
 		return s.release(ctx, pl, task, view, sr, p)
 	case !withheld && (decision == gateway.ConsentWithdrawnByPatient || decision == gateway.ConsentRefusedByPatient):
 		return s.withdraw(ctx, pl, task, view, sr, p, "the patient withdrew consent to share their details with "+p.DisplayName()+
@@ -516,6 +538,23 @@ func categoryOf(body []byte) string {
 		}
 	}
 	return ""
+}
+
+// decidedOn makes the commit depend on the version of a stored resource a
+// consent decision read (Commit.Unchanged): a Consent withdrawn between
+// the plan's read and the commit refuses the commit, which is planned
+// again and decides on the withdrawal. Counting the patient's Consents
+// (consentsSeen) finds one added, not one changed.
+func (pl *plan) decidedOn(r *gateway.Resource) {
+	ref := r.Ref()
+	if pl.decided[ref] {
+		return // read for another referral of the same patient
+	}
+	if pl.decided == nil {
+		pl.decided = map[string]bool{}
+	}
+	pl.decided[ref] = true
+	pl.commit.Unchanged = append(pl.commit.Unchanged, gateway.ReadVersion{Type: r.Type, ID: r.ID, Version: r.Version})
 }
 
 // consentsSeen is seen for the Consents held for a patient.

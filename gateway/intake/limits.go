@@ -6,8 +6,9 @@ import (
 	"github.com/signpost-health/signpost/gateway/conform"
 )
 
-// checkRequestBounds checks a whole request's commit: its token systems
-// and the index entries it writes and searches, all entries together.
+// checkRequestBounds checks a whole request's commit: its token systems,
+// the index entries it writes and searches and the resources whose
+// versions it checks, all entries together.
 func (pl *plan) checkRequestBounds() error {
 	terms := 0
 	for _, w := range pl.commit.Writes {
@@ -23,6 +24,11 @@ func (pl *plan) checkRequestBounds() error {
 			"the request would write and search %d index entries; expected at most %d: send it as several transactions",
 			terms, conform.MaxIndexTermsPerRequest)
 	}
+	if n := len(pl.commit.Unchanged); n > maxDecidedOn {
+		return gateway.NewError(gateway.KindTooLarge, fhir.IssueTooCostly, "Bundle.entry",
+			"the consent decisions of the request read %d stored Consents; expected at most %d: send it as several transactions",
+			n, maxDecidedOn)
+	}
 	if n := len(gateway.TokenSystems(pl.commit.Writes)); n > conform.MaxTokenSystemsPerRequest {
 		return gateway.NewError(gateway.KindTooLarge, fhir.IssueTooCostly, "Bundle.entry",
 			"the identifiers and codings of the request name %d distinct systems; expected at most %d: send it as several transactions",
@@ -30,3 +36,9 @@ func (pl *plan) checkRequestBounds() error {
 	}
 	return nil
 }
+
+// maxDecidedOn bounds the stored resources one commit checks are unchanged
+// (Commit.Unchanged, one read each in its script): every Consent a
+// request's consent decisions read, at most 2 × maxConsentReads for one
+// referral's patient.
+const maxDecidedOn = conform.MaxIndexTermsPerRequest

@@ -467,6 +467,46 @@ func countRun(k keys, criteria []gateway.Criteria) ([]string, []any) {
 	return kl.keys, args
 }
 
+// unchangedElsewhere checks, for a commit in partition p, the resources
+// it was decided on that another partition holds (a Consent placed by its
+// own Patient, a referral by its identifier), which p's script cannot
+// read: each is read just before the commit (one pipelined HGET each) and
+// moved is set if one is no longer at its version. It returns those p
+// holds, which the script checks in the commit's own step. The read
+// elsewhere is not part of that step: a change landing between it and the
+// script is not seen by it (see gateway/intake's recheckAfterCommit, which
+// decides such a referral again after its commit). A store that does not
+// spread holds everything in one partition and reads nothing here.
+func (s *Store) unchangedElsewhere(ctx context.Context, p partition, reads []gateway.ReadVersion) (here []gateway.ReadVersion, moved bool, err error) {
+	var elsewhere []gateway.ReadVersion
+	for _, r := range reads {
+		if s.partitionOf(r.ID) == p {
+			here = append(here, r)
+		} else {
+			elsewhere = append(elsewhere, r)
+		}
+	}
+	if len(elsewhere) == 0 {
+		return here, false, nil
+	}
+	cmds := make([]*redis.StringCmd, len(elsewhere))
+	_, err = s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, r := range elsewhere {
+			cmds[i] = pipe.HGet(ctx, s.in(s.partitionOf(r.ID)).resource(r.Type, r.ID), "v")
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, false, classify(err)
+	}
+	for i, cmd := range cmds {
+		if v, _ := strconv.Atoi(cmd.Val()); v != elsewhere[i].Version {
+			return nil, true, nil
+		}
+	}
+	return here, false, nil
+}
+
 // registerShared registers the token systems of a commit in a numbered
 // partition in the registry every partition shares (legacy's, the one a
 // store that does not spread has), with register.lua, before the commit:

@@ -557,3 +557,84 @@ func testSpreadStorePlacesPatientsByTheirKey(t *testing.T, s *Store, rdb redis.U
 		t.Errorf("histories: %v (%v), want 2 versions and 1", h, err)
 	}
 }
+
+// A commit names the resources it was decided on without writing them
+// (Commit.Unchanged: the Consents a referral's delivery rests on), each at
+// the version read: one changed since (or made, or no longer held) refuses
+// the commit (ReadChanged), which writes nothing and queues nothing. On a
+// store that does not spread, and on one that does with the resource in
+// the commit's partition (checked in its script) or in another (read just
+// before it).
+func TestCommitRefusedWhenWhatItWasDecidedOnChanged(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, testCommitRefusedWhenWhatItWasDecidedOnChanged)
+}
+
+func testCommitRefusedWhenWhatItWasDecidedOnChanged(t *testing.T, s *Store, rdb redis.UniversalClient) {
+	ctx := context.Background()
+	// Made before the store spread: kept in legacy.
+	if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{write("Consent", "old-c", 1, 0, "status=active")}}); err != nil || !res.OK() {
+		t.Fatalf("the Consent made before spreading: %+v %v", res, err)
+	}
+	for _, run := range []struct {
+		name              string
+		spread            bool
+		consent, referral string
+	}{
+		{"one partition", false, "c", "t"},
+		{"spread, beside", true, idPrefix(5) + "c", idPrefix(5) + "beside-t"},
+		{"spread, apart", true, idPrefix(9) + "c", idPrefix(5) + "apart-t"},
+		{"spread, in legacy", true, "old-c", idPrefix(5) + "legacy-t"},
+	} {
+		if run.spread {
+			s.SpreadReferrals()
+		}
+		commit := func(c *gateway.Commit) *gateway.CommitResult {
+			t.Helper()
+			res, err := s.Commit(ctx, c)
+			if err != nil {
+				t.Fatalf("%s: %v", run.name, err)
+			}
+			return res
+		}
+		if run.consent != "old-c" {
+			if res := commit(&gateway.Commit{Writes: []gateway.Write{write("Consent", run.consent, 1, 0, "status=active")}}); !res.OK() {
+				t.Fatalf("%s: the Consent: %+v", run.name, res)
+			}
+		}
+		referral := func(n int, read gateway.ReadVersion) *gateway.CommitResult {
+			id := run.referral + strconv.Itoa(n)
+			return commit(&gateway.Commit{Writes: []gateway.Write{write("Task", id, 1, 0, "status=requested")},
+				Jobs:      []gateway.Job{{Queue: gateway.QueueDelivery, Fields: []string{"task", id}}},
+				Unchanged: []gateway.ReadVersion{read}})
+		}
+		queue := s.in(s.partitionOf(run.referral)).queue(gateway.QueueDelivery)
+		if res := referral(1, gateway.ReadVersion{Type: "Consent", ID: run.consent, Version: 1}); !res.OK() {
+			t.Errorf("%s: decided on the current version: %+v", run.name, res)
+		}
+		if res := commit(&gateway.Commit{Writes: []gateway.Write{write("Consent", run.consent, 2, 1, "status=inactive")}}); !res.OK() {
+			t.Fatalf("%s: the withdrawal: %+v", run.name, res)
+		}
+		before := rdb.XLen(ctx, queue).Val()
+		if res := referral(2, gateway.ReadVersion{Type: "Consent", ID: run.consent, Version: 1}); !res.ReadChanged || res.OK() {
+			t.Errorf("%s: decided on a version withdrawn since: %+v, want ReadChanged", run.name, res)
+		}
+		if res := referral(3, gateway.ReadVersion{Type: "Consent", ID: run.consent + "-none", Version: 1}); !res.ReadChanged {
+			t.Errorf("%s: decided on a resource no longer held: %+v, want ReadChanged", run.name, res)
+		}
+		if res := referral(4, gateway.ReadVersion{Type: "Consent", ID: run.consent, Version: 0}); !res.ReadChanged {
+			t.Errorf("%s: decided on a resource's absence, made since: %+v, want ReadChanged", run.name, res)
+		}
+		if n := rdb.XLen(ctx, queue).Val(); n != before {
+			t.Errorf("%s: %d jobs queued by refused commits", run.name, n-before)
+		}
+		for n := 2; n <= 4; n++ {
+			if existing(rdb, s.in(s.partitionOf(run.referral)).resource("Task", run.referral+strconv.Itoa(n))) != 0 {
+				t.Errorf("%s: referral %d written by a refused commit", run.name, n)
+			}
+		}
+		if res := referral(5, gateway.ReadVersion{Type: "Consent", ID: run.consent + "-none", Version: 0}); !res.OK() {
+			t.Errorf("%s: decided on a resource's absence, still absent: %+v", run.name, res)
+		}
+	}
+}

@@ -370,6 +370,16 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 	for _, f := range refused {
 		args = append(args, f)
 	}
+	// Last before the script: what another partition holds is read as
+	// close to the commit as this process can.
+	unchanged, moved, err := s.unchangedElsewhere(ctx, part, c.Unchanged)
+	if err != nil || moved {
+		return &gateway.CommitResult{ReadChanged: moved}, err
+	}
+	args = append(args, len(unchanged))
+	for _, r := range unchanged {
+		args = append(args, kl.add(k.resource(r.Type, r.ID)), r.Version)
+	}
 	reply, err := s.runCommit(ctx, kl.keys, args)
 	if err != nil {
 		return nil, classify(err)
@@ -391,6 +401,8 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 		res.SystemsChanged = true
 	case "limit":
 		res.OverLimit = true
+	case "read":
+		res.ReadChanged = true
 	case "changed":
 		return nil, errChanged
 	default:

@@ -57,11 +57,16 @@
 --                              refused (register.lua: over the cap counted
 --                              across partitions): indexed bare like a
 --                              system over the cap, and not registered
+--   nR, {key, version}*nR      resources the change was decided on without
+--                              writing them (a Consent a referral's delivery
+--                              rests on): abort unless each is still at
+--                              that version (0: not held)
 --
 -- Every loop below runs over what the arguments list (writes, terms,
--- systems, keys, criteria), which the gateway bounds per request; none runs
--- over what Redis holds beyond that bound, so a client cannot make one
--- commit hold Redis's one thread for longer than Signpost's limits allow.
+-- systems, keys, criteria, reads), which the gateway bounds per request;
+-- none runs over what Redis holds beyond that bound, so a client cannot
+-- make one commit hold Redis's one thread for longer than Signpost's
+-- limits allow.
 --
 -- Returns one of
 --   {'ok'}                         applied now
@@ -74,6 +79,7 @@
 --   {'matched', id1 [, id2]}       a conditional create found these
 --   {'stale', i, current}          write i (0-based) expected another version
 --   {'limit', i}                   capping criteria i (0-based) matches its limit or more
+--   {'read', i, current}           resource read i (0-based) is no longer at its version
 --   {'lost'}                       the job is no longer the caller's to finish
 --   {'systems'}                    the registry's generation is not the guard
 --   {'changed'}                    a resource's index entries are not those
@@ -128,6 +134,8 @@ local nS = tonumber(a[p + 1])
 local firstSystem = p + 2
 local nO = tonumber(a[firstSystem + nS])
 local firstRefused = firstSystem + nS + 1
+local nR = tonumber(a[firstRefused + nO])
+local firstRead = firstRefused + nO + 1
 
 -- 0. A commit re-sent after its reply was lost (go-redis re-sends on a
 -- broken connection) finds its token on its first write: it was applied.
@@ -184,6 +192,14 @@ for i, w in ipairs(writes) do
   if cur ~= 0 and (redis.call('HGET', w[1], 'x') or '') ~= table.concat(KEYS, '\n', w[12], w[12] + w[13] - 1) then
     return {'changed'}
   end
+end
+-- What the change was decided on is still what it read: a Consent
+-- withdrawn since a referral's plan read it stops the referral's delivery
+-- here, in the same step, rather than after it is queued.
+for i = 1, nR do
+  local at = firstRead + 2 * (i - 1)
+  local cur = tonumber(redis.call('HGET', KEYS[tonumber(a[at])], 'v') or '0')
+  if cur ~= tonumber(a[at + 1]) then return {'read', i - 1, cur} end
 end
 
 -- 2. The token systems. One read in the usual case, where every system is
