@@ -319,34 +319,44 @@ func (r *Request) messageSubject() []string {
 
 // resolveMessageKeys answers a message whose request id was used before
 // (409 duplicate: BaRS senders do not retry it) and resolves a message
-// received before to the referral it made.
+// received before to the referral it made. The keys it may need are read
+// in one round trip (Store.LookupMany), each answered in that order.
 func (s *Service) resolveMessageKeys(ctx context.Context, caller gateway.Caller, r *Request) error {
 	m := r.message.referral
+	var keys []string
 	if m.RequestID != "" {
-		holder, err := s.Store.Lookup(ctx, gateway.MessageRequestKey(caller, m.RequestID))
-		if err != nil {
-			return err
-		}
-		if holder != "" {
-			return gateway.NewError(gateway.KindDuplicate, fhir.IssueDuplicate, "",
-				"this X-Request-Id was used by an earlier request, which was processed; a new request needs a new X-Request-Id")
+		keys = append(keys, gateway.MessageRequestKey(caller, m.RequestID))
+	}
+	if r.existing == nil { // else its business identifier named a referral already
+		keys = append(keys, gateway.MessageKey(caller, m.MessageID))
+		if r.Method == "POST" {
+			keys = append(keys, gateway.MessageFocusKey(caller, r.FullURL))
 		}
 	}
-	if r.existing != nil {
-		return nil // its business identifier named a referral already
+	if len(keys) == 0 {
+		return nil
 	}
-	what := "the referral of the message with this id"
-	holder, err := s.Store.Lookup(ctx, gateway.MessageKey(caller, m.MessageID))
+	holders, err := s.Store.LookupMany(ctx, keys)
 	if err != nil {
 		return err
 	}
+	if m.RequestID != "" {
+		if holders[0] != "" {
+			return gateway.NewError(gateway.KindDuplicate, fhir.IssueDuplicate, "",
+				"this X-Request-Id was used by an earlier request, which was processed; a new request needs a new X-Request-Id")
+		}
+		holders = holders[1:]
+	}
+	if r.existing != nil {
+		return nil
+	}
+	what := "the referral of the message with this id"
+	holder := holders[0]
 	if holder == "" && r.Method == "POST" {
 		// The same ServiceRequest (its entry's fullUrl) in another new
 		// message is the referral it made, as the same business identifier is.
 		what = "the referral of the message's ServiceRequest (its entry's fullUrl)"
-		if holder, err = s.Store.Lookup(ctx, gateway.MessageFocusKey(caller, r.FullURL)); err != nil {
-			return err
-		}
+		holder = holders[1]
 	}
 	if holder == "" {
 		return nil
@@ -402,7 +412,7 @@ func (s *Service) planSupporting(ctx context.Context, pl *plan, r *Request) (*ga
 		"this entry's fullUrl names a %s that came with another referral of this sender; an entry's fullUrl is the identity of its resource, so a new resource needs a new fullUrl; nothing was changed", r.Type)
 	version, expect := 1, 0
 	if cur := r.current; cur != nil {
-		held, err := s.Store.Lookup(ctx, gateway.SupportingKey(cur.Ref()))
+		held, err := pl.lookups.lookup(ctx, s.Store, gateway.SupportingKey(cur.Ref()))
 		if err != nil {
 			return nil, err
 		}
@@ -416,7 +426,7 @@ func (s *Service) planSupporting(ctx context.Context, pl *plan, r *Request) (*ga
 	} else if s.Spreads() {
 		// Another referral's entry of this fullUrl is in that referral's
 		// partition, under an id this one does not derive.
-		held, err := s.Store.Lookup(ctx, gateway.MessageEntryKey(pl.caller, r.FullURL))
+		held, err := pl.lookups.lookup(ctx, s.Store, gateway.MessageEntryKey(pl.caller, r.FullURL))
 		if err != nil {
 			return nil, err
 		}
