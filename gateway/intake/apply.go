@@ -83,6 +83,9 @@ type plan struct {
 	// partitions is decided again, since the first attempt may have
 	// stopped between its commit and those (recheckAfterCommit).
 	unchangedConsents []*gateway.Resource
+	// lookups are the unique keys its entries look up as they are
+	// planned, read in one round trip (plannedLookups).
+	lookups *lookAhead
 	// decided are the resources already in commit.Unchanged (decidedOn),
 	// by "Type/id".
 	decided map[string]bool
@@ -372,6 +375,7 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 			return nil, r.locate(err)
 		}
 	}
+	pl.lookups = s.plannedLookups(caller, reqs)
 	// A Task entry for a ServiceRequest of the same transaction is that
 	// referral's Task: no second one is made for it.
 	for _, r := range reqs {

@@ -243,6 +243,18 @@ func (s *Service) recheckReferrals(ctx context.Context, pl *plan) error {
 	for _, r := range pl.unchangedConsents {
 		consents = append(consents, gateway.Write{Resource: r})
 	}
+	// The referral Tasks of those filed under a referral, read in one
+	// round trip, not one a Consent.
+	var taskKeys []string
+	for _, w := range consents {
+		if srRef := referralOf(w.Terms); srRef != "" {
+			taskKeys = append(taskKeys, gateway.ReferralTaskKey(strings.TrimPrefix(srRef, gateway.TypeServiceRequest+"/")))
+		}
+	}
+	tasks, err := s.Store.LookupMany(ctx, taskKeys)
+	if err != nil {
+		return err
+	}
 	for _, w := range consents {
 		// Decided again wherever it is filed, for every referral it can
 		// decide: under its referral (a message's), under its patient (one
@@ -252,13 +264,9 @@ func (s *Service) recheckReferrals(ctx context.Context, pl *plan) error {
 			Patient *models.Reference `json:"patient"`
 		}
 		_ = json.Unmarshal(w.Resource.Body, &c)
-		srRef := referralOf(w.Terms)
-		if srRef != "" {
-			holder, err := s.Store.Lookup(ctx, gateway.ReferralTaskKey(strings.TrimPrefix(srRef, gateway.TypeServiceRequest+"/")))
-			if err != nil {
-				return err
-			}
-			add(holder)
+		if referralOf(w.Terms) != "" {
+			add(tasks[0])
+			tasks = tasks[1:]
 			forPatient := gateway.PatientRefTerms("patient", c.Patient, s.Base)
 			if !slices.ContainsFunc(forPatient, func(t string) bool { return slices.Contains(w.Terms, t) }) {
 				continue
@@ -629,7 +637,7 @@ func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*g
 			return nil, gateway.NotFound(TypeConsent, r.id)
 		}
 		version, expect, fromIfMatch = cur.Version+1, exp, r.pinsVersion()
-		if referral, err = s.Store.Lookup(ctx, gateway.SupportingKey(cur.Ref())); err != nil {
+		if referral, err = pl.lookups.lookup(ctx, s.Store, gateway.SupportingKey(cur.Ref())); err != nil {
 			return nil, err
 		}
 		if referral != "" {

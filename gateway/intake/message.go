@@ -170,6 +170,14 @@ func (m *messageContext) entryIDBeforeSpreading(fullURL string) string {
 	return gateway.DerivedID(m.client, fullURL)
 }
 
+// keyBeforeSpreading is the key that files an entry of type typ under its
+// referral if a store that did not spread referrals stored it
+// (gateway.SupportingKey of its id then): looked up, for an entry placed
+// in a numbered partition, to find another referral's use of its fullUrl.
+func (m *messageContext) keyBeforeSpreading(typ, fullURL string) string {
+	return gateway.SupportingKey(typ + "/" + m.entryIDBeforeSpreading(fullURL))
+}
+
 // entryRefs are the references the supporting entries resolve to, by fullUrl.
 func (m *messageContext) entryRefs() map[string]string {
 	refs := make(map[string]string, len(m.referral.Supporting))
@@ -325,34 +333,44 @@ func (r *Request) messageSubject() []string {
 
 // resolveMessageKeys answers a message whose request id was used before
 // (409 duplicate: BaRS senders do not retry it) and resolves a message
-// received before to the referral it made.
+// received before to the referral it made. The keys it may need are read
+// in one round trip (Store.LookupMany), each answered in that order.
 func (s *Service) resolveMessageKeys(ctx context.Context, caller gateway.Caller, r *Request) error {
 	m := r.message.referral
+	var keys []string
 	if m.RequestID != "" {
-		holder, err := s.Store.Lookup(ctx, gateway.MessageRequestKey(caller, m.RequestID))
-		if err != nil {
-			return err
-		}
-		if holder != "" {
-			return gateway.NewError(gateway.KindDuplicate, fhir.IssueDuplicate, "",
-				"this X-Request-Id was used by an earlier request, which was processed; a new request needs a new X-Request-Id")
+		keys = append(keys, gateway.MessageRequestKey(caller, m.RequestID))
+	}
+	if r.existing == nil { // else its business identifier named a referral already
+		keys = append(keys, gateway.MessageKey(caller, m.MessageID))
+		if r.Method == "POST" {
+			keys = append(keys, gateway.MessageFocusKey(caller, r.FullURL))
 		}
 	}
-	if r.existing != nil {
-		return nil // its business identifier named a referral already
+	if len(keys) == 0 {
+		return nil
 	}
-	what := "the referral of the message with this id"
-	holder, err := s.Store.Lookup(ctx, gateway.MessageKey(caller, m.MessageID))
+	holders, err := s.Store.LookupMany(ctx, keys)
 	if err != nil {
 		return err
 	}
+	if m.RequestID != "" {
+		if holders[0] != "" {
+			return gateway.NewError(gateway.KindDuplicate, fhir.IssueDuplicate, "",
+				"this X-Request-Id was used by an earlier request, which was processed; a new request needs a new X-Request-Id")
+		}
+		holders = holders[1:]
+	}
+	if r.existing != nil {
+		return nil
+	}
+	what := "the referral of the message with this id"
+	holder := holders[0]
 	if holder == "" && r.Method == "POST" {
 		// The same ServiceRequest (its entry's fullUrl) in another new
 		// message is the referral it made, as the same business identifier is.
 		what = "the referral of the message's ServiceRequest (its entry's fullUrl)"
-		if holder, err = s.Store.Lookup(ctx, gateway.MessageFocusKey(caller, r.FullURL)); err != nil {
-			return err
-		}
+		holder = holders[1]
 	}
 	if holder == "" {
 		return nil
@@ -408,7 +426,7 @@ func (s *Service) planSupporting(ctx context.Context, pl *plan, r *Request) (*ga
 		"this entry's fullUrl names a %s that came with another referral of this sender; an entry's fullUrl is the identity of its resource, so a new resource needs a new fullUrl; nothing was changed", r.Type)
 	version, expect := 1, 0
 	if cur := r.current; cur != nil {
-		held, err := s.Store.Lookup(ctx, gateway.SupportingKey(cur.Ref()))
+		held, err := pl.lookups.lookup(ctx, s.Store, gateway.SupportingKey(cur.Ref()))
 		if err != nil {
 			return nil, err
 		}
@@ -425,20 +443,23 @@ func (s *Service) planSupporting(ctx context.Context, pl *plan, r *Request) (*ga
 		// identity, claimed beside it. One made before the store spread
 		// has none (a store that does not spread claims none): it is in
 		// legacy, under the id derived without a partition, filed under
-		// its referral; looked for in the same round trip.
-		keys := []string{gateway.MessageEntryKey(pl.caller, r.FullURL)}
-		if r.message.place != "" {
-			keys = append(keys, gateway.SupportingKey(r.Type+"/"+r.message.entryIDBeforeSpreading(r.FullURL)))
-		}
-		held, err := s.Store.LookupMany(ctx, keys)
+		// its referral (both keys listed in plannedLookups, read in one
+		// round trip).
+		held, err := pl.lookups.lookup(ctx, s.Store, gateway.MessageEntryKey(pl.caller, r.FullURL))
 		if err != nil {
 			return nil, err
 		}
-		switch {
-		case held[0] != "" && held[0] != r.Type+"/"+r.id:
+		if held != "" && held != r.Type+"/"+r.id {
 			return nil, reused
-		case held[0] == "" && len(held) > 1 && held[1] != "" && held[1] != referral:
-			return nil, reused
+		}
+		if held == "" && r.message.place != "" {
+			owner, err := pl.lookups.lookup(ctx, s.Store, r.message.keyBeforeSpreading(r.Type, r.FullURL))
+			if err != nil {
+				return nil, err
+			}
+			if owner != "" && owner != referral {
+				return nil, reused
+			}
 		}
 	}
 	terms := []string{gateway.ReferralTerm(referral)}

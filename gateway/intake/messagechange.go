@@ -99,7 +99,8 @@ func (s *Service) sameService(ctx context.Context, m *MessageReferral, srID stri
 // messageTarget is the id of the referral an update or delete is about:
 // the one the same client's new message made, named as that message named
 // it, by a business identifier of the ServiceRequest or by its entry's
-// fullUrl. Keys are the client's own, so another client's referral is not
+// fullUrl (the first of those keys that names one, all read in one round
+// trip). Keys are the client's own, so another client's referral is not
 // found either, and nothing says it exists.
 func (s *Service) messageTarget(ctx context.Context, caller gateway.Caller, m *MessageReferral, sent *fhir.Object) (string, error) {
 	var keys []string
@@ -107,11 +108,11 @@ func (s *Service) messageTarget(ctx context.Context, caller gateway.Caller, m *M
 		keys = append(keys, gateway.ReferralKey(caller, id))
 	}
 	keys = append(keys, gateway.MessageFocusKey(caller, m.ServiceRequest.FullURL))
-	for _, k := range keys {
-		holder, err := s.Store.Lookup(ctx, k)
-		if err != nil {
-			return "", err
-		}
+	held, err := s.Store.LookupMany(ctx, keys)
+	if err != nil {
+		return "", err
+	}
+	for _, holder := range held {
 		if id, ok := strings.CutPrefix(holder, gateway.TypeServiceRequest+"/"); ok {
 			return id, nil
 		}

@@ -93,24 +93,28 @@ func (s *Service) ReceiveResponse(ctx context.Context, caller gateway.Caller, m 
 // resolveClaims answers a request made from a message received before:
 // its X-Request-Id used before is 409 duplicate; its message id names the
 // version it wrote, which is the answer again. Looked up on every attempt
-// (responses are few), and claimed in the commit (claim), so two at once
-// cannot both apply.
+// (responses are few), all in one round trip, and claimed in the commit
+// (claim), so two at once cannot both apply.
 func (s *Service) resolveClaims(ctx context.Context, r *Request) error {
+	keys := make([]string, len(r.claims))
+	for i, c := range r.claims {
+		keys[i] = c.Key
+	}
+	holders, err := s.Store.LookupMany(ctx, keys)
+	if err != nil {
+		return err
+	}
 	// claims[0] is the message id's key; any after it, the X-Request-Id's,
-	// looked at first, as for a request message (resolveMessageKeys).
-	for _, c := range r.claims[1:] {
-		holder, err := s.Store.Lookup(ctx, c.Key)
-		if err != nil {
-			return err
-		}
+	// answered first, as for a request message (resolveMessageKeys).
+	for _, holder := range holders[1:] {
 		if holder != "" {
 			return gateway.NewError(gateway.KindDuplicate, fhir.IssueDuplicate, "",
 				"this X-Request-Id was used by an earlier request, which was processed; a new request needs a new X-Request-Id")
 		}
 	}
-	holder, err := s.Store.Lookup(ctx, r.claims[0].Key)
-	if err != nil || holder == "" {
-		return err
+	holder := holders[0]
+	if holder == "" {
+		return nil
 	}
 	held, err := s.heldMessageChange(ctx, holder)
 	if err != nil {

@@ -96,7 +96,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 			return nil, gateway.NotFound(gateway.TypeServiceRequest, r.id)
 		}
 		version, expect, fromIfMatch = cur.Version+1, exp, r.pinsVersion()
-		holder, err := s.Store.Lookup(ctx, gateway.ReferralTaskKey(r.id))
+		holder, err := pl.lookups.lookup(ctx, s.Store, gateway.ReferralTaskKey(r.id))
 		if err != nil {
 			return nil, err
 		}
@@ -307,7 +307,7 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*gateway.
 		if err != nil {
 			return nil, err
 		}
-		holder, err := s.Store.Lookup(ctx, gateway.ReferralTaskKey(srID))
+		holder, err := pl.lookups.lookup(ctx, s.Store, gateway.ReferralTaskKey(srID))
 		if err != nil {
 			return nil, err
 		}

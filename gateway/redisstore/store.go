@@ -278,8 +278,9 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 		}
 		args = append(args, kl.add(k.unique(u.Key)), u.Value, of)
 	}
-	args = append(args, len(c.Criteria))
-	for i, cr := range c.Criteria {
+	criteria, limits := distinctCaps(c.Criteria, limits)
+	args = append(args, len(criteria))
+	for i, cr := range criteria {
 		groups, temps := groupKeys(k, &kl, cr.Type, cr.Groups, token+"c"+strconv.Itoa(i))
 		args = append(countedGroups(args, groups, temps), limits[i])
 	}
@@ -918,6 +919,36 @@ func (s *Store) LookupMany(ctx context.Context, keys []string) ([]string, error)
 		}
 	}
 	return out, nil
+}
+
+// distinctCaps are the criteria a commit's script checks, with their
+// limits: each cap (a Limit above 0) once for all those with the same
+// criteria (criteriaKey), with the smallest of their limits, at the place
+// of the first; a conditional create's as it is. Caps with the same
+// criteria count the same matches, and a commit over any of them is over
+// the smallest (OverLimit says no more): a transaction making many
+// Subscriptions carries its client's cap once for each, and a referral's
+// consent check a count for each of a patient's referrals, which the
+// script counted (union, intersection, range) one by one, holding Redis
+// for each.
+func distinctCaps(criteria []gateway.Criteria, limits []int) ([]gateway.Criteria, []int) {
+	var out []gateway.Criteria
+	var outLimits []int
+	at := map[string]int{}
+	for i, cr := range criteria {
+		if cr.Limit <= 0 {
+			out, outLimits = append(out, cr), append(outLimits, limits[i])
+			continue
+		}
+		key := criteriaKey(cr)
+		if n, ok := at[key]; ok {
+			outLimits[n] = min(outLimits[n], limits[i])
+			continue
+		}
+		at[key] = len(out)
+		out, outLimits = append(out, cr), append(outLimits, limits[i])
+	}
+	return out, outLimits
 }
 
 // commitPartition is the partition a commit's keys are in: that of its

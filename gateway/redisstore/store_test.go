@@ -513,3 +513,71 @@ func TestSearchUnionIsNarrowedByTheCallersSet(t *testing.T) {
 		t.Errorf("scratch keys left: %v", keys)
 	}
 }
+
+// A commit's caps alike (the same type and groups, in any order: a
+// transaction of Subscriptions carries its client's cap once for each)
+// are counted once in its script, against the smallest of their limits:
+// one range read for them all, counted from INFO commandstats, where
+// before each was resolved and read. Over the smallest is over; within it
+// commits; a conditional create beside them is checked as before.
+func TestCommitCountsEachDistinctCapOnce(t *testing.T) {
+	t.Parallel()
+	for _, spread := range []bool{false, true} {
+		t.Run(map[bool]string{false: "one Redis", true: "spread"}[spread], func(t *testing.T) {
+			t.Parallel()
+			s, r := newStore(t)
+			if spread {
+				s.SpreadReferrals()
+			}
+			ctx := context.Background()
+			commit := func(id string, criteria ...gateway.Criteria) *gateway.CommitResult {
+				t.Helper()
+				res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{write("Subscription", id, 1, 0, "client=a", "status=active")}, Criteria: criteria})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res
+			}
+			caps := func(limits ...int) []gateway.Criteria {
+				var out []gateway.Criteria
+				for i, l := range limits {
+					groups := [][]string{{"status=active", "status=requested"}, {"client=a"}}
+					if i%2 == 1 {
+						groups = [][]string{{"client=a"}, {"status=requested", "status=active"}}
+					}
+					out = append(out, gateway.Criteria{Type: "Subscription", Groups: groups, Limit: l})
+				}
+				return out
+			}
+			for _, id := range []string{idPrefix(4) + "a", idPrefix(4) + "b"} {
+				if res := commit(id); !res.OK() {
+					t.Fatalf("%s: %+v", id, res)
+				}
+			}
+			var limits []int
+			for i := range 30 {
+				limits = append(limits, 40-i)
+			}
+			create := gateway.Criteria{Type: "Subscription", Groups: [][]string{{"client=z"}}} // a conditional create's: not a cap
+			if err := r.Client().ConfigResetStat(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if res := commit(idPrefix(4)+"c", append(caps(limits...), create)...); !res.OK() {
+				t.Fatalf("within every cap: %+v", res)
+			}
+			if n := commandCalls(t, r)["zrange"]; n != 2 {
+				t.Errorf("the commit's script read %d ranges for 30 caps alike and a conditional create, want 2", n)
+			}
+			// Three held now: a cap of 3 among larger ones is reached.
+			if res := commit(idPrefix(4)+"d", caps(10, 3, 10)...); !res.OverLimit {
+				t.Errorf("over the smallest of the caps alike: %+v, want over the limit", res)
+			}
+			if res := commit(idPrefix(4)+"d", caps(10, 4, 10)...); !res.OK() {
+				t.Errorf("within the smallest of the caps alike: %+v", res)
+			}
+			if res := commit(idPrefix(4)+"e", append(caps(10), gateway.Criteria{Type: "Subscription", Groups: [][]string{{"client=a"}}})...); res.Matched == nil {
+				t.Errorf("a conditional create that matches beside a cap: %+v, want matched", res)
+			}
+		})
+	}
+}

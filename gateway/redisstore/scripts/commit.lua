@@ -24,6 +24,8 @@
 --                              (groups of KEYS indices: OR within, AND across;
 --                              temp: scratch KEYS indices); a limit above 0
 --                              makes it a cap: abort if limit or more match
+--                              (the gateway passes each distinct cap once,
+--                              with the smallest limit of those alike)
 --   nW, {write}*nW             write = key, id, owner, expect (-1: any), version,
 --                              lastUpdated ms, body, all-set key, first, nX,
 --                              bare*nX: the index terms are KEYS[first ..
