@@ -636,6 +636,9 @@ func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*g
 			// Consents are made by POST, with Signpost's id (no update-as-create).
 			return nil, gateway.NotFound(TypeConsent, r.id)
 		}
+		if err := s.keepsItsPatient(cur, c.Patient, "POST a new Consent for the other patient"); err != nil {
+			return nil, err
+		}
 		version, expect, fromIfMatch = cur.Version+1, exp, r.pinsVersion()
 		if referral, err = pl.lookups.lookup(ctx, s.Store, gateway.SupportingKey(cur.Ref())); err != nil {
 			return nil, err
@@ -651,6 +654,35 @@ func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*g
 	}
 	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.now))
 	return pl.addWrite(r, body, version, expect, fromIfMatch, terms, p.Warnings), nil
+}
+
+// keepsItsPatient refuses an update of a Consent (next: its patient as
+// sent) that names its patient otherwise than the stored version (cur):
+// the referrals sent on a Consent are found again by the terms its patient
+// is filed under, so a Consent moved to other terms would leave those of
+// the patient it was about with the provider, no Consent of theirs
+// permitting it, when the change or a later withdrawal is decided only for
+// the patient it names now. Whom a Consent is about is therefore fixed:
+// the same reference (relative or absolute, any version) and identifier,
+// as indexed; to consent for someone else, the GP system withdraws this
+// one and sends another (anew: how). One stored naming no patient sent
+// nothing on its patient and may name one.
+func (s *Service) keepsItsPatient(cur *gateway.Resource, next *models.Reference, anew string) error {
+	var stored struct {
+		Patient *models.Reference `json:"patient"`
+	}
+	_ = json.Unmarshal(cur.Body, &stored)
+	was := gateway.PatientRefTerms("patient", stored.Patient, s.Base)
+	now := gateway.PatientRefTerms("patient", next, s.Base)
+	slices.Sort(was)
+	slices.Sort(now)
+	if len(was) == 0 || slices.Equal(slices.Compact(was), slices.Compact(now)) {
+		return nil
+	}
+	return gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "Consent.patient",
+		"a Consent's patient cannot be changed by an update: patient must name the patient as the stored version does (the same reference and NHS number), "+
+			"because the referrals sent on this Consent are that patient's; to record consent for another patient, withdraw this Consent "+
+			"(status inactive, its patient as it is) and %s; nothing was written", anew)
 }
 
 // messageConsentTerms index a new version of a Consent that came with a

@@ -2,6 +2,7 @@ package intake
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 
@@ -464,7 +465,15 @@ func (s *Service) planSupporting(ctx context.Context, pl *plan, r *Request) (*ga
 	}
 	terms := []string{gateway.ReferralTerm(referral)}
 	if r.Type == TypeConsent && r.current != nil {
-		// Its update is indexed as a GP system's PUT of it would be.
+		// Its update is held to what a GP system's PUT of it is: about
+		// the same patient, and indexed so.
+		var c struct {
+			Patient *models.Reference `json:"patient"`
+		}
+		_ = json.Unmarshal(r.obj.Bytes(), &c)
+		if err := s.keepsItsPatient(r.current, c.Patient, "send the other patient's Consent as an entry of its own (a new fullUrl)"); err != nil {
+			return nil, err
+		}
 		var err error
 		if terms, err = s.messageConsentTerms(ctx, r.current, referral, r.obj.Bytes()); err != nil {
 			return nil, err

@@ -1,0 +1,213 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/signpost-health/signpost/gateway"
+)
+
+// otherPatient names the second synthetic patient by NHS number.
+const otherPatient = `{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber2 + `"}}`
+
+// withPatient gives a Consent body (as consentFor makes it, or as read)
+// another patient element.
+func withPatient(t *testing.T, body []byte, patient string) []byte {
+	t.Helper()
+	var c map[string]any
+	if err := json.Unmarshal(body, &c); err != nil {
+		t.Fatal(err)
+	}
+	var p any
+	if err := json.Unmarshal([]byte(patient), &p); err != nil {
+		t.Fatal(err)
+	}
+	c["patient"] = p
+	return mustJSON(c)
+}
+
+// mustRefuseMove checks the answer to an update moving a Consent to
+// another patient: 422, a business rule about the Consent's patient (at
+// expr), saying how to consent for someone else, echoing no patient data.
+func mustRefuseMove(t *testing.T, r *response, expr string) {
+	t.Helper()
+	r.must(t, http.StatusUnprocessableEntity)
+	var oo struct {
+		ResourceType string
+		Issue        []struct {
+			Code, Diagnostics string
+			Expression        []string
+		}
+	}
+	if err := json.Unmarshal(r.body, &oo); err != nil || oo.ResourceType != "OperationOutcome" || len(oo.Issue) != 1 {
+		t.Fatalf("want an OperationOutcome with one issue: %s", r.body)
+	}
+	is := oo.Issue[0]
+	if is.Code != "business-rule" || !slices.Equal(is.Expression, []string{expr}) || !strings.Contains(is.Diagnostics, "inactive") || !strings.Contains(is.Diagnostics, "nothing was written") {
+		t.Errorf("issue %+v; want business-rule at %s saying to withdraw it (inactive) and send a new one", is, expr)
+	}
+	noPatientData(t, r.body)
+}
+
+// A Consent's patient cannot be moved to another patient by an update:
+// the referrals sent on it are its patient's, and were found again only
+// by the patient it names now, so the old patient's would stay with the
+// provider with no Consent of theirs permitting it. The update is refused
+// (nothing written, the referral as it was); the GP system withdraws the
+// Consent, which withdraws what went out on it, and sends a new one.
+// Before, the PUT was answered 200 and the old patient's referral stayed
+// delivered and visible to the provider.
+func TestConsentPatientCannotMoveByUpdate(t *testing.T) {
+	t.Parallel()
+	for name, on := range map[string][]func(*options){"store": nil, "spread": {spread}} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := setup(t, append(on, withProviders(consentProviders()))...)
+			a := as("practice-a")
+			id := e.post("/Consent", consentFor("walking", "active"), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+			srID := e.post("/ServiceRequest", referral("CONSENT-MOVE-1", "390893007"), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+			task := e.referralTask(t, srID)
+			taskID := task["id"].(string)
+			if task["status"] != "requested" {
+				t.Fatalf("the referral is %v; the test needs it sent on the Consent", task["status"])
+			}
+
+			before := storeKeys(t, e)
+			for _, status := range []string{"active", "inactive"} {
+				moved := withPatient(t, withConsentID(consentFor("walking", status), id), otherPatient)
+				mustRefuseMove(t, e.put("/Consent/"+id, moved, a...), "Consent.patient")
+			}
+			if after := storeKeys(t, e); !slices.Equal(before, after) {
+				t.Errorf("a refused update changed the store's keys:\nbefore %v\nafter  %v", before, after)
+			}
+			c := e.get("/Consent/"+id, a...).must(t, http.StatusOK).json(t)
+			if v := c["meta"].(map[string]any)["versionId"]; v != "1" || !strings.Contains(string(mustJSON(c["patient"])), nhsNumber) {
+				t.Errorf("the Consent is version %v naming %s; want version 1 naming its patient", v, mustJSON(c["patient"]))
+			}
+			if got := e.referralTask(t, srID); got["status"] != "requested" {
+				t.Errorf("the referral is %v after a refused update; want requested", got["status"])
+			}
+			e.get("/Task/"+taskID, callerHeader, "walking").must(t, http.StatusOK)
+
+			// What the refusal says to do: withdraw it, then consent anew.
+			e.put("/Consent/"+id, withConsentID(consentFor("walking", "inactive"), id), a...).must(t, http.StatusOK)
+			if got := e.referralTask(t, srID); got["status"] != "cancelled" || reasonCode(got) != gateway.ReasonConsentWithdrawn {
+				t.Errorf("after the withdrawal: Task %v reason %q; want cancelled consent-withdrawn", got["status"], reasonCode(got))
+			}
+			e.providerSeesNothing(t, "walking", taskID, srID)
+			e.post("/Consent", withPatient(t, consentFor("walking", "active"), otherPatient), a...).must(t, http.StatusCreated)
+			if sent, told := e.deliveries(t, "referral"), e.deliveries(t, "withdrawn"); sent != 1 || told != 1 {
+				t.Errorf("%d referral deliveries queued, %d delete notices; want 1 and 1", sent, told)
+			}
+		})
+	}
+}
+
+// The same patient named alike is not a move: a reference relative or
+// absolute (at this server's base), or to a version, is filed under the
+// same terms. Naming them by NHS number instead is: a referral naming the
+// Patient by reference is found by the reference only, so it would no
+// longer be decided with this Consent.
+func TestConsentPatientNamedAlikeIsNotAMove(t *testing.T) {
+	t.Parallel()
+	for name, on := range map[string][]func(*options){"store": nil, "spread": {spread}} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := setup(t, append(on, withProviders(consentProviders()))...)
+			a := as("practice-a")
+			e.put("/Patient/alike-1", []byte(`{"resourceType":"Patient","id":"alike-1","name":[{"text":"Alike Person"}]}`), a...).must(t, http.StatusCreated)
+			byRef := `{"reference":"Patient/alike-1"}`
+			consent := withPatient(t, consentFor("walking", "active"), byRef)
+			id := e.post("/Consent", consent, a...).must(t, http.StatusCreated).json(t)["id"].(string)
+			byNHSNumber := `"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber + `"}}`
+			body := strings.Replace(string(referral("CONSENT-ALIKE-1", "390893007")), byNHSNumber, `"subject":`+byRef, 1)
+			srID := e.post("/ServiceRequest", []byte(body), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+			taskID := e.referralTask(t, srID)["id"].(string)
+			if got := e.referralTask(t, srID); got["status"] != "requested" {
+				t.Fatalf("the referral is %v; the test needs it sent on the Consent", got["status"])
+			}
+
+			for _, alike := range []string{`{"reference":"` + e.base + `/Patient/alike-1"}`, `{"reference":"Patient/alike-1/_history/1"}`} {
+				e.put("/Consent/"+id, withPatient(t, withConsentID(consentFor("walking", "active"), id), alike), a...).must(t, http.StatusOK)
+			}
+			mustRefuseMove(t, e.put("/Consent/"+id, withPatient(t, withConsentID(consentFor("walking", "active"), id), otherPatient), a...), "Consent.patient")
+			byIdentifier := `{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber + `"}}`
+			mustRefuseMove(t, e.put("/Consent/"+id, withPatient(t, withConsentID(consentFor("walking", "inactive"), id), byIdentifier), a...), "Consent.patient")
+			if got := e.referralTask(t, srID); got["status"] != "requested" {
+				t.Errorf("the referral is %v after refused updates; want requested", got["status"])
+			}
+
+			// Withdrawn naming the Patient by absolute reference: its
+			// referral is withdrawn.
+			withdrawn := withPatient(t, withConsentID(consentFor("walking", "inactive"), id), `{"reference":"`+e.base+`/Patient/alike-1"}`)
+			e.put("/Consent/"+id, withdrawn, a...).must(t, http.StatusOK)
+			if got := e.referralTask(t, srID); got["status"] != "cancelled" || reasonCode(got) != gateway.ReasonConsentWithdrawn {
+				t.Errorf("after the withdrawal: Task %v reason %q; want cancelled consent-withdrawn", got["status"], reasonCode(got))
+			}
+			e.providerSeesNothing(t, "walking", taskID, srID)
+		})
+	}
+}
+
+// A BaRS message's Consent is held to the same rule, whether an update
+// message or its GP system's PUT changes it: its referral was sent on it
+// and is decided with it, and with another patient named it would no
+// longer count for that referral, which would stay with the provider.
+// Before, both were answered 200 and the referral stayed delivered.
+func TestBaRSConsentPatientCannotMoveByUpdate(t *testing.T) {
+	t.Parallel()
+	for name, on := range map[string][]func(*options){"store": nil, "spread": {spread}} {
+		for _, by := range []string{"put", "message"} {
+			t.Run(name+" "+by, func(t *testing.T) {
+				t.Parallel()
+				e := setup(t, append(on, withProviders(barsConsentProviders()), withWarnNHS)...)
+				a := as("practice-a")
+				_, sr, task := readBaRSAnswer(t, e.post("/$process-message", barsExample(t), a...).must(t, http.StatusOK))
+				srID, taskID := sr["id"].(string), task["id"].(string)
+				if task["status"] != "requested" {
+					t.Fatalf("the message's referral is %v; the test needs it sent on its Consent", task["status"])
+				}
+				id := e.messageConsent(t)
+				before := storeKeys(t, e)
+
+				if by == "put" {
+					c := e.get("/Consent/"+id, a...).must(t, http.StatusOK).json(t)
+					mustRefuseMove(t, e.put("/Consent/"+id, withPatient(t, namingWalking(c, "active"), otherPatient), a...), "Consent.patient")
+				} else {
+					at := ""
+					moved := barsMutant(t, func(b map[string]any, entries []any) {
+						b["id"] = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d"
+						entryResource(entries, 0)["reason"].(map[string]any)["coding"].([]any)[0].(map[string]any)["code"] = "update"
+						for i := range entries {
+							if r := entryResource(entries, i); r["resourceType"] == "Consent" {
+								var p any
+								_ = json.Unmarshal([]byte(otherPatient), &p)
+								r["patient"] = p
+								at = "Bundle.entry[" + strconv.Itoa(i) + "].resource.patient"
+							}
+						}
+					})
+					mustRefuseMove(t, e.post("/$process-message", moved, a...), at)
+				}
+				if after := storeKeys(t, e); !slices.Equal(before, after) {
+					t.Errorf("a refused update changed the store's keys:\nbefore %v\nafter  %v", before, after)
+				}
+				c := e.get("/Consent/"+id, a...).must(t, http.StatusOK).json(t)
+				if v := c["meta"].(map[string]any)["versionId"]; v != "1" {
+					t.Errorf("the Consent is version %v; want 1", v)
+				}
+				if got := e.referralTask(t, srID); got["status"] != "requested" {
+					t.Errorf("the referral is %v after a refused update; want requested", got["status"])
+				}
+				e.get("/Task/"+taskID, callerHeader, "walking").must(t, http.StatusOK)
+				if told := e.deliveries(t, "withdrawn"); told != 0 {
+					t.Errorf("%d delete notices after a refused update", told)
+				}
+			})
+		}
+	}
+}
