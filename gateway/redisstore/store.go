@@ -1019,7 +1019,7 @@ func classify(err error) error {
 		if strings.HasPrefix(msg, "OOM ") || strings.Contains(msg, "OOM command not allowed") {
 			return fmt.Errorf("%w: %v", gateway.ErrStoreFull, err)
 		}
-		for _, transient := range []string{"LOADING", "BUSY", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MISCONF", "MOVED", "ASK", "NOAUTH", "WRONGPASS"} {
+		for _, transient := range []string{"LOADING", "BUSY", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MISCONF", "MOVED", "ASK", "NOAUTH", "WRONGPASS", "NOREPLICAS"} {
 			if strings.HasPrefix(msg, transient) {
 				return fmt.Errorf("%w: %v", gateway.ErrUnavailable, err)
 			}
