@@ -372,3 +372,32 @@ func TestOnlyARefusalOfTheRecordSetsALeftoverAside(t *testing.T) {
 		}
 	}
 }
+
+// A pipeline of reads reports only its first command's error: a miss
+// there hides a later command's failure. readsFailed asks each.
+func TestReadsFailedSeesPastAMiss(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Start(t).Client()
+	ctx := context.Background()
+	if err := rdb.HSet(ctx, "a-hash", "f", "v").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var cmds []*redis.StringCmd
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		cmds = append(cmds, p.Get(ctx, "missing"), p.Get(ctx, "a-hash"))
+		return nil
+	})
+	if !errors.Is(err, redis.Nil) {
+		t.Fatalf("the pipeline reported %v, not its first command's miss", err)
+	}
+	if err := readsFailed(err, cmds); err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Errorf("readsFailed = %v, want the second read's WRONGTYPE", err)
+	}
+	_, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		cmds = []*redis.StringCmd{p.Get(ctx, "missing"), p.HGet(ctx, "a-hash", "f")}
+		return nil
+	})
+	if err := readsFailed(err, cmds); err != nil {
+		t.Errorf("a miss and a hit: readsFailed = %v, want none", err)
+	}
+}
