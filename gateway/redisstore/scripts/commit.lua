@@ -96,18 +96,9 @@ for i = 1, tonumber(a[p]) do uniques[i] = {KEYS[tonumber(a[p + 1])], a[p + 2], t
 p = p + 1
 local criteria = {}
 for i = 1, tonumber(a[p]) do
-  local groups, temps = {}, {}
+  local groups, temps
+  groups, temps, p = read_groups(a, p + 1)
   p = p + 1
-  for g = 1, tonumber(a[p]) do
-    local group = {}
-    p = p + 1
-    for k = 1, tonumber(a[p]) do group[k] = tonumber(a[p + k]) end
-    p = p + #group
-    groups[g] = group
-  end
-  p = p + 1
-  for t = 1, tonumber(a[p]) do temps[t] = tonumber(a[p + t]) end
-  p = p + #temps + 1
   criteria[i] = {groups, temps, tonumber(a[p])}
 end
 p = p + 1

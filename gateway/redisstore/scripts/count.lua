@@ -25,18 +25,8 @@ local counts = {}
 local p = 1
 for c = 1, tonumber(a[p]) do
   local all = KEYS[tonumber(a[p + 1])]
-  p = p + 2
-  local groups, temps = {}, {}
-  for g = 1, tonumber(a[p]) do
-    local group = {}
-    p = p + 1
-    for k = 1, tonumber(a[p]) do group[k] = tonumber(a[p + k]) end
-    p = p + #group
-    groups[g] = group
-  end
-  p = p + 1
-  for t = 1, tonumber(a[p]) do temps[t] = tonumber(a[p + t]) end
-  p = p + #temps
+  local groups, temps
+  groups, temps, p = read_groups(a, p + 2)
   local set = all
   if #groups > 0 then set = resolve(groups, temps) end
   counts[c] = redis.call('ZCARD', set)

@@ -1,6 +1,25 @@
 -- lib.lua — shared by the scripts that search or register token systems
 -- (prepended to them at load).
 
+-- read_groups reads a criteria's search from ARGV a, p at the count of its
+-- groups: each group's KEYS indices (an OR; the groups are ANDed), then
+-- the scratch KEYS indices resolve takes. It returns them, and where it
+-- stopped (the last index read), as every script that searches lays them
+-- out alike.
+local function read_groups(a, p)
+  local groups, temps = {}, {}
+  for g = 1, tonumber(a[p]) do
+    local group = {}
+    p = p + 1
+    for k = 1, tonumber(a[p]) do group[k] = tonumber(a[p + k]) end
+    p = p + #group
+    groups[g] = group
+  end
+  p = p + 1
+  for t = 1, tonumber(a[p]) do temps[t] = tonumber(a[p + t]) end
+  return groups, temps, p + #temps
+end
+
 -- resolve combines index sets: each group is a list of KEYS indices whose
 -- sets are united (OR); the groups are intersected (AND). Scratch results go
 -- to the KEYS listed in temps: one per group of several sets, then one for

@@ -53,19 +53,8 @@ local offset, count = tonumber(a[4]), tonumber(a[5])
 local desc, keyset = a[6] == '1', a[7] == '1'
 local snapArg, loArg, hiArg, afterScore, afterID = a[8], a[9], a[10], a[11], a[12]
 local maxChanged, maxVersions = tonumber(a[13]), tonumber(a[14])
-local p = 15
-local groups = {}
-for g = 1, tonumber(a[p]) do
-  local group = {}
-  p = p + 1
-  for k = 1, tonumber(a[p]) do group[k] = tonumber(a[p + k]) end
-  p = p + #group
-  groups[g] = group
-end
+local groups, temps, p = read_groups(a, 15)
 p = p + 1
-local temps = {}
-for t = 1, tonumber(a[p]) do temps[t] = tonumber(a[p + t]) end
-p = p + #temps + 1
 local idSets = {}
 for i = 1, tonumber(a[p]) do
   local n = tonumber(a[p + 2])
