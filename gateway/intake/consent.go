@@ -165,18 +165,29 @@ func (s *Service) storedConsents(ctx context.Context, pl *plan, srRef, client st
 	return out, held, nil
 }
 
+// consentPatient is the patient a Consent's body names (nil if none). The
+// body was validated as R4 when it was received, so it decodes; one that
+// does not names no patient, which decides nothing for anyone.
+func consentPatient(body []byte) *models.Reference {
+	var c struct {
+		Patient *models.Reference `json:"patient"`
+	}
+	if json.Unmarshal(body, &c) != nil {
+		return nil
+	}
+	return c.Patient
+}
+
 // forSamePatient reports whether a Consent's patient is the referral's
 // (patientTerms: its subject's), by the same reference or the same
 // identifier: a Consent that comes with a referral counts for it only if
 // it is the referred patient's.
 func (s *Service) forSamePatient(consent []byte, patientTerms []string) bool {
-	var c struct {
-		Patient *models.Reference `json:"patient"`
-	}
-	if json.Unmarshal(consent, &c) != nil || c.Patient == nil {
+	patient := consentPatient(consent)
+	if patient == nil {
 		return false
 	}
-	return slices.ContainsFunc(gateway.PatientRefTerms("patient", c.Patient, s.Base), func(t string) bool { return slices.Contains(patientTerms, t) })
+	return slices.ContainsFunc(gateway.PatientRefTerms("patient", patient, s.Base), func(t string) bool { return slices.Contains(patientTerms, t) })
 }
 
 // holdNew stores a new referral held: its Task on-hold with the reason,
@@ -260,19 +271,16 @@ func (s *Service) recheckReferrals(ctx context.Context, pl *plan) error {
 		// decide: under its referral (a message's), under its patient (one
 		// a GP system sends on its own; a message's an update filed so
 		// before messageConsentTerms), or both.
-		var c struct {
-			Patient *models.Reference `json:"patient"`
-		}
-		_ = json.Unmarshal(w.Resource.Body, &c)
+		patient := consentPatient(w.Resource.Body)
 		if referralOf(w.Terms) != "" {
 			add(tasks[0])
 			tasks = tasks[1:]
-			forPatient := gateway.PatientRefTerms("patient", c.Patient, s.Base)
+			forPatient := gateway.PatientRefTerms("patient", patient, s.Base)
 			if !slices.ContainsFunc(forPatient, func(t string) bool { return slices.Contains(w.Terms, t) }) {
 				continue
 			}
 		}
-		subject := gateway.PatientRefTerms("subject", c.Patient, s.Base)
+		subject := gateway.PatientRefTerms("subject", patient, s.Base)
 		if len(subject) == 0 {
 			continue
 		}
@@ -614,11 +622,8 @@ func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*g
 	if _, ok := r.obj.Member("category"); !ok {
 		p.Add(fhir.IssueRequired, "Consent.category", "category is required (R4): at least one")
 	}
-	var c struct {
-		Patient *models.Reference `json:"patient"`
-	}
-	_ = json.Unmarshal(r.obj.Bytes(), &c)
-	if c.Patient == nil || (c.Patient.Reference == nil && c.Patient.Identifier == nil) {
+	patient := consentPatient(r.obj.Bytes())
+	if patient == nil || (patient.Reference == nil && patient.Identifier == nil) {
 		p.Add(fhir.IssueRequired, "Consent.patient", "patient is required: the referrals it applies to are found by it (a reference to the Patient, or the NHS number as the referral names the patient)")
 	}
 	if err := p.Err(gateway.KindInvalid); err != nil {
@@ -636,7 +641,7 @@ func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*g
 			// Consents are made by POST, with Signpost's id (no update-as-create).
 			return nil, gateway.NotFound(TypeConsent, r.id)
 		}
-		if err := s.keepsItsPatient(cur, c.Patient, "POST a new Consent for the other patient"); err != nil {
+		if err := s.keepsItsPatient(cur, patient, "POST a new Consent for the other patient"); err != nil {
 			return nil, err
 		}
 		version, expect, fromIfMatch = cur.Version+1, exp, r.pinsVersion()
@@ -650,7 +655,7 @@ func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*g
 		}
 	}
 	if referral == "" {
-		terms = gateway.ConsentTerms(status, c.Patient, s.Base)
+		terms = gateway.ConsentTerms(status, patient, s.Base)
 	}
 	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.now))
 	return pl.addWrite(r, body, version, expect, fromIfMatch, terms, p.Warnings), nil
@@ -668,11 +673,7 @@ func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*g
 // one and sends another (anew: how). One stored naming no patient sent
 // nothing on its patient and may name one.
 func (s *Service) keepsItsPatient(cur *gateway.Resource, next *models.Reference, anew string) error {
-	var stored struct {
-		Patient *models.Reference `json:"patient"`
-	}
-	_ = json.Unmarshal(cur.Body, &stored)
-	was := gateway.PatientRefTerms("patient", stored.Patient, s.Base)
+	was := gateway.PatientRefTerms("patient", consentPatient(cur.Body), s.Base)
 	now := gateway.PatientRefTerms("patient", next, s.Base)
 	slices.Sort(was)
 	slices.Sort(now)
@@ -697,11 +698,7 @@ func (s *Service) keepsItsPatient(cur *gateway.Resource, next *models.Reference,
 // search, bounded by what one referral holds.
 func (s *Service) messageConsentTerms(ctx context.Context, cur *gateway.Resource, referral string, body []byte) ([]string, error) {
 	terms := []string{gateway.ReferralTerm(referral)}
-	var stored struct {
-		Patient *models.Reference `json:"patient"`
-	}
-	_ = json.Unmarshal(cur.Body, &stored)
-	patientTerms := gateway.PatientRefTerms("patient", stored.Patient, s.Base)
+	patientTerms := gateway.PatientRefTerms("patient", consentPatient(cur.Body), s.Base)
 	if len(patientTerms) == 0 {
 		return terms, nil
 	}

@@ -2,7 +2,6 @@ package intake
 
 import (
 	"context"
-	"encoding/json"
 	"strconv"
 	"strings"
 
@@ -467,11 +466,7 @@ func (s *Service) planSupporting(ctx context.Context, pl *plan, r *Request) (*ga
 	if r.Type == TypeConsent && r.current != nil {
 		// Its update is held to what a GP system's PUT of it is: about
 		// the same patient, and indexed so.
-		var c struct {
-			Patient *models.Reference `json:"patient"`
-		}
-		_ = json.Unmarshal(r.obj.Bytes(), &c)
-		if err := s.keepsItsPatient(r.current, c.Patient, "send the other patient's Consent as an entry of its own (a new fullUrl)"); err != nil {
+		if err := s.keepsItsPatient(r.current, consentPatient(r.obj.Bytes()), "send the other patient's Consent as an entry of its own (a new fullUrl)"); err != nil {
 			return nil, err
 		}
 		var err error
