@@ -38,7 +38,10 @@ func (pl *plan) checkRequestBounds() error {
 }
 
 // maxDecidedOn bounds the stored resources one commit checks are unchanged
-// (Commit.Unchanged, one read each in its script): every Consent a
-// request's consent decisions read, at most 2 × maxConsentReads for one
-// referral's patient.
-const maxDecidedOn = conform.MaxIndexTermsPerRequest
+// (Commit.Unchanged, one HGET each in its script): every Consent a
+// request's consent decisions read. One referral's decision reads at most
+// 2 × maxConsentReads (its patient's and its own); a transaction's
+// referrals for many patients add up, so the bound is a request's, as
+// high as the index entries one request may write and search (each of
+// those costs its script about as much as a version read).
+const maxDecidedOn = 2048

@@ -341,14 +341,21 @@ func (s *Store) FinishRemovals(ctx context.Context) (RemovalsFinished, error) {
 	return done, nil
 }
 
-// unmendable reports a leftover's step that Redis itself refused (a key
-// of another type where the record names a hash, a script's error): the
-// same record would be refused again on every run. An outage, a full
-// store or a failover (classify: gateway.ErrUnavailable) is not: it
-// passes, and the record is tried again.
+// unmendable reports a leftover's step that Redis itself refused for
+// what the record names: a key of another type where it names a hash
+// (WRONGTYPE), or a command or script that failed on it (ERR). The same
+// record would be refused again on every run. Anything else (an outage, a
+// full store, a failover, too few replicas, a refusal this does not know)
+// passes, and the record is tried again next run: setting one aside that
+// would have finished costs an operator's time, while trying one again
+// costs a step.
 func unmendable(err error) bool {
 	var refused redis.Error
-	return errors.As(err, &refused) && !errors.Is(err, gateway.ErrUnavailable)
+	if !errors.As(err, &refused) || errors.Is(err, gateway.ErrUnavailable) || errors.Is(err, gateway.ErrStoreFull) {
+		return false
+	}
+	msg := refused.Error()
+	return strings.HasPrefix(msg, "WRONGTYPE ") || strings.HasPrefix(msg, "ERR ")
 }
 
 // setAside moves the record of Task task's leftover, as read (value),

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
 )
 
 // spreadReferral stores, in a spreading store, a referral in partition
@@ -330,4 +331,73 @@ func TestKeptJourneysAreReadFromEveryPartition(t *testing.T) {
 			t.Errorf("kept journeys %v, want %v", order, want)
 		}
 	})
+}
+
+// A leftover is set aside only for what Redis refuses on what the record
+// names, each time: real refusals from a real Redis. Too few replicas to
+// write (a cluster or a primary with min-replicas-to-write, while its
+// replica is away) is an outage like any other: the record waits for the
+// next run, and a request meeting it is answered 503.
+func TestOnlyARefusalOfTheRecordSetsALeftoverAside(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Start(t).Client()
+	ctx := context.Background()
+	if err := rdb.Set(ctx, "a-string", "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	wrongType := rdb.HSet(ctx, "a-string", "f", "v").Err()
+	scriptFailed := rdb.Eval(ctx, "return redis.call('HSET', KEYS[1], 'f', 'v')", []string{"a-string"}).Err()
+	if err := rdb.ConfigSet(ctx, "min-replicas-to-write", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	noReplicas := rdb.Set(ctx, "another", "x", 0).Err()
+	for _, c := range []struct {
+		name        string
+		err         error
+		setAside    bool
+		unavailable bool
+	}{
+		{"WRONGTYPE", wrongType, true, false},
+		{"a script's error", scriptFailed, true, false},
+		{"NOREPLICAS", noReplicas, false, true},
+	} {
+		if c.err == nil {
+			t.Fatalf("%s: Redis refused nothing", c.name)
+		}
+		if got := unmendable(classify(c.err)); got != c.setAside {
+			t.Errorf("%s (%v): set aside %v, want %v", c.name, c.err, got, c.setAside)
+		}
+		if got := errors.Is(classify(c.err), gateway.ErrUnavailable); got != c.unavailable {
+			t.Errorf("%s (%v): unavailable %v, want %v", c.name, c.err, got, c.unavailable)
+		}
+	}
+}
+
+// A pipeline of reads reports only its first command's error: a miss
+// there hides a later command's failure. readsFailed asks each.
+func TestReadsFailedSeesPastAMiss(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Start(t).Client()
+	ctx := context.Background()
+	if err := rdb.HSet(ctx, "a-hash", "f", "v").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var cmds []*redis.StringCmd
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		cmds = append(cmds, p.Get(ctx, "missing"), p.Get(ctx, "a-hash"))
+		return nil
+	})
+	if !errors.Is(err, redis.Nil) {
+		t.Fatalf("the pipeline reported %v, not its first command's miss", err)
+	}
+	if err := readsFailed(err, cmds); err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Errorf("readsFailed = %v, want the second read's WRONGTYPE", err)
+	}
+	_, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		cmds = []*redis.StringCmd{p.Get(ctx, "missing"), p.HGet(ctx, "a-hash", "f")}
+		return nil
+	})
+	if err := readsFailed(err, cmds); err != nil {
+		t.Errorf("a miss and a hit: readsFailed = %v, want none", err)
+	}
 }

@@ -369,8 +369,8 @@ func (s *Store) heldInLegacy(ctx context.Context, c *gateway.Commit, old map[str
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, classify(err)
+	if err := readsFailed(err, cmds); err != nil {
+		return nil, err
 	}
 	for i, cmd := range cmds {
 		if v := cmd.Val(); v != "" {
@@ -397,8 +397,8 @@ func (s *Store) partitionGuard(ctx context.Context, p partition, seen int64) (gu
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return "", false, classify(err)
+	if err := readsFailed(err, cmds); err != nil {
+		return "", false, err
 	}
 	var sum, own int64
 	for i, c := range cmds {
@@ -545,8 +545,8 @@ func (s *Store) unchangedElsewhere(ctx context.Context, p partition, reads []gat
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, false, classify(err)
+	if err := readsFailed(err, cmds); err != nil {
+		return nil, false, err
 	}
 	for i, cmd := range cmds {
 		if v, _ := strconv.Atoi(cmd.Val()); v != elsewhere[i].Version {

@@ -215,7 +215,7 @@ func (s *Store) previousTerms(ctx context.Context, c *gateway.Commit, old map[st
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if err := readsFailed(err, cmds); err != nil {
 		return nil, err
 	}
 	for k, i := range unknown {
@@ -880,8 +880,9 @@ func (s *Store) Lookup(ctx context.Context, key string) (string, error) {
 // first, and a repeat finds it where its first commit put it. A key named
 // twice is read once. The pipeline is as long as the keys a request may
 // carry allow (conform's bounds: a transaction's entries, each with its
-// identifiers), 17 GETs a key on a spreading store: small reads, which a
-// cluster client splits per primary and sends in parallel.
+// identifiers), a GET a key for each partition in use on a spreading
+// store (17): small reads, which a cluster client splits per primary and
+// sends in parallel.
 func (s *Store) LookupMany(ctx context.Context, keys []string) ([]string, error) {
 	out := make([]string, len(keys))
 	if len(keys) == 0 {
@@ -902,13 +903,8 @@ func (s *Store) LookupMany(ctx context.Context, keys []string) ([]string, error)
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, classify(err)
-	}
-	for _, c := range cmds { // the pipeline reports its first error only, perhaps a miss
-		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, classify(err)
-		}
+	if err := readsFailed(err, cmds); err != nil {
+		return nil, err
 	}
 	for i, key := range keys {
 		for _, c := range cmds[at[key] : at[key]+len(parts)] {
@@ -1019,7 +1015,7 @@ func classify(err error) error {
 		if strings.HasPrefix(msg, "OOM ") || strings.Contains(msg, "OOM command not allowed") {
 			return fmt.Errorf("%w: %v", gateway.ErrStoreFull, err)
 		}
-		for _, transient := range []string{"LOADING", "BUSY", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MISCONF", "MOVED", "ASK", "NOAUTH", "WRONGPASS"} {
+		for _, transient := range []string{"LOADING", "BUSY", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MISCONF", "MOVED", "ASK", "NOAUTH", "WRONGPASS", "NOREPLICAS"} {
 			if strings.HasPrefix(msg, transient) {
 				return fmt.Errorf("%w: %v", gateway.ErrUnavailable, err)
 			}
@@ -1032,6 +1028,25 @@ func classify(err error) error {
 func isNetError(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, redis.ErrClosed)
+}
+
+// readsFailed is the error of a pipeline of reads (err, what Pipelined
+// returned, and its commands), a miss (redis.Nil) being an answer: the
+// pipeline reports only its first command's error, which may be a miss
+// hiding a later command's failure, so each is asked.
+func readsFailed[C redis.Cmder](err error, cmds []C) error {
+	if err == nil {
+		return nil
+	}
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return classify(err)
+		}
+	}
+	if !errors.Is(err, redis.Nil) {
+		return classify(err) // failed before any command answered
+	}
+	return nil
 }
 
 func randomToken() string {

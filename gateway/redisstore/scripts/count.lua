@@ -15,8 +15,11 @@
 -- of the commit's criteria share it, so a run combines no more index sets
 -- than the commit's own script does (commit.lua resolves every criteria
 -- of the commit), and the gateway bounds those per request (index terms
--- written and searched). No loop runs over what Redis holds: the count of
--- a combined set is ZCARD's.
+-- written and searched). Combining index sets (ZUNIONSTORE,
+-- ZINTERSTORE) costs with their sizes in Redis, as a search does:
+-- resolve() intersects from the smallest set, so a criteria costs about
+-- as much as its most selective term's matches; the count itself is
+-- ZCARD's, with no loop over members.
 local a = ARGV
 local counts = {}
 local p = 1
