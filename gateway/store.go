@@ -3,6 +3,9 @@ package gateway
 import (
 	"context"
 	"errors"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -179,6 +182,31 @@ type Criteria struct {
 	// (OverLimit) when Limit or more resources match already (before the
 	// commit's own writes). 0: a conditional create, aborted on any match.
 	Limit int
+}
+
+// Key names the criteria's search whatever the order of its groups and of
+// the terms in each (an AND of ORs): the type, then the groups, each
+// sorted, in sorted order. Every part is length-prefixed, so no term (a
+// client's value, whatever characters it holds) can make two different
+// searches one name.
+func (c Criteria) Key() string {
+	groups := make([]string, len(c.Groups))
+	for i, g := range c.Groups {
+		g = slices.Clone(g)
+		slices.Sort(g)
+		var b strings.Builder
+		for _, t := range g {
+			b.WriteString(strconv.Itoa(len(t)) + ":" + t)
+		}
+		groups[i] = b.String()
+	}
+	slices.Sort(groups)
+	var b strings.Builder
+	b.WriteString(strconv.Itoa(len(c.Type)) + ":" + c.Type)
+	for _, g := range groups {
+		b.WriteString(strconv.Itoa(len(g)) + ":" + g)
+	}
+	return b.String()
 }
 
 // Write is one new version of a resource. ExpectVersion is the version the

@@ -218,7 +218,7 @@ func (s *Service) placeChange(ctx context.Context, caller gateway.Caller, reqs [
 		if r.ifNoneExist != nil {
 			// Conditional creates with the same criteria meet in one
 			// partition, where the commit checks them atomically.
-			return s.Place(criteriaKey(r.Type, r.ifNoneExist.Groups)), nil
+			return s.Place("if-none-exist|" + gateway.Criteria{Type: r.Type, Groups: r.ifNoneExist.Groups}.Key()), nil
 		}
 	}
 	return s.Place(""), nil
@@ -263,20 +263,6 @@ func (s *Service) placeBesidePatient(ctx context.Context, caller gateway.Caller,
 		return "", err
 	}
 	return s.PlacePatient(ctx, key)
-}
-
-// criteriaKey names a conditional create's criteria whatever the order of
-// its parameters and values: the type, then its groups of index terms,
-// each sorted, in sorted order.
-func criteriaKey(typ string, groups [][]string) string {
-	parts := make([]string, len(groups))
-	for i, g := range groups {
-		g = slices.Clone(g)
-		slices.Sort(g)
-		parts[i] = strings.Join(g, "\x00")
-	}
-	slices.Sort(parts)
-	return "if-none-exist|" + typ + "|" + strings.Join(parts, "\x01")
 }
 
 // prepare validates every request and builds the plan. Nothing is written.

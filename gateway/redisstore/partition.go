@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"hash/fnv"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -437,7 +436,7 @@ func (s *Store) capsLeft(ctx context.Context, p partition, criteria []gateway.Cr
 		if cr.Limit <= 0 || !s.spread {
 			continue
 		}
-		key := criteriaKey(cr)
+		key := cr.Key()
 		n, ok := at[key]
 		if !ok {
 			n = len(caps)
@@ -487,20 +486,6 @@ func (s *Store) capsLeft(ctx context.Context, p partition, criteria []gateway.Cr
 // errCountReply is count.lua answering for another number of criteria
 // than it was given: a script out of step with its caller.
 var errCountReply = errors.New("redisstore: count.lua answered another number of counts than criteria")
-
-// criteriaKey names criteria whatever the order of their groups and of
-// the terms in each (an AND of ORs): the type, then the groups, each
-// sorted, in sorted order.
-func criteriaKey(cr gateway.Criteria) string {
-	groups := make([]string, len(cr.Groups))
-	for i, g := range cr.Groups {
-		g = slices.Clone(g)
-		slices.Sort(g)
-		groups[i] = strings.Join(g, "\x00")
-	}
-	slices.Sort(groups)
-	return cr.Type + "\x01" + strings.Join(groups, "\x01")
-}
 
 // countRun is count.lua's KEYS and ARGV for counting each of criteria in
 // the partition whose keys are k.

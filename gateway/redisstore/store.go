@@ -919,7 +919,7 @@ func (s *Store) LookupMany(ctx context.Context, keys []string) ([]string, error)
 
 // distinctCaps are the criteria a commit's script checks, with their
 // limits: each cap (a Limit above 0) once for all those with the same
-// criteria (criteriaKey), with the smallest of their limits, at the place
+// criteria (Criteria.Key), with the smallest of their limits, at the place
 // of the first; a conditional create's as it is. Caps with the same
 // criteria count the same matches, and a commit over any of them is over
 // the smallest (OverLimit says no more): a transaction making many
@@ -936,7 +936,7 @@ func distinctCaps(criteria []gateway.Criteria, limits []int) ([]gateway.Criteria
 			out, outLimits = append(out, cr), append(outLimits, limits[i])
 			continue
 		}
-		key := criteriaKey(cr)
+		key := cr.Key()
 		if n, ok := at[key]; ok {
 			outLimits[n] = min(outLimits[n], limits[i])
 			continue
