@@ -872,6 +872,59 @@ func TestSpreadConsentStoredButNotDecidedEverywhereIsAuditedAsStored(t *testing.
 	}
 }
 
+// A Consent sent again unchanged after its first sending was stored but
+// not decided everywhere has nothing to write; when deciding again fails
+// once more, its answer and audit record still say the change is stored
+// and what is left to a retry (before: "internal error; nothing was
+// changed", read as a failure that stored nothing).
+func TestSpreadConsentSentAgainButStillNotDecidedEverywhereSaysItIsStored(t *testing.T) {
+	t.Parallel()
+	e := setup(t, onOneRedis, spread, withProviders(consentProviders()))
+	a := as("practice-a")
+	id := e.post("/Consent", consentFor("walking", "active"), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+	srID := e.post("/ServiceRequest", referral(e.referralIdentifier(t, id, true), "390893007"), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+	taskID := e.referralTask(t, srID)["id"].(string)
+	if e.store.PlaceOf(taskID) == e.store.PlaceOf(id) {
+		t.Fatal("the referral was placed beside its Consent; the test proves nothing")
+	}
+	// The referral's Task cannot be read after the Consent's commit: its
+	// key holds something else (Redis refuses the read).
+	ctx := context.Background()
+	taskKey := e.keys(t, "{signpost:*}:r:Task:"+taskID)
+	if len(taskKey) != 1 {
+		t.Fatalf("the Task's key: %v", taskKey)
+	}
+	if err := e.rdb.Rename(ctx, taskKey[0], taskKey[0]+":away").Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.rdb.Set(ctx, taskKey[0], "not a Task", 0)
+	withdrawn := strings.Replace(string(consentFor("walking", "inactive")), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1)
+	e.put("/Consent/"+id, []byte(withdrawn), a...).must(t, http.StatusInternalServerError)
+	again := e.put("/Consent/"+id, []byte(withdrawn), a...).must(t, http.StatusInternalServerError)
+	if !strings.Contains(string(again.body), "after the change was stored") || strings.Contains(string(again.body), "nothing was changed") {
+		t.Errorf("the answer to the Consent sent again does not say the change is stored: %s", again.body)
+	}
+	e.rdb.Del(ctx, taskKey[0])
+	if err := e.rdb.Rename(ctx, taskKey[0]+":away", taskKey[0]).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	events, raw := e.audit(t)
+	failed := 0
+	for _, ev := range events {
+		if ev.Subtype[0].Code != "update" || ev.Outcome == "0" {
+			continue
+		}
+		failed++
+		if !strings.Contains(ev.OutcomeDesc, gateway.AuditStoredNote) {
+			t.Errorf("an update's record reads as a failure that changed nothing: %q", ev.OutcomeDesc)
+		}
+	}
+	if failed != 2 {
+		t.Errorf("%d records of the updates' answers, want 2:\n%s", failed, raw)
+	}
+}
+
 // On a store that spreads referrals, the referrals a request's Consents
 // decide again in other partitions are each a commit of their own, after
 // the request's: a request whose Consents concern more than one patient's

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -150,6 +151,74 @@ func TestSpreadConsentWithdrawnElsewhereJustBeforeAReferralsCommit(t *testing.T)
 	taskID := task["id"].(string)
 	if task["status"] != "cancelled" || reasonCode(task) != gateway.ReasonConsentWithdrawn {
 		t.Errorf("Task %v, reason %q when the referral was answered; want cancelled consent-withdrawn", task["status"], reasonCode(task))
+	}
+	e.providerSeesNothing(t, "walking", taskID, srID)
+
+	rc := newReceiver(t)
+	e.startDeliveries(map[string]worker.Endpoint{"walking": {Name: "Walking for Health", Kind: "webhook", URL: rc.srv.URL, Secrets: webhookSecret, Full: true},
+		"advice": {Name: "Money Advice", Kind: "portal"}, "link": {Name: "Link Workers", Kind: "portal"}})
+	e.waitDeliveriesDrained(t)
+	for i, b := range rc.received() {
+		if strings.Contains(string(b), nhsNumber) || !strings.Contains(string(b), `"referral.withdrawn"`) {
+			t.Errorf("delivery %d is not the bare delete notice: %.200s", i, b)
+		}
+	}
+}
+
+// On a store that spreads referrals, a held referral released by the check
+// after a Consent's commit, on a Consent another partition holds, is
+// released by a commit whose store reads that Consent's version just
+// before it, not in its step: a withdrawal landing between that read and
+// the release, whose own check after its commit found the referral still
+// held, is seen by neither. The referral is then decided again after the
+// release, before the Consent is answered: withdrawn, and the provider is
+// sent nothing but the delete notice. The window is made here by
+// withdrawing the Consent from a hook on the release's commit and taking
+// the Consent's version out of that commit, as if the store's read of it
+// had landed just before the withdrawal.
+func TestSpreadConsentWithdrawnElsewhereJustBeforeAHeldReferralsRelease(t *testing.T) {
+	t.Parallel()
+	h := &commitHook{}
+	e := setup(t, onOneRedis, spread, withProviders(consentProviders()), withCommitHook(h))
+	a := as("practice-a")
+	// The referral is held, refused by an inactive Consent, and placed in
+	// another partition than that Consent; making the Consent active (a
+	// PUT, committed where the Consent is) releases it after its commit.
+	id := e.post("/Consent", consentFor("walking", "inactive"), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+	srID := e.post("/ServiceRequest", referral(e.referralIdentifier(t, id, true), "390893007"), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+	task := e.referralTask(t, srID)
+	taskID := task["id"].(string)
+	if task["status"] != "on-hold" || !gateway.Withheld(mustJSON(task)) {
+		t.Fatalf("Task %v before the Consent is active; want on-hold, withheld", task["status"])
+	}
+	if e.store.PlaceOf(id) == e.store.PlaceOf(taskID) {
+		t.Fatalf("Consent %s placed beside the referral's Task %s; the test proves nothing", id, taskID)
+	}
+	withStatus := func(status string) []byte {
+		return []byte(strings.Replace(string(consentFor("walking", status)), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1))
+	}
+
+	withdrew := false
+	h.set(func(c *gateway.Commit) bool {
+		if withdrew || !slices.ContainsFunc(c.Writes, func(w gateway.Write) bool {
+			return w.Resource.Type == gateway.TypeTask && w.Resource.ID == taskID
+		}) {
+			return false
+		}
+		withdrew = true
+		if r := e.put("/Consent/"+id, withStatus("inactive"), a...); r.status != http.StatusOK {
+			t.Errorf("the withdrawal: %d %s", r.status, r.body)
+		}
+		c.Unchanged = nil
+		return true
+	})
+	e.put("/Consent/"+id, withStatus("active"), a...).must(t, http.StatusOK)
+	if !withdrew {
+		t.Fatal("the withdrawal did not run before the referral's release was committed; the test proves nothing")
+	}
+	task = e.referralTask(t, srID)
+	if task["status"] != "cancelled" || reasonCode(task) != gateway.ReasonConsentWithdrawn || !gateway.Withheld(mustJSON(task)) {
+		t.Errorf("Task %v, reason %q when the Consent was answered; want cancelled consent-withdrawn, withheld", task["status"], reasonCode(task))
 	}
 	e.providerSeesNothing(t, "walking", taskID, srID)
 

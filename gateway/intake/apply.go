@@ -111,7 +111,10 @@ func (s *Service) apply(ctx context.Context, caller gateway.Caller, reqs []*Requ
 			// Nothing to write; a Consent sent again still decides, in
 			// other partitions, what its first sending may not have.
 			if err := s.recheckAfterCommit(ctx, pl); err != nil {
-				return nil, err
+				// Its first sending's change is stored, and only this
+				// step is left to a retry: said so, not "nothing was
+				// changed" (this request's own commit stored nothing).
+				return nil, &gateway.StoredError{Err: err, Stored: pl.stored()}
 			}
 			return pl.outcomes, nil
 		}
@@ -795,12 +798,18 @@ func (pl *plan) keptConsent(s *Service, r *gateway.Resource) {
 	}
 }
 
-// stored names what the plan's commit stored ("Type/id"): its outcomes'
-// resources.
+// stored names what the plan's commit stored ("Type/id"): those of its
+// outcomes' resources the commit writes. An outcome resolved to what was
+// held (a repeat, a Consent sent again unchanged) was stored by an earlier
+// request, not this one.
 func (pl *plan) stored() []string {
+	written := make(map[string]bool, len(pl.commit.Writes))
+	for _, w := range pl.commit.Writes {
+		written[w.Resource.Ref()] = true
+	}
 	var refs []string
 	for _, out := range pl.outcomes {
-		if out != nil && out.Resource != nil {
+		if out != nil && out.Resource != nil && written[out.Resource.Ref()] {
 			refs = append(refs, out.Resource.Ref())
 		}
 	}

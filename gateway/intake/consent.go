@@ -359,7 +359,15 @@ func (s *Service) recheckAfterCommit(ctx context.Context, pl *plan) error {
 			}
 		}
 	}
-	for _, id := range taskIDs {
+	// A referral a commit below releases on a Consent another partition
+	// holds is decided once more after that commit (again.recheckAfter):
+	// a withdrawal stored between the store's read of that Consent and
+	// the commit, whose own check after its commit found the referral
+	// still held, is found then. Once each: a second decision finds it
+	// released and changes nothing unless the Consent changed.
+	followed := map[string]bool{}
+	for i := 0; i < len(taskIDs); i++ {
+		id := taskIDs[i]
 		done := false
 		for attempt := 1; attempt <= queue.MaxAttempts && !done; attempt++ {
 			again := &plan{caller: pl.caller, now: s.Now().UTC().Truncate(time.Millisecond), ifMatch: map[int]bool{},
@@ -378,7 +386,14 @@ func (s *Service) recheckAfterCommit(ctx context.Context, pl *plan) error {
 			if err != nil {
 				return err
 			}
-			done = res.OK()
+			if done = res.OK(); done {
+				for _, next := range again.recheckAfter {
+					if !followed[next] {
+						followed[next] = true
+						taskIDs = append(taskIDs, next)
+					}
+				}
+			}
 		}
 		if !done {
 			return gateway.NewError(gateway.KindConflict, fhir.IssueConflict, "", "stored, but a referral it concerns changed concurrently while its consent was decided again; send it again")
