@@ -254,56 +254,47 @@ func TestBaRSMessageReadsItsKeysInOneRoundTrip(t *testing.T) {
 // one Patient, so that a store that spreads commits them together.
 func TestTransactionReadsItsReferralsTasksInOneRoundTrip(t *testing.T) {
 	t.Parallel()
-	for _, c := range []struct {
-		name string
-		on   []func(*options)
-	}{
-		{"redis", []func(*options){onOneRedis, unspread}},
-		{"spread redis", []func(*options){onOneRedis, spread}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			e := setup(t, c.on...)
-			tasks := newKeyReads("referral-task|")
-			e.rdb.AddHook(tasks)
-			a := as("practice-a")
-			e.put("/Patient/lookups-pat", testPatient("lookups-pat"), a...).must(t, http.StatusCreated)
-			const referrals = 5
-			var updates, newTasks []string
-			for i := range referrals {
-				sr := e.post("/ServiceRequest", referralFor(fmt.Sprintf("TASKS-%d", i), "lookups-pat"), a...).must(t, http.StatusCreated).json(t)
-				id := sr["id"].(string)
-				sr["priority"] = "urgent"
-				body, err := json.Marshal(sr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				updates = append(updates, `{"resource":`+string(body)+`,"request":{"method":"PUT","url":"ServiceRequest/`+id+`"}}`)
-				newTasks = append(newTasks, entry(fmt.Sprintf("urn:uuid:00000000-0000-0000-0000-%012d", i), "Task", ownTask("ServiceRequest/"+id, "Patient/lookups-pat")))
+	onOneRedisSpreadOrNot(t, func(t *testing.T, on ...func(*options)) {
+		e := setup(t, on...)
+		tasks := newKeyReads("referral-task|")
+		e.rdb.AddHook(tasks)
+		a := as("practice-a")
+		e.put("/Patient/lookups-pat", testPatient("lookups-pat"), a...).must(t, http.StatusCreated)
+		const referrals = 5
+		var updates, newTasks []string
+		for i := range referrals {
+			sr := e.post("/ServiceRequest", referralFor(fmt.Sprintf("TASKS-%d", i), "lookups-pat"), a...).must(t, http.StatusCreated).json(t)
+			id := sr["id"].(string)
+			sr["priority"] = "urgent"
+			body, err := json.Marshal(sr)
+			if err != nil {
+				t.Fatal(err)
 			}
-			statuses := func(res *response) map[string]int {
-				t.Helper()
-				out := map[string]int{}
-				for _, en := range res.json(t)["entry"].([]any) {
-					out[en.(map[string]any)["response"].(map[string]any)["status"].(string)]++
-				}
-				return out
+			updates = append(updates, `{"resource":`+string(body)+`,"request":{"method":"PUT","url":"ServiceRequest/`+id+`"}}`)
+			newTasks = append(newTasks, entry(fmt.Sprintf("urn:uuid:00000000-0000-0000-0000-%012d", i), "Task", ownTask("ServiceRequest/"+id, "Patient/lookups-pat")))
+		}
+		statuses := func(res *response) map[string]int {
+			t.Helper()
+			out := map[string]int{}
+			for _, en := range res.json(t)["entry"].([]any) {
+				out[en.(map[string]any)["response"].(map[string]any)["status"].(string)]++
 			}
-			var res *response
-			if n := tasks.during(func() { res = e.post("", transaction(updates...), a...).must(t, http.StatusOK) }); n != 1 {
-				t.Errorf("the updates read their referrals' Tasks in %d round trips, want 1", n)
-			}
-			if s := statuses(res); s["200 OK"] != referrals {
-				t.Errorf("updates: %v, want %d 200 OK", s, referrals)
-			}
-			if n := tasks.during(func() { res = e.post("", transaction(newTasks...), a...).must(t, http.StatusOK) }); n != 1 {
-				t.Errorf("the new Tasks read their referrals' Tasks in %d round trips, want 1", n)
-			}
-			if s := statuses(res); s["200 OK"] != referrals {
-				t.Errorf("new Tasks: %v, want %d answered with the Task held", s, referrals)
-			}
-		})
-	}
+			return out
+		}
+		var res *response
+		if n := tasks.during(func() { res = e.post("", transaction(updates...), a...).must(t, http.StatusOK) }); n != 1 {
+			t.Errorf("the updates read their referrals' Tasks in %d round trips, want 1", n)
+		}
+		if s := statuses(res); s["200 OK"] != referrals {
+			t.Errorf("updates: %v, want %d 200 OK", s, referrals)
+		}
+		if n := tasks.during(func() { res = e.post("", transaction(newTasks...), a...).must(t, http.StatusOK) }); n != 1 {
+			t.Errorf("the new Tasks read their referrals' Tasks in %d round trips, want 1", n)
+		}
+		if s := statuses(res); s["200 OK"] != referrals {
+			t.Errorf("new Tasks: %v, want %d answered with the Task held", s, referrals)
+		}
+	})
 }
 
 // A transaction updating several Consents that came with a referral reads
@@ -312,78 +303,69 @@ func TestTransactionReadsItsReferralsTasksInOneRoundTrip(t *testing.T) {
 // withdrawn, and the referral with them, as before.
 func TestConsentTransactionReadsItsKeysInOneRoundTrip(t *testing.T) {
 	t.Parallel()
-	for _, c := range []struct {
-		name string
-		on   []func(*options)
-	}{
-		{"redis", []func(*options){onOneRedis, unspread}},
-		{"spread redis", []func(*options){onOneRedis, spread}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			required := func(o *options) {
-				withBaRSService(o)
-				o.providers[0].Consent = gateway.ConsentRequired
-			}
-			e := setup(t, append(c.on, required, withWarnNHS)...)
-			filed := newKeyReads("supporting|")
-			tasks := newKeyReads("referral-task|")
-			e.rdb.AddHook(filed)
-			e.rdb.AddHook(tasks)
-			a := as("practice-a")
-			const consents = 4
-			msg := barsMutant(t, func(b map[string]any, entries []any) {
-				for i := range entries {
-					if entryResource(entries, i)["resourceType"] != "Consent" {
-						continue
-					}
-					for k := 1; k < consents; k++ {
-						raw, _ := json.Marshal(entries[i])
-						var copied map[string]any
-						_ = json.Unmarshal(raw, &copied)
-						copied["fullUrl"] = fmt.Sprintf("urn:uuid:00000000-0000-4000-8000-%012d", k)
-						entries = append(entries, copied)
-					}
-					b["entry"] = entries
-					return
-				}
-			})
-			_, sr, task := readBaRSAnswer(t, e.post("/$process-message", msg, a...).must(t, http.StatusOK))
-			if task["status"] != "requested" {
-				t.Fatalf("the referral's Task is %v, want requested (its Consents active)", task["status"])
-			}
-			_, stored := auditedEntries(t, e, msg)
-			var withdrawals []string
-			for _, ref := range stored {
-				if !strings.HasPrefix(ref, "Consent/") {
+	onOneRedisSpreadOrNot(t, func(t *testing.T, on ...func(*options)) {
+		required := func(o *options) {
+			withBaRSService(o)
+			o.providers[0].Consent = gateway.ConsentRequired
+		}
+		e := setup(t, append(on, required, withWarnNHS)...)
+		filed := newKeyReads("supporting|")
+		tasks := newKeyReads("referral-task|")
+		e.rdb.AddHook(filed)
+		e.rdb.AddHook(tasks)
+		a := as("practice-a")
+		const consents = 4
+		msg := barsMutant(t, func(b map[string]any, entries []any) {
+			for i := range entries {
+				if entryResource(entries, i)["resourceType"] != "Consent" {
 					continue
 				}
-				consent := e.get("/"+ref, a...).must(t, http.StatusOK).json(t)
-				consent["status"] = "inactive"
-				body, err := json.Marshal(consent)
-				if err != nil {
-					t.Fatal(err)
+				for k := 1; k < consents; k++ {
+					raw, _ := json.Marshal(entries[i])
+					var copied map[string]any
+					_ = json.Unmarshal(raw, &copied)
+					copied["fullUrl"] = fmt.Sprintf("urn:uuid:00000000-0000-4000-8000-%012d", k)
+					entries = append(entries, copied)
 				}
-				withdrawals = append(withdrawals, `{"resource":`+string(body)+`,"request":{"method":"PUT","url":"`+ref+`"}}`)
-			}
-			if len(withdrawals) != consents {
-				t.Fatalf("%d Consents stored, want %d", len(withdrawals), consents)
-			}
-			var taskReads int64
-			filedReads := filed.during(func() {
-				taskReads = tasks.during(func() { e.post("", transaction(withdrawals...), a...).must(t, http.StatusOK) })
-			})
-			if filedReads != 1 {
-				t.Errorf("the Consents read the referral each is filed under in %d round trips, want 1", filedReads)
-			}
-			if taskReads != 1 {
-				t.Errorf("the Consents read their referral's Task in %d round trips, want 1", taskReads)
-			}
-			if got := e.referralTask(t, sr["id"].(string)); got["status"] != "cancelled" || reasonCode(got) != gateway.ReasonConsentWithdrawn {
-				t.Errorf("after the withdrawals: Task %v reason %q, want cancelled consent-withdrawn", got["status"], reasonCode(got))
+				b["entry"] = entries
+				return
 			}
 		})
-	}
+		_, sr, task := readBaRSAnswer(t, e.post("/$process-message", msg, a...).must(t, http.StatusOK))
+		if task["status"] != "requested" {
+			t.Fatalf("the referral's Task is %v, want requested (its Consents active)", task["status"])
+		}
+		_, stored := auditedEntries(t, e, msg)
+		var withdrawals []string
+		for _, ref := range stored {
+			if !strings.HasPrefix(ref, "Consent/") {
+				continue
+			}
+			consent := e.get("/"+ref, a...).must(t, http.StatusOK).json(t)
+			consent["status"] = "inactive"
+			body, err := json.Marshal(consent)
+			if err != nil {
+				t.Fatal(err)
+			}
+			withdrawals = append(withdrawals, `{"resource":`+string(body)+`,"request":{"method":"PUT","url":"`+ref+`"}}`)
+		}
+		if len(withdrawals) != consents {
+			t.Fatalf("%d Consents stored, want %d", len(withdrawals), consents)
+		}
+		var taskReads int64
+		filedReads := filed.during(func() {
+			taskReads = tasks.during(func() { e.post("", transaction(withdrawals...), a...).must(t, http.StatusOK) })
+		})
+		if filedReads != 1 {
+			t.Errorf("the Consents read the referral each is filed under in %d round trips, want 1", filedReads)
+		}
+		if taskReads != 1 {
+			t.Errorf("the Consents read their referral's Task in %d round trips, want 1", taskReads)
+		}
+		if got := e.referralTask(t, sr["id"].(string)); got["status"] != "cancelled" || reasonCode(got) != gateway.ReasonConsentWithdrawn {
+			t.Errorf("after the withdrawals: Task %v reason %q, want cancelled consent-withdrawn", got["status"], reasonCode(got))
+		}
+	})
 }
 
 // A provider's response reads its message id and X-Request-Id in one
@@ -391,36 +373,27 @@ func TestConsentTransactionReadsItsKeysInOneRoundTrip(t *testing.T) {
 // and one under a used X-Request-Id is a duplicate.
 func TestBaRSResponseReadsItsKeysInOneRoundTrip(t *testing.T) {
 	t.Parallel()
-	for _, c := range []struct {
-		name string
-		on   []func(*options)
-	}{
-		{"redis", []func(*options){onOneRedis, unspread}},
-		{"spread redis", []func(*options){onOneRedis, spread}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			e := setup(t, append(c.on, withBaRSService, withWarnNHS)...)
-			messageKeys := newKeyReads("message|", "message-request|")
-			e.rdb.AddHook(messageKeys)
-			taskID, sent := deliveredReferral(t, e)
-			msg := barsAnswerTo("2b3c4d5e-6f70-4182-9a3b-4c5d6e7f8091", sent, taskID, "accepted", "")
-			const rid = "66666666-6666-4666-8666-666666666666"
-			if n := messageKeys.during(func() {
-				e.post("/$process-message", msg, callerHeader, "walking", "X-Request-Id", rid).must(t, http.StatusOK)
-			}); n != 1 {
-				t.Errorf("the response read its message id and X-Request-Id in %d round trips, want 1", n)
-			}
-			if n := messageKeys.during(func() {
-				e.post("/$process-message", msg, callerHeader, "walking").must(t, http.StatusOK)
-			}); n != 1 {
-				t.Errorf("sent again, the response read its keys in %d round trips, want 1", n)
-			}
-			other := barsAnswerTo("3c4d5e6f-7081-4293-8b4c-5d6e7f809102", sent, taskID, "completed", "")
-			e.post("/$process-message", other, callerHeader, "walking", "X-Request-Id", rid).must(t, http.StatusConflict)
-			if st, _, _ := e.taskStatus(t, taskID); st != "accepted" {
-				t.Errorf("the Task is %s, want accepted", st)
-			}
-		})
-	}
+	onOneRedisSpreadOrNot(t, func(t *testing.T, on ...func(*options)) {
+		e := setup(t, append(on, withBaRSService, withWarnNHS)...)
+		messageKeys := newKeyReads("message|", "message-request|")
+		e.rdb.AddHook(messageKeys)
+		taskID, sent := deliveredReferral(t, e)
+		msg := barsAnswerTo("2b3c4d5e-6f70-4182-9a3b-4c5d6e7f8091", sent, taskID, "accepted", "")
+		const rid = "66666666-6666-4666-8666-666666666666"
+		if n := messageKeys.during(func() {
+			e.post("/$process-message", msg, callerHeader, "walking", "X-Request-Id", rid).must(t, http.StatusOK)
+		}); n != 1 {
+			t.Errorf("the response read its message id and X-Request-Id in %d round trips, want 1", n)
+		}
+		if n := messageKeys.during(func() {
+			e.post("/$process-message", msg, callerHeader, "walking").must(t, http.StatusOK)
+		}); n != 1 {
+			t.Errorf("sent again, the response read its keys in %d round trips, want 1", n)
+		}
+		other := barsAnswerTo("3c4d5e6f-7081-4293-8b4c-5d6e7f809102", sent, taskID, "completed", "")
+		e.post("/$process-message", other, callerHeader, "walking", "X-Request-Id", rid).must(t, http.StatusConflict)
+		if st, _, _ := e.taskStatus(t, taskID); st != "accepted" {
+			t.Errorf("the Task is %s, want accepted", st)
+		}
+	})
 }

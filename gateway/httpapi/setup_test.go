@@ -163,6 +163,13 @@ func onOneRedisAndSpreadOnCluster(t *testing.T, test func(t *testing.T, on ...fu
 	t.Run("spread cluster", func(t *testing.T) { test(t, spread, onCluster) })
 }
 
+// onOneRedisSpreadOrNot runs a test on one Redis with a store that does
+// not spread (even in a run that forces spreading) and with one that does.
+func onOneRedisSpreadOrNot(t *testing.T, test func(t *testing.T, on ...func(*options))) {
+	t.Run("redis", func(t *testing.T) { t.Parallel(); test(t, onOneRedis, unspread) })
+	t.Run("spread redis", func(t *testing.T) { t.Parallel(); test(t, onOneRedis, spread) })
+}
+
 // onEachRedis runs a test on one Redis and on a Redis Cluster: the same
 // test, so that what holds on one holds on the other.
 func onEachRedis(t *testing.T, test func(t *testing.T, on func(*options))) {
