@@ -127,3 +127,47 @@ func TestHeartbeatsInFlightAreBounded(t *testing.T) {
 		t.Errorf("%d heartbeats sent with at most 2 in flight and both held open, want 2", n)
 	}
 }
+
+// The handshake counts as sent before its subscription is made active, so
+// a tick between the two finds it sent and starts no heartbeat at once.
+func TestHandshakeCountsAsSentBeforeTheSubscriptionIsActive(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	hook := &activeHook{SubscriptionDomain: e.svc.Subscriptions, store: e.store}
+	q := e.store.Queues(gateway.QueueSubscription)
+	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
+	w := newQuickWorker(worker.Options{Queue: q, PerProvider: 1, LaneDepth: 64, Consumer: "hs-" + gateway.NewID()[:8],
+		Handler: &worker.Subscriptions{Queue: q, Domain: hook, Store: e.store, Client: client, Clients: []string{"practice-a"}}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	s := newSubscriber(t)
+	id := e.subscribeWithHeartbeat(s.srv.URL, 3600)
+	eventually(t, "the handshake", func() bool { return e.subStatus(id) == "active" })
+	hook.mu.Lock()
+	defer hook.mu.Unlock()
+	if !hook.seen || hook.lastSent.IsZero() {
+		t.Errorf("made active with nothing recorded as sent (seen %v, last sent %v): a tick then sends a heartbeat at once", hook.seen, hook.lastSent)
+	}
+}
+
+// activeHook notes, as a subscription is made active, when the store says
+// it was last sent anything.
+type activeHook struct {
+	worker.SubscriptionDomain
+	store    worker.SubscriptionStore
+	mu       sync.Mutex
+	seen     bool
+	lastSent time.Time
+}
+
+func (h *activeHook) SetSubscriptionStatus(ctx context.Context, id, status, reason string, version int) error {
+	if status == "active" {
+		last, err := h.store.LastSent(ctx, id)
+		h.mu.Lock()
+		h.seen, h.lastSent = err == nil, last
+		h.mu.Unlock()
+	}
+	return h.SubscriptionDomain.SetSubscriptionStatus(ctx, id, status, reason, version)
+}

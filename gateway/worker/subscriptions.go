@@ -135,13 +135,19 @@ func (h *Subscriptions) handshake(ctx context.Context, log *slog.Logger, job gat
 	if !res.OK() {
 		status, reason = "error", "handshake failed: "+res.Reason
 	}
+	// The handshake counts as sent before the subscription is active:
+	// a tick in between would otherwise find it active with nothing ever
+	// sent, and send a heartbeat at once (claiming the period's).
+	if err := h.Store.MarkSent(ctx, sub.ID); err != nil {
+		record(log, "recording the handshake as sent", err)
+		return
+	}
 	// The version the handshake was queued for: an update made while it
 	// ran has a handshake of its own.
 	if err := h.Domain.SetSubscriptionStatus(ctx, sub.ID, status, reason, hs.Version); err != nil {
 		record(log, "recording the handshake", err)
 		return
 	}
-	_ = h.Store.MarkSent(ctx, sub.ID)
 	record(log.With("subscription", sub.ID, "status", status), "handshake", h.Queue.Ack(ctx, job))
 }
 
