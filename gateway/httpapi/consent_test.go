@@ -778,16 +778,10 @@ func TestSpreadConsentSentAgainFinishesItsWithdrawal(t *testing.T) {
 
 	// The first sending stores the withdrawal but cannot reach the Task.
 	ctx := context.Background()
-	taskKey := e.keys(t, "{signpost:*}:r:Task:"+taskID)
-	if len(taskKey) != 1 {
-		t.Fatalf("the Task's key: %v", taskKey)
-	}
-	if err := e.rdb.Rename(ctx, taskKey[0], taskKey[0]+":away").Err(); err != nil {
-		t.Fatal(err)
-	}
+	taskKey := e.moveTaskAway(t, taskID)
 	withdrawn := strings.Replace(string(consentFor("walking", "inactive")), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1)
 	e.put("/Consent/"+id, []byte(withdrawn), as("practice-a")...).must(t, http.StatusOK)
-	if err := e.rdb.Rename(ctx, taskKey[0]+":away", taskKey[0]).Err(); err != nil {
+	if err := e.rdb.Rename(ctx, taskKey+":away", taskKey).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if task := e.referralTask(t, srID); task["status"] == "cancelled" {
@@ -826,21 +820,15 @@ func TestSpreadConsentStoredButNotDecidedEverywhereIsAuditedAsStored(t *testing.
 	// The referral's Task cannot be read after the Consent's commit: its
 	// key holds something else (Redis refuses the read).
 	ctx := context.Background()
-	taskKey := e.keys(t, "{signpost:*}:r:Task:"+taskID)
-	if len(taskKey) != 1 {
-		t.Fatalf("the Task's key: %v", taskKey)
-	}
-	if err := e.rdb.Rename(ctx, taskKey[0], taskKey[0]+":away").Err(); err != nil {
-		t.Fatal(err)
-	}
-	e.rdb.Set(ctx, taskKey[0], "not a Task", 0)
+	taskKey := e.moveTaskAway(t, taskID)
+	e.rdb.Set(ctx, taskKey, "not a Task", 0)
 	withdrawn := strings.Replace(string(consentFor("walking", "inactive")), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1)
 	r := e.put("/Consent/"+id, []byte(withdrawn), a...).must(t, http.StatusInternalServerError)
 	if !strings.Contains(string(r.body), "stored") {
 		t.Errorf("the answer does not say the change was stored: %s", r.body)
 	}
-	e.rdb.Del(ctx, taskKey[0])
-	if err := e.rdb.Rename(ctx, taskKey[0]+":away", taskKey[0]).Err(); err != nil {
+	e.rdb.Del(ctx, taskKey)
+	if err := e.rdb.Rename(ctx, taskKey+":away", taskKey).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.get("/Consent/"+id, a...).must(t, http.StatusOK).json(t); got["status"] != "inactive" {
@@ -890,22 +878,16 @@ func TestSpreadConsentSentAgainButStillNotDecidedEverywhereSaysItIsStored(t *tes
 	// The referral's Task cannot be read after the Consent's commit: its
 	// key holds something else (Redis refuses the read).
 	ctx := context.Background()
-	taskKey := e.keys(t, "{signpost:*}:r:Task:"+taskID)
-	if len(taskKey) != 1 {
-		t.Fatalf("the Task's key: %v", taskKey)
-	}
-	if err := e.rdb.Rename(ctx, taskKey[0], taskKey[0]+":away").Err(); err != nil {
-		t.Fatal(err)
-	}
-	e.rdb.Set(ctx, taskKey[0], "not a Task", 0)
+	taskKey := e.moveTaskAway(t, taskID)
+	e.rdb.Set(ctx, taskKey, "not a Task", 0)
 	withdrawn := strings.Replace(string(consentFor("walking", "inactive")), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1)
 	e.put("/Consent/"+id, []byte(withdrawn), a...).must(t, http.StatusInternalServerError)
 	again := e.put("/Consent/"+id, []byte(withdrawn), a...).must(t, http.StatusInternalServerError)
 	if !strings.Contains(string(again.body), "after the change was stored") || strings.Contains(string(again.body), "nothing was changed") {
 		t.Errorf("the answer to the Consent sent again does not say the change is stored: %s", again.body)
 	}
-	e.rdb.Del(ctx, taskKey[0])
-	if err := e.rdb.Rename(ctx, taskKey[0]+":away", taskKey[0]).Err(); err != nil {
+	e.rdb.Del(ctx, taskKey)
+	if err := e.rdb.Rename(ctx, taskKey+":away", taskKey).Err(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -948,4 +930,19 @@ func TestSpreadConsentsConcerningTooManyReferralsAreRefused(t *testing.T) {
 	if ks := e.keys(t, "*:r:Consent:*"); len(ks) != 0 {
 		t.Errorf("%d Consents stored by a refused request", len(ks))
 	}
+}
+
+// moveTaskAway renames a Task's key (in whichever partition holds it) to
+// the same name with ":away" after it, so that reading the Task finds
+// nothing, and returns the key.
+func (e *env) moveTaskAway(t *testing.T, taskID string) string {
+	t.Helper()
+	key := e.keys(t, "{signpost:*}:r:Task:"+taskID)
+	if len(key) != 1 {
+		t.Fatalf("the Task's key: %v", key)
+	}
+	if err := e.rdb.Rename(context.Background(), key[0], key[0]+":away").Err(); err != nil {
+		t.Fatal(err)
+	}
+	return key[0]
 }
