@@ -161,7 +161,8 @@ func TestJoinDeliveries(t *testing.T) {
 
 // The yardstick summary sets the figures of one run against issue 18's
 // targets: ratios to S and F, p99 against 2 × F's + 1 ms, deliveries, the
-// webhook p99, RSS.
+// webhook p99, RSS; a run during an append-only file rewrite is shown beside
+// them.
 func TestYardstickVerdicts(t *testing.T) {
 	dir := t.TempDir()
 	var lines []string
@@ -190,6 +191,10 @@ func TestYardstickVerdicts(t *testing.T) {
 	add(Result{Label: "F", Mode: "rate", Rate: 1000, Created: 10000, LateMaxMs: 40}, 2*time.Millisecond)
 	add(Result{Label: "signpost", Mode: "rate", Rate: 1000, Created: 10000,
 		Webhook: &WebhookResult{Accepted: 10000, Delivered: 7000, DrainSeconds: 2}}, 6*time.Millisecond)
+	// A run with Redis rewriting its append-only file is shown, and held
+	// to no target: the 1,000/s verdict stays the steady state's.
+	add(Result{Label: "signpost-rewriting", Mode: "rate", Rate: 1000, Created: 10000,
+		Webhook: &WebhookResult{Accepted: 10000, Delivered: 10000, DrainSeconds: 2}}, 50*time.Millisecond)
 	path := filepath.Join(dir, "results.jsonl")
 	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -201,6 +206,9 @@ func TestYardstickVerdicts(t *testing.T) {
 	// The connections the workers opened show beside the webhook latency.
 	if !strings.Contains(out.String(), "0.0 / 20.0 / 0.0 (16 connections)") {
 		t.Errorf("no connection count in the fixed-rate table:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "1000  signpost-rewriting") {
+		t.Errorf("no row for the run with a rewrite in the fixed-rate table:\n%s", out.String())
 	}
 	_, verdicts, ok := strings.Cut(out.String(), "Against issue 18's targets:\n")
 	if !ok {

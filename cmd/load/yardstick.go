@@ -44,6 +44,9 @@ const (
 	labelF        = "F"
 	labelS        = "S"
 	labelSignpost = "signpost"
+	// Signpost again with Redis rewriting its append-only file midway:
+	// reported beside the steady state, not held to its targets.
+	labelRewriting = "signpost-rewriting"
 )
 
 // yardstick prints the figures of one deploy/bench/yardstick.sh run (its
@@ -140,14 +143,15 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 	fmt.Fprintln(tw, "rate/s\ttarget\tseconds\taccepted/s\tp50 ms\tp99 ms\tmax ms\terrors\tbehind ms\tdelivered\tin\tPOST→webhook p50 / p99 / max ms\tCPU µs per referral\t")
 	for _, rate := range rates {
 		var fr, sr *Result
-		for _, label := range []string{labelF, labelSignpost} {
+		for _, label := range []string{labelF, labelSignpost, labelRewriting} {
 			r, err := poolWhere(rounds, label, at(label, rate))
 			if err != nil {
 				continue
 			}
-			if label == labelF {
+			switch label {
+			case labelF:
 				fr = r
-			} else {
+			case labelSignpost:
 				sr = r
 			}
 			delivered, in, hook := "", "", ""

@@ -68,14 +68,15 @@ wait_ready() {
 }
 
 # start_redis starts a scratch redis-server on a free loopback port, with the
-# append-only file on (appendfsync FSYNC), in $tmp/redis, and sets rport,
+# append-only file on (appendfsync FSYNC; rewritten once it has doubled and
+# is at least AOF_REWRITE_MIN, Redis's 64mb unless set), in $tmp/redis, and sets rport,
 # rpid, redis_url and rcli (redis-cli against it).
 start_redis() {
-  echo "== starting a scratch redis-server (appendonly yes, appendfsync $FSYNC)"
+  echo "== starting a scratch redis-server (appendonly yes, appendfsync $FSYNC, auto-aof-rewrite-min-size ${AOF_REWRITE_MIN:-64mb})"
   rport=$(free_port)
   mkdir -p "$tmp/redis"
   redis-server --bind 127.0.0.1 --port "$rport" --dir "$tmp/redis" \
-    --appendonly yes --appendfsync "$FSYNC" --save "" \
+    --appendonly yes --appendfsync "$FSYNC" --save "" --auto-aof-rewrite-min-size "${AOF_REWRITE_MIN:-64mb}" \
     --maxmemory-policy noeviction --daemonize no --logfile "$tmp/redis/redis.log" &
   rpid=$!
   pids+=("$rpid")

@@ -11,6 +11,8 @@
 #      and how many referrals were delivered within DRAIN of the last reply;
 #   3. POST-to-webhook latency at HOOK_RATE referrals/s;
 #   4. server and Redis CPU per referral, Signpost's peak RSS;
+#   5. Signpost at REWRITE_RATE/s again, with Redis rewriting its
+#      append-only file midway (BGREWRITEAOF), for what that costs;
 #
 # then prints them against the issue's targets (met / not met). See
 # deploy/bench/README.md.
@@ -23,7 +25,17 @@
 # loop, 2s), RATE_WARMUP (fixed rate, 1s), CONNS (closed loop, 64),
 # RATE_CONNS (the most connections the fixed-rate generator opens, 256),
 # RATES ("250 1000 2500"), HOOK_RATE (200), DRAIN (2s), ROUNDS (closed-loop
-# rounds, 1), FSYNC (everysec), KEEP (0).
+# rounds, 1), FSYNC (everysec), AOF_REWRITE_MIN (1gb), REWRITE_RATE (1000;
+# empty skips phase 5), KEEP (0).
+#
+# The phases measure the steady state: Redis rewrites its append-only file
+# (a fork, and a child writing out the whole dataset) once the file has
+# doubled since the last rewrite and is at least auto-aof-rewrite-min-size.
+# A deployment's Redis, holding months of referrals, doubles its file hours
+# apart at these rates; an emptied one at Redis's default of 64mb would
+# rewrite every few seconds at them, and each rewrite competes for the
+# CPUs the phase measures. So the minimum is 1gb here, and phase 5
+# measures a rewrite on its own.
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
@@ -36,6 +48,8 @@ HOOK_RATE=${HOOK_RATE:-200}
 DRAIN=${DRAIN:-2s}
 ROUNDS=${ROUNDS:-1}
 FSYNC=${FSYNC:-everysec}
+AOF_REWRITE_MIN=${AOF_REWRITE_MIN:-1gb}
+REWRITE_RATE=${REWRITE_RATE-1000}
 KEEP=${KEEP:-0}
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -171,6 +185,15 @@ for rate in $HOOK_RATE $RATES; do
   run_load signpost "$dpid" "http://127.0.0.1:$dport/fhir/ServiceRequest" -rate "$rate" -c "$RATE_CONNS" -d "$DURATION" -warmup "$RATE_WARMUP" \
     -webhook "127.0.0.1:$wport" -drain "$DRAIN"
 done
+if [[ -n $REWRITE_RATE ]]; then
+  start_delivering
+  echo
+  echo "== fixed rate: Signpost at $REWRITE_RATE/s with its workers delivering, Redis rewriting its append-only file from 3 s into the measured phase (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  (sleep "$(awk -v w="${RATE_WARMUP%s}" 'BEGIN {print w + 3}')" && rcli bgrewriteaof >/dev/null) &
+  run_load signpost-rewriting "$dpid" "http://127.0.0.1:$dport/fhir/ServiceRequest" -rate "$REWRITE_RATE" -c "$RATE_CONNS" -d "$DURATION" -warmup "$RATE_WARMUP" \
+    -webhook "127.0.0.1:$wport" -drain "$DRAIN"
+  echo "   rewrite: $(rcli info persistence | tr -d '\r' | grep -E '^aof_last_rewrite_time_sec|^aof_rewrites:' | tr '\n' ' ')fork $(rcli info stats | tr -d '\r' | awk -F: '/^latest_fork_usec/ {print $2}') µs"
+fi
 stop_delivering
 
 echo
