@@ -8,6 +8,7 @@ package deploy
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"debug/elf"
 	"errors"
@@ -225,8 +226,9 @@ type composeService struct {
 	Healthcheck *struct {
 		Test []string
 	}
-	ReadOnly bool     `yaml:"read_only"`
-	CapDrop  []string `yaml:"cap_drop"`
+	ReadOnly  bool     `yaml:"read_only"`
+	CapDrop   []string `yaml:"cap_drop"`
+	CPUShares int      `yaml:"cpu_shares"`
 }
 
 // mount finds the volume whose container side is target and returns its
@@ -282,6 +284,13 @@ func TestComposeFile(t *testing.T) {
 				t.Errorf("%s depends on %s, which is not a service", name, dep)
 			}
 		}
+	}
+
+	// On a busy host the workers yield CPU to the API and Redis, whose
+	// answers a GP system waits on (unset is Docker's weight, 1024).
+	weight := func(s composeService) int { return cmp.Or(s.CPUShares, 1024) }
+	if w := weight(c.Services["signpost-worker"]); w >= weight(c.Services["signpost-api"]) || w >= weight(c.Services["redis"]) {
+		t.Errorf("signpost-worker's cpu_shares %d is not below the API's and Redis's", w)
 	}
 
 	redis := c.Services["redis"]
