@@ -17,7 +17,7 @@
 # then prints them against the targets (met / not met). See
 # deploy/bench/README.md.
 #
-#   bash deploy/bench/yardstick.sh                  # about 4 minutes
+#   bash deploy/bench/yardstick.sh                  # about 5 minutes
 #   DURATION=5s RATES="250 1000" bash deploy/bench/yardstick.sh
 #   KEEP=1 bash deploy/bench/yardstick.sh           # keep logs, results.jsonl, latencies
 #
