@@ -185,11 +185,19 @@ for rate in $HOOK_RATE $RATES; do
   run_load signpost "$dpid" "http://127.0.0.1:$dport/fhir/ServiceRequest" -rate "$rate" -c "$RATE_CONNS" -d "$DURATION" -warmup "$RATE_WARMUP" \
     -webhook "127.0.0.1:$wport" -drain "$DRAIN"
 done
+# seconds DURATION PLUS: a duration as the load tool takes it (1s, 500ms,
+# 1m) in seconds, plus PLUS.
+seconds() {
+  awk -v d="$1" -v plus="$2" 'BEGIN {
+    if (d ~ /ms$/) { sub(/ms$/, "", d); d /= 1000 } else if (d ~ /m$/) { sub(/m$/, "", d); d *= 60 } else { sub(/s$/, "", d) }
+    print d + plus }'
+}
+
 if [[ -n $REWRITE_RATE ]]; then
   start_delivering
   echo
   echo "== fixed rate: Signpost at $REWRITE_RATE/s with its workers delivering, Redis rewriting its append-only file from 3 s into the measured phase (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-  (sleep "$(awk -v w="${RATE_WARMUP%s}" 'BEGIN {print w + 3}')" && rcli bgrewriteaof >/dev/null) &
+  (sleep "$(seconds "$RATE_WARMUP" 3)" && rcli bgrewriteaof >/dev/null) &
   run_load signpost-rewriting "$dpid" "http://127.0.0.1:$dport/fhir/ServiceRequest" -rate "$REWRITE_RATE" -c "$RATE_CONNS" -d "$DURATION" -warmup "$RATE_WARMUP" \
     -webhook "127.0.0.1:$wport" -drain "$DRAIN"
   echo "   rewrite: $(rcli info persistence | tr -d '\r' | grep -E '^aof_last_rewrite_time_sec|^aof_rewrites:' | tr '\n' ' ')fork $(rcli info stats | tr -d '\r' | awk -F: '/^latest_fork_usec/ {print $2}') µs"
