@@ -41,7 +41,7 @@ func newWorker(a *app, getenv func(string) string) (*worker.Worker, error) {
 		}
 		endpoints[p.ID] = ep
 	}
-	// A provider's lane has up to worker.DefaultPerProvider deliveries in
+	// A provider's lane has up to worker.DefaultPerProvider sends in
 	// flight, each on a connection of its own; keeping that many idle
 	// between them spares a provider the reconnections (measured: about
 	// one delivery in five opened a connection with 8 kept).
@@ -57,6 +57,7 @@ func newWorker(a *app, getenv func(string) string) (*worker.Worker, error) {
 		Consumer:    consumerName(),
 		ReclaimIdle: 6 * a.cfg.DeliveryTimeout, // well above the slowest send
 		Log:         a.log,
+		PerProvider: worker.DeliveryLane, // DefaultPerProvider sending, as many again in Redis
 	}), nil
 }
 

@@ -32,8 +32,42 @@ type Deliveries struct {
 	Metrics *telemetry.Metrics
 	// Audit keeps the record of each referral sent (nil: none).
 	Audit Auditor
+	// SendsPerProvider bounds the sends to one provider at once (default
+	// DefaultPerProvider). A lane may hold more of the provider's jobs in
+	// flight than that (DeliveryLane): the others record, in Redis, what
+	// was sent, so a lane's round trips to Redis do not hold the
+	// provider's send slots.
+	SendsPerProvider int
 
 	switches sync.Map // provider id → switchState: what Switch said, lately
+	sends    sync.Map // provider id → chan struct{}: its send slots, taken
+}
+
+// sendSlot waits for one of the provider's SendsPerProvider send slots and
+// returns its release, which may be called more than once; false when ctx
+// ends first (the worker stopping: the job stays pending, for a reclaim).
+func (h *Deliveries) sendSlot(ctx context.Context, providerID string) (release func(), ok bool) {
+	slots, found := h.sends.Load(providerID)
+	if !found {
+		width := h.SendsPerProvider
+		if width <= 0 {
+			width = DefaultPerProvider
+		}
+		slots, _ = h.sends.LoadOrStore(providerID, make(chan struct{}, width))
+	}
+	taken := slots.(chan struct{})
+	select {
+	case taken <- struct{}{}:
+	case <-ctx.Done():
+		return nil, false
+	}
+	released := false
+	return func() {
+		if !released {
+			released = true
+			<-taken
+		}
+	}, true
 }
 
 // switchState is what Switch said of a provider's endpoint, and until when
@@ -105,6 +139,14 @@ func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
 		record(log, "dead letter", h.Domain.DeadLetter(ctx, d, "the provider's endpoint is disabled: "+why))
 		return
 	}
+	// The slot is taken before the Task is read, so what is sent is what
+	// the Task says when the provider's turn comes, not when the job was
+	// read; it is given back as soon as the provider has answered.
+	release, ok := h.sendSlot(ctx, d.ProviderID)
+	if !ok {
+		return // stopping: the job stays pending, and is reclaimed
+	}
+	defer release()
 	msg := webhook.Message{ID: d.ID, URL: ep.URL, Secrets: ep.Secrets}
 	switch ep.Kind {
 	case "fhir":
@@ -130,6 +172,7 @@ func (h *Deliveries) Handle(ctx context.Context, job gateway.QueuedJob) {
 		return
 	}
 	res := h.Sender.Send(ctx, msg)
+	release() // what is left is Redis's: another job of the lane may send meanwhile
 	if res.TimedOut {
 		d.TimedOut++ // carried to the next attempt, and decides what a dead letter says
 	}

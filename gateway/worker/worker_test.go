@@ -557,3 +557,55 @@ func (h *recordingHandler) handled() []string {
 	defer h.mu.Unlock()
 	return slices.Clone(h.jobs)
 }
+
+// A lane holds more of a provider's jobs than the provider is sent at once
+// (Deliveries.SendsPerProvider), so that the others read and record in
+// Redis meanwhile; the provider never has more sends than that under way.
+// A worker stopped while jobs wait for a send slot leaves them pending,
+// and the next worker delivers them.
+func TestProviderIsSentNoMoreThanItsSendSlotsAtOnce(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	gate := make(chan struct{})
+	var openGate sync.Once
+	var inFlight, most atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-gate
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(func() { openGate.Do(func() { close(gate) }); srv.Close() })
+	ep := map[string]worker.Endpoint{"walking": {Name: "Walking", Kind: "webhook", URL: srv.URL, Secrets: [][]byte{secret}}}
+	var tasks []string
+	for i := range 10 {
+		tasks = append(tasks, e.refer(fmt.Sprintf("SLOT-%d", i), "390893007"))
+	}
+	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 5 * time.Second})
+	q := e.store.Queues(gateway.QueueDelivery)
+	w := newQuickWorker(worker.Options{Queue: q, Handler: &worker.Deliveries{Queue: q, Domain: e.svc.Delivery, Switch: e.store,
+		Sender: webhook.NewSender(client, time.Now), Endpoints: ep, Retry: ms(5000), SendsPerProvider: 3},
+		Consumer: "slots-" + gateway.NewID()[:8], PerProvider: 8, ReclaimIdle: 500 * time.Millisecond, ForgetIdle: time.Second, Grace: 100 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	eventually(t, "three sends under way", func() bool { return inFlight.Load() == 3 })
+	time.Sleep(200 * time.Millisecond) // five more of the lane's jobs in hand, waiting for a slot
+	cancel()
+	<-done
+	if n := most.Load(); n != 3 {
+		t.Errorf("the provider had %d sends under way at once; its send slots are 3", n)
+	}
+	openGate.Do(func() { close(gate) })
+	e.startWorker(ep, ms(5000))
+	eventually(t, "every referral delivered by the next worker", func() bool {
+		for _, id := range tasks {
+			if e.task(id).BusinessStatus != "delivered to Walking" {
+				return false
+			}
+		}
+		return true
+	})
+}
