@@ -198,7 +198,7 @@ func TestConsentRequiredHoldsThenDeliversOnce(t *testing.T) {
 
 		// The same Consent again, and a second one, send nothing more.
 		id := consent["id"].(string)
-		e.put("/Consent/"+id, []byte(strings.Replace(string(consentFor("walking", "active")), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1)), as("practice-a")...).must(t, http.StatusOK)
+		e.put("/Consent/"+id, withConsentID(consentFor("walking", "active"), id), as("practice-a")...).must(t, http.StatusOK)
 		e.post("/Consent", consentFor("walking", "active"), as("practice-a")...).must(t, http.StatusCreated)
 		e.waitDeliveriesDrained(t)
 		if n := len(rc.received()); n != 1 {
@@ -237,8 +237,8 @@ func TestConsentWithdrawalRemovesTheReferral(t *testing.T) {
 		e.providerMoves(t, taskID, "accepted", "")
 
 		id := consent["id"].(string)
-		withdrawn := strings.Replace(string(consentFor("walking", "inactive")), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1)
-		e.put("/Consent/"+id, []byte(withdrawn), as("practice-a")...).must(t, http.StatusOK)
+		withdrawn := withConsentID(consentFor("walking", "inactive"), id)
+		e.put("/Consent/"+id, withdrawn, as("practice-a")...).must(t, http.StatusOK)
 
 		task := e.referralTask(t, srID)
 		if task["status"] != "cancelled" || reasonCode(task) != gateway.ReasonConsentWithdrawn {
@@ -306,8 +306,8 @@ func TestNothingButTheNoticeAfterWithdrawal(t *testing.T) {
 		e.do(http.MethodPatch, "/Task/"+taskID, []byte(`[{"op":"replace","path":"/status","value":"cancelled"},{"op":"add","path":"/statusReason","value":{"text":"no longer needed"}}]`),
 			callerHeader, "practice-a", "Content-Type", "application/json-patch+json").must(t, http.StatusOK)
 		id := consent["id"].(string)
-		withdrawn := strings.Replace(string(consentFor("walking", "inactive")), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1)
-		e.put("/Consent/"+id, []byte(withdrawn), as("practice-a")...).must(t, http.StatusOK)
+		withdrawn := withConsentID(consentFor("walking", "inactive"), id)
+		e.put("/Consent/"+id, withdrawn, as("practice-a")...).must(t, http.StatusOK)
 		if n := e.deliveries(t, "cancelled"); n == 0 {
 			t.Fatal("no cancellation was queued; the test proves nothing")
 		}
@@ -777,19 +777,16 @@ func TestSpreadConsentSentAgainFinishesItsWithdrawal(t *testing.T) {
 	eventually(t, "the Task recording its delivery", func() bool { _, b, _ := e.taskStatus(t, taskID); return b == "delivered" })
 
 	// The first sending stores the withdrawal but cannot reach the Task.
-	ctx := context.Background()
 	taskKey := e.moveTaskAway(t, taskID)
-	withdrawn := strings.Replace(string(consentFor("walking", "inactive")), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1)
-	e.put("/Consent/"+id, []byte(withdrawn), as("practice-a")...).must(t, http.StatusOK)
-	if err := e.rdb.Rename(ctx, taskKey+":away", taskKey).Err(); err != nil {
-		t.Fatal(err)
-	}
+	withdrawn := withConsentID(consentFor("walking", "inactive"), id)
+	e.put("/Consent/"+id, withdrawn, as("practice-a")...).must(t, http.StatusOK)
+	e.bringTaskBack(t, taskKey)
 	if task := e.referralTask(t, srID); task["status"] == "cancelled" {
 		t.Fatal("the test did not stop the first sending's withdrawal")
 	}
 
 	// Sent again, unchanged: the withdrawal takes effect.
-	e.put("/Consent/"+id, []byte(withdrawn), as("practice-a")...).must(t, http.StatusOK)
+	e.put("/Consent/"+id, withdrawn, as("practice-a")...).must(t, http.StatusOK)
 	task := e.referralTask(t, srID)
 	if task["status"] != "cancelled" || reasonCode(task) != gateway.ReasonConsentWithdrawn {
 		t.Errorf("Task %v, reason %q after the Consent was sent again; want cancelled consent-withdrawn", task["status"], reasonCode(task))
@@ -822,15 +819,12 @@ func TestSpreadConsentStoredButNotDecidedEverywhereIsAuditedAsStored(t *testing.
 	ctx := context.Background()
 	taskKey := e.moveTaskAway(t, taskID)
 	e.rdb.Set(ctx, taskKey, "not a Task", 0)
-	withdrawn := strings.Replace(string(consentFor("walking", "inactive")), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1)
-	r := e.put("/Consent/"+id, []byte(withdrawn), a...).must(t, http.StatusInternalServerError)
+	withdrawn := withConsentID(consentFor("walking", "inactive"), id)
+	r := e.put("/Consent/"+id, withdrawn, a...).must(t, http.StatusInternalServerError)
 	if !strings.Contains(string(r.body), "stored") {
 		t.Errorf("the answer does not say the change was stored: %s", r.body)
 	}
-	e.rdb.Del(ctx, taskKey)
-	if err := e.rdb.Rename(ctx, taskKey+":away", taskKey).Err(); err != nil {
-		t.Fatal(err)
-	}
+	e.bringTaskBack(t, taskKey)
 	if got := e.get("/Consent/"+id, a...).must(t, http.StatusOK).json(t); got["status"] != "inactive" {
 		t.Fatalf("the Consent was not stored: %v", got["status"])
 	}
@@ -880,16 +874,13 @@ func TestSpreadConsentSentAgainButStillNotDecidedEverywhereSaysItIsStored(t *tes
 	ctx := context.Background()
 	taskKey := e.moveTaskAway(t, taskID)
 	e.rdb.Set(ctx, taskKey, "not a Task", 0)
-	withdrawn := strings.Replace(string(consentFor("walking", "inactive")), `{"resourceType":"Consent",`, `{"resourceType":"Consent","id":"`+id+`",`, 1)
-	e.put("/Consent/"+id, []byte(withdrawn), a...).must(t, http.StatusInternalServerError)
-	again := e.put("/Consent/"+id, []byte(withdrawn), a...).must(t, http.StatusInternalServerError)
+	withdrawn := withConsentID(consentFor("walking", "inactive"), id)
+	e.put("/Consent/"+id, withdrawn, a...).must(t, http.StatusInternalServerError)
+	again := e.put("/Consent/"+id, withdrawn, a...).must(t, http.StatusInternalServerError)
 	if !strings.Contains(string(again.body), "after the change was stored") || strings.Contains(string(again.body), "nothing was changed") {
 		t.Errorf("the answer to the Consent sent again does not say the change is stored: %s", again.body)
 	}
-	e.rdb.Del(ctx, taskKey)
-	if err := e.rdb.Rename(ctx, taskKey+":away", taskKey).Err(); err != nil {
-		t.Fatal(err)
-	}
+	e.bringTaskBack(t, taskKey)
 
 	events, raw := e.audit(t)
 	failed := 0
@@ -945,4 +936,13 @@ func (e *env) moveTaskAway(t *testing.T, taskID string) string {
 		t.Fatal(err)
 	}
 	return key[0]
+}
+
+// bringTaskBack undoes moveTaskAway: the Task's key gets its content back,
+// replacing whatever a test put there meanwhile.
+func (e *env) bringTaskBack(t *testing.T, key string) {
+	t.Helper()
+	if err := e.rdb.Rename(context.Background(), key+":away", key).Err(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -86,20 +86,12 @@ func TestTransactionReadsItsReferralsKeysInOneRoundTrip(t *testing.T) {
 				entries = append(entries, entry(fmt.Sprintf("urn:uuid:00000000-0000-0000-0000-%012d", i), "ServiceRequest", body))
 			}
 			bundle := transaction(entries...)
-			statuses := func(res *response) map[string]int {
-				t.Helper()
-				out := map[string]int{}
-				for _, en := range res.json(t)["entry"].([]any) {
-					out[en.(map[string]any)["response"].(map[string]any)["status"].(string)]++
-				}
-				return out
-			}
 			before := reads.n.Load()
 			first := e.post("", bundle, as("practice-a")...).must(t, http.StatusOK)
 			if n := reads.n.Load() - before; n != c.first {
 				t.Errorf("the transaction read its referrals' keys in %d round trips, want %d", n, c.first)
 			}
-			if s := statuses(first); s["201 Created"] != referrals {
+			if s := entryStatuses(t, first); s["201 Created"] != referrals {
 				t.Errorf("sent first: %v, want %d created", s, referrals)
 			}
 			before = reads.n.Load()
@@ -107,7 +99,7 @@ func TestTransactionReadsItsReferralsKeysInOneRoundTrip(t *testing.T) {
 			if n := reads.n.Load() - before; n != c.again {
 				t.Errorf("sent again, the transaction read its referrals' keys in %d round trips, want %d", n, c.again)
 			}
-			if s := statuses(again); s["200 OK"] != referrals {
+			if s := entryStatuses(t, again); s["200 OK"] != referrals {
 				t.Errorf("sent again: %v, want %d answered with the referral held", s, referrals)
 			}
 		})
@@ -273,25 +265,17 @@ func TestTransactionReadsItsReferralsTasksInOneRoundTrip(t *testing.T) {
 			updates = append(updates, `{"resource":`+string(body)+`,"request":{"method":"PUT","url":"ServiceRequest/`+id+`"}}`)
 			newTasks = append(newTasks, entry(fmt.Sprintf("urn:uuid:00000000-0000-0000-0000-%012d", i), "Task", ownTask("ServiceRequest/"+id, "Patient/lookups-pat")))
 		}
-		statuses := func(res *response) map[string]int {
-			t.Helper()
-			out := map[string]int{}
-			for _, en := range res.json(t)["entry"].([]any) {
-				out[en.(map[string]any)["response"].(map[string]any)["status"].(string)]++
-			}
-			return out
-		}
 		var res *response
 		if n := tasks.during(func() { res = e.post("", transaction(updates...), a...).must(t, http.StatusOK) }); n != 1 {
 			t.Errorf("the updates read their referrals' Tasks in %d round trips, want 1", n)
 		}
-		if s := statuses(res); s["200 OK"] != referrals {
+		if s := entryStatuses(t, res); s["200 OK"] != referrals {
 			t.Errorf("updates: %v, want %d 200 OK", s, referrals)
 		}
 		if n := tasks.during(func() { res = e.post("", transaction(newTasks...), a...).must(t, http.StatusOK) }); n != 1 {
 			t.Errorf("the new Tasks read their referrals' Tasks in %d round trips, want 1", n)
 		}
-		if s := statuses(res); s["200 OK"] != referrals {
+		if s := entryStatuses(t, res); s["200 OK"] != referrals {
 			t.Errorf("new Tasks: %v, want %d answered with the Task held", s, referrals)
 		}
 	})
@@ -396,4 +380,15 @@ func TestBaRSResponseReadsItsKeysInOneRoundTrip(t *testing.T) {
 			t.Errorf("the Task is %s, want accepted", st)
 		}
 	})
+}
+
+// entryStatuses counts a transaction response's entries by their
+// response.status.
+func entryStatuses(t *testing.T, res *response) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, en := range res.json(t)["entry"].([]any) {
+		out[en.(map[string]any)["response"].(map[string]any)["status"].(string)]++
+	}
+	return out
 }
