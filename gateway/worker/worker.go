@@ -165,10 +165,10 @@ const DefaultPerProvider = 16
 // flight: twice the sends it makes to the provider at once
 // (Deliveries.SendsPerProvider, DefaultPerProvider), so that while those
 // wait on the provider as many again read the Task or record the
-// delivery in Redis. Draining 30,000 deliveries on two CPUs, a lane of 32
-// delivered 3,134-3,316/s against 2,282-2,719/s with 16, and each delivery
-// cost less CPU, its round trips to Redis shared with more others
-// (deploy/BENCHMARKS.md).
+// delivery in Redis. In alternated drains on two CPUs it delivered
+// 1.14-1.32 times as fast as a lane of 16 holding its places through all
+// three, at less CPU per delivery, its round trips to Redis shared with
+// more others; a lane of 48 was no faster (deploy/BENCHMARKS.md).
 const DeliveryLane = 2 * DefaultPerProvider
 
 // New makes a Worker, filling in defaults.
