@@ -46,6 +46,11 @@ type batcher struct {
 	mu       sync.Mutex
 	waiting  []*batched
 	flushers int
+
+	// loading is held while a script is loaded; loadBegan says when each
+	// script's last load began (loadAfter).
+	loading   sync.Mutex
+	loadBegan map[string]time.Time
 }
 
 type batched struct {
@@ -92,6 +97,57 @@ func (b *batcher) do(ctx context.Context, cmd redis.Cmder) (err error) {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// runScript runs script in the next pipeline. A Redis that has lost its
+// script cache (a restart, SCRIPT FLUSH) answers NOSCRIPT without running
+// anything; the script is then loaded (once for all the callers that met
+// it together: loadAfter) and sent again, in a batch like any other, so
+// that waiting for replicas holds for it too. On an error the command is
+// not to be read: a caller whose context ended may leave it in flight.
+func (b *batcher) runScript(ctx context.Context, rdb redis.Scripter, script *redis.Script, keys []string, args []any) (*redis.Cmd, error) {
+	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
+	cmdArgs = append(cmdArgs, "evalsha", script.Hash(), len(keys))
+	for _, k := range keys {
+		cmdArgs = append(cmdArgs, k)
+	}
+	cmdArgs = append(cmdArgs, args...)
+	cmd := redis.NewCmd(ctx, cmdArgs...)
+	sent := time.Now()
+	err := b.do(ctx, cmd)
+	// Twice at most: the second time (the cache flushed again after a
+	// load this caller counted on) the script is loaded whatever others did.
+	for again := 0; again < 2 && redis.HasErrorPrefix(err, "NOSCRIPT"); again++ {
+		if err := b.loadAfter(ctx, rdb, script, sent); err != nil {
+			return nil, classify(err)
+		}
+		cmd = redis.NewCmd(ctx, cmdArgs...)
+		sent = time.Now()
+		err = b.do(ctx, cmd)
+	}
+	return cmd, err
+}
+
+// loadAfter loads script (through rdb: on a cluster, on every primary)
+// unless a load of it began after sent, when its caller's command that was
+// answered NOSCRIPT was sent: Redis ran that load after the command, so the
+// script is there now. The callers of a batch answered NOSCRIPT together,
+// after a restart at full load, load it once, not once each.
+func (b *batcher) loadAfter(ctx context.Context, rdb redis.Scripter, script *redis.Script, sent time.Time) error {
+	b.loading.Lock()
+	defer b.loading.Unlock()
+	if b.loadBegan[script.Hash()].After(sent) {
+		return nil
+	}
+	began := time.Now()
+	if err := script.Load(ctx, rdb).Err(); err != nil {
+		return err // the next caller tries again
+	}
+	if b.loadBegan == nil {
+		b.loadBegan = map[string]time.Time{}
+	}
+	b.loadBegan[script.Hash()] = began
+	return nil
 }
 
 // flush sends what is waiting, then what queued meanwhile, until nothing is.

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"regexp"
 	"strconv"
 	"sync"
 	"testing"
@@ -107,6 +108,71 @@ func TestCommitAfterScriptFlush(t *testing.T) {
 	}
 	if v := r.Client().HGet(ctx, s.keys.resource("Task", "t1"), "v").Val(); v != "1" {
 		t.Errorf("version %q stored, want 1", v)
+	}
+}
+
+// Concurrent reads share round trips, as commits do (a delivery reads its
+// Task on its own), and each caller gets the resource it asked for. Redis
+// has not loaded the read script yet, as after a restart: the readers
+// answered NOSCRIPT together load it once, not once each.
+func TestConcurrentReadsShareRoundTrips(t *testing.T) {
+	t.Parallel()
+	s, r := newStore(t)
+	ctx := context.Background()
+	const n = 200
+	for i := range n {
+		if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{write("Task", "t"+strconv.Itoa(i), 1, 0, "status=requested")}}); err != nil || !res.OK() {
+			t.Fatalf("commit %d: %+v %v", i, res, err)
+		}
+	}
+	trips := &roundTrips{}
+	s.rdb.AddHook(trips) // the store's own client
+	start := make(chan struct{})
+	got := make([]*gateway.Resource, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			got[i], errs[i] = s.Read(ctx, "Task", "t"+strconv.Itoa(i))
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("read %d: %v", i, errs[i])
+		}
+		if want := `{"resourceType":"Task","id":"t` + strconv.Itoa(i) + `"}`; string(got[i].Body) != want || got[i].ID != "t"+strconv.Itoa(i) {
+			t.Fatalf("read %d got %s %s, want %s", i, got[i].Ref(), got[i].Body, want)
+		}
+	}
+	// Each read alone would be n round trips; the bound leaves room for a
+	// slow machine starting the readers one at a time.
+	if got := trips.n.Load(); got > n/2 {
+		t.Errorf("%d reads took %d round trips to Redis, want at most %d", n, got, n/2)
+	}
+	stats := r.Client().Info(ctx, "commandstats").Val()
+	if loads := regexp.MustCompile(`cmdstat_script\|load:calls=(\d+)`).FindStringSubmatch(stats); loads == nil || loads[1] != "2" {
+		t.Errorf("scripts loaded (commit.lua, read.lua): %v, want 2 in all", loads)
+	}
+}
+
+// A Redis that has lost its scripts answers a batched read NOSCRIPT; the
+// read is sent again with the script.
+func TestReadAfterScriptFlush(t *testing.T) {
+	t.Parallel()
+	s, r := newStore(t)
+	ctx := context.Background()
+	if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{write("Task", "t1", 1, 0, "status=requested")}}); err != nil || !res.OK() {
+		t.Fatalf("commit: %+v %v", res, err)
+	}
+	if err := r.Client().ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Read(ctx, "Task", "t1")
+	if err != nil || got.Version != 1 {
+		t.Fatalf("read after SCRIPT FLUSH: %+v %v", got, err)
 	}
 }
 

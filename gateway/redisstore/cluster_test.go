@@ -143,10 +143,20 @@ func TestMemoryOnAClusterIsTheFullestPrimarys(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Four megabytes in one partition, so on one primary.
+	// Four megabytes in one partition, so on one primary. Until its replica
+	// has it, the primary also holds it in the replica's output buffer;
+	// sampled then and again after, the two samples below differed by
+	// megabytes in a full -race run. So it is written and waited for on one
+	// connection (WAIT counts what its own connection wrote).
 	full := s.parts[6].resource("Task", idPrefix(6)+"big")
-	if err := cc.Set(ctx, full, strings.Repeat("x", 4<<20), 0).Err(); err != nil {
+	pipe := c.PrimaryFor(full).Client().Pipeline()
+	pipe.Set(ctx, full, strings.Repeat("x", 4<<20), 0)
+	replicated := pipe.Do(ctx, "wait", 1, 10_000)
+	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if n, _ := replicated.Int64(); n < 1 {
+		t.Fatalf("the replica did not acknowledge the write: %v", replicated)
 	}
 	used := map[string]int64{}
 	var sum int64

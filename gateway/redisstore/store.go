@@ -41,6 +41,11 @@ type Store struct {
 	legacyPatientsHeld legacyHolding
 	// batch pipelines commits and audit records across requests.
 	batch *batcher
+	// reads pipelines reads of resources across requests and workers: a
+	// delivery reads its Task on its own, and one round trip per read was
+	// a seventh of the worker's CPU (deploy/BENCHMARKS.md). Its own
+	// batcher, so that no read waits for replicas (WaitForReplicas).
+	reads *batcher
 	// maxSystems caps the token systems registered for one parameter.
 	maxSystems int
 	// maxEvents caps the events waiting for one subscription.
@@ -110,7 +115,7 @@ func New(rdb redis.UniversalClient, namespace string) *Store {
 	if namespace == "" {
 		namespace = "signpost"
 	}
-	return &Store{rdb: rdb, keys: newKeys(namespace), parts: partitionKeys(namespace), batch: &batcher{rdb: rdb}, maxSystems: maxTokenSystems,
+	return &Store{rdb: rdb, keys: newKeys(namespace), parts: partitionKeys(namespace), batch: &batcher{rdb: rdb}, reads: &batcher{rdb: rdb}, maxSystems: maxTokenSystems,
 		maxEvents: maxSubscriptionEvents, auditMax: DefaultAuditMaxEntries}
 }
 
@@ -441,27 +446,10 @@ func (s *Store) WaitForReplicas(n int, within time.Duration) {
 	s.batch.replicas, s.batch.replicaWait = n, within
 }
 
-// runCommit runs commit.lua in the next pipeline (batch.go). A Redis that
-// has lost its script cache (a restart, SCRIPT FLUSH) answers NOSCRIPT
-// without running anything; the script is then loaded and the commit sent
-// again.
+// runCommit runs commit.lua in the next pipeline of the commit batcher
+// (batch.go).
 func (s *Store) runCommit(ctx context.Context, keys []string, args []any) ([]any, error) {
-	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
-	cmdArgs = append(cmdArgs, "evalsha", commitScript.Hash(), len(keys))
-	for _, k := range keys {
-		cmdArgs = append(cmdArgs, k)
-	}
-	cmd := redis.NewCmd(ctx, append(cmdArgs, args...)...)
-	err := s.batch.do(ctx, cmd)
-	if redis.HasErrorPrefix(err, "NOSCRIPT") {
-		// Load it and send the commit again, in a batch like any other, so
-		// that redis_wait_replicas holds for it too.
-		if err := commitScript.Load(ctx, s.rdb).Err(); err != nil {
-			return nil, classify(err)
-		}
-		cmd = redis.NewCmd(ctx, append(cmdArgs, args...)...)
-		err = s.batch.do(ctx, cmd)
-	}
+	cmd, err := s.batch.runScript(ctx, s.rdb, commitScript, keys, args)
 	if err != nil {
 		return nil, err
 	}
@@ -838,9 +826,12 @@ func (s *Store) read(ctx context.Context, refs []string, versions []any, withEnt
 	if len(runs) == 0 {
 		return out, nil
 	}
-	if len(runs) == 1 { // the usual case: no pipeline to set up
+	if len(runs) == 1 { // the usual case: one script, sent with other callers' reads
 		r := runs[0]
-		r.cmd = readScript.Run(ctx, s.rdb, r.keys, r.args...)
+		var err error
+		if r.cmd, err = s.reads.runScript(ctx, s.rdb, readScript, r.keys, r.args); err != nil {
+			return nil, classify(err) // r.cmd is not to be read: a caller gone may leave it in flight
+		}
 	} else {
 		// Scripts in a pipeline are sent as EVALSHA; a Redis without the
 		// script loaded (a restart) answers NOSCRIPT, and the read is
