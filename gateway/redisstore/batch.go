@@ -46,11 +46,8 @@ type batcher struct {
 	mu       sync.Mutex
 	waiting  []*batched
 	flushers int
-
-	// loading is held while a script is loaded; loadBegan says when each
-	// script's last load began (loadAfter).
-	loading   sync.Mutex
-	loadBegan map[string]time.Time
+	// loads loads a script Redis answered NOSCRIPT for (the store's, shared).
+	loads *scriptLoader
 }
 
 type batched struct {
@@ -102,7 +99,7 @@ func (b *batcher) do(ctx context.Context, cmd redis.Cmder) (err error) {
 // runScript runs script in the next pipeline. A Redis that has lost its
 // script cache (a restart, SCRIPT FLUSH) answers NOSCRIPT without running
 // anything; the script is then loaded (once for all the callers that met
-// it together: loadAfter) and sent again, in a batch like any other, so
+// it together: scriptLoader) and sent again, in a batch like any other, so
 // that waiting for replicas holds for it too. On an error the command is
 // not to be read: a caller whose context ended may leave it in flight.
 func (b *batcher) runScript(ctx context.Context, rdb redis.Scripter, script *redis.Script, keys []string, args []any) (*redis.Cmd, error) {
@@ -118,7 +115,7 @@ func (b *batcher) runScript(ctx context.Context, rdb redis.Scripter, script *red
 	// Twice at most: the second time (the cache flushed again after a
 	// load this caller counted on) the script is loaded whatever others did.
 	for again := 0; again < 2 && redis.HasErrorPrefix(err, "NOSCRIPT"); again++ {
-		if err := b.loadAfter(ctx, rdb, script, sent); err != nil {
+		if err := b.loads.loadAfter(ctx, rdb, script, sent); err != nil {
 			return nil, classify(err)
 		}
 		cmd = redis.NewCmd(ctx, cmdArgs...)
@@ -128,25 +125,34 @@ func (b *batcher) runScript(ctx context.Context, rdb redis.Scripter, script *red
 	return cmd, err
 }
 
+// scriptLoader loads the scripts Redis answered NOSCRIPT for (a restart,
+// SCRIPT FLUSH), once for all the callers answered together rather than
+// once each: after a restart at full load, every caller of a pipeline
+// meets it at once.
+type scriptLoader struct {
+	mu sync.Mutex
+	// began says when each script's last load began.
+	began map[string]time.Time
+}
+
 // loadAfter loads script (through rdb: on a cluster, on every primary)
 // unless a load of it began after sent, when its caller's command that was
 // answered NOSCRIPT was sent: Redis ran that load after the command, so the
-// script is there now. The callers of a batch answered NOSCRIPT together,
-// after a restart at full load, load it once, not once each.
-func (b *batcher) loadAfter(ctx context.Context, rdb redis.Scripter, script *redis.Script, sent time.Time) error {
-	b.loading.Lock()
-	defer b.loading.Unlock()
-	if b.loadBegan[script.Hash()].After(sent) {
+// script is there now.
+func (l *scriptLoader) loadAfter(ctx context.Context, rdb redis.Scripter, script *redis.Script, sent time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.began[script.Hash()].After(sent) {
 		return nil
 	}
 	began := time.Now()
 	if err := script.Load(ctx, rdb).Err(); err != nil {
 		return err // the next caller tries again
 	}
-	if b.loadBegan == nil {
-		b.loadBegan = map[string]time.Time{}
+	if l.began == nil {
+		l.began = map[string]time.Time{}
 	}
-	b.loadBegan[script.Hash()] = began
+	l.began[script.Hash()] = began
 	return nil
 }
 

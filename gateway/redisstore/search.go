@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -83,7 +84,7 @@ func (s *Store) searchPipelined(ctx context.Context, runs []*searchRun) ([]*redi
 // (search.lua, count.lua) once per keys[i] and args[i], in one pipeline,
 // which a cluster client splits per primary. A Redis without the script
 // loaded (restarted) answers NOSCRIPT; the script is then loaded (on every
-// primary) and the runs sent once more, which is harmless for such a
+// primary, once for the callers answered together) and the runs sent once more, which is harmless for such a
 // script.
 func (s *Store) scriptPipelined(ctx context.Context, script *redis.Script, keys [][]string, args [][]any) ([]*redis.Cmd, error) {
 	for attempt := 0; ; attempt++ {
@@ -92,9 +93,10 @@ func (s *Store) scriptPipelined(ctx context.Context, script *redis.Script, keys 
 		for i := range keys {
 			cmds[i] = script.EvalSha(ctx, pipe, keys[i], args[i]...)
 		}
+		sent := time.Now()
 		_, err := pipe.Exec(ctx)
 		if attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			if err := script.Load(ctx, s.rdb).Err(); err != nil {
+			if err := s.loads.loadAfter(ctx, s.rdb, script, sent); err != nil {
 				return nil, classify(err)
 			}
 			continue

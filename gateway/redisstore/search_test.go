@@ -2,8 +2,10 @@ package redisstore
 
 import (
 	"context"
+	"regexp"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -151,4 +153,44 @@ func TestSearchAcrossPartitionsKeepsThePagingGuarantees(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Searches across partitions meeting a Redis that has lost its scripts (a
+// restart at full load) load search.lua together, not once each, and are
+// answered.
+func TestSearchesAfterScriptFlushLoadTheScriptTogether(t *testing.T) {
+	t.Parallel()
+	s, r := newStore(t)
+	s.SpreadReferrals()
+	ctx := context.Background()
+	want := spreadTasks(t, s, 20)
+	if err := r.Client().ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	start := make(chan struct{})
+	got := make([][]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			got[i], _, errs[i] = s.Search(ctx, &gateway.StoreQuery{Type: "Task", Groups: [][]string{{"status=requested"}}, Count: 100})
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || len(got[i]) != len(want) {
+			t.Fatalf("search %d: %d of %d matches, %v", i, len(got[i]), len(want), errs[i])
+		}
+	}
+	stats := r.Client().Info(ctx, "commandstats").Val()
+	loads := regexp.MustCompile(`cmdstat_script\|load:calls=(\d+)`).FindStringSubmatch(stats)
+	if loads == nil {
+		t.Fatal("search.lua was never loaded")
+	}
+	if k, _ := strconv.Atoi(loads[1]); k > n/5 {
+		t.Errorf("%d searches answered NOSCRIPT loaded the script %d times, want at most %d", n, k, n/5)
+	}
 }

@@ -46,6 +46,9 @@ type Store struct {
 	// a seventh of the worker's CPU (deploy/BENCHMARKS.md). Its own
 	// batcher, so that no read waits for replicas (WaitForReplicas).
 	reads *batcher
+	// loads loads the scripts Redis answers NOSCRIPT for, once for the
+	// callers answered together.
+	loads *scriptLoader
 	// maxSystems caps the token systems registered for one parameter.
 	maxSystems int
 	// maxEvents caps the events waiting for one subscription.
@@ -115,7 +118,9 @@ func New(rdb redis.UniversalClient, namespace string) *Store {
 	if namespace == "" {
 		namespace = "signpost"
 	}
-	return &Store{rdb: rdb, keys: newKeys(namespace), parts: partitionKeys(namespace), batch: &batcher{rdb: rdb}, reads: &batcher{rdb: rdb}, maxSystems: maxTokenSystems,
+	loads := &scriptLoader{}
+	return &Store{rdb: rdb, keys: newKeys(namespace), parts: partitionKeys(namespace), loads: loads,
+		batch: &batcher{rdb: rdb, loads: loads}, reads: &batcher{rdb: rdb, loads: loads}, maxSystems: maxTokenSystems,
 		maxEvents: maxSubscriptionEvents, auditMax: DefaultAuditMaxEntries}
 }
 
@@ -841,9 +846,10 @@ func (s *Store) read(ctx context.Context, refs []string, versions []any, withEnt
 			for _, r := range runs {
 				r.cmd = readScript.EvalSha(ctx, pipe, r.keys, r.args...)
 			}
+			sent := time.Now()
 			_, err := pipe.Exec(ctx)
 			if attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
-				if err := readScript.Load(ctx, s.rdb).Err(); err != nil { // on a cluster, on every primary
+				if err := s.loads.loadAfter(ctx, s.rdb, readScript, sent); err != nil {
 					return nil, classify(err)
 				}
 				continue
