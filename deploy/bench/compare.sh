@@ -65,7 +65,7 @@ for round in $(seq 1 "$ROUNDS"); do
   for label in "${labels[@]}"; do
     i=$((i + 1))
     # Each run starts from an empty (scratch) Redis, as in run.sh.
-    rcli flushall >/dev/null
+    empty_redis
     sport=$(free_port)
     SIGNPOST_LISTEN="127.0.0.1:$sport" SIGNPOST_PUBLIC_URL="http://127.0.0.1:$sport" SIGNPOST_REDIS_URL="$redis_url" \
       "$tmp/bin-$i" serve -workers=false -config config/example.yaml >"$tmp/signpost-$i.out" 2>"$tmp/signpost-$i.log" &

@@ -89,3 +89,24 @@ start_redis() {
   redis_url="redis://127.0.0.1:$rport/0"
 }
 rcli() { redis-cli -h 127.0.0.1 -p "$rport" "$@"; }
+
+# empty_redis empties the scratch Redis for the next run: FLUSHALL, then a
+# rewrite of the append-only file, now of nothing, waited for. FLUSHALL
+# leaves the file as long as it was, so without the rewrite a file grown by
+# the runs before reaches auto-aof-rewrite-min-size in a later run and
+# Redis rewrites it then (a yardstick's drain was slowed so by 5 s of a
+# rewrite it did not ask for).
+empty_redis() {
+  rcli flushall >/dev/null
+  rcli bgrewriteaof >/dev/null
+  local i
+  for i in $(seq 1 400); do
+    if [[ $(aof_field aof_rewrite_in_progress) == 0 && $(aof_field aof_rewrite_scheduled) == 0 ]]; then return 0; fi
+    sleep 0.05
+  done
+  echo "$me: Redis did not finish rewriting its emptied append-only file" >&2
+  return 1
+}
+
+# aof_field NAME prints a field of Redis's INFO persistence.
+aof_field() { rcli info persistence | tr -d '\r' | awk -F: -v f="$1" '$1 == f {print $2}'; }

@@ -57,7 +57,7 @@ for round in $(seq 1 "$ROUNDS"); do
   for target in floor signpost; do
     # Each run starts from an empty (scratch) Redis, so neither inherits the
     # other's data set or an AOF rewrite in progress.
-    rcli flushall >/dev/null
+    empty_redis
     echo
     echo "== round $round/$ROUNDS: $target, $CONNS connections, warm-up $WARMUP, measured $DURATION (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     "$tmp/load" -url "${url[$target]}" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" \

@@ -103,12 +103,25 @@ note_rss() { # note_rss PID: keeps the highest VmHWM of the Signpost processes
   echo "   peak RSS (VmHWM) of this Signpost process: $((k / 1024)) MiB"
 }
 
+# rewrote_since COUNT: says so when Redis has rewritten its append-only
+# file since INFO persistence counted COUNT rewrites: that run's figures
+# include a rewrite (expected only in the rewrite phase).
+rewrote_since() {
+  local now
+  now=$(aof_field aof_rewrites)
+  if ((now > $1)); then
+    echo "   Redis rewrote its append-only file during this run ($((now - $1))×): its figures include the rewrite"
+  fi
+}
+
 run_load() { # run_load LABEL PID URL ARGS...: one run, its JSON line appended to results
-  local label=$1 pid=$2 url=$3 n
+  local label=$1 pid=$2 url=$3 n rewrites
   shift 3
   n=$(wc -l <"$results")
+  rewrites=$(aof_field aof_rewrites)
   "$tmp/load" -url "$url" -label "$label" -json "$results" -latencies "$tmp/latencies-$n.bin" \
     -cpu-of "server=$pid,redis=$rpid" "$@" | grep -v '^{'
+  rewrote_since "$rewrites"
 }
 
 for round in $(seq 1 "$ROUNDS"); do
@@ -118,7 +131,7 @@ for round in $(seq 1 "$ROUNDS"); do
       S) pid=$spid port=$sport ;;
       signpost) pid=$ipid port=$iport ;;
     esac
-    rcli flushall >/dev/null
+    empty_redis
     echo
     echo "== closed loop $round/$ROUNDS: $target, $CONNS connections, warm-up $WARMUP, measured $DURATION (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     run_load "$target" "$pid" "http://127.0.0.1:$port/fhir/ServiceRequest" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP"
@@ -140,10 +153,12 @@ for _ in $(seq 1 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$wport") 2>/dev/null && break
   sleep 0.05
 done
+rewrites=$(aof_field aof_rewrites)
 SIGNPOST_REDIS_URL="$redis_url" "$tmp/signpost" worker -config "$tmp/signpost.yaml" >"$tmp/signpost-drain.out" 2>"$tmp/signpost-drain.log" &
 wpid=$!
 pids+=("$wpid")
 wait "$drainer" || echo "$me: the drain did not complete; see $tmp/signpost-drain.log" >&2
+rewrote_since "$rewrites"
 echo "   worker process CPU in all: $(awk '{printf "%.2f s", ($14 + $15) / 100}' "/proc/$wpid/stat")"
 kill "$wpid" 2>/dev/null || true
 wait "$wpid" 2>/dev/null || true
@@ -161,7 +176,7 @@ stop_delivering() {
 }
 start_delivering() {
   stop_delivering
-  rcli flushall >/dev/null
+  empty_redis
   dport=$(free_port)
   SIGNPOST_LISTEN="127.0.0.1:$dport" SIGNPOST_PUBLIC_URL="http://127.0.0.1:$dport" SIGNPOST_REDIS_URL="$redis_url" \
     "$tmp/signpost" serve -config "$tmp/signpost.yaml" >>"$tmp/signpost-delivering.out" 2>>"$tmp/signpost-delivering.log" &
@@ -174,7 +189,7 @@ for rate in $HOOK_RATE $RATES; do
   # F runs alone: the last delivering Signpost (and its backlog) is gone.
   stop_delivering
   if [[ $rate != "$HOOK_RATE" ]]; then
-    rcli flushall >/dev/null
+    empty_redis
     echo
     echo "== fixed rate: F at $rate/s, warm-up $RATE_WARMUP, measured $DURATION (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     run_load F "$fpid" "http://127.0.0.1:$fport/fhir/ServiceRequest" -rate "$rate" -c "$RATE_CONNS" -d "$DURATION" -warmup "$RATE_WARMUP"
