@@ -152,9 +152,16 @@ func TestConcurrentReadsShareRoundTrips(t *testing.T) {
 	if got := trips.n.Load(); got > n/2 {
 		t.Errorf("%d reads took %d round trips to Redis, want at most %d", n, got, n/2)
 	}
+	// commit.lua once, read.lua once: a reader that started late (after
+	// the load began) may load it once more, so the bound is a little
+	// looser than that; loading it once per reader would be 200.
 	stats := r.Client().Info(ctx, "commandstats").Val()
-	if loads := regexp.MustCompile(`cmdstat_script\|load:calls=(\d+)`).FindStringSubmatch(stats); loads == nil || loads[1] != "2" {
-		t.Errorf("scripts loaded (commit.lua, read.lua): %v, want 2 in all", loads)
+	loads := regexp.MustCompile(`cmdstat_script\|load:calls=(\d+)`).FindStringSubmatch(stats)
+	if loads == nil {
+		t.Fatal("no script was loaded")
+	}
+	if k, _ := strconv.Atoi(loads[1]); k > 4 {
+		t.Errorf("%d readers answered NOSCRIPT loaded scripts %d times in all, want at most 4", n, k)
 	}
 }
 

@@ -84,8 +84,8 @@ func (s *Store) searchPipelined(ctx context.Context, runs []*searchRun) ([]*redi
 // (search.lua, count.lua) once per keys[i] and args[i], in one pipeline,
 // which a cluster client splits per primary. A Redis without the script
 // loaded (restarted) answers NOSCRIPT; the script is then loaded (on every
-// primary, once for the callers answered together) and the runs sent once more, which is harmless for such a
-// script.
+// primary, once for the callers answered together) and the runs sent once
+// more, which is harmless for such a script.
 func (s *Store) scriptPipelined(ctx context.Context, script *redis.Script, keys [][]string, args [][]any) ([]*redis.Cmd, error) {
 	for attempt := 0; ; attempt++ {
 		cmds := make([]*redis.Cmd, len(keys))
