@@ -183,6 +183,27 @@ func TestReadAfterScriptFlush(t *testing.T) {
 	}
 }
 
+// So is a read of resources in several partitions, one pipeline of runs.
+func TestReadAcrossPartitionsAfterScriptFlush(t *testing.T) {
+	t.Parallel()
+	s, r := newStore(t)
+	s.SpreadReferrals()
+	ctx := context.Background()
+	ids := []string{idPrefix(3) + "a", idPrefix(7) + "b"}
+	for _, id := range ids {
+		if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{write("Task", id, 1, 0, "status=requested")}}); err != nil || !res.OK() {
+			t.Fatalf("commit %s: %+v %v", id, res, err)
+		}
+	}
+	if err := r.Client().ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ReadMany(ctx, []string{"Task/" + ids[0], "Task/" + ids[1]})
+	if err != nil || len(got) != 2 || got[0].ID != ids[0] || got[1].ID != ids[1] {
+		t.Fatalf("ReadMany across partitions after SCRIPT FLUSH: %v %v", got, err)
+	}
+}
+
 // A batched commit still shows in its request's trace: a client span under
 // the caller's span, however many requests shared the pipeline.
 func TestBatchedCommandIsTracedUnderItsCaller(t *testing.T) {

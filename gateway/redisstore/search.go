@@ -81,8 +81,8 @@ func (s *Store) searchPipelined(ctx context.Context, runs []*searchRun) ([]*redi
 }
 
 // scriptPipelined runs a script that writes nothing that outlives it
-// (search.lua, count.lua) once per keys[i] and args[i], in one pipeline,
-// which a cluster client splits per primary. A Redis without the script
+// (search.lua, count.lua, read.lua) once per keys[i] and args[i], in one
+// pipeline, which a cluster client splits per primary. A Redis without the script
 // loaded (restarted) answers NOSCRIPT; the script is then loaded (on every
 // primary, once for the callers answered together) and the runs sent once
 // more, which is harmless for such a script.

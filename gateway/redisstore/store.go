@@ -838,23 +838,17 @@ func (s *Store) read(ctx context.Context, refs []string, versions []any, withEnt
 			return nil, classify(err) // r.cmd is not to be read: a caller gone may leave it in flight
 		}
 	} else {
-		// Scripts in a pipeline are sent as EVALSHA; a Redis without the
-		// script loaded (a restart) answers NOSCRIPT, and the read is
-		// tried once more after loading it.
-		for attempt := 0; ; attempt++ {
-			pipe := s.rdb.Pipeline()
-			for _, r := range runs {
-				r.cmd = readScript.EvalSha(ctx, pipe, r.keys, r.args...)
-			}
-			sent := time.Now()
-			_, err := pipe.Exec(ctx)
-			if attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
-				if err := s.loads.loadAfter(ctx, s.rdb, readScript, sent); err != nil {
-					return nil, classify(err)
-				}
-				continue
-			}
-			break
+		// One run per partition, in one pipeline (NOSCRIPT handled there).
+		keys, args := make([][]string, len(runs)), make([][]any, len(runs))
+		for i, r := range runs {
+			keys[i], args[i] = r.keys, r.args
+		}
+		cmds, err := s.scriptPipelined(ctx, readScript, keys, args)
+		if err != nil {
+			return nil, err
+		}
+		for i, r := range runs {
+			r.cmd = cmds[i]
 		}
 	}
 	for _, r := range runs {

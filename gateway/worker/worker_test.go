@@ -162,11 +162,17 @@ func newQuickWorker(o worker.Options) *worker.Worker {
 // a stub endpoint holds open on purpose, and the grace running out is what
 // leaves its job pending for another worker.
 func (e *env) startWorker(endpoints map[string]worker.Endpoint, retry []time.Duration) (stop func()) {
+	return e.startWorkerWithLane(endpoints, retry, 4, 0)
+}
+
+// startWorkerWithLane is startWorker with a provider's lane lane jobs wide
+// and sends of them at once (0: the default).
+func (e *env) startWorkerWithLane(endpoints map[string]worker.Endpoint, retry []time.Duration, lane, sends int) (stop func()) {
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
 	q := e.store.Queues(gateway.QueueDelivery)
 	w := newQuickWorker(worker.Options{Queue: q, Handler: &worker.Deliveries{Queue: q, Domain: e.svc.Delivery, Switch: e.store,
-		Sender: webhook.NewSender(client, time.Now), Endpoints: endpoints, Retry: retry},
-		Consumer: "test-" + gateway.NewID()[:8], PerProvider: 4, ReclaimIdle: 500 * time.Millisecond, ForgetIdle: time.Second, Grace: 100 * time.Millisecond})
+		Sender: webhook.NewSender(client, time.Now), Endpoints: endpoints, Retry: retry, SendsPerProvider: sends},
+		Consumer: "test-" + gateway.NewID()[:8], PerProvider: lane, ReclaimIdle: 500 * time.Millisecond, ForgetIdle: time.Second, Grace: 100 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = w.Run(ctx); close(done) }()
@@ -174,6 +180,17 @@ func (e *env) startWorker(endpoints map[string]worker.Endpoint, retry []time.Dur
 	stop = func() { once.Do(func() { cancel(); <-done }) }
 	e.t.Cleanup(stop)
 	return stop
+}
+
+// allDelivered reports whether every one of tasks is recorded delivered
+// to the Walking provider.
+func (e *env) allDelivered(tasks []string) bool {
+	for _, id := range tasks {
+		if e.task(id).BusinessStatus != "delivered to Walking" {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *env) refer(ident, code string) string {
@@ -415,14 +432,7 @@ func TestWorkerStoppedMidDeliveryIsReclaimed(t *testing.T) {
 	block.Store(false)
 	openGate.Do(func() { close(gate) })
 	e.startWorker(ep, ms(5000))
-	eventually(t, "every referral delivered by the second worker", func() bool {
-		for _, id := range tasks {
-			if e.task(id).BusinessStatus != "delivered to Walking" {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, "every referral delivered by the second worker", func() bool { return e.allDelivered(tasks) })
 	seen.Range(func(k, v any) bool {
 		if !strings.HasPrefix(k.(string), "msg_") {
 			t.Errorf("webhook-id %v", k)
@@ -583,29 +593,14 @@ func TestProviderIsSentNoMoreThanItsSendSlotsAtOnce(t *testing.T) {
 	for i := range 10 {
 		tasks = append(tasks, e.refer(fmt.Sprintf("SLOT-%d", i), "390893007"))
 	}
-	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 5 * time.Second})
-	q := e.store.Queues(gateway.QueueDelivery)
-	w := newQuickWorker(worker.Options{Queue: q, Handler: &worker.Deliveries{Queue: q, Domain: e.svc.Delivery, Switch: e.store,
-		Sender: webhook.NewSender(client, time.Now), Endpoints: ep, Retry: ms(5000), SendsPerProvider: 3},
-		Consumer: "slots-" + gateway.NewID()[:8], PerProvider: 8, ReclaimIdle: 500 * time.Millisecond, ForgetIdle: time.Second, Grace: 100 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = w.Run(ctx); close(done) }()
+	stop := e.startWorkerWithLane(ep, ms(5000), 8, 3)
 	eventually(t, "three sends under way", func() bool { return inFlight.Load() == 3 })
 	time.Sleep(200 * time.Millisecond) // five more of the lane's jobs in hand, waiting for a slot
-	cancel()
-	<-done
+	stop()
 	if n := most.Load(); n != 3 {
 		t.Errorf("the provider had %d sends under way at once; its send slots are 3", n)
 	}
 	openGate.Do(func() { close(gate) })
 	e.startWorker(ep, ms(5000))
-	eventually(t, "every referral delivered by the next worker", func() bool {
-		for _, id := range tasks {
-			if e.task(id).BusinessStatus != "delivered to Walking" {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, "every referral delivered by the next worker", func() bool { return e.allDelivered(tasks) })
 }
