@@ -279,27 +279,28 @@ func (s *Core) ReadTask(ctx context.Context, id string) (*Resource, *TaskView, e
 // Task through queue.TaskChange, which also tells the GP side.
 func (s *Core) TaskVersion(cur *Resource, view *TaskView, members map[string]any, jobs []Job, done *JobRef) (*Commit, TaskStatus) {
 	now := s.Now().UTC().Truncate(time.Millisecond)
-	next := nextTaskVersion(cur, members, now)
+	write := s.nextTaskWrite(cur, members, now)
 	status := view.Status
 	if st, ok := members["status"].(TaskStatus); ok {
 		status = st
 	}
-	terms := append(TaskTerms(cur.ID, indexedTask(next.Body), s.Base), ClientTerm(cur.Owner))
 	// Signpost made this version: its Provenance says so, as every Task
 	// version's names who made it.
 	// A Task withheld from its provider is not the provider's to find,
 	// nor are the Provenances of its versions.
 	provOwner := view.Owner
-	if Withheld(next.Body) {
+	if Withheld(write.Resource.Body) {
 		provOwner = ""
 	}
-	prov := s.ProvenanceWrite(next, provOwner, signpostAgent, now)
-	return &Commit{Writes: []Write{{Resource: next, Expect: cur.Version, Terms: terms}, prov}, Jobs: jobs, Done: done}, status
+	prov := s.ProvenanceWrite(write.Resource, provOwner, signpostAgent, now)
+	return &Commit{Writes: []Write{write, prov}, Jobs: jobs, Done: done}, status
 }
 
-// nextTaskVersion is a Task's next version: the members given replace the
-// current ones, lastModified and the server's fields are now's.
-func nextTaskVersion(cur *Resource, members map[string]any, now time.Time) *Resource {
+// nextTaskWrite writes a Task's next version: the members given replace
+// the current ones, lastModified and the server's fields are now's; the
+// write expects the current version and carries the index terms of the
+// next.
+func (s *Core) nextTaskWrite(cur *Resource, members map[string]any, now time.Time) Write {
 	members["lastModified"] = Instant(now)
 	obj, err := fhir.ParseResource(cur.Body, fhir.ParseOptions{})
 	if err != nil {
@@ -309,7 +310,9 @@ func nextTaskVersion(cur *Resource, members map[string]any, now time.Time) *Reso
 	if err != nil {
 		panic(err)
 	}
-	return &Resource{Type: TypeTask, ID: cur.ID, Version: cur.Version + 1, LastUpdated: now, Owner: cur.Owner, Body: body}
+	next := &Resource{Type: TypeTask, ID: cur.ID, Version: cur.Version + 1, LastUpdated: now, Owner: cur.Owner, Body: body}
+	terms := append(TaskTerms(cur.ID, nextIndexedTask(obj, members), s.Base), ClientTerm(cur.Owner))
+	return Write{Resource: next, Expect: cur.Version, Terms: terms}
 }
 
 // LocalRef turns an absolute reference to this server into a relative one.

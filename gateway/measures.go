@@ -148,9 +148,8 @@ func (s *Core) AgentOf(c Caller) map[string]any {
 // recorded): the members given replace the current ones, lastModified is
 // now, and the Provenance names agent. The status stays as it is.
 func (s *Core) TaskVersionBy(cur *Resource, view *TaskView, members map[string]any, agent map[string]any, now time.Time) []Write {
-	next := nextTaskVersion(cur, members, now)
-	terms := append(TaskTerms(cur.ID, indexedTask(next.Body), s.Base), ClientTerm(cur.Owner))
-	return []Write{{Resource: next, Expect: cur.Version, Terms: terms}, s.ProvenanceWrite(next, view.Owner, agent, now)}
+	write := s.nextTaskWrite(cur, members, now)
+	return []Write{write, s.ProvenanceWrite(write.Resource, view.Owner, agent, now)}
 }
 
 // MeasureScores reads the Observations (current versions) a Task version
