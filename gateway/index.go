@@ -1,12 +1,9 @@
 package gateway
 
 import (
-	"encoding/json"
 	"strings"
 
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
-
-	"github.com/signpost-health/signpost/fhir"
 )
 
 // Index terms are the strings a resource can be found by: "param=value".
@@ -157,37 +154,6 @@ func indexedTask(body []byte) *models.Task {
 	// as the views do, in a third of encoding/json's time).
 	_ = DecodeView(body, TypeTask, &m)
 	return &models.Task{Status: m.Status, Identifier: m.Identifier, Focus: m.Focus, Owner: m.Owner, Requester: m.Requester, For: m.For, Meta: m.Meta}
-}
-
-// taskIndexMembers are the members of a Task that indexedTask decodes.
-var taskIndexMembers = [...]string{"status", "identifier", "focus", "owner", "requester", "for", "meta"}
-
-// nextIndexedTask is indexedTask of a Task's next version, made from the
-// current version's members (cur) and those replacing them (members,
-// marshalled as Revised writes them) instead of from the next version's
-// bytes: decoding even a few members scans the whole body, and a referral
-// Task's input and output, which no term comes from, are most of it (6 %
-// of a worker's CPU draining a queue). The meta Revised writes differs
-// from the one given only in the server's fields (versionId,
-// lastUpdated), which no term comes from.
-func nextIndexedTask(cur *fhir.Object, members map[string]any) *models.Task {
-	obj := make([]byte, 1, 512)
-	obj[0] = '{'
-	for _, name := range taskIndexMembers {
-		raw, ok := cur.Member(name)
-		if v, replaced := members[name]; replaced {
-			raw, _ = json.Marshal(v)
-			ok = true
-		}
-		if !ok {
-			continue
-		}
-		if len(obj) > 1 {
-			obj = append(obj, ',')
-		}
-		obj = append(append(append(append(obj, '"'), name...), '"', ':'), raw...)
-	}
-	return indexedTask(append(obj, '}'))
 }
 
 // ReferralTaskTerms are the terms of the referral Task Signpost writes,

@@ -311,7 +311,7 @@ func (s *Core) nextTaskWrite(cur *Resource, members map[string]any, now time.Tim
 		panic(err)
 	}
 	next := &Resource{Type: TypeTask, ID: cur.ID, Version: cur.Version + 1, LastUpdated: now, Owner: cur.Owner, Body: body}
-	terms := append(TaskTerms(cur.ID, nextIndexedTask(obj, members), s.Base), ClientTerm(cur.Owner))
+	terms := append(TaskTerms(cur.ID, indexedTask(body), s.Base), ClientTerm(cur.Owner))
 	return Write{Resource: next, Expect: cur.Version, Terms: terms}
 }
 
