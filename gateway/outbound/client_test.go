@@ -3,6 +3,7 @@ package outbound
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -18,6 +19,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/otel"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 var allowLoopback = []netip.Prefix{
@@ -428,5 +433,120 @@ func TestCappedBody(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// writeCounter counts the writes made on a connection.
+type writeCounter struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c writeCounter) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// A request goes out in one write, headers and body together, through the
+// tracing transport that wraps its body; the server gets the body whole,
+// and a body longer or shorter than its ContentLength is refused.
+func TestClientWritesARequestAtOnce(t *testing.T) {
+	t.Parallel()
+	srv := server(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		_, _ = w.Write(body)
+	})
+	c, tr := newClient(Options{Allow: allowLoopback})
+	t.Cleanup(c.CloseIdleConnections)
+	var writes atomic.Int64
+	dial := tr.base.DialContext
+	tr.base.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return writeCounter{Conn: conn, writes: &writes}, nil
+	}
+	message := strings.Repeat(`{"resourceType":"Bundle"}`, 40)
+	for i := 0; i < 3; i++ {
+		before := writes.Load()
+		req, err := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(message))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("Do: %v", err)
+		}
+		echoed, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(echoed) != message {
+			t.Fatalf("server got %d bytes, want the %d sent", len(echoed), len(message))
+		}
+		if n := writes.Load() - before; n != 1 {
+			t.Errorf("request %d went out in %d writes, want 1 (headers and body together)", i+1, n)
+		}
+	}
+
+	for _, tc := range []struct {
+		name   string
+		body   string
+		length int64
+	}{
+		{"longer than its ContentLength", "0123456789", 5},
+		{"shorter than its ContentLength", "01234", 10},
+	} {
+		req, err := http.NewRequest(http.MethodPost, srv.URL, io.NopCloser(strings.NewReader(tc.body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = tc.length
+		if resp, err := c.Do(req); err == nil {
+			resp.Body.Close()
+			t.Errorf("a body %s was sent", tc.name)
+		}
+	}
+}
+
+// The client's metrics still count a request body the client read first
+// (inMemoryBody reads it through the tracing transport's wrapper).
+// Not parallel: it installs the global meter provider the client reads.
+func TestClientMetricsCountTheRequestBody(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	previous := otel.GetMeterProvider()
+	otel.SetMeterProvider(provider)
+	t.Cleanup(func() { otel.SetMeterProvider(previous); _ = provider.Shutdown(context.Background()) })
+
+	srv := server(t, ok)
+	c := NewClient(Options{Allow: allowLoopback})
+	t.Cleanup(c.CloseIdleConnections)
+	message := strings.Repeat("x", 417)
+	resp, err := c.Post(srv.URL, "application/fhir+json", strings.NewReader(message))
+	if err != nil {
+		t.Fatalf("Post: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != "http.client.request.body.size" {
+				continue
+			}
+			if h, ok := m.Data.(metricdata.Histogram[int64]); ok {
+				for _, p := range h.DataPoints {
+					sizes = append(sizes, p.Sum)
+				}
+			}
+		}
+	}
+	if len(sizes) != 1 || sizes[0] != int64(len(message)) {
+		t.Fatalf("request body sizes recorded %v, want [%d]", sizes, len(message))
 	}
 }
