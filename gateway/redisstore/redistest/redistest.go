@@ -196,9 +196,24 @@ func (s *Server) launch() (log string, err error) {
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		err := c.Ping(ctx).Err()
-		cancel()
+		var pid int
 		if err == nil {
+			pid, err = processID(ctx, c)
+		}
+		cancel()
+		if err == nil && pid == s.cmd.Process.Pid {
 			return "", nil
+		}
+		if err == nil {
+			// Another test's server took the port first and answered: this
+			// one cannot bind it and is exiting (its log says the address
+			// is in use, which startOnFreePorts retries on).
+			select {
+			case <-s.exit:
+			case <-time.After(10 * time.Second):
+				_ = s.cmd.Process.Kill()
+				<-s.exit
+			}
 		}
 		select {
 		case <-s.exit:
@@ -212,6 +227,20 @@ func (s *Server) launch() (log string, err error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// processID is the process id of the server c reaches (INFO server).
+func processID(ctx context.Context, c *redis.Client) (int, error) {
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, errors.New("INFO server has no process_id")
 }
 
 // Kill stops the server abruptly (SIGKILL), as a crash would.
