@@ -102,7 +102,7 @@ func (b *batcher) do(ctx context.Context, cmd redis.Cmder) (err error) {
 // it together: scriptLoader) and sent again, in a batch like any other, so
 // that waiting for replicas holds for it too. On an error the command is
 // not to be read: a caller whose context ended may leave it in flight.
-func (b *batcher) runScript(ctx context.Context, rdb redis.Scripter, script *redis.Script, keys []string, args []any) (*redis.Cmd, error) {
+func (b *batcher) runScript(ctx context.Context, script *redis.Script, keys []string, args []any) (*redis.Cmd, error) {
 	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
 	cmdArgs = append(cmdArgs, "evalsha", script.Hash(), len(keys))
 	for _, k := range keys {
@@ -115,7 +115,7 @@ func (b *batcher) runScript(ctx context.Context, rdb redis.Scripter, script *red
 	// Twice at most: the second time (the cache flushed again after a
 	// load this caller counted on) the script is loaded whatever others did.
 	for again := 0; again < 2 && redis.HasErrorPrefix(err, "NOSCRIPT"); again++ {
-		if err := b.loads.loadAfter(ctx, rdb, script, sent); err != nil {
+		if err := b.loads.loadAfter(ctx, b.rdb, script, sent); err != nil {
 			return nil, classify(err)
 		}
 		cmd = redis.NewCmd(ctx, cmdArgs...)

@@ -454,7 +454,7 @@ func (s *Store) WaitForReplicas(n int, within time.Duration) {
 // runCommit runs commit.lua in the next pipeline of the commit batcher
 // (batch.go).
 func (s *Store) runCommit(ctx context.Context, keys []string, args []any) ([]any, error) {
-	cmd, err := s.batch.runScript(ctx, s.rdb, commitScript, keys, args)
+	cmd, err := s.batch.runScript(ctx, commitScript, keys, args)
 	if err != nil {
 		return nil, err
 	}
@@ -834,7 +834,7 @@ func (s *Store) read(ctx context.Context, refs []string, versions []any, withEnt
 	if len(runs) == 1 { // the usual case: one script, sent with other callers' reads
 		r := runs[0]
 		var err error
-		if r.cmd, err = s.reads.runScript(ctx, s.rdb, readScript, r.keys, r.args); err != nil {
+		if r.cmd, err = s.reads.runScript(ctx, readScript, r.keys, r.args); err != nil {
 			return nil, classify(err) // r.cmd is not to be read: a caller gone may leave it in flight
 		}
 	} else {
