@@ -8,7 +8,10 @@
 //     ServiceRequest model, and exactly the writes one referral's commit
 //     makes in Signpost (two bodies, two unique keys, 15 index entries, the
 //     delivery job and the audit record) in one MULTI/EXEC
-//     (benchkit.SameWorkHandler, whose comment maps them onto commit.lua).
+//     (benchkit.SameWorkHandler, whose comment maps them onto commit.lua);
+//   - -mode validated (S+V): S, after the structural validation every
+//     resource Signpost accepts must pass (fhir/structure, as Signpost's
+//     intake runs it; benchkit.ValidatedSameWorkHandler).
 package main
 
 import (
@@ -26,13 +29,14 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/signpost-health/signpost/cmd/load/benchkit"
+	"github.com/signpost-health/signpost/fhir/structure"
 )
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8081", "loopback address to listen on")
 	redisURL := flag.String("redis", "", "redis:// URL of the Redis to write to (required; use a scratch Redis)")
 	maxBody := flag.Int64("max-body", 1<<20, "largest request body accepted, bytes (Signpost's default is 1 MiB)")
-	mode := flag.String("mode", "floor", "floor (F: one body and one job) or same (S: a referral's whole write set)")
+	mode := flag.String("mode", "floor", "floor (F: one body and one job), same (S: a referral's whole write set) or validated (S+V: S after FHIR structural validation)")
 	flag.Parse()
 	if err := run(*listen, *redisURL, *maxBody, *mode); err != nil {
 		fmt.Fprintln(os.Stderr, "floor:", err)
@@ -44,13 +48,9 @@ func run(listen, redisURL string, maxBody int64, mode string) error {
 	if redisURL == "" {
 		return errors.New("-redis is required")
 	}
-	handler := benchkit.FloorHandler
-	switch mode {
-	case "floor":
-	case "same":
-		handler = benchkit.SameWorkHandler
-	default:
-		return fmt.Errorf("-mode %q: want floor or same", mode)
+	handler, err := handlerFor(mode)
+	if err != nil {
+		return err
 	}
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
@@ -97,4 +97,26 @@ func run(listen, redisURL string, maxBody int64, mode string) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// handlerFor is the yardstick a -mode names.
+func handlerFor(mode string) (func(rdb *redis.Client, maxBody int64) http.Handler, error) {
+	switch mode {
+	case "floor":
+		return benchkit.FloorHandler, nil
+	case "same":
+		return benchkit.SameWorkHandler, nil
+	case "validated":
+		return func(rdb *redis.Client, maxBody int64) http.Handler {
+			return benchkit.ValidatedSameWorkHandler(rdb, maxBody, validServiceRequest)
+		}, nil
+	}
+	return nil, fmt.Errorf("-mode %q: want floor, same or validated", mode)
+}
+
+// validServiceRequest is the structural check Signpost's intake makes of a
+// ServiceRequest (gateway/conform runs the same validator, after its raw
+// checks of the JSON, which this one makes as well).
+func validServiceRequest(body []byte) bool {
+	return structure.ValidateAs(body, "ServiceRequest").Valid()
 }

@@ -160,7 +160,7 @@ func TestJoinDeliveries(t *testing.T) {
 }
 
 // The yardstick summary sets the figures of one run against issue 18's
-// targets: ratios to S and F, p99 against 2 × F's + 1 ms, deliveries, the
+// targets: ratios to S and F (and, held to none, to S+V), p99 against 2 × F's + 1 ms, deliveries, the
 // webhook p99, RSS; a run during an append-only file rewrite is shown beside
 // them.
 func TestYardstickVerdicts(t *testing.T) {
@@ -182,6 +182,7 @@ func TestYardstickVerdicts(t *testing.T) {
 	}
 	add(Result{Label: "F", Created: 60000, Conns: 64}, 10*time.Millisecond)
 	add(Result{Label: "S", Created: 40000, Conns: 64}, 20*time.Millisecond)
+	add(Result{Label: "SV", Created: 36000, Conns: 64}, 22*time.Millisecond)
 	add(Result{Label: "signpost", Created: 30000, Conns: 64}, 30*time.Millisecond)
 	add(Result{Label: "signpost", Mode: "rate", Rate: 200, Created: 2000,
 		Webhook: &WebhookResult{Accepted: 2000, Delivered: 2000, DrainSeconds: 2, P99ms: 20, Connections: 16}}, 2*time.Millisecond)
@@ -209,6 +210,12 @@ func TestYardstickVerdicts(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "1000  signpost-rewriting") {
 		t.Errorf("no row for the run with a rewrite in the fixed-rate table:\n%s", out.String())
+	}
+	// S+V is shown beside S, with the ratios to it, and held to no target.
+	for _, want := range []string{"signpost / SV = 0.83", "SV / S = 0.90", `"signpost_over_SV":0.833`, `"SV_over_S":0.9`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in:\n%s", want, out.String())
+		}
 	}
 	_, verdicts, ok := strings.Cut(out.String(), "Against issue 18's targets:\n")
 	if !ok {

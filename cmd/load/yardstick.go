@@ -41,8 +41,11 @@ func suspect(verdict string, runs ...*Result) string {
 
 // Labels the yardstick run gives its targets.
 const (
-	labelF        = "F"
-	labelS        = "S"
+	labelF = "F"
+	labelS = "S"
+	// S+V: S after the structural validation Signpost must make (issue
+	// 15); no target, it shows how much of the gap to S that check is.
+	labelSV       = "SV"
 	labelSignpost = "signpost"
 	// Signpost again with Redis rewriting its append-only file midway:
 	// reported beside the steady state, not held to its targets.
@@ -79,7 +82,7 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "target\tconns\tseconds\taccepted/s\tp50 ms\tp99 ms\tmax ms\terrors\tCPU µs per referral\tmachine busy\t")
 	pooled := map[string]*Result{}
-	for _, label := range []string{labelF, labelS, labelSignpost} {
+	for _, label := range []string{labelF, labelS, labelSV, labelSignpost} {
 		r, err := poolWhere(rounds, label, closed(label))
 		if err != nil {
 			continue
@@ -91,7 +94,7 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 		out["closed_"+label+"_p99_ms"] = r.P99ms
 	}
 	tw.Flush()
-	f, s, sp := pooled[labelF], pooled[labelS], pooled[labelSignpost]
+	f, s, sv, sp := pooled[labelF], pooled[labelS], pooled[labelSV], pooled[labelSignpost]
 	if sp != nil && s != nil && s.Accepted > 0 {
 		ratio := sp.Accepted / s.Accepted
 		out["signpost_over_S"] = round3(ratio)
@@ -105,11 +108,20 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 	if s != nil && f != nil && f.Accepted > 0 {
 		out["S_over_F"] = round3(s.Accepted / f.Accepted)
 	}
+	if sv != nil && s != nil && s.Accepted > 0 && sv.Accepted > 0 {
+		out["SV_over_S"] = round3(sv.Accepted / s.Accepted)
+		if sp != nil {
+			out["signpost_over_SV"] = round3(sp.Accepted / sv.Accepted)
+		}
+	}
 	fmt.Fprintln(w)
-	for _, pair := range [][2]*Result{{sp, s}, {sp, f}, {s, f}} {
+	for _, pair := range [][2]*Result{{sp, s}, {sp, sv}, {sv, s}, {sp, f}, {s, f}} {
 		if pair[0] != nil && pair[1] != nil && pair[1].Accepted > 0 {
 			fmt.Fprintf(w, "  %s / %s = %.2f\n", pair[0].Label, pair[1].Label, pair[0].Accepted/pair[1].Accepted)
 		}
+	}
+	if sv != nil {
+		fmt.Fprintln(w, "  (SV is S after the structural validation every resource Signpost accepts must pass; no target)")
 	}
 
 	// Delivery capacity: a worker draining what the closed loop queued.

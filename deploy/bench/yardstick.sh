@@ -2,8 +2,10 @@
 # Issue 18's measurements in one command, on one scratch redis-server:
 #
 #   1. closed loop, CONNS connections: the floor F (one body, one job), the
-#      same-work floor S (a referral's whole write set in one MULTI/EXEC) and
-#      Signpost's intake (serve -workers=false, as run.sh runs it); then a
+#      same-work floor S (a referral's whole write set in one MULTI/EXEC),
+#      S+V (S after the structural validation Signpost must make; no
+#      target) and Signpost's intake (serve -workers=false, as run.sh runs
+#      it); then a
 #      worker process drains what that intake queued (delivery's capacity);
 #   2. fixed rate (open loop) at each of RATES referrals/s: F, and Signpost
 #      with its delivery workers running, delivering to a webhook receiver
@@ -65,7 +67,7 @@ go build -o "$tmp/load" ./cmd/load
 
 start_redis
 
-echo "== starting F, S and Signpost's intake (-workers=false)"
+echo "== starting F, S, S+V and Signpost's intake (-workers=false)"
 fport=$(free_port)
 "$tmp/floor" -mode floor -listen "127.0.0.1:$fport" -redis "$redis_url" >"$tmp/F.out" 2>"$tmp/F.log" &
 fpid=$!
@@ -74,6 +76,10 @@ sport=$(free_port)
 "$tmp/floor" -mode same -listen "127.0.0.1:$sport" -redis "$redis_url" >"$tmp/S.out" 2>"$tmp/S.log" &
 spid=$!
 pids+=("$spid")
+vport=$(free_port)
+"$tmp/floor" -mode validated -listen "127.0.0.1:$vport" -redis "$redis_url" >"$tmp/SV.out" 2>"$tmp/SV.log" &
+vpid=$!
+pids+=("$vpid")
 iport=$(free_port)
 SIGNPOST_LISTEN="127.0.0.1:$iport" SIGNPOST_PUBLIC_URL="http://127.0.0.1:$iport" SIGNPOST_REDIS_URL="$redis_url" \
   "$tmp/signpost" serve -workers=false -config config/example.yaml >"$tmp/signpost-intake.out" 2>"$tmp/signpost-intake.log" &
@@ -81,6 +87,7 @@ ipid=$!
 pids+=("$ipid")
 wait_ready "http://127.0.0.1:$fport/readyz" "$fpid" F "$tmp/F.log"
 wait_ready "http://127.0.0.1:$sport/readyz" "$spid" S "$tmp/S.log"
+wait_ready "http://127.0.0.1:$vport/readyz" "$vpid" S+V "$tmp/SV.log"
 wait_ready "http://127.0.0.1:$iport/readyz" "$ipid" signpost "$tmp/signpost-intake.log"
 
 # The delivering Signpost's configuration: the example's, with the webhook
@@ -125,10 +132,11 @@ run_load() { # run_load LABEL PID URL ARGS...: one run, its JSON line appended t
 }
 
 for round in $(seq 1 "$ROUNDS"); do
-  for target in F S signpost; do
+  for target in F S SV signpost; do
     case $target in
       F) pid=$fpid port=$fport ;;
       S) pid=$spid port=$sport ;;
+      SV) pid=$vpid port=$vport ;;
       signpost) pid=$ipid port=$iport ;;
     esac
     empty_redis
