@@ -115,8 +115,10 @@ func handlerFor(mode string) (func(rdb *redis.Client, maxBody int64) http.Handle
 }
 
 // validServiceRequest is the structural check Signpost's intake makes of a
-// ServiceRequest (gateway/conform runs the same validator, after its raw
-// checks of the JSON, which this one makes as well).
+// ServiceRequest. gateway/conform runs the same validator after
+// fhir.ParseResource's raw checks; ValidateAs makes the two of those it
+// relies on (duplicate names, UTF-8) itself, and answers as the pair does
+// for any body the raw checks accept (FuzzValidateChecked).
 func validServiceRequest(body []byte) bool {
 	return structure.ValidateAs(body, "ServiceRequest").Valid()
 }

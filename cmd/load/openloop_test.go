@@ -160,9 +160,9 @@ func TestJoinDeliveries(t *testing.T) {
 }
 
 // The yardstick summary sets the figures of one run against issue 18's
-// targets: ratios to S and F (and, held to none, to S+V), p99 against 2 × F's + 1 ms, deliveries, the
-// webhook p99, RSS; a run during an append-only file rewrite is shown beside
-// them.
+// targets: ratios to S and F (and, held to none, to S+V), p99 against 2 ×
+// F's + 1 ms, deliveries, the webhook p99, RSS; a run during an
+// append-only file rewrite is shown beside them.
 func TestYardstickVerdicts(t *testing.T) {
 	dir := t.TempDir()
 	var lines []string

@@ -5,8 +5,8 @@
 #      same-work floor S (a referral's whole write set in one MULTI/EXEC),
 #      S+V (S after the structural validation Signpost must make; no
 #      target) and Signpost's intake (serve -workers=false, as run.sh runs
-#      it); then a
-#      worker process drains what that intake queued (delivery's capacity);
+#      it); then a worker process drains what that intake queued
+#      (delivery's capacity);
 #   2. fixed rate (open loop) at each of RATES referrals/s: F, and Signpost
 #      with its delivery workers running, delivering to a webhook receiver
 #      that the load generator serves on loopback; POST-to-webhook latency,

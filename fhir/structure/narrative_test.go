@@ -51,7 +51,7 @@ func TestPlainNarratives(t *testing.T) {
 		{divStart + `<p>a</span></div>`, false, false},                     // mismatched
 		{divStart + `<p>a</p></div>trailing text`, false, false},           // text outside
 		{divStart + `<p>a</p>` + "\xff" + `</div>`, false, false},          // not UTF-8
-		{divStart + `<p>a</p></div>` + divStart + `b</div>`, false, false}, // two roots
+		{divStart + `<p>a</p></div>` + divStart + `b</div>`, false, false}, // two roots, both in the namespace
 	} {
 		if got := plainNarrative(c.div); got != c.plain {
 			t.Errorf("%q: plain %v, want %v", c.div, got, c.plain)
