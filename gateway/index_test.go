@@ -13,10 +13,12 @@ import (
 	"github.com/signpost-health/signpost/fhir"
 )
 
-// A Task version's index terms, from the few strings indexedTask decodes,
+// A Task version's index terms, from the few members indexedTask decodes,
 // are those of the whole Task decoded by the samply model: for the Gravity
-// IG's own Task examples, withheld or not, and for versions made from them
-// by changes of the indexed members, of others, and of meta.
+// IG's own Task examples, withheld or not, and for the versions
+// nextTaskWrite makes from them by changes of the indexed members, of
+// others, and of meta (the changed members decoded from the change, the
+// rest from the current version).
 func TestIndexedTaskHasTheWholeTasksTerms(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join("..", "fhir", "testdata", "conformance", "gravity")
@@ -47,6 +49,7 @@ func TestIndexedTaskHasTheWholeTasksTerms(t *testing.T) {
 		"meta: tags cleared":     func() map[string]any { return map[string]any{"meta": map[string]any{"tag": []any{}}} },
 	}
 	now := time.Date(2026, 12, 4, 9, 30, 0, 0, time.UTC)
+	core := &Core{Base: "https://signpost.example/fhir", Now: func() time.Time { return now }}
 	for _, file := range files {
 		body, err := os.ReadFile(file)
 		if err != nil {
@@ -55,23 +58,22 @@ func TestIndexedTaskHasTheWholeTasksTerms(t *testing.T) {
 		for _, withheld := range []bool{false, true} {
 			cur := &Resource{Type: TypeTask, ID: "t1", Version: 3, Owner: "gp-1", Body: WithWithheld(body, withheld)}
 			for name, change := range changes {
-				obj, err := fhir.ParseResource(cur.Body, fhir.ParseOptions{})
-				if err != nil {
-					t.Fatalf("%s: %v", filepath.Base(file), err)
-				}
-				members := change()
-				next, err := obj.Revised(members, cur.ID, "4", Instant(now))
-				if err != nil {
-					t.Fatal(err)
-				}
+				w := core.nextTaskWrite(cur, change(), now)
 				var whole models.Task
-				if err := json.Unmarshal(next, &whole); err != nil {
+				if err := json.Unmarshal(w.Resource.Body, &whole); err != nil {
 					t.Fatal(err)
 				}
-				got := TaskTerms(cur.ID, indexedTask(next), "https://signpost.example/fhir")
-				want := TaskTerms(cur.ID, &whole, "https://signpost.example/fhir")
-				if !slices.Equal(got, want) {
-					t.Errorf("%s, withheld %v, %s: terms %q, the whole Task's %q", filepath.Base(file), withheld, name, got, want)
+				want := append(TaskTerms(cur.ID, &whole, core.Base), ClientTerm(cur.Owner))
+				if !slices.Equal(w.Terms, want) {
+					t.Errorf("%s, withheld %v, %s: terms %q, the whole Task's %q", filepath.Base(file), withheld, name, w.Terms, want)
+				}
+				// And read as a stored version is.
+				obj, err := fhir.ParseResource(w.Resource.Body, fhir.ParseOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := append(TaskTerms(cur.ID, indexedTask(obj, nil), core.Base), ClientTerm(cur.Owner)); !slices.Equal(got, want) {
+					t.Errorf("%s, withheld %v, %s, as stored: terms %q, the whole Task's %q", filepath.Base(file), withheld, name, got, want)
 				}
 			}
 		}

@@ -29,6 +29,11 @@ func TestProvenanceOfATaskVersion(t *testing.T) {
 	commit, _ := c.TaskVersion(cur, view, map[string]any{"businessStatus": map[string]any{"text": "delivered"}}, nil, nil)
 	provider := Caller{ClientID: "walking", Kind: CallerProvider, Organization: Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: "X1A2B"}}
 	byCaller := c.TaskVersionBy(cur, view, map[string]any{}, c.AgentOf(provider), now.Add(time.Second))
+	// A person's name is theirs to spell: quotes, a backslash and markup
+	// are escaped in the body, which stays valid.
+	person := provider
+	person.Person = `Ann "Nan" O'Neil \ <b>&</b> Ŵ`
+	byPerson := c.TaskVersionBy(cur, view, map[string]any{}, c.AgentOf(person), now.Add(time.Second))
 	for name, tc := range map[string]struct {
 		prov *Resource
 		role string
@@ -36,6 +41,8 @@ func TestProvenanceOfATaskVersion(t *testing.T) {
 	}{
 		"Signpost's own": {commit.Writes[1].Resource, "custodian", `{"display":"Signpost"}`},
 		"a caller's":     {byCaller[1].Resource, "performer", `{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"X1A2B"},"reference":"Organization/walking"}`},
+		"a person's": {byPerson[1].Resource, "performer",
+			`{"display":"Ann \"Nan\" O'Neil \\ \u003cb\u003e\u0026\u003c/b\u003e Ŵ","identifier":{"system":"` + PortalUserSystem + `","value":"Ann \"Nan\" O'Neil \\ \u003cb\u003e\u0026\u003c/b\u003e Ŵ"}}`},
 	} {
 		if tc.prov.Type != TypeProvenance {
 			t.Fatalf("%s: the second write is a %s", name, tc.prov.Type)
