@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -239,5 +240,54 @@ func TestYardstickVerdicts(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("verdicts:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// With more than one round, each pooled closed-loop ratio is followed by
+// the ratio of each round (the n-th runs of the two), which shows how far
+// the host moved between rounds; with one round, by nothing.
+func TestYardstickShowsEachRoundsRatio(t *testing.T) {
+	dir := t.TempDir()
+	run := func(name string, rounds [][4]int64) string {
+		var lines []string
+		for i, round := range rounds {
+			for k, label := range []string{"F", "S", "SV", "signpost"} {
+				r := Result{Label: label, Conns: 64, Created: round[k], Seconds: 10, Requests: round[k], Accepted: float64(round[k]) / 10}
+				r.LatenciesFile = filepath.Join(dir, name+label+strconv.Itoa(i))
+				if err := writeLatencies(r.LatenciesFile, []time.Duration{time.Millisecond}); err != nil {
+					t.Fatal(err)
+				}
+				line, _ := json.Marshal(&r)
+				lines = append(lines, string(line))
+			}
+		}
+		path := filepath.Join(dir, name+".jsonl")
+		if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		if err := yardstick(&out, path, 80<<10); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	two := run("two", [][4]int64{{60000, 40000, 36000, 30000}, {60000, 40000, 44000, 24000}})
+	for _, want := range []string{
+		"signpost / S = 0.68 (each round: 0.75, 0.60)\n",
+		"SV / S = 1.00 (each round: 0.90, 1.10)\n",
+		"S / F = 0.67 (each round: 0.67, 0.67)\n",
+		`"signpost_over_S_rounds":[0.75,0.6]`,
+		`"SV_over_S_rounds":[0.9,1.1]`,
+	} {
+		if !strings.Contains(two, want) {
+			t.Errorf("two rounds: no %q in:\n%s", want, two)
+		}
+	}
+	one := run("one", [][4]int64{{60000, 40000, 36000, 30000}})
+	if strings.Contains(one, "each round") || strings.Contains(one, "_rounds") {
+		t.Errorf("one round, yet ratios by round:\n%s", one)
+	}
+	if !strings.Contains(one, "signpost / S = 0.75\n") {
+		t.Errorf("one round: no pooled ratio in:\n%s", one)
 	}
 }

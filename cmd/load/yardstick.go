@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 )
 
@@ -117,7 +118,11 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 	fmt.Fprintln(w)
 	for _, pair := range [][2]*Result{{sp, s}, {sp, sv}, {sv, s}, {sp, f}, {s, f}} {
 		if pair[0] != nil && pair[1] != nil && pair[1].Accepted > 0 {
-			fmt.Fprintf(w, "  %s / %s = %.2f\n", pair[0].Label, pair[1].Label, pair[0].Accepted/pair[1].Accepted)
+			byRound := roundRatios(rounds, closed(pair[0].Label), closed(pair[1].Label))
+			fmt.Fprintf(w, "  %s / %s = %.2f%s\n", pair[0].Label, pair[1].Label, pair[0].Accepted/pair[1].Accepted, roundsNote(byRound))
+			if len(byRound) > 1 {
+				out[pair[0].Label+"_over_"+pair[1].Label+"_rounds"] = byRound
+			}
 		}
 	}
 	if sv != nil {
@@ -219,6 +224,47 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 	line, _ := json.Marshal(out)
 	fmt.Fprintf(w, "\n%s\n", line)
 	return nil
+}
+
+// roundRatios are the ratios of a's accepted rate to b's, round by round
+// (the n-th run of each): the phases of one round ran within a minute or
+// so of each other, so the spread of these is how far the host moved
+// between rounds, which the pooled ratio does not show. Nil unless both
+// ran in every round.
+func roundRatios(rounds []*Result, a, b func(*Result) bool) []float64 {
+	var as, bs []*Result
+	for _, r := range rounds {
+		switch {
+		case a(r):
+			as = append(as, r)
+		case b(r):
+			bs = append(bs, r)
+		}
+	}
+	if len(as) != len(bs) {
+		return nil
+	}
+	ratios := make([]float64, 0, len(as))
+	for i := range as {
+		if bs[i].Accepted <= 0 {
+			return nil
+		}
+		ratios = append(ratios, round3(as[i].Accepted/bs[i].Accepted))
+	}
+	return ratios
+}
+
+// roundsNote shows the ratios of each round after a pooled one, when there
+// was more than one round.
+func roundsNote(ratios []float64) string {
+	if len(ratios) < 2 {
+		return ""
+	}
+	shown := make([]string, len(ratios))
+	for i, r := range ratios {
+		shown[i] = fmt.Sprintf("%.2f", r)
+	}
+	return " (each round: " + strings.Join(shown, ", ") + ")"
 }
 
 // poolWhere pools the rounds that match as pool does, under label; the
