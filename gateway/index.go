@@ -1,12 +1,9 @@
 package gateway
 
 import (
-	"reflect"
 	"strings"
 
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
-
-	"github.com/signpost-health/signpost/fhir"
 )
 
 // Index terms are the strings a resource can be found by: "param=value".
@@ -139,56 +136,23 @@ func TaskTerms(id string, t *models.Task, base string) []string {
 	return dedupe(terms)
 }
 
-// taskTermSources are the members of a Task its index terms come from
-// (TaskTerms), named once, by their tags.
-type taskTermSources struct {
-	Status     models.TaskStatus   `json:"status"`
-	Identifier []models.Identifier `json:"identifier"`
-	Focus      *models.Reference   `json:"focus"`
-	Owner      *models.Reference   `json:"owner"`
-	Requester  *models.Reference   `json:"requester"`
-	For        *models.Reference   `json:"for"`
-	Meta       *models.Meta        `json:"meta"`
-}
-
-// taskTermMembers are taskTermSources' member names.
-var taskTermMembers = func() []string {
-	typ := reflect.TypeFor[taskTermSources]()
-	names := make([]string, typ.NumField())
-	for i := range names {
-		names[i] = typ.Field(i).Tag.Get("json")
+// indexedTask is a Task with only the members its index terms come from
+// (TaskTerms), from JSON that passed the raw checks. Decoding only those
+// skips input and output, whose samply types hold every value[x] by value
+// and cost most of a whole Task's decode.
+func indexedTask(body []byte) *models.Task {
+	var m struct {
+		Status     models.TaskStatus   `json:"status"`
+		Identifier []models.Identifier `json:"identifier"`
+		Focus      *models.Reference   `json:"focus"`
+		Owner      *models.Reference   `json:"owner"`
+		Requester  *models.Reference   `json:"requester"`
+		For        *models.Reference   `json:"for"`
+		Meta       *models.Meta        `json:"meta"`
 	}
-	return names
-}()
-
-// indexedTask is a Task with only the members its index terms come from,
-// each from its own bytes in o, a Task that passed the raw checks, or, for
-// a member replaced names, the value as Revised writes it: they are put
-// together into one small object and decoded. Decoding only those skips
-// input and output, whose samply types hold every value[x] by value and
-// cost most of a whole Task's decode; and the version a change makes is
-// not decoded again, whole, for its terms. Of meta the terms read only the
-// tags, which Revised writes as replaced.
-func indexedTask(o *fhir.Object, replaced map[string]any) *models.Task {
-	obj := make([]byte, 0, 512)
-	obj = append(obj, '{')
-	for _, name := range taskTermMembers {
-		raw, ok := o.Member(name)
-		if v, replacing := replaced[name]; replacing {
-			raw, ok = mustJSON(v), true
-		}
-		if !ok {
-			continue
-		}
-		if len(obj) > 1 {
-			obj = append(obj, ',')
-		}
-		obj = append(append(append(append(obj, '"'), name...), `":`...), raw...)
-	}
-	var m taskTermSources
-	// Bytes Signpost stored or made: they decode (with v2, as the views do,
-	// in a third of encoding/json's time).
-	_ = DecodeView(append(obj, '}'), TypeTask, &m)
+	// A body Signpost built from a stored version: it decodes (with v2,
+	// as the views do, in a third of encoding/json's time).
+	_ = DecodeView(body, TypeTask, &m)
 	return &models.Task{Status: m.Status, Identifier: m.Identifier, Focus: m.Focus, Owner: m.Owner, Requester: m.Requester, For: m.For, Meta: m.Meta}
 }
 

@@ -299,7 +299,7 @@ func (s *Core) TaskVersion(cur *Resource, view *TaskView, members map[string]any
 // nextTaskWrite writes a Task's next version: the members given replace
 // the current ones, lastModified and the server's fields are now's; the
 // write expects the current version and carries the index terms of the
-// next, from the current version's members and the replacements.
+// next.
 func (s *Core) nextTaskWrite(cur *Resource, members map[string]any, now time.Time) Write {
 	members["lastModified"] = Instant(now)
 	obj, err := fhir.ParseResource(cur.Body, fhir.ParseOptions{})
@@ -311,7 +311,7 @@ func (s *Core) nextTaskWrite(cur *Resource, members map[string]any, now time.Tim
 		panic(err)
 	}
 	next := &Resource{Type: TypeTask, ID: cur.ID, Version: cur.Version + 1, LastUpdated: now, Owner: cur.Owner, Body: body}
-	terms := append(TaskTerms(cur.ID, indexedTask(obj, members), s.Base), ClientTerm(cur.Owner))
+	terms := append(TaskTerms(cur.ID, indexedTask(body), s.Base), ClientTerm(cur.Owner))
 	return Write{Resource: next, Expect: cur.Version, Terms: terms}
 }
 
