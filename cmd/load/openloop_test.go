@@ -243,12 +243,15 @@ func TestYardstickVerdicts(t *testing.T) {
 	}
 }
 
-// With more than one round, each pooled closed-loop ratio is followed by
-// the ratio of each round (the n-th runs of the two), which shows how far
-// the host moved between rounds; with one round, by nothing.
+// With more than one round, each pooled closed-loop ratio, and the drain's
+// over intake's, is followed by the ratio of each round (the n-th runs of
+// the two), which shows how far the host moved between rounds; with one
+// round, by nothing. The drain's verdict is on the rounds pooled.
 func TestYardstickShowsEachRoundsRatio(t *testing.T) {
 	dir := t.TempDir()
-	run := func(name string, rounds [][4]int64) string {
+	// Each round: F, S, SV and Signpost's accepted referrals in 10 s, then
+	// the seconds a worker took to drain what Signpost's intake queued.
+	run := func(name string, rounds [][5]int64) string {
 		var lines []string
 		for i, round := range rounds {
 			for k, label := range []string{"F", "S", "SV", "signpost"} {
@@ -260,6 +263,10 @@ func TestYardstickShowsEachRoundsRatio(t *testing.T) {
 				line, _ := json.Marshal(&r)
 				lines = append(lines, string(line))
 			}
+			d := Result{Label: "signpost", Mode: "drain", Requests: round[3], Created: round[3], Seconds: float64(round[4])}
+			d.Throughput = float64(d.Created) / d.Seconds
+			line, _ := json.Marshal(&d)
+			lines = append(lines, string(line))
 		}
 		path := filepath.Join(dir, name+".jsonl")
 		if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
@@ -271,8 +278,14 @@ func TestYardstickShowsEachRoundsRatio(t *testing.T) {
 		}
 		return out.String()
 	}
-	two := run("two", [][4]int64{{60000, 40000, 36000, 30000}, {60000, 40000, 44000, 24000}})
+	// Round 1 drains 30,000 in 12 s (2,500/s against 3,000/s), round 2
+	// 24,000 in 8 s (3,000/s against 2,400/s): pooled 54,000 in 20 s,
+	// 2,700/s against 2,700/s.
+	two := run("two", [][5]int64{{60000, 40000, 36000, 30000, 12}, {60000, 40000, 44000, 24000, 8}})
 	for _, want := range []string{
+		"drained / intake's closed-loop rate = 1.00 (each round: 0.83, 1.25)\n",
+		`"drain_over_intake_rounds":[0.833,1.25]`,
+		"delivery drains at least intake's sustained (closed-loop) rate  2700/s against 2700/s",
 		"signpost / S = 0.68 (each round: 0.75, 0.60)\n",
 		"SV / S = 1.00 (each round: 0.90, 1.10)\n",
 		"S / F = 0.67 (each round: 0.67, 0.67)\n",
@@ -283,11 +296,13 @@ func TestYardstickShowsEachRoundsRatio(t *testing.T) {
 			t.Errorf("two rounds: no %q in:\n%s", want, two)
 		}
 	}
-	one := run("one", [][4]int64{{60000, 40000, 36000, 30000}})
+	one := run("one", [][5]int64{{60000, 40000, 36000, 30000, 12}})
 	if strings.Contains(one, "each round") || strings.Contains(one, "_rounds") {
 		t.Errorf("one round, yet ratios by round:\n%s", one)
 	}
-	if !strings.Contains(one, "signpost / S = 0.75\n") {
-		t.Errorf("one round: no pooled ratio in:\n%s", one)
+	for _, want := range []string{"signpost / S = 0.75\n", "drained / intake's closed-loop rate = 0.83\n"} {
+		if !strings.Contains(one, want) {
+			t.Errorf("one round: no %q in:\n%s", want, one)
+		}
 	}
 }

@@ -118,7 +118,7 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 	fmt.Fprintln(w)
 	for _, pair := range [][2]*Result{{sp, s}, {sp, sv}, {sv, s}, {sp, f}, {s, f}} {
 		if pair[0] != nil && pair[1] != nil && pair[1].Accepted > 0 {
-			byRound := roundRatios(rounds, closed(pair[0].Label), closed(pair[1].Label))
+			byRound := roundRatios(runsOf(rounds, closed(pair[0].Label)), runsOf(rounds, closed(pair[1].Label)), accepted)
 			fmt.Fprintf(w, "  %s / %s = %.2f%s\n", pair[0].Label, pair[1].Label, pair[0].Accepted/pair[1].Accepted, roundsNote(byRound))
 			if len(byRound) > 1 {
 				out[pair[0].Label+"_over_"+pair[1].Label+"_rounds"] = byRound
@@ -129,21 +129,30 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 		fmt.Fprintln(w, "  (SV is S after the structural validation every resource Signpost accepts must pass; no target)")
 	}
 
-	// Delivery capacity: a worker draining what the closed loop queued.
-	for _, r := range rounds {
-		if r.Mode != "drain" || r.Label != labelSignpost {
-			continue
-		}
+	// Delivery capacity: a worker draining what each round's closed loop
+	// of Signpost queued, pooled over the rounds, and each round against
+	// its own intake.
+	drains := runsOf(rounds, func(r *Result) bool { return r.Mode == "drain" && r.Label == labelSignpost })
+	if len(drains) > 0 {
 		fmt.Fprintf(w, "\nDelivery capacity (a worker process draining what Signpost's closed loop queued, nothing else running):\n")
-		fmt.Fprintf(w, "  %d of %d delivered in %.1f s: %.0f/s; CPU µs per delivery: %s; machine busy %.0f%%; connections opened %d\n",
-			r.Created, r.Requests, r.Seconds, r.Throughput, cpuPerRequest(r.CPUSeconds, r.Created), 100*r.MachineBusy, r.Connections)
-		out["drain_signpost_rps"] = round1(r.Throughput)
+		var all Result
+		for _, r := range drains {
+			fmt.Fprintf(w, "  %d of %d delivered in %.1f s: %.0f/s; CPU µs per delivery: %s; machine busy %.0f%%; connections opened %d\n",
+				r.Created, r.Requests, r.Seconds, r.Throughput, cpuPerRequest(r.CPUSeconds, r.Created), 100*r.MachineBusy, r.Connections)
+			all.Created, all.Requests, all.Seconds = all.Created+r.Created, all.Requests+r.Requests, all.Seconds+r.Seconds
+		}
+		all.Throughput = float64(all.Created) / all.Seconds
+		out["drain_signpost_rps"] = round1(all.Throughput)
 		if sp != nil && sp.Accepted > 0 {
-			ratio := r.Throughput / sp.Accepted
-			fmt.Fprintf(w, "  drained / intake's closed-loop rate = %.2f\n", ratio)
+			ratio := all.Throughput / sp.Accepted
+			byRound := roundRatios(drains, runsOf(rounds, closed(labelSignpost)), throughput)
+			fmt.Fprintf(w, "  drained / intake's closed-loop rate = %.2f%s\n", ratio, roundsNote(byRound))
 			out["drain_over_intake"] = round3(ratio)
+			if len(byRound) > 1 {
+				out["drain_over_intake_rounds"] = byRound
+			}
 			targets = append(targets, [3]string{"delivery drains at least intake's sustained (closed-loop) rate",
-				fmt.Sprintf("%.0f/s against %.0f/s", r.Throughput, sp.Accepted), verdict(r.Throughput >= sp.Accepted && r.Created == r.Requests)})
+				fmt.Sprintf("%.0f/s against %.0f/s", all.Throughput, sp.Accepted), verdict(all.Throughput >= sp.Accepted && all.Created == all.Requests)})
 		}
 	}
 
@@ -226,21 +235,23 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 	return nil
 }
 
-// roundRatios are the ratios of a's accepted rate to b's, round by round
-// (the n-th run of each): the phases of one round ran within a minute or
-// so of each other, so the spread of these is how far the host moved
-// between rounds, which the pooled ratio does not show. Nil unless both
-// ran in every round.
-func roundRatios(rounds []*Result, a, b func(*Result) bool) []float64 {
-	var as, bs []*Result
+// runsOf are the runs that match, in the order they ran: with ROUNDS
+// above 1, the n-th is round n's.
+func runsOf(rounds []*Result, match func(*Result) bool) []*Result {
+	var out []*Result
 	for _, r := range rounds {
-		switch {
-		case a(r):
-			as = append(as, r)
-		case b(r):
-			bs = append(bs, r)
+		if match(r) {
+			out = append(out, r)
 		}
 	}
+	return out
+}
+
+// roundRatios are rate(as[n]) over bs[n]'s accepted rate, round by round:
+// the runs of one round ran within a minute or so of each other, so the
+// spread of these is how far the host moved between rounds, which a
+// pooled ratio does not show. Nil unless both ran in every round.
+func roundRatios(as, bs []*Result, rate func(*Result) float64) []float64 {
 	if len(as) != len(bs) {
 		return nil
 	}
@@ -249,10 +260,13 @@ func roundRatios(rounds []*Result, a, b func(*Result) bool) []float64 {
 		if bs[i].Accepted <= 0 {
 			return nil
 		}
-		ratios = append(ratios, round3(as[i].Accepted/bs[i].Accepted))
+		ratios = append(ratios, round3(rate(as[i])/bs[i].Accepted))
 	}
 	return ratios
 }
+
+func accepted(r *Result) float64   { return r.Accepted }
+func throughput(r *Result) float64 { return r.Throughput }
 
 // roundsNote shows the ratios of each round after a pooled one, when there
 // was more than one round.
@@ -271,12 +285,10 @@ func roundsNote(ratios []float64) string {
 // webhook figures add up counts and keep the worst percentiles of the rounds.
 func poolWhere(rounds []*Result, label string, match func(*Result) bool) (*Result, error) {
 	var some []*Result
-	for _, r := range rounds {
-		if match(r) {
-			c := *r
-			c.Label = label
-			some = append(some, &c)
-		}
+	for _, r := range runsOf(rounds, match) {
+		c := *r
+		c.Label = label
+		some = append(some, &c)
 	}
 	agg, err := pool(some, label)
 	if err != nil {

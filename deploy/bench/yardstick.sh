@@ -5,8 +5,8 @@
 #      same-work floor S (a referral's whole write set in one MULTI/EXEC),
 #      S+V (S after the structural validation Signpost must make; no
 #      target) and Signpost's intake (serve -workers=false, as run.sh runs
-#      it); then a worker process drains what that intake queued
-#      (delivery's capacity);
+#      it), each followed by a worker process draining what that intake
+#      queued (delivery's capacity), ROUNDS times;
 #   2. fixed rate (open loop) at each of RATES referrals/s: F, and Signpost
 #      with its delivery workers running, delivering to a webhook receiver
 #      that the load generator serves on loopback; POST-to-webhook latency,
@@ -131,6 +131,34 @@ run_load() { # run_load LABEL PID URL ARGS...: one run, its JSON line appended t
   rewrote_since "$rewrites"
 }
 
+# Delivery's capacity on its own: what a round's closed loop of Signpost's
+# intake (-workers=false) queued, one worker process drains, with the
+# webhook provider pointed at the receiver and nothing else running. The
+# issue asks for delivery at least as fast as intake's sustained rate, so
+# that a burst drains. Each round drains its own queue straight after its
+# intake, so the two rates of a round are measured minutes apart at most.
+drain_queue() {
+  local queued drainer wpid rewrites
+  queued=$(rcli xlen "{signpost}:q:delivery")
+  echo
+  echo "== delivery capacity $1/$ROUNDS: a worker process drains the $queued referrals the closed loop queued (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  "$tmp/load" -label signpost -receive "$queued" -webhook "127.0.0.1:$wport" -d 5m -json "$results" -cpu-of "redis=$rpid" | grep -v '^{' &
+  drainer=$!
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$wport") 2>/dev/null && break
+    sleep 0.05
+  done
+  rewrites=$(aof_field aof_rewrites)
+  SIGNPOST_REDIS_URL="$redis_url" "$tmp/signpost" worker -config "$tmp/signpost.yaml" >"$tmp/signpost-drain-$1.out" 2>"$tmp/signpost-drain-$1.log" &
+  wpid=$!
+  pids+=("$wpid")
+  wait "$drainer" || echo "$me: the drain did not complete; see $tmp/signpost-drain-$1.log" >&2
+  rewrote_since "$rewrites"
+  echo "   worker process CPU in all: $(awk '{printf "%.2f s", ($14 + $15) / 100}' "/proc/$wpid/stat")"
+  kill "$wpid" 2>/dev/null || true
+  wait "$wpid" 2>/dev/null || true
+}
+
 for round in $(seq 1 "$ROUNDS"); do
   for target in F S SV signpost; do
     case $target in
@@ -144,32 +172,9 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "== closed loop $round/$ROUNDS: $target, $CONNS connections, warm-up $WARMUP, measured $DURATION (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     run_load "$target" "$pid" "http://127.0.0.1:$port/fhir/ServiceRequest" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP"
   done
+  drain_queue "$round"
 done
 note_rss "$ipid"
-
-# Delivery's capacity on its own: the last closed loop of Signpost's intake
-# (-workers=false) left its referrals queued; one worker process, with the
-# webhook provider pointed at the receiver, drains them with nothing else
-# running. The issue asks for delivery at least as fast as intake's
-# sustained rate, so that a burst drains.
-queued=$(rcli xlen "{signpost}:q:delivery")
-echo
-echo "== delivery capacity: a worker process drains the $queued referrals the closed loop queued (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-"$tmp/load" -label signpost -receive "$queued" -webhook "127.0.0.1:$wport" -d 5m -json "$results" -cpu-of "redis=$rpid" | grep -v '^{' &
-drainer=$!
-for _ in $(seq 1 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$wport") 2>/dev/null && break
-  sleep 0.05
-done
-rewrites=$(aof_field aof_rewrites)
-SIGNPOST_REDIS_URL="$redis_url" "$tmp/signpost" worker -config "$tmp/signpost.yaml" >"$tmp/signpost-drain.out" 2>"$tmp/signpost-drain.log" &
-wpid=$!
-pids+=("$wpid")
-wait "$drainer" || echo "$me: the drain did not complete; see $tmp/signpost-drain.log" >&2
-rewrote_since "$rewrites"
-echo "   worker process CPU in all: $(awk '{printf "%.2f s", ($14 + $15) / 100}' "/proc/$wpid/stat")"
-kill "$wpid" 2>/dev/null || true
-wait "$wpid" 2>/dev/null || true
 
 # Each fixed-rate run of Signpost gets a new process on an emptied Redis, so
 # that no run inherits another's delivery backlog.
