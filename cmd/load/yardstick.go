@@ -141,7 +141,9 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 				r.Created, r.Requests, r.Seconds, r.Throughput, cpuPerRequest(r.CPUSeconds, r.Created), 100*r.MachineBusy, r.Connections)
 			all.Created, all.Requests, all.Seconds = all.Created+r.Created, all.Requests+r.Requests, all.Seconds+r.Seconds
 		}
-		all.Throughput = float64(all.Created) / all.Seconds
+		if all.Seconds > 0 { // 0 when nothing was delivered
+			all.Throughput = float64(all.Created) / all.Seconds
+		}
 		out["drain_signpost_rps"] = round1(all.Throughput)
 		if sp != nil && sp.Accepted > 0 {
 			ratio := all.Throughput / sp.Accepted

@@ -136,7 +136,7 @@ run_load() { # run_load LABEL PID URL ARGS...: one run, its JSON line appended t
 # webhook provider pointed at the receiver and nothing else running. The
 # issue asks for delivery at least as fast as intake's sustained rate, so
 # that a burst drains. Each round drains its own queue straight after its
-# intake, so the two rates of a round are measured minutes apart at most.
+# intake, so the two rates of a round are measured seconds apart.
 drain_queue() {
   local queued drainer wpid rewrites
   queued=$(rcli xlen "{signpost}:q:delivery")
