@@ -64,7 +64,7 @@ func drainFor(cfg config, n int64) error {
 	res.Connections = recv.conns.Load()
 	if !first.IsZero() {
 		res.Seconds = end.Sub(first).Seconds()
-		res.CPUSeconds, res.MachineBusy = cpuDelta(before, after)
+		res.CPUSeconds, res.MachineBusy, res.Steal = cpuDelta(before, after)
 	}
 	if res.Seconds > 0 {
 		res.Throughput = float64(res.Created) / res.Seconds
@@ -76,7 +76,7 @@ func drainFor(cfg config, n int64) error {
 	}
 	fmt.Printf("drained          %d of %d deliveries in %.2f s (from the first): %.0f/s; duplicates or unreadable %d; connections opened %d\n", res.Created, n, res.Seconds, res.Throughput, res.Errors, res.Connections)
 	if res.CPUSeconds != nil {
-		fmt.Printf("CPU per delivery %s                machine busy %.0f%%\n", cpuPerRequest(res.CPUSeconds, res.Created), 100*res.MachineBusy)
+		fmt.Printf("CPU per delivery %s                %s\n", cpuPerRequest(res.CPUSeconds, res.Created), res.busy())
 	}
 	fmt.Println(string(line))
 	if cfg.jsonOut != "" {

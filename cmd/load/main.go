@@ -154,6 +154,11 @@ type Result struct {
 	// MachineBusy is the fraction of all CPUs' time not idle over the
 	// measured phase, whoever used it.
 	MachineBusy float64 `json:"machine_busy,omitempty"`
+	// Steal is the fraction of all CPUs' time the hypervisor gave to other
+	// machines over the measured phase (counted in MachineBusy too): a
+	// noisy run with none was slowed by something else (shared caches, the
+	// clock), not by losing its CPUs.
+	Steal       float64 `json:"steal,omitempty"`
 	Interrupted bool    `json:"interrupted,omitempty"`
 	// Mode is "rate" for a fixed-rate run (Rate requests per second), ""
 	// for a closed loop.
@@ -249,7 +254,7 @@ func load(cfg config) error {
 	end := time.Now()
 
 	res := p.result(cfg.label, g.url, cfg.conns, g.bodies.Size(1))
-	res.CPUSeconds, res.MachineBusy = cpuDelta(before, after)
+	res.CPUSeconds, res.MachineBusy, res.Steal = cpuDelta(before, after)
 	if cfg.rate > 0 {
 		res.Mode, res.Rate, res.LateMaxMs = "rate", cfg.rate, ms(p.lateMax)
 	}
@@ -453,7 +458,7 @@ func printResult(w io.Writer, r *Result) {
 	fmt.Fprintf(tw, "throughput\t%.0f req/s\taccepted (201) %.0f/s\n", r.Throughput, r.Accepted)
 	fmt.Fprintf(tw, "latency\tp50 %.2f ms\tp90 %.2f ms\tp99 %.2f ms\tmax %.2f ms\tmean %.2f ms\n", r.P50ms, r.P90ms, r.P99ms, r.MaxMs, r.MeanMs)
 	if n := r.Created + r.Repeated; n > 0 && len(r.CPUSeconds) > 0 {
-		fmt.Fprintf(tw, "CPU per request\t%s\tmachine busy %.0f%%\n", cpuPerRequest(r.CPUSeconds, n), 100*r.MachineBusy)
+		fmt.Fprintf(tw, "CPU per request\t%s\t%s\n", cpuPerRequest(r.CPUSeconds, n), r.busy())
 	}
 	if w := r.Webhook; w != nil {
 		fmt.Fprintf(tw, "webhook\tdelivered %d of %d within %.1f s of the last reply\tPOST→webhook p50 %.2f ms\tp99 %.2f ms\tmax %.2f ms\n", w.Delivered, w.Accepted, w.DrainSeconds, w.P50ms, w.P99ms, w.MaxMs)
@@ -628,7 +633,7 @@ func report(w io.Writer, rounds []*Result, labels []string) ([]*Result, error) {
 	if len(pooled[len(pooled)-1].CPUSeconds) > 0 {
 		fmt.Fprintln(w, "\nCPU time per 2xx response (user+system, over the measured phases):")
 		for _, r := range pooled {
-			fmt.Fprintf(w, "  %-9s %s   machine busy %.0f%%\n", r.Label, cpuPerRequest(r.CPUSeconds, r.Created+r.Repeated), 100*r.MachineBusy)
+			fmt.Fprintf(w, "  %-9s %s   %s\n", r.Label, cpuPerRequest(r.CPUSeconds, r.Created+r.Repeated), r.busy())
 		}
 	}
 	return pooled, nil
@@ -656,6 +661,7 @@ func pool(rounds []*Result, label string) (*Result, error) {
 			agg.CPUSeconds[k] += v
 		}
 		agg.MachineBusy += r.MachineBusy * r.Seconds
+		agg.Steal += r.Steal * r.Seconds
 		if r.LatenciesFile != "" {
 			l, err := readLatencies(r.LatenciesFile)
 			if err != nil {
@@ -668,6 +674,7 @@ func pool(rounds []*Result, label string) (*Result, error) {
 		return nil, fmt.Errorf("no rounds labelled %q", label)
 	}
 	agg.MachineBusy /= agg.Seconds
+	agg.Steal /= agg.Seconds
 	agg.Throughput = float64(agg.Created+agg.Repeated) / agg.Seconds
 	agg.Accepted = float64(agg.Created) / agg.Seconds
 	agg.P50ms, agg.P90ms, agg.P99ms, agg.MaxMs, agg.MeanMs = distribution(lat)
@@ -684,9 +691,9 @@ func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
 const clockTicks = 100 // USER_HZ: /proc reports CPU time in 1/100 s on Linux
 
 type cpuSample struct {
-	procs     map[string]float64 // seconds
-	self      float64
-	busy, all float64 // machine, in ticks
+	procs            map[string]float64 // seconds
+	self             float64
+	busy, steal, all float64 // machine, in ticks
 }
 
 func parseCPUOf(spec string) (map[string]int, error) {
@@ -750,23 +757,31 @@ func sampleCPU(watched map[string]int) cpuSample {
 			if i != 4 && i != 5 { // idle, iowait
 				s.busy += v
 			}
+			if i == 8 {
+				s.steal = v
+			}
 		}
 	}
 	return s
 }
 
-func cpuDelta(a, b cpuSample) (map[string]float64, float64) {
-	out := map[string]float64{"load": b.self - a.self}
+func cpuDelta(a, b cpuSample) (procs map[string]float64, busy, steal float64) {
+	procs = map[string]float64{"load": b.self - a.self}
 	for name, v := range b.procs {
 		if w, ok := a.procs[name]; ok {
-			out[name] = v - w
+			procs[name] = v - w
 		}
 	}
-	busy := 0.0
-	if b.all > a.all {
-		busy = (b.busy - a.busy) / (b.all - a.all)
+	if all := b.all - a.all; all > 0 {
+		busy, steal = (b.busy-a.busy)/all, (b.steal-a.steal)/all
 	}
-	return out, busy
+	return procs, busy, steal
+}
+
+// busy is how busy the machine was over the run, and how much of its CPUs'
+// time the hypervisor gave to other machines.
+func (r *Result) busy() string {
+	return fmt.Sprintf("machine busy %.0f%%, steal %.1f%%", 100*r.MachineBusy, 100*r.Steal)
 }
 
 // cpuPerRequest formats CPU microseconds per request, server first.

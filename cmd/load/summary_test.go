@@ -70,3 +70,30 @@ func TestComparePoolsRoundsByLabel(t *testing.T) {
 		t.Error("pooling a label with no rounds did not fail")
 	}
 }
+
+// Steal, the CPU time the hypervisor gave to other machines, is reported
+// beside how busy the machine was: as a fraction of all CPUs' time between
+// two samples, and pooled over runs by their length, as busy is.
+func TestStealIsReportedBesideBusy(t *testing.T) {
+	a := cpuSample{procs: map[string]float64{"server": 1}, all: 1000, busy: 400, steal: 10}
+	b := cpuSample{procs: map[string]float64{"server": 4}, self: 2, all: 2000, busy: 1300, steal: 60}
+	procs, busy, steal := cpuDelta(a, b)
+	if procs["server"] != 3 || procs["load"] != 2 || busy != 0.9 || steal != 0.05 {
+		t.Errorf("cpuDelta: %v, busy %v, steal %v; want server 3 s, load 2 s, busy 0.9, steal 0.05", procs, busy, steal)
+	}
+	if got := (&Result{MachineBusy: 0.9, Steal: 0.05}).busy(); got != "machine busy 90%, steal 5.0%" {
+		t.Errorf("shown as %q", got)
+	}
+	agg, err := pool([]*Result{{Label: "x", Seconds: 10, Steal: 0.1}, {Label: "x", Seconds: 30}}, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if agg.Steal != 0.025 {
+		t.Errorf("pooled steal %v, want 0.025 (10 s at 10 %% and 30 s at none)", agg.Steal)
+	}
+	// This machine's own counters read in order: steal is part of busy.
+	s := sampleCPU(nil)
+	if s.all <= 0 || s.steal < 0 || s.steal > s.busy || s.busy > s.all {
+		t.Errorf("/proc/stat read as all %v, busy %v, steal %v", s.all, s.busy, s.steal)
+	}
+}

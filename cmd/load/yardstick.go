@@ -81,7 +81,7 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 	// Closed loop.
 	fmt.Fprintln(w, "Closed loop (each connection sends its next request when the last is answered):")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\tconns\tseconds\taccepted/s\tp50 ms\tp99 ms\tmax ms\terrors\tCPU µs per referral\tmachine busy\t")
+	fmt.Fprintln(tw, "target\tconns\tseconds\taccepted/s\tp50 ms\tp99 ms\tmax ms\terrors\tCPU µs per referral\tmachine busy, steal\t")
 	pooled := map[string]*Result{}
 	for _, label := range []string{labelF, labelS, labelSV, labelSignpost} {
 		r, err := poolWhere(rounds, label, closed(label))
@@ -89,8 +89,8 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 			continue
 		}
 		pooled[label] = r
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%.0f%%\t\n", label, r.Conns, r.Seconds, r.Accepted, r.P50ms, r.P99ms, r.MaxMs,
-			r.Errors, cpuPerRequest(r.CPUSeconds, r.Created+r.Repeated), 100*r.MachineBusy)
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%.0f%%, %.1f%%\t\n", label, r.Conns, r.Seconds, r.Accepted, r.P50ms, r.P99ms, r.MaxMs,
+			r.Errors, cpuPerRequest(r.CPUSeconds, r.Created+r.Repeated), 100*r.MachineBusy, 100*r.Steal)
 		out["closed_"+label+"_accepted_rps"] = round1(r.Accepted)
 		out["closed_"+label+"_p99_ms"] = r.P99ms
 	}
@@ -137,8 +137,8 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 		fmt.Fprintf(w, "\nDelivery capacity (a worker process draining what Signpost's closed loop queued, nothing else running):\n")
 		var all Result
 		for _, r := range drains {
-			fmt.Fprintf(w, "  %d of %d delivered in %.1f s: %.0f/s; CPU µs per delivery: %s; machine busy %.0f%%; connections opened %d\n",
-				r.Created, r.Requests, r.Seconds, r.Throughput, cpuPerRequest(r.CPUSeconds, r.Created), 100*r.MachineBusy, r.Connections)
+			fmt.Fprintf(w, "  %d of %d delivered in %.1f s: %.0f/s; CPU µs per delivery: %s; %s; connections opened %d\n",
+				r.Created, r.Requests, r.Seconds, r.Throughput, cpuPerRequest(r.CPUSeconds, r.Created), r.busy(), r.Connections)
 			all.Created, all.Requests, all.Seconds = all.Created+r.Created, all.Requests+r.Requests, all.Seconds+r.Seconds
 		}
 		if all.Seconds > 0 { // 0 when nothing was delivered
