@@ -765,6 +765,8 @@ func sampleCPU(watched map[string]int) cpuSample {
 	return s
 }
 
+// cpuDelta is each process's CPU time between two samples, and the
+// fractions of all CPUs' time the machine was busy and lost to steal.
 func cpuDelta(a, b cpuSample) (procs map[string]float64, busy, steal float64) {
 	procs = map[string]float64{"load": b.self - a.self}
 	for name, v := range b.procs {
