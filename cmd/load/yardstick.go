@@ -132,17 +132,16 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 	// Delivery capacity: a worker draining what each round's closed loop
 	// of Signpost queued, pooled over the rounds, and each round against
 	// its own intake.
-	drains := runsOf(rounds, func(r *Result) bool { return r.Mode == "drain" && r.Label == labelSignpost })
-	if len(drains) > 0 {
+	drained := func(r *Result) bool { return r.Mode == "drain" && r.Label == labelSignpost }
+	if drains := runsOf(rounds, drained); len(drains) > 0 {
 		fmt.Fprintf(w, "\nDelivery capacity (a worker process draining what Signpost's closed loop queued, nothing else running):\n")
-		var all Result
 		for _, r := range drains {
 			fmt.Fprintf(w, "  %d of %d delivered in %.1f s: %.0f/s; CPU µs per delivery: %s; %s; connections opened %d\n",
 				r.Created, r.Requests, r.Seconds, r.Throughput, cpuPerRequest(r.CPUSeconds, r.Created), r.busy(), r.Connections)
-			all.Created, all.Requests, all.Seconds = all.Created+r.Created, all.Requests+r.Requests, all.Seconds+r.Seconds
 		}
-		if all.Seconds > 0 { // 0 when nothing was delivered
-			all.Throughput = float64(all.Created) / all.Seconds
+		all, err := poolWhere(rounds, labelSignpost, drained)
+		if err != nil {
+			all = &Result{} // no drain delivered anything: 0/s
 		}
 		out["drain_signpost_rps"] = round1(all.Throughput)
 		if sp != nil && sp.Accepted > 0 {

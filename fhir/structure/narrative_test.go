@@ -45,7 +45,7 @@ func TestPlainNarratives(t *testing.T) {
 		{divStart + `<p>unclosed</div>`, false, false},                     // not well-formed
 		{divStart + `<p>a</p></div><div>second</div>`, false, false},       // two roots
 		{divStart + `<p>a</p>`, false, false},                              // the div not closed
-		{`<div><p>no namespace</p></div>`, false, false},                   //
+		{`<div><p>no namespace</p></div>`, false, false},                   // txt-1: the XHTML namespace
 		{divStart + "<p>a\u0001b</p></div>", false, false},                 // not an XML character
 		{divStart + `<P>upper case</P></div>`, false, false},               // not an XHTML element
 		{divStart + `<p>a</span></div>`, false, false},                     // mismatched

@@ -150,9 +150,9 @@ type WriteSet struct {
 // What commit.lua does besides, and S does not: its preconditions, 6 reads
 // (HGET of the commit token, GET of the 2 unique keys, HGET of the 2
 // versions, HMGET of the token-system registry), and the script around its
-// commands (EVALSHA with 135 arguments for this referral: 28 keys, 107 values). What the gateway does besides:
-// validation, routing, building the Task as FHIR, the group commit, the
-// access log. The test in gateway/httpapi (TestSameWorkFloorWritesWhatACommitWrites)
+// commands (EVALSHA with 135 arguments for this referral: 28 keys, 107
+// values). What the gateway does besides: validation, routing, building
+// the Task as FHIR, the group commit, the access log. The test in gateway/httpapi (TestSameWorkFloorWritesWhatACommitWrites)
 // checks this list against a referral Signpost commits.
 func SameWorkSet(sr *models.ServiceRequest, body []byte, ids SameWorkIDs) *WriteSet {
 	ms := strconv.FormatInt(ids.Now.UnixMilli(), 10)
