@@ -164,6 +164,10 @@ type ConsentRecord struct {
 	// organisations it names, or for everyone the Consent is about when it
 	// names none.
 	Exceptions []ConsentRule
+	// Conflicting marks a Consent whose patient is the referral's by one
+	// name and someone else's by the other (ConflictingPatient): it may
+	// refuse or withdraw, but what it permits does not send the referral.
+	Conflicting bool
 }
 
 // ConsentRule is a nested provision of a Consent.
@@ -390,7 +394,7 @@ func DecideConsent(policy ConsentPolicy, p *Provider, consents []*ConsentRecord,
 			}
 			if applies, d := c.denies(p); applies && d {
 				deny = true
-			} else if applies {
+			} else if applies && !c.Conflicting {
 				permit = true
 			}
 		case "inactive", "rejected", "entered-in-error":
@@ -456,4 +460,64 @@ func PatientRefTerms(param string, ref *models.Reference, base string) []string 
 // ConsentTerms index a Consent a GP system holds for a patient.
 func ConsentTerms(status string, patient *models.Reference, base string) []string {
 	return dedupe(append([]string{StatusTerm(status)}, PatientRefTerms("patient", patient, base)...))
+}
+
+// PatientMatch is how the patient a Consent names compares with the
+// subject of a referral: a Consent names its patient by reference, by NHS
+// number or both, and a referral its subject likewise, either of which
+// finds the other (PatientRefTerms).
+type PatientMatch int
+
+const (
+	// OtherPatient: they share neither a reference nor an identifier.
+	OtherPatient PatientMatch = iota
+	// SamePatient: they share one, and neither names someone else by the
+	// other.
+	SamePatient
+	// ConflictingPatient: they share one, but the other names different
+	// people: references to different Patients, or different values of
+	// one identifier system (Patient/1 with one NHS number against
+	// Patient/1 with another). Which of the two is the patient cannot be
+	// told, so such a Consent may stop the referral (a refusal or
+	// withdrawal is honoured) but never sends it (ConsentRecord.Conflicting).
+	ConflictingPatient
+)
+
+// MatchPatient compares the patient a Consent names with a referral's
+// subject; base is Signpost's FHIR base, as for PatientRefTerms.
+func MatchPatient(consent, subject *models.Reference, base string) PatientMatch {
+	a, b := PatientRefTerms("patient", consent, base), PatientRefTerms("patient", subject, base)
+	if !slices.ContainsFunc(a, func(t string) bool { return slices.Contains(b, t) }) {
+		return OtherPatient
+	}
+	if refersElsewhere(consent, subject, base) || identifiesElsewhere(consent.Identifier, subject.Identifier) {
+		return ConflictingPatient
+	}
+	return SamePatient
+}
+
+// refersElsewhere reports whether two references name different resources.
+// A relative reference and an absolute one are not compared: the absolute
+// one may be another server's name for the same Patient.
+func refersElsewhere(a, b *models.Reference, base string) bool {
+	if a.Reference == nil || b.Reference == nil {
+		return false
+	}
+	x, y := PatientRefTerms("patient", &models.Reference{Reference: a.Reference}, base), PatientRefTerms("patient", &models.Reference{Reference: b.Reference}, base)
+	if len(x) == 0 || len(y) == 0 {
+		return false
+	}
+	if strings.Contains(x[0], "://") != strings.Contains(y[0], "://") {
+		return false
+	}
+	return x[0] != y[0]
+}
+
+// identifiesElsewhere reports whether two identifiers of one system have
+// different values.
+func identifiesElsewhere(a, b *models.Identifier) bool {
+	if a == nil || b == nil || a.System == nil || b.System == nil || a.Value == nil || b.Value == nil {
+		return false
+	}
+	return *a.System == *b.System && *a.Value != *b.Value
 }

@@ -81,9 +81,66 @@ func TestDecideConsent(t *testing.T) {
 			c.Exceptions = []gateway.ConsentRule{{Actors: []models.Reference{refTo("Organization/walking")}}}
 			return c
 		}()}, "", gateway.ConsentPermits},
+		{"required, naming another patient too, permits nothing", gateway.ConsentRequired, []*gateway.ConsentRecord{conflicting(consent("active", true, false, "Organization/walking"))}, "", gateway.ConsentMissing},
+		{"required, naming another patient too, its nested permit neither", gateway.ConsentRequired, []*gateway.ConsentRecord{func() *gateway.ConsentRecord {
+			c := conflicting(consent("active", false, true, ""))
+			c.Exceptions = []gateway.ConsentRule{{Actors: []models.Reference{refTo("Organization/walking")}}}
+			return c
+		}()}, "", gateway.ConsentMissing},
+		{"unset, naming another patient too, still refuses", gateway.ConsentUnset, []*gateway.ConsentRecord{conflicting(consent("active", false, true, ""))}, "", gateway.ConsentRefusedByPatient},
+		{"unset, naming another patient too, still withdraws", gateway.ConsentUnset, []*gateway.ConsentRecord{conflicting(consent("inactive", true, false, ""))}, "", gateway.ConsentWithdrawnByPatient},
+		{"required, the patient's own beside one naming another patient too", gateway.ConsentRequired, []*gateway.ConsentRecord{conflicting(consent("active", true, false, "")), consent("active", false, false, "Organization/walking")}, "", gateway.ConsentPermits},
 	}
 	for _, c := range cases {
 		if got := gateway.DecideConsent(c.policy, p, c.consents, c.attestation); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func conflicting(c *gateway.ConsentRecord) *gateway.ConsentRecord {
+	c.Conflicting = true
+	return c
+}
+
+// How the patient a Consent names compares with a referral's subject:
+// either name finds the other, and the other must not name someone else.
+func TestMatchPatient(t *testing.T) {
+	t.Parallel()
+	const base = "https://signpost.example/fhir"
+	nhs := func(v string) *models.Identifier {
+		return &models.Identifier{System: ptr("https://fhir.nhs.uk/Id/nhs-number"), Value: ptr(v)}
+	}
+	ref := func(reference string, id *models.Identifier) *models.Reference {
+		r := &models.Reference{Identifier: id}
+		if reference != "" {
+			r.Reference = ptr(reference)
+		}
+		return r
+	}
+	cases := []struct {
+		name              string
+		consent, referral *models.Reference
+		want              gateway.PatientMatch
+	}{
+		{"same reference", ref("Patient/1", nil), ref("Patient/1", nil), gateway.SamePatient},
+		{"same NHS number", ref("", nhs("9000000009")), ref("", nhs("9000000009")), gateway.SamePatient},
+		{"same both", ref("Patient/1", nhs("9000000009")), ref("Patient/1", nhs("9000000009")), gateway.SamePatient},
+		{"reference against NHS number: nothing shared", ref("Patient/1", nil), ref("", nhs("9000000009")), gateway.OtherPatient},
+		{"same reference, the referral numbered too", ref("Patient/1", nil), ref("Patient/1", nhs("9000000009")), gateway.SamePatient},
+		{"same NHS number, the Consent by reference too", ref("Patient/1", nhs("9000000009")), ref("", nhs("9000000009")), gateway.SamePatient},
+		{"same reference, another NHS number", ref("Patient/1", nhs("9434765919")), ref("Patient/1", nhs("9000000009")), gateway.ConflictingPatient},
+		{"same NHS number, another Patient", ref("Patient/1", nhs("9000000009")), ref("Patient/2", nhs("9000000009")), gateway.ConflictingPatient},
+		{"same reference, one absolute at the base, another NHS number", ref(base+"/Patient/1", nhs("9434765919")), ref("Patient/1", nhs("9000000009")), gateway.ConflictingPatient},
+		{"a version of the same Patient", ref("Patient/1/_history/3", nhs("9000000009")), ref("Patient/1", nhs("9000000009")), gateway.SamePatient},
+		{"same NHS number, another server's reference is not compared", ref("https://gp.example/fhir/Patient/7", nhs("9000000009")), ref("Patient/2", nhs("9000000009")), gateway.SamePatient},
+		{"same reference, an identifier of another system is not compared", ref("Patient/1", &models.Identifier{System: ptr("https://gp.example/Id/local-number"), Value: ptr("L-77")}),
+			ref("Patient/1", nhs("9000000009")), gateway.SamePatient},
+		{"different everything", ref("Patient/1", nhs("9434765919")), ref("Patient/2", nhs("9000000009")), gateway.OtherPatient},
+		{"no patient", nil, ref("Patient/1", nil), gateway.OtherPatient},
+	}
+	for _, c := range cases {
+		if got := gateway.MatchPatient(c.consent, c.referral, base); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
 	}

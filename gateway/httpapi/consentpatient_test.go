@@ -211,3 +211,90 @@ func TestBaRSConsentPatientCannotMoveByUpdate(t *testing.T) {
 		}
 	}
 }
+
+// byBoth names a patient by reference and by NHS number, as a FHIR
+// Reference.
+func byBoth(ref, nhs string) string {
+	return `{"reference":"` + ref + `","identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhs + `"}}`
+}
+
+// A Consent that names one patient by reference and another by NHS number
+// consents for neither: which of the two gave it cannot be told, so it
+// sends neither one's held referral to the provider, though each is found
+// by one of its names. Where the Patient its reference points at is kept
+// here, the contradiction is seen at the door: 422, nothing written.
+// Before, the Consent was taken and released both patients' referrals.
+func TestConsentNamingTwoPatientsSendsNeithersReferral(t *testing.T) {
+	t.Parallel()
+	onOneRedisAndSpreadOnCluster(t, func(t *testing.T, on ...func(*options)) {
+		e := setup(t, append(on, withProviders(consentProviders()))...)
+		a := as("practice-a")
+		byNHSNumber := `{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber + `"}}`
+		refer := func(ident, subject string) string {
+			body := strings.Replace(string(referral(ident, "390893007")), `"subject":`+byNHSNumber, `"subject":`+subject, 1)
+			srID := e.post("/ServiceRequest", []byte(body), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+			if task := e.referralTask(t, srID); task["status"] != "on-hold" {
+				t.Fatalf("referral %s is %v; the test needs it held awaiting consent", ident, task["status"])
+			}
+			return srID
+		}
+		// Patients sent without their NHS numbers, which the referrals and
+		// the Consents give: nothing here to compare a Consent with.
+		for _, id := range []string{"unnumbered-1", "unnumbered-2"} {
+			e.put("/Patient/"+id, []byte(`{"resourceType":"Patient","id":"`+id+`","name":[{"text":"Unnumbered Person"}]}`), a...).must(t, http.StatusCreated)
+		}
+		first := refer("TWO-PATIENTS-1", byBoth("Patient/unnumbered-1", nhsNumber))
+		second := refer("TWO-PATIENTS-2", byBoth("Patient/unnumbered-2", nhsNumber2))
+
+		mixed := withPatient(t, consentFor("walking", "active"), byBoth("Patient/unnumbered-1", nhsNumber2))
+		e.post("/Consent", mixed, a...).must(t, http.StatusCreated)
+		for _, srID := range []string{first, second} {
+			if task := e.referralTask(t, srID); task["status"] != "on-hold" || reasonCode(task) != gateway.ReasonAwaitingConsent {
+				t.Errorf("after a Consent naming two patients, a referral is %v (%q); want on-hold awaiting-consent", task["status"], reasonCode(task))
+			}
+		}
+		if n := e.deliveries(t, "referral"); n != 0 {
+			t.Errorf("%d deliveries queued on a Consent naming two patients; want none", n)
+		}
+
+		// The first patient's own Consent sends theirs, and only theirs.
+		e.post("/Consent", withPatient(t, consentFor("walking", "active"), byBoth("Patient/unnumbered-1", nhsNumber)), a...).must(t, http.StatusCreated)
+		if task := e.referralTask(t, first); task["status"] != "requested" {
+			t.Errorf("the first patient's referral is %v after their Consent; want requested", task["status"])
+		}
+		if task := e.referralTask(t, second); task["status"] != "on-hold" {
+			t.Errorf("the second patient's referral is %v after the first's Consent; want on-hold", task["status"])
+		}
+		if n := e.deliveries(t, "referral"); n != 1 {
+			t.Errorf("%d deliveries queued; want the first patient's only", n)
+		}
+
+		// A Patient kept here is compared at the door.
+		e.put("/Patient/kept-3", []byte(`{"resourceType":"Patient","id":"kept-3","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+
+			nhsNumber2+`"}],"name":[{"text":"Kept Person"}]}`), a...).must(t, http.StatusCreated)
+		before := storeKeys(t, e)
+		r := e.post("/Consent", withPatient(t, consentFor("walking", "active"), byBoth("Patient/kept-3", nhsNumber)), a...)
+		r.must(t, http.StatusUnprocessableEntity)
+		var oo struct {
+			Issue []struct {
+				Code, Diagnostics string
+				Expression        []string
+			}
+		}
+		if err := json.Unmarshal(r.body, &oo); err != nil || len(oo.Issue) != 1 || oo.Issue[0].Code != "business-rule" ||
+			!slices.Equal(oo.Issue[0].Expression, []string{"Consent.patient"}) || !strings.Contains(oo.Issue[0].Diagnostics, "nothing was written") {
+			t.Errorf("want one business-rule issue at Consent.patient saying nothing was written: %s", r.body)
+		}
+		noPatientData(t, r.body, nhsNumber, nhsNumber2)
+		if after := storeKeys(t, e); !slices.Equal(before, after) {
+			t.Errorf("a refused Consent changed the store's keys:\nbefore %v\nafter  %v", before, after)
+		}
+		// Named alike by both, it is taken, and sends the second patient's
+		// referral only if it is theirs: Patient/kept-3 is not the patient
+		// that referral names by reference, so it stays held.
+		e.post("/Consent", withPatient(t, consentFor("walking", "active"), byBoth("Patient/kept-3", nhsNumber2)), a...).must(t, http.StatusCreated)
+		if task := e.referralTask(t, second); task["status"] != "on-hold" {
+			t.Errorf("the second referral is %v after a Consent for another Patient with its NHS number; want on-hold", task["status"])
+		}
+	})
+}

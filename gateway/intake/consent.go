@@ -99,16 +99,17 @@ func (s *Service) consentFor(ctx context.Context, pl *plan, p *gateway.Provider,
 			continue
 		}
 		planned[w.Resource.Ref()] = true
-		withReferral := slices.Contains(w.Terms, gateway.ReferralTerm(srRef)) && s.forSamePatient(w.Resource.Body, patientTerms)
+		match := gateway.MatchPatient(consentPatient(w.Resource.Body), subject, s.Base)
+		withReferral := slices.Contains(w.Terms, gateway.ReferralTerm(srRef)) && match != gateway.OtherPatient
 		forPatient := w.Resource.Owner == sr.Owner && len(patientTerms) > 0 && slices.ContainsFunc(patientTerms, func(t string) bool { return slices.Contains(w.Terms, t) })
 		if withReferral || forPatient {
-			records = append(records, gateway.ReadConsent(w.Resource, withReferral, pl.now, s.Base))
+			records = append(records, s.consentRecord(w.Resource, withReferral, match, pl.now))
 		}
 	}
 	// A deployment that checks nothing reads nothing more for a new
 	// referral: only a refusal in the referral itself holds it.
 	if p.Consent != gateway.ConsentUnset || taskID == "" {
-		stored, held, err := s.storedConsents(ctx, pl, srRef, sr.Owner, patientTerms, planned)
+		stored, held, err := s.storedConsents(ctx, pl, srRef, sr.Owner, subject, patientTerms, planned)
 		if err != nil {
 			return 0, false, err
 		}
@@ -122,7 +123,7 @@ func (s *Service) consentFor(ctx context.Context, pl *plan, p *gateway.Provider,
 // with it, and those its GP system holds for the patient (not those the
 // plan writes anew), as records, and the resources read, each of which
 // the plan's commit now expects unchanged (plan.decidedOn).
-func (s *Service) storedConsents(ctx context.Context, pl *plan, srRef, client string, patientTerms []string, planned map[string]bool) ([]*gateway.ConsentRecord, []*gateway.Resource, error) {
+func (s *Service) storedConsents(ctx context.Context, pl *plan, srRef, client string, subject *models.Reference, patientTerms []string, planned map[string]bool) ([]*gateway.ConsentRecord, []*gateway.Resource, error) {
 	withReferral, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: TypeConsent, Groups: [][]string{{gateway.ReferralTerm(srRef)}}, Count: maxConsentReads})
 	if err != nil {
 		return nil, nil, err
@@ -156,11 +157,11 @@ func (s *Service) storedConsents(ctx context.Context, pl *plan, srRef, client st
 		// by a commit queuing or holding the referral on this version.
 		pl.decidedOn(r)
 		came := slices.Contains(withReferral, r.ID)
-		sameSubject := s.forSamePatient(r.Body, patientTerms)
-		if came && !sameSubject && !slices.Contains(forPatient, r.ID) {
+		match := gateway.MatchPatient(consentPatient(r.Body), subject, s.Base)
+		if came && match == gateway.OtherPatient && !slices.Contains(forPatient, r.ID) {
 			continue // came with the referral, but is another patient's
 		}
-		out = append(out, gateway.ReadConsent(r, came && sameSubject, pl.now, s.Base))
+		out = append(out, s.consentRecord(r, came && match != gateway.OtherPatient, match, pl.now))
 	}
 	return out, held, nil
 }
@@ -178,16 +179,16 @@ func consentPatient(body []byte) *models.Reference {
 	return c.Patient
 }
 
-// forSamePatient reports whether a Consent's patient is the referral's
-// (patientTerms: its subject's), by the same reference or the same
-// identifier: a Consent that comes with a referral counts for it only if
-// it is the referred patient's.
-func (s *Service) forSamePatient(consent []byte, patientTerms []string) bool {
-	patient := consentPatient(consent)
-	if patient == nil {
-		return false
-	}
-	return slices.ContainsFunc(gateway.PatientRefTerms("patient", patient, s.Base), func(t string) bool { return slices.Contains(patientTerms, t) })
+// consentRecord reads a Consent for a referral: withReferral, it came
+// with the referral (and names its patient); match is how its patient
+// compares with the referral's subject. One that names the patient by one
+// name and someone else by the other (a reference to one Patient, the NHS
+// number of another) may hold the referral but never sends it: which of
+// the two consented cannot be told.
+func (s *Service) consentRecord(r *gateway.Resource, withReferral bool, match gateway.PatientMatch, now time.Time) *gateway.ConsentRecord {
+	rec := gateway.ReadConsent(r, withReferral, now, s.Base)
+	rec.Conflicting = match == gateway.ConflictingPatient
+	return rec
 }
 
 // holdNew stores a new referral held: its Task on-hold with the reason,
@@ -644,6 +645,9 @@ func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*g
 	if err := p.Err(gateway.KindInvalid); err != nil {
 		return nil, err
 	}
+	if err := s.namesOnePatient(ctx, pl, patient); err != nil {
+		return nil, err
+	}
 	version, expect, fromIfMatch := 1, 0, false
 	var referral string
 	var terms []string
@@ -674,6 +678,64 @@ func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*g
 	}
 	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.now))
 	return pl.addWrite(r, body, version, expect, fromIfMatch, terms, p.Warnings), nil
+}
+
+// namesOnePatient refuses a Consent whose patient names by reference a
+// Patient this GP system keeps here, and by identifier someone else: the
+// Patient has identifiers of the identifier's system, none with its value.
+// Such a Consent would be about two people at once, one of whom did not
+// give it. Where the Patient is not kept here (another server's, or not
+// sent), nothing can be compared: the Consent is taken, and a referral
+// that one name finds and the other contradicts is never sent on it
+// (gateway.ConflictingPatient).
+func (s *Service) namesOnePatient(ctx context.Context, pl *plan, patient *models.Reference) error {
+	if patient.Reference == nil || patient.Identifier == nil || patient.Identifier.System == nil || patient.Identifier.Value == nil {
+		return nil
+	}
+	id, ok := strings.CutPrefix(s.LocalRef(*patient.Reference), gateway.TypePatient+"/")
+	id, _, _ = strings.Cut(id, "/_history/")
+	if !ok || gateway.CheckID(id) != nil {
+		return nil
+	}
+	var body []byte
+	if w := pl.write(gateway.TypePatient, id); w != nil {
+		body = w.Resource.Body
+	} else {
+		key, err := s.PatientKeyFor(ctx, pl.caller, id)
+		if err != nil {
+			return err
+		}
+		held, err := s.Store.Read(ctx, gateway.TypePatient, key)
+		if errors.Is(err, gateway.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		body = held.Body
+	}
+	var held struct {
+		Identifier []models.Identifier `json:"identifier"`
+	}
+	_ = json.Unmarshal(body, &held)
+	system, value := *patient.Identifier.System, *patient.Identifier.Value
+	ofSystem := false
+	for _, hi := range held.Identifier {
+		if hi.System == nil || hi.Value == nil || *hi.System != system {
+			continue
+		}
+		if *hi.Value == value {
+			return nil
+		}
+		ofSystem = true
+	}
+	if !ofSystem {
+		return nil
+	}
+	return gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "Consent.patient",
+		"Consent.patient names two different patients: the Patient its reference points at has another value of the identifier system "+
+			"Consent.patient.identifier gives; patient must name the one person who consented (correct the reference or the identifier, "+
+			"or send only one of them); nothing was written")
 }
 
 // keepsItsPatient refuses an update of a Consent (next: its patient as
