@@ -46,20 +46,25 @@ func SplitVersion(ref string) (string, int) {
 	return id, n
 }
 
-// SameNHSNumber refuses a referral whose subject names the person twice,
-// by a Patient and by an NHS number, and the two disagree: routing it would
-// send one person's referral with another's details (a clinical-safety
-// hazard). The answer says which elements disagree, never the numbers.
-func SameNHSNumber(subject *models.Reference, patient []byte) error {
-	if !HasNHSNumber(subject) {
+// SameNHSNumber refuses a reference to a patient (element: a referral's
+// ServiceRequest.subject, a Consent's Consent.patient) that names the
+// person twice, by a Patient and by an NHS number, when the two disagree:
+// routing the referral would send one person's referral with another's
+// details, and the Consent would count for two people, one of whom did not
+// give it (clinical-safety hazards). The answer says which elements
+// disagree, never the numbers.
+func SameNHSNumber(ref *models.Reference, patient []byte, element string) error {
+	if !HasNHSNumber(ref) {
 		return nil
 	}
 	held := NHSNumbersOf(patient)
-	if len(held) == 0 || slices.Contains(held, *subject.Identifier.Value) {
+	if len(held) == 0 || slices.Contains(held, *ref.Identifier.Value) {
 		return nil
 	}
-	return gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.subject.identifier.value",
-		"the NHS number in subject.identifier is not the NHS number of the Patient subject.reference names: they identify different people; correct whichever is wrong")
+	local := element[strings.Index(element, ".")+1:]
+	return gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, element+".identifier.value",
+		"the NHS number in %s.identifier is not the NHS number of the Patient %s.reference names: they identify different people; correct whichever is wrong",
+		local, local)
 }
 
 // NHSNumbersOf lists a Patient's NHS numbers.

@@ -84,20 +84,20 @@ func IdentifyPatient(ctx context.Context, s *gateway.Core, caller gateway.Caller
 		switch {
 		case strings.HasPrefix(ref, "#"):
 			if body := ContainedPatient(obj, ref[1:]); body != nil {
-				return SameNHSNumber(subject, body)
+				return SameNHSNumber(subject, body, "ServiceRequest.subject")
 			}
 			return gateway.NewError(gateway.KindInvalid, fhir.IssueInvalid, "ServiceRequest.subject.reference", "the reference names no contained Patient")
 		case strings.HasPrefix(ref, gateway.TypePatient+"/"):
 			id, version := SplitVersion(strings.TrimPrefix(ref, gateway.TypePatient+"/"))
 			if gateway.CheckID(id) == nil {
 				if body := planned(gateway.TypePatient, id); body != nil && version == 0 {
-					return SameNHSNumber(subject, body)
+					return SameNHSNumber(subject, body, "ServiceRequest.subject")
 				}
 				p, err := s.ReadVisible(ctx, caller, gateway.TypePatient, id)
 				if err == nil && version <= p.Version {
 					// A versioned reference names a version held; the
 					// person is the same in every version.
-					return SameNHSNumber(subject, p.Body)
+					return SameNHSNumber(subject, p.Body, "ServiceRequest.subject")
 				} else if err != nil && !errors.Is(err, gateway.ErrNotFound) {
 					return err
 				}

@@ -282,8 +282,8 @@ func TestConsentNamingTwoPatientsSendsNeithersReferral(t *testing.T) {
 			}
 		}
 		if err := json.Unmarshal(r.body, &oo); err != nil || len(oo.Issue) != 1 || oo.Issue[0].Code != "business-rule" ||
-			!slices.Equal(oo.Issue[0].Expression, []string{"Consent.patient"}) || !strings.Contains(oo.Issue[0].Diagnostics, "nothing was written") {
-			t.Errorf("want one business-rule issue at Consent.patient saying nothing was written: %s", r.body)
+			!slices.Equal(oo.Issue[0].Expression, []string{"Consent.patient.identifier.value"}) || !strings.Contains(oo.Issue[0].Diagnostics, "patient.reference") {
+			t.Errorf("want one business-rule issue at Consent.patient.identifier.value naming the reference it disagrees with: %s", r.body)
 		}
 		noPatientData(t, r.body, nhsNumber, nhsNumber2)
 		if after := storeKeys(t, e); !slices.Equal(before, after) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/conform"
 	"github.com/signpost-health/signpost/gateway/queue"
 )
 
@@ -681,31 +682,26 @@ func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*g
 }
 
 // namesOnePatient refuses a Consent whose patient names by reference a
-// Patient this GP system keeps here, and by identifier someone else: the
-// Patient has identifiers of the identifier's system, none with its value.
-// Such a Consent would be about two people at once, one of whom did not
-// give it. Where the Patient is not kept here (another server's, or not
-// sent), nothing can be compared: the Consent is taken, and a referral
-// that one name finds and the other contradicts is never sent on it
+// Patient this GP system keeps here (or sends with it), and by NHS number
+// someone else, as a referral's subject is refused
+// (conform.SameNHSNumber): such a Consent would be about two people at
+// once, one of whom did not give it. Where the Patient is not kept here
+// (another server's, or not sent) or keeps no NHS number, nothing can be
+// compared: the Consent is taken, and a referral that one of its names
+// finds and the other contradicts is never sent on it
 // (gateway.ConflictingPatient).
 func (s *Service) namesOnePatient(ctx context.Context, pl *plan, patient *models.Reference) error {
-	if patient.Reference == nil || patient.Identifier == nil || patient.Identifier.System == nil || patient.Identifier.Value == nil {
+	if patient.Reference == nil || !conform.HasNHSNumber(patient) {
 		return nil
 	}
 	id, ok := strings.CutPrefix(s.LocalRef(*patient.Reference), gateway.TypePatient+"/")
-	id, _, _ = strings.Cut(id, "/_history/")
+	id, _, _ = strings.Cut(id, "/_history/") // the person is the same in every version
 	if !ok || gateway.CheckID(id) != nil {
 		return nil
 	}
-	var body []byte
-	if w := pl.write(gateway.TypePatient, id); w != nil {
-		body = w.Resource.Body
-	} else {
-		key, err := s.PatientKeyFor(ctx, pl.caller, id)
-		if err != nil {
-			return err
-		}
-		held, err := s.Store.Read(ctx, gateway.TypePatient, key)
+	body := pl.plannedBody(gateway.TypePatient, id)
+	if body == nil {
+		held, err := s.ReadVisible(ctx, pl.caller, gateway.TypePatient, id)
 		if errors.Is(err, gateway.ErrNotFound) {
 			return nil
 		}
@@ -714,28 +710,7 @@ func (s *Service) namesOnePatient(ctx context.Context, pl *plan, patient *models
 		}
 		body = held.Body
 	}
-	var held struct {
-		Identifier []models.Identifier `json:"identifier"`
-	}
-	_ = json.Unmarshal(body, &held)
-	system, value := *patient.Identifier.System, *patient.Identifier.Value
-	ofSystem := false
-	for _, hi := range held.Identifier {
-		if hi.System == nil || hi.Value == nil || *hi.System != system {
-			continue
-		}
-		if *hi.Value == value {
-			return nil
-		}
-		ofSystem = true
-	}
-	if !ofSystem {
-		return nil
-	}
-	return gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "Consent.patient",
-		"Consent.patient names two different patients: the Patient its reference points at has another value of the identifier system "+
-			"Consent.patient.identifier gives; patient must name the one person who consented (correct the reference or the identifier, "+
-			"or send only one of them); nothing was written")
+	return conform.SameNHSNumber(patient, body, "Consent.patient")
 }
 
 // keepsItsPatient refuses an update of a Consent (next: its patient as
