@@ -471,21 +471,28 @@ type PatientMatch int
 const (
 	// OtherPatient: they share neither a reference nor an identifier.
 	OtherPatient PatientMatch = iota
-	// SamePatient: they share one, and neither names someone else by the
-	// other.
+	// SamePatient: they share one, and nothing says they are different
+	// people.
 	SamePatient
-	// ConflictingPatient: they share one, but the other names different
-	// people: references to different Patients, or different values of
-	// one identifier system (Patient/1 with one NHS number against
-	// Patient/1 with another). Which of the two is the patient cannot be
-	// told, so such a Consent may stop the referral (a refusal or
-	// withdrawal is honoured) but never sends it (ConsentRecord.Conflicting).
+	// ConflictingPatient: they share one, but which person the Consent is
+	// about cannot be told: the other name is someone else's (references
+	// to different Patients, or different values of one identifier
+	// system), or the Consent names two people itself (its reference points
+	// at a Patient kept here with other NHS numbers), or it names its
+	// patient by reference and NHS number with nothing here to show they
+	// are one person, and the referral does not name them both alike. Such
+	// a Consent may stop the referral (a refusal or withdrawal is honoured)
+	// but never sends it (ConsentRecord.Conflicting).
 	ConflictingPatient
 )
 
 // MatchPatient compares the patient a Consent names with a referral's
-// subject; base is Signpost's FHIR base, as for PatientRefTerms.
-func MatchPatient(consent, subject *models.Reference, base string) PatientMatch {
+// subject. kept are the NHS numbers of the Patient the Consent's reference
+// points at, where the GP system keeps it here (none otherwise); base is
+// Signpost's FHIR base, as for PatientRefTerms. A reference to a contained
+// resource ("#p") names no one beyond the resource it is in.
+func MatchPatient(consent, subject *models.Reference, kept []string, base string) PatientMatch {
+	consent, subject = withoutContained(consent), withoutContained(subject)
 	a, b := PatientRefTerms("patient", consent, base), PatientRefTerms("patient", subject, base)
 	if !slices.ContainsFunc(a, func(t string) bool { return slices.Contains(b, t) }) {
 		return OtherPatient
@@ -493,24 +500,65 @@ func MatchPatient(consent, subject *models.Reference, base string) PatientMatch 
 	if refersElsewhere(consent, subject, base) || identifiesElsewhere(consent.Identifier, subject.Identifier) {
 		return ConflictingPatient
 	}
+	// A local reference may be all a referral names its patient by (a
+	// Patient kept here), so it and the NHS number must be shown to be one
+	// person. Another server's reference names no referral's patient on its
+	// own: a referral naming it gives an NHS number too, compared above.
+	if local := referenceTerm(consent, base); local != "" && !strings.Contains(local, ":") && hasNHSNumber(consent.Identifier) {
+		switch {
+		case len(kept) > 0 && !slices.Contains(kept, *consent.Identifier.Value):
+			return ConflictingPatient
+		case len(kept) == 0 && !(sameReference(consent, subject, base) && hasNHSNumber(subject.Identifier) && *subject.Identifier.Value == *consent.Identifier.Value):
+			return ConflictingPatient
+		}
+	}
 	return SamePatient
 }
 
+// withoutContained is a reference without a reference to a contained
+// resource, which is the same string in every resource that has one.
+func withoutContained(r *models.Reference) *models.Reference {
+	if r == nil || r.Reference == nil || !strings.HasPrefix(*r.Reference, "#") {
+		return r
+	}
+	return &models.Reference{Identifier: r.Identifier}
+}
+
+func hasNHSNumber(id *models.Identifier) bool {
+	return id != nil && id.System != nil && *id.System == fhir.NHSNumberSystem && id.Value != nil && *id.Value != ""
+}
+
+// sameReference reports whether two references name the same resource, as
+// indexed.
+func sameReference(a, b *models.Reference, base string) bool {
+	x, y := referenceTerm(a, base), referenceTerm(b, base)
+	return x != "" && x == y
+}
+
+// referenceTerm is the term a reference (not its identifier) is indexed by.
+func referenceTerm(r *models.Reference, base string) string {
+	if r == nil || r.Reference == nil {
+		return ""
+	}
+	if t := PatientRefTerms("patient", &models.Reference{Reference: r.Reference}, base); len(t) > 0 {
+		return t[0]
+	}
+	return ""
+}
+
 // refersElsewhere reports whether two references name different resources.
-// A relative reference and an absolute one are not compared: the absolute
-// one may be another server's name for the same Patient.
+// A relative reference and an absolute one are not compared, nor two
+// absolute ones at different servers: either may be another server's name
+// for the same Patient.
 func refersElsewhere(a, b *models.Reference, base string) bool {
-	if a.Reference == nil || b.Reference == nil {
+	x, y := referenceTerm(a, base), referenceTerm(b, base)
+	if x == "" || y == "" || x == y {
 		return false
 	}
-	x, y := PatientRefTerms("patient", &models.Reference{Reference: a.Reference}, base), PatientRefTerms("patient", &models.Reference{Reference: b.Reference}, base)
-	if len(x) == 0 || len(y) == 0 {
+	if strings.Contains(x, "://") || strings.Contains(y, "://") {
 		return false
 	}
-	if strings.Contains(x[0], "://") != strings.Contains(y[0], "://") {
-		return false
-	}
-	return x[0] != y[0]
+	return true
 }
 
 // identifiesElsewhere reports whether two identifiers of one system have

@@ -121,26 +121,34 @@ func TestMatchPatient(t *testing.T) {
 	cases := []struct {
 		name              string
 		consent, referral *models.Reference
+		kept              []string // the NHS numbers of the Patient the Consent's reference points at
 		want              gateway.PatientMatch
 	}{
-		{"same reference", ref("Patient/1", nil), ref("Patient/1", nil), gateway.SamePatient},
-		{"same NHS number", ref("", nhs("9000000009")), ref("", nhs("9000000009")), gateway.SamePatient},
-		{"same both", ref("Patient/1", nhs("9000000009")), ref("Patient/1", nhs("9000000009")), gateway.SamePatient},
-		{"reference against NHS number: nothing shared", ref("Patient/1", nil), ref("", nhs("9000000009")), gateway.OtherPatient},
-		{"same reference, the referral numbered too", ref("Patient/1", nil), ref("Patient/1", nhs("9000000009")), gateway.SamePatient},
-		{"same NHS number, the Consent by reference too", ref("Patient/1", nhs("9000000009")), ref("", nhs("9000000009")), gateway.SamePatient},
-		{"same reference, another NHS number", ref("Patient/1", nhs("9434765919")), ref("Patient/1", nhs("9000000009")), gateway.ConflictingPatient},
-		{"same NHS number, another Patient", ref("Patient/1", nhs("9000000009")), ref("Patient/2", nhs("9000000009")), gateway.ConflictingPatient},
-		{"same reference, one absolute at the base, another NHS number", ref(base+"/Patient/1", nhs("9434765919")), ref("Patient/1", nhs("9000000009")), gateway.ConflictingPatient},
-		{"a version of the same Patient", ref("Patient/1/_history/3", nhs("9000000009")), ref("Patient/1", nhs("9000000009")), gateway.SamePatient},
-		{"same NHS number, another server's reference is not compared", ref("https://gp.example/fhir/Patient/7", nhs("9000000009")), ref("Patient/2", nhs("9000000009")), gateway.SamePatient},
+		{"same reference", ref("Patient/1", nil), ref("Patient/1", nil), nil, gateway.SamePatient},
+		{"same NHS number", ref("", nhs("9000000009")), ref("", nhs("9000000009")), nil, gateway.SamePatient},
+		{"same both", ref("Patient/1", nhs("9000000009")), ref("Patient/1", nhs("9000000009")), nil, gateway.SamePatient},
+		{"reference against NHS number: nothing shared", ref("Patient/1", nil), ref("", nhs("9000000009")), nil, gateway.OtherPatient},
+		{"same reference, the referral numbered too", ref("Patient/1", nil), ref("Patient/1", nhs("9000000009")), nil, gateway.SamePatient},
+		{"both names, the Patient kept with that number; the referral by number", ref("Patient/1", nhs("9000000009")), ref("", nhs("9000000009")), []string{"9000000009"}, gateway.SamePatient},
+		{"both names, the Patient kept with that number; the referral by reference", ref("Patient/1", nhs("9000000009")), ref("Patient/1", nil), []string{"9000000009"}, gateway.SamePatient},
+		{"both names, nothing kept to show they are one person; the referral by number", ref("Patient/1", nhs("9000000009")), ref("", nhs("9000000009")), nil, gateway.ConflictingPatient},
+		{"both names, nothing kept to show they are one person; the referral by reference", ref("Patient/1", nhs("9000000009")), ref("Patient/1", nil), nil, gateway.ConflictingPatient},
+		{"both names, the Patient kept with another number", ref("Patient/1", nhs("9000000009")), ref("Patient/1", nhs("9000000009")), []string{"9434765919"}, gateway.ConflictingPatient},
+		{"same reference, another NHS number", ref("Patient/1", nhs("9434765919")), ref("Patient/1", nhs("9000000009")), nil, gateway.ConflictingPatient},
+		{"same NHS number, another Patient", ref("Patient/1", nhs("9000000009")), ref("Patient/2", nhs("9000000009")), nil, gateway.ConflictingPatient},
+		{"same reference, one absolute at the base, another NHS number", ref(base+"/Patient/1", nhs("9434765919")), ref("Patient/1", nhs("9000000009")), nil, gateway.ConflictingPatient},
+		{"a version of the same Patient", ref("Patient/1/_history/3", nhs("9000000009")), ref("Patient/1", nhs("9000000009")), nil, gateway.SamePatient},
+		{"same NHS number, another server's reference is not compared", ref("https://gp.example/fhir/Patient/7", nhs("9000000009")), ref("Patient/2", nhs("9000000009")), nil, gateway.SamePatient},
+		{"same NHS number, two other servers' references are not compared", ref("https://gp.example/fhir/Patient/7", nhs("9000000009")), ref("https://other.example/Patient/3", nhs("9000000009")), nil, gateway.SamePatient},
 		{"same reference, an identifier of another system is not compared", ref("Patient/1", &models.Identifier{System: ptr("https://gp.example/Id/local-number"), Value: ptr("L-77")}),
-			ref("Patient/1", nhs("9000000009")), gateway.SamePatient},
-		{"different everything", ref("Patient/1", nhs("9434765919")), ref("Patient/2", nhs("9000000009")), gateway.OtherPatient},
-		{"no patient", nil, ref("Patient/1", nil), gateway.OtherPatient},
+			ref("Patient/1", nhs("9000000009")), nil, gateway.SamePatient},
+		{"contained references name no one beyond their resource", ref("#pt", nil), ref("#pt", nil), nil, gateway.OtherPatient},
+		{"contained references, the same NHS number", ref("#pt", nhs("9000000009")), ref("#pt", nhs("9000000009")), nil, gateway.SamePatient},
+		{"different everything", ref("Patient/1", nhs("9434765919")), ref("Patient/2", nhs("9000000009")), nil, gateway.OtherPatient},
+		{"no patient", nil, ref("Patient/1", nil), nil, gateway.OtherPatient},
 	}
 	for _, c := range cases {
-		if got := gateway.MatchPatient(c.consent, c.referral, base); got != c.want {
+		if got := gateway.MatchPatient(c.consent, c.referral, c.kept, base); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
 	}

@@ -247,7 +247,11 @@ func TestConsentNamingTwoPatientsSendsNeithersReferral(t *testing.T) {
 		second := refer("TWO-PATIENTS-2", byBoth("Patient/unnumbered-2", nhsNumber2))
 
 		mixed := withPatient(t, consentFor("walking", "active"), byBoth("Patient/unnumbered-1", nhsNumber2))
-		e.post("/Consent", mixed, a...).must(t, http.StatusCreated)
+		mixedID := e.post("/Consent", mixed, a...).must(t, http.StatusCreated).json(t)["id"].(string)
+		// Referrals naming either patient by one name only are not sent on
+		// it either: nothing here shows its two names are one person.
+		refer("TWO-PATIENTS-3", `{"reference":"Patient/unnumbered-1"}`)
+		refer("TWO-PATIENTS-4", `{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhsNumber2+`"}}`)
 		for _, srID := range []string{first, second} {
 			if task := e.referralTask(t, srID); task["status"] != "on-hold" || reasonCode(task) != gateway.ReasonAwaitingConsent {
 				t.Errorf("after a Consent naming two patients, a referral is %v (%q); want on-hold awaiting-consent", task["status"], reasonCode(task))
@@ -296,5 +300,46 @@ func TestConsentNamingTwoPatientsSendsNeithersReferral(t *testing.T) {
 		if task := e.referralTask(t, second); task["status"] != "on-hold" {
 			t.Errorf("the second referral is %v after a Consent for another Patient with its NHS number; want on-hold", task["status"])
 		}
+
+		// The Patient gains its NHS number, which the door would now refuse
+		// the Consent naming two people for: its withdrawal is still taken.
+		e.put("/Patient/unnumbered-1", []byte(`{"resourceType":"Patient","id":"unnumbered-1","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+
+			nhsNumber+`"}],"name":[{"text":"Unnumbered Person"}]}`), a...).must(t, http.StatusOK)
+		e.put("/Consent/"+mixedID, withPatient(t, withConsentID(consentFor("walking", "inactive"), mixedID), byBoth("Patient/unnumbered-1", nhsNumber2)), a...).must(t, http.StatusOK)
 	})
+}
+
+// A reference to a contained Patient ("#pt") is the same string in every
+// resource that has one, so it names no one beyond its own resource: a
+// Consent naming its contained Patient so sends no referral whose subject
+// is a contained Patient too. Before, one such Consent released every such
+// referral of the practice, whoever they were for.
+func TestConsentNamingAContainedPatientSendsNoOthersReferral(t *testing.T) {
+	t.Parallel()
+	e := setup(t, withProviders(consentProviders()))
+	a := as("practice-a")
+	byNHSNumber := `{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber + `"}}`
+	contained := func(nhs string) string {
+		return `"contained":[{"resourceType":"Patient","id":"pt","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhs + `"}]}],`
+	}
+	var srIDs []string
+	for i, nhs := range []string{nhsNumber, nhsNumber2} {
+		body := strings.Replace(string(referral("CONTAINED-"+strconv.Itoa(i), "390893007")), `"subject":`+byNHSNumber, `"subject":{"reference":"#pt"}`, 1)
+		body = strings.Replace(body, `{"resourceType":"ServiceRequest",`, `{"resourceType":"ServiceRequest",`+contained(nhs), 1)
+		srID := e.post("/ServiceRequest", []byte(body), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+		if task := e.referralTask(t, srID); task["status"] != "on-hold" {
+			t.Fatalf("referral %d is %v; the test needs it held awaiting consent", i, task["status"])
+		}
+		srIDs = append(srIDs, srID)
+	}
+	consent := strings.Replace(string(consentFor("walking", "active")), `{"resourceType":"Consent",`, `{"resourceType":"Consent",`+contained(nhsNumber), 1)
+	e.post("/Consent", withPatient(t, []byte(consent), `{"reference":"#pt"}`), a...).must(t, http.StatusCreated)
+	for i, srID := range srIDs {
+		if task := e.referralTask(t, srID); task["status"] != "on-hold" {
+			t.Errorf("referral %d is %v after a Consent naming only its own contained Patient; want on-hold", i, task["status"])
+		}
+	}
+	if n := e.deliveries(t, "referral"); n != 0 {
+		t.Errorf("%d deliveries queued; want none", n)
+	}
 }

@@ -100,9 +100,13 @@ func (s *Service) consentFor(ctx context.Context, pl *plan, p *gateway.Provider,
 			continue
 		}
 		planned[w.Resource.Ref()] = true
-		match := gateway.MatchPatient(consentPatient(w.Resource.Body), subject, s.Base)
+		kept, err := s.keptNumbers(ctx, pl, w.Resource)
+		if err != nil {
+			return 0, false, err
+		}
+		match := gateway.MatchPatient(consentPatient(w.Resource.Body), subject, kept, s.Base)
 		withReferral := slices.Contains(w.Terms, gateway.ReferralTerm(srRef)) && match != gateway.OtherPatient
-		forPatient := w.Resource.Owner == sr.Owner && len(patientTerms) > 0 && slices.ContainsFunc(patientTerms, func(t string) bool { return slices.Contains(w.Terms, t) })
+		forPatient := w.Resource.Owner == sr.Owner && match != gateway.OtherPatient && slices.ContainsFunc(patientTerms, func(t string) bool { return slices.Contains(w.Terms, t) })
 		if withReferral || forPatient {
 			records = append(records, s.consentRecord(w.Resource, withReferral, match, pl.now))
 		}
@@ -151,18 +155,24 @@ func (s *Service) storedConsents(ctx context.Context, pl *plan, srRef, client st
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := s.readKept(ctx, pl, held); err != nil {
+		return nil, nil, err
+	}
 	out := make([]*gateway.ConsentRecord, 0, len(held))
 	for _, r := range held {
 		// Whatever it decides, it was read: a withdrawal (or a consent)
 		// stored since must send the plan round again, not be overtaken
 		// by a commit queuing or holding the referral on this version.
 		pl.decidedOn(r)
-		came := slices.Contains(withReferral, r.ID)
-		match := gateway.MatchPatient(consentPatient(r.Body), subject, s.Base)
-		if came && match == gateway.OtherPatient && !slices.Contains(forPatient, r.ID) {
-			continue // came with the referral, but is another patient's
+		kept, err := s.keptNumbers(ctx, pl, r)
+		if err != nil {
+			return nil, nil, err
 		}
-		out = append(out, s.consentRecord(r, came && match != gateway.OtherPatient, match, pl.now))
+		match := gateway.MatchPatient(consentPatient(r.Body), subject, kept, s.Base)
+		if match == gateway.OtherPatient {
+			continue // another patient's (or, contained, no one's here)
+		}
+		out = append(out, s.consentRecord(r, slices.Contains(withReferral, r.ID), match, pl.now))
 	}
 	return out, held, nil
 }
@@ -178,6 +188,79 @@ func consentPatient(body []byte) *models.Reference {
 		return nil
 	}
 	return c.Patient
+}
+
+// keptNumbers are the NHS numbers of the Patient a Consent's patient
+// reference points at, among its GP system's Patients (or those the plan
+// writes), when it names its patient by reference and NHS number: what
+// MatchPatient checks that the two are one person against, when the
+// decision is made (a Patient may gain its NHS number after the Consent
+// came). Read once a plan per Patient; readKept reads many at once.
+func (s *Service) keptNumbers(ctx context.Context, pl *plan, consent *gateway.Resource) ([]string, error) {
+	key, id := s.keptPatient(consent)
+	if key == "" {
+		return nil, nil
+	}
+	if body := pl.plannedBody(gateway.TypePatient, id); body != nil && consent.Owner == pl.caller.ClientID {
+		return conform.NHSNumbersOf(body), nil
+	}
+	if nums, ok := pl.kept[key]; ok {
+		return nums, nil
+	}
+	if err := s.readKept(ctx, pl, []*gateway.Resource{consent}); err != nil {
+		return nil, err
+	}
+	return pl.kept[key], nil
+}
+
+// readKept reads, in one round trip, the Patients keptNumbers needs for
+// these Consents and the plan has not read.
+func (s *Service) readKept(ctx context.Context, pl *plan, consents []*gateway.Resource) error {
+	var refs, keys []string
+	for _, c := range consents {
+		if key, _ := s.keptPatient(c); key != "" && !slices.Contains(keys, key) {
+			if _, ok := pl.kept[key]; !ok {
+				keys = append(keys, key)
+				refs = append(refs, gateway.TypePatient+"/"+key)
+			}
+		}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	got, err := s.Store.ReadMany(ctx, refs)
+	if err != nil {
+		return err
+	}
+	if pl.kept == nil {
+		pl.kept = map[string][]string{}
+	}
+	for _, key := range keys {
+		pl.kept[key] = nil // not kept here: nothing to compare
+	}
+	for _, p := range got {
+		key := p.ID
+		if !gateway.IsPatientKey(key) { // read back with its FHIR id
+			key = gateway.PatientKey(p.Owner, p.ID)
+		}
+		pl.kept[key] = conform.NHSNumbersOf(p.Body)
+	}
+	return nil
+}
+
+// keptPatient is the PatientKey (and FHIR id) of the Patient a Consent
+// names by a local reference together with an NHS number; "" otherwise.
+func (s *Service) keptPatient(consent *gateway.Resource) (key, id string) {
+	patient := consentPatient(consent.Body)
+	if patient == nil || patient.Reference == nil || !conform.HasNHSNumber(patient) {
+		return "", ""
+	}
+	id, ok := strings.CutPrefix(s.LocalRef(*patient.Reference), gateway.TypePatient+"/")
+	id, _, _ = strings.Cut(id, "/_history/")
+	if !ok || gateway.CheckID(id) != nil {
+		return "", ""
+	}
+	return gateway.PatientKey(consent.Owner, id), id
 }
 
 // consentRecord reads a Consent for a referral: withReferral, it came
@@ -646,8 +729,10 @@ func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*g
 	if err := p.Err(gateway.KindInvalid); err != nil {
 		return nil, err
 	}
-	if err := s.namesOnePatient(ctx, pl, patient); err != nil {
-		return nil, err
+	if r.Method == "POST" {
+		if err := s.namesOnePatient(ctx, pl, patient); err != nil {
+			return nil, err
+		}
 	}
 	version, expect, fromIfMatch := 1, 0, false
 	var referral string
@@ -663,6 +748,14 @@ func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*g
 		}
 		if err := s.keepsItsPatient(cur, patient, "POST a new Consent for the other patient"); err != nil {
 			return nil, err
+		}
+		if consentPatient(cur.Body) == nil {
+			// Naming its patient for the first time, as a new one does. One
+			// that named them keeps them (keepsItsPatient), and is not
+			// checked again: its withdrawal must always be taken.
+			if err := s.namesOnePatient(ctx, pl, patient); err != nil {
+				return nil, err
+			}
 		}
 		version, expect, fromIfMatch = cur.Version+1, exp, r.pinsVersion()
 		if referral, err = pl.lookups.lookup(ctx, s.Store, gateway.SupportingKey(cur.Ref())); err != nil {
