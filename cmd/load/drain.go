@@ -64,7 +64,9 @@ func drainFor(cfg config, n int64) error {
 	res.Connections = recv.conns.Load()
 	if !first.IsZero() {
 		res.Seconds = end.Sub(first).Seconds()
-		res.CPUSeconds, res.MachineBusy, res.Steal = cpuDelta(before, after)
+		// The worker process is not among those watched, so what else
+		// used the machine cannot be told apart from it (Others).
+		res.CPUSeconds, res.MachineBusy, res.Steal, _ = cpuDelta(before, after)
 	}
 	if res.Seconds > 0 {
 		res.Throughput = float64(res.Created) / res.Seconds

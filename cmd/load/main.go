@@ -158,7 +158,14 @@ type Result struct {
 	// machines over the measured phase (counted in MachineBusy too): a
 	// noisy run with none was slowed by something else (shared caches, the
 	// clock), not by losing its CPUs.
-	Steal       float64 `json:"steal,omitempty"`
+	Steal float64 `json:"steal,omitempty"`
+	// Others is the fraction of all CPUs' time busy with neither the
+	// processes measured (-cpu-of, and the generator) nor steal: other work
+	// inside the machine (a build, a test, a process the run does not
+	// watch). A run with much of it was disturbed, and its ratios say more
+	// about the machine than about what it measured. Not set for a drain,
+	// whose worker process is not among those measured.
+	Others      float64 `json:"others,omitempty"`
 	Interrupted bool    `json:"interrupted,omitempty"`
 	// Mode is "rate" for a fixed-rate run (Rate requests per second), ""
 	// for a closed loop.
@@ -254,7 +261,7 @@ func load(cfg config) error {
 	end := time.Now()
 
 	res := p.result(cfg.label, g.url, cfg.conns, g.bodies.Size(1))
-	res.CPUSeconds, res.MachineBusy, res.Steal = cpuDelta(before, after)
+	res.CPUSeconds, res.MachineBusy, res.Steal, res.Others = cpuDelta(before, after)
 	if cfg.rate > 0 {
 		res.Mode, res.Rate, res.LateMaxMs = "rate", cfg.rate, ms(p.lateMax)
 	}
@@ -662,6 +669,7 @@ func pool(rounds []*Result, label string) (*Result, error) {
 		}
 		agg.MachineBusy += r.MachineBusy * r.Seconds
 		agg.Steal += r.Steal * r.Seconds
+		agg.Others += r.Others * r.Seconds
 		if r.LatenciesFile != "" {
 			l, err := readLatencies(r.LatenciesFile)
 			if err != nil {
@@ -675,6 +683,7 @@ func pool(rounds []*Result, label string) (*Result, error) {
 	}
 	agg.MachineBusy /= agg.Seconds
 	agg.Steal /= agg.Seconds
+	agg.Others /= agg.Seconds
 	agg.Throughput = float64(agg.Created+agg.Repeated) / agg.Seconds
 	agg.Accepted = float64(agg.Created) / agg.Seconds
 	agg.P50ms, agg.P90ms, agg.P99ms, agg.MaxMs, agg.MeanMs = distribution(lat)
@@ -766,24 +775,34 @@ func sampleCPU(watched map[string]int) cpuSample {
 }
 
 // cpuDelta is each process's CPU time between two samples, and the
-// fractions of all CPUs' time the machine was busy and lost to steal.
-func cpuDelta(a, b cpuSample) (procs map[string]float64, busy, steal float64) {
+// fractions of all CPUs' time the machine was busy, lost to steal, and
+// busy with processes the samples did not watch (others).
+func cpuDelta(a, b cpuSample) (procs map[string]float64, busy, steal, others float64) {
 	procs = map[string]float64{"load": b.self - a.self}
+	measured := procs["load"]
 	for name, v := range b.procs {
 		if w, ok := a.procs[name]; ok {
 			procs[name] = v - w
+			measured += v - w
 		}
 	}
 	if all := b.all - a.all; all > 0 {
 		busy, steal = (b.busy-a.busy)/all, (b.steal-a.steal)/all
+		// The two clocks tick apart (the processes' and the machine's), so
+		// a run with nothing else shows a fraction of a percent either side.
+		others = max(0, busy-steal-measured/(all/clockTicks))
 	}
-	return procs, busy, steal
+	return procs, busy, steal, others
 }
 
-// busy is how busy the machine was over the run, and how much of its CPUs'
-// time the hypervisor gave to other machines.
+// busy is how busy the machine was over the run, how much of its CPUs'
+// time the hypervisor gave to other machines, and (but for a drain, whose
+// worker is not measured) how much went to processes the run did not watch.
 func (r *Result) busy() string {
-	return fmt.Sprintf("machine busy %.0f%%, steal %.1f%%", 100*r.MachineBusy, 100*r.Steal)
+	if r.Mode == "drain" {
+		return fmt.Sprintf("machine busy %.0f%%, steal %.1f%%", 100*r.MachineBusy, 100*r.Steal)
+	}
+	return fmt.Sprintf("machine busy %.0f%%, steal %.1f%%, others %.0f%%", 100*r.MachineBusy, 100*r.Steal, 100*r.Others)
 }
 
 // cpuPerRequest formats CPU microseconds per request, server first.

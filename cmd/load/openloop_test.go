@@ -306,3 +306,77 @@ func TestYardstickShowsEachRoundsRatio(t *testing.T) {
 		}
 	}
 }
+
+// A run in which other work inside the machine took a large share of the
+// CPUs (a build during the yardstick) is named, and the verdicts that rest
+// on it are marked suspect; the runs around it are not.
+func TestYardstickMarksDisturbedRuns(t *testing.T) {
+	dir := t.TempDir()
+	var lines []string
+	add := func(r Result) {
+		r.LatenciesFile = filepath.Join(dir, strconv.Itoa(len(lines)))
+		if err := writeLatencies(r.LatenciesFile, []time.Duration{time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+		line, _ := json.Marshal(&r)
+		lines = append(lines, string(line))
+	}
+	for round, others := range []float64{0.01, 0.45} {
+		for _, label := range []string{"F", "S", "signpost"} {
+			r := Result{Label: label, Conns: 64, Created: 30000, Requests: 30000, Seconds: 10, Accepted: 3000, Others: 0.01}
+			if label == "signpost" {
+				r.Others = others
+			}
+			add(r)
+		}
+		if round == 0 {
+			add(Result{Label: "signpost", Mode: "drain", Requests: 30000, Created: 30000, Seconds: 10, Throughput: 3000})
+		}
+	}
+	add(Result{Label: "F", Mode: "rate", Rate: 1000, Created: 10000, Requests: 10000, Seconds: 10, Accepted: 1000, Others: 0.01})
+	add(Result{Label: "signpost", Mode: "rate", Rate: 1000, Created: 10000, Requests: 10000, Seconds: 10, Accepted: 1000, Others: 0.3})
+	path := filepath.Join(dir, "rounds.jsonl")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := yardstick(&out, path, 80<<10); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{
+		"disturbed: round 2's signpost, other work in the machine took 45% of its CPUs' time",
+		"disturbed: the 1000/s run of signpost, other work in the machine took 30% of its CPUs' time",
+		"1000/s: Signpost p99 ≤ 2 × F's + 1 ms, no errors",
+		`"disturbed":["closed signpost round 2","rate 1000 signpost"]`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q in:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "round 1's") || strings.Contains(got, "'s F,") || strings.Contains(got, "run of F") {
+		t.Errorf("an undisturbed run is named as disturbed:\n%s", got)
+	}
+	// Each verdict resting on a disturbed run says so, with the share of the
+	// runs it compares (pooled: round 2's 45 % over two rounds is 23 %).
+	for prefix, want := range map[string]string{
+		"closed loop: Signpost ≥ 0.8 × S":       "met (suspect: other work took 23% of the machine)",
+		"closed loop: Signpost/F":               "met (suspect: other work took 23% of the machine)",
+		"1000/s: Signpost p99 ≤ 2 × F's + 1 ms": "met (suspect: other work took 30% of the machine)",
+	} {
+		if line := lineStarting(got, prefix); !strings.HasSuffix(line, want) {
+			t.Errorf("verdict %q, want it to end %q", line, want)
+		}
+	}
+}
+
+// lineStarting is the first line of out that starts with prefix once
+// trimmed, or "".
+func lineStarting(out, prefix string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, prefix) {
+			return line
+		}
+	}
+	return ""
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,14 +76,23 @@ func TestComparePoolsRoundsByLabel(t *testing.T) {
 // beside how busy the machine was: as a fraction of all CPUs' time between
 // two samples, and pooled over runs by their length, as busy is.
 func TestStealIsReportedBesideBusy(t *testing.T) {
+	// 1,000 ticks of all CPUs' time (10 s): 900 busy, 50 of them stolen;
+	// the processes watched used 5 s of it, so 3.5 s went to others.
 	a := cpuSample{procs: map[string]float64{"server": 1}, all: 1000, busy: 400, steal: 10}
 	b := cpuSample{procs: map[string]float64{"server": 4}, self: 2, all: 2000, busy: 1300, steal: 60}
-	procs, busy, steal := cpuDelta(a, b)
-	if procs["server"] != 3 || procs["load"] != 2 || busy != 0.9 || steal != 0.05 {
-		t.Errorf("cpuDelta: %v, busy %v, steal %v; want server 3 s, load 2 s, busy 0.9, steal 0.05", procs, busy, steal)
+	procs, busy, steal, others := cpuDelta(a, b)
+	if procs["server"] != 3 || procs["load"] != 2 || busy != 0.9 || steal != 0.05 || math.Abs(others-0.35) > 1e-9 {
+		t.Errorf("cpuDelta: %v, busy %v, steal %v, others %v; want server 3 s, load 2 s, busy 0.9, steal 0.05, others 0.35", procs, busy, steal, others)
 	}
-	if got := (&Result{MachineBusy: 0.9, Steal: 0.05}).busy(); got != "machine busy 90%, steal 5.0%" {
+	// A process the machine's clock has not caught up with yet: never below none.
+	if _, _, _, others := cpuDelta(cpuSample{}, cpuSample{self: 3, all: 200, busy: 100}); others != 0 {
+		t.Errorf("others %v, want 0 when the processes watched account for all the busy time", others)
+	}
+	if got := (&Result{MachineBusy: 0.9, Steal: 0.05, Others: 0.35}).busy(); got != "machine busy 90%, steal 5.0%, others 35%" {
 		t.Errorf("shown as %q", got)
+	}
+	if got := (&Result{Mode: "drain", MachineBusy: 0.9, Steal: 0.05, Others: 0.35}).busy(); got != "machine busy 90%, steal 5.0%" {
+		t.Errorf("a drain (its worker not watched) shown as %q", got)
 	}
 	agg, err := pool([]*Result{{Label: "x", Seconds: 10, Steal: 0.1}, {Label: "x", Seconds: 30}}, "x")
 	if err != nil {
@@ -90,6 +100,13 @@ func TestStealIsReportedBesideBusy(t *testing.T) {
 	}
 	if agg.Steal != 0.025 {
 		t.Errorf("pooled steal %v, want 0.025 (10 s at 10 %% and 30 s at none)", agg.Steal)
+	}
+	agg, err = pool([]*Result{{Label: "x", Seconds: 10, Others: 0.4}, {Label: "x", Seconds: 30}}, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if agg.Others != 0.1 {
+		t.Errorf("pooled others %v, want 0.1 (10 s at 40 %% and 30 s at none)", agg.Others)
 	}
 	// This machine's own counters read in order: steal is part of busy.
 	s := sampleCPU(nil)

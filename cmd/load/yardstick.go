@@ -23,21 +23,33 @@ const (
 	// than this was descheduled by a busy machine: its tail is the
 	// machine's, and a latency verdict on it is marked suspect.
 	suspectLateMs = 10.0
+	// A run in which work inside the machine that the run does not
+	// measure took more than this share of the CPUs' time (Result.Others:
+	// a build, a test) was disturbed, and a verdict on it is marked
+	// suspect. Undisturbed runs show 0-2 %.
+	disturbedShare = 0.10
 )
 
-// suspect qualifies a latency verdict when the generator fell behind in any
-// of the runs it compares.
+// suspect qualifies a verdict when the generator fell behind, or other work
+// took the machine, in any of the runs it compares.
 func suspect(verdict string, runs ...*Result) string {
-	worst := 0.0
+	worst, others := 0.0, 0.0
 	for _, r := range runs {
 		if r != nil {
-			worst = max(worst, r.LateMaxMs)
+			worst, others = max(worst, r.LateMaxMs), max(others, r.Others)
 		}
 	}
+	var why []string
 	if worst > suspectLateMs {
-		return fmt.Sprintf("%s (suspect: the generator fell %.0f ms behind)", verdict, worst)
+		why = append(why, fmt.Sprintf("the generator fell %.0f ms behind", worst))
 	}
-	return verdict
+	if others > disturbedShare {
+		why = append(why, fmt.Sprintf("other work took %.0f%% of the machine", 100*others))
+	}
+	if len(why) == 0 {
+		return verdict
+	}
+	return verdict + " (suspect: " + strings.Join(why, "; ") + ")"
 }
 
 // Labels the yardstick run gives its targets.
@@ -81,7 +93,7 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 	// Closed loop.
 	fmt.Fprintln(w, "Closed loop (each connection sends its next request when the last is answered):")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\tconns\tseconds\taccepted/s\tp50 ms\tp99 ms\tmax ms\terrors\tCPU µs per referral\tmachine busy, steal\t")
+	fmt.Fprintln(tw, "target\tconns\tseconds\taccepted/s\tp50 ms\tp99 ms\tmax ms\terrors\tCPU µs per referral\tmachine busy, steal, others\t")
 	pooled := map[string]*Result{}
 	for _, label := range []string{labelF, labelS, labelSV, labelSignpost} {
 		r, err := poolWhere(rounds, label, closed(label))
@@ -89,8 +101,8 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 			continue
 		}
 		pooled[label] = r
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%.0f%%, %.1f%%\t\n", label, r.Conns, r.Seconds, r.Accepted, r.P50ms, r.P99ms, r.MaxMs,
-			r.Errors, cpuPerRequest(r.CPUSeconds, r.Created+r.Repeated), 100*r.MachineBusy, 100*r.Steal)
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%.0f%%, %.1f%%, %.0f%%\t\n", label, r.Conns, r.Seconds, r.Accepted, r.P50ms, r.P99ms, r.MaxMs,
+			r.Errors, cpuPerRequest(r.CPUSeconds, r.Created+r.Repeated), 100*r.MachineBusy, 100*r.Steal, 100*r.Others)
 		out["closed_"+label+"_accepted_rps"] = round1(r.Accepted)
 		out["closed_"+label+"_p99_ms"] = r.P99ms
 	}
@@ -99,12 +111,12 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 	if sp != nil && s != nil && s.Accepted > 0 {
 		ratio := sp.Accepted / s.Accepted
 		out["signpost_over_S"] = round3(ratio)
-		targets = append(targets, [3]string{fmt.Sprintf("closed loop: Signpost ≥ %.1f × S", targetOfS), fmt.Sprintf("%.2f × S", ratio), verdict(ratio >= targetOfS)})
+		targets = append(targets, [3]string{fmt.Sprintf("closed loop: Signpost ≥ %.1f × S", targetOfS), fmt.Sprintf("%.2f × S", ratio), suspect(verdict(ratio >= targetOfS), sp, s)})
 	}
 	if sp != nil && f != nil && f.Accepted > 0 {
 		ratio := sp.Accepted / f.Accepted
 		out["signpost_over_F"] = round3(ratio)
-		targets = append(targets, [3]string{fmt.Sprintf("closed loop: Signpost/F no worse than when filed (%.2f)", targetOfF), fmt.Sprintf("%.2f × F", ratio), verdict(ratio >= targetOfF)})
+		targets = append(targets, [3]string{fmt.Sprintf("closed loop: Signpost/F no worse than when filed (%.2f)", targetOfF), fmt.Sprintf("%.2f × F", ratio), suspect(verdict(ratio >= targetOfF), sp, f)})
 	}
 	if s != nil && f != nil && f.Accepted > 0 {
 		out["S_over_F"] = round3(s.Accepted / f.Accepted)
@@ -127,6 +139,15 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 	}
 	if sv != nil {
 		fmt.Fprintln(w, "  (SV is S after the structural validation every resource Signpost accepts must pass; no target)")
+	}
+	var disturbed []string
+	for _, label := range []string{labelF, labelS, labelSV, labelSignpost} {
+		for i, r := range runsOf(rounds, closed(label)) {
+			if r.Others > disturbedShare {
+				fmt.Fprintf(w, "  disturbed: round %d's %s, other work in the machine took %.0f%% of its CPUs' time; that round's ratios are the machine's\n", i+1, label, 100*r.Others)
+				disturbed = append(disturbed, fmt.Sprintf("closed %s round %d", label, i+1))
+			}
+		}
 	}
 
 	// Delivery capacity: a worker draining what each round's closed loop
@@ -153,12 +174,13 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 				out["drain_over_intake_rounds"] = byRound
 			}
 			targets = append(targets, [3]string{"delivery drains at least intake's sustained (closed-loop) rate",
-				fmt.Sprintf("%.0f/s against %.0f/s", all.Throughput, sp.Accepted), verdict(all.Throughput >= sp.Accepted && all.Created == all.Requests)})
+				fmt.Sprintf("%.0f/s against %.0f/s", all.Throughput, sp.Accepted), suspect(verdict(all.Throughput >= sp.Accepted && all.Created == all.Requests), sp)})
 		}
 	}
 
 	// Fixed rate.
 	var rates []float64
+	var rateNotes []string // disturbed runs, shown under the table
 	for _, r := range rounds {
 		if r.Mode == "rate" && !slices.Contains(rates, r.Rate) {
 			rates = append(rates, r.Rate)
@@ -189,6 +211,10 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 			}
 			fmt.Fprintf(tw, "%.0f\t%s\t%.1f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%.1f\t%s\t%s\t%s\t%s\t\n", rate, label, r.Seconds, r.Accepted, r.P50ms, r.P99ms, r.MaxMs,
 				r.Errors, r.LateMaxMs, delivered, in, hook, cpuPerRequest(r.CPUSeconds, r.Created+r.Repeated))
+			if r.Others > disturbedShare {
+				disturbed = append(disturbed, fmt.Sprintf("rate %.0f %s", rate, label))
+				rateNotes = append(rateNotes, fmt.Sprintf("  disturbed: the %.0f/s run of %s, other work in the machine took %.0f%% of its CPUs' time\n", rate, label, 100*r.Others))
+			}
 			key := fmt.Sprintf("rate%.0f_%s_", rate, label)
 			out[key+"p50_ms"], out[key+"p99_ms"], out[key+"max_ms"], out[key+"errors"] = r.P50ms, r.P99ms, r.MaxMs, r.Errors
 			if wh := r.Webhook; wh != nil {
@@ -213,6 +239,12 @@ func yardstick(w io.Writer, path string, rssKiB int64) error {
 		}
 	}
 	tw.Flush()
+	for _, note := range rateNotes {
+		fmt.Fprint(w, note)
+	}
+	if len(disturbed) > 0 {
+		out["disturbed"] = disturbed
+	}
 
 	if rssKiB > 0 {
 		out["signpost_peak_rss_kib"] = rssKiB
