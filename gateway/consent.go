@@ -463,9 +463,9 @@ func ConsentTerms(status string, patient *models.Reference, base string) []strin
 }
 
 // PatientMatch is how the patient a Consent names compares with the
-// subject of a referral: a Consent names its patient by reference, by NHS
-// number or both, and a referral its subject likewise, either of which
-// finds the other (PatientRefTerms).
+// subject of a referral: a Consent names its patient by reference, by
+// identifier (the NHS number) or both, and a referral its subject likewise,
+// either of which finds the other (PatientRefTerms).
 type PatientMatch int
 
 const (
@@ -474,45 +474,87 @@ const (
 	// SamePatient: they share one, and nothing says they are different
 	// people.
 	SamePatient
-	// ConflictingPatient: they share one, but which person the Consent is
-	// about cannot be told: the other name is someone else's (references
-	// to different Patients, or different values of one identifier
-	// system), or the Consent names two people itself (its reference points
-	// at a Patient kept here with other NHS numbers), or it names its
-	// patient by reference and NHS number with nothing here to show they
-	// are one person, and the referral does not name them both alike. Such
-	// a Consent may stop the referral (a refusal or withdrawal is honoured)
-	// but never sends it (ConsentRecord.Conflicting).
+	// ConflictingPatient: they share one, but which person is meant cannot
+	// be told: the other name is someone else's (references to different
+	// Patients, or different values of one identifier system), or one side
+	// names two people itself (its reference points at a Patient kept here
+	// with another value of its identifier's system), or one side names a
+	// kept Patient by reference and an identifier the Patient does not show
+	// (it keeps none of that system) and the other side does not name both
+	// alike. Such a Consent may stop the referral (a refusal or withdrawal
+	// is honoured) but never sends it (ConsentRecord.Conflicting).
 	ConflictingPatient
 )
 
+// NamedPatient is a reference to a patient (a Consent's patient, a
+// referral's subject) with what Signpost keeps of the Patient its local
+// reference points at, read when the referral is decided: a Patient may
+// gain or change its NHS number after either was sent.
+type NamedPatient struct {
+	Ref *models.Reference
+	// Kept: the local reference points at a Patient kept here, whose
+	// identifiers are Identifiers.
+	Kept        bool
+	Identifiers []Identifier
+}
+
 // MatchPatient compares the patient a Consent names with a referral's
-// subject. kept are the NHS numbers of the Patient the Consent's reference
-// points at, where the GP system keeps it here (none otherwise); base is
-// Signpost's FHIR base, as for PatientRefTerms. A reference to a contained
-// resource ("#p") names no one beyond the resource it is in.
-func MatchPatient(consent, subject *models.Reference, kept []string, base string) PatientMatch {
-	consent, subject = withoutContained(consent), withoutContained(subject)
-	a, b := PatientRefTerms("patient", consent, base), PatientRefTerms("patient", subject, base)
+// subject; base is Signpost's FHIR base, as for PatientRefTerms. A
+// reference to a contained resource ("#p") names no one beyond the
+// resource it is in.
+func MatchPatient(consent, subject NamedPatient, base string) PatientMatch {
+	c, r := withoutContained(consent.Ref), withoutContained(subject.Ref)
+	a, b := PatientRefTerms("patient", c, base), PatientRefTerms("patient", r, base)
 	if !slices.ContainsFunc(a, func(t string) bool { return slices.Contains(b, t) }) {
 		return OtherPatient
 	}
-	if refersElsewhere(consent, subject, base) || identifiesElsewhere(consent.Identifier, subject.Identifier) {
+	if refersElsewhere(c, r, base) || identifiesElsewhere(c.Identifier, r.Identifier) ||
+		!oneperson(consent, c, r, base) || !oneperson(subject, r, c, base) {
 		return ConflictingPatient
 	}
-	// A local reference may be all a referral names its patient by (a
-	// Patient kept here), so it and the NHS number must be shown to be one
-	// person. Another server's reference names no referral's patient on its
-	// own: a referral naming it gives an NHS number too, compared above.
-	if local := referenceTerm(consent, base); local != "" && !strings.Contains(local, ":") && hasNHSNumber(consent.Identifier) {
-		switch {
-		case len(kept) > 0 && !slices.Contains(kept, *consent.Identifier.Value):
-			return ConflictingPatient
-		case len(kept) == 0 && !(sameReference(consent, subject, base) && hasNHSNumber(subject.Identifier) && *subject.Identifier.Value == *consent.Identifier.Value):
-			return ConflictingPatient
+	return SamePatient
+}
+
+// oneperson reports whether a side's two names (own: its reference, without
+// a contained one; other: the other side's) can be taken for one person. A
+// local reference may be all the other side names its patient by, so a
+// local reference with an identifier must be shown to be one person by the
+// Patient kept here: it holds the identifier (yes), or another of its
+// system (no); holding none of its system, only an other side naming both
+// alike is taken for it. A reference to a Patient not kept here names no
+// referral here, and another server's reference names none on its own (a
+// referral naming one gives an NHS number too, compared by MatchPatient).
+func oneperson(side NamedPatient, own, other *models.Reference, base string) bool {
+	local := referenceTerm(own, base)
+	id := own.Identifier
+	if local == "" || strings.Contains(local, ":") || !side.Kept || id == nil || id.Value == nil || *id.Value == "" {
+		return true
+	}
+	system := ""
+	if id.System != nil {
+		system = *id.System
+	}
+	ofSystem := false
+	for _, k := range side.Identifiers {
+		if k.System == system {
+			if k.Value == *id.Value {
+				return true
+			}
+			ofSystem = true
 		}
 	}
-	return SamePatient
+	if ofSystem {
+		return false
+	}
+	return sameReference(own, other, base) && other.Identifier != nil && other.Identifier.Value != nil &&
+		*other.Identifier.Value == *id.Value && ptrString(other.Identifier.System) == system
+}
+
+func ptrString(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // withoutContained is a reference without a reference to a contained
@@ -522,10 +564,6 @@ func withoutContained(r *models.Reference) *models.Reference {
 		return r
 	}
 	return &models.Reference{Identifier: r.Identifier}
-}
-
-func hasNHSNumber(id *models.Identifier) bool {
-	return id != nil && id.System != nil && *id.System == fhir.NHSNumberSystem && id.Value != nil && *id.Value != ""
 }
 
 // sameReference reports whether two references name the same resource, as

@@ -118,37 +118,57 @@ func TestMatchPatient(t *testing.T) {
 		}
 		return r
 	}
+	// kept is a Patient kept here with these NHS numbers; unkept, none.
+	kept := func(numbers ...string) *[]gateway.Identifier {
+		ids := []gateway.Identifier{}
+		for _, n := range numbers {
+			ids = append(ids, gateway.Identifier{System: "https://fhir.nhs.uk/Id/nhs-number", Value: n})
+		}
+		return &ids
+	}
+	named := func(r *models.Reference, k *[]gateway.Identifier) gateway.NamedPatient {
+		n := gateway.NamedPatient{Ref: r}
+		if k != nil {
+			n.Kept, n.Identifiers = true, *k
+		}
+		return n
+	}
+	const a, b = "9000000009", "9434765919"
 	cases := []struct {
-		name              string
-		consent, referral *models.Reference
-		kept              []string // the NHS numbers of the Patient the Consent's reference points at
-		want              gateway.PatientMatch
+		name                     string
+		consent, referral        *models.Reference
+		consentKept, subjectKept *[]gateway.Identifier // nil: the reference's Patient is not kept here
+		want                     gateway.PatientMatch
 	}{
-		{"same reference", ref("Patient/1", nil), ref("Patient/1", nil), nil, gateway.SamePatient},
-		{"same NHS number", ref("", nhs("9000000009")), ref("", nhs("9000000009")), nil, gateway.SamePatient},
-		{"same both", ref("Patient/1", nhs("9000000009")), ref("Patient/1", nhs("9000000009")), nil, gateway.SamePatient},
-		{"reference against NHS number: nothing shared", ref("Patient/1", nil), ref("", nhs("9000000009")), nil, gateway.OtherPatient},
-		{"same reference, the referral numbered too", ref("Patient/1", nil), ref("Patient/1", nhs("9000000009")), nil, gateway.SamePatient},
-		{"both names, the Patient kept with that number; the referral by number", ref("Patient/1", nhs("9000000009")), ref("", nhs("9000000009")), []string{"9000000009"}, gateway.SamePatient},
-		{"both names, the Patient kept with that number; the referral by reference", ref("Patient/1", nhs("9000000009")), ref("Patient/1", nil), []string{"9000000009"}, gateway.SamePatient},
-		{"both names, nothing kept to show they are one person; the referral by number", ref("Patient/1", nhs("9000000009")), ref("", nhs("9000000009")), nil, gateway.ConflictingPatient},
-		{"both names, nothing kept to show they are one person; the referral by reference", ref("Patient/1", nhs("9000000009")), ref("Patient/1", nil), nil, gateway.ConflictingPatient},
-		{"both names, the Patient kept with another number", ref("Patient/1", nhs("9000000009")), ref("Patient/1", nhs("9000000009")), []string{"9434765919"}, gateway.ConflictingPatient},
-		{"same reference, another NHS number", ref("Patient/1", nhs("9434765919")), ref("Patient/1", nhs("9000000009")), nil, gateway.ConflictingPatient},
-		{"same NHS number, another Patient", ref("Patient/1", nhs("9000000009")), ref("Patient/2", nhs("9000000009")), nil, gateway.ConflictingPatient},
-		{"same reference, one absolute at the base, another NHS number", ref(base+"/Patient/1", nhs("9434765919")), ref("Patient/1", nhs("9000000009")), nil, gateway.ConflictingPatient},
-		{"a version of the same Patient", ref("Patient/1/_history/3", nhs("9000000009")), ref("Patient/1", nhs("9000000009")), nil, gateway.SamePatient},
-		{"same NHS number, another server's reference is not compared", ref("https://gp.example/fhir/Patient/7", nhs("9000000009")), ref("Patient/2", nhs("9000000009")), nil, gateway.SamePatient},
-		{"same NHS number, two other servers' references are not compared", ref("https://gp.example/fhir/Patient/7", nhs("9000000009")), ref("https://other.example/Patient/3", nhs("9000000009")), nil, gateway.SamePatient},
-		{"same reference, an identifier of another system is not compared", ref("Patient/1", &models.Identifier{System: ptr("https://gp.example/Id/local-number"), Value: ptr("L-77")}),
-			ref("Patient/1", nhs("9000000009")), nil, gateway.SamePatient},
-		{"contained references name no one beyond their resource", ref("#pt", nil), ref("#pt", nil), nil, gateway.OtherPatient},
-		{"contained references, the same NHS number", ref("#pt", nhs("9000000009")), ref("#pt", nhs("9000000009")), nil, gateway.SamePatient},
-		{"different everything", ref("Patient/1", nhs("9434765919")), ref("Patient/2", nhs("9000000009")), nil, gateway.OtherPatient},
-		{"no patient", nil, ref("Patient/1", nil), nil, gateway.OtherPatient},
+		{"same reference", ref("Patient/1", nil), ref("Patient/1", nil), kept(), kept(), gateway.SamePatient},
+		{"same NHS number", ref("", nhs(a)), ref("", nhs(a)), nil, nil, gateway.SamePatient},
+		{"same both", ref("Patient/1", nhs(a)), ref("Patient/1", nhs(a)), kept(), kept(), gateway.SamePatient},
+		{"reference against NHS number: nothing shared", ref("Patient/1", nil), ref("", nhs(a)), kept(a), nil, gateway.OtherPatient},
+		{"same reference, the referral numbered too, as kept", ref("Patient/1", nil), ref("Patient/1", nhs(a)), kept(a), kept(a), gateway.SamePatient},
+		{"both names, the Patient kept with that number; the referral by number", ref("Patient/1", nhs(a)), ref("", nhs(a)), kept(a), nil, gateway.SamePatient},
+		{"both names, the Patient kept with that number; the referral by reference", ref("Patient/1", nhs(a)), ref("Patient/1", nil), kept(a), kept(a), gateway.SamePatient},
+		{"both names, the Patient kept without one; the referral by number", ref("Patient/1", nhs(a)), ref("", nhs(a)), kept(), nil, gateway.ConflictingPatient},
+		{"both names, the Patient kept without one; the referral by reference", ref("Patient/1", nhs(a)), ref("Patient/1", nil), kept(), kept(), gateway.ConflictingPatient},
+		{"both names, the Patient not kept here; the referral by number", ref("Patient/never-sent", nhs(a)), ref("", nhs(a)), nil, nil, gateway.SamePatient},
+		{"both names, the Patient kept with another number", ref("Patient/1", nhs(a)), ref("Patient/1", nhs(a)), kept(b), kept(b), gateway.ConflictingPatient},
+		{"a referral naming two people: by number, its Patient kept without one", ref("", nhs(b)), ref("Patient/pa", nhs(b)), nil, kept(), gateway.ConflictingPatient},
+		{"a referral naming two people: by reference, its Patient kept with another number", ref("Patient/pa", nil), ref("Patient/pa", nhs(b)), kept(a), kept(a), gateway.ConflictingPatient},
+		{"both names, an identifier of no system the kept Patient does not show", ref("Patient/1", &models.Identifier{Value: ptr(b)}), ref("", &models.Identifier{Value: ptr(b)}), kept(a), nil, gateway.ConflictingPatient},
+		{"same reference, another NHS number", ref("Patient/1", nhs(b)), ref("Patient/1", nhs(a)), kept(), kept(), gateway.ConflictingPatient},
+		{"same NHS number, another Patient", ref("Patient/1", nhs(a)), ref("Patient/2", nhs(a)), kept(a), kept(a), gateway.ConflictingPatient},
+		{"same reference, one absolute at the base, another NHS number", ref(base+"/Patient/1", nhs(b)), ref("Patient/1", nhs(a)), nil, nil, gateway.ConflictingPatient},
+		{"a version of the same Patient", ref("Patient/1/_history/3", nhs(a)), ref("Patient/1", nhs(a)), kept(a), kept(a), gateway.SamePatient},
+		{"same NHS number, another server's reference is not compared", ref("https://gp.example/fhir/Patient/7", nhs(a)), ref("Patient/2", nhs(a)), nil, kept(a), gateway.SamePatient},
+		{"same NHS number, two other servers' references are not compared", ref("https://gp.example/fhir/Patient/7", nhs(a)), ref("https://other.example/Patient/3", nhs(a)), nil, nil, gateway.SamePatient},
+		{"same reference, an identifier of another system the kept Patient does not show, named alike", ref("Patient/1", &models.Identifier{System: ptr("https://gp.example/Id/local-number"), Value: ptr("L-77")}),
+			ref("Patient/1", &models.Identifier{System: ptr("https://gp.example/Id/local-number"), Value: ptr("L-77")}), kept(a), kept(a), gateway.SamePatient},
+		{"contained references name no one beyond their resource", ref("#pt", nil), ref("#pt", nil), nil, nil, gateway.OtherPatient},
+		{"contained references, the same NHS number", ref("#pt", nhs(a)), ref("#pt", nhs(a)), nil, nil, gateway.SamePatient},
+		{"different everything", ref("Patient/1", nhs(b)), ref("Patient/2", nhs(a)), kept(b), kept(a), gateway.OtherPatient},
+		{"no patient", nil, ref("Patient/1", nil), nil, kept(), gateway.OtherPatient},
 	}
 	for _, c := range cases {
-		if got := gateway.MatchPatient(c.consent, c.referral, c.kept, base); got != c.want {
+		if got := gateway.MatchPatient(named(c.consent, c.consentKept), named(c.referral, c.subjectKept), base); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
 	}

@@ -332,14 +332,61 @@ func TestConsentNamingAContainedPatientSendsNoOthersReferral(t *testing.T) {
 		}
 		srIDs = append(srIDs, srID)
 	}
+	// Named by its contained Patient alone, a Consent would find no one: it
+	// is refused, so that a refusal so named is not taken and ignored.
 	consent := strings.Replace(string(consentFor("walking", "active")), `{"resourceType":"Consent",`, `{"resourceType":"Consent",`+contained(nhsNumber), 1)
-	e.post("/Consent", withPatient(t, []byte(consent), `{"reference":"#pt"}`), a...).must(t, http.StatusCreated)
+	r := e.post("/Consent", withPatient(t, []byte(consent), `{"reference":"#pt"}`), a...)
+	r.must(t, http.StatusBadRequest)
+	if !strings.Contains(string(r.body), "Consent.patient.identifier") {
+		t.Errorf("the refusal does not point at patient.identifier: %s", r.body)
+	}
 	for i, srID := range srIDs {
 		if task := e.referralTask(t, srID); task["status"] != "on-hold" {
 			t.Errorf("referral %d is %v after a Consent naming only its own contained Patient; want on-hold", i, task["status"])
 		}
 	}
+	// A referral whose subject is a contained Patient is decided on that
+	// Patient's NHS number: one sent after the first patient's Consent goes
+	// on it, and the other patient's stays held. (One held before it is
+	// not found again when the Consent comes: the Task is indexed by its
+	// reference, #pt, alone.)
+	e.post("/Consent", consentFor("walking", "active"), a...).must(t, http.StatusCreated)
+	body := strings.Replace(string(referral("CONTAINED-2", "390893007")), `"subject":`+byNHSNumber, `"subject":{"reference":"#pt"}`, 1)
+	body = strings.Replace(body, `{"resourceType":"ServiceRequest",`, `{"resourceType":"ServiceRequest",`+contained(nhsNumber), 1)
+	after := e.post("/ServiceRequest", []byte(body), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+	if task := e.referralTask(t, after); task["status"] != "requested" {
+		t.Errorf("the first contained patient's referral sent after their Consent is %v; want requested", task["status"])
+	}
+	if task := e.referralTask(t, srIDs[1]); task["status"] != "on-hold" {
+		t.Errorf("the second contained patient's referral is %v after the first's Consent; want on-hold", task["status"])
+	}
+	if n := e.deliveries(t, "referral"); n != 1 {
+		t.Errorf("%d deliveries queued; want the first patient's only", n)
+	}
+}
+
+// A referral naming its patient by a kept Patient and an NHS number the
+// Patient does not show (it keeps none) may be for either person: another
+// person's Consent by that NHS number does not send it (the provider would
+// read the kept Patient through its Task).
+func TestReferralNamingTwoPatientsIsNotSentOnEithersConsent(t *testing.T) {
+	t.Parallel()
+	e := setup(t, withProviders(consentProviders()))
+	a := as("practice-a")
+	e.put("/Patient/unnumbered-a", []byte(`{"resourceType":"Patient","id":"unnumbered-a","name":[{"text":"Unnumbered Person"}]}`), a...).must(t, http.StatusCreated)
+	byNHSNumber := `{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber + `"}}`
+	body := strings.Replace(string(referral("TWO-NAMES-1", "390893007")), `"subject":`+byNHSNumber, `"subject":`+byBoth("Patient/unnumbered-a", nhsNumber2), 1)
+	srID := e.post("/ServiceRequest", []byte(body), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+	e.post("/Consent", withPatient(t, consentFor("walking", "active"), otherPatient), a...).must(t, http.StatusCreated)
+	if task := e.referralTask(t, srID); task["status"] != "on-hold" {
+		t.Errorf("a referral naming two people is %v after one's Consent by NHS number; want on-hold", task["status"])
+	}
 	if n := e.deliveries(t, "referral"); n != 0 {
 		t.Errorf("%d deliveries queued; want none", n)
+	}
+	// Its Consent naming it alike sends it.
+	e.post("/Consent", withPatient(t, consentFor("walking", "active"), byBoth("Patient/unnumbered-a", nhsNumber2)), a...).must(t, http.StatusCreated)
+	if task := e.referralTask(t, srID); task["status"] != "requested" {
+		t.Errorf("the referral is %v after a Consent naming its patient alike; want requested", task["status"])
 	}
 }

@@ -83,9 +83,9 @@ type plan struct {
 	// partitions is decided again, since the first attempt may have
 	// stopped between its commit and those (recheckAfterCommit).
 	unchangedConsents []*gateway.Resource
-	// kept are the NHS numbers of the Patients the plan's consent
-	// decisions read (keptNumbers), by PatientKey.
-	kept map[string][]string
+	// kept are the Patients the plan's consent decisions read (named), by
+	// PatientKey: nil for one not kept here.
+	kept map[string]*keptPatient
 	// lookups are the unique keys its entries look up as they are
 	// planned, read in one round trip (plannedLookups).
 	lookups *lookAhead

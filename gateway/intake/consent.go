@@ -91,8 +91,11 @@ func (s *Service) consentFor(ctx context.Context, pl *plan, p *gateway.Provider,
 		return gateway.ConsentPermits, false, nil
 	}
 	srRef := sr.Ref()
-	subject := subjectOf(sr.Body)
-	patientTerms := gateway.PatientRefTerms("patient", subject, s.Base)
+	subject, err := s.named(ctx, pl, sr.Owner, subjectOf(sr.Body))
+	if err != nil {
+		return 0, false, err
+	}
+	patientTerms := gateway.PatientRefTerms("patient", subject.Ref, s.Base)
 	var records []*gateway.ConsentRecord
 	planned := map[string]bool{}
 	for _, w := range pl.commit.Writes {
@@ -100,11 +103,11 @@ func (s *Service) consentFor(ctx context.Context, pl *plan, p *gateway.Provider,
 			continue
 		}
 		planned[w.Resource.Ref()] = true
-		kept, err := s.keptNumbers(ctx, pl, w.Resource)
+		consent, err := s.named(ctx, pl, w.Resource.Owner, consentPatient(w.Resource.Body))
 		if err != nil {
 			return 0, false, err
 		}
-		match := gateway.MatchPatient(consentPatient(w.Resource.Body), subject, kept, s.Base)
+		match := gateway.MatchPatient(consent, subject, s.Base)
 		withReferral := slices.Contains(w.Terms, gateway.ReferralTerm(srRef)) && match != gateway.OtherPatient
 		forPatient := w.Resource.Owner == sr.Owner && match != gateway.OtherPatient && slices.ContainsFunc(patientTerms, func(t string) bool { return slices.Contains(w.Terms, t) })
 		if withReferral || forPatient {
@@ -128,7 +131,7 @@ func (s *Service) consentFor(ctx context.Context, pl *plan, p *gateway.Provider,
 // with it, and those its GP system holds for the patient (not those the
 // plan writes anew), as records, and the resources read, each of which
 // the plan's commit now expects unchanged (plan.decidedOn).
-func (s *Service) storedConsents(ctx context.Context, pl *plan, srRef, client string, subject *models.Reference, patientTerms []string, planned map[string]bool) ([]*gateway.ConsentRecord, []*gateway.Resource, error) {
+func (s *Service) storedConsents(ctx context.Context, pl *plan, srRef, client string, subject gateway.NamedPatient, patientTerms []string, planned map[string]bool) ([]*gateway.ConsentRecord, []*gateway.Resource, error) {
 	withReferral, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: TypeConsent, Groups: [][]string{{gateway.ReferralTerm(srRef)}}, Count: maxConsentReads})
 	if err != nil {
 		return nil, nil, err
@@ -155,7 +158,13 @@ func (s *Service) storedConsents(ctx context.Context, pl *plan, srRef, client st
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := s.readKept(ctx, pl, held); err != nil {
+	var keys []string
+	for _, r := range held {
+		if key, _ := s.keptKey(r.Owner, consentPatient(r.Body)); key != "" {
+			keys = append(keys, key)
+		}
+	}
+	if err := s.readKept(ctx, pl, keys); err != nil {
 		return nil, nil, err
 	}
 	out := make([]*gateway.ConsentRecord, 0, len(held))
@@ -164,11 +173,11 @@ func (s *Service) storedConsents(ctx context.Context, pl *plan, srRef, client st
 		// stored since must send the plan round again, not be overtaken
 		// by a commit queuing or holding the referral on this version.
 		pl.decidedOn(r)
-		kept, err := s.keptNumbers(ctx, pl, r)
+		consent, err := s.named(ctx, pl, r.Owner, consentPatient(r.Body))
 		if err != nil {
 			return nil, nil, err
 		}
-		match := gateway.MatchPatient(consentPatient(r.Body), subject, kept, s.Base)
+		match := gateway.MatchPatient(consent, subject, s.Base)
 		if match == gateway.OtherPatient {
 			continue // another patient's (or, contained, no one's here)
 		}
@@ -190,39 +199,43 @@ func consentPatient(body []byte) *models.Reference {
 	return c.Patient
 }
 
-// keptNumbers are the NHS numbers of the Patient a Consent's patient
-// reference points at, among its GP system's Patients (or those the plan
-// writes), when it names its patient by reference and NHS number: what
-// MatchPatient checks that the two are one person against, when the
-// decision is made (a Patient may gain its NHS number after the Consent
-// came). Read once a plan per Patient; readKept reads many at once.
-func (s *Service) keptNumbers(ctx context.Context, pl *plan, consent *gateway.Resource) ([]string, error) {
-	key, id := s.keptPatient(consent)
+// named is a Consent's patient or a referral's subject (ref, in owner's
+// resources) with what is kept of the Patient its local reference points
+// at, when it names an identifier too: what MatchPatient checks that the
+// two names are one person against, when the referral is decided. Read once
+// a plan per Patient (readKept reads many in one round trip); a Patient the
+// plan writes is taken as written.
+func (s *Service) named(ctx context.Context, pl *plan, owner string, ref *models.Reference) (gateway.NamedPatient, error) {
+	n := gateway.NamedPatient{Ref: ref}
+	key, id := s.keptKey(owner, ref)
 	if key == "" {
-		return nil, nil
+		return n, nil
 	}
-	if body := pl.plannedBody(gateway.TypePatient, id); body != nil && consent.Owner == pl.caller.ClientID {
-		return conform.NHSNumbersOf(body), nil
+	if body := pl.plannedBody(gateway.TypePatient, id); body != nil && owner == pl.caller.ClientID {
+		n.Kept, n.Identifiers = true, conform.IdentifiersIn(body)
+		return n, nil
 	}
-	if nums, ok := pl.kept[key]; ok {
-		return nums, nil
+	if _, ok := pl.kept[key]; !ok {
+		if err := s.readKept(ctx, pl, []string{key}); err != nil {
+			return n, err
+		}
 	}
-	if err := s.readKept(ctx, pl, []*gateway.Resource{consent}); err != nil {
-		return nil, err
+	if k := pl.kept[key]; k != nil {
+		n.Kept, n.Identifiers = true, k.identifiers
 	}
-	return pl.kept[key], nil
+	return n, nil
 }
 
-// readKept reads, in one round trip, the Patients keptNumbers needs for
-// these Consents and the plan has not read.
-func (s *Service) readKept(ctx context.Context, pl *plan, consents []*gateway.Resource) error {
-	var refs, keys []string
-	for _, c := range consents {
-		if key, _ := s.keptPatient(c); key != "" && !slices.Contains(keys, key) {
-			if _, ok := pl.kept[key]; !ok {
-				keys = append(keys, key)
-				refs = append(refs, gateway.TypePatient+"/"+key)
-			}
+// keptPatient is what a consent decision reads of a Patient kept here.
+type keptPatient struct{ identifiers []gateway.Identifier }
+
+// readKept reads, in one round trip, the Patients (by PatientKey) the plan
+// has not read.
+func (s *Service) readKept(ctx context.Context, pl *plan, keys []string) error {
+	var refs []string
+	for _, key := range keys {
+		if _, ok := pl.kept[key]; !ok && !slices.Contains(refs, gateway.TypePatient+"/"+key) {
+			refs = append(refs, gateway.TypePatient+"/"+key)
 		}
 	}
 	if len(refs) == 0 {
@@ -233,34 +246,33 @@ func (s *Service) readKept(ctx context.Context, pl *plan, consents []*gateway.Re
 		return err
 	}
 	if pl.kept == nil {
-		pl.kept = map[string][]string{}
+		pl.kept = map[string]*keptPatient{}
 	}
-	for _, key := range keys {
-		pl.kept[key] = nil // not kept here: nothing to compare
+	for _, ref := range refs {
+		pl.kept[strings.TrimPrefix(ref, gateway.TypePatient+"/")] = nil // not kept here
 	}
 	for _, p := range got {
 		key := p.ID
 		if !gateway.IsPatientKey(key) { // read back with its FHIR id
 			key = gateway.PatientKey(p.Owner, p.ID)
 		}
-		pl.kept[key] = conform.NHSNumbersOf(p.Body)
+		pl.kept[key] = &keptPatient{identifiers: conform.IdentifiersIn(p.Body)}
 	}
 	return nil
 }
 
-// keptPatient is the PatientKey (and FHIR id) of the Patient a Consent
-// names by a local reference together with an NHS number; "" otherwise.
-func (s *Service) keptPatient(consent *gateway.Resource) (key, id string) {
-	patient := consentPatient(consent.Body)
-	if patient == nil || patient.Reference == nil || !conform.HasNHSNumber(patient) {
+// keptKey is the PatientKey (and FHIR id) of the Patient a reference names
+// by a local reference together with an identifier; "" otherwise.
+func (s *Service) keptKey(owner string, ref *models.Reference) (key, id string) {
+	if ref == nil || ref.Reference == nil || ref.Identifier == nil || ref.Identifier.Value == nil {
 		return "", ""
 	}
-	id, ok := strings.CutPrefix(s.LocalRef(*patient.Reference), gateway.TypePatient+"/")
+	id, ok := strings.CutPrefix(s.LocalRef(*ref.Reference), gateway.TypePatient+"/")
 	id, _, _ = strings.Cut(id, "/_history/")
 	if !ok || gateway.CheckID(id) != nil {
 		return "", ""
 	}
-	return gateway.PatientKey(consent.Owner, id), id
+	return gateway.PatientKey(owner, id), id
 }
 
 // consentRecord reads a Consent for a referral: withReferral, it came
@@ -630,13 +642,34 @@ func (s *Service) citesWithdrawal(task *models.Task) bool {
 	return false
 }
 
-// subjectOf is a ServiceRequest's subject.
+// subjectOf is a ServiceRequest's subject. A reference to a contained
+// Patient names no one beyond the ServiceRequest (gateway.MatchPatient):
+// without an identifier of its own, the subject is named by the contained
+// Patient's NHS number, as the referral was accepted on it
+// (conform.IdentifyPatient).
 func subjectOf(body []byte) *models.Reference {
 	var sr struct {
-		Subject *models.Reference `json:"subject"`
+		Subject   *models.Reference `json:"subject"`
+		Contained []json.RawMessage `json:"contained"`
 	}
 	_ = json.Unmarshal(body, &sr)
-	return sr.Subject
+	subject := sr.Subject
+	if subject == nil || subject.Identifier != nil || subject.Reference == nil || !strings.HasPrefix(*subject.Reference, "#") {
+		return subject
+	}
+	for _, raw := range sr.Contained {
+		var c struct{ ResourceType, ID string }
+		if json.Unmarshal(raw, &c) != nil || c.ResourceType != gateway.TypePatient || "#"+c.ID != *subject.Reference {
+			continue
+		}
+		if nhs := conform.NHSNumbersOf(raw); len(nhs) > 0 {
+			system := fhir.NHSNumberSystem
+			named := *subject
+			named.Identifier = &models.Identifier{System: &system, Value: &nhs[0]}
+			return &named
+		}
+	}
+	return subject
 }
 
 // categoryOf is the social prescribing category a referral Task was routed on.
@@ -723,8 +756,14 @@ func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*g
 		p.Add(fhir.IssueRequired, "Consent.category", "category is required (R4): at least one")
 	}
 	patient := consentPatient(r.obj.Bytes())
-	if patient == nil || (patient.Reference == nil && patient.Identifier == nil) {
+	switch {
+	case patient == nil || (patient.Reference == nil && patient.Identifier == nil):
 		p.Add(fhir.IssueRequired, "Consent.patient", "patient is required: the referrals it applies to are found by it (a reference to the Patient, or the NHS number as the referral names the patient)")
+	case patient.Identifier == nil && patient.Reference != nil && strings.HasPrefix(*patient.Reference, "#"):
+		// A contained Patient is named alike in every resource with one, so
+		// it finds no referral: a refusal so named would be taken and do
+		// nothing.
+		p.Add(fhir.IssueRequired, "Consent.patient.identifier", "a reference to a contained Patient finds none of the patient's referrals: give patient.identifier with the NHS number (or a reference to a Patient kept here)")
 	}
 	if err := p.Err(gateway.KindInvalid); err != nil {
 		return nil, err
