@@ -454,7 +454,10 @@ func Attestation(codes *mappings.ConsentTable, srBody []byte) string {
 // under param ("subject" for Tasks, "patient" for Consents): its reference
 // and its identifier, either of which may match.
 func PatientRefTerms(param string, ref *models.Reference, base string) []string {
-	return referenceTerms(nil, param, ref, base)
+	// A reference to a contained Patient ("#p") is the same in every
+	// resource that has one: indexed or searched, it would make every such
+	// Consent or referral of a client a candidate for every other.
+	return referenceTerms(nil, param, withoutContained(ref), base)
 }
 
 // ConsentTerms index a Consent a GP system holds for a patient.

@@ -345,23 +345,29 @@ func TestConsentNamingAContainedPatientSendsNoOthersReferral(t *testing.T) {
 			t.Errorf("referral %d is %v after a Consent naming only its own contained Patient; want on-hold", i, task["status"])
 		}
 	}
-	// A referral whose subject is a contained Patient is decided on that
-	// Patient's NHS number: one sent after the first patient's Consent goes
-	// on it, and the other patient's stays held. (One held before it is
-	// not found again when the Consent comes: the Task is indexed by its
-	// reference, #pt, alone.)
-	e.post("/Consent", consentFor("walking", "active"), a...).must(t, http.StatusCreated)
+	// A referral whose subject is a contained Patient alone names no one
+	// a Consent can find, as its Task is found by no patient either: it is
+	// not sent on the first patient's Consent (nor could a withdrawal then
+	// reach it). One that gives subject.identifier too is decided on that,
+	// and a withdrawal of the Consent reaches it.
+	consentID := e.post("/Consent", consentFor("walking", "active"), a...).must(t, http.StatusCreated).json(t)["id"].(string)
 	body := strings.Replace(string(referral("CONTAINED-2", "390893007")), `"subject":`+byNHSNumber, `"subject":{"reference":"#pt"}`, 1)
 	body = strings.Replace(body, `{"resourceType":"ServiceRequest",`, `{"resourceType":"ServiceRequest",`+contained(nhsNumber), 1)
-	after := e.post("/ServiceRequest", []byte(body), a...).must(t, http.StatusCreated).json(t)["id"].(string)
-	if task := e.referralTask(t, after); task["status"] != "requested" {
-		t.Errorf("the first contained patient's referral sent after their Consent is %v; want requested", task["status"])
-	}
-	if task := e.referralTask(t, srIDs[1]); task["status"] != "on-hold" {
-		t.Errorf("the second contained patient's referral is %v after the first's Consent; want on-hold", task["status"])
+	alone := e.post("/ServiceRequest", []byte(body), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+	body = strings.Replace(string(referral("CONTAINED-3", "390893007")), `"subject":`+byNHSNumber, `"subject":{"reference":"#pt",`+byNHSNumber[1:], 1)
+	body = strings.Replace(body, `{"resourceType":"ServiceRequest",`, `{"resourceType":"ServiceRequest",`+contained(nhsNumber), 1)
+	numbered := e.post("/ServiceRequest", []byte(body), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+	for srID, want := range map[string]string{srIDs[0]: "on-hold", srIDs[1]: "on-hold", alone: "on-hold", numbered: "requested"} {
+		if task := e.referralTask(t, srID); task["status"] != want {
+			t.Errorf("a contained-subject referral is %v after the first patient's Consent; want %s", task["status"], want)
+		}
 	}
 	if n := e.deliveries(t, "referral"); n != 1 {
-		t.Errorf("%d deliveries queued; want the first patient's only", n)
+		t.Errorf("%d deliveries queued; want the one naming its NHS number", n)
+	}
+	e.put("/Consent/"+consentID, withConsentID(consentFor("walking", "inactive"), consentID), a...).must(t, http.StatusOK)
+	if task := e.referralTask(t, numbered); task["status"] != "cancelled" || reasonCode(task) != gateway.ReasonConsentWithdrawn {
+		t.Errorf("after the withdrawal the referral sent on it is %v (%q); want cancelled consent-withdrawn", task["status"], reasonCode(task))
 	}
 }
 

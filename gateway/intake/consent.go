@@ -643,33 +643,15 @@ func (s *Service) citesWithdrawal(task *models.Task) bool {
 }
 
 // subjectOf is a ServiceRequest's subject. A reference to a contained
-// Patient names no one beyond the ServiceRequest (gateway.MatchPatient):
-// without an identifier of its own, the subject is named by the contained
-// Patient's NHS number, as the referral was accepted on it
-// (conform.IdentifyPatient).
+// Patient names no one (gateway.MatchPatient): such a referral is decided
+// on its subject.identifier alone, which its Task is indexed by too, so a
+// Consent withdrawn later finds it again.
 func subjectOf(body []byte) *models.Reference {
 	var sr struct {
-		Subject   *models.Reference `json:"subject"`
-		Contained []json.RawMessage `json:"contained"`
+		Subject *models.Reference `json:"subject"`
 	}
 	_ = json.Unmarshal(body, &sr)
-	subject := sr.Subject
-	if subject == nil || subject.Identifier != nil || subject.Reference == nil || !strings.HasPrefix(*subject.Reference, "#") {
-		return subject
-	}
-	for _, raw := range sr.Contained {
-		var c struct{ ResourceType, ID string }
-		if json.Unmarshal(raw, &c) != nil || c.ResourceType != gateway.TypePatient || "#"+c.ID != *subject.Reference {
-			continue
-		}
-		if nhs := conform.NHSNumbersOf(raw); len(nhs) > 0 {
-			system := fhir.NHSNumberSystem
-			named := *subject
-			named.Identifier = &models.Identifier{System: &system, Value: &nhs[0]}
-			return &named
-		}
-	}
-	return subject
+	return sr.Subject
 }
 
 // categoryOf is the social prescribing category a referral Task was routed on.
