@@ -511,53 +511,49 @@ func MatchPatient(consent, subject NamedPatient, base string) PatientMatch {
 	if !slices.ContainsFunc(a, func(t string) bool { return slices.Contains(b, t) }) {
 		return OtherPatient
 	}
-	if refersElsewhere(c, r, base) || identifiesElsewhere(c.Identifier, r.Identifier) ||
-		!oneperson(consent, c, r, base) || !oneperson(subject, r, c, base) {
+	cRef, rRef := referenceTerm(c, base), referenceTerm(r, base)
+	if refersElsewhere(cRef, rRef) || identifiesElsewhere(c.Identifier, r.Identifier) ||
+		!onePerson(consent, cRef, c.Identifier, rRef, r.Identifier) || !onePerson(subject, rRef, r.Identifier, cRef, c.Identifier) {
 		return ConflictingPatient
 	}
 	return SamePatient
 }
 
-// oneperson reports whether a side's two names (own: its reference, without
-// a contained one; other: the other side's) can be taken for one person. A
-// local reference may be all the other side names its patient by, so a
+// onePerson reports whether a side's two names (ref: its reference's term,
+// id: its identifier) can be taken for one person, given the other side's.
+// A local reference may be all the other side names its patient by, so a
 // local reference with an identifier must be shown to be one person by the
 // Patient kept here: it holds the identifier (yes), or another of its
 // system (no); holding none of its system, only an other side naming both
 // alike is taken for it. A reference to a Patient not kept here names no
 // referral here, and another server's reference names none on its own (a
 // referral naming one gives an NHS number too, compared by MatchPatient).
-func oneperson(side NamedPatient, own, other *models.Reference, base string) bool {
-	local := referenceTerm(own, base)
-	id := own.Identifier
-	if local == "" || strings.Contains(local, ":") || !side.Kept || id == nil || id.Value == nil || *id.Value == "" {
+func onePerson(side NamedPatient, ref string, id *models.Identifier, otherRef string, otherID *models.Identifier) bool {
+	name, ok := nameOf(id)
+	if !ok || ref == "" || strings.Contains(ref, ":") || !side.Kept {
 		return true
 	}
-	system := ""
-	if id.System != nil {
-		system = *id.System
+	if slices.Contains(side.Identifiers, name) {
+		return true
 	}
-	ofSystem := false
-	for _, k := range side.Identifiers {
-		if k.System == system {
-			if k.Value == *id.Value {
-				return true
-			}
-			ofSystem = true
-		}
-	}
-	if ofSystem {
+	if slices.ContainsFunc(side.Identifiers, func(k Identifier) bool { return k.System == name.System }) {
 		return false
 	}
-	return sameReference(own, other, base) && other.Identifier != nil && other.Identifier.Value != nil &&
-		*other.Identifier.Value == *id.Value && ptrString(other.Identifier.System) == system
+	other, ok := nameOf(otherID)
+	return ok && otherRef == ref && other == name
 }
 
-func ptrString(s *string) string {
-	if s == nil {
-		return ""
+// nameOf is an identifier as its system ("" for none) and value; false for
+// one without a value.
+func nameOf(id *models.Identifier) (Identifier, bool) {
+	if id == nil || id.Value == nil || *id.Value == "" {
+		return Identifier{}, false
 	}
-	return *s
+	name := Identifier{Value: *id.Value}
+	if id.System != nil {
+		name.System = *id.System
+	}
+	return name, true
 }
 
 // withoutContained is a reference without a reference to a contained
@@ -567,13 +563,6 @@ func withoutContained(r *models.Reference) *models.Reference {
 		return r
 	}
 	return &models.Reference{Identifier: r.Identifier}
-}
-
-// sameReference reports whether two references name the same resource, as
-// indexed.
-func sameReference(a, b *models.Reference, base string) bool {
-	x, y := referenceTerm(a, base), referenceTerm(b, base)
-	return x != "" && x == y
 }
 
 // referenceTerm is the term a reference (not its identifier) is indexed by.
@@ -587,26 +576,18 @@ func referenceTerm(r *models.Reference, base string) string {
 	return ""
 }
 
-// refersElsewhere reports whether two references name different resources.
-// A relative reference and an absolute one are not compared, nor two
-// absolute ones at different servers: either may be another server's name
-// for the same Patient.
-func refersElsewhere(a, b *models.Reference, base string) bool {
-	x, y := referenceTerm(a, base), referenceTerm(b, base)
-	if x == "" || y == "" || x == y {
-		return false
-	}
-	if strings.Contains(x, "://") || strings.Contains(y, "://") {
-		return false
-	}
-	return true
+// refersElsewhere reports whether two references' terms name different
+// resources. A relative reference and an absolute one are not compared,
+// nor two absolute ones: either may be another server's name for the same
+// Patient.
+func refersElsewhere(x, y string) bool {
+	return x != "" && y != "" && x != y && !strings.Contains(x, "://") && !strings.Contains(y, "://")
 }
 
 // identifiesElsewhere reports whether two identifiers of one system have
 // different values.
 func identifiesElsewhere(a, b *models.Identifier) bool {
-	if a == nil || b == nil || a.System == nil || b.System == nil || a.Value == nil || b.Value == nil {
-		return false
-	}
-	return *a.System == *b.System && *a.Value != *b.Value
+	x, okX := nameOf(a)
+	y, okY := nameOf(b)
+	return okX && okY && x.System != "" && x.System == y.System && x.Value != y.Value
 }

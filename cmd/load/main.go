@@ -788,8 +788,9 @@ func cpuDelta(a, b cpuSample) (procs map[string]float64, busy, steal, others flo
 	}
 	if all := b.all - a.all; all > 0 {
 		busy, steal = (b.busy-a.busy)/all, (b.steal-a.steal)/all
-		// The two clocks tick apart (the processes' and the machine's), so
-		// a run with nothing else shows a fraction of a percent either side.
+		// The processes' clocks and the machine's are read at slightly
+		// different moments, so a run with nothing else may come out a
+		// little below none.
 		others = max(0, busy-steal-measured/(all/clockTicks))
 	}
 	return procs, busy, steal, others

@@ -197,30 +197,23 @@ func TestYardstickVerdicts(t *testing.T) {
 	// to no target: the 1,000/s verdict stays the steady state's.
 	add(Result{Label: "signpost-rewriting", Mode: "rate", Rate: 1000, Created: 10000,
 		Webhook: &WebhookResult{Accepted: 10000, Delivered: 10000, DrainSeconds: 2}}, 50*time.Millisecond)
-	path := filepath.Join(dir, "results.jsonl")
-	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	if err := yardstick(&out, path, 80<<10); err != nil {
-		t.Fatal(err)
-	}
+	out := yardstickOf(t, filepath.Join(dir, "results.jsonl"), lines)
 	// The connections the workers opened show beside the webhook latency.
-	if !strings.Contains(out.String(), "0.0 / 20.0 / 0.0 (16 connections)") {
-		t.Errorf("no connection count in the fixed-rate table:\n%s", out.String())
+	if !strings.Contains(out, "0.0 / 20.0 / 0.0 (16 connections)") {
+		t.Errorf("no connection count in the fixed-rate table:\n%s", out)
 	}
-	if !strings.Contains(out.String(), "1000  signpost-rewriting") {
-		t.Errorf("no row for the run with a rewrite in the fixed-rate table:\n%s", out.String())
+	if !strings.Contains(out, "1000  signpost-rewriting") {
+		t.Errorf("no row for the run with a rewrite in the fixed-rate table:\n%s", out)
 	}
 	// S+V is shown beside S, with the ratios to it, and held to no target.
 	for _, want := range []string{"signpost / SV = 0.83", "SV / S = 0.90", `"signpost_over_SV":0.833`, `"SV_over_S":0.9`} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("no %q in:\n%s", want, out.String())
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
 		}
 	}
-	_, verdicts, ok := strings.Cut(out.String(), "Against issue 18's targets:\n")
+	_, verdicts, ok := strings.Cut(out, "Against issue 18's targets:\n")
 	if !ok {
-		t.Fatalf("no verdicts in:\n%s", out.String())
+		t.Fatalf("no verdicts in:\n%s", out)
 	}
 	var got []string
 	for _, line := range strings.Split(verdicts, "\n") {
@@ -268,15 +261,7 @@ func TestYardstickShowsEachRoundsRatio(t *testing.T) {
 			line, _ := json.Marshal(&d)
 			lines = append(lines, string(line))
 		}
-		path := filepath.Join(dir, name+".jsonl")
-		if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		var out strings.Builder
-		if err := yardstick(&out, path, 80<<10); err != nil {
-			t.Fatal(err)
-		}
-		return out.String()
+		return yardstickOf(t, filepath.Join(dir, name+".jsonl"), lines)
 	}
 	// Round 1 drains 30,000 in 12 s (2,500/s against 3,000/s), round 2
 	// 24,000 in 8 s (3,000/s against 2,400/s): pooled 54,000 in 20 s,
@@ -335,15 +320,7 @@ func TestYardstickMarksDisturbedRuns(t *testing.T) {
 	}
 	add(Result{Label: "F", Mode: "rate", Rate: 1000, Created: 10000, Requests: 10000, Seconds: 10, Accepted: 1000, Others: 0.01})
 	add(Result{Label: "signpost", Mode: "rate", Rate: 1000, Created: 10000, Requests: 10000, Seconds: 10, Accepted: 1000, Others: 0.3})
-	path := filepath.Join(dir, "rounds.jsonl")
-	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	if err := yardstick(&out, path, 80<<10); err != nil {
-		t.Fatal(err)
-	}
-	got := out.String()
+	got := yardstickOf(t, filepath.Join(dir, "rounds.jsonl"), lines)
 	for _, want := range []string{
 		"disturbed: round 2's signpost, other work in the machine took 45% of its CPUs' time",
 		"disturbed: the 1000/s run of signpost, other work in the machine took 30% of its CPUs' time",
@@ -379,4 +356,18 @@ func lineStarting(out, prefix string) string {
 		}
 	}
 	return ""
+}
+
+// yardstickOf is the yardstick's report of the runs given as JSON lines,
+// written to path, with a peak RSS of 80 MiB.
+func yardstickOf(t *testing.T, path string, lines []string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := yardstick(&out, path, 80<<10); err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
 }

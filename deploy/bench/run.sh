@@ -74,6 +74,6 @@ redis_peak=$(rcli info memory | awk -F: '/^used_memory_peak_human:/ {gsub("\r", 
 echo
 echo "== summary"
 echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo); $(go env GOVERSION); $(redis-server --version | awk '{print $3}')"
-echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (it counts the runs' own processes: each run's machine busy and steal say what else took the CPUs)"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (it counts the runs' own processes: each run's steal and others say what else took the CPUs)"
 echo "signpost peak RSS (VmHWM) $((rss_kib / 1024)) MiB, RSS now $((rss_now / 1024)) MiB; floor peak RSS $((floor_rss / 1024)) MiB; redis peak memory $redis_peak"
 "$tmp/load" -summary "$results" -rss-kib "$rss_kib"

@@ -236,6 +236,6 @@ echo
 echo "== summary"
 echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo); $(go env GOVERSION); redis $(redis-server --version | awk '{print $3}' | sed 's/^v=//')"
 echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD 2>/dev/null || echo ' with uncommitted changes')"
-echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (it counts the runs' own processes: each run's machine busy and steal say what else took the CPUs)"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (it counts the runs' own processes: each run's steal and others say what else took the CPUs)"
 echo "peak RSS (VmHWM): Signpost $((peak_kib / 1024)) MiB (the highest of its processes); F $(($(awk '/^VmHWM:/ {print $2}' "/proc/$fpid/status") / 1024)) MiB; S $(($(awk '/^VmHWM:/ {print $2}' "/proc/$spid/status") / 1024)) MiB"
 "$tmp/load" -yardstick "$results" -rss-kib "$peak_kib"

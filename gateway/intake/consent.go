@@ -251,12 +251,8 @@ func (s *Service) readKept(ctx context.Context, pl *plan, keys []string) error {
 	for _, ref := range refs {
 		pl.kept[strings.TrimPrefix(ref, gateway.TypePatient+"/")] = nil // not kept here
 	}
-	for _, p := range got {
-		key := p.ID
-		if !gateway.IsPatientKey(key) { // read back with its FHIR id
-			key = gateway.PatientKey(p.Owner, p.ID)
-		}
-		pl.kept[key] = &keptPatient{identifiers: conform.IdentifiersIn(p.Body)}
+	for _, p := range got { // read back with its FHIR id (patientStore)
+		pl.kept[gateway.PatientKey(p.Owner, p.ID)] = &keptPatient{identifiers: conform.IdentifiersIn(p.Body)}
 	}
 	return nil
 }
@@ -750,11 +746,10 @@ func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*g
 	if err := p.Err(gateway.KindInvalid); err != nil {
 		return nil, err
 	}
-	if r.Method == "POST" {
-		if err := s.namesOnePatient(ctx, pl, patient); err != nil {
-			return nil, err
-		}
-	}
+	// A new Consent, or one naming its patient for the first time, must name
+	// one person. One that named them keeps them (keepsItsPatient) and is
+	// not checked again: its withdrawal must always be taken.
+	firstNaming := r.Method == "POST"
 	version, expect, fromIfMatch := 1, 0, false
 	var referral string
 	var terms []string
@@ -770,14 +765,7 @@ func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*g
 		if err := s.keepsItsPatient(cur, patient, "POST a new Consent for the other patient"); err != nil {
 			return nil, err
 		}
-		if consentPatient(cur.Body) == nil {
-			// Naming its patient for the first time, as a new one does. One
-			// that named them keeps them (keepsItsPatient), and is not
-			// checked again: its withdrawal must always be taken.
-			if err := s.namesOnePatient(ctx, pl, patient); err != nil {
-				return nil, err
-			}
-		}
+		firstNaming = consentPatient(cur.Body) == nil
 		version, expect, fromIfMatch = cur.Version+1, exp, r.pinsVersion()
 		if referral, err = pl.lookups.lookup(ctx, s.Store, gateway.SupportingKey(cur.Ref())); err != nil {
 			return nil, err
@@ -786,6 +774,11 @@ func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*g
 			if terms, err = s.messageConsentTerms(ctx, cur, referral, r.obj.Bytes()); err != nil {
 				return nil, err
 			}
+		}
+	}
+	if firstNaming {
+		if err := s.namesOnePatient(ctx, pl, patient); err != nil {
+			return nil, err
 		}
 	}
 	if referral == "" {
@@ -805,12 +798,8 @@ func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*g
 // finds and the other contradicts is never sent on it
 // (gateway.ConflictingPatient).
 func (s *Service) namesOnePatient(ctx context.Context, pl *plan, patient *models.Reference) error {
-	if patient.Reference == nil || !conform.HasNHSNumber(patient) {
-		return nil
-	}
-	id, ok := strings.CutPrefix(s.LocalRef(*patient.Reference), gateway.TypePatient+"/")
-	id, _, _ = strings.Cut(id, "/_history/") // the person is the same in every version
-	if !ok || gateway.CheckID(id) != nil {
+	_, id := s.keptKey(pl.caller.ClientID, patient) // the person is the same in every version
+	if id == "" || !conform.HasNHSNumber(patient) {
 		return nil
 	}
 	body := pl.plannedBody(gateway.TypePatient, id)
