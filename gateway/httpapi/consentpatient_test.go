@@ -396,3 +396,42 @@ func TestReferralNamingTwoPatientsIsNotSentOnEithersConsent(t *testing.T) {
 		t.Errorf("the referral is %v after a Consent naming its patient alike; want requested", task["status"])
 	}
 }
+
+// A referral is decided on the patient its Task names, the name a
+// Consent's withdrawal finds the Task by. A GP system's own Task may name
+// the patient by a Patient reference where its ServiceRequest gives the NHS
+// number alone; a Consent by that NHS number used to send the referral,
+// and then its withdrawal did not find the Task: the provider kept a
+// referral the patient had withdrawn consent for.
+func TestOwnTaskNamingThePatientOtherwiseIsDecidedOnItsOwnName(t *testing.T) {
+	t.Parallel()
+	onOneRedisAndSpreadOnCluster(t, func(t *testing.T, on ...func(*options)) {
+		e := setup(t, append(on, withProviders(consentProviders()))...)
+		a := as("practice-a")
+		patient := `{"resourceType":"Patient","id":"pat-a-own","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber + `"}],"name":[{"text":"Synthetic Person"}]}`
+		e.put("/Patient/pat-a-own", []byte(patient), a...).must(t, http.StatusCreated)
+		e.post("/Consent", consentFor("walking", "active"), a...).must(t, http.StatusCreated) // by NHS number
+		res := e.post("", transaction(entry("urn:uuid:sr", "ServiceRequest", string(referral("OWN-NAME-1", "390893007"))),
+			entry("urn:uuid:task", "Task", ownTask("urn:uuid:sr", "Patient/pat-a-own"))), a...)
+		res.must(t, http.StatusOK)
+		srID := transactionID(t, res, "ServiceRequest")
+		if task := e.referralTask(t, srID); task["status"] != "on-hold" {
+			t.Fatalf("a referral whose Task names Patient/pat-a-own is %v on a Consent by NHS number alone, which its withdrawal could not find it by; want on-hold", task["status"])
+		}
+		if n := e.deliveries(t, "referral"); n != 0 {
+			t.Fatalf("%d deliveries queued; want none", n)
+		}
+		// A Consent naming the patient as the Task does sends it, and its
+		// withdrawal reaches it.
+		consentID := e.post("/Consent", withPatient(t, consentFor("walking", "active"), `{"reference":"Patient/pat-a-own"}`), a...).
+			must(t, http.StatusCreated).json(t)["id"].(string)
+		if task := e.referralTask(t, srID); task["status"] != "requested" {
+			t.Fatalf("the referral is %v after a Consent naming its Task's patient; want requested", task["status"])
+		}
+		withdrawn := withPatient(t, withConsentID(consentFor("walking", "inactive"), consentID), `{"reference":"Patient/pat-a-own"}`)
+		e.put("/Consent/"+consentID, withdrawn, a...).must(t, http.StatusOK)
+		if task := e.referralTask(t, srID); task["status"] != "cancelled" || reasonCode(task) != gateway.ReasonConsentWithdrawn {
+			t.Errorf("after the withdrawal the referral is %v (%q); want cancelled consent-withdrawn", task["status"], reasonCode(task))
+		}
+	})
+}

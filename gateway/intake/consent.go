@@ -50,7 +50,11 @@ func (s *Service) planConsent(ctx context.Context, pl *plan) error {
 		if sr == nil {
 			continue
 		}
-		decision, elsewhere, err := s.consentFor(ctx, pl, nr.rt.Provider, sr.Resource, nr.taskID)
+		task := pl.write(gateway.TypeTask, nr.taskID)
+		if task == nil {
+			continue
+		}
+		decision, elsewhere, err := s.consentFor(ctx, pl, nr.rt.Provider, sr.Resource, task.Resource, true)
 		if err != nil {
 			return err
 		}
@@ -80,18 +84,26 @@ func (s *Service) planConsent(ctx context.Context, pl *plan) error {
 // commit is refused if a stored Consent it read changes before it
 // (plan.decidedOn); elsewhere: one of them is held in another partition
 // than the plan's, where the commit's step cannot read it (a spreading
-// store).
-func (s *Service) consentFor(ctx context.Context, pl *plan, p *gateway.Provider, sr *gateway.Resource, taskID string) (decision gateway.ConsentDecision, elsewhere bool, err error) {
+// store). isNew: the referral's Task is made by this plan.
+//
+// The patient is the one the referral's Task names (Task.for), the name a
+// Consent's withdrawal finds the Task by (its subject terms), so that every
+// Consent that could send a referral can stop it too. A GP system's own
+// Task may name the patient otherwise than the ServiceRequest does (by a
+// Patient reference where the referral gives the NHS number alone:
+// conform.SameSubject); a Consent naming the patient only as the
+// ServiceRequest does would send it and then never find it.
+func (s *Service) consentFor(ctx context.Context, pl *plan, p *gateway.Provider, sr, task *gateway.Resource, isNew bool) (decision gateway.ConsentDecision, elsewhere bool, err error) {
 	if p.Consent == gateway.ConsentNotRequired {
 		return gateway.ConsentPermits, false, nil
 	}
-	if p.Consent == gateway.ConsentUnset && taskID != "" && !pl.writesConsent() && !bytes.Contains(sr.Body, []byte(`"orderDetail"`)) {
+	if p.Consent == gateway.ConsentUnset && isNew && !pl.writesConsent() && !bytes.Contains(sr.Body, []byte(`"orderDetail"`)) {
 		// Nothing checked and nothing that could refuse: the common case
 		// of a deployment without a policy costs no decoding at all.
 		return gateway.ConsentPermits, false, nil
 	}
 	srRef := sr.Ref()
-	subject, err := s.named(ctx, pl, sr.Owner, subjectOf(sr.Body))
+	subject, err := s.named(ctx, pl, sr.Owner, forOf(task.Body))
 	if err != nil {
 		return 0, false, err
 	}
@@ -116,7 +128,7 @@ func (s *Service) consentFor(ctx context.Context, pl *plan, p *gateway.Provider,
 	}
 	// A deployment that checks nothing reads nothing more for a new
 	// referral: only a refusal in the referral itself holds it.
-	if p.Consent != gateway.ConsentUnset || taskID == "" {
+	if p.Consent != gateway.ConsentUnset || !isNew {
 		stored, held, err := s.storedConsents(ctx, pl, srRef, sr.Owner, subject, patientTerms, planned)
 		if err != nil {
 			return 0, false, err
@@ -527,7 +539,7 @@ func (s *Service) recheck(ctx context.Context, pl *plan, taskID string) error {
 	} else if sr, err = s.Store.Read(ctx, gateway.TypeServiceRequest, srID); err != nil {
 		return err
 	}
-	decision, elsewhere, err := s.consentFor(ctx, pl, p, sr, "")
+	decision, elsewhere, err := s.consentFor(ctx, pl, p, sr, task, false)
 	if err != nil {
 		return err
 	}
@@ -638,16 +650,15 @@ func (s *Service) citesWithdrawal(task *models.Task) bool {
 	return false
 }
 
-// subjectOf is a ServiceRequest's subject. A reference to a contained
-// Patient names no one (gateway.MatchPatient): such a referral is decided
-// on its subject.identifier alone, which its Task is indexed by too, so a
-// Consent withdrawn later finds it again.
-func subjectOf(body []byte) *models.Reference {
-	var sr struct {
-		Subject *models.Reference `json:"subject"`
+// forOf is the patient a referral Task is for (Task.for). A reference to
+// a contained Patient names no one (gateway.MatchPatient): such a Task is
+// decided on the identifier beside it alone, which it is indexed by too.
+func forOf(body []byte) *models.Reference {
+	var t struct {
+		For *models.Reference `json:"for"`
 	}
-	_ = json.Unmarshal(body, &sr)
-	return sr.Subject
+	_ = json.Unmarshal(body, &t)
+	return t.For
 }
 
 // categoryOf is the social prescribing category a referral Task was routed on.
