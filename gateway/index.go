@@ -156,11 +156,12 @@ func indexedTask(body []byte) *models.Task {
 	return &models.Task{Status: m.Status, Identifier: m.Identifier, Focus: m.Focus, Owner: m.Owner, Requester: m.Requester, For: m.For, Meta: m.Meta}
 }
 
-// ReferralTaskTerms are the terms of the referral Task Signpost writes,
-// computed from what built it rather than by decoding it again.
-func ReferralTaskTerms(taskID, srID string, sr *ReferralView, p *Provider, caller Caller, base string) []string {
+// ReferralTaskTerms are the terms of the referral Task Signpost writes for
+// subject (Task.for), computed from what built it rather than by decoding
+// it again.
+func ReferralTaskTerms(taskID, srID string, sr *ReferralView, subject *models.Reference, p *Provider, caller Caller, base string) []string {
 	terms := []string{StatusTerm(string(TaskRequested)), FocusTerm(TypeServiceRequest + "/" + srID), OwnerTerm(p.ID)}
-	terms = referenceTerms(terms, "subject", &sr.Subject, base)
+	terms = referenceTerms(terms, "subject", subject, base)
 	if sr.Requester != nil {
 		terms = referenceTerms(terms, "requester", sr.Requester, base)
 	} else {

@@ -32,6 +32,56 @@ func ContainedPatient(obj *fhir.Object, id string) []byte {
 	return nil
 }
 
+// TaskSubject is the patient a referral's Task is for (Task.for), as raw
+// JSON and as read: the ServiceRequest's subject as sent, unless it points
+// at a Patient the ServiceRequest contains. The Task holds no copy of that
+// Patient, so "#id" in it would name nothing (ref-1); the Task names the
+// patient by identifier instead (containedSubjectIdentifier), which is also
+// the name its index, and so a Consent and the Consent's withdrawal, find
+// the referral by. IdentifyPatient refuses a contained Patient that gives
+// no identifier.
+func TaskSubject(obj *fhir.Object, subject *models.Reference) (json.RawMessage, *models.Reference) {
+	raw, _ := obj.Member("subject")
+	if subject.Reference == nil || !strings.HasPrefix(*subject.Reference, "#") {
+		return raw, subject
+	}
+	named := &models.Reference{Type: subject.Type, Display: subject.Display,
+		Identifier: containedSubjectIdentifier(subject, ContainedPatient(obj, (*subject.Reference)[1:]))}
+	b, err := json.Marshal(named)
+	if err != nil {
+		panic(err) // strings only
+	}
+	return b, named
+}
+
+// containedSubjectIdentifier is the identifier a referral whose subject is
+// a contained Patient names its patient by: the subject's own, else the
+// contained Patient's NHS number, else the first identifier it gives a
+// system and a value (nil: none). IdentifyPatient has checked that the
+// subject's NHS number, if any, is the Patient's.
+func containedSubjectIdentifier(subject *models.Reference, patient []byte) *models.Identifier {
+	if id := subject.Identifier; id != nil && id.System != nil && id.Value != nil && *id.System != "" && *id.Value != "" {
+		return &models.Identifier{System: id.System, Value: id.Value}
+	}
+	var found *gateway.Identifier
+	for _, id := range IdentifiersIn(patient) {
+		if id.System == "" || id.Value == "" {
+			continue
+		}
+		if id.System == fhir.NHSNumberSystem {
+			found = &id
+			break
+		}
+		if found == nil {
+			found = &id
+		}
+	}
+	if found == nil {
+		return nil
+	}
+	return &models.Identifier{System: &found.System, Value: &found.Value}
+}
+
 // SplitVersion splits "id/_history/3" into the id and version 3 (0: the
 // reference names no version).
 func SplitVersion(ref string) (string, int) {

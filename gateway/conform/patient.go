@@ -77,14 +77,23 @@ func patientHolds(ctx context.Context, s *gateway.Core, caller gateway.Caller, p
 
 // IdentifyPatient checks that the person a referral is for can be
 // identified: by a reference to a Patient held (or sent in the same
-// transaction, or contained), or by an NHS number.
+// transaction, or contained and giving an identifier), or by an NHS number.
 func IdentifyPatient(ctx context.Context, s *gateway.Core, caller gateway.Caller, planned Planned, obj *fhir.Object, subject *models.Reference, nhsOK bool) error {
 	if subject.Reference != nil {
 		ref := s.LocalRef(*subject.Reference)
 		switch {
 		case strings.HasPrefix(ref, "#"):
 			if body := ContainedPatient(obj, ref[1:]); body != nil {
-				return SameNHSNumber(subject, body, "ServiceRequest.subject")
+				if err := SameNHSNumber(subject, body, "ServiceRequest.subject"); err != nil {
+					return err
+				}
+				if containedSubjectIdentifier(subject, body) == nil {
+					// The referral's Task names the patient by identifier
+					// (TaskSubject): with none, it would name no one.
+					return gateway.NewError(gateway.KindUnprocessable, fhir.IssueRequired, "ServiceRequest.subject.identifier",
+						"the contained Patient the subject points at gives no identifier: give subject.identifier with the NHS number (system %s), or an identifier with a system and a value in the contained Patient", fhir.NHSNumberSystem)
+				}
+				return nil
 			}
 			return gateway.NewError(gateway.KindInvalid, fhir.IssueInvalid, "ServiceRequest.subject.reference", "the reference names no contained Patient")
 		case strings.HasPrefix(ref, gateway.TypePatient+"/"):

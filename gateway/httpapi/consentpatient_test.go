@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/signpost-health/signpost/fhir/structure"
 	"github.com/signpost-health/signpost/gateway"
 )
 
@@ -309,65 +311,98 @@ func TestConsentNamingTwoPatientsSendsNeithersReferral(t *testing.T) {
 	})
 }
 
-// A reference to a contained Patient ("#pt") is the same string in every
-// resource that has one, so it names no one beyond its own resource: a
-// Consent naming its contained Patient so sends no referral whose subject
-// is a contained Patient too. Before, one such Consent released every such
-// referral of the practice, whoever they were for.
+// A referral whose subject is a Patient it contains is for the person that
+// Patient's identifier names. Its Task names the patient so (a "#pt" there
+// would name nothing, which R4 forbids: ref-1, and which no Consent could
+// find): a Consent by that identifier sends it and the Consent's withdrawal
+// stops it, while another patient's Consent sends nothing. A contained
+// Patient giving no identifier names no one: 422, nothing stored. A
+// Consent naming only a contained Patient is refused too.
+// Before, the Task's for was "#pt", and such a referral was held for ever.
 func TestConsentNamingAContainedPatientSendsNoOthersReferral(t *testing.T) {
 	t.Parallel()
 	e := setup(t, withProviders(consentProviders()))
 	a := as("practice-a")
 	byNHSNumber := `{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber + `"}}`
-	contained := func(nhs string) string {
-		return `"contained":[{"resourceType":"Patient","id":"pt","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhs + `"}]}],`
+	contained := func(identifiers string) string {
+		return `"contained":[{"resourceType":"Patient","id":"pt"` + identifiers + `,"name":[{"text":"Contained Person"}]}],`
 	}
-	var srIDs []string
-	for i, nhs := range []string{nhsNumber, nhsNumber2} {
-		body := strings.Replace(string(referral("CONTAINED-"+strconv.Itoa(i), "390893007")), `"subject":`+byNHSNumber, `"subject":{"reference":"#pt"}`, 1)
-		body = strings.Replace(body, `{"resourceType":"ServiceRequest",`, `{"resourceType":"ServiceRequest",`+contained(nhs), 1)
-		srID := e.post("/ServiceRequest", []byte(body), a...).must(t, http.StatusCreated).json(t)["id"].(string)
-		if task := e.referralTask(t, srID); task["status"] != "on-hold" {
-			t.Fatalf("referral %d is %v; the test needs it held awaiting consent", i, task["status"])
+	numbered := func(nhs string) string {
+		return `,"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhs + `"}]`
+	}
+	containing := func(ident, identifiers, subject string) []byte {
+		body := strings.Replace(string(referral(ident, "390893007")), `"subject":`+byNHSNumber, `"subject":`+subject, 1)
+		return []byte(strings.Replace(body, `{"resourceType":"ServiceRequest",`, `{"resourceType":"ServiceRequest",`+contained(identifiers), 1))
+	}
+	refer := func(ident, identifiers, subject, nhs string) string {
+		srID := e.post("/ServiceRequest", containing(ident, identifiers, subject), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+		task := e.referralTask(t, srID)
+		if task["status"] != "on-hold" {
+			t.Fatalf("referral %s is %v; the test needs it held awaiting consent", ident, task["status"])
 		}
-		srIDs = append(srIDs, srID)
+		forRef, _ := task["for"].(map[string]any)
+		id, _ := forRef["identifier"].(map[string]any)
+		if _, local := forRef["reference"]; local || id["value"] != nhs {
+			t.Errorf("referral %s's Task is for %v; want the contained Patient's NHS number %s, and no reference", ident, task["for"], nhs)
+		}
+		for _, is := range structure.Validate(mustJSON(task)).Issues {
+			t.Errorf("referral %s's Task is not valid R4: %v %s", ident, is.Expression, is.Diagnostics)
+		}
+		return srID
 	}
+	first := refer("CONTAINED-1", numbered(nhsNumber), `{"reference":"#pt"}`, nhsNumber)
+	other := refer("CONTAINED-2", numbered(nhsNumber2), `{"reference":"#pt"}`, nhsNumber2)
+	both := refer("CONTAINED-3", numbered(nhsNumber), `{"reference":"#pt",`+byNHSNumber[1:], nhsNumber)
+	unnumbered := refer("CONTAINED-4", "", `{"reference":"#pt",`+byNHSNumber[1:], nhsNumber)
+
 	// Named by its contained Patient alone, a Consent would find no one: it
 	// is refused, so that a refusal so named is not taken and ignored.
-	consent := strings.Replace(string(consentFor("walking", "active")), `{"resourceType":"Consent",`, `{"resourceType":"Consent",`+contained(nhsNumber), 1)
+	consent := strings.Replace(string(consentFor("walking", "active")), `{"resourceType":"Consent",`, `{"resourceType":"Consent",`+contained(numbered(nhsNumber)), 1)
 	r := e.post("/Consent", withPatient(t, []byte(consent), `{"reference":"#pt"}`), a...)
 	r.must(t, http.StatusBadRequest)
 	if !strings.Contains(string(r.body), "Consent.patient.identifier") {
 		t.Errorf("the refusal does not point at patient.identifier: %s", r.body)
 	}
-	for i, srID := range srIDs {
-		if task := e.referralTask(t, srID); task["status"] != "on-hold" {
-			t.Errorf("referral %d is %v after a Consent naming only its own contained Patient; want on-hold", i, task["status"])
-		}
+	if n := e.deliveries(t, "referral"); n != 0 {
+		t.Fatalf("%d deliveries queued after a refused Consent; want none", n)
 	}
-	// A referral whose subject is a contained Patient alone names no one
-	// a Consent can find, as its Task is found by no patient either: it is
-	// not sent on the first patient's Consent (nor could a withdrawal then
-	// reach it). One that gives subject.identifier too is decided on that,
-	// and a withdrawal of the Consent reaches it.
+
+	// The first patient's Consent sends that patient's referrals only, and
+	// its withdrawal stops each of them.
 	consentID := e.post("/Consent", consentFor("walking", "active"), a...).must(t, http.StatusCreated).json(t)["id"].(string)
-	body := strings.Replace(string(referral("CONTAINED-2", "390893007")), `"subject":`+byNHSNumber, `"subject":{"reference":"#pt"}`, 1)
-	body = strings.Replace(body, `{"resourceType":"ServiceRequest",`, `{"resourceType":"ServiceRequest",`+contained(nhsNumber), 1)
-	alone := e.post("/ServiceRequest", []byte(body), a...).must(t, http.StatusCreated).json(t)["id"].(string)
-	body = strings.Replace(string(referral("CONTAINED-3", "390893007")), `"subject":`+byNHSNumber, `"subject":{"reference":"#pt",`+byNHSNumber[1:], 1)
-	body = strings.Replace(body, `{"resourceType":"ServiceRequest",`, `{"resourceType":"ServiceRequest",`+contained(nhsNumber), 1)
-	numbered := e.post("/ServiceRequest", []byte(body), a...).must(t, http.StatusCreated).json(t)["id"].(string)
-	for srID, want := range map[string]string{srIDs[0]: "on-hold", srIDs[1]: "on-hold", alone: "on-hold", numbered: "requested"} {
+	for srID, want := range map[string]string{first: "requested", both: "requested", unnumbered: "requested", other: "on-hold"} {
 		if task := e.referralTask(t, srID); task["status"] != want {
 			t.Errorf("a contained-subject referral is %v after the first patient's Consent; want %s", task["status"], want)
 		}
 	}
-	if n := e.deliveries(t, "referral"); n != 1 {
-		t.Errorf("%d deliveries queued; want the one naming its NHS number", n)
+	if n := e.deliveries(t, "referral"); n != 3 {
+		t.Errorf("%d deliveries queued; want the first patient's three", n)
+	}
+	// The provider's page shows the person the referral contains.
+	walking := gateway.Caller{ClientID: "walking", Kind: gateway.CallerProvider}
+	detail, err := e.svc.Portal.Referral(context.Background(), walking, e.referralTask(t, first)["id"].(string))
+	if err != nil || detail.Person.Name != "Contained Person" || detail.Person.NHSNumber != nhsNumber {
+		t.Errorf("the referral page of a contained-subject referral: %v %+v", err, detail)
 	}
 	e.put("/Consent/"+consentID, withConsentID(consentFor("walking", "inactive"), consentID), a...).must(t, http.StatusOK)
-	if task := e.referralTask(t, numbered); task["status"] != "cancelled" || reasonCode(task) != gateway.ReasonConsentWithdrawn {
-		t.Errorf("after the withdrawal the referral sent on it is %v (%q); want cancelled consent-withdrawn", task["status"], reasonCode(task))
+	for _, srID := range []string{first, both, unnumbered} {
+		if task := e.referralTask(t, srID); task["status"] != "cancelled" || reasonCode(task) != gateway.ReasonConsentWithdrawn {
+			t.Errorf("after the withdrawal a referral sent on it is %v (%q); want cancelled consent-withdrawn", task["status"], reasonCode(task))
+		}
+	}
+	if task := e.referralTask(t, other); task["status"] != "on-hold" {
+		t.Errorf("the other patient's referral is %v; want on-hold", task["status"])
+	}
+
+	// A contained Patient with no identifier, and none beside the
+	// reference, names no one: refused, nothing stored.
+	r = e.post("/ServiceRequest", containing("CONTAINED-NONE", "", `{"reference":"#pt"}`), a...)
+	r.must(t, http.StatusUnprocessableEntity)
+	if !strings.Contains(string(r.body), "ServiceRequest.subject.identifier") || strings.Contains(string(r.body), "Contained Person") {
+		t.Errorf("the refusal does not point at subject.identifier, or echoes the patient: %s", r.body)
+	}
+	if got := bundleEntries(t, e.get("/ServiceRequest?identifier="+gpIdentSystem+"|CONTAINED-NONE", a...).must(t, http.StatusOK), "match"); len(got) != 0 {
+		t.Errorf("%d referrals stored from a refused request", len(got))
 	}
 }
 

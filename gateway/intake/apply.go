@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/conform"
@@ -95,8 +97,12 @@ type plan struct {
 }
 
 type pendingRequest struct {
-	sr      *gateway.ReferralView
-	subject []byte // raw ServiceRequest.subject
+	sr *gateway.ReferralView
+	// subject is the patient the referral's Task is for (Task.for), as
+	// raw JSON, and named the same decoded: the ServiceRequest's subject,
+	// unless that points at a Patient it contains (conform.TaskSubject).
+	subject []byte
+	named   *models.Reference
 	routed  *gateway.Routing
 	task    string // "Task/id" when the referral already has its Task
 }

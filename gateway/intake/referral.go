@@ -125,8 +125,8 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 		}
 	}
 	ref := gateway.TypeServiceRequest + "/" + r.id
-	subject, _ := r.obj.Member("subject")
-	pending := &pendingRequest{sr: sr, subject: subject, task: taskHolder}
+	subject, named := conform.TaskSubject(r.obj, &sr.Subject)
+	pending := &pendingRequest{sr: sr, subject: subject, named: named, task: taskHolder}
 	pl.pending[ref] = pending
 	if needsTask || (pl.claimed[ref] && taskHolder == "") {
 		if status != "active" {
@@ -167,7 +167,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 		}
 	}
 	if needsTask && !pl.claimed[ref] {
-		s.planReferralTask(pl, r.id, sr, subject, pending.routed)
+		s.planReferralTask(pl, r.id, pending)
 	}
 	if pending.routed != nil {
 		out.Category = pending.routed.Category
@@ -191,11 +191,12 @@ func (s *Service) route(sr *gateway.ReferralView) (*gateway.Routing, error) {
 // planReferralTask plans the Task that tracks a referral's fulfilment, the
 // unique key that makes it the only one, and the delivery job: all in the
 // same commit as the referral, so none exists without the others.
-func (s *Service) planReferralTask(pl *plan, srID string, sr *gateway.ReferralView, subject []byte, rt *gateway.Routing) {
+func (s *Service) planReferralTask(pl *plan, srID string, pending *pendingRequest) {
+	sr, rt := pending.sr, pending.routed
 	taskID := s.NewIDBeside(srID) // one commit with its referral, so in its place
-	body := gateway.NewReferralTask(taskID, srID, subject, s.requesterOf(pl, sr), sr.Priority, rt, pl.now)
+	body := gateway.NewReferralTask(taskID, srID, pending.subject, s.requesterOf(pl, sr), sr.Priority, rt, pl.now)
 	r := &Request{Type: gateway.TypeTask, id: taskID}
-	pl.addWrite(r, body, 1, 0, false, gateway.ReferralTaskTerms(taskID, srID, sr, rt.Provider, pl.caller, s.Base), nil)
+	pl.addWrite(r, body, 1, 0, false, gateway.ReferralTaskTerms(taskID, srID, sr, pending.named, rt.Provider, pl.caller, s.Base), nil)
 	s.planDelivery(pl, taskID, srID, rt)
 }
 
@@ -328,8 +329,8 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*gateway.
 			return nil, gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "Task.focus",
 				"a referral Task can only be made for an active ServiceRequest")
 		}
-		subject, _ := json.Marshal(sr.Subject)
-		pending = &pendingRequest{sr: sr, subject: subject}
+		subject, named := conform.TaskSubject(obj, &sr.Subject)
+		pending = &pendingRequest{sr: sr, subject: subject, named: named}
 		if pending.routed, err = s.route(sr); err != nil {
 			return nil, err
 		}
@@ -356,7 +357,7 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*gateway.
 		}
 	}
 	if task.For != nil {
-		same, err := conform.SameSubject(ctx, s.Core, pl.caller, pl.plannedBody, task.For, &pending.sr.Subject)
+		same, err := conform.SameSubject(ctx, s.Core, pl.caller, pl.plannedBody, task.For, pending.named)
 		if err != nil {
 			return nil, err
 		}

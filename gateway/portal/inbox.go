@@ -355,6 +355,9 @@ func (s *Service) summarise(ctx context.Context, caller gateway.Caller, task *ga
 					Display string `json:"display"`
 				} `json:"coding"`
 			} `json:"code"`
+			Subject struct {
+				Reference string `json:"reference"`
+			} `json:"subject"`
 			Contained []json.RawMessage `json:"contained"`
 		}
 		_ = json.Unmarshal(sr.Body, &body)
@@ -377,7 +380,9 @@ func (s *Service) summarise(ctx context.Context, caller gateway.Caller, task *ga
 		if text := strings.TrimSpace(body.Code.Text); text != "" && !strings.EqualFold(text, r.Reason) {
 			r.ReasonText = text
 		}
-		if id, ok := strings.CutPrefix(view.For, "#"); ok {
+		// A Patient the referral contains: its Task names the patient by
+		// identifier only (conform.TaskSubject); an older Task, "#id".
+		if id, ok := strings.CutPrefix(body.Subject.Reference, "#"); ok {
 			for _, c := range body.Contained {
 				var head struct{ ResourceType, ID string }
 				if json.Unmarshal(c, &head) == nil && head.ResourceType == gateway.TypePatient && head.ID == id {
