@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/signpost-health/signpost/fhir/structure"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/portal"
 )
@@ -54,8 +55,17 @@ func TestRequesterIsTheCallersOrganisation(t *testing.T) {
 		"a contained Practitioner":       `"contained":[{"resourceType":"Practitioner","id":"gp","name":[{"family":"Testdoctor"}]}],"requester":{"reference":"#gp"}`,
 		"its own contained Organization": `"contained":[{"resourceType":"Organization","id":"org","identifier":[{` + ods + `,"value":"` + practiceODS + `"}]}],"requester":{"reference":"#org"}`,
 	} {
-		if res := send(requester, a); res.status != http.StatusCreated {
+		res := send(requester, a)
+		if res.status != http.StatusCreated {
 			t.Errorf("%s: %d %s", name, res.status, res.body)
+			continue
+		}
+		// The Task Signpost makes names the requester in a form it can
+		// hold: not a reference into the ServiceRequest's contained
+		// resources, which it does not copy (ref-1).
+		task := e.referralTask(t, res.json(t)["id"].(string))
+		for _, is := range structure.Validate(mustJSON(task)).Issues {
+			t.Errorf("%s: the referral's Task is not valid R4: %v %s", name, is.Expression, is.Diagnostics)
 		}
 	}
 	// The inbox shows the checked identifier beside the sender's display.

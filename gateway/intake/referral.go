@@ -203,11 +203,14 @@ func (s *Service) planReferralTask(pl *plan, srID string, pending *pendingReques
 // requesterOf is the referral Task's requester: the referral's own, or the
 // calling client's organisation.
 func (s *Service) requesterOf(pl *plan, sr *gateway.ReferralView) any {
-	if sr.Requester != nil && (sr.Requester.Reference == nil || !strings.HasPrefix(*sr.Requester.Reference, "urn:")) {
-		return sr.Requester
+	if r := sr.Requester; r != nil && (r.Reference == nil || !strings.HasPrefix(*r.Reference, "urn:") && !strings.HasPrefix(*r.Reference, "#")) {
+		return r
 	}
 	// A requester naming an entry of the message it came in is not stored
-	// as a resource of its own yet: the Task names the caller's organisation.
+	// as a resource of its own yet, and one the ServiceRequest contains is
+	// not in the Task ("#id" there would name nothing: ref-1): the Task names
+	// the caller's organisation, that of the person or practice either is
+	// (CheckRequester).
 	return map[string]any{"identifier": map[string]string{"system": pl.caller.Organization.System, "value": pl.caller.Organization.Value}}
 }
 
