@@ -157,17 +157,12 @@ func indexedTask(body []byte) *models.Task {
 }
 
 // ReferralTaskTerms are the terms of the referral Task Signpost writes for
-// subject (Task.for), computed from what built it rather than by decoding
-// it again.
-func ReferralTaskTerms(taskID, srID string, sr *ReferralView, subject *models.Reference, p *Provider, caller Caller, base string) []string {
+// subject (Task.for), requested by requester, computed from what built it
+// rather than by decoding it again.
+func ReferralTaskTerms(taskID, srID string, subject, requester *models.Reference, p *Provider, base string) []string {
 	terms := []string{StatusTerm(string(TaskRequested)), FocusTerm(TypeServiceRequest + "/" + srID), OwnerTerm(p.ID)}
 	terms = referenceTerms(terms, "subject", subject, base)
-	if sr.Requester != nil {
-		terms = referenceTerms(terms, "requester", sr.Requester, base)
-	} else {
-		o := caller.Organization
-		terms = append(terms, RequesterIdentifierTerm(o.System+"|"+o.Value))
-	}
+	terms = referenceTerms(terms, "requester", requester, base)
 	return dedupe(terms)
 }
 

@@ -55,31 +55,63 @@ func TaskSubject(obj *fhir.Object, subject *models.Reference) (json.RawMessage, 
 }
 
 // containedSubjectIdentifier is the identifier a referral whose subject is
-// a contained Patient names its patient by: the subject's own, else the
-// contained Patient's NHS number, else the first identifier it gives a
-// system and a value (nil: none). IdentifyPatient has checked that the
-// subject's NHS number, if any, is the Patient's.
+// a contained Patient names its patient by: an NHS number first (the
+// subject's, else the Patient's), then the subject's identifier of another
+// system, then the first the Patient gives a system and a value (nil:
+// none). IdentifyPatient has checked that the subject's identifier names
+// no one else (sameContainedIdentifier).
 func containedSubjectIdentifier(subject *models.Reference, patient []byte) *models.Identifier {
+	var own *gateway.Identifier
 	if id := subject.Identifier; id != nil && id.System != nil && id.Value != nil && *id.System != "" && *id.Value != "" {
-		return &models.Identifier{System: id.System, Value: id.Value}
+		own = &gateway.Identifier{System: *id.System, Value: *id.Value}
 	}
-	var found *gateway.Identifier
+	var nhs, first *gateway.Identifier
 	for _, id := range IdentifiersIn(patient) {
-		if id.System == "" || id.Value == "" {
-			continue
+		switch {
+		case id.System == "" || id.Value == "":
+		case id.System == fhir.NHSNumberSystem && nhs == nil:
+			nhs = &id
+		case first == nil:
+			first = &id
 		}
-		if id.System == fhir.NHSNumberSystem {
-			found = &id
-			break
-		}
-		if found == nil {
-			found = &id
-		}
+	}
+	found := first
+	switch {
+	case own != nil && own.System == fhir.NHSNumberSystem:
+		found = own
+	case nhs != nil:
+		found = nhs
+	case own != nil:
+		found = own
 	}
 	if found == nil {
 		return nil
 	}
 	return &models.Identifier{System: &found.System, Value: &found.Value}
+}
+
+// sameContainedIdentifier refuses a subject.identifier of a system the
+// contained Patient the subject points at gives only other values of: the
+// two would name different people, and the Task would name one of them.
+func sameContainedIdentifier(subject *models.Reference, patient []byte) error {
+	id := subject.Identifier
+	if id == nil || id.System == nil || id.Value == nil {
+		return nil
+	}
+	of := false
+	for _, held := range IdentifiersIn(patient) {
+		if held.System == *id.System {
+			if held.Value == *id.Value {
+				return nil
+			}
+			of = true
+		}
+	}
+	if !of {
+		return nil
+	}
+	return gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.subject.identifier.value",
+		"subject.identifier is not the contained Patient's identifier of that system: they identify different people; correct whichever is wrong")
 }
 
 // SplitVersion splits "id/_history/3" into the id and version 3 (0: the

@@ -84,7 +84,7 @@ func IdentifyPatient(ctx context.Context, s *gateway.Core, caller gateway.Caller
 		switch {
 		case strings.HasPrefix(ref, "#"):
 			if body := ContainedPatient(obj, ref[1:]); body != nil {
-				if err := SameNHSNumber(subject, body, "ServiceRequest.subject"); err != nil {
+				if err := sameContainedIdentifier(subject, body); err != nil {
 					return err
 				}
 				if containedSubjectIdentifier(subject, body) == nil {

@@ -394,6 +394,21 @@ func TestConsentNamingAContainedPatientSendsNoOthersReferral(t *testing.T) {
 		t.Errorf("the other patient's referral is %v; want on-hold", task["status"])
 	}
 
+	// An identifier beside the reference of a system the contained Patient
+	// gives another value of names someone else: refused. One of a system it
+	// does not give stands beside its NHS number, which the Task names.
+	const local = `"https://example-gp.nhs.uk/patient-id"`
+	bySystem := func(value string) string {
+		return `{"reference":"#pt","identifier":{"system":` + local + `,"value":"` + value + `"}}`
+	}
+	localAndNHS := `,"identifier":[{"system":` + local + `,"value":"L-222"},{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber2 + `"}]`
+	r = e.post("/ServiceRequest", containing("CONTAINED-LOCAL-1", localAndNHS, bySystem("L-111")), a...)
+	r.must(t, http.StatusUnprocessableEntity)
+	if !strings.Contains(string(r.body), "ServiceRequest.subject.identifier.value") || strings.Contains(string(r.body), "L-111") {
+		t.Errorf("the refusal does not point at subject.identifier.value, or echoes it: %s", r.body)
+	}
+	refer("CONTAINED-LOCAL-2", numbered(nhsNumber2), bySystem("L-111"), nhsNumber2)
+
 	// A contained Patient with no identifier, and none beside the
 	// reference, names no one: refused, nothing stored.
 	r = e.post("/ServiceRequest", containing("CONTAINED-NONE", "", `{"reference":"#pt"}`), a...)
@@ -469,4 +484,46 @@ func TestOwnTaskNamingThePatientOtherwiseIsDecidedOnItsOwnName(t *testing.T) {
 			t.Errorf("after the withdrawal the referral is %v (%q); want cancelled consent-withdrawn", task["status"], reasonCode(task))
 		}
 	})
+}
+
+// A referral's patient cannot change once its Task is made: the Task, and
+// the consent it is sent on, stay the first patient's. An update naming
+// another patient used to be taken, and the referral then went to the
+// provider on the first patient's Consent, out of reach of the second's
+// refusal. The same patient named otherwise (a Patient this client holds
+// with the NHS number) is taken.
+func TestReferralUpdateCannotMoveItToAnotherPatient(t *testing.T) {
+	t.Parallel()
+	e := setup(t, withProviders(consentProviders()))
+	a := as("practice-a")
+	srID := e.post("/ServiceRequest", referral("MOVE-1", "390893007"), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+	if task := e.referralTask(t, srID); task["status"] != "on-hold" {
+		t.Fatalf("the referral is %v; the test needs it held awaiting consent", task["status"])
+	}
+	cur := e.get("/ServiceRequest/"+srID, a...).must(t, http.StatusOK).json(t)
+	var other any
+	if err := json.Unmarshal([]byte(otherPatient), &other); err != nil {
+		t.Fatal(err)
+	}
+	cur["subject"] = other
+	r := e.put("/ServiceRequest/"+srID, mustJSON(cur), with(a, "If-Match", `W/"1"`)...)
+	r.must(t, http.StatusUnprocessableEntity)
+	if !strings.Contains(string(r.body), `"ServiceRequest.subject"`) || strings.Contains(string(r.body), nhsNumber2) {
+		t.Errorf("the refusal does not point at the subject, or echoes it: %s", r.body)
+	}
+	e.post("/Consent", withPatient(t, consentFor("walking", "active"), otherPatient), a...).must(t, http.StatusCreated)
+	e.post("/Consent", consentFor("walking", "active"), a...).must(t, http.StatusCreated)
+	got := e.get("/ServiceRequest/"+srID, a...).must(t, http.StatusOK).json(t)
+	if id, _ := got["subject"].(map[string]any)["identifier"].(map[string]any); id["value"] != nhsNumber {
+		t.Errorf("the referral's subject is %v after a refused update; want the first patient", got["subject"])
+	}
+	if task := e.referralTask(t, srID); task["status"] != "requested" {
+		t.Errorf("the first patient's referral is %v after their Consent; want requested", task["status"])
+	}
+	// The same patient, named by a Patient this client holds.
+	e.put("/Patient/pat-a-move", []byte(`{"resourceType":"Patient","id":"pat-a-move","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhsNumber+`"}]}`), a...).
+		must(t, http.StatusCreated)
+	got["subject"] = map[string]any{"reference": "Patient/pat-a-move"}
+	version := got["meta"].(map[string]any)["versionId"].(string)
+	e.put("/ServiceRequest/"+srID, mustJSON(got), with(a, "If-Match", `W/"`+version+`"`)...).must(t, http.StatusOK)
 }

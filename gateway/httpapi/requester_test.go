@@ -67,6 +67,13 @@ func TestRequesterIsTheCallersOrganisation(t *testing.T) {
 		for _, is := range structure.Validate(mustJSON(task)).Issues {
 			t.Errorf("%s: the referral's Task is not valid R4: %v %s", name, is.Expression, is.Diagnostics)
 		}
+		// It is found by the requester it names.
+		if id, ok := task["requester"].(map[string]any)["identifier"].(map[string]any); ok {
+			q := "/Task?_id=" + task["id"].(string) + "&requester:identifier=" + id["system"].(string) + "|" + id["value"].(string)
+			if n := total(t, e.get(q, a...)); n != 1 {
+				t.Errorf("%s: %s finds %d Tasks; want its own", name, q, n)
+			}
+		}
 	}
 	// The inbox shows the checked identifier beside the sender's display.
 	page, err := e.svc.Portal.Inbox(context.Background(), gateway.Caller{ClientID: "walking", Kind: gateway.CallerProvider}, portal.InboxNew, 0)

@@ -52,7 +52,8 @@ func (s *Service) planConsent(ctx context.Context, pl *plan) error {
 		}
 		task := pl.write(gateway.TypeTask, nr.taskID)
 		if task == nil {
-			continue
+			// planDelivery follows the Task's write: never undecided.
+			return errors.New("a planned referral has no Task to decide consent on")
 		}
 		decision, elsewhere, err := s.consentFor(ctx, pl, nr.rt.Provider, sr.Resource, task.Resource, true)
 		if err != nil {

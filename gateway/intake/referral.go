@@ -78,9 +78,9 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 	if err := conform.CheckRequester(pl.caller, r.obj, r.messageRequester(sr.Requester), "ServiceRequest.requester"); err != nil {
 		return nil, err
 	}
-	if sr.Requester == nil && pl.caller.Organization.Value == "" {
+	if !keptAsSent(sr.Requester) && pl.caller.Organization.Value == "" {
 		return nil, gateway.NewError(gateway.KindUnprocessable, fhir.IssueRequired, "ServiceRequest.requester",
-			"requester is required: the caller has no organisation Signpost could record as the referrer")
+			"requester is required, as a reference to a resource of its own or an identifier: the caller has no organisation Signpost could record as the referrer")
 	}
 
 	version, expect, fromIfMatch := 1, 0, false
@@ -110,6 +110,9 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 			}
 			view, err := gateway.ParseTask(task.Body)
 			if err != nil {
+				return nil, err
+			}
+			if err := s.keepsItsSubject(ctx, pl, r, sr, task); err != nil {
 				return nil, err
 			}
 			// (not while it is withheld from the provider: consent.go).
@@ -175,6 +178,30 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 	return out, nil
 }
 
+// keepsItsSubject refuses an update that would make a referral with a Task
+// another patient's. The Task stays for the patient it was made for: it is
+// what consent is decided on and what a Consent's withdrawal finds it by
+// (consentFor), so a subject moved under it would go to the provider on
+// the first patient's Consent, out of reach of the second's refusal. The
+// subject may be named otherwise (conform.SameSubject: the same reference
+// or identifier, or a reference to a Patient this client holds with the
+// NHS number the Task gives).
+func (s *Service) keepsItsSubject(ctx context.Context, pl *plan, r *Request, sr *gateway.ReferralView, task *gateway.Resource) error {
+	var t struct {
+		For *models.Reference `json:"for"`
+	}
+	if err := json.Unmarshal(task.Body, &t); err != nil || t.For == nil {
+		return err
+	}
+	_, named := conform.TaskSubject(r.obj, &sr.Subject)
+	same, err := conform.SameSubject(ctx, s.Core, pl.caller, pl.plannedBody, t.For, named)
+	if err != nil || same {
+		return err
+	}
+	return gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.subject",
+		"a referral's patient cannot change once its Task is made: the Task, and the consent it was sent on, are the first patient's; revoke this referral (status revoked) and send a new one for the other patient")
+}
+
 // route decides the category and the provider of a referral.
 func (s *Service) route(sr *gateway.ReferralView) (*gateway.Routing, error) {
 	category, err := gateway.Categorise(s.Codes, sr.Code, s.TriageUnmapped)
@@ -194,24 +221,31 @@ func (s *Service) route(sr *gateway.ReferralView) (*gateway.Routing, error) {
 func (s *Service) planReferralTask(pl *plan, srID string, pending *pendingRequest) {
 	sr, rt := pending.sr, pending.routed
 	taskID := s.NewIDBeside(srID) // one commit with its referral, so in its place
-	body := gateway.NewReferralTask(taskID, srID, pending.subject, s.requesterOf(pl, sr), sr.Priority, rt, pl.now)
+	requester := s.requesterOf(pl, sr)
+	body := gateway.NewReferralTask(taskID, srID, pending.subject, requester, sr.Priority, rt, pl.now)
 	r := &Request{Type: gateway.TypeTask, id: taskID}
-	pl.addWrite(r, body, 1, 0, false, gateway.ReferralTaskTerms(taskID, srID, sr, pending.named, rt.Provider, pl.caller, s.Base), nil)
+	pl.addWrite(r, body, 1, 0, false, gateway.ReferralTaskTerms(taskID, srID, pending.named, requester, rt.Provider, s.Base), nil)
 	s.planDelivery(pl, taskID, srID, rt)
 }
 
 // requesterOf is the referral Task's requester: the referral's own, or the
 // calling client's organisation.
-func (s *Service) requesterOf(pl *plan, sr *gateway.ReferralView) any {
-	if r := sr.Requester; r != nil && (r.Reference == nil || !strings.HasPrefix(*r.Reference, "urn:") && !strings.HasPrefix(*r.Reference, "#")) {
-		return r
+func (s *Service) requesterOf(pl *plan, sr *gateway.ReferralView) *models.Reference {
+	if keptAsSent(sr.Requester) {
+		return sr.Requester
 	}
-	// A requester naming an entry of the message it came in is not stored
-	// as a resource of its own yet, and one the ServiceRequest contains is
-	// not in the Task ("#id" there would name nothing: ref-1): the Task names
-	// the caller's organisation, that of the person or practice either is
-	// (CheckRequester).
-	return map[string]any{"identifier": map[string]string{"system": pl.caller.Organization.System, "value": pl.caller.Organization.Value}}
+	o := pl.caller.Organization
+	return &models.Reference{Identifier: &models.Identifier{System: &o.System, Value: &o.Value}}
+}
+
+// keptAsSent reports whether a referral's requester is named in its Task as
+// sent. One naming an entry of the message it came in is not stored as a
+// resource of its own yet, and one the ServiceRequest contains is not in
+// the Task ("#id" there would name nothing: ref-1): the Task names the
+// caller's organisation instead, that of the person or practice either is
+// (conform.CheckRequester).
+func keptAsSent(r *models.Reference) bool {
+	return r != nil && (r.Reference == nil || !strings.HasPrefix(*r.Reference, "urn:") && !strings.HasPrefix(*r.Reference, "#"))
 }
 
 // planDelivery queues the delivery of a referral to its provider.
