@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/signpost-health/signpost/fhir/structure"
 	"github.com/signpost-health/signpost/gateway"
@@ -526,4 +527,43 @@ func TestReferralUpdateCannotMoveItToAnotherPatient(t *testing.T) {
 	got["subject"] = map[string]any{"reference": "Patient/pat-a-move"}
 	version := got["meta"].(map[string]any)["versionId"].(string)
 	e.put("/ServiceRequest/"+srID, mustJSON(got), with(a, "If-Match", `W/"`+version+`"`)...).must(t, http.StatusOK)
+}
+
+// A referral whose Task was made before Tasks named a contained subject by
+// identifier (its for "#pt") can still be revoked, and is held to the
+// patient its contained Patient names.
+func TestOlderContainedSubjectReferralIsHeldToItsPatient(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	a := as("practice-a")
+	body := strings.Replace(string(referral("OLDER-1", "390893007")), `"status":"active"`, `"status":"draft"`, 1)
+	body = strings.Replace(body, `"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhsNumber+`"}}`, `"subject":{"reference":"#pt"}`, 1)
+	body = strings.Replace(body, `{"resourceType":"ServiceRequest",`, `{"resourceType":"ServiceRequest","contained":[{"resourceType":"Patient","id":"pt","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhsNumber+`"}]}],`, 1)
+	sr := e.post("/ServiceRequest", []byte(body), a...).must(t, http.StatusCreated).json(t)
+	srID := sr["id"].(string)
+	// Its Task as stored then.
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	taskID := "older-task-1"
+	task := `{"resourceType":"Task","id":"` + taskID + `","meta":{"versionId":"1","lastUpdated":"` + gateway.Instant(now) + `"},"status":"requested","intent":"order",` +
+		`"code":{"coding":[{"system":"http://hl7.org/fhir/CodeSystem/task-code","code":"fulfill"}]},"focus":{"reference":"ServiceRequest/` + srID + `"},` +
+		`"for":{"reference":"#pt"},"authoredOn":"` + gateway.Instant(now) + `","owner":{"reference":"Organization/walking"},` +
+		`"requester":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"` + practiceODS + `"}}}`
+	res, err := e.store.Commit(context.Background(), &gateway.Commit{Writes: []gateway.Write{{
+		Resource: &gateway.Resource{Type: gateway.TypeTask, ID: taskID, Version: 1, LastUpdated: now, Body: []byte(task), Owner: "practice-a"},
+		Terms:    []string{"status=requested", "focus=ServiceRequest/" + srID, "owner=Organization/walking", "_client=practice-a"},
+	}}, Unique: []gateway.UniqueKey{{Key: gateway.ReferralTaskKey(srID), Value: gateway.TypeTask + "/" + taskID}}})
+	if err != nil || !res.OK() {
+		t.Fatalf("storing the older Task: %v %+v", err, res)
+	}
+	// Moved to another patient: refused.
+	moved := e.get("/ServiceRequest/"+srID, a...).must(t, http.StatusOK).json(t)
+	moved["status"] = "active"
+	moved["contained"].([]any)[0].(map[string]any)["identifier"].([]any)[0].(map[string]any)["value"] = nhsNumber2
+	e.put("/ServiceRequest/"+srID, mustJSON(moved), with(a, "If-Match", `W/"1"`)...).must(t, http.StatusUnprocessableEntity)
+	// Revoked as it is: taken, and its Task cancelled.
+	sr["status"] = "revoked"
+	e.put("/ServiceRequest/"+srID, mustJSON(sr), with(a, "If-Match", `W/"1"`)...).must(t, http.StatusOK)
+	if got := e.get("/Task/"+taskID, a...).must(t, http.StatusOK).json(t); got["status"] != "cancelled" {
+		t.Errorf("the older referral's Task is %v after its revocation; want cancelled", got["status"])
+	}
 }

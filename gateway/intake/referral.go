@@ -112,7 +112,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 			if err != nil {
 				return nil, err
 			}
-			if err := s.keepsItsSubject(ctx, pl, r, sr, task); err != nil {
+			if err := s.keepsItsSubject(ctx, pl, r, sr, task, cur); err != nil {
 				return nil, err
 			}
 			// (not while it is withheld from the provider: consent.go).
@@ -185,16 +185,30 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 // the first patient's Consent, out of reach of the second's refusal. The
 // subject may be named otherwise (conform.SameSubject: the same reference
 // or identifier, or a reference to a Patient this client holds with the
-// NHS number the Task gives).
-func (s *Service) keepsItsSubject(ctx context.Context, pl *plan, r *Request, sr *gateway.ReferralView, task *gateway.Resource) error {
+// NHS number the Task gives). A Task made before conform.TaskSubject may
+// be for a Patient its ServiceRequest (cur) contains, "#id": it is held to
+// the patient that Patient names.
+func (s *Service) keepsItsSubject(ctx context.Context, pl *plan, r *Request, sr *gateway.ReferralView, task, cur *gateway.Resource) error {
 	var t struct {
 		For *models.Reference `json:"for"`
 	}
 	if err := json.Unmarshal(task.Body, &t); err != nil || t.For == nil {
 		return err
 	}
+	was := t.For
+	if was.Reference != nil && strings.HasPrefix(*was.Reference, "#") {
+		obj, err := fhir.ParseResource(cur.Body, fhir.ParseOptions{})
+		if err != nil {
+			return err
+		}
+		stored, err := gateway.ReadReferral(obj)
+		if err != nil {
+			return err
+		}
+		_, was = conform.TaskSubject(obj, &stored.Subject)
+	}
 	_, named := conform.TaskSubject(r.obj, &sr.Subject)
-	same, err := conform.SameSubject(ctx, s.Core, pl.caller, pl.plannedBody, t.For, named)
+	same, err := conform.SameSubject(ctx, s.Core, pl.caller, pl.plannedBody, was, named)
 	if err != nil || same {
 		return err
 	}
