@@ -30,7 +30,8 @@ func SameSubject(ctx context.Context, s *gateway.Core, caller gateway.Caller, pl
 		ref := s.LocalRef(*taskFor.Reference)
 		switch {
 		case subject.Reference != nil:
-			if ref != s.LocalRef(*subject.Reference) {
+			// A version of a Patient is the same person as the Patient.
+			if unversioned(ref) != unversioned(s.LocalRef(*subject.Reference)) {
 				return false, nil
 			}
 		case HasNHSNumber(subject):
@@ -54,10 +55,17 @@ func SameSubject(ctx context.Context, s *gateway.Core, caller gateway.Caller, pl
 	return true, nil
 }
 
+// unversioned is a reference without the version it may name
+// ("Patient/x/_history/2" is "Patient/x").
+func unversioned(ref string) string {
+	id, _ := SplitVersion(ref)
+	return id
+}
+
 // patientHolds reports whether a reference names a Patient of the calling
 // client (sent in this request, or held) that carries the identifier.
 func patientHolds(ctx context.Context, s *gateway.Core, caller gateway.Caller, planned Planned, ref string, want *models.Identifier) (bool, error) {
-	id, ok := strings.CutPrefix(ref, gateway.TypePatient+"/")
+	id, ok := strings.CutPrefix(unversioned(ref), gateway.TypePatient+"/")
 	if !ok || gateway.CheckID(id) != nil || want == nil || want.System == nil || want.Value == nil {
 		return false, nil
 	}

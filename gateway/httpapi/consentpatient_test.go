@@ -526,7 +526,27 @@ func TestReferralUpdateCannotMoveItToAnotherPatient(t *testing.T) {
 		must(t, http.StatusCreated)
 	got["subject"] = map[string]any{"reference": "Patient/pat-a-move"}
 	version := got["meta"].(map[string]any)["versionId"].(string)
-	e.put("/ServiceRequest/"+srID, mustJSON(got), with(a, "If-Match", `W/"`+version+`"`)...).must(t, http.StatusOK)
+	moved := e.put("/ServiceRequest/"+srID, mustJSON(got), with(a, "If-Match", `W/"`+version+`"`)...).must(t, http.StatusOK).json(t)
+	// Nor can the Patient it now names become someone else: a kept
+	// Patient's NHS number does not change (nor is it dropped).
+	for name, identifiers := range map[string]string{
+		"another NHS number": `[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber2 + `"}]`,
+		"a second":           `[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber + `"},{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber2 + `"}]`,
+		"none":               `[{"system":"https://example-gp.nhs.uk/patient-id","value":"L-1"}]`,
+	} {
+		r := e.put("/Patient/pat-a-move", []byte(`{"resourceType":"Patient","id":"pat-a-move","identifier":`+identifiers+`}`), a...)
+		r.must(t, http.StatusUnprocessableEntity)
+		if !strings.Contains(string(r.body), `"Patient.identifier"`) || strings.Contains(string(r.body), nhsNumber) || strings.Contains(string(r.body), nhsNumber2) {
+			t.Errorf("%s: the refusal does not point at Patient.identifier, or echoes a number: %s", name, r.body)
+		}
+	}
+	// Its NHS number kept, the Patient may change otherwise.
+	e.put("/Patient/pat-a-move", []byte(`{"resourceType":"Patient","id":"pat-a-move","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhsNumber+`"},{"system":"https://example-gp.nhs.uk/patient-id","value":"L-1"}]}`), a...).
+		must(t, http.StatusOK)
+	// A version of the Patient names the same person.
+	moved["subject"] = map[string]any{"reference": "Patient/pat-a-move/_history/1"}
+	version = moved["meta"].(map[string]any)["versionId"].(string)
+	e.put("/ServiceRequest/"+srID, mustJSON(moved), with(a, "If-Match", `W/"`+version+`"`)...).must(t, http.StatusOK)
 }
 
 // A referral whose Task was made before Tasks named a contained subject by

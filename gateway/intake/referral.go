@@ -42,10 +42,34 @@ func (s *Service) planPatient(ctx context.Context, pl *plan, r *Request) (*gatew
 		}
 		if cur != nil {
 			version, expect, fromIfMatch = cur.Version+1, exp, r.pinsVersion()
+			if err := keepsItsNHSNumber(cur.Body, r.obj.Bytes()); err != nil {
+				return nil, err
+			}
 		}
 	}
 	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.now))
 	return pl.addWrite(r, body, version, expect, fromIfMatch, gateway.PatientTerms(r.id, &pat), p.Warnings), nil
+}
+
+// keepsItsNHSNumber refuses an update of a Patient that changes or drops
+// the NHS numbers it was kept with (one that had none may gain one). An NHS
+// number names one person: referrals name this Patient by reference where
+// they were decided, and consented to, on the number (conform.SameSubject,
+// gateway.MatchPatient), and a new number under the same reference would
+// move them to another person unseen.
+func keepsItsNHSNumber(cur, next []byte) error {
+	held := conform.NHSNumbersOf(cur)
+	if len(held) == 0 {
+		return nil
+	}
+	now := conform.NHSNumbersOf(next)
+	slices.Sort(held)
+	slices.Sort(now)
+	if slices.Equal(slices.Compact(held), slices.Compact(now)) {
+		return nil
+	}
+	return gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "Patient.identifier",
+		"a Patient's NHS number cannot change, be added to or be removed once it is kept: referrals and Consents were decided on it, and another number is another person; send that person as a new Patient")
 }
 
 // planServiceRequest validates a referral and plans its write. An active
@@ -182,12 +206,13 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 // another patient's. The Task stays for the patient it was made for: it is
 // what consent is decided on and what a Consent's withdrawal finds it by
 // (consentFor), so a subject moved under it would go to the provider on
-// the first patient's Consent, out of reach of the second's refusal. The
-// subject may be named otherwise (conform.SameSubject: the same reference
-// or identifier, or a reference to a Patient this client holds with the
-// NHS number the Task gives). A Task made before conform.TaskSubject may
-// be for a Patient its ServiceRequest (cur) contains, "#id": it is held to
-// the patient that Patient names.
+// the first patient's Consent, out of reach of the second's refusal. A
+// subject as stored (cur) is no move; another must name the Task's patient
+// (conform.SameSubject: the same reference or identifier, or a reference
+// to a Patient this client holds with the NHS number the Task gives). A
+// Task made before conform.TaskSubject may be for a Patient its
+// ServiceRequest contains, "#id": it is held to the patient that Patient
+// names.
 func (s *Service) keepsItsSubject(ctx context.Context, pl *plan, r *Request, sr *gateway.ReferralView, task, cur *gateway.Resource) error {
 	var t struct {
 		For *models.Reference `json:"for"`
@@ -195,19 +220,22 @@ func (s *Service) keepsItsSubject(ctx context.Context, pl *plan, r *Request, sr 
 	if err := json.Unmarshal(task.Body, &t); err != nil || t.For == nil {
 		return err
 	}
-	was := t.For
-	if was.Reference != nil && strings.HasPrefix(*was.Reference, "#") {
-		obj, err := fhir.ParseResource(cur.Body, fhir.ParseOptions{})
-		if err != nil {
-			return err
-		}
-		stored, err := gateway.ReadReferral(obj)
-		if err != nil {
-			return err
-		}
-		_, was = conform.TaskSubject(obj, &stored.Subject)
+	obj, err := fhir.ParseResource(cur.Body, fhir.ParseOptions{})
+	if err != nil {
+		return err
 	}
+	stored, err := gateway.ReadReferral(obj)
+	if err != nil {
+		return err
+	}
+	_, was := conform.TaskSubject(obj, &stored.Subject)
 	_, named := conform.TaskSubject(r.obj, &sr.Subject)
+	if conform.RefString(was) == conform.RefString(named) {
+		return nil
+	}
+	if t.For.Reference == nil || !strings.HasPrefix(*t.For.Reference, "#") {
+		was = t.For
+	}
 	same, err := conform.SameSubject(ctx, s.Core, pl.caller, pl.plannedBody, was, named)
 	if err != nil || same {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,12 +78,23 @@ func TestScopePatientsMovesLegacyPatients(t *testing.T) {
 			t.Errorf("search %v after the move: %v %+v", q, err, res)
 		}
 	}
-	// An update after the move keeps the index right.
-	if _, err := svc.Intake.Update(ctx, a, gateway.TypePatient, "1", []byte(`{"resourceType":"Patient","id":"1","name":[{"text":"Ann C Testpatient"}]}`), `W/"2"`, nil); err != nil {
-		t.Fatal(err)
+	// An update after the move keeps the index right (a kept Patient keeps
+	// its NHS number: the update changes another identifier).
+	for version, local := range []string{"L-1", "L-2"} {
+		body := `{"resourceType":"Patient","id":"1","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"},` +
+			`{"system":"https://example-gp.nhs.uk/patient-id","value":"` + local + `"}],"name":[{"text":"Ann C Testpatient"}]}`
+		if _, err := svc.Intake.Update(ctx, a, gateway.TypePatient, "1", []byte(body), `W/"`+strconv.Itoa(version+2)+`"`, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if res, err := svc.Search.Search(ctx, a, gateway.TypePatient, url.Values{"identifier": {"https://fhir.nhs.uk/Id/nhs-number|9434765919"}}, false); err != nil || res.Total != 0 {
-		t.Errorf("the old identifier still finds the updated Patient: %v %+v", err, res)
+	for value, want := range map[string]int{"https://example-gp.nhs.uk/patient-id|L-1": 0, "https://example-gp.nhs.uk/patient-id|L-2": 1, "https://fhir.nhs.uk/Id/nhs-number|9434765919": 1} {
+		res, err := svc.Search.Search(ctx, a, gateway.TypePatient, url.Values{"identifier": {value}}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Total != want {
+			t.Errorf("identifier %s finds the updated Patient %d times; want %d", value, res.Total, want)
+		}
 	}
 
 	// Once the clash is resolved (here: the legacy Patient removed by hand),
