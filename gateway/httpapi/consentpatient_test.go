@@ -563,7 +563,7 @@ func TestOlderContainedSubjectReferralIsHeldToItsPatient(t *testing.T) {
 	srID := sr["id"].(string)
 	// Its Task as stored then.
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	taskID := "older-task-1"
+	taskID := e.store.PlaceOf(srID) + "older-task-1" // beside its referral, as a spreading store keeps them
 	task := `{"resourceType":"Task","id":"` + taskID + `","meta":{"versionId":"1","lastUpdated":"` + gateway.Instant(now) + `"},"status":"requested","intent":"order",` +
 		`"code":{"coding":[{"system":"http://hl7.org/fhir/CodeSystem/task-code","code":"fulfill"}]},"focus":{"reference":"ServiceRequest/` + srID + `"},` +
 		`"for":{"reference":"#pt"},"authoredOn":"` + gateway.Instant(now) + `","owner":{"reference":"Organization/walking"},` +
