@@ -587,3 +587,45 @@ func TestOlderContainedSubjectReferralIsHeldToItsPatient(t *testing.T) {
 		t.Errorf("the older referral's Task is %v after its revocation; want cancelled", got["status"])
 	}
 }
+
+// A Patient kept without an NHS number, named by a referral beside one,
+// may gain that number and no other: its referral was decided, and sent,
+// for the person behind both. A Patient nothing names may be corrected
+// freely. The Patient a referral contains keeps its NHS numbers too.
+func TestPatientNamedByAReferralGainsOnlyItsNumber(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	a := as("practice-a")
+	e.put("/Patient/pat-a-gain", []byte(`{"resourceType":"Patient","id":"pat-a-gain","name":[{"text":"Unnumbered Person"}]}`), a...).must(t, http.StatusCreated)
+	byNHSNumber := `{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber + `"}}`
+	body := strings.Replace(string(referral("GAIN-1", "390893007")), `"subject":`+byNHSNumber, `"subject":`+byBoth("Patient/pat-a-gain", nhsNumber), 1)
+	srID := e.post("/ServiceRequest", []byte(body), a...).must(t, http.StatusCreated).json(t)["id"].(string)
+	if task := e.referralTask(t, srID); task["status"] != "requested" {
+		t.Fatalf("the referral is %v; the test needs it sent", task["status"])
+	}
+	numbered := func(nhs string) []byte {
+		return []byte(`{"resourceType":"Patient","id":"pat-a-gain","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhs + `"}]}`)
+	}
+	r := e.put("/Patient/pat-a-gain", numbered(nhsNumber2), a...)
+	r.must(t, http.StatusUnprocessableEntity)
+	if !strings.Contains(string(r.body), `"Patient.identifier"`) || strings.Contains(string(r.body), nhsNumber2) {
+		t.Errorf("the refusal does not point at Patient.identifier, or echoes the number: %s", r.body)
+	}
+	e.put("/Patient/pat-a-gain", numbered(nhsNumber), a...).must(t, http.StatusOK)
+
+	// Nothing names this one: a mistyped number may be corrected.
+	e.put("/Patient/pat-a-free", []byte(strings.Replace(string(numbered(nhsNumber2)), "pat-a-gain", "pat-a-free", 1)), a...).must(t, http.StatusCreated)
+	e.put("/Patient/pat-a-free", []byte(strings.Replace(string(numbered(nhsNumber)), "pat-a-gain", "pat-a-free", 1)), a...).must(t, http.StatusOK)
+
+	// A contained Patient gaining a second NHS number under its referral.
+	contained := strings.Replace(string(referral("GAIN-2", "390893007")), `"subject":`+byNHSNumber, `"subject":{"reference":"#pt"}`, 1)
+	contained = strings.Replace(contained, `{"resourceType":"ServiceRequest",`, `{"resourceType":"ServiceRequest","contained":[{"resourceType":"Patient","id":"pt","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhsNumber+`"}]}],`, 1)
+	sr := e.post("/ServiceRequest", []byte(contained), a...).must(t, http.StatusCreated).json(t)
+	pt := sr["contained"].([]any)[0].(map[string]any)
+	pt["identifier"] = append(pt["identifier"].([]any), map[string]any{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhsNumber2})
+	r = e.put("/ServiceRequest/"+sr["id"].(string), mustJSON(sr), with(a, "If-Match", `W/"1"`)...)
+	r.must(t, http.StatusUnprocessableEntity)
+	if !strings.Contains(string(r.body), `"ServiceRequest.contained"`) || strings.Contains(string(r.body), nhsNumber2) {
+		t.Errorf("the refusal does not point at ServiceRequest.contained, or echoes the number: %s", r.body)
+	}
+}

@@ -184,11 +184,13 @@ func (s *Service) samePatient(ctx context.Context, caller gateway.Caller, p *Mes
 		"this Patient's NHS number is not that of the referral's patient; a referral's patient does not change: withdraw it (reason delete) and send a new referral")
 }
 
+// nhsNumbers are a Patient's NHS numbers, as a set, without the spaces a
+// number may be written with.
 func nhsNumbers(body []byte) map[string]bool {
 	out := map[string]bool{}
 	for _, id := range conform.IdentifiersIn(body) {
-		if id.System == fhir.NHSNumberSystem {
-			out[id.Value] = true
+		if id.System == fhir.NHSNumberSystem && id.Value != "" {
+			out[strings.ReplaceAll(id.Value, " ", "")] = true
 		}
 	}
 	return out

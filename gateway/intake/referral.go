@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,7 +43,7 @@ func (s *Service) planPatient(ctx context.Context, pl *plan, r *Request) (*gatew
 		}
 		if cur != nil {
 			version, expect, fromIfMatch = cur.Version+1, exp, r.pinsVersion()
-			if err := keepsItsNHSNumber(cur.Body, r.obj.Bytes()); err != nil {
+			if err := s.keepsItsNHSNumber(ctx, pl, r.id, cur.Body, r.obj.Bytes()); err != nil {
 				return nil, err
 			}
 		}
@@ -51,26 +52,65 @@ func (s *Service) planPatient(ctx context.Context, pl *plan, r *Request) (*gatew
 	return pl.addWrite(r, body, version, expect, fromIfMatch, gateway.PatientTerms(r.id, &pat), p.Warnings), nil
 }
 
-// keepsItsNHSNumber refuses an update of a Patient that changes or drops
-// the NHS numbers it was kept with (one that had none may gain one). An NHS
-// number names one person: referrals name this Patient by reference where
-// they were decided, and consented to, on the number (conform.SameSubject,
-// gateway.MatchPatient), and a new number under the same reference would
-// move them to another person unseen.
-func keepsItsNHSNumber(cur, next []byte) error {
-	held := conform.NHSNumbersOf(cur)
-	if len(held) == 0 {
+// keepsItsNHSNumber refuses an update of a Patient that a referral, its
+// Task or a Consent of its client names by reference when the update
+// changes, adds to or drops the NHS numbers the Patient was kept with, or,
+// kept with none, gives one other than a number the referral Tasks naming
+// it give beside it. An NHS
+// number names one person: a referral sent, or a Consent taken, for the
+// person behind Patient/x would otherwise move to someone else unseen
+// (referrals are decided on the Task's names, and not again once sent). A
+// Patient nothing names may be corrected freely.
+func (s *Service) keepsItsNHSNumber(ctx context.Context, pl *plan, id string, cur, next []byte) error {
+	held, now := nhsNumbers(cur), nhsNumbers(next)
+	if maps.Equal(held, now) {
 		return nil
 	}
-	now := conform.NHSNumbersOf(next)
-	slices.Sort(held)
-	slices.Sort(now)
-	if slices.Equal(slices.Compact(held), slices.Compact(now)) {
+	ref := &models.Reference{Reference: ptr(gateway.TypePatient + "/" + id)}
+	var named []string
+	for _, q := range []struct{ typ, param string }{{gateway.TypeServiceRequest, "subject"}, {gateway.TypeTask, "subject"}, {TypeConsent, "patient"}} {
+		groups := [][]string{{gateway.ClientTerm(pl.caller.ClientID)}, gateway.PatientRefTerms(q.param, ref, s.Base)}
+		ids, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: q.typ, Groups: groups, Count: maxConsentReads})
+		if err != nil {
+			return err
+		}
+		for _, found := range ids {
+			named = append(named, q.typ+"/"+found)
+		}
+	}
+	if len(named) == 0 {
 		return nil
+	}
+	if len(held) == 0 {
+		// Gaining a number: only one the referral Tasks naming it give
+		// beside it (what they were sent for). A Consent naming it beside
+		// another number reads as naming two people from now on, and so
+		// sends nothing more (gateway.MatchPatient).
+		var tasks []string
+		for _, ref := range named {
+			if strings.HasPrefix(ref, gateway.TypeTask+"/") {
+				tasks = append(tasks, ref)
+			}
+		}
+		got, err := s.Store.ReadMany(ctx, tasks)
+		if err != nil {
+			return err
+		}
+		fits := true
+		for _, r := range got {
+			if name := forOf(r.Body); name != nil && conform.HasNHSNumber(name) && !now[strings.ReplaceAll(*name.Identifier.Value, " ", "")] {
+				fits = false
+			}
+		}
+		if fits {
+			return nil
+		}
 	}
 	return gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "Patient.identifier",
-		"a Patient's NHS number cannot change, be added to or be removed once it is kept: referrals and Consents were decided on it, and another number is another person; send that person as a new Patient")
+		"this Patient is named by referrals or Consents, so its NHS number cannot change, be added to or be removed (nor can it gain one other than theirs): they were decided on it, and another number is another person; send that person as a new Patient")
 }
+
+func ptr(s string) *string { return &s }
 
 // planServiceRequest validates a referral and plans its write. An active
 // referral is categorised and routed, and its referral Task and delivery job
@@ -230,6 +270,14 @@ func (s *Service) keepsItsSubject(ctx context.Context, pl *plan, r *Request, sr 
 	}
 	_, was := conform.TaskSubject(obj, &stored.Subject)
 	_, named := conform.TaskSubject(r.obj, &sr.Subject)
+	if before, after := containedSubject(obj, &stored.Subject), containedSubject(r.obj, &sr.Subject); before != nil && after != nil {
+		// The patient the referral contains keeps its NHS numbers, as a
+		// kept Patient named by a referral does (keepsItsNHSNumber).
+		if held := nhsNumbers(before); len(held) > 0 && !maps.Equal(held, nhsNumbers(after)) {
+			return gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.contained",
+				"the NHS numbers of the Patient this referral contains cannot change once its Task is made: another number is another person; revoke this referral and send a new one for them")
+		}
+	}
 	if conform.RefString(was) == conform.RefString(named) {
 		return nil
 	}
@@ -242,6 +290,15 @@ func (s *Service) keepsItsSubject(ctx context.Context, pl *plan, r *Request, sr 
 	}
 	return gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.subject",
 		"a referral's patient cannot change once its Task is made: the Task, and the consent it was sent on, are the first patient's; revoke this referral (status revoked) and send a new one for the other patient")
+}
+
+// containedSubject is the Patient a referral's subject points at inside
+// it ("#id"), or nil.
+func containedSubject(obj *fhir.Object, subject *models.Reference) []byte {
+	if subject.Reference == nil || !strings.HasPrefix(*subject.Reference, "#") {
+		return nil
+	}
+	return conform.ContainedPatient(obj, (*subject.Reference)[1:])
 }
 
 // route decides the category and the provider of a referral.
