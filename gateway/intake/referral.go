@@ -56,11 +56,10 @@ func (s *Service) planPatient(ctx context.Context, pl *plan, r *Request) (*gatew
 // Task or a Consent of its client names by reference when the update
 // changes, adds to or drops the NHS numbers the Patient was kept with, or,
 // kept with none, gives one other than a number the referral Tasks naming
-// it give beside it. An NHS
-// number names one person: a referral sent, or a Consent taken, for the
-// person behind Patient/x would otherwise move to someone else unseen
-// (referrals are decided on the Task's names, and not again once sent). A
-// Patient nothing names may be corrected freely.
+// it give beside it. An NHS number names one person: a referral sent, or a
+// Consent taken, for the person behind Patient/x would otherwise move to
+// someone else unseen (referrals are decided on the Task's names, and not
+// again once sent). A Patient nothing names may be corrected freely.
 func (s *Service) keepsItsNHSNumber(ctx context.Context, pl *plan, id string, cur, next []byte) error {
 	held, now := nhsNumbers(cur), nhsNumbers(next)
 	if maps.Equal(held, now) {
@@ -254,11 +253,9 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 // ServiceRequest contains, "#id": it is held to the patient that Patient
 // names.
 func (s *Service) keepsItsSubject(ctx context.Context, pl *plan, r *Request, sr *gateway.ReferralView, task, cur *gateway.Resource) error {
-	var t struct {
-		For *models.Reference `json:"for"`
-	}
-	if err := json.Unmarshal(task.Body, &t); err != nil || t.For == nil {
-		return err
+	taskFor := forOf(task.Body)
+	if taskFor == nil {
+		return nil
 	}
 	obj, err := fhir.ParseResource(cur.Body, fhir.ParseOptions{})
 	if err != nil {
@@ -281,8 +278,8 @@ func (s *Service) keepsItsSubject(ctx context.Context, pl *plan, r *Request, sr 
 	if conform.RefString(was) == conform.RefString(named) {
 		return nil
 	}
-	if t.For.Reference == nil || !strings.HasPrefix(*t.For.Reference, "#") {
-		was = t.For
+	if taskFor.Reference == nil || !strings.HasPrefix(*taskFor.Reference, "#") {
+		was = taskFor
 	}
 	same, err := conform.SameSubject(ctx, s.Core, pl.caller, pl.plannedBody, was, named)
 	if err != nil || same {
