@@ -612,11 +612,7 @@ func (s *Service) indexUnderProvider(ctx context.Context, pl *plan, sr *gateway.
 		}
 		return nil
 	}
-	obj, err := fhir.ParseResource(sr.Body, fhir.ParseOptions{})
-	if err != nil {
-		return err
-	}
-	view, err := gateway.ReadReferral(obj)
+	obj, view, err := readStoredReferral(sr.Body)
 	if err != nil {
 		return err
 	}

@@ -190,11 +190,14 @@ func nhsNumbers(body []byte) map[string]bool {
 	out := map[string]bool{}
 	for _, id := range conform.IdentifiersIn(body) {
 		if id.System == fhir.NHSNumberSystem && id.Value != "" {
-			out[strings.ReplaceAll(id.Value, " ", "")] = true
+			out[plainNHSNumber(id.Value)] = true
 		}
 	}
 	return out
 }
+
+// plainNHSNumber is an NHS number without the spaces it may be written with.
+func plainNHSNumber(v string) string { return strings.ReplaceAll(v, " ", "") }
 
 // setMembers replaces (or adds) top-level members of a resource.
 func setMembers(body []byte, set map[string]any) ([]byte, error) {

@@ -66,7 +66,7 @@ func (s *Service) keepsItsNHSNumber(ctx context.Context, pl *plan, id string, cu
 		return nil
 	}
 	ref := &models.Reference{Reference: ptr(gateway.TypePatient + "/" + id)}
-	var named []string
+	var named, tasks []string
 	for _, q := range []struct{ typ, param string }{{gateway.TypeServiceRequest, "subject"}, {gateway.TypeTask, "subject"}, {TypeConsent, "patient"}} {
 		groups := [][]string{{gateway.ClientTerm(pl.caller.ClientID)}, gateway.PatientRefTerms(q.param, ref, s.Base)}
 		ids, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: q.typ, Groups: groups, Count: maxConsentReads})
@@ -75,6 +75,9 @@ func (s *Service) keepsItsNHSNumber(ctx context.Context, pl *plan, id string, cu
 		}
 		for _, found := range ids {
 			named = append(named, q.typ+"/"+found)
+			if q.typ == gateway.TypeTask {
+				tasks = append(tasks, q.typ+"/"+found)
+			}
 		}
 	}
 	if len(named) == 0 {
@@ -85,19 +88,13 @@ func (s *Service) keepsItsNHSNumber(ctx context.Context, pl *plan, id string, cu
 		// beside it (what they were sent for). A Consent naming it beside
 		// another number reads as naming two people from now on, and so
 		// sends nothing more (gateway.MatchPatient).
-		var tasks []string
-		for _, ref := range named {
-			if strings.HasPrefix(ref, gateway.TypeTask+"/") {
-				tasks = append(tasks, ref)
-			}
-		}
 		got, err := s.Store.ReadMany(ctx, tasks)
 		if err != nil {
 			return err
 		}
 		fits := true
 		for _, r := range got {
-			if name := forOf(r.Body); name != nil && conform.HasNHSNumber(name) && !now[strings.ReplaceAll(*name.Identifier.Value, " ", "")] {
+			if name := forOf(r.Body); name != nil && conform.HasNHSNumber(name) && !now[plainNHSNumber(*name.Identifier.Value)] {
 				fits = false
 			}
 		}
@@ -257,11 +254,7 @@ func (s *Service) keepsItsSubject(ctx context.Context, pl *plan, r *Request, sr 
 	if taskFor == nil {
 		return nil
 	}
-	obj, err := fhir.ParseResource(cur.Body, fhir.ParseOptions{})
-	if err != nil {
-		return err
-	}
-	stored, err := gateway.ReadReferral(obj)
+	obj, stored, err := readStoredReferral(cur.Body)
 	if err != nil {
 		return err
 	}
@@ -287,6 +280,17 @@ func (s *Service) keepsItsSubject(ctx context.Context, pl *plan, r *Request, sr 
 	}
 	return gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.subject",
 		"a referral's patient cannot change once its Task is made: the Task, and the consent it was sent on, are the first patient's; revoke this referral (status revoked) and send a new one for the other patient")
+}
+
+// readStoredReferral parses a ServiceRequest Signpost holds and reads its
+// referral view.
+func readStoredReferral(body []byte) (*fhir.Object, *gateway.ReferralView, error) {
+	obj, err := fhir.ParseResource(body, fhir.ParseOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	view, err := gateway.ReadReferral(obj)
+	return obj, view, err
 }
 
 // containedSubject is the Patient a referral's subject points at inside
@@ -450,11 +454,7 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*gateway.
 			// this one says nothing else.
 			return s.existingReferralTask(ctx, r, holder)
 		}
-		obj, err := fhir.ParseResource(stored.Body, fhir.ParseOptions{})
-		if err != nil {
-			return nil, err
-		}
-		sr, err := gateway.ReadReferral(obj)
+		obj, sr, err := readStoredReferral(stored.Body)
 		if err != nil {
 			return nil, err
 		}
