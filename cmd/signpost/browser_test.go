@@ -57,7 +57,11 @@ func newBrowser(t *testing.T, alloc context.Context) context.Context {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(alloc)
 	t.Cleanup(cancel)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	// A guard against a hung browser, not a speed check: on a loaded
+	// two-CPU host, under -race and beside the other packages' tests, one
+	// test's browser work has taken over a minute where alone it takes six
+	// seconds.
+	ctx, cancelTimeout := context.WithTimeout(ctx, 4*time.Minute)
 	t.Cleanup(cancelTimeout)
 	return ctx
 }
