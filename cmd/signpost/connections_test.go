@@ -88,12 +88,14 @@ func TestDeliveriesReuseTheirConnections(t *testing.T) {
 	}
 	cancel()
 	must(t, <-done)
-	// A few over the lane's width are allowed: a delivery finding no idle
+	// Some over the lane's width are allowed: a delivery finding no idle
 	// connection starts a dial, and if another's connection comes back
 	// first it takes that one and the dialled one joins the pool as well.
-	// Without the pool sized to the lane, 240 deliveries opened about 90.
-	if n, most := opened.Load(), int64(worker.DefaultPerProvider+worker.DefaultPerProvider/4); n > most {
-		t.Errorf("%d deliveries opened %d connections, want at most %d (the %d deliveries a lane has in flight, and a few dials overtaken)",
+	// How many depends on the host: alone, at most a quarter of the lane;
+	// on a loaded two-CPU host, 27 for a lane of 16. Without the pool sized
+	// to the lane, 240 deliveries opened about 90, which this still fails.
+	if n, most := opened.Load(), int64(2*worker.DefaultPerProvider); n > most {
+		t.Errorf("%d deliveries opened %d connections, want at most %d (the %d deliveries a lane has in flight, and dials overtaken)",
 			referrals, n, most, worker.DefaultPerProvider)
 	}
 }
