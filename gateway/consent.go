@@ -460,6 +460,11 @@ func PatientRefTerms(param string, ref *models.Reference, base string) []string 
 	return referenceTerms(nil, param, withoutContained(ref), base)
 }
 
+// ConsentPatientTerm is the index entry a Consent naming the Patient ref
+// ("Patient/x") has (ConsentTerms): what retention counts before it lets
+// a Patient go.
+func ConsentPatientTerm(ref string) string { return Term("patient", ref) }
+
 // ConsentTerms index a Consent a GP system holds for a patient.
 func ConsentTerms(status string, patient *models.Reference, base string) []string {
 	return dedupe(append([]string{StatusTerm(status)}, PatientRefTerms("patient", patient, base)...))

@@ -15,6 +15,9 @@ const (
 	TypeProvenance = "Provenance"
 	// TypeOrganization is what a provider is, as a referral Task's owner.
 	TypeOrganization = "Organization"
+	// TypeConsent is a GP system's record of what its patient agreed to
+	// share (Consent and minimum necessary, in the README).
+	TypeConsent = "Consent"
 )
 
 // Resource is one stored version of a resource. Body is the JSON as the

@@ -41,7 +41,7 @@ type plannedReferral struct {
 const maxConsentReads = 100
 
 // TypeConsent is the Consent resource type.
-const TypeConsent = "Consent"
+const TypeConsent = gateway.TypeConsent
 
 // planConsent applies the consent rules to what the plan makes and changes.
 func (s *Service) planConsent(ctx context.Context, pl *plan) error {

@@ -85,7 +85,8 @@ func (s *Store) partitionOfKey(key string) partition {
 
 // patientRead is a Patient as a leftover's step reads it: its hash's
 // version and index entries, in its own partition, and how many
-// ServiceRequests and Tasks name it (their subject sets) in each partition.
+// ServiceRequests and Tasks name it (their subject sets) and how many
+// Consents (their patient sets) in each partition.
 type patientRead struct {
 	resource removedResource
 	place    partition
@@ -93,12 +94,14 @@ type patientRead struct {
 	// old is its hash in legacy, read too for a Patient that may have been
 	// stored there before the store spread (mayBeInLegacy): held() takes
 	// it when its place holds none.
-	old     *redis.SliceCmd
-	oldIn   removedResource // its hash in legacy
-	parts   []partition
-	named   []*redis.IntCmd // by parts: the ServiceRequests', then the Tasks'
-	sets    []string        // the subject sets of its own partition
-	oldSets []string        // legacy's
+	old   *redis.SliceCmd
+	oldIn removedResource // its hash in legacy
+	parts []partition
+	named []*redis.IntCmd // by parts: the ServiceRequests', then the Tasks'
+	// consents are by parts too: the Consents naming it.
+	consents []*redis.IntCmd
+	sets     []string // the subject and Consent sets of its own partition
+	oldSets  []string // legacy's
 }
 
 // readPatient queues in p the reads of the Patient under store key key.
@@ -117,9 +120,15 @@ func (s *Store) readPatient(ctx context.Context, p redis.Pipeliner, key string) 
 	}
 	ref := gateway.TypePatient + "/" + id
 	for _, part := range r.parts {
-		for _, typ := range []string{gateway.TypeServiceRequest, gateway.TypeTask} {
-			set := s.in(part).term(typ, gateway.SubjectTerm(ref))
-			r.named = append(r.named, p.ZCard(ctx, set))
+		for _, typ := range []string{gateway.TypeServiceRequest, gateway.TypeTask, gateway.TypeConsent} {
+			var set string
+			if typ == gateway.TypeConsent {
+				set = s.in(part).term(typ, gateway.ConsentPatientTerm(ref))
+				r.consents = append(r.consents, p.ZCard(ctx, set))
+			} else {
+				set = s.in(part).term(typ, gateway.SubjectTerm(ref))
+				r.named = append(r.named, p.ZCard(ctx, set))
+			}
 			if part == r.place {
 				r.sets = append(r.sets, set)
 			}
@@ -129,6 +138,18 @@ func (s *Store) readPatient(ctx context.Context, p redis.Pipeliner, key string) 
 		}
 	}
 	return r
+}
+
+// consented is how many Consents name the Patient, in every partition.
+// Retention keeps Consents, so one keeps the Patient too (see
+// readLastReferralsPatient); those filed under the referral being removed
+// go in its own step, before the Patient's.
+func (r *patientRead) consented() int64 {
+	var n int64
+	for _, c := range r.consents {
+		n += c.Val()
+	}
+	return n
 }
 
 // held reports whether the Patient is stored, and fills in its version
@@ -194,7 +215,7 @@ func (s *Store) readLeftover(ctx context.Context, rm *Removal) error {
 		record = true
 		lo.Patient = patient.resource.id
 		// Expected to go with it when only this referral names it.
-		if outside, inside := patient.namedOutside(rm.place); outside == 0 && inside <= 1 {
+		if outside, inside := patient.namedOutside(rm.place); outside == 0 && inside <= 1 && patient.consented() <= rm.consentsIn(s.in(rm.place).term(gateway.TypeConsent, gateway.ConsentPatientTerm(gateway.TypePatient+"/"+patientID))) {
 			rm.patientHash = patient.resource.hash
 		}
 	}
@@ -207,8 +228,8 @@ func (s *Store) readLeftover(ctx context.Context, rm *Removal) error {
 // finishRemoval removes the leftover of a referral removed from partition
 // place, in one step per partition it touches (remove.lua: each removes
 // what is still there, as read just before), the record in place last.
-// The Patient goes only if no ServiceRequest or Task in any partition
-// names it; its step checks, in the same script, that its own partition's
+// The Patient goes only if no ServiceRequest, Task or Consent in any
+// partition names it; its step checks, in the same script, that its own partition's
 // still do not and that it is unchanged. A step refused because something
 // changed is read and run again, up to maxRereads times (ErrKeptChanging:
 // the record stays, for the next run).
@@ -231,7 +252,7 @@ func (s *Store) finishRemoval(ctx context.Context, place partition, lo leftover)
 			}
 			if patient.held() {
 				// held() first: it finds the partition it is in.
-				if outside, inside := patient.namedOutside(patient.place); outside == 0 && inside == 0 {
+				if outside, inside := patient.namedOutside(patient.place); outside == 0 && inside == 0 && patient.consented() == 0 {
 					st := at(patient.place)
 					st.resources = append(st.resources, patient.resource)
 					for _, set := range patient.sets {

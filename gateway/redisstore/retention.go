@@ -373,13 +373,19 @@ func (s *Store) readClaimedKeys(ctx context.Context, rm *Removal, refs ...string
 
 // readLastReferralsPatient adds the referral's Patient to the removal when
 // this referral is the last that names it: the ServiceRequest and Task
-// subject sets of its reference hold this referral's and nothing else
-// (the script checks they still do, so a referral made meanwhile for the
+// subject sets of its reference hold this referral's and nothing else,
+// and its Consent set only Consents filed under this referral (the script
+// checks they still do, so a referral or Consent made meanwhile for the
 // same Patient keeps it). The reference is read from the ServiceRequest's
 // own index entries, so it is the one searches use. Patient ids are each
 // client's own but the subject sets are not, so another client's referral
 // for a Patient of the same id keeps this one too: a Patient is kept when
 // in doubt, never removed while named.
+//
+// A Consent keeps it because retention keeps Consents: a Patient made
+// again under the same id is a create, which the rules for a Patient a
+// Consent names (it keeps its NHS numbers) do not see, so the Consent
+// would then be about whoever the GP system stored there.
 func (s *Store) readLastReferralsPatient(ctx context.Context, rm *Removal) error {
 	patientID := rm.patientID(s.keys)
 	if patientID == "" {
@@ -387,13 +393,16 @@ func (s *Store) readLastReferralsPatient(ctx context.Context, rm *Removal) error
 	}
 	ref := gateway.TypePatient + "/" + patientID
 	sets := []string{s.keys.term(gateway.TypeServiceRequest, gateway.SubjectTerm(ref)), s.keys.term(gateway.TypeTask, gateway.SubjectTerm(ref))}
+	consents := s.keys.term(gateway.TypeConsent, gateway.ConsentPatientTerm(ref))
 	key := gateway.PatientKey(rm.ServiceRequest.Owner, patientID)
 	var cards []*redis.IntCmd
+	var consented *redis.IntCmd
 	var hash *redis.SliceCmd
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, set := range sets {
 			cards = append(cards, p.ZCard(ctx, set))
 		}
+		consented = p.ZCard(ctx, consents)
 		hash = p.HMGet(ctx, s.keys.resource(gateway.TypePatient, key), "v", "x")
 		return nil
 	}); err != nil {
@@ -403,6 +412,9 @@ func (s *Store) readLastReferralsPatient(ctx context.Context, rm *Removal) error
 		if c.Val() > 1 {
 			return nil // another referral names it
 		}
+	}
+	if consented.Val() > rm.consentsIn(consents) {
+		return nil // a Consent that stays names it
 	}
 	v := hash.Val()
 	if len(v) != 2 || v[0] == nil {
@@ -417,7 +429,20 @@ func (s *Store) readLastReferralsPatient(ctx context.Context, rm *Removal) error
 	for i, set := range sets {
 		rm.sets = append(rm.sets, setCount{key: set, card: cards[i].Val()})
 	}
+	rm.sets = append(rm.sets, setCount{key: consents, card: consented.Val()})
 	return nil
+}
+
+// consentsIn is how many of the Consents the removal takes (those filed
+// under the referral) are in the index set named.
+func (rm *Removal) consentsIn(set string) int64 {
+	var n int64
+	for _, r := range rm.resources {
+		if r.typ == gateway.TypeConsent && slices.Contains(r.terms, set) {
+			n++
+		}
+	}
+	return n
 }
 
 // patientID is the id of the Patient the referral's ServiceRequest names

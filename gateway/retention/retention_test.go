@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/insights"
@@ -377,6 +378,98 @@ func patientGoesWithItsLastReferral(t *testing.T, rdb redis.UniversalClient, fir
 		if !strings.Contains(k, ":jr:") && !strings.Contains(k, ":sys") {
 			t.Errorf("left behind: %s", k)
 		}
+	}
+}
+
+// A Patient a Consent names stays when its last referral goes: retention
+// keeps Consents, and a Patient made again under the same id would be a
+// new one the rules for a named Patient (its NHS number kept) never see,
+// so the Consent would apply to whoever the GP system stores there next.
+// A Consent that came with the referral (filed under it) goes with it,
+// and then nothing keeps the Patient.
+func TestPatientNamedByAConsentStays(t *testing.T) {
+	t.Run("redis", func(t *testing.T) { patientNamedByAConsentStays(t, redisOf(t, false), "", "") })
+	t.Run("spread", func(t *testing.T) { patientNamedByAConsentStays(t, redisOf(t, false), "p03-", "p11-") })
+	t.Run("cluster", func(t *testing.T) { patientNamedByAConsentStays(t, redisOf(t, true), "p03-", "p11-") })
+}
+
+func patientNamedByAConsentStays(t *testing.T, rdb redis.UniversalClient, referralPlace, consentPlace string) {
+	s := redisstore.New(rdb, "test")
+	if referralPlace != "" {
+		s.SpreadReferrals()
+	}
+	ctx := context.Background()
+	old := now.Add(-period - time.Hour)
+	run := &retention.Runner{Store: s, Policy: retention.Policy{ClosedAfter: period}, Now: func() time.Time { return now }}
+	consent := func(id, patient string, filed string) {
+		t.Helper()
+		ref := "Patient/" + patient
+		w := gateway.Write{Resource: &gateway.Resource{Type: gateway.TypeConsent, ID: id, Owner: "practice-a", Version: 1, LastUpdated: old,
+			Body: []byte(`{"resourceType":"Consent","id":"` + id + `","status":"active","patient":{"reference":"` + ref + `"}}`)},
+			Terms: gateway.ConsentTerms("active", &models.Reference{Reference: &ref}, "")}
+		c := &gateway.Commit{Writes: []gateway.Write{w}}
+		if filed != "" {
+			w.Terms = append(w.Terms, gateway.ReferralTerm(filed))
+			c = &gateway.Commit{Writes: []gateway.Write{w}, Unique: []gateway.UniqueKey{{Key: gateway.SupportingKey(gateway.TypeConsent + "/" + id), Value: filed}}}
+		}
+		if res, err := s.Commit(ctx, c); err != nil || !res.OK() {
+			t.Fatalf("Consent %s: %v %+v", id, err, res)
+		}
+	}
+	patientHeld := func(patient string) bool {
+		t.Helper()
+		_, err := s.Read(ctx, gateway.TypePatient, gateway.PatientKey("practice-a", patient))
+		if err != nil && err != gateway.ErrNotFound {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+
+	// A Consent on its own names the Patient: the referral goes, the
+	// Patient stays.
+	referralFor(t, s, "consented", referralPlace+"first", "completed", old, false, false)
+	consent(consentPlace+"consent-own", "consented", "")
+	if rep, err := run.Run(ctx, false); err != nil || rep.Removed != 1 {
+		t.Fatalf("run: %+v %v", rep, err)
+	}
+	if !patientHeld("consented") {
+		t.Errorf("the Patient went while a Consent names it")
+	}
+
+	// A Consent filed under the referral goes with it, and so does the
+	// Patient.
+	place, _ := placed(referralPlace + "x")
+	referralFor(t, s, "filed", referralPlace+"second", "completed", old, false, false)
+	consent(place+"consent-filed", "filed", "ServiceRequest/"+place+"sr-second")
+	if rep, err := run.Run(ctx, false); err != nil || rep.Removed != 1 {
+		t.Fatalf("run: %+v %v", rep, err)
+	}
+	if patientHeld("filed") {
+		t.Errorf("the Patient stayed though only its removed referral's Consent named it")
+	}
+	if _, err := s.Read(ctx, gateway.TypeConsent, place+"consent-filed"); err != gateway.ErrNotFound {
+		t.Errorf("the Consent filed under the removed referral: %v, want it gone", err)
+	}
+
+	// A Consent made between the read and the removal keeps the Patient
+	// (the step is refused, and the referral looked at again).
+	referralFor(t, s, "late", referralPlace+"third", "completed", old, false, false)
+	rm, err := s.ReadRemoval(ctx, place+"task-third")
+	if err != nil {
+		t.Fatal(err)
+	}
+	consent(consentPlace+"consent-late", "late", "")
+	if err := s.RemoveReferral(ctx, rm); err != nil && err != redisstore.ErrRemovalChanged {
+		t.Fatal(err)
+	}
+	if _, err := run.Run(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Read(ctx, gateway.TypeTask, place+"task-third"); err != gateway.ErrNotFound {
+		t.Errorf("the referral stayed: %v", err)
+	}
+	if !patientHeld("late") {
+		t.Errorf("the Patient went though a Consent named it before its step")
 	}
 }
 
