@@ -505,9 +505,11 @@ func (s *Service) writeType(ctx context.Context, j *Job, typ string, w *bufio.Wr
 			// client may send it) is compacted, which changes no value.
 			body := r.Body
 			if deid != nil {
-				// Re-encoded compactly: no line break survives.
-				if body, err = deid.resource(body); err != nil {
-					return fmt.Errorf("de-identifying %s/%s: %w", typ, r.ID, err)
+				// Re-encoded compactly: no line break survives. The
+				// resource is named by its place in the file, never its id
+				// (a Patient's may be its NHS number).
+				if body, err = deid.resource(body, r.Owner); err != nil {
+					return fmt.Errorf("de-identifying %s number %d: %w", typ, *count+1, err)
 				}
 			} else if bytes.ContainsAny(body, "\r\n") {
 				line.Reset()
