@@ -153,6 +153,9 @@ type deidentifier struct {
 	// references to Patients name that client's Patients (Patient ids are
 	// each client's own, gateway.PatientKey).
 	owner string
+	// containedPatients are the ids of the Patients contained in it:
+	// "#{id}" references them, and is rewritten with them.
+	containedPatients map[string]bool
 }
 
 // pseudonym is HMAC-SHA256(key, system "|" value) in lower-case base32 (no
@@ -186,7 +189,18 @@ func (d *deidentifier) resource(body []byte, owner string) ([]byte, error) {
 		return nil, err
 	}
 	w := *d
-	w.owner = owner
+	w.owner, w.containedPatients = owner, nil
+	contained, _ := r["contained"].([]any)
+	for _, c := range contained {
+		if c, _ := c.(map[string]any); c["resourceType"] == gateway.TypePatient {
+			if id, ok := c["id"].(string); ok {
+				if w.containedPatients == nil {
+					w.containedPatients = map[string]bool{}
+				}
+				w.containedPatients[id] = true
+			}
+		}
+	}
 	w.object(r, "", true, "")
 	return json.Marshal(r)
 }
@@ -287,7 +301,9 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 		if base, ok := strings.CutPrefix(name, "_"); ok {
 			// A primitive's id and extensions: they go with a value
 			// removed or reduced (patient-birthTime repeats the date).
-			if act, ok := rule(typ, root, base, o[base]); ok && (act == Remove || act == YearOnly || act == PatientID ||
+			act, ok := rule(typ, root, base, o[base])
+			_, patientID := d.patientIDOf(base, field, o[base])
+			if ok && (act == Remove || act == YearOnly || act == PatientID && patientID ||
 				act == NoPatDispl && d.patientDisplay(o, field)) {
 				delete(o, name)
 				continue
@@ -321,12 +337,8 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 					continue
 				}
 			case PatientID:
-				if s, ok := v.(string); ok {
-					if name == "id" && field == "" {
-						o[name] = d.patientID(s)
-					} else if name == "reference" {
-						o[name] = d.patientReference(s)
-					}
+				if s, ok := d.patientIDOf(name, field, v); ok {
+					o[name] = s
 					continue
 				}
 			case Pseudonym:
@@ -358,6 +370,26 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 func (d *deidentifier) patientDisplay(o map[string]any, field string) bool {
 	_, coded := o["code"]
 	return !coded && pointsToPatient(o, field)
+}
+
+// patientIDOf is what element name, held in an object held under field,
+// becomes when it names a Patient by its id: the resource's own id (the
+// rule's Type makes it a Patient's) or a contained Patient's, or a
+// reference to a Patient. false: it names none.
+func (d *deidentifier) patientIDOf(name, field string, v any) (string, bool) {
+	s, ok := v.(string)
+	switch {
+	case !ok:
+		return "", false
+	case name == "id" && (field == "" || field == "contained"):
+		return d.patientID(s), true
+	case name == "reference" && strings.HasPrefix(s, "#") && d.containedPatients[s[1:]]:
+		return "#" + d.patientID(s[1:]), true
+	case name == "reference":
+		ref := d.patientReference(s)
+		return ref, ref != s
+	}
+	return "", false
 }
 
 // patientReference rewrites a reference to a Patient ("Patient/{id}",

@@ -152,6 +152,10 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`"requisition":{"system":"https://example-gp.nhs.uk/req","value":"REQ-9434765919"},` +
 				`"performer":[{"reference":"https://signpost.example/fhir/Patient/9434765919"},{"reference":"Organization/o1"}]}`,
 			`9434765919`, `"Organization/o1"|"Patient/` + (&deidentifier{key: d.key, owner: "practice-a"}).patientID("9434765919") + `/_history/2"|"https://signpost.example/fhir/Patient/`},
+		{"a contained Patient under its NHS number, and its local reference",
+			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","contained":[{"resourceType":"Patient","id":"9434765919"}],` +
+				`"subject":{"reference":"#9434765919"}}`,
+			`9434765919`, `"reference":"#` + (&deidentifier{key: d.key, owner: "practice-a"}).patientID("9434765919") + `"`},
 		{"a patient's Location: postcode's outward code, no position",
 			`{"resourceType":"Location","id":"loc","name":"Briggate corner","address":{"line":["20 The Headrow"],"city":"Leeds","postalCode":"LS1 6PT"},` +
 				`"position":{"longitude":53.79957987629337,"latitude":-1.5417544014466307}}`,
