@@ -297,18 +297,22 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 		typ, root = rt, true
 	}
 	before := len(o)
-	for name, v := range o {
-		if base, ok := strings.CutPrefix(name, "_"); ok {
-			// A primitive's id and extensions: they go with a value
-			// removed or reduced (patient-birthTime repeats the date).
-			act, ok := rule(typ, root, base, o[base])
-			_, patientID := d.patientIDOf(base, field, o[base])
-			if ok && (act == Remove || act == YearOnly || act == PatientID && patientID ||
-				act == NoPatDispl && d.patientDisplay(o, field)) {
-				delete(o, name)
-				continue
-			}
+	// A primitive's id and extensions go with a value removed or reduced
+	// (patient-birthTime repeats the date of birth), decided before any
+	// value is rewritten.
+	for name := range o {
+		base, ok := strings.CutPrefix(name, "_")
+		if !ok {
+			continue
 		}
+		act, ok := rule(typ, root, base, o[base])
+		_, patientID := d.patientIDOf(base, field, o[base])
+		if ok && (act == Remove || act == YearOnly || act == PatientID && patientID ||
+			act == NoPatDispl && d.patientDisplay(o, field)) {
+			delete(o, name)
+		}
+	}
+	for name, v := range o {
 		act, ok := rule(typ, root, name, v)
 		if ok {
 			switch act {
