@@ -8,7 +8,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
+
+	"github.com/signpost-health/signpost/gateway"
 )
 
 // The de-identified export ($export?_deidentify=true): each resource is
@@ -17,7 +20,9 @@ import (
 //
 // Resource ids are kept: they are Signpost's own ids (UUIDs it assigned, or
 // a client's opaque ids), not patient data, and they keep references
-// between the exported resources intact.
+// between the exported resources intact. A Patient's id is the exception:
+// a GP system chooses it, and may choose the NHS number, so it and every
+// reference to it become one keyed pseudonym.
 
 // PseudonymSystem is the identifier system of every pseudonym.
 const PseudonymSystem = "https://signpost.health/fhir/Id/pseudonym"
@@ -61,14 +66,31 @@ const (
 	YearOnly   Action = "year"       // a date or dateTime reduced to its year
 	OutwardPC  Action = "outward"    // an Address reduced to its postcode's outward code
 	NoPatDispl Action = "no-display" // a Reference's display goes when it points to a Patient
+	PatientID  Action = "patient-id" // a Patient's id, or the id in a reference to a Patient, replaced by a keyed pseudonym
 )
 
-// Rule is one de-identification rule: the element named Element of a
-// resource of type Type ("*": of any resource, at any depth; AnyResource:
-// at the root of any resource; otherwise at the root of that type), and
-// what is done to it.
+// DataType is an R4 data type a rule finds wherever it is held, whatever
+// the element holding it is called: an NHS number in an extension's
+// valueIdentifier is as much an NHS number as in Patient.identifier.
+type DataType string
+
+const (
+	Identifier DataType = "Identifier"
+	Annotation DataType = "Annotation"
+	Address    DataType = "Address"
+)
+
+// Rule is one de-identification rule: the element named Element (or, when
+// Of is set, any element holding that data type) of a resource of type
+// Type ("*": of any resource, at any depth; AnyResource: at the root of any
+// resource; otherwise at the root of that type) but of the types in
+// Except, and what is done to it. A rule that removes or reduces a
+// primitive removes its extensions too (JSON's "_birthDate" beside
+// "birthDate"): they may repeat the value, as patient-birthTime does.
 type Rule struct {
 	Type, Element string
+	Of            DataType
+	Except        []string
 	Action        Action
 	Why           string
 }
@@ -79,35 +101,38 @@ const AnyResource = "(resource)"
 // ODSSystem is the system of ODS organisation codes: public, and kept.
 const ODSSystem = "https://fhir.nhs.uk/Id/ods-organization-code"
 
-// Rules are the de-identification rules, as data. An element not named
-// here is kept as it is (codes, statuses, dates of the referral's life,
-// references by id).
+// Rules are the de-identification rules, as data, the first that matches
+// an element applying. An element not named here is kept as it is (codes,
+// statuses, dates of the referral's life, references by id).
 var Rules = []Rule{
-	{"*", "identifier", Pseudonym, "an Identifier with the NHS number system, anywhere (e.g. ServiceRequest.subject, Task.for)"},
-	{"Patient", "identifier", Pseudonym, "every identifier of a Patient, whatever its system (the original system is not kept)"},
-	{AnyResource, "identifier", Pseudonym, "every identifier of a resource itself (a referral's or a response's business identifier may be a client number built from the person's name or date of birth), but an Organization's ODS code, which is public and says which practice or provider"},
-	{"*", "source", Remove, "who a resource came from: a QuestionnaireResponse's source is the person who answered, usually the patient"},
-	{"Patient", "name", Remove, "names"},
-	{"Patient", "telecom", Remove, "phone numbers, e-mail addresses"},
-	{"Patient", "address", OutwardPC, "only the postcode's outward code is kept (LS1 of LS1 4AP); lines, city and the rest go"},
-	{"Patient", "photo", Remove, "photographs"},
-	{"Patient", "contact", Remove, "next of kin and other contacts, with their names and telecom"},
-	{"Patient", "birthDate", YearOnly, "date of birth reduced to the year"},
-	{"Patient", "deceasedDateTime", YearOnly, "date of death reduced to the year"},
-	{"*", "display", NoPatDispl, "the display of a Reference to a Patient (a name)"},
-	{"*", "text", Remove, "free text: the narrative, CodeableConcept.text (its codes stay), Annotation.text"},
-	{"*", "note", Remove, "free-text notes"},
-	{"*", "comment", Remove, "free-text comments"},
-	{"*", "valueString", Remove, "free-text values (extensions, answers, observations)"},
-	{"*", "valueHumanName", Remove, "a name held in an extension or answer"},
-	{"*", "valueAddress", Remove, "an address held in an extension or answer"},
-	{"*", "valueContactPoint", Remove, "a phone number or e-mail address held in an extension or answer"},
-	{"*", "patientInstruction", Remove, "free-text instructions to the patient"},
-	{"*", "onsetString", Remove, "free-text onset (Condition, AllergyIntolerance)"},
-	{"*", "abatementString", Remove, "free-text abatement (Condition)"},
-	{"Task", "description", Remove, "free-text description of the Task"},
-	{"CarePlan", "description", Remove, "free-text description of the care plan"},
-	{"Consent", "sourceAttachment", Remove, "a scanned or attached consent form"},
+	{Type: "Patient", Element: "identifier", Action: Pseudonym, Why: "every identifier of a Patient, whatever its system (the original system is not kept)"},
+	{Type: AnyResource, Element: "identifier", Action: Pseudonym, Why: "every identifier of a resource itself (a referral's or a response's business identifier may be a client number built from the person's name or date of birth), but an Organization's ODS code, which is public and says which practice or provider"},
+	{Type: "Patient", Element: "id", Action: PatientID, Why: "a Patient's id is the client's choice and may be its NHS number: a pseudonym of its owner and id"},
+	{Type: "*", Element: "reference", Action: PatientID, Why: "a reference to a Patient names it by that id: the same pseudonym, so the journey stays joined up"},
+	{Type: "*", Element: "source", Action: Remove, Why: "who a resource came from: a QuestionnaireResponse's source is the person who answered, usually the patient"},
+	{Type: "Patient", Element: "name", Action: Remove, Why: "names"},
+	{Type: "Patient", Element: "telecom", Action: Remove, Why: "phone numbers, e-mail addresses"},
+	{Type: "Patient", Element: "photo", Action: Remove, Why: "photographs"},
+	{Type: "Patient", Element: "contact", Action: Remove, Why: "next of kin and other contacts, with their names and telecom"},
+	{Type: "Patient", Element: "birthDate", Action: YearOnly, Why: "date of birth reduced to the year (and _birthDate, which may hold the birth time, goes)"},
+	{Type: "Patient", Element: "deceasedDateTime", Action: YearOnly, Why: "date of death reduced to the year"},
+	{Type: "Location", Element: "position", Action: Remove, Why: "a place's exact coordinates: a patient's Location is where they are"},
+	{Type: "*", Element: "display", Action: NoPatDispl, Why: "the display of a Reference to a Patient (a name)"},
+	{Type: "*", Element: "text", Action: Remove, Why: "free text: the narrative, CodeableConcept.text (its codes stay)"},
+	{Type: "*", Element: "comment", Action: Remove, Why: "free-text comments"},
+	{Type: "*", Element: "valueString", Action: Remove, Why: "free-text values (extensions, answers, observations)"},
+	{Type: "*", Element: "valueHumanName", Action: Remove, Why: "a name held in an extension or answer"},
+	{Type: "*", Element: "valueAddress", Action: Remove, Why: "an address held in an extension or answer"},
+	{Type: "*", Element: "valueContactPoint", Action: Remove, Why: "a phone number or e-mail address held in an extension or answer"},
+	{Type: "*", Element: "patientInstruction", Action: Remove, Why: "free-text instructions to the patient"},
+	{Type: "*", Element: "onsetString", Action: Remove, Why: "free-text onset (Condition, AllergyIntolerance)"},
+	{Type: "*", Element: "abatementString", Action: Remove, Why: "free-text abatement (Condition)"},
+	{Type: "Task", Element: "description", Action: Remove, Why: "free-text description of the Task"},
+	{Type: "CarePlan", Element: "description", Action: Remove, Why: "free-text description of the care plan"},
+	{Type: "Consent", Element: "sourceAttachment", Action: Remove, Why: "a scanned or attached consent form"},
+	{Type: "*", Of: Identifier, Action: Pseudonym, Why: "an Identifier anywhere, whatever holds it (valueIdentifier, requisition, a reference's identifier): an NHS number always; every one in a Patient, in a reference to a Patient or as an extension's value"},
+	{Type: "*", Of: Annotation, Action: Remove, Why: "an Annotation anywhere (note, CarePlan.activity.progress, valueAnnotation): free text, and its author may be a relative named"},
+	{Type: "*", Of: Address, Except: []string{"Organization", "HealthcareService"}, Action: OutwardPC, Why: "an address anywhere but an organisation's (Patient.address, a patient's Location): only the postcode's outward code is kept (LS1 of LS1 4AP); lines, city and the rest go"},
 }
 
 // PatientDates says how a de-identified export reduces a patient's dates
@@ -124,6 +149,13 @@ const (
 type deidentifier struct {
 	key   []byte
 	dates PatientDates
+	// owner is the client whose resource is being rewritten: its
+	// references to Patients name that client's Patients (Patient ids are
+	// each client's own, gateway.PatientKey).
+	owner string
+	// containedPatients are the ids of the Patients contained in it:
+	// "#{id}" references them, and is rewritten with them.
+	containedPatients map[string]bool
 }
 
 // pseudonym is HMAC-SHA256(key, system "|" value) in lower-case base32 (no
@@ -137,39 +169,151 @@ func (d *deidentifier) pseudonym(system, value string) string {
 	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(m.Sum(nil)))
 }
 
-// resource de-identifies one resource's JSON.
-func (d *deidentifier) resource(body []byte) ([]byte, error) {
+// patientIDScope is the "system" a Patient id's pseudonym is made under:
+// not a URI, so it is never an identifier's.
+const patientIDScope = "Patient"
+
+// patientID is the pseudonym a Patient's id becomes: of its owner and id
+// (two practices' Patient/1 are two people), 52 letters and digits, a
+// valid FHIR id.
+func (d *deidentifier) patientID(id string) string {
+	return d.pseudonym(patientIDScope, gateway.PatientKey(d.owner, id))
+}
+
+// resource de-identifies one resource's JSON, stored for owner.
+func (d *deidentifier) resource(body []byte, owner string) ([]byte, error) {
 	var r map[string]any
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber() // numbers written as they were stored
 	if err := dec.Decode(&r); err != nil {
 		return nil, err
 	}
-	d.object(r, "", true, "")
+	w := *d
+	w.owner, w.containedPatients = owner, nil
+	contained, _ := r["contained"].([]any)
+	for _, c := range contained {
+		if c, _ := c.(map[string]any); c["resourceType"] == gateway.TypePatient {
+			if id, ok := c["id"].(string); ok {
+				if w.containedPatients == nil {
+					w.containedPatients = map[string]bool{}
+				}
+				w.containedPatients[id] = true
+			}
+		}
+	}
+	w.object(r, "", true, "")
 	return json.Marshal(r)
 }
 
-// rule returns the action for element name of an object of a resource of
-// type typ, root saying whether the object is the resource itself.
-func rule(typ string, root bool, name string) (Action, bool) {
+// rule returns the action for element name, holding v, of an object of a
+// resource of type typ, root saying whether the object is the resource
+// itself.
+func rule(typ string, root bool, name string, v any) (Action, bool) {
 	for _, r := range Rules {
-		if r.Element == name && (r.Type == "*" || (root && (r.Type == typ || r.Type == AnyResource))) {
+		if slices.Contains(r.Except, typ) || !(r.Type == "*" || (root && (r.Type == typ || r.Type == AnyResource))) {
+			continue
+		}
+		if r.Of == "" && r.Element == name || r.Of != "" && holds(r.Of, name, v) {
 			return r.Action, true
 		}
 	}
 	return "", false
 }
 
+// holds reports whether element name, holding v, is of data type t: by
+// the names R4 gives elements of that type, or else by the value's shape
+// (an extension's value, a profile's element, are found either way).
+func holds(t DataType, name string, v any) bool {
+	first := v
+	if list, ok := v.([]any); ok && len(list) > 0 {
+		first = list[0]
+	}
+	m, _ := first.(map[string]any)
+	if m == nil {
+		return false
+	}
+	switch t {
+	case Identifier:
+		return name == "identifier" || strings.HasSuffix(name, "Identifier") || name == "requisition" || identifierShaped(m)
+	case Annotation:
+		return name == "note" || name == "progress" || strings.HasSuffix(name, "Annotation") || annotationShaped(m)
+	case Address:
+		return name == "address" || strings.HasSuffix(name, "Address") || addressShaped(m)
+	}
+	return false
+}
+
+// contactPointSystems are ContactPoint.system's codes: a ContactPoint has
+// system and value as an Identifier has, but its system is one of these,
+// never a URI.
+var contactPointSystems = map[string]bool{"phone": true, "fax": true, "email": true, "pager": true, "url": true, "sms": true, "other": true}
+
+// identifierShaped: a system and a string value, and no code (a Coding
+// has system and code, a Quantity a numeric value).
+func identifierShaped(m map[string]any) bool {
+	system, _ := m["system"].(string)
+	_, value := m["value"].(string)
+	_, code := m["code"]
+	return system != "" && value && !code && !contactPointSystems[system]
+}
+
+// onlyMembers reports whether every member of m is one of names.
+func onlyMembers(m map[string]any, names ...string) bool {
+	for k := range m {
+		if !slices.Contains(names, strings.TrimPrefix(k, "_")) {
+			return false
+		}
+	}
+	return true
+}
+
+// annotationShaped: text with an author or a time, and nothing an
+// Annotation does not have (a CodeableConcept of text only is no
+// Annotation, and keeps its codes elsewhere).
+func annotationShaped(m map[string]any) bool {
+	_, author1 := m["authorString"]
+	_, author2 := m["authorReference"]
+	_, time := m["time"]
+	return (author1 || author2 || time) && onlyMembers(m, "id", "extension", "authorString", "authorReference", "time", "text")
+}
+
+// addressShaped: a line, city, district or postcode, and nothing an
+// Address does not have.
+func addressShaped(m map[string]any) bool {
+	_, line := m["line"]
+	_, city := m["city"]
+	_, district := m["district"]
+	_, pc := m["postalCode"]
+	return (line || city || district || pc) &&
+		onlyMembers(m, "id", "extension", "use", "type", "text", "line", "city", "district", "state", "postalCode", "country", "period")
+}
+
 // object rewrites o in place. typ is the resource o belongs to; field is
-// the name o is held under (to tell a Reference's target).
+// the name o is held under (to tell a Reference's target), "" for the
+// resource exported itself.
 func (d *deidentifier) object(o map[string]any, typ string, root bool, field string) {
 	if rt, ok := o["resourceType"].(string); ok {
 		// A resource, or a contained one: its own rules.
 		typ, root = rt, true
 	}
 	before := len(o)
+	// A primitive's id and extensions go with a value removed or reduced
+	// (patient-birthTime repeats the date of birth), decided before any
+	// value is rewritten.
+	for name := range o {
+		base, ok := strings.CutPrefix(name, "_")
+		if !ok {
+			continue
+		}
+		act, ok := rule(typ, root, base, o[base])
+		_, patientID := d.patientIDOf(base, field, o[base])
+		if ok && (act == Remove || act == YearOnly || act == PatientID && patientID ||
+			act == NoPatDispl && d.patientDisplay(o, field)) {
+			delete(o, name)
+		}
+	}
 	for name, v := range o {
-		act, ok := rule(typ, root, name)
+		act, ok := rule(typ, root, name, v)
 		if ok {
 			switch act {
 			case Remove:
@@ -192,16 +336,25 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 				}
 				continue
 			case NoPatDispl:
-				if _, coded := o["code"]; !coded && pointsToPatient(o, field) {
+				if d.patientDisplay(o, field) {
 					delete(o, name)
 					continue
 				}
+			case PatientID:
+				if s, ok := d.patientIDOf(name, field, v); ok {
+					o[name] = s
+					continue
+				}
 			case Pseudonym:
-				// A resource's own identifiers all (AnyResource), and the
-				// identifier of a Reference to a Patient, which names the
-				// patient; elsewhere NHS numbers.
-				all := root || (isReference(o) && pointsToPatient(o, field))
-				o[name] = d.identifiers(v, all, root && typ == "Organization")
+				// A resource's own identifiers all (AnyResource), a
+				// Patient's, the identifier of a Reference to a Patient,
+				// which names the patient, and one an extension holds,
+				// which may be anything; elsewhere NHS numbers. An
+				// Organization's ODS code is public, and kept wherever it
+				// is.
+				all := root || typ == gateway.TypePatient || (isReference(o) && pointsToPatient(o, field)) ||
+					field == "extension" || field == "modifierExtension"
+				o[name] = d.identifiers(v, all, !root || typ == gateway.TypeOrganization)
 				continue
 			}
 		}
@@ -214,6 +367,52 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 		// requires is still there.
 		o["extension"] = []any{map[string]any{"url": dataAbsentReason, "valueCode": "masked"}}
 	}
+}
+
+// patientDisplay reports whether o's display names a patient: o is a
+// Reference (not a Coding) to a Patient.
+func (d *deidentifier) patientDisplay(o map[string]any, field string) bool {
+	_, coded := o["code"]
+	return !coded && pointsToPatient(o, field)
+}
+
+// patientIDOf is what element name, held in an object held under field,
+// becomes when it names a Patient by its id: the resource's own id (the
+// rule's Type makes it a Patient's) or a contained Patient's, or a
+// reference to a Patient. false: it names none.
+func (d *deidentifier) patientIDOf(name, field string, v any) (string, bool) {
+	s, ok := v.(string)
+	switch {
+	case !ok:
+		return "", false
+	case name == "id" && (field == "" || field == "contained"):
+		return d.patientID(s), true
+	case name == "reference" && strings.HasPrefix(s, "#") && d.containedPatients[s[1:]]:
+		return "#" + d.patientID(s[1:]), true
+	case name == "reference":
+		ref := d.patientReference(s)
+		return ref, ref != s
+	}
+	return "", false
+}
+
+// patientReference rewrites a reference to a Patient ("Patient/{id}",
+// with a base or a version or neither) to name the Patient's pseudonym;
+// any other reference is kept.
+func (d *deidentifier) patientReference(ref string) string {
+	i := strings.LastIndex(ref, "Patient/")
+	if h := strings.Index(ref, "/_history/"); h >= 0 {
+		i = strings.LastIndex(ref[:h], "Patient/")
+	}
+	if i < 0 || (i > 0 && ref[i-1] != '/') {
+		return ref
+	}
+	start := i + len("Patient/")
+	end := start + strings.IndexByte(ref[start:]+"/", '/')
+	if end == start {
+		return ref
+	}
+	return ref[:start] + d.patientID(ref[start:end]) + ref[end:]
 }
 
 // dataAbsentReason is the R4 extension saying why an element has no value.
@@ -283,22 +482,35 @@ func pointsToPatient(o map[string]any, field string) bool {
 	return patientFields[field]
 }
 
-// outwardAddresses keeps of each Address only the outward code of its
-// postcode; an Address without a postcode goes. nil: none left.
-func outwardAddresses(v any) []any {
-	list, ok := v.([]any)
-	if !ok {
-		return nil
-	}
-	var out []any
-	for _, e := range list {
+// outwardAddresses keeps of an Address, or of each of a list, only the
+// outward code of its postcode; an Address without a postcode goes. nil:
+// none left.
+func outwardAddresses(v any) any {
+	outward := func(e any) map[string]any {
 		a, _ := e.(map[string]any)
 		pc, _ := a["postalCode"].(string)
-		if outward := outwardCode(pc); outward != "" {
-			out = append(out, map[string]any{"postalCode": outward})
+		if code := outwardCode(pc); code != "" {
+			return map[string]any{"postalCode": code}
+		}
+		return nil
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		if a := outward(x); a != nil {
+			return a
+		}
+	case []any:
+		var out []any
+		for _, e := range x {
+			if a := outward(e); a != nil {
+				out = append(out, a)
+			}
+		}
+		if out != nil {
+			return out
 		}
 	}
-	return out
+	return nil
 }
 
 // outwardCode is a UK postcode's outward code: all but its last three

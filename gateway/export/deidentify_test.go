@@ -52,7 +52,7 @@ func TestDeidentifyRules(t *testing.T) {
 		`"performer":[{"reference":"Organization/o1","display":"Walking for Health"}],` +
 		`"reasonCode":[{"coding":[{"system":"http://snomed.info/sct","code":"1","display":"Lonely"}],"text":"Synthetica is lonely"},{"text":"only text"}],` +
 		`"code":{"coding":[{"system":"http://snomed.info/sct","code":"390893007"}]}}`
-	out, err := d.resource([]byte(in))
+	out, err := d.resource([]byte(in), "practice-a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestDeidentifyRules(t *testing.T) {
 	}
 	// A deployment that keeps no year: the dates go, and it is still R4.
 	d.dates = DatesRemove
-	noDates, err := d.resource([]byte(in))
+	noDates, err := d.resource([]byte(in), "practice-a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,11 +106,11 @@ func TestDeidentifyResourceIdentifiersAndSource(t *testing.T) {
 			`"identifier":{"system":"https://walking.example/client","value":"SYNTH-ANNA-1961"},` +
 			`"source":{"display":"Anna Synthetic, 1 Test Street"},"subject":{"reference":"Patient/p"},` +
 			`"extension":[{"url":"https://example.org/n","valueHumanName":{"family":"Synthetic"}},{"url":"https://example.org/a","valueAddress":{"line":["2 Test Road"]}},` +
-			`{"url":"https://example.org/t","valueContactPoint":{"system":"phone","value":"07700 900123"}}]}`, `SYNTH-ANNA|Test Street|"source"|Synthetic|Test Road|900123`, `"reference":"Patient/p"`},
+			`{"url":"https://example.org/t","valueContactPoint":{"system":"phone","value":"07700 900123"}}]}`, `SYNTH-ANNA|Test Street|"source"|Synthetic|Test Road|900123|Patient/p"`, `"subject":{"reference":"Patient/`},
 		{`{"resourceType":"Practitioner","id":"pr","identifier":[{"system":"https://fhir.hl7.org.uk/Id/gmc-number","value":"G1234567"}]}`, "G1234567", PseudonymSystem},
 		{`{"resourceType":"Organization","id":"o","identifier":[{"system":"` + ODSSystem + `","value":"Y12345"},{"system":"https://example.org/local","value":"LOCAL-1"}]}`, "LOCAL-1", `"Y12345"`},
 	} {
-		out, err := d.resource([]byte(c.in))
+		out, err := d.resource([]byte(c.in), "practice-a")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,5 +125,79 @@ func TestDeidentifyResourceIdentifiersAndSource(t *testing.T) {
 		if v := structure.Validate(out); !v.Valid() {
 			t.Errorf("not valid R4: %+v\n%s", v.Issues, out)
 		}
+	}
+}
+
+// Rules follow the data, not the element's name: a primitive's extensions
+// go with it, an Identifier, Annotation or Address is found wherever it is
+// held, and a Patient's id (which a client may have made its NHS number) is
+// a pseudonym everywhere it is named.
+func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
+	t.Parallel()
+	d := &deidentifier{key: []byte(strings.Repeat("s", 32))}
+	for _, c := range []struct {
+		name, in, gone, kept string
+	}{
+		{"birth time beside birthDate; an NHS number as an extension's value",
+			`{"resourceType":"Patient","id":"pat-1","birthDate":"1961-07-14",` +
+				`"_birthDate":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/patient-birthTime","valueDateTime":"1961-07-14T08:15:00+01:00"}]},` +
+				`"extension":[{"url":"https://example-gp.nhs.uk/fhir/StructureDefinition/previous-nhs-number","valueIdentifier":{"system":"` + NHSNumberSystem + `","value":"9000000009"}},` +
+				`{"url":"https://example.org/mrn","valueIdentifier":{"system":"https://example.org/mrn","value":"MRN-77"}}],` +
+				`"generalPractitioner":[{"identifier":{"system":"` + ODSSystem + `","value":"Y12345"}}]}`,
+			`07-14|08:15|9000000009|MRN-77|"pat-1"|_birthDate`, `"birthDate":"1961"|"Y12345"|` + PseudonymSystem},
+		{"an NHS number used as the Patient's id, and references to it",
+			`{"resourceType":"Patient","id":"9434765919","active":true}`, `9434765919`, `"id":"` + (&deidentifier{key: d.key, owner: "practice-a"}).patientID("9434765919") + `"`},
+		{"references to the Patient: relative, versioned, absolute; others kept",
+			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","subject":{"reference":"Patient/9434765919/_history/2"},` +
+				`"requisition":{"system":"https://example-gp.nhs.uk/req","value":"REQ-9434765919"},` +
+				`"performer":[{"reference":"https://signpost.example/fhir/Patient/9434765919"},{"reference":"Organization/o1"}]}`,
+			`9434765919`, `"Organization/o1"|"Patient/` + (&deidentifier{key: d.key, owner: "practice-a"}).patientID("9434765919") + `/_history/2"|"https://signpost.example/fhir/Patient/`},
+		{"a contained Patient under its NHS number, and its local reference",
+			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","contained":[{"resourceType":"Patient","id":"9434765919"}],` +
+				`"subject":{"reference":"#9434765919"}}`,
+			`9434765919`, `"reference":"#` + (&deidentifier{key: d.key, owner: "practice-a"}).patientID("9434765919") + `"`},
+		{"a patient's Location: postcode's outward code, no position",
+			`{"resourceType":"Location","id":"loc","name":"Briggate corner","address":{"line":["20 The Headrow"],"city":"Leeds","postalCode":"LS1 6PT"},` +
+				`"position":{"longitude":53.79957987629337,"latitude":-1.5417544014466307}}`,
+			`Headrow|6PT|53.799|1.5417|Leeds|position`, `"address":{"postalCode":"LS1"}`},
+		{"an organisation's address is public",
+			`{"resourceType":"Organization","id":"o","address":[{"line":["1 Provider Street"],"postalCode":"LS2 7EW"}]}`,
+			`"_none_"`, `1 Provider Street`},
+		{"an Annotation outside note goes whole",
+			`{"resourceType":"CarePlan","id":"cp","status":"active","intent":"plan","subject":{"reference":"Patient/p"},` +
+				`"activity":[{"outcomeCodeableConcept":[{"coding":[{"system":"https://example.org/c","code":"x"}]}],` +
+				`"progress":[{"authorString":"Sam Jones (daughter)","time":"2021-11-26T15:00:00+00:00","text":"Feeling better"}]}],` +
+				`"extension":[{"url":"https://example.org/a","valueAnnotation":{"authorString":"Sam Jones","text":"Called"}}]}`,
+			`Sam Jones|Feeling|Called|progress|valueAnnotation`, `"code":"x"`},
+	} {
+		out, err := d.resource([]byte(c.in), "practice-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, gone := range strings.Split(c.gone, "|") {
+			if strings.Contains(string(out), gone) {
+				t.Errorf("%s: %q kept: %s", c.name, gone, out)
+			}
+		}
+		for _, kept := range strings.Split(c.kept, "|") {
+			if !strings.Contains(string(out), kept) {
+				t.Errorf("%s: %s lost: %s", c.name, kept, out)
+			}
+		}
+		if v := structure.Validate(out); !v.Valid() {
+			t.Errorf("%s: not valid R4: %+v\n%s", c.name, v.Issues, out)
+		}
+	}
+	// A Patient's id pseudonym is its owner's: another practice's
+	// Patient/1 is another person.
+	a, b := &deidentifier{key: d.key, owner: "practice-a"}, &deidentifier{key: d.key, owner: "practice-b"}
+	if a.patientID("1") == b.patientID("1") || a.patientID("1") != a.patientReference("Patient/1")[len("Patient/"):] {
+		t.Error("Patient id pseudonyms are not of owner and id, or references do not match them")
+	}
+	// With dates removed, the birth time goes with the date.
+	d.dates = DatesRemove
+	out, _ := d.resource([]byte(`{"resourceType":"Patient","birthDate":"1961-07-14","_birthDate":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/patient-birthTime","valueDateTime":"1961-07-14T08:15:00+01:00"}]}}`), "practice-a")
+	if strings.Contains(string(out), "1961") {
+		t.Errorf("birth_date remove kept the birth time: %s", out)
 	}
 }

@@ -17,6 +17,7 @@
 // sweep run lazily at each kick-off and status request (there is no
 // worker for it yet).
 //
-// It imports the domain (gateway) and the standard library only; it knows
-// nothing of HTTP or Redis.
+// It imports the domain (gateway), the fhir packages (structure checks each
+// de-identified line) and the standard library only; it knows nothing of
+// HTTP or Redis.
 package export

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/fhir"
+	"github.com/signpost-health/signpost/fhir/structure"
 	"github.com/signpost-health/signpost/gateway"
 )
 
@@ -505,9 +506,17 @@ func (s *Service) writeType(ctx context.Context, j *Job, typ string, w *bufio.Wr
 			// client may send it) is compacted, which changes no value.
 			body := r.Body
 			if deid != nil {
-				// Re-encoded compactly: no line break survives.
-				if body, err = deid.resource(body); err != nil {
-					return fmt.Errorf("de-identifying %s/%s: %w", typ, r.ID, err)
+				// Re-encoded compactly: no line break survives. The
+				// resource is named by its place in the file, never its id
+				// (a Patient's may be its NHS number).
+				if body, err = deid.resource(body, r.Owner); err != nil {
+					return fmt.Errorf("de-identifying %s number %d: %w", typ, *count+1, err)
+				}
+				// Every line is valid R4, as the README promises: a rule
+				// that left one invalid fails the export rather than
+				// hand an evaluator a line its tools refuse.
+				if v := structure.Validate(body); !v.Valid() {
+					return fmt.Errorf("de-identified %s number %d is not valid R4: %s", typ, *count+1, issueExpressions(v.Issues))
 				}
 			} else if bytes.ContainsAny(body, "\r\n") {
 				line.Reset()
@@ -533,6 +542,15 @@ func (s *Service) writeType(ctx context.Context, j *Job, typ string, w *bufio.Wr
 		last := ks.Positions[len(ks.Positions)-1]
 		ks = &gateway.Keyset{Snapshot: j.TransactionTime, After: &last}
 	}
+}
+
+// issueExpressions lists where the issues are (element paths, never values).
+func issueExpressions(issues []fhir.Issue) string {
+	var where []string
+	for _, is := range issues {
+		where = append(where, strings.Join(is.Expression, ","))
+	}
+	return strings.Join(where, "; ")
 }
 
 // randomName is n random bytes in hex: job ids and file names nobody can guess.

@@ -1,10 +1,13 @@
 package export
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -164,5 +167,43 @@ func TestOnlyOperatorsExport(t *testing.T) {
 	}
 	if got, err := CheckTypes([]string{"Task, Task", "Patient"}); err != nil || len(got) != 2 {
 		t.Errorf("CheckTypes = %v %v", got, err)
+	}
+}
+
+// A de-identified line that is not valid R4 is never written: the export
+// fails, leaves no file, and says which resource by its place in the file,
+// never by its id (a Patient's may be its NHS number).
+func TestDeidentifiedExportFailsOnInvalidLine(t *testing.T) {
+	t.Parallel()
+	store := redisstore.New(redistest.Start(t).Client(), "signpost")
+	clk := &clock{t: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+	core := gateway.NewCore(gateway.Options{Store: store, Now: clk.now, FHIRBase: "http://signpost.test/fhir"})
+	var logs bytes.Buffer
+	dir := t.TempDir()
+	s := New(core, Options{Jobs: store, Dir: dir, Keep: time.Hour, PseudonymKey: []byte(strings.Repeat("s", 32)),
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	t.Cleanup(s.Stop)
+	ctx := context.Background()
+	// Stored before intake checked dates: reduced to its "year", "not-",
+	// it is no R4 date.
+	body := `{"resourceType":"Patient","id":"9434765919","birthDate":"not-a-date"}`
+	p := &gateway.Resource{Type: gateway.TypePatient, ID: "9434765919", Version: 1, LastUpdated: clk.now(), Owner: "practice-a", Body: []byte(body)}
+	if _, err := core.Store.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{{Resource: p}}}); err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.Start(ctx, operator, Request{Types: []string{gateway.TypePatient}, Deidentify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Wait()
+	j, err := s.Status(ctx, operator, id)
+	if err != nil || j.Status != StatusFailed || len(j.Output) != 0 {
+		t.Fatalf("an export with an invalid de-identified line: %+v %v", j, err)
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+		t.Errorf("the export left %d entries (%v)", len(entries), err)
+	}
+	if !strings.Contains(logs.String(), "not valid R4") || strings.Contains(logs.String(), "9434765919") {
+		t.Errorf("logs: %s", logs.String())
 	}
 }

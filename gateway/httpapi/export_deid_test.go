@@ -113,7 +113,7 @@ func testDeidentifiedExport(t *testing.T, opts ...func(*options)) {
 		t.Error("the key is in the logs")
 	}
 	p := files["Patient"][0]
-	if p["birthDate"] != "1961" || p["id"] != "pat-deid-1" {
+	if p["birthDate"] != "1961" || p["id"] == "pat-deid-1" || len(p["id"].(string)) != 52 {
 		t.Errorf("birthDate %v, id %v", p["birthDate"], p["id"])
 	}
 	if a, _ := p["address"].([]any); len(a) != 1 || a[0].(map[string]any)["postalCode"] != "LS1" || len(a[0].(map[string]any)) != 1 {
@@ -176,4 +176,102 @@ func TestDeidentifiedExportNeedsAKey(t *testing.T) {
 		t.Errorf("the export directory holds %d entries (%v)", len(entries), err)
 	}
 	e.get("/$export?_deidentify=yes", kickoffHeaders...).must(t, http.StatusBadRequest)
+}
+
+// deidLeaks fails t for each line of each file of an export m that holds
+// one of needles.
+func (e *env) deidLeaks(t *testing.T, m manifest, needles ...string) {
+	t.Helper()
+	if len(m.Output) == 0 {
+		t.Fatal("the export wrote no file")
+	}
+	for _, o := range m.Output {
+		body := e.get(o.URL).must(t, http.StatusOK).body
+		for i, line := range bytes.Split(bytes.TrimSpace(body), []byte("\n")) {
+			for _, n := range needles {
+				if bytes.Contains(line, []byte(n)) {
+					t.Errorf("%s line %d holds %q: %s", o.Type, i+1, n, line)
+				}
+			}
+		}
+	}
+}
+
+// A date cut to its year does not survive in the primitive's extensions
+// (patient-birthTime), and an NHS number is pseudonymised wherever an
+// Identifier holds it, an extension's valueIdentifier included.
+func TestDeidentifiedExportBirthTimeAndValueIdentifier(t *testing.T) {
+	t.Parallel()
+	e := setup(t, func(o *options) { o.pseudonymKey = keyA })
+	patient := `{"resourceType":"Patient","id":"pat-rv-1","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber + `"}],` +
+		`"birthDate":"` + deidBirth + `","_birthDate":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/patient-birthTime","valueDateTime":"` + deidBirth + `T08:15:00+01:00"}]},` +
+		`"extension":[{"url":"https://example-gp.nhs.uk/fhir/StructureDefinition/previous-nhs-number","valueIdentifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhsNumber2 + `"}}]}`
+	e.put("/Patient/pat-rv-1", []byte(patient), as("practice-a")...).must(t, http.StatusCreated)
+	e.post("/ServiceRequest", referralFor("RV-1", "pat-rv-1"), as("practice-a")...).must(t, http.StatusCreated)
+	m, files := e.exportAll(t, "?_deidentify=true&_type=Patient")
+	e.deidLeaks(t, m, deidBirth, nhsNumber2, "08:15")
+	if p := files["Patient"]; len(p) != 1 || p[0]["birthDate"] != "1961" {
+		t.Errorf("Patients: %v", p)
+	}
+}
+
+// A client may make a Patient's id its NHS number: the de-identified
+// export names the Patient by a pseudonym, in the Patient and in every
+// reference to it, the same in every file.
+func TestDeidentifiedExportPatientIDIsPseudonymised(t *testing.T) {
+	t.Parallel()
+	e := setup(t, func(o *options) { o.pseudonymKey = keyA })
+	e.put("/Patient/"+nhsNumber, testPatient(nhsNumber), as("practice-a")...).must(t, http.StatusCreated)
+	e.post("/ServiceRequest", referralFor("ID-NHS", nhsNumber), as("practice-a")...).must(t, http.StatusCreated)
+	m, files := e.exportAll(t, "?_deidentify=true")
+	e.deidLeaks(t, m, nhsNumber)
+	if len(files["Patient"]) != 1 || len(files["ServiceRequest"]) != 1 || len(files["Task"]) != 1 {
+		t.Fatalf("exported %d Patients, %d ServiceRequests, %d Tasks", len(files["Patient"]), len(files["ServiceRequest"]), len(files["Task"]))
+	}
+	ref := "Patient/" + files["Patient"][0]["id"].(string)
+	if got := files["ServiceRequest"][0]["subject"].(map[string]any)["reference"]; got != ref {
+		t.Errorf("ServiceRequest.subject %v, the Patient is %s", got, ref)
+	}
+	if got := files["Task"][0]["for"].(map[string]any)["reference"]; got != ref {
+		t.Errorf("Task.for %v, the Patient is %s", got, ref)
+	}
+	// The same pseudonym export after export, under the same key.
+	_, again := e.exportAll(t, "?_deidentify=true&_type=Patient")
+	if again["Patient"][0]["id"] != files["Patient"][0]["id"] {
+		t.Errorf("Patient id %v, then %v", files["Patient"][0]["id"], again["Patient"][0]["id"])
+	}
+}
+
+// The patient's Location (ServiceRequest.locationReference in the BaRS
+// example) keeps no more of its address than Patient.address does, and no
+// coordinates.
+func TestDeidentifiedExportPatientLocation(t *testing.T) {
+	t.Parallel()
+	e := setup(t, withBaRSService, withWarnNHS, func(o *options) { o.pseudonymKey = keyA })
+	e.post("/$process-message", barsExample(t), callerHeader, "practice-a").must(t, http.StatusOK)
+	m, files := e.exportAll(t, "?_deidentify=true&_type=Location")
+	e.deidLeaks(t, m, "LS1 6PT", "20 The Headrow", "53.79957987629337", "1.5417544014466307")
+	if l := files["Location"]; len(l) != 1 || l[0]["position"] != nil {
+		t.Errorf("Locations: %v", l)
+	} else if a, _ := l[0]["address"].(map[string]any); a["postalCode"] != "LS1" || len(a) != 1 {
+		t.Errorf("Location.address %v: want only the outward code", l[0]["address"])
+	}
+}
+
+// An Annotation held under another name than note (CarePlan.activity.progress)
+// goes whole, author and all, and the line is still valid R4 (exportAll
+// validates each).
+func TestDeidentifiedExportAnnotationOutsideNote(t *testing.T) {
+	t.Parallel()
+	e := setup(t, withBaRSService, withWarnNHS, func(o *options) { o.pseudonymKey = keyA })
+	msg := barsMutant(t, func(_ map[string]any, entries []any) {
+		activity := entryResource(entries, 4)["activity"].([]any)[0].(map[string]any)
+		activity["progress"] = []any{map[string]any{"authorString": "Sam Jones (daughter)", "time": "2021-11-26T16:00:00+00:00", "text": "Says her mother is calmer"}}
+	})
+	e.post("/$process-message", msg, callerHeader, "practice-a").must(t, http.StatusOK)
+	m, files := e.exportAll(t, "?_deidentify=true&_type=CarePlan")
+	e.deidLeaks(t, m, "Sam Jones", "calmer")
+	if len(files["CarePlan"]) != 1 {
+		t.Errorf("CarePlans: %v", files["CarePlan"])
+	}
 }
