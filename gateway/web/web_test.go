@@ -70,6 +70,12 @@ const signInBurst = 4
 
 func setup(t testing.TB, opts ...func(*httpapi.Options)) *env {
 	t.Helper()
+	return setupPages(t, nil, opts...)
+}
+
+// setupPages is setup with the pages' options changed by pages (nil: none).
+func setupPages(t testing.TB, pages func(*web.Options), opts ...func(*httpapi.Options)) *env {
+	t.Helper()
 	r := redistest.Start(t)
 	e := &env{t: t, redis: r, store: redisstore.New(r.Client(), "signpost")}
 	if redistest.SpreadForced() {
@@ -82,13 +88,17 @@ func setup(t testing.TB, opts ...func(*httpapi.Options)) *env {
 	e.svc = usecases.New(gateway.Options{Store: e.store, Providers: providers, StrictNHSNumber: true, FHIRBase: e.srv.URL + "/fhir",
 		Organizations: directory, MeasureRules: []gateway.MeasureRule{{Categories: []string{"*"}, Questionnaires: []string{"ons4", "ucla3"}, At: gateway.MeasurePoints}}})
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	wo := web.Options{Portal: e.svc.Portal, Insights: e.svc.Insights, Accounts: e.store, Auditor: e.store, PublicURL: e.srv.URL,
+		// signInBurst attempts, then one an hour: slow enough that no
+		// test, however loaded the machine, sees one come back.
+		Limiter: e.store.Limiter(1.0/3600, signInBurst), Logger: quiet, Now: func() time.Time { return time.UnixMilli(e.clock.Load()) }}
+	if pages != nil {
+		pages(&wo)
+	}
 	o := httpapi.Options{
 		UseCases: e.svc, PublicURL: e.srv.URL, Auditor: e.store, Logger: quiet,
 		Caller: func(*http.Request) (gateway.Caller, error) { return practice, nil },
-		Pages: web.New(web.Options{Portal: e.svc.Portal, Insights: e.svc.Insights, Accounts: e.store, Auditor: e.store, PublicURL: e.srv.URL,
-			// signInBurst attempts, then one an hour: slow enough that no
-			// test, however loaded the machine, sees one come back.
-			Limiter: e.store.Limiter(1.0/3600, signInBurst), Logger: quiet, Now: func() time.Time { return time.UnixMilli(e.clock.Load()) }}),
+		Pages:  web.New(wo),
 	}
 	for _, f := range opts {
 		f(&o)
@@ -780,7 +790,7 @@ func TestOutcomesViewCountsTheFunnel(t *testing.T) {
 	step := func(task string, s portal.Step) {
 		t.Helper()
 		s.Version = e.version(task)
-		if _, err := e.svc.Portal.Progress(context.Background(), staff, task, s); err != nil {
+		if _, err := e.svc.Portal.Progress(context.Background(), staff, task, s, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
