@@ -91,15 +91,15 @@ type Pages struct {
 	limiter  Limiter
 	secure   bool   // the public URL is https
 	origin   string // scheme://host of the public URL, for the Origin check
-	cookie   string // the session cookie's name
-	// signInCookie carries the sign-in form's token, on signInPath.
-	signInCookie, signInPath string
-	// deviceCookie marks a browser that has signed in before (on signInPath).
-	deviceCookie string
-	pages        map[string]*template.Template
-	log          *slog.Logger
-	now          func() time.Time
-	mux          *http.ServeMux
+	// sessionCookie carries the session's token, signInCookie the sign-in
+	// form's; deviceCookie marks a browser that has signed in before.
+	sessionCookie cookie
+	signInCookie  cookie
+	deviceCookie  cookie
+	pages         map[string]*template.Template
+	log           *slog.Logger
+	now           func() time.Time
+	mux           *http.ServeMux
 }
 
 // New builds the pages. Every route is listed here.
@@ -115,12 +115,15 @@ func New(o Options) *Pages {
 		p.secure = u.Scheme == "https"
 		p.origin = u.Scheme + "://" + u.Host
 	}
-	p.cookie, p.signInCookie, p.signInPath, p.deviceCookie = "signpost-session", "signpost-sign-in", "/portal/sign-in", "signpost-device"
+	prefix, signInPath := "", "/portal/sign-in"
 	if p.secure {
 		// __Host-: the browser keeps it only if Secure, Path=/ and no
 		// Domain, so no other host or path can plant or read it.
-		p.cookie, p.signInCookie, p.signInPath, p.deviceCookie = "__Host-signpost-session", "__Host-signpost-sign-in", "/", "__Host-signpost-device"
+		prefix, signInPath = "__Host-", "/"
 	}
+	p.sessionCookie = cookie{name: prefix + "signpost-session", path: "/", sameSite: http.SameSiteLaxMode, secure: p.secure}
+	p.signInCookie = cookie{name: prefix + "signpost-sign-in", path: signInPath, sameSite: http.SameSiteStrictMode, secure: p.secure}
+	p.deviceCookie = cookie{name: prefix + "signpost-device", path: signInPath, sameSite: http.SameSiteStrictMode, secure: p.secure}
 	p.pages = parseTemplates()
 
 	m := http.NewServeMux()

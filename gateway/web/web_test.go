@@ -383,7 +383,47 @@ func TestCookiesOnHTTPSAreSecureAndHostOnly(t *testing.T) {
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign-in on https: %d", res.StatusCode)
 	}
-	checkCookie(res, "__Host-signpost-session")
+	session := checkCookie(res, "__Host-signpost-session")
+	// Signing in clears the sign-in form's token, and signing out the
+	// session: a browser ignores a __Host- Set-Cookie without Secure, so
+	// every one, clearing included, must carry it (with HttpOnly and
+	// SameSite, as when it was set).
+	cleared := false
+	for _, c := range res.Cookies() {
+		cleared = cleared || (c.Name == "__Host-signpost-sign-in" && c.MaxAge < 0)
+	}
+	if !cleared {
+		t.Errorf("sign-in on https does not clear the sign-in form's token: %v", res.Header.Values("Set-Cookie"))
+	}
+	inbox := httptest.NewRequest(http.MethodGet, public+"/portal/referrals", nil)
+	inbox.AddCookie(session)
+	page := serve(inbox)
+	body, _ := io.ReadAll(page.Body)
+	token := csrfField.FindStringSubmatch(string(body))
+	if token == nil {
+		t.Fatalf("the inbox on https has no form token: %d", page.StatusCode)
+	}
+	out := httptest.NewRequest(http.MethodPost, public+"/portal/sign-out", strings.NewReader(url.Values{"csrf": {token[1]}}.Encode()))
+	out.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	out.Header.Set("Origin", public)
+	out.AddCookie(session)
+	signOut := serve(out)
+	if signOut.StatusCode != http.StatusOK {
+		t.Fatalf("sign-out on https: %d", signOut.StatusCode)
+	}
+	for step, r := range map[string]*http.Response{"the sign-in form": form, "signing in": res, "signing out": signOut} {
+		for _, c := range r.Header.Values("Set-Cookie") {
+			if !strings.HasPrefix(c, "__Host-") {
+				t.Errorf("a cookie on https without the __Host- prefix: %s", c)
+				continue
+			}
+			for _, want := range []string{"; Secure", "; HttpOnly", "; SameSite=", "; Path=/"} {
+				if !strings.Contains(c, want) {
+					t.Errorf("%s: Set-Cookie %q lacks %s", step, c, strings.TrimPrefix(want, "; "))
+				}
+			}
+		}
+	}
 }
 
 func TestSignInIsRateLimited(t *testing.T) {
