@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/httpapi"
 	"github.com/signpost-health/signpost/gateway/web"
 )
 
@@ -35,7 +36,9 @@ func (a refusingUpdates) Audit(ctx context.Context, r *gateway.AuditRecord) erro
 func TestAStepIsStoredWithItsAuditRecord(t *testing.T) {
 	t.Parallel()
 	var asked atomic.Int64
-	e := setupPages(t, func(o *web.Options) { o.Auditor = refusingUpdates{o.Auditor, &asked} })
+	e := setupWith(t, func(_ *env, pages *web.Options, _ *httpapi.Options) {
+		pages.Auditor = refusingUpdates{pages.Auditor, &asked}
+	})
 	e.user("walking", "sam@example.org")
 	task := e.refer("AUD-1", "390893007", "Alex Example")
 	b := e.browser()

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -74,6 +75,37 @@ func (p *Pages) signedIn(who role, next func(http.ResponseWriter, *http.Request,
 				p.problem(w, r, s, http.StatusForbidden, "This form is out of date or did not come from Signpost, so it was refused. Go back, reload the page and try again.")
 				return
 			}
+		}
+		next(w, r, s)
+	}
+}
+
+// countedAsProvider wraps a form that changes a referral: it counts
+// against the API allowance of the provider the person works for (the
+// same count as its own system's requests), so staff acting through the
+// pages cannot send more changes, and GP notifications, than the API
+// would take from their provider. Over it nothing is done or audited, as
+// over the API: a flood cannot push older records out of the trail.
+func (p *Pages) countedAsProvider(next func(http.ResponseWriter, *http.Request, *account.WebSession)) func(http.ResponseWriter, *http.Request, *account.WebSession) {
+	return func(w http.ResponseWriter, r *http.Request, s *account.WebSession) {
+		if p.clientLimits == nil {
+			next(w, r, s)
+			return
+		}
+		ok, wait, err := p.clientLimits.AllowClient(r.Context(), p.caller(s).ClientID)
+		if err != nil {
+			p.failed(w, r, s, fmt.Errorf("%w: rate limit: %w", gateway.ErrUnavailable, err))
+			return
+		}
+		if !ok {
+			secs := max(1, int(wait.Seconds()+0.999))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			wait := "a second"
+			if secs > 1 {
+				wait = strconv.Itoa(secs) + " seconds"
+			}
+			p.problem(w, r, s, http.StatusTooManyRequests, "Nothing was changed: your organisation has sent Signpost too many changes in a short time. Wait "+wait+", then go back and send the form again.")
+			return
 		}
 		next(w, r, s)
 	}

@@ -70,11 +70,16 @@ const signInBurst = 4
 
 func setup(t testing.TB, opts ...func(*httpapi.Options)) *env {
 	t.Helper()
-	return setupPages(t, nil, opts...)
+	return setupWith(t, func(_ *env, _ *web.Options, api *httpapi.Options) {
+		for _, f := range opts {
+			f(api)
+		}
+	})
 }
 
-// setupPages is setup with the pages' options changed by pages (nil: none).
-func setupPages(t testing.TB, pages func(*web.Options), opts ...func(*httpapi.Options)) *env {
+// setupWith is setup with the pages' and the API's options changed by
+// change, which may use the env's store.
+func setupWith(t testing.TB, change func(e *env, pages *web.Options, api *httpapi.Options)) *env {
 	t.Helper()
 	r := redistest.Start(t)
 	e := &env{t: t, redis: r, store: redisstore.New(r.Client(), "signpost")}
@@ -92,17 +97,12 @@ func setupPages(t testing.TB, pages func(*web.Options), opts ...func(*httpapi.Op
 		// signInBurst attempts, then one an hour: slow enough that no
 		// test, however loaded the machine, sees one come back.
 		Limiter: e.store.Limiter(1.0/3600, signInBurst), Logger: quiet, Now: func() time.Time { return time.UnixMilli(e.clock.Load()) }}
-	if pages != nil {
-		pages(&wo)
-	}
 	o := httpapi.Options{
 		UseCases: e.svc, PublicURL: e.srv.URL, Auditor: e.store, Logger: quiet,
 		Caller: func(*http.Request) (gateway.Caller, error) { return practice, nil },
-		Pages:  web.New(wo),
 	}
-	for _, f := range opts {
-		f(&o)
-	}
+	change(e, &wo, &o)
+	o.Pages = web.New(wo)
 	mux.Handle("/", httpapi.New(o))
 	return e
 }
