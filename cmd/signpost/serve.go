@@ -86,6 +86,7 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 	if err != nil {
 		return err
 	}
+	perClient := limiter(cfg, store)
 	api := httpapi.New(httpapi.Options{
 		UseCases:       uc,
 		PublicURL:      cfg.PublicURL,
@@ -93,13 +94,13 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 		Auth:           authServer,
 		Metrics:        app.metrics,
 		Traced:         app.traced,
-		Limiter:        limiter(cfg, store),
+		Limiter:        perClient,
 		AddressLimiter: addressLimiter(cfg, store),
 		Auditor:        store,
 		Caller:         localCaller(cfg),
 		Capability:     httpapi.CapabilityInfo{Version: buildVersion(), AuthMode: string(cfg.Auth.Mode)},
 		Pages: web.New(web.Options{Portal: uc.Portal, Insights: uc.Insights, Accounts: store, Auditor: store, PublicURL: cfg.PublicURL, Logger: log,
-			Limiter: store.Limiter(signInRate, signInBurst)}),
+			Limiter: store.Limiter(signInRate, signInBurst), ClientLimits: httpapi.ClientLimits(perClient)}),
 		TrustedProxies: cfg.TrustedProxies,
 		Logger:         log,
 	})

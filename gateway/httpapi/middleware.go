@@ -118,7 +118,7 @@ type Limiter interface {
 // count, so a flood would push older records out); the metrics count it.
 func (a *API) limitByClient(c *gin.Context) {
 	if v, ok := c.Get(callerKey); ok && v.(gateway.Caller).Kind != gateway.CallerOperator {
-		if a.limit(c, a.limiter, "client:"+v.(gateway.Caller).ClientID, "this client"); c.IsAborted() {
+		if a.limit(c, a.limiter, clientLimitKey(v.(gateway.Caller).ClientID), "this client"); c.IsAborted() {
 			c.Set(unauditedKey, true)
 		}
 	}

@@ -5,6 +5,7 @@
 package httpapi
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -170,6 +171,27 @@ func New(o Options) http.Handler {
 	r.GET(exportFileRoute, a.authenticate, a.limitByClient, a.exportFile)
 	return r
 }
+
+// ClientLimits is the per-client rate limit l applies to the API, for the
+// web pages (web.Options.ClientLimits) to count a provider's staff's
+// changes against their provider's allowance: the same key, so the pages
+// and the provider's own system share one allowance. nil when l is.
+func ClientLimits(l Limiter) web.ClientLimiter {
+	if l == nil {
+		return nil
+	}
+	return clientLimits{l}
+}
+
+type clientLimits struct{ Limiter }
+
+func (c clientLimits) AllowClient(ctx context.Context, clientID string) (bool, time.Duration, error) {
+	return c.Allow(ctx, clientLimitKey(clientID))
+}
+
+// clientLimitKey is the rate limit key of a client (a GP system or a
+// provider, by its registered id).
+func clientLimitKey(clientID string) string { return "client:" + clientID }
 
 // LocalClientHeader names, when authentication is off (auth.mode none,
 // loopback only), the configured client or provider a request acts for.

@@ -187,7 +187,7 @@ func TestShareProfileProviderUpdatesWhatItWasShown(t *testing.T) {
 	// The inbox's step, from the cut Task, goes through too.
 	version := gp.json(t)["meta"].(map[string]any)["versionId"].(string)
 	v, _ := strconv.Atoi(version)
-	if _, err := e.svc.Portal.Progress(context.Background(), testCallers["walking"], taskID, portal.Step{Action: portal.ActionContact, Version: v}); err != nil {
+	if _, err := e.svc.Portal.Progress(context.Background(), testCallers["walking"], taskID, portal.Step{Action: portal.ActionContact, Version: v}, nil); err != nil {
 		t.Errorf("the inbox's step on a cut Task: %v", err)
 	}
 	if got := e.get("/Task/"+taskID, a...).must(t, http.StatusOK).body; !strings.Contains(string(got), nhsNumber) {

@@ -105,7 +105,10 @@ var ErrStepInvalid = errors.New("invalid step")
 
 // Progress takes a provider's step on a referral Task: it writes the new
 // version with Update, under the caller's rules and If-Match on step.Version.
-func (s *Service) Progress(ctx context.Context, caller gateway.Caller, taskID string, step Step) (*gateway.Outcome, error) {
+// audit, when given, is the request's audit record, committed with the new
+// version (Outcome.Audited says it was), so no step is stored unaudited;
+// a step refused before or by the commit is the caller's to record.
+func (s *Service) Progress(ctx context.Context, caller gateway.Caller, taskID string, step Step, audit *gateway.AuditIntent) (*gateway.Outcome, error) {
 	if err := CheckStep(step); err != nil {
 		return nil, err
 	}
@@ -142,7 +145,7 @@ func (s *Service) Progress(ctx context.Context, caller gateway.Caller, taskID st
 	// A statusReason left from the status the Task moves on from is dropped
 	// by the update itself (conform.KeepTaskFieldsTrue), as over the API.
 	body := fhir.ReplaceMembers(cur.Body, members)
-	return s.tasks.Update(ctx, caller, gateway.TypeTask, taskID, body, `W/"`+strconv.Itoa(step.Version)+`"`, nil)
+	return s.tasks.Update(ctx, caller, gateway.TypeTask, taskID, body, `W/"`+strconv.Itoa(step.Version)+`"`, audit)
 }
 
 // CheckStep says what is wrong with a step as a person filled it in (an

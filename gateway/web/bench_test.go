@@ -24,7 +24,7 @@ func BenchmarkOutcomesView(b *testing.B) {
 		if i%3 == 0 {
 			for v, s := range []portal.Step{{Action: portal.ActionAccept}, {Action: portal.ActionComplete, Code: "goals-met"}} {
 				s.Version = 1 + v
-				if _, err := e.svc.Portal.Progress(ctx, staff, task, s); err != nil {
+				if _, err := e.svc.Portal.Progress(ctx, staff, task, s, nil); err != nil {
 					b.Fatal(err)
 				}
 			}

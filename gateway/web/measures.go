@@ -92,9 +92,7 @@ func (p *Pages) recordMeasure(w http.ResponseWriter, r *http.Request, s *account
 		values[it.LinkID] = r.PostForm.Get("item." + it.LinkID)
 	}
 	c := p.caller(s)
-	audit := &gateway.AuditIntent{Record: gateway.AuditRecord{Recorded: p.now(), Interaction: "create", Action: "C", Address: clientAddress(r), User: s.Email},
-		StatusCreated: http.StatusSeeOther, StatusOther: http.StatusSeeOther}
-	_, err = p.portal.RecordMeasure(r.Context(), c, id, qid, point, values, audit)
+	_, err = p.portal.RecordMeasure(r.Context(), c, id, qid, point, values, p.auditIntent(r, s, "create", "C", http.StatusSeeOther))
 	var problems portal.MeasureProblems
 	switch {
 	case err == nil:

@@ -39,7 +39,7 @@ func TestOutcomesViewShowsTheChangeInMeasures(t *testing.T) {
 	step := func(task string, s portal.Step) {
 		t.Helper()
 		s.Version = e.version(task)
-		if _, err := e.svc.Portal.Progress(context.Background(), staff, task, s); err != nil {
+		if _, err := e.svc.Portal.Progress(context.Background(), staff, task, s, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -130,7 +130,10 @@ func (p *Pages) act(w http.ResponseWriter, r *http.Request, s *account.WebSessio
 		p.confirm(w, r, s, step)
 		return
 	}
-	_, err = p.portal.Progress(r.Context(), p.caller(s), id, step)
+	// A step stored has its audit record committed with it: appended
+	// after, the record could be lost (a browser gone, Redis refusing the
+	// append) with the step stored and the GP told.
+	out, err := p.portal.Progress(r.Context(), p.caller(s), id, step, p.auditIntent(r, s, "update", "U", http.StatusSeeOther))
 	status := http.StatusSeeOther
 	e := gateway.AsError(err)
 	switch {
@@ -147,8 +150,9 @@ func (p *Pages) act(w http.ResponseWriter, r *http.Request, s *account.WebSessio
 		status = http.StatusInternalServerError
 	}
 	// Every attempt to change a referral is audited, made or refused (a
-	// post at another provider's referral is worth knowing about).
-	if gateway.ValidID(id) {
+	// post at another provider's referral is worth knowing about): one
+	// refused changed nothing, so its record is kept apart.
+	if (out == nil || !out.Audited) && gateway.ValidID(id) {
 		if aerr := p.audit(r, s, "update", "U", status, []string{gateway.TypeTask + "/" + id}, ""); aerr != nil {
 			p.log.WarnContext(r.Context(), "auditing a web action", "error", aerr)
 		}
@@ -225,6 +229,17 @@ func (p *Pages) confirm(w http.ResponseWriter, r *http.Request, s *account.WebSe
 		c.Question, c.Yes = "Record that "+who+" did not attend?", "Yes, they did not attend"
 	}
 	p.render(w, r, http.StatusOK, "confirm", page{Title: "Confirm", Session: s, Referral: d, Confirm: c})
+}
+
+// auditIntent is the audit record of a change a person asks for, for the
+// use case to commit with the change; answered is the status the page
+// answers once it is made. nil when no records are kept.
+func (p *Pages) auditIntent(r *http.Request, s *account.WebSession, interaction, action string, answered int) *gateway.AuditIntent {
+	if p.auditor == nil {
+		return nil
+	}
+	return &gateway.AuditIntent{Record: gateway.AuditRecord{Recorded: p.now(), Interaction: interaction, Action: action, Address: clientAddress(r), User: s.Email},
+		StatusCreated: answered, StatusOther: answered}
 }
 
 // audit keeps the record of what a person saw or did.

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -79,6 +80,37 @@ func (p *Pages) signedIn(who role, next func(http.ResponseWriter, *http.Request,
 	}
 }
 
+// countedAsProvider wraps a form that changes a referral: it counts
+// against the API allowance of the provider the person works for (the
+// same count as its own system's requests), so staff acting through the
+// pages cannot send more changes, and GP notifications, than the API
+// would take from their provider. Over it nothing is done or audited, as
+// over the API: a flood cannot push older records out of the trail.
+func (p *Pages) countedAsProvider(next func(http.ResponseWriter, *http.Request, *account.WebSession)) func(http.ResponseWriter, *http.Request, *account.WebSession) {
+	return func(w http.ResponseWriter, r *http.Request, s *account.WebSession) {
+		if p.clientLimits == nil {
+			next(w, r, s)
+			return
+		}
+		ok, wait, err := p.clientLimits.AllowClient(r.Context(), p.caller(s).ClientID)
+		if err != nil {
+			p.failed(w, r, s, fmt.Errorf("%w: rate limit: %w", gateway.ErrUnavailable, err))
+			return
+		}
+		if !ok {
+			secs := max(1, int(wait.Seconds()+0.999))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			wait := "a second"
+			if secs > 1 {
+				wait = strconv.Itoa(secs) + " seconds"
+			}
+			p.problem(w, r, s, http.StatusTooManyRequests, "Nothing was changed: your organisation has sent Signpost too many changes in a short time. Wait "+wait+", then go back and send the form again.")
+			return
+		}
+		next(w, r, s)
+	}
+}
+
 // maxFormBytes bounds a form post: a note and a few fields.
 const maxFormBytes = 16 << 10
 
@@ -102,7 +134,7 @@ func (p *Pages) sameOrigin(r *http.Request) bool {
 
 // session is the request's live session, or nil.
 func (p *Pages) session(r *http.Request) (*account.WebSession, error) {
-	c, err := r.Cookie(p.cookie)
+	c, err := r.Cookie(p.sessionCookie.name)
 	if err != nil || len(c.Value) != tokenChars {
 		return nil, nil
 	}
@@ -139,7 +171,7 @@ func (p *Pages) signIn(w http.ResponseWriter, r *http.Request) {
 		p.problem(w, r, nil, http.StatusBadRequest, "The form could not be read.")
 		return
 	}
-	c, err := r.Cookie(p.signInCookie)
+	c, err := r.Cookie(p.signInCookie.name)
 	if err != nil || !sameToken(r.PostForm.Get("csrf"), c.Value) {
 		p.showSignIn(w, r, http.StatusForbidden, "", "The sign-in form was out of date. Please try again.")
 		return
@@ -215,13 +247,36 @@ func (p *Pages) signIn(w http.ResponseWriter, r *http.Request) {
 		// a stranger's, nothing worse.
 		deviceToken := newToken()
 		if err := p.accounts.TrustDevice(r.Context(), digest(deviceToken), addr, deviceTrusted); err == nil {
-			http.SetCookie(w, &http.Cookie{Name: p.deviceCookie, Value: deviceToken, Path: p.signInPath, MaxAge: int(deviceTrusted.Seconds()),
-				HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteStrictMode})
+			p.deviceCookie.set(w, deviceToken, deviceTrusted)
 		}
 	}
-	http.SetCookie(w, &http.Cookie{Name: p.cookie, Value: token, Path: "/", HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode})
-	http.SetCookie(w, &http.Cookie{Name: p.signInCookie, Path: p.signInPath, MaxAge: -1})
+	p.sessionCookie.set(w, token, 0)
+	p.signInCookie.clear(w)
 	p.home(w, r, &sess)
+}
+
+// signInFormLife is how long a sign-in form's token lasts.
+const signInFormLife = time.Hour
+
+// cookie is one of the pages' cookies. Every Set-Cookie of it, setting or
+// clearing, carries the same attributes: a browser ignores a __Host-
+// cookie's Set-Cookie without Secure, so a clearing one without it would
+// leave the token in place.
+type cookie struct {
+	name, path string
+	sameSite   http.SameSite
+	secure     bool // https: Secure, and the name __Host- prefixed
+}
+
+// set gives the cookie a value for maxAge (0: until the browser closes).
+func (c cookie) set(w http.ResponseWriter, value string, maxAge time.Duration) {
+	http.SetCookie(w, &http.Cookie{Name: c.name, Value: value, Path: c.path, MaxAge: int(maxAge.Seconds()),
+		HttpOnly: true, Secure: c.secure, SameSite: c.sameSite})
+}
+
+// clear tells the browser to drop the cookie.
+func (c cookie) clear(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: c.name, Path: c.path, MaxAge: -1, HttpOnly: true, Secure: c.secure, SameSite: c.sameSite})
 }
 
 // deviceTrusted is how long a browser that signed in to an account keeps
@@ -231,7 +286,7 @@ const deviceTrusted = 90 * 24 * time.Hour
 // trustedDevice returns the digest of the request's device token when it
 // marks a browser that has signed in to the account before, else "".
 func (p *Pages) trustedDevice(r *http.Request, account string) (string, error) {
-	c, err := r.Cookie(p.deviceCookie)
+	c, err := r.Cookie(p.deviceCookie.name)
 	if err != nil || c.Value == "" {
 		return "", nil
 	}
@@ -244,22 +299,21 @@ func (p *Pages) trustedDevice(r *http.Request, account string) (string, error) {
 }
 
 func (p *Pages) signOut(w http.ResponseWriter, r *http.Request, s *account.WebSession) {
-	if c, err := r.Cookie(p.cookie); err == nil {
+	if c, err := r.Cookie(p.sessionCookie.name); err == nil {
 		if err := p.accounts.EndSession(r.Context(), digest(c.Value), s.Email); err != nil {
 			p.failed(w, r, s, err)
 			return
 		}
 	}
 	p.auditSignIn(r, gateway.InteractionLogout, http.StatusOK, &account.PortalUser{Email: s.Email, ProviderID: s.ProviderID})
-	http.SetCookie(w, &http.Cookie{Name: p.cookie, Path: "/", MaxAge: -1, HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode})
+	p.sessionCookie.clear(w)
 	p.render(w, r, http.StatusOK, "sign-in", page{Title: "Signed out", Message: "You have signed out.", CSRF: p.freshSignInToken(w)})
 }
 
 // freshSignInToken sets the sign-in form's cookie and returns its token.
 func (p *Pages) freshSignInToken(w http.ResponseWriter) string {
 	token := newToken()
-	http.SetCookie(w, &http.Cookie{Name: p.signInCookie, Value: token, Path: p.signInPath, MaxAge: 3600,
-		HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteStrictMode})
+	p.signInCookie.set(w, token, signInFormLife)
 	return token
 }
 

@@ -51,6 +51,12 @@ type Limiter interface {
 	Allow(ctx context.Context, key string) (ok bool, retryAfter time.Duration, err error)
 }
 
+// ClientLimiter is the API's rate limit per client (httpapi.ClientLimits),
+// counted by the client's id.
+type ClientLimiter interface {
+	AllowClient(ctx context.Context, clientID string) (ok bool, retryAfter time.Duration, err error)
+}
+
 // Options configure the pages.
 type Options struct {
 	// Portal is the inbox and the steps staff take; Insights the outcomes report.
@@ -62,6 +68,11 @@ type Options struct {
 	// address and per account, or, from a browser that has signed in to the
 	// account before, per that browser (nil: no limit).
 	Limiter Limiter
+	// ClientLimits is the API's per-client rate limit: every form that
+	// changes a referral counts against the allowance of the provider the
+	// person works for, which its own system's API requests share, so the
+	// pages are no way round it (nil: no limit).
+	ClientLimits ClientLimiter
 	// PublicURL is the externally visible base; https there makes the
 	// session cookie Secure and __Host- prefixed.
 	PublicURL string
@@ -89,22 +100,25 @@ type Pages struct {
 	accounts Accounts
 	auditor  Auditor
 	limiter  Limiter
-	secure   bool   // the public URL is https
-	origin   string // scheme://host of the public URL, for the Origin check
-	cookie   string // the session cookie's name
-	// signInCookie carries the sign-in form's token, on signInPath.
-	signInCookie, signInPath string
-	// deviceCookie marks a browser that has signed in before (on signInPath).
-	deviceCookie string
-	pages        map[string]*template.Template
-	log          *slog.Logger
-	now          func() time.Time
-	mux          *http.ServeMux
+	// clientLimits counts changes against the provider's API allowance.
+	clientLimits ClientLimiter
+	secure       bool   // the public URL is https
+	origin       string // scheme://host of the public URL, for the Origin check
+	// sessionCookie carries the session's token, signInCookie the sign-in
+	// form's; deviceCookie marks a browser that has signed in before.
+	sessionCookie cookie
+	signInCookie  cookie
+	deviceCookie  cookie
+	pages         map[string]*template.Template
+	log           *slog.Logger
+	now           func() time.Time
+	mux           *http.ServeMux
 }
 
 // New builds the pages. Every route is listed here.
 func New(o Options) *Pages {
-	p := &Pages{portal: o.Portal, outcomes: o.Insights, accounts: o.Accounts, auditor: o.Auditor, limiter: o.Limiter, log: o.Logger, now: o.Now}
+	p := &Pages{portal: o.Portal, outcomes: o.Insights, accounts: o.Accounts, auditor: o.Auditor, limiter: o.Limiter, clientLimits: o.ClientLimits,
+		log: o.Logger, now: o.Now}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
@@ -115,12 +129,15 @@ func New(o Options) *Pages {
 		p.secure = u.Scheme == "https"
 		p.origin = u.Scheme + "://" + u.Host
 	}
-	p.cookie, p.signInCookie, p.signInPath, p.deviceCookie = "signpost-session", "signpost-sign-in", "/portal/sign-in", "signpost-device"
+	prefix, signInPath := "", "/portal/sign-in"
 	if p.secure {
 		// __Host-: the browser keeps it only if Secure, Path=/ and no
 		// Domain, so no other host or path can plant or read it.
-		p.cookie, p.signInCookie, p.signInPath, p.deviceCookie = "__Host-signpost-session", "__Host-signpost-sign-in", "/", "__Host-signpost-device"
+		prefix, signInPath = "__Host-", "/"
 	}
+	p.sessionCookie = cookie{name: prefix + "signpost-session", path: "/", sameSite: http.SameSiteLaxMode, secure: p.secure}
+	p.signInCookie = cookie{name: prefix + "signpost-sign-in", path: signInPath, sameSite: http.SameSiteStrictMode, secure: p.secure}
+	p.deviceCookie = cookie{name: prefix + "signpost-device", path: signInPath, sameSite: http.SameSiteStrictMode, secure: p.secure}
 	p.pages = parseTemplates()
 
 	m := http.NewServeMux()
@@ -133,9 +150,9 @@ func New(o Options) *Pages {
 	m.HandleFunc("GET /portal/{$}", p.signedIn(anyone, p.home))
 	m.HandleFunc("GET /portal/referrals", p.signedIn(providerStaff, p.inbox))
 	m.HandleFunc("GET /portal/referrals/{id}", p.signedIn(providerStaff, p.referral))
-	m.HandleFunc("POST /portal/referrals/{id}", p.signedIn(providerStaff, p.act))
+	m.HandleFunc("POST /portal/referrals/{id}", p.signedIn(providerStaff, p.countedAsProvider(p.act)))
 	m.HandleFunc("GET /portal/referrals/{id}/measures/{questionnaire}/{point}", p.signedIn(providerStaff, p.measure))
-	m.HandleFunc("POST /portal/referrals/{id}/measures/{questionnaire}/{point}", p.signedIn(providerStaff, p.recordMeasure))
+	m.HandleFunc("POST /portal/referrals/{id}/measures/{questionnaire}/{point}", p.signedIn(providerStaff, p.countedAsProvider(p.recordMeasure)))
 	m.HandleFunc("GET /insights/{$}", p.signedIn(operators, p.insights))
 	m.HandleFunc("GET /insights/outcomes.csv", p.signedIn(operators, p.insightsCSV))
 	m.HandleFunc("GET /insights/MeasureReport", p.signedIn(operators, p.measureReport))

@@ -70,6 +70,17 @@ const signInBurst = 4
 
 func setup(t testing.TB, opts ...func(*httpapi.Options)) *env {
 	t.Helper()
+	return setupWith(t, func(_ *env, _ *web.Options, api *httpapi.Options) {
+		for _, f := range opts {
+			f(api)
+		}
+	})
+}
+
+// setupWith is setup with the pages' and the API's options changed by
+// change, which may use the env's store.
+func setupWith(t testing.TB, change func(e *env, pages *web.Options, api *httpapi.Options)) *env {
+	t.Helper()
 	r := redistest.Start(t)
 	e := &env{t: t, redis: r, store: redisstore.New(r.Client(), "signpost")}
 	if redistest.SpreadForced() {
@@ -82,17 +93,16 @@ func setup(t testing.TB, opts ...func(*httpapi.Options)) *env {
 	e.svc = usecases.New(gateway.Options{Store: e.store, Providers: providers, StrictNHSNumber: true, FHIRBase: e.srv.URL + "/fhir",
 		Organizations: directory, MeasureRules: []gateway.MeasureRule{{Categories: []string{"*"}, Questionnaires: []string{"ons4", "ucla3"}, At: gateway.MeasurePoints}}})
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	wo := web.Options{Portal: e.svc.Portal, Insights: e.svc.Insights, Accounts: e.store, Auditor: e.store, PublicURL: e.srv.URL,
+		// signInBurst attempts, then one an hour: slow enough that no
+		// test, however loaded the machine, sees one come back.
+		Limiter: e.store.Limiter(1.0/3600, signInBurst), Logger: quiet, Now: func() time.Time { return time.UnixMilli(e.clock.Load()) }}
 	o := httpapi.Options{
 		UseCases: e.svc, PublicURL: e.srv.URL, Auditor: e.store, Logger: quiet,
 		Caller: func(*http.Request) (gateway.Caller, error) { return practice, nil },
-		Pages: web.New(web.Options{Portal: e.svc.Portal, Insights: e.svc.Insights, Accounts: e.store, Auditor: e.store, PublicURL: e.srv.URL,
-			// signInBurst attempts, then one an hour: slow enough that no
-			// test, however loaded the machine, sees one come back.
-			Limiter: e.store.Limiter(1.0/3600, signInBurst), Logger: quiet, Now: func() time.Time { return time.UnixMilli(e.clock.Load()) }}),
 	}
-	for _, f := range opts {
-		f(&o)
-	}
+	change(e, &wo, &o)
+	o.Pages = web.New(wo)
 	mux.Handle("/", httpapi.New(o))
 	return e
 }
@@ -373,7 +383,47 @@ func TestCookiesOnHTTPSAreSecureAndHostOnly(t *testing.T) {
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign-in on https: %d", res.StatusCode)
 	}
-	checkCookie(res, "__Host-signpost-session")
+	session := checkCookie(res, "__Host-signpost-session")
+	// Signing in clears the sign-in form's token, and signing out the
+	// session: a browser ignores a __Host- Set-Cookie without Secure, so
+	// every one, clearing included, must carry it (with HttpOnly and
+	// SameSite, as when it was set).
+	cleared := false
+	for _, c := range res.Cookies() {
+		cleared = cleared || (c.Name == "__Host-signpost-sign-in" && c.MaxAge < 0)
+	}
+	if !cleared {
+		t.Errorf("sign-in on https does not clear the sign-in form's token: %v", res.Header.Values("Set-Cookie"))
+	}
+	inbox := httptest.NewRequest(http.MethodGet, public+"/portal/referrals", nil)
+	inbox.AddCookie(session)
+	page := serve(inbox)
+	body, _ := io.ReadAll(page.Body)
+	token := csrfField.FindStringSubmatch(string(body))
+	if token == nil {
+		t.Fatalf("the inbox on https has no form token: %d", page.StatusCode)
+	}
+	out := httptest.NewRequest(http.MethodPost, public+"/portal/sign-out", strings.NewReader(url.Values{"csrf": {token[1]}}.Encode()))
+	out.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	out.Header.Set("Origin", public)
+	out.AddCookie(session)
+	signOut := serve(out)
+	if signOut.StatusCode != http.StatusOK {
+		t.Fatalf("sign-out on https: %d", signOut.StatusCode)
+	}
+	for step, r := range map[string]*http.Response{"the sign-in form": form, "signing in": res, "signing out": signOut} {
+		for _, c := range r.Header.Values("Set-Cookie") {
+			if !strings.HasPrefix(c, "__Host-") {
+				t.Errorf("a cookie on https without the __Host- prefix: %s", c)
+				continue
+			}
+			for _, want := range []string{"; Secure", "; HttpOnly", "; SameSite=", "; Path=/"} {
+				if !strings.Contains(c, want) {
+					t.Errorf("%s: Set-Cookie %q lacks %s", step, c, strings.TrimPrefix(want, "; "))
+				}
+			}
+		}
+	}
 }
 
 func TestSignInIsRateLimited(t *testing.T) {
@@ -780,7 +830,7 @@ func TestOutcomesViewCountsTheFunnel(t *testing.T) {
 	step := func(task string, s portal.Step) {
 		t.Helper()
 		s.Version = e.version(task)
-		if _, err := e.svc.Portal.Progress(context.Background(), staff, task, s); err != nil {
+		if _, err := e.svc.Portal.Progress(context.Background(), staff, task, s, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
