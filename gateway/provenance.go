@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -111,7 +113,7 @@ func (s *Core) HideProvenances(ctx context.Context, task *Resource, ownerRef str
 
 // maxHideConflicts bounds the steps of HideRemainingProvenances refused
 // because what they read changed (the Task, or a Provenance another step
-// hid first) before it leaves the rest.
+// hid first) before it leaves the rest to the provider's next search.
 const maxHideConflicts = 3
 
 // HideRemainingProvenances hides what a withdrawal's commit left of its
@@ -120,9 +122,12 @@ const maxHideConflicts = 3
 // is still the version read and still withheld (a referral held or
 // withdrawn: every Provenance of a version made since is written hidden
 // already, so the steps come to an end). A Task not withheld, or gone, has
-// nothing to hide. Run after a withdrawal's commit. A Task that keeps
-// changing under it (maxHideConflicts times) is left as it is, with no
-// error: the withdrawal is stored.
+// nothing to hide. Run after a withdrawal's commit, and again by a
+// provider's search that meets a Provenance of a Task it may not see
+// (the process that withdrew it stopped between its steps). A Task that
+// keeps changing under it (maxHideConflicts times) is left as it is, with
+// no error: the withdrawal is stored, and the provider's searches leave
+// out what remains (ProvenancesSeen) and finish it.
 func (s *Core) HideRemainingProvenances(ctx context.Context, taskID string) error {
 	for conflicts := 0; ; {
 		task, view, err := s.ReadTask(ctx, taskID)
@@ -154,4 +159,76 @@ func (s *Core) HideRemainingProvenances(ctx context.Context, taskID string) erro
 			return nil
 		}
 	}
+}
+
+// ProvenancesSeen keeps, of the Provenances a caller's search matched,
+// those whose Task the caller may see (Visible), and names the Tasks of
+// the others. A provider's search is confined to the Provenances indexed
+// under it, and a withdrawal takes them out of that index; this is the
+// check that holds while it has not yet (between its steps), so that
+// whatever the index says, a provider never reads a Provenance of a Task
+// it may not read. One search for each maxTasksChecked Tasks the page
+// names; other callers' searches are confined exactly by their index and
+// pass as they are.
+func (s *Core) ProvenancesSeen(ctx context.Context, c Caller, provs []*Resource) (seen []*Resource, unseenTasks []string, err error) {
+	if c.Kind != CallerProvider || len(provs) == 0 {
+		return provs, nil, nil
+	}
+	var tasks []string
+	named := map[string]bool{}
+	for _, p := range provs {
+		if id := provenanceTask(p); id != "" && !named[id] {
+			named[id] = true
+			tasks = append(tasks, id)
+		}
+	}
+	visible := map[string]bool{}
+	for chunk := range slices.Chunk(tasks, maxTasksChecked) {
+		ids := make([]string, len(chunk))
+		for i, id := range chunk {
+			ids[i] = idTerm(id)
+		}
+		found, _, err := s.Store.Search(ctx, &StoreQuery{Type: TypeTask, Groups: [][]string{ids, SearchScope(c, TypeTask)}, Count: len(chunk)})
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, id := range found {
+			visible[id] = true
+		}
+	}
+	seen = make([]*Resource, 0, len(provs))
+	for _, p := range provs {
+		if visible[provenanceTask(p)] {
+			seen = append(seen, p)
+		}
+	}
+	for _, id := range tasks {
+		if !visible[id] {
+			unseenTasks = append(unseenTasks, id)
+		}
+	}
+	return seen, unseenTasks, nil
+}
+
+// maxTasksChecked bounds the Tasks one search of ProvenancesSeen checks:
+// a page of up to 500 Provenances, each of another Task, is a few.
+const maxTasksChecked = 200
+
+// provenanceTask is the id of the Task a Provenance's target names (a
+// version of it), "" for none.
+func provenanceTask(p *Resource) string {
+	var body struct {
+		Target []struct {
+			Reference string `json:"reference"`
+		} `json:"target"`
+	}
+	if json.Unmarshal(p.Body, &body) != nil || len(body.Target) == 0 {
+		return ""
+	}
+	rest, ok := strings.CutPrefix(body.Target[0].Reference, TypeTask+"/")
+	if !ok {
+		return ""
+	}
+	id, _, _ := strings.Cut(rest, "/")
+	return id
 }

@@ -133,6 +133,50 @@ func TestWithdrawalHidesEveryProvenance(t *testing.T) {
 	}
 }
 
+// A withdrawal whose process stops after its commit, before the steps
+// that hide the rest of its Provenances: the provider's next search finds
+// none (and counts none), and leaves them hidden for good.
+func TestWithdrawalStoppedBetweenStepsHidesOnTheNextSearch(t *testing.T) {
+	t.Parallel()
+	for name, withdraw := range withdrawals {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			h := &commitHook{}
+			e := setup(t, withProviders(consentProviders()), withCommitHook(h))
+			consentID, _, taskID := withdrawnProvenances(t, e, "WD-STOP")
+			w := &provenanceCommits{}
+			h.set(func(c *gateway.Commit) bool {
+				w.watch(c)
+				w.mu.Lock()
+				stop := w.steps > 0
+				w.mu.Unlock()
+				if stop {
+					h.set(nil)
+					panic("the process stops between a withdrawal's steps")
+				}
+				return false
+			})
+			// The request that stopped is answered 500; its commit is stored.
+			withdraw(e, consentID, taskID).must(t, http.StatusInternalServerError)
+			if w.steps == 0 {
+				t.Fatal("the withdrawal took no step after its commit: the test proves nothing")
+			}
+			// The index still has the Provenances of the step that did not run.
+			count := "/Provenance?target=Task/" + taskID + "&_count=0"
+			if n := total(t, e.get(count, callerHeader, "walking").must(t, http.StatusOK)); n == 0 {
+				t.Fatal("the provider's count finds none before its search: the test proves nothing")
+			}
+			res := e.get("/Provenance?target=Task/"+taskID+"&_count=50", callerHeader, "walking").must(t, http.StatusOK)
+			if got, n := len(bundleEntries(t, res, "match")), total(t, res); got != 0 || n != 0 {
+				t.Errorf("the provider's search finds %d Provenances of the withdrawn Task and counts %d", got, n)
+			}
+			// That search finished the withdrawal: the count, which reads
+			// the index alone, finds none either, nor does any search.
+			providerFindsNoProvenance(t, e, taskID)
+		})
+	}
+}
+
 // A Consent withdrawing several referrals at once hides at most 200 of
 // their Provenances in its commit, all of them together; the rest go in
 // the steps after it.

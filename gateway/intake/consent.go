@@ -620,7 +620,10 @@ func (s *Service) planHiddenProvenances(ctx context.Context, pl *plan, task *gat
 
 // hideAfterCommit hides, once a plan's commit is stored, what it left of
 // its withdrawn Tasks' Provenances, before the request is answered (each
-// Task's in steps of its own, gateway.Core.HideRemainingProvenances).
+// Task's in steps of its own, gateway.Core.HideRemainingProvenances). A
+// process stopping before they are done leaves them to the provider's
+// next Provenance search, which never shows them and finishes them
+// (search.Service.Search).
 func (s *Service) hideAfterCommit(ctx context.Context, pl *plan) error {
 	for _, id := range pl.hideAfter {
 		if err := s.HideRemainingProvenances(ctx, id); err != nil {
