@@ -200,3 +200,33 @@ func TestConsentWithdrawingManyReferralsHidesInBoundedCommits(t *testing.T) {
 	providerFindsNoProvenance(t, e, first)
 	providerFindsNoProvenance(t, e, second)
 }
+
+// A held referral's Provenances (of the versions made while it was held)
+// are not the provider's to find, then or once a Consent releases it: it
+// finds those of the release and after.
+func TestProvenancesWrittenWhileHeldStayHiddenOnRelease(t *testing.T) {
+	t.Parallel()
+	e := setup(t, withProviders(consentProviders()))
+	srID := e.post("/ServiceRequest", referral("HELD-PROV", "390893007"), as("practice-a")...).must(t, http.StatusCreated).json(t)["id"].(string)
+	taskID := e.referralTask(t, srID)["id"].(string)
+	for i := range 3 {
+		note := `[{"op":"add","path":"/note","value":[{"text":"patient phoned ` + strconv.Itoa(i+1) + `"}]}]`
+		e.do(http.MethodPatch, "/Task/"+taskID, []byte(note), callerHeader, "practice-a", "Content-Type", "application/json-patch+json").must(t, http.StatusOK)
+	}
+	byGP := "/Provenance?target=Task/" + taskID
+	if n := total(t, e.get(byGP, as("practice-a")...).must(t, http.StatusOK)); n != 3 {
+		t.Fatalf("the GP counts %d Provenances of the held Task, want 3: the test proves nothing", n)
+	}
+	if n := total(t, e.get(byGP, callerHeader, "walking").must(t, http.StatusOK)); n != 0 {
+		t.Errorf("the provider counts %d Provenances of a held referral", n)
+	}
+	e.post("/Consent", consentFor("walking", "active"), as("practice-a")...).must(t, http.StatusCreated)
+	e.get("/Task/"+taskID, callerHeader, "walking").must(t, http.StatusOK)
+	got := bundleEntries(t, e.get(byGP, callerHeader, "walking").must(t, http.StatusOK), "match")
+	if len(got) != 1 {
+		t.Fatalf("the provider finds %d Provenances of the released Task, want the release's alone", len(got))
+	}
+	if target := got[0]["target"].([]any)[0].(map[string]any)["reference"]; target != "Task/"+taskID+"/_history/5" {
+		t.Errorf("the provider finds the Provenance of %v, want the release (version 5)", target)
+	}
+}
