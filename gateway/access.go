@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
-	"strings"
 
 	"github.com/signpost-health/signpost/fhir"
 )
@@ -59,13 +57,10 @@ func (s *Core) Visible(ctx context.Context, c Caller, r *Resource) (bool, error)
 		case TypePatient:
 			return s.providerSeesPatient(ctx, c.ClientID, r)
 		case TypeProvenance:
-			var p struct {
-				Target []struct{ Reference string } `json:"target"`
-			}
-			if json.Unmarshal(r.Body, &p) != nil || len(p.Target) == 0 {
+			task := provenanceTask(r)
+			if task == "" {
 				return false, nil
 			}
-			task, _, _ := strings.Cut(strings.TrimPrefix(p.Target[0].Reference, TypeTask+"/"), "/")
 			via = []string{idTerm(task)}
 		default:
 			if !IsSupporting(r.Type) {

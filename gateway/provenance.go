@@ -3,7 +3,10 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -65,18 +68,27 @@ func provenanceBody(id, at, target string, agent json.RawMessage) []byte {
 // reviseActivity is every Provenance's activity: the Task was revised.
 var reviseActivity = mustJSON(map[string]any{"coding": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "UPDATE", "display": "revise"}}})
 
-// maxHiddenProvenances bounds the Provenances a withdrawal re-indexes: one
-// per version of the Task, far fewer than this.
-const maxHiddenProvenances = 200
+// MaxHiddenProvenances bounds the Provenances one commit re-indexes to
+// hide them from a provider: nothing bounds a Task's versions (a provider
+// adding notes makes one each), so a withdrawal hides up to this many in
+// its own commit and the rest after it, this many a step
+// (HideRemainingProvenances), and no script's work grows with what a
+// client made.
+const MaxHiddenProvenances = 200
 
-// HideProvenances are the writes that take a Task's Provenances out of its
-// provider's sight (a referral withdrawn from it): each indexed again as
-// it is, without the provider's owner term. Their content is unchanged;
-// their version moves on.
-func (s *Core) HideProvenances(ctx context.Context, task *Resource, ownerRef string, now time.Time) ([]Write, error) {
-	ids, _, err := s.Store.Search(ctx, &StoreQuery{Type: TypeProvenance, Groups: [][]string{{TargetTerm(task.Ref())}, {Term("owner", ownerRef)}}, Count: maxHiddenProvenances})
+// HideProvenances are the writes that take up to limit of a Task's
+// Provenances out of its provider's sight (a referral withdrawn from it):
+// each indexed again as it is, without the provider's owner term. Their
+// content is unchanged; their version moves on. more reports that the
+// provider still has others (or, for a limit of 0 or less, may have):
+// they are hidden after the commit (HideRemainingProvenances).
+func (s *Core) HideProvenances(ctx context.Context, task *Resource, ownerRef string, limit int, now time.Time) (writes []Write, more bool, err error) {
+	if limit <= 0 {
+		return nil, true, nil
+	}
+	ids, total, err := s.Store.Search(ctx, &StoreQuery{Type: TypeProvenance, Groups: [][]string{{TargetTerm(task.Ref())}, {Term("owner", ownerRef)}}, Count: limit})
 	if err != nil || len(ids) == 0 {
-		return nil, err
+		return nil, false, err
 	}
 	refs := make([]string, len(ids))
 	for i, id := range ids {
@@ -84,17 +96,139 @@ func (s *Core) HideProvenances(ctx context.Context, task *Resource, ownerRef str
 	}
 	held, err := s.Store.ReadMany(ctx, refs)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	writes := make([]Write, 0, len(held))
+	writes = make([]Write, 0, len(held))
 	for _, p := range held {
 		obj, err := fhir.ParseResource(p.Body, fhir.ParseOptions{})
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		next := &Resource{Type: TypeProvenance, ID: p.ID, Version: p.Version + 1, LastUpdated: now, Owner: p.Owner,
 			Body: obj.WithServerFields(p.ID, strconv.Itoa(p.Version+1), Instant(now))}
 		writes = append(writes, Write{Resource: next, Expect: p.Version, Terms: []string{TargetTerm(task.Ref()), ClientTerm(p.Owner)}})
 	}
-	return writes, nil
+	return writes, total > len(ids), nil
+}
+
+// maxHideConflicts bounds the steps of HideRemainingProvenances refused
+// because what they read changed (the Task, or a Provenance another step
+// hid first) before it leaves the rest to the provider's next search.
+const maxHideConflicts = 3
+
+// HideRemainingProvenances hides what a withdrawal's commit left of its
+// Task's Provenances from the provider it was withdrawn from, in steps of
+// MaxHiddenProvenances, each a commit of its own made only while the Task
+// is still the version read and still withheld (a referral held or
+// withdrawn: every Provenance of a version made since is written hidden
+// already, so the steps come to an end). A Task not withheld, or gone, has
+// nothing to hide. Run after a withdrawal's commit, and again by a
+// provider's search that meets a Provenance of a Task it may not see
+// (the process that withdrew it stopped between its steps). A Task that
+// keeps changing under it (maxHideConflicts times) is left as it is, with
+// no error: the withdrawal is stored, and the provider's searches leave
+// out what remains (ProvenancesSeen) and finish it.
+func (s *Core) HideRemainingProvenances(ctx context.Context, taskID string) error {
+	for conflicts := 0; ; {
+		task, view, err := s.ReadTask(ctx, taskID)
+		if errors.Is(err, ErrNotFound) {
+			return nil // removed (retention), its Provenances with it
+		}
+		if err != nil {
+			return err
+		}
+		if !Withheld(task.Body) || view.Owner == "" {
+			return nil
+		}
+		now := s.Now().UTC().Truncate(time.Millisecond)
+		writes, more, err := s.HideProvenances(ctx, task, view.Owner, MaxHiddenProvenances, now)
+		if err != nil || len(writes) == 0 {
+			return err
+		}
+		res, err := s.Commit(ctx, &Commit{Writes: writes, Unchanged: []ReadVersion{{Type: TypeTask, ID: task.ID, Version: task.Version}}})
+		if err != nil {
+			return err
+		}
+		if !res.OK() {
+			if conflicts++; conflicts == maxHideConflicts {
+				return nil
+			}
+			continue
+		}
+		if !more {
+			return nil
+		}
+	}
+}
+
+// ProvenancesSeen keeps, of the Provenances a caller's search matched,
+// those whose Task the caller may see (Visible), and names the Tasks of
+// the others. A provider's search is confined to the Provenances indexed
+// under it, and a withdrawal takes them out of that index; this is the
+// check that holds while it has not yet (between its steps), so that
+// whatever the index says, a provider never reads a Provenance of a Task
+// it may not read. One search for each maxTasksChecked Tasks the page
+// names; other callers' searches are confined exactly by their index and
+// pass as they are.
+func (s *Core) ProvenancesSeen(ctx context.Context, c Caller, provs []*Resource) (seen []*Resource, unseenTasks []string, err error) {
+	if c.Kind != CallerProvider || len(provs) == 0 {
+		return provs, nil, nil
+	}
+	var tasks []string
+	named := map[string]bool{}
+	for _, p := range provs {
+		if id := provenanceTask(p); id != "" && !named[id] {
+			named[id] = true
+			tasks = append(tasks, id)
+		}
+	}
+	visible := map[string]bool{}
+	for chunk := range slices.Chunk(tasks, maxTasksChecked) {
+		ids := make([]string, len(chunk))
+		for i, id := range chunk {
+			ids[i] = idTerm(id)
+		}
+		found, _, err := s.Store.Search(ctx, &StoreQuery{Type: TypeTask, Groups: [][]string{ids, SearchScope(c, TypeTask)}, Count: len(chunk)})
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, id := range found {
+			visible[id] = true
+		}
+	}
+	seen = make([]*Resource, 0, len(provs))
+	for _, p := range provs {
+		if visible[provenanceTask(p)] {
+			seen = append(seen, p)
+		}
+	}
+	for _, id := range tasks {
+		if !visible[id] {
+			unseenTasks = append(unseenTasks, id)
+		}
+	}
+	return seen, unseenTasks, nil
+}
+
+// maxTasksChecked bounds the Tasks one search of ProvenancesSeen checks:
+// a page of up to 500 Provenances, each of another Task, is a few.
+const maxTasksChecked = 200
+
+// provenanceTask is the id of the Task a Provenance's target names (a
+// version of it), "" for none.
+func provenanceTask(p *Resource) string {
+	var body struct {
+		Target []struct {
+			Reference string `json:"reference"`
+		} `json:"target"`
+	}
+	if json.Unmarshal(p.Body, &body) != nil || len(body.Target) == 0 {
+		return ""
+	}
+	rest, ok := strings.CutPrefix(body.Target[0].Reference, TypeTask+"/")
+	if !ok {
+		return ""
+	}
+	id, _, _ := strings.Cut(rest, "/")
+	return id
 }

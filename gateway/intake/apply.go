@@ -94,6 +94,12 @@ type plan struct {
 	// decided are the resources already in commit.Unchanged (decidedOn),
 	// by "Type/id".
 	decided map[string]bool
+	// hidden counts the Provenances the plan's commit takes out of a
+	// provider's sight (planHiddenProvenances), at most
+	// gateway.MaxHiddenProvenances; hideAfter are the withdrawn Tasks
+	// whose other Provenances are hidden after it (hideAfterCommit).
+	hidden    int
+	hideAfter []string
 }
 
 type pendingRequest struct {
@@ -133,6 +139,9 @@ func (s *Service) apply(ctx context.Context, caller gateway.Caller, reqs []*Requ
 			return nil, err
 		}
 		if res.OK() {
+			if err := s.hideAfterCommit(ctx, pl); err != nil {
+				return nil, &gateway.StoredError{Err: err, Stored: pl.stored()}
+			}
 			if err := s.recheckAfterCommit(ctx, pl); err != nil {
 				// Its change is stored: its audit says so (the record
 				// committed with it, if any, says only that).

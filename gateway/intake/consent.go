@@ -493,6 +493,9 @@ func (s *Service) recheckAfterCommit(ctx context.Context, pl *plan) error {
 				return err
 			}
 			if done = res.OK(); done {
+				if err := s.hideAfterCommit(ctx, again); err != nil {
+					return err
+				}
 				for _, next := range again.recheckAfter {
 					if !followed[next] {
 						followed[next] = true
@@ -592,12 +595,42 @@ func (s *Service) withdraw(ctx context.Context, pl *plan, task *gateway.Resource
 	c := queue.TaskChange(s.Core, &cur, view, members, []gateway.Job{job}, nil)
 	pl.commit.Writes = append(pl.commit.Writes, c.Writes...)
 	pl.commit.Jobs = append(pl.commit.Jobs, c.Jobs...)
-	hidden, err := s.HideProvenances(ctx, task, view.Owner, pl.now)
+	if err := s.planHiddenProvenances(ctx, pl, task, view.Owner); err != nil {
+		return err
+	}
+	return s.indexUnderProvider(ctx, pl, sr, p, false)
+}
+
+// planHiddenProvenances takes a withdrawn Task's Provenances out of its
+// provider's sight: in the plan's commit as many as its share of
+// gateway.MaxHiddenProvenances leaves room for (a Consent may withdraw
+// many referrals at once), the rest after it (hideAfterCommit).
+func (s *Service) planHiddenProvenances(ctx context.Context, pl *plan, task *gateway.Resource, ownerRef string) error {
+	hidden, more, err := s.HideProvenances(ctx, task, ownerRef, gateway.MaxHiddenProvenances-pl.hidden, pl.now)
 	if err != nil {
 		return err
 	}
+	pl.hidden += len(hidden)
 	pl.commit.Writes = append(pl.commit.Writes, hidden...)
-	return s.indexUnderProvider(ctx, pl, sr, p, false)
+	if more && !slices.Contains(pl.hideAfter, task.ID) {
+		pl.hideAfter = append(pl.hideAfter, task.ID)
+	}
+	return nil
+}
+
+// hideAfterCommit hides, once a plan's commit is stored, what it left of
+// its withdrawn Tasks' Provenances, before the request is answered (each
+// Task's in steps of its own, gateway.Core.HideRemainingProvenances). A
+// process stopping before they are done leaves them to the provider's
+// next Provenance search, which never shows them and finishes them
+// (search.Service.Search).
+func (s *Service) hideAfterCommit(ctx context.Context, pl *plan) error {
+	for _, id := range pl.hideAfter {
+		if err := s.HideRemainingProvenances(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // indexUnderProvider makes a referral's ServiceRequest found (or no longer
@@ -900,11 +933,9 @@ func (s *Service) planWithdrawal(ctx context.Context, pl *plan, task models.Task
 	rt := &gateway.Routing{Category: categoryOfTask(task), Provider: p}
 	pl.commit.Jobs = append(pl.commit.Jobs, queue.DeliveryJob(queue.EventWithdrawn, taskID, srID, rt, pl.now))
 	if cur := pl.write(gateway.TypeTask, taskID); cur != nil {
-		hidden, err := s.HideProvenances(ctx, cur.Resource, gateway.RefOf(task.Owner), pl.now)
-		if err != nil {
+		if err := s.planHiddenProvenances(ctx, pl, cur.Resource, gateway.RefOf(task.Owner)); err != nil {
 			return err
 		}
-		pl.commit.Writes = append(pl.commit.Writes, hidden...)
 	}
 	return s.indexUnderProvider(ctx, pl, sr, p, false)
 }

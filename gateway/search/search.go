@@ -20,6 +20,13 @@ import (
 // handling=lenient); by default they are refused, because silently ignoring
 // a filter returns more than the caller asked for.
 func (s *Service) Search(ctx context.Context, caller gateway.Caller, typ string, params url.Values, lenient bool) (*gateway.SearchResult, error) {
+	return s.search(ctx, caller, typ, params, lenient, true)
+}
+
+// search runs a search; hide lets a provider's Provenance search that
+// meets Provenances of a Task the provider may not see finish hiding them
+// and run once more.
+func (s *Service) search(ctx context.Context, caller gateway.Caller, typ string, params url.Values, lenient, hide bool) (*gateway.SearchResult, error) {
 	q, err := query.Parse(s.Core, typ, params, lenient)
 	if err != nil {
 		return nil, err
@@ -68,6 +75,27 @@ func (s *Service) Search(ctx context.Context, caller gateway.Caller, typ string,
 		if res.Matches, err = s.Store.ReadMany(ctx, refs); err != nil {
 			return nil, err
 		}
+	}
+	if typ == gateway.TypeProvenance {
+		// A provider finds a Provenance by its index, which a withdrawal
+		// changes in steps: one met of a Task the provider may not see is
+		// left out, and its Task's are hidden for good (the process that
+		// withdrew it stopped between its steps) before the search runs
+		// again, so that its count and pages leave them out too.
+		seen, unseen, err := s.ProvenancesSeen(ctx, caller, res.Matches)
+		if err != nil {
+			return nil, err
+		}
+		if len(unseen) > 0 && hide {
+			for _, id := range unseen {
+				if err := s.HideRemainingProvenances(ctx, id); err != nil {
+					return nil, err
+				}
+			}
+			return s.search(ctx, caller, typ, params, lenient, false)
+		}
+		res.Total -= len(res.Matches) - len(seen)
+		res.Matches = seen
 	}
 	if q.IncludeFocus {
 		if res.Included, err = s.FocusesOf(ctx, res.Matches); err != nil {
