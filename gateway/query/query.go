@@ -180,6 +180,7 @@ func Parse(s *gateway.Core, typ string, params url.Values, lenient bool) (*Query
 	if terms > MaxTerms {
 		return nil, gateway.NewError(gateway.KindInvalid, fhir.IssueTooCostly, "", "the search is too broad to run: at most %d values in all (a bare reference id counts once per type it may name)", MaxTerms)
 	}
+	q.Groups = withoutRepeats(q.Groups)
 	return q, nil
 }
 
@@ -304,6 +305,56 @@ func parseParam(s *gateway.Core, q *Query, defs map[string]searchParam, typ, nam
 	q.Groups = append(q.Groups, group)
 	q.Canonical.Add(name, value)
 	return nil
+}
+
+// withoutRepeats drops what repeats a search's meaning: a term already in
+// its group (an OR of it twice is it), and a group holding every term of
+// another group (an AND of a set and of a union that contains it is the
+// set), the first of identical groups kept. Each set combined is work in
+// the search's script, so work is spent on what the search asks, not on
+// how often the client wrote it. The groups are bounded (MaxTerms) before
+// they are compared.
+func withoutRepeats(groups [][]string) [][]string {
+	for i, g := range groups {
+		groups[i] = distinctTerms(g)
+	}
+	var out [][]string
+	for i, g := range groups {
+		implied := false
+		for j, h := range groups {
+			if j != i && containsAll(g, h) && (len(h) < len(g) || j < i) {
+				implied = true
+				break
+			}
+		}
+		if !implied {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// distinctTerms returns the terms of g, each once, in their first order.
+func distinctTerms(g []string) []string {
+	seen := make(map[string]bool, len(g))
+	out := g[:0]
+	for _, t := range g {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// containsAll reports whether every term of h is in g.
+func containsAll(g, h []string) bool {
+	for _, t := range h {
+		if !slices.Contains(g, t) {
+			return false
+		}
+	}
+	return true
 }
 
 // tokenTerm is the term a token search value finds: "system|code" and
@@ -439,7 +490,9 @@ func ExpandTokens(ctx context.Context, s *gateway.Core, typ string, groups [][]s
 				}
 			}
 		}
-		groups[gi] = out
+		// "|code" and "system|code" among the values find sets the
+		// expansion of the bare code finds too: each is combined once.
+		groups[gi] = distinctTerms(out)
 	}
 	terms := 0
 	for _, g := range groups {
