@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/query"
 	"github.com/signpost-health/signpost/gateway/redisstore"
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
 	"github.com/signpost-health/signpost/gateway/usecases"
@@ -84,7 +85,8 @@ func BenchmarkSearchHostile(b *testing.B) {
 	for i := range 66 {
 		patients = append(patients, "subject:identifier="+url.QueryEscape(nhsSystem+"|"+nhsNumber+","+nhsSystem+"|"+nhsNumber2)+",x"+strconv.Itoa(i))
 	}
-	searches = append(searches, search{"66 two-patient groups", "ServiceRequest", strings.Join(patients, "&")})
+	searches = append(searches, search{"66 two-patient groups", "ServiceRequest", strings.Join(patients, "&")},
+		search{"4 two-patient groups", "ServiceRequest", strings.Join(patients[:query.MaxUnions], "&")})
 	var ands []string
 	for i := range 200 {
 		ands = append(ands, "status=x"+strconv.Itoa(i))
