@@ -20,10 +20,11 @@ import (
 
 // BenchmarkSearchHostile fills one Redis with 4,000 referrals of
 // practice-a (40 transactions of 100), routed to the provider walking,
-// then runs the costliest searches the parameter limits allow, as
-// practice-a, as walking and as the operator, and reports for each the
-// Redis time of its scripts (usec of evalsha in INFO commandstats) and
-// the sets combined (ZINTERSTORE and ZUNIONSTORE calls) — the figures of
+// then runs the costliest searches a client could shape, as practice-a,
+// as walking and as the operator, and reports for each the Redis time of
+// its scripts (usec of evalsha in INFO commandstats) and the sets
+// combined (ZINTERSTORE and ZUNIONSTORE calls), or that it was refused
+// (err true: past query.MaxUnions) — the figures of
 // deploy/BENCHMARKS.md's search section.
 //
 //	go test ./gateway/httpapi -run '^$' -bench SearchHostile -benchtime 1x
