@@ -102,6 +102,14 @@ const (
 	// value without a system is expanded to every system registered for its
 	// parameter (up to 66 sets a value; gateway/tokens.go).
 	MaxExpandedTerms = 1000
+	// MaxUnions bounds the parameters of one search that stand for more
+	// than one index set: several distinct values, or a token value
+	// without a system (one set per system it may be in). Each is a union
+	// the search's script builds, as large as the caller's resources that
+	// match it (25 ms for 4,000 on a loaded machine: deploy/BENCHMARKS.md),
+	// so it is their number, not the client, that bounds the script: 66
+	// unions of two patients' referrals held Redis for 2.3 s.
+	MaxUnions = 4
 	// MaxOffset bounds paging: past it, narrow the search (by _lastUpdated).
 	MaxOffset = 10000
 )
@@ -115,6 +123,9 @@ type Query struct {
 	// whose id two of its referring practices both use.
 	IncludePatient bool
 	Canonical      url.Values // the parameters that define the result, for paging links
+	// groupParams names the parameter each of Groups came from, for the
+	// errors that say which one to change.
+	groupParams []string
 }
 
 // IfNoneExistQuery parses an If-None-Exist header: a search with filters only,
@@ -179,6 +190,17 @@ func Parse(s *gateway.Core, typ string, params url.Values, lenient bool) (*Query
 	}
 	if terms > MaxTerms {
 		return nil, gateway.NewError(gateway.KindInvalid, fhir.IssueTooCostly, "", "the search is too broad to run: at most %d values in all (a bare reference id counts once per type it may name)", MaxTerms)
+	}
+	q.Groups, q.groupParams = withoutRepeats(q.Groups, q.groupParams)
+	unions := 0
+	for i, g := range q.Groups {
+		if len(g) > 1 || strings.HasPrefix(g[0], gateway.AnySystem) {
+			if unions++; unions > MaxUnions {
+				return nil, paramError(fhir.IssueTooCostly, q.groupParams[i],
+					"the search is too costly to run: at most %d parameters may each stand for several index sets (several values, or a token without its system); give system|code, or fewer values",
+					MaxUnions)
+			}
+		}
 	}
 	return q, nil
 }
@@ -302,8 +324,61 @@ func parseParam(s *gateway.Core, q *Query, defs map[string]searchParam, typ, nam
 		}
 	}
 	q.Groups = append(q.Groups, group)
+	q.groupParams = append(q.groupParams, name)
 	q.Canonical.Add(name, value)
 	return nil
+}
+
+// withoutRepeats drops what repeats a search's meaning, with the names of
+// the groups it drops: a term already in
+// its group (an OR of it twice is it), and a group holding every term of
+// another group (an AND of a set and of a union that contains it is the
+// set), the first of identical groups kept. Each set combined is work in
+// the search's script, so work is spent on what the search asks, not on
+// how often the client wrote it. The groups are bounded (MaxTerms) before
+// they are compared.
+func withoutRepeats(groups [][]string, params []string) ([][]string, []string) {
+	for i, g := range groups {
+		groups[i] = distinctTerms(g)
+	}
+	var out [][]string
+	var names []string
+	for i, g := range groups {
+		implied := false
+		for j, h := range groups {
+			if j != i && containsAll(g, h) && (len(h) < len(g) || j < i) {
+				implied = true
+				break
+			}
+		}
+		if !implied {
+			out, names = append(out, g), append(names, params[i])
+		}
+	}
+	return out, names
+}
+
+// distinctTerms returns the terms of g, each once, in their first order.
+func distinctTerms(g []string) []string {
+	seen := make(map[string]bool, len(g))
+	out := g[:0]
+	for _, t := range g {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// containsAll reports whether every term of h is in g.
+func containsAll(g, h []string) bool {
+	for _, t := range h {
+		if !slices.Contains(g, t) {
+			return false
+		}
+	}
+	return true
 }
 
 // tokenTerm is the term a token search value finds: "system|code" and
@@ -439,7 +514,9 @@ func ExpandTokens(ctx context.Context, s *gateway.Core, typ string, groups [][]s
 				}
 			}
 		}
-		groups[gi] = out
+		// "|code" and "system|code" among the values find sets the
+		// expansion of the bare code finds too: each is combined once.
+		groups[gi] = distinctTerms(out)
 	}
 	terms := 0
 	for _, g := range groups {

@@ -518,21 +518,16 @@ func systemTerm(typ, term string) (field, bare string, ok bool) {
 // "#Type index" counts one parameter's systems.
 const systemsGeneration = "#"
 
-// intersectionTemps adds the scratch keys lib.lua's resolve needs to
-// intersect groups: one for the intersection and, when there are unions
-// before it, one more for narrowing them by a smaller set.
+// intersectionTemps adds the scratch key lib.lua's resolve needs to
+// intersect groups.
 func intersectionTemps(k keys, kl *keyList, token string, temps []int) []int {
-	temps = append(temps, kl.add(k.temp(token, len(temps))))
-	if len(temps) > 1 {
-		temps = append(temps, kl.add(k.temp(token, len(temps))))
-	}
-	return temps
+	return append(temps, kl.add(k.temp(token, len(temps))))
 }
 
 // groupKeys turns index-term groups into KEYS positions, in partition k,
 // and the scratch keys the script needs to combine them (lib.lua's
-// resolve: one per union, one for the intersection, and one for narrowing
-// unions by a smaller set).
+// resolve: for each group of several sets, one for the union and one for
+// each set narrowed by a smaller set; then one for the intersection).
 func groupKeys(k keys, kl *keyList, typ string, groups [][]string, token string) ([][]int, []int) {
 	out := make([][]int, 0, len(groups))
 	var temps []int
@@ -543,7 +538,9 @@ func groupKeys(k keys, kl *keyList, typ string, groups [][]string, token string)
 		}
 		out = append(out, idx)
 		if len(g) > 1 {
-			temps = append(temps, kl.add(k.temp(token, len(temps))))
+			for range 1 + len(g) {
+				temps = append(temps, kl.add(k.temp(token, len(temps))))
+			}
 		}
 	}
 	if len(out) > 1 {

@@ -22,22 +22,23 @@ end
 
 -- resolve combines index sets: each group is a list of KEYS indices whose
 -- sets are united (OR); the groups are intersected (AND). Scratch results go
--- to the KEYS listed in temps: one per group of several sets, then one for
--- the intersection, then (when there are both) one more for the step below.
--- Every member of every index set carries its resource's lastUpdated as
--- score, so AGGREGATE MAX keeps that score.
+-- to the KEYS listed in temps: for each group of several sets, one for its
+-- union and one for each of its sets, then one for the intersection (when
+-- there are several groups). Every member of every index set carries its
+-- resource's lastUpdated as score, so AGGREGATE MAX keeps that score.
 --
 -- A union costs as much as its sets hold, and those can be every client's
 -- resources (status=requested,accepted,...), while the result is within the
 -- smallest group of one set (for a GP system or a provider, the sets of its
--- own resources). When that set is the smaller, each set of a union is
--- intersected with it first, so the work follows it, not the other sets.
+-- own resources). So each set of a union larger than that set is
+-- intersected with it first, into its own scratch set, and the union is
+-- built once from those and the smaller sets: the work follows the
+-- caller's resources, once per set, and no union is built again as each
+-- set is added. An empty set adds nothing to a union and is left out; a
+-- union left with one set is that set, and one left with none empties the
+-- intersection.
 -- Returns the name of the resulting set.
 local function resolve(groups, temps)
-  local unions = 0
-  for _, g in ipairs(groups) do
-    if #g > 1 then unions = unions + 1 end
-  end
   -- A group of one set that is empty empties the intersection: that set
   -- is the (empty) result, and no union is built. Searches that find
   -- nothing are common on the workers' path (a client's subscriptions,
@@ -50,8 +51,6 @@ local function resolve(groups, temps)
       if not least or n < least then pivot, least = KEYS[g[1]], n end
     end
   end
-  local scratch = temps[unions + 2]
-  if not (unions > 0 and #groups > 1 and scratch) then pivot = nil end
   local sources = {}
   local t = 1
   for _, g in ipairs(groups) do
@@ -59,30 +58,33 @@ local function resolve(groups, temps)
       sources[#sources + 1] = KEYS[g[1]]
     else
       local dest = KEYS[temps[t]]
-      local size = 0
-      if pivot then
-        for _, i in ipairs(g) do size = size + redis.call('ZCARD', KEYS[i]) end
-      end
-      if pivot and size > least then
-        redis.call('DEL', dest)
-        for _, i in ipairs(g) do
-          redis.call('ZINTERSTORE', KEYS[scratch], 2, KEYS[i], pivot, 'AGGREGATE', 'MAX')
-          redis.call('PEXPIRE', KEYS[scratch], 60000)
-          redis.call('ZUNIONSTORE', dest, 2, dest, KEYS[scratch], 'AGGREGATE', 'MAX')
-          redis.call('PEXPIRE', dest, 60000)
+      local parts = {}
+      for k, i in ipairs(g) do
+        local n = redis.call('ZCARD', KEYS[i])
+        if n > 0 and pivot and n > least then
+          local narrowed = KEYS[temps[t + k]]
+          redis.call('ZINTERSTORE', narrowed, 2, KEYS[i], pivot, 'AGGREGATE', 'MAX')
+          -- Scratch sets expire on their own, should the script fail
+          -- before cleanup(); nothing may be left behind under noeviction.
+          redis.call('PEXPIRE', narrowed, 60000)
+          parts[#parts + 1] = narrowed
+        elseif n > 0 then
+          parts[#parts + 1] = KEYS[i]
         end
+      end
+      t = t + 1 + #g
+      if #parts == 0 then return KEYS[g[1]] end
+      if #parts == 1 then
+        sources[#sources + 1] = parts[1]
       else
-        local args = {'ZUNIONSTORE', dest, #g}
-        for _, i in ipairs(g) do args[#args + 1] = KEYS[i] end
+        local args = {'ZUNIONSTORE', dest, #parts}
+        for _, part in ipairs(parts) do args[#args + 1] = part end
         args[#args + 1] = 'AGGREGATE'
         args[#args + 1] = 'MAX'
         redis.call(unpack(args))
+        redis.call('PEXPIRE', dest, 60000)
+        sources[#sources + 1] = dest
       end
-      -- Scratch sets expire on their own, should the script fail before
-      -- cleanup(); nothing may be left behind under noeviction.
-      redis.call('PEXPIRE', dest, 60000)
-      sources[#sources + 1] = dest
-      t = t + 1
     end
   end
   if #sources == 1 then return sources[1] end
