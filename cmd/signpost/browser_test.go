@@ -60,8 +60,15 @@ func newBrowser(t *testing.T, alloc context.Context) context.Context {
 	// A guard against a hung browser, not a speed check: on a loaded
 	// two-CPU host, under -race and beside the other packages' tests, one
 	// test's browser work has taken over a minute where alone it takes six
-	// seconds.
-	ctx, cancelTimeout := context.WithTimeout(ctx, 4*time.Minute)
+	// seconds, and a whole browser test 270 s on a host busier still. So
+	// the guard is the test binary's own deadline (go test -timeout), less
+	// a little for the test to report where it hung; four minutes only
+	// when the run has no deadline longer than that.
+	hangGuard := 4 * time.Minute
+	if d, ok := t.Deadline(); ok && time.Until(d)-30*time.Second > hangGuard {
+		hangGuard = time.Until(d) - 30*time.Second
+	}
+	ctx, cancelTimeout := context.WithTimeout(ctx, hangGuard)
 	t.Cleanup(cancelTimeout)
 	return ctx
 }
