@@ -60,7 +60,9 @@ func r4Schema(t testing.TB) *jsonschema.Schema {
 // passes every branch (the definitions constrain objects only), so none
 // of oneOf. But oneOf validates every branch in full, which under -race on
 // a loaded two-CPU host took this test past go test's ten minutes (41 s
-// without -race); the rewrite checks one.
+// without -race); the rewrite checks one (5 s), and gave the same verdict
+// as the schema unchanged on 1,965 documents: the examples, mutants of
+// them, and non-objects, unknown and missing types, top-level and within.
 func discriminate(t testing.TB, doc any) {
 	root, _ := doc.(map[string]any)
 	defs, _ := root["definitions"].(map[string]any)
