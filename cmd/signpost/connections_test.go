@@ -26,24 +26,16 @@ func TestDeliveriesReuseTheirConnections(t *testing.T) {
 	t.Parallel()
 	const referrals = 240
 	r := redistest.Start(t)
-	var opened, open, received, inFlight, peak atomic.Int64
+	var opened, received atomic.Int64
 	stub := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		n := inFlight.Add(1)
-		defer inFlight.Add(-1)
-		for m := peak.Load(); n > m && !peak.CompareAndSwap(m, n); m = peak.Load() {
-		}
 		_, _ = io.Copy(io.Discard, req.Body)
 		time.Sleep(2 * time.Millisecond) // a provider's own work, so that deliveries overlap
 		received.Add(1)
 		w.WriteHeader(http.StatusOK)
 	}))
 	stub.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		switch s {
-		case http.StateNew:
+		if s == http.StateNew {
 			opened.Add(1)
-			open.Add(1)
-		case http.StateClosed, http.StateHijacked:
-			open.Add(-1)
 		}
 	}
 	stub.Start()
@@ -51,8 +43,12 @@ func TestDeliveriesReuseTheirConnections(t *testing.T) {
 	cfgText := strings.Replace(testConfig, "delivery: { kind: portal }\n  - id: link",
 		"delivery: { kind: webhook, url: \""+stub.URL+"\", secret: \"whsec_c3ludGhldGljLXNlY3JldC1mb3ItdGhlLWNvbm4tdGVzdA==\" }\n  - id: link", 1) +
 		"outbound_allow: [\"127.0.0.0/8\"]\n"
-	if !strings.Contains(cfgText, stub.URL) {
-		t.Fatal("the test configuration no longer has the provider this test points at its stub")
+	// The other tests' 300 ms delivery timeout is no bound for a loaded
+	// two-CPU host under -race: a send it cuts off closes its connection,
+	// and the retry dials again.
+	cfgText = strings.Replace(cfgText, `delivery_timeout: "300ms"`, `delivery_timeout: "30s"`, 1)
+	if !strings.Contains(cfgText, stub.URL) || !strings.Contains(cfgText, `delivery_timeout: "30s"`) {
+		t.Fatal("the test configuration no longer has the provider this test points at its stub, or its delivery timeout")
 	}
 	cfg := writeFile(t, "signpost.yaml", cfgText)
 	getenv := env(map[string]string{"SIGNPOST_REDIS_URL": r.URL()})
@@ -94,35 +90,34 @@ func TestDeliveriesReuseTheirConnections(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	// The connections the worker keeps between deliveries are what its
-	// client holds idle once the backlog is gone: the stub sees them still
-	// open. Wait until that number settles (the client closes those over
-	// its idle pool as their last responses are read). Measured before the
-	// worker stops, so that no send is cut short by its stopping.
-	settled, last, since := time.Now().Add(10*time.Second), open.Load(), time.Now()
-	for time.Since(since) < 300*time.Millisecond || last > int64(worker.DefaultPerProvider) {
-		if time.Now().After(settled) {
+	// Counted once the worker has recorded every delivery (its queue
+	// drained), and before it stops: a worker stopped with jobs still in
+	// hand makes sends that its stop cuts off, each a dial the stub sees
+	// (on a loaded host the count read after the stop was 49-75, with a
+	// pool sized to the lane; read here, 16 or 17).
+	for {
+		pipe := r.Client().TxPipeline()
+		q, d := pipe.XLen(context.Background(), "{signpost}:q:delivery"), pipe.ZCard(context.Background(), "{signpost}:d:delivery")
+		_, _ = pipe.Exec(context.Background())
+		if q.Val() == 0 && d.Val() == 0 {
 			break
 		}
-		time.Sleep(10 * time.Millisecond)
-		if n := open.Load(); n != last {
-			last, since = n, time.Now()
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries not recorded: %d queued, %d delayed", q.Val(), d.Val())
 		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	// Every connection the lane had in use at once is kept: a pool
-	// smaller than the lane (the outbound client's default, 8 a host)
-	// keeps 8 of the 16, and the others' deliveries dial again (240
-	// deliveries opened about 90). The count of dials is not held to a
-	// bound: a delivery that finds no idle connection because the last
-	// one has not been put back yet dials, and on a loaded two-CPU host
-	// those dials (each then closed as surplus to the pool) vary from a
-	// few to dozens (42 seen for a lane of 16).
-	kept, most := open.Load(), peak.Load()
+	n := opened.Load()
 	cancel()
 	must(t, <-done)
-	t.Logf("%d deliveries: at most %d at once, %d connections opened, %d kept", referrals, most, opened.Load(), kept)
-	if kept < most {
-		t.Errorf("%d deliveries, %d of them at once, and %d connections kept open after them; want every one the lane used at once kept (at most %d)",
-			referrals, most, kept, worker.DefaultPerProvider)
+	// Some over the lane's width are allowed: a delivery finding no idle
+	// connection starts a dial, and if another's connection comes back
+	// first it takes that one and the dialled one joins the pool as well.
+	// Alone, at most a quarter of the lane; on a loaded two-CPU host, 17.
+	// Without the pool sized to the lane, 240 deliveries opened about 90
+	// (41-68 on a loaded host), which this still fails.
+	if most := int64(2 * worker.DefaultPerProvider); n > most {
+		t.Errorf("%d deliveries opened %d connections, want at most %d (the %d deliveries a lane has in flight, and dials overtaken)",
+			referrals, n, most, worker.DefaultPerProvider)
 	}
 }
