@@ -77,10 +77,13 @@ func providerFindsNoProvenance(t *testing.T, e *env, taskID string) {
 // re-indexes, and how many commits re-index Provenances alone (the steps
 // after a withdrawal's own commit).
 type provenanceCommits struct {
-	mu      sync.Mutex
-	most    int
-	steps   int
-	stopped bool
+	mu    sync.Mutex
+	most  int
+	steps int
+	// withdrawals counts the commits that hid Provenances beside other
+	// writes (a withdrawal's own).
+	withdrawals int
+	stopped     bool
 }
 
 func (w *provenanceCommits) watch(c *gateway.Commit) bool {
@@ -95,8 +98,11 @@ func (w *provenanceCommits) watch(c *gateway.Commit) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.most = max(w.most, n)
-	if n > 0 && others == 0 {
+	switch {
+	case n > 0 && others == 0:
 		w.steps++
+	case n > 0:
+		w.withdrawals++
 	}
 	return false // stay armed: every commit is watched
 }
@@ -194,8 +200,18 @@ func TestConsentWithdrawingManyReferralsHidesInBoundedCommits(t *testing.T) {
 	if w.most > 200 {
 		t.Errorf("one commit re-indexed %d Provenances; at most 200 go in one script", w.most)
 	}
-	if w.steps == 0 {
+	// One withdrawal commit for both referrals shares the 200 between
+	// them, and steps must follow it. A fresh-clone CI run once saw none
+	// follow; whether the referrals were then withdrawn in commits of
+	// their own (each under 200, needing no step) was not recorded, so
+	// the count of withdrawal commits is checked and told.
+	switch {
+	case w.withdrawals == 0:
+		t.Error("no withdrawal commit hid a Provenance: the test proves nothing")
+	case w.withdrawals == 1 && w.steps == 0:
 		t.Error("no commit after the withdrawal's own hid the rest of the 210 Provenances")
+	case w.steps == 0:
+		t.Logf("the referrals were withdrawn in %d commits, each hiding its own; no step followed", w.withdrawals)
 	}
 	providerFindsNoProvenance(t, e, first)
 	providerFindsNoProvenance(t, e, second)
