@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/signpost-health/signpost/fhir"
 )
@@ -76,6 +77,34 @@ func (s *Core) Visible(ctx context.Context, c Caller, r *Resource) (bool, error)
 		return n > 0, err
 	}
 	return false, nil
+}
+
+// VersionSeen reports whether a caller who may see a resource (Visible)
+// may also see this version of it, the current being version current. A
+// provider sees a referral from when it was sent it, not before: the
+// versions a GP system wrote before (a draft naming someone else, a
+// Patient filed as another person and corrected, the ServiceRequest while
+// held for consent, which its release moves on a version) are the GP
+// record's, so of a ServiceRequest and a Patient it reads the current
+// version alone, and of a Task only versions that were its own and not
+// withheld (a hold's reason, such as a refusal of consent, is not for the
+// provider). Everyone else reads every version they may see.
+func VersionSeen(c Caller, r *Resource, current int) bool {
+	if c.Kind != CallerProvider {
+		return true
+	}
+	switch r.Type {
+	case TypeServiceRequest, TypePatient:
+		return r.Version == current
+	case TypeTask:
+		var t struct {
+			Owner struct {
+				Reference string `json:"reference"`
+			} `json:"owner"`
+		}
+		return json.Unmarshal(r.Body, &t) == nil && t.Owner.Reference == TypeOrganization+"/"+c.ClientID && !Withheld(r.Body)
+	}
+	return true
 }
 
 // providerSeesPatient is the one rule by which a provider sees a Patient,

@@ -44,6 +44,14 @@ func (s *Service) ReadVersion(ctx context.Context, caller gateway.Caller, typ, i
 			err = gateway.ErrNotFound
 		}
 	}
+	if err == nil && caller.Kind == gateway.CallerProvider {
+		// Which versions of what it may see are the provider's
+		// (gateway.VersionSeen) depends on the current one.
+		var cur *gateway.Resource
+		if cur, err = s.Store.Read(ctx, typ, key); err == nil && !gateway.VersionSeen(caller, r, cur.Version) {
+			err = gateway.ErrNotFound
+		}
+	}
 	if err == nil {
 		if r = s.SharedWith(caller, r); r == nil {
 			err = gateway.ErrNotFound
