@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/signpost-health/signpost/fhir"
 )
@@ -97,12 +96,8 @@ func VersionSeen(c Caller, r *Resource, current int) bool {
 	case TypeServiceRequest, TypePatient:
 		return r.Version == current
 	case TypeTask:
-		var t struct {
-			Owner struct {
-				Reference string `json:"reference"`
-			} `json:"owner"`
-		}
-		return json.Unmarshal(r.Body, &t) == nil && t.Owner.Reference == TypeOrganization+"/"+c.ClientID && !Withheld(r.Body)
+		t, err := ParseTask(r.Body)
+		return err == nil && t.Owner == TypeOrganization+"/"+c.ClientID && !Withheld(r.Body)
 	}
 	return true
 }

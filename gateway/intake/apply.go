@@ -256,7 +256,7 @@ func (s *Service) subjectPatient(r *Request) (string, bool) {
 // that Patient's referrals are (placeChange). A message's Consent is
 // placed beside its referral, as every entry of the message.
 func (s *Service) consentPatient(r *Request) (string, bool) {
-	if r.Type != TypeConsent || r.Method != "POST" || r.message != nil || r.obj == nil {
+	if r.Type != gateway.TypeConsent || r.Method != "POST" || r.message != nil || r.obj == nil {
 		return "", false
 	}
 	return s.patientNamed(r.obj, "patient")
@@ -396,7 +396,7 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 	}
 	// 3. Validate and plan, people first, then requests, then Tasks, so that
 	// each finds what it refers to.
-	for _, typ := range []string{gateway.TypePatient, gateway.TypeServiceRequest, gateway.TypeTask, topic.TypeSubscription, TypeConsent} {
+	for _, typ := range []string{gateway.TypePatient, gateway.TypeServiceRequest, gateway.TypeTask, topic.TypeSubscription, gateway.TypeConsent} {
 		for i, r := range reqs {
 			if r.Type != typ || r.isSupporting() {
 				continue
@@ -418,7 +418,7 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 				out, err = s.planTask(ctx, pl, r)
 			case topic.TypeSubscription:
 				out, err = s.planSubscription(ctx, pl, r)
-			case TypeConsent:
+			case gateway.TypeConsent:
 				out, err = s.planRestConsent(ctx, pl, r)
 			}
 			if err == nil {
@@ -811,7 +811,7 @@ func mayWrite(c gateway.Caller, r *Request) error {
 // keptConsent notes a Consent found stored as sent, on a spreading store
 // (plan.unchangedConsents).
 func (pl *plan) keptConsent(s *Service, r *gateway.Resource) {
-	if r != nil && r.Type == TypeConsent && s.Spreads() {
+	if r != nil && r.Type == gateway.TypeConsent && s.Spreads() {
 		pl.unchangedConsents = append(pl.unchangedConsents, r)
 	}
 }

@@ -13,7 +13,7 @@ import (
 // earlier request.
 func TestPlanStoredNamesOnlyWhatItsCommitWrites(t *testing.T) {
 	t.Parallel()
-	consent := &gateway.Resource{Type: TypeConsent, ID: "c1", Version: 2}
+	consent := &gateway.Resource{Type: gateway.TypeConsent, ID: "c1", Version: 2}
 	repeat := &gateway.Resource{Type: gateway.TypeServiceRequest, ID: "sr1", Version: 1}
 	pl := &plan{outcomes: []*gateway.Outcome{{Resource: consent}, {Resource: repeat}, nil}}
 	pl.commit.Writes = []gateway.Write{{Resource: consent}, {Resource: &gateway.Resource{Type: gateway.TypeTask, ID: "t1", Version: 3}}}

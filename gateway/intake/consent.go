@@ -40,9 +40,6 @@ type plannedReferral struct {
 // with more is beyond what a GP system sends for one person.
 const maxConsentReads = 100
 
-// TypeConsent is the Consent resource type.
-const TypeConsent = gateway.TypeConsent
-
 // planConsent applies the consent rules to what the plan makes and changes.
 func (s *Service) planConsent(ctx context.Context, pl *plan) error {
 	for _, nr := range pl.referrals {
@@ -112,7 +109,7 @@ func (s *Service) consentFor(ctx context.Context, pl *plan, p *gateway.Provider,
 	var records []*gateway.ConsentRecord
 	planned := map[string]bool{}
 	for _, w := range pl.commit.Writes {
-		if w.Resource.Type != TypeConsent {
+		if w.Resource.Type != gateway.TypeConsent {
 			continue
 		}
 		planned[w.Resource.Ref()] = true
@@ -145,7 +142,7 @@ func (s *Service) consentFor(ctx context.Context, pl *plan, p *gateway.Provider,
 // plan writes anew), as records, and the resources read, each of which
 // the plan's commit now expects unchanged (plan.decidedOn).
 func (s *Service) storedConsents(ctx context.Context, pl *plan, srRef, client string, subject gateway.NamedPatient, patientTerms []string, planned map[string]bool) ([]*gateway.ConsentRecord, []*gateway.Resource, error) {
-	withReferral, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: TypeConsent, Groups: [][]string{{gateway.ReferralTerm(srRef)}}, Count: maxConsentReads})
+	withReferral, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: gateway.TypeConsent, Groups: [][]string{{gateway.ReferralTerm(srRef)}}, Count: maxConsentReads})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -153,14 +150,14 @@ func (s *Service) storedConsents(ctx context.Context, pl *plan, srRef, client st
 	if len(patientTerms) > 0 {
 		groups := [][]string{{gateway.ClientTerm(client)}, patientTerms}
 		var total int
-		if forPatient, total, err = s.Store.Search(ctx, &gateway.StoreQuery{Type: TypeConsent, Groups: groups, Count: maxConsentReads}); err != nil {
+		if forPatient, total, err = s.Store.Search(ctx, &gateway.StoreQuery{Type: gateway.TypeConsent, Groups: groups, Count: maxConsentReads}); err != nil {
 			return nil, nil, err
 		}
 		pl.consentsSeen(groups, total)
 	}
 	var refs []string
 	for _, id := range append(withReferral, forPatient...) {
-		if ref := TypeConsent + "/" + id; !planned[ref] && !slices.Contains(refs, ref) {
+		if ref := gateway.TypeConsent + "/" + id; !planned[ref] && !slices.Contains(refs, ref) {
 			refs = append(refs, ref)
 		}
 	}
@@ -351,7 +348,7 @@ func (s *Service) recheckReferrals(ctx context.Context, pl *plan) error {
 	}
 	consents := make([]gateway.Write, 0, len(pl.unchangedConsents))
 	for _, w := range pl.commit.Writes {
-		if w.Resource.Type == TypeConsent {
+		if w.Resource.Type == gateway.TypeConsent {
 			consents = append(consents, w)
 		}
 	}
@@ -725,7 +722,9 @@ func (pl *plan) decidedOn(r *gateway.Resource) {
 }
 
 // consentsSeen is seen for the Consents held for a patient.
-func (pl *plan) consentsSeen(groups [][]string, total int) { pl.seen(TypeConsent, groups, total) }
+func (pl *plan) consentsSeen(groups [][]string, total int) {
+	pl.seen(gateway.TypeConsent, groups, total)
+}
 
 // seen makes the commit depend on what a consent decision read: were a
 // Consent for the patient, or a referral for them, stored between the read
@@ -741,7 +740,7 @@ func (pl *plan) seen(typ string, groups [][]string, total int) {
 
 // writesConsent reports whether the plan writes a Consent.
 func (pl *plan) writesConsent() bool {
-	return slices.ContainsFunc(pl.commit.Writes, func(w gateway.Write) bool { return w.Resource.Type == TypeConsent })
+	return slices.ContainsFunc(pl.commit.Writes, func(w gateway.Write) bool { return w.Resource.Type == gateway.TypeConsent })
 }
 
 // write is the plan's write of a resource, or nil.
@@ -801,7 +800,7 @@ func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*g
 		}
 		if cur == nil {
 			// Consents are made by POST, with Signpost's id (no update-as-create).
-			return nil, gateway.NotFound(TypeConsent, r.id)
+			return nil, gateway.NotFound(gateway.TypeConsent, r.id)
 		}
 		if err := s.keepsItsPatient(cur, patient, "POST a new Consent for the other patient"); err != nil {
 			return nil, err
@@ -899,7 +898,7 @@ func (s *Service) messageConsentTerms(ctx context.Context, cur *gateway.Resource
 		return terms, nil
 	}
 	groups := [][]string{terms, {gateway.ClientTerm(cur.Owner)}, patientTerms}
-	ids, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: TypeConsent, Groups: groups, Count: gateway.MaxSupporting})
+	ids, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: gateway.TypeConsent, Groups: groups, Count: gateway.MaxSupporting})
 	if err != nil || !slices.Contains(ids, cur.ID) {
 		return terms, err
 	}

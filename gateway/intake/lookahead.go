@@ -71,8 +71,8 @@ func (s *Service) plannedLookups(caller gateway.Caller, reqs []*Request) *lookAh
 		case r.isSupporting():
 		case r.Method == "PUT" && r.Type == gateway.TypeServiceRequest:
 			l.keys = append(l.keys, gateway.ReferralTaskKey(r.id))
-		case r.Method == "PUT" && r.Type == TypeConsent:
-			l.keys = append(l.keys, gateway.SupportingKey(TypeConsent+"/"+r.id))
+		case r.Method == "PUT" && r.Type == gateway.TypeConsent:
+			l.keys = append(l.keys, gateway.SupportingKey(gateway.TypeConsent+"/"+r.id))
 		case r.Method == "POST" && r.Type == gateway.TypeTask && r.obj != nil:
 			if f, ok := r.obj.Object("focus"); ok {
 				ref, _ := f.String("reference")

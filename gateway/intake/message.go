@@ -463,7 +463,7 @@ func (s *Service) planSupporting(ctx context.Context, pl *plan, r *Request) (*ga
 		}
 	}
 	terms := []string{gateway.ReferralTerm(referral)}
-	if r.Type == TypeConsent && r.current != nil {
+	if r.Type == gateway.TypeConsent && r.current != nil {
 		// Its update is held to what a GP system's PUT of it is: about
 		// the same patient, and indexed so.
 		if err := s.keepsItsPatient(r.current, consentPatient(r.obj.Bytes()), "send the other patient's Consent as an entry of its own (a new fullUrl)"); err != nil {

@@ -67,7 +67,7 @@ func (s *Service) keepsItsNHSNumber(ctx context.Context, pl *plan, id string, cu
 	}
 	ref := &models.Reference{Reference: ptr(gateway.TypePatient + "/" + id)}
 	var named, tasks []string
-	for _, q := range []struct{ typ, param string }{{gateway.TypeServiceRequest, "subject"}, {gateway.TypeTask, "subject"}, {TypeConsent, "patient"}} {
+	for _, q := range []struct{ typ, param string }{{gateway.TypeServiceRequest, "subject"}, {gateway.TypeTask, "subject"}, {gateway.TypeConsent, "patient"}} {
 		groups := [][]string{{gateway.ClientTerm(pl.caller.ClientID)}, gateway.PatientRefTerms(q.param, ref, s.Base)}
 		ids, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: q.typ, Groups: groups, Count: maxConsentReads})
 		if err != nil {

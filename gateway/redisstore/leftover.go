@@ -120,21 +120,17 @@ func (s *Store) readPatient(ctx context.Context, p redis.Pipeliner, key string) 
 	}
 	ref := gateway.TypePatient + "/" + id
 	for _, part := range r.parts {
-		for _, typ := range []string{gateway.TypeServiceRequest, gateway.TypeTask, gateway.TypeConsent} {
-			var set string
-			if typ == gateway.TypeConsent {
-				set = s.in(part).term(typ, gateway.ConsentPatientTerm(ref))
-				r.consents = append(r.consents, p.ZCard(ctx, set))
-			} else {
-				set = s.in(part).term(typ, gateway.SubjectTerm(ref))
-				r.named = append(r.named, p.ZCard(ctx, set))
-			}
-			if part == r.place {
-				r.sets = append(r.sets, set)
-			}
-			if part == legacy {
-				r.oldSets = append(r.oldSets, set)
-			}
+		subjects, consents := s.in(part).patientNamers(ref)
+		for _, set := range subjects {
+			r.named = append(r.named, p.ZCard(ctx, set))
+		}
+		r.consents = append(r.consents, p.ZCard(ctx, consents))
+		sets := append(subjects, consents)
+		if part == r.place {
+			r.sets = append(r.sets, sets...)
+		}
+		if part == legacy {
+			r.oldSets = append(r.oldSets, sets...)
 		}
 	}
 	return r
@@ -214,8 +210,10 @@ func (s *Store) readLeftover(ctx context.Context, rm *Removal) error {
 	if patient.held() {
 		record = true
 		lo.Patient = patient.resource.id
-		// Expected to go with it when only this referral names it.
-		if outside, inside := patient.namedOutside(rm.place); outside == 0 && inside <= 1 && patient.consented() <= rm.consentsIn(s.in(rm.place).term(gateway.TypeConsent, gateway.ConsentPatientTerm(gateway.TypePatient+"/"+patientID))) {
+		// Expected to go with it when only this referral (and the
+		// Consents filed under it) name it.
+		_, consents := s.in(rm.place).patientNamers(gateway.TypePatient + "/" + patientID)
+		if outside, inside := patient.namedOutside(rm.place); outside == 0 && inside <= 1 && patient.consented() <= rm.consentsIn(consents) {
 			rm.patientHash = patient.resource.hash
 		}
 	}

@@ -392,8 +392,7 @@ func (s *Store) readLastReferralsPatient(ctx context.Context, rm *Removal) error
 		return nil
 	}
 	ref := gateway.TypePatient + "/" + patientID
-	sets := []string{s.keys.term(gateway.TypeServiceRequest, gateway.SubjectTerm(ref)), s.keys.term(gateway.TypeTask, gateway.SubjectTerm(ref))}
-	consents := s.keys.term(gateway.TypeConsent, gateway.ConsentPatientTerm(ref))
+	sets, consents := s.keys.patientNamers(ref)
 	key := gateway.PatientKey(rm.ServiceRequest.Owner, patientID)
 	var cards []*redis.IntCmd
 	var consented *redis.IntCmd
@@ -431,6 +430,15 @@ func (s *Store) readLastReferralsPatient(ctx context.Context, rm *Removal) error
 	}
 	rm.sets = append(rm.sets, setCount{key: consents, card: consented.Val()})
 	return nil
+}
+
+// patientNamers are the index sets of partition k whose members name the
+// Patient ref: the ServiceRequests' and Tasks' subject sets, and the
+// Consents' patient set. Retention lets a Patient go only while they hold
+// nothing that stays.
+func (k keys) patientNamers(ref string) (subjects []string, consents string) {
+	return []string{k.term(gateway.TypeServiceRequest, gateway.SubjectTerm(ref)), k.term(gateway.TypeTask, gateway.SubjectTerm(ref))},
+		k.term(gateway.TypeConsent, gateway.ConsentPatientTerm(ref))
 }
 
 // consentsIn is how many of the Consents the removal takes (those filed
