@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 
 	"github.com/signpost-health/signpost/fhir"
 )
@@ -57,9 +58,19 @@ func (s *Core) Visible(ctx context.Context, c Caller, r *Resource) (bool, error)
 		case TypePatient:
 			return s.providerSeesPatient(ctx, c.ClientID, r)
 		case TypeProvenance:
-			task := provenanceTask(r)
-			if task == "" {
+			task, version := provenanceTarget(r)
+			if task == "" || version == 0 {
 				return false, nil
+			}
+			// Who made a version is the provider's to read only when
+			// the version is (VersionSeen): not one made while the
+			// referral was held, or while another provider had it.
+			v, err := s.Store.ReadVersion(ctx, TypeTask, task, version)
+			if errors.Is(err, ErrNotFound) {
+				return false, nil
+			}
+			if err != nil || !VersionSeen(c, v, 0) {
+				return false, err
 			}
 			via = []string{idTerm(task)}
 		default:

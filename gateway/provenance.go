@@ -217,18 +217,30 @@ const maxTasksChecked = 200
 // provenanceTask is the id of the Task a Provenance's target names (a
 // version of it), "" for none.
 func provenanceTask(p *Resource) string {
+	id, _ := provenanceTarget(p)
+	return id
+}
+
+// provenanceTarget is the Task a Provenance Signpost wrote records a
+// version of, and that version (0 when the target names none).
+func provenanceTarget(p *Resource) (taskID string, version int) {
 	var body struct {
 		Target []struct {
 			Reference string `json:"reference"`
 		} `json:"target"`
 	}
 	if json.Unmarshal(p.Body, &body) != nil || len(body.Target) == 0 {
-		return ""
+		return "", 0
 	}
 	rest, ok := strings.CutPrefix(body.Target[0].Reference, TypeTask+"/")
 	if !ok {
-		return ""
+		return "", 0
 	}
-	id, _, _ := strings.Cut(rest, "/")
-	return id
+	id, after, _ := strings.Cut(rest, "/")
+	if history, ok := strings.CutPrefix(after, "_history/"); ok {
+		if v, err := strconv.Atoi(history); err == nil && v > 0 {
+			version = v
+		}
+	}
+	return id, version
 }

@@ -236,8 +236,19 @@ func TestProvenancesWrittenWhileHeldStayHiddenOnRelease(t *testing.T) {
 	if n := total(t, e.get(byGP, callerHeader, "walking").must(t, http.StatusOK)); n != 0 {
 		t.Errorf("the provider counts %d Provenances of a held referral", n)
 	}
+	var heldIDs []string
+	for _, p := range bundleEntries(t, e.get(byGP, as("practice-a")...).must(t, http.StatusOK), "match") {
+		heldIDs = append(heldIDs, p["id"].(string))
+	}
 	e.post("/Consent", consentFor("walking", "active"), as("practice-a")...).must(t, http.StatusCreated)
 	e.get("/Task/"+taskID, callerHeader, "walking").must(t, http.StatusOK)
+	// Nor, its id known, by reading it: who changed a held version is the
+	// GP record's, as the version is.
+	for _, id := range heldIDs {
+		e.get("/Provenance/"+id, as("practice-a")...).must(t, http.StatusOK)
+		e.get("/Provenance/"+id, callerHeader, "walking").must(t, http.StatusNotFound)
+		e.get("/Provenance/"+id+"/_history/1", callerHeader, "walking").must(t, http.StatusNotFound)
+	}
 	got := bundleEntries(t, e.get(byGP, callerHeader, "walking").must(t, http.StatusOK), "match")
 	if len(got) != 1 {
 		t.Fatalf("the provider finds %d Provenances of the released Task, want the release's alone", len(got))
@@ -245,4 +256,5 @@ func TestProvenancesWrittenWhileHeldStayHiddenOnRelease(t *testing.T) {
 	if target := got[0]["target"].([]any)[0].(map[string]any)["reference"]; target != "Task/"+taskID+"/_history/5" {
 		t.Errorf("the provider finds the Provenance of %v, want the release (version 5)", target)
 	}
+	e.get("/Provenance/"+got[0]["id"].(string), callerHeader, "walking").must(t, http.StatusOK)
 }
