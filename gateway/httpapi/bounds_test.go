@@ -198,3 +198,37 @@ func testSearchWithoutSystemsIsBoundedAfterExpansion(t *testing.T, opts ...func(
 	r := e.get("/ServiceRequest?code="+values(16)).must(t, http.StatusBadRequest)
 	checkIssues(t, readOutcome(t, r), []issueWant{{code: "too-costly", diag: []string{"expected at most " + strconv.Itoa(query.MaxExpandedTerms), "system|code"}}}, r.body)
 }
+
+// A transaction's If-None-Exist searches run in its one commit script, so
+// together they may combine no more unions than one search may: each
+// union costs as much as the caller's resources it matches, and a
+// transaction of 100 entries could otherwise hold Redis for a hundred of
+// the costliest searches. Conditional creates by identifier (system|value)
+// combine none, however many.
+func TestTransactionsConditionalCreatesAreBoundedAsOneSearch(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	tx := func(n int, ifNoneExist func(i int) string) []byte {
+		entries := make([]string, n)
+		for i := range entries {
+			ident := "CC-" + strconv.Itoa(n) + "-" + strconv.Itoa(i)
+			entries[i] = `{"fullUrl":"urn:uuid:00000000-0000-4000-8000-00000000000` + strconv.Itoa(i) + `","resource":` +
+				string(referral(ident, "390893007")) + `,"request":{"method":"POST","url":"ServiceRequest","ifNoneExist":"` +
+				ifNoneExist(i) + `"}}`
+		}
+		return transaction(entries...)
+	}
+	unions := func(i int) string {
+		return "status=active,draft&identifier=" + gpIdentSystem + "|CC-U-" + strconv.Itoa(i)
+	}
+	res := e.post("", tx(query.MaxUnions+1, unions)).must(t, http.StatusBadRequest)
+	if !strings.Contains(string(res.body), "too-costly") || !strings.Contains(string(res.body), "If-None-Exist") {
+		t.Errorf("a transaction whose conditional creates combine %d unions: %s", query.MaxUnions+1, res.body)
+	}
+	if n := total(t, e.get("/ServiceRequest")); n != 0 {
+		t.Fatalf("%d referrals stored from a refused transaction", n)
+	}
+	e.post("", tx(query.MaxUnions, unions)).must(t, http.StatusOK)
+	byIdentifier := func(i int) string { return "identifier=" + gpIdentSystem + "|CC-I-" + strconv.Itoa(i) }
+	e.post("", tx(2*query.MaxUnions+1, byIdentifier)).must(t, http.StatusOK)
+}

@@ -4,20 +4,32 @@ import (
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/conform"
+	"github.com/signpost-health/signpost/gateway/query"
 )
 
 // checkRequestBounds checks a whole request's commit: its token systems,
 // the index entries it writes and searches and the resources whose
 // versions it checks, all entries together.
 func (pl *plan) checkRequestBounds() error {
-	terms := 0
+	terms, unions := 0, 0
 	for _, w := range pl.commit.Writes {
 		terms += len(w.Terms)
 	}
 	for _, c := range pl.commit.Criteria {
 		for _, g := range c.Groups {
 			terms += len(g)
+			if c.Limit == 0 && len(g) > 1 { // an If-None-Exist search's union
+				unions++
+			}
 		}
+	}
+	// Every If-None-Exist search of a request runs in its one commit
+	// script, and a union costs as much as the caller's resources it
+	// matches: together they may combine as many as one search may.
+	if unions > query.MaxUnions {
+		return gateway.NewError(gateway.KindInvalid, fhir.IssueTooCostly, "Bundle.entry.request.ifNoneExist",
+			"the request's If-None-Exist searches have %d parameters that each stand for several index sets (several values, or a value without its system); expected at most %d across the request, as in one search: give identifiers with their system (system|value), or send the entries as several transactions",
+			unions, query.MaxUnions)
 	}
 	if terms > conform.MaxIndexTermsPerRequest {
 		return gateway.NewError(gateway.KindTooLarge, fhir.IssueTooCostly, "Bundle.entry",
