@@ -25,6 +25,10 @@ type Store interface {
 	// Histories returns every version of each resource, oldest first (an
 	// empty list for one not held): the journey of a referral Task.
 	Histories(ctx context.Context, typ string, ids []string) ([][]*Resource, error)
+	// LatestVersions returns the newest versions of a resource within w,
+	// oldest first, and its current version (0 for one not held): the
+	// history a page shows, whose cost is w's, not the resource's.
+	LatestVersions(ctx context.Context, typ, id string, w HistoryWindow) ([]*Resource, int, error)
 	// ReadMany returns the current versions of the given "Type/id"
 	// references; those it does not hold are left out.
 	ReadMany(ctx context.Context, refs []string) ([]*Resource, error)
@@ -48,6 +52,17 @@ type Store interface {
 	// removed that were sent in the UTC months [from, to) touches (the
 	// caller decides by each summary's own time).
 	KeptJourneys(ctx context.Context, from, to time.Time) ([][]byte, error)
+}
+
+// HistoryWindow bounds a read of a resource's newest versions: at most
+// Versions of them, whose bodies come to at most Bytes (the newest is
+// read whatever its size, as a read of the resource would). Nothing
+// bounds how many versions a Task has (a provider's note makes one) or,
+// below the body limit, how large each is, so a read of them all moved
+// what a client chose; a window's worst case is Signpost's.
+type HistoryWindow struct {
+	Versions int
+	Bytes    int
 }
 
 // Placer is a store that spreads referrals over partitions (redisstore

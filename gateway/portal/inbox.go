@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -113,9 +114,13 @@ type ReferralDetail struct {
 	Notes              []string // ServiceRequest.note texts
 	PatientInstruction string
 	Outcome            string // the completed Task's outcome text
-	History            []TaskChange
-	Actions            []Action
-	Read               []string
+	// History is the Task's versions the caller may see (VersionSeen) of
+	// the newest HistoryWindow holds, oldest first; OlderNotShown says
+	// that the window left older versions unread.
+	History       []TaskChange
+	OlderNotShown bool
+	Actions       []Action
+	Read          []string
 }
 
 // TaskChange is one version of the Task: who moved it where, and when.
@@ -130,6 +135,15 @@ type TaskChange struct {
 	// the API, or Signpost itself.
 	By string
 }
+
+// HistoryWindow is what a referral's page reads of its Task's versions:
+// the newest 50, of at most 2 MiB together (the newest whatever its size).
+// A Task's versions are as many as its changes, and each may be as large
+// as a request's body, so a page that read them all (once 54 MiB for one
+// view) cost what the referral's writers chose. A referral's working life
+// is a dozen steps and notes of a few KiB, so the window shows all of it;
+// a longer history is cut, and the page says so.
+var HistoryWindow = gateway.HistoryWindow{Versions: 50, Bytes: 2 << 20}
 
 // Referral reads one referral in full, under the caller's visibility
 // (ErrNotFound when the caller may not see it).
@@ -169,16 +183,25 @@ func (s *Service) Referral(ctx context.Context, caller gateway.Caller, taskID st
 			d.Notes = append(d.Notes, n.Text)
 		}
 	}
-	versions, err := s.Store.Histories(ctx, gateway.TypeTask, []string{taskID})
+	versions, current, err := s.Store.LatestVersions(ctx, gateway.TypeTask, taskID, HistoryWindow)
 	if err != nil {
 		return nil, err
 	}
-	actors, err := s.actors(ctx, task.Ref(), len(versions[0]))
+	d.OlderNotShown = len(versions) > 0 && versions[0].Version > 1
+	// A provider sees the versions that were its own and not withheld:
+	// a hold's reason (consent refused) is the GP's, as over the API.
+	versions = slices.DeleteFunc(versions, func(v *gateway.Resource) bool { return !gateway.VersionSeen(caller, v, current) })
+	actors, err := s.actors(ctx, task.Ref(), len(versions))
 	if err != nil {
 		return nil, err
 	}
-	responses := 0 // the outcome measures the Task named so far
-	for _, v := range versions[0] {
+	// The outcome measures the Task named so far; unknown (-1) when the
+	// version before the first shown was not read.
+	responses := 0
+	if d.OlderNotShown {
+		responses = -1
+	}
+	for _, v := range versions {
 		tv, err := gateway.ParseTask(v.Body)
 		if err != nil {
 			return nil, err
@@ -189,7 +212,7 @@ func (s *Service) Referral(ctx context.Context, caller gateway.Caller, taskID st
 				n++
 			}
 		}
-		if n > responses {
+		if responses >= 0 && n > responses {
 			// A version that added an outcome measure says so, not the
 			// business status it kept.
 			tv.BusinessStatus, tv.StatusReason = "Outcome measure recorded", ""
@@ -210,10 +233,18 @@ func (s *Service) Referral(ctx context.Context, caller gateway.Caller, taskID st
 }
 
 // actors reads who made each version of a Task from the Provenance
-// recorded with it (in the same commit): version -> who, in words.
+// recorded with it (in the same commit): version -> who, in words. The
+// Provenances of the versions shown are the newest (one a version, with
+// the version's time), so the newest are read: twice as many as the
+// versions, room for those indexed again since they were written (a
+// withdrawal hides them, giving each a later time), so that the page's
+// cost is its window's, not the Task's.
 func (s *Service) actors(ctx context.Context, taskRef string, versions int) (map[int]string, error) {
+	if versions == 0 {
+		return nil, nil
+	}
 	ids, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: gateway.TypeProvenance,
-		Groups: [][]string{{gateway.TargetTerm(taskRef)}}, Count: 2 * max(versions, 1)})
+		Groups: [][]string{{gateway.TargetTerm(taskRef)}}, Count: 2 * versions, Descending: true})
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}

@@ -155,6 +155,10 @@ func TestSpreadStoreRoutesByIDPrefix(t *testing.T) {
 		if err != nil || len(hist[0]) != 2 {
 			t.Errorf("history of %s: %v %v", in7, hist, err)
 		}
+		if latest, current, err := s.LatestVersions(ctx, "ServiceRequest", in7, gateway.HistoryWindow{Versions: 1, Bytes: 1 << 20}); err != nil ||
+			current != 2 || len(latest) != 1 || latest[0].Version != 2 {
+			t.Errorf("the latest version of %s: %v of %d, %v", in7, latest, current, err)
+		}
 		if v, err := s.Lookup(ctx, "referral|gp|sys|1"); err != nil || v != "ServiceRequest/"+in7 {
 			t.Errorf("lookup of a key claimed in partition 7: %q %v", v, err)
 		}

@@ -63,6 +63,9 @@ var (
 	//go:embed scripts/read.lua
 	readLua    string
 	readScript = redis.NewScript(readLua) // resource versions, each read consistently
+	//go:embed scripts/latest.lua
+	latestLua    string
+	latestScript = redis.NewScript(latestLua) // a resource's newest versions, within a window
 	//go:embed scripts/scopepatient.lua
 	scopePatientLua    string
 	scopePatientScript = redis.NewScript(scopePatientLua) // one legacy Patient to its owner's key

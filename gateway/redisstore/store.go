@@ -1116,6 +1116,42 @@ func (s *Store) Histories(ctx context.Context, typ string, ids []string) ([][]*g
 	return out, nil
 }
 
+// LatestVersions implements gateway.Store with latest.lua: one script on
+// the resource's hash, which reads the size of each version before the
+// version, so nothing beyond the window leaves Redis.
+func (s *Store) LatestVersions(ctx context.Context, typ, id string, w gateway.HistoryWindow) ([]*gateway.Resource, int, error) {
+	keys := []string{s.in(s.partitionOf(id)).resource(typ, id)}
+	// A Patient placed by its key may have been stored in legacy before
+	// the store spread: read there when its place holds none.
+	if typ == gateway.TypePatient && s.mayBeInLegacy(id) {
+		keys = append(keys, s.keys.resource(typ, id))
+	}
+	for _, key := range keys {
+		cmd, err := s.reads.runScript(ctx, latestScript, []string{key}, []any{max(w.Versions, 0), max(w.Bytes, 0)})
+		if err != nil {
+			return nil, 0, classify(err)
+		}
+		reply, err := cmd.Slice()
+		if err != nil {
+			return nil, 0, classify(err)
+		}
+		current := int(reply[0].(int64))
+		if current == 0 {
+			continue
+		}
+		owner := reply[1].(string)
+		rest := reply[2:]
+		out := make([]*gateway.Resource, len(rest)/3)
+		for i := range out {
+			at := rest[len(rest)-3*(i+1):] // the reply is newest first
+			out[i] = &gateway.Resource{Type: typ, ID: id, Version: int(at[0].(int64)),
+				LastUpdated: time.UnixMilli(at[1].(int64)).UTC(), Body: []byte(at[2].(string)), Owner: owner}
+		}
+		return out, current, nil
+	}
+	return nil, 0, nil
+}
+
 // countedGroups appends a search's index-set groups and its scratch keys,
 // each a position in KEYS, as the scripts take them (scripts.go): the
 // count of groups, each group as its count and its positions, then the

@@ -582,3 +582,67 @@ func TestCommitCountsEachDistinctCapOnce(t *testing.T) {
 		})
 	}
 }
+
+// LatestVersions reads a window of a resource's newest versions, oldest
+// first, and no more: a Task's 60 versions of 10 KiB each are read 50 at
+// most, and fewer where their bodies pass the window's bytes (the newest
+// is read whatever its size); Redis sends no more than the window holds.
+func TestLatestVersionsReadsOnlyTheWindow(t *testing.T) {
+	t.Parallel()
+	s, r := newStore(t)
+	ctx := context.Background()
+	note := strings.Repeat("x", 10<<10)
+	body := func(v int) []byte {
+		return []byte(`{"resourceType":"Task","id":"t1","note":[{"text":"` + strconv.Itoa(v) + note + `"}]}`)
+	}
+	size := len(body(60)) // versions 10 to 60 are each this size
+	for v := 1; v <= 60; v++ {
+		w := write("Task", "t1", v, v-1, "status=requested")
+		w.Resource.Body = body(v)
+		w.Resource.Owner = "gp"
+		if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{w}}); err != nil || !res.OK() {
+			t.Fatal(v, res, err)
+		}
+	}
+	sent := func() int64 {
+		info := r.Client().Info(ctx, "stats").Val()
+		for _, line := range strings.Split(info, "\r\n") {
+			if n, ok := strings.CutPrefix(line, "total_net_output_bytes:"); ok {
+				v, _ := strconv.ParseInt(n, 10, 64)
+				return v
+			}
+		}
+		t.Fatal("INFO stats has no total_net_output_bytes")
+		return 0
+	}
+	for _, c := range []struct {
+		window        gateway.HistoryWindow
+		oldest, count int
+	}{
+		{gateway.HistoryWindow{Versions: 50, Bytes: 1 << 20}, 11, 50},
+		{gateway.HistoryWindow{Versions: 50, Bytes: 5*size + size/2}, 56, 5},
+		{gateway.HistoryWindow{Versions: 50, Bytes: 1}, 60, 1},
+		{gateway.HistoryWindow{Versions: 100, Bytes: 1 << 30}, 1, 60},
+	} {
+		before := sent()
+		got, current, err := s.LatestVersions(ctx, "Task", "t1", c.window)
+		moved := sent() - before
+		if err != nil || current != 60 || len(got) != c.count {
+			t.Fatalf("%+v: %d versions of %d, %v; want %d", c.window, len(got), current, err, c.count)
+		}
+		for i, v := range got {
+			if v.Version != c.oldest+i || v.Owner != "gp" || v.LastUpdated.UnixMilli() != 1_700_000_000_000+int64(v.Version) ||
+				!strings.Contains(string(v.Body), `"text":"`+strconv.Itoa(v.Version)+"x") {
+				t.Errorf("%+v: version %d read as %d (owner %q, %v)", c.window, c.oldest+i, v.Version, v.Owner, v.LastUpdated)
+			}
+		}
+		// Each version's body and a few numbers, and the first INFO's own
+		// reply (counted after it was read).
+		if limit := int64(c.count*(size+64) + 4096); moved > limit {
+			t.Errorf("%+v: Redis sent %d bytes for %d versions (at most %d)", c.window, moved, c.count, limit)
+		}
+	}
+	if got, current, err := s.LatestVersions(ctx, "Task", "none", gateway.HistoryWindow{Versions: 50, Bytes: 1 << 20}); err != nil || current != 0 || len(got) != 0 {
+		t.Errorf("a Task not held: %v of %d, %v", got, current, err)
+	}
+}

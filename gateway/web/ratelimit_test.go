@@ -20,7 +20,7 @@ import (
 // so, with Retry-After.
 func TestInboxChangesShareTheProvidersAPIAllowance(t *testing.T) {
 	t.Parallel()
-	const burst = 5
+	const burst = 6
 	walking := gateway.Caller{ClientID: "walking", Kind: gateway.CallerProvider, Organization: providers[0].Organization}
 	e := setupWith(t, func(e *env, pages *web.Options, api *httpapi.Options) {
 		// burst requests, then one an hour: none comes back during the test.
@@ -74,8 +74,9 @@ func TestInboxChangesShareTheProvidersAPIAllowance(t *testing.T) {
 	}
 	queued := notifications()
 
-	// Staff record contact ten times, as fast as they can: the allowance
-	// left (burst - 2) goes through, the rest is refused.
+	// Staff open the referral (a page view counts too) and record contact
+	// ten times, as fast as they can: the allowance left (burst - 3) goes
+	// through, the rest is refused.
 	b := e.browser()
 	b.signIn("sam@example.org")
 	b.get("/portal/referrals/" + task)
@@ -88,7 +89,7 @@ func TestInboxChangesShareTheProvidersAPIAllowance(t *testing.T) {
 			refused = p
 		}
 	}
-	made := burst - 2
+	made := burst - 3
 	if statuses[http.StatusSeeOther] != made || statuses[http.StatusTooManyRequests] != 10-made {
 		t.Errorf("ten contacts answered %v; want %d made and %d refused with 429", statuses, made, 10-made)
 	}
@@ -112,8 +113,87 @@ func TestInboxChangesShareTheProvidersAPIAllowance(t *testing.T) {
 	if got := fromSystem(); got != http.StatusTooManyRequests {
 		t.Errorf("the provider's system after its staff spent the allowance: %d", got)
 	}
-	// Pages that only show are not counted.
-	if p := b.get("/portal/referrals/" + task); p.status != http.StatusOK {
-		t.Errorf("the referral's page over the limit: %d", p.status)
+}
+
+// Pages that show referrals read Redis for the provider as its own
+// system's reads do, and share its allowance: over it a page is refused
+// (429, Retry-After, words saying to wait and reload), reads nothing and
+// shows no one, and is not audited. Signing in, the stylesheet and
+// signing out are not counted, so a provider's system that spends the
+// allowance cannot lock its staff out of signing in.
+func TestInboxPagesShareTheProvidersAPIAllowance(t *testing.T) {
+	t.Parallel()
+	const burst = 3
+	walking := gateway.Caller{ClientID: "walking", Kind: gateway.CallerProvider, Organization: providers[0].Organization}
+	e := setupWith(t, func(e *env, pages *web.Options, api *httpapi.Options) {
+		perClient := e.store.Limiter(1.0/3600, burst)
+		api.Limiter, pages.ClientLimits = perClient, httpapi.ClientLimits(perClient)
+		api.Caller = func(r *http.Request) (gateway.Caller, error) {
+			if r.Header.Get(httpapi.LocalClientHeader) == "walking" {
+				return walking, nil
+			}
+			return practice, nil
+		}
+	})
+	e.user("walking", "sam@example.org")
+	task := e.refer("RL-2", "390893007", "Alex Example")
+	b := e.browser()
+	if p := b.signIn("sam@example.org"); p.status != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", p.status)
+	}
+	views := func() int {
+		n := 0
+		for _, r := range e.audited() {
+			if r.User == "sam@example.org" && (r.Interaction == "read" || r.Interaction == "search-type") {
+				n++
+			}
+		}
+		return n
+	}
+	// The allowance, spent on the pages alone.
+	for _, path := range []string{"/portal/referrals", "/portal/referrals/" + task, "/portal/referrals?list=closed"} {
+		if p := b.get(path); p.status != http.StatusOK {
+			t.Fatalf("%s within the allowance: %d", path, p.status)
+		}
+	}
+	seen := views()
+	for _, path := range []string{"/portal/referrals", "/portal/referrals/" + task, "/portal/referrals/" + task + "/measures/ons4/first-contact"} {
+		p := b.get(path)
+		if p.status != http.StatusTooManyRequests || p.header.Get("Retry-After") == "" || !strings.Contains(p.body, "reload the page") {
+			t.Errorf("%s over the allowance: %d, Retry-After %q\n%s", path, p.status, p.header.Get("Retry-After"), p.body)
+		}
+		if strings.Contains(p.body, "Alex Example") {
+			t.Errorf("%s over the allowance shows the person", path)
+		}
+	}
+	if got := views(); got != seen {
+		t.Errorf("%d views audited for pages refused over the allowance", got-seen)
+	}
+	// The provider's own system shares it.
+	req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/fhir/Task/"+task, nil)
+	req.Header.Set(httpapi.LocalClientHeader, "walking")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("the provider's system after its staff's pages spent the allowance: %d", res.StatusCode)
+	}
+	// Nobody is locked out: the stylesheet, the sign-in page, signing in
+	// from another browser and signing out all work.
+	other := e.browser()
+	if p := other.get("/portal/static/signpost.css"); p.status != http.StatusOK {
+		t.Errorf("the stylesheet over the allowance: %d", p.status)
+	}
+	if p := other.signIn("sam@example.org"); p.status != http.StatusSeeOther {
+		t.Errorf("signing in over the allowance: %d", p.status)
+	}
+	if p := other.get("/portal/"); p.status != http.StatusSeeOther {
+		t.Errorf("the portal's home over the allowance: %d", p.status)
+	}
+	// (from the refused page's own sign-out form)
+	if p := b.post("/portal/sign-out", url.Values{}); p.status != http.StatusOK || !strings.Contains(p.body, "You have signed out") {
+		t.Errorf("signing out over the allowance: %d", p.status)
 	}
 }

@@ -80,12 +80,18 @@ func (p *Pages) signedIn(who role, next func(http.ResponseWriter, *http.Request,
 	}
 }
 
-// countedAsProvider wraps a form that changes a referral: it counts
-// against the API allowance of the provider the person works for (the
-// same count as its own system's requests), so staff acting through the
-// pages cannot send more changes, and GP notifications, than the API
-// would take from their provider. Over it nothing is done or audited, as
-// over the API: a flood cannot push older records out of the trail.
+// countedAsProvider wraps a provider's page that reads or changes its
+// referrals: each request counts against the API allowance of the
+// provider the person works for (the same count as its own system's
+// requests), so staff acting through the pages cannot send more changes,
+// and GP notifications, than the API would take from their provider, nor
+// have Redis read more for them than it would for the API (a referral's
+// page reads its Task's history). Over it nothing is read, done or
+// audited, as over the API: a flood cannot push older records out of the
+// trail. Signing in and out, the stylesheet and the pages that read only
+// the session are not counted: a provider's system that spends the
+// allowance delays its staff's pages, and never keeps them from signing
+// in (sign-in has limits of its own).
 func (p *Pages) countedAsProvider(next func(http.ResponseWriter, *http.Request, *account.WebSession)) func(http.ResponseWriter, *http.Request, *account.WebSession) {
 	return func(w http.ResponseWriter, r *http.Request, s *account.WebSession) {
 		if p.clientLimits == nil {
@@ -103,6 +109,10 @@ func (p *Pages) countedAsProvider(next func(http.ResponseWriter, *http.Request, 
 			wait := "a second"
 			if secs > 1 {
 				wait = strconv.Itoa(secs) + " seconds"
+			}
+			if r.Method == http.MethodGet {
+				p.problem(w, r, s, http.StatusTooManyRequests, "Your organisation has asked Signpost for too much in a short time (its pages and its own system share one allowance). Wait "+wait+", then reload the page.")
+				return
 			}
 			p.problem(w, r, s, http.StatusTooManyRequests, "Nothing was changed: your organisation has sent Signpost too many changes in a short time. Wait "+wait+", then go back and send the form again.")
 			return

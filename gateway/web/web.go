@@ -68,10 +68,10 @@ type Options struct {
 	// address and per account, or, from a browser that has signed in to the
 	// account before, per that browser (nil: no limit).
 	Limiter Limiter
-	// ClientLimits is the API's per-client rate limit: every form that
-	// changes a referral counts against the allowance of the provider the
-	// person works for, which its own system's API requests share, so the
-	// pages are no way round it (nil: no limit).
+	// ClientLimits is the API's per-client rate limit: every inbox page
+	// and every form that changes a referral counts against the allowance
+	// of the provider the person works for, which its own system's API
+	// requests share, so the pages are no way round it (nil: no limit).
 	ClientLimits ClientLimiter
 	// PublicURL is the externally visible base; https there makes the
 	// session cookie Secure and __Host- prefixed.
@@ -100,7 +100,8 @@ type Pages struct {
 	accounts Accounts
 	auditor  Auditor
 	limiter  Limiter
-	// clientLimits counts changes against the provider's API allowance.
+	// clientLimits counts inbox pages and changes against the provider's
+	// API allowance.
 	clientLimits ClientLimiter
 	secure       bool   // the public URL is https
 	origin       string // scheme://host of the public URL, for the Origin check
@@ -148,10 +149,10 @@ func New(o Options) *Pages {
 	m.HandleFunc("POST /portal/sign-in", p.signIn)
 	m.HandleFunc("POST /portal/sign-out", p.signedIn(anyone, p.signOut))
 	m.HandleFunc("GET /portal/{$}", p.signedIn(anyone, p.home))
-	m.HandleFunc("GET /portal/referrals", p.signedIn(providerStaff, p.inbox))
-	m.HandleFunc("GET /portal/referrals/{id}", p.signedIn(providerStaff, p.referral))
+	m.HandleFunc("GET /portal/referrals", p.signedIn(providerStaff, p.countedAsProvider(p.inbox)))
+	m.HandleFunc("GET /portal/referrals/{id}", p.signedIn(providerStaff, p.countedAsProvider(p.referral)))
 	m.HandleFunc("POST /portal/referrals/{id}", p.signedIn(providerStaff, p.countedAsProvider(p.act)))
-	m.HandleFunc("GET /portal/referrals/{id}/measures/{questionnaire}/{point}", p.signedIn(providerStaff, p.measure))
+	m.HandleFunc("GET /portal/referrals/{id}/measures/{questionnaire}/{point}", p.signedIn(providerStaff, p.countedAsProvider(p.measure)))
 	m.HandleFunc("POST /portal/referrals/{id}/measures/{questionnaire}/{point}", p.signedIn(providerStaff, p.countedAsProvider(p.recordMeasure)))
 	m.HandleFunc("GET /insights/{$}", p.signedIn(operators, p.insights))
 	m.HandleFunc("GET /insights/outcomes.csv", p.signedIn(operators, p.insightsCSV))

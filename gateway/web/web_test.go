@@ -81,6 +81,13 @@ func setup(t testing.TB, opts ...func(*httpapi.Options)) *env {
 // change, which may use the env's store.
 func setupWith(t testing.TB, change func(e *env, pages *web.Options, api *httpapi.Options)) *env {
 	t.Helper()
+	return setupProviders(t, providers, change)
+}
+
+// setupProviders is setupWith for other providers (one that needs
+// consent, say).
+func setupProviders(t testing.TB, providers []gateway.Provider, change func(e *env, pages *web.Options, api *httpapi.Options)) *env {
+	t.Helper()
 	r := redistest.Start(t)
 	e := &env{t: t, redis: r, store: redisstore.New(r.Client(), "signpost")}
 	if redistest.SpreadForced() {
