@@ -470,9 +470,15 @@ func (s *Service) write(ctx context.Context, j *Job) error {
 }
 
 // writeType streams one type's current resources, a page at a time, in
-// the order of the store's index as it was at the transaction time.
+// the order of the store's index as it was at the transaction time. It
+// keeps what the store followed of the resources written since (one
+// record for the whole type), so that those created since, which are not
+// exported, are each looked at once and never count against the store's
+// bound on changes: no client can fail an export by creating resources
+// while it runs.
 func (s *Service) writeType(ctx context.Context, j *Job, typ string, w *bufio.Writer, count *int, beat func() error) error {
-	ks := &gateway.Keyset{Snapshot: j.TransactionTime}
+	followed := &gateway.Followed{}
+	ks := &gateway.Keyset{Snapshot: j.TransactionTime, Followed: followed}
 	var line bytes.Buffer
 	var deid *deidentifier
 	if j.Deidentified {
@@ -540,7 +546,7 @@ func (s *Service) writeType(ctx context.Context, j *Job, typ string, w *bufio.Wr
 			return nil
 		}
 		last := ks.Positions[len(ks.Positions)-1]
-		ks = &gateway.Keyset{Snapshot: j.TransactionTime, After: &last}
+		ks = &gateway.Keyset{Snapshot: j.TransactionTime, After: &last, Followed: followed}
 	}
 }
 
