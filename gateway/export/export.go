@@ -2,7 +2,6 @@ package export
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -479,7 +478,6 @@ func (s *Service) write(ctx context.Context, j *Job) error {
 func (s *Service) writeType(ctx context.Context, j *Job, typ string, w *bufio.Writer, count *int, beat func() error) error {
 	followed := &gateway.Followed{}
 	ks := &gateway.Keyset{Snapshot: j.TransactionTime, Followed: followed}
-	var line bytes.Buffer
 	var deid *deidentifier
 	if j.Deidentified {
 		if len(s.o.PseudonymKey) == 0 {
@@ -509,7 +507,9 @@ func (s *Service) writeType(ctx context.Context, j *Job, typ string, w *bufio.Wr
 		}
 		for _, r := range got {
 			// One resource a line: a body stored with line breaks (as a
-			// client may send it) is compacted, which changes no value.
+			// client may send it) is compacted, which changes no value;
+			// Patients are named by ids unique in the export
+			// (withExportedPatientIDs).
 			body := r.Body
 			if deid != nil {
 				// Re-encoded compactly: no line break survives. The
@@ -524,12 +524,8 @@ func (s *Service) writeType(ctx context.Context, j *Job, typ string, w *bufio.Wr
 				if v := structure.Validate(body); !v.Valid() {
 					return fmt.Errorf("de-identified %s number %d is not valid R4: %s", typ, *count+1, issueExpressions(v.Issues))
 				}
-			} else if bytes.ContainsAny(body, "\r\n") {
-				line.Reset()
-				if err := json.Compact(&line, body); err != nil {
-					return err
-				}
-				body = line.Bytes()
+			} else if body, err = withExportedPatientIDs(body, typ, r.Owner); err != nil {
+				return fmt.Errorf("%s number %d: %w", typ, *count+1, err)
 			}
 			if _, err := w.Write(body); err != nil {
 				return err
