@@ -5,12 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/json"
-	"errors"
-	"io"
 	"strings"
 
-	"github.com/go-json-experiment/json/jsontext"
-
+	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
 )
 
@@ -36,50 +33,22 @@ func exportedPatientID(owner, id string) string {
 
 // withExportedPatientIDs returns body, a resource of type typ stored for
 // owner, on one line, with its own id if it is a Patient, and the id in
-// every reference to a Patient, made exportedPatientID. Everything else,
-// member order and numbers included, is as stored; a body naming no
-// Patient is only compacted.
+// every reference to a Patient, made exportedPatientID. Every other byte is
+// as stored, but for line breaks and the white space around them.
 func withExportedPatientIDs(body []byte, typ, owner string) ([]byte, error) {
-	if typ != gateway.TypePatient && !bytes.Contains(body, []byte("Patient/")) && !bytes.Contains(body, []byte(`Patient\/`)) {
-		if !bytes.ContainsAny(body, "\r\n") {
-			return body, nil
-		}
-		var line bytes.Buffer
-		err := json.Compact(&line, body)
-		return line.Bytes(), err
-	}
 	newID := func(id string) string { return exportedPatientID(owner, id) }
-	dec := jsontext.NewDecoder(bytes.NewReader(body))
-	var out bytes.Buffer
-	enc := jsontext.NewEncoder(&out)
-	for {
-		tok, err := dec.ReadToken()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if tok.Kind() == '"' {
-			depth := dec.StackDepth()
-			if kind, n := dec.StackIndex(depth); kind == '{' && n%2 == 0 {
-				// A member's value: its name is the pointer's last token.
-				ptr := dec.StackPointer()
-				name := ptr.LastToken()
-				s := tok.String()
-				switch {
-				case depth == 1 && name == "id" && typ == gateway.TypePatient:
-					tok = jsontext.String(newID(s))
-				case name == "reference":
-					if ref := patientReference(s, newID); ref != s {
-						tok = jsontext.String(ref)
-					}
-				}
-			}
-		}
-		if err := enc.WriteToken(tok); err != nil {
-			return nil, err
-		}
+	var ownID func(string) (string, bool)
+	if typ == gateway.TypePatient {
+		ownID = func(id string) (string, bool) { return newID(id), true }
 	}
-	return bytes.TrimSuffix(out.Bytes(), []byte("\n")), nil
+	body, err := fhir.RewriteIDs(body, ownID, func(ref string) (string, bool) {
+		out := patientReference(ref, newID)
+		return out, out != ref
+	})
+	if err != nil || !bytes.ContainsAny(body, "\r\n") {
+		return body, err
+	}
+	var line bytes.Buffer
+	err = json.Compact(&line, body)
+	return line.Bytes(), err
 }
