@@ -524,7 +524,7 @@ func (s *Service) writeType(ctx context.Context, j *Job, typ string, w *bufio.Wr
 				if v := structure.Validate(body); !v.Valid() {
 					return fmt.Errorf("de-identified %s number %d is not valid R4: %s", typ, *count+1, issueExpressions(v.Issues))
 				}
-			} else if body, err = withExportedPatientIDs(body, typ, r.Owner); err != nil {
+			} else if body, err = withExportedPatientIDs(body, typ, r.Owner, s.core.Base); err != nil {
 				return fmt.Errorf("%s number %d: %w", typ, *count+1, err)
 			}
 			if _, err := w.Write(body); err != nil {

@@ -18,7 +18,8 @@ import (
 // export, and every reference to one resolves to it, a Patient's id becomes
 // exportedPatientID of the GP system holding it and its id, in the Patient
 // and in every reference to it; a reference is read as naming the Patient
-// of the GP system whose resource holds it, as Signpost reads it.
+// of the GP system whose resource holds it, as Signpost reads it (relative,
+// or absolute under Signpost's own base).
 
 // exportedPatientID is the id a Patient has in a full export: SHA-256 of
 // "Patient|{owner}|{id}" in lower-case base32 (52 letters and digits, a
@@ -33,15 +34,25 @@ func exportedPatientID(owner, id string) string {
 
 // withExportedPatientIDs returns body, a resource of type typ stored for
 // owner, on one line, with its own id if it is a Patient, and the id in
-// every reference to a Patient, made exportedPatientID. Every other byte is
-// as stored, but for line breaks and the white space around them.
-func withExportedPatientIDs(body []byte, typ, owner string) ([]byte, error) {
+// every reference to a Patient of Signpost's (relative, or absolute under
+// base, Signpost's FHIR base), made exportedPatientID. A reference to a
+// Patient on another server names none of the export's, and is kept. Every
+// other byte is as stored, but for line breaks and the white space around
+// them.
+func withExportedPatientIDs(body []byte, typ, owner, base string) ([]byte, error) {
 	newID := func(id string) string { return exportedPatientID(owner, id) }
 	var ownID func(string) (string, bool)
 	if typ == gateway.TypePatient {
 		ownID = func(id string) (string, bool) { return newID(id), true }
 	}
 	body, err := fhir.RewriteIDs(body, ownID, func(ref string) (string, bool) {
+		local := ref
+		if base != "" {
+			local = strings.TrimPrefix(ref, base+"/")
+		}
+		if !strings.HasPrefix(local, gateway.TypePatient+"/") {
+			return ref, false
+		}
 		out := patientReference(ref, newID)
 		return out, out != ref
 	})
