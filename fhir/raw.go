@@ -995,10 +995,33 @@ func References(o *Object) []Ref {
 // happens to equal a placeholder is left alone. When nothing matches, body is
 // returned itself, not a copy. Errors are *RawError.
 func RewriteReferences(body []byte, refs map[string]string) ([]byte, error) {
+	return rewrite(body, rawWalker{}, func(v string) (string, bool) {
+		nv, ok := refs[v]
+		return nv, ok
+	}, nil)
+}
+
+// RewriteIDs replaces the resource's own id (its top-level "id") with
+// id(value), and each reference value (a member named "reference", at any
+// depth, as RewriteReferences finds them) with ref(value), where they say
+// so (ok); nil rewrites none of that kind. Every other byte is kept, as by
+// RewriteReferences. Errors are *RawError.
+func RewriteIDs(body []byte, id, ref func(string) (string, bool)) ([]byte, error) {
+	return rewrite(body, rawWalker{rootID: id != nil}, ref, id)
+}
+
+// rewrite replaces the values w visits: references by ref, the root id by id.
+func rewrite(body []byte, w rawWalker, ref, id func(string) (string, bool)) ([]byte, error) {
 	var out []byte
 	last := 0
-	w := rawWalker{}
 	err := w.walk(body, func(start, end int) {
+		f := ref
+		if w.atRootID {
+			f = id
+		}
+		if f == nil {
+			return
+		}
 		raw := body[start:end]
 		inner := raw[1 : len(raw)-1]
 		var (
@@ -1006,9 +1029,9 @@ func RewriteReferences(body []byte, refs map[string]string) ([]byte, error) {
 			ok bool
 		)
 		if bytes.IndexByte(inner, '\\') < 0 {
-			nv, ok = refs[string(inner)]
+			nv, ok = f(string(inner))
 		} else if v, dok := rawDecodeString(raw); dok {
-			nv, ok = refs[v]
+			nv, ok = f(v)
 		}
 		if !ok {
 			return
@@ -1029,18 +1052,22 @@ func RewriteReferences(body []byte, refs map[string]string) ([]byte, error) {
 	return append(out, body[last:]...), nil
 }
 
-// rawWalker visits the string values of "reference" members, tracking where
+// rawWalker visits the string values of "reference" members (and, with
+// rootID, of the root object's "id", atRootID saying which), tracking where
 // it is so References can report expressions.
 type rawWalker struct {
-	root   string
-	body   []byte
-	frames []rawWalkFrame
+	root     string
+	rootID   bool
+	atRootID bool
+	body     []byte
+	frames   []rawWalkFrame
 }
 
 type rawWalkFrame struct {
 	obj                bool
 	expectName         bool
 	isRef              bool // the current member is named "reference"
+	isID               bool // the current member is the root object's "id" (rootID)
 	nameStart, nameEnd int  // current member name token
 	idx                int
 }
@@ -1078,12 +1105,15 @@ func (w *rawWalker) walk(body []byte, visit func(start, end int)) *RawError {
 			nm := body[f.nameStart:f.nameEnd]
 			f.isRef = string(nm) == `"reference"` ||
 				(bytes.IndexByte(nm, '\\') >= 0 && tok.String() == rawReference)
+			f.isID = w.rootID && n == 1 && (string(nm) == `"id"` ||
+				(bytes.IndexByte(nm, '\\') >= 0 && tok.String() == "id"))
 			f.expectName = false
 			continue
 		case k == '{' || k == '[':
 			w.frames = append(w.frames, rawWalkFrame{obj: k == '{', expectName: k == '{'})
 			continue
-		case k == '"' && f != nil && f.obj && f.isRef:
+		case k == '"' && f != nil && f.obj && (f.isRef || f.isID):
+			w.atRootID = f.isID
 			visit(rawSkipSep(body, p0), p1)
 		}
 		// A value (scalar or just-closed container) has ended.

@@ -750,3 +750,22 @@ func BenchmarkRewriteReferences(b *testing.B) {
 		}
 	}
 }
+
+// RewriteIDs rewrites the resource's own id and its references, and no
+// other id (a contained resource's, an element's), every other byte kept.
+func TestRewriteIDs(t *testing.T) {
+	t.Parallel()
+	upper := func(s string) (string, bool) { return strings.ToUpper(s), true }
+	body := `{"resourceType":"Patient", "\u0069d": "p1","contained":[{"resourceType":"Organization","id":"o1"}],` +
+		`"name":[{"id":"n1","text":"Ann"}],"managingOrganization":{"reference":"#o1"},"link":[{"other":{"reference":"Patient/p2"},"type":"seealso"}]}`
+	got, err := RewriteIDs([]byte(body), upper, func(ref string) (string, bool) { return ref, false })
+	want := strings.Replace(body, `"p1"`, `"P1"`, 1)
+	if err != nil || string(got) != want {
+		t.Errorf("own id only:\n got %s (%v)\nwant %s", got, err, want)
+	}
+	got, err = RewriteIDs([]byte(body), nil, upper)
+	want = strings.NewReplacer(`"#o1"`, `"#O1"`, `"Patient/p2"`, `"PATIENT/P2"`).Replace(body)
+	if err != nil || string(got) != want {
+		t.Errorf("references only:\n got %s (%v)\nwant %s", got, err, want)
+	}
+}

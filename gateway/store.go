@@ -334,6 +334,46 @@ type Keyset struct {
 	After    *Position
 	// Positions receives the position of each match of the page.
 	Positions []Position
+	// Followed, when set, is what the store learnt on earlier pages of
+	// matches written since the snapshot, kept by a caller that reads every
+	// page in one process (the export) and passed with each: each such match
+	// is then looked at once in the whole search, not on every page, and
+	// those created after the snapshot (in no page) never count against
+	// MaxChangedFollowed, so writers cannot make the search fail by
+	// creating. nil (a paging link, which keeps nothing): each page looks at
+	// every match written since the snapshot, at most MaxChangedFollowed.
+	Followed *Followed
+}
+
+// Followed is what a store learnt, paging one keyset search, of the
+// matches written since its snapshot, by place (a store's partition, named
+// by the store); only the store reads it.
+type Followed struct {
+	Places map[string]*FollowedPlace
+}
+
+// FollowedPlace is Followed in one place.
+type FollowedPlace struct {
+	// Seen is how far the matches written since the snapshot were looked
+	// at: every one whose lastUpdated (ms) is up to Seen (0: none yet).
+	Seen int64
+	// Changed are the matches among them that were in the snapshot, each
+	// with the score of its position then (the lastUpdated of its version
+	// current at the snapshot).
+	Changed map[string]int64
+}
+
+// Place returns the record of the place named name, made if new.
+func (f *Followed) Place(name string) *FollowedPlace {
+	if f.Places == nil {
+		f.Places = map[string]*FollowedPlace{}
+	}
+	p := f.Places[name]
+	if p == nil {
+		p = &FollowedPlace{Changed: map[string]int64{}}
+		f.Places[name] = p
+	}
+	return p
 }
 
 // Position is a match's place in a search's order: the lastUpdated (ms) of
@@ -371,5 +411,7 @@ type WriteBackState struct {
 
 // MaxChangedFollowed is how many matches may change between a search's
 // first page and a later one before its paging link is refused (the store
-// places each where it stood; the bound keeps that cheap).
+// places each where it stood; the bound keeps that cheap). A search that
+// keeps what it followed (Keyset.Followed) counts only the matches that
+// were in its snapshot: those created since are not followed.
 const MaxChangedFollowed = 1000

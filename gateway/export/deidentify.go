@@ -390,16 +390,16 @@ func (d *deidentifier) patientIDOf(name, field string, v any) (string, bool) {
 	case name == "reference" && strings.HasPrefix(s, "#") && d.containedPatients[s[1:]]:
 		return "#" + d.patientID(s[1:]), true
 	case name == "reference":
-		ref := d.patientReference(s)
+		ref := patientReference(s, d.patientID)
 		return ref, ref != s
 	}
 	return "", false
 }
 
 // patientReference rewrites a reference to a Patient ("Patient/{id}",
-// with a base or a version or neither) to name the Patient's pseudonym;
+// with a base or a version or neither) to name the Patient by newID(id);
 // any other reference is kept.
-func (d *deidentifier) patientReference(ref string) string {
+func patientReference(ref string, newID func(string) string) string {
 	i := strings.LastIndex(ref, "Patient/")
 	if h := strings.Index(ref, "/_history/"); h >= 0 {
 		i = strings.LastIndex(ref[:h], "Patient/")
@@ -412,7 +412,7 @@ func (d *deidentifier) patientReference(ref string) string {
 	if end == start {
 		return ref
 	}
-	return ref[:start] + d.patientID(ref[start:end]) + ref[end:]
+	return ref[:start] + newID(ref[start:end]) + ref[end:]
 }
 
 // dataAbsentReason is the R4 extension saying why an element has no value.

@@ -191,7 +191,7 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 	// A Patient's id pseudonym is its owner's: another practice's
 	// Patient/1 is another person.
 	a, b := &deidentifier{key: d.key, owner: "practice-a"}, &deidentifier{key: d.key, owner: "practice-b"}
-	if a.patientID("1") == b.patientID("1") || a.patientID("1") != a.patientReference("Patient/1")[len("Patient/"):] {
+	if a.patientID("1") == b.patientID("1") || a.patientID("1") != patientReference("Patient/1", a.patientID)[len("Patient/"):] {
 		t.Error("Patient id pseudonyms are not of owner and id, or references do not match them")
 	}
 	// With dates removed, the birth time goes with the date.

@@ -2,7 +2,6 @@ package export
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -470,10 +469,15 @@ func (s *Service) write(ctx context.Context, j *Job) error {
 }
 
 // writeType streams one type's current resources, a page at a time, in
-// the order of the store's index as it was at the transaction time.
+// the order of the store's index as it was at the transaction time. It
+// keeps what the store followed of the resources written since (one
+// record for the whole type), so that those created since, which are not
+// exported, are each looked at once and never count against the store's
+// bound on changes: no client can fail an export by creating resources
+// while it runs.
 func (s *Service) writeType(ctx context.Context, j *Job, typ string, w *bufio.Writer, count *int, beat func() error) error {
-	ks := &gateway.Keyset{Snapshot: j.TransactionTime}
-	var line bytes.Buffer
+	followed := &gateway.Followed{}
+	ks := &gateway.Keyset{Snapshot: j.TransactionTime, Followed: followed}
 	var deid *deidentifier
 	if j.Deidentified {
 		if len(s.o.PseudonymKey) == 0 {
@@ -503,7 +507,9 @@ func (s *Service) writeType(ctx context.Context, j *Job, typ string, w *bufio.Wr
 		}
 		for _, r := range got {
 			// One resource a line: a body stored with line breaks (as a
-			// client may send it) is compacted, which changes no value.
+			// client may send it) is compacted, which changes no value;
+			// Patients are named by ids unique in the export
+			// (withExportedPatientIDs).
 			body := r.Body
 			if deid != nil {
 				// Re-encoded compactly: no line break survives. The
@@ -518,12 +524,8 @@ func (s *Service) writeType(ctx context.Context, j *Job, typ string, w *bufio.Wr
 				if v := structure.Validate(body); !v.Valid() {
 					return fmt.Errorf("de-identified %s number %d is not valid R4: %s", typ, *count+1, issueExpressions(v.Issues))
 				}
-			} else if bytes.ContainsAny(body, "\r\n") {
-				line.Reset()
-				if err := json.Compact(&line, body); err != nil {
-					return err
-				}
-				body = line.Bytes()
+			} else if body, err = withExportedPatientIDs(body, typ, r.Owner, s.core.Base); err != nil {
+				return fmt.Errorf("%s number %d: %w", typ, *count+1, err)
 			}
 			if _, err := w.Write(body); err != nil {
 				return err
@@ -540,7 +542,7 @@ func (s *Service) writeType(ctx context.Context, j *Job, typ string, w *bufio.Wr
 			return nil
 		}
 		last := ks.Positions[len(ks.Positions)-1]
-		ks = &gateway.Keyset{Snapshot: j.TransactionTime, After: &last}
+		ks = &gateway.Keyset{Snapshot: j.TransactionTime, After: &last, Followed: followed}
 	}
 }
 

@@ -300,3 +300,67 @@ func TestOperatorsExportUnderSMART(t *testing.T) {
 		e.post("/ServiceRequest", referral("OPS-2", "390893007"), who...).must(t, http.StatusForbidden)
 	}
 }
+
+// Patient ids are each practice's own, and the full export holds every
+// practice's: two practices' Patient/1 are two Patients with two ids in
+// it, and each referral's subject (and its Task's for) names its own
+// practice's, in every file. On a store that spreads referrals too.
+func TestFullExportPatientIdsAreUniqueAcrossPractices(t *testing.T) {
+	t.Parallel()
+	for name, on := range map[string]func(*options){"one partition": func(*options) {}, "spread": spread} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testFullExportPatientIds(t, on)
+		})
+	}
+}
+
+func testFullExportPatientIds(t *testing.T, on func(*options)) {
+	e := setup(t, on)
+	a, b := as("practice-a"), as("practice-b")
+	patient := func(nhs, name string) []byte {
+		return []byte(`{"resourceType":"Patient","id":"1","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhs + `"}],"name":[{"text":"` + name + `"}]}`)
+	}
+	e.put("/Patient/1", patient(nhsNumber, "Ann Testpatient"), a...).must(t, http.StatusCreated)
+	e.put("/Patient/1", patient(nhsNumber2, "Bea Testpatient"), b...).must(t, http.StatusCreated)
+	toPatient1 := func(ident, ods string) []byte {
+		sr := strings.Replace(string(referral(ident, "390893007")), `"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhsNumber+`"}}`, `"subject":{"reference":"Patient/1"}`, 1)
+		return []byte(strings.Replace(sr, `"value":"`+practiceODS+`"`, `"value":"`+ods+`"`, 1))
+	}
+	want := map[string]string{ // ServiceRequest id: its patient's name
+		e.post("/ServiceRequest", toPatient1("FX-A", practiceODS), a...).must(t, http.StatusCreated).json(t)["id"].(string): "Ann Testpatient",
+		e.post("/ServiceRequest", toPatient1("FX-B", "B82002"), b...).must(t, http.StatusCreated).json(t)["id"].(string):    "Bea Testpatient",
+	}
+
+	_, files := e.exportAll(t, "") // every line checked as R4 there
+	named := map[string]string{}   // Patient id in the export: name
+	for _, p := range files["Patient"] {
+		named["Patient/"+p["id"].(string)] = p["name"].([]any)[0].(map[string]any)["text"].(string)
+	}
+	if len(files["Patient"]) != 2 || len(named) != 2 {
+		t.Fatalf("%d Patients exported under %d ids, want 2 under 2: %v", len(files["Patient"]), len(named), named)
+	}
+	if len(files["ServiceRequest"]) != 2 || len(files["Task"]) != 2 {
+		t.Fatalf("exported %d ServiceRequests, %d Tasks", len(files["ServiceRequest"]), len(files["Task"]))
+	}
+	for _, sr := range files["ServiceRequest"] {
+		ref := sr["subject"].(map[string]any)["reference"].(string)
+		if named[ref] != want[sr["id"].(string)] {
+			t.Errorf("ServiceRequest %v: subject %s is %q, want %q", sr["id"], ref, named[ref], want[sr["id"].(string)])
+		}
+	}
+	for _, task := range files["Task"] {
+		sr := strings.TrimPrefix(task["focus"].(map[string]any)["reference"].(string), "ServiceRequest/")
+		ref := task["for"].(map[string]any)["reference"].(string)
+		if named[ref] != want[sr] {
+			t.Errorf("Task %v: for %s is %q, want %q", task["id"], ref, named[ref], want[sr])
+		}
+	}
+	// The same ids export after export.
+	_, again := e.exportAll(t, "?_type=Patient")
+	for _, p := range again["Patient"] {
+		if _, ok := named["Patient/"+p["id"].(string)]; !ok {
+			t.Errorf("Patient id %v in a second export, not in the first", p["id"])
+		}
+	}
+}

@@ -40,11 +40,8 @@ func (s *Store) searchEverywhere(ctx context.Context, q *gateway.StoreQuery) ([]
 	}
 	pending := runs
 	for round := 0; len(pending) > 0; round++ {
-		if round == maxRereads {
-			// Matches kept changing between runs: as for too many
-			// changed, the client starts its search again.
-			return nil, 0, gateway.ErrSnapshotStale
-		}
+		// Each run gives up (stale) once matches kept changing between its
+		// runs (searchRun.answered); one that learns as it goes runs on.
 		if round > 0 {
 			s.raced()
 		}

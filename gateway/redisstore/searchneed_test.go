@@ -2,7 +2,9 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -55,5 +57,59 @@ func TestKeysetPagingNamesTheHashesItNeeds(t *testing.T) {
 	}
 	if runs != 2 {
 		t.Errorf("%d runs named hashes, want 2 (t1, then t2 changed meanwhile)", runs)
+	}
+}
+
+// A keyset search that keeps what it followed (the export) counts against
+// the bound only the matches of its snapshot that changed: more created
+// since than the bound are looked at, a few a run, and are in no page;
+// more of the snapshot's changed than the bound make it stale. A paging
+// link, which keeps nothing, looks at every match written since, at most
+// the bound, as before.
+func TestFollowedKeysetCountsOnlyTheSnapshotsChanges(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	s.SetFollowLimits(2, 2)
+	ctx := context.Background()
+	at := func(id string, version int, ms int64) {
+		t.Helper()
+		w := write("Task", id, version, version-1, "status=requested")
+		w.Resource.LastUpdated = time.UnixMilli(1_700_000_000_000 + ms)
+		if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{w}}); err != nil || !res.OK() {
+			t.Fatalf("%s version %d: %+v %v", id, version, res, err)
+		}
+	}
+	for i, id := range []string{"t1", "t2", "t3", "t4"} {
+		at(id, 1, int64(i))
+	}
+	snapshot := time.UnixMilli(1_700_000_000_010)
+	for i := range 7 {
+		at("new"+strconv.Itoa(i), 1, 20+int64(i))
+	}
+	at("t3", 2, 30) // changed since: still placed where it stood
+	pages := func(followed *gateway.Followed) ([]string, error) {
+		var all []string
+		var after *gateway.Position
+		for {
+			q := &gateway.StoreQuery{Type: "Task", Count: 2, Keyset: &gateway.Keyset{Snapshot: snapshot, After: after, Followed: followed}}
+			ids, _, err := s.Search(ctx, q)
+			if err != nil || len(ids) == 0 {
+				return all, err
+			}
+			all = append(all, ids...)
+			after = &q.Keyset.Positions[len(ids)-1]
+		}
+	}
+	got, err := pages(&gateway.Followed{})
+	if err != nil || !slices.Equal(got, []string{"t1", "t2", "t3", "t4"}) {
+		t.Errorf("followed: %v %v, want the snapshot's t1..t4 in order", got, err)
+	}
+	if _, err := pages(nil); !errors.Is(err, gateway.ErrSnapshotStale) {
+		t.Errorf("a paging link past 8 written since (bound 2): %v, want stale", err)
+	}
+	at("t1", 2, 31)
+	at("t2", 2, 32)
+	if _, err := pages(&gateway.Followed{}); !errors.Is(err, gateway.ErrSnapshotStale) {
+		t.Errorf("3 of the snapshot changed (bound 2): %v, want stale", err)
 	}
 }

@@ -55,6 +55,9 @@ type Store struct {
 	maxEvents int
 	// auditMax is about how many records the audit stream keeps (SetAuditMax).
 	auditMax int64
+	// maxChanged and followScan bound keyset paging's following of matches
+	// written since a search's snapshot (SetFollowLimits).
+	maxChanged, followScan int
 	// afterRead, when set (by tests), runs between the read that names a
 	// script's keys and the script, where another client may change them.
 	afterRead func()
@@ -121,7 +124,30 @@ func New(rdb redis.UniversalClient, namespace string) *Store {
 	loads := &scriptLoader{}
 	return &Store{rdb: rdb, keys: newKeys(namespace), parts: partitionKeys(namespace), loads: loads,
 		batch: &batcher{rdb: rdb, loads: loads}, reads: &batcher{rdb: rdb, loads: loads}, maxSystems: maxTokenSystems,
-		maxEvents: maxSubscriptionEvents, auditMax: DefaultAuditMaxEntries}
+		maxEvents: maxSubscriptionEvents, auditMax: DefaultAuditMaxEntries,
+		maxChanged: gateway.MaxChangedFollowed, followScan: followScan}
+}
+
+// followScan is how many matches written since a keyset search's snapshot
+// search.lua looks at in one run, for a caller that keeps what it followed
+// (the export): with their hashes, a run's work stays what Signpost allows
+// however many are written while the search pages.
+const followScan = 500
+
+// followLag is how long after its lastUpdated a write may still land in
+// Redis: the time between a process choosing it and its commit applying
+// (batched, retried), and the difference between processes' clocks. A
+// search that keeps what it followed looks again, on its next page, at the
+// matches written since the snapshot in the last followLag: one landing
+// late, with a score among those it looked at already, is not passed over.
+const followLag = 10 * time.Second
+
+// SetFollowLimits sets how many matches of a keyset search's snapshot may
+// change before it is stale (gateway.MaxChangedFollowed unless set) and how
+// many matches written since the snapshot one run looks at (followScan):
+// tests set small ones, to cross them quickly.
+func (s *Store) SetFollowLimits(changed, scan int) {
+	s.maxChanged, s.followScan = changed, scan
 }
 
 // Client exposes the Redis client, for the workers that share it.
@@ -178,6 +204,14 @@ func (l *keyList) add(k string) int {
 	l.keys = append(l.keys, k)
 	l.pos[k] = len(l.keys)
 	return len(l.keys)
+}
+
+// truncate forgets every key after the first n.
+func (l *keyList) truncate(n int) {
+	for _, k := range l.keys[n:] {
+		delete(l.pos, k)
+	}
+	l.keys = l.keys[:n]
 }
 
 // Commit implements gateway.Store with commit.lua.
@@ -559,68 +593,135 @@ func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, in
 		return s.searchEverywhere(ctx, q)
 	}
 	run := s.searchRun(s.keys, q, q.Offset, q.Count)
-	for range maxRereads {
+	for {
 		reply, err := searchScript.Run(ctx, s.rdb, run.kl.keys, run.argv()...).Slice()
 		if err != nil {
 			return nil, 0, classify(err)
 		}
-		if again, err := run.answered(reply); err != nil || !again {
-			if err != nil {
-				return nil, 0, err
-			}
+		again, err := run.answered(reply)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !again {
 			return searchPage(run.reply, q.Keyset)
 		}
 		s.raced()
 	}
-	// Matches kept changing between runs: as for too many changed, the
-	// client starts its search again from the first page.
-	return nil, 0, gateway.ErrSnapshotStale
 }
 
 // searchRun is search.lua's run in one partition: its keys and arguments,
-// the hashes of the matches changed since the snapshot that it asked for
-// so far, and its answer.
+// what it learnt of the matches written since the snapshot, the hashes of
+// those it asked for so far, and its answer.
 type searchRun struct {
 	k    keys
 	kl   keyList
 	args []any
-	// Keyset paging places each match changed since the snapshot by its
-	// versions' times, in its hash. Which matches changed is known only
+	// Keyset paging places each match written since the snapshot by its
+	// versions' times, in its hash. Which matches those are is known only
 	// once the script has combined the index sets, so the script names the
 	// ones it needs and is run again with their hashes in KEYS ('need');
-	// pages with no match changed since the snapshot, and first pages,
-	// take one run.
-	typ    string
+	// pages with no match written since the snapshot, and first pages,
+	// take one run. It looks at a bounded number of them a run; when there
+	// are more it answers 'more', with what it learnt of these (recorded
+	// in followed), and is run again for the next ones.
+	typ      string
+	followed *gateway.FollowedPlace // nil when not paging by keyset
+	// seen is how far this page's runs looked at matches written since
+	// the snapshot (from followed.Seen); followed.Seen moves on with it
+	// only as far as writes have settled (followLag).
+	seen   int64
 	known  []string // members whose hashes are in KEYS, in order
 	hashes []int    // their KEYS indices
+	kl0    int      // how many KEYS precede the hashes
+	needs  int      // 'need' answers since the last progress
 	reply  []any    // the page, once answered
 }
 
-// argv is the run's arguments with the hashes known so far.
+// argv is the run's arguments with what it learnt and the hashes known so
+// far.
 func (r *searchRun) argv() []any {
-	run := append(r.args[:len(r.args):len(r.args)], len(r.known))
+	run := r.args[:len(r.args):len(r.args)]
+	if f := r.followed; f != nil {
+		seen := ""
+		if r.seen > 0 {
+			seen = strconv.FormatInt(r.seen, 10)
+		}
+		run = append(run, seen, len(f.Changed))
+		for m, score := range f.Changed {
+			run = append(run, m, score)
+		}
+	} else {
+		run = append(run, "", 0)
+	}
+	run = append(run, len(r.known))
 	for i, m := range r.known {
 		run = append(run, m, r.hashes[i])
 	}
 	return run
 }
 
-// answered takes the script's reply: true when it named hashes it needs
-// (run it again), ErrSnapshotStale when too many matches changed.
+// answered takes the script's reply: true when it is to run again (it
+// named hashes it needs, or looked at all it may in one run),
+// ErrSnapshotStale when too many matches changed, or kept changing
+// between runs.
 func (r *searchRun) answered(reply []any) (bool, error) {
 	switch word, _ := reply[0].(string); word {
 	case "stale":
 		return false, gateway.ErrSnapshotStale
 	case "need":
+		// Matches written between the runs are named in turn; if they
+		// keep coming, the client starts its search again.
+		if r.needs++; r.needs == maxRereads {
+			return false, gateway.ErrSnapshotStale
+		}
 		for _, m := range reply[1:] {
 			member, _ := m.(string)
 			r.known = append(r.known, member)
 			r.hashes = append(r.hashes, r.kl.add(r.k.resource(r.typ, member)))
 		}
 		return true, nil
+	case "more":
+		if err := r.learn(reply[1:], false); err != nil {
+			return false, err
+		}
+		// What was looked at needs no hash any more: the next run's KEYS
+		// hold the next ones' only.
+		r.kl.truncate(r.kl0)
+		r.known, r.hashes, r.needs = nil, nil, 0
+		return true, nil
 	}
 	r.reply = reply
+	if r.followed != nil && len(reply) > 3 {
+		learnt, _ := reply[3].([]any)
+		return false, r.learn(learnt, true)
+	}
 	return false, nil
+}
+
+// learn records search.lua's {seen, member, score, ...}; last: the page's
+// last run, whose seen is kept for the next page only as far as writes
+// have settled.
+func (r *searchRun) learn(learnt []any, last bool) error {
+	if len(learnt) == 0 {
+		return nil
+	}
+	f := r.followed
+	seen, err := strconv.ParseInt(fmt.Sprint(learnt[0]), 10, 64)
+	if err != nil {
+		return err
+	}
+	r.seen = max(r.seen, seen)
+	if last {
+		f.Seen = max(f.Seen, min(r.seen, time.Now().Add(-followLag).UnixMilli()))
+	}
+	for i := 1; i+1 < len(learnt); i += 2 {
+		score, err := strconv.ParseInt(fmt.Sprint(learnt[i+1]), 10, 64)
+		if err != nil {
+			return err
+		}
+		f.Changed[fmt.Sprint(learnt[i])] = score
+	}
+	return nil
 }
 
 // searchRun prepares search.lua's run of q in the partition whose keys
@@ -678,9 +779,20 @@ func (s *Store) searchRun(k keys, q *gateway.StoreQuery, offset, count int) *sea
 		if ks.After != nil {
 			afterScore, afterID = strconv.FormatInt(ks.After.Score, 10), ks.After.ID
 		}
-		args = append(args, ks.Snapshot.UnixMilli(), lo, hi, afterScore, afterID, gateway.MaxChangedFollowed, maxVersionsWalked)
+		// A caller that keeps what was followed has each match written
+		// since the snapshot looked at once, s.followScan a run; a paging
+		// link, every one on each page, all in one run.
+		scan, limited := s.followScan, 0
+		if ks.Followed != nil {
+			r.followed = ks.Followed.Place(k.ns)
+			r.seen = r.followed.Seen
+		} else {
+			r.followed = &gateway.FollowedPlace{Changed: map[string]int64{}}
+			scan, limited = s.maxChanged+1, 1
+		}
+		args = append(args, ks.Snapshot.UnixMilli(), lo, hi, afterScore, afterID, s.maxChanged, maxVersionsWalked, scan, limited)
 	} else {
-		args = append(args, 0, "", "", "", "", 0, 0)
+		args = append(args, 0, "", "", "", "", 0, 0, 0, 0)
 	}
 	args = countedGroups(args, groups, temps)
 	args = append(args, len(idGroups))
@@ -691,6 +803,7 @@ func (s *Store) searchRun(k keys, q *gateway.StoreQuery, offset, count int) *sea
 		}
 	}
 	r.args = args
+	r.kl0 = len(kl.keys)
 	return r
 }
 
@@ -717,11 +830,13 @@ func searchPage(reply []any, ks *gateway.Keyset) ([]string, int, error) {
 	return ids, total, nil
 }
 
-// maxVersionsWalked bounds keyset paging's work for a match changed since
+// maxVersionsWalked bounds keyset paging's work for a match written since
 // the search's snapshot: it is placed by walking back at most this many of
-// its versions (and at most gateway.MaxChangedFollowed such matches are
-// placed), so a page costs what Signpost allows however long a client keeps
-// a link. One changed more often than this since the snapshot is left out.
+// its versions (and a run looks at most at followScan such matches, or
+// gateway.MaxChangedFollowed for a paging link), so a run costs what
+// Signpost allows however long a client keeps a link and however many
+// others write meanwhile. One changed more often than this since the
+// snapshot before it was looked at is left out.
 const maxVersionsWalked = 50
 
 func isIDGroup(g []string) bool {

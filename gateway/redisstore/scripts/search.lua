@@ -1,10 +1,10 @@
 -- search.lua — one page of a search, and the number of matches.
 --
 -- KEYS: the type's all-set, index sets and scratch keys, and for keyset
--- paging the hashes of matches changed since the snapshot, named by
--- position in ARGV. Which matches changed only this script finds: it names
--- those whose hashes it was not given ('need'), and the gateway runs it
--- again with them.
+-- paging the hashes of matches written since the snapshot, named by
+-- position in ARGV. Which matches those are only this script finds: it
+-- names those whose hashes it was not given ('need'), and the gateway runs
+-- it again with them.
 -- ARGV (the convention in scripts.go: scalars, then counted groups):
 --   all            KEYS index of the type's all-set
 --   min, max       score bounds as ZRANGEBYSCORE takes them
@@ -18,8 +18,16 @@
 --   after score, after id
 --                  the position of the last match already returned ('' on a
 --                  first page)
---   changed        the most matches that may have changed since the snapshot
---   versions       the most versions walked back per changed match
+--   changed        the most matches of the snapshot that may have changed
+--   versions       the most versions walked back per match written since
+--   scan           the most matches written since the snapshot looked at
+--                  in one run
+--   limited        '1': matches written since the snapshot are looked at
+--                  afresh on every page, and more than scan - 1 of them is
+--                  'stale' (a paging link, which keeps nothing between
+--                  pages); '0': the caller keeps what was looked at (seen
+--                  and followed below), and a run that looks at scan of
+--                  them answers 'more'
 --   nG, {n, index*n}*nG
 --                  groups of KEYS indices (AND of ORs; none: the whole type)
 --   nT, temp*nT    scratch KEYS indices, consumed by resolve() in order
@@ -28,24 +36,48 @@
 --                  (a KEYS index, not among the temps above) of those ids
 --                  that exist, listed among the groups as a group of that
 --                  one key
+--   seen           keyset paging: the matches written since the snapshot
+--                  up to this score (ms) were looked at already ('' for
+--                  none)
+--   nF, {member, score}*nF
+--                  keyset paging: those of them that were in the snapshot,
+--                  each with the score of its position then
 --   nK, {member, hash}*nK
 --                  keyset paging: matches whose hashes are given, each with
 --                  the KEYS index of its hash
 -- Returns {total, {member, ...}, {score, ...}} (the scores let a search
--- of several partitions merge their pages in order), or {'stale'} when more than
--- `changed` matches changed since the snapshot (the client starts again).
--- or {'need', member, ...}: matches changed since the snapshot whose hashes
--- were not given (nothing else done; run again with them).
+-- of several partitions merge their pages in order); for keyset paging
+-- with a fourth element {seen, member, score, ...}: how far the matches
+-- written since the snapshot are now looked at, and those newly found to
+-- have been in it, for the caller to pass to the next page. Or
+--   {'stale'}      more than `changed` matches of the snapshot changed
+--                  since (or, limited, more than scan - 1 were written
+--                  since): the client starts again;
+--   {'need', member, ...}
+--                  matches written since the snapshot whose hashes were not
+--                  given (nothing else done; run again with them);
+--   {'more', seen, member, score, ...}
+--                  (not limited) scan matches written since the snapshot
+--                  were looked at, and there are more: run again with these
+--                  added to seen and followed (no hashes needed any more).
 --
 -- Keyset paging keeps a search's order as it was at its snapshot, the
 -- instant its first page was read: a page is the next n matches after the
 -- last one returned, by (score, member), each match placed by the
 -- lastUpdated of its version current at the snapshot. A match changed
 -- since then is still found where it stood, so no match is skipped because
--- others moved, and none is returned twice because it moved. Matches not
--- changed since are read straight from the index; changed ones (score
--- beyond the snapshot) are few, and each is placed by its versions' times
--- ('t'..version in its hash), walked back at most `versions` versions.
+-- others moved, and none is returned twice because it moved; one created
+-- since was not in the snapshot and is in no page. Matches not written
+-- since are read straight from the index; those written since (score beyond
+-- the snapshot) are looked at in score order, each placed by its versions'
+-- times ('t'..version in its hash), walked back at most `versions`
+-- versions; one with no version as old as the snapshot was created since.
+-- A caller that keeps seen and followed has each looked at once, scan a
+-- run (again only if written in the last moments: the caller may pass a
+-- seen behind what it was told, for writes landing late), and only the
+-- snapshot's changed ones count against `changed`:
+-- however many are created meanwhile, no run looks at more than scan, and
+-- none makes the search stale.
 local a = ARGV
 local all = KEYS[tonumber(a[1])]
 local min, max = a[2], a[3]
@@ -53,7 +85,8 @@ local offset, count = tonumber(a[4]), tonumber(a[5])
 local desc, keyset = a[6] == '1', a[7] == '1'
 local snapArg, loArg, hiArg, afterScore, afterID = a[8], a[9], a[10], a[11], a[12]
 local maxChanged, maxVersions = tonumber(a[13]), tonumber(a[14])
-local groups, temps, p = read_groups(a, 15)
+local scan, limited = tonumber(a[15]), a[16] == '1'
+local groups, temps, p = read_groups(a, 17)
 p = p + 1
 local idSets = {}
 for i = 1, tonumber(a[p]) do
@@ -62,6 +95,11 @@ for i = 1, tonumber(a[p]) do
   p = p + 2 + n
 end
 p = p + 1
+local seenArg = a[p]
+p = p + 1
+local followed, nFollowed = {}, tonumber(a[p])
+for i = 1, nFollowed do followed[a[p + 2 * i - 1]] = tonumber(a[p + 2 * i]) end
+p = p + 2 * nFollowed + 1
 local hashOf = {}
 for i = 1, tonumber(a[p]) do hashOf[a[p + 2 * i - 1]] = KEYS[tonumber(a[p + 2 * i])] end
 
@@ -141,24 +179,60 @@ if count > 0 then
   end
 end
 
--- 2. Matches changed since the snapshot, each where it stood then.
-local changed = redis.call('ZRANGEBYSCORE', set, '(' .. num(snap), '+inf', 'LIMIT', 0, maxChanged + 1)
-if #changed > maxChanged then return done({'stale'}) end
+-- 2. Matches written since the snapshot: the next scan of them after
+-- those already looked at (seen), each either in the snapshot, and placed
+-- where it stood then (followed), or created since, and in no page.
+local seen = math.max(snap, seenArg ~= '' and tonumber(seenArg) or snap)
+local batch = redis.call('ZRANGEBYSCORE', set, '(' .. num(seen), '+inf', 'WITHSCORES', 'LIMIT', 0, scan)
+local complete = #batch < 2 * scan
+if not complete then
+  if limited then return done({'stale'}) end
+  -- seen is a score: the members of the batch's last one are left for the
+  -- next run, so none is passed over, unless they are the whole batch
+  -- (one millisecond's writes), then read whole.
+  local last, keep = batch[#batch], #batch
+  while keep > 0 and batch[keep] == last do keep = keep - 2 end
+  if keep == 0 then
+    batch = redis.call('ZRANGEBYSCORE', set, last, last, 'WITHSCORES')
+  else
+    for i = #batch, keep + 1, -1 do batch[i] = nil end
+  end
+end
 local need = {'need'}
-for _, m in ipairs(changed) do
-  if not hashOf[m] then need[#need + 1] = m end
+for i = 1, #batch, 2 do
+  local m = batch[i]
+  if not followed[m] and not hashOf[m] then need[#need + 1] = m end
 end
 if #need > 1 then return done(need) end
-for _, m in ipairs(changed) do
+local learnt = {#batch > 0 and batch[#batch] or num(seen)}
+for i = 1, #batch, 2 do
+  local m = batch[i]
   local key = hashOf[m]
-  local v = tonumber(redis.call('HGET', key, 'v') or '0')
-  for ver = v, math.max(1, v - maxVersions + 1), -1 do
-    local t = tonumber(redis.call('HGET', key, 't' .. ver))
-    if t and t <= snap then
-      take(m, t)
-      break
+  if not followed[m] then
+    local v = tonumber(redis.call('HGET', key, 'v') or '0')
+    for ver = v, math.max(1, v - maxVersions + 1), -1 do
+      local t = tonumber(redis.call('HGET', key, 't' .. ver))
+      if t and t <= snap then
+        followed[m] = t
+        nFollowed = nFollowed + 1
+        learnt[#learnt + 1] = m
+        learnt[#learnt + 1] = num(t)
+        break
+      end
     end
   end
+end
+if nFollowed > maxChanged then return done({'stale'}) end
+if not complete then
+  table.insert(learnt, 1, 'more')
+  return done(learnt)
+end
+for m, t in pairs(followed) do
+  -- Still a match (not removed, nor changed out of the search's terms);
+  -- one whose score went back to the snapshot's (a writer's clock behind)
+  -- is read with the unchanged ones.
+  local now = tonumber(redis.call('ZSCORE', set, m))
+  if now and now > snap then take(m, t) end
 end
 
 table.sort(found, function(x, y) return before(x[1], x[2], y[1], y[2]) end)
@@ -166,4 +240,4 @@ local ids, scores = {}, {}
 for i = 1, math.min(count, #found) do
   ids[i], scores[i] = found[i][2], num(found[i][1])
 end
-return done({total, ids, scores})
+return done({total, ids, scores, learnt})

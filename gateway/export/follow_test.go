@@ -1,0 +1,136 @@
+package export
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/redisstore"
+	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
+)
+
+// pagedStore calls afterPage once each page of a search is answered: a
+// test writes there, between an export's pages, as other clients would.
+type pagedStore struct {
+	*redisstore.Store
+	afterPage func(page int)
+	pages     int
+}
+
+func (p *pagedStore) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, int, error) {
+	ids, total, err := p.Store.Search(ctx, q)
+	p.pages++
+	p.afterPage(p.pages)
+	return ids, total, err
+}
+
+// An export is of the resources its snapshot holds, however many are
+// created while it runs: more Tasks created between its pages than the
+// store follows changes of (3 here) neither fail it nor appear in it,
+// while a Task of the snapshot changed meanwhile is still written once,
+// as it is when read. The same on a store that spreads referrals.
+func TestExportOutlastsCreationsWhileItRuns(t *testing.T) {
+	t.Parallel()
+	for _, spread := range []bool{false, true} {
+		t.Run(fmt.Sprintf("spread=%v", spread), func(t *testing.T) {
+			t.Parallel()
+			testExportOutlastsCreations(t, spread)
+		})
+	}
+}
+
+func testExportOutlastsCreations(t *testing.T, spread bool) {
+	ctx := context.Background()
+	store := redisstore.New(redistest.Start(t).Client(), "signpost")
+	if spread {
+		store.SpreadReferrals()
+	}
+	const bound = 3
+	store.SetFollowLimits(bound, 2) // three changes followed, two looked at a run
+	clk := &clock{t: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+	snapshot := clk.now()
+	id := func(name string) string {
+		place, rest, _ := strings.Cut(name, "/")
+		return store.Place(place) + place + rest
+	}
+	put := func(name string, version int, at time.Time, status string) {
+		t.Helper()
+		w := gateway.Write{Resource: &gateway.Resource{Type: gateway.TypeTask, ID: id(name), Version: version, LastUpdated: at, Owner: "practice-a",
+			Body: fmt.Appendf(nil, `{"resourceType":"Task","id":%q,"status":%q}`, id(name), status)}, Expect: version - 1, Terms: []string{"status=" + status}}
+		if res, err := store.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{w}}); err != nil || !res.OK() {
+			t.Fatalf("%s version %d: %+v %v", name, version, res, err)
+		}
+	}
+	var inSnapshot []string
+	for i := range 5 {
+		name := fmt.Sprintf("s%d", i+1)
+		put(name, 1, snapshot.Add(-time.Minute+time.Duration(i)*time.Second), "requested")
+		inSnapshot = append(inSnapshot, id(name))
+	}
+	paged := &pagedStore{Store: store, afterPage: func(page int) {
+		if page != 1 {
+			return
+		}
+		// After the first page (s1, s2): more created than are followed,
+		// s1 (written already) and s5 (not yet) accepted.
+		// (On a spreading store, all in one partition: a partition follows
+		// its own.)
+		for i := range 4 * bound {
+			put(fmt.Sprintf("new/%02d", i), 1, snapshot.Add(time.Second+time.Duration(i)*time.Millisecond), "requested")
+		}
+		put("s1", 2, snapshot.Add(2*time.Second), "accepted")
+		put("s5", 2, snapshot.Add(2*time.Second), "accepted")
+	}}
+	core := gateway.NewCore(gateway.Options{Store: paged, Now: clk.now, FHIRBase: "http://signpost.test/fhir"})
+	dir := t.TempDir()
+	s := New(core, Options{Jobs: store, Dir: dir, Keep: time.Hour, PageSize: 2})
+	t.Cleanup(s.Stop)
+
+	jobID, err := s.Start(ctx, operator, Request{URL: "http://signpost.test/fhir/$export?_type=Task", Types: []string{gateway.TypeTask}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Wait()
+	j, err := s.Status(ctx, operator, jobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Status != StatusDone || len(j.Output) != 1 {
+		t.Fatalf("the export: %s %q, %d files (more created while it ran than are followed must not fail it)", j.Status, j.Failure, len(j.Output))
+	}
+	f, err := os.Open(filepath.Join(dir, jobID, j.Output[0].File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var got []string
+	status := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var r struct{ ID, Status string }
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r.ID)
+		status[r.ID] = r.Status
+	}
+	slices.Sort(got)
+	slices.Sort(inSnapshot)
+	if !slices.Equal(got, inSnapshot) {
+		t.Errorf("exported %v, want the snapshot's %v, each once", got, inSnapshot)
+	}
+	if status[id("s5")] != "accepted" {
+		t.Errorf("s5, changed before it was written, is written as %q, want as it is then (accepted)", status[id("s5")])
+	}
+	if paged.pages < 3 {
+		t.Errorf("%d pages: the writes did not come between pages", paged.pages)
+	}
+}
