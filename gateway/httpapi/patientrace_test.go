@@ -177,3 +177,65 @@ func (e *env) identifierPlaced(t *testing.T, place string, apart bool) string {
 	t.Fatal("no identifier places a referral as the test needs")
 	return ""
 }
+
+// A Patient is renumbered by a PUT whose plan found nothing naming it by
+// reference, and a referral (or a Consent) naming it by reference and its
+// NHS number is stored between that plan and the PUT's commit. The PUT
+// used to go through: the referral, sent on the number, then named a
+// Patient that is someone else, whom its provider reads through its Task,
+// the very change the rule that a named Patient keeps its NHS number
+// refuses. The PUT's commit now rests on what its plan found naming the
+// Patient, and is refused and planned again: 422 at Patient.identifier,
+// the Patient as it was.
+func TestPatientRenumberedWhileSomethingComesToNameItIsRefused(t *testing.T) {
+	t.Parallel()
+	for _, run := range []struct {
+		name string
+		on   []func(*options)
+		// names is what comes to name the Patient, posted by practice-a.
+		names, path string
+	}{
+		{"redis referral", []func(*options){onOneRedis, unspread}, "referral", "/ServiceRequest"},
+		{"redis consent", []func(*options){onOneRedis, unspread}, "consent", "/Consent"},
+		{"spread cluster referral", []func(*options){onCluster, spread}, "referral", "/ServiceRequest"},
+	} {
+		t.Run(run.name, func(t *testing.T) {
+			t.Parallel()
+			h := &commitHook{}
+			e := setup(t, append(run.on, withProviders(consentProviders()), withCommitHook(h))...)
+			a := as("practice-a")
+			e.put("/Patient/"+racePatient, numberedPatient(nhsNumber), a...).must(t, http.StatusCreated)
+			e.post("/Consent", consentFor("walking", "active"), a...).must(t, http.StatusCreated) // by NHS number
+
+			body := withPatient(t, consentFor("walking", "active"), byBoth("Patient/"+racePatient, nhsNumber))
+			if run.names == "referral" {
+				body = []byte(strings.Replace(string(referral("RENUMBERED-2", "390893007")), `"subject":`+byNHSNumber,
+					`"subject":`+byBoth("Patient/"+racePatient, nhsNumber), 1))
+			}
+			var named atomic.Bool
+			h.set(func(c *gateway.Commit) bool {
+				if named.Load() || !slices.ContainsFunc(c.Writes, func(w gateway.Write) bool {
+					return w.Resource.Type == gateway.TypePatient && w.Resource.Version == 2
+				}) {
+					return false
+				}
+				named.Store(true)
+				e.post(run.path, body, a...).must(t, http.StatusCreated)
+				return true
+			})
+			r := e.put("/Patient/"+racePatient, numberedPatient(nhsNumber2), a...)
+			if !named.Load() {
+				t.Fatal("nothing came to name the Patient between the renumbering's plan and its commit; the test proves nothing")
+			}
+			if r.status != http.StatusUnprocessableEntity || !strings.Contains(string(r.body), `"Patient.identifier"`) {
+				t.Errorf("the renumbering answered %d; want 422 at Patient.identifier", r.status)
+			} else {
+				noPatientData(t, r.body, nhsNumber, nhsNumber2)
+			}
+			got := e.get("/Patient/"+racePatient, a...).must(t, http.StatusOK).body
+			if !strings.Contains(string(got), nhsNumber) || strings.Contains(string(got), nhsNumber2) {
+				t.Errorf("the Patient after the refusal has another NHS number than its first")
+			}
+		})
+	}
+}

@@ -752,7 +752,9 @@ func (pl *plan) consentsSeen(groups [][]string, total int) {
 // Consent for the patient, or a referral for them, stored between the read
 // and the commit (a referral and its consent sent at once), the commit is
 // refused and planned again with it, so neither is decided without the
-// other. Beyond maxConsentReads the count is not followed.
+// other. A Patient's renumbering rests alike on what it found naming the
+// Patient (keepsItsNHSNumber). Beyond maxConsentReads the count is not
+// followed.
 func (pl *plan) seen(typ string, groups [][]string, total int) {
 	if total >= maxConsentReads {
 		return
