@@ -67,21 +67,25 @@ func mustRefuseTwoPeople(t *testing.T, r *response, expr string) {
 // commit, which is refused and planned again on the renumbered Patient:
 // the referral names two people and is refused, nothing queued. On one
 // Redis, and on a store that spreads referrals (the referral beside its
-// Patient), also on a Redis Cluster.
+// Patient), also on a Redis Cluster; and where no consent is asked, whose
+// decision reads no Patient: the referral's own check of its subject
+// against the Patient rests on the version it read.
 func TestPatientRenumberedWhileAReferralIsDecidedIsNotSentOnIt(t *testing.T) {
 	t.Parallel()
 	for _, run := range []struct {
-		name string
-		on   []func(*options)
+		name      string
+		on        []func(*options)
+		providers []gateway.Provider
 	}{
-		{"redis", []func(*options){onOneRedis, unspread}},
-		{"spread", []func(*options){onOneRedis, spread}},
-		{"spread cluster", []func(*options){onCluster, spread}},
+		{"redis", []func(*options){onOneRedis, unspread}, consentProviders()},
+		{"spread", []func(*options){onOneRedis, spread}, consentProviders()},
+		{"spread cluster", []func(*options){onCluster, spread}, consentProviders()},
+		{"redis, no consent asked", []func(*options){onOneRedis, unspread}, testProviders},
 	} {
 		t.Run(run.name, func(t *testing.T) {
 			t.Parallel()
 			h := &commitHook{}
-			e := setup(t, append(run.on, withProviders(consentProviders()), withCommitHook(h))...)
+			e := setup(t, append(run.on, withProviders(run.providers), withCommitHook(h))...)
 			a := as("practice-a")
 			e.put("/Patient/"+racePatient, numberedPatient(nhsNumber), a...).must(t, http.StatusCreated)
 			e.post("/Consent", consentFor("walking", "active"), a...).must(t, http.StatusCreated) // by NHS number

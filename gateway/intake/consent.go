@@ -721,11 +721,12 @@ func categoryOf(body []byte) string {
 }
 
 // decidedOn makes the commit depend on the version of a stored resource a
-// consent decision read (Commit.Unchanged; a Patient by its owner and
-// FHIR id, as read; Version 0 for one not held): a Consent withdrawn, or a
-// Patient renumbered, between the plan's read and the commit refuses the
-// commit, which is planned again and decides on what is current. Counting
-// the patient's Consents (consentsSeen) finds one added, not one changed.
+// consent decision (or a referral's check of its Patient) read
+// (Commit.Unchanged; a Patient by its owner and FHIR id, as read; Version
+// 0 for one not held): a Consent withdrawn, or a Patient renumbered,
+// between the plan's read and the commit refuses the commit, which is
+// planned again and decides on what is current. Counting the patient's
+// Consents (consentsSeen) finds one added, not one changed.
 func (pl *plan) decidedOn(r *gateway.Resource) {
 	read := gateway.ReadVersion{Type: r.Type, ID: r.ID, Version: r.Version}
 	if r.Type == gateway.TypePatient {

@@ -137,8 +137,15 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 	if err := p.Err(gateway.KindInvalid); err != nil {
 		return nil, err
 	}
-	if err := conform.IdentifyPatient(ctx, s.Core, pl.caller, pl.plannedBody, r.obj, &sr.Subject, p.OK()); err != nil {
+	held, err := conform.IdentifyPatient(ctx, s.Core, pl.caller, pl.plannedBody, r.obj, &sr.Subject, p.OK())
+	if err != nil {
 		return nil, err
+	}
+	if held != nil {
+		// Its NHS number was checked against the subject's: renumbered
+		// before the commit, the referral is checked again, whatever its
+		// provider's consent reads.
+		pl.decidedOn(held)
 	}
 	if err := conform.CheckRequester(pl.caller, r.obj, r.messageRequester(sr.Requester), "ServiceRequest.requester"); err != nil {
 		return nil, err
