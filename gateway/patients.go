@@ -44,7 +44,8 @@ const maxPatientTasks = 50
 // (patientKey).
 type patientStore struct{ Store }
 
-// Commit writes Patients under their owners' keys.
+// Commit writes Patients under their owners' keys, and checks those a
+// change was decided on (Commit.Unchanged) there.
 func (p patientStore) Commit(ctx context.Context, c *Commit) (*CommitResult, error) {
 	var writes []Write
 	for i, w := range c.Writes {
@@ -58,11 +59,26 @@ func (p patientStore) Commit(ctx context.Context, c *Commit) (*CommitResult, err
 		r.ID = PatientKey(r.Owner, r.ID)
 		writes[i].Resource = &r
 	}
-	if writes == nil {
+	var reads []ReadVersion
+	for i, r := range c.Unchanged {
+		if r.Type != TypePatient {
+			continue
+		}
+		if reads == nil {
+			reads = append([]ReadVersion(nil), c.Unchanged...)
+		}
+		reads[i].ID = PatientKey(r.Owner, r.ID)
+	}
+	if writes == nil && reads == nil {
 		return p.Store.Commit(ctx, c)
 	}
 	keyed := *c
-	keyed.Writes = writes
+	if writes != nil {
+		keyed.Writes = writes
+	}
+	if reads != nil {
+		keyed.Unchanged = reads
+	}
 	return p.Store.Commit(ctx, &keyed)
 }
 

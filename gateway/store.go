@@ -127,18 +127,22 @@ type Commit struct {
 	// registered is refused (SystemsChanged) and planned again.
 	SystemsSeen *int64
 	// Unchanged are the resources the change was decided on without
-	// writing them (the Consents a referral's delivery rests on), each at
-	// the version read: a commit made after one of them changed is
-	// refused (ReadChanged) and planned again, so that nothing is decided
-	// on a version no longer current.
+	// writing them (the Consents a referral's delivery rests on, and the
+	// Patients their names were compared with), each at the version read:
+	// a commit made after one of them changed is refused (ReadChanged) and
+	// planned again, so that nothing is decided on a version no longer
+	// current.
 	Unchanged []ReadVersion
 }
 
 // ReadVersion is one version of a resource a change was decided on
-// (Commit.Unchanged). ID is the store's id: a Patient's is its PatientKey,
-// which the domain's reads do not give back (only Consents are named so).
+// (Commit.Unchanged); Version 0: it was not held, and must still not be.
+// The domain names a Patient by its FHIR id and Owner, the client whose
+// Patient it is; the store beneath it is given its PatientKey as ID, as
+// for a Write (patientStore).
 type ReadVersion struct {
 	Type, ID string
+	Owner    string
 	Version  int
 }
 

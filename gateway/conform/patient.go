@@ -86,52 +86,55 @@ func patientHolds(ctx context.Context, s *gateway.Core, caller gateway.Caller, p
 // IdentifyPatient checks that the person a referral is for can be
 // identified: by a reference to a Patient held (or sent in the same
 // transaction, or contained and giving an identifier), or by an NHS number.
-func IdentifyPatient(ctx context.Context, s *gateway.Core, caller gateway.Caller, planned Planned, obj *fhir.Object, subject *models.Reference, nhsOK bool) error {
+// held is the stored Patient the subject was checked against (nil for
+// none): the check holds only while that version is current, so the
+// caller's commit rests on it.
+func IdentifyPatient(ctx context.Context, s *gateway.Core, caller gateway.Caller, planned Planned, obj *fhir.Object, subject *models.Reference, nhsOK bool) (held *gateway.Resource, err error) {
 	if subject.Reference != nil {
 		ref := s.LocalRef(*subject.Reference)
 		switch {
 		case strings.HasPrefix(ref, "#"):
 			if body := ContainedPatient(obj, ref[1:]); body != nil {
 				if err := sameContainedIdentifier(subject, body); err != nil {
-					return err
+					return nil, err
 				}
 				if containedSubjectIdentifier(subject, body) == nil {
 					// The referral's Task names the patient by identifier
 					// (TaskSubject): with none, it would name no one.
-					return gateway.NewError(gateway.KindUnprocessable, fhir.IssueRequired, "ServiceRequest.subject.identifier",
+					return nil, gateway.NewError(gateway.KindUnprocessable, fhir.IssueRequired, "ServiceRequest.subject.identifier",
 						"the contained Patient the subject points at gives no identifier: give subject.identifier with the NHS number (system %s), or an identifier with a system and a value in the contained Patient", fhir.NHSNumberSystem)
 				}
-				return nil
+				return nil, nil
 			}
-			return gateway.NewError(gateway.KindInvalid, fhir.IssueInvalid, "ServiceRequest.subject.reference", "the reference names no contained Patient")
+			return nil, gateway.NewError(gateway.KindInvalid, fhir.IssueInvalid, "ServiceRequest.subject.reference", "the reference names no contained Patient")
 		case strings.HasPrefix(ref, gateway.TypePatient+"/"):
 			id, version := SplitVersion(strings.TrimPrefix(ref, gateway.TypePatient+"/"))
 			if gateway.CheckID(id) == nil {
 				if body := planned(gateway.TypePatient, id); body != nil && version == 0 {
-					return SameNHSNumber(subject, body, "ServiceRequest.subject")
+					return nil, SameNHSNumber(subject, body, "ServiceRequest.subject")
 				}
 				p, err := s.ReadVisible(ctx, caller, gateway.TypePatient, id)
 				if err == nil && version <= p.Version {
 					// A versioned reference names a version held; the
 					// person is the same in every version.
-					return SameNHSNumber(subject, p.Body, "ServiceRequest.subject")
+					return p, SameNHSNumber(subject, p.Body, "ServiceRequest.subject")
 				} else if err != nil && !errors.Is(err, gateway.ErrNotFound) {
-					return err
+					return nil, err
 				}
 			}
 			// A reference must resolve to a Patient the caller may see: a
 			// referral pointing at someone else's Patient would show that
 			// Patient to the provider it is routed to.
-			return gateway.NewError(gateway.KindUnprocessable, fhir.IssueNotFound, "ServiceRequest.subject.reference",
+			return nil, gateway.NewError(gateway.KindUnprocessable, fhir.IssueNotFound, "ServiceRequest.subject.reference",
 				"the Patient referred to is not held by Signpost for this client; PUT it first, send it in the same transaction, or refer to the patient by subject.identifier with the NHS number alone")
 		case strings.Contains(ref, "/") && !strings.Contains(ref, "://"):
-			return gateway.NewError(gateway.KindInvalid, fhir.IssueInvalid, "ServiceRequest.subject.reference", "a social prescribing referral's subject must be a Patient")
+			return nil, gateway.NewError(gateway.KindInvalid, fhir.IssueInvalid, "ServiceRequest.subject.reference", "a social prescribing referral's subject must be a Patient")
 		}
 	}
 	if HasNHSNumber(subject) && nhsOK {
-		return nil
+		return nil, nil
 	}
-	return gateway.NewError(gateway.KindUnprocessable, fhir.IssueRequired, "ServiceRequest.subject",
+	return nil, gateway.NewError(gateway.KindUnprocessable, fhir.IssueRequired, "ServiceRequest.subject",
 		"the patient cannot be identified: give subject.identifier with an NHS number (system %s), a Patient in the same transaction, or a reference to a Patient already held", fhir.NHSNumberSystem)
 }
 

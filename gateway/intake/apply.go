@@ -92,8 +92,8 @@ type plan struct {
 	// planned, read in one round trip (plannedLookups).
 	lookups *lookAhead
 	// decided are the resources already in commit.Unchanged (decidedOn),
-	// by "Type/id".
-	decided map[string]bool
+	// by their names there (Version 0).
+	decided map[gateway.ReadVersion]bool
 	// hidden counts the Provenances the plan's commit takes out of a
 	// provider's sight (planHiddenProvenances), at most
 	// gateway.MaxHiddenProvenances; hideAfter are the withdrawn Tasks

@@ -168,13 +168,13 @@ func (s *Service) storedConsents(ctx context.Context, pl *plan, srRef, client st
 	if err != nil {
 		return nil, nil, err
 	}
-	var keys []string
+	var names []keptName
 	for _, r := range held {
-		if key, _ := s.keptKey(r.Owner, consentPatient(r.Body)); key != "" {
-			keys = append(keys, key)
+		if key, id := s.keptKey(r.Owner, consentPatient(r.Body)); key != "" {
+			names = append(names, keptName{r.Owner, id})
 		}
 	}
-	if err := s.readKept(ctx, pl, keys); err != nil {
+	if err := s.readKept(ctx, pl, names); err != nil {
 		return nil, nil, err
 	}
 	out := make([]*gateway.ConsentRecord, 0, len(held))
@@ -226,7 +226,7 @@ func (s *Service) named(ctx context.Context, pl *plan, owner string, ref *models
 		return n, nil
 	}
 	if _, ok := pl.kept[key]; !ok {
-		if err := s.readKept(ctx, pl, []string{key}); err != nil {
+		if err := s.readKept(ctx, pl, []keptName{{owner, id}}); err != nil {
 			return n, err
 		}
 	}
@@ -239,12 +239,24 @@ func (s *Service) named(ctx context.Context, pl *plan, owner string, ref *models
 // keptPatient is what a consent decision reads of a Patient kept here.
 type keptPatient struct{ identifiers []gateway.Identifier }
 
-// readKept reads, in one round trip, the Patients (by PatientKey) the plan
-// has not read.
-func (s *Service) readKept(ctx context.Context, pl *plan, keys []string) error {
+// keptName names a Patient a consent decision reads: its client and its
+// FHIR id.
+type keptName struct{ owner, id string }
+
+// readKept reads, in one round trip, the Patients the plan has not read,
+// and makes its commit depend on each as read (plan.decidedOn), held or
+// not: a Patient renumbered (or made) between the read and the commit
+// would otherwise have a referral sent on identifiers it no longer shows,
+// and the rule that a Patient a referral or Consent names keeps its NHS
+// number (keepsItsNHSNumber) does not stop it while what will name it is
+// still being planned.
+func (s *Service) readKept(ctx context.Context, pl *plan, names []keptName) error {
+	var read []keptName
 	var refs []string
-	for _, key := range keys {
-		if _, ok := pl.kept[key]; !ok && !slices.Contains(refs, gateway.TypePatient+"/"+key) {
+	for _, n := range names {
+		key := gateway.PatientKey(n.owner, n.id)
+		if _, ok := pl.kept[key]; !ok && !slices.Contains(read, n) {
+			read = append(read, n)
 			refs = append(refs, gateway.TypePatient+"/"+key)
 		}
 	}
@@ -258,11 +270,15 @@ func (s *Service) readKept(ctx context.Context, pl *plan, keys []string) error {
 	if pl.kept == nil {
 		pl.kept = map[string]*keptPatient{}
 	}
-	for _, ref := range refs {
-		pl.kept[strings.TrimPrefix(ref, gateway.TypePatient+"/")] = nil // not kept here
-	}
 	for _, p := range got { // read back with its FHIR id (patientStore)
 		pl.kept[gateway.PatientKey(p.Owner, p.ID)] = &keptPatient{identifiers: conform.IdentifiersIn(p.Body)}
+		pl.decidedOn(p)
+	}
+	for _, n := range read {
+		if key := gateway.PatientKey(n.owner, n.id); pl.kept[key] == nil {
+			pl.kept[key] = nil // not kept here
+			pl.decidedOn(&gateway.Resource{Type: gateway.TypePatient, ID: n.id, Owner: n.owner})
+		}
 	}
 	return nil
 }
@@ -705,20 +721,27 @@ func categoryOf(body []byte) string {
 }
 
 // decidedOn makes the commit depend on the version of a stored resource a
-// consent decision read (Commit.Unchanged): a Consent withdrawn between
-// the plan's read and the commit refuses the commit, which is planned
-// again and decides on the withdrawal. Counting the patient's Consents
-// (consentsSeen) finds one added, not one changed.
+// consent decision (or a referral's check of its Patient) read
+// (Commit.Unchanged; a Patient by its owner and FHIR id, as read; Version
+// 0 for one not held): a Consent withdrawn, or a Patient renumbered,
+// between the plan's read and the commit refuses the commit, which is
+// planned again and decides on what is current. Counting the patient's
+// Consents (consentsSeen) finds one added, not one changed.
 func (pl *plan) decidedOn(r *gateway.Resource) {
-	ref := r.Ref()
-	if pl.decided[ref] {
+	read := gateway.ReadVersion{Type: r.Type, ID: r.ID, Version: r.Version}
+	if r.Type == gateway.TypePatient {
+		read.Owner = r.Owner // two clients may each keep a Patient of one id
+	}
+	name := read
+	name.Version = 0
+	if pl.decided[name] {
 		return // read for another referral of the same patient
 	}
 	if pl.decided == nil {
-		pl.decided = map[string]bool{}
+		pl.decided = map[gateway.ReadVersion]bool{}
 	}
-	pl.decided[ref] = true
-	pl.commit.Unchanged = append(pl.commit.Unchanged, gateway.ReadVersion{Type: r.Type, ID: r.ID, Version: r.Version})
+	pl.decided[name] = true
+	pl.commit.Unchanged = append(pl.commit.Unchanged, read)
 }
 
 // consentsSeen is seen for the Consents held for a patient.
@@ -730,7 +753,9 @@ func (pl *plan) consentsSeen(groups [][]string, total int) {
 // Consent for the patient, or a referral for them, stored between the read
 // and the commit (a referral and its consent sent at once), the commit is
 // refused and planned again with it, so neither is decided without the
-// other. Beyond maxConsentReads the count is not followed.
+// other. A Patient's renumbering rests alike on what it found naming the
+// Patient (keepsItsNHSNumber). Beyond maxConsentReads the count is not
+// followed.
 func (pl *plan) seen(typ string, groups [][]string, total int) {
 	if total >= maxConsentReads {
 		return
@@ -846,11 +871,17 @@ func (s *Service) namesOnePatient(ctx context.Context, pl *plan, patient *models
 	if body == nil {
 		held, err := s.ReadVisible(ctx, pl.caller, gateway.TypePatient, id)
 		if errors.Is(err, gateway.ErrNotFound) {
+			// Nothing to compare; one made before the commit sends the
+			// plan round again, to be compared with.
+			pl.decidedOn(&gateway.Resource{Type: gateway.TypePatient, ID: id, Owner: pl.caller.ClientID})
 			return nil
 		}
 		if err != nil {
 			return err
 		}
+		// Checked on this version: one renumbered before the commit sends
+		// the plan round again, to be checked on the new number.
+		pl.decidedOn(held)
 		body = held.Body
 	}
 	return conform.SameNHSNumber(patient, body, "Consent.patient")

@@ -38,7 +38,7 @@ func (pl *plan) checkRequestBounds() error {
 	}
 	if n := len(pl.commit.Unchanged); n > maxDecidedOn {
 		return gateway.NewError(gateway.KindTooLarge, fhir.IssueTooCostly, "Bundle.entry",
-			"the consent decisions of the request read %d stored Consents; expected at most %d: send it as several transactions",
+			"the consent decisions of the request read %d stored Consents and Patients; expected at most %d: send it as several transactions",
 			n, maxDecidedOn)
 	}
 	if n := len(gateway.TokenSystems(pl.commit.Writes)); n > conform.MaxTokenSystemsPerRequest {
@@ -51,9 +51,11 @@ func (pl *plan) checkRequestBounds() error {
 
 // maxDecidedOn bounds the stored resources one commit checks are unchanged
 // (Commit.Unchanged, one HGET each in its script): every Consent a
-// request's consent decisions read. One referral's decision reads at most
-// 2 × maxConsentReads (its patient's and its own); a transaction's
-// referrals for many patients add up, so the bound is a request's, as
-// high as the index entries one request may write and search (each of
-// those costs its script about as much as a version read).
+// request's consent decisions read, and every Patient their names were
+// compared with. One referral's decision reads at most 2 × maxConsentReads
+// Consents (its patient's and its own) and a Patient for each and for the
+// referral at most; a transaction's referrals for many patients add up,
+// so the bound is a request's, as high as the index entries one request
+// may write and search (each of those costs its script about as much as a
+// version read).
 const maxDecidedOn = 2048

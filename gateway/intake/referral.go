@@ -59,7 +59,11 @@ func (s *Service) planPatient(ctx context.Context, pl *plan, r *Request) (*gatew
 // it give beside it. An NHS number names one person: a referral sent, or a
 // Consent taken, for the person behind Patient/x would otherwise move to
 // someone else unseen (referrals are decided on the Task's names, and not
-// again once sent). A Patient nothing names may be corrected freely.
+// again once sent). A Patient nothing names may be corrected freely. What
+// it found naming the Patient is counted again by the commit (plan.seen):
+// a referral or Consent naming it stored between this search and the
+// commit, decided on the number it had, refuses the commit, which is
+// planned again and finds it.
 func (s *Service) keepsItsNHSNumber(ctx context.Context, pl *plan, id string, cur, next []byte) error {
 	held, now := nhsNumbers(cur), nhsNumbers(next)
 	if maps.Equal(held, now) {
@@ -69,10 +73,11 @@ func (s *Service) keepsItsNHSNumber(ctx context.Context, pl *plan, id string, cu
 	var named, tasks []string
 	for _, q := range []struct{ typ, param string }{{gateway.TypeServiceRequest, "subject"}, {gateway.TypeTask, "subject"}, {gateway.TypeConsent, "patient"}} {
 		groups := [][]string{{gateway.ClientTerm(pl.caller.ClientID)}, gateway.PatientRefTerms(q.param, ref, s.Base)}
-		ids, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: q.typ, Groups: groups, Count: maxConsentReads})
+		ids, total, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: q.typ, Groups: groups, Count: maxConsentReads})
 		if err != nil {
 			return err
 		}
+		pl.seen(q.typ, groups, total)
 		for _, found := range ids {
 			named = append(named, q.typ+"/"+found)
 			if q.typ == gateway.TypeTask {
@@ -132,8 +137,15 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 	if err := p.Err(gateway.KindInvalid); err != nil {
 		return nil, err
 	}
-	if err := conform.IdentifyPatient(ctx, s.Core, pl.caller, pl.plannedBody, r.obj, &sr.Subject, p.OK()); err != nil {
+	held, err := conform.IdentifyPatient(ctx, s.Core, pl.caller, pl.plannedBody, r.obj, &sr.Subject, p.OK())
+	if err != nil {
 		return nil, err
+	}
+	if held != nil {
+		// Its NHS number was checked against the subject's: renumbered
+		// before the commit, the referral is checked again, whatever its
+		// provider's consent reads.
+		pl.decidedOn(held)
 	}
 	if err := conform.CheckRequester(pl.caller, r.obj, r.messageRequester(sr.Requester), "ServiceRequest.requester"); err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -236,33 +237,45 @@ func (l *legacyHolding) holds(ctx context.Context, rdb redis.UniversalClient, al
 	return n > 0
 }
 
-// legacyPatients returns, of the Patients a commit writes (their store
-// ids), those held in legacy: stored before the store spread, or by a
-// process that does not spread yet during a rolling switch to spreading,
-// they are changed where they are. While legacy holds no Patient
-// (legacyPatientsHeld) only some are looked for: an update (Expect) of one
-// this process did not just read in its place, and one it just read in
-// legacy (Read remembers where it found each version, s.indexed). So a
-// Patient such a process stored in legacy after this one found legacy
-// empty is still updated there, not refused as stale in its place (nor
-// written there a second time). What is left is a create racing with that
-// process's create of the same Patient, within legacyNoneFor, as two
-// creates race on one Redis.
+// legacyPatients returns, of the Patients a commit writes or was decided
+// on (Unchanged; their store ids), those held in legacy: stored before
+// the store spread, or by a process that does not spread yet during a
+// rolling switch to spreading, they are changed, and their versions
+// checked, where they are. While legacy holds no Patient
+// (legacyPatientsHeld) only some are looked for: an update (Expect), or a
+// version read (Unchanged, not 0), of one this process did not just read
+// in its place, and one it just read in legacy (Read remembers where it
+// found each version, s.indexed). So a Patient such a process stored in
+// legacy after this one found legacy empty is still updated there, not
+// refused as stale in its place (nor written there a second time), and a
+// decision on it is not refused for ever as made on a version its place
+// does not hold. What is left is a create racing with that process's
+// create of the same Patient, within legacyNoneFor, as two creates race
+// on one Redis.
 func (s *Store) legacyPatients(ctx context.Context, c *gateway.Commit) (map[string]bool, error) {
 	var ids []string
 	some, asked := false, false
-	for _, w := range c.Writes {
-		id := w.Resource.ID
-		if w.Resource.Type != gateway.TypePatient || !s.mayBeInLegacy(id) {
-			continue
+	look := func(id string, held bool) {
+		if !s.mayBeInLegacy(id) || slices.Contains(ids, id) {
+			return
 		}
 		if !asked {
 			some, asked = s.legacyPatientsHeld.holds(ctx, s.rdb, s.keys.all(gateway.TypePatient)), true
 		}
 		readThere := s.indexed.holds(s.keys.resource(gateway.TypePatient, id))
 		readInPlace := s.indexed.holds(s.in(s.partitionOf(id)).resource(gateway.TypePatient, id))
-		if some || readThere || (w.Expect != 0 && !readInPlace) {
+		if some || readThere || (held && !readInPlace) {
 			ids = append(ids, id)
+		}
+	}
+	for _, w := range c.Writes {
+		if w.Resource.Type == gateway.TypePatient {
+			look(w.Resource.ID, w.Expect != 0)
+		}
+	}
+	for _, r := range c.Unchanged {
+		if r.Type == gateway.TypePatient {
+			look(r.ID, r.Version != 0)
 		}
 	}
 	if len(ids) == 0 {
@@ -503,7 +516,8 @@ func countRun(k keys, criteria []gateway.Criteria) ([]string, []any) {
 
 // unchangedElsewhere checks, for a commit in partition p, the resources
 // it was decided on that another partition holds (a Consent placed by its
-// own Patient, a referral by its identifier), which p's script cannot
+// own Patient, a referral by its identifier, a Patient by its key or, one
+// of old, in legacy: legacyPatients), which p's script cannot
 // read: each is read just before the commit (one pipelined HGET each) and
 // moved is set if one is no longer at its version. It returns those p
 // holds, which the script checks in the commit's own step. The read
@@ -511,10 +525,10 @@ func countRun(k keys, criteria []gateway.Criteria) ([]string, []any) {
 // script is not seen by it (see gateway/intake's recheckAfterCommit, which
 // decides such a referral again after its commit). A store that does not
 // spread holds everything in one partition and reads nothing here.
-func (s *Store) unchangedElsewhere(ctx context.Context, p partition, reads []gateway.ReadVersion) (here []gateway.ReadVersion, moved bool, err error) {
+func (s *Store) unchangedElsewhere(ctx context.Context, p partition, reads []gateway.ReadVersion, old map[string]bool) (here []gateway.ReadVersion, moved bool, err error) {
 	var elsewhere []gateway.ReadVersion
 	for _, r := range reads {
-		if s.partitionOf(r.ID) == p {
+		if s.writtenIn(r.ID, old) == p {
 			here = append(here, r)
 		} else {
 			elsewhere = append(elsewhere, r)
@@ -526,7 +540,7 @@ func (s *Store) unchangedElsewhere(ctx context.Context, p partition, reads []gat
 	cmds := make([]*redis.StringCmd, len(elsewhere))
 	_, err = s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for i, r := range elsewhere {
-			cmds[i] = pipe.HGet(ctx, s.in(s.partitionOf(r.ID)).resource(r.Type, r.ID), "v")
+			cmds[i] = pipe.HGet(ctx, s.in(s.writtenIn(r.ID, old)).resource(r.Type, r.ID), "v")
 		}
 		return nil
 	})

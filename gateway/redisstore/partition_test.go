@@ -635,12 +635,15 @@ func TestSpreadStoreFindsAReferralMadeInLegacyAfterItLooked(t *testing.T) {
 }
 
 // A commit names the resources it was decided on without writing them
-// (Commit.Unchanged: the Consents a referral's delivery rests on), each at
-// the version read: one changed since (or made, or no longer held) refuses
-// the commit (ReadChanged), which writes nothing and queues nothing. On a
-// store that does not spread, and on one that does with the resource in
-// the commit's partition (checked in its script) or in another (read just
-// before it).
+// (Commit.Unchanged: the Consents a referral's delivery rests on, and the
+// Patients their names were compared with), each at the version read: one
+// changed since (or made, or no longer held) refuses the commit
+// (ReadChanged), which writes nothing and queues nothing. On a store that
+// does not spread, and on one that does with the resource in the commit's
+// partition (checked in its script) or in another (read just before it).
+// A Patient placed by its key but kept in legacy (stored before the store
+// spread) is checked in legacy: looked for in its place, it used to refuse
+// every commit decided on it, even on its current version.
 func TestCommitRefusedWhenWhatItWasDecidedOnChanged(t *testing.T) {
 	t.Parallel()
 	onEachRedis(t, testCommitRefusedWhenWhatItWasDecidedOnChanged)
@@ -649,18 +652,28 @@ func TestCommitRefusedWhenWhatItWasDecidedOnChanged(t *testing.T) {
 func testCommitRefusedWhenWhatItWasDecidedOnChanged(t *testing.T, s *Store, rdb redis.UniversalClient) {
 	ctx := context.Background()
 	// Made before the store spread: kept in legacy.
-	if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{write("Consent", "old-c", 1, 0, "status=active")}}); err != nil || !res.OK() {
-		t.Fatalf("the Consent made before spreading: %+v %v", res, err)
+	oldPatient, oldPatient2 := gateway.PatientKey("gp", "old-p"), gateway.PatientKey("gp", "old-p2")
+	for _, w := range []gateway.Write{write("Consent", "old-c", 1, 0, "status=active"), write("Patient", oldPatient, 1, 0), write("Patient", oldPatient2, 1, 0)} {
+		if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{w}}); err != nil || !res.OK() {
+			t.Fatalf("the %s made before spreading: %+v %v", w.Resource.Type, res, err)
+		}
 	}
+	placed := gateway.PatientKey("gp", "placed-p")
 	for _, run := range []struct {
-		name              string
-		spread            bool
+		name   string
+		spread bool
+		// consent is the resource decided on (a Consent unless typ says).
+		typ               string
 		consent, referral string
 	}{
-		{"one partition", false, "c", "t"},
-		{"spread, beside", true, idPrefix(5) + "c", idPrefix(5) + "beside-t"},
-		{"spread, apart", true, idPrefix(9) + "c", idPrefix(5) + "apart-t"},
-		{"spread, in legacy", true, "old-c", idPrefix(5) + "legacy-t"},
+		{"one partition", false, "Consent", "c", "t"},
+		{"spread, beside", true, "Consent", idPrefix(5) + "c", idPrefix(5) + "beside-t"},
+		{"spread, apart", true, "Consent", idPrefix(9) + "c", idPrefix(5) + "apart-t"},
+		{"spread, in legacy", true, "Consent", "old-c", idPrefix(5) + "legacy-t"},
+		{"one partition, Patient", false, "Patient", gateway.PatientKey("gp", "p"), "pt"},
+		{"spread, Patient beside", true, "Patient", placed, idPrefix(patientPlace(placed)) + "placed-t"},
+		{"spread, Patient in legacy, apart", true, "Patient", oldPatient, idPrefix(5) + "legacy-pt"},
+		{"spread, Patient in legacy, beside", true, "Patient", oldPatient2, "legacy-pt"},
 	} {
 		if run.spread {
 			s.SpreadReferrals()
@@ -673,9 +686,9 @@ func testCommitRefusedWhenWhatItWasDecidedOnChanged(t *testing.T, s *Store, rdb 
 			}
 			return res
 		}
-		if run.consent != "old-c" {
-			if res := commit(&gateway.Commit{Writes: []gateway.Write{write("Consent", run.consent, 1, 0, "status=active")}}); !res.OK() {
-				t.Fatalf("%s: the Consent: %+v", run.name, res)
+		if !slices.Contains([]string{"old-c", oldPatient, oldPatient2}, run.consent) {
+			if res := commit(&gateway.Commit{Writes: []gateway.Write{write(run.typ, run.consent, 1, 0, "status=active")}}); !res.OK() {
+				t.Fatalf("%s: the %s: %+v", run.name, run.typ, res)
 			}
 		}
 		referral := func(n int, read gateway.ReadVersion) *gateway.CommitResult {
@@ -685,20 +698,20 @@ func testCommitRefusedWhenWhatItWasDecidedOnChanged(t *testing.T, s *Store, rdb 
 				Unchanged: []gateway.ReadVersion{read}})
 		}
 		queue := s.in(s.partitionOf(run.referral)).queue(gateway.QueueDelivery)
-		if res := referral(1, gateway.ReadVersion{Type: "Consent", ID: run.consent, Version: 1}); !res.OK() {
+		if res := referral(1, gateway.ReadVersion{Type: run.typ, ID: run.consent, Version: 1}); !res.OK() {
 			t.Errorf("%s: decided on the current version: %+v", run.name, res)
 		}
-		if res := commit(&gateway.Commit{Writes: []gateway.Write{write("Consent", run.consent, 2, 1, "status=inactive")}}); !res.OK() {
-			t.Fatalf("%s: the withdrawal: %+v", run.name, res)
+		if res := commit(&gateway.Commit{Writes: []gateway.Write{write(run.typ, run.consent, 2, 1, "status=inactive")}}); !res.OK() {
+			t.Fatalf("%s: the change: %+v", run.name, res)
 		}
 		before := rdb.XLen(ctx, queue).Val()
-		if res := referral(2, gateway.ReadVersion{Type: "Consent", ID: run.consent, Version: 1}); !res.ReadChanged || res.OK() {
+		if res := referral(2, gateway.ReadVersion{Type: run.typ, ID: run.consent, Version: 1}); !res.ReadChanged || res.OK() {
 			t.Errorf("%s: decided on a version withdrawn since: %+v, want ReadChanged", run.name, res)
 		}
-		if res := referral(3, gateway.ReadVersion{Type: "Consent", ID: run.consent + "-none", Version: 1}); !res.ReadChanged {
+		if res := referral(3, gateway.ReadVersion{Type: run.typ, ID: run.consent + "-none", Version: 1}); !res.ReadChanged {
 			t.Errorf("%s: decided on a resource no longer held: %+v, want ReadChanged", run.name, res)
 		}
-		if res := referral(4, gateway.ReadVersion{Type: "Consent", ID: run.consent, Version: 0}); !res.ReadChanged {
+		if res := referral(4, gateway.ReadVersion{Type: run.typ, ID: run.consent, Version: 0}); !res.ReadChanged {
 			t.Errorf("%s: decided on a resource's absence, made since: %+v, want ReadChanged", run.name, res)
 		}
 		if n := rdb.XLen(ctx, queue).Val(); n != before {
@@ -709,7 +722,7 @@ func testCommitRefusedWhenWhatItWasDecidedOnChanged(t *testing.T, s *Store, rdb 
 				t.Errorf("%s: referral %d written by a refused commit", run.name, n)
 			}
 		}
-		if res := referral(5, gateway.ReadVersion{Type: "Consent", ID: run.consent + "-none", Version: 0}); !res.OK() {
+		if res := referral(5, gateway.ReadVersion{Type: run.typ, ID: run.consent + "-none", Version: 0}); !res.OK() {
 			t.Errorf("%s: decided on a resource's absence, still absent: %+v", run.name, res)
 		}
 	}

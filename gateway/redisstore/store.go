@@ -438,7 +438,7 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 	}
 	// Last before the script: what another partition holds is read as
 	// close to the commit as this process can.
-	unchanged, moved, err := s.unchangedElsewhere(ctx, part, c.Unchanged)
+	unchanged, moved, err := s.unchangedElsewhere(ctx, part, c.Unchanged, old)
 	if err != nil || moved {
 		return &gateway.CommitResult{ReadChanged: moved}, err
 	}
