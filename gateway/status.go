@@ -91,6 +91,58 @@ func (s TaskStatus) SetByPerformer() bool {
 	return false
 }
 
+// RequestStatus is a ServiceRequest's status: an R4 RequestStatus code (a
+// required binding). It is the requester's (Gravity), and says what the GP
+// record shows of the referral; its rules are methods here, as the Task's
+// are.
+type RequestStatus string
+
+// The R4 RequestStatus codes.
+const (
+	RequestDraft          RequestStatus = "draft"
+	RequestActive         RequestStatus = "active"
+	RequestOnHold         RequestStatus = "on-hold"
+	RequestRevoked        RequestStatus = "revoked"
+	RequestCompleted      RequestStatus = "completed"
+	RequestEnteredInError RequestStatus = "entered-in-error"
+	RequestUnknown        RequestStatus = "unknown"
+)
+
+// RequestStatuses is the R4 RequestStatus value set (a required binding).
+var RequestStatuses = NewValueSet(string(RequestDraft), string(RequestActive), string(RequestOnHold), string(RequestRevoked),
+	string(RequestCompleted), string(RequestEnteredInError), string(RequestUnknown))
+
+// Terminal reports whether a referral in s is over (R4's request state
+// machine): revoked (withdrawn by its requester), completed, or
+// entered-in-error (it should never have existed). Its Task is cancelled
+// or closed, and no provider acts on it, so it does not become draft,
+// active, on-hold or unknown again; a new referral is sent instead.
+func (s RequestStatus) Terminal() bool {
+	switch s {
+	case RequestRevoked, RequestCompleted, RequestEnteredInError:
+		return true
+	}
+	return false
+}
+
+// Withdraws reports whether a referral moved to s is withdrawn by its
+// requester: its Task is cancelled and its provider told.
+func (s RequestStatus) Withdraws() bool { return s == RequestRevoked || s == RequestEnteredInError }
+
+// CanMoveTo reports whether a referral may move from s to next. A status
+// kept is no move (the referrer may still correct other elements, add a
+// note, or send its withdrawal again); a terminal status goes nowhere but
+// to entered-in-error, the referrer's correction, which itself is final.
+// The statuses before a terminal one move freely, as they always have.
+func (s RequestStatus) CanMoveTo(next RequestStatus) bool {
+	switch {
+	case s == next || !s.Terminal():
+		return true
+	default:
+		return next == RequestEnteredInError
+	}
+}
+
 func set(items ...string) map[string]bool {
 	m := make(map[string]bool, len(items))
 	for _, s := range items {

@@ -37,3 +37,29 @@ func TestTaskStatusMachine(t *testing.T) {
 		}
 	}
 }
+
+// A referral's status: a terminal one (revoked, completed,
+// entered-in-error) is kept or corrected to entered-in-error, never left
+// for another; the others move freely.
+func TestRequestStatusMachine(t *testing.T) {
+	t.Parallel()
+	all := []RequestStatus{RequestDraft, RequestActive, RequestOnHold, RequestRevoked, RequestCompleted, RequestEnteredInError, RequestUnknown}
+	if len(all) != len(RequestStatuses.Has) {
+		t.Fatalf("%d statuses here, %d in RequestStatuses", len(all), len(RequestStatuses.Has))
+	}
+	terminal := map[RequestStatus]bool{RequestRevoked: true, RequestCompleted: true, RequestEnteredInError: true}
+	for _, from := range all {
+		if from.Terminal() != terminal[from] {
+			t.Errorf("%s: Terminal %v", from, from.Terminal())
+		}
+		for _, to := range all {
+			want := !terminal[from] || to == from || to == RequestEnteredInError
+			if got := from.CanMoveTo(to); got != want {
+				t.Errorf("%s → %s: %v, want %v", from, to, got, want)
+			}
+		}
+		if from.Withdraws() != (from == RequestRevoked || from == RequestEnteredInError) {
+			t.Errorf("%s: Withdraws %v", from, from.Withdraws())
+		}
+	}
+}

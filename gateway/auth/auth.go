@@ -82,7 +82,9 @@ type Grant struct {
 	Kind         Kind       `json:"kind"`
 	Organization Identifier `json:"organization"`
 	// Scopes are the granted scopes, as the client requested them (or the
-	// client's registered scopes when it requested none).
+	// client's registered scopes when it requested none). Authenticate
+	// holds them, and Kind and Organization, to the client's configuration
+	// as it is when the token is used.
 	Scopes  []string  `json:"scopes"`
 	Expires time.Time `json:"expires"`
 }

@@ -6,10 +6,14 @@ import (
 )
 
 // Authenticate checks an Authorization header ("Bearer <token>", scheme
-// case-insensitive) and returns the grant of the token. Errors: ErrNoToken
-// (no header, or another scheme), ErrBadToken (too long, malformed, unknown,
-// expired, or of a client no longer registered), or an error wrapping
-// ErrUnavailable when the token store failed.
+// case-insensitive) and returns the grant of the token, held to the client's
+// configuration as it is now: the token store (shared by every replica)
+// keeps a grant as it was issued, and a client whose scopes an operator
+// narrowed, or whose kind or organisation changed, must not keep the old
+// ones for the rest of the token's life. Errors: ErrNoToken (no header, or
+// another scheme), ErrBadToken (too long, malformed, unknown, expired, or of
+// a client no longer registered), or an error wrapping ErrUnavailable when
+// the token store failed.
 func (s *Server) Authenticate(ctx context.Context, authorization string) (*Grant, error) {
 	if strings.TrimSpace(authorization) == "" {
 		return nil, ErrNoToken
@@ -32,9 +36,12 @@ func (s *Server) Authenticate(ctx context.Context, authorization string) (*Grant
 	if g == nil || !s.now().Before(g.Expires) {
 		return nil, ErrBadToken
 	}
-	if _, ok := s.clients[g.ClientID]; !ok {
+	c, ok := s.clients[g.ClientID]
+	if !ok {
 		return nil, ErrBadToken
 	}
+	g.Kind, g.Organization = c.Kind, c.Organization
+	g.Scopes = narrowScopes(g.Scopes, c.scopes)
 	return g, nil
 }
 

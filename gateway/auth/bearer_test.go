@@ -3,9 +3,12 @@ package auth
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
 )
 
 func TestAuthenticate(t *testing.T) {
@@ -95,6 +98,66 @@ func TestAuthenticateUnregisteredClient(t *testing.T) {
 		Expires: f.clock.Now().Add(time.Minute)}, time.Minute)
 	if _, err := f.srv.Authenticate(context.Background(), "Bearer "+tok); !errors.Is(err, ErrBadToken) {
 		t.Errorf("token of a client no longer registered: err = %v, want ErrBadToken", err)
+	}
+}
+
+// An access token's grant is read back from the token store as it was
+// issued. When an operator narrows a client's scopes (a key or a system
+// found misbehaving), or changes its kind or organisation, and restarts or
+// rolls out the new configuration, the tokens already issued must not keep
+// what was taken away, on any replica, for the rest of their life.
+func TestIssuedTokenHeldToTheClientsCurrentConfiguration(t *testing.T) {
+	f := newFixture(t)
+	a := sign(t, assertionSpec{alg: jwa.RS384(), key: rsaA, kid: "rsa-a", claims: claimsFor("practice-a", f.clock.Now())})
+	res, err := f.srv.Token(context.Background(), form(a, "system/ServiceRequest.c system/Task.rs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := sign(t, assertionSpec{alg: jwa.RS384(), key: rsaA, kid: "rsa-a", claims: claimsFor("all-access", f.clock.Now())})
+	resAll, err := f.srv.Token(context.Background(), form(all, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same deployment after a configuration change: practice-a may
+	// now only read Tasks, and all-access is a GP system of another
+	// organisation allowed Task.rs. The token store (Redis) is shared, as
+	// it is.
+	orgB := Identifier{System: orgA.System, Value: "B82002"}
+	narrowed, err := New(Options{
+		Clients: []Client{
+			{ID: "practice-a", Kind: KindGP, Organization: orgA,
+				JWKS: jwksJSON(t, jwkOf(t, rsaA, "rsa-a", "")), Scopes: []string{"system/Task.rs"}},
+			{ID: "all-access", Kind: KindGP, Organization: orgB,
+				JWKS: jwksJSON(t, jwkOf(t, rsaA, "rsa-a", "")), Scopes: []string{"system/Task.rs"}},
+		},
+		TokenURL: testTokenURL, Replay: f.replay, Tokens: f.tokens, Now: f.clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := narrowed.Authenticate(context.Background(), "Bearer "+res.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Allows("ServiceRequest", ActionCreate) {
+		t.Errorf("after the client's scopes were narrowed to system/Task.rs, its earlier token still allows ServiceRequest create (scopes %v)",
+			slices.Clone(g.Scopes))
+	}
+	if !g.Allows("Task", ActionRead) || !g.Allows("Task", ActionSearch) {
+		t.Errorf("the scopes still configured were lost: %v", g.Scopes)
+	}
+	g, err = narrowed.Authenticate(context.Background(), "Bearer "+resAll.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(g.Scopes, []string{"system/Task.rs"}) || g.Kind != KindGP || g.Organization != orgB {
+		t.Errorf("a system/*.cruds provider token, its client now a GP system of %s allowed system/Task.rs: grant %v %v %v",
+			orgB.Value, g.Kind, g.Organization, g.Scopes)
+	}
+	// Narrowing is per request and leaves the stored grant alone: under
+	// the configuration it was issued by, the token has what it was granted.
+	if g, _ := f.srv.Authenticate(context.Background(), "Bearer "+res.AccessToken); !g.Allows("ServiceRequest", ActionCreate) {
+		t.Errorf("the original configuration's server lost the grant: %v", g.Scopes)
 	}
 }
 

@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -188,6 +189,42 @@ func coveredBy(req Scope, allowed []Scope) bool {
 		}
 	}
 	return true
+}
+
+// narrowScopes holds granted scopes to those allowed now: a scope allowed
+// still is kept as written; one allowed in part becomes, for each allowed
+// scope it meets, the actions and type both name (system/*.cruds against
+// system/Task.rs is system/Task.rs); one allowed no longer is dropped.
+func narrowScopes(granted []string, allowed []Scope) []string {
+	var out []string
+	keep := func(s string) {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	for _, raw := range granted {
+		sc, err := ParseScope(raw)
+		if err != nil {
+			continue
+		}
+		if coveredBy(sc, allowed) {
+			keep(raw)
+			continue
+		}
+		for _, al := range allowed {
+			both := Scope{Resource: sc.Resource, Actions: sc.Actions & al.Actions}
+			switch {
+			case sc.Resource == "*":
+				both.Resource = al.Resource
+			case al.Resource != "*" && al.Resource != sc.Resource:
+				continue
+			}
+			if both.Actions != 0 {
+				keep(both.String())
+			}
+		}
+	}
+	return out
 }
 
 // Allows reports whether the grant's scopes permit action a on resource type

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -141,5 +142,38 @@ func TestCoveredBy(t *testing.T) {
 		if got := coveredBy(parse(in)[0], allowed); got != want {
 			t.Errorf("coveredBy(%s) = %v, want %v", in, got, want)
 		}
+	}
+}
+
+func TestNarrowScopes(t *testing.T) {
+	var allowed []Scope
+	for _, s := range []string{"system/Task.rs", "system/ServiceRequest.c", "system/Patient.read"} {
+		sc, err := ParseScope(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		allowed = append(allowed, sc)
+	}
+	cases := []struct {
+		granted []string
+		want    []string
+	}{
+		{[]string{"system/Task.rs", "system/ServiceRequest.c"}, []string{"system/Task.rs", "system/ServiceRequest.c"}}, // kept as written
+		{[]string{"system/Task.read"}, []string{"system/Task.read"}},
+		{[]string{"system/Task.u"}, nil},                                            // withdrawn
+		{[]string{"system/ServiceRequest.cu"}, []string{"system/ServiceRequest.c"}}, // in part
+		{[]string{"system/Task.write", "system/Task.r"}, []string{"system/Task.r"}},
+		{[]string{"system/*.cruds"}, []string{"system/Task.rs", "system/ServiceRequest.c", "system/Patient.rs"}},
+		{[]string{"system/*.r", "system/Task.r"}, []string{"system/Task.r", "system/Patient.r"}}, // each once
+		{[]string{"system/Consent.cruds"}, nil},
+	}
+	for _, tc := range cases {
+		if got := narrowScopes(tc.granted, allowed); !slices.Equal(got, tc.want) {
+			t.Errorf("narrowScopes(%v) = %v, want %v", tc.granted, got, tc.want)
+		}
+	}
+	star, _ := ParseScope("system/*.rs")
+	if got := narrowScopes([]string{"system/Task.cruds", "system/*.r"}, []Scope{star}); !slices.Equal(got, []string{"system/Task.rs", "system/*.r"}) {
+		t.Errorf("against system/*.rs: %v", got)
 	}
 }

@@ -14,7 +14,6 @@ import (
 // missing status decodes as the first value of the enum, so every code is
 // checked on the raw JSON before anything is decoded.
 var (
-	requestStatuses   = gateway.NewValueSet("draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown")
 	requestIntents    = gateway.NewValueSet("proposal", "plan", "directive", "order", "original-order", "reflex-order", "filler-order", "instance-order", "option")
 	requestPriorities = gateway.NewValueSet("routine", "urgent", "asap", "stat")
 	taskIntents       = gateway.NewValueSet("unknown", "proposal", "plan", "order", "original-order", "reflex-order", "filler-order", "instance-order", "option")
@@ -65,7 +64,7 @@ type codeBinding struct {
 // codeBindings are the required bindings of each type Signpost accepts:
 // the one list both the plans and the structure errors check.
 var codeBindings = map[string][]codeBinding{
-	gateway.TypeServiceRequest: {{"status", requestStatuses, true}, {"intent", requestIntents, true}, {"priority", requestPriorities, false}},
+	gateway.TypeServiceRequest: {{"status", gateway.RequestStatuses, true}, {"intent", requestIntents, true}, {"priority", requestPriorities, false}},
 	gateway.TypeTask:           {{"status", gateway.TaskStatuses, true}, {"intent", taskIntents, true}, {"priority", requestPriorities, false}},
 	gateway.TypePatient:        {{"gender", genders, false}},
 }

@@ -82,8 +82,8 @@ func (s *Service) BarsRequest(ctx context.Context, d *queue.Delivery) (*BarsRequ
 		// A referral cancelled through its Task (REST) may still have an
 		// active ServiceRequest; BaRS cancels by revoking it, so that is what
 		// the provider is told.
-		if st := statusOf(sr.Body); st != "revoked" && st != "entered-in-error" {
-			if srBody, err = setStatus(sr.Body, "revoked"); err != nil {
+		if st := gateway.RequestStatus(statusOf(sr.Body)); !st.Withdraws() {
+			if srBody, err = setStatus(sr.Body, string(gateway.RequestRevoked)); err != nil {
 				return nil, err
 			}
 		}

@@ -435,3 +435,37 @@ func TestBaRSNeedsServiceRequestCreateScope(t *testing.T) {
 	creates := e.token(t, "practice-a", "system/ServiceRequest.c")
 	e.post("/$process-message", barsExample(t), bearer(creates)...).must(t, 200)
 }
+
+// A BaRS update or delete changes a referral as a PUT of its
+// ServiceRequest does, so beside the create scope of the door it needs the
+// update scope: a token that may create referrals and not update them
+// (system/ServiceRequest.c) neither withdraws nor rewrites them.
+func TestBaRSChangeNeedsServiceRequestUpdateScope(t *testing.T) {
+	e := setup(t, withBaRSService, withWarnNHS, func(o *options) { o.smart = smartClients(t) })
+	createOnly := e.token(t, "practice-a", "system/ServiceRequest.c")
+	full := e.token(t, "practice-a", "system/ServiceRequest.rs")
+	_, sr, _ := readBaRSAnswer(t, e.post("/$process-message", barsExample(t), bearer(createOnly)...).must(t, 200))
+	srID := sr["id"].(string)
+	withdraw := barsChange(t, "2c3d4e5f-6a7b-4c8d-8e9f-0a1b2c3d4e5f", "delete", nil)
+	r := e.post("/$process-message", withdraw, bearer(createOnly)...)
+	if r.status != 403 {
+		got := e.get("/ServiceRequest/"+srID, bearer(full)...).json(t)
+		t.Errorf("a create-only token withdrew a referral through a delete message (answer %d, ServiceRequest now %v); its PUT needs system/ServiceRequest.u",
+			r.status, got["status"])
+	}
+	rewrite := barsChange(t, "3d4e5f6a-7b8c-4d9e-9f0a-1b2c3d4e5f6a", "update", func(sr map[string]any) { sr["status"] = "on-hold" })
+	r = e.post("/$process-message", rewrite, bearer(createOnly)...).must(t, 403)
+	if h := r.header.Get("WWW-Authenticate"); !strings.Contains(h, "insufficient_scope") || !strings.Contains(h, "system/ServiceRequest.u") {
+		t.Errorf("WWW-Authenticate = %q, want insufficient_scope naming system/ServiceRequest.u", h)
+	}
+	got := e.get("/ServiceRequest/"+srID, bearer(full)...).must(t, 200).json(t)
+	if got["status"] != "active" || got["meta"].(map[string]any)["versionId"] != "1" {
+		t.Errorf("refused changes changed the referral: %v version %v", got["status"], got["meta"])
+	}
+	// With the update scope the same change is made.
+	updates := e.token(t, "practice-a", "system/ServiceRequest.cu")
+	_, sr, _ = readBaRSAnswer(t, e.post("/$process-message", rewrite, bearer(updates)...).must(t, 200))
+	if sr["status"] != "on-hold" {
+		t.Errorf("with system/ServiceRequest.cu the update left the referral %v, want on-hold", sr["status"])
+	}
+}

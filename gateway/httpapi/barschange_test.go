@@ -231,3 +231,59 @@ func TestBaRSChangeToAnotherServiceIsRefused(t *testing.T) {
 		t.Errorf("%d cancellation deliveries, want 0", n)
 	}
 }
+
+// A BaRS sender withdraws its referral (reason delete: ServiceRequest
+// entered-in-error, Task cancelled, provider told). An update message that
+// arrives after it (an earlier update delayed, or reordered by the
+// sender's retries) must not make the ServiceRequest active again: the GP
+// record would show a live referral whose Task is cancelled and which no
+// provider holds. A withdrawn (or revoked) referral stays withdrawn; the
+// late update is 409 at its ServiceRequest's status, nothing changed.
+func TestWithdrawnReferralStaysWithdrawn(t *testing.T) {
+	e := setup(t, withBaRSService, withWarnNHS)
+	a := as("practice-a")
+	srID, taskID := barsReferral(t, e)
+	e.post("/$process-message", barsChange(t, "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d", "delete", nil), a...).must(t, http.StatusOK)
+	const rid = "1b2c3d4e-0000-4b6c-9d8e-9f0a1b2c3d4e"
+	late := barsChange(t, "1b2c3d4e-5f6a-4b7c-9d8e-9f0a1b2c3d4e", "update", func(sr map[string]any) { sr["status"] = "active" })
+	r := e.post("/$process-message", late, with(a, "X-Request-Id", rid)...)
+	sr := e.get("/ServiceRequest/"+srID, a...).must(t, http.StatusOK).json(t)
+	task := e.get("/Task/"+taskID, a...).must(t, http.StatusOK).json(t)
+	if r.status == http.StatusOK && sr["status"] == "active" {
+		t.Errorf("a withdrawn referral was made active again by a later update (answer %d): ServiceRequest %v, its Task %v",
+			r.status, sr["status"], task["status"])
+	}
+	r.must(t, http.StatusConflict)
+	const at = barsServiceRequest + ".status"
+	if is := readOutcome(t, r); len(is) != 1 || is[0].Code != "business-rule" || len(is[0].Expression) != 1 || is[0].Expression[0] != at ||
+		is[0].Details == nil || len(is[0].Details.Coding) == 0 || is[0].Details.Coding[0].Code != "REC_CONFLICT" {
+		t.Errorf("want one business-rule issue, REC_CONFLICT, at %s; got %s", at, r.body)
+	}
+	if sr["status"] != "entered-in-error" || sr["meta"].(map[string]any)["versionId"] != "2" || task["status"] != "cancelled" {
+		t.Errorf("after the refused update: ServiceRequest %v version %v, Task %v; want entered-in-error version 2, cancelled",
+			sr["status"], sr["meta"], task["status"])
+	}
+	// Refused, it kept nothing: sent again under the same X-Request-Id it
+	// is refused for what it says, not as a duplicate.
+	again := e.post("/$process-message", late, with(a, "X-Request-Id", rid)...).must(t, http.StatusConflict)
+	if is := readOutcome(t, again); is[0].Code != "business-rule" {
+		t.Errorf("the refused update sent again: issue %q, want business-rule (its X-Request-Id is not kept)", is[0].Code)
+	}
+
+	// Revoked likewise (practice-b's referral: the same message from
+	// another GP system is its own); a withdrawal after it (a new
+	// Bundle.id) is answered, as the referral now stands.
+	b := as("practice-b")
+	_, sent, sentTask := readBaRSAnswer(t, e.post("/$process-message", barsExample(t), b...).must(t, http.StatusOK))
+	revoke := barsChange(t, "2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a", "update", func(sr map[string]any) { sr["status"] = "revoked" })
+	e.post("/$process-message", revoke, b...).must(t, http.StatusOK)
+	active := barsChange(t, "3e4f5a6b-7c8d-4e9f-8a1b-2c3d4e5f6a7b", "update", func(sr map[string]any) { sr["status"] = "active" })
+	e.post("/$process-message", active, b...).must(t, http.StatusConflict)
+	_, got, gotTask := readBaRSAnswer(t, e.post("/$process-message", barsChange(t, "4f5a6b7c-8d9e-4fa0-9b1c-3d4e5f6a7b8c", "delete", nil), b...).must(t, http.StatusOK))
+	if got["id"] != sent["id"] || got["status"] != "entered-in-error" || gotTask["id"] != sentTask["id"] || gotTask["status"] != "cancelled" {
+		t.Errorf("a revoked referral's delete answered %v %v, Task %v %v", got["id"], got["status"], gotTask["id"], gotTask["status"])
+	}
+	if n := e.cancellations(t); n != 2 {
+		t.Errorf("%d cancellation deliveries for two withdrawn referrals, want 2", n)
+	}
+}

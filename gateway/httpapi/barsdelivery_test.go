@@ -405,3 +405,51 @@ func TestBaRSProviderFatalErrorDeclinesWithItsReason(t *testing.T) {
 		t.Errorf("Task %v (%q), want rejected with the OperationOutcome's words", task["status"], reason)
 	}
 }
+
+// A provider's servicerequest-response that moves nothing (ok, no Task
+// entry, no Encounter focus) was still processed: its X-Request-Id is
+// kept, so the same X-Request-Id on a later response is the 409 duplicate
+// the README and BaRS promise, not a change applied. Keeping it makes no
+// Task version, Provenance or notification.
+func TestBaRSResponseThatMovesNothingKeepsItsRequestID(t *testing.T) {
+	e := setup(t, withBaRSService, withWarnNHS)
+	taskID, sent := deliveredReferral(t, e)
+	_, _, version := e.taskStatus(t, taskID)
+	notices := len(e.queued(t, gateway.QueueNotify))
+	provenances := total(t, e.get("/Provenance?target=Task/"+taskID))
+	const rid = "5e4d3c2b-1a09-4f87-a654-3210fedcba98"
+	nothing, _ := json.Marshal(map[string]any{
+		"resourceType": "Bundle", "id": "6f5e4d3c-2b1a-4098-8765-43210fedcba9", "type": "message", "timestamp": "2026-11-21T10:00:00Z",
+		"entry": []map[string]any{{"fullUrl": "urn:uuid:7a6f5e4d-3c2b-4a19-8876-543210fedcba", "resource": map[string]any{
+			"resourceType": "MessageHeader",
+			"eventCoding":  map[string]string{"system": gateway.BaRSEventSystem, "code": "servicerequest-response"},
+			"source":       map[string]string{"endpoint": "https://provider.example/fhir"},
+			"response":     map[string]string{"identifier": sent, "code": "ok"},
+		}}},
+	})
+	e.post("/$process-message", nothing, callerHeader, "walking", "X-Request-Id", rid).must(t, http.StatusOK)
+	if st, _, v := e.taskStatus(t, taskID); st != "requested" || v != version {
+		t.Errorf("a response that moves nothing left the Task %s version %s; want requested version %s", st, v, version)
+	}
+	if n := len(e.queued(t, gateway.QueueNotify)); n != notices {
+		t.Errorf("a response that moves nothing queued %d notifications", n-notices)
+	}
+	if n := total(t, e.get("/Provenance?target=Task/"+taskID)); n != provenances {
+		t.Errorf("a response that moves nothing made %d Provenances", n-provenances)
+	}
+	// The same response (Bundle.id) again is answered as it was.
+	e.post("/$process-message", nothing, callerHeader, "walking").must(t, http.StatusOK)
+
+	again := barsAnswerTo("8b7a6f5e-4d3c-4b2a-9987-6543210fedcb", sent, taskID, "accepted", "")
+	r := e.post("/$process-message", again, callerHeader, "walking", "X-Request-Id", rid)
+	if r.status != http.StatusConflict {
+		st, _, _ := e.taskStatus(t, taskID)
+		t.Errorf("a response under an X-Request-Id used before was answered %d, not 409 duplicate; the Task is now %s", r.status, st)
+	}
+	if is := readOutcome(t, r); is[0].Code != "duplicate" {
+		t.Errorf("issue code %q, want duplicate", is[0].Code)
+	}
+	if st, _, v := e.taskStatus(t, taskID); st != "requested" || v != version {
+		t.Errorf("after a duplicate the Task is %s version %s", st, v)
+	}
+}

@@ -330,3 +330,90 @@ func total(t *testing.T, r *response) int {
 }
 
 func ident(i int) string { return fmt.Sprintf("R-%04d", i) }
+
+// A revoked, completed or entered-in-error referral is over (R4's request
+// state machine): an update does not make it draft, active, on-hold or
+// unknown again, which would show the GP record a live referral beside a
+// Task no provider holds. It may still become entered-in-error (a
+// correction), and an update that keeps its status may change the rest.
+func TestTerminalReferralStaysClosed(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	a := as("practice-a")
+	// put sends the referral as last read with status and the members
+	// given, If-Match its version, and returns the answer.
+	put := func(sr map[string]any, status string, set map[string]any) *response {
+		t.Helper()
+		next := map[string]any{}
+		for k, v := range sr {
+			next[k] = v
+		}
+		next["status"] = status
+		for k, v := range set {
+			next[k] = v
+		}
+		b, _ := json.Marshal(next)
+		return e.put("/ServiceRequest/"+sr["id"].(string), b, with(a, "If-Match", `W/"`+sr["meta"].(map[string]any)["versionId"].(string)+`"`)...)
+	}
+	refused := func(sr map[string]any, status string) {
+		t.Helper()
+		r := put(sr, status, nil).must(t, http.StatusConflict)
+		is := readOutcome(t, r)
+		if len(is) != 1 || is[0].Code != "business-rule" || len(is[0].Expression) != 1 || is[0].Expression[0] != "ServiceRequest.status" ||
+			is[0].Details == nil || len(is[0].Details.Coding) == 0 || is[0].Details.Coding[0].Code != "REC_CONFLICT" ||
+			!strings.Contains(is[0].Diagnostics, "final") || !strings.Contains(is[0].Diagnostics, "not "+status) {
+			t.Errorf("%v → %s: want one business-rule issue, REC_CONFLICT, at ServiceRequest.status saying what is final and what was refused; got %s",
+				sr["status"], status, r.body)
+		}
+		got := e.get("/ServiceRequest/"+sr["id"].(string), a...).must(t, http.StatusOK).json(t)
+		if got["status"] != sr["status"] || got["meta"].(map[string]any)["versionId"] != sr["meta"].(map[string]any)["versionId"] {
+			t.Errorf("a refused update of a %v referral stored %v version %v", sr["status"], got["status"], got["meta"])
+		}
+	}
+	taskOf := func(srID string) map[string]any {
+		t.Helper()
+		tasks := bundleEntries(t, e.get("/Task?focus=ServiceRequest/"+srID, a...), "match")
+		if len(tasks) != 1 {
+			t.Fatalf("referral has %d Tasks, want 1", len(tasks))
+		}
+		return tasks[0]
+	}
+	note := map[string]any{"note": []map[string]any{{"text": "the person found a walking group of their own"}}}
+
+	// Revoked: its Task is cancelled, and stays so.
+	sr := e.post("/ServiceRequest", referral("TC-1", "390893007"), a...).must(t, http.StatusCreated).json(t)
+	sr = put(sr, "revoked", nil).must(t, http.StatusOK).json(t)
+	for _, s := range []string{"active", "draft", "on-hold", "unknown", "completed"} {
+		refused(sr, s)
+	}
+	sr = put(sr, "revoked", note).must(t, http.StatusOK).json(t) // a note kept with the status
+	if task := taskOf(sr["id"].(string)); task["status"] != "cancelled" {
+		t.Errorf("the revoked referral's Task is %v, want cancelled", task["status"])
+	}
+	sr = put(sr, "entered-in-error", nil).must(t, http.StatusOK).json(t)
+	for _, s := range []string{"revoked", "active"} {
+		refused(sr, s)
+	}
+	put(sr, "entered-in-error", note).must(t, http.StatusOK)
+	if n := e.queuedFor(t, gateway.QueueDelivery, "cancelled"); n != 1 {
+		t.Errorf("%d cancellation deliveries, want 1", n)
+	}
+
+	// Completed: over, but correctable.
+	done := e.post("/ServiceRequest", referral("TC-2", "390893007"), a...).must(t, http.StatusCreated).json(t)
+	done = put(done, "completed", nil).must(t, http.StatusOK).json(t)
+	for _, s := range []string{"active", "on-hold", "revoked"} {
+		refused(done, s)
+	}
+	done = put(done, "completed", note).must(t, http.StatusOK).json(t)
+	put(done, "entered-in-error", nil).must(t, http.StatusOK)
+
+	// Revoked before it was ever routed: not routed by an update either.
+	body := strings.Replace(string(referral("TC-3", "390893007")), `"status":"active"`, `"status":"draft"`, 1)
+	draft := e.post("/ServiceRequest", []byte(body), a...).must(t, http.StatusCreated).json(t)
+	draft = put(draft, "revoked", nil).must(t, http.StatusOK).json(t)
+	refused(draft, "active")
+	if n := total(t, e.get("/Task?focus=ServiceRequest/"+draft["id"].(string), a...)); n != 0 {
+		t.Errorf("a revoked draft has %d Tasks, want none", n)
+	}
+}

@@ -21,7 +21,10 @@ const processMessageRoute = "/fhir/$process-message"
 // processMessage is POST /fhir/$process-message: a BaRS
 // servicerequest-request from a GP system. A new one makes a referral
 // exactly as POST /fhir/ServiceRequest does, so it needs the same scope; an
-// update or delete changes the referral the same client's new message made.
+// update or delete changes (or withdraws) the referral the same client's new
+// message made, as a PUT of its ServiceRequest does, so it needs the update
+// scope as well: a token that may only create referrals must not rewrite or
+// withdraw them.
 func (a *API) processMessage(c *gin.Context) {
 	caller, _ := a.who(c, "")
 	if caller.Kind == gateway.CallerProvider {
@@ -41,6 +44,9 @@ func (a *API) processMessage(c *gin.Context) {
 	msg, err := bars.Read(obj, requestID)
 	if err != nil {
 		a.fail(c, err)
+		return
+	}
+	if msg.Reason != intake.MessageNew && !a.allow(c, gateway.TypeServiceRequest, auth.ActionUpdate) {
 		return
 	}
 	audit := a.auditIntent(c)

@@ -37,7 +37,9 @@ type Request struct {
 	message *messageContext
 	// claims are the idempotency keys of the message a request was made
 	// from (ReceiveResponse): the message id's first, then the
-	// X-Request-Id's. Each is claimed with the version the request writes.
+	// X-Request-Id's. Each is claimed with the version the request writes,
+	// or, when it changes nothing, the version it found (a commit of the
+	// keys alone: no new version, no notification).
 	claims []gateway.UniqueKey
 
 	obj      *fhir.Object
@@ -122,7 +124,7 @@ func (s *Service) apply(ctx context.Context, caller gateway.Caller, reqs []*Requ
 		if err != nil {
 			return nil, err
 		}
-		if len(pl.commit.Writes) == 0 {
+		if len(pl.commit.Writes) == 0 && len(pl.commit.Unique) == 0 {
 			// Nothing to write; a Consent sent again still decides, in
 			// other partitions, what its first sending may not have.
 			if err := s.recheckAfterCommit(ctx, pl); err != nil {
@@ -427,6 +429,10 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 			if errors.Is(err, conform.ErrUnchanged) {
 				pl.outcomes[i] = &gateway.Outcome{Resource: r.existing}
 				pl.keptConsent(s, r.existing)
+				// A message that changes nothing was still processed: its
+				// keys are kept (a commit of them alone), so that its
+				// X-Request-Id used again is a duplicate.
+				pl.claim(r, pl.outcomes[i])
 				continue
 			}
 			if err != nil {

@@ -124,7 +124,8 @@ func (s *Service) resolveClaims(ctx context.Context, r *Request) error {
 	return nil
 }
 
-// claim adds a request's keys to the plan, naming the version it wrote.
+// claim adds a request's keys to the plan, naming the version it wrote, or
+// the version it found when it changed nothing.
 func (pl *plan) claim(r *Request, out *gateway.Outcome) {
 	if out == nil || out.Resource == nil || len(r.claims) == 0 {
 		return

@@ -119,7 +119,7 @@ func ptr(s string) *string { return &s }
 // referral Task.
 func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) (*gateway.Outcome, error) {
 	var p gateway.Problems
-	status := conform.CheckBindings(&p, r.obj, gateway.TypeServiceRequest)["status"]
+	status := gateway.RequestStatus(conform.CheckBindings(&p, r.obj, gateway.TypeServiceRequest)["status"])
 	conform.RequireObject(&p, r.obj, gateway.TypeServiceRequest, "subject", "the person the referral is for")
 	if r.message == nil { // a message's destination decides where it goes (messageContext.category)
 		conform.RequireObject(&p, r.obj, gateway.TypeServiceRequest, "code", "the referral's SNOMED CT code decides where it goes")
@@ -156,7 +156,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 	}
 
 	version, expect, fromIfMatch := 1, 0, false
-	needsTask := status == "active"
+	needsTask := status == gateway.RequestActive
 	var keep []string // index terms an update carries over
 	taskHolder := ""  // the referral's Task, when it has one
 	if r.Method == "PUT" {
@@ -166,6 +166,9 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 		}
 		if cur == nil {
 			return nil, gateway.NotFound(gateway.TypeServiceRequest, r.id)
+		}
+		if err := staysClosed(cur.Body, status); err != nil {
+			return nil, err
 		}
 		version, expect, fromIfMatch = cur.Version+1, exp, r.pinsVersion()
 		holder, err := pl.lookups.lookup(ctx, s.Store, gateway.ReferralTaskKey(r.id))
@@ -192,7 +195,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 				keep = append(keep, gateway.ProviderTerm(id))
 			}
 			// Revoking the referral cancels its Task, and the provider is told.
-			if (status == "revoked" || status == "entered-in-error") && view.Status != gateway.TaskCancelled && view.Status.CanMoveTo(gateway.TaskCancelled) {
+			if status.Withdraws() && view.Status != gateway.TaskCancelled && view.Status.CanMoveTo(gateway.TaskCancelled) {
 				if err := s.planRevocation(pl, task, view); err != nil {
 					return nil, err
 				}
@@ -204,7 +207,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 	pending := &pendingRequest{sr: sr, subject: subject, named: named, task: taskHolder}
 	pl.pending[ref] = pending
 	if needsTask || (pl.claimed[ref] && taskHolder == "") {
-		if status != "active" {
+		if status != gateway.RequestActive {
 			return nil, gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.status",
 				"a referral Task can only be made for an active ServiceRequest")
 		}
@@ -248,6 +251,37 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 		out.Category = pending.routed.Category
 	}
 	return out, nil
+}
+
+// staysClosed refuses an update that takes a referral out of a terminal
+// status (gateway.RequestStatus.CanMoveTo), whoever sends it: a PUT, or a
+// BaRS update arriving after the withdrawal it was sent before. A revoked
+// or withdrawn referral's Task is cancelled and its provider told, and a
+// cancelled Task never moves again: a ServiceRequest made active beside
+// it would show the GP record a live referral that no provider holds. A
+// completed referral is over likewise. The answer is 409, as for a Task
+// transition the state machine refuses: the change contradicts what is
+// stored. A status kept is no move: the referrer may still correct the
+// referral's other elements (a note on a completed referral) or send its
+// withdrawal again.
+func staysClosed(cur []byte, next gateway.RequestStatus) error {
+	var stored struct {
+		Status gateway.RequestStatus `json:"status"`
+	}
+	if err := json.Unmarshal(cur, &stored); err != nil {
+		return err
+	}
+	from := stored.Status
+	switch {
+	case from.CanMoveTo(next):
+		return nil
+	case from == gateway.RequestEnteredInError:
+		return gateway.NewError(gateway.KindConflict, fhir.IssueBusinessRule, "ServiceRequest.status",
+			"the referral was entered in error, which is final: its status stays entered-in-error, not %s; send a new referral instead", next)
+	default:
+		return gateway.NewError(gateway.KindConflict, fhir.IssueBusinessRule, "ServiceRequest.status",
+			"the referral is %s, which is final: its status may stay %s or become entered-in-error (a correction), not %s; send a new referral instead", from, from, next)
+	}
 }
 
 // keepsItsSubject refuses an update that would make a referral with a Task
