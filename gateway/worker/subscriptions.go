@@ -24,6 +24,9 @@ type SubscriptionDomain interface {
 	Subscribers(ctx context.Context, client string) ([]*topic.SubscriptionView, error)
 	NotificationBundle(ctx context.Context, sub *topic.SubscriptionView, kind string, since int64, events []gateway.Event) ([]byte, error)
 	SetSubscriptionStatus(ctx context.Context, id, status, reason string, version int) error
+	// SubscriberRegistered reports whether an endpoint is under an origin
+	// the operator registered for the GP system (gateway.SubscriberOrigins).
+	SubscriberRegistered(client, endpoint string) bool
 }
 
 // SubscriptionStore keeps subscriptions' event numbers and queues.
@@ -52,14 +55,20 @@ const subscriptionLease = time.Minute
 // subscription its events one at a time and in order, shakes hands with new
 // subscriptions, and sends heartbeats. The Handler of the subscription queue.
 type Subscriptions struct {
-	Queue   Queue
-	Domain  SubscriptionDomain
-	Store   SubscriptionStore
-	Client  *http.Client
-	Clients []string // GP systems (lanes)
-	Retry   []time.Duration
-	Log     *slog.Logger
-	Metrics *telemetry.Metrics // nil: none
+	Queue  Queue
+	Domain SubscriptionDomain
+	Store  SubscriptionStore
+	// Client sends to the endpoints GP systems chose: it must reach public
+	// addresses only (notify.SubscriberClients), as a client's choice of
+	// endpoint and headers gains nothing from outbound_allow. Registered
+	// sends to endpoints under an origin the operator registered for their
+	// GP system, held to outbound_allow (nil: Client).
+	Client     *http.Client
+	Registered *http.Client
+	Clients    []string // GP systems (lanes)
+	Retry      []time.Duration
+	Log        *slog.Logger
+	Metrics    *telemetry.Metrics // nil: none
 	// Audit keeps the record of each notification sent (nil: none).
 	Audit Auditor
 	// MaxHeartbeats bounds the heartbeats in flight at once (default
@@ -130,10 +139,11 @@ func (h *Subscriptions) handshake(ctx context.Context, log *slog.Logger, job gat
 		record(log, "building the handshake", err)
 		return
 	}
-	res := notify.Notify(ctx, h.Client, sub.Endpoint, sub.Headers, body)
+	res := h.notify(ctx, hs.Client, sub, body)
 	status, reason := "active", ""
 	if !res.OK() {
-		status, reason = "error", "handshake failed: "+res.Reason
+		status, reason = "error", ErrHandshake
+		log.Info("subscription endpoint did not accept the handshake", "subscription", sub.ID, "reason", res.Reason)
 	}
 	// The handshake counts as sent before the subscription is active:
 	// a tick in between would otherwise find it active with nothing ever
@@ -205,7 +215,7 @@ func (h *Subscriptions) send(ctx context.Context, log *slog.Logger, job gateway.
 			record(log, "building the notification", err)
 			return
 		}
-		res := notify.Notify(ctx, h.Client, sub.Endpoint, sub.Headers, body)
+		res := h.notify(ctx, queue.JobLane(job), sub, body)
 		if !res.OK() {
 			h.retry(ctx, log.With("subscription", id, "event", ev.Number), job, sub, res)
 			return
@@ -220,12 +230,36 @@ func (h *Subscriptions) send(ctx context.Context, log *slog.Logger, job gateway.
 	}
 }
 
+// What Subscription.error says of an endpoint that failed, whatever the
+// failure: the endpoint is the client's choice, and telling a refused
+// connection from a timeout or an HTTP status would let a client map what
+// answers where (a port scanner). The worker's log keeps the detail for
+// operators (never a URL or a payload).
+const (
+	ErrHandshake     = "the endpoint did not accept the handshake"
+	ErrNotifications = "the endpoint did not accept notifications"
+)
+
+// notify sends a subscription of the GP system client a notification,
+// through the client its endpoint may use: Registered for an origin the
+// operator registered for that GP system, Client for any other. Decided
+// at each send, so a withdrawn registration counts at once, and the
+// address is checked as dialled, after resolution.
+func (h *Subscriptions) notify(ctx context.Context, client string, sub *topic.SubscriptionView, body []byte) notify.Result {
+	c := h.Client
+	if h.Registered != nil && h.Domain.SubscriberRegistered(client, sub.Endpoint) {
+		c = h.Registered
+	}
+	return notify.Notify(ctx, c, sub.Endpoint, sub.Headers, body)
+}
+
 // retry tries the subscription again later; after the last attempt it is
 // put in error, keeping its events (they are sent if it is made active).
 func (h *Subscriptions) retry(ctx context.Context, log *slog.Logger, job gateway.QueuedJob, sub *topic.SubscriptionView, res notify.Result) {
 	attempt, _ := queue.Attempt(job) // unreadable: the first of the retries
 	if !res.Retry || attempt >= len(h.Retry) {
-		err := h.Domain.SetSubscriptionStatus(ctx, sub.ID, "error", "notifications failed: "+res.Reason, 0)
+		log.Info("subscription endpoint did not accept notifications", "reason", res.Reason)
+		err := h.Domain.SetSubscriptionStatus(ctx, sub.ID, "error", ErrNotifications, 0)
 		if err == nil {
 			err = h.Queue.Ack(ctx, job)
 		}
@@ -261,7 +295,7 @@ func (h *Subscriptions) Tick(ctx context.Context) {
 			go func() {
 				defer h.beats.Done()
 				defer h.endBeat(sub.ID)
-				h.heartbeat(ctx, sub)
+				h.heartbeat(ctx, client, sub)
 			}()
 		}
 	}
@@ -300,7 +334,7 @@ func (h *Subscriptions) endBeat(id string) {
 // the period's: every process ticks, and one claims it, so a subscriber
 // gets one, and one attempt a period while it is down rather than one a
 // second from each process.
-func (h *Subscriptions) heartbeat(ctx context.Context, sub *topic.SubscriptionView) {
+func (h *Subscriptions) heartbeat(ctx context.Context, client string, sub *topic.SubscriptionView) {
 	if mine, err := h.Store.ClaimHeartbeat(ctx, sub.ID, sub.Heartbeat); err != nil || !mine {
 		return
 	}
@@ -309,7 +343,7 @@ func (h *Subscriptions) heartbeat(ctx context.Context, sub *topic.SubscriptionVi
 	if err != nil {
 		return
 	}
-	if res := notify.Notify(ctx, h.Client, sub.Endpoint, sub.Headers, body); res.OK() {
+	if res := h.notify(ctx, client, sub, body); res.OK() {
 		_ = h.Store.MarkSent(ctx, sub.ID)
 	}
 }
