@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +40,34 @@ func TestSubscriptionHeadersAreHTTPHeaders(t *testing.T) {
 		t.Errorf("%d subscriptions stored from refused requests", n)
 	}
 	e.post("/Subscription", []byte(strings.Replace(hookSubscription, "HEADER", `"X-Key: a\tb"`, 1)), a...).must(t, http.StatusCreated)
+}
+
+// A heartbeat period under the floor (a minute) is refused at the door,
+// naming the extension asking it: each GP system could otherwise keep
+// Signpost POSTing to a URL of its choosing every second from each of its
+// subscriptions. Every problem of what it asks is named at once. The floor
+// itself is accepted.
+func TestSubscriptionHeartbeatPeriodHasAFloor(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	a := as("practice-a")
+	every := func(seconds int) string {
+		return strings.Replace(strings.Replace(hookSubscription, ",HEADER", "", 1), `"payload":"application/fhir+json"`,
+			`"payload":"application/fhir+json","extension":[{"url":"http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-heartbeat-period","valueUnsignedInt":`+strconv.Itoa(seconds)+`}]`, 1)
+	}
+	for _, seconds := range []int{1, 59} {
+		r := e.post("/Subscription", []byte(every(seconds)), a...)
+		r.mustName(t, http.StatusUnprocessableEntity, "Subscription.channel.extension[0]")
+		if !strings.Contains(string(r.body), "60 or more") {
+			t.Errorf("the refusal of %d seconds does not say what is expected: %s", seconds, r.body)
+		}
+	}
+	both := strings.Replace(every(1), "https://gp.example/notify", "http://127.0.0.1:9/notify", 1)
+	e.post("/Subscription", []byte(both), a...).mustName(t, http.StatusUnprocessableEntity, "Subscription.channel.extension[0]", "Subscription.channel.endpoint")
+	if n := total(t, e.get("/Subscription", a...)); n != 0 {
+		t.Errorf("%d subscriptions stored from refused requests", n)
+	}
+	e.post("/Subscription", []byte(every(60)), a...).must(t, http.StatusCreated)
 }
 
 // A GP system has at most its cap of subscriptions not ended, however many

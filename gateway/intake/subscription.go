@@ -55,14 +55,15 @@ func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*
 		revived = was.Status == "off" && status != "off"
 	}
 	if status != "off" {
-		// The owner's registration counts (addWrite's owner). Checked again
-		// at each send: a host name may come to resolve to another address,
-		// and the registration may be withdrawn.
+		// What it asks of Signpost (an update ending it asks nothing). The
+		// owner's registration counts (addWrite's owner). The endpoint is
+		// checked again at each send: a host name may come to resolve to
+		// another address, and the registration may be withdrawn.
 		owner := pl.caller.ClientID
 		if r.current != nil {
 			owner = r.current.Owner
 		}
-		if err := topic.CheckEndpoint(sub.Endpoint, s.SubscriberRegistered(owner, sub.Endpoint)); err != nil {
+		if err := sub.CheckAsked(s.SubscriberRegistered(owner, sub.Endpoint)); err != nil {
 			return nil, err
 		}
 	}

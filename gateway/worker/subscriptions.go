@@ -38,6 +38,9 @@ type SubscriptionStore interface {
 	LastSent(ctx context.Context, subID string) (time.Time, error)
 	MarkSent(ctx context.Context, subID string) error
 	ClaimHeartbeat(ctx context.Context, subID string, period time.Duration) (bool, error)
+	// HeartbeatFailed counts a failed heartbeat: how many in a row since
+	// the subscription was last sent anything (forgotten keep after).
+	HeartbeatFailed(ctx context.Context, subID string, keep time.Duration) (int64, error)
 	// The lease of sending one subscription's events: one sender at a time.
 	LockSubscription(ctx context.Context, subID, token string, ttl time.Duration) (bool, error)
 	RenewSubscription(ctx context.Context, subID, token string, ttl time.Duration) (bool, error)
@@ -238,7 +241,15 @@ func (h *Subscriptions) send(ctx context.Context, log *slog.Logger, job gateway.
 const (
 	ErrHandshake     = "the endpoint did not accept the handshake"
 	ErrNotifications = "the endpoint did not accept notifications"
+	ErrHeartbeats    = "the endpoint did not accept heartbeats"
 )
+
+// MaxFailedHeartbeats is how many heartbeats in a row an endpoint may fail
+// before its subscription is put in error, and sent nothing more until the
+// client updates it (a new handshake): a few, so a brief outage passes,
+// while an endpoint that takes nothing is not sent POSTs for ever. Event
+// notifications have the retry schedule instead.
+const MaxFailedHeartbeats = 3
 
 // notify sends a subscription of the GP system client a notification,
 // through the client its endpoint may use: Registered for an origin the
@@ -343,8 +354,21 @@ func (h *Subscriptions) heartbeat(ctx context.Context, client string, sub *topic
 	if err != nil {
 		return
 	}
-	if res := h.notify(ctx, client, sub, body); res.OK() {
+	res := h.notify(ctx, client, sub, body)
+	if res.OK() {
 		_ = h.Store.MarkSent(ctx, sub.ID)
+		return
+	}
+	log := h.log().With("subscription", sub.ID)
+	failed, err := h.Store.HeartbeatFailed(ctx, sub.ID, (MaxFailedHeartbeats+1)*sub.Heartbeat)
+	if err != nil {
+		record(log, "counting a failed heartbeat", err)
+		return
+	}
+	log.Info("subscription endpoint did not accept a heartbeat", "reason", res.Reason, "in_a_row", failed)
+	if failed >= MaxFailedHeartbeats {
+		// Only the version that failed: an update since has its own handshake.
+		record(log, "subscription put in error", h.Domain.SetSubscriptionStatus(ctx, sub.ID, "error", ErrHeartbeats, sub.Version))
 	}
 }
 
