@@ -392,6 +392,12 @@ type Client struct {
 	// Bars is where BaRS servicerequest-response messages go for the
 	// referrals this system sent as BaRS messages (nil: none are sent).
 	Bars *Bars
+	// SubscriptionOrigins are origins (scheme://host[:port]) the operator
+	// registers for this system's subscription endpoints. A Subscription's
+	// endpoint is the client's choice, so it reaches public addresses only;
+	// one under a registered origin may also reach what OutboundAllow
+	// admits, as configured endpoints do (an on-premises GP system).
+	SubscriptionOrigins []string
 }
 
 // WritesBack reports whether Task changes are written back into this
@@ -478,6 +484,18 @@ func (c Config) WriteBackClients() []string {
 	for _, cl := range c.Clients {
 		if cl.WritesBack() {
 			out = append(out, cl.ID)
+		}
+	}
+	return out
+}
+
+// SubscriptionOrigins are the origins registered for each GP system's
+// subscription endpoints (clients[].subscription_origins), by client id.
+func (c Config) SubscriptionOrigins() map[string][]string {
+	out := map[string][]string{}
+	for _, cl := range c.Clients {
+		if len(cl.SubscriptionOrigins) > 0 {
+			out[cl.ID] = cl.SubscriptionOrigins
 		}
 	}
 	return out

@@ -422,6 +422,23 @@ func TestParseClientBars(t *testing.T) {
 	}
 }
 
+// TestParseSubscriptionOrigins reads the origins registered for a client's
+// subscription endpoints, by client id; a client without any has none.
+func TestParseSubscriptionOrigins(t *testing.T) {
+	cfg, err := config.Parse([]byte(`clients:
+  - id: practice-a
+    subscription_origins: ["https://gp-a.example:8443", "http://10.0.0.7:8080"]
+  - id: practice-b
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.SubscriptionOrigins()
+	if len(got) != 1 || !slices.Equal(got["practice-a"], []string{"https://gp-a.example:8443", "http://10.0.0.7:8080"}) {
+		t.Errorf("subscription origins = %v", got)
+	}
+}
+
 // TestParseProviderBarsDelivery reads a BaRS provider's delivery under the
 // names the design gives them.
 func TestParseProviderBarsDelivery(t *testing.T) {

@@ -158,6 +158,7 @@ type fileClient struct {
 	Auth         fileClientAuth `yaml:"auth"`
 	Notify       *fileNotify    `yaml:"notify"`
 	Bars         *fileBars      `yaml:"bars"`
+	SubOrigins   []string       `yaml:"subscription_origins"`
 }
 
 type fileBars struct {
@@ -609,10 +610,11 @@ func (fc fileConfig) into(cfg *Config, src *sources) {
 	for i, fcl := range fc.Clients {
 		prefix := fmt.Sprintf("clients[%d]", i)
 		cl := Client{
-			ID:           fcl.ID,
-			Name:         fcl.Name,
-			Organization: Identifier(fcl.Organization),
-			Auth:         fcl.Auth.into(prefix+".auth", problem),
+			ID:                  fcl.ID,
+			Name:                fcl.Name,
+			Organization:        Identifier(fcl.Organization),
+			Auth:                fcl.Auth.into(prefix+".auth", problem),
+			SubscriptionOrigins: fcl.SubOrigins,
 		}
 		if fcl.Notify != nil {
 			n := Notify(*fcl.Notify)

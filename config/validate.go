@@ -278,6 +278,11 @@ func (c Config) Validate(isCategory func(string) bool) error {
 		if cl.Bars != nil {
 			v.bars(prefix+".bars", *cl.Bars)
 		}
+		for j, o := range cl.SubscriptionOrigins {
+			if reason := originProblem(o); reason != "" {
+				v.add(fmt.Sprintf("%s.subscription_origins[%d]", prefix, j), "%s", reason)
+			}
+		}
 	}
 	services := map[string]string{} // BaRS destination endpoint -> the provider field naming it
 	for i, p := range c.Providers {
@@ -670,6 +675,29 @@ func httpURLProblem(raw string) string {
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
 		return want
+	}
+	return ""
+}
+
+// originProblem checks a registered origin: scheme, host and port, nothing
+// more, so that it names one endpoint host and port, never a network.
+func originProblem(raw string) string {
+	const want = "must be an origin, scheme://host[:port] (http or https), such as https://gp-system.example:8443"
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.Opaque != "":
+		return want
+	case u.User != nil:
+		return want + "; it must not contain a user name or password"
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || strings.Contains(raw, "#"):
+		return want + "; it has a path, query or fragment: the origin covers every path"
+	case strings.Contains(u.Hostname(), "*"):
+		return want + "; a wildcard is not allowed"
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return want + "; its port must be from 1 to 65535"
+		}
 	}
 	return ""
 }

@@ -175,6 +175,15 @@ func TestValidateRejects(t *testing.T) {
 		// bars
 		{"bars endpoint missing", func(c *config.Config) { c.Clients[0].Bars = &config.Bars{} }, "clients[0].bars.endpoint", "absolute http(s) URL"},
 		{"bars endpoint relative", func(c *config.Config) { c.Clients[0].Bars = &config.Bars{Endpoint: "gp.example/fhir"} }, "clients[0].bars.endpoint", "absolute http(s) URL"},
+		// subscription origins: one endpoint host and port, never a network
+		{"subscription origin with a path", func(c *config.Config) { c.Clients[0].SubscriptionOrigins = []string{"https://gp.example/hooks"} }, "clients[0].subscription_origins[0]", "path, query or fragment"},
+		{"subscription origin without scheme", func(c *config.Config) { c.Clients[0].SubscriptionOrigins = []string{"gp.example:8443"} }, "clients[0].subscription_origins[0]", "must be an origin"},
+		{"subscription origin ftp", func(c *config.Config) {
+			c.Clients[0].SubscriptionOrigins = []string{"https://gp.example", "ftp://gp.example"}
+		}, "clients[0].subscription_origins[1]", "must be an origin"},
+		{"subscription origin wildcard", func(c *config.Config) { c.Clients[0].SubscriptionOrigins = []string{"https://*.gp.example"} }, "clients[0].subscription_origins[0]", "wildcard"},
+		{"subscription origin userinfo", func(c *config.Config) { c.Clients[0].SubscriptionOrigins = []string{"https://u:p@gp.example"} }, "clients[0].subscription_origins[0]", "user name or password"},
+		{"subscription origin port", func(c *config.Config) { c.Clients[0].SubscriptionOrigins = []string{"http://10.0.0.7:70000"} }, "clients[0].subscription_origins[0]", "port"},
 		{"bars token env with hyphen", func(c *config.Config) {
 			c.Clients[0].Bars = &config.Bars{Endpoint: "https://gp.example/fhir", BearerTokenEnv: "GP-BARS"}
 		}, "clients[0].bars.bearer_token_env", "not an environment variable name"},
@@ -301,6 +310,9 @@ func TestValidateAccepts(t *testing.T) {
 			c.Clients[0].Bars = &config.Bars{Endpoint: "https://gp.example/fhir", BearerTokenEnv: "GP_A_BARS_TOKEN"}
 		}},
 		{"bars on loopback without token", func(c *config.Config) { c.Clients[0].Bars = &config.Bars{Endpoint: "http://127.0.0.1:9004/fhir"} }},
+		{"subscription origins", func(c *config.Config) {
+			c.Clients[0].SubscriptionOrigins = []string{"https://gp-system.example", "http://10.0.0.7:8080/", "https://[fd00::7]:8443"}
+		}},
 		{"inline jwks", func(c *config.Config) {
 			c.Clients[0].Auth = config.ClientAuth{JWKS: json.RawMessage(`{"keys":[{"kty":"EC"}]}`), Scopes: []string{"system/ServiceRequest.c"}}
 		}},

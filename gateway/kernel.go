@@ -45,6 +45,10 @@ type Options struct {
 	// MaxSubscriptions caps the subscriptions one client has that are not
 	// ended (default DefaultMaxSubscriptions).
 	MaxSubscriptions int
+	// SubscriberOrigins are the origins the operator registered for GP
+	// systems' subscription endpoints (nil: none; every endpoint a client
+	// chooses must then be public).
+	SubscriberOrigins SubscriberOrigins
 	// Measures are the outcome measures (Questionnaires) the deployment
 	// offers (default: the built-in ones); MeasureRules say which are asked
 	// of which referrals, and when (none: no measure is recorded).
@@ -82,6 +86,7 @@ type Core struct {
 	MaxDepth            int
 	UnderstoodModifiers []string
 	MaxSubscriptions    int
+	subscriberOrigins   SubscriberOrigins
 	Measures            *mappings.Measures
 	MeasureRules        []MeasureRule
 	// writesBack holds Options.WriteBackClients (nil: every client).
@@ -128,6 +133,7 @@ func NewCore(o Options) *Core {
 			s.writesBack[c] = true
 		}
 	}
+	s.subscriberOrigins = o.SubscriberOrigins
 	s.MaxSubscriptions = o.MaxSubscriptions
 	if s.MaxSubscriptions <= 0 {
 		s.MaxSubscriptions = DefaultMaxSubscriptions
@@ -138,6 +144,13 @@ func NewCore(o Options) *Core {
 // WritesBack reports whether a client's Task changes are written back into
 // its record (Options.WriteBackClients).
 func (s *Core) WritesBack(client string) bool { return s.writesBack == nil || s.writesBack[client] }
+
+// SubscriberRegistered reports whether a subscription endpoint is under an
+// origin the operator registered for the GP system client (SubscriberOrigins):
+// only then may it reach the private addresses outbound_allow admits.
+func (s *Core) SubscriberRegistered(client, endpoint string) bool {
+	return s.subscriberOrigins != nil && s.subscriberOrigins.Registered(client, endpoint)
+}
 
 // Router exposes the routing table (for the metadata and the web pages).
 func (s *Core) Router() *Router { return s.router }

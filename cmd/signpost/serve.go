@@ -279,6 +279,7 @@ func assemble(cfg config.Config, codes *mappings.Table, rdb redis.UniversalClien
 		// Modifier extensions no receiver understands are refused at the door.
 		UnderstoodModifiers: cfg.UnderstoodModifierExtensions,
 		MaxSubscriptions:    cfg.SubscriptionsPerClient,
+		SubscriberOrigins:   gateway.NewOrigins(cfg.SubscriptionOrigins()),
 		Measures:            measures,
 		MeasureRules:        measureRules(cfg),
 		WriteBackClients:    cfg.WriteBackClients(),

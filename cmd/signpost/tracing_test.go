@@ -91,7 +91,10 @@ func TestOneTraceFromReferralToProvider(t *testing.T) {
 	}))
 	t.Cleanup(gp.Close)
 	r := redistest.Start(t)
-	withGP := strings.Replace(testConfig, "value: \"A81001\" }\n", "value: \"A81001\" }\n    notify: { fhir_base: \""+gp.URL+"/fhir\" }\n", 1)
+	// Its subscriptions go to its record server too, on loopback: an
+	// origin the operator registers for it.
+	withGP := strings.Replace(testConfig, "value: \"A81001\" }\n", "value: \"A81001\" }\n    notify: { fhir_base: \""+gp.URL+"/fhir\" }\n"+
+		"    subscription_origins: [\""+gp.URL+"\"]\n", 1)
 	cfg := writeFile(t, "signpost.yaml", strings.Replace(withGP, "delivery: { kind: portal }\n  - id: link",
 		"delivery: { kind: webhook, url: \""+stub.URL+"\", secret: \"whsec_c3ludGhldGljLXNlY3JldC1mb3ItdGhlLXRyYWNlLXRlc3Q=\" }\n  - id: link", 1)+
 		"outbound_allow: [\"127.0.0.0/8\"]\nmetrics_listen: \"127.0.0.1:0\"\n")

@@ -78,11 +78,14 @@ func newSubscriptionWorker(a *app) *worker.Worker {
 		clients = append(clients, c.ID)
 	}
 	q := a.store.Queues(gateway.QueueSubscription)
+	// outbound_allow only for the origins registered for a GP system:
+	// any other endpoint is the client's choice, public addresses only.
+	chosen, registered := notify.SubscriberClients(outbound.Options{Allow: a.cfg.OutboundAllow, Timeout: a.cfg.DeliveryTimeout})
 	return worker.New(worker.Options{
 		Queue: q,
 		Handler: &worker.Subscriptions{Queue: q, Domain: a.uc.Subscriptions, Store: a.store, Clients: clients,
-			Client: outbound.NewClient(outbound.Options{Allow: a.cfg.OutboundAllow, Timeout: a.cfg.DeliveryTimeout}),
-			Retry:  a.cfg.DeliveryRetry, Log: a.log, Metrics: a.metrics, Audit: a.store},
+			Client: chosen, Registered: registered,
+			Retry: a.cfg.DeliveryRetry, Log: a.log, Metrics: a.metrics, Audit: a.store},
 		Consumer:    consumerName(),
 		ReclaimIdle: 6 * a.cfg.DeliveryTimeout,
 		Log:         a.log,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/notify"
 	"github.com/signpost-health/signpost/gateway/outbound"
 	"github.com/signpost-health/signpost/gateway/worker"
 )
@@ -87,13 +89,16 @@ func (h *restHook) received() []hookEvent {
 
 // startSubscriptionWorker runs the subscription queue's worker as
 // cmd/signpost wires it (every partition's queue, one job at a time per
-// GP system), its endpoints reached on loopback.
+// GP system, outbound_allow only for registered origins), with
+// outbound_allow 127.0.0.0/8: endpoints on loopback are reached when their
+// origin is registered for their GP system (e.origins).
 func (e *env) startSubscriptionWorker() {
-	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
+	chosen, registered := notify.SubscriberClients(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
 	q := e.store.Queues(gateway.QueueSubscription)
 	w := worker.New(worker.Options{Queue: q,
-		Handler: &worker.Subscriptions{Queue: q, Domain: e.svc.Subscriptions, Store: e.store, Client: client,
-			Clients: []string{"practice-a", "practice-b"}, Retry: []time.Duration{20 * time.Millisecond, 20 * time.Millisecond}},
+		Handler: &worker.Subscriptions{Queue: q, Domain: e.svc.Subscriptions, Store: e.store, Client: chosen, Registered: registered,
+			Clients: []string{"practice-a", "practice-b"}, Retry: []time.Duration{20 * time.Millisecond, 20 * time.Millisecond},
+			Log: slog.New(slog.NewJSONHandler(e.logs, nil))},
 		Consumer: "sub-" + gateway.NewID()[:8], ReclaimIdle: time.Second, PerProvider: 1, LaneDepth: 4096,
 		ReadBlock: 50 * time.Millisecond, PromoteEvery: 5 * time.Millisecond, ErrorPause: 50 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -114,6 +119,7 @@ func testSubscribersHearOfEachTaskChangeInOrder(t *testing.T, on ...func(*option
 	mine, theirs := newRestHook(t), newRestHook(t)
 	e.startSubscriptionWorker()
 	subscribe := func(who, endpoint string) string {
+		e.origins.register(who, endpoint, true) // the GP system's own, on loopback
 		sub := `{"resourceType":"Subscription","status":"active","reason":"closed loop","criteria":"http://hl7.org/fhir/us/sdoh-clinicalcare/SubscriptionTopic/Task",` +
 			`"channel":{"type":"rest-hook","endpoint":"` + endpoint + `","payload":"application/fhir+json"}}`
 		return e.post("/Subscription", []byte(sub), as(who)...).must(t, http.StatusCreated).json(t)["id"].(string)

@@ -43,6 +43,42 @@ type env struct {
 	svc     *usecases.Set
 	// exportDir is where $export writes its files.
 	exportDir string
+	// origins are the subscription origins registered for GP systems, as
+	// clients[].subscription_origins registers them (none at first).
+	origins *registeredOrigins
+}
+
+// registeredOrigins is gateway.SubscriberOrigins for tests, whose
+// endpoints get their ports as they start: a test registers the origin of
+// an endpoint for a GP system, as an operator lists it in
+// clients[].subscription_origins, and may withdraw it.
+type registeredOrigins struct {
+	mu sync.Mutex
+	by map[string]map[string]bool
+}
+
+func (r *registeredOrigins) Registered(client, endpoint string) bool {
+	origin, ok := gateway.Origin(endpoint)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return ok && r.by[client][origin]
+}
+
+// register registers endpoint's origin for client (true) or withdraws it.
+func (r *registeredOrigins) register(client, endpoint string, registered bool) {
+	origin, ok := gateway.Origin(endpoint)
+	if !ok {
+		panic("not an origin: " + endpoint)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.by == nil {
+		r.by = map[string]map[string]bool{}
+	}
+	if r.by[client] == nil {
+		r.by[client] = map[string]bool{}
+	}
+	r.by[client][origin] = registered
 }
 
 type options struct {
@@ -216,7 +252,7 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 	}
 	o.spread = (o.spread || redistest.SpreadForced()) && !o.unspread
 	o.cluster = o.cluster || redistest.ClusterForced() && !o.oneRedis
-	e := &env{t: t, logs: &syncBuffer{}, client: &http.Client{}}
+	e := &env{t: t, logs: &syncBuffer{}, client: &http.Client{}, origins: &registeredOrigins{}}
 	if o.cluster {
 		c := o.onto
 		if c == nil {
@@ -272,6 +308,7 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 		FHIRBase:            e.base,
 		UnderstoodModifiers: o.understood,
 		MaxSubscriptions:    o.maxSubs,
+		SubscriberOrigins:   e.origins,
 		MeasureRules:        o.measures,
 	})
 	e.svc = svc

@@ -23,7 +23,8 @@ func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*
 	if pl.caller.Kind == gateway.CallerProvider {
 		return nil, gateway.NewError(gateway.KindForbidden, fhir.IssueForbidden, "", "subscriptions are for the GP systems that make referrals")
 	}
-	if _, err := topic.ReadSubscription(r.obj.Bytes(), r.id); err != nil {
+	sub, err := topic.ReadSubscription(r.obj.Bytes(), r.id)
+	if err != nil {
 		return nil, err
 	}
 	version, expect := 1, 0
@@ -52,6 +53,19 @@ func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*
 		}
 		_ = json.Unmarshal(cur.Body, &was)
 		revived = was.Status == "off" && status != "off"
+	}
+	if status != "off" {
+		// What it asks of Signpost (an update ending it asks nothing). The
+		// owner's registration counts (addWrite's owner). The endpoint is
+		// checked again at each send: a host name may come to resolve to
+		// another address, and the registration may be withdrawn.
+		owner := pl.caller.ClientID
+		if r.current != nil {
+			owner = r.current.Owner
+		}
+		if err := sub.CheckAsked(s.SubscriberRegistered(owner, sub.Endpoint)); err != nil {
+			return nil, err
+		}
 	}
 	if r.Method == "POST" || revived {
 		if err := s.planSubscriptionCap(ctx, pl); err != nil {

@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/signpost-health/signpost/gateway/outbound"
@@ -174,13 +176,46 @@ func Notify(ctx context.Context, client *http.Client, endpoint string, headers m
 		if errors.Is(err, outbound.ErrForbiddenAddress) {
 			return Result{Reason: "the endpoint's address is not allowed"}
 		}
-		return Result{Retry: true, Reason: "the endpoint did not answer"}
+		return Result{Retry: true, Reason: "the endpoint did not answer: " + unanswered(err)}
 	}
 	defer res.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 	r := Result{Status: res.StatusCode, Reason: fmt.Sprintf("the endpoint answered %d %s", res.StatusCode, http.StatusText(res.StatusCode))}
 	r.Retry = !r.OK() && (res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusRequestTimeout || res.StatusCode >= 500)
 	return r
+}
+
+// unanswered says, for the operator's log, why a request got no answer:
+// the detail Subscription.error leaves out (see the worker's subscription
+// errors), never the URL.
+func unanswered(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timed out"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return "the name did not resolve"
+	}
+	return "the connection failed"
+}
+
+// SubscriberClients are the outbound clients of subscription
+// notifications (gateway.SubscriberOrigins): chosen, for the endpoints GP
+// systems chose, reaches public addresses only, whatever o.Allow says
+// (outbound_allow is the operator's allowance for the endpoints it
+// configured); registered, for endpoints under an origin the operator
+// registered for the GP system, is held to o.Allow as configured endpoints
+// are.
+func SubscriberClients(o outbound.Options) (chosen, registered *http.Client) {
+	registered = outbound.NewClient(o)
+	o.Allow = nil
+	return outbound.NewClient(o), registered
 }
 
 // BarsEndpoint is a GP system's BaRS receiver: where the

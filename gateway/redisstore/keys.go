@@ -110,6 +110,10 @@ func (k keys) subLastSent(id string) string { return k.ns + ":sl:" + id }
 // the number of processes.
 func (k keys) subHeartbeat(id string) string { return k.ns + ":sh:" + id }
 
+// subFailedBeats counts a subscription's heartbeats failed in a row since
+// it was last sent anything; it expires on its own (HeartbeatFailed).
+func (k keys) subFailedBeats(id string) string { return k.ns + ":sf:" + id }
+
 // subSender is the lease of sending a subscription's events, held by the
 // one sender that drains its list (so its subscriber gets them in order).
 func (k keys) subSender(id string) string { return k.ns + ":ss:" + id }

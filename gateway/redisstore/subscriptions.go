@@ -90,7 +90,7 @@ func (s *Store) NextEvent(ctx context.Context, subID string) (*gateway.Event, er
 // that event (one step: a second sender cannot pop the next one unsent),
 // and records when the subscription last heard from Signpost.
 func (s *Store) SentEvent(ctx context.Context, subID string, number int64) error {
-	return classify(sentScript.Run(ctx, s.rdb, []string{s.keys.subEvents(subID), s.keys.subLastSent(subID)},
+	return classify(sentScript.Run(ctx, s.rdb, []string{s.keys.subEvents(subID), s.keys.subLastSent(subID), s.keys.subFailedBeats(subID)},
 		number, time.Now().UnixMilli()).Err())
 }
 
@@ -119,9 +119,32 @@ func (s *Store) ClaimHeartbeat(ctx context.Context, subID string, period time.Du
 	return ok, classify(err)
 }
 
-// MarkSent records a send that carried no event (a handshake, a heartbeat).
+// MarkSent records a send that carried no event (a handshake, a heartbeat):
+// the subscriber took it, so no heartbeat has failed since.
 func (s *Store) MarkSent(ctx context.Context, subID string) error {
-	return classify(s.rdb.Set(ctx, s.keys.subLastSent(subID), time.Now().UnixMilli(), 0).Err())
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, s.keys.subLastSent(subID), time.Now().UnixMilli(), 0)
+		p.Del(ctx, s.keys.subFailedBeats(subID))
+		return nil
+	})
+	return classify(err)
+}
+
+// HeartbeatFailed counts a failed heartbeat and returns how many have
+// failed in a row since the subscription was last sent anything. The count
+// is forgotten keep after the last failure (a few periods: a subscription
+// ended leaves nothing behind for long).
+func (s *Store) HeartbeatFailed(ctx context.Context, subID string, keep time.Duration) (int64, error) {
+	var n *redis.IntCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		n = p.Incr(ctx, s.keys.subFailedBeats(subID))
+		p.PExpire(ctx, s.keys.subFailedBeats(subID), keep)
+		return nil
+	})
+	if err != nil {
+		return 0, classify(err)
+	}
+	return n.Val(), nil
 }
 
 // LockSubscription takes the lease of sending one subscription's events,

@@ -68,7 +68,18 @@ func (s *Service) SubscriptionByID(ctx context.Context, id string) (*topic.Subsc
 	if err != nil {
 		return nil, err
 	}
-	return topic.ReadSubscription(r.Body, id) // with its stored status
+	return readStored(r)
+}
+
+// readStored reads a stored subscription, with its stored status and the
+// version read.
+func readStored(r *gateway.Resource) (*topic.SubscriptionView, error) {
+	v, err := topic.ReadSubscription(r.Body, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	v.Version = r.Version
+	return v, nil
 }
 
 // Subscribers lists the active subscriptions of a client.
@@ -96,7 +107,7 @@ func (s *Service) subscriptionsOf(ctx context.Context, client string, statuses .
 	}
 	out := make([]*topic.SubscriptionView, 0, len(subs))
 	for _, r := range subs {
-		if v, err := topic.ReadSubscription(r.Body, r.ID); err == nil { // with its stored status
+		if v, err := readStored(r); err == nil {
 			out = append(out, v)
 		}
 	}

@@ -30,13 +30,21 @@ const (
 
 // SubscriptionView is what Signpost reads from a Subscription.
 type SubscriptionView struct {
-	ID        string
-	Status    string
-	Endpoint  string
-	Payload   string
-	Headers   map[string]string
+	ID       string
+	Status   string
+	Endpoint string
+	Payload  string
+	Headers  map[string]string
+	// Heartbeat is the period of its heartbeats (0: none), never below
+	// MinHeartbeat: one stored before the floor is sent at the floor.
 	Heartbeat time.Duration
 	Filters   []url.Values // each "Task?..." filter; all must match (AND)
+	// Version is the version read (set by whoever read it from the store).
+	Version int
+	// askedHeartbeat is the period asked for, and heartbeatAt the element
+	// asking it, for CheckAsked.
+	askedHeartbeat time.Duration
+	heartbeatAt    string
 }
 
 type subscriptionJSON struct {
@@ -104,14 +112,15 @@ func ReadSubscription(body []byte, id string) (*SubscriptionView, error) {
 	if u, err := url.Parse(s.Channel.Endpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
 		p.Add(fhir.IssueInvalid, "Subscription.channel.endpoint", "channel.endpoint must be an absolute http(s) URL")
 	}
-	for _, e := range s.Channel.Extension {
+	for i, e := range s.Channel.Extension {
 		if e.URL == backport+"backport-heartbeat-period" {
 			n := e.ValueUnsignedInt
 			if n == nil {
 				n = e.ValuePositiveInt
 			}
 			if n != nil && *n > 0 {
-				v.Heartbeat = time.Duration(*n) * time.Second
+				v.askedHeartbeat, v.heartbeatAt = time.Duration(*n)*time.Second, heartbeatExpr(i)
+				v.Heartbeat = max(v.askedHeartbeat, MinHeartbeat)
 			}
 		}
 	}

@@ -46,8 +46,8 @@ func newHangingSubscriber(t *testing.T) *hangingSubscriber {
 func (h *hangingSubscriber) let() { h.once.Do(func() { close(h.release) }) }
 
 // activeHeartbeatSubscriptions subscribes practice-a at each endpoint with
-// a heartbeat due, and waits for every handshake.
-func (e *env) activeHeartbeatSubscriptions(endpoints ...string) {
+// a heartbeat due, waits for every handshake, and returns their ids.
+func (e *env) activeHeartbeatSubscriptions(endpoints ...string) []string {
 	e.t.Helper()
 	stop := e.startSubscriptions()
 	var ids []string
@@ -68,6 +68,7 @@ func (e *env) activeHeartbeatSubscriptions(endpoints ...string) {
 			e.t.Fatal(err)
 		}
 	}
+	return ids
 }
 
 // heartbeatProcess is one process's subscription handler, with a timeout
@@ -170,4 +171,61 @@ func (h *activeHook) SetSubscriptionStatus(ctx context.Context, id, status, reas
 		h.mu.Unlock()
 	}
 	return h.SubscriptionDomain.SetSubscriptionStatus(ctx, id, status, reason, version)
+}
+
+// An endpoint that takes no heartbeat is not sent them for ever: after
+// MaxFailedHeartbeats in a row its subscription is put in error, with the
+// same text whatever the failure, and sent no more. One that took a
+// heartbeat in between starts counting again.
+func TestFailedHeartbeatsPutTheSubscriptionInError(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	s := newSubscriber(t)
+	id := e.activeHeartbeatSubscriptions(s.srv.URL)[0]
+	p := e.heartbeatProcess(0)
+	beat := func() {
+		t.Helper()
+		e.heartbeatDue(id)
+		before := s.calls.Load()
+		p.Tick(context.Background())
+		p.Wait()
+		if n := s.calls.Load() - before; n != 1 {
+			t.Fatalf("%d heartbeats sent in a period, want 1", n)
+		}
+	}
+	s.down.Store(true)
+	for range worker.MaxFailedHeartbeats - 1 {
+		beat()
+	}
+	s.down.Store(false)
+	beat() // taken: the count starts again
+	s.down.Store(true)
+	for i := range worker.MaxFailedHeartbeats {
+		if st := e.subStatus(id); st != "active" {
+			t.Fatalf("%s after %d heartbeats failed in a row, want active until %d", st, i, worker.MaxFailedHeartbeats)
+		}
+		beat()
+	}
+	sub, err := e.svc.Subscriptions.SubscriptionByID(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sub.Status != "error" {
+		t.Fatalf("%s after %d heartbeats failed in a row, want error", sub.Status, worker.MaxFailedHeartbeats)
+	}
+	raw, err := e.store.Read(context.Background(), "Subscription", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw.Body), `"error":"`+worker.ErrHeartbeats+`"`) {
+		t.Errorf("Subscription.error is not the coarse text %q: %s", worker.ErrHeartbeats, raw.Body)
+	}
+	// In error: no more heartbeats, due or not.
+	e.heartbeatDue(id)
+	before := s.calls.Load()
+	p.Tick(context.Background())
+	p.Wait()
+	if n := s.calls.Load() - before; n != 0 {
+		t.Errorf("%d heartbeats sent to a subscription in error", n)
+	}
 }

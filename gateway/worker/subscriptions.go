@@ -24,6 +24,9 @@ type SubscriptionDomain interface {
 	Subscribers(ctx context.Context, client string) ([]*topic.SubscriptionView, error)
 	NotificationBundle(ctx context.Context, sub *topic.SubscriptionView, kind string, since int64, events []gateway.Event) ([]byte, error)
 	SetSubscriptionStatus(ctx context.Context, id, status, reason string, version int) error
+	// SubscriberRegistered reports whether an endpoint is under an origin
+	// the operator registered for the GP system (gateway.SubscriberOrigins).
+	SubscriberRegistered(client, endpoint string) bool
 }
 
 // SubscriptionStore keeps subscriptions' event numbers and queues.
@@ -35,6 +38,9 @@ type SubscriptionStore interface {
 	LastSent(ctx context.Context, subID string) (time.Time, error)
 	MarkSent(ctx context.Context, subID string) error
 	ClaimHeartbeat(ctx context.Context, subID string, period time.Duration) (bool, error)
+	// HeartbeatFailed counts a failed heartbeat: how many in a row since
+	// the subscription was last sent anything (forgotten keep after).
+	HeartbeatFailed(ctx context.Context, subID string, keep time.Duration) (int64, error)
 	// The lease of sending one subscription's events: one sender at a time.
 	LockSubscription(ctx context.Context, subID, token string, ttl time.Duration) (bool, error)
 	RenewSubscription(ctx context.Context, subID, token string, ttl time.Duration) (bool, error)
@@ -52,14 +58,20 @@ const subscriptionLease = time.Minute
 // subscription its events one at a time and in order, shakes hands with new
 // subscriptions, and sends heartbeats. The Handler of the subscription queue.
 type Subscriptions struct {
-	Queue   Queue
-	Domain  SubscriptionDomain
-	Store   SubscriptionStore
-	Client  *http.Client
-	Clients []string // GP systems (lanes)
-	Retry   []time.Duration
-	Log     *slog.Logger
-	Metrics *telemetry.Metrics // nil: none
+	Queue  Queue
+	Domain SubscriptionDomain
+	Store  SubscriptionStore
+	// Client sends to the endpoints GP systems chose: it must reach public
+	// addresses only (notify.SubscriberClients), as a client's choice of
+	// endpoint and headers gains nothing from outbound_allow. Registered
+	// sends to endpoints under an origin the operator registered for their
+	// GP system, held to outbound_allow (nil: Client).
+	Client     *http.Client
+	Registered *http.Client
+	Clients    []string // GP systems (lanes)
+	Retry      []time.Duration
+	Log        *slog.Logger
+	Metrics    *telemetry.Metrics // nil: none
 	// Audit keeps the record of each notification sent (nil: none).
 	Audit Auditor
 	// MaxHeartbeats bounds the heartbeats in flight at once (default
@@ -130,10 +142,11 @@ func (h *Subscriptions) handshake(ctx context.Context, log *slog.Logger, job gat
 		record(log, "building the handshake", err)
 		return
 	}
-	res := notify.Notify(ctx, h.Client, sub.Endpoint, sub.Headers, body)
+	res := h.notify(ctx, hs.Client, sub, body)
 	status, reason := "active", ""
 	if !res.OK() {
-		status, reason = "error", "handshake failed: "+res.Reason
+		status, reason = "error", ErrHandshake
+		log.Info("subscription endpoint did not accept the handshake", "subscription", sub.ID, "reason", res.Reason)
 	}
 	// The handshake counts as sent before the subscription is active:
 	// a tick in between would otherwise find it active with nothing ever
@@ -205,7 +218,7 @@ func (h *Subscriptions) send(ctx context.Context, log *slog.Logger, job gateway.
 			record(log, "building the notification", err)
 			return
 		}
-		res := notify.Notify(ctx, h.Client, sub.Endpoint, sub.Headers, body)
+		res := h.notify(ctx, queue.JobLane(job), sub, body)
 		if !res.OK() {
 			h.retry(ctx, log.With("subscription", id, "event", ev.Number), job, sub, res)
 			return
@@ -220,12 +233,44 @@ func (h *Subscriptions) send(ctx context.Context, log *slog.Logger, job gateway.
 	}
 }
 
+// What Subscription.error says of an endpoint that failed, whatever the
+// failure: the endpoint is the client's choice, and telling a refused
+// connection from a timeout or an HTTP status would let a client map what
+// answers where (a port scanner). The worker's log keeps the detail for
+// operators (never a URL or a payload).
+const (
+	ErrHandshake     = "the endpoint did not accept the handshake"
+	ErrNotifications = "the endpoint did not accept notifications"
+	ErrHeartbeats    = "the endpoint did not accept heartbeats"
+)
+
+// MaxFailedHeartbeats is how many heartbeats in a row an endpoint may fail
+// before its subscription is put in error, and sent nothing more until the
+// client updates it (a new handshake): a few, so a brief outage passes,
+// while an endpoint that takes nothing is not sent POSTs for ever. Event
+// notifications have the retry schedule instead.
+const MaxFailedHeartbeats = 3
+
+// notify sends a subscription of the GP system client a notification,
+// through the client its endpoint may use: Registered for an origin the
+// operator registered for that GP system, Client for any other. Decided
+// at each send, so a withdrawn registration counts at once, and the
+// address is checked as dialled, after resolution.
+func (h *Subscriptions) notify(ctx context.Context, client string, sub *topic.SubscriptionView, body []byte) notify.Result {
+	c := h.Client
+	if h.Registered != nil && h.Domain.SubscriberRegistered(client, sub.Endpoint) {
+		c = h.Registered
+	}
+	return notify.Notify(ctx, c, sub.Endpoint, sub.Headers, body)
+}
+
 // retry tries the subscription again later; after the last attempt it is
 // put in error, keeping its events (they are sent if it is made active).
 func (h *Subscriptions) retry(ctx context.Context, log *slog.Logger, job gateway.QueuedJob, sub *topic.SubscriptionView, res notify.Result) {
 	attempt, _ := queue.Attempt(job) // unreadable: the first of the retries
 	if !res.Retry || attempt >= len(h.Retry) {
-		err := h.Domain.SetSubscriptionStatus(ctx, sub.ID, "error", "notifications failed: "+res.Reason, 0)
+		log.Info("subscription endpoint did not accept notifications", "reason", res.Reason)
+		err := h.Domain.SetSubscriptionStatus(ctx, sub.ID, "error", ErrNotifications, 0)
 		if err == nil {
 			err = h.Queue.Ack(ctx, job)
 		}
@@ -261,7 +306,7 @@ func (h *Subscriptions) Tick(ctx context.Context) {
 			go func() {
 				defer h.beats.Done()
 				defer h.endBeat(sub.ID)
-				h.heartbeat(ctx, sub)
+				h.heartbeat(ctx, client, sub)
 			}()
 		}
 	}
@@ -300,7 +345,7 @@ func (h *Subscriptions) endBeat(id string) {
 // the period's: every process ticks, and one claims it, so a subscriber
 // gets one, and one attempt a period while it is down rather than one a
 // second from each process.
-func (h *Subscriptions) heartbeat(ctx context.Context, sub *topic.SubscriptionView) {
+func (h *Subscriptions) heartbeat(ctx context.Context, client string, sub *topic.SubscriptionView) {
 	if mine, err := h.Store.ClaimHeartbeat(ctx, sub.ID, sub.Heartbeat); err != nil || !mine {
 		return
 	}
@@ -309,8 +354,21 @@ func (h *Subscriptions) heartbeat(ctx context.Context, sub *topic.SubscriptionVi
 	if err != nil {
 		return
 	}
-	if res := notify.Notify(ctx, h.Client, sub.Endpoint, sub.Headers, body); res.OK() {
+	res := h.notify(ctx, client, sub, body)
+	if res.OK() {
 		_ = h.Store.MarkSent(ctx, sub.ID)
+		return
+	}
+	log := h.log().With("subscription", sub.ID)
+	failed, err := h.Store.HeartbeatFailed(ctx, sub.ID, (MaxFailedHeartbeats+1)*sub.Heartbeat)
+	if err != nil {
+		record(log, "counting a failed heartbeat", err)
+		return
+	}
+	log.Info("subscription endpoint did not accept a heartbeat", "reason", res.Reason, "in_a_row", failed)
+	if failed >= MaxFailedHeartbeats {
+		// Only the version that failed: an update since has its own handshake.
+		record(log, "subscription put in error", h.Domain.SetSubscriptionStatus(ctx, sub.ID, "error", ErrHeartbeats, sub.Version))
 	}
 }
 

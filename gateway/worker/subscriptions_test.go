@@ -287,23 +287,43 @@ func testPayloadsFiltersAndIsolation(t *testing.T, on redisKind) {
 	}
 }
 
+// A subscription that asked for heartbeats is sent one each period it
+// hears nothing (the shortest period, its minute made to pass at once).
 func TestHeartbeats(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	s := newSubscriber(t)
 	e.startSubscriptions()
-	e.subscribeWithHeartbeat(s.srv.URL, 1)
-	eventually(t, "two heartbeats", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		n := 0
-		for _, g := range s.got {
-			if g.Kind == "heartbeat" {
-				n++
+	id := e.subscribeWithHeartbeat(s.srv.URL, int(topic.MinHeartbeat/time.Second))
+	eventually(t, "the handshake", func() bool { return e.subStatus(id) == "active" })
+	for want := 1; want <= 2; want++ {
+		e.heartbeatDue(id)
+		eventually(t, "a heartbeat each period, recorded as sent", func() bool {
+			s.mu.Lock()
+			n := 0
+			for _, g := range s.got {
+				if g.Kind == "heartbeat" {
+					n++
+				}
 			}
-		}
-		return n >= 2
-	})
+			s.mu.Unlock()
+			last, err := e.store.LastSent(context.Background(), id)
+			return n >= want && err == nil && time.Since(last) < time.Hour
+		})
+	}
+}
+
+// heartbeatDue makes a subscription's heartbeat due: nothing sent to it
+// for longer than any period, and the period's claim gone.
+func (e *env) heartbeatDue(id string) {
+	e.t.Helper()
+	ctx := context.Background()
+	if err := e.rdb.Set(ctx, "{signpost}:sl:"+id, time.Now().Add(-2*time.Hour).UnixMilli(), 0).Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.rdb.Del(ctx, "{signpost}:sh:"+id).Err(); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // Every process ticks about once a second; a subscriber still gets one

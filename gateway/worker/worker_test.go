@@ -140,9 +140,18 @@ func setup(t testing.TB, on ...redisKind) *env {
 		e.spread = true
 	}
 	e.svc = usecases.New(gateway.Options{Store: e.store, Providers: providers, FHIRBase: "http://signpost.test/fhir",
-		MeasureRules: []gateway.MeasureRule{{Categories: []string{"*"}, Questionnaires: []string{"ons4"}, At: gateway.MeasurePoints}}})
+		MeasureRules:      []gateway.MeasureRule{{Categories: []string{"*"}, Questionnaires: []string{"ons4"}, At: gateway.MeasurePoints}},
+		SubscriberOrigins: everyOrigin{}})
 	return e
 }
+
+// everyOrigin registers every subscription endpoint for every GP system:
+// these tests' subscribers listen on loopback, and which endpoints may be
+// reached is the API's test (httpapi), with the worker wired as
+// cmd/signpost wires it.
+type everyOrigin struct{}
+
+func (everyOrigin) Registered(client, endpoint string) bool { return true }
 
 // newQuickWorker is worker.New with the worker's clocks turned up: reads
 // that block only briefly (a read under way is not cut short, so every
