@@ -197,7 +197,7 @@ outbound_allow: ["127.0.0.0/8"]
 clients:
   - id: practice-a
     organization: { system: "https://fhir.nhs.uk/Id/ods-organization-code", value: "A81001" }
-    auth: { jwks: '` + gp.set + `', scopes: [system/ServiceRequest.cr, system/Task.rs] }
+    auth: { jwks: '` + gp.set + `', scopes: [system/ServiceRequest.cru, system/Task.rs] }
     bars: { endpoint: "` + gpSystem.srv.URL + `/fhir", bearer_token_env: "GP_A_BARS_TOKEN" }
 providers:
   - id: walking
@@ -294,7 +294,7 @@ providers:
 		}
 	}
 	revokeBody, _ := json.Marshal(revoke)
-	status, body = processMessage(t, srv.base, gp.token(t, srv.base, publicURL, "system/ServiceRequest.c"), revokeBody)
+	status, body = processMessage(t, srv.base, gp.token(t, srv.base, publicURL, "system/ServiceRequest.cu"), revokeBody)
 	if status != http.StatusOK {
 		t.Fatalf("the GP's cancellation: %d %s", status, body)
 	}
