@@ -133,13 +133,18 @@ func (s RequestStatus) Withdraws() bool { return s == RequestRevoked || s == Req
 // kept is no move (the referrer may still correct other elements, add a
 // note, or send its withdrawal again); a terminal status goes nowhere but
 // to entered-in-error, the referrer's correction, which itself is final.
-// The statuses before a terminal one move freely, as they always have.
+// Draft is where a request starts (R4's request pattern), not where one
+// that was acted on returns: an active referral has a Task its provider
+// holds, which a draft would leave behind. The other statuses before a
+// terminal one move freely.
 func (s RequestStatus) CanMoveTo(next RequestStatus) bool {
 	switch {
-	case s == next || !s.Terminal():
+	case s == next:
 		return true
-	default:
+	case s.Terminal():
 		return next == RequestEnteredInError
+	default:
+		return next != RequestDraft
 	}
 }
 

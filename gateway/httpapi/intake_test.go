@@ -408,6 +408,20 @@ func TestTerminalReferralStaysClosed(t *testing.T) {
 	done = put(done, "completed", note).must(t, http.StatusOK).json(t)
 	put(done, "entered-in-error", nil).must(t, http.StatusOK)
 
+	// Active: its provider holds its Task, which a draft would leave behind.
+	live := e.post("/ServiceRequest", referral("TC-4", "390893007"), a...).must(t, http.StatusCreated).json(t)
+	for _, from := range []string{"active", "on-hold"} {
+		live = put(live, from, nil).must(t, http.StatusOK).json(t)
+		r := put(live, "draft", nil).must(t, http.StatusConflict)
+		if is := readOutcome(t, r); len(is) != 1 || len(is[0].Expression) != 1 || is[0].Expression[0] != "ServiceRequest.status" ||
+			!strings.Contains(is[0].Diagnostics, "a draft is where a referral starts") {
+			t.Errorf("%s → draft: want one issue at ServiceRequest.status saying a draft is where a referral starts; got %s", from, r.body)
+		}
+	}
+	if got := e.get("/ServiceRequest/"+live["id"].(string), a...).must(t, http.StatusOK).json(t); got["status"] != "on-hold" {
+		t.Errorf("a refused move to draft stored %v", got["status"])
+	}
+
 	// Revoked before it was ever routed: not routed by an update either.
 	body := strings.Replace(string(referral("TC-3", "390893007")), `"status":"active"`, `"status":"draft"`, 1)
 	draft := e.post("/ServiceRequest", []byte(body), a...).must(t, http.StatusCreated).json(t)

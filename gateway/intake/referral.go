@@ -254,7 +254,8 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 }
 
 // staysClosed refuses an update that takes a referral out of a terminal
-// status (gateway.RequestStatus.CanMoveTo), whoever sends it: a PUT, or a
+// status, or back to draft (gateway.RequestStatus.CanMoveTo), whoever
+// sends it: a PUT, or a
 // BaRS update arriving after the withdrawal it was sent before. A revoked
 // or withdrawn referral's Task is cancelled and its provider told, and a
 // cancelled Task never moves again: a ServiceRequest made active beside
@@ -278,6 +279,9 @@ func staysClosed(cur []byte, next gateway.RequestStatus) error {
 	case from == gateway.RequestEnteredInError:
 		return gateway.NewError(gateway.KindConflict, fhir.IssueBusinessRule, "ServiceRequest.status",
 			"the referral was entered in error, which is final: its status stays entered-in-error, not %s; send a new referral instead", next)
+	case !from.Terminal():
+		return gateway.NewError(gateway.KindConflict, fhir.IssueBusinessRule, "ServiceRequest.status",
+			"the referral is %s and does not become %s again: a draft is where a referral starts; revoke it (status revoked) to take it back", from, next)
 	default:
 		return gateway.NewError(gateway.KindConflict, fhir.IssueBusinessRule, "ServiceRequest.status",
 			"the referral is %s, which is final: its status may stay %s or become entered-in-error (a correction), not %s; send a new referral instead", from, from, next)
