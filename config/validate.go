@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Error lists every problem found in a configuration, so an operator can fix
@@ -693,6 +694,8 @@ func originProblem(raw string) string {
 		return want + "; it has a path, query or fragment: the origin covers every path"
 	case strings.Contains(u.Hostname(), "*"):
 		return want + "; a wildcard is not allowed"
+	case strings.ContainsFunc(u.Hostname(), func(r rune) bool { return r >= utf8.RuneSelf }):
+		return want + "; write a host name outside ASCII in its ASCII form (xn--…), the name that is dialled"
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {

@@ -182,6 +182,9 @@ func TestValidateRejects(t *testing.T) {
 			c.Clients[0].SubscriptionOrigins = []string{"https://gp.example", "ftp://gp.example"}
 		}, "clients[0].subscription_origins[1]", "must be an origin"},
 		{"subscription origin wildcard", func(c *config.Config) { c.Clients[0].SubscriptionOrigins = []string{"https://*.gp.example"} }, "clients[0].subscription_origins[0]", "wildcard"},
+		{"subscription origin outside ASCII", func(c *config.Config) {
+			c.Clients[0].SubscriptionOrigins = []string{"https://\u0130ntranet.gp.example"}
+		}, "clients[0].subscription_origins[0]", "ASCII form"},
 		{"subscription origin userinfo", func(c *config.Config) { c.Clients[0].SubscriptionOrigins = []string{"https://u:p@gp.example"} }, "clients[0].subscription_origins[0]", "user name or password"},
 		{"subscription origin port", func(c *config.Config) { c.Clients[0].SubscriptionOrigins = []string{"http://10.0.0.7:70000"} }, "clients[0].subscription_origins[0]", "port"},
 		{"bars token env with hyphen", func(c *config.Config) {

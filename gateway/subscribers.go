@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 )
 
 // SubscriberOrigins says where a GP system's subscriptions may go beyond
@@ -68,7 +69,15 @@ func Origin(raw string) (origin string, ok bool) {
 	case scheme != "http" && scheme != "https":
 		return "", false
 	}
-	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	host := u.Hostname()
+	// A name outside ASCII is dialled by net/http through IDNA, which
+	// lower-casing would not match (U+0130 is "i" here, "i" and U+0307
+	// there): such an origin is written in its ASCII (xn--) form, or is
+	// none.
+	if host == "" || strings.ContainsFunc(host, func(r rune) bool { return r >= utf8.RuneSelf }) {
+		return "", false
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	if host == "" {
 		return "", false
 	}

@@ -36,3 +36,26 @@ func TestOriginsMatchEndpointsUnderThem(t *testing.T) {
 		}
 	}
 }
+
+// An endpoint matches a registered origin only when it names the host
+// net/http dials. A non-ASCII host is dialled through IDNA (U+0130, capital
+// I with dot above, becomes "i" and U+0307: an xn-- name), where lower-casing
+// would take it to a plain "i": https://\u0130ntranet.gp.example counted as
+// under https://intranet.gp.example and went out through the client held to
+// outbound_allow, to a name the operator never registered.
+func TestOriginMatchesOnlyTheHostDialled(t *testing.T) {
+	t.Parallel()
+	o := gateway.NewOrigins(map[string][]string{"practice-a": {"https://intranet.gp.example"}})
+	if !o.Registered("practice-a", "https://intranet.gp.example/hook") {
+		t.Fatal("the registered origin itself does not match")
+	}
+	for _, endpoint := range []string{
+		"https://\u0130ntranet.gp.example/hook",     // raw UTF-8
+		"https://%C4%B0ntranet.gp.example/hook",     // percent-encoded
+		"https://\u0130NTRANET.GP.EXAMPLE:443/hook", // with the default port
+	} {
+		if o.Registered("practice-a", endpoint) {
+			t.Errorf("%s counts as under https://intranet.gp.example, but net/http dials another host name for it", endpoint)
+		}
+	}
+}
