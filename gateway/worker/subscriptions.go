@@ -270,7 +270,9 @@ func (h *Subscriptions) retry(ctx context.Context, log *slog.Logger, job gateway
 	attempt, _ := queue.Attempt(job) // unreadable: the first of the retries
 	if !res.Retry || attempt >= len(h.Retry) {
 		log.Info("subscription endpoint did not accept notifications", "reason", res.Reason)
-		err := h.Domain.SetSubscriptionStatus(ctx, sub.ID, "error", ErrNotifications, 0)
+		// The version sent to: an update made since names an endpoint
+		// of its own, which its handshake decides.
+		err := h.Domain.SetSubscriptionStatus(ctx, sub.ID, "error", ErrNotifications, sub.Version)
 		if err == nil {
 			err = h.Queue.Ack(ctx, job)
 		}

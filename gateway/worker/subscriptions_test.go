@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -130,10 +131,16 @@ func (e *env) startSubscriptions() (stop func()) {
 // startSubscriptionsRetrying runs subscriptions with a retry schedule of
 // the test's own.
 func (e *env) startSubscriptionsRetrying(retry []time.Duration) (stop func()) {
+	return e.startSubscriptionsOn(e.svc.Subscriptions, retry)
+}
+
+// startSubscriptionsOn runs subscriptions over a domain of the test's own
+// (one that watches what the worker does).
+func (e *env) startSubscriptionsOn(domain worker.SubscriptionDomain, retry []time.Duration) (stop func()) {
 	q := e.store.Queues(gateway.QueueSubscription) // every partition's, as cmd/signpost reads them
 	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 2 * time.Second})
 	w := newQuickWorker(worker.Options{Queue: q, PerProvider: 1, LaneDepth: 4096, ReclaimIdle: time.Second, Consumer: "sub-" + gateway.NewID()[:8],
-		Handler: &worker.Subscriptions{Queue: q, Domain: e.svc.Subscriptions, Store: e.store, Client: client, Clients: []string{"practice-a", "practice-b"}, Retry: retry, Audit: e.store}})
+		Handler: &worker.Subscriptions{Queue: q, Domain: domain, Store: e.store, Client: client, Clients: []string{"practice-a", "practice-b"}, Retry: retry, Audit: e.store}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = w.Run(ctx); close(done) }()
@@ -480,6 +487,70 @@ func TestOvertakenHandshakeDoesNotConfirmAnUpdate(t *testing.T) {
 			t.Errorf("version %d is active for %s, which never answered a handshake", v.Version, s.Channel.Endpoint)
 		}
 	}
+}
+
+// A notification that fails for good puts in error the version of the
+// subscription it was sent for, not one an update made meanwhile: that
+// one names an endpoint of its own, which its own handshake decides.
+func TestFailedNotificationLeavesAnUpdateAlone(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if bytes.Contains(body, []byte(`"valueCode":"handshake"`)) {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		w.WriteHeader(http.StatusBadRequest) // for good: no retry
+	}))
+	t.Cleanup(refusing.Close)
+	moved := newSubscriber(t)
+	hook := &errorHook{SubscriptionDomain: e.svc.Subscriptions, set: make(chan string, 4)}
+	// The update lands after the notification failed and before the
+	// worker records it.
+	hook.before = func(id string) {
+		cur, err := e.store.Read(context.Background(), "Subscription", id)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		body := strings.Replace(string(cur.Body), refusing.URL, moved.srv.URL, 1)
+		caller := gateway.Caller{ClientID: "practice-a", Kind: gateway.CallerGP}
+		if _, err := e.svc.Intake.Update(context.Background(), caller, "Subscription", id, []byte(body), "", nil); err != nil {
+			t.Error(err)
+		}
+	}
+	e.startSubscriptionsOn(hook, slices.Repeat(ms(5), 20))
+	sub := e.subscribe("practice-a", refusing.URL, topic.PayloadIDOnly)
+	eventually(t, "the handshake", func() bool { return e.subStatus(sub) == "active" })
+	e.move(e.refer("SUB-UPD-1", "390893007"), "accepted", "")
+	select {
+	case <-hook.set:
+	case <-time.After(time.Minute):
+		t.Fatal("the refused notification never put the subscription in error")
+	}
+	if got := e.subStatus(sub); got == "error" {
+		t.Errorf("the updated subscription is in error after a notification to its old endpoint failed")
+	}
+	eventually(t, "the update's own handshake", func() bool { return e.subStatus(sub) == "active" })
+}
+
+// errorHook runs before as the worker puts a subscription in error, and
+// says when it has.
+type errorHook struct {
+	worker.SubscriptionDomain
+	before func(id string)
+	set    chan string
+}
+
+func (h *errorHook) SetSubscriptionStatus(ctx context.Context, id, status, reason string, version int) error {
+	if status != "error" {
+		return h.SubscriptionDomain.SetSubscriptionStatus(ctx, id, status, reason, version)
+	}
+	h.before(id)
+	err := h.SubscriptionDomain.SetSubscriptionStatus(ctx, id, status, reason, version)
+	h.set <- id
+	return err
 }
 
 // mustBeR4 holds what Signpost sends a GP system to the R4 structure rules
