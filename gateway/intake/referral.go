@@ -324,9 +324,17 @@ func (s *Service) keepsItsSubject(ctx context.Context, pl *plan, r *Request, sr 
 	if taskFor.Reference == nil || !strings.HasPrefix(*taskFor.Reference, "#") {
 		was = taskFor
 	}
-	same, err := conform.SameSubject(ctx, s.Core, pl.caller, pl.plannedBody, was, named)
-	if err != nil || same {
+	held, same, err := conform.SameSubject(ctx, s.Core, pl.caller, pl.plannedBody, was, named)
+	if err != nil {
 		return err
+	}
+	if held != nil {
+		// Decided on this version of the Patient the Task points at:
+		// renumbered before the commit, the change is checked again.
+		pl.decidedOn(held)
+	}
+	if same {
+		return nil
 	}
 	return gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.subject",
 		"a referral's patient cannot change once its Task is made: the Task, and the consent it was sent on, are the first patient's; revoke this referral (status revoked) and send a new one for the other patient")
@@ -540,9 +548,16 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*gateway.
 		}
 	}
 	if task.For != nil {
-		same, err := conform.SameSubject(ctx, s.Core, pl.caller, pl.plannedBody, task.For, pending.named)
+		held, same, err := conform.SameSubject(ctx, s.Core, pl.caller, pl.plannedBody, task.For, pending.named)
 		if err != nil {
 			return nil, err
+		}
+		if held != nil {
+			// Decided on this version of the Patient the Task points at:
+			// renumbered before the commit, the Task is checked again, so
+			// its provider is never shown someone the referral does not
+			// name.
+			pl.decidedOn(held)
 		}
 		if !same {
 			p.Add(fhir.IssueBusinessRule, "Task.for", "for must be the ServiceRequest's subject: the same reference or identifier, or, when the referral names the patient by NHS number alone, a reference to a Patient this client holds with that NHS number")
