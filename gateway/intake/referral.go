@@ -232,18 +232,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 				gateway.UniqueKey{Key: gateway.MessageOriginKey(r.id), Value: m.referral.MessageID})
 		}
 	}
-	if m := r.message; m != nil {
-		// A message is processed once: its id names what it made (an update,
-		// the version it wrote, so that it is answered again as it was).
-		held := ref
-		if r.Method == "PUT" {
-			held = ref + "/_history/" + strconv.Itoa(version)
-		}
-		pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.MessageKey(pl.caller, m.referral.MessageID), Value: held, Of: ref})
-		if m.referral.RequestID != "" {
-			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.MessageRequestKey(pl.caller, m.referral.RequestID), Value: held, Of: ref})
-		}
-	}
+	pl.claimMessage(r, ref, version)
 	if needsTask && !pl.claimed[ref] {
 		s.planReferralTask(pl, r.id, pending)
 	}
@@ -338,6 +327,26 @@ func (s *Service) keepsItsSubject(ctx context.Context, pl *plan, r *Request, sr 
 	}
 	return gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.subject",
 		"a referral's patient cannot change once its Task is made: the Task, and the consent it was sent on, are the first patient's; revoke this referral (status revoked) and send a new one for the other patient")
+}
+
+// claimMessage adds the keys of the message a referral request was made
+// from (none for another request) to the plan: a message is processed
+// once, and its X-Request-Id used once. Its id names what it made (an
+// update, the version it wrote or, changing nothing, the version it found,
+// so that it is answered again as it was).
+func (pl *plan) claimMessage(r *Request, ref string, version int) {
+	m := r.message
+	if m == nil {
+		return
+	}
+	held := ref
+	if r.Method == "PUT" {
+		held = ref + "/_history/" + strconv.Itoa(version)
+	}
+	pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.MessageKey(pl.caller, m.referral.MessageID), Value: held, Of: ref})
+	if m.referral.RequestID != "" {
+		pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.MessageRequestKey(pl.caller, m.referral.RequestID), Value: held, Of: ref})
+	}
 }
 
 // readStoredReferral parses a ServiceRequest Signpost holds and reads its
