@@ -21,10 +21,13 @@ import (
 // Patient its Task points to: a Task naming any other Patient would show
 // that person to the provider. When the referral names the patient by NHS
 // number alone, the Task may point at a Patient the same client holds (or
-// sends in the same transaction) with that NHS number.
-func SameSubject(ctx context.Context, s *gateway.Core, caller gateway.Caller, planned Planned, taskFor, subject *models.Reference) (bool, error) {
+// sends in the same transaction) with that NHS number. held is the stored
+// Patient the answer was decided on (nil for none), as IdentifyPatient's:
+// the answer holds only while that version is current, so the caller's
+// commit rests on it.
+func SameSubject(ctx context.Context, s *gateway.Core, caller gateway.Caller, planned Planned, taskFor, subject *models.Reference) (held *gateway.Resource, same bool, err error) {
 	if RefString(taskFor) == RefString(subject) {
-		return true, nil
+		return nil, true, nil
 	}
 	if taskFor.Reference != nil {
 		ref := s.LocalRef(*taskFor.Reference)
@@ -32,27 +35,27 @@ func SameSubject(ctx context.Context, s *gateway.Core, caller gateway.Caller, pl
 		case subject.Reference != nil:
 			// A version of a Patient is the same person as the Patient.
 			if unversioned(ref) != unversioned(s.LocalRef(*subject.Reference)) {
-				return false, nil
+				return nil, false, nil
 			}
 		case HasNHSNumber(subject):
 			// The referral names the patient by NHS number alone.
-			holds, err := patientHolds(ctx, s, caller, planned, ref, subject.Identifier)
-			if err != nil || !holds {
-				return false, err
+			var holds bool
+			if held, holds, err = patientHolds(ctx, s, caller, planned, ref, subject.Identifier); err != nil || !holds {
+				return held, false, err
 			}
 		default:
-			return false, nil
+			return nil, false, nil
 		}
 	}
 	if id := taskFor.Identifier; id != nil {
 		if subject.Identifier != nil || subject.Reference == nil {
-			return subject.Identifier != nil && SameIdentifier(id, subject.Identifier), nil
+			return held, subject.Identifier != nil && SameIdentifier(id, subject.Identifier), nil
 		}
 		// The referral names its Patient by reference alone: the identifier
-		// must be one that Patient holds.
+		// must be one that Patient holds (and no Patient was read above).
 		return patientHolds(ctx, s, caller, planned, s.LocalRef(*subject.Reference), id)
 	}
-	return true, nil
+	return held, true, nil
 }
 
 // unversioned is a reference without the version it may name
@@ -63,24 +66,30 @@ func unversioned(ref string) string {
 }
 
 // patientHolds reports whether a reference names a Patient of the calling
-// client (sent in this request, or held) that carries the identifier.
-func patientHolds(ctx context.Context, s *gateway.Core, caller gateway.Caller, planned Planned, ref string, want *models.Identifier) (bool, error) {
+// client (sent in this request, or held) that carries the identifier, and
+// which stored Patient it read to tell (nil for one sent in this request,
+// or none found).
+func patientHolds(ctx context.Context, s *gateway.Core, caller gateway.Caller, planned Planned, ref string, want *models.Identifier) (*gateway.Resource, bool, error) {
 	id, ok := strings.CutPrefix(unversioned(ref), gateway.TypePatient+"/")
 	if !ok || gateway.CheckID(id) != nil || want == nil || want.System == nil || want.Value == nil {
-		return false, nil
+		return nil, false, nil
 	}
-	body := planned(gateway.TypePatient, id)
-	if body == nil {
-		p, err := s.ReadVisible(ctx, caller, gateway.TypePatient, id)
-		if errors.Is(err, gateway.ErrNotFound) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		body = p.Body
+	if body := planned(gateway.TypePatient, id); body != nil {
+		return nil, holdsIdentifier(body, want), nil
 	}
-	return slices.Contains(IdentifiersIn(body), gateway.Identifier{System: *want.System, Value: *want.Value}), nil
+	p, err := s.ReadVisible(ctx, caller, gateway.TypePatient, id)
+	if errors.Is(err, gateway.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return p, holdsIdentifier(p.Body, want), nil
+}
+
+// holdsIdentifier reports whether a Patient's body carries the identifier.
+func holdsIdentifier(body []byte, want *models.Identifier) bool {
+	return slices.Contains(IdentifiersIn(body), gateway.Identifier{System: *want.System, Value: *want.Value})
 }
 
 // IdentifyPatient checks that the person a referral is for can be

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -145,6 +146,41 @@ func TestBaRSDeleteWithdrawsReferral(t *testing.T) {
 	}
 	if got := e.get("/ServiceRequest/"+srID, a...).must(t, http.StatusOK).json(t); got["status"] != "entered-in-error" {
 		t.Errorf("stored ServiceRequest is %v, want entered-in-error", got["status"])
+	}
+	if n := e.cancellations(t); n != 1 {
+		t.Errorf("%d cancellation deliveries, want 1", n)
+	}
+}
+
+// A GP system's update or delete message that changes nothing (here a
+// delete of a referral already withdrawn) is processed and answered 200,
+// and its X-Request-Id is kept as any other's: used again, it is the 409
+// duplicate BaRS requires. Its keys used to be claimed only with a new
+// version, so the id was processed again. Keeping them writes nothing
+// else: no new version, no second cancellation.
+func TestBaRSChangeThatChangesNothingKeepsItsRequestID(t *testing.T) {
+	e := setup(t, withBaRSService, withWarnNHS)
+	a := as("practice-a")
+	srID, taskID := barsReferral(t, e)
+	e.post("/$process-message", barsChange(t, "7b5e0a3d-6c7f-4d8a-9b0c-1d2e3f4a5b6c", "delete", nil), a...).must(t, http.StatusOK)
+	srVersion := e.get("/ServiceRequest/"+srID, a...).must(t, http.StatusOK).json(t)["meta"]
+	taskVersion := e.get("/Task/"+taskID, a...).must(t, http.StatusOK).json(t)["meta"]
+
+	const rid = "55555555-5555-4555-8555-555555555555"
+	// The referral is withdrawn already: this delete changes nothing.
+	e.post("/$process-message", barsChange(t, "8c6f1b4e-7d8a-4e9b-8c1d-2e3f4a5b6c7d", "delete", nil), with(a, "X-Request-Id", rid)...).must(t, http.StatusOK)
+	r := e.post("/$process-message", barsChange(t, "9d7a2c5f-8e9b-4fac-9d2e-3f4a5b6c7d8e", "delete", nil), with(a, "X-Request-Id", rid)...)
+	if r.status != http.StatusConflict {
+		t.Fatalf("a message under an X-Request-Id used before was answered %d %.300s; want 409 duplicate", r.status, r.body)
+	}
+	if is := readOutcome(t, r); is[0].Code != "duplicate" {
+		t.Errorf("issue code %q, want duplicate", is[0].Code)
+	}
+	if got := e.get("/ServiceRequest/"+srID, a...).must(t, http.StatusOK).json(t)["meta"]; !reflect.DeepEqual(got, srVersion) {
+		t.Errorf("the ServiceRequest's meta is %v after deletes that changed nothing; want %v, as it was", got, srVersion)
+	}
+	if got := e.get("/Task/"+taskID, a...).must(t, http.StatusOK).json(t)["meta"]; !reflect.DeepEqual(got, taskVersion) {
+		t.Errorf("the Task's meta is %v after deletes that changed nothing; want %v, as it was", got, taskVersion)
 	}
 	if n := e.cancellations(t); n != 1 {
 		t.Errorf("%d cancellation deliveries, want 1", n)

@@ -243,3 +243,34 @@ func TestPatientRenumberedWhileSomethingComesToNameItIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// A GP system's own referral Task (a transaction entry) for a referral
+// that names the patient by NHS number alone may point at a Patient the
+// client keeps with that number. That Patient is read, and decides the
+// Task; renumbered between the plan and the commit, while nothing stored
+// names it yet, the Task used to be stored for a Patient with another NHS
+// number, and its provider shown that other person. The Patient's version
+// is a precondition of the commit, which is refused and planned again on
+// the renumbered Patient: the Task names someone else and is refused,
+// nothing queued. No consent is asked here, so no consent decision reads
+// (and guards) the Patient.
+func TestPatientRenumberedWhileAnOwnTaskIsDecidedIsRefused(t *testing.T) {
+	t.Parallel()
+	h := &commitHook{}
+	e := setup(t, onOneRedis, unspread, withProviders(testProviders), withCommitHook(h))
+	a := as("practice-a")
+	e.put("/Patient/"+racePatient, numberedPatient(nhsNumber), a...).must(t, http.StatusCreated)
+
+	renumbered := e.renumberBefore(t, h, writesReferral)
+	r := e.post("", transaction(entry("urn:uuid:sr", "ServiceRequest", string(referral("RACE-OWN-TASK-1", "390893007"))),
+		entry("urn:uuid:task", "Task", ownTask("urn:uuid:sr", "Patient/"+racePatient))), a...)
+	if !renumbered() {
+		t.Fatal("the renumbering did not run between the transaction's plan and its commit; the test proves nothing")
+	}
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(string(r.body), `"Bundle.entry[1].resource.for"`) {
+		t.Errorf("answered %d %.300s; want 422 at Bundle.entry[1].resource.for: the Patient the Task names has another NHS number than the referral now", r.status, r.body)
+	}
+	if n := e.deliveries(t, "referral"); n != 0 {
+		t.Errorf("%d deliveries queued for a Task whose Patient was renumbered before its commit; want none", n)
+	}
+}

@@ -431,8 +431,13 @@ func (s *Service) prepare(ctx context.Context, caller gateway.Caller, reqs []*Re
 				pl.keptConsent(s, r.existing)
 				// A message that changes nothing was still processed: its
 				// keys are kept (a commit of them alone), so that its
-				// X-Request-Id used again is a duplicate.
+				// X-Request-Id used again is a duplicate. A GP system's
+				// message claims them with its ServiceRequest; a provider's
+				// response, with its Task.
 				pl.claim(r, pl.outcomes[i])
+				if r.message != nil && r.message.focus == r {
+					pl.claimMessage(r, r.existing.Ref(), r.existing.Version)
+				}
 				continue
 			}
 			if err != nil {

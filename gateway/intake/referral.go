@@ -232,18 +232,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 				gateway.UniqueKey{Key: gateway.MessageOriginKey(r.id), Value: m.referral.MessageID})
 		}
 	}
-	if m := r.message; m != nil {
-		// A message is processed once: its id names what it made (an update,
-		// the version it wrote, so that it is answered again as it was).
-		held := ref
-		if r.Method == "PUT" {
-			held = ref + "/_history/" + strconv.Itoa(version)
-		}
-		pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.MessageKey(pl.caller, m.referral.MessageID), Value: held, Of: ref})
-		if m.referral.RequestID != "" {
-			pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.MessageRequestKey(pl.caller, m.referral.RequestID), Value: held, Of: ref})
-		}
-	}
+	pl.claimMessage(r, ref, version)
 	if needsTask && !pl.claimed[ref] {
 		s.planReferralTask(pl, r.id, pending)
 	}
@@ -324,12 +313,40 @@ func (s *Service) keepsItsSubject(ctx context.Context, pl *plan, r *Request, sr 
 	if taskFor.Reference == nil || !strings.HasPrefix(*taskFor.Reference, "#") {
 		was = taskFor
 	}
-	same, err := conform.SameSubject(ctx, s.Core, pl.caller, pl.plannedBody, was, named)
-	if err != nil || same {
+	held, same, err := conform.SameSubject(ctx, s.Core, pl.caller, pl.plannedBody, was, named)
+	if err != nil {
 		return err
+	}
+	if held != nil {
+		// Decided on this version of the Patient the Task points at:
+		// renumbered before the commit, the change is checked again.
+		pl.decidedOn(held)
+	}
+	if same {
+		return nil
 	}
 	return gateway.NewError(gateway.KindUnprocessable, fhir.IssueBusinessRule, "ServiceRequest.subject",
 		"a referral's patient cannot change once its Task is made: the Task, and the consent it was sent on, are the first patient's; revoke this referral (status revoked) and send a new one for the other patient")
+}
+
+// claimMessage adds the keys of the message a referral request was made
+// from (none for another request) to the plan: a message is processed
+// once, and its X-Request-Id used once. Its id names what it made (an
+// update, the version it wrote or, changing nothing, the version it found,
+// so that it is answered again as it was).
+func (pl *plan) claimMessage(r *Request, ref string, version int) {
+	m := r.message
+	if m == nil {
+		return
+	}
+	held := ref
+	if r.Method == "PUT" {
+		held = ref + "/_history/" + strconv.Itoa(version)
+	}
+	pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.MessageKey(pl.caller, m.referral.MessageID), Value: held, Of: ref})
+	if m.referral.RequestID != "" {
+		pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.MessageRequestKey(pl.caller, m.referral.RequestID), Value: held, Of: ref})
+	}
 }
 
 // readStoredReferral parses a ServiceRequest Signpost holds and reads its
@@ -540,9 +557,16 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*gateway.
 		}
 	}
 	if task.For != nil {
-		same, err := conform.SameSubject(ctx, s.Core, pl.caller, pl.plannedBody, task.For, pending.named)
+		held, same, err := conform.SameSubject(ctx, s.Core, pl.caller, pl.plannedBody, task.For, pending.named)
 		if err != nil {
 			return nil, err
+		}
+		if held != nil {
+			// Decided on this version of the Patient the Task points at:
+			// renumbered before the commit, the Task is checked again, so
+			// its provider is never shown someone the referral does not
+			// name.
+			pl.decidedOn(held)
 		}
 		if !same {
 			p.Add(fhir.IssueBusinessRule, "Task.for", "for must be the ServiceRequest's subject: the same reference or identifier, or, when the referral names the patient by NHS number alone, a reference to a Patient this client holds with that NHS number")
