@@ -113,3 +113,49 @@ func TestFollowedKeysetCountsOnlyTheSnapshotsChanges(t *testing.T) {
 		t.Errorf("3 of the snapshot changed (bound 2): %v, want stale", err)
 	}
 }
+
+// A match of the snapshot changed many times (51 here) before a followed
+// search first looks at it is still placed where it stood at the snapshot:
+// versions' times only grow, so the version current then is found by a
+// binary search over 't'..version, in a bounded number of reads however
+// many were made since (a walk back of 50 versions once left it out).
+func TestFollowedKeysetFindsAMatchChangedManyTimes(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	ctx := context.Background()
+	at := func(id string, version int, ms int64) {
+		t.Helper()
+		w := write("Task", id, version, version-1, "status=requested")
+		w.Resource.LastUpdated = time.UnixMilli(1_700_000_000_000 + ms)
+		if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{w}}); err != nil || !res.OK() {
+			t.Fatalf("%s version %d: %+v %v", id, version, res, err)
+		}
+	}
+	for i, id := range []string{"t1", "t2", "t3", "t4"} {
+		at(id, 1, int64(i))
+	}
+	snapshot := time.UnixMilli(1_700_000_000_010)
+	followed := &gateway.Followed{}
+	var all []string
+	var after *gateway.Position
+	for page := 1; ; page++ {
+		q := &gateway.StoreQuery{Type: "Task", Count: 2, Keyset: &gateway.Keyset{Snapshot: snapshot, After: after, Followed: followed}}
+		ids, _, err := s.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		all = append(all, ids...)
+		after = &q.Keyset.Positions[len(ids)-1]
+		if page == 1 {
+			for v := 2; v <= 52; v++ {
+				at("t3", v, 100+int64(v))
+			}
+		}
+	}
+	if !slices.Equal(all, []string{"t1", "t2", "t3", "t4"}) {
+		t.Errorf("pages %v, want the snapshot's t1..t4 (t3 changed 51 times since)", all)
+	}
+}

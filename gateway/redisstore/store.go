@@ -790,9 +790,9 @@ func (s *Store) searchRun(k keys, q *gateway.StoreQuery, offset, count int) *sea
 			r.followed = &gateway.FollowedPlace{Changed: map[string]int64{}}
 			scan, limited = s.maxChanged+1, 1
 		}
-		args = append(args, ks.Snapshot.UnixMilli(), lo, hi, afterScore, afterID, s.maxChanged, maxVersionsWalked, scan, limited)
+		args = append(args, ks.Snapshot.UnixMilli(), lo, hi, afterScore, afterID, s.maxChanged, scan, limited)
 	} else {
-		args = append(args, 0, "", "", "", "", 0, 0, 0, 0)
+		args = append(args, 0, "", "", "", "", 0, 0, 0)
 	}
 	args = countedGroups(args, groups, temps)
 	args = append(args, len(idGroups))
@@ -829,15 +829,6 @@ func searchPage(reply []any, ks *gateway.Keyset) ([]string, int, error) {
 	}
 	return ids, total, nil
 }
-
-// maxVersionsWalked bounds keyset paging's work for a match written since
-// the search's snapshot: it is placed by walking back at most this many of
-// its versions (and a run looks at most at followScan such matches, or
-// gateway.MaxChangedFollowed for a paging link), so a run costs what
-// Signpost allows however long a client keeps a link and however many
-// others write meanwhile. One changed more often than this since the
-// snapshot before it was looked at is left out.
-const maxVersionsWalked = 50
 
 func isIDGroup(g []string) bool {
 	for _, t := range g {

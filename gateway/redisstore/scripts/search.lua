@@ -19,7 +19,6 @@
 --                  the position of the last match already returned ('' on a
 --                  first page)
 --   changed        the most matches of the snapshot that may have changed
---   versions       the most versions walked back per match written since
 --   scan           the most matches written since the snapshot looked at
 --                  in one run
 --   limited        '1': matches written since the snapshot are looked at
@@ -70,8 +69,15 @@
 -- since was not in the snapshot and is in no page. Matches not written
 -- since are read straight from the index; those written since (score beyond
 -- the snapshot) are looked at in score order, each placed by its versions'
--- times ('t'..version in its hash), walked back at most `versions`
--- versions; one with no version as old as the snapshot was created since.
+-- times ('t'..version in its hash): those only grow with the version, so
+-- the newest at or before the snapshot is found by a binary search over
+-- 1..v, however often it changed since (at most 64 halvings, as v fits in
+-- 64 bits: about 20 reads for a million versions); one whose version 1 is
+-- after the snapshot was created since.
+-- Every loop is bounded by Signpost, not by writers: a run reads n from
+-- the index (and the ties of one score), at most scan matches written since
+-- the snapshot, each placed in at most 66 reads (v, version 1, 64 halvings),
+-- and the followed ones, at most `changed`.
 -- A caller that keeps seen and followed has each looked at once, scan a
 -- run (again only if written in the last moments: the caller may pass a
 -- seen behind what it was told, for writes landing late), and only the
@@ -84,9 +90,9 @@ local min, max = a[2], a[3]
 local offset, count = tonumber(a[4]), tonumber(a[5])
 local desc, keyset = a[6] == '1', a[7] == '1'
 local snapArg, loArg, hiArg, afterScore, afterID = a[8], a[9], a[10], a[11], a[12]
-local maxChanged, maxVersions = tonumber(a[13]), tonumber(a[14])
-local scan, limited = tonumber(a[15]), a[16] == '1'
-local groups, temps, p = read_groups(a, 17)
+local maxChanged = tonumber(a[13])
+local scan, limited = tonumber(a[14]), a[15] == '1'
+local groups, temps, p = read_groups(a, 16)
 p = p + 1
 local idSets = {}
 for i = 1, tonumber(a[p]) do
@@ -198,6 +204,26 @@ if not complete then
     for i = #batch, keep + 1, -1 do batch[i] = nil end
   end
 end
+-- placed returns the time of the version of the resource hashed at key
+-- current at the snapshot (nil: created since). Versions' times only grow,
+-- so it is the newest version at or before the snapshot, found by halving
+-- 1..v: at most 64 times, as v fits in 64 bits.
+local function placed(key)
+  local at = function(ver) return tonumber(redis.call('HGET', key, 't' .. ver)) end
+  local v = tonumber(redis.call('HGET', key, 'v') or '0')
+  if v < 1 then return nil end
+  local t1 = at(1)
+  if not t1 or t1 > snap then return nil end
+  local good, goodT, bad = 1, t1, v + 1 -- version good is at or before; bad is after
+  for _ = 1, 64 do
+    if bad - good <= 1 then break end
+    local mid = math.floor((good + bad) / 2)
+    local t = at(mid)
+    if t and t <= snap then good, goodT = mid, t else bad = mid end
+  end
+  return goodT
+end
+
 local need = {'need'}
 for i = 1, #batch, 2 do
   local m = batch[i]
@@ -209,16 +235,12 @@ for i = 1, #batch, 2 do
   local m = batch[i]
   local key = hashOf[m]
   if not followed[m] then
-    local v = tonumber(redis.call('HGET', key, 'v') or '0')
-    for ver = v, math.max(1, v - maxVersions + 1), -1 do
-      local t = tonumber(redis.call('HGET', key, 't' .. ver))
-      if t and t <= snap then
-        followed[m] = t
-        nFollowed = nFollowed + 1
-        learnt[#learnt + 1] = m
-        learnt[#learnt + 1] = num(t)
-        break
-      end
+    local t = placed(key)
+    if t then
+      followed[m] = t
+      nFollowed = nFollowed + 1
+      learnt[#learnt + 1] = m
+      learnt[#learnt + 1] = num(t)
     end
   end
 end
