@@ -194,6 +194,29 @@ func exportFiveTasks(t *testing.T, limits func(*redisstore.Store), between func(
 	return got, want, j.Status, j.Failure
 }
 
+// A write whose lastUpdated is a moment before the kick-off but that
+// lands in Redis after the export's first page (a commit in flight then,
+// or from a process whose clock is a little behind: what gateway.FollowLag
+// allows for) is after the snapshot, taken FollowLag before the kick-off,
+// so it is followed rather than moved among the resources the export reads
+// as unchanged: a Task already written (s1, on page 1) is not written
+// again.
+func TestExportWritesALateWriteBeforeTheSnapshotOnce(t *testing.T) {
+	t.Parallel()
+	got, want, status, failure := exportFiveTasks(t, nil, func(page int, put func(string, int, time.Time)) {
+		if page == 1 {
+			snapshot := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+			put("s1", 2, snapshot.Add(-time.Second)) // lands late, stamped before the snapshot
+		}
+	})
+	if status != StatusDone {
+		t.Fatalf("export %s: %s", status, failure)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("exported %v, want the snapshot's %v, each once", got, want)
+	}
+}
+
 // A Task of the snapshot updated many times (51 here) before the store
 // first looks at it (between two pages here; in a real export, while the
 // types before Task are exported: all types share one transaction time) is

@@ -134,14 +134,6 @@ func New(rdb redis.UniversalClient, namespace string) *Store {
 // however many are written while the search pages.
 const followScan = 500
 
-// followLag is how long after its lastUpdated a write may still land in
-// Redis: the time between a process choosing it and its commit applying
-// (batched, retried), and the difference between processes' clocks. A
-// search that keeps what it followed looks again, on its next page, at the
-// matches written since the snapshot in the last followLag: one landing
-// late, with a score among those it looked at already, is not passed over.
-const followLag = 10 * time.Second
-
 // SetFollowLimits sets how many matches of a keyset search's snapshot may
 // change before it is stale (gateway.MaxChangedFollowed unless set) and how
 // many matches written since the snapshot one run looks at (followScan):
@@ -628,7 +620,7 @@ type searchRun struct {
 	followed *gateway.FollowedPlace // nil when not paging by keyset
 	// seen is how far this page's runs looked at matches written since
 	// the snapshot (from followed.Seen); followed.Seen moves on with it
-	// only as far as writes have settled (followLag).
+	// only as far as writes have settled (gateway.FollowLag).
 	seen   int64
 	known  []string // members whose hashes are in KEYS, in order
 	hashes []int    // their KEYS indices
@@ -712,7 +704,7 @@ func (r *searchRun) learn(learnt []any, last bool) error {
 	}
 	r.seen = max(r.seen, seen)
 	if last {
-		f.Seen = max(f.Seen, min(r.seen, time.Now().Add(-followLag).UnixMilli()))
+		f.Seen = max(f.Seen, min(r.seen, time.Now().Add(-gateway.FollowLag).UnixMilli()))
 	}
 	for i := 1; i+1 < len(learnt); i += 2 {
 		score, err := strconv.ParseInt(fmt.Sprint(learnt[i+1]), 10, 64)
