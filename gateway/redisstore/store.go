@@ -621,7 +621,14 @@ type searchRun struct {
 	// seen is how far this page's runs looked at matches written since
 	// the snapshot (from followed.Seen); followed.Seen moves on with it
 	// only as far as writes have settled (gateway.FollowLag).
-	seen   int64
+	seen int64
+	// upto and pinned fix a page whose first run found every match written
+	// since the snapshot up to a score (upto, "" if not fixed), and the
+	// matches it read from the index (member, score, ...): its later runs
+	// look no further, so matches created between them wait for the next
+	// page and the runs converge however many are created meanwhile.
+	upto   string
+	pinned []any
 	known  []string // members whose hashes are in KEYS, in order
 	hashes []int    // their KEYS indices
 	kl0    int      // how many KEYS precede the hashes
@@ -638,12 +645,14 @@ func (r *searchRun) argv() []any {
 		if r.seen > 0 {
 			seen = strconv.FormatInt(r.seen, 10)
 		}
-		run = append(run, seen, len(f.Changed))
+		run = append(run, seen, r.upto, len(r.pinned)/2)
+		run = append(run, r.pinned...)
+		run = append(run, len(f.Changed))
 		for m, score := range f.Changed {
 			run = append(run, m, score)
 		}
 	} else {
-		run = append(run, "", 0)
+		run = append(run, "", "", 0, 0)
 	}
 	run = append(run, len(r.known))
 	for i, m := range r.known {
@@ -661,16 +670,20 @@ func (r *searchRun) answered(reply []any) (bool, error) {
 	case "stale":
 		return false, gateway.ErrSnapshotStale
 	case "need":
-		// Matches written between the runs are named in turn; if they
-		// keep coming, the client starts its search again.
+		// Once the page is fixed (upto), only writes landing late within
+		// it are named in turn; if they keep coming, the client starts its
+		// search again.
 		if r.needs++; r.needs == maxRereads {
 			return false, gateway.ErrSnapshotStale
 		}
-		for _, m := range reply[1:] {
+		names, _ := reply[1].([]any)
+		for _, m := range names {
 			member, _ := m.(string)
 			r.known = append(r.known, member)
 			r.hashes = append(r.hashes, r.kl.add(r.k.resource(r.typ, member)))
 		}
+		r.upto = fmt.Sprint(reply[2])
+		r.pinned, _ = reply[3].([]any)
 		return true, nil
 	case "more":
 		if err := r.learn(reply[1:], false); err != nil {
@@ -680,6 +693,7 @@ func (r *searchRun) answered(reply []any) (bool, error) {
 		// hold the next ones' only.
 		r.kl.truncate(r.kl0)
 		r.known, r.hashes, r.needs = nil, nil, 0
+		r.upto, r.pinned = "", nil
 		return true, nil
 	}
 	r.reply = reply
