@@ -349,6 +349,18 @@ type Keyset struct {
 	Followed *Followed
 }
 
+// FollowLag is how long after its lastUpdated a write may still land in
+// the store: the time between a process choosing it and its commit
+// applying (batched, retried), and the difference between processes'
+// clocks. A keyset search that keeps what it followed looks again, on its
+// next page, at the matches written since the snapshot in the last
+// FollowLag, so one landing late among those it looked at already is not
+// passed over; and the export takes its snapshot FollowLag (and a
+// millisecond) before it starts, so every write stamped at or before the
+// snapshot has landed before its first page, and every later one scores
+// after it and is followed, never moved among the pages as unchanged.
+const FollowLag = 10 * time.Second
+
 // Followed is what a store learnt, paging one keyset search, of the
 // matches written since its snapshot, by place (a store's partition, named
 // by the store); only the store reads it.

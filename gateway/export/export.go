@@ -59,7 +59,7 @@ type Job struct {
 	// Deidentified: every resource was de-identified as it was written
 	// (the key is never part of the job).
 	Deidentified bool `json:"deidentified,omitempty"`
-	// TransactionTime is when the export's snapshot was taken: resources
+	// TransactionTime is the export's snapshot (snapshotAt): resources
 	// changed after it are left out (or exported as they are now, if they
 	// already were in the snapshot).
 	TransactionTime time.Time `json:"transactionTime"`
@@ -199,6 +199,18 @@ func CheckTypes(values []string) ([]string, error) {
 	return out, nil
 }
 
+// snapshotAt is the snapshot of an export started at now: gateway.FollowLag
+// and a millisecond before it, in whole milliseconds. Every write stamped
+// at or before it has landed by now, so none moves among the pages the
+// export reads as unchanged (and is written twice); every later one scores
+// after it and is followed. It keeps Bulk Data's transactionTime: every
+// resource changed up to it is in the export, and those changed after it
+// may be, as they are when read (a server may first let its pending
+// transactions resolve).
+func snapshotAt(now time.Time) time.Time {
+	return now.Truncate(time.Millisecond).Add(-gateway.FollowLag - time.Millisecond)
+}
+
 // Start begins an export for caller and returns its job id. Only an
 // operator may export: a system-level export holds every client's
 // referrals.
@@ -223,7 +235,7 @@ func (s *Service) Start(ctx context.Context, caller gateway.Caller, req Request)
 	}
 	now := s.core.Now().UTC()
 	j := &Job{ID: randomName(16), Client: caller.ClientID, Request: req.URL, Types: types, Since: req.Since, Deidentified: req.Deidentify,
-		TransactionTime: now.Truncate(time.Millisecond), Status: StatusRunning, Heartbeat: now}
+		TransactionTime: snapshotAt(now), Status: StatusRunning, Heartbeat: now}
 	dir := s.jobDir(j.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("export directory: %w", err)

@@ -299,7 +299,7 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 	if o.hook != nil {
 		core = hookedStore{Store: store, hook: o.hook}
 	}
-	svc := usecases.New(gateway.Options{
+	coreOpts := gateway.Options{
 		Store:               core,
 		Codes:               o.codes,
 		Providers:           o.providers,
@@ -310,11 +310,17 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 		MaxSubscriptions:    o.maxSubs,
 		SubscriberOrigins:   e.origins,
 		MeasureRules:        o.measures,
-	})
+	}
+	svc := usecases.New(coreOpts)
 	e.svc = svc
 	e.exportDir = t.TempDir()
 	svc.Disclosures = disclosures.New(svc.Core, store)
-	svc.Export = export.New(svc.Core, export.Options{Jobs: store, Dir: e.exportDir, Logger: log, PageSize: 3, PseudonymKey: o.pseudonymKey})
+	// The export runs as if started a little after the test's writes: its
+	// snapshot is gateway.FollowLag before it starts, and holds only what
+	// was written by then.
+	later := coreOpts
+	later.Now = func() time.Time { return time.Now().Add(gateway.FollowLag + time.Second) }
+	svc.Export = export.New(gateway.NewCore(later), export.Options{Jobs: store, Dir: e.exportDir, Logger: log, PageSize: 3, PseudonymKey: o.pseudonymKey})
 	t.Cleanup(svc.Export.Stop) // before the Redis server stops (cleanups run last first)
 	mux.Handle("/", httpapi.New(httpapi.Options{
 		UseCases: svc, PublicURL: e.srv.URL, MaxBodyBytes: o.maxBody, Logger: log, Auth: authServer, Limiter: limiter, AddressLimiter: addressLimiter, Auditor: store,

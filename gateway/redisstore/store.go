@@ -134,14 +134,6 @@ func New(rdb redis.UniversalClient, namespace string) *Store {
 // however many are written while the search pages.
 const followScan = 500
 
-// followLag is how long after its lastUpdated a write may still land in
-// Redis: the time between a process choosing it and its commit applying
-// (batched, retried), and the difference between processes' clocks. A
-// search that keeps what it followed looks again, on its next page, at the
-// matches written since the snapshot in the last followLag: one landing
-// late, with a score among those it looked at already, is not passed over.
-const followLag = 10 * time.Second
-
 // SetFollowLimits sets how many matches of a keyset search's snapshot may
 // change before it is stale (gateway.MaxChangedFollowed unless set) and how
 // many matches written since the snapshot one run looks at (followScan):
@@ -628,8 +620,15 @@ type searchRun struct {
 	followed *gateway.FollowedPlace // nil when not paging by keyset
 	// seen is how far this page's runs looked at matches written since
 	// the snapshot (from followed.Seen); followed.Seen moves on with it
-	// only as far as writes have settled (followLag).
-	seen   int64
+	// only as far as writes have settled (gateway.FollowLag).
+	seen int64
+	// upto and pinned fix a page whose first run found every match written
+	// since the snapshot up to a score (upto, "" if not fixed), and the
+	// matches it read from the index (member, score, ...): its later runs
+	// look no further, so matches created between them wait for the next
+	// page and the runs converge however many are created meanwhile.
+	upto   string
+	pinned []any
 	known  []string // members whose hashes are in KEYS, in order
 	hashes []int    // their KEYS indices
 	kl0    int      // how many KEYS precede the hashes
@@ -646,12 +645,14 @@ func (r *searchRun) argv() []any {
 		if r.seen > 0 {
 			seen = strconv.FormatInt(r.seen, 10)
 		}
-		run = append(run, seen, len(f.Changed))
+		run = append(run, seen, r.upto, len(r.pinned)/2)
+		run = append(run, r.pinned...)
+		run = append(run, len(f.Changed))
 		for m, score := range f.Changed {
 			run = append(run, m, score)
 		}
 	} else {
-		run = append(run, "", 0)
+		run = append(run, "", "", 0, 0)
 	}
 	run = append(run, len(r.known))
 	for i, m := range r.known {
@@ -669,16 +670,20 @@ func (r *searchRun) answered(reply []any) (bool, error) {
 	case "stale":
 		return false, gateway.ErrSnapshotStale
 	case "need":
-		// Matches written between the runs are named in turn; if they
-		// keep coming, the client starts its search again.
+		// Once the page is fixed (upto), only writes landing late within
+		// it are named in turn; if they keep coming, the client starts its
+		// search again.
 		if r.needs++; r.needs == maxRereads {
 			return false, gateway.ErrSnapshotStale
 		}
-		for _, m := range reply[1:] {
+		names, _ := reply[1].([]any)
+		for _, m := range names {
 			member, _ := m.(string)
 			r.known = append(r.known, member)
 			r.hashes = append(r.hashes, r.kl.add(r.k.resource(r.typ, member)))
 		}
+		r.upto = fmt.Sprint(reply[2])
+		r.pinned, _ = reply[3].([]any)
 		return true, nil
 	case "more":
 		if err := r.learn(reply[1:], false); err != nil {
@@ -688,6 +693,7 @@ func (r *searchRun) answered(reply []any) (bool, error) {
 		// hold the next ones' only.
 		r.kl.truncate(r.kl0)
 		r.known, r.hashes, r.needs = nil, nil, 0
+		r.upto, r.pinned = "", nil
 		return true, nil
 	}
 	r.reply = reply
@@ -712,7 +718,7 @@ func (r *searchRun) learn(learnt []any, last bool) error {
 	}
 	r.seen = max(r.seen, seen)
 	if last {
-		f.Seen = max(f.Seen, min(r.seen, time.Now().Add(-followLag).UnixMilli()))
+		f.Seen = max(f.Seen, min(r.seen, time.Now().Add(-gateway.FollowLag).UnixMilli()))
 	}
 	for i := 1; i+1 < len(learnt); i += 2 {
 		score, err := strconv.ParseInt(fmt.Sprint(learnt[i+1]), 10, 64)
@@ -790,9 +796,9 @@ func (s *Store) searchRun(k keys, q *gateway.StoreQuery, offset, count int) *sea
 			r.followed = &gateway.FollowedPlace{Changed: map[string]int64{}}
 			scan, limited = s.maxChanged+1, 1
 		}
-		args = append(args, ks.Snapshot.UnixMilli(), lo, hi, afterScore, afterID, s.maxChanged, maxVersionsWalked, scan, limited)
+		args = append(args, ks.Snapshot.UnixMilli(), lo, hi, afterScore, afterID, s.maxChanged, scan, limited)
 	} else {
-		args = append(args, 0, "", "", "", "", 0, 0, 0, 0)
+		args = append(args, 0, "", "", "", "", 0, 0, 0)
 	}
 	args = countedGroups(args, groups, temps)
 	args = append(args, len(idGroups))
@@ -829,15 +835,6 @@ func searchPage(reply []any, ks *gateway.Keyset) ([]string, int, error) {
 	}
 	return ids, total, nil
 }
-
-// maxVersionsWalked bounds keyset paging's work for a match written since
-// the search's snapshot: it is placed by walking back at most this many of
-// its versions (and a run looks at most at followScan such matches, or
-// gateway.MaxChangedFollowed for a paging link), so a run costs what
-// Signpost allows however long a client keeps a link and however many
-// others write meanwhile. One changed more often than this since the
-// snapshot before it was looked at is left out.
-const maxVersionsWalked = 50
 
 func isIDGroup(g []string) bool {
 	for _, t := range g {

@@ -19,7 +19,6 @@
 --                  the position of the last match already returned ('' on a
 --                  first page)
 --   changed        the most matches of the snapshot that may have changed
---   versions       the most versions walked back per match written since
 --   scan           the most matches written since the snapshot looked at
 --                  in one run
 --   limited        '1': matches written since the snapshot are looked at
@@ -39,6 +38,12 @@
 --   seen           keyset paging: the matches written since the snapshot
 --                  up to this score (ms) were looked at already ('' for
 --                  none)
+--   upto, nP, {member, score}*nP
+--                  keyset paging, a page's run after its first ('' and 0
+--                  otherwise): the score its first run fixed the page at
+--                  (matches written since the snapshot beyond it wait for
+--                  the next page), and the matches that run read from the
+--                  index, each with its score
 --   nF, {member, score}*nF
 --                  keyset paging: those of them that were in the snapshot,
 --                  each with the score of its position then
@@ -53,9 +58,12 @@
 --   {'stale'}      more than `changed` matches of the snapshot changed
 --                  since (or, limited, more than scan - 1 were written
 --                  since): the client starts again;
---   {'need', member, ...}
+--   {'need', {member, ...}, upto, {member, score, ...}}
 --                  matches written since the snapshot whose hashes were not
---                  given (nothing else done; run again with them);
+--                  given (nothing else done; run again with them, and with
+--                  upto and the matches read from the index as the next
+--                  run's upto and nP group: '' and none unless the page is
+--                  fixed);
 --   {'more', seen, member, score, ...}
 --                  (not limited) scan matches written since the snapshot
 --                  were looked at, and there are more: run again with these
@@ -70,23 +78,35 @@
 -- since was not in the snapshot and is in no page. Matches not written
 -- since are read straight from the index; those written since (score beyond
 -- the snapshot) are looked at in score order, each placed by its versions'
--- times ('t'..version in its hash), walked back at most `versions`
--- versions; one with no version as old as the snapshot was created since.
+-- times ('t'..version in its hash): those only grow with the version, so
+-- the newest at or before the snapshot is found by a binary search over
+-- 1..v, however often it changed since (at most 64 halvings, as v fits in
+-- 64 bits: about 20 reads for a million versions); one whose version 1 is
+-- after the snapshot was created since.
 -- A caller that keeps seen and followed has each looked at once, scan a
 -- run (again only if written in the last moments: the caller may pass a
 -- seen behind what it was told, for writes landing late), and only the
 -- snapshot's changed ones count against `changed`:
 -- however many are created meanwhile, no run looks at more than scan, and
--- none makes the search stale.
+-- none makes the search stale. Nor do creations between a page's runs: a
+-- page whose runs need hashes is fixed by its first, when that one looked
+-- at every match written since up to the top; the later runs look no
+-- further than the last score it found (upto) and are given what it read
+-- from the index, so writes after it wait for the next page.
+-- Every loop is bounded by Signpost, not by writers: a run reads n from
+-- the index (and the ties of one score), or is given those its page's
+-- first run read; at most scan matches written since the snapshot, each
+-- placed in at most 66 reads (v, version 1, 64 halvings); and the
+-- followed ones, at most `changed`.
 local a = ARGV
 local all = KEYS[tonumber(a[1])]
 local min, max = a[2], a[3]
 local offset, count = tonumber(a[4]), tonumber(a[5])
 local desc, keyset = a[6] == '1', a[7] == '1'
 local snapArg, loArg, hiArg, afterScore, afterID = a[8], a[9], a[10], a[11], a[12]
-local maxChanged, maxVersions = tonumber(a[13]), tonumber(a[14])
-local scan, limited = tonumber(a[15]), a[16] == '1'
-local groups, temps, p = read_groups(a, 17)
+local maxChanged = tonumber(a[13])
+local scan, limited = tonumber(a[14]), a[15] == '1'
+local groups, temps, p = read_groups(a, 16)
 p = p + 1
 local idSets = {}
 for i = 1, tonumber(a[p]) do
@@ -96,7 +116,10 @@ for i = 1, tonumber(a[p]) do
 end
 p = p + 1
 local seenArg = a[p]
-p = p + 1
+local uptoArg = a[p + 1]
+local pinned, nPinned = {}, tonumber(a[p + 2])
+for i = 1, nPinned do pinned[i] = {tonumber(a[p + 2 + 2 * i]), a[p + 1 + 2 * i]} end
+p = p + 2 * nPinned + 3
 local followed, nFollowed = {}, tonumber(a[p])
 for i = 1, nFollowed do followed[a[p + 2 * i - 1]] = tonumber(a[p + 2 * i]) end
 p = p + 2 * nFollowed + 1
@@ -159,8 +182,14 @@ local function take(member, score)
 end
 
 -- 1. Matches not changed since the snapshot, straight from the index:
--- those tied with the last one returned, then the next n beyond it.
-if count > 0 then
+-- those tied with the last one returned, then the next n beyond it. A
+-- run of a page after its first (upto) has them from the first, which
+-- fixed the page: those it read then are in the page even if changed
+-- since, beyond upto, where this run does not look.
+local upto = uptoArg ~= '' and tonumber(uptoArg) or nil
+if upto then
+  for _, f in ipairs(pinned) do take(f[2], f[1]) end
+elseif count > 0 then
   local top = math.min(snap, hi - 1) -- scores are whole ms
   local bottom = lo
   if hasAfter then
@@ -183,7 +212,7 @@ end
 -- those already looked at (seen), each either in the snapshot, and placed
 -- where it stood then (followed), or created since, and in no page.
 local seen = math.max(snap, seenArg ~= '' and tonumber(seenArg) or snap)
-local batch = redis.call('ZRANGEBYSCORE', set, '(' .. num(seen), '+inf', 'WITHSCORES', 'LIMIT', 0, scan)
+local batch = redis.call('ZRANGEBYSCORE', set, '(' .. num(seen), upto and num(upto) or '+inf', 'WITHSCORES', 'LIMIT', 0, scan)
 local complete = #batch < 2 * scan
 if not complete then
   if limited then return done({'stale'}) end
@@ -198,27 +227,56 @@ if not complete then
     for i = #batch, keep + 1, -1 do batch[i] = nil end
   end
 end
+-- placed returns the time of the version of the resource hashed at key
+-- current at the snapshot (nil: created since). Versions' times only grow,
+-- so it is the newest version at or before the snapshot, found by halving
+-- 1..v: at most 64 times, as v fits in 64 bits.
+local function placed(key)
+  local at = function(ver) return tonumber(redis.call('HGET', key, 't' .. ver)) end
+  local v = tonumber(redis.call('HGET', key, 'v') or '0')
+  if v < 1 then return nil end
+  local t1 = at(1)
+  if not t1 or t1 > snap then return nil end
+  local good, goodT, bad = 1, t1, v + 1 -- version good is at or before; bad is after
+  for _ = 1, 64 do
+    if bad - good <= 1 then break end
+    local mid = math.floor((good + bad) / 2)
+    local t = at(mid)
+    if t and t <= snap then good, goodT = mid, t else bad = mid end
+  end
+  return goodT
+end
+
 local need = {'need'}
 for i = 1, #batch, 2 do
   local m = batch[i]
   if not followed[m] and not hashOf[m] then need[#need + 1] = m end
 end
-if #need > 1 then return done(need) end
+if #need > 1 then
+  -- When the batch reached the top, its last score fixes the page: the
+  -- next runs look no further (upto), and are given what this one read
+  -- from the index, so matches written between the runs wait for the next
+  -- page and the runs converge however many are created meanwhile.
+  local fixed, read = '', {}
+  if complete then
+    fixed = upto and num(upto) or (#batch > 0 and batch[#batch] or num(seen))
+    for _, f in ipairs(found) do read[#read + 1] = f[2]; read[#read + 1] = num(f[1]) end
+  end
+  local names = {}
+  for i = 2, #need do names[#names + 1] = need[i] end
+  return done({'need', names, fixed, read})
+end
 local learnt = {#batch > 0 and batch[#batch] or num(seen)}
 for i = 1, #batch, 2 do
   local m = batch[i]
   local key = hashOf[m]
   if not followed[m] then
-    local v = tonumber(redis.call('HGET', key, 'v') or '0')
-    for ver = v, math.max(1, v - maxVersions + 1), -1 do
-      local t = tonumber(redis.call('HGET', key, 't' .. ver))
-      if t and t <= snap then
-        followed[m] = t
-        nFollowed = nFollowed + 1
-        learnt[#learnt + 1] = m
-        learnt[#learnt + 1] = num(t)
-        break
-      end
+    local t = placed(key)
+    if t then
+      followed[m] = t
+      nFollowed = nFollowed + 1
+      learnt[#learnt + 1] = m
+      learnt[#learnt + 1] = num(t)
     end
   end
 end
@@ -227,12 +285,14 @@ if not complete then
   table.insert(learnt, 1, 'more')
   return done(learnt)
 end
+local taken = {}
+for _, f in ipairs(found) do taken[f[2]] = true end
 for m, t in pairs(followed) do
   -- Still a match (not removed, nor changed out of the search's terms);
   -- one whose score went back to the snapshot's (a writer's clock behind)
-  -- is read with the unchanged ones.
+  -- is read with the unchanged ones (or was, by the page's first run).
   local now = tonumber(redis.call('ZSCORE', set, m))
-  if now and now > snap then take(m, t) end
+  if now and (now > snap or upto) and not taken[m] then take(m, t) end
 end
 
 table.sort(found, function(x, y) return before(x[1], x[2], y[1], y[2]) end)
