@@ -1,12 +1,15 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/signpost-health/signpost/gateway/conform"
 	"github.com/signpost-health/signpost/gateway/query"
@@ -207,7 +210,7 @@ func testSearchWithoutSystemsIsBoundedAfterExpansion(t *testing.T, opts ...func(
 // combine none, however many.
 func TestTransactionsConditionalCreatesAreBoundedAsOneSearch(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	e := setup(t, onOneRedis) // it counts its Redis's scripts
 	tx := func(n int, ifNoneExist func(i int) string) []byte {
 		entries := make([]string, n)
 		for i := range entries {
@@ -220,6 +223,16 @@ func TestTransactionsConditionalCreatesAreBoundedAsOneSearch(t *testing.T) {
 	}
 	unions := func(i int) string {
 		return "status=active,draft&identifier=" + gpIdentSystem + "|CC-U-" + strconv.Itoa(i)
+	}
+	rdb := e.rdb.(*redis.Client)
+	if err := rdb.ConfigResetStat(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.post("", tx(3*query.MaxUnions, unions)).must(t, http.StatusBadRequest)
+	// Refused before the searches past the bound run, not after all of
+	// them: each is a script (EVALSHA), the entries' first MaxUnions.
+	if _, calls := scriptCost(t, rdb); calls["evalsha"] > query.MaxUnions {
+		t.Errorf("a transaction refused for its If-None-Exist unions ran %d scripts, want at most %d (its searches within the bound)", calls["evalsha"], query.MaxUnions)
 	}
 	res := e.post("", tx(query.MaxUnions+1, unions)).must(t, http.StatusBadRequest)
 	if !strings.Contains(string(res.body), "too-costly") || !strings.Contains(string(res.body), "If-None-Exist") {

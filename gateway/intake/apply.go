@@ -667,6 +667,17 @@ func (s *Service) resolveRepeat(ctx context.Context, caller gateway.Caller, r *R
 			return err
 		}
 		r.ifNoneExist, r.systemsSeen = q, gen
+		// Bounded across the request before this search runs, not only
+		// at its commit: a refused request costs no more searches.
+		unions := 0
+		for _, other := range keys.reqs {
+			if other.ifNoneExist != nil {
+				unions += unionsOf(other.ifNoneExist.Groups)
+			}
+		}
+		if err := ifNoneExistUnionsBounded(unions); err != nil {
+			return err
+		}
 		ids, _, err := s.Store.Search(ctx, &gateway.StoreQuery{Type: r.Type, Groups: q.Groups, Count: 2})
 		if err != nil {
 			return err

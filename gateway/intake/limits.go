@@ -18,18 +18,13 @@ func (pl *plan) checkRequestBounds() error {
 	for _, c := range pl.commit.Criteria {
 		for _, g := range c.Groups {
 			terms += len(g)
-			if c.Limit == 0 && len(g) > 1 { // an If-None-Exist search's union
-				unions++
-			}
+		}
+		if c.Limit == 0 { // an If-None-Exist search
+			unions += unionsOf(c.Groups)
 		}
 	}
-	// Every If-None-Exist search of a request runs in its one commit
-	// script, and a union costs as much as the caller's resources it
-	// matches: together they may combine as many as one search may.
-	if unions > query.MaxUnions {
-		return gateway.NewError(gateway.KindInvalid, fhir.IssueTooCostly, "Bundle.entry.request.ifNoneExist",
-			"the request's If-None-Exist searches have %d parameters that each stand for several index sets (several values, or a value without its system); expected at most %d across the request, as in one search: give identifiers with their system (system|value), or send the entries as several transactions",
-			unions, query.MaxUnions)
+	if err := ifNoneExistUnionsBounded(unions); err != nil {
+		return err
 	}
 	if terms > conform.MaxIndexTermsPerRequest {
 		return gateway.NewError(gateway.KindTooLarge, fhir.IssueTooCostly, "Bundle.entry",
@@ -59,3 +54,28 @@ func (pl *plan) checkRequestBounds() error {
 // may write and search (each of those costs its script about as much as a
 // version read).
 const maxDecidedOn = 2048
+
+// ifNoneExistUnionsBounded bounds the unions a request's If-None-Exist
+// searches combine, all of them together: each runs once before the plan
+// (resolveRepeat) and again in the request's one commit script, and a
+// union costs as much as the caller's resources it matches, so together
+// they may combine as many as one search may.
+func ifNoneExistUnionsBounded(unions int) error {
+	if unions <= query.MaxUnions {
+		return nil
+	}
+	return gateway.NewError(gateway.KindInvalid, fhir.IssueTooCostly, "Bundle.entry.request.ifNoneExist",
+		"the request's If-None-Exist searches have %d parameters that each stand for several index sets (several values, or a value without its system); expected at most %d across the request, as in one search: give identifiers with their system (system|value), or send the entries as several transactions",
+		unions, query.MaxUnions)
+}
+
+// unionsOf counts the groups of several index sets in a search's groups.
+func unionsOf(groups [][]string) int {
+	n := 0
+	for _, g := range groups {
+		if len(g) > 1 {
+			n++
+		}
+	}
+	return n
+}
