@@ -177,7 +177,7 @@ func (s *Core) ProvenancesSeen(ctx context.Context, c Caller, provs []*Resource)
 	var tasks []string
 	named := map[string]bool{}
 	for _, p := range provs {
-		if id := provenanceTask(p); id != "" && !named[id] {
+		if id, _ := provenanceTarget(p); id != "" && !named[id] {
 			named[id] = true
 			tasks = append(tasks, id)
 		}
@@ -198,7 +198,7 @@ func (s *Core) ProvenancesSeen(ctx context.Context, c Caller, provs []*Resource)
 	}
 	seen = make([]*Resource, 0, len(provs))
 	for _, p := range provs {
-		if visible[provenanceTask(p)] {
+		if id, _ := provenanceTarget(p); visible[id] {
 			seen = append(seen, p)
 		}
 	}
@@ -213,13 +213,6 @@ func (s *Core) ProvenancesSeen(ctx context.Context, c Caller, provs []*Resource)
 // maxTasksChecked bounds the Tasks one search of ProvenancesSeen checks:
 // a page of up to 500 Provenances, each of another Task, is a few.
 const maxTasksChecked = 200
-
-// provenanceTask is the id of the Task a Provenance's target names (a
-// version of it), "" for none.
-func provenanceTask(p *Resource) string {
-	id, _ := provenanceTarget(p)
-	return id
-}
 
 // provenanceTarget is the Task a Provenance Signpost wrote records a
 // version of, and that version (0 when the target names none).

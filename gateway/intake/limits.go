@@ -11,7 +11,7 @@ import (
 // the index entries it writes and searches and the resources whose
 // versions it checks, all entries together.
 func (pl *plan) checkRequestBounds() error {
-	terms, unions := 0, 0
+	terms := 0
 	for _, w := range pl.commit.Writes {
 		terms += len(w.Terms)
 	}
@@ -19,12 +19,6 @@ func (pl *plan) checkRequestBounds() error {
 		for _, g := range c.Groups {
 			terms += len(g)
 		}
-		if c.Limit == 0 { // an If-None-Exist search
-			unions += unionsOf(c.Groups)
-		}
-	}
-	if err := ifNoneExistUnionsBounded(unions); err != nil {
-		return err
 	}
 	if terms > conform.MaxIndexTermsPerRequest {
 		return gateway.NewError(gateway.KindTooLarge, fhir.IssueTooCostly, "Bundle.entry",
@@ -56,10 +50,11 @@ func (pl *plan) checkRequestBounds() error {
 const maxDecidedOn = 2048
 
 // ifNoneExistUnionsBounded bounds the unions a request's If-None-Exist
-// searches combine, all of them together: each runs once before the plan
-// (resolveRepeat) and again in the request's one commit script, and a
-// union costs as much as the caller's resources it matches, so together
-// they may combine as many as one search may.
+// searches combine, all of them together, checked before each runs
+// (resolveRepeat): each runs once before the plan and again in the
+// request's one commit script, and a union costs as much as the caller's
+// resources it matches, so together they may combine as many as one
+// search may.
 func ifNoneExistUnionsBounded(unions int) error {
 	if unions <= query.MaxUnions {
 		return nil

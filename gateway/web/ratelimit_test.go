@@ -21,18 +21,7 @@ import (
 func TestInboxChangesShareTheProvidersAPIAllowance(t *testing.T) {
 	t.Parallel()
 	const burst = 6
-	walking := gateway.Caller{ClientID: "walking", Kind: gateway.CallerProvider, Organization: providers[0].Organization}
-	e := setupWith(t, func(e *env, pages *web.Options, api *httpapi.Options) {
-		// burst requests, then one an hour: none comes back during the test.
-		perClient := e.store.Limiter(1.0/3600, burst)
-		api.Limiter, pages.ClientLimits = perClient, httpapi.ClientLimits(perClient)
-		api.Caller = func(r *http.Request) (gateway.Caller, error) {
-			if r.Header.Get(httpapi.LocalClientHeader) == "walking" {
-				return walking, nil
-			}
-			return practice, nil
-		}
-	})
+	e := setupSharedAllowance(t, burst)
 	e.user("walking", "sam@example.org")
 	task := e.refer("RL-1", "390893007", "Alex Example")
 
@@ -124,17 +113,7 @@ func TestInboxChangesShareTheProvidersAPIAllowance(t *testing.T) {
 func TestInboxPagesShareTheProvidersAPIAllowance(t *testing.T) {
 	t.Parallel()
 	const burst = 3
-	walking := gateway.Caller{ClientID: "walking", Kind: gateway.CallerProvider, Organization: providers[0].Organization}
-	e := setupWith(t, func(e *env, pages *web.Options, api *httpapi.Options) {
-		perClient := e.store.Limiter(1.0/3600, burst)
-		api.Limiter, pages.ClientLimits = perClient, httpapi.ClientLimits(perClient)
-		api.Caller = func(r *http.Request) (gateway.Caller, error) {
-			if r.Header.Get(httpapi.LocalClientHeader) == "walking" {
-				return walking, nil
-			}
-			return practice, nil
-		}
-	})
+	e := setupSharedAllowance(t, burst)
 	e.user("walking", "sam@example.org")
 	task := e.refer("RL-2", "390893007", "Alex Example")
 	b := e.browser()
@@ -196,4 +175,21 @@ func TestInboxPagesShareTheProvidersAPIAllowance(t *testing.T) {
 	if p := b.post("/portal/sign-out", url.Values{}); p.status != http.StatusOK || !strings.Contains(p.body, "You have signed out") {
 		t.Errorf("signing out over the allowance: %d", p.status)
 	}
+}
+
+// setupSharedAllowance is the pages and the API over one per-client
+// allowance of burst requests, then one an hour (none comes back during a
+// test), with the API calling the provider "walking" as its own system.
+func setupSharedAllowance(t *testing.T, burst int) *env {
+	walking := gateway.Caller{ClientID: "walking", Kind: gateway.CallerProvider, Organization: providers[0].Organization}
+	return setupWith(t, func(e *env, pages *web.Options, api *httpapi.Options) {
+		perClient := e.store.Limiter(1.0/3600, burst)
+		api.Limiter, pages.ClientLimits = perClient, httpapi.ClientLimits(perClient)
+		api.Caller = func(r *http.Request) (gateway.Caller, error) {
+			if r.Header.Get(httpapi.LocalClientHeader) == "walking" {
+				return walking, nil
+			}
+			return practice, nil
+		}
+	})
 }
