@@ -156,10 +156,16 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","contained":[{"resourceType":"Patient","id":"9434765919"}],` +
 				`"subject":{"reference":"#9434765919"}}`,
 			`9434765919`, `"reference":"#` + (&deidentifier{key: d.key, owner: "practice-a"}).patientID("9434765919") + `"`},
-		{"a patient's Location: postcode's outward code, no position",
-			`{"resourceType":"Location","id":"loc","name":"Briggate corner","address":{"line":["20 The Headrow"],"city":"Leeds","postalCode":"LS1 6PT"},` +
+		{"a patient's Location: postcode's outward code; no position, names, description or telecom",
+			`{"resourceType":"Location","id":"loc","status":"active","name":"Flat 3, Jo Bloggs","alias":["Jo's flat"],"description":"Ring twice, Jo Bloggs",` +
+				`"telecom":[{"system":"phone","value":"0113 496 0000"}],"address":{"line":["20 The Headrow"],"city":"Leeds","postalCode":"LS1 6PT"},` +
 				`"position":{"longitude":53.79957987629337,"latitude":-1.5417544014466307}}`,
-			`Headrow|6PT|53.799|1.5417|Leeds|position`, `"address":{"postalCode":"LS1"}`},
+			`Headrow|6PT|53.799|1.5417|Leeds|position|Bloggs|Jo's|0113|telecom|"name"|alias|description`, `"address":{"postalCode":"LS1"}|"status":"active"`},
+		{"a Location contained in a referral, as one on its own",
+			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","subject":{"reference":"Patient/p"},` +
+				`"contained":[{"resourceType":"Location","id":"home","name":"Jo Bloggs's flat","address":{"line":["20 The Headrow"],"postalCode":"LS1 6PT"}}],` +
+				`"locationReference":[{"reference":"#home"}]}`,
+			`Bloggs|Headrow|6PT`, `"reference":"#home"|"postalCode":"LS1"`},
 		{"an organisation's address is public",
 			`{"resourceType":"Organization","id":"o","address":[{"line":["1 Provider Street"],"postalCode":"LS2 7EW"}]}`,
 			`"_none_"`, `1 Provider Street`},
