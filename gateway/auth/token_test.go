@@ -510,6 +510,73 @@ func TestTokenRemoteJWKSUnreachable(t *testing.T) {
 	}
 }
 
+// A client's JWKS host that keeps failing cannot keep a cached key usable
+// for ever: the set serves for JWKSMaxStale after its last successful
+// fetch, then the client is refused until a fetch, tried at most once a
+// minute, succeeds.
+func TestTokenRemoteJWKSStaleBound(t *testing.T) {
+	f := newFixture(t)
+	try := func() error {
+		t.Helper()
+		a := sign(t, assertionSpec{alg: jwa.RS384(), key: rsaA, kid: "remote-1", claims: claimsFor("leeds-walking", f.clock.Now())})
+		_, err := f.srv.Token(context.Background(), form(a, ""))
+		return err
+	}
+	hits := func(want int32) {
+		t.Helper()
+		if got := f.remote.hits.Load(); got != want {
+			t.Fatalf("jwks_url fetched %d times, want %d", got, want)
+		}
+	}
+	if err := try(); err != nil {
+		t.Fatal(err)
+	}
+	hits(1)
+
+	// Every refresh fails: the cached set serves until the bound.
+	f.remote.fail.Store(true)
+	f.clock.Advance(time.Hour)
+	if err := try(); err != nil {
+		t.Fatalf("an hour after the last fetch, its refresh failing: %v", err)
+	}
+	hits(2)
+	f.clock.Advance(defaultJWKSMaxStale - time.Hour - time.Second)
+	if err := try(); err != nil {
+		t.Fatalf("a second before the bound: %v", err)
+	}
+	hits(3)
+
+	// At the bound it expires, whether or not a fetch is due (the last try
+	// was a second ago).
+	f.clock.Advance(time.Second)
+	oe := wantOAuth(t, try(), CodeInvalidClient, 401)
+	for _, want := range []string{`client "leeds-walking"`, "24h0m0s ago", "HTTP 500", "refused until a fetch succeeds"} {
+		if !strings.Contains(oe.Description, want) {
+			t.Errorf("description %q lacks %q", oe.Description, want)
+		}
+	}
+	if pub := oe.Public(); pub.Description != invalidClientAnswer {
+		t.Errorf("the caller is told %q", pub.Description)
+	}
+	hits(3)
+
+	// Still refused; fetched again once a minute has passed.
+	f.clock.Advance(30 * time.Second)
+	wantOAuth(t, try(), CodeInvalidClient, 401)
+	hits(3)
+	f.clock.Advance(30 * time.Second)
+	wantOAuth(t, try(), CodeInvalidClient, 401)
+	hits(4)
+
+	// The host answers again: the next fetch, a minute on, renews the set.
+	f.remote.fail.Store(false)
+	f.clock.Advance(time.Minute)
+	if err := try(); err != nil {
+		t.Fatalf("after the host recovered: %v", err)
+	}
+	hits(5)
+}
+
 func TestTokenStorageErrors(t *testing.T) {
 	down := errors.New("connection refused")
 
