@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -113,7 +114,7 @@ const (
 	// tried at most once a minute meanwhile) without locking the client
 	// out, while a key the client withdrew, compromised perhaps, stops
 	// working within a day even if whoever holds it can make every fetch
-	// fail.
+	// fail; the logged failures give operators that day to act.
 	defaultJWKSMaxStale = 24 * time.Hour
 )
 
@@ -147,6 +148,10 @@ type Options struct {
 	// are refused until a fetch succeeds. At least JWKSCacheTTL; default
 	// 24 hours.
 	JWKSMaxStale time.Duration
+	// Logger is told of failed jwks_url fetches, of a key set expiring and
+	// of the fetch that recovers it (client ids, never key material);
+	// default slog.Default().
+	Logger *slog.Logger
 	// MaxAuthorizationHeader bounds the Authorization header Authenticate
 	// accepts; default 8 KiB.
 	MaxAuthorizationHeader int
@@ -165,6 +170,7 @@ type Server struct {
 	cacheTTL   time.Duration
 	maxStale   time.Duration
 	maxAuthz   int
+	log        *slog.Logger
 }
 
 // client is a registered Client with its keys and scopes parsed.
@@ -229,6 +235,10 @@ func New(o Options) (*Server, error) {
 	if now == nil {
 		now = time.Now
 	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 
 	s := &Server{
 		clients:    make(map[string]*client, len(o.Clients)),
@@ -242,6 +252,7 @@ func New(o Options) (*Server, error) {
 		cacheTTL:   cacheTTL,
 		maxStale:   maxStale,
 		maxAuthz:   maxAuthz,
+		log:        log,
 	}
 	for i, c := range o.Clients {
 		name := fmt.Sprintf("client %q", c.ID)
