@@ -82,7 +82,7 @@ func serveApp(ctx context.Context, app *app, withWorkers bool, getenv func(strin
 	cfg, store, uc, log := app.cfg, app.store, app.uc, app.log
 	codes := app.codes
 	scopePatients(ctx, store, log)
-	authServer, err := newAuthServer(cfg, store)
+	authServer, err := newAuthServer(cfg, store, log)
 	if err != nil {
 		return err
 	}
@@ -619,8 +619,9 @@ func serveMetrics(cfg config.Config, metrics *telemetry.Metrics, stdout io.Write
 // newAuthServer builds SMART Backend Services authentication from the
 // clients (GP systems) and providers of the configuration; nil when
 // authentication is off. jwks_url key sets are fetched through the outbound
-// client, so a key URL cannot reach a private address unless allowed.
-func newAuthServer(cfg config.Config, store *redisstore.Store) (*auth.Server, error) {
+// client, so a key URL cannot reach a private address unless allowed; their
+// failed fetches and expiries go to log.
+func newAuthServer(cfg config.Config, store *redisstore.Store, log *slog.Logger) (*auth.Server, error) {
 	if cfg.Auth.Mode != config.AuthSMART {
 		return nil, nil
 	}
@@ -642,7 +643,7 @@ func newAuthServer(cfg config.Config, store *redisstore.Store) (*auth.Server, er
 	}
 	s, err := auth.New(auth.Options{Clients: clients, TokenURL: httpapi.TokenURL(cfg.PublicURL),
 		Replay: store.AuthStore(), Tokens: store.AuthStore(),
-		HTTPClient: outbound.NewClient(outbound.Options{Allow: cfg.OutboundAllow})})
+		HTTPClient: outbound.NewClient(outbound.Options{Allow: cfg.OutboundAllow}), Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("authentication (auth.mode smart): %w", err)
 	}

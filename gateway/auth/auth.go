@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -106,6 +107,15 @@ const (
 	maxJWKSBytes               = 256 << 10
 	jwksFetchTimeout           = 10 * time.Second
 	maxJTILen                  = 256
+
+	// defaultJWKSMaxStale bounds how long a cached set outlives failed
+	// refreshes. A day rides out an outage of a client's JWKS host
+	// overnight or through a working day (a refresh is due every hour and
+	// tried at most once a minute meanwhile) without locking the client
+	// out, while a key the client withdrew, compromised perhaps, stops
+	// working within a day even if whoever holds it can make every fetch
+	// fail; the logged failures give operators that day to act.
+	defaultJWKSMaxStale = 24 * time.Hour
 )
 
 // Options configure a Server.
@@ -130,8 +140,18 @@ type Options struct {
 	JWKSRefreshInterval time.Duration
 	// JWKSCacheTTL is how long a fetched key set is used before it is
 	// fetched again, so keys a client withdraws stop working; default 1
-	// hour. If that fetch fails the previous set stays in use.
+	// hour. If that fetch fails the previous set stays in use, and the
+	// fetch is tried again at most once every JWKSRefreshInterval.
 	JWKSCacheTTL time.Duration
+	// JWKSMaxStale is how long after its last successful fetch a key set
+	// may still be used while refreshes fail; then the client's assertions
+	// are refused until a fetch succeeds. At least JWKSCacheTTL; default
+	// 24 hours.
+	JWKSMaxStale time.Duration
+	// Logger is told of failed jwks_url fetches, of a key set expiring and
+	// of the fetch that recovers it (client ids, never key material);
+	// default slog.Default().
+	Logger *slog.Logger
 	// MaxAuthorizationHeader bounds the Authorization header Authenticate
 	// accepts; default 8 KiB.
 	MaxAuthorizationHeader int
@@ -148,7 +168,9 @@ type Server struct {
 	now        func() time.Time
 	refreshGap time.Duration
 	cacheTTL   time.Duration
+	maxStale   time.Duration
 	maxAuthz   int
+	log        *slog.Logger
 }
 
 // client is a registered Client with its keys and scopes parsed.
@@ -196,6 +218,13 @@ func New(o Options) (*Server, error) {
 	} else if cacheTTL < 0 {
 		bad("JWKSCacheTTL %s must not be negative", cacheTTL)
 	}
+	maxStale := o.JWKSMaxStale
+	if maxStale == 0 {
+		maxStale = defaultJWKSMaxStale
+	}
+	if maxStale < cacheTTL {
+		bad("JWKSMaxStale %s must be at least JWKSCacheTTL %s: a key set is refreshed before it may expire", maxStale, cacheTTL)
+	}
 	maxAuthz := o.MaxAuthorizationHeader
 	if maxAuthz == 0 {
 		maxAuthz = defaultMaxAuthorization
@@ -205,6 +234,10 @@ func New(o Options) (*Server, error) {
 	now := o.Now
 	if now == nil {
 		now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
 	}
 
 	s := &Server{
@@ -217,7 +250,9 @@ func New(o Options) (*Server, error) {
 		now:        now,
 		refreshGap: refresh,
 		cacheTTL:   cacheTTL,
+		maxStale:   maxStale,
 		maxAuthz:   maxAuthz,
+		log:        log,
 	}
 	for i, c := range o.Clients {
 		name := fmt.Sprintf("client %q", c.ID)

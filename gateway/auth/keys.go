@@ -237,19 +237,28 @@ func selectKey(keys []pubKey, kid, alg, where string) (pubKey, *keyErr) {
 type remoteKeySet struct {
 	sem       chan struct{} // a lock that a cancelled context can give up on
 	keys      []pubKey
-	fetched   bool      // keys holds a set fetched at fetchedAt
-	fetchedAt time.Time // last successful fetch
+	fetched   bool      // keys holds a set fetched at fetchedAt, not expired
+	fetchedAt time.Time // last successful fetch; zero if none
 	attempted time.Time // last fetch attempt, successful or not
 	lastErr   error     // why the last attempt failed, nil if it did not
+	failures  int       // attempts failed since the last successful fetch
 }
 
 func newRemoteKeySet() *remoteKeySet { return &remoteKeySet{sem: make(chan struct{}, 1)} }
 
+// usableAt reports whether the cached set may verify assertions at now:
+// one was fetched, less than maxStale ago.
+func (rk *remoteKeySet) usableAt(now time.Time, maxStale time.Duration) bool {
+	return rk.fetched && now.Sub(rk.fetchedAt) < maxStale
+}
+
 // remoteKey finds the verification key for a client with a jwks_url. It
 // fetches the set when it has none or it is older than the cache TTL, and
 // refetches once when the kid is unknown; fetches of one client are at
-// least JWKSRefreshInterval apart. The returned error is an *OAuthError or
-// wraps ErrUnavailable (context done).
+// least JWKSRefreshInterval apart. A set no fetch has renewed for
+// JWKSMaxStale is dropped, and the client refused until a fetch succeeds.
+// The returned error is an *OAuthError or wraps ErrUnavailable (context
+// done).
 func (s *Server) remoteKey(ctx context.Context, c *client, kid, alg string) (pubKey, error) {
 	rk := c.remote
 	select {
@@ -266,7 +275,14 @@ func (s *Server) remoteKey(ctx context.Context, c *client, kid, alg string) (pub
 	if (!rk.fetched || now.Sub(rk.fetchedAt) >= s.cacheTTL) && mayFetch(now) {
 		s.fetchKeys(ctx, c, now)
 	}
+	// After the fetch, not before: a set that a fetch has just renewed
+	// never expired.
+	s.expireKeys(ctx, c, now)
 	if !rk.fetched {
+		if !rk.fetchedAt.IsZero() {
+			return pubKey{}, invalidClient("the JWK Set of client %s was last fetched from its registered jwks_url %s ago, more than the %s a set may be used without a successful fetch, and fetching it again failed (%v); its assertions are refused until a fetch succeeds, tried at most once every %s",
+				quote(c.ID), now.Sub(rk.fetchedAt).Round(time.Second), s.maxStale, rk.lastErr, s.refreshGap)
+		}
 		return pubKey{}, invalidClient("could not retrieve the JWK Set from the jwks_url registered for client %s (%v); retrying at most once every %s",
 			quote(c.ID), rk.lastErr, s.refreshGap)
 	}
@@ -290,16 +306,46 @@ func (s *Server) remoteKey(ctx context.Context, c *client, kid, alg string) (pub
 }
 
 // fetchKeys fetches the client's jwks_url and, on success, replaces the
-// cached set. A failed fetch keeps the previous set. Called with rk.sem held.
+// cached set. A failed fetch keeps the previous set (until expireKeys drops
+// it) and is logged, as is the first success after failures. Called with
+// rk.sem held.
 func (s *Server) fetchKeys(ctx context.Context, c *client, now time.Time) {
 	rk := c.remote
 	rk.attempted = now
 	keys, err := s.fetchJWKS(ctx, c.JWKSURL)
 	if err != nil {
 		rk.lastErr = err
+		rk.failures++
+		if rk.usableAt(now, s.maxStale) {
+			s.log.WarnContext(ctx, "jwks_url fetch failed; the client's cached key set stays in use until it expires",
+				"client_id", c.ID, "error", err.Error(), "failed_fetches", rk.failures,
+				"fetched_at", rk.fetchedAt, "expires_at", rk.fetchedAt.Add(s.maxStale))
+		} else {
+			s.log.WarnContext(ctx, "jwks_url fetch failed; the client has no usable key set, so its assertions are refused",
+				"client_id", c.ID, "error", err.Error(), "failed_fetches", rk.failures)
+		}
 		return
 	}
-	rk.keys, rk.fetched, rk.fetchedAt, rk.lastErr = keys, true, now, nil
+	if rk.failures > 0 {
+		s.log.InfoContext(ctx, "jwks_url fetched again after failures; the client's key set is renewed",
+			"client_id", c.ID, "failed_fetches", rk.failures)
+	}
+	rk.keys, rk.fetched, rk.fetchedAt, rk.lastErr, rk.failures = keys, true, now, nil, 0
+}
+
+// expireKeys drops the client's cached set once no fetch has renewed it for
+// JWKSMaxStale, and logs that moment: a key the client withdrew must not
+// stay usable for as long as someone can make the fetches fail. Called
+// with rk.sem held.
+func (s *Server) expireKeys(ctx context.Context, c *client, now time.Time) {
+	rk := c.remote
+	if !rk.fetched || rk.usableAt(now, s.maxStale) {
+		return
+	}
+	rk.keys, rk.fetched = nil, false
+	s.log.ErrorContext(ctx, "jwks_url key set expired: no fetch has succeeded for too long, so the client's assertions are refused until one does",
+		"client_id", c.ID, "fetched_at", rk.fetchedAt, "expired_at", rk.fetchedAt.Add(s.maxStale),
+		"failed_fetches", rk.failures, "last_error", fmt.Sprint(rk.lastErr))
 }
 
 func (s *Server) fetchJWKS(ctx context.Context, u string) ([]pubKey, error) {

@@ -87,6 +87,8 @@ func TestNewRejects(t *testing.T) {
 		{"no token store", func() Options { o := base(); o.Tokens = nil; return o }(), []string{"Tokens"}},
 		{"TTL over 300 s", func() Options { o := base(); o.TokenTTL = 10 * time.Minute; return o }(), []string{"TokenTTL"}},
 		{"negative refresh interval", func() Options { o := base(); o.JWKSRefreshInterval = -time.Second; return o }(), []string{"JWKSRefreshInterval"}},
+		{"max staleness below the cache TTL", func() Options { o := base(); o.JWKSMaxStale = 30 * time.Minute; return o }(), []string{"JWKSMaxStale", "JWKSCacheTTL"}},
+		{"default max staleness below a longer cache TTL", func() Options { o := base(); o.JWKSCacheTTL = 48 * time.Hour; return o }(), []string{"JWKSMaxStale 24h0m0s"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

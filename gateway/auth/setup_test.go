@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -103,6 +105,24 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
+}
+
+// logSink collects a Server's log lines as text.
+type logSink struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logSink) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logSink) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 // memReplay is an in-memory ReplayCache.
@@ -203,6 +223,7 @@ type fixture struct {
 	replay *memReplay
 	tokens *memTokens
 	remote *jwksServer
+	logs   *logSink
 }
 
 var orgA = Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: "A81001"}
@@ -214,6 +235,7 @@ func newFixture(t testing.TB) *fixture {
 		clock:  &fakeClock{t: time.Date(2026, 11, 20, 9, 30, 0, 0, time.UTC)},
 		replay: &memReplay{},
 		tokens: &memTokens{},
+		logs:   &logSink{},
 	}
 	f.remote = newJWKSServer(t, jwksJSON(t, jwkOf(t, rsaA, "remote-1", "")))
 	srv, err := New(Options{
@@ -236,6 +258,7 @@ func newFixture(t testing.TB) *fixture {
 		Tokens:     f.tokens,
 		HTTPClient: f.remote.Client(),
 		Now:        f.clock.Now,
+		Logger:     slog.New(slog.NewTextHandler(f.logs, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -510,6 +510,100 @@ func TestTokenRemoteJWKSUnreachable(t *testing.T) {
 	}
 }
 
+// A client's JWKS host that keeps failing cannot keep a cached key usable
+// for ever: the set serves for JWKSMaxStale after its last successful
+// fetch, then the client is refused until a fetch, tried at most once a
+// minute, succeeds. Each failure, the expiry and the recovery are logged by
+// client id, without key material.
+func TestTokenRemoteJWKSStaleBound(t *testing.T) {
+	f := newFixture(t)
+	var last string
+	try := func() error {
+		t.Helper()
+		last = sign(t, assertionSpec{alg: jwa.RS384(), key: rsaA, kid: "remote-1", claims: claimsFor("leeds-walking", f.clock.Now())})
+		_, err := f.srv.Token(context.Background(), form(last, ""))
+		return err
+	}
+	hits := func(want int32) {
+		t.Helper()
+		if got := f.remote.hits.Load(); got != want {
+			t.Fatalf("jwks_url fetched %d times, want %d", got, want)
+		}
+	}
+	logged := func(msg string, want int) {
+		t.Helper()
+		if got := strings.Count(f.logs.String(), msg); got != want {
+			t.Fatalf("log has %q %d times, want %d:\n%s", msg, got, want, f.logs)
+		}
+	}
+
+	if err := try(); err != nil {
+		t.Fatal(err)
+	}
+	hits(1)
+
+	// Every refresh fails: the cached set serves until the bound.
+	f.remote.fail.Store(true)
+	f.clock.Advance(time.Hour)
+	if err := try(); err != nil {
+		t.Fatalf("an hour after the last fetch, its refresh failing: %v", err)
+	}
+	hits(2)
+	logged("jwks_url fetch failed; the client's cached key set stays in use until it expires", 1)
+	f.clock.Advance(defaultJWKSMaxStale - time.Hour - time.Second)
+	if err := try(); err != nil {
+		t.Fatalf("a second before the bound: %v", err)
+	}
+	hits(3)
+	logged("jwks_url fetch failed", 2)
+	logged("key set expired", 0)
+
+	// At the bound it expires, whether or not a fetch is due (the last try
+	// was a second ago).
+	f.clock.Advance(time.Second)
+	oe := wantOAuth(t, try(), CodeInvalidClient, 401)
+	for _, want := range []string{`client "leeds-walking"`, "24h0m0s ago", "HTTP 500", "refused until a fetch succeeds"} {
+		if !strings.Contains(oe.Description, want) {
+			t.Errorf("description %q lacks %q", oe.Description, want)
+		}
+	}
+	if pub := oe.Public(); pub.Description != invalidClientAnswer {
+		t.Errorf("the caller is told %q", pub.Description)
+	}
+	hits(3)
+	logged("key set expired", 1)
+
+	// Still refused; fetched again once a minute has passed, and logged once.
+	f.clock.Advance(30 * time.Second)
+	wantOAuth(t, try(), CodeInvalidClient, 401)
+	hits(3)
+	f.clock.Advance(30 * time.Second)
+	wantOAuth(t, try(), CodeInvalidClient, 401)
+	hits(4)
+	logged("jwks_url fetch failed; the client has no usable key set", 1)
+	logged("key set expired", 1)
+
+	// The host answers again: the next fetch, a minute on, renews the set.
+	f.remote.fail.Store(false)
+	f.clock.Advance(time.Minute)
+	if err := try(); err != nil {
+		t.Fatalf("after the host recovered: %v", err)
+	}
+	hits(5)
+	logged("jwks_url fetched again after failures", 1)
+
+	logs := f.logs.String()
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if !strings.Contains(line, "client_id=leeds-walking") {
+			t.Errorf("log line names no client: %s", line)
+		}
+	}
+	modulus := base64.RawURLEncoding.EncodeToString(rsaA.N.Bytes())
+	if strings.Contains(logs, modulus[:32]) || strings.Contains(logs, last[:32]) {
+		t.Errorf("the log holds key material or an assertion:\n%s", logs)
+	}
+}
+
 func TestTokenStorageErrors(t *testing.T) {
 	down := errors.New("connection refused")
 
