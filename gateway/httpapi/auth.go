@@ -12,6 +12,7 @@ import (
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/auth"
+	"github.com/signpost-health/signpost/gateway/intake"
 )
 
 const (
@@ -161,9 +162,22 @@ func (a *API) allowTransaction(c *gin.Context, body []byte) bool {
 	return true
 }
 
+// messageWrites holds what a BaRS message stores beside its referral to
+// the rule a transaction entry storing it is held to (writeAllowed): the
+// intake plans each entry and asks, for a new resource or a new version of
+// one held; the refusal it returns names the entry. nil: no tokens.
+func messageWrites(c *gin.Context) intake.MayWrite {
+	g, ok := grantOf(c)
+	if !ok {
+		return nil
+	}
+	return func(typ string, update bool) error { return writeAllowed(g, "", typ, update) }
+}
+
 // writeAllowed is the scope rule for storing one resource, spelled once:
 // a new one needs its type's create scope, a new version of one held its
-// update scope. expr is where the refusal points.
+// update scope. expr is where the refusal points ("": the caller places
+// it).
 func writeAllowed(g *auth.Grant, expr, typ string, update bool) error {
 	action := auth.ActionCreate
 	if update {
