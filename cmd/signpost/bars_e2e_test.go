@@ -20,6 +20,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 
 	"github.com/signpost-health/signpost/fhir/structure"
+	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
 )
 
@@ -186,6 +187,13 @@ func TestServeExchangesABaRSReferralEndToEnd(t *testing.T) {
 	gpSystem, providerSystem := newBarsEndpoint(t), newBarsEndpoint(t)
 	gp, provider := newSMARTClient(t, "practice-a"), newSMARTClient(t, "walking")
 	const publicURL = "http://127.0.0.1:8080"
+	// The GP system may store what its messages bring beside a referral
+	// (the example's Consent, Encounter, …), and change it by a later one.
+	var entryScopes, entryCreates []string
+	for _, typ := range gateway.SupportingTypes() {
+		entryScopes = append(entryScopes, "system/"+typ+".cu")
+		entryCreates = append(entryCreates, "system/"+typ+".c")
+	}
 	conf := `listen: "127.0.0.1:0"
 metrics_listen: "127.0.0.1:0"
 public_url: "` + publicURL + `"
@@ -197,7 +205,7 @@ outbound_allow: ["127.0.0.0/8"]
 clients:
   - id: practice-a
     organization: { system: "https://fhir.nhs.uk/Id/ods-organization-code", value: "A81001" }
-    auth: { jwks: '` + gp.set + `', scopes: [system/ServiceRequest.cru, system/Task.rs] }
+    auth: { jwks: '` + gp.set + `', scopes: [system/ServiceRequest.cru, system/Task.rs, ` + strings.Join(entryScopes, ", ") + `] }
     bars: { endpoint: "` + gpSystem.srv.URL + `/fhir", bearer_token_env: "GP_A_BARS_TOKEN" }
 providers:
   - id: walking
@@ -216,7 +224,7 @@ providers:
 	// 1. The GP system sends the published BaRS example referral.
 	example, err := os.ReadFile(filepath.Join("..", "..", "fhir", "testdata", "conformance", "bars", "servicerequest-request-ValidationRequest.json"))
 	must(t, err)
-	gpToken := gp.token(t, srv.base, publicURL, "system/ServiceRequest.c system/Task.r")
+	gpToken := gp.token(t, srv.base, publicURL, "system/ServiceRequest.c system/Task.r "+strings.Join(entryCreates, " "))
 	status, body := processMessage(t, srv.base, gpToken, example)
 	if status != http.StatusOK {
 		t.Fatalf("the GP's message: %d %s", status, body)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -11,6 +12,7 @@ import (
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/auth"
+	"github.com/signpost-health/signpost/gateway/intake"
 )
 
 const (
@@ -126,22 +128,19 @@ func (a *API) authenticate(c *gin.Context) {
 // answer is 403 because the caller knows its own scopes: it learns nothing
 // about any record from it.
 func (a *API) allow(c *gin.Context, typ string, action auth.Action) bool {
-	v, ok := c.Get(grantKey)
-	if !ok {
-		return true // no authentication configured
-	}
-	if v.(*auth.Grant).Allows(typ, action) {
+	g, ok := grantOf(c)
+	if !ok || g.Allows(typ, action) {
 		return true
 	}
-	c.Header("WWW-Authenticate", `Bearer realm="signpost", error="insufficient_scope", scope="system/`+typ+`.`+string(action)+`"`)
-	a.failWith(c, gateway.KindForbidden, fhir.IssueForbidden, "the access token's scopes do not allow this: it needs system/%s.%s", typ, action)
+	a.fail(c, scopeRefusal("", typ, action))
 	return false
 }
 
 // allowTransaction checks the scopes for every entry of a transaction before
 // any of it is applied.
 func (a *API) allowTransaction(c *gin.Context, body []byte) bool {
-	if _, ok := c.Get(grantKey); !ok {
+	g, ok := grantOf(c)
+	if !ok {
 		return true
 	}
 	var b struct {
@@ -150,18 +149,80 @@ func (a *API) allowTransaction(c *gin.Context, body []byte) bool {
 		} `json:"entry"`
 	}
 	_ = json.Unmarshal(body, &b) // malformed bodies are refused by the service with a precise outcome
-	for _, e := range b.Entry {
+	for i, e := range b.Entry {
 		// The service accepts entry URLs relative or absolute under this base.
 		path := strings.TrimPrefix(strings.TrimPrefix(e.Request.URL, a.fhirBase), "/")
 		typ, _, _ := strings.Cut(path, "/")
 		typ, _, _ = strings.Cut(typ, "?")
-		action := auth.ActionCreate
-		if e.Request.Method == http.MethodPut {
-			action = auth.ActionUpdate
-		}
-		if !a.allow(c, typ, action) {
+		if err := writeAllowed(g, "Bundle.entry["+strconv.Itoa(i)+"].request.url", typ, e.Request.Method == http.MethodPut); err != nil {
+			a.fail(c, err)
 			return false
 		}
 	}
 	return true
+}
+
+// messageWrites holds what a BaRS message stores beside its referral to
+// the rule a transaction entry storing it is held to (writeAllowed): the
+// intake plans each entry and asks, for a new resource or a new version of
+// one held; the refusal it returns names the entry. nil: no tokens.
+func messageWrites(c *gin.Context) intake.MayWrite {
+	g, ok := grantOf(c)
+	if !ok {
+		return nil
+	}
+	return func(typ string, update bool) error { return writeAllowed(g, "", typ, update) }
+}
+
+// writeAllowed is the scope rule for storing one resource, spelled once:
+// a new one needs its type's create scope, a new version of one held its
+// update scope. expr is where the refusal points ("": the caller places
+// it).
+func writeAllowed(g *auth.Grant, expr, typ string, update bool) error {
+	action := auth.ActionCreate
+	if update {
+		action = auth.ActionUpdate
+	}
+	if g.Allows(typ, action) {
+		return nil
+	}
+	return scopeRefusal(expr, typ, action)
+}
+
+// grantOf is the grant authenticate established (false: no authentication
+// configured, nothing is checked).
+func grantOf(c *gin.Context) (*auth.Grant, bool) {
+	v, ok := c.Get(grantKey)
+	if !ok {
+		return nil, false
+	}
+	return v.(*auth.Grant), true
+}
+
+// insufficientScope is the scope an interaction needed and the token
+// lacks. It travels in the refusal (gateway.Error.Err), so that fail
+// names it in WWW-Authenticate wherever the refusal was found: at the
+// door, or while a message's entries were planned.
+type insufficientScope struct {
+	typ    string
+	action auth.Action
+}
+
+func (s insufficientScope) Error() string { return "system/" + s.typ + "." + string(s.action) }
+
+// scopeRefusal is the 403 for a token without the scope for action on
+// typ, at expr ("" for the request as a whole, or for the caller to place).
+func scopeRefusal(expr, typ string, action auth.Action) error {
+	scope := insufficientScope{typ: typ, action: action}
+	e := gateway.NewError(gateway.KindForbidden, fhir.IssueForbidden, expr, "the access token's scopes do not allow this: it needs %s", scope)
+	e.Err = scope
+	return e
+}
+
+// scopeChallenge sets WWW-Authenticate for a refusal for want of a scope.
+func scopeChallenge(c *gin.Context, err error) {
+	var scope insufficientScope
+	if errors.As(err, &scope) {
+		c.Header("WWW-Authenticate", `Bearer realm="signpost", error="insufficient_scope", scope="`+scope.Error()+`"`)
+	}
 }

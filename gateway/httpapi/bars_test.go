@@ -432,7 +432,9 @@ func TestBaRSNeedsServiceRequestCreateScope(t *testing.T) {
 	if !strings.Contains(r.header.Get("WWW-Authenticate"), "insufficient_scope") {
 		t.Errorf("WWW-Authenticate = %q", r.header.Get("WWW-Authenticate"))
 	}
-	creates := e.token(t, "practice-a", "system/ServiceRequest.c")
+	// The example's other entries (Consent, Encounter, …) need their own
+	// create scopes (TestBaRSEntriesNeedTheirCreateScope).
+	creates := e.token(t, "practice-a", "system/ServiceRequest.c "+barsEntryScopes(t, "c", ""))
 	e.post("/$process-message", barsExample(t), bearer(creates)...).must(t, 200)
 }
 
@@ -442,7 +444,7 @@ func TestBaRSNeedsServiceRequestCreateScope(t *testing.T) {
 // (system/ServiceRequest.c) neither withdraws nor rewrites them.
 func TestBaRSChangeNeedsServiceRequestUpdateScope(t *testing.T) {
 	e := setup(t, withBaRSService, withWarnNHS, func(o *options) { o.smart = smartClients(t) })
-	createOnly := e.token(t, "practice-a", "system/ServiceRequest.c")
+	createOnly := e.token(t, "practice-a", "system/ServiceRequest.c "+barsEntryScopes(t, "c", ""))
 	full := e.token(t, "practice-a", "system/ServiceRequest.rs")
 	_, sr, _ := readBaRSAnswer(t, e.post("/$process-message", barsExample(t), bearer(createOnly)...).must(t, 200))
 	srID := sr["id"].(string)

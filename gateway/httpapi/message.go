@@ -24,7 +24,11 @@ const processMessageRoute = "/fhir/$process-message"
 // update or delete changes (or withdraws) the referral the same client's new
 // message made, as a PUT of its ServiceRequest does, so it needs the update
 // scope as well: a token that may only create referrals must not rewrite or
-// withdraw them.
+// withdraw them. What the message stores beside the referral (its Consent,
+// Encounter, Practitioners, …) needs what a transaction entry storing it
+// needs (messageWrites): a Consent decides what a provider is sent, so the
+// right to refer is not the right to record one. The Patient entry is the
+// documented exception (README, Who may do what).
 func (a *API) processMessage(c *gin.Context) {
 	caller, _ := a.who(c, "")
 	if caller.Kind == gateway.CallerProvider {
@@ -53,7 +57,7 @@ func (a *API) processMessage(c *gin.Context) {
 	if audit != nil && msg.Reason != intake.MessageNew {
 		audit.Record.Action = "U" // it changes the referral an earlier message made
 	}
-	got, err := a.uc.Intake.ReceiveReferral(c.Request.Context(), caller, msg, audit)
+	got, err := a.uc.Intake.ReceiveReferral(c.Request.Context(), caller, msg, messageWrites(c), audit)
 	if err != nil {
 		a.fail(c, err)
 		return

@@ -39,6 +39,7 @@ func (a *API) fail(c *gin.Context, err error) {
 	if e.Kind == gateway.KindUnavailable {
 		c.Header("Retry-After", retryAfterSeconds)
 	}
+	scopeChallenge(c, err)
 	if e.Kind == gateway.KindInternal || e.Kind == gateway.KindUnavailable {
 		// Causes come from Signpost and Redis, never from request bodies.
 		a.log.Error("request failed", "route", c.FullPath(), "status", status, "error", e.Err)

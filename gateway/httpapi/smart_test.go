@@ -18,6 +18,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 
+	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/auth"
 	"github.com/signpost-health/signpost/gateway/httpapi"
 )
@@ -53,11 +54,19 @@ func jwks(pub any, kid string) json.RawMessage {
 	return b
 }
 
+// smartClients are a GP system and a provider. The GP system may also
+// store and change what its BaRS messages bring beside a referral (a
+// Consent, an Encounter, …: gateway.SupportingTypes), as one sending them
+// must.
 func smartClients(t *testing.T) []auth.Client {
 	testKeys(t)
+	gp := []string{"system/ServiceRequest.crus", "system/Task.crus", "system/Patient.cru"}
+	for _, typ := range gateway.SupportingTypes() {
+		gp = append(gp, "system/"+typ+".cru")
+	}
 	return []auth.Client{
 		{ID: "practice-a", Kind: auth.KindGP, Organization: auth.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: practiceODS},
-			JWKS: gpJWKS, Scopes: []string{"system/ServiceRequest.crus", "system/Task.crus", "system/Patient.cru"}},
+			JWKS: gpJWKS, Scopes: gp},
 		{ID: "walking", Kind: auth.KindProvider, Organization: auth.Identifier{System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: "X1A2B"},
 			JWKS: provJWKS, Scopes: []string{"system/Task.rus", "system/ServiceRequest.rs", "system/Patient.r"}},
 	}

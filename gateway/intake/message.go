@@ -45,6 +45,15 @@ type MessageReferral struct {
 	Entries map[string]string
 }
 
+// MayWrite says whether the caller may store a resource of type typ: a new
+// one, or (update) a new version of one it holds. It returns nil, or the
+// refusal to answer with. A message's supporting entries are each held to
+// it for what the message's plan stores of them (planSupporting): the
+// caller's right to send the message covers its ServiceRequest and
+// Patient, not a Consent, which decides what a provider is sent, nor the
+// other resources it brings. nil allows every write (no tokens checked).
+type MayWrite func(typ string, update bool) error
+
 // MessageReason is what a request message asks of its referral.
 type MessageReason int
 
@@ -87,16 +96,17 @@ type ReceivedReferral struct {
 
 // ReceiveReferral stores the referral a new message carries, routed to the
 // provider serving its destination, or applies an update or delete to the
-// referral an earlier message made.
-func (s *Service) ReceiveReferral(ctx context.Context, caller gateway.Caller, m *MessageReferral, audit *gateway.AuditIntent) (*ReceivedReferral, error) {
+// referral an earlier message made. may holds each supporting entry the
+// message stores to the caller's rights (nil: none checked).
+func (s *Service) ReceiveReferral(ctx context.Context, caller gateway.Caller, m *MessageReferral, may MayWrite, audit *gateway.AuditIntent) (*ReceivedReferral, error) {
 	if m.Reason != MessageNew {
-		return s.receiveChange(ctx, caller, m, audit)
+		return s.receiveChange(ctx, caller, m, may, audit)
 	}
 	provider, err := s.destinationProvider(m.Destinations)
 	if err != nil {
 		return nil, err
 	}
-	ctxm := &messageContext{referral: m, provider: provider, client: caller.ClientID, placeOf: s.PlaceOf}
+	ctxm := &messageContext{referral: m, provider: provider, client: caller.ClientID, placeOf: s.PlaceOf, may: may}
 	sr := &Request{Method: "POST", Type: gateway.TypeServiceRequest, Body: m.ServiceRequest.Body, FullURL: m.ServiceRequest.FullURL,
 		Expr: m.ServiceRequest.Expr, inBundle: true, message: ctxm}
 	ctxm.focus = sr
@@ -133,6 +143,9 @@ type messageContext struct {
 	focus *Request
 	// client is the sender's client id, which entry ids are derived from.
 	client string
+	// may holds the supporting entries to the sender's rights (nil: all
+	// allowed).
+	may MayWrite
 	// place is the id prefix of the message's change (Core.Place), which
 	// entry ids carry: "" unless the store spreads referrals. placeOf
 	// finds the place of a held referral (Core.PlaceOf): a message that
@@ -460,6 +473,13 @@ func (s *Service) planSupporting(ctx context.Context, pl *plan, r *Request) (*ga
 			if owner != "" && owner != referral {
 				return nil, reused
 			}
+		}
+	}
+	// Stored, the entry is held to the rights a transaction entry storing
+	// it needs (an unchanged one, returned above, stores nothing).
+	if may := r.message.may; may != nil {
+		if err := may(r.Type, version > 1); err != nil {
+			return nil, err
 		}
 	}
 	terms := []string{gateway.ReferralTerm(referral)}

@@ -18,7 +18,7 @@ import (
 // withdrawing the referral cancels its Task and tells its provider and the
 // GP system through planRevocation, the path a REST update takes, so there
 // is one way a referral is cancelled.
-func (s *Service) receiveChange(ctx context.Context, caller gateway.Caller, m *MessageReferral, audit *gateway.AuditIntent) (*ReceivedReferral, error) {
+func (s *Service) receiveChange(ctx context.Context, caller gateway.Caller, m *MessageReferral, may MayWrite, audit *gateway.AuditIntent) (*ReceivedReferral, error) {
 	sent, err := s.parser.ParseRaw(m.ServiceRequest.Body, gateway.TypeServiceRequest)
 	if err != nil {
 		return nil, err
@@ -38,7 +38,7 @@ func (s *Service) receiveChange(ctx context.Context, caller gateway.Caller, m *M
 	if err != nil {
 		return nil, err
 	}
-	ctxm := &messageContext{referral: m, client: caller.ClientID, placeOf: s.PlaceOf, place: s.PlaceOf(srID)}
+	ctxm := &messageContext{referral: m, client: caller.ClientID, placeOf: s.PlaceOf, place: s.PlaceOf(srID), may: may}
 	r := &Request{Method: "PUT", Type: gateway.TypeServiceRequest, ID: srID, Body: body, FullURL: m.ServiceRequest.FullURL,
 		Expr: m.ServiceRequest.Expr, inBundle: true, message: ctxm}
 	ctxm.focus = r
