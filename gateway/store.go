@@ -340,12 +340,14 @@ type Keyset struct {
 	Positions []Position
 	// Followed, when set, is what the store learnt on earlier pages of
 	// matches written since the snapshot, kept by a caller that reads every
-	// page in one process (the export) and passed with each: each such match
-	// is then looked at once in the whole search, not on every page, and
-	// those created after the snapshot (in no page) never count against
-	// MaxChangedFollowed, so writers cannot make the search fail by
-	// creating. nil (a paging link, which keeps nothing): each page looks at
-	// every match written since the snapshot, at most MaxChangedFollowed.
+	// page in one process, in order (the export), and passed with each:
+	// each such match is then looked at once in the whole search, not on
+	// every page, and a run of the store is given only the changed ones of
+	// the snapshot placed nearest after the page's start (MaxChangedFollowed
+	// of them; those before it were returned already), so writers cannot
+	// make the search fail, however many they create or change. nil (a
+	// paging link, which keeps nothing): each page looks at every match
+	// written since the snapshot, at most MaxChangedFollowed.
 	Followed *Followed
 }
 
@@ -377,6 +379,9 @@ type FollowedPlace struct {
 	// with the score of its position then (the lastUpdated of its version
 	// current at the snapshot).
 	Changed map[string]int64
+	// Ahead are the positions of those of Changed not before the last
+	// page's start, in the search's order: a run is given the nearest.
+	Ahead []Position
 }
 
 // Place returns the record of the place named name, made if new.
@@ -425,9 +430,13 @@ type WriteBackState struct {
 	Scores []string `json:"scores,omitempty"`
 }
 
-// MaxChangedFollowed is how many matches may change between a search's
-// first page and a later one before its paging link is refused (the store
-// places each where it stood; the bound keeps that cheap). A search that
-// keeps what it followed (Keyset.Followed) counts only the matches that
-// were in its snapshot: those created since are not followed.
+// MaxChangedFollowed is how many matches changed since a keyset search's
+// snapshot one run of the store places where they stood (the bound keeps a
+// run cheap). A paging link, which keeps nothing, has every match written
+// since its first page placed on each page, so it is refused once more than
+// this many are. A search that keeps what it followed (Keyset.Followed) has
+// no such bound: a run is given this many of the changed matches of its
+// snapshot, those placed nearest after the page's start, and a page that
+// reaches past them is read in parts, each ending before the first one its
+// runs were not given.
 const MaxChangedFollowed = 1000

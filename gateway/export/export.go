@@ -483,10 +483,10 @@ func (s *Service) write(ctx context.Context, j *Job) error {
 // writeType streams one type's current resources, a page at a time, in
 // the order of the store's index as it was at the transaction time. It
 // keeps what the store followed of the resources written since (one
-// record for the whole type), so that those created since, which are not
-// exported, are each looked at once and never count against the store's
-// bound on changes: no client can fail an export by creating resources
-// while it runs.
+// record for the whole type), so that each is looked at once, and each
+// store run is given only the changed ones nearest ahead of the page
+// (gateway.Keyset.Followed): no client can fail an export by creating or
+// changing resources while it runs.
 func (s *Service) writeType(ctx context.Context, j *Job, typ string, w *bufio.Writer, count *int, beat func() error) error {
 	followed := &gateway.Followed{}
 	ks := &gateway.Keyset{Snapshot: j.TransactionTime, Followed: followed}

@@ -1,9 +1,11 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -28,7 +30,9 @@ import (
 // The runs go in one pipeline, which a cluster client splits per primary
 // and sends in parallel; a run that needs the hashes of matches changed
 // since the snapshot is sent again with them, with the others that do.
-func (s *Store) searchEverywhere(ctx context.Context, q *gateway.StoreQuery) ([]string, int, error) {
+// A keyset page ends before the first followed match some run was not
+// given (endPart), as in one partition.
+func (s *Store) searchEverywhere(ctx context.Context, q *gateway.StoreQuery) ([]string, int, *gateway.Position, error) {
 	offset, count := q.Offset, q.Count
 	if q.Keyset == nil {
 		offset, count = 0, q.Offset+q.Count
@@ -47,17 +51,17 @@ func (s *Store) searchEverywhere(ctx context.Context, q *gateway.StoreQuery) ([]
 		}
 		cmds, err := s.searchPipelined(ctx, pending)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		var again []*searchRun
 		for i, r := range pending {
 			reply, err := cmds[i].Slice()
 			if err != nil {
-				return nil, 0, classify(err)
+				return nil, 0, nil, classify(err)
 			}
 			more, err := r.answered(reply)
 			if err != nil {
-				return nil, 0, err
+				return nil, 0, nil, err
 			}
 			if more {
 				again = append(again, r)
@@ -65,7 +69,12 @@ func (s *Store) searchEverywhere(ctx context.Context, q *gateway.StoreQuery) ([]
 		}
 		pending = again
 	}
-	return mergePages(runs, q)
+	ids, total, err := mergePages(runs, q)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	ids, through := endPart(ids, q, runs)
+	return ids, total, through, nil
 }
 
 // searchPipelined sends the runs in one pipeline (scriptPipelined).
@@ -105,16 +114,10 @@ func (s *Store) scriptPipelined(ctx context.Context, script *redis.Script, keys 
 	}
 }
 
-// match is one match of a partition's page, with its place in the order.
-type match struct {
-	score float64
-	id    string
-}
-
 // mergePages merges the partitions' pages into the search's page.
 func mergePages(runs []*searchRun, q *gateway.StoreQuery) ([]string, int, error) {
 	total := 0
-	var all []match
+	var all []gateway.Position
 	for _, r := range runs {
 		total += int(r.reply[0].(int64))
 		ids, _ := r.reply[1].([]any)
@@ -124,41 +127,123 @@ func mergePages(runs []*searchRun, q *gateway.StoreQuery) ([]string, int, error)
 			if err != nil {
 				return nil, 0, err
 			}
-			all = append(all, match{score: score, id: id.(string)})
+			all = append(all, gateway.Position{Score: int64(score), ID: id.(string)})
 		}
 	}
-	// The order search.lua keeps within one partition: by score, ties by
-	// id (byte order), both reversed newest first.
-	slices.SortFunc(all, func(x, y match) int {
-		c := 0
-		switch {
-		case x.score < y.score:
-			c = -1
-		case x.score > y.score:
-			c = 1
-		case x.id < y.id:
-			c = -1
-		case x.id > y.id:
-			c = 1
-		}
-		if q.Descending {
-			return -c
-		}
-		return c
-	})
+	slices.SortFunc(all, func(x, y gateway.Position) int { return inOrder(x, y, q.Descending) })
 	if q.Keyset == nil {
 		all = all[min(q.Offset, len(all)):]
 	}
 	all = all[:min(q.Count, len(all))]
 	ids := make([]string, len(all))
 	for i, m := range all {
-		ids[i] = m.id
+		ids[i] = m.ID
 	}
 	if ks := q.Keyset; ks != nil {
-		ks.Positions = make([]gateway.Position, len(all))
-		for i, m := range all {
-			ks.Positions[i] = gateway.Position{Score: int64(m.score), ID: m.id}
-		}
+		ks.Positions = all
 	}
 	return ids, total, nil
+}
+
+// inOrder compares two matches' places in a search's order, as search.lua
+// orders them within one partition: by score, ties by id (byte order),
+// both reversed newest first (desc).
+func inOrder(x, y gateway.Position, desc bool) int {
+	c := cmp.Or(cmp.Compare(x.Score, y.Score), strings.Compare(x.ID, y.ID))
+	if desc {
+		return -c
+	}
+	return c
+}
+
+// passed is the followed matches a run of a keyset page is given: the
+// r.window of them placed nearest after the page's start, and those the
+// run named. The ones before the start were returned already: they are
+// dropped from Ahead (the caller pages forward). It records where the
+// window ends (through) and the nearest one after it (bound), which the
+// run does not know of.
+func (r *searchRun) passed() []string {
+	f := r.followed
+	if r.after != nil {
+		i, at := slices.BinarySearchFunc(f.Ahead, *r.after, func(p, after gateway.Position) int { return inOrder(p, after, r.desc) })
+		if at {
+			i++
+		}
+		f.Ahead = f.Ahead[i:]
+	}
+	n := min(r.window, len(f.Ahead))
+	r.bound, r.through = nil, nil
+	if n < len(f.Ahead) {
+		bound, through := f.Ahead[n], f.Ahead[n-1]
+		r.bound, r.through = &bound, &through
+	}
+	out := make([]string, 0, n+len(r.named))
+	for _, p := range f.Ahead[:n] {
+		out = append(out, p.ID)
+	}
+	for _, m := range r.named {
+		// Given already if placed within the window: after the start,
+		// before the bound.
+		p := gateway.Position{Score: f.Changed[m], ID: m}
+		if (r.after != nil && inOrder(p, *r.after, r.desc) <= 0) || (r.bound != nil && inOrder(p, *r.bound, r.desc) >= 0) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// mergeInOrder merges fresh positions into ahead, which is in the search's
+// order: a page's new ones into all that are kept, without sorting those
+// again.
+func mergeInOrder(ahead, fresh []gateway.Position, desc bool) []gateway.Position {
+	if len(fresh) == 0 {
+		return ahead
+	}
+	order := func(x, y gateway.Position) int { return inOrder(x, y, desc) }
+	slices.SortFunc(fresh, order)
+	out := make([]gateway.Position, 0, len(ahead)+len(fresh))
+	for len(ahead) > 0 && len(fresh) > 0 {
+		if order(ahead[0], fresh[0]) <= 0 {
+			out, ahead = append(out, ahead[0]), ahead[1:]
+		} else {
+			out, fresh = append(out, fresh[0]), fresh[1:]
+		}
+	}
+	return append(append(out, ahead...), fresh...)
+}
+
+// endPart ends a keyset page before the nearest followed match its runs
+// were not given (searchRun.passed): up to there they knew where every
+// match stood, beyond it not. When that leaves the page short of q.Count,
+// it returns where the search is complete up to, for the next part to
+// start after: the page's last match, or the end of the window of the run
+// whose bound it met, if farther (what lies between was returned, or is
+// no longer a match). Otherwise nil: the page is full, or the last.
+func endPart(ids []string, q *gateway.StoreQuery, runs []*searchRun) ([]string, *gateway.Position) {
+	ks := q.Keyset
+	if ks == nil {
+		return ids, nil
+	}
+	var near *searchRun
+	for _, r := range runs {
+		if r.bound != nil && (near == nil || inOrder(*r.bound, *near.bound, q.Descending) < 0) {
+			near = r
+		}
+	}
+	if near == nil {
+		return ids, nil
+	}
+	n := len(ids)
+	for n > 0 && inOrder(ks.Positions[n-1], *near.bound, q.Descending) >= 0 {
+		n--
+	}
+	ids, ks.Positions = ids[:n], ks.Positions[:n]
+	if n == q.Count {
+		return ids, nil
+	}
+	through := *near.through
+	if n > 0 && inOrder(ks.Positions[n-1], through, q.Descending) > 0 {
+		through = ks.Positions[n-1]
+	}
+	return ids, &through
 }

@@ -3,10 +3,14 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/signpost-health/signpost/gateway"
 )
@@ -113,13 +117,13 @@ func TestKeysetPageKeepsAMatchChangedBeyondItBetweenRuns(t *testing.T) {
 	}
 }
 
-// A keyset search that keeps what it followed (the export) counts against
-// the bound only the matches of its snapshot that changed: more created
-// since than the bound are looked at, a few a run, and are in no page;
-// more of the snapshot's changed than the bound make it stale. A paging
-// link, which keeps nothing, looks at every match written since, at most
-// the bound, as before.
-func TestFollowedKeysetCountsOnlyTheSnapshotsChanges(t *testing.T) {
+// A keyset search that keeps what it followed (the export) has no bound on
+// the matches written since its snapshot: more created since than the
+// bound are looked at, a few a run, and are in no page; more of the
+// snapshot's changed than the bound are each placed where they stood. A
+// paging link, which keeps nothing, looks at every match written since, at
+// most the bound, as before.
+func TestFollowedKeysetOutlastsWhatAPagingLinkDoesNot(t *testing.T) {
 	t.Parallel()
 	s, _ := newStore(t)
 	s.SetFollowLimits(2, 2)
@@ -162,8 +166,9 @@ func TestFollowedKeysetCountsOnlyTheSnapshotsChanges(t *testing.T) {
 	}
 	at("t1", 2, 31)
 	at("t2", 2, 32)
-	if _, err := pages(&gateway.Followed{}); !errors.Is(err, gateway.ErrSnapshotStale) {
-		t.Errorf("3 of the snapshot changed (bound 2): %v, want stale", err)
+	got, err = pages(&gateway.Followed{})
+	if err != nil || !slices.Equal(got, []string{"t1", "t2", "t3", "t4"}) {
+		t.Errorf("3 of the snapshot changed (bound 2): %v %v, want t1..t4 in order", got, err)
 	}
 }
 
@@ -257,5 +262,189 @@ func TestFollowedKeysetFindsAMatchChangedManyTimes(t *testing.T) {
 	}
 	if !slices.Equal(all, []string{"t1", "t2", "t3", "t4"}) {
 		t.Errorf("pages %v, want the snapshot's t1..t4 (t3 changed 51 times since)", all)
+	}
+}
+
+// followedTasks are Tasks for a test of a followed keyset search (the
+// export's): want is their ids in the search's order, made a millisecond
+// apart before the snapshot, over three partitions if the store spreads.
+type followedTasks struct {
+	t        *testing.T
+	s        *Store
+	want     []string
+	snapshot time.Time
+	version  map[string]int
+	since    time.Duration // of the snapshot, the last change's
+}
+
+func newFollowedTasks(t *testing.T, s *Store, n int, spread bool) *followedTasks {
+	t.Helper()
+	f := &followedTasks{t: t, s: s, snapshot: time.UnixMilli(1_700_000_001_000), version: map[string]int{}}
+	for i := range n {
+		id := fmt.Sprintf("t%02d", i)
+		if spread {
+			id = idPrefix(partition(1+i%3)) + id
+		}
+		f.write(id, time.UnixMilli(1_700_000_000_000+int64(i)))
+		f.want = append(f.want, id)
+	}
+	return f
+}
+
+// write commits id's next version (its first if new) at at.
+func (f *followedTasks) write(id string, at time.Time) {
+	f.t.Helper()
+	f.version[id]++
+	v := f.version[id]
+	w := write("Task", id, v, v-1, "status=requested")
+	w.Resource.LastUpdated = at
+	if res, err := f.s.Commit(context.Background(), &gateway.Commit{Writes: []gateway.Write{w}}); err != nil || !res.OK() {
+		f.t.Fatalf("%s version %d: %+v %v", id, v, res, err)
+	}
+}
+
+// change writes id after the snapshot, a millisecond after the last change.
+func (f *followedTasks) change(id string) {
+	f.t.Helper()
+	f.since += time.Millisecond
+	f.write(id, f.snapshot.Add(f.since))
+}
+
+// pages reads a followed keyset search of every Task, count a page, and
+// calls between, if set, after each full page with the ids read so far.
+func (f *followedTasks) pages(count int, between func(got []string)) ([]string, error) {
+	followed := &gateway.Followed{}
+	var got []string
+	var after *gateway.Position
+	for {
+		q := &gateway.StoreQuery{Type: "Task", Count: count, Keyset: &gateway.Keyset{Snapshot: f.snapshot, After: after, Followed: followed}}
+		ids, _, err := f.s.Search(context.Background(), q)
+		if err != nil {
+			return got, err
+		}
+		got = append(got, ids...)
+		if len(ids) < count {
+			return got, nil
+		}
+		after = &q.Keyset.Positions[len(ids)-1]
+		if between != nil {
+			between(got)
+		}
+	}
+}
+
+// A followed keyset search (the export's) outlasts any number of changes
+// to its snapshot's matches: here ten times the bound (3) and more, made
+// between pages to matches returned already and to those ahead, one of
+// them several times, while others are created. Each run is given the
+// changed ones placed nearest after the page's start, and a page that
+// reaches past them (four changed in a row, a page of four) is read on
+// from there: every match of the snapshot is returned once, in order.
+// (Before, every run was given all of them, and past the bound the search
+// was stale: an export of Tasks failed while providers updated them.)
+func TestFollowedKeysetOutlastsChangesToItsSnapshot(t *testing.T) {
+	t.Parallel()
+	for _, spread := range []bool{false, true} {
+		t.Run(fmt.Sprintf("spread=%v", spread), func(t *testing.T) {
+			t.Parallel()
+			s, _ := newStore(t)
+			if spread {
+				s.SpreadReferrals()
+			}
+			s.SetFollowLimits(3, 2)
+			f := newFollowedTasks(t, s, 30, spread)
+			changes := 0
+			got, err := f.pages(4, func(got []string) {
+				ahead := f.want[len(got):]
+				for _, i := range []int{0, 0, 1, 2, 3, 7} {
+					if i < len(ahead) {
+						f.change(ahead[i])
+						changes++
+					}
+				}
+				f.change(got[len(got)-1])
+				f.change(got[0])
+				changes += 2
+				created := "new" + strconv.Itoa(len(got))
+				if spread {
+					created = idPrefix(partition(len(got)%3)) + created
+				}
+				f.write(created, f.snapshot.Add(f.since))
+			})
+			if err != nil || !slices.Equal(got, f.want) {
+				t.Errorf("after %d changes to the snapshot's matches (bound 3):\n got %v %v\nwant %v, each once", changes, got, err, f.want)
+			}
+		})
+	}
+}
+
+// However many matches a followed keyset search follows (all 40 here),
+// each run is given a bounded number of them: its ARGV is at most that of
+// a run given nothing, and two for each match of the page it may be given
+// from the index (4), of the followed placed nearest (3), and of those
+// written since that it names (a run looks at 2).
+func TestFollowedKeysetRunsAreGivenABoundedNumberOfTheFollowed(t *testing.T) {
+	t.Parallel()
+	for _, spread := range []bool{false, true} {
+		t.Run(fmt.Sprintf("spread=%v", spread), func(t *testing.T) {
+			t.Parallel()
+			s, _ := newStore(t)
+			if spread {
+				s.SpreadReferrals()
+			}
+			const count, window, scan = 4, 3, 2
+			s.SetFollowLimits(window, scan)
+			f := newFollowedTasks(t, s, 40, spread)
+			for _, id := range f.want {
+				f.change(id)
+			}
+			argv := &searchArgv{least: -1}
+			s.rdb.AddHook(argv) // the store's own client
+			got, err := f.pages(count, nil)
+			if err != nil || !slices.Equal(got, f.want) {
+				t.Fatalf("pages %v %v, want %v", got, err, f.want)
+			}
+			if limit := argv.least + 2*(count+window+scan); argv.most > limit {
+				t.Errorf("a run's ARGV had %d arguments, more than %d (%d with nothing followed): it grows with the followed", argv.most, limit, argv.least)
+			}
+		})
+	}
+}
+
+// searchArgv records the fewest and most ARGV of search.lua's runs,
+// pipelined or not.
+type searchArgv struct {
+	mu          sync.Mutex
+	least, most int
+}
+
+func (c *searchArgv) record(cmd redis.Cmder) {
+	args := cmd.Args()
+	if cmd.Name() != "evalsha" || len(args) < 3 || args[1] != searchScript.Hash() {
+		return
+	}
+	nkeys, _ := args[2].(int)
+	n := len(args) - 3 - nkeys
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.least < 0 || n < c.least {
+		c.least = n
+	}
+	c.most = max(c.most, n)
+}
+
+func (c *searchArgv) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *searchArgv) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.record(cmd)
+		return next(ctx, cmd)
+	}
+}
+func (c *searchArgv) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			c.record(cmd)
+		}
+		return next(ctx, cmds)
 	}
 }

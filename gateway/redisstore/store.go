@@ -134,10 +134,11 @@ func New(rdb redis.UniversalClient, namespace string) *Store {
 // however many are written while the search pages.
 const followScan = 500
 
-// SetFollowLimits sets how many matches of a keyset search's snapshot may
-// change before it is stale (gateway.MaxChangedFollowed unless set) and how
-// many matches written since the snapshot one run looks at (followScan):
-// tests set small ones, to cross them quickly.
+// SetFollowLimits sets how many changed matches of a keyset search's
+// snapshot one run places (gateway.MaxChangedFollowed unless set; at least
+// 1): a paging link is stale past them; and how many matches written since
+// the snapshot one run looks at (followScan): tests set small ones, to
+// cross them quickly.
 func (s *Store) SetFollowLimits(changed, scan int) {
 	s.maxChanged, s.followScan = changed, scan
 }
@@ -580,7 +581,34 @@ func groupKeys(k keys, kl *keyList, typ string, groups [][]string, token string)
 
 // Search implements gateway.Store with search.lua. A store that spreads
 // referrals runs it in every partition (search.go); otherwise once.
+//
+// A keyset page whose runs were not given every match followed ahead of
+// its start (searchRun.passed) may end short, before the first they were
+// not given; it is read on from where it is complete (the part's
+// through), so a page is short of q.Count only at the end of the matches,
+// as callers take it.
 func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, int, error) {
+	ids, total, through, err := s.searchPart(ctx, q)
+	for err == nil && through != nil && len(ids) < q.Count {
+		ks := q.Keyset
+		rest := *q
+		rest.Count = q.Count - len(ids)
+		rest.Keyset = &gateway.Keyset{Snapshot: ks.Snapshot, After: through, Followed: ks.Followed}
+		var more []string
+		more, total, through, err = s.searchPart(ctx, &rest)
+		ids = append(ids, more...)
+		ks.Positions = append(ks.Positions, rest.Keyset.Positions...)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return ids, total, nil
+}
+
+// searchPart reads a page, or for keyset paging the part of it up to the
+// first followed match its runs were not given (endPart): then through is
+// where the next part starts after, and nil when the page is whole.
+func (s *Store) searchPart(ctx context.Context, q *gateway.StoreQuery) ([]string, int, *gateway.Position, error) {
 	if s.spread {
 		return s.searchEverywhere(ctx, q)
 	}
@@ -588,14 +616,19 @@ func (s *Store) Search(ctx context.Context, q *gateway.StoreQuery) ([]string, in
 	for {
 		reply, err := searchScript.Run(ctx, s.rdb, run.kl.keys, run.argv()...).Slice()
 		if err != nil {
-			return nil, 0, classify(err)
+			return nil, 0, nil, classify(err)
 		}
 		again, err := run.answered(reply)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		if !again {
-			return searchPage(run.reply, q.Keyset)
+			ids, total, err := searchPage(run.reply, q.Keyset)
+			if err != nil {
+				return nil, 0, nil, err
+			}
+			ids, through := endPart(ids, q, []*searchRun{run})
+			return ids, total, through, nil
 		}
 		s.raced()
 	}
@@ -618,6 +651,17 @@ type searchRun struct {
 	// in followed), and is run again for the next ones.
 	typ      string
 	followed *gateway.FollowedPlace // nil when not paging by keyset
+	// Each run is given at most window of the followed matches, those
+	// placed nearest after the page's start (after), in its order (desc),
+	// and those it named (named: followed already, written again since,
+	// so not placed again). bound is the nearest it was not given (nil: it
+	// was given all), through the farthest of the window: the page holds
+	// what comes before bound only (endPart).
+	after          *gateway.Position
+	desc           bool
+	window         int
+	named          []string
+	bound, through *gateway.Position
 	// seen is how far this page's runs looked at matches written since
 	// the snapshot (from followed.Seen); followed.Seen moves on with it
 	// only as far as writes have settled (gateway.FollowLag).
@@ -647,9 +691,10 @@ func (r *searchRun) argv() []any {
 		}
 		run = append(run, seen, r.upto, len(r.pinned)/2)
 		run = append(run, r.pinned...)
-		run = append(run, len(f.Changed))
-		for m, score := range f.Changed {
-			run = append(run, m, score)
+		passed := r.passed()
+		run = append(run, len(passed))
+		for _, m := range passed {
+			run = append(run, m, f.Changed[m])
 		}
 	} else {
 		run = append(run, "", "", 0, 0)
@@ -679,6 +724,10 @@ func (r *searchRun) answered(reply []any) (bool, error) {
 		names, _ := reply[1].([]any)
 		for _, m := range names {
 			member, _ := m.(string)
+			if _, ok := r.followed.Changed[member]; ok {
+				r.named = append(r.named, member)
+				continue
+			}
 			r.known = append(r.known, member)
 			r.hashes = append(r.hashes, r.kl.add(r.k.resource(r.typ, member)))
 		}
@@ -692,7 +741,7 @@ func (r *searchRun) answered(reply []any) (bool, error) {
 		// What was looked at needs no hash any more: the next run's KEYS
 		// hold the next ones' only.
 		r.kl.truncate(r.kl0)
-		r.known, r.hashes, r.needs = nil, nil, 0
+		r.known, r.hashes, r.named, r.needs = nil, nil, nil, 0
 		r.upto, r.pinned = "", nil
 		return true, nil
 	}
@@ -720,13 +769,19 @@ func (r *searchRun) learn(learnt []any, last bool) error {
 	if last {
 		f.Seen = max(f.Seen, min(r.seen, time.Now().Add(-gateway.FollowLag).UnixMilli()))
 	}
+	var fresh []gateway.Position
 	for i := 1; i+1 < len(learnt); i += 2 {
 		score, err := strconv.ParseInt(fmt.Sprint(learnt[i+1]), 10, 64)
 		if err != nil {
 			return err
 		}
-		f.Changed[fmt.Sprint(learnt[i])] = score
+		m := fmt.Sprint(learnt[i])
+		if _, ok := f.Changed[m]; !ok {
+			fresh = append(fresh, gateway.Position{Score: score, ID: m})
+		}
+		f.Changed[m] = score
 	}
+	f.Ahead = mergeInOrder(f.Ahead, fresh, r.desc)
 	return nil
 }
 
@@ -786,8 +841,10 @@ func (s *Store) searchRun(k keys, q *gateway.StoreQuery, offset, count int) *sea
 			afterScore, afterID = strconv.FormatInt(ks.After.Score, 10), ks.After.ID
 		}
 		// A caller that keeps what was followed has each match written
-		// since the snapshot looked at once, s.followScan a run; a paging
-		// link, every one on each page, all in one run.
+		// since the snapshot looked at once, s.followScan a run, and each
+		// run given s.maxChanged of the changed ones (searchRun.passed); a
+		// paging link, which keeps none, every one on each page, all in
+		// one look.
 		scan, limited := s.followScan, 0
 		if ks.Followed != nil {
 			r.followed = ks.Followed.Place(k.ns)
@@ -796,9 +853,10 @@ func (s *Store) searchRun(k keys, q *gateway.StoreQuery, offset, count int) *sea
 			r.followed = &gateway.FollowedPlace{Changed: map[string]int64{}}
 			scan, limited = s.maxChanged+1, 1
 		}
-		args = append(args, ks.Snapshot.UnixMilli(), lo, hi, afterScore, afterID, s.maxChanged, scan, limited)
+		r.after, r.desc, r.window = ks.After, q.Descending, s.maxChanged
+		args = append(args, ks.Snapshot.UnixMilli(), lo, hi, afterScore, afterID, scan, limited)
 	} else {
-		args = append(args, 0, "", "", "", "", 0, 0, 0)
+		args = append(args, 0, "", "", "", "", 0, 0)
 	}
 	args = countedGroups(args, groups, temps)
 	args = append(args, len(idGroups))

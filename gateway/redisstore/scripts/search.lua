@@ -18,7 +18,6 @@
 --   after score, after id
 --                  the position of the last match already returned ('' on a
 --                  first page)
---   changed        the most matches of the snapshot that may have changed
 --   scan           the most matches written since the snapshot looked at
 --                  in one run
 --   limited        '1': matches written since the snapshot are looked at
@@ -46,7 +45,11 @@
 --                  index, each with its score
 --   nF, {member, score}*nF
 --                  keyset paging: those of them that were in the snapshot,
---                  each with the score of its position then
+--                  each with the score of its position then; a caller that
+--                  keeps them gives a bounded number (those placed nearest
+--                  after the page's start, and those of them named in
+--                  'need'), and keeps the page only before the nearest one
+--                  it did not give
 --   nK, {member, hash}*nK
 --                  keyset paging: matches whose hashes are given, each with
 --                  the KEYS index of its hash
@@ -55,15 +58,15 @@
 -- with a fourth element {seen, member, score, ...}: how far the matches
 -- written since the snapshot are now looked at, and those newly found to
 -- have been in it, for the caller to pass to the next page. Or
---   {'stale'}      more than `changed` matches of the snapshot changed
---                  since (or, limited, more than scan - 1 were written
---                  since): the client starts again;
+--   {'stale'}      (limited) more than scan - 1 matches were written since
+--                  the snapshot: the client starts again;
 --   {'need', {member, ...}, upto, {member, score, ...}}
---                  matches written since the snapshot whose hashes were not
---                  given (nothing else done; run again with them, and with
---                  upto and the matches read from the index as the next
---                  run's upto and nP group: '' and none unless the page is
---                  fixed);
+--                  matches written since the snapshot given neither with
+--                  their hashes nor among the followed (nothing else done;
+--                  run again with them: among the followed if they are,
+--                  else with their hashes; and with upto and the matches
+--                  read from the index as the next run's upto and nP
+--                  group: '' and none unless the page is fixed);
 --   {'more', seen, member, score, ...}
 --                  (not limited) scan matches written since the snapshot
 --                  were looked at, and there are more: run again with these
@@ -85,28 +88,28 @@
 -- after the snapshot was created since.
 -- A caller that keeps seen and followed has each looked at once, scan a
 -- run (again only if written in the last moments: the caller may pass a
--- seen behind what it was told, for writes landing late), and only the
--- snapshot's changed ones count against `changed`:
--- however many are created meanwhile, no run looks at more than scan, and
--- none makes the search stale. Nor do creations between a page's runs: a
--- page whose runs need hashes is fixed by its first, when that one looked
--- at every match written since up to the top; the later runs look no
--- further than the last score it found (upto) and are given what it read
--- from the index, so writes after it wait for the next page.
+-- seen behind what it was told, for writes landing late), and gives each
+-- run a bounded number of the followed: however many are created or
+-- changed meanwhile, no run looks at more than scan, nor is given more
+-- followed than the caller's bound, and none makes the search stale. Nor
+-- do creations between a page's runs: a page whose runs need hashes is
+-- fixed by its first, when that one looked at every match written since
+-- up to the top; the later runs look no further than the last score it
+-- found (upto) and are given what it read from the index, so writes after
+-- it wait for the next page.
 -- Every loop is bounded by Signpost, not by writers: a run reads n from
 -- the index (and the ties of one score), or is given those its page's
 -- first run read; at most scan matches written since the snapshot, each
 -- placed in at most 66 reads (v, version 1, 64 halvings); and the
--- followed ones, at most `changed`.
+-- followed ones it is given, one read each.
 local a = ARGV
 local all = KEYS[tonumber(a[1])]
 local min, max = a[2], a[3]
 local offset, count = tonumber(a[4]), tonumber(a[5])
 local desc, keyset = a[6] == '1', a[7] == '1'
 local snapArg, loArg, hiArg, afterScore, afterID = a[8], a[9], a[10], a[11], a[12]
-local maxChanged = tonumber(a[13])
-local scan, limited = tonumber(a[14]), a[15] == '1'
-local groups, temps, p = read_groups(a, 16)
+local scan, limited = tonumber(a[13]), a[14] == '1'
+local groups, temps, p = read_groups(a, 15)
 p = p + 1
 local idSets = {}
 for i = 1, tonumber(a[p]) do
@@ -274,13 +277,11 @@ for i = 1, #batch, 2 do
     local t = placed(key)
     if t then
       followed[m] = t
-      nFollowed = nFollowed + 1
       learnt[#learnt + 1] = m
       learnt[#learnt + 1] = num(t)
     end
   end
 end
-if nFollowed > maxChanged then return done({'stale'}) end
 if not complete then
   table.insert(learnt, 1, 'more')
   return done(learnt)
