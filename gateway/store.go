@@ -235,6 +235,12 @@ type Write struct {
 	Resource *Resource
 	Expect   int
 	Terms    []string // search index terms of this version
+	// Step is, for a referral Task's version, what it says of the
+	// referral's journey (TaskStepOf, from the view its terms come from):
+	// the store records the milestones it reaches with it, so that the
+	// journey is read without reading every version.
+	// Every Task version carries it (Core.Commit refuses one without).
+	Step TaskStep
 }
 
 // AnyVersion as Write.Expect accepts whatever version is current.
