@@ -122,3 +122,16 @@ func (r *Reached) Add(st TaskStep, at time.Time) {
 		}
 	}
 }
+
+// JourneyRecord is what a referral Task's journey is read from
+// (Store.JourneyRecords).
+type JourneyRecord struct {
+	// Versions are oldest first: the first version held, then the current
+	// one for a Task whose versions recorded their milestones (Reached),
+	// else the newest the read's window holds (nil: the Task is not held).
+	Versions []*Resource
+	// Reached is what its versions recorded, nil for a Task whose first
+	// version recorded nothing: it was written before versions did, and
+	// its journey is read from Versions alone.
+	Reached *Reached
+}

@@ -1,7 +1,12 @@
 package redisstore
 
 import (
+	"context"
+	"fmt"
+	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/signpost-health/signpost/gateway"
 )
@@ -11,7 +16,9 @@ import (
 // says they recorded it from the first; each milestone's field is set by
 // the first version to reach it (commit.lua's HSETNX) and holds that
 // version's lastUpdated (Unix ms), and for the end the status and reason
-// that ended it: "<ms> <status> <reason>". About 50 bytes a referral.
+// that ended it: "<ms> <status> <reason>". About 50 bytes a referral; the
+// journey is then read from them and two versions (journey.lua), never
+// from every version.
 const journeyFrom = "j"
 
 var milestoneFields = [gateway.Milestones]string{
@@ -22,6 +29,16 @@ var milestoneFields = [gateway.Milestones]string{
 	gateway.MilestoneEnded:     "je",
 	gateway.MilestoneVoid:      "jx",
 }
+
+// journeyArgs are journey.lua's ARGV after the window: the field the first
+// version sets, then the milestones' fields, counted.
+var journeyArgs = func() []any {
+	args := []any{journeyFrom, len(milestoneFields)}
+	for _, f := range milestoneFields {
+		args = append(args, f)
+	}
+	return args
+}()
 
 // appendMilestones appends a write's first-only fields as commit.lua takes
 // them (a count, then field and value each): for a referral Task's version
@@ -51,4 +68,76 @@ func appendMilestones(args []any, w gateway.Write) []any {
 	}
 	args[at] = (len(args) - at - 1) / 2
 	return args
+}
+
+// JourneyRecords implements gateway.Store with journey.lua, one script per
+// Task, pipelined: each Task read consistently, the page in one round
+// trip, as the versions of a page were read before (one HGETALL each).
+func (s *Store) JourneyRecords(ctx context.Context, ids []string, older gateway.HistoryWindow) ([]gateway.JourneyRecord, error) {
+	out := make([]gateway.JourneyRecord, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := append([]any{max(older.Versions, 0), max(older.Bytes, 0)}, journeyArgs...)
+	keys, argv := make([][]string, len(ids)), make([][]any, len(ids))
+	for i, id := range ids {
+		keys[i], argv[i] = []string{s.in(s.partitionOf(id)).resource(gateway.TypeTask, id)}, args
+	}
+	cmds, err := s.scriptPipelined(ctx, journeyScript, keys, argv)
+	if err != nil {
+		return nil, err
+	}
+	for i, cmd := range cmds {
+		reply, err := cmd.Slice()
+		if err != nil {
+			return nil, classify(err)
+		}
+		if out[i], err = journeyRecord(ids[i], reply); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// journeyRecord reads journey.lua's reply for the Task id.
+func journeyRecord(id string, reply []any) (gateway.JourneyRecord, error) {
+	var rec gateway.JourneyRecord
+	if reply[0].(int64) == 0 {
+		return rec, nil
+	}
+	owner := reply[1].(string)
+	values := reply[3 : 3+gateway.Milestones]
+	if reply[2].(int64) == 1 {
+		rec.Reached = &gateway.Reached{}
+		for m, v := range values {
+			if v, ok := v.(string); ok {
+				if err := parseMilestone(rec.Reached, gateway.Milestone(m), v); err != nil {
+					return rec, err
+				}
+			}
+		}
+	}
+	rest := reply[3+gateway.Milestones:]
+	for k := 0; k+2 < len(rest); k += 3 {
+		rec.Versions = append(rec.Versions, &gateway.Resource{Type: gateway.TypeTask, ID: id, Version: int(rest[k].(int64)),
+			LastUpdated: time.UnixMilli(rest[k+1].(int64)).UTC(), Body: []byte(rest[k+2].(string)), Owner: owner})
+	}
+	// The first, then newest first: oldest first, as callers read them.
+	slices.SortFunc(rec.Versions, func(a, b *gateway.Resource) int { return a.Version - b.Version })
+	return rec, nil
+}
+
+// parseMilestone reads a milestone's field (appendMilestones) into r.
+func parseMilestone(r *gateway.Reached, m gateway.Milestone, v string) error {
+	msText, end, _ := strings.Cut(v, " ")
+	ms, err := strconv.ParseInt(msText, 10, 64)
+	if err != nil {
+		return fmt.Errorf("redisstore: a Task's milestone field %s holds no time", milestoneFields[m])
+	}
+	r.At[m] = time.UnixMilli(ms).UTC()
+	if m == gateway.MilestoneEnded {
+		status, reason, _ := strings.Cut(end, " ")
+		r.End = gateway.TaskStep{Status: gateway.TaskStatus(status), Reason: reason}
+	}
+	return nil
 }

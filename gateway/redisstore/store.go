@@ -1190,8 +1190,12 @@ func flag(b bool) string {
 	return "0"
 }
 
-// Histories implements gateway.Store. A resource's versions live in its one
-// hash, so each is read whole in one HGETALL; the reads are pipelined.
+// Histories returns every version of each resource, oldest first (an
+// empty list for one not held). A resource's versions live in its one
+// hash, so each is read whole in one HGETALL; the reads are pipelined. Its
+// size is whatever the resource's writers made it, so nothing serving a
+// request or a page reads it: tests do, to see a resource whole (a page
+// reads LatestVersions, the outcomes view JourneyRecords).
 func (s *Store) Histories(ctx context.Context, typ string, ids []string) ([][]*gateway.Resource, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, len(ids))
