@@ -30,6 +30,15 @@ var milestoneFields = [gateway.Milestones]string{
 	gateway.MilestoneVoid:      "jx",
 }
 
+// milestoneArgs are milestoneFields as commit arguments, boxed once: a
+// string boxed on each commit would be an allocation of each.
+var milestoneArgs = func() (args [gateway.Milestones]any) {
+	for m, f := range milestoneFields {
+		args[m] = f
+	}
+	return args
+}()
+
 // journeyArgs are journey.lua's ARGV after the window: the field the first
 // version sets, then the milestones' fields, counted.
 var journeyArgs = func() []any {
@@ -46,28 +55,48 @@ var journeyArgs = func() []any {
 // journeyFrom; none for any other write (a Task written without a step
 // reads as one written before versions recorded their milestones).
 func appendMilestones(args []any, w gateway.Write) []any {
-	r := w.Resource
-	if r.Type != gateway.TypeTask || w.Step.Status == "" {
-		return append(args, 0)
+	n := milestonesWritten(w)
+	args = append(args, n)
+	if n == 0 {
+		return args
 	}
-	at := len(args)
-	args = append(args, 0)
+	r := w.Resource
 	if r.Version == 1 {
 		args = append(args, journeyFrom, 1)
 	}
-	ms := r.LastUpdated.UnixMilli()
+	var ms any // boxed once, for the milestones reached
 	for m := range gateway.Milestones {
 		if !w.Step.Reaches(m) {
 			continue
 		}
-		var v any = ms
-		if m == gateway.MilestoneEnded {
-			v = strconv.FormatInt(ms, 10) + " " + string(w.Step.Status) + " " + w.Step.Reason
+		if ms == nil {
+			ms = r.LastUpdated.UnixMilli()
 		}
-		args = append(args, milestoneFields[m], v)
+		v := ms
+		if m == gateway.MilestoneEnded {
+			v = strconv.FormatInt(r.LastUpdated.UnixMilli(), 10) + " " + string(w.Step.Status) + " " + w.Step.Reason
+		}
+		args = append(args, milestoneArgs[m], v)
 	}
-	args[at] = (len(args) - at - 1) / 2
 	return args
+}
+
+// milestonesWritten is how many first-only fields appendMilestones writes
+// for w (commitSizes sizes the arguments with it).
+func milestonesWritten(w gateway.Write) int {
+	if w.Resource.Type != gateway.TypeTask || w.Step.Status == "" {
+		return 0
+	}
+	n := 0
+	if w.Resource.Version == 1 {
+		n++
+	}
+	for m := range gateway.Milestones {
+		if w.Step.Reaches(m) {
+			n++
+		}
+	}
+	return n
 }
 
 // JourneyRecords implements gateway.Store with journey.lua, one script per
