@@ -16,9 +16,9 @@ import (
 // says they recorded it from the first; each milestone's field is set by
 // the first version to reach it (commit.lua's HSETNX) and holds that
 // version's lastUpdated (Unix ms), and for the end the status and reason
-// that ended it: "<ms> <status> <reason>". About 50 bytes a referral; the
-// journey is then read from them and two versions (journey.lua), never
-// from every version.
+// that ended it: "<ms> <status> <reason>". At most seven short fields a
+// referral; its journey is then read from them and two versions
+// (journey.lua), never from every version.
 const journeyFrom = "j"
 
 var milestoneFields = [gateway.Milestones]string{
@@ -41,13 +41,7 @@ var milestoneArgs = func() (args [gateway.Milestones]any) {
 
 // journeyArgs are journey.lua's ARGV after the window: the field the first
 // version sets, then the milestones' fields, counted.
-var journeyArgs = func() []any {
-	args := []any{journeyFrom, len(milestoneFields)}
-	for _, f := range milestoneFields {
-		args = append(args, f)
-	}
-	return args
-}()
+var journeyArgs = append([]any{journeyFrom, len(milestoneArgs)}, milestoneArgs[:]...)
 
 // appendMilestones appends a write's first-only fields as commit.lua takes
 // them (a count, then field and value each): for a referral Task's version
