@@ -136,24 +136,28 @@ func TaskTerms(id string, t *models.Task, base string) []string {
 	return dedupe(terms)
 }
 
-// indexedTask is a Task with only the members its index terms come from
-// (TaskTerms), from JSON that passed the raw checks. Decoding only those
-// skips input and output, whose samply types hold every value[x] by value
-// and cost most of a whole Task's decode.
+// indexedTask is a Task with only the members its index terms (TaskTerms)
+// and its journey step (TaskStepOf) come from, from JSON that passed the
+// raw checks. Decoding only those skips input and output, whose samply
+// types hold every value[x] by value and cost most of a whole Task's
+// decode.
 func indexedTask(body []byte) *models.Task {
 	var m struct {
-		Status     models.TaskStatus   `json:"status"`
-		Identifier []models.Identifier `json:"identifier"`
-		Focus      *models.Reference   `json:"focus"`
-		Owner      *models.Reference   `json:"owner"`
-		Requester  *models.Reference   `json:"requester"`
-		For        *models.Reference   `json:"for"`
-		Meta       *models.Meta        `json:"meta"`
+		Status         models.TaskStatus       `json:"status"`
+		StatusReason   *models.CodeableConcept `json:"statusReason"`
+		BusinessStatus *models.CodeableConcept `json:"businessStatus"`
+		Identifier     []models.Identifier     `json:"identifier"`
+		Focus          *models.Reference       `json:"focus"`
+		Owner          *models.Reference       `json:"owner"`
+		Requester      *models.Reference       `json:"requester"`
+		For            *models.Reference       `json:"for"`
+		Meta           *models.Meta            `json:"meta"`
 	}
 	// A body Signpost built from a stored version: it decodes (with v2,
 	// as the views do, in a third of encoding/json's time).
 	_ = DecodeView(body, TypeTask, &m)
-	return &models.Task{Status: m.Status, Identifier: m.Identifier, Focus: m.Focus, Owner: m.Owner, Requester: m.Requester, For: m.For, Meta: m.Meta}
+	return &models.Task{Status: m.Status, StatusReason: m.StatusReason, BusinessStatus: m.BusinessStatus, Identifier: m.Identifier,
+		Focus: m.Focus, Owner: m.Owner, Requester: m.Requester, For: m.For, Meta: m.Meta}
 }
 
 // ReferralTaskTerms are the terms of the referral Task Signpost writes for

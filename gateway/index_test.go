@@ -11,11 +11,11 @@ import (
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 )
 
-// A Task version's index terms, from the few members indexedTask decodes,
-// are those of the whole Task decoded by the samply model: for the Gravity
-// IG's own Task examples, withheld or not, and for the versions
-// nextTaskWrite makes from them by changes of the indexed members, of
-// others, and of meta.
+// A Task version's index terms and journey step, from the few members
+// indexedTask decodes, are those of the whole Task decoded by the samply
+// model: for the Gravity IG's own Task examples, withheld or not, and for
+// the versions nextTaskWrite makes from them by changes of the indexed
+// members, of others, and of meta.
 func TestIndexedTaskHasTheWholeTasksTerms(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join("..", "fhir", "testdata", "conformance", "gravity")
@@ -31,6 +31,10 @@ func TestIndexedTaskHasTheWholeTasksTerms(t *testing.T) {
 		},
 		"business status": func() map[string]any {
 			return map[string]any{"businessStatus": map[string]any{"text": "first session booked"}}
+		},
+		"coded ending": func() map[string]any {
+			return map[string]any{"status": TaskFailed, "statusReason": map[string]any{"coding": []any{map[string]any{"code": EndDidNotAttend}}, "text": "did not attend"},
+				"businessStatus": map[string]any{"coding": []any{map[string]any{"code": BusinessFirstSession}}}}
 		},
 		"output": func() map[string]any {
 			return map[string]any{"output": []any{map[string]any{"type": map[string]any{"text": "note"}, "valueString": "seen"}}}
@@ -63,6 +67,10 @@ func TestIndexedTaskHasTheWholeTasksTerms(t *testing.T) {
 				want := append(TaskTerms(cur.ID, &whole, core.Base), ClientTerm(cur.Owner))
 				if !slices.Equal(w.Terms, want) {
 					t.Errorf("%s, withheld %v, %s: terms %q, the whole Task's %q", filepath.Base(file), withheld, name, w.Terms, want)
+				}
+				// Its journey step too: what the stored version says.
+				if st, ok := ReadTaskStep(w.Resource.Body); !ok || w.Step != st || w.Step != TaskStepOf(&whole) {
+					t.Errorf("%s, withheld %v, %s: step %+v, the stored version's %+v", filepath.Base(file), withheld, name, w.Step, st)
 				}
 			}
 		}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -267,9 +268,20 @@ func itoa(i int) string { return strconv.Itoa(i) }
 
 // Commit stores a change with the token systems it is indexed under.
 func (s *Core) Commit(ctx context.Context, c *Commit) (*CommitResult, error) {
+	for _, w := range c.Writes {
+		if w.Resource.Type == TypeTask && w.Step.Status == "" {
+			// A Task version that recorded no milestones would leave its
+			// referral's journey wrong in the outcomes view for good.
+			return nil, errTaskWithoutStep
+		}
+	}
 	c.Systems = TokenSystems(c.Writes)
 	return s.Store.Commit(ctx, c)
 }
+
+// errTaskWithoutStep is a Task write whose builder did not say what the
+// version says of the journey (Write.Step): a bug, refused before Redis.
+var errTaskWithoutStep = errors.New("gateway: a Task version written without its journey step (Write.Step)")
 
 // ReadTask reads the current version of a Task and its view.
 func (s *Core) ReadTask(ctx context.Context, id string) (*Resource, *TaskView, error) {
@@ -324,8 +336,9 @@ func (s *Core) nextTaskWrite(cur *Resource, members map[string]any, now time.Tim
 		panic(err)
 	}
 	next := &Resource{Type: TypeTask, ID: cur.ID, Version: cur.Version + 1, LastUpdated: now, Owner: cur.Owner, Body: body}
-	terms := append(TaskTerms(cur.ID, indexedTask(body), s.Base), ClientTerm(cur.Owner))
-	return Write{Resource: next, Expect: cur.Version, Terms: terms}
+	view := indexedTask(body)
+	terms := append(TaskTerms(cur.ID, view, s.Base), ClientTerm(cur.Owner))
+	return Write{Resource: next, Expect: cur.Version, Terms: terms, Step: TaskStepOf(view)}
 }
 
 // LocalRef turns an absolute reference to this server into a relative one.

@@ -201,8 +201,9 @@ var Outcomes = []CodeOption{
 const EndDidNotAttend = "did-not-attend"
 
 // Business statuses the provider steps set (Task.businessStatus, in the
-// system Signpost's delivery steps use).
+// system Signpost's delivery steps use), and the one a delivery sets.
 const (
+	BusinessDelivered    = "delivered"
 	BusinessAccepted     = "accepted"
 	BusinessContacted    = "contacted"
 	BusinessFirstSession = "first-session-attended"

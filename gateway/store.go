@@ -22,9 +22,13 @@ type Store interface {
 	Read(ctx context.Context, typ, id string) (*Resource, error)
 	// ReadVersion returns one version of a resource, or ErrNotFound.
 	ReadVersion(ctx context.Context, typ, id string, version int) (*Resource, error)
-	// Histories returns every version of each resource, oldest first (an
-	// empty list for one not held): the journey of a referral Task.
-	Histories(ctx context.Context, typ string, ids []string) ([][]*Resource, error)
+	// JourneyRecords returns, for each referral Task id, what its journey
+	// is read from (JourneyRecord), in one round trip: the milestones its
+	// versions recorded and its first and current versions, whatever the
+	// number of its versions. Of a Task written before versions recorded
+	// their milestones it reads the first version and the newest within
+	// older instead.
+	JourneyRecords(ctx context.Context, ids []string, older HistoryWindow) ([]JourneyRecord, error)
 	// LatestVersions returns the newest versions of a resource within w,
 	// oldest first, and its current version (0 for one not held): the
 	// history a page shows, whose cost is w's, not the resource's.
@@ -235,6 +239,12 @@ type Write struct {
 	Resource *Resource
 	Expect   int
 	Terms    []string // search index terms of this version
+	// Step is, for a referral Task's version, what it says of the
+	// referral's journey (TaskStepOf, from the view its terms come from):
+	// the store records the milestones it reaches with it, so that the
+	// journey is read without reading every version (JourneyRecords).
+	// Every Task version carries it (Core.Commit refuses one without).
+	Step TaskStep
 }
 
 // AnyVersion as Write.Expect accepts whatever version is current.

@@ -217,10 +217,12 @@ func CheckTaskChange(c gateway.Caller, from, to gateway.TaskStatus, changed []st
 // businessStatus the change left as it was (the last one, "delivered to
 // ...") is replaced by the one of the new status, and a statusReason it
 // left as it was (the reason for the old status) is dropped. What the
-// caller set itself is kept.
-func KeepTaskFieldsTrue(body []byte, from, to gateway.TaskStatus, changed []string, now time.Time) []byte {
+// caller set itself is kept. step is the change's journey step (read from
+// its body); the step of the body returned, with what was replaced, is
+// returned beside it.
+func KeepTaskFieldsTrue(body []byte, from, to gateway.TaskStatus, changed []string, now time.Time, step gateway.TaskStep) ([]byte, gateway.TaskStep) {
 	if from == to {
-		return body
+		return body, step
 	}
 	members := map[string]any{}
 	if !slices.Contains(changed, "lastModified") {
@@ -229,13 +231,15 @@ func KeepTaskFieldsTrue(body []byte, from, to gateway.TaskStatus, changed []stri
 	if !slices.Contains(changed, "businessStatus") {
 		if b, ok := gateway.StatusBusiness[to]; ok {
 			members["businessStatus"] = map[string]any{"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": b.Code, "display": b.Display}}, "text": b.Display}
+			step.Business = b.Code
 		}
 	}
 	if !slices.Contains(changed, "statusReason") {
 		// The reason was the old status's: this one has none given.
 		body = fhir.WithoutMember(body, "statusReason")
+		step.Reason = ""
 	}
-	return fhir.ReplaceMembers(body, members)
+	return fhir.ReplaceMembers(body, members), step
 }
 
 // KeepMeasureOutputs keeps the outcome measures a Task names: an update

@@ -148,7 +148,7 @@ func (s *Service) TaskForProvider(ctx context.Context, d *queue.Delivery) ([]byt
 // acknowledgement, in one step.
 func (s *Service) Delivered(ctx context.Context, d *queue.Delivery, providerName string) error {
 	return s.recordDelivery(ctx, d, func(view *gateway.TaskView) (map[string]any, []gateway.Job) {
-		status := map[string]any{"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": "delivered", "display": "Delivered to the provider"}},
+		status := map[string]any{"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": gateway.BusinessDelivered, "display": "Delivered to the provider"}},
 			"text": "delivered to " + providerName}
 		switch d.Event {
 		case queue.EventCancelled:

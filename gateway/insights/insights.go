@@ -21,9 +21,11 @@ import (
 
 // Insights are what link workers and commissioners ask of referrals: how
 // many got where (the funnel), how fast, and why some were declined. They
-// are read from the versions of the referral Tasks, which already record
-// every step with its time, so nothing extra is written on the referral's
-// path and the figures cannot drift from the record.
+// are read from the referral Tasks: from the milestones each Task version
+// records as it is written (the first version to reach each, with its
+// time: gateway.Reached) and the first and current versions, so the
+// figures cannot drift from the record, and what the view reads of a Task
+// does not grow with its versions.
 
 // Journey is one referral's path, read from its Task's versions.
 type Journey struct {
@@ -56,6 +58,17 @@ const (
 // journeyPage is how many Tasks are read per round trip.
 const journeyPage = 500
 
+// OlderTaskWindow is what the outcomes view and retention read of a Task
+// written before its versions recorded their milestones: its first
+// version and the newest 50 others, of at most 256 KiB together (the
+// newest whatever its size), so it costs what Signpost allows, however
+// many versions it has. A referral's working life is a dozen versions of a
+// few KiB, which the window holds whole, so its journey is exact; of a
+// longer history the journey is read from the versions the window holds
+// (an approximation: a milestone first reached in a version left unread
+// counts from the first read that reached it, or not at all).
+var OlderTaskWindow = gateway.HistoryWindow{Versions: 50, Bytes: 256 << 10}
+
 // Journeys reads the paths of the referrals sent in [from, to).
 func (s *Service) Journeys(ctx context.Context, from, to time.Time) ([]Journey, error) {
 	var out []Journey
@@ -71,21 +84,21 @@ func (s *Service) Journeys(ctx context.Context, from, to time.Time) ([]Journey, 
 		if err != nil {
 			return nil, err
 		}
-		histories, err := s.Store.Histories(ctx, gateway.TypeTask, ids)
+		records, err := s.Store.JourneyRecords(ctx, ids, OlderTaskWindow)
 		if err != nil {
 			return nil, err
 		}
 		var page []*Journey
 		var latest []*gateway.Resource
-		for i, versions := range histories {
+		for i, rec := range records {
 			if seen[ids[i]] {
 				continue
 			}
 			seen[ids[i]] = true
-			j, ok := journeyOf(ids[i], versions)
+			j, ok := journeyOf(ids[i], rec)
 			if ok && !j.Sent.Before(from) && j.Sent.Before(to) {
 				page = append(page, &j)
-				latest = append(latest, versions[len(versions)-1])
+				latest = append(latest, rec.Versions[len(rec.Versions)-1])
 			}
 		}
 		if err := s.readMeasures(ctx, page, latest); err != nil {
@@ -125,16 +138,17 @@ func (s *Service) Journeys(ctx context.Context, from, to time.Time) ([]Journey, 
 }
 
 // Summarise is what retention keeps of a referral as it goes: its journey
-// read from its Task's versions (oldest first) with every score the latest
-// version names, for the outcomes view to count as before. ok is false for
-// a Task entered in error, which is no referral and is counted nowhere.
-func Summarise(ctx context.Context, store gateway.Store, id string, versions []*gateway.Resource) (keep *gateway.KeptJourney, ok bool, err error) {
-	j, ok := journeyOf(id, versions)
+// read from its Task's record (read with OlderTaskWindow) with every score
+// the current version names, for the outcomes view to count as before. ok
+// is false for a Task entered in error, which is no referral and is
+// counted nowhere.
+func Summarise(ctx context.Context, store gateway.Store, id string, rec gateway.JourneyRecord) (keep *gateway.KeptJourney, ok bool, err error) {
+	j, ok := journeyOf(id, rec)
 	if !ok {
 		return nil, false, nil
 	}
 	everyScore := func(string, string) bool { return true } // the view picks its measures' when it reads them
-	if err := readScores(ctx, store, []*Journey{&j}, versions[len(versions)-1:], everyScore); err != nil {
+	if err := readScores(ctx, store, []*Journey{&j}, rec.Versions[len(rec.Versions)-1:], everyScore); err != nil {
 		return nil, false, err
 	}
 	s := j.Summary()
@@ -224,11 +238,27 @@ func keptScores(m map[string]MeasurePair) map[string]keptScore {
 	return out
 }
 
-// journeyOf reads a journey from a Task's versions, oldest first. A Task
-// entered in error is no referral and is left out (ok false).
-func journeyOf(id string, versions []*gateway.Resource) (Journey, bool) {
+// journeyOf reads a journey from a Task's record: the milestones its
+// versions recorded, or, for a Task written before they did, those the
+// versions read give, recorded as the store records them. A Task entered
+// in error is no referral and is left out (ok false).
+func journeyOf(id string, rec gateway.JourneyRecord) (Journey, bool) {
 	j := Journey{TaskID: id}
-	if len(versions) == 0 {
+	if len(rec.Versions) == 0 {
+		return j, false
+	}
+	reached := rec.Reached
+	if reached == nil {
+		reached = &gateway.Reached{}
+		for _, v := range rec.Versions {
+			// Every stored version passed the raw checks, so status is a
+			// valid code.
+			if st, ok := gateway.ReadTaskStep(v.Body); ok {
+				reached.Add(st, v.LastUpdated)
+			}
+		}
+	}
+	if !reached.At[gateway.MilestoneVoid].IsZero() {
 		return j, false
 	}
 	var first struct {
@@ -250,8 +280,8 @@ func journeyOf(id string, versions []*gateway.Resource) (Journey, bool) {
 			} `json:"valueCoding"`
 		} `json:"input"`
 	}
-	_ = jsonv2.Unmarshal(versions[0].Body, &first)
-	j.Sent = versions[0].LastUpdated
+	_ = jsonv2.Unmarshal(rec.Versions[0].Body, &first)
+	j.Sent = rec.Versions[0].LastUpdated
 	if t, err := time.Parse(time.RFC3339Nano, first.AuthoredOn); err == nil {
 		j.Sent = t.UTC()
 	}
@@ -263,90 +293,26 @@ func journeyOf(id string, versions []*gateway.Resource) (Journey, bool) {
 			j.Category = in.ValueCoding.Code
 		}
 	}
-	reach := func(at *time.Time, when time.Time) {
-		if at.IsZero() {
-			*at = when
-		}
-	}
-	for _, v := range versions {
-		// Only the codes are read: the full Task view (samply) cost four
-		// fifths of the outcomes view's CPU. Every stored version passed the
-		// raw checks, so status is a valid code.
-		var view journeyStep
-		if jsonv2.Unmarshal(v.Body, &view) != nil {
-			continue
-		}
-		when := v.LastUpdated
-		switch view.Status {
-		case gateway.TaskEnteredInError:
-			return j, false
-		case gateway.TaskAccepted, gateway.TaskInProgress, gateway.TaskOnHold, gateway.TaskCompleted, gateway.TaskRejected:
-			reach(&j.Delivered, when) // the provider acted on it, so it had it
-		}
-		switch view.Status {
-		case gateway.TaskAccepted, gateway.TaskInProgress, gateway.TaskOnHold, gateway.TaskCompleted:
-			reach(&j.Accepted, when)
-		}
-		switch firstCode(view.BusinessStatus.Coding) {
-		case "delivered":
-			reach(&j.Delivered, when)
-		case gateway.BusinessContacted, gateway.BusinessFirstSession:
-			reach(&j.FirstContact, when)
-		}
-		// Started: a first session, or a completion without one recorded
-		// (the provider may complete straight from accepted), so the funnel
-		// stays cumulative: every completed referral was started. A started
-		// referral was contacted too, recorded or not (the issue saw "0
-		// contacted" beside "5 started"): its first contact is then the
-		// start, the latest it can have been.
-		if view.Status == gateway.TaskInProgress || view.Status == gateway.TaskCompleted {
-			reach(&j.Started, when)
-			reach(&j.FirstContact, when)
-		}
-		if j.End == "" {
-			switch view.Status {
-			case gateway.TaskCompleted:
-				j.End = EndCompleted
-			case gateway.TaskRejected:
-				j.End, j.DeclineReason = EndDeclined, firstCode(view.StatusReason.Coding)
-			case gateway.TaskFailed:
-				j.End = EndFailed
-				if firstCode(view.StatusReason.Coding) == gateway.EndDidNotAttend {
-					j.End = gateway.EndDidNotAttend
-				}
-			case gateway.TaskCancelled:
-				j.End = EndCancelled
+	at := &reached.At
+	j.Delivered, j.Accepted, j.FirstContact, j.Started = at[gateway.MilestoneDelivered], at[gateway.MilestoneAccepted],
+		at[gateway.MilestoneContacted], at[gateway.MilestoneStarted]
+	if ended := at[gateway.MilestoneEnded]; !ended.IsZero() {
+		j.Ended = ended
+		switch end := reached.End; end.Status {
+		case gateway.TaskCompleted:
+			j.End = EndCompleted
+		case gateway.TaskRejected:
+			j.End, j.DeclineReason = EndDeclined, end.Reason
+		case gateway.TaskFailed:
+			j.End = EndFailed
+			if end.Reason == gateway.EndDidNotAttend {
+				j.End = gateway.EndDidNotAttend
 			}
-			if j.End != "" {
-				j.Ended = when
-			}
+		case gateway.TaskCancelled:
+			j.End = EndCancelled
 		}
 	}
 	return j, true
-}
-
-// journeyStep is what a journey reads of one Task version.
-type journeyStep struct {
-	Status         gateway.TaskStatus `json:"status"`
-	BusinessStatus concept            `json:"businessStatus"`
-	StatusReason   concept            `json:"statusReason"`
-}
-
-// concept is a CodeableConcept's codes, as the journey reads them.
-type concept struct {
-	Coding []coded `json:"coding"`
-}
-
-type coded struct {
-	Code string `json:"code"`
-}
-
-// firstCode is a concept's first code, as TaskView reads it.
-func firstCode(cs []coded) string {
-	if len(cs) == 0 {
-		return ""
-	}
-	return cs[0].Code
 }
 
 // Funnel counts referrals by how far they got. The stages are cumulative:

@@ -59,7 +59,7 @@ func TestReportEdgesFoundInReview(t *testing.T) {
 	v1 := &gateway.Resource{Version: 1, LastUpdated: sent, Body: []byte(`{"resourceType":"Task","status":"requested","intent":"order","requester":{"identifier":{"value":"=HYPERLINK(\"x\")"}}}`)}
 	v2 := &gateway.Resource{Version: 2, LastUpdated: sent.Add(time.Hour), Body: []byte(`{"resourceType":"Task","status":"accepted","intent":"order"}`)}
 	v3 := &gateway.Resource{Version: 3, LastUpdated: sent.Add(2 * time.Hour), Body: []byte(`{"resourceType":"Task","status":"completed","intent":"order"}`)}
-	j, ok := journeyOf("t1", []*gateway.Resource{v1, v2, v3})
+	j, ok := journeyOf("t1", gateway.JourneyRecord{Versions: []*gateway.Resource{v1, v2, v3}})
 	if !ok || j.Started.IsZero() || j.End != EndCompleted {
 		t.Fatalf("journey %+v", j)
 	}
@@ -89,7 +89,7 @@ func TestReportEdgesFoundInReview(t *testing.T) {
 // between two pages: the changed Task moves to the end of the order and is
 // met again on the next page.
 type movingStore struct {
-	gateway.Store // only Search and Histories are used
+	gateway.Store // only Search, JourneyRecords and KeptJourneys are used
 	calls         int
 }
 
@@ -101,10 +101,11 @@ func (m *movingStore) Search(_ context.Context, q *gateway.StoreQuery) ([]string
 	return []string{"t2", "t3"}, 3, nil // t2 changed after the first page
 }
 
-func (m *movingStore) Histories(_ context.Context, _ string, ids []string) ([][]*gateway.Resource, error) {
-	out := make([][]*gateway.Resource, len(ids))
+func (m *movingStore) JourneyRecords(_ context.Context, ids []string, _ gateway.HistoryWindow) ([]gateway.JourneyRecord, error) {
+	out := make([]gateway.JourneyRecord, len(ids))
 	for i, id := range ids {
-		out[i] = []*gateway.Resource{{Type: gateway.TypeTask, ID: id, Version: 1, LastUpdated: time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC),
+		out[i].Reached = &gateway.Reached{}
+		out[i].Versions = []*gateway.Resource{{Type: gateway.TypeTask, ID: id, Version: 1, LastUpdated: time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC),
 			Body: []byte(`{"resourceType":"Task","id":"` + id + `","status":"requested","authoredOn":"2026-06-01T09:00:00Z"}`)}}
 	}
 	return out, nil
@@ -179,7 +180,7 @@ func TestFunnelIsCumulative(t *testing.T) {
 		if i < 3 {
 			vs = append(vs, version(4, "completed"))
 		}
-		j, ok := journeyOf("t", vs)
+		j, ok := journeyOf("t", gateway.JourneyRecord{Versions: vs})
 		if !ok {
 			t.Fatal("not a journey")
 		}

@@ -818,6 +818,13 @@ func (pl *plan) addWrite(r *Request, body []byte, version, expect int, fromIfMat
 	return &gateway.Outcome{Resource: res, Created: version == 1, Warnings: warnings}
 }
 
+// taskStep gives the Task version addWrite just added what it says of
+// its referral's journey (gateway.Write.Step), from the view its terms
+// came from.
+func (pl *plan) taskStep(st gateway.TaskStep) {
+	pl.commit.Writes[len(pl.commit.Writes)-1].Step = st
+}
+
 // mayWrite refuses the writes a caller's side of the referral does not
 // make: providers only update the Tasks they own.
 func mayWrite(c gateway.Caller, r *Request) error {

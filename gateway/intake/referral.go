@@ -392,6 +392,7 @@ func (s *Service) planReferralTask(pl *plan, srID string, pending *pendingReques
 	body := gateway.NewReferralTask(taskID, srID, pending.subject, requester, sr.Priority, rt, pl.now)
 	r := &Request{Type: gateway.TypeTask, id: taskID}
 	pl.addWrite(r, body, 1, 0, false, gateway.ReferralTaskTerms(taskID, srID, pending.named, requester, rt.Provider, s.Base), nil)
+	pl.taskStep(gateway.TaskStep{Status: gateway.TaskRequested}) // as NewReferralTask writes it
 	s.planDelivery(pl, taskID, srID, rt)
 }
 
@@ -593,6 +594,7 @@ func (s *Service) planTask(ctx context.Context, pl *plan, r *Request) (*gateway.
 	var view models.Task
 	_ = json.Unmarshal(body, &view)
 	out := pl.addWrite(r, body, 1, 0, false, gateway.TaskTerms(r.id, &view, s.Base), nil)
+	pl.taskStep(gateway.TaskStepOf(&view))
 	s.planDelivery(pl, r.id, srID, &rt)
 	return out, nil
 }
@@ -652,7 +654,7 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	if err := p.Err(gateway.KindUnprocessable); err != nil {
 		return nil, err
 	}
-	body := conform.KeepTaskFieldsTrue(r.obj.WithServerFields(r.id, strconv.Itoa(cur.Version+1), gateway.Instant(pl.now)), from, status, changed, pl.now)
+	body, step := conform.KeepTaskFieldsTrue(r.obj.WithServerFields(r.id, strconv.Itoa(cur.Version+1), gateway.Instant(pl.now)), from, status, changed, pl.now, gateway.TaskStepOf(task))
 	body = conform.KeepMeasureOutputs(cur.Body, body)
 	// A referral withheld from its provider stays so whatever the update
 	// says (the tag is Signpost's); one the referrer cancels because the
@@ -666,6 +668,7 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 		_ = json.Unmarshal(body, task) // the terms below index it apart from the provider
 	}
 	out := pl.addWrite(r, body, cur.Version+1, expect, r.pinsVersion(), gateway.TaskTerms(r.id, task, s.Base), nil)
+	pl.taskStep(step)
 	provOwner := gateway.RefOf(old.Owner)
 	if wasWithheld || withdrawn {
 		provOwner = ""

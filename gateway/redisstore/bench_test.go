@@ -17,8 +17,8 @@ import (
 
 // referralCommit is shaped like the commit of one accepted referral: a
 // ServiceRequest and its Task with their index terms (7 and 6) and token
-// systems, two unique keys and the delivery job, with bodies of the size
-// the intake benchmark sends.
+// systems (and the Task's journey step), two unique keys and the delivery
+// job, with bodies of the size the intake benchmark sends.
 func referralCommit(i int) *gateway.Commit {
 	n := strconv.Itoa(i)
 	sr, task := "sr-"+n, "task-"+n
@@ -36,7 +36,8 @@ func referralCommit(i int) *gateway.Commit {
 			{Key: "referral-task|" + sr, Value: "Task/" + task}},
 		Writes: []gateway.Write{
 			{Resource: &gateway.Resource{Type: "ServiceRequest", ID: sr, Owner: "practice-a", Version: 1, LastUpdated: now, Body: body}, Terms: srTerms},
-			{Resource: &gateway.Resource{Type: "Task", ID: task, Owner: "practice-a", Version: 1, LastUpdated: now, Body: body[:1000]}, Terms: taskTerms},
+			{Resource: &gateway.Resource{Type: "Task", ID: task, Owner: "practice-a", Version: 1, LastUpdated: now, Body: body[:1000]}, Terms: taskTerms,
+				Step: gateway.TaskStep{Status: gateway.TaskRequested}},
 		},
 		Jobs: []gateway.Job{{Queue: gateway.QueueDelivery, Fields: []string{"event", "referral", "task", task}}},
 		Systems: []string{"ServiceRequest identifier https://example-gp.nhs.uk/referral-id",
@@ -418,7 +419,8 @@ func BenchmarkPartitionCostOnOneRedis(b *testing.B) {
 
 // taskChangeCommit is shaped like the commit recording a delivery: the
 // referral's Task (of referralCommit(i)) at its next version with the same
-// index terms, a Provenance of it, and the audit record of what was sent.
+// index terms and the delivered milestone, a Provenance of it, and the
+// audit record of what was sent.
 func taskChangeCommit(i int) *gateway.Commit {
 	ref := referralCommit(i)
 	task := *ref.Writes[1].Resource
@@ -426,7 +428,7 @@ func taskChangeCommit(i int) *gateway.Commit {
 	prov := &gateway.Resource{Type: "Provenance", ID: "prov-" + strconv.Itoa(i), Owner: "practice-a", Version: 1, LastUpdated: task.LastUpdated,
 		Body: task.Body[:600]}
 	return &gateway.Commit{
-		Writes: []gateway.Write{{Resource: &task, Expect: 1, Terms: ref.Writes[1].Terms},
+		Writes: []gateway.Write{{Resource: &task, Expect: 1, Terms: ref.Writes[1].Terms, Step: gateway.TaskStep{Status: gateway.TaskRequested, Business: gateway.BusinessDelivered}},
 			{Resource: prov, Terms: []string{"target=Task/" + task.ID, "_client=practice-a"}}},
 		Audit: &gateway.AuditRecord{Recorded: task.LastUpdated, Interaction: "export", Action: "R", Status: 200, Client: "leeds-walking", What: []string{"Task/" + task.ID + "/_history/1"}},
 	}

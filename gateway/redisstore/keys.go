@@ -29,7 +29,9 @@ func partitionKeys(namespace string) [partitions]keys {
 // resource is a hash: "v" current version, "c" the token of the commit that
 // wrote it (to recognise a re-sent commit), "o" the client that owns it,
 // "x" the index keys of the current version (newline separated), and per
-// version n: "n" the body, "tn" its lastUpdated in Unix milliseconds.
+// version n: "n" the body, "tn" its lastUpdated in Unix milliseconds. A
+// referral Task's also holds what its versions recorded of its journey
+// ("j" and the milestones' fields, journey.go).
 func (k keys) resource(typ, id string) string { return k.ns + ":r:" + typ + ":" + id }
 
 // term is a sorted set of the ids of a type's current versions that carry

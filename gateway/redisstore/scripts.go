@@ -63,9 +63,14 @@ var (
 	//go:embed scripts/read.lua
 	readLua    string
 	readScript = redis.NewScript(readLua) // resource versions, each read consistently
+	//go:embed scripts/window.lua
+	windowLua string // newest, prepended to the scripts that read a window of versions
 	//go:embed scripts/latest.lua
 	latestLua    string
-	latestScript = redis.NewScript(latestLua) // a resource's newest versions, within a window
+	latestScript = redis.NewScript(windowLua + latestLua) // a resource's newest versions, within a window
+	//go:embed scripts/journey.lua
+	journeyLua    string
+	journeyScript = redis.NewScript(windowLua + journeyLua) // what a referral Task's journey is read from
 	//go:embed scripts/scopepatient.lua
 	scopePatientLua    string
 	scopePatientScript = redis.NewScript(scopePatientLua) // one legacy Patient to its owner's key

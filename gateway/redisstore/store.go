@@ -171,7 +171,7 @@ func commitSizes(c *gateway.Commit, previous [][]string) (args, keys int) {
 	args = 24 + 3*len(c.Unique) + 8*len(c.Criteria) + len(c.Systems) + 2*len(c.Unchanged) + 2*auditFieldsGuess
 	keys = 4 + 2*len(c.Unique) + 4*len(c.Criteria) + len(c.Jobs) + len(c.Unchanged)
 	for i, w := range c.Writes {
-		args += 12 + len(w.Terms)
+		args += 13 + len(w.Terms) + 2*milestonesWritten(w)
 		keys += 2 + 2*len(w.Terms)
 		if i < len(previous) {
 			keys += len(previous[i])
@@ -376,6 +376,7 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 		}
 		args = append(args, len(kl.keys)+1, len(old))
 		kl.keys = append(kl.keys, old...)
+		args = appendMilestones(args, w)
 	}
 	entries := len(c.Jobs)
 	if c.Audit != nil {
@@ -1247,8 +1248,12 @@ func flag(b bool) string {
 	return "0"
 }
 
-// Histories implements gateway.Store. A resource's versions live in its one
-// hash, so each is read whole in one HGETALL; the reads are pipelined.
+// Histories returns every version of each resource, oldest first (an
+// empty list for one not held). A resource's versions live in its one
+// hash, so each is read whole in one HGETALL; the reads are pipelined. Its
+// size is whatever the resource's writers made it, so nothing serving a
+// request or a page reads it: tests do, to see a resource whole (a page
+// reads LatestVersions, the outcomes view JourneyRecords).
 func (s *Store) Histories(ctx context.Context, typ string, ids []string) ([][]*gateway.Resource, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, len(ids))

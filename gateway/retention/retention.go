@@ -290,19 +290,21 @@ func (r *Runner) steps(ctx context.Context, rm *redisstore.Removal, rep *Report)
 }
 
 // keep is what stays of the referral: its journey's summary, read from
-// the Task's versions up to the one the removal read (current is false
-// when a later one came meanwhile: the removal would be refused anyway). A
-// Task entered in error is counted nowhere, so nothing of it is kept.
+// what the Task's versions recorded up to the one the removal read
+// (current is false when a later one came meanwhile: the removal would be
+// refused anyway), as the outcomes view reads it, so the read is the same
+// few fields and versions however many versions the Task has. A Task
+// entered in error is counted nowhere, so nothing of it is kept.
 func (r *Runner) keep(ctx context.Context, rm *redisstore.Removal) (keep *gateway.KeptJourney, current bool, err error) {
-	hs, err := r.Store.Histories(ctx, gateway.TypeTask, []string{rm.Task.ID})
+	recs, err := r.Store.JourneyRecords(ctx, []string{rm.Task.ID}, insights.OlderTaskWindow)
 	if err != nil {
 		return nil, false, err
 	}
-	versions := hs[0]
-	if len(versions) == 0 || versions[len(versions)-1].Version != rm.Task.Version {
+	vs := recs[0].Versions
+	if len(vs) == 0 || vs[len(vs)-1].Version != rm.Task.Version {
 		return nil, false, nil
 	}
-	keep, _, err = insights.Summarise(ctx, r.Store, rm.Task.ID, versions)
+	keep, _, err = insights.Summarise(ctx, r.Store, rm.Task.ID, recs[0])
 	return keep, err == nil, err
 }
 

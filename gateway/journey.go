@@ -1,0 +1,137 @@
+package gateway
+
+import (
+	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+)
+
+// A referral's journey (when it was delivered, accepted, first contacted,
+// started, and how and when it ended) is read from its Task's versions:
+// each milestone is the first version to reach it. Nothing bounds how many
+// versions a Task has (every change a provider makes is one) nor, below the
+// body limit, how large each is, so reading every version (the outcomes
+// view's and retention's read did) cost what the Task's writers chose:
+// 1,000 versions of 60 KB made one Task a 60 MB read. So each version's
+// commit records, with it, the milestones it reaches (Write.Step), and the
+// store keeps the first version's time of each: the journey is read from
+// those and the first and current versions, a read whose size Signpost
+// bounds, and it is the journey every version gives, to the millisecond.
+
+// Milestone is a point of a referral's journey a Task version can reach.
+type Milestone int
+
+// The milestones, in the order a referral usually reaches them.
+const (
+	MilestoneDelivered Milestone = iota // the provider had it
+	MilestoneAccepted
+	MilestoneContacted // the first contact with the person
+	MilestoneStarted
+	MilestoneEnded // completed, rejected, failed or cancelled
+	MilestoneVoid  // entered in error: no referral at all
+	Milestones     // how many there are
+)
+
+// TaskStep is what one Task version says of its referral's journey.
+type TaskStep struct {
+	Status   TaskStatus
+	Business string // businessStatus's first code
+	Reason   string // statusReason's first code (how it ended)
+}
+
+// Reaches reports whether a version at st reaches m. A provider that acted
+// on a referral had it; a started one was contacted (recorded or not), and
+// a completed one was started (the provider may complete straight from
+// accepted), so the funnel stays cumulative.
+func (st TaskStep) Reaches(m Milestone) bool {
+	switch m {
+	case MilestoneDelivered:
+		return st.Business == BusinessDelivered || st.Status == TaskRejected || st.Reaches(MilestoneAccepted)
+	case MilestoneAccepted:
+		return st.Status == TaskAccepted || st.Status == TaskOnHold || st.Reaches(MilestoneStarted)
+	case MilestoneContacted:
+		return st.Business == BusinessContacted || st.Business == BusinessFirstSession || st.Reaches(MilestoneStarted)
+	case MilestoneStarted:
+		return st.Status == TaskInProgress || st.Status == TaskCompleted
+	case MilestoneEnded:
+		return st.Status.Terminal() && st.Status != TaskEnteredInError
+	case MilestoneVoid:
+		return st.Status == TaskEnteredInError
+	}
+	return false
+}
+
+// TaskStepOf is what a Task's typed view says of its journey.
+func TaskStepOf(t *models.Task) TaskStep {
+	st := TaskStep{Status: TaskStatus(t.Status.Code())}
+	if cs := codings(t.BusinessStatus); len(cs) > 0 {
+		st.Business = cs[0].Code
+	}
+	if cs := codings(t.StatusReason); len(cs) > 0 {
+		st.Reason = cs[0].Code
+	}
+	return st
+}
+
+// ReadTaskStep reads what a stored Task version says of its journey;
+// false if it cannot be read. Only the codes are decoded: the full Task
+// view (samply) cost four fifths of the outcomes view's CPU.
+func ReadTaskStep(body []byte) (TaskStep, bool) {
+	var v struct {
+		Status         TaskStatus   `json:"status"`
+		BusinessStatus codedConcept `json:"businessStatus"`
+		StatusReason   codedConcept `json:"statusReason"`
+	}
+	if jsonv2.Unmarshal(body, &v) != nil {
+		return TaskStep{}, false
+	}
+	return TaskStep{Status: v.Status, Business: v.BusinessStatus.first(), Reason: v.StatusReason.first()}, true
+}
+
+// codedConcept is a CodeableConcept's codes, as ReadTaskStep reads them.
+type codedConcept struct {
+	Coding []struct {
+		Code string `json:"code"`
+	} `json:"coding"`
+}
+
+func (c codedConcept) first() string {
+	if len(c.Coding) == 0 {
+		return ""
+	}
+	return c.Coding[0].Code
+}
+
+// Reached is when a referral's Task versions first reached each milestone
+// (zero: not yet), and the status and reason of the first to end it.
+type Reached struct {
+	At  [Milestones]time.Time
+	End TaskStep // its Business is not kept
+}
+
+// Add records a version at st made at at, as the store records each
+// version's: a milestone keeps the time of the first version to reach it.
+func (r *Reached) Add(st TaskStep, at time.Time) {
+	for m := range Milestones {
+		if r.At[m].IsZero() && st.Reaches(m) {
+			r.At[m] = at
+			if m == MilestoneEnded {
+				r.End = TaskStep{Status: st.Status, Reason: st.Reason}
+			}
+		}
+	}
+}
+
+// JourneyRecord is what a referral Task's journey is read from
+// (Store.JourneyRecords).
+type JourneyRecord struct {
+	// Versions are oldest first: the first version held, then the current
+	// one for a Task whose versions recorded their milestones (Reached),
+	// else the newest the read's window holds (nil: the Task is not held).
+	Versions []*Resource
+	// Reached is what its versions recorded, nil for a Task whose first
+	// version recorded nothing: it was written before versions did, and
+	// its journey is read from Versions alone.
+	Reached *Reached
+}
