@@ -149,7 +149,8 @@ type WriteSet struct {
 //
 // What commit.lua does besides, and S does not: its preconditions, 6 reads
 // (HGET of the commit token, GET of the 2 unique keys, HGET of the 2
-// versions, HMGET of the token-system registry), and the script around its
+// versions, HMGET of the token-system registry), the Task's journey field
+// set apart (HSETNX, where S sets it in the Task's HSET), and the script around its
 // commands (EVALSHA with 135 arguments for this referral: 28 keys, 107
 // values). What the gateway does besides: validation, routing, building
 // the Task as FHIR, the group commit, the access log. The test in gateway/httpapi (TestSameWorkFloorWritesWhatACommitWrites)
@@ -199,18 +200,20 @@ func SameWorkSet(sr *models.ServiceRequest, body []byte, ids SameWorkIDs) *Write
 	task := taskBody(taskID, srID, stamp, sr)
 
 	ws := &WriteSet{ServiceRequestID: srID, Body: stored, Commands: make([][]any, 0, 21)}
-	write := func(typ, id string, terms []string, body []byte) {
+	write := func(typ, id string, terms []string, body []byte, more ...any) {
 		keys := make([]string, len(terms))
 		for i, t := range terms {
 			keys[i] = sameNS + ":i:" + typ + ":" + t
 			ws.Commands = append(ws.Commands, []any{"zadd", keys[i], ms, id})
 		}
 		ws.Commands = append(ws.Commands, []any{"zadd", sameNS + ":a:" + typ, ms, id})
-		ws.Commands = append(ws.Commands, []any{"hset", sameNS + ":r:" + typ + ":" + id,
-			"v", "1", "c", ids.Token, "o", sameClient, "x", strings.Join(keys, "\n"), "1", body, "t1", ms})
+		ws.Commands = append(ws.Commands, append([]any{"hset", sameNS + ":r:" + typ + ":" + id,
+			"v", "1", "c", ids.Token, "o", sameClient, "x", strings.Join(keys, "\n"), "1", body, "t1", ms}, more...))
 	}
 	write("ServiceRequest", srID, srTerms, stored)
-	write("Task", taskID, taskTerms, task)
+	// A referral Task's first version also says its versions record the
+	// referral's journey (a field commit.lua sets with HSETNX; S in its HSET).
+	write("Task", taskID, taskTerms, task, "j", "1")
 	ws.Commands = append(ws.Commands,
 		[]any{"set", sameNS + ":u:referral|" + sameClient + "|" + uniqueRef, "ServiceRequest/" + srID},
 		[]any{"set", sameNS + ":u:referral-task|" + srID, "Task/" + taskID},
