@@ -177,6 +177,14 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`"contained":[{"resourceType":"Patient","id":"p"},{"resourceType":"Location","id":"home","address":{"postalCode":"LS1 6PT"}}],` +
 				`"performer":[{"reference":"#p","display":"Jo Bloggs"}],"locationReference":[{"reference":"#home","display":"Jo Bloggs's flat"}]}`,
 			`Bloggs`, `"reference":"#home"`},
+		{"a contained RelatedPerson (a parent consenting): no name, telecom, photo or birth date",
+			`{"resourceType":"Consent","id":"c","status":"active","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},` +
+				`"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"IDSCL"}]}],"patient":{"reference":"Patient/p"},` +
+				`"contained":[{"resourceType":"RelatedPerson","id":"mum","patient":{"reference":"Patient/p"},` +
+				`"relationship":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-RoleCode","code":"MTH"}]}],` +
+				`"name":[{"family":"Bloggs","given":["Sam"]}],"telecom":[{"system":"phone","value":"07700 900123"}],"birthDate":"1960-02-03",` +
+				`"photo":[{"contentType":"image/png","data":"aGVsbG8="}]}],"performer":[{"reference":"#mum"}]}`,
+			`Bloggs|07700|1960|aGVsbG8=|"name"|telecom|photo`, `"code":"MTH"|"reference":"#mum"`},
 		{"an organisation's address is public",
 			`{"resourceType":"Organization","id":"o","address":[{"line":["1 Provider Street"],"postalCode":"LS2 7EW"}]}`,
 			`"_none_"`, `1 Provider Street`},
