@@ -348,8 +348,14 @@ func (s *Server) expireKeys(ctx context.Context, c *client, now time.Time) {
 		"failed_fetches", rk.failures, "last_error", fmt.Sprint(rk.lastErr))
 }
 
+// fetchJWKS fetches and parses a key set. The fetch is not ended by its
+// caller going away (context.WithoutCancel; jwksFetchTimeout bounds it):
+// any request naming the client in an assertion starts it, before anything
+// is verified, and one that hung up would otherwise fail the refresh and
+// hold off the next for JWKSRefreshInterval, so that whoever did so
+// steadily would keep the set from being renewed until it expired.
 func (s *Server) fetchJWKS(ctx context.Context, u string) ([]pubKey, error) {
-	ctx, cancel := context.WithTimeout(ctx, jwksFetchTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jwksFetchTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -359,7 +365,7 @@ func (s *Server) fetchJWKS(ctx context.Context, u string) ([]pubKey, error) {
 	resp, err := s.httpClient.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, errors.New("the request timed out or was cancelled")
+			return nil, errors.New("the request timed out")
 		}
 		return nil, errors.New("the request failed (connection refused, or destination not allowed)")
 	}

@@ -604,6 +604,64 @@ func TestTokenRemoteJWKSStaleBound(t *testing.T) {
 	}
 }
 
+// hangUp is a transport whose caller goes away while the answer is on its
+// way, as a client does that closes its connection to the token endpoint
+// while its request fetches a key set: the caller's context is cancelled
+// (cancel), and a request still bound to it fails, as net/http's would.
+type hangUp struct {
+	cancel context.CancelFunc
+	next   http.RoundTripper
+}
+
+func (h hangUp) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := h.next.RoundTrip(r)
+	h.cancel()
+	if err == nil && r.Context().Err() != nil {
+		resp.Body.Close()
+		return nil, r.Context().Err()
+	}
+	return resp, err
+}
+
+// Anyone may name a client in an assertion and hang up: a fetch of the
+// client's key set that such a request starts is not ended by it. Before,
+// it failed and counted as the refresh (none tried again for a minute), so
+// whoever did that once a minute made every refresh fail, and the client
+// was locked out once its set expired (JWKSMaxStale).
+func TestTokenRemoteJWKSFetchOutlivesItsCaller(t *testing.T) {
+	f := newFixture(t)
+	try := func(ctx context.Context) error {
+		t.Helper()
+		a := sign(t, assertionSpec{alg: jwa.RS384(), key: rsaA, kid: "remote-1", claims: claimsFor("leeds-walking", f.clock.Now())})
+		_, err := f.srv.Token(ctx, form(a, ""))
+		return err
+	}
+	if err := try(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// The refresh is due; the request that starts it goes away.
+	f.clock.Advance(time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	f.srv.httpClient = &http.Client{Transport: hangUp{cancel: cancel, next: f.remote.Client().Transport}}
+	_ = try(ctx)
+	f.srv.httpClient = f.remote.Client()
+	if n := f.remote.hits.Load(); n != 2 {
+		t.Fatalf("jwks_url fetched %d times, want 2", n)
+	}
+	if strings.Contains(f.logs.String(), "fetch failed") {
+		t.Fatalf("the fetch failed with its caller gone:\n%s", f.logs)
+	}
+
+	// It renewed the set: a day after the first fetch, every refresh since
+	// failing, the set is still in use.
+	f.remote.fail.Store(true)
+	f.clock.Advance(defaultJWKSMaxStale - time.Hour)
+	if err := try(context.Background()); err != nil {
+		t.Fatalf("a day after the first fetch, an hour less after the renewal: %v", err)
+	}
+}
+
 func TestTokenStorageErrors(t *testing.T) {
 	down := errors.New("connection refused")
 

@@ -65,7 +65,7 @@ const (
 	Pseudonym  Action = "pseudonym"  // Identifier(s) replaced by a keyed pseudonym
 	YearOnly   Action = "year"       // a date or dateTime reduced to its year
 	OutwardPC  Action = "outward"    // an Address reduced to its postcode's outward code
-	NoPatDispl Action = "no-display" // a Reference's display goes when it points to a Patient
+	NoPatDispl Action = "no-display" // a Reference's display goes when it points to a Patient, a RelatedPerson or a Location
 	PatientID  Action = "patient-id" // a Patient's id, or the id in a reference to a Patient, replaced by a keyed pseudonym
 )
 
@@ -116,12 +116,16 @@ var Rules = []Rule{
 	{Type: "Patient", Element: "contact", Action: Remove, Why: "next of kin and other contacts, with their names and telecom"},
 	{Type: "Patient", Element: "birthDate", Action: YearOnly, Why: "date of birth reduced to the year (and _birthDate, which may hold the birth time, goes)"},
 	{Type: "Patient", Element: "deceasedDateTime", Action: YearOnly, Why: "date of death reduced to the year"},
+	{Type: "RelatedPerson", Element: "name", Action: Remove, Why: "a relative's or carer's name (a RelatedPerson is only held contained, as a Consent's performer say)"},
+	{Type: "RelatedPerson", Element: "telecom", Action: Remove, Why: "a relative's phone numbers and e-mail addresses"},
+	{Type: "RelatedPerson", Element: "photo", Action: Remove, Why: "a relative's photographs"},
+	{Type: "RelatedPerson", Element: "birthDate", Action: Remove, Why: "a relative's date of birth: no evaluation needs it"},
 	{Type: "Location", Element: "position", Action: Remove, Why: "a place's exact coordinates: a patient's Location is where they are"},
 	{Type: "Location", Element: "name", Action: Remove, Why: "a patient's Location is often their home or where they stay, named after them or by its street"},
 	{Type: "Location", Element: "alias", Action: Remove, Why: "other names of the place, as its name"},
 	{Type: "Location", Element: "description", Action: Remove, Why: "free text about the place"},
 	{Type: "Location", Element: "telecom", Action: Remove, Why: "a patient's Location's phone number may be theirs"},
-	{Type: "*", Element: "display", Action: NoPatDispl, Why: "the display of a Reference to a Patient (a name)"},
+	{Type: "*", Element: "display", Action: NoPatDispl, Why: "the display of a Reference to a Patient (a name), a RelatedPerson (a relative or carer, named) or a Location (it repeats the Location's name, removed above)"},
 	{Type: "*", Element: "text", Action: Remove, Why: "free text: the narrative, CodeableConcept.text (its codes stay)"},
 	{Type: "*", Element: "comment", Action: Remove, Why: "free-text comments"},
 	{Type: "*", Element: "valueString", Action: Remove, Why: "free-text values (extensions, answers, observations)"},
@@ -157,9 +161,10 @@ type deidentifier struct {
 	// references to Patients name that client's Patients (Patient ids are
 	// each client's own, gateway.PatientKey).
 	owner string
-	// containedPatients are the ids of the Patients contained in it:
-	// "#{id}" references them, and is rewritten with them.
-	containedPatients map[string]bool
+	// contained are the types of the resources contained in it, by id:
+	// "#{id}" references them (a contained Patient's is rewritten with
+	// its id, and it is found by both).
+	contained map[string]string
 }
 
 // pseudonym is HMAC-SHA256(key, system "|" value) in lower-case base32 (no
@@ -193,15 +198,20 @@ func (d *deidentifier) resource(body []byte, owner string) ([]byte, error) {
 		return nil, err
 	}
 	w := *d
-	w.owner, w.containedPatients = owner, nil
+	w.owner, w.contained = owner, nil
 	contained, _ := r["contained"].([]any)
 	for _, c := range contained {
-		if c, _ := c.(map[string]any); c["resourceType"] == gateway.TypePatient {
-			if id, ok := c["id"].(string); ok {
-				if w.containedPatients == nil {
-					w.containedPatients = map[string]bool{}
-				}
-				w.containedPatients[id] = true
+		c, _ := c.(map[string]any)
+		typ, _ := c["resourceType"].(string)
+		if id, ok := c["id"].(string); ok && typ != "" {
+			if w.contained == nil {
+				w.contained = map[string]string{}
+			}
+			w.contained[id] = typ
+			if typ == gateway.TypePatient {
+				// Also as its id is rewritten: an element beside a
+				// reference may be rewritten after it.
+				w.contained[w.patientID(id)] = typ
 			}
 		}
 	}
@@ -373,11 +383,38 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 	}
 }
 
-// patientDisplay reports whether o's display names a patient: o is a
-// Reference (not a Coding) to a Patient.
+// namedTargets are the resource types, beside Patient, whose name a
+// Reference's display repeats and which name the patient or those near
+// them: a RelatedPerson is a relative or carer, and a patient's Location
+// is often their home, named after them.
+var namedTargets = map[string]bool{gateway.TypePatient: true, "RelatedPerson": true, "Location": true}
+
+// patientDisplay reports whether o's display may name a patient: o is a
+// Reference (not a Coding) to a Patient or another of namedTargets.
 func (d *deidentifier) patientDisplay(o map[string]any, field string) bool {
 	_, coded := o["code"]
-	return !coded && pointsToPatient(o, field)
+	return !coded && (pointsToPatient(o, field) || namedTargets[d.target(o)])
+}
+
+// target is the type of the resource a Reference names: its type, the
+// type in its reference (relative, absolute or versioned), or that of the
+// contained resource it names; "" when it says none.
+func (d *deidentifier) target(o map[string]any) string {
+	if t, _ := o["type"].(string); t != "" {
+		return t
+	}
+	ref, _ := o["reference"].(string)
+	if id, ok := strings.CutPrefix(ref, "#"); ok {
+		return d.contained[id]
+	}
+	if h := strings.Index(ref, "/_history/"); h >= 0 {
+		ref = ref[:h]
+	}
+	parts := strings.Split(ref, "/")
+	if len(parts) < 2 {
+		return ""
+	}
+	return parts[len(parts)-2]
 }
 
 // patientIDOf is what element name, held in an object held under field,
@@ -391,7 +428,7 @@ func (d *deidentifier) patientIDOf(name, field string, v any) (string, bool) {
 		return "", false
 	case name == "id" && (field == "" || field == "contained"):
 		return d.patientID(s), true
-	case name == "reference" && strings.HasPrefix(s, "#") && d.containedPatients[s[1:]]:
+	case name == "reference" && strings.HasPrefix(s, "#") && d.contained[s[1:]] == gateway.TypePatient:
 		return "#" + d.patientID(s[1:]), true
 	case name == "reference":
 		ref := patientReference(s, d.patientID)

@@ -166,6 +166,25 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`"contained":[{"resourceType":"Location","id":"home","name":"Jo Bloggs's flat","address":{"line":["20 The Headrow"],"postalCode":"LS1 6PT"}}],` +
 				`"locationReference":[{"reference":"#home"}]}`,
 			`Bloggs|Headrow|6PT`, `"reference":"#home"|"postalCode":"LS1"`},
+		{"the display of a reference to a patient's Location or a relative: by reference, absolute and versioned, or by type",
+			`{"resourceType":"Encounter","id":"enc","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"HH"},` +
+				`"subject":{"reference":"Patient/p"},"participant":[{"individual":{"reference":"RelatedPerson/rp","display":"Sam Bloggs (daughter)"}}],` +
+				`"location":[{"location":{"reference":"https://gp.example/fhir/Location/home/_history/2","display":"Flat 3, Jo Bloggs"}},` +
+				`{"location":{"type":"Location","display":"Jo Bloggs's sister's house"}}],"serviceProvider":{"reference":"Organization/o","display":"Leeds Walking"}}`,
+			`Bloggs`, `"reference":"RelatedPerson/rp"|"display":"Leeds Walking"`},
+		{"the display of a reference to a contained Patient or Location, wherever held",
+			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","subject":{"reference":"#p"},` +
+				`"contained":[{"resourceType":"Patient","id":"p"},{"resourceType":"Location","id":"home","address":{"postalCode":"LS1 6PT"}}],` +
+				`"performer":[{"reference":"#p","display":"Jo Bloggs"}],"locationReference":[{"reference":"#home","display":"Jo Bloggs's flat"}]}`,
+			`Bloggs`, `"reference":"#home"`},
+		{"a contained RelatedPerson (a parent consenting): no name, telecom, photo or birth date",
+			`{"resourceType":"Consent","id":"c","status":"active","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},` +
+				`"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"IDSCL"}]}],"patient":{"reference":"Patient/p"},` +
+				`"contained":[{"resourceType":"RelatedPerson","id":"mum","patient":{"reference":"Patient/p"},` +
+				`"relationship":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-RoleCode","code":"MTH"}]}],` +
+				`"name":[{"family":"Bloggs","given":["Sam"]}],"telecom":[{"system":"phone","value":"07700 900123"}],"birthDate":"1960-02-03",` +
+				`"photo":[{"contentType":"image/png","data":"aGVsbG8="}]}],"performer":[{"reference":"#mum"}]}`,
+			`Bloggs|07700|1960|aGVsbG8=|"name"|telecom|photo`, `"code":"MTH"|"reference":"#mum"`},
 		{"an organisation's address is public",
 			`{"resourceType":"Organization","id":"o","address":[{"line":["1 Provider Street"],"postalCode":"LS2 7EW"}]}`,
 			`"_none_"`, `1 Provider Street`},

@@ -208,6 +208,58 @@ func TestBaRSUpdateStoresNewVersionsOfItsEntries(t *testing.T) {
 	}
 }
 
+// A message received again changes none of the entries it brought. Sent
+// again after a later update changed its Encounter (a sender's late
+// retry), the first message is refused (409 at that entry) and the
+// Encounter stays as the update left it; so is that update sent again
+// after another changed it. Before, each was answered 200 and stored its
+// Encounter as it had been sent, a new version undoing the later change
+// (a Consent's withdrawal just the same).
+func TestBaRSMessageAgainChangesNoEntry(t *testing.T) {
+	t.Parallel()
+	for name, on := range map[string][]func(*options){"store": nil, "spread": {spread}} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := setup(t, append(on, withBaRSService, withWarnNHS)...)
+			a := as("practice-a")
+			_, stored := storedEntries(t, e)
+			encounter := "/" + stored[barsEncounterURL]
+			update := func(bundleID, status string) []byte {
+				return barsMutant(t, func(b map[string]any, entries []any) {
+					b["id"] = bundleID
+					entryResource(entries, 0)["reason"].(map[string]any)["coding"].([]any)[0].(map[string]any)["code"] = "update"
+					entryResource(entries, barsEncounter)["status"] = status
+				})
+			}
+			finished := update("5a1d2c3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e", "finished")
+			e.post("/$process-message", finished, a...).must(t, http.StatusOK)
+			mustBe := func(version, status string) {
+				t.Helper()
+				r := e.get(encounter, a...).must(t, http.StatusOK)
+				if r.header.Get("ETag") != `W/"`+version+`"` || r.json(t)["status"] != status {
+					t.Fatalf("the Encounter is %s, %v; want version %s, %s", r.header.Get("ETag"), r.json(t)["status"], version, status)
+				}
+			}
+			mustBe("2", "finished")
+
+			before := storeKeys(t, e)
+			r := e.post("/$process-message", barsExample(t), a...).must(t, http.StatusConflict)
+			if is := readOutcome(t, r); len(is) != 1 || is[0].Code != "conflict" || len(is[0].Expression) != 1 || is[0].Expression[0] != fmt.Sprintf("Bundle.entry[%d].resource", barsEncounter) {
+				t.Errorf("the first message again: %s", r.body)
+			}
+			mustBe("2", "finished")
+			if after := storeKeys(t, e); !reflect.DeepEqual(before, after) {
+				t.Errorf("the refused message changed Redis:\nbefore %v\nafter  %v", before, after)
+			}
+
+			e.post("/$process-message", update("6b2e3d4f-5a6b-4c7d-9e8f-0a1b2c3d4e5f", "cancelled"), a...).must(t, http.StatusOK)
+			mustBe("3", "cancelled")
+			e.post("/$process-message", finished, a...).must(t, http.StatusConflict)
+			mustBe("3", "cancelled")
+		})
+	}
+}
+
 func TestBaRSEntryOfAnotherReferralIsNotChanged(t *testing.T) {
 	testBaRSEntryOfAnotherReferralIsNotChanged(t, nil)
 }

@@ -146,6 +146,10 @@ type messageContext struct {
 	// may holds the supporting entries to the sender's rights (nil: all
 	// allowed).
 	may MayWrite
+	// again marks a message received before, or a new one repeating the
+	// referral another made (resolveMessageRepeat): it changes none of the
+	// entries held, which a later update may have changed since.
+	again bool
 	// place is the id prefix of the message's change (Core.Place), which
 	// entry ids carry: "" unless the store spreads referrals. placeOf
 	// finds the place of a held referral (Core.PlaceOf): a message that
@@ -294,6 +298,7 @@ func (s *Service) resolveMessageRepeat(ctx context.Context, caller gateway.Calle
 			}
 		}
 		held = r.existing
+		r.message.again = held != nil
 	}
 	if held == nil {
 		return nil
@@ -425,9 +430,12 @@ func (r *Request) isSupporting() bool {
 // provider sees it when it sees that referral (gateway.SupportingKey).
 //
 // An entry stored before (the same fullUrl from the same sender) is that
-// resource: unchanged, nothing is written; changed (an update message), it
-// gets a new version. One another referral came with is refused: the
-// sender reused a fullUrl, and this referral does not change that one's.
+// resource: unchanged, nothing is written; changed by an update message,
+// it gets a new version. Changed in a message received again, it is
+// refused: the sender's late retry would otherwise undo what a later
+// update changed (a Consent withdrawn since). One another referral came
+// with is refused: the sender reused a fullUrl, and this referral does not
+// change that one's.
 func (s *Service) planSupporting(ctx context.Context, pl *plan, r *Request) (*gateway.Outcome, error) {
 	var p gateway.Problems
 	conform.CheckBindings(&p, r.obj, r.Type)
@@ -448,6 +456,10 @@ func (s *Service) planSupporting(ctx context.Context, pl *plan, r *Request) (*ga
 		}
 		if err := checkUnchanged(r, cur); err != nil {
 			return nil, err
+		}
+		if r.message.again {
+			return nil, gateway.NewError(gateway.KindConflict, fhir.IssueConflict, r.Type,
+				"this message was received before (or repeats the referral another message made), and this entry differs from the %s held for it; a message sent again changes nothing it brought, so send a change as an update message; nothing was changed", r.Type)
 		}
 		version, expect = cur.Version+1, cur.Version
 	} else if s.Spreads() {
