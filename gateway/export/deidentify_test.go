@@ -185,6 +185,15 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`"name":[{"family":"Bloggs","given":["Sam"]}],"telecom":[{"system":"phone","value":"07700 900123"}],"birthDate":"1960-02-03",` +
 				`"photo":[{"contentType":"image/png","data":"aGVsbG8="}]}],"performer":[{"reference":"#mum"}]}`,
 			`Bloggs|07700|1960|aGVsbG8=|"name"|telecom|photo`, `"code":"MTH"|"reference":"#mum"`},
+		{"free-text descriptions, titles and attachments wherever they are",
+			`{"resourceType":"CarePlan","id":"cp","status":"active","intent":"plan","subject":{"reference":"Patient/p"},"title":"Jo Bloggs's plan",` +
+				`"activity":[{"detail":{"status":"scheduled","description":"Walk with Jo's neighbour Sam Bloggs"}}],` +
+				`"extension":[{"url":"https://example.org/photo","valueAttachment":{"contentType":"image/jpeg","data":"QmxvZ2dz","title":"Bloggs"}}]}`,
+			`Bloggs|Jo's|valueAttachment|QmxvZ2dz`, `"status":"scheduled"`},
+		{"an allergic reaction's description",
+			`{"resourceType":"AllergyIntolerance","id":"ai","patient":{"reference":"Patient/p"},` +
+				`"reaction":[{"description":"Swelling after Jo Bloggs's birthday meal","manifestation":[{"coding":[{"system":"http://snomed.info/sct","code":"271807003"}]}]}]}`,
+			`Bloggs|birthday`, `"code":"271807003"`},
 		{"an organisation's address is public",
 			`{"resourceType":"Organization","id":"o","address":[{"line":["1 Provider Street"],"postalCode":"LS2 7EW"}]}`,
 			`"_none_"`, `1 Provider Street`},
