@@ -96,10 +96,12 @@
 -- fixed by its first, when that one looked at every match written since
 -- up to the top; the later runs look no further than the last score it
 -- found (upto) and are given what it read from the index, so writes after
--- it wait for the next page.
+-- it wait for the next page; one a run named is placed by the hash it was
+-- given even if written again beyond upto.
 -- Every loop is bounded by Signpost, not by writers: a run reads n from
 -- the index (and the ties of one score), or is given those its page's
--- first run read; at most scan matches written since the snapshot, each
+-- first run read; at most scan matches written since the snapshot, and
+-- those whose hashes it is given (named by at most maxRereads runs), each
 -- placed in at most 66 reads (v, version 1, 64 halvings); and the
 -- followed ones it is given, one read each.
 local a = ARGV
@@ -270,9 +272,10 @@ if #need > 1 then
   return done({'need', names, fixed, read})
 end
 local learnt = {#batch > 0 and batch[#batch] or num(seen)}
-for i = 1, #batch, 2 do
-  local m = batch[i]
-  local key = hashOf[m]
+-- Every match whose hash was given is placed, in the batch or not: one an
+-- earlier run of the page named may have changed again since, beyond upto
+-- (out of this batch), and would be in neither part of the page.
+for m, key in pairs(hashOf) do
   if not followed[m] then
     local t = placed(key)
     if t then
