@@ -422,6 +422,59 @@ func TestFollowedKeysetOutlastsChangesToItsSnapshot(t *testing.T) {
 	}
 }
 
+// A followed keyset search outlasts changes between a page's runs to
+// matches it followed and returned already. Each run is given only the
+// followed placed nearest ahead, so one behind the page's start written
+// again since is named ('need') when a run meets it. A run that looks at
+// only some of the matches written since (scan of them, and more after)
+// was run again from the same place: each change between runs took a
+// match out of those some and let the next in, named in turn, and three
+// such answers in a row (maxRereads) made the search stale (here after two
+// changes). Now the run again looks no further than the one that named
+// them (stop), and the next on from there.
+func TestFollowedKeysetOutlastsChangesBetweenRunsToWhatItReturned(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	s.SetFollowLimits(1, 2)
+	f := newFollowedTasks(t, s, 10, false)
+	page := 0
+	runs := 0
+	var hook func()
+	hook = func() {
+		// Two of the returned ones written again between the third page's
+		// runs (the hook's own commits are not search runs).
+		if runs++; runs <= 2 {
+			s.afterRead = nil
+			f.change(f.want[runs-1])
+			s.afterRead = hook
+		}
+	}
+	got, err := f.pages(2, func(got []string) {
+		if page++; page == 1 || page == 2 {
+			// Every one the first page returned is changed, placed by
+			// the second page's runs, and changed again.
+			for _, id := range f.want[:2] {
+				f.change(id)
+			}
+			for _, id := range f.want[2:6] {
+				f.change(id)
+			}
+		}
+		if page == 2 {
+			s.afterRead = hook
+		} else {
+			s.afterRead = nil
+		}
+	})
+	s.afterRead = nil
+	if err != nil || !slices.Equal(got, f.want) {
+		t.Errorf("pages %v %v, want %v, each once", got, err, f.want)
+	}
+	if runs < 3 {
+		t.Errorf("%d runs of the third page, want the changes between them", runs)
+	}
+}
+
 // However many matches a followed keyset search follows (all 40 here),
 // each run is given a bounded number of them: its ARGV is at most that of
 // a run given nothing, and two for each match of the page it may be given
