@@ -117,6 +117,50 @@ func TestKeysetPageKeepsAMatchChangedBeyondItBetweenRuns(t *testing.T) {
 	}
 }
 
+// A match the first run of a page named, changed since the snapshot, that
+// changes again before the next run, beyond the scores the page was fixed
+// at, is still in the page where it stood at the snapshot: the next run is
+// given its hash and places it, though it is no longer among the matches
+// written up to there. (It was in neither the index part of the page nor
+// its followed part, and before the next page's start: the page skipped
+// it, and so did the export.) The same for a paging link and for a search
+// that keeps what it followed.
+func TestKeysetPageKeepsANamedMatchChangedBeyondItBetweenRuns(t *testing.T) {
+	t.Parallel()
+	for _, keeps := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keeps=%v", keeps), func(t *testing.T) {
+			t.Parallel()
+			s, _ := newStore(t)
+			f := newFollowedTasks(t, s, 3, false)
+			f.change(f.want[1]) // changed since the snapshot: the first run names it
+			runs := 0
+			var hook func()
+			hook = func() {
+				runs++
+				if runs == 1 {
+					s.afterRead = nil // the change's own commit is not a search run
+					f.change(f.want[1])
+					s.afterRead = hook
+				}
+			}
+			s.afterRead = hook
+			var followed *gateway.Followed
+			if keeps {
+				followed = &gateway.Followed{}
+			}
+			q := &gateway.StoreQuery{Type: "Task", Count: 10, Keyset: &gateway.Keyset{Snapshot: f.snapshot, Followed: followed}}
+			ids, _, err := s.Search(context.Background(), q)
+			s.afterRead = nil
+			if err != nil || !slices.Equal(ids, f.want) {
+				t.Errorf("page %v %v, want %v where they stood at the snapshot", ids, err, f.want)
+			}
+			if runs != 1 {
+				t.Errorf("%d runs named hashes, want 1", runs)
+			}
+		})
+	}
+}
+
 // A keyset search that keeps what it followed (the export) has no bound on
 // the matches written since its snapshot: more created since than the
 // bound are looked at, a few a run, and are in no page; more of the
@@ -375,6 +419,59 @@ func TestFollowedKeysetOutlastsChangesToItsSnapshot(t *testing.T) {
 				t.Errorf("after %d changes to the snapshot's matches (bound 3):\n got %v %v\nwant %v, each once", changes, got, err, f.want)
 			}
 		})
+	}
+}
+
+// A followed keyset search outlasts changes between a page's runs to
+// matches it followed and returned already. Each run is given only the
+// followed placed nearest ahead, so one behind the page's start written
+// again since is named ('need') when a run meets it. A run that looks at
+// only some of the matches written since (scan of them, and more after)
+// was run again from the same place: each change between runs took a
+// match out of those some and let the next in, named in turn, and three
+// such answers in a row (maxRereads) made the search stale (here after two
+// changes). Now the run again looks no further than the one that named
+// them (stop), and the next on from there.
+func TestFollowedKeysetOutlastsChangesBetweenRunsToWhatItReturned(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	s.SetFollowLimits(1, 2)
+	f := newFollowedTasks(t, s, 10, false)
+	page := 0
+	runs := 0
+	var hook func()
+	hook = func() {
+		// Two of the returned ones written again between the third page's
+		// runs (the hook's own commits are not search runs).
+		if runs++; runs <= 2 {
+			s.afterRead = nil
+			f.change(f.want[runs-1])
+			s.afterRead = hook
+		}
+	}
+	got, err := f.pages(2, func(got []string) {
+		if page++; page == 1 || page == 2 {
+			// Every one the first page returned is changed, placed by
+			// the second page's runs, and changed again.
+			for _, id := range f.want[:2] {
+				f.change(id)
+			}
+			for _, id := range f.want[2:6] {
+				f.change(id)
+			}
+		}
+		if page == 2 {
+			s.afterRead = hook
+		} else {
+			s.afterRead = nil
+		}
+	})
+	s.afterRead = nil
+	if err != nil || !slices.Equal(got, f.want) {
+		t.Errorf("pages %v %v, want %v, each once", got, err, f.want)
+	}
+	if runs < 3 {
+		t.Errorf("%d runs of the third page, want the changes between them", runs)
 	}
 }
 

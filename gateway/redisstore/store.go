@@ -674,6 +674,10 @@ type searchRun struct {
 	// page and the runs converge however many are created meanwhile.
 	upto   string
 	pinned []any
+	// stop is where a run that named matches having looked at only some
+	// of those written since the snapshot stopped ("" if none): the next
+	// looks no further, so changes between them let no others in.
+	stop   string
 	known  []string // members whose hashes are in KEYS, in order
 	hashes []int    // their KEYS indices
 	kl0    int      // how many KEYS precede the hashes
@@ -690,7 +694,7 @@ func (r *searchRun) argv() []any {
 		if r.seen > 0 {
 			seen = strconv.FormatInt(r.seen, 10)
 		}
-		run = append(run, seen, r.upto, len(r.pinned)/2)
+		run = append(run, seen, r.upto, r.stop, len(r.pinned)/2)
 		run = append(run, r.pinned...)
 		passed := r.passed()
 		run = append(run, len(passed))
@@ -698,7 +702,7 @@ func (r *searchRun) argv() []any {
 			run = append(run, m, f.Changed[m])
 		}
 	} else {
-		run = append(run, "", "", 0, 0)
+		run = append(run, "", "", "", 0, 0)
 	}
 	run = append(run, len(r.known))
 	for i, m := range r.known {
@@ -716,9 +720,9 @@ func (r *searchRun) answered(reply []any) (bool, error) {
 	case "stale":
 		return false, gateway.ErrSnapshotStale
 	case "need":
-		// Once the page is fixed (upto), only writes landing late within
-		// it are named in turn; if they keep coming, the client starts its
-		// search again.
+		// Once the page is fixed (upto), or the run stopped (stop), only
+		// writes landing late within it are named in turn; if they keep
+		// coming, the client starts its search again.
 		if r.needs++; r.needs == maxRereads {
 			return false, gateway.ErrSnapshotStale
 		}
@@ -734,6 +738,7 @@ func (r *searchRun) answered(reply []any) (bool, error) {
 		}
 		r.upto = fmt.Sprint(reply[2])
 		r.pinned, _ = reply[3].([]any)
+		r.stop = fmt.Sprint(reply[4])
 		return true, nil
 	case "more":
 		if err := r.learn(reply[1:], false); err != nil {
@@ -743,7 +748,7 @@ func (r *searchRun) answered(reply []any) (bool, error) {
 		// hold the next ones' only.
 		r.kl.truncate(r.kl0)
 		r.known, r.hashes, r.named, r.needs = nil, nil, nil, 0
-		r.upto, r.pinned = "", nil
+		r.upto, r.pinned, r.stop = "", nil, ""
 		return true, nil
 	}
 	r.reply = reply

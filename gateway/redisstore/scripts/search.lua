@@ -37,12 +37,15 @@
 --   seen           keyset paging: the matches written since the snapshot
 --                  up to this score (ms) were looked at already ('' for
 --                  none)
---   upto, nP, {member, score}*nP
---                  keyset paging, a page's run after its first ('' and 0
---                  otherwise): the score its first run fixed the page at
---                  (matches written since the snapshot beyond it wait for
---                  the next page), and the matches that run read from the
---                  index, each with its score
+--   upto, stop, nP, {member, score}*nP
+--                  keyset paging, a page's run after its first ('', ''
+--                  and 0 otherwise): the score its first run fixed the
+--                  page at (matches written since the snapshot beyond it
+--                  wait for the next page); or, when the run before named
+--                  matches having looked at only some (stop), the score it
+--                  looked no further than, nor does this run (it answers
+--                  'more', if nothing else); and the matches the page's
+--                  first run read from the index, each with its score
 --   nF, {member, score}*nF
 --                  keyset paging: those of them that were in the snapshot,
 --                  each with the score of its position then; a caller that
@@ -60,13 +63,14 @@
 -- have been in it, for the caller to pass to the next page. Or
 --   {'stale'}      (limited) more than scan - 1 matches were written since
 --                  the snapshot: the client starts again;
---   {'need', {member, ...}, upto, {member, score, ...}}
+--   {'need', {member, ...}, upto, {member, score, ...}, stop}
 --                  matches written since the snapshot given neither with
 --                  their hashes nor among the followed (nothing else done;
 --                  run again with them: among the followed if they are,
---                  else with their hashes; and with upto and the matches
---                  read from the index as the next run's upto and nP
---                  group: '' and none unless the page is fixed);
+--                  else with their hashes; and with upto, stop and the
+--                  matches read from the index as the next run's upto,
+--                  stop and nP group: upto '' and none unless the page is
+--                  fixed, stop '' if it is);
 --   {'more', seen, member, score, ...}
 --                  (not limited) scan matches written since the snapshot
 --                  were looked at, and there are more: run again with these
@@ -96,10 +100,15 @@
 -- fixed by its first, when that one looked at every match written since
 -- up to the top; the later runs look no further than the last score it
 -- found (upto) and are given what it read from the index, so writes after
--- it wait for the next page.
+-- it wait for the next page; one a run named is placed by the hash it was
+-- given even if written again beyond upto. Nor do changes between the runs
+-- of a run that looked at only some: the next looks no further than it
+-- (stop), so a match changed meanwhile leaves what it looks at and lets
+-- no other in to be named in turn.
 -- Every loop is bounded by Signpost, not by writers: a run reads n from
 -- the index (and the ties of one score), or is given those its page's
--- first run read; at most scan matches written since the snapshot, each
+-- first run read; at most scan matches written since the snapshot, and
+-- those whose hashes it is given (named by at most maxRereads runs), each
 -- placed in at most 66 reads (v, version 1, 64 halvings); and the
 -- followed ones it is given, one read each.
 local a = ARGV
@@ -119,10 +128,10 @@ for i = 1, tonumber(a[p]) do
 end
 p = p + 1
 local seenArg = a[p]
-local uptoArg = a[p + 1]
-local pinned, nPinned = {}, tonumber(a[p + 2])
-for i = 1, nPinned do pinned[i] = {tonumber(a[p + 2 + 2 * i]), a[p + 1 + 2 * i]} end
-p = p + 2 * nPinned + 3
+local uptoArg, stopArg = a[p + 1], a[p + 2]
+local pinned, nPinned = {}, tonumber(a[p + 3])
+for i = 1, nPinned do pinned[i] = {tonumber(a[p + 3 + 2 * i]), a[p + 2 + 2 * i]} end
+p = p + 2 * nPinned + 4
 local followed, nFollowed = {}, tonumber(a[p])
 for i = 1, nFollowed do followed[a[p + 2 * i - 1]] = tonumber(a[p + 2 * i]) end
 p = p + 2 * nFollowed + 1
@@ -215,9 +224,12 @@ end
 -- those already looked at (seen), each either in the snapshot, and placed
 -- where it stood then (followed), or created since, and in no page.
 local seen = math.max(snap, seenArg ~= '' and tonumber(seenArg) or snap)
-local batch = redis.call('ZRANGEBYSCORE', set, '(' .. num(seen), upto and num(upto) or '+inf', 'WITHSCORES', 'LIMIT', 0, scan)
-local complete = #batch < 2 * scan
-if not complete then
+local stop = stopArg ~= '' and tonumber(stopArg) or nil
+local top = upto or stop
+local batch = redis.call('ZRANGEBYSCORE', set, '(' .. num(seen), top and num(top) or '+inf', 'WITHSCORES', 'LIMIT', 0, scan)
+local full = #batch >= 2 * scan
+local complete = not full and not stop
+if full then
   if limited then return done({'stale'}) end
   -- seen is a score: the members of the batch's last one are left for the
   -- next run, so none is passed over, unless they are the whole batch
@@ -259,20 +271,25 @@ if #need > 1 then
   -- When the batch reached the top, its last score fixes the page: the
   -- next runs look no further (upto), and are given what this one read
   -- from the index, so matches written between the runs wait for the next
-  -- page and the runs converge however many are created meanwhile.
-  local fixed, read = '', {}
+  -- page and the runs converge however many are created meanwhile. When
+  -- it did not, its last score stops the next run (stop), for the same.
+  local fixed, read, stopAt = '', {}, ''
   if complete then
     fixed = upto and num(upto) or (#batch > 0 and batch[#batch] or num(seen))
     for _, f in ipairs(found) do read[#read + 1] = f[2]; read[#read + 1] = num(f[1]) end
+  else
+    stopAt = batch[#batch]
   end
   local names = {}
   for i = 2, #need do names[#names + 1] = need[i] end
-  return done({'need', names, fixed, read})
+  return done({'need', names, fixed, read, stopAt})
 end
-local learnt = {#batch > 0 and batch[#batch] or num(seen)}
-for i = 1, #batch, 2 do
-  local m = batch[i]
-  local key = hashOf[m]
+-- A run stopped short of the top looked at every match up to stop.
+local learnt = {(stop and not full) and num(stop) or (#batch > 0 and batch[#batch] or num(seen))}
+-- Every match whose hash was given is placed, in the batch or not: one an
+-- earlier run of the page named may have changed again since, beyond upto
+-- (out of this batch), and would be in neither part of the page.
+for m, key in pairs(hashOf) do
   if not followed[m] then
     local t = placed(key)
     if t then
