@@ -26,7 +26,61 @@ const (
 // the FHIR base, where SMART clients look for it.
 func (a *API) smartConfiguration(c *gin.Context) {
 	c.Header("Cache-Control", "public, max-age=3600")
-	c.Data(http.StatusOK, "application/json", auth.SmartConfiguration(a.tokenURL))
+	c.Data(http.StatusOK, "application/json", a.smartConfig)
+}
+
+// scopesSupported are the SMART v2 scopes of what the API serves, read from
+// its CapabilityStatement so that discovery advertises no more and no less:
+// per resource type, c for create, r for read and vread, u for update and
+// patch, d for delete, s for search; and c and u for every type a BaRS
+// message stores beside its referral (gateway.SupportingTypes), which a
+// sender needs though the type has no such REST interaction.
+func scopesSupported(metadata []byte) []string {
+	var cs struct {
+		Rest []struct {
+			Resource []struct {
+				Type        string `json:"type"`
+				Interaction []struct {
+					Code string `json:"code"`
+				} `json:"interaction"`
+			} `json:"resource"`
+		} `json:"rest"`
+	}
+	if err := json.Unmarshal(metadata, &cs); err != nil || len(cs.Rest) == 0 {
+		panic("httpapi: reading the CapabilityStatement Signpost built") // built by capabilityStatement, always valid
+	}
+	letter := map[string]byte{"create": 'c', "read": 'r', "vread": 'r', "update": 'u', "patch": 'u', "delete": 'd', "search-type": 's'}
+	permits := map[string]map[byte]bool{}
+	var types []string
+	allow := func(typ string, l byte) {
+		if permits[typ] == nil {
+			permits[typ] = map[byte]bool{}
+			types = append(types, typ)
+		}
+		permits[typ][l] = true
+	}
+	for _, r := range cs.Rest[0].Resource {
+		for _, i := range r.Interaction {
+			if l, ok := letter[i.Code]; ok {
+				allow(r.Type, l)
+			}
+		}
+	}
+	for _, typ := range gateway.SupportingTypes() {
+		allow(typ, 'c')
+		allow(typ, 'u')
+	}
+	scopes := make([]string, 0, len(types))
+	for _, typ := range types {
+		var ls []byte
+		for _, l := range []byte("cruds") {
+			if permits[typ][l] {
+				ls = append(ls, l)
+			}
+		}
+		scopes = append(scopes, "system/"+typ+"."+string(ls))
+	}
+	return scopes
 }
 
 // token is the OAuth token endpoint (client_credentials, private_key_jwt).

@@ -71,9 +71,12 @@ type API struct {
 	maxBody  int64
 	caller   func(*http.Request) (gateway.Caller, error)
 	metadata []byte
-	auth     *auth.Server
-	tokenURL string
-	limiter  Limiter
+	// smartConfig is SMART discovery, its scopes_supported read from
+	// metadata (scopesSupported).
+	smartConfig []byte
+	auth        *auth.Server
+	tokenURL    string
+	limiter     Limiter
 	// addressLimiter counts callers not yet known, by address.
 	addressLimiter Limiter
 	auditor        Auditor
@@ -97,6 +100,7 @@ func New(o Options) http.Handler {
 		now = time.Now
 	}
 	a.metadata = capabilityStatement(o.Capability, a.fhirBase, now())
+	a.smartConfig = auth.SmartConfiguration(a.tokenURL, scopesSupported(a.metadata)...)
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true

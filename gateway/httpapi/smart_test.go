@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -114,6 +115,33 @@ func (e *env) token(t *testing.T, client, scope string) string {
 }
 
 func bearer(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
+
+// SMART discovery advertises the scopes of what the API serves, read from
+// its CapabilityStatement: every type, with the actions it takes.
+func TestSMARTDiscoveryAdvertisesTheScopesServed(t *testing.T) {
+	t.Parallel()
+	e := setup(t, func(o *options) { o.smart = smartClients(t) })
+	var conf struct {
+		Scopes []string `json:"scopes_supported"`
+	}
+	if err := json.Unmarshal(e.get(e.srv.URL+"/.well-known/smart-configuration").must(t, http.StatusOK).body, &conf); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"system/ServiceRequest.crus", "system/Task.crus", "system/Patient.crus", "system/Subscription.cruds",
+		"system/AuditEvent.s", "system/Provenance.rs", "system/Questionnaire.rs",
+		"system/Consent.cru", "system/Encounter.cru", "system/QuestionnaireResponse.cru",
+	} {
+		if !slices.Contains(conf.Scopes, want) {
+			t.Errorf("scopes_supported %v lacks %s", conf.Scopes, want)
+		}
+	}
+	for _, s := range conf.Scopes {
+		if _, err := auth.ParseScope(s); err != nil {
+			t.Errorf("advertised scope %s does not parse: %v", s, err)
+		}
+	}
+}
 
 func TestSMARTBackendServicesEndToEnd(t *testing.T) {
 	t.Parallel()
