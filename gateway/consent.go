@@ -94,9 +94,12 @@ func Withheld(body []byte) bool {
 		} `json:"meta"`
 	}
 	_ = json.Unmarshal(body, &t)
-	return slices.ContainsFunc(t.Meta.Tag, func(c struct{ System, Code string }) bool {
-		return c.System == DisclosureTagSystem && c.Code == TagWithheld
-	})
+	return slices.ContainsFunc(t.Meta.Tag, func(c struct{ System, Code string }) bool { return isWithheldTag(c.System, c.Code) })
+}
+
+// isWithheldTag reports whether a meta.tag is the withheld tag.
+func isWithheldTag(system, code string) bool {
+	return system == DisclosureTagSystem && code == TagWithheld
 }
 
 // WithWithheld returns a resource body with the withheld tag set or

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"slices"
 	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
@@ -38,13 +39,21 @@ type TaskStep struct {
 	Status   TaskStatus
 	Business string // businessStatus's first code
 	Reason   string // statusReason's first code (how it ended)
+	// Withheld: Signpost holds the referral from its provider (the
+	// withheld tag: awaiting consent, or withdrawn), so the provider had
+	// nothing, whatever the status says (a consent hold is on-hold).
+	Withheld bool
 }
 
 // Reaches reports whether a version at st reaches m. A provider that acted
 // on a referral had it; a started one was contacted (recorded or not), and
 // a completed one was started (the provider may complete straight from
-// accepted), so the funnel stays cumulative.
+// accepted), so the funnel stays cumulative. A withheld version reaches
+// none of the provider's milestones, only an ending or a voiding.
 func (st TaskStep) Reaches(m Milestone) bool {
+	if st.Withheld && m != MilestoneEnded && m != MilestoneVoid {
+		return false
+	}
 	switch m {
 	case MilestoneDelivered:
 		return st.Business == BusinessDelivered || st.Status == TaskRejected || st.Reaches(MilestoneAccepted)
@@ -71,6 +80,11 @@ func TaskStepOf(t *models.Task) TaskStep {
 	if cs := codings(t.StatusReason); len(cs) > 0 {
 		st.Reason = cs[0].Code
 	}
+	if t.Meta != nil {
+		st.Withheld = slices.ContainsFunc(t.Meta.Tag, func(c models.Coding) bool {
+			return c.System != nil && c.Code != nil && isWithheldTag(*c.System, *c.Code)
+		})
+	}
 	return st
 }
 
@@ -82,18 +96,26 @@ func ReadTaskStep(body []byte) (TaskStep, bool) {
 		Status         TaskStatus   `json:"status"`
 		BusinessStatus codedConcept `json:"businessStatus"`
 		StatusReason   codedConcept `json:"statusReason"`
+		Meta           struct {
+			Tag []coding `json:"tag"`
+		} `json:"meta"`
 	}
 	if jsonv2.Unmarshal(body, &v) != nil {
 		return TaskStep{}, false
 	}
-	return TaskStep{Status: v.Status, Business: v.BusinessStatus.first(), Reason: v.StatusReason.first()}, true
+	withheld := slices.ContainsFunc(v.Meta.Tag, func(c coding) bool { return isWithheldTag(c.System, c.Code) })
+	return TaskStep{Status: v.Status, Business: v.BusinessStatus.first(), Reason: v.StatusReason.first(), Withheld: withheld}, true
 }
 
 // codedConcept is a CodeableConcept's codes, as ReadTaskStep reads them.
 type codedConcept struct {
-	Coding []struct {
-		Code string `json:"code"`
-	} `json:"coding"`
+	Coding []coding `json:"coding"`
+}
+
+// coding is a Coding's system and code (jsonv2 matches names exactly).
+type coding struct {
+	System string `json:"system"`
+	Code   string `json:"code"`
 }
 
 func (c codedConcept) first() string {

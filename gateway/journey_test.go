@@ -22,7 +22,8 @@ func TestTaskWriteWithoutItsStepIsRefused(t *testing.T) {
 
 // The milestones a version reaches, as the outcomes view counts them: a
 // provider that acted had the referral, a start is a contact and an
-// acceptance, an ending is any final status but entered in error.
+// acceptance, an ending is any final status but entered in error; a
+// version withheld from the provider reaches only an ending or a voiding.
 func TestTaskStepReachesItsMilestones(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
@@ -40,6 +41,11 @@ func TestTaskStepReachesItsMilestones(t *testing.T) {
 		{TaskStep{Status: TaskFailed, Reason: EndDidNotAttend}, []Milestone{MilestoneEnded}},
 		{TaskStep{Status: TaskCancelled}, []Milestone{MilestoneEnded}},
 		{TaskStep{Status: TaskEnteredInError}, []Milestone{MilestoneVoid}},
+		// Held from the provider (awaiting consent, or withdrawn): it had
+		// nothing, so only an ending or a voiding counts.
+		{TaskStep{Status: TaskOnHold, Business: ReasonAwaitingConsent, Reason: ReasonAwaitingConsent, Withheld: true}, nil},
+		{TaskStep{Status: TaskCancelled, Reason: ReasonConsentWithdrawn, Withheld: true}, []Milestone{MilestoneEnded}},
+		{TaskStep{Status: TaskEnteredInError, Withheld: true}, []Milestone{MilestoneVoid}},
 	} {
 		var got []Milestone
 		for m := range Milestones {

@@ -318,6 +318,7 @@ func (s *Service) holdNew(pl *plan, nr plannedReferral, decision gateway.Consent
 	body := fhir.ReplaceMembers(tw.Resource.Body, map[string]any{"status": gateway.TaskOnHold, "statusReason": gateway.HoldReason(code, text),
 		"businessStatus": businessStatus(code, gateway.ReasonDisplay(code))})
 	tw.Resource.Body = gateway.WithWithheld(body, true)
+	tw.Step = gateway.TaskStep{Status: gateway.TaskOnHold, Business: code, Reason: code, Withheld: true} // what the body now says
 	owner := gateway.OwnerTerm(nr.rt.Provider.ID)
 	for i, t := range tw.Terms {
 		switch t {

@@ -666,6 +666,7 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	if wasWithheld || withdrawn {
 		body = gateway.WithWithheld(body, true)
 		_ = json.Unmarshal(body, task) // the terms below index it apart from the provider
+		step.Withheld = true           // nothing of it reaches the provider
 	}
 	out := pl.addWrite(r, body, cur.Version+1, expect, r.pinsVersion(), gateway.TaskTerms(r.id, task, s.Base), nil)
 	pl.taskStep(step)
