@@ -545,3 +545,117 @@ func (c *searchArgv) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 		return next(ctx, cmds)
 	}
 }
+
+// A followed keyset search (the export's) returns a match of its snapshot
+// written again, late, between two runs of one page. A page that looks at
+// more matches written since the snapshot than one run may (scan) is read
+// in runs ('more'); the next run looked on from where the one before
+// stopped, not FollowLag behind it as the next page does, so a write
+// stamped behind that place and landing between the runs (a commit
+// delayed, another process's clock) was looked at by no run of the page:
+// the match had left the index of those unchanged since the snapshot, and
+// was in neither part of the page, nor, placed before its end, in any later
+// one: the export left it out.
+func TestFollowedKeysetKeepsAMatchWrittenLateBetweenAPagesRuns(t *testing.T) {
+	t.Parallel()
+	for _, spread := range []bool{false, true} {
+		t.Run(fmt.Sprintf("spread=%v", spread), func(t *testing.T) {
+			t.Parallel()
+			s, _ := newStore(t)
+			if spread {
+				s.SpreadReferrals()
+			}
+			s.SetFollowLimits(10, 2)
+			// A snapshot a second ago: the late write lands well within
+			// FollowLag of its stamp, as FollowLag allows.
+			f := &followedTasks{t: t, s: s, snapshot: time.Now().Add(-time.Second).Truncate(time.Millisecond), version: map[string]int{}}
+			for i := range 6 {
+				id := fmt.Sprintf("t%02d", i)
+				f.write(id, f.snapshot.Add(time.Duration(i-100)*time.Millisecond))
+				f.want = append(f.want, id)
+			}
+			// Created since the snapshot, more than a run looks at.
+			for i := range 4 {
+				f.write("c"+strconv.Itoa(i), f.snapshot.Add(time.Duration(2+i)*time.Millisecond))
+			}
+			replies := &searchReplies{}
+			s.rdb.AddHook(replies) // the store's own client
+			late := f.want[2]
+			written := false
+			var hook func()
+			hook = func() {
+				// After a run that looked at only some ('more', here
+				// up to 2 ms after the snapshot), another process's
+				// write of the snapshot's match stamped 1 ms after it
+				// lands (its own commit is not a search run).
+				if !written && replies.last() == "more" {
+					written = true
+					s.afterRead = nil
+					f.write(late, f.snapshot.Add(time.Millisecond))
+					s.afterRead = hook
+				}
+			}
+			s.afterRead = hook
+			got, err := f.pages(len(f.want)+4, nil)
+			s.afterRead = nil
+			if !written {
+				t.Fatal("no page was read in runs: the test no longer crosses them")
+			}
+			if err != nil || !slices.Equal(got, f.want) {
+				t.Errorf("pages %v %v, want %v, each once (%s written late between a page's runs)", got, err, f.want, late)
+			}
+		})
+	}
+}
+
+// searchReplies records the first word of search.lua's latest answers
+// ('need', 'more', or a page), pipelined or not.
+type searchReplies struct {
+	mu    sync.Mutex
+	words []string
+}
+
+func (c *searchReplies) record(cmd redis.Cmder) {
+	args := cmd.Args()
+	if cmd.Name() != "evalsha" || len(args) < 2 || args[1] != searchScript.Hash() {
+		return
+	}
+	reply, _ := cmd.(*redis.Cmd).Slice()
+	word := "page"
+	if len(reply) > 0 {
+		if w, ok := reply[0].(string); ok {
+			word = w
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.words = append(c.words, word)
+}
+
+// last is the latest answer's word, "" before any.
+func (c *searchReplies) last() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.words) == 0 {
+		return ""
+	}
+	return c.words[len(c.words)-1]
+}
+
+func (c *searchReplies) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *searchReplies) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		c.record(cmd)
+		return err
+	}
+}
+func (c *searchReplies) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			c.record(cmd)
+		}
+		return err
+	}
+}

@@ -667,11 +667,14 @@ type searchRun struct {
 	// the snapshot (from followed.Seen); followed.Seen moves on with it
 	// only as far as writes have settled (gateway.FollowLag).
 	seen int64
-	// upto and pinned fix a page whose first run found every match written
-	// since the snapshot up to a score (upto, "" if not fixed), and the
-	// matches it read from the index (member, score, ...): its later runs
-	// look no further, so matches created between them wait for the next
-	// page and the runs converge however many are created meanwhile.
+	// upto fixes a page whose first run found every match written since
+	// the snapshot up to a score ("" if not fixed): its later runs look no
+	// further, so matches created between them wait for the next page and
+	// the runs converge however many are created meanwhile. pinned is the
+	// matches the page's first run read from the index (member, score,
+	// ...), given to its later runs, which read the index no more: one
+	// written again between them stays in the page, even when stamped
+	// behind where they look on from (seen).
 	upto   string
 	pinned []any
 	// stop is where a run that named matches having looked at only some
@@ -741,14 +744,18 @@ func (r *searchRun) answered(reply []any) (bool, error) {
 		r.stop = fmt.Sprint(reply[4])
 		return true, nil
 	case "more":
-		if err := r.learn(reply[1:], false); err != nil {
+		learnt, _ := reply[1].([]any)
+		if err := r.learn(learnt, false); err != nil {
 			return false, err
 		}
 		// What was looked at needs no hash any more: the next run's KEYS
-		// hold the next ones' only.
+		// hold the next ones' only. It looks on from seen, so it is given
+		// what was read from the index: a match written again, late,
+		// behind seen is then still in the page.
 		r.kl.truncate(r.kl0)
 		r.known, r.hashes, r.named, r.needs = nil, nil, nil, 0
-		r.upto, r.pinned, r.stop = "", nil, ""
+		r.upto, r.stop = "", ""
+		r.pinned, _ = reply[2].([]any)
 		return true, nil
 	}
 	r.reply = reply

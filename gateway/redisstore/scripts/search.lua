@@ -46,6 +46,7 @@
 --                  looked no further than, nor does this run (it answers
 --                  'more', if nothing else); and the matches the page's
 --                  first run read from the index, each with its score
+--                  (the page's later runs read the index no more)
 --   nF, {member, score}*nF
 --                  keyset paging: those of them that were in the snapshot,
 --                  each with the score of its position then; a caller that
@@ -69,12 +70,13 @@
 --                  run again with them: among the followed if they are,
 --                  else with their hashes; and with upto, stop and the
 --                  matches read from the index as the next run's upto,
---                  stop and nP group: upto '' and none unless the page is
---                  fixed, stop '' if it is);
---   {'more', seen, member, score, ...}
+--                  stop and nP group: upto '' unless the page is fixed,
+--                  stop '' if it is);
+--   {'more', {seen, member, score, ...}, {member, score, ...}}
 --                  (not limited) scan matches written since the snapshot
 --                  were looked at, and there are more: run again with these
---                  added to seen and followed (no hashes needed any more).
+--                  added to seen and followed (no hashes needed any more),
+--                  and with the matches read from the index as its nP group.
 --
 -- Keyset paging keeps a search's order as it was at its snapshot, the
 -- instant its first page was read: a page is the next n matches after the
@@ -104,7 +106,11 @@
 -- given even if written again beyond upto. Nor do changes between the runs
 -- of a run that looked at only some: the next looks no further than it
 -- (stop), so a match changed meanwhile leaves what it looks at and lets
--- no other in to be named in turn.
+-- no other in to be named in turn. Nor do writes landing late between a
+-- page's runs: every run after the first is given what the first read
+-- from the index, so a match of the snapshot written again, stamped behind
+-- where the runs looked on from (seen), is still in the page, though no
+-- run of it looks at that write (the next page looks FollowLag behind).
 -- Every loop is bounded by Signpost, not by writers: a run reads n from
 -- the index (and the ties of one score), or is given those its page's
 -- first run read; at most scan matches written since the snapshot, and
@@ -195,11 +201,13 @@ end
 
 -- 1. Matches not changed since the snapshot, straight from the index:
 -- those tied with the last one returned, then the next n beyond it. A
--- run of a page after its first (upto) has them from the first, which
--- fixed the page: those it read then are in the page even if changed
--- since, beyond upto, where this run does not look.
+-- run of a page after its first has them from the first (pinned): those
+-- it read then are in the page even if changed since, beyond upto, where
+-- this run does not look, or late, behind seen, where it no longer looks.
+-- (A first run that read none has later runs read the index again.)
 local upto = uptoArg ~= '' and tonumber(uptoArg) or nil
-if upto then
+local given = upto or nPinned > 0
+if given then
   for _, f in ipairs(pinned) do take(f[2], f[1]) end
 elseif count > 0 then
   local top = math.min(snap, hi - 1) -- scores are whole ms
@@ -262,6 +270,15 @@ local function placed(key)
   return goodT
 end
 
+-- readFromIndex is what part 1 read, for the page's later runs: a match
+-- written again between them, late (behind seen), is in none of their
+-- batches, nor any longer in the index among those unchanged.
+local function readFromIndex()
+  local read = {}
+  for _, f in ipairs(found) do read[#read + 1] = f[2]; read[#read + 1] = num(f[1]) end
+  return read
+end
+
 local need = {'need'}
 for i = 1, #batch, 2 do
   local m = batch[i]
@@ -273,16 +290,15 @@ if #need > 1 then
   -- from the index, so matches written between the runs wait for the next
   -- page and the runs converge however many are created meanwhile. When
   -- it did not, its last score stops the next run (stop), for the same.
-  local fixed, read, stopAt = '', {}, ''
+  local fixed, stopAt = '', ''
   if complete then
     fixed = upto and num(upto) or (#batch > 0 and batch[#batch] or num(seen))
-    for _, f in ipairs(found) do read[#read + 1] = f[2]; read[#read + 1] = num(f[1]) end
   else
     stopAt = batch[#batch]
   end
   local names = {}
   for i = 2, #need do names[#names + 1] = need[i] end
-  return done({'need', names, fixed, read, stopAt})
+  return done({'need', names, fixed, readFromIndex(), stopAt})
 end
 -- A run stopped short of the top looked at every match up to stop.
 local learnt = {(stop and not full) and num(stop) or (#batch > 0 and batch[#batch] or num(seen))}
@@ -300,8 +316,7 @@ for m, key in pairs(hashOf) do
   end
 end
 if not complete then
-  table.insert(learnt, 1, 'more')
-  return done(learnt)
+  return done({'more', learnt, readFromIndex()})
 end
 local taken = {}
 for _, f in ipairs(found) do taken[f[2]] = true end
@@ -310,7 +325,7 @@ for m, t in pairs(followed) do
   -- one whose score went back to the snapshot's (a writer's clock behind)
   -- is read with the unchanged ones (or was, by the page's first run).
   local now = tonumber(redis.call('ZSCORE', set, m))
-  if now and (now > snap or upto) and not taken[m] then take(m, t) end
+  if now and (now > snap or given) and not taken[m] then take(m, t) end
 end
 
 table.sort(found, function(x, y) return before(x[1], x[2], y[1], y[2]) end)
