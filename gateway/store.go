@@ -365,9 +365,9 @@ type Keyset struct {
 // the store: the time between a process choosing it and its commit
 // applying (batched, retried), and the difference between processes'
 // clocks. A keyset search that keeps what it followed looks again, on its
-// next page, at the matches written since the snapshot in the last
-// FollowLag, so one landing late among those it looked at already is not
-// passed over; and the export takes its snapshot FollowLag (and a
+// next page, at the matches written since the snapshot in the FollowLag
+// before the page began (however long its runs took), so one landing late
+// among those it looked at already is not passed over; and the export takes its snapshot FollowLag (and a
 // millisecond) before it starts, so every write stamped at or before the
 // snapshot has landed before its first page, and every later one scores
 // after it and is followed, never moved among the pages as unchanged.

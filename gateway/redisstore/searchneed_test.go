@@ -608,6 +608,80 @@ func TestFollowedKeysetKeepsAMatchWrittenLateBetweenAPagesRuns(t *testing.T) {
 	}
 }
 
+// A page read in runs ('more') under load may take longer than FollowLag
+// from its first run to its last. A write landing between them, stamped
+// within FollowLag of its landing yet behind where a run had looked
+// already, was passed over by the next page when that page looked on from
+// FollowLag before the page's last run: a match of the snapshot placed
+// after the page, moved out of the index of unchanged matches by the
+// write, was then in no page, and the export left it out. The next page
+// now looks on from no later than FollowLag before the page's first run.
+func TestFollowedKeysetKeepsAMatchWrittenLateDuringALongPage(t *testing.T) {
+	t.Parallel()
+	for _, spread := range []bool{false, true} {
+		t.Run(fmt.Sprintf("spread=%v", spread), func(t *testing.T) {
+			t.Parallel()
+			s, _ := newStore(t)
+			if spread {
+				s.SpreadReferrals()
+			}
+			s.SetFollowLimits(10, 2)
+			f := &followedTasks{t: t, s: s, snapshot: time.UnixMilli(1_700_000_001_000), version: map[string]int{}}
+			for i := range 6 {
+				id := fmt.Sprintf("t%02d", i)
+				f.write(id, f.snapshot.Add(time.Duration(i-100)*time.Millisecond))
+				f.want = append(f.want, id)
+			}
+			// Created since the snapshot, more than a run looks at.
+			for i := range 4 {
+				f.write("c"+strconv.Itoa(i), f.snapshot.Add(time.Duration(2+i)*time.Millisecond))
+			}
+			// The page begins less than FollowLag after the late write's
+			// stamp (1 ms after the snapshot), and ends more than
+			// FollowLag after it.
+			var mu sync.Mutex
+			clock := f.snapshot.Add(gateway.FollowLag - 500*time.Millisecond)
+			s.now = func() time.Time {
+				mu.Lock()
+				defer mu.Unlock()
+				return clock
+			}
+			replies := &searchReplies{}
+			s.rdb.AddHook(replies) // the store's own client
+			late := f.want[4]      // placed after the first page
+			written := false
+			var hook func()
+			hook = func() {
+				// After a run that looked past its stamp ('more', up to
+				// 3 ms after the snapshot), the write lands, within
+				// FollowLag of its stamp; the page's last run comes
+				// later than FollowLag after it.
+				if !written && replies.last() == "more" {
+					written = true
+					s.afterRead = nil
+					mu.Lock()
+					clock = clock.Add(time.Second)
+					mu.Unlock()
+					f.write(late, f.snapshot.Add(time.Millisecond))
+					mu.Lock()
+					clock = clock.Add(time.Second)
+					mu.Unlock()
+					s.afterRead = hook
+				}
+			}
+			s.afterRead = hook
+			got, err := f.pages(3, nil)
+			s.afterRead = nil
+			if !written {
+				t.Fatal("no page was read in runs: the test no longer crosses them")
+			}
+			if err != nil || !slices.Equal(got, f.want) {
+				t.Errorf("pages %v %v, want %v, each once (%s written late during a long page)", got, err, f.want, late)
+			}
+		})
+	}
+}
+
 // searchReplies records the first word of search.lua's latest answers
 // ('need', 'more', or a page), pipelined or not.
 type searchReplies struct {

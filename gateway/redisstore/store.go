@@ -58,6 +58,9 @@ type Store struct {
 	// maxChanged and followScan bound keyset paging's following of matches
 	// written since a search's snapshot (SetFollowLimits).
 	maxChanged, followScan int
+	// now is the clock keyset paging measures FollowLag by (time.Now;
+	// tests set one they move).
+	now func() time.Time
 	// afterRead, when set (by tests), runs between the read that names a
 	// script's keys and the script, where another client may change them.
 	afterRead func()
@@ -125,7 +128,7 @@ func New(rdb redis.UniversalClient, namespace string) *Store {
 	return &Store{rdb: rdb, keys: newKeys(namespace), parts: partitionKeys(namespace), loads: loads,
 		batch: &batcher{rdb: rdb, loads: loads}, reads: &batcher{rdb: rdb, loads: loads}, maxSystems: maxTokenSystems,
 		maxEvents: maxSubscriptionEvents, auditMax: DefaultAuditMaxEntries,
-		maxChanged: gateway.MaxChangedFollowed, followScan: followScan}
+		maxChanged: gateway.MaxChangedFollowed, followScan: followScan, now: time.Now}
 }
 
 // followScan is how many matches written since a keyset search's snapshot
@@ -665,8 +668,12 @@ type searchRun struct {
 	bound, through *gateway.Position
 	// seen is how far this page's runs looked at matches written since
 	// the snapshot (from followed.Seen); followed.Seen moves on with it
-	// only as far as writes have settled (gateway.FollowLag).
-	seen int64
+	// only as far as writes had settled when the page's first run began
+	// (started, less gateway.FollowLag): a write landing while its runs
+	// go on, however long they take, may be stamped up to FollowLag
+	// before it lands, behind where a later run looked from.
+	seen    int64
+	started time.Time
 	// upto fixes a page whose first run found every match written since
 	// the snapshot up to a score ("" if not fixed): its later runs look no
 	// further, so matches created between them wait for the next page and
@@ -768,7 +775,7 @@ func (r *searchRun) answered(reply []any) (bool, error) {
 
 // learn records search.lua's {seen, member, score, ...}; last: the page's
 // last run, whose seen is kept for the next page only as far as writes
-// have settled.
+// had settled when the page began (searchRun.started).
 func (r *searchRun) learn(learnt []any, last bool) error {
 	if len(learnt) == 0 {
 		return nil
@@ -780,7 +787,7 @@ func (r *searchRun) learn(learnt []any, last bool) error {
 	}
 	r.seen = max(r.seen, seen)
 	if last {
-		f.Seen = max(f.Seen, min(r.seen, time.Now().Add(-gateway.FollowLag).UnixMilli()))
+		f.Seen = max(f.Seen, min(r.seen, r.started.Add(-gateway.FollowLag).UnixMilli()))
 	}
 	var fresh []gateway.Position
 	for i := 1; i+1 < len(learnt); i += 2 {
@@ -801,7 +808,7 @@ func (r *searchRun) learn(learnt []any, last bool) error {
 // searchRun prepares search.lua's run of q in the partition whose keys
 // are k, for the page at offset of count matches (paging by offset).
 func (s *Store) searchRun(k keys, q *gateway.StoreQuery, offset, count int) *searchRun {
-	r := &searchRun{k: k, typ: q.Type}
+	r := &searchRun{k: k, typ: q.Type, started: s.now()}
 	kl := &r.kl
 	all := kl.add(k.all(q.Type))
 	token := randomToken()
