@@ -145,6 +145,20 @@ func (r *Reached) Add(st TaskStep, at time.Time) {
 	}
 }
 
+// ReachedBy is what a Task's versions reach, read from their bodies, as
+// their commits record it: the journey of a Task written before versions
+// recorded their milestones. A version that does not read is passed over
+// (every stored version passed the raw checks, so none should be).
+func ReachedBy(versions []*Resource) Reached {
+	var r Reached
+	for _, v := range versions {
+		if st, ok := ReadTaskStep(v.Body); ok {
+			r.Add(st, v.LastUpdated)
+		}
+	}
+	return r
+}
+
 // JourneyRecord is what a referral Task's journey is read from
 // (Store.JourneyRecords).
 type JourneyRecord struct {

@@ -135,6 +135,18 @@ func testExportOutlastsCreations(t *testing.T, spread bool) {
 	}
 }
 
+// exportedEachOnce fails t unless the export ended done with every Task
+// of its snapshot, each once, in order; what names the case.
+func exportedEachOnce(t *testing.T, got, want []string, status Status, failure, what string) {
+	t.Helper()
+	if status != StatusDone {
+		t.Fatalf("export %s: %s (%s)", status, failure, what)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("exported %v, want the snapshot's %v, each once (%s)", got, want, what)
+	}
+}
+
 // exportTasks runs a Task export of n Tasks (s1..sn, created a minute
 // before the snapshot, two a page) on a fresh store, spreading or not,
 // calling between(page, put) after each page answered, and returns the
@@ -219,12 +231,7 @@ func TestExportOutlastsChangesWhileItRuns(t *testing.T) {
 					put(fmt.Sprintf("s%d", i+1), page+1, snapshot.Add(time.Duration(page)*time.Second+time.Duration(i)*time.Millisecond))
 				}
 			})
-			if status != StatusDone {
-				t.Fatalf("export %s: %s (every Task updated between its pages)", status, failure)
-			}
-			if !slices.Equal(got, want) {
-				t.Errorf("exported %v, want the snapshot's %v, each once", got, want)
-			}
+			exportedEachOnce(t, got, want, status, failure, "every Task updated between its pages")
 		})
 	}
 }
@@ -244,12 +251,7 @@ func TestExportWritesALateWriteBeforeTheSnapshotOnce(t *testing.T) {
 			put("s1", 2, snapshot.Add(-time.Second)) // lands late, stamped before the snapshot
 		}
 	})
-	if status != StatusDone {
-		t.Fatalf("export %s: %s", status, failure)
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("exported %v, want the snapshot's %v, each once", got, want)
-	}
+	exportedEachOnce(t, got, want, status, failure, "s1 written late")
 }
 
 // A Task of the snapshot updated many times (51 here) before the store
@@ -267,10 +269,5 @@ func TestExportKeepsATaskUpdatedManyTimesMeanwhile(t *testing.T) {
 			}
 		}
 	})
-	if status != StatusDone {
-		t.Fatalf("export %s: %s", status, failure)
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("exported %v, want the snapshot's %v (s4, changed 51 times, left out)", got, want)
-	}
+	exportedEachOnce(t, got, want, status, failure, "s4 changed 51 times")
 }

@@ -31,12 +31,7 @@ func TestHeldReferralReachesNoMilestone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var whole gateway.Reached
-	for _, v := range versions[0] {
-		if st, ok := gateway.ReadTaskStep(v.Body); ok {
-			whole.Add(st, v.LastUpdated)
-		}
-	}
+	whole := gateway.ReachedBy(versions[0])
 	recs, err := e.store.JourneyRecords(ctx, []string{taskID}, gateway.HistoryWindow{Versions: 50, Bytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)

@@ -249,14 +249,8 @@ func journeyOf(id string, rec gateway.JourneyRecord) (Journey, bool) {
 	}
 	reached := rec.Reached
 	if reached == nil {
-		reached = &gateway.Reached{}
-		for _, v := range rec.Versions {
-			// Every stored version passed the raw checks, so status is a
-			// valid code.
-			if st, ok := gateway.ReadTaskStep(v.Body); ok {
-				reached.Add(st, v.LastUpdated)
-			}
-		}
+		by := gateway.ReachedBy(rec.Versions)
+		reached = &by
 	}
 	if !reached.At[gateway.MilestoneVoid].IsZero() {
 		return j, false

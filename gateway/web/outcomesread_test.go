@@ -65,12 +65,7 @@ func TestOutcomesReadABoundOfEachReferral(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var whole gateway.Reached
-	for _, v := range versions[0] {
-		if st, ok := gateway.ReadTaskStep(v.Body); ok {
-			whole.Add(st, v.LastUpdated)
-		}
-	}
+	whole := gateway.ReachedBy(versions[0])
 	for m := range gateway.MilestoneVoid {
 		if whole.At[m].IsZero() {
 			t.Fatalf("the referral's %d versions never reached milestone %d: the test proves nothing", len(versions[0]), m)
