@@ -352,10 +352,12 @@ type Keyset struct {
 	// matches written since the snapshot, kept by a caller that reads every
 	// page in one process, in order (the export), and passed with each:
 	// each such match is then looked at once in the whole search, not on
-	// every page, and a run of the store is given only the changed ones of
-	// the snapshot placed nearest after the page's start (MaxChangedFollowed
-	// of them; those before it were returned already), so writers cannot
-	// make the search fail, however many they create or change. nil (a
+	// every page (again only if written again), and a run of the store is
+	// given only the changed ones of the snapshot placed nearest after the
+	// page's start (MaxChangedFollowed of them; those before it were
+	// returned already, and are forgotten), so writers cannot make the
+	// search fail by how many they create, nor by how many they change but
+	// past MaxFollowedAhead ahead of the page at once. nil (a
 	// paging link, which keeps nothing): each page looks at every match
 	// written since the snapshot, at most MaxChangedFollowed.
 	Followed *Followed
@@ -389,9 +391,27 @@ type FollowedPlace struct {
 	// with the score of its position then (the lastUpdated of its version
 	// current at the snapshot).
 	Changed map[string]int64
-	// Ahead are the positions of those of Changed not before the last
-	// page's start, in the search's order: a run is given the nearest.
+	// Ahead are their positions, in the search's order: a run is given the
+	// nearest. Both hold only those after the last page's start: the caller
+	// pages forward, and a match's position is its snapshot's, so one
+	// behind is never in a page again (one of them written again since is
+	// placed afresh by a run that meets it). An export under churn so holds
+	// what changed ahead of it, not all that changed while it ran.
 	Ahead []Position
+	// Dropped is how many were dropped since Changed was last made afresh:
+	// a map keeps its room when entries are deleted, so once more were
+	// dropped than it holds, it is made again at its size.
+	Dropped int
+}
+
+// Kept is how many changed matches f holds ahead of the page, in every
+// place.
+func (f *Followed) Kept() int {
+	n := 0
+	for _, p := range f.Places {
+		n += len(p.Changed)
+	}
+	return n
 }
 
 // Place returns the record of the place named name, made if new.
@@ -450,3 +470,15 @@ type WriteBackState struct {
 // reaches past them is read in parts, each ending before the first one its
 // runs were not given.
 const MaxChangedFollowed = 1000
+
+// MaxFollowedAhead is how many changed matches of its snapshot a keyset
+// search that keeps what it followed (the export, one type at a time)
+// holds at once, ahead of its page (Followed.Kept; some 100 bytes each):
+// past it the search fails with ErrTooManyFollowed rather than grow the
+// process without end while writers change a large type faster than it
+// pages.
+const MaxFollowedAhead = 250_000
+
+// ErrTooManyFollowed is a keyset search that keeps what it followed, past
+// MaxFollowedAhead: the caller starts again when fewer are changing.
+var ErrTooManyFollowed = errors.New("too many matches ahead of the search changed while it ran")

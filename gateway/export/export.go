@@ -419,7 +419,7 @@ func (s *Service) run(ctx context.Context, j *Job) {
 	}
 	if err != nil {
 		s.log.Error("export failed", "job", j.ID, "error", err)
-		j.Status, j.Failure, j.Output = StatusFailed, "the export failed before it finished; start it again", nil
+		j.Status, j.Failure, j.Output = StatusFailed, failure(err), nil
 		_ = os.RemoveAll(s.jobDir(j.ID))
 	} else {
 		j.Status = StatusDone
@@ -480,6 +480,26 @@ func (s *Service) write(ctx context.Context, j *Job) error {
 	return nil
 }
 
+// failure is what the client is told of an export that failed with err.
+func failure(err error) string {
+	var many *tooManyChanged
+	if errors.As(err, &many) {
+		return fmt.Sprintf("more than %d %s resources the export had yet to write changed while it ran: it keeps where each stood at transactionTime, and stopped rather than hold more; its files were removed: start it again when fewer are changing", gateway.MaxFollowedAhead, many.typ)
+	}
+	return "the export failed before it finished; start it again"
+}
+
+// tooManyChanged is an export of typ stopped because more of its
+// resources changed ahead of it than a search keeps (the store's
+// gateway.ErrTooManyFollowed).
+type tooManyChanged struct{ typ string }
+
+func (e *tooManyChanged) Error() string {
+	return e.typ + ": " + gateway.ErrTooManyFollowed.Error()
+}
+
+func (e *tooManyChanged) Unwrap() error { return gateway.ErrTooManyFollowed }
+
 // writeType streams one type's current resources, a page at a time, in
 // the order of the store's index as it was at the transaction time. It
 // keeps what the store followed of the resources written since (one
@@ -503,6 +523,9 @@ func (s *Service) writeType(ctx context.Context, j *Job, typ string, w *bufio.Wr
 		}
 		q := &gateway.StoreQuery{Type: typ, Since: j.Since, Count: s.o.PageSize, Keyset: ks}
 		ids, _, err := s.core.Store.Search(ctx, q)
+		if errors.Is(err, gateway.ErrTooManyFollowed) {
+			return &tooManyChanged{typ: typ}
+		}
 		if err != nil {
 			return err
 		}

@@ -236,6 +236,27 @@ func TestExportOutlastsChangesWhileItRuns(t *testing.T) {
 	}
 }
 
+// An export under more changes ahead of it than the store keeps (its
+// bound, gateway.MaxFollowedAhead, set to 3 here; every Task updated
+// after the first page) fails saying so, rather than grow the process
+// without end: the client is told how many of which type changed, and to
+// start again.
+func TestExportFailsPastTheChangesItKeeps(t *testing.T) {
+	t.Parallel()
+	snapshot := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	const tasks = 12
+	_, _, status, failure := exportTasks(t, tasks, false, func(s *redisstore.Store) { s.SetFollowLimits(1, 2); s.SetFollowedBound(3) }, func(page int, put func(string, int, time.Time)) {
+		if page == 1 {
+			for i := range tasks {
+				put(fmt.Sprintf("s%d", i+1), 2, snapshot.Add(time.Duration(i)*time.Millisecond))
+			}
+		}
+	})
+	if want := fmt.Sprintf("more than %d Task resources the export had yet to write changed while it ran", gateway.MaxFollowedAhead); status != StatusFailed || !strings.Contains(failure, want) {
+		t.Errorf("export %s: %q, want failed: %q...", status, failure, want)
+	}
+}
+
 // A write whose lastUpdated is a moment before the kick-off but that
 // lands in Redis after the export's first page (a commit in flight then,
 // or from a process whose clock is a little behind: what gateway.FollowLag

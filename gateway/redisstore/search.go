@@ -159,17 +159,12 @@ func inOrder(x, y gateway.Position, desc bool) int {
 // passed is the followed matches a run of a keyset page is given: the
 // r.window of them placed nearest after the page's start, and those the
 // run named. The ones before the start were returned already: they are
-// dropped from Ahead (the caller pages forward). It records where the
-// window ends (through) and the nearest one after it (bound), which the
-// run does not know of.
-func (r *searchRun) passed() []string {
+// forgotten (forgetPassed). It records where the window ends (through) and
+// the nearest one after it (bound), which the run does not know of.
+func (r *searchRun) passed() []gateway.Position {
 	f := r.followed
 	if r.after != nil {
-		i, at := slices.BinarySearchFunc(f.Ahead, *r.after, func(p, after gateway.Position) int { return inOrder(p, after, r.desc) })
-		if at {
-			i++
-		}
-		f.Ahead = f.Ahead[i:]
+		forgetPassed(f, *r.after, r.desc)
 	}
 	n := min(r.window, len(f.Ahead))
 	r.bound, r.through = nil, nil
@@ -177,19 +172,44 @@ func (r *searchRun) passed() []string {
 		bound, through := f.Ahead[n], f.Ahead[n-1]
 		r.bound, r.through = &bound, &through
 	}
-	out := make([]string, 0, n+len(r.named))
-	for _, p := range f.Ahead[:n] {
-		out = append(out, p.ID)
-	}
-	for _, m := range r.named {
+	out := make([]gateway.Position, 0, n+len(r.named))
+	out = append(out, f.Ahead[:n]...)
+	for _, p := range r.named {
 		// Given already if placed within the window: after the start,
 		// before the bound.
-		p := gateway.Position{Score: f.Changed[m], ID: m}
 		if (r.after != nil && inOrder(p, *r.after, r.desc) <= 0) || (r.bound != nil && inOrder(p, *r.bound, r.desc) >= 0) {
-			out = append(out, m)
+			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// forgetPassed drops from f the followed matches placed at or before
+// after, the start of a page. The caller pages forward, a match's
+// position is where it stood at the snapshot, and search.lua takes into a
+// page only matches after its start: none of these is given to a run
+// again. One written again since is named by the run that meets it and
+// placed afresh from its hash (searchRun.answered), at the same position,
+// still behind. So f holds only what is ahead of the page, not every
+// match changed while the search runs (an export's memory under churn).
+func forgetPassed(f *gateway.FollowedPlace, after gateway.Position, desc bool) {
+	i, at := slices.BinarySearchFunc(f.Ahead, after, func(p, after gateway.Position) int { return inOrder(p, after, desc) })
+	if at {
+		i++
+	}
+	for _, p := range f.Ahead[:i] {
+		delete(f.Changed, p.ID)
+	}
+	f.Ahead = f.Ahead[i:]
+	if f.Dropped += i; f.Dropped > len(f.Changed) {
+		// A map keeps its room, and Ahead its array, after what they held
+		// is dropped: both are made again at their size.
+		changed := make(map[string]int64, len(f.Changed))
+		for m, score := range f.Changed {
+			changed[m] = score
+		}
+		f.Changed, f.Ahead, f.Dropped = changed, slices.Clone(f.Ahead), 0
+	}
 }
 
 // mergeInOrder merges fresh positions into ahead, which is in the search's

@@ -318,7 +318,8 @@ type followedTasks struct {
 	want     []string
 	snapshot time.Time
 	version  map[string]int
-	since    time.Duration // of the snapshot, the last change's
+	since    time.Duration     // of the snapshot, the last change's
+	followed *gateway.Followed // the last search's (pages)
 }
 
 func newFollowedTasks(t *testing.T, s *Store, n int, spread bool) *followedTasks {
@@ -358,6 +359,7 @@ func (f *followedTasks) change(id string) {
 // calls between, if set, after each full page with the ids read so far.
 func (f *followedTasks) pages(count int, between func(got []string)) ([]string, error) {
 	followed := &gateway.Followed{}
+	f.followed = followed
 	var got []string
 	var after *gateway.Position
 	for {
@@ -419,6 +421,83 @@ func TestFollowedKeysetOutlastsChangesToItsSnapshot(t *testing.T) {
 				t.Errorf("after %d changes to the snapshot's matches (bound 3):\n got %v %v\nwant %v, each once", changes, got, err, f.want)
 			}
 		})
+	}
+}
+
+// A followed keyset search (the export's) keeps only the changed matches
+// of its snapshot ahead of its page. It kept every one it had followed
+// until the search ended (some 100 bytes each, in one process): an export
+// of a type whose every resource changed while it ran held them all. Here
+// every Task changes before the first page, and two the search returned
+// already change again between pages (met again by the next page's runs,
+// placed afresh from their hashes, behind it): after each page, what is
+// kept is ahead of the page's start, so no more than the changed ones
+// there, and every match is still returned once, in order.
+func TestFollowedKeysetKeepsOnlyTheChangedAheadOfItsPage(t *testing.T) {
+	t.Parallel()
+	for _, spread := range []bool{false, true} {
+		t.Run(fmt.Sprintf("spread=%v", spread), func(t *testing.T) {
+			t.Parallel()
+			s, _ := newStore(t)
+			if spread {
+				s.SpreadReferrals()
+			}
+			s.SetFollowLimits(3, 2)
+			const count = 4
+			f := newFollowedTasks(t, s, 30, spread)
+			for _, id := range f.want {
+				f.change(id)
+			}
+			most := 0
+			got, err := f.pages(count, func(got []string) {
+				ahead := f.want[len(got)-count:] // from the page's first on
+				kept := 0
+				for name, p := range f.followed.Places {
+					kept += len(p.Changed)
+					for m := range p.Changed {
+						if !slices.Contains(ahead, m) {
+							t.Errorf("after %d returned, %s keeps %s, behind the page", len(got), name, m)
+						}
+					}
+					if len(p.Ahead) != len(p.Changed) {
+						t.Errorf("after %d returned, %s keeps %d changed and %d positions", len(got), name, len(p.Changed), len(p.Ahead))
+					}
+				}
+				if kept > len(ahead) {
+					t.Errorf("after %d returned, %d changed kept, more than the %d from the page on", len(got), kept, len(ahead))
+				}
+				most = max(most, kept)
+				f.change(got[0])
+				f.change(got[len(got)-1])
+			})
+			if err != nil || !slices.Equal(got, f.want) {
+				t.Errorf("pages %v %v, want %v, each once", got, err, f.want)
+			}
+			if most == 0 {
+				t.Errorf("nothing was followed: the test shows nothing")
+			}
+		})
+	}
+}
+
+// Past the bound of changed matches a followed keyset search keeps ahead
+// of its page (gateway.MaxFollowedAhead; 5 here), the search fails,
+// saying so (gateway.ErrTooManyFollowed), rather than grow without end:
+// here all 30 change before the first page.
+func TestFollowedKeysetFailsPastTheBoundOfTheChangedAhead(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	s.SetFollowLimits(3, 2)
+	s.SetFollowedBound(5)
+	f := newFollowedTasks(t, s, 30, false)
+	for _, id := range f.want {
+		f.change(id)
+	}
+	if got, err := f.pages(4, nil); !errors.Is(err, gateway.ErrTooManyFollowed) {
+		t.Errorf("pages %v %v, want %v", got, err, gateway.ErrTooManyFollowed)
+	}
+	if kept := f.followed.Kept(); kept > 5+2 {
+		t.Errorf("%d kept when it failed, want the bound (5) and at most one run's (2) more", kept)
 	}
 }
 

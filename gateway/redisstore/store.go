@@ -58,6 +58,9 @@ type Store struct {
 	// maxChanged and followScan bound keyset paging's following of matches
 	// written since a search's snapshot (SetFollowLimits).
 	maxChanged, followScan int
+	// maxFollowed bounds what such a search keeps ahead of its page
+	// (gateway.MaxFollowedAhead; tests set a small one).
+	maxFollowed int
 	// now is the clock keyset paging measures FollowLag by (time.Now;
 	// tests set one they move).
 	now func() time.Time
@@ -128,7 +131,7 @@ func New(rdb redis.UniversalClient, namespace string) *Store {
 	return &Store{rdb: rdb, keys: newKeys(namespace), parts: partitionKeys(namespace), loads: loads,
 		batch: &batcher{rdb: rdb, loads: loads}, reads: &batcher{rdb: rdb, loads: loads}, maxSystems: maxTokenSystems,
 		maxEvents: maxSubscriptionEvents, auditMax: DefaultAuditMaxEntries,
-		maxChanged: gateway.MaxChangedFollowed, followScan: followScan, now: time.Now}
+		maxChanged: gateway.MaxChangedFollowed, followScan: followScan, maxFollowed: gateway.MaxFollowedAhead, now: time.Now}
 }
 
 // followScan is how many matches written since a keyset search's snapshot
@@ -144,6 +147,14 @@ const followScan = 500
 // cross them quickly.
 func (s *Store) SetFollowLimits(changed, scan int) {
 	s.maxChanged, s.followScan = changed, scan
+}
+
+// SetFollowedBound sets how many changed matches a keyset search that
+// keeps what it followed holds ahead of its page
+// (gateway.MaxFollowedAhead unless set; at least 1): tests set a small
+// one, to cross it quickly.
+func (s *Store) SetFollowedBound(n int) {
+	s.maxFollowed = max(n, 1)
 }
 
 // Client exposes the Redis client, for the workers that share it.
@@ -655,16 +666,22 @@ type searchRun struct {
 	// in followed), and is run again for the next ones.
 	typ      string
 	followed *gateway.FollowedPlace // nil when not paging by keyset
+	// kept is the caller's record of every place (nil for a paging link,
+	// whose record lasts one page), which holds at most maxKept.
+	kept    *gateway.Followed
+	maxKept int
 	// Each run is given at most window of the followed matches, those
 	// placed nearest after the page's start (after), in its order (desc),
 	// and those it named (named: followed already, written again since,
-	// so not placed again). bound is the nearest it was not given (nil: it
-	// was given all), through the farthest of the window: the page holds
-	// what comes before bound only (endPart).
+	// so not placed again; with their positions, which stay the run's to
+	// give though the record forgets them once the page passes them).
+	// bound is the nearest it was not given (nil: it was given all),
+	// through the farthest of the window: the page holds what comes before
+	// bound only (endPart).
 	after          *gateway.Position
 	desc           bool
 	window         int
-	named          []string
+	named          []gateway.Position
 	bound, through *gateway.Position
 	// seen is how far this page's runs looked at matches written since
 	// the snapshot (from followed.Seen); followed.Seen moves on with it
@@ -708,8 +725,8 @@ func (r *searchRun) argv() []any {
 		run = append(run, r.pinned...)
 		passed := r.passed()
 		run = append(run, len(passed))
-		for _, m := range passed {
-			run = append(run, m, f.Changed[m])
+		for _, p := range passed {
+			run = append(run, p.ID, p.Score)
 		}
 	} else {
 		run = append(run, "", "", "", 0, 0)
@@ -739,8 +756,8 @@ func (r *searchRun) answered(reply []any) (bool, error) {
 		names, _ := reply[1].([]any)
 		for _, m := range names {
 			member, _ := m.(string)
-			if _, ok := r.followed.Changed[member]; ok {
-				r.named = append(r.named, member)
+			if score, ok := r.followed.Changed[member]; ok {
+				r.named = append(r.named, gateway.Position{Score: score, ID: member})
 				continue
 			}
 			r.known = append(r.known, member)
@@ -775,7 +792,9 @@ func (r *searchRun) answered(reply []any) (bool, error) {
 
 // learn records search.lua's {seen, member, score, ...}; last: the page's
 // last run, whose seen is kept for the next page only as far as writes
-// had settled when the page began (searchRun.started).
+// had settled when the page began (searchRun.started). A match placed
+// behind the page's start is not kept (forgetPassed); past maxKept ahead
+// the search fails (gateway.ErrTooManyFollowed).
 func (r *searchRun) learn(learnt []any, last bool) error {
 	if len(learnt) == 0 {
 		return nil
@@ -795,13 +814,19 @@ func (r *searchRun) learn(learnt []any, last bool) error {
 		if err != nil {
 			return err
 		}
-		m := fmt.Sprint(learnt[i])
-		if _, ok := f.Changed[m]; !ok {
-			fresh = append(fresh, gateway.Position{Score: score, ID: m})
+		p := gateway.Position{Score: score, ID: fmt.Sprint(learnt[i])}
+		if r.after != nil && inOrder(p, *r.after, r.desc) <= 0 {
+			continue // returned already, or in no page: never given to a run
 		}
-		f.Changed[m] = score
+		if _, ok := f.Changed[p.ID]; !ok {
+			fresh = append(fresh, p)
+		}
+		f.Changed[p.ID] = score
 	}
 	f.Ahead = mergeInOrder(f.Ahead, fresh, r.desc)
+	if r.kept != nil && r.kept.Kept() > r.maxKept {
+		return gateway.ErrTooManyFollowed
+	}
 	return nil
 }
 
@@ -869,6 +894,7 @@ func (s *Store) searchRun(k keys, q *gateway.StoreQuery, offset, count int) *sea
 		if ks.Followed != nil {
 			r.followed = ks.Followed.Place(k.ns)
 			r.seen = r.followed.Seen
+			r.kept, r.maxKept = ks.Followed, s.maxFollowed
 		} else {
 			r.followed = &gateway.FollowedPlace{Changed: map[string]int64{}}
 			scan, limited = s.maxChanged+1, 1
