@@ -501,6 +501,28 @@ func TestFollowedKeysetFailsPastTheBoundOfTheChangedAhead(t *testing.T) {
 	}
 }
 
+// Follow limits below 1 are taken as 1: a window of none panicked (a run
+// indexed the window's end at -1), and a run looking at none of the
+// matches written since failed in search.lua.
+func TestFollowLimitsBelowOneAreOne(t *testing.T) {
+	t.Parallel()
+	for _, limits := range [][2]int{{0, 2}, {2, 0}, {-1, -1}} {
+		t.Run(fmt.Sprint(limits), func(t *testing.T) {
+			t.Parallel()
+			s, _ := newStore(t)
+			s.SetFollowLimits(limits[0], limits[1])
+			f := newFollowedTasks(t, s, 6, false)
+			for _, id := range f.want {
+				f.change(id)
+			}
+			got, err := f.pages(2, nil)
+			if err != nil || !slices.Equal(got, f.want) {
+				t.Errorf("pages %v %v, want %v, each once", got, err, f.want)
+			}
+		})
+	}
+}
+
 // A followed keyset search outlasts changes between a page's runs to
 // matches it followed and returned already. Each run is given only the
 // followed placed nearest ahead, so one behind the page's start written

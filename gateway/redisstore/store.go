@@ -141,12 +141,14 @@ func New(rdb redis.UniversalClient, namespace string) *Store {
 const followScan = 500
 
 // SetFollowLimits sets how many changed matches of a keyset search's
-// snapshot one run places (gateway.MaxChangedFollowed unless set; at least
-// 1): a paging link is stale past them; and how many matches written since
-// the snapshot one run looks at (followScan): tests set small ones, to
-// cross them quickly.
+// snapshot one run places (gateway.MaxChangedFollowed unless set): a
+// paging link is stale past them; and how many matches written since the
+// snapshot one run looks at (followScan): tests set small ones, to cross
+// them quickly. Each is at least 1 (one below is taken as 1): a run given
+// none of the followed could never page past one, nor one looking at none
+// of those written since ever finish.
 func (s *Store) SetFollowLimits(changed, scan int) {
-	s.maxChanged, s.followScan = changed, scan
+	s.maxChanged, s.followScan = max(changed, 1), max(scan, 1)
 }
 
 // SetFollowedBound sets how many changed matches a keyset search that
