@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/signpost-health/signpost/fhir/structure"
 	"github.com/signpost-health/signpost/gateway"
 )
 
@@ -65,7 +66,7 @@ const (
 	Pseudonym  Action = "pseudonym"  // Identifier(s) replaced by a keyed pseudonym
 	YearOnly   Action = "year"       // a date or dateTime reduced to its year
 	OutwardPC  Action = "outward"    // an Address reduced to its postcode's outward code
-	NoPatDispl Action = "no-display" // a Reference's display goes when it points to a Patient, a RelatedPerson or a Location
+	NoPatDispl Action = "no-display" // a Reference's display goes unless its target is known to be of a type that names no patient (displayMayName)
 	PatientID  Action = "patient-id" // a Patient's id, or the id in a reference to a Patient, replaced by a keyed pseudonym
 )
 
@@ -124,7 +125,7 @@ var Rules = []Rule{
 	{Type: "Location", Element: "name", Action: Remove, Why: "a patient's Location is often their home or where they stay, named after them or by its street"},
 	{Type: "Location", Element: "alias", Action: Remove, Why: "other names of the place, as its name"},
 	{Type: "Location", Element: "telecom", Action: Remove, Why: "a patient's Location's phone number may be theirs"},
-	{Type: "*", Element: "display", Action: NoPatDispl, Why: "the display of a Reference to a Patient (a name), a RelatedPerson (a relative or carer, named) or a Location (it repeats the Location's name, removed above)"},
+	{Type: "*", Element: "display", Action: NoPatDispl, Why: "the display of a Reference to a Patient or a Person (a name), a RelatedPerson (a relative or carer, named) or a Location (it repeats the Location's name, removed above), and of one whose target cannot be told (by display or identifier only, a urn:uuid): it may be any of those; a Coding's display, and a Reference's to another R4 type (an Organization, a ServiceRequest), stay"},
 	{Type: "*", Element: "text", Action: Remove, Why: "free text: the narrative, CodeableConcept.text (its codes stay)"},
 	{Type: "*", Element: "comment", Action: Remove, Why: "free-text comments"},
 	{Type: "*", Element: "valueString", Action: Remove, Why: "free-text values (extensions, answers, observations)"},
@@ -322,7 +323,7 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 		act, ok := rule(typ, root, base, o[base])
 		_, patientID := d.patientIDOf(base, field, o[base])
 		if ok && (act == Remove || act == YearOnly || act == PatientID && patientID ||
-			act == NoPatDispl && d.patientDisplay(o, field)) {
+			act == NoPatDispl && d.displayMayName(o, field)) {
 			delete(o, name)
 		}
 	}
@@ -350,7 +351,7 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 				}
 				continue
 			case NoPatDispl:
-				if d.patientDisplay(o, field) {
+				if d.displayMayName(o, field) {
 					delete(o, name)
 					continue
 				}
@@ -383,38 +384,75 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 	}
 }
 
-// namedTargets are the resource types, beside Patient, whose name a
-// Reference's display repeats and which name the patient or those near
-// them: a RelatedPerson is a relative or carer, and a patient's Location
-// is often their home, named after them.
-var namedTargets = map[string]bool{gateway.TypePatient: true, "RelatedPerson": true, "Location": true}
+// namedTargets are the resource types whose name a Reference's display
+// repeats and which name the patient or those near them: a Patient, a
+// Person (the patient's record across systems), a RelatedPerson (a
+// relative or carer), and a Location (a patient's is often their home,
+// named after them).
+var namedTargets = map[string]bool{gateway.TypePatient: true, "Person": true, "RelatedPerson": true, "Location": true}
 
-// patientDisplay reports whether o's display may name a patient: o is a
-// Reference (not a Coding) to a Patient or another of namedTargets.
-func (d *deidentifier) patientDisplay(o map[string]any, field string) bool {
-	_, coded := o["code"]
-	return !coded && (pointsToPatient(o, field) || namedTargets[d.target(o)])
+// displayMayName reports whether o's display may name a patient or those
+// near them: o is a Reference (not a Coding, whose display is its code's)
+// that points to a Patient, or to one of namedTargets, or whose target
+// cannot be told. It fails closed: a display stays only where every type
+// the Reference says its target is (by its type, its reference, the
+// contained resource it names) is an R4 resource type not among
+// namedTargets. A Reference by display or identifier only, by a urn:uuid
+// or a URL naming no R4 type, says none, and its display goes.
+func (d *deidentifier) displayMayName(o map[string]any, field string) bool {
+	if isCoding(o) {
+		return false
+	}
+	if pointsToPatient(o, field) {
+		return true
+	}
+	types := d.targets(o)
+	if len(types) == 0 {
+		return true
+	}
+	for _, t := range types {
+		if namedTargets[t] || !structure.IsResourceType(t) {
+			return true
+		}
+	}
+	return false
 }
 
-// target is the type of the resource a Reference names: its type, the
-// type in its reference (relative, absolute or versioned), or that of the
-// contained resource it names; "" when it says none.
-func (d *deidentifier) target(o map[string]any) string {
+// isCoding tells a Coding (code and system are a Coding's, never a
+// Reference's) from a Reference: both may have display.
+func isCoding(o map[string]any) bool {
+	_, code := o["code"]
+	_, system := o["system"]
+	return code || system
+}
+
+// targets are the types a Reference says the resource it names is of: its
+// type, and the type in its reference (relative, absolute or versioned) or
+// that of the contained resource it names. A reference naming none (a
+// urn:uuid, a missing contained resource) adds none; the caller checks
+// each is a resource type.
+func (d *deidentifier) targets(o map[string]any) []string {
+	var types []string
 	if t, _ := o["type"].(string); t != "" {
-		return t
+		types = append(types, t)
 	}
-	ref, _ := o["reference"].(string)
+	ref, ok := o["reference"].(string)
+	if !ok {
+		return types
+	}
 	if id, ok := strings.CutPrefix(ref, "#"); ok {
-		return d.contained[id]
+		if t := d.contained[id]; t != "" {
+			types = append(types, t)
+		}
+		return types
 	}
 	if h := strings.Index(ref, "/_history/"); h >= 0 {
 		ref = ref[:h]
 	}
-	parts := strings.Split(ref, "/")
-	if len(parts) < 2 {
-		return ""
+	if parts := strings.Split(ref, "/"); len(parts) >= 2 {
+		types = append(types, parts[len(parts)-2])
 	}
-	return parts[len(parts)-2]
+	return types
 }
 
 // patientIDOf is what element name, held in an object held under field,

@@ -177,6 +177,25 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`"contained":[{"resourceType":"Patient","id":"p"},{"resourceType":"Location","id":"home","address":{"postalCode":"LS1 6PT"}}],` +
 				`"performer":[{"reference":"#p","display":"Jo Bloggs"}],"locationReference":[{"reference":"#home","display":"Jo Bloggs's flat"}]}`,
 			`Bloggs`, `"reference":"#home"`},
+		{"the display of a reference whose target cannot be told: display only, by identifier only, by a reference naming no R4 type, or naming another type than its type",
+			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","subject":{"reference":"Patient/p"},` +
+				`"contained":[{"resourceType":"Organization","id":"org","name":"Leeds Walking"}],` +
+				`"requester":{"display":"Sam Bloggs"},"performer":[{"identifier":{"system":"https://example.org/staff","value":"S1"},"display":"Sam Bloggs (carer)"},` +
+				`{"reference":"urn:uuid:5b7a8f5e-3c1d-4e2a-9f00-000000000001","display":"Sam Bloggs (neighbour)"},` +
+				`{"reference":"https://people.example/carers/sam","display":"Sam Bloggs (friend)"},` +
+				`{"type":"Organization","reference":"RelatedPerson/rp","display":"Sam Bloggs (son)"},{"reference":"#org","display":"Leeds Walking"}]}`,
+			`Bloggs`, `"masked"|{"display":"Leeds Walking","reference":"#org"}|"reference":"RelatedPerson/rp"`},
+		{"the display of a display-only reference in a contained resource and an extension's valueReference",
+			`{"resourceType":"Task","id":"t","status":"requested","intent":"order","for":{"reference":"Patient/p"},"focus":{"reference":"#sr"},` +
+				`"contained":[{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","subject":{"reference":"Patient/p"},"requester":{"display":"Sam Bloggs"}}],` +
+				`"extension":[{"url":"https://example.org/carer","valueReference":{"display":"Sam Bloggs (carer)"}}]}`,
+			`Bloggs`, `"valueReference":{"extension":[{"url":"` + dataAbsentReason + `","valueCode":"masked"}]}|"requester":{"extension"`},
+		{"the display of a reference known to name no person, and a Coding's, kept",
+			`{"resourceType":"Task","id":"t","status":"requested","intent":"order","for":{"reference":"Patient/p"},` +
+				`"focus":{"reference":"ServiceRequest/sr","display":"Referral to a walking group"},` +
+				`"owner":{"type":"Organization","identifier":{"system":"` + ODSSystem + `","value":"Y12345"},"display":"Leeds Walking"},` +
+				`"businessStatus":{"coding":[{"system":"https://example.org/status","display":"Booked"}]}}`,
+			`"_none_"`, `"display":"Referral to a walking group"|"display":"Leeds Walking"|"display":"Booked"`},
 		{"a contained RelatedPerson (a parent consenting): no name, telecom, photo or birth date",
 			`{"resourceType":"Consent","id":"c","status":"active","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},` +
 				`"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"IDSCL"}]}],"patient":{"reference":"Patient/p"},` +

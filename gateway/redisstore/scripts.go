@@ -46,7 +46,7 @@ import (
 // script hold Redis's one thread for longer than our limits allow.
 var (
 	//go:embed scripts/lib.lua
-	libLua string // read_groups, resolve, cleanup and register, prepended to the scripts that search or register
+	libLua string // read_groups, resolve, bytes_before, cleanup and register, prepended to the scripts that search or register
 
 	//go:embed scripts/commit.lua
 	commitLua    string

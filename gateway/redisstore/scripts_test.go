@@ -1,11 +1,16 @@
 package redisstore
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
+
+	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
 )
 
 // Every script is loaded where the argument convention is written, is
@@ -55,4 +60,49 @@ func TestScriptsFollowTheConvention(t *testing.T) {
 			t.Errorf("%s decodes an argument as JSON", name)
 		}
 	}
+}
+
+// lib.lua's bytes_before orders members as sorted sets and Go do (byte
+// order), under a Redis whose locale collates otherwise (en_US.UTF-8,
+// where Lua's own < puts "a" before "B" and "ab" before "a-c"): for every
+// pair of ids, it answers as Go's <, and table.sort with it gives Go's
+// sort.Strings order.
+func TestScriptsOrderMembersInByteOrderUnderAnyLocale(t *testing.T) {
+	t.Parallel()
+	c := redistest.StartCollating(t).Client()
+	ids := []string{"b", "B", "a", "A", "ab", "aB", "Ab", "a-c", "a.c", "a-b", "Z9", "z", "0", "9-x", "x.y.z", "X-1", "a", "ab-", "ab."}
+	pairs := `local out = {}
+for i = 1, #ARGV do
+  for j = 1, #ARGV do out[#out + 1] = bytes_before(ARGV[i], ARGV[j]) and 1 or 0 end
+end
+return out`
+	got, err := c.Eval(context.Background(), libLua+pairs, nil, toAny(ids)...).Int64Slice()
+	if err != nil || len(got) != len(ids)*len(ids) {
+		t.Fatalf("%v %v", got, err)
+	}
+	for i, x := range ids {
+		for j, y := range ids {
+			if before := got[i*len(ids)+j] == 1; before != (x < y) {
+				t.Errorf("bytes_before(%q, %q) = %v, Go's %q < %q is %v", x, y, before, x, y, x < y)
+			}
+		}
+	}
+	sorted := `local m = {}
+for i, v in ipairs(ARGV) do m[i] = v end
+table.sort(m, bytes_before)
+return m`
+	order, err := c.Eval(context.Background(), libLua+sorted, nil, toAny(ids)...).StringSlice()
+	want := slices.Clone(ids)
+	sort.Strings(want)
+	if err != nil || !slices.Equal(order, want) {
+		t.Errorf("sorted by bytes_before: %q %v, want %q", order, err, want)
+	}
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/redisstore/redistest"
 )
 
 // spreadTasks makes n Tasks over every partition (and legacy), owned in
@@ -190,5 +191,69 @@ func TestSearchesAfterScriptFlushLoadTheScriptTogether(t *testing.T) {
 	}
 	if k > n/5 {
 		t.Errorf("%d searches answered NOSCRIPT loaded the script %d times, want at most %d", n, k, n/5)
+	}
+}
+
+// Keyset pages break ties (matches of one millisecond) by id in byte
+// order, as sorted sets and Go do, whatever locale Redis runs under. Redis
+// sets LC_COLLATE from its environment, and Lua's < follows it: under
+// en_US.UTF-8 search.lua once ordered "a" before "B" and "ab" before
+// "a-c", unlike the index it pages through, so a page ending among ties
+// left some out of every page (and could return one twice). Tied matches,
+// some changed since the snapshot (placed by the script, not read from
+// the index), are each returned once, in byte order, oldest and newest
+// first, followed and by paging link, spread and not.
+func TestKeysetPagesTiesInByteOrderUnderAnyLocale(t *testing.T) {
+	t.Parallel()
+	ids := []string{"a", "A", "b", "B", "ab", "aB", "Ab", "a-c", "a.b", "z", "Z-1", "0", "1.0"}
+	for _, spread := range []bool{false, true} {
+		t.Run("spread="+strconv.FormatBool(spread), func(t *testing.T) {
+			t.Parallel()
+			s := New(redistest.StartCollating(t).Client(), "test")
+			if spread {
+				s.SpreadReferrals()
+			}
+			ctx := context.Background()
+			commit := func(id string, version int, at int64) {
+				t.Helper()
+				w := write("Task", id, version, version-1, "status=requested")
+				w.Resource.LastUpdated = time.UnixMilli(at)
+				if res, err := s.Commit(ctx, &gateway.Commit{Writes: []gateway.Write{w}}); err != nil || !res.OK() {
+					t.Fatalf("%s version %d: %+v %v", id, version, res, err)
+				}
+			}
+			for _, id := range ids {
+				commit(id, 1, 1_700_000_000_000) // all tied
+			}
+			snapshot := time.UnixMilli(1_700_000_000_010)
+			commit("b", 2, 1_700_000_000_020)
+			commit("a-c", 2, 1_700_000_000_020)
+			for _, desc := range []bool{false, true} {
+				for _, followed := range []*gateway.Followed{{}, nil} {
+					var got []string
+					var after *gateway.Position
+					for page := 0; page < 2*len(ids); page++ {
+						q := &gateway.StoreQuery{Type: "Task", Groups: [][]string{{"status=requested"}}, Count: 2, Descending: desc,
+							Keyset: &gateway.Keyset{Snapshot: snapshot, After: after, Followed: followed}}
+						page, _, err := s.Search(ctx, q)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if len(page) == 0 {
+							break
+						}
+						got = append(got, page...)
+						after = &q.Keyset.Positions[len(page)-1]
+					}
+					want := slices.Sorted(slices.Values(ids))
+					if desc {
+						slices.Reverse(want)
+					}
+					if !slices.Equal(got, want) {
+						t.Errorf("newest first %v, followed %v:\n got %q\nwant %q", desc, followed != nil, got, want)
+					}
+				}
+			}
+		})
 	}
 }

@@ -38,6 +38,9 @@ type Server struct {
 	// ca, when set, makes the server speak TLS only, with a certificate
 	// ca signed.
 	ca *testCA
+	// env is added to the environment redis-server inherits (a locale:
+	// StartCollating).
+	env []string
 }
 
 // Start runs a redis-server for the test and stops it at cleanup. The test
@@ -183,6 +186,9 @@ func (s *Server) launch() (log string, err error) {
 		"--logfile", filepath.Join(s.dir, "redis.log"))
 	args = append(args, s.extra...)
 	s.cmd = exec.Command("redis-server", args...)
+	if s.env != nil {
+		s.cmd.Env = append(os.Environ(), s.env...)
+	}
 	if err := s.cmd.Start(); err != nil {
 		return "", fmt.Errorf("start redis-server: %w", err)
 	}

@@ -97,6 +97,23 @@ local function resolve(groups, temps)
   return KEYS[temps[t]]
 end
 
+-- bytes_before reports whether string x comes before y in byte order: as
+-- a sorted set orders the members of one score (and ZRANGEBYLEX), and as
+-- Go compares strings. Lua's < and > do not: they compare with strcoll,
+-- and Redis sets LC_COLLATE from its environment at start-up, so under
+-- en_US.UTF-8 "a" comes before "B" and "ab" before "a-c". Every ordering
+-- of members uses this. Its work is the bytes the two share first: no
+-- more than the shorter member's length (a resource's id, or a Patient's
+-- owner and id), which Signpost bounds.
+local function bytes_before(x, y)
+  if x == y then return false end -- byte for byte: strings are interned
+  for i = 1, math.min(#x, #y) do
+    local a, b = string.byte(x, i), string.byte(y, i)
+    if a ~= b then return a < b end
+  end
+  return #x < #y
+end
+
 local function cleanup(temps)
   for _, i in ipairs(temps) do redis.call('DEL', KEYS[i]) end
 end

@@ -181,14 +181,16 @@ local hi = hiArg ~= '' and tonumber(hiArg) or math.huge -- exclusive
 local hasAfter = afterScore ~= ''
 local as, ai = tonumber(afterScore) or 0, afterID
 
--- before reports whether (s1, m1) comes before (s2, m2) in the page order.
+-- before reports whether (s1, m1) comes before (s2, m2) in the page order:
+-- by score, ties by member in byte order (bytes_before), as the index
+-- holds them and the gateway merges pages.
 local function before(s1, m1, s2, m2)
   if s1 ~= s2 then
     if desc then return s1 > s2 end
     return s1 < s2
   end
-  if desc then return m1 > m2 end
-  return m1 < m2
+  if desc then return bytes_before(m2, m1) end
+  return bytes_before(m1, m2)
 end
 
 local function num(x) return string.format('%d', x) end
