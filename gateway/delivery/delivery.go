@@ -286,7 +286,7 @@ func (s *Service) Redrive(ctx context.Context, dead gateway.QueuedJob) error {
 			return fmt.Errorf("%w: the referral is %s", ErrMovedOn, view.Status)
 		}
 		members := map[string]any{"businessStatus": map[string]any{
-			"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": "redriven", "display": "Sent again by an operator"}},
+			"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": gateway.BusinessRedriven, "display": "Sent again by an operator"}},
 			"text":   "sent again by an operator after a failed delivery"}}
 		if signpostFailed && d.Event == queue.EventReferral {
 			members["status"] = gateway.TaskRequested
