@@ -194,3 +194,12 @@ type JourneyRecord struct {
 	// its journey is read from Versions alone.
 	Reached *Reached
 }
+
+// Journey is what the record's versions reached: as they recorded it, or,
+// for a Task written before versions did, as the versions read give it.
+func (r JourneyRecord) Journey() Reached {
+	if r.Reached != nil {
+		return *r.Reached
+	}
+	return ReachedBy(r.Versions)
+}
