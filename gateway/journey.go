@@ -10,7 +10,8 @@ import (
 
 // A referral's journey (when it was delivered, accepted, first contacted,
 // started, and how and when it ended) is read from its Task's versions:
-// each milestone is the first version to reach it. Nothing bounds how many
+// each milestone is the first version to reach it (since an operator's
+// redrive took it back: TaskStep.Clears). Nothing bounds how many
 // versions a Task has (every change a provider makes is one) nor, below the
 // body limit, how large each is, so reading every version (the outcomes
 // view's and retention's read did) cost what the Task's writers chose:
@@ -69,6 +70,21 @@ func (st TaskStep) Reaches(m Milestone) bool {
 		return st.Status == TaskEnteredInError
 	}
 	return false
+}
+
+// Clears reports whether a version at st takes back its referral's
+// milestone m. An operator's redrive (requested again, business status
+// redriven) sends a referral Signpost failed to deliver: that failure was
+// not its end, so the ending is taken back and the referral's next one is
+// its end. What it reached before the failure it did reach, and stays.
+// Only the redrive takes an ended referral back to requested: a terminal
+// status moves on to nothing but entered-in-error (CanMoveTo), a provider
+// may not set requested, nor a GP system the business status. So no other
+// ending (a provider's failure) is ever taken back, and another version
+// like it (a provider's business status on a requested Task) has no
+// ending to take back.
+func (st TaskStep) Clears(m Milestone) bool {
+	return m == MilestoneEnded && st.Status == TaskRequested && st.Business == BusinessRedriven
 }
 
 // TaskStepOf is what a Task's typed view says of its journey.
@@ -133,9 +149,16 @@ type Reached struct {
 }
 
 // Add records a version at st made at at, as the store records each
-// version's: a milestone keeps the time of the first version to reach it.
+// version's: a milestone keeps the time of the first version to reach it
+// since a version last took it back (TaskStep.Clears).
 func (r *Reached) Add(st TaskStep, at time.Time) {
 	for m := range Milestones {
+		if st.Clears(m) {
+			r.At[m] = time.Time{}
+			if m == MilestoneEnded {
+				r.End = TaskStep{}
+			}
+		}
 		if r.At[m].IsZero() && st.Reaches(m) {
 			r.At[m] = at
 			if m == MilestoneEnded {
@@ -170,4 +193,13 @@ type JourneyRecord struct {
 	// version recorded nothing: it was written before versions did, and
 	// its journey is read from Versions alone.
 	Reached *Reached
+}
+
+// Journey is what the record's versions reached: as they recorded it, or,
+// for a Task written before versions did, as the versions read give it.
+func (r JourneyRecord) Journey() Reached {
+	if r.Reached != nil {
+		return *r.Reached
+	}
+	return ReachedBy(r.Versions)
 }

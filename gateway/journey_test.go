@@ -58,3 +58,39 @@ func TestTaskStepReachesItsMilestones(t *testing.T) {
 		}
 	}
 }
+
+// Only an operator's redrive takes an ending back: the version it writes
+// (requested again, redriven) clears the ending and nothing else, so what
+// the referral reached before stays and its next ending is its end. A
+// provider's failure, whatever business status it gives, takes nothing
+// back, nor does a requested version that is no redrive.
+func TestOnlyARedriveTakesAnEndingBack(t *testing.T) {
+	t.Parallel()
+	redrive := TaskStep{Status: TaskRequested, Business: BusinessRedriven}
+	for _, st := range []TaskStep{
+		redrive,
+		{Status: TaskRequested},
+		{Status: TaskRequested, Business: BusinessDelivered},
+		{Status: TaskFailed, Business: BusinessRedriven},
+		{Status: TaskFailed, Reason: EndDidNotAttend},
+		{Status: TaskCancelled, Business: BusinessRedriven, Withheld: true},
+	} {
+		for m := range Milestones {
+			if want := st == redrive && m == MilestoneEnded; st.Clears(m) != want {
+				t.Errorf("%+v clears milestone %d: %v, want %v", st, m, st.Clears(m), want)
+			}
+		}
+	}
+	at := func(s int) time.Time { return time.Unix(1_700_000_000+int64(s), 0).UTC() }
+	var r Reached
+	r.Add(TaskStep{Status: TaskRequested, Business: BusinessDelivered}, at(1))
+	r.Add(TaskStep{Status: TaskFailed, Business: "undeliverable"}, at(2))
+	r.Add(redrive, at(3))
+	if !r.At[MilestoneEnded].IsZero() || r.End != (TaskStep{}) || !r.At[MilestoneDelivered].Equal(at(1)) {
+		t.Errorf("after the redrive: %+v; want no ending, delivered kept", r)
+	}
+	r.Add(TaskStep{Status: TaskCompleted}, at(4))
+	if !r.At[MilestoneEnded].Equal(at(4)) || r.End.Status != TaskCompleted || !r.At[MilestoneDelivered].Equal(at(1)) {
+		t.Errorf("completed after the redrive: %+v; want ended completed at the completion, delivered kept", r)
+	}
+}

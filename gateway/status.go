@@ -214,6 +214,11 @@ const (
 	BusinessDidNotAttend = "did-not-attend"
 )
 
+// BusinessRedriven is the business status of a referral an operator sent
+// again after Signpost failed to deliver it: requested again, its journey
+// reopened (TaskStep.Clears).
+const BusinessRedriven = "redriven"
+
 func OptionNamed(opts []CodeOption, code string) (CodeOption, bool) {
 	for _, o := range opts {
 		if o.Code == code {

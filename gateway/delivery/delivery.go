@@ -9,6 +9,7 @@ import (
 
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
+	"github.com/signpost-health/signpost/gateway/insights"
 	"github.com/signpost-health/signpost/gateway/queue"
 )
 
@@ -256,6 +257,19 @@ var (
 	ErrAlreadyRedriven = errors.New("the dead letter was re-driven already")
 )
 
+// failedUnaccepted reports whether the failed referral Task id was never
+// accepted. Signpost fails only a referral still requested (DeadLetter); a
+// provider fails only one it accepted (the status moves), and may give its
+// failure any business status, "undeliverable" too. So a failed referral
+// that was accepted is the provider's failure, however it reads.
+func (s *Service) failedUnaccepted(ctx context.Context, id string) (bool, error) {
+	recs, err := s.Store.JourneyRecords(ctx, []string{id}, insights.OlderTaskWindow)
+	if err != nil {
+		return false, err
+	}
+	return recs[0].Journey().At[gateway.MilestoneAccepted].IsZero(), nil
+}
+
 // Redrive sends a dead letter again, as an operator asks after fixing its
 // cause: the job goes back on the delivery queue with its attempts reset
 // (and the same webhook-id), a Task that failed because of it is requested
@@ -282,11 +296,16 @@ func (s *Service) Redrive(ctx context.Context, dead gateway.QueuedJob) error {
 		// closed (failed, completed, rejected) or that was cancelled has
 		// moved on, and a referral is not sent to it again.
 		signpostFailed := view.Status == gateway.TaskFailed && view.BusinessStatusCode == "undeliverable"
+		if signpostFailed && d.Event == queue.EventReferral {
+			if signpostFailed, err = s.failedUnaccepted(ctx, d.TaskID); err != nil {
+				return err
+			}
+		}
 		if d.Event == queue.EventReferral && view.Status != gateway.TaskRequested && !signpostFailed {
 			return fmt.Errorf("%w: the referral is %s", ErrMovedOn, view.Status)
 		}
 		members := map[string]any{"businessStatus": map[string]any{
-			"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": "redriven", "display": "Sent again by an operator"}},
+			"coding": []map[string]string{{"system": gateway.BusinessStatusSystem, "code": gateway.BusinessRedriven, "display": "Sent again by an operator"}},
 			"text":   "sent again by an operator after a failed delivery"}}
 		if signpostFailed && d.Event == queue.EventReferral {
 			members["status"] = gateway.TaskRequested

@@ -247,11 +247,7 @@ func journeyOf(id string, rec gateway.JourneyRecord) (Journey, bool) {
 	if len(rec.Versions) == 0 {
 		return j, false
 	}
-	reached := rec.Reached
-	if reached == nil {
-		by := gateway.ReachedBy(rec.Versions)
-		reached = &by
-	}
+	reached := rec.Journey()
 	if !reached.At[gateway.MilestoneVoid].IsZero() {
 		return j, false
 	}

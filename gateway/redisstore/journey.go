@@ -16,7 +16,11 @@ import (
 // says they recorded it from the first; each milestone's field is set by
 // the first version to reach it (commit.lua's HSETNX) and holds that
 // version's lastUpdated (Unix ms), and for the end the status and reason
-// that ended it: "<ms> <status> <reason>". At most seven short fields a
+// that ended it: "<ms> <status> <reason>". A version that takes a
+// milestone back (gateway.TaskStep.Clears: an operator's redrive of a
+// failed delivery takes back the failure as the referral's end) deletes
+// its field in the same commit, before any is set, so the next version to
+// reach it sets it again. At most seven short fields a
 // referral; its journey is then read from them and two versions
 // (journey.lua), never from every version.
 const journeyFrom = "j"
@@ -43,17 +47,33 @@ var milestoneArgs = func() (args [gateway.Milestones]any) {
 // version sets, then the milestones' fields, counted.
 var journeyArgs = append([]any{journeyFrom, len(milestoneArgs)}, milestoneArgs[:]...)
 
-// appendMilestones appends a write's first-only fields as commit.lua takes
-// them (a count, then field and value each): for a referral Task's version
-// with its step, the milestones it reaches, and for its first version
-// journeyFrom; none for any other write (a Task written without a step
-// reads as one written before versions recorded their milestones).
+// appendMilestones appends a write's journey fields as commit.lua takes
+// them: the first-only fields (a count, then field and value each): for a
+// referral Task's version with its step, the milestones it reaches, and
+// for its first version journeyFrom; none for any other write (a Task
+// written without a step reads as one written before versions recorded
+// their milestones). Then the fields it deletes first (a count, then each):
+// the milestones its step takes back.
 func appendMilestones(args []any, w gateway.Write) []any {
 	n := milestonesWritten(w)
 	args = append(args, n)
-	if n == 0 {
-		return args
+	if n > 0 {
+		args = appendReached(args, w)
 	}
+	cleared := milestonesCleared(w)
+	args = append(args, cleared)
+	if cleared > 0 {
+		for m := range gateway.Milestones {
+			if w.Step.Clears(m) {
+				args = append(args, milestoneArgs[m])
+			}
+		}
+	}
+	return args
+}
+
+// appendReached appends the first-only fields of a write with some.
+func appendReached(args []any, w gateway.Write) []any {
 	r := w.Resource
 	if r.Version == 1 {
 		args = append(args, journeyFrom, 1)
@@ -87,6 +107,21 @@ func milestonesWritten(w gateway.Write) int {
 	}
 	for m := range gateway.Milestones {
 		if w.Step.Reaches(m) {
+			n++
+		}
+	}
+	return n
+}
+
+// milestonesCleared is how many milestone fields appendMilestones deletes
+// for w.
+func milestonesCleared(w gateway.Write) int {
+	if w.Resource.Type != gateway.TypeTask {
+		return 0
+	}
+	n := 0
+	for m := range gateway.Milestones {
+		if w.Step.Clears(m) {
 			n++
 		}
 	}

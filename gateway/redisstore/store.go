@@ -187,7 +187,7 @@ func commitSizes(c *gateway.Commit, previous [][]string) (args, keys int) {
 	args = 24 + 3*len(c.Unique) + 8*len(c.Criteria) + len(c.Systems) + 2*len(c.Unchanged) + 2*auditFieldsGuess
 	keys = 4 + 2*len(c.Unique) + 4*len(c.Criteria) + len(c.Jobs) + len(c.Unchanged)
 	for i, w := range c.Writes {
-		args += 13 + len(w.Terms) + 2*milestonesWritten(w)
+		args += 14 + len(w.Terms) + 2*milestonesWritten(w) + milestonesCleared(w)
 		keys += 2 + 2*len(w.Terms)
 		if i < len(previous) {
 			keys += len(previous[i])

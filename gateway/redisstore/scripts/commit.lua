@@ -38,7 +38,9 @@
 --                              {field, value}*nF: set only where the hash
 --                              has none (HSETNX), so the first version's
 --                              stays (a referral Task version's milestones:
---                              journey.go)
+--                              journey.go), nD, field*nD: deleted from the
+--                              hash first (the milestones a version takes
+--                              back: an operator's redrive)
 --   nJ, {job}*nJ               job = stream key, onlyIf, nF, field/value*nF (a
 --                              job, or the change's audit record); onlyIf,
 --                              when not 0, is the KEYS index of an index set:
@@ -111,13 +113,15 @@ for i = 1, tonumber(a[p]) do
   -- key, id, owner, expect, version, score, body, all, first term, term
   -- count, where the bare keys' indices start in ARGV, the old entries'
   -- first index and count, the first-only fields' count and where they
-  -- start in ARGV
+  -- start in ARGV, the deleted fields' count and where they start
   local n = tonumber(a[p + 10])
   local nF = tonumber(a[p + 13 + n])
+  local d = p + 14 + n + 2 * nF
+  local nD = tonumber(a[d])
   writes[i] = {KEYS[tonumber(a[p + 1])], a[p + 2], a[p + 3], tonumber(a[p + 4]), a[p + 5], a[p + 6], a[p + 7],
     KEYS[tonumber(a[p + 8])], tonumber(a[p + 9]), n, p + 11, tonumber(a[p + 11 + n]), tonumber(a[p + 12 + n]),
-    nF, p + 14 + n}
-  p = p + 13 + n + 2 * nF
+    nF, p + 14 + n, nD, d + 1}
+  p = d + nD
 end
 p = p + 1
 local jobs = {}
@@ -269,6 +273,7 @@ for i, w in ipairs(writes) do
   end
   redis.call('ZADD', w[8], score, id)
   redis.call('HSET', key, 'v', w[5], 'c', token, 'o', w[3], 'x', terms, w[5], w[7], 't' .. w[5], score)
+  if w[16] > 0 then redis.call('HDEL', key, unpack(a, w[17], w[17] + w[16] - 1)) end
   for k = w[15], w[15] + 2 * w[14] - 1, 2 do redis.call('HSETNX', key, a[k], a[k + 1]) end
 end
 for _, u in ipairs(uniques) do
