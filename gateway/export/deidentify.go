@@ -121,6 +121,10 @@ var Rules = []Rule{
 	{Type: "RelatedPerson", Element: "telecom", Action: Remove, Why: "a relative's phone numbers and e-mail addresses"},
 	{Type: "RelatedPerson", Element: "photo", Action: Remove, Why: "a relative's photographs"},
 	{Type: "RelatedPerson", Element: "birthDate", Action: Remove, Why: "a relative's date of birth: no evaluation needs it"},
+	{Type: "Person", Element: "name", Action: Remove, Why: "a Person's name (the patient's record across systems, or someone near them; held contained)"},
+	{Type: "Person", Element: "telecom", Action: Remove, Why: "a Person's phone numbers and e-mail addresses"},
+	{Type: "Person", Element: "photo", Action: Remove, Why: "a Person's photograph"},
+	{Type: "Person", Element: "birthDate", Action: Remove, Why: "a Person's date of birth: no evaluation needs it"},
 	{Type: "Location", Element: "position", Action: Remove, Why: "a place's exact coordinates: a patient's Location is where they are"},
 	{Type: "Location", Element: "name", Action: Remove, Why: "a patient's Location is often their home or where they stay, named after them or by its street"},
 	{Type: "Location", Element: "alias", Action: Remove, Why: "other names of the place, as its name"},
@@ -362,12 +366,14 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 				}
 			case Pseudonym:
 				// A resource's own identifiers all (AnyResource), a
-				// Patient's, the identifier of a Reference to a Patient,
-				// which names the patient, and one an extension holds,
-				// which may be anything; elsewhere NHS numbers. An
-				// Organization's ODS code is public, and kept wherever it
-				// is.
-				all := root || typ == gateway.TypePatient || (isReference(o) && pointsToPatient(o, field)) ||
+				// Patient's, the identifier of a Reference whose display
+				// would go (one that may name the patient or someone near
+				// them: to a Patient by any spelling of its type, a
+				// RelatedPerson, a target untold), which names them as
+				// its display does, and one an extension holds, which may
+				// be anything; elsewhere NHS numbers. An Organization's
+				// ODS code is public, and kept wherever it is.
+				all := root || typ == gateway.TypePatient || (isReference(o) && d.displayMayName(o, field)) ||
 					field == "extension" || field == "modifierExtension"
 				o[name] = d.identifiers(v, all, !root || typ == gateway.TypeOrganization)
 				continue
