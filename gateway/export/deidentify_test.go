@@ -211,6 +211,12 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`{"identifier":{"system":"https://gp.example/people","value":"SAM-BLOGGS-1990"}},` +
 				`{"type":"Organization","identifier":{"system":"https://example.org/providers","value":"WALK-1"}}]}`,
 			`Bloggs|BLOGGS`, `"value":"WALK-1"|` + PseudonymSystem},
+		{"a reference that is a search or a URL naming no R4 type: it may spell out whom it means",
+			`{"resourceType":"Observation","id":"o","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8302-2"}]},` +
+				`"subject":{"reference":"Patient?identifier=` + NHSNumberSystem + `|9434765919"},` +
+				`"performer":[{"reference":"RelatedPerson?name=Bloggs"},{"reference":"https://people.example/carers/sam-bloggs"},` +
+				`{"reference":"https://gp.example/fhir/Practitioner/dr1/_history/3"},{"reference":"Organization/o1"}]}`,
+			`9434765919|Bloggs|bloggs`, `"reference":"https://gp.example/fhir/Practitioner/dr1/_history/3"|"reference":"Organization/o1"|"masked"`},
 		{"a contained Person: no name, telecom, photo or birth date",
 			`{"resourceType":"Consent","id":"c","status":"active","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},` +
 				`"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"IDSCL"}]}],"patient":{"reference":"Patient/p"},` +
