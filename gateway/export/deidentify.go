@@ -133,6 +133,7 @@ var Rules = []Rule{
 	{Type: "*", Element: "text", Action: Remove, Why: "free text: the narrative, CodeableConcept.text (its codes stay)"},
 	{Type: "*", Element: "comment", Action: Remove, Why: "free-text comments"},
 	{Type: "*", Element: "valueString", Action: Remove, Why: "free-text values (extensions, answers, observations)"},
+	{Type: "*", Element: "valueMarkdown", Action: Remove, Why: "free-text values as markdown (an extension's), as valueString"},
 	{Type: "*", Element: "valueHumanName", Action: Remove, Why: "a name held in an extension or answer"},
 	{Type: "*", Element: "valueAddress", Action: Remove, Why: "an address held in an extension or answer"},
 	{Type: "*", Element: "valueContactPoint", Action: Remove, Why: "a phone number or e-mail address held in an extension or answer"},

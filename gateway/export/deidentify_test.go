@@ -217,6 +217,10 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`"performer":[{"reference":"RelatedPerson?name=Bloggs"},{"reference":"https://people.example/carers/sam-bloggs"},` +
 				`{"reference":"https://gp.example/fhir/Practitioner/dr1/_history/3"},{"reference":"Organization/o1"}]}`,
 			`9434765919|Bloggs|bloggs`, `"reference":"https://gp.example/fhir/Practitioner/dr1/_history/3"|"reference":"Organization/o1"|"masked"`},
+		{"free text held as markdown in an extension",
+			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","subject":{"reference":"Patient/p"},` +
+				`"extension":[{"url":"https://example.org/carer-note","valueMarkdown":"Carer: **Sam Bloggs**, 07700 900125"}]}`,
+			`Bloggs|07700|valueMarkdown|carer-note`, `"subject"`},
 		{"a contained Person: no name, telecom, photo or birth date",
 			`{"resourceType":"Consent","id":"c","status":"active","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},` +
 				`"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"IDSCL"}]}],"patient":{"reference":"Patient/p"},` +
