@@ -109,7 +109,7 @@ var Rules = []Rule{
 	{Type: "Patient", Element: "identifier", Action: Pseudonym, Why: "every identifier of a Patient, whatever its system (the original system is not kept)"},
 	{Type: AnyResource, Element: "identifier", Action: Pseudonym, Why: "every identifier of a resource itself (a referral's or a response's business identifier may be a client number built from the person's name or date of birth), but an Organization's ODS code, which is public and says which practice or provider"},
 	{Type: "Patient", Element: "id", Action: PatientID, Why: "a Patient's id is the client's choice and may be its NHS number: a pseudonym of its owner and id"},
-	{Type: "*", Element: "reference", Action: PatientID, Why: "a reference to a Patient names it by that id: the same pseudonym, so the journey stays joined up"},
+	{Type: "*", Element: "reference", Action: PatientID, Why: "a reference to a Patient names it by that id: the same pseudonym, so the journey stays joined up; a reference that is a search (Patient?identifier=...) or a URL naming no R4 type goes: it may spell out whom it means"},
 	{Type: "*", Element: "source", Action: Remove, Why: "who a resource came from: a QuestionnaireResponse's source is the person who answered, usually the patient"},
 	{Type: "Patient", Element: "name", Action: Remove, Why: "names"},
 	{Type: "Patient", Element: "telecom", Action: Remove, Why: "phone numbers, e-mail addresses"},
@@ -121,6 +121,10 @@ var Rules = []Rule{
 	{Type: "RelatedPerson", Element: "telecom", Action: Remove, Why: "a relative's phone numbers and e-mail addresses"},
 	{Type: "RelatedPerson", Element: "photo", Action: Remove, Why: "a relative's photographs"},
 	{Type: "RelatedPerson", Element: "birthDate", Action: Remove, Why: "a relative's date of birth: no evaluation needs it"},
+	{Type: "Person", Element: "name", Action: Remove, Why: "a Person's name (the patient's record across systems, or someone near them; held contained)"},
+	{Type: "Person", Element: "telecom", Action: Remove, Why: "a Person's phone numbers and e-mail addresses"},
+	{Type: "Person", Element: "photo", Action: Remove, Why: "a Person's photograph"},
+	{Type: "Person", Element: "birthDate", Action: Remove, Why: "a Person's date of birth: no evaluation needs it"},
 	{Type: "Location", Element: "position", Action: Remove, Why: "a place's exact coordinates: a patient's Location is where they are"},
 	{Type: "Location", Element: "name", Action: Remove, Why: "a patient's Location is often their home or where they stay, named after them or by its street"},
 	{Type: "Location", Element: "alias", Action: Remove, Why: "other names of the place, as its name"},
@@ -129,6 +133,7 @@ var Rules = []Rule{
 	{Type: "*", Element: "text", Action: Remove, Why: "free text: the narrative, CodeableConcept.text (its codes stay)"},
 	{Type: "*", Element: "comment", Action: Remove, Why: "free-text comments"},
 	{Type: "*", Element: "valueString", Action: Remove, Why: "free-text values (extensions, answers, observations)"},
+	{Type: "*", Element: "valueMarkdown", Action: Remove, Why: "free-text values as markdown (an extension's), as valueString"},
 	{Type: "*", Element: "valueHumanName", Action: Remove, Why: "a name held in an extension or answer"},
 	{Type: "*", Element: "valueAddress", Action: Remove, Why: "an address held in an extension or answer"},
 	{Type: "*", Element: "valueContactPoint", Action: Remove, Why: "a phone number or e-mail address held in an extension or answer"},
@@ -322,7 +327,7 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 		}
 		act, ok := rule(typ, root, base, o[base])
 		_, patientID := d.patientIDOf(base, field, o[base])
-		if ok && (act == Remove || act == YearOnly || act == PatientID && patientID ||
+		if ok && (act == Remove || act == YearOnly || act == PatientID && (patientID || untoldReference(base, o[base])) ||
 			act == NoPatDispl && d.displayMayName(o, field)) {
 			delete(o, name)
 		}
@@ -356,18 +361,24 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 					continue
 				}
 			case PatientID:
+				if untoldReference(name, v) {
+					delete(o, name)
+					continue
+				}
 				if s, ok := d.patientIDOf(name, field, v); ok {
 					o[name] = s
 					continue
 				}
 			case Pseudonym:
 				// A resource's own identifiers all (AnyResource), a
-				// Patient's, the identifier of a Reference to a Patient,
-				// which names the patient, and one an extension holds,
-				// which may be anything; elsewhere NHS numbers. An
-				// Organization's ODS code is public, and kept wherever it
-				// is.
-				all := root || typ == gateway.TypePatient || (isReference(o) && pointsToPatient(o, field)) ||
+				// Patient's, the identifier of a Reference whose display
+				// would go (one that may name the patient or someone near
+				// them: to a Patient by any spelling of its type, a
+				// RelatedPerson, a target untold), which names them as
+				// its display does, and one an extension holds, which may
+				// be anything; elsewhere NHS numbers. An Organization's
+				// ODS code is public, and kept wherever it is.
+				all := root || typ == gateway.TypePatient || (isReference(o) && d.displayMayName(o, field)) ||
 					field == "extension" || field == "modifierExtension"
 				o[name] = d.identifiers(v, all, !root || typ == gateway.TypeOrganization)
 				continue
@@ -453,6 +464,31 @@ func (d *deidentifier) targets(o map[string]any) []string {
 		types = append(types, parts[len(parts)-2])
 	}
 	return types
+}
+
+// untoldReference reports whether element name, holding v, is a
+// Reference.reference that does not name its target as a literal R4
+// reference does: a search ("Patient?identifier=...|9434765919",
+// "RelatedPerson?name=Bloggs") or a URL naming no R4 type
+// ("https://people.example/carers/sam-bloggs"). Either may spell out whom
+// it means, and neither joins up with an exported resource, so it goes, as
+// the display of a target untold does. A local "#id", a urn:uuid: or
+// urn:oid:, and [base/]Type/id[/_history/v] stay (a Patient's id becomes
+// its pseudonym).
+func untoldReference(name string, v any) bool {
+	ref, ok := v.(string)
+	if !ok || name != "reference" || strings.HasPrefix(ref, "#") ||
+		strings.HasPrefix(ref, "urn:uuid:") || strings.HasPrefix(ref, "urn:oid:") {
+		return false
+	}
+	if strings.ContainsAny(ref, "?#") {
+		return true
+	}
+	if h := strings.Index(ref, "/_history/"); h >= 0 {
+		ref = ref[:h]
+	}
+	parts := strings.Split(ref, "/")
+	return len(parts) < 2 || parts[len(parts)-1] == "" || !structure.IsResourceType(parts[len(parts)-2])
 }
 
 // patientIDOf is what element name, held in an object held under field,

@@ -204,6 +204,29 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`"name":[{"family":"Bloggs","given":["Sam"]}],"telecom":[{"system":"phone","value":"07700 900123"}],"birthDate":"1960-02-03",` +
 				`"photo":[{"contentType":"image/png","data":"aGVsbG8="}]}],"performer":[{"reference":"#mum"}]}`,
 			`Bloggs|07700|1960|aGVsbG8=|"name"|telecom|photo`, `"code":"MTH"|"reference":"#mum"`},
+		{"the identifier of a reference that may name someone: to a Patient by a type spelt as a URL, a RelatedPerson, a target untold; an Organization's kept",
+			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","subject":{"reference":"Patient/p"},` +
+				`"performer":[{"type":"http://hl7.org/fhir/StructureDefinition/Patient","identifier":{"system":"https://gp.example/mrn","value":"MRN-BLOGGS-61"},"display":"Jo Bloggs"},` +
+				`{"type":"RelatedPerson","identifier":{"system":"https://gp.example/carers","value":"CARER-SAM-BLOGGS"}},` +
+				`{"identifier":{"system":"https://gp.example/people","value":"SAM-BLOGGS-1990"}},` +
+				`{"type":"Organization","identifier":{"system":"https://example.org/providers","value":"WALK-1"}}]}`,
+			`Bloggs|BLOGGS`, `"value":"WALK-1"|` + PseudonymSystem},
+		{"a reference that is a search or a URL naming no R4 type: it may spell out whom it means",
+			`{"resourceType":"Observation","id":"o","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8302-2"}]},` +
+				`"subject":{"reference":"Patient?identifier=` + NHSNumberSystem + `|9434765919"},` +
+				`"performer":[{"reference":"RelatedPerson?name=Bloggs"},{"reference":"https://people.example/carers/sam-bloggs"},` +
+				`{"reference":"https://gp.example/fhir/Practitioner/dr1/_history/3"},{"reference":"Organization/o1"}]}`,
+			`9434765919|Bloggs|bloggs`, `"reference":"https://gp.example/fhir/Practitioner/dr1/_history/3"|"reference":"Organization/o1"|"masked"`},
+		{"free text held as markdown in an extension",
+			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","subject":{"reference":"Patient/p"},` +
+				`"extension":[{"url":"https://example.org/carer-note","valueMarkdown":"Carer: **Sam Bloggs**, 07700 900125"}]}`,
+			`Bloggs|07700|valueMarkdown|carer-note`, `"subject"`},
+		{"a contained Person: no name, telecom, photo or birth date",
+			`{"resourceType":"Consent","id":"c","status":"active","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},` +
+				`"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"IDSCL"}]}],"patient":{"reference":"Patient/p"},` +
+				`"contained":[{"resourceType":"Person","id":"pp","name":[{"family":"Bloggs","given":["Sam"]}],"telecom":[{"system":"phone","value":"07700 900124"}],` +
+				`"birthDate":"1990-02-03","photo":{"contentType":"image/png","data":"aGVsbG8="}}],"performer":[{"reference":"#pp"}]}`,
+			`Bloggs|07700|1990|aGVsbG8=|"name"|telecom|photo`, `"reference":"#pp"`},
 		{"free-text descriptions, titles and attachments wherever they are",
 			`{"resourceType":"CarePlan","id":"cp","status":"active","intent":"plan","subject":{"reference":"Patient/p"},"title":"Jo Bloggs's plan",` +
 				`"activity":[{"detail":{"status":"scheduled","description":"Walk with Jo's neighbour Sam Bloggs"}}],` +

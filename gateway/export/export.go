@@ -505,8 +505,11 @@ func (e *tooManyChanged) Unwrap() error { return gateway.ErrTooManyFollowed }
 // keeps what the store followed of the resources written since (one
 // record for the whole type), so that each is looked at once, and each
 // store run is given only the changed ones nearest ahead of the page
-// (gateway.Keyset.Followed): no client can fail an export by creating or
-// changing resources while it runs.
+// (gateway.Keyset.Followed): no client can fail an export by creating
+// resources while it runs, nor by changing them short of
+// gateway.MaxFollowedAhead of one type ahead of its page at once (whoever
+// owns them: the export holds every client's), past which it fails
+// (tooManyChanged) rather than grow without end.
 func (s *Service) writeType(ctx context.Context, j *Job, typ string, w *bufio.Writer, count *int, beat func() error) error {
 	followed := &gateway.Followed{}
 	ks := &gateway.Keyset{Snapshot: j.TransactionTime, Followed: followed}
