@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/signpost-health/signpost/fhir/structure"
@@ -23,7 +24,9 @@ import (
 // a client's opaque ids), not patient data, and they keep references
 // between the exported resources intact. A Patient's id is the exception:
 // a GP system chooses it, and may choose the NHS number, so it and every
-// reference to it become one keyed pseudonym.
+// reference to it become one keyed pseudonym. So are contained resources'
+// ids, which a client may spell after whom they are about: each is
+// renamed, with the local references to it (renameContained).
 
 // PseudonymSystem is the identifier system of every pseudonym.
 const PseudonymSystem = "https://signpost.health/fhir/Id/pseudonym"
@@ -167,9 +170,8 @@ type deidentifier struct {
 	// references to Patients name that client's Patients (Patient ids are
 	// each client's own, gateway.PatientKey).
 	owner string
-	// contained are the types of the resources contained in it, by id:
-	// "#{id}" references them (a contained Patient's is rewritten with
-	// its id, and it is found by both).
+	// contained are the types of the resources contained in it, by the
+	// ids renameContained gave them: "#{id}" references them.
 	contained map[string]string
 }
 
@@ -204,25 +206,77 @@ func (d *deidentifier) resource(body []byte, owner string) ([]byte, error) {
 		return nil, err
 	}
 	w := *d
-	w.owner, w.contained = owner, nil
-	contained, _ := r["contained"].([]any)
-	for _, c := range contained {
-		c, _ := c.(map[string]any)
-		typ, _ := c["resourceType"].(string)
-		if id, ok := c["id"].(string); ok && typ != "" {
-			if w.contained == nil {
-				w.contained = map[string]string{}
-			}
-			w.contained[id] = typ
-			if typ == gateway.TypePatient {
-				// Also as its id is rewritten: an element beside a
-				// reference may be rewritten after it.
-				w.contained[w.patientID(id)] = typ
-			}
-		}
-	}
+	w.owner = owner
+	w.contained = w.renameContained(r)
 	w.object(r, "", true, "")
 	return json.Marshal(r)
+}
+
+// renameContained gives every resource contained in r a neutral id, and
+// every local reference to one ("#id", wherever it is held: a contained
+// resource, an extension's valueReference) the same: a client chooses
+// contained ids, and may name the resource after whom it is about (a
+// contained RelatedPerson "sam-bloggs"). A contained Patient's id becomes
+// its Patient id pseudonym (patientID), so it joins up with the references
+// to the same Patient by its id; any other's, its place among the contained
+// ("c1", "c2", …), which says nothing. A local reference to no contained
+// resource may still name someone, and goes ("#" alone, the container, is
+// kept). It returns the types of the contained resources by their new ids.
+func (d *deidentifier) renameContained(r map[string]any) map[string]string {
+	contained, _ := r["contained"].([]any)
+	if len(contained) == 0 {
+		// Without contained resources a local reference names none.
+		eachLocalReference(r, func(string) (string, bool) { return "", false })
+		return nil
+	}
+	types := map[string]string{}
+	renamed := map[string]string{}
+	for i, c := range contained {
+		c, _ := c.(map[string]any)
+		typ, _ := c["resourceType"].(string)
+		id, ok := c["id"].(string)
+		if !ok {
+			continue
+		}
+		newID := "c" + strconv.Itoa(i+1)
+		if typ == gateway.TypePatient {
+			newID = d.patientID(id)
+		}
+		if _, dup := renamed[id]; !dup {
+			renamed[id] = newID
+		}
+		c["id"] = newID
+		delete(c, "_id")
+		types[newID] = typ
+	}
+	eachLocalReference(r, func(id string) (string, bool) {
+		newID, ok := renamed[id]
+		return newID, ok
+	})
+	return types
+}
+
+// eachLocalReference renames every local reference ("#id") in v by rename,
+// or removes it where rename says false. "#" alone is kept.
+func eachLocalReference(v any, rename func(id string) (string, bool)) {
+	switch x := v.(type) {
+	case map[string]any:
+		if ref, ok := x["reference"].(string); ok && len(ref) > 1 && ref[0] == '#' {
+			if newID, ok := rename(ref[1:]); ok {
+				x["reference"] = "#" + newID
+			} else {
+				delete(x, "reference")
+				delete(x, "_reference")
+			}
+		}
+		for _, e := range x {
+			eachLocalReference(e, rename)
+		}
+	case []any:
+		for _, e := range x {
+			eachLocalReference(e, rename)
+		}
+	}
 }
 
 // rule returns the action for element name, holding v, of an object of a
@@ -493,17 +547,16 @@ func untoldReference(name string, v any) bool {
 
 // patientIDOf is what element name, held in an object held under field,
 // becomes when it names a Patient by its id: the resource's own id (the
-// rule's Type makes it a Patient's) or a contained Patient's, or a
-// reference to a Patient. false: it names none.
+// rule's Type makes it a Patient's), or a reference to a Patient.
+// false: it names none. A contained Patient's id, and local references to
+// it, renameContained has rewritten already.
 func (d *deidentifier) patientIDOf(name, field string, v any) (string, bool) {
 	s, ok := v.(string)
 	switch {
 	case !ok:
 		return "", false
-	case name == "id" && (field == "" || field == "contained"):
+	case name == "id" && field == "":
 		return d.patientID(s), true
-	case name == "reference" && strings.HasPrefix(s, "#") && d.contained[s[1:]] == gateway.TypePatient:
-		return "#" + d.patientID(s[1:]), true
 	case name == "reference":
 		ref := patientReference(s, d.patientID)
 		return ref, ref != s

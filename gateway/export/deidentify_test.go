@@ -165,7 +165,7 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","subject":{"reference":"Patient/p"},` +
 				`"contained":[{"resourceType":"Location","id":"home","name":"Jo Bloggs's flat","address":{"line":["20 The Headrow"],"postalCode":"LS1 6PT"}}],` +
 				`"locationReference":[{"reference":"#home"}]}`,
-			`Bloggs|Headrow|6PT`, `"reference":"#home"|"postalCode":"LS1"`},
+			`Bloggs|Headrow|6PT|home`, `"reference":"#c1"|"postalCode":"LS1"`},
 		{"the display of a reference to a patient's Location or a relative: by reference, absolute and versioned, or by type",
 			`{"resourceType":"Encounter","id":"enc","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"HH"},` +
 				`"subject":{"reference":"Patient/p"},"participant":[{"individual":{"reference":"RelatedPerson/rp","display":"Sam Bloggs (daughter)"}}],` +
@@ -176,7 +176,7 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","subject":{"reference":"#p"},` +
 				`"contained":[{"resourceType":"Patient","id":"p"},{"resourceType":"Location","id":"home","address":{"postalCode":"LS1 6PT"}}],` +
 				`"performer":[{"reference":"#p","display":"Jo Bloggs"}],"locationReference":[{"reference":"#home","display":"Jo Bloggs's flat"}]}`,
-			`Bloggs`, `"reference":"#home"`},
+			`Bloggs|home`, `"reference":"#c2"`},
 		{"the display of a reference whose target cannot be told: display only, by identifier only, by a reference naming no R4 type, or naming another type than its type",
 			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","subject":{"reference":"Patient/p"},` +
 				`"contained":[{"resourceType":"Organization","id":"org","name":"Leeds Walking"}],` +
@@ -184,7 +184,7 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`{"reference":"urn:uuid:5b7a8f5e-3c1d-4e2a-9f00-000000000001","display":"Sam Bloggs (neighbour)"},` +
 				`{"reference":"https://people.example/carers/sam","display":"Sam Bloggs (friend)"},` +
 				`{"type":"Organization","reference":"RelatedPerson/rp","display":"Sam Bloggs (son)"},{"reference":"#org","display":"Leeds Walking"}]}`,
-			`Bloggs`, `"masked"|{"display":"Leeds Walking","reference":"#org"}|"reference":"RelatedPerson/rp"`},
+			`Bloggs`, `"masked"|{"display":"Leeds Walking","reference":"#c1"}|"reference":"RelatedPerson/rp"`},
 		{"the display of a display-only reference in a contained resource and an extension's valueReference",
 			`{"resourceType":"Task","id":"t","status":"requested","intent":"order","for":{"reference":"Patient/p"},"focus":{"reference":"#sr"},` +
 				`"contained":[{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","subject":{"reference":"Patient/p"},"requester":{"display":"Sam Bloggs"}}],` +
@@ -203,7 +203,7 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`"relationship":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-RoleCode","code":"MTH"}]}],` +
 				`"name":[{"family":"Bloggs","given":["Sam"]}],"telecom":[{"system":"phone","value":"07700 900123"}],"birthDate":"1960-02-03",` +
 				`"photo":[{"contentType":"image/png","data":"aGVsbG8="}]}],"performer":[{"reference":"#mum"}]}`,
-			`Bloggs|07700|1960|aGVsbG8=|"name"|telecom|photo`, `"code":"MTH"|"reference":"#mum"`},
+			`Bloggs|07700|1960|aGVsbG8=|"name"|telecom|photo|mum`, `"code":"MTH"|"reference":"#c1"`},
 		{"the identifier of a reference that may name someone: to a Patient by a type spelt as a URL, a RelatedPerson, a target untold; an Organization's kept",
 			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","subject":{"reference":"Patient/p"},` +
 				`"performer":[{"type":"http://hl7.org/fhir/StructureDefinition/Patient","identifier":{"system":"https://gp.example/mrn","value":"MRN-BLOGGS-61"},"display":"Jo Bloggs"},` +
@@ -226,7 +226,7 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"IDSCL"}]}],"patient":{"reference":"Patient/p"},` +
 				`"contained":[{"resourceType":"Person","id":"pp","name":[{"family":"Bloggs","given":["Sam"]}],"telecom":[{"system":"phone","value":"07700 900124"}],` +
 				`"birthDate":"1990-02-03","photo":{"contentType":"image/png","data":"aGVsbG8="}}],"performer":[{"reference":"#pp"}]}`,
-			`Bloggs|07700|1990|aGVsbG8=|"name"|telecom|photo`, `"reference":"#pp"`},
+			`Bloggs|07700|1990|aGVsbG8=|"name"|telecom|photo|pp"`, `"reference":"#c1"`},
 		{"free-text descriptions, titles and attachments wherever they are",
 			`{"resourceType":"CarePlan","id":"cp","status":"active","intent":"plan","subject":{"reference":"Patient/p"},"title":"Jo Bloggs's plan",` +
 				`"activity":[{"detail":{"status":"scheduled","description":"Walk with Jo's neighbour Sam Bloggs"}}],` +
@@ -236,6 +236,14 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 			`{"resourceType":"AllergyIntolerance","id":"ai","patient":{"reference":"Patient/p"},` +
 				`"reaction":[{"description":"Swelling after Jo Bloggs's birthday meal","manifestation":[{"coding":[{"system":"http://snomed.info/sct","code":"271807003"}]}]}]}`,
 			`Bloggs|birthday`, `"code":"271807003"`},
+		{"contained resources' ids, which a client may spell after whom they are about, and every local reference to them, wherever held",
+			`{"resourceType":"Consent","id":"c","status":"active","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},` +
+				`"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"IDSCL"}]}],"patient":{"reference":"Patient/p"},` +
+				`"contained":[{"resourceType":"Organization","id":"leeds-walking","name":"Leeds Walking"},` +
+				`{"resourceType":"RelatedPerson","id":"sam-bloggs","patient":{"reference":"Patient/p"},"_id":{"extension":[{"url":"https://example.org/was","valueCode":"sam-bloggs-61"}]}}],` +
+				`"performer":[{"reference":"#sam-bloggs"},{"reference":"#leeds-walking","display":"Leeds Walking"},{"reference":"#jo-bloggs-home"},{"reference":"#"}],` +
+				`"extension":[{"url":"https://example.org/witness","valueReference":{"reference":"#sam-bloggs"}}]}`,
+			`bloggs|leeds-walking`, `"id":"c1"|"id":"c2"|{"display":"Leeds Walking","reference":"#c1"}|{"reference":"#c2"}|"valueReference":{"reference":"#c2"}|{"reference":"#"}`},
 		{"an organisation's address is public",
 			`{"resourceType":"Organization","id":"o","address":[{"line":["1 Provider Street"],"postalCode":"LS2 7EW"}]}`,
 			`"_none_"`, `1 Provider Street`},
