@@ -132,7 +132,7 @@ var Rules = []Rule{
 	{Type: "Location", Element: "name", Action: Remove, Why: "a patient's Location is often their home or where they stay, named after them or by its street"},
 	{Type: "Location", Element: "alias", Action: Remove, Why: "other names of the place, as its name"},
 	{Type: "Location", Element: "telecom", Action: Remove, Why: "a patient's Location's phone number may be theirs"},
-	{Type: "*", Element: "display", Action: NoPatDispl, Why: "the display of a Reference to a Patient or a Person (a name), a RelatedPerson (a relative or carer, named) or a Location (it repeats the Location's name, removed above), and of one whose target cannot be told (by display or identifier only, a urn:uuid): it may be any of those; a Coding's display, and a Reference's to another R4 type (an Organization, a ServiceRequest), stay"},
+	{Type: "*", Element: "display", Action: NoPatDispl, Why: "the display of a Reference to a Patient or a Person (a name), a RelatedPerson (a relative or carer, named) or a Location (it repeats the Location's name, removed above), and of one whose target cannot be told (by display or identifier only, a urn:uuid): it may be any of those; a Coding's display in an extension's value or a Task's input or output (free-form in practice: their definitions are the client's), whose system and code stay; a Coding's display elsewhere (its code system's text), and a Reference's to another R4 type (an Organization, a ServiceRequest), stay"},
 	{Type: "*", Element: "text", Action: Remove, Why: "free text: the narrative, CodeableConcept.text (its codes stay)"},
 	{Type: "*", Element: "comment", Action: Remove, Why: "free-text comments"},
 	{Type: "*", Element: "valueString", Action: Remove, Why: "free-text values (extensions, answers, observations)"},
@@ -173,7 +173,19 @@ type deidentifier struct {
 	// contained are the types of the resources contained in it, by the
 	// ids renameContained gave them: "#{id}" references them.
 	contained map[string]string
+	// inFreeValue says the object is (in) the value of an element whose
+	// definition is the client's own (freeValueHolders): a Coding's
+	// display there is free-form, and goes (displayMayName).
+	inFreeValue bool
 }
+
+// freeValueHolders are the elements that hold a value[x] of the client's
+// own definition: an extension (whatever its url) and a Task's input and
+// output (whatever their type). R4 requires the value, so one that
+// de-identification emptied goes whole (valueless); and nothing says the
+// text in it is a code system's, so a Coding's display in it goes, as
+// free text does (its system and code stay).
+var freeValueHolders = map[string]bool{"extension": true, "modifierExtension": true, "input": true, "output": true}
 
 // pseudonym is HMAC-SHA256(key, system "|" value) in lower-case base32 (no
 // padding): the same identifier gives the same pseudonym under one key, and
@@ -387,6 +399,12 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 		}
 	}
 	for name, v := range o {
+		d := d // an extension's value is walked as free (inFreeValue)
+		if freeValueHolders[field] && strings.HasPrefix(name, "value") {
+			free := *d
+			free.inFreeValue = true
+			d = &free
+		}
 		act, ok := rule(typ, root, name, v)
 		if ok {
 			switch act {
@@ -457,8 +475,9 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 var namedTargets = map[string]bool{gateway.TypePatient: true, "Person": true, "RelatedPerson": true, "Location": true}
 
 // displayMayName reports whether o's display may name a patient or those
-// near them: o is a Reference (not a Coding, whose display is its code's)
-// that points to a Patient, or to one of namedTargets, or whose target
+// near them: o is a Coding in a value of the client's own definition (an
+// extension's: inFreeValue), or a Reference (not a Coding elsewhere, whose
+// display is its code system's) that points to a Patient, or to one of namedTargets, or whose target
 // cannot be told. It fails closed: a display stays only where every type
 // the Reference says its target is (by its type, its reference, the
 // contained resource it names) is an R4 resource type not among
@@ -466,7 +485,7 @@ var namedTargets = map[string]bool{gateway.TypePatient: true, "Person": true, "R
 // or a URL naming no R4 type, says none, and its display goes.
 func (d *deidentifier) displayMayName(o map[string]any, field string) bool {
 	if isCoding(o) {
-		return false
+		return d.inFreeValue
 	}
 	if pointsToPatient(o, field) {
 		return true
@@ -722,9 +741,7 @@ func prune(o map[string]any) {
 // R4 requires and which de-identification removed (an extension or a
 // Task input or output whose valueString went): it goes whole.
 func valueless(field string, m map[string]any) bool {
-	switch field {
-	case "extension", "modifierExtension", "input", "output":
-	default:
+	if !freeValueHolders[field] {
 		return false
 	}
 	for k := range m {

@@ -244,6 +244,14 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`"performer":[{"reference":"#sam-bloggs"},{"reference":"#leeds-walking","display":"Leeds Walking"},{"reference":"#jo-bloggs-home"},{"reference":"#"}],` +
 				`"extension":[{"url":"https://example.org/witness","valueReference":{"reference":"#sam-bloggs"}}]}`,
 			`bloggs|leeds-walking`, `"id":"c1"|"id":"c2"|{"display":"Leeds Walking","reference":"#c1"}|{"reference":"#c2"}|"valueReference":{"reference":"#c2"}|{"reference":"#"}`},
+		{"a Coding's display and a concept's text in an extension's value or a Task's input: free-form, as the definition is the client's; a code's display elsewhere kept",
+			`{"resourceType":"Task","id":"t","status":"requested","intent":"order","for":{"reference":"Patient/p"},` +
+				`"code":{"coding":[{"system":"http://snomed.info/sct","code":"1","display":"Walking group"}]},` +
+				`"extension":[{"url":"https://example.org/carer","valueCoding":{"system":"https://example.org/carers","code":"carer","display":"Sam Bloggs (carer)"}},` +
+				`{"url":"https://example.org/kin","valueCodeableConcept":{"coding":[{"system":"https://example.org/kin","code":"son","display":"Sam Bloggs"}],"text":"son, Sam Bloggs"}},` +
+				`{"url":"https://example.org/who","valueCoding":{"display":"Sam Bloggs"}}],` +
+				`"input":[{"type":{"coding":[{"system":"https://example.org/in","code":"contact"}]},"valueCoding":{"system":"https://example.org/in","code":"kin","display":"MRN-BLOGGS-61"}}]}`,
+			`Bloggs|BLOGGS`, `"display":"Walking group"|"masked"|"code":"carer"|"code":"son"|"code":"kin"|"system":"https://example.org/carers"`},
 		{"an organisation's address is public",
 			`{"resourceType":"Organization","id":"o","address":[{"line":["1 Provider Street"],"postalCode":"LS2 7EW"}]}`,
 			`"_none_"`, `1 Provider Street`},
