@@ -71,6 +71,7 @@ const (
 	OutwardPC  Action = "outward"    // an Address reduced to its postcode's outward code
 	NoPatDispl Action = "no-display" // a Reference's display goes unless its target is known to be of a type that names no patient (displayMayName)
 	PatientID  Action = "patient-id" // a Patient's id, or the id in a reference to a Patient, replaced by a keyed pseudonym
+	CodeURI    Action = "code-uri"   // a URI value kept only when it is shaped as a code system's or a definition's (codeLikeURI)
 )
 
 // DataType is an R4 data type a rule finds wherever it is held, whatever
@@ -137,6 +138,11 @@ var Rules = []Rule{
 	{Type: "*", Element: "comment", Action: Remove, Why: "free-text comments"},
 	{Type: "*", Element: "valueString", Action: Remove, Why: "free-text values (extensions, answers, observations)"},
 	{Type: "*", Element: "valueMarkdown", Action: Remove, Why: "free-text values as markdown (an extension's), as valueString"},
+	{Type: "*", Element: "valueUri", Action: CodeURI, Why: "a URI held in an extension or answer: a code system's or a definition's stays, any other goes (mailto:, tel:, sms:, a URL with a query naming someone)"},
+	{Type: "*", Element: "valueUrl", Action: CodeURI, Why: "a URL held in an extension or answer, as valueUri"},
+	{Type: "*", Element: "valueCanonical", Action: CodeURI, Why: "a canonical URL held in an extension or answer, as valueUri"},
+	{Type: "*", Element: "valueOid", Action: CodeURI, Why: "an OID held in an extension or answer, as valueUri"},
+	{Type: "*", Element: "valueUuid", Action: CodeURI, Why: "a UUID held in an extension or answer, as valueUri"},
 	{Type: "*", Element: "valueHumanName", Action: Remove, Why: "a name held in an extension or answer"},
 	{Type: "*", Element: "valueAddress", Action: Remove, Why: "an address held in an extension or answer"},
 	{Type: "*", Element: "valueContactPoint", Action: Remove, Why: "a phone number or e-mail address held in an extension or answer"},
@@ -393,7 +399,7 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 		}
 		act, ok := rule(typ, root, base, o[base])
 		_, patientID := d.patientIDOf(base, field, o[base])
-		if ok && (act == Remove || act == YearOnly || act == PatientID && (patientID || untoldReference(base, o[base])) ||
+		if ok && (act == Remove || act == YearOnly || act == CodeURI && !codeLikeURI(o[base]) || act == PatientID && (patientID || untoldReference(base, o[base])) ||
 			act == NoPatDispl && d.displayMayName(o, field)) {
 			delete(o, name)
 		}
@@ -427,6 +433,11 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 					delete(o, name)
 				}
 				continue
+			case CodeURI:
+				if !codeLikeURI(v) {
+					delete(o, name)
+					continue
+				}
 			case NoPatDispl:
 				if d.displayMayName(o, field) {
 					delete(o, name)
@@ -562,6 +573,30 @@ func untoldReference(name string, v any) bool {
 	}
 	parts := strings.Split(ref, "/")
 	return len(parts) < 2 || parts[len(parts)-1] == "" || !structure.IsResourceType(parts[len(parts)-2])
+}
+
+// codeLikeURI reports whether v is a URI shaped as those that name a code
+// system, a value set or a definition are: an http(s) URL with no user,
+// query or fragment (http://snomed.info/sct, a canonical with its
+// |version), a urn:oid: or a urn:uuid:. It fails closed: a URI's scheme
+// does not bound what it holds, and any other (mailto:, tel:, sms:, fax:,
+// a messenger's, a URL whose query or user names someone) may be a
+// person's address, where one shaped as a code system's is what an
+// evaluation reads an extension's or answer's URI for.
+func codeLikeURI(v any) bool {
+	s, ok := v.(string)
+	if !ok {
+		return false
+	}
+	lower := strings.ToLower(s)
+	if strings.HasPrefix(lower, "urn:oid:") || strings.HasPrefix(lower, "urn:uuid:") {
+		return !strings.ContainsAny(s, "?#@")
+	}
+	rest, ok := strings.CutPrefix(lower, "https://")
+	if !ok {
+		rest, ok = strings.CutPrefix(lower, "http://")
+	}
+	return ok && rest != "" && !strings.ContainsAny(rest, "?#@")
 }
 
 // patientIDOf is what element name, held in an object held under field,

@@ -252,6 +252,19 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`{"url":"https://example.org/who","valueCoding":{"display":"Sam Bloggs"}}],` +
 				`"input":[{"type":{"coding":[{"system":"https://example.org/in","code":"contact"}]},"valueCoding":{"system":"https://example.org/in","code":"kin","display":"MRN-BLOGGS-61"}}]}`,
 			`Bloggs|BLOGGS`, `"display":"Walking group"|"masked"|"code":"carer"|"code":"son"|"code":"kin"|"system":"https://example.org/carers"`},
+		{"a URI in an extension or an answer naming someone (mailto:, tel:, sms:, a query); a code system's or a definition's kept",
+			`{"resourceType":"QuestionnaireResponse","id":"qr","status":"completed","subject":{"reference":"Patient/p"},` +
+				`"item":[{"linkId":"1","answer":[{"valueUri":"mailto:sam.bloggs@example.org"},{"valueUri":"http://snomed.info/sct"}]}],` +
+				`"extension":[{"url":"https://example.org/e","valueUri":"mailto:sam.bloggs@example.org","_valueUri":{"extension":[{"url":"https://example.org/x","valueCode":"x"}]}},` +
+				`{"url":"https://example.org/t","valueUrl":"tel:+447700900123"},{"url":"https://example.org/s","valueUri":"sms:07700900123"},` +
+				`{"url":"https://example.org/f","valueUri":"fax:+441134960000"},{"url":"https://example.org/k","valueUri":"skype:sam.bloggs"},` +
+				`{"url":"https://example.org/q","valueUrl":"https://people.example/contact?email=sam.bloggs@example.org"},` +
+				`{"url":"https://example.org/u","valueUri":"https://sam:bloggs@people.example/"},` +
+				`{"url":"https://example.org/cs","valueUri":"http://snomed.info/sct"},` +
+				`{"url":"https://example.org/q2","valueCanonical":"https://example.org/fhir/Questionnaire/wellbeing"},` +
+				`{"url":"https://example.org/oid","valueOid":"urn:oid:2.16.840.1.113883.2.1.4.1"}]}`,
+			`bloggs|7700|4960000|_valueUri|"https://example.org/e"|"https://example.org/t"`,
+			`"valueUri":"http://snomed.info/sct"|"valueCanonical":"https://example.org/fhir/Questionnaire/wellbeing"|"valueOid":"urn:oid:2.16.840.1.113883.2.1.4.1"|"linkId":"1"`},
 		{"an organisation's address is public",
 			`{"resourceType":"Organization","id":"o","address":[{"line":["1 Provider Street"],"postalCode":"LS2 7EW"}]}`,
 			`"_none_"`, `1 Provider Street`},
