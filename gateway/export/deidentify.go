@@ -83,7 +83,14 @@ const (
 	Identifier DataType = "Identifier"
 	Annotation DataType = "Annotation"
 	Address    DataType = "Address"
+	HumanName  DataType = "HumanName"
+	Contact    DataType = "ContactPoint"
 )
+
+// organisational are the resource types that describe an organisation,
+// its services and its staff, not a patient: their names, contacts and
+// addresses are public, or a professional's at work, and kept.
+var organisational = []string{"Organization", "HealthcareService", "Practitioner", "PractitionerRole"}
 
 // Rule is one de-identification rule: the element named Element (or, when
 // Of is set, any element holding that data type) of a resource of type
@@ -146,6 +153,11 @@ var Rules = []Rule{
 	{Type: "*", Element: "valueHumanName", Action: Remove, Why: "a name held in an extension or answer"},
 	{Type: "*", Element: "valueAddress", Action: Remove, Why: "an address held in an extension or answer"},
 	{Type: "*", Element: "valueContactPoint", Action: Remove, Why: "a phone number or e-mail address held in an extension or answer"},
+	{Type: "*", Element: "valueContactDetail", Action: Remove, Why: "a name and phone numbers held in an extension or a Task's input (ContactDetail's name is a string, no HumanName)"},
+	{Type: "*", Element: "signature", Action: Remove, Why: "a signature (Provenance's): its data may envelop the resource it signs, patient data and all; no evaluation reads it"},
+	{Type: "*", Element: "valueSignature", Action: Remove, Why: "a signature held in an extension or a Task's input, as signature"},
+	{Type: "*", Element: "scheduledString", Action: Remove, Why: "a care plan activity's schedule as free text"},
+	{Type: "Location", Element: "availabilityExceptions", Action: Remove, Why: "when a patient's Location is not available, as free text (\"Jo is at her daughter's on Thursdays\")"},
 	{Type: "*", Element: "patientInstruction", Action: Remove, Why: "free-text instructions to the patient"},
 	{Type: "*", Element: "onsetString", Action: Remove, Why: "free-text onset (Condition, AllergyIntolerance)"},
 	{Type: "*", Element: "abatementString", Action: Remove, Why: "free-text abatement (Condition)"},
@@ -155,6 +167,8 @@ var Rules = []Rule{
 	{Type: "Consent", Element: "sourceAttachment", Action: Remove, Why: "a scanned or attached consent form"},
 	{Type: "*", Of: Identifier, Action: Pseudonym, Why: "an Identifier anywhere, whatever holds it (valueIdentifier, requisition, a reference's identifier): an NHS number always; every one in a Patient, in a reference to a Patient or as an extension's value"},
 	{Type: "*", Of: Annotation, Action: Remove, Why: "an Annotation anywhere (note, CarePlan.activity.progress, valueAnnotation): free text, and its author may be a relative named"},
+	{Type: "*", Of: HumanName, Except: organisational, Action: Remove, Why: "a person's name anywhere, whatever holds it (a contained resource's, a contact's), but an organisation's or a practitioner's (Organization.contact.name, Practitioner.name)"},
+	{Type: "*", Of: Contact, Except: organisational, Action: Remove, Why: "a phone number or e-mail address anywhere, whatever holds it (a contained CareTeam's telecom, a Device's contact), but an organisation's or a practitioner's"},
 	{Type: "*", Of: Address, Except: []string{"Organization", "HealthcareService"}, Action: OutwardPC, Why: "an address anywhere but an organisation's (Patient.address, a patient's Location): only the postcode's outward code is kept (LS1 of LS1 4AP); lines, city and the rest go"},
 }
 
@@ -331,6 +345,10 @@ func holds(t DataType, name string, v any) bool {
 		return name == "note" || name == "progress" || strings.HasSuffix(name, "Annotation") || annotationShaped(m)
 	case Address:
 		return name == "address" || strings.HasSuffix(name, "Address") || addressShaped(m)
+	case HumanName:
+		return (name == "name" || strings.HasSuffix(name, "HumanName")) && onlyMembers(m, humanNameMembers...) || humanNameShaped(m)
+	case Contact:
+		return name == "telecom" || strings.HasSuffix(name, "ContactPoint") || contactPointShaped(m)
 	}
 	return false
 }
@@ -367,6 +385,27 @@ func annotationShaped(m map[string]any) bool {
 	_, author2 := m["authorReference"]
 	_, time := m["time"]
 	return (author1 || author2 || time) && onlyMembers(m, "id", "extension", "authorString", "authorReference", "time", "text")
+}
+
+// humanNameMembers are the members of a HumanName.
+var humanNameMembers = []string{"id", "extension", "use", "text", "family", "given", "prefix", "suffix", "period"}
+
+// humanNameShaped: a family or given name, and nothing a HumanName does
+// not have. An element called name holding one is a HumanName whatever it
+// has (CodeableConcept or string names have members a HumanName has not,
+// or are no object).
+func humanNameShaped(m map[string]any) bool {
+	_, family := m["family"]
+	_, given := m["given"]
+	return (family || given) && onlyMembers(m, humanNameMembers...)
+}
+
+// contactPointShaped: a ContactPoint's system code and a value, and
+// nothing a ContactPoint does not have.
+func contactPointShaped(m map[string]any) bool {
+	system, _ := m["system"].(string)
+	_, value := m["value"]
+	return contactPointSystems[system] && value && onlyMembers(m, "id", "extension", "system", "value", "use", "rank", "period")
 }
 
 // addressShaped: a line, city, district or postcode, and nothing an

@@ -265,6 +265,31 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`{"url":"https://example.org/oid","valueOid":"urn:oid:2.16.840.1.113883.2.1.4.1"}]}`,
 			`bloggs|7700|4960000|_valueUri|"https://example.org/e"|"https://example.org/t"`,
 			`"valueUri":"http://snomed.info/sct"|"valueCanonical":"https://example.org/fhir/Questionnaire/wellbeing"|"valueOid":"urn:oid:2.16.840.1.113883.2.1.4.1"|"linkId":"1"`},
+		{"a name or a phone number anywhere, whatever holds it: a contained CareTeam's, a Device's contact, an extension's ContactDetail, a contained InsurancePlan's contact",
+			`{"resourceType":"CarePlan","id":"cp","status":"active","intent":"plan","subject":{"reference":"Patient/p"},` +
+				`"contained":[{"resourceType":"CareTeam","id":"team","telecom":[{"system":"phone","value":"07700 900126"}]},` +
+				`{"resourceType":"Device","id":"alarm","contact":[{"system":"email","value":"sam.bloggs@example.org"}]},` +
+				`{"resourceType":"InsurancePlan","id":"ins","contact":[{"name":{"family":"Bloggs","given":["Sam"]},"telecom":[{"system":"phone","value":"07700 900127"}]}]}],` +
+				`"careTeam":[{"reference":"#team"}],"supportingInfo":[{"reference":"#ins"}],"activity":[{"detail":{"status":"scheduled","productReference":{"reference":"#alarm"}}}],` +
+				`"extension":[{"url":"https://example.org/carer","valueContactDetail":{"name":"Sam Bloggs","telecom":[{"system":"phone","value":"07700 900128"}]}}]}`,
+			`Bloggs|bloggs|07700|telecom|valueContactDetail`, `"resourceType":"CareTeam"|"resourceType":"Device"|"resourceType":"InsurancePlan"|"reference":"#c1"`},
+		{"an organisation's and a practitioner's names and contacts are kept, contained or not",
+			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","subject":{"reference":"Patient/p"},` +
+				`"contained":[{"resourceType":"Practitioner","id":"dr","name":[{"family":"Practitioner","given":["Alex"]}],"telecom":[{"system":"phone","value":"0113 496 0001"}]},` +
+				`{"resourceType":"Organization","id":"org","name":"Leeds Walking","telecom":[{"system":"email","value":"walks@example.org"}],` +
+				`"contact":[{"name":{"family":"Organiser"},"telecom":[{"system":"phone","value":"0113 496 0002"}]}]}],` +
+				`"requester":{"reference":"#dr"},"performer":[{"reference":"#org"}]}`,
+			`"_none_"`, `"family":"Practitioner"|0113 496 0001|walks@example.org|"family":"Organiser"|0113 496 0002`},
+		{"free text a patient's Location, a care plan's schedule or a signature may hold",
+			`{"resourceType":"CarePlan","id":"cp","status":"active","intent":"plan","subject":{"reference":"Patient/p"},` +
+				`"contained":[{"resourceType":"Location","id":"home","availabilityExceptions":"Jo is at Sam Bloggs's on Thursdays"}],` +
+				`"activity":[{"detail":{"status":"scheduled","location":{"reference":"#home"},"scheduledString":"Tuesdays, with Sam Bloggs"}}]}`,
+			`Bloggs|availabilityExceptions|scheduledString`, `"status":"scheduled"|"resourceType":"Location"`},
+		{"a Provenance's signature",
+			`{"resourceType":"Provenance","id":"prov","target":[{"reference":"ServiceRequest/sr"}],"recorded":"2021-11-26T15:00:00+00:00",` +
+				`"agent":[{"who":{"reference":"Organization/o"}}],"signature":[{"type":[{"system":"urn:iso-astm:E1762-95:2013","code":"1.2.840.10065.1.12.1.1"}],` +
+				`"when":"2021-11-26T15:00:00+00:00","who":{"reference":"Organization/o"},"sigFormat":"application/jose","data":"U2FtIEJsb2dncyA5NDM0NzY1OTE5"}]}`,
+			`U2FtIEJsb2dncyA5NDM0NzY1OTE5|signature`, `"reference":"ServiceRequest/sr"`},
 		{"an organisation's address is public",
 			`{"resourceType":"Organization","id":"o","address":[{"line":["1 Provider Street"],"postalCode":"LS2 7EW"}]}`,
 			`"_none_"`, `1 Provider Street`},
