@@ -95,7 +95,8 @@ var organisational = []string{"Organization", "HealthcareService", "Practitioner
 // Rule is one de-identification rule: the element named Element (or, when
 // Of is set, any element holding that data type) of a resource of type
 // Type ("*": of any resource, at any depth; AnyResource: at the root of any
-// resource; otherwise at the root of that type) but of the types in
+// resource; AnyElement: below the root of any resource; otherwise at the
+// root of that type) but of the types in
 // Except, and what is done to it. A rule that removes or reduces a
 // primitive removes its extensions too (JSON's "_birthDate" beside
 // "birthDate"): they may repeat the value, as patient-birthTime does.
@@ -110,6 +111,10 @@ type Rule struct {
 // AnyResource as a Rule's Type is the root of a resource of any type.
 const AnyResource = "(resource)"
 
+// AnyElement as a Rule's Type is any element of any resource but the
+// resource itself (a contained one is a resource).
+const AnyElement = "(element)"
+
 // ODSSystem is the system of ODS organisation codes: public, and kept.
 const ODSSystem = "https://fhir.nhs.uk/Id/ods-organization-code"
 
@@ -119,6 +124,7 @@ const ODSSystem = "https://fhir.nhs.uk/Id/ods-organization-code"
 var Rules = []Rule{
 	{Type: "Patient", Element: "identifier", Action: Pseudonym, Why: "every identifier of a Patient, whatever its system (the original system is not kept)"},
 	{Type: AnyResource, Element: "identifier", Action: Pseudonym, Why: "every identifier of a resource itself (a referral's or a response's business identifier may be a client number built from the person's name or date of birth), but an Organization's ODS code, which is public and says which practice or provider"},
+	{Type: AnyElement, Element: "id", Action: Remove, Why: "an element's id (not a resource's): a client chooses it, and may spell it after whom the element is about (a contact \"sam-bloggs\", an extension \"carer-sam-bloggs\"); nothing exported refers to it"},
 	{Type: "Patient", Element: "id", Action: PatientID, Why: "a Patient's id is the client's choice and may be its NHS number: a pseudonym of its owner and id"},
 	{Type: "*", Element: "reference", Action: PatientID, Why: "a reference to a Patient names it by that id: the same pseudonym, so the journey stays joined up; a reference that is a search (Patient?identifier=...) or a URL naming no R4 type goes: it may spell out whom it means"},
 	{Type: "*", Element: "source", Action: Remove, Why: "who a resource came from: a QuestionnaireResponse's source is the person who answered, usually the patient"},
@@ -316,7 +322,7 @@ func eachLocalReference(v any, rename func(id string) (string, bool)) {
 // itself.
 func rule(typ string, root bool, name string, v any) (Action, bool) {
 	for _, r := range Rules {
-		if slices.Contains(r.Except, typ) || !(r.Type == "*" || (root && (r.Type == typ || r.Type == AnyResource))) {
+		if slices.Contains(r.Except, typ) || !(r.Type == "*" || (!root && r.Type == AnyElement) || (root && (r.Type == typ || r.Type == AnyResource))) {
 			continue
 		}
 		if r.Of == "" && r.Element == name || r.Of != "" && holds(r.Of, name, v) {

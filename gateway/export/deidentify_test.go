@@ -290,6 +290,13 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`"agent":[{"who":{"reference":"Organization/o"}}],"signature":[{"type":[{"system":"urn:iso-astm:E1762-95:2013","code":"1.2.840.10065.1.12.1.1"}],` +
 				`"when":"2021-11-26T15:00:00+00:00","who":{"reference":"Organization/o"},"sigFormat":"application/jose","data":"U2FtIEJsb2dncyA5NDM0NzY1OTE5"}]}`,
 			`U2FtIEJsb2dncyA5NDM0NzY1OTE5|signature`, `"reference":"ServiceRequest/sr"`},
+		{"elements' ids, which a client may spell after whom the element is about; resources' ids kept",
+			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","subject":{"id":"jo-bloggs","reference":"Patient/p"},` +
+				`"contained":[{"resourceType":"Organization","id":"org","name":"Leeds Walking","contact":[{"id":"sam-bloggs","purpose":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/contactentity-type","code":"ADMIN"}]}}]}],` +
+				`"performer":[{"reference":"#org"}],` +
+				`"extension":[{"id":"carer-sam-bloggs","url":"https://example.org/carer","valueCode":"x"}],"_status":{"id":"bloggs-status"},` +
+				`"code":{"id":"bloggs-code","coding":[{"id":"bloggs-coding","system":"http://snomed.info/sct","code":"1"}]}}`,
+			`bloggs`, `"id":"sr"|"id":"c1"|"valueCode":"x"|"code":"ADMIN"|"code":"1"`},
 		{"an organisation's address is public",
 			`{"resourceType":"Organization","id":"o","address":[{"line":["1 Provider Street"],"postalCode":"LS2 7EW"}]}`,
 			`"_none_"`, `1 Provider Street`},
