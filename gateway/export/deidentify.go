@@ -96,10 +96,10 @@ var organisational = []string{"Organization", "HealthcareService", "Practitioner
 // Of is set, any element holding that data type) of a resource of type
 // Type ("*": of any resource, at any depth; AnyResource: at the root of any
 // resource; AnyElement: below the root of any resource; otherwise at the
-// root of that type) but of the types in
-// Except, and what is done to it. A rule that removes or reduces a
-// primitive removes its extensions too (JSON's "_birthDate" beside
-// "birthDate"): they may repeat the value, as patient-birthTime does.
+// root of that type) but of the types in Except, and what is done to it.
+// A rule that removes or reduces a primitive removes its extensions too
+// (JSON's "_birthDate" beside "birthDate"): they may repeat the value, as
+// patient-birthTime does.
 type Rule struct {
 	Type, Element string
 	Of            DataType
@@ -533,11 +533,11 @@ var namedTargets = map[string]bool{gateway.TypePatient: true, "Person": true, "R
 // displayMayName reports whether o's display may name a patient or those
 // near them: o is a Coding in a value of the client's own definition (an
 // extension's: inFreeValue), or a Reference (not a Coding elsewhere, whose
-// display is its code system's) that points to a Patient, or to one of namedTargets, or whose target
-// cannot be told. It fails closed: a display stays only where every type
-// the Reference says its target is (by its type, its reference, the
-// contained resource it names) is an R4 resource type not among
-// namedTargets. A Reference by display or identifier only, by a urn:uuid
+// display is its code system's) that points to a Patient, or to one of
+// namedTargets, or whose target cannot be told. It fails closed: a
+// display stays only where every type the Reference says its target is
+// (by its type, its reference, the contained resource it names) is an R4
+// resource type not among namedTargets. A Reference by display or identifier only, by a urn:uuid
 // or a URL naming no R4 type, says none, and its display goes.
 func (d *deidentifier) displayMayName(o map[string]any, field string) bool {
 	if isCoding(o) {
