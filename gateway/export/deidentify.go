@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/signpost-health/signpost/fhir/structure"
@@ -23,7 +24,9 @@ import (
 // a client's opaque ids), not patient data, and they keep references
 // between the exported resources intact. A Patient's id is the exception:
 // a GP system chooses it, and may choose the NHS number, so it and every
-// reference to it become one keyed pseudonym.
+// reference to it become one keyed pseudonym. So are contained resources'
+// ids, which a client may spell after whom they are about: each is
+// renamed, with the local references to it (renameContained).
 
 // PseudonymSystem is the identifier system of every pseudonym.
 const PseudonymSystem = "https://signpost.health/fhir/Id/pseudonym"
@@ -68,6 +71,7 @@ const (
 	OutwardPC  Action = "outward"    // an Address reduced to its postcode's outward code
 	NoPatDispl Action = "no-display" // a Reference's display goes unless its target is known to be of a type that names no patient (displayMayName)
 	PatientID  Action = "patient-id" // a Patient's id, or the id in a reference to a Patient, replaced by a keyed pseudonym
+	CodeURI    Action = "code-uri"   // a URI value kept only when it is shaped as a code system's or a definition's (codeLikeURI)
 )
 
 // DataType is an R4 data type a rule finds wherever it is held, whatever
@@ -79,15 +83,23 @@ const (
 	Identifier DataType = "Identifier"
 	Annotation DataType = "Annotation"
 	Address    DataType = "Address"
+	HumanName  DataType = "HumanName"
+	Contact    DataType = "ContactPoint"
 )
+
+// organisational are the resource types that describe an organisation,
+// its services and its staff, not a patient: their names, contacts and
+// addresses are public, or a professional's at work, and kept.
+var organisational = []string{"Organization", "HealthcareService", "Practitioner", "PractitionerRole"}
 
 // Rule is one de-identification rule: the element named Element (or, when
 // Of is set, any element holding that data type) of a resource of type
 // Type ("*": of any resource, at any depth; AnyResource: at the root of any
-// resource; otherwise at the root of that type) but of the types in
-// Except, and what is done to it. A rule that removes or reduces a
-// primitive removes its extensions too (JSON's "_birthDate" beside
-// "birthDate"): they may repeat the value, as patient-birthTime does.
+// resource; AnyElement: below the root of any resource; otherwise at the
+// root of that type) but of the types in Except, and what is done to it.
+// A rule that removes or reduces a primitive removes its extensions too
+// (JSON's "_birthDate" beside "birthDate"): they may repeat the value, as
+// patient-birthTime does.
 type Rule struct {
 	Type, Element string
 	Of            DataType
@@ -99,6 +111,10 @@ type Rule struct {
 // AnyResource as a Rule's Type is the root of a resource of any type.
 const AnyResource = "(resource)"
 
+// AnyElement as a Rule's Type is any element of any resource but the
+// resource itself (a contained one is a resource).
+const AnyElement = "(element)"
+
 // ODSSystem is the system of ODS organisation codes: public, and kept.
 const ODSSystem = "https://fhir.nhs.uk/Id/ods-organization-code"
 
@@ -108,6 +124,7 @@ const ODSSystem = "https://fhir.nhs.uk/Id/ods-organization-code"
 var Rules = []Rule{
 	{Type: "Patient", Element: "identifier", Action: Pseudonym, Why: "every identifier of a Patient, whatever its system (the original system is not kept)"},
 	{Type: AnyResource, Element: "identifier", Action: Pseudonym, Why: "every identifier of a resource itself (a referral's or a response's business identifier may be a client number built from the person's name or date of birth), but an Organization's ODS code, which is public and says which practice or provider"},
+	{Type: AnyElement, Element: "id", Action: Remove, Why: "an element's id (not a resource's): a client chooses it, and may spell it after whom the element is about (a contact \"sam-bloggs\", an extension \"carer-sam-bloggs\"); nothing exported refers to it"},
 	{Type: "Patient", Element: "id", Action: PatientID, Why: "a Patient's id is the client's choice and may be its NHS number: a pseudonym of its owner and id"},
 	{Type: "*", Element: "reference", Action: PatientID, Why: "a reference to a Patient names it by that id: the same pseudonym, so the journey stays joined up; a reference that is a search (Patient?identifier=...) or a URL naming no R4 type goes: it may spell out whom it means"},
 	{Type: "*", Element: "source", Action: Remove, Why: "who a resource came from: a QuestionnaireResponse's source is the person who answered, usually the patient"},
@@ -129,14 +146,24 @@ var Rules = []Rule{
 	{Type: "Location", Element: "name", Action: Remove, Why: "a patient's Location is often their home or where they stay, named after them or by its street"},
 	{Type: "Location", Element: "alias", Action: Remove, Why: "other names of the place, as its name"},
 	{Type: "Location", Element: "telecom", Action: Remove, Why: "a patient's Location's phone number may be theirs"},
-	{Type: "*", Element: "display", Action: NoPatDispl, Why: "the display of a Reference to a Patient or a Person (a name), a RelatedPerson (a relative or carer, named) or a Location (it repeats the Location's name, removed above), and of one whose target cannot be told (by display or identifier only, a urn:uuid): it may be any of those; a Coding's display, and a Reference's to another R4 type (an Organization, a ServiceRequest), stay"},
+	{Type: "*", Element: "display", Action: NoPatDispl, Why: "the display of a Reference to a Patient or a Person (a name), a RelatedPerson (a relative or carer, named) or a Location (it repeats the Location's name, removed above), and of one whose target cannot be told (by display or identifier only, a urn:uuid): it may be any of those; a Coding's display in an extension's value or a Task's input or output (free-form in practice: their definitions are the client's), whose system and code stay; a Coding's display elsewhere (its code system's text), and a Reference's to another R4 type (an Organization, a ServiceRequest), stay"},
 	{Type: "*", Element: "text", Action: Remove, Why: "free text: the narrative, CodeableConcept.text (its codes stay)"},
 	{Type: "*", Element: "comment", Action: Remove, Why: "free-text comments"},
 	{Type: "*", Element: "valueString", Action: Remove, Why: "free-text values (extensions, answers, observations)"},
 	{Type: "*", Element: "valueMarkdown", Action: Remove, Why: "free-text values as markdown (an extension's), as valueString"},
+	{Type: "*", Element: "valueUri", Action: CodeURI, Why: "a URI held in an extension or answer: a code system's or a definition's stays, any other goes (mailto:, tel:, sms:, a URL with a query naming someone)"},
+	{Type: "*", Element: "valueUrl", Action: CodeURI, Why: "a URL held in an extension or answer, as valueUri"},
+	{Type: "*", Element: "valueCanonical", Action: CodeURI, Why: "a canonical URL held in an extension or answer, as valueUri"},
+	{Type: "*", Element: "valueOid", Action: CodeURI, Why: "an OID held in an extension or answer, as valueUri"},
+	{Type: "*", Element: "valueUuid", Action: CodeURI, Why: "a UUID held in an extension or answer, as valueUri"},
 	{Type: "*", Element: "valueHumanName", Action: Remove, Why: "a name held in an extension or answer"},
 	{Type: "*", Element: "valueAddress", Action: Remove, Why: "an address held in an extension or answer"},
 	{Type: "*", Element: "valueContactPoint", Action: Remove, Why: "a phone number or e-mail address held in an extension or answer"},
+	{Type: "*", Element: "valueContactDetail", Action: Remove, Why: "a name and phone numbers held in an extension or a Task's input (ContactDetail's name is a string, no HumanName)"},
+	{Type: "*", Element: "signature", Action: Remove, Why: "a signature (Provenance's): its data may envelop the resource it signs, patient data and all; no evaluation reads it"},
+	{Type: "*", Element: "valueSignature", Action: Remove, Why: "a signature held in an extension or a Task's input, as signature"},
+	{Type: "*", Element: "scheduledString", Action: Remove, Why: "a care plan activity's schedule as free text"},
+	{Type: "Location", Element: "availabilityExceptions", Action: Remove, Why: "when a patient's Location is not available, as free text (\"Jo is at her daughter's on Thursdays\")"},
 	{Type: "*", Element: "patientInstruction", Action: Remove, Why: "free-text instructions to the patient"},
 	{Type: "*", Element: "onsetString", Action: Remove, Why: "free-text onset (Condition, AllergyIntolerance)"},
 	{Type: "*", Element: "abatementString", Action: Remove, Why: "free-text abatement (Condition)"},
@@ -146,6 +173,8 @@ var Rules = []Rule{
 	{Type: "Consent", Element: "sourceAttachment", Action: Remove, Why: "a scanned or attached consent form"},
 	{Type: "*", Of: Identifier, Action: Pseudonym, Why: "an Identifier anywhere, whatever holds it (valueIdentifier, requisition, a reference's identifier): an NHS number always; every one in a Patient, in a reference to a Patient or as an extension's value"},
 	{Type: "*", Of: Annotation, Action: Remove, Why: "an Annotation anywhere (note, CarePlan.activity.progress, valueAnnotation): free text, and its author may be a relative named"},
+	{Type: "*", Of: HumanName, Except: organisational, Action: Remove, Why: "a person's name anywhere, whatever holds it (a contained resource's, a contact's), but an organisation's or a practitioner's (Organization.contact.name, Practitioner.name)"},
+	{Type: "*", Of: Contact, Except: organisational, Action: Remove, Why: "a phone number or e-mail address anywhere, whatever holds it (a contained CareTeam's telecom, a Device's contact), but an organisation's or a practitioner's"},
 	{Type: "*", Of: Address, Except: []string{"Organization", "HealthcareService"}, Action: OutwardPC, Why: "an address anywhere but an organisation's (Patient.address, a patient's Location): only the postcode's outward code is kept (LS1 of LS1 4AP); lines, city and the rest go"},
 }
 
@@ -167,11 +196,22 @@ type deidentifier struct {
 	// references to Patients name that client's Patients (Patient ids are
 	// each client's own, gateway.PatientKey).
 	owner string
-	// contained are the types of the resources contained in it, by id:
-	// "#{id}" references them (a contained Patient's is rewritten with
-	// its id, and it is found by both).
+	// contained are the types of the resources contained in it, by the
+	// ids renameContained gave them: "#{id}" references them.
 	contained map[string]string
+	// inFreeValue says the object is (in) the value of an element whose
+	// definition is the client's own (freeValueHolders): a Coding's
+	// display there is free-form, and goes (displayMayName).
+	inFreeValue bool
 }
+
+// freeValueHolders are the elements that hold a value[x] of the client's
+// own definition: an extension (whatever its url) and a Task's input and
+// output (whatever their type). R4 requires the value, so one that
+// de-identification emptied goes whole (valueless); and nothing says the
+// text in it is a code system's, so a Coding's display in it goes, as
+// free text does (its system and code stay).
+var freeValueHolders = map[string]bool{"extension": true, "modifierExtension": true, "input": true, "output": true}
 
 // pseudonym is HMAC-SHA256(key, system "|" value) in lower-case base32 (no
 // padding): the same identifier gives the same pseudonym under one key, and
@@ -204,25 +244,77 @@ func (d *deidentifier) resource(body []byte, owner string) ([]byte, error) {
 		return nil, err
 	}
 	w := *d
-	w.owner, w.contained = owner, nil
-	contained, _ := r["contained"].([]any)
-	for _, c := range contained {
-		c, _ := c.(map[string]any)
-		typ, _ := c["resourceType"].(string)
-		if id, ok := c["id"].(string); ok && typ != "" {
-			if w.contained == nil {
-				w.contained = map[string]string{}
-			}
-			w.contained[id] = typ
-			if typ == gateway.TypePatient {
-				// Also as its id is rewritten: an element beside a
-				// reference may be rewritten after it.
-				w.contained[w.patientID(id)] = typ
-			}
-		}
-	}
+	w.owner = owner
+	w.contained = w.renameContained(r)
 	w.object(r, "", true, "")
 	return json.Marshal(r)
+}
+
+// renameContained gives every resource contained in r a neutral id, and
+// every local reference to one ("#id", wherever it is held: a contained
+// resource, an extension's valueReference) the same: a client chooses
+// contained ids, and may name the resource after whom it is about (a
+// contained RelatedPerson "sam-bloggs"). A contained Patient's id becomes
+// its Patient id pseudonym (patientID), so it joins up with the references
+// to the same Patient by its id; any other's, its place among the contained
+// ("c1", "c2", …), which says nothing. A local reference to no contained
+// resource may still name someone, and goes ("#" alone, the container, is
+// kept). It returns the types of the contained resources by their new ids.
+func (d *deidentifier) renameContained(r map[string]any) map[string]string {
+	contained, _ := r["contained"].([]any)
+	if len(contained) == 0 {
+		// Without contained resources a local reference names none.
+		eachLocalReference(r, func(string) (string, bool) { return "", false })
+		return nil
+	}
+	types := map[string]string{}
+	renamed := map[string]string{}
+	for i, c := range contained {
+		c, _ := c.(map[string]any)
+		typ, _ := c["resourceType"].(string)
+		id, ok := c["id"].(string)
+		if !ok {
+			continue
+		}
+		newID := "c" + strconv.Itoa(i+1)
+		if typ == gateway.TypePatient {
+			newID = d.patientID(id)
+		}
+		if _, dup := renamed[id]; !dup {
+			renamed[id] = newID
+		}
+		c["id"] = newID
+		delete(c, "_id")
+		types[newID] = typ
+	}
+	eachLocalReference(r, func(id string) (string, bool) {
+		newID, ok := renamed[id]
+		return newID, ok
+	})
+	return types
+}
+
+// eachLocalReference renames every local reference ("#id") in v by rename,
+// or removes it where rename says false. "#" alone is kept.
+func eachLocalReference(v any, rename func(id string) (string, bool)) {
+	switch x := v.(type) {
+	case map[string]any:
+		if ref, ok := x["reference"].(string); ok && len(ref) > 1 && ref[0] == '#' {
+			if newID, ok := rename(ref[1:]); ok {
+				x["reference"] = "#" + newID
+			} else {
+				delete(x, "reference")
+				delete(x, "_reference")
+			}
+		}
+		for _, e := range x {
+			eachLocalReference(e, rename)
+		}
+	case []any:
+		for _, e := range x {
+			eachLocalReference(e, rename)
+		}
+	}
 }
 
 // rule returns the action for element name, holding v, of an object of a
@@ -230,7 +322,7 @@ func (d *deidentifier) resource(body []byte, owner string) ([]byte, error) {
 // itself.
 func rule(typ string, root bool, name string, v any) (Action, bool) {
 	for _, r := range Rules {
-		if slices.Contains(r.Except, typ) || !(r.Type == "*" || (root && (r.Type == typ || r.Type == AnyResource))) {
+		if slices.Contains(r.Except, typ) || !(r.Type == "*" || (!root && r.Type == AnyElement) || (root && (r.Type == typ || r.Type == AnyResource))) {
 			continue
 		}
 		if r.Of == "" && r.Element == name || r.Of != "" && holds(r.Of, name, v) {
@@ -259,6 +351,10 @@ func holds(t DataType, name string, v any) bool {
 		return name == "note" || name == "progress" || strings.HasSuffix(name, "Annotation") || annotationShaped(m)
 	case Address:
 		return name == "address" || strings.HasSuffix(name, "Address") || addressShaped(m)
+	case HumanName:
+		return (name == "name" || strings.HasSuffix(name, "HumanName")) && onlyMembers(m, humanNameMembers...) || humanNameShaped(m)
+	case Contact:
+		return name == "telecom" || strings.HasSuffix(name, "ContactPoint") || contactPointShaped(m)
 	}
 	return false
 }
@@ -297,6 +393,27 @@ func annotationShaped(m map[string]any) bool {
 	return (author1 || author2 || time) && onlyMembers(m, "id", "extension", "authorString", "authorReference", "time", "text")
 }
 
+// humanNameMembers are the members of a HumanName.
+var humanNameMembers = []string{"id", "extension", "use", "text", "family", "given", "prefix", "suffix", "period"}
+
+// humanNameShaped: a family or given name, and nothing a HumanName does
+// not have. An element called name holding one is a HumanName whatever it
+// has (CodeableConcept or string names have members a HumanName has not,
+// or are no object).
+func humanNameShaped(m map[string]any) bool {
+	_, family := m["family"]
+	_, given := m["given"]
+	return (family || given) && onlyMembers(m, humanNameMembers...)
+}
+
+// contactPointShaped: a ContactPoint's system code and a value, and
+// nothing a ContactPoint does not have.
+func contactPointShaped(m map[string]any) bool {
+	system, _ := m["system"].(string)
+	_, value := m["value"]
+	return contactPointSystems[system] && value && onlyMembers(m, "id", "extension", "system", "value", "use", "rank", "period")
+}
+
 // addressShaped: a line, city, district or postcode, and nothing an
 // Address does not have.
 func addressShaped(m map[string]any) bool {
@@ -327,12 +444,18 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 		}
 		act, ok := rule(typ, root, base, o[base])
 		_, patientID := d.patientIDOf(base, field, o[base])
-		if ok && (act == Remove || act == YearOnly || act == PatientID && (patientID || untoldReference(base, o[base])) ||
+		if ok && (act == Remove || act == YearOnly || act == CodeURI && !codeLikeURI(o[base]) || act == PatientID && (patientID || untoldReference(base, o[base])) ||
 			act == NoPatDispl && d.displayMayName(o, field)) {
 			delete(o, name)
 		}
 	}
 	for name, v := range o {
+		d := d // an extension's value is walked as free (inFreeValue)
+		if freeValueHolders[field] && strings.HasPrefix(name, "value") {
+			free := *d
+			free.inFreeValue = true
+			d = &free
+		}
 		act, ok := rule(typ, root, name, v)
 		if ok {
 			switch act {
@@ -355,6 +478,11 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 					delete(o, name)
 				}
 				continue
+			case CodeURI:
+				if !codeLikeURI(v) {
+					delete(o, name)
+					continue
+				}
 			case NoPatDispl:
 				if d.displayMayName(o, field) {
 					delete(o, name)
@@ -403,16 +531,17 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 var namedTargets = map[string]bool{gateway.TypePatient: true, "Person": true, "RelatedPerson": true, "Location": true}
 
 // displayMayName reports whether o's display may name a patient or those
-// near them: o is a Reference (not a Coding, whose display is its code's)
-// that points to a Patient, or to one of namedTargets, or whose target
-// cannot be told. It fails closed: a display stays only where every type
-// the Reference says its target is (by its type, its reference, the
-// contained resource it names) is an R4 resource type not among
-// namedTargets. A Reference by display or identifier only, by a urn:uuid
+// near them: o is a Coding in a value of the client's own definition (an
+// extension's: inFreeValue), or a Reference (not a Coding elsewhere, whose
+// display is its code system's) that points to a Patient, or to one of
+// namedTargets, or whose target cannot be told. It fails closed: a
+// display stays only where every type the Reference says its target is
+// (by its type, its reference, the contained resource it names) is an R4
+// resource type not among namedTargets. A Reference by display or identifier only, by a urn:uuid
 // or a URL naming no R4 type, says none, and its display goes.
 func (d *deidentifier) displayMayName(o map[string]any, field string) bool {
 	if isCoding(o) {
-		return false
+		return d.inFreeValue
 	}
 	if pointsToPatient(o, field) {
 		return true
@@ -491,19 +620,42 @@ func untoldReference(name string, v any) bool {
 	return len(parts) < 2 || parts[len(parts)-1] == "" || !structure.IsResourceType(parts[len(parts)-2])
 }
 
+// codeLikeURI reports whether v is a URI shaped as those that name a code
+// system, a value set or a definition are: an http(s) URL with no user,
+// query or fragment (http://snomed.info/sct, a canonical with its
+// |version), a urn:oid: or a urn:uuid:. It fails closed: a URI's scheme
+// does not bound what it holds, and any other (mailto:, tel:, sms:, fax:,
+// a messenger's, a URL whose query or user names someone) may be a
+// person's address, where one shaped as a code system's is what an
+// evaluation reads an extension's or answer's URI for.
+func codeLikeURI(v any) bool {
+	s, ok := v.(string)
+	if !ok {
+		return false
+	}
+	lower := strings.ToLower(s)
+	if strings.HasPrefix(lower, "urn:oid:") || strings.HasPrefix(lower, "urn:uuid:") {
+		return !strings.ContainsAny(s, "?#@")
+	}
+	rest, ok := strings.CutPrefix(lower, "https://")
+	if !ok {
+		rest, ok = strings.CutPrefix(lower, "http://")
+	}
+	return ok && rest != "" && !strings.ContainsAny(rest, "?#@")
+}
+
 // patientIDOf is what element name, held in an object held under field,
 // becomes when it names a Patient by its id: the resource's own id (the
-// rule's Type makes it a Patient's) or a contained Patient's, or a
-// reference to a Patient. false: it names none.
+// rule's Type makes it a Patient's), or a reference to a Patient.
+// false: it names none. A contained Patient's id, and local references to
+// it, renameContained has rewritten already.
 func (d *deidentifier) patientIDOf(name, field string, v any) (string, bool) {
 	s, ok := v.(string)
 	switch {
 	case !ok:
 		return "", false
-	case name == "id" && (field == "" || field == "contained"):
+	case name == "id" && field == "":
 		return d.patientID(s), true
-	case name == "reference" && strings.HasPrefix(s, "#") && d.contained[s[1:]] == gateway.TypePatient:
-		return "#" + d.patientID(s[1:]), true
 	case name == "reference":
 		ref := patientReference(s, d.patientID)
 		return ref, ref != s
@@ -669,9 +821,7 @@ func prune(o map[string]any) {
 // R4 requires and which de-identification removed (an extension or a
 // Task input or output whose valueString went): it goes whole.
 func valueless(field string, m map[string]any) bool {
-	switch field {
-	case "extension", "modifierExtension", "input", "output":
-	default:
+	if !freeValueHolders[field] {
 		return false
 	}
 	for k := range m {

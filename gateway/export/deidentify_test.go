@@ -165,7 +165,7 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","subject":{"reference":"Patient/p"},` +
 				`"contained":[{"resourceType":"Location","id":"home","name":"Jo Bloggs's flat","address":{"line":["20 The Headrow"],"postalCode":"LS1 6PT"}}],` +
 				`"locationReference":[{"reference":"#home"}]}`,
-			`Bloggs|Headrow|6PT`, `"reference":"#home"|"postalCode":"LS1"`},
+			`Bloggs|Headrow|6PT|home`, `"reference":"#c1"|"postalCode":"LS1"`},
 		{"the display of a reference to a patient's Location or a relative: by reference, absolute and versioned, or by type",
 			`{"resourceType":"Encounter","id":"enc","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"HH"},` +
 				`"subject":{"reference":"Patient/p"},"participant":[{"individual":{"reference":"RelatedPerson/rp","display":"Sam Bloggs (daughter)"}}],` +
@@ -176,7 +176,7 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","subject":{"reference":"#p"},` +
 				`"contained":[{"resourceType":"Patient","id":"p"},{"resourceType":"Location","id":"home","address":{"postalCode":"LS1 6PT"}}],` +
 				`"performer":[{"reference":"#p","display":"Jo Bloggs"}],"locationReference":[{"reference":"#home","display":"Jo Bloggs's flat"}]}`,
-			`Bloggs`, `"reference":"#home"`},
+			`Bloggs|home`, `"reference":"#c2"`},
 		{"the display of a reference whose target cannot be told: display only, by identifier only, by a reference naming no R4 type, or naming another type than its type",
 			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","subject":{"reference":"Patient/p"},` +
 				`"contained":[{"resourceType":"Organization","id":"org","name":"Leeds Walking"}],` +
@@ -184,7 +184,7 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`{"reference":"urn:uuid:5b7a8f5e-3c1d-4e2a-9f00-000000000001","display":"Sam Bloggs (neighbour)"},` +
 				`{"reference":"https://people.example/carers/sam","display":"Sam Bloggs (friend)"},` +
 				`{"type":"Organization","reference":"RelatedPerson/rp","display":"Sam Bloggs (son)"},{"reference":"#org","display":"Leeds Walking"}]}`,
-			`Bloggs`, `"masked"|{"display":"Leeds Walking","reference":"#org"}|"reference":"RelatedPerson/rp"`},
+			`Bloggs`, `"masked"|{"display":"Leeds Walking","reference":"#c1"}|"reference":"RelatedPerson/rp"`},
 		{"the display of a display-only reference in a contained resource and an extension's valueReference",
 			`{"resourceType":"Task","id":"t","status":"requested","intent":"order","for":{"reference":"Patient/p"},"focus":{"reference":"#sr"},` +
 				`"contained":[{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","subject":{"reference":"Patient/p"},"requester":{"display":"Sam Bloggs"}}],` +
@@ -203,7 +203,7 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`"relationship":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-RoleCode","code":"MTH"}]}],` +
 				`"name":[{"family":"Bloggs","given":["Sam"]}],"telecom":[{"system":"phone","value":"07700 900123"}],"birthDate":"1960-02-03",` +
 				`"photo":[{"contentType":"image/png","data":"aGVsbG8="}]}],"performer":[{"reference":"#mum"}]}`,
-			`Bloggs|07700|1960|aGVsbG8=|"name"|telecom|photo`, `"code":"MTH"|"reference":"#mum"`},
+			`Bloggs|07700|1960|aGVsbG8=|"name"|telecom|photo|mum`, `"code":"MTH"|"reference":"#c1"`},
 		{"the identifier of a reference that may name someone: to a Patient by a type spelt as a URL, a RelatedPerson, a target untold; an Organization's kept",
 			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","subject":{"reference":"Patient/p"},` +
 				`"performer":[{"type":"http://hl7.org/fhir/StructureDefinition/Patient","identifier":{"system":"https://gp.example/mrn","value":"MRN-BLOGGS-61"},"display":"Jo Bloggs"},` +
@@ -226,7 +226,7 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"IDSCL"}]}],"patient":{"reference":"Patient/p"},` +
 				`"contained":[{"resourceType":"Person","id":"pp","name":[{"family":"Bloggs","given":["Sam"]}],"telecom":[{"system":"phone","value":"07700 900124"}],` +
 				`"birthDate":"1990-02-03","photo":{"contentType":"image/png","data":"aGVsbG8="}}],"performer":[{"reference":"#pp"}]}`,
-			`Bloggs|07700|1990|aGVsbG8=|"name"|telecom|photo`, `"reference":"#pp"`},
+			`Bloggs|07700|1990|aGVsbG8=|"name"|telecom|photo|pp"`, `"reference":"#c1"`},
 		{"free-text descriptions, titles and attachments wherever they are",
 			`{"resourceType":"CarePlan","id":"cp","status":"active","intent":"plan","subject":{"reference":"Patient/p"},"title":"Jo Bloggs's plan",` +
 				`"activity":[{"detail":{"status":"scheduled","description":"Walk with Jo's neighbour Sam Bloggs"}}],` +
@@ -236,6 +236,67 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 			`{"resourceType":"AllergyIntolerance","id":"ai","patient":{"reference":"Patient/p"},` +
 				`"reaction":[{"description":"Swelling after Jo Bloggs's birthday meal","manifestation":[{"coding":[{"system":"http://snomed.info/sct","code":"271807003"}]}]}]}`,
 			`Bloggs|birthday`, `"code":"271807003"`},
+		{"contained resources' ids, which a client may spell after whom they are about, and every local reference to them, wherever held",
+			`{"resourceType":"Consent","id":"c","status":"active","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},` +
+				`"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"IDSCL"}]}],"patient":{"reference":"Patient/p"},` +
+				`"contained":[{"resourceType":"Organization","id":"leeds-walking","name":"Leeds Walking"},` +
+				`{"resourceType":"RelatedPerson","id":"sam-bloggs","patient":{"reference":"Patient/p"},"_id":{"extension":[{"url":"https://example.org/was","valueCode":"sam-bloggs-61"}]}}],` +
+				`"performer":[{"reference":"#sam-bloggs"},{"reference":"#leeds-walking","display":"Leeds Walking"},{"reference":"#jo-bloggs-home"},{"reference":"#"}],` +
+				`"extension":[{"url":"https://example.org/witness","valueReference":{"reference":"#sam-bloggs"}}]}`,
+			`bloggs|leeds-walking`, `"id":"c1"|"id":"c2"|{"display":"Leeds Walking","reference":"#c1"}|{"reference":"#c2"}|"valueReference":{"reference":"#c2"}|{"reference":"#"}`},
+		{"a Coding's display and a concept's text in an extension's value or a Task's input: free-form, as the definition is the client's; a code's display elsewhere kept",
+			`{"resourceType":"Task","id":"t","status":"requested","intent":"order","for":{"reference":"Patient/p"},` +
+				`"code":{"coding":[{"system":"http://snomed.info/sct","code":"1","display":"Walking group"}]},` +
+				`"extension":[{"url":"https://example.org/carer","valueCoding":{"system":"https://example.org/carers","code":"carer","display":"Sam Bloggs (carer)"}},` +
+				`{"url":"https://example.org/kin","valueCodeableConcept":{"coding":[{"system":"https://example.org/kin","code":"son","display":"Sam Bloggs"}],"text":"son, Sam Bloggs"}},` +
+				`{"url":"https://example.org/who","valueCoding":{"display":"Sam Bloggs"}}],` +
+				`"input":[{"type":{"coding":[{"system":"https://example.org/in","code":"contact"}]},"valueCoding":{"system":"https://example.org/in","code":"kin","display":"MRN-BLOGGS-61"}}]}`,
+			`Bloggs|BLOGGS`, `"display":"Walking group"|"masked"|"code":"carer"|"code":"son"|"code":"kin"|"system":"https://example.org/carers"`},
+		{"a URI in an extension or an answer naming someone (mailto:, tel:, sms:, a query); a code system's or a definition's kept",
+			`{"resourceType":"QuestionnaireResponse","id":"qr","status":"completed","subject":{"reference":"Patient/p"},` +
+				`"item":[{"linkId":"1","answer":[{"valueUri":"mailto:sam.bloggs@example.org"},{"valueUri":"http://snomed.info/sct"}]}],` +
+				`"extension":[{"url":"https://example.org/e","valueUri":"mailto:sam.bloggs@example.org","_valueUri":{"extension":[{"url":"https://example.org/x","valueCode":"x"}]}},` +
+				`{"url":"https://example.org/t","valueUrl":"tel:+447700900123"},{"url":"https://example.org/s","valueUri":"sms:07700900123"},` +
+				`{"url":"https://example.org/f","valueUri":"fax:+441134960000"},{"url":"https://example.org/k","valueUri":"skype:sam.bloggs"},` +
+				`{"url":"https://example.org/q","valueUrl":"https://people.example/contact?email=sam.bloggs@example.org"},` +
+				`{"url":"https://example.org/u","valueUri":"https://sam:bloggs@people.example/"},` +
+				`{"url":"https://example.org/cs","valueUri":"http://snomed.info/sct"},` +
+				`{"url":"https://example.org/q2","valueCanonical":"https://example.org/fhir/Questionnaire/wellbeing"},` +
+				`{"url":"https://example.org/oid","valueOid":"urn:oid:2.16.840.1.113883.2.1.4.1"}]}`,
+			`bloggs|7700|4960000|_valueUri|"https://example.org/e"|"https://example.org/t"`,
+			`"valueUri":"http://snomed.info/sct"|"valueCanonical":"https://example.org/fhir/Questionnaire/wellbeing"|"valueOid":"urn:oid:2.16.840.1.113883.2.1.4.1"|"linkId":"1"`},
+		{"a name or a phone number anywhere, whatever holds it: a contained CareTeam's, a Device's contact, an extension's ContactDetail, a contained InsurancePlan's contact",
+			`{"resourceType":"CarePlan","id":"cp","status":"active","intent":"plan","subject":{"reference":"Patient/p"},` +
+				`"contained":[{"resourceType":"CareTeam","id":"team","telecom":[{"system":"phone","value":"07700 900126"}]},` +
+				`{"resourceType":"Device","id":"alarm","contact":[{"system":"email","value":"sam.bloggs@example.org"}]},` +
+				`{"resourceType":"InsurancePlan","id":"ins","contact":[{"name":{"family":"Bloggs","given":["Sam"]},"telecom":[{"system":"phone","value":"07700 900127"}]}]}],` +
+				`"careTeam":[{"reference":"#team"}],"supportingInfo":[{"reference":"#ins"}],"activity":[{"detail":{"status":"scheduled","productReference":{"reference":"#alarm"}}}],` +
+				`"extension":[{"url":"https://example.org/carer","valueContactDetail":{"name":"Sam Bloggs","telecom":[{"system":"phone","value":"07700 900128"}]}}]}`,
+			`Bloggs|bloggs|07700|telecom|valueContactDetail`, `"resourceType":"CareTeam"|"resourceType":"Device"|"resourceType":"InsurancePlan"|"reference":"#c1"`},
+		{"an organisation's and a practitioner's names and contacts are kept, contained or not",
+			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","subject":{"reference":"Patient/p"},` +
+				`"contained":[{"resourceType":"Practitioner","id":"dr","name":[{"family":"Practitioner","given":["Alex"]}],"telecom":[{"system":"phone","value":"0113 496 0001"}]},` +
+				`{"resourceType":"Organization","id":"org","name":"Leeds Walking","telecom":[{"system":"email","value":"walks@example.org"}],` +
+				`"contact":[{"name":{"family":"Organiser"},"telecom":[{"system":"phone","value":"0113 496 0002"}]}]}],` +
+				`"requester":{"reference":"#dr"},"performer":[{"reference":"#org"}]}`,
+			`"_none_"`, `"family":"Practitioner"|0113 496 0001|walks@example.org|"family":"Organiser"|0113 496 0002`},
+		{"free text a patient's Location, a care plan's schedule or a signature may hold",
+			`{"resourceType":"CarePlan","id":"cp","status":"active","intent":"plan","subject":{"reference":"Patient/p"},` +
+				`"contained":[{"resourceType":"Location","id":"home","availabilityExceptions":"Jo is at Sam Bloggs's on Thursdays"}],` +
+				`"activity":[{"detail":{"status":"scheduled","location":{"reference":"#home"},"scheduledString":"Tuesdays, with Sam Bloggs"}}]}`,
+			`Bloggs|availabilityExceptions|scheduledString`, `"status":"scheduled"|"resourceType":"Location"`},
+		{"a Provenance's signature",
+			`{"resourceType":"Provenance","id":"prov","target":[{"reference":"ServiceRequest/sr"}],"recorded":"2021-11-26T15:00:00+00:00",` +
+				`"agent":[{"who":{"reference":"Organization/o"}}],"signature":[{"type":[{"system":"urn:iso-astm:E1762-95:2013","code":"1.2.840.10065.1.12.1.1"}],` +
+				`"when":"2021-11-26T15:00:00+00:00","who":{"reference":"Organization/o"},"sigFormat":"application/jose","data":"U2FtIEJsb2dncyA5NDM0NzY1OTE5"}]}`,
+			`U2FtIEJsb2dncyA5NDM0NzY1OTE5|signature`, `"reference":"ServiceRequest/sr"`},
+		{"elements' ids, which a client may spell after whom the element is about; resources' ids kept",
+			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","subject":{"id":"jo-bloggs","reference":"Patient/p"},` +
+				`"contained":[{"resourceType":"Organization","id":"org","name":"Leeds Walking","contact":[{"id":"sam-bloggs","purpose":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/contactentity-type","code":"ADMIN"}]}}]}],` +
+				`"performer":[{"reference":"#org"}],` +
+				`"extension":[{"id":"carer-sam-bloggs","url":"https://example.org/carer","valueCode":"x"}],"_status":{"id":"bloggs-status"},` +
+				`"code":{"id":"bloggs-code","coding":[{"id":"bloggs-coding","system":"http://snomed.info/sct","code":"1"}]}}`,
+			`bloggs`, `"id":"sr"|"id":"c1"|"valueCode":"x"|"code":"ADMIN"|"code":"1"`},
 		{"an organisation's address is public",
 			`{"resourceType":"Organization","id":"o","address":[{"line":["1 Provider Street"],"postalCode":"LS2 7EW"}]}`,
 			`"_none_"`, `1 Provider Street`},
