@@ -138,6 +138,14 @@ var ErrUnavailable = errors.New("storage unavailable")
 // stored and the request can be retried once memory is freed or added.
 var ErrStoreFull = fmt.Errorf("%w: out of memory", ErrUnavailable)
 
+// ErrClockBehind marks a write the store refused because the process
+// that stamped it (meta.lastUpdated, the time paging orders by) has a
+// clock behind the store's: stamped more than FollowLag before the
+// store's own clock. Nothing was stored; it is a kind of ErrUnavailable,
+// since the request sent again may reach a process whose clock is right,
+// and the host's clock needs an operator.
+var ErrClockBehind = fmt.Errorf("%w: this server's clock is behind the store's", ErrUnavailable)
+
 // ErrContended marks a change a store gave up on because what it read to
 // make it kept changing under other writers: nothing was written, and the
 // request can be sent again.
@@ -156,6 +164,10 @@ func AsError(err error) *Error {
 	if errors.Is(err, ErrStoreFull) {
 		return &Error{Kind: KindUnavailable, Err: err, Issues: []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueTransient,
 			Diagnostics: "Signpost's store is full and refusing writes, so this request was not stored. Retry after the Retry-After interval: a referral sent again with the same identifier is recognised, never made twice."}}}
+	}
+	if errors.Is(err, ErrClockBehind) {
+		return &Error{Kind: KindUnavailable, Err: err, Issues: []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueTransient,
+			Diagnostics: "this Signpost server's clock is behind its store's, so this request was not stored. Retry after the Retry-After interval: a referral sent again with the same identifier is recognised, never made twice."}}}
 	}
 	if errors.Is(err, ErrContended) {
 		return &Error{Kind: KindConflict, Err: err, Issues: []fhir.Issue{{Severity: fhir.SeverityError, Code: fhir.IssueConflict,

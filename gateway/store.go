@@ -373,6 +373,8 @@ type Keyset struct {
 // millisecond) before it starts, so every write stamped at or before the
 // snapshot has landed before its first page, and every later one scores
 // after it and is followed, never moved among the pages as unchanged.
+// The store holds processes to it: a write stamped more than FollowLag
+// before the store's own clock is refused (ErrClockBehind).
 const FollowLag = 10 * time.Second
 
 // Followed is what a store learnt, paging one keyset search, of the

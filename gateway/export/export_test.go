@@ -30,9 +30,14 @@ func (c *clock) add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
+// pastClockLag lets these tests' stores take what is written by the fixed
+// clock they run on, behind Redis's (redisstore.SetStampLag).
+const pastClockLag = 100 * 365 * 24 * time.Hour
+
 func setup(t *testing.T) (*Service, *redisstore.Store, *clock, string) {
 	t.Helper()
 	store := redisstore.New(redistest.Start(t).Client(), "signpost")
+	store.SetStampLag(pastClockLag)
 	clk := &clock{t: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
 	core := gateway.NewCore(gateway.Options{Store: store, Now: clk.now, FHIRBase: "http://signpost.test/fhir"})
 	dir := t.TempDir()
@@ -176,6 +181,7 @@ func TestOnlyOperatorsExport(t *testing.T) {
 func TestDeidentifiedExportFailsOnInvalidLine(t *testing.T) {
 	t.Parallel()
 	store := redisstore.New(redistest.Start(t).Client(), "signpost")
+	store.SetStampLag(pastClockLag)
 	clk := &clock{t: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
 	core := gateway.NewCore(gateway.Options{Store: store, Now: clk.now, FHIRBase: "http://signpost.test/fhir"})
 	var logs bytes.Buffer

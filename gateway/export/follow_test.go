@@ -50,6 +50,7 @@ func TestExportOutlastsCreationsWhileItRuns(t *testing.T) {
 func testExportOutlastsCreations(t *testing.T, spread bool) {
 	ctx := context.Background()
 	store := redisstore.New(redistest.Start(t).Client(), "signpost")
+	store.SetStampLag(pastClockLag)
 	if spread {
 		store.SpreadReferrals()
 	}
@@ -156,6 +157,7 @@ func exportTasks(t *testing.T, n int, spread bool, limits func(*redisstore.Store
 	t.Helper()
 	ctx := context.Background()
 	store := redisstore.New(redistest.Start(t).Client(), "signpost")
+	store.SetStampLag(pastClockLag)
 	if spread {
 		store.SpreadReferrals()
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -58,6 +59,19 @@ func isReferral(c *gin.Context) bool {
 // long enough for Redis to restart or fail over, short enough that a GP
 // system's retry loop succeeds soon after.
 const retryAfterSeconds = "5"
+
+// clockRetryAfterSeconds is what a client is asked to wait when this
+// server's clock is behind the store's: nothing is down, and the request
+// sent again soon is likely taken by another server whose clock is right.
+const clockRetryAfterSeconds = "1"
+
+// retryAfterFor is the Retry-After of a 503 for err.
+func retryAfterFor(err error) string {
+	if errors.Is(err, gateway.ErrClockBehind) {
+		return clockRetryAfterSeconds
+	}
+	return retryAfterSeconds
+}
 
 // outcomeFor renders an error as its HTTP status and OperationOutcome.
 func outcomeFor(e *gateway.Error) (int, []byte) {

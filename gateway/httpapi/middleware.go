@@ -37,7 +37,7 @@ func (a *API) fail(c *gin.Context, err error) {
 		a.metrics.Referral(c.Request.Context(), "refused", "", kindName[e.Kind])
 	}
 	if e.Kind == gateway.KindUnavailable {
-		c.Header("Retry-After", retryAfterSeconds)
+		c.Header("Retry-After", retryAfterFor(err))
 	}
 	scopeChallenge(c, err)
 	if e.Kind == gateway.KindInternal || e.Kind == gateway.KindUnavailable {

@@ -114,6 +114,15 @@ type options struct {
 	// hook, when set, runs between a change's planning and its commit
 	// (hookedStore).
 	hook *commitHook
+	// now, when set, is the clock the use cases stamp versions by
+	// (withNow); time.Now otherwise.
+	now func() time.Time
+}
+
+// withNow makes the use cases stamp what they write by now, as a server
+// whose clock is not Redis's would.
+func withNow(now func() time.Time) func(*options) {
+	return func(o *options) { o.now = now }
 }
 
 // withCommitHook makes the use cases commit through h, so that a test can
@@ -310,6 +319,7 @@ func setup(t *testing.T, opts ...func(*options)) *env {
 		MaxSubscriptions:    o.maxSubs,
 		SubscriberOrigins:   e.origins,
 		MeasureRules:        o.measures,
+		Now:                 o.now,
 	}
 	svc := usecases.New(coreOpts)
 	e.svc = svc

@@ -61,6 +61,9 @@ type Store struct {
 	// maxFollowed bounds what such a search keeps ahead of its page
 	// (gateway.MaxFollowedAhead; tests set a small one).
 	maxFollowed int
+	// stampLag is how far behind Redis's clock commit.lua takes a write's
+	// stamp (gateway.FollowLag; SetStampLag).
+	stampLag time.Duration
 	// now is the clock keyset paging measures FollowLag by (time.Now;
 	// tests set one they move).
 	now func() time.Time
@@ -131,7 +134,7 @@ func New(rdb redis.UniversalClient, namespace string) *Store {
 	return &Store{rdb: rdb, keys: newKeys(namespace), parts: partitionKeys(namespace), loads: loads,
 		batch: &batcher{rdb: rdb, loads: loads}, reads: &batcher{rdb: rdb, loads: loads}, maxSystems: maxTokenSystems,
 		maxEvents: maxSubscriptionEvents, auditMax: DefaultAuditMaxEntries,
-		maxChanged: gateway.MaxChangedFollowed, followScan: followScan, maxFollowed: gateway.MaxFollowedAhead, now: time.Now}
+		maxChanged: gateway.MaxChangedFollowed, followScan: followScan, maxFollowed: gateway.MaxFollowedAhead, stampLag: newStampLag, now: time.Now}
 }
 
 // followScan is how many matches written since a keyset search's snapshot
@@ -139,6 +142,20 @@ func New(rdb redis.UniversalClient, namespace string) *Store {
 // (the export): with their hashes, a run's work stays what Signpost allows
 // however many are written while the search pages.
 const followScan = 500
+
+// newStampLag is the stamp lag a new Store takes: gateway.FollowLag. This
+// package's tests, whose fixtures are stamped at fixed times years past,
+// lengthen it (TestMain).
+var newStampLag = gateway.FollowLag
+
+// SetStampLag sets how far behind Redis's clock a write may be stamped
+// before its commit is refused as from a clock behind the store's
+// (gateway.ErrClockBehind). It is gateway.FollowLag, which keyset paging
+// rests on; only tests whose data is stamped at fixed past times (a
+// retention period, an export's snapshot) set a longer one.
+func (s *Store) SetStampLag(d time.Duration) {
+	s.stampLag = d
+}
 
 // SetFollowLimits sets how many changed matches of a keyset search's
 // snapshot one run places (gateway.MaxChangedFollowed unless set): a
@@ -346,7 +363,7 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 			return nil, err
 		}
 	}
-	args = append(args, token, kl.add(k.systems()), guard, s.maxSystems, k.termPrefix(), maxRegistryFields)
+	args = append(args, token, kl.add(k.systems()), guard, s.maxSystems, k.termPrefix(), maxRegistryFields, s.stampLag.Milliseconds())
 	args = append(args, len(c.Unique))
 	for _, u := range c.Unique {
 		of := 0
@@ -481,10 +498,21 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 		res.ReadChanged = true
 	case "changed":
 		return nil, errChanged
+	case "clock":
+		return nil, clockBehind(c.Writes[reply[1].(int64)].Resource, reply[2].(int64), s.stampLag)
 	default:
 		return nil, fmt.Errorf("commit.lua: unexpected reply %v", reply[0])
 	}
 	return res, nil
+}
+
+// clockBehind is commit.lua's refusal of a version r stamped more than lag
+// before redisNow (ms), Redis's clock, as the error operators read: how far
+// behind, and what to check. It names the type, never the resource.
+func clockBehind(r *gateway.Resource, redisNow int64, lag time.Duration) error {
+	behind := time.Duration(redisNow-r.LastUpdated.UnixMilli()) * time.Millisecond
+	return fmt.Errorf("%w: a %s version stamped %s was refused, %s behind Redis's clock, which is more than the %s a write may land after its stamp; check this host's clock and its time synchronisation (NTP)",
+		gateway.ErrClockBehind, r.Type, r.LastUpdated.UTC().Format(time.RFC3339Nano), behind, lag)
 }
 
 // WaitForReplicas makes every commit and audit record wait, before its

@@ -32,6 +32,7 @@ func BenchmarkIntakeLatencyWhileRetentionRuns(b *testing.B) {
 	)
 	r := redistest.Start(b)
 	s := redisstore.New(r.Client(), "test")
+	s.SetStampLag(pastClockLag)
 	ctx := context.Background()
 	old := now.Add(-period - time.Hour)
 	measure := func(name string) []time.Duration {

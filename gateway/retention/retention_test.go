@@ -23,6 +23,17 @@ import (
 
 var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
+// pastClockLag lets these tests' stores take what they write stamped by
+// the fixed clock above, years behind Redis's (redisstore.SetStampLag).
+const pastClockLag = 100 * 365 * 24 * time.Hour
+
+// legacyStore is a store on s's keys that does not spread.
+func legacyStore(s *redisstore.Store) *redisstore.Store {
+	l := redisstore.New(s.Client(), "test")
+	l.SetStampLag(pastClockLag)
+	return l
+}
+
 const period = 180 * 24 * time.Hour
 
 // referral stores a synthetic referral the way intake shapes it: a
@@ -82,7 +93,7 @@ func referralFor(t testing.TB, s *redisstore.Store, patient, n, status string, c
 			Terms: []string{gateway.PatientIDTerm(patient), gateway.ClientTerm("practice-a")}}
 		if place == "" && !s.Spread() {
 			c.Writes = append(c.Writes, w)
-		} else if res, err := redisstore.New(s.Client(), "test").Commit(ctx, &gateway.Commit{Writes: []gateway.Write{w}}); err != nil || !res.OK() {
+		} else if res, err := legacyStore(s).Commit(ctx, &gateway.Commit{Writes: []gateway.Write{w}}); err != nil || !res.OK() {
 			// On its own, in legacy, as stored before the store spread,
 			// by a store on the same keys that does not spread (a new
 			// Patient of a spreading store goes to its own place, beside
@@ -188,6 +199,7 @@ func TestSpreadRetentionRemovesOnlyWhatThePolicyAllows(t *testing.T) {
 
 func retentionRemovesOnlyWhatThePolicyAllows(t *testing.T, rdb redis.UniversalClient, spread bool) {
 	s := redisstore.New(rdb, "test")
+	s.SetStampLag(pastClockLag)
 	in := func(place, n string) string { return n }
 	if spread {
 		s.SpreadReferrals()
@@ -258,6 +270,7 @@ func TestSpreadRetentionGoesOnPastALeftoverItCannotFinish(t *testing.T) {
 
 func retentionGoesOnPastALeftoverItCannotFinish(t *testing.T, rdb redis.UniversalClient) {
 	s := redisstore.New(rdb, "test")
+	s.SetStampLag(pastClockLag)
 	s.SpreadReferrals()
 	ctx := context.Background()
 	old := now.Add(-period - time.Hour)
@@ -346,6 +359,7 @@ func TestSpreadPatientGoesWithItsLastReferral(t *testing.T) {
 
 func patientGoesWithItsLastReferral(t *testing.T, rdb redis.UniversalClient, firstPlace, secondPlace string) {
 	s := redisstore.New(rdb, "test")
+	s.SetStampLag(pastClockLag)
 	if firstPlace != "" {
 		s.SpreadReferrals()
 	}
@@ -395,6 +409,7 @@ func TestPatientNamedByAConsentStays(t *testing.T) {
 
 func patientNamedByAConsentStays(t *testing.T, rdb redis.UniversalClient, referralPlace, consentPlace string) {
 	s := redisstore.New(rdb, "test")
+	s.SetStampLag(pastClockLag)
 	if referralPlace != "" {
 		s.SpreadReferrals()
 	}
@@ -477,6 +492,7 @@ func patientNamedByAConsentStays(t *testing.T, rdb redis.UniversalClient, referr
 func TestRemovalRefusesAChangedReferral(t *testing.T) {
 	r := redistest.Start(t)
 	s := redisstore.New(r.Client(), "test")
+	s.SetStampLag(pastClockLag)
 	ctx := context.Background()
 	referral(t, s, "1", "completed", now.Add(-period-time.Hour), false, false)
 	rm, err := s.ReadRemoval(ctx, "task-1")
@@ -509,6 +525,7 @@ func TestRemovalRefusesAChangedReferral(t *testing.T) {
 func TestAuditTrimmedByAge(t *testing.T) {
 	r := redistest.Start(t)
 	s := redisstore.New(r.Client(), "test")
+	s.SetStampLag(pastClockLag)
 	ctx := context.Background()
 	key := "{test}:audit"
 	oldMs := now.Add(-9 * 365 * 24 * time.Hour).UnixMilli()
@@ -549,6 +566,7 @@ func TestSpreadOutcomesUnchangedByRemoval(t *testing.T) {
 
 func outcomesUnchangedByRemoval(t *testing.T, rdb redis.UniversalClient, spread bool) {
 	s := redisstore.New(rdb, "test")
+	s.SetStampLag(pastClockLag)
 	place := func(i int) string { return "" }
 	if spread {
 		s.SpreadReferrals()
@@ -642,6 +660,7 @@ func TestSpreadLargeReferralGoesInSteps(t *testing.T) {
 
 func largeReferralGoesInSteps(t *testing.T, rdb redis.UniversalClient, place string) {
 	s := redisstore.New(rdb, "test")
+	s.SetStampLag(pastClockLag)
 	if place != "" {
 		s.SpreadReferrals()
 	}

@@ -16,6 +16,8 @@
 --                              bound: the most fields the script reads to
 --                              count a parameter's systems once (a registry
 --                              written before they were counted)
+--   lag                        gateway.FollowLag in ms: the furthest behind
+--                              Redis's clock (TIME) a write may be stamped
 --   nU, {key, value, of}*nU    unique keys: abort if KEYS[key] is held; of, when
 --                              not 0, is the KEYS index of the set the key is
 --                              filed in for retention (keys.claimedFor)
@@ -90,12 +92,16 @@
 --   {'systems'}                    the registry's generation is not the guard
 --   {'changed'}                    a resource's index entries are not those
 --                                  passed: nothing written; read them again
+--   {'clock', i, now}              write i (0-based) is stamped more than lag
+--                                  before now, Redis's clock in ms: the clock
+--                                  of the process that stamped it is behind
 -- The arguments are read by position, without helper closures and with one
 -- small table per write: reading them was a fifth of the script's cost.
 local a = ARGV
 local token = a[1]
 local systems, guard, cap, termPrefix, registryBound = KEYS[tonumber(a[2])], a[3], tonumber(a[4]), a[5], tonumber(a[6])
-local p = 7
+local lag = tonumber(a[7])
+local p = 8
 
 local uniques = {}
 for i = 1, tonumber(a[p]) do uniques[i] = {KEYS[tonumber(a[p + 1])], a[p + 2], tonumber(a[p + 3])}; p = p + 3 end
@@ -185,6 +191,21 @@ for i, c in ipairs(criteria) do
     return out
   end
 end
+-- A version's time is stamped by the process that made it, and keyset
+-- paging (the export, _lastUpdated) rests on a promise about it that only
+-- the store can check: a write lands within lag of its stamp. A process
+-- whose clock is behind breaks it; its writes are refused here, and
+-- another with a good clock takes the request when it is sent again. A
+-- stamp ahead of Redis's clock is taken: another process's clock may be a
+-- little ahead. Redis's clock is read once. TIME before a write is allowed
+-- where a script is replicated by its effects: Redis 5 and later by
+-- default, and Redis 7 (the deployments' image) always.
+local now, earliest
+if #writes > 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  earliest = now - lag
+end
 local current = {}
 for i, w in ipairs(writes) do
   local cur = tonumber(redis.call('HGET', w[1], 'v') or '0')
@@ -195,6 +216,7 @@ for i, w in ipairs(writes) do
   if cur ~= 0 and (redis.call('HGET', w[1], 'x') or '') ~= table.concat(KEYS, '\n', w[12], w[12] + w[13] - 1) then
     return {'changed'}
   end
+  if tonumber(w[6]) < earliest then return {'clock', i - 1, now} end
 end
 -- What the change was decided on is still what it read: a Consent
 -- withdrawn since a referral's plan read it stops the referral's delivery

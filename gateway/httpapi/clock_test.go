@@ -1,0 +1,50 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/signpost-health/signpost/gateway"
+)
+
+// A server whose clock has fallen behind Redis's (its host's time
+// synchronisation broken) must not store versions stamped further in the
+// past than gateway.FollowLag: an export whose snapshot was taken since
+// would pass them over. The store refuses them; the client is answered 503
+// with a short Retry-After (another server may take the request) and an
+// OperationOutcome saying why, without the request's data; the log tells
+// operators what to check.
+func TestWriteFromAServerWhoseClockIsBehindIsRefused(t *testing.T) {
+	t.Parallel()
+	var behind atomic.Int64 // how far behind Redis's clock this server is, ns
+	e := setup(t, withNow(func() time.Time { return time.Now().Add(-time.Duration(behind.Load())) }))
+	patient := `{"resourceType":"Patient","id":"gp-pat-clock","name":[{"family":"Testpatient"}]}`
+	e.put("/Patient/gp-pat-clock", []byte(patient)).must(t, http.StatusCreated)
+
+	behind.Store(int64(gateway.FollowLag + time.Minute))
+	changed := strings.Replace(patient, "Testpatient", "Clockpatient", 1)
+	res := e.put("/Patient/gp-pat-clock", []byte(changed)).must(t, http.StatusServiceUnavailable)
+	if got := res.header.Get("Retry-After"); got != "1" {
+		t.Errorf("Retry-After = %q, want 1", got)
+	}
+	body := string(res.body)
+	if !strings.Contains(body, `"OperationOutcome"`) || !strings.Contains(body, `"transient"`) || !strings.Contains(body, "clock is behind") {
+		t.Errorf("outcome does not say the server's clock is behind: %s", body)
+	}
+	if strings.Contains(body, "gp-pat-clock") || strings.Contains(body, "Clockpatient") {
+		t.Errorf("outcome repeats the request: %s", body)
+	}
+	if logs := e.logs.String(); !strings.Contains(logs, "NTP") || strings.Contains(logs, "Clockpatient") {
+		t.Errorf("the log does not tell operators to check the clock, or holds the request: %s", logs)
+	}
+	if v := e.get("/Patient/gp-pat-clock").header.Get("ETag"); v != `W/"1"` {
+		t.Errorf("ETag = %s after the refusal, want version 1 still", v)
+	}
+
+	// Its clock set right, the same request is taken.
+	behind.Store(0)
+	e.put("/Patient/gp-pat-clock", []byte(changed)).must(t, http.StatusOK)
+}
