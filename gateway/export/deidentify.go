@@ -72,6 +72,7 @@ const (
 	NoPatDispl Action = "no-display" // a Reference's display goes unless its target is known to be of a type that names no patient (displayMayName)
 	PatientID  Action = "patient-id" // a Patient's id, or the id in a reference to a Patient, replaced by a keyed pseudonym
 	CodeURI    Action = "code-uri"   // a URI value kept only when it is shaped as a code system's or a definition's (codeLikeURI)
+	Within     Action = "within"     // the element stays (R4 requires it), and the rules apply to what it holds
 )
 
 // DataType is an R4 data type a rule finds wherever it is held, whatever
@@ -167,7 +168,8 @@ var Rules = []Rule{
 	{Type: "*", Element: "patientInstruction", Action: Remove, Why: "free-text instructions to the patient"},
 	{Type: "*", Element: "onsetString", Action: Remove, Why: "free-text onset (Condition, AllergyIntolerance)"},
 	{Type: "*", Element: "abatementString", Action: Remove, Why: "free-text abatement (Condition)"},
-	{Type: "*", Element: "description", Action: Remove, Why: "free-text descriptions anywhere: Task's, CarePlan's and its activities', a Location's, an allergic reaction's"},
+	{Type: "Goal", Element: "description", Action: Within, Why: "a Goal's description (a contained one's: a care plan's goal) is a CodeableConcept R4 requires: its codes stay, its text goes (the text rule), and one of text only is masked"},
+	{Type: "*", Element: "description", Except: organisational, Action: Remove, Why: "free-text descriptions anywhere: Task's, CarePlan's and its activities', a Location's, an allergic reaction's; but an organisation's or a practitioner's (when a service or a role is not available, which R4 requires of notAvailable)"},
 	{Type: "CarePlan", Element: "title", Action: Remove, Why: "the care plan's title, free text"},
 	{Type: "*", Element: "valueAttachment", Action: Remove, Why: "a document or photograph held as an answer's or extension's value"},
 	{Type: "Consent", Element: "sourceAttachment", Action: Remove, Why: "a scanned or attached consent form"},
@@ -295,7 +297,12 @@ func (d *deidentifier) renameContained(r map[string]any) map[string]string {
 }
 
 // eachLocalReference renames every local reference ("#id") in v by rename,
-// or removes it where rename says false. "#" alone is kept.
+// or removes it where rename says false. "#" alone is kept. A canonical or
+// uri naming a contained resource ("questionnaire": "#form",
+// "instantiatesCanonical": ["#plan"]) is renamed as a reference is: R4
+// counts it as referring to that resource (dom-3), and the old id is what
+// the client spelt. Any other string is no reference, and is left to the
+// rules.
 func eachLocalReference(v any, rename func(id string) (string, bool)) {
 	switch x := v.(type) {
 	case map[string]any:
@@ -307,14 +314,29 @@ func eachLocalReference(v any, rename func(id string) (string, bool)) {
 				delete(x, "_reference")
 			}
 		}
-		for _, e := range x {
+		for name, e := range x {
+			if _, renamed := e.(string); !renamed || name != "reference" {
+				x[name] = localCanonical(e, rename)
+			}
 			eachLocalReference(e, rename)
 		}
 	case []any:
-		for _, e := range x {
+		for i, e := range x {
+			x[i] = localCanonical(e, rename)
 			eachLocalReference(e, rename)
 		}
 	}
+}
+
+// localCanonical is v renamed by rename when it is a string naming a
+// contained resource ("#id"), else v.
+func localCanonical(v any, rename func(id string) (string, bool)) any {
+	if s, ok := v.(string); ok && len(s) > 1 && s[0] == '#' {
+		if newID, ok := rename(s[1:]); ok {
+			return "#" + newID
+		}
+	}
+	return v
 }
 
 // rule returns the action for element name, holding v, of an object of a
@@ -444,7 +466,7 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 		}
 		act, ok := rule(typ, root, base, o[base])
 		_, patientID := d.patientIDOf(base, field, o[base])
-		if ok && (act == Remove || act == YearOnly || act == CodeURI && !codeLikeURI(o[base]) || act == PatientID && (patientID || untoldReference(base, o[base])) ||
+		if ok && (act == Remove || act == YearOnly || act == CodeURI && !d.keptURI(o[base]) || act == PatientID && (patientID || untoldReference(base, o[base])) ||
 			act == NoPatDispl && d.displayMayName(o, field)) {
 			delete(o, name)
 		}
@@ -479,7 +501,7 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 				}
 				continue
 			case CodeURI:
-				if !codeLikeURI(v) {
+				if !d.keptURI(v) {
 					delete(o, name)
 					continue
 				}
@@ -618,6 +640,17 @@ func untoldReference(name string, v any) bool {
 	}
 	parts := strings.Split(ref, "/")
 	return len(parts) < 2 || parts[len(parts)-1] == "" || !structure.IsResourceType(parts[len(parts)-2])
+}
+
+// keptURI reports whether a URI value stays: one shaped as a code
+// system's (codeLikeURI), or a canonical naming a resource contained in
+// the one exported ("#c1", renamed already), which R4 counts as referring
+// to it (dom-3) and which names no one.
+func (d *deidentifier) keptURI(v any) bool {
+	if s, ok := v.(string); ok && len(s) > 1 && s[0] == '#' && d.contained[s[1:]] != "" {
+		return true
+	}
+	return codeLikeURI(v)
 }
 
 // codeLikeURI reports whether v is a URI shaped as those that name a code

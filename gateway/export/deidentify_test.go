@@ -297,6 +297,21 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`"extension":[{"id":"carer-sam-bloggs","url":"https://example.org/carer","valueCode":"x"}],"_status":{"id":"bloggs-status"},` +
 				`"code":{"id":"bloggs-code","coding":[{"id":"bloggs-coding","system":"http://snomed.info/sct","code":"1"}]}}`,
 			`bloggs`, `"id":"sr"|"id":"c1"|"valueCode":"x"|"code":"ADMIN"|"code":"1"`},
+		{"descriptions R4 requires: a contained Goal's (a concept: its codes stay, its text goes) and a service's or a role's when it is not available (an organisation's, kept)",
+			`{"resourceType":"CarePlan","id":"cp","status":"active","intent":"plan","subject":{"reference":"Patient/p"},` +
+				`"contained":[{"resourceType":"Goal","id":"walk","lifecycleStatus":"active","subject":{"reference":"Patient/p"},` +
+				`"description":{"coding":[{"system":"http://snomed.info/sct","code":"229065009"}],"text":"Jo Bloggs to walk to Sam Bloggs's"}},` +
+				`{"resourceType":"Goal","id":"talk","lifecycleStatus":"active","subject":{"reference":"Patient/p"},"description":{"text":"Talk to Sam Bloggs"}},` +
+				`{"resourceType":"HealthcareService","id":"hs","notAvailable":[{"description":"Closed over Christmas"}]},` +
+				`{"resourceType":"PractitionerRole","id":"pr","notAvailable":[{"description":"On leave in August"}]}],` +
+				`"goal":[{"reference":"#walk"},{"reference":"#talk"}],"activity":[{"reference":{"reference":"#hs"}},{"reference":{"reference":"#pr"}}]}`,
+			`Bloggs|walk"|talk"`, `"description":{"coding":[{"code":"229065009"|"description":{"extension":[{"url":"` + dataAbsentReason + `","valueCode":"masked"}]}|"description":"Closed over Christmas"|"description":"On leave in August"`},
+		{"a contained resource named by a canonical (a response's form, a referral's definition, an extension's), renamed with its references",
+			`{"resourceType":"QuestionnaireResponse","id":"qr","status":"completed","subject":{"reference":"Patient/p"},"questionnaire":"#jo-bloggs-form",` +
+				`"contained":[{"resourceType":"Questionnaire","id":"jo-bloggs-form","status":"active","item":[{"linkId":"1","type":"integer"}]},` +
+				`{"resourceType":"ActivityDefinition","id":"bloggs-walk","status":"active"}],` +
+				`"extension":[{"url":"https://example.org/plan","valueCanonical":"#bloggs-walk"}],"item":[{"linkId":"1","answer":[{"valueInteger":4}]}]}`,
+			`bloggs`, `"questionnaire":"#c1"|"valueCanonical":"#c2"|"valueInteger":4`},
 		{"an organisation's address is public",
 			`{"resourceType":"Organization","id":"o","address":[{"line":["1 Provider Street"],"postalCode":"LS2 7EW"}]}`,
 			`"_none_"`, `1 Provider Street`},
