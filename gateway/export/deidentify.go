@@ -172,6 +172,7 @@ var Rules = []Rule{
 	{Type: "*", Element: "description", Except: organisational, Action: Remove, Why: "free-text descriptions anywhere: Task's, CarePlan's and its activities', a Location's, an allergic reaction's; but an organisation's or a practitioner's (when a service or a role is not available, which R4 requires of notAvailable)"},
 	{Type: "CarePlan", Element: "title", Action: Remove, Why: "the care plan's title, free text"},
 	{Type: "*", Element: "valueAttachment", Action: Remove, Why: "a document or photograph held as an answer's or extension's value"},
+	{Type: "*", Element: "valueBase64Binary", Action: Remove, Why: "a document or any bytes held as an extension's value or a Task's input or output, as valueAttachment"},
 	{Type: "Consent", Element: "sourceAttachment", Action: Remove, Why: "a scanned or attached consent form"},
 	{Type: "*", Of: Identifier, Action: Pseudonym, Why: "an Identifier anywhere, whatever holds it (valueIdentifier, requisition, a reference's identifier): an NHS number always; every one in a Patient, in a reference to a Patient or as an extension's value"},
 	{Type: "*", Of: Annotation, Action: Remove, Why: "an Annotation anywhere (note, CarePlan.activity.progress, valueAnnotation): free text, and its author may be a relative named"},

@@ -312,6 +312,11 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`{"resourceType":"ActivityDefinition","id":"bloggs-walk","status":"active"}],` +
 				`"extension":[{"url":"https://example.org/plan","valueCanonical":"#bloggs-walk"}],"item":[{"linkId":"1","answer":[{"valueInteger":4}]}]}`,
 			`bloggs`, `"questionnaire":"#c1"|"valueCanonical":"#c2"|"valueInteger":4`},
+		{"bytes held as an extension's value or a Task's input or output",
+			`{"resourceType":"Task","id":"t","status":"requested","intent":"order","for":{"reference":"Patient/p"},` +
+				`"input":[{"type":{"coding":[{"system":"https://example.org/in","code":"letter"}]},"valueBase64Binary":"Sm8gQmxvZ2dzIDk0MzQ3NjU5MTk="}],` +
+				`"extension":[{"url":"https://example.org/scan","valueBase64Binary":"Sm8gQmxvZ2dz"}]}`,
+			`Sm8gQmxvZ2dz|valueBase64Binary|"input"`, `"for"`},
 		{"an organisation's address is public",
 			`{"resourceType":"Organization","id":"o","address":[{"line":["1 Provider Street"],"postalCode":"LS2 7EW"}]}`,
 			`"_none_"`, `1 Provider Street`},
