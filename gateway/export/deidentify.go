@@ -257,10 +257,14 @@ func (d *deidentifier) resource(body []byte, owner string) ([]byte, error) {
 // every local reference to one ("#id", wherever it is held: a contained
 // resource, an extension's valueReference) the same: a client chooses
 // contained ids, and may name the resource after whom it is about (a
-// contained RelatedPerson "sam-bloggs"). A contained Patient's id becomes
-// its Patient id pseudonym (patientID), so it joins up with the references
-// to the same Patient by its id; any other's, its place among the contained
-// ("c1", "c2", …), which says nothing. A local reference to no contained
+// contained RelatedPerson "sam-bloggs"). Each becomes its place among the
+// contained ("c1", "c2", …), which says nothing; a contained Patient's too:
+// its id names it only within its container (every referral a GP system
+// sends may contain its Patient as "#pt"), so a pseudonym of it, as a kept
+// Patient's id has, would join different people with each other and with
+// that client's Patient/pt. A contained Patient joins up with the rest of
+// the export by its identifiers (pseudonymised, and required of it at
+// intake), as Signpost itself tells patients apart. A local reference to no contained
 // resource may still name someone, and goes ("#" alone, the container, is
 // kept). It returns the types of the contained resources by their new ids.
 func (d *deidentifier) renameContained(r map[string]any) map[string]string {
@@ -280,9 +284,6 @@ func (d *deidentifier) renameContained(r map[string]any) map[string]string {
 			continue
 		}
 		newID := "c" + strconv.Itoa(i+1)
-		if typ == gateway.TypePatient {
-			newID = d.patientID(id)
-		}
 		if _, dup := renamed[id]; !dup {
 			renamed[id] = newID
 		}
@@ -682,7 +683,7 @@ func codeLikeURI(v any) bool {
 // becomes when it names a Patient by its id: the resource's own id (the
 // rule's Type makes it a Patient's), or a reference to a Patient.
 // false: it names none. A contained Patient's id, and local references to
-// it, renameContained has rewritten already.
+// it, are not its Patient id: renameContained has renamed them.
 func (d *deidentifier) patientIDOf(name, field string, v any) (string, bool) {
 	s, ok := v.(string)
 	switch {

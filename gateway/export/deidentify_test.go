@@ -155,7 +155,11 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 		{"a contained Patient under its NHS number, and its local reference",
 			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","contained":[{"resourceType":"Patient","id":"9434765919"}],` +
 				`"subject":{"reference":"#9434765919"}}`,
-			`9434765919`, `"reference":"#` + (&deidentifier{key: d.key, owner: "practice-a"}).patientID("9434765919") + `"`},
+			`9434765919`, `"reference":"#c1"|"id":"c1"`},
+		{"a contained Patient's id names it only in its container: it is not the client's Patient of that id, and joins up by its identifier",
+			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","contained":[{"resourceType":"Patient","id":"pt",` +
+				`"identifier":[{"system":"` + NHSNumberSystem + `","value":"9434765919"}]}],"subject":{"reference":"#pt"}}`,
+			`9434765919|` + (&deidentifier{key: d.key, owner: "practice-a"}).patientID("pt"), `"reference":"#c1"|"value":"` + d.pseudonym(NHSNumberSystem, "9434765919") + `"`},
 		{"a patient's Location: postcode's outward code; no position, names, description or telecom",
 			`{"resourceType":"Location","id":"loc","status":"active","name":"Flat 3, Jo Bloggs","alias":["Jo's flat"],"description":"Ring twice, Jo Bloggs",` +
 				`"telecom":[{"system":"phone","value":"0113 496 0000"}],"address":{"line":["20 The Headrow"],"city":"Leeds","postalCode":"LS1 6PT"},` +
