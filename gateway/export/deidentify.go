@@ -97,7 +97,8 @@ var organisational = []string{"Organization", "HealthcareService", "Practitioner
 // Of is set, any element holding that data type) of a resource of type
 // Type ("*": of any resource, at any depth; AnyResource: at the root of any
 // resource; AnyElement: below the root of any resource; otherwise at the
-// root of that type) but of the types in Except, and what is done to it.
+// root of that type, or at any depth of it when Deep) but of the types in
+// Except, and what is done to it.
 // A rule that removes or reduces a primitive removes its extensions too
 // (JSON's "_birthDate" beside "birthDate"): they may repeat the value, as
 // patient-birthTime does.
@@ -105,6 +106,7 @@ type Rule struct {
 	Type, Element string
 	Of            DataType
 	Except        []string
+	Deep          bool
 	Action        Action
 	Why           string
 }
@@ -135,6 +137,9 @@ var Rules = []Rule{
 	{Type: "Patient", Element: "contact", Action: Remove, Why: "next of kin and other contacts, with their names and telecom"},
 	{Type: "Patient", Element: "birthDate", Action: YearOnly, Why: "date of birth reduced to the year (and _birthDate, which may hold the birth time, goes)"},
 	{Type: "Patient", Element: "deceasedDateTime", Action: YearOnly, Why: "date of death reduced to the year"},
+	{Type: "Patient", Deep: true, Element: "valueDate", Action: YearOnly, Why: "a date a Patient's extension holds: about the patient, as birthDate is (a date of birth or death a GP system keeps in its own extension), so reduced to the year as they are"},
+	{Type: "Patient", Deep: true, Element: "valueDateTime", Action: YearOnly, Why: "a date and time a Patient's extension holds (UK Core's death notification's systemEffectiveDate, days from the date of death): reduced to the year, as deceasedDateTime is"},
+	{Type: "Patient", Deep: true, Element: "valueInstant", Action: Remove, Why: "an instant a Patient's extension holds, as valueDateTime: an instant has no year-only form"},
 	{Type: "RelatedPerson", Element: "name", Action: Remove, Why: "a relative's or carer's name (a RelatedPerson is only held contained, as a Consent's performer say)"},
 	{Type: "RelatedPerson", Element: "telecom", Action: Remove, Why: "a relative's phone numbers and e-mail addresses"},
 	{Type: "RelatedPerson", Element: "photo", Action: Remove, Why: "a relative's photographs"},
@@ -346,7 +351,7 @@ func localCanonical(v any, rename func(id string) (string, bool)) any {
 // itself.
 func rule(typ string, root bool, name string, v any) (Action, bool) {
 	for _, r := range Rules {
-		if slices.Contains(r.Except, typ) || !(r.Type == "*" || (!root && r.Type == AnyElement) || (root && (r.Type == typ || r.Type == AnyResource))) {
+		if slices.Contains(r.Except, typ) || !(r.Type == "*" || (!root && r.Type == AnyElement) || (root && (r.Type == typ || r.Type == AnyResource)) || (r.Deep && r.Type == typ)) {
 			continue
 		}
 		if r.Of == "" && r.Element == name || r.Of != "" && holds(r.Of, name, v) {

@@ -321,6 +321,13 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`"input":[{"type":{"coding":[{"system":"https://example.org/in","code":"letter"}]},"valueBase64Binary":"Sm8gQmxvZ2dzIDk0MzQ3NjU5MTk="}],` +
 				`"extension":[{"url":"https://example.org/scan","valueBase64Binary":"Sm8gQmxvZ2dz"}]}`,
 			`Sm8gQmxvZ2dz|valueBase64Binary|"input"`, `"for"`},
+		{"dates a Patient's extensions hold (UK Core's death notification, a GP system's own), as its birth and death dates: the year",
+			`{"resourceType":"Patient","id":"p","deceasedDateTime":"2021-03-02",` +
+				`"extension":[{"url":"https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-DeathNotificationStatus","extension":[` +
+				`{"url":"deathNotificationStatus","valueCodeableConcept":{"coding":[{"system":"https://fhir.hl7.org.uk/CodeSystem/UKCore-DeathNotificationStatus","code":"2"}]}},` +
+				`{"url":"systemEffectiveDate","valueDateTime":"2021-03-04T10:00:00+00:00"}]},` +
+				`{"url":"https://example-gp.nhs.uk/dob-as-registered","valueDate":"1961-07-14"},{"url":"https://example-gp.nhs.uk/seen","valueInstant":"2021-03-01T09:00:00Z"}]}`,
+			`03-04|03-02|07-14|03-01|valueInstant`, `"valueDateTime":"2021"|"valueDate":"1961"|"deceasedDateTime":"2021"|"code":"2"`},
 		{"an organisation's address is public",
 			`{"resourceType":"Organization","id":"o","address":[{"line":["1 Provider Street"],"postalCode":"LS2 7EW"}]}`,
 			`"_none_"`, `1 Provider Street`},
