@@ -532,11 +532,14 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 				// would go (one that may name the patient or someone near
 				// them: to a Patient by any spelling of its type, a
 				// RelatedPerson, a target untold), which names them as
-				// its display does, and one an extension holds, which may
-				// be anything; elsewhere NHS numbers. An Organization's
-				// ODS code is public, and kept wherever it is.
-				all := root || typ == gateway.TypePatient || (isReference(o) && d.displayMayName(o, field)) ||
-					field == "extension" || field == "modifierExtension"
+				// its display does, and any other held by no Reference (an
+				// extension's or a Task input's value, an Encounter's
+				// preAdmissionIdentifier: a local number of the patient's
+				// or their stay); in a Reference to another R4 type (an
+				// Organization, a Practitioner) only NHS numbers. An
+				// Organization's ODS code is public, and kept wherever it
+				// is.
+				all := root || typ == gateway.TypePatient || !isReference(o) || d.displayMayName(o, field)
 				o[name] = d.identifiers(v, all, !root || typ == gateway.TypeOrganization)
 				continue
 			}

@@ -328,6 +328,13 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`{"url":"systemEffectiveDate","valueDateTime":"2021-03-04T10:00:00+00:00"}]},` +
 				`{"url":"https://example-gp.nhs.uk/dob-as-registered","valueDate":"1961-07-14"},{"url":"https://example-gp.nhs.uk/seen","valueInstant":"2021-03-01T09:00:00Z"}]}`,
 			`03-04|03-02|07-14|03-01|valueInstant`, `"valueDateTime":"2021"|"valueDate":"1961"|"deceasedDateTime":"2021"|"code":"2"`},
+		{"a local identifier held by no reference: a Task input's or output's value, an Encounter's pre-admission number",
+			`{"resourceType":"Task","id":"t","status":"requested","intent":"order","for":{"reference":"Patient/p"},` +
+				`"input":[{"type":{"coding":[{"system":"https://example.org/in","code":"carer"}]},"valueIdentifier":{"system":"https://gp.example/carers","value":"CARER-SAM-BLOGGS"}}],` +
+				`"output":[{"type":{"coding":[{"system":"https://example.org/out","code":"case"}]},"valueIdentifier":{"system":"https://provider.example/case","value":"CASE-JO-BLOGGS-61"}}],` +
+				`"contained":[{"resourceType":"Encounter","id":"e","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"IMP"},` +
+				`"hospitalization":{"preAdmissionIdentifier":{"system":"https://hospital.example/pre-admission","value":"PRE-BLOGGS-0314"}}}],"encounter":{"reference":"#e"}}`,
+			`BLOGGS`, `"code":"carer"|"code":"case"|"reference":"#c1"|` + PseudonymSystem},
 		{"an organisation's address is public",
 			`{"resourceType":"Organization","id":"o","address":[{"line":["1 Provider Street"],"postalCode":"LS2 7EW"}]}`,
 			`"_none_"`, `1 Provider Street`},
