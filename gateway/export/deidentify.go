@@ -546,6 +546,7 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 		}
 		o[name] = d.value(v, typ, name)
 	}
+	unmaskPresent(o)
 	prune(o)
 	if before > 0 && len(o) == 0 {
 		// Everything in it was removed (a CodeableConcept of text only, a
@@ -831,6 +832,51 @@ func outwardCode(pc string) string {
 		return ""
 	}
 	return pc[:len(pc)-3]
+}
+
+// unmaskPresent takes the masked marker off a primitive whose value is
+// there: a primitive's id and extensions ("_status", "_given") emptied by
+// the rules (an element id removed) are marked masked as any emptied
+// element is, but beside a value the marker would say the value is
+// missing, which it is not. Such a marker goes (in a list, it becomes the
+// null that keeps the list aligned with the values); one beside no value
+// stays, as the only thing left of the element.
+func unmaskPresent(o map[string]any) {
+	for name, v := range o {
+		base, ok := strings.CutPrefix(name, "_")
+		if !ok || o[base] == nil {
+			continue
+		}
+		switch x := v.(type) {
+		case map[string]any:
+			if maskedOnly(x) {
+				delete(o, name)
+			}
+		case []any:
+			values, _ := o[base].([]any)
+			left := false
+			for i, e := range x {
+				if m, ok := e.(map[string]any); ok && maskedOnly(m) && i < len(values) && values[i] != nil {
+					x[i] = nil
+				}
+				left = left || x[i] != nil
+			}
+			if !left {
+				delete(o, name)
+			}
+		}
+	}
+}
+
+// maskedOnly reports whether m holds nothing but the masked marker object
+// puts in an element the rules emptied.
+func maskedOnly(m map[string]any) bool {
+	ext, _ := m["extension"].([]any)
+	if len(m) != 1 || len(ext) != 1 {
+		return false
+	}
+	e, _ := ext[0].(map[string]any)
+	return len(e) == 2 && e["url"] == dataAbsentReason && e["valueCode"] == "masked"
 }
 
 // prune removes what removal left empty, so the resource stays valid R4:

@@ -335,6 +335,11 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`"contained":[{"resourceType":"Encounter","id":"e","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"IMP"},` +
 				`"hospitalization":{"preAdmissionIdentifier":{"system":"https://hospital.example/pre-admission","value":"PRE-BLOGGS-0314"}}}],"encounter":{"reference":"#e"}}`,
 			`BLOGGS`, `"code":"carer"|"code":"case"|"reference":"#c1"|` + PseudonymSystem},
+		{"a primitive's id removed beside its value: nothing says the value is masked (a list's entry becomes null, keeping it aligned); beside no value, masked",
+			`{"resourceType":"Practitioner","id":"dr","gender":"male","_gender":{"id":"bloggs-gender"},` +
+				`"name":[{"family":"Practitioner","given":["Alex","B",null],"_given":[{"id":"bloggs-1"},{"extension":[{"url":"https://example.org/x","valueCode":"y"}]},` +
+				`{"extension":[{"url":"https://example.org/said","valueString":"Sam Bloggs"}]}]}]}`,
+			`bloggs|Bloggs|"_gender"`, `"gender":"male"|"_given":[null,{"extension":[{"url":"https://example.org/x","valueCode":"y"}]},{"extension":[{"url":"` + dataAbsentReason + `","valueCode":"masked"}]}]`},
 		{"an organisation's address is public",
 			`{"resourceType":"Organization","id":"o","address":[{"line":["1 Provider Street"],"postalCode":"LS2 7EW"}]}`,
 			`"_none_"`, `1 Provider Street`},
