@@ -654,14 +654,23 @@ func untoldReference(name string, v any) bool {
 }
 
 // keptURI reports whether a URI value stays: one shaped as a code
-// system's (codeLikeURI), or a canonical naming a resource contained in
-// the one exported ("#c1", renamed already), which R4 counts as referring
-// to it (dom-3) and which names no one.
+// system's (codeLikeURI) that is no Patient's URL, or a canonical naming a
+// resource contained in the one exported ("#c1", renamed already), which
+// R4 counts as referring to it (dom-3) and which names no one. A Patient's
+// URL (https://gp.example/fhir/Patient/9434765919) is shaped as a code
+// system's, but its id is the client's choice and may be the NHS number.
 func (d *deidentifier) keptURI(v any) bool {
-	if s, ok := v.(string); ok && len(s) > 1 && s[0] == '#' && d.contained[s[1:]] != "" {
+	s, ok := v.(string)
+	if ok && len(s) > 1 && s[0] == '#' && d.contained[s[1:]] != "" {
 		return true
 	}
-	return codeLikeURI(v)
+	return codeLikeURI(v) && !namesPatient(s)
+}
+
+// namesPatient reports whether the URL s names a Patient by its id
+// (".../Patient/{id}", versioned or not).
+func namesPatient(s string) bool {
+	return patientReference(s, func(string) string { return "" }) != s
 }
 
 // codeLikeURI reports whether v is a URI shaped as those that name a code

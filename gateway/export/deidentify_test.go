@@ -340,6 +340,12 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`"name":[{"family":"Practitioner","given":["Alex","B",null],"_given":[{"id":"bloggs-1"},{"extension":[{"url":"https://example.org/x","valueCode":"y"}]},` +
 				`{"extension":[{"url":"https://example.org/said","valueString":"Sam Bloggs"}]}]}]}`,
 			`bloggs|Bloggs|"_gender"`, `"gender":"male"|"_given":[null,{"extension":[{"url":"https://example.org/x","valueCode":"y"}]},{"extension":[{"url":"` + dataAbsentReason + `","valueCode":"masked"}]}]`},
+		{"a URL naming a Patient by its id (which may be the NHS number), held as an extension's or an answer's value",
+			`{"resourceType":"QuestionnaireResponse","id":"qr","status":"completed","subject":{"reference":"Patient/p"},` +
+				`"item":[{"linkId":"1","answer":[{"valueUri":"https://gp.example/fhir/Patient/9434765919"}]}],` +
+				`"extension":[{"url":"https://example.org/record","valueUrl":"https://gp.example/fhir/Patient/9434765919/_history/2"},` +
+				`{"url":"https://example.org/form","valueCanonical":"https://example.org/fhir/Questionnaire/wellbeing"}]}`,
+			`9434765919`, `"valueCanonical":"https://example.org/fhir/Questionnaire/wellbeing"|"linkId":"1"`},
 		{"an organisation's address is public",
 			`{"resourceType":"Organization","id":"o","address":[{"line":["1 Provider Street"],"postalCode":"LS2 7EW"}]}`,
 			`"_none_"`, `1 Provider Street`},
