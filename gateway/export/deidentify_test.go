@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/signpost-health/signpost/fhir/structure"
+	"github.com/signpost-health/signpost/fhir/structure/r4examples"
+	"github.com/signpost-health/signpost/gateway"
 )
 
 func TestParsePseudonymKey(t *testing.T) {
@@ -385,5 +387,41 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 	out, _ := d.resource([]byte(`{"resourceType":"Patient","birthDate":"1961-07-14","_birthDate":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/patient-birthTime","valueDateTime":"1961-07-14T08:15:00+01:00"}]}}`), "practice-a")
 	if strings.Contains(string(out), "1961") {
 		t.Errorf("birth_date remove kept the birth time: %s", out)
+	}
+}
+
+// Every official R4 example of a type Signpost stores de-identifies to
+// valid R4: the export fails rather than write an invalid line, so a rule
+// removing what R4 requires (a contained Goal's description) would fail
+// every de-identified export that met such a resource.
+func TestDeidentifiedOfficialExamplesStayValid(t *testing.T) {
+	t.Parallel()
+	stored := map[string]bool{gateway.TypeServiceRequest: true, gateway.TypeTask: true, gateway.TypePatient: true}
+	for _, typ := range gateway.SupportingTypes() {
+		stored[typ] = true
+	}
+	examples, err := r4examples.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &deidentifier{key: []byte(strings.Repeat("s", 32))}
+	n := 0
+	for name, body := range examples {
+		var head struct{ ResourceType string }
+		if json.Unmarshal(body, &head) != nil || !stored[head.ResourceType] || !structure.Validate(body).Valid() {
+			continue
+		}
+		n++
+		out, err := d.resource(body, "practice-a")
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if v := structure.Validate(out); !v.Valid() {
+			t.Errorf("%s: not valid R4 once de-identified: %s", name, issueExpressions(v.Issues))
+		}
+	}
+	if n < 100 {
+		t.Errorf("only %d examples of the stored types", n)
 	}
 }
