@@ -72,6 +72,7 @@ const (
 	NoPatDispl Action = "no-display" // a Reference's display goes unless its target is known to be of a type that names no patient (displayMayName)
 	PatientID  Action = "patient-id" // a Patient's id, or the id in a reference to a Patient, replaced by a keyed pseudonym
 	CodeURI    Action = "code-uri"   // a URI value kept only when it is shaped as a code system's or a definition's (codeLikeURI)
+	Within     Action = "within"     // the element stays (R4 requires it), and the rules apply to what it holds
 )
 
 // DataType is an R4 data type a rule finds wherever it is held, whatever
@@ -96,7 +97,8 @@ var organisational = []string{"Organization", "HealthcareService", "Practitioner
 // Of is set, any element holding that data type) of a resource of type
 // Type ("*": of any resource, at any depth; AnyResource: at the root of any
 // resource; AnyElement: below the root of any resource; otherwise at the
-// root of that type) but of the types in Except, and what is done to it.
+// root of that type, or at any depth of it when Deep) but of the types in
+// Except, and what is done to it.
 // A rule that removes or reduces a primitive removes its extensions too
 // (JSON's "_birthDate" beside "birthDate"): they may repeat the value, as
 // patient-birthTime does.
@@ -104,6 +106,7 @@ type Rule struct {
 	Type, Element string
 	Of            DataType
 	Except        []string
+	Deep          bool
 	Action        Action
 	Why           string
 }
@@ -134,6 +137,9 @@ var Rules = []Rule{
 	{Type: "Patient", Element: "contact", Action: Remove, Why: "next of kin and other contacts, with their names and telecom"},
 	{Type: "Patient", Element: "birthDate", Action: YearOnly, Why: "date of birth reduced to the year (and _birthDate, which may hold the birth time, goes)"},
 	{Type: "Patient", Element: "deceasedDateTime", Action: YearOnly, Why: "date of death reduced to the year"},
+	{Type: "Patient", Deep: true, Element: "valueDate", Action: YearOnly, Why: "a date a Patient's extension holds: about the patient, as birthDate is (a date of birth or death a GP system keeps in its own extension), so reduced to the year as they are"},
+	{Type: "Patient", Deep: true, Element: "valueDateTime", Action: YearOnly, Why: "a date and time a Patient's extension holds (UK Core's death notification's systemEffectiveDate, days from the date of death): reduced to the year, as deceasedDateTime is"},
+	{Type: "Patient", Deep: true, Element: "valueInstant", Action: Remove, Why: "an instant a Patient's extension holds, as valueDateTime: an instant has no year-only form"},
 	{Type: "RelatedPerson", Element: "name", Action: Remove, Why: "a relative's or carer's name (a RelatedPerson is only held contained, as a Consent's performer say)"},
 	{Type: "RelatedPerson", Element: "telecom", Action: Remove, Why: "a relative's phone numbers and e-mail addresses"},
 	{Type: "RelatedPerson", Element: "photo", Action: Remove, Why: "a relative's photographs"},
@@ -167,9 +173,11 @@ var Rules = []Rule{
 	{Type: "*", Element: "patientInstruction", Action: Remove, Why: "free-text instructions to the patient"},
 	{Type: "*", Element: "onsetString", Action: Remove, Why: "free-text onset (Condition, AllergyIntolerance)"},
 	{Type: "*", Element: "abatementString", Action: Remove, Why: "free-text abatement (Condition)"},
-	{Type: "*", Element: "description", Action: Remove, Why: "free-text descriptions anywhere: Task's, CarePlan's and its activities', a Location's, an allergic reaction's"},
+	{Type: "Goal", Element: "description", Action: Within, Why: "a Goal's description (a contained one's: a care plan's goal) is a CodeableConcept R4 requires: its codes stay, its text goes (the text rule), and one of text only is masked"},
+	{Type: "*", Element: "description", Except: organisational, Action: Remove, Why: "free-text descriptions anywhere: Task's, CarePlan's and its activities', a Location's, an allergic reaction's; but an organisation's or a practitioner's (when a service or a role is not available, which R4 requires of notAvailable)"},
 	{Type: "CarePlan", Element: "title", Action: Remove, Why: "the care plan's title, free text"},
 	{Type: "*", Element: "valueAttachment", Action: Remove, Why: "a document or photograph held as an answer's or extension's value"},
+	{Type: "*", Element: "valueBase64Binary", Action: Remove, Why: "a document or any bytes held as an extension's value or a Task's input or output, as valueAttachment"},
 	{Type: "Consent", Element: "sourceAttachment", Action: Remove, Why: "a scanned or attached consent form"},
 	{Type: "*", Of: Identifier, Action: Pseudonym, Why: "an Identifier anywhere, whatever holds it (valueIdentifier, requisition, a reference's identifier): an NHS number always; every one in a Patient, in a reference to a Patient or as an extension's value"},
 	{Type: "*", Of: Annotation, Action: Remove, Why: "an Annotation anywhere (note, CarePlan.activity.progress, valueAnnotation): free text, and its author may be a relative named"},
@@ -254,10 +262,14 @@ func (d *deidentifier) resource(body []byte, owner string) ([]byte, error) {
 // every local reference to one ("#id", wherever it is held: a contained
 // resource, an extension's valueReference) the same: a client chooses
 // contained ids, and may name the resource after whom it is about (a
-// contained RelatedPerson "sam-bloggs"). A contained Patient's id becomes
-// its Patient id pseudonym (patientID), so it joins up with the references
-// to the same Patient by its id; any other's, its place among the contained
-// ("c1", "c2", …), which says nothing. A local reference to no contained
+// contained RelatedPerson "sam-bloggs"). Each becomes its place among the
+// contained ("c1", "c2", …), which says nothing; a contained Patient's too:
+// its id names it only within its container (every referral a GP system
+// sends may contain its Patient as "#pt"), so a pseudonym of it, as a kept
+// Patient's id has, would join different people with each other and with
+// that client's Patient/pt. A contained Patient joins up with the rest of
+// the export by its identifiers (pseudonymised, and required of it at
+// intake), as Signpost itself tells patients apart. A local reference to no contained
 // resource may still name someone, and goes ("#" alone, the container, is
 // kept). It returns the types of the contained resources by their new ids.
 func (d *deidentifier) renameContained(r map[string]any) map[string]string {
@@ -277,9 +289,6 @@ func (d *deidentifier) renameContained(r map[string]any) map[string]string {
 			continue
 		}
 		newID := "c" + strconv.Itoa(i+1)
-		if typ == gateway.TypePatient {
-			newID = d.patientID(id)
-		}
 		if _, dup := renamed[id]; !dup {
 			renamed[id] = newID
 		}
@@ -295,7 +304,12 @@ func (d *deidentifier) renameContained(r map[string]any) map[string]string {
 }
 
 // eachLocalReference renames every local reference ("#id") in v by rename,
-// or removes it where rename says false. "#" alone is kept.
+// or removes it where rename says false. "#" alone is kept. A canonical or
+// uri naming a contained resource ("questionnaire": "#form",
+// "instantiatesCanonical": ["#plan"]) is renamed as a reference is: R4
+// counts it as referring to that resource (dom-3), and the old id is what
+// the client spelt. Any other string is no reference, and is left to the
+// rules.
 func eachLocalReference(v any, rename func(id string) (string, bool)) {
 	switch x := v.(type) {
 	case map[string]any:
@@ -307,14 +321,29 @@ func eachLocalReference(v any, rename func(id string) (string, bool)) {
 				delete(x, "_reference")
 			}
 		}
-		for _, e := range x {
+		for name, e := range x {
+			if _, renamed := e.(string); !renamed || name != "reference" {
+				x[name] = localCanonical(e, rename)
+			}
 			eachLocalReference(e, rename)
 		}
 	case []any:
-		for _, e := range x {
+		for i, e := range x {
+			x[i] = localCanonical(e, rename)
 			eachLocalReference(e, rename)
 		}
 	}
+}
+
+// localCanonical is v renamed by rename when it is a string naming a
+// contained resource ("#id"), else v.
+func localCanonical(v any, rename func(id string) (string, bool)) any {
+	if s, ok := v.(string); ok && len(s) > 1 && s[0] == '#' {
+		if newID, ok := rename(s[1:]); ok {
+			return "#" + newID
+		}
+	}
+	return v
 }
 
 // rule returns the action for element name, holding v, of an object of a
@@ -322,7 +351,7 @@ func eachLocalReference(v any, rename func(id string) (string, bool)) {
 // itself.
 func rule(typ string, root bool, name string, v any) (Action, bool) {
 	for _, r := range Rules {
-		if slices.Contains(r.Except, typ) || !(r.Type == "*" || (!root && r.Type == AnyElement) || (root && (r.Type == typ || r.Type == AnyResource))) {
+		if slices.Contains(r.Except, typ) || !(r.Type == "*" || (!root && r.Type == AnyElement) || (root && (r.Type == typ || r.Type == AnyResource)) || (r.Deep && r.Type == typ)) {
 			continue
 		}
 		if r.Of == "" && r.Element == name || r.Of != "" && holds(r.Of, name, v) {
@@ -444,7 +473,7 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 		}
 		act, ok := rule(typ, root, base, o[base])
 		_, patientID := d.patientIDOf(base, field, o[base])
-		if ok && (act == Remove || act == YearOnly || act == CodeURI && !codeLikeURI(o[base]) || act == PatientID && (patientID || untoldReference(base, o[base])) ||
+		if ok && (act == Remove || act == YearOnly || act == CodeURI && !d.keptURI(o[base]) || act == PatientID && (patientID || untoldReference(base, o[base])) ||
 			act == NoPatDispl && d.displayMayName(o, field)) {
 			delete(o, name)
 		}
@@ -479,7 +508,7 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 				}
 				continue
 			case CodeURI:
-				if !codeLikeURI(v) {
+				if !d.keptURI(v) {
 					delete(o, name)
 					continue
 				}
@@ -503,17 +532,21 @@ func (d *deidentifier) object(o map[string]any, typ string, root bool, field str
 				// would go (one that may name the patient or someone near
 				// them: to a Patient by any spelling of its type, a
 				// RelatedPerson, a target untold), which names them as
-				// its display does, and one an extension holds, which may
-				// be anything; elsewhere NHS numbers. An Organization's
-				// ODS code is public, and kept wherever it is.
-				all := root || typ == gateway.TypePatient || (isReference(o) && d.displayMayName(o, field)) ||
-					field == "extension" || field == "modifierExtension"
+				// its display does, and any other held by no Reference (an
+				// extension's or a Task input's value, an Encounter's
+				// preAdmissionIdentifier: a local number of the patient's
+				// or their stay); in a Reference to another R4 type (an
+				// Organization, a Practitioner) only NHS numbers. An
+				// Organization's ODS code is public, and kept wherever it
+				// is.
+				all := root || typ == gateway.TypePatient || !isReference(o) || d.displayMayName(o, field)
 				o[name] = d.identifiers(v, all, !root || typ == gateway.TypeOrganization)
 				continue
 			}
 		}
 		o[name] = d.value(v, typ, name)
 	}
+	unmaskPresent(o)
 	prune(o)
 	if before > 0 && len(o) == 0 {
 		// Everything in it was removed (a CodeableConcept of text only, a
@@ -620,6 +653,26 @@ func untoldReference(name string, v any) bool {
 	return len(parts) < 2 || parts[len(parts)-1] == "" || !structure.IsResourceType(parts[len(parts)-2])
 }
 
+// keptURI reports whether a URI value stays: one shaped as a code
+// system's (codeLikeURI) that is no Patient's URL, or a canonical naming a
+// resource contained in the one exported ("#c1", renamed already), which
+// R4 counts as referring to it (dom-3) and which names no one. A Patient's
+// URL (https://gp.example/fhir/Patient/9434765919) is shaped as a code
+// system's, but its id is the client's choice and may be the NHS number.
+func (d *deidentifier) keptURI(v any) bool {
+	s, ok := v.(string)
+	if ok && len(s) > 1 && s[0] == '#' && d.contained[s[1:]] != "" {
+		return true
+	}
+	return codeLikeURI(v) && !namesPatient(s)
+}
+
+// namesPatient reports whether the URL s names a Patient by its id
+// (".../Patient/{id}", versioned or not).
+func namesPatient(s string) bool {
+	return patientReference(s, func(string) string { return "" }) != s
+}
+
 // codeLikeURI reports whether v is a URI shaped as those that name a code
 // system, a value set or a definition are: an http(s) URL with no user,
 // query or fragment (http://snomed.info/sct, a canonical with its
@@ -648,7 +701,7 @@ func codeLikeURI(v any) bool {
 // becomes when it names a Patient by its id: the resource's own id (the
 // rule's Type makes it a Patient's), or a reference to a Patient.
 // false: it names none. A contained Patient's id, and local references to
-// it, renameContained has rewritten already.
+// it, are not its Patient id: renameContained has renamed them.
 func (d *deidentifier) patientIDOf(name, field string, v any) (string, bool) {
 	s, ok := v.(string)
 	switch {
@@ -788,6 +841,51 @@ func outwardCode(pc string) string {
 		return ""
 	}
 	return pc[:len(pc)-3]
+}
+
+// unmaskPresent takes the masked marker off a primitive whose value is
+// there: a primitive's id and extensions ("_status", "_given") emptied by
+// the rules (an element id removed) are marked masked as any emptied
+// element is, but beside a value the marker would say the value is
+// missing, which it is not. Such a marker goes (in a list, it becomes the
+// null that keeps the list aligned with the values); one beside no value
+// stays, as the only thing left of the element.
+func unmaskPresent(o map[string]any) {
+	for name, v := range o {
+		base, ok := strings.CutPrefix(name, "_")
+		if !ok || o[base] == nil {
+			continue
+		}
+		switch x := v.(type) {
+		case map[string]any:
+			if maskedOnly(x) {
+				delete(o, name)
+			}
+		case []any:
+			values, _ := o[base].([]any)
+			left := false
+			for i, e := range x {
+				if m, ok := e.(map[string]any); ok && maskedOnly(m) && i < len(values) && values[i] != nil {
+					x[i] = nil
+				}
+				left = left || x[i] != nil
+			}
+			if !left {
+				delete(o, name)
+			}
+		}
+	}
+}
+
+// maskedOnly reports whether m holds nothing but the masked marker object
+// puts in an element the rules emptied.
+func maskedOnly(m map[string]any) bool {
+	ext, _ := m["extension"].([]any)
+	if len(m) != 1 || len(ext) != 1 {
+		return false
+	}
+	e, _ := ext[0].(map[string]any)
+	return len(e) == 2 && e["url"] == dataAbsentReason && e["valueCode"] == "masked"
 }
 
 // prune removes what removal left empty, so the resource stays valid R4:

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/signpost-health/signpost/fhir/structure"
+	"github.com/signpost-health/signpost/fhir/structure/r4examples"
+	"github.com/signpost-health/signpost/gateway"
 )
 
 func TestParsePseudonymKey(t *testing.T) {
@@ -155,7 +157,11 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 		{"a contained Patient under its NHS number, and its local reference",
 			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","contained":[{"resourceType":"Patient","id":"9434765919"}],` +
 				`"subject":{"reference":"#9434765919"}}`,
-			`9434765919`, `"reference":"#` + (&deidentifier{key: d.key, owner: "practice-a"}).patientID("9434765919") + `"`},
+			`9434765919`, `"reference":"#c1"|"id":"c1"`},
+		{"a contained Patient's id names it only in its container: it is not the client's Patient of that id, and joins up by its identifier",
+			`{"resourceType":"ServiceRequest","id":"sr","status":"active","intent":"order","contained":[{"resourceType":"Patient","id":"pt",` +
+				`"identifier":[{"system":"` + NHSNumberSystem + `","value":"9434765919"}]}],"subject":{"reference":"#pt"}}`,
+			`9434765919|` + (&deidentifier{key: d.key, owner: "practice-a"}).patientID("pt"), `"reference":"#c1"|"value":"` + d.pseudonym(NHSNumberSystem, "9434765919") + `"`},
 		{"a patient's Location: postcode's outward code; no position, names, description or telecom",
 			`{"resourceType":"Location","id":"loc","status":"active","name":"Flat 3, Jo Bloggs","alias":["Jo's flat"],"description":"Ring twice, Jo Bloggs",` +
 				`"telecom":[{"system":"phone","value":"0113 496 0000"}],"address":{"line":["20 The Headrow"],"city":"Leeds","postalCode":"LS1 6PT"},` +
@@ -297,6 +303,51 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 				`"extension":[{"id":"carer-sam-bloggs","url":"https://example.org/carer","valueCode":"x"}],"_status":{"id":"bloggs-status"},` +
 				`"code":{"id":"bloggs-code","coding":[{"id":"bloggs-coding","system":"http://snomed.info/sct","code":"1"}]}}`,
 			`bloggs`, `"id":"sr"|"id":"c1"|"valueCode":"x"|"code":"ADMIN"|"code":"1"`},
+		{"descriptions R4 requires: a contained Goal's (a concept: its codes stay, its text goes) and a service's or a role's when it is not available (an organisation's, kept)",
+			`{"resourceType":"CarePlan","id":"cp","status":"active","intent":"plan","subject":{"reference":"Patient/p"},` +
+				`"contained":[{"resourceType":"Goal","id":"walk","lifecycleStatus":"active","subject":{"reference":"Patient/p"},` +
+				`"description":{"coding":[{"system":"http://snomed.info/sct","code":"229065009"}],"text":"Jo Bloggs to walk to Sam Bloggs's"}},` +
+				`{"resourceType":"Goal","id":"talk","lifecycleStatus":"active","subject":{"reference":"Patient/p"},"description":{"text":"Talk to Sam Bloggs"}},` +
+				`{"resourceType":"HealthcareService","id":"hs","notAvailable":[{"description":"Closed over Christmas"}]},` +
+				`{"resourceType":"PractitionerRole","id":"pr","notAvailable":[{"description":"On leave in August"}]}],` +
+				`"goal":[{"reference":"#walk"},{"reference":"#talk"}],"activity":[{"reference":{"reference":"#hs"}},{"reference":{"reference":"#pr"}}]}`,
+			`Bloggs|walk"|talk"`, `"description":{"coding":[{"code":"229065009"|"description":{"extension":[{"url":"` + dataAbsentReason + `","valueCode":"masked"}]}|"description":"Closed over Christmas"|"description":"On leave in August"`},
+		{"a contained resource named by a canonical (a response's form, a referral's definition, an extension's), renamed with its references",
+			`{"resourceType":"QuestionnaireResponse","id":"qr","status":"completed","subject":{"reference":"Patient/p"},"questionnaire":"#jo-bloggs-form",` +
+				`"contained":[{"resourceType":"Questionnaire","id":"jo-bloggs-form","status":"active","item":[{"linkId":"1","type":"integer"}]},` +
+				`{"resourceType":"ActivityDefinition","id":"bloggs-walk","status":"active"}],` +
+				`"extension":[{"url":"https://example.org/plan","valueCanonical":"#bloggs-walk"}],"item":[{"linkId":"1","answer":[{"valueInteger":4}]}]}`,
+			`bloggs`, `"questionnaire":"#c1"|"valueCanonical":"#c2"|"valueInteger":4`},
+		{"bytes held as an extension's value or a Task's input or output",
+			`{"resourceType":"Task","id":"t","status":"requested","intent":"order","for":{"reference":"Patient/p"},` +
+				`"input":[{"type":{"coding":[{"system":"https://example.org/in","code":"letter"}]},"valueBase64Binary":"Sm8gQmxvZ2dzIDk0MzQ3NjU5MTk="}],` +
+				`"extension":[{"url":"https://example.org/scan","valueBase64Binary":"Sm8gQmxvZ2dz"}]}`,
+			`Sm8gQmxvZ2dz|valueBase64Binary|"input"`, `"for"`},
+		{"dates a Patient's extensions hold (UK Core's death notification, a GP system's own), as its birth and death dates: the year",
+			`{"resourceType":"Patient","id":"p","deceasedDateTime":"2021-03-02",` +
+				`"extension":[{"url":"https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-DeathNotificationStatus","extension":[` +
+				`{"url":"deathNotificationStatus","valueCodeableConcept":{"coding":[{"system":"https://fhir.hl7.org.uk/CodeSystem/UKCore-DeathNotificationStatus","code":"2"}]}},` +
+				`{"url":"systemEffectiveDate","valueDateTime":"2021-03-04T10:00:00+00:00"}]},` +
+				`{"url":"https://example-gp.nhs.uk/dob-as-registered","valueDate":"1961-07-14"},{"url":"https://example-gp.nhs.uk/seen","valueInstant":"2021-03-01T09:00:00Z"}]}`,
+			`03-04|03-02|07-14|03-01|valueInstant`, `"valueDateTime":"2021"|"valueDate":"1961"|"deceasedDateTime":"2021"|"code":"2"`},
+		{"a local identifier held by no reference: a Task input's or output's value, an Encounter's pre-admission number",
+			`{"resourceType":"Task","id":"t","status":"requested","intent":"order","for":{"reference":"Patient/p"},` +
+				`"input":[{"type":{"coding":[{"system":"https://example.org/in","code":"carer"}]},"valueIdentifier":{"system":"https://gp.example/carers","value":"CARER-SAM-BLOGGS"}}],` +
+				`"output":[{"type":{"coding":[{"system":"https://example.org/out","code":"case"}]},"valueIdentifier":{"system":"https://provider.example/case","value":"CASE-JO-BLOGGS-61"}}],` +
+				`"contained":[{"resourceType":"Encounter","id":"e","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"IMP"},` +
+				`"hospitalization":{"preAdmissionIdentifier":{"system":"https://hospital.example/pre-admission","value":"PRE-BLOGGS-0314"}}}],"encounter":{"reference":"#e"}}`,
+			`BLOGGS`, `"code":"carer"|"code":"case"|"reference":"#c1"|` + PseudonymSystem},
+		{"a primitive's id removed beside its value: nothing says the value is masked (a list's entry becomes null, keeping it aligned); beside no value, masked",
+			`{"resourceType":"Practitioner","id":"dr","gender":"male","_gender":{"id":"bloggs-gender"},` +
+				`"name":[{"family":"Practitioner","given":["Alex","B",null],"_given":[{"id":"bloggs-1"},{"extension":[{"url":"https://example.org/x","valueCode":"y"}]},` +
+				`{"extension":[{"url":"https://example.org/said","valueString":"Sam Bloggs"}]}]}]}`,
+			`bloggs|Bloggs|"_gender"`, `"gender":"male"|"_given":[null,{"extension":[{"url":"https://example.org/x","valueCode":"y"}]},{"extension":[{"url":"` + dataAbsentReason + `","valueCode":"masked"}]}]`},
+		{"a URL naming a Patient by its id (which may be the NHS number), held as an extension's or an answer's value",
+			`{"resourceType":"QuestionnaireResponse","id":"qr","status":"completed","subject":{"reference":"Patient/p"},` +
+				`"item":[{"linkId":"1","answer":[{"valueUri":"https://gp.example/fhir/Patient/9434765919"}]}],` +
+				`"extension":[{"url":"https://example.org/record","valueUrl":"https://gp.example/fhir/Patient/9434765919/_history/2"},` +
+				`{"url":"https://example.org/form","valueCanonical":"https://example.org/fhir/Questionnaire/wellbeing"}]}`,
+			`9434765919`, `"valueCanonical":"https://example.org/fhir/Questionnaire/wellbeing"|"linkId":"1"`},
 		{"an organisation's address is public",
 			`{"resourceType":"Organization","id":"o","address":[{"line":["1 Provider Street"],"postalCode":"LS2 7EW"}]}`,
 			`"_none_"`, `1 Provider Street`},
@@ -336,5 +387,41 @@ func TestDeidentifyFindsDataWhereverHeld(t *testing.T) {
 	out, _ := d.resource([]byte(`{"resourceType":"Patient","birthDate":"1961-07-14","_birthDate":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/patient-birthTime","valueDateTime":"1961-07-14T08:15:00+01:00"}]}}`), "practice-a")
 	if strings.Contains(string(out), "1961") {
 		t.Errorf("birth_date remove kept the birth time: %s", out)
+	}
+}
+
+// Every official R4 example of a type Signpost stores de-identifies to
+// valid R4: the export fails rather than write an invalid line, so a rule
+// removing what R4 requires (a contained Goal's description) would fail
+// every de-identified export that met such a resource.
+func TestDeidentifiedOfficialExamplesStayValid(t *testing.T) {
+	t.Parallel()
+	stored := map[string]bool{gateway.TypeServiceRequest: true, gateway.TypeTask: true, gateway.TypePatient: true}
+	for _, typ := range gateway.SupportingTypes() {
+		stored[typ] = true
+	}
+	examples, err := r4examples.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &deidentifier{key: []byte(strings.Repeat("s", 32))}
+	n := 0
+	for name, body := range examples {
+		var head struct{ ResourceType string }
+		if json.Unmarshal(body, &head) != nil || !stored[head.ResourceType] || !structure.Validate(body).Valid() {
+			continue
+		}
+		n++
+		out, err := d.resource(body, "practice-a")
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if v := structure.Validate(out); !v.Valid() {
+			t.Errorf("%s: not valid R4 once de-identified: %s", name, issueExpressions(v.Issues))
+		}
+	}
+	if n < 100 {
+		t.Errorf("only %d examples of the stored types", n)
 	}
 }
