@@ -27,12 +27,7 @@ const collatingLocale = "en_US.UTF-8"
 // checked to collate so before it is returned.
 func StartCollating(t testing.TB) *Server {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("redis-server is not installed: %v", err)
-		}
-		t.Skip("redis-server is not installed (apt-get install redis-server)")
-	}
+	needRedisServer(t)
 	s := &Server{t: t, dir: t.TempDir(), env: collatingEnv(t)}
 	s.startOnFreePorts(func() { s.Addr = "127.0.0.1:" + strconv.Itoa(freePort(t)) })
 	t.Cleanup(func() { s.Kill() })

@@ -43,10 +43,10 @@ type Server struct {
 	env []string
 }
 
-// Start runs a redis-server for the test and stops it at cleanup. The test
-// is skipped with a clear message when redis-server is not installed and
-// CI is not set; under CI it fails, since CI must install it.
-func Start(t testing.TB) *Server {
+// needRedisServer skips the test with a clear message when redis-server
+// is not installed and CI is not set; under CI it fails, since CI must
+// install it.
+func needRedisServer(t testing.TB) {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		if os.Getenv("CI") != "" {
@@ -54,6 +54,14 @@ func Start(t testing.TB) *Server {
 		}
 		t.Skip("redis-server is not installed (apt-get install redis-server)")
 	}
+}
+
+// Start runs a redis-server for the test and stops it at cleanup. The test
+// is skipped with a clear message when redis-server is not installed and
+// CI is not set; under CI it fails, since CI must install it.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	needRedisServer(t)
 	s := &Server{t: t, dir: t.TempDir()}
 	s.startOnFreePorts(func() { s.Addr = "127.0.0.1:" + strconv.Itoa(freePort(t)) })
 	t.Cleanup(func() { s.Kill() })
@@ -65,12 +73,7 @@ func Start(t testing.TB) *Server {
 // PEM file is CAFile). URL is then a rediss:// URL.
 func StartTLS(t testing.TB) *Server {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("redis-server is not installed: %v", err)
-		}
-		t.Skip("redis-server is not installed (apt-get install redis-server)")
-	}
+	needRedisServer(t)
 	s := &Server{t: t, dir: t.TempDir(), ca: newTestCA(t)}
 	s.startOnFreePorts(func() { s.Addr = "127.0.0.1:" + strconv.Itoa(freePort(t)) })
 	t.Cleanup(func() { s.Kill() })
