@@ -326,6 +326,7 @@ func (s *Core) TaskVersion(cur *Resource, view *TaskView, members map[string]any
 // write expects the current version and carries the index terms of the
 // next.
 func (s *Core) nextTaskWrite(cur *Resource, members map[string]any, now time.Time) Write {
+	now = NextVersionTime(now, cur.LastUpdated)
 	members["lastModified"] = Instant(now)
 	obj, err := fhir.ParseResource(cur.Body, fhir.ParseOptions{})
 	if err != nil {

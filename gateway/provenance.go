@@ -104,8 +104,9 @@ func (s *Core) HideProvenances(ctx context.Context, task *Resource, ownerRef str
 		if err != nil {
 			return nil, false, err
 		}
-		next := &Resource{Type: TypeProvenance, ID: p.ID, Version: p.Version + 1, LastUpdated: now, Owner: p.Owner,
-			Body: obj.WithServerFields(p.ID, strconv.Itoa(p.Version+1), Instant(now))}
+		stamp := NextVersionTime(now, p.LastUpdated)
+		next := &Resource{Type: TypeProvenance, ID: p.ID, Version: p.Version + 1, LastUpdated: stamp, Owner: p.Owner,
+			Body: obj.WithServerFields(p.ID, strconv.Itoa(p.Version+1), Instant(stamp))}
 		writes = append(writes, Write{Resource: next, Expect: p.Version, Terms: []string{TargetTerm(task.Ref()), ClientTerm(p.Owner)}})
 	}
 	return writes, total > len(ids), nil

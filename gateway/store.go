@@ -305,11 +305,15 @@ type CommitResult struct {
 	// ReadChanged is set when a resource of Commit.Unchanged is no longer
 	// at the version read (or no longer held).
 	ReadChanged bool
+	// StampedBehind is set when a write is stamped before the version it
+	// replaces (written after the stamp was taken): the caller reads again
+	// and stamps anew (NextVersionTime), as for any change made meanwhile.
+	StampedBehind bool
 }
 
 // OK reports whether the commit was applied.
 func (r *CommitResult) OK() bool {
-	return r.Held == nil && r.Matched == nil && r.Stale == nil && !r.Lost && !r.SystemsChanged && !r.OverLimit && !r.ReadChanged
+	return r.Held == nil && r.Matched == nil && r.Stale == nil && !r.Lost && !r.SystemsChanged && !r.OverLimit && !r.ReadChanged && !r.StampedBehind
 }
 
 // UniqueHit names the unique key already held and its holder.

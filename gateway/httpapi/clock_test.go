@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -47,4 +48,35 @@ func TestWriteFromAServerWhoseClockIsBehindIsRefused(t *testing.T) {
 	// Its clock set right, the same request is taken.
 	behind.Store(0)
 	e.put("/Patient/gp-pat-clock", []byte(changed)).must(t, http.StatusOK)
+}
+
+// A version's time never goes back, whatever the clock of the server that
+// writes it: the export finds the version current at its snapshot by
+// binary search over them. Version 1 stamped by a server whose clock is
+// ahead (taken: within what clocks differ by), version 2 by one whose
+// clock is right is stamped at version 1's time, not before it; and is
+// taken, rather than refused again at every attempt.
+func TestAnUpdateIsNeverStampedBeforeTheVersionItReplaces(t *testing.T) {
+	t.Parallel()
+	var ahead atomic.Int64 // how far ahead of Redis's clock this server is, ns
+	e := setup(t, withNow(func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }))
+	patient := `{"resourceType":"Patient","id":"gp-pat-stamp","name":[{"family":"Testpatient"}]}`
+	ahead.Store(int64(2 * time.Second))
+	first := e.put("/Patient/gp-pat-stamp", []byte(patient)).must(t, http.StatusCreated)
+
+	ahead.Store(0)
+	changed := strings.Replace(patient, "Testpatient", "Stamppatient", 1)
+	second := e.put("/Patient/gp-pat-stamp", []byte(changed)).must(t, http.StatusOK)
+	var v1, v2 struct {
+		Meta struct{ LastUpdated time.Time } `json:"meta"`
+	}
+	if err := json.Unmarshal(first.body, &v1); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(second.body, &v2); err != nil {
+		t.Fatal(err)
+	}
+	if v2.Meta.LastUpdated.Before(v1.Meta.LastUpdated) {
+		t.Errorf("version 2 stamped %s, before version 1's %s", v2.Meta.LastUpdated, v1.Meta.LastUpdated)
+	}
 }

@@ -810,12 +810,22 @@ func (pl *plan) addWrite(r *Request, body []byte, version, expect int, fromIfMat
 		owner = r.current.Owner
 	}
 	terms = append(terms, gateway.ClientTerm(owner))
-	res := &gateway.Resource{Type: r.Type, ID: r.id, Version: version, LastUpdated: pl.now, Body: body, Owner: owner}
+	res := &gateway.Resource{Type: r.Type, ID: r.id, Version: version, LastUpdated: pl.stampOf(r), Body: body, Owner: owner}
 	pl.commit.Writes = append(pl.commit.Writes, gateway.Write{Resource: res, Expect: expect, Terms: terms})
 	if fromIfMatch {
 		pl.ifMatch[len(pl.commit.Writes)-1] = true
 	}
 	return &gateway.Outcome{Resource: res, Created: version == 1, Warnings: warnings}
+}
+
+// stampOf is the time r's write is stamped with: the plan's, or for a new
+// version of a resource held, the replaced version's when that is later
+// (gateway.NextVersionTime). Its body and addWrite both take it from here.
+func (pl *plan) stampOf(r *Request) time.Time {
+	if r.current == nil {
+		return pl.now
+	}
+	return gateway.NextVersionTime(pl.now, r.current.LastUpdated)
 }
 
 // taskStep gives the Task version addWrite just added what it says of

@@ -663,8 +663,9 @@ func (s *Service) indexUnderProvider(ctx context.Context, pl *plan, sr *gateway.
 	if err != nil {
 		return err
 	}
-	next := &gateway.Resource{Type: gateway.TypeServiceRequest, ID: sr.ID, Version: sr.Version + 1, LastUpdated: pl.now, Owner: sr.Owner,
-		Body: obj.WithServerFields(sr.ID, strconv.Itoa(sr.Version+1), gateway.Instant(pl.now))}
+	stamp := gateway.NextVersionTime(pl.now, sr.LastUpdated)
+	next := &gateway.Resource{Type: gateway.TypeServiceRequest, ID: sr.ID, Version: sr.Version + 1, LastUpdated: stamp, Owner: sr.Owner,
+		Body: obj.WithServerFields(sr.ID, strconv.Itoa(sr.Version+1), gateway.Instant(stamp))}
 	terms := append(gateway.ServiceRequestTerms(sr.ID, view, s.Base), gateway.ClientTerm(sr.Owner))
 	if on {
 		terms = append(terms, term)
@@ -850,7 +851,7 @@ func (s *Service) planRestConsent(ctx context.Context, pl *plan, r *Request) (*g
 	if referral == "" {
 		terms = gateway.ConsentTerms(status, patient, s.Base)
 	}
-	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.now))
+	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.stampOf(r)))
 	return pl.addWrite(r, body, version, expect, fromIfMatch, terms, p.Warnings), nil
 }
 

@@ -506,7 +506,7 @@ func (s *Service) planSupporting(ctx context.Context, pl *plan, r *Request) (*ga
 			return nil, err
 		}
 	}
-	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.now))
+	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.stampOf(r)))
 	out := pl.addWrite(r, body, version, expect, false, terms, p.Warnings)
 	if version == 1 {
 		pl.commit.Unique = append(pl.commit.Unique, gateway.UniqueKey{Key: gateway.SupportingKey(out.Resource.Ref()), Value: referral})

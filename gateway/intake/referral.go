@@ -48,7 +48,7 @@ func (s *Service) planPatient(ctx context.Context, pl *plan, r *Request) (*gatew
 			}
 		}
 	}
-	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.now))
+	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.stampOf(r)))
 	return pl.addWrite(r, body, version, expect, fromIfMatch, gateway.PatientTerms(r.id, &pat), p.Warnings), nil
 }
 
@@ -221,7 +221,7 @@ func (s *Service) planServiceRequest(ctx context.Context, pl *plan, r *Request) 
 		}
 		pending.routed = rt
 	}
-	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.now))
+	body := r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.stampOf(r)))
 	out := pl.addWrite(r, body, version, expect, fromIfMatch, append(gateway.ServiceRequestTerms(r.id, sr, s.Base), keep...), p.Warnings)
 	if r.Method == "POST" {
 		for _, id := range conform.UsableIdentifiers(sr.Identifier) {
@@ -654,7 +654,7 @@ func (s *Service) planTaskUpdate(ctx context.Context, pl *plan, r *Request, task
 	if err := p.Err(gateway.KindUnprocessable); err != nil {
 		return nil, err
 	}
-	body, step := conform.KeepTaskFieldsTrue(r.obj.WithServerFields(r.id, strconv.Itoa(cur.Version+1), gateway.Instant(pl.now)), from, status, changed, pl.now, gateway.TaskStepOf(task))
+	body, step := conform.KeepTaskFieldsTrue(r.obj.WithServerFields(r.id, strconv.Itoa(cur.Version+1), gateway.Instant(pl.stampOf(r))), from, status, changed, pl.stampOf(r), gateway.TaskStepOf(task))
 	body = conform.KeepMeasureOutputs(cur.Body, body)
 	// A referral withheld from its provider stays so whatever the update
 	// says (the tag is Signpost's); one the referrer cancels because the

@@ -72,7 +72,7 @@ func (s *Service) planSubscription(ctx context.Context, pl *plan, r *Request) (*
 			return nil, err
 		}
 	}
-	body := fhir.AppendMembers(fhir.WithoutMember(fhir.WithoutMember(r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.now)), "status"), "error"),
+	body := fhir.AppendMembers(fhir.WithoutMember(fhir.WithoutMember(r.obj.WithServerFields(r.id, strconv.Itoa(version), gateway.Instant(pl.stampOf(r))), "status"), "error"),
 		map[string]any{"status": status})
 	out := pl.addWrite(r, body, version, expect, r.pinsVersion(), []string{gateway.StatusTerm(status)}, nil)
 	if status == "requested" {

@@ -461,8 +461,12 @@ func (s *Service) plan(ctx context.Context, caller gateway.Caller, obj *fhir.Obj
 		// the client named it in: Signpost's to set.
 		extra["author"] = prov.Reference()
 	}
-	respBody := fhir.ReplaceMembers(obj.WithServerFields(id, strconv.Itoa(version), gateway.Instant(now)), extra)
-	resp := &gateway.Resource{Type: qr, ID: id, Version: version, LastUpdated: now, Body: respBody, Owner: task.Owner}
+	stamp := now
+	if cur != nil {
+		stamp = gateway.NextVersionTime(now, cur.LastUpdated)
+	}
+	respBody := fhir.ReplaceMembers(obj.WithServerFields(id, strconv.Itoa(version), gateway.Instant(stamp)), extra)
+	resp := &gateway.Resource{Type: qr, ID: id, Version: version, LastUpdated: stamp, Body: respBody, Owner: task.Owner}
 	terms := []string{gateway.ReferralTerm(srRef), gateway.ClientTerm(task.Owner)}
 	c := &gateway.Commit{Writes: []gateway.Write{{Resource: resp, Expect: expect, Terms: terms}}}
 	if cur == nil {
@@ -476,17 +480,17 @@ func (s *Service) plan(ctx context.Context, caller gateway.Caller, obj *fhir.Obj
 	var outputs []any
 	for _, sc := range scores {
 		obsID := s.PlaceOf(id) + gateway.DerivedID("measure-score", id, sc.score.ID) // beside its response
-		obsVersion, obsExpect := 1, 0
+		obsVersion, obsExpect, obsStamp := 1, 0, now
 		if cur != nil {
 			old, err := s.Store.Read(ctx, gateway.TypeObservation, obsID)
 			if err == nil {
-				obsVersion, obsExpect = old.Version+1, old.Version
+				obsVersion, obsExpect, obsStamp = old.Version+1, old.Version, gateway.NextVersionTime(now, old.LastUpdated)
 			} else if !errors.Is(err, gateway.ErrNotFound) {
 				return nil, nil, err
 			}
 		}
-		obs := &gateway.Resource{Type: gateway.TypeObservation, ID: obsID, Version: obsVersion, LastUpdated: now, Owner: task.Owner,
-			Body: Observation(ObservationFacts{ID: obsID, Version: obsVersion, At: now, Point: point, Score: sc.score, Value: sc.value,
+		obs := &gateway.Resource{Type: gateway.TypeObservation, ID: obsID, Version: obsVersion, LastUpdated: obsStamp, Owner: task.Owner,
+			Body: Observation(ObservationFacts{ID: obsID, Version: obsVersion, At: obsStamp, Point: point, Score: sc.score, Value: sc.value,
 				Subject: forRaw, TaskRef: task.Ref(), ServiceRequestRef: srRef, ResponseRef: resp.Ref(), Effective: effective, Performer: prov})}
 		c.Writes = append(c.Writes, gateway.Write{Resource: obs, Expect: obsExpect, Terms: terms})
 		if obsExpect == 0 {

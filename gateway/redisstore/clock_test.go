@@ -131,3 +131,34 @@ func TestCommitTakesStampsWithinTheLagOrAhead(t *testing.T) {
 		})
 	}
 }
+
+// A resource's version times never go back (the export's keyset paging
+// finds the version current at its snapshot by binary search over them):
+// an update stamped before the version it replaces is refused, as a change
+// to read again (StampedBehind), with nothing written; one stamped at the
+// same millisecond is taken.
+func TestCommitRefusesAnUpdateStampedBeforeTheVersionItReplaces(t *testing.T) {
+	t.Parallel()
+	for _, spread := range []bool{false, true} {
+		t.Run("spread="+strconv.FormatBool(spread), func(t *testing.T) {
+			t.Parallel()
+			s, r := clockStore(t, spread)
+			ctx := context.Background()
+			now := time.Now().Truncate(time.Millisecond)
+			if res, err := s.Commit(ctx, stamped("sr1", 1, 0, now)); err != nil || !res.OK() {
+				t.Fatal(res, err)
+			}
+			before := everything(t, r)
+			for _, expect := range []int{1, -1} { // expecting version 1, or any
+				res, err := s.Commit(ctx, stamped("sr1", 2, expect, now.Add(-time.Millisecond)))
+				if err != nil || !res.StampedBehind || res.OK() {
+					t.Fatalf("expect %d: an update stamped 1ms before the version it replaces: %+v %v", expect, res, err)
+				}
+				sameKeys(t, "update stamped behind", before, everything(t, r))
+			}
+			if res, err := s.Commit(ctx, stamped("sr1", 2, 1, now)); err != nil || !res.OK() {
+				t.Fatalf("an update stamped at the same millisecond: %+v %v", res, err)
+			}
+		})
+	}
+}

@@ -496,6 +496,8 @@ func (s *Store) commit(ctx context.Context, c *gateway.Commit, token string, pre
 		res.OverLimit = true
 	case "read":
 		res.ReadChanged = true
+	case "behind":
+		res.StampedBehind = true
 	case "changed":
 		return nil, errChanged
 	case "clock":

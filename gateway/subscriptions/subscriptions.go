@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/signpost-health/signpost/fhir"
 	"github.com/signpost-health/signpost/gateway"
@@ -261,7 +260,7 @@ func (s *Service) SetSubscriptionStatus(ctx context.Context, id, status, reason 
 			m["error"] = reason
 		}
 		delete(m, "meta")
-		now := s.Now().UTC().Truncate(time.Millisecond)
+		now := gateway.NextVersionTime(s.Now(), cur.LastUpdated)
 		body, _ := json.Marshal(m)
 		obj, err := fhir.ParseResource(body, fhir.ParseOptions{})
 		if err != nil {

@@ -92,6 +92,8 @@
 --   {'systems'}                    the registry's generation is not the guard
 --   {'changed'}                    a resource's index entries are not those
 --                                  passed: nothing written; read them again
+--   {'behind', i}                  write i (0-based) is stamped before the
+--                                  version it replaces: read and stamp again
 --   {'clock', i, now}              write i (0-based) is stamped more than lag
 --                                  before now, Redis's clock in ms: the clock
 --                                  of the process that stamped it is behind
@@ -217,6 +219,13 @@ for i, w in ipairs(writes) do
     return {'changed'}
   end
   if tonumber(w[6]) < earliest then return {'clock', i - 1, now} end
+  -- A version's time never goes back: keyset paging finds the version
+  -- current at its snapshot by binary search over them. One stamped
+  -- before the version it replaces (its request started before that one
+  -- was written) is refused; the gateway reads it again and stamps anew.
+  if cur ~= 0 and tonumber(w[6]) < tonumber(redis.call('HGET', w[1], 't' .. cur) or '0') then
+    return {'behind', i - 1}
+  end
 end
 -- What the change was decided on is still what it read: a Consent
 -- withdrawn since a referral's plan read it stops the referral's delivery
