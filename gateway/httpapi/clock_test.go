@@ -17,17 +17,19 @@ import (
 // would pass them over. The store refuses them; the client is answered 503
 // with a short Retry-After (another server may take the request) and an
 // OperationOutcome saying why, without the request's data; the log tells
-// operators what to check.
+// operators what to check. An update of a version written moments ago is
+// stamped no earlier than that version (gateway.NextVersionTime), so it
+// lands within the lag of its stamp and is taken.
 func TestWriteFromAServerWhoseClockIsBehindIsRefused(t *testing.T) {
 	t.Parallel()
 	var behind atomic.Int64 // how far behind Redis's clock this server is, ns
 	e := setup(t, withNow(func() time.Time { return time.Now().Add(-time.Duration(behind.Load())) }))
 	patient := `{"resourceType":"Patient","id":"gp-pat-clock","name":[{"family":"Testpatient"}]}`
-	e.put("/Patient/gp-pat-clock", []byte(patient)).must(t, http.StatusCreated)
+	first := e.put("/Patient/gp-pat-clock", []byte(patient)).must(t, http.StatusCreated)
 
 	behind.Store(int64(gateway.FollowLag + time.Minute))
-	changed := strings.Replace(patient, "Testpatient", "Clockpatient", 1)
-	res := e.put("/Patient/gp-pat-clock", []byte(changed)).must(t, http.StatusServiceUnavailable)
+	other := `{"resourceType":"Patient","id":"gp-pat-clock-2","name":[{"family":"Clockpatient"}]}`
+	res := e.put("/Patient/gp-pat-clock-2", []byte(other)).must(t, http.StatusServiceUnavailable)
 	if got := res.header.Get("Retry-After"); got != "1" {
 		t.Errorf("Retry-After = %q, want 1", got)
 	}
@@ -35,19 +37,34 @@ func TestWriteFromAServerWhoseClockIsBehindIsRefused(t *testing.T) {
 	if !strings.Contains(body, `"OperationOutcome"`) || !strings.Contains(body, `"transient"`) || !strings.Contains(body, "clock is behind") {
 		t.Errorf("outcome does not say the server's clock is behind: %s", body)
 	}
-	if strings.Contains(body, "gp-pat-clock") || strings.Contains(body, "Clockpatient") {
+	if strings.Contains(body, "gp-pat-clock-2") || strings.Contains(body, "Clockpatient") {
 		t.Errorf("outcome repeats the request: %s", body)
 	}
 	if logs := e.logs.String(); !strings.Contains(logs, "NTP") || strings.Contains(logs, "Clockpatient") {
 		t.Errorf("the log does not tell operators to check the clock, or holds the request: %s", logs)
 	}
-	if v := e.get("/Patient/gp-pat-clock").header.Get("ETag"); v != `W/"1"` {
-		t.Errorf("ETag = %s after the refusal, want version 1 still", v)
+	e.get("/Patient/gp-pat-clock-2").must(t, http.StatusNotFound)
+
+	// The same server updating the Patient written moments ago stamps the
+	// new version at the old one's time, not a minute before it.
+	changed := strings.Replace(patient, "Testpatient", "Renamedpatient", 1)
+	second := e.put("/Patient/gp-pat-clock", []byte(changed)).must(t, http.StatusOK)
+	var v1, v2 struct {
+		Meta struct{ LastUpdated time.Time } `json:"meta"`
+	}
+	if err := json.Unmarshal(first.body, &v1); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(second.body, &v2); err != nil {
+		t.Fatal(err)
+	}
+	if !v2.Meta.LastUpdated.Equal(v1.Meta.LastUpdated) {
+		t.Errorf("version 2 from the server behind stamped %s, want version 1's %s", v2.Meta.LastUpdated, v1.Meta.LastUpdated)
 	}
 
-	// Its clock set right, the same request is taken.
+	// Its clock set right, the refused request is taken.
 	behind.Store(0)
-	e.put("/Patient/gp-pat-clock", []byte(changed)).must(t, http.StatusOK)
+	e.put("/Patient/gp-pat-clock-2", []byte(other)).must(t, http.StatusCreated)
 }
 
 // A version's time never goes back, whatever the clock of the server that
