@@ -49,17 +49,9 @@ func TestWriteFromAServerWhoseClockIsBehindIsRefused(t *testing.T) {
 	// new version at the old one's time, not a minute before it.
 	changed := strings.Replace(patient, "Testpatient", "Renamedpatient", 1)
 	second := e.put("/Patient/gp-pat-clock", []byte(changed)).must(t, http.StatusOK)
-	var v1, v2 struct {
-		Meta struct{ LastUpdated time.Time } `json:"meta"`
-	}
-	if err := json.Unmarshal(first.body, &v1); err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(second.body, &v2); err != nil {
-		t.Fatal(err)
-	}
-	if !v2.Meta.LastUpdated.Equal(v1.Meta.LastUpdated) {
-		t.Errorf("version 2 from the server behind stamped %s, want version 1's %s", v2.Meta.LastUpdated, v1.Meta.LastUpdated)
+	v1, v2 := stampOf(t, first.body), stampOf(t, second.body)
+	if !v2.Equal(v1) {
+		t.Errorf("version 2 from the server behind stamped %s, want version 1's %s", v2, v1)
 	}
 
 	// Its clock set right, the refused request is taken.
@@ -84,16 +76,20 @@ func TestAnUpdateIsNeverStampedBeforeTheVersionItReplaces(t *testing.T) {
 	ahead.Store(0)
 	changed := strings.Replace(patient, "Testpatient", "Stamppatient", 1)
 	second := e.put("/Patient/gp-pat-stamp", []byte(changed)).must(t, http.StatusOK)
-	var v1, v2 struct {
+	v1, v2 := stampOf(t, first.body), stampOf(t, second.body)
+	if v2.Before(v1) {
+		t.Errorf("version 2 stamped %s, before version 1's %s", v2, v1)
+	}
+}
+
+// stampOf is a resource's meta.lastUpdated.
+func stampOf(t *testing.T, body []byte) time.Time {
+	t.Helper()
+	var r struct {
 		Meta struct{ LastUpdated time.Time } `json:"meta"`
 	}
-	if err := json.Unmarshal(first.body, &v1); err != nil {
+	if err := json.Unmarshal(body, &r); err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(second.body, &v2); err != nil {
-		t.Fatal(err)
-	}
-	if v2.Meta.LastUpdated.Before(v1.Meta.LastUpdated) {
-		t.Errorf("version 2 stamped %s, before version 1's %s", v2.Meta.LastUpdated, v1.Meta.LastUpdated)
-	}
+	return r.Meta.LastUpdated
 }
