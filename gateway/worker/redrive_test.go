@@ -4,11 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"maps"
 	"net/http"
-	"net/http/httptest"
-	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,8 +13,6 @@ import (
 	"github.com/signpost-health/signpost/gateway"
 	"github.com/signpost-health/signpost/gateway/delivery"
 	"github.com/signpost-health/signpost/gateway/insights"
-	"github.com/signpost-health/signpost/gateway/outbound"
-	"github.com/signpost-health/signpost/gateway/webhook"
 	"github.com/signpost-health/signpost/gateway/worker"
 )
 
@@ -123,25 +118,7 @@ func TestRedriveLeavesAProvidersFailure(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := setup(t)
-	release := make(chan struct{})
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.ReadAll(r.Body) // stored; the answer comes too late
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	t.Cleanup(func() { close(release); slow.Close() })
-	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 100 * time.Millisecond})
-	q := e.store.Queues(gateway.QueueDelivery)
-	w := newQuickWorker(worker.Options{Queue: q, Handler: &worker.Deliveries{Queue: q, Domain: e.svc.Delivery, Switch: e.store,
-		Sender: webhook.NewSender(client, time.Now), Retry: ms(10, 10),
-		Endpoints: map[string]worker.Endpoint{"walking": {Name: "Slow", Kind: "webhook", URL: slow.URL, Secrets: [][]byte{secret}}}},
-		Consumer: "test-" + gateway.NewID()[:8], ReclaimIdle: time.Minute, Grace: time.Second})
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { _ = w.Run(runCtx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	e.deliverToSlowReceiver(func(*http.Request) {})
 
 	task := e.refer("RP-1", "390893007")
 	var dead []gateway.QueuedJob

@@ -28,28 +28,11 @@ func TestTimedOutDeliveryIsUnconfirmedNotFailed(t *testing.T) {
 	e := setup(t)
 	var mu sync.Mutex
 	ids := map[string]int{}
-	release := make(chan struct{})
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.ReadAll(r.Body) // read, so the server notices the sender giving up
+	e.deliverToSlowReceiver(func(r *http.Request) {
 		mu.Lock()
 		ids[r.Header.Get("webhook-id")]++ // stored; the answer comes too late
 		mu.Unlock()
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	t.Cleanup(func() { close(release); slow.Close() })
-	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 100 * time.Millisecond})
-	q := e.store.Queues(gateway.QueueDelivery)
-	w := newQuickWorker(worker.Options{Queue: q, Handler: &worker.Deliveries{Queue: q, Domain: e.svc.Delivery, Switch: e.store,
-		Sender: webhook.NewSender(client, time.Now), Retry: ms(10, 10),
-		Endpoints: map[string]worker.Endpoint{"walking": {Name: "Slow", Kind: "webhook", URL: slow.URL, Secrets: [][]byte{secret}}}},
-		Consumer: "test-" + gateway.NewID()[:8], ReclaimIdle: time.Minute, Grace: time.Second})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = w.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	})
 
 	task := e.refer("TO-1", "390893007")
 	var dead []gateway.QueuedJob
@@ -71,4 +54,32 @@ func TestTimedOutDeliveryIsUnconfirmedNotFailed(t *testing.T) {
 	if err := e.svc.Delivery.Redrive(context.Background(), dead[0]); err != nil {
 		t.Errorf("re-driving an unconfirmed delivery: %v", err)
 	}
+}
+
+// deliverToSlowReceiver runs a delivery worker whose provider ("walking")
+// stores each referral (stored sees the request, its body read) and
+// answers only after the 100 ms delivery timeout, until the test ends;
+// attempts are 10 ms apart, two retries.
+func (e *env) deliverToSlowReceiver(stored func(*http.Request)) {
+	e.t.Helper()
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body) // read, so the server notices the sender giving up
+		stored(r)
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	e.t.Cleanup(func() { close(release); slow.Close() })
+	client := outbound.NewClient(outbound.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Timeout: 100 * time.Millisecond})
+	q := e.store.Queues(gateway.QueueDelivery)
+	w := newQuickWorker(worker.Options{Queue: q, Handler: &worker.Deliveries{Queue: q, Domain: e.svc.Delivery, Switch: e.store,
+		Sender: webhook.NewSender(client, time.Now), Retry: ms(10, 10),
+		Endpoints: map[string]worker.Endpoint{"walking": {Name: "Slow", Kind: "webhook", URL: slow.URL, Secrets: [][]byte{secret}}}},
+		Consumer: "test-" + gateway.NewID()[:8], ReclaimIdle: time.Minute, Grace: time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	e.t.Cleanup(func() { cancel(); <-done })
 }

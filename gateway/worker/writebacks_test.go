@@ -133,24 +133,15 @@ func (e *env) startWriteBacksRetrying(targets map[string]*notify.GPServer, retry
 	e.t.Cleanup(func() { cancel(); <-done })
 }
 
-// move changes a Task's status as the provider would.
+// move changes a Task's status (and reason, when given) as the provider
+// would.
 func (e *env) move(taskID, status, reason string) {
 	e.t.Helper()
-	cur, err := e.store.Read(context.Background(), "Task", taskID)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var m map[string]any
-	_ = json.Unmarshal(cur.Body, &m)
-	m["status"] = status
+	members := map[string]any{"status": status}
 	if reason != "" {
-		m["statusReason"] = map[string]any{"text": reason}
+		members["statusReason"] = map[string]any{"text": reason}
 	}
-	b, _ := json.Marshal(m)
-	caller := gateway.Caller{ClientID: "walking", Kind: gateway.CallerProvider}
-	if _, err := e.svc.Intake.Update(context.Background(), caller, "Task", taskID, b, cur.ETag(), nil); err != nil {
-		e.t.Fatal(err)
-	}
+	e.provide(taskID, members)
 }
 
 func TestWriteBackFollowsTheTaskIntoTheGPRecord(t *testing.T) {
